@@ -1,0 +1,221 @@
+# gpufed build.
+#
+# The build is driven by file-naming conventions so that adding a module,
+# a test or a fuzzer never requires editing this file:
+#
+#   MODULE/*.c                 -> $(B)/MODULE/lib.a   (one static library per module)
+#   MODULE/main_NAME.c         -> $(B)/bin/NAME       (a program; not part of lib.a)
+#   MODULE/test/test_NAME.c    -> $(B)/test/MODULE/test_NAME  (one cmocka binary
+#                                 per module under test; other *.c files in
+#                                 MODULE/test/ are support code linked into
+#                                 every test binary of that module)
+#   MODULE/fuzz/fuzz_NAME.c    -> libFuzzer target (make fuzz) and a corpus
+#                                 replayer (make check) over
+#                                 MODULE/fuzz/corpus/NAME/
+#
+# Variants live in their own build directories: build/debug (default),
+# build/asan (ASan+UBSan), build/fuzz (clang, -fsanitize=fuzzer).
+# A module may add rules of its own in MODULE/module.mk.
+
+MODULES := common kubeclient policy controller e2e/kubesim e2e/bench
+
+# What each module may link against, dependents first (static libraries are
+# resolved left to right). This is DESIGN.md's dependency table made
+# mechanical: a module that reaches "up" fails to link.
+DEPS_common := common
+DEPS_kubeclient := kubeclient common
+DEPS_policy := policy common
+DEPS_controller := controller kubeclient policy common
+DEPS_e2e/kubesim := e2e/kubesim kubeclient common
+DEPS_e2e/bench := e2e/bench controller kubeclient policy common
+
+VARIANT ?= debug
+# BUILD can be moved so that several builds of one tree do not share objects.
+BUILD ?= build
+B := $(BUILD)/$(VARIANT)
+
+CC ?= cc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+
+WARN := -Wall -Wextra -Wpedantic -Wshadow -Wformat=2 -Wstrict-prototypes \
+        -Wmissing-prototypes -Wvla -Werror
+# GF_LOG(lc, level, msg, "") is the documented way to log without extra
+# fields; the empty format string is deliberate.
+WARN += -Wno-format-zero-length
+CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. $(EXTRA_CPPFLAGS)
+CFLAGS := -std=c11 -g -O2 -fno-omit-frame-pointer $(WARN) $(EXTRA_CFLAGS)
+LDFLAGS := $(EXTRA_LDFLAGS)
+LDLIBS := -luv -lcurl -lcjson -lyaml -lhttp_parser -lssl -lcrypto -lm -lpthread
+TEST_LDLIBS := -lcmocka
+
+ifeq ($(VARIANT),asan)
+CFLAGS += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# --- sources -----------------------------------------------------------------
+lib_srcs = $(filter-out $(1)/main_%.c,$(wildcard $(1)/*.c))
+main_srcs := $(foreach m,$(MODULES),$(wildcard $(m)/main_*.c))
+# module_of(path/to/file.c): the module a source belongs to.
+module_of = $(firstword $(foreach m,$(MODULES),$(if $(filter $(m)/%,$(1)),$(m))))
+libs_of = $(foreach d,$(DEPS_$(call module_of,$(1))),$(B)/$(d)/lib.a)
+BINS := $(foreach s,$(main_srcs),$(B)/bin/$(patsubst main_%.c,%,$(notdir $(s))))
+
+test_srcs := $(foreach m,$(MODULES),$(wildcard $(m)/test/test_*.c))
+TESTS := $(patsubst %.c,$(B)/%,$(test_srcs))
+fuzz_srcs := $(foreach m,$(MODULES),$(wildcard $(m)/fuzz/fuzz_*.c))
+REPLAYS := $(patsubst %.c,$(B)/replay/%,$(fuzz_srcs))
+
+all: $(BINS)
+
+.PHONY: all deps check test unit asan valgrind fuzz fuzz-build fmt fmt-check \
+        lint e2e demo bench clean help
+
+help:
+	@echo "make deps      install missing Debian build dependencies"
+	@echo "make           build programs into $(B)/bin"
+	@echo "make test      everything CI runs: unit + fuzz replay + asan + e2e"
+	@echo "make check     unit tests and fuzz-corpus replay (debug build)"
+	@echo "make asan      unit tests under ASan+UBSan"
+	@echo "make valgrind  unit tests under valgrind --leak-check=full"
+	@echo "make fuzz      short, time-boxed libFuzzer runs (FUZZ_SECONDS=$(FUZZ_SECONDS))"
+	@echo "make fmt|lint  format, or check format + static analysis + banned calls"
+	@echo "make demo      hub + three simulated members, jobs, a partition, a summary"
+	@echo "make bench     benchmarks under e2e/bench (figures, not assertions)"
+
+# --- compile -----------------------------------------------------------------
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+define module_lib
+$(B)/$(1)/lib.a: $(patsubst %.c,$(B)/%.o,$(call lib_srcs,$(1)))
+	@mkdir -p $$(@D)
+	rm -f $$@
+	$$(if $$^,ar rcs $$@ $$^,ar rcs $$@)
+endef
+$(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
+
+define program
+$(B)/bin/$(patsubst main_%.c,%,$(notdir $(1))): $(B)/$(1:.c=.o) $(call libs_of,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(call libs_of,$(1)) $$(LDLIBS)
+endef
+$(foreach s,$(main_srcs),$(eval $(call program,$(s))))
+
+support_objs = $(patsubst %.c,$(B)/%.o,$(filter-out $(1)/test/test_%.c,$(wildcard $(1)/test/*.c)))
+define unit_test
+$(B)/$(1:.c=): $(B)/$(1:.c=.o) $(call support_objs,$(patsubst %/test/,%,$(dir $(1)))) $(call libs_of,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(call support_objs,$(patsubst %/test/,%,$(dir $(1)))) $(call libs_of,$(1)) $$(LDLIBS) $$(TEST_LDLIBS)
+endef
+$(foreach t,$(test_srcs),$(eval $(call unit_test,$(t))))
+
+# Corpus replay: the fuzz target linked with a plain main() that feeds it
+# every file of its corpus, so every build replays what the fuzzer found.
+define replay
+$(B)/replay/$(1:.c=): $(B)/$(1:.c=.o) $(B)/common/fuzz/replay.o $(call libs_of,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/common/fuzz/replay.o $(call libs_of,$(1)) $$(LDLIBS)
+endef
+$(foreach f,$(fuzz_srcs),$(eval $(call replay,$(f))))
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(wildcard $(addsuffix /module.mk,$(MODULES)))
+
+# --- tests -------------------------------------------------------------------
+# Tests run with the project's own programs on PATH-independent paths:
+# GF_BIN tells tests and scripts where this variant's programs are.
+export GF_BIN := $(abspath $(B)/bin)
+export GF_SHARED ?= $(abspath ../shared)
+
+unit: $(TESTS) $(BINS)
+	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+
+replay-corpus: $(REPLAYS)
+	@set -e; for r in $(REPLAYS); do \
+	  src=$${r#$(B)/replay/}; dir=$$(dirname $$src)/corpus/$$(basename $$src | sed 's/^fuzz_//'); \
+	  echo "== replay $$src ($$dir)"; $$r $$dir; done
+
+check: unit replay-corpus
+
+asan:
+	$(MAKE) VARIANT=asan check
+
+VALGRIND := valgrind --leak-check=full --show-leak-kinds=definite,indirect \
+            --errors-for-leak-kinds=definite,indirect --error-exitcode=1 -q \
+            --suppressions=.ci/valgrind.supp
+valgrind: $(TESTS)
+	@set -e; for t in $(TESTS); do echo "== valgrind $$t"; \
+	  GF_UNDER_VALGRIND=1 $(VALGRIND) $$t; done
+
+e2e: $(BINS)
+	@set -e; for s in $(sort $(wildcard e2e/test_*.sh)); do echo "== $$s"; bash $$s; done
+
+test: check
+	$(MAKE) asan
+	$(MAKE) e2e
+
+# --- fuzz --------------------------------------------------------------------
+FUZZ_SECONDS ?= 20
+FUZZ_CC := clang
+fuzz-build:
+	$(MAKE) VARIANT=fuzz CC=$(FUZZ_CC) \
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined -Wno-unused-command-line-argument" \
+	  fuzz-bins
+FUZZERS := $(patsubst %.c,$(B)/fuzzer/%,$(fuzz_srcs))
+define fuzzer
+$(B)/fuzzer/$(1:.c=): $(B)/$(1:.c=.o) $(call libs_of,$(1))
+	@mkdir -p $$(@D)
+	$$(CC) -fsanitize=fuzzer,address,undefined -o $$@ $$< $(call libs_of,$(1)) $$(LDLIBS)
+endef
+$(foreach f,$(fuzz_srcs),$(eval $(call fuzzer,$(f))))
+fuzz-bins: $(FUZZERS)
+fuzz: fuzz-build
+	@set -e; for f in $(fuzz_srcs); do \
+	  name=$$(basename $$f .c | sed 's/^fuzz_//'); dir=$$(dirname $$f)/corpus/$$name; \
+	  work=$(BUILD)/fuzz/work/$$name; mkdir -p $$work; \
+	  echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
+	  $(BUILD)/fuzz/fuzzer/$${f%.c} -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+	    -artifact_prefix=$(BUILD)/fuzz/ $$work $$dir; done
+
+# --- style -------------------------------------------------------------------
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+fmt:
+	clang-format -i $(C_FILES)
+fmt-check:
+	clang-format --dry-run -Werror $(C_FILES)
+BANNED := '\b(sprintf|strcpy|strcat|strtok|atoi|atol|gets|sscanf|system|alloca)[[:space:]]*\('
+lint: fmt-check
+	@if git grep -nE $(BANNED) -- '*.c' '*.h'; then \
+	  echo "lint: banned function (STYLE.md §9)"; exit 1; fi
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -I. $(MODULES)
+	clang-tidy --quiet $(filter %.c,$(C_FILES)) -- $(CPPFLAGS) -std=c11
+
+# --- dependencies ------------------------------------------------------------
+DEB_DEPS := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
+            libcjson-dev libyaml-dev libssl-dev libhttp-parser-dev \
+            libcmocka-dev python3-kubernetes kubectl clang valgrind
+deps:
+	@missing=""; for p in $(DEB_DEPS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "deps: all present"; fi
+
+demo: deps
+	@$(MAKE) all
+	@bash e2e/demo.sh
+
+bench: all
+	@set -e; for s in $(sort $(wildcard e2e/bench/bench_*.sh)); do echo "== $$s"; bash $$s; done
+
+clean:
+	rm -rf build

@@ -1,0 +1,55 @@
+/*
+ * alloc: the one allocator of gpufed.
+ *
+ * Every allocation in the process (ours, cJSON's, libuv's and libcurl's)
+ * goes through these functions so that a single live-allocation counter
+ * covers everything; tests assert that it returns to zero after teardown.
+ *
+ * On allocation failure the process logs and aborts, as Redis zmalloc
+ * does: controller state is rebuilt by observation, so a restart is a
+ * correct recovery. Sizes that come from untrusted input must therefore be
+ * checked against a cap *before* they reach these functions.
+ *
+ * Thread-safety: the counters are atomic because libcurl's threaded
+ * resolver may allocate from its own thread; everything else in gpufed
+ * runs on the loop thread.
+ */
+#ifndef GF_ALLOC_H
+#define GF_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returned-owned; free with gf_free(). Never return NULL. */
+void *gf_malloc(size_t size);
+void *gf_calloc(size_t nmemb, size_t size);
+void *gf_realloc(void *ptr, size_t size);
+char *gf_strdup(const char *s);
+/* Copies at most n bytes of s and NUL-terminates. */
+char *gf_strndup(const char *s, size_t n);
+/* Accepts NULL. */
+void gf_free(void *ptr);
+
+/* Frees and clears the pointer so no dangling copy stays in a struct. */
+#define GF_FREE(p)                                                             \
+    do {                                                                       \
+        gf_free(p);                                                            \
+        (p) = NULL;                                                            \
+    } while (0)
+
+/* Number of blocks currently allocated, and their total size in bytes. */
+int64_t gf_alloc_live(void);
+int64_t gf_alloc_live_bytes(void);
+/* Total number of allocations ever made (a cheap activity counter). */
+uint64_t gf_alloc_total(void);
+
+/*
+ * Routes cJSON, libuv and libcurl through gf_malloc. Call once at the top
+ * of main(), before any other libuv or libcurl call (libuv requires
+ * uv_replace_allocator to run first). Returns 0 or a negative error.
+ * gf_alloc_global_cleanup() undoes curl_global_init.
+ */
+int gf_alloc_global_init(void);
+void gf_alloc_global_cleanup(void);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * json: read helpers over cJSON and parsers for Kubernetes scalar formats
+ * (quantities and durations).
+ */
+#include "common/json.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+#define PATH_SEGMENT_MAX 256
+
+const cJSON *gf_json_path(const cJSON *root, const char *path)
+{
+    const cJSON *node = root;
+    const char *p = path;
+    char key[PATH_SEGMENT_MAX];
+    while (node != NULL && *p != '\0') {
+        const char *dot = strchr(p, '.');
+        size_t n = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        if (n >= sizeof(key) || !cJSON_IsObject(node))
+            return NULL;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        node = cJSON_GetObjectItemCaseSensitive(node, key);
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+    return node;
+}
+
+const char *gf_json_str(const cJSON *root, const char *path)
+{
+    const cJSON *n = gf_json_path(root, path);
+    return cJSON_IsString(n) ? n->valuestring : NULL;
+}
+
+int gf_json_int(const cJSON *root, const char *path, int64_t *out)
+{
+    const cJSON *n = gf_json_path(root, path);
+    if (n == NULL)
+        return -ENOENT;
+    if (!cJSON_IsNumber(n))
+        return -EINVAL;
+    double v = n->valuedouble;
+    /* Integers beyond 2^53 cannot be told apart in a double. */
+    if (v != floor(v) || fabs(v) > 9007199254740992.0)
+        return -EINVAL;
+    *out = (int64_t)v;
+    return 0;
+}
+
+int gf_json_bool(const cJSON *root, const char *path, bool *out)
+{
+    const cJSON *n = gf_json_path(root, path);
+    if (n == NULL)
+        return -ENOENT;
+    if (!cJSON_IsBool(n))
+        return -EINVAL;
+    *out = cJSON_IsTrue(n);
+    return 0;
+}
+
+static const char *meta_map_get(const cJSON *obj, const char *map,
+                                const char *key)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, map);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+const char *gf_json_label(const cJSON *obj, const char *key)
+{
+    return meta_map_get(obj, "labels", key);
+}
+
+const char *gf_json_annotation(const cJSON *obj, const char *key)
+{
+    return meta_map_get(obj, "annotations", key);
+}
+
+static int pow10_u64(unsigned e, uint64_t *out)
+{
+    uint64_t v = 1;
+    for (unsigned i = 0; i < e; i++) {
+        if (__builtin_mul_overflow(v, 10, &v))
+            return -ERANGE;
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * Quantity grammar (Kubernetes resource.Quantity):
+ *   [+-] digits [. digits] [suffix]
+ *   suffix: Ki Mi Gi Ti Pi Ei | n u m k M G T P E | e[+-]digits
+ * The value in milli-units is rounded up, as Quantity.MilliValue() does.
+ */
+int gf_quantity_parse_milli(const char *s, int64_t *milli)
+{
+    const char *p = s;
+    bool neg = false;
+    if (*p == '+' || *p == '-')
+        neg = *p++ == '-';
+    uint64_t mant = 0;
+    unsigned ndigits = 0, frac = 0;
+    bool seen_dot = false, any = false;
+    for (;; p++) {
+        if (*p >= '0' && *p <= '9') {
+            any = true;
+            if (mant == 0 && *p == '0' && !seen_dot)
+                continue; /* leading zeros carry no precision */
+            if (++ndigits > 18)
+                return -ERANGE;
+            mant = mant * 10 + (uint64_t)(*p - '0');
+            if (seen_dot)
+                frac++;
+        } else if (*p == '.' && !seen_dot) {
+            seen_dot = true;
+        } else {
+            break;
+        }
+    }
+    if (!any)
+        return -EINVAL;
+    int dec_exp = 0;  /* power of ten */
+    unsigned bin = 0; /* power of 1024 */
+    if (*p == '\0') {
+    } else if (p[1] == 'i' && p[2] == '\0' && strchr("KMGTPE", p[0])) {
+        bin = (unsigned)(strchr("KMGTPE", p[0]) - "KMGTPE") + 1;
+    } else if (p[1] == '\0' && strchr("numkMGTPE", p[0])) {
+        static const int exps[] = {-9, -6, -3, 3, 6, 9, 12, 15, 18};
+        dec_exp = exps[strchr("numkMGTPE", p[0]) - "numkMGTPE"];
+    } else if (p[0] == 'e' || p[0] == 'E') {
+        int64_t e;
+        if (gf_parse_i64(p + 1, &e) != 0 || e < -30 || e > 30)
+            return -EINVAL;
+        dec_exp = (int)e;
+    } else {
+        return -EINVAL;
+    }
+    /* milli = mant * 1024^bin * 10^(dec_exp + 3 - frac), rounded up. */
+    if (mant == 0) {
+        *milli = 0;
+        return 0;
+    }
+    uint64_t v = mant;
+    for (unsigned i = 0; i < bin; i++) {
+        if (__builtin_mul_overflow(v, 1024, &v))
+            return -ERANGE;
+    }
+    int e10 = dec_exp + 3 - (int)frac;
+    uint64_t scale;
+    if (e10 >= 0) {
+        if (pow10_u64((unsigned)e10, &scale) != 0 ||
+            __builtin_mul_overflow(v, scale, &v))
+            return -ERANGE;
+    } else {
+        if (pow10_u64((unsigned)-e10, &scale) != 0) {
+            v = v != 0; /* far below one milli: rounds up to one */
+        } else {
+            v = v / scale + (v % scale != 0);
+        }
+    }
+    if (v > (uint64_t)INT64_MAX)
+        return -ERANGE;
+    *milli = neg ? -(int64_t)v : (int64_t)v;
+    return 0;
+}
+
+int gf_json_quantity_milli(const cJSON *node, int64_t *milli)
+{
+    if (cJSON_IsString(node))
+        return gf_quantity_parse_milli(node->valuestring, milli);
+    if (cJSON_IsNumber(node)) {
+        double v = node->valuedouble * 1000.0;
+        if (!(fabs(v) < 9.2e18))
+            return -ERANGE;
+        *milli = (int64_t)ceil(v);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int gf_duration_parse_ms(const char *s, int64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1},
+                 {"s", 1000},  {"m", 60000}, {"h", 3600000}};
+    const char *p = s;
+    double total = 0;
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    if (*p == '\0')
+        return -EINVAL;
+    while (*p != '\0') {
+        /* Digits and one dot only: strtod would also take exponents and
+         * hex floats, which Go's durations do not allow. */
+        double v = 0, scale = 1;
+        bool dot = false, any = false;
+        for (; (*p >= '0' && *p <= '9') || (*p == '.' && !dot); p++) {
+            if (*p == '.') {
+                dot = true;
+                continue;
+            }
+            any = true;
+            if (dot)
+                scale /= 10;
+            v = dot ? v + (*p - '0') * scale : v * 10 + (*p - '0');
+        }
+        if (!any || v > 9.2e15)
+            return -EINVAL;
+        size_t best = 0;
+        int which = -1;
+        for (int i = 0; i < (int)(sizeof(units) / sizeof(units[0])); i++) {
+            size_t n = strlen(units[i].unit);
+            if (strncmp(p, units[i].unit, n) == 0 && n > best) {
+                best = n;
+                which = i;
+            }
+        }
+        if (which < 0)
+            return -EINVAL;
+        p += best;
+        total += v * units[which].ms;
+        if (total > 9.2e15)
+            return -ERANGE;
+    }
+    *ms = (int64_t)total;
+    return 0;
+}
+
+int gf_parse_i64(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0' || *s == ' ')
+        return -EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno == ERANGE)
+        return -ERANGE;
+    if (*end != '\0' || end == s)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}

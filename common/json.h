@@ -1,0 +1,40 @@
+/*
+ * json: small helpers over cJSON for reading API objects.
+ *
+ * Paths are dot-separated object keys ("metadata.name",
+ * "status.admission.clusterQueue"). Keys containing dots cannot be
+ * addressed this way; use cJSON directly for those (labels/annotations
+ * have gf_json_label()).
+ */
+#ifndef GF_JSON_H
+#define GF_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Returned-borrowed; NULL if absent or not of that type. */
+const cJSON *gf_json_path(const cJSON *root, const char *path);
+const char *gf_json_str(const cJSON *root, const char *path);
+/* 0, -ENOENT (absent) or -EINVAL (wrong type / out of range). */
+int gf_json_int(const cJSON *root, const char *path, int64_t *out);
+int gf_json_bool(const cJSON *root, const char *path, bool *out);
+/* metadata.labels[key] / metadata.annotations[key], or NULL. */
+const char *gf_json_label(const cJSON *obj, const char *key);
+const char *gf_json_annotation(const cJSON *obj, const char *key);
+
+/*
+ * Parses a Kubernetes quantity ("8", "500m", "16Gi", "1.5") into
+ * milli-units. 0, -EINVAL for malformed input, -ERANGE on overflow.
+ */
+int gf_quantity_parse_milli(const char *s, int64_t *milli);
+/* Same for a JSON number or string node. */
+int gf_json_quantity_milli(const cJSON *node, int64_t *milli);
+
+/* Parses a duration "90s", "5m", "1h30m", "250ms" into ms. */
+int gf_duration_parse_ms(const char *s, int64_t *ms);
+
+/* Parses a decimal integer with full validation (strtoll, end, errno). */
+int gf_parse_i64(const char *s, int64_t *out);
+
+#endif
