@@ -72,6 +72,8 @@ static void heap_push(struct gf_clock *clk, struct gf_timer *t)
 {
     if (clk->heap_len == clk->heap_cap) {
         clk->heap_cap = clk->heap_cap ? clk->heap_cap * 2 : 16;
+        /* The heap is an array of pointers; clang-tidy misreads this. */
+        // NOLINTNEXTLINE(bugprone-sizeof-expression)
         clk->heap = gf_realloc(clk->heap, clk->heap_cap * sizeof(*clk->heap));
     }
     heap_set(clk, clk->heap_len++, t);
@@ -272,34 +274,45 @@ static int expect(const char **p, char c)
     return 0;
 }
 
-int gf_time_parse_rfc3339(const char *s, int64_t *wall_ms)
+/* "YYYY-MM-DD" followed by 'T', 't' or ' '. */
+static int parse_date(const char **p, unsigned *y, unsigned *mo, unsigned *d)
 {
-    unsigned y, mo, d, h, mi, se, frac_ms = 0;
-    const char *p = s;
-    if (digits(&p, 4, &y) || expect(&p, '-') || digits(&p, 2, &mo) ||
-        expect(&p, '-') || digits(&p, 2, &d))
+    if (digits(p, 4, y) || expect(p, '-') || digits(p, 2, mo) ||
+        expect(p, '-') || digits(p, 2, d))
         return -EINVAL;
-    if (*p != 'T' && *p != 't' && *p != ' ')
+    if (**p != 'T' && **p != 't' && **p != ' ')
         return -EINVAL;
-    p++;
-    if (digits(&p, 2, &h) || expect(&p, ':') || digits(&p, 2, &mi) ||
-        expect(&p, ':') || digits(&p, 2, &se))
+    (*p)++;
+    return 0;
+}
+
+/* "HH:MM:SS" with an optional fraction, kept to milliseconds. */
+static int parse_clock(const char **p, unsigned *h, unsigned *mi, unsigned *se,
+                       unsigned *ms)
+{
+    if (digits(p, 2, h) || expect(p, ':') || digits(p, 2, mi) ||
+        expect(p, ':') || digits(p, 2, se))
         return -EINVAL;
-    if (*p == '.') {
-        p++;
-        int n = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (n < 3)
-                frac_ms = frac_ms * 10 + (unsigned)(*p - '0');
-            n++;
-            p++;
-        }
-        if (n == 0)
-            return -EINVAL;
-        for (int i = n; i < 3; i++)
-            frac_ms *= 10;
+    *ms = 0;
+    if (**p != '.')
+        return 0;
+    (*p)++;
+    int n = 0;
+    for (; **p >= '0' && **p <= '9'; (*p)++, n++) {
+        if (n < 3)
+            *ms = *ms * 10 + (unsigned)(**p - '0');
     }
-    int64_t offset_min = 0;
+    if (n == 0)
+        return -EINVAL;
+    for (int i = n; i < 3; i++)
+        *ms *= 10;
+    return 0;
+}
+
+/* "Z" or "+HH:MM" / "-HH:MM", then the end of the string. */
+static int parse_offset(const char *p, int64_t *offset_min)
+{
+    *offset_min = 0;
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
@@ -309,22 +322,36 @@ int gf_time_parse_rfc3339(const char *s, int64_t *wall_ms)
         if (digits(&p, 2, &oh) || expect(&p, ':') || digits(&p, 2, &om) ||
             oh > 23 || om > 59)
             return -EINVAL;
-        offset_min = sign * (int64_t)(oh * 60 + om);
+        *offset_min = sign * (int64_t)(oh * 60 + om);
     } else {
         return -EINVAL;
     }
-    if (*p != '\0')
-        return -EINVAL;
+    return *p == '\0' ? 0 : -EINVAL;
+}
+
+static bool valid_date(unsigned y, unsigned mo, unsigned d)
+{
     static const unsigned mdays[] = {31, 29, 31, 30, 31, 30,
                                      31, 31, 30, 31, 30, 31};
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 ||
-        se > 60)
-        return -EINVAL;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+        return false;
     bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo == 2 && d == 29 && !leap)
+    return !(mo == 2 && d == 29 && !leap);
+}
+
+int gf_time_parse_rfc3339(const char *s, int64_t *wall_ms)
+{
+    unsigned y, mo, d, h, mi, se, frac_ms;
+    int64_t offset_min;
+    const char *p = s;
+    if (parse_date(&p, &y, &mo, &d) ||
+        parse_clock(&p, &h, &mi, &se, &frac_ms) || parse_offset(p, &offset_min))
+        return -EINVAL;
+    if (!valid_date(y, mo, d) || h > 23 || mi > 59 || se > 60)
         return -EINVAL;
     int64_t days = days_from_civil(y, mo, d);
-    int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - offset_min * 60;
+    int64_t secs = days * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + se -
+                   offset_min * 60;
     *wall_ms = secs * 1000 + frac_ms;
     return 0;
 }

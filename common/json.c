@@ -95,10 +95,81 @@ static int pow10_u64(unsigned e, uint64_t *out)
     return 0;
 }
 
+/* Digits with at most one dot; leading zeros carry no precision. */
+static int parse_mantissa(const char **pp, uint64_t *mant, unsigned *frac)
+{
+    const char *p = *pp;
+    unsigned ndigits = 0;
+    bool seen_dot = false, any = false;
+    *mant = 0;
+    *frac = 0;
+    for (;; p++) {
+        if (*p == '.' && !seen_dot) {
+            seen_dot = true;
+            continue;
+        }
+        if (*p < '0' || *p > '9')
+            break;
+        any = true;
+        if (*mant == 0 && *p == '0' && !seen_dot)
+            continue;
+        if (++ndigits > 18)
+            return -ERANGE;
+        *mant = *mant * 10 + (uint64_t)(*p - '0');
+        *frac += seen_dot;
+    }
+    *pp = p;
+    return any ? 0 : -EINVAL;
+}
+
+/* Suffix: Ki..Ei (powers of 1024), n u m k M G T P E, or e<int>. */
+static int parse_suffix(const char *p, int *dec_exp, unsigned *bin)
+{
+    static const char binary[] = "KMGTPE";
+    static const char decimal[] = "numkMGTPE";
+    static const int exps[] = {-9, -6, -3, 3, 6, 9, 12, 15, 18};
+    *dec_exp = 0;
+    *bin = 0;
+    if (*p == '\0')
+        return 0;
+    if (p[1] == 'i' && p[2] == '\0' && strchr(binary, p[0])) {
+        *bin = (unsigned)(strchr(binary, p[0]) - binary) + 1;
+        return 0;
+    }
+    if (p[1] == '\0' && strchr(decimal, p[0])) {
+        *dec_exp = exps[strchr(decimal, p[0]) - decimal];
+        return 0;
+    }
+    if (p[0] == 'e' || p[0] == 'E') {
+        int64_t e;
+        if (gf_parse_i64(p + 1, &e) != 0 || e < -30 || e > 30)
+            return -EINVAL;
+        *dec_exp = (int)e;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* v * 10^e10, rounding up when e10 < 0 (far below one: rounds to one). */
+static int scale10(uint64_t v, int e10, uint64_t *out)
+{
+    uint64_t scale;
+    if (e10 >= 0) {
+        if (pow10_u64((unsigned)e10, &scale) != 0 ||
+            __builtin_mul_overflow(v, scale, out))
+            return -ERANGE;
+        return 0;
+    }
+    if (pow10_u64((unsigned)-e10, &scale) != 0)
+        *out = v != 0;
+    else
+        *out = v / scale + (v % scale != 0);
+    return 0;
+}
+
 /*
  * Quantity grammar (Kubernetes resource.Quantity):
  *   [+-] digits [. digits] [suffix]
- *   suffix: Ki Mi Gi Ti Pi Ei | n u m k M G T P E | e[+-]digits
  * The value in milli-units is rounded up, as Quantity.MilliValue() does.
  */
 int gf_quantity_parse_milli(const char *s, int64_t *milli)
@@ -107,67 +178,24 @@ int gf_quantity_parse_milli(const char *s, int64_t *milli)
     bool neg = false;
     if (*p == '+' || *p == '-')
         neg = *p++ == '-';
-    uint64_t mant = 0;
-    unsigned ndigits = 0, frac = 0;
-    bool seen_dot = false, any = false;
-    for (;; p++) {
-        if (*p >= '0' && *p <= '9') {
-            any = true;
-            if (mant == 0 && *p == '0' && !seen_dot)
-                continue; /* leading zeros carry no precision */
-            if (++ndigits > 18)
-                return -ERANGE;
-            mant = mant * 10 + (uint64_t)(*p - '0');
-            if (seen_dot)
-                frac++;
-        } else if (*p == '.' && !seen_dot) {
-            seen_dot = true;
-        } else {
-            break;
-        }
-    }
-    if (!any)
-        return -EINVAL;
-    int dec_exp = 0;  /* power of ten */
-    unsigned bin = 0; /* power of 1024 */
-    if (*p == '\0') {
-    } else if (p[1] == 'i' && p[2] == '\0' && strchr("KMGTPE", p[0])) {
-        bin = (unsigned)(strchr("KMGTPE", p[0]) - "KMGTPE") + 1;
-    } else if (p[1] == '\0' && strchr("numkMGTPE", p[0])) {
-        static const int exps[] = {-9, -6, -3, 3, 6, 9, 12, 15, 18};
-        dec_exp = exps[strchr("numkMGTPE", p[0]) - "numkMGTPE"];
-    } else if (p[0] == 'e' || p[0] == 'E') {
-        int64_t e;
-        if (gf_parse_i64(p + 1, &e) != 0 || e < -30 || e > 30)
-            return -EINVAL;
-        dec_exp = (int)e;
-    } else {
-        return -EINVAL;
-    }
-    /* milli = mant * 1024^bin * 10^(dec_exp + 3 - frac), rounded up. */
-    if (mant == 0) {
+    uint64_t v;
+    unsigned frac, bin;
+    int dec_exp;
+    int rc = parse_mantissa(&p, &v, &frac);
+    if (rc == 0)
+        rc = parse_suffix(p, &dec_exp, &bin);
+    if (rc != 0)
+        return rc;
+    if (v == 0) {
         *milli = 0;
         return 0;
     }
-    uint64_t v = mant;
     for (unsigned i = 0; i < bin; i++) {
         if (__builtin_mul_overflow(v, 1024, &v))
             return -ERANGE;
     }
-    int e10 = dec_exp + 3 - (int)frac;
-    uint64_t scale;
-    if (e10 >= 0) {
-        if (pow10_u64((unsigned)e10, &scale) != 0 ||
-            __builtin_mul_overflow(v, scale, &v))
-            return -ERANGE;
-    } else {
-        if (pow10_u64((unsigned)-e10, &scale) != 0) {
-            v = v != 0; /* far below one milli: rounds up to one */
-        } else {
-            v = v / scale + (v % scale != 0);
-        }
-    }
-    if (v > (uint64_t)INT64_MAX)
+    /* milli = mant * 1024^bin * 10^(dec_exp + 3 - frac) */
+    if (scale10(v, dec_exp + 3 - (int)frac, &v) != 0 || v > (uint64_t)INT64_MAX)
         return -ERANGE;
     *milli = neg ? -(int64_t)v : (int64_t)v;
     return 0;
@@ -187,51 +215,64 @@ int gf_json_quantity_milli(const cJSON *node, int64_t *milli)
     return -EINVAL;
 }
 
-int gf_duration_parse_ms(const char *s, int64_t *ms)
+/* Digits and one dot only: strtod would also take exponents and hex
+ * floats, which Go's durations do not allow. */
+static int parse_decimal(const char **pp, double *out)
+{
+    double v = 0, scale = 1;
+    bool dot = false, any = false;
+    const char *p = *pp;
+    for (; (*p >= '0' && *p <= '9') || (*p == '.' && !dot); p++) {
+        if (*p == '.') {
+            dot = true;
+            continue;
+        }
+        any = true;
+        if (dot)
+            scale /= 10;
+        v = dot ? v + (*p - '0') * scale : v * 10 + (*p - '0');
+    }
+    *pp = p;
+    *out = v;
+    return any && v <= 9.2e15 ? 0 : -EINVAL;
+}
+
+/* The longest unit at p, as a multiplier to ms; advances p. */
+static int parse_unit(const char **pp, double *ms)
 {
     static const struct {
         const char *unit;
         double ms;
     } units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1},
                  {"s", 1000},  {"m", 60000}, {"h", 3600000}};
-    const char *p = s;
-    double total = 0;
+    size_t best = 0;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        size_t n = strlen(units[i].unit);
+        if (n > best && strncmp(*pp, units[i].unit, n) == 0) {
+            best = n;
+            *ms = units[i].ms;
+        }
+    }
+    *pp += best;
+    return best > 0 ? 0 : -EINVAL;
+}
+
+/* Go's time.ParseDuration grammar without the sign: ("1.5" unit)+. */
+int gf_duration_parse_ms(const char *s, int64_t *ms)
+{
     if (strcmp(s, "0") == 0) {
         *ms = 0;
         return 0;
     }
-    if (*p == '\0')
+    if (*s == '\0')
         return -EINVAL;
+    const char *p = s;
+    double total = 0;
     while (*p != '\0') {
-        /* Digits and one dot only: strtod would also take exponents and
-         * hex floats, which Go's durations do not allow. */
-        double v = 0, scale = 1;
-        bool dot = false, any = false;
-        for (; (*p >= '0' && *p <= '9') || (*p == '.' && !dot); p++) {
-            if (*p == '.') {
-                dot = true;
-                continue;
-            }
-            any = true;
-            if (dot)
-                scale /= 10;
-            v = dot ? v + (*p - '0') * scale : v * 10 + (*p - '0');
-        }
-        if (!any || v > 9.2e15)
+        double v, unit;
+        if (parse_decimal(&p, &v) != 0 || parse_unit(&p, &unit) != 0)
             return -EINVAL;
-        size_t best = 0;
-        int which = -1;
-        for (int i = 0; i < (int)(sizeof(units) / sizeof(units[0])); i++) {
-            size_t n = strlen(units[i].unit);
-            if (strncmp(p, units[i].unit, n) == 0 && n > best) {
-                best = n;
-                which = i;
-            }
-        }
-        if (which < 0)
-            return -EINVAL;
-        p += best;
-        total += v * units[which].ms;
+        total += v * unit;
         if (total > 9.2e15)
             return -ERANGE;
     }

@@ -76,58 +76,60 @@ static bool needs_quoting(const char *s)
     return false;
 }
 
+/* Appends one byte if room remains (one byte is kept for the NUL). */
+static bool put_char(char *out, size_t cap, size_t *n, char c)
+{
+    if (*n + 1 >= cap)
+        return false;
+    out[(*n)++] = c;
+    return true;
+}
+
+/* Writes the logfmt escape of one byte of a quoted value. */
+static bool put_escaped(char *out, size_t cap, size_t *n, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char esc[4];
+    size_t len = 0;
+    if (c == '"' || c == '\\') {
+        esc[len++] = '\\';
+        esc[len++] = (char)c;
+    } else if (c == '\n' || c == '\t') {
+        esc[len++] = '\\';
+        esc[len++] = c == '\n' ? 'n' : 't';
+    } else if (c < ' ' || c == 0x7f) {
+        esc[len++] = '\\';
+        esc[len++] = 'x';
+        esc[len++] = hex[c >> 4];
+        esc[len++] = hex[c & 15];
+    } else {
+        esc[len++] = (char)c;
+    }
+    /* An escape is written whole or not at all. */
+    if (*n + len >= cap)
+        return false;
+    memcpy(out + *n, esc, len);
+    *n += len;
+    return true;
+}
+
 size_t gf_log_quote(char *out, size_t cap, const char *s)
 {
     if (cap == 0)
         return 0;
     size_t n = 0;
-#define PUT(c)                                                                 \
-    do {                                                                       \
-        if (n + 1 >= cap)                                                      \
-            goto done;                                                         \
-        out[n++] = (c);                                                        \
-    } while (0)
     if (s == NULL)
         s = "(null)";
     if (!needs_quoting(s)) {
-        for (; *s; s++)
-            PUT(*s);
-        goto done;
+        while (*s && put_char(out, cap, &n, *s))
+            s++;
+    } else if (put_char(out, cap, &n, '"')) {
+        const unsigned char *p = (const unsigned char *)s;
+        while (*p && put_escaped(out, cap, &n, *p))
+            p++;
+        if (*p == '\0')
+            put_char(out, cap, &n, '"');
     }
-    PUT('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        static const char hex[] = "0123456789abcdef";
-        switch (*p) {
-        case '"':
-            PUT('\\');
-            PUT('"');
-            break;
-        case '\\':
-            PUT('\\');
-            PUT('\\');
-            break;
-        case '\n':
-            PUT('\\');
-            PUT('n');
-            break;
-        case '\t':
-            PUT('\\');
-            PUT('t');
-            break;
-        default:
-            if (*p < ' ' || *p == 0x7f) {
-                PUT('\\');
-                PUT('x');
-                PUT(hex[*p >> 4]);
-                PUT(hex[*p & 15]);
-            } else {
-                PUT((char)*p);
-            }
-        }
-    }
-    PUT('"');
-#undef PUT
-done:
     out[n] = '\0';
     return n;
 }
@@ -200,82 +202,78 @@ static void put_timestamp(struct line *l)
  */
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
 
+/* ssize_t and size_t are long-sized on the LP64 targets gpufed runs on, so
+ * %zd and %ld read the same argument type. */
+_Static_assert(sizeof(size_t) == sizeof(unsigned long), "LP64 expected");
+
+static intmax_t arg_signed(va_list *ap, int longs, bool size_mod)
+{
+    if (longs >= 2)
+        return va_arg(*ap, long long);
+    if (longs == 1 || size_mod)
+        return va_arg(*ap, long);
+    return va_arg(*ap, int);
+}
+
+static uintmax_t arg_unsigned(va_list *ap, int longs, bool size_mod)
+{
+    if (longs >= 2)
+        return va_arg(*ap, unsigned long long);
+    if (longs == 1 || size_mod)
+        return va_arg(*ap, unsigned long);
+    return va_arg(*ap, unsigned);
+}
+
 /*
  * Formats one printf conversion starting at fmt (which points at '%').
+ * Integers are widened to intmax_t/uintmax_t according to their length
+ * modifier and printed with 'j', so each class needs one snprintf.
  * Returns the pointer after the conversion.
  */
 static const char *put_conversion(struct line *l, const char *fmt, va_list *ap)
 {
     char spec[32];
     size_t n = 0;
-    const char *p = fmt;
-    spec[n++] = *p++; /* '%' */
+    const char *p = fmt + 1;
+    spec[n++] = '%';
     while (*p && strchr("-+ #0123456789.", *p) && n < sizeof(spec) - 4)
         spec[n++] = *p++;
     int longs = 0;
-    bool size_t_mod = false;
-    while (*p == 'l' || *p == 'z') {
-        if (*p == 'l')
-            longs++;
-        else
-            size_t_mod = true;
-        spec[n++] = *p++;
+    bool size_mod = false;
+    for (; *p == 'l' || *p == 'z'; p++) {
+        longs += *p == 'l';
+        size_mod = size_mod || *p == 'z';
     }
     char conv = *p;
     if (conv == '\0')
         return p;
-    spec[n++] = conv;
-    spec[n] = '\0';
     char tmp[64];
     tmp[0] = '\0';
-    switch (conv) {
-    case 's':
+    if (conv == 's') {
         put_quoted(l, va_arg(*ap, const char *));
-        return p + 1;
-    case '%':
+    } else if (conv == '%') {
         put_raw(l, "%", 1);
-        return p + 1;
-    case 'd':
-    case 'i':
-        if (size_t_mod)
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, ssize_t));
-        else if (longs >= 2)
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long long));
-        else if (longs == 1)
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, long));
-        else
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, int));
-        break;
-    case 'u':
-    case 'x':
-    case 'X':
-        if (size_t_mod)
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, size_t));
-        else if (longs >= 2)
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long long));
-        else if (longs == 1)
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned long));
-        else
-            snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, unsigned));
-        break;
-    case 'f':
-    case 'g':
-    case 'e':
+    } else if (conv == 'd' || conv == 'i') {
+        memcpy(spec + n, "jd", 3);
+        snprintf(tmp, sizeof(tmp), spec, arg_signed(ap, longs, size_mod));
+    } else if (conv == 'u' || conv == 'x' || conv == 'X') {
+        spec[n] = 'j';
+        spec[n + 1] = conv;
+        spec[n + 2] = '\0';
+        snprintf(tmp, sizeof(tmp), spec, arg_unsigned(ap, longs, size_mod));
+    } else if (conv == 'f' || conv == 'g' || conv == 'e') {
+        spec[n] = conv;
+        spec[n + 1] = '\0';
         snprintf(tmp, sizeof(tmp), spec, va_arg(*ap, double));
-        break;
-    case 'c': {
+    } else if (conv == 'c') {
         char c[2] = {(char)va_arg(*ap, int), '\0'};
         put_quoted(l, c);
-        return p + 1;
-    }
-    case 'p':
+    } else if (conv == 'p') {
         snprintf(tmp, sizeof(tmp), "%p", va_arg(*ap, void *));
-        break;
-    default:
+    } else {
         /* An unsupported conversion is a programmer error, but logging must
-         * not crash: print it verbatim and consume nothing. */
-        put_str(l, spec);
-        return p + 1;
+         * not crash: print it verbatim and consume no argument. */
+        put_raw(l, fmt, (size_t)(p + 1 - fmt));
     }
     put_str(l, tmp);
     return p + 1;
@@ -292,6 +290,36 @@ static void default_sink(void *data, enum gf_log_level level, const char *line,
     (void)rc;
 }
 
+static void put_context(struct line *l, const struct gf_log_ctx *lc)
+{
+    if (lc->comp != NULL)
+        put_field(l, "comp", lc->comp);
+    if (lc->cluster != NULL)
+        put_field(l, "cluster", lc->cluster);
+    if (lc->key != NULL)
+        put_field(l, "key", lc->key);
+    if (lc->rid != 0) {
+        char rid[24];
+        snprintf(rid, sizeof(rid), "%llu", (unsigned long long)lc->rid);
+        put_field(l, "rid", rid);
+    }
+}
+
+static void put_fields(struct line *l, const char *fmt, va_list *ap)
+{
+    const char *p = fmt;
+    while (*p) {
+        if (*p == '%') {
+            p = put_conversion(l, p, ap);
+        } else {
+            const char *q = strchr(p, '%');
+            size_t n = q != NULL ? (size_t)(q - p) : strlen(p);
+            put_raw(l, p, n);
+            p += n;
+        }
+    }
+}
+
 void gf_log_vemit(const struct gf_log_ctx *lc, enum gf_log_level level,
                   const char *msg, const char *fmt, va_list ap)
 {
@@ -304,35 +332,14 @@ void gf_log_vemit(const struct gf_log_ctx *lc, enum gf_log_level level,
     put_timestamp(&l);
     put_str(&l, " level=");
     put_str(&l, level_names[level]);
-    if (lc != NULL) {
-        if (lc->comp != NULL)
-            put_field(&l, "comp", lc->comp);
-        if (lc->cluster != NULL)
-            put_field(&l, "cluster", lc->cluster);
-        if (lc->key != NULL)
-            put_field(&l, "key", lc->key);
-        if (lc->rid != 0) {
-            char rid[24];
-            snprintf(rid, sizeof(rid), "%llu", (unsigned long long)lc->rid);
-            put_field(&l, "rid", rid);
-        }
-    }
+    if (lc != NULL)
+        put_context(&l, lc);
     put_field(&l, "msg", msg != NULL ? msg : "");
     if (fmt != NULL && *fmt != '\0') {
         va_list aq;
         va_copy(aq, ap);
         put_raw(&l, " ", 1);
-        const char *p = fmt;
-        while (*p) {
-            if (*p == '%') {
-                p = put_conversion(&l, p, &aq);
-            } else {
-                const char *q = strchr(p, '%');
-                size_t n = q != NULL ? (size_t)(q - p) : strlen(p);
-                put_raw(&l, p, n);
-                p += n;
-            }
-        }
+        put_fields(&l, fmt, &aq);
         va_end(aq);
     }
     if (l.truncated) {
