@@ -1,0 +1,94 @@
+/*
+ * reflector: keeps a struct gf_store equal to one resource of one cluster
+ * by LIST then WATCH (client-go's reflector).
+ *
+ * It lists (resourceVersion=0 from the watch cache, or paginated with
+ * limit/continue), replaces the store (deleting keys that vanished), then
+ * watches from the list's RV with allowWatchBookmarks and a random
+ * timeoutSeconds in 300-600. Each event updates the store, whose handlers
+ * enqueue keys; a BOOKMARK only advances the RV. A normal end of stream
+ * re-watches from the last RV. A 410 (HTTP or ERROR event) relists: first
+ * from the last RV, then from "" if that is gone too. Failures and 429
+ * back off from 0.8 s doubling to 30 s with jitter; the backoff resets
+ * after 2 minutes of healthy watching. All waits are timers on the
+ * client's clock. RVs are opaque and only compared for equality.
+ *
+ * See docs/internals/reflector.md. Loop thread only.
+ */
+#ifndef GF_REFLECTOR_H
+#define GF_REFLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "common/rand.h"
+#include "kubeclient/request.h"
+#include "kubeclient/store.h"
+#include "kubeclient/watch.h"
+
+struct gf_reflector;
+
+#define GF_REFLECTOR_BACKOFF_MIN_MS 800u
+#define GF_REFLECTOR_BACKOFF_MAX_MS 30000u
+#define GF_REFLECTOR_HEALTHY_RESET_MS 120000u
+/* A watch that sees no byte (not even a bookmark) for this long is
+ * considered dead; servers send bookmarks about once a minute. */
+#define GF_REFLECTOR_DEFAULT_IDLE_MS 150000u
+
+struct gf_reflector_opts {
+    struct gf_kube_client *client; /* borrowed; outlives the reflector */
+    struct gf_store *store;        /* borrowed; outlives the reflector */
+    struct gf_rand *rng;           /* borrowed: jitter, timeoutSeconds */
+    struct gf_kube_resource res;   /* copied */
+    const char *ns;                /* NULL/"": all namespaces; copied */
+    const char *label_selector;    /* copied, may be NULL */
+    const char *field_selector;    /* copied, may be NULL */
+    unsigned page_limit;           /* 0: one LIST rv=0; >0: paginated (rv="") */
+    uint64_t idle_timeout_ms;      /* 0: GF_REFLECTOR_DEFAULT_IDLE_MS */
+    size_t max_event;              /* 0: GF_WATCH_DEFAULT_MAX_EVENT */
+    const struct gf_log_ctx *lc;   /* copied (strings borrowed, must live) */
+    /* Optional tap: each watch event after it was applied (tools). */
+    gf_watch_event_cb on_event;
+    void *data;
+};
+
+enum gf_reflector_state {
+    GF_REFLECTOR_STOPPED,
+    GF_REFLECTOR_LISTING,
+    GF_REFLECTOR_WATCHING,
+    GF_REFLECTOR_BACKOFF,
+};
+
+struct gf_reflector_health {
+    enum gf_reflector_state state;
+    bool synced;            /* the store has had a complete list */
+    bool watching;          /* a watch stream is currently open */
+    uint64_t last_event_ms; /* clock time of the last event/bookmark, 0 */
+    uint64_t last_list_ms;  /* clock time of the last completed list, 0 */
+    int last_err;           /* 0 or the last failure's GF_E* */
+    char last_error[256];   /* human text of the last failure, "" */
+    char rv[64];            /* last RV seen (opaque) */
+    uint64_t backoff_ms;    /* current backoff step */
+    uint64_t lists, watches, relists, events, bookmarks, failures;
+};
+
+/* Returned-owned (gf_reflector_close). 0 or -EINVAL. Does not start. */
+int gf_reflector_new(const struct gf_reflector_opts *o,
+                     struct gf_reflector **out);
+/* Starts listing. 0, or -EALREADY if started. */
+int gf_reflector_start(struct gf_reflector *r);
+/*
+ * Stops all activity (in-flight list/watch are canceled) and frees the
+ * reflector once nothing is in flight; cb (may be NULL) fires exactly
+ * once after that, from the loop. The store is left as it was.
+ */
+void gf_reflector_close(struct gf_reflector *r, void (*cb)(void *data),
+                        void *data);
+void gf_reflector_health(const struct gf_reflector *r,
+                         struct gf_reflector_health *out);
+/* "stopped", "listing", "watching", "backoff". */
+const char *gf_reflector_state_name(enum gf_reflector_state s);
+
+#endif
