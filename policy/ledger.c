@@ -1,0 +1,768 @@
+/*
+ * ledger: incremental quota bookkeeping (see ledger.h).
+ *
+ * Every update first removes the old contribution of the object it
+ * replaces and then adds the new one, so the aggregates are always the
+ * sum of what is stored; gf_ledger_verify() checks exactly that by
+ * recomputing from scratch. Records are found through gf__htab tables
+ * keyed by "member\0cq\0flavor\0resource" style byte strings.
+ */
+#include "policy/ledger.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "policy/internal.h"
+
+#define KEY_CAP (4 * (GF_LEDGER_MAX_NAME + 1) + 8)
+
+/* Lent GPUs per lender -> borrower pair. */
+struct pair {
+    int64_t lent;
+};
+
+/* Leases of one origin Workload. */
+struct wl_leases {
+    size_t live;
+    uint64_t max_epoch;
+};
+
+struct gf_ledger {
+    char *resource;
+    struct gf__htab members;   /* name -> gf_ledger_member */
+    struct gf__htab cqs;       /* member\0cq -> gf_ledger_cq */
+    struct gf__htab cells;     /* member\0cq\0flavor\0resource -> cell */
+    struct gf__htab wls;       /* member\0ns\0name -> gf_ledger_wl */
+    struct gf__htab leases;    /* name -> gf_ledger_lease */
+    struct gf__htab pairs;     /* lender\0borrower -> pair */
+    struct gf__htab wl_leases; /* member\0ns\0name -> wl_leases */
+    struct gf_ledger_wl *pending;
+    size_t n_pending;
+};
+
+static bool name_ok(const char *s)
+{
+    return s != NULL && s[0] != '\0' && strlen(s) <= GF_LEDGER_MAX_NAME;
+}
+
+struct gf_ledger *gf_ledger_new(const char *resource)
+{
+    struct gf_ledger *l = gf_calloc(1, sizeof(*l));
+    l->resource = gf_strdup(resource);
+    return l;
+}
+
+const char *gf_ledger_resource(const struct gf_ledger *l)
+{
+    return l->resource;
+}
+
+static void free_wl(struct gf_ledger_wl *w)
+{
+    gf_free(w->member);
+    gf_free(w->namespace);
+    gf_free(w->name);
+    gf_free(w->uid);
+    gf_free(w->kind);
+    gf_free(w);
+}
+
+void gf_ledger_free(struct gf_ledger *l)
+{
+    if (l == NULL)
+        return;
+    for (size_t i = 0; i < l->wls.cap; i++)
+        if (l->wls.slots[i].key != NULL)
+            free_wl(l->wls.slots[i].val);
+    for (size_t i = 0; i < l->leases.cap; i++)
+        if (l->leases.slots[i].key != NULL) {
+            struct gf_ledger_lease *ll = l->leases.slots[i].val;
+            gf_lease_clear(&ll->l);
+            gf_free(ll);
+        }
+    for (size_t i = 0; i < l->cells.cap; i++)
+        if (l->cells.slots[i].key != NULL) {
+            struct gf_ledger_cell *c = l->cells.slots[i].val;
+            gf_free(c->flavor);
+            gf_free(c->resource);
+            gf_free(c);
+        }
+    for (size_t i = 0; i < l->cqs.cap; i++)
+        if (l->cqs.slots[i].key != NULL) {
+            struct gf_ledger_cq *q = l->cqs.slots[i].val;
+            gf_free(q->name);
+            gf_free(q->cells);
+            gf_free(q);
+        }
+    for (size_t i = 0; i < l->members.cap; i++)
+        if (l->members.slots[i].key != NULL) {
+            struct gf_ledger_member *m = l->members.slots[i].val;
+            gf_free(m->name);
+            gf_free(m);
+        }
+    for (size_t i = 0; i < l->pairs.cap; i++)
+        if (l->pairs.slots[i].key != NULL)
+            gf_free(l->pairs.slots[i].val);
+    for (size_t i = 0; i < l->wl_leases.cap; i++)
+        if (l->wl_leases.slots[i].key != NULL)
+            gf_free(l->wl_leases.slots[i].val);
+    gf__htab_free(&l->members);
+    gf__htab_free(&l->cqs);
+    gf__htab_free(&l->cells);
+    gf__htab_free(&l->wls);
+    gf__htab_free(&l->leases);
+    gf__htab_free(&l->pairs);
+    gf__htab_free(&l->wl_leases);
+    gf_free(l->resource);
+    gf_free(l);
+}
+
+/* ---- records created on demand ------------------------------------------ */
+
+static struct gf_ledger_member *get_member(struct gf_ledger *l,
+                                           const char *name)
+{
+    size_t kl = strlen(name);
+    struct gf_ledger_member *m = gf__htab_get(&l->members, name, kl);
+    if (m == NULL) {
+        m = gf_calloc(1, sizeof(*m));
+        m->name = gf_strdup(name);
+        m->fresh = GF_FRESH_UNKNOWN;
+        gf__htab_put(&l->members, name, kl, m);
+    }
+    return m;
+}
+
+static struct gf_ledger_cq *get_cq(struct gf_ledger *l, const char *member,
+                                   const char *name)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, name, NULL, NULL);
+    struct gf_ledger_cq *q = gf__htab_get(&l->cqs, key, kl);
+    if (q == NULL) {
+        q = gf_calloc(1, sizeof(*q));
+        q->name = gf_strdup(name);
+        q->member = get_member(l, member);
+        q->member->n_cqs++;
+        gf__htab_put(&l->cqs, key, kl, q);
+    }
+    return q;
+}
+
+static struct gf_ledger_cell *get_cell(struct gf_ledger *l,
+                                       struct gf_ledger_cq *q,
+                                       const char *flavor, const char *resource)
+{
+    char key[KEY_CAP];
+    size_t kl =
+        gf__key(key, sizeof(key), q->member->name, q->name, flavor, resource);
+    struct gf_ledger_cell *c = gf__htab_get(&l->cells, key, kl);
+    if (c == NULL) {
+        c = gf_calloc(1, sizeof(*c));
+        c->flavor = gf_strdup(flavor);
+        c->resource = gf_strdup(resource);
+        c->cq = q;
+        c->borrowing_limit = c->lending_limit = GF_NO_LIMIT;
+        gf__htab_put(&l->cells, key, kl, c);
+        if (q->n_cells == q->cap_cells) {
+            q->cap_cells = q->cap_cells ? q->cap_cells * 2 : 4;
+            q->cells = gf_realloc(q->cells, q->cap_cells * sizeof(*q->cells));
+        }
+        q->cells[q->n_cells++] = c;
+    }
+    return c;
+}
+
+/* ---- members and ClusterQueues ------------------------------------------ */
+
+int gf_ledger_member_set(struct gf_ledger *l, const char *member,
+                         enum gf_freshness fresh, int64_t last_heartbeat_ms)
+{
+    if (!name_ok(member))
+        return member == NULL ? -EINVAL : -ENAMETOOLONG;
+    struct gf_ledger_member *m = get_member(l, member);
+    m->fresh = fresh;
+    m->last_heartbeat_ms = last_heartbeat_ms;
+    return 0;
+}
+
+static bool counted(const struct gf_ledger *l, const struct gf_ledger_cell *c)
+{
+    return strcmp(c->resource, l->resource) == 0;
+}
+
+/* Takes every cell of q out of the spec (usage stays). */
+static void unspec(struct gf_ledger *l, struct gf_ledger_cq *q)
+{
+    for (size_t i = 0; i < q->n_cells; i++) {
+        struct gf_ledger_cell *c = q->cells[i];
+        if (c->in_spec && counted(l, c))
+            q->member->nominal -= c->nominal;
+        c->in_spec = false;
+        c->nominal = 0;
+        c->borrowing_limit = c->lending_limit = GF_NO_LIMIT;
+    }
+}
+
+int gf_ledger_cq_set(struct gf_ledger *l, const char *member, const char *cq,
+                     const struct gf_cq_quota *q, size_t n)
+{
+    if (!name_ok(member) || !name_ok(cq))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!name_ok(q[i].flavor) || !name_ok(q[i].resource) ||
+            q[i].nominal < 0 || q[i].borrowing_limit < GF_NO_LIMIT ||
+            q[i].lending_limit < GF_NO_LIMIT)
+            return -EINVAL;
+    struct gf_ledger_cq *rec = get_cq(l, member, cq);
+    unspec(l, rec);
+    rec->known = true;
+    for (size_t i = 0; i < n; i++) {
+        struct gf_ledger_cell *c = get_cell(l, rec, q[i].flavor, q[i].resource);
+        /* A flavor listed twice: the last entry wins, counted once. */
+        if (c->in_spec && counted(l, c))
+            rec->member->nominal -= c->nominal;
+        c->in_spec = true;
+        c->nominal = q[i].nominal;
+        c->borrowing_limit = q[i].borrowing_limit;
+        c->lending_limit = q[i].lending_limit;
+        if (counted(l, c))
+            rec->member->nominal += c->nominal;
+    }
+    return 0;
+}
+
+int gf_ledger_cq_delete(struct gf_ledger *l, const char *member, const char *cq)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, cq, NULL, NULL);
+    struct gf_ledger_cq *rec = kl ? gf__htab_get(&l->cqs, key, kl) : NULL;
+    if (rec == NULL)
+        return GF_ENOTFOUND;
+    unspec(l, rec);
+    rec->known = false;
+    return 0;
+}
+
+/* ---- Workloads ---------------------------------------------------------- */
+
+static void contrib(struct gf_ledger *l, struct gf_ledger_wl *w, int sign)
+{
+    int64_t g = sign * w->gpus;
+    if (w->cq != NULL)
+        w->cq->n_workloads += (size_t)(ptrdiff_t)sign;
+    switch (w->state) {
+    case GF_WL_PENDING:
+        if (w->cq == NULL)
+            return;
+        w->cq->pending += g;
+        w->cq->n_pending += (size_t)(ptrdiff_t)sign;
+        if (sign > 0) {
+            w->prev = NULL;
+            w->next = l->pending;
+            if (l->pending != NULL)
+                l->pending->prev = w;
+            l->pending = w;
+            l->n_pending++;
+        } else {
+            if (w->prev != NULL)
+                w->prev->next = w->next;
+            else
+                l->pending = w->next;
+            if (w->next != NULL)
+                w->next->prev = w->prev;
+            w->prev = w->next = NULL;
+            l->n_pending--;
+        }
+        return;
+    case GF_WL_RESERVED:
+        if (w->cell != NULL)
+            w->cell->reserved += g;
+        return;
+    case GF_WL_ADMITTED:
+        if (w->cell != NULL)
+            w->cell->used += g;
+        return;
+    default:
+        return;
+    }
+}
+
+static void set_str(char **dst, const char *src)
+{
+    if (src == NULL) {
+        GF_FREE(*dst);
+        return;
+    }
+    if (*dst != NULL && strcmp(*dst, src) == 0)
+        return;
+    gf_free(*dst);
+    *dst = gf_strdup(src);
+}
+
+int gf_ledger_workload_set(struct gf_ledger *l, const struct gf_workload *w)
+{
+    char key[KEY_CAP];
+    if (!name_ok(w->member) || !name_ok(w->namespace) || !name_ok(w->name) ||
+        w->gpus < 0)
+        return -EINVAL;
+    if ((w->cluster_queue != NULL && !name_ok(w->cluster_queue)) ||
+        (w->flavor != NULL && !name_ok(w->flavor)))
+        return -EINVAL;
+    size_t kl =
+        gf__key(key, sizeof(key), w->member, w->namespace, w->name, NULL);
+    struct gf_ledger_wl *r = gf__htab_get(&l->wls, key, kl);
+    if (r == NULL) {
+        r = gf_calloc(1, sizeof(*r));
+        r->member = gf_strdup(w->member);
+        r->namespace = gf_strdup(w->namespace);
+        r->name = gf_strdup(w->name);
+        gf__htab_put(&l->wls, key, kl, r);
+    } else {
+        contrib(l, r, -1);
+    }
+    set_str(&r->uid, w->uid);
+    set_str(&r->kind, w->kind);
+    r->cq = w->cluster_queue != NULL ? get_cq(l, w->member, w->cluster_queue)
+                                     : NULL;
+    r->cell = NULL;
+    if (r->cq != NULL && w->flavor != NULL &&
+        (w->state == GF_WL_RESERVED || w->state == GF_WL_ADMITTED))
+        r->cell = get_cell(l, r->cq, w->flavor, l->resource);
+    r->gpus = w->gpus;
+    r->priority = w->priority;
+    r->state = w->state;
+    r->pending_since_ms = w->pending_since_ms;
+    contrib(l, r, +1);
+    return 0;
+}
+
+int gf_ledger_workload_delete(struct gf_ledger *l, const char *member,
+                              const char *ns, const char *name)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, ns, name, NULL);
+    struct gf_ledger_wl *r = kl ? gf__htab_del(&l->wls, key, kl) : NULL;
+    if (r == NULL)
+        return GF_ENOTFOUND;
+    contrib(l, r, -1);
+    free_wl(r);
+    return 0;
+}
+
+/* ---- leases ------------------------------------------------------------- */
+
+static struct pair *get_pair(struct gf_ledger *l, const char *lender,
+                             const char *borrower)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), lender, borrower, NULL, NULL);
+    struct pair *p = gf__htab_get(&l->pairs, key, kl);
+    if (p == NULL) {
+        p = gf_calloc(1, sizeof(*p));
+        gf__htab_put(&l->pairs, key, kl, p);
+    }
+    return p;
+}
+
+static struct wl_leases *get_wl_leases(struct gf_ledger *l,
+                                       const struct gf_lease *x)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), x->origin_member, x->origin_namespace,
+                        x->origin_name, NULL);
+    struct wl_leases *w = gf__htab_get(&l->wl_leases, key, kl);
+    if (w == NULL) {
+        w = gf_calloc(1, sizeof(*w));
+        gf__htab_put(&l->wl_leases, key, kl, w);
+    }
+    return w;
+}
+
+static void lease_contrib(struct gf_ledger *l, struct gf_ledger_lease *ll,
+                          int sign)
+{
+    if (!ll->holds)
+        return;
+    int64_t g = sign * ll->l.gpus;
+    ll->cell->lease_out += g;
+    ll->cell->n_leases_out += (size_t)(ptrdiff_t)sign;
+    ll->lender->lent += g;
+    ll->lender->leases_out += (size_t)(ptrdiff_t)sign;
+    ll->origin->borrowed += g;
+    if (ll->origin_cq != NULL)
+        ll->origin_cq->lease_in += g;
+    get_pair(l, ll->lender->name, ll->origin->name)->lent += g;
+    get_wl_leases(l, &ll->l)->live += (size_t)(ptrdiff_t)sign;
+}
+
+int gf_ledger_lease_set(struct gf_ledger *l, const struct gf_lease *x)
+{
+    if (!name_ok(x->name) || !name_ok(x->origin_member) ||
+        !name_ok(x->origin_namespace) || !name_ok(x->origin_name) ||
+        !name_ok(x->lender_member) || !name_ok(x->lender_cq) ||
+        !name_ok(x->lender_flavor) || x->gpus < 0 ||
+        (x->origin_cq != NULL && !name_ok(x->origin_cq)) ||
+        (unsigned)x->phase >= GF_LEASE_PHASE_COUNT)
+        return -EINVAL;
+    size_t kl = strlen(x->name);
+    struct gf_ledger_lease *ll = gf__htab_get(&l->leases, x->name, kl);
+    if (ll == NULL) {
+        ll = gf_calloc(1, sizeof(*ll));
+        gf__htab_put(&l->leases, x->name, kl, ll);
+    } else {
+        lease_contrib(l, ll, -1);
+        gf_lease_clear(&ll->l);
+    }
+    gf_lease_copy(&ll->l, x);
+    ll->holds = gf_lease_holds_quota(x->phase);
+    ll->lender = get_member(l, x->lender_member);
+    ll->origin = get_member(l, x->origin_member);
+    ll->cell = get_cell(l, get_cq(l, x->lender_member, x->lender_cq),
+                        x->lender_flavor, l->resource);
+    ll->origin_cq =
+        x->origin_cq != NULL ? get_cq(l, x->origin_member, x->origin_cq) : NULL;
+    struct wl_leases *wl = get_wl_leases(l, x);
+    if (x->epoch > wl->max_epoch)
+        wl->max_epoch = x->epoch;
+    lease_contrib(l, ll, +1);
+    return 0;
+}
+
+int gf_ledger_lease_delete(struct gf_ledger *l, const char *name)
+{
+    struct gf_ledger_lease *ll =
+        name != NULL ? gf__htab_del(&l->leases, name, strlen(name)) : NULL;
+    if (ll == NULL)
+        return GF_ENOTFOUND;
+    lease_contrib(l, ll, -1);
+    gf_lease_clear(&ll->l);
+    gf_free(ll);
+    return 0;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+const struct gf_ledger_member *gf_ledger_member(const struct gf_ledger *l,
+                                                const char *member)
+{
+    return gf__htab_get(&l->members, member, strlen(member));
+}
+
+const struct gf_ledger_cq *gf_ledger_cq(const struct gf_ledger *l,
+                                        const char *member, const char *cq)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, cq, NULL, NULL);
+    return kl ? gf__htab_get(&l->cqs, key, kl) : NULL;
+}
+
+const struct gf_ledger_cell *gf_ledger_cell(const struct gf_ledger *l,
+                                            const char *member, const char *cq,
+                                            const char *flavor,
+                                            const char *resource)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, cq, flavor, resource);
+    return kl ? gf__htab_get(&l->cells, key, kl) : NULL;
+}
+
+const struct gf_ledger_wl *gf_ledger_workload(const struct gf_ledger *l,
+                                              const char *member,
+                                              const char *ns, const char *name)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, ns, name, NULL);
+    return kl ? gf__htab_get(&l->wls, key, kl) : NULL;
+}
+
+const struct gf_ledger_lease *gf_ledger_lease(const struct gf_ledger *l,
+                                              const char *name)
+{
+    return gf__htab_get(&l->leases, name, strlen(name));
+}
+
+int64_t gf_ledger_pair_lent(const struct gf_ledger *l, const char *lender,
+                            const char *borrower)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), lender, borrower, NULL, NULL);
+    const struct pair *p = kl ? gf__htab_get(&l->pairs, key, kl) : NULL;
+    return p != NULL ? p->lent : 0;
+}
+
+void gf_ledger_workload_leases(const struct gf_ledger *l, const char *member,
+                               const char *ns, const char *name, size_t *live,
+                               uint64_t *max_epoch)
+{
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, ns, name, NULL);
+    const struct wl_leases *w =
+        kl ? gf__htab_get(&l->wl_leases, key, kl) : NULL;
+    *live = w != NULL ? w->live : 0;
+    *max_epoch = w != NULL ? w->max_epoch : 0;
+}
+
+const struct gf_ledger_wl *gf_ledger_pending_first(const struct gf_ledger *l)
+{
+    return l->pending;
+}
+
+size_t gf_ledger_n_pending(const struct gf_ledger *l)
+{
+    return l->n_pending;
+}
+
+size_t gf_ledger_n_workloads(const struct gf_ledger *l)
+{
+    return l->wls.len;
+}
+
+static size_t collect(const struct gf__htab *t, const void **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].key != NULL) {
+            if (n < cap)
+                out[n] = t->slots[i].val;
+            n++;
+        }
+    return n;
+}
+
+size_t gf_ledger_leases(const struct gf_ledger *l,
+                        const struct gf_ledger_lease **out, size_t cap)
+{
+    return collect(&l->leases, (const void **)out, cap);
+}
+
+size_t gf_ledger_members(const struct gf_ledger *l,
+                         const struct gf_ledger_member **out, size_t cap)
+{
+    return collect(&l->members, (const void **)out, cap);
+}
+
+size_t gf_ledger_cqs(const struct gf_ledger *l, const struct gf_ledger_cq **out,
+                     size_t cap)
+{
+    return collect(&l->cqs, (const void **)out, cap);
+}
+
+/* ---- Kueue arithmetic --------------------------------------------------- */
+
+int64_t gf_ledger_cell_borrowed(const struct gf_ledger_cell *c)
+{
+    int64_t u = c->used + c->reserved - c->nominal;
+    return u > 0 ? u : 0;
+}
+
+int64_t gf_ledger_cell_free(const struct gf_ledger_cell *c)
+{
+    int64_t f = c->nominal - c->used - c->reserved - c->lease_out;
+    return f > 0 ? f : 0;
+}
+
+int gf_ledger_lendable(const struct gf_ledger_cell *c, int64_t *out)
+{
+    *out = 0;
+    if (c->cq->member->fresh != GF_FRESH_SYNCED)
+        return GF_ESTALE;
+    /* Kueue: lendingLimit caps what the queue lends; the rest of nominal
+     * (G) is guaranteed to it, and its own usage consumes G first. */
+    int64_t L = c->lending_limit == GF_NO_LIMIT || c->lending_limit > c->nominal
+                    ? c->nominal
+                    : c->lending_limit;
+    int64_t G = c->nominal - L;
+    int64_t over = c->used + c->reserved - G;
+    int64_t v = L - (over > 0 ? over : 0) - c->lease_out;
+    *out = v > 0 ? v : 0;
+    return 0;
+}
+
+int64_t gf_ledger_cell_borrow_headroom(const struct gf_ledger_cell *c)
+{
+    if (c->borrowing_limit == GF_NO_LIMIT)
+        return INT64_MAX;
+    int64_t h = c->borrowing_limit - gf_ledger_cell_borrowed(c);
+    return h > 0 ? h : 0;
+}
+
+/* ---- verification ------------------------------------------------------- */
+
+/* Scratch sums keyed by record address. */
+struct sums {
+    int64_t a, b, c, d;
+};
+
+static struct sums *sum_of(struct gf__htab *t, const void *rec)
+{
+    struct sums *s = gf__htab_get(t, &rec, sizeof(rec));
+    if (s == NULL) {
+        s = gf_calloc(1, sizeof(*s));
+        gf__htab_put(t, &rec, sizeof(rec), s);
+    }
+    return s;
+}
+
+static void free_sums(struct gf__htab *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].key != NULL)
+            gf_free(t->slots[i].val);
+    gf__htab_free(t);
+}
+
+static void recompute(const struct gf_ledger *l, struct gf__htab *t)
+{
+    for (size_t i = 0; i < l->wls.cap; i++) {
+        const struct gf_ledger_wl *w = l->wls.slots[i].val;
+        if (l->wls.slots[i].key == NULL)
+            continue;
+        if (w->cq != NULL)
+            sum_of(t, w->cq)->d++;
+        if (w->state == GF_WL_PENDING && w->cq != NULL) {
+            sum_of(t, w->cq)->a += w->gpus;
+            sum_of(t, w->cq)->b++;
+        } else if (w->state == GF_WL_RESERVED && w->cell != NULL) {
+            sum_of(t, w->cell)->b += w->gpus;
+        } else if (w->state == GF_WL_ADMITTED && w->cell != NULL) {
+            sum_of(t, w->cell)->a += w->gpus;
+        }
+    }
+    for (size_t i = 0; i < l->leases.cap; i++) {
+        const struct gf_ledger_lease *ll = l->leases.slots[i].val;
+        if (l->leases.slots[i].key == NULL || !ll->holds)
+            continue;
+        sum_of(t, ll->cell)->c += ll->l.gpus;
+        sum_of(t, ll->cell)->d++;
+        sum_of(t, ll->lender)->b += ll->l.gpus;
+        sum_of(t, ll->lender)->d++;
+        sum_of(t, ll->origin)->c += ll->l.gpus;
+        if (ll->origin_cq != NULL)
+            sum_of(t, ll->origin_cq)->c += ll->l.gpus;
+    }
+    for (size_t i = 0; i < l->cells.cap; i++) {
+        const struct gf_ledger_cell *c = l->cells.slots[i].val;
+        if (l->cells.slots[i].key != NULL && c->in_spec &&
+            strcmp(c->resource, l->resource) == 0)
+            sum_of(t, c->cq->member)->a += c->nominal;
+    }
+}
+
+#define CHECK(cond, ...)                                                       \
+    do {                                                                       \
+        if (!(cond)) {                                                         \
+            snprintf(why, cap, __VA_ARGS__);                                   \
+            rc = -EINVAL;                                                      \
+            goto out;                                                          \
+        }                                                                      \
+    } while (0)
+
+int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
+{
+    struct gf__htab t;
+    int rc = 0;
+    gf__htab_init(&t);
+    recompute(l, &t);
+    for (size_t i = 0; i < l->cells.cap; i++) {
+        const struct gf_ledger_cell *c = l->cells.slots[i].val;
+        if (l->cells.slots[i].key == NULL)
+            continue;
+        const struct sums *s = sum_of(&t, c);
+        CHECK(c->used == s->a && c->reserved == s->b && c->lease_out == s->c &&
+                  c->n_leases_out == (size_t)s->d,
+              "cell %s/%s/%s: used %lld/%lld reserved %lld/%lld lent "
+              "%lld/%lld",
+              c->cq->member->name, c->cq->name, c->flavor, (long long)c->used,
+              (long long)s->a, (long long)c->reserved, (long long)s->b,
+              (long long)c->lease_out, (long long)s->c);
+    }
+    for (size_t i = 0; i < l->cqs.cap; i++) {
+        const struct gf_ledger_cq *q = l->cqs.slots[i].val;
+        if (l->cqs.slots[i].key == NULL)
+            continue;
+        const struct sums *s = sum_of(&t, q);
+        CHECK(q->pending == s->a && q->n_pending == (size_t)s->b &&
+                  q->lease_in == s->c && q->n_workloads == (size_t)s->d,
+              "cq %s/%s: pending %lld/%lld lease_in %lld/%lld", q->member->name,
+              q->name, (long long)q->pending, (long long)s->a,
+              (long long)q->lease_in, (long long)s->c);
+    }
+    for (size_t i = 0; i < l->members.cap; i++) {
+        const struct gf_ledger_member *m = l->members.slots[i].val;
+        if (l->members.slots[i].key == NULL)
+            continue;
+        const struct sums *s = sum_of(&t, m);
+        CHECK(m->nominal == s->a && m->lent == s->b && m->borrowed == s->c &&
+                  m->leases_out == (size_t)s->d,
+              "member %s: nominal %lld/%lld lent %lld/%lld borrowed %lld/%lld",
+              m->name, (long long)m->nominal, (long long)s->a,
+              (long long)m->lent, (long long)s->b, (long long)m->borrowed,
+              (long long)s->c);
+    }
+    size_t n = 0;
+    for (const struct gf_ledger_wl *w = l->pending; w != NULL; w = w->next) {
+        CHECK(w->state == GF_WL_PENDING && w->cq != NULL,
+              "non-pending workload %s/%s on the pending list", w->namespace,
+              w->name);
+        n++;
+    }
+    CHECK(n == l->n_pending, "pending list has %zu entries, count %zu", n,
+          l->n_pending);
+    /* Pairs and per-Workload lease counts: quadratic, tests only. */
+    for (size_t i = 0; i < l->wl_leases.cap; i++) {
+        const struct wl_leases *wl = l->wl_leases.slots[i].val;
+        const char *m = l->wl_leases.slots[i].key;
+        if (m == NULL)
+            continue;
+        const char *ns = m + strlen(m) + 1;
+        const char *name = ns + strlen(ns) + 1;
+        size_t live = 0;
+        for (size_t j = 0; j < l->leases.cap; j++) {
+            const struct gf_ledger_lease *ll = l->leases.slots[j].val;
+            if (l->leases.slots[j].key != NULL && ll->holds &&
+                strcmp(ll->l.origin_member, m) == 0 &&
+                strcmp(ll->l.origin_namespace, ns) == 0 &&
+                strcmp(ll->l.origin_name, name) == 0)
+                live++;
+        }
+        CHECK(wl->live == live, "workload %s/%s: %zu live leases, count %zu",
+              ns, name, live, wl->live);
+    }
+    for (size_t i = 0; i < l->pairs.cap; i++) {
+        const struct pair *p = l->pairs.slots[i].val;
+        const char *lender = l->pairs.slots[i].key;
+        if (lender == NULL)
+            continue;
+        const char *borrower = lender + strlen(lender) + 1;
+        int64_t want = 0;
+        for (size_t j = 0; j < l->leases.cap; j++) {
+            const struct gf_ledger_lease *ll = l->leases.slots[j].val;
+            if (l->leases.slots[j].key != NULL && ll->holds &&
+                strcmp(ll->lender->name, lender) == 0 &&
+                strcmp(ll->origin->name, borrower) == 0)
+                want += ll->l.gpus;
+        }
+        CHECK(p->lent == want, "pair %s->%s: lent %lld, leases say %lld",
+              lender, borrower, (long long)p->lent, (long long)want);
+    }
+out:
+    free_sums(&t);
+    return rc;
+}
+
+const char *gf_freshness_name(enum gf_freshness f)
+{
+    static const char *const n[] = {"unknown", "synced", "stale", "suspect"};
+    return (unsigned)f < 4 ? n[f] : "?";
+}
+
+const char *gf_wl_state_name(enum gf_wl_state s)
+{
+    static const char *const n[] = {"Pending", "QuotaReserved", "Admitted",
+                                    "Inactive", "Finished"};
+    return (unsigned)s < 5 ? n[s] : "?";
+}
