@@ -69,7 +69,7 @@ struct gf_reflector_health {
     uint64_t last_list_ms;  /* clock time of the last completed list, 0 */
     int last_err;           /* 0 or the last failure's GF_E* */
     char last_error[256];   /* human text of the last failure, "" */
-    char rv[64];            /* last RV seen (opaque) */
+    char rv[128];           /* last RV seen (opaque) */
     uint64_t backoff_ms;    /* current backoff step */
     uint64_t lists, watches, relists, events, bookmarks, failures;
 };
@@ -82,7 +82,8 @@ int gf_reflector_start(struct gf_reflector *r);
 /*
  * Stops all activity (in-flight list/watch are canceled) and frees the
  * reflector once nothing is in flight; cb (may be NULL) fires exactly
- * once after that, from the loop. The store is left as it was.
+ * once after that: from the loop when a call was in flight, otherwise
+ * before gf_reflector_close() returns. The store is left as it was.
  */
 void gf_reflector_close(struct gf_reflector *r, void (*cb)(void *data),
                         void *data);

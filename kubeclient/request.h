@@ -252,7 +252,8 @@ struct gf_kube_delete_opts {
     const char *precondition_uid; /* NULL: none */
     const char *precondition_rv;  /* NULL: none */
     const char *propagation;      /* "Foreground", "Background", "Orphan" */
-    long grace_period_seconds;    /* < 0: server default */
+    bool grace_period_set;        /* false: the server's default grace */
+    long grace_period_seconds;
 };
 int gf_kube_delete(struct gf_kube_client *c, const struct gf_kube_resource *r,
                    const char *ns, const char *name,

@@ -1,0 +1,262 @@
+/*
+ * Tests for kubeclient/store: only projected fields are kept, entries are
+ * immutable and refcounted (a held ref survives an update and a delete),
+ * handlers see every change once, an unchanged RV is a no-op, and a
+ * replace deletes exactly the keys that vanished.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "kubeclient/store.h"
+
+static int64_t baseline;
+
+/* The projection a Workload consumer might use: queue name and GPUs. */
+struct proj {
+    char queue[64];
+    int64_t gpus;
+};
+
+static int project(void *data, const cJSON *obj, void **out)
+{
+    int *calls = data;
+    (*calls)++;
+    const char *q = gf_json_str(obj, "spec.queueName");
+    if (q == NULL)
+        return 1; /* not one of ours: skip */
+    if (strcmp(q, "bad") == 0)
+        return -EINVAL;
+    struct proj *p = gf_calloc(1, sizeof(*p));
+    snprintf(p->queue, sizeof(p->queue), "%s", q);
+    gf_json_int(obj, "spec.gpus", &p->gpus);
+    *out = p;
+    return 0;
+}
+
+static void free_proj(void *p)
+{
+    gf_free(p);
+}
+
+struct seen {
+    int adds, updates, deletes;
+    char last[128];
+};
+
+static void on_add(void *data, const struct gf_store_entry *e)
+{
+    struct seen *s = data;
+    s->adds++;
+    snprintf(s->last, sizeof(s->last), "add %s", e->key);
+}
+
+static void on_update(void *data, const struct gf_store_entry *old,
+                      const struct gf_store_entry *cur)
+{
+    struct seen *s = data;
+    s->updates++;
+    snprintf(s->last, sizeof(s->last), "update %s %s->%s", cur->key, old->rv,
+             cur->rv);
+}
+
+static void on_delete(void *data, const struct gf_store_entry *old)
+{
+    struct seen *s = data;
+    s->deletes++;
+    snprintf(s->last, sizeof(s->last), "delete %s", old->key);
+}
+
+static cJSON *obj(const char *ns, const char *name, const char *rv,
+                  const char *queue, int gpus)
+{
+    char buf[512];
+    if (queue != NULL)
+        snprintf(buf, sizeof(buf),
+                 "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\","
+                 "\"resourceVersion\":\"%s\",\"uid\":\"u-%s\"},"
+                 "\"spec\":{\"queueName\":\"%s\",\"gpus\":%d},"
+                 "\"status\":{\"big\":\"lots of data we never keep\"}}",
+                 ns, name, rv, name, queue, gpus);
+    else
+        snprintf(buf, sizeof(buf),
+                 "{\"metadata\":{\"namespace\":\"%s\",\"name\":\"%s\","
+                 "\"resourceVersion\":\"%s\"}}",
+                 ns, name, rv);
+    cJSON *j = cJSON_Parse(buf);
+    assert_non_null(j);
+    return j;
+}
+
+static int apply(struct gf_store *s, const char *ns, const char *name,
+                 const char *rv, const char *queue, int gpus)
+{
+    cJSON *j = obj(ns, name, rv, queue, gpus);
+    int rc = gf_store_upsert(s, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void test_projection_handlers_and_refs(void **state)
+{
+    (void)state;
+    int calls = 0;
+    struct seen seen = {0};
+    struct gf_store_handlers h = {on_add, on_update, on_delete, &seen};
+    struct gf_store_opts o = {project, free_proj, &calls, &h};
+    struct gf_store *s = gf_store_new(&o);
+
+    assert_int_equal(apply(s, "team-a", "w1", "10", "gpu-q", 4), 0);
+    assert_int_equal(seen.adds, 1);
+    const struct gf_store_entry *e = gf_store_get(s, "team-a/w1");
+    assert_non_null(e);
+    assert_string_equal(e->ns, "team-a");
+    assert_string_equal(e->name, "w1");
+    assert_string_equal(e->rv, "10");
+    assert_string_equal(e->uid, "u-w1");
+    const struct proj *p = e->proj;
+    assert_string_equal(p->queue, "gpu-q");
+    assert_int_equal(p->gpus, 4);
+
+    /* Same RV again (a relist of an unchanged object): no projection, no
+     * handler. */
+    assert_int_equal(apply(s, "team-a", "w1", "10", "gpu-q", 4), 0);
+    assert_int_equal(calls, 1);
+    assert_int_equal(seen.updates, 0);
+
+    /* A reader holds the old entry across an update: it must not change
+     * under it, and must stay valid until unref. */
+    const struct gf_store_entry *held = gf_store_entry_ref(e);
+    assert_int_equal(apply(s, "team-a", "w1", "11", "gpu-q", 8), 0);
+    assert_int_equal(seen.updates, 1);
+    assert_string_equal(seen.last, "update team-a/w1 10->11");
+    const struct gf_store_entry *cur = gf_store_get(s, "team-a/w1");
+    assert_ptr_not_equal(cur, held);
+    assert_int_equal(((const struct proj *)cur->proj)->gpus, 8);
+    assert_int_equal(((const struct proj *)held->proj)->gpus, 4);
+    assert_string_equal(held->rv, "10");
+
+    /* Delete while held: the handler sees it, the ref keeps it alive. */
+    const struct gf_store_entry *held2 = gf_store_entry_ref(cur);
+    cJSON *j = obj("team-a", "w1", "12", "gpu-q", 8);
+    assert_int_equal(gf_store_remove(s, j), 0);
+    cJSON_Delete(j);
+    assert_int_equal(seen.deletes, 1);
+    assert_null(gf_store_get(s, "team-a/w1"));
+    assert_string_equal(held2->key, "team-a/w1");
+    gf_store_entry_unref(held);
+    gf_store_entry_unref(held2);
+
+    /* Skipped and failing projections leave nothing behind. */
+    assert_int_equal(apply(s, "team-a", "other", "1", NULL, 0), 0);
+    assert_null(gf_store_get(s, "team-a/other"));
+    assert_int_equal(apply(s, "team-a", "w2", "1", "gpu-q", 1), 0);
+    assert_int_equal(apply(s, "team-a", "w2", "2", "bad", 1), -EINVAL);
+    assert_null(gf_store_get(s, "team-a/w2"));
+    struct gf_store_stats st;
+    gf_store_stats(s, &st);
+    assert_int_equal(st.skipped, 1);
+    assert_int_equal(st.proj_errors, 1);
+    assert_int_equal(seen.deletes, 2); /* w2 removed when it went bad */
+
+    /* An object without a name is refused. */
+    cJSON *noname = cJSON_Parse("{\"metadata\":{}}");
+    assert_int_equal(gf_store_upsert(s, noname), -EINVAL);
+    cJSON_Delete(noname);
+    gf_store_free(s);
+    assert_int_equal(gf_alloc_live(), baseline);
+}
+
+static int count_entry(void *data, const struct gf_store_entry *e)
+{
+    (void)e;
+    (*(int *)data)++;
+    return 0;
+}
+
+static int stop_at_three(void *data, const struct gf_store_entry *e)
+{
+    (void)e;
+    return ++*(int *)data == 3 ? 7 : 0;
+}
+
+static void test_replace_deletes_vanished_and_syncs(void **state)
+{
+    (void)state;
+    int calls = 0;
+    struct seen seen = {0};
+    struct gf_store_handlers h = {on_add, on_update, on_delete, &seen};
+    struct gf_store_opts o = {project, free_proj, &calls, &h};
+    struct gf_store *s = gf_store_new(&o);
+    assert_false(gf_store_has_synced(s));
+
+    /* Enough keys to make the table grow several times. */
+    const int n = 1000;
+    gf_store_replace_begin(s);
+    for (int i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%d", i);
+        cJSON *j = obj("ns", name, "1", "q", i);
+        assert_int_equal(gf_store_replace_add(s, j), 0);
+        cJSON_Delete(j);
+    }
+    gf_store_replace_end(s);
+    assert_true(gf_store_has_synced(s));
+    assert_int_equal(gf_store_len(s), (size_t)n);
+    assert_int_equal(seen.adds, n);
+
+    /* The second list lacks every odd key and changed w0. */
+    gf_store_replace_begin(s);
+    for (int i = 0; i < n; i += 2) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%d", i);
+        cJSON *j = obj("ns", name, i == 0 ? "2" : "1", "q", i);
+        assert_int_equal(gf_store_replace_add(s, j), 0);
+        cJSON_Delete(j);
+    }
+    gf_store_replace_end(s);
+    assert_int_equal(gf_store_len(s), (size_t)n / 2);
+    assert_int_equal(seen.deletes, n / 2);
+    assert_int_equal(seen.updates, 1);
+    assert_null(gf_store_get(s, "ns/w1"));
+    assert_non_null(gf_store_get(s, "ns/w998"));
+
+    /* Cluster-scoped objects are keyed by name alone. */
+    cJSON *cq = cJSON_Parse("{\"metadata\":{\"name\":\"cq-a\","
+                            "\"resourceVersion\":\"5\"},"
+                            "\"spec\":{\"queueName\":\"x\"}}");
+    assert_int_equal(gf_store_upsert(s, cq), 0);
+    cJSON_Delete(cq);
+    assert_non_null(gf_store_get(s, "cq-a"));
+
+    int count = 0;
+    assert_int_equal(gf_store_foreach(s, count_entry, &count), 0);
+    assert_int_equal(count, n / 2 + 1);
+    count = 0;
+    assert_int_equal(gf_store_foreach(s, stop_at_three, &count), 7);
+    assert_int_equal(count, 3);
+    gf_store_free(s);
+    assert_int_equal(gf_alloc_live(), baseline);
+}
+
+int main(void)
+{
+    gf_alloc_global_init();
+    baseline = gf_alloc_live();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_projection_handlers_and_refs),
+        cmocka_unit_test(test_replace_deletes_vanished_and_syncs),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    gf_alloc_global_cleanup();
+    return rc;
+}
