@@ -15,19 +15,22 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* A printable string: what may go into a URL or an HTTP header. */
+static void check_printable(const char *s, bool allow_empty)
+{
+    GF_BUG_ON(!allow_empty && s[0] == '\0');
+    for (const char *p = s; *p; p++)
+        GF_BUG_ON((unsigned char)*p < 0x20 || *p == 0x7f);
+}
+
 static void check(const struct gf_kube_creds *c)
 {
     GF_BUG_ON(c->server == NULL || c->context == NULL || c->cluster == NULL);
     GF_BUG_ON(strncmp(c->server, "http", 4) != 0);
-    size_t n = strlen(c->server);
-    GF_BUG_ON(n == 0 || c->server[n - 1] == '/');
-    for (size_t i = 0; i < n; i++)
-        GF_BUG_ON((unsigned char)c->server[i] < 0x20);
-    if (c->token != NULL) {
-        GF_BUG_ON(c->token[0] == '\0');
-        for (const char *p = c->token; *p; p++)
-            GF_BUG_ON((unsigned char)*p < 0x20 || *p == 0x7f);
-    }
+    check_printable(c->server, false);
+    GF_BUG_ON(c->server[strlen(c->server) - 1] == '/');
+    if (c->token != NULL)
+        check_printable(c->token, false);
     GF_BUG_ON((c->cert_pem == NULL) != (c->key_pem == NULL));
 }
 
