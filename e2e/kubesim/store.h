@@ -130,6 +130,8 @@ struct gf_ks_obj {
     uint32_t len;                   /* strlen(json) */
     uint64_t rv;                    /* metadata.resourceVersion */
     const struct gf_ks_rtype *type; /* borrowed from the store */
+    const char *ns;   /* metadata.namespace, "" if none; in this block */
+    const char *name; /* metadata.name; in this block */
     char json[];
 };
 
@@ -238,7 +240,8 @@ enum gf_ks_subres {
 
 /*
  * Every write returns 0 and, when out is not NULL, a returned-borrowed
- * pointer to the stored object (take a ref to keep it). On failure it
+ * pointer to the stored object, valid until the next write made outside
+ * a store callback (take a ref to keep it longer). On failure it
  * returns a negative GF_E* code and fills err (which may be NULL):
  *   GF_ENOTFOUND 404 NotFound, GF_EEXIST 409 AlreadyExists,
  *   GF_ECONFLICT 409 Conflict (resourceVersion or uid precondition),
@@ -292,8 +295,9 @@ int gf_ks_store_patch(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                       struct gf_ks_status *err);
 
 /*
- * Convenience for controllers: merge-patches status (the JSON text of a
- * status object, e.g. {"conditions":[...]}) through /status semantics.
+ * Convenience for controllers: merge-patches status (borrowed, a status
+ * object such as {"conditions":[...]}) through /status semantics,
+ * without a resourceVersion precondition.
  */
 int gf_ks_store_patch_status(struct gf_ks_store *st,
                              const struct gf_ks_rtype *t, const char *ns,

@@ -1,0 +1,506 @@
+/*
+ * patch: merge, JSON and strategic merge patches over cJSON trees.
+ *
+ * Strategic merge needs each list's merge key, which the API server takes
+ * from the Go types' struct tags. kubesim serves few built-in types, so
+ * the keys are a table by field name (the same field name has the same
+ * strategy everywhere in the types kubesim serves).
+ */
+#include "e2e/kubesim/patch.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+
+/* ---- merge patch --------------------------------------------------------- */
+
+void gf_ks_patch_merge(cJSON **doc, const cJSON *patch)
+{
+    if (!cJSON_IsObject(patch)) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_Duplicate(patch, true);
+        return;
+    }
+    if (!cJSON_IsObject(*doc)) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateObject();
+    }
+    const cJSON *p;
+    cJSON_ArrayForEach(p, patch)
+    {
+        if (cJSON_IsNull(p)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(*doc, p->string);
+            continue;
+        }
+        cJSON *cur = cJSON_DetachItemFromObjectCaseSensitive(*doc, p->string);
+        gf_ks_patch_merge(&cur, p);
+        cJSON_AddItemToObject(*doc, p->string, cur);
+    }
+}
+
+/* ---- JSON patch ---------------------------------------------------------- */
+
+/*
+ * Decodes one JSON-pointer token (~1 is '/', ~0 is '~') into out.
+ * Returns the end of the token in the pointer.
+ */
+static const char *ptr_token(const char *p, char *out, size_t cap)
+{
+    size_t n = 0;
+    while (*p != '\0' && *p != '/') {
+        char c = *p++;
+        if (c == '~' && (*p == '0' || *p == '1'))
+            c = *p++ == '0' ? '~' : '/';
+        if (n + 1 < cap)
+            out[n++] = c;
+    }
+    out[n] = '\0';
+    return p;
+}
+
+static bool parse_index(const char *tok, size_t max, size_t *out)
+{
+    if (tok[0] == '\0' || (tok[0] == '0' && tok[1] != '\0'))
+        return false;
+    int64_t v;
+    if (gf_parse_i64(tok, &v) != 0 || v < 0 || (size_t)v > max)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+/*
+ * Resolves path to its parent container and last token. Returns the parent
+ * or NULL when an intermediate step is missing.
+ */
+static cJSON *ptr_parent(cJSON *doc, const char *path, char *last, size_t cap)
+{
+    if (path[0] != '/')
+        return NULL;
+    cJSON *cur = doc;
+    const char *p = path;
+    char tok[512];
+    for (;;) {
+        p = ptr_token(p + 1, tok, sizeof(tok));
+        if (*p == '\0') {
+            snprintf(last, cap, "%s", tok);
+            return cur;
+        }
+        if (cJSON_IsObject(cur)) {
+            cur = cJSON_GetObjectItemCaseSensitive(cur, tok);
+        } else if (cJSON_IsArray(cur)) {
+            size_t i;
+            int n = cJSON_GetArraySize(cur);
+            if (!parse_index(tok, n > 0 ? (size_t)n - 1 : 0, &i) || n == 0)
+                return NULL;
+            cur = cJSON_GetArrayItem(cur, (int)i);
+        } else {
+            return NULL;
+        }
+        if (cur == NULL)
+            return NULL;
+    }
+}
+
+static cJSON *ptr_get(cJSON *doc, const char *path)
+{
+    if (path[0] == '\0')
+        return doc;
+    char last[512];
+    cJSON *parent = ptr_parent(doc, path, last, sizeof(last));
+    if (cJSON_IsObject(parent))
+        return cJSON_GetObjectItemCaseSensitive(parent, last);
+    if (cJSON_IsArray(parent)) {
+        size_t i;
+        int n = cJSON_GetArraySize(parent);
+        if (n > 0 && parse_index(last, (size_t)n - 1, &i))
+            return cJSON_GetArrayItem(parent, (int)i);
+    }
+    return NULL;
+}
+
+/* Detaches the value at path; NULL when absent. */
+static cJSON *ptr_detach(cJSON *doc, const char *path)
+{
+    char last[512];
+    cJSON *parent = ptr_parent(doc, path, last, sizeof(last));
+    if (cJSON_IsObject(parent))
+        return cJSON_DetachItemFromObjectCaseSensitive(parent, last);
+    if (cJSON_IsArray(parent)) {
+        size_t i;
+        int n = cJSON_GetArraySize(parent);
+        if (n > 0 && parse_index(last, (size_t)n - 1, &i))
+            return cJSON_DetachItemFromArray(parent, (int)i);
+    }
+    return NULL;
+}
+
+/* Adds (takes) v at path. Returns false when the target does not exist. */
+static bool ptr_add(cJSON **doc, const char *path, cJSON *v, bool replace)
+{
+    if (path[0] == '\0') {
+        cJSON_Delete(*doc);
+        *doc = v;
+        return true;
+    }
+    char last[512];
+    cJSON *parent = ptr_parent(*doc, path, last, sizeof(last));
+    if (cJSON_IsObject(parent)) {
+        if (replace && cJSON_GetObjectItemCaseSensitive(parent, last) == NULL)
+            return false;
+        cJSON_DeleteItemFromObjectCaseSensitive(parent, last);
+        cJSON_AddItemToObject(parent, last, v);
+        return true;
+    }
+    if (cJSON_IsArray(parent)) {
+        int n = cJSON_GetArraySize(parent);
+        size_t i;
+        if (replace) {
+            if (n == 0 || !parse_index(last, (size_t)n - 1, &i))
+                return false;
+            cJSON_ReplaceItemInArray(parent, (int)i, v);
+            return true;
+        }
+        if (strcmp(last, "-") == 0) {
+            cJSON_AddItemToArray(parent, v);
+            return true;
+        }
+        if (!parse_index(last, (size_t)n, &i))
+            return false;
+        if ((int)i == n)
+            cJSON_AddItemToArray(parent, v);
+        else
+            cJSON_InsertItemInArray(parent, (int)i, v);
+        return true;
+    }
+    return false;
+}
+
+static int jp_fail(struct gf_ks_status *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int jp_fail(struct gf_ks_status *err, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return gf_ks_status_set(err, 422, "Invalid", "%s", msg);
+}
+
+static int json_patch_op(cJSON **doc, const cJSON *op, struct gf_ks_status *err)
+{
+    const char *name = gf_json_str(op, "op");
+    const char *path = gf_json_str(op, "path");
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
+    const char *from = gf_json_str(op, "from");
+    if (name == NULL || path == NULL)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "json patch operation needs op and path");
+    if (strcmp(name, "add") == 0 || strcmp(name, "replace") == 0) {
+        if (value == NULL)
+            return jp_fail(err, "%s operation does not apply: %s has no value",
+                           name, path);
+        cJSON *v = cJSON_Duplicate(value, true);
+        if (!ptr_add(doc, path, v, name[0] == 'r')) {
+            cJSON_Delete(v);
+            return jp_fail(err,
+                           "%s operation does not apply: doc is missing "
+                           "path: \"%s\": missing value",
+                           name, path);
+        }
+        return 0;
+    }
+    if (strcmp(name, "remove") == 0) {
+        cJSON *v = ptr_detach(*doc, path);
+        if (v == NULL)
+            return jp_fail(err,
+                           "%s operation does not apply: doc is missing "
+                           "path: \"%s\": missing value",
+                           name, path);
+        cJSON_Delete(v);
+        return 0;
+    }
+    if (strcmp(name, "test") == 0) {
+        const cJSON *cur = ptr_get(*doc, path);
+        if (cur == NULL || value == NULL || !cJSON_Compare(cur, value, true))
+            return jp_fail(err, "testing value %s failed: %s", path,
+                           "test failed");
+        return 0;
+    }
+    if (strcmp(name, "move") == 0 || strcmp(name, "copy") == 0) {
+        if (from == NULL)
+            return gf_ks_status_set(err, 400, "BadRequest",
+                                    "%s operation needs from", name);
+        cJSON *v;
+        if (name[0] == 'm') {
+            v = ptr_detach(*doc, from);
+        } else {
+            const cJSON *src = ptr_get(*doc, from);
+            v = src != NULL ? cJSON_Duplicate(src, true) : NULL;
+        }
+        if (v == NULL)
+            return jp_fail(err,
+                           "%s operation does not apply: doc is missing "
+                           "from path: \"%s\"",
+                           name, from);
+        if (!ptr_add(doc, path, v, false)) {
+            cJSON_Delete(v);
+            return jp_fail(err,
+                           "%s operation does not apply: doc is missing "
+                           "path: \"%s\"",
+                           name, path);
+        }
+        return 0;
+    }
+    return gf_ks_status_set(err, 400, "BadRequest", "Unexpected kind: %s",
+                            name);
+}
+
+/* ---- strategic merge patch ---------------------------------------------- */
+
+/* Merge keys of the list fields of the built-in types kubesim serves. */
+static const struct {
+    const char *field, *key;
+} merge_keys[] = {
+    {"containers", "name"},
+    {"initContainers", "name"},
+    {"ephemeralContainers", "name"},
+    {"env", "name"},
+    {"volumes", "name"},
+    {"volumeMounts", "mountPath"},
+    {"volumeDevices", "devicePath"},
+    {"ports", "containerPort"},
+    {"conditions", "type"},
+    {"ownerReferences", "uid"},
+    {"imagePullSecrets", "name"},
+    {"hostAliases", "ip"},
+};
+
+/* Primitive lists that merge as sets (patchStrategy:"merge"). */
+static const char *const set_lists[] = {"finalizers"};
+
+static const char *merge_key_of(const char *field)
+{
+    for (size_t i = 0; i < sizeof(merge_keys) / sizeof(merge_keys[0]); i++)
+        if (strcmp(merge_keys[i].field, field) == 0)
+            return merge_keys[i].key;
+    return NULL;
+}
+
+static bool is_set_list(const char *field)
+{
+    for (size_t i = 0; i < sizeof(set_lists) / sizeof(set_lists[0]); i++)
+        if (strcmp(set_lists[i], field) == 0)
+            return true;
+    return false;
+}
+
+static void smp_map(cJSON **doc, const cJSON *patch);
+
+static cJSON *find_by_key(cJSON *list, const char *key, const cJSON *val)
+{
+    cJSON *e;
+    cJSON_ArrayForEach(e, list)
+    {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(e, key);
+        if (k != NULL && cJSON_Compare(k, val, true))
+            return e;
+    }
+    return NULL;
+}
+
+/* Strips the directives a patch element may carry before it is stored. */
+static cJSON *clean_copy(const cJSON *v)
+{
+    cJSON *d = cJSON_CreateObject();
+    smp_map(&d, v);
+    return d;
+}
+
+static void smp_keyed_list(cJSON **doc, const cJSON *patch, const char *key)
+{
+    if (!cJSON_IsArray(*doc)) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateArray();
+    }
+    const cJSON *p;
+    cJSON_ArrayForEach(p, patch)
+    {
+        if (!cJSON_IsObject(p)) {
+            cJSON_AddItemToArray(*doc, cJSON_Duplicate(p, true));
+            continue;
+        }
+        const char *directive = gf_json_str(p, "$patch");
+        if (directive != NULL && strcmp(directive, "replace") == 0) {
+            /* The list is replaced by the patch's other elements. */
+            cJSON_Delete(*doc);
+            *doc = cJSON_CreateArray();
+            const cJSON *q;
+            cJSON_ArrayForEach(q, patch)
+            {
+                if (q != p)
+                    cJSON_AddItemToArray(*doc, clean_copy(q));
+            }
+            return;
+        }
+        const cJSON *kv = cJSON_GetObjectItemCaseSensitive(p, key);
+        cJSON *cur = kv != NULL ? find_by_key(*doc, key, kv) : NULL;
+        if (directive != NULL && strcmp(directive, "delete") == 0) {
+            if (cur != NULL) {
+                cJSON_DetachItemViaPointer(*doc, cur);
+                cJSON_Delete(cur);
+            }
+            continue;
+        }
+        if (cur == NULL) {
+            cJSON_AddItemToArray(*doc, clean_copy(p));
+            continue;
+        }
+        cJSON *merged = cJSON_Duplicate(cur, true);
+        smp_map(&merged, p);
+        cJSON_ReplaceItemViaPointer(*doc, cur, merged);
+    }
+}
+
+static void smp_set_list(cJSON **doc, const cJSON *patch)
+{
+    if (!cJSON_IsArray(*doc)) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateArray();
+    }
+    const cJSON *p;
+    cJSON_ArrayForEach(p, patch)
+    {
+        bool found = false;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, *doc)
+        {
+            if (cJSON_Compare(e, p, true))
+                found = true;
+        }
+        if (!found)
+            cJSON_AddItemToArray(*doc, cJSON_Duplicate(p, true));
+    }
+}
+
+static void delete_from_primitive(cJSON *list, const cJSON *values)
+{
+    const cJSON *v;
+    cJSON_ArrayForEach(v, values)
+    {
+        cJSON *e = list != NULL ? list->child : NULL;
+        while (e != NULL) {
+            cJSON *next = e->next;
+            if (cJSON_Compare(e, v, true)) {
+                cJSON_DetachItemViaPointer(list, e);
+                cJSON_Delete(e);
+            }
+            e = next;
+        }
+    }
+}
+
+static void smp_map(cJSON **doc, const cJSON *patch)
+{
+    if (!cJSON_IsObject(*doc)) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateObject();
+    }
+    const char *directive = gf_json_str(patch, "$patch");
+    if (directive != NULL && strcmp(directive, "replace") == 0) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateObject();
+    } else if (directive != NULL && strcmp(directive, "delete") == 0) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateObject();
+        return;
+    }
+    const cJSON *p;
+    cJSON_ArrayForEach(p, patch)
+    {
+        const char *k = p->string;
+        if (k[0] == '$') {
+            static const char del[] = "$deleteFromPrimitiveList/";
+            if (strncmp(k, del, sizeof(del) - 1) == 0)
+                delete_from_primitive(
+                    cJSON_GetObjectItemCaseSensitive(*doc, k + sizeof(del) - 1),
+                    p);
+            /* $setElementOrder and $retainKeys only constrain order. */
+            continue;
+        }
+        if (cJSON_IsNull(p)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(*doc, k);
+            continue;
+        }
+        cJSON *cur = cJSON_DetachItemFromObjectCaseSensitive(*doc, k);
+        if (cJSON_IsObject(p)) {
+            const char *d = gf_json_str(p, "$patch");
+            if (d != NULL && strcmp(d, "delete") == 0) {
+                cJSON_Delete(cur);
+                continue;
+            }
+            smp_map(&cur, p);
+        } else if (cJSON_IsArray(p) && merge_key_of(k) != NULL) {
+            smp_keyed_list(&cur, p, merge_key_of(k));
+        } else if (cJSON_IsArray(p) && is_set_list(k)) {
+            smp_set_list(&cur, p);
+        } else {
+            cJSON_Delete(cur);
+            cur = cJSON_Duplicate(p, true);
+        }
+        cJSON_AddItemToObject(*doc, k, cur);
+    }
+}
+
+/* ---- entry point --------------------------------------------------------- */
+
+int gf_ks_patch_apply(enum gf_ks_patch_type type, cJSON **doc,
+                      const char *patch, size_t len, struct gf_ks_status *err)
+{
+    if (len > GF_KS_PATCH_MAX)
+        return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
+                                "Request entity too large");
+    cJSON *p = cJSON_ParseWithLength(patch, len);
+    if (p == NULL)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "error decoding patch: invalid JSON");
+    int rc = 0;
+    switch (type) {
+    case GF_KS_PATCH_MERGE:
+        gf_ks_patch_merge(doc, p);
+        break;
+    case GF_KS_PATCH_STRATEGIC:
+        if (!cJSON_IsObject(p)) {
+            rc = gf_ks_status_set(err, 400, "BadRequest",
+                                  "strategic merge patch must be an object");
+            break;
+        }
+        smp_map(doc, p);
+        break;
+    case GF_KS_PATCH_JSON: {
+        if (!cJSON_IsArray(p)) {
+            rc = gf_ks_status_set(err, 400, "BadRequest",
+                                  "json: cannot unmarshal object into Go "
+                                  "value of type jsonpatch.Patch");
+            break;
+        }
+        const cJSON *op;
+        cJSON_ArrayForEach(op, p)
+        {
+            rc = json_patch_op(doc, op, err);
+            if (rc < 0)
+                break;
+        }
+        break;
+    }
+    }
+    cJSON_Delete(p);
+    return rc;
+}

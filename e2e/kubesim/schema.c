@@ -1,0 +1,389 @@
+/*
+ * schema: interned CRD schemas and structural validation with pruning.
+ *
+ * Validation walks the object and the schema together, collecting field
+ * errors with paths written as the API server writes them
+ * ("spec.podSets[0].count"); unknown fields are removed unless the schema
+ * preserves them, and nulls in non-nullable fields are dropped, which is
+ * what the apiextensions server does before it validates.
+ */
+#include "e2e/kubesim/schema.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+
+struct gf_ks_schema {
+    struct gf_ks_schema *next; /* in the cache */
+    struct gf_ks_schema_cache *cache;
+    uint32_t refs;
+    uint32_t hash;
+    cJSON *root;
+};
+
+struct gf_ks_schema_cache {
+    struct gf_ks_schema *list;
+    size_t n;
+};
+
+/* A schema may list many errors; the server caps what it reports too. */
+#define MAX_ERRORS 16
+#define MAX_DEPTH 64
+
+struct gf_ks_schema_cache *gf_ks_schema_cache_new(void)
+{
+    return gf_calloc(1, sizeof(struct gf_ks_schema_cache));
+}
+
+void gf_ks_schema_cache_free(struct gf_ks_schema_cache *c)
+{
+    if (c == NULL)
+        return;
+    /* Every schema must have been released by its types first. */
+    GF_BUG_ON(c->list != NULL);
+    gf_free(c);
+}
+
+size_t gf_ks_schema_cache_size(const struct gf_ks_schema_cache *c)
+{
+    return c->n;
+}
+
+static uint32_t hash_bytes(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+struct gf_ks_schema *gf_ks_schema_intern(struct gf_ks_schema_cache *c,
+                                         const cJSON *schema)
+{
+    char *text = cJSON_PrintUnformatted(schema);
+    uint32_t h = hash_bytes(text);
+    gf_free(text);
+    for (struct gf_ks_schema *s = c->list; s != NULL; s = s->next)
+        if (s->hash == h && cJSON_Compare(s->root, schema, true))
+            return gf_ks_schema_ref(s);
+    struct gf_ks_schema *s = gf_calloc(1, sizeof(*s));
+    s->cache = c;
+    s->refs = 1;
+    s->hash = h;
+    s->root = cJSON_Duplicate(schema, true);
+    s->next = c->list;
+    c->list = s;
+    c->n++;
+    return s;
+}
+
+struct gf_ks_schema *gf_ks_schema_ref(struct gf_ks_schema *s)
+{
+    s->refs++;
+    return s;
+}
+
+void gf_ks_schema_unref(struct gf_ks_schema *s)
+{
+    if (s == NULL || --s->refs > 0)
+        return;
+    struct gf_ks_schema **pp = &s->cache->list;
+    while (*pp != s)
+        pp = &(*pp)->next;
+    *pp = s->next;
+    s->cache->n--;
+    cJSON_Delete(s->root);
+    gf_free(s);
+}
+
+const cJSON *gf_ks_schema_root(const struct gf_ks_schema *s)
+{
+    return s->root;
+}
+
+/* ---- validation ------------------------------------------------------ */
+
+struct vctx {
+    struct gf_ks_status *err;
+    char msgs[MAX_ERRORS][384];
+    size_t n;
+    size_t total;
+};
+
+static void field_error(struct vctx *v, const char *reason, const char *path,
+                        const char *detail)
+{
+    v->total++;
+    if (v->n >= MAX_ERRORS)
+        return;
+    /* A message longer than the slot is cut: it is for humans, and the
+     * full path and detail also go into the Status cause below. */
+    if (snprintf(v->msgs[v->n], sizeof(v->msgs[0]), "%s: %s", path, detail) <
+        0)
+        v->msgs[v->n][0] = '\0';
+    v->n++;
+    gf_ks_status_cause(v->err, reason, detail, path);
+}
+
+static const char *json_type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v))
+        return "string";
+    if (cJSON_IsBool(v))
+        return "boolean";
+    if (cJSON_IsNumber(v))
+        return v->valuedouble == floor(v->valuedouble) ? "integer" : "number";
+    if (cJSON_IsArray(v))
+        return "array";
+    if (cJSON_IsObject(v))
+        return "object";
+    return "null";
+}
+
+static bool flag(const cJSON *schema, const char *key)
+{
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(schema, key));
+}
+
+static bool type_ok(const char *type, const cJSON *v)
+{
+    if (strcmp(type, "object") == 0)
+        return cJSON_IsObject(v);
+    if (strcmp(type, "array") == 0)
+        return cJSON_IsArray(v);
+    if (strcmp(type, "string") == 0)
+        return cJSON_IsString(v);
+    if (strcmp(type, "boolean") == 0)
+        return cJSON_IsBool(v);
+    if (strcmp(type, "number") == 0)
+        return cJSON_IsNumber(v);
+    if (strcmp(type, "integer") == 0)
+        return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble);
+    return true;
+}
+
+static void value_text(const cJSON *v, char *out, size_t cap)
+{
+    if (cJSON_IsString(v)) {
+        snprintf(out, cap, "\"%s\"", v->valuestring);
+        return;
+    }
+    char *s = cJSON_PrintUnformatted(v);
+    snprintf(out, cap, "%s", s != NULL ? s : "null");
+    gf_free(s);
+}
+
+static void check_enum(struct vctx *v, const cJSON *schema, const cJSON *val,
+                       const char *path)
+{
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(schema, "enum");
+    if (!cJSON_IsArray(en))
+        return;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, en)
+    {
+        if (cJSON_Compare(e, val, true))
+            return;
+    }
+    char msg[384], vt[96];
+    value_text(val, vt, sizeof(vt));
+    int n = snprintf(msg, sizeof(msg),
+                     "Unsupported value: %s: supported "
+                     "values: ",
+                     vt);
+    bool first = true;
+    cJSON_ArrayForEach(e, en)
+    {
+        char et[64];
+        value_text(e, et, sizeof(et));
+        if (n > 0 && (size_t)n < sizeof(msg))
+            n += snprintf(msg + n, sizeof(msg) - (size_t)n, "%s%s",
+                          first ? "" : ", ", et);
+        first = false;
+    }
+    field_error(v, "FieldValueNotSupported", path, msg);
+}
+
+static void walk(struct vctx *v, const cJSON *schema, cJSON *val,
+                 const char *path, int depth);
+
+static void walk_object(struct vctx *v, const cJSON *schema, cJSON *val,
+                        const char *path, int depth)
+{
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+    const cJSON *addl =
+        cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties");
+    bool preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+    bool embedded = flag(schema, "x-kubernetes-embedded-resource");
+    char sub[1024];
+    cJSON *f = val->child;
+    while (f != NULL) {
+        cJSON *next = f->next;
+        const char *k = f->string;
+        if (path[0] != '\0')
+            snprintf(sub, sizeof(sub), "%s.%s", path, k);
+        else
+            snprintf(sub, sizeof(sub), "%s", k);
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, k);
+        if (cJSON_IsNull(f) && cJSON_IsObject(ps) && !flag(ps, "nullable")) {
+            /* Nulls in non-nullable fields are dropped, not rejected. */
+            cJSON_DetachItemViaPointer(val, f);
+            cJSON_Delete(f);
+        } else if (cJSON_IsObject(ps)) {
+            walk(v, ps, f, sub, depth + 1);
+        } else if (cJSON_IsObject(addl)) {
+            walk(v, addl, f, sub, depth + 1);
+        } else if (preserve || cJSON_IsTrue(addl) ||
+                   (embedded &&
+                    (strcmp(k, "apiVersion") == 0 || strcmp(k, "kind") == 0 ||
+                     strcmp(k, "metadata") == 0))) {
+            /* kept as is */
+        } else {
+            /* Pruned, as the server drops fields the schema omits. */
+            cJSON_DetachItemViaPointer(val, f);
+            cJSON_Delete(f);
+        }
+        f = next;
+    }
+    const cJSON *req;
+    cJSON_ArrayForEach(req,
+                       cJSON_GetObjectItemCaseSensitive(schema, "required"))
+    {
+        if (!cJSON_IsString(req) ||
+            cJSON_GetObjectItemCaseSensitive(val, req->valuestring) != NULL)
+            continue;
+        if (path[0] != '\0')
+            snprintf(sub, sizeof(sub), "%s.%s", path, req->valuestring);
+        else
+            snprintf(sub, sizeof(sub), "%s", req->valuestring);
+        field_error(v, "FieldValueRequired", sub, "Required value");
+    }
+}
+
+static void walk(struct vctx *v, const cJSON *schema, cJSON *val,
+                 const char *path, int depth)
+{
+    if (depth > MAX_DEPTH)
+        return;
+    if (cJSON_IsNull(val)) {
+        if (!flag(schema, "nullable"))
+            field_error(v, "FieldValueInvalid", path,
+                        "Invalid value: \"null\": must not be null");
+        return;
+    }
+    char msg[384];
+    if (flag(schema, "x-kubernetes-int-or-string")) {
+        if (!cJSON_IsString(val) && !type_ok("integer", val)) {
+            snprintf(msg, sizeof(msg),
+                     "Invalid value: \"%s\": %s in body must be of type "
+                     "integer,string: \"%s\"",
+                     json_type_name(val), path, json_type_name(val));
+            field_error(v, "FieldValueTypeInvalid", path, msg);
+        }
+        return;
+    }
+    const char *type = gf_json_str(schema, "type");
+    if (type != NULL && !type_ok(type, val)) {
+        snprintf(msg, sizeof(msg),
+                 "Invalid value: \"%s\": %s in body must be of type %s: "
+                 "\"%s\"",
+                 json_type_name(val), path, type, json_type_name(val));
+        field_error(v, "FieldValueTypeInvalid", path, msg);
+        return;
+    }
+    check_enum(v, schema, val, path);
+    if (cJSON_IsObject(val)) {
+        walk_object(v, schema, val, path, depth);
+    } else if (cJSON_IsArray(val)) {
+        const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
+        if (!cJSON_IsObject(items))
+            return;
+        int i = 0;
+        cJSON *e;
+        cJSON_ArrayForEach(e, val)
+        {
+            char sub[1024];
+            snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
+            walk(v, items, e, sub, depth + 1);
+        }
+    }
+}
+
+int gf_ks_schema_validate(const struct gf_ks_schema *s, cJSON *obj,
+                          const char *kind, const char *group, const char *name,
+                          struct gf_ks_status *err)
+{
+    struct vctx v = {.err = err};
+    if (err != NULL)
+        gf_ks_status_clear(err);
+    if (!cJSON_IsObject(obj))
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the body of the request was not an object");
+    const cJSON *props =
+        cJSON_GetObjectItemCaseSensitive(s->root, "properties");
+    /* apiVersion, kind and metadata belong to the server, not the CRD. */
+    cJSON *f = obj->child;
+    bool preserve = flag(s->root, "x-kubernetes-preserve-unknown-fields");
+    while (f != NULL) {
+        cJSON *next = f->next;
+        const char *k = f->string;
+        if (strcmp(k, "apiVersion") != 0 && strcmp(k, "kind") != 0 &&
+            strcmp(k, "metadata") != 0) {
+            const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, k);
+            if (cJSON_IsObject(ps)) {
+                walk(&v, ps, f, k, 1);
+            } else if (!preserve) {
+                cJSON_DetachItemViaPointer(obj, f);
+                cJSON_Delete(f);
+            }
+        }
+        f = next;
+    }
+    const cJSON *req;
+    cJSON_ArrayForEach(req,
+                       cJSON_GetObjectItemCaseSensitive(s->root, "required"))
+    {
+        if (cJSON_IsString(req) &&
+            cJSON_GetObjectItemCaseSensitive(obj, req->valuestring) == NULL)
+            field_error(&v, "FieldValueRequired", req->valuestring,
+                        "Required value");
+    }
+    if (v.total == 0)
+        return 0;
+    /* The server's message: one error bare, several in brackets. */
+    char q[256];
+    snprintf(q, sizeof(q), "%s%s%s", kind, group[0] ? "." : "", group);
+    char all[900];
+    size_t n = 0;
+    all[0] = '\0';
+    for (size_t i = 0; i < v.n && n < sizeof(all); i++) {
+        int w = snprintf(all + n, sizeof(all) - n, "%s%s", i ? ", " : "",
+                         v.msgs[i]);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    /* gf_ks_status_set() starts afresh: carry the causes over. */
+    cJSON *causes = err != NULL ? err->causes : NULL;
+    if (err != NULL)
+        err->causes = NULL;
+    int rc;
+    if (v.total == 1)
+        rc = gf_ks_status_set(err, 422, "Invalid", "%s \"%s\" is invalid: %s",
+                              q, name, all);
+    else
+        rc = gf_ks_status_set(err, 422, "Invalid", "%s \"%s\" is invalid: [%s]",
+                              q, name, all);
+    if (err != NULL) {
+        err->causes = causes;
+        gf_ks_status_details(err, name, group, kind);
+    }
+    return rc;
+}

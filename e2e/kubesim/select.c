@@ -1,0 +1,313 @@
+/*
+ * select: parsing and matching of label and field selectors.
+ *
+ * A hand-written lexer over the selector grammar of
+ * k8s.io/apimachinery/pkg/labels: identifiers, the operators
+ * = == != in notin !, parentheses and commas. Requirements are ANDed.
+ */
+#include "e2e/kubesim/select.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+
+enum op { OP_EQ, OP_NE, OP_IN, OP_NOTIN, OP_EXISTS, OP_NOTEXISTS };
+
+struct req {
+    char *key;
+    enum op op;
+    char **values;
+    size_t n_values;
+};
+
+struct gf_ks_selector {
+    bool field;
+    struct req *reqs;
+    size_t n;
+};
+
+/* Selectors come from query strings; bound them like any input. */
+#define SEL_MAX_LEN 8192
+#define SEL_MAX_VALUES 256
+
+static void req_free(struct req *r)
+{
+    gf_free(r->key);
+    for (size_t i = 0; i < r->n_values; i++)
+        gf_free(r->values[i]);
+    gf_free(r->values);
+}
+
+void gf_ks_selector_free(struct gf_ks_selector *sel)
+{
+    if (sel == NULL)
+        return;
+    for (size_t i = 0; i < sel->n; i++)
+        req_free(&sel->reqs[i]);
+    gf_free(sel->reqs);
+    gf_free(sel);
+}
+
+struct gf_ks_selector *gf_ks_selector_dup(const struct gf_ks_selector *sel)
+{
+    if (sel == NULL)
+        return NULL;
+    struct gf_ks_selector *d = gf_calloc(1, sizeof(*d));
+    d->field = sel->field;
+    d->n = sel->n;
+    d->reqs = gf_calloc(sel->n ? sel->n : 1, sizeof(*d->reqs));
+    for (size_t i = 0; i < sel->n; i++) {
+        const struct req *r = &sel->reqs[i];
+        d->reqs[i].key = gf_strdup(r->key);
+        d->reqs[i].op = r->op;
+        d->reqs[i].n_values = r->n_values;
+        d->reqs[i].values =
+            gf_calloc(r->n_values ? r->n_values : 1, sizeof(char *));
+        for (size_t j = 0; j < r->n_values; j++)
+            d->reqs[i].values[j] = gf_strdup(r->values[j]);
+    }
+    return d;
+}
+
+struct lexer {
+    const char *p;
+    bool field;
+};
+
+static void skip_ws(struct lexer *lx)
+{
+    while (*lx->p == ' ' || *lx->p == '\t')
+        lx->p++;
+}
+
+static bool ident_char(char c, bool field)
+{
+    /*
+     * Field selector values may hold more than label values do (e.g. a
+     * namespace/name); only the operator characters end them.
+     */
+    if (field)
+        return c != '\0' && c != ',' && c != '=' && c != '!' && c != ' ';
+    return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.' ||
+           c == '/';
+}
+
+/* Returned-owned identifier, or NULL when none is at the cursor. */
+static char *ident(struct lexer *lx)
+{
+    skip_ws(lx);
+    const char *s = lx->p;
+    while (ident_char(*lx->p, lx->field))
+        lx->p++;
+    if (lx->p == s)
+        return NULL;
+    return gf_strndup(s, (size_t)(lx->p - s));
+}
+
+static bool word(struct lexer *lx, const char *w)
+{
+    size_t n = strlen(w);
+    if (strncmp(lx->p, w, n) != 0)
+        return false;
+    char next = lx->p[n];
+    if (isalnum((unsigned char)next))
+        return false;
+    lx->p += n;
+    return true;
+}
+
+static void push_value(struct req *r, char *v)
+{
+    r->values = gf_realloc(r->values, (r->n_values + 1) * sizeof(char *));
+    r->values[r->n_values++] = v;
+}
+
+static int bad(struct gf_ks_status *err, const char *what, const char *s)
+{
+    return gf_ks_status_set(err, 400, "BadRequest",
+                            "unable to parse requirement: %s in \"%s\"", what,
+                            s);
+}
+
+static int parse_set(struct lexer *lx, struct req *r, const char *s,
+                     struct gf_ks_status *err)
+{
+    skip_ws(lx);
+    if (*lx->p != '(')
+        return bad(err, "found '', expected: '('", s);
+    lx->p++;
+    for (;;) {
+        skip_ws(lx);
+        char *v = ident(lx);
+        if (r->n_values >= SEL_MAX_VALUES) {
+            gf_free(v);
+            return bad(err, "too many values", s);
+        }
+        push_value(r, v != NULL ? v : gf_strdup(""));
+        skip_ws(lx);
+        if (*lx->p == ',') {
+            lx->p++;
+            continue;
+        }
+        if (*lx->p == ')') {
+            lx->p++;
+            return 0;
+        }
+        return bad(err, "found unexpected token, expected: ',' or ')'", s);
+    }
+}
+
+static int parse_req(struct lexer *lx, struct req *r, const char *s,
+                     struct gf_ks_status *err)
+{
+    skip_ws(lx);
+    if (!lx->field && *lx->p == '!') {
+        lx->p++;
+        r->key = ident(lx);
+        if (r->key == NULL)
+            return bad(err, "found '', expected: identifier", s);
+        r->op = OP_NOTEXISTS;
+        return 0;
+    }
+    r->key = ident(lx);
+    if (r->key == NULL)
+        return bad(err, "found '', expected: identifier", s);
+    skip_ws(lx);
+    if (strncmp(lx->p, "==", 2) == 0) {
+        lx->p += 2;
+        r->op = OP_EQ;
+    } else if (strncmp(lx->p, "!=", 2) == 0) {
+        lx->p += 2;
+        r->op = OP_NE;
+    } else if (*lx->p == '=') {
+        lx->p++;
+        r->op = OP_EQ;
+    } else if (!lx->field && word(lx, "notin")) {
+        r->op = OP_NOTIN;
+        return parse_set(lx, r, s, err);
+    } else if (!lx->field && word(lx, "in")) {
+        r->op = OP_IN;
+        return parse_set(lx, r, s, err);
+    } else if (!lx->field && (*lx->p == ',' || *lx->p == '\0')) {
+        r->op = OP_EXISTS;
+        return 0;
+    } else {
+        return bad(err, "found unexpected token, expected an operator", s);
+    }
+    char *v = ident(lx);
+    push_value(r, v != NULL ? v : gf_strdup(""));
+    return 0;
+}
+
+int gf_ks_selector_parse(const char *s, bool field, struct gf_ks_selector **out,
+                         struct gf_ks_status *err)
+{
+    *out = NULL;
+    if (s == NULL)
+        return 0;
+    if (strlen(s) > SEL_MAX_LEN)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "selector longer than %d bytes", SEL_MAX_LEN);
+    struct lexer lx = {s, field};
+    skip_ws(&lx);
+    if (*lx.p == '\0')
+        return 0;
+    struct gf_ks_selector *sel = gf_calloc(1, sizeof(*sel));
+    sel->field = field;
+    for (;;) {
+        sel->reqs = gf_realloc(sel->reqs, (sel->n + 1) * sizeof(*sel->reqs));
+        struct req *r = &sel->reqs[sel->n++];
+        memset(r, 0, sizeof(*r));
+        int rc = parse_req(&lx, r, s, err);
+        if (rc < 0) {
+            gf_ks_selector_free(sel);
+            return rc;
+        }
+        skip_ws(&lx);
+        if (*lx.p == '\0')
+            break;
+        if (*lx.p != ',') {
+            gf_ks_selector_free(sel);
+            return bad(err, "found unexpected token, expected: ','", s);
+        }
+        lx.p++;
+    }
+    *out = sel;
+    return 0;
+}
+
+static bool in_values(const struct req *r, const char *v)
+{
+    for (size_t i = 0; i < r->n_values; i++)
+        if (strcmp(r->values[i], v) == 0)
+            return true;
+    return false;
+}
+
+static bool req_match(const struct req *r, const char *v)
+{
+    switch (r->op) {
+    case OP_EQ:
+    case OP_IN:
+        return v != NULL && in_values(r, v);
+    case OP_NE:
+    case OP_NOTIN:
+        return v == NULL || !in_values(r, v);
+    case OP_EXISTS:
+        return v != NULL;
+    case OP_NOTEXISTS:
+        return v == NULL;
+    }
+    return false;
+}
+
+bool gf_ks_selector_match_labels(const struct gf_ks_selector *sel,
+                                 const cJSON *labels)
+{
+    if (sel == NULL)
+        return true;
+    for (size_t i = 0; i < sel->n; i++) {
+        const cJSON *l =
+            cJSON_GetObjectItemCaseSensitive(labels, sel->reqs[i].key);
+        const char *v = cJSON_IsString(l) ? l->valuestring : NULL;
+        if (!req_match(&sel->reqs[i], v))
+            return false;
+    }
+    return true;
+}
+
+bool gf_ks_selector_match_fields(const struct gf_ks_selector *sel,
+                                 const cJSON *obj)
+{
+    if (sel == NULL)
+        return true;
+    for (size_t i = 0; i < sel->n; i++) {
+        const cJSON *n = gf_json_path(obj, sel->reqs[i].key);
+        const char *v = cJSON_IsString(n) ? n->valuestring : NULL;
+        /*
+         * A field that is absent compares as the empty string (the server
+         * compares against the field set it extracted, where an unset
+         * namespace is "").
+         */
+        if (v == NULL && !cJSON_IsBool(n))
+            v = "";
+        else if (cJSON_IsBool(n))
+            v = cJSON_IsTrue(n) ? "true" : "false";
+        if (!req_match(&sel->reqs[i], v))
+            return false;
+    }
+    return true;
+}
+
+bool gf_ks_selector_match(const struct gf_ks_selector *sel, const cJSON *obj)
+{
+    if (sel == NULL)
+        return true;
+    if (sel->field)
+        return gf_ks_selector_match_fields(sel, obj);
+    return gf_ks_selector_match_labels(sel,
+                                       gf_json_path(obj, "metadata.labels"));
+}
