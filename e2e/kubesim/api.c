@@ -37,8 +37,45 @@ void gf_ks_catalog_free(struct gf_ks_catalog *c)
 {
     if (c == NULL)
         return;
+    while (c->ents != NULL) {
+        struct gf__ks_schema_ent *e = c->ents;
+        c->ents = e->next;
+        gf_ks_schema_unref(e->schema);
+        gf_free(e->text);
+        gf_free(e);
+    }
     gf_ks_schema_cache_free(c->schemas);
     gf_free(c);
+}
+
+struct gf_ks_schema *gf__ks_catalog_schema(struct gf_ks_catalog *c,
+                                           const cJSON *schema)
+{
+    char *text = cJSON_PrintUnformatted(schema);
+    for (struct gf__ks_schema_ent *e = c->ents; e != NULL; e = e->next) {
+        if (strcmp(e->text, text) == 0) {
+            gf_free(text);
+            return gf_ks_schema_ref(e->schema);
+        }
+    }
+    struct gf__ks_schema_ent *e = gf_calloc(1, sizeof(*e));
+    e->text = text;
+    e->schema = gf_ks_schema_intern(c->schemas, schema);
+    e->next = c->ents;
+    c->ents = e;
+    return gf_ks_schema_ref(e->schema);
+}
+
+bool gf__ks_json_equal(const cJSON *a, const cJSON *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    char *x = cJSON_PrintUnformatted(a);
+    char *y = cJSON_PrintUnformatted(b);
+    bool eq = strcmp(x, y) == 0;
+    gf_free(x);
+    gf_free(y);
+    return eq;
 }
 
 /* ---- api lifetime ------------------------------------------------------- */
@@ -362,8 +399,8 @@ static bool parse_path(struct gf__ks_rreq *r, char *path)
 static const char *nonresource_verb(const char *m)
 {
     static const char *const map[][2] = {
-        {"GET", "get"},   {"HEAD", "head"},     {"POST", "post"},
-        {"PUT", "put"},   {"PATCH", "patch"},   {"DELETE", "delete"},
+        {"GET", "get"},         {"HEAD", "head"},   {"POST", "post"},
+        {"PUT", "put"},         {"PATCH", "patch"}, {"DELETE", "delete"},
         {"OPTIONS", "options"},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -399,8 +436,10 @@ static int authorize(struct gf_ks_api *api, const struct gf__ks_rreq *r,
     };
     int rc = api->authorize(api->authorize_data, &a, err);
     if (rc < 0 && err->code == 0)
-        rc = gf_ks_status_set(err, 403, "Forbidden", "forbidden: User \"%s\" "
-                              "cannot %s path \"%s\"", a.user, a.verb, a.path);
+        rc = gf_ks_status_set(err, 403, "Forbidden",
+                              "forbidden: User \"%s\" "
+                              "cannot %s path \"%s\"",
+                              a.user, a.verb, a.path);
     return rc < 0 ? rc : 0;
 }
 
@@ -542,8 +581,14 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
     char nm[254];
     snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
     int rc = check_write(api, t, ver, obj, nm, err);
+    enum gf_ks_subres sub = GF_KS_MAIN;
+    if (rc == 0 && is_crd_type(t)) {
+        /* Established from the start: no status write follows. */
+        gf__ks_crd_initial_status(api, obj);
+        sub = GF_KS_STATUS;
+    }
     if (rc == 0)
-        rc = gf_ks_store_create(api->store, t, ns, obj, GF_KS_MAIN, out, err);
+        rc = gf_ks_store_create(api->store, t, ns, obj, sub, out, err);
     cJSON_Delete(obj);
     return rc;
 }
@@ -579,8 +624,7 @@ static int parse_limit(const struct gf__ks_rreq *r, size_t *limit,
     if (l == NULL || l[0] == '\0')
         return 0;
     if (gf_parse_i64(l, &v) != 0)
-        return gf_ks_status_set(err, 400, "BadRequest",
-                                "invalid limit: %s", l);
+        return gf_ks_status_set(err, 400, "BadRequest", "invalid limit: %s", l);
     *limit = v > 0 ? (size_t)v : 0;
     return 0;
 }
@@ -719,8 +763,7 @@ static int dry_run(const struct gf__ks_rreq *r, bool *dry,
 
 /* ---- create ------------------------------------------------------------- */
 
-static void reply_cjson_obj(const struct gf__ks_rreq *r, int code,
-                            cJSON *obj)
+static void reply_cjson_obj(const struct gf__ks_rreq *r, int code, cJSON *obj)
 {
     char gv[256];
     gf__ks_gv(r->t->group, r->ver->name, gv, sizeof(gv));
@@ -880,8 +923,8 @@ static int apply_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
     if (q->body_len > GF__KS_BODY_MAX)
         return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
                                 "the request body is too large");
-    int rc = gf__ks_yaml_doc(q->body != NULL ? q->body : "", q->body_len,
-                             &cfg, err);
+    int rc =
+        gf__ks_yaml_doc(q->body != NULL ? q->body : "", q->body_len, &cfg, err);
     if (rc < 0)
         return rc;
     if (!cJSON_IsObject(cfg)) {
@@ -912,8 +955,8 @@ static int patch_doc(struct gf_ks_api *api, struct gf__ks_rreq *r,
 }
 
 /* A server-side apply of a missing object creates it. */
-static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                         bool dry, struct gf_ks_status *err)
+static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
+                         struct gf_ks_status *err)
 {
     cJSON *doc = cJSON_CreateObject();
     int rc = apply_patch(api, r, &doc, err);
@@ -950,8 +993,8 @@ static void do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
     bool dry = false;
     int rc = dry_run(r, &dry, err);
     cJSON *doc = NULL;
-    if (rc == 0 && (k == PK_UNKNOWN ||
-                    (k == PK_STRATEGIC && !gf__ks_builtin(r->t))))
+    if (rc == 0 &&
+        (k == PK_UNKNOWN || (k == PK_STRATEGIC && !gf__ks_builtin(r->t))))
         rc = unsupported_patch(r->t, err);
     if (rc < 0)
         goto fail;
@@ -961,8 +1004,7 @@ static void do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         return;
     }
     if (cur == NULL) {
-        rc = gf_ks_status_not_found(err, r->t->group, r->t->resource,
-                                    r->name);
+        rc = gf_ks_status_not_found(err, r->t->group, r->t->resource, r->name);
         goto fail;
     }
     /* The patch applies to the object as the client sees it. */
@@ -1072,8 +1114,8 @@ static int parse_delete(const struct gf__ks_rreq *r, struct del_opts *d,
                                &d->o.propagation, err);
     const char *od = gf__ks_param(r, "orphanDependents");
     if (rc == 0 && od != NULL && d->o.propagation == GF_KS_PROP_DEFAULT)
-        d->o.propagation = strcmp(od, "true") == 0 ? GF_KS_PROP_ORPHAN
-                                                   : GF_KS_PROP_BACKGROUND;
+        d->o.propagation =
+            strcmp(od, "true") == 0 ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
     return rc;
 }
 
@@ -1151,8 +1193,8 @@ static void do_deletecollection(struct gf_ks_api *api, struct gf__ks_rreq *r,
         struct gf_ks_delete_opts o = {.propagation = d.o.propagation};
         struct gf_ks_status e2;
         gf_ks_status_init(&e2);
-        gf_ks_store_delete(api->store, r->t, l.items[i]->ns,
-                           l.items[i]->name, &o, NULL, NULL, &e2);
+        gf_ks_store_delete(api->store, r->t, l.items[i]->ns, l.items[i]->name,
+                           &o, NULL, NULL, &e2);
         gf_ks_status_clear(&e2);
     }
     if (rc == 0) {

@@ -115,8 +115,7 @@ static const char *jp_filter(const cJSON *arr, const char *p, struct jp *out)
     if ((q != '\'' && q != '"') || fl >= sizeof(field))
         return NULL;
     const char *vend = strchr(v + 1, q);
-    if (vend == NULL || vend > close ||
-        (size_t)(vend - v - 1) >= sizeof(value))
+    if (vend == NULL || vend > close || (size_t)(vend - v - 1) >= sizeof(value))
         return NULL;
     snprintf(field, sizeof(field), "%.*s", (int)fl, p + 5);
     snprintf(value, sizeof(value), "%.*s", (int)(vend - v - 1), v + 1);
@@ -364,8 +363,7 @@ static cJSON *cell_event_object(const struct gf_ks_api *api, const cJSON *obj)
     const char *k = gf_json_str(obj, "involvedObject.kind");
     const char *n = gf_json_str(obj, "involvedObject.name");
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "",
-             n != NULL ? n : "");
+    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "", n != NULL ? n : "");
     for (char *c = buf; *c != '\0' && *c != '/'; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char)(*c - 'A' + 'a');
@@ -378,8 +376,7 @@ static cJSON *cell_binding_role(const struct gf_ks_api *api, const cJSON *obj)
     const char *k = gf_json_str(obj, "roleRef.kind");
     const char *n = gf_json_str(obj, "roleRef.name");
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "",
-             n != NULL ? n : "");
+    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "", n != NULL ? n : "");
     return cJSON_CreateString(buf);
 }
 
@@ -396,8 +393,14 @@ static cJSON *cell_created_at(const struct gf_ks_api *api, const cJSON *obj)
     return cJSON_CreateString(ts != NULL ? ts : "");
 }
 
-#define AGE {"Age", "string", "", NULL, cell_age}
-#define END {NULL, NULL, NULL, NULL, NULL}
+#define AGE                                                                    \
+    {                                                                          \
+        "Age", "string", "", NULL, cell_age                                    \
+    }
+#define END                                                                    \
+    {                                                                          \
+        NULL, NULL, NULL, NULL, NULL                                           \
+    }
 
 struct printer {
     const char *group, *resource;
@@ -405,38 +408,56 @@ struct printer {
 };
 
 static const struct printer printers[] = {
-    {"", "namespaces", {{"Status", "string", "", ".status.phase", NULL},
-                        AGE, END}},
-    {"", "pods", {{"Ready", "string", "", NULL, cell_pod_ready},
-                  {"Status", "string", "", ".status.phase", NULL},
-                  {"Restarts", "string", "", NULL, cell_pod_restarts},
-                  AGE, END}},
-    {"batch", "jobs", {{"Status", "string", "", NULL, cell_job_status},
-                       {"Completions", "string", "", NULL,
-                        cell_job_completions},
-                       {"Duration", "string", "", NULL, cell_job_duration},
-                       AGE, END}},
+    {"",
+     "namespaces",
+     {{"Status", "string", "", ".status.phase", NULL}, AGE, END}},
+    {"",
+     "pods",
+     {{"Ready", "string", "", NULL, cell_pod_ready},
+      {"Status", "string", "", ".status.phase", NULL},
+      {"Restarts", "string", "", NULL, cell_pod_restarts},
+      AGE,
+      END}},
+    {"batch",
+     "jobs",
+     {{"Status", "string", "", NULL, cell_job_status},
+      {"Completions", "string", "", NULL, cell_job_completions},
+      {"Duration", "string", "", NULL, cell_job_duration},
+      AGE,
+      END}},
     {"", "configmaps", {{"Data", "integer", "", NULL, cell_data}, AGE, END}},
-    {"", "secrets", {{"Type", "string", "", ".type", NULL},
-                     {"Data", "integer", "", NULL, cell_data}, AGE, END}},
-    {"", "serviceaccounts", {{"Secrets", "integer", "", NULL,
-                              cell_sa_secrets}, AGE, END}},
-    {"", "nodes", {{"Status", "string", "", NULL, cell_node_status},
-                   AGE,
-                   {"Version", "string", "",
-                    ".status.nodeInfo.kubeletVersion", NULL},
-                   END}},
-    {"coordination.k8s.io", "leases",
+    {"",
+     "secrets",
+     {{"Type", "string", "", ".type", NULL},
+      {"Data", "integer", "", NULL, cell_data},
+      AGE,
+      END}},
+    {"",
+     "serviceaccounts",
+     {{"Secrets", "integer", "", NULL, cell_sa_secrets}, AGE, END}},
+    {"",
+     "nodes",
+     {{"Status", "string", "", NULL, cell_node_status},
+      AGE,
+      {"Version", "string", "", ".status.nodeInfo.kubeletVersion", NULL},
+      END}},
+    {"coordination.k8s.io",
+     "leases",
      {{"Holder", "string", "", ".spec.holderIdentity", NULL}, AGE, END}},
-    {"rbac.authorization.k8s.io", "roles",
+    {"rbac.authorization.k8s.io",
+     "roles",
      {{"Created At", "string", "", NULL, cell_created_at}, END}},
-    {"rbac.authorization.k8s.io", "clusterroles",
+    {"rbac.authorization.k8s.io",
+     "clusterroles",
      {{"Created At", "string", "", NULL, cell_created_at}, END}},
-    {"rbac.authorization.k8s.io", "rolebindings",
+    {"rbac.authorization.k8s.io",
+     "rolebindings",
      {{"Role", "string", "", NULL, cell_binding_role}, AGE, END}},
-    {"rbac.authorization.k8s.io", "clusterrolebindings",
+    {"rbac.authorization.k8s.io",
+     "clusterrolebindings",
      {{"Role", "string", "", NULL, cell_binding_role}, AGE, END}},
-    {"apiextensions.k8s.io", "customresourcedefinitions",
+    {"apiextensions.k8s.io",
+     "customresourcedefinitions",
      {{"Created At", "date", "", NULL, cell_created_at}, END}},
 };
 
@@ -497,10 +518,9 @@ static void crd_coldefs(cJSON *defs, const cJSON *pcs)
         if (type == NULL)
             type = "string";
         const char *nm = gf_json_str(pc, "name");
-        cJSON_AddItemToArray(defs, coldef(nm != NULL ? nm : "", type,
-                                          gf_json_str(pc, "format"),
-                                          gf_json_str(pc, "description"),
-                                          (double)prio));
+        cJSON_AddItemToArray(
+            defs, coldef(nm != NULL ? nm : "", type, gf_json_str(pc, "format"),
+                         gf_json_str(pc, "description"), (double)prio));
     }
 }
 
@@ -561,10 +581,9 @@ static cJSON *row_cells(const struct gf_ks_api *api,
     if (name_col)
         cJSON_AddItemToArray(cells, cJSON_CreateString(name ? name : ""));
     for (const struct col *c = cols; c->name != NULL; c++)
-        cJSON_AddItemToArray(cells, c->fn != NULL
-                                        ? c->fn(api, obj)
-                                        : path_cell(api, obj, c->path,
-                                                    c->type));
+        cJSON_AddItemToArray(
+            cells, c->fn != NULL ? c->fn(api, obj)
+                                 : path_cell(api, obj, c->path, c->type));
     return cells;
 }
 
@@ -576,8 +595,9 @@ static cJSON *row_object(cJSON *obj, const char *include)
     cJSON_AddStringToObject(p, "kind", "PartialObjectMetadata");
     cJSON_AddStringToObject(p, "apiVersion", "meta.k8s.io/v1");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    cJSON_AddItemToObject(p, "metadata", m != NULL ? cJSON_Duplicate(m, true)
-                                                   : cJSON_CreateObject());
+    cJSON_AddItemToObject(p, "metadata",
+                          m != NULL ? cJSON_Duplicate(m, true)
+                                    : cJSON_CreateObject());
     return p;
 }
 

@@ -157,7 +157,8 @@ static int write_event(struct gf_ks_api_call *c, const char *type,
     }
     if (rc == 0)
         rc = gf_buf_puts(&b, "}\n");
-    if (rc == 0 && c->out->stream_write(c->out->ctx, gf_buf_cstr(&b), b.len) < 0)
+    if (rc == 0 &&
+        c->out->stream_write(c->out->ctx, gf_buf_cstr(&b), b.len) < 0)
         rc = GF_ETRANSPORT;
     gf_buf_free(&b);
     return rc;
