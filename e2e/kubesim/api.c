@@ -281,8 +281,13 @@ const char *gf__ks_param(const struct gf__ks_rreq *r, const char *key)
 
 bool gf__ks_param_true(const struct gf__ks_rreq *r, const char *key)
 {
+    /* Go's strconv.ParseBool: the Python client sends "True". */
+    static const char *const yes[] = {"1", "t", "T", "true", "TRUE", "True"};
     const char *v = gf__ks_param(r, key);
-    return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+    for (size_t i = 0; v != NULL && i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (strcmp(v, yes[i]) == 0)
+            return true;
+    return false;
 }
 
 /* ---- path --------------------------------------------------------------- */
@@ -488,10 +493,24 @@ static bool write_verb(const char *verb)
 
 /* ---- bodies ------------------------------------------------------------- */
 
+static bool ctype_is(const char *ct, const char *want)
+{
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    return strlen(want) == n && strncmp(ct, want, n) == 0;
+}
+
+/*
+ * Request bodies of create and update: JSON, or YAML as the server also
+ * accepts. Protobuf (what kubectl's typed commands send for built-ins) is
+ * refused with 415 rather than misread.
+ */
 static int parse_body(const struct gf__ks_rreq *r, cJSON **out,
                       struct gf_ks_status *err)
 {
     const struct gf_ks_api_req *q = r->req;
+    const char *ct = q->content_type != NULL ? q->content_type : "";
     *out = NULL;
     if (q->body_len > GF__KS_BODY_MAX)
         return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
@@ -499,7 +518,20 @@ static int parse_body(const struct gf__ks_rreq *r, cJSON **out,
     if (q->body == NULL || q->body_len == 0)
         return gf_ks_status_set(err, 400, "BadRequest",
                                 "the request body is empty");
-    cJSON *j = cJSON_ParseWithLength(q->body, q->body_len);
+    bool yaml = ctype_is(ct, "application/yaml");
+    if (!yaml && ct[0] != '\0' && !ctype_is(ct, "application/json"))
+        return gf_ks_status_set(err, 415, "UnsupportedMediaType",
+                                "the body of the request was in an unknown "
+                                "format - accepted media types include: "
+                                "application/json, application/yaml");
+    cJSON *j = NULL;
+    if (yaml) {
+        int rc = gf__ks_yaml_doc(q->body, q->body_len, &j, err);
+        if (rc < 0)
+            return rc;
+    } else {
+        j = cJSON_ParseWithLength(q->body, q->body_len);
+    }
     if (j == NULL)
         return gf_ks_status_set(err, 400, "BadRequest",
                                 "the body of the request could not be "

@@ -92,7 +92,7 @@ struct gf__ks_rreq {
 
 /* Value of a query parameter, or NULL. */
 const char *gf__ks_param(const struct gf__ks_rreq *r, const char *key);
-/* True for "true" or "1". */
+/* True for what Go's ParseBool takes as true ("true", "True", "1"...). */
 bool gf__ks_param_true(const struct gf__ks_rreq *r, const char *key);
 
 /* ---- replies (api.c) ---------------------------------------------------- */

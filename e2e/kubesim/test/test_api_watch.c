@@ -118,7 +118,13 @@ static void test_watch_from_rv(void **state)
     mk(&k, "b", "x");
     struct ks_apitk_resp r;
     ks_apitk_resp_init(&r);
+    /* watch=True is how the Python client spells it (Go's ParseBool). */
+    char *w = strstr(target, "watch=1");
+    assert_non_null(w);
+    memmove(w + 10, w + 7, strlen(w + 7) + 1);
+    memcpy(w, "watch=True", 10);
     ks_apitk_do(&k, &r, "GET", target, NULL, NULL, NULL);
+    assert_true(r.streaming);
     /* Only what happened after the list: b, replayed from the cache. */
     assert_int_equal(ks_apitk_events(&r), 1);
     assert_event(&r, 0, "ADDED", "b");
