@@ -349,6 +349,8 @@ bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r)
         doc = resource_list(api, "", "v1");
     else if (has_prefix_path(p, "/apis"))
         doc = apis_doc(api, p);
+    else if (has_prefix_path(p, "/openapi/v3"))
+        doc = gf__ks_openapi(api, p);
     if (doc == NULL)
         return false;
     gf__ks_reply_json(r->out, 200, doc);

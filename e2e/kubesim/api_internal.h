@@ -121,6 +121,12 @@ bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r);
 bool gf__ks_gv_served(struct gf_ks_api *api, const char *group,
                       const char *version);
 
+/*
+ * The /openapi/v3 index or one group/version document (api_openapi.c);
+ * NULL when path names none. Returned-owned.
+ */
+cJSON *gf__ks_openapi(struct gf_ks_api *api, const char *path);
+
 /* ---- types (api_builtin.c, api_crd.c) ------------------------------------ */
 
 /* Registers the built-in types and creates the default namespaces. */

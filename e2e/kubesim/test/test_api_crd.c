@@ -157,6 +157,41 @@ static void test_discovery_builtin(void **state)
     ks_apitk_stop(&k);
 }
 
+static void test_openapi_v3(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    cJSON *j = get(&k, "/openapi/v3", 200);
+    const char *url = gf_json_str(j, "paths.api/v1.serverRelativeURL");
+    assert_non_null(url);
+    assert_non_null(strstr(url, "/openapi/v3/api/v1?hash="));
+    assert_non_null(gf_json_path(j, "paths.apis/batch/v1"));
+    cJSON_Delete(j);
+    /* What kubectl's field-validation check reads: the PATCH operation of
+     * the kind, with fieldValidation among its query parameters. */
+    j = get(&k, "/openapi/v3/apis/batch/v1?hash=x", 200);
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            gf_json_path(j, "paths"),
+            "/apis/batch/v1/namespaces/{namespace}/jobs/{name}"),
+        "patch");
+    assert_non_null(op);
+    assert_string_equal(str(op, "x-kubernetes-group-version-kind.kind"), "Job");
+    bool fv = false;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, gf_json_path(op, "parameters"))
+    {
+        fv |= strcmp(str(p, "name"), "fieldValidation") == 0 &&
+              strcmp(str(p, "in"), "query") == 0;
+    }
+    assert_true(fv);
+    cJSON_Delete(j);
+    cJSON_Delete(get(&k, "/openapi/v3/apis/nope.io/v1", 404));
+    cJSON_Delete(get(&k, "/openapi/v2", 404));
+    ks_apitk_stop(&k);
+}
+
 /* Loads every Kueue CRD; returns false when the files are not there. */
 static bool load_kueue(struct ks_apitk_cluster *k)
 {
@@ -649,6 +684,7 @@ int main(void)
     gf_alloc_global_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discovery_builtin),
+        cmocka_unit_test(test_openapi_v3),
         cmocka_unit_test(test_kueue_crds_served),
         cmocka_unit_test(test_kueue_validation),
         cmocka_unit_test(test_kueue_tables),
