@@ -245,7 +245,7 @@ static int parse_query(struct gf__ks_rreq *r, struct gf_ks_status *err)
     const char *q = r->req->query;
     if (q == NULL || q[0] == '\0')
         return 0;
-    if (strlen(q) > 64 * 1024)
+    if (strlen(q) > (size_t)64 * 1024)
         return gf_ks_status_set(err, 414, "RequestURITooLong",
                                 "the request URI is too long");
     r->qbuf = gf_strdup(q);

@@ -498,6 +498,44 @@ static void test_builtin_tables(void **state)
     ks_apitk_stop(&k);
 }
 
+/* Ages as k8s.io/apimachinery's HumanDuration writes them. */
+static void test_table_ages(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    int code;
+    cJSON_Delete(ks_apitk_json(&k, "POST",
+                               "/api/v1/namespaces/default/configmaps", NULL,
+                               "{\"metadata\":{\"name\":\"c\"}}", &code));
+    static const struct {
+        uint64_t advance_s;
+        const char *age;
+    } steps[] = {
+        {90, "90s"},
+        {30, "2m"},
+        {210, "5m30s"},
+        {3600, "65m"},
+        {3600, "125m"},
+        {36000, "12h"},
+        {86400ULL * 2, "2d12h"},
+        {86400ULL * 30, "32d"},
+        {86400ULL * 800, "2y102d"},
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        gf_clock_advance(&k.clock, steps[i].advance_s * 1000);
+        struct ks_apitk_resp r;
+        ks_apitk_resp_init(&r);
+        ks_apitk_do(&k, &r, "GET", "/api/v1/namespaces/default/configmaps/c",
+                    NULL, TABLE_ACCEPT, NULL);
+        cJSON *t = cJSON_Parse(gf_buf_cstr(&r.body));
+        ks_apitk_resp_free(&r);
+        assert_string_equal(cell(t, 0, 2)->valuestring, steps[i].age);
+        cJSON_Delete(t);
+    }
+    ks_apitk_stop(&k);
+}
+
 static void test_crd_lifecycle(void **state)
 {
     (void)state;
@@ -536,7 +574,7 @@ static void test_crd_lifecycle(void **state)
     assert_int_equal(code, 201);
     cJSON_Delete(j);
     /* Without printer columns a CRD prints Name and Age. */
-    gf_clock_advance(&k.clock, 3 * 3600 * 1000);
+    gf_clock_advance(&k.clock, 3ULL * 3600 * 1000);
     struct ks_apitk_resp r;
     ks_apitk_resp_init(&r);
     ks_apitk_do(&k, &r, "GET", "/apis/example.io/v1/namespaces/default/widgets",
@@ -689,6 +727,7 @@ int main(void)
         cmocka_unit_test(test_kueue_validation),
         cmocka_unit_test(test_kueue_tables),
         cmocka_unit_test(test_builtin_tables),
+        cmocka_unit_test(test_table_ages),
         cmocka_unit_test(test_crd_lifecycle),
         cmocka_unit_test(test_catalog_shares_schemas),
         cmocka_unit_test(test_yaml_errors),
