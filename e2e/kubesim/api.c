@@ -503,8 +503,8 @@ static bool ctype_is(const char *ct, const char *want)
 
 /*
  * Request bodies of create and update: JSON, or YAML as the server also
- * accepts. Protobuf (what kubectl's typed commands send for built-ins) is
- * refused with 415 rather than misread.
+ * accepts, and protobuf for the kinds kubectl's typed commands send that
+ * way (api_proto.c).
  */
 static int parse_body(const struct gf__ks_rreq *r, cJSON **out,
                       struct gf_ks_status *err)
@@ -518,6 +518,8 @@ static int parse_body(const struct gf__ks_rreq *r, cJSON **out,
     if (q->body == NULL || q->body_len == 0)
         return gf_ks_status_set(err, 400, "BadRequest",
                                 "the request body is empty");
+    if (ctype_is(ct, "application/vnd.kubernetes.protobuf"))
+        return gf__ks_proto_decode(q->body, q->body_len, out, err);
     bool yaml = ctype_is(ct, "application/yaml");
     if (!yaml && ct[0] != '\0' && !ctype_is(ct, "application/json"))
         return gf_ks_status_set(err, 415, "UnsupportedMediaType",

@@ -169,6 +169,14 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
 int gf__ks_yaml_doc(const char *text, size_t len, cJSON **out,
                     struct gf_ks_status *err);
 
+/*
+ * Decodes a protobuf-encoded object (api_proto.c) into JSON; *out is
+ * returned-owned. Returns 0, GF_EINVALID (400) for a malformed body, or
+ * 415 (GF_EAPI) for a kind it does not know.
+ */
+int gf__ks_proto_decode(const char *body, size_t len, cJSON **out,
+                        struct gf_ks_status *err);
+
 /* ---- watch (api_watch.c) ------------------------------------------------- */
 
 /* Serves a watch request (the verb is "watch"). */
