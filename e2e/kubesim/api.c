@@ -607,6 +607,18 @@ static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
     return rc;
 }
 
+/* Defaults the registries apply on create (only those clients notice). */
+static void defaults(const struct gf_ks_rtype *t, cJSON *obj)
+{
+    if (t->group[0] == '\0' && strcmp(t->resource, "secrets") == 0) {
+        const char *type = gf_json_str(obj, "type");
+        if (type == NULL || type[0] == '\0') {
+            cJSON_DeleteItemFromObjectCaseSensitive(obj, "type");
+            cJSON_AddStringToObject(obj, "type", "Opaque");
+        }
+    }
+}
+
 int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
                   struct gf_ks_obj **out, struct gf_ks_status *err)
@@ -616,6 +628,8 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
     snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
     int rc = check_write(api, t, ver, obj, nm, err);
     enum gf_ks_subres sub = GF_KS_MAIN;
+    if (rc == 0)
+        defaults(t, obj);
     if (rc == 0 && is_crd_type(t)) {
         /* Established from the start: no status write follows. */
         gf__ks_crd_initial_status(api, obj);

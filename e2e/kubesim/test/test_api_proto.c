@@ -123,6 +123,7 @@ static void test_kubectl_bodies(void **state)
     j = post(&k, vecs[2].path, vecs[2].body, vecs[2].len, &code);
     assert_int_equal(code, 201);
     assert_string_equal(str(j, "data.k"), "dg==");
+    assert_string_equal(str(j, "type"), "Opaque"); /* defaulted */
     cJSON_Delete(j);
     j = post(&k, vecs[3].path, vecs[3].body, vecs[3].len, &code);
     assert_int_equal(code, 201);
