@@ -113,6 +113,40 @@ void gf__ks_gv(const char *group, const char *version, char *out, size_t cap);
 int gf__ks_put_obj(struct gf_buf *b, const struct gf_ks_obj *o,
                    const struct gf_ks_version *ver);
 
+/* Replies with the bytes of b as application/json. */
+void gf__ks_reply_buf(const struct gf_ks_api_out *out, int code,
+                      const struct gf_buf *b);
+/* Replies with an object as served at the request's version. */
+void gf__ks_reply_obj(const struct gf__ks_rreq *r, int code,
+                      const struct gf_ks_obj *o);
+/* Fills err with the server's 404 for a path it does not serve. */
+int gf__ks_not_found_path(struct gf_ks_status *err);
+
+/* labelSelector and fieldSelector of a request (owned, may be NULL). */
+struct gf__ks_sels {
+    struct gf_ks_selector *label, *field;
+};
+int gf__ks_parse_selectors(const struct gf__ks_rreq *r, struct gf__ks_sels *s,
+                           struct gf_ks_status *err);
+void gf__ks_sels_free(struct gf__ks_sels *s);
+/* Appends a List of l's items (kind, apiVersion, metadata) to b. */
+int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
+                     const struct gf_ks_list *l);
+
+/* ---- writes (api_write.c) ------------------------------------------------ */
+
+/* Each answers the request through r->out; err is scratch space. */
+void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                     struct gf_ks_status *err);
+void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+void gf__ks_do_deletecollection(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                                struct gf_ks_status *err);
+
 /* ---- discovery (api_discovery.c) ---------------------------------------- */
 
 /* Answers a non-resource path; returns false when the path is unknown. */
