@@ -37,45 +37,8 @@ void gf_ks_catalog_free(struct gf_ks_catalog *c)
 {
     if (c == NULL)
         return;
-    while (c->ents != NULL) {
-        struct gf__ks_schema_ent *e = c->ents;
-        c->ents = e->next;
-        gf_ks_schema_unref(e->schema);
-        gf_free(e->text);
-        gf_free(e);
-    }
     gf_ks_schema_cache_free(c->schemas);
     gf_free(c);
-}
-
-struct gf_ks_schema *gf__ks_catalog_schema(struct gf_ks_catalog *c,
-                                           const cJSON *schema)
-{
-    char *text = cJSON_PrintUnformatted(schema);
-    for (struct gf__ks_schema_ent *e = c->ents; e != NULL; e = e->next) {
-        if (strcmp(e->text, text) == 0) {
-            gf_free(text);
-            return gf_ks_schema_ref(e->schema);
-        }
-    }
-    struct gf__ks_schema_ent *e = gf_calloc(1, sizeof(*e));
-    e->text = text;
-    e->schema = gf_ks_schema_intern(c->schemas, schema);
-    e->next = c->ents;
-    c->ents = e;
-    return gf_ks_schema_ref(e->schema);
-}
-
-bool gf__ks_json_equal(const cJSON *a, const cJSON *b)
-{
-    if (a == NULL || b == NULL)
-        return a == b;
-    char *x = cJSON_PrintUnformatted(a);
-    char *y = cJSON_PrintUnformatted(b);
-    bool eq = strcmp(x, y) == 0;
-    gf_free(x);
-    gf_free(y);
-    return eq;
 }
 
 /* ---- api lifetime ------------------------------------------------------- */

@@ -30,29 +30,9 @@
 #define GF__KS_LIST_MAX ((size_t)1 << 30)
 #define GF__KS_MAX_PARAMS 32
 
-/*
- * A schema the catalog has seen, keyed by its compact text. The catalog
- * dedups by text itself rather than through gf_ks_schema_intern()'s
- * equality check, which uses cJSON_Compare: that visits every object
- * member twice per level, so it is exponential in depth on equal trees
- * (the Workload schema never finishes). Each entry holds one reference.
- */
-struct gf__ks_schema_ent {
-    struct gf__ks_schema_ent *next;
-    char *text;
-    struct gf_ks_schema *schema;
-};
-
 struct gf_ks_catalog {
     struct gf_ks_schema_cache *schemas;
-    struct gf__ks_schema_ent *ents;
 };
-
-/* Returns a new reference to the shared schema equal to schema. */
-struct gf_ks_schema *gf__ks_catalog_schema(struct gf_ks_catalog *c,
-                                           const cJSON *schema);
-/* Equality of two JSON trees by their compact text (linear time). */
-bool gf__ks_json_equal(const cJSON *a, const cJSON *b);
 
 struct gf_ks_api {
     struct gf_clock *clock;
