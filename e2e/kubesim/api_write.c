@@ -475,6 +475,7 @@ struct del_opts {
     struct gf_ks_delete_opts o;
     cJSON *body; /* owns the strings o points at */
     bool dry;
+    bool no_orphan; /* orphanDependents=false was given */
 };
 
 static int parse_propagation(const char *s, enum gf_ks_propagation *p,
@@ -533,16 +534,20 @@ static int parse_delete(const struct gf__ks_rreq *r, struct del_opts *d,
         d->o.uid = gf_json_str(d->body, "preconditions.uid");
         d->o.rv = gf_json_str(d->body, "preconditions.resourceVersion");
         bool orphan;
-        if (gf_json_bool(d->body, "orphanDependents", &orphan) == 0 &&
-            d->o.propagation == GF_KS_PROP_DEFAULT)
-            d->o.propagation =
-                orphan ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
+        if (gf_json_bool(d->body, "orphanDependents", &orphan) == 0) {
+            d->no_orphan = !orphan;
+            if (d->o.propagation == GF_KS_PROP_DEFAULT)
+                d->o.propagation =
+                    orphan ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
+        }
         d->dry = d->dry || body_dry_run(d->body);
     }
     if (rc == 0)
         rc = parse_propagation(gf__ks_param(r, "propagationPolicy"),
                                &d->o.propagation, err);
     const char *od = gf__ks_param(r, "orphanDependents");
+    if (od != NULL)
+        d->no_orphan = d->no_orphan || strcmp(od, "false") == 0;
     if (rc == 0 && od != NULL && d->o.propagation == GF_KS_PROP_DEFAULT)
         d->o.propagation =
             strcmp(od, "true") == 0 ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
@@ -550,15 +555,17 @@ static int parse_delete(const struct gf__ks_rreq *r, struct del_opts *d,
 }
 
 /*
- * The answer to a delete: built-in registries answer an immediate removal
- * with a Success Status naming the object; custom resources, and anything
- * kept by finalizers (202), answer with the object.
+ * The answer to a delete. Built-in registries answer an immediate removal
+ * with a Success Status naming the object; custom resources, and objects
+ * kept by finalizers, answer with the object. The code is 200 even when
+ * finalizers hold the object, except that orphanDependents=false asks for
+ * 202 (the API server keeps this for old clients).
  */
 static void reply_deleted(const struct gf__ks_rreq *r, struct gf_ks_obj *o,
-                          bool gone)
+                          bool gone, bool no_orphan)
 {
     if (!gone || !gf__ks_builtin(r->t)) {
-        gf__ks_reply_obj(r, gone ? 200 : 202, o);
+        gf__ks_reply_obj(r, !gone && no_orphan ? 202 : 200, o);
         return;
     }
     cJSON *s = gf_ks_status_success();
@@ -594,7 +601,7 @@ void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
         rc = gf_ks_store_delete(api->store, r->t, r->ns, r->name, &d.o, &o,
                                 &gone, err);
         if (rc == 0)
-            reply_deleted(r, o, gone);
+            reply_deleted(r, o, gone, d.no_orphan);
     }
     if (rc < 0)
         gf__ks_reply_status(r->out, err);

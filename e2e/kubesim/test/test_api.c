@@ -447,13 +447,14 @@ static void test_delete_options(void **state)
     o = req(&k, "GET", CM_PATH "/f", NULL, 200);
     assert_null(gf_json_path(o, "metadata.deletionTimestamp"));
     cJSON_Delete(o);
-    /* The finalizer holds the object: 202 with deletionTimestamp. */
+    /* The finalizer holds the object: 200 with deletionTimestamp (202 only
+     * when orphanDependents=false asks for it, as the server does). */
     char body[256];
     snprintf(body, sizeof(body),
-             "{\"propagationPolicy\":\"Foreground\",\"gracePeriodSeconds\":0,"
+             "{\"propagationPolicy\":\"Background\",\"gracePeriodSeconds\":0,"
              "\"preconditions\":{\"uid\":\"%s\"}}",
              uid);
-    o = req(&k, "DELETE", CM_PATH "/f", body, 202);
+    o = req(&k, "DELETE", CM_PATH "/f", body, 200);
     assert_non_null(gf_json_str(o, "metadata.deletionTimestamp"));
     cJSON_Delete(o);
     /* Removing the finalizer removes the object. */
@@ -463,6 +464,63 @@ static void test_delete_options(void **state)
     assert_int_equal(code, 200);
     cJSON_Delete(o);
     o = req(&k, "GET", CM_PATH "/f", NULL, 404);
+    cJSON_Delete(o);
+    ks_apitk_stop(&k);
+}
+
+static char *uid_of(const cJSON *o)
+{
+    return gf_strdup(str(o, "metadata.uid"));
+}
+
+/* Garbage collection through the API: a Job owns a ConfigMap. */
+static void test_owner_propagation(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    static const char *const policies[] = {"Foreground", "Background", NULL};
+    for (size_t i = 0; i < 3; i++) {
+        cJSON *o = req(&k, "POST", JOB_PATH,
+                       "{\"metadata\":{\"name\":\"owner\"},\"spec\":{}}", 201);
+        char *uid = uid_of(o);
+        cJSON_Delete(o);
+        char body[512];
+        snprintf(body, sizeof(body),
+                 "{\"metadata\":{\"name\":\"dep\",\"ownerReferences\":[{"
+                 "\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"name\":"
+                 "\"owner\",\"uid\":\"%s\",\"blockOwnerDeletion\":true}]}}",
+                 uid);
+        cJSON_Delete(req(&k, "POST", CM_PATH, body, 201));
+        gf_free(uid);
+        char target[256];
+        if (policies[i] != NULL)
+            snprintf(target, sizeof(target),
+                     JOB_PATH "/owner?propagationPolicy=%s", policies[i]);
+        else
+            snprintf(target, sizeof(target), JOB_PATH "/owner");
+        int code;
+        cJSON_Delete(ks_apitk_json(&k, "DELETE", target, NULL, NULL, &code));
+        assert_int_equal(code, 200);
+        cJSON_Delete(req(&k, "GET", JOB_PATH "/owner", NULL, 404));
+        if (policies[i] != NULL) {
+            /* Foreground and Background both collect the dependent. */
+            cJSON_Delete(req(&k, "GET", CM_PATH "/dep", NULL, 404));
+        } else {
+            /* batch/v1 Jobs orphan by default: the reference goes. */
+            o = req(&k, "GET", CM_PATH "/dep", NULL, 200);
+            assert_null(gf_json_path(o, "metadata.ownerReferences"));
+            cJSON_Delete(o);
+            cJSON_Delete(req(&k, "DELETE", CM_PATH "/dep", NULL, 200));
+        }
+    }
+    /* orphanDependents=false on an object held by a finalizer: 202. */
+    cJSON_Delete(req(&k, "POST", CM_PATH,
+                     "{\"metadata\":{\"name\":\"h\",\"finalizers\":[\"a/b\"]}}",
+                     201));
+    cJSON *o =
+        req(&k, "DELETE", CM_PATH "/h", "{\"orphanDependents\":false}", 202);
+    assert_non_null(gf_json_str(o, "metadata.deletionTimestamp"));
     cJSON_Delete(o);
     ks_apitk_stop(&k);
 }
@@ -566,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_status_subresource),
         cmocka_unit_test(test_list_selectors_paging),
         cmocka_unit_test(test_delete_options),
+        cmocka_unit_test(test_owner_propagation),
         cmocka_unit_test(test_dry_run_create),
         cmocka_unit_test(test_authorizer),
     };
