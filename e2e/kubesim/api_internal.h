@@ -167,12 +167,14 @@ void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
 
 /*
  * Creates obj (owned, taken) as a client's POST would: apiVersion and
- * kind checked and set, schema validation for CRD types, CRD checks.
+ * kind checked and set, schema validation for CRD types (strict: unknown
+ * fields are a 400 instead of being pruned), CRD checks.
  * *out is returned-borrowed (see gf_ks_store_create).
  */
 int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
-                  struct gf_ks_obj **out, struct gf_ks_status *err);
+                  bool strict, struct gf_ks_obj **out,
+                  struct gf_ks_status *err);
 
 /* ---- YAML (api_yaml.c) -------------------------------------------------- */
 

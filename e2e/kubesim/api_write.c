@@ -104,15 +104,68 @@ static int fix_type_meta(const struct gf_ks_rtype *t,
     return 0;
 }
 
-/* Structural validation of CRD types (built-ins have no schema here). */
+/* Appends `unknown field "PATH"` for each field of a that b lacks. */
+static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
+                          struct gf_buf *out, int depth)
+{
+    if (depth > 64 || out->len > 900)
+        return;
+    char sub[512];
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a)
+    {
+        const cJSON *y;
+        if (cJSON_IsObject(a)) {
+            snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "",
+                     x->string);
+            y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+        } else {
+            snprintf(sub, sizeof(sub), "%s[%d]", path, i);
+            y = cJSON_GetArrayItem(b, i);
+        }
+        i++;
+        if (y == NULL && !cJSON_IsNull(x))
+            gf_buf_printf(out, "%sunknown field \"%s\"",
+                          out->len > 0 ? ", " : "", sub);
+        else if (y != NULL && (cJSON_IsObject(x) || cJSON_IsArray(x)))
+            pruned_fields(x, y, sub, out, depth + 1);
+    }
+}
+
+/*
+ * Structural validation of CRD types (built-ins have no schema here).
+ * Unknown fields are pruned, or with fieldValidation=Strict refused as the
+ * server's strict decoder refuses them (400).
+ */
 static int validate(const struct gf_ks_rtype *t,
                     const struct gf_ks_version *ver, cJSON *obj,
-                    const char *name, struct gf_ks_status *err)
+                    const char *name, bool strict, struct gf_ks_status *err)
 {
     if (ver->schema == NULL)
         return 0;
-    return gf_ks_schema_validate(ver->schema, obj, t->kind, t->group,
-                                 name != NULL ? name : "", err);
+    cJSON *before = strict ? cJSON_Duplicate(obj, true) : NULL;
+    int rc = gf_ks_schema_validate(ver->schema, obj, t->kind, t->group,
+                                   name != NULL ? name : "", err);
+    if (rc == 0 && before != NULL) {
+        struct gf_buf b = GF_BUF_INIT(4096);
+        pruned_fields(before, obj, "", &b, 0);
+        if (b.len > 0)
+            rc = gf_ks_status_set(err, 400, "BadRequest",
+                                  "%s in version \"%s\" cannot be handled as "
+                                  "a %s: strict decoding error: %s",
+                                  t->kind, ver->name, t->kind, gf_buf_cstr(&b));
+        gf_buf_free(&b);
+    }
+    cJSON_Delete(before);
+    return rc;
+}
+
+/* fieldValidation=Strict (what kubectl sends when the server validates). */
+static bool strict_of(const struct gf__ks_rreq *r)
+{
+    const char *v = gf__ks_param(r, "fieldValidation");
+    return v != NULL && strcmp(v, "Strict") == 0;
 }
 
 static bool is_crd_type(const struct gf_ks_rtype *t)
@@ -123,11 +176,11 @@ static bool is_crd_type(const struct gf_ks_rtype *t)
 
 static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                        const struct gf_ks_version *ver, cJSON *obj,
-                       const char *name, struct gf_ks_status *err)
+                       const char *name, bool strict, struct gf_ks_status *err)
 {
     int rc = fix_type_meta(t, ver, obj, err);
     if (rc == 0)
-        rc = validate(t, ver, obj, name, err);
+        rc = validate(t, ver, obj, name, strict, err);
     if (rc == 0 && is_crd_type(t))
         rc = gf__ks_crd_check(api, obj, err);
     return rc;
@@ -147,12 +200,12 @@ static void defaults(const struct gf_ks_rtype *t, cJSON *obj)
 
 int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
-                  struct gf_ks_obj **out, struct gf_ks_status *err)
+                  bool strict, struct gf_ks_obj **out, struct gf_ks_status *err)
 {
     const char *name = gf_json_str(obj, "metadata.name");
     char nm[254];
     snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
-    int rc = check_write(api, t, ver, obj, nm, err);
+    int rc = check_write(api, t, ver, obj, nm, strict, err);
     enum gf_ks_subres sub = GF_KS_MAIN;
     if (rc == 0)
         defaults(t, obj);
@@ -214,7 +267,7 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
         goto fail;
     if (dry) {
         const char *name = gf_json_str(obj, "metadata.name");
-        rc = check_write(api, r->t, r->ver, obj, name, err);
+        rc = check_write(api, r->t, r->ver, obj, name, strict_of(r), err);
         if (rc < 0)
             goto fail;
         reply_cjson_obj(r, 201, obj);
@@ -222,7 +275,7 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
         return;
     }
     struct gf_ks_obj *o = NULL;
-    rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, &o, err);
+    rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r), &o, err);
     obj = NULL;
     if (rc < 0)
         goto fail;
@@ -257,14 +310,15 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     if (rc == 0)
         rc = parse_body(r, &obj, err);
     if (rc == 0)
-        rc = check_write(api, r->t, r->ver, obj, r->name, err);
+        rc = check_write(api, r->t, r->ver, obj, r->name, strict_of(r), err);
     if (rc < 0)
         goto fail;
     struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
     if (cur == NULL && create_on_update(r->t) && subres(r) == GF_KS_MAIN) {
         struct gf_ks_obj *o = NULL;
         if (!dry) {
-            rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, &o, err);
+            rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r), &o,
+                               err);
             obj = NULL;
             if (rc < 0)
                 goto fail;
@@ -397,7 +451,7 @@ static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
                               "the name on the URL (%s)",
                               name != NULL ? name : "", r->name);
     if (rc == 0 && dry) {
-        rc = check_write(api, r->t, r->ver, doc, r->name, err);
+        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
         if (rc == 0) {
             reply_cjson_obj(r, 201, doc);
             cJSON_Delete(doc);
@@ -406,7 +460,8 @@ static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
     }
     struct gf_ks_obj *o = NULL;
     if (rc == 0) {
-        rc = gf__ks_create(api, r->t, r->ver, r->ns, doc, &o, err);
+        rc =
+            gf__ks_create(api, r->t, r->ver, r->ns, doc, strict_of(r), &o, err);
         doc = NULL;
     }
     cJSON_Delete(doc);
@@ -448,7 +503,7 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         rc = gf_ks_status_set(err, 422, "Invalid",
                               "the patched object is not an object");
     if (rc == 0)
-        rc = check_write(api, r->t, r->ver, doc, r->name, err);
+        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
     if (rc < 0)
         goto fail;
     if (dry) {

@@ -343,6 +343,27 @@ static void test_kueue_validation(void **state)
     assert_null(gf_json_path(j, "spec.bogus"));
     assert_null(gf_json_path(j, "extra"));
     cJSON_Delete(j);
+    /* fieldValidation=Strict (kubectl's default) refuses them instead. */
+    j = ks_apitk_json(
+        &k, "POST", KQ "/namespaces/default/localqueues?fieldValidation=Strict",
+        NULL,
+        "{\"metadata\":{\"name\":\"q3\"},\"spec\":"
+        "{\"clusterQueue\":\"cq\",\"bogus\":1,\"nil\":null}}",
+        &code);
+    assert_int_equal(code, 400);
+    assert_string_equal(str(j, "reason"), "BadRequest");
+    assert_string_equal(str(j, "message"),
+                        "LocalQueue in version \"v1beta2\" cannot be handled "
+                        "as a LocalQueue: strict decoding error: unknown "
+                        "field \"spec.bogus\"");
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "PATCH",
+                      KQ "/namespaces/default/localqueues/q?fieldValidation="
+                         "Strict",
+                      "application/merge-patch+json",
+                      "{\"spec\":{\"stopPolicy\":\"Hold\"}}", &code);
+    assert_int_equal(code, 200);
+    cJSON_Delete(j);
     /* Patches are validated too; SMP is refused for custom resources. */
     j = ks_apitk_json(&k, "PATCH", KQ "/namespaces/default/localqueues/q",
                       "application/merge-patch+json",
