@@ -220,8 +220,9 @@ static int parse_query(struct gf__ks_rreq *r, struct gf_ks_status *err)
         char *eq = strchr(p, '=');
         if (eq != NULL)
             *eq = '\0';
-        const char *v = eq != NULL ? eq + 1 : "";
-        if (!unescape(p) || !unescape((char *)v))
+        /* A key without '=' has the empty value (inside qbuf: writable). */
+        char *v = eq != NULL ? eq + 1 : p + strlen(p);
+        if (!unescape(p) || !unescape(v))
             return gf_ks_status_set(err, 400, "BadRequest",
                                     "invalid query string: bad escape");
         if (p[0] != '\0' && r->nparams < GF__KS_MAX_PARAMS) {
