@@ -635,7 +635,14 @@ static void handle(struct gf_ks_api *api, struct gf__ks_rreq *r, char *path,
     if (rc == 0)
         rc = authorize(api, r, err);
     if (rc == 0 && !r->resource_request) {
-        if (!gf__ks_discovery(api, r))
+        /* Discovery, health and OpenAPI paths are read-only. */
+        bool read = strcmp(r->req->method, "GET") == 0 ||
+                    strcmp(r->req->method, "HEAD") == 0;
+        if (!read)
+            rc = gf_ks_status_set(err, 405, "MethodNotAllowed",
+                                  "the server does not allow this method on "
+                                  "the requested resource");
+        else if (!gf__ks_discovery(api, r))
             rc = gf__ks_not_found_path(err);
     } else if (rc == 0) {
         rc = resolve(api, r, err);

@@ -655,6 +655,10 @@ static void test_request_torture(void **state)
         "/version",
         "",
         "/a/b/c/d/e/f/g/h/i/j/k/l/m/n",
+        "/apis/example.io/v1/namespaces/default/widgets",
+        "/apis/example.io/v1/namespaces/default/widgets/t",
+        "/apis/example.io/v1/namespaces/default/widgets/t/status",
+        "/apis/example.io/v1beta1/widgets",
     };
     static const char *const queries[] = {
         "",
@@ -704,22 +708,58 @@ static void test_request_torture(void **state)
         "{\"propagationPolicy\":\"Foreground\",\"preconditions\":{\"uid\":"
         "\"\"}}",
         "{\"spec\":{\"group\":\"x.io\",\"names\":{\"plural\":\"x\"}}}",
+        "{\"metadata\":{\"name\":\"t\"},\"spec\":{\"size\":1,\"tags\":[\"a\"]},"
+        "\"status\":{\"ok\":true}}",
+        "{\"metadata\":{\"name\":\"t\"},\"spec\":{\"size\":\"x\",\"tags\":7}}",
+        "{\"spec\":{\"size\":null,\"extra\":{\"deep\":[1,2]}}}",
     };
+    static const char *const accepts[] = {
+        NULL, "application/json",
+        "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"};
     struct ks_apitk_cluster k;
     ks_apitk_start(&k, NULL);
+    static const char widgets[] =
+        "apiVersion: apiextensions.k8s.io/v1\n"
+        "kind: CustomResourceDefinition\n"
+        "metadata: {name: widgets.example.io}\n"
+        "spec:\n  group: example.io\n  scope: Namespaced\n"
+        "  names: {plural: widgets, kind: Widget}\n"
+        "  versions:\n"
+        "  - name: v1beta1\n    served: true\n    storage: false\n"
+        "    schema: {openAPIV3Schema: {type: object, "
+        "x-kubernetes-preserve-unknown-fields: true}}\n"
+        "  - name: v1\n    served: true\n    storage: true\n"
+        "    subresources: {status: {}}\n"
+        "    additionalPrinterColumns:\n"
+        "    - {name: Size, type: integer, jsonPath: .spec.size}\n"
+        "    - {name: Tags, type: string, jsonPath: '.spec.tags[*]'}\n"
+        "    - {name: Ok, type: boolean, jsonPath: "
+        "\".status.conditions[?(@.type=='A')].status\"}\n"
+        "    schema:\n      openAPIV3Schema:\n        type: object\n"
+        "        properties:\n          spec:\n            type: object\n"
+        "            properties:\n              size: {type: integer}\n"
+        "              tags: {type: array, items: {type: string}}\n"
+        "          status: {type: object, "
+        "x-kubernetes-preserve-unknown-fields: "
+        "true}\n";
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    assert_int_equal(
+        gf_ks_api_apply_yaml(k.api, widgets, strlen(widgets), &err), 0);
     uint64_t x = 88172645463325252ULL;
 #define NEXT(n) pick(&x, (n))
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-    for (int i = 0; i < 4000; i++) {
+    for (int i = 0; i < 20000; i++) {
         char target[1024];
         snprintf(target, sizeof(target), "%s%s", paths[NEXT(N(paths))],
                  queries[NEXT(N(queries))]);
         const char *method = methods[NEXT(N(methods))];
         const char *ct = ctypes[NEXT(N(ctypes))];
         const char *body = bodies[NEXT(N(bodies))];
+        const char *accept = accepts[NEXT(N(accepts))];
         struct ks_apitk_resp r;
         ks_apitk_resp_init(&r);
-        ks_apitk_do(&k, &r, method, target, ct, NULL, body);
+        ks_apitk_do(&k, &r, method, target, ct, accept, body);
         if (!r.streaming)
             assert_true(r.code >= 200 && r.code < 600);
         /* Let deferred ends run, then drop the stream. */
@@ -729,6 +769,7 @@ static void test_request_torture(void **state)
 #undef NEXT
 #undef N
     assert_int_equal(gf_ks_api_calls(k.api), 0);
+    gf_ks_status_clear(&err);
     ks_apitk_stop(&k);
 }
 
