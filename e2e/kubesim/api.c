@@ -113,17 +113,81 @@ static bool is_storage(const struct gf_ks_rtype *t,
     return ver == NULL || ver == &t->versions[t->storage];
 }
 
+/* Skips the JSON string at p (at its opening quote). */
+static const char *skip_str(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    return p < end ? p + 1 : end;
+}
+
+/* Skips one compact JSON value at p. */
+static const char *skip_val(const char *p, const char *end)
+{
+    if (p < end && *p == '"')
+        return skip_str(p, end);
+    if (p < end && (*p == '{' || *p == '[')) {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_str(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0)
+                return p + 1;
+            p++;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != '}')
+        p++;
+    return p;
+}
+
+/*
+ * True when the top level of a compact JSON object has both apiVersion
+ * and kind. Objects written through the API always do; objects that
+ * in-process controllers store directly may not, and the server always
+ * sends TypeMeta. A scan without allocation keeps large lists cheap.
+ */
+static bool has_type_meta(const char *json, size_t len)
+{
+    const char *p = json + 1, *end = json + len;
+    bool av = false, kind = false;
+    while (p < end && *p == '"') {
+        const char *k = p + 1;
+        p = skip_str(p, end);
+        size_t kl = (size_t)(p - 1 - k);
+        av = av || (kl == 10 && memcmp(k, "apiVersion", 10) == 0);
+        kind = kind || (kl == 4 && memcmp(k, "kind", 4) == 0);
+        if (p < end && *p == ':')
+            p = skip_val(p + 1, end);
+        if (p < end && *p == ',')
+            p++;
+    }
+    return av && kind;
+}
+
 int gf__ks_put_obj(struct gf_buf *b, const struct gf_ks_obj *o,
                    const struct gf_ks_version *ver)
 {
-    if (is_storage(o->type, ver))
+    if (is_storage(o->type, ver) && has_type_meta(o->json, o->len))
         return gf_buf_append(b, o->json, o->len);
-    /* Conversion strategy None: only apiVersion changes. */
+    /* Conversion strategy None: only apiVersion changes (and TypeMeta is
+     * filled in when a controller stored the object without it). */
+    const struct gf_ks_rtype *t = o->type;
+    if (ver == NULL)
+        ver = &t->versions[t->storage];
     cJSON *j = gf_ks_obj_parse(o);
     char gv[256];
-    gf__ks_gv(o->type->group, ver->name, gv, sizeof(gv));
+    gf__ks_gv(t->group, ver->name, gv, sizeof(gv));
     cJSON_DeleteItemFromObjectCaseSensitive(j, "apiVersion");
     cJSON_AddStringToObject(j, "apiVersion", gv);
+    if (cJSON_GetObjectItemCaseSensitive(j, "kind") == NULL)
+        cJSON_AddStringToObject(j, "kind", t->kind);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     int rc = gf_buf_puts(b, s);

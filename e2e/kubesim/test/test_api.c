@@ -525,6 +525,43 @@ static void test_owner_propagation(void **state)
     ks_apitk_stop(&k);
 }
 
+/* Objects stored by in-process controllers without TypeMeta are served
+ * with it, as the server always sends it. */
+static void test_type_meta_filled(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    struct gf_ks_store *st = gf_ks_api_store(k.api);
+    const struct gf_ks_rtype *t = gf_ks_store_type(st, "batch", "jobs");
+    cJSON *in = cJSON_Parse("{\"metadata\":{\"name\":\"bare\",\"labels\":"
+                            "{\"kind\":\"x\"}},\"spec\":{\"kind\":\"y\"}}");
+    assert_int_equal(
+        gf_ks_store_create(st, t, "default", in, GF_KS_MAIN, NULL, NULL), 0);
+    cJSON_Delete(in);
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    ks_apitk_do(&k, &r, "GET", JOB_PATH "?watch=1", NULL, NULL, NULL);
+    cJSON *o = req(&k, "GET", JOB_PATH "/bare", NULL, 200);
+    assert_string_equal(str(o, "kind"), "Job");
+    assert_string_equal(str(o, "apiVersion"), "batch/v1");
+    assert_string_equal(str(o, "spec.kind"), "y");
+    cJSON_Delete(o);
+    o = req(&k, "GET", JOB_PATH, NULL, 200);
+    const cJSON *item = cJSON_GetArrayItem(gf_json_path(o, "items"), 0);
+    assert_string_equal(str(item, "kind"), "Job");
+    cJSON_Delete(o);
+    cJSON *e = ks_apitk_event(&r, 0);
+    assert_string_equal(str(e, "object.kind"), "Job");
+    cJSON_Delete(e);
+    ks_apitk_resp_free(&r);
+    /* Objects written through the API carry it already (no rewrite). */
+    o = req(&k, "POST", CM_PATH, "{\"metadata\":{\"name\":\"c\"}}", 201);
+    assert_string_equal(str(o, "kind"), "ConfigMap");
+    cJSON_Delete(o);
+    ks_apitk_stop(&k);
+}
+
 static void test_dry_run_create(void **state)
 {
     (void)state;
@@ -785,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_list_selectors_paging),
         cmocka_unit_test(test_delete_options),
         cmocka_unit_test(test_owner_propagation),
+        cmocka_unit_test(test_type_meta_filled),
         cmocka_unit_test(test_dry_run_create),
         cmocka_unit_test(test_authorizer),
         cmocka_unit_test(test_request_torture),
