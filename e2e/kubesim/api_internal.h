@@ -93,6 +93,9 @@ void gf__ks_gv(const char *group, const char *version, char *out, size_t cap);
 int gf__ks_put_obj(struct gf_buf *b, const struct gf_ks_obj *o,
                    const struct gf_ks_version *ver);
 
+/* Adds key: value as the first member of obj (obj has no such key). */
+void gf__ks_put_first(cJSON *obj, const char *key, const char *value);
+
 /* Replies with the bytes of b as application/json. */
 void gf__ks_reply_buf(const struct gf_ks_api_out *out, int code,
                       const struct gf_buf *b);

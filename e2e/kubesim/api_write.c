@@ -99,8 +99,9 @@ static int fix_type_meta(const struct gf_ks_rtype *t,
     gf__ks_gv(t->group, t->versions[t->storage].name, stor, sizeof(stor));
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "kind");
-    cJSON_AddStringToObject(obj, "apiVersion", stor);
-    cJSON_AddStringToObject(obj, "kind", t->kind);
+    /* First, in the server's order: serving then needs no rewrite. */
+    gf__ks_put_first(obj, "apiVersion", stor);
+    gf__ks_put_first(obj, "kind", t->kind);
     return 0;
 }
 
