@@ -23,24 +23,35 @@
 static bool obj_equal(const cJSON *a, const cJSON *b)
 {
     int na = 0, nb = 0;
-    const cJSON *x;
+    const cJSON *x, *y;
     cJSON_ArrayForEach(x, a)
     {
         na++;
     }
-    cJSON_ArrayForEach(x, b)
+    cJSON_ArrayForEach(y, b)
     {
         nb++;
     }
     if (na != nb)
         return false;
-    /* Same member count and every member of a equal in b: equal. */
-    cJSON_ArrayForEach(x, a)
-    {
-        if (!gf_ks_json_equal(x,
+    /*
+     * Members in the same order (a copy, a re-parse) are compared in one
+     * pass; from the first name that differs on, by lookup. Every member
+     * is compared once, so the cost stays linear in the depth, and a tree
+     * with duplicate member names is equal to itself.
+     */
+    x = a->child;
+    y = b->child;
+    for (; x != NULL && y != NULL && x->string != NULL && y->string != NULL &&
+           strcmp(x->string, y->string) == 0;
+         x = x->next, y = y->next)
+        if (!gf_ks_json_equal(x, y))
+            return false;
+    for (; x != NULL; x = x->next)
+        if (x->string == NULL ||
+            !gf_ks_json_equal(x,
                               cJSON_GetObjectItemCaseSensitive(b, x->string)))
             return false;
-    }
     return true;
 }
 
@@ -102,10 +113,13 @@ void gf_ks_patch_merge(cJSON **doc, const cJSON *patch)
             cJSON_AddItemToObject(*doc, p->string, cur);
             continue;
         }
-        /* Merged in place, so members keep their order. */
+        /*
+         * Merged in place, so members keep their order. The merge may
+         * build a new node without a name: replacing by name sets it.
+         */
         cJSON *merged = cJSON_Duplicate(cur, true);
         gf_ks_patch_merge(&merged, p);
-        cJSON_ReplaceItemViaPointer(*doc, cur, merged);
+        cJSON_ReplaceItemInObjectCaseSensitive(*doc, p->string, merged);
     }
 }
 
