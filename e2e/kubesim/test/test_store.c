@@ -1161,6 +1161,116 @@ static void test_unregister_closes_watches(void **state)
     fx_done(&f);
 }
 
+/*
+ * A Workload as Kueue writes it for a GPU Job: owner reference, labels,
+ * one pod set with a full container, admission and conditions. About
+ * 2 KB of compact JSON.
+ */
+static void workload_json(char *out, size_t cap, int i)
+{
+    snprintf(
+        out, cap,
+        "{\"apiVersion\":\"kueue.x-k8s.io/v1beta2\",\"kind\":\"Workload\","
+        "\"metadata\":{\"name\":\"job-train-%05d-1a2b3\",\"labels\":{"
+        "\"kueue.x-k8s.io/job-uid\":\"7f3c2a10-5b8e-4d21-9c44-%012d\","
+        "\"team\":\"ml-research\"},\"annotations\":{"
+        "\"gpufed.io/placement\":\"east\"},\"ownerReferences\":[{"
+        "\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"name\":"
+        "\"train-%05d\",\"uid\":\"7f3c2a10-5b8e-4d21-9c44-%012d\","
+        "\"controller\":true,\"blockOwnerDeletion\":true}],\"finalizers\":["
+        "\"kueue.x-k8s.io/resource-in-use\"]},"
+        "\"spec\":{\"active\":true,\"queueName\":\"team-queue\",\"priority\":"
+        "100,\"priorityClassSource\":\"kueue.x-k8s.io/workloadpriorityclass\","
+        "\"priorityClassName\":\"high\",\"podSets\":[{\"name\":\"main\","
+        "\"count\":4,\"template\":{\"metadata\":{\"labels\":{\"app\":"
+        "\"train\"}},\"spec\":{\"containers\":[{\"name\":\"trainer\","
+        "\"image\":\"registry.example.com/ml/trainer:2026.11.1\",\"command\":"
+        "[\"python\",\"-m\",\"train\"],\"args\":[\"--epochs=10\","
+        "\"--batch-size=512\",\"--data=/data/set-a\"],\"env\":[{\"name\":"
+        "\"NCCL_DEBUG\",\"value\":\"INFO\"},{\"name\":\"WORLD_SIZE\","
+        "\"value\":\"4\"}],\"resources\":{\"requests\":{\"cpu\":\"8\","
+        "\"memory\":\"64Gi\",\"nvidia.com/gpu\":\"2\"},\"limits\":{"
+        "\"nvidia.com/gpu\":\"2\"}},\"volumeMounts\":[{\"name\":\"data\","
+        "\"mountPath\":\"/data\"}]}],\"volumes\":[{\"name\":\"data\","
+        "\"persistentVolumeClaim\":{\"claimName\":\"datasets\"}}],"
+        "\"restartPolicy\":\"Never\",\"nodeSelector\":{"
+        "\"nvidia.com/gpu.product\":\"A100\"},\"tolerations\":[{\"key\":"
+        "\"nvidia.com/gpu\",\"operator\":\"Exists\",\"effect\":"
+        "\"NoSchedule\"}]}}}]},"
+        "\"status\":{\"admission\":{\"clusterQueue\":\"team-cq\","
+        "\"podSetAssignments\":[{\"name\":\"main\",\"flavors\":{\"cpu\":"
+        "\"default\",\"memory\":\"default\",\"nvidia.com/gpu\":\"a100\"},"
+        "\"resourceUsage\":{\"cpu\":\"32\",\"memory\":\"256Gi\","
+        "\"nvidia.com/gpu\":\"8\"},\"count\":4}]},\"conditions\":[{\"type\":"
+        "\"QuotaReserved\",\"status\":\"True\",\"reason\":\"QuotaReserved\","
+        "\"message\":\"Quota reserved in ClusterQueue team-cq\","
+        "\"lastTransitionTime\":\"2026-11-24T10:00:00Z\","
+        "\"observedGeneration\":1},{\"type\":\"Admitted\",\"status\":"
+        "\"True\",\"reason\":\"Admitted\",\"message\":\"The workload is "
+        "admitted\",\"lastTransitionTime\":\"2026-11-24T10:00:00Z\","
+        "\"observedGeneration\":1}]}}",
+        i, i, i, i);
+}
+
+/*
+ * Memory per stored Workload, for the "100 clusters x 1k Workloads in one
+ * process" goal: every allocation goes through the counter, so the live
+ * byte delta is the true cost (blob, index entry, uid index, owner index,
+ * watch-cache reference).
+ */
+static void test_memory_per_workload(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    char buf[4096];
+    workload_json(buf, sizeof(buf), 0);
+    /* What one parsed cJSON tree of the same object costs. */
+    int64_t b0 = gf_alloc_live_bytes(), n0 = gf_alloc_live();
+    cJSON *tree = cJSON_Parse(buf);
+    int64_t tree_bytes = gf_alloc_live_bytes() - b0;
+    int64_t tree_blocks = gf_alloc_live() - n0;
+    cJSON_Delete(tree);
+    int64_t before = gf_alloc_live_bytes();
+    size_t json_len = 0;
+    for (int i = 0; i < N; i++) {
+        workload_json(buf, sizeof(buf), i);
+        cJSON *j = js(buf);
+        struct gf_ks_obj *o = NULL;
+        assert_int_equal(
+            gf_ks_store_create(f.st, f.wl, "a", j, GF_KS_STATUS, &o, NULL), 0);
+        json_len += o->len;
+        cJSON_Delete(j);
+    }
+    int64_t created = gf_alloc_live_bytes() - before;
+    /* One status write each: the watch cache now holds old versions. */
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "job-train-%05d-1a2b3", i);
+        cJSON *st =
+            js("{\"reclaimablePods\":[{\"name\":\"main\",\"count\":1}]}");
+        assert_int_equal(
+            gf_ks_store_patch_status(f.st, f.wl, "a", name, st, NULL, NULL), 0);
+        cJSON_Delete(st);
+    }
+    int64_t updated = gf_alloc_live_bytes() - before;
+    print_message("workload: %zu bytes of compact JSON; cJSON tree %lld bytes "
+                  "in %lld blocks\n",
+                  json_len / N, (long long)tree_bytes, (long long)tree_blocks);
+    print_message("stored: %lld bytes/object after create (store_bytes %zu), "
+                  "%lld bytes/object after one update each (watch cache "
+                  "holds %d old versions)\n",
+                  (long long)(created / N), gf_ks_store_bytes(f.st) / N,
+                  (long long)(updated / N), 1024);
+    /* The blob dominates: overhead stays under half the JSON size. */
+    assert_true(json_len / N > 1800);
+    assert_true(created / N < (int64_t)(json_len / N) * 3 / 2);
+    assert_true(tree_bytes > (int64_t)(json_len / N) * 3);
+    fx_done(&f);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -1182,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_list_paging_and_selectors),
         cmocka_unit_test(test_namespace_deletion),
         cmocka_unit_test(test_unregister_closes_watches),
+        cmocka_unit_test(test_memory_per_workload),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
