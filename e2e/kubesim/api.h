@@ -15,8 +15,8 @@
  * the apiextensions server does. Every error is a Status body (status.h).
  *
  * Where kubesim differs from the API server, on purpose:
- *   - discovery is served in the legacy format only; clients that ask for
- *     aggregated discovery fall back to it (kubectl 1.32 does);
+ *   - discovery: aggregated (apidiscovery.k8s.io/v2) for /api and /apis
+ *     when asked for, the legacy documents otherwise; no v2beta1;
  *   - /openapi/v3 lists only each kind's PATCH operation with the
  *     fieldValidation parameter, enough for kubectl to leave validation
  *     to the server; there is no /openapi/v2 and no schema for explain;
