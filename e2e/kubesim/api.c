@@ -682,7 +682,9 @@ static void serve_resource(struct gf_ks_api *api, struct gf__ks_rreq *r,
                            struct gf_ks_status *err)
 {
     const char *v = r->verb;
-    if (r->t->read_only && write_verb(v)) {
+    if (gf__ks_review(r->t)) {
+        gf__ks_do_review(api, r, err);
+    } else if (r->t->read_only && write_verb(v)) {
         gf_ks_status_set(err, 405, "MethodNotAllowed",
                          "the server does not allow this method on the "
                          "requested resource");

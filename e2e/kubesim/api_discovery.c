@@ -199,6 +199,19 @@ static void add_strv(cJSON *o, const char *key, char *const *v)
         cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
 }
 
+static void add_verbs(cJSON *o, bool read_only, bool status);
+
+/* The verbs of a type's main resource. */
+static void type_verbs(cJSON *o, const struct gf_ks_rtype *t)
+{
+    if (gf__ks_review(t)) {
+        cJSON *a = cJSON_AddArrayToObject(o, "verbs");
+        cJSON_AddItemToArray(a, cJSON_CreateString("create"));
+        return;
+    }
+    add_verbs(o, t->read_only, false);
+}
+
 static void add_verbs(cJSON *o, bool read_only, bool status)
 {
     static const char *const all[] = {"create", "delete", "deletecollection",
@@ -231,7 +244,7 @@ static void resource_entry(void *data, const struct gf_ks_rtype *t)
     cJSON_AddStringToObject(r, "singularName", t->singular);
     cJSON_AddBoolToObject(r, "namespaced", t->namespaced);
     cJSON_AddStringToObject(r, "kind", t->kind);
-    add_verbs(r, t->read_only, false);
+    type_verbs(r, t);
     add_strv(r, "shortNames", t->short_names);
     add_strv(r, "categories", t->categories);
     cJSON_AddItemToArray(c->resources, r);
@@ -373,7 +386,7 @@ static void agg_resource(void *data, const struct gf_ks_rtype *t)
     cJSON_AddStringToObject(r, "scope",
                             t->namespaced ? "Namespaced" : "Cluster");
     cJSON_AddStringToObject(r, "singularResource", t->singular);
-    add_verbs(r, t->read_only, false);
+    type_verbs(r, t);
     add_strv(r, "shortNames", t->short_names);
     add_strv(r, "categories", t->categories);
     if (t->has_status) {

@@ -148,6 +148,17 @@ cJSON *gf__ks_openapi(struct gf_ks_api *api, const char *path);
 
 /* Registers the built-in types and creates the default namespaces. */
 void gf__ks_builtin_register(struct gf_ks_api *api);
+/*
+ * True for SelfSubjectAccessReview: a create-only type that answers from
+ * the authorizer and stores nothing (api_review.c).
+ */
+bool gf__ks_review(const struct gf_ks_rtype *t);
+void gf__ks_do_review(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+/* Decodes a create/update body (JSON, YAML, protobuf); *out owned. */
+int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
+                      struct gf_ks_status *err);
+
 /* True for a type that api_builtin.c registered. */
 bool gf__ks_builtin(const struct gf_ks_rtype *t);
 /* Resolves a resource name or short name of a group (discovery). */

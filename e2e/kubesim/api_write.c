@@ -32,7 +32,7 @@ static bool ctype_is(const char *ct, const char *want)
  * accepts, and protobuf for the kinds kubectl's typed commands send that
  * way (api_proto.c).
  */
-static int parse_body(const struct gf__ks_rreq *r, cJSON **out,
+int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
                       struct gf_ks_status *err)
 {
     const struct gf_ks_api_req *q = r->req;
@@ -263,7 +263,7 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
     bool dry = false;
     int rc = dry_run(r, &dry, err);
     if (rc == 0)
-        rc = parse_body(r, &obj, err);
+        rc = gf__ks_parse_body(r, &obj, err);
     if (rc < 0)
         goto fail;
     if (dry) {
@@ -309,7 +309,7 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     bool dry = false;
     int rc = dry_run(r, &dry, err);
     if (rc == 0)
-        rc = parse_body(r, &obj, err);
+        rc = gf__ks_parse_body(r, &obj, err);
     if (rc == 0)
         rc = check_write(api, r->t, r->ver, obj, r->name, strict_of(r), err);
     if (rc < 0)

@@ -124,6 +124,11 @@ static void test_discovery_builtin(void **state)
     assert_non_null(resource(j, "jobs"));
     assert_non_null(resource(j, "jobs/status"));
     cJSON_Delete(j);
+    j = get(&k, "/apis/authorization.k8s.io/v1", 200);
+    const cJSON *ssar = resource(j, "selfsubjectaccessreviews");
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(ssar, "verbs")), 1);
+    assert_true(has_str(gf_json_path(ssar, "verbs"), "create"));
+    cJSON_Delete(j);
     j = get(&k, "/apis/batch", 200);
     assert_string_equal(str(j, "kind"), "APIGroup");
     cJSON_Delete(j);
