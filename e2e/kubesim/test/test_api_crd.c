@@ -719,6 +719,77 @@ static void test_crd_lifecycle(void **state)
     ks_apitk_stop(&k);
 }
 
+/* A changed CRD re-registers its type: versions, columns, schema. */
+static void test_crd_update(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    static const char v1[] =
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":"
+        "\"CustomResourceDefinition\",\"metadata\":{\"name\":"
+        "\"gadgets.example.io\"},\"spec\":{\"group\":\"example.io\","
+        "\"scope\":\"Cluster\",\"names\":{\"plural\":\"gadgets\","
+        "\"kind\":\"Gadget\"},\"versions\":[{\"name\":\"v1alpha1\","
+        "\"served\":true,\"storage\":false,\"schema\":{\"openAPIV3Schema\":"
+        "{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":"
+        "true}}},{\"name\":\"v1\",\"served\":true,\"storage\":true,"
+        "\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\","
+        "\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":"
+        "{\"n\":{\"type\":\"integer\"}}}}}}}]}}";
+    int code;
+    cJSON *j = ks_apitk_json(
+        &k, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        NULL, v1, &code);
+    assert_int_equal(code, 201);
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "POST", "/apis/example.io/v1/gadgets", NULL,
+                      "{\"metadata\":{\"name\":\"g\"},\"spec\":{\"n\":1}}",
+                      &code);
+    assert_int_equal(code, 201);
+    cJSON_Delete(j);
+    cJSON_Delete(get(&k, "/apis/example.io/v1alpha1/gadgets/g", 200));
+    /* Stop serving v1alpha1, add a printer column, make n a string. */
+    j = ks_apitk_json(
+        &k, "PATCH",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        "gadgets.example.io",
+        "application/json-patch+json",
+        "[{\"op\":\"replace\",\"path\":\"/spec/versions/0/served\","
+        "\"value\":false},{\"op\":\"add\",\"path\":\"/spec/versions/1/"
+        "additionalPrinterColumns\",\"value\":[{\"name\":\"N\",\"type\":"
+        "\"string\",\"jsonPath\":\".spec.n\"}]},{\"op\":\"replace\","
+        "\"path\":\"/spec/versions/1/schema/openAPIV3Schema/properties/spec/"
+        "properties/n/type\",\"value\":\"string\"}]",
+        &code);
+    assert_int_equal(code, 200);
+    cJSON_Delete(j);
+    cJSON_Delete(get(&k, "/apis/example.io/v1alpha1/gadgets/g", 404));
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    ks_apitk_do(&k, &r, "GET", "/apis/example.io/v1/gadgets", NULL,
+                TABLE_ACCEPT, NULL);
+    j = cJSON_Parse(gf_buf_cstr(&r.body));
+    ks_apitk_resp_free(&r);
+    assert_string_equal(
+        str(cJSON_GetArrayItem(gf_json_path(j, "columnDefinitions"), 1),
+            "name"),
+        "N");
+    cJSON_Delete(j);
+    /* The new schema applies to writes; the object is still there. */
+    j = ks_apitk_json(&k, "PATCH", "/apis/example.io/v1/gadgets/g",
+                      "application/merge-patch+json", "{\"spec\":{\"n\":2}}",
+                      &code);
+    assert_int_equal(code, 422);
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "PATCH", "/apis/example.io/v1/gadgets/g",
+                      "application/merge-patch+json",
+                      "{\"spec\":{\"n\":\"two\"}}", &code);
+    assert_int_equal(code, 200);
+    cJSON_Delete(j);
+    ks_apitk_stop(&k);
+}
+
 static void test_catalog_shares_schemas(void **state)
 {
     (void)state;
@@ -807,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_builtin_tables),
         cmocka_unit_test(test_table_ages),
         cmocka_unit_test(test_crd_lifecycle),
+        cmocka_unit_test(test_crd_update),
         cmocka_unit_test(test_catalog_shares_schemas),
         cmocka_unit_test(test_yaml_errors),
     };
