@@ -508,7 +508,10 @@ static int resolve(struct gf_ks_api *api, struct gf__ks_rreq *r,
     r->ver = gf__ks_find_version(r->t, r->version);
     if (r->ver == NULL)
         return gf__ks_not_found_path(err);
-    bool is_ns = r->group[0] == '\0' && strcmp(r->resource, "namespaces") == 0;
+    /* /api/v1/namespaces/NAME[/status|/finalize] names the namespace. */
+    bool is_ns = r->group[0] == '\0' &&
+                 strcmp(r->resource, "namespaces") == 0 &&
+                 strcmp(r->ns, r->name) == 0;
     /* A cluster-scoped type under namespaces/NS, or a named namespaced
      * object without a namespace, has no route in the server. */
     if (!r->t->namespaced && r->ns[0] != '\0' && !is_ns)

@@ -204,6 +204,7 @@ static void test_routing_errors(void **state)
         {"GET", "/apis/nope.io/v1/things", 404, "NotFound"},
         {"GET", "/api/v1/configmaps/a", 404, "NotFound"},
         {"GET", "/api/v1/namespaces/default/nodes", 404, "NotFound"},
+        {"GET", "/api/v1/namespaces/default/namespaces", 404, "NotFound"},
         {"GET", CM_PATH "/a/status", 404, "NotFound"},
         {"GET", CM_PATH "/a/b/c", 404, "NotFound"},
         {"GET", "/no/such/path", 404, "NotFound"},
