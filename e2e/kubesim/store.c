@@ -141,6 +141,11 @@ struct gf_ks_store {
     struct gcwork *gc_head, *gc_tail;
     bool dispatching;
     int depth; /* public write calls in progress */
+    /*
+     * Watch callbacks running outside dispatch (initial events, replay,
+     * CLOSED): lists are being walked, so nothing may be freed yet.
+     */
+    int busy;
     uint64_t delivered_rv;
     struct gf_ks_obj **keep; /* outs kept alive for the caller */
     size_t nkeep, capkeep;
@@ -748,6 +753,7 @@ static void sweep(struct gf_ks_store *st)
 }
 
 static void gc_run(struct gf_ks_store *st, struct gcwork *g);
+static void maybe_sweep(struct gf_ks_store *st);
 
 static void dispatch(struct gf_ks_store *st)
 {
@@ -780,7 +786,7 @@ static void dispatch(struct gf_ks_store *st)
     }
     st->delivered_rv = st->rv;
     st->dispatching = false;
-    sweep(st);
+    maybe_sweep(st);
 }
 
 static void gc_queue(struct gf_ks_store *st, enum gc_kind kind,
@@ -839,15 +845,27 @@ static void table_free(struct gf_ks_store *st, struct table *tab)
     gf_free(tab);
 }
 
-/* Ends every watch of a table with CLOSED (err). */
-static void close_watches(struct table *tab, int err)
+/* Frees what was marked dead, unless a walk of the lists is under way. */
+static void maybe_sweep(struct gf_ks_store *st)
 {
+    if (!st->dispatching && st->busy == 0)
+        sweep(st);
+}
+
+/*
+ * Ends every watch of a table with CLOSED (err). A callback may stop
+ * other watches: they are only marked, and freed after the walk.
+ */
+static void close_watches(struct gf_ks_store *st, struct table *tab, int err)
+{
+    st->busy++;
     for (struct gf_ks_watch *w = tab->watches; w != NULL; w = w->next) {
         if (w->dead)
             continue;
         w->dead = true;
         w->cb(w->data, GF_KS_EV_CLOSED, NULL, 0, err);
     }
+    st->busy--;
 }
 
 void gf_ks_store_free(struct gf_ks_store *st)
@@ -856,7 +874,7 @@ void gf_ks_store_free(struct gf_ks_store *st)
         return;
     st->dispatching = true; /* no deliveries from here on */
     for (struct table *tab = st->tables; tab != NULL; tab = tab->next)
-        close_watches(tab, GF_ECANCELED);
+        close_watches(st, tab, GF_ECANCELED);
     while (st->pq_head != NULL) {
         struct pending *p = st->pq_head;
         st->pq_head = p->next;
@@ -915,13 +933,12 @@ size_t gf_ks_store_watches(const struct gf_ks_store *st)
 void gf_ks_store_restart(struct gf_ks_store *st)
 {
     for (struct table *tab = st->tables; tab != NULL; tab = tab->next) {
-        close_watches(tab, GF_ECANCELED);
+        close_watches(st, tab, GF_ECANCELED);
         ring_clear(tab, st->rv);
     }
     GF_LOG(&st->lc, GF_LOG_INFO, "watch cache dropped", "rv=%llu",
            (unsigned long long)st->rv);
-    if (!st->dispatching)
-        sweep(st);
+    maybe_sweep(st);
 }
 
 /* ---- reads ----------------------------------------------------------- */
@@ -2105,7 +2122,7 @@ int gf_ks_store_unregister(struct gf_ks_store *st, const char *group,
     st->depth--;
     dispatch(st); /* deliver the DELETED events while the type exists */
     st->depth++;
-    close_watches(tab, GF_ENOTFOUND);
+    close_watches(st, tab, GF_ENOTFOUND);
     for (struct gf_ks_observer *o = st->observers; o != NULL; o = o->next)
         if (o->tab == tab)
             o->dead = true;
@@ -2152,8 +2169,7 @@ void gf_ks_store_unobserve(struct gf_ks_store *st, struct gf_ks_observer *o)
     if (o == NULL)
         return;
     o->dead = true;
-    if (!st->dispatching)
-        sweep(st);
+    maybe_sweep(st);
 }
 
 const char *gf_ks_ev_name(enum gf_ks_ev_type t)
@@ -2173,6 +2189,41 @@ const char *gf_ks_ev_name(enum gf_ks_ev_type t)
     return "ERROR";
 }
 
+/*
+ * Synthetic ADDED events for the current state; then everything after
+ * the current resourceVersion comes by dispatch.
+ */
+static void watch_initial(struct gf_ks_store *st, struct gf_ks_watch *w)
+{
+    struct gf_ks_list_opts lo = {.ns = w->ns};
+    struct gf_ks_list l;
+    gf_ks_store_list(st, w->tab->t, &lo, &l, NULL);
+    w->last_rv = st->rv;
+    for (size_t i = 0; i < l.n && !w->dead; i++) {
+        bool ok = true;
+        if (w->label != NULL || w->field != NULL) {
+            cJSON *j = gf_ks_obj_parse(l.items[i]);
+            ok = sel_match(w, j);
+            cJSON_Delete(j);
+        }
+        if (ok)
+            w->cb(w->data, GF_KS_EV_ADDED, l.items[i], l.items[i]->rv, 0);
+    }
+    gf_ks_list_free(&l);
+}
+
+/* Every cached change after version from, in order. */
+static void watch_replay(struct gf_ks_watch *w, uint64_t from)
+{
+    const struct table *tab = w->tab;
+    w->last_rv = from;
+    for (size_t i = 0; i < tab->ring_len && !w->dead; i++) {
+        const struct cached_ev *c =
+            &tab->ring[(tab->ring_head + i) % tab->ring_cap];
+        watch_send(w, c->type, c->obj, c->old, NULL, NULL);
+    }
+}
+
 int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                       const struct gf_ks_watch_opts *o, gf_ks_watch_cb cb,
                       void *data, struct gf_ks_watch **out,
@@ -2189,6 +2240,21 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
         if (gf_parse_i64(o->rv, &from) != 0 || from < 0)
             return gf_ks_status_set(err, 400, "BadRequest",
                                     "invalid resource version: %s", o->rv);
+        if ((uint64_t)from > st->rv) {
+            /*
+             * What the server answers once its wait for a future version
+             * times out; clients relist on it.
+             */
+            int rc = gf_ks_status_set(
+                err, 504, "Timeout",
+                "Timeout: Too large resource version: %lld, current: %llu",
+                (long long)from, (unsigned long long)st->rv);
+            gf_ks_status_cause(err, "ResourceVersionTooLarge",
+                               "Too large resource version", NULL);
+            if (err != NULL)
+                err->retry_after = 1;
+            return rc;
+        }
         if ((uint64_t)from < tab->compacted_rv) {
             int rc = gf_ks_status_set(
                 err, 410, "Expired", "too old resource version: %lld (%llu)",
@@ -2208,33 +2274,18 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
     tab->watches = w;
     st->nwatches++;
     *out = w;
-    if (initial) {
-        /*
-         * Synthetic ADDED events for the current state, then everything
-         * after the current resourceVersion.
-         */
-        struct gf_ks_list_opts lo = {.ns = w->ns};
-        struct gf_ks_list l;
-        gf_ks_store_list(st, t, &lo, &l, NULL);
-        for (size_t i = 0; i < l.n && !w->dead; i++) {
-            bool ok = true;
-            if (w->label != NULL || w->field != NULL) {
-                cJSON *j = gf_ks_obj_parse(l.items[i]);
-                ok = sel_match(w, j);
-                cJSON_Delete(j);
-            }
-            if (ok)
-                cb(data, GF_KS_EV_ADDED, l.items[i], l.items[i]->rv, 0);
-        }
-        gf_ks_list_free(&l);
-        w->last_rv = st->rv;
-        return 0;
-    }
-    w->last_rv = (uint64_t)from;
-    for (size_t i = 0; i < tab->ring_len && !w->dead; i++) {
-        struct cached_ev *c = &tab->ring[(tab->ring_head + i) % tab->ring_cap];
-        watch_send(w, c->type, c->obj, c->old, NULL, NULL);
-    }
+    /*
+     * The callback may stop this watch (or others): they are only marked
+     * until the events below have been sent, then freed.
+     */
+    st->busy++;
+    if (initial)
+        watch_initial(st, w);
+    else
+        watch_replay(w, (uint64_t)from);
+    st->busy--;
+    if (w->dead)
+        maybe_sweep(st);
     return 0;
 }
 
@@ -2254,6 +2305,5 @@ void gf_ks_watch_stop(struct gf_ks_watch *w)
     if (w == NULL || w->dead)
         return;
     w->dead = true;
-    if (!w->st->dispatching)
-        sweep(w->st);
+    maybe_sweep(w->st);
 }
