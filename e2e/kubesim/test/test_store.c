@@ -1454,6 +1454,48 @@ static void test_stop_self_inside_start(void **state)
     fx_done(&f);
 }
 
+/* Unregisters the workloads type when a ConfigMap "crd" is deleted. */
+static void crd_observer_cb(void *data, const struct gf_ks_event *ev)
+{
+    struct fx *f = data;
+    if (ev->type == GF_KS_EV_DELETED && strcmp(ev->obj->name, "crd") == 0)
+        assert_int_equal(
+            gf_ks_store_unregister(f->st, "kueue.x-k8s.io", "workloads"), 0);
+}
+
+static void test_unregister_from_an_observer(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"crd\"}}");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w1\"}}");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w2\"}}");
+    struct olog log = {0};
+    struct obs all = {.log = &log, .tag = "all"};
+    struct obs wl = {.log = &log, .tag = "wl"};
+    gf_ks_store_observe(f.st, NULL, obs_cb, &all);
+    gf_ks_store_observe(f.st, f.wl, obs_cb, &wl);
+    gf_ks_store_observe(f.st, f.cm, crd_observer_cb, &f);
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {0};
+    assert_int_equal(gf_ks_watch_start(f.st, f.wl, &wo, rec_cb, &r, &w, NULL),
+                     0);
+    bool gone = false;
+    assert_int_equal(del(&f, f.cm, "a", "crd", GF_KS_PROP_DEFAULT, &gone), 0);
+    assert_null(gf_ks_store_type(f.st, "kueue.x-k8s.io", "workloads"));
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(r.close_err, GF_ENOTFOUND);
+    /* Every-type observers still see the objects go, after the CRD. */
+    before(&log, "all DELETED ConfigMap a/crd", "all DELETED Workload a/w1");
+    before(&log, "all DELETED ConfigMap a/crd", "all DELETED Workload a/w2");
+    /* Writes go on afterwards. */
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"after\"}}");
+    fx_done(&f);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -1479,6 +1521,7 @@ int main(void)
         cmocka_unit_test(test_callbacks_may_stop_themselves),
         cmocka_unit_test(test_stop_from_start_and_close_callbacks),
         cmocka_unit_test(test_stop_self_inside_start),
+        cmocka_unit_test(test_unregister_from_an_observer),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
