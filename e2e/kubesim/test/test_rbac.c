@@ -73,7 +73,7 @@ static void put(struct gf_ks_store *st, const char *resource, const char *ns,
 #define GROUP(n) "{\"kind\":\"Group\",\"name\":\"" n "\"}"
 #define SA(ns, n)                                                              \
     "{\"kind\":\"ServiceAccount\",\"namespace\":\"" ns "\",\"name\":\"" n "\"" \
-                                                                          "}"
+    "}"
 #define SA_NO_NS(n) "{\"kind\":\"ServiceAccount\",\"name\":\"" n "\"}"
 
 static void load_fixture(struct gf_ks_store *st)
