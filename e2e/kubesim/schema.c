@@ -125,8 +125,7 @@ static void field_error(struct vctx *v, const char *reason, const char *path,
         return;
     /* A message longer than the slot is cut: it is for humans, and the
      * full path and detail also go into the Status cause below. */
-    if (snprintf(v->msgs[v->n], sizeof(v->msgs[0]), "%s: %s", path, detail) <
-        0)
+    if (snprintf(v->msgs[v->n], sizeof(v->msgs[0]), "%s: %s", path, detail) < 0)
         v->msgs[v->n][0] = '\0';
     v->n++;
     gf_ks_status_cause(v->err, reason, detail, path);
