@@ -96,6 +96,7 @@ struct table {
     size_t nbuckets, n;
     struct cached_ev *ring;
     size_t ring_cap, ring_head, ring_len;
+    size_t ring_max;       /* the watch cache size; ring_cap grows up to it */
     uint64_t compacted_rv; /* events up to here were dropped */
     struct gf_ks_watch *watches;
     bool dead;
@@ -387,7 +388,12 @@ int gf_ks_store_register(struct gf_ks_store *st, struct gf_ks_rtype *t)
     tab->t = t;
     tab->nbuckets = 64;
     tab->buckets = gf_calloc(tab->nbuckets, sizeof(void *));
-    tab->ring_cap = st->watch_cache;
+    /*
+     * The ring grows on demand: most types (RBAC, namespaces, CRDs) see a
+     * handful of writes, and 100 clusters of full rings would pin MBs.
+     */
+    tab->ring_max = st->watch_cache;
+    tab->ring_cap = tab->ring_max < 16 ? tab->ring_max : 16;
     tab->ring = gf_calloc(tab->ring_cap, sizeof(*tab->ring));
     struct table **pp = &st->tables;
     while (*pp != NULL)
@@ -572,11 +578,28 @@ static void tab_remove(struct gf_ks_store *st, struct entry *e)
 
 /* ---- events ---------------------------------------------------------- */
 
+/* Doubles the ring (up to ring_max), unrolling it to start at 0. */
+static void ring_grow(struct table *tab)
+{
+    size_t cap = tab->ring_cap * 2;
+    if (cap > tab->ring_max)
+        cap = tab->ring_max;
+    struct cached_ev *r = gf_calloc(cap, sizeof(*r));
+    for (size_t i = 0; i < tab->ring_len; i++)
+        r[i] = tab->ring[(tab->ring_head + i) % tab->ring_cap];
+    gf_free(tab->ring);
+    tab->ring = r;
+    tab->ring_cap = cap;
+    tab->ring_head = 0;
+}
+
 static void ring_push(struct table *tab, enum gf_ks_ev_type type,
                       struct gf_ks_obj *obj, struct gf_ks_obj *old)
 {
     if (tab->ring_cap == 0)
         return;
+    if (tab->ring_len == tab->ring_cap && tab->ring_cap < tab->ring_max)
+        ring_grow(tab);
     if (tab->ring_len == tab->ring_cap) {
         struct cached_ev *c = &tab->ring[tab->ring_head];
         tab->compacted_rv = c->obj->rv;

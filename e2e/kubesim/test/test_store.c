@@ -1234,7 +1234,9 @@ static void test_memory_per_workload(void **state)
     (void)state;
     enum { N = 1000 };
     struct fx f;
+    int64_t empty = gf_alloc_live_bytes();
     fx_init(&f, 0);
+    empty = gf_alloc_live_bytes() - empty;
     mk_ns(&f, "a");
     char buf[4096];
     workload_json(buf, sizeof(buf), 0);
@@ -1267,6 +1269,8 @@ static void test_memory_per_workload(void **state)
         cJSON_Delete(st);
     }
     int64_t updated = gf_alloc_live_bytes() - before;
+    print_message("empty store with %d types: %lld bytes\n", 6,
+                  (long long)empty);
     print_message("workload: %zu bytes of compact JSON; cJSON tree %lld bytes "
                   "in %lld blocks\n",
                   json_len / N, (long long)tree_bytes, (long long)tree_blocks);
@@ -1279,6 +1283,8 @@ static void test_memory_per_workload(void **state)
     assert_true(json_len / N > 1800);
     assert_true(created / N < (int64_t)(json_len / N) * 3 / 2);
     assert_true(tree_bytes > (int64_t)(json_len / N) * 3);
+    /* A cluster's fixed cost stays small: rings grow on demand. */
+    assert_true(empty < 32 * 1024);
     fx_done(&f);
 }
 
@@ -1496,6 +1502,53 @@ static void test_unregister_from_an_observer(void **state)
     fx_done(&f);
 }
 
+/* Counts events and checks they arrive in rv order. */
+struct seq {
+    uint64_t last;
+    int n;
+};
+
+static void seq_cb(void *data, enum gf_ks_ev_type type,
+                   const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)obj;
+    (void)err;
+    struct seq *q = data;
+    if (type == GF_KS_EV_CLOSED)
+        return;
+    assert_true(rv > q->last);
+    q->last = rv;
+    q->n++;
+}
+
+static void test_watch_cache_grows_then_compacts(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 40);
+    mk_ns(&f, "a");
+    uint64_t first = gf_ks_store_rv(f.st) + 1;
+    for (int i = 0; i < 50; i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"c%d\"}}", i);
+        mk(&f, f.cm, "a", buf);
+    }
+    /* 50 events, 40 kept: the first 10 are compacted. */
+    char rv[24];
+    struct gf_ks_watch *w = NULL;
+    struct seq q = {0};
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 8);
+    struct gf_ks_watch_opts wo = {.rv = rv};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, seq_cb, &q, &w, NULL),
+                     GF_EGONE);
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 9);
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, seq_cb, &q, &w, NULL),
+                     0);
+    assert_int_equal(q.n, 40);
+    assert_int_equal(q.last, gf_ks_store_rv(f.st));
+    fx_done(&f);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -1513,6 +1566,7 @@ int main(void)
         cmocka_unit_test(test_gc_orphan),
         cmocka_unit_test(test_observer_order_and_reentrancy),
         cmocka_unit_test(test_watch_cache_replay_and_410),
+        cmocka_unit_test(test_watch_cache_grows_then_compacts),
         cmocka_unit_test(test_watch_selectors_translate_events),
         cmocka_unit_test(test_list_paging_and_selectors),
         cmocka_unit_test(test_namespace_deletion),
