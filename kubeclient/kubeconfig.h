@@ -23,20 +23,20 @@
 
 /* Resolved credentials for one context. All strings owned by the struct. */
 struct gf_kube_creds {
-    char *context;          /* context name ("in-cluster" for SA creds) */
-    char *cluster;          /* cluster entry name */
-    char *user;             /* user entry name */
-    char *server;           /* "https://host:port" without trailing slash */
-    char *tls_server_name;  /* optional SNI / verification name */
-    char *namespace;        /* default namespace of the context, or NULL */
-    unsigned char *ca_pem;  /* NULL: use the system trust store */
+    char *context;         /* context name ("in-cluster" for SA creds) */
+    char *cluster;         /* cluster entry name */
+    char *user;            /* user entry name */
+    char *server;          /* "https://host:port" without trailing slash */
+    char *tls_server_name; /* optional SNI / verification name */
+    char *namespace;       /* default namespace of the context, or NULL */
+    unsigned char *ca_pem; /* NULL: use the system trust store */
     size_t ca_pem_len;
     unsigned char *cert_pem; /* client certificate, or NULL */
     size_t cert_pem_len;
-    unsigned char *key_pem;  /* client key, or NULL; never logged */
+    unsigned char *key_pem; /* client key, or NULL; never logged */
     size_t key_pem_len;
-    char *token;            /* bearer token, or NULL; never logged */
-    char *token_file;       /* path re-read on 401, or NULL */
+    char *token;      /* bearer token, or NULL; never logged */
+    char *token_file; /* path re-read on 401, or NULL */
     bool insecure_skip_tls_verify;
 };
 
@@ -83,7 +83,7 @@ struct gf_kube_creds *gf_kube_creds_dup(const struct gf_kube_creds *c);
 void gf_kube_creds_free(struct gf_kube_creds *c);
 
 /* Formats "file:line:col: msg" into out. */
-void gf_kubeconfig_error_format(const struct gf_kubeconfig_error *e,
-                                char *out, size_t cap);
+void gf_kubeconfig_error_format(const struct gf_kubeconfig_error *e, char *out,
+                                size_t cap);
 
 #endif

@@ -154,7 +154,8 @@ static void make_key(char *out, size_t cap, const char *ns, const char *name)
         memcpy(out, ns, nl);
         out[nl++] = '/';
     }
-    memcpy(out + nl, name, ml + 1);
+    memcpy(out + nl, name, ml);
+    out[nl + ml] = '\0';
 }
 
 static struct entry *entry_new(const struct gf_store *s, const char *key,

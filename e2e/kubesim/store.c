@@ -96,6 +96,7 @@ struct table {
     size_t nbuckets, n;
     struct cached_ev *ring;
     size_t ring_cap, ring_head, ring_len;
+    size_t ring_max;       /* the watch cache size; ring_cap grows up to it */
     uint64_t compacted_rv; /* events up to here were dropped */
     struct gf_ks_watch *watches;
     bool dead;
@@ -141,6 +142,11 @@ struct gf_ks_store {
     struct gcwork *gc_head, *gc_tail;
     bool dispatching;
     int depth; /* public write calls in progress */
+    /*
+     * Watch callbacks running outside dispatch (initial events, replay,
+     * CLOSED): lists are being walked, so nothing may be freed yet.
+     */
+    int busy;
     uint64_t delivered_rv;
     struct gf_ks_obj **keep; /* outs kept alive for the caller */
     size_t nkeep, capkeep;
@@ -382,7 +388,12 @@ int gf_ks_store_register(struct gf_ks_store *st, struct gf_ks_rtype *t)
     tab->t = t;
     tab->nbuckets = 64;
     tab->buckets = gf_calloc(tab->nbuckets, sizeof(void *));
-    tab->ring_cap = st->watch_cache;
+    /*
+     * The ring grows on demand: most types (RBAC, namespaces, CRDs) see a
+     * handful of writes, and 100 clusters of full rings would pin MBs.
+     */
+    tab->ring_max = st->watch_cache;
+    tab->ring_cap = tab->ring_max < 16 ? tab->ring_max : 16;
     tab->ring = gf_calloc(tab->ring_cap, sizeof(*tab->ring));
     struct table **pp = &st->tables;
     while (*pp != NULL)
@@ -567,11 +578,28 @@ static void tab_remove(struct gf_ks_store *st, struct entry *e)
 
 /* ---- events ---------------------------------------------------------- */
 
+/* Doubles the ring (up to ring_max), unrolling it to start at 0. */
+static void ring_grow(struct table *tab)
+{
+    size_t cap = tab->ring_cap * 2;
+    if (cap > tab->ring_max)
+        cap = tab->ring_max;
+    struct cached_ev *r = gf_calloc(cap, sizeof(*r));
+    for (size_t i = 0; i < tab->ring_len; i++)
+        r[i] = tab->ring[(tab->ring_head + i) % tab->ring_cap];
+    gf_free(tab->ring);
+    tab->ring = r;
+    tab->ring_cap = cap;
+    tab->ring_head = 0;
+}
+
 static void ring_push(struct table *tab, enum gf_ks_ev_type type,
                       struct gf_ks_obj *obj, struct gf_ks_obj *old)
 {
     if (tab->ring_cap == 0)
         return;
+    if (tab->ring_len == tab->ring_cap && tab->ring_cap < tab->ring_max)
+        ring_grow(tab);
     if (tab->ring_len == tab->ring_cap) {
         struct cached_ev *c = &tab->ring[tab->ring_head];
         tab->compacted_rv = c->obj->rv;
@@ -748,6 +776,7 @@ static void sweep(struct gf_ks_store *st)
 }
 
 static void gc_run(struct gf_ks_store *st, struct gcwork *g);
+static void maybe_sweep(struct gf_ks_store *st);
 
 static void dispatch(struct gf_ks_store *st)
 {
@@ -780,7 +809,7 @@ static void dispatch(struct gf_ks_store *st)
     }
     st->delivered_rv = st->rv;
     st->dispatching = false;
-    sweep(st);
+    maybe_sweep(st);
 }
 
 static void gc_queue(struct gf_ks_store *st, enum gc_kind kind,
@@ -839,15 +868,27 @@ static void table_free(struct gf_ks_store *st, struct table *tab)
     gf_free(tab);
 }
 
-/* Ends every watch of a table with CLOSED (err). */
-static void close_watches(struct table *tab, int err)
+/* Frees what was marked dead, unless a walk of the lists is under way. */
+static void maybe_sweep(struct gf_ks_store *st)
 {
+    if (!st->dispatching && st->busy == 0)
+        sweep(st);
+}
+
+/*
+ * Ends every watch of a table with CLOSED (err). A callback may stop
+ * other watches: they are only marked, and freed after the walk.
+ */
+static void close_watches(struct gf_ks_store *st, struct table *tab, int err)
+{
+    st->busy++;
     for (struct gf_ks_watch *w = tab->watches; w != NULL; w = w->next) {
         if (w->dead)
             continue;
         w->dead = true;
         w->cb(w->data, GF_KS_EV_CLOSED, NULL, 0, err);
     }
+    st->busy--;
 }
 
 void gf_ks_store_free(struct gf_ks_store *st)
@@ -856,7 +897,7 @@ void gf_ks_store_free(struct gf_ks_store *st)
         return;
     st->dispatching = true; /* no deliveries from here on */
     for (struct table *tab = st->tables; tab != NULL; tab = tab->next)
-        close_watches(tab, GF_ECANCELED);
+        close_watches(st, tab, GF_ECANCELED);
     while (st->pq_head != NULL) {
         struct pending *p = st->pq_head;
         st->pq_head = p->next;
@@ -915,13 +956,12 @@ size_t gf_ks_store_watches(const struct gf_ks_store *st)
 void gf_ks_store_restart(struct gf_ks_store *st)
 {
     for (struct table *tab = st->tables; tab != NULL; tab = tab->next) {
-        close_watches(tab, GF_ECANCELED);
+        close_watches(st, tab, GF_ECANCELED);
         ring_clear(tab, st->rv);
     }
     GF_LOG(&st->lc, GF_LOG_INFO, "watch cache dropped", "rv=%llu",
            (unsigned long long)st->rv);
-    if (!st->dispatching)
-        sweep(st);
+    maybe_sweep(st);
 }
 
 /* ---- reads ----------------------------------------------------------- */
@@ -1279,6 +1319,23 @@ static void entry_set(struct gf_ks_store *st, struct entry *e,
 static bool ns_terminating(const struct gf_ks_store *st, const char *ns);
 
 /*
+ * An object stopped depending on the owners in refs (it went, or dropped
+ * the references): owners waiting in foreground deletion may now be free
+ * to go. The check itself runs later, as GC work.
+ */
+static void recheck_owners(struct gf_ks_store *st, const cJSON *refs)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, refs)
+    {
+        const char *ouid = gf_json_str(r, "uid");
+        struct uidrec *u = ouid != NULL ? uid_find(st, ouid) : NULL;
+        if (u != NULL && u->e != NULL)
+            gc_queue(st, GC_FOREGROUND_DONE, GF_KS_PROP_DEFAULT, ouid);
+    }
+}
+
+/*
  * Removes an entry for good: obj is its final state (owned, gets a new
  * resourceVersion). Queues the DELETED event and the follow-up GC.
  */
@@ -1297,15 +1354,7 @@ static struct gf_ks_obj *remove_now(struct gf_ks_store *st, struct entry *e,
      */
     cJSON *stored = gf_ks_obj_parse(e->obj);
     owners_link(st, e, stored, false);
-    /* Owners waiting in foreground deletion may now be free to go. */
-    const cJSON *r;
-    cJSON_ArrayForEach(r, gf_json_path(stored, "metadata.ownerReferences"))
-    {
-        const char *ouid = gf_json_str(r, "uid");
-        struct uidrec *u = ouid != NULL ? uid_find(st, ouid) : NULL;
-        if (u != NULL && u->e != NULL)
-            gc_queue(st, GC_FOREGROUND_DONE, GF_KS_PROP_DEFAULT, ouid);
-    }
+    recheck_owners(st, gf_json_path(stored, "metadata.ownerReferences"));
     cJSON_Delete(stored);
     tab_remove(st, e);
     emit(st, tab, GF_KS_EV_DELETED, o, old);
@@ -1332,6 +1381,7 @@ static struct gf_ks_obj *replace_now(struct gf_ks_store *st, struct entry *e,
     if (!(a == NULL && b == NULL) && !(a && b && gf_ks_json_equal(a, b))) {
         owners_link(st, e, old_json, false);
         owners_link(st, e, obj, true);
+        recheck_owners(st, a);
     }
     struct gf_ks_obj *old = gf_ks_obj_ref(e->obj);
     entry_set(st, e, o);
@@ -2002,6 +2052,13 @@ static void gc_dependents(struct gf_ks_store *st, const char *owner_uid,
     }
     gf_free(keys);
     gf_free(tabs);
+    /*
+     * Dependents that only lost their reference (another owner lives) do
+     * not go away, so nothing else would tell a foreground owner that it
+     * has no dependents left.
+     */
+    if (prop == GF_KS_PROP_FOREGROUND)
+        gc_queue(st, GC_FOREGROUND_DONE, GF_KS_PROP_DEFAULT, owner_uid);
 }
 
 static void gc_foreground_done(struct gf_ks_store *st, const char *uid)
@@ -2105,7 +2162,7 @@ int gf_ks_store_unregister(struct gf_ks_store *st, const char *group,
     st->depth--;
     dispatch(st); /* deliver the DELETED events while the type exists */
     st->depth++;
-    close_watches(tab, GF_ENOTFOUND);
+    close_watches(st, tab, GF_ENOTFOUND);
     for (struct gf_ks_observer *o = st->observers; o != NULL; o = o->next)
         if (o->tab == tab)
             o->dead = true;
@@ -2152,8 +2209,7 @@ void gf_ks_store_unobserve(struct gf_ks_store *st, struct gf_ks_observer *o)
     if (o == NULL)
         return;
     o->dead = true;
-    if (!st->dispatching)
-        sweep(st);
+    maybe_sweep(st);
 }
 
 const char *gf_ks_ev_name(enum gf_ks_ev_type t)
@@ -2173,6 +2229,41 @@ const char *gf_ks_ev_name(enum gf_ks_ev_type t)
     return "ERROR";
 }
 
+/*
+ * Synthetic ADDED events for the current state; then everything after
+ * the current resourceVersion comes by dispatch.
+ */
+static void watch_initial(struct gf_ks_store *st, struct gf_ks_watch *w)
+{
+    struct gf_ks_list_opts lo = {.ns = w->ns};
+    struct gf_ks_list l;
+    gf_ks_store_list(st, w->tab->t, &lo, &l, NULL);
+    w->last_rv = st->rv;
+    for (size_t i = 0; i < l.n && !w->dead; i++) {
+        bool ok = true;
+        if (w->label != NULL || w->field != NULL) {
+            cJSON *j = gf_ks_obj_parse(l.items[i]);
+            ok = sel_match(w, j);
+            cJSON_Delete(j);
+        }
+        if (ok)
+            w->cb(w->data, GF_KS_EV_ADDED, l.items[i], l.items[i]->rv, 0);
+    }
+    gf_ks_list_free(&l);
+}
+
+/* Every cached change after version from, in order. */
+static void watch_replay(struct gf_ks_watch *w, uint64_t from)
+{
+    const struct table *tab = w->tab;
+    w->last_rv = from;
+    for (size_t i = 0; i < tab->ring_len && !w->dead; i++) {
+        const struct cached_ev *c =
+            &tab->ring[(tab->ring_head + i) % tab->ring_cap];
+        watch_send(w, c->type, c->obj, c->old, NULL, NULL);
+    }
+}
+
 int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                       const struct gf_ks_watch_opts *o, gf_ks_watch_cb cb,
                       void *data, struct gf_ks_watch **out,
@@ -2189,6 +2280,21 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
         if (gf_parse_i64(o->rv, &from) != 0 || from < 0)
             return gf_ks_status_set(err, 400, "BadRequest",
                                     "invalid resource version: %s", o->rv);
+        if ((uint64_t)from > st->rv) {
+            /*
+             * What the server answers once its wait for a future version
+             * times out; clients relist on it.
+             */
+            int rc = gf_ks_status_set(
+                err, 504, "Timeout",
+                "Timeout: Too large resource version: %lld, current: %llu",
+                (long long)from, (unsigned long long)st->rv);
+            gf_ks_status_cause(err, "ResourceVersionTooLarge",
+                               "Too large resource version", NULL);
+            if (err != NULL)
+                err->retry_after = 1;
+            return rc;
+        }
         if ((uint64_t)from < tab->compacted_rv) {
             int rc = gf_ks_status_set(
                 err, 410, "Expired", "too old resource version: %lld (%llu)",
@@ -2208,33 +2314,18 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
     tab->watches = w;
     st->nwatches++;
     *out = w;
-    if (initial) {
-        /*
-         * Synthetic ADDED events for the current state, then everything
-         * after the current resourceVersion.
-         */
-        struct gf_ks_list_opts lo = {.ns = w->ns};
-        struct gf_ks_list l;
-        gf_ks_store_list(st, t, &lo, &l, NULL);
-        for (size_t i = 0; i < l.n && !w->dead; i++) {
-            bool ok = true;
-            if (w->label != NULL || w->field != NULL) {
-                cJSON *j = gf_ks_obj_parse(l.items[i]);
-                ok = sel_match(w, j);
-                cJSON_Delete(j);
-            }
-            if (ok)
-                cb(data, GF_KS_EV_ADDED, l.items[i], l.items[i]->rv, 0);
-        }
-        gf_ks_list_free(&l);
-        w->last_rv = st->rv;
-        return 0;
-    }
-    w->last_rv = (uint64_t)from;
-    for (size_t i = 0; i < tab->ring_len && !w->dead; i++) {
-        struct cached_ev *c = &tab->ring[(tab->ring_head + i) % tab->ring_cap];
-        watch_send(w, c->type, c->obj, c->old, NULL, NULL);
-    }
+    /*
+     * The callback may stop this watch (or others): they are only marked
+     * until the events below have been sent, then freed.
+     */
+    st->busy++;
+    if (initial)
+        watch_initial(st, w);
+    else
+        watch_replay(w, (uint64_t)from);
+    st->busy--;
+    if (w->dead)
+        maybe_sweep(st);
     return 0;
 }
 
@@ -2254,6 +2345,5 @@ void gf_ks_watch_stop(struct gf_ks_watch *w)
     if (w == NULL || w->dead)
         return;
     w->dead = true;
-    if (!w->st->dispatching)
-        sweep(w->st);
+    maybe_sweep(w->st);
 }

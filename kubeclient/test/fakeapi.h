@@ -62,10 +62,10 @@ void fake_resp_drop(struct fake_resp *r);
 
 struct fake_req {
     char method[16];
-    char *url;     /* path and query */
-    char *auth;    /* Authorization value or NULL */
-    char *ctype;   /* Content-Type or NULL */
-    char *body;    /* or NULL */
+    char *url;   /* path and query */
+    char *auth;  /* Authorization value or NULL */
+    char *ctype; /* Content-Type or NULL */
+    char *body;  /* or NULL */
     size_t body_len;
 };
 size_t fake_api_nreq(const struct fake_api *f);

@@ -940,6 +940,17 @@ static void test_watch_cache_replay_and_410(void **state)
     snprintf(want, sizeof(want), "BOOKMARK %llu",
              (unsigned long long)gf_ks_store_rv(f.st));
     assert_string_equal(r.lines[4], want);
+    /* A version the store has not reached: 504 ResourceVersionTooLarge. */
+    snprintf(rv, sizeof(rv), "%llu",
+             (unsigned long long)gf_ks_store_rv(f.st) + 5);
+    struct gf_ks_watch *wf = NULL;
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &wf, &err),
+                     GF_ESERVER);
+    assert_int_equal(err.code, 504);
+    assert_string_equal(
+        gf_json_str(cJSON_GetArrayItem(err.causes, 0), "reason"),
+        "ResourceVersionTooLarge");
+    assert_int_equal(err.retry_after, 1);
     /* Bad versions are 400. */
     wo.rv = "12abc";
     struct gf_ks_watch *w2 = NULL;
@@ -1223,7 +1234,9 @@ static void test_memory_per_workload(void **state)
     (void)state;
     enum { N = 1000 };
     struct fx f;
+    int64_t empty = gf_alloc_live_bytes();
     fx_init(&f, 0);
+    empty = gf_alloc_live_bytes() - empty;
     mk_ns(&f, "a");
     char buf[4096];
     workload_json(buf, sizeof(buf), 0);
@@ -1256,6 +1269,8 @@ static void test_memory_per_workload(void **state)
         cJSON_Delete(st);
     }
     int64_t updated = gf_alloc_live_bytes() - before;
+    print_message("empty store with %d types: %lld bytes\n", 6,
+                  (long long)empty);
     print_message("workload: %zu bytes of compact JSON; cJSON tree %lld bytes "
                   "in %lld blocks\n",
                   json_len / N, (long long)tree_bytes, (long long)tree_blocks);
@@ -1268,6 +1283,313 @@ static void test_memory_per_workload(void **state)
     assert_true(json_len / N > 1800);
     assert_true(created / N < (int64_t)(json_len / N) * 3 / 2);
     assert_true(tree_bytes > (int64_t)(json_len / N) * 3);
+    /* A cluster's fixed cost stays small: rings grow on demand. */
+    assert_true(empty < 32 * 1024);
+    fx_done(&f);
+}
+
+/* A watch callback that stops its own watch on the second event. */
+struct self_stop {
+    struct gf_ks_watch *w;
+    int seen;
+};
+
+static void self_stop_cb(void *data, enum gf_ks_ev_type type,
+                         const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)obj;
+    (void)rv;
+    (void)err;
+    struct self_stop *s = data;
+    assert_int_not_equal(type, GF_KS_EV_CLOSED);
+    if (++s->seen == 2)
+        gf_ks_watch_stop(s->w);
+}
+
+struct self_unobserve {
+    struct gf_ks_store *st;
+    struct gf_ks_observer *o;
+    int seen;
+};
+
+static void self_unobserve_cb(void *data, const struct gf_ks_event *ev)
+{
+    (void)ev;
+    struct self_unobserve *s = data;
+    if (++s->seen == 1)
+        gf_ks_store_unobserve(s->st, s->o);
+}
+
+static bool stop_after_two(void *data, struct gf_ks_obj *o)
+{
+    (void)o;
+    return ++*(int *)data < 2;
+}
+
+static void type_names(void *data, const struct gf_ks_rtype *t)
+{
+    char *out = data;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "%s%s", n ? "," : "", t->resource);
+}
+
+static void test_callbacks_may_stop_themselves(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    struct self_stop ss = {0};
+    struct gf_ks_watch_opts wo = {0};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, self_stop_cb, &ss, &ss.w, NULL), 0);
+    struct self_unobserve su = {.st = f.st};
+    su.o = gf_ks_store_observe(f.st, f.cm, self_unobserve_cb, &su);
+    for (int i = 0; i < 4; i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"c%d\"}}", i);
+        mk(&f, f.cm, "a", buf);
+    }
+    assert_int_equal(ss.seen, 2);
+    assert_int_equal(su.seen, 1);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    /* foreach stops when asked; counts are per type. */
+    int n = 0;
+    gf_ks_store_foreach(f.st, f.cm, NULL, stop_after_two, &n);
+    assert_int_equal(n, 2);
+    n = 0;
+    gf_ks_store_foreach(f.st, f.cm, "b", stop_after_two, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 4);
+    assert_int_equal(gf_ks_store_count(f.st, f.wl), 0);
+    char names[256] = "";
+    gf_ks_store_types(f.st, type_names, names);
+    assert_string_equal(names, "namespaces,configmaps,workloads,jobs,pods,"
+                               "clusterqueues");
+    /* Re-registering a type (a CRD update) keeps its objects. */
+    struct gf_ks_rtype *again =
+        mk_type("", "configmaps", "ConfigMap", true, true);
+    assert_int_equal(gf_ks_store_register(f.st, again), 0);
+    assert_ptr_equal(gf_ks_store_type(f.st, "", "configmaps"), f.cm);
+    assert_true(f.cm->has_status);
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 4);
+    assert_string_equal(f.cm->list_kind, "ConfigMapList");
+    assert_string_equal(f.cm->singular, "configmap");
+    /* A type without versions is refused (and freed). */
+    struct gf_ks_rtype *bad = gf_calloc(1, sizeof(*bad));
+    bad->group = gf_strdup("x");
+    bad->resource = gf_strdup("ys");
+    bad->kind = gf_strdup("Y");
+    assert_int_equal(gf_ks_store_register(f.st, bad), -EINVAL);
+    fx_done(&f);
+}
+
+/* Stops another watch (or itself) from a callback outside dispatch. */
+struct stopper {
+    struct gf_ks_watch *victim;
+    int calls, closed;
+};
+
+static void stopper_cb(void *data, enum gf_ks_ev_type type,
+                       const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)obj;
+    (void)rv;
+    (void)err;
+    struct stopper *s = data;
+    s->calls++;
+    if (type == GF_KS_EV_CLOSED)
+        s->closed++;
+    gf_ks_watch_stop(s->victim);
+    s->victim = NULL;
+}
+
+static void test_stop_from_start_and_close_callbacks(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c1\"}}");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c2\"}}");
+    /* A CLOSED callback stopping a watch that comes later in the list. */
+    struct stopper a = {0}, b = {0};
+    struct gf_ks_watch *wa = NULL, *wb = NULL;
+    struct gf_ks_watch_opts wo = {.rv = "1"};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, stopper_cb, &b, &wb, NULL), 0);
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, stopper_cb, &a, &wa, NULL), 0);
+    a.calls = b.calls = 0;
+    a.victim = wb; /* wa is first in the list: it closes, then stops wb */
+    gf_ks_store_restart(f.st);
+    assert_int_equal(a.closed, 1);
+    assert_int_equal(b.closed, 0); /* stopped: no CLOSED, as documented */
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    (void)wa;
+    fx_done(&f);
+}
+
+/* Stops the watch named in data on its first event (inside start). */
+static void stop_self_cb(void *data, enum gf_ks_ev_type type,
+                         const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)type;
+    (void)obj;
+    (void)rv;
+    (void)err;
+    struct gf_ks_watch **w = data;
+    gf_ks_watch_stop(*w);
+}
+
+static void test_stop_self_inside_start(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c1\"}}");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c2\"}}");
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {0};
+    /* *out is set before the first callback, so the callback can stop. */
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, stop_self_cb, &w, &w, NULL), 0);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c3\"}}");
+    fx_done(&f);
+}
+
+/* Unregisters the workloads type when a ConfigMap "crd" is deleted. */
+static void crd_observer_cb(void *data, const struct gf_ks_event *ev)
+{
+    struct fx *f = data;
+    if (ev->type == GF_KS_EV_DELETED && strcmp(ev->obj->name, "crd") == 0)
+        assert_int_equal(
+            gf_ks_store_unregister(f->st, "kueue.x-k8s.io", "workloads"), 0);
+}
+
+static void test_unregister_from_an_observer(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"crd\"}}");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w1\"}}");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w2\"}}");
+    struct olog log = {0};
+    struct obs all = {.log = &log, .tag = "all"};
+    struct obs wl = {.log = &log, .tag = "wl"};
+    gf_ks_store_observe(f.st, NULL, obs_cb, &all);
+    gf_ks_store_observe(f.st, f.wl, obs_cb, &wl);
+    gf_ks_store_observe(f.st, f.cm, crd_observer_cb, &f);
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {0};
+    assert_int_equal(gf_ks_watch_start(f.st, f.wl, &wo, rec_cb, &r, &w, NULL),
+                     0);
+    bool gone = false;
+    assert_int_equal(del(&f, f.cm, "a", "crd", GF_KS_PROP_DEFAULT, &gone), 0);
+    assert_null(gf_ks_store_type(f.st, "kueue.x-k8s.io", "workloads"));
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(r.close_err, GF_ENOTFOUND);
+    /* Every-type observers still see the objects go, after the CRD. */
+    before(&log, "all DELETED ConfigMap a/crd", "all DELETED Workload a/w1");
+    before(&log, "all DELETED ConfigMap a/crd", "all DELETED Workload a/w2");
+    /* Writes go on afterwards. */
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"after\"}}");
+    fx_done(&f);
+}
+
+/* Counts events and checks they arrive in rv order. */
+struct seq {
+    uint64_t last;
+    int n;
+};
+
+static void seq_cb(void *data, enum gf_ks_ev_type type,
+                   const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)obj;
+    (void)err;
+    struct seq *q = data;
+    if (type == GF_KS_EV_CLOSED)
+        return;
+    assert_true(rv > q->last);
+    q->last = rv;
+    q->n++;
+}
+
+static void test_watch_cache_grows_then_compacts(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 40);
+    mk_ns(&f, "a");
+    uint64_t first = gf_ks_store_rv(f.st) + 1;
+    for (int i = 0; i < 50; i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"c%d\"}}", i);
+        mk(&f, f.cm, "a", buf);
+    }
+    /* 50 events, 40 kept: the first 10 are compacted. */
+    char rv[24];
+    struct gf_ks_watch *w = NULL;
+    struct seq q = {0};
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 8);
+    struct gf_ks_watch_opts wo = {.rv = rv};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, seq_cb, &q, &w, NULL),
+                     GF_EGONE);
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 9);
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, seq_cb, &q, &w, NULL),
+                     0);
+    assert_int_equal(q.n, 40);
+    assert_int_equal(q.last, gf_ks_store_rv(f.st));
+    fx_done(&f);
+}
+
+/*
+ * Foreground deletion ends when no dependent is left, however that
+ * happens: a dependent with another live owner only loses the reference,
+ * and a dependent may drop its ownerReferences itself.
+ */
+static void test_gc_foreground_without_deletions(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    char ra[256], rd[256], both[600];
+    struct gf_ks_obj *a = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"a\"}}");
+    owner_ref(ra, sizeof(ra), "ConfigMap", a);
+    struct gf_ks_obj *d = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"d\"}}");
+    owner_ref(rd, sizeof(rd), "ConfigMap", d);
+    snprintf(both, sizeof(both), "%s,%s", ra, rd);
+    mk_owned(&f, "shared", both);
+    bool gone = true;
+    assert_int_equal(del(&f, f.cm, "a", "a", GF_KS_PROP_FOREGROUND, &gone), 0);
+    assert_false(gone);
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "a"));
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "a", "shared"));
+    /* A dependent that releases its owner by an update. */
+    struct gf_ks_obj *b = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"b\"}}");
+    char rb[256], body[600];
+    owner_ref(rb, sizeof(rb), "ConfigMap", b);
+    snprintf(body, sizeof(body),
+             "{\"metadata\":{\"name\":\"held\",\"finalizers\":[\"x/h\"],"
+             "\"ownerReferences\":[%s]}}",
+             rb);
+    mk(&f, f.cm, "a", body);
+    assert_int_equal(del(&f, f.cm, "a", "b", GF_KS_PROP_FOREGROUND, &gone), 0);
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "a", "b"));
+    /* held is being deleted; dropping its reference frees b. */
+    assert_int_equal(upd(&f, f.cm, "a", "held",
+                         "{\"metadata\":{\"finalizers\":[\"x/h\"]}}",
+                         GF_KS_MAIN, NULL, NULL),
+                     0);
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "b"));
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "a", "held"));
     fx_done(&f);
 }
 
@@ -1286,13 +1608,19 @@ int main(void)
         cmocka_unit_test(test_gc_background_and_shared_owner),
         cmocka_unit_test(test_gc_foreground_chain),
         cmocka_unit_test(test_gc_orphan),
+        cmocka_unit_test(test_gc_foreground_without_deletions),
         cmocka_unit_test(test_observer_order_and_reentrancy),
         cmocka_unit_test(test_watch_cache_replay_and_410),
+        cmocka_unit_test(test_watch_cache_grows_then_compacts),
         cmocka_unit_test(test_watch_selectors_translate_events),
         cmocka_unit_test(test_list_paging_and_selectors),
         cmocka_unit_test(test_namespace_deletion),
         cmocka_unit_test(test_unregister_closes_watches),
         cmocka_unit_test(test_memory_per_workload),
+        cmocka_unit_test(test_callbacks_may_stop_themselves),
+        cmocka_unit_test(test_stop_from_start_and_close_callbacks),
+        cmocka_unit_test(test_stop_self_inside_start),
+        cmocka_unit_test(test_unregister_from_an_observer),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();

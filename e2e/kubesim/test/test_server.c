@@ -1,0 +1,647 @@
+/*
+ * Tests for kubesim's HTTPS server with a fake handler in place of the
+ * REST layer: TLS with verification against the generated CA, keep-alive
+ * and pipelining, chunked streams, a client leaving mid-watch, body and
+ * header caps, slow watchers, authentication, and every fault kind as a
+ * client socket sees it. Latency and fault expiry run on the manual
+ * clock; the sockets are real (127.0.0.1) on the test's own loop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "e2e/kubesim/auth.h"
+#include "e2e/kubesim/certs.h"
+#include "e2e/kubesim/fault.h"
+#include "e2e/kubesim/server.h"
+#include "e2e/kubesim/test/ks_tclient.h"
+
+struct fake_call {
+    const struct gf_ks_api_out *out;
+};
+
+struct fx {
+    uv_loop_t loop;
+    struct gf_clock clk;
+    struct gf_ks_certs *certs;
+    struct gf_ks_auth *auth;
+    struct gf_ks_faults *faults;
+    struct gf_ks_server *srv;
+    struct fake_call *call; /* the live stream, if any */
+    int cancels;
+    int handled;
+    char last_user[128];
+    int64_t baseline;
+};
+
+static void fake_handle(void *data, const struct gf_ks_api_req *req,
+                        const struct gf_ks_api_out *out,
+                        struct gf_ks_api_call **call)
+{
+    struct fx *f = data;
+    f->handled++;
+    snprintf(f->last_user, sizeof(f->last_user), "%s", req->user);
+    *call = NULL;
+    if (strcmp(req->path, "/watch") == 0) {
+        out->stream_begin(out->ctx, 200, "application/json");
+        assert_int_equal(out->stream_write(out->ctx, "{\"n\":1}\n", 8), 0);
+        f->call = calloc(1, sizeof(*f->call));
+        f->call->out = out;
+        *call = (struct gf_ks_api_call *)f->call;
+        return;
+    }
+    if (strcmp(req->path, "/echo") == 0) {
+        out->reply(out->ctx, 200, "text/plain", req->body, req->body_len);
+        return;
+    }
+    if (strcmp(req->path, "/a b") == 0) {
+        out->reply(out->ctx, 200, "text/plain", "decoded", 7);
+        return;
+    }
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s %s?%s", req->method, req->path,
+                     req->query != NULL ? req->query : "");
+    out->reply(out->ctx, 200, "text/plain", body, (size_t)n);
+}
+
+static void fake_cancel(void *data, struct gf_ks_api_call *call)
+{
+    struct fx *f = data;
+    assert_ptr_equal(call, f->call);
+    f->cancels++;
+    free(f->call);
+    f->call = NULL;
+}
+
+/* What the API layer does when it ends a stream. */
+static void fake_end(struct fx *f)
+{
+    struct fake_call *fc = f->call;
+    assert_non_null(fc);
+    f->call = NULL;
+    fc->out->stream_end(fc->out->ctx);
+    free(fc);
+}
+
+static void start_server(struct fx *f, bool tls, size_t max_body,
+                         size_t max_queued)
+{
+    struct gf_ks_server_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .name = "t",
+        .tls = tls ? gf_ks_certs_server_ctx(f->certs) : NULL,
+        .auth = f->auth,
+        .faults = f->faults,
+        .handle = fake_handle,
+        .cancel = fake_cancel,
+        .data = f,
+        .max_body = max_body,
+        .max_header = 4096,
+        .max_queued = max_queued,
+    };
+    assert_int_equal(gf_ks_server_start(&o, &f->srv), 0);
+    assert_true(gf_ks_server_port(f->srv) > 0);
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->baseline = gf_alloc_live();
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    gf_clock_init_manual(&f->clk, 1000, 1700000000000);
+    assert_int_equal(gf_ks_certs_new("test-ca", 1, &f->certs), 0);
+    f->auth = gf_ks_auth_new();
+    assert_int_equal(gf_ks_auth_add_defaults(f->auth), 0);
+    f->faults = gf_ks_faults_new(&f->clk);
+    start_server(f, true, 1024, 1 << 20);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    gf_ks_server_close(f->srv);
+    /* Closing cancels a live stream synchronously. */
+    assert_null(f->call);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    gf_ks_faults_free(f->faults);
+    gf_ks_auth_free(f->auth);
+    gf_ks_certs_free(f->certs);
+    assert_int_equal(gf_clock_active_timers(&f->clk), 0);
+    gf_clock_close(&f->clk);
+    assert_int_equal(gf_alloc_live(), f->baseline);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static const char *token(struct fx *f, const char *identity)
+{
+    return gf_ks_auth_identity(f->auth, identity)->token;
+}
+
+static void connect_tls(struct fx *f, struct gf_kst_client *c)
+{
+    gf_kst_connect(c, &f->loop, gf_ks_server_port(f->srv),
+                   gf_ks_certs_ca_pem(f->certs, NULL));
+    gf_kst_run_until(&f->loop, gf_kst_is_connected, c);
+}
+
+static void send_req(struct fx *f, struct gf_kst_client *c, const char *method,
+                     const char *path, const char *identity, const char *body)
+{
+    char buf[8192];
+    char auth[200] = "";
+    if (identity != NULL)
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n",
+                 token(f, identity));
+    snprintf(buf, sizeof(buf),
+             "%s %s HTTP/1.1\r\nHost: localhost\r\n%sContent-Length: "
+             "%zu\r\n\r\n%s",
+             method, path, auth, body != NULL ? strlen(body) : 0,
+             body != NULL ? body : "");
+    gf_kst_send(c, buf);
+}
+
+static void wait_responses(struct fx *f, struct gf_kst_client *c, size_t n)
+{
+    struct gf_kst_wait w = {c, n};
+    gf_kst_run_until(&f->loop, gf_kst_has_responses, &w);
+}
+
+static void finish(struct fx *f, struct gf_kst_client *c)
+{
+    gf_kst_close(c);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    gf_kst_free(c);
+}
+
+static bool no_conns(void *arg)
+{
+    struct fx *f = arg;
+    return gf_ks_server_conns(f->srv) == 0;
+}
+
+static bool canceled(void *arg)
+{
+    struct fx *f = arg;
+    return f->cancels > 0;
+}
+
+static const char *body_of(const struct gf_kst_client *c, size_t i)
+{
+    return gf_buf_cstr(&c->resp[i].body);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_tls_verified_and_keepalive_pipelined(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    assert_int_equal(SSL_get_verify_result(c.ssl), X509_V_OK);
+    /* Two requests in one write: answered in order, on one connection. */
+    char two[1024];
+    snprintf(two, sizeof(two),
+             "GET /api?x=1 HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n"
+             "GET /apis HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n",
+             token(f, "admin"), token(f, "admin"));
+    gf_kst_send(&c, two);
+    wait_responses(f, &c, 2);
+    assert_int_equal(c.resp[0].status, 200);
+    assert_string_equal(body_of(&c, 0), "GET /api?x=1");
+    assert_string_equal(body_of(&c, 1), "GET /apis?");
+    send_req(f, &c, "GET", "/a%20b", "admin", NULL);
+    wait_responses(f, &c, 3);
+    assert_string_equal(body_of(&c, 2), "decoded");
+    assert_int_equal(gf_ks_server_stats(f->srv)->accepted, 1);
+    assert_string_equal(f->last_user, "kubesim-admin");
+    finish(f, &c);
+}
+
+static void test_unauthenticated_gets_401_status(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    send_req(f, &c, "GET", "/api", NULL, NULL);
+    gf_kst_send(&c, "GET /api HTTP/1.1\r\nAuthorization: Bearer nope\r\n\r\n");
+    send_req(f, &c, "GET", "/api", "member-agent", NULL);
+    wait_responses(f, &c, 3);
+    assert_int_equal(c.resp[0].status, 401);
+    assert_non_null(strstr(body_of(&c, 0), "\"reason\":\"Unauthorized\""));
+    assert_non_null(strstr(body_of(&c, 0), "\"kind\":\"Status\""));
+    assert_int_equal(c.resp[1].status, 401);
+    assert_int_equal(c.resp[2].status, 200);
+    assert_string_equal(f->last_user,
+                        "system:serviceaccount:gpufed-system:gpufed-agent");
+    assert_int_equal(f->handled, 1);
+    finish(f, &c);
+}
+
+static bool got_bytes(void *arg)
+{
+    struct gf_kst_client *c = arg;
+    return c->n_resp > 0 && c->resp[0].body.len > 0;
+}
+
+static void open_watch(struct fx *f, struct gf_kst_client *c,
+                       const char *identity)
+{
+    send_req(f, c, "GET", "/watch", identity, NULL);
+    gf_kst_run_until(&f->loop, got_bytes, c);
+    assert_non_null(f->call);
+}
+
+static void test_chunked_stream_then_keepalive(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    open_watch(f, &c, "admin");
+    /* Pipelined behind the stream: it must wait until the stream ends. */
+    send_req(f, &c, "GET", "/after", "admin", NULL);
+    gf_kst_spin(&f->loop, 50);
+    assert_int_equal(f->handled, 1);
+    assert_int_equal(c.n_resp, 1);
+    assert_true(c.resp[0].chunked);
+    assert_false(c.resp[0].complete);
+    assert_int_equal(
+        f->call->out->stream_write(f->call->out->ctx, "{\"n\":2}\n", 8), 0);
+    fake_end(f);
+    wait_responses(f, &c, 2);
+    assert_string_equal(body_of(&c, 0), "{\"n\":1}\n{\"n\":2}\n");
+    assert_string_equal(body_of(&c, 1), "GET /after?");
+    assert_int_equal(gf_ks_server_stats(f->srv)->streams, 1);
+    assert_int_equal(gf_ks_server_stats(f->srv)->accepted, 1);
+    finish(f, &c);
+}
+
+static void test_client_gone_mid_watch_cancels(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    open_watch(f, &c, "admin");
+    finish(f, &c);
+    gf_kst_run_until(&f->loop, canceled, f);
+    assert_int_equal(f->cancels, 1);
+    assert_null(f->call);
+    gf_kst_run_until(&f->loop, no_conns, f);
+}
+
+static void test_body_and_header_caps(void **state)
+{
+    struct fx *f = *state;
+    char body[2001];
+    memset(body, 'x', sizeof(body) - 1);
+    body[sizeof(body) - 1] = '\0';
+    body[1000] = '\0';
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    send_req(f, &c, "POST", "/echo", "admin", body);
+    wait_responses(f, &c, 1);
+    assert_int_equal(c.resp[0].status, 200);
+    assert_int_equal(c.resp[0].body.len, 1000);
+    /* Over the cap: 413 before the handler sees anything, then close. */
+    body[1000] = 'x';
+    send_req(f, &c, "POST", "/echo", "admin", body);
+    wait_responses(f, &c, 2);
+    assert_int_equal(c.resp[1].status, 413);
+    assert_non_null(strstr(body_of(&c, 1), "RequestEntityTooLarge"));
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    assert_int_equal(f->handled, 1);
+    finish(f, &c);
+
+    struct gf_kst_client h;
+    connect_tls(f, &h);
+    char big[6000];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char req[7000];
+    snprintf(req, sizeof(req), "GET /api HTTP/1.1\r\nX-Big: %s\r\n\r\n", big);
+    gf_kst_send(&h, req);
+    wait_responses(f, &h, 1);
+    assert_int_equal(h.resp[0].status, 431);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &h);
+    finish(f, &h);
+}
+
+static void test_malformed_request_400(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    gf_kst_send(&c, "GARBAGE\r\n\r\n");
+    wait_responses(f, &c, 1);
+    assert_int_equal(c.resp[0].status, 400);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    assert_int_equal(f->handled, 0);
+    finish(f, &c);
+}
+
+static void test_slow_watcher_dropped(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    open_watch(f, &c, "admin");
+    gf_kst_pause(&c, true);
+    static char chunk[64 << 10];
+    memset(chunk, 'e', sizeof(chunk));
+    int rc = 0;
+    /* The guard is 256 MB: far beyond any socket buffer. */
+    for (int i = 0; i < 4096 && rc == 0; i++)
+        rc =
+            f->call->out->stream_write(f->call->out->ctx, chunk, sizeof(chunk));
+    assert_int_equal(rc, GF_E2BIG);
+    assert_int_equal(gf_ks_server_stats(f->srv)->dropped, 1);
+    /* The API layer ends the stream; the server closes the connection. */
+    fake_end(f);
+    gf_kst_run_until(&f->loop, no_conns, f);
+    assert_int_equal(f->cancels, 0);
+    finish(f, &c);
+}
+
+static void test_plain_http(void **state)
+{
+    struct fx *f = *state;
+    gf_ks_server_close(f->srv);
+    start_server(f, false, 1024, 1 << 20);
+    struct gf_kst_client c;
+    gf_kst_connect(&c, &f->loop, gf_ks_server_port(f->srv), NULL);
+    send_req(f, &c, "DELETE", "/x", "admin", NULL);
+    wait_responses(f, &c, 1);
+    assert_string_equal(body_of(&c, 0), "DELETE /x?");
+    finish(f, &c);
+}
+
+static void test_cut_all_cancels_streams(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client w, idle;
+    connect_tls(f, &w);
+    connect_tls(f, &idle);
+    open_watch(f, &w, "gpufed-hub");
+    assert_int_equal(gf_ks_server_cut(f->srv, "admin", true, false), 0);
+    assert_int_equal(gf_ks_server_cut(f->srv, "gpufed-hub", true, false), 1);
+    assert_int_equal(f->cancels, 1);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &w);
+    assert_false(w.resp[0].complete);
+    assert_int_equal(gf_ks_server_cut(f->srv, NULL, false, false), 1);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &idle);
+    finish(f, &w);
+    finish(f, &idle);
+}
+
+/* ---- faults, each as a client sees it ---------------------------------- */
+
+static void add_fault(struct fx *f, enum gf_ks_fault_kind kind,
+                      const char *identity, uint64_t for_ms)
+{
+    struct gf_ks_fault_spec sp = {
+        .kind = kind, .identity = identity, .for_ms = for_ms};
+    assert_true(gf_ks_faults_add(f->faults, &sp) > 0);
+}
+
+static void test_fault_blackhole(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client old, fresh, other;
+    connect_tls(f, &old);
+    connect_tls(f, &other);
+    send_req(f, &other, "GET", "/api", "admin", NULL);
+    wait_responses(f, &other, 1);
+    add_fault(f, GF_KS_FAULT_BLACKHOLE, NULL, 0);
+    /* An existing connection falls silent. */
+    send_req(f, &old, "GET", "/api", "admin", NULL);
+    /* A new one connects (TCP) but never completes the handshake. */
+    gf_kst_connect(&fresh, &f->loop, gf_ks_server_port(f->srv),
+                   gf_ks_certs_ca_pem(f->certs, NULL));
+    gf_kst_spin(&f->loop, 200);
+    assert_true(fresh.connected);
+    assert_false(fresh.tls_ok);
+    assert_int_equal(old.n_resp, 0);
+    assert_false(old.eof);
+    assert_int_equal(f->handled, 1);
+    /* Healing resets the silenced connections so clients reconnect. */
+    gf_ks_faults_clear(f->faults);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &old);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &fresh);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &other);
+    finish(f, &old);
+    finish(f, &fresh);
+    finish(f, &other);
+}
+
+static void test_fault_blackhole_one_identity(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client hub, admin;
+    connect_tls(f, &hub);
+    connect_tls(f, &admin);
+    add_fault(f, GF_KS_FAULT_BLACKHOLE, "gpufed-hub", 0);
+    send_req(f, &hub, "GET", "/api", "gpufed-hub", NULL);
+    send_req(f, &admin, "GET", "/api", "admin", NULL);
+    wait_responses(f, &admin, 1);
+    gf_kst_spin(&f->loop, 100);
+    assert_int_equal(hub.n_resp, 0);
+    assert_false(hub.eof);
+    finish(f, &hub);
+    finish(f, &admin);
+}
+
+static void test_fault_reset(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client old, fresh;
+    connect_tls(f, &old);
+    send_req(f, &old, "GET", "/api", "admin", NULL);
+    wait_responses(f, &old, 1);
+    add_fault(f, GF_KS_FAULT_RESET, NULL, 1000);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &old);
+    assert_int_equal(old.read_err, UV_ECONNRESET);
+    gf_kst_connect(&fresh, &f->loop, gf_ks_server_port(f->srv),
+                   gf_ks_certs_ca_pem(f->certs, NULL));
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &fresh);
+    assert_false(fresh.tls_ok);
+    finish(f, &old);
+    finish(f, &fresh);
+    /* The fault ends with its duration. */
+    gf_clock_advance(&f->clk, 1000);
+    struct gf_kst_client later;
+    connect_tls(f, &later);
+    send_req(f, &later, "GET", "/api", "admin", NULL);
+    wait_responses(f, &later, 1);
+    finish(f, &later);
+}
+
+static void test_fault_reset_one_identity(void **state)
+{
+    struct fx *f = *state;
+    add_fault(f, GF_KS_FAULT_RESET, "member-agent", 0);
+    struct gf_kst_client agent, admin;
+    connect_tls(f, &agent);
+    connect_tls(f, &admin);
+    send_req(f, &agent, "GET", "/api", "member-agent", NULL);
+    send_req(f, &admin, "GET", "/api", "admin", NULL);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &agent);
+    assert_int_equal(agent.read_err, UV_ECONNRESET);
+    assert_int_equal(agent.n_resp, 0);
+    wait_responses(f, &admin, 1);
+    finish(f, &agent);
+    finish(f, &admin);
+}
+
+static void test_fault_latency_on_manual_clock(void **state)
+{
+    struct fx *f = *state;
+    struct gf_ks_fault_spec sp = {.kind = GF_KS_FAULT_LATENCY,
+                                  .latency_ms = 500};
+    assert_true(gf_ks_faults_add(f->faults, &sp) > 0);
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    send_req(f, &c, "GET", "/api", "admin", NULL);
+    gf_kst_spin(&f->loop, 100);
+    assert_int_equal(c.n_resp, 0);
+    gf_clock_advance(&f->clk, 499);
+    gf_kst_spin(&f->loop, 50);
+    assert_int_equal(c.n_resp, 0);
+    gf_clock_advance(&f->clk, 1);
+    wait_responses(f, &c, 1);
+    assert_int_equal(c.resp[0].status, 200);
+    finish(f, &c);
+}
+
+static void test_fault_5xx_burst_with_retry_after(void **state)
+{
+    struct fx *f = *state;
+    struct gf_ks_fault_spec sp = {
+        .kind = GF_KS_FAULT_5XX, .retry_after_s = 3, .count = 2};
+    assert_true(gf_ks_faults_add(f->faults, &sp) > 0);
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    for (int i = 0; i < 3; i++)
+        send_req(f, &c, "GET", "/api", "admin", NULL);
+    wait_responses(f, &c, 3);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(c.resp[i].status, 503);
+        assert_string_equal(c.resp[i].retry_after, "3");
+        assert_non_null(strstr(body_of(&c, (size_t)i), "ServiceUnavailable"));
+        assert_non_null(
+            strstr(body_of(&c, (size_t)i), "\"retryAfterSeconds\":3"));
+    }
+    assert_int_equal(c.resp[2].status, 200);
+    assert_int_equal(gf_ks_faults_count(f->faults), 0);
+    finish(f, &c);
+}
+
+static void test_fault_429_one_identity_until_expiry(void **state)
+{
+    struct fx *f = *state;
+    add_fault(f, GF_KS_FAULT_429, "gpufed-hub", 2000);
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    send_req(f, &c, "GET", "/api", "gpufed-hub", NULL);
+    send_req(f, &c, "GET", "/api", "admin", NULL);
+    wait_responses(f, &c, 2);
+    assert_int_equal(c.resp[0].status, 429);
+    assert_string_equal(c.resp[0].retry_after, "1");
+    assert_non_null(strstr(body_of(&c, 0), "TooManyRequests"));
+    assert_int_equal(c.resp[1].status, 200);
+    gf_clock_advance(&f->clk, 2000);
+    send_req(f, &c, "GET", "/api", "gpufed-hub", NULL);
+    wait_responses(f, &c, 3);
+    assert_int_equal(c.resp[2].status, 200);
+    finish(f, &c);
+}
+
+static void test_fault_watch_drop(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client w1, w2, plain;
+    connect_tls(f, &w1);
+    connect_tls(f, &plain);
+    open_watch(f, &w1, "gpufed-hub");
+    add_fault(f, GF_KS_FAULT_WATCH_DROP, NULL, 5000);
+    /* The open watch is cut mid-stream: no terminating chunk. */
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &w1);
+    assert_false(w1.resp[0].complete);
+    assert_int_equal(f->cancels, 1);
+    /* A new watch is cut too; plain requests are served. */
+    connect_tls(f, &w2);
+    send_req(f, &w2, "GET", "/watch", "gpufed-hub", NULL);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &w2);
+    assert_int_equal(f->cancels, 2);
+    send_req(f, &plain, "GET", "/api", "gpufed-hub", NULL);
+    wait_responses(f, &plain, 1);
+    finish(f, &w1);
+    finish(f, &w2);
+    /* After the duration, watches stay open again. */
+    gf_clock_advance(&f->clk, 5000);
+    struct gf_kst_client w3;
+    connect_tls(f, &w3);
+    open_watch(f, &w3, "gpufed-hub");
+    gf_kst_spin(&f->loop, 50);
+    assert_false(w3.eof);
+    fake_end(f);
+    wait_responses(f, &w3, 1);
+    finish(f, &w3);
+    finish(f, &plain);
+}
+
+int main(void)
+{
+    if (gf_alloc_global_init() != 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_tls_verified_and_keepalive_pipelined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unauthenticated_gets_401_status,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_stream_then_keepalive,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_gone_mid_watch_cancels,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_and_header_caps, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_request_400, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_slow_watcher_dropped, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_plain_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cut_all_cancels_streams, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fault_blackhole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_blackhole_one_identity,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_reset_one_identity, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fault_latency_on_manual_clock,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_5xx_burst_with_retry_after,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_fault_429_one_identity_until_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fault_watch_drop, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    gf_alloc_global_cleanup();
+    return failed;
+}
