@@ -601,6 +601,24 @@ static void test_apply_list_semantics(void **state)
     assert_int_equal(cond_count(o, "Admitted", NULL), 1);
     assert_int_equal(cond_count(o, "QuotaReserved", "True"), 1);
     cJSON_Delete(o);
+    /* Finalizers are a set and labels a map, for custom resources too. */
+    o = ks_apitk_json(&k, "PATCH", KQ "/namespaces/default/workloads/w",
+                      "application/merge-patch+json",
+                      "{\"metadata\":{\"finalizers\":[\"a/x\"],\"labels\":"
+                      "{\"l1\":\"1\"}}}",
+                      &code);
+    cJSON_Delete(o);
+    o = ks_apitk_json(&k, "PATCH", KQ "/namespaces/default/workloads/w",
+                      "application/apply-patch+yaml",
+                      "{\"metadata\":{\"name\":\"w\",\"finalizers\":[\"b/y\","
+                      "\"a/x\"],\"labels\":{\"l2\":\"2\"}}}",
+                      &code);
+    assert_int_equal(code, 200);
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(o, "metadata.finalizers")),
+                     2);
+    assert_string_equal(gf_json_label(o, "l1"), "1");
+    assert_string_equal(gf_json_label(o, "l2"), "2");
+    cJSON_Delete(o);
     /* Built-ins merge by their strategic keys: Job conditions by type. */
     o = ks_apitk_json(&k, "POST", "/apis/batch/v1/namespaces/default/jobs",
                       NULL, "{\"metadata\":{\"name\":\"j\"},\"spec\":{}}",
