@@ -781,7 +781,13 @@ static void test_crd_lifecycle(void **state)
                       NULL, NULL, &code);
     assert_int_equal(code, 200);
     cJSON_Delete(j);
+    /* Watchers see the objects go, then the stream ends. */
     assert_true(r.ended);
+    assert_int_equal(ks_apitk_events(&r), 2);
+    cJSON *ev = ks_apitk_event(&r, 1);
+    assert_string_equal(str(ev, "type"), "DELETED");
+    assert_string_equal(str(ev, "object.metadata.name"), "w");
+    cJSON_Delete(ev);
     ks_apitk_resp_free(&r);
     cJSON_Delete(get(&k, "/apis/example.io/v1/widgets", 404));
     cJSON_Delete(get(&k, "/apis/example.io/v1", 404));
