@@ -132,6 +132,10 @@ static void test_discovery_builtin(void **state)
     j = get(&k, "/apis/batch", 200);
     assert_string_equal(str(j, "kind"), "APIGroup");
     cJSON_Delete(j);
+    j = get(&k, "/", 200);
+    assert_true(has_str(gf_json_path(j, "paths"), "/apis/batch/v1"));
+    assert_true(has_str(gf_json_path(j, "paths"), "/api/v1"));
+    cJSON_Delete(j);
     j = get(&k, "/version", 200);
     assert_string_equal(str(j, "major"), "1");
     assert_non_null(gf_json_str(j, "gitVersion"));
