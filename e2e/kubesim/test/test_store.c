@@ -1284,7 +1284,7 @@ static void test_memory_per_workload(void **state)
     assert_true(created / N < (int64_t)(json_len / N) * 3 / 2);
     assert_true(tree_bytes > (int64_t)(json_len / N) * 3);
     /* A cluster's fixed cost stays small: rings grow on demand. */
-    assert_true(empty < 32 * 1024);
+    assert_true(empty < (int64_t)32 * 1024);
     fx_done(&f);
 }
 
