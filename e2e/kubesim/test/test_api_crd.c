@@ -98,6 +98,8 @@ static void test_discovery_builtin(void **state)
     assert_non_null(group(j, "rbac.authorization.k8s.io"));
     assert_non_null(group(j, "coordination.k8s.io"));
     assert_non_null(group(j, "apiextensions.k8s.io"));
+    assert_non_null(group(j, "events.k8s.io"));
+    assert_non_null(group(j, "scheduling.k8s.io"));
     cJSON_Delete(j);
     j = get(&k, "/api/v1", 200);
     assert_string_equal(str(j, "kind"), "APIResourceList");
