@@ -2,11 +2,16 @@
  * api_internal: what the files of the REST layer (api*.c) share.
  *
  * api.c parses a request into a struct gf__ks_rreq (the API server's
- * RequestInfo plus the query), authorizes it and dispatches it: to
- * api_discovery.c for discovery and health paths, to the CRUD handlers in
- * api.c, to api_watch.c for watches and to api_table.c when a client asks
- * for Table output. api_builtin.c registers the built-in types and
- * api_crd.c turns CustomResourceDefinition objects into types.
+ * RequestInfo plus the query), authorizes it and dispatches it:
+ *   - api_discovery.c: discovery (legacy and aggregated), /version, health;
+ *     api_openapi.c: the minimal /openapi/v3 kubectl's validation needs;
+ *   - api.c: get and list; api_write.c: create, update, patch, delete,
+ *     deletecollection, with api_apply.c for server-side apply merges and
+ *     api_proto.c / api_yaml.c for non-JSON bodies;
+ *   - api_watch.c: watch streams; api_table.c: Table output;
+ *   - api_review.c: SelfSubjectAccessReview.
+ * api_builtin.c registers the built-in types and api_crd.c turns
+ * CustomResourceDefinition objects into types.
  *
  * Everything here is loop-thread only and internal to the module.
  */
