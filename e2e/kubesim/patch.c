@@ -38,9 +38,16 @@ void gf_ks_patch_merge(cJSON **doc, const cJSON *patch)
             cJSON_DeleteItemFromObjectCaseSensitive(*doc, p->string);
             continue;
         }
-        cJSON *cur = cJSON_DetachItemFromObjectCaseSensitive(*doc, p->string);
-        gf_ks_patch_merge(&cur, p);
-        cJSON_AddItemToObject(*doc, p->string, cur);
+        cJSON *cur = cJSON_GetObjectItemCaseSensitive(*doc, p->string);
+        if (cur == NULL) {
+            gf_ks_patch_merge(&cur, p);
+            cJSON_AddItemToObject(*doc, p->string, cur);
+            continue;
+        }
+        /* Merged in place, so members keep their order. */
+        cJSON *merged = cJSON_Duplicate(cur, true);
+        gf_ks_patch_merge(&merged, p);
+        cJSON_ReplaceItemViaPointer(*doc, cur, merged);
     }
 }
 
@@ -48,17 +55,23 @@ void gf_ks_patch_merge(cJSON **doc, const cJSON *patch)
 
 /*
  * Decodes one JSON-pointer token (~1 is '/', ~0 is '~') into out.
- * Returns the end of the token in the pointer.
+ * Returns the end of the token in the pointer, or NULL when the token
+ * does not fit in out or holds a '~' that is not an escape (RFC 6901).
+ * A truncated token could name another member, so it is an error.
  */
 static const char *ptr_token(const char *p, char *out, size_t cap)
 {
     size_t n = 0;
     while (*p != '\0' && *p != '/') {
         char c = *p++;
-        if (c == '~' && (*p == '0' || *p == '1'))
+        if (c == '~') {
+            if (*p != '0' && *p != '1')
+                return NULL;
             c = *p++ == '0' ? '~' : '/';
-        if (n + 1 < cap)
-            out[n++] = c;
+        }
+        if (n + 1 >= cap)
+            return NULL;
+        out[n++] = c;
     }
     out[n] = '\0';
     return p;
@@ -88,6 +101,8 @@ static cJSON *ptr_parent(cJSON *doc, const char *path, char *last, size_t cap)
     char tok[512];
     for (;;) {
         p = ptr_token(p + 1, tok, sizeof(tok));
+        if (p == NULL)
+            return NULL;
         if (*p == '\0') {
             snprintf(last, cap, "%s", tok);
             return cur;
@@ -141,6 +156,29 @@ static cJSON *ptr_detach(cJSON *doc, const char *path)
     return NULL;
 }
 
+/*
+ * Inserts (takes) v before index i of arr (i may equal the size). Written
+ * out because cJSON_InsertItemInArray of the cJSON this project builds
+ * against refuses valid positions; this moves the tail by pointer, O(n).
+ */
+static void array_insert(cJSON *arr, size_t i, cJSON *v)
+{
+    cJSON *at = arr->child;
+    for (size_t k = 0; at != NULL && k < i; k++)
+        at = at->next;
+    cJSON *tail = cJSON_CreateArray();
+    while (at != NULL) {
+        cJSON *next = at->next;
+        cJSON_AddItemToArray(tail, cJSON_DetachItemViaPointer(arr, at));
+        at = next;
+    }
+    cJSON_AddItemToArray(arr, v);
+    while (tail->child != NULL)
+        cJSON_AddItemToArray(arr,
+                             cJSON_DetachItemViaPointer(tail, tail->child));
+    cJSON_Delete(tail);
+}
+
 /* Adds (takes) v at path. Returns false when the target does not exist. */
 static bool ptr_add(cJSON **doc, const char *path, cJSON *v, bool replace)
 {
@@ -173,10 +211,7 @@ static bool ptr_add(cJSON **doc, const char *path, cJSON *v, bool replace)
         }
         if (!parse_index(last, (size_t)n, &i))
             return false;
-        if ((int)i == n)
-            cJSON_AddItemToArray(parent, v);
-        else
-            cJSON_InsertItemInArray(parent, (int)i, v);
+        array_insert(parent, i, v);
         return true;
     }
     return false;
@@ -345,8 +380,11 @@ static void smp_keyed_list(cJSON **doc, const cJSON *patch, const char *key)
             const cJSON *q;
             cJSON_ArrayForEach(q, patch)
             {
-                if (q != p)
-                    cJSON_AddItemToArray(*doc, clean_copy(q));
+                if (q == p)
+                    continue;
+                cJSON_AddItemToArray(*doc, cJSON_IsObject(q)
+                                               ? clean_copy(q)
+                                               : cJSON_Duplicate(q, true));
             }
             return;
         }
@@ -461,13 +499,34 @@ static void smp_map(cJSON **doc, const cJSON *patch)
 
 /* ---- entry point --------------------------------------------------------- */
 
+/*
+ * Parses exactly one JSON value from len bytes: trailing bytes other than
+ * whitespace are an error, as in Go's decoder. (cJSON's own
+ * require_null_terminated wants a NUL inside the length, which a network
+ * body does not have.)
+ */
+static cJSON *parse_whole(const char *s, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, false);
+    if (j == NULL)
+        return NULL;
+    for (const char *q = end; q < s + len; q++) {
+        if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
 int gf_ks_patch_apply(enum gf_ks_patch_type type, cJSON **doc,
                       const char *patch, size_t len, struct gf_ks_status *err)
 {
     if (len > GF_KS_PATCH_MAX)
         return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
                                 "Request entity too large");
-    cJSON *p = cJSON_ParseWithLength(patch, len);
+    cJSON *p = parse_whole(patch, len);
     if (p == NULL)
         return gf_ks_status_set(err, 400, "BadRequest",
                                 "error decoding patch: invalid JSON");

@@ -86,13 +86,90 @@ static void skip_ws(struct lexer *lx)
 static bool ident_char(char c, bool field)
 {
     /*
-     * Field selector values may hold more than label values do (e.g. a
-     * namespace/name); only the operator characters end them.
+     * As in the API server's lexer, an identifier runs until whitespace or
+     * an operator character; whether it is a valid label key or value is
+     * checked afterwards, so "a=b@c" is an invalid value, not a syntax
+     * error. Field selector values may also hold parentheses.
      */
-    if (field)
-        return c != '\0' && c != ',' && c != '=' && c != '!' && c != ' ';
-    return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.' ||
-           c == '/';
+    if (c == '\0' || c == ' ' || c == '\t' || c == ',' || c == '=' || c == '!')
+        return false;
+    return field || (c != '(' && c != ')');
+}
+
+static bool alnum(char c)
+{
+    return isalnum((unsigned char)c) != 0;
+}
+
+/* A label value, or the name part of a key: ([A-Za-z0-9][-A-Za-z0-9_.]*)?
+ * [A-Za-z0-9], at most 63 bytes; empty only where allow_empty. */
+static bool label_name_ok(const char *s, size_t n, bool allow_empty)
+{
+    if (n == 0)
+        return allow_empty;
+    if (n > 63 || !alnum(s[0]) || !alnum(s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!alnum(s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+            return false;
+    return true;
+}
+
+/* A DNS subdomain: the optional prefix of a label key. */
+static bool dns_prefix_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9');
+        if (!ok && (i == 0 || i == n - 1 || (s[i] != '-' && s[i] != '.')))
+            return false;
+    }
+    return true;
+}
+
+/* A qualified name: [prefix/]name. */
+static bool label_key_ok(const char *k)
+{
+    const char *slash = strchr(k, '/');
+    if (slash == NULL)
+        return label_name_ok(k, strlen(k), false);
+    return dns_prefix_ok(k, (size_t)(slash - k)) &&
+           label_name_ok(slash + 1, strlen(slash + 1), false);
+}
+
+static int bad_label(struct gf_ks_status *err, const char *what, const char *v)
+{
+    return gf_ks_status_set(err, 400, "BadRequest",
+                            "unable to parse requirement: Invalid value: "
+                            "\"%s\": %s",
+                            v, what);
+}
+
+/* Label selectors only: checks the key and every value of r. */
+static int check_label_req(const struct req *r, struct gf_ks_status *err)
+{
+    if (!label_key_ok(r->key))
+        return bad_label(err,
+                         "name part must consist of alphanumeric "
+                         "characters, '-', '_' or '.', and must start and "
+                         "end with an alphanumeric character (at most 63), "
+                         "with an optional DNS subdomain prefix and '/'",
+                         r->key);
+    for (size_t i = 0; i < r->n_values; i++)
+        if (!label_name_ok(r->values[i], strlen(r->values[i]), true))
+            return bad_label(err,
+                             "a valid label must be an empty string or "
+                             "consist of alphanumeric characters, '-', '_' "
+                             "or '.', and must start and end with an "
+                             "alphanumeric character (at most 63)",
+                             r->values[i]);
+    if ((r->op == OP_IN || r->op == OP_NOTIN) && r->n_values == 0)
+        return bad_label(err,
+                         "for 'in', 'notin' operators, values set can't be "
+                         "empty",
+                         r->key);
+    return 0;
 }
 
 /* Returned-owned identifier, or NULL when none is at the cursor. */
@@ -139,6 +216,11 @@ static int parse_set(struct lexer *lx, struct req *r, const char *s,
     if (*lx->p != '(')
         return bad(err, "found '', expected: '('", s);
     lx->p++;
+    skip_ws(lx);
+    if (*lx->p == ')') {
+        lx->p++;
+        return 0; /* "()": refused by check_label_req */
+    }
     for (;;) {
         skip_ws(lx);
         char *v = ident(lx);
@@ -146,6 +228,7 @@ static int parse_set(struct lexer *lx, struct req *r, const char *s,
             gf_free(v);
             return bad(err, "too many values", s);
         }
+        /* "(a,,b)" holds an empty value, as the API server reads it. */
         push_value(r, v != NULL ? v : gf_strdup(""));
         skip_ws(lx);
         if (*lx->p == ',') {
@@ -222,6 +305,8 @@ int gf_ks_selector_parse(const char *s, bool field, struct gf_ks_selector **out,
         struct req *r = &sel->reqs[sel->n++];
         memset(r, 0, sizeof(*r));
         int rc = parse_req(&lx, r, s, err);
+        if (rc == 0 && !field)
+            rc = check_label_req(r, err);
         if (rc < 0) {
             gf_ks_selector_free(sel);
             return rc;

@@ -163,10 +163,11 @@ int gf_ks_status_already_exists(struct gf_ks_status *st, const char *group,
 {
     char q[256];
     qualified(q, sizeof(q), group, resource);
-    int rc = gf_ks_status_set(st, 409, "AlreadyExists",
-                              "%s \"%s\" already exists", q, name);
+    gf_ks_status_set(st, 409, "AlreadyExists", "%s \"%s\" already exists", q,
+                     name);
     gf_ks_status_details(st, name, group, resource);
-    return rc;
+    /* 409 maps to GF_ECONFLICT; callers must tell the two apart. */
+    return GF_EEXIST;
 }
 
 int gf_ks_status_conflict(struct gf_ks_status *st, const char *group,

@@ -37,6 +37,9 @@
 #define DEFAULT_WATCH_CACHE 1024
 #define NS_GR "/namespaces"
 #define FG_FINALIZER "foregroundDeletion"
+/* Object names: the API server's limit for DNS subdomains. */
+#define NAME_MAX_LEN 253
+#define KEY_MAX (2 * NAME_MAX_LEN + 2)
 
 struct table;
 
@@ -95,6 +98,7 @@ struct table {
 struct gf_ks_observer {
     struct gf_ks_observer *next;
     struct table *tab; /* NULL = every type */
+    uint64_t from_rv;  /* sees only events after this (registration) */
     gf_ks_observer_fn fn;
     void *data;
     bool dead;
@@ -152,9 +156,15 @@ static uint32_t hash_str(const char *s)
     return h;
 }
 
-static void make_key(char *out, size_t cap, const char *ns, const char *name)
+/*
+ * "namespace/name" into out (KEY_MAX bytes). Returns false when it does
+ * not fit: such a key names no stored object (names are capped at
+ * NAME_MAX_LEN on create), and a truncated key could name another.
+ */
+static bool make_key(char *out, const char *ns, const char *name)
 {
-    snprintf(out, cap, "%s/%s", ns != NULL ? ns : "", name);
+    int n = snprintf(out, KEY_MAX, "%s/%s", ns != NULL ? ns : "", name);
+    return n > 0 && n < KEY_MAX;
 }
 
 static cJSON *meta_of(cJSON *obj)
@@ -680,7 +690,8 @@ static void deliver(struct gf_ks_store *st, struct pending *p)
         .rv = p->obj->rv,
     };
     for (struct gf_ks_observer *o = st->observers; o != NULL; o = o->next)
-        if (!o->dead && (o->tab == NULL || o->tab == p->tab))
+        if (!o->dead && (o->tab == NULL || o->tab == p->tab) &&
+            p->obj->rv > o->from_rv)
             o->fn(o->data, &ev);
     for (struct gf_ks_watch *w = p->tab->watches; w != NULL; w = w->next)
         watch_send(w, p->type, p->obj, p->old, json, old_json);
@@ -916,8 +927,9 @@ struct gf_ks_obj *gf_ks_store_get(const struct gf_ks_store *st,
     const struct table *tab = table_of(st, t);
     if (tab == NULL || name == NULL)
         return NULL;
-    char key[512];
-    make_key(key, sizeof(key), t->namespaced ? ns : "", name);
+    char key[KEY_MAX];
+    if (!make_key(key, t->namespaced ? ns : "", name))
+        return NULL;
     struct entry *e = tab_find(tab, key);
     return e != NULL ? e->obj : NULL;
 }
@@ -1056,8 +1068,8 @@ int gf_ks_store_list(const struct gf_ks_store *st, const struct gf_ks_rtype *t,
          */
         out->remaining = (o->label == NULL && o->field == NULL) ? n - i : 0;
         struct gf_ks_obj *last = out->items[out->n - 1];
-        char key[600];
-        make_key(key, sizeof(key), last->ns, last->name);
+        char key[KEY_MAX];
+        make_key(key, last->ns, last->name);
         out->cont = continue_encode(st->rv, key);
     }
     gf_free(v);
@@ -1117,8 +1129,11 @@ static int check_name(const struct gf_ks_rtype *t, const char *name,
                       struct gf_ks_status *err)
 {
     char msg[512];
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-        strchr(name, '/') != NULL || strchr(name, '%') != NULL) {
+    if (strlen(name) > NAME_MAX_LEN) {
+        snprintf(msg, sizeof(msg), "Too long: may not be more than %d bytes",
+                 NAME_MAX_LEN);
+    } else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+               strchr(name, '/') != NULL || strchr(name, '%') != NULL) {
         snprintf(msg, sizeof(msg),
                  "Invalid value: \"%s\": may not contain '/' or '%%'", name);
     } else if (!is_rbac(t) && !dns_subdomain(name)) {
@@ -1143,14 +1158,22 @@ static int check_name(const struct gf_ks_rtype *t, const char *name,
     return rc;
 }
 
-/* True when anything but metadata and status differs. */
-static bool spec_changed(const cJSON *a, const cJSON *b)
+static bool gen_ignored(const char *key, bool has_status)
+{
+    return strcmp(key, "metadata") == 0 ||
+           (has_status && strcmp(key, "status") == 0);
+}
+
+/*
+ * True when anything but metadata (and status, for types with the status
+ * subresource) differs: the rule for bumping metadata.generation.
+ */
+static bool spec_changed(const cJSON *a, const cJSON *b, bool has_status)
 {
     const cJSON *x;
     cJSON_ArrayForEach(x, a)
     {
-        if (strcmp(x->string, "metadata") == 0 ||
-            strcmp(x->string, "status") == 0)
+        if (gen_ignored(x->string, has_status))
             continue;
         const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
         if (y == NULL || !cJSON_Compare(x, y, true))
@@ -1158,8 +1181,7 @@ static bool spec_changed(const cJSON *a, const cJSON *b)
     }
     cJSON_ArrayForEach(x, b)
     {
-        if (strcmp(x->string, "metadata") == 0 ||
-            strcmp(x->string, "status") == 0)
+        if (gen_ignored(x->string, has_status))
             continue;
         if (cJSON_GetObjectItemCaseSensitive(a, x->string) == NULL)
             return true;
@@ -1238,16 +1260,23 @@ static struct gf_ks_obj *remove_now(struct gf_ks_store *st, struct entry *e,
     struct gf_ks_obj *old = gf_ks_obj_ref(e->obj);
     char *uid = gf_strdup(e->uid);
     char *ns = gf_strdup(o->ns);
-    owners_link(st, e, obj, false);
+    /*
+     * The owner index was built from the stored object; the final state
+     * may name other owners (a PUT that drops ownerReferences along with
+     * the last finalizer), so unlink by what the index holds.
+     */
+    cJSON *stored = gf_ks_obj_parse(e->obj);
+    owners_link(st, e, stored, false);
     /* Owners waiting in foreground deletion may now be free to go. */
     const cJSON *r;
-    cJSON_ArrayForEach(r, gf_json_path(obj, "metadata.ownerReferences"))
+    cJSON_ArrayForEach(r, gf_json_path(stored, "metadata.ownerReferences"))
     {
         const char *ouid = gf_json_str(r, "uid");
         struct uidrec *u = ouid != NULL ? uid_find(st, ouid) : NULL;
         if (u != NULL && u->e != NULL)
             gc_queue(st, GC_FOREGROUND_DONE, GF_KS_PROP_DEFAULT, ouid);
     }
+    cJSON_Delete(stored);
     tab_remove(st, e);
     emit(st, tab, GF_KS_EV_DELETED, o, old);
     gf_ks_obj_unref(old);
@@ -1287,8 +1316,9 @@ static struct entry *lookup(const struct gf_ks_store *st, struct table *tab,
                             const char *ns, const char *name)
 {
     (void)st; /* kept for symmetry with the other lookups */
-    char key[600];
-    make_key(key, sizeof(key), tab->t->namespaced ? ns : "", name);
+    char key[KEY_MAX];
+    if (!make_key(key, tab->t->namespaced ? ns : "", name))
+        return NULL;
     return tab_find(tab, key);
 }
 
@@ -1442,8 +1472,8 @@ int gf_ks_store_create(struct gf_ks_store *st, const struct gf_ks_rtype *t,
             labels = cJSON_AddObjectToObject(m, "labels");
         set_str(labels, "kubernetes.io/metadata.name", name);
     }
-    char key[600];
-    make_key(key, sizeof(key), ns, name);
+    char key[KEY_MAX];
+    make_key(key, ns, name);
     struct entry *e = tab_insert(st, tab, key, uid);
     struct gf_ks_obj *o = seal(st, tab, obj, ns, name);
     entry_set(st, e, o);
@@ -1558,7 +1588,7 @@ static int update_obj(struct gf_ks_store *st, struct table *tab,
             copy_key(obj, old, "spec");
             copy_key(obj, old, "status");
         }
-        if (spec_changed(old, obj)) {
+        if (spec_changed(old, obj, t->has_status)) {
             int64_t g = 1;
             gf_json_int(old, "metadata.generation", &g);
             set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
@@ -1736,6 +1766,10 @@ static struct gf_ks_obj *delete_entry(struct gf_ks_store *st, struct entry *e,
     now_rfc3339(st, ts);
     set_str(m, "deletionTimestamp", ts);
     set_item(m, "deletionGracePeriodSeconds", cJSON_CreateNumber(0));
+    /* The registry bumps the generation when it marks an object deleted. */
+    int64_t g = 0;
+    if (gf_json_int(m, "generation", &g) == 0 && g > 0)
+        set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
     if (fg) {
         cJSON *fins = cJSON_GetObjectItemCaseSensitive(m, "finalizers");
         if (!cJSON_IsArray(fins)) {
@@ -2005,6 +2039,12 @@ struct gf_ks_observer *gf_ks_store_observe(struct gf_ks_store *st,
     GF_BUG_ON(t != NULL && o->tab == NULL);
     o->fn = fn;
     o->data = data;
+    /*
+     * Everything written so far is the state the observer starts from
+     * (it reads it with get/list); queued events of those writes are not
+     * delivered to it twice.
+     */
+    o->from_rv = st->rv;
     struct gf_ks_observer **pp = &st->observers;
     while (*pp != NULL)
         pp = &(*pp)->next;

@@ -1,0 +1,163 @@
+/*
+ * api_internal: what the files of the REST layer (api*.c) share.
+ *
+ * api.c parses a request into a struct gf__ks_rreq (the API server's
+ * RequestInfo plus the query), authorizes it and dispatches it: to
+ * api_discovery.c for discovery and health paths, to the CRUD handlers in
+ * api.c, to api_watch.c for watches and to api_table.c when a client asks
+ * for Table output. api_builtin.c registers the built-in types and
+ * api_crd.c turns CustomResourceDefinition objects into types.
+ *
+ * Everything here is loop-thread only and internal to the module.
+ */
+#ifndef GF_KS_API_INTERNAL_H
+#define GF_KS_API_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "e2e/kubesim/api.h"
+#include "e2e/kubesim/schema.h"
+
+/* Request bodies are capped before parsing (the server's default is 3 MB;
+ * CRDs such as Kueue's Workload are larger, so allow more). */
+#define GF__KS_BODY_MAX (8u << 20)
+/* A list answer is built in memory; this bounds it. */
+#define GF__KS_LIST_MAX ((size_t)1 << 30)
+#define GF__KS_MAX_PARAMS 32
+
+struct gf_ks_catalog {
+    struct gf_ks_schema_cache *schemas;
+};
+
+struct gf_ks_api {
+    struct gf_clock *clock;
+    struct gf_ks_catalog *catalog;
+    char *cluster;
+    struct gf_log_ctx lc;
+    struct gf_ks_store *store;
+    gf_ks_authorize_fn authorize;
+    void *authorize_data;
+    unsigned max_watch_s, bookmark_s;
+    struct gf_ks_observer *crd_observer;
+    struct gf_ks_api_call *calls; /* open watches */
+    size_t ncalls;
+};
+
+/* One query parameter, percent-decoded. */
+struct gf__ks_param {
+    const char *key, *value;
+};
+
+/* The parsed request (the API server's RequestInfo). */
+struct gf__ks_rreq {
+    const struct gf_ks_api_req *req;
+    const struct gf_ks_api_out *out;
+    bool resource_request;
+    const char *verb; /* authorizer verb */
+    char group[128], version[64], resource[128], sub[64];
+    char ns[254], name[254];
+    const struct gf_ks_rtype *t;     /* NULL when unknown */
+    const struct gf_ks_version *ver; /* the version addressed */
+    /* Query parameters; strings point into qbuf. */
+    char *qbuf;
+    struct gf__ks_param params[GF__KS_MAX_PARAMS];
+    size_t nparams;
+    bool table; /* Accept asks for meta.k8s.io Table */
+};
+
+/* Value of a query parameter, or NULL. */
+const char *gf__ks_param(const struct gf__ks_rreq *r, const char *key);
+/* True for "true" or "1". */
+bool gf__ks_param_true(const struct gf__ks_rreq *r, const char *key);
+
+/* ---- replies (api.c) ---------------------------------------------------- */
+
+/* Replies with the Status in err (its code is the HTTP code). */
+void gf__ks_reply_status(const struct gf_ks_api_out *out,
+                         const struct gf_ks_status *err);
+/* Replies with a cJSON document (borrowed) as application/json. */
+void gf__ks_reply_json(const struct gf_ks_api_out *out, int code,
+                       const cJSON *j);
+/* The group/version string of a type version ("v1", "batch/v1"). */
+void gf__ks_gv(const char *group, const char *version, char *out, size_t cap);
+/*
+ * The object as served at version ver: when ver is not the storage
+ * version the apiVersion is rewritten (conversion strategy None).
+ * Appends the JSON to b. Returns 0 or GF_E2BIG.
+ */
+int gf__ks_put_obj(struct gf_buf *b, const struct gf_ks_obj *o,
+                   const struct gf_ks_version *ver);
+
+/* ---- discovery (api_discovery.c) ---------------------------------------- */
+
+/* Answers a non-resource path; returns false when the path is unknown. */
+bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r);
+/* True when group/version is served by some type. */
+bool gf__ks_gv_served(struct gf_ks_api *api, const char *group,
+                      const char *version);
+
+/* ---- types (api_builtin.c, api_crd.c) ------------------------------------ */
+
+/* Registers the built-in types and creates the default namespaces. */
+void gf__ks_builtin_register(struct gf_ks_api *api);
+/* True for a type that api_builtin.c registered. */
+bool gf__ks_builtin(const struct gf_ks_rtype *t);
+/* Resolves a resource name or short name of a group (discovery). */
+const struct gf_ks_version *gf__ks_find_version(const struct gf_ks_rtype *t,
+                                                const char *version);
+
+/* Starts following CRD objects (observer). */
+void gf__ks_crd_start(struct gf_ks_api *api);
+/*
+ * Checks a CRD about to be created or replaced (422 when malformed or
+ * when it would take a built-in's name). Returns 0 or GF_EINVALID.
+ */
+int gf__ks_crd_check(struct gf_ks_api *api, const cJSON *crd,
+                     struct gf_ks_status *err);
+
+/* ---- writes shared by api.c and apply_yaml ------------------------------- */
+
+/*
+ * Creates obj (owned, taken) as a client's POST would: apiVersion and
+ * kind checked and set, schema validation for CRD types, CRD checks.
+ * *out is returned-borrowed (see gf_ks_store_create).
+ */
+int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
+                  const struct gf_ks_version *ver, const char *ns, cJSON *obj,
+                  struct gf_ks_obj **out, struct gf_ks_status *err);
+
+/* ---- YAML (api_yaml.c) -------------------------------------------------- */
+
+/*
+ * Converts a single YAML (or JSON) document to cJSON; *out is
+ * returned-owned. Returns 0 or GF_EINVALID (400, err filled).
+ */
+int gf__ks_yaml_doc(const char *text, size_t len, cJSON **out,
+                    struct gf_ks_status *err);
+
+/* ---- watch (api_watch.c) ------------------------------------------------- */
+
+/* Serves a watch request (the verb is "watch"). */
+void gf__ks_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                  struct gf_ks_api_call **call);
+/* Frees every call without callbacks (api free). */
+void gf__ks_watch_free_all(struct gf_ks_api *api);
+
+/* ---- tables (api_table.c) ------------------------------------------------ */
+
+/*
+ * Appends a meta.k8s.io/v1 Table of the objects to b. include is the
+ * includeObject parameter (NULL = PartialObjectMetadata). rv is the list
+ * resourceVersion (NULL for watch events), cont the continue token.
+ */
+int gf__ks_table(struct gf_ks_api *api, struct gf_buf *b,
+                 const struct gf_ks_rtype *t, const struct gf_ks_version *ver,
+                 struct gf_ks_obj *const *objs, size_t n, const char *rv,
+                 const char *cont, const char *include);
+
+#endif

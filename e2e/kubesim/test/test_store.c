@@ -1,0 +1,1189 @@
+/*
+ * Tests for kubesim/store: the registry rules every write follows
+ * (resourceVersion, uid, generation, status subresource, optimistic
+ * concurrency, finalizers, garbage collection), event ordering for
+ * observers and watches, and the bounded watch cache.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "e2e/kubesim/select.h"
+#include "e2e/kubesim/store.h"
+
+static int64_t baseline;
+
+/* ---- fixture ----------------------------------------------------------- */
+
+struct fx {
+    int64_t base; /* live allocations when the test began */
+    struct gf_clock clock;
+    struct gf_ks_store *st;
+    const struct gf_ks_rtype *ns, *cm, *wl, *job, *pod, *cq;
+};
+
+static struct gf_ks_rtype *mk_type(const char *group, const char *resource,
+                                   const char *kind, bool namespaced,
+                                   bool has_status)
+{
+    struct gf_ks_rtype *t = gf_calloc(1, sizeof(*t));
+    t->group = gf_strdup(group);
+    t->resource = gf_strdup(resource);
+    t->kind = gf_strdup(kind);
+    t->versions = gf_calloc(1, sizeof(*t->versions));
+    t->versions[0].name = gf_strdup(group[0] ? "v1beta1" : "v1");
+    t->versions[0].served = t->versions[0].storage = true;
+    t->n_versions = 1;
+    t->namespaced = namespaced;
+    t->has_status = has_status;
+    return t;
+}
+
+static void fx_init(struct fx *f, size_t watch_cache)
+{
+    f->base = gf_alloc_live();
+    gf_clock_init_manual(&f->clock, 1000, 1795000000000LL);
+    struct gf_ks_store_opts o = {
+        .clock = &f->clock,
+        .cluster = "east",
+        .watch_cache = watch_cache,
+        .uid_seed = 42,
+    };
+    f->st = gf_ks_store_new(&o);
+    struct gf_ks_rtype *job = mk_type("batch", "jobs", "Job", true, true);
+    job->default_orphan = true;
+    assert_int_equal(
+        gf_ks_store_register(
+            f->st, mk_type("", "namespaces", "Namespace", false, true)),
+        0);
+    assert_int_equal(
+        gf_ks_store_register(
+            f->st, mk_type("", "configmaps", "ConfigMap", true, false)),
+        0);
+    assert_int_equal(
+        gf_ks_store_register(f->st, mk_type("kueue.x-k8s.io", "workloads",
+                                            "Workload", true, true)),
+        0);
+    assert_int_equal(gf_ks_store_register(f->st, job), 0);
+    assert_int_equal(
+        gf_ks_store_register(f->st, mk_type("", "pods", "Pod", true, true)), 0);
+    assert_int_equal(
+        gf_ks_store_register(f->st, mk_type("kueue.x-k8s.io", "clusterqueues",
+                                            "ClusterQueue", false, true)),
+        0);
+    f->ns = gf_ks_store_type(f->st, "", "namespaces");
+    f->cm = gf_ks_store_type(f->st, "", "configmaps");
+    f->wl = gf_ks_store_type(f->st, "kueue.x-k8s.io", "workloads");
+    f->job = gf_ks_store_type(f->st, "batch", "jobs");
+    f->pod = gf_ks_store_type(f->st, "", "pods");
+    f->cq = gf_ks_store_type(f->st, "kueue.x-k8s.io", "clusterqueues");
+    assert_non_null(f->ns);
+    assert_non_null(f->cq);
+}
+
+static void fx_done(struct fx *f)
+{
+    gf_ks_store_free(f->st);
+    gf_clock_close(&f->clock);
+    assert_int_equal(gf_alloc_live(), f->base);
+}
+
+static cJSON *js(const char *s)
+{
+    cJSON *j = cJSON_Parse(s);
+    assert_non_null(j);
+    return j;
+}
+
+/* Creates from JSON text; asserts success; returns the stored object. */
+static struct gf_ks_obj *mk(struct fx *f, const struct gf_ks_rtype *t,
+                            const char *ns, const char *json)
+{
+    cJSON *j = js(json);
+    struct gf_ks_obj *o = NULL;
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    int rc = gf_ks_store_create(f->st, t, ns, j, GF_KS_MAIN, &o, &err);
+    if (rc != 0)
+        fail_msg("create %s: %d %s", json, err.code, err.message);
+    cJSON_Delete(j);
+    gf_ks_status_clear(&err);
+    return o;
+}
+
+static void mk_ns(struct fx *f, const char *name)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"%s\"}}", name);
+    mk(f, f->ns, NULL, buf);
+}
+
+/* A string field of a stored object, copied into a static buffer. */
+static const char *field(const struct gf_ks_obj *o, const char *path)
+{
+    static char buf[4][256];
+    static int slot;
+    char *out = buf[slot++ % 4];
+    cJSON *j = gf_ks_obj_parse(o);
+    const char *s = gf_json_str(j, path);
+    snprintf(out, 256, "%s", s != NULL ? s : "<none>");
+    cJSON_Delete(j);
+    return out;
+}
+
+static int64_t ifield(const struct gf_ks_obj *o, const char *path)
+{
+    cJSON *j = gf_ks_obj_parse(o);
+    int64_t v = -1;
+    gf_json_int(j, path, &v);
+    cJSON_Delete(j);
+    return v;
+}
+
+static bool has(const struct gf_ks_obj *o, const char *path)
+{
+    cJSON *j = gf_ks_obj_parse(o);
+    bool r = gf_json_path(j, path) != NULL;
+    cJSON_Delete(j);
+    return r;
+}
+
+/* A recorder for watch callbacks: "ADDED ns/name rv" lines. */
+struct rec {
+    char lines[64][96];
+    int n;
+    int closed, close_err;
+};
+
+static void rec_cb(void *data, enum gf_ks_ev_type type,
+                   const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    struct rec *r = data;
+    if (type == GF_KS_EV_CLOSED) {
+        r->closed++;
+        r->close_err = err;
+        return;
+    }
+    assert_true(r->n < 64);
+    if (obj == NULL)
+        snprintf(r->lines[r->n++], 96, "%s %llu", gf_ks_ev_name(type),
+                 (unsigned long long)rv);
+    else
+        snprintf(r->lines[r->n++], 96, "%s %s/%s %llu", gf_ks_ev_name(type),
+                 obj->ns, obj->name, (unsigned long long)rv);
+}
+
+/* An observer log shared by several observers: "tag TYPE Kind ns/name". */
+struct olog {
+    char lines[64][128];
+    int n;
+};
+
+struct obs {
+    struct olog *log;
+    const char *tag;
+    int depth, max_depth;
+};
+
+static void olog_add(struct olog *l, const char *tag,
+                     const struct gf_ks_event *ev)
+{
+    assert_true(l->n < 64);
+    snprintf(l->lines[l->n++], 128, "%s %s %s %s/%s", tag,
+             gf_ks_ev_name(ev->type), ev->rtype->kind, ev->obj->ns,
+             ev->obj->name);
+}
+
+static void obs_cb(void *data, const struct gf_ks_event *ev)
+{
+    struct obs *o = data;
+    o->depth++;
+    if (o->depth > o->max_depth)
+        o->max_depth = o->depth;
+    /* Every event carries the parsed trees; rv matches the blob. */
+    assert_non_null(ev->obj_json);
+    assert_int_equal(ev->rv, ev->obj->rv);
+    assert_true((ev->old == NULL) == (ev->type == GF_KS_EV_ADDED));
+    olog_add(o->log, o->tag, ev);
+    o->depth--;
+}
+
+static int olog_find(const struct olog *l, const char *line)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->lines[i], line) == 0)
+            return i;
+    return -1;
+}
+
+static void olog_dump(const struct olog *l)
+{
+    for (int i = 0; i < l->n; i++)
+        print_message("  %s\n", l->lines[i]);
+}
+
+/* Asserts that line a comes before line b in the log. */
+static void before(const struct olog *l, const char *a, const char *b)
+{
+    int ia = olog_find(l, a), ib = olog_find(l, b);
+    if (ia < 0 || ib < 0 || ia >= ib) {
+        olog_dump(l);
+        fail_msg("expected \"%s\" (%d) before \"%s\" (%d)", a, ia, b, ib);
+    }
+}
+
+static int upd(struct fx *f, const struct gf_ks_rtype *t, const char *ns,
+               const char *name, const char *json, enum gf_ks_subres sub,
+               struct gf_ks_obj **out, struct gf_ks_status *err)
+{
+    cJSON *j = js(json);
+    int rc = gf_ks_store_update(f->st, t, ns, name, j, sub, out, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int del(struct fx *f, const struct gf_ks_rtype *t, const char *ns,
+               const char *name, enum gf_ks_propagation prop, bool *gone)
+{
+    struct gf_ks_delete_opts o = {.propagation = prop};
+    return gf_ks_store_delete(f->st, t, ns, name, &o, NULL, gone, NULL);
+}
+
+/* An ownerReferences entry naming o. */
+static void owner_ref(char *out, size_t cap, const char *kind,
+                      const struct gf_ks_obj *o)
+{
+    snprintf(out, cap,
+             "{\"apiVersion\":\"v1\",\"kind\":\"%s\",\"name\":\"%s\","
+             "\"uid\":\"%s\",\"blockOwnerDeletion\":true}",
+             kind, o->name, field(o, "metadata.uid"));
+}
+
+/* Creates a ConfigMap in "a" owned by the given refs (JSON array body). */
+static struct gf_ks_obj *mk_owned(struct fx *f, const char *name,
+                                  const char *refs)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "{\"metadata\":{\"name\":\"%s\",\"ownerReferences\":[%s]}}", name,
+             refs);
+    return mk(f, f->cm, "a", buf);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_crud_and_watch(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "team-a");
+    uint64_t rv0 = gf_ks_store_rv(f.st);
+
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {.ns = "team-a"};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &w, NULL),
+                     0);
+    assert_int_equal(r.n, 0);
+
+    struct gf_ks_obj *o =
+        mk(&f, f.cm, "team-a",
+           "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+           "\"metadata\":{\"name\":\"c1\"},\"data\":{\"k\":\"v\"}}");
+    assert_int_equal(o->rv, rv0 + 1);
+    assert_string_equal(o->ns, "team-a");
+    assert_string_equal(o->name, "c1");
+    assert_string_equal(field(o, "metadata.namespace"), "team-a");
+    assert_string_equal(field(o, "metadata.resourceVersion"), "2");
+    assert_ptr_equal(gf_ks_store_get(f.st, f.cm, "team-a", "c1"), o);
+    assert_null(gf_ks_store_get(f.st, f.cm, "team-b", "c1"));
+
+    cJSON *u = js("{\"metadata\":{\"name\":\"c1\"},\"data\":{\"k\":\"w\"}}");
+    struct gf_ks_obj *o2 = NULL;
+    assert_int_equal(gf_ks_store_update(f.st, f.cm, "team-a", "c1", u,
+                                        GF_KS_MAIN, &o2, NULL),
+                     0);
+    cJSON_Delete(u);
+    assert_int_equal(o2->rv, rv0 + 2);
+    assert_string_equal(field(o2, "data.k"), "w");
+
+    bool gone = false;
+    struct gf_ks_obj *last = NULL;
+    assert_int_equal(gf_ks_store_delete(f.st, f.cm, "team-a", "c1", NULL, &last,
+                                        &gone, NULL),
+                     0);
+    assert_true(gone);
+    assert_int_equal(last->rv, rv0 + 3);
+    assert_null(gf_ks_store_get(f.st, f.cm, "team-a", "c1"));
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 0);
+
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.lines[0], "ADDED team-a/c1 2");
+    assert_string_equal(r.lines[1], "MODIFIED team-a/c1 3");
+    assert_string_equal(r.lines[2], "DELETED team-a/c1 4");
+    gf_ks_watch_stop(w);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    fx_done(&f);
+}
+
+static void test_create_metadata_and_generation(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "team-a");
+    struct gf_ks_obj *o =
+        mk(&f, f.wl, "team-a",
+           "{\"metadata\":{\"generateName\":\"job-x-\",\"uid\":\"forged\","
+           "\"resourceVersion\":\"77\",\"generation\":9},"
+           "\"spec\":{\"queueName\":\"q\"},\"status\":{\"x\":1}}");
+    assert_int_equal(strncmp(o->name, "job-x-", 6), 0);
+    assert_int_equal(strlen(o->name), 11);
+    assert_string_not_equal(field(o, "metadata.uid"), "forged");
+    assert_int_equal(strlen(field(o, "metadata.uid")), 36);
+    assert_string_equal(field(o, "metadata.creationTimestamp"),
+                        "2026-11-18T11:06:40Z");
+    assert_int_equal(ifield(o, "metadata.generation"), 1);
+    /* status is dropped on a main-resource create for a status type. */
+    assert_false(has(o, "status"));
+    char name[64];
+    snprintf(name, sizeof(name), "%s", o->name);
+
+    /* A metadata-only change keeps the generation; a spec change bumps. */
+    cJSON *u = js("{\"metadata\":{\"labels\":{\"a\":\"b\"}},"
+                  "\"spec\":{\"queueName\":\"q\"}}");
+    struct gf_ks_obj *o2 = NULL;
+    assert_int_equal(gf_ks_store_update(f.st, f.wl, "team-a", name, u,
+                                        GF_KS_MAIN, &o2, NULL),
+                     0);
+    cJSON_Delete(u);
+    assert_int_equal(ifield(o2, "metadata.generation"), 1);
+    u = js("{\"metadata\":{},\"spec\":{\"queueName\":\"r\"}}");
+    assert_int_equal(gf_ks_store_update(f.st, f.wl, "team-a", name, u,
+                                        GF_KS_MAIN, &o2, NULL),
+                     0);
+    cJSON_Delete(u);
+    assert_int_equal(ifield(o2, "metadata.generation"), 2);
+    fx_done(&f);
+}
+static void test_rv_monotonic_across_types(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    uint64_t prev = gf_ks_store_rv(f.st);
+    const struct gf_ks_rtype *types[] = {f.cm, f.wl, f.cq, f.job};
+    for (int i = 0; i < 12; i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"o%d\"}}", i);
+        struct gf_ks_obj *o = mk(&f, types[i % 4], "a", buf);
+        assert_int_equal(o->rv, prev + 1);
+        assert_int_equal(gf_ks_store_rv(f.st), o->rv);
+        char rvs[24];
+        snprintf(rvs, sizeof(rvs), "%llu", (unsigned long long)o->rv);
+        assert_string_equal(field(o, "metadata.resourceVersion"), rvs);
+        prev = o->rv;
+    }
+    /* A failed write and a write that changes nothing leave rv alone. */
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    cJSON *dup = js("{\"metadata\":{\"name\":\"o0\"}}");
+    assert_int_equal(
+        gf_ks_store_create(f.st, f.cm, "a", dup, GF_KS_MAIN, NULL, &err),
+        GF_EEXIST);
+    cJSON_Delete(dup);
+    assert_int_equal(err.code, 409);
+    assert_string_equal(err.reason, "AlreadyExists");
+    assert_string_equal(err.message, "configmaps \"o0\" already exists");
+    struct gf_ks_obj *same = NULL;
+    assert_int_equal(upd(&f, f.cm, "a", "o0",
+                         "{\"metadata\":{\"name\":\"o0\"}}", GF_KS_MAIN, &same,
+                         &err),
+                     0);
+    assert_int_equal(gf_ks_store_rv(f.st), prev);
+    assert_true(same->rv < prev);
+    /* Cluster-scoped objects ignore the namespace. */
+    assert_non_null(gf_ks_store_get(f.st, f.cq, NULL, "o2"));
+    assert_string_equal(
+        field(gf_ks_store_get(f.st, f.cq, "", "o2"), "metadata.namespace"),
+        "<none>");
+    gf_ks_status_clear(&err);
+    fx_done(&f);
+}
+
+static void test_create_errors(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    static const struct {
+        const char *ns, *body;
+        int rc, code;
+        const char *reason, *cause_field;
+    } cases[] = {
+        {"a", "{\"metadata\":{}}", GF_EINVALID, 422, "Invalid",
+         "metadata.name"},
+        {"a", "{\"metadata\":{\"name\":\"Bad_Name\"}}", GF_EINVALID, 422,
+         "Invalid", "metadata.name"},
+        {"a", "{\"metadata\":{\"name\":\"x/y\"}}", GF_EINVALID, 422, "Invalid",
+         "metadata.name"},
+        {"a", "{\"metadata\":{\"name\":\"x\",\"namespace\":\"b\"}}",
+         GF_EINVALID, 400, "BadRequest", NULL},
+        {"nope", "{\"metadata\":{\"name\":\"x\"}}", GF_ENOTFOUND, 404,
+         "NotFound", NULL},
+        {"", "{\"metadata\":{\"name\":\"x\"}}", GF_EINVALID, 400, "BadRequest",
+         NULL},
+        {"a", "[1]", GF_EINVALID, 400, "BadRequest", NULL},
+    };
+    uint64_t rv = gf_ks_store_rv(f.st);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gf_ks_status err;
+        gf_ks_status_init(&err);
+        cJSON *j = js(cases[i].body);
+        int rc = gf_ks_store_create(f.st, f.cm, cases[i].ns, j, GF_KS_MAIN,
+                                    NULL, &err);
+        cJSON_Delete(j);
+        print_message("case %zu: %d %s\n", i, err.code, err.message);
+        assert_int_equal(rc, cases[i].rc);
+        assert_int_equal(err.code, cases[i].code);
+        assert_string_equal(err.reason, cases[i].reason);
+        if (cases[i].cause_field != NULL)
+            assert_string_equal(
+                gf_json_str(cJSON_GetArrayItem(err.causes, 0), "field"),
+                cases[i].cause_field);
+        gf_ks_status_clear(&err);
+    }
+    /* A name longer than any key buffer is refused, not truncated. */
+    char big[700];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    char body[800];
+    snprintf(body, sizeof(body), "{\"metadata\":{\"name\":\"%s\"}}", big);
+    cJSON *j = js(body);
+    assert_int_equal(
+        gf_ks_store_create(f.st, f.cm, "a", j, GF_KS_MAIN, NULL, NULL),
+        GF_EINVALID);
+    cJSON_Delete(j);
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", big));
+    assert_int_equal(gf_ks_store_rv(f.st), rv);
+    fx_done(&f);
+}
+
+static void test_status_subresource(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"q\":1}}");
+    /* /status takes only status: the spec and label changes are ignored. */
+    struct gf_ks_obj *o = NULL;
+    assert_int_equal(upd(&f, f.wl, "a", "w",
+                         "{\"metadata\":{\"labels\":{\"x\":\"y\"}},"
+                         "\"spec\":{\"q\":2},\"status\":{\"phase\":\"Up\"}}",
+                         GF_KS_STATUS, &o, NULL),
+                     0);
+    assert_string_equal(field(o, "status.phase"), "Up");
+    assert_int_equal(ifield(o, "spec.q"), 1);
+    assert_false(has(o, "metadata.labels"));
+    assert_int_equal(ifield(o, "metadata.generation"), 1);
+    /* The main resource keeps the stored status whatever the body says. */
+    assert_int_equal(upd(&f, f.wl, "a", "w",
+                         "{\"metadata\":{},\"spec\":{\"q\":3},"
+                         "\"status\":{\"phase\":\"Down\"}}",
+                         GF_KS_MAIN, &o, NULL),
+                     0);
+    assert_string_equal(field(o, "status.phase"), "Up");
+    assert_int_equal(ifield(o, "spec.q"), 3);
+    assert_int_equal(ifield(o, "metadata.generation"), 2);
+    /* patch_status merges and leaves generation alone. */
+    cJSON *st = js("{\"conditions\":[{\"type\":\"Admitted\"}]}");
+    assert_int_equal(
+        gf_ks_store_patch_status(f.st, f.wl, "a", "w", st, &o, NULL), 0);
+    cJSON_Delete(st);
+    assert_string_equal(field(o, "status.phase"), "Up");
+    assert_true(has(o, "status.conditions"));
+    assert_int_equal(ifield(o, "metadata.generation"), 2);
+    /* A type without the subresource takes status from the main body. */
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c\"}}");
+    assert_int_equal(upd(&f, f.cm, "a", "c",
+                         "{\"metadata\":{},\"status\":{\"s\":\"v\"}}",
+                         GF_KS_MAIN, &o, NULL),
+                     0);
+    assert_string_equal(field(o, "status.s"), "v");
+    /* Creating with GF_KS_STATUS keeps the status (controllers do). */
+    cJSON *pod = js("{\"metadata\":{\"name\":\"p\"},\"status\":{\"phase\":"
+                    "\"Running\"}}");
+    assert_int_equal(
+        gf_ks_store_create(f.st, f.pod, "a", pod, GF_KS_STATUS, &o, NULL), 0);
+    cJSON_Delete(pod);
+    assert_string_equal(field(o, "status.phase"), "Running");
+    fx_done(&f);
+}
+
+static void test_conflicts_and_preconditions(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    struct gf_ks_obj *o =
+        mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"q\":1}}");
+    char stale[24], uid[40];
+    snprintf(stale, sizeof(stale), "%llu", (unsigned long long)o->rv);
+    snprintf(uid, sizeof(uid), "%s", field(o, "metadata.uid"));
+    assert_int_equal(upd(&f, f.wl, "a", "w",
+                         "{\"metadata\":{},\"spec\":{\"q\":2}}", GF_KS_MAIN, &o,
+                         NULL),
+                     0);
+    uint64_t rv = gf_ks_store_rv(f.st);
+    char body[256];
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    /* Stale resourceVersion: on the main resource and on /status. */
+    for (int sub = 0; sub < 2; sub++) {
+        snprintf(body, sizeof(body),
+                 "{\"metadata\":{\"resourceVersion\":\"%s\"},"
+                 "\"spec\":{\"q\":9},\"status\":{\"x\":1}}",
+                 stale);
+        assert_int_equal(
+            upd(&f, f.wl, "a", "w", body, (enum gf_ks_subres)sub, NULL, &err),
+            GF_ECONFLICT);
+        assert_int_equal(err.code, 409);
+        assert_string_equal(err.reason, "Conflict");
+        assert_string_equal(
+            err.message,
+            "Operation cannot be fulfilled on workloads.kueue.x-k8s.io \"w\": "
+            "the object has been modified; please apply your changes to the "
+            "latest version and try again");
+    }
+    /* A conditional patch carries the resourceVersion it read. */
+    snprintf(body, sizeof(body),
+             "{\"metadata\":{\"resourceVersion\":\"%s\"},\"spec\":{\"q\":9}}",
+             stale);
+    assert_int_equal(gf_ks_store_patch(f.st, f.wl, "a", "w", GF_KS_PATCH_MERGE,
+                                       body, strlen(body), GF_KS_MAIN, NULL,
+                                       &err),
+                     GF_ECONFLICT);
+    assert_int_equal(err.code, 409);
+    /* A uid that is not the object's is a precondition failure. */
+    assert_int_equal(upd(&f, f.wl, "a", "w",
+                         "{\"metadata\":{\"uid\":\"other\"},\"spec\":{}}",
+                         GF_KS_MAIN, NULL, &err),
+                     GF_ECONFLICT);
+    struct gf_ks_delete_opts dop = {.rv = stale};
+    assert_int_equal(
+        gf_ks_store_delete(f.st, f.wl, "a", "w", &dop, NULL, NULL, &err),
+        GF_ECONFLICT);
+    dop = (struct gf_ks_delete_opts){.uid = "other"};
+    assert_int_equal(
+        gf_ks_store_delete(f.st, f.wl, "a", "w", &dop, NULL, NULL, &err),
+        GF_ECONFLICT);
+    assert_int_equal(gf_ks_store_rv(f.st), rv);
+    /* Current resourceVersion and uid: accepted. */
+    snprintf(body, sizeof(body),
+             "{\"metadata\":{\"resourceVersion\":\"%llu\",\"uid\":\"%s\"},"
+             "\"spec\":{\"q\":4}}",
+             (unsigned long long)rv, uid);
+    assert_int_equal(upd(&f, f.wl, "a", "w", body, GF_KS_MAIN, &o, &err), 0);
+    assert_int_equal(o->rv, rv + 1);
+    /* Missing objects and names that disagree with the URL. */
+    assert_int_equal(
+        upd(&f, f.wl, "a", "zz", "{\"metadata\":{}}", GF_KS_MAIN, NULL, &err),
+        GF_ENOTFOUND);
+    assert_int_equal(err.code, 404);
+    assert_string_equal(err.message,
+                        "workloads.kueue.x-k8s.io \"zz\" not found");
+    assert_int_equal(upd(&f, f.wl, "a", "w", "{\"metadata\":{\"name\":\"v\"}}",
+                         GF_KS_MAIN, NULL, &err),
+                     GF_EINVALID);
+    assert_int_equal(err.code, 400);
+    gf_ks_status_clear(&err);
+    fx_done(&f);
+}
+
+static void test_finalizers_and_deletion_timestamp(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    struct olog log = {0};
+    struct obs ob = {.log = &log, .tag = "o"};
+    gf_ks_store_observe(f.st, f.wl, obs_cb, &ob);
+    mk(&f, f.wl, "a",
+       "{\"metadata\":{\"name\":\"w\",\"finalizers\":[\"x/a\",\"x/b\"]},"
+       "\"spec\":{\"q\":1}}");
+    gf_clock_advance(&f.clock, 5000);
+    bool gone = true;
+    struct gf_ks_obj *o = NULL;
+    assert_int_equal(
+        gf_ks_store_delete(f.st, f.wl, "a", "w", NULL, &o, &gone, NULL), 0);
+    assert_false(gone);
+    assert_string_equal(field(o, "metadata.deletionTimestamp"),
+                        "2026-11-18T11:06:45Z");
+    assert_int_equal(ifield(o, "metadata.deletionGracePeriodSeconds"), 0);
+    /* Marking for deletion bumps the generation, as the registry does. */
+    assert_int_equal(ifield(o, "metadata.generation"), 2);
+    assert_non_null(gf_ks_store_get(f.st, f.wl, "a", "w"));
+    /* Deleting again changes nothing. */
+    uint64_t rv = gf_ks_store_rv(f.st);
+    assert_int_equal(
+        gf_ks_store_delete(f.st, f.wl, "a", "w", NULL, &o, &gone, NULL), 0);
+    assert_false(gone);
+    assert_int_equal(gf_ks_store_rv(f.st), rv);
+    /* No new finalizers once deleting; the timestamp cannot be cleared. */
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    assert_int_equal(upd(&f, f.wl, "a", "w",
+                         "{\"metadata\":{\"finalizers\":[\"x/a\",\"x/b\","
+                         "\"x/c\"]},\"spec\":{\"q\":1}}",
+                         GF_KS_MAIN, NULL, &err),
+                     GF_EINVALID);
+    assert_int_equal(err.code, 422);
+    assert_string_equal(gf_json_str(cJSON_GetArrayItem(err.causes, 0), "field"),
+                        "metadata.finalizers");
+    gf_ks_status_clear(&err);
+    assert_int_equal(upd(&f, f.wl, "a", "w",
+                         "{\"metadata\":{\"finalizers\":[\"x/b\"]},"
+                         "\"spec\":{\"q\":1}}",
+                         GF_KS_MAIN, &o, NULL),
+                     0);
+    assert_true(has(o, "metadata.deletionTimestamp"));
+    /* A merge patch drops the last finalizer: the object goes. */
+    const char *p = "{\"metadata\":{\"finalizers\":null}}";
+    assert_int_equal(gf_ks_store_patch(f.st, f.wl, "a", "w", GF_KS_PATCH_MERGE,
+                                       p, strlen(p), GF_KS_MAIN, &o, NULL),
+                     0);
+    assert_null(gf_ks_store_get(f.st, f.wl, "a", "w"));
+    assert_int_equal(o->rv, gf_ks_store_rv(f.st));
+    assert_string_equal(log.lines[log.n - 1], "o DELETED Workload a/w");
+    assert_int_equal(log.n, 4); /* ADDED, 2 MODIFIED, DELETED */
+    fx_done(&f);
+}
+
+static void test_gc_background_and_shared_owner(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    struct olog log = {0};
+    struct obs ob = {.log = &log, .tag = "o"};
+    gf_ks_store_observe(f.st, NULL, obs_cb, &ob);
+    struct gf_ks_obj *a = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"a\"}}");
+    char ra[256], rb[256], both[600];
+    owner_ref(ra, sizeof(ra), "ConfigMap", a);
+    struct gf_ks_obj *b = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"b\"}}");
+    owner_ref(rb, sizeof(rb), "ConfigMap", b);
+    snprintf(both, sizeof(both), "%s,%s", ra, rb);
+    mk_owned(&f, "a1", ra);
+    struct gf_ks_obj *a2 = mk_owned(&f, "a2", ra);
+    char r2[256];
+    owner_ref(r2, sizeof(r2), "ConfigMap", a2);
+    mk_owned(&f, "a2x", r2); /* a chain: a -> a2 -> a2x */
+    mk_owned(&f, "ab", both);
+    int n = 0;
+    bool gone = false;
+    assert_int_equal(del(&f, f.cm, "a", "a", GF_KS_PROP_BACKGROUND, &gone), 0);
+    assert_true(gone);
+    (void)n;
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "a1"));
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "a2"));
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "a2x"));
+    /* ab has another live owner: only the reference to a goes. */
+    struct gf_ks_obj *ab = gf_ks_store_get(f.st, f.cm, "a", "ab");
+    assert_non_null(ab);
+    cJSON *j = gf_ks_obj_parse(ab);
+    const cJSON *refs = gf_json_path(j, "metadata.ownerReferences");
+    assert_int_equal(cJSON_GetArraySize(refs), 1);
+    assert_string_equal(gf_json_str(cJSON_GetArrayItem(refs, 0), "name"), "b");
+    cJSON_Delete(j);
+    before(&log, "o DELETED ConfigMap a/a", "o DELETED ConfigMap a/a1");
+    before(&log, "o DELETED ConfigMap a/a2", "o DELETED ConfigMap a/a2x");
+    before(&log, "o DELETED ConfigMap a/a", "o MODIFIED ConfigMap a/ab");
+    /* Now b goes and takes ab with it. */
+    assert_int_equal(del(&f, f.cm, "a", "b", GF_KS_PROP_DEFAULT, &gone), 0);
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "ab"));
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 0);
+    fx_done(&f);
+}
+
+static void test_gc_foreground_chain(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    struct olog log = {0};
+    struct obs ob = {.log = &log, .tag = "o"};
+    gf_ks_store_observe(f.st, NULL, obs_cb, &ob);
+    char r[256];
+    struct gf_ks_obj *a = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"a\"}}");
+    owner_ref(r, sizeof(r), "ConfigMap", a);
+    struct gf_ks_obj *b = mk_owned(&f, "b", r);
+    owner_ref(r, sizeof(r), "ConfigMap", b);
+    mk(&f, f.cm, "a",
+       "{\"metadata\":{\"name\":\"c\",\"finalizers\":[\"x/hold\"],"
+       "\"ownerReferences\":[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\","
+       "\"name\":\"b\",\"uid\":\"placeholder\"}]}}");
+    /* Point c at b for real (an update relinks the owner index). */
+    char body[600];
+    snprintf(body, sizeof(body),
+             "{\"metadata\":{\"finalizers\":[\"x/hold\"],"
+             "\"ownerReferences\":[%s]}}",
+             r);
+    assert_int_equal(upd(&f, f.cm, "a", "c", body, GF_KS_MAIN, NULL, NULL), 0);
+    log.n = 0;
+    bool gone = true;
+    assert_int_equal(del(&f, f.cm, "a", "a", GF_KS_PROP_FOREGROUND, &gone), 0);
+    assert_false(gone);
+    /* a and b wait with foregroundDeletion; c waits on its finalizer. */
+    struct gf_ks_obj *oa = gf_ks_store_get(f.st, f.cm, "a", "a");
+    struct gf_ks_obj *ob2 = gf_ks_store_get(f.st, f.cm, "a", "b");
+    struct gf_ks_obj *oc = gf_ks_store_get(f.st, f.cm, "a", "c");
+    assert_non_null(oa);
+    assert_non_null(ob2);
+    assert_non_null(oc);
+    assert_string_equal(field(oa, "metadata.finalizers.0"), "<none>");
+    cJSON *j = gf_ks_obj_parse(oa);
+    assert_string_equal(
+        cJSON_GetArrayItem(gf_json_path(j, "metadata.finalizers"), 0)
+            ->valuestring,
+        "foregroundDeletion");
+    cJSON_Delete(j);
+    assert_true(has(ob2, "metadata.deletionTimestamp"));
+    assert_true(has(oc, "metadata.deletionTimestamp"));
+    /* Releasing c lets the chain finish, dependents first. */
+    assert_int_equal(
+        upd(&f, f.cm, "a", "c", "{\"metadata\":{}}", GF_KS_MAIN, NULL, NULL),
+        0);
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 0);
+    before(&log, "o MODIFIED ConfigMap a/a", "o MODIFIED ConfigMap a/b");
+    before(&log, "o DELETED ConfigMap a/c", "o DELETED ConfigMap a/b");
+    before(&log, "o DELETED ConfigMap a/b", "o DELETED ConfigMap a/a");
+    fx_done(&f);
+}
+
+static bool count_cb(void *data, struct gf_ks_obj *o)
+{
+    (void)o;
+    (*(int *)data)++;
+    return true;
+}
+
+static void test_gc_orphan(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    /* A Job's default propagation is orphan (its legacy default). */
+    struct gf_ks_obj *job =
+        mk(&f, f.job, "a", "{\"metadata\":{\"name\":\"j\"},\"spec\":{}}");
+    char r[256];
+    owner_ref(r, sizeof(r), "Job", job);
+    mk_owned(&f, "p1", r);
+    bool gone = false;
+    assert_int_equal(del(&f, f.job, "a", "j", GF_KS_PROP_DEFAULT, &gone), 0);
+    assert_true(gone);
+    struct gf_ks_obj *p1 = gf_ks_store_get(f.st, f.cm, "a", "p1");
+    assert_non_null(p1);
+    assert_false(has(p1, "metadata.ownerReferences"));
+    /* Explicit orphan on a background type. */
+    struct gf_ks_obj *c = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c\"}}");
+    owner_ref(r, sizeof(r), "ConfigMap", c);
+    mk_owned(&f, "p2", r);
+    assert_int_equal(del(&f, f.cm, "a", "c", GF_KS_PROP_ORPHAN, &gone), 0);
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "a", "p2"));
+    int count = 0;
+    gf_ks_store_dependents(f.st, field(c, "metadata.uid"), count_cb, &count);
+    assert_int_equal(count, 0);
+    /* The index sees live dependents. */
+    struct gf_ks_obj *d = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"d\"}}");
+    owner_ref(r, sizeof(r), "ConfigMap", d);
+    mk_owned(&f, "p3", r);
+    mk_owned(&f, "p4", r);
+    gf_ks_store_dependents(f.st, field(d, "metadata.uid"), count_cb, &count);
+    assert_int_equal(count, 2);
+    fx_done(&f);
+}
+
+/* An observer that writes from inside its callback. */
+struct writer {
+    struct fx *f;
+    struct olog *log;
+    int depth, max_depth;
+    int writes;
+};
+
+static void writer_cb(void *data, const struct gf_ks_event *ev)
+{
+    struct writer *w = data;
+    w->depth++;
+    if (w->depth > w->max_depth)
+        w->max_depth = w->depth;
+    olog_add(w->log, "w", ev);
+    if (ev->type == GF_KS_EV_ADDED && strncmp(ev->obj->name, "x", 1) == 0 &&
+        w->writes < 3) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"y%d\"}}",
+                 w->writes++);
+        struct gf_ks_obj *o = mk(w->f, w->f->cm, "a", buf);
+        /* The write is stored now; its event comes later. */
+        assert_non_null(gf_ks_store_get(w->f->st, w->f->cm, "a", o->name));
+    }
+    w->depth--;
+}
+
+static struct gf_ks_observer *late_obs;
+static struct obs late;
+
+static void registrar_cb(void *data, const struct gf_ks_event *ev)
+{
+    struct fx *f = data;
+    if (late_obs == NULL && ev->type == GF_KS_EV_ADDED)
+        late_obs = gf_ks_store_observe(f->st, f->cm, obs_cb, &late);
+}
+
+static void test_observer_order_and_reentrancy(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    struct olog log = {0};
+    struct writer w = {.f = &f, .log = &log};
+    struct obs second = {.log = &log, .tag = "s"};
+    gf_ks_store_observe(f.st, f.cm, writer_cb, &w);
+    gf_ks_store_observe(f.st, f.cm, obs_cb, &second);
+    late_obs = NULL;
+    late = (struct obs){.log = &log, .tag = "late"};
+    gf_ks_store_observe(f.st, f.cm, registrar_cb, &f);
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"x1\"}}");
+    /* Never re-entered: writes inside a callback are delivered after. */
+    assert_int_equal(w.max_depth, 1);
+    assert_int_equal(second.max_depth, 1);
+    assert_int_equal(w.writes, 1);
+    assert_string_equal(log.lines[0], "w ADDED ConfigMap a/x1");
+    assert_string_equal(log.lines[1], "s ADDED ConfigMap a/x1");
+    assert_string_equal(log.lines[2], "w ADDED ConfigMap a/y0");
+    assert_string_equal(log.lines[3], "s ADDED ConfigMap a/y0");
+    /*
+     * An observer added during delivery sees only writes made after it
+     * was added: y0 was already stored (it can read it).
+     */
+    assert_int_equal(log.n, 4);
+    assert_non_null(late_obs);
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"z\"}}");
+    assert_int_equal(log.n, 7);
+    assert_string_equal(log.lines[6], "late ADDED ConfigMap a/z");
+    gf_ks_store_unobserve(f.st, late_obs);
+    fx_done(&f);
+}
+
+static void test_watch_cache_replay_and_410(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 4);
+    mk_ns(&f, "a");
+    uint64_t first = 0;
+    for (int i = 0; i < 6; i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"c%d\"}}", i);
+        struct gf_ks_obj *o = mk(&f, f.cm, "a", buf);
+        if (i == 0)
+            first = o->rv;
+    }
+    /* Six events in a ring of four: c0 and c1 are compacted. */
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    char rv[24];
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first);
+    struct gf_ks_watch_opts wo = {.rv = rv};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &w, &err),
+                     GF_EGONE);
+    assert_int_equal(err.code, 410);
+    assert_string_equal(err.reason, "Expired");
+    assert_int_equal(r.n, 0);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    /* From c1's version: c2..c5 are in the cache and replay in order. */
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 1);
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &w, &err),
+                     0);
+    assert_int_equal(r.n, 4);
+    char want[64];
+    snprintf(want, sizeof(want), "ADDED a/c2 %llu",
+             (unsigned long long)first + 2);
+    assert_string_equal(r.lines[0], want);
+    snprintf(want, sizeof(want), "ADDED a/c5 %llu",
+             (unsigned long long)first + 5);
+    assert_string_equal(r.lines[3], want);
+    /* Bookmarks report the current version. */
+    gf_ks_watch_bookmark(w);
+    snprintf(want, sizeof(want), "BOOKMARK %llu",
+             (unsigned long long)gf_ks_store_rv(f.st));
+    assert_string_equal(r.lines[4], want);
+    /* Bad versions are 400. */
+    wo.rv = "12abc";
+    struct gf_ks_watch *w2 = NULL;
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &w2, &err),
+                     GF_EINVALID);
+    assert_int_equal(err.code, 400);
+    /* rv "0" starts with the current state as ADDED events. */
+    struct rec r0 = {0};
+    wo.rv = "0";
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r0, &w2, &err),
+                     0);
+    assert_int_equal(r0.n, 6);
+    assert_int_equal(gf_ks_store_watches(f.st), 2);
+    /* Restart: watches close, the cache empties, data stays. */
+    gf_ks_store_restart(f.st);
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(r.close_err, GF_ECANCELED);
+    assert_int_equal(r0.closed, 1);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 6);
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 4);
+    wo.rv = rv;
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r0, &w2, &err),
+                     GF_EGONE);
+    /* From the current version the new watch works. */
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)gf_ks_store_rv(f.st));
+    struct rec r1 = {0};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r1, &w2, &err),
+                     0);
+    assert_int_equal(r1.n, 0);
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"after\"}}");
+    assert_int_equal(r1.n, 1);
+    gf_ks_status_clear(&err);
+    fx_done(&f);
+    assert_int_equal(r1.closed, 1);
+}
+
+static void test_watch_selectors_translate_events(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk_ns(&f, "b");
+    struct gf_ks_selector *sel = NULL;
+    assert_int_equal(gf_ks_selector_parse("team in (x,y)", false, &sel, NULL),
+                     0);
+    mk(&f, f.cm, "a",
+       "{\"metadata\":{\"name\":\"pre\",\"labels\":{\"team\":\"x\"}}}");
+    mk(&f, f.cm, "a",
+       "{\"metadata\":{\"name\":\"other\",\"labels\":{\"team\":\"z\"}}}");
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {.ns = "a", .label = sel};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &w, NULL),
+                     0);
+    gf_ks_selector_free(sel); /* the watch keeps its own copy */
+    assert_int_equal(r.n, 1);
+    assert_int_equal(strncmp(r.lines[0], "ADDED a/pre ", 12), 0);
+    /* Starts matching: ADDED; stops: DELETED; other namespace: nothing. */
+    upd(&f, f.cm, "a", "other", "{\"metadata\":{\"labels\":{\"team\":\"y\"}}}",
+        GF_KS_MAIN, NULL, NULL);
+    upd(&f, f.cm, "a", "pre", "{\"metadata\":{\"labels\":{\"team\":\"q\"}}}",
+        GF_KS_MAIN, NULL, NULL);
+    upd(&f, f.cm, "a", "pre", "{\"metadata\":{\"labels\":{\"t\":\"q\"}}}",
+        GF_KS_MAIN, NULL, NULL);
+    mk(&f, f.cm, "b",
+       "{\"metadata\":{\"name\":\"elsewhere\",\"labels\":{\"team\":\"x\"}}}");
+    assert_int_equal(r.n, 3);
+    assert_int_equal(strncmp(r.lines[1], "ADDED a/other ", 14), 0);
+    assert_int_equal(strncmp(r.lines[2], "DELETED a/pre ", 14), 0);
+    /* Field selectors work the same way. */
+    struct gf_ks_selector *fs = NULL;
+    assert_int_equal(
+        gf_ks_selector_parse("metadata.name=elsewhere", true, &fs, NULL), 0);
+    struct rec rf = {0};
+    struct gf_ks_watch_opts fo = {.field = fs};
+    struct gf_ks_watch *wf = NULL;
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &fo, rec_cb, &rf, &wf, NULL),
+                     0);
+    gf_ks_selector_free(fs);
+    assert_int_equal(rf.n, 1);
+    assert_int_equal(strncmp(rf.lines[0], "ADDED b/elsewhere ", 18), 0);
+    gf_ks_watch_stop(w);
+    gf_ks_watch_stop(wf);
+    fx_done(&f);
+}
+
+static void test_list_paging_and_selectors(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk_ns(&f, "b");
+    const char *names[] = {"e", "a", "d", "c", "b"};
+    for (int i = 0; i < 5; i++) {
+        char buf[160];
+        snprintf(buf, sizeof(buf),
+                 "{\"metadata\":{\"name\":\"%s\",\"labels\":{\"i\":\"%d\"}}}",
+                 names[i], i % 2);
+        mk(&f, f.cm, "a", buf);
+        mk(&f, f.cm, "b", buf);
+    }
+    struct gf_ks_list l;
+    struct gf_ks_list_opts lo = {.limit = 4};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.items[0]->name, "a");
+    assert_string_equal(l.items[3]->name, "d");
+    assert_int_equal(l.remaining, 6);
+    assert_non_null(l.cont);
+    assert_int_equal(l.rv, gf_ks_store_rv(f.st));
+    /* Objects added behind the cursor do not shift the next page. */
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"aa\"}}");
+    char *cont = gf_strdup(l.cont);
+    gf_ks_list_free(&l);
+    lo.cont = cont;
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.items[0]->ns, "a");
+    assert_string_equal(l.items[0]->name, "e");
+    assert_string_equal(l.items[1]->ns, "b");
+    assert_string_equal(l.items[1]->name, "a");
+    gf_ks_list_free(&l);
+    gf_free(cont);
+    /* Namespace and label selector. */
+    struct gf_ks_selector *sel = NULL;
+    assert_int_equal(gf_ks_selector_parse("i=0", false, &sel, NULL), 0);
+    lo = (struct gf_ks_list_opts){.ns = "b", .label = sel};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    assert_int_equal(l.n, 3);
+    assert_null(l.cont);
+    for (size_t i = 0; i < l.n; i++)
+        assert_string_equal(l.items[i]->ns, "b");
+    gf_ks_list_free(&l);
+    gf_ks_selector_free(sel);
+    /* Garbage continue tokens are 400. */
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    static const char *const bad[] = {"%%%", "abc", "e30=", "bm90IGpzb24="};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        lo = (struct gf_ks_list_opts){.cont = bad[i]};
+        assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, &err),
+                         GF_EINVALID);
+        assert_int_equal(err.code, 400);
+        gf_ks_list_free(&l);
+    }
+    gf_ks_status_clear(&err);
+    fx_done(&f);
+}
+
+static void test_namespace_deletion(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk_ns(&f, "keep");
+    struct gf_ks_obj *n = gf_ks_store_get(f.st, f.ns, NULL, "a");
+    assert_string_equal(field(n, "status.phase"), "Active");
+    assert_string_equal(field(n, "metadata.labels.kubernetes.io/metadata.name"),
+                        "<none>"); /* the label key has dots in it */
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c\"}}");
+    mk(&f, f.wl, "a",
+       "{\"metadata\":{\"name\":\"w\",\"finalizers\":[\"x/hold\"]}}");
+    mk(&f, f.cm, "keep", "{\"metadata\":{\"name\":\"c\"}}");
+    bool gone = true;
+    assert_int_equal(del(&f, f.ns, NULL, "a", GF_KS_PROP_DEFAULT, &gone), 0);
+    assert_false(gone);
+    n = gf_ks_store_get(f.st, f.ns, NULL, "a");
+    assert_non_null(n);
+    assert_string_equal(field(n, "status.phase"), "Terminating");
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "c"));
+    assert_non_null(gf_ks_store_get(f.st, f.wl, "a", "w"));
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    cJSON *j = js("{\"metadata\":{\"name\":\"late\"}}");
+    assert_int_equal(
+        gf_ks_store_create(f.st, f.cm, "a", j, GF_KS_MAIN, NULL, &err),
+        GF_EFORBIDDEN);
+    cJSON_Delete(j);
+    assert_int_equal(err.code, 403);
+    gf_ks_status_clear(&err);
+    /* The last finalizer in the namespace goes: so does the namespace. */
+    assert_int_equal(
+        upd(&f, f.wl, "a", "w", "{\"metadata\":{}}", GF_KS_MAIN, NULL, NULL),
+        0);
+    assert_null(gf_ks_store_get(f.st, f.wl, "a", "w"));
+    assert_null(gf_ks_store_get(f.st, f.ns, NULL, "a"));
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "keep", "c"));
+    fx_done(&f);
+}
+
+static void test_unregister_closes_watches(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w\"}}");
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {0};
+    assert_int_equal(gf_ks_watch_start(f.st, f.wl, &wo, rec_cb, &r, &w, NULL),
+                     0);
+    size_t bytes = gf_ks_store_bytes(f.st);
+    assert_int_equal(
+        gf_ks_store_unregister(f.st, "kueue.x-k8s.io", "workloads"), 0);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(strncmp(r.lines[1], "DELETED a/w ", 12), 0);
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(r.close_err, GF_ENOTFOUND);
+    assert_null(gf_ks_store_type(f.st, "kueue.x-k8s.io", "workloads"));
+    assert_true(gf_ks_store_bytes(f.st) < bytes);
+    assert_int_equal(
+        gf_ks_store_unregister(f.st, "kueue.x-k8s.io", "workloads"),
+        GF_ENOTFOUND);
+    fx_done(&f);
+}
+
+int main(void)
+{
+    gf_alloc_global_init();
+    baseline = gf_alloc_live();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crud_and_watch),
+        cmocka_unit_test(test_create_metadata_and_generation),
+        cmocka_unit_test(test_rv_monotonic_across_types),
+        cmocka_unit_test(test_create_errors),
+        cmocka_unit_test(test_status_subresource),
+        cmocka_unit_test(test_conflicts_and_preconditions),
+        cmocka_unit_test(test_finalizers_and_deletion_timestamp),
+        cmocka_unit_test(test_gc_background_and_shared_owner),
+        cmocka_unit_test(test_gc_foreground_chain),
+        cmocka_unit_test(test_gc_orphan),
+        cmocka_unit_test(test_observer_order_and_reentrancy),
+        cmocka_unit_test(test_watch_cache_replay_and_410),
+        cmocka_unit_test(test_watch_selectors_translate_events),
+        cmocka_unit_test(test_list_paging_and_selectors),
+        cmocka_unit_test(test_namespace_deletion),
+        cmocka_unit_test(test_unregister_closes_watches),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    gf_alloc_global_cleanup();
+    return rc;
+}
