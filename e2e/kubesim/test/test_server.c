@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -22,6 +24,7 @@
 #include "common/err.h"
 #include "e2e/kubesim/auth.h"
 #include "e2e/kubesim/certs.h"
+#include "e2e/kubesim/cluster.h"
 #include "e2e/kubesim/fault.h"
 #include "e2e/kubesim/server.h"
 #include "e2e/kubesim/test/ks_tclient.h"
@@ -258,6 +261,12 @@ static bool got_bytes(void *arg)
 {
     struct gf_kst_client *c = arg;
     return c->n_resp > 0 && c->resp[0].body.len > 0;
+}
+
+static bool got_bytes_at5(void *arg)
+{
+    struct gf_kst_client *c = arg;
+    return c->n_resp > 5 && c->resp[5].body.len > 0;
 }
 
 static void open_watch(struct fx *f, struct gf_kst_client *c,
@@ -605,6 +614,198 @@ static void test_fault_watch_drop(void **state)
     finish(f, &plain);
 }
 
+/* ---- through real clusters: api + rbac + auth + admin endpoint --------- */
+
+struct world_fx {
+    struct gf_ks_world *w;
+    char dir[64];
+};
+
+static void world_start(struct fx *f, struct world_fx *x)
+{
+    static const char *const names[] = {"hub", "east"};
+    struct gf_ks_world_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .clusters = names,
+        .n_clusters = 2,
+        .seed = 11,
+    };
+    assert_int_equal(gf_ks_world_new(&o, &x->w), 0);
+    snprintf(x->dir, sizeof(x->dir), "/tmp/kubesim-test-XXXXXX");
+    assert_non_null(mkdtemp(x->dir));
+    assert_int_equal(gf_ks_world_write_files(x->w, x->dir), 0);
+}
+
+static void rm_file(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    unlink(p);
+}
+
+static void world_stop(struct world_fx *x)
+{
+    gf_ks_world_close(x->w);
+    static const char *const files[] = {"hub/kubeconfig-admin.yaml",
+                                        "hub/kubeconfig-gpufed-hub.yaml",
+                                        "hub/kubeconfig-member-agent.yaml",
+                                        "east/kubeconfig-admin.yaml",
+                                        "east/kubeconfig-gpufed-hub.yaml",
+                                        "east/kubeconfig-member-agent.yaml",
+                                        "admin",
+                                        "ready",
+                                        "ca.crt"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        rm_file(x->dir, files[i]);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/hub", x->dir);
+    assert_int_equal(rmdir(p), 0);
+    snprintf(p, sizeof(p), "%s/east", x->dir);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(rmdir(x->dir), 0);
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_world_files(void **state)
+{
+    struct fx *f = *state;
+    struct world_fx x;
+    world_start(f, &x);
+    struct gf_ks_cluster *hub = gf_ks_world_find(x.w, "hub");
+    assert_non_null(hub);
+    char want[64];
+    snprintf(want, sizeof(want), "hub %d\neast %d\n", gf_ks_cluster_port(hub),
+             gf_ks_cluster_port(gf_ks_world_find(x.w, "east")));
+    assert_string_equal(slurp(x.dir, "ready"), want);
+    snprintf(want, sizeof(want), "127.0.0.1:%d\n", gf_ks_world_admin_port(x.w));
+    assert_string_equal(slurp(x.dir, "admin"), want);
+
+    struct stat sb;
+    char p[256];
+    snprintf(p, sizeof(p), "%s/hub/kubeconfig-member-agent.yaml", x.dir);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    cJSON *kc = cJSON_Parse(slurp(x.dir, "hub/kubeconfig-member-agent.yaml"));
+    assert_non_null(kc);
+    const cJSON *cl =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(kc, "clusters"), 0);
+    snprintf(want, sizeof(want), "https://127.0.0.1:%d",
+             gf_ks_cluster_port(hub));
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cl, "cluster"), "server")
+            ->valuestring,
+        want);
+    const cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItem(kc, "users"), 0);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(u, "user"), "token")
+            ->valuestring,
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "member-agent")->token);
+    assert_string_equal(cJSON_GetObjectItem(kc, "current-context")->valuestring,
+                        "member-agent@hub");
+    cJSON_Delete(kc);
+    /* Tokens differ per cluster. */
+    assert_string_not_equal(
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "admin")->token,
+        gf_ks_auth_identity(gf_ks_cluster_auth(gf_ks_world_find(x.w, "east")),
+                            "admin")
+            ->token);
+    world_stop(&x);
+}
+
+static void send_tok(struct gf_kst_client *c, const char *method,
+                     const char *path, const char *tok, const char *body)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf),
+             "%s %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+             "%s\r\nContent-Type: application/json\r\nContent-Length: "
+             "%zu\r\n\r\n%s",
+             method, path, tok, body != NULL ? strlen(body) : 0,
+             body != NULL ? body : "");
+    gf_kst_send(c, buf);
+}
+
+static void test_world_rbac_and_admin_faults(void **state)
+{
+    struct fx *f = *state;
+    struct world_fx x;
+    world_start(f, &x);
+    struct gf_ks_cluster *hub = gf_ks_world_find(x.w, "hub");
+    const struct gf_ks_auth *au = gf_ks_cluster_auth(hub);
+    const char *agent = gf_ks_auth_identity(au, "member-agent")->token;
+    const char *admin = gf_ks_auth_identity(au, "admin")->token;
+
+    struct gf_kst_client c;
+    gf_kst_connect(&c, &f->loop, gf_ks_cluster_port(hub),
+                   gf_ks_world_ca_pem(x.w));
+    gf_kst_run_until(&f->loop, gf_kst_is_connected, &c);
+    assert_int_equal(SSL_get_verify_result(c.ssl), X509_V_OK);
+    send_tok(&c, "GET", "/api", agent, NULL);
+    send_tok(&c, "GET", "/api/v1/namespaces/default/pods", agent, NULL);
+    send_tok(&c, "GET", "/api/v1/namespaces/default/pods", admin, NULL);
+    wait_responses(f, &c, 3);
+    assert_int_equal(c.resp[0].status, 200); /* bootstrap discovery role */
+    assert_int_equal(c.resp[1].status, 403);
+    assert_non_null(strstr(body_of(&c, 1),
+                           "pods is forbidden: User "
+                           "\\\"system:serviceaccount:gpufed-system:gpufed-"
+                           "agent\\\" cannot list resource \\\"pods\\\""));
+    assert_int_equal(c.resp[2].status, 200);
+
+    /* The admin endpoint, as the CLI uses it. */
+    struct gf_kst_client a;
+    gf_kst_connect(&a, &f->loop, gf_ks_world_admin_port(x.w), NULL);
+    send_tok(&a, "POST", "/faults/hub", "-",
+             "{\"kind\":\"429\",\"identity\":\"member-agent\"}");
+    send_tok(&a, "POST", "/faults/nope", "-", "{\"kind\":\"reset\"}");
+    send_tok(&a, "POST", "/faults/*", "-", "{\"kind\":\"latency\"}");
+    send_tok(&a, "POST", "/faults/hub", "-", "not json");
+    send_tok(&a, "GET", "/faults", "-", NULL);
+    wait_responses(f, &a, 5);
+    assert_int_equal(a.resp[0].status, 201);
+    assert_string_equal(body_of(&a, 0), "{\"ids\":[1]}");
+    assert_int_equal(a.resp[1].status, 404);
+    assert_int_equal(a.resp[2].status, 400);
+    assert_non_null(strstr(body_of(&a, 2), "latencyMs"));
+    assert_int_equal(a.resp[3].status, 400);
+    assert_non_null(strstr(body_of(&a, 4), "\"hub\":[{\"id\":1"));
+
+    send_tok(&c, "GET", "/api", agent, NULL);
+    send_tok(&c, "GET", "/api", admin, NULL);
+    wait_responses(f, &c, 5);
+    assert_int_equal(c.resp[3].status, 429);
+    assert_int_equal(c.resp[4].status, 200);
+
+    /* Watch, then an API server restart cuts it; data stays. */
+    send_tok(&c, "GET", "/api/v1/namespaces?watch=true", admin, NULL);
+    wait_responses(f, &c, 5);
+    gf_kst_run_until(&f->loop, got_bytes_at5, &c);
+    send_tok(&a, "DELETE", "/faults", "-", NULL);
+    send_tok(&a, "POST", "/faults/hub", "-", "{\"kind\":\"restart\"}");
+    wait_responses(f, &a, 7);
+    assert_int_equal(a.resp[5].status, 200);
+    assert_int_equal(a.resp[6].status, 201);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    assert_false(c.resp[5].complete);
+    assert_int_equal(gf_ks_faults_count(gf_ks_cluster_faults(hub)), 0);
+    finish(f, &c);
+    finish(f, &a);
+    world_stop(&x);
+}
+
 int main(void)
 {
     if (gf_alloc_global_init() != 0)
@@ -640,6 +841,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_fault_429_one_identity_until_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_watch_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_world_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_world_rbac_and_admin_faults, setup,
+                                        teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
