@@ -351,6 +351,27 @@ static void test_body_and_header_caps(void **state)
     finish(f, &h);
 }
 
+static void test_expect_continue(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    char req[512];
+    snprintf(req, sizeof(req),
+             "POST /echo HTTP/1.1\r\nAuthorization: Bearer %s\r\nExpect: "
+             "100-continue\r\nContent-Length: 5\r\n\r\n",
+             token(f, "admin"));
+    gf_kst_send(&c, req);
+    /* The interim answer comes before any body byte is sent. */
+    wait_responses(f, &c, 1);
+    assert_int_equal(c.resp[0].status, 100);
+    gf_kst_send(&c, "hello");
+    wait_responses(f, &c, 2);
+    assert_int_equal(c.resp[1].status, 200);
+    assert_string_equal(body_of(&c, 1), "hello");
+    finish(f, &c);
+}
+
 static void test_malformed_request_400(void **state)
 {
     struct fx *f = *state;
@@ -821,6 +842,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_and_header_caps, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_request_400, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_watcher_dropped, setup,
