@@ -73,6 +73,7 @@ struct conn {
     bool closing, io_done, failed;
     bool reading, resume, blackhole, drop, stream_ended;
     bool flush_pending; /* TLS records wait in wbio for the next turn */
+    bool write_blocked; /* parsing waits for the client to read replies */
     bool keep_alive;
     /* The request being parsed; reset after each response. */
     struct gf_buf url, body, in;
@@ -207,6 +208,8 @@ static bool decode_path(char *p)
 
 /* ---- output ------------------------------------------------------------ */
 
+static size_t queued_bytes(const struct conn *c);
+
 static void on_write(uv_write_t *req, int status)
 {
     struct wreq *w = (struct wreq *)req;
@@ -216,6 +219,13 @@ static void on_write(uv_write_t *req, int status)
         GF_LOG(&c->srv->lc, GF_LOG_DEBUG, "write failed", "error=%s",
                uv_strerror(status));
         conn_close(c, false);
+        return;
+    }
+    /* Hysteresis: resume at half the cap, not at every drained byte. */
+    if (c->write_blocked && !c->io_done &&
+        queued_bytes(c) <= c->srv->o.max_queued / 2) {
+        c->write_blocked = false;
+        conn_schedule_resume(c);
     }
 }
 
@@ -736,6 +746,15 @@ static void reply_parse_error(struct conn *c)
 static void parse_input(struct conn *c)
 {
     while (!c->closing && c->state == CONN_IDLE && c->in.len > 0) {
+        /*
+         * A client that pipelines requests and never reads the replies
+         * would make us queue replies without bound: stop serving it
+         * until it has read some.
+         */
+        if (queued_bytes(c) > c->srv->o.max_queued) {
+            c->write_blocked = true;
+            return;
+        }
         size_t n =
             http_parser_execute(&c->parser, &settings, c->in.data, c->in.len);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -983,8 +1002,10 @@ static void conn_close(struct conn *c, bool reset)
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
-    if (c->drop || c->failed) {
-        /* Nothing queued is worth delivering; a slow reader may never take it.
+    if (c->drop || c->failed || c->srv->closing) {
+        /*
+         * Nothing queued is worth delivering (or the server is going away):
+         * a slow reader may never take it, and must not hold us up.
          */
         c->io_done = true;
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);

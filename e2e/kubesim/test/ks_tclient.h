@@ -17,7 +17,7 @@
 
 #include "common/buf.h"
 
-#define GF_KST_MAX_RESP 8
+#define GF_KST_MAX_RESP 48
 
 struct gf_kst_resp {
     int status;

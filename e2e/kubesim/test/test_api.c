@@ -70,9 +70,9 @@ static void test_create_get_update_delete(void **state)
     struct ks_apitk_cluster k;
     ks_apitk_start(&k, NULL);
     /* Create answers 201 with the stored object. */
-    cJSON *o = req(&k, "POST", CM_PATH,
-                   "{\"metadata\":{\"name\":\"a\"},\"data\":{\"x\":\"1\"}}",
-                   201);
+    cJSON *o =
+        req(&k, "POST", CM_PATH,
+            "{\"metadata\":{\"name\":\"a\"},\"data\":{\"x\":\"1\"}}", 201);
     assert_string_equal(str(o, "apiVersion"), "v1");
     assert_string_equal(str(o, "kind"), "ConfigMap");
     assert_string_equal(str(o, "metadata.namespace"), "default");
@@ -146,11 +146,11 @@ static void test_create_rules(void **state)
     /* No name at all: 422 naming the field. */
     o = req(&k, "POST", CM_PATH, "{\"metadata\":{}}", 422);
     assert_status(o, 422, "Invalid");
-    assert_string_equal(str(o->child ? cJSON_GetArrayItem(
-                                           gf_json_path(o, "details.causes"), 0)
-                                     : NULL,
-                            "field"),
-                        "metadata.name");
+    assert_string_equal(
+        str(o->child ? cJSON_GetArrayItem(gf_json_path(o, "details.causes"), 0)
+                     : NULL,
+            "field"),
+        "metadata.name");
     cJSON_Delete(o);
     /* Wrong apiVersion in the body, malformed JSON, non-object body. */
     o = req(&k, "POST", CM_PATH,
@@ -165,8 +165,8 @@ static void test_create_rules(void **state)
     cJSON_Delete(o);
     /* Namespaces are created cluster-wide and get the kubernetes
      * finalizer and the Active phase. */
-    o = req(&k, "POST", "/api/v1/namespaces", "{\"metadata\":{\"name\":\"t1\"}}",
-            201);
+    o = req(&k, "POST", "/api/v1/namespaces",
+            "{\"metadata\":{\"name\":\"t1\"}}", 201);
     assert_string_equal(str(o, "status.phase"), "Active");
     cJSON_Delete(o);
     ks_apitk_stop(&k);
@@ -222,11 +222,11 @@ static void test_patch_types(void **state)
     ks_apitk_start(&k, NULL);
     mk_cm(&k, "p", "{\"a\":\"1\"}");
     int code = 0;
-    cJSON *o = ks_apitk_json(&k, "PATCH", CM_PATH "/p",
-                             "application/merge-patch+json",
-                             "{\"data\":{\"k\":null,\"n\":\"x\"},\"metadata\":"
-                             "{\"labels\":{\"b\":\"2\"}}}",
-                             &code);
+    cJSON *o =
+        ks_apitk_json(&k, "PATCH", CM_PATH "/p", "application/merge-patch+json",
+                      "{\"data\":{\"k\":null,\"n\":\"x\"},\"metadata\":"
+                      "{\"labels\":{\"b\":\"2\"}}}",
+                      &code);
     assert_int_equal(code, 200);
     assert_null(gf_json_path(o, "data.k"));
     assert_string_equal(str(o, "data.n"), "x");
@@ -270,23 +270,25 @@ static void test_patch_types(void **state)
     assert_int_equal(code, 415);
     assert_status(o, 415, "UnsupportedMediaType");
     cJSON_Delete(o);
-    o = ks_apitk_json(&k, "PATCH", CM_PATH "/zz", "application/merge-patch+json",
-                      "{}", &code);
+    o = ks_apitk_json(&k, "PATCH", CM_PATH "/zz",
+                      "application/merge-patch+json", "{}", &code);
     assert_int_equal(code, 404);
     cJSON_Delete(o);
     /* Server-side apply creates, then merges. */
-    o = ks_apitk_json(&k, "PATCH", CM_PATH "/ssa?fieldManager=t",
-                      "application/apply-patch+yaml",
-                      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n"
-                      "data:\n  a: \"1\"\n",
-                      &code);
+    o = ks_apitk_json(
+        &k, "PATCH", CM_PATH "/ssa?fieldManager=t",
+        "application/apply-patch+yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n"
+        "data:\n  a: \"1\"\n",
+        &code);
     assert_int_equal(code, 201);
     cJSON_Delete(o);
-    o = ks_apitk_json(&k, "PATCH", CM_PATH "/ssa?fieldManager=t",
-                      "application/apply-patch+yaml",
-                      "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n"
-                      "data:\n  b: \"2\"\n",
-                      &code);
+    o = ks_apitk_json(
+        &k, "PATCH", CM_PATH "/ssa?fieldManager=t",
+        "application/apply-patch+yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\n"
+        "data:\n  b: \"2\"\n",
+        &code);
     assert_int_equal(code, 200);
     assert_string_equal(str(o, "data.a"), "1");
     assert_string_equal(str(o, "data.b"), "2");
@@ -310,10 +312,9 @@ static void test_status_subresource(void **state)
     assert_int_equal(gen, 1);
     cJSON_Delete(o);
     int code;
-    o = ks_apitk_json(&k, "PATCH", JOB_PATH "/j/status",
-                      "application/merge-patch+json",
-                      "{\"spec\":{\"suspend\":false},\"status\":{\"active\":1}}",
-                      &code);
+    o = ks_apitk_json(
+        &k, "PATCH", JOB_PATH "/j/status", "application/merge-patch+json",
+        "{\"spec\":{\"suspend\":false},\"status\":{\"active\":1}}", &code);
     assert_int_equal(code, 200);
     int64_t active = 0;
     assert_int_equal(gf_json_int(o, "status.active", &active), 0);
@@ -324,10 +325,9 @@ static void test_status_subresource(void **state)
     assert_int_equal(gen, 1);
     cJSON_Delete(o);
     /* A spec change on the main resource bumps generation, keeps status. */
-    o = ks_apitk_json(&k, "PATCH", JOB_PATH "/j",
-                      "application/strategic-merge-patch+json",
-                      "{\"spec\":{\"suspend\":false},\"status\":{\"active\":5}}",
-                      &code);
+    o = ks_apitk_json(
+        &k, "PATCH", JOB_PATH "/j", "application/strategic-merge-patch+json",
+        "{\"spec\":{\"suspend\":false},\"status\":{\"active\":5}}", &code);
     assert_int_equal(code, 200);
     assert_int_equal(gf_json_int(o, "metadata.generation", &gen), 0);
     assert_int_equal(gen, 2);
@@ -357,9 +357,9 @@ static void test_list_selectors_paging(void **state)
     assert_string_equal(str(l, "kind"), "ConfigMapList");
     assert_string_equal(str(l, "apiVersion"), "v1");
     assert_int_equal(items(l), 3);
-    assert_string_equal(str(cJSON_GetArrayItem(gf_json_path(l, "items"), 0),
-                            "metadata.name"),
-                        "a");
+    assert_string_equal(
+        str(cJSON_GetArrayItem(gf_json_path(l, "items"), 0), "metadata.name"),
+        "a");
     assert_non_null(gf_json_str(l, "metadata.resourceVersion"));
     cJSON_Delete(l);
     l = req(&k, "GET", CM_PATH "?labelSelector=app%3Dx", NULL, 200);
@@ -407,9 +407,9 @@ static void test_delete_options(void **state)
     (void)state;
     struct ks_apitk_cluster k;
     ks_apitk_start(&k, NULL);
-    cJSON *o = req(&k, "POST", CM_PATH,
-                   "{\"metadata\":{\"name\":\"f\",\"finalizers\":[\"x/y\"]}}",
-                   201);
+    cJSON *o =
+        req(&k, "POST", CM_PATH,
+            "{\"metadata\":{\"name\":\"f\",\"finalizers\":[\"x/y\"]}}", 201);
     char uid[64];
     snprintf(uid, sizeof(uid), "%s", str(o, "metadata.uid"));
     cJSON_Delete(o);
@@ -461,8 +461,8 @@ static void test_dry_run_create(void **state)
     cJSON_Delete(o);
     o = req(&k, "GET", CM_PATH "/d", NULL, 404);
     cJSON_Delete(o);
-    o = req(&k, "POST", CM_PATH "?dryRun=Some", "{\"metadata\":{\"name\":\"d\"}}",
-            400);
+    o = req(&k, "POST", CM_PATH "?dryRun=Some",
+            "{\"metadata\":{\"name\":\"d\"}}", 400);
     cJSON_Delete(o);
     ks_apitk_stop(&k);
 }
@@ -481,8 +481,8 @@ static int deny_deletes(void *data, const struct gf_ks_authz_attrs *a,
     s->calls++;
     snprintf(s->last, sizeof(s->last), "%s|%s|%s|%s|%s|%s|%s|%s|%s", a->user,
              a->verb, a->api_group, a->api_version,
-             a->resource != NULL ? a->resource : "<nil>", a->subresource,
-             a->ns, a->name, a->path);
+             a->resource != NULL ? a->resource : "<nil>", a->subresource, a->ns,
+             a->name, a->path);
     if (strcmp(a->verb, "delete") != 0)
         return 0;
     return gf_ks_status_set(err, 403, "Forbidden",
@@ -494,8 +494,7 @@ static void test_authorizer(void **state)
 {
     (void)state;
     struct seen_attrs s = {0};
-    struct gf_ks_api_opts o = {.authorize = deny_deletes,
-                               .authorize_data = &s};
+    struct gf_ks_api_opts o = {.authorize = deny_deletes, .authorize_data = &s};
     struct ks_apitk_cluster k;
     ks_apitk_start(&k, &o);
     k.user = "alice";
@@ -509,21 +508,21 @@ static void test_authorizer(void **state)
         {"GET", "/api/v1/watch/namespaces/default/configmaps",
          "alice|watch||v1|configmaps||default||"
          "/api/v1/watch/namespaces/default/configmaps"},
-        {"GET", "/apis/batch/v1/jobs", "alice|list|batch|v1|jobs||||"
-                                        "/apis/batch/v1/jobs"},
+        {"GET", "/apis/batch/v1/jobs",
+         "alice|list|batch|v1|jobs||||"
+         "/apis/batch/v1/jobs"},
         {"GET", "/api/v1/namespaces/kube-system",
          "alice|get||v1|namespaces||kube-system|kube-system|"
          "/api/v1/namespaces/kube-system"},
-        {"DELETE", CM_PATH, "alice|deletecollection||v1|configmaps||default||"
-                            CM_PATH},
+        {"DELETE", CM_PATH,
+         "alice|deletecollection||v1|configmaps||default||" CM_PATH},
         {"GET", "/apis", "alice|get|||<nil>||||/apis"},
         {"GET", "/healthz", "alice|get|||<nil>||||/healthz"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct ks_apitk_resp r;
         ks_apitk_resp_init(&r);
-        ks_apitk_do(&k, &r, cases[i].method, cases[i].target, NULL, NULL,
-                    NULL);
+        ks_apitk_do(&k, &r, cases[i].method, cases[i].target, NULL, NULL, NULL);
         ks_apitk_resp_free(&r);
         assert_string_equal(s.last, cases[i].attrs);
     }

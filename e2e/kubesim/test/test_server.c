@@ -67,6 +67,12 @@ static void fake_handle(void *data, const struct gf_ks_api_req *req,
         out->reply(out->ctx, 200, "text/plain", req->body, req->body_len);
         return;
     }
+    if (strcmp(req->path, "/big") == 0) {
+        static char big[256 << 10];
+        memset(big, 'b', sizeof(big));
+        out->reply(out->ctx, 200, "text/plain", big, sizeof(big));
+        return;
+    }
     if (strcmp(req->path, "/a b") == 0) {
         out->reply(out->ctx, 200, "text/plain", "decoded", 7);
         return;
@@ -369,6 +375,38 @@ static void test_expect_continue(void **state)
     wait_responses(f, &c, 2);
     assert_int_equal(c.resp[1].status, 200);
     assert_string_equal(body_of(&c, 1), "hello");
+    finish(f, &c);
+}
+
+static bool all_40(void *arg)
+{
+    struct gf_kst_wait w = {arg, 40};
+    return gf_kst_has_responses(&w);
+}
+
+static void test_pipelined_replies_wait_for_a_slow_reader(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    gf_kst_pause(&c, true);
+    char one[256];
+    snprintf(one, sizeof(one),
+             "GET /big HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n",
+             token(f, "admin"));
+    static char many[40 * 256];
+    many[0] = '\0';
+    for (int i = 0; i < 40; i++)
+        strncat(many, one, sizeof(many) - strlen(many) - 1);
+    gf_kst_send(&c, many);
+    gf_kst_spin(&f->loop, 300);
+    /* 10 MB asked for, 1 MB of queue allowed: the server stopped early. */
+    assert_true(f->handled > 0);
+    assert_true(f->handled < 40);
+    gf_kst_pause(&c, false);
+    gf_kst_run_until(&f->loop, all_40, &c);
+    assert_int_equal(f->handled, 40);
+    assert_int_equal(c.resp[39].body.len, 256 << 10);
     finish(f, &c);
 }
 
@@ -843,6 +881,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_body_and_header_caps, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_pipelined_replies_wait_for_a_slow_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_request_400, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_watcher_dropped, setup,
