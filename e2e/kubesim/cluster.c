@@ -35,6 +35,8 @@ struct gf_ks_cluster {
     struct gf_ks_faults *faults;
     struct gf_ks_server *server;
     struct gf_log_ctx lc;
+    bool attached;
+    void *user;
 };
 
 struct crd_file {
@@ -96,6 +98,8 @@ static void cluster_free(struct gf_ks_cluster *c)
 {
     if (c == NULL)
         return;
+    if (c->attached && c->world->o.detach != NULL)
+        c->world->o.detach(c->world->o.hook_data, c);
     /* The server first: it cancels the API layer's streaming calls. */
     gf_ks_server_close(c->server);
     gf_ks_rbac_free(c->rbac);
@@ -150,10 +154,22 @@ static int cluster_start(struct gf_ks_world *w, struct gf_ks_cluster *c)
         .data = c,
     };
     rc = gf_ks_server_start(&so, &c->server);
-    if (rc != 0)
+    if (rc != 0) {
         GF_LOG(&c->lc, GF_LOG_ERROR, "listen failed", "port=%d error=%s",
                so.port, uv_strerror(rc));
-    return rc;
+        return rc;
+    }
+    /* Listening, but nothing is served until the loop runs. */
+    if (w->o.attach != NULL) {
+        rc = w->o.attach(w->o.hook_data, c);
+        if (rc != 0) {
+            GF_LOG(&c->lc, GF_LOG_ERROR, "attach failed", "error=%s",
+                   gf_strerror(rc));
+            return rc;
+        }
+        c->attached = true;
+    }
+    return 0;
 }
 
 static int cluster_new(struct gf_ks_world *w, size_t index, const char *name,
@@ -223,6 +239,21 @@ struct gf_ks_server *gf_ks_cluster_server(struct gf_ks_cluster *c)
 double gf_ks_cluster_time_scale(const struct gf_ks_cluster *c)
 {
     return c->world->o.time_scale > 0 ? c->world->o.time_scale : 1.0;
+}
+
+struct gf_clock *gf_ks_cluster_clock(const struct gf_ks_cluster *c)
+{
+    return c->world->o.clock;
+}
+
+void gf_ks_cluster_set_user(struct gf_ks_cluster *c, void *user)
+{
+    c->user = user;
+}
+
+void *gf_ks_cluster_user(const struct gf_ks_cluster *c)
+{
+    return c->user;
 }
 
 void gf_ks_cluster_restart(struct gf_ks_cluster *c)

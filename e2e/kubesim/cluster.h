@@ -54,6 +54,17 @@ struct gf_ks_world_opts {
     const char *crd_dir; /* YAML files installed in every cluster; NULL */
     size_t watch_cache;  /* per type; 0 = the store's default */
     unsigned bookmark_s; /* watch bookmark interval; 0 = the API's (60 s) */
+    /*
+     * In-process controllers per cluster (Kueue-lite, the job runner):
+     * attach runs once per cluster after it is set up and listening, before
+     * the loop serves anything; an error from it fails gf_ks_world_new. detach
+     * runs before the cluster is freed, for every cluster whose attach
+     * succeeded. Keep per-cluster state with gf_ks_cluster_set_user(). Either
+     * may be NULL.
+     */
+    int (*attach)(void *data, struct gf_ks_cluster *c);
+    void (*detach)(void *data, struct gf_ks_cluster *c);
+    void *hook_data;
 };
 
 /*
@@ -98,6 +109,11 @@ struct gf_ks_faults *gf_ks_cluster_faults(struct gf_ks_cluster *c);
 const struct gf_ks_auth *gf_ks_cluster_auth(const struct gf_ks_cluster *c);
 struct gf_ks_server *gf_ks_cluster_server(struct gf_ks_cluster *c);
 double gf_ks_cluster_time_scale(const struct gf_ks_cluster *c);
+/* The clock every part of the cluster runs on (borrowed). */
+struct gf_clock *gf_ks_cluster_clock(const struct gf_ks_cluster *c);
+/* A slot for the attach hook's per-cluster state (never freed by us). */
+void gf_ks_cluster_set_user(struct gf_ks_cluster *c, void *user);
+void *gf_ks_cluster_user(const struct gf_ks_cluster *c);
 
 /*
  * The "API server restart" fault: every connection is cut, every watch

@@ -6,6 +6,7 @@
  * client socket sees it. Latency and fault expiry run on the manual
  * clock; the sockets are real (127.0.0.1) on the test's own loop.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -784,6 +785,64 @@ static void test_world_files(void **state)
     world_stop(&x);
 }
 
+struct hooks {
+    int attached, detached, fail_at;
+};
+
+static int hook_attach(void *data, struct gf_ks_cluster *c)
+{
+    struct hooks *h = data;
+    if (h->attached == h->fail_at)
+        return -EIO;
+    /* Attach runs on a cluster that is fully set up. */
+    assert_non_null(gf_ks_api_store(gf_ks_cluster_api(c)));
+    assert_true(gf_ks_cluster_port(c) > 0);
+    gf_ks_cluster_set_user(c, h);
+    h->attached++;
+    return 0;
+}
+
+static void hook_detach(void *data, struct gf_ks_cluster *c)
+{
+    struct hooks *h = data;
+    assert_ptr_equal(gf_ks_cluster_user(c), h);
+    h->detached++;
+}
+
+static void test_world_hooks(void **state)
+{
+    struct fx *f = *state;
+    static const char *const names[] = {"a", "b", "c"};
+    struct hooks h = {.fail_at = -1};
+    struct gf_ks_world_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .clusters = names,
+        .n_clusters = 3,
+        .attach = hook_attach,
+        .detach = hook_detach,
+        .hook_data = &h,
+    };
+    struct gf_ks_world *w = NULL;
+    assert_int_equal(gf_ks_world_new(&o, &w), 0);
+    assert_int_equal(h.attached, 3);
+    gf_ks_world_close(w);
+    assert_int_equal(h.detached, 3);
+    /* A failing attach fails the world and detaches those that attached. */
+    h = (struct hooks){.fail_at = 1};
+    assert_int_equal(gf_ks_world_new(&o, &w), -EIO);
+    assert_int_equal(h.attached, 1);
+    assert_int_equal(h.detached, 1);
+    /* Bad names are refused before anything starts. */
+    static const char *const bad[] = {"ok", "Not_A_Label"};
+    static const char *const dup[] = {"x", "x"};
+    struct gf_ks_world_opts b = {
+        .loop = &f->loop, .clock = &f->clk, .clusters = bad, .n_clusters = 2};
+    assert_int_equal(gf_ks_world_new(&b, &w), -EINVAL);
+    b.clusters = dup;
+    assert_int_equal(gf_ks_world_new(&b, &w), -EINVAL);
+}
+
 static void send_tok(struct gf_kst_client *c, const char *method,
                      const char *path, const char *tok, const char *body)
 {
@@ -904,6 +963,7 @@ int main(void)
             test_fault_429_one_identity_until_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_watch_drop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_world_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_world_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_world_rbac_and_admin_faults, setup,
                                         teardown),
     };
