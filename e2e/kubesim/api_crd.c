@@ -30,8 +30,9 @@
 static int crd_invalid(struct gf_ks_status *err, const char *name,
                        const char *field, const char *detail)
 {
-    int rc = gf_ks_status_set(err, 422, "Invalid", "%s \"%s\" is invalid: %s: %s",
-                              CRD_KIND, name, field, detail);
+    int rc =
+        gf_ks_status_set(err, 422, "Invalid", "%s \"%s\" is invalid: %s: %s",
+                         CRD_KIND, name, field, detail);
     gf_ks_status_details(err, name, "apiextensions.k8s.io",
                          "CustomResourceDefinition");
     gf_ks_status_cause(err, "FieldValueInvalid", detail, field);
@@ -129,11 +130,10 @@ static void fill_version(struct gf_ks_api *api, struct gf_ks_version *out,
 {
     out->name = gf_strdup(gf_json_str(v, "name"));
     out->served = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "served"));
-    out->storage =
-        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "storage"));
+    out->storage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "storage"));
     const cJSON *schema = gf_json_path(v, "schema.openAPIV3Schema");
     if (cJSON_IsObject(schema))
-        out->schema = gf_ks_schema_intern(api->catalog->schemas, schema);
+        out->schema = gf__ks_catalog_schema(api->catalog, schema);
     const cJSON *pc =
         cJSON_GetObjectItemCaseSensitive(v, "additionalPrinterColumns");
     if (cJSON_IsArray(pc))
@@ -197,29 +197,50 @@ static cJSON *condition(const char *type, const char *reason,
     return c;
 }
 
-/* Writes the status the apiextensions controllers write (once). */
-static void establish(struct gf_ks_api *api, const struct gf_ks_rtype *crdt,
-                      const cJSON *crd, const struct gf_ks_rtype *t)
+/* The status the apiextensions controllers write for accepted names. */
+static cJSON *crd_status(struct gf_ks_api *api, const cJSON *crd)
 {
-    if (has_true_condition(crd, "Established"))
-        return;
     char now[32];
     gf_time_rfc3339(gf_clock_wall_ms(api->clock), now);
     cJSON *st = cJSON_CreateObject();
     cJSON *conds = cJSON_AddArrayToObject(st, "conditions");
     cJSON_AddItemToArray(conds, condition("NamesAccepted", "NoConflicts",
                                           "no conflicts found", now));
-    cJSON_AddItemToArray(conds,
-                         condition("Established", "InitialNamesAccepted",
-                                   "the initial names have been accepted",
-                                   now));
+    cJSON_AddItemToArray(
+        conds, condition("Established", "InitialNamesAccepted",
+                         "the initial names have been accepted", now));
     const cJSON *names = gf_json_path(crd, "spec.names");
     if (names != NULL)
         cJSON_AddItemToObject(st, "acceptedNames",
                               cJSON_Duplicate(names, true));
     cJSON *sv = cJSON_AddArrayToObject(st, "storedVersions");
-    cJSON_AddItemToArray(sv,
-                         cJSON_CreateString(t->versions[t->storage].name));
+    const cJSON *v;
+    cJSON_ArrayForEach(v, gf_json_path(crd, "spec.versions"))
+    {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "storage")))
+            cJSON_AddItemToArray(sv,
+                                 cJSON_CreateString(gf_json_str(v, "name")));
+    }
+    return st;
+}
+
+void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(crd, "status");
+    cJSON_AddItemToObject(crd, "status", crd_status(api, crd));
+}
+
+/*
+ * Writes the status for a CRD stored without it (objects created through
+ * the store directly). CRDs created through the API carry it from the
+ * start, so this is rarely a write.
+ */
+static void establish(struct gf_ks_api *api, const struct gf_ks_rtype *crdt,
+                      const cJSON *crd)
+{
+    if (has_true_condition(crd, "Established"))
+        return;
+    cJSON *st = crd_status(api, crd);
     const char *name = gf_json_str(crd, "metadata.name");
     struct gf_ks_status err;
     gf_ks_status_init(&err);
@@ -253,8 +274,8 @@ static void crd_changed(struct gf_ks_api *api, const struct gf_ks_event *ev)
     /* A status-only change (our own establish() included) keeps the type. */
     const cJSON *old_spec = gf_json_path(ev->old_json, "spec");
     if (cur != NULL && old_spec != NULL &&
-        cJSON_Compare(old_spec, gf_json_path(crd, "spec"), true)) {
-        establish(api, ev->rtype, crd, cur);
+        gf__ks_json_equal(old_spec, gf_json_path(crd, "spec"))) {
+        establish(api, ev->rtype, crd);
         return;
     }
     int rc = gf_ks_store_register(st, crd_type(api, crd));
@@ -264,9 +285,9 @@ static void crd_changed(struct gf_ks_api *api, const struct gf_ks_event *ev)
         return;
     }
     if (cur == NULL)
-        GF_LOG(&api->lc, GF_LOG_DEBUG, "crd registered",
-               "group=%s resource=%s", group, plural);
-    establish(api, ev->rtype, crd, gf_ks_store_type(st, group, plural));
+        GF_LOG(&api->lc, GF_LOG_DEBUG, "crd registered", "group=%s resource=%s",
+               group, plural);
+    establish(api, ev->rtype, crd);
 }
 
 static void on_crd(void *data, const struct gf_ks_event *ev)
@@ -279,7 +300,7 @@ static void on_crd(void *data, const struct gf_ks_event *ev)
 void gf__ks_crd_start(struct gf_ks_api *api)
 {
     struct gf_ks_store *st = gf_ks_api_store(api);
-    const struct gf_ks_rtype *t =
-        gf_ks_store_type(st, "apiextensions.k8s.io", "customresourcedefinitions");
+    const struct gf_ks_rtype *t = gf_ks_store_type(st, "apiextensions.k8s.io",
+                                                   "customresourcedefinitions");
     api->crd_observer = gf_ks_store_observe(st, t, on_crd, api);
 }

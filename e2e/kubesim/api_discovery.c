@@ -116,8 +116,7 @@ static void collect(struct gf_ks_api *api, struct groups *gs)
               version_cmp);
 }
 
-static const struct group *find_group(const struct groups *gs,
-                                      const char *name)
+static const struct group *find_group(const struct groups *gs, const char *name)
 {
     for (size_t i = 0; i < gs->n; i++)
         if (strcmp(gs->g[i].name, name) == 0 && gs->g[i].nversions > 0)
@@ -269,7 +268,8 @@ static cJSON *version_doc(void)
     cJSON_AddStringToObject(j, "major", "1");
     cJSON_AddStringToObject(j, "minor", "32");
     cJSON_AddStringToObject(j, "gitVersion", "v1.32.0-kubesim");
-    cJSON_AddStringToObject(j, "gitCommit", "0000000000000000000000000000000000000000");
+    cJSON_AddStringToObject(j, "gitCommit",
+                            "0000000000000000000000000000000000000000");
     cJSON_AddStringToObject(j, "gitTreeState", "clean");
     cJSON_AddStringToObject(j, "buildDate", "2026-01-01T00:00:00Z");
     cJSON_AddStringToObject(j, "goVersion", "go1.23.0");
@@ -349,6 +349,8 @@ bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r)
         doc = resource_list(api, "", "v1");
     else if (has_prefix_path(p, "/apis"))
         doc = apis_doc(api, p);
+    else if (has_prefix_path(p, "/openapi/v3"))
+        doc = gf__ks_openapi(api, p);
     if (doc == NULL)
         return false;
     gf__ks_reply_json(r->out, 200, doc);

@@ -30,9 +30,29 @@
 #define GF__KS_LIST_MAX ((size_t)1 << 30)
 #define GF__KS_MAX_PARAMS 32
 
+/*
+ * A schema the catalog has seen, keyed by its compact text. The catalog
+ * dedups by text itself rather than through gf_ks_schema_intern()'s
+ * equality check, which uses cJSON_Compare: that visits every object
+ * member twice per level, so it is exponential in depth on equal trees
+ * (the Workload schema never finishes). Each entry holds one reference.
+ */
+struct gf__ks_schema_ent {
+    struct gf__ks_schema_ent *next;
+    char *text;
+    struct gf_ks_schema *schema;
+};
+
 struct gf_ks_catalog {
     struct gf_ks_schema_cache *schemas;
+    struct gf__ks_schema_ent *ents;
 };
+
+/* Returns a new reference to the shared schema equal to schema. */
+struct gf_ks_schema *gf__ks_catalog_schema(struct gf_ks_catalog *c,
+                                           const cJSON *schema);
+/* Equality of two JSON trees by their compact text (linear time). */
+bool gf__ks_json_equal(const cJSON *a, const cJSON *b);
 
 struct gf_ks_api {
     struct gf_clock *clock;
@@ -72,7 +92,7 @@ struct gf__ks_rreq {
 
 /* Value of a query parameter, or NULL. */
 const char *gf__ks_param(const struct gf__ks_rreq *r, const char *key);
-/* True for "true" or "1". */
+/* True for what Go's ParseBool takes as true ("true", "True", "1"...). */
 bool gf__ks_param_true(const struct gf__ks_rreq *r, const char *key);
 
 /* ---- replies (api.c) ---------------------------------------------------- */
@@ -93,6 +113,40 @@ void gf__ks_gv(const char *group, const char *version, char *out, size_t cap);
 int gf__ks_put_obj(struct gf_buf *b, const struct gf_ks_obj *o,
                    const struct gf_ks_version *ver);
 
+/* Replies with the bytes of b as application/json. */
+void gf__ks_reply_buf(const struct gf_ks_api_out *out, int code,
+                      const struct gf_buf *b);
+/* Replies with an object as served at the request's version. */
+void gf__ks_reply_obj(const struct gf__ks_rreq *r, int code,
+                      const struct gf_ks_obj *o);
+/* Fills err with the server's 404 for a path it does not serve. */
+int gf__ks_not_found_path(struct gf_ks_status *err);
+
+/* labelSelector and fieldSelector of a request (owned, may be NULL). */
+struct gf__ks_sels {
+    struct gf_ks_selector *label, *field;
+};
+int gf__ks_parse_selectors(const struct gf__ks_rreq *r, struct gf__ks_sels *s,
+                           struct gf_ks_status *err);
+void gf__ks_sels_free(struct gf__ks_sels *s);
+/* Appends a List of l's items (kind, apiVersion, metadata) to b. */
+int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
+                     const struct gf_ks_list *l);
+
+/* ---- writes (api_write.c) ------------------------------------------------ */
+
+/* Each answers the request through r->out; err is scratch space. */
+void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                     struct gf_ks_status *err);
+void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+void gf__ks_do_deletecollection(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                                struct gf_ks_status *err);
+
 /* ---- discovery (api_discovery.c) ---------------------------------------- */
 
 /* Answers a non-resource path; returns false when the path is unknown. */
@@ -100,6 +154,12 @@ bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r);
 /* True when group/version is served by some type. */
 bool gf__ks_gv_served(struct gf_ks_api *api, const char *group,
                       const char *version);
+
+/*
+ * The /openapi/v3 index or one group/version document (api_openapi.c);
+ * NULL when path names none. Returned-owned.
+ */
+cJSON *gf__ks_openapi(struct gf_ks_api *api, const char *path);
 
 /* ---- types (api_builtin.c, api_crd.c) ------------------------------------ */
 
@@ -120,6 +180,9 @@ void gf__ks_crd_start(struct gf_ks_api *api);
 int gf__ks_crd_check(struct gf_ks_api *api, const cJSON *crd,
                      struct gf_ks_status *err);
 
+/* Sets the status a newly created CRD gets (Established, accepted names). */
+void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
+
 /* ---- writes shared by api.c and apply_yaml ------------------------------- */
 
 /*
@@ -139,6 +202,14 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
  */
 int gf__ks_yaml_doc(const char *text, size_t len, cJSON **out,
                     struct gf_ks_status *err);
+
+/*
+ * Decodes a protobuf-encoded object (api_proto.c) into JSON; *out is
+ * returned-owned. Returns 0, GF_EINVALID (400) for a malformed body, or
+ * 415 (GF_EAPI) for a kind it does not know.
+ */
+int gf__ks_proto_decode(const char *body, size_t len, cJSON **out,
+                        struct gf_ks_status *err);
 
 /* ---- watch (api_watch.c) ------------------------------------------------- */
 

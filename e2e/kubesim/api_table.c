@@ -11,6 +11,7 @@
  * Each row carries the object's metadata (PartialObjectMetadata), the whole
  * object (includeObject=Object) or nothing (None).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,42 +26,42 @@
 /* k8s.io/apimachinery duration.HumanDuration. */
 static void human_duration(int64_t ms, char *out, size_t cap)
 {
+    /* Below limit: whole big units, plus small units when not zero. */
+    static const struct {
+        int64_t limit, big;
+        char ubig;
+        int64_t small;
+        char usmall;
+    } steps[] = {
+        {INT64_C(120), 1, 's', 0, 0},
+        {INT64_C(600), 60, 'm', 1, 's'},
+        {INT64_C(3) * 3600, 60, 'm', 0, 0},
+        {INT64_C(8) * 3600, 3600, 'h', 60, 'm'},
+        {INT64_C(48) * 3600, 3600, 'h', 0, 0},
+        {INT64_C(8) * 86400, 86400, 'd', 3600, 'h'},
+        {INT64_C(2) * 365 * 86400, 86400, 'd', 0, 0},
+        {INT64_C(8) * 365 * 86400, INT64_C(365) * 86400, 'y', 86400, 'd'},
+        {INT64_MAX, INT64_C(365) * 86400, 'y', 0, 0},
+    };
     int64_t s = ms / 1000;
     if (s < -1) {
         snprintf(out, cap, "<invalid>");
-    } else if (s < 0) {
-        snprintf(out, cap, "0s");
-    } else if (s < 60 * 2) {
-        snprintf(out, cap, "%llds", (long long)s);
-    } else if (s < 60 * 10) {
-        if (s % 60 == 0)
-            snprintf(out, cap, "%lldm", (long long)(s / 60));
-        else
-            snprintf(out, cap, "%lldm%llds", (long long)(s / 60),
-                     (long long)(s % 60));
-    } else if (s < 3600 * 3) {
-        snprintf(out, cap, "%lldm", (long long)(s / 60));
-    } else if (s < 3600 * 8) {
-        int64_t m = (s / 60) % 60;
-        if (m == 0)
-            snprintf(out, cap, "%lldh", (long long)(s / 3600));
-        else
-            snprintf(out, cap, "%lldh%lldm", (long long)(s / 3600),
-                     (long long)m);
-    } else if (s < 3600 * 48) {
-        snprintf(out, cap, "%lldh", (long long)(s / 3600));
-    } else if (s < 3600 * 24 * 8) {
-        int64_t h = (s / 3600) % 24;
-        if (h == 0)
-            snprintf(out, cap, "%lldd", (long long)(s / 86400));
-        else
-            snprintf(out, cap, "%lldd%lldh", (long long)(s / 86400),
-                     (long long)h);
-    } else if (s < 3600 * 24 * 365 * 2) {
-        snprintf(out, cap, "%lldd", (long long)(s / 86400));
-    } else {
-        snprintf(out, cap, "%lldy", (long long)(s / (86400 * 365)));
+        return;
     }
+    if (s < 0)
+        s = 0;
+    size_t i = 0;
+    while (s >= steps[i].limit)
+        i++;
+    long long q = (long long)(s / steps[i].big);
+    long long r = steps[i].small > 0
+                      ? (long long)((s % steps[i].big) / steps[i].small)
+                      : 0;
+    if (r != 0)
+        snprintf(out, cap, "%lld%c%lld%c", q, steps[i].ubig, r,
+                 steps[i].usmall);
+    else
+        snprintf(out, cap, "%lld%c", q, steps[i].ubig);
 }
 
 static cJSON *age_of(const struct gf_ks_api *api, const char *ts)
@@ -68,7 +69,7 @@ static cJSON *age_of(const struct gf_ks_api *api, const char *ts)
     int64_t t;
     if (ts == NULL || gf_time_parse_rfc3339(ts, &t) != 0)
         return cJSON_CreateString("<unknown>");
-    char buf[32];
+    char buf[64];
     human_duration(gf_clock_wall_ms(api->clock) - t, buf, sizeof(buf));
     return cJSON_CreateString(buf);
 }
@@ -115,8 +116,7 @@ static const char *jp_filter(const cJSON *arr, const char *p, struct jp *out)
     if ((q != '\'' && q != '"') || fl >= sizeof(field))
         return NULL;
     const char *vend = strchr(v + 1, q);
-    if (vend == NULL || vend > close ||
-        (size_t)(vend - v - 1) >= sizeof(value))
+    if (vend == NULL || vend > close || (size_t)(vend - v - 1) >= sizeof(value))
         return NULL;
     snprintf(field, sizeof(field), "%.*s", (int)fl, p + 5);
     snprintf(value, sizeof(value), "%.*s", (int)(vend - v - 1), v + 1);
@@ -216,7 +216,7 @@ static cJSON *path_cell(const struct gf_ks_api *api, const cJSON *obj,
     if (r.n == 1)
         return typed_cell(api, type, r.res[0]);
     /* Several results print as one string, space-separated. */
-    struct gf_buf b = GF_BUF_INIT(64 * 1024);
+    struct gf_buf b = GF_BUF_INIT((size_t)64 * 1024);
     for (size_t i = 0; i < r.n; i++) {
         if (i > 0)
             gf_buf_putc(&b, ' ');
@@ -275,7 +275,7 @@ static cJSON *cell_pod_ready(const struct gf_ks_api *api, const cJSON *obj)
     {
         ready += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cs, "ready"));
     }
-    char buf[32];
+    char buf[64];
     snprintf(buf, sizeof(buf), "%d/%d", ready, total);
     return cJSON_CreateString(buf);
 }
@@ -343,7 +343,7 @@ static cJSON *cell_job_duration(const struct gf_ks_api *api, const cJSON *obj)
     const char *e = gf_json_str(obj, "status.completionTime");
     if (e == NULL || gf_time_parse_rfc3339(e, &end) != 0)
         end = gf_clock_wall_ms(api->clock);
-    char buf[32];
+    char buf[64];
     human_duration(end - start, buf, sizeof(buf));
     return cJSON_CreateString(buf);
 }
@@ -364,8 +364,7 @@ static cJSON *cell_event_object(const struct gf_ks_api *api, const cJSON *obj)
     const char *k = gf_json_str(obj, "involvedObject.kind");
     const char *n = gf_json_str(obj, "involvedObject.name");
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "",
-             n != NULL ? n : "");
+    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "", n != NULL ? n : "");
     for (char *c = buf; *c != '\0' && *c != '/'; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char)(*c - 'A' + 'a');
@@ -378,8 +377,7 @@ static cJSON *cell_binding_role(const struct gf_ks_api *api, const cJSON *obj)
     const char *k = gf_json_str(obj, "roleRef.kind");
     const char *n = gf_json_str(obj, "roleRef.name");
     char buf[512];
-    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "",
-             n != NULL ? n : "");
+    snprintf(buf, sizeof(buf), "%s/%s", k != NULL ? k : "", n != NULL ? n : "");
     return cJSON_CreateString(buf);
 }
 
@@ -396,8 +394,14 @@ static cJSON *cell_created_at(const struct gf_ks_api *api, const cJSON *obj)
     return cJSON_CreateString(ts != NULL ? ts : "");
 }
 
-#define AGE {"Age", "string", "", NULL, cell_age}
-#define END {NULL, NULL, NULL, NULL, NULL}
+#define AGE                                                                    \
+    {                                                                          \
+        "Age", "string", "", NULL, cell_age                                    \
+    }
+#define END                                                                    \
+    {                                                                          \
+        NULL, NULL, NULL, NULL, NULL                                           \
+    }
 
 struct printer {
     const char *group, *resource;
@@ -405,38 +409,56 @@ struct printer {
 };
 
 static const struct printer printers[] = {
-    {"", "namespaces", {{"Status", "string", "", ".status.phase", NULL},
-                        AGE, END}},
-    {"", "pods", {{"Ready", "string", "", NULL, cell_pod_ready},
-                  {"Status", "string", "", ".status.phase", NULL},
-                  {"Restarts", "string", "", NULL, cell_pod_restarts},
-                  AGE, END}},
-    {"batch", "jobs", {{"Status", "string", "", NULL, cell_job_status},
-                       {"Completions", "string", "", NULL,
-                        cell_job_completions},
-                       {"Duration", "string", "", NULL, cell_job_duration},
-                       AGE, END}},
+    {"",
+     "namespaces",
+     {{"Status", "string", "", ".status.phase", NULL}, AGE, END}},
+    {"",
+     "pods",
+     {{"Ready", "string", "", NULL, cell_pod_ready},
+      {"Status", "string", "", ".status.phase", NULL},
+      {"Restarts", "string", "", NULL, cell_pod_restarts},
+      AGE,
+      END}},
+    {"batch",
+     "jobs",
+     {{"Status", "string", "", NULL, cell_job_status},
+      {"Completions", "string", "", NULL, cell_job_completions},
+      {"Duration", "string", "", NULL, cell_job_duration},
+      AGE,
+      END}},
     {"", "configmaps", {{"Data", "integer", "", NULL, cell_data}, AGE, END}},
-    {"", "secrets", {{"Type", "string", "", ".type", NULL},
-                     {"Data", "integer", "", NULL, cell_data}, AGE, END}},
-    {"", "serviceaccounts", {{"Secrets", "integer", "", NULL,
-                              cell_sa_secrets}, AGE, END}},
-    {"", "nodes", {{"Status", "string", "", NULL, cell_node_status},
-                   AGE,
-                   {"Version", "string", "",
-                    ".status.nodeInfo.kubeletVersion", NULL},
-                   END}},
-    {"coordination.k8s.io", "leases",
+    {"",
+     "secrets",
+     {{"Type", "string", "", ".type", NULL},
+      {"Data", "integer", "", NULL, cell_data},
+      AGE,
+      END}},
+    {"",
+     "serviceaccounts",
+     {{"Secrets", "integer", "", NULL, cell_sa_secrets}, AGE, END}},
+    {"",
+     "nodes",
+     {{"Status", "string", "", NULL, cell_node_status},
+      AGE,
+      {"Version", "string", "", ".status.nodeInfo.kubeletVersion", NULL},
+      END}},
+    {"coordination.k8s.io",
+     "leases",
      {{"Holder", "string", "", ".spec.holderIdentity", NULL}, AGE, END}},
-    {"rbac.authorization.k8s.io", "roles",
+    {"rbac.authorization.k8s.io",
+     "roles",
      {{"Created At", "string", "", NULL, cell_created_at}, END}},
-    {"rbac.authorization.k8s.io", "clusterroles",
+    {"rbac.authorization.k8s.io",
+     "clusterroles",
      {{"Created At", "string", "", NULL, cell_created_at}, END}},
-    {"rbac.authorization.k8s.io", "rolebindings",
+    {"rbac.authorization.k8s.io",
+     "rolebindings",
      {{"Role", "string", "", NULL, cell_binding_role}, AGE, END}},
-    {"rbac.authorization.k8s.io", "clusterrolebindings",
+    {"rbac.authorization.k8s.io",
+     "clusterrolebindings",
      {{"Role", "string", "", NULL, cell_binding_role}, AGE, END}},
-    {"apiextensions.k8s.io", "customresourcedefinitions",
+    {"apiextensions.k8s.io",
+     "customresourcedefinitions",
      {{"Created At", "date", "", NULL, cell_created_at}, END}},
 };
 
@@ -497,10 +519,9 @@ static void crd_coldefs(cJSON *defs, const cJSON *pcs)
         if (type == NULL)
             type = "string";
         const char *nm = gf_json_str(pc, "name");
-        cJSON_AddItemToArray(defs, coldef(nm != NULL ? nm : "", type,
-                                          gf_json_str(pc, "format"),
-                                          gf_json_str(pc, "description"),
-                                          (double)prio));
+        cJSON_AddItemToArray(
+            defs, coldef(nm != NULL ? nm : "", type, gf_json_str(pc, "format"),
+                         gf_json_str(pc, "description"), (double)prio));
     }
 }
 
@@ -561,10 +582,9 @@ static cJSON *row_cells(const struct gf_ks_api *api,
     if (name_col)
         cJSON_AddItemToArray(cells, cJSON_CreateString(name ? name : ""));
     for (const struct col *c = cols; c->name != NULL; c++)
-        cJSON_AddItemToArray(cells, c->fn != NULL
-                                        ? c->fn(api, obj)
-                                        : path_cell(api, obj, c->path,
-                                                    c->type));
+        cJSON_AddItemToArray(
+            cells, c->fn != NULL ? c->fn(api, obj)
+                                 : path_cell(api, obj, c->path, c->type));
     return cells;
 }
 
@@ -576,8 +596,9 @@ static cJSON *row_object(cJSON *obj, const char *include)
     cJSON_AddStringToObject(p, "kind", "PartialObjectMetadata");
     cJSON_AddStringToObject(p, "apiVersion", "meta.k8s.io/v1");
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    cJSON_AddItemToObject(p, "metadata", m != NULL ? cJSON_Duplicate(m, true)
-                                                   : cJSON_CreateObject());
+    cJSON_AddItemToObject(p, "metadata",
+                          m != NULL ? cJSON_Duplicate(m, true)
+                                    : cJSON_CreateObject());
     return p;
 }
 

@@ -26,7 +26,6 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "e2e/kubesim/api_internal.h"
-#include "e2e/kubesim/select.h"
 
 /* One watch event is at most one object plus framing. */
 #define EVENT_MAX (64u << 20)
@@ -157,7 +156,8 @@ static int write_event(struct gf_ks_api_call *c, const char *type,
     }
     if (rc == 0)
         rc = gf_buf_puts(&b, "}\n");
-    if (rc == 0 && c->out->stream_write(c->out->ctx, gf_buf_cstr(&b), b.len) < 0)
+    if (rc == 0 &&
+        c->out->stream_write(c->out->ctx, gf_buf_cstr(&b), b.len) < 0)
         rc = GF_ETRANSPORT;
     gf_buf_free(&b);
     return rc;
@@ -251,22 +251,6 @@ static struct gf_ks_api_call *call_new(struct gf_ks_api *api,
     return c;
 }
 
-struct watch_sels {
-    struct gf_ks_selector *label, *field;
-};
-
-static int watch_selectors(const struct gf__ks_rreq *r, struct watch_sels *s,
-                           struct gf_ks_status *err)
-{
-    memset(s, 0, sizeof(*s));
-    int rc = gf_ks_selector_parse(gf__ks_param(r, "labelSelector"), false,
-                                  &s->label, err);
-    if (rc == 0)
-        rc = gf_ks_selector_parse(gf__ks_param(r, "fieldSelector"), true,
-                                  &s->field, err);
-    return rc;
-}
-
 /* Defers the end of a call that failed while it was being set up. */
 static void defer_end(struct gf_ks_api_call *c)
 {
@@ -279,7 +263,7 @@ static void defer_end(struct gf_ks_api_call *c)
 }
 
 static void start_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                        struct gf_ks_api_call *c, const struct watch_sels *s,
+                        struct gf_ks_api_call *c, const struct gf__ks_sels *s,
                         uint64_t timeout_ms)
 {
     struct gf_ks_watch_opts wo = {
@@ -316,9 +300,9 @@ void gf__ks_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
 {
     struct gf_ks_status err;
     gf_ks_status_init(&err);
-    struct watch_sels s;
+    struct gf__ks_sels s;
     uint64_t timeout_ms = 0;
-    int rc = watch_selectors(r, &s, &err);
+    int rc = gf__ks_parse_selectors(r, &s, &err);
     if (rc == 0)
         rc = watch_timeout(api, r, &timeout_ms, &err);
     if (rc == 0)
@@ -331,8 +315,7 @@ void gf__ks_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         *call = c;
         start_watch(api, r, c, &s, timeout_ms);
     }
-    gf_ks_selector_free(s.label);
-    gf_ks_selector_free(s.field);
+    gf__ks_sels_free(&s);
     gf_ks_status_clear(&err);
 }
 

@@ -44,7 +44,8 @@ static bool all_digits(const char *s)
     return true;
 }
 
-/* A YAML 1.2 core-schema float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? */
+/* A YAML 1.2 core-schema float:
+ * [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)? */
 static bool is_float(const char *s)
 {
     if (*s == '-' || *s == '+')
@@ -301,8 +302,8 @@ static int apply_doc(void *data, cJSON *doc, struct gf_ks_status *err)
     if (kl >= 4 && strcmp(kind + kl - 4, "List") == 0 && cJSON_IsArray(items)) {
         int rc = 0;
         while (rc == 0 && items->child != NULL)
-            rc = create_one(api, cJSON_DetachItemViaPointer(items, items->child),
-                            err);
+            rc = create_one(
+                api, cJSON_DetachItemViaPointer(items, items->child), err);
         cJSON_Delete(doc);
         return rc;
     }

@@ -17,6 +17,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "e2e/kubesim/patch.h"
 
 struct gf_ks_schema {
     struct gf_ks_schema *next; /* in the cache */
@@ -71,7 +72,7 @@ struct gf_ks_schema *gf_ks_schema_intern(struct gf_ks_schema_cache *c,
     uint32_t h = hash_bytes(text);
     gf_free(text);
     for (struct gf_ks_schema *s = c->list; s != NULL; s = s->next)
-        if (s->hash == h && cJSON_Compare(s->root, schema, true))
+        if (s->hash == h && gf_ks_json_equal(s->root, schema))
             return gf_ks_schema_ref(s);
     struct gf_ks_schema *s = gf_calloc(1, sizeof(*s));
     s->cache = c;
@@ -188,7 +189,7 @@ static void check_enum(struct vctx *v, const cJSON *schema, const cJSON *val,
     const cJSON *e;
     cJSON_ArrayForEach(e, en)
     {
-        if (cJSON_Compare(e, val, true))
+        if (gf_ks_json_equal(e, val))
             return;
     }
     char msg[384], vt[96];
@@ -213,6 +214,26 @@ static void check_enum(struct vctx *v, const cJSON *schema, const cJSON *val,
 static void walk(struct vctx *v, const cJSON *schema, cJSON *val,
                  const char *path, int depth);
 
+/*
+ * Sets the schema's default on every property of val that is absent, as
+ * the apiextensions server does after pruning and before validating
+ * (e.g. Workload spec.active, ClusterQueue spec.queueingStrategy). The
+ * defaults of a structural schema are themselves valid and pruned, so
+ * they are copied as they are.
+ */
+static void apply_defaults(const cJSON *props, cJSON *val)
+{
+    const cJSON *ps;
+    cJSON_ArrayForEach(ps, props)
+    {
+        const cJSON *def = cJSON_GetObjectItemCaseSensitive(ps, "default");
+        if (def == NULL ||
+            cJSON_GetObjectItemCaseSensitive(val, ps->string) != NULL)
+            continue;
+        cJSON_AddItemToObject(val, ps->string, cJSON_Duplicate(def, true));
+    }
+}
+
 static void walk_object(struct vctx *v, const cJSON *schema, cJSON *val,
                         const char *path, int depth)
 {
@@ -222,6 +243,8 @@ static void walk_object(struct vctx *v, const cJSON *schema, cJSON *val,
     bool preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
     bool embedded = flag(schema, "x-kubernetes-embedded-resource");
     char sub[1024];
+    /* First, so defaulted values get their own nested defaults. */
+    apply_defaults(props, val);
     cJSON *f = val->child;
     while (f != NULL) {
         cJSON *next = f->next;
@@ -328,6 +351,7 @@ int gf_ks_schema_validate(const struct gf_ks_schema *s, cJSON *obj,
     const cJSON *props =
         cJSON_GetObjectItemCaseSensitive(s->root, "properties");
     /* apiVersion, kind and metadata belong to the server, not the CRD. */
+    apply_defaults(props, obj);
     cJSON *f = obj->child;
     bool preserve = flag(s->root, "x-kubernetes-preserve-unknown-fields");
     while (f != NULL) {

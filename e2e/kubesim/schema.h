@@ -12,7 +12,8 @@
  * enum, nullable, x-kubernetes-int-or-string,
  * x-kubernetes-preserve-unknown-fields, and items/properties/
  * additionalProperties recursion. Unknown fields are pruned as the server
- * does (not rejected). CEL rules (x-kubernetes-validations), formats and
+ * does (not rejected), and absent fields get the schema's defaults. CEL
+ * rules (x-kubernetes-validations), formats and
  * numeric/length bounds are not evaluated.
  *
  * Loop thread only (the intern cache is not locked).
@@ -48,8 +49,8 @@ void gf_ks_schema_unref(struct gf_ks_schema *s);
 const cJSON *gf_ks_schema_root(const struct gf_ks_schema *s);
 
 /*
- * Validates obj (and prunes unknown fields from it in place, as the server
- * does). kind/group/name build the message
+ * Validates obj, pruning unknown fields and setting defaults in place, as
+ * the server does. kind/group/name build the message
  *   Workload.kueue.x-k8s.io "w1" is invalid: spec.active: Invalid value:
  *   "string": spec.active in body must be of type boolean: "string"
  * Returns 0 or GF_EINVALID with err filled (422 Invalid, one cause per

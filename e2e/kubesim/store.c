@@ -1176,7 +1176,7 @@ static bool spec_changed(const cJSON *a, const cJSON *b, bool has_status)
         if (gen_ignored(x->string, has_status))
             continue;
         const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
-        if (y == NULL || !cJSON_Compare(x, y, true))
+        if (y == NULL || !gf_ks_json_equal(x, y))
             return true;
     }
     cJSON_ArrayForEach(x, b)
@@ -1299,7 +1299,7 @@ static struct gf_ks_obj *replace_now(struct gf_ks_store *st, struct entry *e,
     struct gf_ks_obj *o = seal(st, e->tab, obj, e->obj->ns, e->obj->name);
     const cJSON *a = gf_json_path(old_json, "metadata.ownerReferences");
     const cJSON *b = gf_json_path(obj, "metadata.ownerReferences");
-    if (!(a == NULL && b == NULL) && !(a && b && cJSON_Compare(a, b, true))) {
+    if (!(a == NULL && b == NULL) && !(a && b && gf_ks_json_equal(a, b))) {
         owners_link(st, e, old_json, false);
         owners_link(st, e, obj, true);
     }
@@ -1596,7 +1596,7 @@ static int update_obj(struct gf_ks_store *st, struct table *tab,
     }
     /* The server skips writes that change nothing: same RV, no event. */
     set_str(meta_of(obj), "resourceVersion", cur);
-    if (cJSON_Compare(obj, old, true)) {
+    if (gf_ks_json_equal(obj, old)) {
         keep(st, e->obj);
         if (out != NULL)
             *out = e->obj;

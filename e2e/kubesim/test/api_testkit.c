@@ -107,6 +107,14 @@ int ks_apitk_do(struct ks_apitk_cluster *k, struct ks_apitk_resp *r,
                 const char *method, const char *target, const char *ctype,
                 const char *accept, const char *body)
 {
+    return ks_apitk_do_len(k, r, method, target, ctype, accept, body,
+                           body != NULL ? strlen(body) : 0);
+}
+
+int ks_apitk_do_len(struct ks_apitk_cluster *k, struct ks_apitk_resp *r,
+                    const char *method, const char *target, const char *ctype,
+                    const char *accept, const char *body, size_t len)
+{
     char path[2048];
     snprintf(path, sizeof(path), "%s", target);
     char *q = strchr(path, '?');
@@ -119,7 +127,7 @@ int ks_apitk_do(struct ks_apitk_cluster *k, struct ks_apitk_resp *r,
         .content_type = ctype,
         .accept = accept,
         .body = body,
-        .body_len = body != NULL ? strlen(body) : 0,
+        .body_len = len,
         .user = k->user,
         .groups = k->groups,
     };

@@ -55,6 +55,10 @@ void ks_apitk_resp_free(struct ks_apitk_resp *r);
 int ks_apitk_do(struct ks_apitk_cluster *k, struct ks_apitk_resp *r,
                 const char *method, const char *target, const char *ctype,
                 const char *accept, const char *body);
+/* The same with a body of len bytes (binary bodies). */
+int ks_apitk_do_len(struct ks_apitk_cluster *k, struct ks_apitk_resp *r,
+                    const char *method, const char *target, const char *ctype,
+                    const char *accept, const char *body, size_t len);
 /* A request with a fresh response, whose parsed body is returned
  * (cJSON_Delete; NULL if the body is not JSON); *code gets the status. */
 cJSON *ks_apitk_json(struct ks_apitk_cluster *k, const char *method,

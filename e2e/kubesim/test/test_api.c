@@ -163,6 +163,23 @@ static void test_create_rules(void **state)
     o = req(&k, "POST", CM_PATH, "[1]", 400);
     assert_status(o, 400, "BadRequest");
     cJSON_Delete(o);
+    /* YAML bodies are accepted; a body in another format is a 415; bad
+     * protobuf is a 400 (good protobuf: test_api_proto.c). */
+    int code;
+    o = ks_apitk_json(&k, "POST", CM_PATH, "application/yaml",
+                      "metadata:\n  name: y\ndata:\n  n: \"1\"\n", &code);
+    assert_int_equal(code, 201);
+    assert_string_equal(str(o, "data.n"), "1");
+    cJSON_Delete(o);
+    o = ks_apitk_json(&k, "POST", CM_PATH,
+                      "application/vnd.kubernetes.protobuf", "k8s\x01", &code);
+    assert_int_equal(code, 400);
+    assert_status(o, 400, "BadRequest");
+    cJSON_Delete(o);
+    o = ks_apitk_json(&k, "POST", CM_PATH, "application/cbor", "\xa0", &code);
+    assert_int_equal(code, 415);
+    assert_status(o, 415, "UnsupportedMediaType");
+    cJSON_Delete(o);
     /* Namespaces are created cluster-wide and get the kubernetes
      * finalizer and the Active phase. */
     o = req(&k, "POST", "/api/v1/namespaces",

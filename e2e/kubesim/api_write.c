@@ -1,0 +1,643 @@
+/*
+ * api_write: the writing verbs of the REST layer: create, update (PUT),
+ * patch (merge, JSON, strategic merge, and server-side apply approximated
+ * as create-or-merge), delete with DeleteOptions, deletecollection, and
+ * dry runs. Request bodies are decoded here (JSON, YAML, or protobuf for
+ * what kubectl's typed commands send), checked against the type (apiVersion,
+ * kind, the CRD schema, CRD rules) and handed to the store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/patch.h"
+#include "e2e/kubesim/select.h"
+
+/* ---- bodies ------------------------------------------------------------- */
+
+static bool ctype_is(const char *ct, const char *want)
+{
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && ct[n - 1] == ' ')
+        n--;
+    return strlen(want) == n && strncmp(ct, want, n) == 0;
+}
+
+/*
+ * Request bodies of create and update: JSON, or YAML as the server also
+ * accepts, and protobuf for the kinds kubectl's typed commands send that
+ * way (api_proto.c).
+ */
+static int parse_body(const struct gf__ks_rreq *r, cJSON **out,
+                      struct gf_ks_status *err)
+{
+    const struct gf_ks_api_req *q = r->req;
+    const char *ct = q->content_type != NULL ? q->content_type : "";
+    *out = NULL;
+    if (q->body_len > GF__KS_BODY_MAX)
+        return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
+                                "the request body is too large");
+    if (q->body == NULL || q->body_len == 0)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the request body is empty");
+    if (ctype_is(ct, "application/vnd.kubernetes.protobuf"))
+        return gf__ks_proto_decode(q->body, q->body_len, out, err);
+    bool yaml = ctype_is(ct, "application/yaml");
+    if (!yaml && ct[0] != '\0' && !ctype_is(ct, "application/json"))
+        return gf_ks_status_set(err, 415, "UnsupportedMediaType",
+                                "the body of the request was in an unknown "
+                                "format - accepted media types include: "
+                                "application/json, application/yaml");
+    cJSON *j = NULL;
+    if (yaml) {
+        int rc = gf__ks_yaml_doc(q->body, q->body_len, &j, err);
+        if (rc < 0)
+            return rc;
+    } else {
+        j = cJSON_ParseWithLength(q->body, q->body_len);
+    }
+    if (j == NULL)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the body of the request could not be "
+                                "decoded as JSON");
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the body of the request was not an object");
+    }
+    *out = j;
+    return 0;
+}
+
+/*
+ * Checks apiVersion and kind of a written object against the type and
+ * version of the URL, then sets them to the storage version.
+ */
+static int fix_type_meta(const struct gf_ks_rtype *t,
+                         const struct gf_ks_version *ver, cJSON *obj,
+                         struct gf_ks_status *err)
+{
+    char want[256];
+    gf__ks_gv(t->group, ver->name, want, sizeof(want));
+    const char *av = gf_json_str(obj, "apiVersion");
+    if (av != NULL && av[0] != '\0' && strcmp(av, want) != 0)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the API version in the data (%s) does not "
+                                "match the expected API version (%s)",
+                                av, want);
+    const char *kind = gf_json_str(obj, "kind");
+    if (kind != NULL && kind[0] != '\0' && strcmp(kind, t->kind) != 0)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the kind in the data (%s) does not match "
+                                "the expected kind (%s)",
+                                kind, t->kind);
+    char stor[256];
+    gf__ks_gv(t->group, t->versions[t->storage].name, stor, sizeof(stor));
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, "kind");
+    cJSON_AddStringToObject(obj, "apiVersion", stor);
+    cJSON_AddStringToObject(obj, "kind", t->kind);
+    return 0;
+}
+
+/* Structural validation of CRD types (built-ins have no schema here). */
+static int validate(const struct gf_ks_rtype *t,
+                    const struct gf_ks_version *ver, cJSON *obj,
+                    const char *name, struct gf_ks_status *err)
+{
+    if (ver->schema == NULL)
+        return 0;
+    return gf_ks_schema_validate(ver->schema, obj, t->kind, t->group,
+                                 name != NULL ? name : "", err);
+}
+
+static bool is_crd_type(const struct gf_ks_rtype *t)
+{
+    return strcmp(t->group, "apiextensions.k8s.io") == 0 &&
+           strcmp(t->resource, "customresourcedefinitions") == 0;
+}
+
+static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
+                       const struct gf_ks_version *ver, cJSON *obj,
+                       const char *name, struct gf_ks_status *err)
+{
+    int rc = fix_type_meta(t, ver, obj, err);
+    if (rc == 0)
+        rc = validate(t, ver, obj, name, err);
+    if (rc == 0 && is_crd_type(t))
+        rc = gf__ks_crd_check(api, obj, err);
+    return rc;
+}
+
+/* Defaults the registries apply on create (only those clients notice). */
+static void defaults(const struct gf_ks_rtype *t, cJSON *obj)
+{
+    if (t->group[0] == '\0' && strcmp(t->resource, "secrets") == 0) {
+        const char *type = gf_json_str(obj, "type");
+        if (type == NULL || type[0] == '\0') {
+            cJSON_DeleteItemFromObjectCaseSensitive(obj, "type");
+            cJSON_AddStringToObject(obj, "type", "Opaque");
+        }
+    }
+}
+
+int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
+                  const struct gf_ks_version *ver, const char *ns, cJSON *obj,
+                  struct gf_ks_obj **out, struct gf_ks_status *err)
+{
+    const char *name = gf_json_str(obj, "metadata.name");
+    char nm[254];
+    snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
+    int rc = check_write(api, t, ver, obj, nm, err);
+    enum gf_ks_subres sub = GF_KS_MAIN;
+    if (rc == 0)
+        defaults(t, obj);
+    if (rc == 0 && is_crd_type(t)) {
+        /* Established from the start: no status write follows. */
+        gf__ks_crd_initial_status(api, obj);
+        sub = GF_KS_STATUS;
+    }
+    if (rc == 0)
+        rc = gf_ks_store_create(api->store, t, ns, obj, sub, out, err);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+/* ---- dry run ------------------------------------------------------------ */
+
+/*
+ * dryRun=All is honoured: the request is checked as a real one would be
+ * (type, schema, existence) and answered with the object it would have
+ * written, but nothing is stored. Unknown dryRun values are a 400, as on
+ * the server.
+ */
+static int dry_run(const struct gf__ks_rreq *r, bool *dry,
+                   struct gf_ks_status *err)
+{
+    const char *d = gf__ks_param(r, "dryRun");
+    *dry = false;
+    if (d == NULL || d[0] == '\0')
+        return 0;
+    if (strcmp(d, "All") != 0)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "Invalid dry run value: %s: valid values "
+                                "are \"All\"",
+                                d);
+    *dry = true;
+    return 0;
+}
+
+/* ---- create ------------------------------------------------------------- */
+
+static void reply_cjson_obj(const struct gf__ks_rreq *r, int code, cJSON *obj)
+{
+    char gv[256];
+    gf__ks_gv(r->t->group, r->ver->name, gv, sizeof(gv));
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");
+    cJSON_AddStringToObject(obj, "apiVersion", gv);
+    gf__ks_reply_json(r->out, code, obj);
+}
+
+void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err)
+{
+    cJSON *obj = NULL;
+    bool dry = false;
+    int rc = dry_run(r, &dry, err);
+    if (rc == 0)
+        rc = parse_body(r, &obj, err);
+    if (rc < 0)
+        goto fail;
+    if (dry) {
+        const char *name = gf_json_str(obj, "metadata.name");
+        rc = check_write(api, r->t, r->ver, obj, name, err);
+        if (rc < 0)
+            goto fail;
+        reply_cjson_obj(r, 201, obj);
+        cJSON_Delete(obj);
+        return;
+    }
+    struct gf_ks_obj *o = NULL;
+    rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, &o, err);
+    obj = NULL;
+    if (rc < 0)
+        goto fail;
+    gf__ks_reply_obj(r, 201, o);
+    return;
+fail:
+    cJSON_Delete(obj);
+    gf__ks_reply_status(r->out, err);
+}
+
+/* ---- update ------------------------------------------------------------- */
+
+static enum gf_ks_subres subres(const struct gf__ks_rreq *r)
+{
+    return strcmp(r->sub, "status") == 0 ? GF_KS_STATUS : GF_KS_MAIN;
+}
+
+/* Leases and Events may be created by PUT, as their strategies allow. */
+static bool create_on_update(const struct gf_ks_rtype *t)
+{
+    return (strcmp(t->group, "coordination.k8s.io") == 0 &&
+            strcmp(t->resource, "leases") == 0) ||
+           (t->group[0] == '\0' && strcmp(t->resource, "events") == 0);
+}
+
+void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err)
+{
+    cJSON *obj = NULL;
+    bool dry = false;
+    int rc = dry_run(r, &dry, err);
+    if (rc == 0)
+        rc = parse_body(r, &obj, err);
+    if (rc == 0)
+        rc = check_write(api, r->t, r->ver, obj, r->name, err);
+    if (rc < 0)
+        goto fail;
+    struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
+    if (cur == NULL && create_on_update(r->t) && subres(r) == GF_KS_MAIN) {
+        struct gf_ks_obj *o = NULL;
+        if (!dry) {
+            rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, &o, err);
+            obj = NULL;
+            if (rc < 0)
+                goto fail;
+            gf__ks_reply_obj(r, 201, o);
+        } else {
+            reply_cjson_obj(r, 201, obj);
+        }
+        cJSON_Delete(obj);
+        return;
+    }
+    if (dry) {
+        if (cur == NULL) {
+            rc = gf_ks_status_not_found(err, r->t->group, r->t->resource,
+                                        r->name);
+            goto fail;
+        }
+        reply_cjson_obj(r, 200, obj);
+        cJSON_Delete(obj);
+        return;
+    }
+    struct gf_ks_obj *o = NULL;
+    rc = gf_ks_store_update(api->store, r->t, r->ns, r->name, obj, subres(r),
+                            &o, err);
+    if (rc < 0)
+        goto fail;
+    cJSON_Delete(obj);
+    gf__ks_reply_obj(r, 200, o);
+    return;
+fail:
+    cJSON_Delete(obj);
+    gf__ks_reply_status(r->out, err);
+}
+
+/* ---- patch -------------------------------------------------------------- */
+
+enum patch_kind { PK_MERGE, PK_JSON, PK_STRATEGIC, PK_APPLY, PK_UNKNOWN };
+
+static enum patch_kind patch_kind(const char *ct)
+{
+    if (ct == NULL)
+        return PK_UNKNOWN;
+    size_t n = strcspn(ct, ";");
+    static const struct {
+        const char *ct;
+        enum patch_kind k;
+    } map[] = {
+        {"application/merge-patch+json", PK_MERGE},
+        {"application/json-patch+json", PK_JSON},
+        {"application/strategic-merge-patch+json", PK_STRATEGIC},
+        {"application/apply-patch+yaml", PK_APPLY},
+        {"application/apply-patch+json", PK_APPLY},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strlen(map[i].ct) == n && strncmp(map[i].ct, ct, n) == 0)
+            return map[i].k;
+    return PK_UNKNOWN;
+}
+
+static int unsupported_patch(const struct gf_ks_rtype *t,
+                             struct gf_ks_status *err)
+{
+    if (gf__ks_builtin(t))
+        return gf_ks_status_set(
+            err, 415, "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted "
+            "media types include: application/json-patch+json, "
+            "application/merge-patch+json, application/apply-patch+yaml, "
+            "application/strategic-merge-patch+json");
+    return gf_ks_status_set(
+        err, 415, "UnsupportedMediaType",
+        "the body of the request was in an unknown format - accepted media "
+        "types include: application/json-patch+json, "
+        "application/merge-patch+json, application/apply-patch+yaml");
+}
+
+/*
+ * Server-side apply, approximated: the applied configuration is created
+ * when the object is missing and merged into it otherwise (RFC 7386).
+ * There are no managedFields, so fields dropped from a later apply stay.
+ */
+static int apply_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                       cJSON **doc, struct gf_ks_status *err)
+{
+    cJSON *cfg = NULL;
+    const struct gf_ks_api_req *q = r->req;
+    if (q->body_len > GF__KS_BODY_MAX)
+        return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
+                                "the request body is too large");
+    int rc =
+        gf__ks_yaml_doc(q->body != NULL ? q->body : "", q->body_len, &cfg, err);
+    if (rc < 0)
+        return rc;
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the body of the request was not an object");
+    }
+    (void)api;
+    gf_ks_patch_merge(doc, cfg);
+    cJSON_Delete(cfg);
+    return 0;
+}
+
+static int patch_doc(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                     enum patch_kind k, cJSON **doc, struct gf_ks_status *err)
+{
+    const struct gf_ks_api_req *q = r->req;
+    if (k == PK_APPLY)
+        return apply_patch(api, r, doc, err);
+    if (q->body_len > GF_KS_PATCH_MAX)
+        return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
+                                "the request body is too large");
+    enum gf_ks_patch_type pt = k == PK_JSON        ? GF_KS_PATCH_JSON
+                               : k == PK_STRATEGIC ? GF_KS_PATCH_STRATEGIC
+                                                   : GF_KS_PATCH_MERGE;
+    return gf_ks_patch_apply(pt, doc, q->body != NULL ? q->body : "",
+                             q->body_len, err);
+}
+
+/* A server-side apply of a missing object creates it. */
+static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
+                         struct gf_ks_status *err)
+{
+    cJSON *doc = cJSON_CreateObject();
+    int rc = apply_patch(api, r, &doc, err);
+    const char *name = gf_json_str(doc, "metadata.name");
+    if (rc == 0 && (name == NULL || strcmp(name, r->name) != 0))
+        rc = gf_ks_status_set(err, 400, "BadRequest",
+                              "the name of the object (%s) does not match "
+                              "the name on the URL (%s)",
+                              name != NULL ? name : "", r->name);
+    if (rc == 0 && dry) {
+        rc = check_write(api, r->t, r->ver, doc, r->name, err);
+        if (rc == 0) {
+            reply_cjson_obj(r, 201, doc);
+            cJSON_Delete(doc);
+            return;
+        }
+    }
+    struct gf_ks_obj *o = NULL;
+    if (rc == 0) {
+        rc = gf__ks_create(api, r->t, r->ver, r->ns, doc, &o, err);
+        doc = NULL;
+    }
+    cJSON_Delete(doc);
+    if (rc < 0)
+        gf__ks_reply_status(r->out, err);
+    else
+        gf__ks_reply_obj(r, 201, o);
+}
+
+void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                     struct gf_ks_status *err)
+{
+    enum patch_kind k = patch_kind(r->req->content_type);
+    bool dry = false;
+    int rc = dry_run(r, &dry, err);
+    cJSON *doc = NULL;
+    if (rc == 0 &&
+        (k == PK_UNKNOWN || (k == PK_STRATEGIC && !gf__ks_builtin(r->t))))
+        rc = unsupported_patch(r->t, err);
+    if (rc < 0)
+        goto fail;
+    struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
+    if (cur == NULL && k == PK_APPLY && subres(r) == GF_KS_MAIN) {
+        apply_create(api, r, dry, err);
+        return;
+    }
+    if (cur == NULL) {
+        rc = gf_ks_status_not_found(err, r->t->group, r->t->resource, r->name);
+        goto fail;
+    }
+    /* The patch applies to the object as the client sees it. */
+    doc = gf_ks_obj_parse(cur);
+    char gv[256];
+    gf__ks_gv(r->t->group, r->ver->name, gv, sizeof(gv));
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "apiVersion");
+    cJSON_AddStringToObject(doc, "apiVersion", gv);
+    rc = patch_doc(api, r, k, &doc, err);
+    if (rc == 0 && !cJSON_IsObject(doc))
+        rc = gf_ks_status_set(err, 422, "Invalid",
+                              "the patched object is not an object");
+    if (rc == 0)
+        rc = check_write(api, r->t, r->ver, doc, r->name, err);
+    if (rc < 0)
+        goto fail;
+    if (dry) {
+        reply_cjson_obj(r, 200, doc);
+        cJSON_Delete(doc);
+        return;
+    }
+    struct gf_ks_obj *o = NULL;
+    rc = gf_ks_store_update(api->store, r->t, r->ns, r->name, doc, subres(r),
+                            &o, err);
+    if (rc < 0)
+        goto fail;
+    cJSON_Delete(doc);
+    gf__ks_reply_obj(r, 200, o);
+    return;
+fail:
+    cJSON_Delete(doc);
+    gf__ks_reply_status(r->out, err);
+}
+
+/* ---- delete ------------------------------------------------------------- */
+
+struct del_opts {
+    struct gf_ks_delete_opts o;
+    cJSON *body; /* owns the strings o points at */
+    bool dry;
+};
+
+static int parse_propagation(const char *s, enum gf_ks_propagation *p,
+                             struct gf_ks_status *err)
+{
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    if (strcmp(s, "Foreground") == 0)
+        *p = GF_KS_PROP_FOREGROUND;
+    else if (strcmp(s, "Background") == 0)
+        *p = GF_KS_PROP_BACKGROUND;
+    else if (strcmp(s, "Orphan") == 0)
+        *p = GF_KS_PROP_ORPHAN;
+    else
+        return gf_ks_status_set(err, 422, "Invalid",
+                                "DeleteOptions.meta.k8s.io \"\" is invalid: "
+                                "propagationPolicy: Unsupported value: "
+                                "\"%s\": supported values: \"Foreground\", "
+                                "\"Background\", \"Orphan\", \"nil\"",
+                                s);
+    return 0;
+}
+
+static bool body_dry_run(const cJSON *body)
+{
+    const cJSON *d;
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(body, "dryRun"))
+    {
+        if (cJSON_IsString(d) && strcmp(d->valuestring, "All") == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * DeleteOptions from the body and the query (gracePeriodSeconds is
+ * accepted and ignored: deletion is immediate unless finalizers hold).
+ */
+static int parse_delete(const struct gf__ks_rreq *r, struct del_opts *d,
+                        struct gf_ks_status *err)
+{
+    memset(d, 0, sizeof(*d));
+    int rc = dry_run(r, &d->dry, err);
+    const struct gf_ks_api_req *q = r->req;
+    if (rc == 0 && q->body != NULL && q->body_len > 0) {
+        if (q->body_len > GF__KS_BODY_MAX)
+            return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
+                                    "the request body is too large");
+        d->body = cJSON_ParseWithLength(q->body, q->body_len);
+        if (!cJSON_IsObject(d->body))
+            return gf_ks_status_set(err, 400, "BadRequest",
+                                    "the body of the request could not be "
+                                    "decoded as DeleteOptions");
+        rc = parse_propagation(gf_json_str(d->body, "propagationPolicy"),
+                               &d->o.propagation, err);
+        d->o.uid = gf_json_str(d->body, "preconditions.uid");
+        d->o.rv = gf_json_str(d->body, "preconditions.resourceVersion");
+        bool orphan;
+        if (gf_json_bool(d->body, "orphanDependents", &orphan) == 0 &&
+            d->o.propagation == GF_KS_PROP_DEFAULT)
+            d->o.propagation =
+                orphan ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
+        d->dry = d->dry || body_dry_run(d->body);
+    }
+    if (rc == 0)
+        rc = parse_propagation(gf__ks_param(r, "propagationPolicy"),
+                               &d->o.propagation, err);
+    const char *od = gf__ks_param(r, "orphanDependents");
+    if (rc == 0 && od != NULL && d->o.propagation == GF_KS_PROP_DEFAULT)
+        d->o.propagation =
+            strcmp(od, "true") == 0 ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
+    return rc;
+}
+
+/*
+ * The answer to a delete: built-in registries answer an immediate removal
+ * with a Success Status naming the object; custom resources, and anything
+ * kept by finalizers (202), answer with the object.
+ */
+static void reply_deleted(const struct gf__ks_rreq *r, struct gf_ks_obj *o,
+                          bool gone)
+{
+    if (!gone || !gf__ks_builtin(r->t)) {
+        gf__ks_reply_obj(r, gone ? 200 : 202, o);
+        return;
+    }
+    cJSON *s = gf_ks_status_success();
+    cJSON *d = cJSON_AddObjectToObject(s, "details");
+    cJSON_AddStringToObject(d, "name", o->name);
+    cJSON_AddStringToObject(d, "group", r->t->group);
+    cJSON_AddStringToObject(d, "kind", r->t->resource);
+    cJSON *j = gf_ks_obj_parse(o);
+    const char *uid = gf_json_str(j, "metadata.uid");
+    if (uid != NULL)
+        cJSON_AddStringToObject(d, "uid", uid);
+    cJSON_Delete(j);
+    gf__ks_reply_json(r->out, 200, s);
+    cJSON_Delete(s);
+}
+
+void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err)
+{
+    struct del_opts d;
+    int rc = parse_delete(r, &d, err);
+    if (rc == 0 && d.dry) {
+        struct gf_ks_obj *cur =
+            gf_ks_store_get(api->store, r->t, r->ns, r->name);
+        if (cur == NULL)
+            rc = gf_ks_status_not_found(err, r->t->group, r->t->resource,
+                                        r->name);
+        else
+            gf__ks_reply_obj(r, 200, cur);
+    } else if (rc == 0) {
+        struct gf_ks_obj *o = NULL;
+        bool gone = false;
+        rc = gf_ks_store_delete(api->store, r->t, r->ns, r->name, &d.o, &o,
+                                &gone, err);
+        if (rc == 0)
+            reply_deleted(r, o, gone);
+    }
+    if (rc < 0)
+        gf__ks_reply_status(r->out, err);
+    cJSON_Delete(d.body);
+}
+
+void gf__ks_do_deletecollection(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                                struct gf_ks_status *err)
+{
+    struct del_opts d;
+    struct gf__ks_sels s;
+    struct gf_ks_list l = {0};
+    int rc = parse_delete(r, &d, err);
+    if (rc == 0)
+        rc = gf__ks_parse_selectors(r, &s, err);
+    else
+        memset(&s, 0, sizeof(s));
+    if (rc == 0) {
+        struct gf_ks_list_opts lo = {
+            .ns = r->ns, .label = s.label, .field = s.field};
+        rc = gf_ks_store_list(api->store, r->t, &lo, &l, err);
+    }
+    gf__ks_sels_free(&s);
+    /* The answer lists what was deleted, as the registry does. */
+    for (size_t i = 0; rc == 0 && !d.dry && i < l.n; i++) {
+        struct gf_ks_delete_opts o = {.propagation = d.o.propagation};
+        struct gf_ks_status e2;
+        gf_ks_status_init(&e2);
+        gf_ks_store_delete(api->store, r->t, l.items[i]->ns, l.items[i]->name,
+                           &o, NULL, NULL, &e2);
+        gf_ks_status_clear(&e2);
+    }
+    if (rc == 0) {
+        struct gf_buf b = GF_BUF_INIT(GF__KS_LIST_MAX);
+        if (gf__ks_list_body(&b, r, &l) == 0)
+            gf__ks_reply_buf(r->out, 200, &b);
+        else
+            rc = gf_ks_status_set(err, 500, "InternalError",
+                                  "the list is too large to send");
+        gf_buf_free(&b);
+    }
+    if (rc < 0)
+        gf__ks_reply_status(r->out, err);
+    gf_ks_list_free(&l);
+    cJSON_Delete(d.body);
+}
