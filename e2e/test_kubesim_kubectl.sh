@@ -66,10 +66,6 @@ for f in "$work"/sim/*/kubeconfig-*.yaml; do
     [ "$(stat -c %a "$f")" = 600 ] || fail "$f is not mode 0600"
 done
 
-# kubesim serves no /openapi documents, which kubectl's client-side
-# validation downloads; the server validates against the CRD schemas itself
-# (the 422 step below shows it).
-NOVALIDATE=--validate=false
 k() { kubectl --kubeconfig "$work/sim/hub/kubeconfig-admin.yaml" \
     --request-timeout=10s "$@"; }
 kagent() { kubectl --kubeconfig "$work/sim/hub/kubeconfig-member-agent.yaml" \
@@ -84,29 +80,29 @@ k get ns default -o name | grep -x 'namespace/default' >/dev/null || fail "get n
 step "CRDs from the upstream Kueue YAML"
 # create, not apply: the Workload CRD is larger than the 256 KiB that the
 # last-applied annotation may hold, on a real cluster as well.
-k create $NOVALIDATE -f "$KUEUE/crds/" >/dev/null
+k create -f "$KUEUE/crds/" >/dev/null
 k wait --for=condition=Established --timeout=20s crd --all >/dev/null
 k api-resources --api-group=kueue.x-k8s.io -o name | grep '^workloads' >/dev/null ||
     fail "workloads not served after the CRDs"
 
 step "upstream samples applied (twice: the second is a no-op patch)"
-k apply $NOVALIDATE -f "$KUEUE/samples/single-cluster/single-clusterqueue-setup.yaml" >/dev/null
-k apply $NOVALIDATE -f "$KUEUE/samples/single-cluster/single-clusterqueue-setup.yaml" |
+k apply -f "$KUEUE/samples/single-cluster/single-clusterqueue-setup.yaml" >/dev/null
+k apply -f "$KUEUE/samples/single-cluster/single-clusterqueue-setup.yaml" |
     grep unchanged >/dev/null || fail "re-apply was not a no-op"
 for f in "$KUEUE"/samples/cohort-borrowing/*.yaml; do
-    k apply $NOVALIDATE -f "$f" >/dev/null || fail "apply $f"
+    k apply -f "$f" >/dev/null || fail "apply $f"
 done
-k apply $NOVALIDATE -f "$KUEUE/samples/gpu/sample-gpu-queues.yaml" >/dev/null
+k apply -f "$KUEUE/samples/gpu/sample-gpu-queues.yaml" >/dev/null
 k get clusterqueues | grep '^cluster-queue' >/dev/null || fail "table output"
 [ "$(k get clusterqueue cluster-queue -o jsonpath='{.spec.resourceGroups[0].flavors[0].resources[1].nominalQuota}')" = 36Gi ] ||
     fail "nominalQuota did not round-trip"
-job=$(k create $NOVALIDATE -f "$KUEUE/samples/single-cluster/sample-job.yaml" -o name)
+job=$(k create -f "$KUEUE/samples/single-cluster/sample-job.yaml" -o name)
 case $job in job.batch/sample-job-*) ;; *) fail "generateName: $job" ;; esac
 k get "$job" -o jsonpath='{.metadata.labels.kueue\.x-k8s\.io/queue-name}' |
     grep -x user-queue >/dev/null || fail "job labels"
 
 step "schema validation: a 422 that names the field"
-if out=$(k apply $NOVALIDATE -f - 2>&1 <<'EOF'
+if out=$(k apply -f - 2>&1 <<'EOF'
 apiVersion: kueue.x-k8s.io/v1beta2
 kind: LocalQueue
 metadata: {name: bad, namespace: default}
@@ -128,19 +124,13 @@ k label ns default gpufed.io/test=yes >/dev/null
 k annotate ns default gpufed.io/note=hello >/dev/null
 k get ns default -o jsonpath='{.metadata.annotations.gpufed\.io/note}' |
     grep -x hello >/dev/null || fail "strategic merge (annotate)"
-# kubectl's typed "create configmap" sends protobuf, which kubesim does not
-# speak; objects are created from YAML as manifests are.
-cm() {
-    printf 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s, namespace: default}\ndata: {%s}\n' "$1" "$2" |
-        k apply $NOVALIDATE -f - >/dev/null
-}
-cm cm1 'a: "1"'
+k create configmap cm1 -n default --from-literal=a=1 >/dev/null
 k patch configmap cm1 -n default -p '{"data":{"b":"2"}}' >/dev/null
 [ "$(k get cm cm1 -n default -o jsonpath='{.data.a}{.data.b}')" = 12 ] ||
     fail "strategic merge on a ConfigMap"
 
 step "kubectl wait on a condition written through /status"
-cat <<'EOF' | k create $NOVALIDATE -f - >/dev/null
+cat <<'EOF' | k create -f - >/dev/null
 apiVersion: kueue.x-k8s.io/v1beta2
 kind: Workload
 metadata: {name: wl1, namespace: default}
@@ -173,7 +163,7 @@ k get configmaps -n default -w --output-watch-events --no-headers \
     >"$work/watch.out" 2>&1 &
 watch_pid=$!
 sleep 1
-cm w1 'x: "1"'
+k create configmap w1 -n default --from-literal=x=1 >/dev/null
 k patch configmap w1 -n default -p '{"data":{"x":"2"}}' >/dev/null
 k delete configmap w1 -n default >/dev/null
 for _ in $(seq 1 50); do
@@ -192,22 +182,10 @@ if out=$(kagent get workloads -n default 2>&1); then
 fi
 echo "$out" | grep 'workloads.kueue.x-k8s.io is forbidden: User "system:serviceaccount:gpufed-system:gpufed-agent" cannot list resource "workloads" in API group "kueue.x-k8s.io" in the namespace "default"' >/dev/null ||
     fail "403 message: $out"
-k apply $NOVALIDATE -f - >/dev/null <<'EOF'
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: wl-reader}
-rules:
-- apiGroups: [kueue.x-k8s.io]
-  resources: [workloads]
-  verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: agent-wl, namespace: default}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: wl-reader}
-subjects:
-- {kind: ServiceAccount, name: gpufed-agent, namespace: gpufed-system}
-EOF
+k create clusterrole wl-reader --verb=get,list,watch \
+    --resource=workloads.kueue.x-k8s.io >/dev/null
+k create rolebinding agent-wl -n default --clusterrole=wl-reader \
+    --serviceaccount=gpufed-system:gpufed-agent >/dev/null
 kagent get workloads -n default -o name | grep -x 'workload.kueue.x-k8s.io/wl1' >/dev/null ||
     fail "member-agent still denied after the RoleBinding"
 kagent get workloads -n kube-system >/dev/null 2>&1 &&
