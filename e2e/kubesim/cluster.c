@@ -52,6 +52,8 @@ struct gf_ks_world {
     struct gf_ks_cluster **clusters;
     size_t n;
     struct gf_ks_server *admin;
+    /* One identity: whoever can read DIR/admin-token may inject faults. */
+    struct gf_ks_auth *admin_auth;
     struct crd_file *crds;
     size_t n_crds;
 };
@@ -503,17 +505,22 @@ static void free_crds(struct gf_ks_world *w)
 
 static int start_admin(struct gf_ks_world *w)
 {
+    w->admin_auth = gf_ks_auth_new();
+    int rc = gf_ks_auth_add(w->admin_auth, "fault-injector", "kubesim-admin",
+                            NULL, NULL);
+    GF_BUG_ON(rc != 0);
     struct gf_ks_server_opts so = {
         .loop = w->o.loop,
         .clock = w->o.clock,
         .name = "admin",
         .port = w->o.admin_port,
+        .auth = w->admin_auth,
         .handle = admin_handle,
         .cancel = admin_cancel,
         .data = w,
         .max_body = ADMIN_BODY_MAX,
     };
-    int rc = gf_ks_server_start(&so, &w->admin);
+    rc = gf_ks_server_start(&so, &w->admin);
     if (rc != 0)
         GF_LOG(&lc, GF_LOG_ERROR, "admin listen failed", "port=%d error=%s",
                so.port, uv_strerror(rc));
@@ -576,6 +583,7 @@ void gf_ks_world_close(struct gf_ks_world *w)
     if (w == NULL)
         return;
     gf_ks_server_close(w->admin);
+    gf_ks_auth_free(w->admin_auth);
     for (size_t i = 0; i < w->n; i++)
         cluster_free(w->clusters[i]);
     gf_free(w->clusters);
@@ -607,6 +615,11 @@ struct gf_ks_cluster *gf_ks_world_find(const struct gf_ks_world *w,
 int gf_ks_world_admin_port(const struct gf_ks_world *w)
 {
     return gf_ks_server_port(w->admin);
+}
+
+const char *gf_ks_world_admin_token(const struct gf_ks_world *w)
+{
+    return gf_ks_auth_identity(w->admin_auth, "fault-injector")->token;
 }
 
 const char *gf_ks_world_ca_pem(const struct gf_ks_world *w)
@@ -742,6 +755,11 @@ int gf_ks_world_write_files(const struct gf_ks_world *w, const char *dir)
                          gf_ks_world_admin_port(w));
         snprintf(path, sizeof(path), "%s/admin", dir);
         rc = write_atomic(path, admin, (size_t)n, 0600);
+    }
+    if (rc == 0) {
+        const char *tok = gf_ks_world_admin_token(w);
+        snprintf(path, sizeof(path), "%s/admin-token", dir);
+        rc = write_atomic(path, tok, strlen(tok), 0600);
     }
     if (rc == 0) {
         snprintf(path, sizeof(path), "%s/ca.crt", dir);

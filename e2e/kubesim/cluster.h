@@ -11,7 +11,9 @@
  *
  * A struct gf_ks_world is the process: the TLS identity (certs.h), the
  * catalog shared by the clusters, the clusters, and the admin endpoint, a
- * plain-HTTP listener on 127.0.0.1 that the `kubesim fault` CLI talks to:
+ * plain-HTTP listener on 127.0.0.1 that the `kubesim fault` CLI talks to,
+ * with the bearer token from DIR/admin-token (mode 0600, so only the user
+ * who runs kubesim can inject faults):
  *   GET    /clusters              [{"name":..,"port":..}]
  *   GET    /faults                {"<cluster>":[fault..]}
  *   POST   /faults/<cluster|*>    body: fault.h's JSON spec, or
@@ -83,7 +85,8 @@ void gf_ks_world_close(struct gf_ks_world *w);
 
 /*
  * Writes DIR/<cluster>/kubeconfig-<identity>.yaml (mode 0600) for every
- * cluster and identity, DIR/admin ("127.0.0.1:PORT") and, last, DIR/ready
+ * cluster and identity, DIR/admin ("127.0.0.1:PORT"), DIR/admin-token,
+ * DIR/ca.crt and, last, DIR/ready
  * (one "<cluster> <port>" line per cluster), each atomically (temporary
  * file and rename). Returns 0 or a negative errno (logged).
  */
@@ -96,6 +99,8 @@ struct gf_ks_cluster *gf_ks_world_cluster(const struct gf_ks_world *w,
 struct gf_ks_cluster *gf_ks_world_find(const struct gf_ks_world *w,
                                        const char *name);
 int gf_ks_world_admin_port(const struct gf_ks_world *w);
+/* Returned-borrowed bearer token the admin endpoint requires. */
+const char *gf_ks_world_admin_token(const struct gf_ks_world *w);
 /* Returned-borrowed PEM of the CA every cluster's certificate chains to. */
 const char *gf_ks_world_ca_pem(const struct gf_ks_world *w);
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <curl/curl.h>
 
@@ -217,6 +218,15 @@ static int serve_main(int argc, char **argv)
         free_names(&s);
         return 2;
     }
+    /*
+     * Every cluster is a listener plus its clients' connections: take all
+     * the descriptors the hard limit allows, so 100 clusters fit.
+     */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     /* Writes to a socket the peer closed must fail, not kill us. */
     struct sigaction sa = {.sa_handler = SIG_IGN};
     sigaction(SIGPIPE, &sa, NULL);
@@ -249,6 +259,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
     return gf_buf_append(b, p, size * n) == 0 ? size * n : 0;
 }
 
+/* The first line of DIR/name, without its newline; -ENOENT if empty. */
+static int first_line(const char *dir, const char *name, char *out, size_t cap)
+{
+    char file[4096];
+    snprintf(file, sizeof(file), "%s/%s", dir, name);
+    FILE *f = fopen(file, "r");
+    if (f == NULL)
+        return -errno;
+    if (fgets(out, (int)cap, f) == NULL)
+        out[0] = '\0';
+    fclose(f);
+    out[strcspn(out, "\r\n")] = '\0';
+    return out[0] != '\0' ? 0 : -ENOENT;
+}
+
 /*
  * One request to the admin endpoint. A blocking curl_easy_perform is
  * right here: this is a one-shot command line client with no loop.
@@ -256,23 +281,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *data)
 static int admin_call(const char *dir, const char *method, const char *path,
                       const char *body)
 {
-    char file[4096], addr[128] = "";
-    snprintf(file, sizeof(file), "%s/admin", dir);
-    FILE *f = fopen(file, "r");
-    if (f == NULL || fgets(addr, sizeof(addr), f) == NULL) {
-        fprintf(stderr, "kubesim fault: cannot read %s\n", file);
-        if (f != NULL)
-            fclose(f);
+    char addr[128], tok[256];
+    if (first_line(dir, "admin", addr, sizeof(addr)) != 0 ||
+        first_line(dir, "admin-token", tok, sizeof(tok)) != 0) {
+        fprintf(stderr, "kubesim fault: cannot read %s/admin and admin-token\n",
+                dir);
         return 1;
     }
-    fclose(f);
-    addr[strcspn(addr, "\r\n")] = '\0';
-    char url[512];
+    char url[512], auth[300];
     snprintf(url, sizeof(url), "http://%s%s", addr, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
     CURL *h = curl_easy_init();
     struct gf_buf resp = GF_BUF_INIT(1u << 24);
     struct curl_slist *hdr =
         curl_slist_append(NULL, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, auth);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);

@@ -715,7 +715,8 @@ static void world_stop(struct world_fx *x)
                                         "east/kubeconfig-member-agent.yaml",
                                         "admin",
                                         "ready",
-                                        "ca.crt"};
+                                        "ca.crt",
+                                        "admin-token"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         rm_file(x->dir, files[i]);
     char p[256];
@@ -884,22 +885,26 @@ static void test_world_rbac_and_admin_faults(void **state)
     assert_int_equal(c.resp[2].status, 200);
 
     /* The admin endpoint, as the CLI uses it. */
+    const char *at = gf_ks_world_admin_token(x.w);
+    assert_string_equal(slurp(x.dir, "admin-token"), at);
     struct gf_kst_client a;
     gf_kst_connect(&a, &f->loop, gf_ks_world_admin_port(x.w), NULL);
-    send_tok(&a, "POST", "/faults/hub", "-",
+    send_tok(&a, "POST", "/faults/hub", "wrong", "{\"kind\":\"reset\"}");
+    send_tok(&a, "POST", "/faults/hub", at,
              "{\"kind\":\"429\",\"identity\":\"member-agent\"}");
-    send_tok(&a, "POST", "/faults/nope", "-", "{\"kind\":\"reset\"}");
-    send_tok(&a, "POST", "/faults/*", "-", "{\"kind\":\"latency\"}");
-    send_tok(&a, "POST", "/faults/hub", "-", "not json");
-    send_tok(&a, "GET", "/faults", "-", NULL);
-    wait_responses(f, &a, 5);
-    assert_int_equal(a.resp[0].status, 201);
-    assert_string_equal(body_of(&a, 0), "{\"ids\":[1]}");
-    assert_int_equal(a.resp[1].status, 404);
-    assert_int_equal(a.resp[2].status, 400);
-    assert_non_null(strstr(body_of(&a, 2), "latencyMs"));
+    send_tok(&a, "POST", "/faults/nope", at, "{\"kind\":\"reset\"}");
+    send_tok(&a, "POST", "/faults/*", at, "{\"kind\":\"latency\"}");
+    send_tok(&a, "POST", "/faults/hub", at, "not json");
+    send_tok(&a, "GET", "/faults", at, NULL);
+    wait_responses(f, &a, 6);
+    assert_int_equal(a.resp[0].status, 401);
+    assert_int_equal(a.resp[1].status, 201);
+    assert_string_equal(body_of(&a, 1), "{\"ids\":[1]}");
+    assert_int_equal(a.resp[2].status, 404);
     assert_int_equal(a.resp[3].status, 400);
-    assert_non_null(strstr(body_of(&a, 4), "\"hub\":[{\"id\":1"));
+    assert_non_null(strstr(body_of(&a, 3), "latencyMs"));
+    assert_int_equal(a.resp[4].status, 400);
+    assert_non_null(strstr(body_of(&a, 5), "\"hub\":[{\"id\":1"));
 
     send_tok(&c, "GET", "/api", agent, NULL);
     send_tok(&c, "GET", "/api", admin, NULL);
@@ -911,11 +916,11 @@ static void test_world_rbac_and_admin_faults(void **state)
     send_tok(&c, "GET", "/api/v1/namespaces?watch=true", admin, NULL);
     wait_responses(f, &c, 5);
     gf_kst_run_until(&f->loop, got_bytes_at5, &c);
-    send_tok(&a, "DELETE", "/faults", "-", NULL);
-    send_tok(&a, "POST", "/faults/hub", "-", "{\"kind\":\"restart\"}");
-    wait_responses(f, &a, 7);
-    assert_int_equal(a.resp[5].status, 200);
-    assert_int_equal(a.resp[6].status, 201);
+    send_tok(&a, "DELETE", "/faults", at, NULL);
+    send_tok(&a, "POST", "/faults/hub", at, "{\"kind\":\"restart\"}");
+    wait_responses(f, &a, 8);
+    assert_int_equal(a.resp[6].status, 200);
+    assert_int_equal(a.resp[7].status, 201);
     gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
     assert_false(c.resp[5].complete);
     assert_int_equal(gf_ks_faults_count(gf_ks_cluster_faults(hub)), 0);
