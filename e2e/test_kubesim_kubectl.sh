@@ -16,6 +16,7 @@ KUEUE=$SHARED/kueue
 work=$(mktemp -d)
 sim_pid=""
 watch_pid=""
+patch_pid=""
 # Stops kubesim: SIGTERM, then SIGKILL if it has not exited within 5 s.
 # Leaves kubesim's exit status in STOP_RC (never 0 on the KILL path).
 STOP_RC=""
@@ -34,6 +35,7 @@ stop_sim() {
 cleanup() {
     local rc=$?
     [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
+    [ -n "$patch_pid" ] && kill "$patch_pid" 2>/dev/null || true
     [ -n "$sim_pid" ] && stop_sim
     if [ $rc -ne 0 ] && [ -f "$work/kubesim.log" ]; then
         echo "--- kubesim log (last 30 lines)"
@@ -157,6 +159,7 @@ patch_pid=$!
 k wait --for=condition=QuotaReserved --timeout=20s workload/wl1 -n default \
     >/dev/null || fail "kubectl wait did not see the condition"
 wait "$patch_pid"
+patch_pid=""
 
 step "watch: ADDED, MODIFIED, DELETED in order"
 k get configmaps -n default -w --output-watch-events --no-headers \
