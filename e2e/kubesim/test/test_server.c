@@ -411,6 +411,37 @@ static void test_pipelined_replies_wait_for_a_slow_reader(void **state)
     finish(f, &c);
 }
 
+static void test_not_tls_on_the_tls_port(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    /* Plain HTTP to the TLS port: a failed handshake, the socket closed. */
+    gf_kst_connect(&c, &f->loop, gf_ks_server_port(f->srv), NULL);
+    send_req(f, &c, "GET", "/api", "admin", NULL);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    assert_int_equal(c.n_resp, 0);
+    assert_int_equal(gf_ks_server_stats(f->srv)->tls_failures, 1);
+    assert_int_equal(f->handled, 0);
+    finish(f, &c);
+    gf_kst_run_until(&f->loop, no_conns, f);
+}
+
+static void test_close_cancels_streams_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    open_watch(f, &c, "admin");
+    gf_ks_server_close(f->srv);
+    /* The server frees itself once libuv has closed its handles. */
+    f->srv = NULL;
+    /* Synchronous: the handler's state may be freed right after close. */
+    assert_int_equal(f->cancels, 1);
+    assert_null(f->call);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    finish(f, &c);
+}
+
 static void test_malformed_request_400(void **state)
 {
     struct fx *f = *state;
@@ -947,6 +978,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_pipelined_replies_wait_for_a_slow_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_tls_on_the_tls_port, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_close_cancels_streams_at_once,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_request_400, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_watcher_dropped, setup,
