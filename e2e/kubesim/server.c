@@ -419,12 +419,21 @@ static int out_stream_write(void *ctx, const char *data, size_t len)
     }
     char head[24];
     int n = snprintf(head, sizeof(head), "%zx\r\n", len);
-    struct gf_buf b = GF_BUF_INIT(OUT_MAX);
-    gf_buf_append(&b, head, (size_t)n);
-    gf_buf_append(&b, data, len);
-    gf_buf_puts(&b, "\r\n");
-    int rc = send_bytes(c, b.data, b.len);
-    gf_buf_free(&b);
+    int rc;
+    /* One watch event is usually small: frame it without a heap copy. */
+    char small[4096];
+    if ((size_t)n + len + 2 <= sizeof(small)) {
+        memcpy(small, head, (size_t)n);
+        memcpy(small + n, data, len);
+        memcpy(small + n + len, "\r\n", 2);
+        rc = send_bytes(c, small, (size_t)n + len + 2);
+    } else {
+        rc = send_bytes(c, head, (size_t)n);
+        if (rc == 0)
+            rc = send_bytes(c, data, len);
+        if (rc == 0)
+            rc = send_bytes(c, "\r\n", 2);
+    }
     return rc == 0 ? 0 : GF_ETRANSPORT;
 }
 
