@@ -79,8 +79,9 @@ struct gf_ks_server;
 
 /*
  * Binds and listens. Returns 0 and *out, or a negative uv error (e.g.
- * UV_EADDRINUSE) with nothing left behind. Registers itself as the
- * faults' listener when faults is given.
+ * UV_EADDRINUSE); on error nothing is left behind once the loop has run
+ * (the listener handle is closed asynchronously, as libuv requires).
+ * Registers itself as the faults' listener when faults is given.
  */
 int gf_ks_server_start(const struct gf_ks_server_opts *o,
                        struct gf_ks_server **out);

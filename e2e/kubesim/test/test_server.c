@@ -442,6 +442,23 @@ static void test_close_cancels_streams_at_once(void **state)
     finish(f, &c);
 }
 
+static void test_port_in_use(void **state)
+{
+    struct fx *f = *state;
+    struct gf_ks_server_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .port = gf_ks_server_port(f->srv),
+        .handle = fake_handle,
+        .cancel = fake_cancel,
+        .data = f,
+    };
+    struct gf_ks_server *second = NULL;
+    assert_int_equal(gf_ks_server_start(&o, &second), UV_EADDRINUSE);
+    assert_null(second);
+    /* Teardown runs the loop and checks that nothing leaked. */
+}
+
 static void test_malformed_request_400(void **state)
 {
     struct fx *f = *state;
@@ -982,6 +999,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_close_cancels_streams_at_once,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_request_400, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_watcher_dropped, setup,
