@@ -57,6 +57,7 @@ KUBESIM="$BIN/kubesim" SIM_DIR="$work/sim" timeout 50 "$PY" - <<'EOF'
 import os
 import subprocess
 import sys
+import time
 
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
@@ -152,7 +153,16 @@ assert all(ev["type"] != "ERROR" for ev in events)
 step("API server restart: watch cache lost, data kept, relist works")
 rv_before = v1.list_namespaced_config_map(NS).metadata.resource_version
 v1.patch_namespaced_config_map("cm2", NS, {"data": {"x": "1"}})
-fault("hub", "restart")
+fault("hub", "restart", "--for", "1s")
+try:
+    api().list_namespaced_config_map(NS)
+    raise AssertionError("a restarting API server answered")
+except AssertionError:
+    raise
+except Exception as e:  # refused while it is down
+    assert "refused" in str(e), e
+time.sleep(1.2)
+v1 = api()
 expect_status(410, watch_from, rv_before)
 after = v1.list_namespaced_config_map(NS)
 assert len(after.items) == 7

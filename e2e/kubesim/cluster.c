@@ -258,16 +258,18 @@ void *gf_ks_cluster_user(const struct gf_ks_cluster *c)
     return c->user;
 }
 
-void gf_ks_cluster_restart(struct gf_ks_cluster *c)
+void gf_ks_cluster_restart(struct gf_ks_cluster *c, uint64_t down_ms)
 {
     /*
      * Connections first, so every watch is cancelled by its connection
      * (no stream_end into a socket that is about to go), then the API
      * layer drops its watch caches.
      */
-    size_t cut = gf_ks_server_cut(c->server, NULL, false, false);
+    size_t cut = down_ms > 0 ? gf_ks_server_pause(c->server, down_ms)
+                             : gf_ks_server_cut(c->server, NULL, false, false);
     gf_ks_api_restart(c->api);
-    GF_LOG(&c->lc, GF_LOG_INFO, "API server restarted", "connections=%zu", cut);
+    GF_LOG(&c->lc, GF_LOG_INFO, "API server restarted",
+           "connections=%zu down_ms=%llu", cut, (unsigned long long)down_ms);
 }
 
 /* ---- CRD files --------------------------------------------------------- */
@@ -390,7 +392,14 @@ static int inject(struct gf_ks_cluster *c, const cJSON *spec_j, cJSON *ids,
 {
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(spec_j, "kind");
     if (cJSON_IsString(kind) && strcmp(kind->valuestring, "restart") == 0) {
-        gf_ks_cluster_restart(c);
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(spec_j, "forMs");
+        /* Down for at most a minute: a restart, not an outage. */
+        if (ms != NULL && (!cJSON_IsNumber(ms) || ms->valuedouble < 0 ||
+                           ms->valuedouble > 60000)) {
+            *why = "restart forMs must be within 0..60000";
+            return -EINVAL;
+        }
+        gf_ks_cluster_restart(c, ms != NULL ? (uint64_t)ms->valuedouble : 0);
         return 0;
     }
     struct gf_ks_fault_spec spec;

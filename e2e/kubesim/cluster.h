@@ -17,8 +17,9 @@
  *   GET    /clusters              [{"name":..,"port":..}]
  *   GET    /faults                {"<cluster>":[fault..]}
  *   POST   /faults/<cluster|*>    body: fault.h's JSON spec, or
- *                                 {"kind":"restart"} for an API server
- *                                 restart; 201 {"ids":[..]}
+ *                                 {"kind":"restart","forMs":N} for an
+ *                                 API server restart (down N ms);
+ *                                 201 {"ids":[..]}
  *   DELETE /faults[/<cluster>]    clears faults
  *
  * Ownership: the world owns its clusters, and each cluster owns its
@@ -123,8 +124,10 @@ void *gf_ks_cluster_user(const struct gf_ks_cluster *c);
 /*
  * The "API server restart" fault: every connection is cut, every watch
  * ends and the watch caches are emptied (clients that resume from an old
- * resourceVersion get 410 and relist); the data stays.
+ * resourceVersion get 410 and relist); the data stays. With down_ms > 0
+ * the cluster also refuses connections for that long, as a restarting
+ * API server does.
  */
-void gf_ks_cluster_restart(struct gf_ks_cluster *c);
+void gf_ks_cluster_restart(struct gf_ks_cluster *c, uint64_t down_ms);
 
 #endif

@@ -94,7 +94,9 @@ struct gf_ks_server {
     struct gf_ks_server_opts o;
     char *name;
     struct gf_log_ctx lc;
-    uv_tcp_t listener;
+    uv_tcp_t *listener; /* NULL while paused; freed in its close callback */
+    struct sockaddr_in addr;
+    struct gf_timer relisten; /* ends a pause */
     uv_idle_t idle;
     bool idle_active, closing;
     int open_handles; /* listener + idle + connections */
@@ -1176,6 +1178,56 @@ static void on_handle_closed(uv_handle_t *h)
     server_maybe_free(s);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct gf_ks_server *s = h->data;
+    gf_free(h);
+    s->open_handles--;
+    server_maybe_free(s);
+}
+
+static void close_listener(struct gf_ks_server *s)
+{
+    if (s->listener != NULL) {
+        uv_close((uv_handle_t *)s->listener, on_listener_closed);
+        s->listener = NULL;
+    }
+}
+
+/* Binds s->addr and listens. Returns 0 or a uv error (nothing left open). */
+static int listen_now(struct gf_ks_server *s)
+{
+    uv_tcp_t *l = gf_malloc(sizeof(*l));
+    int rc = uv_tcp_init(s->o.loop, l);
+    if (rc != 0) {
+        gf_free(l);
+        return rc;
+    }
+    l->data = s;
+    s->open_handles++;
+    s->listener = l;
+    rc = uv_tcp_bind(l, (const struct sockaddr *)&s->addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)l, 511, on_connection);
+    if (rc != 0)
+        close_listener(s);
+    return rc;
+}
+
+static void on_relisten(struct gf_timer *t)
+{
+    struct gf_ks_server *s = t->data;
+    int rc = listen_now(s);
+    if (rc == 0) {
+        GF_LOG(&s->lc, GF_LOG_INFO, "listening again", "port=%d", s->port);
+        return;
+    }
+    /* Someone took the port meanwhile: keep trying, as a restart would. */
+    GF_LOG(&s->lc, GF_LOG_WARN, "cannot listen again", "port=%d error=%s",
+           s->port, uv_strerror(rc));
+    gf_timer_start(&s->relisten, 100, on_relisten);
+}
+
 int gf_ks_server_start(const struct gf_ks_server_opts *o,
                        struct gf_ks_server **out)
 {
@@ -1190,31 +1242,25 @@ int gf_ks_server_start(const struct gf_ks_server_opts *o,
         s->o.max_header = DEFAULT_MAX_HEADER;
     if (s->o.max_queued == 0)
         s->o.max_queued = DEFAULT_MAX_QUEUED;
-    struct sockaddr_in addr;
+    gf_timer_init(o->clock, &s->relisten);
+    s->relisten.data = s;
     int rc =
-        uv_ip4_addr(o->host != NULL ? o->host : "127.0.0.1", o->port, &addr);
+        uv_ip4_addr(o->host != NULL ? o->host : "127.0.0.1", o->port, &s->addr);
     if (rc == 0)
-        rc = uv_tcp_init(o->loop, &s->listener);
+        rc = listen_now(s);
     if (rc != 0) {
-        gf_free(s->name);
-        gf_free(s);
-        return rc;
-    }
-    s->listener.data = s;
-    s->open_handles = 1;
-    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
-    if (rc != 0) {
-        /* Freed from the close callback, as the handle requires. */
+        /* Freed by the listener's close callback, if it got that far. */
         s->closing = true;
-        uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+        if (s->open_handles == 0)
+            server_maybe_free(s);
         return rc;
     }
     struct sockaddr_storage bound;
     int len = sizeof(bound);
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
+    uv_tcp_getsockname(s->listener, (struct sockaddr *)&bound, &len);
     s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    /* A pause re-binds the same port, even if it was ephemeral. */
+    s->addr.sin_port = htons((uint16_t)s->port);
     uv_idle_init(o->loop, &s->idle);
     s->idle.data = s;
     s->open_handles++;
@@ -1229,12 +1275,28 @@ void gf_ks_server_close(struct gf_ks_server *s)
     if (s == NULL || s->closing)
         return;
     s->closing = true;
+    gf_timer_stop(&s->relisten);
     if (s->o.faults != NULL)
         gf_ks_faults_listen(s->o.faults, NULL, NULL);
     for (struct conn *c = s->conns; c != NULL; c = c->next)
         conn_close(c, false);
-    uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    close_listener(s);
     uv_close((uv_handle_t *)&s->idle, on_handle_closed);
+}
+
+size_t gf_ks_server_pause(struct gf_ks_server *s, uint64_t ms)
+{
+    size_t cut = gf_ks_server_cut(s, NULL, false, false);
+    close_listener(s);
+    gf_timer_start(&s->relisten, ms, on_relisten);
+    GF_LOG(&s->lc, GF_LOG_INFO, "not listening", "port=%d for_ms=%llu", s->port,
+           (unsigned long long)ms);
+    return cut;
+}
+
+bool gf_ks_server_listening(const struct gf_ks_server *s)
+{
+    return s->listener != NULL;
 }
 
 int gf_ks_server_port(const struct gf_ks_server *s)

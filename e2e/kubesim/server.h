@@ -108,4 +108,14 @@ gf_ks_server_stats(const struct gf_ks_server *s);
 size_t gf_ks_server_cut(struct gf_ks_server *s, const char *identity,
                         bool watches_only, bool reset);
 
+/*
+ * Stops listening for ms (clients get "connection refused", as while an
+ * API server restarts), cutting every connection first; then listens on
+ * the same port again (retrying every 100 ms if it is taken). A pause
+ * during a pause restarts the wait. Returns the connections cut.
+ */
+size_t gf_ks_server_pause(struct gf_ks_server *s, uint64_t ms);
+/* False during a pause. */
+bool gf_ks_server_listening(const struct gf_ks_server *s);
+
 #endif

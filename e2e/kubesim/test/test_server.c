@@ -442,6 +442,44 @@ static void test_close_cancels_streams_at_once(void **state)
     finish(f, &c);
 }
 
+static bool refused_or_connected(void *arg)
+{
+    struct gf_kst_client *c = arg;
+    return c->conn_err != 0 || gf_kst_is_connected(c);
+}
+
+static void test_pause_refuses_then_listens_again(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client w, r, ok;
+    connect_tls(f, &w);
+    open_watch(f, &w, "admin");
+    int port = gf_ks_server_port(f->srv);
+    assert_int_equal(gf_ks_server_pause(f->srv, 2000), 1);
+    assert_false(gf_ks_server_listening(f->srv));
+    assert_int_equal(f->cancels, 1);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &w);
+    /* While down: connection refused. */
+    gf_kst_connect(&r, &f->loop, port, gf_ks_certs_ca_pem(f->certs, NULL));
+    gf_kst_run_until(&f->loop, refused_or_connected, &r);
+    assert_int_equal(r.conn_err, UV_ECONNREFUSED);
+    /* A second pause extends the first. */
+    gf_clock_advance(&f->clk, 1000);
+    gf_ks_server_pause(f->srv, 2000);
+    gf_clock_advance(&f->clk, 1500);
+    assert_false(gf_ks_server_listening(f->srv));
+    gf_clock_advance(&f->clk, 500);
+    assert_true(gf_ks_server_listening(f->srv));
+    /* Back on the same port. */
+    connect_tls(f, &ok);
+    send_req(f, &ok, "GET", "/api", "admin", NULL);
+    wait_responses(f, &ok, 1);
+    assert_int_equal(gf_ks_server_port(f->srv), port);
+    finish(f, &w);
+    finish(f, &r);
+    finish(f, &ok);
+}
+
 static void test_port_in_use(void **state)
 {
     struct fx *f = *state;
@@ -965,13 +1003,20 @@ static void test_world_rbac_and_admin_faults(void **state)
     wait_responses(f, &c, 5);
     gf_kst_run_until(&f->loop, got_bytes_at5, &c);
     send_tok(&a, "DELETE", "/faults", at, NULL);
-    send_tok(&a, "POST", "/faults/hub", at, "{\"kind\":\"restart\"}");
-    wait_responses(f, &a, 8);
+    send_tok(&a, "POST", "/faults/hub", at,
+             "{\"kind\":\"restart\",\"forMs\":90000}");
+    send_tok(&a, "POST", "/faults/hub", at,
+             "{\"kind\":\"restart\",\"forMs\":3000}");
+    wait_responses(f, &a, 9);
     assert_int_equal(a.resp[6].status, 200);
-    assert_int_equal(a.resp[7].status, 201);
+    assert_int_equal(a.resp[7].status, 400); /* longer than a minute */
+    assert_int_equal(a.resp[8].status, 201);
     gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
     assert_false(c.resp[5].complete);
     assert_int_equal(gf_ks_faults_count(gf_ks_cluster_faults(hub)), 0);
+    assert_false(gf_ks_server_listening(gf_ks_cluster_server(hub)));
+    gf_clock_advance(&f->clk, 3000);
+    assert_true(gf_ks_server_listening(gf_ks_cluster_server(hub)));
     finish(f, &c);
     finish(f, &a);
     world_stop(&x);
@@ -1000,6 +1045,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_cancels_streams_at_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_refuses_then_listens_again,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_request_400, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_watcher_dropped, setup,
