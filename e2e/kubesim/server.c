@@ -425,9 +425,10 @@ static int out_stream_write(void *ctx, const char *data, size_t len)
     /* One watch event is usually small: frame it without a heap copy. */
     char small[4096];
     if ((size_t)n + len + 2 <= sizeof(small)) {
-        memcpy(small, head, (size_t)n);
+        snprintf(small, sizeof(small), "%s", head);
         memcpy(small + n, data, len);
-        memcpy(small + n + len, "\r\n", 2);
+        small[(size_t)n + len] = '\r';
+        small[(size_t)n + len + 1] = '\n';
         rc = send_bytes(c, small, (size_t)n + len + 2);
     } else {
         rc = send_bytes(c, head, (size_t)n);
