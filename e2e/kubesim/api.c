@@ -37,45 +37,8 @@ void gf_ks_catalog_free(struct gf_ks_catalog *c)
 {
     if (c == NULL)
         return;
-    while (c->ents != NULL) {
-        struct gf__ks_schema_ent *e = c->ents;
-        c->ents = e->next;
-        gf_ks_schema_unref(e->schema);
-        gf_free(e->text);
-        gf_free(e);
-    }
     gf_ks_schema_cache_free(c->schemas);
     gf_free(c);
-}
-
-struct gf_ks_schema *gf__ks_catalog_schema(struct gf_ks_catalog *c,
-                                           const cJSON *schema)
-{
-    char *text = cJSON_PrintUnformatted(schema);
-    for (struct gf__ks_schema_ent *e = c->ents; e != NULL; e = e->next) {
-        if (strcmp(e->text, text) == 0) {
-            gf_free(text);
-            return gf_ks_schema_ref(e->schema);
-        }
-    }
-    struct gf__ks_schema_ent *e = gf_calloc(1, sizeof(*e));
-    e->text = text;
-    e->schema = gf_ks_schema_intern(c->schemas, schema);
-    e->next = c->ents;
-    c->ents = e;
-    return gf_ks_schema_ref(e->schema);
-}
-
-bool gf__ks_json_equal(const cJSON *a, const cJSON *b)
-{
-    if (a == NULL || b == NULL)
-        return a == b;
-    char *x = cJSON_PrintUnformatted(a);
-    char *y = cJSON_PrintUnformatted(b);
-    bool eq = strcmp(x, y) == 0;
-    gf_free(x);
-    gf_free(y);
-    return eq;
 }
 
 /* ---- api lifetime ------------------------------------------------------- */
@@ -150,17 +113,97 @@ static bool is_storage(const struct gf_ks_rtype *t,
     return ver == NULL || ver == &t->versions[t->storage];
 }
 
+/* Skips the JSON string at p (at its opening quote). */
+static const char *skip_str(const char *p, const char *end)
+{
+    for (p++; p < end && *p != '"'; p++)
+        if (*p == '\\')
+            p++;
+    return p < end ? p + 1 : end;
+}
+
+/* Skips one compact JSON value at p. */
+static const char *skip_val(const char *p, const char *end)
+{
+    if (p < end && *p == '"')
+        return skip_str(p, end);
+    if (p < end && (*p == '{' || *p == '[')) {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_str(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0)
+                return p + 1;
+            p++;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != '}')
+        p++;
+    return p;
+}
+
+/*
+ * True when a compact JSON object begins with kind and apiVersion, the
+ * order in which the API layer writes them (and the server prints them).
+ * Objects that in-process controllers store directly may lack TypeMeta,
+ * which the server always sends; those take the slow path. Looking at the
+ * first two members only keeps large lists at memcpy speed.
+ */
+static bool has_type_meta(const char *json, size_t len)
+{
+    const char *p = json + 1, *end = json + len;
+    bool av = false, kind = false;
+    for (int i = 0; i < 2 && p < end && *p == '"'; i++) {
+        const char *k = p + 1;
+        p = skip_str(p, end);
+        size_t kl = (size_t)(p - 1 - k);
+        av = av || (kl == 10 && memcmp(k, "apiVersion", 10) == 0);
+        kind = kind || (kl == 4 && memcmp(k, "kind", 4) == 0);
+        if (p < end && *p == ':')
+            p = skip_val(p + 1, end);
+        if (p < end && *p == ',')
+            p++;
+    }
+    return av && kind;
+}
+
+void gf__ks_put_first(cJSON *obj, const char *key, const char *value)
+{
+    if (obj->child == NULL) {
+        cJSON_AddStringToObject(obj, key, value);
+        return;
+    }
+    /* cJSON names an item only when adding it to an object: name it in a
+     * scratch object, then move it to the front. */
+    cJSON *tmp = cJSON_CreateObject();
+    cJSON *item = cJSON_AddStringToObject(tmp, key, value);
+    cJSON_DetachItemViaPointer(tmp, item);
+    cJSON_Delete(tmp);
+    cJSON_InsertItemInArray(obj, 0, item);
+}
+
 int gf__ks_put_obj(struct gf_buf *b, const struct gf_ks_obj *o,
                    const struct gf_ks_version *ver)
 {
-    if (is_storage(o->type, ver))
+    if (is_storage(o->type, ver) && has_type_meta(o->json, o->len))
         return gf_buf_append(b, o->json, o->len);
-    /* Conversion strategy None: only apiVersion changes. */
+    /* Conversion strategy None: only apiVersion changes (and TypeMeta is
+     * filled in when a controller stored the object without it). */
+    const struct gf_ks_rtype *t = o->type;
+    if (ver == NULL)
+        ver = &t->versions[t->storage];
     cJSON *j = gf_ks_obj_parse(o);
     char gv[256];
-    gf__ks_gv(o->type->group, ver->name, gv, sizeof(gv));
+    gf__ks_gv(t->group, ver->name, gv, sizeof(gv));
     cJSON_DeleteItemFromObjectCaseSensitive(j, "apiVersion");
-    cJSON_AddStringToObject(j, "apiVersion", gv);
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "kind");
+    gf__ks_put_first(j, "apiVersion", gv);
+    gf__ks_put_first(j, "kind", t->kind);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     int rc = gf_buf_puts(b, s);
@@ -257,8 +300,9 @@ static int parse_query(struct gf__ks_rreq *r, struct gf_ks_status *err)
         char *eq = strchr(p, '=');
         if (eq != NULL)
             *eq = '\0';
-        const char *v = eq != NULL ? eq + 1 : "";
-        if (!unescape(p) || !unescape((char *)v))
+        /* A key without '=' has the empty value (inside qbuf: writable). */
+        char *v = eq != NULL ? eq + 1 : p + strlen(p);
+        if (!unescape(p) || !unescape(v))
             return gf_ks_status_set(err, 400, "BadRequest",
                                     "invalid query string: bad escape");
         if (p[0] != '\0' && r->nparams < GF__KS_MAX_PARAMS) {
@@ -638,7 +682,9 @@ static void serve_resource(struct gf_ks_api *api, struct gf__ks_rreq *r,
                            struct gf_ks_status *err)
 {
     const char *v = r->verb;
-    if (r->t->read_only && write_verb(v)) {
+    if (gf__ks_review(r->t)) {
+        gf__ks_do_review(api, r, err);
+    } else if (r->t->read_only && write_verb(v)) {
         gf_ks_status_set(err, 405, "MethodNotAllowed",
                          "the server does not allow this method on the "
                          "requested resource");
@@ -671,7 +717,14 @@ static void handle(struct gf_ks_api *api, struct gf__ks_rreq *r, char *path,
     if (rc == 0)
         rc = authorize(api, r, err);
     if (rc == 0 && !r->resource_request) {
-        if (!gf__ks_discovery(api, r))
+        /* Discovery, health and OpenAPI paths are read-only. */
+        bool read = strcmp(r->req->method, "GET") == 0 ||
+                    strcmp(r->req->method, "HEAD") == 0;
+        if (!read)
+            rc = gf_ks_status_set(err, 405, "MethodNotAllowed",
+                                  "the server does not allow this method on "
+                                  "the requested resource");
+        else if (!gf__ks_discovery(api, r))
             rc = gf__ks_not_found_path(err);
     } else if (rc == 0) {
         rc = resolve(api, r, err);

@@ -14,6 +14,21 @@
  * CustomResourceDefinition registers its type, with its schema, the way
  * the apiextensions server does. Every error is a Status body (status.h).
  *
+ * Where kubesim differs from the API server, on purpose:
+ *   - discovery: aggregated (apidiscovery.k8s.io/v2) for /api and /apis
+ *     when asked for, the legacy documents otherwise; no v2beta1;
+ *   - /openapi/v3 lists only each kind's PATCH operation with the
+ *     fieldValidation parameter, enough for kubectl to leave validation
+ *     to the server; there is no /openapi/v2 and no schema for explain;
+ *   - dryRun=All is honoured: the request is checked and answered, and
+ *     nothing is stored (the answer has no uid or resourceVersion);
+ *   - server-side apply is approximated as create-or-merge-patch, without
+ *     managedFields;
+ *   - request bodies are JSON or YAML, plus protobuf for the kinds
+ *     kubectl's typed `create` subcommands send (api_proto.c); others 415;
+ *   - a watch from a compacted resourceVersion is answered as the watch
+ *     cache answers it: HTTP 200 and one ERROR event with 410 Expired.
+ *
  * A struct gf_ks_api is per cluster and owns its store. A struct
  * gf_ks_catalog is per process and owns what clusters share (interned CRD
  * schemas). Loop thread only.

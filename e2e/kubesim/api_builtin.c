@@ -155,6 +155,17 @@ static const struct builtin builtins[] = {
      false,
      false,
      false},
+    {"authorization.k8s.io",
+     "v1",
+     "selfsubjectaccessreviews",
+     "SelfSubjectAccessReview",
+     "selfsubjectaccessreview",
+     {0},
+     false,
+     false,
+     false,
+     false,
+     false},
 };
 
 static char **strv_dup(const char *const *v, size_t max)
@@ -201,6 +212,12 @@ bool gf__ks_builtin(const struct gf_ks_rtype *t)
             strcmp(builtins[i].resource, t->resource) == 0)
             return true;
     return false;
+}
+
+bool gf__ks_review(const struct gf_ks_rtype *t)
+{
+    return strcmp(t->group, "authorization.k8s.io") == 0 &&
+           strcmp(t->resource, "selfsubjectaccessreviews") == 0;
 }
 
 void gf__ks_builtin_register(struct gf_ks_api *api)

@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/patch.h"
 
 #define CRD_KIND "CustomResourceDefinition.apiextensions.k8s.io"
 
@@ -133,7 +134,7 @@ static void fill_version(struct gf_ks_api *api, struct gf_ks_version *out,
     out->storage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "storage"));
     const cJSON *schema = gf_json_path(v, "schema.openAPIV3Schema");
     if (cJSON_IsObject(schema))
-        out->schema = gf__ks_catalog_schema(api->catalog, schema);
+        out->schema = gf_ks_schema_intern(api->catalog->schemas, schema);
     const cJSON *pc =
         cJSON_GetObjectItemCaseSensitive(v, "additionalPrinterColumns");
     if (cJSON_IsArray(pc))
@@ -274,7 +275,7 @@ static void crd_changed(struct gf_ks_api *api, const struct gf_ks_event *ev)
     /* A status-only change (our own establish() included) keeps the type. */
     const cJSON *old_spec = gf_json_path(ev->old_json, "spec");
     if (cur != NULL && old_spec != NULL &&
-        gf__ks_json_equal(old_spec, gf_json_path(crd, "spec"))) {
+        gf_ks_json_equal(old_spec, gf_json_path(crd, "spec"))) {
         establish(api, ev->rtype, crd);
         return;
     }

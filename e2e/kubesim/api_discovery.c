@@ -6,9 +6,9 @@
  * Everything is computed from the registered types on each request, so a
  * CRD that was just created is discoverable at once, as with the
  * apiextensions server. Clients that ask for aggregated discovery
- * (apidiscovery.k8s.io/v2) get the legacy documents with a plain
- * application/json content type, which client-go takes as "the server does
- * not aggregate" and falls back to per-group requests.
+ * (apidiscovery.k8s.io/v2, kubectl 1.26+) get /api and /apis as
+ * APIGroupDiscoveryList documents, so two requests discover everything;
+ * others get the legacy documents.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +199,19 @@ static void add_strv(cJSON *o, const char *key, char *const *v)
         cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
 }
 
+static void add_verbs(cJSON *o, bool read_only, bool status);
+
+/* The verbs of a type's main resource. */
+static void type_verbs(cJSON *o, const struct gf_ks_rtype *t)
+{
+    if (gf__ks_review(t)) {
+        cJSON *a = cJSON_AddArrayToObject(o, "verbs");
+        cJSON_AddItemToArray(a, cJSON_CreateString("create"));
+        return;
+    }
+    add_verbs(o, t->read_only, false);
+}
+
 static void add_verbs(cJSON *o, bool read_only, bool status)
 {
     static const char *const all[] = {"create", "delete", "deletecollection",
@@ -231,7 +244,7 @@ static void resource_entry(void *data, const struct gf_ks_rtype *t)
     cJSON_AddStringToObject(r, "singularName", t->singular);
     cJSON_AddBoolToObject(r, "namespaced", t->namespaced);
     cJSON_AddStringToObject(r, "kind", t->kind);
-    add_verbs(r, t->read_only, false);
+    type_verbs(r, t);
     add_strv(r, "shortNames", t->short_names);
     add_strv(r, "categories", t->categories);
     cJSON_AddItemToArray(c->resources, r);
@@ -327,6 +340,120 @@ static cJSON *apis_doc(struct gf_ks_api *api, const char *path)
     return NULL;
 }
 
+/* ---- aggregated discovery (apidiscovery.k8s.io/v2) ---------------------- */
+
+#define AGG_CTYPE                                                              \
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+/* True when one of the Accept entries is the v2 aggregated list. */
+static bool wants_aggregated(const char *accept)
+{
+    const char *p = accept;
+    while (p != NULL && *p != '\0') {
+        const char *comma = strchr(p, ',');
+        size_t n = comma != NULL ? (size_t)(comma - p) : strlen(p);
+        char e[256];
+        snprintf(e, sizeof(e), "%.*s", (int)(n < sizeof(e) ? n : 0), p);
+        char *v = strstr(e, ";v=");
+        if (strstr(e, "g=apidiscovery.k8s.io") != NULL && v != NULL &&
+            strncmp(v + 3, "v2", 2) == 0 && (v[5] == ';' || v[5] == '\0') &&
+            strstr(e, "as=APIGroupDiscoveryList") != NULL)
+            return true;
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    return false;
+}
+
+static cJSON *gvk(const char *group, const char *version, const char *kind)
+{
+    cJSON *k = cJSON_CreateObject();
+    cJSON_AddStringToObject(k, "group", group);
+    cJSON_AddStringToObject(k, "version", version);
+    cJSON_AddStringToObject(k, "kind", kind);
+    return k;
+}
+
+static void agg_resource(void *data, const struct gf_ks_rtype *t)
+{
+    struct rl_ctx *c = data;
+    if (strcmp(t->group, c->group) != 0 ||
+        gf__ks_find_version(t, c->version) == NULL)
+        return;
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "resource", t->resource);
+    cJSON_AddItemToObject(r, "responseKind",
+                          gvk(t->group, c->version, t->kind));
+    cJSON_AddStringToObject(r, "scope",
+                            t->namespaced ? "Namespaced" : "Cluster");
+    cJSON_AddStringToObject(r, "singularResource", t->singular);
+    type_verbs(r, t);
+    add_strv(r, "shortNames", t->short_names);
+    add_strv(r, "categories", t->categories);
+    if (t->has_status) {
+        cJSON *subs = cJSON_AddArrayToObject(r, "subresources");
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "subresource", "status");
+        cJSON_AddItemToObject(s, "responseKind",
+                              gvk(t->group, c->version, t->kind));
+        add_verbs(s, t->read_only, true);
+        cJSON_AddItemToArray(subs, s);
+    }
+    cJSON_AddItemToArray(c->resources, r);
+}
+
+static cJSON *agg_group(struct gf_ks_api *api, const struct group *g)
+{
+    cJSON *item = cJSON_CreateObject();
+    cJSON *m = cJSON_AddObjectToObject(item, "metadata");
+    if (g->name[0] != '\0')
+        cJSON_AddStringToObject(m, "name", g->name);
+    cJSON *vs = cJSON_AddArrayToObject(item, "versions");
+    /* Versions in preference order, as the server lists them. */
+    for (size_t i = 0; i < g->nversions; i++) {
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "version", g->versions[i]);
+        struct rl_ctx c = {g->name, g->versions[i],
+                           cJSON_AddArrayToObject(v, "resources")};
+        gf_ks_store_types(gf_ks_api_store(api), agg_resource, &c);
+        cJSON_AddStringToObject(v, "freshness", "Current");
+        cJSON_AddItemToArray(vs, v);
+    }
+    return item;
+}
+
+/* /api (core: true) or /apis as an APIGroupDiscoveryList. */
+static cJSON *aggregated(struct gf_ks_api *api, bool core)
+{
+    struct groups gs;
+    collect(api, &gs);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "kind", "APIGroupDiscoveryList");
+    cJSON_AddStringToObject(j, "apiVersion", "apidiscovery.k8s.io/v2");
+    cJSON_AddObjectToObject(j, "metadata");
+    cJSON *items = cJSON_AddArrayToObject(j, "items");
+    for (size_t i = 0; i < gs.n; i++) {
+        bool is_core = gs.g[i].name[0] == '\0';
+        if (is_core == core && gs.g[i].nversions > 0)
+            cJSON_AddItemToArray(items, agg_group(api, &gs.g[i]));
+    }
+    return j;
+}
+
+static bool serve_aggregated(struct gf_ks_api *api, const struct gf__ks_rreq *r,
+                             const char *p)
+{
+    bool core = strcmp(p, "/api") == 0 || strcmp(p, "/api/") == 0;
+    bool apis = strcmp(p, "/apis") == 0 || strcmp(p, "/apis/") == 0;
+    if ((!core && !apis) || !wants_aggregated(r->req->accept))
+        return false;
+    cJSON *doc = aggregated(api, core);
+    char *s = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    r->out->reply(r->out->ctx, 200, AGG_CTYPE, s, strlen(s));
+    gf_free(s);
+    return true;
+}
+
 static void reply_text(const struct gf_ks_api_out *out, const char *s)
 {
     out->reply(out->ctx, 200, "text/plain; charset=utf-8", s, strlen(s));
@@ -340,6 +467,8 @@ bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r)
         reply_text(r->out, "ok");
         return true;
     }
+    if (serve_aggregated(api, r, p))
+        return true;
     cJSON *doc = NULL;
     if (strcmp(p, "/version") == 0 || strcmp(p, "/version/") == 0)
         doc = version_doc();

@@ -30,29 +30,9 @@
 #define GF__KS_LIST_MAX ((size_t)1 << 30)
 #define GF__KS_MAX_PARAMS 32
 
-/*
- * A schema the catalog has seen, keyed by its compact text. The catalog
- * dedups by text itself rather than through gf_ks_schema_intern()'s
- * equality check, which uses cJSON_Compare: that visits every object
- * member twice per level, so it is exponential in depth on equal trees
- * (the Workload schema never finishes). Each entry holds one reference.
- */
-struct gf__ks_schema_ent {
-    struct gf__ks_schema_ent *next;
-    char *text;
-    struct gf_ks_schema *schema;
-};
-
 struct gf_ks_catalog {
     struct gf_ks_schema_cache *schemas;
-    struct gf__ks_schema_ent *ents;
 };
-
-/* Returns a new reference to the shared schema equal to schema. */
-struct gf_ks_schema *gf__ks_catalog_schema(struct gf_ks_catalog *c,
-                                           const cJSON *schema);
-/* Equality of two JSON trees by their compact text (linear time). */
-bool gf__ks_json_equal(const cJSON *a, const cJSON *b);
 
 struct gf_ks_api {
     struct gf_clock *clock;
@@ -113,6 +93,9 @@ void gf__ks_gv(const char *group, const char *version, char *out, size_t cap);
 int gf__ks_put_obj(struct gf_buf *b, const struct gf_ks_obj *o,
                    const struct gf_ks_version *ver);
 
+/* Adds key: value as the first member of obj (obj has no such key). */
+void gf__ks_put_first(cJSON *obj, const char *key, const char *value);
+
 /* Replies with the bytes of b as application/json. */
 void gf__ks_reply_buf(const struct gf_ks_api_out *out, int code,
                       const struct gf_buf *b);
@@ -165,6 +148,17 @@ cJSON *gf__ks_openapi(struct gf_ks_api *api, const char *path);
 
 /* Registers the built-in types and creates the default namespaces. */
 void gf__ks_builtin_register(struct gf_ks_api *api);
+/*
+ * True for SelfSubjectAccessReview: a create-only type that answers from
+ * the authorizer and stores nothing (api_review.c).
+ */
+bool gf__ks_review(const struct gf_ks_rtype *t);
+void gf__ks_do_review(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                      struct gf_ks_status *err);
+/* Decodes a create/update body (JSON, YAML, protobuf); *out owned. */
+int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
+                      struct gf_ks_status *err);
+
 /* True for a type that api_builtin.c registered. */
 bool gf__ks_builtin(const struct gf_ks_rtype *t);
 /* Resolves a resource name or short name of a group (discovery). */
@@ -187,12 +181,14 @@ void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
 
 /*
  * Creates obj (owned, taken) as a client's POST would: apiVersion and
- * kind checked and set, schema validation for CRD types, CRD checks.
+ * kind checked and set, schema validation for CRD types (strict: unknown
+ * fields are a 400 instead of being pruned), CRD checks.
  * *out is returned-borrowed (see gf_ks_store_create).
  */
 int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
-                  struct gf_ks_obj **out, struct gf_ks_status *err);
+                  bool strict, struct gf_ks_obj **out,
+                  struct gf_ks_status *err);
 
 /* ---- YAML (api_yaml.c) -------------------------------------------------- */
 

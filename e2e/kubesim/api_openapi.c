@@ -61,7 +61,8 @@ static void add_type(void *data, const struct gf_ks_rtype *t)
 {
     struct gv_ctx *c = data;
     if (strcmp(t->group, c->group) != 0 ||
-        gf__ks_find_version(t, c->version) == NULL || t->read_only)
+        gf__ks_find_version(t, c->version) == NULL || t->read_only ||
+        gf__ks_review(t))
         return;
     char prefix[256], path[700];
     if (t->group[0] != '\0')

@@ -3,7 +3,8 @@
  * built-in kinds kubectl's typed commands send that way.
  *
  * `kubectl create namespace|configmap|secret|serviceaccount|role|
- * clusterrole|rolebinding|clusterrolebinding` encode their object as
+ * clusterrole|rolebinding|clusterrolebinding` and `kubectl auth can-i`
+ * (a SelfSubjectAccessReview) encode their object as
  * application/vnd.kubernetes.protobuf: the magic "k8s\0", then a
  * runtime.Unknown message {typeMeta{apiVersion, kind}, raw} whose raw
  * bytes are the object in the generated.proto encoding of k8s.io/api.
@@ -135,10 +136,36 @@ static const struct fdesc binding_d[] = {
     {0, NULL, F_STRING, NULL},
 };
 
+static const struct fdesc resource_attrs[] = {
+    {1, "namespace", F_STRING, NULL}, {2, "verb", F_STRING, NULL},
+    {3, "group", F_STRING, NULL},     {4, "version", F_STRING, NULL},
+    {5, "resource", F_STRING, NULL},  {6, "subresource", F_STRING, NULL},
+    {7, "name", F_STRING, NULL},      {0, NULL, F_STRING, NULL},
+};
+
+static const struct fdesc nonresource_attrs[] = {
+    {1, "path", F_STRING, NULL},
+    {2, "verb", F_STRING, NULL},
+    {0, NULL, F_STRING, NULL},
+};
+
+static const struct fdesc ssar_spec[] = {
+    {1, "resourceAttributes", F_MSG, resource_attrs},
+    {2, "nonResourceAttributes", F_MSG, nonresource_attrs},
+    {0, NULL, F_STRING, NULL},
+};
+
+static const struct fdesc ssar_d[] = {
+    {1, "metadata", F_MSG, object_meta},
+    {2, "spec", F_MSG, ssar_spec},
+    {0, NULL, F_STRING, NULL},
+};
+
 static const struct {
     const char *api_version, *kind;
     const struct fdesc *desc;
 } kinds[] = {
+    {"authorization.k8s.io/v1", "SelfSubjectAccessReview", ssar_d},
     {"v1", "Namespace", namespace_d},
     {"v1", "ConfigMap", configmap_d},
     {"v1", "Secret", secret_d},

@@ -38,10 +38,11 @@ struct gf_ks_api_call {
     const struct gf_ks_rtype *t;
     char version[64];
     bool table, bookmarks;
-    char *include; /* includeObject for Table watches */
-    bool starting; /* inside gf_ks_api_handle() */
-    bool failed;   /* a write failed: the client is gone */
-    bool ending;   /* the end timer is armed */
+    bool initial_events; /* sendInitialEvents=true */
+    char *include;       /* includeObject for Table watches */
+    bool starting;       /* inside gf_ks_api_handle() */
+    bool failed;         /* a write failed: the client is gone */
+    bool ending;         /* the end timer is armed */
     struct gf_timer timeout, bookmark, end;
 };
 
@@ -109,8 +110,7 @@ static const struct gf_ks_version *call_version(const struct gf_ks_api_call *c)
     return v != NULL ? v : &c->t->versions[c->t->storage];
 }
 
-static int put_bookmark(struct gf_buf *b, const struct gf_ks_api_call *c,
-                        uint64_t rv)
+static cJSON *bookmark_obj(const struct gf_ks_api_call *c, uint64_t rv)
 {
     char gv[256], rvs[24];
     gf__ks_gv(c->t->group, call_version(c)->name, gv, sizeof(gv));
@@ -120,6 +120,13 @@ static int put_bookmark(struct gf_buf *b, const struct gf_ks_api_call *c,
     cJSON_AddStringToObject(o, "apiVersion", gv);
     cJSON *m = cJSON_AddObjectToObject(o, "metadata");
     cJSON_AddStringToObject(m, "resourceVersion", rvs);
+    return o;
+}
+
+static int put_bookmark(struct gf_buf *b, const struct gf_ks_api_call *c,
+                        uint64_t rv)
+{
+    cJSON *o = bookmark_obj(c, rv);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     int rc = gf_buf_puts(b, s);
@@ -138,6 +145,7 @@ static int put_object(struct gf_buf *b, const struct gf_ks_api_call *c,
 }
 
 /* Returns 0, or a negative error when the client is gone. */
+/* status: an object written as is (an ERROR's Status, a bookmark). */
 static int write_event(struct gf_ks_api_call *c, const char *type,
                        const struct gf_ks_obj *obj, uint64_t rv,
                        const cJSON *status)
@@ -238,6 +246,7 @@ static struct gf_ks_api_call *call_new(struct gf_ks_api *api,
     const char *inc = gf__ks_param(r, "includeObject");
     c->include = inc != NULL ? gf_strdup(inc) : NULL;
     c->bookmarks = gf__ks_param_true(r, "allowWatchBookmarks");
+    c->initial_events = gf__ks_param_true(r, "sendInitialEvents");
     c->starting = true;
     gf_timer_init(api->clock, &c->timeout);
     gf_timer_init(api->clock, &c->bookmark);
@@ -272,9 +281,26 @@ static void start_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         .field = s->field,
         .rv = gf__ks_param(r, "resourceVersion"),
     };
+    /*
+     * sendInitialEvents (the watch-list protocol): the current state as
+     * ADDED events, whatever resourceVersion was asked for (the current
+     * state is "not older than" it), then a BOOKMARK annotated
+     * k8s.io/initial-events-end.
+     */
+    if (c->initial_events)
+        wo.rv = NULL;
     struct gf_ks_status err;
     gf_ks_status_init(&err);
     int rc = gf_ks_watch_start(api->store, r->t, &wo, on_watch, c, &c->w, &err);
+    if (rc == 0 && c->initial_events && !c->failed) {
+        cJSON *bm = bookmark_obj(c, gf_ks_store_rv(api->store));
+        cJSON *ann = cJSON_AddObjectToObject(
+            cJSON_GetObjectItemCaseSensitive(bm, "metadata"), "annotations");
+        cJSON_AddStringToObject(ann, "k8s.io/initial-events-end", "true");
+        if (write_event(c, "BOOKMARK", NULL, 0, bm) < 0)
+            c->failed = true;
+        cJSON_Delete(bm);
+    }
     if (rc < 0) {
         /* 410 and anything else after the 200: one ERROR event. */
         c->w = NULL;

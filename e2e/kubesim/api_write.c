@@ -32,7 +32,7 @@ static bool ctype_is(const char *ct, const char *want)
  * accepts, and protobuf for the kinds kubectl's typed commands send that
  * way (api_proto.c).
  */
-static int parse_body(const struct gf__ks_rreq *r, cJSON **out,
+int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
                       struct gf_ks_status *err)
 {
     const struct gf_ks_api_req *q = r->req;
@@ -99,20 +99,74 @@ static int fix_type_meta(const struct gf_ks_rtype *t,
     gf__ks_gv(t->group, t->versions[t->storage].name, stor, sizeof(stor));
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "kind");
-    cJSON_AddStringToObject(obj, "apiVersion", stor);
-    cJSON_AddStringToObject(obj, "kind", t->kind);
+    /* First, in the server's order: serving then needs no rewrite. */
+    gf__ks_put_first(obj, "apiVersion", stor);
+    gf__ks_put_first(obj, "kind", t->kind);
     return 0;
 }
 
-/* Structural validation of CRD types (built-ins have no schema here). */
+/* Appends `unknown field "PATH"` for each field of a that b lacks. */
+static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
+                          struct gf_buf *out, int depth)
+{
+    if (depth > 64 || out->len > 900)
+        return;
+    char sub[512];
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a)
+    {
+        const cJSON *y;
+        if (cJSON_IsObject(a)) {
+            snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "",
+                     x->string);
+            y = cJSON_GetObjectItemCaseSensitive(b, x->string);
+        } else {
+            snprintf(sub, sizeof(sub), "%s[%d]", path, i);
+            y = cJSON_GetArrayItem(b, i);
+        }
+        i++;
+        if (y == NULL && !cJSON_IsNull(x))
+            gf_buf_printf(out, "%sunknown field \"%s\"",
+                          out->len > 0 ? ", " : "", sub);
+        else if (y != NULL && (cJSON_IsObject(x) || cJSON_IsArray(x)))
+            pruned_fields(x, y, sub, out, depth + 1);
+    }
+}
+
+/*
+ * Structural validation of CRD types (built-ins have no schema here).
+ * Unknown fields are pruned, or with fieldValidation=Strict refused as the
+ * server's strict decoder refuses them (400).
+ */
 static int validate(const struct gf_ks_rtype *t,
                     const struct gf_ks_version *ver, cJSON *obj,
-                    const char *name, struct gf_ks_status *err)
+                    const char *name, bool strict, struct gf_ks_status *err)
 {
     if (ver->schema == NULL)
         return 0;
-    return gf_ks_schema_validate(ver->schema, obj, t->kind, t->group,
-                                 name != NULL ? name : "", err);
+    cJSON *before = strict ? cJSON_Duplicate(obj, true) : NULL;
+    int rc = gf_ks_schema_validate(ver->schema, obj, t->kind, t->group,
+                                   name != NULL ? name : "", err);
+    if (rc == 0 && before != NULL) {
+        struct gf_buf b = GF_BUF_INIT(4096);
+        pruned_fields(before, obj, "", &b, 0);
+        if (b.len > 0)
+            rc = gf_ks_status_set(err, 400, "BadRequest",
+                                  "%s in version \"%s\" cannot be handled as "
+                                  "a %s: strict decoding error: %s",
+                                  t->kind, ver->name, t->kind, gf_buf_cstr(&b));
+        gf_buf_free(&b);
+    }
+    cJSON_Delete(before);
+    return rc;
+}
+
+/* fieldValidation=Strict (what kubectl sends when the server validates). */
+static bool strict_of(const struct gf__ks_rreq *r)
+{
+    const char *v = gf__ks_param(r, "fieldValidation");
+    return v != NULL && strcmp(v, "Strict") == 0;
 }
 
 static bool is_crd_type(const struct gf_ks_rtype *t)
@@ -123,11 +177,11 @@ static bool is_crd_type(const struct gf_ks_rtype *t)
 
 static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                        const struct gf_ks_version *ver, cJSON *obj,
-                       const char *name, struct gf_ks_status *err)
+                       const char *name, bool strict, struct gf_ks_status *err)
 {
     int rc = fix_type_meta(t, ver, obj, err);
     if (rc == 0)
-        rc = validate(t, ver, obj, name, err);
+        rc = validate(t, ver, obj, name, strict, err);
     if (rc == 0 && is_crd_type(t))
         rc = gf__ks_crd_check(api, obj, err);
     return rc;
@@ -147,12 +201,12 @@ static void defaults(const struct gf_ks_rtype *t, cJSON *obj)
 
 int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
-                  struct gf_ks_obj **out, struct gf_ks_status *err)
+                  bool strict, struct gf_ks_obj **out, struct gf_ks_status *err)
 {
     const char *name = gf_json_str(obj, "metadata.name");
     char nm[254];
     snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
-    int rc = check_write(api, t, ver, obj, nm, err);
+    int rc = check_write(api, t, ver, obj, nm, strict, err);
     enum gf_ks_subres sub = GF_KS_MAIN;
     if (rc == 0)
         defaults(t, obj);
@@ -209,12 +263,12 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
     bool dry = false;
     int rc = dry_run(r, &dry, err);
     if (rc == 0)
-        rc = parse_body(r, &obj, err);
+        rc = gf__ks_parse_body(r, &obj, err);
     if (rc < 0)
         goto fail;
     if (dry) {
         const char *name = gf_json_str(obj, "metadata.name");
-        rc = check_write(api, r->t, r->ver, obj, name, err);
+        rc = check_write(api, r->t, r->ver, obj, name, strict_of(r), err);
         if (rc < 0)
             goto fail;
         reply_cjson_obj(r, 201, obj);
@@ -222,7 +276,7 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
         return;
     }
     struct gf_ks_obj *o = NULL;
-    rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, &o, err);
+    rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r), &o, err);
     obj = NULL;
     if (rc < 0)
         goto fail;
@@ -255,16 +309,17 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     bool dry = false;
     int rc = dry_run(r, &dry, err);
     if (rc == 0)
-        rc = parse_body(r, &obj, err);
+        rc = gf__ks_parse_body(r, &obj, err);
     if (rc == 0)
-        rc = check_write(api, r->t, r->ver, obj, r->name, err);
+        rc = check_write(api, r->t, r->ver, obj, r->name, strict_of(r), err);
     if (rc < 0)
         goto fail;
     struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
     if (cur == NULL && create_on_update(r->t) && subres(r) == GF_KS_MAIN) {
         struct gf_ks_obj *o = NULL;
         if (!dry) {
-            rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, &o, err);
+            rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r), &o,
+                               err);
             obj = NULL;
             if (rc < 0)
                 goto fail;
@@ -397,7 +452,7 @@ static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
                               "the name on the URL (%s)",
                               name != NULL ? name : "", r->name);
     if (rc == 0 && dry) {
-        rc = check_write(api, r->t, r->ver, doc, r->name, err);
+        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
         if (rc == 0) {
             reply_cjson_obj(r, 201, doc);
             cJSON_Delete(doc);
@@ -406,7 +461,8 @@ static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
     }
     struct gf_ks_obj *o = NULL;
     if (rc == 0) {
-        rc = gf__ks_create(api, r->t, r->ver, r->ns, doc, &o, err);
+        rc =
+            gf__ks_create(api, r->t, r->ver, r->ns, doc, strict_of(r), &o, err);
         doc = NULL;
     }
     cJSON_Delete(doc);
@@ -448,7 +504,7 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         rc = gf_ks_status_set(err, 422, "Invalid",
                               "the patched object is not an object");
     if (rc == 0)
-        rc = check_write(api, r->t, r->ver, doc, r->name, err);
+        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
     if (rc < 0)
         goto fail;
     if (dry) {
@@ -475,6 +531,7 @@ struct del_opts {
     struct gf_ks_delete_opts o;
     cJSON *body; /* owns the strings o points at */
     bool dry;
+    bool no_orphan; /* orphanDependents=false was given */
 };
 
 static int parse_propagation(const char *s, enum gf_ks_propagation *p,
@@ -533,16 +590,20 @@ static int parse_delete(const struct gf__ks_rreq *r, struct del_opts *d,
         d->o.uid = gf_json_str(d->body, "preconditions.uid");
         d->o.rv = gf_json_str(d->body, "preconditions.resourceVersion");
         bool orphan;
-        if (gf_json_bool(d->body, "orphanDependents", &orphan) == 0 &&
-            d->o.propagation == GF_KS_PROP_DEFAULT)
-            d->o.propagation =
-                orphan ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
+        if (gf_json_bool(d->body, "orphanDependents", &orphan) == 0) {
+            d->no_orphan = !orphan;
+            if (d->o.propagation == GF_KS_PROP_DEFAULT)
+                d->o.propagation =
+                    orphan ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
+        }
         d->dry = d->dry || body_dry_run(d->body);
     }
     if (rc == 0)
         rc = parse_propagation(gf__ks_param(r, "propagationPolicy"),
                                &d->o.propagation, err);
     const char *od = gf__ks_param(r, "orphanDependents");
+    if (od != NULL)
+        d->no_orphan = d->no_orphan || strcmp(od, "false") == 0;
     if (rc == 0 && od != NULL && d->o.propagation == GF_KS_PROP_DEFAULT)
         d->o.propagation =
             strcmp(od, "true") == 0 ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
@@ -550,15 +611,17 @@ static int parse_delete(const struct gf__ks_rreq *r, struct del_opts *d,
 }
 
 /*
- * The answer to a delete: built-in registries answer an immediate removal
- * with a Success Status naming the object; custom resources, and anything
- * kept by finalizers (202), answer with the object.
+ * The answer to a delete. Built-in registries answer an immediate removal
+ * with a Success Status naming the object; custom resources, and objects
+ * kept by finalizers, answer with the object. The code is 200 even when
+ * finalizers hold the object, except that orphanDependents=false asks for
+ * 202 (the API server keeps this for old clients).
  */
 static void reply_deleted(const struct gf__ks_rreq *r, struct gf_ks_obj *o,
-                          bool gone)
+                          bool gone, bool no_orphan)
 {
     if (!gone || !gf__ks_builtin(r->t)) {
-        gf__ks_reply_obj(r, gone ? 200 : 202, o);
+        gf__ks_reply_obj(r, !gone && no_orphan ? 202 : 200, o);
         return;
     }
     cJSON *s = gf_ks_status_success();
@@ -594,7 +657,7 @@ void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
         rc = gf_ks_store_delete(api->store, r->t, r->ns, r->name, &d.o, &o,
                                 &gone, err);
         if (rc == 0)
-            reply_deleted(r, o, gone);
+            reply_deleted(r, o, gone, d.no_orphan);
     }
     if (rc < 0)
         gf__ks_reply_status(r->out, err);

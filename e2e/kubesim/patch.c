@@ -23,24 +23,35 @@
 static bool obj_equal(const cJSON *a, const cJSON *b)
 {
     int na = 0, nb = 0;
-    const cJSON *x;
+    const cJSON *x, *y;
     cJSON_ArrayForEach(x, a)
     {
         na++;
     }
-    cJSON_ArrayForEach(x, b)
+    cJSON_ArrayForEach(y, b)
     {
         nb++;
     }
     if (na != nb)
         return false;
-    /* Same member count and every member of a equal in b: equal. */
-    cJSON_ArrayForEach(x, a)
-    {
-        if (!gf_ks_json_equal(x,
+    /*
+     * Members in the same order (a copy, a re-parse) are compared in one
+     * pass; from the first name that differs on, by lookup. Every member
+     * is compared once, so the cost stays linear in the depth, and a tree
+     * with duplicate member names is equal to itself.
+     */
+    x = a->child;
+    y = b->child;
+    for (; x != NULL && y != NULL && x->string != NULL && y->string != NULL &&
+           strcmp(x->string, y->string) == 0;
+         x = x->next, y = y->next)
+        if (!gf_ks_json_equal(x, y))
+            return false;
+    for (; x != NULL; x = x->next)
+        if (x->string == NULL ||
+            !gf_ks_json_equal(x,
                               cJSON_GetObjectItemCaseSensitive(b, x->string)))
             return false;
-    }
     return true;
 }
 
@@ -102,10 +113,13 @@ void gf_ks_patch_merge(cJSON **doc, const cJSON *patch)
             cJSON_AddItemToObject(*doc, p->string, cur);
             continue;
         }
-        /* Merged in place, so members keep their order. */
+        /*
+         * Merged in place, so members keep their order. The merge may
+         * build a new node without a name: replacing by name sets it.
+         */
         cJSON *merged = cJSON_Duplicate(cur, true);
         gf_ks_patch_merge(&merged, p);
-        cJSON_ReplaceItemViaPointer(*doc, cur, merged);
+        cJSON_ReplaceItemInObjectCaseSensitive(*doc, p->string, merged);
     }
 }
 
@@ -287,69 +301,75 @@ static int jp_fail(struct gf_ks_status *err, const char *fmt, ...)
     return gf_ks_status_set(err, 422, "Invalid", "%s", msg);
 }
 
+static int jp_missing(struct gf_ks_status *err, const char *name,
+                      const char *what, const char *path)
+{
+    return jp_fail(err,
+                   "%s operation does not apply: doc is missing %s: \"%s\"",
+                   name, what, path);
+}
+
+/* add and replace: value goes to path. */
+static int jp_add(cJSON **doc, const char *name, const char *path,
+                  const cJSON *value, struct gf_ks_status *err)
+{
+    if (value == NULL)
+        return jp_fail(err, "%s operation does not apply: %s has no value",
+                       name, path);
+    cJSON *v = cJSON_Duplicate(value, true);
+    if (!ptr_add(doc, path, v, name[0] == 'r')) {
+        cJSON_Delete(v);
+        return jp_missing(err, name, "path", path);
+    }
+    return 0;
+}
+
+/* move and copy: the value at from goes to path. */
+static int jp_move(cJSON **doc, const char *name, const char *path,
+                   const char *from, struct gf_ks_status *err)
+{
+    if (from == NULL)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "%s operation needs from", name);
+    cJSON *v;
+    if (name[0] == 'm') {
+        v = ptr_detach(*doc, from);
+    } else {
+        const cJSON *src = ptr_get(*doc, from);
+        v = src != NULL ? cJSON_Duplicate(src, true) : NULL;
+    }
+    if (v == NULL)
+        return jp_missing(err, name, "from path", from);
+    if (!ptr_add(doc, path, v, false)) {
+        cJSON_Delete(v);
+        return jp_missing(err, name, "path", path);
+    }
+    return 0;
+}
+
 static int json_patch_op(cJSON **doc, const cJSON *op, struct gf_ks_status *err)
 {
     const char *name = gf_json_str(op, "op");
     const char *path = gf_json_str(op, "path");
     const cJSON *value = cJSON_GetObjectItemCaseSensitive(op, "value");
-    const char *from = gf_json_str(op, "from");
     if (name == NULL || path == NULL)
         return gf_ks_status_set(err, 400, "BadRequest",
                                 "json patch operation needs op and path");
-    if (strcmp(name, "add") == 0 || strcmp(name, "replace") == 0) {
-        if (value == NULL)
-            return jp_fail(err, "%s operation does not apply: %s has no value",
-                           name, path);
-        cJSON *v = cJSON_Duplicate(value, true);
-        if (!ptr_add(doc, path, v, name[0] == 'r')) {
-            cJSON_Delete(v);
-            return jp_fail(err,
-                           "%s operation does not apply: doc is missing "
-                           "path: \"%s\": missing value",
-                           name, path);
-        }
-        return 0;
-    }
+    if (strcmp(name, "add") == 0 || strcmp(name, "replace") == 0)
+        return jp_add(doc, name, path, value, err);
+    if (strcmp(name, "move") == 0 || strcmp(name, "copy") == 0)
+        return jp_move(doc, name, path, gf_json_str(op, "from"), err);
     if (strcmp(name, "remove") == 0) {
         cJSON *v = ptr_detach(*doc, path);
         if (v == NULL)
-            return jp_fail(err,
-                           "%s operation does not apply: doc is missing "
-                           "path: \"%s\": missing value",
-                           name, path);
+            return jp_missing(err, name, "path", path);
         cJSON_Delete(v);
         return 0;
     }
     if (strcmp(name, "test") == 0) {
         const cJSON *cur = ptr_get(*doc, path);
         if (cur == NULL || value == NULL || !gf_ks_json_equal(cur, value))
-            return jp_fail(err, "testing value %s failed: %s", path,
-                           "test failed");
-        return 0;
-    }
-    if (strcmp(name, "move") == 0 || strcmp(name, "copy") == 0) {
-        if (from == NULL)
-            return gf_ks_status_set(err, 400, "BadRequest",
-                                    "%s operation needs from", name);
-        cJSON *v;
-        if (name[0] == 'm') {
-            v = ptr_detach(*doc, from);
-        } else {
-            const cJSON *src = ptr_get(*doc, from);
-            v = src != NULL ? cJSON_Duplicate(src, true) : NULL;
-        }
-        if (v == NULL)
-            return jp_fail(err,
-                           "%s operation does not apply: doc is missing "
-                           "from path: \"%s\"",
-                           name, from);
-        if (!ptr_add(doc, path, v, false)) {
-            cJSON_Delete(v);
-            return jp_fail(err,
-                           "%s operation does not apply: doc is missing "
-                           "path: \"%s\"",
-                           name, path);
-        }
+            return jp_fail(err, "testing value %s failed: test failed", path);
         return 0;
     }
     return gf_ks_status_set(err, 400, "BadRequest", "Unexpected kind: %s",
@@ -417,6 +437,44 @@ static cJSON *clean_copy(const cJSON *v)
     return d;
 }
 
+/* "$patch": "replace" in a list: the list becomes the other elements. */
+static void smp_list_replace(cJSON **doc, const cJSON *patch,
+                             const cJSON *directive_elem)
+{
+    cJSON_Delete(*doc);
+    *doc = cJSON_CreateArray();
+    const cJSON *q;
+    cJSON_ArrayForEach(q, patch)
+    {
+        if (q == directive_elem)
+            continue;
+        cJSON_AddItemToArray(
+            *doc, cJSON_IsObject(q) ? clean_copy(q) : cJSON_Duplicate(q, true));
+    }
+}
+
+/* One object element of a keyed-list patch: merge, add or delete. */
+static void smp_keyed_elem(cJSON *list, const cJSON *p, const char *key)
+{
+    const char *directive = gf_json_str(p, "$patch");
+    const cJSON *kv = cJSON_GetObjectItemCaseSensitive(p, key);
+    cJSON *cur = kv != NULL ? find_by_key(list, key, kv) : NULL;
+    if (directive != NULL && strcmp(directive, "delete") == 0) {
+        if (cur != NULL) {
+            cJSON_DetachItemViaPointer(list, cur);
+            cJSON_Delete(cur);
+        }
+        return;
+    }
+    if (cur == NULL) {
+        cJSON_AddItemToArray(list, clean_copy(p));
+        return;
+    }
+    cJSON *merged = cJSON_Duplicate(cur, true);
+    smp_map(&merged, p);
+    cJSON_ReplaceItemViaPointer(list, cur, merged);
+}
+
 static void smp_keyed_list(cJSON **doc, const cJSON *patch, const char *key)
 {
     if (!cJSON_IsArray(*doc)) {
@@ -426,42 +484,18 @@ static void smp_keyed_list(cJSON **doc, const cJSON *patch, const char *key)
     const cJSON *p;
     cJSON_ArrayForEach(p, patch)
     {
-        if (!cJSON_IsObject(p)) {
-            cJSON_AddItemToArray(*doc, cJSON_Duplicate(p, true));
-            continue;
-        }
         const char *directive = gf_json_str(p, "$patch");
         if (directive != NULL && strcmp(directive, "replace") == 0) {
-            /* The list is replaced by the patch's other elements. */
-            cJSON_Delete(*doc);
-            *doc = cJSON_CreateArray();
-            const cJSON *q;
-            cJSON_ArrayForEach(q, patch)
-            {
-                if (q == p)
-                    continue;
-                cJSON_AddItemToArray(*doc, cJSON_IsObject(q)
-                                               ? clean_copy(q)
-                                               : cJSON_Duplicate(q, true));
-            }
+            smp_list_replace(doc, patch, p);
             return;
         }
-        const cJSON *kv = cJSON_GetObjectItemCaseSensitive(p, key);
-        cJSON *cur = kv != NULL ? find_by_key(*doc, key, kv) : NULL;
-        if (directive != NULL && strcmp(directive, "delete") == 0) {
-            if (cur != NULL) {
-                cJSON_DetachItemViaPointer(*doc, cur);
-                cJSON_Delete(cur);
-            }
-            continue;
-        }
-        if (cur == NULL) {
-            cJSON_AddItemToArray(*doc, clean_copy(p));
-            continue;
-        }
-        cJSON *merged = cJSON_Duplicate(cur, true);
-        smp_map(&merged, p);
-        cJSON_ReplaceItemViaPointer(*doc, cur, merged);
+    }
+    cJSON_ArrayForEach(p, patch)
+    {
+        if (cJSON_IsObject(p))
+            smp_keyed_elem(*doc, p, key);
+        else
+            cJSON_AddItemToArray(*doc, cJSON_Duplicate(p, true));
     }
 }
 
@@ -503,55 +537,60 @@ static void delete_from_primitive(cJSON *list, const cJSON *values)
     }
 }
 
-static void smp_map(cJSON **doc, const cJSON *patch)
+static bool is_directive(const cJSON *patch, const char *what)
 {
-    if (!cJSON_IsObject(*doc)) {
-        cJSON_Delete(*doc);
-        *doc = cJSON_CreateObject();
-    }
-    const char *directive = gf_json_str(patch, "$patch");
-    if (directive != NULL && strcmp(directive, "replace") == 0) {
-        cJSON_Delete(*doc);
-        *doc = cJSON_CreateObject();
-    } else if (directive != NULL && strcmp(directive, "delete") == 0) {
-        cJSON_Delete(*doc);
-        *doc = cJSON_CreateObject();
+    const char *d = gf_json_str(patch, "$patch");
+    return d != NULL && strcmp(d, what) == 0;
+}
+
+/* One member of a map patch, merged into doc (an object). */
+static void smp_member(cJSON *doc, const cJSON *p)
+{
+    const char *k = p->string;
+    if (k[0] == '$') {
+        static const char del[] = "$deleteFromPrimitiveList/";
+        if (strncmp(k, del, sizeof(del) - 1) == 0)
+            delete_from_primitive(
+                cJSON_GetObjectItemCaseSensitive(doc, k + sizeof(del) - 1), p);
+        /* $setElementOrder and $retainKeys only constrain order. */
         return;
     }
+    if (cJSON_IsNull(p) || (cJSON_IsObject(p) && is_directive(p, "delete"))) {
+        cJSON_DeleteItemFromObjectCaseSensitive(doc, k);
+        return;
+    }
+    cJSON *old = cJSON_GetObjectItemCaseSensitive(doc, k);
+    cJSON *cur = old != NULL ? cJSON_Duplicate(old, true) : NULL;
+    if (cJSON_IsObject(p)) {
+        smp_map(&cur, p);
+    } else if (cJSON_IsArray(p) && merge_key_of(k) != NULL) {
+        smp_keyed_list(&cur, p, merge_key_of(k));
+    } else if (cJSON_IsArray(p) && is_set_list(k)) {
+        smp_set_list(&cur, p);
+    } else {
+        cJSON_Delete(cur);
+        cur = cJSON_Duplicate(p, true);
+    }
+    /* Replaced in place (by name, which also names the new node). */
+    if (old != NULL)
+        cJSON_ReplaceItemInObjectCaseSensitive(doc, k, cur);
+    else
+        cJSON_AddItemToObject(doc, k, cur);
+}
+
+static void smp_map(cJSON **doc, const cJSON *patch)
+{
+    if (!cJSON_IsObject(*doc) || is_directive(patch, "replace") ||
+        is_directive(patch, "delete")) {
+        cJSON_Delete(*doc);
+        *doc = cJSON_CreateObject();
+    }
+    if (is_directive(patch, "delete"))
+        return;
     const cJSON *p;
     cJSON_ArrayForEach(p, patch)
     {
-        const char *k = p->string;
-        if (k[0] == '$') {
-            static const char del[] = "$deleteFromPrimitiveList/";
-            if (strncmp(k, del, sizeof(del) - 1) == 0)
-                delete_from_primitive(
-                    cJSON_GetObjectItemCaseSensitive(*doc, k + sizeof(del) - 1),
-                    p);
-            /* $setElementOrder and $retainKeys only constrain order. */
-            continue;
-        }
-        if (cJSON_IsNull(p)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(*doc, k);
-            continue;
-        }
-        cJSON *cur = cJSON_DetachItemFromObjectCaseSensitive(*doc, k);
-        if (cJSON_IsObject(p)) {
-            const char *d = gf_json_str(p, "$patch");
-            if (d != NULL && strcmp(d, "delete") == 0) {
-                cJSON_Delete(cur);
-                continue;
-            }
-            smp_map(&cur, p);
-        } else if (cJSON_IsArray(p) && merge_key_of(k) != NULL) {
-            smp_keyed_list(&cur, p, merge_key_of(k));
-        } else if (cJSON_IsArray(p) && is_set_list(k)) {
-            smp_set_list(&cur, p);
-        } else {
-            cJSON_Delete(cur);
-            cur = cJSON_Duplicate(p, true);
-        }
-        cJSON_AddItemToObject(*doc, k, cur);
+        smp_member(*doc, p);
     }
 }
 

@@ -234,43 +234,76 @@ static void apply_defaults(const cJSON *props, cJSON *val)
     }
 }
 
-static void walk_object(struct vctx *v, const cJSON *schema, cJSON *val,
-                        const char *path, int depth)
+enum field_act { FIELD_DROP, FIELD_WALK, FIELD_KEEP };
+
+static bool is_meta_key(const char *k)
 {
+    return strcmp(k, "apiVersion") == 0 || strcmp(k, "kind") == 0 ||
+           strcmp(k, "metadata") == 0;
+}
+
+/*
+ * What to do with member f of an object validated by schema: walk it
+ * with *sub, keep it unchecked, or drop it (pruning, and nulls in
+ * non-nullable fields, which the server drops rather than rejects).
+ * At the root, apiVersion, kind and metadata belong to the server.
+ */
+static enum field_act field_action(const cJSON *schema, const cJSON *f,
+                                   bool root, const cJSON **sub)
+{
+    const char *k = f->string;
+    if (root && is_meta_key(k))
+        return FIELD_KEEP;
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
     const cJSON *addl =
         cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties");
-    bool preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, k);
+    if (cJSON_IsObject(ps)) {
+        if (cJSON_IsNull(f) && !flag(ps, "nullable"))
+            return FIELD_DROP;
+        *sub = ps;
+        return FIELD_WALK;
+    }
+    if (cJSON_IsObject(addl)) {
+        *sub = addl;
+        return FIELD_WALK;
+    }
     bool embedded = flag(schema, "x-kubernetes-embedded-resource");
+    if (flag(schema, "x-kubernetes-preserve-unknown-fields") ||
+        cJSON_IsTrue(addl) || (embedded && is_meta_key(k)))
+        return FIELD_KEEP;
+    return FIELD_DROP;
+}
+
+static void join_path(char *out, size_t cap, const char *path, const char *k)
+{
+    if (path[0] != '\0')
+        snprintf(out, cap, "%s.%s", path, k);
+    else
+        snprintf(out, cap, "%s", k);
+}
+
+static void walk_object(struct vctx *v, const cJSON *schema, cJSON *val,
+                        const char *path, int depth, bool root)
+{
     char sub[1024];
     /* First, so defaulted values get their own nested defaults. */
-    apply_defaults(props, val);
+    apply_defaults(cJSON_GetObjectItemCaseSensitive(schema, "properties"), val);
     cJSON *f = val->child;
     while (f != NULL) {
         cJSON *next = f->next;
-        const char *k = f->string;
-        if (path[0] != '\0')
-            snprintf(sub, sizeof(sub), "%s.%s", path, k);
-        else
-            snprintf(sub, sizeof(sub), "%s", k);
-        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, k);
-        if (cJSON_IsNull(f) && cJSON_IsObject(ps) && !flag(ps, "nullable")) {
-            /* Nulls in non-nullable fields are dropped, not rejected. */
+        const cJSON *fs = NULL;
+        switch (field_action(schema, f, root, &fs)) {
+        case FIELD_WALK:
+            join_path(sub, sizeof(sub), path, f->string);
+            walk(v, fs, f, sub, depth + 1);
+            break;
+        case FIELD_DROP:
             cJSON_DetachItemViaPointer(val, f);
             cJSON_Delete(f);
-        } else if (cJSON_IsObject(ps)) {
-            walk(v, ps, f, sub, depth + 1);
-        } else if (cJSON_IsObject(addl)) {
-            walk(v, addl, f, sub, depth + 1);
-        } else if (preserve || cJSON_IsTrue(addl) ||
-                   (embedded &&
-                    (strcmp(k, "apiVersion") == 0 || strcmp(k, "kind") == 0 ||
-                     strcmp(k, "metadata") == 0))) {
-            /* kept as is */
-        } else {
-            /* Pruned, as the server drops fields the schema omits. */
-            cJSON_DetachItemViaPointer(val, f);
-            cJSON_Delete(f);
+            break;
+        case FIELD_KEEP:
+            break;
         }
         f = next;
     }
@@ -281,10 +314,7 @@ static void walk_object(struct vctx *v, const cJSON *schema, cJSON *val,
         if (!cJSON_IsString(req) ||
             cJSON_GetObjectItemCaseSensitive(val, req->valuestring) != NULL)
             continue;
-        if (path[0] != '\0')
-            snprintf(sub, sizeof(sub), "%s.%s", path, req->valuestring);
-        else
-            snprintf(sub, sizeof(sub), "%s", req->valuestring);
+        join_path(sub, sizeof(sub), path, req->valuestring);
         field_error(v, "FieldValueRequired", sub, "Required value");
     }
 }
@@ -322,7 +352,7 @@ static void walk(struct vctx *v, const cJSON *schema, cJSON *val,
     }
     check_enum(v, schema, val, path);
     if (cJSON_IsObject(val)) {
-        walk_object(v, schema, val, path, depth);
+        walk_object(v, schema, val, path, depth, false);
     } else if (cJSON_IsArray(val)) {
         const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
         if (!cJSON_IsObject(items))
@@ -348,36 +378,7 @@ int gf_ks_schema_validate(const struct gf_ks_schema *s, cJSON *obj,
     if (!cJSON_IsObject(obj))
         return gf_ks_status_set(err, 400, "BadRequest",
                                 "the body of the request was not an object");
-    const cJSON *props =
-        cJSON_GetObjectItemCaseSensitive(s->root, "properties");
-    /* apiVersion, kind and metadata belong to the server, not the CRD. */
-    apply_defaults(props, obj);
-    cJSON *f = obj->child;
-    bool preserve = flag(s->root, "x-kubernetes-preserve-unknown-fields");
-    while (f != NULL) {
-        cJSON *next = f->next;
-        const char *k = f->string;
-        if (strcmp(k, "apiVersion") != 0 && strcmp(k, "kind") != 0 &&
-            strcmp(k, "metadata") != 0) {
-            const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, k);
-            if (cJSON_IsObject(ps)) {
-                walk(&v, ps, f, k, 1);
-            } else if (!preserve) {
-                cJSON_DetachItemViaPointer(obj, f);
-                cJSON_Delete(f);
-            }
-        }
-        f = next;
-    }
-    const cJSON *req;
-    cJSON_ArrayForEach(req,
-                       cJSON_GetObjectItemCaseSensitive(s->root, "required"))
-    {
-        if (cJSON_IsString(req) &&
-            cJSON_GetObjectItemCaseSensitive(obj, req->valuestring) == NULL)
-            field_error(&v, "FieldValueRequired", req->valuestring,
-                        "Required value");
-    }
+    walk_object(&v, s->root, obj, "", 0, true);
     if (v.total == 0)
         return 0;
     /* The server's message: one error bare, several in brackets. */

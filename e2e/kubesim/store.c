@@ -40,6 +40,12 @@
 /* Object names: the API server's limit for DNS subdomains. */
 #define NAME_MAX_LEN 253
 #define KEY_MAX (2 * NAME_MAX_LEN + 2)
+/*
+ * Bytes for an array of n pointers. Spelled with void * because
+ * clang-tidy reads sizeof(*p) on a pointer-to-pointer as a mistake; all
+ * object pointers have one size on the platforms kubesim runs on.
+ */
+#define PTRS(n) ((n) * sizeof(void *))
 
 struct table;
 
@@ -90,6 +96,7 @@ struct table {
     size_t nbuckets, n;
     struct cached_ev *ring;
     size_t ring_cap, ring_head, ring_len;
+    size_t ring_max;       /* the watch cache size; ring_cap grows up to it */
     uint64_t compacted_rv; /* events up to here were dropped */
     struct gf_ks_watch *watches;
     bool dead;
@@ -135,6 +142,11 @@ struct gf_ks_store {
     struct gcwork *gc_head, *gc_tail;
     bool dispatching;
     int depth; /* public write calls in progress */
+    /*
+     * Watch callbacks running outside dispatch (initial events, replay,
+     * CLOSED): lists are being walked, so nothing may be freed yet.
+     */
+    int busy;
     uint64_t delivered_rv;
     struct gf_ks_obj **keep; /* outs kept alive for the caller */
     size_t nkeep, capkeep;
@@ -255,7 +267,7 @@ static void keep(struct gf_ks_store *st, struct gf_ks_obj *o)
 {
     if (st->nkeep == st->capkeep) {
         st->capkeep = st->capkeep ? st->capkeep * 2 : 8;
-        st->keep = gf_realloc(st->keep, st->capkeep * sizeof(*st->keep));
+        st->keep = gf_realloc(st->keep, PTRS(st->capkeep));
     }
     st->keep[st->nkeep++] = gf_ks_obj_ref(o);
 }
@@ -375,8 +387,13 @@ int gf_ks_store_register(struct gf_ks_store *st, struct gf_ks_rtype *t)
     tab = gf_calloc(1, sizeof(*tab));
     tab->t = t;
     tab->nbuckets = 64;
-    tab->buckets = gf_calloc(tab->nbuckets, sizeof(*tab->buckets));
-    tab->ring_cap = st->watch_cache;
+    tab->buckets = gf_calloc(tab->nbuckets, sizeof(void *));
+    /*
+     * The ring grows on demand: most types (RBAC, namespaces, CRDs) see a
+     * handful of writes, and 100 clusters of full rings would pin MBs.
+     */
+    tab->ring_max = st->watch_cache;
+    tab->ring_cap = tab->ring_max < 16 ? tab->ring_max : 16;
     tab->ring = gf_calloc(tab->ring_cap, sizeof(*tab->ring));
     struct table **pp = &st->tables;
     while (*pp != NULL)
@@ -408,7 +425,7 @@ static struct uidrec *uid_find(const struct gf_ks_store *st, const char *uid)
 static void uid_grow(struct gf_ks_store *st)
 {
     size_t nb = st->nubuckets * 2;
-    struct uidrec **b = gf_calloc(nb, sizeof(*b));
+    struct uidrec **b = gf_calloc(nb, sizeof(void *));
     for (size_t i = 0; i < st->nubuckets; i++) {
         struct uidrec *u = st->ubuckets[i];
         while (u != NULL) {
@@ -504,7 +521,7 @@ static struct entry *tab_find(const struct table *tab, const char *key)
 static void tab_grow(struct table *tab)
 {
     size_t nb = tab->nbuckets * 2;
-    struct entry **b = gf_calloc(nb, sizeof(*b));
+    struct entry **b = gf_calloc(nb, sizeof(void *));
     for (size_t i = 0; i < tab->nbuckets; i++) {
         struct entry *e = tab->buckets[i];
         while (e != NULL) {
@@ -561,11 +578,28 @@ static void tab_remove(struct gf_ks_store *st, struct entry *e)
 
 /* ---- events ---------------------------------------------------------- */
 
+/* Doubles the ring (up to ring_max), unrolling it to start at 0. */
+static void ring_grow(struct table *tab)
+{
+    size_t cap = tab->ring_cap * 2;
+    if (cap > tab->ring_max)
+        cap = tab->ring_max;
+    struct cached_ev *r = gf_calloc(cap, sizeof(*r));
+    for (size_t i = 0; i < tab->ring_len; i++)
+        r[i] = tab->ring[(tab->ring_head + i) % tab->ring_cap];
+    gf_free(tab->ring);
+    tab->ring = r;
+    tab->ring_cap = cap;
+    tab->ring_head = 0;
+}
+
 static void ring_push(struct table *tab, enum gf_ks_ev_type type,
                       struct gf_ks_obj *obj, struct gf_ks_obj *old)
 {
     if (tab->ring_cap == 0)
         return;
+    if (tab->ring_len == tab->ring_cap && tab->ring_cap < tab->ring_max)
+        ring_grow(tab);
     if (tab->ring_len == tab->ring_cap) {
         struct cached_ev *c = &tab->ring[tab->ring_head];
         tab->compacted_rv = c->obj->rv;
@@ -742,6 +776,7 @@ static void sweep(struct gf_ks_store *st)
 }
 
 static void gc_run(struct gf_ks_store *st, struct gcwork *g);
+static void maybe_sweep(struct gf_ks_store *st);
 
 static void dispatch(struct gf_ks_store *st)
 {
@@ -774,7 +809,7 @@ static void dispatch(struct gf_ks_store *st)
     }
     st->delivered_rv = st->rv;
     st->dispatching = false;
-    sweep(st);
+    maybe_sweep(st);
 }
 
 static void gc_queue(struct gf_ks_store *st, enum gc_kind kind,
@@ -806,7 +841,7 @@ struct gf_ks_store *gf_ks_store_new(const struct gf_ks_store_opts *o)
     else
         gf_rand_seed_os(&st->rand);
     st->nubuckets = 256;
-    st->ubuckets = gf_calloc(st->nubuckets, sizeof(*st->ubuckets));
+    st->ubuckets = gf_calloc(st->nubuckets, sizeof(void *));
     return st;
 }
 
@@ -833,15 +868,27 @@ static void table_free(struct gf_ks_store *st, struct table *tab)
     gf_free(tab);
 }
 
-/* Ends every watch of a table with CLOSED (err). */
-static void close_watches(struct table *tab, int err)
+/* Frees what was marked dead, unless a walk of the lists is under way. */
+static void maybe_sweep(struct gf_ks_store *st)
 {
+    if (!st->dispatching && st->busy == 0)
+        sweep(st);
+}
+
+/*
+ * Ends every watch of a table with CLOSED (err). A callback may stop
+ * other watches: they are only marked, and freed after the walk.
+ */
+static void close_watches(struct gf_ks_store *st, struct table *tab, int err)
+{
+    st->busy++;
     for (struct gf_ks_watch *w = tab->watches; w != NULL; w = w->next) {
         if (w->dead)
             continue;
         w->dead = true;
         w->cb(w->data, GF_KS_EV_CLOSED, NULL, 0, err);
     }
+    st->busy--;
 }
 
 void gf_ks_store_free(struct gf_ks_store *st)
@@ -850,7 +897,7 @@ void gf_ks_store_free(struct gf_ks_store *st)
         return;
     st->dispatching = true; /* no deliveries from here on */
     for (struct table *tab = st->tables; tab != NULL; tab = tab->next)
-        close_watches(tab, GF_ECANCELED);
+        close_watches(st, tab, GF_ECANCELED);
     while (st->pq_head != NULL) {
         struct pending *p = st->pq_head;
         st->pq_head = p->next;
@@ -909,13 +956,12 @@ size_t gf_ks_store_watches(const struct gf_ks_store *st)
 void gf_ks_store_restart(struct gf_ks_store *st)
 {
     for (struct table *tab = st->tables; tab != NULL; tab = tab->next) {
-        close_watches(tab, GF_ECANCELED);
+        close_watches(st, tab, GF_ECANCELED);
         ring_clear(tab, st->rv);
     }
     GF_LOG(&st->lc, GF_LOG_INFO, "watch cache dropped", "rv=%llu",
            (unsigned long long)st->rv);
-    if (!st->dispatching)
-        sweep(st);
+    maybe_sweep(st);
 }
 
 /* ---- reads ----------------------------------------------------------- */
@@ -1020,6 +1066,42 @@ bad:
                             "continue key is not valid: illegal base64 data");
 }
 
+/*
+ * The entries of a table in namespace ns (NULL = all) whose key sorts
+ * after `after` ("" = from the start), in key order. Returned-owned
+ * array (gf_free) of borrowed entries; *n set.
+ */
+static struct entry **sorted_entries(const struct table *tab, const char *ns,
+                                     const char *after, size_t *n)
+{
+    struct entry **v = gf_malloc(PTRS(tab->n ? tab->n : 1));
+    size_t k = 0;
+    for (size_t i = 0; i < tab->nbuckets; i++) {
+        for (struct entry *e = tab->buckets[i]; e != NULL; e = e->next) {
+            if (ns != NULL && strcmp(e->obj->ns, ns) != 0)
+                continue;
+            if (after[0] != '\0' && strcmp(e->key, after) <= 0)
+                continue;
+            v[k++] = e;
+        }
+    }
+    qsort(v, k, sizeof(void *), cmp_entry);
+    *n = k;
+    return v;
+}
+
+static bool list_match(const struct gf_ks_list_opts *o,
+                       const struct gf_ks_obj *obj)
+{
+    if (o->label == NULL && o->field == NULL)
+        return true;
+    cJSON *j = gf_ks_obj_parse(obj);
+    bool ok =
+        gf_ks_selector_match(o->label, j) && gf_ks_selector_match(o->field, j);
+    cJSON_Delete(j);
+    return ok;
+}
+
 int gf_ks_store_list(const struct gf_ks_store *st, const struct gf_ks_rtype *t,
                      const struct gf_ks_list_opts *o, struct gf_ks_list *out,
                      struct gf_ks_status *err)
@@ -1031,32 +1113,20 @@ int gf_ks_store_list(const struct gf_ks_store *st, const struct gf_ks_rtype *t,
         return gf_ks_status_set(err, 404, "NotFound",
                                 "the server could not find the requested "
                                 "resource");
-    char after[600] = "";
+    char after[KEY_MAX + 2] = "";
     if (o->cont != NULL && o->cont[0] != '\0') {
         int rc = continue_decode(o->cont, after, sizeof(after), err);
         if (rc < 0)
             return rc;
     }
     const char *ns = o->ns != NULL && o->ns[0] != '\0' ? o->ns : NULL;
-    struct entry **v = gf_malloc((tab->n ? tab->n : 1) * sizeof(*v));
     size_t n = 0;
-    for (size_t i = 0; i < tab->nbuckets; i++)
-        for (struct entry *e = tab->buckets[i]; e != NULL; e = e->next)
-            if ((ns == NULL || strcmp(e->obj->ns, ns) == 0) &&
-                (after[0] == '\0' || strcmp(e->key, after) > 0))
-                v[n++] = e;
-    qsort(v, n, sizeof(*v), cmp_entry);
-    out->items = gf_malloc((n ? n : 1) * sizeof(*out->items));
+    struct entry **v = sorted_entries(tab, ns, after, &n);
+    out->items = gf_malloc(PTRS(n ? n : 1));
     size_t i = 0;
     for (; i < n; i++) {
-        if (o->label != NULL || o->field != NULL) {
-            cJSON *j = gf_ks_obj_parse(v[i]->obj);
-            bool ok = gf_ks_selector_match(o->label, j) &&
-                      gf_ks_selector_match(o->field, j);
-            cJSON_Delete(j);
-            if (!ok)
-                continue;
-        }
+        if (!list_match(o, v[i]->obj))
+            continue;
         if (o->limit > 0 && out->n == o->limit)
             break;
         out->items[out->n++] = gf_ks_obj_ref(v[i]->obj);
@@ -1369,6 +1439,118 @@ static int check_namespace(struct gf_ks_store *st, const struct table *tab,
     return 0;
 }
 
+/* 422 for a create that names no object. */
+static int name_required(const struct gf_ks_rtype *t, struct gf_ks_status *err)
+{
+    char q[200];
+    snprintf(q, sizeof(q), "%s%s%s", t->kind, t->group[0] ? "." : "", t->group);
+    int rc = gf_ks_status_set(err, 422, "Invalid",
+                              "%s \"\" is invalid: metadata.name: Required "
+                              "value: name or generateName is required",
+                              q);
+    gf_ks_status_details(err, "", t->group, t->kind);
+    gf_ks_status_cause(err, "FieldValueRequired",
+                       "Required value: name or generateName is required",
+                       "metadata.name");
+    return rc;
+}
+
+/*
+ * The name a create will use: metadata.name, or generateName plus a
+ * random suffix. Writes it into out (cap bytes); checks it is valid and
+ * free. Returns 0 or a GF_E* code with err filled.
+ */
+static int create_name(struct gf_ks_store *st, struct table *tab,
+                       const char *ns, const cJSON *m, char *out, size_t cap,
+                       struct gf_ks_status *err)
+{
+    const struct gf_ks_rtype *t = tab->t;
+    const char *name = gf_json_str(m, "name");
+    const char *gen = gf_json_str(m, "generateName");
+    if (name != NULL && name[0] != '\0') {
+        snprintf(out, cap, "%s", name);
+    } else if (gen != NULL && gen[0] != '\0') {
+        /* A few tries; the server also retries generated-name clashes. */
+        for (int i = 0; i < 8; i++) {
+            char sfx[6];
+            random_suffix(st, sfx);
+            snprintf(out, cap, "%.*s%s", 58, gen, sfx);
+            if (lookup(st, tab, ns, out) == NULL)
+                break;
+        }
+    } else {
+        return name_required(t, err);
+    }
+    int rc = check_name(t, out, err);
+    if (rc < 0)
+        return rc;
+    if (lookup(st, tab, ns, out) != NULL)
+        return gf_ks_status_already_exists(err, t->group, t->resource, out);
+    return 0;
+}
+
+/* What the namespace registry sets on every new namespace. */
+static void init_namespace(cJSON *obj, cJSON *m, const char *name)
+{
+    cJSON *spec = cJSON_CreateObject();
+    cJSON *fins = cJSON_AddArrayToObject(spec, "finalizers");
+    cJSON_AddItemToArray(fins, cJSON_CreateString("kubernetes"));
+    set_item(obj, "spec", spec);
+    cJSON *status = cJSON_CreateObject();
+    cJSON_AddStringToObject(status, "phase", "Active");
+    set_item(obj, "status", status);
+    cJSON *labels = cJSON_GetObjectItemCaseSensitive(m, "labels");
+    if (!cJSON_IsObject(labels)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "labels");
+        labels = cJSON_AddObjectToObject(m, "labels");
+    }
+    set_str(labels, "kubernetes.io/metadata.name", name);
+}
+
+/* The metadata the registry owns on create; writes the new uid. */
+static void init_meta(struct gf_ks_store *st, const struct gf_ks_rtype *t,
+                      cJSON *obj, cJSON *m, const char *ns, const char *name,
+                      enum gf_ks_subres sub, char uid[37])
+{
+    set_str(m, "name", name);
+    if (t->namespaced)
+        set_str(m, "namespace", ns);
+    else
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "namespace");
+    char ts[32];
+    new_uid(st, uid);
+    now_rfc3339(st, ts);
+    set_str(m, "uid", uid);
+    set_str(m, "creationTimestamp", ts);
+    static const char *const dropped[] = {"deletionTimestamp",
+                                          "deletionGracePeriodSeconds",
+                                          "resourceVersion", "selfLink"};
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(m, dropped[i]);
+    set_item(m, "generation", cJSON_CreateNumber(1));
+    if (t->has_status && sub == GF_KS_MAIN)
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
+    if (strcmp(t->gr, NS_GR) == 0)
+        init_namespace(obj, m, name);
+}
+
+static int create_checks(const struct gf_ks_rtype *t, const char *ns,
+                         const cJSON *in, struct gf_ks_status *err)
+{
+    if (!cJSON_IsObject(in))
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the body of the request was not an object");
+    if (t->namespaced && ns[0] == '\0')
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the namespace of the object must be set");
+    const char *ons = gf_json_str(in, "metadata.namespace");
+    if (t->namespaced && ons != NULL && ons[0] != '\0' && strcmp(ons, ns) != 0)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the namespace of the provided object does "
+                                "not match the namespace sent on the request");
+    return 0;
+}
+
 int gf_ks_store_create(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                        const char *ns, const cJSON *in, enum gf_ks_subres sub,
                        struct gf_ks_obj **out, struct gf_ks_status *err)
@@ -1378,100 +1560,24 @@ int gf_ks_store_create(struct gf_ks_store *st, const struct gf_ks_rtype *t,
         return gf_ks_status_set(err, 404, "NotFound",
                                 "the server could not find the requested "
                                 "resource");
-    if (!cJSON_IsObject(in))
-        return gf_ks_status_set(err, 400, "BadRequest",
-                                "the body of the request was not an object");
     if (!t->namespaced || ns == NULL)
         ns = "";
-    if (t->namespaced && ns[0] == '\0')
-        return gf_ks_status_set(err, 400, "BadRequest",
-                                "the namespace of the object must be set");
+    int rc = create_checks(t, ns, in, err);
+    if (rc < 0)
+        return rc;
     enter(st);
-    int rc = 0;
     cJSON *obj = cJSON_Duplicate(in, true);
     cJSON *m = meta_of(obj);
-    const char *ons = gf_json_str(m, "namespace");
-    if (t->namespaced && ons != NULL && ons[0] != '\0' &&
-        strcmp(ons, ns) != 0) {
-        rc = gf_ks_status_set(err, 400, "BadRequest",
-                              "the namespace of the provided object does not "
-                              "match the namespace sent on the request");
-        goto out;
-    }
+    char name[NAME_MAX_LEN + 2];
     rc = check_namespace(st, tab, ns, err);
-    if (rc < 0)
-        goto out;
-    const char *name = gf_json_str(m, "name");
-    const char *gen = gf_json_str(m, "generateName");
-    char namebuf[300];
-    if (name == NULL || name[0] == '\0') {
-        if (gen == NULL || gen[0] == '\0') {
-            char q[200];
-            snprintf(q, sizeof(q), "%s%s%s", t->kind, t->group[0] ? "." : "",
-                     t->group);
-            rc = gf_ks_status_set(err, 422, "Invalid",
-                                  "%s \"\" is invalid: metadata.name: "
-                                  "Required value: name or generateName is "
-                                  "required",
-                                  q);
-            gf_ks_status_details(err, "", t->group, t->kind);
-            gf_ks_status_cause(err, "FieldValueRequired",
-                               "Required value: name or generateName is "
-                               "required",
-                               "metadata.name");
-            goto out;
-        }
-        /* A few tries; the server also retries generated-name clashes. */
-        for (int i = 0; i < 8; i++) {
-            char sfx[6];
-            random_suffix(st, sfx);
-            snprintf(namebuf, sizeof(namebuf), "%.*s%s", 58, gen, sfx);
-            if (lookup(st, tab, ns, namebuf) == NULL)
-                break;
-        }
-        name = namebuf;
-    } else {
-        snprintf(namebuf, sizeof(namebuf), "%s", name);
-        name = namebuf;
+    if (rc == 0)
+        rc = create_name(st, tab, ns, m, name, sizeof(name), err);
+    if (rc < 0) {
+        cJSON_Delete(obj);
+        return leave(st, rc);
     }
-    rc = check_name(t, name, err);
-    if (rc < 0)
-        goto out;
-    if (lookup(st, tab, ns, name) != NULL) {
-        rc = gf_ks_status_already_exists(err, t->group, t->resource, name);
-        goto out;
-    }
-    set_str(m, "name", name);
-    if (t->namespaced)
-        set_str(m, "namespace", ns);
-    else
-        cJSON_DeleteItemFromObjectCaseSensitive(m, "namespace");
-    char uid[37], ts[32];
-    new_uid(st, uid);
-    now_rfc3339(st, ts);
-    set_str(m, "uid", uid);
-    set_str(m, "creationTimestamp", ts);
-    cJSON_DeleteItemFromObjectCaseSensitive(m, "deletionTimestamp");
-    cJSON_DeleteItemFromObjectCaseSensitive(m, "deletionGracePeriodSeconds");
-    cJSON_DeleteItemFromObjectCaseSensitive(m, "resourceVersion");
-    cJSON_DeleteItemFromObjectCaseSensitive(m, "selfLink");
-    set_item(m, "generation", cJSON_CreateNumber(1));
-    if (t->has_status && sub == GF_KS_MAIN)
-        cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
-    if (strcmp(t->gr, NS_GR) == 0) {
-        /* What the namespace registry sets on every new namespace. */
-        cJSON *spec = cJSON_CreateObject();
-        cJSON *fins = cJSON_AddArrayToObject(spec, "finalizers");
-        cJSON_AddItemToArray(fins, cJSON_CreateString("kubernetes"));
-        set_item(obj, "spec", spec);
-        cJSON *status = cJSON_CreateObject();
-        cJSON_AddStringToObject(status, "phase", "Active");
-        set_item(obj, "status", status);
-        cJSON *labels = cJSON_GetObjectItemCaseSensitive(m, "labels");
-        if (!cJSON_IsObject(labels))
-            labels = cJSON_AddObjectToObject(m, "labels");
-        set_str(labels, "kubernetes.io/metadata.name", name);
-    }
+    char uid[37];
+    init_meta(st, t, obj, m, ns, name, sub, uid);
     char key[KEY_MAX];
     make_key(key, ns, name);
     struct entry *e = tab_insert(st, tab, key, uid);
@@ -1482,9 +1588,8 @@ int gf_ks_store_create(struct gf_ks_store *st, const struct gf_ks_rtype *t,
     keep(st, o);
     if (out != NULL)
         *out = o;
-out:
     cJSON_Delete(obj);
-    return leave(st, rc);
+    return leave(st, 0);
 }
 
 /* ---- update ---------------------------------------------------------- */
@@ -1492,6 +1597,108 @@ out:
 static void fmt_rv(const struct gf_ks_obj *o, char out[24])
 {
     snprintf(out, 24, "%llu", (unsigned long long)o->rv);
+}
+
+/* name, resourceVersion and uid of a write against the stored object. */
+static int check_preconditions(const struct gf_ks_rtype *t,
+                               const struct entry *e, const cJSON *im,
+                               const char *cur, struct gf_ks_status *err)
+{
+    const char *name = e->obj->name;
+    const char *iname = gf_json_str(im, "name");
+    if (iname != NULL && strcmp(iname, name) != 0)
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "the name of the object (%s) does not match "
+                                "the name on the URL (%s)",
+                                iname, name);
+    const char *irv = gf_json_str(im, "resourceVersion");
+    if (irv != NULL && irv[0] != '\0' && strcmp(irv, cur) != 0)
+        return gf_ks_status_conflict(err, t->group, t->resource, name,
+                                     "the object has been modified; please "
+                                     "apply your changes to the latest "
+                                     "version and try again");
+    const char *iuid = gf_json_str(im, "uid");
+    if (iuid != NULL && iuid[0] != '\0' && strcmp(iuid, e->uid) != 0) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "Precondition failed: UID in precondition: %s, UID in "
+                 "object meta: %s",
+                 iuid, e->uid);
+        return gf_ks_status_conflict(err, t->group, t->resource, name, why);
+    }
+    return 0;
+}
+
+/* Once an object is being deleted, no finalizer may be added. */
+static int check_new_finalizers(const struct gf_ks_rtype *t, const char *name,
+                                const cJSON *old, const cJSON *obj,
+                                struct gf_ks_status *err)
+{
+    if (gf_json_path(old, "metadata.deletionTimestamp") == NULL)
+        return 0;
+    static const char why[] = "Forbidden: no new finalizers can be added if "
+                              "the object is being deleted";
+    const cJSON *f;
+    cJSON_ArrayForEach(f, gf_json_path(obj, "metadata.finalizers"))
+    {
+        if (!cJSON_IsString(f) || has_finalizer(old, f->valuestring))
+            continue;
+        char q[200];
+        snprintf(q, sizeof(q), "%s%s%s", t->kind, t->group[0] ? "." : "",
+                 t->group);
+        int rc = gf_ks_status_set(err, 422, "Invalid",
+                                  "%s \"%s\" is invalid: metadata.finalizers: "
+                                  "%s",
+                                  q, name, why);
+        gf_ks_status_details(err, name, t->group, t->kind);
+        gf_ks_status_cause(err, "FieldValueForbidden", why,
+                           "metadata.finalizers");
+        return rc;
+    }
+    return 0;
+}
+
+/*
+ * The new state for a main-resource write: the input, with the stored
+ * status (for types with the subresource) and the metadata the registry
+ * owns. Returned-owned in *out; 0 or a GF_E* code.
+ */
+static int merge_main(const struct gf_ks_rtype *t, const char *name,
+                      const cJSON *old, const cJSON *in, cJSON **out,
+                      struct gf_ks_status *err)
+{
+    cJSON *obj = cJSON_Duplicate(in, true);
+    if (t->has_status)
+        copy_key(obj, old, "status");
+    cJSON *m = meta_of(obj);
+    const cJSON *om = cJSON_GetObjectItemCaseSensitive(old, "metadata");
+    static const char *const fixed[] = {"name",
+                                        "namespace",
+                                        "uid",
+                                        "creationTimestamp",
+                                        "deletionTimestamp",
+                                        "deletionGracePeriodSeconds",
+                                        "generation",
+                                        "selfLink"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        copy_key(m, om, fixed[i]);
+    int rc = check_new_finalizers(t, name, old, obj, err);
+    if (rc < 0) {
+        cJSON_Delete(obj);
+        return rc;
+    }
+    if (strcmp(t->gr, NS_GR) == 0) {
+        /* A namespace's spec and status belong to its controller. */
+        copy_key(obj, old, "spec");
+        copy_key(obj, old, "status");
+    }
+    if (spec_changed(old, obj, t->has_status)) {
+        int64_t g = 1;
+        gf_json_int(old, "metadata.generation", &g);
+        set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
+    }
+    *out = obj;
+    return 0;
 }
 
 /*
@@ -1503,113 +1710,41 @@ static int update_obj(struct gf_ks_store *st, struct table *tab,
                       struct gf_ks_obj **out, struct gf_ks_status *err)
 {
     const struct gf_ks_rtype *t = tab->t;
-    const char *name = e->obj->name;
     cJSON *old = gf_ks_obj_parse(e->obj);
     cJSON *obj = NULL;
+    char cur[24];
+    fmt_rv(e->obj, cur);
     int rc = 0;
     if (!cJSON_IsObject(in)) {
         rc = gf_ks_status_set(err, 400, "BadRequest",
                               "the body of the request was not an object");
         goto out;
     }
-    cJSON *im = meta_of(in);
-    const char *iname = gf_json_str(im, "name");
-    if (iname != NULL && strcmp(iname, name) != 0) {
-        rc = gf_ks_status_set(err, 400, "BadRequest",
-                              "the name of the object (%s) does not match "
-                              "the name on the URL (%s)",
-                              iname, name);
+    rc = check_preconditions(t, e, meta_of(in), cur, err);
+    if (rc < 0)
         goto out;
-    }
-    const char *irv = gf_json_str(im, "resourceVersion");
-    char cur[24];
-    fmt_rv(e->obj, cur);
-    if (irv != NULL && irv[0] != '\0' && strcmp(irv, cur) != 0) {
-        rc = gf_ks_status_conflict(err, t->group, t->resource, name,
-                                   "the object has been modified; please "
-                                   "apply your changes to the latest version "
-                                   "and try again");
-        goto out;
-    }
-    const char *iuid = gf_json_str(im, "uid");
-    if (iuid != NULL && iuid[0] != '\0' && strcmp(iuid, e->uid) != 0) {
-        char why[200];
-        snprintf(why, sizeof(why),
-                 "Precondition failed: UID in precondition: %s, UID in "
-                 "object meta: %s",
-                 iuid, e->uid);
-        rc = gf_ks_status_conflict(err, t->group, t->resource, name, why);
-        goto out;
-    }
     if (sub == GF_KS_STATUS) {
         /* /status takes only status; everything else stays as stored. */
         obj = cJSON_Duplicate(old, true);
         copy_key(obj, in, "status");
     } else {
-        obj = cJSON_Duplicate(in, true);
-        if (t->has_status)
-            copy_key(obj, old, "status");
-        cJSON *m = meta_of(obj);
-        const cJSON *om = cJSON_GetObjectItemCaseSensitive(old, "metadata");
-        static const char *const fixed[] = {"name",
-                                            "namespace",
-                                            "uid",
-                                            "creationTimestamp",
-                                            "deletionTimestamp",
-                                            "deletionGracePeriodSeconds",
-                                            "generation",
-                                            "selfLink"};
-        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
-            copy_key(m, om, fixed[i]);
-        if (gf_json_path(old, "metadata.deletionTimestamp") != NULL) {
-            const cJSON *f;
-            cJSON_ArrayForEach(f, gf_json_path(obj, "metadata.finalizers"))
-            {
-                if (cJSON_IsString(f) && !has_finalizer(old, f->valuestring)) {
-                    char q[200];
-                    snprintf(q, sizeof(q), "%s%s%s", t->kind,
-                             t->group[0] ? "." : "", t->group);
-                    rc = gf_ks_status_set(
-                        err, 422, "Invalid",
-                        "%s \"%s\" is invalid: metadata.finalizers: "
-                        "Forbidden: no new finalizers can be added if the "
-                        "object is being deleted",
-                        q, name);
-                    gf_ks_status_details(err, name, t->group, t->kind);
-                    gf_ks_status_cause(err, "FieldValueForbidden",
-                                       "Forbidden: no new finalizers can be "
-                                       "added if the object is being deleted",
-                                       "metadata.finalizers");
-                    goto out;
-                }
-            }
-        }
-        if (strcmp(t->gr, NS_GR) == 0) {
-            copy_key(obj, old, "spec");
-            copy_key(obj, old, "status");
-        }
-        if (spec_changed(old, obj, t->has_status)) {
-            int64_t g = 1;
-            gf_json_int(old, "metadata.generation", &g);
-            set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
-        }
+        rc = merge_main(t, e->obj->name, old, in, &obj, err);
+        if (rc < 0)
+            goto out;
     }
     /* The server skips writes that change nothing: same RV, no event. */
     set_str(meta_of(obj), "resourceVersion", cur);
+    struct gf_ks_obj *o = e->obj;
     if (gf_ks_json_equal(obj, old)) {
-        keep(st, e->obj);
-        if (out != NULL)
-            *out = e->obj;
-        goto out;
-    }
-    struct gf_ks_obj *o;
-    if (gf_json_path(obj, "metadata.deletionTimestamp") != NULL &&
-        !has_finalizers(obj)) {
+        keep(st, o);
+    } else if (gf_json_path(obj, "metadata.deletionTimestamp") != NULL &&
+               !has_finalizers(obj)) {
         o = remove_now(st, e, obj, GF_KS_PROP_BACKGROUND);
+        obj = NULL;
     } else {
         o = replace_now(st, e, obj, old);
+        obj = NULL;
     }
-    obj = NULL;
     if (out != NULL)
         *out = o;
 out:
@@ -1874,13 +2009,13 @@ static void gc_dependents(struct gf_ks_store *st, const char *owner_uid,
         return;
     /* Collect first: deleting changes the dependency lists. */
     size_t n = 0, cap = 8;
-    char **keys = gf_malloc(cap * sizeof(*keys));
-    struct table **tabs = gf_malloc(cap * sizeof(*tabs));
+    char **keys = gf_malloc(PTRS(cap));
+    struct table **tabs = gf_malloc(PTRS(cap));
     for (struct dep *d = u->deps; d != NULL; d = d->next) {
         if (n == cap) {
             cap *= 2;
-            keys = gf_realloc(keys, cap * sizeof(*keys));
-            tabs = gf_realloc(tabs, cap * sizeof(*tabs));
+            keys = gf_realloc(keys, PTRS(cap));
+            tabs = gf_realloc(tabs, PTRS(cap));
         }
         keys[n] = gf_strdup(d->e->key);
         tabs[n++] = d->e->tab;
@@ -1945,7 +2080,7 @@ static void gc_namespace(struct gf_ks_store *st, const char *ns)
         size_t pl = strlen(prefix);
         /* Collect keys first: deletion edits the table. */
         size_t n = 0;
-        char **keys = gf_malloc((tab->n ? tab->n : 1) * sizeof(*keys));
+        char **keys = gf_malloc(PTRS(tab->n ? tab->n : 1));
         for (size_t i = 0; i < tab->nbuckets; i++)
             for (struct entry *e = tab->buckets[i]; e != NULL; e = e->next)
                 if (strncmp(e->key, prefix, pl) == 0)
@@ -2010,7 +2145,7 @@ int gf_ks_store_unregister(struct gf_ks_store *st, const char *group,
     st->depth--;
     dispatch(st); /* deliver the DELETED events while the type exists */
     st->depth++;
-    close_watches(tab, GF_ENOTFOUND);
+    close_watches(st, tab, GF_ENOTFOUND);
     for (struct gf_ks_observer *o = st->observers; o != NULL; o = o->next)
         if (o->tab == tab)
             o->dead = true;
@@ -2057,8 +2192,7 @@ void gf_ks_store_unobserve(struct gf_ks_store *st, struct gf_ks_observer *o)
     if (o == NULL)
         return;
     o->dead = true;
-    if (!st->dispatching)
-        sweep(st);
+    maybe_sweep(st);
 }
 
 const char *gf_ks_ev_name(enum gf_ks_ev_type t)
@@ -2078,6 +2212,41 @@ const char *gf_ks_ev_name(enum gf_ks_ev_type t)
     return "ERROR";
 }
 
+/*
+ * Synthetic ADDED events for the current state; then everything after
+ * the current resourceVersion comes by dispatch.
+ */
+static void watch_initial(struct gf_ks_store *st, struct gf_ks_watch *w)
+{
+    struct gf_ks_list_opts lo = {.ns = w->ns};
+    struct gf_ks_list l;
+    gf_ks_store_list(st, w->tab->t, &lo, &l, NULL);
+    w->last_rv = st->rv;
+    for (size_t i = 0; i < l.n && !w->dead; i++) {
+        bool ok = true;
+        if (w->label != NULL || w->field != NULL) {
+            cJSON *j = gf_ks_obj_parse(l.items[i]);
+            ok = sel_match(w, j);
+            cJSON_Delete(j);
+        }
+        if (ok)
+            w->cb(w->data, GF_KS_EV_ADDED, l.items[i], l.items[i]->rv, 0);
+    }
+    gf_ks_list_free(&l);
+}
+
+/* Every cached change after version from, in order. */
+static void watch_replay(struct gf_ks_watch *w, uint64_t from)
+{
+    const struct table *tab = w->tab;
+    w->last_rv = from;
+    for (size_t i = 0; i < tab->ring_len && !w->dead; i++) {
+        const struct cached_ev *c =
+            &tab->ring[(tab->ring_head + i) % tab->ring_cap];
+        watch_send(w, c->type, c->obj, c->old, NULL, NULL);
+    }
+}
+
 int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                       const struct gf_ks_watch_opts *o, gf_ks_watch_cb cb,
                       void *data, struct gf_ks_watch **out,
@@ -2094,6 +2263,21 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
         if (gf_parse_i64(o->rv, &from) != 0 || from < 0)
             return gf_ks_status_set(err, 400, "BadRequest",
                                     "invalid resource version: %s", o->rv);
+        if ((uint64_t)from > st->rv) {
+            /*
+             * What the server answers once its wait for a future version
+             * times out; clients relist on it.
+             */
+            int rc = gf_ks_status_set(
+                err, 504, "Timeout",
+                "Timeout: Too large resource version: %lld, current: %llu",
+                (long long)from, (unsigned long long)st->rv);
+            gf_ks_status_cause(err, "ResourceVersionTooLarge",
+                               "Too large resource version", NULL);
+            if (err != NULL)
+                err->retry_after = 1;
+            return rc;
+        }
         if ((uint64_t)from < tab->compacted_rv) {
             int rc = gf_ks_status_set(
                 err, 410, "Expired", "too old resource version: %lld (%llu)",
@@ -2113,33 +2297,18 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
     tab->watches = w;
     st->nwatches++;
     *out = w;
-    if (initial) {
-        /*
-         * Synthetic ADDED events for the current state, then everything
-         * after the current resourceVersion.
-         */
-        struct gf_ks_list_opts lo = {.ns = w->ns};
-        struct gf_ks_list l;
-        gf_ks_store_list(st, t, &lo, &l, NULL);
-        for (size_t i = 0; i < l.n && !w->dead; i++) {
-            bool ok = true;
-            if (w->label != NULL || w->field != NULL) {
-                cJSON *j = gf_ks_obj_parse(l.items[i]);
-                ok = sel_match(w, j);
-                cJSON_Delete(j);
-            }
-            if (ok)
-                cb(data, GF_KS_EV_ADDED, l.items[i], l.items[i]->rv, 0);
-        }
-        gf_ks_list_free(&l);
-        w->last_rv = st->rv;
-        return 0;
-    }
-    w->last_rv = (uint64_t)from;
-    for (size_t i = 0; i < tab->ring_len && !w->dead; i++) {
-        struct cached_ev *c = &tab->ring[(tab->ring_head + i) % tab->ring_cap];
-        watch_send(w, c->type, c->obj, c->old, NULL, NULL);
-    }
+    /*
+     * The callback may stop this watch (or others): they are only marked
+     * until the events below have been sent, then freed.
+     */
+    st->busy++;
+    if (initial)
+        watch_initial(st, w);
+    else
+        watch_replay(w, (uint64_t)from);
+    st->busy--;
+    if (w->dead)
+        maybe_sweep(st);
     return 0;
 }
 
@@ -2159,6 +2328,5 @@ void gf_ks_watch_stop(struct gf_ks_watch *w)
     if (w == NULL || w->dead)
         return;
     w->dead = true;
-    if (!w->st->dispatching)
-        sweep(w->st);
+    maybe_sweep(w->st);
 }

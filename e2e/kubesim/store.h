@@ -407,8 +407,10 @@ struct gf_ks_watch_opts {
  * may run before this function returns (the initial ADDED events or the
  * replay). Events follow the API server's selector rules: an object that
  * stops matching is sent as DELETED, one that starts matching as ADDED.
- * Returns 0, or GF_EGONE (410 Expired, err filled) or GF_EINVALID (a bad
- * resourceVersion); on error cb never fires.
+ * Returns 0, or GF_EGONE (410 Expired, err filled), GF_EINVALID (a bad
+ * resourceVersion) or GF_ESERVER (504 Timeout "Too large resource
+ * version", for a version the store has not reached: what the API server
+ * answers after waiting for it); on error cb never fires.
  */
 int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                       const struct gf_ks_watch_opts *o, gf_ks_watch_cb cb,

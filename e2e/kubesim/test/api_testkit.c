@@ -199,8 +199,9 @@ const char *ks_apitk_crd_dir(void)
 {
     static char dir[1024];
     struct stat sb;
+    /* The shared folder, or the project's unchanged copy of it. */
     const char *env = getenv("GF_SHARED");
-    const char *cands[] = {env, "../shared", "../../shared"};
+    const char *cands[] = {env, "e2e/testdata", "../shared", "../../shared"};
     for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
         if (cands[i] == NULL || cands[i][0] == '\0')
             continue;

@@ -71,8 +71,9 @@ size_t ks_apitk_events(const struct ks_apitk_resp *r);
 
 /* Reads a whole file (test data); returned-owned, NULL when missing. */
 char *ks_apitk_read_file(const char *path, size_t *len);
-/* The directory holding the shared Kueue CRDs ($GF_SHARED/kueue/crds or
- * ../shared/kueue/crds), or NULL when it cannot be found. Static. */
+/* The directory holding the upstream Kueue CRDs ($GF_SHARED/kueue/crds,
+ * e2e/testdata/kueue/crds or ../shared/kueue/crds), or NULL when none is
+ * found. Static. */
 const char *ks_apitk_crd_dir(void);
 
 #endif

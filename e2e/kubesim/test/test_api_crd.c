@@ -124,6 +124,11 @@ static void test_discovery_builtin(void **state)
     assert_non_null(resource(j, "jobs"));
     assert_non_null(resource(j, "jobs/status"));
     cJSON_Delete(j);
+    j = get(&k, "/apis/authorization.k8s.io/v1", 200);
+    const cJSON *ssar = resource(j, "selfsubjectaccessreviews");
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(ssar, "verbs")), 1);
+    assert_true(has_str(gf_json_path(ssar, "verbs"), "create"));
+    cJSON_Delete(j);
     j = get(&k, "/apis/batch", 200);
     assert_string_equal(str(j, "kind"), "APIGroup");
     cJSON_Delete(j);
@@ -144,11 +149,63 @@ static void test_discovery_builtin(void **state)
         assert_string_equal(gf_buf_cstr(&r.body), "ok");
         ks_apitk_resp_free(&r);
     }
-    /* Aggregated discovery is answered in the legacy format. */
+    /* Aggregated discovery (what kubectl 1.32 asks for first). */
     struct ks_apitk_resp r;
     ks_apitk_resp_init(&r);
     ks_apitk_do(&k, &r, "GET", "/apis", NULL,
                 "application/json;g=apidiscovery.k8s.io;v=v2;"
+                "as=APIGroupDiscoveryList,application/json;"
+                "g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,"
+                "application/json",
+                NULL);
+    assert_string_equal(r.ctype, "application/json;g=apidiscovery.k8s.io;"
+                                 "v=v2;as=APIGroupDiscoveryList");
+    j = cJSON_Parse(gf_buf_cstr(&r.body));
+    ks_apitk_resp_free(&r);
+    assert_string_equal(str(j, "kind"), "APIGroupDiscoveryList");
+    assert_string_equal(str(j, "apiVersion"), "apidiscovery.k8s.io/v2");
+    const cJSON *batch = NULL, *it;
+    cJSON_ArrayForEach(it, gf_json_path(j, "items"))
+    {
+        if (strcmp(str(it, "metadata.name"), "batch") == 0)
+            batch = it;
+    }
+    assert_non_null(batch);
+    const cJSON *v = cJSON_GetArrayItem(gf_json_path(batch, "versions"), 0);
+    assert_string_equal(str(v, "version"), "v1");
+    assert_string_equal(str(v, "freshness"), "Current");
+    const cJSON *jobs = cJSON_GetArrayItem(gf_json_path(v, "resources"), 0);
+    assert_string_equal(str(jobs, "resource"), "jobs");
+    assert_string_equal(str(jobs, "scope"), "Namespaced");
+    assert_string_equal(str(jobs, "responseKind.kind"), "Job");
+    assert_string_equal(str(jobs, "singularResource"), "job");
+    assert_string_equal(
+        str(cJSON_GetArrayItem(gf_json_path(jobs, "subresources"), 0),
+            "subresource"),
+        "status");
+    cJSON_Delete(j);
+    ks_apitk_resp_init(&r);
+    ks_apitk_do(&k, &r, "GET", "/api", NULL,
+                "application/json;g=apidiscovery.k8s.io;v=v2;"
+                "as=APIGroupDiscoveryList",
+                NULL);
+    j = cJSON_Parse(gf_buf_cstr(&r.body));
+    ks_apitk_resp_free(&r);
+    const cJSON *core = cJSON_GetArrayItem(gf_json_path(j, "items"), 0);
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(j, "items")), 1);
+    assert_null(gf_json_path(core, "metadata.name"));
+    v = cJSON_GetArrayItem(gf_json_path(core, "versions"), 0);
+    bool cms = false;
+    cJSON_ArrayForEach(it, gf_json_path(v, "resources"))
+    {
+        cms |= strcmp(str(it, "resource"), "configmaps") == 0;
+    }
+    assert_true(cms);
+    cJSON_Delete(j);
+    /* Only v2beta1 asked for: the legacy document. */
+    ks_apitk_resp_init(&r);
+    ks_apitk_do(&k, &r, "GET", "/apis", NULL,
+                "application/json;g=apidiscovery.k8s.io;v=v2beta1;"
                 "as=APIGroupDiscoveryList,application/json",
                 NULL);
     assert_string_equal(r.ctype, "application/json");
@@ -342,6 +399,27 @@ static void test_kueue_validation(void **state)
     assert_int_equal(code, 201);
     assert_null(gf_json_path(j, "spec.bogus"));
     assert_null(gf_json_path(j, "extra"));
+    cJSON_Delete(j);
+    /* fieldValidation=Strict (kubectl's default) refuses them instead. */
+    j = ks_apitk_json(
+        &k, "POST", KQ "/namespaces/default/localqueues?fieldValidation=Strict",
+        NULL,
+        "{\"metadata\":{\"name\":\"q3\"},\"spec\":"
+        "{\"clusterQueue\":\"cq\",\"bogus\":1,\"nil\":null}}",
+        &code);
+    assert_int_equal(code, 400);
+    assert_string_equal(str(j, "reason"), "BadRequest");
+    assert_string_equal(str(j, "message"),
+                        "LocalQueue in version \"v1beta2\" cannot be handled "
+                        "as a LocalQueue: strict decoding error: unknown "
+                        "field \"spec.bogus\"");
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "PATCH",
+                      KQ "/namespaces/default/localqueues/q?fieldValidation="
+                         "Strict",
+                      "application/merge-patch+json",
+                      "{\"spec\":{\"stopPolicy\":\"Hold\"}}", &code);
+    assert_int_equal(code, 200);
     cJSON_Delete(j);
     /* Patches are validated too; SMP is refused for custom resources. */
     j = ks_apitk_json(&k, "PATCH", KQ "/namespaces/default/localqueues/q",

@@ -69,6 +69,29 @@ static const char pb_rb[] =
     "\x6e\x2e\x6b\x38\x73\x2e\x69\x6f\x12\x0b\x43\x6c\x75\x73\x74\x65"
     "\x72\x52\x6f\x6c\x65\x1a\x04\x76\x69\x65\x77\x1a\x00\x22\x00";
 
+/* kubectl auth can-i delete workloads.kueue.x-k8s.io -n team-a (without
+ * discovery, so the resource carries the group). */
+static const char pb_ssar_res[] =
+    "\x6b\x38\x73\x00\x0a\x32\x0a\x17\x61\x75\x74\x68\x6f\x72\x69\x7a"
+    "\x61\x74\x69\x6f\x6e\x2e\x6b\x38\x73\x2e\x69\x6f\x2f\x76\x31\x12"
+    "\x17\x53\x65\x6c\x66\x53\x75\x62\x6a\x65\x63\x74\x41\x63\x63\x65"
+    "\x73\x73\x52\x65\x76\x69\x65\x77\x12\x52\x0a\x10\x0a\x00\x12\x00"
+    "\x1a\x00\x22\x00\x2a\x00\x32\x00\x38\x00\x42\x00\x12\x34\x0a\x32"
+    "\x0a\x06\x74\x65\x61\x6d\x2d\x61\x12\x06\x64\x65\x6c\x65\x74\x65"
+    "\x1a\x00\x22\x00\x2a\x18\x77\x6f\x72\x6b\x6c\x6f\x61\x64\x73\x2e"
+    "\x6b\x75\x65\x75\x65\x2e\x78\x2d\x6b\x38\x73\x2e\x69\x6f\x32\x00"
+    "\x3a\x00\x1a\x08\x08\x00\x12\x00\x1a\x00\x20\x00\x1a\x00\x22\x00";
+
+/* kubectl auth can-i get /healthz */
+static const char pb_ssar_nonres[] =
+    "\x6b\x38\x73\x00\x0a\x32\x0a\x17\x61\x75\x74\x68\x6f\x72\x69\x7a"
+    "\x61\x74\x69\x6f\x6e\x2e\x6b\x38\x73\x2e\x69\x6f\x2f\x76\x31\x12"
+    "\x17\x53\x65\x6c\x66\x53\x75\x62\x6a\x65\x63\x74\x41\x63\x63\x65"
+    "\x73\x73\x52\x65\x76\x69\x65\x77\x12\x2f\x0a\x10\x0a\x00\x12\x00"
+    "\x1a\x00\x22\x00\x2a\x00\x32\x00\x38\x00\x42\x00\x12\x11\x12\x0f"
+    "\x0a\x08\x2f\x68\x65\x61\x6c\x74\x68\x7a\x12\x03\x67\x65\x74\x1a"
+    "\x08\x08\x00\x12\x00\x1a\x00\x20\x00\x1a\x00\x22\x00";
+
 struct vec {
     const char *path;
     const char *body;
@@ -195,6 +218,67 @@ static void test_unknown_kind(void **state)
     ks_apitk_stop(&k);
 }
 
+#define SSAR "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+
+struct asked {
+    char last[256];
+};
+
+/* Allows everything but delete; records what it was asked. */
+static int no_deletes(void *data, const struct gf_ks_authz_attrs *a,
+                      struct gf_ks_status *err)
+{
+    struct asked *s = data;
+    snprintf(s->last, sizeof(s->last), "%s|%s|%s|%s|%s|%s", a->user, a->verb,
+             a->resource != NULL ? a->resource : "<nil>", a->ns, a->name,
+             a->path);
+    if (strcmp(a->verb, "delete") != 0)
+        return 0;
+    return gf_ks_status_set(err, 403, "Forbidden", "no deletes for %s",
+                            a->user);
+}
+
+static void test_self_subject_access_review(void **state)
+{
+    (void)state;
+    struct asked s = {{0}};
+    struct gf_ks_api_opts o = {.authorize = no_deletes, .authorize_data = &s};
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, &o);
+    k.user = "bob";
+    int code;
+    cJSON *j = post(&k, SSAR, pb_ssar_res, sizeof(pb_ssar_res) - 1, &code);
+    assert_int_equal(code, 201);
+    /* The review itself was a create; the question was a delete. */
+    assert_string_equal(s.last, "bob|delete|workloads.kueue.x-k8s.io|team-a||");
+    assert_string_equal(str(j, "kind"), "SelfSubjectAccessReview");
+    assert_true(cJSON_IsFalse(gf_json_path(j, "status.allowed")));
+    assert_string_equal(str(j, "status.reason"), "no deletes for bob");
+    cJSON_Delete(j);
+    j = post(&k, SSAR, pb_ssar_nonres, sizeof(pb_ssar_nonres) - 1, &code);
+    assert_int_equal(code, 201);
+    assert_string_equal(s.last, "bob|get|<nil>|||/healthz");
+    assert_true(cJSON_IsTrue(gf_json_path(j, "status.allowed")));
+    cJSON_Delete(j);
+    /* JSON, as the Python client sends it. */
+    j = ks_apitk_json(&k, "POST", SSAR, NULL,
+                      "{\"spec\":{\"resourceAttributes\":{\"verb\":\"list\","
+                      "\"group\":\"batch\",\"resource\":\"jobs\","
+                      "\"namespace\":\"n\"}}}",
+                      &code);
+    assert_int_equal(code, 201);
+    assert_true(cJSON_IsTrue(gf_json_path(j, "status.allowed")));
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "POST", SSAR, NULL, "{\"spec\":{}}", &code);
+    assert_int_equal(code, 422);
+    cJSON_Delete(j);
+    /* Nothing is stored: there is nothing to get or list. */
+    j = ks_apitk_json(&k, "GET", SSAR, NULL, NULL, &code);
+    assert_int_equal(code, 405);
+    cJSON_Delete(j);
+    ks_apitk_stop(&k);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -202,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_kubectl_bodies),
         cmocka_unit_test(test_truncations_and_corruption),
         cmocka_unit_test(test_unknown_kind),
+        cmocka_unit_test(test_self_subject_access_review),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();

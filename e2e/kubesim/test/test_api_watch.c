@@ -132,6 +132,37 @@ static void test_watch_from_rv(void **state)
     ks_apitk_stop(&k);
 }
 
+/* The watch-list protocol: current state, then the initial-events-end
+ * bookmark, then live events. */
+static void test_watch_send_initial_events(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    mk(&k, "a", "x");
+    mk(&k, "b", "x");
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    ks_apitk_do(&k, &r, "GET",
+                CM_PATH "?watch=1&sendInitialEvents=true&allowWatchBookmarks="
+                        "true&resourceVersionMatch=NotOlderThan&"
+                        "resourceVersion=1",
+                NULL, NULL, NULL);
+    assert_int_equal(ks_apitk_events(&r), 3);
+    assert_event(&r, 0, "ADDED", "a");
+    assert_event(&r, 1, "ADDED", "b");
+    cJSON *e = ks_apitk_event(&r, 2);
+    assert_string_equal(str(e, "type"), "BOOKMARK");
+    assert_string_equal(gf_json_annotation(gf_json_path(e, "object"),
+                                           "k8s.io/initial-events-end"),
+                        "true");
+    cJSON_Delete(e);
+    mk(&k, "c", "x");
+    assert_event(&r, 3, "ADDED", "c");
+    ks_apitk_resp_free(&r);
+    ks_apitk_stop(&k);
+}
+
 static void test_watch_bookmarks_and_timeout(void **state)
 {
     (void)state;
@@ -364,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_initial_and_live),
         cmocka_unit_test(test_watch_from_rv),
+        cmocka_unit_test(test_watch_send_initial_events),
         cmocka_unit_test(test_watch_bookmarks_and_timeout),
         cmocka_unit_test(test_watch_expired),
         cmocka_unit_test(test_watch_restart),

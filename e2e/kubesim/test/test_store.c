@@ -940,6 +940,17 @@ static void test_watch_cache_replay_and_410(void **state)
     snprintf(want, sizeof(want), "BOOKMARK %llu",
              (unsigned long long)gf_ks_store_rv(f.st));
     assert_string_equal(r.lines[4], want);
+    /* A version the store has not reached: 504 ResourceVersionTooLarge. */
+    snprintf(rv, sizeof(rv), "%llu",
+             (unsigned long long)gf_ks_store_rv(f.st) + 5);
+    struct gf_ks_watch *wf = NULL;
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &wf, &err),
+                     GF_ESERVER);
+    assert_int_equal(err.code, 504);
+    assert_string_equal(
+        gf_json_str(cJSON_GetArrayItem(err.causes, 0), "reason"),
+        "ResourceVersionTooLarge");
+    assert_int_equal(err.retry_after, 1);
     /* Bad versions are 400. */
     wo.rv = "12abc";
     struct gf_ks_watch *w2 = NULL;
@@ -1161,6 +1172,383 @@ static void test_unregister_closes_watches(void **state)
     fx_done(&f);
 }
 
+/*
+ * A Workload as Kueue writes it for a GPU Job: owner reference, labels,
+ * one pod set with a full container, admission and conditions. About
+ * 2 KB of compact JSON.
+ */
+static void workload_json(char *out, size_t cap, int i)
+{
+    snprintf(
+        out, cap,
+        "{\"apiVersion\":\"kueue.x-k8s.io/v1beta2\",\"kind\":\"Workload\","
+        "\"metadata\":{\"name\":\"job-train-%05d-1a2b3\",\"labels\":{"
+        "\"kueue.x-k8s.io/job-uid\":\"7f3c2a10-5b8e-4d21-9c44-%012d\","
+        "\"team\":\"ml-research\"},\"annotations\":{"
+        "\"gpufed.io/placement\":\"east\"},\"ownerReferences\":[{"
+        "\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"name\":"
+        "\"train-%05d\",\"uid\":\"7f3c2a10-5b8e-4d21-9c44-%012d\","
+        "\"controller\":true,\"blockOwnerDeletion\":true}],\"finalizers\":["
+        "\"kueue.x-k8s.io/resource-in-use\"]},"
+        "\"spec\":{\"active\":true,\"queueName\":\"team-queue\",\"priority\":"
+        "100,\"priorityClassSource\":\"kueue.x-k8s.io/workloadpriorityclass\","
+        "\"priorityClassName\":\"high\",\"podSets\":[{\"name\":\"main\","
+        "\"count\":4,\"template\":{\"metadata\":{\"labels\":{\"app\":"
+        "\"train\"}},\"spec\":{\"containers\":[{\"name\":\"trainer\","
+        "\"image\":\"registry.example.com/ml/trainer:2026.11.1\",\"command\":"
+        "[\"python\",\"-m\",\"train\"],\"args\":[\"--epochs=10\","
+        "\"--batch-size=512\",\"--data=/data/set-a\"],\"env\":[{\"name\":"
+        "\"NCCL_DEBUG\",\"value\":\"INFO\"},{\"name\":\"WORLD_SIZE\","
+        "\"value\":\"4\"}],\"resources\":{\"requests\":{\"cpu\":\"8\","
+        "\"memory\":\"64Gi\",\"nvidia.com/gpu\":\"2\"},\"limits\":{"
+        "\"nvidia.com/gpu\":\"2\"}},\"volumeMounts\":[{\"name\":\"data\","
+        "\"mountPath\":\"/data\"}]}],\"volumes\":[{\"name\":\"data\","
+        "\"persistentVolumeClaim\":{\"claimName\":\"datasets\"}}],"
+        "\"restartPolicy\":\"Never\",\"nodeSelector\":{"
+        "\"nvidia.com/gpu.product\":\"A100\"},\"tolerations\":[{\"key\":"
+        "\"nvidia.com/gpu\",\"operator\":\"Exists\",\"effect\":"
+        "\"NoSchedule\"}]}}}]},"
+        "\"status\":{\"admission\":{\"clusterQueue\":\"team-cq\","
+        "\"podSetAssignments\":[{\"name\":\"main\",\"flavors\":{\"cpu\":"
+        "\"default\",\"memory\":\"default\",\"nvidia.com/gpu\":\"a100\"},"
+        "\"resourceUsage\":{\"cpu\":\"32\",\"memory\":\"256Gi\","
+        "\"nvidia.com/gpu\":\"8\"},\"count\":4}]},\"conditions\":[{\"type\":"
+        "\"QuotaReserved\",\"status\":\"True\",\"reason\":\"QuotaReserved\","
+        "\"message\":\"Quota reserved in ClusterQueue team-cq\","
+        "\"lastTransitionTime\":\"2026-11-24T10:00:00Z\","
+        "\"observedGeneration\":1},{\"type\":\"Admitted\",\"status\":"
+        "\"True\",\"reason\":\"Admitted\",\"message\":\"The workload is "
+        "admitted\",\"lastTransitionTime\":\"2026-11-24T10:00:00Z\","
+        "\"observedGeneration\":1}]}}",
+        i, i, i, i);
+}
+
+/*
+ * Memory per stored Workload, for the "100 clusters x 1k Workloads in one
+ * process" goal: every allocation goes through the counter, so the live
+ * byte delta is the true cost (blob, index entry, uid index, owner index,
+ * watch-cache reference).
+ */
+static void test_memory_per_workload(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    struct fx f;
+    int64_t empty = gf_alloc_live_bytes();
+    fx_init(&f, 0);
+    empty = gf_alloc_live_bytes() - empty;
+    mk_ns(&f, "a");
+    char buf[4096];
+    workload_json(buf, sizeof(buf), 0);
+    /* What one parsed cJSON tree of the same object costs. */
+    int64_t b0 = gf_alloc_live_bytes(), n0 = gf_alloc_live();
+    cJSON *tree = cJSON_Parse(buf);
+    int64_t tree_bytes = gf_alloc_live_bytes() - b0;
+    int64_t tree_blocks = gf_alloc_live() - n0;
+    cJSON_Delete(tree);
+    int64_t before = gf_alloc_live_bytes();
+    size_t json_len = 0;
+    for (int i = 0; i < N; i++) {
+        workload_json(buf, sizeof(buf), i);
+        cJSON *j = js(buf);
+        struct gf_ks_obj *o = NULL;
+        assert_int_equal(
+            gf_ks_store_create(f.st, f.wl, "a", j, GF_KS_STATUS, &o, NULL), 0);
+        json_len += o->len;
+        cJSON_Delete(j);
+    }
+    int64_t created = gf_alloc_live_bytes() - before;
+    /* One status write each: the watch cache now holds old versions. */
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "job-train-%05d-1a2b3", i);
+        cJSON *st =
+            js("{\"reclaimablePods\":[{\"name\":\"main\",\"count\":1}]}");
+        assert_int_equal(
+            gf_ks_store_patch_status(f.st, f.wl, "a", name, st, NULL, NULL), 0);
+        cJSON_Delete(st);
+    }
+    int64_t updated = gf_alloc_live_bytes() - before;
+    print_message("empty store with %d types: %lld bytes\n", 6,
+                  (long long)empty);
+    print_message("workload: %zu bytes of compact JSON; cJSON tree %lld bytes "
+                  "in %lld blocks\n",
+                  json_len / N, (long long)tree_bytes, (long long)tree_blocks);
+    print_message("stored: %lld bytes/object after create (store_bytes %zu), "
+                  "%lld bytes/object after one update each (watch cache "
+                  "holds %d old versions)\n",
+                  (long long)(created / N), gf_ks_store_bytes(f.st) / N,
+                  (long long)(updated / N), 1024);
+    /* The blob dominates: overhead stays under half the JSON size. */
+    assert_true(json_len / N > 1800);
+    assert_true(created / N < (int64_t)(json_len / N) * 3 / 2);
+    assert_true(tree_bytes > (int64_t)(json_len / N) * 3);
+    /* A cluster's fixed cost stays small: rings grow on demand. */
+    assert_true(empty < 32 * 1024);
+    fx_done(&f);
+}
+
+/* A watch callback that stops its own watch on the second event. */
+struct self_stop {
+    struct gf_ks_watch *w;
+    int seen;
+};
+
+static void self_stop_cb(void *data, enum gf_ks_ev_type type,
+                         const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)obj;
+    (void)rv;
+    (void)err;
+    struct self_stop *s = data;
+    assert_int_not_equal(type, GF_KS_EV_CLOSED);
+    if (++s->seen == 2)
+        gf_ks_watch_stop(s->w);
+}
+
+struct self_unobserve {
+    struct gf_ks_store *st;
+    struct gf_ks_observer *o;
+    int seen;
+};
+
+static void self_unobserve_cb(void *data, const struct gf_ks_event *ev)
+{
+    (void)ev;
+    struct self_unobserve *s = data;
+    if (++s->seen == 1)
+        gf_ks_store_unobserve(s->st, s->o);
+}
+
+static bool stop_after_two(void *data, struct gf_ks_obj *o)
+{
+    (void)o;
+    return ++*(int *)data < 2;
+}
+
+static void type_names(void *data, const struct gf_ks_rtype *t)
+{
+    char *out = data;
+    size_t n = strlen(out);
+    snprintf(out + n, 256 - n, "%s%s", n ? "," : "", t->resource);
+}
+
+static void test_callbacks_may_stop_themselves(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    struct self_stop ss = {0};
+    struct gf_ks_watch_opts wo = {0};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, self_stop_cb, &ss, &ss.w, NULL), 0);
+    struct self_unobserve su = {.st = f.st};
+    su.o = gf_ks_store_observe(f.st, f.cm, self_unobserve_cb, &su);
+    for (int i = 0; i < 4; i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"c%d\"}}", i);
+        mk(&f, f.cm, "a", buf);
+    }
+    assert_int_equal(ss.seen, 2);
+    assert_int_equal(su.seen, 1);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    /* foreach stops when asked; counts are per type. */
+    int n = 0;
+    gf_ks_store_foreach(f.st, f.cm, NULL, stop_after_two, &n);
+    assert_int_equal(n, 2);
+    n = 0;
+    gf_ks_store_foreach(f.st, f.cm, "b", stop_after_two, &n);
+    assert_int_equal(n, 0);
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 4);
+    assert_int_equal(gf_ks_store_count(f.st, f.wl), 0);
+    char names[256] = "";
+    gf_ks_store_types(f.st, type_names, names);
+    assert_string_equal(names, "namespaces,configmaps,workloads,jobs,pods,"
+                               "clusterqueues");
+    /* Re-registering a type (a CRD update) keeps its objects. */
+    struct gf_ks_rtype *again =
+        mk_type("", "configmaps", "ConfigMap", true, true);
+    assert_int_equal(gf_ks_store_register(f.st, again), 0);
+    assert_ptr_equal(gf_ks_store_type(f.st, "", "configmaps"), f.cm);
+    assert_true(f.cm->has_status);
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 4);
+    assert_string_equal(f.cm->list_kind, "ConfigMapList");
+    assert_string_equal(f.cm->singular, "configmap");
+    /* A type without versions is refused (and freed). */
+    struct gf_ks_rtype *bad = gf_calloc(1, sizeof(*bad));
+    bad->group = gf_strdup("x");
+    bad->resource = gf_strdup("ys");
+    bad->kind = gf_strdup("Y");
+    assert_int_equal(gf_ks_store_register(f.st, bad), -EINVAL);
+    fx_done(&f);
+}
+
+/* Stops another watch (or itself) from a callback outside dispatch. */
+struct stopper {
+    struct gf_ks_watch *victim;
+    int calls, closed;
+};
+
+static void stopper_cb(void *data, enum gf_ks_ev_type type,
+                       const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)obj;
+    (void)rv;
+    (void)err;
+    struct stopper *s = data;
+    s->calls++;
+    if (type == GF_KS_EV_CLOSED)
+        s->closed++;
+    gf_ks_watch_stop(s->victim);
+    s->victim = NULL;
+}
+
+static void test_stop_from_start_and_close_callbacks(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c1\"}}");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c2\"}}");
+    /* A CLOSED callback stopping a watch that comes later in the list. */
+    struct stopper a = {0}, b = {0};
+    struct gf_ks_watch *wa = NULL, *wb = NULL;
+    struct gf_ks_watch_opts wo = {.rv = "1"};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, stopper_cb, &b, &wb, NULL), 0);
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, stopper_cb, &a, &wa, NULL), 0);
+    a.calls = b.calls = 0;
+    a.victim = wb; /* wa is first in the list: it closes, then stops wb */
+    gf_ks_store_restart(f.st);
+    assert_int_equal(a.closed, 1);
+    assert_int_equal(b.closed, 0); /* stopped: no CLOSED, as documented */
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    (void)wa;
+    fx_done(&f);
+}
+
+/* Stops the watch named in data on its first event (inside start). */
+static void stop_self_cb(void *data, enum gf_ks_ev_type type,
+                         const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)type;
+    (void)obj;
+    (void)rv;
+    (void)err;
+    struct gf_ks_watch **w = data;
+    gf_ks_watch_stop(*w);
+}
+
+static void test_stop_self_inside_start(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c1\"}}");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c2\"}}");
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {0};
+    /* *out is set before the first callback, so the callback can stop. */
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, stop_self_cb, &w, &w, NULL), 0);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"c3\"}}");
+    fx_done(&f);
+}
+
+/* Unregisters the workloads type when a ConfigMap "crd" is deleted. */
+static void crd_observer_cb(void *data, const struct gf_ks_event *ev)
+{
+    struct fx *f = data;
+    if (ev->type == GF_KS_EV_DELETED && strcmp(ev->obj->name, "crd") == 0)
+        assert_int_equal(
+            gf_ks_store_unregister(f->st, "kueue.x-k8s.io", "workloads"), 0);
+}
+
+static void test_unregister_from_an_observer(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"crd\"}}");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w1\"}}");
+    mk(&f, f.wl, "a", "{\"metadata\":{\"name\":\"w2\"}}");
+    struct olog log = {0};
+    struct obs all = {.log = &log, .tag = "all"};
+    struct obs wl = {.log = &log, .tag = "wl"};
+    gf_ks_store_observe(f.st, NULL, obs_cb, &all);
+    gf_ks_store_observe(f.st, f.wl, obs_cb, &wl);
+    gf_ks_store_observe(f.st, f.cm, crd_observer_cb, &f);
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {0};
+    assert_int_equal(gf_ks_watch_start(f.st, f.wl, &wo, rec_cb, &r, &w, NULL),
+                     0);
+    bool gone = false;
+    assert_int_equal(del(&f, f.cm, "a", "crd", GF_KS_PROP_DEFAULT, &gone), 0);
+    assert_null(gf_ks_store_type(f.st, "kueue.x-k8s.io", "workloads"));
+    assert_int_equal(r.closed, 1);
+    assert_int_equal(r.close_err, GF_ENOTFOUND);
+    /* Every-type observers still see the objects go, after the CRD. */
+    before(&log, "all DELETED ConfigMap a/crd", "all DELETED Workload a/w1");
+    before(&log, "all DELETED ConfigMap a/crd", "all DELETED Workload a/w2");
+    /* Writes go on afterwards. */
+    mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"after\"}}");
+    fx_done(&f);
+}
+
+/* Counts events and checks they arrive in rv order. */
+struct seq {
+    uint64_t last;
+    int n;
+};
+
+static void seq_cb(void *data, enum gf_ks_ev_type type,
+                   const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    (void)obj;
+    (void)err;
+    struct seq *q = data;
+    if (type == GF_KS_EV_CLOSED)
+        return;
+    assert_true(rv > q->last);
+    q->last = rv;
+    q->n++;
+}
+
+static void test_watch_cache_grows_then_compacts(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 40);
+    mk_ns(&f, "a");
+    uint64_t first = gf_ks_store_rv(f.st) + 1;
+    for (int i = 0; i < 50; i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"c%d\"}}", i);
+        mk(&f, f.cm, "a", buf);
+    }
+    /* 50 events, 40 kept: the first 10 are compacted. */
+    char rv[24];
+    struct gf_ks_watch *w = NULL;
+    struct seq q = {0};
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 8);
+    struct gf_ks_watch_opts wo = {.rv = rv};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, seq_cb, &q, &w, NULL),
+                     GF_EGONE);
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)first + 9);
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, seq_cb, &q, &w, NULL),
+                     0);
+    assert_int_equal(q.n, 40);
+    assert_int_equal(q.last, gf_ks_store_rv(f.st));
+    fx_done(&f);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -1178,10 +1566,16 @@ int main(void)
         cmocka_unit_test(test_gc_orphan),
         cmocka_unit_test(test_observer_order_and_reentrancy),
         cmocka_unit_test(test_watch_cache_replay_and_410),
+        cmocka_unit_test(test_watch_cache_grows_then_compacts),
         cmocka_unit_test(test_watch_selectors_translate_events),
         cmocka_unit_test(test_list_paging_and_selectors),
         cmocka_unit_test(test_namespace_deletion),
         cmocka_unit_test(test_unregister_closes_watches),
+        cmocka_unit_test(test_memory_per_workload),
+        cmocka_unit_test(test_callbacks_may_stop_themselves),
+        cmocka_unit_test(test_stop_from_start_and_close_callbacks),
+        cmocka_unit_test(test_stop_self_inside_start),
+        cmocka_unit_test(test_unregister_from_an_observer),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
