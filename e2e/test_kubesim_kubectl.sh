@@ -185,12 +185,16 @@ if out=$(kagent get workloads -n default 2>&1); then
 fi
 echo "$out" | grep 'workloads.kueue.x-k8s.io is forbidden: User "system:serviceaccount:gpufed-system:gpufed-agent" cannot list resource "workloads" in API group "kueue.x-k8s.io" in the namespace "default"' >/dev/null ||
     fail "403 message: $out"
+kagent auth can-i list workloads.kueue.x-k8s.io -n default >/dev/null 2>&1 &&
+    fail "auth can-i said yes before the grant"
 k create clusterrole wl-reader --verb=get,list,watch \
     --resource=workloads.kueue.x-k8s.io >/dev/null
 k create rolebinding agent-wl -n default --clusterrole=wl-reader \
     --serviceaccount=gpufed-system:gpufed-agent >/dev/null
 kagent get workloads -n default -o name | grep -x 'workload.kueue.x-k8s.io/wl1' >/dev/null ||
     fail "member-agent still denied after the RoleBinding"
+kagent auth can-i list workloads.kueue.x-k8s.io -n default | grep -x yes \
+    >/dev/null || fail "auth can-i did not see the grant"
 kagent get workloads -n kube-system >/dev/null 2>&1 &&
     fail "a RoleBinding granted outside its namespace"
 kagent delete workload wl1 -n default >/dev/null 2>&1 &&

@@ -420,6 +420,12 @@ static const char *const boot_roles[] = {
     "{\"metadata\":{\"name\":\"system:public-info-viewer\"},\"rules\":["
     "{\"nonResourceURLs\":[\"/healthz\",\"/livez\",\"/readyz\","
     "\"/version\",\"/version/\"],\"verbs\":[\"get\"]}]}",
+    /* What `kubectl auth can-i` and `kubectl auth whoami` need. */
+    "{\"metadata\":{\"name\":\"system:basic-user\"},\"rules\":["
+    "{\"apiGroups\":[\"authorization.k8s.io\"],\"resources\":["
+    "\"selfsubjectaccessreviews\",\"selfsubjectrulesreviews\"],"
+    "\"verbs\":[\"create\"]},{\"apiGroups\":[\"authentication.k8s.io\"],"
+    "\"resources\":[\"selfsubjectreviews\"],\"verbs\":[\"create\"]}]}",
 };
 
 static const char *const boot_bindings[] = {
@@ -439,6 +445,11 @@ static const char *const boot_bindings[] = {
     "\"rbac.authorization.k8s.io\",\"kind\":\"Group\",\"name\":"
     "\"system:authenticated\"},{\"apiGroup\":\"rbac.authorization.k8s.io\","
     "\"kind\":\"Group\",\"name\":\"system:unauthenticated\"}]}",
+    "{\"metadata\":{\"name\":\"system:basic-user\"},\"roleRef\":{"
+    "\"apiGroup\":\"rbac.authorization.k8s.io\",\"kind\":\"ClusterRole\","
+    "\"name\":\"system:basic-user\"},\"subjects\":[{\"apiGroup\":"
+    "\"rbac.authorization.k8s.io\",\"kind\":\"Group\",\"name\":"
+    "\"system:authenticated\"}]}",
 };
 
 static int create_all(struct gf_ks_store *st, const char *resource,

@@ -358,6 +358,19 @@ static void test_bootstrap_allows_discovery(void **state)
     assert_int_equal(run_case(f, &c, NULL), 0);
     c.path = "/metrics";
     assert_int_equal(run_case(f, &c, NULL), GF_EFORBIDDEN);
+    /* Anyone may ask what it is allowed to do. */
+    struct rcase ssar = {"",
+                         "nobody",
+                         NULL,
+                         "create",
+                         "authorization.k8s.io",
+                         "selfsubjectaccessreviews",
+                         "",
+                         "",
+                         "",
+                         "",
+                         false};
+    assert_int_equal(run_case(f, &ssar, NULL), 0);
     /* Discovery does not open resources. */
     struct rcase r = {"", "nobody", NULL, "list", "",   "pods",
                       "", "",       "",   "",     false};
