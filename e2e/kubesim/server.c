@@ -374,6 +374,9 @@ static void send_full(struct conn *c, int code, const char *ctype,
     struct gf_buf h = GF_BUF_INIT(OUT_MAX);
     put_header(c, &h, code, ctype, retry_after);
     gf_buf_printf(&h, "Content-Length: %zu\r\n\r\n", len);
+    /* A HEAD response has the GET's headers and no body (RFC 9110). */
+    if (c->parser.method == HTTP_HEAD)
+        len = 0;
     /* Small bodies go in the same TLS record as the header. */
     if (len <= 16384)
         gf_buf_append(&h, body, len);

@@ -55,6 +55,10 @@ static int on_headers(http_parser *p)
 {
     struct gf_kst_client *c = p->data;
     cur(c)->status = (int)p->status_code;
+    if (c->expect_head) {
+        c->expect_head = false;
+        return 1; /* http_parser: this response has no body */
+    }
     return 0;
 }
 

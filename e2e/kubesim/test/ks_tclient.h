@@ -40,7 +40,8 @@ struct gf_kst_client {
     int conn_err;
     size_t bytes; /* plaintext bytes received */
     struct gf_kst_resp resp[GF_KST_MAX_RESP];
-    size_t n_resp; /* responses begun */
+    size_t n_resp;    /* responses begun */
+    bool expect_head; /* the next response answers a HEAD: no body */
 };
 
 /*

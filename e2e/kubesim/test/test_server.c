@@ -239,6 +239,14 @@ static void test_tls_verified_and_keepalive_pipelined(void **state)
     send_req(f, &c, "GET", "/a%20b", "admin", NULL);
     wait_responses(f, &c, 3);
     assert_string_equal(body_of(&c, 2), "decoded");
+    /* HEAD: the headers of a GET, no body; the connection stays usable. */
+    c.expect_head = true;
+    send_req(f, &c, "HEAD", "/api", "admin", NULL);
+    send_req(f, &c, "GET", "/api", "admin", NULL);
+    wait_responses(f, &c, 5);
+    assert_int_equal(c.resp[3].status, 200);
+    assert_int_equal(c.resp[3].body.len, 0);
+    assert_string_equal(body_of(&c, 4), "GET /api?");
     assert_int_equal(gf_ks_server_stats(f->srv)->accepted, 1);
     assert_string_equal(f->last_user, "kubesim-admin");
     finish(f, &c);
