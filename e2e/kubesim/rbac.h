@@ -11,7 +11,10 @@
  *     resourceNames all match; nonResourceURLs ("/apis", "/healthz/ *"
  *     without the space) only count through ClusterRoleBindings;
  *   - subjects are User, Group and ServiceAccount (whose namespace
- *     defaults to the binding's).
+ *     defaults to the binding's);
+ *   - a ClusterRole with an aggregationRule also has the rules of every
+ *     ClusterRole its selectors' matchLabels pick, as the aggregation
+ *     controller would write them (matchExpressions select nothing).
  * Denials are 403 Status bodies with the API server's message, e.g.
  *   workloads.kueue.x-k8s.io is forbidden: User "x" cannot list resource
  *   "workloads" in API group "kueue.x-k8s.io" in the namespace "ns"
