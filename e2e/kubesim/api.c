@@ -508,7 +508,10 @@ static int resolve(struct gf_ks_api *api, struct gf__ks_rreq *r,
     r->ver = gf__ks_find_version(r->t, r->version);
     if (r->ver == NULL)
         return gf__ks_not_found_path(err);
-    bool is_ns = r->group[0] == '\0' && strcmp(r->resource, "namespaces") == 0;
+    /* /api/v1/namespaces/NAME[/status|/finalize] names the namespace. */
+    bool is_ns = r->group[0] == '\0' &&
+                 strcmp(r->resource, "namespaces") == 0 &&
+                 strcmp(r->ns, r->name) == 0;
     /* A cluster-scoped type under namespaces/NS, or a named namespaced
      * object without a namespace, has no route in the server. */
     if (!r->t->namespaced && r->ns[0] != '\0' && !is_ns)
@@ -714,6 +717,11 @@ static void handle(struct gf_ks_api *api, struct gf__ks_rreq *r, char *path,
     int rc = parse_query(r, err);
     if (rc == 0 && !parse_path(r, path))
         rc = gf__ks_not_found_path(err);
+    /* An unknown method on a resource has no verb to authorize. */
+    if (rc == 0 && r->resource_request && r->verb == NULL)
+        rc = gf_ks_status_set(err, 405, "MethodNotAllowed",
+                              "the server does not allow this method on the "
+                              "requested resource");
     if (rc == 0)
         rc = authorize(api, r, err);
     if (rc == 0 && !r->resource_request) {
@@ -740,6 +748,7 @@ void gf_ks_api_handle(struct gf_ks_api *api, const struct gf_ks_api_req *req,
                       struct gf_ks_api_call **call)
 {
     *call = NULL;
+    GF_BUG_ON(req->method == NULL); /* the server always sets it */
     struct gf__ks_rreq *r = gf_calloc(1, sizeof(*r));
     r->req = req;
     r->out = out;

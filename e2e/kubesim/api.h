@@ -22,8 +22,10 @@
  *     to the server; there is no /openapi/v2 and no schema for explain;
  *   - dryRun=All is honoured: the request is checked and answered, and
  *     nothing is stored (the answer has no uid or resourceVersion);
- *   - server-side apply is approximated as create-or-merge-patch, without
- *     managedFields;
+ *   - server-side apply creates or merges with apply's list semantics
+ *     (list-type map/set from the CRD schema; strategic merge keys for
+ *     built-ins) but keeps no managedFields, so fields dropped from a
+ *     later apply are not removed;
  *   - request bodies are JSON or YAML, plus protobuf for the kinds
  *     kubectl's typed `create` subcommands send (api_proto.c); others 415;
  *   - a watch from a compacted resourceVersion is answered as the watch

@@ -207,6 +207,15 @@ int gf__ks_yaml_doc(const char *text, size_t len, cJSON **out,
 int gf__ks_proto_decode(const char *body, size_t len, cJSON **out,
                         struct gf_ks_status *err);
 
+/*
+ * Merges a server-side apply configuration (borrowed) into *doc as apply
+ * merges (api_apply.c). Returns 0 or an error from the strategic merge of
+ * built-in types (err filled).
+ */
+int gf__ks_apply_merge(const struct gf_ks_rtype *t,
+                       const struct gf_ks_version *ver, cJSON **doc,
+                       const cJSON *cfg, struct gf_ks_status *err);
+
 /* ---- watch (api_watch.c) ------------------------------------------------- */
 
 /* Serves a watch request (the verb is "watch"). */

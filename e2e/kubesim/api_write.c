@@ -397,8 +397,9 @@ static int unsupported_patch(const struct gf_ks_rtype *t,
 
 /*
  * Server-side apply, approximated: the applied configuration is created
- * when the object is missing and merged into it otherwise (RFC 7386).
- * There are no managedFields, so fields dropped from a later apply stay.
+ * when the object is missing and merged into it otherwise, with apply's
+ * list semantics (api_apply.c). There are no managedFields, so fields
+ * dropped from a later apply stay.
  */
 static int apply_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
                        cJSON **doc, struct gf_ks_status *err)
@@ -418,9 +419,9 @@ static int apply_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
                                 "the body of the request was not an object");
     }
     (void)api;
-    gf_ks_patch_merge(doc, cfg);
+    rc = gf__ks_apply_merge(r->t, r->ver, doc, cfg, err);
     cJSON_Delete(cfg);
-    return 0;
+    return rc;
 }
 
 static int patch_doc(struct gf_ks_api *api, struct gf__ks_rreq *r,

@@ -347,6 +347,39 @@ static int jp_move(cJSON **doc, const char *name, const char *path,
     return 0;
 }
 
+/* Nodes in a tree, counting no further than cap. */
+static size_t count_nodes(const cJSON *n, size_t cap)
+{
+    size_t k = 1;
+    for (const cJSON *c = n->child; c != NULL && k <= cap; c = c->next)
+        k += count_nodes(c, cap - k);
+    return k;
+}
+
+/* Depth of a tree, looking no deeper than limit + 1. */
+static int tree_depth(const cJSON *n, int limit)
+{
+    int d = 0;
+    if (limit < 0)
+        return 1;
+    for (const cJSON *c = n->child; c != NULL; c = c->next) {
+        int cd = tree_depth(c, limit - 1);
+        if (cd > d)
+            d = cd;
+        if (d > limit)
+            break;
+    }
+    return d + 1;
+}
+
+static int too_large(struct gf_ks_status *err, const char *what)
+{
+    return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
+                            "Request entity too large: the patched object "
+                            "would be %s",
+                            what);
+}
+
 static int json_patch_op(cJSON **doc, const cJSON *op, struct gf_ks_status *err)
 {
     const char *name = gf_json_str(op, "op");
@@ -594,6 +627,33 @@ static void smp_map(cJSON **doc, const cJSON *patch)
     }
 }
 
+/*
+ * Runs the operations in order. Only "copy" can grow the document beyond
+ * what the patch itself carries, so its growth is counted against the cap.
+ */
+static int json_patch_ops(cJSON **doc, const cJSON *ops,
+                          struct gf_ks_status *err)
+{
+    size_t nodes = *doc != NULL ? count_nodes(*doc, GF_KS_PATCH_MAX_NODES) : 0;
+    const cJSON *op;
+    cJSON_ArrayForEach(op, ops)
+    {
+        const char *name = gf_json_str(op, "op");
+        const char *from = gf_json_str(op, "from");
+        if (name != NULL && strcmp(name, "copy") == 0 && from != NULL) {
+            const cJSON *src = ptr_get(*doc, from);
+            if (src != NULL)
+                nodes += count_nodes(src, GF_KS_PATCH_MAX_NODES);
+            if (nodes > GF_KS_PATCH_MAX_NODES)
+                return too_large(err, "too large");
+        }
+        int rc = json_patch_op(doc, op, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- entry point --------------------------------------------------------- */
 
 /*
@@ -647,16 +707,13 @@ int gf_ks_patch_apply(enum gf_ks_patch_type type, cJSON **doc,
                                   "value of type jsonpatch.Patch");
             break;
         }
-        const cJSON *op;
-        cJSON_ArrayForEach(op, p)
-        {
-            rc = json_patch_op(doc, op, err);
-            if (rc < 0)
-                break;
-        }
+        rc = json_patch_ops(doc, p, err);
         break;
     }
     }
     cJSON_Delete(p);
+    if (rc == 0 && *doc != NULL &&
+        tree_depth(*doc, GF_KS_PATCH_MAX_DEPTH) > GF_KS_PATCH_MAX_DEPTH)
+        rc = too_large(err, "nested too deeply");
     return rc;
 }

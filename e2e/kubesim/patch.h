@@ -29,13 +29,22 @@
 
 /* Patch bodies come from the network: this is their hard cap. */
 #define GF_KS_PATCH_MAX (3u << 20)
+/*
+ * Caps on a patched document: JSON-patch "copy" can double a document per
+ * operation, and "add" can nest a value under a deep path. Results over
+ * either cap fail with 413 and leave nothing stored; the depth cap keeps
+ * every stored object within cJSON's parse limit.
+ */
+#define GF_KS_PATCH_MAX_NODES (1u << 20)
+#define GF_KS_PATCH_MAX_DEPTH 512
 
 /*
  * Applies patch (len bytes, borrowed) to *doc. On success *doc is the
  * patched document (the old tree may have been freed and replaced; the
  * caller owns whatever *doc points to). On failure *doc is unchanged or
  * partially patched (the caller discards it) and err is filled.
- * Returns 0 or GF_EINVALID.
+ * Returns 0, GF_EINVALID (400, 422) or GF_EAPI (413: the body or the
+ * result is over a cap).
  */
 int gf_ks_patch_apply(enum gf_ks_patch_type type, cJSON **doc,
                       const char *patch, size_t len, struct gf_ks_status *err);

@@ -1319,6 +1319,23 @@ static void entry_set(struct gf_ks_store *st, struct entry *e,
 static bool ns_terminating(const struct gf_ks_store *st, const char *ns);
 
 /*
+ * An object stopped depending on the owners in refs (it went, or dropped
+ * the references): owners waiting in foreground deletion may now be free
+ * to go. The check itself runs later, as GC work.
+ */
+static void recheck_owners(struct gf_ks_store *st, const cJSON *refs)
+{
+    const cJSON *r;
+    cJSON_ArrayForEach(r, refs)
+    {
+        const char *ouid = gf_json_str(r, "uid");
+        struct uidrec *u = ouid != NULL ? uid_find(st, ouid) : NULL;
+        if (u != NULL && u->e != NULL)
+            gc_queue(st, GC_FOREGROUND_DONE, GF_KS_PROP_DEFAULT, ouid);
+    }
+}
+
+/*
  * Removes an entry for good: obj is its final state (owned, gets a new
  * resourceVersion). Queues the DELETED event and the follow-up GC.
  */
@@ -1337,15 +1354,7 @@ static struct gf_ks_obj *remove_now(struct gf_ks_store *st, struct entry *e,
      */
     cJSON *stored = gf_ks_obj_parse(e->obj);
     owners_link(st, e, stored, false);
-    /* Owners waiting in foreground deletion may now be free to go. */
-    const cJSON *r;
-    cJSON_ArrayForEach(r, gf_json_path(stored, "metadata.ownerReferences"))
-    {
-        const char *ouid = gf_json_str(r, "uid");
-        struct uidrec *u = ouid != NULL ? uid_find(st, ouid) : NULL;
-        if (u != NULL && u->e != NULL)
-            gc_queue(st, GC_FOREGROUND_DONE, GF_KS_PROP_DEFAULT, ouid);
-    }
+    recheck_owners(st, gf_json_path(stored, "metadata.ownerReferences"));
     cJSON_Delete(stored);
     tab_remove(st, e);
     emit(st, tab, GF_KS_EV_DELETED, o, old);
@@ -1372,6 +1381,7 @@ static struct gf_ks_obj *replace_now(struct gf_ks_store *st, struct entry *e,
     if (!(a == NULL && b == NULL) && !(a && b && gf_ks_json_equal(a, b))) {
         owners_link(st, e, old_json, false);
         owners_link(st, e, obj, true);
+        recheck_owners(st, a);
     }
     struct gf_ks_obj *old = gf_ks_obj_ref(e->obj);
     entry_set(st, e, o);
@@ -2042,6 +2052,13 @@ static void gc_dependents(struct gf_ks_store *st, const char *owner_uid,
     }
     gf_free(keys);
     gf_free(tabs);
+    /*
+     * Dependents that only lost their reference (another owner lives) do
+     * not go away, so nothing else would tell a foreground owner that it
+     * has no dependents left.
+     */
+    if (prop == GF_KS_PROP_FOREGROUND)
+        gc_queue(st, GC_FOREGROUND_DONE, GF_KS_PROP_DEFAULT, owner_uid);
 }
 
 static void gc_foreground_done(struct gf_ks_store *st, const char *uid)

@@ -147,9 +147,7 @@ static void test_create_rules(void **state)
     o = req(&k, "POST", CM_PATH, "{\"metadata\":{}}", 422);
     assert_status(o, 422, "Invalid");
     assert_string_equal(
-        str(o->child ? cJSON_GetArrayItem(gf_json_path(o, "details.causes"), 0)
-                     : NULL,
-            "field"),
+        str(cJSON_GetArrayItem(gf_json_path(o, "details.causes"), 0), "field"),
         "metadata.name");
     cJSON_Delete(o);
     /* Wrong apiVersion in the body, malformed JSON, non-object body. */
@@ -204,6 +202,7 @@ static void test_routing_errors(void **state)
         {"GET", "/apis/nope.io/v1/things", 404, "NotFound"},
         {"GET", "/api/v1/configmaps/a", 404, "NotFound"},
         {"GET", "/api/v1/namespaces/default/nodes", 404, "NotFound"},
+        {"GET", "/api/v1/namespaces/default/namespaces", 404, "NotFound"},
         {"GET", CM_PATH "/a/status", 404, "NotFound"},
         {"GET", CM_PATH "/a/b/c", 404, "NotFound"},
         {"GET", "/no/such/path", 404, "NotFound"},
@@ -638,8 +637,12 @@ static void test_authorizer(void **state)
         ks_apitk_resp_free(&r);
         assert_string_equal(s.last, cases[i].attrs);
     }
+    /* A method without a verb is refused before the authorizer. */
     int code;
-    cJSON *j = ks_apitk_json(&k, "DELETE", CM_PATH "/x", NULL, NULL, &code);
+    cJSON *j = ks_apitk_json(&k, "OPTIONS", CM_PATH, NULL, NULL, &code);
+    assert_int_equal(code, 405);
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "DELETE", CM_PATH "/x", NULL, NULL, &code);
     assert_int_equal(code, 403);
     assert_status(j, 403, "Forbidden");
     assert_string_equal(str(j, "message"),
@@ -648,6 +651,25 @@ static void test_authorizer(void **state)
     cJSON_Delete(j);
     assert_int_equal(s.calls, (int)(sizeof(cases) / sizeof(cases[0])) + 1);
     ks_apitk_stop(&k);
+}
+
+/* Checks the attributes' contract on every call; denies one verb. */
+static int strict_authorizer(void *data, const struct gf_ks_authz_attrs *a,
+                             struct gf_ks_status *err)
+{
+    int *calls = data;
+    (*calls)++;
+    assert_non_null(a->user);
+    assert_non_null(a->verb);
+    assert_non_null(a->api_group);
+    assert_non_null(a->api_version);
+    assert_non_null(a->subresource);
+    assert_non_null(a->ns);
+    assert_non_null(a->name);
+    assert_non_null(a->path);
+    if (strcmp(a->verb, "deletecollection") == 0)
+        return gf_ks_status_set(err, 403, "Forbidden", "no");
+    return 0;
 }
 
 /* xorshift64: a fixed sequence, so a failure replays. */
@@ -753,8 +775,11 @@ static void test_request_torture(void **state)
     static const char *const accepts[] = {
         NULL, "application/json",
         "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"};
+    int authz_calls = 0;
+    struct gf_ks_api_opts opts = {.authorize = strict_authorizer,
+                                  .authorize_data = &authz_calls};
     struct ks_apitk_cluster k;
-    ks_apitk_start(&k, NULL);
+    ks_apitk_start(&k, &opts);
     static const char widgets[] =
         "apiVersion: apiextensions.k8s.io/v1\n"
         "kind: CustomResourceDefinition\n"
@@ -806,6 +831,7 @@ static void test_request_torture(void **state)
 #undef NEXT
 #undef N
     assert_int_equal(gf_ks_api_calls(k.api), 0);
+    assert_true(authz_calls > 10000);
     gf_ks_status_clear(&err);
     ks_apitk_stop(&k);
 }

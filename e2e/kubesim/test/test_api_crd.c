@@ -534,6 +534,94 @@ static void test_kueue_tables(void **state)
     ks_apitk_stop(&k);
 }
 
+static int cond_count(const cJSON *o, const char *type, const char *status)
+{
+    int n = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, gf_json_path(o, "status.conditions"))
+    {
+        n += strcmp(str(c, "type"), type) == 0 &&
+             (status == NULL || strcmp(str(c, "status"), status) == 0);
+    }
+    return n;
+}
+
+#define COND(t, s)                                                             \
+    "{\"type\":\"" t "\",\"status\":\"" s "\",\"reason\":\"R\","               \
+    "\"message\":\"m\",\"lastTransitionTime\":\"2026-11-24T10:00:00Z\"}"
+
+/* Server-side apply merges lists as their schema says. */
+static void test_apply_list_semantics(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    if (!load_kueue(&k)) {
+        ks_apitk_stop(&k);
+        skip();
+    }
+    apply(&k,
+          "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Workload\nmetadata:\n"
+          "  name: w\n  namespace: default\nspec:\n  queueName: lq\n"
+          "  podSets:\n  - name: main\n    count: 1\n    template:\n"
+          "      spec:\n        containers:\n        - name: c\n"
+          "          image: x\n",
+          0);
+    int code;
+    const char *w = KQ "/namespaces/default/workloads/w/status";
+    cJSON_Delete(ks_apitk_json(
+        &k, "PATCH", w, "application/merge-patch+json",
+        "{\"status\":{\"conditions\":[" COND("QuotaReserved", "True") "," COND(
+            "Admitted", "True") "]}}",
+        &code));
+    assert_int_equal(code, 200);
+    /* Conditions are a list-type map keyed by type: an apply of one
+     * condition adds or updates that one and keeps the others. */
+    cJSON *o = ks_apitk_json(
+        &k, "PATCH", KQ "/namespaces/default/workloads/w/status?fieldManager=t",
+        "application/apply-patch+yaml",
+        "{\"apiVersion\":\"kueue.x-k8s.io/v1beta2\",\"kind\":\"Workload\","
+        "\"metadata\":{\"name\":\"w\"},\"status\":{\"conditions\":[" COND(
+            "Evicted", "True") "]}}",
+        &code);
+    assert_int_equal(code, 200);
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(o, "status.conditions")),
+                     3);
+    cJSON_Delete(o);
+    o = ks_apitk_json(
+        &k, "PATCH", KQ "/namespaces/default/workloads/w/status?fieldManager=t",
+        "application/apply-patch+yaml",
+        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Workload\nmetadata:\n"
+        "  name: w\nstatus:\n  conditions:\n  - type: Admitted\n"
+        "    status: \"False\"\n    reason: R\n    message: m\n"
+        "    lastTransitionTime: \"2026-11-24T10:00:00Z\"\n",
+        &code);
+    assert_int_equal(code, 200);
+    assert_int_equal(cond_count(o, "Admitted", "False"), 1);
+    assert_int_equal(cond_count(o, "Admitted", NULL), 1);
+    assert_int_equal(cond_count(o, "QuotaReserved", "True"), 1);
+    cJSON_Delete(o);
+    /* Built-ins merge by their strategic keys: Job conditions by type. */
+    o = ks_apitk_json(&k, "POST", "/apis/batch/v1/namespaces/default/jobs",
+                      NULL, "{\"metadata\":{\"name\":\"j\"},\"spec\":{}}",
+                      &code);
+    cJSON_Delete(o);
+    const char *js = "/apis/batch/v1/namespaces/default/jobs/j/status";
+    cJSON_Delete(ks_apitk_json(
+        &k, "PATCH", js, "application/apply-patch+yaml",
+        "{\"status\":{\"conditions\":[" COND("Suspended", "True") "]}}",
+        &code));
+    assert_int_equal(code, 200);
+    o = ks_apitk_json(
+        &k, "PATCH", js, "application/apply-patch+yaml",
+        "{\"status\":{\"conditions\":[" COND("Complete", "True") "]}}", &code);
+    assert_int_equal(code, 200);
+    assert_int_equal(cond_count(o, "Suspended", "True"), 1);
+    assert_int_equal(cond_count(o, "Complete", "True"), 1);
+    cJSON_Delete(o);
+    ks_apitk_stop(&k);
+}
+
 static void test_builtin_tables(void **state)
 {
     (void)state;
@@ -719,6 +807,77 @@ static void test_crd_lifecycle(void **state)
     ks_apitk_stop(&k);
 }
 
+/* A changed CRD re-registers its type: versions, columns, schema. */
+static void test_crd_update(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    static const char v1[] =
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":"
+        "\"CustomResourceDefinition\",\"metadata\":{\"name\":"
+        "\"gadgets.example.io\"},\"spec\":{\"group\":\"example.io\","
+        "\"scope\":\"Cluster\",\"names\":{\"plural\":\"gadgets\","
+        "\"kind\":\"Gadget\"},\"versions\":[{\"name\":\"v1alpha1\","
+        "\"served\":true,\"storage\":false,\"schema\":{\"openAPIV3Schema\":"
+        "{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":"
+        "true}}},{\"name\":\"v1\",\"served\":true,\"storage\":true,"
+        "\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\","
+        "\"properties\":{\"spec\":{\"type\":\"object\",\"properties\":"
+        "{\"n\":{\"type\":\"integer\"}}}}}}}]}}";
+    int code;
+    cJSON *j = ks_apitk_json(
+        &k, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        NULL, v1, &code);
+    assert_int_equal(code, 201);
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "POST", "/apis/example.io/v1/gadgets", NULL,
+                      "{\"metadata\":{\"name\":\"g\"},\"spec\":{\"n\":1}}",
+                      &code);
+    assert_int_equal(code, 201);
+    cJSON_Delete(j);
+    cJSON_Delete(get(&k, "/apis/example.io/v1alpha1/gadgets/g", 200));
+    /* Stop serving v1alpha1, add a printer column, make n a string. */
+    j = ks_apitk_json(
+        &k, "PATCH",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+        "gadgets.example.io",
+        "application/json-patch+json",
+        "[{\"op\":\"replace\",\"path\":\"/spec/versions/0/served\","
+        "\"value\":false},{\"op\":\"add\",\"path\":\"/spec/versions/1/"
+        "additionalPrinterColumns\",\"value\":[{\"name\":\"N\",\"type\":"
+        "\"string\",\"jsonPath\":\".spec.n\"}]},{\"op\":\"replace\","
+        "\"path\":\"/spec/versions/1/schema/openAPIV3Schema/properties/spec/"
+        "properties/n/type\",\"value\":\"string\"}]",
+        &code);
+    assert_int_equal(code, 200);
+    cJSON_Delete(j);
+    cJSON_Delete(get(&k, "/apis/example.io/v1alpha1/gadgets/g", 404));
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    ks_apitk_do(&k, &r, "GET", "/apis/example.io/v1/gadgets", NULL,
+                TABLE_ACCEPT, NULL);
+    j = cJSON_Parse(gf_buf_cstr(&r.body));
+    ks_apitk_resp_free(&r);
+    assert_string_equal(
+        str(cJSON_GetArrayItem(gf_json_path(j, "columnDefinitions"), 1),
+            "name"),
+        "N");
+    cJSON_Delete(j);
+    /* The new schema applies to writes; the object is still there. */
+    j = ks_apitk_json(&k, "PATCH", "/apis/example.io/v1/gadgets/g",
+                      "application/merge-patch+json", "{\"spec\":{\"n\":2}}",
+                      &code);
+    assert_int_equal(code, 422);
+    cJSON_Delete(j);
+    j = ks_apitk_json(&k, "PATCH", "/apis/example.io/v1/gadgets/g",
+                      "application/merge-patch+json",
+                      "{\"spec\":{\"n\":\"two\"}}", &code);
+    assert_int_equal(code, 200);
+    cJSON_Delete(j);
+    ks_apitk_stop(&k);
+}
+
 static void test_catalog_shares_schemas(void **state)
 {
     (void)state;
@@ -804,9 +963,11 @@ int main(void)
         cmocka_unit_test(test_kueue_crds_served),
         cmocka_unit_test(test_kueue_validation),
         cmocka_unit_test(test_kueue_tables),
+        cmocka_unit_test(test_apply_list_semantics),
         cmocka_unit_test(test_builtin_tables),
         cmocka_unit_test(test_table_ages),
         cmocka_unit_test(test_crd_lifecycle),
+        cmocka_unit_test(test_crd_update),
         cmocka_unit_test(test_catalog_shares_schemas),
         cmocka_unit_test(test_yaml_errors),
     };

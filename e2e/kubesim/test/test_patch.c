@@ -351,6 +351,53 @@ static void test_json_equal(void **state)
     assert_int_equal(gf_alloc_live(), baseline);
 }
 
+/* "copy" doubling the document, and "add" nesting too deep: 413. */
+static void test_result_caps(void **state)
+{
+    (void)state;
+    char *p = gf_malloc(8192);
+    size_t n = (size_t)snprintf(p, 8192, "[");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(p + n, 8192 - n,
+                              "%s{\"op\":\"copy\",\"from\":\"\",\"path\":"
+                              "\"/c%d\"}",
+                              i ? "," : "", i);
+    snprintf(p + n, 8192 - n, "]");
+    cJSON *doc = cJSON_Parse("{\"a\":[1,2,3,4,5,6,7,8]}");
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    assert_int_not_equal(gf_ks_patch_apply(J, &doc, p, strlen(p), &err), 0);
+    assert_int_equal(err.code, 413);
+    cJSON_Delete(doc);
+    gf_free(p);
+    /* A value 600 levels deep added under an existing member. */
+    size_t cap = 4096;
+    p = gf_malloc(cap);
+    n = (size_t)snprintf(p, cap, "[{\"op\":\"add\",\"path\":\"/a\",\"value\":");
+    for (int i = 0; i < 600; i++)
+        p[n++] = '[';
+    for (int i = 0; i < 600; i++)
+        p[n++] = ']';
+    snprintf(p + n, cap - n, "}]");
+    doc = cJSON_Parse("{\"a\":1}");
+    assert_int_not_equal(gf_ks_patch_apply(J, &doc, p, strlen(p), &err), 0);
+    assert_int_equal(err.code, 413);
+    cJSON_Delete(doc);
+    /* 400 levels is fine. */
+    n = (size_t)snprintf(p, cap, "[{\"op\":\"add\",\"path\":\"/a\",\"value\":");
+    for (int i = 0; i < 400; i++)
+        p[n++] = '[';
+    for (int i = 0; i < 400; i++)
+        p[n++] = ']';
+    snprintf(p + n, cap - n, "}]");
+    doc = cJSON_Parse("{\"a\":1}");
+    assert_int_equal(gf_ks_patch_apply(J, &doc, p, strlen(p), &err), 0);
+    cJSON_Delete(doc);
+    gf_free(p);
+    gf_ks_status_clear(&err);
+    assert_int_equal(gf_alloc_live(), baseline);
+}
+
 static void test_size_cap(void **state)
 {
     (void)state;
@@ -375,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_json_patch_rfc6902),
         cmocka_unit_test(test_strategic_merge),
         cmocka_unit_test(test_json_equal),
+        cmocka_unit_test(test_result_caps),
         cmocka_unit_test(test_size_cap),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -1284,7 +1284,7 @@ static void test_memory_per_workload(void **state)
     assert_true(created / N < (int64_t)(json_len / N) * 3 / 2);
     assert_true(tree_bytes > (int64_t)(json_len / N) * 3);
     /* A cluster's fixed cost stays small: rings grow on demand. */
-    assert_true(empty < 32 * 1024);
+    assert_true(empty < (int64_t)32 * 1024);
     fx_done(&f);
 }
 
@@ -1549,6 +1549,50 @@ static void test_watch_cache_grows_then_compacts(void **state)
     fx_done(&f);
 }
 
+/*
+ * Foreground deletion ends when no dependent is left, however that
+ * happens: a dependent with another live owner only loses the reference,
+ * and a dependent may drop its ownerReferences itself.
+ */
+static void test_gc_foreground_without_deletions(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    char ra[256], rd[256], both[600];
+    struct gf_ks_obj *a = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"a\"}}");
+    owner_ref(ra, sizeof(ra), "ConfigMap", a);
+    struct gf_ks_obj *d = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"d\"}}");
+    owner_ref(rd, sizeof(rd), "ConfigMap", d);
+    snprintf(both, sizeof(both), "%s,%s", ra, rd);
+    mk_owned(&f, "shared", both);
+    bool gone = true;
+    assert_int_equal(del(&f, f.cm, "a", "a", GF_KS_PROP_FOREGROUND, &gone), 0);
+    assert_false(gone);
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "a"));
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "a", "shared"));
+    /* A dependent that releases its owner by an update. */
+    struct gf_ks_obj *b = mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"b\"}}");
+    char rb[256], body[600];
+    owner_ref(rb, sizeof(rb), "ConfigMap", b);
+    snprintf(body, sizeof(body),
+             "{\"metadata\":{\"name\":\"held\",\"finalizers\":[\"x/h\"],"
+             "\"ownerReferences\":[%s]}}",
+             rb);
+    mk(&f, f.cm, "a", body);
+    assert_int_equal(del(&f, f.cm, "a", "b", GF_KS_PROP_FOREGROUND, &gone), 0);
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "a", "b"));
+    /* held is being deleted; dropping its reference frees b. */
+    assert_int_equal(upd(&f, f.cm, "a", "held",
+                         "{\"metadata\":{\"finalizers\":[\"x/h\"]}}",
+                         GF_KS_MAIN, NULL, NULL),
+                     0);
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "b"));
+    assert_non_null(gf_ks_store_get(f.st, f.cm, "a", "held"));
+    fx_done(&f);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -1564,6 +1608,7 @@ int main(void)
         cmocka_unit_test(test_gc_background_and_shared_owner),
         cmocka_unit_test(test_gc_foreground_chain),
         cmocka_unit_test(test_gc_orphan),
+        cmocka_unit_test(test_gc_foreground_without_deletions),
         cmocka_unit_test(test_observer_order_and_reentrancy),
         cmocka_unit_test(test_watch_cache_replay_and_410),
         cmocka_unit_test(test_watch_cache_grows_then_compacts),
