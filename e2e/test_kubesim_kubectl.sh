@@ -236,6 +236,17 @@ step "the data is per cluster"
 kubectl --kubeconfig "$work/sim/east/kubeconfig-admin.yaml" get crd 2>/dev/null |
     grep workloads >/dev/null && fail "east sees hub's CRDs"
 
+step "server-side apply, as Kueue's install instructions do it"
+ke() { kubectl --kubeconfig "$work/sim/east/kubeconfig-admin.yaml" \
+    --request-timeout=10s "$@"; }
+ke apply --server-side -f "$KUEUE/crds/" >/dev/null
+ke apply --server-side -f "$KUEUE/crds/" >/dev/null ||
+    fail "a second server-side apply failed"
+ke apply --server-side \
+    -f "$KUEUE/samples/single-cluster/single-clusterqueue-setup.yaml" >/dev/null
+[ "$(ke get localqueue user-queue -n default -o jsonpath='{.spec.clusterQueue}')" = cluster-queue ] ||
+    fail "server-side apply of the samples"
+
 stop_sim
 [ "$STOP_RC" = 0 ] || { echo "FAIL: kubesim exited with $STOP_RC on SIGTERM"; exit 1; }
 echo "PASS test_kubesim_kubectl"
