@@ -186,6 +186,17 @@ static int cluster_new(struct gf_ks_world *w, size_t index, const char *name,
     c->faults = gf_ks_faults_new(w->o.clock);
     int rc = gf_ks_auth_add_defaults(c->auth);
     GF_BUG_ON(rc != 0);
+    for (size_t i = 0; rc == 0 && i < w->o.n_identities; i++) {
+        const struct gf_ks_identity_spec *id = &w->o.identities[i];
+        rc = gf_ks_auth_add(c->auth, id->identity, id->user, id->groups, NULL);
+        if (rc != 0)
+            GF_LOG(&c->lc, GF_LOG_ERROR, "bad identity", "identity=%s error=%s",
+                   id->identity, gf_strerror(rc));
+    }
+    if (rc != 0) {
+        cluster_free(c);
+        return rc;
+    }
     struct gf_ks_api_opts ao = {
         .clock = w->o.clock,
         .catalog = w->catalog,
@@ -536,22 +547,36 @@ static int start_admin(struct gf_ks_world *w)
     return rc;
 }
 
-static int check_names(const struct gf_ks_world_opts *o)
+/* A name that goes into paths: a DNS label, unique in its list. */
+static int check_name(const char *what, const char *const *names, size_t i)
 {
-    for (size_t i = 0; i < o->n_clusters; i++) {
-        if (!name_ok(o->clusters[i])) {
-            GF_LOG(&lc, GF_LOG_ERROR, "invalid cluster name", "name=%s",
-                   o->clusters[i]);
+    if (!name_ok(names[i])) {
+        GF_LOG(&lc, GF_LOG_ERROR, "invalid name", "kind=%s name=%s", what,
+               names[i]);
+        return -EINVAL;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(names[i], names[j]) == 0) {
+            GF_LOG(&lc, GF_LOG_ERROR, "duplicate name", "kind=%s name=%s", what,
+                   names[i]);
             return -EINVAL;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(o->clusters[i], o->clusters[j]) == 0) {
-                GF_LOG(&lc, GF_LOG_ERROR, "duplicate cluster name", "name=%s",
-                       o->clusters[i]);
-                return -EINVAL;
-            }
+    return 0;
+}
+
+static int check_names(const struct gf_ks_world_opts *o)
+{
+    int rc = o->n_clusters > 0 ? 0 : -EINVAL;
+    for (size_t i = 0; rc == 0 && i < o->n_clusters; i++)
+        rc = check_name("cluster", o->clusters, i);
+    for (size_t i = 0; rc == 0 && i < o->n_identities; i++) {
+        if (!name_ok(o->identities[i].identity)) {
+            GF_LOG(&lc, GF_LOG_ERROR, "invalid name", "kind=identity name=%s",
+                   o->identities[i].identity);
+            rc = -EINVAL;
+        }
     }
-    return o->n_clusters > 0 ? 0 : -EINVAL;
+    return rc;
 }
 
 int gf_ks_world_new(const struct gf_ks_world_opts *o, struct gf_ks_world **out)

@@ -44,6 +44,13 @@
 struct gf_ks_cluster;
 struct gf_ks_world;
 
+/* An identity added to every cluster besides the three standard ones. */
+struct gf_ks_identity_spec {
+    const char *identity;      /* file and fault name: "team-a" */
+    const char *user;          /* user name RBAC sees */
+    const char *const *groups; /* NULL-terminated, may be NULL */
+};
+
 struct gf_ks_world_opts {
     uv_loop_t *loop;        /* required */
     struct gf_clock *clock; /* required */
@@ -57,6 +64,9 @@ struct gf_ks_world_opts {
     const char *crd_dir; /* YAML files installed in every cluster; NULL */
     size_t watch_cache;  /* per type; 0 = the store's default */
     unsigned bookmark_s; /* watch bookmark interval; 0 = the API's (60 s) */
+    /* Extra identities (copied into every cluster, each with its token). */
+    const struct gf_ks_identity_spec *identities;
+    size_t n_identities;
     /*
      * In-process controllers per cluster (Kueue-lite, the job runner):
      * attach runs once per cluster after it is set up and listening, before

@@ -41,7 +41,7 @@ static void usage(FILE *f)
         "  kubesim --clusters NAME[,NAME..]|N --dir DIR [--seed N]\n"
         "          [--time-scale X] [--crds DIR] [--base-port P]\n"
         "          [--admin-port P] [--watch-cache N] [--bookmark-seconds S]\n"
-        "          [--log-level L]\n"
+        "          [--identity NAME=USER[:GROUP,..]].. [--log-level L]\n"
         "  kubesim fault CLUSTER|'*' KIND [--identity ID] [--for DUR]\n"
         "          [--latency DUR] [--code N] [--retry-after S]\n"
         "          [--count N] [--dir DIR]\n"
@@ -111,8 +111,64 @@ static void on_signal(uv_signal_t *h, int signum)
     gf_clock_close(&s->clk);
 }
 
+/* The extra identities of --identity, owned. */
+struct ids {
+    struct gf_ks_identity_spec *v;
+    size_t n;
+};
+
+static void free_ids(struct ids *ids)
+{
+    for (size_t i = 0; i < ids->n; i++) {
+        gf_free((char *)ids->v[i].identity);
+        gf_free((char *)ids->v[i].user);
+        for (size_t j = 0; ids->v[i].groups && ids->v[i].groups[j]; j++)
+            gf_free((char *)ids->v[i].groups[j]);
+        gf_free((void *)ids->v[i].groups);
+    }
+    GF_FREE(ids->v);
+    ids->n = 0;
+}
+
+/* Splits s at sep into a NULL-terminated, returned-owned array. */
+static const char **split(const char *s, char sep)
+{
+    size_t n = 1;
+    for (const char *p = s; *p != '\0'; p++)
+        n += *p == sep;
+    const char **v = gf_calloc(n + 1, sizeof(char *));
+    size_t i = 0;
+    while (*s != '\0') {
+        const char *e = strchr(s, sep);
+        size_t len = e != NULL ? (size_t)(e - s) : strlen(s);
+        if (len > 0)
+            v[i++] = gf_strndup(s, len);
+        s += len;
+        if (*s == sep)
+            s++;
+    }
+    return v;
+}
+
+/* NAME=USER[:GROUP,GROUP..] */
+static int parse_identity(struct ids *ids, const char *v)
+{
+    const char *eq = v != NULL ? strchr(v, '=') : NULL;
+    if (eq == NULL || eq == v || eq[1] == '\0' || eq[1] == ':')
+        return -EINVAL;
+    const char *colon = strchr(eq + 1, ':');
+    ids->v = gf_realloc(ids->v, (ids->n + 1) * sizeof(*ids->v));
+    struct gf_ks_identity_spec *id = &ids->v[ids->n++];
+    id->identity = gf_strndup(v, (size_t)(eq - v));
+    id->user = colon != NULL ? gf_strndup(eq + 1, (size_t)(colon - eq - 1))
+                             : gf_strdup(eq + 1);
+    id->groups = colon != NULL ? split(colon + 1, ',') : NULL;
+    return 0;
+}
+
 struct serve_args {
     const char *clusters, *dir, *crds, *log_level;
+    struct ids ids;
     int64_t seed, base_port, admin_port, watch_cache, bookmark_s;
     double time_scale;
 };
@@ -146,6 +202,8 @@ static int parse_serve_opt(struct serve_args *a, const char *k, const char *v)
         a->crds = v;
     else if (strcmp(k, "--log-level") == 0)
         a->log_level = v;
+    else if (strcmp(k, "--identity") == 0)
+        return parse_identity(&a->ids, v);
     else if (strcmp(k, "--seed") == 0)
         return parse_num(v, 0, INT64_MAX, &a->seed);
     else if (strcmp(k, "--base-port") == 0)
@@ -177,6 +235,8 @@ static int run_world(struct serve *s, const struct serve_args *a)
         .crd_dir = a->crds,
         .watch_cache = (size_t)a->watch_cache,
         .bookmark_s = (unsigned)a->bookmark_s,
+        .identities = a->ids.v,
+        .n_identities = a->ids.n,
     };
     int rc = gf_ks_world_new(&wo, &s->world);
     if (rc == 0)
@@ -196,15 +256,27 @@ static int run_world(struct serve *s, const struct serve_args *a)
     return uv_run(&s->loop, UV_RUN_DEFAULT) >= 0 ? 0 : -EIO;
 }
 
+static int serve_with(const struct serve_args *ap);
+
 static int serve_main(int argc, char **argv)
 {
     struct serve_args a = {.time_scale = 1.0};
-    for (int i = 1; i < argc; i += 2)
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i += 2)
         if (parse_serve_opt(&a, argv[i], i + 1 < argc ? argv[i + 1] : NULL)) {
             fprintf(stderr, "kubesim: bad option or value: %s\n", argv[i]);
             usage(stderr);
-            return 2;
+            rc = 2;
         }
+    if (rc == 0)
+        rc = serve_with(&a);
+    free_ids(&a.ids);
+    return rc;
+}
+
+static int serve_with(const struct serve_args *ap)
+{
+    const struct serve_args a = *ap;
     enum gf_log_level lvl = GF_LOG_INFO;
     if (a.clusters == NULL || a.dir == NULL ||
         (a.log_level != NULL && gf_log_parse_level(a.log_level, &lvl) != 0)) {

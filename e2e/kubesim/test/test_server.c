@@ -778,12 +778,17 @@ struct world_fx {
 static void world_start(struct fx *f, struct world_fx *x)
 {
     static const char *const names[] = {"hub", "east"};
+    static const char *const devs[] = {"devs", NULL};
+    static const struct gf_ks_identity_spec extra[] = {
+        {"team-a", "alice", devs}};
     struct gf_ks_world_opts o = {
         .loop = &f->loop,
         .clock = &f->clk,
         .clusters = names,
         .n_clusters = 2,
         .seed = 11,
+        .identities = extra,
+        .n_identities = 1,
     };
     assert_int_equal(gf_ks_world_new(&o, &x->w), 0);
     snprintf(x->dir, sizeof(x->dir), "/tmp/kubesim-test-XXXXXX");
@@ -810,7 +815,9 @@ static void world_stop(struct world_fx *x)
                                         "admin",
                                         "ready",
                                         "ca.crt",
-                                        "admin-token"};
+                                        "admin-token",
+                                        "hub/kubeconfig-team-a.yaml",
+                                        "east/kubeconfig-team-a.yaml"};
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
         rm_file(x->dir, files[i]);
     char p[256];
@@ -871,6 +878,16 @@ static void test_world_files(void **state)
     assert_string_equal(cJSON_GetObjectItem(kc, "current-context")->valuestring,
                         "member-agent@hub");
     cJSON_Delete(kc);
+    /* Extra identities: a kubeconfig each, groups plus authenticated. */
+    const struct gf_ks_principal *alice =
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "team-a");
+    assert_non_null(alice);
+    assert_string_equal(alice->user, "alice");
+    assert_string_equal(alice->groups[0], "devs");
+    assert_string_equal(alice->groups[1], "system:authenticated");
+    assert_null(alice->groups[2]);
+    snprintf(p, sizeof(p), "%s/east/kubeconfig-team-a.yaml", x.dir);
+    assert_int_equal(stat(p, &sb), 0);
     /* Tokens differ per cluster. */
     assert_string_not_equal(
         gf_ks_auth_identity(gf_ks_cluster_auth(hub), "admin")->token,
