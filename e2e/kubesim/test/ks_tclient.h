@@ -61,7 +61,7 @@ void gf_kst_free(struct gf_kst_client *c);
 
 /*
  * Runs the loop one turn at a time until pred(arg) holds; fails the test
- * if that has not happened within 5 s of wall time (a guard against a
+ * if that has not happened within 20 s of wall time (a guard against a
  * hang, never a wait: local sockets answer in microseconds).
  */
 void gf_kst_run_until(uv_loop_t *loop, bool (*pred)(void *), void *arg);
