@@ -29,6 +29,7 @@
 #include "e2e/kubesim/fault.h"
 #include "e2e/kubesim/server.h"
 #include "e2e/kubesim/test/ks_tclient.h"
+#include "kubeclient/kubeconfig.h"
 
 struct fake_call {
     const struct gf_ks_api_out *out;
@@ -878,6 +879,22 @@ static void test_world_files(void **state)
     assert_string_equal(cJSON_GetObjectItem(kc, "current-context")->valuestring,
                         "member-agent@hub");
     cJSON_Delete(kc);
+    /* gpufed's own kubeconfig loader reads what we wrote. */
+    struct gf_kube_creds *cr = NULL;
+    struct gf_kubeconfig_error kerr;
+    snprintf(p, sizeof(p), "%s/hub/kubeconfig-gpufed-hub.yaml", x.dir);
+    if (gf_kubeconfig_load(p, NULL, &cr, &kerr) != 0)
+        fail_msg("kubeconfig: %s:%u:%u %s", kerr.file, kerr.line, kerr.column,
+                 kerr.msg);
+    assert_string_equal(cr->server, want);
+    assert_string_equal(
+        cr->token,
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "gpufed-hub")->token);
+    const char *ca = gf_ks_world_ca_pem(x.w);
+    assert_int_equal(cr->ca_pem_len, strlen(ca));
+    assert_memory_equal(cr->ca_pem, ca, cr->ca_pem_len);
+    assert_false(cr->insecure_skip_tls_verify);
+    gf_kube_creds_free(cr);
     /* Extra identities: a kubeconfig each, groups plus authenticated. */
     const struct gf_ks_principal *alice =
         gf_ks_auth_identity(gf_ks_cluster_auth(hub), "team-a");
