@@ -48,6 +48,7 @@
  * events costs one syscall, not one each), or at once past this size.
  */
 #define FLUSH_NOW (256u << 10)
+#define KEEP_BUF (64u << 10)
 
 enum conn_state {
     CONN_IDLE,      /* parsing, no request in progress */
@@ -334,10 +335,24 @@ static void put_header(struct conn *c, struct gf_buf *h, int code,
 }
 
 /* Request-scoped state goes; the connection stays. */
+/*
+ * Gives back the memory of an empty buffer that grew large (one big
+ * request must not pin megabytes for the life of a keep-alive connection).
+ */
+static void shrink(struct gf_buf *b)
+{
+    if (b->len == 0 && b->cap > KEEP_BUF) {
+        size_t max = b->max;
+        gf_buf_free(b);
+        gf_buf_init(b, max);
+    }
+}
+
 static void request_reset(struct conn *c)
 {
     gf_buf_reset(&c->url);
     gf_buf_reset(&c->body);
+    shrink(&c->body);
     gf_buf_reset(&c->hval);
     GF_FREE(c->hname);
     GF_FREE(c->authz);
@@ -358,6 +373,8 @@ static void request_done(struct conn *c)
 {
     c->call = NULL;
     c->state = CONN_IDLE;
+    /* Safe: the parser is not running while a request is being served. */
+    shrink(&c->in);
     if (c->closing)
         return;
     if (!c->keep_alive || c->drop || c->failed) {
