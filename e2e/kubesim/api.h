@@ -113,7 +113,9 @@ struct gf_ks_api_opts {
  * (Namespace, Secret, ConfigMap, Event, Pod, Node, ServiceAccount,
  * batch/v1 Job, coordination.k8s.io/v1 Lease, rbac.authorization.k8s.io/v1
  * Role/ClusterRole/RoleBinding/ClusterRoleBinding,
- * apiextensions.k8s.io/v1 CustomResourceDefinition), and the namespaces
+ * apiextensions.k8s.io/v1 CustomResourceDefinition, events.k8s.io/v1
+ * Event, scheduling.k8s.io/v1 PriorityClass,
+ * authorization.k8s.io/v1 SelfSubjectAccessReview), and the namespaces
  * default, kube-system, kube-public and kube-node-lease.
  * Returned-owned; free with gf_ks_api_free() (which closes every watch
  * without calling the server back). Never NULL.

@@ -141,15 +141,57 @@ static void merge(cJSON **dst, const cJSON *src, const cJSON *schema, int depth)
     *dst = cJSON_Duplicate(src, true);
 }
 
+/*
+ * ObjectMeta's apply semantics, which CRD schemas do not spell out
+ * (metadata is a bare object there): finalizers are a set, owner
+ * references a map keyed by uid; labels and annotations merge as maps.
+ */
+static cJSON *meta_schema(void)
+{
+    cJSON *s = cJSON_CreateObject();
+    cJSON *p = cJSON_AddObjectToObject(s, "properties");
+    cJSON *f = cJSON_AddObjectToObject(p, "finalizers");
+    cJSON_AddStringToObject(f, "x-kubernetes-list-type", "set");
+    cJSON *o = cJSON_AddObjectToObject(p, "ownerReferences");
+    cJSON_AddStringToObject(o, "x-kubernetes-list-type", "map");
+    cJSON *k = cJSON_AddArrayToObject(o, "x-kubernetes-list-map-keys");
+    cJSON_AddItemToArray(k, cJSON_CreateString("uid"));
+    return s;
+}
+
+static void merge_custom(cJSON **doc, const cJSON *cfg, const cJSON *root)
+{
+    cJSON *rest = cJSON_Duplicate(cfg, true);
+    cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(rest, "metadata");
+    merge(doc, rest, root, 0);
+    cJSON_Delete(rest);
+    if (meta == NULL || !cJSON_IsObject(*doc)) {
+        cJSON_Delete(meta);
+        return;
+    }
+    cJSON *ms = meta_schema();
+    cJSON *d = cJSON_GetObjectItemCaseSensitive(*doc, "metadata");
+    if (d == NULL) {
+        cJSON_AddItemToObject(*doc, "metadata", meta);
+        meta = NULL;
+    } else {
+        cJSON *merged = cJSON_Duplicate(d, true);
+        merge(&merged, meta, ms, 1);
+        cJSON_ReplaceItemViaPointer(*doc, d, merged);
+    }
+    cJSON_Delete(ms);
+    cJSON_Delete(meta);
+}
+
 int gf__ks_apply_merge(const struct gf_ks_rtype *t,
                        const struct gf_ks_version *ver, cJSON **doc,
                        const cJSON *cfg, struct gf_ks_status *err)
 {
+    (void)t;
     if (ver->schema != NULL) {
-        merge(doc, cfg, gf_ks_schema_root(ver->schema), 0);
+        merge_custom(doc, cfg, gf_ks_schema_root(ver->schema));
         return 0;
     }
-    (void)t;
     /* Built-ins: their merge keys are the strategic-merge ones. */
     char *text = cJSON_PrintUnformatted(cfg);
     int rc =

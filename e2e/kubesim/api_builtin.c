@@ -166,6 +166,30 @@ static const struct builtin builtins[] = {
      false,
      false,
      false},
+    /* Stored apart from core/v1 Events (the server converts between the
+     * two; kubesim does not). */
+    {"events.k8s.io",
+     "v1",
+     "events",
+     "Event",
+     "event",
+     {"ev"},
+     true,
+     false,
+     false,
+     false,
+     false},
+    {"scheduling.k8s.io",
+     "v1",
+     "priorityclasses",
+     "PriorityClass",
+     "priorityclass",
+     {"pc"},
+     false,
+     false,
+     false,
+     false,
+     false},
 };
 
 static char **strv_dup(const char *const *v, size_t max)

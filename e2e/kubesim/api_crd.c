@@ -298,6 +298,39 @@ static void on_crd(void *data, const struct gf_ks_event *ev)
         crd_changed(api, ev);
 }
 
+void gf__ks_crd_cleanup(struct gf_ks_api *api, const char *crd_name)
+{
+    struct gf_ks_store *st = gf_ks_api_store(api);
+    const struct gf_ks_rtype *crdt = gf_ks_store_type(
+        st, "apiextensions.k8s.io", "customresourcedefinitions");
+    struct gf_ks_obj *o = gf_ks_store_get(st, crdt, NULL, crd_name);
+    if (o == NULL)
+        return;
+    cJSON *crd = gf_ks_obj_parse(o);
+    const struct gf_ks_rtype *t = gf_ks_store_type(
+        st,
+        gf_json_str(crd, "spec.group") != NULL ? gf_json_str(crd, "spec.group")
+                                               : "",
+        gf_json_str(crd, "spec.names.plural") != NULL
+            ? gf_json_str(crd, "spec.names.plural")
+            : "");
+    cJSON_Delete(crd);
+    if (t == NULL || gf__ks_builtin(t))
+        return;
+    /* What the customresourcecleanup finalizer does: every object goes,
+     * each with its DELETED event, before the type does. */
+    struct gf_ks_list_opts lo = {0};
+    struct gf_ks_list l;
+    if (gf_ks_store_list(st, t, &lo, &l, NULL) < 0)
+        return;
+    for (size_t i = 0; i < l.n; i++) {
+        struct gf_ks_delete_opts d = {.propagation = GF_KS_PROP_BACKGROUND};
+        gf_ks_store_delete(st, t, l.items[i]->ns, l.items[i]->name, &d, NULL,
+                           NULL, NULL);
+    }
+    gf_ks_list_free(&l);
+}
+
 void gf__ks_crd_start(struct gf_ks_api *api)
 {
     struct gf_ks_store *st = gf_ks_api_store(api);

@@ -454,6 +454,33 @@ static bool serve_aggregated(struct gf_ks_api *api, const struct gf__ks_rreq *r,
     return true;
 }
 
+/* "/": the paths the server serves, as GET / lists them. */
+static cJSON *root_paths(struct gf_ks_api *api)
+{
+    struct groups gs;
+    collect(api, &gs);
+    cJSON *j = cJSON_CreateObject();
+    cJSON *p = cJSON_AddArrayToObject(j, "paths");
+    static const char *const fixed[] = {"/api",        "/api/v1",  "/apis",
+                                        "/apis/",      "/healthz", "/livez",
+                                        "/openapi/v3", "/readyz",  "/version"};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        cJSON_AddItemToArray(p, cJSON_CreateString(fixed[i]));
+    for (size_t i = 0; i < gs.n; i++) {
+        if (gs.g[i].name[0] == '\0')
+            continue;
+        char path[256];
+        snprintf(path, sizeof(path), "/apis/%s", gs.g[i].name);
+        cJSON_AddItemToArray(p, cJSON_CreateString(path));
+        for (size_t v = 0; v < gs.g[i].nversions; v++) {
+            snprintf(path, sizeof(path), "/apis/%s/%s", gs.g[i].name,
+                     gs.g[i].versions[v]);
+            cJSON_AddItemToArray(p, cJSON_CreateString(path));
+        }
+    }
+    return j;
+}
+
 static void reply_text(const struct gf_ks_api_out *out, const char *s)
 {
     out->reply(out->ctx, 200, "text/plain; charset=utf-8", s, strlen(s));
@@ -470,7 +497,9 @@ bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r)
     if (serve_aggregated(api, r, p))
         return true;
     cJSON *doc = NULL;
-    if (strcmp(p, "/version") == 0 || strcmp(p, "/version/") == 0)
+    if (strcmp(p, "/") == 0)
+        doc = root_paths(api);
+    else if (strcmp(p, "/version") == 0 || strcmp(p, "/version/") == 0)
         doc = version_doc();
     else if (strcmp(p, "/api") == 0 || strcmp(p, "/api/") == 0)
         doc = api_versions();

@@ -174,6 +174,12 @@ void gf__ks_crd_start(struct gf_ks_api *api);
 int gf__ks_crd_check(struct gf_ks_api *api, const cJSON *crd,
                      struct gf_ks_status *err);
 
+/*
+ * Deletes every object of the type a CRD defines, before the CRD itself
+ * is deleted, so that watchers see them go (the cleanup finalizer's job).
+ */
+void gf__ks_crd_cleanup(struct gf_ks_api *api, const char *crd_name);
+
 /* Sets the status a newly created CRD gets (Established, accepted names). */
 void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
 

@@ -639,6 +639,27 @@ static void reply_deleted(const struct gf__ks_rreq *r, struct gf_ks_obj *o,
     cJSON_Delete(s);
 }
 
+/* True when the delete's uid/resourceVersion preconditions hold. */
+static bool preconditions_hold(struct gf_ks_api *api,
+                               const struct gf__ks_rreq *r,
+                               const struct gf_ks_delete_opts *o)
+{
+    struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
+    if (cur == NULL)
+        return false;
+    char rv[24];
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)cur->rv);
+    if (o->rv != NULL && o->rv[0] != '\0' && strcmp(o->rv, rv) != 0)
+        return false;
+    if (o->uid == NULL || o->uid[0] == '\0')
+        return true;
+    cJSON *j = gf_ks_obj_parse(cur);
+    const char *uid = gf_json_str(j, "metadata.uid");
+    bool ok = uid != NULL && strcmp(uid, o->uid) == 0;
+    cJSON_Delete(j);
+    return ok;
+}
+
 void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
                       struct gf_ks_status *err)
 {
@@ -655,6 +676,8 @@ void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
     } else if (rc == 0) {
         struct gf_ks_obj *o = NULL;
         bool gone = false;
+        if (is_crd_type(r->t) && preconditions_hold(api, r, &d.o))
+            gf__ks_crd_cleanup(api, r->name);
         rc = gf_ks_store_delete(api->store, r->t, r->ns, r->name, &d.o, &o,
                                 &gone, err);
         if (rc == 0)

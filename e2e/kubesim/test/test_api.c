@@ -653,6 +653,19 @@ static void test_authorizer(void **state)
     ks_apitk_stop(&k);
 }
 
+static const char q_cont[] =
+    "?limit=1&continue="
+    "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiIifQ==";
+static const char b_ns[] =
+    "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":"
+    "{\"name\":\"t\"}}";
+static const char b_del[] =
+    "{\"propagationPolicy\":\"Foreground\",\"preconditions\":{\"uid\":"
+    "\"\"}}";
+static const char b_widget[] =
+    "{\"metadata\":{\"name\":\"t\"},\"spec\":{\"size\":1,\"tags\":[\"a\"]},"
+    "\"status\":{\"ok\":true}}";
+
 /* Checks the attributes' contract on every call; denies one verb. */
 static int strict_authorizer(void *data, const struct gf_ks_authz_attrs *a,
                              struct gf_ks_status *err)
@@ -726,8 +739,7 @@ static void test_request_torture(void **state)
         "?labelSelector=a%3Db,c+notin+(d)",
         "?labelSelector=%28",
         "?fieldSelector=metadata.name!%3Dt",
-        "?limit=1&continue="
-        "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiIifQ==",
+        q_cont,
         "?limit=-5",
         "?dryRun=All",
         "?propagationPolicy=Orphan",
@@ -755,8 +767,7 @@ static void test_request_torture(void **state)
         "null",
         "{\"metadata\":{\"name\":\"t\"},\"data\":{\"a\":\"b\"}}",
         "{\"metadata\":{\"name\":\"t\",\"resourceVersion\":\"1\"}}",
-        "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":"
-        "{\"name\":\"t\"}}",
+        b_ns,
         "[{\"op\":\"add\",\"path\":\"/metadata/labels\",\"value\":{}}]",
         "[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/a/b\"}]",
         "{\"metadata\":{\"finalizers\":[\"x/y\"]}}",
@@ -764,11 +775,9 @@ static void test_request_torture(void **state)
         "metadata:\n  name: t\n  labels: {a: b}\n",
         "a: [\n",
         "k8s\x01\x02",
-        "{\"propagationPolicy\":\"Foreground\",\"preconditions\":{\"uid\":"
-        "\"\"}}",
+        b_del,
         "{\"spec\":{\"group\":\"x.io\",\"names\":{\"plural\":\"x\"}}}",
-        "{\"metadata\":{\"name\":\"t\"},\"spec\":{\"size\":1,\"tags\":[\"a\"]},"
-        "\"status\":{\"ok\":true}}",
+        b_widget,
         "{\"metadata\":{\"name\":\"t\"},\"spec\":{\"size\":\"x\",\"tags\":7}}",
         "{\"spec\":{\"size\":null,\"extra\":{\"deep\":[1,2]}}}",
     };

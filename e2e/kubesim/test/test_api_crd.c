@@ -98,6 +98,8 @@ static void test_discovery_builtin(void **state)
     assert_non_null(group(j, "rbac.authorization.k8s.io"));
     assert_non_null(group(j, "coordination.k8s.io"));
     assert_non_null(group(j, "apiextensions.k8s.io"));
+    assert_non_null(group(j, "events.k8s.io"));
+    assert_non_null(group(j, "scheduling.k8s.io"));
     cJSON_Delete(j);
     j = get(&k, "/api/v1", 200);
     assert_string_equal(str(j, "kind"), "APIResourceList");
@@ -131,6 +133,10 @@ static void test_discovery_builtin(void **state)
     cJSON_Delete(j);
     j = get(&k, "/apis/batch", 200);
     assert_string_equal(str(j, "kind"), "APIGroup");
+    cJSON_Delete(j);
+    j = get(&k, "/", 200);
+    assert_true(has_str(gf_json_path(j, "paths"), "/apis/batch/v1"));
+    assert_true(has_str(gf_json_path(j, "paths"), "/api/v1"));
     cJSON_Delete(j);
     j = get(&k, "/version", 200);
     assert_string_equal(str(j, "major"), "1");
@@ -601,6 +607,24 @@ static void test_apply_list_semantics(void **state)
     assert_int_equal(cond_count(o, "Admitted", NULL), 1);
     assert_int_equal(cond_count(o, "QuotaReserved", "True"), 1);
     cJSON_Delete(o);
+    /* Finalizers are a set and labels a map, for custom resources too. */
+    o = ks_apitk_json(&k, "PATCH", KQ "/namespaces/default/workloads/w",
+                      "application/merge-patch+json",
+                      "{\"metadata\":{\"finalizers\":[\"a/x\"],\"labels\":"
+                      "{\"l1\":\"1\"}}}",
+                      &code);
+    cJSON_Delete(o);
+    o = ks_apitk_json(&k, "PATCH", KQ "/namespaces/default/workloads/w",
+                      "application/apply-patch+yaml",
+                      "{\"metadata\":{\"name\":\"w\",\"finalizers\":[\"b/y\","
+                      "\"a/x\"],\"labels\":{\"l2\":\"2\"}}}",
+                      &code);
+    assert_int_equal(code, 200);
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(o, "metadata.finalizers")),
+                     2);
+    assert_string_equal(gf_json_label(o, "l1"), "1");
+    assert_string_equal(gf_json_label(o, "l2"), "2");
+    cJSON_Delete(o);
     /* Built-ins merge by their strategic keys: Job conditions by type. */
     o = ks_apitk_json(&k, "POST", "/apis/batch/v1/namespaces/default/jobs",
                       NULL, "{\"metadata\":{\"name\":\"j\"},\"spec\":{}}",
@@ -763,7 +787,13 @@ static void test_crd_lifecycle(void **state)
                       NULL, NULL, &code);
     assert_int_equal(code, 200);
     cJSON_Delete(j);
+    /* Watchers see the objects go, then the stream ends. */
     assert_true(r.ended);
+    assert_int_equal(ks_apitk_events(&r), 2);
+    cJSON *ev = ks_apitk_event(&r, 1);
+    assert_string_equal(str(ev, "type"), "DELETED");
+    assert_string_equal(str(ev, "object.metadata.name"), "w");
+    cJSON_Delete(ev);
     ks_apitk_resp_free(&r);
     cJSON_Delete(get(&k, "/apis/example.io/v1/widgets", 404));
     cJSON_Delete(get(&k, "/apis/example.io/v1", 404));

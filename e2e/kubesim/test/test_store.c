@@ -1593,6 +1593,108 @@ static void test_gc_foreground_without_deletions(void **state)
     fx_done(&f);
 }
 
+/* Paths the other tests leave out, each with the behaviour that matters. */
+static void test_more_write_paths(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    /* Ten dependents (more than the GC's first batch) all go. */
+    struct gf_ks_obj *job =
+        mk(&f, f.job, "a", "{\"metadata\":{\"name\":\"j\"},\"spec\":{}}");
+    char r[256];
+    owner_ref(r, sizeof(r), "Job", job);
+    for (int i = 0; i < 10; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "pod%d", i);
+        mk_owned(&f, name, r);
+    }
+    bool gone = false;
+    assert_int_equal(del(&f, f.job, "a", "j", GF_KS_PROP_BACKGROUND, &gone), 0);
+    assert_int_equal(gf_ks_store_count(f.st, f.cm), 0);
+    /* Foreground with a finalizer of its own: only foregroundDeletion goes
+     * when the dependents are gone; the object waits for the other. */
+    struct gf_ks_obj *o =
+        mk(&f, f.cm, "a",
+           "{\"metadata\":{\"name\":\"o\",\"finalizers\":[\"x/keep\"]}}");
+    owner_ref(r, sizeof(r), "ConfigMap", o);
+    mk_owned(&f, "dep", r);
+    assert_int_equal(del(&f, f.cm, "a", "o", GF_KS_PROP_FOREGROUND, &gone), 0);
+    o = gf_ks_store_get(f.st, f.cm, "a", "o");
+    assert_non_null(o);
+    assert_null(gf_ks_store_get(f.st, f.cm, "a", "dep"));
+    cJSON *j = gf_ks_obj_parse(o);
+    const cJSON *fins = gf_json_path(j, "metadata.finalizers");
+    assert_int_equal(cJSON_GetArraySize(fins), 1);
+    assert_string_equal(cJSON_GetArrayItem(fins, 0)->valuestring, "x/keep");
+    cJSON_Delete(j);
+    /* A patch that fails leaves the object and the version alone. */
+    uint64_t rv = gf_ks_store_rv(f.st);
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    const char *jp = "[{\"op\":\"test\",\"path\":\"/metadata/name\","
+                     "\"value\":\"other\"},{\"op\":\"remove\",\"path\":"
+                     "\"/metadata/finalizers\"}]";
+    assert_int_equal(gf_ks_store_patch(f.st, f.cm, "a", "o", GF_KS_PATCH_JSON,
+                                       jp, strlen(jp), GF_KS_MAIN, NULL, &err),
+                     GF_EINVALID);
+    assert_int_equal(err.code, 422);
+    assert_int_equal(gf_ks_store_rv(f.st), rv);
+    assert_ptr_equal(gf_ks_store_get(f.st, f.cm, "a", "o"), o);
+    assert_int_equal(gf_ks_store_patch(f.st, f.cm, "a", "nope",
+                                       GF_KS_PATCH_MERGE, "{}", 2, GF_KS_MAIN,
+                                       NULL, &err),
+                     GF_ENOTFOUND);
+    gf_ks_status_clear(&err);
+    /* A namespace's spec and status belong to the server. */
+    struct gf_ks_obj *ns = NULL;
+    assert_int_equal(upd(&f, f.ns, NULL, "a",
+                         "{\"metadata\":{\"labels\":{\"x\":\"y\"}},\"spec\":{"
+                         "\"finalizers\":[]},\"status\":{\"phase\":\"Gone\"}}",
+                         GF_KS_MAIN, &ns, NULL),
+                     0);
+    assert_string_equal(field(ns, "status.phase"), "Active");
+    assert_string_equal(field(ns, "metadata.labels.x"), "y");
+    j = gf_ks_obj_parse(ns);
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(j, "spec.finalizers")), 1);
+    cJSON_Delete(j);
+    fx_done(&f);
+}
+
+/* Replay from the cache applies the watch's selectors to old events. */
+static void test_replay_with_selectors(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 0);
+    mk_ns(&f, "a");
+    uint64_t from = gf_ks_store_rv(f.st);
+    mk(&f, f.cm, "a",
+       "{\"metadata\":{\"name\":\"x\",\"labels\":{\"k\":\"1\"}}}");
+    mk(&f, f.cm, "a",
+       "{\"metadata\":{\"name\":\"y\",\"labels\":{\"k\":\"2\"}}}");
+    upd(&f, f.cm, "a", "x", "{\"metadata\":{\"labels\":{\"k\":\"2\"}}}",
+        GF_KS_MAIN, NULL, NULL);
+    del(&f, f.cm, "a", "y", GF_KS_PROP_DEFAULT, NULL);
+    struct gf_ks_selector *sel = NULL;
+    assert_int_equal(gf_ks_selector_parse("k=1", false, &sel, NULL), 0);
+    char rv[24];
+    snprintf(rv, sizeof(rv), "%llu", (unsigned long long)from);
+    struct rec r = {0};
+    struct gf_ks_watch *w = NULL;
+    struct gf_ks_watch_opts wo = {.rv = rv, .label = sel};
+    assert_int_equal(gf_ks_watch_start(f.st, f.cm, &wo, rec_cb, &r, &w, NULL),
+                     0);
+    gf_ks_selector_free(sel);
+    /* x was added matching, then stopped matching; y never matched. */
+    assert_int_equal(r.n, 2);
+    assert_int_equal(strncmp(r.lines[0], "ADDED a/x ", 10), 0);
+    assert_int_equal(strncmp(r.lines[1], "DELETED a/x ", 12), 0);
+    gf_ks_watch_stop(w);
+    fx_done(&f);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -1621,6 +1723,8 @@ int main(void)
         cmocka_unit_test(test_stop_from_start_and_close_callbacks),
         cmocka_unit_test(test_stop_self_inside_start),
         cmocka_unit_test(test_unregister_from_an_observer),
+        cmocka_unit_test(test_more_write_paths),
+        cmocka_unit_test(test_replay_with_selectors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
