@@ -35,6 +35,8 @@ struct gf_ks_cluster {
     struct gf_ks_faults *faults;
     struct gf_ks_server *server;
     struct gf_log_ctx lc;
+    bool attached;
+    void *user;
 };
 
 struct crd_file {
@@ -50,6 +52,8 @@ struct gf_ks_world {
     struct gf_ks_cluster **clusters;
     size_t n;
     struct gf_ks_server *admin;
+    /* One identity: whoever can read DIR/admin-token may inject faults. */
+    struct gf_ks_auth *admin_auth;
     struct crd_file *crds;
     size_t n_crds;
 };
@@ -96,6 +100,8 @@ static void cluster_free(struct gf_ks_cluster *c)
 {
     if (c == NULL)
         return;
+    if (c->attached && c->world->o.detach != NULL)
+        c->world->o.detach(c->world->o.hook_data, c);
     /* The server first: it cancels the API layer's streaming calls. */
     gf_ks_server_close(c->server);
     gf_ks_rbac_free(c->rbac);
@@ -150,10 +156,22 @@ static int cluster_start(struct gf_ks_world *w, struct gf_ks_cluster *c)
         .data = c,
     };
     rc = gf_ks_server_start(&so, &c->server);
-    if (rc != 0)
+    if (rc != 0) {
         GF_LOG(&c->lc, GF_LOG_ERROR, "listen failed", "port=%d error=%s",
                so.port, uv_strerror(rc));
-    return rc;
+        return rc;
+    }
+    /* Listening, but nothing is served until the loop runs. */
+    if (w->o.attach != NULL) {
+        rc = w->o.attach(w->o.hook_data, c);
+        if (rc != 0) {
+            GF_LOG(&c->lc, GF_LOG_ERROR, "attach failed", "error=%s",
+                   gf_strerror(rc));
+            return rc;
+        }
+        c->attached = true;
+    }
+    return 0;
 }
 
 static int cluster_new(struct gf_ks_world *w, size_t index, const char *name,
@@ -168,6 +186,17 @@ static int cluster_new(struct gf_ks_world *w, size_t index, const char *name,
     c->faults = gf_ks_faults_new(w->o.clock);
     int rc = gf_ks_auth_add_defaults(c->auth);
     GF_BUG_ON(rc != 0);
+    for (size_t i = 0; rc == 0 && i < w->o.n_identities; i++) {
+        const struct gf_ks_identity_spec *id = &w->o.identities[i];
+        rc = gf_ks_auth_add(c->auth, id->identity, id->user, id->groups, NULL);
+        if (rc != 0)
+            GF_LOG(&c->lc, GF_LOG_ERROR, "bad identity", "identity=%s error=%s",
+                   id->identity, gf_strerror(rc));
+    }
+    if (rc != 0) {
+        cluster_free(c);
+        return rc;
+    }
     struct gf_ks_api_opts ao = {
         .clock = w->o.clock,
         .catalog = w->catalog,
@@ -225,16 +254,33 @@ double gf_ks_cluster_time_scale(const struct gf_ks_cluster *c)
     return c->world->o.time_scale > 0 ? c->world->o.time_scale : 1.0;
 }
 
-void gf_ks_cluster_restart(struct gf_ks_cluster *c)
+struct gf_clock *gf_ks_cluster_clock(const struct gf_ks_cluster *c)
+{
+    return c->world->o.clock;
+}
+
+void gf_ks_cluster_set_user(struct gf_ks_cluster *c, void *user)
+{
+    c->user = user;
+}
+
+void *gf_ks_cluster_user(const struct gf_ks_cluster *c)
+{
+    return c->user;
+}
+
+void gf_ks_cluster_restart(struct gf_ks_cluster *c, uint64_t down_ms)
 {
     /*
      * Connections first, so every watch is cancelled by its connection
      * (no stream_end into a socket that is about to go), then the API
      * layer drops its watch caches.
      */
-    size_t cut = gf_ks_server_cut(c->server, NULL, false, false);
+    size_t cut = down_ms > 0 ? gf_ks_server_pause(c->server, down_ms)
+                             : gf_ks_server_cut(c->server, NULL, false, false);
     gf_ks_api_restart(c->api);
-    GF_LOG(&c->lc, GF_LOG_INFO, "API server restarted", "connections=%zu", cut);
+    GF_LOG(&c->lc, GF_LOG_INFO, "API server restarted",
+           "connections=%zu down_ms=%llu", cut, (unsigned long long)down_ms);
 }
 
 /* ---- CRD files --------------------------------------------------------- */
@@ -357,7 +403,14 @@ static int inject(struct gf_ks_cluster *c, const cJSON *spec_j, cJSON *ids,
 {
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(spec_j, "kind");
     if (cJSON_IsString(kind) && strcmp(kind->valuestring, "restart") == 0) {
-        gf_ks_cluster_restart(c);
+        const cJSON *ms = cJSON_GetObjectItemCaseSensitive(spec_j, "forMs");
+        /* Down for at most a minute: a restart, not an outage. */
+        if (ms != NULL && (!cJSON_IsNumber(ms) || ms->valuedouble < 0 ||
+                           ms->valuedouble > 60000)) {
+            *why = "restart forMs must be within 0..60000";
+            return -EINVAL;
+        }
+        gf_ks_cluster_restart(c, ms != NULL ? (uint64_t)ms->valuedouble : 0);
         return 0;
     }
     struct gf_ks_fault_spec spec;
@@ -472,39 +525,58 @@ static void free_crds(struct gf_ks_world *w)
 
 static int start_admin(struct gf_ks_world *w)
 {
+    w->admin_auth = gf_ks_auth_new();
+    int rc = gf_ks_auth_add(w->admin_auth, "fault-injector", "kubesim-admin",
+                            NULL, NULL);
+    GF_BUG_ON(rc != 0);
     struct gf_ks_server_opts so = {
         .loop = w->o.loop,
         .clock = w->o.clock,
         .name = "admin",
         .port = w->o.admin_port,
+        .auth = w->admin_auth,
         .handle = admin_handle,
         .cancel = admin_cancel,
         .data = w,
         .max_body = ADMIN_BODY_MAX,
     };
-    int rc = gf_ks_server_start(&so, &w->admin);
+    rc = gf_ks_server_start(&so, &w->admin);
     if (rc != 0)
         GF_LOG(&lc, GF_LOG_ERROR, "admin listen failed", "port=%d error=%s",
                so.port, uv_strerror(rc));
     return rc;
 }
 
-static int check_names(const struct gf_ks_world_opts *o)
+/* A name that goes into paths: a DNS label, unique in its list. */
+static int check_name(const char *what, const char *const *names, size_t i)
 {
-    for (size_t i = 0; i < o->n_clusters; i++) {
-        if (!name_ok(o->clusters[i])) {
-            GF_LOG(&lc, GF_LOG_ERROR, "invalid cluster name", "name=%s",
-                   o->clusters[i]);
+    if (!name_ok(names[i])) {
+        GF_LOG(&lc, GF_LOG_ERROR, "invalid name", "kind=%s name=%s", what,
+               names[i]);
+        return -EINVAL;
+    }
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(names[i], names[j]) == 0) {
+            GF_LOG(&lc, GF_LOG_ERROR, "duplicate name", "kind=%s name=%s", what,
+                   names[i]);
             return -EINVAL;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(o->clusters[i], o->clusters[j]) == 0) {
-                GF_LOG(&lc, GF_LOG_ERROR, "duplicate cluster name", "name=%s",
-                       o->clusters[i]);
-                return -EINVAL;
-            }
+    return 0;
+}
+
+static int check_names(const struct gf_ks_world_opts *o)
+{
+    int rc = o->n_clusters > 0 ? 0 : -EINVAL;
+    for (size_t i = 0; rc == 0 && i < o->n_clusters; i++)
+        rc = check_name("cluster", o->clusters, i);
+    for (size_t i = 0; rc == 0 && i < o->n_identities; i++) {
+        if (!name_ok(o->identities[i].identity)) {
+            GF_LOG(&lc, GF_LOG_ERROR, "invalid name", "kind=identity name=%s",
+                   o->identities[i].identity);
+            rc = -EINVAL;
+        }
     }
-    return o->n_clusters > 0 ? 0 : -EINVAL;
+    return rc;
 }
 
 int gf_ks_world_new(const struct gf_ks_world_opts *o, struct gf_ks_world **out)
@@ -545,6 +617,7 @@ void gf_ks_world_close(struct gf_ks_world *w)
     if (w == NULL)
         return;
     gf_ks_server_close(w->admin);
+    gf_ks_auth_free(w->admin_auth);
     for (size_t i = 0; i < w->n; i++)
         cluster_free(w->clusters[i]);
     gf_free(w->clusters);
@@ -576,6 +649,11 @@ struct gf_ks_cluster *gf_ks_world_find(const struct gf_ks_world *w,
 int gf_ks_world_admin_port(const struct gf_ks_world *w)
 {
     return gf_ks_server_port(w->admin);
+}
+
+const char *gf_ks_world_admin_token(const struct gf_ks_world *w)
+{
+    return gf_ks_auth_identity(w->admin_auth, "fault-injector")->token;
 }
 
 const char *gf_ks_world_ca_pem(const struct gf_ks_world *w)
@@ -711,6 +789,11 @@ int gf_ks_world_write_files(const struct gf_ks_world *w, const char *dir)
                          gf_ks_world_admin_port(w));
         snprintf(path, sizeof(path), "%s/admin", dir);
         rc = write_atomic(path, admin, (size_t)n, 0600);
+    }
+    if (rc == 0) {
+        const char *tok = gf_ks_world_admin_token(w);
+        snprintf(path, sizeof(path), "%s/admin-token", dir);
+        rc = write_atomic(path, tok, strlen(tok), 0600);
     }
     if (rc == 0) {
         snprintf(path, sizeof(path), "%s/ca.crt", dir);

@@ -156,7 +156,14 @@ int64_t gf_ks_faults_add(struct gf_ks_faults *f,
     e->code = spec->kind == GF_KS_FAULT_429 ? 429
               : spec->code != 0             ? spec->code
                                             : 503;
-    e->retry_after_s = spec->retry_after_s != 0 ? spec->retry_after_s : 1;
+    /*
+     * As the API server: a 429 always says when to come back; a 5xx only
+     * when asked to (a 503 from an overloaded server does, a 500 does not),
+     * and clients retry 5xx only when it does.
+     */
+    e->retry_after_s = spec->retry_after_s != 0        ? spec->retry_after_s
+                       : spec->kind == GF_KS_FAULT_429 ? 1
+                                                       : 0;
     e->remaining = spec->count;
     int64_t id = (int64_t)e->id;
     arm(f);

@@ -57,7 +57,7 @@ struct gf_ks_fault_spec {
     uint64_t for_ms;        /* 0 = until cleared */
     unsigned latency_ms;    /* latency */
     int code;               /* 5xx: 500..599, 0 = 503 */
-    unsigned retry_after_s; /* 5xx/429: Retry-After, 0 = 1 */
+    unsigned retry_after_s; /* Retry-After; 0 = 1 s for 429, none for 5xx */
     unsigned count;         /* 5xx/429: requests affected, 0 = all */
 };
 

@@ -11,6 +11,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 
 #define RBAC_GROUP "rbac.authorization.k8s.io"
@@ -25,6 +26,9 @@ struct role {
     char *name;
     struct rule *rules;
     size_t n_rules;
+    size_t n_own;       /* rules of the object itself, before aggregation */
+    cJSON *labels;      /* owned copy of metadata.labels, or NULL */
+    cJSON *aggregation; /* owned aggregationRule.clusterRoleSelectors */
 };
 
 enum subject_kind { SUBJ_USER, SUBJ_GROUP, SUBJ_SA };
@@ -99,6 +103,8 @@ static void clear_cache(struct gf_ks_rbac *r)
         gf_free(ro->rules);
         gf_free(ro->ns);
         gf_free(ro->name);
+        cJSON_Delete(ro->labels);
+        cJSON_Delete(ro->aggregation);
     }
     for (size_t i = 0; i < r->n_bindings; i++) {
         struct binding *b = &r->bindings[i];
@@ -141,8 +147,99 @@ static bool add_role(void *data, struct gf_ks_obj *o)
         x->urls =
             strv_of(cJSON_GetObjectItemCaseSensitive(ru, "nonResourceURLs"));
     }
+    ro->n_own = ro->n_rules;
+    const cJSON *labels = gf_json_path(j, "metadata.labels");
+    const cJSON *agg = gf_json_path(j, "aggregationRule.clusterRoleSelectors");
+    ro->labels = cJSON_IsObject(labels) ? cJSON_Duplicate(labels, true) : NULL;
+    ro->aggregation = o->ns[0] == '\0' && cJSON_IsArray(agg)
+                          ? cJSON_Duplicate(agg, true)
+                          : NULL;
     cJSON_Delete(j);
     return true;
+}
+
+/* ---- aggregated ClusterRoles ------------------------------------------- */
+
+static char **strv_dup(char *const *v)
+{
+    if (v == NULL)
+        return NULL;
+    size_t n = 0;
+    while (v[n] != NULL)
+        n++;
+    char **out = gf_calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        out[i] = gf_strdup(v[i]);
+    return out;
+}
+
+/*
+ * matchLabels of one selector against a role's labels. Only matchLabels
+ * is evaluated: a selector with matchExpressions selects nothing, which
+ * errs on the side of granting less.
+ */
+static bool selector_selects(const cJSON *sel, const cJSON *labels)
+{
+    if (cJSON_GetObjectItemCaseSensitive(sel, "matchExpressions") != NULL)
+        return false;
+    const cJSON *ml = cJSON_GetObjectItemCaseSensitive(sel, "matchLabels");
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, ml)
+    {
+        const cJSON *have =
+            cJSON_GetObjectItemCaseSensitive(labels, kv->string);
+        if (!cJSON_IsString(kv) || !cJSON_IsString(have) ||
+            strcmp(kv->valuestring, have->valuestring) != 0)
+            return false;
+    }
+    /* An empty selector selects nothing (it would select every role). */
+    return ml != NULL && ml->child != NULL;
+}
+
+static bool aggregates(const struct role *into, const struct role *from)
+{
+    const cJSON *sel;
+    cJSON_ArrayForEach(sel, into->aggregation)
+    {
+        if (selector_selects(sel, from->labels))
+            return true;
+    }
+    return false;
+}
+
+static void append_rules(struct role *into, const struct role *from)
+{
+    into->rules = gf_realloc(into->rules, (into->n_rules + from->n_own + 1) *
+                                              sizeof(*into->rules));
+    for (size_t i = 0; i < from->n_own; i++) {
+        const struct rule *x = &from->rules[i];
+        struct rule *y = &into->rules[into->n_rules++];
+        y->verbs = strv_dup(x->verbs);
+        y->groups = strv_dup(x->groups);
+        y->resources = strv_dup(x->resources);
+        y->names = strv_dup(x->names);
+        y->urls = strv_dup(x->urls);
+    }
+}
+
+/*
+ * What the clusterrole-aggregation controller writes into a ClusterRole
+ * with an aggregationRule: the rules of every ClusterRole its selectors
+ * pick. Computed here instead of stored; one level, from the picked
+ * roles' own rules, so the result does not depend on the order.
+ */
+static void aggregate(struct gf_ks_rbac *r)
+{
+    for (size_t i = 0; i < r->n_roles; i++) {
+        struct role *into = &r->roles[i];
+        if (into->aggregation == NULL)
+            continue;
+        for (size_t j = 0; j < r->n_roles; j++) {
+            const struct role *from = &r->roles[j];
+            if (j != i && from->ns[0] == '\0' && aggregates(into, from))
+                append_rules(into, from);
+        }
+    }
 }
 
 static void add_subject(struct binding *b, const cJSON *s)
@@ -204,6 +301,7 @@ static void rebuild(struct gf_ks_rbac *r)
         if (t != NULL)
             gf_ks_store_foreach(r->st, t, NULL, add_binding, r);
     }
+    aggregate(r);
     r->dirty = false;
     r->rebuilds++;
 }
@@ -420,6 +518,12 @@ static const char *const boot_roles[] = {
     "{\"metadata\":{\"name\":\"system:public-info-viewer\"},\"rules\":["
     "{\"nonResourceURLs\":[\"/healthz\",\"/livez\",\"/readyz\","
     "\"/version\",\"/version/\"],\"verbs\":[\"get\"]}]}",
+    /* What `kubectl auth can-i` and `kubectl auth whoami` need. */
+    "{\"metadata\":{\"name\":\"system:basic-user\"},\"rules\":["
+    "{\"apiGroups\":[\"authorization.k8s.io\"],\"resources\":["
+    "\"selfsubjectaccessreviews\",\"selfsubjectrulesreviews\"],"
+    "\"verbs\":[\"create\"]},{\"apiGroups\":[\"authentication.k8s.io\"],"
+    "\"resources\":[\"selfsubjectreviews\"],\"verbs\":[\"create\"]}]}",
 };
 
 static const char *const boot_bindings[] = {
@@ -439,6 +543,11 @@ static const char *const boot_bindings[] = {
     "\"rbac.authorization.k8s.io\",\"kind\":\"Group\",\"name\":"
     "\"system:authenticated\"},{\"apiGroup\":\"rbac.authorization.k8s.io\","
     "\"kind\":\"Group\",\"name\":\"system:unauthenticated\"}]}",
+    "{\"metadata\":{\"name\":\"system:basic-user\"},\"roleRef\":{"
+    "\"apiGroup\":\"rbac.authorization.k8s.io\",\"kind\":\"ClusterRole\","
+    "\"name\":\"system:basic-user\"},\"subjects\":[{\"apiGroup\":"
+    "\"rbac.authorization.k8s.io\",\"kind\":\"Group\",\"name\":"
+    "\"system:authenticated\"}]}",
 };
 
 static int create_all(struct gf_ks_store *st, const char *resource,

@@ -11,7 +11,10 @@
  *     resourceNames all match; nonResourceURLs ("/apis", "/healthz/ *"
  *     without the space) only count through ClusterRoleBindings;
  *   - subjects are User, Group and ServiceAccount (whose namespace
- *     defaults to the binding's).
+ *     defaults to the binding's);
+ *   - a ClusterRole with an aggregationRule also has the rules of every
+ *     ClusterRole its selectors' matchLabels pick, as the aggregation
+ *     controller would write them (matchExpressions select nothing).
  * Denials are 403 Status bodies with the API server's message, e.g.
  *   workloads.kueue.x-k8s.io is forbidden: User "x" cannot list resource
  *   "workloads" in API group "kueue.x-k8s.io" in the namespace "ns"
@@ -46,10 +49,11 @@ int gf_ks_rbac_authorize(void *data, const struct gf_ks_authz_attrs *a,
 
 /*
  * Creates the bootstrap roles every cluster has: cluster-admin (bound to
- * system:masters), system:discovery and system:public-info-viewer (bound
- * to system:authenticated), so that any authenticated client can run
- * discovery, as on a real cluster. The RBAC types must be registered.
- * Returns 0 or the first store error (err filled).
+ * system:masters), system:discovery, system:public-info-viewer and
+ * system:basic-user (bound to system:authenticated), so that any
+ * authenticated client can run discovery and ask what it may do
+ * (SelfSubjectAccessReview), as on a real cluster. The RBAC types must be
+ * registered. Returns 0 or the first store error (err filled).
  */
 int gf_ks_rbac_bootstrap(struct gf_ks_store *st, struct gf_ks_status *err);
 

@@ -42,6 +42,13 @@
  * max + 1.
  */
 #define OUT_MAX ((size_t)1 << 40)
+/*
+ * TLS output is coalesced: records collect in the write BIO and go to the
+ * socket in one write at the end of the loop turn (a burst of watch
+ * events costs one syscall, not one each), or at once past this size.
+ */
+#define FLUSH_NOW (256u << 10)
+#define KEEP_BUF (64u << 10)
 
 enum conn_state {
     CONN_IDLE,      /* parsing, no request in progress */
@@ -66,12 +73,15 @@ struct conn {
      */
     bool closing, io_done, failed;
     bool reading, resume, blackhole, drop, stream_ended;
+    bool flush_pending; /* TLS records wait in wbio for the next turn */
+    bool write_blocked; /* parsing waits for the client to read replies */
     bool keep_alive;
     /* The request being parsed; reset after each response. */
     struct gf_buf url, body, in;
     char *hname; /* the header whose value is being read */
     struct gf_buf hval;
     char *authz, *ctype, *accept; /* owned header values */
+    bool expect_continue;
     size_t header_bytes;
     bool in_value, too_big, msg_done;
     const struct gf_ks_principal *who; /* borrowed from auth */
@@ -85,7 +95,9 @@ struct gf_ks_server {
     struct gf_ks_server_opts o;
     char *name;
     struct gf_log_ctx lc;
-    uv_tcp_t listener;
+    uv_tcp_t *listener; /* NULL while paused; freed in its close callback */
+    struct sockaddr_in addr;
+    struct gf_timer relisten; /* ends a pause */
     uv_idle_t idle;
     bool idle_active, closing;
     int open_handles; /* listener + idle + connections */
@@ -105,6 +117,7 @@ struct wreq {
 static void conn_close(struct conn *c, bool reset);
 static void conn_pump(struct conn *c);
 static void conn_schedule_resume(struct conn *c);
+static void schedule_idle(struct gf_ks_server *s);
 
 /* ---- small helpers ----------------------------------------------------- */
 
@@ -198,6 +211,8 @@ static bool decode_path(char *p)
 
 /* ---- output ------------------------------------------------------------ */
 
+static size_t queued_bytes(const struct conn *c);
+
 static void on_write(uv_write_t *req, int status)
 {
     struct wreq *w = (struct wreq *)req;
@@ -207,6 +222,13 @@ static void on_write(uv_write_t *req, int status)
         GF_LOG(&c->srv->lc, GF_LOG_DEBUG, "write failed", "error=%s",
                uv_strerror(status));
         conn_close(c, false);
+        return;
+    }
+    /* Hysteresis: resume at half the cap, not at every drained byte. */
+    if (c->write_blocked && !c->io_done &&
+        queued_bytes(c) <= c->srv->o.max_queued / 2) {
+        c->write_blocked = false;
+        conn_schedule_resume(c);
     }
 }
 
@@ -278,9 +300,15 @@ static int send_bytes(struct conn *c, const char *data, size_t len)
         }
         data += n;
         len -= (size_t)n;
-        int rc = flush_tls(c);
-        if (rc != 0)
-            return rc;
+        if (BIO_ctrl_pending(c->wbio) >= FLUSH_NOW) {
+            int rc = flush_tls(c);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    if (BIO_ctrl_pending(c->wbio) > 0 && !c->flush_pending) {
+        c->flush_pending = true;
+        schedule_idle(c->srv);
     }
     return 0;
 }
@@ -307,15 +335,30 @@ static void put_header(struct conn *c, struct gf_buf *h, int code,
 }
 
 /* Request-scoped state goes; the connection stays. */
+/*
+ * Gives back the memory of an empty buffer that grew large (one big
+ * request must not pin megabytes for the life of a keep-alive connection).
+ */
+static void shrink(struct gf_buf *b)
+{
+    if (b->len == 0 && b->cap > KEEP_BUF) {
+        size_t max = b->max;
+        gf_buf_free(b);
+        gf_buf_init(b, max);
+    }
+}
+
 static void request_reset(struct conn *c)
 {
     gf_buf_reset(&c->url);
     gf_buf_reset(&c->body);
+    shrink(&c->body);
     gf_buf_reset(&c->hval);
     GF_FREE(c->hname);
     GF_FREE(c->authz);
     GF_FREE(c->ctype);
     GF_FREE(c->accept);
+    c->expect_continue = false;
     c->header_bytes = 0;
     c->in_value = c->too_big = c->msg_done = false;
     c->stream_ended = false;
@@ -330,6 +373,8 @@ static void request_done(struct conn *c)
 {
     c->call = NULL;
     c->state = CONN_IDLE;
+    /* Safe: the parser is not running while a request is being served. */
+    shrink(&c->in);
     if (c->closing)
         return;
     if (!c->keep_alive || c->drop || c->failed) {
@@ -346,6 +391,9 @@ static void send_full(struct conn *c, int code, const char *ctype,
     struct gf_buf h = GF_BUF_INIT(OUT_MAX);
     put_header(c, &h, code, ctype, retry_after);
     gf_buf_printf(&h, "Content-Length: %zu\r\n\r\n", len);
+    /* A HEAD response has the GET's headers and no body (RFC 9110). */
+    if (c->parser.method == HTTP_HEAD)
+        len = 0;
     /* Small bodies go in the same TLS record as the header. */
     if (len <= 16384)
         gf_buf_append(&h, body, len);
@@ -393,12 +441,22 @@ static int out_stream_write(void *ctx, const char *data, size_t len)
     }
     char head[24];
     int n = snprintf(head, sizeof(head), "%zx\r\n", len);
-    struct gf_buf b = GF_BUF_INIT(OUT_MAX);
-    gf_buf_append(&b, head, (size_t)n);
-    gf_buf_append(&b, data, len);
-    gf_buf_puts(&b, "\r\n");
-    int rc = send_bytes(c, b.data, b.len);
-    gf_buf_free(&b);
+    int rc;
+    /* One watch event is usually small: frame it without a heap copy. */
+    char small[4096];
+    if ((size_t)n + len + 2 <= sizeof(small)) {
+        snprintf(small, sizeof(small), "%s", head);
+        memcpy(small + n, data, len);
+        small[(size_t)n + len] = '\r';
+        small[(size_t)n + len + 1] = '\n';
+        rc = send_bytes(c, small, (size_t)n + len + 2);
+    } else {
+        rc = send_bytes(c, head, (size_t)n);
+        if (rc == 0)
+            rc = send_bytes(c, data, len);
+        if (rc == 0)
+            rc = send_bytes(c, "\r\n", 2);
+    }
     return rc == 0 ? 0 : GF_ETRANSPORT;
 }
 
@@ -608,6 +666,9 @@ static void end_header(struct conn *c)
         slot = &c->ctype;
     else if (strcasecmp(c->hname, "Accept") == 0)
         slot = &c->accept;
+    else if (strcasecmp(c->hname, "Expect") == 0)
+        c->expect_continue =
+            strcasecmp(gf_buf_cstr(&c->hval), "100-continue") == 0;
     if (slot != NULL) {
         gf_free(*slot);
         *slot = gf_strdup(gf_buf_cstr(&c->hval));
@@ -652,6 +713,12 @@ static int on_headers_complete(http_parser *p)
         c->too_big = true;
         return -1;
     }
+    /*
+     * libcurl asks before sending a large body; answering at once (as Go's
+     * server does when the handler reads the body) saves it a 1 s wait.
+     */
+    if (c->expect_continue && p->content_length != 0)
+        send_bytes(c, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     return 0;
 }
 
@@ -711,6 +778,15 @@ static void reply_parse_error(struct conn *c)
 static void parse_input(struct conn *c)
 {
     while (!c->closing && c->state == CONN_IDLE && c->in.len > 0) {
+        /*
+         * A client that pipelines requests and never reads the replies
+         * would make us queue replies without bound: stop serving it
+         * until it has read some.
+         */
+        if (queued_bytes(c) > c->srv->o.max_queued) {
+            c->write_blocked = true;
+            return;
+        }
         size_t n =
             http_parser_execute(&c->parser, &settings, c->in.data, c->in.len);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
@@ -868,6 +944,10 @@ static void on_idle(uv_idle_t *h)
     /* Resumes may schedule more resumes; those run on the next turn. */
     for (struct conn *c = s->conns; c != NULL;) {
         struct conn *next = c->next;
+        if (c->flush_pending) {
+            c->flush_pending = false;
+            flush_tls(c);
+        }
         if (c->resume) {
             c->resume = false;
             conn_pump(c);
@@ -876,14 +956,23 @@ static void on_idle(uv_idle_t *h)
     }
 }
 
-static void conn_schedule_resume(struct conn *c)
+/*
+ * An idle handle (not a check handle): while it is active the loop does
+ * not block in poll, so work queued from a timer callback is done in the
+ * same turn.
+ */
+static void schedule_idle(struct gf_ks_server *s)
 {
-    struct gf_ks_server *s = c->srv;
-    c->resume = true;
     if (!s->idle_active && !s->closing) {
         uv_idle_start(&s->idle, on_idle);
         s->idle_active = true;
     }
+}
+
+static void conn_schedule_resume(struct conn *c)
+{
+    c->resume = true;
+    schedule_idle(c->srv);
 }
 
 /* ---- connections ------------------------------------------------------- */
@@ -945,8 +1034,10 @@ static void conn_close(struct conn *c, bool reset)
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
         return;
     }
-    if (c->drop || c->failed) {
-        /* Nothing queued is worth delivering; a slow reader may never take it.
+    if (c->drop || c->failed || c->srv->closing) {
+        /*
+         * Nothing queued is worth delivering (or the server is going away):
+         * a slow reader may never take it, and must not hold us up.
          */
         c->io_done = true;
         uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
@@ -1108,6 +1199,56 @@ static void on_handle_closed(uv_handle_t *h)
     server_maybe_free(s);
 }
 
+static void on_listener_closed(uv_handle_t *h)
+{
+    struct gf_ks_server *s = h->data;
+    gf_free(h);
+    s->open_handles--;
+    server_maybe_free(s);
+}
+
+static void close_listener(struct gf_ks_server *s)
+{
+    if (s->listener != NULL) {
+        uv_close((uv_handle_t *)s->listener, on_listener_closed);
+        s->listener = NULL;
+    }
+}
+
+/* Binds s->addr and listens. Returns 0 or a uv error (nothing left open). */
+static int listen_now(struct gf_ks_server *s)
+{
+    uv_tcp_t *l = gf_malloc(sizeof(*l));
+    int rc = uv_tcp_init(s->o.loop, l);
+    if (rc != 0) {
+        gf_free(l);
+        return rc;
+    }
+    l->data = s;
+    s->open_handles++;
+    s->listener = l;
+    rc = uv_tcp_bind(l, (const struct sockaddr *)&s->addr, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)l, 511, on_connection);
+    if (rc != 0)
+        close_listener(s);
+    return rc;
+}
+
+static void on_relisten(struct gf_timer *t)
+{
+    struct gf_ks_server *s = t->data;
+    int rc = listen_now(s);
+    if (rc == 0) {
+        GF_LOG(&s->lc, GF_LOG_INFO, "listening again", "port=%d", s->port);
+        return;
+    }
+    /* Someone took the port meanwhile: keep trying, as a restart would. */
+    GF_LOG(&s->lc, GF_LOG_WARN, "cannot listen again", "port=%d error=%s",
+           s->port, uv_strerror(rc));
+    gf_timer_start(&s->relisten, 100, on_relisten);
+}
+
 int gf_ks_server_start(const struct gf_ks_server_opts *o,
                        struct gf_ks_server **out)
 {
@@ -1122,31 +1263,25 @@ int gf_ks_server_start(const struct gf_ks_server_opts *o,
         s->o.max_header = DEFAULT_MAX_HEADER;
     if (s->o.max_queued == 0)
         s->o.max_queued = DEFAULT_MAX_QUEUED;
-    struct sockaddr_in addr;
+    gf_timer_init(o->clock, &s->relisten);
+    s->relisten.data = s;
     int rc =
-        uv_ip4_addr(o->host != NULL ? o->host : "127.0.0.1", o->port, &addr);
+        uv_ip4_addr(o->host != NULL ? o->host : "127.0.0.1", o->port, &s->addr);
     if (rc == 0)
-        rc = uv_tcp_init(o->loop, &s->listener);
+        rc = listen_now(s);
     if (rc != 0) {
-        gf_free(s->name);
-        gf_free(s);
-        return rc;
-    }
-    s->listener.data = s;
-    s->open_handles = 1;
-    rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&addr, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
-    if (rc != 0) {
-        /* Freed from the close callback, as the handle requires. */
+        /* Freed by the listener's close callback, if it got that far. */
         s->closing = true;
-        uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+        if (s->open_handles == 0)
+            server_maybe_free(s);
         return rc;
     }
     struct sockaddr_storage bound;
     int len = sizeof(bound);
-    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &len);
+    uv_tcp_getsockname(s->listener, (struct sockaddr *)&bound, &len);
     s->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    /* A pause re-binds the same port, even if it was ephemeral. */
+    s->addr.sin_port = htons((uint16_t)s->port);
     uv_idle_init(o->loop, &s->idle);
     s->idle.data = s;
     s->open_handles++;
@@ -1161,12 +1296,28 @@ void gf_ks_server_close(struct gf_ks_server *s)
     if (s == NULL || s->closing)
         return;
     s->closing = true;
+    gf_timer_stop(&s->relisten);
     if (s->o.faults != NULL)
         gf_ks_faults_listen(s->o.faults, NULL, NULL);
     for (struct conn *c = s->conns; c != NULL; c = c->next)
         conn_close(c, false);
-    uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+    close_listener(s);
     uv_close((uv_handle_t *)&s->idle, on_handle_closed);
+}
+
+size_t gf_ks_server_pause(struct gf_ks_server *s, uint64_t ms)
+{
+    size_t cut = gf_ks_server_cut(s, NULL, false, false);
+    close_listener(s);
+    gf_timer_start(&s->relisten, ms, on_relisten);
+    GF_LOG(&s->lc, GF_LOG_INFO, "not listening", "port=%d for_ms=%llu", s->port,
+           (unsigned long long)ms);
+    return cut;
+}
+
+bool gf_ks_server_listening(const struct gf_ks_server *s)
+{
+    return s->listener != NULL;
 }
 
 int gf_ks_server_port(const struct gf_ks_server *s)

@@ -79,8 +79,9 @@ struct gf_ks_server;
 
 /*
  * Binds and listens. Returns 0 and *out, or a negative uv error (e.g.
- * UV_EADDRINUSE) with nothing left behind. Registers itself as the
- * faults' listener when faults is given.
+ * UV_EADDRINUSE); on error nothing is left behind once the loop has run
+ * (the listener handle is closed asynchronously, as libuv requires).
+ * Registers itself as the faults' listener when faults is given.
  */
 int gf_ks_server_start(const struct gf_ks_server_opts *o,
                        struct gf_ks_server **out);
@@ -106,5 +107,15 @@ gf_ks_server_stats(const struct gf_ks_server *s);
  */
 size_t gf_ks_server_cut(struct gf_ks_server *s, const char *identity,
                         bool watches_only, bool reset);
+
+/*
+ * Stops listening for ms (clients get "connection refused", as while an
+ * API server restarts), cutting every connection first; then listens on
+ * the same port again (retrying every 100 ms if it is taken). A pause
+ * during a pause restarts the wait. Returns the connections cut.
+ */
+size_t gf_ks_server_pause(struct gf_ks_server *s, uint64_t ms);
+/* False during a pause. */
+bool gf_ks_server_listening(const struct gf_ks_server *s);
 
 #endif

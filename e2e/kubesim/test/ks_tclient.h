@@ -17,7 +17,7 @@
 
 #include "common/buf.h"
 
-#define GF_KST_MAX_RESP 8
+#define GF_KST_MAX_RESP 48
 
 struct gf_kst_resp {
     int status;
@@ -40,7 +40,8 @@ struct gf_kst_client {
     int conn_err;
     size_t bytes; /* plaintext bytes received */
     struct gf_kst_resp resp[GF_KST_MAX_RESP];
-    size_t n_resp; /* responses begun */
+    size_t n_resp;    /* responses begun */
+    bool expect_head; /* the next response answers a HEAD: no body */
 };
 
 /*
@@ -60,7 +61,7 @@ void gf_kst_free(struct gf_kst_client *c);
 
 /*
  * Runs the loop one turn at a time until pred(arg) holds; fails the test
- * if that has not happened within 5 s of wall time (a guard against a
+ * if that has not happened within 20 s of wall time (a guard against a
  * hang, never a wait: local sockets answer in microseconds).
  */
 void gf_kst_run_until(uv_loop_t *loop, bool (*pred)(void *), void *arg);

@@ -126,16 +126,17 @@ static void test_burst_count(void **state)
     assert_true(gf_ks_faults_take(x->f, GF_KS_FAULT_5XX, "a", "b", &ft));
     assert_int_equal(x->ended, 1);
     assert_false(gf_ks_faults_take(x->f, GF_KS_FAULT_5XX, "a", "b", &ft));
-    /* Defaults: 503, Retry-After 1; a 429 is always 429. */
+    /* Defaults: 503 without Retry-After; a 429 is always 429, after 1 s. */
     struct gf_ks_fault_spec d = {.kind = GF_KS_FAULT_5XX};
     struct gf_ks_fault_spec t = {.kind = GF_KS_FAULT_429, .code = 503};
     assert_true(gf_ks_faults_add(x->f, &d) > 0);
     assert_true(gf_ks_faults_add(x->f, &t) > 0);
     assert_true(gf_ks_faults_take(x->f, GF_KS_FAULT_5XX, NULL, NULL, &ft));
     assert_int_equal(ft.code, 503);
-    assert_int_equal(ft.retry_after_s, 1);
+    assert_int_equal(ft.retry_after_s, 0);
     assert_true(gf_ks_faults_take(x->f, GF_KS_FAULT_429, NULL, NULL, &ft));
     assert_int_equal(ft.code, 429);
+    assert_int_equal(ft.retry_after_s, 1);
 }
 
 static void test_bad_specs_refused(void **state)

@@ -343,6 +343,47 @@ static void test_cache_follows_store(void **state)
     assert_int_equal(run_case(f, &c, NULL), GF_EFORBIDDEN);
 }
 
+static void test_aggregated_cluster_roles(void **state)
+{
+    struct fx *f = *state;
+    put(f->st, "clusterroles", "",
+        "{\"metadata\":{\"name\":\"agg-view\"},\"aggregationRule\":{"
+        "\"clusterRoleSelectors\":[{\"matchLabels\":{\"ex.io/view\":"
+        "\"true\"}}]},\"rules\":[]}");
+    put(f->st, "clusterroles", "",
+        "{\"metadata\":{\"name\":\"cm-view\",\"labels\":{\"ex.io/view\":"
+        "\"true\"}},\"rules\":[" RULE("[\"\"]", "[\"configmaps\"]",
+                                      "[\"list\"]") "]}");
+    put(f->st, "clusterroles", "",
+        "{\"metadata\":{\"name\":\"secret-edit\",\"labels\":{"
+        "\"ex.io/view\":\"false\"}},\"rules\":[" RULE("[\"\"]", "[\"secrets\"]",
+                                                      "[\"list\"]") "]}");
+    put(f->st, "clusterrolebindings", "",
+        BIND("vic", "ClusterRole", "agg-view", USER("vic")));
+    struct rcase cm = {"", "vic", NULL, "list", "",   "configmaps",
+                       "", "ns",  "",   "",     false};
+    struct rcase sec = {"", "vic", NULL, "list", "",   "secrets",
+                        "", "ns",  "",   "",     false};
+    struct rcase pods = {"", "vic", NULL, "list", "",   "pods",
+                         "", "ns",  "",   "",     false};
+    assert_int_equal(run_case(f, &cm, NULL), 0);
+    /* A label with another value is not picked. */
+    assert_int_equal(run_case(f, &sec, NULL), GF_EFORBIDDEN);
+    assert_int_equal(run_case(f, &pods, NULL), GF_EFORBIDDEN);
+    /* A role labelled later joins the aggregate. */
+    put(f->st, "clusterroles", "",
+        "{\"metadata\":{\"name\":\"pod-view\",\"labels\":{"
+        "\"ex.io/view\":\"true\",\"other\":\"x\"}},\"rules\":[" RULE(
+            "[\"\"]", "[\"pods\"]", "[\"list\"]") "]}");
+    assert_int_equal(run_case(f, &pods, NULL), 0);
+    /* A namespaced Role never joins, whatever its labels. */
+    put(f->st, "roles", "ns",
+        "{\"metadata\":{\"name\":\"sec\",\"labels\":{\"ex.io/view\":"
+        "\"true\"}},\"rules\":[" RULE("[\"\"]", "[\"secrets\"]",
+                                      "[\"list\"]") "]}");
+    assert_int_equal(run_case(f, &sec, NULL), GF_EFORBIDDEN);
+}
+
 static void test_bootstrap_allows_discovery(void **state)
 {
     struct fx *f = *state;
@@ -358,6 +399,19 @@ static void test_bootstrap_allows_discovery(void **state)
     assert_int_equal(run_case(f, &c, NULL), 0);
     c.path = "/metrics";
     assert_int_equal(run_case(f, &c, NULL), GF_EFORBIDDEN);
+    /* Anyone may ask what it is allowed to do. */
+    struct rcase ssar = {"",
+                         "nobody",
+                         NULL,
+                         "create",
+                         "authorization.k8s.io",
+                         "selfsubjectaccessreviews",
+                         "",
+                         "",
+                         "",
+                         "",
+                         false};
+    assert_int_equal(run_case(f, &ssar, NULL), 0);
     /* Discovery does not open resources. */
     struct rcase r = {"", "nobody", NULL, "list", "",   "pods",
                       "", "",       "",   "",     false};
@@ -379,6 +433,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_messages_match_api_server, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cache_follows_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_aggregated_cluster_roles, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bootstrap_allows_discovery, setup,
                                         teardown),

@@ -6,6 +6,7 @@
  * client socket sees it. Latency and fault expiry run on the manual
  * clock; the sockets are real (127.0.0.1) on the test's own loop.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -22,9 +25,11 @@
 #include "common/err.h"
 #include "e2e/kubesim/auth.h"
 #include "e2e/kubesim/certs.h"
+#include "e2e/kubesim/cluster.h"
 #include "e2e/kubesim/fault.h"
 #include "e2e/kubesim/server.h"
 #include "e2e/kubesim/test/ks_tclient.h"
+#include "kubeclient/kubeconfig.h"
 
 struct fake_call {
     const struct gf_ks_api_out *out;
@@ -62,6 +67,12 @@ static void fake_handle(void *data, const struct gf_ks_api_req *req,
     }
     if (strcmp(req->path, "/echo") == 0) {
         out->reply(out->ctx, 200, "text/plain", req->body, req->body_len);
+        return;
+    }
+    if (strcmp(req->path, "/big") == 0) {
+        static char big[256 << 10];
+        memset(big, 'b', sizeof(big));
+        out->reply(out->ctx, 200, "text/plain", big, sizeof(big));
         return;
     }
     if (strcmp(req->path, "/a b") == 0) {
@@ -229,6 +240,14 @@ static void test_tls_verified_and_keepalive_pipelined(void **state)
     send_req(f, &c, "GET", "/a%20b", "admin", NULL);
     wait_responses(f, &c, 3);
     assert_string_equal(body_of(&c, 2), "decoded");
+    /* HEAD: the headers of a GET, no body; the connection stays usable. */
+    c.expect_head = true;
+    send_req(f, &c, "HEAD", "/api", "admin", NULL);
+    send_req(f, &c, "GET", "/api", "admin", NULL);
+    wait_responses(f, &c, 5);
+    assert_int_equal(c.resp[3].status, 200);
+    assert_int_equal(c.resp[3].body.len, 0);
+    assert_string_equal(body_of(&c, 4), "GET /api?");
     assert_int_equal(gf_ks_server_stats(f->srv)->accepted, 1);
     assert_string_equal(f->last_user, "kubesim-admin");
     finish(f, &c);
@@ -258,6 +277,12 @@ static bool got_bytes(void *arg)
 {
     struct gf_kst_client *c = arg;
     return c->n_resp > 0 && c->resp[0].body.len > 0;
+}
+
+static bool got_bytes_at5(void *arg)
+{
+    struct gf_kst_client *c = arg;
+    return c->n_resp > 5 && c->resp[5].body.len > 0;
 }
 
 static void open_watch(struct fx *f, struct gf_kst_client *c,
@@ -340,6 +365,145 @@ static void test_body_and_header_caps(void **state)
     assert_int_equal(h.resp[0].status, 431);
     gf_kst_run_until(&f->loop, gf_kst_is_eof, &h);
     finish(f, &h);
+}
+
+static void test_expect_continue(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    char req[512];
+    snprintf(req, sizeof(req),
+             "POST /echo HTTP/1.1\r\nAuthorization: Bearer %s\r\nExpect: "
+             "100-continue\r\nContent-Length: 5\r\n\r\n",
+             token(f, "admin"));
+    gf_kst_send(&c, req);
+    /* The interim answer comes before any body byte is sent. */
+    wait_responses(f, &c, 1);
+    assert_int_equal(c.resp[0].status, 100);
+    gf_kst_send(&c, "hello");
+    wait_responses(f, &c, 2);
+    assert_int_equal(c.resp[1].status, 200);
+    assert_string_equal(body_of(&c, 1), "hello");
+    finish(f, &c);
+}
+
+static bool all_40(void *arg)
+{
+    struct gf_kst_wait w = {arg, 40};
+    return gf_kst_has_responses(&w);
+}
+
+static void test_pipelined_replies_wait_for_a_slow_reader(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    gf_kst_pause(&c, true);
+    char one[256];
+    snprintf(one, sizeof(one),
+             "GET /big HTTP/1.1\r\nAuthorization: Bearer %s\r\n\r\n",
+             token(f, "admin"));
+    static char many[40 * 256];
+    many[0] = '\0';
+    for (int i = 0; i < 40; i++)
+        strncat(many, one, sizeof(many) - strlen(many) - 1);
+    gf_kst_send(&c, many);
+    gf_kst_spin(&f->loop, 300);
+    /* 10 MB asked for, 1 MB of queue allowed: the server stopped early. */
+    assert_true(f->handled > 0);
+    assert_true(f->handled < 40);
+    gf_kst_pause(&c, false);
+    gf_kst_run_until(&f->loop, all_40, &c);
+    assert_int_equal(f->handled, 40);
+    assert_int_equal(c.resp[39].body.len, 256 << 10);
+    finish(f, &c);
+}
+
+static void test_not_tls_on_the_tls_port(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    /* Plain HTTP to the TLS port: a failed handshake, the socket closed. */
+    gf_kst_connect(&c, &f->loop, gf_ks_server_port(f->srv), NULL);
+    send_req(f, &c, "GET", "/api", "admin", NULL);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    assert_int_equal(c.n_resp, 0);
+    assert_int_equal(gf_ks_server_stats(f->srv)->tls_failures, 1);
+    assert_int_equal(f->handled, 0);
+    finish(f, &c);
+    gf_kst_run_until(&f->loop, no_conns, f);
+}
+
+static void test_close_cancels_streams_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    open_watch(f, &c, "admin");
+    gf_ks_server_close(f->srv);
+    /* The server frees itself once libuv has closed its handles. */
+    f->srv = NULL;
+    /* Synchronous: the handler's state may be freed right after close. */
+    assert_int_equal(f->cancels, 1);
+    assert_null(f->call);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    finish(f, &c);
+}
+
+static bool refused_or_connected(void *arg)
+{
+    struct gf_kst_client *c = arg;
+    return c->conn_err != 0 || gf_kst_is_connected(c);
+}
+
+static void test_pause_refuses_then_listens_again(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client w, r, ok;
+    connect_tls(f, &w);
+    open_watch(f, &w, "admin");
+    int port = gf_ks_server_port(f->srv);
+    assert_int_equal(gf_ks_server_pause(f->srv, 2000), 1);
+    assert_false(gf_ks_server_listening(f->srv));
+    assert_int_equal(f->cancels, 1);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &w);
+    /* While down: connection refused. */
+    gf_kst_connect(&r, &f->loop, port, gf_ks_certs_ca_pem(f->certs, NULL));
+    gf_kst_run_until(&f->loop, refused_or_connected, &r);
+    assert_int_equal(r.conn_err, UV_ECONNREFUSED);
+    /* A second pause extends the first. */
+    gf_clock_advance(&f->clk, 1000);
+    gf_ks_server_pause(f->srv, 2000);
+    gf_clock_advance(&f->clk, 1500);
+    assert_false(gf_ks_server_listening(f->srv));
+    gf_clock_advance(&f->clk, 500);
+    assert_true(gf_ks_server_listening(f->srv));
+    /* Back on the same port. */
+    connect_tls(f, &ok);
+    send_req(f, &ok, "GET", "/api", "admin", NULL);
+    wait_responses(f, &ok, 1);
+    assert_int_equal(gf_ks_server_port(f->srv), port);
+    finish(f, &w);
+    finish(f, &r);
+    finish(f, &ok);
+}
+
+static void test_port_in_use(void **state)
+{
+    struct fx *f = *state;
+    struct gf_ks_server_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .port = gf_ks_server_port(f->srv),
+        .handle = fake_handle,
+        .cancel = fake_cancel,
+        .data = f,
+    };
+    struct gf_ks_server *second = NULL;
+    assert_int_equal(gf_ks_server_start(&o, &second), UV_EADDRINUSE);
+    assert_null(second);
+    /* Teardown runs the loop and checks that nothing leaked. */
 }
 
 static void test_malformed_request_400(void **state)
@@ -605,6 +769,301 @@ static void test_fault_watch_drop(void **state)
     finish(f, &plain);
 }
 
+/* ---- through real clusters: api + rbac + auth + admin endpoint --------- */
+
+struct world_fx {
+    struct gf_ks_world *w;
+    char dir[64];
+};
+
+static void world_start(struct fx *f, struct world_fx *x)
+{
+    static const char *const names[] = {"hub", "east"};
+    static const char *const devs[] = {"devs", NULL};
+    static const struct gf_ks_identity_spec extra[] = {
+        {"team-a", "alice", devs}};
+    struct gf_ks_world_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .clusters = names,
+        .n_clusters = 2,
+        .seed = 11,
+        .identities = extra,
+        .n_identities = 1,
+    };
+    assert_int_equal(gf_ks_world_new(&o, &x->w), 0);
+    snprintf(x->dir, sizeof(x->dir), "/tmp/kubesim-test-XXXXXX");
+    assert_non_null(mkdtemp(x->dir));
+    assert_int_equal(gf_ks_world_write_files(x->w, x->dir), 0);
+}
+
+static void rm_file(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    unlink(p);
+}
+
+static void world_stop(struct world_fx *x)
+{
+    gf_ks_world_close(x->w);
+    static const char *const files[] = {"hub/kubeconfig-admin.yaml",
+                                        "hub/kubeconfig-gpufed-hub.yaml",
+                                        "hub/kubeconfig-member-agent.yaml",
+                                        "east/kubeconfig-admin.yaml",
+                                        "east/kubeconfig-gpufed-hub.yaml",
+                                        "east/kubeconfig-member-agent.yaml",
+                                        "admin",
+                                        "ready",
+                                        "ca.crt",
+                                        "admin-token",
+                                        "hub/kubeconfig-team-a.yaml",
+                                        "east/kubeconfig-team-a.yaml"};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        rm_file(x->dir, files[i]);
+    char p[256];
+    snprintf(p, sizeof(p), "%s/hub", x->dir);
+    assert_int_equal(rmdir(p), 0);
+    snprintf(p, sizeof(p), "%s/east", x->dir);
+    assert_int_equal(rmdir(p), 0);
+    assert_int_equal(rmdir(x->dir), 0);
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *fp = fopen(p, "r");
+    assert_non_null(fp);
+    static char buf[8192];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void test_world_files(void **state)
+{
+    struct fx *f = *state;
+    struct world_fx x;
+    world_start(f, &x);
+    struct gf_ks_cluster *hub = gf_ks_world_find(x.w, "hub");
+    assert_non_null(hub);
+    char want[64];
+    snprintf(want, sizeof(want), "hub %d\neast %d\n", gf_ks_cluster_port(hub),
+             gf_ks_cluster_port(gf_ks_world_find(x.w, "east")));
+    assert_string_equal(slurp(x.dir, "ready"), want);
+    snprintf(want, sizeof(want), "127.0.0.1:%d\n", gf_ks_world_admin_port(x.w));
+    assert_string_equal(slurp(x.dir, "admin"), want);
+
+    struct stat sb;
+    char p[256];
+    snprintf(p, sizeof(p), "%s/hub/kubeconfig-member-agent.yaml", x.dir);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    cJSON *kc = cJSON_Parse(slurp(x.dir, "hub/kubeconfig-member-agent.yaml"));
+    assert_non_null(kc);
+    const cJSON *cl =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(kc, "clusters"), 0);
+    snprintf(want, sizeof(want), "https://127.0.0.1:%d",
+             gf_ks_cluster_port(hub));
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cl, "cluster"), "server")
+            ->valuestring,
+        want);
+    const cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItem(kc, "users"), 0);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(u, "user"), "token")
+            ->valuestring,
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "member-agent")->token);
+    assert_string_equal(cJSON_GetObjectItem(kc, "current-context")->valuestring,
+                        "member-agent@hub");
+    cJSON_Delete(kc);
+    /* gpufed's own kubeconfig loader reads what we wrote. */
+    struct gf_kube_creds *cr = NULL;
+    struct gf_kubeconfig_error kerr;
+    snprintf(p, sizeof(p), "%s/hub/kubeconfig-gpufed-hub.yaml", x.dir);
+    if (gf_kubeconfig_load(p, NULL, &cr, &kerr) != 0)
+        fail_msg("kubeconfig: %s:%u:%u %s", kerr.file, kerr.line, kerr.column,
+                 kerr.msg);
+    assert_string_equal(cr->server, want);
+    assert_string_equal(
+        cr->token,
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "gpufed-hub")->token);
+    const char *ca = gf_ks_world_ca_pem(x.w);
+    assert_int_equal(cr->ca_pem_len, strlen(ca));
+    assert_memory_equal(cr->ca_pem, ca, cr->ca_pem_len);
+    assert_false(cr->insecure_skip_tls_verify);
+    gf_kube_creds_free(cr);
+    /* Extra identities: a kubeconfig each, groups plus authenticated. */
+    const struct gf_ks_principal *alice =
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "team-a");
+    assert_non_null(alice);
+    assert_string_equal(alice->user, "alice");
+    assert_string_equal(alice->groups[0], "devs");
+    assert_string_equal(alice->groups[1], "system:authenticated");
+    assert_null(alice->groups[2]);
+    snprintf(p, sizeof(p), "%s/east/kubeconfig-team-a.yaml", x.dir);
+    assert_int_equal(stat(p, &sb), 0);
+    /* Tokens differ per cluster. */
+    assert_string_not_equal(
+        gf_ks_auth_identity(gf_ks_cluster_auth(hub), "admin")->token,
+        gf_ks_auth_identity(gf_ks_cluster_auth(gf_ks_world_find(x.w, "east")),
+                            "admin")
+            ->token);
+    world_stop(&x);
+}
+
+struct hooks {
+    int attached, detached, fail_at;
+};
+
+static int hook_attach(void *data, struct gf_ks_cluster *c)
+{
+    struct hooks *h = data;
+    if (h->attached == h->fail_at)
+        return -EIO;
+    /* Attach runs on a cluster that is fully set up. */
+    assert_non_null(gf_ks_api_store(gf_ks_cluster_api(c)));
+    assert_true(gf_ks_cluster_port(c) > 0);
+    gf_ks_cluster_set_user(c, h);
+    h->attached++;
+    return 0;
+}
+
+static void hook_detach(void *data, struct gf_ks_cluster *c)
+{
+    struct hooks *h = data;
+    assert_ptr_equal(gf_ks_cluster_user(c), h);
+    h->detached++;
+}
+
+static void test_world_hooks(void **state)
+{
+    struct fx *f = *state;
+    static const char *const names[] = {"a", "b", "c"};
+    struct hooks h = {.fail_at = -1};
+    struct gf_ks_world_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .clusters = names,
+        .n_clusters = 3,
+        .attach = hook_attach,
+        .detach = hook_detach,
+        .hook_data = &h,
+    };
+    struct gf_ks_world *w = NULL;
+    assert_int_equal(gf_ks_world_new(&o, &w), 0);
+    assert_int_equal(h.attached, 3);
+    gf_ks_world_close(w);
+    assert_int_equal(h.detached, 3);
+    /* A failing attach fails the world and detaches those that attached. */
+    h = (struct hooks){.fail_at = 1};
+    assert_int_equal(gf_ks_world_new(&o, &w), -EIO);
+    assert_int_equal(h.attached, 1);
+    assert_int_equal(h.detached, 1);
+    /* Bad names are refused before anything starts. */
+    static const char *const bad[] = {"ok", "Not_A_Label"};
+    static const char *const dup[] = {"x", "x"};
+    struct gf_ks_world_opts b = {
+        .loop = &f->loop, .clock = &f->clk, .clusters = bad, .n_clusters = 2};
+    assert_int_equal(gf_ks_world_new(&b, &w), -EINVAL);
+    b.clusters = dup;
+    assert_int_equal(gf_ks_world_new(&b, &w), -EINVAL);
+}
+
+static void send_tok(struct gf_kst_client *c, const char *method,
+                     const char *path, const char *tok, const char *body)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf),
+             "%s %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+             "%s\r\nContent-Type: application/json\r\nContent-Length: "
+             "%zu\r\n\r\n%s",
+             method, path, tok, body != NULL ? strlen(body) : 0,
+             body != NULL ? body : "");
+    gf_kst_send(c, buf);
+}
+
+static void test_world_rbac_and_admin_faults(void **state)
+{
+    struct fx *f = *state;
+    struct world_fx x;
+    world_start(f, &x);
+    struct gf_ks_cluster *hub = gf_ks_world_find(x.w, "hub");
+    const struct gf_ks_auth *au = gf_ks_cluster_auth(hub);
+    const char *agent = gf_ks_auth_identity(au, "member-agent")->token;
+    const char *admin = gf_ks_auth_identity(au, "admin")->token;
+
+    struct gf_kst_client c;
+    gf_kst_connect(&c, &f->loop, gf_ks_cluster_port(hub),
+                   gf_ks_world_ca_pem(x.w));
+    gf_kst_run_until(&f->loop, gf_kst_is_connected, &c);
+    assert_int_equal(SSL_get_verify_result(c.ssl), X509_V_OK);
+    send_tok(&c, "GET", "/api", agent, NULL);
+    send_tok(&c, "GET", "/api/v1/namespaces/default/pods", agent, NULL);
+    send_tok(&c, "GET", "/api/v1/namespaces/default/pods", admin, NULL);
+    wait_responses(f, &c, 3);
+    assert_int_equal(c.resp[0].status, 200); /* bootstrap discovery role */
+    assert_int_equal(c.resp[1].status, 403);
+    assert_non_null(strstr(body_of(&c, 1),
+                           "pods is forbidden: User "
+                           "\\\"system:serviceaccount:gpufed-system:gpufed-"
+                           "agent\\\" cannot list resource \\\"pods\\\""));
+    assert_int_equal(c.resp[2].status, 200);
+
+    /* The admin endpoint, as the CLI uses it. */
+    const char *at = gf_ks_world_admin_token(x.w);
+    assert_string_equal(slurp(x.dir, "admin-token"), at);
+    struct gf_kst_client a;
+    gf_kst_connect(&a, &f->loop, gf_ks_world_admin_port(x.w), NULL);
+    send_tok(&a, "POST", "/faults/hub", "wrong", "{\"kind\":\"reset\"}");
+    send_tok(&a, "POST", "/faults/hub", at,
+             "{\"kind\":\"429\",\"identity\":\"member-agent\"}");
+    send_tok(&a, "POST", "/faults/nope", at, "{\"kind\":\"reset\"}");
+    send_tok(&a, "POST", "/faults/*", at, "{\"kind\":\"latency\"}");
+    send_tok(&a, "POST", "/faults/hub", at, "not json");
+    send_tok(&a, "GET", "/faults", at, NULL);
+    wait_responses(f, &a, 6);
+    assert_int_equal(a.resp[0].status, 401);
+    assert_int_equal(a.resp[1].status, 201);
+    assert_string_equal(body_of(&a, 1), "{\"ids\":[1]}");
+    assert_int_equal(a.resp[2].status, 404);
+    assert_int_equal(a.resp[3].status, 400);
+    assert_non_null(strstr(body_of(&a, 3), "latencyMs"));
+    assert_int_equal(a.resp[4].status, 400);
+    assert_non_null(strstr(body_of(&a, 5), "\"hub\":[{\"id\":1"));
+
+    send_tok(&c, "GET", "/api", agent, NULL);
+    send_tok(&c, "GET", "/api", admin, NULL);
+    wait_responses(f, &c, 5);
+    assert_int_equal(c.resp[3].status, 429);
+    assert_int_equal(c.resp[4].status, 200);
+
+    /* Watch, then an API server restart cuts it; data stays. */
+    send_tok(&c, "GET", "/api/v1/namespaces?watch=true", admin, NULL);
+    wait_responses(f, &c, 5);
+    gf_kst_run_until(&f->loop, got_bytes_at5, &c);
+    send_tok(&a, "DELETE", "/faults", at, NULL);
+    send_tok(&a, "POST", "/faults/hub", at,
+             "{\"kind\":\"restart\",\"forMs\":90000}");
+    send_tok(&a, "POST", "/faults/hub", at,
+             "{\"kind\":\"restart\",\"forMs\":3000}");
+    wait_responses(f, &a, 9);
+    assert_int_equal(a.resp[6].status, 200);
+    assert_int_equal(a.resp[7].status, 400); /* longer than a minute */
+    assert_int_equal(a.resp[8].status, 201);
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    assert_false(c.resp[5].complete);
+    assert_int_equal(gf_ks_faults_count(gf_ks_cluster_faults(hub)), 0);
+    assert_false(gf_ks_server_listening(gf_ks_cluster_server(hub)));
+    gf_clock_advance(&f->clk, 3000);
+    assert_true(gf_ks_server_listening(gf_ks_cluster_server(hub)));
+    finish(f, &c);
+    finish(f, &a);
+    world_stop(&x);
+}
+
 int main(void)
 {
     if (gf_alloc_global_init() != 0)
@@ -620,6 +1079,16 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_and_header_caps, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_expect_continue, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_pipelined_replies_wait_for_a_slow_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_tls_on_the_tls_port, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_close_cancels_streams_at_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_refuses_then_listens_again,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_request_400, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_slow_watcher_dropped, setup,
@@ -640,6 +1109,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_fault_429_one_identity_until_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_watch_drop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_world_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_world_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_world_rbac_and_admin_faults, setup,
+                                        teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
