@@ -27,7 +27,7 @@ DEPS_kubeclient := kubeclient common
 DEPS_policy := policy common
 DEPS_controller := controller kubeclient policy common
 DEPS_e2e/kubesim := e2e/kubesim kubeclient common
-DEPS_e2e/bench := e2e/bench controller kubeclient policy common
+DEPS_e2e/bench := e2e/bench e2e/kubesim controller kubeclient policy common
 
 VARIANT ?= debug
 # BUILD can be moved so that several builds of one tree do not share objects.

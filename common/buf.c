@@ -43,7 +43,7 @@ static int reserve(struct gf_buf *b, size_t extra)
     size_t cap = b->cap < 64 ? 64 : b->cap;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    if (cap > b->max + 1)
+    if (b->max < SIZE_MAX && cap > b->max + 1)
         cap = b->max + 1;
     b->data = gf_realloc(b->data, cap);
     b->cap = cap;

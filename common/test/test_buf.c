@@ -47,6 +47,24 @@ static void test_append_grows_and_terminates(void **state)
     gf_buf_free(&b);
 }
 
+/* max == SIZE_MAX means "no cap": max + 1 wraps to 0, and the cap clamp must
+ * not turn that into a zero-byte allocation followed by a write. */
+static void test_uncapped_buffer_grows(void **state)
+{
+    (void)state;
+    struct gf_buf b;
+    gf_buf_init(&b, SIZE_MAX);
+    char chunk[1000];
+    memset(chunk, 'z', sizeof(chunk));
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(gf_buf_append(&b, chunk, sizeof(chunk)), 0);
+    assert_int_equal(b.len, 100000);
+    assert_true(b.cap > b.len);
+    assert_int_equal(b.data[99999], 'z');
+    assert_int_equal(b.data[100000], '\0');
+    gf_buf_free(&b);
+}
+
 static void test_cap_is_exact_and_failure_changes_nothing(void **state)
 {
     (void)state;
@@ -106,6 +124,7 @@ int main(void)
         cmocka_unit_test_teardown(test_append_grows_and_terminates, teardown),
         cmocka_unit_test_teardown(test_cap_is_exact_and_failure_changes_nothing,
                                   teardown),
+        cmocka_unit_test_teardown(test_uncapped_buffer_grows, teardown),
         cmocka_unit_test_teardown(test_consume_moves_rest_to_front, teardown),
         cmocka_unit_test_teardown(test_reset_keeps_memory_steal_takes_it,
                                   teardown),
