@@ -32,6 +32,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/file.h"
 
 /* Deeper nesting than this is not a kubeconfig; refusing it early keeps
  * hostile input from building deep trees. */
@@ -114,55 +115,6 @@ static void free_secret(void *p, size_t len)
         return;
     OPENSSL_cleanse(p, len);
     gf_free(p);
-}
-
-/* Reads a whole file of at most `max` bytes, NUL-terminated.
- * 0, -errno or GF_E2BIG; *out returned-owned. */
-static int read_file(const char *path, size_t max, char **out, size_t *len)
-{
-    *out = NULL;
-    *len = 0;
-    /* O_NONBLOCK and the regular-file check keep a FIFO or a device
-     * named in a kubeconfig from blocking the loop thread. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return -EINVAL;
-    }
-    struct gf_buf b = GF_BUF_INIT(max);
-    char chunk[16384];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        rc = gf_buf_append(&b, chunk, (size_t)n);
-        if (rc != 0)
-            break;
-    }
-    close(fd);
-    OPENSSL_cleanse(chunk, sizeof(chunk));
-    if (rc != 0) {
-        if (b.data != NULL)
-            OPENSSL_cleanse(b.data, b.cap);
-        gf_buf_free(&b);
-        return rc;
-    }
-    *len = b.len;
-    if (b.data == NULL)
-        *out = gf_strdup("");
-    else
-        *out = gf_buf_steal(&b);
-    return 0;
 }
 
 static const char *io_strerror(int rc)
@@ -599,7 +551,7 @@ static int load_pem(struct kc_doc *d, const struct kc_node *map,
     char *path = resolve_path(dir, s);
     char *data;
     size_t len;
-    int rc = read_file(path, GF_KUBECONFIG_MAX, &data, &len);
+    int rc = gf_file_read(path, GF_KUBECONFIG_MAX, &data, &len);
     if (rc != 0) {
         NODE_ERR(d, get(d, map, key), "%s: cannot read %s: %s", key, path,
                  io_strerror(rc));
@@ -618,7 +570,7 @@ static int read_token(const char *path, char **out)
 {
     char *data;
     size_t len;
-    int rc = read_file(path, GF_KUBECONFIG_MAX, &data, &len);
+    int rc = gf_file_read(path, GF_KUBECONFIG_MAX, &data, &len);
     if (rc != 0)
         return rc;
     size_t n = trim(data, len);
@@ -894,7 +846,7 @@ int gf_kubeconfig_load(const char *path, const char *context,
     char *p = path ? gf_strdup(path) : default_path();
     char *data;
     size_t len;
-    int rc = read_file(p, GF_KUBECONFIG_MAX, &data, &len);
+    int rc = gf_file_read(p, GF_KUBECONFIG_MAX, &data, &len);
     if (rc != 0) {
         set_err(err, p, 0, 0, "%s", io_strerror(rc));
         gf_free(p);
@@ -957,7 +909,7 @@ int gf_kubeconfig_in_cluster(const char *sa_dir, struct gf_kube_creds **out,
     path = resolve_path(sa_dir, "ca.crt");
     char *ca;
     size_t calen;
-    rc = read_file(path, GF_KUBECONFIG_MAX, &ca, &calen);
+    rc = gf_file_read(path, GF_KUBECONFIG_MAX, &ca, &calen);
     if (rc != 0) {
         set_err(err, path, 0, 0, "service-account CA: %s", io_strerror(rc));
         gf_free(path);
@@ -970,7 +922,7 @@ int gf_kubeconfig_in_cluster(const char *sa_dir, struct gf_kube_creds **out,
     path = resolve_path(sa_dir, "namespace");
     char *ns;
     size_t nslen;
-    if (read_file(path, 256, &ns, &nslen) == 0) {
+    if (gf_file_read(path, 256, &ns, &nslen) == 0) {
         nslen = trim(ns, nslen);
         if (nslen > 0 && !has_ctl(ns, nslen))
             c->namespace = ns;
