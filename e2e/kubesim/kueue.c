@@ -153,8 +153,10 @@ static void patch_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
     uint64_t rv = gf_ks_store_rv(k->st);
     int rc = gf_ks_store_patch_status(k->st, t, ns, name, status, NULL, &err);
     if (rc != 0 && rc != GF_ENOTFOUND)
-        GF_LOG(&k->lc, GF_LOG_WARN, "status write failed", "kind=%s key=%s/%s "
-               "error=%s", t->kind, ns, name, err.message);
+        GF_LOG(&k->lc, GF_LOG_WARN, "status write failed",
+               "kind=%s key=%s/%s "
+               "error=%s",
+               t->kind, ns, name, err.message);
     if (gf_ks_store_rv(k->st) != rv)
         k->stats.writes++;
     gf_ks_status_clear(&err);
@@ -216,8 +218,8 @@ static void admit(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
     char msg[600];
     snprintf(msg, sizeof(msg), "Quota reserved in ClusterQueue %s", cq->name);
     cond_set(k, conds, "QuotaReserved", true, "QuotaReserved", msg, gen);
-    cond_set(k, conds, "Admitted", true, "Admitted",
-             "The workload is admitted", gen);
+    cond_set(k, conds, "Admitted", true, "Admitted", "The workload is admitted",
+             gen);
     cond_previously(k, conds, "Evicted", gen);
     cond_previously(k, conds, "Preempted", gen);
     cJSON *status = cJSON_CreateObject();
@@ -345,20 +347,19 @@ static void wl_name_for(const char *job, const char *uid, char out[254])
 }
 
 /* The priority class a Job names, and its value; false when none. */
-static bool job_priority(struct gf_ks_kueue *k, const cJSON *job,
-                         cJSON *spec)
+static bool job_priority(struct gf_ks_kueue *k, const cJSON *job, cJSON *spec)
 {
     const char *wpc = gf_json_label(job, KQ_PRIO_LABEL);
     const char *pc = gf_json_str(job, "spec.template.spec.priorityClassName");
     const char *group = wpc != NULL ? KQ_GROUP : "scheduling.k8s.io";
-    const char *res = wpc != NULL ? "workloadpriorityclasses"
-                                  : "priorityclasses";
+    const char *res =
+        wpc != NULL ? "workloadpriorityclasses" : "priorityclasses";
     const char *name = wpc != NULL ? wpc : pc;
     if (name == NULL)
         return false;
     const struct gf_ks_rtype *t = gf_ks_store_type(k->st, group, res);
-    struct gf_ks_obj *o = t != NULL ? gf_ks_store_get(k->st, t, "", name)
-                                    : NULL;
+    struct gf_ks_obj *o =
+        t != NULL ? gf_ks_store_get(k->st, t, "", name) : NULL;
     if (o == NULL)
         return false;
     cJSON *pobj = gf_ks_obj_parse(o);
@@ -367,8 +368,8 @@ static bool job_priority(struct gf_ks_kueue *k, const cJSON *job,
     cJSON_Delete(pobj);
     cJSON *ref = cJSON_AddObjectToObject(spec, "priorityClassRef");
     cJSON_AddStringToObject(ref, "group", group);
-    cJSON_AddStringToObject(ref, "kind", wpc != NULL ? "WorkloadPriorityClass"
-                                                     : "PriorityClass");
+    cJSON_AddStringToObject(
+        ref, "kind", wpc != NULL ? "WorkloadPriorityClass" : "PriorityClass");
     cJSON_AddStringToObject(ref, "name", name);
     cJSON_AddNumberToObject(spec, "priority", (double)v);
     return true;
@@ -386,7 +387,7 @@ static cJSON *workload_for(struct gf_ks_kueue *k, const cJSON *job,
     cJSON *labels = cJSON_AddObjectToObject(md, "labels");
     cJSON_AddStringToObject(labels, KQ_JOB_UID_LABEL, uid);
     cJSON *ors = cJSON_AddArrayToObject(md, "ownerReferences");
-    cJSON *or = cJSON_CreateObject();
+    cJSON * or = cJSON_CreateObject();
     cJSON_AddItemToArray(ors, or);
     cJSON_AddStringToObject(or, "apiVersion", "batch/v1");
     cJSON_AddStringToObject(or, "kind", "Job");
@@ -408,9 +409,9 @@ static cJSON *workload_for(struct gf_ks_kueue *k, const cJSON *job,
     gf_json_int(job, "spec.parallelism", &par);
     cJSON_AddNumberToObject(ps, "count", (double)par);
     const cJSON *tmpl = gf_json_path(job, "spec.template");
-    cJSON_AddItemToObject(ps, "template", tmpl != NULL
-                                              ? cJSON_Duplicate(tmpl, true)
-                                              : cJSON_CreateObject());
+    cJSON_AddItemToObject(ps, "template",
+                          tmpl != NULL ? cJSON_Duplicate(tmpl, true)
+                                       : cJSON_CreateObject());
     return wl;
 }
 
@@ -451,9 +452,9 @@ static void patch_suspend(struct gf_ks_kueue *k, const char *job_key,
     snprintf(ns, sizeof(ns), "%.*s", (int)(slash - job_key), job_key);
     const char *body = suspend ? "{\"spec\":{\"suspend\":true}}"
                                : "{\"spec\":{\"suspend\":false}}";
-    int rc = gf_ks_store_patch(k->st, k->t_job, ns, slash + 1,
-                               GF_KS_PATCH_MERGE, body, strlen(body),
-                               GF_KS_MAIN, NULL, NULL);
+    int rc =
+        gf_ks_store_patch(k->st, k->t_job, ns, slash + 1, GF_KS_PATCH_MERGE,
+                          body, strlen(body), GF_KS_MAIN, NULL, NULL);
     if (rc == 0)
         k->stats.writes++;
 }
@@ -580,8 +581,8 @@ static bool flavors_found(const struct gf_ks_kueue *k,
             const char *name = cq->groups[g].fl[f].name;
             if (gf_ks_kmap_get(&k->flavors, name) != NULL || len >= cap)
                 continue;
-            int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "",
-                             name);
+            int n =
+                snprintf(out + len, cap - len, "%s%s", len ? "," : "", name);
             len += n > 0 ? (size_t)n : 0;
         }
     return out[0] == '\0';
@@ -590,8 +591,8 @@ static bool flavors_found(const struct gf_ks_kueue *k,
 static bool cq_active(const struct gf_ks_kueue *k, const struct gf_kq_cq *cq)
 {
     char missing[256];
-    return cq->stop == GF_KQ_RUN && flavors_found(k, cq, missing,
-                                                  sizeof(missing));
+    return cq->stop == GF_KQ_RUN &&
+           flavors_found(k, cq, missing, sizeof(missing));
 }
 
 static int pending_cmp(const void *pa, const void *pb)
@@ -628,8 +629,9 @@ static void admit_one(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
     struct gf_kq_cq *cq = cq_of_queue(k, wl, &lq);
     char msg[600];
     if (lq == NULL || cq == NULL) {
-        snprintf(msg, sizeof(msg), lq == NULL ? "LocalQueue %s doesn't exist"
-                                              : "ClusterQueue %s doesn't exist",
+        snprintf(msg, sizeof(msg),
+                 lq == NULL ? "LocalQueue %s doesn't exist"
+                            : "ClusterQueue %s doesn't exist",
                  lq == NULL ? wl->queue : lq->cq);
         set_pending(k, wl, "Inadmissible", msg);
         return;
@@ -701,12 +703,12 @@ static void count_queues(struct gf_ks_kueue *k)
     size_t pos = 0;
     void *v;
     while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v))
-        ((struct gf_kq_cq *)v)->n_pending = ((struct gf_kq_cq *)v)->n_reserving =
-            0;
+        ((struct gf_kq_cq *)v)->n_pending =
+            ((struct gf_kq_cq *)v)->n_reserving = 0;
     pos = 0;
     while (gf_ks_kmap_next(&k->lqs, &pos, NULL, &v))
-        ((struct gf_kq_lq *)v)->n_pending = ((struct gf_kq_lq *)v)->n_reserving =
-            0;
+        ((struct gf_kq_lq *)v)->n_pending =
+            ((struct gf_kq_lq *)v)->n_reserving = 0;
     pos = 0;
     while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
         const struct gf_kq_wl *wl = v;
@@ -741,8 +743,8 @@ static cJSON *cq_flavors_json(const struct gf_kq_cq *cq)
                 const struct gf_kq_cell *c = &fl->cells[r];
                 char tot[32], bor[32];
                 gf__kq_qty(res, c->usage, tot);
-                gf__kq_qty(res, c->usage > c->nominal ? c->usage - c->nominal
-                                                      : 0,
+                gf__kq_qty(res,
+                           c->usage > c->nominal ? c->usage - c->nominal : 0,
                            bor);
                 cJSON *ro = cJSON_CreateObject();
                 cJSON_AddItemToArray(rs, ro);
@@ -792,8 +794,8 @@ static cJSON *lq_flavors_json(const struct gf_ks_kueue *k,
                               const struct gf_kq_lq *lq)
 {
     cJSON *arr = cJSON_CreateArray();
-    struct gf_kq_cq *cq = lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq)
-                                         : NULL;
+    struct gf_kq_cq *cq =
+        lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq) : NULL;
     for (size_t g = 0; cq != NULL && g < cq->n_groups; g++)
         for (size_t f = 0; f < cq->groups[g].n_fl; f++) {
             const char *fname = cq->groups[g].fl[f].name;
@@ -834,14 +836,14 @@ static void lq_status(struct gf_ks_kueue *k, const struct gf_kq_lq *lq)
     cJSON *conds = stored_conds(k, k->t_lq, lq->ns, lq->name, &gen);
     if (conds == NULL)
         return;
-    struct gf_kq_cq *cq = lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq)
-                                         : NULL;
+    struct gf_kq_cq *cq =
+        lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq) : NULL;
     if (cq == NULL)
         cond_set(k, conds, "Active", false, "ClusterQueueDoesNotExist",
                  "Can't submit new workloads to clusterQueue", gen);
     else if (lq->stop != GF_KQ_RUN)
-        cond_set(k, conds, "Active", false, "Stopped",
-                 "LocalQueue is stopped", gen);
+        cond_set(k, conds, "Active", false, "Stopped", "LocalQueue is stopped",
+                 gen);
     else
         cond_set(k, conds, "Active", true, "Ready",
                  "Can submit new workloads to localQueue", gen);
@@ -943,8 +945,8 @@ static void on_wl(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
         if (wl != NULL) {
             gf_ks_kmap_del(&k->wls, key);
             if (k->in_reconcile) {
-                k->grave = gf_realloc(k->grave,
-                                      (k->n_grave + 1) * sizeof(*k->grave));
+                k->grave =
+                    gf_realloc(k->grave, (k->n_grave + 1) * sizeof(*k->grave));
                 k->grave[k->n_grave++] = wl;
             } else {
                 gf__kq_wl_free(wl);
@@ -1048,8 +1050,8 @@ static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
     if (ev->type == GF_KS_EV_ADDED && !initial && !j->suspended && !j->done) {
         const char *body = "{\"spec\":{\"suspend\":true}}";
         if (gf_ks_store_patch(k->st, ev->rtype, ev->obj->ns, ev->obj->name,
-                              GF_KS_PATCH_MERGE, body, strlen(body),
-                              GF_KS_MAIN, NULL, NULL) == 0)
+                              GF_KS_PATCH_MERGE, body, strlen(body), GF_KS_MAIN,
+                              NULL, NULL) == 0)
             k->stats.writes++;
     }
     gf_free(key);

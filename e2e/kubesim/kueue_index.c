@@ -90,8 +90,8 @@ static void parse_cell(const cJSON *fl, const char *res, struct gf_kq_cell *c)
         const char *name = gf_json_str(r, "name");
         if (name == NULL || strcmp(name, res) != 0)
             continue;
-        c->nominal = qty_or(cJSON_GetObjectItemCaseSensitive(r, "nominalQuota"),
-                            0);
+        c->nominal =
+            qty_or(cJSON_GetObjectItemCaseSensitive(r, "nominalQuota"), 0);
         c->borrow = qty_or(
             cJSON_GetObjectItemCaseSensitive(r, "borrowingLimit"), GF_KQ_UNSET);
         c->lend = qty_or(cJSON_GetObjectItemCaseSensitive(r, "lendingLimit"),
@@ -255,8 +255,8 @@ static void container_reqs(struct gf_kq_podset *ps, const cJSON *c)
 void gf__kq_podset_reqs(struct gf_kq_podset *ps, const cJSON *pod_spec)
 {
     const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(pod_spec,
-                                                           "containers"))
+    cJSON_ArrayForEach(c,
+                       cJSON_GetObjectItemCaseSensitive(pod_spec, "containers"))
     {
         container_reqs(ps, c);
     }
@@ -300,13 +300,13 @@ static void parse_admission(struct gf_kq_wl *wl, const cJSON *adm)
         return;
     wl->adm_cq = gf_strdup(cq);
     const cJSON *psa;
-    cJSON_ArrayForEach(psa,
-                       cJSON_GetObjectItemCaseSensitive(adm, "podSetAssignments"))
+    cJSON_ArrayForEach(
+        psa, cJSON_GetObjectItemCaseSensitive(adm, "podSetAssignments"))
     {
         const cJSON *fl = cJSON_GetObjectItemCaseSensitive(psa, "flavors");
         const cJSON *u;
-        cJSON_ArrayForEach(u,
-                           cJSON_GetObjectItemCaseSensitive(psa, "resourceUsage"))
+        cJSON_ArrayForEach(
+            u, cJSON_GetObjectItemCaseSensitive(psa, "resourceUsage"))
         {
             const char *flavor = gf_json_str(fl, u->string);
             if (flavor != NULL)

@@ -39,9 +39,9 @@ struct gf_kq_group {
 
 enum gf_kq_policy {
     GF_KQ_NEVER = 0,
-    GF_KQ_LOWER,                  /* LowerPriority */
-    GF_KQ_LOWER_OR_NEWER_EQUAL,   /* LowerOrNewerEqualPriority */
-    GF_KQ_ANY,                    /* Any (reclaimWithinCohort) */
+    GF_KQ_LOWER,                /* LowerPriority */
+    GF_KQ_LOWER_OR_NEWER_EQUAL, /* LowerOrNewerEqualPriority */
+    GF_KQ_ANY,                  /* Any (reclaimWithinCohort) */
 };
 
 enum gf_kq_stop { GF_KQ_RUN = 0, GF_KQ_HOLD, GF_KQ_HOLD_AND_DRAIN };
@@ -102,9 +102,9 @@ struct gf_kq_wl {
     size_t n_uses;
     int64_t admitted_ms; /* QuotaReserved lastTransitionTime */
     bool finished;
-    bool qr_true;                /* QuotaReserved is True */
-    char *qr_reason, *qr_msg;    /* the QuotaReserved condition */
-    bool deactivated_requeue;    /* Requeued False by deactivation */
+    bool qr_true;             /* QuotaReserved is True */
+    char *qr_reason, *qr_msg; /* the QuotaReserved condition */
+    bool deactivated_requeue; /* Requeued False by deactivation */
     /* The owner Job ("namespace/name" and uid), NULL for pod-less ones. */
     char *job_key, *job_uid;
     bool victim; /* per reconcile: chosen for preemption */
@@ -127,9 +127,8 @@ const struct gf_kq_group *gf__kq_group_of(const struct gf_kq_cq *cq,
  * unlent (guaranteed) quota left, plus what the cohort has free of the
  * quota its members lend, capped by cq's borrowingLimit.
  */
-int64_t gf__kq_available(const struct gf_kq_world *w,
-                         const struct gf_kq_cq *cq, const char *flavor,
-                         const char *res);
+int64_t gf__kq_available(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
+                         const char *flavor, const char *res);
 /* Adds (sign 1) or removes (-1) a Workload's uses to its ClusterQueue. */
 void gf__kq_account(const struct gf_kq_world *w, const struct gf_kq_wl *wl,
                     int sign);

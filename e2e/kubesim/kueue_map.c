@@ -116,8 +116,8 @@ void *gf_ks_kmap_del(struct gf_ks_kmap *m, const char *key)
     return val;
 }
 
-bool gf_ks_kmap_next(const struct gf_ks_kmap *m, size_t *pos,
-                     const char **key, void **val)
+bool gf_ks_kmap_next(const struct gf_ks_kmap *m, size_t *pos, const char **key,
+                     void **val)
 {
     for (; *pos < m->cap; (*pos)++) {
         const struct gf_ks_kmap_slot *s = &m->slots[*pos];

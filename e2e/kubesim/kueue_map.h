@@ -27,7 +27,10 @@ struct gf_ks_kmap {
 };
 
 /* A zeroed struct is an empty map. */
-#define GF_KS_KMAP_INIT {NULL, 0, 0, 0}
+#define GF_KS_KMAP_INIT                                                        \
+    {                                                                          \
+        NULL, 0, 0, 0                                                          \
+    }
 
 /* Frees the keys and the table (not the values). Accepts a zeroed map. */
 void gf_ks_kmap_free(struct gf_ks_kmap *m);
@@ -41,7 +44,7 @@ void *gf_ks_kmap_del(struct gf_ks_kmap *m, const char *key);
  * Iterates: start with *pos = 0; returns false at the end. key and val
  * may be NULL. The key is borrowed until the entry is deleted.
  */
-bool gf_ks_kmap_next(const struct gf_ks_kmap *m, size_t *pos,
-                     const char **key, void **val);
+bool gf_ks_kmap_next(const struct gf_ks_kmap *m, size_t *pos, const char **key,
+                     void **val);
 
 #endif

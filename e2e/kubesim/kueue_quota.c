@@ -90,9 +90,8 @@ static int64_t cohort_free(const struct gf_kq_world *w, const char *cohort,
     return pool - used;
 }
 
-int64_t gf__kq_available(const struct gf_kq_world *w,
-                         const struct gf_kq_cq *cq, const char *flavor,
-                         const char *res)
+int64_t gf__kq_available(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
+                         const char *flavor, const char *res)
 {
     const struct gf_kq_cell *c = gf__kq_cell(cq, flavor, res);
     if (c == NULL)

@@ -37,24 +37,24 @@ struct kq_case {
     const char *pending;   /* no reservation */
     const char *preempted; /* Evicted by preemption */
     const char *preempted_reason;
-    const char *flavor_of; /* "name=flavor" assignment to check */
+    const char *flavor_of;   /* "name=flavor" assignment to check */
     const char *cq_borrowed; /* "cq=quantity" borrowed cpu to check */
 };
 
 #define FLAVOR(n)                                                              \
-    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"              \
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"               \
     "metadata: {name: " n "}\n---\n"
 #define LQ(n, cq)                                                              \
-    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"                  \
-    "metadata: {name: " n ", namespace: default}\n"                           \
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"                   \
+    "metadata: {name: " n ", namespace: default}\n"                            \
     "spec: {clusterQueue: " cq "}\n---\n"
 /* A ClusterQueue with one cpu flavor; extra is spliced into spec. */
 #define CQ(n, extra, quota)                                                    \
-    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"                \
-    "metadata: {name: " n "}\n"                                               \
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"                 \
+    "metadata: {name: " n "}\n"                                                \
     "spec:\n  namespaceSelector: {}\n" extra                                   \
-    "  resourceGroups:\n  - coveredResources: [cpu]\n    flavors:\n"          \
-    "    - name: default-flavor\n      resources:\n"                          \
+    "  resourceGroups:\n  - coveredResources: [cpu]\n    flavors:\n"           \
+    "    - name: default-flavor\n      resources:\n"                           \
     "      - {name: cpu, " quota "}\n---\n"
 
 static void create_wl(struct ks_kqtk *t, const struct wl_spec *w)
@@ -81,8 +81,9 @@ static cJSON *get_wl(struct ks_kqtk *t, const char *name)
 }
 
 /* Calls fn for each name of a comma-separated list. */
-static void each(const char *list, void (*fn)(struct ks_kqtk *, const char *,
-                                              const struct kq_case *),
+static void each(const char *list,
+                 void (*fn)(struct ks_kqtk *, const char *,
+                            const struct kq_case *),
                  struct ks_kqtk *t, const struct kq_case *c)
 {
     char buf[256];
@@ -138,9 +139,8 @@ static void check_flavor(struct ks_kqtk *t, const char *spec)
     char name[64], flavor[64];
     assert_int_equal(sscanf(spec, "%63[^=]=%63s", name, flavor), 2);
     cJSON *o = get_wl(t, name);
-    const cJSON *psa =
-        cJSON_GetArrayItem(gf_json_path(o, "status.admission.podSetAssignments"),
-                           0);
+    const cJSON *psa = cJSON_GetArrayItem(
+        gf_json_path(o, "status.admission.podSetAssignments"), 0);
     assert_string_equal(gf_json_str(psa, "flavors.cpu"), flavor);
     cJSON_Delete(o);
 }
@@ -151,8 +151,8 @@ static void check_borrowed(struct ks_kqtk *t, const char *spec)
     assert_int_equal(sscanf(spec, "%63[^=]=%63s", name, q), 2);
     cJSON *o = ks_kqtk_get(t, KQ, "clusterqueues", "", name);
     assert_non_null(o);
-    const cJSON *fr = cJSON_GetArrayItem(
-        gf_json_path(o, "status.flavorsReservation"), 0);
+    const cJSON *fr =
+        cJSON_GetArrayItem(gf_json_path(o, "status.flavorsReservation"), 0);
     const cJSON *r = cJSON_GetArrayItem(gf_json_path(fr, "resources"), 0);
     assert_string_equal(gf_json_str(r, "borrowed"), q);
     cJSON_Delete(o);
@@ -192,17 +192,18 @@ static void run_case(const struct kq_case *c)
     ks_kqtk_stop(&t);
 }
 
-/* ---- the table ------------------------------------------------------------ */
+/* ---- the table ------------------------------------------------------------
+ */
 
 #define ONE_CQ(extra, quota)                                                   \
     FLAVOR("default-flavor") CQ("cq", extra, quota) LQ("lq", "cq")
 
 #define COHORT3(extra_a)                                                       \
     FLAVOR("default-flavor")                                                   \
-    CQ("cq-a", "  cohortName: pool\n" extra_a, "nominalQuota: 3")             \
-    CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 3")                     \
-    CQ("cq-c", "  cohortName: pool\n", "nominalQuota: 3") LQ("lq-a", "cq-a")  \
-    LQ("lq-b", "cq-b") LQ("lq-c", "cq-c")
+    CQ("cq-a", "  cohortName: pool\n" extra_a, "nominalQuota: 3")              \
+    CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 3")                      \
+    CQ("cq-c", "  cohortName: pool\n", "nominalQuota: 3")                      \
+    LQ("lq-a", "cq-a") LQ("lq-b", "cq-b") LQ("lq-c", "cq-c")
 
 static const struct kq_case cases[] = {
     /* 0: nominalQuota is what a ClusterQueue without a cohort can use. */
@@ -228,22 +229,20 @@ static const struct kq_case cases[] = {
      .first = {{"big", "lq", 0, "6", 1}, {"small", "lq", 0, "2", 1}},
      .pending = "big,small"},
     /* 4: borrowingLimit caps how far above nominal a queue may use. */
-    {.setup = FLAVOR("default-flavor")
-         CQ("cq-a", "  cohortName: pool\n",
-            "nominalQuota: 4, borrowingLimit: 2")
-             CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 10")
-                 LQ("lq-a", "cq-a"),
+    {.setup = FLAVOR("default-flavor") CQ("cq-a", "  cohortName: pool\n",
+                                          "nominalQuota: 4, borrowingLimit: 2")
+         CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 10")
+             LQ("lq-a", "cq-a"),
      .first = {{"a1", "lq-a", 0, "6", 1}},
      .then = {{"a2", "lq-a", 0, "1", 1}},
      .admitted = "a1",
      .pending = "a2",
      .cq_borrowed = "cq-a=2"},
     /* 5: lendingLimit caps what a member lends of its nominal quota. */
-    {.setup = FLAVOR("default-flavor")
-         CQ("cq-a", "  cohortName: pool\n", "nominalQuota: 4")
-             CQ("cq-b", "  cohortName: pool\n",
-                "nominalQuota: 10, lendingLimit: 3") LQ("lq-a", "cq-a")
-                 LQ("lq-b", "cq-b"),
+    {.setup = FLAVOR("default-flavor") CQ("cq-a", "  cohortName: pool\n",
+                                          "nominalQuota: 4")
+         CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 10, lendingLimit: 3")
+             LQ("lq-a", "cq-a") LQ("lq-b", "cq-b"),
      .first = {{"a1", "lq-a", 0, "7", 1}, {"b1", "lq-b", 0, "7", 1}},
      .then = {{"a2", "lq-a", 0, "1", 1}},
      .admitted = "a1,b1",
@@ -291,13 +290,15 @@ static const struct kq_case cases[] = {
      .admitted = "c1",
      .pending = "a1"},
     /* 11: flavors are tried in the order the ClusterQueue lists them. */
-    {.setup = FLAVOR("small") FLAVOR("large")
-         "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
-         "metadata: {name: cq}\nspec:\n  resourceGroups:\n"
-         "  - coveredResources: [cpu]\n    flavors:\n"
-         "    - {name: small, resources: [{name: cpu, nominalQuota: 2}]}\n"
-         "    - {name: large, resources: [{name: cpu, nominalQuota: 10}]}\n"
-         "---\n" LQ("lq", "cq"),
+    {.setup = FLAVOR("small") FLAVOR(
+         "large") "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
+                  "metadata: {name: cq}\nspec:\n  resourceGroups:\n"
+                  "  - coveredResources: [cpu]\n    flavors:\n"
+                  "    - {name: small, resources: [{name: cpu, nominalQuota: "
+                  "2}]}\n"
+                  "    - {name: large, resources: [{name: cpu, nominalQuota: "
+                  "10}]}\n"
+                  "---\n" LQ("lq", "cq"),
      .first = {{"w3", "lq", 0, "3", 1}},
      .then = {{"w2", "lq", 0, "2", 1}},
      .admitted = "w3,w2",
@@ -347,7 +348,8 @@ int main(void)
             test_withinClusterQueue_LowerPriority_preempts_lower_priority),
         cmocka_unit_test(
             test_withinClusterQueue_LowerPriority_spares_equal_priority),
-        cmocka_unit_test(test_reclaimWithinCohort_Any_evicts_only_needed_borrowers),
+        cmocka_unit_test(
+            test_reclaimWithinCohort_Any_evicts_only_needed_borrowers),
         cmocka_unit_test(
             test_reclaimWithinCohort_LowerPriority_spares_higher_priority),
         cmocka_unit_test(test_flavors_are_tried_in_the_order_listed),
