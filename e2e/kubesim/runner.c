@@ -66,6 +66,7 @@ struct gf_ks_runner {
     unsigned n_nodes, gpus_per_node;
     unsigned *free_gpus;
     uint64_t default_ms;
+    double scale;
     int fd;
     struct gf_ks_runner_stats stats;
     const struct gf_ks_rtype *t_pod, *t_job;
@@ -111,9 +112,9 @@ static void exec_log(struct gf_ks_runner *r, const struct rpod *p,
         snprintf(node, sizeof(node), "node-%d", p->node + 1);
         cJSON_AddStringToObject(j, "node", node);
     }
-    cJSON_AddItemToObject(j, "labels", p->labels != NULL
-                                           ? cJSON_Duplicate(p->labels, true)
-                                           : cJSON_CreateObject());
+    cJSON_AddItemToObject(j, "labels",
+                          p->labels != NULL ? cJSON_Duplicate(p->labels, true)
+                                            : cJSON_CreateObject());
     cJSON_AddNumberToObject(j, "gpus", p->gpus);
     cJSON_AddStringToObject(j, "reason", reason);
     char *line = cJSON_PrintUnformatted(j);
@@ -130,8 +131,8 @@ static void exec_log(struct gf_ks_runner *r, const struct rpod *p,
      */
     ssize_t n = write(r->fd, buf, len + 1);
     if (n != (ssize_t)(len + 1))
-        GF_LOG(&r->lc, GF_LOG_WARN, "execution log write failed",
-               "error=%s", n < 0 ? strerror(errno) : "short write");
+        GF_LOG(&r->lc, GF_LOG_WARN, "execution log write failed", "error=%s",
+               n < 0 ? strerror(errno) : "short write");
     gf_free(buf);
 }
 
@@ -186,6 +187,53 @@ static bool has_true(const cJSON *conds, const char *type)
 }
 
 /* ---- Pods ---------------------------------------------------------------- */
+
+/*
+ * status.containerStatuses as the kubelet reports them, so kubectl's
+ * READY and STATUS columns read right. exit < 0: running.
+ */
+static cJSON *container_statuses(const cJSON *spec, const char *ts, int exit)
+{
+    cJSON *arr = cJSON_CreateArray();
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "containers"))
+    {
+        const char *name = gf_json_str(c, "name");
+        const char *image = gf_json_str(c, "image");
+        cJSON *cs = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, cs);
+        cJSON_AddStringToObject(cs, "name", name != NULL ? name : "");
+        cJSON_AddStringToObject(cs, "image", image != NULL ? image : "");
+        cJSON_AddStringToObject(cs, "imageID", "");
+        cJSON_AddBoolToObject(cs, "ready", exit < 0);
+        cJSON_AddBoolToObject(cs, "started", exit < 0);
+        cJSON_AddNumberToObject(cs, "restartCount", 0);
+        cJSON *state = cJSON_AddObjectToObject(cs, "state");
+        if (exit < 0) {
+            cJSON *run = cJSON_AddObjectToObject(state, "running");
+            cJSON_AddStringToObject(run, "startedAt", ts);
+            continue;
+        }
+        cJSON *term = cJSON_AddObjectToObject(state, "terminated");
+        cJSON_AddNumberToObject(term, "exitCode", exit);
+        cJSON_AddStringToObject(term, "reason",
+                                exit == 0 ? "Completed" : "Error");
+        cJSON_AddStringToObject(term, "finishedAt", ts);
+    }
+    return arr;
+}
+
+/* The stored Pod's spec (returned-owned), for its container list. */
+static cJSON *pod_spec(struct gf_ks_runner *r, const char *ns, const char *name)
+{
+    struct gf_ks_obj *o = gf_ks_store_get(r->st, r->t_pod, ns, name);
+    if (o == NULL)
+        return cJSON_CreateObject();
+    cJSON *pod = gf_ks_obj_parse(o);
+    cJSON *spec = cJSON_DetachItemFromObjectCaseSensitive(pod, "spec");
+    cJSON_Delete(pod);
+    return spec != NULL ? spec : cJSON_CreateObject();
+}
 
 static void rpod_free(struct rpod *p)
 {
@@ -255,10 +303,15 @@ static void on_pod_end(struct gf_timer *t)
     cJSON *st = cJSON_CreateObject();
     cJSON_AddStringToObject(st, "phase", phase);
     cJSON *conds = cJSON_AddArrayToObject(st, "conditions");
+    cond_set(r, conds, "PodScheduled", true, "", "");
     cond_set(r, conds, "Ready", false, "PodCompleted", "");
     const char *slash = strchr(p->key, '/');
     char ns[254];
     snprintf(ns, sizeof(ns), "%.*s", (int)(slash - p->key), p->key);
+    cJSON *spec = pod_spec(r, ns, p->name);
+    cJSON_AddItemToObject(st, "containerStatuses",
+                          container_statuses(spec, ts, p->fail ? 1 : 0));
+    cJSON_Delete(spec);
     gf_ks_store_patch_status(r->st, r->t_pod, ns, p->name, st, NULL, NULL);
     cJSON_Delete(st);
     rpod_free(p);
@@ -305,8 +358,8 @@ static cJSON *pod_json(const struct rjob *j, const cJSON *job)
     snprintf(gen, sizeof(gen), "%.240s-", j->name);
     cJSON_AddStringToObject(md, "generateName", gen);
     const cJSON *tl = gf_json_path(tmpl, "metadata.labels");
-    cJSON *labels = cJSON_IsObject(tl) ? cJSON_Duplicate(tl, true)
-                                       : cJSON_CreateObject();
+    cJSON *labels =
+        cJSON_IsObject(tl) ? cJSON_Duplicate(tl, true) : cJSON_CreateObject();
     cJSON_AddItemToObject(md, "labels", labels);
     cJSON_DeleteItemFromObjectCaseSensitive(labels, "job-name");
     cJSON_DeleteItemFromObjectCaseSensitive(labels, "controller-uid");
@@ -319,7 +372,7 @@ static cJSON *pod_json(const struct rjob *j, const cJSON *job)
     if (cJSON_IsObject(ta))
         cJSON_AddItemToObject(md, "annotations", cJSON_Duplicate(ta, true));
     cJSON *ors = cJSON_AddArrayToObject(md, "ownerReferences");
-    cJSON *or = cJSON_CreateObject();
+    cJSON * or = cJSON_CreateObject();
     cJSON_AddItemToArray(ors, or);
     cJSON_AddStringToObject(or, "apiVersion", "batch/v1");
     cJSON_AddStringToObject(or, "kind", "Job");
@@ -328,9 +381,9 @@ static cJSON *pod_json(const struct rjob *j, const cJSON *job)
     cJSON_AddTrueToObject(or, "controller");
     cJSON_AddTrueToObject(or, "blockOwnerDeletion");
     const cJSON *spec = gf_json_path(tmpl, "spec");
-    cJSON_AddItemToObject(pod, "spec", cJSON_IsObject(spec)
-                                           ? cJSON_Duplicate(spec, true)
-                                           : cJSON_CreateObject());
+    cJSON_AddItemToObject(pod, "spec",
+                          cJSON_IsObject(spec) ? cJSON_Duplicate(spec, true)
+                                               : cJSON_CreateObject());
     cJSON *st = cJSON_AddObjectToObject(pod, "status");
     cJSON_AddStringToObject(st, "phase", "Pending");
     return pod;
@@ -349,8 +402,8 @@ static void rpod_create(struct gf_ks_runner *r, struct rjob *j,
     struct gf_ks_obj *o = NULL;
     struct gf_ks_status err;
     gf_ks_status_init(&err);
-    int rc = gf_ks_store_create(r->st, r->t_pod, j->ns, pod, GF_KS_STATUS, &o,
-                                &err);
+    int rc =
+        gf_ks_store_create(r->st, r->t_pod, j->ns, pod, GF_KS_STATUS, &o, &err);
     if (rc != 0) {
         GF_LOG(&r->lc, GF_LOG_WARN, "pod create failed", "job=%s error=%s",
                j->key, err.message);
@@ -406,11 +459,16 @@ static bool rpod_bind(struct gf_ks_runner *r, struct rpod *p)
     cJSON *conds = cJSON_AddArrayToObject(st, "conditions");
     cond_set(r, conds, "PodScheduled", true, "", "");
     cond_set(r, conds, "Ready", true, "", "");
+    cJSON *spec = pod_spec(r, ns, p->name);
+    cJSON_AddItemToObject(st, "containerStatuses",
+                          container_statuses(spec, ts, -1));
+    cJSON_Delete(spec);
     gf_ks_store_patch_status(r->st, r->t_pod, ns, p->name, st, NULL, NULL);
     cJSON_Delete(st);
     exec_log(r, p, "start", "Started");
     r->stats.started++;
-    gf_timer_start(&p->timer, p->duration_ms, on_pod_end);
+    gf_timer_start(&p->timer, (uint64_t)((double)p->duration_ms / r->scale),
+                   on_pod_end);
     return true;
 }
 
@@ -438,11 +496,9 @@ static void podcfg_of(const struct gf_ks_runner *r, const cJSON *job,
 {
     const char *d = gf_json_annotation(job, RN_DURATION);
     if (d == NULL)
-        d = gf_json_annotation(gf_json_path(job, "spec.template"),
-                               RN_DURATION);
+        d = gf_json_annotation(gf_json_path(job, "spec.template"), RN_DURATION);
     int64_t ms;
-    cfg->duration_ms = d != NULL && gf_duration_parse_ms(d, &ms) == 0 &&
-                               ms >= 0
+    cfg->duration_ms = d != NULL && gf_duration_parse_ms(d, &ms) == 0 && ms >= 0
                            ? (uint64_t)ms
                            : r->default_ms;
     const char *f = gf_json_annotation(job, RN_FAIL);
@@ -502,8 +558,8 @@ static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
     struct jobspec s;
     jobspec_of(job, &s);
     const cJSON *c = gf_json_path(job, "status.conditions");
-    cJSON *conds = cJSON_IsArray(c) ? cJSON_Duplicate(c, true)
-                                    : cJSON_CreateArray();
+    cJSON *conds =
+        cJSON_IsArray(c) ? cJSON_Duplicate(c, true) : cJSON_CreateArray();
     int state = 0; /* 0 running, 1 suspended, 2 finished */
     if (s.done) {
         rjob_stop_all(r, j, "JobFinished");
@@ -529,8 +585,7 @@ static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
         state = 2;
     } else {
         if (has_true(conds, "Suspended"))
-            cond_set(r, conds, "Suspended", false, "JobResumed",
-                     "Job resumed");
+            cond_set(r, conds, "Suspended", false, "JobResumed", "Job resumed");
         struct podcfg cfg;
         podcfg_of(r, job, &cfg);
         while ((int64_t)j->active < s.parallelism &&
@@ -545,7 +600,8 @@ static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
     cJSON_Delete(job);
 }
 
-/* ---- reconcile ------------------------------------------------------------ */
+/* ---- reconcile ------------------------------------------------------------
+ */
 
 static void reconcile(struct gf_ks_runner *r)
 {
@@ -608,9 +664,8 @@ static void on_job(struct gf_ks_runner *r, const struct gf_ks_event *ev)
     char *key = key_of(ev->obj->ns, ev->obj->name);
     struct rjob *j = gf_ks_kmap_get(&r->jobs, key);
     const char *uid = gf_json_str(ev->obj_json, "metadata.uid");
-    if (j != NULL &&
-        (ev->type == GF_KS_EV_DELETED || uid == NULL ||
-         strcmp(uid, j->uid) != 0)) {
+    if (j != NULL && (ev->type == GF_KS_EV_DELETED || uid == NULL ||
+                      strcmp(uid, j->uid) != 0)) {
         gf_ks_kmap_del(&r->jobs, key);
         rjob_free(r, j);
         j = NULL;
@@ -724,6 +779,7 @@ struct gf_ks_runner *gf_ks_runner_new(const struct gf_ks_runner_opts *o)
     r->gpus_per_node = o->gpus_per_node > 0 ? o->gpus_per_node : 8;
     r->default_ms = o->default_ms > 0 ? o->default_ms : 60000;
     r->fd = o->exec_log_fd;
+    r->scale = o->time_scale > 0 ? o->time_scale : 1.0;
     r->free_gpus = gf_calloc(r->n_nodes, sizeof(*r->free_gpus));
     for (unsigned i = 0; i < r->n_nodes; i++)
         r->free_gpus[i] = r->gpus_per_node;

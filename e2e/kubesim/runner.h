@@ -28,7 +28,8 @@
  *
  * While the cluster has an active kueue-frozen fault the runner makes no
  * progress (no Pod starts, ends or status writes) and looks again every
- * 100 ms of cluster time. All timing is on the cluster's clock.
+ * 100 ms of cluster time. All timing is on the cluster's clock, with
+ * durations divided by the time scale.
  *
  * Ownership: the runner borrows the store, clock, faults and log fd.
  * Loop thread only.
@@ -53,6 +54,12 @@ struct gf_ks_runner_opts {
     unsigned gpus_per_node;      /* 0 = 8 */
     uint64_t default_ms;         /* duration without annotation; 0 = 60 s */
     int exec_log_fd;             /* O_APPEND file, or -1 for none */
+    /*
+     * Simulated seconds per clock second (gf_ks_cluster_time_scale); 0 =
+     * 1. Durations are simulated: a Pod of "90s" at scale 10 runs 9 s of
+     * the clock.
+     */
+    double time_scale;
 };
 
 /*

@@ -113,8 +113,8 @@ static bool find_owned(void *data, struct gf_ks_obj *o)
 {
     struct found *f = data;
     cJSON *w = gf_ks_obj_parse(o);
-    const cJSON *or =
-        cJSON_GetArrayItem(gf_json_path(w, "metadata.ownerReferences"), 0);
+    const cJSON * or
+        = cJSON_GetArrayItem(gf_json_path(w, "metadata.ownerReferences"), 0);
     const char *n = gf_json_str(or, "name");
     if (n != NULL && strcmp(n, f->job) == 0 && f->wl == NULL) {
         f->wl = w;
@@ -127,16 +127,15 @@ static bool find_owned(void *data, struct gf_ks_obj *o)
 static cJSON *wl_of(struct env *e, const char *jobname)
 {
     struct found f = {jobname, NULL};
-    gf_ks_store_foreach(e->t.st,
-                        gf_ks_store_type(e->t.st, KQ, "workloads"), NULL,
-                        find_owned, &f);
+    gf_ks_store_foreach(e->t.st, gf_ks_store_type(e->t.st, KQ, "workloads"),
+                        NULL, find_owned, &f);
     if (f.wl == NULL)
         fail_msg("no workload for job %s", jobname);
     return f.wl;
 }
 
-static const char *cond_of(struct env *e, const char *jobname,
-                           const char *type, char reason[64])
+static const char *cond_of(struct env *e, const char *jobname, const char *type,
+                           char reason[64])
 {
     cJSON *w = wl_of(e, jobname);
     const char *r = NULL;
@@ -153,8 +152,8 @@ static size_t count_pods(struct env *e, const char *phase)
     struct gf_ks_list l;
     struct gf_ks_list_opts o = {0};
     assert_int_equal(gf_ks_store_list(e->t.st,
-                                      gf_ks_store_type(e->t.st, "", "pods"),
-                                      &o, &l, NULL),
+                                      gf_ks_store_type(e->t.st, "", "pods"), &o,
+                                      &l, NULL),
                      0);
     size_t n = 0;
     for (size_t i = 0; i < l.n; i++) {
@@ -187,15 +186,14 @@ static void test_job_is_suspended_until_its_workload_is_admitted(void **s)
     assert_int_equal(count_pods(&e, "Running"), 3);
     /* The Workload: owner, pod set count, priority, queue. */
     cJSON *w = wl_of(&e, "first");
-    assert_int_equal(
-        cJSON_GetArrayItem(gf_json_path(w, "spec.podSets"), 0)
-            ->child->next->valuedouble,
-        3);
+    assert_int_equal(cJSON_GetArrayItem(gf_json_path(w, "spec.podSets"), 0)
+                         ->child->next->valuedouble,
+                     3);
     assert_string_equal(gf_json_str(w, "spec.queueName"), "lq");
     assert_string_equal(
-        gf_json_str(cJSON_GetArrayItem(
-                        gf_json_path(w, "metadata.ownerReferences"), 0),
-                    "kind"),
+        gf_json_str(
+            cJSON_GetArrayItem(gf_json_path(w, "metadata.ownerReferences"), 0),
+            "kind"),
         "Job");
     cJSON_Delete(w);
     /* After 10 s the pods succeed, the Job completes, the Workload is
@@ -335,8 +333,7 @@ static void test_upstream_sample_job_runs_to_completion(void **s)
     const char *dir = ks_apitk_crd_dir();
     char path[2048];
     size_t len;
-    const char *files[] = {"single-clusterqueue-setup.yaml",
-                           "sample-job.yaml"};
+    const char *files[] = {"single-clusterqueue-setup.yaml", "sample-job.yaml"};
     struct gf_ks_runner_opts o = {.store = t.st,
                                   .clock = &t.k.clock,
                                   .faults = t.faults,
