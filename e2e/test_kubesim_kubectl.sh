@@ -12,56 +12,23 @@ set -euo pipefail
 BIN=${GF_BIN:?GF_BIN must name the directory with kubesim}
 SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
 KUEUE=$SHARED/kueue
+. "$(dirname "$0")/lib/kubesim.sh"
 
 work=$(mktemp -d)
-sim_pid=""
 watch_pid=""
 patch_pid=""
-# Stops kubesim: SIGTERM, then SIGKILL if it has not exited within 5 s.
-# Leaves kubesim's exit status in STOP_RC (never 0 on the KILL path).
-STOP_RC=""
-stop_sim() {
-    local pid=$sim_pid
-    sim_pid=""
-    STOP_RC=0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || STOP_RC=$?
-}
 cleanup() {
     local rc=$?
     [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
     [ -n "$patch_pid" ] && kill "$patch_pid" 2>/dev/null || true
-    [ -n "$sim_pid" ] && stop_sim
-    if [ $rc -ne 0 ] && [ -f "$work/kubesim.log" ]; then
-        echo "--- kubesim log (last 30 lines)"
-        tail -n 30 "$work/kubesim.log"
-    fi
+    sim_cleanup $rc
     rm -rf "$work"
     exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-step() { echo "-- $*"; }
-
-"$BIN/kubesim" --clusters hub,east --dir "$work/sim" --seed 7 \
-    >"$work/kubesim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 1 100); do
-    [ -f "$work/sim/ready" ] && break
-    kill -0 "$sim_pid" 2>/dev/null || fail "kubesim exited at start"
-    sleep 0.1
-done
-[ -f "$work/sim/ready" ] || fail "kubesim not ready after 10 s"
+sim_start "$work/sim" --clusters hub,east --seed 7
 grep -q '^hub [0-9]' "$work/sim/ready" || fail "ready file lists no hub"
 grep -q '^east [0-9]' "$work/sim/ready" || fail "ready file lists no east"
 for f in "$work"/sim/*/kubeconfig-*.yaml; do
@@ -247,6 +214,6 @@ ke apply --server-side \
 [ "$(ke get localqueue user-queue -n default -o jsonpath='{.spec.clusterQueue}')" = cluster-queue ] ||
     fail "server-side apply of the samples"
 
-stop_sim
+sim_stop
 [ "$STOP_RC" = 0 ] || { echo "FAIL: kubesim exited with $STOP_RC on SIGTERM"; exit 1; }
 echo "PASS test_kubesim_kubectl"

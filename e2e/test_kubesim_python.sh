@@ -10,31 +10,12 @@ set -euo pipefail
 
 BIN=${GF_BIN:?GF_BIN must name the directory with kubesim}
 PY=/usr/bin/python3
+. "$(dirname "$0")/lib/kubesim.sh"
 
 work=$(mktemp -d)
-sim_pid=""
-# Stops kubesim: SIGTERM, then SIGKILL if it has not exited within 5 s.
-# Leaves kubesim's exit status in STOP_RC (never 0 on the KILL path).
-STOP_RC=""
-stop_sim() {
-    local pid=$sim_pid
-    sim_pid=""
-    STOP_RC=0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || STOP_RC=$?
-}
 cleanup() {
     local rc=$?
-    [ -n "$sim_pid" ] && stop_sim
-    if [ $rc -ne 0 ] && [ -f "$work/kubesim.log" ]; then
-        echo "--- kubesim log (last 30 lines)"
-        tail -n 30 "$work/kubesim.log"
-    fi
+    sim_cleanup $rc
     rm -rf "$work"
     exit $rc
 }
@@ -43,15 +24,8 @@ trap 'exit 130' INT TERM
 
 # A small watch cache makes compaction (and so 410) easy to reach; short
 # bookmarks make them observable within the test.
-"$BIN/kubesim" --clusters hub --dir "$work/sim" --seed 3 --watch-cache 16 \
-    --bookmark-seconds 1 >"$work/kubesim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 1 100); do
-    [ -f "$work/sim/ready" ] && break
-    kill -0 "$sim_pid" 2>/dev/null || { echo "FAIL: kubesim exited"; exit 1; }
-    sleep 0.1
-done
-[ -f "$work/sim/ready" ] || { echo "FAIL: kubesim not ready"; exit 1; }
+sim_start "$work/sim" --clusters hub --seed 3 --watch-cache 16 \
+    --bookmark-seconds 1
 
 KUBESIM="$BIN/kubesim" SIM_DIR="$work/sim" timeout 50 "$PY" - <<'EOF'
 import os
@@ -225,6 +199,6 @@ fault("clear")
 print("python client conformance ok")
 EOF
 
-stop_sim
+sim_stop
 [ "$STOP_RC" = 0 ] || { echo "FAIL: kubesim exited with $STOP_RC on SIGTERM"; exit 1; }
 echo "PASS test_kubesim_python"

@@ -185,7 +185,7 @@ int gf__ks_crd_check(struct gf_ks_api *api, const cJSON *crd,
  */
 void gf__ks_crd_cleanup(struct gf_ks_api *api, const char *crd_name);
 
-/* Sets the status given to a newly created CRD (Established, accepted names). */
+/* Sets the status of a newly created CRD (Established, accepted names). */
 void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
 
 /* ---- writes shared by api.c and apply_yaml ------------------------------- */
