@@ -10,46 +10,25 @@
 # kueue/). Every process started here is stopped on any exit.
 set -euo pipefail
 
-BIN=${GF_BIN:?GF_BIN must name the directory with kubesim}
 SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
 SAMPLES=$SHARED/kueue/samples/single-cluster
 CRDS=$SHARED/kueue/crds
 
+. "$(dirname "$0")/lib/kubesim.sh"
+
 work=$(mktemp -d)
-sim_pid=""
 cleanup() {
     local rc=$?
-    if [ -n "$sim_pid" ]; then
-        kill -TERM "$sim_pid" 2>/dev/null || true
-        wait "$sim_pid" 2>/dev/null || true
-    fi
-    if [ $rc -ne 0 ] && [ -f "$work/kubesim.log" ]; then
-        echo "--- kubesim log (last 30 lines)"
-        tail -n 30 "$work/kubesim.log"
-    fi
+    sim_cleanup $rc
     rm -rf "$work"
     exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fail() {
-    echo "FAIL: $*" >&2
-    exit 1
-}
-step() { echo "-- $*"; }
-
 # Simulated time runs 20x: the default 60 s job takes 3 s.
-"$BIN/kubesim" --clusters east --dir "$work/sim" --crds "$CRDS" --seed 3 \
-    --time-scale 20 --job-duration 60s --nodes 2 --gpus-per-node 4 \
-    >"$work/kubesim.log" 2>&1 &
-sim_pid=$!
-for _ in $(seq 1 100); do
-    [ -f "$work/sim/ready" ] && break
-    kill -0 "$sim_pid" 2>/dev/null || fail "kubesim exited"
-    sleep 0.1
-done
-[ -f "$work/sim/ready" ] || fail "kubesim not ready"
+sim_start "$work/sim" --clusters east --crds "$CRDS" --seed 3 \
+    --time-scale 20 --job-duration 60s --nodes 2 --gpus-per-node 4
 k() { kubectl --kubeconfig "$work/sim/east/kubeconfig-admin.yaml" "$@"; }
 
 step "upstream samples: queues, then the sample Job"
