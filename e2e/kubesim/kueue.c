@@ -789,6 +789,26 @@ static void cq_status(struct gf_ks_kueue *k, const struct gf_kq_cq *cq)
     cJSON_Delete(st);
 }
 
+/* What a LocalQueue's admitted Workloads use of one flavor and resource. */
+static int64_t lq_usage(const struct gf_ks_kueue *k, const struct gf_kq_lq *lq,
+                        const char *flavor, const char *res)
+{
+    int64_t tot = 0;
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+        const struct gf_kq_wl *wl = v;
+        if (wl->adm_cq == NULL || wl->finished || wl->queue == NULL ||
+            strcmp(wl->ns, lq->ns) != 0 || strcmp(wl->queue, lq->name) != 0)
+            continue;
+        for (size_t u = 0; u < wl->n_uses; u++)
+            if (strcmp(wl->uses[u].flavor, flavor) == 0 &&
+                strcmp(wl->uses[u].res, res) == 0)
+                tot += wl->uses[u].q;
+    }
+    return tot;
+}
+
 /* The usage of a LocalQueue's Workloads, by flavor. */
 static cJSON *lq_flavors_json(const struct gf_ks_kueue *k,
                               const struct gf_kq_lq *lq)
@@ -805,22 +825,8 @@ static cJSON *lq_flavors_json(const struct gf_ks_kueue *k,
             cJSON *rs = cJSON_AddArrayToObject(fo, "resources");
             for (size_t r = 0; r < cq->groups[g].n_res; r++) {
                 const char *res = cq->groups[g].res[r];
-                int64_t tot = 0;
-                size_t pos = 0;
-                void *v;
-                while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
-                    const struct gf_kq_wl *wl = v;
-                    if (wl->adm_cq == NULL || wl->finished ||
-                        wl->queue == NULL || strcmp(wl->ns, lq->ns) != 0 ||
-                        strcmp(wl->queue, lq->name) != 0)
-                        continue;
-                    for (size_t u = 0; u < wl->n_uses; u++)
-                        if (strcmp(wl->uses[u].flavor, fname) == 0 &&
-                            strcmp(wl->uses[u].res, res) == 0)
-                            tot += wl->uses[u].q;
-                }
                 char q[32];
-                gf__kq_qty(res, tot, q);
+                gf__kq_qty(res, lq_usage(k, lq, fname, res), q);
                 cJSON *ro = cJSON_CreateObject();
                 cJSON_AddItemToArray(rs, ro);
                 cJSON_AddStringToObject(ro, "name", res);

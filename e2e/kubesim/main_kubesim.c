@@ -360,6 +360,41 @@ static int serve_main(int argc, char **argv)
     return rc;
 }
 
+/*
+ * Every cluster is a listener plus its clients' connections: take all the
+ * descriptors the hard limit allows, so 100 clusters fit. Writes to a
+ * socket the peer closed must fail, not kill us.
+ */
+static void raise_fd_limit_ignore_sigpipe(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* The execution log (DIR/exec.log unless --exec-log); -1 on failure. */
+static int open_exec_log(const struct serve_args *a)
+{
+    char path[4096];
+    if (a->exec_log == NULL) {
+        /* DIR is made by gf_ks_world_write_files too; the log comes first. */
+        if (mkdir(a->dir, 0700) != 0 && errno != EEXIST)
+            GF_LOG(&lc, GF_LOG_ERROR, "cannot create directory",
+                   "path=%s error=%s", a->dir, strerror(errno));
+        snprintf(path, sizeof(path), "%s/exec.log", a->dir);
+    } else
+        snprintf(path, sizeof(path), "%s", a->exec_log);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        GF_LOG(&lc, GF_LOG_ERROR, "cannot open execution log",
+               "path=%s error=%s", path, strerror(errno));
+    return fd;
+}
+
 static int serve_with(const struct serve_args *ap)
 {
     const struct serve_args a = *ap;
@@ -376,18 +411,7 @@ static int serve_with(const struct serve_args *ap)
         free_names(&s);
         return 2;
     }
-    /*
-     * Every cluster is a listener plus its clients' connections: take all
-     * the descriptors the hard limit allows, so 100 clusters fit.
-     */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    /* Writes to a socket the peer closed must fail, not kill us. */
-    struct sigaction sa = {.sa_handler = SIG_IGN};
-    sigaction(SIGPIPE, &sa, NULL);
+    raise_fd_limit_ignore_sigpipe();
     int rc = uv_loop_init(&s.loop);
     if (rc == 0)
         rc = gf_clock_init_uv(&s.clk, &s.loop);
@@ -396,19 +420,7 @@ static int serve_with(const struct serve_args *ap)
         return 1;
     }
     struct hooks h = {.a = &a, .exec_fd = -1};
-    char path[4096];
-    if (a.exec_log == NULL) {
-        /* DIR is made by gf_ks_world_write_files too; the log comes first. */
-        if (mkdir(a.dir, 0700) != 0 && errno != EEXIST)
-            GF_LOG(&lc, GF_LOG_ERROR, "cannot create directory",
-                   "path=%s error=%s", a.dir, strerror(errno));
-        snprintf(path, sizeof(path), "%s/exec.log", a.dir);
-    } else
-        snprintf(path, sizeof(path), "%s", a.exec_log);
-    h.exec_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (h.exec_fd < 0)
-        GF_LOG(&lc, GF_LOG_ERROR, "cannot open execution log",
-               "path=%s error=%s", path, strerror(errno));
+    h.exec_fd = open_exec_log(&a);
     rc = h.exec_fd < 0 ? -EIO : run_world(&s, &a, &h);
     if (rc != 0) {
         /* Startup failed: nothing else is open but the clock. */

@@ -121,7 +121,7 @@ static void exec_log(struct gf_ks_runner *r, const struct rpod *p,
     cJSON_Delete(j);
     size_t len = strlen(line);
     char *buf = gf_malloc(len + 2);
-    memcpy(buf, line, len);
+    memcpy(buf, line, len + 1);
     buf[len] = '\n';
     cJSON_free(line);
     /*

@@ -134,10 +134,22 @@ static void want_preempted(struct ks_kqtk *t, const char *name,
     cJSON_Delete(o);
 }
 
+/* "name=value" from a table cell into two bounded strings. */
+static void split_pair(const char *spec, char *name, char *value, size_t cap)
+{
+    const char *eq = strchr(spec, '=');
+    assert_non_null(eq);
+    size_t n = (size_t)(eq - spec);
+    assert_true(n > 0 && n < cap && strlen(eq + 1) < cap);
+    memcpy(name, spec, n);
+    name[n] = '\0';
+    memcpy(value, eq + 1, strlen(eq + 1) + 1);
+}
+
 static void check_flavor(struct ks_kqtk *t, const char *spec)
 {
     char name[64], flavor[64];
-    assert_int_equal(sscanf(spec, "%63[^=]=%63s", name, flavor), 2);
+    split_pair(spec, name, flavor, sizeof(name));
     cJSON *o = get_wl(t, name);
     const cJSON *psa = cJSON_GetArrayItem(
         gf_json_path(o, "status.admission.podSetAssignments"), 0);
@@ -148,7 +160,7 @@ static void check_flavor(struct ks_kqtk *t, const char *spec)
 static void check_borrowed(struct ks_kqtk *t, const char *spec)
 {
     char name[64], q[64];
-    assert_int_equal(sscanf(spec, "%63[^=]=%63s", name, q), 2);
+    split_pair(spec, name, q, sizeof(name));
     cJSON *o = ks_kqtk_get(t, KQ, "clusterqueues", "", name);
     assert_non_null(o);
     const cJSON *fr =

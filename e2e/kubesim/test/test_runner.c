@@ -56,8 +56,8 @@ static void renv_stop(struct renv *e)
     ks_kqtk_stop(&e->t);
 }
 
-static void create_job(struct renv *e, const char *name, int par,
-                       int gpus, const char *annotations, int backoff)
+static void create_job(struct renv *e, const char *name, int par, int gpus,
+                       const char *annotations, int backoff)
 {
     char y[1536];
     snprintf(y, sizeof(y),
@@ -86,8 +86,8 @@ static size_t pods(struct renv *e, const char *phase, bool with_node)
     struct gf_ks_list l;
     struct gf_ks_list_opts o = {0};
     assert_int_equal(gf_ks_store_list(e->t.st,
-                                      gf_ks_store_type(e->t.st, "", "pods"),
-                                      &o, &l, NULL),
+                                      gf_ks_store_type(e->t.st, "", "pods"), &o,
+                                      &l, NULL),
                      0);
     size_t n = 0;
     for (size_t i = 0; i < l.n; i++) {
@@ -101,8 +101,8 @@ static size_t pods(struct renv *e, const char *phase, bool with_node)
     return n;
 }
 
-static const char *job_cond(struct renv *e, const char *name,
-                            const char *type, const char **reason)
+static const char *job_cond(struct renv *e, const char *name, const char *type,
+                            const char **reason)
 {
     cJSON *j = ks_kqtk_get(&e->t, "batch", "jobs", "default", name);
     assert_non_null(j);
@@ -120,8 +120,8 @@ static const char *job_cond(struct renv *e, const char *name,
 }
 
 /* Counts execution-log lines with event and reason (NULL = any). */
-static size_t log_lines(struct renv *e, const char *event,
-                        const char *reason, int gpus)
+static size_t log_lines(struct renv *e, const char *event, const char *reason,
+                        int gpus)
 {
     fflush(e->log);
     rewind(e->log);
