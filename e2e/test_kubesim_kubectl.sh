@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-sim_start "$work/sim" --clusters hub,east --seed 7
+sim_start "$work/sim" --clusters hub,east --seed 7 --no-kueue
 grep -q '^hub [0-9]' "$work/sim/ready" || fail "ready file lists no hub"
 grep -q '^east [0-9]' "$work/sim/ready" || fail "ready file lists no east"
 for f in "$work"/sim/*/kubeconfig-*.yaml; do

@@ -116,7 +116,10 @@ static int start_kubesim(struct bench *b)
 {
     char nclusters[16];
     snprintf(nclusters, sizeof(nclusters), "%u", b->o.clusters);
+    /* --no-kueue: this measures the API server; Kueue-lite would add its
+     * own status writes to every Workload created. */
     char *argv[] = {(char *)b->o.kubesim,
+                    "--no-kueue",
                     "--clusters",
                     nclusters,
                     "--dir",

@@ -11,11 +11,14 @@
  * docs/kubesim.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -27,6 +30,8 @@
 #include "common/log.h"
 #include "e2e/kubesim/cluster.h"
 #include "e2e/kubesim/fault.h"
+#include "e2e/kubesim/kueue.h"
+#include "e2e/kubesim/runner.h"
 
 static const struct gf_log_ctx lc = {.comp = "kubesim"};
 
@@ -42,6 +47,8 @@ static void usage(FILE *f)
         "          [--time-scale X] [--crds DIR] [--base-port P]\n"
         "          [--admin-port P] [--watch-cache N] [--bookmark-seconds S]\n"
         "          [--identity NAME=USER[:GROUP,..]].. [--log-level L]\n"
+        "          [--nodes N] [--gpus-per-node G] [--job-duration DUR]\n"
+        "          [--exec-log FILE] [--no-kueue]\n"
         "  kubesim fault CLUSTER|'*' KIND [--identity ID] [--for DUR]\n"
         "          [--latency DUR] [--code N] [--retry-after S]\n"
         "          [--count N] [--dir DIR]\n"
@@ -167,11 +174,68 @@ static int parse_identity(struct ids *ids, const char *v)
 }
 
 struct serve_args {
-    const char *clusters, *dir, *crds, *log_level;
+    const char *clusters, *dir, *crds, *log_level, *exec_log;
     struct ids ids;
     int64_t seed, base_port, admin_port, watch_cache, bookmark_s;
+    int64_t nodes, gpus_per_node, job_ms;
+    bool no_kueue;
     double time_scale;
 };
+
+/* ---- Kueue-lite and the job runner, per cluster ------------------------ */
+
+struct hooks {
+    const struct serve_args *a;
+    int exec_fd; /* DIR/exec.log or --exec-log, shared by the clusters */
+};
+
+struct controllers {
+    struct gf_ks_kueue *kueue;
+    struct gf_ks_runner *runner;
+};
+
+static int attach(void *data, struct gf_ks_cluster *c)
+{
+    const struct hooks *h = data;
+    /* --no-kueue: a bare API server, for tests that play Kueue by hand. */
+    if (h->a->no_kueue)
+        return 0;
+    struct controllers *ctl = gf_calloc(1, sizeof(*ctl));
+    struct gf_ks_store *st = gf_ks_api_store(gf_ks_cluster_api(c));
+    struct gf_ks_kueue_opts ko = {
+        .store = st,
+        .clock = gf_ks_cluster_clock(c),
+        .faults = gf_ks_cluster_faults(c),
+        .cluster = gf_ks_cluster_name(c),
+    };
+    ctl->kueue = gf_ks_kueue_new(&ko);
+    struct gf_ks_runner_opts ro = {
+        .store = st,
+        .clock = gf_ks_cluster_clock(c),
+        .faults = gf_ks_cluster_faults(c),
+        .cluster = gf_ks_cluster_name(c),
+        .nodes = (unsigned)h->a->nodes,
+        .gpus_per_node = (unsigned)h->a->gpus_per_node,
+        .default_ms = (uint64_t)h->a->job_ms,
+        .exec_log_fd = h->exec_fd,
+        .time_scale = gf_ks_cluster_time_scale(c),
+    };
+    ctl->runner = gf_ks_runner_new(&ro);
+    gf_ks_cluster_set_user(c, ctl);
+    return 0;
+}
+
+static void detach(void *data, struct gf_ks_cluster *c)
+{
+    (void)data;
+    struct controllers *ctl = gf_ks_cluster_user(c);
+    if (ctl == NULL)
+        return;
+    gf_ks_runner_free(ctl->runner);
+    gf_ks_kueue_free(ctl->kueue);
+    gf_free(ctl);
+    gf_ks_cluster_set_user(c, NULL);
+}
 
 static int parse_num(const char *v, int64_t lo, int64_t hi, int64_t *out)
 {
@@ -216,12 +280,24 @@ static int parse_serve_opt(struct serve_args *a, const char *k, const char *v)
         return parse_num(v, 1, 3600, &a->bookmark_s);
     else if (strcmp(k, "--time-scale") == 0)
         return parse_double(v, &a->time_scale);
+    else if (strcmp(k, "--nodes") == 0)
+        return parse_num(v, 1, 10000, &a->nodes);
+    else if (strcmp(k, "--gpus-per-node") == 0)
+        return parse_num(v, 1, 1 << 20, &a->gpus_per_node);
+    else if (strcmp(k, "--job-duration") == 0)
+        return v != NULL && gf_duration_parse_ms(v, &a->job_ms) == 0 &&
+                       a->job_ms > 0
+                   ? 0
+                   : -EINVAL;
+    else if (strcmp(k, "--exec-log") == 0)
+        a->exec_log = v;
     else
         return -EINVAL;
     return v != NULL ? 0 : -EINVAL;
 }
 
-static int run_world(struct serve *s, const struct serve_args *a)
+static int run_world(struct serve *s, const struct serve_args *a,
+                     struct hooks *h)
 {
     struct gf_ks_world_opts wo = {
         .loop = &s->loop,
@@ -237,6 +313,9 @@ static int run_world(struct serve *s, const struct serve_args *a)
         .bookmark_s = (unsigned)a->bookmark_s,
         .identities = a->ids.v,
         .n_identities = a->ids.n,
+        .attach = attach,
+        .detach = detach,
+        .hook_data = h,
     };
     int rc = gf_ks_world_new(&wo, &s->world);
     if (rc == 0)
@@ -262,16 +341,58 @@ static int serve_main(int argc, char **argv)
 {
     struct serve_args a = {.time_scale = 1.0};
     int rc = 0;
-    for (int i = 1; i < argc && rc == 0; i += 2)
+    for (int i = 1; i < argc && rc == 0; i += 2) {
+        if (strcmp(argv[i], "--no-kueue") == 0) {
+            /* The one flag without a value: Jobs run unqueued. */
+            a.no_kueue = true;
+            i--;
+            continue;
+        }
         if (parse_serve_opt(&a, argv[i], i + 1 < argc ? argv[i + 1] : NULL)) {
             fprintf(stderr, "kubesim: bad option or value: %s\n", argv[i]);
             usage(stderr);
             rc = 2;
         }
+    }
     if (rc == 0)
         rc = serve_with(&a);
     free_ids(&a.ids);
     return rc;
+}
+
+/*
+ * Every cluster is a listener plus its clients' connections: take all the
+ * descriptors the hard limit allows, so 100 clusters fit. Writes to a
+ * socket the peer closed must fail, not kill us.
+ */
+static void raise_fd_limit_ignore_sigpipe(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* The execution log (DIR/exec.log unless --exec-log); -1 on failure. */
+static int open_exec_log(const struct serve_args *a)
+{
+    char path[4096];
+    if (a->exec_log == NULL) {
+        /* DIR is made by gf_ks_world_write_files too; the log comes first. */
+        if (mkdir(a->dir, 0700) != 0 && errno != EEXIST)
+            GF_LOG(&lc, GF_LOG_ERROR, "cannot create directory",
+                   "path=%s error=%s", a->dir, strerror(errno));
+        snprintf(path, sizeof(path), "%s/exec.log", a->dir);
+    } else
+        snprintf(path, sizeof(path), "%s", a->exec_log);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        GF_LOG(&lc, GF_LOG_ERROR, "cannot open execution log",
+               "path=%s error=%s", path, strerror(errno));
+    return fd;
 }
 
 static int serve_with(const struct serve_args *ap)
@@ -290,18 +411,7 @@ static int serve_with(const struct serve_args *ap)
         free_names(&s);
         return 2;
     }
-    /*
-     * Every cluster is a listener plus its clients' connections: take all
-     * the descriptors the hard limit allows, so 100 clusters fit.
-     */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    /* Writes to a socket the peer closed must fail, not kill us. */
-    struct sigaction sa = {.sa_handler = SIG_IGN};
-    sigaction(SIGPIPE, &sa, NULL);
+    raise_fd_limit_ignore_sigpipe();
     int rc = uv_loop_init(&s.loop);
     if (rc == 0)
         rc = gf_clock_init_uv(&s.clk, &s.loop);
@@ -309,13 +419,17 @@ static int serve_with(const struct serve_args *ap)
         free_names(&s);
         return 1;
     }
-    rc = run_world(&s, &a);
+    struct hooks h = {.a = &a, .exec_fd = -1};
+    h.exec_fd = open_exec_log(&a);
+    rc = h.exec_fd < 0 ? -EIO : run_world(&s, &a, &h);
     if (rc != 0) {
         /* Startup failed: nothing else is open but the clock. */
         gf_clock_close(&s.clk);
         uv_run(&s.loop, UV_RUN_DEFAULT);
     }
     free_names(&s);
+    if (h.exec_fd >= 0)
+        close(h.exec_fd);
     int lrc = uv_loop_close(&s.loop);
     if (lrc != 0)
         GF_LOG(&lc, GF_LOG_ERROR, "loop not empty at exit", "error=%s",

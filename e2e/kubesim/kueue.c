@@ -1,0 +1,1173 @@
+/*
+ * kueue: Kueue-lite's controller (see kueue.h): store events in, one
+ * reconcile per loop turn, store writes out.
+ *
+ * A reconcile runs these steps, each a scan of the index (cheap at 1k
+ * Workloads; only the JSON writes cost, and each is made only when the
+ * stored object differs from what Kueue would write):
+ *   1. Workloads for new Jobs with the queue-name label;
+ *   2. Finished for Workloads whose Job completed or failed;
+ *   3. eviction of deactivated Workloads and of those in queues stopped
+ *      with HoldAndDrain;
+ *   4. the usage of every ClusterQueue, from the admitted Workloads;
+ *   5. admission, in priority then creation order, with preemption;
+ *   6. the Jobs' spec.suspend, from their Workloads' admission;
+ *   7. ClusterQueue and LocalQueue status.
+ * Writes made by the reconcile are delivered back to the observer at
+ * once (they are not made from a store callback), which updates the
+ * index entries in place; entries are only freed outside a reconcile.
+ */
+#include "e2e/kubesim/kueue.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "e2e/kubesim/kueue_index.h"
+#include "e2e/kubesim/kueue_internal.h"
+
+#define KQ_GROUP "kueue.x-k8s.io"
+#define KQ_QUEUE_LABEL "kueue.x-k8s.io/queue-name"
+#define KQ_PRIO_LABEL "kueue.x-k8s.io/priority-class"
+#define KQ_JOB_UID_LABEL "kueue.x-k8s.io/job-uid"
+/* How often a frozen Kueue looks again (cluster time). */
+#define KQ_FROZEN_RETRY_MS 100
+
+struct gf_ks_kueue {
+    struct gf_ks_store *st;
+    struct gf_clock *clk;
+    struct gf_ks_faults *faults;
+    char *cluster;
+    struct gf_log_ctx lc;
+    struct gf_ks_observer *obs;
+    struct gf_timer timer;
+    bool dirty, in_reconcile;
+    struct gf_ks_kmap cqs, lqs, wls, jobs, flavors;
+    struct gf_kq_wl **grave; /* deleted during a reconcile, freed after */
+    size_t n_grave;
+    struct gf_ks_kueue_stats stats;
+    /* Types, looked up at the start of each reconcile. */
+    const struct gf_ks_rtype *t_wl, *t_cq, *t_lq, *t_job;
+};
+
+static void schedule(struct gf_ks_kueue *k);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *key_of(const char *ns, const char *name)
+{
+    size_t len = strlen(ns) + strlen(name) + 2;
+    char *k = gf_malloc(len);
+    snprintf(k, len, "%s/%s", ns, name);
+    return k;
+}
+
+static void now_str(const struct gf_ks_kueue *k, char out[32])
+{
+    gf_time_rfc3339(gf_clock_wall_ms(k->clk), out);
+}
+
+/*
+ * Sets condition type in conds (an array) as Kueue's SetStatusCondition
+ * does: lastTransitionTime changes only when status does.
+ */
+static void cond_set(const struct gf_ks_kueue *k, cJSON *conds,
+                     const char *type, bool status, const char *reason,
+                     const char *msg, int64_t gen)
+{
+    char ts[32];
+    now_str(k, ts);
+    const char *st = status ? "True" : "False";
+    cJSON *c = NULL, *it;
+    cJSON_ArrayForEach(it, conds)
+    {
+        const char *t = gf_json_str(it, "type");
+        if (t != NULL && strcmp(t, type) == 0)
+            c = it;
+    }
+    if (c == NULL) {
+        c = cJSON_CreateObject();
+        cJSON_AddItemToArray(conds, c);
+        cJSON_AddStringToObject(c, "type", type);
+    }
+    const char *old = gf_json_str(c, "status");
+    if (old == NULL || strcmp(old, st) != 0 ||
+        gf_json_str(c, "lastTransitionTime") == NULL) {
+        cJSON_DeleteItemFromObjectCaseSensitive(c, "lastTransitionTime");
+        cJSON_AddStringToObject(c, "lastTransitionTime", ts);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "status");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "reason");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "message");
+    cJSON_DeleteItemFromObjectCaseSensitive(c, "observedGeneration");
+    cJSON_AddStringToObject(c, "status", st);
+    cJSON_AddStringToObject(c, "reason", reason);
+    cJSON_AddStringToObject(c, "message", msg);
+    if (gen > 0)
+        cJSON_AddNumberToObject(c, "observedGeneration", (double)gen);
+}
+
+/* The condition of type in conds, or NULL. */
+static const cJSON *cond_get(const cJSON *conds, const char *type)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, conds)
+    {
+        const char *t = gf_json_str(it, "type");
+        if (t != NULL && strcmp(t, type) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+/*
+ * Returned-owned copy of the stored object's status.conditions (an empty
+ * array when none) and its generation; NULL when the object is gone.
+ */
+static cJSON *stored_conds(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
+                           const char *ns, const char *name, int64_t *gen)
+{
+    struct gf_ks_obj *o = gf_ks_store_get(k->st, t, ns, name);
+    if (o == NULL)
+        return NULL;
+    cJSON *obj = gf_ks_obj_parse(o);
+    const cJSON *conds = gf_json_path(obj, "status.conditions");
+    cJSON *out = cJSON_IsArray(conds) ? cJSON_Duplicate(conds, true)
+                                      : cJSON_CreateArray();
+    *gen = 0;
+    gf_json_int(obj, "metadata.generation", gen);
+    cJSON_Delete(obj);
+    return out;
+}
+
+static void patch_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
+                         const char *ns, const char *name, const cJSON *status)
+{
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    uint64_t rv = gf_ks_store_rv(k->st);
+    int rc = gf_ks_store_patch_status(k->st, t, ns, name, status, NULL, &err);
+    if (rc != 0 && rc != GF_ENOTFOUND)
+        GF_LOG(&k->lc, GF_LOG_WARN, "status write failed",
+               "kind=%s key=%s/%s "
+               "error=%s",
+               t->kind, ns, name, err.message);
+    if (gf_ks_store_rv(k->st) != rv)
+        k->stats.writes++;
+    gf_ks_status_clear(&err);
+}
+
+/* ---- Workload writes ---------------------------------------------------- */
+
+/* Clears a True condition to False "QuotaReserved", "Previously: ...". */
+static void cond_previously(const struct gf_ks_kueue *k, cJSON *conds,
+                            const char *type, int64_t gen)
+{
+    const cJSON *c = cond_get(conds, type);
+    const char *st = gf_json_str(c, "status");
+    if (st == NULL || strcmp(st, "True") != 0)
+        return;
+    const char *msg = gf_json_str(c, "message");
+    char buf[600];
+    snprintf(buf, sizeof(buf), "Previously: %s", msg != NULL ? msg : "");
+    cond_set(k, conds, type, false, "QuotaReserved", buf, gen);
+}
+
+static cJSON *admission_json(const struct gf_kq_wl *wl, const char *cq,
+                             const struct gf_kq_assign *a)
+{
+    cJSON *adm = cJSON_CreateObject();
+    cJSON_AddStringToObject(adm, "clusterQueue", cq);
+    cJSON *psas = cJSON_AddArrayToObject(adm, "podSetAssignments");
+    for (size_t p = 0; p < wl->n_ps; p++) {
+        const struct gf_kq_podset *ps = &wl->ps[p];
+        cJSON *psa = cJSON_CreateObject();
+        cJSON_AddItemToArray(psas, psa);
+        cJSON_AddStringToObject(psa, "name", ps->name);
+        cJSON *fl = cJSON_AddObjectToObject(psa, "flavors");
+        cJSON *ru = cJSON_AddObjectToObject(psa, "resourceUsage");
+        for (size_t r = 0; r < ps->n_req; r++) {
+            if (ps->req[r].milli <= 0 || ps->count <= 0)
+                continue;
+            for (size_t i = 0; i < a->n_tot; i++)
+                if (strcmp(a->tot[i].res, ps->req[r].res) == 0)
+                    cJSON_AddStringToObject(fl, ps->req[r].res,
+                                            a->tot[i].flavor);
+            char q[32];
+            gf__kq_qty(ps->req[r].res, ps->count * ps->req[r].milli, q);
+            cJSON_AddStringToObject(ru, ps->req[r].res, q);
+        }
+        cJSON_AddNumberToObject(psa, "count", (double)ps->count);
+    }
+    return adm;
+}
+
+/* Reserves quota for wl in cq: QuotaReserved and Admitted. */
+static void admit(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
+                  const struct gf_kq_cq *cq, const struct gf_kq_assign *a)
+{
+    int64_t gen;
+    cJSON *conds = stored_conds(k, k->t_wl, wl->ns, wl->name, &gen);
+    if (conds == NULL)
+        return;
+    char msg[600];
+    snprintf(msg, sizeof(msg), "Quota reserved in ClusterQueue %s", cq->name);
+    cond_set(k, conds, "QuotaReserved", true, "QuotaReserved", msg, gen);
+    cond_set(k, conds, "Admitted", true, "Admitted", "The workload is admitted",
+             gen);
+    cond_previously(k, conds, "Evicted", gen);
+    cond_previously(k, conds, "Preempted", gen);
+    cJSON *status = cJSON_CreateObject();
+    cJSON_AddItemToObject(status, "admission", admission_json(wl, cq->name, a));
+    cJSON_AddItemToObject(status, "conditions", conds);
+    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
+    patch_status(k, k->t_wl, ns, name, status);
+    GF_LOG(&k->lc, GF_LOG_DEBUG, "admitted", "key=%s/%s cq=%s", ns, name,
+           cq->name);
+    gf_free(ns);
+    gf_free(name);
+    cJSON_Delete(status);
+    k->stats.admitted++;
+}
+
+/* Why a Workload is evicted: the reasons Kueue writes. */
+struct evict_why {
+    const char *reason;    /* Evicted: Preempted, Deactivated, ... */
+    const char *preempted; /* Preempted reason, NULL when not preempted */
+    char msg[512];
+    bool requeue; /* Requeued True (back in the queue) or False */
+};
+
+static void evict(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
+                  const struct evict_why *why)
+{
+    int64_t gen;
+    cJSON *conds = stored_conds(k, k->t_wl, wl->ns, wl->name, &gen);
+    if (conds == NULL)
+        return;
+    bool had = wl->adm_cq != NULL;
+    cond_set(k, conds, "Evicted", true, why->reason, why->msg, gen);
+    if (why->preempted != NULL)
+        cond_set(k, conds, "Preempted", true, why->preempted, why->msg, gen);
+    if (had || cond_get(conds, "QuotaReserved") != NULL)
+        cond_set(k, conds, "QuotaReserved", false, "Pending", why->msg, gen);
+    if (had || cond_get(conds, "Admitted") != NULL)
+        cond_set(k, conds, "Admitted", false, "NoReservation",
+                 "The workload has no reservation", gen);
+    cond_set(k, conds, "Requeued", why->requeue, why->reason, why->msg, gen);
+    cJSON *status = cJSON_CreateObject();
+    cJSON_AddNullToObject(status, "admission");
+    cJSON_AddItemToObject(status, "conditions", conds);
+    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
+    patch_status(k, k->t_wl, ns, name, status);
+    GF_LOG(&k->lc, GF_LOG_INFO, "evicted", "key=%s/%s reason=%s", ns, name,
+           why->reason);
+    gf_free(ns);
+    gf_free(name);
+    cJSON_Delete(status);
+    if (had)
+        k->stats.evicted++;
+}
+
+/* QuotaReserved False with why it is pending, written only on change. */
+static void set_pending(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
+                        const char *reason, const char *msg)
+{
+    if (!wl->qr_true && wl->qr_reason != NULL && wl->qr_msg != NULL &&
+        strcmp(wl->qr_reason, reason) == 0 && strcmp(wl->qr_msg, msg) == 0)
+        return;
+    int64_t gen;
+    cJSON *conds = stored_conds(k, k->t_wl, wl->ns, wl->name, &gen);
+    if (conds == NULL)
+        return;
+    cond_set(k, conds, "QuotaReserved", false, reason, msg, gen);
+    cJSON *status = cJSON_CreateObject();
+    cJSON_AddItemToObject(status, "conditions", conds);
+    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
+    patch_status(k, k->t_wl, ns, name, status);
+    gf_free(ns);
+    gf_free(name);
+    cJSON_Delete(status);
+}
+
+static void finish(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
+                   const struct gf_kq_job *j)
+{
+    int64_t gen;
+    cJSON *conds = stored_conds(k, k->t_wl, wl->ns, wl->name, &gen);
+    if (conds == NULL)
+        return;
+    if (j->done == 1)
+        cond_set(k, conds, "Finished", true, "Succeeded",
+                 "Job finished successfully", gen);
+    else
+        cond_set(k, conds, "Finished", true, "Failed",
+                 j->fail_msg != NULL ? j->fail_msg : "Job failed", gen);
+    cJSON *status = cJSON_CreateObject();
+    cJSON_AddItemToObject(status, "conditions", conds);
+    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
+    patch_status(k, k->t_wl, ns, name, status);
+    gf_free(ns);
+    gf_free(name);
+    cJSON_Delete(status);
+}
+
+/* Requeued True after a deactivated Workload is made active again. */
+static void reactivate(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
+{
+    int64_t gen;
+    cJSON *conds = stored_conds(k, k->t_wl, wl->ns, wl->name, &gen);
+    if (conds == NULL)
+        return;
+    cond_set(k, conds, "Requeued", true, "Reactivated",
+             "The workload was reactivated", gen);
+    cJSON *status = cJSON_CreateObject();
+    cJSON_AddItemToObject(status, "conditions", conds);
+    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
+    patch_status(k, k->t_wl, ns, name, status);
+    gf_free(ns);
+    gf_free(name);
+    cJSON_Delete(status);
+}
+
+/* ---- Workloads for Jobs ------------------------------------------------- */
+
+/* Kueue's Workload name for a Job: job-<name>-<5 hex of the uid>. */
+static void wl_name_for(const char *job, const char *uid, char out[254])
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = uid; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    snprintf(out, 254, "job-%.240s-%05x", job, h & 0xfffffu);
+}
+
+/* The priority class a Job names, and its value; false when none. */
+static bool job_priority(struct gf_ks_kueue *k, const cJSON *job, cJSON *spec)
+{
+    const char *wpc = gf_json_label(job, KQ_PRIO_LABEL);
+    const char *pc = gf_json_str(job, "spec.template.spec.priorityClassName");
+    const char *group = wpc != NULL ? KQ_GROUP : "scheduling.k8s.io";
+    const char *res =
+        wpc != NULL ? "workloadpriorityclasses" : "priorityclasses";
+    const char *name = wpc != NULL ? wpc : pc;
+    if (name == NULL)
+        return false;
+    const struct gf_ks_rtype *t = gf_ks_store_type(k->st, group, res);
+    struct gf_ks_obj *o =
+        t != NULL ? gf_ks_store_get(k->st, t, "", name) : NULL;
+    if (o == NULL)
+        return false;
+    cJSON *pobj = gf_ks_obj_parse(o);
+    int64_t v = 0;
+    gf_json_int(pobj, "value", &v);
+    cJSON_Delete(pobj);
+    cJSON *ref = cJSON_AddObjectToObject(spec, "priorityClassRef");
+    cJSON_AddStringToObject(ref, "group", group);
+    cJSON_AddStringToObject(
+        ref, "kind", wpc != NULL ? "WorkloadPriorityClass" : "PriorityClass");
+    cJSON_AddStringToObject(ref, "name", name);
+    cJSON_AddNumberToObject(spec, "priority", (double)v);
+    return true;
+}
+
+static cJSON *workload_for(struct gf_ks_kueue *k, const cJSON *job,
+                           const char *wl_name)
+{
+    const char *uid = gf_json_str(job, "metadata.uid");
+    cJSON *wl = cJSON_CreateObject();
+    cJSON_AddStringToObject(wl, "apiVersion", KQ_GROUP "/v1beta2");
+    cJSON_AddStringToObject(wl, "kind", "Workload");
+    cJSON *md = cJSON_AddObjectToObject(wl, "metadata");
+    cJSON_AddStringToObject(md, "name", wl_name);
+    cJSON *labels = cJSON_AddObjectToObject(md, "labels");
+    cJSON_AddStringToObject(labels, KQ_JOB_UID_LABEL, uid);
+    cJSON *ors = cJSON_AddArrayToObject(md, "ownerReferences");
+    cJSON * or = cJSON_CreateObject();
+    cJSON_AddItemToArray(ors, or);
+    cJSON_AddStringToObject(or, "apiVersion", "batch/v1");
+    cJSON_AddStringToObject(or, "kind", "Job");
+    cJSON_AddStringToObject(or, "name", gf_json_str(job, "metadata.name"));
+    cJSON_AddStringToObject(or, "uid", uid);
+    cJSON_AddTrueToObject(or, "controller");
+    cJSON_AddTrueToObject(or, "blockOwnerDeletion");
+    cJSON *spec = cJSON_AddObjectToObject(wl, "spec");
+    cJSON_AddTrueToObject(spec, "active");
+    cJSON_AddStringToObject(spec, "queueName",
+                            gf_json_label(job, KQ_QUEUE_LABEL));
+    if (!job_priority(k, job, spec))
+        cJSON_AddNumberToObject(spec, "priority", 0);
+    cJSON *pss = cJSON_AddArrayToObject(spec, "podSets");
+    cJSON *ps = cJSON_CreateObject();
+    cJSON_AddItemToArray(pss, ps);
+    cJSON_AddStringToObject(ps, "name", "main");
+    int64_t par = 1;
+    gf_json_int(job, "spec.parallelism", &par);
+    cJSON_AddNumberToObject(ps, "count", (double)par);
+    const cJSON *tmpl = gf_json_path(job, "spec.template");
+    cJSON_AddItemToObject(ps, "template",
+                          tmpl != NULL ? cJSON_Duplicate(tmpl, true)
+                                       : cJSON_CreateObject());
+    return wl;
+}
+
+/* Creates the Workload of a Job if it does not exist yet. */
+static void ensure_workload(struct gf_ks_kueue *k, const char *job_key)
+{
+    const char *slash = strchr(job_key, '/');
+    char ns[254];
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - job_key), job_key);
+    struct gf_ks_obj *o = gf_ks_store_get(k->st, k->t_job, ns, slash + 1);
+    if (o == NULL || k->t_wl == NULL)
+        return;
+    cJSON *job = gf_ks_obj_parse(o);
+    const char *uid = gf_json_str(job, "metadata.uid");
+    char name[254];
+    wl_name_for(slash + 1, uid != NULL ? uid : "", name);
+    if (gf_ks_store_get(k->st, k->t_wl, ns, name) == NULL) {
+        cJSON *wl = workload_for(k, job, name);
+        struct gf_ks_status err;
+        gf_ks_status_init(&err);
+        if (gf_ks_store_create(k->st, k->t_wl, ns, wl, GF_KS_MAIN, NULL,
+                               &err) == 0)
+            k->stats.writes++;
+        else
+            GF_LOG(&k->lc, GF_LOG_WARN, "workload create failed",
+                   "key=%s/%s error=%s", ns, name, err.message);
+        gf_ks_status_clear(&err);
+        cJSON_Delete(wl);
+    }
+    cJSON_Delete(job);
+}
+
+static void patch_suspend(struct gf_ks_kueue *k, const char *job_key,
+                          bool suspend)
+{
+    const char *slash = strchr(job_key, '/');
+    char ns[254];
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - job_key), job_key);
+    const char *body = suspend ? "{\"spec\":{\"suspend\":true}}"
+                               : "{\"spec\":{\"suspend\":false}}";
+    int rc =
+        gf_ks_store_patch(k->st, k->t_job, ns, slash + 1, GF_KS_PATCH_MERGE,
+                          body, strlen(body), GF_KS_MAIN, NULL, NULL);
+    if (rc == 0)
+        k->stats.writes++;
+}
+
+/* ---- reconcile steps ---------------------------------------------------- */
+
+static void step_jobs(struct gf_ks_kueue *k)
+{
+    size_t pos = 0;
+    const char *key;
+    void *v;
+    while (gf_ks_kmap_next(&k->jobs, &pos, &key, &v)) {
+        struct gf_kq_job *j = v;
+        if (j->need_wl) {
+            j->need_wl = false;
+            ensure_workload(k, key);
+        }
+    }
+}
+
+/* The Job of a Workload, if it is the one the Workload belongs to. */
+static struct gf_kq_job *job_of(const struct gf_ks_kueue *k,
+                                const struct gf_kq_wl *wl)
+{
+    if (wl->job_key == NULL)
+        return NULL;
+    struct gf_kq_job *j = gf_ks_kmap_get(&k->jobs, wl->job_key);
+    if (j == NULL || j->uid == NULL || wl->job_uid == NULL ||
+        strcmp(j->uid, wl->job_uid) != 0)
+        return NULL;
+    return j;
+}
+
+static struct gf_kq_cq *cq_of_queue(const struct gf_ks_kueue *k,
+                                    const struct gf_kq_wl *wl,
+                                    struct gf_kq_lq **lq_out)
+{
+    if (wl->queue == NULL)
+        return NULL;
+    char key[600];
+    snprintf(key, sizeof(key), "%s/%s", wl->ns, wl->queue);
+    struct gf_kq_lq *lq = gf_ks_kmap_get(&k->lqs, key);
+    if (lq_out != NULL)
+        *lq_out = lq;
+    return lq != NULL && lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq)
+                                        : NULL;
+}
+
+/* Whether the Workload's queue is stopped with HoldAndDrain. */
+static const char *drained(const struct gf_ks_kueue *k,
+                           const struct gf_kq_wl *wl)
+{
+    struct gf_kq_cq *cq = gf_ks_kmap_get(&k->cqs, wl->adm_cq);
+    if (cq != NULL && cq->stop == GF_KQ_HOLD_AND_DRAIN)
+        return "ClusterQueueStopped";
+    struct gf_kq_lq *lq = NULL;
+    cq_of_queue(k, wl, &lq);
+    if (lq != NULL && lq->stop == GF_KQ_HOLD_AND_DRAIN)
+        return "LocalQueueStopped";
+    return NULL;
+}
+
+static void step_finish_and_evict(struct gf_ks_kueue *k)
+{
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+        struct gf_kq_wl *wl = v;
+        const struct gf_kq_job *j = job_of(k, wl);
+        if (j != NULL && j->done != 0 && !wl->finished) {
+            finish(k, wl, j);
+            continue;
+        }
+        if (wl->finished)
+            continue;
+        struct evict_why why = {.requeue = false};
+        const char *stopped = wl->adm_cq != NULL ? drained(k, wl) : NULL;
+        if (!wl->active && !wl->deactivated_requeue) {
+            why.reason = "Deactivated";
+            snprintf(why.msg, sizeof(why.msg), "The workload is deactivated");
+            evict(k, wl, &why);
+        } else if (wl->active && wl->deactivated_requeue) {
+            reactivate(k, wl);
+        } else if (stopped != NULL) {
+            why.reason = stopped;
+            snprintf(why.msg, sizeof(why.msg), "The %s is stopped",
+                     stopped[0] == 'C' ? "ClusterQueue" : "LocalQueue");
+            why.requeue = true;
+            evict(k, wl, &why);
+        }
+    }
+}
+
+static void step_usage(struct gf_ks_kueue *k)
+{
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v)) {
+        struct gf_kq_cq *cq = v;
+        cq->blocked = false;
+        for (size_t g = 0; g < cq->n_groups; g++)
+            for (size_t f = 0; f < cq->groups[g].n_fl; f++)
+                for (size_t r = 0; r < cq->groups[g].n_res; r++)
+                    cq->groups[g].fl[f].cells[r].usage = 0;
+    }
+    struct gf_kq_world w = {&k->cqs, &k->wls};
+    pos = 0;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+        struct gf_kq_wl *wl = v;
+        wl->victim = false;
+        if (wl->adm_cq != NULL && !wl->finished)
+            gf__kq_account(&w, wl, 1);
+    }
+}
+
+/* Missing flavors of cq, comma-separated into out; true if none. */
+static bool flavors_found(const struct gf_ks_kueue *k,
+                          const struct gf_kq_cq *cq, char *out, size_t cap)
+{
+    out[0] = '\0';
+    size_t len = 0;
+    for (size_t g = 0; g < cq->n_groups; g++)
+        for (size_t f = 0; f < cq->groups[g].n_fl; f++) {
+            const char *name = cq->groups[g].fl[f].name;
+            if (gf_ks_kmap_get(&k->flavors, name) != NULL || len >= cap)
+                continue;
+            int n =
+                snprintf(out + len, cap - len, "%s%s", len ? "," : "", name);
+            len += n > 0 ? (size_t)n : 0;
+        }
+    return out[0] == '\0';
+}
+
+static bool cq_active(const struct gf_ks_kueue *k, const struct gf_kq_cq *cq)
+{
+    char missing[256];
+    return cq->stop == GF_KQ_RUN &&
+           flavors_found(k, cq, missing, sizeof(missing));
+}
+
+static int pending_cmp(const void *pa, const void *pb)
+{
+    const struct gf_kq_wl *a = *(struct gf_kq_wl *const *)pa;
+    const struct gf_kq_wl *b = *(struct gf_kq_wl *const *)pb;
+    if (a->prio != b->prio)
+        return a->prio > b->prio ? -1 : 1;
+    if (a->created_ms != b->created_ms)
+        return a->created_ms < b->created_ms ? -1 : 1;
+    return a->seq < b->seq ? -1 : (a->seq > b->seq ? 1 : 0);
+}
+
+static void preempt_why(const struct gf_kq_wl *by, const struct gf_kq_wl *v,
+                        const struct gf_kq_cq *cq, struct evict_why *why)
+{
+    bool same = strcmp(v->adm_cq, cq->name) == 0;
+    why->reason = "Preempted";
+    why->preempted = same ? "InClusterQueue" : "InCohortReclamation";
+    why->requeue = true;
+    snprintf(why->msg, sizeof(why->msg),
+             "Preempted to accommodate a workload (UID: %s, JobUID: %s) due "
+             "to %s",
+             by->uid != NULL ? by->uid : "UNKNOWN",
+             by->job_uid != NULL ? by->job_uid : "UNKNOWN",
+             same ? "prioritization in the ClusterQueue"
+                  : "reclamation within the cohort");
+}
+
+/* Tries one pending Workload. */
+static void admit_one(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
+{
+    struct gf_kq_lq *lq = NULL;
+    struct gf_kq_cq *cq = cq_of_queue(k, wl, &lq);
+    char msg[600];
+    if (lq == NULL || cq == NULL) {
+        snprintf(msg, sizeof(msg),
+                 lq == NULL ? "LocalQueue %s doesn't exist"
+                            : "ClusterQueue %s doesn't exist",
+                 lq == NULL ? wl->queue : lq->cq);
+        set_pending(k, wl, "Inadmissible", msg);
+        return;
+    }
+    if (!cq_active(k, cq) || lq->stop != GF_KQ_RUN) {
+        snprintf(msg, sizeof(msg), "ClusterQueue %s is inactive", cq->name);
+        set_pending(k, wl, "Inadmissible", msg);
+        return;
+    }
+    if (cq->blocked)
+        return;
+    struct gf_kq_world w = {&k->cqs, &k->wls};
+    struct gf_kq_assign a;
+    gf__kq_try(&w, cq, wl, &a);
+    if (a.fit == GF_KQ_NOFIT) {
+        cq->blocked = cq->strict_fifo;
+        set_pending(k, wl, "Pending", a.msg);
+        gf__kq_assign_free(&a);
+        return;
+    }
+    for (size_t i = 0; i < a.n_victims; i++) {
+        struct evict_why why;
+        preempt_why(wl, a.victims[i], cq, &why);
+        evict(k, a.victims[i], &why);
+    }
+    admit(k, wl, cq, &a);
+    /* Account the new reservation for the Workloads after it. */
+    gf__kq_account(&w, wl, 1);
+    gf__kq_assign_free(&a);
+}
+
+static void step_admit(struct gf_ks_kueue *k)
+{
+    struct gf_kq_wl **v = gf_calloc(k->wls.n + 1, sizeof(*v));
+    size_t n = 0, pos = 0;
+    void *p;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &p)) {
+        struct gf_kq_wl *wl = p;
+        if (wl->adm_cq == NULL && wl->active && !wl->finished &&
+            wl->queue != NULL)
+            v[n++] = wl;
+    }
+    qsort(v, n, sizeof(*v), pending_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (v[i]->adm_cq == NULL)
+            admit_one(k, v[i]);
+    gf_free(v);
+}
+
+static void step_suspend(struct gf_ks_kueue *k)
+{
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+        const struct gf_kq_wl *wl = v;
+        const struct gf_kq_job *j = job_of(k, wl);
+        if (j == NULL || j->done != 0)
+            continue;
+        bool run = wl->adm_cq != NULL && wl->active && !wl->finished;
+        if (run == j->suspended)
+            patch_suspend(k, wl->job_key, !run);
+    }
+}
+
+/* ---- queue status -------------------------------------------------------- */
+
+static void count_queues(struct gf_ks_kueue *k)
+{
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v))
+        ((struct gf_kq_cq *)v)->n_pending =
+            ((struct gf_kq_cq *)v)->n_reserving = 0;
+    pos = 0;
+    while (gf_ks_kmap_next(&k->lqs, &pos, NULL, &v))
+        ((struct gf_kq_lq *)v)->n_pending =
+            ((struct gf_kq_lq *)v)->n_reserving = 0;
+    pos = 0;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+        const struct gf_kq_wl *wl = v;
+        if (wl->finished)
+            continue;
+        struct gf_kq_lq *lq = NULL;
+        struct gf_kq_cq *cq = cq_of_queue(k, wl, &lq);
+        bool reserving = wl->adm_cq != NULL;
+        if (reserving)
+            cq = gf_ks_kmap_get(&k->cqs, wl->adm_cq);
+        else if (!wl->active)
+            continue;
+        if (cq != NULL)
+            *(reserving ? &cq->n_reserving : &cq->n_pending) += 1;
+        if (lq != NULL)
+            *(reserving ? &lq->n_reserving : &lq->n_pending) += 1;
+    }
+}
+
+static cJSON *cq_flavors_json(const struct gf_kq_cq *cq)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t g = 0; g < cq->n_groups; g++)
+        for (size_t f = 0; f < cq->groups[g].n_fl; f++) {
+            const struct gf_kq_flavor *fl = &cq->groups[g].fl[f];
+            cJSON *fo = cJSON_CreateObject();
+            cJSON_AddItemToArray(arr, fo);
+            cJSON_AddStringToObject(fo, "name", fl->name);
+            cJSON *rs = cJSON_AddArrayToObject(fo, "resources");
+            for (size_t r = 0; r < cq->groups[g].n_res; r++) {
+                const char *res = cq->groups[g].res[r];
+                const struct gf_kq_cell *c = &fl->cells[r];
+                char tot[32], bor[32];
+                gf__kq_qty(res, c->usage, tot);
+                gf__kq_qty(res,
+                           c->usage > c->nominal ? c->usage - c->nominal : 0,
+                           bor);
+                cJSON *ro = cJSON_CreateObject();
+                cJSON_AddItemToArray(rs, ro);
+                cJSON_AddStringToObject(ro, "name", res);
+                cJSON_AddStringToObject(ro, "total", tot);
+                cJSON_AddStringToObject(ro, "borrowed", bor);
+            }
+        }
+    return arr;
+}
+
+static void cq_status(struct gf_ks_kueue *k, const struct gf_kq_cq *cq)
+{
+    int64_t gen;
+    cJSON *conds = stored_conds(k, k->t_cq, "", cq->name, &gen);
+    if (conds == NULL)
+        return;
+    char missing[256], msg[400];
+    if (!flavors_found(k, cq, missing, sizeof(missing))) {
+        snprintf(msg, sizeof(msg),
+                 "Can't admit new workloads: references missing "
+                 "ResourceFlavor(s): %s.",
+                 missing);
+        cond_set(k, conds, "Active", false, "FlavorNotFound", msg, gen);
+    } else if (cq->stop != GF_KQ_RUN) {
+        cond_set(k, conds, "Active", false, "Stopped",
+                 "Can't admit new workloads: is stopped.", gen);
+    } else {
+        cond_set(k, conds, "Active", true, "Ready", "Can admit new workloads",
+                 gen);
+    }
+    cJSON *st = cJSON_CreateObject();
+    cJSON_AddItemToObject(st, "flavorsReservation", cq_flavors_json(cq));
+    cJSON_AddItemToObject(st, "flavorsUsage", cq_flavors_json(cq));
+    cJSON_AddNumberToObject(st, "pendingWorkloads", (double)cq->n_pending);
+    cJSON_AddNumberToObject(st, "reservingWorkloads", (double)cq->n_reserving);
+    cJSON_AddNumberToObject(st, "admittedWorkloads", (double)cq->n_reserving);
+    cJSON_AddItemToObject(st, "conditions", conds);
+    char *name = gf_strdup(cq->name);
+    patch_status(k, k->t_cq, "", name, st);
+    gf_free(name);
+    cJSON_Delete(st);
+}
+
+/* What a LocalQueue's admitted Workloads use of one flavor and resource. */
+static int64_t lq_usage(const struct gf_ks_kueue *k, const struct gf_kq_lq *lq,
+                        const char *flavor, const char *res)
+{
+    int64_t tot = 0;
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+        const struct gf_kq_wl *wl = v;
+        if (wl->adm_cq == NULL || wl->finished || wl->queue == NULL ||
+            strcmp(wl->ns, lq->ns) != 0 || strcmp(wl->queue, lq->name) != 0)
+            continue;
+        for (size_t u = 0; u < wl->n_uses; u++)
+            if (strcmp(wl->uses[u].flavor, flavor) == 0 &&
+                strcmp(wl->uses[u].res, res) == 0)
+                tot += wl->uses[u].q;
+    }
+    return tot;
+}
+
+/* The usage of a LocalQueue's Workloads, by flavor. */
+static cJSON *lq_flavors_json(const struct gf_ks_kueue *k,
+                              const struct gf_kq_lq *lq)
+{
+    cJSON *arr = cJSON_CreateArray();
+    struct gf_kq_cq *cq =
+        lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq) : NULL;
+    for (size_t g = 0; cq != NULL && g < cq->n_groups; g++)
+        for (size_t f = 0; f < cq->groups[g].n_fl; f++) {
+            const char *fname = cq->groups[g].fl[f].name;
+            cJSON *fo = cJSON_CreateObject();
+            cJSON_AddItemToArray(arr, fo);
+            cJSON_AddStringToObject(fo, "name", fname);
+            cJSON *rs = cJSON_AddArrayToObject(fo, "resources");
+            for (size_t r = 0; r < cq->groups[g].n_res; r++) {
+                const char *res = cq->groups[g].res[r];
+                char q[32];
+                gf__kq_qty(res, lq_usage(k, lq, fname, res), q);
+                cJSON *ro = cJSON_CreateObject();
+                cJSON_AddItemToArray(rs, ro);
+                cJSON_AddStringToObject(ro, "name", res);
+                cJSON_AddStringToObject(ro, "total", q);
+            }
+        }
+    return arr;
+}
+
+static void lq_status(struct gf_ks_kueue *k, const struct gf_kq_lq *lq)
+{
+    int64_t gen;
+    cJSON *conds = stored_conds(k, k->t_lq, lq->ns, lq->name, &gen);
+    if (conds == NULL)
+        return;
+    struct gf_kq_cq *cq =
+        lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq) : NULL;
+    if (cq == NULL)
+        cond_set(k, conds, "Active", false, "ClusterQueueDoesNotExist",
+                 "Can't submit new workloads to clusterQueue", gen);
+    else if (lq->stop != GF_KQ_RUN)
+        cond_set(k, conds, "Active", false, "Stopped", "LocalQueue is stopped",
+                 gen);
+    else
+        cond_set(k, conds, "Active", true, "Ready",
+                 "Can submit new workloads to localQueue", gen);
+    cJSON *st = cJSON_CreateObject();
+    cJSON_AddNumberToObject(st, "pendingWorkloads", (double)lq->n_pending);
+    cJSON_AddNumberToObject(st, "reservingWorkloads", (double)lq->n_reserving);
+    cJSON_AddNumberToObject(st, "admittedWorkloads", (double)lq->n_reserving);
+    cJSON *fr = lq_flavors_json(k, lq);
+    cJSON_AddItemToObject(st, "flavorsReservation", fr);
+    cJSON_AddItemToObject(st, "flavorsUsage", cJSON_Duplicate(fr, true));
+    cJSON_AddItemToObject(st, "conditions", conds);
+    char *ns = gf_strdup(lq->ns), *name = gf_strdup(lq->name);
+    patch_status(k, k->t_lq, ns, name, st);
+    gf_free(ns);
+    gf_free(name);
+    cJSON_Delete(st);
+}
+
+static void step_status(struct gf_ks_kueue *k)
+{
+    count_queues(k);
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v))
+        cq_status(k, v);
+    pos = 0;
+    while (gf_ks_kmap_next(&k->lqs, &pos, NULL, &v))
+        lq_status(k, v);
+}
+
+static void lookup_types(struct gf_ks_kueue *k)
+{
+    k->t_wl = gf_ks_store_type(k->st, KQ_GROUP, "workloads");
+    k->t_cq = gf_ks_store_type(k->st, KQ_GROUP, "clusterqueues");
+    k->t_lq = gf_ks_store_type(k->st, KQ_GROUP, "localqueues");
+    k->t_job = gf_ks_store_type(k->st, "batch", "jobs");
+}
+
+static void reconcile(struct gf_ks_kueue *k)
+{
+    k->dirty = false;
+    k->in_reconcile = true;
+    k->stats.reconciles++;
+    lookup_types(k);
+    if (k->t_job != NULL)
+        step_jobs(k);
+    if (k->t_wl != NULL) {
+        step_finish_and_evict(k);
+        step_usage(k);
+        step_admit(k);
+        if (k->t_job != NULL)
+            step_suspend(k);
+    }
+    if (k->t_cq != NULL && k->t_lq != NULL)
+        step_status(k);
+    k->in_reconcile = false;
+    for (size_t i = 0; i < k->n_grave; i++)
+        gf__kq_wl_free(k->grave[i]);
+    GF_FREE(k->grave);
+    k->n_grave = 0;
+    if (k->dirty)
+        schedule(k);
+}
+
+static void on_timer(struct gf_timer *t)
+{
+    struct gf_ks_kueue *k = t->data;
+    if (k->faults != NULL && gf_ks_faults_kueue_frozen(k->faults)) {
+        /* Frozen: no admission, no status; look again later. */
+        k->stats.frozen++;
+        gf_timer_start(&k->timer, KQ_FROZEN_RETRY_MS, on_timer);
+        return;
+    }
+    reconcile(k);
+}
+
+static void schedule(struct gf_ks_kueue *k)
+{
+    k->dirty = true;
+    if (!k->in_reconcile && !gf_timer_active(&k->timer))
+        gf_timer_start(&k->timer, 0, on_timer);
+}
+
+void gf_ks_kueue_flush(struct gf_ks_kueue *k)
+{
+    if (!gf_timer_active(&k->timer))
+        return;
+    gf_timer_stop(&k->timer);
+    on_timer(&k->timer);
+}
+
+/* ---- events -------------------------------------------------------------- */
+
+static void on_wl(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
+{
+    char *key = key_of(ev->obj->ns, ev->obj->name);
+    struct gf_kq_wl *wl = gf_ks_kmap_get(&k->wls, key);
+    if (ev->type == GF_KS_EV_DELETED) {
+        if (wl != NULL) {
+            gf_ks_kmap_del(&k->wls, key);
+            if (k->in_reconcile) {
+                k->grave =
+                    gf_realloc(k->grave, (k->n_grave + 1) * sizeof(*k->grave));
+                k->grave[k->n_grave++] = wl;
+            } else {
+                gf__kq_wl_free(wl);
+            }
+        }
+    } else {
+        if (wl == NULL) {
+            /*
+             * Only step_jobs creates Workloads during a reconcile, and it
+             * scans the Job map, so no scan of this map sees it rehash.
+             */
+            wl = gf__kq_wl_new(ev->obj->ns, ev->obj->name, ev->obj->rv);
+            gf_ks_kmap_put(&k->wls, key, wl);
+        }
+        gf__kq_wl_load(wl, ev->obj_json);
+    }
+    gf_free(key);
+    schedule(k);
+}
+
+static void on_cq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
+{
+    struct gf_kq_cq *cq = gf_ks_kmap_get(&k->cqs, ev->obj->name);
+    if (ev->type == GF_KS_EV_DELETED) {
+        gf__kq_cq_free(gf_ks_kmap_del(&k->cqs, ev->obj->name));
+        schedule(k);
+        return;
+    }
+    int64_t gen = 0;
+    gf_json_int(ev->obj_json, "metadata.generation", &gen);
+    if (cq != NULL && cq->generation == gen)
+        return; /* a status write: nothing Kueue acts on changed */
+    if (cq == NULL) {
+        cq = gf_calloc(1, sizeof(*cq));
+        cq->name = gf_strdup(ev->obj->name);
+        gf_ks_kmap_put(&k->cqs, cq->name, cq);
+    }
+    gf__kq_cq_load(cq, ev->obj_json);
+    schedule(k);
+}
+
+static void on_lq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
+{
+    char *key = key_of(ev->obj->ns, ev->obj->name);
+    struct gf_kq_lq *lq = gf_ks_kmap_get(&k->lqs, key);
+    if (ev->type == GF_KS_EV_DELETED) {
+        gf__kq_lq_free(gf_ks_kmap_del(&k->lqs, key));
+    } else {
+        if (lq == NULL) {
+            lq = gf_calloc(1, sizeof(*lq));
+            lq->ns = gf_strdup(ev->obj->ns);
+            lq->name = gf_strdup(ev->obj->name);
+            gf_ks_kmap_put(&k->lqs, key, lq);
+        }
+        char *old = lq->cq != NULL ? gf_strdup(lq->cq) : NULL;
+        enum gf_kq_stop stop = lq->stop;
+        gf__kq_lq_load(lq, ev->obj_json);
+        bool same = stop == lq->stop && old != NULL && lq->cq != NULL &&
+                    strcmp(old, lq->cq) == 0;
+        gf_free(old);
+        if (same && ev->type == GF_KS_EV_MODIFIED) {
+            gf_free(key);
+            return;
+        }
+    }
+    gf_free(key);
+    schedule(k);
+}
+
+static void on_flavor(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
+{
+    if (ev->type == GF_KS_EV_DELETED)
+        gf_ks_kmap_del(&k->flavors, ev->obj->name);
+    else if (gf_ks_kmap_get(&k->flavors, ev->obj->name) == NULL)
+        gf_ks_kmap_put(&k->flavors, ev->obj->name, k);
+    else
+        return;
+    schedule(k);
+}
+
+/*
+ * Jobs: Kueue's webhook suspends a new Job with the queue-name label;
+ * the index remembers what the reconcile needs.
+ */
+static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
+                   bool initial)
+{
+    char *key = key_of(ev->obj->ns, ev->obj->name);
+    struct gf_kq_job *j = gf_ks_kmap_get(&k->jobs, key);
+    bool managed = gf_json_label(ev->obj_json, KQ_QUEUE_LABEL) != NULL;
+    if (ev->type == GF_KS_EV_DELETED || !managed) {
+        gf__kq_job_free(gf_ks_kmap_del(&k->jobs, key));
+        gf_free(key);
+        return;
+    }
+    if (j == NULL) {
+        j = gf_calloc(1, sizeof(*j));
+        gf_ks_kmap_put(&k->jobs, key, j);
+    }
+    bool changed = gf__kq_job_load(j, ev->obj_json);
+    if (ev->type == GF_KS_EV_ADDED && !initial && !j->suspended && !j->done) {
+        const char *body = "{\"spec\":{\"suspend\":true}}";
+        if (gf_ks_store_patch(k->st, ev->rtype, ev->obj->ns, ev->obj->name,
+                              GF_KS_PATCH_MERGE, body, strlen(body), GF_KS_MAIN,
+                              NULL, NULL) == 0)
+            k->stats.writes++;
+    }
+    gf_free(key);
+    if (changed)
+        schedule(k);
+}
+
+static void dispatch(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
+                     bool initial)
+{
+    const char *gr = ev->rtype->gr;
+    if (ev->type > GF_KS_EV_DELETED || ev->obj == NULL)
+        return;
+    if (strcmp(gr, KQ_GROUP "/workloads") == 0)
+        on_wl(k, ev);
+    else if (strcmp(gr, KQ_GROUP "/clusterqueues") == 0)
+        on_cq(k, ev);
+    else if (strcmp(gr, KQ_GROUP "/localqueues") == 0)
+        on_lq(k, ev);
+    else if (strcmp(gr, KQ_GROUP "/resourceflavors") == 0)
+        on_flavor(k, ev);
+    else if (strcmp(gr, "batch/jobs") == 0)
+        on_job(k, ev, initial);
+}
+
+static void on_event(void *data, const struct gf_ks_event *ev)
+{
+    dispatch(data, ev, false);
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+struct initial {
+    struct gf_ks_kueue *k;
+    const struct gf_ks_rtype *t;
+};
+
+static bool index_one(void *data, struct gf_ks_obj *o)
+{
+    struct initial *in = data;
+    cJSON *j = gf_ks_obj_parse(o);
+    struct gf_ks_event ev = {.type = GF_KS_EV_ADDED,
+                             .rtype = in->t,
+                             .obj = o,
+                             .obj_json = j,
+                             .rv = o->rv};
+    dispatch(in->k, &ev, true);
+    cJSON_Delete(j);
+    return true;
+}
+
+static void index_type(struct gf_ks_kueue *k, const char *group,
+                       const char *res)
+{
+    struct initial in = {k, gf_ks_store_type(k->st, group, res)};
+    if (in.t != NULL)
+        gf_ks_store_foreach(k->st, in.t, NULL, index_one, &in);
+}
+
+struct gf_ks_kueue *gf_ks_kueue_new(const struct gf_ks_kueue_opts *o)
+{
+    struct gf_ks_kueue *k = gf_calloc(1, sizeof(*k));
+    k->st = o->store;
+    k->clk = o->clock;
+    k->faults = o->faults;
+    k->cluster = gf_strdup(o->cluster != NULL ? o->cluster : "");
+    k->lc = (struct gf_log_ctx){.comp = "kueue", .cluster = k->cluster};
+    gf_timer_init(k->clk, &k->timer);
+    k->timer.data = k;
+    /* Flavors and queues first, so Workloads resolve on the first pass. */
+    index_type(k, KQ_GROUP, "resourceflavors");
+    index_type(k, KQ_GROUP, "clusterqueues");
+    index_type(k, KQ_GROUP, "localqueues");
+    index_type(k, KQ_GROUP, "workloads");
+    index_type(k, "batch", "jobs");
+    k->obs = gf_ks_store_observe(k->st, NULL, on_event, k);
+    schedule(k);
+    return k;
+}
+
+void gf_ks_kueue_free(struct gf_ks_kueue *k)
+{
+    if (k == NULL)
+        return;
+    gf_ks_store_unobserve(k->st, k->obs);
+    gf_timer_stop(&k->timer);
+    size_t pos = 0;
+    void *v;
+    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v))
+        gf__kq_wl_free(v);
+    pos = 0;
+    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v))
+        gf__kq_cq_free(v);
+    pos = 0;
+    while (gf_ks_kmap_next(&k->lqs, &pos, NULL, &v))
+        gf__kq_lq_free(v);
+    pos = 0;
+    while (gf_ks_kmap_next(&k->jobs, &pos, NULL, &v))
+        gf__kq_job_free(v);
+    gf_ks_kmap_free(&k->wls);
+    gf_ks_kmap_free(&k->cqs);
+    gf_ks_kmap_free(&k->lqs);
+    gf_ks_kmap_free(&k->jobs);
+    gf_ks_kmap_free(&k->flavors);
+    gf_free(k->cluster);
+    gf_free(k);
+}
+
+void gf_ks_kueue_stats(const struct gf_ks_kueue *k,
+                       struct gf_ks_kueue_stats *out)
+{
+    *out = k->stats;
+}

@@ -1,0 +1,170 @@
+/*
+ * kueue_internal: the index Kueue-lite keeps of a cluster and the quota
+ * arithmetic over it, shared by kueue.c (the controller: events, store
+ * writes, status) and kueue_quota.c (pure: available quota, flavor
+ * assignment, preemption targets). Quantities are milli-units (int64).
+ * Loop thread only.
+ */
+#ifndef GF_KS_KUEUE_INTERNAL_H
+#define GF_KS_KUEUE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "e2e/kubesim/kueue_map.h"
+
+/* No borrowingLimit / lendingLimit: the field is absent. */
+#define GF_KQ_UNSET (-1)
+
+/* One [flavor, resource] cell of a ClusterQueue's quota. */
+struct gf_kq_cell {
+    int64_t nominal, borrow, lend; /* borrow/lend may be GF_KQ_UNSET */
+    int64_t usage;                 /* reserved by admitted Workloads */
+};
+
+struct gf_kq_flavor {
+    char *name;
+    struct gf_kq_cell *cells; /* one per covered resource of the group */
+};
+
+struct gf_kq_group {
+    char **res; /* coveredResources */
+    size_t n_res;
+    struct gf_kq_flavor *fl;
+    size_t n_fl;
+};
+
+enum gf_kq_policy {
+    GF_KQ_NEVER = 0,
+    GF_KQ_LOWER,                /* LowerPriority */
+    GF_KQ_LOWER_OR_NEWER_EQUAL, /* LowerOrNewerEqualPriority */
+    GF_KQ_ANY,                  /* Any (reclaimWithinCohort) */
+};
+
+enum gf_kq_stop { GF_KQ_RUN = 0, GF_KQ_HOLD, GF_KQ_HOLD_AND_DRAIN };
+
+struct gf_kq_cq {
+    char *name;
+    char *cohort; /* NULL = none */
+    struct gf_kq_group *groups;
+    size_t n_groups;
+    enum gf_kq_policy within, reclaim;
+    bool strict_fifo;
+    enum gf_kq_stop stop;
+    int64_t generation;
+    /* Per reconcile. */
+    bool blocked; /* StrictFIFO: the head could not be admitted */
+    size_t n_pending, n_reserving;
+};
+
+struct gf_kq_lq {
+    char *ns, *name;
+    char *cq; /* spec.clusterQueue */
+    enum gf_kq_stop stop;
+    size_t n_pending, n_reserving; /* per reconcile */
+};
+
+/* A request of one pod of a pod set. */
+struct gf_kq_req {
+    char *res;
+    int64_t milli;
+};
+
+struct gf_kq_podset {
+    char *name;
+    int64_t count;
+    struct gf_kq_req *req;
+    size_t n_req;
+};
+
+/* Quota held by an admitted Workload on one [flavor, resource]. */
+struct gf_kq_use {
+    char *flavor, *res;
+    int64_t q;
+};
+
+struct gf_kq_wl {
+    char *key; /* "namespace/name" */
+    char *ns, *name, *uid;
+    char *queue; /* spec.queueName, NULL when none */
+    int64_t prio;
+    int64_t created_ms; /* creationTimestamp */
+    uint64_t seq;       /* resourceVersion of creation: FIFO tie-break */
+    bool active;
+    struct gf_kq_podset *ps;
+    size_t n_ps;
+    /* From status. */
+    char *adm_cq; /* status.admission.clusterQueue; NULL = no reservation */
+    struct gf_kq_use *uses;
+    size_t n_uses;
+    int64_t admitted_ms; /* QuotaReserved lastTransitionTime */
+    bool finished;
+    bool qr_true;             /* QuotaReserved is True */
+    char *qr_reason, *qr_msg; /* the QuotaReserved condition */
+    bool deactivated_requeue; /* Requeued False by deactivation */
+    /* The owner Job ("namespace/name" and uid), NULL for pod-less ones. */
+    char *job_key, *job_uid;
+    bool victim; /* per reconcile: chosen for preemption */
+};
+
+/* The quota view the pure functions work on. */
+struct gf_kq_world {
+    struct gf_ks_kmap *cqs; /* name -> struct gf_kq_cq */
+    struct gf_ks_kmap *wls; /* key -> struct gf_kq_wl */
+};
+
+/* The cell of cq for [flavor, res], or NULL. */
+struct gf_kq_cell *gf__kq_cell(const struct gf_kq_cq *cq, const char *flavor,
+                               const char *res);
+/* The resource group of cq covering res, or NULL. */
+const struct gf_kq_group *gf__kq_group_of(const struct gf_kq_cq *cq,
+                                          const char *res);
+/*
+ * What cq can still reserve of [flavor, res], Kueue's rule: its own
+ * unlent (guaranteed) quota left, plus what the cohort has free of the
+ * quota its members lend, capped by cq's borrowingLimit.
+ */
+int64_t gf__kq_available(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
+                         const char *flavor, const char *res);
+/* Adds (sign 1) or removes (-1) a Workload's uses to its ClusterQueue. */
+void gf__kq_account(const struct gf_kq_world *w, const struct gf_kq_wl *wl,
+                    int sign);
+
+/* Total request of a Workload per resource, summed over pod sets. */
+struct gf_kq_total {
+    const char *res; /* borrowed from the Workload */
+    int64_t q;
+    const struct gf_kq_group *group;
+    const char *flavor; /* the assignment; borrowed from the cq */
+};
+
+enum gf_kq_fit { GF_KQ_FIT = 0, GF_KQ_PREEMPT, GF_KQ_NOFIT };
+
+/* The outcome of trying a Workload on a ClusterQueue. */
+struct gf_kq_assign {
+    enum gf_kq_fit fit;
+    struct gf_kq_total *tot; /* owned */
+    size_t n_tot;
+    struct gf_kq_wl **victims; /* owned array, borrowed Workloads */
+    size_t n_victims;
+    char msg[512]; /* why it does not fit (Kueue's wording) */
+};
+
+/*
+ * Assigns flavors to wl in cq, in the order the flavors are listed,
+ * borrowing within the cohort when allowed, else looks for preemption
+ * targets by cq's policies. For GF_KQ_PREEMPT the targets' usage has
+ * already been removed from the cells (they are to be evicted). Free
+ * with gf__kq_assign_free.
+ */
+void gf__kq_try(const struct gf_kq_world *w, struct gf_kq_cq *cq,
+                const struct gf_kq_wl *wl, struct gf_kq_assign *a);
+void gf__kq_assign_free(struct gf_kq_assign *a);
+
+/* Formats a quantity as Kubernetes prints it ("3", "500m", "36Gi"). */
+void gf__kq_qty(const char *res, int64_t milli, char out[32]);
+
+#endif

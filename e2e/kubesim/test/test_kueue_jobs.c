@@ -1,0 +1,390 @@
+/*
+ * Tests for Kueue-lite with Jobs and the job runner: a Job with the
+ * queue-name label gets a Workload and stays suspended until it is
+ * admitted (Kueue's job integration), runs, finishes the Workload;
+ * spec.active=false evicts and stops it; preemption suspends the
+ * preempted Job; the kueue-frozen fault stops admission until it ends;
+ * the upstream sample Job runs to completion.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/json.h"
+#include "e2e/kubesim/kueue.h"
+#include "e2e/kubesim/runner.h"
+#include "e2e/kubesim/test/kueue_testkit.h"
+
+#define KQ "kueue.x-k8s.io"
+
+static const char setup[] =
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
+    "metadata: {name: default-flavor}\n---\n"
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
+    "metadata: {name: cq}\nspec:\n  namespaceSelector: {}\n"
+    "  preemption: {withinClusterQueue: LowerPriority}\n"
+    "  resourceGroups:\n  - coveredResources: [cpu, nvidia.com/gpu]\n"
+    "    flavors:\n    - name: default-flavor\n      resources:\n"
+    "      - {name: cpu, nominalQuota: 4}\n"
+    "      - {name: nvidia.com/gpu, nominalQuota: 8}\n---\n"
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"
+    "metadata: {name: lq, namespace: default}\n"
+    "spec: {clusterQueue: cq}\n---\n"
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: WorkloadPriorityClass\n"
+    "metadata: {name: high}\nvalue: 1000\n";
+
+struct env {
+    struct ks_kqtk t;
+    struct gf_ks_runner *r;
+};
+
+static bool env_start(struct env *e)
+{
+    if (!ks_kqtk_start(&e->t))
+        return false;
+    ks_kqtk_apply(&e->t, setup);
+    struct gf_ks_runner_opts o = {
+        .store = e->t.st,
+        .clock = &e->t.k.clock,
+        .faults = e->t.faults,
+        .cluster = "test",
+        .nodes = 2,
+        .gpus_per_node = 4,
+        .default_ms = 30000,
+        .exec_log_fd = -1,
+    };
+    e->r = gf_ks_runner_new(&o);
+    ks_kqtk_settle(&e->t);
+    return true;
+}
+
+static void env_stop(struct env *e)
+{
+    gf_ks_runner_free(e->r);
+    ks_kqtk_stop(&e->t);
+}
+
+static void create_job(struct env *e, const char *name, const char *cpu,
+                       int par, const char *extra_labels)
+{
+    char y[1536];
+    snprintf(y, sizeof(y),
+             "apiVersion: batch/v1\nkind: Job\n"
+             "metadata:\n  name: %s\n  namespace: default\n"
+             "  labels: {kueue.x-k8s.io/queue-name: lq%s}\n"
+             "  annotations: {kubesim.gpufed.io/duration: 10s}\n"
+             "spec:\n  parallelism: %d\n  completions: %d\n"
+             "  template:\n    spec:\n      restartPolicy: Never\n"
+             "      containers:\n      - name: c\n        image: busybox\n"
+             "        resources: {requests: {cpu: \"%s\"}}\n",
+             name, extra_labels, par, par, cpu);
+    ks_kqtk_apply(&e->t, y);
+}
+
+static cJSON *job(struct env *e, const char *name)
+{
+    cJSON *j = ks_kqtk_get(&e->t, "batch", "jobs", "default", name);
+    assert_non_null(j);
+    return j;
+}
+
+static bool suspended(struct env *e, const char *name)
+{
+    cJSON *j = job(e, name);
+    bool s = false;
+    gf_json_bool(j, "spec.suspend", &s);
+    cJSON_Delete(j);
+    return s;
+}
+
+/* The Workload owned by a Job (Kueue names it job-<name>-<hash>). */
+struct found {
+    const char *job;
+    cJSON *wl;
+};
+
+static bool find_owned(void *data, struct gf_ks_obj *o)
+{
+    struct found *f = data;
+    cJSON *w = gf_ks_obj_parse(o);
+    const cJSON * or
+        = cJSON_GetArrayItem(gf_json_path(w, "metadata.ownerReferences"), 0);
+    const char *n = gf_json_str(or, "name");
+    if (n != NULL && strcmp(n, f->job) == 0 && f->wl == NULL) {
+        f->wl = w;
+        return false;
+    }
+    cJSON_Delete(w);
+    return true;
+}
+
+static cJSON *wl_of(struct env *e, const char *jobname)
+{
+    struct found f = {jobname, NULL};
+    gf_ks_store_foreach(e->t.st, gf_ks_store_type(e->t.st, KQ, "workloads"),
+                        NULL, find_owned, &f);
+    if (f.wl == NULL)
+        fail_msg("no workload for job %s", jobname);
+    return f.wl;
+}
+
+static const char *cond_of(struct env *e, const char *jobname, const char *type,
+                           char reason[64])
+{
+    cJSON *w = wl_of(e, jobname);
+    const char *r = NULL;
+    const char *st = ks_kqtk_cond(w, type, &r, NULL);
+    snprintf(reason, 64, "%s", r != NULL ? r : "");
+    static char out[8];
+    snprintf(out, sizeof(out), "%s", st != NULL ? st : "");
+    cJSON_Delete(w);
+    return out;
+}
+
+static size_t count_pods(struct env *e, const char *phase)
+{
+    struct gf_ks_list l;
+    struct gf_ks_list_opts o = {0};
+    assert_int_equal(gf_ks_store_list(e->t.st,
+                                      gf_ks_store_type(e->t.st, "", "pods"), &o,
+                                      &l, NULL),
+                     0);
+    size_t n = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        cJSON *p = gf_ks_obj_parse(l.items[i]);
+        const char *ph = gf_json_str(p, "status.phase");
+        n += ph != NULL && strcmp(ph, phase) == 0;
+        cJSON_Delete(p);
+    }
+    gf_ks_list_free(&l);
+    return n;
+}
+
+static void test_job_is_suspended_until_its_workload_is_admitted(void **s)
+{
+    (void)s;
+    struct env e;
+    if (!env_start(&e))
+        skip();
+    create_job(&e, "first", "1", 3, "");
+    create_job(&e, "second", "2", 1, "");
+    ks_kqtk_settle(&e.t);
+    /* first fits (3 of 4 cpu) and runs; second waits, suspended. */
+    char reason[64];
+    assert_string_equal(cond_of(&e, "first", "Admitted", reason), "True");
+    assert_false(suspended(&e, "first"));
+    assert_true(suspended(&e, "second"));
+    assert_string_equal(cond_of(&e, "second", "QuotaReserved", reason),
+                        "False");
+    assert_string_equal(reason, "Pending");
+    assert_int_equal(count_pods(&e, "Running"), 3);
+    /* The Workload: owner, pod set count, priority, queue. */
+    cJSON *w = wl_of(&e, "first");
+    assert_int_equal(cJSON_GetArrayItem(gf_json_path(w, "spec.podSets"), 0)
+                         ->child->next->valuedouble,
+                     3);
+    assert_string_equal(gf_json_str(w, "spec.queueName"), "lq");
+    assert_string_equal(
+        gf_json_str(
+            cJSON_GetArrayItem(gf_json_path(w, "metadata.ownerReferences"), 0),
+            "kind"),
+        "Job");
+    cJSON_Delete(w);
+    /* After 10 s the pods succeed, the Job completes, the Workload is
+     * Finished, its quota goes back and the second Job is admitted. */
+    gf_clock_advance(&e.t.k.clock, 10000);
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(count_pods(&e, "Succeeded"), 3);
+    cJSON *j = job(&e, "first");
+    assert_non_null(gf_json_str(j, "status.completionTime"));
+    int64_t n = 0;
+    gf_json_int(j, "status.succeeded", &n);
+    assert_int_equal(n, 3);
+    const char *r = NULL;
+    assert_string_equal(ks_kqtk_cond(j, "Complete", &r, NULL), "True");
+    assert_string_equal(ks_kqtk_cond(j, "SuccessCriteriaMet", NULL, NULL),
+                        "True");
+    cJSON_Delete(j);
+    assert_string_equal(cond_of(&e, "first", "Finished", reason), "True");
+    assert_string_equal(reason, "Succeeded");
+    assert_false(suspended(&e, "second"));
+    cJSON *cq = ks_kqtk_get(&e.t, KQ, "clusterqueues", "", "cq");
+    int64_t reserving = -1;
+    gf_json_int(cq, "status.reservingWorkloads", &reserving);
+    assert_int_equal(reserving, 1);
+    cJSON_Delete(cq);
+    env_stop(&e);
+}
+
+static void test_active_false_evicts_and_stops_the_job(void **s)
+{
+    (void)s;
+    struct env e;
+    if (!env_start(&e))
+        skip();
+    create_job(&e, "j", "1", 2, "");
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(count_pods(&e, "Running"), 2);
+    cJSON *w = wl_of(&e, "j");
+    char name[254];
+    snprintf(name, sizeof(name), "%s", gf_json_str(w, "metadata.name"));
+    cJSON_Delete(w);
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", name,
+                  "{\"spec\":{\"active\":false}}");
+    ks_kqtk_settle(&e.t);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "j", "Evicted", reason), "True");
+    assert_string_equal(reason, "Deactivated");
+    assert_string_equal(cond_of(&e, "j", "Requeued", reason), "False");
+    assert_true(suspended(&e, "j"));
+    assert_int_equal(count_pods(&e, "Running"), 0);
+    w = wl_of(&e, "j");
+    assert_null(gf_json_path(w, "status.admission"));
+    cJSON_Delete(w);
+    cJSON *j = job(&e, "j");
+    assert_string_equal(ks_kqtk_cond(j, "Suspended", NULL, NULL), "True");
+    assert_null(gf_json_str(j, "status.startTime"));
+    cJSON_Delete(j);
+    /* Reactivated: admitted again, Evicted cleared as "Previously". */
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", name,
+                  "{\"spec\":{\"active\":true}}");
+    ks_kqtk_settle(&e.t);
+    assert_string_equal(cond_of(&e, "j", "Admitted", reason), "True");
+    assert_string_equal(cond_of(&e, "j", "Evicted", reason), "False");
+    assert_false(suspended(&e, "j"));
+    assert_int_equal(count_pods(&e, "Running"), 2);
+    env_stop(&e);
+}
+
+static void test_preempted_job_is_suspended_and_its_pods_deleted(void **s)
+{
+    (void)s;
+    struct env e;
+    if (!env_start(&e))
+        skip();
+    create_job(&e, "low", "4", 1, "");
+    ks_kqtk_settle(&e.t);
+    assert_false(suspended(&e, "low"));
+    gf_clock_advance(&e.t.k.clock, 1000);
+    create_job(&e, "high", "4", 1, ", kueue.x-k8s.io/priority-class: high");
+    ks_kqtk_settle(&e.t);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "low", "Evicted", reason), "True");
+    assert_string_equal(reason, "Preempted");
+    assert_string_equal(cond_of(&e, "low", "Preempted", reason), "True");
+    assert_string_equal(reason, "InClusterQueue");
+    assert_true(suspended(&e, "low"));
+    assert_false(suspended(&e, "high"));
+    assert_int_equal(count_pods(&e, "Running"), 1);
+    cJSON *w = wl_of(&e, "high");
+    int64_t prio = 0;
+    gf_json_int(w, "spec.priority", &prio);
+    assert_int_equal(prio, 1000);
+    assert_string_equal(gf_json_str(w, "spec.priorityClassRef.kind"),
+                        "WorkloadPriorityClass");
+    cJSON_Delete(w);
+    env_stop(&e);
+}
+
+static void test_kueue_frozen_fault_stops_admission_until_it_ends(void **s)
+{
+    (void)s;
+    struct env e;
+    if (!env_start(&e))
+        skip();
+    struct gf_ks_fault_spec f = {.kind = GF_KS_FAULT_KUEUE_FROZEN,
+                                 .for_ms = 5000};
+    assert_true(gf_ks_faults_add(e.t.faults, &f) > 0);
+    create_job(&e, "j", "1", 1, "");
+    gf_clock_advance(&e.t.k.clock, 1000);
+    ks_kqtk_settle(&e.t);
+    /* The webhook still suspends it; no Workload change, no Pod. */
+    assert_true(suspended(&e, "j"));
+    assert_int_equal(count_pods(&e, "Running"), 0);
+    cJSON *cq = ks_kqtk_get(&e.t, KQ, "clusterqueues", "", "cq");
+    int64_t pending = -1;
+    gf_json_int(cq, "status.pendingWorkloads", &pending);
+    assert_int_equal(pending, 0);
+    cJSON_Delete(cq);
+    struct gf_ks_kueue_stats st;
+    gf_ks_kueue_stats(e.t.kueue, &st);
+    assert_true(st.frozen > 0);
+    gf_clock_advance(&e.t.k.clock, 4500);
+    ks_kqtk_settle(&e.t);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "j", "Admitted", reason), "True");
+    assert_false(suspended(&e, "j"));
+    assert_int_equal(count_pods(&e, "Running"), 1);
+    env_stop(&e);
+}
+
+static void test_upstream_sample_job_runs_to_completion(void **s)
+{
+    (void)s;
+    struct ks_kqtk t;
+    if (!ks_kqtk_start(&t))
+        skip();
+    const char *dir = ks_apitk_crd_dir();
+    char path[2048];
+    size_t len;
+    const char *files[] = {"single-clusterqueue-setup.yaml", "sample-job.yaml"};
+    struct gf_ks_runner_opts o = {.store = t.st,
+                                  .clock = &t.k.clock,
+                                  .faults = t.faults,
+                                  .cluster = "test",
+                                  .default_ms = 60000,
+                                  .exec_log_fd = -1};
+    struct gf_ks_runner *r = gf_ks_runner_new(&o);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/../samples/single-cluster/%s", dir,
+                 files[i]);
+        char *text = ks_apitk_read_file(path, &len);
+        assert_non_null(text);
+        ks_kqtk_apply(&t, text);
+        gf_free(text);
+    }
+    ks_kqtk_settle(&t);
+    struct gf_ks_runner_stats rs;
+    gf_ks_runner_stats(r, &rs);
+    assert_int_equal(rs.started, 3);
+    cJSON *cq = ks_kqtk_get(&t, KQ, "clusterqueues", "", "cluster-queue");
+    const cJSON *res = gf_json_path(
+        cJSON_GetArrayItem(gf_json_path(cq, "status.flavorsUsage"), 0),
+        "resources");
+    assert_string_equal(gf_json_str(cJSON_GetArrayItem(res, 0), "total"), "3");
+    assert_string_equal(gf_json_str(cJSON_GetArrayItem(res, 1), "total"),
+                        "600Mi");
+    cJSON_Delete(cq);
+    gf_clock_advance(&t.k.clock, 60000);
+    ks_kqtk_settle(&t);
+    gf_ks_runner_stats(r, &rs);
+    assert_int_equal(rs.succeeded, 3);
+    cJSON *lq = ks_kqtk_get(&t, KQ, "localqueues", "default", "user-queue");
+    int64_t n = -1;
+    gf_json_int(lq, "status.reservingWorkloads", &n);
+    assert_int_equal(n, 0);
+    cJSON_Delete(lq);
+    gf_ks_runner_free(r);
+    ks_kqtk_stop(&t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_job_is_suspended_until_its_workload_is_admitted),
+        cmocka_unit_test(test_active_false_evicts_and_stops_the_job),
+        cmocka_unit_test(test_preempted_job_is_suspended_and_its_pods_deleted),
+        cmocka_unit_test(test_kueue_frozen_fault_stops_admission_until_it_ends),
+        cmocka_unit_test(test_upstream_sample_job_runs_to_completion),
+    };
+    gf_alloc_global_init();
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    gf_alloc_global_cleanup();
+    return rc;
+}

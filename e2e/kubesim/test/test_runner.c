@@ -1,0 +1,290 @@
+/*
+ * Tests for the job runner: Pods run for the annotated (or default)
+ * duration, scaled by the time scale; the fail annotation fails them
+ * until backoffLimit; Pods wait for GPU capacity; suspension deletes
+ * Pods; the kueue-frozen fault holds the runner; every start and stop is
+ * one JSON line in the execution log. Jobs here carry no queue-name
+ * label, so Kueue-lite leaves them alone.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/json.h"
+#include "e2e/kubesim/runner.h"
+#include "e2e/kubesim/test/kueue_testkit.h"
+
+struct renv {
+    struct ks_kqtk t;
+    struct gf_ks_runner *r;
+    FILE *log;
+};
+
+static bool renv_start(struct renv *e, unsigned nodes, unsigned gpus,
+                       double scale)
+{
+    if (!ks_kqtk_start(&e->t))
+        return false;
+    e->log = tmpfile();
+    assert_non_null(e->log);
+    struct gf_ks_runner_opts o = {
+        .store = e->t.st,
+        .clock = &e->t.k.clock,
+        .faults = e->t.faults,
+        .cluster = "east",
+        .nodes = nodes,
+        .gpus_per_node = gpus,
+        .default_ms = 45000,
+        .exec_log_fd = fileno(e->log),
+        .time_scale = scale,
+    };
+    e->r = gf_ks_runner_new(&o);
+    ks_kqtk_settle(&e->t);
+    return true;
+}
+
+static void renv_stop(struct renv *e)
+{
+    gf_ks_runner_free(e->r);
+    fclose(e->log);
+    ks_kqtk_stop(&e->t);
+}
+
+static void create_job(struct renv *e, const char *name, int par, int gpus,
+                       const char *annotations, int backoff)
+{
+    char y[1536];
+    snprintf(y, sizeof(y),
+             "apiVersion: batch/v1\nkind: Job\n"
+             "metadata:\n  name: %s\n  namespace: default\n"
+             "  annotations: {%s}\n"
+             "spec:\n  parallelism: %d\n  completions: %d\n"
+             "  backoffLimit: %d\n"
+             "  template:\n    metadata: {labels: {team: a}}\n"
+             "    spec:\n      restartPolicy: Never\n"
+             "      containers:\n      - name: c\n        image: busybox\n"
+             "        resources: {limits: {nvidia.com/gpu: %d}}\n",
+             name, annotations, par, par, backoff, gpus);
+    ks_kqtk_apply(&e->t, y);
+}
+
+static void advance(struct renv *e, uint64_t ms)
+{
+    gf_clock_advance(&e->t.k.clock, ms);
+    ks_kqtk_settle(&e->t);
+}
+
+/* Pods by phase; with_node counts only bound ones. */
+static size_t pods(struct renv *e, const char *phase, bool with_node)
+{
+    struct gf_ks_list l;
+    struct gf_ks_list_opts o = {0};
+    assert_int_equal(gf_ks_store_list(e->t.st,
+                                      gf_ks_store_type(e->t.st, "", "pods"), &o,
+                                      &l, NULL),
+                     0);
+    size_t n = 0;
+    for (size_t i = 0; i < l.n; i++) {
+        cJSON *p = gf_ks_obj_parse(l.items[i]);
+        const char *ph = gf_json_str(p, "status.phase");
+        bool bound = gf_json_str(p, "spec.nodeName") != NULL;
+        n += ph != NULL && strcmp(ph, phase) == 0 && (!with_node || bound);
+        cJSON_Delete(p);
+    }
+    gf_ks_list_free(&l);
+    return n;
+}
+
+static const char *job_cond(struct renv *e, const char *name, const char *type,
+                            const char **reason)
+{
+    cJSON *j = ks_kqtk_get(&e->t, "batch", "jobs", "default", name);
+    assert_non_null(j);
+    static char out[8];
+    const char *st = ks_kqtk_cond(j, type, reason, NULL);
+    /* reason points into j: only its first letters are needed. */
+    static char rbuf[64];
+    if (reason != NULL) {
+        snprintf(rbuf, sizeof(rbuf), "%s", *reason ? *reason : "");
+        *reason = rbuf;
+    }
+    snprintf(out, sizeof(out), "%s", st != NULL ? st : "");
+    cJSON_Delete(j);
+    return out;
+}
+
+/* Counts execution-log lines with event and reason (NULL = any). */
+static size_t log_lines(struct renv *e, const char *event, const char *reason,
+                        int gpus)
+{
+    fflush(e->log);
+    rewind(e->log);
+    char line[4096];
+    size_t n = 0;
+    while (fgets(line, sizeof(line), e->log) != NULL) {
+        cJSON *j = cJSON_Parse(line);
+        assert_non_null(j); /* every line is one JSON object */
+        assert_string_equal(gf_json_str(j, "cluster"), "east");
+        assert_non_null(gf_json_str(j, "job_uid"));
+        assert_non_null(gf_json_str(j, "pod"));
+        assert_string_equal(gf_json_str(j, "labels.team"), "a");
+        int64_t g = -1;
+        gf_json_int(j, "gpus", &g);
+        const char *ev = gf_json_str(j, "event");
+        const char *r = gf_json_str(j, "reason");
+        n += strcmp(ev, event) == 0 && g == gpus &&
+             (reason == NULL || strcmp(r, reason) == 0);
+        cJSON_Delete(j);
+    }
+    return n;
+}
+
+static void test_pods_run_for_the_annotated_duration(void **s)
+{
+    (void)s;
+    struct renv e;
+    if (!renv_start(&e, 2, 4, 1.0))
+        skip();
+    create_job(&e, "j", 2, 2, "kubesim.gpufed.io/duration: 90s", 6);
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(pods(&e, "Running", true), 2);
+    assert_int_equal(log_lines(&e, "start", "Started", 2), 2);
+    advance(&e, 89999);
+    assert_int_equal(pods(&e, "Running", true), 2);
+    advance(&e, 1);
+    assert_int_equal(pods(&e, "Succeeded", true), 2);
+    assert_int_equal(log_lines(&e, "stop", "Succeeded", 2), 2);
+    const char *reason = NULL;
+    assert_string_equal(job_cond(&e, "j", "Complete", &reason), "True");
+    assert_string_equal(reason, "CompletionsReached");
+    struct gf_ks_runner_stats st;
+    gf_ks_runner_stats(e.r, &st);
+    assert_int_equal(st.free_gpus, 8);
+    renv_stop(&e);
+}
+
+static void test_default_duration_and_time_scale(void **s)
+{
+    (void)s;
+    struct renv e;
+    /* 45 s of simulated time at scale 10 is 4.5 s of the clock. */
+    if (!renv_start(&e, 1, 8, 10.0))
+        skip();
+    create_job(&e, "j", 1, 1, "", 6);
+    ks_kqtk_settle(&e.t);
+    advance(&e, 4499);
+    assert_int_equal(pods(&e, "Running", true), 1);
+    advance(&e, 1);
+    assert_int_equal(pods(&e, "Succeeded", true), 1);
+    renv_stop(&e);
+}
+
+static void test_fail_annotation_fails_until_backoffLimit(void **s)
+{
+    (void)s;
+    struct renv e;
+    if (!renv_start(&e, 1, 8, 1.0))
+        skip();
+    create_job(&e, "j", 1, 1,
+               "kubesim.gpufed.io/duration: 10s, kubesim.gpufed.io/fail: "
+               "\"true\"",
+               1);
+    ks_kqtk_settle(&e.t);
+    advance(&e, 10000);
+    /* One failure is within backoffLimit 1: a replacement runs. */
+    assert_int_equal(pods(&e, "Failed", true), 1);
+    assert_int_equal(pods(&e, "Running", true), 1);
+    assert_string_equal(job_cond(&e, "j", "Failed", NULL), "");
+    advance(&e, 10000);
+    assert_int_equal(pods(&e, "Failed", true), 2);
+    const char *reason = NULL;
+    assert_string_equal(job_cond(&e, "j", "FailureTarget", &reason), "True");
+    assert_string_equal(job_cond(&e, "j", "Failed", &reason), "True");
+    assert_string_equal(reason, "BackoffLimitExceeded");
+    assert_int_equal(log_lines(&e, "stop", "Failed", 1), 2);
+    renv_stop(&e);
+}
+
+static void test_pods_wait_for_gpu_capacity(void **s)
+{
+    (void)s;
+    struct renv e;
+    if (!renv_start(&e, 1, 4, 1.0))
+        skip();
+    create_job(&e, "j", 3, 2, "kubesim.gpufed.io/duration: 10s", 6);
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(pods(&e, "Running", true), 2);
+    assert_int_equal(pods(&e, "Pending", false), 1);
+    advance(&e, 10000);
+    assert_int_equal(pods(&e, "Succeeded", true), 2);
+    assert_int_equal(pods(&e, "Running", true), 1);
+    advance(&e, 10000);
+    assert_string_equal(job_cond(&e, "j", "Complete", NULL), "True");
+    renv_stop(&e);
+}
+
+static void test_suspend_deletes_pods_and_logs_stop(void **s)
+{
+    (void)s;
+    struct renv e;
+    if (!renv_start(&e, 1, 8, 1.0))
+        skip();
+    create_job(&e, "j", 2, 1, "", 6);
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(pods(&e, "Running", true), 2);
+    ks_kqtk_patch(&e.t, "batch", "jobs", "default", "j",
+                  "{\"spec\":{\"suspend\":true}}");
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(pods(&e, "Running", false), 0);
+    assert_int_equal(log_lines(&e, "stop", "Suspended", 1), 2);
+    const char *reason = NULL;
+    assert_string_equal(job_cond(&e, "j", "Suspended", &reason), "True");
+    assert_string_equal(reason, "JobSuspended");
+    /* Resumed: new Pods. */
+    ks_kqtk_patch(&e.t, "batch", "jobs", "default", "j",
+                  "{\"spec\":{\"suspend\":false}}");
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(pods(&e, "Running", true), 2);
+    assert_string_equal(job_cond(&e, "j", "Suspended", &reason), "False");
+    renv_stop(&e);
+}
+
+static void test_frozen_runner_makes_no_progress(void **s)
+{
+    (void)s;
+    struct renv e;
+    if (!renv_start(&e, 1, 8, 1.0))
+        skip();
+    create_job(&e, "j", 1, 1, "kubesim.gpufed.io/duration: 10s", 6);
+    ks_kqtk_settle(&e.t);
+    struct gf_ks_fault_spec f = {.kind = GF_KS_FAULT_KUEUE_FROZEN,
+                                 .for_ms = 20000};
+    assert_true(gf_ks_faults_add(e.t.faults, &f) > 0);
+    advance(&e, 15000);
+    assert_int_equal(pods(&e, "Running", true), 1);
+    advance(&e, 5100);
+    assert_int_equal(pods(&e, "Succeeded", true), 1);
+    renv_stop(&e);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pods_run_for_the_annotated_duration),
+        cmocka_unit_test(test_default_duration_and_time_scale),
+        cmocka_unit_test(test_fail_annotation_fails_until_backoffLimit),
+        cmocka_unit_test(test_pods_wait_for_gpu_capacity),
+        cmocka_unit_test(test_suspend_deletes_pods_and_logs_stop),
+        cmocka_unit_test(test_frozen_runner_makes_no_progress),
+    };
+    gf_alloc_global_init();
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    gf_alloc_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Kueue-lite and the job runner as kubectl sees them: the upstream
+# single-cluster samples are applied, the sample Job gets a Workload that
+# is admitted, runs its Pods and completes (`kubectl wait` on the
+# conditions Kueue and the Job controller write); a second Job that does
+# not fit waits suspended until quota frees; the execution log records
+# every Pod start and stop.
+#
+# Needs GF_BIN (the programs) and GF_SHARED (the shared folder with
+# kueue/). Every process started here is stopped on any exit.
+set -euo pipefail
+
+SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
+SAMPLES=$SHARED/kueue/samples/single-cluster
+CRDS=$SHARED/kueue/crds
+
+. "$(dirname "$0")/lib/kubesim.sh"
+
+work=$(mktemp -d)
+cleanup() {
+    local rc=$?
+    sim_cleanup $rc
+    rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Simulated time runs 20x: the default 60 s job takes 3 s.
+sim_start "$work/sim" --clusters east --crds "$CRDS" --seed 3 \
+    --time-scale 20 --job-duration 60s --nodes 2 --gpus-per-node 4
+k() { kubectl --kubeconfig "$work/sim/east/kubeconfig-admin.yaml" "$@"; }
+
+step "upstream samples: queues, then the sample Job"
+k apply -f "$SAMPLES/single-clusterqueue-setup.yaml" >/dev/null
+job=$(k create -f "$SAMPLES/sample-job.yaml" -o name)
+k wait --for=condition=Admitted workloads --all --timeout=20s >/dev/null
+[ "$(k get "$job" -o jsonpath='{.spec.suspend}')" = "false" ] ||
+    fail "admitted job still suspended"
+[ "$(k get pods --no-headers | wc -l)" -eq 3 ] || fail "expected 3 pods"
+k wait --for=condition=Complete "$job" --timeout=30s >/dev/null
+k wait --for=condition=Finished workloads --all --timeout=20s >/dev/null
+[ "$(k get "$job" -o jsonpath='{.status.succeeded}')" = "3" ] ||
+    fail "succeeded count"
+
+step "a Job over quota waits suspended, then runs when quota frees"
+big=$(sed -e 's/parallelism: 3/parallelism: 7/' -e 's/completions: 3/completions: 7/' \
+    "$SAMPLES/sample-job.yaml" | k create -f - -o name)
+small=$(k create -f "$SAMPLES/sample-job.yaml" -o name)
+k wait --for=condition=Admitted workloads -l "kueue.x-k8s.io/job-uid=$(
+    k get "$big" -o jsonpath='{.metadata.uid}')" --timeout=20s >/dev/null
+[ "$(k get "$small" -o jsonpath='{.spec.suspend}')" = "true" ] ||
+    fail "job over quota is not suspended"
+wl=$(k get workloads -l "kueue.x-k8s.io/job-uid=$(
+    k get "$small" -o jsonpath='{.metadata.uid}')" -o name)
+k get "$wl" -o jsonpath='{.status.conditions[?(@.type=="QuotaReserved")].message}' |
+    grep -q "insufficient unused quota for cpu" || fail "pending message"
+k wait --for=condition=Complete "$small" --timeout=60s >/dev/null
+
+step "spec.active=false evicts the Workload and suspends its Job"
+k delete "$big" "$small" --wait=false >/dev/null
+third=$(k create -f "$SAMPLES/sample-job.yaml" -o name)
+k wait --for=condition=Admitted workloads -l "kueue.x-k8s.io/job-uid=$(
+    k get "$third" -o jsonpath='{.metadata.uid}')" --timeout=20s >/dev/null
+wl=$(k get workloads -l "kueue.x-k8s.io/job-uid=$(
+    k get "$third" -o jsonpath='{.metadata.uid}')" -o name)
+k patch "$wl" --type merge -p '{"spec":{"active":false}}' >/dev/null
+k wait --for=condition=Evicted "$wl" --timeout=20s >/dev/null
+[ "$(k get "$wl" -o jsonpath='{.status.conditions[?(@.type=="Evicted")].reason}')" = \
+    "Deactivated" ] || fail "eviction reason"
+for _ in $(seq 1 50); do
+    [ "$(k get "$third" -o jsonpath='{.spec.suspend}')" = "true" ] && break
+    sleep 0.1
+done
+[ "$(k get "$third" -o jsonpath='{.spec.suspend}')" = "true" ] ||
+    fail "deactivated job not suspended"
+
+step "execution log: one JSON line per pod start and stop"
+log="$work/sim/exec.log"
+python3 - "$log" <<'PY'
+import json, sys
+starts, stops = 0, 0
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    for f in ("ts", "cluster", "namespace", "job", "job_uid", "pod", "gpus"):
+        assert f in e, (f, e)
+    starts += e["event"] == "start"
+    stops += e["event"] == "stop"
+assert starts >= 9 and stops >= 9, (starts, stops)
+PY
+echo "PASS test_kubesim_kueue"
