@@ -75,6 +75,19 @@ done
 [ "$(k get "$third" -o jsonpath='{.spec.suspend}')" = "true" ] ||
     fail "deactivated job not suspended"
 
+step "kueue-frozen: nothing is admitted until the fault ends"
+KUBESIM_DIR="$work/sim" "$GF_BIN/kubesim" fault east kueue-frozen >/dev/null
+frozen=$(k create -f "$SAMPLES/sample-job.yaml" -o name)
+fuid=$(k get "$frozen" -o jsonpath='{.metadata.uid}')
+# One simulated minute (3 s here) with no admission: Kueue-lite is frozen.
+k wait --for=condition=Admitted workloads -l "kueue.x-k8s.io/job-uid=$fuid" \
+    --timeout=3s >/dev/null 2>&1 && fail "admitted while kueue is frozen"
+[ "$(k get "$frozen" -o jsonpath='{.spec.suspend}')" = "true" ] ||
+    fail "job started while kueue is frozen"
+KUBESIM_DIR="$work/sim" "$GF_BIN/kubesim" fault clear east >/dev/null
+k wait --for=condition=Admitted workloads -l "kueue.x-k8s.io/job-uid=$fuid" \
+    --timeout=20s >/dev/null || fail "not admitted after the fault ended"
+
 step "execution log: one JSON line per pod start and stop"
 log="$work/sim/exec.log"
 python3 - "$log" <<'PY'
