@@ -132,10 +132,132 @@ uint64_t gf_alloc_total(void)
     return atomic_load_explicit(&total_blocks, memory_order_relaxed);
 }
 
+/* ---- arenas for cJSON trees ------------------------------------------- */
+
+/*
+ * A block handed out by an arena carries the same header as a gf_malloc
+ * block, holding ARENA_TAG instead of a size, so that cJSON's free hook
+ * can tell the two apart: arena blocks are released all at once by
+ * gf_arena_reset, never one by one.
+ */
+#define ARENA_TAG SIZE_MAX
+#define ARENA_MIN_CHUNK 4096
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t cap, used; /* bytes of data */
+    max_align_t data[];
+};
+
+struct gf_arena {
+    struct arena_chunk *head; /* the chunk being filled; others follow */
+    size_t chunk_size;
+    size_t bytes; /* bytes handed out since the last reset */
+};
+
+/* The arena cJSON allocates from on this thread, or NULL. */
+static _Thread_local struct gf_arena *json_arena;
+
+struct gf_arena *gf_arena_new(size_t chunk_size)
+{
+    struct gf_arena *a = gf_calloc(1, sizeof(*a));
+    a->chunk_size = chunk_size < ARENA_MIN_CHUNK ? ARENA_MIN_CHUNK : chunk_size;
+    return a;
+}
+
+static struct arena_chunk *arena_chunk_new(size_t cap)
+{
+    struct arena_chunk *c = gf_malloc(sizeof(*c) + cap);
+    c->next = NULL;
+    c->cap = cap;
+    c->used = 0;
+    return c;
+}
+
+static void *arena_alloc(struct gf_arena *a, size_t size)
+{
+    /* Header plus the block, rounded so the next header stays aligned. */
+    if (size > SIZE_MAX / 2)
+        oom(size);
+    size_t need = HDR_SIZE + (size + HDR_SIZE - 1) / HDR_SIZE * HDR_SIZE;
+    struct arena_chunk *c = a->head;
+    if (c == NULL || c->cap - c->used < need) {
+        size_t cap = need > a->chunk_size ? need : a->chunk_size;
+        c = arena_chunk_new(cap);
+        c->next = a->head;
+        a->head = c;
+    }
+    unsigned char *raw = (unsigned char *)c->data + c->used;
+    c->used += need;
+    a->bytes += need;
+    size_t tag = ARENA_TAG;
+    memcpy(raw, &tag, sizeof(tag));
+    return raw + HDR_SIZE;
+}
+
+void gf_arena_reset(struct gf_arena *a)
+{
+    if (a == NULL || a->head == NULL)
+        return;
+    /* Keep one chunk of the usual size for the next tree; an oversized
+     * one (a huge event) is not kept pinned. */
+    struct arena_chunk *keep = NULL;
+    for (struct arena_chunk *c = a->head, *next; c != NULL; c = next) {
+        next = c->next;
+        if (keep == NULL && c->cap == a->chunk_size) {
+            keep = c;
+            keep->next = NULL;
+            keep->used = 0;
+        } else
+            gf_free(c);
+    }
+    a->head = keep;
+    a->bytes = 0;
+}
+
+void gf_arena_free(struct gf_arena *a)
+{
+    if (a == NULL)
+        return;
+    for (struct arena_chunk *c = a->head, *next; c != NULL; c = next) {
+        next = c->next;
+        gf_free(c);
+    }
+    gf_free(a);
+}
+
+size_t gf_arena_bytes(const struct gf_arena *a)
+{
+    return a->bytes;
+}
+
+struct gf_arena *gf_arena_json_begin(struct gf_arena *a)
+{
+    struct gf_arena *prev = json_arena;
+    /* Without our hooks cJSON uses malloc directly: nothing to route. */
+    if (global_ready)
+        json_arena = a;
+    return prev;
+}
+
+void gf_arena_json_end(struct gf_arena *prev)
+{
+    json_arena = prev;
+}
+
 /* cJSON's hook struct takes plain function pointers of malloc's type. */
 static void *cjson_malloc(size_t size)
 {
+    if (json_arena != NULL)
+        return arena_alloc(json_arena, size);
     return gf_malloc(size);
+}
+
+static void cjson_free(void *ptr)
+{
+    if (ptr == NULL || block_size(ptr) == ARENA_TAG)
+        return;
+    gf_free(ptr);
 }
 
 /* libuv passes size 0 to realloc only through its own wrapper, which frees
@@ -165,7 +287,7 @@ int gf_alloc_global_init(void)
     /* Idempotent so that fuzz targets and tests may call it freely. */
     if (global_ready)
         return 0;
-    cJSON_Hooks hooks = {.malloc_fn = cjson_malloc, .free_fn = gf_free};
+    cJSON_Hooks hooks = {.malloc_fn = cjson_malloc, .free_fn = cjson_free};
     cJSON_InitHooks(&hooks);
     if (uv_replace_allocator(uv_malloc_hook, uv_realloc_hook, uv_calloc_hook,
                              gf_free) != 0)

@@ -52,4 +52,37 @@ uint64_t gf_alloc_total(void);
 int gf_alloc_global_init(void);
 void gf_alloc_global_cleanup(void);
 
+/*
+ * Arenas for cJSON trees that are parsed, read and dropped, such as watch
+ * events: between gf_arena_json_begin and gf_arena_json_end every cJSON
+ * allocation on this thread is a bump in the arena (no malloc, no atomic
+ * counter), and cJSON_Delete of such a tree frees nothing. The memory
+ * comes back all at once with gf_arena_reset.
+ *
+ * Rules: only cJSON calls belong between begin and end (a parse); a tree
+ * from the arena must be deleted, or no longer referenced, before the
+ * reset, and no part of it may be detached and kept. Trees mixing arena
+ * and heap nodes delete correctly. Without gf_alloc_global_init, begin
+ * does nothing and cJSON allocates as usual.
+ *
+ *   struct gf_arena *prev = gf_arena_json_begin(a);
+ *   cJSON *ev = cJSON_ParseWithLength(p, n);
+ *   gf_arena_json_end(prev);
+ *   ... use ev ...
+ *   cJSON_Delete(ev);
+ *   gf_arena_reset(a);
+ */
+struct gf_arena;
+/* chunk_size: bytes per chunk (at least 4 KiB). Returned-owned. */
+struct gf_arena *gf_arena_new(size_t chunk_size);
+/* Releases every block at once; keeps one chunk for reuse. NULL ok. */
+void gf_arena_reset(struct gf_arena *a);
+void gf_arena_free(struct gf_arena *a);
+/* Bytes handed out since the last reset (headers included). */
+size_t gf_arena_bytes(const struct gf_arena *a);
+/* Routes cJSON allocations to a; returns the previous arena (or NULL)
+ * to pass to gf_arena_json_end, so that uses may nest. */
+struct gf_arena *gf_arena_json_begin(struct gf_arena *a);
+void gf_arena_json_end(struct gf_arena *prev);
+
 #endif

@@ -91,6 +91,116 @@ static void test_libcurl_goes_through_the_counter(void **state)
     assert_int_equal(gf_alloc_live(), baseline);
 }
 
+static const char arena_doc[] =
+    "{\"type\":\"MODIFIED\",\"object\":{\"metadata\":{\"name\":\"wl-1\","
+    "\"labels\":{\"a\":\"b\",\"c\":\"d\"}},\"spec\":{\"podSets\":[{\"count\":"
+    "4,\"name\":\"main\"}],\"queueName\":\"q\"},\"status\":{}}}";
+
+static void test_arena_tree_costs_one_chunk(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    uint64_t total = gf_alloc_total();
+    struct gf_arena *a = gf_arena_new(64 * 1024);
+    struct gf_arena *prev = gf_arena_json_begin(a);
+    cJSON *ev = cJSON_Parse(arena_doc);
+    gf_arena_json_end(prev);
+    assert_non_null(ev);
+    /* The arena itself and one chunk: every node came from the chunk. */
+    assert_int_equal(gf_alloc_total() - total, 2);
+    assert_true(gf_arena_bytes(a) > sizeof(arena_doc));
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(ev, "object"), "status")
+            ->string,
+        "status");
+    cJSON_Delete(ev);
+    gf_arena_reset(a);
+    assert_int_equal(gf_arena_bytes(a), 0);
+    /* The chunk is kept: a second tree allocates nothing. */
+    total = gf_alloc_total();
+    prev = gf_arena_json_begin(a);
+    ev = cJSON_Parse(arena_doc);
+    gf_arena_json_end(prev);
+    assert_int_equal(gf_alloc_total(), total);
+    cJSON_Delete(ev);
+    gf_arena_free(a);
+    assert_int_equal(gf_alloc_live(), live);
+}
+
+static void test_arena_mixed_tree_frees_heap_nodes(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    struct gf_arena *a = gf_arena_new(0);
+    struct gf_arena *prev = gf_arena_json_begin(a);
+    cJSON *ev = cJSON_Parse(arena_doc);
+    gf_arena_json_end(prev);
+    /* Added after end: heap nodes inside an arena tree. */
+    int64_t before = gf_alloc_live();
+    cJSON_AddStringToObject(ev, "added", "on the heap");
+    assert_true(gf_alloc_live() > before);
+    char *printed = cJSON_PrintUnformatted(ev);
+    assert_non_null(strstr(printed, "on the heap"));
+    cJSON_free(printed);
+    cJSON_Delete(ev);
+    assert_int_equal(gf_alloc_live(), before);
+    gf_arena_free(a);
+    assert_int_equal(gf_alloc_live(), live);
+}
+
+static void test_arena_oversized_chunk_not_kept(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    struct gf_arena *a = gf_arena_new(4096);
+    /* A 64 KiB string needs a chunk of its own. */
+    char *big = gf_malloc(70000);
+    memset(big, 'x', 69999);
+    big[0] = '"';
+    big[69998] = '"';
+    big[69999] = '\0';
+    struct gf_arena *prev = gf_arena_json_begin(a);
+    cJSON *s = cJSON_Parse(big);
+    cJSON *small = cJSON_Parse("[1,2,3]");
+    gf_arena_json_end(prev);
+    assert_int_equal(strlen(cJSON_GetStringValue(s)), 69997);
+    assert_int_equal(cJSON_GetArraySize(small), 3);
+    cJSON_Delete(s);
+    cJSON_Delete(small);
+    gf_free(big);
+    int64_t with_chunks = gf_alloc_live();
+    gf_arena_reset(a);
+    /* Only the usual-size chunk stays. */
+    assert_true(gf_alloc_live() < with_chunks);
+    gf_arena_free(a);
+    assert_int_equal(gf_alloc_live(), live);
+}
+
+static void test_arena_nesting_restores_previous(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    struct gf_arena *outer = gf_arena_new(0), *inner = gf_arena_new(0);
+    struct gf_arena *p1 = gf_arena_json_begin(outer);
+    cJSON *x = cJSON_Parse("{\"a\":1}");
+    struct gf_arena *p2 = gf_arena_json_begin(inner);
+    cJSON *y = cJSON_Parse("{\"b\":2}");
+    gf_arena_json_end(p2);
+    cJSON *z = cJSON_Parse("{\"c\":3}");
+    gf_arena_json_end(p1);
+    assert_true(gf_arena_bytes(outer) > 0 && gf_arena_bytes(inner) > 0);
+    size_t outer_bytes = gf_arena_bytes(outer);
+    cJSON *heap = cJSON_Parse("{\"d\":4}");
+    assert_int_equal(gf_arena_bytes(outer), outer_bytes);
+    cJSON_Delete(heap);
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    cJSON_Delete(z);
+    gf_arena_free(outer);
+    gf_arena_free(inner);
+    assert_int_equal(gf_alloc_live(), live);
+}
+
 int main(void)
 {
     assert_int_equal(gf_alloc_global_init(), 0);
@@ -102,6 +212,10 @@ int main(void)
         cmocka_unit_test(test_cjson_goes_through_the_counter),
         cmocka_unit_test(test_libuv_goes_through_the_counter),
         cmocka_unit_test(test_libcurl_goes_through_the_counter),
+        cmocka_unit_test(test_arena_tree_costs_one_chunk),
+        cmocka_unit_test(test_arena_mixed_tree_frees_heap_nodes),
+        cmocka_unit_test(test_arena_oversized_chunk_not_kept),
+        cmocka_unit_test(test_arena_nesting_restores_previous),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
