@@ -294,3 +294,41 @@ int gf_parse_i64(const char *s, int64_t *out)
     *out = v;
     return 0;
 }
+
+cJSON *gf_json_cond(const cJSON *conds, const char *type)
+{
+    cJSON *it;
+    cJSON_ArrayForEach(it, conds)
+    {
+        const char *t = gf_json_str(it, "type");
+        if (t != NULL && strcmp(t, type) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+bool gf_json_cond_true(const cJSON *conds, const char *type)
+{
+    const char *st = gf_json_str(gf_json_cond(conds, type), "status");
+    return st != NULL && strcmp(st, "True") == 0;
+}
+
+cJSON *gf_json_cond_ensure(cJSON *conds, const char *type)
+{
+    cJSON *c = gf_json_cond(conds, type);
+    if (c == NULL) {
+        c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "type", type);
+        cJSON_AddItemToArray(conds, c);
+    }
+    return c;
+}
+
+void gf_json_set_str(cJSON *obj, const char *key, const char *val)
+{
+    cJSON *v = cJSON_CreateString(val);
+    if (cJSON_GetObjectItemCaseSensitive(obj, key) != NULL)
+        cJSON_ReplaceItemInObjectCaseSensitive(obj, key, v);
+    else
+        cJSON_AddItemToObject(obj, key, v);
+}

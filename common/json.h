@@ -24,6 +24,19 @@ const char *gf_json_label(const cJSON *obj, const char *key);
 const char *gf_json_annotation(const cJSON *obj, const char *key);
 
 /*
+ * Conditions ([{"type":..,"status":"True"|"False",..}], as in
+ * status.conditions). gf_json_cond: the element of type in the array
+ * conds, or NULL (conds may be NULL). gf_json_cond_true: whether it is
+ * there with status "True".
+ */
+cJSON *gf_json_cond(const cJSON *conds, const char *type);
+bool gf_json_cond_true(const cJSON *conds, const char *type);
+/* The element of type in conds, appended as {"type":type} if absent. */
+cJSON *gf_json_cond_ensure(cJSON *conds, const char *type);
+/* Sets obj[key] to the string val, replacing what was there. */
+void gf_json_set_str(cJSON *obj, const char *key, const char *val);
+
+/*
  * Parses a Kubernetes quantity ("8", "500m", "16Gi", "1.5") into
  * milli-units. 0, -EINVAL for malformed input, -ERANGE on overflow.
  */

@@ -192,6 +192,30 @@ static int teardown(void **state)
     return 0;
 }
 
+static void test_conditions_by_type(void **state)
+{
+    (void)state;
+    cJSON *conds = cJSON_Parse(
+        "[{\"type\":\"QuotaReserved\",\"status\":\"True\"},"
+        "{\"type\":\"Admitted\",\"status\":\"False\"},{\"status\":\"True\"}]");
+    assert_true(gf_json_cond_true(conds, "QuotaReserved"));
+    assert_false(gf_json_cond_true(conds, "Admitted"));
+    assert_non_null(gf_json_cond(conds, "Admitted"));
+    assert_null(gf_json_cond(conds, "Finished"));
+    assert_false(gf_json_cond_true(conds, "Finished"));
+    assert_null(gf_json_cond(NULL, "Finished"));
+    assert_false(gf_json_cond_true(NULL, "Finished"));
+    /* ensure appends once, then finds the same element */
+    cJSON *f = gf_json_cond_ensure(conds, "Finished");
+    assert_ptr_equal(gf_json_cond_ensure(conds, "Finished"), f);
+    assert_int_equal(cJSON_GetArraySize(conds), 4);
+    gf_json_set_str(f, "status", "False");
+    gf_json_set_str(f, "status", "True");
+    assert_true(gf_json_cond_true(conds, "Finished"));
+    assert_int_equal(cJSON_GetArraySize(f), 2);
+    cJSON_Delete(conds);
+}
+
 int main(void)
 {
     assert_int_equal(gf_alloc_global_init(), 0);
@@ -202,6 +226,7 @@ int main(void)
                                   teardown),
         cmocka_unit_test_teardown(test_durations, teardown),
         cmocka_unit_test_teardown(test_parse_i64, teardown),
+        cmocka_unit_test_teardown(test_conditions_by_type, teardown),
         cmocka_unit_test_teardown(test_rand_is_seeded_and_bounded, teardown),
         cmocka_unit_test_teardown(test_strerror_names_both_kinds, teardown),
     };

@@ -174,16 +174,7 @@ static struct gf_ks_rtype *crd_type(struct gf_ks_api *api, const cJSON *crd)
 
 static bool has_true_condition(const cJSON *crd, const char *type)
 {
-    const cJSON *c;
-    cJSON_ArrayForEach(c, gf_json_path(crd, "status.conditions"))
-    {
-        const char *ty = gf_json_str(c, "type");
-        const char *st = gf_json_str(c, "status");
-        if (ty != NULL && st != NULL && strcmp(ty, type) == 0 &&
-            strcmp(st, "True") == 0)
-            return true;
-    }
-    return false;
+    return gf_json_cond_true(gf_json_path(crd, "status.conditions"), type);
 }
 
 static cJSON *condition(const char *type, const char *reason,

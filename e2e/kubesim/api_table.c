@@ -296,15 +296,7 @@ static cJSON *cell_pod_restarts(const struct gf_ks_api *api, const cJSON *obj)
 
 static bool cond_true(const cJSON *obj, const char *type)
 {
-    const cJSON *c;
-    cJSON_ArrayForEach(c, gf_json_path(obj, "status.conditions"))
-    {
-        const char *t = gf_json_str(c, "type"), *s = gf_json_str(c, "status");
-        if (t != NULL && s != NULL && strcmp(t, type) == 0 &&
-            strcmp(s, "True") == 0)
-            return true;
-    }
-    return false;
+    return gf_json_cond_true(gf_json_path(obj, "status.conditions"), type);
 }
 
 static cJSON *cell_job_status(const struct gf_ks_api *api, const cJSON *obj)

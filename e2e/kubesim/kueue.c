@@ -83,46 +83,17 @@ static void cond_set(const struct gf_ks_kueue *k, cJSON *conds,
     char ts[32];
     now_str(k, ts);
     const char *st = status ? "True" : "False";
-    cJSON *c = NULL, *it;
-    cJSON_ArrayForEach(it, conds)
-    {
-        const char *t = gf_json_str(it, "type");
-        if (t != NULL && strcmp(t, type) == 0)
-            c = it;
-    }
-    if (c == NULL) {
-        c = cJSON_CreateObject();
-        cJSON_AddItemToArray(conds, c);
-        cJSON_AddStringToObject(c, "type", type);
-    }
+    cJSON *c = gf_json_cond_ensure(conds, type);
     const char *old = gf_json_str(c, "status");
     if (old == NULL || strcmp(old, st) != 0 ||
-        gf_json_str(c, "lastTransitionTime") == NULL) {
-        cJSON_DeleteItemFromObjectCaseSensitive(c, "lastTransitionTime");
-        cJSON_AddStringToObject(c, "lastTransitionTime", ts);
-    }
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "status");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "reason");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "message");
+        gf_json_str(c, "lastTransitionTime") == NULL)
+        gf_json_set_str(c, "lastTransitionTime", ts);
+    gf_json_set_str(c, "status", st);
+    gf_json_set_str(c, "reason", reason);
+    gf_json_set_str(c, "message", msg);
     cJSON_DeleteItemFromObjectCaseSensitive(c, "observedGeneration");
-    cJSON_AddStringToObject(c, "status", st);
-    cJSON_AddStringToObject(c, "reason", reason);
-    cJSON_AddStringToObject(c, "message", msg);
     if (gen > 0)
         cJSON_AddNumberToObject(c, "observedGeneration", (double)gen);
-}
-
-/* The condition of type in conds, or NULL. */
-static const cJSON *cond_get(const cJSON *conds, const char *type)
-{
-    const cJSON *it;
-    cJSON_ArrayForEach(it, conds)
-    {
-        const char *t = gf_json_str(it, "type");
-        if (t != NULL && strcmp(t, type) == 0)
-            return it;
-    }
-    return NULL;
 }
 
 /*
@@ -168,7 +139,7 @@ static void patch_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
 static void cond_previously(const struct gf_ks_kueue *k, cJSON *conds,
                             const char *type, int64_t gen)
 {
-    const cJSON *c = cond_get(conds, type);
+    const cJSON *c = gf_json_cond(conds, type);
     const char *st = gf_json_str(c, "status");
     if (st == NULL || strcmp(st, "True") != 0)
         return;
@@ -254,9 +225,9 @@ static void evict(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
     cond_set(k, conds, "Evicted", true, why->reason, why->msg, gen);
     if (why->preempted != NULL)
         cond_set(k, conds, "Preempted", true, why->preempted, why->msg, gen);
-    if (had || cond_get(conds, "QuotaReserved") != NULL)
+    if (had || gf_json_cond(conds, "QuotaReserved") != NULL)
         cond_set(k, conds, "QuotaReserved", false, "Pending", why->msg, gen);
-    if (had || cond_get(conds, "Admitted") != NULL)
+    if (had || gf_json_cond(conds, "Admitted") != NULL)
         cond_set(k, conds, "Admitted", false, "NoReservation",
                  "The workload has no reservation", gen);
     cond_set(k, conds, "Requeued", why->requeue, why->reason, why->msg, gen);

@@ -145,45 +145,15 @@ static void cond_set(const struct gf_ks_runner *r, cJSON *conds,
     char ts[32];
     gf_time_rfc3339(gf_clock_wall_ms(r->clk), ts);
     const char *st = status ? "True" : "False";
-    cJSON *c = NULL, *it;
-    cJSON_ArrayForEach(it, conds)
-    {
-        const char *t = gf_json_str(it, "type");
-        if (t != NULL && strcmp(t, type) == 0)
-            c = it;
-    }
-    if (c == NULL) {
-        c = cJSON_CreateObject();
-        cJSON_AddItemToArray(conds, c);
-        cJSON_AddStringToObject(c, "type", type);
-    }
+    cJSON *c = gf_json_cond_ensure(conds, type);
     const char *old = gf_json_str(c, "status");
     if (old != NULL && strcmp(old, st) == 0)
         return; /* the Job controller keeps a condition that holds */
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "status");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "reason");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "message");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "lastProbeTime");
-    cJSON_DeleteItemFromObjectCaseSensitive(c, "lastTransitionTime");
-    cJSON_AddStringToObject(c, "status", st);
-    cJSON_AddStringToObject(c, "reason", reason);
-    cJSON_AddStringToObject(c, "message", msg);
-    cJSON_AddStringToObject(c, "lastProbeTime", ts);
-    cJSON_AddStringToObject(c, "lastTransitionTime", ts);
-}
-
-static bool has_true(const cJSON *conds, const char *type)
-{
-    const cJSON *c;
-    cJSON_ArrayForEach(c, conds)
-    {
-        const char *t = gf_json_str(c, "type");
-        const char *s = gf_json_str(c, "status");
-        if (t != NULL && s != NULL && strcmp(t, type) == 0 &&
-            strcmp(s, "True") == 0)
-            return true;
-    }
-    return false;
+    gf_json_set_str(c, "status", st);
+    gf_json_set_str(c, "reason", reason);
+    gf_json_set_str(c, "message", msg);
+    gf_json_set_str(c, "lastProbeTime", ts);
+    gf_json_set_str(c, "lastTransitionTime", ts);
 }
 
 /* ---- Pods ---------------------------------------------------------------- */
@@ -540,7 +510,8 @@ static void jobspec_of(const cJSON *job, struct jobspec *s)
     s->suspended = false;
     gf_json_bool(job, "spec.suspend", &s->suspended);
     const cJSON *conds = gf_json_path(job, "status.conditions");
-    s->done = has_true(conds, "Complete") || has_true(conds, "Failed");
+    s->done = gf_json_cond_true(conds, "Complete") ||
+              gf_json_cond_true(conds, "Failed");
     s->parallelism = 1;
     gf_json_int(job, "spec.parallelism", &s->parallelism);
     s->target = s->parallelism;
@@ -584,7 +555,7 @@ static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
         cond_set(r, conds, "Failed", true, "BackoffLimitExceeded", m);
         state = 2;
     } else {
-        if (has_true(conds, "Suspended"))
+        if (gf_json_cond_true(conds, "Suspended"))
             cond_set(r, conds, "Suspended", false, "JobResumed", "Job resumed");
         struct podcfg cfg;
         podcfg_of(r, job, &cfg);
