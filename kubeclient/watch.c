@@ -105,11 +105,15 @@ void gf_watch_framer_init(struct gf_watch_framer *f, size_t max_event)
     memset(f, 0, sizeof(*f));
     f->max_event = max_event ? max_event : GF_WATCH_DEFAULT_MAX_EVENT;
     gf_buf_init(&f->partial, f->max_event);
+    /* A 2 KB object's tree takes about 9 KB: one chunk holds a few. */
+    f->arena = gf_arena_new(64 * 1024);
 }
 
 void gf_watch_framer_free(struct gf_watch_framer *f)
 {
     gf_buf_free(&f->partial);
+    gf_arena_free(f->arena);
+    f->arena = NULL;
 }
 
 static int emit(struct gf_watch_framer *f, const char *p, size_t n,
@@ -124,12 +128,17 @@ static int emit(struct gf_watch_framer *f, const char *p, size_t n,
         return GF_E2BIG;
     struct gf_watch_event ev;
     cJSON *root = NULL;
+    /* Only the parse runs in the arena: what callbacks allocate with
+     * cJSON (copies, prints) comes from the heap as usual. */
+    struct gf_arena *prev = gf_arena_json_begin(f->arena);
     int rc = gf_watch_event_decode(p, n, &ev, &root);
-    if (rc != 0)
-        return rc;
-    f->events++;
-    rc = cb(data, &ev);
-    cJSON_Delete(root);
+    gf_arena_json_end(prev);
+    if (rc == 0) {
+        f->events++;
+        rc = cb(data, &ev);
+        cJSON_Delete(root);
+    }
+    gf_arena_reset(f->arena);
     return rc;
 }
 

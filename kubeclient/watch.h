@@ -65,6 +65,13 @@ typedef int (*gf_watch_event_cb)(void *data, const struct gf_watch_event *ev);
 
 struct gf_watch_framer {
     struct gf_buf partial; /* bytes of an event not yet terminated */
+    /*
+     * Each event's cJSON tree is parsed into this arena and dropped after
+     * the callback (common/alloc.h): watch ingest is parse-bound, and a
+     * bump allocator halves the cost of a tree. Callbacks must not keep
+     * or detach any part of ev->object (copy what they need).
+     */
+    struct gf_arena *arena;
     size_t max_event;
     uint64_t events, bytes;
 };
