@@ -703,6 +703,7 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     struct gf_api_status st;
     struct gf_kube_result res = {0};
     cJSON *json = NULL;
+    struct gf_arena *arena = NULL;
     res.http_code = resp->status;
     res.body = resp->body;
     res.body_len = resp->body_len;
@@ -715,7 +716,12 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
         memset(&st, 0, sizeof(st));
         st.code = resp->status;
         if (!k->streaming && resp->body_len > 0) {
+            /* The tree lives only for the callback (res.json is
+             * borrowed): parse it into an arena, freed in one go. */
+            arena = gf_arena_new(64 * 1024);
+            struct gf_arena *prev = gf_arena_json_begin(arena);
             json = cJSON_ParseWithLength(resp->body, resp->body_len);
+            gf_arena_json_end(prev);
             if (json == NULL) {
                 gf_api_status_transport(GF_EPARSE, "response is not JSON", &st);
                 st.code = resp->status;
@@ -740,6 +746,7 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     }
     k->cb(k->data, &res);
     cJSON_Delete(json);
+    gf_arena_free(arena);
     call_free(k);
 }
 
