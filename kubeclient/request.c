@@ -36,7 +36,11 @@ void gf__strlcpy(char *dst, const char *s, size_t cap)
 
 int gf_api_err_from_http(long code, const char *reason)
 {
-    if (reason != NULL &&
+    /* The reason decides only where the code does not: a watch ERROR
+     * event without one, or a Status in a success answer. A 429 or 5xx
+     * backs off whatever its body says. */
+    bool no_code = code == 0 || (code >= 200 && code < 300);
+    if (reason != NULL && no_code &&
         (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0))
         return GF_EGONE;
     if (code >= 200 && code < 300)

@@ -66,7 +66,8 @@ struct gf_api_status {
  * Decodes a failure answer: `body` (may be NULL/0 or not JSON) with HTTP
  * status `http_code` and the Retry-After header value already in ms.
  * Always fills *out (from the code alone when the body is not a Status)
- * and classifies it. Returns out->err (negative; 0 for 2xx codes).
+ * and classifies it. Returns out->err: negative, or 0 for 2xx codes
+ * unless the body is a Status saying "Failure" (then GF_EAPI).
  */
 int gf_api_status_decode(const char *body, size_t len, long http_code,
                          uint64_t retry_after_ms, struct gf_api_status *out);
