@@ -214,6 +214,31 @@ static int apply_items(struct gf_reflector *r, const cJSON *list)
     return 0;
 }
 
+/* A failed list page: relist at once after 410 (once), else back off. */
+static void list_failed(struct gf_reflector *r, int err,
+                        const struct gf_api_status *status)
+{
+    struct gf_api_status st = *status;
+    if (st.err != err)
+        gf_api_status_transport(err, "bad list body", &st);
+    record_error(r, err, &st);
+    if (st.cls == GF_API_RELIST && !r->gone_retried) {
+        /* The RV we asked for is compacted away, or a continue token
+         * expired: list again from the newest state, right away. */
+        GF_LOG(&r->lc, GF_LOG_INFO, "relist", "resource=%s reason=%s",
+               r->res.plural, "expired");
+        r->health.relists++;
+        r->gone_retried = true;
+        r->list_rv[0] = '\0';
+        do_list(r, NULL);
+        return;
+    }
+    GF_LOG(&r->lc, GF_LOG_WARN, "list failed",
+           "resource=%s err=%s code=%ld reason=%s", r->res.plural,
+           gf_strerror(err), st.code, st.reason);
+    backoff(r, STEP_LIST, st.retry_after_ms);
+}
+
 static void on_list(void *data, const struct gf_kube_result *res)
 {
     struct gf_reflector *r = data;
@@ -228,25 +253,7 @@ static void on_list(void *data, const struct gf_kube_result *res)
     if (err == 0)
         err = apply_items(r, res->json);
     if (err != 0) {
-        struct gf_api_status st = *res->status;
-        if (st.err != err)
-            gf_api_status_transport(err, "bad list body", &st);
-        record_error(r, err, &st);
-        if (st.cls == GF_API_RELIST && !r->gone_retried) {
-            /* The RV we asked for is compacted away, or a continue token
-             * expired: list again from the newest state, right away. */
-            GF_LOG(&r->lc, GF_LOG_INFO, "relist", "resource=%s reason=%s",
-                   r->res.plural, "expired");
-            r->health.relists++;
-            r->gone_retried = true;
-            r->list_rv[0] = '\0';
-            do_list(r, NULL);
-            return;
-        }
-        GF_LOG(&r->lc, GF_LOG_WARN, "list failed",
-               "resource=%s err=%s code=%ld reason=%s", r->res.plural,
-               gf_strerror(err), st.code, st.reason);
-        backoff(r, STEP_LIST, st.retry_after_ms);
+        list_failed(r, err, res->status);
         return;
     }
     const char *rv = NULL, *cont = NULL;

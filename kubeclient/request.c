@@ -350,12 +350,56 @@ static bool valid_name_chars(const char *s)
     return true;
 }
 
+/* Whether k is named by plural (its plural or its short name). */
+static bool known_named(const struct known_resource *k, const char *plural)
+{
+    return strcmp(k->plural, plural) == 0 ||
+           (k->shortname != NULL && strcmp(k->shortname, plural) == 0);
+}
+
+/* "plural" alone: the first match wins, so core and built-in groups
+ * shadow CRDs as kubectl's default resource priority does. */
+static int resource_by_plural(const char *plural, struct gf_kube_resource *out)
+{
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (known_named(&known[i], plural))
+            return from_known(&known[i], out);
+    return -ENOENT;
+}
+
+/* "plural.[version.]group"; version (vlen bytes) may be NULL. */
+static int resource_in_group(const char *plural, const char *version,
+                             size_t vlen, const char *group,
+                             struct gf_kube_resource *out)
+{
+    char v[32];
+    if (version != NULL) {
+        if (vlen >= sizeof(v) || vlen >= sizeof(out->version))
+            return -EINVAL;
+        memcpy(v, version, vlen);
+        v[vlen] = '\0';
+    }
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strcmp(known[i].group, group) != 0 ||
+            !known_named(&known[i], plural))
+            continue;
+        int rc = from_known(&known[i], out);
+        if (rc == 0 && version != NULL)
+            memcpy(out->version, v, vlen + 1);
+        return rc;
+    }
+    if (version == NULL)
+        return -ENOENT;
+    /* An unknown group with an explicit version: most custom resources
+     * are namespaced; callers that know better use resource_set. */
+    return gf_kube_resource_set(out, group, v, plural, NULL, true);
+}
+
 int gf_kube_resource_parse(const char *name, struct gf_kube_resource *out)
 {
     if (name == NULL || *name == '\0' || strlen(name) > 200 ||
         !valid_name_chars(name))
         return -EINVAL;
-    const size_t nk = sizeof(known) / sizeof(known[0]);
     const char *dot = strchr(name, '.');
     char plural[64];
     size_t pl = dot != NULL ? (size_t)(dot - name) : strlen(name);
@@ -363,16 +407,8 @@ int gf_kube_resource_parse(const char *name, struct gf_kube_resource *out)
         return -EINVAL;
     memcpy(plural, name, pl);
     plural[pl] = '\0';
-    if (dot == NULL) {
-        /* The first match wins, so core and built-in groups shadow CRDs
-         * as kubectl's default resource priority does. */
-        for (size_t i = 0; i < nk; i++)
-            if (strcmp(known[i].plural, plural) == 0 ||
-                (known[i].shortname != NULL &&
-                 strcmp(known[i].shortname, plural) == 0))
-                return from_known(&known[i], out);
-        return -ENOENT;
-    }
+    if (dot == NULL)
+        return resource_by_plural(plural, out);
     const char *rest = dot + 1;
     const char *version = NULL;
     size_t vlen = 0;
@@ -384,31 +420,7 @@ int gf_kube_resource_parse(const char *name, struct gf_kube_resource *out)
     }
     if (*rest == '\0')
         return -EINVAL;
-    for (size_t i = 0; i < nk; i++) {
-        if (strcmp(known[i].group, rest) != 0 ||
-            (strcmp(known[i].plural, plural) != 0 &&
-             (known[i].shortname == NULL ||
-              strcmp(known[i].shortname, plural) != 0)))
-            continue;
-        int rc = from_known(&known[i], out);
-        if (rc == 0 && version != NULL) {
-            if (vlen >= sizeof(out->version))
-                return -EINVAL;
-            memcpy(out->version, version, vlen);
-            out->version[vlen] = '\0';
-        }
-        return rc;
-    }
-    if (version == NULL)
-        return -ENOENT;
-    /* An unknown group with an explicit version: most custom resources
-     * are namespaced; callers that know better use resource_set. */
-    char v[32];
-    if (vlen >= sizeof(v))
-        return -EINVAL;
-    memcpy(v, version, vlen);
-    v[vlen] = '\0';
-    return gf_kube_resource_set(out, rest, v, plural, NULL, true);
+    return resource_in_group(plural, version, vlen, rest, out);
 }
 
 int gf_kube_path(struct gf_buf *out, const struct gf_kube_resource *r,
@@ -722,7 +734,7 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
         if (!k->streaming && resp->body_len > 0) {
             /* The tree lives only for the callback (res.json is
              * borrowed): parse it into an arena, freed in one go. */
-            arena = gf_arena_new(64 * 1024);
+            arena = gf_arena_new(65536);
             struct gf_arena *prev = gf_arena_json_begin(arena);
             json = cJSON_ParseWithLength(resp->body, resp->body_len);
             gf_arena_json_end(prev);

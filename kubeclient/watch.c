@@ -106,7 +106,7 @@ void gf_watch_framer_init(struct gf_watch_framer *f, size_t max_event)
     f->max_event = max_event ? max_event : GF_WATCH_DEFAULT_MAX_EVENT;
     gf_buf_init(&f->partial, f->max_event);
     /* A 2 KB object's tree takes about 9 KB: one chunk holds a few. */
-    f->arena = gf_arena_new(64 * 1024);
+    f->arena = gf_arena_new(65536);
 }
 
 void gf_watch_framer_free(struct gf_watch_framer *f)

@@ -101,7 +101,7 @@ static void test_arena_tree_costs_one_chunk(void **state)
     (void)state;
     int64_t live = gf_alloc_live();
     uint64_t total = gf_alloc_total();
-    struct gf_arena *a = gf_arena_new(64 * 1024);
+    struct gf_arena *a = gf_arena_new(65536);
     struct gf_arena *prev = gf_arena_json_begin(a);
     cJSON *ev = cJSON_Parse(arena_doc);
     gf_arena_json_end(prev);

@@ -30,8 +30,10 @@ static int setup(void **state)
 {
     struct dir *d = calloc(1, sizeof(*d));
     snprintf(d->path, sizeof(d->path), "/tmp/gf-test-file.XXXXXX");
-    if (mkdtemp(d->path) == NULL)
+    if (mkdtemp(d->path) == NULL) {
+        free(d);
         return -1;
+    }
     *state = d;
     baseline = gf_alloc_live();
     return 0;
