@@ -1,0 +1,617 @@
+/*
+ * kubeclient against a scripted API server: kubesim's real transport (TLS,
+ * http-parser, faults) with a handler that the test scripts, so every
+ * failure the reflector must survive is produced on the wire, byte for
+ * byte: a watch event split at every offset, many events in one chunk,
+ * bookmarks, 410 as an ERROR event and as an HTTP status, 429 with
+ * Retry-After, a 500 burst, a connection cut mid-event, a server that
+ * stops answering, a rotated token file and a wrong CA.
+ *
+ * The reflector's timers (backoff, idle) run on the manual clock, so
+ * waits are clock advances; only socket I/O runs on the loop. Every test
+ * ends with all handles closed, uv_loop_close() == 0 and the allocation
+ * counter back at its start.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/rand.h"
+#include "e2e/kubesim/auth.h"
+#include "e2e/kubesim/certs.h"
+#include "e2e/kubesim/fault.h"
+#include "e2e/kubesim/server.h"
+#include "e2e/kubesim/test/ks_tclient.h"
+#include "kubeclient/http.h"
+#include "kubeclient/reflector.h"
+#include "kubeclient/request.h"
+#include "kubeclient/store.h"
+
+#define MAX_REQS 64
+
+struct sreq {
+    char method[8];
+    char path[128];
+    char query[256];
+};
+
+/* The one live watch stream, as the handler left it. */
+struct swatch {
+    const struct gf_ks_api_out *out;
+};
+
+struct fx {
+    uv_loop_t loop;
+    struct gf_clock clk;
+    struct gf_ks_certs *certs, *other_ca;
+    struct gf_ks_auth *auth;
+    struct gf_ks_faults *faults;
+    struct gf_ks_server *srv;
+    struct gf_http *http;
+    struct gf_kube_client *client;
+    struct gf_store *store;
+    struct gf_reflector *refl;
+    struct gf_rand rng;
+    char token_path[64];
+    /* script */
+    const char *list_body; /* answer to LIST */
+    int list_code;         /* != 200: LISTs answered with this Status */
+    unsigned list_fails;   /* how many LISTs get list_code */
+    int watch_code;        /* != 200: the next WATCH answered so, once */
+    struct swatch *watch;
+    /* log */
+    struct sreq reqs[MAX_REQS];
+    size_t nreq, nlist, nwatch;
+    bool closed;
+    int64_t baseline;
+};
+
+static const char list_ok[] =
+    "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":"
+    "{\"resourceVersion\":\"10\"},\"items\":[{\"metadata\":{\"name\":\"a\","
+    "\"namespace\":\"default\",\"resourceVersion\":\"9\"}}]}";
+
+static void status_body(char *out, size_t cap, int code, const char *reason)
+{
+    snprintf(out, cap,
+             "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":"
+             "\"Failure\",\"message\":\"scripted\",\"reason\":\"%s\","
+             "\"code\":%d}",
+             reason, code);
+}
+
+static const char *reason_of(int code)
+{
+    switch (code) {
+    case 410:
+        return "Expired";
+    case 429:
+        return "TooManyRequests";
+    default:
+        return "InternalError";
+    }
+}
+
+static void handle(void *data, const struct gf_ks_api_req *req,
+                   const struct gf_ks_api_out *out,
+                   struct gf_ks_api_call **call)
+{
+    struct fx *f = data;
+    *call = NULL;
+    bool watch = req->query != NULL && strstr(req->query, "watch=") != NULL;
+    if (f->nreq < MAX_REQS) {
+        struct sreq *r = &f->reqs[f->nreq++];
+        snprintf(r->method, sizeof(r->method), "%s", req->method);
+        snprintf(r->path, sizeof(r->path), "%s", req->path);
+        snprintf(r->query, sizeof(r->query), "%s",
+                 req->query != NULL ? req->query : "");
+    }
+    char body[512];
+    if (!watch) {
+        f->nlist++;
+        if (f->list_fails > 0) {
+            f->list_fails--;
+            status_body(body, sizeof(body), f->list_code,
+                        reason_of(f->list_code));
+            out->reply(out->ctx, f->list_code, "application/json", body,
+                       strlen(body));
+            return;
+        }
+        out->reply(out->ctx, 200, "application/json", f->list_body,
+                   strlen(f->list_body));
+        return;
+    }
+    f->nwatch++;
+    if (f->watch_code != 200) {
+        int code = f->watch_code;
+        f->watch_code = 200;
+        status_body(body, sizeof(body), code, reason_of(code));
+        out->reply(out->ctx, code, "application/json", body, strlen(body));
+        return;
+    }
+    out->stream_begin(out->ctx, 200, "application/json");
+    f->watch = calloc(1, sizeof(*f->watch));
+    f->watch->out = out;
+    *call = (struct gf_ks_api_call *)f->watch;
+}
+
+static void cancel(void *data, struct gf_ks_api_call *call)
+{
+    struct fx *f = data;
+    assert_ptr_equal(call, f->watch);
+    free(f->watch);
+    f->watch = NULL;
+}
+
+/* ---- fixture -------------------------------------------------------------
+ */
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    f->baseline = gf_alloc_live();
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    gf_clock_init_manual(&f->clk, 1000, 1700000000000);
+    gf_rand_seed(&f->rng, 7);
+    assert_int_equal(gf_ks_certs_new("test-ca", 1, &f->certs), 0);
+    f->auth = gf_ks_auth_new();
+    assert_int_equal(gf_ks_auth_add_defaults(f->auth), 0);
+    f->faults = gf_ks_faults_new(&f->clk);
+    f->list_body = list_ok;
+    f->list_code = 200;
+    f->watch_code = 200;
+    struct gf_ks_server_opts o = {
+        .loop = &f->loop,
+        .clock = &f->clk,
+        .name = "scripted",
+        .tls = gf_ks_certs_server_ctx(f->certs),
+        .auth = f->auth,
+        .faults = f->faults,
+        .handle = handle,
+        .cancel = cancel,
+        .data = f,
+    };
+    assert_int_equal(gf_ks_server_start(&o, &f->srv), 0);
+    assert_int_equal(gf_http_new(&f->loop, &f->clk, &f->http), 0);
+    *state = f;
+    return 0;
+}
+
+/* A client for the server; token NULL: the admin's. */
+static void make_client(struct fx *f, const struct gf_ks_certs *ca,
+                        const char *token, const char *token_file)
+{
+    char server[64];
+    snprintf(server, sizeof(server), "https://127.0.0.1:%d",
+             gf_ks_server_port(f->srv));
+    size_t ca_len;
+    const char *ca_pem = gf_ks_certs_ca_pem(ca, &ca_len);
+    struct gf_kube_creds creds = {
+        .context = "t",
+        .cluster = "t",
+        .user = "t",
+        .server = server,
+        .ca_pem = (unsigned char *)ca_pem,
+        .ca_pem_len = ca_len,
+        .token = (char *)(token != NULL
+                              ? token
+                              : gf_ks_auth_identity(f->auth, "admin")->token),
+        .token_file = (char *)token_file,
+    };
+    struct gf_kube_client_opts co = {.name = "scripted"};
+    assert_int_equal(
+        gf_kube_client_new(f->http, &f->clk, &creds, &co, &f->client), 0);
+}
+
+static void start_reflector(struct fx *f)
+{
+    if (f->client == NULL)
+        make_client(f, f->certs, NULL, NULL);
+    struct gf_store_opts so = {0};
+    f->store = gf_store_new(&so);
+    struct gf_reflector_opts ro = {
+        .client = f->client,
+        .store = f->store,
+        .rng = &f->rng,
+        .ns = "default",
+        .idle_timeout_ms = 30000,
+    };
+    assert_int_equal(gf_kube_resource_parse("configmaps", &ro.res), 0);
+    assert_int_equal(gf_reflector_new(&ro, &f->refl), 0);
+    assert_int_equal(gf_reflector_start(f->refl), 0);
+}
+
+static void on_closed(void *data)
+{
+    struct fx *f = data;
+    f->closed = true;
+}
+
+static bool is_closed(void *arg)
+{
+    return ((struct fx *)arg)->closed;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->refl != NULL) {
+        gf_reflector_close(f->refl, on_closed, f);
+        gf_kst_run_until(&f->loop, is_closed, f);
+    }
+    gf_store_free(f->store);
+    gf_kube_client_free(f->client);
+    gf_http_close(f->http, NULL, NULL);
+    gf_ks_server_close(f->srv);
+    assert_null(f->watch);
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    gf_ks_faults_free(f->faults);
+    gf_ks_auth_free(f->auth);
+    gf_ks_certs_free(f->certs);
+    gf_ks_certs_free(f->other_ca);
+    assert_int_equal(gf_clock_active_timers(&f->clk), 0);
+    gf_clock_close(&f->clk);
+    if (f->token_path[0] != '\0')
+        unlink(f->token_path);
+    assert_int_equal(gf_alloc_live(), f->baseline);
+    free(f);
+    return 0;
+}
+
+/* ---- helpers --------------------------------------------------------------
+ */
+
+static struct gf_reflector_health health(const struct fx *f)
+{
+    struct gf_reflector_health h;
+    gf_reflector_health(f->refl, &h);
+    return h;
+}
+
+static bool watching(void *arg)
+{
+    struct fx *f = arg;
+    return f->watch != NULL && health(f).watching;
+}
+
+struct want_events {
+    struct fx *f;
+    uint64_t n;
+};
+
+static bool has_events(void *arg)
+{
+    const struct want_events *w = arg;
+    return health(w->f).events >= w->n;
+}
+
+static void wait_events(struct fx *f, uint64_t n)
+{
+    struct want_events w = {f, n};
+    gf_kst_run_until(&f->loop, has_events, &w);
+}
+
+struct want_count {
+    const size_t *counter;
+    size_t n;
+};
+
+static bool count_reached(void *arg)
+{
+    const struct want_count *w = arg;
+    return *w->counter >= w->n;
+}
+
+static void wait_count(struct fx *f, const size_t *counter, size_t n)
+{
+    struct want_count w = {counter, n};
+    gf_kst_run_until(&f->loop, count_reached, &w);
+}
+
+static bool in_backoff(void *arg)
+{
+    return health(arg).state == GF_REFLECTOR_BACKOFF;
+}
+
+static void push(struct fx *f, const char *data, size_t len)
+{
+    assert_non_null(f->watch);
+    assert_int_equal(f->watch->out->stream_write(f->watch->out->ctx, data, len),
+                     0);
+}
+
+/* An ADDED event of ConfigMap name at resourceVersion rv. */
+static int event(char *out, size_t cap, const char *type, const char *name,
+                 int rv)
+{
+    return snprintf(out, cap,
+                    "{\"type\":\"%s\",\"object\":{\"kind\":\"ConfigMap\","
+                    "\"apiVersion\":\"v1\",\"metadata\":{\"name\":\"%s\","
+                    "\"namespace\":\"default\",\"resourceVersion\":\"%d\"},"
+                    "\"data\":{\"k\":\"v\"}}}\n",
+                    type, name, rv);
+}
+
+static void start_watching(struct fx *f)
+{
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_true(health(f).synced);
+    assert_int_equal(gf_store_len(f->store), 1);
+}
+
+/* ---- tests ----------------------------------------------------------------
+ */
+
+/* The network may cut a chunked body anywhere: event i is sent as two
+ * TLS records split at byte i, and every event is applied exactly once. */
+static void test_event_split_at_every_offset(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    char ev[512];
+    int len = event(ev, sizeof(ev), "ADDED", "probe", 11);
+    uint64_t base = health(f).events;
+    for (int i = 1; i < len; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "s%d", i);
+        len = event(ev, sizeof(ev), "ADDED", name, 100 + i);
+        push(f, ev, (size_t)i);
+        gf_kst_spin(&f->loop, 3);
+        push(f, ev + i, (size_t)(len - i));
+        wait_events(f, base + (uint64_t)i);
+    }
+    struct gf_reflector_health h = health(f);
+    assert_int_equal(h.events, base + (uint64_t)len - 1);
+    assert_int_equal(h.failures, 0);
+    assert_int_equal(gf_store_len(f->store), (size_t)len);
+    char rv[16];
+    snprintf(rv, sizeof(rv), "%d", 100 + len - 1);
+    assert_string_equal(h.rv, rv);
+}
+
+static void test_many_events_in_one_chunk(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    char buf[64 * 256];
+    size_t n = 0;
+    for (int i = 0; i < 60; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "m%d", i);
+        n += (size_t)event(buf + n, sizeof(buf) - n,
+                           i % 2 ? "MODIFIED" : "ADDED", name, 200 + i);
+    }
+    push(f, buf, n);
+    wait_events(f, 60);
+    assert_int_equal(gf_store_len(f->store), 61);
+    assert_string_equal(health(f).rv, "259");
+    /* a DELETED removes */
+    n = (size_t)event(buf, sizeof(buf), "DELETED", "m0", 260);
+    push(f, buf, n);
+    wait_events(f, 61);
+    assert_null(gf_store_get(f->store, "default/m0"));
+}
+
+static void test_bookmark_moves_rv_only(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    static const char bm[] =
+        "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"ConfigMap\","
+        "\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"500\"}}}\n";
+    push(f, bm, sizeof(bm) - 1);
+    wait_events(f, 1);
+    struct gf_reflector_health h = health(f);
+    assert_int_equal(h.bookmarks, 1);
+    assert_string_equal(h.rv, "500");
+    assert_int_equal(gf_store_len(f->store), 1);
+    /* The next watch resumes from the bookmark's RV. */
+    f->watch->out->stream_end(f->watch->out->ctx);
+    free(f->watch);
+    f->watch = NULL;
+    wait_count(f, &f->nwatch, 2);
+    assert_non_null(strstr(f->reqs[f->nreq - 1].query, "resourceVersion=500"));
+    assert_non_null(
+        strstr(f->reqs[f->nreq - 1].query, "allowWatchBookmarks=true"));
+}
+
+/* 410 as a watch ERROR event: relist from the last RV. */
+static void test_410_error_event_relists(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    char ev[512];
+    int n = event(ev, sizeof(ev), "ADDED", "b", 20);
+    push(f, ev, (size_t)n);
+    wait_events(f, 1);
+    static const char gone[] =
+        "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":"
+        "\"v1\",\"status\":\"Failure\",\"message\":\"too old resource "
+        "version: 20 (30)\",\"reason\":\"Expired\",\"code\":410}}\n";
+    push(f, gone, sizeof(gone) - 1);
+    wait_count(f, &f->nlist, 2);
+    struct gf_reflector_health h = health(f);
+    assert_int_equal(h.relists, 1);
+    assert_int_equal(h.last_err, GF_EGONE);
+    assert_non_null(strstr(f->reqs[f->nreq - 1].query, "resourceVersion=20"));
+    /* The relist replaced the store: "b" was not in the list. */
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(gf_store_len(f->store), 1);
+    assert_null(gf_store_get(f->store, "default/b"));
+}
+
+/* 410 as the HTTP status of the watch request: relist too. */
+static void test_410_http_relists(void **state)
+{
+    struct fx *f = *state;
+    f->watch_code = 410;
+    start_reflector(f);
+    wait_count(f, &f->nlist, 2);
+    assert_int_equal(health(f).relists, 1);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_true(health(f).synced);
+}
+
+/* 429 with Retry-After: nothing is retried before the server's delay. */
+static void test_429_waits_retry_after(void **state)
+{
+    struct fx *f = *state;
+    struct gf_ks_fault_spec spec = {
+        .kind = GF_KS_FAULT_429, .retry_after_s = 7, .count = 1};
+    assert_true(gf_ks_faults_add(f->faults, &spec) > 0);
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    assert_int_equal(health(f).last_err, GF_ETHROTTLED);
+    assert_int_equal(f->nlist, 0); /* the fault answered, not the handler */
+    gf_clock_advance(&f->clk, 6900);
+    gf_kst_spin(&f->loop, 20);
+    assert_int_equal(f->nlist, 0);
+    assert_int_equal(health(f).state, GF_REFLECTOR_BACKOFF);
+    gf_clock_advance(&f->clk, 200);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(f->nlist, 1);
+}
+
+/* A 500 burst: backoff doubles from 0.8 s, then the list succeeds. */
+static void test_500_burst_backs_off_doubling(void **state)
+{
+    struct fx *f = *state;
+    f->list_code = 500;
+    f->list_fails = 3;
+    start_reflector(f);
+    uint64_t prev = 0;
+    for (size_t i = 1; i <= 3; i++) {
+        wait_count(f, &f->nlist, i);
+        gf_kst_run_until(&f->loop, in_backoff, f);
+        struct gf_reflector_health h = health(f);
+        assert_int_equal(h.last_err, GF_ESERVER);
+        uint64_t step = (uint64_t)GF_REFLECTOR_BACKOFF_MIN_MS << (i - 1);
+        assert_in_range(h.backoff_ms, step * 8 / 10, step * 12 / 10);
+        assert_true(h.backoff_ms > prev);
+        prev = h.backoff_ms;
+        gf_clock_advance(&f->clk, h.backoff_ms * 2);
+    }
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(f->nlist, 4);
+    assert_int_equal(health(f).failures, 3);
+}
+
+/* The connection is cut in the middle of an event: the half event is
+ * never applied and the watch resumes from the last whole one. */
+static void test_connection_cut_mid_event(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    char ev[512];
+    int n = event(ev, sizeof(ev), "ADDED", "whole", 31);
+    push(f, ev, (size_t)n);
+    wait_events(f, 1);
+    n = event(ev, sizeof(ev), "ADDED", "half", 32);
+    push(f, ev, (size_t)n / 2);
+    gf_kst_spin(&f->loop, 3);
+    assert_true(gf_ks_server_cut(f->srv, NULL, true, false) >= 1);
+    /* The client reconnects (after a backoff step) from RV 31. */
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    gf_clock_advance(&f->clk, GF_REFLECTOR_BACKOFF_MAX_MS);
+    wait_count(f, &f->nwatch, 2);
+    assert_non_null(strstr(f->reqs[f->nreq - 1].query, "resourceVersion=31"));
+    assert_null(gf_store_get(f->store, "default/half"));
+    assert_non_null(gf_store_get(f->store, "default/whole"));
+    assert_int_equal(f->nlist, 1); /* no relist was needed */
+}
+
+/* A server that stops answering: the idle timer ends the watch. */
+static void test_silent_server_idle_timeout(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    struct gf_ks_fault_spec spec = {.kind = GF_KS_FAULT_BLACKHOLE};
+    assert_true(gf_ks_faults_add(f->faults, &spec) > 0);
+    gf_kst_spin(&f->loop, 5);
+    assert_true(health(f).watching);
+    gf_clock_advance(&f->clk, 30000);
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    assert_int_equal(health(f).last_err, GF_ETIMEDOUT);
+    gf_ks_faults_clear(f->faults);
+    gf_clock_advance(&f->clk, GF_REFLECTOR_BACKOFF_MAX_MS);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(f->nwatch, 2);
+}
+
+/* A token file rotated on disk: the 401 makes the client read it again
+ * and retry once with the new token. */
+static void test_rotated_token_file(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->token_path, sizeof(f->token_path), "/tmp/gf-token.XXXXXX");
+    int fd = mkstemp(f->token_path);
+    assert_true(fd >= 0);
+    const char *fresh = gf_ks_auth_identity(f->auth, "gpufed-hub")->token;
+    assert_int_equal(write(fd, fresh, strlen(fresh)), (ssize_t)strlen(fresh));
+    close(fd);
+    make_client(f, f->certs, "expired-token", f->token_path);
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(gf_kube_client_token_reloads(f->client), 1);
+    assert_int_equal(f->nlist, 1);
+    assert_int_equal(health(f).failures, 0);
+}
+
+static bool server_saw_tls_failure(void *arg)
+{
+    return gf_ks_server_stats(((struct fx *)arg)->srv)->tls_failures >= 1;
+}
+
+/* A server whose certificate is not signed by the CA we trust. */
+static void test_wrong_ca_refused(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(gf_ks_certs_new("other-ca", 1, &f->other_ca), 0);
+    make_client(f, f->other_ca, NULL, NULL);
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    struct gf_reflector_health h = health(f);
+    assert_int_equal(h.last_err, GF_ETLS);
+    assert_false(h.synced);
+    assert_int_equal(f->nlist, 0);
+    /* The server sees the client's alert once it reads it. */
+    gf_kst_run_until(&f->loop, server_saw_tls_failure, f);
+}
+
+int main(void)
+{
+    /* Writes to a connection the peer closed must fail, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    assert_int_equal(gf_alloc_global_init(), 0);
+    const struct CMUnitTest tests[] = {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+        T(test_event_split_at_every_offset),
+        T(test_many_events_in_one_chunk),
+        T(test_bookmark_moves_rv_only),
+        T(test_410_error_event_relists),
+        T(test_410_http_relists),
+        T(test_429_waits_retry_after),
+        T(test_500_burst_backs_off_doubling),
+        T(test_connection_cut_mid_event),
+        T(test_silent_server_idle_timeout),
+        T(test_rotated_token_file),
+        T(test_wrong_ca_refused),
+#undef T
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    gf_alloc_global_cleanup();
+    return rc;
+}
