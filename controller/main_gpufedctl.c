@@ -16,6 +16,7 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+    {"kube", "talk to any API server: get, watch", gf_ctl_kube_main},
     {"policy", "check or explain a FederationPolicy", gf_ctl_policy_main},
 };
 
