@@ -22,60 +22,34 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 #include <uv.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
-#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
-#include "kubeclient/http.h"
-#include "kubeclient/kubeconfig.h"
+#include "e2e/bench/benchkit.h"
 #include "kubeclient/request.h"
 #include "kubeclient/watch.h"
 
-extern char **environ;
-
-#define BENCH_NS "bench"
-#define CREATE_WINDOW 64
 #define LIST_WINDOW 4
 #define PATCH_WINDOW 32
-#define READY_WAIT_S 120
 
 struct bench_opts {
     unsigned clusters, workloads, watchers, updates, lists;
     const char *kubesim, *crds;
 };
 
-struct bench;
-typedef int (*bench_issue_fn)(struct bench *b, size_t i);
-
 struct bench {
     struct bench_opts o;
-    uv_loop_t loop;
-    struct gf_clock clk;
-    struct gf_http *http;
-    struct gf_kube_client **clients;
-    struct gf_kube_resource wl, ns;
-    char dir[64];
-    pid_t child;
-    /* the op pump */
-    bench_issue_fn issue;
-    size_t total, issued, done, inflight, window;
-    unsigned errors;
-    uint64_t objects, bytes;
-    char first_error[600];
+    struct gf_bench k; /* loop, clients, the op pump; k.data is this */
+    struct gf_bench_sim sim;
     /* paginated lists: each chain's continue token */
     char *cont[LIST_WINDOW];
     bool chain_busy[LIST_WINDOW];
@@ -85,260 +59,12 @@ struct bench {
     unsigned round;
 };
 
-static double now_s(void)
+static int issue_list(struct gf_bench *kb, size_t i)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- the child ----------------------------------------------------------- */
-
-static long child_rss_kb(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    long kb = -1;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmRSS:", 6) == 0) {
-            kb = strtol(line + 6, NULL, 10);
-            break;
-        }
-    }
-    fclose(f);
-    return kb;
-}
-
-static int start_kubesim(struct bench *b)
-{
-    char nclusters[16];
-    snprintf(nclusters, sizeof(nclusters), "%u", b->o.clusters);
-    /* --no-kueue: this measures the API server; Kueue-lite would add its
-     * own status writes to every Workload created. */
-    char *argv[] = {(char *)b->o.kubesim,
-                    "--no-kueue",
-                    "--clusters",
-                    nclusters,
-                    "--dir",
-                    b->dir,
-                    "--crds",
-                    (char *)b->o.crds,
-                    "--log-level",
-                    "warn",
-                    NULL};
-    int rc = posix_spawn(&b->child, b->o.kubesim, NULL, NULL, argv, environ);
-    if (rc != 0) {
-        fprintf(stderr, "bench: cannot start %s: %s\n", b->o.kubesim,
-                strerror(rc));
-        return -rc;
-    }
-    /* Wall-clock wait: this is a benchmark talking to a real process. */
-    char ready[128];
-    snprintf(ready, sizeof(ready), "%s/ready", b->dir);
-    for (int i = 0; i < READY_WAIT_S * 10; i++) {
-        struct stat st;
-        if (stat(ready, &st) == 0)
-            return 0;
-        int status;
-        if (waitpid(b->child, &status, WNOHANG) == b->child) {
-            fprintf(stderr, "bench: kubesim exited before it was ready\n");
-            b->child = 0;
-            return -ECHILD;
-        }
-        struct timespec ts = {0, 100L * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    fprintf(stderr, "bench: kubesim not ready after %d s\n", READY_WAIT_S);
-    return GF_ETIMEDOUT;
-}
-
-static void stop_kubesim(struct bench *b)
-{
-    if (b->child <= 0)
-        return;
-    kill(b->child, SIGTERM);
-    int status;
-    waitpid(b->child, &status, 0);
-    b->child = 0;
-}
-
-/* ---- clients ----------------------------------------------------------- */
-
-static int open_clients(struct bench *b)
-{
-    int rc = gf_http_new(&b->loop, &b->clk, &b->http);
-    if (rc != 0)
-        return rc;
-    b->clients = gf_calloc(b->o.clusters, sizeof(*b->clients));
-    for (unsigned i = 0; i < b->o.clusters; i++) {
-        char path[160];
-        snprintf(path, sizeof(path), "%s/c%u/kubeconfig-admin.yaml", b->dir,
-                 i + 1);
-        struct gf_kube_creds *creds = NULL;
-        struct gf_kubeconfig_error err;
-        rc = gf_kubeconfig_load(path, NULL, &creds, &err);
-        if (rc != 0) {
-            fprintf(stderr, "bench: %s:%u:%u: %s\n", err.file, err.line,
-                    err.column, err.msg);
-            return rc;
-        }
-        struct gf_kube_client_opts co = {.timeout_ms = 120000};
-        rc = gf_kube_client_new(b->http, &b->clk, creds, &co, &b->clients[i]);
-        gf_kube_creds_free(creds);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static void on_http_closed(void *data)
-{
-    *(bool *)data = true;
-}
-
-static void close_clients(struct bench *b)
-{
-    if (b->clients != NULL) {
-        for (unsigned i = 0; i < b->o.clusters; i++)
-            gf_kube_client_free(b->clients[i]);
-        gf_free(b->clients);
-        b->clients = NULL;
-    }
-    if (b->http != NULL) {
-        bool closed = false;
-        gf_http_close(b->http, on_http_closed, &closed);
-        while (!closed)
-            uv_run(&b->loop, UV_RUN_ONCE);
-        b->http = NULL;
-    }
-}
-
-/* ---- the op pump: `total` calls, at most `window` in flight ------------ */
-
-static void pump(struct bench *b);
-
-static void op_done(void *data, const struct gf_kube_result *res)
-{
-    struct bench *b = data;
-    b->inflight--;
-    b->done++;
-    b->bytes += res->body_len;
-    if (res->err != 0) {
-        if (b->errors++ == 0)
-            snprintf(b->first_error, sizeof(b->first_error), "HTTP %ld: %s",
-                     res->http_code, res->status->message);
-    } else if (res->json != NULL) {
-        const cJSON *items =
-            cJSON_GetObjectItemCaseSensitive(res->json, "items");
-        b->objects +=
-            cJSON_IsArray(items) ? (uint64_t)cJSON_GetArraySize(items) : 1;
-    }
-    pump(b);
-}
-
-static void pump(struct bench *b)
-{
-    while (b->inflight < b->window && b->issued < b->total) {
-        size_t i = b->issued++;
-        b->inflight++;
-        if (b->issue(b, i) != 0) {
-            b->inflight--;
-            b->done++;
-            b->errors++;
-        }
-    }
-}
-
-/* Runs `total` ops and returns their wall time in seconds (< 0: errors). */
-static double run_ops(struct bench *b, size_t total, size_t window,
-                      bench_issue_fn issue)
-{
-    b->issue = issue;
-    b->total = total;
-    b->issued = b->done = b->inflight = 0;
-    b->window = window;
-    b->errors = 0;
-    b->objects = b->bytes = 0;
-    double t0 = now_s();
-    pump(b);
-    while (b->done < b->total)
-        uv_run(&b->loop, UV_RUN_ONCE);
-    double dt = now_s() - t0;
-    if (b->errors > 0) {
-        fprintf(stderr, "bench: %u of %zu requests failed; first: %s\n",
-                b->errors, total, b->first_error);
-        return -1;
-    }
-    return dt;
-}
-
-/* ---- the workload ------------------------------------------------------ */
-
-/* A Workload as Kueue creates it for a batch/v1 Job asking for GPUs: with
- * its labels, owner reference and a realistic pod template, ~2 KB. */
-static void workload_json(struct gf_buf *out, unsigned cluster, size_t i)
-{
-    gf_buf_reset(out);
-    gf_buf_printf(
-        out,
-        "{\"apiVersion\":\"kueue.x-k8s.io/v1beta2\",\"kind\":\"Workload\","
-        "\"metadata\":{\"name\":\"job-train-%zu-5f2c1\",\"namespace\":\"%s\","
-        "\"labels\":{\"kueue.x-k8s.io/job-uid\":\"8e3a41d0-%04u-4c1b-9f6e-"
-        "%012zu\",\"team\":\"ml-%zu\",\"app.kubernetes.io/part-of\":"
-        "\"training\"},\"annotations\":{\"gpufed.io/origin\":\"c%u\"},"
-        "\"ownerReferences\":[{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\","
-        "\"name\":\"train-%zu\",\"uid\":\"8e3a41d0-%04u-4c1b-9f6e-%012zu\","
-        "\"controller\":true,\"blockOwnerDeletion\":true}]},"
-        "\"spec\":{\"queueName\":\"gpu-queue\",\"priority\":%zu,"
-        "\"podSets\":[{\"name\":\"main\",\"count\":2,\"template\":{"
-        "\"metadata\":{\"labels\":{\"job-name\":\"train-%zu\"}},"
-        "\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{"
-        "\"name\":\"trainer\",\"image\":\"registry.example.com/ml/trainer:"
-        "2.4.1\",\"command\":[\"python\",\"-m\",\"trainer.main\"],"
-        "\"args\":[\"--epochs=40\",\"--batch-size=256\",\"--data=/data/"
-        "imagenet\",\"--checkpoint-dir=/ckpt/train-%zu\"],"
-        "\"env\":[{\"name\":\"NCCL_DEBUG\",\"value\":\"WARN\"},{\"name\":"
-        "\"OMP_NUM_THREADS\",\"value\":\"8\"},{\"name\":\"MASTER_PORT\","
-        "\"value\":\"29500\"}],\"resources\":{\"requests\":{\"cpu\":\"8\","
-        "\"memory\":\"64Gi\",\"nvidia.com/gpu\":\"4\"},\"limits\":{"
-        "\"nvidia.com/gpu\":\"4\"}},\"volumeMounts\":[{\"name\":\"data\","
-        "\"mountPath\":\"/data\",\"readOnly\":true},{\"name\":\"ckpt\","
-        "\"mountPath\":\"/ckpt\"}]}],\"volumes\":[{\"name\":\"data\","
-        "\"persistentVolumeClaim\":{\"claimName\":\"imagenet\"}},{\"name\":"
-        "\"ckpt\",\"persistentVolumeClaim\":{\"claimName\":\"checkpoints\"}}],"
-        "\"tolerations\":[{\"key\":\"nvidia.com/gpu\",\"operator\":\"Exists\","
-        "\"effect\":\"NoSchedule\"}],\"nodeSelector\":{\"gpu.example.com/"
-        "class\":\"a100\"}}}}]}}",
-        i, BENCH_NS, cluster, i, i % 7, cluster, i, cluster, i, i % 100, i, i);
-}
-
-static int issue_namespace(struct bench *b, size_t i)
-{
-    const char *body = "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\","
-                       "\"metadata\":{\"name\":\"" BENCH_NS "\"}}";
-    return gf_kube_create(b->clients[i], &b->ns, NULL, body, strlen(body),
-                          op_done, b, NULL);
-}
-
-static int issue_create(struct bench *b, size_t i)
-{
-    unsigned cluster = (unsigned)(i % b->o.clusters);
-    struct gf_buf body = GF_BUF_INIT(16384);
-    workload_json(&body, cluster + 1, i / b->o.clusters);
-    int rc = gf_kube_create(b->clients[cluster], &b->wl, BENCH_NS, body.data,
-                            body.len, op_done, b, NULL);
-    gf_buf_free(&body);
-    return rc;
-}
-
-static int issue_list(struct bench *b, size_t i)
-{
-    struct gf_kube_list_opts lo = {.ns = BENCH_NS};
-    return gf_kube_list(b->clients[i % b->o.clusters], &b->wl, &lo, op_done, b,
-                        NULL);
+    struct bench *b = kb->data;
+    struct gf_kube_list_opts lo = {.ns = GF_BENCH_NS};
+    return gf_kube_list(b->k.clients[i % b->o.clusters], &b->k.wl, &lo,
+                        gf_bench_done, &b->k, NULL);
 }
 
 /* Paginated lists: LIST_WINDOW chains walk the namespace in pages of 100
@@ -361,11 +87,12 @@ static void page_cb(void *data, const struct gf_kube_result *res)
         cont != NULL && cont[0] != '\0' ? gf_strdup(cont) : NULL;
     b->chain_busy[po->chain] = false;
     gf_free(po);
-    op_done(b, res);
+    gf_bench_done(&b->k, res);
 }
 
-static int issue_page(struct bench *b, size_t i)
+static int issue_page(struct gf_bench *kb, size_t i)
 {
+    struct bench *b = kb->data;
     (void)i;
     unsigned chain = 0;
     while (chain < LIST_WINDOW && b->chain_busy[chain])
@@ -376,8 +103,8 @@ static int issue_page(struct bench *b, size_t i)
     po->b = b;
     po->chain = chain;
     struct gf_kube_list_opts lo = {
-        .ns = BENCH_NS, .limit = 100, .continue_token = b->cont[chain]};
-    int rc = gf_kube_list(b->clients[chain % b->o.clusters], &b->wl, &lo,
+        .ns = GF_BENCH_NS, .limit = 100, .continue_token = b->cont[chain]};
+    int rc = gf_kube_list(b->k.clients[chain % b->o.clusters], &b->k.wl, &lo,
                           page_cb, po, NULL);
     if (rc != 0)
         gf_free(po);
@@ -405,15 +132,16 @@ static int on_watch_event(void *data, const struct gf_watch_event *ev)
 static void on_watch_done(void *data, int err, const struct gf_api_status *st)
 {
     struct watcher *w = data;
-    if (err != GF_ECANCELED && w->b->errors++ == 0)
-        snprintf(w->b->first_error, sizeof(w->b->first_error),
+    if (err != GF_ECANCELED && w->b->k.errors++ == 0)
+        snprintf(w->b->k.first_error, sizeof(w->b->k.first_error),
                  "watch ended: %s", st->message);
     w->done = true;
     w->b->watches_done++;
 }
 
-static int issue_patch(struct bench *b, size_t i)
+static int issue_patch(struct gf_bench *kb, size_t i)
 {
+    struct bench *b = kb->data;
     char name[64], body[128];
     snprintf(name, sizeof(name), "job-train-%zu-5f2c1", i % b->o.workloads);
     /* A new value every time: a patch that changes nothing makes no event. */
@@ -421,8 +149,8 @@ static int issue_patch(struct bench *b, size_t i)
              "{\"metadata\":{\"labels\":{\"bench-round\":\"r%u-%zu\"}}}",
              b->round, i);
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    return gf_kube_patch(b->clients[0], &b->wl, BENCH_NS, name, &po, body,
-                         strlen(body), op_done, b, NULL);
+    return gf_kube_patch(b->k.clients[0], &b->k.wl, GF_BENCH_NS, name, &po,
+                         body, strlen(body), gf_bench_done, &b->k, NULL);
 }
 
 static void rv_cb(void *data, const struct gf_kube_result *res)
@@ -432,14 +160,15 @@ static void rv_cb(void *data, const struct gf_kube_result *res)
     if (res->err == 0 && res->json != NULL)
         gf_kube_list_meta(res->json, &rv, &cont);
     snprintf(b->list_rv, sizeof(b->list_rv), "%s", rv != NULL ? rv : "");
-    op_done(data, res);
+    gf_bench_done(&b->k, res);
 }
 
-static int issue_rv_list(struct bench *b, size_t i)
+static int issue_rv_list(struct gf_bench *kb, size_t i)
 {
+    struct bench *b = kb->data;
     (void)i;
-    struct gf_kube_list_opts lo = {.ns = BENCH_NS, .limit = 1};
-    return gf_kube_list(b->clients[0], &b->wl, &lo, rv_cb, b, NULL);
+    struct gf_kube_list_opts lo = {.ns = GF_BENCH_NS, .limit = 1};
+    return gf_kube_list(b->k.clients[0], &b->k.wl, &lo, rv_cb, b, NULL);
 }
 
 static uint64_t watched_total(const struct watcher *w, unsigned n)
@@ -455,13 +184,13 @@ static int start_watchers(struct bench *b, struct watcher *ws,
 {
     for (unsigned i = 0; i < n; i++) {
         ws[i].b = b;
-        struct gf_watch_opts wo = {.res = &b->wl,
-                                   .ns = BENCH_NS,
+        struct gf_watch_opts wo = {.res = &b->k.wl,
+                                   .ns = GF_BENCH_NS,
                                    .resource_version = b->list_rv,
                                    .on_event = on_watch_event,
                                    .on_done = on_watch_done,
                                    .data = &ws[i]};
-        int rc = gf_watch_start(b->clients[0], &wo, &handles[i]);
+        int rc = gf_watch_start(b->k.clients[0], &wo, &handles[i]);
         if (rc != 0) {
             /* The ones started so far are stopped by the caller. */
             fprintf(stderr, "bench: watch %u: %s\n", i, gf_strerror(rc));
@@ -487,29 +216,30 @@ static int fanout(struct bench *b, bool live, unsigned updates, double *secs,
                   uint64_t *events)
 {
     b->round++;
-    if (run_ops(b, 1, 1, issue_rv_list) < 0 || b->list_rv[0] == '\0')
+    if (gf_bench_run(&b->k, 1, 1, issue_rv_list) < 0 || b->list_rv[0] == '\0')
         return GF_EAPI;
-    if (!live && run_ops(b, updates, PATCH_WINDOW, issue_patch) < 0)
+    if (!live && gf_bench_run(&b->k, updates, PATCH_WINDOW, issue_patch) < 0)
         return GF_EAPI;
     unsigned n = b->o.watchers;
     struct watcher *ws = gf_calloc(n, sizeof(*ws));
     struct gf_watch **handles = gf_calloc(n, sizeof(*handles));
     b->watches_done = 0;
-    double t0 = now_s();
+    double t0 = gf_bench_now();
     int rc = start_watchers(b, ws, handles, n);
-    if (rc == 0 && live && run_ops(b, updates, PATCH_WINDOW, issue_patch) < 0)
+    if (rc == 0 && live &&
+        gf_bench_run(&b->k, updates, PATCH_WINDOW, issue_patch) < 0)
         rc = GF_EAPI;
     uint64_t want = (uint64_t)n * updates;
     /* Every event must arrive unless a watch ends: no time limit here. */
     while (rc == 0 && watched_total(ws, n) < want && b->watches_done == 0)
-        uv_run(&b->loop, UV_RUN_ONCE);
-    *secs = now_s() - t0;
+        uv_run(&b->k.loop, UV_RUN_ONCE);
+    *secs = gf_bench_now() - t0;
     *events = watched_total(ws, n);
     for (unsigned i = 0; i < n; i++)
         if (!ws[i].done)
             gf_watch_stop(handles[i]);
     while (b->watches_done < n)
-        uv_run(&b->loop, UV_RUN_ONCE);
+        uv_run(&b->k.loop, UV_RUN_ONCE);
     gf_free(handles);
     gf_free(ws);
     if (rc == 0 && *events < want) {
@@ -588,46 +318,20 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
     return 0;
 }
 
-static int setup(struct bench *b)
-{
-    snprintf(b->dir, sizeof(b->dir), "/tmp/gf-bench-kubesim.XXXXXX");
-    if (mkdtemp(b->dir) == NULL)
-        return -errno;
-    int rc = uv_loop_init(&b->loop);
-    if (rc != 0)
-        return rc;
-    rc = gf_clock_init_uv(&b->clk, &b->loop);
-    if (rc != 0)
-        return rc;
-    gf_kube_resource_set(&b->wl, "kueue.x-k8s.io", "v1beta2", "workloads",
-                         "Workload", true);
-    gf_kube_resource_set(&b->ns, "", "v1", "namespaces", "Namespace", false);
-    return start_kubesim(b);
-}
-
-static void print_rate(const char *what, double n, double secs,
-                       const char *unit)
-{
-    printf("%-34s %10.0f %s/s  (%.0f in %.2f s)\n", what, n / secs, unit, n,
-           secs);
-}
-
 static int phase_populate(struct bench *b)
 {
-    long rss0 = child_rss_kb(b->child);
-    if (run_ops(b, b->o.clusters, CREATE_WINDOW, issue_namespace) < 0)
-        return GF_EAPI;
+    long rss0 = gf_bench_sim_rss_kb(&b->sim);
     size_t n = (size_t)b->o.clusters * b->o.workloads;
-    double dt = run_ops(b, n, CREATE_WINDOW, issue_create);
+    double dt = gf_bench_populate(&b->k, b->o.workloads);
     if (dt < 0)
         return GF_EAPI;
-    long rss1 = child_rss_kb(b->child);
-    print_rate("create Workload", (double)n, dt, "req");
+    long rss1 = gf_bench_sim_rss_kb(&b->sim);
+    gf_bench_print_rate("create Workload", (double)n, dt, "req");
     printf("%-34s %10ld KB before, %ld KB after\n", "kubesim resident memory",
            rss0, rss1);
     /* The reference: the Workload's own JSON as the client sent it. */
     struct gf_buf one = GF_BUF_INIT(16384);
-    workload_json(&one, 1, 0);
+    gf_bench_workload_json(&one, 1, 0);
     double per = (double)(rss1 - rss0) * 1024.0 / (double)n;
     printf("%-34s %10.0f bytes (%.2fx its %zu-byte JSON)\n",
            "resident memory per Workload", per, per / (double)one.len, one.len);
@@ -637,21 +341,22 @@ static int phase_populate(struct bench *b)
 
 static int phase_lists(struct bench *b)
 {
-    double dt = run_ops(b, b->o.lists, LIST_WINDOW, issue_list);
+    double dt = gf_bench_run(&b->k, b->o.lists, LIST_WINDOW, issue_list);
     if (dt < 0)
         return GF_EAPI;
-    print_rate("list namespace (whole)", (double)b->o.lists, dt, "req");
-    print_rate("  objects listed", (double)b->objects, dt, "obj");
-    print_rate("  bytes received", (double)b->bytes / 1e6, dt, "MB");
+    gf_bench_print_rate("list namespace (whole)", (double)b->o.lists, dt,
+                        "req");
+    gf_bench_print_rate("  objects listed", (double)b->k.objects, dt, "obj");
+    gf_bench_print_rate("  bytes received", (double)b->k.bytes / 1e6, dt, "MB");
     size_t pages = (size_t)b->o.lists * 10;
-    dt = run_ops(b, pages, LIST_WINDOW, issue_page);
+    dt = gf_bench_run(&b->k, pages, LIST_WINDOW, issue_page);
     for (unsigned c = 0; c < LIST_WINDOW; c++) {
         gf_free(b->cont[c]);
         b->cont[c] = NULL;
     }
     if (dt < 0)
         return GF_EAPI;
-    print_rate("list page (limit=100)", (double)pages, dt, "req");
+    gf_bench_print_rate("list page (limit=100)", (double)pages, dt, "req");
     return 0;
 }
 
@@ -665,8 +370,9 @@ static int phase_fanout(struct bench *b)
     char what[64];
     snprintf(what, sizeof(what), "watch fan-out, live (%u watchers)",
              b->o.watchers);
-    print_rate(what, (double)events, secs, "events");
-    print_rate("  patches made meanwhile", (double)b->o.updates, secs, "req");
+    gf_bench_print_rate(what, (double)events, secs, "events");
+    gf_bench_print_rate("  patches made meanwhile", (double)b->o.updates, secs,
+                        "req");
     /* Replay stays inside the server's watch cache (1024 per type). */
     unsigned replay = b->o.updates < 1000 ? b->o.updates : 1000;
     rc = fanout(b, false, replay, &secs, &events);
@@ -674,24 +380,8 @@ static int phase_fanout(struct bench *b)
         return rc;
     snprintf(what, sizeof(what), "watch fan-out, replay (%u watchers)",
              b->o.watchers);
-    print_rate(what, (double)events, secs, "events");
+    gf_bench_print_rate(what, (double)events, secs, "events");
     return 0;
-}
-
-static void cleanup(struct bench *b)
-{
-    close_clients(b);
-    stop_kubesim(b);
-    gf_clock_close(&b->clk);
-    while (uv_loop_close(&b->loop) == UV_EBUSY)
-        uv_run(&b->loop, UV_RUN_NOWAIT);
-    char cmd[128];
-    /* The child wrote certificates and kubeconfigs here; remove them. */
-    snprintf(cmd, sizeof(cmd), "%s", b->dir);
-    char *const argv[] = {"rm", "-rf", cmd, NULL};
-    pid_t pid;
-    if (posix_spawnp(&pid, "rm", NULL, NULL, argv, environ) == 0)
-        waitpid(pid, NULL, 0);
 }
 
 int main(int argc, char **argv)
@@ -720,16 +410,19 @@ int main(int argc, char **argv)
     printf("bench_kubesim: %u clusters x %u Workloads, %u watchers x %u "
            "updates\n",
            b.o.clusters, b.o.workloads, b.o.watchers, b.o.updates);
-    int rc = setup(&b);
+    b.k.data = &b;
+    int rc =
+        gf_bench_sim_start(&b.sim, b.o.kubesim, b.o.crds, b.o.clusters, NULL);
     if (rc == 0)
-        rc = open_clients(&b);
+        rc = gf_bench_open(&b.k, &b.sim, b.o.clusters);
     if (rc == 0)
         rc = phase_populate(&b);
     if (rc == 0)
         rc = phase_lists(&b);
     if (rc == 0)
         rc = phase_fanout(&b);
-    cleanup(&b);
+    gf_bench_close(&b.k);
+    gf_bench_sim_stop(&b.sim);
     curl_global_cleanup();
     gf_alloc_global_cleanup();
     if (rc != 0) {
