@@ -154,6 +154,7 @@ static int cluster_start(struct gf_ks_world *w, struct gf_ks_cluster *c)
         .handle = cluster_handle,
         .cancel = cluster_cancel,
         .data = c,
+        .max_queued = w->o.watch_queue,
     };
     rc = gf_ks_server_start(&so, &c->server);
     if (rc != 0) {

@@ -46,6 +46,7 @@ static void usage(FILE *f)
         "  kubesim --clusters NAME[,NAME..]|N --dir DIR [--seed N]\n"
         "          [--time-scale X] [--crds DIR] [--base-port P]\n"
         "          [--admin-port P] [--watch-cache N] [--bookmark-seconds S]\n"
+        "          [--watch-queue BYTES]\n"
         "          [--identity NAME=USER[:GROUP,..]].. [--log-level L]\n"
         "          [--nodes N] [--gpus-per-node G] [--job-duration DUR]\n"
         "          [--exec-log FILE] [--no-kueue]\n"
@@ -176,7 +177,7 @@ static int parse_identity(struct ids *ids, const char *v)
 struct serve_args {
     const char *clusters, *dir, *crds, *log_level, *exec_log;
     struct ids ids;
-    int64_t seed, base_port, admin_port, watch_cache, bookmark_s;
+    int64_t seed, base_port, admin_port, watch_cache, bookmark_s, watch_queue;
     int64_t nodes, gpus_per_node, job_ms;
     bool no_kueue;
     double time_scale;
@@ -278,6 +279,8 @@ static int parse_serve_opt(struct serve_args *a, const char *k, const char *v)
         return parse_num(v, 1, 1 << 24, &a->watch_cache);
     else if (strcmp(k, "--bookmark-seconds") == 0)
         return parse_num(v, 1, 3600, &a->bookmark_s);
+    else if (strcmp(k, "--watch-queue") == 0)
+        return parse_num(v, 1 << 16, (int64_t)1 << 32, &a->watch_queue);
     else if (strcmp(k, "--time-scale") == 0)
         return parse_double(v, &a->time_scale);
     else if (strcmp(k, "--nodes") == 0)
@@ -311,6 +314,7 @@ static int run_world(struct serve *s, const struct serve_args *a,
         .crd_dir = a->crds,
         .watch_cache = (size_t)a->watch_cache,
         .bookmark_s = (unsigned)a->bookmark_s,
+        .watch_queue = (size_t)a->watch_queue,
         .identities = a->ids.v,
         .n_identities = a->ids.n,
         .attach = attach,
