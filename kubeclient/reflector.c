@@ -1,6 +1,6 @@
 /*
  * reflector: LIST then WATCH into a store, with relist and backoff (see
- * reflector.h and docs/internals/reflector.md).
+ * reflector.h and docs/kubeclient.md).
  *
  * The reflector is a small state machine: LISTING -> WATCHING, and from
  * either into BACKOFF on failure, whose timer leads back to LISTING or

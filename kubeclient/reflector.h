@@ -13,7 +13,7 @@
  * after 2 minutes of healthy watching. All waits are timers on the
  * client's clock. RVs are opaque and only compared for equality.
  *
- * See docs/internals/reflector.md. Loop thread only.
+ * See docs/kubeclient.md. Loop thread only.
  */
 #ifndef GF_REFLECTOR_H
 #define GF_REFLECTOR_H

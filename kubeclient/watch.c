@@ -1,6 +1,6 @@
 /*
  * watch: framing, decoding and running Kubernetes watch streams (see
- * watch.h and docs/internals/watch.md).
+ * watch.h and docs/kubeclient.md).
  *
  * The API server writes one JSON object per event followed by a newline;
  * JSON text never contains a raw newline, so the newline is a safe frame

@@ -14,7 +14,7 @@
  *    transfer timeout (the server ends the stream after timeoutSeconds)
  *    and an idle timer on the client's clock instead.
  *
- * See docs/internals/watch.md. Loop thread only.
+ * See docs/kubeclient.md. Loop thread only.
  */
 #ifndef GF_WATCH_H
 #define GF_WATCH_H
