@@ -197,6 +197,45 @@ static bool is_kind(struct pctx *c, const struct gf__ynode *n, enum gf__ykind k,
  * Reports unknown and duplicate keys of a mapping. allowed is
  * NULL-terminated; the message lists it so the fix is obvious.
  */
+static bool field_allowed(const char *key, const char *const *allowed)
+{
+    for (size_t a = 0; allowed[a] != NULL; a++)
+        if (strcmp(allowed[a], key) == 0)
+            return true;
+    return false;
+}
+
+/* "a, b, c" into list (cut short if it does not fit). */
+static void join_allowed(char *list, size_t cap, const char *const *allowed)
+{
+    size_t off = 0;
+    list[0] = '\0';
+    for (size_t a = 0; allowed[a] != NULL; a++) {
+        int w =
+            snprintf(list + off, cap - off, "%s%s", a ? ", " : "", allowed[a]);
+        if (w < 0 || (size_t)w >= cap - off)
+            break;
+        off += (size_t)w;
+    }
+}
+
+/* The earlier key of map equal to key number i, or NULL. */
+static const struct gf__ynode *earlier_key(const struct gf__ynode *map,
+                                           size_t i)
+{
+    const char *key = map->kids[i]->str;
+    for (size_t j = 0; j < i; j += 2) {
+        const struct gf__ynode *prev = map->kids[j];
+        if (prev->kind == GF__Y_SCALAR && strcmp(prev->str, key) == 0)
+            return prev;
+    }
+    return NULL;
+}
+
+/*
+ * Reports unknown and duplicate keys of a mapping. allowed is
+ * NULL-terminated; the message lists it so the fix is obvious.
+ */
 static void check_fields(struct pctx *c, const struct gf__ynode *map,
                          const char *path, const char *const *allowed)
 {
@@ -207,32 +246,18 @@ static void check_fields(struct pctx *c, const struct gf__ynode *map,
             perr(c, k, path, "wrong type: mapping keys must be strings");
             continue;
         }
-        bool known = false;
-        for (size_t a = 0; allowed[a] != NULL && !known; a++)
-            known = strcmp(allowed[a], k->str) == 0;
-        if (!known) {
-            char list[256] = "";
-            size_t off = 0;
-            for (size_t a = 0; allowed[a] != NULL; a++) {
-                int w = snprintf(list + off, sizeof(list) - off, "%s%s",
-                                 a ? ", " : "", allowed[a]);
-                if (w < 0 || (size_t)w >= sizeof(list) - off)
-                    break;
-                off += (size_t)w;
-            }
+        if (!field_allowed(k->str, allowed)) {
+            char list[256];
+            join_allowed(list, sizeof(list), allowed);
             perr(c, k, sub(cp, path, k->str),
                  "unknown field \"%s\"; expected one of: %s", k->str, list);
             continue;
         }
-        for (size_t j = 0; j < i; j += 2) {
-            const struct gf__ynode *prev = map->kids[j];
-            if (prev->kind == GF__Y_SCALAR && strcmp(prev->str, k->str) == 0) {
-                perr(c, k, sub(cp, path, k->str),
-                     "duplicate field \"%s\" (first at line %d)", k->str,
-                     prev->line);
-                break;
-            }
-        }
+        const struct gf__ynode *prev = earlier_key(map, i);
+        if (prev != NULL)
+            perr(c, k, sub(cp, path, k->str),
+                 "duplicate field \"%s\" (first at line %d)", k->str,
+                 prev->line);
     }
 }
 
@@ -471,6 +496,42 @@ static void free_str_list(char **l, size_t n)
 
 /* ---- sections ----------------------------------------------------------- */
 
+/* "NAMESPACE/NAME" with both parts valid DNS names. */
+static bool secret_ref_ok(const char *ref)
+{
+    const char *slash = strchr(ref, '/');
+    if (slash == NULL || strchr(slash + 1, '/') != NULL)
+        return false;
+    char ns[256];
+    size_t nl = (size_t)(slash - ref);
+    if (nl >= sizeof(ns))
+        return false;
+    memcpy(ns, ref, nl);
+    ns[nl] = '\0';
+    return dns_name(ns, 63, false) && dns_name(slash + 1, 253, true);
+}
+
+/* A member's labels mapping v (at path cp). */
+static void parse_labels(struct pctx *c, const struct gf__ynode *v,
+                         const char *cp, struct gf_policy_member *out)
+{
+    out->labels = gf_calloc(v->n / 2 + 1, sizeof(*out->labels));
+    for (size_t i = 0; i + 1 < v->n; i += 2) {
+        const struct gf__ynode *k = v->kids[i], *val = v->kids[i + 1];
+        char lp[PATH_MAX_LEN];
+        if (k->kind != GF__Y_SCALAR) {
+            perr(c, k, cp, "wrong type: label keys must be strings");
+            continue;
+        }
+        sub(lp, cp, k->str);
+        if (!is_kind(c, val, GF__Y_SCALAR, lp))
+            continue;
+        struct gf_policy_label *l = &out->labels[out->n_labels++];
+        l->key = gf_strdup(k->str);
+        l->value = gf_strdup(val->str);
+    }
+}
+
 static void parse_member(struct pctx *c, const struct gf__ynode *m,
                          const char *path, struct gf_policy_member *out)
 {
@@ -499,25 +560,12 @@ static void parse_member(struct pctx *c, const struct gf__ynode *m,
     }
     out->credentials_secret =
         get_str(c, m, path, "credentialsSecret", true, NAME_ANY);
-    if (out->credentials_secret != NULL) {
-        const char *slash = strchr(out->credentials_secret, '/');
-        bool ok = slash != NULL && strchr(slash + 1, '/') == NULL;
-        if (ok) {
-            char ns[256];
-            size_t nl = (size_t)(slash - out->credentials_secret);
-            ok = nl < sizeof(ns);
-            if (ok) {
-                memcpy(ns, out->credentials_secret, nl);
-                ns[nl] = '\0';
-                ok = dns_name(ns, 63, false) && dns_name(slash + 1, 253, true);
-            }
-        }
-        if (!ok)
-            perr(c, field(m, "credentialsSecret"),
-                 sub(cp, path, "credentialsSecret"),
-                 "invalid Secret reference \"%s\": expected NAMESPACE/NAME",
-                 out->credentials_secret);
-    }
+    if (out->credentials_secret != NULL &&
+        !secret_ref_ok(out->credentials_secret))
+        perr(c, field(m, "credentialsSecret"),
+             sub(cp, path, "credentialsSecret"),
+             "invalid Secret reference \"%s\": expected NAMESPACE/NAME",
+             out->credentials_secret);
     out->fencing = GF_FENCING_AGENT;
     if ((v = field(m, "fencing")) != NULL) {
         int e = get_enum(c, v, sub(cp, path, "fencing"), fencing);
@@ -525,23 +573,8 @@ static void parse_member(struct pctx *c, const struct gf__ynode *m,
             out->fencing = (enum gf_fencing)e;
     }
     if ((v = field(m, "labels")) != NULL &&
-        is_kind(c, v, GF__Y_MAP, sub(cp, path, "labels"))) {
-        out->labels = gf_calloc(v->n / 2 + 1, sizeof(*out->labels));
-        for (size_t i = 0; i + 1 < v->n; i += 2) {
-            const struct gf__ynode *k = v->kids[i], *val = v->kids[i + 1];
-            char lp[PATH_MAX_LEN];
-            if (k->kind != GF__Y_SCALAR) {
-                perr(c, k, cp, "wrong type: label keys must be strings");
-                continue;
-            }
-            sub(lp, cp, k->str);
-            if (!is_kind(c, val, GF__Y_SCALAR, lp))
-                continue;
-            struct gf_policy_label *l = &out->labels[out->n_labels++];
-            l->key = gf_strdup(k->str);
-            l->value = gf_strdup(val->str);
-        }
-    }
+        is_kind(c, v, GF__Y_MAP, sub(cp, path, "labels")))
+        parse_labels(c, v, cp, out);
     get_sub_cap(c, m, path, "lending", &out->max_lent);
     get_sub_cap(c, m, path, "borrowing", &out->max_borrowed);
 }
@@ -721,75 +754,86 @@ static void expand_sets(struct pctx *c)
     gf_free(stack);
 }
 
-static void parse_classes(struct pctx *c, const struct gf__ynode *spec)
+/* One {member, flavor} entry r (at rp) of flavor class ci. */
+static void parse_class_ref(struct pctx *c, const struct gf__ynode *r,
+                            const char *rp, size_t ci)
+{
+    static const char *const ref_allowed[] = {"member", "flavor", NULL};
+    struct gf_policy *p = c->p;
+    struct gf_policy_flavor_class *fc = &p->classes[ci];
+    if (!is_kind(c, r, GF__Y_MAP, rp))
+        return;
+    check_fields(c, r, rp, ref_allowed);
+    const struct gf__ynode *mv = field(r, "member");
+    char mp[PATH_MAX_LEN];
+    if (mv == NULL) {
+        missing(c, r, rp, "member");
+        return;
+    }
+    int m = member_ref(c, mv, sub(mp, rp, "member"));
+    char *fname = get_str(c, r, rp, "flavor", true, NAME_SUBDOMAIN);
+    if (m < 0 || fname == NULL) {
+        gf_free(fname);
+        return;
+    }
+    char key[600];
+    size_t kl =
+        gf__key(key, sizeof(key), p->members[m].name, fname, NULL, NULL);
+    uintptr_t prev = (uintptr_t)gf__htab_get(&p->idx->flavors, key, kl);
+    if (prev != 0) {
+        perr(c, field(r, "flavor"), sub(mp, rp, "flavor"),
+             "flavor %s/%s is already in flavor class \"%s\"",
+             p->members[m].name, fname, p->classes[prev - 1].name);
+        gf_free(fname);
+        return;
+    }
+    gf__htab_put(&p->idx->flavors, key, kl, (void *)(ci + 1));
+    fc->flavors[fc->n_flavors].member = (size_t)m;
+    fc->flavors[fc->n_flavors++].flavor = fname;
+}
+
+/* One flavorEquivalence entry e (at cp). */
+static void parse_class(struct pctx *c, const struct gf__ynode *e,
+                        const char *cp)
 {
     static const char *const allowed[] = {"name", "flavors", NULL};
-    static const char *const ref_allowed[] = {"member", "flavor", NULL};
+    char fp[PATH_MAX_LEN], rp[PATH_MAX_LEN];
+    struct gf_policy *p = c->p;
+    if (!is_kind(c, e, GF__Y_MAP, cp))
+        return;
+    check_fields(c, e, cp, allowed);
+    char *name = get_str(c, e, cp, "name", true, NAME_SUBDOMAIN);
+    const struct gf__ynode *fl = field(e, "flavors");
+    if (fl == NULL)
+        missing(c, e, cp, "flavors");
+    else if (!is_kind(c, fl, GF__Y_SEQ, sub(fp, cp, "flavors")))
+        fl = NULL;
+    if (name == NULL || fl == NULL) {
+        gf_free(name);
+        return;
+    }
+    for (size_t j = 0; j < p->n_classes; j++)
+        if (strcmp(p->classes[j].name, name) == 0)
+            perr(c, field(e, "name"), sub(rp, cp, "name"),
+                 "duplicate flavor class \"%s\"", name);
+    size_t ci = p->n_classes++;
+    p->classes[ci].name = name;
+    p->classes[ci].flavors = gf_calloc(fl->n + 1, sizeof(*p->classes->flavors));
+    for (size_t j = 0; j < fl->n; j++)
+        parse_class_ref(c, fl->kids[j], idx(rp, fp, j), ci);
+}
+
+static void parse_classes(struct pctx *c, const struct gf__ynode *spec)
+{
     const char *path = "spec.flavorEquivalence";
-    char cp[PATH_MAX_LEN], fp[PATH_MAX_LEN], rp[PATH_MAX_LEN];
+    char cp[PATH_MAX_LEN];
     struct gf_policy *p = c->p;
     const struct gf__ynode *l = field(spec, "flavorEquivalence");
     if (l == NULL || !is_kind(c, l, GF__Y_SEQ, path))
         return;
     p->classes = gf_calloc(l->n + 1, sizeof(*p->classes));
-    for (size_t i = 0; i < l->n; i++) {
-        const struct gf__ynode *e = l->kids[i];
-        struct gf_policy_flavor_class *fc = &p->classes[p->n_classes];
-        idx(cp, path, i);
-        if (!is_kind(c, e, GF__Y_MAP, cp))
-            continue;
-        check_fields(c, e, cp, allowed);
-        char *name = get_str(c, e, cp, "name", true, NAME_SUBDOMAIN);
-        const struct gf__ynode *fl = field(e, "flavors");
-        if (fl == NULL)
-            missing(c, e, cp, "flavors");
-        else if (!is_kind(c, fl, GF__Y_SEQ, sub(fp, cp, "flavors")))
-            fl = NULL;
-        if (name == NULL || fl == NULL) {
-            gf_free(name);
-            continue;
-        }
-        for (size_t j = 0; j < p->n_classes; j++)
-            if (strcmp(p->classes[j].name, name) == 0)
-                perr(c, field(e, "name"), sub(rp, cp, "name"),
-                     "duplicate flavor class \"%s\"", name);
-        fc->name = name;
-        fc->flavors = gf_calloc(fl->n + 1, sizeof(*fc->flavors));
-        size_t ci = p->n_classes++;
-        for (size_t j = 0; j < fl->n; j++) {
-            const struct gf__ynode *r = fl->kids[j];
-            idx(rp, fp, j);
-            if (!is_kind(c, r, GF__Y_MAP, rp))
-                continue;
-            check_fields(c, r, rp, ref_allowed);
-            const struct gf__ynode *mv = field(r, "member");
-            char mp[PATH_MAX_LEN];
-            if (mv == NULL) {
-                missing(c, r, rp, "member");
-                continue;
-            }
-            int m = member_ref(c, mv, sub(mp, rp, "member"));
-            char *fname = get_str(c, r, rp, "flavor", true, NAME_SUBDOMAIN);
-            if (m < 0 || fname == NULL) {
-                gf_free(fname);
-                continue;
-            }
-            char key[600];
-            size_t kl = gf__key(key, sizeof(key), p->members[m].name, fname,
-                                NULL, NULL);
-            uintptr_t prev = (uintptr_t)gf__htab_get(&p->idx->flavors, key, kl);
-            if (prev != 0) {
-                perr(c, field(r, "flavor"), sub(mp, rp, "flavor"),
-                     "flavor %s/%s is already in flavor class \"%s\"",
-                     p->members[m].name, fname, p->classes[prev - 1].name);
-                gf_free(fname);
-                continue;
-            }
-            gf__htab_put(&p->idx->flavors, key, kl, (void *)(ci + 1));
-            fc->flavors[fc->n_flavors].member = (size_t)m;
-            fc->flavors[fc->n_flavors++].flavor = fname;
-        }
-    }
+    for (size_t i = 0; i < l->n; i++)
+        parse_class(c, l->kids[i], idx(cp, path, i));
 }
 
 static void parse_overflow(struct pctx *c, const struct gf__ynode *g,
@@ -875,94 +919,103 @@ static void parse_group(struct pctx *c, const struct gf__ynode *g,
     }
 }
 
+/* The member named by entry e's "member" field (at ep), or -1. */
+static int entry_member(struct pctx *c, const struct gf__ynode *e,
+                        const char *ep)
+{
+    char fp[PATH_MAX_LEN];
+    const struct gf__ynode *mv = field(e, "member");
+    if (mv == NULL) {
+        missing(c, e, ep, "member");
+        return -1;
+    }
+    return member_ref(c, mv, sub(fp, ep, "member"));
+}
+
+/* One clusterQueues entry q (at qp) of group gi. */
+static void resolve_queue(struct pctx *c, const struct gf__ynode *q,
+                          const char *qp, size_t gi)
+{
+    static const char *const q_allowed[] = {"member", "name", NULL};
+    struct gf_policy *p = c->p;
+    struct gf_policy_group *out = &p->groups[gi];
+    if (!is_kind(c, q, GF__Y_MAP, qp))
+        return;
+    check_fields(c, q, qp, q_allowed);
+    int m = entry_member(c, q, qp);
+    char *cq = get_str(c, q, qp, "name", true, NAME_SUBDOMAIN);
+    if (m < 0 || cq == NULL) {
+        gf_free(cq);
+        return;
+    }
+    char key[600];
+    size_t kl = gf__key(key, sizeof(key), p->members[m].name, cq, NULL, NULL);
+    uintptr_t prev = (uintptr_t)gf__htab_get(&p->idx->queues, key, kl);
+    if (prev != 0) {
+        const struct gf_policy_group *pg = &p->groups[prev - 1];
+        perr(c, q, qp,
+             "ClusterQueue %s/%s is claimed by two groups: \"%s\" "
+             "(line %d) and \"%s\"",
+             p->members[m].name, cq, pg->name ? pg->name : "?", pg->pos.line,
+             out->name ? out->name : "?");
+        gf_free(cq);
+        return;
+    }
+    gf__htab_put(&p->idx->queues, key, kl, (void *)(gi + 1));
+    struct gf_policy_queue *pq = &out->queues[out->n_queues++];
+    pq->member = (size_t)m;
+    pq->cluster_queue = cq;
+    pq->pos.line = q->line;
+    pq->pos.col = q->col;
+}
+
+/* One namespaceMapping entry e (at ep) of group out. */
+static void resolve_ns_map(struct pctx *c, const struct gf__ynode *e,
+                           const char *ep, struct gf_policy_group *out)
+{
+    static const char *const m_allowed[] = {"member", "from", "to", NULL};
+    if (!is_kind(c, e, GF__Y_MAP, ep))
+        return;
+    check_fields(c, e, ep, m_allowed);
+    int m = entry_member(c, e, ep);
+    char *from = get_str(c, e, ep, "from", true, NAME_LABEL);
+    char *to = get_str(c, e, ep, "to", true, NAME_LABEL);
+    if (m < 0 || from == NULL || to == NULL) {
+        gf_free(from);
+        gf_free(to);
+        return;
+    }
+    for (size_t j = 0; j < out->n_ns_map; j++)
+        if (out->ns_map[j].member == (size_t)m &&
+            strcmp(out->ns_map[j].from, from) == 0)
+            perr(c, e, ep, "namespace \"%s\" is mapped twice for member \"%s\"",
+                 from, c->p->members[m].name);
+    struct gf_policy_ns_map *nm = &out->ns_map[out->n_ns_map++];
+    nm->member = (size_t)m;
+    nm->from = from;
+    nm->to = to;
+}
+
 /* Pass two for a group: member references and ClusterQueue claims. */
 static void resolve_group(struct pctx *c, const struct gf__ynode *g,
                           const char *path, size_t gi)
 {
-    static const char *const q_allowed[] = {"member", "name", NULL};
-    static const char *const m_allowed[] = {"member", "from", "to", NULL};
-    struct gf_policy *p = c->p;
-    struct gf_policy_group *out = &p->groups[gi];
-    char cp[PATH_MAX_LEN], qp[PATH_MAX_LEN], fp[PATH_MAX_LEN];
+    struct gf_policy_group *out = &c->p->groups[gi];
+    char cp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
     const struct gf__ynode *l = field(g, "clusterQueues");
-
     if (l != NULL && is_kind(c, l, GF__Y_SEQ, sub(cp, path, "clusterQueues"))) {
         if (l->n == 0)
             perr(c, l, cp, "expected at least one ClusterQueue");
         out->queues = gf_calloc(l->n + 1, sizeof(*out->queues));
-        for (size_t i = 0; i < l->n; i++) {
-            const struct gf__ynode *q = l->kids[i];
-            idx(qp, cp, i);
-            if (!is_kind(c, q, GF__Y_MAP, qp))
-                continue;
-            check_fields(c, q, qp, q_allowed);
-            const struct gf__ynode *mv = field(q, "member");
-            int m = -1;
-            if (mv == NULL)
-                missing(c, q, qp, "member");
-            else
-                m = member_ref(c, mv, sub(fp, qp, "member"));
-            char *cq = get_str(c, q, qp, "name", true, NAME_SUBDOMAIN);
-            if (m < 0 || cq == NULL) {
-                gf_free(cq);
-                continue;
-            }
-            char key[600];
-            size_t kl =
-                gf__key(key, sizeof(key), p->members[m].name, cq, NULL, NULL);
-            uintptr_t prev = (uintptr_t)gf__htab_get(&p->idx->queues, key, kl);
-            if (prev != 0) {
-                const struct gf_policy_group *pg = &p->groups[prev - 1];
-                perr(c, q, qp,
-                     "ClusterQueue %s/%s is claimed by two groups: \"%s\" "
-                     "(line %d) and \"%s\"",
-                     p->members[m].name, cq, pg->name ? pg->name : "?",
-                     pg->pos.line, out->name ? out->name : "?");
-                gf_free(cq);
-                continue;
-            }
-            gf__htab_put(&p->idx->queues, key, kl, (void *)(gi + 1));
-            struct gf_policy_queue *pq = &out->queues[out->n_queues++];
-            pq->member = (size_t)m;
-            pq->cluster_queue = cq;
-            pq->pos.line = q->line;
-            pq->pos.col = q->col;
-        }
+        for (size_t i = 0; i < l->n; i++)
+            resolve_queue(c, l->kids[i], idx(ep, cp, i), gi);
     }
     l = field(g, "namespaceMapping");
     if (l != NULL &&
         is_kind(c, l, GF__Y_SEQ, sub(cp, path, "namespaceMapping"))) {
         out->ns_map = gf_calloc(l->n + 1, sizeof(*out->ns_map));
-        for (size_t i = 0; i < l->n; i++) {
-            const struct gf__ynode *e = l->kids[i];
-            idx(qp, cp, i);
-            if (!is_kind(c, e, GF__Y_MAP, qp))
-                continue;
-            check_fields(c, e, qp, m_allowed);
-            const struct gf__ynode *mv = field(e, "member");
-            int m = -1;
-            if (mv == NULL)
-                missing(c, e, qp, "member");
-            else
-                m = member_ref(c, mv, sub(fp, qp, "member"));
-            char *from = get_str(c, e, qp, "from", true, NAME_LABEL);
-            char *to = get_str(c, e, qp, "to", true, NAME_LABEL);
-            if (m < 0 || from == NULL || to == NULL) {
-                gf_free(from);
-                gf_free(to);
-                continue;
-            }
-            for (size_t j = 0; j < out->n_ns_map; j++)
-                if (out->ns_map[j].member == (size_t)m &&
-                    strcmp(out->ns_map[j].from, from) == 0)
-                    perr(c, e, qp,
-                         "namespace \"%s\" is mapped twice for member \"%s\"",
-                         from, p->members[m].name);
-            struct gf_policy_ns_map *nm = &out->ns_map[out->n_ns_map++];
-            nm->member = (size_t)m;
-            nm->from = from;
-            nm->to = to;
-        }
+        for (size_t i = 0; i < l->n; i++)
+            resolve_ns_map(c, l->kids[i], idx(ep, cp, i), out);
     }
 }
 
@@ -1141,6 +1194,41 @@ static bool rule_has_group(const struct gf_policy_rule *r, size_t g)
  * wins" semantics would hide such mistakes, so they are refused and both
  * rules are named.
  */
+/* The first group both rules cover, or SIZE_MAX. */
+static size_t common_group(const struct gf_policy *p,
+                           const struct gf_policy_rule *a,
+                           const struct gf_policy_rule *b)
+{
+    for (size_t g = 0; g < p->n_groups; g++)
+        if (rule_has_group(a, g) && rule_has_group(b, g))
+            return g;
+    return SIZE_MAX;
+}
+
+/*
+ * A lender both rules name and a borrower (not that lender) both name:
+ * true with *lender and *borrower set.
+ */
+static bool common_pair(const struct gf_policy *p, size_t i, size_t j,
+                        size_t *lender, size_t *borrower)
+{
+    const unsigned char *al = p->idx->rule_lenders[i];
+    const unsigned char *ab = p->idx->rule_borrowers[i];
+    const unsigned char *bl = p->idx->rule_lenders[j];
+    const unsigned char *bb = p->idx->rule_borrowers[j];
+    for (size_t l = 0; l < p->n_members; l++) {
+        if (!al[l] || !bl[l])
+            continue;
+        for (size_t m = 0; m < p->n_members; m++)
+            if (ab[m] && bb[m] && m != l) {
+                *lender = l;
+                *borrower = m;
+                return true;
+            }
+    }
+    return false;
+}
+
 static void check_contradictions(struct pctx *c,
                                  const struct gf__ynode *const *nodes)
 {
@@ -1148,43 +1236,24 @@ static void check_contradictions(struct pctx *c,
     char cp[PATH_MAX_LEN];
     for (size_t j = 0; j < p->n_rules; j++) {
         const struct gf_policy_rule *b = &p->rules[j];
-        const unsigned char *bl = p->idx->rule_lenders[j];
-        const unsigned char *bb = p->idx->rule_borrowers[j];
-        if (bl == NULL || bb == NULL)
+        if (p->idx->rule_lenders[j] == NULL ||
+            p->idx->rule_borrowers[j] == NULL)
             continue;
         for (size_t i = 0; i < j; i++) {
             const struct gf_policy_rule *a = &p->rules[i];
-            const unsigned char *al = p->idx->rule_lenders[i];
-            const unsigned char *ab = p->idx->rule_borrowers[i];
-            if (a->deny == b->deny || al == NULL || ab == NULL)
+            if (a->deny == b->deny || p->idx->rule_lenders[i] == NULL ||
+                p->idx->rule_borrowers[i] == NULL)
                 continue;
-            size_t gsel = SIZE_MAX;
-            bool gmatch = false;
-            for (size_t g = 0; g < p->n_groups && !gmatch; g++)
-                if (rule_has_group(a, g) && rule_has_group(b, g)) {
-                    gmatch = true;
-                    gsel = g;
-                }
-            if (!gmatch)
+            size_t g = common_group(p, a, b), l, m;
+            if (g == SIZE_MAX || !common_pair(p, i, j, &l, &m))
                 continue;
-            for (size_t l = 0; l < p->n_members; l++) {
-                if (!al[l] || !bl[l])
-                    continue;
-                size_t m = 0;
-                while (m < p->n_members && !(ab[m] && bb[m] && m != l))
-                    m++;
-                if (m == p->n_members)
-                    continue;
-                perr(c, nodes[j], idx(cp, "spec.sharing.rules", j),
-                     "contradiction: rule \"%s\" %s %s -> %s in group \"%s\" "
-                     "that rule \"%s\" (line %d) %s",
-                     b->name, b->deny ? "denies" : "allows", p->members[l].name,
-                     p->members[m].name,
-                     p->groups[gsel].name ? p->groups[gsel].name : "?", a->name,
-                     a->pos.line, a->deny ? "denies" : "allows");
-                goto next_pair;
-            }
-        next_pair:;
+            perr(c, nodes[j], idx(cp, "spec.sharing.rules", j),
+                 "contradiction: rule \"%s\" %s %s -> %s in group \"%s\" "
+                 "that rule \"%s\" (line %d) %s",
+                 b->name, b->deny ? "denies" : "allows", p->members[l].name,
+                 p->members[m].name,
+                 p->groups[g].name ? p->groups[g].name : "?", a->name,
+                 a->pos.line, a->deny ? "denies" : "allows");
         }
     }
 }
@@ -1220,20 +1289,9 @@ static void parse_sharing(struct pctx *c, const struct gf__ynode *spec)
     check_contradictions(c, (const struct gf__ynode *const *)l->kids);
 }
 
-static void parse_timing(struct pctx *c, const struct gf__ynode *spec)
+static void timing_defaults(struct gf_policy *p)
 {
-    static const char *const allowed[] = {
-        "overflowAfter", "leaseDuration", "clockDrift",
-        "fenceMargin",   "admitTimeout",  "reclaimAfter",
-        "gracePeriod",   "victimOrder",   NULL};
-    static const char *const victims[] = {
-        "lowestPriority", "newest", "oldest", "largest", "smallest", NULL};
-    const char *path = "spec.timing";
-    char cp[PATH_MAX_LEN], ip[PATH_MAX_LEN];
-    struct gf_policy *p = c->p;
     struct gf_policy_timing *t = &p->timing;
-    const struct gf__ynode *m = field(spec, "timing"), *v;
-
     t->overflow_after_ms = GF_POLICY_DEFAULT_OVERFLOW_AFTER_MS;
     t->lease_duration_ms = GF_POLICY_DEFAULT_LEASE_DURATION_MS;
     t->clock_drift_ppm = GF_POLICY_DEFAULT_CLOCK_DRIFT_PPM;
@@ -1244,9 +1302,15 @@ static void parse_timing(struct pctx *c, const struct gf__ynode *spec)
     p->victim_order[0] = GF_VICTIM_LOWEST_PRIORITY;
     p->victim_order[1] = GF_VICTIM_NEWEST;
     p->n_victim_order = 2;
-    if (m == NULL || !is_kind(c, m, GF__Y_MAP, path))
-        return;
-    check_fields(c, m, path, allowed);
+}
+
+/* The durations of spec.timing (m), and their lower bounds. */
+static void timing_durations(struct pctx *c, const struct gf__ynode *m,
+                             const char *path)
+{
+    char cp[PATH_MAX_LEN];
+    struct gf_policy_timing *t = &c->p->timing;
+    const struct gf__ynode *v;
     struct {
         const char *key;
         int64_t *dst;
@@ -1272,42 +1336,77 @@ static void parse_timing(struct pctx *c, const struct gf__ynode *spec)
     if (v != NULL && t->admit_timeout_ms == 0)
         perr(c, v, sub(cp, path, "admitTimeout"),
              "expected a duration greater than 0");
-    if ((v = field(m, "clockDrift")) != NULL) {
-        int32_t ppm;
-        if (get_fraction(c, v, sub(cp, path, "clockDrift"), &ppm)) {
-            if (ppm > GF_PPM / 2)
-                perr(c, v, cp,
-                     "clock drift %s is implausible: expected at most 0.5",
-                     v->str);
-            else
-                t->clock_drift_ppm = ppm;
-        }
-    }
-    if ((v = field(m, "victimOrder")) != NULL &&
-        is_kind(c, v, GF__Y_SEQ, sub(cp, path, "victimOrder"))) {
-        if (v->n == 0 || v->n > GF_VICTIM_MAX_KEYS) {
-            perr(c, v, cp, "expected 1 to %d keys", GF_VICTIM_MAX_KEYS);
+}
+
+static void timing_drift(struct pctx *c, const struct gf__ynode *m,
+                         const char *path)
+{
+    char cp[PATH_MAX_LEN];
+    const struct gf__ynode *v = field(m, "clockDrift");
+    int32_t ppm;
+    if (v == NULL || !get_fraction(c, v, sub(cp, path, "clockDrift"), &ppm))
+        return;
+    if (ppm > GF_PPM / 2)
+        perr(c, v, cp, "clock drift %s is implausible: expected at most 0.5",
+             v->str);
+    else
+        c->p->timing.clock_drift_ppm = ppm;
+}
+
+/* Appends victim key e unless it is already there (then an error). */
+static void add_victim(struct pctx *c, const struct gf__ynode *v,
+                       const char *ip, int e, const char *const *victims)
+{
+    struct gf_policy *p = c->p;
+    for (size_t j = 0; j < p->n_victim_order; j++)
+        if (p->victim_order[j] == (enum gf_victim_key)e) {
+            perr(c, v, ip, "duplicate key \"%s\"", victims[e]);
             return;
         }
-        p->n_victim_order = 0;
-        for (size_t i = 0; i < v->n; i++) {
-            int e = get_enum(c, v->kids[i], idx(ip, cp, i), victims);
-            if (e < 0)
-                continue;
-            for (size_t j = 0; j < p->n_victim_order; j++)
-                if (p->victim_order[j] == (enum gf_victim_key)e) {
-                    perr(c, v->kids[i], ip, "duplicate key \"%s\"", victims[e]);
-                    e = -1;
-                    break;
-                }
-            if (e >= 0)
-                p->victim_order[p->n_victim_order++] = (enum gf_victim_key)e;
-        }
-        if (p->n_victim_order == 0) {
-            p->victim_order[0] = GF_VICTIM_LOWEST_PRIORITY;
-            p->n_victim_order = 1;
-        }
+    p->victim_order[p->n_victim_order++] = (enum gf_victim_key)e;
+}
+
+static void timing_victims(struct pctx *c, const struct gf__ynode *m,
+                           const char *path)
+{
+    static const char *const victims[] = {
+        "lowestPriority", "newest", "oldest", "largest", "smallest", NULL};
+    char cp[PATH_MAX_LEN], ip[PATH_MAX_LEN];
+    struct gf_policy *p = c->p;
+    const struct gf__ynode *v = field(m, "victimOrder");
+    if (v == NULL || !is_kind(c, v, GF__Y_SEQ, sub(cp, path, "victimOrder")))
+        return;
+    if (v->n == 0 || v->n > GF_VICTIM_MAX_KEYS) {
+        perr(c, v, cp, "expected 1 to %d keys", GF_VICTIM_MAX_KEYS);
+        return;
     }
+    p->n_victim_order = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        int e = get_enum(c, v->kids[i], idx(ip, cp, i), victims);
+        if (e >= 0)
+            add_victim(c, v->kids[i], ip, e, victims);
+    }
+    if (p->n_victim_order == 0) {
+        p->victim_order[0] = GF_VICTIM_LOWEST_PRIORITY;
+        p->n_victim_order = 1;
+    }
+}
+
+static void parse_timing(struct pctx *c, const struct gf__ynode *spec)
+{
+    static const char *const allowed[] = {
+        "overflowAfter", "leaseDuration", "clockDrift",
+        "fenceMargin",   "admitTimeout",  "reclaimAfter",
+        "gracePeriod",   "victimOrder",   NULL};
+    const char *path = "spec.timing";
+    const struct gf__ynode *m = field(spec, "timing");
+    timing_defaults(c->p);
+    if (m == NULL || !is_kind(c, m, GF__Y_MAP, path))
+        return;
+    check_fields(c, m, path, allowed);
+    timing_durations(c, m, path);
+    timing_drift(c, m, path);
+    timing_victims(c, m, path);
 }
 
 static void parse_spec(struct pctx *c, const struct gf__ynode *spec)
