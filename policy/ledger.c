@@ -652,26 +652,23 @@ static void recompute(const struct gf_ledger *l, struct gf__htab *t)
     }
 }
 
+/* In the verify_* helpers: a failed cross-check says why and returns. */
 #define CHECK(cond, ...)                                                       \
     do {                                                                       \
         if (!(cond)) {                                                         \
             snprintf(why, cap, __VA_ARGS__);                                   \
-            rc = -EINVAL;                                                      \
-            goto out;                                                          \
+            return -EINVAL;                                                    \
         }                                                                      \
     } while (0)
 
-int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
+static int verify_cells(const struct gf_ledger *l, struct gf__htab *t,
+                        char *why, size_t cap)
 {
-    struct gf__htab t;
-    int rc = 0;
-    gf__htab_init(&t);
-    recompute(l, &t);
     for (size_t i = 0; i < l->cells.cap; i++) {
         const struct gf_ledger_cell *c = l->cells.slots[i].val;
         if (l->cells.slots[i].key == NULL)
             continue;
-        const struct sums *s = sum_of(&t, c);
+        const struct sums *s = sum_of(t, c);
         CHECK(c->used == s->a && c->reserved == s->b && c->lease_out == s->c &&
                   c->n_leases_out == (size_t)s->d,
               "cell %s/%s/%s: used %lld/%lld reserved %lld/%lld lent "
@@ -680,22 +677,34 @@ int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
               (long long)s->a, (long long)c->reserved, (long long)s->b,
               (long long)c->lease_out, (long long)s->c);
     }
+    return 0;
+}
+
+static int verify_cqs(const struct gf_ledger *l, struct gf__htab *t, char *why,
+                      size_t cap)
+{
     for (size_t i = 0; i < l->cqs.cap; i++) {
         const struct gf_ledger_cq *q = l->cqs.slots[i].val;
         if (l->cqs.slots[i].key == NULL)
             continue;
-        const struct sums *s = sum_of(&t, q);
+        const struct sums *s = sum_of(t, q);
         CHECK(q->pending == s->a && q->n_pending == (size_t)s->b &&
                   q->lease_in == s->c && q->n_workloads == (size_t)s->d,
               "cq %s/%s: pending %lld/%lld lease_in %lld/%lld", q->member->name,
               q->name, (long long)q->pending, (long long)s->a,
               (long long)q->lease_in, (long long)s->c);
     }
+    return 0;
+}
+
+static int verify_members(const struct gf_ledger *l, struct gf__htab *t,
+                          char *why, size_t cap)
+{
     for (size_t i = 0; i < l->members.cap; i++) {
         const struct gf_ledger_member *m = l->members.slots[i].val;
         if (l->members.slots[i].key == NULL)
             continue;
-        const struct sums *s = sum_of(&t, m);
+        const struct sums *s = sum_of(t, m);
         CHECK(m->nominal == s->a && m->lent == s->b && m->borrowed == s->c &&
                   m->leases_out == (size_t)s->d,
               "member %s: nominal %lld/%lld lent %lld/%lld borrowed %lld/%lld",
@@ -703,6 +712,11 @@ int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
               (long long)m->lent, (long long)s->b, (long long)m->borrowed,
               (long long)s->c);
     }
+    return 0;
+}
+
+static int verify_pending(const struct gf_ledger *l, char *why, size_t cap)
+{
     size_t n = 0;
     for (const struct gf_ledger_wl *w = l->pending; w != NULL; w = w->next) {
         CHECK(w->state == GF_WL_PENDING && w->cq != NULL,
@@ -712,7 +726,43 @@ int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
     }
     CHECK(n == l->n_pending, "pending list has %zu entries, count %zu", n,
           l->n_pending);
-    /* Pairs and per-Workload lease counts: quadratic, tests only. */
+    return 0;
+}
+
+/* Live leases of Workload member/ns/name, by scanning every lease. */
+static size_t count_live(const struct gf_ledger *l, const char *m,
+                         const char *ns, const char *name)
+{
+    size_t live = 0;
+    for (size_t j = 0; j < l->leases.cap; j++) {
+        const struct gf_ledger_lease *ll = l->leases.slots[j].val;
+        if (l->leases.slots[j].key != NULL && ll->holds &&
+            strcmp(ll->l.origin_member, m) == 0 &&
+            strcmp(ll->l.origin_namespace, ns) == 0 &&
+            strcmp(ll->l.origin_name, name) == 0)
+            live++;
+    }
+    return live;
+}
+
+/* GPUs lent by lender to borrower, by scanning every lease. */
+static int64_t sum_lent(const struct gf_ledger *l, const char *lender,
+                        const char *borrower)
+{
+    int64_t want = 0;
+    for (size_t j = 0; j < l->leases.cap; j++) {
+        const struct gf_ledger_lease *ll = l->leases.slots[j].val;
+        if (l->leases.slots[j].key != NULL && ll->holds &&
+            strcmp(ll->lender->name, lender) == 0 &&
+            strcmp(ll->origin->name, borrower) == 0)
+            want += ll->l.gpus;
+    }
+    return want;
+}
+
+/* Pairs and per-Workload lease counts: quadratic, tests only. */
+static int verify_leases(const struct gf_ledger *l, char *why, size_t cap)
+{
     for (size_t i = 0; i < l->wl_leases.cap; i++) {
         const struct wl_leases *wl = l->wl_leases.slots[i].val;
         const char *m = l->wl_leases.slots[i].key;
@@ -720,15 +770,7 @@ int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
             continue;
         const char *ns = m + strlen(m) + 1;
         const char *name = ns + strlen(ns) + 1;
-        size_t live = 0;
-        for (size_t j = 0; j < l->leases.cap; j++) {
-            const struct gf_ledger_lease *ll = l->leases.slots[j].val;
-            if (l->leases.slots[j].key != NULL && ll->holds &&
-                strcmp(ll->l.origin_member, m) == 0 &&
-                strcmp(ll->l.origin_namespace, ns) == 0 &&
-                strcmp(ll->l.origin_name, name) == 0)
-                live++;
-        }
+        size_t live = count_live(l, m, ns, name);
         CHECK(wl->live == live, "workload %s/%s: %zu live leases, count %zu",
               ns, name, live, wl->live);
     }
@@ -738,18 +780,29 @@ int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
         if (lender == NULL)
             continue;
         const char *borrower = lender + strlen(lender) + 1;
-        int64_t want = 0;
-        for (size_t j = 0; j < l->leases.cap; j++) {
-            const struct gf_ledger_lease *ll = l->leases.slots[j].val;
-            if (l->leases.slots[j].key != NULL && ll->holds &&
-                strcmp(ll->lender->name, lender) == 0 &&
-                strcmp(ll->origin->name, borrower) == 0)
-                want += ll->l.gpus;
-        }
+        int64_t want = sum_lent(l, lender, borrower);
         CHECK(p->lent == want, "pair %s->%s: lent %lld, leases say %lld",
               lender, borrower, (long long)p->lent, (long long)want);
     }
-out:
+    return 0;
+}
+
+#undef CHECK
+
+int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
+{
+    struct gf__htab t;
+    gf__htab_init(&t);
+    recompute(l, &t);
+    int rc = verify_cells(l, &t, why, cap);
+    if (rc == 0)
+        rc = verify_cqs(l, &t, why, cap);
+    if (rc == 0)
+        rc = verify_members(l, &t, why, cap);
+    if (rc == 0)
+        rc = verify_pending(l, why, cap);
+    if (rc == 0)
+        rc = verify_leases(l, why, cap);
     free_sums(&t);
     return rc;
 }
