@@ -1,0 +1,111 @@
+/*
+ * decide: given the ledger, the policy and the time, what to do next.
+ *
+ * gf_decide() is pure and deterministic: the same ledger, policy and
+ * now_ms give the same actions in the same order. It reads no clock and
+ * does no I/O; the controller carries the actions out (DESIGN.md §3-§4)
+ * and feeds what it observes back into the ledger.
+ *
+ * Actions, in the order they are returned:
+ *   1. lease upkeep, by lease name: WITHDRAW a Pending lease whose copy was
+ *      not admitted within admitTimeout; SUSPECT a lease whose lender is
+ *      not SYNCED; FENCE a Suspect lease once its lender (with an agent)
+ *      has been silent for D*(1+rho) + fenceMargin (never for
+ *      `fencing: none`); RENEW an Active lease when less than 2D/3 of its
+ *      term is left (the heartbeat runs every D/3);
+ *   2. RECLAIM: a lender ClusterQueue whose own Workloads have waited
+ *      reclaimAfter for quota that its borrowers hold marks victims (the
+ *      policy's victimOrder) until the missing quota would be free, with a
+ *      deadline of now + gracePeriod;
+ *   3. START: pending Workloads, highest priority then longest waiting
+ *      first, each to the best lender ClusterQueue x flavor (below).
+ *
+ * A Workload may start a lease only if it has waited overflowAfter, its
+ * ClusterQueue is in a group whose overflow filter lets it through
+ * (namespace, job kind, priority), its origin is SYNCED, and it holds no
+ * live lease (S1: at most one copy). A lender cell qualifies if its
+ * member is SYNCED (unknown is never read as zero), the sharing rules
+ * allow the pair for the group, its flavor is equivalent to one of the
+ * origin ClusterQueue's flavors, and the Workload's GPUs fit under every
+ * cap at once (S2): the cell's Kueue lendable quota minus the group's
+ * reserve, the lender's lending cap, the borrower's borrowing cap and the
+ * pair's cap, each net of what earlier actions of the same pass take.
+ * Qualifying cells are ordered by: most idle (largest headroom), then
+ * locality (labels shared with the origin, in spec.locality order), then
+ * fewest leases out of the lender, then names; the first wins.
+ *
+ * Every action carries a structured explanation: the rule that decided
+ * and the numbers compared.
+ *
+ * Ownership: actions own all their strings (the ledger's are only valid
+ * until its next update). gf_actions_free() releases them.
+ */
+#ifndef GF_POLICY_DECIDE_H
+#define GF_POLICY_DECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/config.h"
+#include "policy/lease.h"
+#include "policy/ledger.h"
+
+enum gf_action_kind {
+    GF_ACT_START,    /* start a lease for a pending Workload */
+    GF_ACT_WITHDRAW, /* the copy was not admitted in time: undo */
+    GF_ACT_SUSPECT,  /* the lender cannot be reached: hold, count as used */
+    GF_ACT_FENCE,    /* the lender has certainly stopped the copy */
+    GF_ACT_RENEW,    /* extend an Active lease's term */
+    GF_ACT_RECLAIM   /* the lender wants quota back: mark victims */
+};
+
+/* Why: the rule that decided and the numbers it compared. */
+struct gf_why {
+    const char *rule; /* static: "overflowAfter", "fit", "admitTimeout"... */
+    char text[320];   /* one sentence for people */
+    int64_t have, need;
+};
+
+struct gf_action {
+    enum gf_action_kind kind;
+    char *lease; /* the lease acted on; NULL for START */
+    /* START: the origin Workload; others: the lease's origin */
+    char *member, *namespace, *name;
+    char *group;
+    /* START: where it goes; others: the lease's lender */
+    char *lender, *lender_cq, *flavor;
+    int64_t gpus;
+    enum gf_lease_mode mode; /* START */
+    uint64_t epoch;          /* START: one above the last lease's */
+    int64_t until_ms;        /* RENEW: new expiry; RECLAIM: deadline */
+    char **victims;          /* RECLAIM: lease names, in victim order */
+    size_t n_victims;
+    struct gf_why why;
+};
+
+struct gf_actions {
+    struct gf_action *v;
+    size_t n, cap;
+};
+
+/* Appends the actions to out (initialise it zeroed). 0 or -ENOMEM-free
+ * errors: -EINVAL when the ledger's resource is not the policy's. */
+int gf_decide(const struct gf_ledger *l, const struct gf_policy *p,
+              int64_t now_ms, struct gf_actions *out);
+void gf_actions_free(struct gf_actions *a);
+
+const char *gf_action_kind_name(enum gf_action_kind k);
+
+/*
+ * Why a pending Workload would or would not start a lease now, with the
+ * best lender if it would: the same checks as gf_decide() for that one
+ * Workload, against the ledger as it is. Returns 0 with *out filled
+ * (out->kind GF_ACT_START when it would start; otherwise out->why says
+ * the first thing that blocks it), or GF_ENOTFOUND.
+ */
+int gf_decide_workload(const struct gf_ledger *l, const struct gf_policy *p,
+                       int64_t now_ms, const char *member, const char *ns,
+                       const char *name, struct gf_action *out, int *starts);
+void gf_action_clear(struct gf_action *a);
+
+#endif

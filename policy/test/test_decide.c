@@ -1,0 +1,744 @@
+/*
+ * Tests for policy/decide: when a pending Workload starts a lease and
+ * where (every cap, reserves, flavor equivalence, freshness, S1, priority
+ * and namespace filters, the lender order and its ties), lease upkeep
+ * (withdraw, suspect, fence, renew), reclaim with victims, determinism,
+ * and a seeded property test: over thousands of random ledgers no pass
+ * exceeds a cap or lends quota a member did not report.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/rand.h"
+#include "policy/config.h"
+#include "policy/decide.h"
+#include "policy/ledger.h"
+
+#define GPU "nvidia.com/gpu"
+#define MIN 60000
+
+struct fx {
+    struct gf_policy *p;
+    struct gf_ledger *l;
+    struct gf_actions a;
+    int64_t baseline;
+};
+
+/* Three members in one group "ml" (ClusterQueue "ml" in each), sharing
+ * allowed by default; extra YAML is appended to spec (at 2 spaces). */
+static const char head[] =
+    "apiVersion: gpufed.io/v1alpha1\n"
+    "kind: FederationPolicy\n"
+    "spec:\n"
+    "  locality: [region]\n"
+    "  members:\n"
+    "  - {name: east, apiServer: 'https://e:6443', credentialsSecret: s/e,"
+    " labels: {region: us-east}}\n"
+    "  - {name: west, apiServer: 'https://w:6443', credentialsSecret: s/w,"
+    " labels: {region: us-west}}\n"
+    "  - {name: north, apiServer: 'https://n:6443', credentialsSecret: s/n,"
+    " labels: {region: us-east}}\n"
+    "  timing: {overflowAfter: 1m, leaseDuration: 30s, clockDrift: 0.1,"
+    " fenceMargin: 5s, admitTimeout: 5m, reclaimAfter: 1m, gracePeriod: 2m}\n";
+
+static const char default_groups[] =
+    "  groups:\n"
+    "  - name: ml\n"
+    "    clusterQueues: [{member: east, name: ml}, {member: west, name: ml},"
+    " {member: north, name: ml}]\n";
+
+static struct gf_policy *policy(const char *groups, const char *extra)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s%s%s", head, groups, extra);
+    struct gf_policy *p = NULL;
+    struct gf_policy_diag d;
+    gf_policy_diag_init(&d);
+    if (gf_policy_parse(buf, strlen(buf), &p, &d) != 0) {
+        struct gf_buf out = GF_BUF_INIT(1 << 16);
+        gf_policy_diag_format(&d, "test", &out);
+        fail_msg("%s", gf_buf_cstr(&out));
+    }
+    gf_policy_diag_free(&d);
+    return p;
+}
+
+static void fx_init(struct fx *f, const char *groups, const char *extra)
+{
+    memset(f, 0, sizeof(*f));
+    f->baseline = gf_alloc_live();
+    f->p = policy(groups != NULL ? groups : default_groups,
+                  extra != NULL ? extra : "");
+    f->l = gf_ledger_new(GPU);
+    const char *m[] = {"east", "west", "north"};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(gf_ledger_member_set(f->l, m[i], GF_FRESH_SYNCED, 0),
+                         0);
+}
+
+static void fx_done(struct fx *f)
+{
+    gf_actions_free(&f->a);
+    gf_ledger_free(f->l);
+    gf_policy_free(f->p);
+    assert_int_equal(gf_alloc_live(), f->baseline);
+}
+
+/* ClusterQueue `cq` of member with one GPU flavor. */
+static void cq(struct fx *f, const char *member, const char *name,
+               const char *flavor, int64_t nominal, int64_t lending_limit)
+{
+    struct gf_cq_quota q = {flavor, GPU, nominal, GF_NO_LIMIT, lending_limit};
+    assert_int_equal(gf_ledger_cq_set(f->l, member, name, &q, 1), 0);
+}
+
+static void wl(struct fx *f, const char *member, const char *name,
+               const char *cqn, int64_t gpus, int32_t prio, enum gf_wl_state st,
+               const char *flavor, int64_t since)
+{
+    struct gf_workload w = {.member = member,
+                            .namespace = "team",
+                            .name = name,
+                            .uid = name,
+                            .cluster_queue = cqn,
+                            .flavor = flavor,
+                            .kind = "batch/Job",
+                            .gpus = gpus,
+                            .priority = prio,
+                            .state = st,
+                            .pending_since_ms = since};
+    assert_int_equal(gf_ledger_workload_set(f->l, &w), 0);
+}
+
+/* Three ClusterQueues "ml" with flavor a100 and these nominals. */
+static void cqs(struct fx *f, int64_t e, int64_t w, int64_t n)
+{
+    cq(f, "east", "ml", "a100", e, GF_NO_LIMIT);
+    cq(f, "west", "ml", "a100", w, GF_NO_LIMIT);
+    cq(f, "north", "ml", "a100", n, GF_NO_LIMIT);
+}
+
+static void lease(struct fx *f, const char *name, const char *origin_wl,
+                  const char *lender, int64_t gpus, enum gf_lease_phase ph,
+                  int64_t created, int64_t expires, int32_t prio)
+{
+    struct gf_lease l = {.name = (char *)name,
+                         .group = "ml",
+                         .phase = ph,
+                         .epoch = 1,
+                         .origin_member = "east",
+                         .origin_namespace = "team",
+                         .origin_name = (char *)origin_wl,
+                         .origin_uid = (char *)origin_wl,
+                         .origin_cq = "ml",
+                         .lender_member = (char *)lender,
+                         .lender_cq = "ml",
+                         .lender_flavor = "a100",
+                         .gpus = gpus,
+                         .priority = prio,
+                         .created_ms = created,
+                         .started_ms = created,
+                         .expires_ms = expires};
+    assert_int_equal(gf_ledger_lease_set(f->l, &l), 0);
+}
+
+static void decide(struct fx *f, int64_t now)
+{
+    gf_actions_free(&f->a);
+    assert_int_equal(gf_decide(f->l, f->p, now, &f->a), 0);
+}
+
+static const struct gf_action *only(const struct fx *f, enum gf_action_kind k)
+{
+    const struct gf_action *hit = NULL;
+    for (size_t i = 0; i < f->a.n; i++)
+        if (f->a.v[i].kind == k) {
+            assert_null(hit);
+            hit = &f->a.v[i];
+        }
+    return hit;
+}
+
+static int count(const struct fx *f, enum gf_action_kind k)
+{
+    int n = 0;
+    for (size_t i = 0; i < f->a.n; i++)
+        n += f->a.v[i].kind == k;
+    return n;
+}
+
+/* Why a Workload of east does not start now. */
+static const char *blocked_rule(struct fx *f, const char *name, int64_t now,
+                                char *text, size_t cap)
+{
+    struct gf_action a;
+    int starts;
+    assert_int_equal(
+        gf_decide_workload(f->l, f->p, now, "east", "team", name, &a, &starts),
+        0);
+    assert_int_equal(starts, 0);
+    const char *rule = a.why.rule;
+    snprintf(text, cap, "%s", a.why.text);
+    gf_action_clear(&a);
+    return rule;
+}
+
+/* ---- starting ------------------------------------------------------------ */
+
+static void test_overflowAfter_then_the_most_idle_lender(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 4, 8, 6);
+    wl(&f, "east", "big", "ml", 4, 0, GF_WL_ADMITTED, "a100", 0);
+    wl(&f, "east", "w1", "ml", 3, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN - 1);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "w1", MIN - 1, text, sizeof(text)),
+                        "overflowAfter");
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west"); /* 8 idle beats 6 */
+    assert_string_equal(a->lender_cq, "ml");
+    assert_string_equal(a->flavor, "a100");
+    assert_int_equal(a->gpus, 3);
+    assert_int_equal(a->epoch, 1);
+    assert_int_equal(a->mode, GF_LEASE_REDIRECT);
+    assert_string_equal(a->why.rule, "fit");
+    assert_int_equal(a->why.have, 8);
+    fx_done(&f);
+}
+
+static void test_ties_go_to_locality_then_fewest_leases(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 6, 6);
+    wl(&f, "east", "w1", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    /* west and north both have 6: north shares east's region. */
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "north");
+    fx_done(&f);
+
+    /* A borrower in west shares no region with east or north: equal
+     * room goes to the lender with fewer leases out, then by name. */
+    fx_init(&f, NULL, NULL);
+    cq(&f, "east", "ml", "a100", 10, GF_NO_LIMIT);
+    cq(&f, "west", "ml", "a100", 0, GF_NO_LIMIT);
+    cq(&f, "north", "ml", "a100", 8, GF_NO_LIMIT);
+    lease(&f, "l-east", "old", "east", 2, GF_LEASE_ACTIVE, 0, 10 * MIN, 0);
+    wl(&f, "west", "w1", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "north");
+    gf_ledger_lease_delete(f.l, "l-east");
+    cq(&f, "east", "ml", "a100", 8, GF_NO_LIMIT);
+    decide(&f, MIN);
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "east");
+    fx_done(&f);
+}
+
+static void test_every_cap_binds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *extra; /* appended to spec */
+        const char *groups;
+        int64_t gpus;
+        const char *lender; /* NULL: nothing starts */
+        const char *rule;   /* the binding limit when nothing starts */
+    } t[] = {
+        /* pair cap: west may lend east only 2; north has 3 */
+        {"  sharing:\n    rules:\n    - {name: small, lenders: [west],"
+         " borrowers: [east], maxGPUs: 2}\n",
+         NULL, 3, "north", NULL},
+        /* pair cap binds everywhere */
+        {"  sharing:\n    rules:\n    - {name: small, lenders: ['*'],"
+         " borrowers: ['*'], maxGPUs: 2}\n",
+         NULL, 3, NULL, "pairCap"},
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct fx f;
+        fx_init(&f, t[i].groups, t[i].extra);
+        cqs(&f, 0, 8, 3);
+        wl(&f, "east", "w1", "ml", t[i].gpus, 0, GF_WL_PENDING, NULL, 0);
+        decide(&f, MIN);
+        const struct gf_action *a = only(&f, GF_ACT_START);
+        if (t[i].lender != NULL) {
+            assert_non_null(a);
+            assert_string_equal(a->lender, t[i].lender);
+        } else {
+            assert_null(a);
+            char text[320];
+            assert_string_equal(blocked_rule(&f, "w1", MIN, text, sizeof(text)),
+                                t[i].rule);
+        }
+        fx_done(&f);
+    }
+}
+
+static void test_member_caps_and_reserve(void **state)
+{
+    (void)state;
+    /* west lends at most a quarter of its nominal 16 = 4, and has lent 2. */
+    struct fx f;
+    static const char members[] =
+        "  members:\n"
+        "  - {name: east, apiServer: 'https://e:6443', credentialsSecret: "
+        "s/e}\n"
+        "  - {name: west, apiServer: 'https://w:6443', credentialsSecret: s/w,"
+        " lending: {maxFraction: 0.25}}\n"
+        "  - {name: north, apiServer: 'https://n:6443', credentialsSecret: s/n,"
+        " borrowing: {maxGPUs: 1}}\n"
+        "  groups:\n"
+        "  - name: ml\n"
+        "    reserve: {gpus: 3}\n"
+        "    clusterQueues: [{member: east, name: ml}, {member: west, name: "
+        "ml},"
+        " {member: north, name: ml}]\n";
+    char buf[4096];
+    snprintf(buf, sizeof(buf),
+             "apiVersion: gpufed.io/v1alpha1\nkind: FederationPolicy\n"
+             "spec:\n%s",
+             members);
+    memset(&f, 0, sizeof(f));
+    f.baseline = gf_alloc_live();
+    struct gf_policy_diag d;
+    gf_policy_diag_init(&d);
+    assert_int_equal(gf_policy_parse(buf, strlen(buf), &f.p, &d), 0);
+    gf_policy_diag_free(&d);
+    f.l = gf_ledger_new(GPU);
+    const char *m[] = {"east", "west", "north"};
+    for (size_t i = 0; i < 3; i++)
+        gf_ledger_member_set(f.l, m[i], GF_FRESH_SYNCED, 0);
+    cq(&f, "east", "ml", "a100", 0, GF_NO_LIMIT);
+    cq(&f, "west", "ml", "a100", 16, GF_NO_LIMIT);
+    cq(&f, "north", "ml", "a100", 4, GF_NO_LIMIT);
+    lease(&f, "l1", "old", "west", 2, GF_LEASE_ACTIVE, 0, 100 * MIN, 0);
+    /* 3 GPUs: west's lending cap leaves 2; north's reserve (3 of 4)
+     * leaves 1: nothing fits, and west's cap is the closest miss. */
+    wl(&f, "east", "w3", "ml", 3, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, 3 * MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "w3", 3 * MIN, text, sizeof(text)),
+                        "lenderCap");
+    /* 2 GPUs fit west exactly. */
+    wl(&f, "east", "w2", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, 3 * MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->name, "w2");
+    assert_string_equal(a->lender, "west");
+    /* north may borrow at most 1 GPU in all. */
+    gf_ledger_workload_delete(f.l, "east", "team", "w2");
+    gf_ledger_workload_delete(f.l, "east", "team", "w3");
+    wl(&f, "north", "n2", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, 3 * MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    fx_done(&f);
+}
+
+static void test_one_pass_never_overcommits(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 4, 0);
+    /* Two Workloads of 3: only one fits west's 4 in the same pass. */
+    wl(&f, "east", "a", "ml", 3, 5, GF_WL_PENDING, NULL, 0);
+    wl(&f, "east", "b", "ml", 3, 9, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->name, "b"); /* higher priority first */
+    fx_done(&f);
+}
+
+static void test_kueue_lendingLimit_is_respected(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cq(&f, "east", "ml", "a100", 0, GF_NO_LIMIT);
+    cq(&f, "west", "ml", "a100", 8, 2); /* lends at most 2 of 8 */
+    cq(&f, "north", "ml", "a100", 0, GF_NO_LIMIT);
+    wl(&f, "east", "w", "ml", 3, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "w", MIN, text, sizeof(text)),
+                        "lendable");
+    fx_done(&f);
+}
+
+static void test_unknown_is_never_lent(void **state)
+{
+    (void)state;
+    static const enum gf_freshness bad[] = {GF_FRESH_UNKNOWN, GF_FRESH_STALE,
+                                            GF_FRESH_SUSPECT};
+    for (size_t i = 0; i < 3; i++) {
+        struct fx f;
+        fx_init(&f, NULL, NULL);
+        cqs(&f, 0, 8, 8);
+        gf_ledger_member_set(f.l, "west", bad[i], 0);
+        gf_ledger_member_set(f.l, "north", bad[i], 0);
+        wl(&f, "east", "w", "ml", 1, 0, GF_WL_PENDING, NULL, 0);
+        decide(&f, MIN);
+        assert_int_equal(count(&f, GF_ACT_START), 0);
+        char text[320];
+        assert_string_equal(blocked_rule(&f, "w", MIN, text, sizeof(text)),
+                            "lenders");
+        /* nor is an origin that is not synced held */
+        gf_ledger_member_set(f.l, "west", GF_FRESH_SYNCED, 0);
+        gf_ledger_member_set(f.l, "east", bad[i], 0);
+        decide(&f, MIN);
+        assert_int_equal(count(&f, GF_ACT_START), 0);
+        assert_string_equal(blocked_rule(&f, "w", MIN, text, sizeof(text)),
+                            "originFreshness");
+        fx_done(&f);
+    }
+}
+
+static void test_S1_one_live_lease_per_workload(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 8);
+    wl(&f, "east", "w", "ml", 1, 0, GF_WL_PENDING, NULL, 0);
+    lease(&f, "l-w-1", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
+    decide(&f, 2 * MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "w", 2 * MIN, text, sizeof(text)),
+                        "S1");
+    /* Once fenced the quota is free and a new epoch may start. */
+    lease(&f, "l-w-1", "w", "west", 1, GF_LEASE_FENCED, 0, MIN, 0);
+    decide(&f, 2 * MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_int_equal(a->epoch, 2);
+    fx_done(&f);
+}
+
+static void test_overflow_filters(void **state)
+{
+    (void)state;
+    static const char groups[] =
+        "  groups:\n"
+        "  - name: ml\n"
+        "    mode: both\n"
+        "    overflow: {namespaces: [team], minPriority: 10}\n"
+        "    clusterQueues: [{member: east, name: ml}, {member: west, name: "
+        "ml},"
+        " {member: north, name: ml}]\n";
+    struct fx f;
+    fx_init(&f, groups, NULL);
+    cqs(&f, 0, 8, 0);
+    wl(&f, "east", "low", "ml", 1, 5, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "low", MIN, text, sizeof(text)),
+                        "overflow");
+    wl(&f, "east", "high", "ml", 1, 10, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_string_equal(a->name, "high");
+    assert_int_equal(a->mode, GF_LEASE_LOAN); /* both: loan first */
+    fx_done(&f);
+}
+
+static void test_flavor_equivalence(void **state)
+{
+    (void)state;
+    static const char extra[] =
+        "  flavorEquivalence:\n"
+        "  - name: a100-80g\n"
+        "    flavors: [{member: east, flavor: a100}, {member: west, flavor: "
+        "gpu-a100}]\n";
+    struct fx f;
+    fx_init(&f, NULL, extra);
+    cq(&f, "east", "ml", "a100", 0, GF_NO_LIMIT);
+    cq(&f, "west", "ml", "gpu-a100", 4, GF_NO_LIMIT);
+    cq(&f, "north", "ml", "t4", 8, GF_NO_LIMIT); /* other hardware */
+    wl(&f, "east", "w", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_string_equal(a->lender, "west");
+    assert_string_equal(a->flavor, "gpu-a100");
+    fx_done(&f);
+}
+
+/* ---- lease upkeep ------------------------------------------------------- */
+
+static void test_lease_upkeep(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 8);
+    /* a Pending lease past admitTimeout (5m) */
+    lease(&f, "a-pending", "w1", "west", 1, GF_LEASE_PENDING, 0, 60 * MIN, 0);
+    /* an Active lease with less than 2D/3 (20s) of its term left */
+    lease(&f, "b-active", "w2", "west", 1, GF_LEASE_ACTIVE, 0, 6 * MIN + 10000,
+          0);
+    /* an Active lease in north, which has gone stale */
+    lease(&f, "c-north", "w3", "north", 1, GF_LEASE_ACTIVE, 0, 60 * MIN, 0);
+    gf_ledger_member_set(f.l, "north", GF_FRESH_STALE, 5 * MIN);
+    decide(&f, 6 * MIN);
+    assert_int_equal(f.a.n, 3);
+    assert_int_equal(f.a.v[0].kind, GF_ACT_WITHDRAW);
+    assert_string_equal(f.a.v[0].lease, "a-pending");
+    assert_string_equal(f.a.v[0].why.rule, "admitTimeout");
+    assert_int_equal(f.a.v[1].kind, GF_ACT_RENEW);
+    assert_int_equal(f.a.v[1].until_ms, 6 * MIN + 30000);
+    assert_int_equal(f.a.v[2].kind, GF_ACT_SUSPECT);
+    assert_string_equal(f.a.v[2].lease, "c-north");
+    fx_done(&f);
+}
+
+static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
+{
+    (void)state;
+    static const char members_none[] = "  groups:\n"
+                                       "  - name: ml\n"
+                                       "    clusterQueues: [{member: east, "
+                                       "name: ml}, {member: west, name: ml},"
+                                       " {member: north, name: ml}]\n";
+    struct fx f;
+    fx_init(&f, members_none, NULL);
+    cqs(&f, 0, 8, 8);
+    lease(&f, "s", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
+    /* last heartbeat at 100s; D 30s, rho 0.1, margin 5s: fence at 138s */
+    gf_ledger_member_set(f.l, "west", GF_FRESH_SUSPECT, 100000);
+    decide(&f, 137999);
+    assert_int_equal(count(&f, GF_ACT_FENCE), 0);
+    decide(&f, 138000);
+    const struct gf_action *a = only(&f, GF_ACT_FENCE);
+    assert_non_null(a);
+    assert_string_equal(a->lease, "s");
+    assert_int_equal(a->why.need, 38000);
+    /* observed again: nothing to fence, the controller adopts */
+    gf_ledger_member_set(f.l, "west", GF_FRESH_SYNCED, 140000);
+    decide(&f, 200000);
+    assert_int_equal(count(&f, GF_ACT_FENCE), 0);
+    fx_done(&f);
+
+    /* fencing: none is never assumed fenced */
+    static const char none[] =
+        "apiVersion: gpufed.io/v1alpha1\nkind: FederationPolicy\nspec:\n"
+        "  members:\n"
+        "  - {name: east, apiServer: 'https://e:6443', credentialsSecret: "
+        "s/e}\n"
+        "  - {name: west, apiServer: 'https://w:6443', credentialsSecret: s/w,"
+        " fencing: none}\n"
+        "  groups:\n"
+        "  - {name: ml, clusterQueues: [{member: east, name: ml}, {member: "
+        "west, name: ml}]}\n";
+    memset(&f, 0, sizeof(f));
+    f.baseline = gf_alloc_live();
+    struct gf_policy_diag d;
+    gf_policy_diag_init(&d);
+    assert_int_equal(gf_policy_parse(none, strlen(none), &f.p, &d), 0);
+    gf_policy_diag_free(&d);
+    f.l = gf_ledger_new(GPU);
+    gf_ledger_member_set(f.l, "east", GF_FRESH_SYNCED, 0);
+    gf_ledger_member_set(f.l, "west", GF_FRESH_SUSPECT, 0);
+    cq(&f, "west", "ml", "a100", 8, GF_NO_LIMIT);
+    lease(&f, "s", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
+    decide(&f, 1000 * MIN);
+    assert_int_equal(count(&f, GF_ACT_FENCE), 0);
+    fx_done(&f);
+}
+
+/* ---- reclaim ----------------------------------------------------------------
+ */
+
+static void test_reclaim_marks_victims_in_policy_order(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 0);
+    /* west lent 6 of its 8 to east's Workloads (3 leases). */
+    lease(&f, "v-low", "a", "west", 2, GF_LEASE_ACTIVE, 1000, 60 * MIN, 1);
+    lease(&f, "v-mid", "b", "west", 2, GF_LEASE_ACTIVE, 2000, 60 * MIN, 5);
+    lease(&f, "v-high", "c", "west", 2, GF_LEASE_ACTIVE, 3000, 60 * MIN, 9);
+    /* west's own Workload needs 5 and has waited reclaimAfter (1m) */
+    wl(&f, "west", "own", "ml", 5, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN - 1);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 0);
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_RECLAIM);
+    assert_non_null(a);
+    /* free 2, need 5: 3 more, lowest priority first -> v-low, v-mid */
+    assert_int_equal(a->n_victims, 2);
+    assert_string_equal(a->victims[0], "v-low");
+    assert_string_equal(a->victims[1], "v-mid");
+    assert_int_equal(a->until_ms, MIN + 2 * MIN);
+    assert_int_equal(a->why.need, 3);
+    fx_done(&f);
+}
+
+static void test_same_inputs_same_actions(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 2, 9, 9);
+    for (int i = 0; i < 20; i++) {
+        char n[16];
+        snprintf(n, sizeof(n), "w%02d", i);
+        wl(&f, i % 2 ? "east" : "north", n, "ml", 1 + i % 3, i % 4,
+           GF_WL_PENDING, NULL, i * 1000);
+    }
+    decide(&f, 5 * MIN);
+    struct gf_actions first = f.a;
+    memset(&f.a, 0, sizeof(f.a));
+    decide(&f, 5 * MIN);
+    assert_int_equal(first.n, f.a.n);
+    assert_true(first.n > 3);
+    for (size_t i = 0; i < first.n; i++) {
+        assert_string_equal(first.v[i].name, f.a.v[i].name);
+        assert_string_equal(first.v[i].lender, f.a.v[i].lender);
+        assert_string_equal(first.v[i].why.text, f.a.v[i].why.text);
+    }
+    gf_actions_free(&first);
+    fx_done(&f);
+}
+
+/* ---- property ---------------------------------------------------------------
+ */
+
+/*
+ * Random ledgers and caps: every START of a pass must fit, together with
+ * the pass's earlier STARTs, under the lender cell's Kueue lendable quota
+ * minus the reserve, the lender's and borrower's caps and the pair's cap;
+ * never come from or go to a member that is not SYNCED; and never be for
+ * a Workload that already holds a lease.
+ */
+static void test_property_never_exceeds_a_cap(void **state)
+{
+    (void)state;
+    struct gf_rand rng;
+    uint64_t seed = 20261125;
+    gf_rand_seed(&rng, seed);
+    static const char *const m[] = {"east", "west", "north"};
+    for (int round = 0; round < 2000; round++) {
+        char extra[512];
+        int cap_pair = (int)gf_rand_range(&rng, 1, 6);
+        snprintf(extra, sizeof(extra),
+                 "  sharing:\n    rules:\n    - {name: r, lenders: ['*'],"
+                 " borrowers: ['*'], maxGPUs: %d}\n",
+                 cap_pair);
+        char groups[512];
+        int reserve = (int)gf_rand_range(&rng, 0, 3);
+        snprintf(groups, sizeof(groups),
+                 "  groups:\n  - name: ml\n    reserve: {gpus: %d}\n"
+                 "    clusterQueues: [{member: east, name: ml}, {member: west,"
+                 " name: ml}, {member: north, name: ml}]\n",
+                 reserve);
+        struct fx f;
+        fx_init(&f, groups, extra);
+        int64_t nominal[3];
+        for (int i = 0; i < 3; i++) {
+            nominal[i] = (int64_t)gf_rand_range(&rng, 0, 12);
+            int64_t limit = gf_rand_range(&rng, 0, 2)
+                                ? GF_NO_LIMIT
+                                : (int64_t)gf_rand_range(&rng, 0, 8);
+            cq(&f, m[i], "ml", "a100", nominal[i], limit);
+            enum gf_freshness fr = gf_rand_range(&rng, 0, 4) == 0
+                                       ? GF_FRESH_STALE
+                                       : GF_FRESH_SYNCED;
+            gf_ledger_member_set(f.l, m[i], fr, 0);
+        }
+        for (int i = 0; i < 12; i++) {
+            char n[16];
+            snprintf(n, sizeof(n), "w%d", i);
+            int mi = (int)gf_rand_range(&rng, 0, 3);
+            bool admitted = gf_rand_range(&rng, 0, 3) == 0;
+            wl(&f, m[mi], n, "ml", (int64_t)gf_rand_range(&rng, 1, 5),
+               (int32_t)gf_rand_range(&rng, 0, 5),
+               admitted ? GF_WL_ADMITTED : GF_WL_PENDING,
+               admitted ? "a100" : NULL, 0);
+        }
+        /* Remember what each cell could lend before the pass. */
+        int64_t avail[3];
+        for (int i = 0; i < 3; i++) {
+            const struct gf_ledger_cell *c =
+                gf_ledger_cell(f.l, m[i], "ml", "a100", GPU);
+            int64_t lend = 0;
+            int rc = gf_ledger_lendable(c, &lend);
+            int64_t fr = gf_ledger_cell_free(c) - reserve;
+            avail[i] = rc != 0 ? 0 : (lend < fr ? lend : fr);
+        }
+        decide(&f, 10 * MIN);
+        int64_t used[3] = {0}, pair[3][3] = {{0}};
+        for (size_t k = 0; k < f.a.n; k++) {
+            const struct gf_action *a = &f.a.v[k];
+            if (a->kind != GF_ACT_START)
+                continue;
+            int li = -1, bi = -1;
+            for (int i = 0; i < 3; i++) {
+                if (strcmp(a->lender, m[i]) == 0)
+                    li = i;
+                if (strcmp(a->member, m[i]) == 0)
+                    bi = i;
+            }
+            assert_true(li >= 0 && bi >= 0 && li != bi);
+            used[li] += a->gpus;
+            pair[li][bi] += a->gpus;
+            if (used[li] > avail[li] || pair[li][bi] > cap_pair ||
+                gf_ledger_member(f.l, m[li])->fresh != GF_FRESH_SYNCED ||
+                gf_ledger_member(f.l, m[bi])->fresh != GF_FRESH_SYNCED)
+                fail_msg("seed %llu round %d: %s lends %lld (avail %lld, "
+                         "pair %lld of %d)",
+                         (unsigned long long)seed, round, m[li],
+                         (long long)used[li], (long long)avail[li],
+                         (long long)pair[li][bi], cap_pair);
+            size_t live;
+            uint64_t epoch;
+            gf_ledger_workload_leases(f.l, a->member, a->namespace, a->name,
+                                      &live, &epoch);
+            assert_int_equal(live, 0);
+        }
+        fx_done(&f);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_overflowAfter_then_the_most_idle_lender),
+        cmocka_unit_test(test_ties_go_to_locality_then_fewest_leases),
+        cmocka_unit_test(test_every_cap_binds),
+        cmocka_unit_test(test_member_caps_and_reserve),
+        cmocka_unit_test(test_one_pass_never_overcommits),
+        cmocka_unit_test(test_kueue_lendingLimit_is_respected),
+        cmocka_unit_test(test_unknown_is_never_lent),
+        cmocka_unit_test(test_S1_one_live_lease_per_workload),
+        cmocka_unit_test(test_overflow_filters),
+        cmocka_unit_test(test_flavor_equivalence),
+        cmocka_unit_test(test_lease_upkeep),
+        cmocka_unit_test(test_fence_after_D_rho_margin_only_with_an_agent),
+        cmocka_unit_test(test_reclaim_marks_victims_in_policy_order),
+        cmocka_unit_test(test_same_inputs_same_actions),
+        cmocka_unit_test(test_property_never_exceeds_a_cap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
