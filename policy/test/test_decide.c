@@ -670,7 +670,7 @@ static void test_property_never_exceeds_a_cap(void **state)
         for (int i = 0; i < 12; i++) {
             char n[16];
             snprintf(n, sizeof(n), "w%d", i);
-            int mi = (int)gf_rand_range(&rng, 0, 3);
+            int mi = (int)gf_rand_range(&rng, 0, 2); /* inclusive */
             bool admitted = gf_rand_range(&rng, 0, 3) == 0;
             wl(&f, m[mi], n, "ml", (int64_t)gf_rand_range(&rng, 1, 5),
                (int32_t)gf_rand_range(&rng, 0, 5),
