@@ -49,4 +49,23 @@ rc2=$?
 set -e
 [ $rc -eq 2 ] || fail "unreadable file: exit $rc"
 [ $rc2 -eq 1 ] || fail "one bad file among two: exit $rc2"
+# explain, offline: a policy plus a ledger snapshot.
+snap=policy/fuzz/corpus/snapshot/federation.json
+out=$("$BIN/gpufedctl" policy explain \
+    "$manifest" "$snap" east/research/train-b)
+grep -q "next: start a loan lease in west/research-gpu (flavor gpu-a100-80gb), epoch 1" \
+    <<<"$out" || fail "explain train-b: $out"
+out=$("$BIN/gpufedctl" policy explain "$manifest" "$snap" east/research/train-c -o json)
+[ "$(jq -r .decision.rule <<<"$out")" = overflowAfter ] || fail "explain -o json: $out"
+# --at moves the clock: two minutes later train-c may overflow too
+out=$("$BIN/gpufedctl" policy explain "$manifest" "$snap" east/research/train-c --at 720000)
+grep -q "next: start" <<<"$out" || fail "explain --at: $out"
+# without a Workload: every action of the next pass
+out=$("$BIN/gpufedctl" policy explain "$manifest" "$snap")
+[ "$(grep -c '^start ' <<<"$out")" -eq 1 ] || fail "explain all: $out"
+set +e
+"$BIN/gpufedctl" policy explain "$manifest" "$snap" east/research/nope >/dev/null 2>&1
+rc=$?
+set -e
+[ $rc -eq 1 ] || fail "explain of a missing Workload: exit $rc"
 echo "PASS test_gpufedctl_policy"

@@ -481,6 +481,23 @@ static int64_t cell_room(const struct pass *ps, const struct eval *e,
     return r[k];
 }
 
+/* Keeps the closest miss: the explanation names the cell that came
+ * nearest and the limit that bound it. */
+static void note_miss(struct eval *e, const char *lname,
+                      const struct gf_ledger_cell *c, int64_t r,
+                      const char *rule)
+{
+    if (r <= e->best_miss && e->why.rule != NULL)
+        return;
+    int64_t shown = r < 0 ? 0 : r;
+    e->best_miss = r;
+    why_set(&e->why, rule, shown, e->w->gpus,
+            "no lender fits: the closest, %s/%s flavor %s, has room for %lld "
+            "of %lld GPUs (bound by %s)",
+            lname, c->cq->name, c->flavor, (long long)shown,
+            (long long)e->w->gpus, rule);
+}
+
 static void consider_queue(const struct pass *ps, struct eval *e,
                            const struct gf_policy_queue *q)
 {
@@ -506,14 +523,7 @@ static void consider_queue(const struct pass *ps, struct eval *e,
         const char *rule;
         int64_t r = cell_room(ps, e, c, lm, (int)q->member, &pc, &rule);
         if (r < e->w->gpus) {
-            if (r > e->best_miss || e->why.rule == NULL) {
-                e->best_miss = r;
-                why_set(&e->why, rule, r < 0 ? 0 : r, e->w->gpus,
-                        "no lender fits: the closest, %s/%s flavor %s, has "
-                        "room for %lld of %lld GPUs (bound by %s)",
-                        lname, lq->name, c->flavor, (long long)(r < 0 ? 0 : r),
-                        (long long)e->w->gpus, rule);
-            }
+            note_miss(e, lname, c, r, rule);
             continue;
         }
         struct cand cd = {c, lm, r, locality(p, (int)q->member, e->borrower)};
@@ -565,8 +575,11 @@ static bool eligible(const struct pass *ps, struct eval *e)
                 (long long)p->timing.overflow_after_ms);
     else if (!gf_policy_may_overflow(&p->groups[e->group], w->namespace,
                                      w->kind, w->priority, &why))
-        why_set(&e->why, "overflow", w->priority, 0, "group %s: %s",
-                p->groups[e->group].name, why);
+        why_set(&e->why, "overflow", w->priority,
+                p->groups[e->group].has_min_priority
+                    ? p->groups[e->group].min_priority
+                    : 0,
+                "group %s: %s", p->groups[e->group].name, why);
     else {
         gf_ledger_workload_leases(ps->l, w->member, w->namespace, w->name,
                                   &live, &epoch);

@@ -539,6 +539,12 @@ size_t gf_ledger_leases(const struct gf_ledger *l,
     return collect(&l->leases, (const void **)out, cap);
 }
 
+size_t gf_ledger_workloads(const struct gf_ledger *l,
+                           const struct gf_ledger_wl **out, size_t cap)
+{
+    return collect(&l->wls, (const void **)out, cap);
+}
+
 size_t gf_ledger_members(const struct gf_ledger *l,
                          const struct gf_ledger_member **out, size_t cap)
 {

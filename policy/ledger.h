@@ -197,6 +197,8 @@ size_t gf_ledger_n_workloads(const struct gf_ledger *l);
 /* Fills out[0..n) with up to cap leases; returns the total count. */
 size_t gf_ledger_leases(const struct gf_ledger *l,
                         const struct gf_ledger_lease **out, size_t cap);
+size_t gf_ledger_workloads(const struct gf_ledger *l,
+                           const struct gf_ledger_wl **out, size_t cap);
 size_t gf_ledger_members(const struct gf_ledger *l,
                          const struct gf_ledger_member **out, size_t cap);
 size_t gf_ledger_cqs(const struct gf_ledger *l, const struct gf_ledger_cq **out,

@@ -25,7 +25,7 @@
 #include "policy/ledger.h"
 
 #define GPU "nvidia.com/gpu"
-#define MIN 60000
+#define MIN ((int64_t)60000)
 
 struct fx {
     struct gf_policy *p;
@@ -605,7 +605,7 @@ static void test_same_inputs_same_actions(void **state)
         char n[16];
         snprintf(n, sizeof(n), "w%02d", i);
         wl(&f, i % 2 ? "east" : "north", n, "ml", 1 + i % 3, i % 4,
-           GF_WL_PENDING, NULL, i * 1000);
+           GF_WL_PENDING, NULL, (int64_t)i * 1000);
     }
     decide(&f, 5 * MIN);
     struct gf_actions first = f.a;
@@ -632,91 +632,120 @@ static void test_same_inputs_same_actions(void **state)
  * never come from or go to a member that is not SYNCED; and never be for
  * a Workload that already holds a lease.
  */
+static const char *const pm[] = {"east", "west", "north"};
+
+/* One random world: a pair cap, a reserve, three ClusterQueues with
+ * random quota, limits and freshness, and twelve Workloads. */
+static void random_world(struct fx *f, struct gf_rand *rng, int *cap_pair,
+                         int *reserve)
+{
+    char extra[512], groups[512];
+    *cap_pair = (int)gf_rand_range(rng, 1, 6);
+    *reserve = (int)gf_rand_range(rng, 0, 3);
+    snprintf(extra, sizeof(extra),
+             "  sharing:\n    rules:\n    - {name: r, lenders: ['*'],"
+             " borrowers: ['*'], maxGPUs: %d}\n",
+             *cap_pair);
+    snprintf(groups, sizeof(groups),
+             "  groups:\n  - name: ml\n    reserve: {gpus: %d}\n"
+             "    clusterQueues: [{member: east, name: ml}, {member: west,"
+             " name: ml}, {member: north, name: ml}]\n",
+             *reserve);
+    fx_init(f, groups, extra);
+    for (int i = 0; i < 3; i++) {
+        int64_t nominal = (int64_t)gf_rand_range(rng, 0, 12);
+        int64_t limit = gf_rand_range(rng, 0, 2)
+                            ? GF_NO_LIMIT
+                            : (int64_t)gf_rand_range(rng, 0, 8);
+        cq(f, pm[i], "ml", "a100", nominal, limit);
+        gf_ledger_member_set(f->l, pm[i],
+                             gf_rand_range(rng, 0, 4) == 0 ? GF_FRESH_STALE
+                                                           : GF_FRESH_SYNCED,
+                             0);
+    }
+    for (int i = 0; i < 12; i++) {
+        char n[16];
+        snprintf(n, sizeof(n), "w%d", i);
+        int mi = (int)gf_rand_range(rng, 0, 2); /* inclusive */
+        bool admitted = gf_rand_range(rng, 0, 3) == 0;
+        wl(f, pm[mi], n, "ml", (int64_t)gf_rand_range(rng, 1, 5),
+           (int32_t)gf_rand_range(rng, 0, 5),
+           admitted ? GF_WL_ADMITTED : GF_WL_PENDING, admitted ? "a100" : NULL,
+           0);
+    }
+}
+
+/* What each member's cell could lend before the pass (0 when unknown). */
+static void lendable_before(const struct fx *f, int reserve, int64_t avail[3])
+{
+    for (int i = 0; i < 3; i++) {
+        const struct gf_ledger_cell *c =
+            gf_ledger_cell(f->l, pm[i], "ml", "a100", GPU);
+        int64_t lend = 0;
+        int rc = gf_ledger_lendable(c, &lend);
+        int64_t fr = gf_ledger_cell_free(c) - reserve;
+        avail[i] = rc != 0 ? 0 : (lend < fr ? lend : fr);
+    }
+}
+
+static int member_of(const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, pm[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Every START of the pass, added up, stays under every cap. */
+static void check_pass(const struct fx *f, const int64_t avail[3], int cap_pair,
+                       uint64_t seed, int round)
+{
+    int64_t used[3] = {0}, pair[3][3] = {{0}};
+    for (size_t k = 0; k < f->a.n; k++) {
+        const struct gf_action *a = &f->a.v[k];
+        if (a->kind != GF_ACT_START)
+            continue;
+        int li = member_of(a->lender), bi = member_of(a->member);
+        assert_true(li >= 0 && bi >= 0 && li != bi);
+        used[li] += a->gpus;
+        pair[li][bi] += a->gpus;
+        bool synced =
+            gf_ledger_member(f->l, pm[li])->fresh == GF_FRESH_SYNCED &&
+            gf_ledger_member(f->l, pm[bi])->fresh == GF_FRESH_SYNCED;
+        if (used[li] > avail[li] || pair[li][bi] > cap_pair || !synced)
+            fail_msg("seed %llu round %d: %s lends %lld (avail %lld, pair "
+                     "%lld of %d)",
+                     (unsigned long long)seed, round, pm[li],
+                     (long long)used[li], (long long)avail[li],
+                     (long long)pair[li][bi], cap_pair);
+        size_t live;
+        uint64_t epoch;
+        gf_ledger_workload_leases(f->l, a->member, a->namespace, a->name, &live,
+                                  &epoch);
+        assert_int_equal(live, 0);
+    }
+}
+
+/*
+ * Random ledgers and caps: every START of a pass must fit, together with
+ * the pass's earlier STARTs, under the lender cell's Kueue lendable quota
+ * minus the reserve and the pair's cap; never come from or go to a member
+ * that is not SYNCED; and never be for a Workload that holds a lease.
+ */
 static void test_property_never_exceeds_a_cap(void **state)
 {
     (void)state;
     struct gf_rand rng;
     uint64_t seed = 20261125;
     gf_rand_seed(&rng, seed);
-    static const char *const m[] = {"east", "west", "north"};
     for (int round = 0; round < 2000; round++) {
-        char extra[512];
-        int cap_pair = (int)gf_rand_range(&rng, 1, 6);
-        snprintf(extra, sizeof(extra),
-                 "  sharing:\n    rules:\n    - {name: r, lenders: ['*'],"
-                 " borrowers: ['*'], maxGPUs: %d}\n",
-                 cap_pair);
-        char groups[512];
-        int reserve = (int)gf_rand_range(&rng, 0, 3);
-        snprintf(groups, sizeof(groups),
-                 "  groups:\n  - name: ml\n    reserve: {gpus: %d}\n"
-                 "    clusterQueues: [{member: east, name: ml}, {member: west,"
-                 " name: ml}, {member: north, name: ml}]\n",
-                 reserve);
         struct fx f;
-        fx_init(&f, groups, extra);
-        int64_t nominal[3];
-        for (int i = 0; i < 3; i++) {
-            nominal[i] = (int64_t)gf_rand_range(&rng, 0, 12);
-            int64_t limit = gf_rand_range(&rng, 0, 2)
-                                ? GF_NO_LIMIT
-                                : (int64_t)gf_rand_range(&rng, 0, 8);
-            cq(&f, m[i], "ml", "a100", nominal[i], limit);
-            enum gf_freshness fr = gf_rand_range(&rng, 0, 4) == 0
-                                       ? GF_FRESH_STALE
-                                       : GF_FRESH_SYNCED;
-            gf_ledger_member_set(f.l, m[i], fr, 0);
-        }
-        for (int i = 0; i < 12; i++) {
-            char n[16];
-            snprintf(n, sizeof(n), "w%d", i);
-            int mi = (int)gf_rand_range(&rng, 0, 2); /* inclusive */
-            bool admitted = gf_rand_range(&rng, 0, 3) == 0;
-            wl(&f, m[mi], n, "ml", (int64_t)gf_rand_range(&rng, 1, 5),
-               (int32_t)gf_rand_range(&rng, 0, 5),
-               admitted ? GF_WL_ADMITTED : GF_WL_PENDING,
-               admitted ? "a100" : NULL, 0);
-        }
-        /* Remember what each cell could lend before the pass. */
+        int cap_pair, reserve;
+        random_world(&f, &rng, &cap_pair, &reserve);
         int64_t avail[3];
-        for (int i = 0; i < 3; i++) {
-            const struct gf_ledger_cell *c =
-                gf_ledger_cell(f.l, m[i], "ml", "a100", GPU);
-            int64_t lend = 0;
-            int rc = gf_ledger_lendable(c, &lend);
-            int64_t fr = gf_ledger_cell_free(c) - reserve;
-            avail[i] = rc != 0 ? 0 : (lend < fr ? lend : fr);
-        }
+        lendable_before(&f, reserve, avail);
         decide(&f, 10 * MIN);
-        int64_t used[3] = {0}, pair[3][3] = {{0}};
-        for (size_t k = 0; k < f.a.n; k++) {
-            const struct gf_action *a = &f.a.v[k];
-            if (a->kind != GF_ACT_START)
-                continue;
-            int li = -1, bi = -1;
-            for (int i = 0; i < 3; i++) {
-                if (strcmp(a->lender, m[i]) == 0)
-                    li = i;
-                if (strcmp(a->member, m[i]) == 0)
-                    bi = i;
-            }
-            assert_true(li >= 0 && bi >= 0 && li != bi);
-            used[li] += a->gpus;
-            pair[li][bi] += a->gpus;
-            if (used[li] > avail[li] || pair[li][bi] > cap_pair ||
-                gf_ledger_member(f.l, m[li])->fresh != GF_FRESH_SYNCED ||
-                gf_ledger_member(f.l, m[bi])->fresh != GF_FRESH_SYNCED)
-                fail_msg("seed %llu round %d: %s lends %lld (avail %lld, "
-                         "pair %lld of %d)",
-                         (unsigned long long)seed, round, m[li],
-                         (long long)used[li], (long long)avail[li],
-                         (long long)pair[li][bi], cap_pair);
-            size_t live;
-            uint64_t epoch;
-            gf_ledger_workload_leases(f.l, a->member, a->namespace, a->name,
-                                      &live, &epoch);
-            assert_int_equal(live, 0);
-        }
+        check_pass(&f, avail, cap_pair, seed, round);
         fx_done(&f);
     }
 }
