@@ -11,7 +11,8 @@ out=$("$BIN/bench_ingest" --quick --kubesim "$BIN/kubesim" \
 echo "$out"
 for line in "kubeclient watch, wall" "python watch, wall" \
     "kubectl get --watch (list), wall" "kubeclient is faster by" \
-    "objects in the store"; do
+    "from memory: frame + parse, wall" "from memory: + project + store, wall" \
+    "of which the JSON parse" "objects in the store"; do
     grep -qF "$line" <<<"$out" || { echo "FAIL: missing: $line" >&2; exit 1; }
 done
 grep -q "5000 objects in the store" <<<"$out" ||

@@ -48,6 +48,13 @@
  * events costs one syscall, not one each), or at once past this size.
  */
 #define FLUSH_NOW (256u << 10)
+/*
+ * Plaintext is sealed into TLS records of this size (the protocol's
+ * largest): a backlog of small watch events goes out as a few big records,
+ * as the API server's buffered writer sends one, rather than one record
+ * per event, which would cost the client two reads per event.
+ */
+#define TLS_RECORD 16384u
 #define KEEP_BUF (64u << 10)
 
 enum conn_state {
@@ -73,11 +80,12 @@ struct conn {
      */
     bool closing, io_done, failed;
     bool reading, resume, blackhole, drop, stream_ended;
-    bool flush_pending; /* TLS records wait in wbio for the next turn */
+    bool flush_pending; /* output waits in plain or wbio for the next turn */
     bool write_blocked; /* parsing waits for the client to read replies */
     bool keep_alive;
     /* The request being parsed; reset after each response. */
     struct gf_buf url, body, in;
+    struct gf_buf plain; /* TLS plaintext not yet sealed into records */
     char *hname; /* the header whose value is being read */
     struct gf_buf hval;
     char *authz, *ctype, *accept; /* owned header values */
@@ -262,9 +270,39 @@ static int write_raw(struct conn *c, const char *data, size_t len)
     return queue_write(c, w);
 }
 
+/* Turns plaintext into TLS records in the write BIO. */
+static int write_records(struct conn *c, const char *p, size_t len)
+{
+    while (len > 0) {
+        /* Memory BIOs never block, so SSL_write takes everything. */
+        int chunk = len > INT_MAX ? INT_MAX : (int)len;
+        int n = SSL_write(c->ssl, p, chunk);
+        if (n <= 0) {
+            ERR_clear_error();
+            c->failed = true;
+            conn_schedule_resume(c);
+            return GF_ETLS;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Seals the collected plaintext. */
+static int seal_tls(struct conn *c)
+{
+    int rc = write_records(c, c->plain.data, c->plain.len);
+    gf_buf_reset(&c->plain);
+    return rc;
+}
+
 /* Moves everything OpenSSL has produced into the socket queue. */
 static int flush_tls(struct conn *c)
 {
+    int rc = seal_tls(c);
+    if (rc != 0)
+        return rc;
     size_t pending;
     while ((pending = BIO_ctrl_pending(c->wbio)) > 0) {
         struct wreq *w = gf_malloc(sizeof(*w) + pending);
@@ -274,7 +312,7 @@ static int flush_tls(struct conn *c)
             return GF_ETLS;
         }
         w->len = (size_t)n;
-        int rc = queue_write(c, w);
+        rc = queue_write(c, w);
         if (rc < 0)
             return rc;
     }
@@ -288,25 +326,30 @@ static int send_bytes(struct conn *c, const char *data, size_t len)
         return UV_ECANCELED;
     if (c->ssl == NULL)
         return write_raw(c, data, len);
-    while (len > 0) {
-        /* Memory BIOs never block, so SSL_write takes everything. */
-        int chunk = len > INT_MAX ? INT_MAX : (int)len;
-        int n = SSL_write(c->ssl, data, chunk);
-        if (n <= 0) {
-            ERR_clear_error();
-            c->failed = true;
-            conn_schedule_resume(c);
-            return GF_ETLS;
+    int rc = 0;
+    while (len > 0 && rc == 0) {
+        if (c->plain.len == 0 && len >= TLS_RECORD) {
+            /* Whole records of a big reply (a LIST page) need no copy. */
+            size_t whole = len - len % TLS_RECORD;
+            rc = write_records(c, data, whole);
+            data += whole;
+            len -= whole;
+            continue;
         }
-        data += n;
-        len -= (size_t)n;
-        if (BIO_ctrl_pending(c->wbio) >= FLUSH_NOW) {
-            int rc = flush_tls(c);
-            if (rc != 0)
-                return rc;
-        }
+        size_t take = TLS_RECORD - c->plain.len;
+        take = take < len ? take : len;
+        rc = gf_buf_append(&c->plain, data, take);
+        data += take;
+        len -= take;
+        if (rc == 0 && c->plain.len == TLS_RECORD)
+            rc = seal_tls(c);
     }
-    if (BIO_ctrl_pending(c->wbio) > 0 && !c->flush_pending) {
+    if (rc == 0 && BIO_ctrl_pending(c->wbio) >= FLUSH_NOW)
+        rc = flush_tls(c);
+    if (rc != 0)
+        return rc;
+    if ((c->plain.len > 0 || BIO_ctrl_pending(c->wbio) > 0) &&
+        !c->flush_pending) {
         c->flush_pending = true;
         schedule_idle(c->srv);
     }
@@ -316,6 +359,7 @@ static int send_bytes(struct conn *c, const char *data, size_t len)
 static size_t queued_bytes(const struct conn *c)
 {
     size_t n = uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+    n += c->plain.len;
     if (c->wbio != NULL)
         n += BIO_ctrl_pending(c->wbio);
     return n;
@@ -1002,6 +1046,7 @@ static void on_conn_closed(uv_handle_t *h)
     gf_buf_free(&c->body);
     gf_buf_free(&c->hval);
     gf_buf_free(&c->in);
+    gf_buf_free(&c->plain);
     gf_free(c);
     s->open_handles--;
     server_maybe_free(s);
@@ -1044,6 +1089,8 @@ static void conn_close(struct conn *c, bool reset)
         return;
     }
     if (c->ssl != NULL && c->handshake_done) {
+        /* The last reply's records go before the close_notify alert. */
+        seal_tls(c);
         SSL_shutdown(c->ssl);
         ERR_clear_error();
         flush_tls(c);
@@ -1077,6 +1124,7 @@ static struct conn *conn_new(struct gf_ks_server *s)
     gf_buf_init(&c->hval, s->o.max_header);
     gf_buf_init(&c->body, s->o.max_body);
     gf_buf_init(&c->in, in_limit(s) + READ_CHUNK);
+    gf_buf_init(&c->plain, TLS_RECORD);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->keep_alive = true;
