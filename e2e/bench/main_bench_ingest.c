@@ -202,8 +202,8 @@ static int run_replay(const struct gf_buf *stream, unsigned n, bool store,
     out->cpu = cpu_self() - c0;
     out->events = (double)r.events;
     /* kc_event returns 1 on the last event: the stream is whole. */
-    out->ok = rc == 1 && r.events == n &&
-              (!store || gf_store_len(r.store) == n);
+    out->ok =
+        rc == 1 && r.events == n && (!store || gf_store_len(r.store) == n);
     gf_watch_framer_free(&f);
     if (r.store != NULL)
         gf_store_free(r.store);

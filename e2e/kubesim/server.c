@@ -86,7 +86,7 @@ struct conn {
     /* The request being parsed; reset after each response. */
     struct gf_buf url, body, in;
     struct gf_buf plain; /* TLS plaintext not yet sealed into records */
-    char *hname; /* the header whose value is being read */
+    char *hname;         /* the header whose value is being read */
     struct gf_buf hval;
     char *authz, *ctype, *accept; /* owned header values */
     bool expect_continue;

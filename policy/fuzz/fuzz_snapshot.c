@@ -46,6 +46,34 @@ static struct gf_policy *fixed_policy(void)
     return p;
 }
 
+/* A loaded snapshot dumps, loads back and dumps to the same text. */
+static void check_round_trip(const struct gf_ledger *l, int64_t now)
+{
+    char err[256];
+    char *a = gf_snapshot_dump(l, now);
+    struct gf_ledger *l2 = NULL;
+    int64_t now2 = 0;
+    GF_BUG_ON(gf_snapshot_load(a, strlen(a), &l2, &now2, err, sizeof(err)) !=
+              0);
+    char *b = gf_snapshot_dump(l2, now2);
+    GF_BUG_ON(strcmp(a, b) != 0);
+    gf_free(a);
+    gf_free(b);
+    gf_ledger_free(l2);
+}
+
+/* A decision pass over it never starts a lease of a negative size. */
+static void check_decide(struct gf_ledger *l, int64_t now)
+{
+    struct gf_policy *p = fixed_policy();
+    struct gf_actions acts = {0};
+    if (gf_decide(l, p, now, &acts) == 0)
+        for (size_t i = 0; i < acts.n; i++)
+            GF_BUG_ON(acts.v[i].kind == GF_ACT_START && acts.v[i].gpus < 0);
+    gf_actions_free(&acts);
+    gf_policy_free(p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int64_t live = gf_alloc_live();
@@ -61,23 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     char why[256];
     GF_BUG_ON(gf_ledger_verify(l, why, sizeof(why)) != 0);
-    struct gf_policy *p = fixed_policy();
-    char *a = gf_snapshot_dump(l, now);
-    struct gf_ledger *l2 = NULL;
-    int64_t now2 = 0;
-    GF_BUG_ON(gf_snapshot_load(a, strlen(a), &l2, &now2, err, sizeof(err)) !=
-              0);
-    char *b = gf_snapshot_dump(l2, now2);
-    GF_BUG_ON(strcmp(a, b) != 0);
-    struct gf_actions acts = {0};
-    if (gf_decide(l, p, now, &acts) == 0)
-        for (size_t i = 0; i < acts.n; i++)
-            GF_BUG_ON(acts.v[i].kind == GF_ACT_START && acts.v[i].gpus < 0);
-    gf_actions_free(&acts);
-    gf_policy_free(p);
-    gf_free(a);
-    gf_free(b);
-    gf_ledger_free(l2);
+    check_round_trip(l, now);
+    check_decide(l, now);
     gf_ledger_free(l);
     GF_BUG_ON(gf_alloc_live() != live);
     return 0;
