@@ -136,9 +136,13 @@ static int emit(struct gf_watch_framer *f, const char *p, size_t n,
     if (rc == 0) {
         f->events++;
         rc = cb(data, &ev);
+        /* A tree in the arena goes with the reset at once (cJSON_Delete
+         * would walk every node to free nothing). Without the cJSON hooks
+         * (gf_alloc_global_init not called) the arena took nothing and
+         * the tree is on the heap. */
+        if (gf_arena_bytes(f->arena) == 0)
+            cJSON_Delete(root);
     }
-    /* The whole tree is in the arena: the reset frees it at once, where
-     * cJSON_Delete would walk every node to free nothing. */
     gf_arena_reset(f->arena);
     return rc;
 }
