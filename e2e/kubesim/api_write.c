@@ -302,6 +302,29 @@ static bool create_on_update(const struct gf_ks_rtype *t)
            (t->group[0] == '\0' && strcmp(t->resource, "events") == 0);
 }
 
+/*
+ * The end of an update or a patch: obj (checked, freed here) becomes the
+ * stored object, or with dry run is only shown; the reply is 200 either
+ * way, or the store's error.
+ */
+static void store_and_reply(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                            cJSON *obj, bool dry, struct gf_ks_status *err)
+{
+    if (dry) {
+        reply_cjson_obj(r, 200, obj);
+        cJSON_Delete(obj);
+        return;
+    }
+    struct gf_ks_obj *o = NULL;
+    int rc = gf_ks_store_update(api->store, r->t, r->ns, r->name, obj,
+                                subres(r), &o, err);
+    cJSON_Delete(obj);
+    if (rc < 0)
+        gf__ks_reply_status(r->out, err);
+    else
+        gf__ks_reply_obj(r, 200, o);
+}
+
 void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
                       struct gf_ks_status *err)
 {
@@ -330,23 +353,11 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
         cJSON_Delete(obj);
         return;
     }
-    if (dry) {
-        if (cur == NULL) {
-            rc = gf_ks_status_not_found(err, r->t->group, r->t->resource,
-                                        r->name);
-            goto fail;
-        }
-        reply_cjson_obj(r, 200, obj);
-        cJSON_Delete(obj);
-        return;
-    }
-    struct gf_ks_obj *o = NULL;
-    rc = gf_ks_store_update(api->store, r->t, r->ns, r->name, obj, subres(r),
-                            &o, err);
-    if (rc < 0)
+    if (dry && cur == NULL) {
+        rc = gf_ks_status_not_found(err, r->t->group, r->t->resource, r->name);
         goto fail;
-    cJSON_Delete(obj);
-    gf__ks_reply_obj(r, 200, o);
+    }
+    store_and_reply(api, r, obj, dry, err);
     return;
 fail:
     cJSON_Delete(obj);
@@ -508,18 +519,7 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
     if (rc < 0)
         goto fail;
-    if (dry) {
-        reply_cjson_obj(r, 200, doc);
-        cJSON_Delete(doc);
-        return;
-    }
-    struct gf_ks_obj *o = NULL;
-    rc = gf_ks_store_update(api->store, r->t, r->ns, r->name, doc, subres(r),
-                            &o, err);
-    if (rc < 0)
-        goto fail;
-    cJSON_Delete(doc);
-    gf__ks_reply_obj(r, 200, o);
+    store_and_reply(api, r, doc, dry, err);
     return;
 fail:
     cJSON_Delete(doc);

@@ -135,6 +135,23 @@ static void patch_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
 
 /* ---- Workload writes ---------------------------------------------------- */
 
+/*
+ * Writes a Workload's status and frees it. ns and name are copied first:
+ * the write runs the store's observers, which may free wl. key (when not
+ * NULL) gets "ns/name" for the caller's log line.
+ */
+static void write_wl_status(struct gf_ks_kueue *k, const struct gf_kq_wl *wl,
+                            cJSON *status, char *key, size_t cap)
+{
+    if (key != NULL)
+        snprintf(key, cap, "%s/%s", wl->ns, wl->name);
+    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
+    patch_status(k, k->t_wl, ns, name, status);
+    gf_free(ns);
+    gf_free(name);
+    cJSON_Delete(status);
+}
+
 /* Clears a True condition to False "QuotaReserved", "Previously: ...". */
 static void cond_previously(const struct gf_ks_kueue *k, cJSON *conds,
                             const char *type, int64_t gen)
@@ -196,13 +213,9 @@ static void admit(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
     cJSON *status = cJSON_CreateObject();
     cJSON_AddItemToObject(status, "admission", admission_json(wl, cq->name, a));
     cJSON_AddItemToObject(status, "conditions", conds);
-    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
-    patch_status(k, k->t_wl, ns, name, status);
-    GF_LOG(&k->lc, GF_LOG_DEBUG, "admitted", "key=%s/%s cq=%s", ns, name,
-           cq->name);
-    gf_free(ns);
-    gf_free(name);
-    cJSON_Delete(status);
+    char key[512];
+    write_wl_status(k, wl, status, key, sizeof(key));
+    GF_LOG(&k->lc, GF_LOG_DEBUG, "admitted", "key=%s cq=%s", key, cq->name);
     k->stats.admitted++;
 }
 
@@ -234,13 +247,10 @@ static void evict(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
     cJSON *status = cJSON_CreateObject();
     cJSON_AddNullToObject(status, "admission");
     cJSON_AddItemToObject(status, "conditions", conds);
-    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
-    patch_status(k, k->t_wl, ns, name, status);
-    GF_LOG(&k->lc, GF_LOG_INFO, "evicted", "key=%s/%s reason=%s", ns, name,
+    char key[512];
+    write_wl_status(k, wl, status, key, sizeof(key));
+    GF_LOG(&k->lc, GF_LOG_INFO, "evicted", "key=%s reason=%s", key,
            why->reason);
-    gf_free(ns);
-    gf_free(name);
-    cJSON_Delete(status);
     if (had)
         k->stats.evicted++;
 }
@@ -259,11 +269,7 @@ static void set_pending(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
     cond_set(k, conds, "QuotaReserved", false, reason, msg, gen);
     cJSON *status = cJSON_CreateObject();
     cJSON_AddItemToObject(status, "conditions", conds);
-    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
-    patch_status(k, k->t_wl, ns, name, status);
-    gf_free(ns);
-    gf_free(name);
-    cJSON_Delete(status);
+    write_wl_status(k, wl, status, NULL, 0);
 }
 
 static void finish(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
@@ -281,11 +287,7 @@ static void finish(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
                  j->fail_msg != NULL ? j->fail_msg : "Job failed", gen);
     cJSON *status = cJSON_CreateObject();
     cJSON_AddItemToObject(status, "conditions", conds);
-    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
-    patch_status(k, k->t_wl, ns, name, status);
-    gf_free(ns);
-    gf_free(name);
-    cJSON_Delete(status);
+    write_wl_status(k, wl, status, NULL, 0);
 }
 
 /* Requeued True after a deactivated Workload is made active again. */
@@ -299,11 +301,7 @@ static void reactivate(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
              "The workload was reactivated", gen);
     cJSON *status = cJSON_CreateObject();
     cJSON_AddItemToObject(status, "conditions", conds);
-    char *ns = gf_strdup(wl->ns), *name = gf_strdup(wl->name);
-    patch_status(k, k->t_wl, ns, name, status);
-    gf_free(ns);
-    gf_free(name);
-    cJSON_Delete(status);
+    write_wl_status(k, wl, status, NULL, 0);
 }
 
 /* ---- Workloads for Jobs ------------------------------------------------- */
@@ -1109,29 +1107,34 @@ struct gf_ks_kueue *gf_ks_kueue_new(const struct gf_ks_kueue_opts *o)
     return k;
 }
 
+/* Map values are freed through void pointers. */
+static void wl_free_v(void *v)
+{
+    gf__kq_wl_free(v);
+}
+static void cq_free_v(void *v)
+{
+    gf__kq_cq_free(v);
+}
+static void lq_free_v(void *v)
+{
+    gf__kq_lq_free(v);
+}
+static void job_free_v(void *v)
+{
+    gf__kq_job_free(v);
+}
+
 void gf_ks_kueue_free(struct gf_ks_kueue *k)
 {
     if (k == NULL)
         return;
     gf_ks_store_unobserve(k->st, k->obs);
     gf_timer_stop(&k->timer);
-    size_t pos = 0;
-    void *v;
-    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v))
-        gf__kq_wl_free(v);
-    pos = 0;
-    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v))
-        gf__kq_cq_free(v);
-    pos = 0;
-    while (gf_ks_kmap_next(&k->lqs, &pos, NULL, &v))
-        gf__kq_lq_free(v);
-    pos = 0;
-    while (gf_ks_kmap_next(&k->jobs, &pos, NULL, &v))
-        gf__kq_job_free(v);
-    gf_ks_kmap_free(&k->wls);
-    gf_ks_kmap_free(&k->cqs);
-    gf_ks_kmap_free(&k->lqs);
-    gf_ks_kmap_free(&k->jobs);
+    gf_ks_kmap_free_all(&k->wls, wl_free_v);
+    gf_ks_kmap_free_all(&k->cqs, cq_free_v);
+    gf_ks_kmap_free_all(&k->lqs, lq_free_v);
+    gf_ks_kmap_free_all(&k->jobs, job_free_v);
     gf_ks_kmap_free(&k->flavors);
     gf_free(k->cluster);
     gf_free(k);

@@ -37,6 +37,14 @@ void gf_ks_kmap_free(struct gf_ks_kmap *m)
     m->cap = m->n = m->used = 0;
 }
 
+void gf_ks_kmap_free_all(struct gf_ks_kmap *m, void (*free_val)(void *val))
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (live(&m->slots[i]))
+            free_val(m->slots[i].val);
+    gf_ks_kmap_free(m);
+}
+
 /* The slot holding key, or SIZE_MAX. */
 static size_t find(const struct gf_ks_kmap *m, const char *key)
 {

@@ -34,6 +34,8 @@ struct gf_ks_kmap {
 
 /* Frees the keys and the table (not the values). Accepts a zeroed map. */
 void gf_ks_kmap_free(struct gf_ks_kmap *m);
+/* Frees every value with free_val, then the map. */
+void gf_ks_kmap_free_all(struct gf_ks_kmap *m, void (*free_val)(void *val));
 /* Returned-borrowed value, or NULL. */
 void *gf_ks_kmap_get(const struct gf_ks_kmap *m, const char *key);
 /* Inserts or replaces; key is copied. Returns the old value or NULL. */

@@ -205,8 +205,9 @@ static cJSON *pod_spec(struct gf_ks_runner *r, const char *ns, const char *name)
     return spec != NULL ? spec : cJSON_CreateObject();
 }
 
-static void rpod_free(struct rpod *p)
+static void rpod_free(void *v)
 {
+    struct rpod *p = v;
     gf_timer_stop(&p->timer);
     gf_free(p->key);
     gf_free(p->name);
@@ -451,14 +452,21 @@ static void rjob_stop_all(struct gf_ks_runner *r, struct rjob *j,
         rpod_stop(r, j->pods, reason);
 }
 
-static void rjob_free(struct gf_ks_runner *r, struct rjob *j)
+/* Frees a job's memory only (a map value: the runner is going away). */
+static void rjob_release(void *v)
 {
-    rjob_stop_all(r, j, "JobDeleted");
+    struct rjob *j = v;
     gf_free(j->key);
     gf_free(j->ns);
     gf_free(j->name);
     gf_free(j->uid);
     gf_free(j);
+}
+
+static void rjob_free(struct gf_ks_runner *r, struct rjob *j)
+{
+    rjob_stop_all(r, j, "JobDeleted");
+    rjob_release(j);
 }
 
 static void podcfg_of(const struct gf_ks_runner *r, const cJSON *job,
@@ -771,21 +779,8 @@ void gf_ks_runner_free(struct gf_ks_runner *r)
         return;
     gf_ks_store_unobserve(r->st, r->obs);
     gf_timer_stop(&r->timer);
-    size_t pos = 0;
-    void *v;
-    while (gf_ks_kmap_next(&r->pods, &pos, NULL, &v))
-        rpod_free(v);
-    pos = 0;
-    while (gf_ks_kmap_next(&r->jobs, &pos, NULL, &v)) {
-        struct rjob *j = v;
-        gf_free(j->key);
-        gf_free(j->ns);
-        gf_free(j->name);
-        gf_free(j->uid);
-        gf_free(j);
-    }
-    gf_ks_kmap_free(&r->pods);
-    gf_ks_kmap_free(&r->jobs);
+    gf_ks_kmap_free_all(&r->pods, rpod_free);
+    gf_ks_kmap_free_all(&r->jobs, rjob_release);
     gf_free(r->free_gpus);
     gf_free(r->cluster);
     gf_free(r);
