@@ -7,7 +7,8 @@
  *
  * kubesim (a child process, so that the server has its own core) holds N
  * Workloads of ~1.5 KB created after a recorded resourceVersion, with a
- * watch cache big enough for all of them. Then, one client at a time:
+ * watch cache big enough for all of them (the replay is paced by the
+ * client, as the API server's is). Then, one client at a time:
  *   - kubeclient: a watch from that resourceVersion (the N ADDED events
  *     replay from the cache) into a projected store, as the controller
  *     will run it: framing, JSON, projection of the fields it needs;
@@ -479,13 +480,7 @@ int main(int argc, char **argv)
     /* The watch cache must hold every event for the replay. */
     char cache[16];
     snprintf(cache, sizeof(cache), "%u", o.events + 64);
-    /* The replay is written at once (docs/kubesim.md, --watch-queue):
-     * room for all of it, with headroom for chunk framing. */
-    char queue[24];
-    snprintf(queue, sizeof(queue), "%llu",
-             (unsigned long long)o.events * 4096ULL + (1ULL << 20));
-    const char *extra[] = {"--watch-cache", cache, "--watch-queue", queue,
-                           NULL};
+    const char *extra[] = {"--watch-cache", cache, NULL};
     struct gf_bench_sim sim = {0};
     struct gf_bench b = {0};
     int rc = gf_bench_sim_start(&sim, o.kubesim, o.crds, 1, extra);

@@ -159,9 +159,11 @@ struct gf_ks_api_out {
     /*
      * A streamed response (watch): status line and headers now,
      * Transfer-Encoding chunked. Then stream_write() per chunk (data
-     * borrowed for the call) and one stream_end(). stream_write returns 0,
-     * or a negative error when the client is gone (the API layer then
-     * stops the watch and calls stream_end).
+     * borrowed for the call) and one stream_end(). stream_write returns 0;
+     * 1 when the chunk was taken but the client is behind (the API layer
+     * then holds the watch back until gf_ks_api_call_writable()); or a
+     * negative error when the client is gone (the API layer then stops
+     * the watch and calls stream_end).
      */
     void (*stream_begin)(void *ctx, int code, const char *content_type);
     int (*stream_write)(void *ctx, const char *data, size_t len);
@@ -184,6 +186,12 @@ void gf_ks_api_handle(struct gf_ks_api *api, const struct gf_ks_api_req *req,
                       struct gf_ks_api_call **call);
 /* Ends a streaming call without callbacks. Accepts NULL. */
 void gf_ks_api_call_cancel(struct gf_ks_api_call *call);
+/*
+ * The client of a call that stream_write() found behind has caught up:
+ * the watch goes on (what it missed first, from the watch cache). May
+ * write, and may end the call (stream_end), before it returns.
+ */
+void gf_ks_api_call_writable(struct gf_ks_api_call *call);
 
 /* Open streaming calls of this cluster (tests, metrics). */
 size_t gf_ks_api_calls(const struct gf_ks_api *api);

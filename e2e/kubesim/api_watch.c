@@ -40,7 +40,8 @@ struct gf_ks_api_call {
     bool table, bookmarks;
     bool initial_events; /* sendInitialEvents=true */
     char *include;       /* includeObject for Table watches */
-    bool starting;       /* inside gf_ks_api_handle() */
+    bool starting;       /* inside gf_ks_api_handle() or a resume */
+    bool init_end_sent;  /* the initial-events-end BOOKMARK is out */
     bool failed;         /* a write failed: the client is gone */
     bool ending;         /* the end timer is armed */
     struct gf_timer timeout, bookmark, end;
@@ -144,8 +145,9 @@ static int put_object(struct gf_buf *b, const struct gf_ks_api_call *c,
                         c->include);
 }
 
-/* Returns 0, or a negative error when the client is gone. */
-/* status: an object written as is (an ERROR's Status, a bookmark). */
+/* Returns 0, 1 when the client is behind (stream_write), or a negative
+ * error when the client is gone. status: an object written as is (an
+ * ERROR's Status, a bookmark). */
 static int write_event(struct gf_ks_api_call *c, const char *type,
                        const struct gf_ks_obj *obj, uint64_t rv,
                        const cJSON *status)
@@ -164,10 +166,29 @@ static int write_event(struct gf_ks_api_call *c, const char *type,
     }
     if (rc == 0)
         rc = gf_buf_puts(&b, "}\n");
-    if (rc == 0 &&
-        c->out->stream_write(c->out->ctx, gf_buf_cstr(&b), b.len) < 0)
-        rc = GF_ETRANSPORT;
+    if (rc == 0) {
+        rc = c->out->stream_write(c->out->ctx, gf_buf_cstr(&b), b.len);
+        rc = rc < 0 ? GF_ETRANSPORT : rc > 0 ? 1 : 0;
+    }
     gf_buf_free(&b);
+    return rc;
+}
+
+/*
+ * sendInitialEvents: the store's first BOOKMARK for the call comes right
+ * after the last initial ADDED event (at once, or after several resumes
+ * for a client that reads slowly), with the version of that state; it
+ * goes out annotated k8s.io/initial-events-end.
+ */
+static int write_initial_end(struct gf_ks_api_call *c, uint64_t rv)
+{
+    c->init_end_sent = true;
+    cJSON *bm = bookmark_obj(c, rv);
+    cJSON *ann = cJSON_AddObjectToObject(
+        cJSON_GetObjectItemCaseSensitive(bm, "metadata"), "annotations");
+    cJSON_AddStringToObject(ann, "k8s.io/initial-events-end", "true");
+    int rc = write_event(c, "BOOKMARK", NULL, 0, bm);
+    cJSON_Delete(bm);
     return rc;
 }
 
@@ -183,8 +204,14 @@ static void on_watch(void *data, enum gf_ks_ev_type type,
     }
     if (c->failed || c->ending)
         return;
-    if (write_event(c, gf_ks_ev_name(type), obj, rv, NULL) < 0)
+    int rc = type == GF_KS_EV_BOOKMARK && c->initial_events && !c->init_end_sent
+                 ? write_initial_end(c, rv)
+                 : write_event(c, gf_ks_ev_name(type), obj, rv, NULL);
+    if (rc < 0)
         finish(c);
+    else if (rc > 0)
+        /* The client is behind: the rest waits in the watch cache. */
+        gf_ks_watch_pause(c->w);
 }
 
 static void on_bookmark(struct gf_timer *t)
@@ -287,20 +314,13 @@ static void start_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
      * state is "not older than" it), then a BOOKMARK annotated
      * k8s.io/initial-events-end.
      */
-    if (c->initial_events)
+    if (c->initial_events) {
         wo.rv = NULL;
+        wo.initial_end_bookmark = true;
+    }
     struct gf_ks_status err;
     gf_ks_status_init(&err);
     int rc = gf_ks_watch_start(api->store, r->t, &wo, on_watch, c, &c->w, &err);
-    if (rc == 0 && c->initial_events && !c->failed) {
-        cJSON *bm = bookmark_obj(c, gf_ks_store_rv(api->store));
-        cJSON *ann = cJSON_AddObjectToObject(
-            cJSON_GetObjectItemCaseSensitive(bm, "metadata"), "annotations");
-        cJSON_AddStringToObject(ann, "k8s.io/initial-events-end", "true");
-        if (write_event(c, "BOOKMARK", NULL, 0, bm) < 0)
-            c->failed = true;
-        cJSON_Delete(bm);
-    }
     if (rc < 0) {
         /* 410 and anything else after the 200: one ERROR event. */
         c->w = NULL;
@@ -349,6 +369,19 @@ void gf_ks_api_call_cancel(struct gf_ks_api_call *call)
 {
     if (call != NULL)
         call_free(call);
+}
+
+void gf_ks_api_call_writable(struct gf_ks_api_call *call)
+{
+    if (call == NULL || call->ending || call->failed || call->w == NULL)
+        return;
+    /* As during the start: an end inside the resume is deferred, so that
+     * call stays valid here. */
+    call->starting = true;
+    gf_ks_watch_resume(call->w);
+    call->starting = false;
+    if (call->failed)
+        defer_end(call);
 }
 
 void gf__ks_watch_free_all(struct gf_ks_api *api)

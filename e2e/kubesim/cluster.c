@@ -83,6 +83,12 @@ static void cluster_cancel(void *data, struct gf_ks_api_call *call)
     gf_ks_api_call_cancel(call);
 }
 
+static void cluster_writable(void *data, struct gf_ks_api_call *call)
+{
+    (void)data;
+    gf_ks_api_call_writable(call);
+}
+
 /* Lower-case DNS label: what a cluster name must be to sit in paths. */
 static bool name_ok(const char *s)
 {
@@ -153,6 +159,7 @@ static int cluster_start(struct gf_ks_world *w, struct gf_ks_cluster *c)
         .faults = c->faults,
         .handle = cluster_handle,
         .cancel = cluster_cancel,
+        .writable = cluster_writable,
         .data = c,
         .max_queued = w->o.watch_queue,
     };

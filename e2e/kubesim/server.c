@@ -82,6 +82,8 @@ struct conn {
     bool reading, resume, blackhole, drop, stream_ended;
     bool flush_pending; /* output waits in plain or wbio for the next turn */
     bool write_blocked; /* parsing waits for the client to read replies */
+    bool stream_behind; /* stream_write said 1: writable() owed */
+    bool writable_due;  /* ... and the queue has drained: call it */
     bool keep_alive;
     /* The request being parsed; reset after each response. */
     struct gf_buf url, body, in;
@@ -237,6 +239,14 @@ static void on_write(uv_write_t *req, int status)
         queued_bytes(c) <= c->srv->o.max_queued / 2) {
         c->write_blocked = false;
         conn_schedule_resume(c);
+    }
+    /* A stream that was behind goes on once most of it is read; from the
+     * idle turn, not from inside libuv's write callback. */
+    if (c->stream_behind && !c->io_done &&
+        queued_bytes(c) <= c->srv->o.max_queued / 16) {
+        c->stream_behind = false;
+        c->writable_due = true;
+        schedule_idle(c->srv);
     }
 }
 
@@ -416,6 +426,7 @@ static void request_reset(struct conn *c)
 static void request_done(struct conn *c)
 {
     c->call = NULL;
+    c->stream_behind = c->writable_due = false;
     c->state = CONN_IDLE;
     /* Safe: the parser is not running while a request is being served. */
     shrink(&c->in);
@@ -501,7 +512,14 @@ static int out_stream_write(void *ctx, const char *data, size_t len)
         if (rc == 0)
             rc = send_bytes(c, "\r\n", 2);
     }
-    return rc == 0 ? 0 : GF_ETRANSPORT;
+    if (rc != 0)
+        return GF_ETRANSPORT;
+    if (c->srv->o.writable != NULL &&
+        queued_bytes(c) >= c->srv->o.max_queued / 4) {
+        c->stream_behind = true;
+        return 1;
+    }
+    return 0;
 }
 
 static void out_stream_end(void *ctx)
@@ -991,6 +1009,11 @@ static void on_idle(uv_idle_t *h)
         if (c->flush_pending) {
             c->flush_pending = false;
             flush_tls(c);
+        }
+        if (c->writable_due) {
+            c->writable_due = false;
+            if (c->call != NULL && !c->closing)
+                s->o.writable(s->o.data, c->call);
         }
         if (c->resume) {
             c->resume = false;

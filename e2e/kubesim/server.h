@@ -11,10 +11,9 @@
  * HTTP as the API server speaks it: keep-alive, pipelined requests are
  * served strictly one after another (parsing pauses while a request is in
  * progress), watches are chunked streams, request bodies are capped (413),
- * headers are capped (431). A slow watcher is dropped: when the bytes
- * queued on its connection exceed max_queued, stream_write fails and the
- * connection is closed once the handler has ended the stream, as the API
- * server does when a watcher cannot keep up.
+ * headers are capped (431). Streams are paced by the client (see
+ * writable below); past max_queued, stream_write fails and the connection
+ * is closed once the handler has ended the stream.
  *
  * The same code serves plain HTTP when no SSL_CTX is given (kubesim's
  * admin endpoint).
@@ -47,6 +46,10 @@ typedef void (*gf_ks_server_handle_fn)(void *data,
                                        struct gf_ks_api_call **call);
 /* Ends a streaming call whose client went away (no callbacks after). */
 typedef void (*gf_ks_server_cancel_fn)(void *data, struct gf_ks_api_call *call);
+/* The client of a streaming call that was behind has caught up
+ * (gf_ks_api_call_writable). */
+typedef void (*gf_ks_server_writable_fn)(void *data,
+                                         struct gf_ks_api_call *call);
 
 struct gf_ks_server_opts {
     uv_loop_t *loop;        /* required */
@@ -60,6 +63,15 @@ struct gf_ks_server_opts {
     struct gf_ks_faults *faults;   /* NULL = none */
     gf_ks_server_handle_fn handle; /* required */
     gf_ks_server_cancel_fn cancel; /* required if handle may stream */
+    /*
+     * NULL: stream_write always takes the chunk (0) until max_queued.
+     * Set: stream_write returns 1 once a quarter of max_queued waits for
+     * the client, and writable is called when that has drained to a
+     * sixteenth: the stream is paced by the client, as the API server's
+     * watch is by TCP, and max_queued only guards against a handler that
+     * ignores the 1.
+     */
+    gf_ks_server_writable_fn writable;
     void *data;
     size_t max_body;   /* 0 = 3 MiB, the API server's limit */
     size_t max_header; /* 0 = 1 MiB */

@@ -87,6 +87,18 @@ struct gf_ks_watch {
     void *data;
     uint64_t last_rv; /* highest rv delivered */
     bool dead;
+    /*
+     * Flow control (gf_ks_watch_pause): a paused watch is sent nothing,
+     * and marked behind when it misses an event; on resume, pump() sends
+     * the rest of its initial events, then reads the watch cache from
+     * last_rv on, until it is paused again or has caught up.
+     */
+    bool paused, behind, pumping;
+    bool init_pending;      /* initial ADDED events still to send */
+    bool init_bookmark;     /* a BOOKMARK follows them */
+    struct gf_ks_list init; /* their snapshot (refs) */
+    size_t init_pos;
+    uint64_t init_rv; /* the snapshot's resourceVersion */
 };
 
 struct table {
@@ -658,9 +670,9 @@ static bool sel_match(const struct gf_ks_watch *w, const cJSON *j)
  * the way the watch cache does. json/old_json may be NULL (parsed here if
  * a selector needs them).
  */
-static void watch_send(struct gf_ks_watch *w, enum gf_ks_ev_type type,
-                       struct gf_ks_obj *obj, struct gf_ks_obj *old,
-                       const cJSON *json, const cJSON *old_json)
+static void watch_deliver(struct gf_ks_watch *w, enum gf_ks_ev_type type,
+                          struct gf_ks_obj *obj, struct gf_ks_obj *old,
+                          const cJSON *json, const cJSON *old_json)
 {
     if (w->dead || obj->rv <= w->last_rv)
         return;
@@ -693,6 +705,21 @@ static void watch_send(struct gf_ks_watch *w, enum gf_ks_ev_type type,
         return;
     }
     w->cb(w->data, type, obj, obj->rv, 0);
+}
+
+/* A live change: delivered now, unless the watch is held back (then it
+ * is read from the watch cache when the watch resumes). */
+static void watch_send(struct gf_ks_watch *w, enum gf_ks_ev_type type,
+                       struct gf_ks_obj *obj, struct gf_ks_obj *old,
+                       const cJSON *json, const cJSON *old_json)
+{
+    if (w->dead || obj->rv <= w->last_rv)
+        return;
+    if (w->paused || w->behind || w->init_pending) {
+        w->behind = true;
+        return;
+    }
+    watch_deliver(w, type, obj, old, json, old_json);
 }
 
 static bool needs_json(const struct gf_ks_store *st, const struct table *tab)
@@ -736,6 +763,8 @@ static void deliver(struct gf_ks_store *st, struct pending *p)
 
 static void watch_free(struct gf_ks_store *st, struct gf_ks_watch *w)
 {
+    if (w->init_pending)
+        gf_ks_list_free(&w->init);
     gf_free(w->ns);
     gf_ks_selector_free(w->label);
     gf_ks_selector_free(w->field);
@@ -2229,39 +2258,84 @@ const char *gf_ks_ev_name(enum gf_ks_ev_type t)
     return "ERROR";
 }
 
-/*
- * Synthetic ADDED events for the current state; then everything after
- * the current resourceVersion comes by dispatch.
- */
-static void watch_initial(struct gf_ks_store *st, struct gf_ks_watch *w)
+/* The first index in the watch cache of a change after rv. */
+static size_t ring_after(const struct table *tab, uint64_t rv)
 {
-    struct gf_ks_list_opts lo = {.ns = w->ns};
-    struct gf_ks_list l;
-    gf_ks_store_list(st, w->tab->t, &lo, &l, NULL);
-    w->last_rv = st->rv;
-    for (size_t i = 0; i < l.n && !w->dead; i++) {
-        bool ok = true;
-        if (w->label != NULL || w->field != NULL) {
-            cJSON *j = gf_ks_obj_parse(l.items[i]);
-            ok = sel_match(w, j);
-            cJSON_Delete(j);
-        }
-        if (ok)
-            w->cb(w->data, GF_KS_EV_ADDED, l.items[i], l.items[i]->rv, 0);
+    size_t lo = 0, hi = tab->ring_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct cached_ev *c =
+            &tab->ring[(tab->ring_head + mid) % tab->ring_cap];
+        if (c->obj->rv <= rv)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    gf_ks_list_free(&l);
+    return lo;
 }
 
-/* Every cached change after version from, in order. */
-static void watch_replay(struct gf_ks_watch *w, uint64_t from)
+/* The next initial ADDED event, if the watch's selectors take it. */
+static void send_initial(struct gf_ks_watch *w)
+{
+    struct gf_ks_obj *o = w->init.items[w->init_pos++];
+    bool ok = true;
+    if (w->label != NULL || w->field != NULL) {
+        cJSON *j = gf_ks_obj_parse(o);
+        ok = sel_match(w, j);
+        cJSON_Delete(j);
+    }
+    if (ok)
+        w->cb(w->data, GF_KS_EV_ADDED, o, o->rv, 0);
+}
+
+/*
+ * Sends the changes a held-back watch missed, from the watch cache. If
+ * they have left it, the watch ends with CLOSED (GF_EGONE): the API
+ * server, too, closes a watcher that cannot keep up, and the client
+ * resumes from its last version or relists.
+ */
+static void catch_up(struct gf_ks_watch *w)
 {
     const struct table *tab = w->tab;
-    w->last_rv = from;
-    for (size_t i = 0; i < tab->ring_len && !w->dead; i++) {
+    if (w->last_rv < tab->compacted_rv) {
+        w->dead = true;
+        w->cb(w->data, GF_KS_EV_CLOSED, NULL, 0, GF_EGONE);
+        return;
+    }
+    size_t i = ring_after(tab, w->last_rv);
+    for (; i < tab->ring_len && !w->dead && !w->paused; i++) {
         const struct cached_ev *c =
             &tab->ring[(tab->ring_head + i) % tab->ring_cap];
-        watch_send(w, c->type, c->obj, c->old, NULL, NULL);
+        watch_deliver(w, c->type, c->obj, c->old, NULL, NULL);
     }
+    if (i == tab->ring_len)
+        w->behind = false;
+}
+
+/*
+ * Sends what the watch has not had yet, until it is paused or has caught
+ * up: the rest of its initial events, then the watch cache after the last
+ * version it saw. Live changes go straight to it again from then on.
+ */
+static void pump(struct gf_ks_store *st, struct gf_ks_watch *w)
+{
+    st->busy++;
+    w->pumping = true;
+    while (!w->dead && !w->paused && w->init_pos < w->init.n)
+        send_initial(w);
+    if (!w->dead && !w->paused && w->init_pending) {
+        gf_ks_list_free(&w->init);
+        w->init_pending = false;
+        w->last_rv = w->init_rv;
+        w->behind = true;
+        if (w->init_bookmark)
+            w->cb(w->data, GF_KS_EV_BOOKMARK, NULL, w->init_rv, 0);
+    }
+    if (!w->dead && !w->paused && w->behind)
+        catch_up(w);
+    w->pumping = false;
+    st->busy--;
+    maybe_sweep(st);
 }
 
 int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
@@ -2318,26 +2392,55 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
      * The callback may stop this watch (or others): they are only marked
      * until the events below have been sent, then freed.
      */
-    st->busy++;
-    if (initial)
-        watch_initial(st, w);
-    else
-        watch_replay(w, (uint64_t)from);
-    st->busy--;
-    if (w->dead)
-        maybe_sweep(st);
+    if (initial) {
+        /* Synthetic ADDED events for the current state. */
+        struct gf_ks_list_opts lo = {.ns = w->ns};
+        gf_ks_store_list(st, tab->t, &lo, &w->init, NULL);
+        w->init_rv = st->rv;
+        w->init_pending = true;
+        w->init_bookmark = o->initial_end_bookmark;
+    } else {
+        /* Every cached change after version from, in order. */
+        w->last_rv = (uint64_t)from;
+        w->behind = true;
+    }
+    pump(st, w);
     return 0;
 }
 
 void gf_ks_watch_bookmark(struct gf_ks_watch *w)
 {
-    if (w == NULL || w->dead)
+    /* Mid-way through the initial events no version is safe to resume
+     * from. */
+    if (w == NULL || w->dead || w->init_pending)
         return;
     struct gf_ks_store *st = w->st;
     uint64_t rv = st->pq_head != NULL ? st->delivered_rv : st->rv;
-    if (rv < w->last_rv)
+    /* Held back, it has seen everything up to its own last version. */
+    if (rv < w->last_rv || w->paused || w->behind)
         rv = w->last_rv;
     w->cb(w->data, GF_KS_EV_BOOKMARK, NULL, rv, 0);
+}
+
+void gf_ks_watch_pause(struct gf_ks_watch *w)
+{
+    if (w != NULL)
+        w->paused = true;
+}
+
+void gf_ks_watch_resume(struct gf_ks_watch *w)
+{
+    if (w == NULL || w->dead || !w->paused)
+        return;
+    w->paused = false;
+    /* From inside its own callback, the running pump goes on. */
+    if (!w->pumping)
+        pump(w->st, w);
+}
+
+bool gf_ks_watch_initial_done(const struct gf_ks_watch *w)
+{
+    return w != NULL && !w->init_pending;
 }
 
 void gf_ks_watch_stop(struct gf_ks_watch *w)

@@ -383,7 +383,8 @@ struct gf_ks_watch;
  * A watch event. For ADDED/MODIFIED/DELETED obj is the object
  * (borrowed for the call). For BOOKMARK obj is NULL and rv the
  * resourceVersion to report. For CLOSED, err says why
- * (GF_ECANCELED: store restart or free; GF_ENOTFOUND: the type went away);
+ * (GF_ECANCELED: store restart or free; GF_ENOTFOUND: the type went away;
+ * GF_EGONE: a paused watch fell out of the watch cache);
  * after a CLOSED callback the watch is freed: never touch it again.
  */
 typedef void (*gf_ks_watch_cb)(void *data, enum gf_ks_ev_type type,
@@ -400,6 +401,9 @@ struct gf_ks_watch_opts {
      * that version from the watch cache, or fail with 410 Expired.
      */
     const char *rv;
+    /* With the initial ADDED events: a BOOKMARK with their version right
+     * after the last of them (sendInitialEvents' initial-events-end). */
+    bool initial_end_bookmark;
 };
 
 /*
@@ -421,6 +425,22 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
  * decides when, e.g. on a timer). The watch has seen every event up to it.
  */
 void gf_ks_watch_bookmark(struct gf_ks_watch *w);
+/*
+ * Flow control, for a consumer that cannot take more now (a client whose
+ * connection is full). After gf_ks_watch_pause (callable from cb) cb does
+ * not fire; nothing is lost: what the watch misses waits in the watch
+ * cache. gf_ks_watch_resume sends the backlog (the rest of the initial
+ * events, then the cached changes) from inside the call, until the watch
+ * is paused again or has caught up, then live changes as before. A watch
+ * whose backlog has left the watch cache ends with CLOSED (GF_EGONE), as
+ * the API server closes a watcher that cannot keep up. Bookmarks of a
+ * watch that is behind carry the last version it has seen.
+ */
+void gf_ks_watch_pause(struct gf_ks_watch *w);
+void gf_ks_watch_resume(struct gf_ks_watch *w);
+/* True once every initial ADDED event has been sent (always true for a
+ * watch from a resourceVersion). */
+bool gf_ks_watch_initial_done(const struct gf_ks_watch *w);
 /* Stops a watch; cb does not fire again (no CLOSED). Accepts NULL. */
 void gf_ks_watch_stop(struct gf_ks_watch *w);
 /* Number of open watches in the store (for tests and metrics). */

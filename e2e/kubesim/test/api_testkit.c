@@ -44,7 +44,7 @@ static int tk_write(void *ctx, const char *data, size_t len)
         return GF_ETRANSPORT;
     r->chunks++;
     assert_int_equal(gf_buf_append(&r->body, data, len), 0);
-    return 0;
+    return r->behind_at > 0 && r->chunks == (size_t)r->behind_at ? 1 : 0;
 }
 
 static void tk_end(void *ctx)

@@ -27,6 +27,7 @@ struct ks_apitk_resp {
     size_t chunks;
     bool streaming, ended;
     int fail_writes; /* stream_write fails once this many chunks are in */
+    int behind_at;   /* stream_write says "behind" (1) at this many chunks */
     struct gf_ks_api_out out;
     struct gf_ks_api_call *call;
 };

@@ -163,6 +163,86 @@ static void test_watch_send_initial_events(void **state)
     ks_apitk_stop(&k);
 }
 
+/* A client that is behind holds the watch back; what it misses comes
+ * from the watch cache, in order, once it has caught up. */
+static void test_watch_paced_by_a_slow_client(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    int code;
+    cJSON *l = ks_apitk_json(&k, "GET", CM_PATH, NULL, NULL, &code);
+    char target[256];
+    snprintf(target, sizeof(target), CM_PATH "?watch=1&resourceVersion=%s",
+             str(l, "metadata.resourceVersion"));
+    cJSON_Delete(l);
+    mk(&k, "a", "x");
+    mk(&k, "b", "x");
+    mk(&k, "c", "x");
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    r.behind_at = 2;
+    ks_apitk_do(&k, &r, "GET", target, NULL, NULL, NULL);
+    assert_int_equal(ks_apitk_events(&r), 2);
+    mk(&k, "d", "x");
+    assert_int_equal(ks_apitk_events(&r), 2);
+    r.behind_at = 4;
+    gf_ks_api_call_writable(r.call);
+    /* c and d, then behind again at the fourth chunk. */
+    assert_int_equal(ks_apitk_events(&r), 4);
+    mk(&k, "e", "x");
+    assert_int_equal(ks_apitk_events(&r), 4);
+    r.behind_at = 0;
+    gf_ks_api_call_writable(r.call);
+    mk(&k, "f", "x");
+    const char *names[] = {"a", "b", "c", "d", "e", "f"};
+    assert_int_equal(ks_apitk_events(&r), 6);
+    for (size_t i = 0; i < 6; i++)
+        assert_event(&r, i, "ADDED", names[i]);
+    /* A writable call that is not behind is harmless. */
+    gf_ks_api_call_writable(r.call);
+    assert_int_equal(ks_apitk_events(&r), 6);
+    ks_apitk_resp_free(&r);
+    ks_apitk_stop(&k);
+}
+
+/* sendInitialEvents to a slow client: the initial-events-end bookmark
+ * still comes right after the initial state, before later changes. */
+static void test_watch_initial_events_paced(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    mk(&k, "a", "x");
+    mk(&k, "b", "x");
+    mk(&k, "c", "x");
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    r.behind_at = 1;
+    ks_apitk_do(&k, &r, "GET",
+                CM_PATH "?watch=1&sendInitialEvents=true&allowWatchBookmarks="
+                        "true&resourceVersionMatch=NotOlderThan&"
+                        "resourceVersion=1",
+                NULL, NULL, NULL);
+    assert_int_equal(ks_apitk_events(&r), 1);
+    mk(&k, "d", "x");
+    r.behind_at = 0;
+    gf_ks_api_call_writable(r.call);
+    assert_int_equal(ks_apitk_events(&r), 5);
+    assert_event(&r, 0, "ADDED", "a");
+    assert_event(&r, 1, "ADDED", "b");
+    assert_event(&r, 2, "ADDED", "c");
+    cJSON *e = ks_apitk_event(&r, 3);
+    assert_string_equal(str(e, "type"), "BOOKMARK");
+    assert_string_equal(gf_json_annotation(gf_json_path(e, "object"),
+                                           "k8s.io/initial-events-end"),
+                        "true");
+    cJSON_Delete(e);
+    assert_event(&r, 4, "ADDED", "d");
+    ks_apitk_resp_free(&r);
+    ks_apitk_stop(&k);
+}
+
 static void test_watch_bookmarks_and_timeout(void **state)
 {
     (void)state;
@@ -396,6 +476,8 @@ int main(void)
         cmocka_unit_test(test_watch_initial_and_live),
         cmocka_unit_test(test_watch_from_rv),
         cmocka_unit_test(test_watch_send_initial_events),
+        cmocka_unit_test(test_watch_paced_by_a_slow_client),
+        cmocka_unit_test(test_watch_initial_events_paced),
         cmocka_unit_test(test_watch_bookmarks_and_timeout),
         cmocka_unit_test(test_watch_expired),
         cmocka_unit_test(test_watch_restart),

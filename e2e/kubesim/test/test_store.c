@@ -1695,6 +1695,165 @@ static void test_replay_with_selectors(void **state)
     fx_done(&f);
 }
 
+/* ---- flow control -------------------------------------------------------- */
+
+/* A recorder that pauses its watch when it has recorded pause_at lines. */
+struct prec {
+    struct rec r;
+    int pause_at;
+    struct gf_ks_watch *w;
+};
+
+static void prec_cb(void *data, enum gf_ks_ev_type type,
+                    const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    struct prec *p = data;
+    rec_cb(&p->r, type, obj, rv, err);
+    if (type != GF_KS_EV_CLOSED && p->r.n == p->pause_at)
+        gf_ks_watch_pause(p->w);
+}
+
+static uint64_t mk_cm(struct fx *f, int i)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"c%d\"}}", i);
+    return mk(f, f->cm, "a", buf)->rv;
+}
+
+static void assert_line(const struct rec *r, int i, const char *what,
+                        uint64_t rv)
+{
+    char want[96];
+    snprintf(want, sizeof(want), "%s %llu", what, (unsigned long long)rv);
+    assert_string_equal(r->lines[i], want);
+}
+
+static void test_paused_watch_resumes_from_the_cache(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 64);
+    mk_ns(&f, "a");
+    uint64_t from = gf_ks_store_rv(f.st), rv[8];
+    for (int i = 0; i < 5; i++)
+        rv[i] = mk_cm(&f, i);
+    struct prec p = {.pause_at = 2};
+    struct gf_ks_watch_opts wo = {.rv = NULL};
+    char rvs[24];
+    snprintf(rvs, sizeof(rvs), "%llu", (unsigned long long)from);
+    wo.rv = rvs;
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, prec_cb, &p, &p.w, NULL), 0);
+    /* Paused inside its second event: the replay stops there. */
+    assert_int_equal(p.r.n, 2);
+    /* A change while paused is not sent now... */
+    rv[5] = mk_cm(&f, 5);
+    assert_int_equal(p.r.n, 2);
+    /* ...and a bookmark says only what the watch has seen. */
+    gf_ks_watch_bookmark(p.w);
+    assert_int_equal(p.r.n, 3);
+    assert_line(&p.r, 2, "BOOKMARK", rv[1]);
+    /* Resumed: the rest from the cache, in order, then live again. */
+    p.pause_at = 0;
+    gf_ks_watch_resume(p.w);
+    rv[6] = mk_cm(&f, 6);
+    assert_int_equal(p.r.n, 8);
+    const int idx[] = {0, 1, -1, 2, 3, 4, 5, 6};
+    for (int i = 0; i < 8; i++) {
+        if (idx[i] < 0)
+            continue;
+        char what[32];
+        snprintf(what, sizeof(what), "ADDED a/c%d", idx[i]);
+        assert_line(&p.r, i, what, rv[idx[i]]);
+    }
+    assert_int_equal(p.r.closed, 0);
+    gf_ks_watch_stop(p.w);
+    fx_done(&f);
+}
+
+static void test_paused_watch_out_of_the_cache_is_closed(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 4);
+    mk_ns(&f, "a");
+    char rvs[24];
+    snprintf(rvs, sizeof(rvs), "%llu",
+             (unsigned long long)gf_ks_store_rv(f.st));
+    mk_cm(&f, 0);
+    struct prec p = {.pause_at = 1};
+    struct gf_ks_watch_opts wo = {.rv = rvs};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, prec_cb, &p, &p.w, NULL), 0);
+    assert_int_equal(p.r.n, 1);
+    /* Five more changes in a cache of four: c1 leaves it unsent. */
+    for (int i = 1; i < 6; i++)
+        mk_cm(&f, i);
+    assert_int_equal(p.r.n, 1);
+    p.pause_at = 0;
+    gf_ks_watch_resume(p.w);
+    /* The API server closes a watcher that fell this far behind. */
+    assert_int_equal(p.r.closed, 1);
+    assert_int_equal(p.r.close_err, GF_EGONE);
+    assert_int_equal(p.r.n, 1);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    fx_done(&f);
+}
+
+static void test_initial_events_paced_then_bookmark(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 64);
+    mk_ns(&f, "a");
+    uint64_t rv[8];
+    for (int i = 0; i < 4; i++)
+        rv[i] = mk_cm(&f, i);
+    uint64_t snap = gf_ks_store_rv(f.st);
+    struct prec p = {.pause_at = 2};
+    struct gf_ks_watch_opts wo = {.ns = "a", .initial_end_bookmark = true};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, prec_cb, &p, &p.w, NULL), 0);
+    assert_int_equal(p.r.n, 2);
+    assert_false(gf_ks_watch_initial_done(p.w));
+    /* Mid-way through the initial state no version is safe to resume
+     * from: no bookmark. */
+    gf_ks_watch_bookmark(p.w);
+    assert_int_equal(p.r.n, 2);
+    rv[4] = mk_cm(&f, 4);
+    p.pause_at = 0;
+    gf_ks_watch_resume(p.w);
+    assert_true(gf_ks_watch_initial_done(p.w));
+    /* The rest of the snapshot, its bookmark, then the change made
+     * meanwhile, from the cache. */
+    assert_int_equal(p.r.n, 6);
+    assert_line(&p.r, 2, "ADDED a/c2", rv[2]);
+    assert_line(&p.r, 3, "ADDED a/c3", rv[3]);
+    assert_line(&p.r, 4, "BOOKMARK", snap);
+    assert_line(&p.r, 5, "ADDED a/c4", rv[4]);
+    gf_ks_watch_stop(p.w);
+    fx_done(&f);
+}
+
+/* Stopping a paused watch frees its held snapshot. */
+static void test_stop_paused_initial_watch(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 64);
+    mk_ns(&f, "a");
+    for (int i = 0; i < 4; i++)
+        mk_cm(&f, i);
+    struct prec p = {.pause_at = 1};
+    struct gf_ks_watch_opts wo = {.ns = "a"};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, prec_cb, &p, &p.w, NULL), 0);
+    assert_int_equal(p.r.n, 1);
+    gf_ks_watch_stop(p.w);
+    assert_int_equal(gf_ks_store_watches(f.st), 0);
+    fx_done(&f); /* asserts that every allocation came back */
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -1725,6 +1884,10 @@ int main(void)
         cmocka_unit_test(test_unregister_from_an_observer),
         cmocka_unit_test(test_more_write_paths),
         cmocka_unit_test(test_replay_with_selectors),
+        cmocka_unit_test(test_paused_watch_resumes_from_the_cache),
+        cmocka_unit_test(test_paused_watch_out_of_the_cache_is_closed),
+        cmocka_unit_test(test_initial_events_paced_then_bookmark),
+        cmocka_unit_test(test_stop_paused_initial_watch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
