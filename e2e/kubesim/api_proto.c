@@ -336,6 +336,13 @@ static bool add_field(cJSON *obj, const struct fdesc *f, unsigned wt,
     case F_STRING:
     case F_BYTES:
         v = wt == 2 ? str_of(&sub, f->kind == F_BYTES) : NULL;
+        /* Go's marshaller writes every string field, set or not; the API
+         * server reads "" as unset and its JSON omits it (omitempty). */
+        if (v != NULL && f->kind == F_STRING && v->valuestring[0] == '\0') {
+            cJSON_Delete(v);
+            cJSON_DeleteItemFromObjectCaseSensitive(obj, f->json);
+            return true;
+        }
         break;
     }
     if (v == NULL)

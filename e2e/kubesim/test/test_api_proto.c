@@ -141,6 +141,9 @@ static void test_kubectl_bodies(void **state)
     assert_string_equal(str(j, "metadata.namespace"), "default");
     assert_string_equal(str(j, "data.a"), "b");
     assert_string_equal(str(j, "data.c"), "d");
+    /* kubectl's protobuf carries every string field, empty ones too; as
+     * in the API server's JSON, unset ones are left out. */
+    assert_null(gf_json_path(j, "metadata.generateName"));
     cJSON_Delete(j);
     /* Secret data is bytes: base64 in JSON. */
     j = post(&k, vecs[2].path, vecs[2].body, vecs[2].len, &code);
