@@ -16,6 +16,22 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* What a decode must give: an object that names its kind, or a 400/415. */
+static void check(int rc, const cJSON *out, const struct gf_ks_status *err)
+{
+    if (rc != 0) {
+        GF_BUG_ON(out != NULL);
+        GF_BUG_ON(err->code != 400 && err->code != 415);
+        return;
+    }
+    GF_BUG_ON(!cJSON_IsObject(out));
+    GF_BUG_ON(gf_json_str(out, "apiVersion") == NULL ||
+              gf_json_str(out, "kind") == NULL);
+    char *s = cJSON_PrintUnformatted(out);
+    GF_BUG_ON(s == NULL);
+    cJSON_free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
@@ -26,17 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gf_ks_status_init(&err);
     cJSON *out = NULL;
     int rc = gf__ks_proto_decode((const char *)data, size, &out, &err);
-    if (rc == 0) {
-        GF_BUG_ON(!cJSON_IsObject(out));
-        GF_BUG_ON(gf_json_str(out, "apiVersion") == NULL ||
-                  gf_json_str(out, "kind") == NULL);
-        char *s = cJSON_PrintUnformatted(out);
-        GF_BUG_ON(s == NULL);
-        cJSON_free(s);
-    } else {
-        GF_BUG_ON(out != NULL);
-        GF_BUG_ON(err.code != 400 && err.code != 415);
-    }
+    check(rc, out, &err);
     cJSON_Delete(out);
     gf_ks_status_clear(&err);
     GF_BUG_ON(gf_alloc_live() != live);

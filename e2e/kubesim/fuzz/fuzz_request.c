@@ -103,8 +103,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct gf_ks_api_opts o = {
         .clock = &clock, .catalog = cat, .cluster = "fuzz", .uid_seed = 1};
     struct gf_ks_api *api = gf_ks_api_new(&o);
-    const char *seed = "{\"metadata\":{\"name\":\"a\",\"labels\":{\"k\":\"v\"}},"
-                       "\"data\":{\"x\":\"y\"}}";
+    const char *seed =
+        "{\"metadata\":{\"name\":\"a\",\"labels\":{\"k\":\"v\"}},"
+        "\"data\":{\"x\":\"y\"}}";
     handle(api, "POST", "/api/v1/namespaces/default/configmaps", NULL,
            "application/json", seed, strlen(seed));
 
