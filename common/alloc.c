@@ -3,7 +3,9 @@
  *
  * Each block carries a small header holding its size so that the live-byte
  * counter stays exact across realloc and free. The header is as large as
- * max_align_t so that the pointer handed out keeps malloc's alignment.
+ * max_align_t so that the pointer handed out keeps malloc's alignment; the
+ * size sits in its last word, right before the pointer, where an arena
+ * block keeps its tag (below).
  */
 #include "common/alloc.h"
 
@@ -34,9 +36,12 @@ static void oom(size_t size)
     abort();
 }
 
+/* Where a block's size (or an arena block's tag) is kept. */
+#define SIZE_WORD(ptr) ((unsigned char *)(ptr) - sizeof(size_t))
+
 static void *account(unsigned char *raw, size_t size)
 {
-    memcpy(raw, &size, sizeof(size));
+    memcpy(SIZE_WORD(raw + HDR_SIZE), &size, sizeof(size));
     atomic_fetch_add_explicit(&live_blocks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&live_bytes, (long long)size,
                               memory_order_relaxed);
@@ -47,7 +52,7 @@ static void *account(unsigned char *raw, size_t size)
 static size_t block_size(const void *ptr)
 {
     size_t size;
-    memcpy(&size, (const unsigned char *)ptr - HDR_SIZE, sizeof(size));
+    memcpy(&size, (const unsigned char *)ptr - sizeof(size), sizeof(size));
     return size;
 }
 
@@ -83,7 +88,7 @@ void *gf_realloc(void *ptr, size_t size)
         realloc((unsigned char *)ptr - HDR_SIZE, HDR_SIZE + size);
     if (raw == NULL)
         oom(size);
-    memcpy(raw, &size, sizeof(size));
+    memcpy(SIZE_WORD(raw + HDR_SIZE), &size, sizeof(size));
     atomic_fetch_add_explicit(&live_bytes, (long long)size - (long long)old,
                               memory_order_relaxed);
     return raw + HDR_SIZE;
@@ -135,12 +140,16 @@ uint64_t gf_alloc_total(void)
 /* ---- arenas for cJSON trees ------------------------------------------- */
 
 /*
- * A block handed out by an arena carries the same header as a gf_malloc
- * block, holding ARENA_TAG instead of a size, so that cJSON's free hook
- * can tell the two apart: arena blocks are released all at once by
- * gf_arena_reset, never one by one.
+ * A block handed out by an arena is preceded by one word holding
+ * ARENA_TAG where a gf_malloc block has its size, so that cJSON's free
+ * hook can tell the two apart: arena blocks are released all at once by
+ * gf_arena_reset, never one by one. Arena blocks are 8-byte aligned,
+ * which is all a cJSON node or string needs; a full max_align_t header
+ * per node made a parsed event a third larger, and parsing is memory
+ * bound.
  */
 #define ARENA_TAG SIZE_MAX
+#define ARENA_ALIGN sizeof(size_t)
 #define ARENA_MIN_CHUNK 4096
 
 struct arena_chunk {
@@ -176,10 +185,11 @@ static struct arena_chunk *arena_chunk_new(size_t cap)
 
 static void *arena_alloc(struct gf_arena *a, size_t size)
 {
-    /* Header plus the block, rounded so the next header stays aligned. */
+    /* Tag word plus the block, rounded so the next tag stays aligned. */
     if (size > SIZE_MAX / 2)
         oom(size);
-    size_t need = HDR_SIZE + (size + HDR_SIZE - 1) / HDR_SIZE * HDR_SIZE;
+    size_t need =
+        ARENA_ALIGN + (size + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     struct arena_chunk *c = a->head;
     if (c == NULL || c->cap - c->used < need) {
         size_t cap = need > a->chunk_size ? need : a->chunk_size;
@@ -192,7 +202,7 @@ static void *arena_alloc(struct gf_arena *a, size_t size)
     a->bytes += need;
     size_t tag = ARENA_TAG;
     memcpy(raw, &tag, sizeof(tag));
-    return raw + HDR_SIZE;
+    return raw + ARENA_ALIGN;
 }
 
 void gf_arena_reset(struct gf_arena *a)
