@@ -62,8 +62,10 @@ void gf_alloc_global_cleanup(void);
  * Rules: only cJSON calls belong between begin and end (a parse); a tree
  * from the arena must be deleted, or no longer referenced, before the
  * reset, and no part of it may be detached and kept. Trees mixing arena
- * and heap nodes delete correctly. Without gf_alloc_global_init, begin
- * does nothing and cJSON allocates as usual.
+ * and heap nodes delete correctly; a tree wholly in the arena may simply
+ * be dropped (gf_arena_bytes() > 0 after the parse says it is). Without
+ * gf_alloc_global_init, begin does nothing and cJSON allocates as usual.
+ * Arena blocks are 8-byte aligned: enough for cJSON, not for max_align_t.
  *
  *   struct gf_arena *prev = gf_arena_json_begin(a);
  *   cJSON *ev = cJSON_ParseWithLength(p, n);
