@@ -76,7 +76,7 @@ all: $(BINS)
 help:
 	@echo "make deps      install missing Debian build dependencies"
 	@echo "make           build programs into $(B)/bin"
-	@echo "make test      everything CI runs: unit + fuzz replay + asan + e2e"
+	@echo "make test      everything CI runs: unit + fuzz replay + asan + e2e (debug and asan)"
 	@echo "make check     unit tests and fuzz-corpus replay (debug build)"
 	@echo "make asan      unit tests under ASan+UBSan"
 	@echo "make valgrind  unit tests under valgrind --leak-check=full"
@@ -154,9 +154,12 @@ valgrind: $(TESTS)
 e2e: $(BINS)
 	@set -e; for s in $(sort $(wildcard e2e/test_*.sh)); do echo "== $$s"; bash $$s; done
 
+# The end-to-end scripts run twice: on the debug programs, then on the
+# ASan+UBSan ones (kubesim, gpufedctl and the benches under real clients).
 test: check
 	$(MAKE) asan
 	$(MAKE) e2e
+	$(MAKE) VARIANT=asan e2e
 
 # --- fuzz --------------------------------------------------------------------
 FUZZ_SECONDS ?= 20
