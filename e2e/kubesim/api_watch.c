@@ -40,10 +40,10 @@ struct gf_ks_api_call {
     bool table, bookmarks;
     bool initial_events; /* sendInitialEvents=true */
     char *include;       /* includeObject for Table watches */
-    bool starting;       /* inside gf_ks_api_handle() or a resume */
-    bool init_end_sent;  /* the initial-events-end BOOKMARK is out */
-    bool failed;         /* a write failed: the client is gone */
-    bool ending;         /* the end timer is armed */
+    bool starting;      /* inside gf_ks_api_handle(), a resume or the timeout */
+    bool init_end_sent; /* the initial-events-end BOOKMARK is out */
+    bool failed;        /* a write failed: the client is gone */
+    bool ending;        /* the end timer is armed */
     struct gf_timer timeout, bookmark, end;
 };
 
@@ -94,9 +94,12 @@ static void finish(struct gf_ks_api_call *c)
     gf_timer_stop(&c->timeout);
     gf_timer_stop(&c->bookmark);
     if (c->starting) {
-        /* Stopping the watch from inside gf_ks_watch_start() is unsafe;
-         * the caller stops it after the start returns. */
+        /* Stopping the watch from inside gf_ks_watch_start() (or a
+         * resume) is unsafe; the caller stops it after that returns.
+         * Paused, the store sends nothing more meanwhile. */
         c->failed = true;
+        if (c->w != NULL)
+            gf_ks_watch_pause(c->w);
         return;
     }
     gf_ks_watch_stop(c->w);
@@ -225,10 +228,15 @@ static void on_bookmark(struct gf_timer *t)
 static void on_timeout(struct gf_timer *t)
 {
     struct gf_ks_api_call *c = t->data;
-    /* Outside a dispatch the store has delivered everything up to its
-     * resourceVersion, so that is where the client may resume. */
-    if (c->bookmarks)
-        write_event(c, "BOOKMARK", NULL, gf_ks_store_rv(c->api->store), NULL);
+    /* A last BOOKMARK tells the client where to resume. The store picks
+     * its version: what this watch has been sent (a watch held back by a
+     * slow client is not at the store's head), and none mid-way through
+     * the initial events. */
+    if (c->bookmarks && c->w != NULL) {
+        c->starting = true; /* a failed write's end is left to us */
+        gf_ks_watch_bookmark(c->w);
+        c->starting = false;
+    }
     finish(c);
 }
 

@@ -79,6 +79,7 @@ struct conn {
      * loop turn (never re-enter the handler with a cancel).
      */
     bool closing, io_done, failed;
+    bool close_after; /* the reply was the last (Connection: close) */
     bool reading, resume, blackhole, drop, stream_ended;
     bool flush_pending; /* output waits in plain or wbio for the next turn */
     bool write_blocked; /* parsing waits for the client to read replies */
@@ -432,9 +433,13 @@ static void request_done(struct conn *c)
     shrink(&c->in);
     if (c->closing)
         return;
-    if (!c->keep_alive || c->drop || c->failed) {
-        /* Closed at the next turn: we may be inside a handler callback. */
+    /* Closed at the next turn: we may be inside a handler callback. */
+    if (c->drop || c->failed) {
         c->failed = true;
+        c->state = CONN_BUSY;
+    } else if (!c->keep_alive) {
+        /* Not failed: the reply must still go out before the close. */
+        c->close_after = true;
         c->state = CONN_BUSY;
     }
     conn_schedule_resume(c);
@@ -979,7 +984,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 /* Parses, and applies read backpressure while a request is in progress. */
 static void conn_pump(struct conn *c)
 {
-    if (c->failed) {
+    if (c->failed || c->close_after) {
         conn_close(c, false);
         return;
     }

@@ -2297,19 +2297,23 @@ static void send_initial(struct gf_ks_watch *w)
 static void catch_up(struct gf_ks_watch *w)
 {
     const struct table *tab = w->tab;
-    if (w->last_rv < tab->compacted_rv) {
-        w->dead = true;
-        w->cb(w->data, GF_KS_EV_CLOSED, NULL, 0, GF_EGONE);
-        return;
-    }
-    size_t i = ring_after(tab, w->last_rv);
-    for (; i < tab->ring_len && !w->dead && !w->paused; i++) {
+    /* The position is found again for every event: a callback that
+     * writes to the store may compact the ring under us. */
+    while (!w->dead && !w->paused) {
+        if (w->last_rv < tab->compacted_rv) {
+            w->dead = true;
+            w->cb(w->data, GF_KS_EV_CLOSED, NULL, 0, GF_EGONE);
+            return;
+        }
+        size_t i = ring_after(tab, w->last_rv);
+        if (i == tab->ring_len) {
+            w->behind = false;
+            return;
+        }
         const struct cached_ev *c =
             &tab->ring[(tab->ring_head + i) % tab->ring_cap];
         watch_deliver(w, c->type, c->obj, c->old, NULL, NULL);
     }
-    if (i == tab->ring_len)
-        w->behind = false;
 }
 
 /*

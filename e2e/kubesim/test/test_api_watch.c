@@ -206,6 +206,44 @@ static void test_watch_paced_by_a_slow_client(void **state)
     ks_apitk_stop(&k);
 }
 
+/* The BOOKMARK before a timeout carries what a slow client was sent, not
+ * the store's head: resuming from it loses nothing. */
+static void test_watch_timeout_bookmark_of_a_slow_client(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    int code;
+    cJSON *l = ks_apitk_json(&k, "GET", CM_PATH, NULL, NULL, &code);
+    char target[256];
+    snprintf(target, sizeof(target),
+             CM_PATH "?watch=1&allowWatchBookmarks=true&timeoutSeconds=5&"
+                     "resourceVersion=%s",
+             str(l, "metadata.resourceVersion"));
+    cJSON_Delete(l);
+    mk(&k, "a", "x");
+    mk(&k, "b", "x");
+    mk(&k, "c", "x");
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    r.behind_at = 1;
+    ks_apitk_do(&k, &r, "GET", target, NULL, NULL, NULL);
+    assert_int_equal(ks_apitk_events(&r), 1);
+    cJSON *a = ks_apitk_event(&r, 0);
+    char arv[32];
+    snprintf(arv, sizeof(arv), "%s", str(a, "object.metadata.resourceVersion"));
+    cJSON_Delete(a);
+    gf_clock_advance(&k.clock, 5000);
+    assert_true(r.ended);
+    assert_int_equal(ks_apitk_events(&r), 2);
+    cJSON *bm = ks_apitk_event(&r, 1);
+    assert_string_equal(str(bm, "type"), "BOOKMARK");
+    assert_string_equal(str(bm, "object.metadata.resourceVersion"), arv);
+    cJSON_Delete(bm);
+    ks_apitk_resp_free(&r);
+    ks_apitk_stop(&k);
+}
+
 /* sendInitialEvents to a slow client: the initial-events-end bookmark
  * still comes right after the initial state, before later changes. */
 static void test_watch_initial_events_paced(void **state)
@@ -478,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_watch_send_initial_events),
         cmocka_unit_test(test_watch_paced_by_a_slow_client),
         cmocka_unit_test(test_watch_initial_events_paced),
+        cmocka_unit_test(test_watch_timeout_bookmark_of_a_slow_client),
         cmocka_unit_test(test_watch_bookmarks_and_timeout),
         cmocka_unit_test(test_watch_expired),
         cmocka_unit_test(test_watch_restart),

@@ -595,6 +595,24 @@ static void test_stream_paced_by_the_client(void **state)
     finish(f, &c);
 }
 
+/* Connection: close over TLS: the reply goes out, then the close. */
+static void test_connection_close_gets_its_reply(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
+             "%s\r\nConnection: close\r\n\r\n",
+             token(f, "admin"));
+    gf_kst_send(&c, req);
+    wait_responses(f, &c, 1);
+    assert_string_equal(body_of(&c, 0), "GET /x?");
+    gf_kst_run_until(&f->loop, gf_kst_is_eof, &c);
+    finish(f, &c);
+}
+
 static void test_plain_http(void **state)
 {
     struct fx *f = *state;
@@ -1151,6 +1169,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stream_paced_by_the_client, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_connection_close_gets_its_reply,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_plain_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cut_all_cancels_streams, setup,
                                         teardown),

@@ -1835,6 +1835,51 @@ static void test_initial_events_paced_then_bookmark(void **state)
     fx_done(&f);
 }
 
+/* A callback that writes to the store while a watch catches up: the ring
+ * moves under the replay, and nothing is skipped. */
+struct writing_rec {
+    struct rec r;
+    struct fx *f;
+};
+
+static void writing_cb(void *data, enum gf_ks_ev_type type,
+                       const struct gf_ks_obj *obj, uint64_t rv, int err)
+{
+    struct writing_rec *w = data;
+    rec_cb(&w->r, type, obj, rv, err);
+    if (w->r.n == 1)
+        mk_cm(w->f, 99);
+}
+
+static void test_catch_up_survives_writes_from_callbacks(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, 4);
+    mk_ns(&f, "a");
+    char rvs[24];
+    snprintf(rvs, sizeof(rvs), "%llu",
+             (unsigned long long)gf_ks_store_rv(f.st));
+    for (int i = 0; i < 4; i++)
+        mk_cm(&f, i);
+    struct writing_rec w = {.f = &f};
+    struct gf_ks_watch *wt = NULL;
+    struct gf_ks_watch_opts wo = {.rv = rvs};
+    assert_int_equal(
+        gf_ks_watch_start(f.st, f.cm, &wo, writing_cb, &w, &wt, NULL), 0);
+    /* c99 pushed c0 out of the cache of four after c0 was sent. */
+    assert_int_equal(w.r.n, 5);
+    for (int i = 0; i < 4; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "ADDED a/c%d ", i);
+        assert_int_equal(strncmp(w.r.lines[i], want, strlen(want)), 0);
+    }
+    assert_int_equal(strncmp(w.r.lines[4], "ADDED a/c99 ", 12), 0);
+    assert_int_equal(w.r.closed, 0);
+    gf_ks_watch_stop(wt);
+    fx_done(&f);
+}
+
 /* Stopping a paused watch frees its held snapshot. */
 static void test_stop_paused_initial_watch(void **state)
 {
@@ -1888,6 +1933,7 @@ int main(void)
         cmocka_unit_test(test_paused_watch_out_of_the_cache_is_closed),
         cmocka_unit_test(test_initial_events_paced_then_bookmark),
         cmocka_unit_test(test_stop_paused_initial_watch),
+        cmocka_unit_test(test_catch_up_survives_writes_from_callbacks),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();
