@@ -64,8 +64,9 @@ struct gf_ks_world_opts {
     const char *crd_dir; /* YAML files installed in every cluster; NULL */
     size_t watch_cache;  /* per type; 0 = the store's default */
     unsigned bookmark_s; /* watch bookmark interval; 0 = the API's (60 s) */
-    /* Bytes queued per watching connection before it is dropped as slow;
-     * 0 = the server's default (8 MiB). */
+    /* The hard cap on bytes queued per watching connection (watches are
+     * paced by their client at a quarter of it); 0 = the server's default
+     * (8 MiB). */
     size_t watch_queue;
     /* Extra identities (copied into every cluster, each with its token). */
     const struct gf_ks_identity_spec *identities;

@@ -82,7 +82,7 @@ struct gf_ks_server_stats {
     uint64_t accepted;     /* connections */
     uint64_t requests;     /* requests dispatched to the handler */
     uint64_t streams;      /* streaming responses begun */
-    uint64_t dropped;      /* watchers dropped for being slow */
+    uint64_t dropped;      /* streams dropped at the max_queued cap */
     uint64_t faulted;      /* requests answered or cut by a fault */
     uint64_t tls_failures; /* failed handshakes */
 };
