@@ -63,32 +63,34 @@ static int64_t room(const struct gf_policy_cap *c, int64_t nominal,
     return lim == GF_NO_CAP ? INT64_MAX : lim - used;
 }
 
-/* Key of a pass counter: a tag and up to three names. */
-static size_t taken_key(char *key, size_t cap, char tag, const char *a,
-                        const char *b, const char *c)
-{
-    char t[2] = {tag, '\0'};
-    return gf__key(key, cap, t, a, b, c);
-}
+/*
+ * Key of a pass counter: a tag and up to two ledger records (a cell, a
+ * lender, a borrower, a lender and borrower pair). Records stay put while
+ * decide runs (the ledger is const), and keying by address spares a string
+ * key per lookup: four lookups per candidate cell were most of a pass.
+ */
+struct tkey {
+    uintptr_t tag, a, b;
+};
 
-static int64_t taken(const struct pass *ps, char tag, const char *a,
-                     const char *b, const char *c)
+static int64_t taken(const struct pass *ps, char tag, const void *a,
+                     const void *b)
 {
-    char key[800];
-    size_t kl = taken_key(key, sizeof(key), tag, a, b, c);
-    const int64_t *v = gf__htab_get(&ps->taken, key, kl);
+    if (ps->taken.len == 0)
+        return 0;
+    struct tkey k = {(uintptr_t)tag, (uintptr_t)a, (uintptr_t)b};
+    const int64_t *v = gf__htab_get(&ps->taken, &k, sizeof(k));
     return v != NULL ? *v : 0;
 }
 
-static void take(struct pass *ps, char tag, const char *a, const char *b,
-                 const char *c, int64_t gpus)
+static void take(struct pass *ps, char tag, const void *a, const void *b,
+                 int64_t gpus)
 {
-    char key[800];
-    size_t kl = taken_key(key, sizeof(key), tag, a, b, c);
-    int64_t *v = gf__htab_get(&ps->taken, key, kl);
+    struct tkey k = {(uintptr_t)tag, (uintptr_t)a, (uintptr_t)b};
+    int64_t *v = gf__htab_get(&ps->taken, &k, sizeof(k));
     if (v == NULL) {
         v = gf_calloc(1, sizeof(*v));
-        gf__htab_put(&ps->taken, key, kl, v);
+        gf__htab_put(&ps->taken, &k, sizeof(k), v);
     }
     *v += gpus;
 }
@@ -461,15 +463,14 @@ static int64_t cell_room(const struct pass *ps, const struct eval *e,
     gf_ledger_lendable(c, &lend);
     int64_t reserve = gf_policy_reserve(&g->reserve, c->nominal);
     int64_t r[4] = {
-        min64(lend, gf_ledger_cell_free(c) - reserve) -
-            taken(ps, 'c', lm->name, c->cq->name, c->flavor),
+        min64(lend, gf_ledger_cell_free(c) - reserve) - taken(ps, 'c', c, NULL),
         room(&p->members[li].max_lent, lm->nominal, lm->lent) -
-            taken(ps, 'l', lm->name, NULL, NULL),
+            taken(ps, 'l', lm, NULL),
         room(&p->members[e->borrower].max_borrowed, bm->nominal, bm->borrowed) -
-            taken(ps, 'b', bm->name, NULL, NULL),
+            taken(ps, 'b', bm, NULL),
         room(&pc->max, lm->nominal,
              gf_ledger_pair_lent(ps->l, lm->name, bm->name)) -
-            taken(ps, 'p', lm->name, bm->name, NULL),
+            taken(ps, 'p', lm, bm),
     };
     static const char *const names[4] = {"lendable", "lenderCap", "borrowerCap",
                                          "pairCap"};
@@ -666,12 +667,10 @@ static void starts(struct pass *ps, struct gf_actions *out)
             continue;
         struct gf_action *a = push(out, GF_ACT_START);
         start_action(ps, &e, a);
-        const char *lender = e.best.lender->name, *origin = v[i]->member;
-        take(ps, 'c', lender, e.best.cell->cq->name, e.best.cell->flavor,
-             v[i]->gpus);
-        take(ps, 'l', lender, NULL, NULL, v[i]->gpus);
-        take(ps, 'b', origin, NULL, NULL, v[i]->gpus);
-        take(ps, 'p', lender, origin, NULL, v[i]->gpus);
+        take(ps, 'c', e.best.cell, NULL, v[i]->gpus);
+        take(ps, 'l', e.best.lender, NULL, v[i]->gpus);
+        take(ps, 'b', e.origin, NULL, v[i]->gpus);
+        take(ps, 'p', e.best.lender, e.origin, v[i]->gpus);
     }
     gf_free(v);
 }
