@@ -170,19 +170,19 @@ fuzz-build:
 	  fuzz-bins
 FUZZERS := $(patsubst %.c,$(B)/fuzzer/%,$(fuzz_srcs))
 define fuzzer
-$(B)/fuzzer/$(1:.c=): $(B)/$(1:.c=.o) $(call libs_of,$(1))
+$(B)/fuzzer/$(1:.c=): $(B)/$(1:.c=.o) $(B)/common/fuzz/init.o $(call libs_of,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) -fsanitize=fuzzer,address,undefined -o $$@ $$< $(call libs_of,$(1)) $$(LDLIBS)
+	$$(CC) -fsanitize=fuzzer,address,undefined -o $$@ $$< $(B)/common/fuzz/init.o $(call libs_of,$(1)) $$(LDLIBS)
 endef
 $(foreach f,$(fuzz_srcs),$(eval $(call fuzzer,$(f))))
 fuzz-bins: $(FUZZERS)
 fuzz: fuzz-build
 	@set -e; for f in $(fuzz_srcs); do \
 	  name=$$(basename $$f .c | sed 's/^fuzz_//'); dir=$$(dirname $$f)/corpus/$$name; \
-	  work=$(BUILD)/fuzz/work/$$name; mkdir -p $$work; \
+	  found=$(BUILD)/fuzz/found/$$name; mkdir -p $$found; \
 	  echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
 	  $(BUILD)/fuzz/fuzzer/$${f%.c} -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-	    -artifact_prefix=$(BUILD)/fuzz/ $$work $$dir; done
+	    -artifact_prefix=$(BUILD)/fuzz/ $$found $$dir; done
 
 # --- style -------------------------------------------------------------------
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)

@@ -15,9 +15,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     if (size < 1 || size > 256)
         return 0;
     char text[257];

@@ -40,7 +40,9 @@ struct gf_ks_api_call {
     bool table, bookmarks;
     bool initial_events; /* sendInitialEvents=true */
     char *include;       /* includeObject for Table watches */
-    bool starting;      /* inside gf_ks_api_handle(), a resume or the timeout */
+    /* An end asked for now is only marked (failed) and left to the code
+     * that set this: gf_ks_api_handle(), a resume, the timeout. */
+    bool hold_end;
     bool init_end_sent; /* the initial-events-end BOOKMARK is out */
     bool failed;        /* a write failed: the client is gone */
     bool ending;        /* the end timer is armed */
@@ -93,7 +95,7 @@ static void finish(struct gf_ks_api_call *c)
         return;
     gf_timer_stop(&c->timeout);
     gf_timer_stop(&c->bookmark);
-    if (c->starting) {
+    if (c->hold_end) {
         /* Stopping the watch from inside gf_ks_watch_start() (or a
          * resume) is unsafe; the caller stops it after that returns.
          * Paused, the store sends nothing more meanwhile. */
@@ -233,9 +235,9 @@ static void on_timeout(struct gf_timer *t)
      * slow client is not at the store's head), and none mid-way through
      * the initial events. */
     if (c->bookmarks && c->w != NULL) {
-        c->starting = true; /* a failed write's end is left to us */
+        c->hold_end = true;
         gf_ks_watch_bookmark(c->w);
-        c->starting = false;
+        c->hold_end = false;
     }
     finish(c);
 }
@@ -282,7 +284,7 @@ static struct gf_ks_api_call *call_new(struct gf_ks_api *api,
     c->include = inc != NULL ? gf_strdup(inc) : NULL;
     c->bookmarks = gf__ks_param_true(r, "allowWatchBookmarks");
     c->initial_events = gf__ks_param_true(r, "sendInitialEvents");
-    c->starting = true;
+    c->hold_end = true;
     gf_timer_init(api->clock, &c->timeout);
     gf_timer_init(api->clock, &c->bookmark);
     gf_timer_init(api->clock, &c->end);
@@ -338,7 +340,7 @@ static void start_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         c->failed = true;
     }
     gf_ks_status_clear(&err);
-    c->starting = false;
+    c->hold_end = false;
     if (c->failed) {
         defer_end(c);
         return;
@@ -385,9 +387,9 @@ void gf_ks_api_call_writable(struct gf_ks_api_call *call)
         return;
     /* As during the start: an end inside the resume is deferred, so that
      * call stays valid here. */
-    call->starting = true;
+    call->hold_end = true;
     gf_ks_watch_resume(call->w);
-    call->starting = false;
+    call->hold_end = false;
     if (call->failed)
         defer_end(call);
 }

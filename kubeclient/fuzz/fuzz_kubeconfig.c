@@ -46,9 +46,6 @@ static bool contains(const uint8_t *p, size_t n, const char *needle)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     /* File references are resolved against a directory that does not
      * exist; absolute ones into the host's special trees are skipped so
      * a run never depends on (or reads from) the machine it runs on. */

@@ -58,9 +58,6 @@ static void check(const struct gf_api_status *st, long code, int rc)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     if (size < 3)
         return 0;
     /* Codes 100..699, so that odd ones (1xx, 3xx, 6xx) are reached. */

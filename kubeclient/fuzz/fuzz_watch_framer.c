@@ -73,9 +73,6 @@ static void feed(const uint8_t *p, size_t n, uint32_t seed, bool whole,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     if (size < 1)
         return 0;
     uint32_t seed = 0x9e3779b9u ^ data[0];

@@ -14,9 +14,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     struct gf_policy_diag d;
     struct gf_policy *p = NULL;
     struct gf_buf out = GF_BUF_INIT(1 << 20);

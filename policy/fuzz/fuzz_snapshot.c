@@ -76,9 +76,6 @@ static void check_decide(struct gf_ledger *l, int64_t now)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     int64_t live = gf_alloc_live();
     struct gf_ledger *l = NULL;
     int64_t now = 0;

@@ -55,7 +55,6 @@ static void check(const struct gf_ks_list_opts *lo, const struct gf_ks_list *l,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    gf_alloc_global_init();
     if (size < 1 || size > 8192)
         return 0;
     struct gf_clock clock;

@@ -127,7 +127,6 @@ static void store_level(uint8_t sel, const char *patch, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    gf_alloc_global_init();
     if (size < 1 || size > 65536)
         return 0;
     uint8_t sel = data[0];

@@ -34,9 +34,6 @@ static void check(int rc, const cJSON *out, const struct gf_ks_status *err)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     int64_t live = gf_alloc_live();
     struct gf_ks_status err;
     gf_ks_status_init(&err);

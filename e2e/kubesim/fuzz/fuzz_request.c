@@ -91,9 +91,6 @@ static const char *const ctypes[] = {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* cJSON, libuv and libcurl on gf_malloc, as in every gpufed program
-     * (idempotent). */
-    gf_alloc_global_init();
     if (size < 2)
         return 0;
     int64_t live = gf_alloc_live();

@@ -15,7 +15,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    gf_alloc_global_init();
     if (size > 65536)
         return 0;
     const char *in = (const char *)data;

@@ -41,7 +41,6 @@ static void one(const char *s, bool field, const cJSON *obj)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    gf_alloc_global_init();
     if (size > 16384)
         return 0;
     char *s = gf_strndup((const char *)data, size);
