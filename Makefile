@@ -203,7 +203,7 @@ lint: fmt-check
 # however they were installed.
 DEB_DEPS := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
             libcjson-dev libyaml-dev libssl-dev libhttp-parser-dev \
-            libcmocka-dev python3-kubernetes kubectl clang valgrind
+            libcmocka-dev python3-kubernetes etcd-server kubectl clang valgrind
 deps:
 	@missing=""; for p in $(DEB_DEPS); do \
 	  case $$p in kubectl|clang|valgrind) \
