@@ -3,6 +3,7 @@
  */
 #include "common/err.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,51 @@ const char *gf_strerror(int err)
          * only, so the reentrancy hazard does not arise. */
         return strerror(-err);
     return "unknown error";
+}
+
+static bool reason_is(const char *reason, const char *want)
+{
+    return reason != NULL && strcmp(reason, want) == 0;
+}
+
+int gf_err_from_http(long code, const char *reason)
+{
+    bool no_code = code == 0 || (code >= 200 && code < 300);
+    if (no_code && (reason_is(reason, "Expired") || reason_is(reason, "Gone")))
+        return GF_EGONE;
+    if (code >= 200 && code < 300)
+        return 0;
+    switch (code) {
+    case 400:
+    case 422:
+        return GF_EINVALID;
+    case 401:
+        return GF_EUNAUTH;
+    case 403:
+        return GF_EFORBIDDEN;
+    case 404:
+        return GF_ENOTFOUND;
+    case 405:
+        /* Not an authorization failure: no role change makes the verb
+         * exist, so nothing but the request can fix it. */
+        return -EOPNOTSUPP;
+    case 408:
+        /* The server gave up waiting for the request: worth a retry. */
+        return GF_ETIMEDOUT;
+    case 409:
+        /* Both are 409; only the reason tells a lost race (re-read and
+         * retry) from a name that is taken (adopt or give up). */
+        return reason_is(reason, "AlreadyExists") ? GF_EEXIST : GF_ECONFLICT;
+    case 410:
+        return GF_EGONE;
+    case 429:
+        return GF_ETHROTTLED;
+    default:
+        break;
+    }
+    if (code >= 500 && code < 600)
+        return GF_ESERVER;
+    return GF_EAPI;
 }
 
 void gf__bug(const char *file, int line, const char *cond)

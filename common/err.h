@@ -38,6 +38,22 @@ enum gf_err {
 const char *gf_strerror(int err);
 
 /*
+ * The error for an HTTP status from a Kubernetes API server, the one
+ * mapping that kubeclient (decoding answers) and kubesim (writing them)
+ * share, so both sides agree on what a code means:
+ *   2xx 0 · 400, 422 GF_EINVALID · 401 GF_EUNAUTH · 403 GF_EFORBIDDEN ·
+ *   404 GF_ENOTFOUND · 405 -EOPNOTSUPP (the resource does not serve the
+ *   verb) · 408 GF_ETIMEDOUT · 409 GF_EEXIST when reason is
+ *   "AlreadyExists", else GF_ECONFLICT · 410 GF_EGONE · 429 GF_ETHROTTLED ·
+ *   5xx GF_ESERVER · anything else GF_EAPI.
+ * reason (Status.reason, may be NULL) decides only where the code cannot:
+ * 409, and "Expired"/"Gone" with no code or a 2xx code (a watch ERROR
+ * event without one) is GF_EGONE. A 429 or 5xx keeps its meaning
+ * whatever its reason says.
+ */
+int gf_err_from_http(long code, const char *reason);
+
+/*
  * Assertion for programmer errors only (never for input). Stays on in
  * release builds: continuing with a broken invariant is worse than a
  * restart that rebuilds state from observation.

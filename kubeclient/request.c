@@ -34,45 +34,6 @@ void gf__strlcpy(char *dst, const char *s, size_t cap)
 /* ------------------------------------------------------------------ */
 /* Status                                                              */
 
-int gf_api_err_from_http(long code, const char *reason)
-{
-    /* The reason decides only where the code does not: a watch ERROR
-     * event without one, or a Status in a success answer. A 429 or 5xx
-     * backs off whatever its body says. */
-    bool no_code = code == 0 || (code >= 200 && code < 300);
-    if (reason != NULL && no_code &&
-        (strcmp(reason, "Expired") == 0 || strcmp(reason, "Gone") == 0))
-        return GF_EGONE;
-    if (code >= 200 && code < 300)
-        return 0;
-    switch (code) {
-    case 400:
-    case 422:
-        return GF_EINVALID;
-    case 401:
-        return GF_EUNAUTH;
-    case 403:
-        return GF_EFORBIDDEN;
-    case 404:
-        return GF_ENOTFOUND;
-    case 408:
-        return GF_ETIMEDOUT;
-    case 409:
-        return reason != NULL && strcmp(reason, "AlreadyExists") == 0
-                   ? GF_EEXIST
-                   : GF_ECONFLICT;
-    case 410:
-        return GF_EGONE;
-    case 429:
-        return GF_ETHROTTLED;
-    default:
-        break;
-    }
-    if (code >= 500 && code < 600)
-        return GF_ESERVER;
-    return GF_EAPI;
-}
-
 enum gf_api_class gf_api_status_classify(const struct gf_api_status *st)
 {
     switch (st->err) {
@@ -177,7 +138,7 @@ int gf_api_status_from_json(const cJSON *st, long http_code,
         gf_json_int(st, "details.retryAfterSeconds", &secs) == 0 && secs > 0 &&
         secs < 86400)
         out->retry_after_ms = (uint64_t)secs * 1000;
-    out->err = gf_api_err_from_http(http_code, out->reason);
+    out->err = gf_err_from_http(http_code, out->reason);
     /* A Status with a success code but "Failure" still is a failure. */
     if (out->err == 0) {
         const char *s = gf_json_str(st, "status");
@@ -208,7 +169,7 @@ int gf_api_status_decode(const char *body, size_t len, long http_code,
     out->retry_after_ms = retry_after_ms;
     gf__strlcpy(out->reason, reason_for(http_code), sizeof(out->reason));
     snprintf(out->message, sizeof(out->message), "HTTP %ld", http_code);
-    out->err = gf_api_err_from_http(http_code, out->reason);
+    out->err = gf_err_from_http(http_code, out->reason);
     out->cls = gf_api_status_classify(out);
     return out->err;
 }

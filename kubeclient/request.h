@@ -82,8 +82,6 @@ void gf_api_status_transport(int err, const char *detail,
 enum gf_api_class gf_api_status_classify(const struct gf_api_status *st);
 /* "ok", "backoff", "requeue", "relist", "terminal". */
 const char *gf_api_class_name(enum gf_api_class cls);
-/* Maps an HTTP status to a GF_E* code (0 for 2xx). */
-int gf_api_err_from_http(long code, const char *reason);
 
 /* ------------------------------------------------------------------ */
 /* Resources                                                           */

@@ -24,30 +24,6 @@ void gf_ks_status_clear(struct gf_ks_status *st)
     gf_ks_status_init(st);
 }
 
-int gf_ks_status_err_of_code(int code)
-{
-    switch (code) {
-    case 400:
-    case 422:
-        return GF_EINVALID;
-    case 401:
-        return GF_EUNAUTH;
-    case 403:
-    case 405:
-        return GF_EFORBIDDEN;
-    case 404:
-        return GF_ENOTFOUND;
-    case 409:
-        return GF_ECONFLICT;
-    case 410:
-        return GF_EGONE;
-    case 429:
-        return GF_ETHROTTLED;
-    default:
-        return code >= 500 ? GF_ESERVER : GF_EAPI;
-    }
-}
-
 int gf_ks_status_set(struct gf_ks_status *st, int code, const char *reason,
                      const char *fmt, ...)
 {
@@ -60,7 +36,7 @@ int gf_ks_status_set(struct gf_ks_status *st, int code, const char *reason,
         vsnprintf(st->message, sizeof(st->message), fmt, ap);
         va_end(ap);
     }
-    return gf_ks_status_err_of_code(code);
+    return gf_err_from_http(code, reason);
 }
 
 static void copy_field(char *dst, size_t cap, const char *src)
@@ -163,11 +139,10 @@ int gf_ks_status_already_exists(struct gf_ks_status *st, const char *group,
 {
     char q[256];
     qualified(q, sizeof(q), group, resource);
-    gf_ks_status_set(st, 409, "AlreadyExists", "%s \"%s\" already exists", q,
-                     name);
+    int rc = gf_ks_status_set(st, 409, "AlreadyExists",
+                              "%s \"%s\" already exists", q, name);
     gf_ks_status_details(st, name, group, resource);
-    /* 409 maps to GF_ECONFLICT; callers must tell the two apart. */
-    return GF_EEXIST;
+    return rc;
 }
 
 int gf_ks_status_conflict(struct gf_ks_status *st, const char *group,

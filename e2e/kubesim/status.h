@@ -37,9 +37,9 @@ void gf_ks_status_clear(struct gf_ks_status *st);
 
 /*
  * Records a failure. reason must be a static string. The message is
- * printf-formatted. Returns the GF_E* code that matches code (GF_ENOTFOUND
- * for 404, ...) so callers can `return gf_ks_status_set(...)`. st may be
- * NULL (then only the code is returned).
+ * printf-formatted. Returns gf_err_from_http(code, reason) (common/err.h:
+ * the mapping kubeclient reads answers with), so callers can `return
+ * gf_ks_status_set(...)`. st may be NULL (then only the code is returned).
  */
 int gf_ks_status_set(struct gf_ks_status *st, int code, const char *reason,
                      const char *fmt, ...)
@@ -55,9 +55,6 @@ void gf_ks_status_cause(struct gf_ks_status *st, const char *reason,
 cJSON *gf_ks_status_to_json(const struct gf_ks_status *st);
 /* A Status with status "Success" (deletes of collections, etc.). */
 cJSON *gf_ks_status_success(void);
-
-/* The GF_E* error matching an HTTP code (e.g. 409 -> GF_ECONFLICT). */
-int gf_ks_status_err_of_code(int code);
 
 /* Common failures, with the messages Kubernetes writes. */
 int gf_ks_status_not_found(struct gf_ks_status *st, const char *group,
