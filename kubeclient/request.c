@@ -174,6 +174,21 @@ int gf_api_status_decode(const char *body, size_t len, long http_code,
     return out->err;
 }
 
+/* What the JSON-patch library says when a "test" op fails, for the
+ * path gf_kube_patch_body() tests. */
+#define RV_TEST_FAILED "testing value /metadata/resourceVersion failed"
+
+void gf_api_status_rv_test(struct gf_api_status *st)
+{
+    /* Only the failure of our own test op is a lost race. Any other 422
+     * (the object fails validation, whatever its name or namespace) is
+     * terminal: requeueing it would repeat it forever. */
+    if (st->code == 422 && strstr(st->message, RV_TEST_FAILED) != NULL) {
+        st->err = GF_ECONFLICT;
+        st->cls = gf_api_status_classify(st);
+    }
+}
+
 void gf_api_status_transport(int err, const char *detail,
                              struct gf_api_status *out)
 {
@@ -462,6 +477,7 @@ struct gf_kube_call {
     bool streaming;
     uint64_t token_gen; /* token generation the request was sent with */
     bool retried;
+    bool rv_test; /* a JSON patch that starts with our resourceVersion test */
     struct gf_http_req *req;
     gf_kube_cb cb;
     void *data;
@@ -711,14 +727,10 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
                                        resp->retry_after_ms, &st);
         if (res.err == 0)
             res.err = GF_EAPI; /* 1xx/3xx: not something we can use */
-        /* A JSON patch whose "test" op failed is a lost race on the
-         * resourceVersion precondition, i.e. a conflict to requeue, not
-         * an invalid request. */
-        if (resp->status == 422 && k->content_type != NULL &&
-            strcmp(k->content_type, "application/json-patch+json") == 0 &&
-            strstr(st.message, "test") != NULL)
-            res.err = GF_ECONFLICT;
         st.err = res.err;
+        if (k->rv_test)
+            gf_api_status_rv_test(&st);
+        res.err = st.err;
         st.cls = gf_api_status_classify(&st);
     }
     k->cb(k->data, &res);
@@ -727,9 +739,11 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     call_free(k);
 }
 
-int gf__kube_call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
-                        const struct gf__kube_stream *st, gf_kube_cb cb,
-                        void *data, struct gf_kube_call **out)
+/* gf__kube_call_start(); rv_test marks a JSON patch that starts with the
+ * resourceVersion test gf_kube_patch_body() inserted. */
+static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
+                      const struct gf__kube_stream *st, bool rv_test,
+                      gf_kube_cb cb, void *data, struct gf_kube_call **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -763,6 +777,7 @@ int gf__kube_call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
         k->stream = *st;
         k->streaming = true;
     }
+    k->rv_test = rv_test;
     k->cb = cb;
     k->data = data;
     rc = call_send(k);
@@ -773,6 +788,13 @@ int gf__kube_call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
     if (out != NULL)
         *out = k;
     return 0;
+}
+
+int gf__kube_call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
+                        const struct gf__kube_stream *st, gf_kube_cb cb,
+                        void *data, struct gf_kube_call **out)
+{
+    return call_start(c, op, st, false, cb, data, out);
 }
 
 int gf_kube_call(struct gf_kube_client *c, const struct gf_kube_op *op,
@@ -876,8 +898,8 @@ int gf_kube_patch_body(struct gf_buf *out, enum gf_patch_type type,
             rc = 0;
         }
     } else if (type == GF_PATCH_JSON && cJSON_IsArray(root)) {
-        /* A failed "test" op fails the whole patch (the API server says
-         * 422); on_http_done() turns that into a conflict. */
+        /* A failed "test" op fails the whole patch with a 422;
+         * gf_api_status_rv_test() turns that one into a conflict. */
         cJSON *t = cJSON_CreateObject();
         cJSON_AddStringToObject(t, "op", "test");
         cJSON_AddStringToObject(t, "path", "/metadata/resourceVersion");
@@ -928,7 +950,9 @@ int gf_kube_patch(struct gf_kube_client *c, const struct gf_kube_resource *r,
                                 .content_type = ctype[o->type],
                                 .body = gf_buf_cstr(&b),
                                 .body_len = b.len};
-        rc = gf_kube_call(c, &op, cb, data, out);
+        bool rv_test =
+            o->type == GF_PATCH_JSON && o->resource_version != NULL;
+        rc = call_start(c, &op, NULL, rv_test, cb, data, out);
     }
     gf_buf_free(&b);
     gf_buf_free(&q);

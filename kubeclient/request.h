@@ -78,6 +78,16 @@ int gf_api_status_from_json(const cJSON *st, long http_code,
 /* A transport failure (GF_ETRANSPORT, GF_ETLS, GF_ETIMEDOUT, ...). */
 void gf_api_status_transport(int err, const char *detail,
                              struct gf_api_status *out);
+/*
+ * For the answer to a JSON patch that gf_kube_patch() began with its
+ * resourceVersion test: a 422 whose message says that test failed
+ * ("testing value /metadata/resourceVersion failed") is a lost race, so
+ * st becomes GF_ECONFLICT (requeue). Any other 422 stays terminal. Note:
+ * kube-apiserver 1.28 answers every failed JSON-patch op with the same
+ * generic message, so there the race stays terminal; merge patches
+ * (409 Conflict) have no such ambiguity.
+ */
+void gf_api_status_rv_test(struct gf_api_status *st);
 /* Classification by err/code/reason (also stored in out->cls). */
 enum gf_api_class gf_api_status_classify(const struct gf_api_status *st);
 /* "ok", "backoff", "requeue", "relist", "terminal". */

@@ -122,6 +122,7 @@ struct st_case {
     enum gf_api_class cls;
     const char *reason;
     uint64_t want_retry_ms;
+    bool rv_test; /* the answer to a JSON patch with our RV test op */
 };
 
 #define STATUS(code, reason, extra)                                            \
@@ -134,49 +135,83 @@ static void test_every_failure_is_classified(void **state)
     static const struct st_case cases[] = {
         /* relist */
         {410, STATUS(410, "Expired", ""), 0, GF_EGONE, GF_API_RELIST, "Expired",
-         0},
-        {410, NULL, 0, GF_EGONE, GF_API_RELIST, "Expired", 0},
+         0, false},
+        {410, NULL, 0, GF_EGONE, GF_API_RELIST, "Expired", 0, false},
         /* requeue */
         {409, STATUS(409, "Conflict", ""), 0, GF_ECONFLICT, GF_API_REQUEUE,
-         "Conflict", 0},
+         "Conflict", 0, false},
         {409, STATUS(409, "AlreadyExists", ""), 0, GF_EEXIST, GF_API_REQUEUE,
-         "AlreadyExists", 0},
+         "AlreadyExists", 0, false},
         /* back off, with Retry-After from the header or the body */
         {429, STATUS(429, "TooManyRequests", ""), 7000, GF_ETHROTTLED,
-         GF_API_BACKOFF, "TooManyRequests", 7000},
+         GF_API_BACKOFF, "TooManyRequests", 7000, false},
         {429,
          STATUS(429, "TooManyRequests",
                 ",\"details\":{\"retryAfterSeconds\":3}"),
-         0, GF_ETHROTTLED, GF_API_BACKOFF, "TooManyRequests", 3000},
+         0, GF_ETHROTTLED, GF_API_BACKOFF, "TooManyRequests", 3000, false},
         {500, "<html>oops</html>", 0, GF_ESERVER, GF_API_BACKOFF,
-         "InternalError", 0},
+         "InternalError", 0, false},
         {503, NULL, 2000, GF_ESERVER, GF_API_BACKOFF, "ServiceUnavailable",
-         2000},
+         2000, false},
         {401, STATUS(401, "Unauthorized", ""), 0, GF_EUNAUTH, GF_API_BACKOFF,
-         "Unauthorized", 0},
+         "Unauthorized", 0, false},
         /* a 5xx backs off even when its body claims Expired */
         {500, STATUS(500, "Expired", ""), 0, GF_ESERVER, GF_API_BACKOFF,
-         "Expired", 0},
+         "Expired", 0, false},
         /* terminal */
         {400, STATUS(400, "BadRequest", ""), 0, GF_EINVALID, GF_API_TERMINAL,
-         "BadRequest", 0},
+         "BadRequest", 0, false},
         {422, STATUS(422, "Invalid", ""), 0, GF_EINVALID, GF_API_TERMINAL,
-         "Invalid", 0},
+         "Invalid", 0, false},
+        /* a JSON patch whose resourceVersion test failed: a lost race */
+        {422,
+         "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":"
+         "\"testing value /metadata/resourceVersion failed: test failed\","
+         "\"reason\":\"Invalid\",\"code\":422}",
+         0, GF_ECONFLICT, GF_API_REQUEUE, "Invalid", 0, true},
+        /* ... but not any 422 that happens to say "test": an object named
+         * latest-..., the namespace "test", the caller's own test op */
+        {422,
+         "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":"
+         "\"Workload.kueue.x-k8s.io \\\"latest-1\\\" is invalid: "
+         "spec.podSets: Required value\",\"reason\":\"Invalid\","
+         "\"code\":422}",
+         0, GF_EINVALID, GF_API_TERMINAL, "Invalid", 0, true},
+        {422,
+         "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":"
+         "\"workloads.kueue.x-k8s.io \\\"w\\\" is forbidden: namespace "
+         "test is terminating\",\"reason\":\"Invalid\",\"code\":422}",
+         0, GF_EINVALID, GF_API_TERMINAL, "Invalid", 0, true},
+        {422,
+         "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":"
+         "\"testing value /spec/active failed: test failed\","
+         "\"reason\":\"Invalid\",\"code\":422}",
+         0, GF_EINVALID, GF_API_TERMINAL, "Invalid", 0, true},
+        /* the same words in the answer to a call without our test op */
+        {422,
+         "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":"
+         "\"testing value /metadata/resourceVersion failed: test failed\","
+         "\"reason\":\"Invalid\",\"code\":422}",
+         0, GF_EINVALID, GF_API_TERMINAL, "Invalid", 0, false},
         {403, STATUS(403, "Forbidden", ""), 0, GF_EFORBIDDEN, GF_API_TERMINAL,
-         "Forbidden", 0},
+         "Forbidden", 0, false},
         {404, STATUS(404, "NotFound", ""), 0, GF_ENOTFOUND, GF_API_TERMINAL,
-         "NotFound", 0},
+         "NotFound", 0, false},
         /* a success code with a Failure Status is still a failure */
         {200, STATUS(500, "InternalError", ""), 0, GF_EAPI, GF_API_TERMINAL,
-         "InternalError", 0},
+         "InternalError", 0, false},
         {200, "{\"kind\":\"Status\",\"status\":\"Success\"}", 0, 0, GF_API_OK,
-         "", 0},
+         "", 0, false},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct st_case *c = &cases[i];
         struct gf_api_status st;
         int rc = gf_api_status_decode(c->body, c->body ? strlen(c->body) : 0,
                                       c->code, c->retry_after_ms, &st);
+        if (c->rv_test) {
+            gf_api_status_rv_test(&st);
+            rc = st.err;
+        }
         if (rc != c->err || st.err != c->err || st.cls != c->cls)
             fail_msg("case %zu (%ld): err %d cls %s, want %d %s", i, c->code,
                      rc, gf_api_class_name(st.cls), c->err,
