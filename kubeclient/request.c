@@ -470,6 +470,7 @@ struct gf_kube_call {
     char *method;
     char *url;
     char *content_type;
+    char *accept;
     char *body;
     size_t body_len;
     uint64_t timeout_ms;
@@ -580,6 +581,7 @@ static void call_free(struct gf_kube_call *k)
     gf_free(k->method);
     gf_free(k->url);
     gf_free(k->content_type);
+    gf_free(k->accept);
     gf_free(k->body);
     gf_free(k);
 }
@@ -608,10 +610,13 @@ static int call_send(struct gf_kube_call *k)
     struct gf_buf auth = GF_BUF_INIT(64 << 10);
     struct gf_buf ua = GF_BUF_INIT(512);
     struct gf_buf ct = GF_BUF_INIT(256);
-    const char *hdrs[6];
+    const char *hdrs[7];
     size_t nh = 0;
     int rc = 0;
-    hdrs[nh++] = "Accept: application/json";
+    struct gf_buf acc = GF_BUF_INIT(512);
+    if (gf_buf_printf(&acc, "Accept: %s",
+                      k->accept != NULL ? k->accept : "application/json") == 0)
+        hdrs[nh++] = gf_buf_cstr(&acc);
     if (gf_buf_printf(&ua, "User-Agent: %s", c->user_agent) == 0)
         hdrs[nh++] = gf_buf_cstr(&ua);
     if (cr->token != NULL && *cr->token != '\0') {
@@ -655,6 +660,7 @@ static int call_send(struct gf_kube_call *k)
     rc = gf_http_start(c->http, &o, &k->req);
 out:
     buf_wipe_free(&auth);
+    gf_buf_free(&acc);
     gf_buf_free(&ua);
     gf_buf_free(&ct);
     return rc;
@@ -747,11 +753,14 @@ static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
 {
     if (out != NULL)
         *out = NULL;
-    if (op == NULL || op->method == NULL || op->res == NULL || cb == NULL)
+    if (op == NULL || op->method == NULL || cb == NULL ||
+        (op->res == NULL && (op->path == NULL || op->path[0] != '/')))
         return -EINVAL;
     struct gf_buf url = GF_BUF_INIT(16 << 10);
     int rc = gf_buf_puts(&url, c->creds->server);
-    if (rc == 0)
+    if (rc == 0 && op->path != NULL)
+        rc = gf_buf_puts(&url, op->path);
+    else if (rc == 0)
         rc = gf_kube_path(&url, op->res, op->ns, op->name, op->subresource);
     if (rc == 0 && op->query != NULL && *op->query != '\0')
         rc = gf_buf_printf(&url, "?%s", op->query);
@@ -766,6 +775,7 @@ static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
     k->url = gf_buf_steal(&url);
     k->content_type =
         op->content_type != NULL ? gf_strdup(op->content_type) : NULL;
+    k->accept = op->accept != NULL ? gf_strdup(op->accept) : NULL;
     if (op->body != NULL) {
         k->body = gf_malloc(op->body_len + 1);
         memcpy(k->body, op->body, op->body_len);

@@ -185,6 +185,10 @@ typedef void (*gf_kube_cb)(void *data, const struct gf_kube_result *res);
 /* A generic call; the verbs below fill this in. All fields borrowed. */
 struct gf_kube_op {
     const char *method; /* "GET", "POST", "PATCH", "DELETE", "PUT" */
+    /* An absolute path ("/apis") instead of res/ns/name/subresource, for
+     * what is not a resource (discovery). NULL: built from res. */
+    const char *path;
+    const char *accept; /* Accept header value; NULL: application/json */
     const struct gf_kube_resource *res;
     const char *ns;           /* NULL/"": cluster scope or all namespaces */
     const char *name;         /* NULL for collections */
