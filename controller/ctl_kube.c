@@ -5,17 +5,22 @@
  *   gpufedctl kube get RESOURCE [NAME] [options]
  *   gpufedctl kube watch RESOURCE [options]
  *
- * RESOURCE is a plural ("pods"), a short name ("wl") or plural.group
- * ("workloads.kueue.x-k8s.io"), or plural.version.group for a resource
- * kubeclient does not know. `get` lists every page (limit/continue);
- * `watch` runs a reflector: it prints the objects that exist, then one
- * line per change, and keeps going across relists and reconnects until
- * SIGINT or SIGTERM. Output is `-o name` (kubectl's kind.group/name) or
- * `-o json` (get: the object, or a List; watch: one
- * {"type":...,"object":...} line per event).
+ * RESOURCE is read as kubectl reads it, against the server's discovery
+ * (kubeclient/discovery.h): plural, singular, Kind or short name, alone
+ * or as resource.group or resource.version.group ("cq", "StorageClass",
+ * "workloads.kueue.x-k8s.io", "storageclasses.v1.storage.k8s.io"); scope
+ * and kind come from the server. `get` lists every page
+ * (limit/continue); `watch` runs a reflector: it prints the objects that
+ * exist, then one line per change, and keeps going across relists and
+ * reconnects until SIGINT or SIGTERM. Output is `-o name` (kubectl's
+ * kind.group/name) or `-o json` (get: the object, or a List whose items
+ * carry apiVersion and kind; watch: one {"type":...,"object":...} line
+ * per event). `get -o json` prints numbers as the server wrote them
+ * (ctl_json.h).
  *
  * Exit status (ctl.h): 0 success, 1 `get NAME` of an object that does not
- * exist, 2 usage, configuration or server errors.
+ * exist or a resource type the server does not have, 2 usage,
+ * configuration or server errors.
  */
 #include <ctype.h>
 #include <signal.h>
@@ -32,6 +37,8 @@
 #include "common/log.h"
 #include "common/rand.h"
 #include "controller/ctl.h"
+#include "controller/ctl_json.h"
+#include "kubeclient/discovery.h"
 #include "kubeclient/http.h"
 #include "kubeclient/kubeconfig.h"
 #include "kubeclient/reflector.h"
@@ -44,7 +51,7 @@
 struct kube_args {
     const char *verb, *resource, *name;
     const char *kubeconfig, *context, *ns, *selector;
-    bool all_ns, json;
+    bool all_ns, json, help;
 };
 
 struct kube_run {
@@ -54,12 +61,14 @@ struct kube_run {
     uv_signal_t sigint, sigterm;
     struct gf_http *http;
     struct gf_kube_client *client;
+    struct gf_kube_discover *disc; /* discovery in flight */
     struct gf_kube_resource res;
     const char *ns; /* effective namespace, NULL = all / cluster scope */
     struct gf_rand rng;
     struct gf_store *store;
     struct gf_reflector *refl;
     cJSON *items; /* get -o json: the objects of every page */
+    char item_api_version[200], item_kind[64]; /* what list items lack */
     bool signals; /* the signal handlers are open */
     bool stopping;
     int status;
@@ -70,9 +79,12 @@ static void kube_usage(FILE *f)
     fprintf(f, "usage: gpufedctl kube get RESOURCE [NAME] [options]\n"
                "       gpufedctl kube watch RESOURCE [options]\n"
                "\n"
-               "RESOURCE: plural, short name, plural.group or "
-               "plural.version.group\n"
-               "  (e.g. pods, wl, workloads.kueue.x-k8s.io)\n"
+               "RESOURCE, as kubectl reads it against the server's "
+               "discovery:\n"
+               "  plural, singular, Kind or short name, alone or as\n"
+               "  resource.group or resource.version.group\n"
+               "  (e.g. pods, cq, StorageClass, workloads.kueue.x-k8s.io,\n"
+               "  storageclasses.v1.storage.k8s.io)\n"
                "\n"
                "options:\n"
                "  --kubeconfig FILE      default: $KUBECONFIG, else "
@@ -134,6 +146,10 @@ static int parse_one(struct kube_args *a, int argc, char **argv, int *i)
         a->all_ns = true;
         return 0;
     }
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+        a->help = true;
+        return 0;
+    }
     if (strcmp(arg, "-o") == 0 || strcmp(arg, "--output") == 0)
         return parse_output(a, opt_value(argc, argv, i));
     if (arg[0] == '-')
@@ -159,7 +175,17 @@ static int parse_args(int argc, char **argv, struct kube_args *a)
             fprintf(stderr, "gpufedctl kube: bad argument '%s'\n", argv[i]);
             return -1;
         }
-    return a->resource != NULL ? 0 : -1;
+    if (a->help)
+        return 0;
+    if (a->resource == NULL)
+        return -1;
+    if (a->name != NULL && a->all_ns) {
+        /* kubectl's words for the same mistake */
+        fprintf(stderr, "error: a resource cannot be retrieved by name "
+                        "across all namespaces\n");
+        return -2; /* said: no usage text after it */
+    }
+    return 0;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -188,6 +214,19 @@ static void print_json(const cJSON *v, bool formatted)
     if (s != NULL)
         puts(s);
     cJSON_free(s);
+}
+
+/* The server's JSON text with its numbers as written; the parsed tree
+ * (numbers as doubles) only if the text is beyond ctl_json. */
+static void print_exact(const char *body, size_t len, const cJSON *parsed)
+{
+    cJSON *j = NULL;
+    if (gf_ctl_json_parse(body, len, &j) == 0) {
+        print_json(j, true);
+        cJSON_Delete(j);
+    } else {
+        print_json(parsed, true);
+    }
 }
 
 /* "Error from server (NotFound): ..." as kubectl prints it. */
@@ -220,6 +259,7 @@ static void stop(struct kube_run *r)
     if (r->stopping)
         return;
     r->stopping = true;
+    gf_kube_discover_cancel(r->disc);
     if (r->refl != NULL)
         gf_reflector_close(r->refl, on_refl_closed, r);
     if (r->signals) {
@@ -244,7 +284,7 @@ static void on_get(void *data, const struct gf_kube_result *res)
         print_error(res);
         r->status = res->err == GF_ENOTFOUND ? 1 : 2;
     } else if (r->a.json) {
-        print_json(res->json, true);
+        print_exact(res->body, res->body_len, res->json);
     } else {
         print_name(r, res->json, "");
     }
@@ -252,6 +292,57 @@ static void on_get(void *data, const struct gf_kube_result *res)
 }
 
 static int list_page(struct kube_run *r, const char *cont);
+
+/* The apiVersion and kind of the items of a list (a FooList of
+ * group/version), as kubectl adds them; the resource's when the list
+ * says nothing usable. */
+static void item_type(struct kube_run *r, const cJSON *list)
+{
+    const cJSON *av = cJSON_GetObjectItemCaseSensitive(list, "apiVersion");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(list, "kind");
+    size_t kl = cJSON_IsString(k) ? strlen(k->valuestring) : 0;
+    if (cJSON_IsString(av) && kl > 4 &&
+        strcmp(k->valuestring + kl - 4, "List") == 0) {
+        snprintf(r->item_api_version, sizeof(r->item_api_version), "%s",
+                 av->valuestring);
+        snprintf(r->item_kind, sizeof(r->item_kind), "%.*s", (int)(kl - 4),
+                 k->valuestring);
+        return;
+    }
+    if (r->res.group[0] != '\0')
+        snprintf(r->item_api_version, sizeof(r->item_api_version), "%s/%s",
+                 r->res.group, r->res.version);
+    else
+        snprintf(r->item_api_version, sizeof(r->item_api_version), "%s",
+                 r->res.version);
+    snprintf(r->item_kind, sizeof(r->item_kind), "%s", r->res.kind);
+}
+
+/* get -o json: moves a page's items (numbers as written) into r->items,
+ * each with its apiVersion and kind. */
+static void keep_items(struct kube_run *r, const struct gf_kube_result *res)
+{
+    item_type(r, res->json);
+    cJSON *page = NULL;
+    cJSON *items;
+    if (gf_ctl_json_parse(res->body, res->body_len, &page) == 0)
+        items = cJSON_GetObjectItemCaseSensitive(page, "items");
+    else /* copied: the page's tree lives only for this callback */
+        items = cJSON_Duplicate(
+            cJSON_GetObjectItemCaseSensitive(res->json, "items"), true);
+    cJSON *it = cJSON_IsArray(items) ? items->child : NULL;
+    while (it != NULL) {
+        cJSON *next = it->next;
+        cJSON_DetachItemViaPointer(items, it);
+        gf_ctl_json_type_meta(it, r->item_api_version, r->item_kind);
+        cJSON_AddItemToArray(r->items, it);
+        it = next;
+    }
+    if (page != NULL)
+        cJSON_Delete(page);
+    else
+        cJSON_Delete(items);
+}
 
 static void on_page(void *data, const struct gf_kube_result *res)
 {
@@ -265,21 +356,23 @@ static void on_page(void *data, const struct gf_kube_result *res)
     const cJSON *it;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(res->json, "items"))
     {
-        if (r->a.json)
-            /* Copied: the page's tree lives only for this callback. */
-            cJSON_AddItemToArray(r->items, cJSON_Duplicate(it, true));
-        else
+        if (!r->a.json)
             print_name(r, it, "");
     }
+    if (r->a.json)
+        keep_items(r, res);
     const char *rv = NULL, *cont = NULL;
     gf_kube_list_meta(res->json, &rv, &cont);
     if (cont != NULL && *cont != '\0' && list_page(r, cont) == 0)
         return;
     if (r->a.json) {
+        /* kubectl's List, members in its (sorted) order. */
         cJSON *list = cJSON_CreateObject();
         cJSON_AddStringToObject(list, "apiVersion", "v1");
-        cJSON_AddStringToObject(list, "kind", "List");
         cJSON_AddItemToObject(list, "items", r->items);
+        cJSON_AddStringToObject(list, "kind", "List");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(list, "metadata"),
+                                "resourceVersion", "");
         r->items = NULL;
         print_json(list, true);
         cJSON_Delete(list);
@@ -322,8 +415,17 @@ static int start_get(struct kube_run *r)
 /* The store keeps each object's compact JSON, to print deletes too. */
 static int project_json(void *data, const cJSON *obj, void **out)
 {
-    (void)data;
+    struct kube_run *r = data;
+    /* The objects of the initial list lack apiVersion and kind. */
+    cJSON *copy = NULL;
+    if (cJSON_GetObjectItemCaseSensitive(obj, "kind") == NULL ||
+        cJSON_GetObjectItemCaseSensitive(obj, "apiVersion") == NULL) {
+        copy = cJSON_Duplicate(obj, true);
+        gf_ctl_json_type_meta(copy, r->item_api_version, r->item_kind);
+        obj = copy;
+    }
     char *s = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(copy);
     *out = gf_strdup(s);
     cJSON_free(s);
     return 0;
@@ -373,8 +475,10 @@ static int start_watch(struct kube_run *r)
         .on_add = on_add, .on_update = on_update, .on_delete = on_delete};
     struct gf_store_handlers hs = h;
     hs.data = r;
+    item_type(r, NULL);
     struct gf_store_opts so = {
         .project = project_json,
+        .project_data = r,
         .free_proj = gf_free,
         .handlers = &hs,
     };
@@ -412,16 +516,46 @@ static int load_creds(const struct kube_args *a, struct gf_kube_creds **out)
     return rc;
 }
 
-static int resolve_resource(struct kube_run *r)
+static void on_discovered(void *data, int err, const struct gf_api_status *st,
+                          struct gf_kube_discovery *d)
 {
-    int rc = gf_kube_resource_parse(r->a.resource, &r->res);
-    if (rc == -ENOENT)
-        fprintf(stderr,
-                "gpufedctl kube: unknown resource '%s'; name it as "
-                "plural.version.group\n",
+    struct kube_run *r = data;
+    r->disc = NULL;
+    if (err != 0) {
+        if (err != GF_ECANCELED) {
+            struct gf_kube_result res = {.err = err, .status = st};
+            print_error(&res);
+            r->status = 2;
+        }
+        stop(r);
+        return;
+    }
+    int rc = gf_kube_discovery_resolve(d, r->a.resource, &r->res);
+    gf_kube_discovery_free(d);
+    if (rc != 0) {
+        /* kubectl's words, and like a missing object, status 1 */
+        fprintf(stderr, "error: the server doesn't have a resource type "
+                        "\"%s\"\n",
                 r->a.resource);
-    else if (rc != 0)
-        fprintf(stderr, "gpufedctl kube: bad resource '%s'\n", r->a.resource);
+        r->status = rc == -ENOENT ? 1 : 2;
+        stop(r);
+        return;
+    }
+    if (r->res.namespaced && !r->a.all_ns)
+        r->ns = r->a.ns != NULL ? r->a.ns : gf_kube_client_namespace(r->client);
+    rc = strcmp(r->a.verb, "get") == 0 ? start_get(r) : start_watch(r);
+    if (rc != 0) {
+        r->status = 2;
+        stop(r);
+    }
+}
+
+static int start_discovery(struct kube_run *r)
+{
+    int rc = gf_kube_discover_start(r->client, NULL, on_discovered, r,
+                                    &r->disc);
+    if (rc != 0)
+        fprintf(stderr, "error: %s\n", gf_strerror(rc));
     return rc;
 }
 
@@ -436,8 +570,6 @@ static int setup(struct kube_run *r, const struct gf_kube_creds *creds)
     int rc = gf_kube_client_new(r->http, &r->clk, creds, &co, &r->client);
     if (rc != 0)
         return rc;
-    if (r->res.namespaced && !r->a.all_ns)
-        r->ns = r->a.ns != NULL ? r->a.ns : gf_kube_client_namespace(r->client);
     uv_signal_init(&r->loop, &r->sigint);
     uv_signal_init(&r->loop, &r->sigterm);
     r->sigint.data = r->sigterm.data = r;
@@ -471,14 +603,20 @@ int gf_ctl_kube_main(int argc, char **argv)
         kube_usage(stdout);
         return 0;
     }
-    if (parse_args(argc, argv, &r.a) != 0) {
-        kube_usage(stderr);
+    int prc = parse_args(argc, argv, &r.a);
+    if (prc != 0) {
+        if (prc == -1)
+            kube_usage(stderr);
         return 2;
+    }
+    if (r.a.help) {
+        kube_usage(stdout);
+        return 0;
     }
     /* Client logs go to stderr, warnings and up: stdout is the output. */
     gf_log_set_level(GF_LOG_WARN);
     struct gf_kube_creds *creds = NULL;
-    if (resolve_resource(&r) != 0 || load_creds(&r.a, &creds) != 0)
+    if (load_creds(&r.a, &creds) != 0)
         return 2;
     if (uv_loop_init(&r.loop) != 0) {
         gf_kube_creds_free(creds);
@@ -487,7 +625,7 @@ int gf_ctl_kube_main(int argc, char **argv)
     int rc = setup(&r, creds);
     gf_kube_creds_free(creds);
     if (rc == 0)
-        rc = strcmp(r.a.verb, "get") == 0 ? start_get(&r) : start_watch(&r);
+        rc = start_discovery(&r);
     if (rc == 0)
         uv_run(&r.loop, UV_RUN_DEFAULT);
     else
