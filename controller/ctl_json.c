@@ -184,3 +184,10 @@ void gf_ctl_json_type_meta(cJSON *obj, const char *api_version,
     add_first(obj, "kind", kind);
     add_first(obj, "apiVersion", api_version);
 }
+
+void gf_ctl_json_strip_managed(cJSON *obj)
+{
+    cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    if (cJSON_IsObject(md))
+        cJSON_DeleteItemFromObjectCaseSensitive(md, "managedFields");
+}

@@ -31,4 +31,8 @@ int gf_ctl_json_parse(const char *text, size_t len, cJSON **out);
 void gf_ctl_json_type_meta(cJSON *obj, const char *api_version,
                            const char *kind);
 
+/* Drops metadata.managedFields, as kubectl does unless asked to show
+ * them (--show-managed-fields): bookkeeping, not the object. */
+void gf_ctl_json_strip_managed(cJSON *obj);
+
 #endif

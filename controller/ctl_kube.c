@@ -221,12 +221,11 @@ static void print_json(const cJSON *v, bool formatted)
 static void print_exact(const char *body, size_t len, const cJSON *parsed)
 {
     cJSON *j = NULL;
-    if (gf_ctl_json_parse(body, len, &j) == 0) {
-        print_json(j, true);
-        cJSON_Delete(j);
-    } else {
-        print_json(parsed, true);
-    }
+    if (gf_ctl_json_parse(body, len, &j) != 0)
+        j = cJSON_Duplicate(parsed, true);
+    gf_ctl_json_strip_managed(j);
+    print_json(j, true);
+    cJSON_Delete(j);
 }
 
 /* "Error from server (NotFound): ..." as kubectl prints it. */
@@ -335,6 +334,7 @@ static void keep_items(struct kube_run *r, const struct gf_kube_result *res)
         cJSON *next = it->next;
         cJSON_DetachItemViaPointer(items, it);
         gf_ctl_json_type_meta(it, r->item_api_version, r->item_kind);
+        gf_ctl_json_strip_managed(it);
         cJSON_AddItemToArray(r->items, it);
         it = next;
     }
@@ -416,15 +416,12 @@ static int start_get(struct kube_run *r)
 static int project_json(void *data, const cJSON *obj, void **out)
 {
     struct kube_run *r = data;
-    /* The objects of the initial list lack apiVersion and kind. */
-    cJSON *copy = NULL;
-    if (cJSON_GetObjectItemCaseSensitive(obj, "kind") == NULL ||
-        cJSON_GetObjectItemCaseSensitive(obj, "apiVersion") == NULL) {
-        copy = cJSON_Duplicate(obj, true);
-        gf_ctl_json_type_meta(copy, r->item_api_version, r->item_kind);
-        obj = copy;
-    }
-    char *s = cJSON_PrintUnformatted(obj);
+    /* The objects of the initial list lack apiVersion and kind; kubectl
+     * shows neither managedFields. */
+    cJSON *copy = cJSON_Duplicate(obj, true);
+    gf_ctl_json_type_meta(copy, r->item_api_version, r->item_kind);
+    gf_ctl_json_strip_managed(copy);
+    char *s = cJSON_PrintUnformatted(copy);
     cJSON_Delete(copy);
     *out = gf_strdup(s);
     cJSON_free(s);

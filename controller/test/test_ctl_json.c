@@ -99,6 +99,13 @@ static void test_list_items_get_type_meta(void **state)
                            "\"kind\":\"ClusterQueue\",\"metadata\":"
                            "{\"name\":\"cq\"},\"spec\":{}}");
     cJSON_free(s);
+    gf_ctl_json_strip_managed(j); /* none: nothing changes */
+    cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(j, "metadata"),
+                          "managedFields", cJSON_CreateArray());
+    gf_ctl_json_strip_managed(j);
+    s = cJSON_PrintUnformatted(j);
+    assert_null(strstr(s, "managedFields"));
+    cJSON_free(s);
     cJSON_Delete(j);
 }
 
