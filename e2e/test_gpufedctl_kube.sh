@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # gpufedctl kube against kubesim, checked against kubectl's answers: get
 # of one object, of a list (across pages), with a label selector and in
-# every namespace, -o name and -o json, NotFound (exit 1), bad resource
-# (exit 2); a watch that prints creates, updates and deletes, and keeps
+# every namespace, -o name and -o json, resource names from discovery
+# (the CRDs' short names, singulars, kinds, resource.version.group; `wl`
+# is no name), NotFound and an unknown resource (exit 1), get NAME -A and
+# --help; a watch that prints creates, updates and deletes, and keeps
 # going across a watch drop and an API server restart; SIGINT ends it
 # with status 0.
 #
@@ -56,7 +58,45 @@ g get lq -A | grep -x 'localqueue.kueue.x-k8s.io/user-queue' >/dev/null ||
 [ "$(g get cm -n team-a -l parity=p0 -o json | jq '.items | length')" -eq 601 ] ||
     fail "-o json list"
 
-step "errors: NotFound exits 1, a bad resource or kubeconfig 2"
+step "names from discovery, as kubectl reads them"
+k apply -f - >/dev/null <<'EOF'
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: gpu-local}
+provisioner: kubernetes.io/no-provisioner
+EOF
+k apply -f "$SHARED/kueue/samples/cohort-borrowing/07-workload-priority-classes.yaml" >/dev/null
+for r in cq kwl lq rf wpc clusterqueue ClusterQueue storageclasses.v1.storage.k8s.io \
+    storageclass StorageClass sc workloads.v1beta2.kueue.x-k8s.io; do
+    diff <(g get "$r" -A | sort) <(k get "$r" -A -o name | sort) ||
+        fail "get $r differs from kubectl"
+done
+[ "$(g get sc gpu-local)" = storageclass.storage.k8s.io/gpu-local ] ||
+    fail "a cluster-scoped resource by name"
+set +e
+out=$(g get wl 2>&1); rc=$?
+set -e
+[ $rc -eq 1 ] && [ "$out" = 'error: the server doesn'"'"'t have a resource type "wl"' ] ||
+    fail "wl: $rc $out"
+set +e
+out=$(g get cm cm-7 -A 2>&1); rc=$?
+set -e
+[ $rc -eq 2 ] && [ "$out" = "error: a resource cannot be retrieved by name across all namespaces" ] ||
+    fail "get NAME -A: $rc $out"
+for v in get watch; do
+    "$GF_BIN/gpufedctl" kube $v --help | grep -q '^usage: gpufedctl kube get' ||
+        fail "kube $v --help"
+done
+
+step "-o json as kubectl prints it (list items with apiVersion and kind)"
+diff <(g get cq -o json | jq -S .) <(k get cq -o json | jq -S .) ||
+    fail "get cq -o json differs from kubectl"
+diff <(g get lq -A -o json | jq -S .) <(k get lq -A -o json | jq -S .) ||
+    fail "get lq -A -o json differs from kubectl"
+diff <(g get cq cluster-queue -o json | jq -S .) \
+    <(k get cq cluster-queue -o json | jq -S .) || fail "get cq NAME -o json"
+
+step "errors: NotFound and an unknown resource exit 1, a bad kubeconfig 2"
 set +e
 out=$(g get workloads.kueue.x-k8s.io nope 2>&1); rc=$?
 set -e
@@ -69,7 +109,7 @@ g get widgets.example.com >/dev/null 2>&1; rc1=$?
 printf 'clusters: [\n' >"$work/bad.yaml"
 out=$("$GF_BIN/gpufedctl" kube get pods --kubeconfig "$work/bad.yaml" 2>&1); rc3=$?
 set -e
-[ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] || fail "exit codes $rc1 $rc2 $rc3"
+[ $rc1 -eq 1 ] && [ $rc2 -eq 2 ] && [ $rc3 -eq 2 ] || fail "exit codes $rc1 $rc2 $rc3"
 echo "$out" | grep -q "bad.yaml:[0-9]*:[0-9]*:" || fail "kubeconfig error position: $out"
 
 step "watch: events in order, across a watch drop and a restart"
