@@ -177,15 +177,7 @@ static int parse_args(int argc, char **argv, struct kube_args *a)
         }
     if (a->help)
         return 0;
-    if (a->resource == NULL)
-        return -1;
-    if (a->name != NULL && a->all_ns) {
-        /* kubectl's words for the same mistake */
-        fprintf(stderr, "error: a resource cannot be retrieved by name "
-                        "across all namespaces\n");
-        return -2; /* said: no usage text after it */
-    }
-    return 0;
+    return a->resource != NULL ? 0 : -1;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -538,6 +530,14 @@ static void on_discovered(void *data, int err, const struct gf_api_status *st,
         stop(r);
         return;
     }
+    if (r->res.namespaced && r->a.all_ns && r->a.name != NULL) {
+        /* kubectl's words; a cluster-scoped object is fine with -A */
+        fprintf(stderr, "error: a resource cannot be retrieved by name "
+                        "across all namespaces\n");
+        r->status = 2;
+        stop(r);
+        return;
+    }
     if (r->res.namespaced && !r->a.all_ns)
         r->ns = r->a.ns != NULL ? r->a.ns : gf_kube_client_namespace(r->client);
     rc = strcmp(r->a.verb, "get") == 0 ? start_get(r) : start_watch(r);
@@ -600,10 +600,8 @@ int gf_ctl_kube_main(int argc, char **argv)
         kube_usage(stdout);
         return 0;
     }
-    int prc = parse_args(argc, argv, &r.a);
-    if (prc != 0) {
-        if (prc == -1)
-            kube_usage(stderr);
+    if (parse_args(argc, argv, &r.a) != 0) {
+        kube_usage(stderr);
         return 2;
     }
     if (r.a.help) {

@@ -83,6 +83,8 @@ out=$(g get cm cm-7 -A 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] && [ "$out" = "error: a resource cannot be retrieved by name across all namespaces" ] ||
     fail "get NAME -A: $rc $out"
+[ "$(g get cq cluster-queue -A)" = clusterqueue.kueue.x-k8s.io/cluster-queue ] ||
+    fail "get NAME -A of a cluster-scoped resource"
 for v in get watch; do
     "$GF_BIN/gpufedctl" kube $v --help | grep -q '^usage: gpufedctl kube get' ||
         fail "kube $v --help"
