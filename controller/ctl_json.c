@@ -30,8 +30,8 @@ struct builder {
 static cJSON *plain_scalar(const char *text, size_t len)
 {
     cJSON *probe = cJSON_ParseWithLength(text, len);
-    bool ok = cJSON_IsNumber(probe) || cJSON_IsBool(probe) ||
-              cJSON_IsNull(probe);
+    bool ok =
+        cJSON_IsNumber(probe) || cJSON_IsBool(probe) || cJSON_IsNull(probe);
     cJSON_Delete(probe);
     return ok ? cJSON_CreateRaw(text) : NULL;
 }

@@ -523,8 +523,9 @@ static void on_discovered(void *data, int err, const struct gf_api_status *st,
     gf_kube_discovery_free(d);
     if (rc != 0) {
         /* kubectl's words, and like a missing object, status 1 */
-        fprintf(stderr, "error: the server doesn't have a resource type "
-                        "\"%s\"\n",
+        fprintf(stderr,
+                "error: the server doesn't have a resource type "
+                "\"%s\"\n",
                 r->a.resource);
         r->status = rc == -ENOENT ? 1 : 2;
         stop(r);
@@ -549,8 +550,8 @@ static void on_discovered(void *data, int err, const struct gf_api_status *st,
 
 static int start_discovery(struct kube_run *r)
 {
-    int rc = gf_kube_discover_start(r->client, NULL, on_discovered, r,
-                                    &r->disc);
+    int rc =
+        gf_kube_discover_start(r->client, NULL, on_discovered, r, &r->disc);
     if (rc != 0)
         fprintf(stderr, "error: %s\n", gf_strerror(rc));
     return rc;

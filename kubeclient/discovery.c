@@ -134,10 +134,11 @@ static int add_resource_list(struct gf_kube_discovery *d, const cJSON *doc)
     const cJSON *r;
     cJSON_ArrayForEach(r, res)
     {
-        add_entry(d, group, version, str_of(r, "name"),
-                  str_of(r, "singularName"), str_of(r, "kind"),
-                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "namespaced")),
-                  cJSON_GetObjectItemCaseSensitive(r, "shortNames"));
+        add_entry(
+            d, group, version, str_of(r, "name"), str_of(r, "singularName"),
+            str_of(r, "kind"),
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "namespaced")),
+            cJSON_GetObjectItemCaseSensitive(r, "shortNames"));
     }
     return 0;
 }
@@ -160,7 +161,8 @@ static int add_aggregated(struct gf_kube_discovery *d, const cJSON *doc)
             if (version == NULL)
                 continue;
             const cJSON *r;
-            cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(v, "resources"))
+            cJSON_ArrayForEach(r,
+                               cJSON_GetObjectItemCaseSensitive(v, "resources"))
             {
                 /* kube-apiserver 1.28 leaves responseKind's group and
                  * version empty; only its kind is read. */
@@ -272,8 +274,8 @@ int gf_kube_discovery_resolve(const struct gf_kube_discovery *d,
                               const char *arg, struct gf_kube_resource *out)
 {
     char a[256], lower[256];
-    if (d == NULL || arg == NULL || *arg == '\0' ||
-        strlen(arg) >= sizeof(a) || !valid_arg(arg))
+    if (d == NULL || arg == NULL || *arg == '\0' || strlen(arg) >= sizeof(a) ||
+        !valid_arg(arg))
         return -EINVAL;
     gf__strlcpy(a, arg, sizeof(a));
     for (size_t i = 0;; i++) {
@@ -417,7 +419,7 @@ static void finish(struct gf_kube_discover *dc)
     struct gf_kube_discovery *d = NULL;
     if (dc->err == 0) {
         d = gf_kube_discovery_new();
-            for (size_t i = 0; i < dc->nslots; i++) {
+        for (size_t i = 0; i < dc->nslots; i++) {
             struct gf_kube_discovery *s = dc->slots[i]->d;
             if (s == NULL)
                 continue;
@@ -473,8 +475,7 @@ static void on_doc(void *data, const struct gf_kube_result *res)
             fetch_groups(dc, at, res->json);
         else if (gf_kube_discovery_add(s->d, res->json) != 0 && s->top) {
             struct gf_api_status st;
-            gf_api_status_transport(GF_EPARSE, "not a discovery document",
-                                    &st);
+            gf_api_status_transport(GF_EPARSE, "not a discovery document", &st);
             fail(dc, GF_EPARSE, &st);
         }
     }

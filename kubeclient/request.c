@@ -960,8 +960,7 @@ int gf_kube_patch(struct gf_kube_client *c, const struct gf_kube_resource *r,
                                 .content_type = ctype[o->type],
                                 .body = gf_buf_cstr(&b),
                                 .body_len = b.len};
-        bool rv_test =
-            o->type == GF_PATCH_JSON && o->resource_version != NULL;
+        bool rv_test = o->type == GF_PATCH_JSON && o->resource_version != NULL;
         rc = call_start(c, &op, NULL, rv_test, cb, data, out);
     }
     gf_buf_free(&b);

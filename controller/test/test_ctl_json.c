@@ -62,9 +62,14 @@ static void test_not_one_json_document(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "",           "{\"a\":",         "{\"a\":1}{\"b\":2}",
-        "{\"a\":x1}", "{\"a\":&x 1}",   "[1,2",
-        "{\"a\":1}\n---\n{}", "{[1]:2}",
+        "",
+        "{\"a\":",
+        "{\"a\":1}{\"b\":2}",
+        "{\"a\":x1}",
+        "{\"a\":&x 1}",
+        "[1,2",
+        "{\"a\":1}\n---\n{}",
+        "{[1]:2}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cJSON *j = (cJSON *)1;

@@ -146,9 +146,8 @@ static void test_code_mapping(void **state)
         cJSON *j = gf_ks_status_to_json(&st);
         char *body = cJSON_PrintUnformatted(j);
         struct gf_api_status got;
-        assert_int_equal(gf_api_status_decode(body, strlen(body), st.code, 0,
-                                              &got),
-                         rc);
+        assert_int_equal(
+            gf_api_status_decode(body, strlen(body), st.code, 0, &got), rc);
         gf_free(body);
         cJSON_Delete(j);
         gf_ks_status_clear(&st);
