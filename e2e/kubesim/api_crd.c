@@ -266,7 +266,7 @@ static void crd_changed(struct gf_ks_api *api, const struct gf_ks_event *ev)
     /* A status-only change (our own establish() included) keeps the type. */
     const cJSON *old_spec = gf_json_path(ev->old_json, "spec");
     if (cur != NULL && old_spec != NULL &&
-        gf_ks_json_equal(old_spec, gf_json_path(crd, "spec"))) {
+        gf_json_equal(old_spec, gf_json_path(crd, "spec"))) {
         establish(api, ev->rtype, crd);
         return;
     }

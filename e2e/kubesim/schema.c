@@ -64,7 +64,7 @@ struct gf_ks_schema *gf_ks_schema_intern(struct gf_ks_schema_cache *c,
     uint32_t h = (uint32_t)gf_hash(text, strlen(text));
     gf_free(text);
     for (struct gf_ks_schema *s = c->list; s != NULL; s = s->next)
-        if (s->hash == h && gf_ks_json_equal(s->root, schema))
+        if (s->hash == h && gf_json_equal(s->root, schema))
             return gf_ks_schema_ref(s);
     struct gf_ks_schema *s = gf_calloc(1, sizeof(*s));
     s->cache = c;
@@ -181,7 +181,7 @@ static void check_enum(struct vctx *v, const cJSON *schema, const cJSON *val,
     const cJSON *e;
     cJSON_ArrayForEach(e, en)
     {
-        if (gf_ks_json_equal(e, val))
+        if (gf_json_equal(e, val))
             return;
     }
     char msg[384], vt[96];

@@ -1197,7 +1197,7 @@ static bool spec_changed(const cJSON *a, const cJSON *b, bool has_status)
         if (gen_ignored(x->string, has_status))
             continue;
         const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
-        if (y == NULL || !gf_ks_json_equal(x, y))
+        if (y == NULL || !gf_json_equal(x, y))
             return true;
     }
     cJSON_ArrayForEach(x, b)
@@ -1329,7 +1329,7 @@ static struct gf_ks_obj *replace_now(struct gf_ks_store *st, struct entry *e,
     struct gf_ks_obj *o = seal(st, e->tab, obj, e->obj->ns, e->obj->name);
     const cJSON *a = gf_json_path(old_json, "metadata.ownerReferences");
     const cJSON *b = gf_json_path(obj, "metadata.ownerReferences");
-    if (!(a == NULL && b == NULL) && !(a && b && gf_ks_json_equal(a, b))) {
+    if (!(a == NULL && b == NULL) && !(a && b && gf_json_equal(a, b))) {
         owners_link(st, e, old_json, false);
         owners_link(st, e, obj, true);
         recheck_owners(st, a);
@@ -1696,7 +1696,7 @@ static int update_obj(struct gf_ks_store *st, struct table *tab,
     /* The server skips writes that change nothing: same RV, no event. */
     set_str(meta_of(obj), "resourceVersion", cur);
     struct gf_ks_obj *o = e->obj;
-    if (gf_ks_json_equal(obj, old)) {
+    if (gf_json_equal(obj, old)) {
         keep(st, o);
     } else if (gf_json_path(obj, "metadata.deletionTimestamp") != NULL &&
                !has_finalizers(obj)) {
