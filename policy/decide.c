@@ -30,11 +30,6 @@ struct pass {
 
 /* ---- small helpers --------------------------------------------------- */
 
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? gf_strdup(s) : NULL;
-}
-
 static void why_set(struct gf_why *w, const char *rule, int64_t have,
                     int64_t need, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
@@ -148,13 +143,13 @@ const char *gf_action_kind_name(enum gf_action_kind k)
 static void from_lease(struct gf_action *a, const struct gf_lease *l)
 {
     a->lease = gf_strdup(l->name);
-    a->member = dup_or_null(l->origin_member);
-    a->namespace = dup_or_null(l->origin_namespace);
-    a->name = dup_or_null(l->origin_name);
-    a->group = dup_or_null(l->group);
-    a->lender = dup_or_null(l->lender_member);
-    a->lender_cq = dup_or_null(l->lender_cq);
-    a->flavor = dup_or_null(l->lender_flavor);
+    a->member = gf_strdup(l->origin_member);
+    a->namespace = gf_strdup(l->origin_namespace);
+    a->name = gf_strdup(l->origin_name);
+    a->group = gf_strdup(l->group);
+    a->lender = gf_strdup(l->lender_member);
+    a->lender_cq = gf_strdup(l->lender_cq);
+    a->flavor = gf_strdup(l->lender_flavor);
     a->gpus = l->gpus;
     a->mode = l->mode;
     a->epoch = l->epoch;
