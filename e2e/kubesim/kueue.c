@@ -463,7 +463,8 @@ static void step_jobs(struct gf_ks_kueue *k)
         v[n].seq = j->seq;
         v[n++].key = gf_strdup(key);
     }
-    qsort(v, n, sizeof(*v), job_ref_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), job_ref_cmp);
     /* Creating a Workload runs the observers, which may change the Job
      * map: each Job is looked up again. */
     for (size_t i = 0; i < n; i++) {
