@@ -96,6 +96,8 @@ void *gf_realloc(void *ptr, size_t size)
 
 char *gf_strdup(const char *s)
 {
+    if (s == NULL)
+        return NULL;
     size_t n = strlen(s);
     char *p = gf_malloc(n + 1);
     memcpy(p, s, n + 1);

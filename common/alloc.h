@@ -24,6 +24,8 @@
 void *gf_malloc(size_t size);
 void *gf_calloc(size_t nmemb, size_t size);
 void *gf_realloc(void *ptr, size_t size);
+/* The one exception: gf_strdup(NULL) is NULL, so optional fields copy
+ * without a test at every call. */
 char *gf_strdup(const char *s);
 /* Copies at most n bytes of s and NUL-terminates. */
 char *gf_strndup(const char *s, size_t n);

@@ -332,3 +332,71 @@ void gf_json_set_str(cJSON *obj, const char *key, const char *val)
     else
         cJSON_AddItemToObject(obj, key, v);
 }
+
+/* ---- deep equality (see json.h) ---------------------------------------- */
+
+static bool json_obj_equal(const cJSON *a, const cJSON *b)
+{
+    int na = 0, nb = 0;
+    const cJSON *x, *y;
+    cJSON_ArrayForEach(x, a)
+    {
+        na++;
+    }
+    cJSON_ArrayForEach(y, b)
+    {
+        nb++;
+    }
+    if (na != nb)
+        return false;
+    /*
+     * Members in the same order (a copy, a re-parse) are compared in one
+     * pass; from the first name that differs on, by lookup. Every member
+     * is compared once, so the cost stays linear in the depth, and a tree
+     * with duplicate member names is equal to itself.
+     */
+    x = a->child;
+    y = b->child;
+    for (; x != NULL && y != NULL && x->string != NULL && y->string != NULL &&
+           strcmp(x->string, y->string) == 0;
+         x = x->next, y = y->next)
+        if (!gf_json_equal(x, y))
+            return false;
+    for (; x != NULL; x = x->next)
+        if (x->string == NULL ||
+            !gf_json_equal(x, cJSON_GetObjectItemCaseSensitive(b, x->string)))
+            return false;
+    return true;
+}
+
+bool gf_json_equal(const cJSON *a, const cJSON *b)
+{
+    if (a == NULL || b == NULL)
+        return a == b;
+    int ta = a->type & 0xff, tb = b->type & 0xff;
+    if (ta != tb)
+        return false;
+    switch (ta) {
+    case cJSON_False:
+    case cJSON_True:
+    case cJSON_NULL:
+        return true;
+    case cJSON_Number:
+        return a->valuedouble == b->valuedouble;
+    case cJSON_String:
+    case cJSON_Raw:
+        return a->valuestring != NULL && b->valuestring != NULL &&
+               strcmp(a->valuestring, b->valuestring) == 0;
+    case cJSON_Array: {
+        const cJSON *x = a->child, *y = b->child;
+        for (; x != NULL && y != NULL; x = x->next, y = y->next)
+            if (!gf_json_equal(x, y))
+                return false;
+        return x == NULL && y == NULL;
+    }
+    case cJSON_Object:
+        return json_obj_equal(a, b);
+    default:
+        return false;
+    }
+}

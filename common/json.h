@@ -50,4 +50,13 @@ int gf_duration_parse_ms(const char *s, int64_t *ms);
 /* Parses a decimal integer with full validation (strtoll, end, errno). */
 int gf_parse_i64(const char *s, int64_t *out);
 
+/*
+ * Deep equality of two JSON values (either may be NULL: equal only when
+ * both are); object members compare regardless of order, arrays in order.
+ * Linear in the size of the trees. Use it instead of cJSON_Compare, which
+ * compares every object member twice at every level and so takes time
+ * exponential in the depth (minutes on a CRD schema).
+ */
+bool gf_json_equal(const cJSON *a, const cJSON *b);
+
 #endif

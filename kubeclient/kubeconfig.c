@@ -965,30 +965,25 @@ static unsigned char *dup_bytes(const unsigned char *p, size_t n)
     return q;
 }
 
-static char *dup_str(const char *s)
-{
-    return s ? gf_strdup(s) : NULL;
-}
-
 struct gf_kube_creds *gf_kube_creds_dup(const struct gf_kube_creds *c)
 {
     if (c == NULL)
         return NULL;
     struct gf_kube_creds *n = gf_calloc(1, sizeof(*n));
-    n->context = dup_str(c->context);
-    n->cluster = dup_str(c->cluster);
-    n->user = dup_str(c->user);
-    n->server = dup_str(c->server);
-    n->tls_server_name = dup_str(c->tls_server_name);
-    n->namespace = dup_str(c->namespace);
+    n->context = gf_strdup(c->context);
+    n->cluster = gf_strdup(c->cluster);
+    n->user = gf_strdup(c->user);
+    n->server = gf_strdup(c->server);
+    n->tls_server_name = gf_strdup(c->tls_server_name);
+    n->namespace = gf_strdup(c->namespace);
     n->ca_pem = dup_bytes(c->ca_pem, c->ca_pem_len);
     n->ca_pem_len = c->ca_pem_len;
     n->cert_pem = dup_bytes(c->cert_pem, c->cert_pem_len);
     n->cert_pem_len = c->cert_pem_len;
     n->key_pem = dup_bytes(c->key_pem, c->key_pem_len);
     n->key_pem_len = c->key_pem_len;
-    n->token = dup_str(c->token);
-    n->token_file = dup_str(c->token_file);
+    n->token = gf_strdup(c->token);
+    n->token_file = gf_strdup(c->token_file);
     n->insecure_skip_tls_verify = c->insecure_skip_tls_verify;
     return n;
 }

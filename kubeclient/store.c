@@ -1,13 +1,14 @@
 /*
  * store: projected, refcounted object cache (see store.h).
  *
- * A chained hash table keyed by "ns/name". Each entry is one allocation
- * holding the public struct and its strings, plus the free hook of its
- * projection, so an entry that outlives its store (a reconcile still holds
- * it) can still free itself. Replacing after a LIST marks every key seen
- * with the current generation and deletes the unmarked ones at the end,
- * which is how keys that vanished while we were not watching get their
- * delete events.
+ * A common/htab map keyed by "ns/name", borrowing the key from the entry.
+ * Each entry is one allocation holding the public struct and its strings,
+ * plus the free hook of its projection, so an entry that outlives its
+ * store (a reconcile still holds it) can still free itself. Replacing after
+ * a LIST marks every key seen with the current generation and deletes the
+ * unmarked ones at the end (an iteration that deletes as it goes), which
+ * is how keys that vanished while we were not watching get their delete
+ * events.
  */
 #include "kubeclient/store.h"
 
@@ -15,25 +16,20 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/htab.h"
 #include "common/json.h"
 
 struct entry {
     struct gf_store_entry pub;
     gf_store_free_fn free_proj;
+    /* Generation of the last upsert while the entry was in its store:
+     * bookkeeping of the store, never read through pub. */
+    uint64_t mark;
     char strs[]; /* key, ns, name, rv, uid */
 };
 
-struct node {
-    struct node *next;
-    struct entry *e;
-    uint64_t hash;
-    uint64_t mark; /* generation of the last upsert */
-};
-
 struct gf_store {
-    struct node **buckets;
-    size_t nbuckets; /* power of two */
-    size_t len;
+    struct gf_htab map; /* key -> struct entry; keys borrowed from it */
     uint64_t gen;
     bool synced;
     gf_store_project_fn project;
@@ -43,21 +39,10 @@ struct gf_store {
     struct gf_store_stats stats;
 };
 
-static uint64_t hash_key(const char *k)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *k; k++) {
-        h ^= (unsigned char)*k;
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 struct gf_store *gf_store_new(const struct gf_store_opts *o)
 {
     struct gf_store *s = gf_calloc(1, sizeof(*s));
-    s->nbuckets = 64;
-    s->buckets = gf_calloc(s->nbuckets, sizeof(*s->buckets));
+    gf_htab_init(&s->map, GF_HTAB_BORROW_KEYS);
     if (o != NULL) {
         s->project = o->project;
         s->free_proj = o->free_proj;
@@ -89,48 +74,17 @@ void gf_store_entry_unref(const struct gf_store_entry *pe)
     gf_free(e);
 }
 
+static void unref_entry(void *e)
+{
+    gf_store_entry_unref(&((struct entry *)e)->pub);
+}
+
 void gf_store_free(struct gf_store *s)
 {
     if (s == NULL)
         return;
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        struct node *n = s->buckets[i];
-        while (n != NULL) {
-            struct node *next = n->next;
-            gf_store_entry_unref(&n->e->pub);
-            gf_free(n);
-            n = next;
-        }
-    }
-    gf_free(s->buckets);
+    gf_htab_free_all(&s->map, unref_entry);
     gf_free(s);
-}
-
-static struct node **find(const struct gf_store *s, const char *key, uint64_t h)
-{
-    struct node **pp = &s->buckets[h & (s->nbuckets - 1)];
-    for (; *pp != NULL; pp = &(*pp)->next)
-        if ((*pp)->hash == h && strcmp((*pp)->e->pub.key, key) == 0)
-            return pp;
-    return pp;
-}
-
-static void grow(struct gf_store *s)
-{
-    size_t nb = s->nbuckets * 2;
-    struct node **b = gf_calloc(nb, sizeof(*b));
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        struct node *n = s->buckets[i];
-        while (n != NULL) {
-            struct node *next = n->next;
-            n->next = b[n->hash & (nb - 1)];
-            b[n->hash & (nb - 1)] = n;
-            n = next;
-        }
-    }
-    gf_free(s->buckets);
-    s->buckets = b;
-    s->nbuckets = nb;
 }
 
 /* Key parts of an object; 0 or -EINVAL when it has no name. */
@@ -186,16 +140,13 @@ static struct entry *entry_new(const struct gf_store *s, const char *key,
     return e;
 }
 
-static void unlink_node(struct gf_store *s, struct node **pp)
+static void remove_entry(struct gf_store *s, struct entry *e)
 {
-    struct node *n = *pp;
-    *pp = n->next;
-    s->len--;
+    gf_htab_del_str(&s->map, e->pub.key);
     s->stats.deletes++;
     if (s->h.on_delete != NULL)
-        s->h.on_delete(s->h.data, &n->e->pub);
-    gf_store_entry_unref(&n->e->pub);
-    gf_free(n);
+        s->h.on_delete(s->h.data, &e->pub);
+    gf_store_entry_unref(&e->pub);
 }
 
 static int upsert(struct gf_store *s, const cJSON *obj)
@@ -209,11 +160,9 @@ static int upsert(struct gf_store *s, const cJSON *obj)
     const char *uid = gf_json_str(obj, "metadata.uid");
     rv = rv != NULL ? rv : "";
     uid = uid != NULL ? uid : "";
-    uint64_t h = hash_key(key);
-    struct node **pp = find(s, key, h);
-    struct node *n = *pp;
-    if (n != NULL && *rv != '\0' && strcmp(n->e->pub.rv, rv) == 0 &&
-        strcmp(n->e->pub.uid, uid) == 0) {
+    struct entry *n = gf_htab_get_str(&s->map, key);
+    if (n != NULL && *rv != '\0' && strcmp(n->pub.rv, rv) == 0 &&
+        strcmp(n->pub.uid, uid) == 0) {
         n->mark = s->gen; /* unchanged since we last saw it */
         return 0;
     }
@@ -226,30 +175,21 @@ static int upsert(struct gf_store *s, const cJSON *obj)
             s->stats.skipped++;
         /* Whatever we held for this key no longer describes the object. */
         if (n != NULL)
-            unlink_node(s, pp);
+            remove_entry(s, n);
         return rc < 0 ? rc : 0;
     }
     struct entry *e = entry_new(s, key, ns, name, rv, uid, proj);
+    e->mark = s->gen;
+    /* The map takes e's copy of the key along with e. */
+    gf_htab_put_str(&s->map, e->pub.key, e);
     if (n != NULL) {
-        struct entry *old = n->e;
-        n->e = e;
-        n->mark = s->gen;
         s->stats.updates++;
         if (s->h.on_update != NULL)
-            s->h.on_update(s->h.data, &old->pub, &e->pub);
-        gf_store_entry_unref(&old->pub);
+            s->h.on_update(s->h.data, &n->pub, &e->pub);
+        gf_store_entry_unref(&n->pub);
         return 0;
     }
-    n = gf_malloc(sizeof(*n));
-    n->e = e;
-    n->hash = h;
-    n->mark = s->gen;
-    n->next = NULL;
-    *pp = n;
-    s->len++;
     s->stats.adds++;
-    if (s->len > s->nbuckets)
-        grow(s);
     if (s->h.on_add != NULL)
         s->h.on_add(s->h.data, &e->pub);
     return 0;
@@ -267,9 +207,9 @@ int gf_store_remove(struct gf_store *s, const cJSON *obj)
         return -EINVAL;
     char key[512];
     make_key(key, sizeof(key), ns, name);
-    struct node **pp = find(s, key, hash_key(key));
-    if (*pp != NULL)
-        unlink_node(s, pp);
+    struct entry *e = gf_htab_get_str(&s->map, key);
+    if (e != NULL)
+        remove_entry(s, e);
     return 0;
 }
 
@@ -285,14 +225,13 @@ int gf_store_replace_add(struct gf_store *s, const cJSON *obj)
 
 void gf_store_replace_end(struct gf_store *s)
 {
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        struct node **pp = &s->buckets[i];
-        while (*pp != NULL) {
-            if ((*pp)->mark != s->gen)
-                unlink_node(s, pp);
-            else
-                pp = &(*pp)->next;
-        }
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &s->map);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
+        struct entry *e = v;
+        if (e->mark != s->gen)
+            remove_entry(s, e);
     }
     s->synced = true;
 }
@@ -300,27 +239,27 @@ void gf_store_replace_end(struct gf_store *s)
 const struct gf_store_entry *gf_store_get(const struct gf_store *s,
                                           const char *key)
 {
-    struct node *n = *find(s, key, hash_key(key));
-    return n != NULL ? &n->e->pub : NULL;
+    struct entry *e = gf_htab_get_str(&s->map, key);
+    return e != NULL ? &e->pub : NULL;
 }
 
 int gf_store_foreach(const struct gf_store *s,
                      int (*fn)(void *data, const struct gf_store_entry *e),
                      void *data)
 {
-    for (size_t i = 0; i < s->nbuckets; i++) {
-        for (struct node *n = s->buckets[i]; n != NULL; n = n->next) {
-            int rc = fn(data, &n->e->pub);
-            if (rc != 0)
-                return rc;
-        }
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&s->map, &pos, NULL, &v)) {
+        int rc = fn(data, &((struct entry *)v)->pub);
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
 size_t gf_store_len(const struct gf_store *s)
 {
-    return s->len;
+    return gf_htab_len(&s->map);
 }
 
 bool gf_store_has_synced(const struct gf_store *s)

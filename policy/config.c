@@ -21,15 +21,16 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/htab.h"
 #include "policy/internal.h"
 
 #define PATH_MAX_LEN 256
 
 struct gf__policy_index {
-    struct gf__htab members; /* name -> index + 1 */
-    struct gf__htab groups;  /* name -> index + 1 */
-    struct gf__htab queues;  /* member\0cq -> group index + 1 */
-    struct gf__htab flavors; /* member\0flavor -> class index + 1 */
+    struct gf_htab members; /* name -> index + 1 */
+    struct gf_htab groups;  /* name -> index + 1 */
+    struct gf_htab queues;  /* member\0cq -> group index + 1 */
+    struct gf_htab flavors; /* member\0flavor -> class index + 1 */
     /* Per rule: membership bitmaps over members, for O(1) pair tests. */
     unsigned char **rule_lenders, **rule_borrowers;
 };
@@ -608,15 +609,15 @@ static void parse_members(struct pctx *c, const struct gf__ynode *spec)
         if (m->name == NULL)
             continue;
         uintptr_t prev =
-            (uintptr_t)gf__htab_get(&p->idx->members, m->name, strlen(m->name));
+            (uintptr_t)gf_htab_get(&p->idx->members, m->name, strlen(m->name));
         if (prev != 0) {
             perr(c, field(l->kids[i], "name"), sub(cp, cp, "name"),
                  "duplicate member \"%s\" (first at line %d)", m->name,
                  p->members[prev - 1].pos.line);
             continue;
         }
-        gf__htab_put(&p->idx->members, m->name, strlen(m->name),
-                     (void *)(i + 1));
+        gf_htab_put(&p->idx->members, m->name, strlen(m->name),
+                    (void *)(i + 1));
     }
 }
 
@@ -779,7 +780,7 @@ static void parse_class_ref(struct pctx *c, const struct gf__ynode *r,
     char key[600];
     size_t kl =
         gf__key(key, sizeof(key), p->members[m].name, fname, NULL, NULL);
-    uintptr_t prev = (uintptr_t)gf__htab_get(&p->idx->flavors, key, kl);
+    uintptr_t prev = (uintptr_t)gf_htab_get(&p->idx->flavors, key, kl);
     if (prev != 0) {
         perr(c, field(r, "flavor"), sub(mp, rp, "flavor"),
              "flavor %s/%s is already in flavor class \"%s\"",
@@ -787,7 +788,7 @@ static void parse_class_ref(struct pctx *c, const struct gf__ynode *r,
         gf_free(fname);
         return;
     }
-    gf__htab_put(&p->idx->flavors, key, kl, (void *)(ci + 1));
+    gf_htab_put(&p->idx->flavors, key, kl, (void *)(ci + 1));
     fc->flavors[fc->n_flavors].member = (size_t)m;
     fc->flavors[fc->n_flavors++].flavor = fname;
 }
@@ -950,7 +951,7 @@ static void resolve_queue(struct pctx *c, const struct gf__ynode *q,
     }
     char key[600];
     size_t kl = gf__key(key, sizeof(key), p->members[m].name, cq, NULL, NULL);
-    uintptr_t prev = (uintptr_t)gf__htab_get(&p->idx->queues, key, kl);
+    uintptr_t prev = (uintptr_t)gf_htab_get(&p->idx->queues, key, kl);
     if (prev != 0) {
         const struct gf_policy_group *pg = &p->groups[prev - 1];
         perr(c, q, qp,
@@ -961,7 +962,7 @@ static void resolve_queue(struct pctx *c, const struct gf__ynode *q,
         gf_free(cq);
         return;
     }
-    gf__htab_put(&p->idx->queues, key, kl, (void *)(gi + 1));
+    gf_htab_put(&p->idx->queues, key, kl, (void *)(gi + 1));
     struct gf_policy_queue *pq = &out->queues[out->n_queues++];
     pq->member = (size_t)m;
     pq->cluster_queue = cq;
@@ -1046,15 +1047,14 @@ static void parse_groups(struct pctx *c, const struct gf__ynode *spec)
         if (g->name == NULL)
             continue;
         uintptr_t prev =
-            (uintptr_t)gf__htab_get(&p->idx->groups, g->name, strlen(g->name));
+            (uintptr_t)gf_htab_get(&p->idx->groups, g->name, strlen(g->name));
         if (prev != 0) {
             perr(c, field(l->kids[i], "name"), sub(cp, cp, "name"),
                  "duplicate group \"%s\" (first at line %d)", g->name,
                  p->groups[prev - 1].pos.line);
             continue;
         }
-        gf__htab_put(&p->idx->groups, g->name, strlen(g->name),
-                     (void *)(i + 1));
+        gf_htab_put(&p->idx->groups, g->name, strlen(g->name), (void *)(i + 1));
     }
     for (size_t i = 0; i < l->n; i++)
         if (l->kids[i]->kind == GF__Y_MAP)
@@ -1567,10 +1567,10 @@ void gf_policy_free(struct gf_policy *p)
     gf_free(p->name);
     gf_free(p->resource);
     if (p->idx != NULL) {
-        gf__htab_free(&p->idx->members);
-        gf__htab_free(&p->idx->groups);
-        gf__htab_free(&p->idx->queues);
-        gf__htab_free(&p->idx->flavors);
+        gf_htab_free(&p->idx->members);
+        gf_htab_free(&p->idx->groups);
+        gf_htab_free(&p->idx->queues);
+        gf_htab_free(&p->idx->flavors);
         gf_free(p->idx->rule_lenders);
         gf_free(p->idx->rule_borrowers);
         gf_free(p->idx);
@@ -1582,13 +1582,13 @@ void gf_policy_free(struct gf_policy *p)
 
 int gf_policy_member_index(const struct gf_policy *p, const char *name)
 {
-    uintptr_t v = (uintptr_t)gf__htab_get(&p->idx->members, name, strlen(name));
+    uintptr_t v = (uintptr_t)gf_htab_get(&p->idx->members, name, strlen(name));
     return (int)v - 1;
 }
 
 int gf_policy_group_index(const struct gf_policy *p, const char *name)
 {
-    uintptr_t v = (uintptr_t)gf__htab_get(&p->idx->groups, name, strlen(name));
+    uintptr_t v = (uintptr_t)gf_htab_get(&p->idx->groups, name, strlen(name));
     return (int)v - 1;
 }
 
@@ -1599,7 +1599,7 @@ int gf_policy_group_of(const struct gf_policy *p, const char *member,
     size_t kl = gf__key(key, sizeof(key), member, cluster_queue, NULL, NULL);
     if (kl == 0)
         return -1;
-    return (int)(uintptr_t)gf__htab_get(&p->idx->queues, key, kl) - 1;
+    return (int)(uintptr_t)gf_htab_get(&p->idx->queues, key, kl) - 1;
 }
 
 const char *gf_policy_flavor_class(const struct gf_policy *p,
@@ -1607,7 +1607,7 @@ const char *gf_policy_flavor_class(const struct gf_policy *p,
 {
     char key[600];
     size_t kl = gf__key(key, sizeof(key), member, flavor, NULL, NULL);
-    uintptr_t v = kl ? (uintptr_t)gf__htab_get(&p->idx->flavors, key, kl) : 0;
+    uintptr_t v = kl ? (uintptr_t)gf_htab_get(&p->idx->flavors, key, kl) : 0;
     return v != 0 ? p->classes[v - 1].name : flavor;
 }
 

@@ -16,6 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/htab.h"
 #include "policy/internal.h"
 
 #define MAX_CLASSES 64
@@ -24,15 +25,10 @@ struct pass {
     const struct gf_ledger *l;
     const struct gf_policy *p;
     int64_t now;
-    struct gf__htab taken; /* key -> int64_t* GPUs promised this pass */
+    struct gf_htab taken; /* key -> int64_t* GPUs promised this pass */
 };
 
 /* ---- small helpers --------------------------------------------------- */
-
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? gf_strdup(s) : NULL;
-}
 
 static void why_set(struct gf_why *w, const char *rule, int64_t have,
                     int64_t need, const char *fmt, ...)
@@ -79,7 +75,7 @@ static int64_t taken(const struct pass *ps, char tag, const void *a,
     if (ps->taken.len == 0)
         return 0;
     struct tkey k = {(uintptr_t)tag, (uintptr_t)a, (uintptr_t)b};
-    const int64_t *v = gf__htab_get(&ps->taken, &k, sizeof(k));
+    const int64_t *v = gf_htab_get(&ps->taken, &k, sizeof(k));
     return v != NULL ? *v : 0;
 }
 
@@ -87,20 +83,17 @@ static void take(struct pass *ps, char tag, const void *a, const void *b,
                  int64_t gpus)
 {
     struct tkey k = {(uintptr_t)tag, (uintptr_t)a, (uintptr_t)b};
-    int64_t *v = gf__htab_get(&ps->taken, &k, sizeof(k));
+    int64_t *v = gf_htab_get(&ps->taken, &k, sizeof(k));
     if (v == NULL) {
         v = gf_calloc(1, sizeof(*v));
-        gf__htab_put(&ps->taken, &k, sizeof(k), v);
+        gf_htab_put(&ps->taken, &k, sizeof(k), v);
     }
     *v += gpus;
 }
 
 static void pass_free(struct pass *ps)
 {
-    for (size_t i = 0; i < ps->taken.cap; i++)
-        if (ps->taken.slots[i].key != NULL)
-            gf_free(ps->taken.slots[i].val);
-    gf__htab_free(&ps->taken);
+    gf_htab_free_all(&ps->taken, gf_free);
 }
 
 static struct gf_action *push(struct gf_actions *a, enum gf_action_kind k)
@@ -150,13 +143,13 @@ const char *gf_action_kind_name(enum gf_action_kind k)
 static void from_lease(struct gf_action *a, const struct gf_lease *l)
 {
     a->lease = gf_strdup(l->name);
-    a->member = dup_or_null(l->origin_member);
-    a->namespace = dup_or_null(l->origin_namespace);
-    a->name = dup_or_null(l->origin_name);
-    a->group = dup_or_null(l->group);
-    a->lender = dup_or_null(l->lender_member);
-    a->lender_cq = dup_or_null(l->lender_cq);
-    a->flavor = dup_or_null(l->lender_flavor);
+    a->member = gf_strdup(l->origin_member);
+    a->namespace = gf_strdup(l->origin_namespace);
+    a->name = gf_strdup(l->origin_name);
+    a->group = gf_strdup(l->group);
+    a->lender = gf_strdup(l->lender_member);
+    a->lender_cq = gf_strdup(l->lender_cq);
+    a->flavor = gf_strdup(l->lender_flavor);
     a->gpus = l->gpus;
     a->mode = l->mode;
     a->epoch = l->epoch;
@@ -354,18 +347,18 @@ static int cmp_cq(const void *a, const void *b)
 static void reclaim(struct pass *ps, struct gf_actions *out)
 {
     /* Demand per ClusterQueue from Workloads that waited reclaimAfter. */
-    struct gf__htab demand;
-    gf__htab_init(&demand);
+    struct gf_htab demand;
+    gf_htab_init(&demand, GF_HTAB_OWN_KEYS);
     for (const struct gf_ledger_wl *w = gf_ledger_pending_first(ps->l);
          w != NULL; w = w->next) {
         if (w->cq == NULL || w->cq->member->fresh != GF_FRESH_SYNCED ||
             ps->now - w->pending_since_ms < ps->p->timing.reclaim_after_ms)
             continue;
         const struct gf_ledger_cq *q = w->cq;
-        int64_t *d = gf__htab_get(&demand, &q, sizeof(q));
+        int64_t *d = gf_htab_get(&demand, &q, sizeof(q));
         if (d == NULL) {
             d = gf_calloc(1, sizeof(*d));
-            gf__htab_put(&demand, &q, sizeof(q), d);
+            gf_htab_put(&demand, &q, sizeof(q), d);
         }
         *d += w->gpus;
     }
@@ -375,7 +368,7 @@ static void reclaim(struct pass *ps, struct gf_actions *out)
     n = gf_ledger_cqs(ps->l, qs, n);
     qsort(qs, n, sizeof(*qs), cmp_cq);
     for (size_t i = 0; i < n; i++) {
-        const int64_t *d = gf__htab_get(&demand, &qs[i], sizeof(qs[i]));
+        const int64_t *d = gf_htab_get(&demand, &qs[i], sizeof(qs[i]));
         if (d == NULL)
             continue;
         int64_t need = *d - cq_free(ps->l, qs[i]);
@@ -383,10 +376,7 @@ static void reclaim(struct pass *ps, struct gf_actions *out)
             reclaim_cq(ps, qs[i], need, out);
     }
     gf_free(qs);
-    for (size_t i = 0; i < demand.cap; i++)
-        if (demand.slots[i].key != NULL)
-            gf_free(demand.slots[i].val);
-    gf__htab_free(&demand);
+    gf_htab_free_all(&demand, gf_free);
 }
 
 /* ---- 3. starting leases ----------------------------------------------------
@@ -681,7 +671,7 @@ int gf_decide(const struct gf_ledger *l, const struct gf_policy *p,
     if (strcmp(gf_ledger_resource(l), p->resource) != 0)
         return -EINVAL;
     struct pass ps = {.l = l, .p = p, .now = now_ms};
-    gf__htab_init(&ps.taken);
+    gf_htab_init(&ps.taken, GF_HTAB_OWN_KEYS);
     upkeep(&ps, out);
     reclaim(&ps, out);
     starts(&ps, out);
@@ -699,7 +689,7 @@ int gf_decide_workload(const struct gf_ledger *l, const struct gf_policy *p,
     if (w == NULL)
         return GF_ENOTFOUND;
     struct pass ps = {.l = l, .p = p, .now = now_ms};
-    gf__htab_init(&ps.taken);
+    gf_htab_init(&ps.taken, GF_HTAB_OWN_KEYS);
     struct eval e = {.w = w, .group = -1};
     evaluate(&ps, &e);
     if (e.found) {

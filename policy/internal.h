@@ -1,14 +1,11 @@
 /*
  * internal: helpers shared by the files of policy/ and by nothing else.
  *
- * - gf__htab: a small open-addressing hash table (linear probing with
- *   backward-shift deletion, so there are no tombstones) keyed by byte
- *   strings. The ledger's incremental updates are O(1) because every
- *   lookup goes through one of these. The table owns copies of its keys;
- *   it never owns its values (the caller frees them, usually by walking
- *   the slots before gf__htab_free). Iteration order depends on insertion
- *   history, so nothing that must be deterministic may depend on it:
- *   callers sort what they collect.
+ * - Lookups go through common/htab.h (the ledger's incremental updates are
+ *   O(1) because every lookup goes through one), keyed by the composite
+ *   keys below. Iteration order depends on insertion history, so nothing
+ *   that must be deterministic may depend on it: callers sort what they
+ *   collect.
  * - gf__ynode: a YAML document as a plain tree with 1-based line:column
  *   marks, built from libyaml events. Aliases are refused (a policy never
  *   needs them, and refusing them rules out "billion laughs" expansion),
@@ -22,37 +19,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-struct gf__hslot {
-    char *key; /* owned copy; NULL for an empty slot */
-    size_t klen;
-    uint64_t hash;
-    void *val; /* borrowed: the table never frees it */
-};
-
-struct gf__htab {
-    struct gf__hslot *slots; /* owned; cap entries */
-    size_t cap;              /* 0 or a power of two */
-    size_t len;
-};
-
-void gf__htab_init(struct gf__htab *t);
-/* Frees the keys and the slot array, never the values. Accepts a zeroed
- * table. */
-void gf__htab_free(struct gf__htab *t);
-/* Returned-borrowed value, or NULL when absent. */
-void *gf__htab_get(const struct gf__htab *t, const void *key, size_t klen);
-/*
- * Inserts key (copied) with val, or replaces the value of an existing key.
- * Returns the previous value (NULL when the key was new) so the caller can
- * free it.
- */
-void *gf__htab_put(struct gf__htab *t, const void *key, size_t klen, void *val);
-/* Removes key; returns its value, or NULL when absent. */
-void *gf__htab_del(struct gf__htab *t, const void *key, size_t klen);
-
-/* 64-bit FNV-1a followed by a murmur finaliser (spreads low bits). */
-uint64_t gf__hash(const void *key, size_t len);
 
 /*
  * Builds a composite key "a\0b\0c" from up to 4 strings into out (cap

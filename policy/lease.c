@@ -8,25 +8,20 @@
 
 #include "common/alloc.h"
 
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? gf_strdup(s) : NULL;
-}
-
 void gf_lease_copy(struct gf_lease *dst, const struct gf_lease *src)
 {
     *dst = *src;
-    dst->name = dup_or_null(src->name);
-    dst->group = dup_or_null(src->group);
-    dst->origin_member = dup_or_null(src->origin_member);
-    dst->origin_namespace = dup_or_null(src->origin_namespace);
-    dst->origin_name = dup_or_null(src->origin_name);
-    dst->origin_uid = dup_or_null(src->origin_uid);
-    dst->origin_cq = dup_or_null(src->origin_cq);
-    dst->lender_member = dup_or_null(src->lender_member);
-    dst->lender_cq = dup_or_null(src->lender_cq);
-    dst->lender_flavor = dup_or_null(src->lender_flavor);
-    dst->reason = dup_or_null(src->reason);
+    dst->name = gf_strdup(src->name);
+    dst->group = gf_strdup(src->group);
+    dst->origin_member = gf_strdup(src->origin_member);
+    dst->origin_namespace = gf_strdup(src->origin_namespace);
+    dst->origin_name = gf_strdup(src->origin_name);
+    dst->origin_uid = gf_strdup(src->origin_uid);
+    dst->origin_cq = gf_strdup(src->origin_cq);
+    dst->lender_member = gf_strdup(src->lender_member);
+    dst->lender_cq = gf_strdup(src->lender_cq);
+    dst->lender_flavor = gf_strdup(src->lender_flavor);
+    dst->reason = gf_strdup(src->reason);
 }
 
 void gf_lease_clear(struct gf_lease *l)

@@ -15,6 +15,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/htab.h"
 #include "policy/internal.h"
 
 #define KEY_CAP (4 * (GF_LEDGER_MAX_NAME + 1) + 8)
@@ -32,13 +33,13 @@ struct wl_leases {
 
 struct gf_ledger {
     char *resource;
-    struct gf__htab members;   /* name -> gf_ledger_member */
-    struct gf__htab cqs;       /* member\0cq -> gf_ledger_cq */
-    struct gf__htab cells;     /* member\0cq\0flavor\0resource -> cell */
-    struct gf__htab wls;       /* member\0ns\0name -> gf_ledger_wl */
-    struct gf__htab leases;    /* name -> gf_ledger_lease */
-    struct gf__htab pairs;     /* lender\0borrower -> pair */
-    struct gf__htab wl_leases; /* member\0ns\0name -> wl_leases */
+    struct gf_htab members;   /* name -> gf_ledger_member */
+    struct gf_htab cqs;       /* member\0cq -> gf_ledger_cq */
+    struct gf_htab cells;     /* member\0cq\0flavor\0resource -> cell */
+    struct gf_htab wls;       /* member\0ns\0name -> gf_ledger_wl */
+    struct gf_htab leases;    /* name -> gf_ledger_lease */
+    struct gf_htab pairs;     /* lender\0borrower -> pair */
+    struct gf_htab wl_leases; /* member\0ns\0name -> wl_leases */
     struct gf_ledger_wl *pending;
     size_t n_pending;
 };
@@ -74,48 +75,39 @@ void gf_ledger_free(struct gf_ledger *l)
 {
     if (l == NULL)
         return;
-    for (size_t i = 0; i < l->wls.cap; i++)
-        if (l->wls.slots[i].key != NULL)
-            free_wl(l->wls.slots[i].val);
-    for (size_t i = 0; i < l->leases.cap; i++)
-        if (l->leases.slots[i].key != NULL) {
-            struct gf_ledger_lease *ll = l->leases.slots[i].val;
-            gf_lease_clear(&ll->l);
-            gf_free(ll);
-        }
-    for (size_t i = 0; i < l->cells.cap; i++)
-        if (l->cells.slots[i].key != NULL) {
-            struct gf_ledger_cell *c = l->cells.slots[i].val;
-            gf_free(c->flavor);
-            gf_free(c->resource);
-            gf_free(c);
-        }
-    for (size_t i = 0; i < l->cqs.cap; i++)
-        if (l->cqs.slots[i].key != NULL) {
-            struct gf_ledger_cq *q = l->cqs.slots[i].val;
-            gf_free(q->name);
-            gf_free(q->cells);
-            gf_free(q);
-        }
-    for (size_t i = 0; i < l->members.cap; i++)
-        if (l->members.slots[i].key != NULL) {
-            struct gf_ledger_member *m = l->members.slots[i].val;
-            gf_free(m->name);
-            gf_free(m);
-        }
-    for (size_t i = 0; i < l->pairs.cap; i++)
-        if (l->pairs.slots[i].key != NULL)
-            gf_free(l->pairs.slots[i].val);
-    for (size_t i = 0; i < l->wl_leases.cap; i++)
-        if (l->wl_leases.slots[i].key != NULL)
-            gf_free(l->wl_leases.slots[i].val);
-    gf__htab_free(&l->members);
-    gf__htab_free(&l->cqs);
-    gf__htab_free(&l->cells);
-    gf__htab_free(&l->wls);
-    gf__htab_free(&l->leases);
-    gf__htab_free(&l->pairs);
-    gf__htab_free(&l->wl_leases);
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&l->wls, &pos, NULL, &v))
+        free_wl(v);
+    for (pos = 0; gf_htab_scan(&l->leases, &pos, NULL, &v);) {
+        struct gf_ledger_lease *ll = v;
+        gf_lease_clear(&ll->l);
+        gf_free(ll);
+    }
+    for (pos = 0; gf_htab_scan(&l->cells, &pos, NULL, &v);) {
+        struct gf_ledger_cell *c = v;
+        gf_free(c->flavor);
+        gf_free(c->resource);
+        gf_free(c);
+    }
+    for (pos = 0; gf_htab_scan(&l->cqs, &pos, NULL, &v);) {
+        struct gf_ledger_cq *q = v;
+        gf_free(q->name);
+        gf_free(q->cells);
+        gf_free(q);
+    }
+    for (pos = 0; gf_htab_scan(&l->members, &pos, NULL, &v);) {
+        struct gf_ledger_member *m = v;
+        gf_free(m->name);
+        gf_free(m);
+    }
+    gf_htab_free_all(&l->pairs, gf_free);
+    gf_htab_free_all(&l->wl_leases, gf_free);
+    gf_htab_free(&l->members);
+    gf_htab_free(&l->cqs);
+    gf_htab_free(&l->cells);
+    gf_htab_free(&l->wls);
+    gf_htab_free(&l->leases);
     gf_free(l->resource);
     gf_free(l);
 }
@@ -126,12 +118,12 @@ static struct gf_ledger_member *get_member(struct gf_ledger *l,
                                            const char *name)
 {
     size_t kl = strlen(name);
-    struct gf_ledger_member *m = gf__htab_get(&l->members, name, kl);
+    struct gf_ledger_member *m = gf_htab_get(&l->members, name, kl);
     if (m == NULL) {
         m = gf_calloc(1, sizeof(*m));
         m->name = gf_strdup(name);
         m->fresh = GF_FRESH_UNKNOWN;
-        gf__htab_put(&l->members, name, kl, m);
+        gf_htab_put(&l->members, name, kl, m);
     }
     return m;
 }
@@ -141,13 +133,13 @@ static struct gf_ledger_cq *get_cq(struct gf_ledger *l, const char *member,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), member, name, NULL, NULL);
-    struct gf_ledger_cq *q = gf__htab_get(&l->cqs, key, kl);
+    struct gf_ledger_cq *q = gf_htab_get(&l->cqs, key, kl);
     if (q == NULL) {
         q = gf_calloc(1, sizeof(*q));
         q->name = gf_strdup(name);
         q->member = get_member(l, member);
         q->member->n_cqs++;
-        gf__htab_put(&l->cqs, key, kl, q);
+        gf_htab_put(&l->cqs, key, kl, q);
     }
     return q;
 }
@@ -159,14 +151,14 @@ static struct gf_ledger_cell *get_cell(struct gf_ledger *l,
     char key[KEY_CAP];
     size_t kl =
         gf__key(key, sizeof(key), q->member->name, q->name, flavor, resource);
-    struct gf_ledger_cell *c = gf__htab_get(&l->cells, key, kl);
+    struct gf_ledger_cell *c = gf_htab_get(&l->cells, key, kl);
     if (c == NULL) {
         c = gf_calloc(1, sizeof(*c));
         c->flavor = gf_strdup(flavor);
         c->resource = gf_strdup(resource);
         c->cq = q;
         c->borrowing_limit = c->lending_limit = GF_NO_LIMIT;
-        gf__htab_put(&l->cells, key, kl, c);
+        gf_htab_put(&l->cells, key, kl, c);
         if (q->n_cells == q->cap_cells) {
             q->cap_cells = q->cap_cells ? q->cap_cells * 2 : 4;
             q->cells = gf_realloc(q->cells, q->cap_cells * sizeof(*q->cells));
@@ -239,7 +231,7 @@ int gf_ledger_cq_delete(struct gf_ledger *l, const char *member, const char *cq)
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), member, cq, NULL, NULL);
-    struct gf_ledger_cq *rec = kl ? gf__htab_get(&l->cqs, key, kl) : NULL;
+    struct gf_ledger_cq *rec = kl ? gf_htab_get(&l->cqs, key, kl) : NULL;
     if (rec == NULL)
         return GF_ENOTFOUND;
     unspec(l, rec);
@@ -314,13 +306,13 @@ int gf_ledger_workload_set(struct gf_ledger *l, const struct gf_workload *w)
         return -EINVAL;
     size_t kl =
         gf__key(key, sizeof(key), w->member, w->namespace, w->name, NULL);
-    struct gf_ledger_wl *r = gf__htab_get(&l->wls, key, kl);
+    struct gf_ledger_wl *r = gf_htab_get(&l->wls, key, kl);
     if (r == NULL) {
         r = gf_calloc(1, sizeof(*r));
         r->member = gf_strdup(w->member);
         r->namespace = gf_strdup(w->namespace);
         r->name = gf_strdup(w->name);
-        gf__htab_put(&l->wls, key, kl, r);
+        gf_htab_put(&l->wls, key, kl, r);
     } else {
         contrib(l, r, -1);
     }
@@ -345,7 +337,7 @@ int gf_ledger_workload_delete(struct gf_ledger *l, const char *member,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), member, ns, name, NULL);
-    struct gf_ledger_wl *r = kl ? gf__htab_del(&l->wls, key, kl) : NULL;
+    struct gf_ledger_wl *r = kl ? gf_htab_del(&l->wls, key, kl) : NULL;
     if (r == NULL)
         return GF_ENOTFOUND;
     contrib(l, r, -1);
@@ -360,10 +352,10 @@ static struct pair *get_pair(struct gf_ledger *l, const char *lender,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), lender, borrower, NULL, NULL);
-    struct pair *p = gf__htab_get(&l->pairs, key, kl);
+    struct pair *p = gf_htab_get(&l->pairs, key, kl);
     if (p == NULL) {
         p = gf_calloc(1, sizeof(*p));
-        gf__htab_put(&l->pairs, key, kl, p);
+        gf_htab_put(&l->pairs, key, kl, p);
     }
     return p;
 }
@@ -374,10 +366,10 @@ static struct wl_leases *get_wl_leases(struct gf_ledger *l,
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), x->origin_member, x->origin_namespace,
                         x->origin_name, NULL);
-    struct wl_leases *w = gf__htab_get(&l->wl_leases, key, kl);
+    struct wl_leases *w = gf_htab_get(&l->wl_leases, key, kl);
     if (w == NULL) {
         w = gf_calloc(1, sizeof(*w));
-        gf__htab_put(&l->wl_leases, key, kl, w);
+        gf_htab_put(&l->wl_leases, key, kl, w);
     }
     return w;
 }
@@ -409,10 +401,10 @@ int gf_ledger_lease_set(struct gf_ledger *l, const struct gf_lease *x)
         (unsigned)x->phase >= GF_LEASE_PHASE_COUNT)
         return -EINVAL;
     size_t kl = strlen(x->name);
-    struct gf_ledger_lease *ll = gf__htab_get(&l->leases, x->name, kl);
+    struct gf_ledger_lease *ll = gf_htab_get(&l->leases, x->name, kl);
     if (ll == NULL) {
         ll = gf_calloc(1, sizeof(*ll));
-        gf__htab_put(&l->leases, x->name, kl, ll);
+        gf_htab_put(&l->leases, x->name, kl, ll);
     } else {
         lease_contrib(l, ll, -1);
         gf_lease_clear(&ll->l);
@@ -435,7 +427,7 @@ int gf_ledger_lease_set(struct gf_ledger *l, const struct gf_lease *x)
 int gf_ledger_lease_delete(struct gf_ledger *l, const char *name)
 {
     struct gf_ledger_lease *ll =
-        name != NULL ? gf__htab_del(&l->leases, name, strlen(name)) : NULL;
+        name != NULL ? gf_htab_del(&l->leases, name, strlen(name)) : NULL;
     if (ll == NULL)
         return GF_ENOTFOUND;
     lease_contrib(l, ll, -1);
@@ -449,7 +441,7 @@ int gf_ledger_lease_delete(struct gf_ledger *l, const char *name)
 const struct gf_ledger_member *gf_ledger_member(const struct gf_ledger *l,
                                                 const char *member)
 {
-    return gf__htab_get(&l->members, member, strlen(member));
+    return gf_htab_get(&l->members, member, strlen(member));
 }
 
 const struct gf_ledger_cq *gf_ledger_cq(const struct gf_ledger *l,
@@ -457,7 +449,7 @@ const struct gf_ledger_cq *gf_ledger_cq(const struct gf_ledger *l,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), member, cq, NULL, NULL);
-    return kl ? gf__htab_get(&l->cqs, key, kl) : NULL;
+    return kl ? gf_htab_get(&l->cqs, key, kl) : NULL;
 }
 
 const struct gf_ledger_cell *gf_ledger_cell(const struct gf_ledger *l,
@@ -467,7 +459,7 @@ const struct gf_ledger_cell *gf_ledger_cell(const struct gf_ledger *l,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), member, cq, flavor, resource);
-    return kl ? gf__htab_get(&l->cells, key, kl) : NULL;
+    return kl ? gf_htab_get(&l->cells, key, kl) : NULL;
 }
 
 const struct gf_ledger_wl *gf_ledger_workload(const struct gf_ledger *l,
@@ -476,13 +468,13 @@ const struct gf_ledger_wl *gf_ledger_workload(const struct gf_ledger *l,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), member, ns, name, NULL);
-    return kl ? gf__htab_get(&l->wls, key, kl) : NULL;
+    return kl ? gf_htab_get(&l->wls, key, kl) : NULL;
 }
 
 const struct gf_ledger_lease *gf_ledger_lease(const struct gf_ledger *l,
                                               const char *name)
 {
-    return gf__htab_get(&l->leases, name, strlen(name));
+    return gf_htab_get(&l->leases, name, strlen(name));
 }
 
 int64_t gf_ledger_pair_lent(const struct gf_ledger *l, const char *lender,
@@ -490,7 +482,7 @@ int64_t gf_ledger_pair_lent(const struct gf_ledger *l, const char *lender,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), lender, borrower, NULL, NULL);
-    const struct pair *p = kl ? gf__htab_get(&l->pairs, key, kl) : NULL;
+    const struct pair *p = kl ? gf_htab_get(&l->pairs, key, kl) : NULL;
     return p != NULL ? p->lent : 0;
 }
 
@@ -500,8 +492,7 @@ void gf_ledger_workload_leases(const struct gf_ledger *l, const char *member,
 {
     char key[KEY_CAP];
     size_t kl = gf__key(key, sizeof(key), member, ns, name, NULL);
-    const struct wl_leases *w =
-        kl ? gf__htab_get(&l->wl_leases, key, kl) : NULL;
+    const struct wl_leases *w = kl ? gf_htab_get(&l->wl_leases, key, kl) : NULL;
     *live = w != NULL ? w->live : 0;
     *max_epoch = w != NULL ? w->max_epoch : 0;
 }
@@ -521,15 +512,15 @@ size_t gf_ledger_n_workloads(const struct gf_ledger *l)
     return l->wls.len;
 }
 
-static size_t collect(const struct gf__htab *t, const void **out, size_t cap)
+static size_t collect(const struct gf_htab *t, const void **out, size_t cap)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].key != NULL) {
-            if (n < cap)
-                out[n] = t->slots[i].val;
-            n++;
-        }
+    size_t n = 0, pos = 0;
+    void *v;
+    while (gf_htab_scan(t, &pos, NULL, &v)) {
+        if (n < cap)
+            out[n] = v;
+        n++;
+    }
     return n;
 }
 
@@ -603,30 +594,27 @@ struct sums {
     int64_t a, b, c, d;
 };
 
-static struct sums *sum_of(struct gf__htab *t, const void *rec)
+static struct sums *sum_of(struct gf_htab *t, const void *rec)
 {
-    struct sums *s = gf__htab_get(t, &rec, sizeof(rec));
+    struct sums *s = gf_htab_get(t, &rec, sizeof(rec));
     if (s == NULL) {
         s = gf_calloc(1, sizeof(*s));
-        gf__htab_put(t, &rec, sizeof(rec), s);
+        gf_htab_put(t, &rec, sizeof(rec), s);
     }
     return s;
 }
 
-static void free_sums(struct gf__htab *t)
+static void free_sums(struct gf_htab *t)
 {
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slots[i].key != NULL)
-            gf_free(t->slots[i].val);
-    gf__htab_free(t);
+    gf_htab_free_all(t, gf_free);
 }
 
-static void recompute(const struct gf_ledger *l, struct gf__htab *t)
+static void recompute(const struct gf_ledger *l, struct gf_htab *t)
 {
-    for (size_t i = 0; i < l->wls.cap; i++) {
-        const struct gf_ledger_wl *w = l->wls.slots[i].val;
-        if (l->wls.slots[i].key == NULL)
-            continue;
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&l->wls, &pos, NULL, &v)) {
+        const struct gf_ledger_wl *w = v;
         if (w->cq != NULL)
             sum_of(t, w->cq)->d++;
         if (w->state == GF_WL_PENDING && w->cq != NULL) {
@@ -638,9 +626,9 @@ static void recompute(const struct gf_ledger *l, struct gf__htab *t)
             sum_of(t, w->cell)->a += w->gpus;
         }
     }
-    for (size_t i = 0; i < l->leases.cap; i++) {
-        const struct gf_ledger_lease *ll = l->leases.slots[i].val;
-        if (l->leases.slots[i].key == NULL || !ll->holds)
+    for (pos = 0; gf_htab_scan(&l->leases, &pos, NULL, &v);) {
+        const struct gf_ledger_lease *ll = v;
+        if (!ll->holds)
             continue;
         sum_of(t, ll->cell)->c += ll->l.gpus;
         sum_of(t, ll->cell)->d++;
@@ -650,10 +638,9 @@ static void recompute(const struct gf_ledger *l, struct gf__htab *t)
         if (ll->origin_cq != NULL)
             sum_of(t, ll->origin_cq)->c += ll->l.gpus;
     }
-    for (size_t i = 0; i < l->cells.cap; i++) {
-        const struct gf_ledger_cell *c = l->cells.slots[i].val;
-        if (l->cells.slots[i].key != NULL && c->in_spec &&
-            strcmp(c->resource, l->resource) == 0)
+    for (pos = 0; gf_htab_scan(&l->cells, &pos, NULL, &v);) {
+        const struct gf_ledger_cell *c = v;
+        if (c->in_spec && strcmp(c->resource, l->resource) == 0)
             sum_of(t, c->cq->member)->a += c->nominal;
     }
 }
@@ -667,13 +654,13 @@ static void recompute(const struct gf_ledger *l, struct gf__htab *t)
         }                                                                      \
     } while (0)
 
-static int verify_cells(const struct gf_ledger *l, struct gf__htab *t,
-                        char *why, size_t cap)
+static int verify_cells(const struct gf_ledger *l, struct gf_htab *t, char *why,
+                        size_t cap)
 {
-    for (size_t i = 0; i < l->cells.cap; i++) {
-        const struct gf_ledger_cell *c = l->cells.slots[i].val;
-        if (l->cells.slots[i].key == NULL)
-            continue;
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&l->cells, &pos, NULL, &v)) {
+        const struct gf_ledger_cell *c = v;
         const struct sums *s = sum_of(t, c);
         CHECK(c->used == s->a && c->reserved == s->b && c->lease_out == s->c &&
                   c->n_leases_out == (size_t)s->d,
@@ -686,13 +673,13 @@ static int verify_cells(const struct gf_ledger *l, struct gf__htab *t,
     return 0;
 }
 
-static int verify_cqs(const struct gf_ledger *l, struct gf__htab *t, char *why,
+static int verify_cqs(const struct gf_ledger *l, struct gf_htab *t, char *why,
                       size_t cap)
 {
-    for (size_t i = 0; i < l->cqs.cap; i++) {
-        const struct gf_ledger_cq *q = l->cqs.slots[i].val;
-        if (l->cqs.slots[i].key == NULL)
-            continue;
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&l->cqs, &pos, NULL, &v)) {
+        const struct gf_ledger_cq *q = v;
         const struct sums *s = sum_of(t, q);
         CHECK(q->pending == s->a && q->n_pending == (size_t)s->b &&
                   q->lease_in == s->c && q->n_workloads == (size_t)s->d,
@@ -703,13 +690,13 @@ static int verify_cqs(const struct gf_ledger *l, struct gf__htab *t, char *why,
     return 0;
 }
 
-static int verify_members(const struct gf_ledger *l, struct gf__htab *t,
+static int verify_members(const struct gf_ledger *l, struct gf_htab *t,
                           char *why, size_t cap)
 {
-    for (size_t i = 0; i < l->members.cap; i++) {
-        const struct gf_ledger_member *m = l->members.slots[i].val;
-        if (l->members.slots[i].key == NULL)
-            continue;
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&l->members, &pos, NULL, &v)) {
+        const struct gf_ledger_member *m = v;
         const struct sums *s = sum_of(t, m);
         CHECK(m->nominal == s->a && m->lent == s->b && m->borrowed == s->c &&
                   m->leases_out == (size_t)s->d,
@@ -740,10 +727,11 @@ static size_t count_live(const struct gf_ledger *l, const char *m,
                          const char *ns, const char *name)
 {
     size_t live = 0;
-    for (size_t j = 0; j < l->leases.cap; j++) {
-        const struct gf_ledger_lease *ll = l->leases.slots[j].val;
-        if (l->leases.slots[j].key != NULL && ll->holds &&
-            strcmp(ll->l.origin_member, m) == 0 &&
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&l->leases, &pos, NULL, &v)) {
+        const struct gf_ledger_lease *ll = v;
+        if (ll->holds && strcmp(ll->l.origin_member, m) == 0 &&
             strcmp(ll->l.origin_namespace, ns) == 0 &&
             strcmp(ll->l.origin_name, name) == 0)
             live++;
@@ -756,10 +744,11 @@ static int64_t sum_lent(const struct gf_ledger *l, const char *lender,
                         const char *borrower)
 {
     int64_t want = 0;
-    for (size_t j = 0; j < l->leases.cap; j++) {
-        const struct gf_ledger_lease *ll = l->leases.slots[j].val;
-        if (l->leases.slots[j].key != NULL && ll->holds &&
-            strcmp(ll->lender->name, lender) == 0 &&
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&l->leases, &pos, NULL, &v)) {
+        const struct gf_ledger_lease *ll = v;
+        if (ll->holds && strcmp(ll->lender->name, lender) == 0 &&
             strcmp(ll->origin->name, borrower) == 0)
             want += ll->l.gpus;
     }
@@ -769,22 +758,21 @@ static int64_t sum_lent(const struct gf_ledger *l, const char *lender,
 /* Pairs and per-Workload lease counts: quadratic, tests only. */
 static int verify_leases(const struct gf_ledger *l, char *why, size_t cap)
 {
-    for (size_t i = 0; i < l->wl_leases.cap; i++) {
-        const struct wl_leases *wl = l->wl_leases.slots[i].val;
-        const char *m = l->wl_leases.slots[i].key;
-        if (m == NULL)
-            continue;
+    size_t pos;
+    const char *k;
+    void *v;
+    for (pos = 0; gf_htab_scan(&l->wl_leases, &pos, &k, &v);) {
+        const struct wl_leases *wl = v;
+        const char *m = k;
         const char *ns = m + strlen(m) + 1;
         const char *name = ns + strlen(ns) + 1;
         size_t live = count_live(l, m, ns, name);
         CHECK(wl->live == live, "workload %s/%s: %zu live leases, count %zu",
               ns, name, live, wl->live);
     }
-    for (size_t i = 0; i < l->pairs.cap; i++) {
-        const struct pair *p = l->pairs.slots[i].val;
-        const char *lender = l->pairs.slots[i].key;
-        if (lender == NULL)
-            continue;
+    for (pos = 0; gf_htab_scan(&l->pairs, &pos, &k, &v);) {
+        const struct pair *p = v;
+        const char *lender = k;
         const char *borrower = lender + strlen(lender) + 1;
         int64_t want = sum_lent(l, lender, borrower);
         CHECK(p->lent == want, "pair %s->%s: lent %lld, leases say %lld",
@@ -797,8 +785,8 @@ static int verify_leases(const struct gf_ledger *l, char *why, size_t cap)
 
 int gf_ledger_verify(const struct gf_ledger *l, char *why, size_t cap)
 {
-    struct gf__htab t;
-    gf__htab_init(&t);
+    struct gf_htab t;
+    gf_htab_init(&t, GF_HTAB_OWN_KEYS);
     recompute(l, &t);
     int rc = verify_cells(l, &t, why, cap);
     if (rc == 0)

@@ -52,6 +52,19 @@ static void test_realloc_null_is_malloc_and_keeps_alignment(void **state)
     assert_int_equal(gf_alloc_live(), baseline);
 }
 
+/* An optional field copies as it is: NULL stays NULL, allocating nothing. */
+static void test_strdup_null_is_null(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    assert_null(gf_strdup(NULL));
+    assert_int_equal(gf_alloc_live(), live);
+    char *s = gf_strdup("nvidia.com/gpu");
+    assert_string_equal(s, "nvidia.com/gpu");
+    gf_free(s);
+    assert_int_equal(gf_alloc_live(), live);
+}
+
 static void test_cjson_goes_through_the_counter(void **state)
 {
     (void)state;
@@ -209,6 +222,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_every_entry_point),
         cmocka_unit_test(test_realloc_null_is_malloc_and_keeps_alignment),
+        cmocka_unit_test(test_strdup_null_is_null),
         cmocka_unit_test(test_cjson_goes_through_the_counter),
         cmocka_unit_test(test_libuv_goes_through_the_counter),
         cmocka_unit_test(test_libcurl_goes_through_the_counter),

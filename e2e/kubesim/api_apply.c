@@ -70,8 +70,7 @@ static bool same_key(const cJSON *a, const cJSON *b, const cJSON *keys)
             continue;
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(a, k->valuestring);
         const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, k->valuestring);
-        if ((x == NULL) != (y == NULL) ||
-            (x != NULL && !gf_ks_json_equal(x, y)))
+        if ((x == NULL) != (y == NULL) || (x != NULL && !gf_json_equal(x, y)))
             return false;
     }
     return true;
@@ -111,7 +110,7 @@ static void merge_set(cJSON *dst, const cJSON *src)
         const cJSON *e;
         cJSON_ArrayForEach(e, dst)
         {
-            found = found || gf_ks_json_equal(e, s);
+            found = found || gf_json_equal(e, s);
         }
         if (!found)
             cJSON_AddItemToArray(dst, cJSON_Duplicate(s, true));

@@ -105,11 +105,6 @@ int gf__ks_crd_check(struct gf_ks_api *api, const cJSON *crd,
 
 /* ---- registration ------------------------------------------------------- */
 
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? gf_strdup(s) : NULL;
-}
-
 static char **strv_of(const cJSON *arr)
 {
     int n = cJSON_GetArraySize(arr);
@@ -152,8 +147,8 @@ static struct gf_ks_rtype *crd_type(struct gf_ks_api *api, const cJSON *crd)
     t->group = gf_strdup(gf_json_str(crd, "spec.group"));
     t->resource = gf_strdup(gf_json_str(names, "plural"));
     t->kind = gf_strdup(gf_json_str(names, "kind"));
-    t->list_kind = dup_or_null(gf_json_str(names, "listKind"));
-    t->singular = dup_or_null(gf_json_str(names, "singular"));
+    t->list_kind = gf_strdup(gf_json_str(names, "listKind"));
+    t->singular = gf_strdup(gf_json_str(names, "singular"));
     t->short_names = strv_of(gf_json_path(names, "shortNames"));
     t->categories = strv_of(gf_json_path(names, "categories"));
     const char *scope = gf_json_str(crd, "spec.scope");
@@ -266,7 +261,7 @@ static void crd_changed(struct gf_ks_api *api, const struct gf_ks_event *ev)
     /* A status-only change (our own establish() included) keeps the type. */
     const cJSON *old_spec = gf_json_path(ev->old_json, "spec");
     if (cur != NULL && old_spec != NULL &&
-        gf_ks_json_equal(old_spec, gf_json_path(crd, "spec"))) {
+        gf_json_equal(old_spec, gf_json_path(crd, "spec"))) {
         establish(api, ev->rtype, crd);
         return;
     }

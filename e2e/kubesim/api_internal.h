@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/buf.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "e2e/kubesim/api.h"
 #include "e2e/kubesim/schema.h"
@@ -49,7 +50,7 @@ struct gf_ks_api {
     void *authorize_data;
     unsigned max_watch_s, bookmark_s;
     struct gf_ks_observer *crd_observer;
-    struct gf_ks_api_call *calls; /* open watches */
+    struct gf_list calls; /* open watches (struct gf_ks_api_call) */
     size_t ncalls;
 };
 

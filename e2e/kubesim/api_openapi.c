@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/htab.h"
 #include "e2e/kubesim/api_internal.h"
 
 struct gv_ctx {
@@ -95,11 +96,8 @@ static cJSON *gv_doc(struct gf_ks_api *api, const char *group,
 static unsigned long long text_hash(const cJSON *doc)
 {
     char *s = cJSON_PrintUnformatted(doc);
-    unsigned long long h = 1469598103934665603ULL;
-    for (const char *p = s; *p != '\0'; p++) {
-        h ^= (unsigned char)*p;
-        h *= 1099511628211ULL;
-    }
+    /* Stable across runs (htab.h), so a client's cached URL stays good. */
+    unsigned long long h = gf_hash(s, strlen(s));
     gf_free(s);
     return h;
 }

@@ -25,13 +25,14 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/list.h"
 #include "e2e/kubesim/api_internal.h"
 
 /* One watch event is at most one object plus framing. */
 #define EVENT_MAX (64u << 20)
 
 struct gf_ks_api_call {
-    struct gf_ks_api_call *next, *prev;
+    struct gf_list link; /* in api->calls */
     struct gf_ks_api *api;
     const struct gf_ks_api_out *out;
     struct gf_ks_watch *w;
@@ -51,14 +52,8 @@ struct gf_ks_api_call {
 
 static void call_unlink(struct gf_ks_api_call *c)
 {
-    struct gf_ks_api *api = c->api;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        api->calls = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    api->ncalls--;
+    gf_list_remove(&c->link);
+    c->api->ncalls--;
 }
 
 static void call_free(struct gf_ks_api_call *c)
@@ -289,10 +284,7 @@ static struct gf_ks_api_call *call_new(struct gf_ks_api *api,
     gf_timer_init(api->clock, &c->bookmark);
     gf_timer_init(api->clock, &c->end);
     c->timeout.data = c->bookmark.data = c->end.data = c;
-    c->next = api->calls;
-    if (api->calls != NULL)
-        api->calls->prev = c;
-    api->calls = c;
+    gf_list_push_front(&api->calls, &c->link);
     api->ncalls++;
     return c;
 }
@@ -394,10 +386,16 @@ void gf_ks_api_call_writable(struct gf_ks_api_call *call)
         defer_end(call);
 }
 
+static struct gf_ks_api_call *first_call(const struct gf_ks_api *api)
+{
+    return GF_LIST_ENTRY(gf_list_first(&api->calls), struct gf_ks_api_call,
+                         link);
+}
+
 void gf__ks_watch_free_all(struct gf_ks_api *api)
 {
-    while (api->calls != NULL)
-        call_free(api->calls);
+    while (!gf_list_empty(&api->calls))
+        call_free(first_call(api));
 }
 
 void gf_ks_api_restart(struct gf_ks_api *api)
@@ -405,6 +403,6 @@ void gf_ks_api_restart(struct gf_ks_api *api)
     /* Every store watch is closed with CLOSED, which ends its call. */
     gf_ks_store_restart(api->store);
     /* Calls that were already ending go now too. */
-    while (api->calls != NULL)
-        end_now(api->calls);
+    while (!gf_list_empty(&api->calls))
+        end_now(first_call(api));
 }

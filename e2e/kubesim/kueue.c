@@ -47,7 +47,7 @@ struct gf_ks_kueue {
     struct gf_ks_observer *obs;
     struct gf_timer timer;
     bool dirty, in_reconcile;
-    struct gf_ks_kmap cqs, lqs, wls, jobs, flavors;
+    struct gf_htab cqs, lqs, wls, jobs, flavors;
     struct gf_kq_wl **grave; /* deleted during a reconcile, freed after */
     size_t n_grave;
     struct gf_ks_kueue_stats stats;
@@ -430,18 +430,52 @@ static void patch_suspend(struct gf_ks_kueue *k, const char *job_key,
 
 /* ---- reconcile steps ---------------------------------------------------- */
 
+struct job_ref {
+    uint64_t seq;
+    char *key;
+};
+
+static int job_ref_cmp(const void *pa, const void *pb)
+{
+    const struct job_ref *a = pa, *b = pb;
+    return a->seq < b->seq ? -1 : (a->seq > b->seq ? 1 : 0);
+}
+
+/*
+ * Creates the missing Workloads in the order their Jobs were created, as
+ * Kueue does from its event stream: the FIFO tie-break between Workloads
+ * created in the same millisecond must not depend on the map's order.
+ */
 static void step_jobs(struct gf_ks_kueue *k)
 {
-    size_t pos = 0;
+    struct job_ref *v = NULL;
+    size_t n = 0, cap = 0, pos = 0;
     const char *key;
-    void *v;
-    while (gf_ks_kmap_next(&k->jobs, &pos, &key, &v)) {
-        struct gf_kq_job *j = v;
-        if (j->need_wl) {
-            j->need_wl = false;
-            ensure_workload(k, key);
+    void *p;
+    while (gf_htab_scan(&k->jobs, &pos, &key, &p)) {
+        struct gf_kq_job *j = p;
+        if (!j->need_wl)
+            continue;
+        if (n == cap) {
+            cap = cap == 0 ? 16 : cap * 2;
+            v = gf_realloc(v, cap * sizeof(*v));
         }
+        v[n].seq = j->seq;
+        v[n++].key = gf_strdup(key);
     }
+    if (n > 1)
+        qsort(v, n, sizeof(*v), job_ref_cmp);
+    /* Creating a Workload runs the observers, which may change the Job
+     * map: each Job is looked up again. */
+    for (size_t i = 0; i < n; i++) {
+        struct gf_kq_job *j = gf_htab_get_str(&k->jobs, v[i].key);
+        if (j != NULL && j->need_wl) {
+            j->need_wl = false;
+            ensure_workload(k, v[i].key);
+        }
+        gf_free(v[i].key);
+    }
+    gf_free(v);
 }
 
 /* The Job of a Workload, if it is the one the Workload belongs to. */
@@ -450,7 +484,7 @@ static struct gf_kq_job *job_of(const struct gf_ks_kueue *k,
 {
     if (wl->job_key == NULL)
         return NULL;
-    struct gf_kq_job *j = gf_ks_kmap_get(&k->jobs, wl->job_key);
+    struct gf_kq_job *j = gf_htab_get_str(&k->jobs, wl->job_key);
     if (j == NULL || j->uid == NULL || wl->job_uid == NULL ||
         strcmp(j->uid, wl->job_uid) != 0)
         return NULL;
@@ -465,10 +499,10 @@ static struct gf_kq_cq *cq_of_queue(const struct gf_ks_kueue *k,
         return NULL;
     char key[600];
     snprintf(key, sizeof(key), "%s/%s", wl->ns, wl->queue);
-    struct gf_kq_lq *lq = gf_ks_kmap_get(&k->lqs, key);
+    struct gf_kq_lq *lq = gf_htab_get_str(&k->lqs, key);
     if (lq_out != NULL)
         *lq_out = lq;
-    return lq != NULL && lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq)
+    return lq != NULL && lq->cq != NULL ? gf_htab_get_str(&k->cqs, lq->cq)
                                         : NULL;
 }
 
@@ -476,7 +510,7 @@ static struct gf_kq_cq *cq_of_queue(const struct gf_ks_kueue *k,
 static const char *drained(const struct gf_ks_kueue *k,
                            const struct gf_kq_wl *wl)
 {
-    struct gf_kq_cq *cq = gf_ks_kmap_get(&k->cqs, wl->adm_cq);
+    struct gf_kq_cq *cq = gf_htab_get_str(&k->cqs, wl->adm_cq);
     if (cq != NULL && cq->stop == GF_KQ_HOLD_AND_DRAIN)
         return "ClusterQueueStopped";
     struct gf_kq_lq *lq = NULL;
@@ -488,9 +522,10 @@ static const char *drained(const struct gf_ks_kueue *k,
 
 static void step_finish_and_evict(struct gf_ks_kueue *k)
 {
-    size_t pos = 0;
+    struct gf_htab_iter it;
     void *v;
-    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+    gf_htab_iter_init(&it, &k->wls);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
         struct gf_kq_wl *wl = v;
         const struct gf_kq_job *j = job_of(k, wl);
         if (j != NULL && j->done != 0 && !wl->finished) {
@@ -521,7 +556,7 @@ static void step_usage(struct gf_ks_kueue *k)
 {
     size_t pos = 0;
     void *v;
-    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v)) {
+    while (gf_htab_scan(&k->cqs, &pos, NULL, &v)) {
         struct gf_kq_cq *cq = v;
         cq->blocked = false;
         for (size_t g = 0; g < cq->n_groups; g++)
@@ -531,7 +566,7 @@ static void step_usage(struct gf_ks_kueue *k)
     }
     struct gf_kq_world w = {&k->cqs, &k->wls};
     pos = 0;
-    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+    while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
         struct gf_kq_wl *wl = v;
         wl->victim = false;
         if (wl->adm_cq != NULL && !wl->finished)
@@ -548,7 +583,7 @@ static bool flavors_found(const struct gf_ks_kueue *k,
     for (size_t g = 0; g < cq->n_groups; g++)
         for (size_t f = 0; f < cq->groups[g].n_fl; f++) {
             const char *name = cq->groups[g].fl[f].name;
-            if (gf_ks_kmap_get(&k->flavors, name) != NULL || len >= cap)
+            if (gf_htab_get_str(&k->flavors, name) != NULL || len >= cap)
                 continue;
             int n =
                 snprintf(out + len, cap - len, "%s%s", len ? "," : "", name);
@@ -634,10 +669,10 @@ static void admit_one(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
 
 static void step_admit(struct gf_ks_kueue *k)
 {
-    struct gf_kq_wl **v = gf_calloc(k->wls.n + 1, sizeof(*v));
+    struct gf_kq_wl **v = gf_calloc(k->wls.len + 1, sizeof(*v));
     size_t n = 0, pos = 0;
     void *p;
-    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &p)) {
+    while (gf_htab_scan(&k->wls, &pos, NULL, &p)) {
         struct gf_kq_wl *wl = p;
         if (wl->adm_cq == NULL && wl->active && !wl->finished &&
             wl->queue != NULL)
@@ -652,9 +687,10 @@ static void step_admit(struct gf_ks_kueue *k)
 
 static void step_suspend(struct gf_ks_kueue *k)
 {
-    size_t pos = 0;
+    struct gf_htab_iter it;
     void *v;
-    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+    gf_htab_iter_init(&it, &k->wls);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
         const struct gf_kq_wl *wl = v;
         const struct gf_kq_job *j = job_of(k, wl);
         if (j == NULL || j->done != 0)
@@ -671,15 +707,15 @@ static void count_queues(struct gf_ks_kueue *k)
 {
     size_t pos = 0;
     void *v;
-    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v))
+    while (gf_htab_scan(&k->cqs, &pos, NULL, &v))
         ((struct gf_kq_cq *)v)->n_pending =
             ((struct gf_kq_cq *)v)->n_reserving = 0;
     pos = 0;
-    while (gf_ks_kmap_next(&k->lqs, &pos, NULL, &v))
+    while (gf_htab_scan(&k->lqs, &pos, NULL, &v))
         ((struct gf_kq_lq *)v)->n_pending =
             ((struct gf_kq_lq *)v)->n_reserving = 0;
     pos = 0;
-    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+    while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
         const struct gf_kq_wl *wl = v;
         if (wl->finished)
             continue;
@@ -687,7 +723,7 @@ static void count_queues(struct gf_ks_kueue *k)
         struct gf_kq_cq *cq = cq_of_queue(k, wl, &lq);
         bool reserving = wl->adm_cq != NULL;
         if (reserving)
-            cq = gf_ks_kmap_get(&k->cqs, wl->adm_cq);
+            cq = gf_htab_get_str(&k->cqs, wl->adm_cq);
         else if (!wl->active)
             continue;
         if (cq != NULL)
@@ -765,7 +801,7 @@ static int64_t lq_usage(const struct gf_ks_kueue *k, const struct gf_kq_lq *lq,
     int64_t tot = 0;
     size_t pos = 0;
     void *v;
-    while (gf_ks_kmap_next(&k->wls, &pos, NULL, &v)) {
+    while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
         const struct gf_kq_wl *wl = v;
         if (wl->adm_cq == NULL || wl->finished || wl->queue == NULL ||
             strcmp(wl->ns, lq->ns) != 0 || strcmp(wl->queue, lq->name) != 0)
@@ -784,7 +820,7 @@ static cJSON *lq_flavors_json(const struct gf_ks_kueue *k,
 {
     cJSON *arr = cJSON_CreateArray();
     struct gf_kq_cq *cq =
-        lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq) : NULL;
+        lq->cq != NULL ? gf_htab_get_str(&k->cqs, lq->cq) : NULL;
     for (size_t g = 0; cq != NULL && g < cq->n_groups; g++)
         for (size_t f = 0; f < cq->groups[g].n_fl; f++) {
             const char *fname = cq->groups[g].fl[f].name;
@@ -812,7 +848,7 @@ static void lq_status(struct gf_ks_kueue *k, const struct gf_kq_lq *lq)
     if (conds == NULL)
         return;
     struct gf_kq_cq *cq =
-        lq->cq != NULL ? gf_ks_kmap_get(&k->cqs, lq->cq) : NULL;
+        lq->cq != NULL ? gf_htab_get_str(&k->cqs, lq->cq) : NULL;
     if (cq == NULL)
         cond_set(k, conds, "Active", false, "ClusterQueueDoesNotExist",
                  "Can't submit new workloads to clusterQueue", gen);
@@ -840,12 +876,13 @@ static void lq_status(struct gf_ks_kueue *k, const struct gf_kq_lq *lq)
 static void step_status(struct gf_ks_kueue *k)
 {
     count_queues(k);
-    size_t pos = 0;
+    struct gf_htab_iter it;
     void *v;
-    while (gf_ks_kmap_next(&k->cqs, &pos, NULL, &v))
+    gf_htab_iter_init(&it, &k->cqs);
+    while (gf_htab_next(&it, NULL, NULL, &v))
         cq_status(k, v);
-    pos = 0;
-    while (gf_ks_kmap_next(&k->lqs, &pos, NULL, &v))
+    gf_htab_iter_init(&it, &k->lqs);
+    while (gf_htab_next(&it, NULL, NULL, &v))
         lq_status(k, v);
 }
 
@@ -915,10 +952,10 @@ void gf_ks_kueue_flush(struct gf_ks_kueue *k)
 static void on_wl(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
     char *key = key_of(ev->obj->ns, ev->obj->name);
-    struct gf_kq_wl *wl = gf_ks_kmap_get(&k->wls, key);
+    struct gf_kq_wl *wl = gf_htab_get_str(&k->wls, key);
     if (ev->type == GF_KS_EV_DELETED) {
         if (wl != NULL) {
-            gf_ks_kmap_del(&k->wls, key);
+            gf_htab_del_str(&k->wls, key);
             if (k->in_reconcile) {
                 k->grave =
                     gf_realloc(k->grave, (k->n_grave + 1) * sizeof(*k->grave));
@@ -931,10 +968,11 @@ static void on_wl(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
         if (wl == NULL) {
             /*
              * Only step_jobs creates Workloads during a reconcile, and it
-             * scans the Job map, so no scan of this map sees it rehash.
+             * iterates the Job map: this map never grows while iterated
+             * (which common/htab.h forbids).
              */
             wl = gf__kq_wl_new(ev->obj->ns, ev->obj->name, ev->obj->rv);
-            gf_ks_kmap_put(&k->wls, key, wl);
+            gf_htab_put_str(&k->wls, key, wl);
         }
         gf__kq_wl_load(wl, ev->obj_json);
     }
@@ -944,9 +982,9 @@ static void on_wl(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 
 static void on_cq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
-    struct gf_kq_cq *cq = gf_ks_kmap_get(&k->cqs, ev->obj->name);
+    struct gf_kq_cq *cq = gf_htab_get_str(&k->cqs, ev->obj->name);
     if (ev->type == GF_KS_EV_DELETED) {
-        gf__kq_cq_free(gf_ks_kmap_del(&k->cqs, ev->obj->name));
+        gf__kq_cq_free(gf_htab_del_str(&k->cqs, ev->obj->name));
         schedule(k);
         return;
     }
@@ -957,7 +995,7 @@ static void on_cq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
     if (cq == NULL) {
         cq = gf_calloc(1, sizeof(*cq));
         cq->name = gf_strdup(ev->obj->name);
-        gf_ks_kmap_put(&k->cqs, cq->name, cq);
+        gf_htab_put_str(&k->cqs, cq->name, cq);
     }
     gf__kq_cq_load(cq, ev->obj_json);
     schedule(k);
@@ -966,15 +1004,15 @@ static void on_cq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 static void on_lq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
     char *key = key_of(ev->obj->ns, ev->obj->name);
-    struct gf_kq_lq *lq = gf_ks_kmap_get(&k->lqs, key);
+    struct gf_kq_lq *lq = gf_htab_get_str(&k->lqs, key);
     if (ev->type == GF_KS_EV_DELETED) {
-        gf__kq_lq_free(gf_ks_kmap_del(&k->lqs, key));
+        gf__kq_lq_free(gf_htab_del_str(&k->lqs, key));
     } else {
         if (lq == NULL) {
             lq = gf_calloc(1, sizeof(*lq));
             lq->ns = gf_strdup(ev->obj->ns);
             lq->name = gf_strdup(ev->obj->name);
-            gf_ks_kmap_put(&k->lqs, key, lq);
+            gf_htab_put_str(&k->lqs, key, lq);
         }
         char *old = lq->cq != NULL ? gf_strdup(lq->cq) : NULL;
         enum gf_kq_stop stop = lq->stop;
@@ -994,9 +1032,9 @@ static void on_lq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 static void on_flavor(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
     if (ev->type == GF_KS_EV_DELETED)
-        gf_ks_kmap_del(&k->flavors, ev->obj->name);
-    else if (gf_ks_kmap_get(&k->flavors, ev->obj->name) == NULL)
-        gf_ks_kmap_put(&k->flavors, ev->obj->name, k);
+        gf_htab_del_str(&k->flavors, ev->obj->name);
+    else if (gf_htab_get_str(&k->flavors, ev->obj->name) == NULL)
+        gf_htab_put_str(&k->flavors, ev->obj->name, k);
     else
         return;
     schedule(k);
@@ -1010,16 +1048,17 @@ static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
                    bool initial)
 {
     char *key = key_of(ev->obj->ns, ev->obj->name);
-    struct gf_kq_job *j = gf_ks_kmap_get(&k->jobs, key);
+    struct gf_kq_job *j = gf_htab_get_str(&k->jobs, key);
     bool managed = gf_json_label(ev->obj_json, KQ_QUEUE_LABEL) != NULL;
     if (ev->type == GF_KS_EV_DELETED || !managed) {
-        gf__kq_job_free(gf_ks_kmap_del(&k->jobs, key));
+        gf__kq_job_free(gf_htab_del_str(&k->jobs, key));
         gf_free(key);
         return;
     }
     if (j == NULL) {
         j = gf_calloc(1, sizeof(*j));
-        gf_ks_kmap_put(&k->jobs, key, j);
+        j->seq = ev->obj->rv;
+        gf_htab_put_str(&k->jobs, key, j);
     }
     bool changed = gf__kq_job_load(j, ev->obj_json);
     if (ev->type == GF_KS_EV_ADDED && !initial && !j->suspended && !j->done) {
@@ -1131,11 +1170,11 @@ void gf_ks_kueue_free(struct gf_ks_kueue *k)
         return;
     gf_ks_store_unobserve(k->st, k->obs);
     gf_timer_stop(&k->timer);
-    gf_ks_kmap_free_all(&k->wls, wl_free_v);
-    gf_ks_kmap_free_all(&k->cqs, cq_free_v);
-    gf_ks_kmap_free_all(&k->lqs, lq_free_v);
-    gf_ks_kmap_free_all(&k->jobs, job_free_v);
-    gf_ks_kmap_free(&k->flavors);
+    gf_htab_free_all(&k->wls, wl_free_v);
+    gf_htab_free_all(&k->cqs, cq_free_v);
+    gf_htab_free_all(&k->lqs, lq_free_v);
+    gf_htab_free_all(&k->jobs, job_free_v);
+    gf_htab_free(&k->flavors);
     gf_free(k->cluster);
     gf_free(k);
 }

@@ -13,11 +13,6 @@
 #include "common/clock.h"
 #include "common/json.h"
 
-static char *dup_or_null(const char *s)
-{
-    return s != NULL ? gf_strdup(s) : NULL;
-}
-
 static int64_t qty_or(const cJSON *n, int64_t dflt)
 {
     int64_t v;
@@ -169,7 +164,7 @@ void gf__kq_lq_free(struct gf_kq_lq *lq)
 void gf__kq_lq_load(struct gf_kq_lq *lq, const cJSON *obj)
 {
     GF_FREE(lq->cq);
-    lq->cq = dup_or_null(gf_json_str(obj, "spec.clusterQueue"));
+    lq->cq = gf_strdup(gf_json_str(obj, "spec.clusterQueue"));
     lq->stop = stop_of(gf_json_str(obj, "spec.stopPolicy"));
 }
 
@@ -334,8 +329,8 @@ static void parse_conditions(struct gf_kq_wl *wl, const cJSON *conds)
             wl->finished = cond_true(c);
         } else if (strcmp(type, "QuotaReserved") == 0) {
             wl->qr_true = cond_true(c);
-            wl->qr_reason = dup_or_null(reason);
-            wl->qr_msg = dup_or_null(gf_json_str(c, "message"));
+            wl->qr_reason = gf_strdup(reason);
+            wl->qr_msg = gf_strdup(gf_json_str(c, "message"));
             const char *ltt = gf_json_str(c, "lastTransitionTime");
             if (ltt != NULL)
                 gf_time_parse_rfc3339(ltt, &wl->admitted_ms);
@@ -360,7 +355,7 @@ static void parse_owner(struct gf_kq_wl *wl, const cJSON *obj)
         size_t len = strlen(wl->ns) + strlen(name) + 2;
         wl->job_key = gf_malloc(len);
         snprintf(wl->job_key, len, "%s/%s", wl->ns, name);
-        wl->job_uid = dup_or_null(gf_json_str(o, "uid"));
+        wl->job_uid = gf_strdup(gf_json_str(o, "uid"));
         return;
     }
 }
@@ -371,8 +366,8 @@ void gf__kq_wl_load(struct gf_kq_wl *wl, const cJSON *obj)
     wl->finished = wl->qr_true = wl->deactivated_requeue = false;
     wl->admitted_ms = 0;
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
-    wl->uid = dup_or_null(gf_json_str(obj, "metadata.uid"));
-    wl->queue = dup_or_null(gf_json_str(spec, "queueName"));
+    wl->uid = gf_strdup(gf_json_str(obj, "metadata.uid"));
+    wl->queue = gf_strdup(gf_json_str(spec, "queueName"));
     wl->prio = 0;
     gf_json_int(spec, "priority", &wl->prio);
     wl->active = true;
@@ -433,12 +428,12 @@ bool gf__kq_job_load(struct gf_kq_job *j, const cJSON *obj)
                    j->suspended != suspended || j->done != done;
     if (j->uid == NULL || (uid != NULL && strcmp(j->uid, uid) != 0)) {
         GF_FREE(j->uid);
-        j->uid = dup_or_null(uid);
+        j->uid = gf_strdup(uid);
         j->need_wl = true;
     }
     j->suspended = suspended;
     j->done = done;
     GF_FREE(j->fail_msg);
-    j->fail_msg = dup_or_null(msg);
+    j->fail_msg = gf_strdup(msg);
     return changed;
 }

@@ -20,6 +20,7 @@ struct gf_kq_job {
     int done;       /* 0 running or waiting, 1 Complete, 2 Failed */
     char *fail_msg; /* the Failed condition's message */
     bool need_wl;   /* its Workload has not been checked for yet */
+    uint64_t seq;   /* resourceVersion when first seen: creation order */
 };
 
 void gf__kq_cq_load(struct gf_kq_cq *cq, const cJSON *obj);

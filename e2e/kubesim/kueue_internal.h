@@ -14,7 +14,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "e2e/kubesim/kueue_map.h"
+#include "common/htab.h"
 
 /* No borrowingLimit / lendingLimit: the field is absent. */
 #define GF_KQ_UNSET (-1)
@@ -112,8 +112,8 @@ struct gf_kq_wl {
 
 /* The quota view the pure functions work on. */
 struct gf_kq_world {
-    struct gf_ks_kmap *cqs; /* name -> struct gf_kq_cq */
-    struct gf_ks_kmap *wls; /* key -> struct gf_kq_wl */
+    struct gf_htab *cqs; /* name -> struct gf_kq_cq */
+    struct gf_htab *wls; /* key -> struct gf_kq_wl */
 };
 
 /* The cell of cq for [flavor, res], or NULL. */

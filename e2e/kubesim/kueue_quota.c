@@ -77,7 +77,7 @@ static int64_t cohort_free(const struct gf_kq_world *w, const char *cohort,
     int64_t pool = 0, used = 0;
     size_t pos = 0;
     void *v;
-    while (gf_ks_kmap_next(w->cqs, &pos, NULL, &v)) {
+    while (gf_htab_scan(w->cqs, &pos, NULL, &v)) {
         const struct gf_kq_cq *m = v;
         if (m->cohort == NULL || strcmp(m->cohort, cohort) != 0)
             continue;
@@ -114,7 +114,7 @@ void gf__kq_account(const struct gf_kq_world *w, const struct gf_kq_wl *wl,
 {
     if (wl->adm_cq == NULL)
         return;
-    const struct gf_kq_cq *cq = gf_ks_kmap_get(w->cqs, wl->adm_cq);
+    const struct gf_kq_cq *cq = gf_htab_get_str(w->cqs, wl->adm_cq);
     if (cq == NULL)
         return;
     for (size_t i = 0; i < wl->n_uses; i++) {
@@ -254,7 +254,7 @@ static bool uses_group(const struct gf_kq_wl *cand, const struct gf_kq_group *g,
 /* Whether cq is using more than its nominal quota of a cell cand holds. */
 static bool borrowing(const struct gf_kq_world *w, const struct gf_kq_wl *cand)
 {
-    const struct gf_kq_cq *cq = gf_ks_kmap_get(w->cqs, cand->adm_cq);
+    const struct gf_kq_cq *cq = gf_htab_get_str(w->cqs, cand->adm_cq);
     for (size_t u = 0; cq != NULL && u < cand->n_uses; u++) {
         const struct gf_kq_cell *c =
             gf__kq_cell(cq, cand->uses[u].flavor, cand->uses[u].res);
@@ -299,7 +299,7 @@ static bool within_nominal(const struct gf_kq_world *w,
         int64_t usage = c->usage;
         size_t pos = 0;
         void *v;
-        while (gf_ks_kmap_next(w->wls, &pos, NULL, &v)) {
+        while (gf_htab_scan(w->wls, &pos, NULL, &v)) {
             const struct gf_kq_wl *o = v;
             if (o->adm_cq == NULL || o->finished || o->victim ||
                 strcmp(o->adm_cq, cq->name) != 0 ||
@@ -326,7 +326,7 @@ static bool is_candidate(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
         return policy_allows(cq->within, o, wl);
     if (!reclaim)
         return false;
-    const struct gf_kq_cq *ocq = gf_ks_kmap_get(w->cqs, o->adm_cq);
+    const struct gf_kq_cq *ocq = gf_htab_get_str(w->cqs, o->adm_cq);
     return ocq != NULL && ocq->cohort != NULL &&
            strcmp(ocq->cohort, cq->cohort) == 0 &&
            policy_allows(cq->reclaim, o, wl);
@@ -338,7 +338,7 @@ static void collect(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
 {
     size_t pos = 0;
     void *v;
-    while (gf_ks_kmap_next(w->wls, &pos, NULL, &v)) {
+    while (gf_htab_scan(w->wls, &pos, NULL, &v)) {
         struct gf_kq_wl *o = v;
         if (!is_candidate(w, cq, o, wl, reclaim) || !uses_group(o, g, f))
             continue;

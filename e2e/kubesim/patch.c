@@ -18,75 +18,6 @@
 #include "common/err.h"
 #include "common/json.h"
 
-/* ---- equality ------------------------------------------------------------ */
-
-static bool obj_equal(const cJSON *a, const cJSON *b)
-{
-    int na = 0, nb = 0;
-    const cJSON *x, *y;
-    cJSON_ArrayForEach(x, a)
-    {
-        na++;
-    }
-    cJSON_ArrayForEach(y, b)
-    {
-        nb++;
-    }
-    if (na != nb)
-        return false;
-    /*
-     * Members in the same order (a copy, a re-parse) are compared in one
-     * pass; from the first name that differs on, by lookup. Every member
-     * is compared once, so the cost stays linear in the depth, and a tree
-     * with duplicate member names is equal to itself.
-     */
-    x = a->child;
-    y = b->child;
-    for (; x != NULL && y != NULL && x->string != NULL && y->string != NULL &&
-           strcmp(x->string, y->string) == 0;
-         x = x->next, y = y->next)
-        if (!gf_ks_json_equal(x, y))
-            return false;
-    for (; x != NULL; x = x->next)
-        if (x->string == NULL ||
-            !gf_ks_json_equal(x,
-                              cJSON_GetObjectItemCaseSensitive(b, x->string)))
-            return false;
-    return true;
-}
-
-bool gf_ks_json_equal(const cJSON *a, const cJSON *b)
-{
-    if (a == NULL || b == NULL)
-        return a == b;
-    int ta = a->type & 0xff, tb = b->type & 0xff;
-    if (ta != tb)
-        return false;
-    switch (ta) {
-    case cJSON_False:
-    case cJSON_True:
-    case cJSON_NULL:
-        return true;
-    case cJSON_Number:
-        return a->valuedouble == b->valuedouble;
-    case cJSON_String:
-    case cJSON_Raw:
-        return a->valuestring != NULL && b->valuestring != NULL &&
-               strcmp(a->valuestring, b->valuestring) == 0;
-    case cJSON_Array: {
-        const cJSON *x = a->child, *y = b->child;
-        for (; x != NULL && y != NULL; x = x->next, y = y->next)
-            if (!gf_ks_json_equal(x, y))
-                return false;
-        return x == NULL && y == NULL;
-    }
-    case cJSON_Object:
-        return obj_equal(a, b);
-    default:
-        return false;
-    }
-}
-
 /* ---- merge patch --------------------------------------------------------- */
 
 void gf_ks_patch_merge(cJSON **doc, const cJSON *patch)
@@ -401,7 +332,7 @@ static int json_patch_op(cJSON **doc, const cJSON *op, struct gf_ks_status *err)
     }
     if (strcmp(name, "test") == 0) {
         const cJSON *cur = ptr_get(*doc, path);
-        if (cur == NULL || value == NULL || !gf_ks_json_equal(cur, value))
+        if (cur == NULL || value == NULL || !gf_json_equal(cur, value))
             return jp_fail(err, "testing value %s failed: test failed", path);
         return 0;
     }
@@ -456,7 +387,7 @@ static cJSON *find_by_key(cJSON *list, const char *key, const cJSON *val)
     cJSON_ArrayForEach(e, list)
     {
         const cJSON *k = cJSON_GetObjectItemCaseSensitive(e, key);
-        if (k != NULL && gf_ks_json_equal(k, val))
+        if (k != NULL && gf_json_equal(k, val))
             return e;
     }
     return NULL;
@@ -545,7 +476,7 @@ static void smp_set_list(cJSON **doc, const cJSON *patch)
         const cJSON *e;
         cJSON_ArrayForEach(e, *doc)
         {
-            if (gf_ks_json_equal(e, p))
+            if (gf_json_equal(e, p))
                 found = true;
         }
         if (!found)
@@ -561,7 +492,7 @@ static void delete_from_primitive(cJSON *list, const cJSON *values)
         cJSON *e = list != NULL ? list->child : NULL;
         while (e != NULL) {
             cJSON *next = e->next;
-            if (gf_ks_json_equal(e, v)) {
+            if (gf_json_equal(e, v)) {
                 cJSON_DetachItemViaPointer(list, e);
                 cJSON_Delete(e);
             }

@@ -52,13 +52,4 @@ int gf_ks_patch_apply(enum gf_ks_patch_type type, cJSON **doc,
 /* RFC 7386 on trees: merges patch (borrowed) into *doc. */
 void gf_ks_patch_merge(cJSON **doc, const cJSON *patch);
 
-/*
- * Deep equality of two JSON values (either may be NULL: equal only when
- * both are); object members compare regardless of order, arrays in order.
- * Linear in the size of the trees. Use it instead of cJSON_Compare, which
- * compares every object member twice at every level and so takes time
- * exponential in the depth (minutes on a CRD schema).
- */
-bool gf_ks_json_equal(const cJSON *a, const cJSON *b);
-
 #endif

@@ -20,7 +20,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "e2e/kubesim/kueue_map.h"
+#include "common/htab.h"
 
 #define RN_DURATION "kubesim.gpufed.io/duration"
 #define RN_FAIL "kubesim.gpufed.io/fail"
@@ -61,8 +61,8 @@ struct gf_ks_runner {
     struct gf_ks_observer *obs;
     struct gf_timer timer;
     bool in_reconcile, dirty;
-    struct gf_ks_kmap jobs; /* key -> struct rjob */
-    struct gf_ks_kmap pods; /* key -> struct rpod */
+    struct gf_htab jobs; /* key -> struct rjob */
+    struct gf_htab pods; /* key -> struct rpod */
     unsigned n_nodes, gpus_per_node;
     unsigned *free_gpus;
     uint64_t default_ms;
@@ -230,7 +230,7 @@ static void rpod_detach(struct gf_ks_runner *r, struct rpod *p)
         r->free_gpus[p->node] += p->gpus;
         j->running--;
     }
-    gf_ks_kmap_del(&r->pods, p->key);
+    gf_htab_del_str(&r->pods, p->key);
     j->dirty = true;
 }
 
@@ -398,7 +398,7 @@ static void rpod_create(struct gf_ks_runner *r, struct rjob *j,
     p->next = j->pods;
     j->pods = p;
     j->active++;
-    gf_ks_kmap_put(&r->pods, p->key, p);
+    gf_htab_put_str(&r->pods, p->key, p);
     cJSON_Delete(pod);
 }
 
@@ -588,10 +588,12 @@ static void reconcile(struct gf_ks_runner *r)
     r->in_reconcile = true;
     r->t_pod = gf_ks_store_type(r->st, "", "pods");
     r->t_job = gf_ks_store_type(r->st, "batch", "jobs");
-    size_t pos = 0;
+    struct gf_htab_iter it;
     void *v;
-    /* Pods are never added to the Job index here, so scanning it is safe. */
-    while (gf_ks_kmap_next(&r->jobs, &pos, NULL, &v)) {
+    /* Pods are added to their own index here, never to the Job index,
+     * which may not grow while it is iterated (common/htab.h). */
+    gf_htab_iter_init(&it, &r->jobs);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
         struct rjob *j = v;
         if (j->dirty) {
             j->dirty = false;
@@ -599,15 +601,15 @@ static void reconcile(struct gf_ks_runner *r)
         }
     }
     /* Bind Pending Pods; a bind never adds or removes index entries. */
-    pos = 0;
-    while (gf_ks_kmap_next(&r->pods, &pos, NULL, &v)) {
+    gf_htab_iter_init(&it, &r->pods);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
         struct rpod *p = v;
         if (p->node < 0)
             rpod_bind(r, p);
     }
     /* Binding changed Jobs' ready counts: their status follows. */
-    pos = 0;
-    while (gf_ks_kmap_next(&r->jobs, &pos, NULL, &v)) {
+    gf_htab_iter_init(&it, &r->jobs);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
         struct rjob *j = v;
         if (j->dirty) {
             j->dirty = false;
@@ -641,11 +643,11 @@ static void schedule(struct gf_ks_runner *r)
 static void on_job(struct gf_ks_runner *r, const struct gf_ks_event *ev)
 {
     char *key = key_of(ev->obj->ns, ev->obj->name);
-    struct rjob *j = gf_ks_kmap_get(&r->jobs, key);
+    struct rjob *j = gf_htab_get_str(&r->jobs, key);
     const char *uid = gf_json_str(ev->obj_json, "metadata.uid");
     if (j != NULL && (ev->type == GF_KS_EV_DELETED || uid == NULL ||
                       strcmp(uid, j->uid) != 0)) {
-        gf_ks_kmap_del(&r->jobs, key);
+        gf_htab_del_str(&r->jobs, key);
         rjob_free(r, j);
         j = NULL;
     }
@@ -657,7 +659,7 @@ static void on_job(struct gf_ks_runner *r, const struct gf_ks_event *ev)
             j->ns = gf_strdup(ev->obj->ns);
             j->name = gf_strdup(ev->obj->name);
             j->uid = gf_strdup(uid);
-            gf_ks_kmap_put(&r->jobs, key, j);
+            gf_htab_put_str(&r->jobs, key, j);
         }
         j->dirty = true;
         schedule(r);
@@ -670,7 +672,7 @@ static void on_pod(struct gf_ks_runner *r, const struct gf_ks_event *ev)
     if (ev->type != GF_KS_EV_DELETED)
         return;
     char *key = key_of(ev->obj->ns, ev->obj->name);
-    struct rpod *p = gf_ks_kmap_get(&r->pods, key);
+    struct rpod *p = gf_htab_get_str(&r->pods, key);
     gf_free(key);
     if (p == NULL)
         return;
@@ -779,8 +781,8 @@ void gf_ks_runner_free(struct gf_ks_runner *r)
         return;
     gf_ks_store_unobserve(r->st, r->obs);
     gf_timer_stop(&r->timer);
-    gf_ks_kmap_free_all(&r->pods, rpod_free);
-    gf_ks_kmap_free_all(&r->jobs, rjob_release);
+    gf_htab_free_all(&r->pods, rpod_free);
+    gf_htab_free_all(&r->jobs, rjob_release);
     gf_free(r->free_gpus);
     gf_free(r->cluster);
     gf_free(r);

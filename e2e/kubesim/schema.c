@@ -16,6 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/htab.h"
 #include "common/json.h"
 #include "e2e/kubesim/patch.h"
 
@@ -55,24 +56,15 @@ size_t gf_ks_schema_cache_size(const struct gf_ks_schema_cache *c)
     return c->n;
 }
 
-static uint32_t hash_bytes(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
-
 struct gf_ks_schema *gf_ks_schema_intern(struct gf_ks_schema_cache *c,
                                          const cJSON *schema)
 {
     char *text = cJSON_PrintUnformatted(schema);
-    uint32_t h = hash_bytes(text);
+    /* A prefilter for the deep comparison below. */
+    uint32_t h = (uint32_t)gf_hash(text, strlen(text));
     gf_free(text);
     for (struct gf_ks_schema *s = c->list; s != NULL; s = s->next)
-        if (s->hash == h && gf_ks_json_equal(s->root, schema))
+        if (s->hash == h && gf_json_equal(s->root, schema))
             return gf_ks_schema_ref(s);
     struct gf_ks_schema *s = gf_calloc(1, sizeof(*s));
     s->cache = c;
@@ -189,7 +181,7 @@ static void check_enum(struct vctx *v, const cJSON *schema, const cJSON *val,
     const cJSON *e;
     cJSON_ArrayForEach(e, en)
     {
-        if (gf_ks_json_equal(e, val))
+        if (gf_json_equal(e, val))
             return;
     }
     char msg[384], vt[96];

@@ -30,6 +30,7 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/list.h"
 #include "common/log.h"
 
 #define DEFAULT_MAX_BODY (3u << 20)
@@ -66,8 +67,8 @@ enum conn_state {
 struct conn {
     uv_tcp_t tcp;
     struct gf_ks_server *srv;
-    struct conn *prev, *next;
-    SSL *ssl; /* NULL for plain HTTP */
+    struct gf_list link; /* in srv->conns */
+    SSL *ssl;            /* NULL for plain HTTP */
     BIO *rbio, *wbio;
     bool handshake_done;
     http_parser parser;
@@ -113,11 +114,27 @@ struct gf_ks_server {
     bool idle_active, closing;
     int open_handles; /* listener + idle + connections */
     int port;
-    struct conn *conns;
+    struct gf_list conns; /* struct conn */
     size_t n_conns;
     struct gf_ks_server_stats stats;
     char rbuf[READ_CHUNK]; /* one read at a time on the loop thread */
 };
+
+static struct conn *conn_at(struct gf_list *l)
+{
+    return l != NULL ? GF_LIST_ENTRY(l, struct conn, link) : NULL;
+}
+
+static struct conn *first_conn(const struct gf_ks_server *s)
+{
+    return conn_at(gf_list_first(&s->conns));
+}
+
+static struct conn *next_conn(const struct gf_ks_server *s,
+                              const struct conn *c)
+{
+    return conn_at(gf_list_next(&s->conns, &c->link));
+}
 
 struct wreq {
     uv_write_t req;
@@ -1009,8 +1026,8 @@ static void on_idle(uv_idle_t *h)
     uv_idle_stop(&s->idle);
     s->idle_active = false;
     /* Resumes may schedule more resumes; those run on the next turn. */
-    for (struct conn *c = s->conns; c != NULL;) {
-        struct conn *next = c->next;
+    for (struct conn *c = first_conn(s); c != NULL;) {
+        struct conn *next = next_conn(s, c);
         if (c->flush_pending) {
             c->flush_pending = false;
             flush_tls(c);
@@ -1061,12 +1078,7 @@ static void on_conn_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
     struct gf_ks_server *s = c->srv;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    gf_list_remove(&c->link);
     s->n_conns--;
     SSL_free(c->ssl); /* frees both BIOs */
     request_reset(c);
@@ -1180,10 +1192,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     s->open_handles++;
-    c->next = s->conns;
-    if (s->conns != NULL)
-        s->conns->prev = c;
-    s->conns = c;
+    gf_list_push_front(&s->conns, &c->link);
     s->n_conns++;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         conn_close(c, false);
@@ -1222,7 +1231,7 @@ static void on_fault(void *data, enum gf_ks_fault_change ch,
                      const struct gf_ks_fault *f)
 {
     struct gf_ks_server *s = data;
-    for (struct conn *c = s->conns; c != NULL; c = c->next) {
+    for (struct conn *c = first_conn(s); c != NULL; c = next_conn(s, c)) {
         if (c->closing)
             continue;
         if (ch == GF_KS_FAULT_ENDED) {
@@ -1255,7 +1264,7 @@ size_t gf_ks_server_cut(struct gf_ks_server *s, const char *identity,
 {
     size_t n = 0;
     struct gf_ks_fault match = {.identity = (char *)identity};
-    for (struct conn *c = s->conns; c != NULL; c = c->next) {
+    for (struct conn *c = first_conn(s); c != NULL; c = next_conn(s, c)) {
         if (c->closing || (watches_only && c->state != CONN_STREAMING))
             continue;
         if (identity != NULL && !conn_matches(c, &match))
@@ -1375,7 +1384,7 @@ void gf_ks_server_close(struct gf_ks_server *s)
     gf_timer_stop(&s->relisten);
     if (s->o.faults != NULL)
         gf_ks_faults_listen(s->o.faults, NULL, NULL);
-    for (struct conn *c = s->conns; c != NULL; c = c->next)
+    for (struct conn *c = first_conn(s); c != NULL; c = next_conn(s, c))
         conn_close(c, false);
     close_listener(s);
     uv_close((uv_handle_t *)&s->idle, on_handle_closed);

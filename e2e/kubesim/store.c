@@ -2,7 +2,7 @@
  * store: objects, resourceVersions, events and garbage collection of one
  * simulated cluster.
  *
- * Layout. Each registered type has a table: a chained hash map from
+ * Layout. Each registered type has a table: a map (common/htab) from
  * "namespace/name" to an entry that points at the object's current
  * immutable blob, plus a ring of recent events (the watch cache) and the
  * watches on that type. A uid index maps every uid to its entry and to
@@ -27,6 +27,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/htab.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/rand.h"
@@ -50,12 +51,10 @@
 struct table;
 
 struct entry {
-    struct entry *next; /* hash chain */
-    uint32_t hash;
     struct table *tab;
     struct gf_ks_obj *obj; /* current version (a ref) */
     char *uid;             /* owned */
-    char key[];            /* "namespace/name" */
+    char key[];            /* "namespace/name"; the table borrows it */
 };
 
 struct dep {
@@ -65,11 +64,9 @@ struct dep {
 
 /* A uid: the entry that carries it (if any) and the entries it owns. */
 struct uidrec {
-    struct uidrec *next;
-    uint32_t hash;
     struct entry *e;
     struct dep *deps;
-    char uid[];
+    char uid[]; /* the index borrows it */
 };
 
 struct cached_ev {
@@ -104,8 +101,7 @@ struct gf_ks_watch {
 struct table {
     struct table *next; /* registration order */
     struct gf_ks_rtype *t;
-    struct entry **buckets;
-    size_t nbuckets, n;
+    struct gf_htab map; /* key -> struct entry */
     struct cached_ev *ring;
     size_t ring_cap, ring_head, ring_len;
     size_t ring_max;       /* the watch cache size; ring_cap grows up to it */
@@ -147,8 +143,7 @@ struct gf_ks_store {
     struct gf_rand rand;
     uint64_t rv;
     struct table *tables, *dead_tables;
-    struct uidrec **ubuckets;
-    size_t nubuckets, nuids;
+    struct gf_htab uids; /* uid -> struct uidrec */
     struct gf_ks_observer *observers;
     struct pending *pq_head, *pq_tail;
     struct gcwork *gc_head, *gc_tail;
@@ -169,16 +164,6 @@ struct gf_ks_store {
 static void dispatch(struct gf_ks_store *st);
 
 /* ---- small helpers --------------------------------------------------- */
-
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s != '\0'; s++) {
-        h ^= (unsigned char)*s;
-        h *= 16777619u;
-    }
-    return h;
-}
 
 /*
  * "namespace/name" into out (KEY_MAX bytes). Returns false when it does
@@ -398,8 +383,7 @@ int gf_ks_store_register(struct gf_ks_store *st, struct gf_ks_rtype *t)
     }
     tab = gf_calloc(1, sizeof(*tab));
     tab->t = t;
-    tab->nbuckets = 64;
-    tab->buckets = gf_calloc(tab->nbuckets, sizeof(void *));
+    gf_htab_init(&tab->map, GF_HTAB_BORROW_KEYS);
     /*
      * The ring grows on demand: most types (RBAC, namespaces, CRDs) see a
      * handful of writes, and 100 clusters of full rings would pin MBs.
@@ -426,30 +410,7 @@ void gf_ks_store_types(const struct gf_ks_store *st,
 
 static struct uidrec *uid_find(const struct gf_ks_store *st, const char *uid)
 {
-    uint32_t h = hash_str(uid);
-    for (struct uidrec *u = st->ubuckets[h % st->nubuckets]; u != NULL;
-         u = u->next)
-        if (u->hash == h && strcmp(u->uid, uid) == 0)
-            return u;
-    return NULL;
-}
-
-static void uid_grow(struct gf_ks_store *st)
-{
-    size_t nb = st->nubuckets * 2;
-    struct uidrec **b = gf_calloc(nb, sizeof(void *));
-    for (size_t i = 0; i < st->nubuckets; i++) {
-        struct uidrec *u = st->ubuckets[i];
-        while (u != NULL) {
-            struct uidrec *next = u->next;
-            u->next = b[u->hash % nb];
-            b[u->hash % nb] = u;
-            u = next;
-        }
-    }
-    gf_free(st->ubuckets);
-    st->ubuckets = b;
-    st->nubuckets = nb;
+    return gf_htab_get_str(&st->uids, uid);
 }
 
 static struct uidrec *uid_get(struct gf_ks_store *st, const char *uid)
@@ -457,15 +418,10 @@ static struct uidrec *uid_get(struct gf_ks_store *st, const char *uid)
     struct uidrec *u = uid_find(st, uid);
     if (u != NULL)
         return u;
-    if (st->nuids >= st->nubuckets)
-        uid_grow(st);
     size_t n = strlen(uid);
     u = gf_calloc(1, sizeof(*u) + n + 1);
     memcpy(u->uid, uid, n + 1);
-    u->hash = hash_str(uid);
-    u->next = st->ubuckets[u->hash % st->nubuckets];
-    st->ubuckets[u->hash % st->nubuckets] = u;
-    st->nuids++;
+    gf_htab_put(&st->uids, u->uid, n, u);
     st->bytes += sizeof(*u) + n + 1;
     return u;
 }
@@ -474,11 +430,7 @@ static void uid_maybe_free(struct gf_ks_store *st, struct uidrec *u)
 {
     if (u->e != NULL || u->deps != NULL)
         return;
-    struct uidrec **pp = &st->ubuckets[u->hash % st->nubuckets];
-    while (*pp != u)
-        pp = &(*pp)->next;
-    *pp = u->next;
-    st->nuids--;
+    gf_htab_del_str(&st->uids, u->uid);
     st->bytes -= sizeof(*u) + strlen(u->uid) + 1;
     gf_free(u);
 }
@@ -522,46 +474,18 @@ static void owners_link(struct gf_ks_store *st, struct entry *e,
 
 static struct entry *tab_find(const struct table *tab, const char *key)
 {
-    uint32_t h = hash_str(key);
-    for (struct entry *e = tab->buckets[h % tab->nbuckets]; e != NULL;
-         e = e->next)
-        if (e->hash == h && strcmp(e->key, key) == 0)
-            return e;
-    return NULL;
-}
-
-static void tab_grow(struct table *tab)
-{
-    size_t nb = tab->nbuckets * 2;
-    struct entry **b = gf_calloc(nb, sizeof(void *));
-    for (size_t i = 0; i < tab->nbuckets; i++) {
-        struct entry *e = tab->buckets[i];
-        while (e != NULL) {
-            struct entry *next = e->next;
-            e->next = b[e->hash % nb];
-            b[e->hash % nb] = e;
-            e = next;
-        }
-    }
-    gf_free(tab->buckets);
-    tab->buckets = b;
-    tab->nbuckets = nb;
+    return gf_htab_get_str(&tab->map, key);
 }
 
 static struct entry *tab_insert(struct gf_ks_store *st, struct table *tab,
                                 const char *key, const char *uid)
 {
-    if (tab->n >= tab->nbuckets)
-        tab_grow(tab);
     size_t kl = strlen(key);
     struct entry *e = gf_calloc(1, sizeof(*e) + kl + 1);
     memcpy(e->key, key, kl + 1);
-    e->hash = hash_str(key);
     e->tab = tab;
     e->uid = gf_strdup(uid);
-    e->next = tab->buckets[e->hash % tab->nbuckets];
-    tab->buckets[e->hash % tab->nbuckets] = e;
-    tab->n++;
+    gf_htab_put(&tab->map, e->key, kl, e);
     st->bytes += sizeof(*e) + kl + 1 + strlen(uid) + 1;
     uid_get(st, uid)->e = e;
     return e;
@@ -569,12 +493,7 @@ static struct entry *tab_insert(struct gf_ks_store *st, struct table *tab,
 
 static void tab_remove(struct gf_ks_store *st, struct entry *e)
 {
-    struct table *tab = e->tab;
-    struct entry **pp = &tab->buckets[e->hash % tab->nbuckets];
-    while (*pp != e)
-        pp = &(*pp)->next;
-    *pp = e->next;
-    tab->n--;
+    gf_htab_del_str(&e->tab->map, e->key);
     struct uidrec *u = uid_find(st, e->uid);
     if (u != NULL && u->e == e) {
         u->e = NULL;
@@ -869,21 +788,21 @@ struct gf_ks_store *gf_ks_store_new(const struct gf_ks_store_opts *o)
         gf_rand_seed(&st->rand, o->uid_seed);
     else
         gf_rand_seed_os(&st->rand);
-    st->nubuckets = 256;
-    st->ubuckets = gf_calloc(st->nubuckets, sizeof(void *));
+    gf_htab_init(&st->uids, GF_HTAB_BORROW_KEYS);
     return st;
 }
 
 static void table_free(struct gf_ks_store *st, struct table *tab)
 {
-    for (size_t i = 0; i < tab->nbuckets; i++) {
-        while (tab->buckets[i] != NULL) {
-            struct entry *e = tab->buckets[i];
-            cJSON *j = gf_ks_obj_parse(e->obj);
-            owners_link(st, e, j, false);
-            cJSON_Delete(j);
-            tab_remove(st, e);
-        }
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &tab->map);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
+        struct entry *e = v;
+        cJSON *j = gf_ks_obj_parse(e->obj);
+        owners_link(st, e, j, false);
+        cJSON_Delete(j);
+        tab_remove(st, e);
     }
     ring_clear(tab, 0);
     while (tab->watches != NULL) {
@@ -892,7 +811,7 @@ static void table_free(struct gf_ks_store *st, struct table *tab)
         watch_free(st, w);
     }
     gf_free(tab->ring);
-    gf_free(tab->buckets);
+    gf_htab_free(&tab->map);
     gf_ks_rtype_free(tab->t);
     gf_free(tab);
 }
@@ -951,7 +870,7 @@ void gf_ks_store_free(struct gf_ks_store *st)
     for (size_t i = 0; i < st->nkeep; i++)
         gf_ks_obj_unref(st->keep[i]);
     gf_free(st->keep);
-    gf_free(st->ubuckets);
+    gf_htab_free(&st->uids);
     gf_free(st->cluster);
     gf_free(st);
 }
@@ -965,7 +884,7 @@ size_t gf_ks_store_count(const struct gf_ks_store *st,
                          const struct gf_ks_rtype *t)
 {
     const struct table *tab = t != NULL ? table_of(st, t) : NULL;
-    return tab != NULL ? tab->n : 0;
+    return tab != NULL ? gf_htab_len(&tab->map) : 0;
 }
 
 size_t gf_ks_store_bytes(const struct gf_ks_store *st)
@@ -1019,11 +938,13 @@ void gf_ks_store_foreach(const struct gf_ks_store *st,
         return;
     if (ns != NULL && ns[0] == '\0')
         ns = NULL;
-    for (size_t i = 0; i < tab->nbuckets; i++)
-        for (struct entry *e = tab->buckets[i]; e != NULL; e = e->next)
-            if (ns == NULL || strcmp(e->obj->ns, ns) == 0)
-                if (!fn(data, e->obj))
-                    return;
+    size_t pos = 0;
+    void *v;
+    while (gf_htab_scan(&tab->map, &pos, NULL, &v)) {
+        const struct entry *e = v;
+        if ((ns == NULL || strcmp(e->obj->ns, ns) == 0) && !fn(data, e->obj))
+            return;
+    }
 }
 
 void gf_ks_store_dependents(const struct gf_ks_store *st, const char *owner_uid,
@@ -1103,16 +1024,17 @@ bad:
 static struct entry **sorted_entries(const struct table *tab, const char *ns,
                                      const char *after, size_t *n)
 {
-    struct entry **v = gf_malloc(PTRS(tab->n ? tab->n : 1));
-    size_t k = 0;
-    for (size_t i = 0; i < tab->nbuckets; i++) {
-        for (struct entry *e = tab->buckets[i]; e != NULL; e = e->next) {
-            if (ns != NULL && strcmp(e->obj->ns, ns) != 0)
-                continue;
-            if (after[0] != '\0' && strcmp(e->key, after) <= 0)
-                continue;
-            v[k++] = e;
-        }
+    size_t len = gf_htab_len(&tab->map);
+    struct entry **v = gf_malloc(PTRS(len ? len : 1));
+    size_t k = 0, pos = 0;
+    void *p;
+    while (gf_htab_scan(&tab->map, &pos, NULL, &p)) {
+        struct entry *e = p;
+        if (ns != NULL && strcmp(e->obj->ns, ns) != 0)
+            continue;
+        if (after[0] != '\0' && strcmp(e->key, after) <= 0)
+            continue;
+        v[k++] = e;
     }
     qsort(v, k, sizeof(void *), cmp_entry);
     *n = k;
@@ -1275,7 +1197,7 @@ static bool spec_changed(const cJSON *a, const cJSON *b, bool has_status)
         if (gen_ignored(x->string, has_status))
             continue;
         const cJSON *y = cJSON_GetObjectItemCaseSensitive(b, x->string);
-        if (y == NULL || !gf_ks_json_equal(x, y))
+        if (y == NULL || !gf_json_equal(x, y))
             return true;
     }
     cJSON_ArrayForEach(x, b)
@@ -1407,7 +1329,7 @@ static struct gf_ks_obj *replace_now(struct gf_ks_store *st, struct entry *e,
     struct gf_ks_obj *o = seal(st, e->tab, obj, e->obj->ns, e->obj->name);
     const cJSON *a = gf_json_path(old_json, "metadata.ownerReferences");
     const cJSON *b = gf_json_path(obj, "metadata.ownerReferences");
-    if (!(a == NULL && b == NULL) && !(a && b && gf_ks_json_equal(a, b))) {
+    if (!(a == NULL && b == NULL) && !(a && b && gf_json_equal(a, b))) {
         owners_link(st, e, old_json, false);
         owners_link(st, e, obj, true);
         recheck_owners(st, a);
@@ -1774,7 +1696,7 @@ static int update_obj(struct gf_ks_store *st, struct table *tab,
     /* The server skips writes that change nothing: same RV, no event. */
     set_str(meta_of(obj), "resourceVersion", cur);
     struct gf_ks_obj *o = e->obj;
-    if (gf_ks_json_equal(obj, old)) {
+    if (gf_json_equal(obj, old)) {
         keep(st, o);
     } else if (gf_json_path(obj, "metadata.deletionTimestamp") != NULL &&
                !has_finalizers(obj)) {
@@ -2126,11 +2048,13 @@ static void gc_namespace(struct gf_ks_store *st, const char *ns)
         size_t pl = strlen(prefix);
         /* Collect keys first: deletion edits the table. */
         size_t n = 0;
-        char **keys = gf_malloc(PTRS(tab->n ? tab->n : 1));
-        for (size_t i = 0; i < tab->nbuckets; i++)
-            for (struct entry *e = tab->buckets[i]; e != NULL; e = e->next)
-                if (strncmp(e->key, prefix, pl) == 0)
-                    keys[n++] = gf_strdup(e->key);
+        size_t len = gf_htab_len(&tab->map);
+        char **keys = gf_malloc(PTRS(len ? len : 1));
+        size_t pos = 0;
+        const char *key;
+        while (gf_htab_scan(&tab->map, &pos, &key, NULL))
+            if (strncmp(key, prefix, pl) == 0)
+                keys[n++] = gf_strdup(key);
         for (size_t i = 0; i < n; i++) {
             struct entry *e = tab_find(tab, keys[i]);
             if (e != NULL) {
@@ -2182,11 +2106,12 @@ int gf_ks_store_unregister(struct gf_ks_store *st, const char *group,
         return GF_ENOTFOUND;
     enter(st);
     /* Every object goes, as the CRD finalizer deletes them all. */
-    for (size_t i = 0; i < tab->nbuckets; i++) {
-        while (tab->buckets[i] != NULL) {
-            struct entry *e = tab->buckets[i];
-            remove_now(st, e, gf_ks_obj_parse(e->obj), GF_KS_PROP_ORPHAN);
-        }
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &tab->map);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
+        struct entry *e = v;
+        remove_now(st, e, gf_ks_obj_parse(e->obj), GF_KS_PROP_ORPHAN);
     }
     st->depth--;
     dispatch(st); /* deliver the DELETED events while the type exists */

@@ -219,8 +219,8 @@ static void test_interning(void **state)
             cs.cache, gf_json_path(v, "schema.openAPIV3Schema"));
         assert_ptr_equal(s,
                          crdset_find(&cs, "Workload", gf_json_str(v, "name")));
-        assert_true(gf_ks_json_equal(
-            gf_ks_schema_root(s), gf_json_path(v, "schema.openAPIV3Schema")));
+        assert_true(gf_json_equal(gf_ks_schema_root(s),
+                                  gf_json_path(v, "schema.openAPIV3Schema")));
         gf_ks_schema_unref(s);
     }
     cJSON_Delete(docs);
