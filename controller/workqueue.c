@@ -26,10 +26,10 @@ struct wq_item {
     unsigned failures;
     bool dirty;
     bool processing;
-    bool dropped;     /* drop_prefix while processing: no requeue */
-    size_t heap_idx;  /* SIZE_MAX when not waiting */
+    bool dropped;    /* drop_prefix while processing: no requeue */
+    size_t heap_idx; /* SIZE_MAX when not waiting */
     uint64_t ready_ms;
-    uint64_t seq; /* FIFO among equal ready times */
+    uint64_t seq;         /* FIFO among equal ready times */
     struct wq_item *next; /* ready FIFO link */
 };
 
@@ -38,7 +38,7 @@ struct gf_workqueue {
     struct gf_wq_config cfg;
     gf_wq_process_cb cb;
     void *data;
-    struct gf_htab items; /* key -> struct wq_item, keys borrowed */
+    struct gf_htab items;        /* key -> struct wq_item, keys borrowed */
     struct wq_item *head, *tail; /* ready FIFO */
     size_t depth;
     struct wq_item **heap; /* delay min-heap on (ready_ms, seq) */

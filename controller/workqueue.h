@@ -82,13 +82,13 @@ struct gf_wq_config {
 
 /* Counters for /metrics (client-go's workqueue metrics, as totals). */
 struct gf_wq_stats {
-    size_t depth;    /* ready keys waiting for a worker */
-    size_t waiting;  /* keys with a future ready time */
-    size_t inflight; /* keys processing */
-    size_t tracked;  /* keys the queue holds any state for */
-    uint64_t adds;   /* adds that made a key dirty */
-    uint64_t retries;   /* gf_wq_add_rate_limited calls */
-    uint64_t processed; /* reconciles started */
+    size_t depth;        /* ready keys waiting for a worker */
+    size_t waiting;      /* keys with a future ready time */
+    size_t inflight;     /* keys processing */
+    size_t tracked;      /* keys the queue holds any state for */
+    uint64_t adds;       /* adds that made a key dirty */
+    uint64_t retries;    /* gf_wq_add_rate_limited calls */
+    uint64_t processed;  /* reconciles started */
     uint64_t results[4]; /* done calls by enum gf_wq_result */
 };
 

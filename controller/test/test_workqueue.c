@@ -150,7 +150,7 @@ static void test_add_after_keeps_the_earliest_time(void **state)
     (void)state;
     struct fx *f = fx_new(NULL);
     gf_wq_add_after(f->wq, "east/ml/a", 100);
-    gf_wq_add_after(f->wq, "east/ml/a", 50); /* earlier: moves it */
+    gf_wq_add_after(f->wq, "east/ml/a", 50);  /* earlier: moves it */
     gf_wq_add_after(f->wq, "east/ml/a", 300); /* later: ignored */
     gf_wq_add_after(f->wq, "east/ml/b", 70);
     struct gf_wq_stats st;
