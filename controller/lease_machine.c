@@ -73,9 +73,8 @@ static struct gf_lm_step write(enum gf_lm_write w, const char *event,
     return (struct gf_lm_step){.write = w, .event = event, .rule = rule};
 }
 
-static struct gf_lm_step set_phase(enum gf_lease_phase p,
-                                   enum gf_lm_reason r, const char *event,
-                                   const char *rule)
+static struct gf_lm_step set_phase(enum gf_lease_phase p, enum gf_lm_reason r,
+                                   const char *event, const char *rule)
 {
     return (struct gf_lm_step){.write = GF_LM_SET_PHASE,
                                .phase = p,
@@ -125,14 +124,14 @@ static struct gf_lm_step pending(const struct gf_lm_view *v)
         /* Kueue admitted it at home before the hold landed (the hold's
          * resourceVersion precondition failed): it runs there. */
         if (o->reserved || o->finished)
-            return set_phase(GF_LEASE_RELEASING, GF_LM_R_ORIGIN_ADMITTED,
-                             NULL, "origin admitted at home");
+            return set_phase(GF_LEASE_RELEASING, GF_LM_R_ORIGIN_ADMITTED, NULL,
+                             "origin admitted at home");
         /* The hold was there and someone took it off after the copy was
          * made: the copy must go before the origin can run. (When the
          * lender is unknown, holding again is safe either way.) */
         if (copy_ours(c))
-            return set_phase(GF_LEASE_RELEASING, GF_LM_R_ORIGIN_CHANGED,
-                             NULL, "origin reactivated by someone else");
+            return set_phase(GF_LEASE_RELEASING, GF_LM_R_ORIGIN_CHANGED, NULL,
+                             "origin reactivated by someone else");
         return write(GF_LM_HOLD_ORIGIN, NULL, "hold the origin");
     }
     /* Held, but Kueue has not evicted it yet: a copy now could overlap. */
@@ -257,8 +256,7 @@ static struct gf_lm_step releasing(const struct gf_lm_view *v)
      * show our hold yet. The patch's test op makes this a no-op on an
      * origin that is not ours. */
     if (!o->confirmed_free && !origin_gone(o))
-        return write(GF_LM_REACTIVATE_ORIGIN,
-                     o->held_by_us ? "Requeued" : NULL,
+        return write(GF_LM_REACTIVATE_ORIGIN, o->held_by_us ? "Requeued" : NULL,
                      "origin runs at home again");
     if (fenced && copy_not_gone(&v->copy, &st))
         return st;

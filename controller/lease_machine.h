@@ -91,9 +91,9 @@ struct gf_lm_copy {
     enum gf_lm_seen job; /* the copy Job, by its deterministic name */
     /* labels gpufed.io/lease and gpufed.io/epoch are this lease's */
     bool ours;
-    bool deleting;   /* metadata.deletionTimestamp is set */
-    bool reserved;   /* its Workload holds quota in the lender */
-    bool evicted;    /* its Workload was evicted after holding quota */
+    bool deleting; /* metadata.deletionTimestamp is set */
+    bool reserved; /* its Workload holds quota in the lender */
+    bool evicted;  /* its Workload was evicted after holding quota */
     /* its Workload has spec.active=false: the lender's agent fenced it */
     bool deactivated;
     /* The last outcome observed for this lease's copy. Kept while the
@@ -123,16 +123,16 @@ struct gf_lm_view {
 };
 
 enum gf_lm_write {
-    GF_LM_WAIT,              /* nothing to write until observation moves */
-    GF_LM_SET_PHASE,         /* QuotaLease status: phase, reason, time */
-    GF_LM_HOLD_ORIGIN,       /* origin Workload: active=false + notes */
-    GF_LM_CREATE_COPY,       /* copy Job in the lender, suspended */
-    GF_LM_DELETE_COPY,       /* copy Job, foreground, uid precondition */
-    GF_LM_CONFIRM_GONE,      /* ask the lender whether the copy exists */
+    GF_LM_WAIT,         /* nothing to write until observation moves */
+    GF_LM_SET_PHASE,    /* QuotaLease status: phase, reason, time */
+    GF_LM_HOLD_ORIGIN,  /* origin Workload: active=false + notes */
+    GF_LM_CREATE_COPY,  /* copy Job in the lender, suspended */
+    GF_LM_DELETE_COPY,  /* copy Job, foreground, uid precondition */
+    GF_LM_CONFIRM_GONE, /* ask the lender whether the copy exists */
     /* origin Workload: active=true and our notes off, only if our
      * gpufed.io/lease annotation is there (JSON patch test op) */
     GF_LM_REACTIVATE_ORIGIN,
-    GF_LM_MARK_OUTCOME,      /* origin Job and Workload: gpufed.io/outcome */
+    GF_LM_MARK_OUTCOME, /* origin Job and Workload: gpufed.io/outcome */
 };
 
 struct gf_lm_step {

@@ -303,8 +303,8 @@ static void test_finished_outcome_survives_a_partition(void **state)
     v.phase = GF_LEASE_ACTIVE;
     v.origin.held_by_us = true;
     v.cmd = GF_LM_CMD_SUSPECT;
-    v.copy = (struct gf_lm_copy){
-        .job = GF_LM_UNKNOWN, .outcome = GF_LM_SUCCEEDED};
+    v.copy =
+        (struct gf_lm_copy){.job = GF_LM_UNKNOWN, .outcome = GF_LM_SUCCEEDED};
     EXPECT_WRITE(v, GF_LM_MARK_OUTCOME);
     v.origin.outcome_marked = true;
     EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LM_R_COMPLETED);
@@ -336,8 +336,8 @@ static void test_reason_names_round_trip(void **state)
  */
 struct world {
     /* origin, truth */
-    unsigned o_job : 1, o_active : 1, o_held : 1, o_reserved : 1,
-        o_done : 1, o_outcome : 1;
+    unsigned o_job : 1, o_active : 1, o_held : 1, o_reserved : 1, o_done : 1,
+        o_outcome : 1;
     /* origin, as the hub's cache shows it */
     unsigned so_job : 1, so_active : 1, so_held : 1, so_reserved : 1,
         so_done : 1, so_outcome : 1;
@@ -345,13 +345,13 @@ struct world {
     unsigned c_exists : 1, c_deleting : 1, c_reserved : 1, c_evicted : 1,
         c_outcome : 2, c_fenced : 1;
     /* copy, as cached; meaningful only while synced */
-    unsigned sc_exists : 1, sc_deleting : 1, sc_reserved : 1,
-        sc_evicted : 1, sc_outcome : 2, sc_fenced : 1;
+    unsigned sc_exists : 1, sc_deleting : 1, sc_reserved : 1, sc_evicted : 1,
+        sc_outcome : 2, sc_fenced : 1;
     /* lease and the hub's memory */
     unsigned phase : 4, reason : 4, confirmed : 1, ofree : 1, refused : 1;
     /* environment */
-    unsigned lender_up : 1, lender_synced : 1, partitioned : 1,
-        preempted : 1, deleted_by_user : 1, withdrawn : 1;
+    unsigned lender_up : 1, lender_synced : 1, partitioned : 1, preempted : 1,
+        deleted_by_user : 1, withdrawn : 1;
     /* The copy finished and the hub lost the lender before seeing it. */
     unsigned blind : 1;
 };
@@ -367,8 +367,7 @@ static uint64_t pack(const struct world *w)
     return k;
 }
 
-static struct gf_lm_view view_of(const struct world *w,
-                                 enum gf_lm_cmd cmd)
+static struct gf_lm_view view_of(const struct world *w, enum gf_lm_cmd cmd)
 {
     struct gf_lm_view v = {
         .phase = (enum gf_lease_phase)w->phase,
@@ -502,8 +501,7 @@ static void machine_moves(const struct world *w, struct next *nx)
     enum gf_lm_cmd cmds[3];
     size_t nc = 0;
     bool live = w->phase == GF_LEASE_PENDING || w->phase == GF_LEASE_ACTIVE;
-    cmds[nc++] = !w->lender_synced && live ? GF_LM_CMD_SUSPECT
-                                           : GF_LM_CMD_NONE;
+    cmds[nc++] = !w->lender_synced && live ? GF_LM_CMD_SUSPECT : GF_LM_CMD_NONE;
     if (w->phase == GF_LEASE_PENDING && !w->withdrawn)
         cmds[nc++] = GF_LM_CMD_WITHDRAW;
     if (w->phase == GF_LEASE_SUSPECT && !w->lender_up &&
@@ -522,8 +520,7 @@ static void machine_moves(const struct world *w, struct next *nx)
 static bool lender_cache_fresh(const struct world *w)
 {
     return w->lender_synced && w->sc_exists == w->c_exists &&
-           w->sc_deleting == w->c_deleting &&
-           w->sc_reserved == w->c_reserved &&
+           w->sc_deleting == w->c_deleting && w->sc_reserved == w->c_reserved &&
            w->sc_evicted == w->c_evicted && w->sc_outcome == w->c_outcome &&
            w->sc_fenced == w->c_fenced;
 }
@@ -601,8 +598,8 @@ static void fault_moves(const struct world *w, struct next *nx)
         s.deleted_by_user = 1;
     });
     EVENT(nx, true, w->lender_up && !w->partitioned, {
-        s.blind = w->c_outcome == GF_LM_SUCCEEDED &&
-                  w->sc_outcome != GF_LM_SUCCEEDED;
+        s.blind =
+            w->c_outcome == GF_LM_SUCCEEDED && w->sc_outcome != GF_LM_SUCCEEDED;
         s.lender_up = 0;
         s.lender_synced = 0;
         s.partitioned = 1;
@@ -689,8 +686,8 @@ static void print_state(const struct world *s)
                   s->o_outcome, s->so_job, s->so_active, s->so_held,
                   s->so_reserved, s->c_exists, s->c_deleting, s->c_reserved,
                   s->c_evicted, s->c_outcome, s->c_fenced, s->sc_exists,
-                  s->sc_reserved, s->sc_outcome, s->lender_up,
-                  s->lender_synced, s->confirmed);
+                  s->sc_reserved, s->sc_outcome, s->lender_up, s->lender_synced,
+                  s->confirmed);
 }
 
 /* Prints the path from the start to state i, oldest first. */
@@ -813,8 +810,7 @@ static void test_model_every_interleaving_is_safe_and_can_end(void **state)
     assert_true(saw[GF_LM_R_COPY_LOST]);
     size_t twice = 0;
     for (size_t i = 0; i < g.n; i++)
-        twice += g.states[i].o_done &&
-                 g.states[i].c_outcome == GF_LM_SUCCEEDED;
+        twice += g.states[i].o_done && g.states[i].c_outcome == GF_LM_SUCCEEDED;
     print_message("model: %zu states, %zu transitions, %zu finished twice "
                   "(all in the blind window)\n",
                   g.n, g.ne, twice);
