@@ -646,7 +646,7 @@ static void test_403_list_is_terminal(void **state)
     start_reflector(f);
     gf_kst_run_until(&f->loop, in_failed, f);
     assert_int_equal(f->nterminal, 1);
-    gf_clock_advance(&f->clk, GF_REFLECTOR_BACKOFF_MAX_MS * 4);
+    gf_clock_advance(&f->clk, (uint64_t)GF_REFLECTOR_BACKOFF_MAX_MS * 4);
     gf_kst_spin(&f->loop, 50);
     assert_int_equal(f->nlist, 1);
     assert_int_equal(f->nwatch, 0);
