@@ -43,7 +43,10 @@ struct gf_reflector {
     struct gf_kube_resource res;
     char *ns, *label_selector, *field_selector;
     unsigned page_limit; /* page size of a list, 0: unpaged rv=0 lists */
-    unsigned cur_limit;  /* of this list's next page (may have shrunk) */
+    /* Of the next page: page_limit, or less once a page had to shrink to
+     * fit the body cap. Kept across lists, so a relist does not fetch
+     * the oversized pages again (nor outlive its continue token). */
+    unsigned cur_limit;
     uint64_t grace_ms;
     size_t max_event;
     struct gf_log_ctx lc;
@@ -115,6 +118,7 @@ int gf_reflector_new(const struct gf_reflector_opts *o,
     r->label_selector = dup_or_null(o->label_selector);
     r->field_selector = dup_or_null(o->field_selector);
     r->page_limit = o->page_limit;
+    r->cur_limit = o->page_limit;
     r->grace_ms =
         o->watch_grace_ms ? o->watch_grace_ms : GF_REFLECTOR_WATCH_GRACE_MS;
     r->max_event = o->max_event;
@@ -307,6 +311,7 @@ static void list_failed(struct gf_reflector *r, int err,
                "resource=%s limit=%u", r->res.plural,
                GF_REFLECTOR_FALLBACK_PAGE);
         r->page_limit = GF_REFLECTOR_FALLBACK_PAGE;
+        r->cur_limit = r->page_limit;
         do_list(r, NULL);
         return;
     }
@@ -330,6 +335,10 @@ static void on_list(void *data, const struct gf_kube_result *res)
         finish_close(r);
         return;
     }
+    /* A page that had to shrink to fit the cap: the next ones are likely
+     * as large, so ask them at the size that fitted. */
+    if (res->limit > 0 && res->limit < r->cur_limit)
+        r->cur_limit = res->limit;
     int err = res->err;
     if (err == 0 && res->json == NULL)
         err = GF_EPARSE;
@@ -342,10 +351,6 @@ static void on_list(void *data, const struct gf_kube_result *res)
     const char *rv = NULL, *cont = NULL;
     gf_kube_list_meta(res->json, &rv, &cont);
     if (cont != NULL && r->page_limit > 0) {
-        /* A page that had to shrink to fit the cap: the next ones are
-         * likely as large, so ask them at the size that fitted. */
-        if (res->limit > 0 && res->limit < r->cur_limit)
-            r->cur_limit = res->limit;
         do_list(r, cont);
         return;
     }
@@ -376,10 +381,8 @@ static void do_list(struct gf_reflector *r, const char *continue_token)
     r->health.watching = false;
     /* A new list (or the restart of a broken paginated one) begins a new
      * replace generation; keys not seen by its end get deletes. */
-    if (continue_token == NULL) {
+    if (continue_token == NULL)
         gf_store_replace_begin(r->store);
-        r->cur_limit = r->page_limit;
-    }
     struct gf_kube_list_opts lo = {
         .ns = r->ns,
         .label_selector = r->label_selector,
