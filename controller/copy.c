@@ -12,9 +12,8 @@
 
 #include "common/htab.h"
 
-
-int gf_copy_name(const char *origin_job, const char *origin_uid,
-                 uint64_t epoch, char out[GF_COPY_NAME_MAX])
+int gf_copy_name(const char *origin_job, const char *origin_uid, uint64_t epoch,
+                 char out[GF_COPY_NAME_MAX])
 {
     if (origin_job == NULL || *origin_job == '\0' || origin_uid == NULL ||
         *origin_uid == '\0')
@@ -44,9 +43,9 @@ static void delete_keys(cJSON *obj, const char *const *keys)
 /* Labels the Job controller adds to a Job and its pod template; they name
  * the origin's controller-uid and would make the lender's Job controller
  * refuse the copy's selector. */
-static const char *const job_labels[] = {
-    "controller-uid", "job-name", "batch.kubernetes.io/controller-uid",
-    "batch.kubernetes.io/job-name", NULL};
+static const char *const job_labels[] = {"controller-uid", "job-name",
+                                         "batch.kubernetes.io/controller-uid",
+                                         "batch.kubernetes.io/job-name", NULL};
 
 static void drop_labels(cJSON *meta)
 {
@@ -96,8 +95,8 @@ static const char *privileged_in(const cJSON *pod, const char *list)
 /* Why the pod template may not run in another cluster, or NULL. */
 static const char *host_access(const cJSON *pod, char *why, size_t cap)
 {
-    static const char *const host_ns[] = {"hostNetwork", "hostPID",
-                                          "hostIPC", NULL};
+    static const char *const host_ns[] = {"hostNetwork", "hostPID", "hostIPC",
+                                          NULL};
     for (const char *const *k = host_ns; *k != NULL; k++) {
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pod, *k))) {
             snprintf(why, cap, "the pod template sets %s", *k);
@@ -131,10 +130,10 @@ static void copy_metadata(cJSON *job, const struct gf_copy_spec *s,
                           const char *origin_name)
 {
     static const char *const assigned[] = {
-        "uid",           "resourceVersion",   "creationTimestamp",
-        "generation",    "managedFields",     "ownerReferences",
-        "finalizers",    "deletionTimestamp", "deletionGracePeriodSeconds",
-        "generateName",  "selfLink",          NULL};
+        "uid",          "resourceVersion",   "creationTimestamp",
+        "generation",   "managedFields",     "ownerReferences",
+        "finalizers",   "deletionTimestamp", "deletionGracePeriodSeconds",
+        "generateName", "selfLink",          NULL};
     cJSON *meta = ensure_object(job, "metadata");
     delete_keys(meta, assigned);
     set_str(meta, "name", s->name);
@@ -179,7 +178,8 @@ static void copy_spec(cJSON *spec)
 int gf_copy_job_build(const cJSON *origin_job, const struct gf_copy_spec *s,
                       cJSON **out, char *why, size_t why_cap)
 {
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(origin_job, "metadata");
+    const cJSON *meta =
+        cJSON_GetObjectItemCaseSensitive(origin_job, "metadata");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(meta, "name");
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(origin_job, "spec");
     const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(spec, "template");
@@ -207,8 +207,7 @@ static char *print(cJSON *root)
     return s;
 }
 
-char *gf_copy_hold_patch(const char *rv, const char *lease,
-                         const char *lender)
+char *gf_copy_hold_patch(const char *rv, const char *lease, const char *lender)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON *meta = cJSON_AddObjectToObject(p, "metadata");
@@ -241,8 +240,7 @@ int gf_json_pointer_escape(const char *key, char *out, size_t cap)
     return 0;
 }
 
-static void add_op(cJSON *ops, const char *op, const char *path,
-                   cJSON *value)
+static void add_op(cJSON *ops, const char *op, const char *path, cJSON *value)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "op", op);

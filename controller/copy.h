@@ -50,14 +50,14 @@
  * that the whole is 63 characters at most. Returns 0, or
  * -EINVAL for an empty name or uid.
  */
-int gf_copy_name(const char *origin_job, const char *origin_uid,
-                 uint64_t epoch, char out[GF_COPY_NAME_MAX]);
+int gf_copy_name(const char *origin_job, const char *origin_uid, uint64_t epoch,
+                 char out[GF_COPY_NAME_MAX]);
 
 struct gf_copy_spec {
-    const char *name;         /* gf_copy_name() */
-    const char *namespace;    /* in the lender, after namespaceMapping */
-    const char *local_queue;  /* the overflow LocalQueue there */
-    const char *lease;        /* QuotaLease name */
+    const char *name;        /* gf_copy_name() */
+    const char *namespace;   /* in the lender, after namespaceMapping */
+    const char *local_queue; /* the overflow LocalQueue there */
+    const char *lease;       /* QuotaLease name */
     const char *origin_member;
     const char *origin_namespace;
     const char *origin_uid;
@@ -80,8 +80,7 @@ int gf_copy_job_build(const cJSON *origin_job, const struct gf_copy_spec *s,
  * metadata.resourceVersion = rv, so the server answers 409 if Kueue
  * admitted the Workload since it was observed. Returned-owned string.
  */
-char *gf_copy_hold_patch(const char *rv, const char *lease,
-                         const char *lender);
+char *gf_copy_hold_patch(const char *rv, const char *lease, const char *lender);
 
 /*
  * The reactivation: a JSON patch of the origin Workload whose first op

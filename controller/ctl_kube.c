@@ -458,6 +458,18 @@ static void on_delete(void *data, const struct gf_store_entry *old)
     print_event(data, "DELETED", old->proj);
 }
 
+/* The server refused the watch for good (403, 404 ...): a command
+ * exits with its words rather than retry every few minutes. */
+static void on_refl_terminal(void *data, int err,
+                             const struct gf_api_status *st)
+{
+    struct kube_run *r = data;
+    struct gf_kube_result res = {.err = err, .status = st};
+    print_error(&res);
+    r->status = 2;
+    stop(r);
+}
+
 static int start_watch(struct kube_run *r)
 {
     static const struct gf_store_handlers h = {
@@ -481,6 +493,8 @@ static int start_watch(struct kube_run *r)
         .ns = r->ns,
         .label_selector = r->a.selector,
         .page_limit = KUBE_PAGE,
+        .on_terminal = on_refl_terminal,
+        .data = r,
     };
     int rc = gf_reflector_new(&ro, &r->refl);
     if (rc == 0)

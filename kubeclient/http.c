@@ -54,7 +54,10 @@ struct gf_http_req {
     bool status_seen; /* first body byte has been classified */
     long status;
     CURLcode cres;
-    char errbuf[CURL_ERROR_SIZE];
+    char errbuf[CURL_ERROR_SIZE]; /* curl's own words (ERRORBUFFER) */
+    /* Our words when we ended the transfer (cap, cancel, timers): curl
+     * would otherwise write its generic "Failure writing output". */
+    char local[CURL_ERROR_SIZE];
     struct gf_http_req *prev, *next; /* all live requests */
     struct gf_http_req *qnext;       /* add queue or done queue */
 };
@@ -360,7 +363,12 @@ static void deliver(struct gf_http *h, struct gf_http_req *r)
     resp.body = gf_buf_cstr(&r->body);
     resp.body_len = r->body.len;
     resp.retry_after_ms = code != 0 ? retry_after(r, h->clk) : 0;
-    resp.err_detail = r->errbuf;
+    /* curl leaves its buffer empty for some failures; its code's text
+     * still says more than our class does. */
+    if (r->errbuf[0] == '\0' && r->cres != CURLE_OK)
+        snprintf(r->errbuf, sizeof(r->errbuf), "%s",
+                 curl_easy_strerror(r->cres));
+    resp.err_detail = r->local[0] != '\0' ? r->local : r->errbuf;
     if (resp.err == GF_ECANCELED)
         h->stats.canceled++;
     else if (resp.err == GF_ETIMEDOUT)
@@ -387,7 +395,7 @@ static void add_now(struct gf_http *h, struct gf_http_req *r)
 {
     CURLMcode mc = curl_multi_add_handle(h->multi, r->easy);
     if (mc != CURLM_OK) {
-        snprintf(r->errbuf, sizeof(r->errbuf), "%s", curl_multi_strerror(mc));
+        snprintf(r->local, sizeof(r->local), "%s", curl_multi_strerror(mc));
         queue_done(r, GF_ETRANSPORT);
         return;
     }
@@ -475,6 +483,10 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
         return n;
     }
     if (gf_buf_append(&r->body, p, n) != 0) {
+        /* Our cap, not the server's doing: say so, with the figure. */
+        snprintf(r->local, sizeof(r->local),
+                 "response body over the client's cap of %zu bytes",
+                 r->body.max);
         r->err = GF_E2BIG;
         return 0;
     }
@@ -484,7 +496,7 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *userp)
 static void on_deadline(struct gf_timer *t)
 {
     struct gf_http_req *r = t->data;
-    snprintf(r->errbuf, sizeof(r->errbuf), "request timed out");
+    snprintf(r->local, sizeof(r->local), "request timed out");
     queue_done(r, GF_ETIMEDOUT);
     flush(r->h);
 }
@@ -492,7 +504,7 @@ static void on_deadline(struct gf_timer *t)
 static void on_idle_timeout(struct gf_timer *t)
 {
     struct gf_http_req *r = t->data;
-    snprintf(r->errbuf, sizeof(r->errbuf), "stream idle");
+    snprintf(r->local, sizeof(r->local), "stream idle");
     queue_done(r, GF_ETIMEDOUT);
     flush(r->h);
 }
@@ -578,7 +590,13 @@ int gf_http_start(struct gf_http *h, const struct gf_http_req_opts *o,
     /* Wait for an HTTP/2 connection in progress rather than opening a
      * second one: many requests to one API server share one connection. */
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    /* A peer that vanished (host down, cable cut, NAT entry dropped) is
+     * found by TCP keepalive within about a minute even on a long quiet
+     * watch: silence at the HTTP level is normal, so there is no
+     * client-side idle timer for watches (see docs/kubeclient.md). */
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     if (setup_tls(e, o->tls) != 0 || setup_method(e, o) != 0)
@@ -634,13 +652,17 @@ fail:
     return rc;
 }
 
-int gf_http_cancel(struct gf_http_req *r)
+void gf_http_cancel(struct gf_http_req *r)
 {
     if (r == NULL)
-        return 0;
-    snprintf(r->errbuf, sizeof(r->errbuf), "canceled");
+        return;
+    snprintf(r->local, sizeof(r->local), "canceled");
     queue_done(r, GF_ECANCELED);
-    return 0;
+}
+
+uv_loop_t *gf_http_loop(const struct gf_http *h)
+{
+    return h->loop;
 }
 
 size_t gf_http_active(const struct gf_http *h)
@@ -684,7 +706,7 @@ void gf_http_close(struct gf_http *h, gf_http_close_cb cb, void *data)
     h->close_data = data;
     for (struct gf_http_req *r = h->reqs; r != NULL; r = r->next) {
         if (!r->queued_done) {
-            snprintf(r->errbuf, sizeof(r->errbuf), "canceled");
+            snprintf(r->local, sizeof(r->local), "canceled");
             queue_done(r, GF_ECANCELED);
         }
     }

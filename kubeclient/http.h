@@ -75,7 +75,10 @@ struct gf_http_resp {
     size_t body_len;
     uint64_t retry_after_ms; /* from a Retry-After header, 0 if absent */
     bool reused_conn;        /* the transfer reused a connection */
-    const char *err_detail;  /* curl's error text or "", never NULL */
+    /* Why it failed, in curl's words (CURLOPT_ERRORBUFFER: "SSL certificate
+     * problem: unable to get local issuer certificate") or ours for
+     * failures we decided (cap, timeout, cancel); "" if none, never NULL. */
+    const char *err_detail;
 };
 
 /*
@@ -132,9 +135,12 @@ int gf_http_start(struct gf_http *h, const struct gf_http_req_opts *o,
 /*
  * Cancels a running request: its done callback fires later from the loop
  * with GF_ECANCELED (unless it already completed in the same turn, in which
- * case it fires with that result). Idempotent; returns 0.
+ * case it fires with that result). Idempotent; accepts NULL.
  */
-int gf_http_cancel(struct gf_http_req *req);
+void gf_http_cancel(struct gf_http_req *req);
+
+/* Returned-borrowed: the loop the engine runs on (for deferred work). */
+uv_loop_t *gf_http_loop(const struct gf_http *h);
 
 /* Number of requests started and not yet completed (tests, metrics). */
 size_t gf_http_active(const struct gf_http *h);

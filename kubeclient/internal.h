@@ -14,11 +14,13 @@
 #include "kubeclient/request.h"
 
 /* Streaming variant of a call (watches): the 2xx body goes to on_data,
- * there is no transfer deadline, and idle_ms arms the idle timer. */
+ * idle_ms arms the idle timer and deadline_ms bounds the whole stream
+ * (0: no timer of either kind). */
 struct gf__kube_stream {
     gf_http_data_cb on_data;
     void *data;
     uint64_t idle_ms;
+    uint64_t deadline_ms;
 };
 
 /*

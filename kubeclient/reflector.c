@@ -4,15 +4,29 @@
  *
  * The reflector is a small state machine: LISTING -> WATCHING, and from
  * either into BACKOFF on failure, whose timer leads back to LISTING or
- * WATCHING depending on what failed. At most one call (a list page or a
- * watch) is in flight at any time, which keeps cancellation simple: close
- * cancels that one call and frees the reflector when its callback has
- * fired.
+ * WATCHING depending on what failed, or into FAILED on a terminal answer,
+ * whose slow timer leads back to LISTING. At most one call (a list page
+ * or a watch) is in flight at any time, which keeps cancellation simple:
+ * close cancels that one call and frees the reflector when its callback
+ * has fired.
+ *
+ * The relist rule is the one that matters against a real API server. A
+ * paginated LIST (limit set) with a non-zero resourceVersion is answered
+ * from etcd exactly at that version. After a server restart the watch
+ * from our last RV gets 410, and a relist from that same RV would get
+ * the old state and the old RV back, whose watch gets 410 again: a hot
+ * loop that keeps the store stale until etcd compacts past that RV. So a
+ * 410 marks the RV unavailable (client-go's
+ * isLastSyncResourceVersionUnavailable): the next list asks for the
+ * current state (resourceVersion=""), after a backoff step, and a list
+ * that still hands back the RV we were told is expired is not watched
+ * from.
  */
 #include "kubeclient/reflector.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "common/alloc.h"
 #include "common/err.h"
@@ -28,22 +42,30 @@ struct gf_reflector {
     struct gf_rand *rng;
     struct gf_kube_resource res;
     char *ns, *label_selector, *field_selector;
-    unsigned page_limit;
-    uint64_t idle_ms;
+    unsigned page_limit; /* page size of a list, 0: unpaged rv=0 lists */
+    /* Of the next page: page_limit, or less once a page had to shrink to
+     * fit the body cap. Kept across lists, so a relist does not fetch
+     * the oversized pages again (nor outlive its continue token). */
+    unsigned cur_limit;
+    uint64_t grace_ms;
     size_t max_event;
     struct gf_log_ctx lc;
     gf_watch_event_cb on_event;
+    void (*on_terminal)(void *data, int err, const struct gf_api_status *st);
     void *data;
+    uv_loop_t *loop;
+    uv_idle_t defer; /* only to defer the close callback (uv_close) */
 
     enum gf_reflector_state state;
     struct gf_kube_call *list_call; /* in flight */
     struct gf_watch *watch;         /* in flight */
     struct gf_timer backoff_timer;
     enum next_step next;
-    char rv[128];      /* last RV (list or event), opaque */
-    char list_rv[128]; /* RV the current list asks for */
-    bool gone_retried; /* this list already restarted after a 410 */
-    uint64_t step_ms;  /* current backoff step, 0: none yet */
+    char rv[128]; /* last RV (list or event), opaque */
+    /* The RV a 410 said is gone: never watched from again. */
+    char expired_rv[128];
+    bool rv_unavailable; /* the next list asks for resourceVersion="" */
+    uint64_t step_ms;    /* current backoff step, 0: none yet */
     uint64_t healthy_since_ms;
     uint64_t watch_started_ms;
     uint64_t watch_events;
@@ -67,6 +89,8 @@ const char *gf_reflector_state_name(enum gf_reflector_state s)
         return "watching";
     case GF_REFLECTOR_BACKOFF:
         return "backoff";
+    case GF_REFLECTOR_FAILED:
+        return "failed";
     }
     return "unknown";
 }
@@ -94,8 +118,9 @@ int gf_reflector_new(const struct gf_reflector_opts *o,
     r->label_selector = dup_or_null(o->label_selector);
     r->field_selector = dup_or_null(o->field_selector);
     r->page_limit = o->page_limit;
-    r->idle_ms =
-        o->idle_timeout_ms ? o->idle_timeout_ms : GF_REFLECTOR_DEFAULT_IDLE_MS;
+    r->cur_limit = o->page_limit;
+    r->grace_ms =
+        o->watch_grace_ms ? o->watch_grace_ms : GF_REFLECTOR_WATCH_GRACE_MS;
     r->max_event = o->max_event;
     if (o->lc != NULL)
         r->lc = *o->lc;
@@ -103,7 +128,9 @@ int gf_reflector_new(const struct gf_reflector_opts *o,
         r->lc = *gf__kube_client_lc(o->client);
     r->lc.comp = "reflector";
     r->on_event = o->on_event;
+    r->on_terminal = o->on_terminal;
     r->data = o->data;
+    r->loop = gf_http_loop(gf_kube_client_http(o->client));
     gf_timer_init(r->clk, &r->backoff_timer);
     r->backoff_timer.data = r;
     *out = r;
@@ -134,18 +161,33 @@ static void record_error(struct gf_reflector *r, int err,
     r->health.failures++;
 }
 
-static void finish_close(struct gf_reflector *r)
+static void on_defer_closed(uv_handle_t *h)
 {
+    struct gf_reflector *r = h->data;
     void (*cb)(void *) = r->close_cb;
     void *data = r->close_data;
-    gf_timer_stop(&r->backoff_timer);
-    gf__kube_client_unref(r->client);
-    gf_free(r->ns);
-    gf_free(r->label_selector);
-    gf_free(r->field_selector);
     gf_free(r);
     if (cb != NULL)
         cb(data);
+}
+
+/*
+ * Nothing is in flight any more. The close callback still runs from the
+ * loop, never inside gf_reflector_close() or a caller's callback: an
+ * idle handle is opened only to be closed, because uv_close() always
+ * calls back on a later loop iteration.
+ */
+static void finish_close(struct gf_reflector *r)
+{
+    gf_timer_stop(&r->backoff_timer);
+    gf__kube_client_unref(r->client);
+    r->client = NULL;
+    GF_FREE(r->ns);
+    GF_FREE(r->label_selector);
+    GF_FREE(r->field_selector);
+    uv_idle_init(r->loop, &r->defer); /* cannot fail */
+    r->defer.data = r;
+    uv_close((uv_handle_t *)&r->defer, on_defer_closed);
 }
 
 /* ------------------------------------------------------------------ */
@@ -154,12 +196,10 @@ static void finish_close(struct gf_reflector *r)
 static void on_backoff(struct gf_timer *t)
 {
     struct gf_reflector *r = t->data;
-    if (r->next == STEP_WATCH && r->rv[0] != '\0') {
+    if (r->next == STEP_WATCH && r->rv[0] != '\0')
         do_watch(r);
-    } else {
-        gf__strlcpy(r->list_rv, r->page_limit ? "" : "0", sizeof(r->list_rv));
+    else
         do_list(r, NULL);
-    }
 }
 
 /*
@@ -195,6 +235,47 @@ static void backoff(struct gf_reflector *r, enum next_step next,
     gf_timer_start(&r->backoff_timer, delay, on_backoff);
 }
 
+/*
+ * The server refused us for a reason that retrying will not change
+ * (RBAC, a missing CRD, a bad selector). Say so once, loudly, with the
+ * server's own words, and try again only every few minutes: someone has
+ * to act, and a hot loop would only load the server and hide the cause.
+ */
+static void terminal(struct gf_reflector *r, const char *what, int err,
+                     const struct gf_api_status *st)
+{
+    r->health.terminal++;
+    r->health.backoff_ms = GF_REFLECTOR_TERMINAL_RETRY_MS;
+    r->healthy_since_ms = 0;
+    r->next = STEP_LIST;
+    set_state(r, GF_REFLECTOR_FAILED);
+    GF_LOG(&r->lc, GF_LOG_ERROR, what,
+           "resource=%s err=%s code=%ld reason=%s message=%s retry_ms=%u",
+           r->res.plural, gf_strerror(err), st->code, st->reason, st->message,
+           GF_REFLECTOR_TERMINAL_RETRY_MS);
+    gf_timer_start(&r->backoff_timer, GF_REFLECTOR_TERMINAL_RETRY_MS,
+                   on_backoff);
+    /* Last: the owner may close us from here. */
+    if (r->on_terminal != NULL)
+        r->on_terminal(r->data, err, st);
+}
+
+/* Only what the server said is terminal; our own failures (a bad event,
+ * an object over the cap) back off like transport errors. */
+static bool is_terminal(const struct gf_api_status *st)
+{
+    return st->cls == GF_API_TERMINAL && st->code != 0;
+}
+
+/* The RV we hold is gone: the next list reads the current state. */
+static void mark_expired(struct gf_reflector *r, const char *rv)
+{
+    r->rv_unavailable = true;
+    if (rv != NULL && *rv != '\0')
+        gf__strlcpy(r->expired_rv, rv, sizeof(r->expired_rv));
+    r->health.relists++;
+}
+
 /* ------------------------------------------------------------------ */
 /* List                                                                */
 
@@ -214,7 +295,8 @@ static int apply_items(struct gf_reflector *r, const cJSON *list)
     return 0;
 }
 
-/* A failed list page: relist at once after 410 (once), else back off. */
+/* A failed list page: terminal, or back off (from the current state
+ * after a 410: the RV or continue token we asked with is gone). */
 static void list_failed(struct gf_reflector *r, int err,
                         const struct gf_api_status *status)
 {
@@ -222,20 +304,26 @@ static void list_failed(struct gf_reflector *r, int err,
     if (st.err != err)
         gf_api_status_transport(err, "bad list body", &st);
     record_error(r, err, &st);
-    if (st.cls == GF_API_RELIST && !r->gone_retried) {
-        /* The RV we asked for is compacted away, or a continue token
-         * expired: list again from the newest state, right away. */
-        GF_LOG(&r->lc, GF_LOG_INFO, "relist", "resource=%s reason=%s",
-               r->res.plural, "expired");
-        r->health.relists++;
-        r->gone_retried = true;
-        r->list_rv[0] = '\0';
+    if (err == GF_E2BIG && r->page_limit == 0) {
+        /* One unpaged answer did not fit our cap: page from now on, and
+         * let request.c shrink the pages until each fits. */
+        GF_LOG(&r->lc, GF_LOG_INFO, "list over the cap, paging",
+               "resource=%s limit=%u", r->res.plural,
+               GF_REFLECTOR_FALLBACK_PAGE);
+        r->page_limit = GF_REFLECTOR_FALLBACK_PAGE;
+        r->cur_limit = r->page_limit;
         do_list(r, NULL);
         return;
     }
+    if (is_terminal(&st)) {
+        terminal(r, "list refused", err, &st);
+        return;
+    }
+    if (st.cls == GF_API_RELIST)
+        mark_expired(r, NULL);
     GF_LOG(&r->lc, GF_LOG_WARN, "list failed",
-           "resource=%s err=%s code=%ld reason=%s", r->res.plural,
-           gf_strerror(err), st.code, st.reason);
+           "resource=%s err=%s code=%ld reason=%s message=%s", r->res.plural,
+           gf_strerror(err), st.code, st.reason, st.message);
     backoff(r, STEP_LIST, st.retry_after_ms);
 }
 
@@ -247,6 +335,10 @@ static void on_list(void *data, const struct gf_kube_result *res)
         finish_close(r);
         return;
     }
+    /* A page that had to shrink to fit the cap: the next ones are likely
+     * as large, so ask them at the size that fitted. */
+    if (res->limit > 0 && res->limit < r->cur_limit)
+        r->cur_limit = res->limit;
     int err = res->err;
     if (err == 0 && res->json == NULL)
         err = GF_EPARSE;
@@ -263,13 +355,23 @@ static void on_list(void *data, const struct gf_kube_result *res)
         return;
     }
     gf_store_replace_end(r->store);
-    r->gone_retried = false;
+    r->rv_unavailable = false;
     set_rv(r, rv);
     r->health.synced = gf_store_has_synced(r->store);
     r->health.lists++;
     r->health.last_list_ms = gf_clock_now_ms(r->clk);
     GF_LOG(&r->lc, GF_LOG_INFO, "listed", "resource=%s items=%zu rv=%s",
            r->res.plural, gf_store_len(r->store), r->rv);
+    if (r->expired_rv[0] != '\0' && strcmp(r->rv, r->expired_rv) == 0) {
+        /* The server handed back the very RV it called expired: a watch
+         * from it would be refused again. List again, later. */
+        struct gf_api_status st;
+        gf_api_status_transport(GF_EGONE, "list returned an expired RV", &st);
+        record_error(r, GF_EGONE, &st);
+        mark_expired(r, NULL);
+        backoff(r, STEP_LIST, 0);
+        return;
+    }
     do_watch(r);
 }
 
@@ -285,10 +387,15 @@ static void do_list(struct gf_reflector *r, const char *continue_token)
         .ns = r->ns,
         .label_selector = r->label_selector,
         .field_selector = r->field_selector,
-        /* Only the first page names an RV; continue tokens carry it. */
-        .resource_version = continue_token == NULL ? r->list_rv : NULL,
+        /* Only the first page names an RV; continue tokens carry it.
+         * "0" (any state, from the watch cache) for the first unpaged
+         * list; "" (the current state) for paged lists, which the server
+         * serves from etcd, and after a 410. */
+        .resource_version = continue_token != NULL                     ? NULL
+                            : r->page_limit == 0 && !r->rv_unavailable ? "0"
+                                                                       : "",
         .continue_token = continue_token,
-        .limit = r->page_limit,
+        .limit = r->cur_limit,
     };
     int rc = gf_kube_list(r->client, &r->res, &lo, on_list, r, &r->list_call);
     if (rc != 0) {
@@ -358,18 +465,23 @@ static void on_watch_done(void *data, int err, const struct gf_api_status *st)
     }
     record_error(r, err, st);
     if (st->cls == GF_API_RELIST) {
-        /* Relist from the last RV first (cheap, served from the watch
-         * cache); on_list falls back to "" if that is gone too. */
+        /* Our RV is gone (compacted, or the server restarted with an
+         * empty watch cache). Never list or watch from it again: list
+         * the current state, after a backoff step so that a server that
+         * keeps saying 410 is not hammered. */
         GF_LOG(&r->lc, GF_LOG_INFO, "relist", "resource=%s reason=%s rv=%s",
                r->res.plural, st->reason, r->rv);
-        r->health.relists++;
-        gf__strlcpy(r->list_rv, r->rv, sizeof(r->list_rv));
-        do_list(r, NULL);
+        mark_expired(r, r->rv);
+        backoff(r, STEP_LIST, st->retry_after_ms);
+        return;
+    }
+    if (is_terminal(st)) {
+        terminal(r, "watch refused", err, st);
         return;
     }
     GF_LOG(&r->lc, GF_LOG_WARN, "watch failed",
-           "resource=%s err=%s code=%ld reason=%s", r->res.plural,
-           gf_strerror(err), st->code, st->reason);
+           "resource=%s err=%s code=%ld reason=%s message=%s", r->res.plural,
+           gf_strerror(err), st->code, st->reason, st->message);
     backoff(r, STEP_WATCH, st->retry_after_ms);
 }
 
@@ -386,7 +498,10 @@ static void do_watch(struct gf_reflector *r)
         .resource_version = r->rv,
         .allow_bookmarks = true,
         .timeout_seconds = tos,
-        .idle_timeout_ms = r->idle_ms,
+        /* No idle timer: a quiet resource sends nothing for minutes. The
+         * server ends the stream after tos; past that plus a grace it
+         * has gone silent on us. */
+        .deadline_ms = (uint64_t)tos * 1000 + r->grace_ms,
         .max_event = r->max_event,
         .on_event = on_event,
         .on_done = on_watch_done,
@@ -415,7 +530,6 @@ int gf_reflector_start(struct gf_reflector *r)
 {
     if (r->state != GF_REFLECTOR_STOPPED || r->closing)
         return -EALREADY;
-    gf__strlcpy(r->list_rv, r->page_limit ? "" : "0", sizeof(r->list_rv));
     do_list(r, NULL);
     return 0;
 }

@@ -7,11 +7,24 @@
  * watches from the list's RV with allowWatchBookmarks and a random
  * timeoutSeconds in 300-600. Each event updates the store, whose handlers
  * enqueue keys; a BOOKMARK only advances the RV. A normal end of stream
- * re-watches from the last RV. A 410 (HTTP or ERROR event) relists: first
- * from the last RV, then from "" if that is gone too. Failures and 429
+ * re-watches from the last RV.
+ *
+ * A 410 (HTTP or ERROR event) means the RV we hold is gone: after a
+ * backoff step the reflector lists the current state (resourceVersion="",
+ * a quorum read, as client-go does once the last RV is unavailable) and
+ * never watches again from an RV it was told is expired. Failures and 429
  * back off from 0.8 s doubling to 30 s with jitter; the backoff resets
- * after 2 minutes of healthy watching. All waits are timers on the
- * client's clock. RVs are opaque and only compared for equality.
+ * after 2 minutes of healthy watching. A terminal answer (400, 403, 404,
+ * 422 ...) is logged with the server's message, counted, reported to
+ * on_terminal and puts the reflector in FAILED, from which it tries again
+ * only every GF_REFLECTOR_TERMINAL_RETRY_MS.
+ *
+ * A quiet watch is not an error: there is no idle timer (a real API
+ * server sends nothing, not even bookmarks, on a resource that does not
+ * change). A watch that outlives its timeoutSeconds plus a grace is torn
+ * down, which is how a blackholed server is found; TCP keepalive finds a
+ * dead peer sooner. All waits are timers on the client's clock. RVs are
+ * opaque and only compared for equality.
  *
  * See docs/kubeclient.md. Loop thread only.
  */
@@ -33,9 +46,16 @@ struct gf_reflector;
 #define GF_REFLECTOR_BACKOFF_MIN_MS 800u
 #define GF_REFLECTOR_BACKOFF_MAX_MS 30000u
 #define GF_REFLECTOR_HEALTHY_RESET_MS 120000u
-/* A watch that sees no byte (not even a bookmark) for this long is
- * considered dead; servers send bookmarks about once a minute. */
-#define GF_REFLECTOR_DEFAULT_IDLE_MS 150000u
+/* How long past its timeoutSeconds a watch may stay open before the
+ * client ends it: the server closes it on time unless it has gone silent
+ * (blackholed), which byte-level silence cannot tell from a quiet
+ * resource. */
+#define GF_REFLECTOR_WATCH_GRACE_MS 30000u
+/* Retry period after a terminal failure (403, 404 ...): someone has to
+ * fix RBAC or install a CRD; polling faster only adds load. */
+#define GF_REFLECTOR_TERMINAL_RETRY_MS 300000u
+/* Page size used after an unpaged list did not fit the body cap. */
+#define GF_REFLECTOR_FALLBACK_PAGE 500u
 
 struct gf_reflector_opts {
     struct gf_kube_client *client; /* borrowed; outlives the reflector */
@@ -46,11 +66,17 @@ struct gf_reflector_opts {
     const char *label_selector;    /* copied, may be NULL */
     const char *field_selector;    /* copied, may be NULL */
     unsigned page_limit;           /* 0: one LIST rv=0; >0: paginated (rv="") */
-    uint64_t idle_timeout_ms;      /* 0: GF_REFLECTOR_DEFAULT_IDLE_MS */
+    uint64_t watch_grace_ms;       /* 0: GF_REFLECTOR_WATCH_GRACE_MS */
     size_t max_event;              /* 0: GF_WATCH_DEFAULT_MAX_EVENT */
     const struct gf_log_ctx *lc;   /* copied (strings borrowed, must live) */
     /* Optional tap: each watch event after it was applied (tools). */
     gf_watch_event_cb on_event;
+    /*
+     * Optional: a terminal failure (the server refused the list or watch
+     * with 400, 403, 404, 422 ...), after the reflector entered FAILED.
+     * `st` is borrowed for the call. May call gf_reflector_close().
+     */
+    void (*on_terminal)(void *data, int err, const struct gf_api_status *st);
     void *data;
 };
 
@@ -59,6 +85,8 @@ enum gf_reflector_state {
     GF_REFLECTOR_LISTING,
     GF_REFLECTOR_WATCHING,
     GF_REFLECTOR_BACKOFF,
+    /* A terminal failure; retried every GF_REFLECTOR_TERMINAL_RETRY_MS. */
+    GF_REFLECTOR_FAILED,
 };
 
 struct gf_reflector_health {
@@ -72,6 +100,7 @@ struct gf_reflector_health {
     char rv[128];           /* last RV seen (opaque) */
     uint64_t backoff_ms;    /* current backoff step */
     uint64_t lists, watches, relists, events, bookmarks, failures;
+    uint64_t terminal; /* terminal failures (also counted in failures) */
 };
 
 /* Returned-owned (gf_reflector_close). 0 or -EINVAL. Does not start. */
@@ -82,14 +111,15 @@ int gf_reflector_start(struct gf_reflector *r);
 /*
  * Stops all activity (in-flight list/watch are canceled) and frees the
  * reflector once nothing is in flight; cb (may be NULL) fires exactly
- * once after that: from the loop when a call was in flight, otherwise
- * before gf_reflector_close() returns. The store is left as it was.
+ * once after that, always later from the loop, never before
+ * gf_reflector_close() returns (libuv's uv_close contract). May be called
+ * from the reflector's own callbacks. The store is left as it was.
  */
 void gf_reflector_close(struct gf_reflector *r, void (*cb)(void *data),
                         void *data);
 void gf_reflector_health(const struct gf_reflector *r,
                          struct gf_reflector_health *out);
-/* "stopped", "listing", "watching", "backoff". */
+/* "stopped", "listing", "watching", "backoff", "failed". */
 const char *gf_reflector_state_name(enum gf_reflector_state s);
 
 #endif

@@ -479,6 +479,11 @@ struct gf_kube_call {
     uint64_t token_gen; /* token generation the request was sent with */
     bool retried;
     bool rv_test; /* a JSON patch that starts with our resourceVersion test */
+    /* Lists only: the page size asked for, and what the URL is rebuilt
+     * from when a page over the body cap is asked for again, halved. */
+    unsigned limit;
+    size_t path_len; /* server and path, without "?" */
+    char *query;     /* the query without limit, or NULL */
     struct gf_http_req *req;
     gf_kube_cb cb;
     void *data;
@@ -583,6 +588,7 @@ static void call_free(struct gf_kube_call *k)
     gf_free(k->content_type);
     gf_free(k->accept);
     gf_free(k->body);
+    gf_free(k->query);
     gf_free(k);
 }
 
@@ -650,7 +656,7 @@ static int call_send(struct gf_kube_call *k)
         .body_len = k->body_len,
         .tls = &tls,
         .max_body = c->max_body,
-        .timeout_ms = k->streaming ? 0 : k->timeout_ms,
+        .timeout_ms = k->streaming ? k->stream.deadline_ms : k->timeout_ms,
         .idle_timeout_ms = k->streaming ? k->stream.idle_ms : 0,
         .on_data = k->streaming ? call_on_data : NULL,
         .on_done = on_http_done,
@@ -693,6 +699,45 @@ static bool retry_unauthorized(struct gf_kube_call *k)
     return call_send(k) == 0;
 }
 
+/* "SERVER/PATH?limit=N&QUERY" into a fresh k->url. */
+static int build_list_url(struct gf_kube_call *k)
+{
+    struct gf_buf url = GF_BUF_INIT(16 << 10);
+    int rc = gf_buf_append(&url, k->url, k->path_len);
+    if (rc == 0)
+        rc = gf_buf_printf(&url, "?limit=%u", k->limit);
+    if (rc == 0 && k->query != NULL)
+        rc = gf_buf_printf(&url, "&%s", k->query);
+    if (rc != 0) {
+        gf_buf_free(&url);
+        return rc;
+    }
+    gf_free(k->url);
+    k->url = gf_buf_steal(&url);
+    return 0;
+}
+
+/*
+ * A list page larger than the body cap: ask for the same page (same
+ * continue token or resourceVersion) with half the limit, down to one
+ * object. A page is then never more than the cap, however large the
+ * objects (kubectl lists 90 ConfigMaps of 900 KB; at limit=500 that one
+ * page is 81 MB), and memory stays bounded by the cap. The caller sees
+ * a shorter page, which the API allows for any limit. Returns true when
+ * the smaller page is on its way.
+ */
+static bool retry_smaller_page(struct gf_kube_call *k)
+{
+    if (k->limit <= 1 || k->streaming)
+        return false;
+    k->limit /= 2;
+    if (build_list_url(k) != 0)
+        return false;
+    GF_LOG(&k->c->lc, GF_LOG_INFO, "list page over the cap, halving",
+           "limit=%u max_body=%zu", k->limit, k->c->max_body);
+    return call_send(k) == 0;
+}
+
 static void on_http_done(void *data, const struct gf_http_resp *resp)
 {
     struct gf_kube_call *k = data;
@@ -704,12 +749,19 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     cJSON *json = NULL;
     struct gf_arena *arena = NULL;
     res.http_code = resp->status;
+    res.limit = k->limit;
     res.body = resp->body;
     res.body_len = resp->body_len;
     res.status = &st;
+    if (resp->err == GF_E2BIG && retry_smaller_page(k))
+        return;
     if (resp->err != 0) {
         gf_api_status_transport(resp->err, resp->err_detail, &st);
-        st.code = resp->status;
+        /* A 2xx whose body we did not take whole (our cap, a cut, a
+         * cancel) is not the server's answer: no code, so nobody prints
+         * it as "Error from server". */
+        if (resp->status < 200 || resp->status >= 300)
+            st.code = resp->status;
         res.err = resp->err;
     } else if (resp->status >= 200 && resp->status < 300) {
         memset(&st, 0, sizeof(st));
@@ -745,11 +797,13 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     call_free(k);
 }
 
-/* gf__kube_call_start(); rv_test marks a JSON patch that starts with the
- * resourceVersion test gf_kube_patch_body() inserted. */
+/* gf__kube_call_start(), and for lists the page size (0: none); rv_test
+ * marks a JSON patch that starts with the resourceVersion test
+ * gf_kube_patch_body() inserted. */
 static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
-                      const struct gf__kube_stream *st, bool rv_test,
-                      gf_kube_cb cb, void *data, struct gf_kube_call **out)
+                      const struct gf__kube_stream *st, unsigned limit,
+                      bool rv_test, gf_kube_cb cb, void *data,
+                      struct gf_kube_call **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -762,8 +816,14 @@ static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
         rc = gf_buf_puts(&url, op->path);
     else if (rc == 0)
         rc = gf_kube_path(&url, op->res, op->ns, op->name, op->subresource);
-    if (rc == 0 && op->query != NULL && *op->query != '\0')
-        rc = gf_buf_printf(&url, "?%s", op->query);
+    size_t path_len = url.len;
+    bool has_query = op->query != NULL && *op->query != '\0';
+    if (rc == 0 && limit > 0)
+        rc = gf_buf_printf(&url, "?limit=%u%s", limit, has_query ? "&" : "");
+    else if (rc == 0 && has_query)
+        rc = gf_buf_putc(&url, '?');
+    if (rc == 0 && has_query)
+        rc = gf_buf_puts(&url, op->query);
     if (rc != 0) {
         gf_buf_free(&url);
         return rc;
@@ -773,6 +833,9 @@ static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
     gf__kube_client_ref(c);
     k->method = gf_strdup(op->method);
     k->url = gf_buf_steal(&url);
+    k->limit = limit;
+    k->path_len = path_len;
+    k->query = limit > 0 && has_query ? gf_strdup(op->query) : NULL;
     k->content_type =
         op->content_type != NULL ? gf_strdup(op->content_type) : NULL;
     k->accept = op->accept != NULL ? gf_strdup(op->accept) : NULL;
@@ -804,20 +867,19 @@ int gf__kube_call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
                         const struct gf__kube_stream *st, gf_kube_cb cb,
                         void *data, struct gf_kube_call **out)
 {
-    return call_start(c, op, st, false, cb, data, out);
+    return call_start(c, op, st, 0, false, cb, data, out);
 }
 
 int gf_kube_call(struct gf_kube_client *c, const struct gf_kube_op *op,
                  gf_kube_cb cb, void *data, struct gf_kube_call **out)
 {
-    return gf__kube_call_start(c, op, NULL, cb, data, out);
+    return call_start(c, op, NULL, 0, false, cb, data, out);
 }
 
-int gf_kube_call_cancel(struct gf_kube_call *call)
+void gf_kube_call_cancel(struct gf_kube_call *call)
 {
     if (call != NULL && call->req != NULL)
         gf_http_cancel(call->req);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -838,14 +900,9 @@ int gf_kube_list(struct gf_kube_client *c, const struct gf_kube_resource *r,
                  struct gf_kube_call **out)
 {
     struct gf_buf q = GF_BUF_INIT(8 << 10);
-    char lim[24];
-    int rc = 0;
-    if (o->limit > 0) {
-        snprintf(lim, sizeof(lim), "%u", o->limit);
-        rc = gf__kube_query_add(&q, "limit", lim);
-    }
-    if (rc == 0)
-        rc = gf__kube_query_add(&q, "continue", o->continue_token);
+    /* limit goes first in the URL, from call_start(), so that a page over
+     * the body cap can be asked for again with a smaller one. */
+    int rc = gf__kube_query_add(&q, "continue", o->continue_token);
     if (rc == 0)
         rc = gf__kube_query_add(&q, "resourceVersion", o->resource_version);
     if (rc == 0)
@@ -855,7 +912,7 @@ int gf_kube_list(struct gf_kube_client *c, const struct gf_kube_resource *r,
     if (rc == 0) {
         struct gf_kube_op op = {
             .method = "GET", .res = r, .ns = o->ns, .query = gf_buf_cstr(&q)};
-        rc = gf_kube_call(c, &op, cb, data, out);
+        rc = call_start(c, &op, NULL, o->limit, false, cb, data, out);
     }
     gf_buf_free(&q);
     return rc;
@@ -961,7 +1018,7 @@ int gf_kube_patch(struct gf_kube_client *c, const struct gf_kube_resource *r,
                                 .body = gf_buf_cstr(&b),
                                 .body_len = b.len};
         bool rv_test = o->type == GF_PATCH_JSON && o->resource_version != NULL;
-        rc = call_start(c, &op, NULL, rv_test, cb, data, out);
+        rc = call_start(c, &op, NULL, 0, rv_test, cb, data, out);
     }
     gf_buf_free(&b);
     gf_buf_free(&q);

@@ -178,6 +178,10 @@ struct gf_kube_result {
     const cJSON *json; /* returned-borrowed */
     const char *body;  /* raw body, returned-borrowed */
     size_t body_len;
+    /* gf_kube_list(): the limit the page was finally asked with, smaller
+     * than the caller's when a page over the body cap was halved (ask
+     * the next page with it); 0 for unpaged lists and other calls. */
+    unsigned limit;
     const struct gf_api_status *status; /* never NULL */
 };
 typedef void (*gf_kube_cb)(void *data, const struct gf_kube_result *res);
@@ -207,8 +211,8 @@ struct gf_kube_op {
  */
 int gf_kube_call(struct gf_kube_client *c, const struct gf_kube_op *op,
                  gf_kube_cb cb, void *data, struct gf_kube_call **out);
-/* cb fires with GF_ECANCELED (unless already completed). Returns 0. */
-int gf_kube_call_cancel(struct gf_kube_call *call);
+/* cb fires with GF_ECANCELED (unless already completed). Accepts NULL. */
+void gf_kube_call_cancel(struct gf_kube_call *call);
 
 int gf_kube_get(struct gf_kube_client *c, const struct gf_kube_resource *r,
                 const char *ns, const char *name, gf_kube_cb cb, void *data,
@@ -222,7 +226,14 @@ struct gf_kube_list_opts {
     const char *continue_token;   /* from the previous page */
     unsigned limit;               /* page size, 0: no paging */
 };
-/* One page. Use gf_kube_list_meta() on res->json for continue/rv. */
+/*
+ * One page. Use gf_kube_list_meta() on res->json for continue/rv. A page
+ * over the client's body cap is asked for again with half the limit, down
+ * to limit=1, so the page may hold fewer items than `limit` (as the API
+ * allows); only a single object over the cap fails, with GF_E2BIG and
+ * status->code 0 (our cap, not the server's answer). An unpaged list
+ * (limit 0) over the cap fails the same way.
+ */
 int gf_kube_list(struct gf_kube_client *c, const struct gf_kube_resource *r,
                  const struct gf_kube_list_opts *o, gf_kube_cb cb, void *data,
                  struct gf_kube_call **out);

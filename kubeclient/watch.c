@@ -309,8 +309,10 @@ int gf_watch_start(struct gf_kube_client *c, const struct gf_watch_opts *o,
         gf__strlcpy(w->rv, o->resource_version, sizeof(w->rv));
     struct gf_kube_op op = {
         .method = "GET", .res = o->res, .ns = o->ns, .query = gf_buf_cstr(&q)};
-    struct gf__kube_stream st = {
-        .on_data = on_stream_data, .data = w, .idle_ms = o->idle_timeout_ms};
+    struct gf__kube_stream st = {.on_data = on_stream_data,
+                                 .data = w,
+                                 .idle_ms = o->idle_timeout_ms,
+                                 .deadline_ms = o->deadline_ms};
     rc = gf__kube_call_start(c, &op, &st, on_watch_done, w, &w->call);
     gf_buf_free(&q);
     if (rc != 0) {
@@ -323,12 +325,12 @@ int gf_watch_start(struct gf_kube_client *c, const struct gf_watch_opts *o,
     return 0;
 }
 
-int gf_watch_stop(struct gf_watch *w)
+void gf_watch_stop(struct gf_watch *w)
 {
     if (w == NULL || w->stopped)
-        return 0;
+        return;
     w->stopped = true;
-    return gf_kube_call_cancel(w->call);
+    gf_kube_call_cancel(w->call);
 }
 
 const char *gf_watch_last_rv(const struct gf_watch *w)

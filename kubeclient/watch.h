@@ -10,9 +10,10 @@
  *    cJSON_ParseWithLengthOpts and extracts type, object and
  *    resourceVersion; an ERROR event carries a Status, decoded into
  *    struct gf_api_status (410/Expired classifies as relist);
- *  - gf_watch runs one streaming GET ?watch=1 through request.h, with no
- *    transfer timeout (the server ends the stream after timeoutSeconds)
- *    and an idle timer on the client's clock instead.
+ *  - gf_watch runs one streaming GET ?watch=1 through request.h. The
+ *    server ends the stream after timeoutSeconds; the client bounds it
+ *    with a deadline a grace later, on the client's clock (silence
+ *    between events is normal and is not timed).
  *
  * See docs/kubeclient.md. Loop thread only.
  */
@@ -117,8 +118,17 @@ struct gf_watch_opts {
     const char *resource_version; /* start after this RV; NULL: now */
     bool allow_bookmarks;
     unsigned timeout_seconds; /* server-side stream end; 0: none */
-    uint64_t idle_timeout_ms; /* 0: no idle timer */
-    size_t max_event;         /* 0: GF_WATCH_DEFAULT_MAX_EVENT */
+    /* Client-side bound on the whole stream, GF_ETIMEDOUT past it (0:
+     * none): the server should have closed it after timeout_seconds, so
+     * a stream that outlives that plus a grace runs to a server that has
+     * gone silent (blackholed), which no byte-level silence can tell
+     * from a quiet resource. */
+    uint64_t deadline_ms;
+    /* No byte for this long: GF_ETIMEDOUT (0: no idle timer). Only for
+     * servers known to send keep-alives; a real API server sends nothing
+     * on a quiet watch, not even bookmarks, for minutes. */
+    uint64_t idle_timeout_ms;
+    size_t max_event; /* 0: GF_WATCH_DEFAULT_MAX_EVENT */
     /* Events except ERROR (which ends the watch through on_done). A
      * nonzero return stops the watch; on_done then gets that error. */
     gf_watch_event_cb on_event;
@@ -132,8 +142,8 @@ struct gf_watch_opts {
  */
 int gf_watch_start(struct gf_kube_client *c, const struct gf_watch_opts *o,
                    struct gf_watch **out);
-/* on_done fires later with GF_ECANCELED. Idempotent; returns 0. */
-int gf_watch_stop(struct gf_watch *w);
+/* on_done fires later with GF_ECANCELED. Idempotent; accepts NULL. */
+void gf_watch_stop(struct gf_watch *w);
 /* Returned-borrowed: RV of the last event or bookmark seen, or NULL. */
 const char *gf_watch_last_rv(const struct gf_watch *w);
 /* Events delivered so far. */

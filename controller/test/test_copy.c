@@ -99,9 +99,9 @@ static void test_copy_keeps_the_work_drops_the_origins_identity(void **state)
     assert_string_equal(str_at(copy, "metadata", "name", NULL), spec.name);
     assert_string_equal(str_at(copy, "metadata", "namespace", NULL),
                         "ml-overflow");
-    static const char *const gone[] = {"uid",           "resourceVersion",
-                                       "creationTimestamp", "generation",
-                                       "managedFields", NULL};
+    static const char *const gone[] = {
+        "uid",        "resourceVersion", "creationTimestamp",
+        "generation", "managedFields",   NULL};
     for (const char *const *k = gone; *k != NULL; k++)
         assert_null(at(copy, "metadata", *k, NULL));
     assert_null(at(copy, "status", NULL, NULL));
@@ -137,7 +137,8 @@ static void test_copy_keeps_the_work_drops_the_origins_identity(void **state)
     assert_null(at(tl, "job-name", NULL, NULL));
     assert_true(gf_json_equal(at(s, "template", "spec", NULL),
                               at(origin, "spec", "template", "spec")));
-    const cJSON *c0 = cJSON_GetArrayItem(at(s, "template", "spec", "containers"), 0);
+    const cJSON *c0 =
+        cJSON_GetArrayItem(at(s, "template", "spec", "containers"), 0);
     const cJSON *req = at(c0, "resources", "requests", NULL);
     assert_string_equal(str_at(req, "nvidia.com/gpu", NULL, NULL), "2");
     assert_int_equal(at(s, "parallelism", NULL, NULL)->valueint, 2);
@@ -158,8 +159,8 @@ static void refuse(cJSON *origin, const char *expect_why)
     assert_string_equal(why, expect_why);
     struct gf_copy_spec allow = spec;
     allow.allow_host_access = true;
-    assert_int_equal(
-        gf_copy_job_build(origin, &allow, &copy, why, sizeof(why)), 0);
+    assert_int_equal(gf_copy_job_build(origin, &allow, &copy, why, sizeof(why)),
+                     0);
     cJSON_Delete(copy);
 }
 
@@ -218,12 +219,14 @@ static void test_patches(void **state)
      * nothing else applies. */
     char *re = gf_copy_reactivate_patch("east-train-resnet-2");
     assert_string_equal(
-        re, "[{\"op\":\"test\",\"path\":\"/metadata/annotations/gpufed.io~1lease\","
-            "\"value\":\"east-train-resnet-2\"},"
-            "{\"op\":\"remove\",\"path\":\"/metadata/annotations/gpufed.io~1lease\"},"
-            "{\"op\":\"remove\",\"path\":\"/metadata/annotations/"
-            "gpufed.io~1placement\"},"
-            "{\"op\":\"replace\",\"path\":\"/spec/active\",\"value\":true}]");
+        re,
+        "[{\"op\":\"test\",\"path\":\"/metadata/annotations/gpufed.io~1lease\","
+        "\"value\":\"east-train-resnet-2\"},"
+        "{\"op\":\"remove\",\"path\":\"/metadata/annotations/"
+        "gpufed.io~1lease\"},"
+        "{\"op\":\"remove\",\"path\":\"/metadata/annotations/"
+        "gpufed.io~1placement\"},"
+        "{\"op\":\"replace\",\"path\":\"/spec/active\",\"value\":true}]");
     cJSON_free(re);
     char *out = gf_copy_outcome_patch(false);
     assert_string_equal(out, "{\"metadata\":{\"annotations\":"

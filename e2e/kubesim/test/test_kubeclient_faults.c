@@ -68,8 +68,20 @@ struct fx {
     const char *list_body; /* answer to LIST */
     int list_code;         /* != 200: LISTs answered with this Status */
     unsigned list_fails;   /* how many LISTs get list_code */
-    int watch_code;        /* != 200: the next WATCH answered so, once */
+    int watch_code;        /* != 200: WATCHes answered with this Status */
+    unsigned watch_fails;  /* how many WATCHes get watch_code */
+    /* Paged lists (page_items > 0): that many ConfigMaps in all, each
+     * about item_size bytes, served `limit` at a time with continue
+     * tokens that are offsets. */
+    unsigned page_items;
+    size_t item_size;
+    size_t max_body;     /* the client's body cap; 0: the default */
+    unsigned page_limit; /* the reflector's */
     struct swatch *watch;
+    /* what the reflector reported through on_terminal */
+    size_t nterminal;
+    long terminal_code;
+    char terminal_msg[512];
     /* log */
     struct sreq reqs[MAX_REQS];
     size_t nreq, nlist, nwatch;
@@ -98,9 +110,56 @@ static const char *reason_of(int code)
         return "Expired";
     case 429:
         return "TooManyRequests";
+    case 403:
+        return "Forbidden";
     default:
         return "InternalError";
     }
+}
+
+/* An unsigned query parameter ("limit=8"), or 0. */
+static unsigned query_uint(const char *q, const char *key)
+{
+    char pat[32];
+    snprintf(pat, sizeof(pat), "%s=", key);
+    for (const char *p = q; p != NULL && (p = strstr(p, pat)) != NULL; p++)
+        if (p == q || p[-1] == '&')
+            return (unsigned)strtoul(p + strlen(pat), NULL, 10);
+    return 0;
+}
+
+/* One page of f->page_items ConfigMaps of about f->item_size bytes. */
+static void reply_page(struct fx *f, const char *query,
+                       const struct gf_ks_api_out *out)
+{
+    unsigned limit = query_uint(query, "limit");
+    unsigned from = query_uint(query, "continue");
+    if (limit == 0)
+        limit = f->page_items;
+    size_t cap = 256 + (size_t)f->page_items * (f->item_size + 256);
+    char *body = malloc(cap);
+    char *pad = malloc(f->item_size + 1);
+    memset(pad, 'x', f->item_size);
+    pad[f->item_size] = '\0';
+    size_t n =
+        (size_t)snprintf(body, cap,
+                         "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\","
+                         "\"metadata\":{\"resourceVersion\":\"10\"");
+    unsigned end = from + limit < f->page_items ? from + limit : f->page_items;
+    if (end < f->page_items)
+        n += (size_t)snprintf(body + n, cap - n, ",\"continue\":\"%u\"", end);
+    n += (size_t)snprintf(body + n, cap - n, "},\"items\":[");
+    for (unsigned i = from; i < end; i++)
+        n += (size_t)snprintf(
+            body + n, cap - n,
+            "%s{\"metadata\":{\"name\":\"big-%u\",\"namespace\":"
+            "\"default\",\"resourceVersion\":\"%u\"},\"data\":{\"k\":"
+            "\"%s\"}}",
+            i > from ? "," : "", i, i + 1, pad);
+    n += (size_t)snprintf(body + n, cap - n, "]}");
+    out->reply(out->ctx, 200, "application/json", body, n);
+    free(pad);
+    free(body);
 }
 
 static void handle(void *data, const struct gf_ks_api_req *req,
@@ -128,14 +187,18 @@ static void handle(void *data, const struct gf_ks_api_req *req,
                        strlen(body));
             return;
         }
+        if (f->page_items > 0) {
+            reply_page(f, req->query, out);
+            return;
+        }
         out->reply(out->ctx, 200, "application/json", f->list_body,
                    strlen(f->list_body));
         return;
     }
     f->nwatch++;
-    if (f->watch_code != 200) {
+    if (f->watch_fails > 0) {
         int code = f->watch_code;
-        f->watch_code = 200;
+        f->watch_fails--;
         status_body(body, sizeof(body), code, reason_of(code));
         out->reply(out->ctx, code, "application/json", body, strlen(body));
         return;
@@ -171,6 +234,7 @@ static int setup(void **state)
     f->list_body = list_ok;
     f->list_code = 200;
     f->watch_code = 200;
+    f->item_size = 1000;
     struct gf_ks_server_opts o = {
         .loop = &f->loop,
         .clock = &f->clk,
@@ -209,9 +273,19 @@ static void make_client(struct fx *f, const struct gf_ks_certs *ca,
                               : gf_ks_auth_identity(f->auth, "admin")->token),
         .token_file = (char *)token_file,
     };
-    struct gf_kube_client_opts co = {.name = "scripted"};
+    struct gf_kube_client_opts co = {.name = "scripted",
+                                     .max_body = f->max_body};
     assert_int_equal(
         gf_kube_client_new(f->http, &f->clk, &creds, &co, &f->client), 0);
+}
+
+static void on_terminal(void *data, int err, const struct gf_api_status *st)
+{
+    struct fx *f = data;
+    (void)err;
+    f->nterminal++;
+    f->terminal_code = st->code;
+    snprintf(f->terminal_msg, sizeof(f->terminal_msg), "%s", st->message);
 }
 
 static void start_reflector(struct fx *f)
@@ -225,7 +299,9 @@ static void start_reflector(struct fx *f)
         .store = f->store,
         .rng = &f->rng,
         .ns = "default",
-        .idle_timeout_ms = 30000,
+        .page_limit = f->page_limit,
+        .on_terminal = on_terminal,
+        .data = f,
     };
     assert_int_equal(gf_kube_resource_parse("configmaps", &ro.res), 0);
     assert_int_equal(gf_reflector_new(&ro, &f->refl), 0);
@@ -428,7 +504,16 @@ static void test_bookmark_moves_rv_only(void **state)
         strstr(f->reqs[f->nreq - 1].query, "allowWatchBookmarks=true"));
 }
 
-/* 410 as a watch ERROR event: relist from the last RV. */
+/* The query of the last request the server saw. */
+static const char *last_query(const struct fx *f)
+{
+    assert_true(f->nreq > 0);
+    return f->reqs[f->nreq - 1].query;
+}
+
+/* 410 as a watch ERROR event: after a backoff step, list the current
+ * state (resourceVersion=""), never the RV that is gone: a paged list
+ * from it would be served at exactly that old version. */
 static void test_410_error_event_relists(void **state)
 {
     struct fx *f = *state;
@@ -442,11 +527,15 @@ static void test_410_error_event_relists(void **state)
         "\"v1\",\"status\":\"Failure\",\"message\":\"too old resource "
         "version: 20 (30)\",\"reason\":\"Expired\",\"code\":410}}\n";
     push(f, gone, sizeof(gone) - 1);
-    wait_count(f, &f->nlist, 2);
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    gf_kst_spin(&f->loop, 20);
+    assert_int_equal(f->nlist, 1); /* not at once */
     struct gf_reflector_health h = health(f);
     assert_int_equal(h.relists, 1);
     assert_int_equal(h.last_err, GF_EGONE);
-    assert_non_null(strstr(f->reqs[f->nreq - 1].query, "resourceVersion=20"));
+    gf_clock_advance(&f->clk, h.backoff_ms);
+    wait_count(f, &f->nlist, 2);
+    assert_string_equal(last_query(f), "resourceVersion=");
     /* The relist replaced the store: "b" was not in the list. */
     gf_kst_run_until(&f->loop, watching, f);
     assert_int_equal(gf_store_len(f->store), 1);
@@ -458,11 +547,250 @@ static void test_410_http_relists(void **state)
 {
     struct fx *f = *state;
     f->watch_code = 410;
+    f->watch_fails = 1;
     start_reflector(f);
-    wait_count(f, &f->nlist, 2);
+    gf_kst_run_until(&f->loop, in_backoff, f);
     assert_int_equal(health(f).relists, 1);
+    /* The server has moved past the RV it called expired. */
+    f->list_body =
+        "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":"
+        "{\"resourceVersion\":\"12\"},\"items\":[]}";
+    gf_clock_advance(&f->clk, health(f).backoff_ms);
+    wait_count(f, &f->nlist, 2);
+    assert_string_equal(last_query(f), "resourceVersion=");
     gf_kst_run_until(&f->loop, watching, f);
     assert_true(health(f).synced);
+    assert_non_null(strstr(last_query(f), "resourceVersion=12"));
+}
+
+/*
+ * What a restarted API server did to the old reflector: every watch from
+ * the list's RV gets 410, and every list hands back that same RV. The
+ * reflector must neither spin (no request without the clock moving) nor
+ * watch again from the RV it was told is expired; once the server has
+ * moved on, it watches from the new RV.
+ */
+static void test_410_never_twice_from_same_rv(void **state)
+{
+    struct fx *f = *state;
+    f->watch_code = 410;
+    f->watch_fails = 1000;
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    gf_kst_spin(&f->loop, 200);
+    assert_int_equal(f->nlist, 1);
+    assert_int_equal(f->nwatch, 1);
+    /* The relist gets RV 10 again: no watch from it, back off again. */
+    for (size_t i = 2; i <= 4; i++) {
+        gf_clock_advance(&f->clk, health(f).backoff_ms);
+        wait_count(f, &f->nlist, i);
+        assert_string_equal(last_query(f), "resourceVersion=");
+        gf_kst_run_until(&f->loop, in_backoff, f);
+        gf_kst_spin(&f->loop, 20);
+        assert_int_equal(f->nlist, i);
+        assert_int_equal(f->nwatch, 1);
+    }
+    assert_int_equal(health(f).last_err, GF_EGONE);
+    /* The server has moved on: RV 11, and its watch works. */
+    f->list_body =
+        "{\"kind\":\"ConfigMapList\",\"apiVersion\":\"v1\",\"metadata\":"
+        "{\"resourceVersion\":\"11\"},\"items\":[]}";
+    f->watch_fails = 0;
+    gf_clock_advance(&f->clk, health(f).backoff_ms);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(f->nwatch, 2);
+    assert_non_null(strstr(last_query(f), "resourceVersion=11"));
+    assert_int_equal(gf_store_len(f->store), 0);
+}
+
+static bool in_failed(void *arg)
+{
+    return health(arg).state == GF_REFLECTOR_FAILED;
+}
+
+/* A 403 on the watch is terminal: reported once with the server's
+ * message, no retry before GF_REFLECTOR_TERMINAL_RETRY_MS (the old code
+ * retried every 0.8-30 s forever), then one slow retry. */
+static void test_403_watch_is_terminal(void **state)
+{
+    struct fx *f = *state;
+    f->watch_code = 403;
+    f->watch_fails = 1000;
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, in_failed, f);
+    assert_int_equal(f->nterminal, 1);
+    assert_int_equal(f->terminal_code, 403);
+    assert_string_equal(f->terminal_msg, "scripted");
+    struct gf_reflector_health h = health(f);
+    assert_int_equal(h.terminal, 1);
+    assert_int_equal(h.last_err, GF_EFORBIDDEN);
+    assert_non_null(strstr(h.last_error, "scripted"));
+    gf_clock_advance(&f->clk, GF_REFLECTOR_TERMINAL_RETRY_MS - 1000);
+    gf_kst_spin(&f->loop, 50);
+    assert_int_equal(f->nwatch, 1);
+    assert_int_equal(f->nlist, 1);
+    assert_int_equal(health(f).state, GF_REFLECTOR_FAILED);
+    gf_clock_advance(&f->clk, 1000);
+    wait_count(f, &f->nwatch, 2);
+    gf_kst_run_until(&f->loop, in_failed, f);
+    assert_int_equal(f->nlist, 2);
+    assert_int_equal(f->nterminal, 2);
+}
+
+/* A 403 on the list is terminal the same way. */
+static void test_403_list_is_terminal(void **state)
+{
+    struct fx *f = *state;
+    f->list_code = 403;
+    f->list_fails = 1000;
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, in_failed, f);
+    assert_int_equal(f->nterminal, 1);
+    gf_clock_advance(&f->clk, (uint64_t)GF_REFLECTOR_BACKOFF_MAX_MS * 4);
+    gf_kst_spin(&f->loop, 50);
+    assert_int_equal(f->nlist, 1);
+    assert_int_equal(f->nwatch, 0);
+    assert_false(health(f).synced);
+}
+
+/* The owner may close the reflector from on_terminal. */
+static void close_on_terminal(void *data, int err,
+                              const struct gf_api_status *st)
+{
+    struct fx *f = data;
+    on_terminal(data, err, st);
+    gf_reflector_close(f->refl, on_closed, f);
+    assert_false(f->closed);
+}
+
+static void test_close_from_on_terminal(void **state)
+{
+    struct fx *f = *state;
+    f->watch_code = 404;
+    f->watch_fails = 1;
+    make_client(f, f->certs, NULL, NULL);
+    struct gf_store_opts so = {0};
+    f->store = gf_store_new(&so);
+    struct gf_reflector_opts ro = {
+        .client = f->client,
+        .store = f->store,
+        .rng = &f->rng,
+        .ns = "default",
+        .on_terminal = close_on_terminal,
+        .data = f,
+    };
+    assert_int_equal(gf_kube_resource_parse("configmaps", &ro.res), 0);
+    assert_int_equal(gf_reflector_new(&ro, &f->refl), 0);
+    assert_int_equal(gf_reflector_start(f->refl), 0);
+    gf_kst_run_until(&f->loop, is_closed, f);
+    f->refl = NULL;
+    assert_int_equal(f->nterminal, 1);
+    assert_int_equal(f->terminal_code, 404);
+}
+
+/* The close callback never runs inside gf_reflector_close(), even with
+ * nothing in flight (libuv's contract; the old code called it inline). */
+static void test_close_callback_deferred(void **state)
+{
+    struct fx *f = *state;
+    make_client(f, f->certs, NULL, NULL);
+    struct gf_store_opts so = {0};
+    f->store = gf_store_new(&so);
+    struct gf_reflector_opts ro = {
+        .client = f->client, .store = f->store, .rng = &f->rng};
+    assert_int_equal(gf_kube_resource_parse("configmaps", &ro.res), 0);
+    /* Never started. */
+    assert_int_equal(gf_reflector_new(&ro, &f->refl), 0);
+    gf_reflector_close(f->refl, on_closed, f);
+    assert_false(f->closed);
+    gf_kst_run_until(&f->loop, is_closed, f);
+    /* In backoff (a timer, nothing in flight). */
+    f->closed = false;
+    f->list_code = 500;
+    f->list_fails = 1;
+    assert_int_equal(gf_reflector_new(&ro, &f->refl), 0);
+    assert_int_equal(gf_reflector_start(f->refl), 0);
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    gf_reflector_close(f->refl, on_closed, f);
+    assert_false(f->closed);
+    gf_kst_run_until(&f->loop, is_closed, f);
+    f->refl = NULL;
+}
+
+/* A list page over the client's body cap is asked for again with half
+ * the limit until it fits; the store still gets every object. */
+static void test_list_page_over_cap_halves(void **state)
+{
+    struct fx *f = *state;
+    f->max_body = 3000; /* two 1 KB objects fit, three do not */
+    f->page_items = 7;
+    f->page_limit = 8;
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(gf_store_len(f->store), 7);
+    assert_true(health(f).synced);
+    assert_int_equal(health(f).failures, 0);
+    assert_non_null(strstr(f->reqs[0].query, "limit=8"));
+    assert_non_null(strstr(f->reqs[1].query, "limit=4"));
+    assert_non_null(strstr(f->reqs[2].query, "limit=2"));
+    assert_non_null(strstr(f->reqs[3].query, "continue=2"));
+    assert_non_null(strstr(f->reqs[3].query, "limit=2"));
+}
+
+/* An unpaged list (rv=0) over the cap turns into a paged one. */
+static void test_unpaged_list_over_cap_pages(void **state)
+{
+    struct fx *f = *state;
+    f->max_body = 3000;
+    f->page_items = 5;
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(gf_store_len(f->store), 5);
+    assert_string_equal(f->reqs[0].query, "resourceVersion=0");
+    assert_non_null(strstr(f->reqs[1].query, "limit=500"));
+}
+
+struct one_call {
+    bool done;
+    int err;
+    long code;
+    char message[512];
+};
+
+static void on_one_call(void *data, const struct gf_kube_result *res)
+{
+    struct one_call *c = data;
+    c->done = true;
+    c->err = res->err;
+    c->code = res->status->code;
+    snprintf(c->message, sizeof(c->message), "%s", res->status->message);
+}
+
+static bool call_done(void *arg)
+{
+    return ((struct one_call *)arg)->done;
+}
+
+/* One object over the cap cannot be paged away: the failure is ours,
+ * reported as ours (no HTTP code, the cap named), not as the server's. */
+static void test_object_over_cap_is_a_local_error(void **state)
+{
+    struct fx *f = *state;
+    f->max_body = 3000;
+    f->page_items = 3;
+    f->item_size = 4000;
+    make_client(f, f->certs, NULL, NULL);
+    struct gf_kube_resource res;
+    assert_int_equal(gf_kube_resource_parse("configmaps", &res), 0);
+    struct gf_kube_list_opts lo = {.ns = "default", .limit = 4};
+    struct one_call c = {0};
+    assert_int_equal(gf_kube_list(f->client, &res, &lo, on_one_call, &c, NULL),
+                     0);
+    gf_kst_run_until(&f->loop, call_done, &c);
+    assert_int_equal(c.err, GF_E2BIG);
+    assert_int_equal(c.code, 0);
+    assert_non_null(strstr(c.message, "cap of 3000 bytes"));
+    assert_int_equal(f->nlist, 3); /* limit 4, 2, 1 */
 }
 
 /* 429 with Retry-After: nothing is retried before the server's delay. */
@@ -533,16 +861,55 @@ static void test_connection_cut_mid_event(void **state)
     assert_int_equal(f->nlist, 1); /* no relist was needed */
 }
 
-/* A server that stops answering: the idle timer ends the watch. */
-static void test_silent_server_idle_timeout(void **state)
+/* Advances the clock in 10 s steps, running the loop in between. */
+static void advance_quietly(struct fx *f, uint64_t ms)
+{
+    for (uint64_t t = 0; t < ms; t += 10000) {
+        gf_clock_advance(&f->clk, 10000);
+        gf_kst_spin(&f->loop, 3);
+    }
+}
+
+/* A resource that does not change sends nothing, not even bookmarks, for
+ * minutes (a real 1.28 server: none in 200 s). Silence is not an error:
+ * the watch stays the same stream and delivers the next event. */
+static void test_quiet_watch_not_torn_down(void **state)
 {
     struct fx *f = *state;
     start_watching(f);
+    advance_quietly(f, 250000);
+    struct gf_reflector_health h = health(f);
+    assert_true(h.watching);
+    assert_int_equal(h.failures, 0);
+    assert_int_equal(h.watches, 1);
+    assert_int_equal(f->nwatch, 1);
+    char ev[512];
+    int n = event(ev, sizeof(ev), "ADDED", "late", 40);
+    push(f, ev, (size_t)n);
+    wait_events(f, 1);
+    assert_non_null(gf_store_get(f->store, "default/late"));
+}
+
+/* A server that stops answering (blackholed) looks quiet until the watch
+ * outlives its timeoutSeconds (300-600 s) plus the grace: then the
+ * client ends it and reconnects. */
+static void test_silent_server_deadline(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    uint64_t tos = query_uint(last_query(f), "timeoutSeconds");
+    assert_in_range(tos, 300, 600);
     struct gf_ks_fault_spec spec = {.kind = GF_KS_FAULT_BLACKHOLE};
     assert_true(gf_ks_faults_add(f->faults, &spec) > 0);
     gf_kst_spin(&f->loop, 5);
     assert_true(health(f).watching);
-    gf_clock_advance(&f->clk, 30000);
+    advance_quietly(f, 290000);
+    gf_clock_advance(&f->clk,
+                     tos * 1000 + GF_REFLECTOR_WATCH_GRACE_MS - 290000 - 1);
+    gf_kst_spin(&f->loop, 5);
+    assert_true(health(f).watching);
+    assert_int_equal(health(f).failures, 0);
+    gf_clock_advance(&f->clk, 1);
     gf_kst_run_until(&f->loop, in_backoff, f);
     assert_int_equal(health(f).last_err, GF_ETIMEDOUT);
     gf_ks_faults_clear(f->faults);
@@ -603,10 +970,19 @@ int main(void)
         T(test_bookmark_moves_rv_only),
         T(test_410_error_event_relists),
         T(test_410_http_relists),
+        T(test_410_never_twice_from_same_rv),
+        T(test_403_watch_is_terminal),
+        T(test_403_list_is_terminal),
+        T(test_close_from_on_terminal),
+        T(test_close_callback_deferred),
+        T(test_list_page_over_cap_halves),
+        T(test_unpaged_list_over_cap_pages),
+        T(test_object_over_cap_is_a_local_error),
         T(test_429_waits_retry_after),
         T(test_500_burst_backs_off_doubling),
         T(test_connection_cut_mid_event),
-        T(test_silent_server_idle_timeout),
+        T(test_quiet_watch_not_torn_down),
+        T(test_silent_server_deadline),
         T(test_rotated_token_file),
         T(test_wrong_ca_refused),
 #undef T
