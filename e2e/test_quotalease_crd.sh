@@ -2,7 +2,9 @@
 # The QuotaLease CRD (manifests/hub/crd-quotalease.yaml) as users and the
 # hub meet it: it installs, a lease is created and read back with its
 # printer columns and short name, its status is written through the
-# status subresource, a phase outside the enum is refused, and (on the
+# status subresource, a JSON patch carrying a stale resourceVersion is a
+# 409 Conflict (how kubeclient writes preconditions), a phase outside the
+# enum is refused, and (on the
 # real kube-apiserver, which enforces CEL) its spec is immutable.
 # Runs on kubesim and on the real server in $GF_SHARED/realk8s.
 #
@@ -66,6 +68,14 @@ check() {
     hdr=${hdr%%$'\n'*}
     [[ $hdr =~ PHASE\ +ORIGIN\ +WORKLOAD\ +LENDER\ +GPUS\ +EXPIRES\ +AGE ]] ||
         fail "headers: $hdr"
+
+    step "a JSON patch that writes a stale resourceVersion is 409 (the client's precondition)"
+    if k -n gpufed-system patch ql $NAME --subresource=status --type=json -p \
+        '[{"op":"replace","path":"/metadata/resourceVersion","value":"1"},
+          {"op":"replace","path":"/status/reason","value":"x"}]' 2>"$work/err"; then
+        fail "stale resourceVersion accepted"
+    fi
+    grep -q 'Operation cannot be fulfilled' "$work/err" || fail "$(cat "$work/err")"
 
     step "a phase outside the enum is refused"
     if k -n gpufed-system patch ql $NAME --subresource=status --type=merge \

@@ -174,21 +174,6 @@ int gf_api_status_decode(const char *body, size_t len, long http_code,
     return out->err;
 }
 
-/* What the JSON-patch library says when a "test" op fails, for the
- * path gf_kube_patch_body() tests. */
-#define RV_TEST_FAILED "testing value /metadata/resourceVersion failed"
-
-void gf_api_status_rv_test(struct gf_api_status *st)
-{
-    /* Only the failure of our own test op is a lost race. Any other 422
-     * (the object fails validation, whatever its name or namespace) is
-     * terminal: requeueing it would repeat it forever. */
-    if (st->code == 422 && strstr(st->message, RV_TEST_FAILED) != NULL) {
-        st->err = GF_ECONFLICT;
-        st->cls = gf_api_status_classify(st);
-    }
-}
-
 void gf_api_status_transport(int err, const char *detail,
                              struct gf_api_status *out)
 {
@@ -478,7 +463,6 @@ struct gf_kube_call {
     bool streaming;
     uint64_t token_gen; /* token generation the request was sent with */
     bool retried;
-    bool rv_test; /* a JSON patch that starts with our resourceVersion test */
     /* Lists only: the page size asked for, and what the URL is rebuilt
      * from when a page over the body cap is asked for again, halved. */
     unsigned limit;
@@ -786,8 +770,6 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
         if (res.err == 0)
             res.err = GF_EAPI; /* 1xx/3xx: not something we can use */
         st.err = res.err;
-        if (k->rv_test)
-            gf_api_status_rv_test(&st);
         res.err = st.err;
         st.cls = gf_api_status_classify(&st);
     }
@@ -797,13 +779,10 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     call_free(k);
 }
 
-/* gf__kube_call_start(), and for lists the page size (0: none); rv_test
- * marks a JSON patch that starts with the resourceVersion test
- * gf_kube_patch_body() inserted. */
+/* gf__kube_call_start(), and for lists the page size (0: none). */
 static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
                       const struct gf__kube_stream *st, unsigned limit,
-                      bool rv_test, gf_kube_cb cb, void *data,
-                      struct gf_kube_call **out)
+                      gf_kube_cb cb, void *data, struct gf_kube_call **out)
 {
     if (out != NULL)
         *out = NULL;
@@ -850,7 +829,6 @@ static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
         k->stream = *st;
         k->streaming = true;
     }
-    k->rv_test = rv_test;
     k->cb = cb;
     k->data = data;
     rc = call_send(k);
@@ -867,13 +845,13 @@ int gf__kube_call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
                         const struct gf__kube_stream *st, gf_kube_cb cb,
                         void *data, struct gf_kube_call **out)
 {
-    return call_start(c, op, st, 0, false, cb, data, out);
+    return call_start(c, op, st, 0, cb, data, out);
 }
 
 int gf_kube_call(struct gf_kube_client *c, const struct gf_kube_op *op,
                  gf_kube_cb cb, void *data, struct gf_kube_call **out)
 {
-    return call_start(c, op, NULL, 0, false, cb, data, out);
+    return call_start(c, op, NULL, 0, cb, data, out);
 }
 
 void gf_kube_call_cancel(struct gf_kube_call *call)
@@ -912,7 +890,7 @@ int gf_kube_list(struct gf_kube_client *c, const struct gf_kube_resource *r,
     if (rc == 0) {
         struct gf_kube_op op = {
             .method = "GET", .res = r, .ns = o->ns, .query = gf_buf_cstr(&q)};
-        rc = call_start(c, &op, NULL, o->limit, false, cb, data, out);
+        rc = call_start(c, &op, NULL, o->limit, cb, data, out);
     }
     gf_buf_free(&q);
     return rc;
@@ -965,10 +943,11 @@ int gf_kube_patch_body(struct gf_buf *out, enum gf_patch_type type,
             rc = 0;
         }
     } else if (type == GF_PATCH_JSON && cJSON_IsArray(root)) {
-        /* A failed "test" op fails the whole patch with a 422;
-         * gf_api_status_rv_test() turns that one into a conflict. */
+        /* Not a "test" op: its failure is a 422 that kube-apiserver words
+         * like any invalid patch. With the expected version written into
+         * the object, the server's update check answers 409 Conflict. */
         cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "op", "test");
+        cJSON_AddStringToObject(t, "op", "replace");
         cJSON_AddStringToObject(t, "path", "/metadata/resourceVersion");
         cJSON_AddStringToObject(t, "value", resource_version);
         cJSON_InsertItemInArray(root, 0, t);
@@ -1017,8 +996,7 @@ int gf_kube_patch(struct gf_kube_client *c, const struct gf_kube_resource *r,
                                 .content_type = ctype[o->type],
                                 .body = gf_buf_cstr(&b),
                                 .body_len = b.len};
-        bool rv_test = o->type == GF_PATCH_JSON && o->resource_version != NULL;
-        rc = call_start(c, &op, NULL, 0, rv_test, cb, data, out);
+        rc = call_start(c, &op, NULL, 0, cb, data, out);
     }
     gf_buf_free(&b);
     gf_buf_free(&q);

@@ -78,16 +78,6 @@ int gf_api_status_from_json(const cJSON *st, long http_code,
 /* A transport failure (GF_ETRANSPORT, GF_ETLS, GF_ETIMEDOUT, ...). */
 void gf_api_status_transport(int err, const char *detail,
                              struct gf_api_status *out);
-/*
- * For the answer to a JSON patch that gf_kube_patch() began with its
- * resourceVersion test: a 422 whose message says that test failed
- * ("testing value /metadata/resourceVersion failed") is a lost race, so
- * st becomes GF_ECONFLICT (requeue). Any other 422 stays terminal. Note:
- * kube-apiserver 1.28 answers every failed JSON-patch op with the same
- * generic message, so there the race stays terminal; merge patches
- * (409 Conflict) have no such ambiguity.
- */
-void gf_api_status_rv_test(struct gf_api_status *st);
 /* Classification by err/code/reason (also stored in out->cls). */
 enum gf_api_class gf_api_status_classify(const struct gf_api_status *st);
 /* "ok", "backoff", "requeue", "relist", "terminal". */
@@ -258,10 +248,14 @@ struct gf_kube_patch_opts {
     const char *field_manager; /* required for APPLY, else optional */
     bool force;                /* APPLY: force=true */
     /*
-     * Optimistic concurrency: for JSON patches a {"op":"test",
+     * Optimistic concurrency: for JSON patches a {"op":"replace",
      * "path":"/metadata/resourceVersion"} is prepended to the array; for
-     * merge patches metadata.resourceVersion is set in the object. A
-     * mismatch fails with 409 (requeue). NULL: no precondition.
+     * merge patches metadata.resourceVersion is set in the object. Either
+     * way the patched object carries the expected resourceVersion, and
+     * the server's own update check answers 409 Conflict (requeue) when
+     * the stored one differs. A "test" op would fail with a 422 instead,
+     * which kube-apiserver words generically, so a lost race could not be
+     * told from an invalid patch. NULL: no precondition.
      */
     const char *resource_version;
 };
