@@ -17,6 +17,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "e2e/kubesim/patch.h"
+#include "kubeclient/global.h"
 
 static int64_t baseline;
 
@@ -414,7 +415,7 @@ static void test_size_cap(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merge_rfc7386),
@@ -426,6 +427,6 @@ int main(void)
         cmocka_unit_test(test_size_cap),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }
