@@ -61,7 +61,7 @@ static void test_uv_clock_fires_through_the_loop(void **state)
     assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
-static void test_uv_clock_close_frees_the_timer_on_the_next_turn(void **state)
+static void test_uv_clock_close_frees_its_timer(void **state)
 {
     (void)state;
     uv_loop_t loop;
@@ -88,7 +88,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_uv_clock_fires_through_the_loop,
                                   teardown),
-        cmocka_unit_test_teardown(test_uv_clock_close_frees_the_timer_on_the_next_turn,
+        cmocka_unit_test_teardown(test_uv_clock_close_frees_its_timer,
                                   teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
