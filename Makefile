@@ -103,12 +103,13 @@ all: $(BINS)
 help:
 	@echo "make deps      install missing Debian build dependencies"
 	@echo "make           build programs into $(B)/bin"
-	@echo "make test      everything CI runs: unit + fuzz replay + asan + e2e (debug and asan)"
-	@echo "make check     unit tests and fuzz-corpus replay (debug build)"
+	@echo "make test      unit + fuzz replay + asan + e2e (debug and asan); .ci/run adds lint, valgrind, fuzz"
+	@echo "make check     include check, unit tests and fuzz-corpus replay (debug build)"
 	@echo "make asan      unit tests under ASan+UBSan"
 	@echo "make valgrind  unit tests under valgrind --leak-check=full"
 	@echo "make fuzz      short, time-boxed libFuzzer runs (FUZZ_SECONDS=$(FUZZ_SECONDS))"
-	@echo "make fmt|lint  format, or check format + static analysis + banned calls"
+	@echo "make fmt|lint  format, or check format + layering + static analysis + banned calls"
+	@echo "make layering  include check: DEPS/TEST_DEPS, common/ without libuv/libcurl, policy/ pure"
 	@echo "make demo      hub + three simulated members, jobs, a partition, a summary"
 	@echo "make bench     benchmarks under e2e/bench (figures, not assertions)"
 
