@@ -29,6 +29,26 @@ DEPS_controller := controller kubeclient policy common
 DEPS_e2e/kubesim := e2e/kubesim kubeclient common
 DEPS_e2e/bench := e2e/bench e2e/kubesim controller kubeclient policy common
 
+# Test-only dependencies: modules whose library and test support code
+# (MODULE/test/*.c other than test_*.c) the module's tests may also use,
+# e.g. a kubeclient test against kubesim's scripted server. Never linked
+# into the module's library or programs.
+TEST_DEPS_kubeclient := e2e/kubesim
+
+# External libraries each module may use (DESIGN.md's table). A program,
+# test or fuzz target links the union over the modules it links, so a call
+# into a library its modules may not use fails to link: policy/ code (or a
+# policy test) that calls uv_* or curl_* gets "undefined reference".
+# common/ may use libyaml besides cJSON: the YAML tree shared by policy's
+# config and kubeconfig belongs there, and libyaml is a pure parser (no
+# I/O, clock or threads) that every module above common may use anyway.
+LIBS_common := -lcjson -lyaml -lm
+LIBS_kubeclient := -luv -lcurl -lyaml -lcrypto
+LIBS_policy := -lyaml -lm
+LIBS_controller := -luv
+LIBS_e2e/kubesim := -luv -lcurl -lhttp_parser -lssl -lcrypto -lyaml -lm
+LIBS_e2e/bench := -luv -lcurl
+
 VARIANT ?= debug
 # BUILD can be moved so that several builds of one tree do not share objects.
 BUILD ?= build
@@ -47,7 +67,6 @@ WARN += -Wno-format-zero-length
 CPPFLAGS := -D_POSIX_C_SOURCE=200809L -I. $(EXTRA_CPPFLAGS)
 CFLAGS := -std=c11 -g -O2 -fno-omit-frame-pointer $(WARN) $(EXTRA_CFLAGS)
 LDFLAGS := $(EXTRA_LDFLAGS)
-LDLIBS := -luv -lcurl -lcjson -lyaml -lhttp_parser -lssl -lcrypto -lm -lpthread
 TEST_LDLIBS := -lcmocka
 
 ifeq ($(VARIANT),asan)
@@ -60,7 +79,15 @@ lib_srcs = $(filter-out $(1)/main_%.c,$(wildcard $(1)/*.c))
 main_srcs := $(foreach m,$(MODULES),$(wildcard $(m)/main_*.c))
 # module_of(path/to/file.c): the module a source belongs to.
 module_of = $(firstword $(foreach m,$(MODULES),$(if $(filter $(m)/%,$(1)),$(m))))
-libs_of = $(foreach d,$(DEPS_$(call module_of,$(1))),$(B)/$(d)/lib.a)
+# uniq(list): the list without repeats, first occurrence kept.
+uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
+# The modules a source links (dependents first), and what that means on
+# the link line: their static libraries, then their external libraries.
+mods_of = $(DEPS_$(call module_of,$(1)))
+test_mods_of = $(call uniq,$(foreach d,$(TEST_DEPS_$(call module_of,$(1))),$(DEPS_$(d))) $(call mods_of,$(1)))
+libs_of = $(foreach d,$(call mods_of,$(1)),$(B)/$(d)/lib.a)
+test_libs_of = $(foreach d,$(call test_mods_of,$(1)),$(B)/$(d)/lib.a)
+ext_of = $(call uniq,$(foreach d,$(1),$(LIBS_$(d))))
 BINS := $(foreach s,$(main_srcs),$(B)/bin/$(patsubst main_%.c,%,$(notdir $(s))))
 
 test_srcs := $(foreach m,$(MODULES),$(wildcard $(m)/test/test_*.c))
@@ -71,17 +98,18 @@ REPLAYS := $(patsubst %.c,$(B)/replay/%,$(fuzz_srcs))
 all: $(BINS)
 
 .PHONY: all deps check test unit asan valgrind fuzz fuzz-build fmt fmt-check \
-        lint e2e demo bench clean help
+        lint layering replay-corpus e2e demo bench clean help
 
 help:
 	@echo "make deps      install missing Debian build dependencies"
 	@echo "make           build programs into $(B)/bin"
-	@echo "make test      everything CI runs: unit + fuzz replay + asan + e2e (debug and asan)"
-	@echo "make check     unit tests and fuzz-corpus replay (debug build)"
+	@echo "make test      unit + fuzz replay + asan + e2e (debug and asan); .ci/run adds lint, valgrind, fuzz"
+	@echo "make check     include check, unit tests and fuzz-corpus replay (debug build)"
 	@echo "make asan      unit tests under ASan+UBSan"
 	@echo "make valgrind  unit tests under valgrind --leak-check=full"
 	@echo "make fuzz      short, time-boxed libFuzzer runs (FUZZ_SECONDS=$(FUZZ_SECONDS))"
-	@echo "make fmt|lint  format, or check format + static analysis + banned calls"
+	@echo "make fmt|lint  format, or check format + layering + static analysis + banned calls"
+	@echo "make layering  include check: DEPS/TEST_DEPS, common/ without libuv/libcurl, policy/ pure"
 	@echo "make demo      hub + three simulated members, jobs, a partition, a summary"
 	@echo "make bench     benchmarks under e2e/bench (figures, not assertions)"
 
@@ -101,15 +129,17 @@ $(foreach m,$(MODULES),$(eval $(call module_lib,$(m))))
 define program
 $(B)/bin/$(patsubst main_%.c,%,$(notdir $(1))): $(B)/$(1:.c=.o) $(call libs_of,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$< $(call libs_of,$(1)) $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(call libs_of,$(1)) $(call ext_of,$(call mods_of,$(1)))
 endef
 $(foreach s,$(main_srcs),$(eval $(call program,$(s))))
 
 support_objs = $(patsubst %.c,$(B)/%.o,$(filter-out $(1)/test/test_%.c,$(wildcard $(1)/test/*.c)))
+# A test links its module's support code and that of its TEST_DEPS.
+test_support = $(foreach m,$(call module_of,$(1)) $(TEST_DEPS_$(call module_of,$(1))),$(call support_objs,$(m)))
 define unit_test
-$(B)/$(1:.c=): $(B)/$(1:.c=.o) $(call support_objs,$(patsubst %/test/,%,$(dir $(1)))) $(call libs_of,$(1))
+$(B)/$(1:.c=): $(B)/$(1:.c=.o) $(call test_support,$(1)) $(call test_libs_of,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$< $(call support_objs,$(patsubst %/test/,%,$(dir $(1)))) $(call libs_of,$(1)) $$(LDLIBS) $$(TEST_LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(call test_support,$(1)) $(call test_libs_of,$(1)) $(call ext_of,$(call test_mods_of,$(1))) $$(TEST_LDLIBS)
 endef
 $(foreach t,$(test_srcs),$(eval $(call unit_test,$(t))))
 
@@ -118,7 +148,7 @@ $(foreach t,$(test_srcs),$(eval $(call unit_test,$(t))))
 define replay
 $(B)/replay/$(1:.c=): $(B)/$(1:.c=.o) $(B)/common/fuzz/replay.o $(call libs_of,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/common/fuzz/replay.o $(call libs_of,$(1)) $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$< $(B)/common/fuzz/replay.o $(call libs_of,$(1)) $(call ext_of,$(call mods_of,$(1)))
 endef
 $(foreach f,$(fuzz_srcs),$(eval $(call replay,$(f))))
 
@@ -131,15 +161,27 @@ $(foreach f,$(fuzz_srcs),$(eval $(call replay,$(f))))
 export GF_BIN := $(abspath $(B)/bin)
 export GF_SHARED ?= $(abspath ../shared)
 
+# Runners run every binary, then fail if any failed, naming them all (one
+# failure must not hide the others).
+run_all = failed=""; for t in $(1); do echo "== $(2)$$t"; \
+	  $(3) $$t $(4) || failed="$$failed $$t"; done; \
+	  if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+
 unit: $(TESTS) $(BINS)
-	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+	@$(call run_all,$(TESTS))
 
+# A replayer takes its corpus directory: MODULE/fuzz/corpus/NAME/ for
+# $(B)/replay/MODULE/fuzz/fuzz_NAME.
+corpus_of = $$(r=$$t; src=$${r\#$(B)/replay/}; echo $$(dirname $$src)/corpus/$$(basename $$src | sed 's/^fuzz_//'))
 replay-corpus: $(REPLAYS)
-	@set -e; for r in $(REPLAYS); do \
-	  src=$${r#$(B)/replay/}; dir=$$(dirname $$src)/corpus/$$(basename $$src | sed 's/^fuzz_//'); \
-	  echo "== replay $$src ($$dir)"; $$r $$dir; done
+	@$(call run_all,$(REPLAYS),replay ,,$(corpus_of))
 
-check: unit replay-corpus
+check: layering unit replay-corpus
+
+# Include rules per module (.ci/layering): DEPS and TEST_DEPS read from the
+# sources, common/ free of libuv and libcurl, policy/ pure.
+layering:
+	@rc=0; $(foreach m,$(MODULES),.ci/layering $(m) "$(DEPS_$(m))" "$(TEST_DEPS_$(m))" || rc=1;) exit $$rc
 
 asan:
 	$(MAKE) VARIANT=asan check
@@ -148,8 +190,7 @@ VALGRIND := valgrind --leak-check=full --show-leak-kinds=definite,indirect \
             --errors-for-leak-kinds=definite,indirect --error-exitcode=1 -q \
             --suppressions=.ci/valgrind.supp
 valgrind: $(TESTS)
-	@set -e; for t in $(TESTS); do echo "== valgrind $$t"; \
-	  GF_UNDER_VALGRIND=1 $(VALGRIND) $$t; done
+	@$(call run_all,$(TESTS),valgrind ,GF_UNDER_VALGRIND=1 $(VALGRIND))
 
 e2e: $(BINS)
 	@set -e; for s in $(sort $(wildcard e2e/test_*.sh)); do echo "== $$s"; bash $$s; done
@@ -172,7 +213,7 @@ FUZZERS := $(patsubst %.c,$(B)/fuzzer/%,$(fuzz_srcs))
 define fuzzer
 $(B)/fuzzer/$(1:.c=): $(B)/$(1:.c=.o) $(B)/common/fuzz/init.o $(call libs_of,$(1))
 	@mkdir -p $$(@D)
-	$$(CC) -fsanitize=fuzzer,address,undefined -o $$@ $$< $(B)/common/fuzz/init.o $(call libs_of,$(1)) $$(LDLIBS)
+	$$(CC) -fsanitize=fuzzer,address,undefined -o $$@ $$< $(B)/common/fuzz/init.o $(call libs_of,$(1)) $(call ext_of,$(call mods_of,$(1)))
 endef
 $(foreach f,$(fuzz_srcs),$(eval $(call fuzzer,$(f))))
 fuzz-bins: $(FUZZERS)
@@ -191,7 +232,7 @@ fmt:
 fmt-check:
 	clang-format --dry-run -Werror $(C_FILES)
 BANNED := '\b(sprintf|strcpy|strcat|strtok|atoi|atol|gets|sscanf|system|alloca)[[:space:]]*\('
-lint: fmt-check
+lint: fmt-check layering
 	@if git grep -nE $(BANNED) -- '*.c' '*.h'; then \
 	  echo "lint: banned function (STYLE.md §9)"; exit 1; fi
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \

@@ -10,13 +10,11 @@
 #include "common/alloc.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "common/err.h"
 #include "common/log.h"
@@ -272,28 +270,6 @@ static void cjson_free(void *ptr)
     gf_free(ptr);
 }
 
-/* libuv passes size 0 to realloc only through its own wrapper, which frees
- * instead; calloc/malloc of 0 bytes are valid here and return a block. */
-static void *uv_malloc_hook(size_t size)
-{
-    return gf_malloc(size);
-}
-
-static void *uv_realloc_hook(void *ptr, size_t size)
-{
-    return gf_realloc(ptr, size);
-}
-
-static void *uv_calloc_hook(size_t nmemb, size_t size)
-{
-    return gf_calloc(nmemb, size);
-}
-
-static char *curl_strdup_hook(const char *s)
-{
-    return gf_strdup(s);
-}
-
 int gf_alloc_global_init(void)
 {
     /* Idempotent so that fuzz targets and tests may call it freely. */
@@ -301,21 +277,11 @@ int gf_alloc_global_init(void)
         return 0;
     cJSON_Hooks hooks = {.malloc_fn = cjson_malloc, .free_fn = cjson_free};
     cJSON_InitHooks(&hooks);
-    if (uv_replace_allocator(uv_malloc_hook, uv_realloc_hook, uv_calloc_hook,
-                             gf_free) != 0)
-        return -EBUSY;
-    CURLcode rc = curl_global_init_mem(CURL_GLOBAL_DEFAULT, gf_malloc, gf_free,
-                                       gf_realloc, curl_strdup_hook, gf_calloc);
-    if (rc != CURLE_OK)
-        return GF_ETRANSPORT;
     global_ready = true;
     return 0;
 }
 
 void gf_alloc_global_cleanup(void)
 {
-    if (!global_ready)
-        return;
-    curl_global_cleanup();
     global_ready = false;
 }

@@ -1,9 +1,10 @@
 /*
  * alloc: the one allocator of gpufed.
  *
- * Every allocation in the process (ours, cJSON's, libuv's and libcurl's)
- * goes through these functions so that a single live-allocation counter
- * covers everything; tests assert that it returns to zero after teardown.
+ * Every allocation in the process (ours, cJSON's, and through
+ * kubeclient/global.h libuv's and libcurl's) goes through these functions
+ * so that a single live-allocation counter covers everything; tests assert
+ * that it returns to zero after teardown.
  *
  * On allocation failure the process logs and aborts, as Redis zmalloc
  * does: controller state is rebuilt by observation, so a restart is a
@@ -46,10 +47,11 @@ int64_t gf_alloc_live_bytes(void);
 uint64_t gf_alloc_total(void);
 
 /*
- * Routes cJSON, libuv and libcurl through gf_malloc. Call once at the top
- * of main(), before any other libuv or libcurl call (libuv requires
- * uv_replace_allocator to run first). Returns 0 or a negative error.
- * gf_alloc_global_cleanup() undoes curl_global_init.
+ * Routes cJSON through gf_malloc (and lets it use arenas). Call once at the
+ * top of main(). Programs and tests that use libuv or libcurl call
+ * gf_kube_global_init() (kubeclient/global.h) instead, which does this and
+ * hooks those two as well: common/ links neither. Returns 0 or a negative
+ * error. After gf_alloc_global_cleanup() arenas are no longer used.
  */
 int gf_alloc_global_init(void);
 void gf_alloc_global_cleanup(void);

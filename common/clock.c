@@ -80,24 +80,23 @@ static void heap_push(struct gf_clock *clk, struct gf_timer *t)
     sift_up(clk, t->heap_idx);
 }
 
-static void rearm(struct gf_clock *clk);
-
 /* Fires every timer due at or before `now`, earliest first. */
 static size_t fire_due(struct gf_clock *clk, uint64_t now)
 {
     size_t fired = 0;
-    /* On the libuv clock a callback that re-arms itself with a zero timeout
+    bool manual = clk->ops == NULL;
+    /* On a backend clock a callback that re-arms itself with a zero timeout
      * must wait for the next loop turn, or it would starve all I/O; timers
      * started during this pass therefore fire on the next one. The manual
      * clock fires them at once: advancing a test's time by a minute must
      * run a whole chain of backoff timers. */
-    uint64_t seq_limit = clk->manual ? UINT64_MAX : clk->next_seq;
+    uint64_t seq_limit = manual ? UINT64_MAX : clk->next_seq;
     clk->firing = true;
     while (clk->heap_len > 0 && clk->heap[0]->due_ms <= now &&
            clk->heap[0]->seq < seq_limit) {
         struct gf_timer *t = clk->heap[0];
         heap_remove(clk, t);
-        if (clk->manual && t->due_ms > clk->manual_now_ms)
+        if (manual && t->due_ms > clk->manual_now_ms)
             clk->manual_now_ms = t->due_ms;
         fired++;
         t->cb(t);
@@ -106,45 +105,34 @@ static size_t fire_due(struct gf_clock *clk, uint64_t now)
     return fired;
 }
 
-static void on_uv_timer(uv_timer_t *h)
-{
-    struct gf_clock *clk = h->data;
-    uv_update_time(clk->loop);
-    fire_due(clk, uv_now(clk->loop));
-    rearm(clk);
-}
-
-/* Points the single libuv timer at the earliest deadline. */
+/* Points the backend's one wake-up at the earliest deadline. */
 static void rearm(struct gf_clock *clk)
 {
-    if (clk->manual || clk->firing || !clk->uv_timer_open)
+    if (clk->ops == NULL || clk->firing || clk->closed)
         return;
-    if (clk->heap_len == 0) {
-        uv_timer_stop(&clk->uv_timer);
-        return;
-    }
-    uint64_t now = uv_now(clk->loop);
-    uint64_t due = clk->heap[0]->due_ms;
-    uv_timer_start(&clk->uv_timer, on_uv_timer, due > now ? due - now : 0, 0);
+    clk->ops->arm(clk, clk->heap_len > 0 ? clk->heap[0]->due_ms : UINT64_MAX);
 }
 
-int gf_clock_init_uv(struct gf_clock *clk, uv_loop_t *loop)
+size_t gf_clock_backend_fire(struct gf_clock *clk, uint64_t now_ms)
+{
+    GF_BUG_ON(clk->ops == NULL);
+    size_t fired = fire_due(clk, now_ms);
+    rearm(clk);
+    return fired;
+}
+
+void gf_clock_init_backend(struct gf_clock *clk, const struct gf_clock_ops *ops,
+                           void *backend)
 {
     memset(clk, 0, sizeof(*clk));
-    clk->loop = loop;
-    int rc = uv_timer_init(loop, &clk->uv_timer);
-    if (rc != 0)
-        return rc;
-    clk->uv_timer.data = clk;
-    clk->uv_timer_open = true;
-    return 0;
+    clk->ops = ops;
+    clk->backend = backend;
 }
 
 void gf_clock_init_manual(struct gf_clock *clk, uint64_t start_ms,
                           int64_t wall_start_ms)
 {
     memset(clk, 0, sizeof(*clk));
-    clk->manual = true;
     clk->manual_now_ms = start_ms;
     clk->manual_wall_offset_ms = wall_start_ms - (int64_t)start_ms;
 }
@@ -154,26 +142,24 @@ void gf_clock_close(struct gf_clock *clk)
     GF_BUG_ON(clk->heap_len != 0);
     GF_FREE(clk->heap);
     clk->heap_cap = 0;
-    if (clk->uv_timer_open) {
-        clk->uv_timer_open = false;
-        uv_close((uv_handle_t *)&clk->uv_timer, NULL);
+    if (clk->ops != NULL && !clk->closed) {
+        clk->closed = true;
+        clk->ops->close(clk);
     }
 }
 
 uint64_t gf_clock_now_ms(const struct gf_clock *clk)
 {
-    if (clk->manual)
+    if (clk->ops == NULL)
         return clk->manual_now_ms;
-    return uv_now(clk->loop);
+    return clk->ops->now_ms(clk);
 }
 
 int64_t gf_clock_wall_ms(const struct gf_clock *clk)
 {
-    if (clk->manual)
+    if (clk->ops == NULL)
         return clk->manual_wall_offset_ms + (int64_t)clk->manual_now_ms;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clk->ops->wall_ms(clk);
 }
 
 size_t gf_clock_active_timers(const struct gf_clock *clk)
@@ -188,7 +174,7 @@ uint64_t gf_clock_next_due(const struct gf_clock *clk)
 
 size_t gf_clock_advance(struct gf_clock *clk, uint64_t ms)
 {
-    GF_BUG_ON(!clk->manual);
+    GF_BUG_ON(clk->ops != NULL);
     uint64_t target = clk->manual_now_ms + ms;
     size_t fired = fire_due(clk, target);
     clk->manual_now_ms = target;

@@ -2,14 +2,18 @@
  * clock: injectable time (now and timers) so that no test ever sleeps.
  *
  * Every component that reads the time or waits for it takes a
- * struct gf_clock. Production uses the libuv-backed clock; tests use the
- * manual clock and move time forward with gf_clock_advance(), which fires
- * due timers in order (client-go's fake clock idea).
+ * struct gf_clock. Production uses the libuv-backed clock
+ * (kubeclient/uvclock.h); tests use the manual clock and move time forward
+ * with gf_clock_advance(), which fires due timers in order (client-go's
+ * fake clock idea).
  *
- * Both kinds keep their timers in one binary min-heap; the libuv clock arms
- * a single uv_timer_t for the earliest deadline. Timers are plain structs
- * owned by their user (no uv handle inside), so they may be freed any time
- * after gf_timer_stop().
+ * Both kinds keep their timers in one binary min-heap; a backend (the
+ * libuv clock) is told only the earliest deadline and calls
+ * gf_clock_backend_fire() when it is reached, so it needs one wake-up
+ * source whatever the number of timers. common/ stays free of libuv: the
+ * backend is a table of functions. Timers are plain structs owned by
+ * their user (no uv handle inside), so they may be freed any time after
+ * gf_timer_stop().
  *
  * Two time bases: monotonic milliseconds (now_ms) for durations and
  * deadlines, and wall-clock milliseconds since the epoch (wall_ms) only for
@@ -23,7 +27,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
 struct gf_timer;
 typedef void (*gf_timer_cb)(struct gf_timer *t);
@@ -37,21 +40,43 @@ struct gf_timer {
     size_t heap_idx; /* SIZE_MAX when not active */
 };
 
+/*
+ * A clock backend: where now comes from and how the earliest deadline is
+ * waited for. Called on the loop thread only.
+ */
+struct gf_clock_ops {
+    uint64_t (*now_ms)(const struct gf_clock *clk);
+    int64_t (*wall_ms)(const struct gf_clock *clk);
+    /* Wake up at monotonic due_ms (re-arming any earlier request) and call
+     * gf_clock_backend_fire(); UINT64_MAX cancels the wake-up. */
+    void (*arm)(struct gf_clock *clk, uint64_t due_ms);
+    /* Releases the backend; called once by gf_clock_close(). */
+    void (*close)(struct gf_clock *clk);
+};
+
 struct gf_clock {
-    bool manual;
+    const struct gf_clock_ops *ops; /* NULL for the manual clock */
+    void *backend;                  /* borrowed (the libuv clock: its loop) */
+    void *backend_state;            /* the backend's own, freed by close */
+    bool closed;
     uint64_t manual_now_ms;
     int64_t manual_wall_offset_ms; /* wall = offset + now (manual clock) */
-    uv_loop_t *loop;               /* NULL for the manual clock */
-    uv_timer_t uv_timer;           /* libuv clock only */
-    bool uv_timer_open;
     struct gf_timer **heap;
     size_t heap_len, heap_cap;
     uint64_t next_seq;
     bool firing;
 };
 
-/* libuv-backed clock. Returns 0 or a negative uv error. */
-int gf_clock_init_uv(struct gf_clock *clk, uv_loop_t *loop);
+/* Backend clock: ops and backend are borrowed and must outlive it. */
+void gf_clock_init_backend(struct gf_clock *clk, const struct gf_clock_ops *ops,
+                           void *backend);
+/*
+ * For backends, when the armed deadline is reached: fires every timer due
+ * at now_ms that was started before this call (a timer re-armed with a zero
+ * timeout from its own callback waits for the next call, so it cannot
+ * starve I/O), then arms the next deadline. Returns the number fired.
+ */
+size_t gf_clock_backend_fire(struct gf_clock *clk, uint64_t now_ms);
 /*
  * Manual clock for tests, starting at start_ms monotonic and
  * wall_start_ms wall time.
@@ -59,9 +84,9 @@ int gf_clock_init_uv(struct gf_clock *clk, uv_loop_t *loop);
 void gf_clock_init_manual(struct gf_clock *clk, uint64_t start_ms,
                           int64_t wall_start_ms);
 /*
- * Releases the heap. For the libuv clock this uv_close()s its timer; the
- * struct must stay valid until the loop has run once more (uv_run after
- * close), as with any libuv handle. All timers must be stopped first.
+ * Releases the heap and the backend (see the backend's header for what
+ * that implies, e.g. the libuv clock's timer closes on the next loop
+ * turn). All timers must be stopped first.
  */
 void gf_clock_close(struct gf_clock *clk);
 

@@ -2,12 +2,23 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/crypto.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
+
+/* Wipes a buffer that held file contents (tokens, keys) in a way the
+ * compiler may not drop as a dead store: memset is called through a
+ * volatile pointer, as OPENSSL_cleanse does, without linking libcrypto
+ * into common/. */
+static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;
+
+static void wipe(void *p, size_t n)
+{
+    wipe_memset(p, 0, n);
+}
 
 int gf_file_read(const char *path, size_t max, char **out, size_t *len)
 {
@@ -41,10 +52,10 @@ int gf_file_read(const char *path, size_t max, char **out, size_t *len)
             break;
     }
     close(fd);
-    OPENSSL_cleanse(chunk, sizeof(chunk));
+    wipe(chunk, sizeof(chunk));
     if (rc != 0) {
         if (b.data != NULL)
-            OPENSSL_cleanse(b.data, b.cap);
+            wipe(b.data, b.cap);
         gf_buf_free(&b);
         return rc;
     }

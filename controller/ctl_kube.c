@@ -44,6 +44,7 @@
 #include "kubeclient/reflector.h"
 #include "kubeclient/request.h"
 #include "kubeclient/store.h"
+#include "kubeclient/uvclock.h"
 
 /* Page size of `get`: kubectl's default chunk size. */
 #define KUBE_PAGE 500

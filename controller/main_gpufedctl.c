@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "kubeclient/global.h"
 
 struct subcommand {
     const char *name;
@@ -41,10 +42,10 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
         if (strcmp(argv[1], subcommands[i].name) == 0) {
-            if (gf_alloc_global_init() != 0)
+            if (gf_kube_global_init() != 0)
                 return 2;
             int rc = subcommands[i].main(argc - 1, argv + 1);
-            gf_alloc_global_cleanup();
+            gf_kube_global_cleanup();
             return rc;
         }
     }

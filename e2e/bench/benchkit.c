@@ -14,6 +14,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "kubeclient/kubeconfig.h"
+#include "kubeclient/uvclock.h"
 
 extern char **environ;
 

@@ -41,6 +41,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "e2e/bench/benchkit.h"
+#include "kubeclient/global.h"
 #include "kubeclient/store.h"
 #include "kubeclient/watch.h"
 
@@ -472,7 +473,7 @@ int main(int argc, char **argv)
               stderr);
         return 2;
     }
-    if (gf_alloc_global_init() != 0 || curl_global_init(CURL_GLOBAL_ALL) != 0)
+    if (gf_kube_global_init() != 0 || curl_global_init(CURL_GLOBAL_ALL) != 0)
         return 1;
     gf_log_set_level(GF_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
@@ -492,7 +493,7 @@ int main(int argc, char **argv)
     }
     gf_bench_sim_stop(&sim);
     curl_global_cleanup();
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     if (rc != 0) {
         fprintf(stderr, "bench_ingest: failed: %s\n", gf_strerror(rc));
         return 1;

@@ -35,6 +35,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "e2e/bench/benchkit.h"
+#include "kubeclient/global.h"
 #include "kubeclient/request.h"
 #include "kubeclient/watch.h"
 
@@ -403,7 +404,7 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
-    if (gf_alloc_global_init() != 0 || curl_global_init(CURL_GLOBAL_ALL) != 0)
+    if (gf_kube_global_init() != 0 || curl_global_init(CURL_GLOBAL_ALL) != 0)
         return 1;
     gf_log_set_level(GF_LOG_WARN);
     signal(SIGPIPE, SIG_IGN);
@@ -424,7 +425,7 @@ int main(int argc, char **argv)
     gf_bench_close(&b.k);
     gf_bench_sim_stop(&b.sim);
     curl_global_cleanup();
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     if (rc != 0) {
         fprintf(stderr, "bench_kubesim: failed: %s\n", gf_strerror(rc));
         return 1;

@@ -32,6 +32,8 @@
 #include "e2e/kubesim/fault.h"
 #include "e2e/kubesim/kueue.h"
 #include "e2e/kubesim/runner.h"
+#include "kubeclient/global.h"
+#include "kubeclient/uvclock.h"
 
 static const struct gf_log_ctx lc = {.comp = "kubesim"};
 
@@ -594,7 +596,7 @@ static int fault_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (gf_alloc_global_init() != 0)
+    if (gf_kube_global_init() != 0)
         return 1;
     int rc;
     if (argc >= 2 && strcmp(argv[1], "fault") == 0)
@@ -605,6 +607,6 @@ int main(int argc, char **argv)
         rc = 0;
     } else
         rc = serve_main(argc, argv);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "e2e/kubesim/test/api_testkit.h"
+#include "kubeclient/global.h"
 
 #define CM_PATH "/api/v1/namespaces/default/configmaps"
 #define JOB_PATH "/apis/batch/v1/namespaces/default/jobs"
@@ -874,7 +875,7 @@ static void test_request_torture(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_get_update_delete),
         cmocka_unit_test(test_create_rules),
@@ -890,6 +891,6 @@ int main(void)
         cmocka_unit_test(test_request_torture),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -24,6 +24,7 @@
 #include "e2e/kubesim/api_internal.h"
 #include "e2e/kubesim/schema.h"
 #include "e2e/kubesim/test/api_testkit.h"
+#include "kubeclient/global.h"
 
 #define KQ "/apis/kueue.x-k8s.io/v1beta2"
 #define TABLE_ACCEPT                                                           \
@@ -986,7 +987,7 @@ static void test_yaml_errors(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_discovery_builtin),
         cmocka_unit_test(test_openapi_v3),
@@ -1002,6 +1003,6 @@ int main(void)
         cmocka_unit_test(test_yaml_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

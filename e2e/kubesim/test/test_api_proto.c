@@ -18,6 +18,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "e2e/kubesim/test/api_testkit.h"
+#include "kubeclient/global.h"
 
 #define PB "application/vnd.kubernetes.protobuf"
 
@@ -284,7 +285,7 @@ static void test_self_subject_access_review(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kubectl_bodies),
         cmocka_unit_test(test_truncations_and_corruption),
@@ -292,6 +293,6 @@ int main(void)
         cmocka_unit_test(test_self_subject_access_review),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

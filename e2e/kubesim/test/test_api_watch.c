@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "e2e/kubesim/test/api_testkit.h"
+#include "kubeclient/global.h"
 
 #define CM_PATH "/api/v1/namespaces/default/configmaps"
 
@@ -509,7 +510,7 @@ static void test_watch_table(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watch_initial_and_live),
         cmocka_unit_test(test_watch_from_rv),
@@ -525,6 +526,6 @@ int main(void)
         cmocka_unit_test(test_watch_table),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -17,6 +17,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "e2e/kubesim/fault.h"
+#include "kubeclient/global.h"
 
 struct fx {
     struct gf_clock clk;
@@ -218,7 +219,7 @@ static void test_kind_names_round_trip(void **state)
 
 int main(void)
 {
-    if (gf_alloc_global_init() != 0)
+    if (gf_kube_global_init() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_identity_matching, setup,
@@ -232,6 +233,6 @@ int main(void)
                                         teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return failed;
 }

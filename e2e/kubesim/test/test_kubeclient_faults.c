@@ -33,6 +33,7 @@
 #include "e2e/kubesim/fault.h"
 #include "e2e/kubesim/server.h"
 #include "e2e/kubesim/test/ks_tclient.h"
+#include "kubeclient/global.h"
 #include "kubeclient/http.h"
 #include "kubeclient/reflector.h"
 #include "kubeclient/request.h"
@@ -962,7 +963,7 @@ int main(void)
 {
     /* Writes to a connection the peer closed must fail, not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    assert_int_equal(gf_alloc_global_init(), 0);
+    assert_int_equal(gf_kube_global_init(), 0);
     const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
         T(test_event_split_at_every_offset),
@@ -988,6 +989,6 @@ int main(void)
 #undef T
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "common/json.h"
 #include "e2e/kubesim/kueue.h"
 #include "e2e/kubesim/test/kueue_testkit.h"
+#include "kubeclient/global.h"
 
 #define KQ "kueue.x-k8s.io"
 
@@ -367,8 +368,8 @@ int main(void)
         cmocka_unit_test(test_flavors_are_tried_in_the_order_listed),
         cmocka_unit_test(test_reclaim_takes_back_only_borrowed_quota),
     };
-    gf_alloc_global_init();
+    gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "e2e/kubesim/kueue.h"
 #include "e2e/kubesim/runner.h"
 #include "e2e/kubesim/test/kueue_testkit.h"
+#include "kubeclient/global.h"
 
 #define KQ "kueue.x-k8s.io"
 
@@ -383,8 +384,8 @@ int main(void)
         cmocka_unit_test(test_kueue_frozen_fault_stops_admission_until_it_ends),
         cmocka_unit_test(test_upstream_sample_job_runs_to_completion),
     };
-    gf_alloc_global_init();
+    gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

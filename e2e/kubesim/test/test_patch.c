@@ -18,6 +18,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "e2e/kubesim/patch.h"
+#include "kubeclient/global.h"
 
 static int64_t baseline;
 
@@ -358,7 +359,7 @@ static void test_size_cap(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merge_rfc7386),
@@ -369,6 +370,6 @@ int main(void)
         cmocka_unit_test(test_size_cap),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -20,6 +20,7 @@
 #include "common/err.h"
 #include "e2e/kubesim/rbac.h"
 #include "e2e/kubesim/store.h"
+#include "kubeclient/global.h"
 
 #define G "rbac.authorization.k8s.io"
 
@@ -426,7 +427,7 @@ static void test_bootstrap_allows_discovery(void **state)
 int main(void)
 {
     /* cJSON must allocate through gf_malloc: the store frees with gf_free. */
-    if (gf_alloc_global_init() != 0)
+    if (gf_kube_global_init() != 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_table, setup, teardown),
@@ -440,6 +441,6 @@ int main(void)
                                         teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return failed;
 }

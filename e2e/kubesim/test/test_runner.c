@@ -19,6 +19,7 @@
 #include "common/json.h"
 #include "e2e/kubesim/runner.h"
 #include "e2e/kubesim/test/kueue_testkit.h"
+#include "kubeclient/global.h"
 
 struct renv {
     struct ks_kqtk t;
@@ -283,8 +284,8 @@ int main(void)
         cmocka_unit_test(test_suspend_deletes_pods_and_logs_stop),
         cmocka_unit_test(test_frozen_runner_makes_no_progress),
     };
-    gf_alloc_global_init();
+    gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -23,6 +23,7 @@
 #include "common/json.h"
 #include "e2e/kubesim/patch.h"
 #include "e2e/kubesim/schema.h"
+#include "kubeclient/global.h"
 
 #define KUEUE_DIR "e2e/testdata/kueue"
 
@@ -511,7 +512,7 @@ static void test_prune_default_and_many_errors(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interning),
@@ -520,6 +521,6 @@ int main(void)
         cmocka_unit_test(test_prune_default_and_many_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

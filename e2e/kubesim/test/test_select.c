@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "e2e/kubesim/select.h"
+#include "kubeclient/global.h"
 
 static int64_t baseline;
 
@@ -167,13 +168,13 @@ static void test_match_helpers_and_limits(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_selectors),
         cmocka_unit_test(test_match_helpers_and_limits),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

@@ -30,6 +30,7 @@
 #include "e2e/kubesim/fault.h"
 #include "e2e/kubesim/server.h"
 #include "e2e/kubesim/test/ks_tclient.h"
+#include "kubeclient/global.h"
 #include "kubeclient/kubeconfig.h"
 
 struct fake_call {
@@ -1137,7 +1138,7 @@ static void test_world_rbac_and_admin_faults(void **state)
 
 int main(void)
 {
-    if (gf_alloc_global_init() != 0)
+    if (gf_kube_global_init() != 0)
         return 1;
     /* As in kubesim: a client that goes away with replies unread makes a
      * write fail with EPIPE, not kill the process. */
@@ -1193,6 +1194,6 @@ int main(void)
                                         teardown),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return failed;
 }

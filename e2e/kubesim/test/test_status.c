@@ -16,6 +16,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "e2e/kubesim/status.h"
+#include "kubeclient/global.h"
 #include "kubeclient/request.h"
 
 static int64_t baseline;
@@ -157,13 +158,13 @@ static void test_code_mapping(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_code_mapping),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }

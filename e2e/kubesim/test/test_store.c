@@ -20,6 +20,7 @@
 #include "common/json.h"
 #include "e2e/kubesim/select.h"
 #include "e2e/kubesim/store.h"
+#include "kubeclient/global.h"
 
 static int64_t baseline;
 
@@ -1901,7 +1902,7 @@ static void test_stop_paused_initial_watch(void **state)
 
 int main(void)
 {
-    gf_alloc_global_init();
+    gf_kube_global_init();
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crud_and_watch),
@@ -1936,6 +1937,6 @@ int main(void)
         cmocka_unit_test(test_catch_up_survives_writes_from_callbacks),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    gf_alloc_global_cleanup();
+    gf_kube_global_cleanup();
     return rc;
 }
