@@ -31,8 +31,7 @@ void gf_ynode_free(struct gf_ynode *n)
     gf_free(n);
 }
 
-const struct gf_ynode *gf_ymap_get(const struct gf_ynode *map,
-                                   const char *key)
+const struct gf_ynode *gf_ymap_get(const struct gf_ynode *map, const char *key)
 {
     if (map == NULL || map->kind != GF_Y_MAP)
         return NULL;

@@ -96,8 +96,7 @@ void gf_ynode_free(struct gf_ynode *n);
  * For a MAP: the value node of the first scalar key equal to key (byte for
  * byte, whole length), or NULL. NULL when map is NULL or not a MAP.
  */
-const struct gf_ynode *gf_ymap_get(const struct gf_ynode *map,
-                                   const char *key);
+const struct gf_ynode *gf_ymap_get(const struct gf_ynode *map, const char *key);
 
 /* A plain scalar that YAML reads as null: empty, ~, null, Null or NULL. */
 bool gf_ynode_is_null(const struct gf_ynode *n);

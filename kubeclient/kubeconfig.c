@@ -159,8 +159,8 @@ static int doc_parse(struct kc_doc *d, const char *data, size_t len,
     struct gf_yaml_error yerr;
     int rc = gf_yaml_load(data, len, &opts, root, &yerr);
     if (rc != 0) {
-        set_err(d->err, d->name, (unsigned)yerr.line, (unsigned)yerr.col,
-                "%s", yerr.msg);
+        set_err(d->err, d->name, (unsigned)yerr.line, (unsigned)yerr.col, "%s",
+                yerr.msg);
         return rc == -ENOMEM ? rc : GF_ECONFIG;
     }
     if (*root == NULL) {
@@ -192,8 +192,8 @@ static int want_kind(struct kc_doc *d, const struct gf_ynode *nd,
 }
 
 /* A scalar that must be a string without NUL; *out borrowed or NULL. */
-static int get_str(struct kc_doc *d, const struct gf_ynode *map, const char *key,
-                   const char **out)
+static int get_str(struct kc_doc *d, const struct gf_ynode *map,
+                   const char *key, const char **out)
 {
     *out = NULL;
     const struct gf_ynode *v = get(map, key);
@@ -314,8 +314,7 @@ static int load_pem(struct kc_doc *d, const struct gf_ynode *map,
         return GF_ECONFIG;
     if (s != NULL && s[0] != '\0') {
         if (b64_decode(s, strlen(s), out, outlen) != 0 || *outlen == 0) {
-            NODE_ERR(d, get(map, datakey), "%s is not valid base64",
-                     datakey);
+            NODE_ERR(d, get(map, datakey), "%s is not valid base64", datakey);
             return GF_ECONFIG;
         }
         return 0;

@@ -187,7 +187,7 @@ static bool is_kind(struct pctx *c, const struct gf_ynode *n, enum gf_ykind k,
     perr(c, n, path, "wrong type: expected %s, got %s",
          k == GF_Y_MAP   ? "a mapping"
          : k == GF_Y_SEQ ? "a list"
-                          : "a scalar",
+                         : "a scalar",
          kind_name(n));
     return false;
 }
@@ -219,8 +219,7 @@ static void join_allowed(char *list, size_t cap, const char *const *allowed)
 }
 
 /* The earlier key of map equal to key number i, or NULL. */
-static const struct gf_ynode *earlier_key(const struct gf_ynode *map,
-                                           size_t i)
+static const struct gf_ynode *earlier_key(const struct gf_ynode *map, size_t i)
 {
     const char *key = map->kids[i]->str;
     for (size_t j = 0; j < i; j += 2) {
@@ -261,8 +260,7 @@ static void check_fields(struct pctx *c, const struct gf_ynode *map,
 }
 
 /* The key node of field key in map (for positions of missing values). */
-static const struct gf_ynode *field(const struct gf_ynode *map,
-                                     const char *key)
+static const struct gf_ynode *field(const struct gf_ynode *map, const char *key)
 {
     return gf_ymap_get(map, key);
 }
@@ -331,8 +329,8 @@ static char *get_str(struct pctx *c, const struct gf_ynode *map,
 }
 
 /* Whole non-negative GPUs. */
-static bool get_gpus(struct pctx *c, const struct gf_ynode *v,
-                     const char *path, int64_t *out)
+static bool get_gpus(struct pctx *c, const struct gf_ynode *v, const char *path,
+                     int64_t *out)
 {
     if (!is_kind(c, v, GF_Y_SCALAR, path))
         return false;
@@ -1352,8 +1350,8 @@ static void timing_drift(struct pctx *c, const struct gf_ynode *m,
 }
 
 /* Appends victim key e unless it is already there (then an error). */
-static void add_victim(struct pctx *c, const struct gf_ynode *v,
-                       const char *ip, int e, const char *const *victims)
+static void add_victim(struct pctx *c, const struct gf_ynode *v, const char *ip,
+                       int e, const char *const *victims)
 {
     struct gf_policy *p = c->p;
     for (size_t j = 0; j < p->n_victim_order; j++)
