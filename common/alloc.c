@@ -285,3 +285,14 @@ void gf_alloc_global_cleanup(void)
 {
     global_ready = false;
 }
+
+/* memset through a volatile pointer, as OPENSSL_cleanse does, without
+ * linking libcrypto into common/: the compiler cannot prove the call is a
+ * dead store, so it stays. */
+static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;
+
+void gf_wipe(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        wipe_memset(p, 0, n);
+}

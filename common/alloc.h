@@ -28,6 +28,10 @@ void *gf_realloc(void *ptr, size_t size);
 /* The one exception: gf_strdup(NULL) is NULL, so optional fields copy
  * without a test at every call. */
 char *gf_strdup(const char *s);
+
+/* Zeroes n bytes that held a secret (tokens, keys) in a way the compiler
+ * may not drop as a dead store. */
+void gf_wipe(void *p, size_t n);
 /* Copies at most n bytes of s and NUL-terminates. */
 char *gf_strndup(const char *s, size_t n);
 /* Accepts NULL. */

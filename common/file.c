@@ -9,15 +9,9 @@
 #include "common/alloc.h"
 #include "common/buf.h"
 
-/* Wipes a buffer that held file contents (tokens, keys) in a way the
- * compiler may not drop as a dead store: memset is called through a
- * volatile pointer, as OPENSSL_cleanse does, without linking libcrypto
- * into common/. */
-static void *(*const volatile wipe_memset)(void *, int, size_t) = memset;
-
 static void wipe(void *p, size_t n)
 {
-    wipe_memset(p, 0, n);
+    gf_wipe(p, n);
 }
 
 int gf_file_read(const char *path, size_t max, char **out, size_t *len)

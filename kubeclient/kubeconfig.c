@@ -2,14 +2,13 @@
  * kubeconfig: loads a kubeconfig file with libyaml and resolves one context
  * into struct gf_kube_creds.
  *
- * The YAML is read with libyaml's event API into a small tree of our own
- * (nodes in one array, allocated through gf_malloc) rather than with
- * yaml_parser_load(): that lets us cap nesting depth and node count before
- * anything is allocated in proportion to hostile input, and keep every
- * node's line and column for error messages. Aliases are resolved by
- * sharing the anchored node; an alias to a node that is still open (a
- * cycle) is refused. The resolver only ever walks a fixed, shallow set of
- * keys, so shared nodes cannot make it loop.
+ * The YAML is read into common/ytree.h's tree, which caps nesting depth
+ * and node count before anything is allocated in proportion to hostile
+ * input, and keeps every node's line and column for error messages.
+ * Aliases are allowed (kubectl reads anchors) and resolve by sharing the
+ * anchored node; the resolver only ever looks up a fixed, shallow set of
+ * keys, so shared nodes cannot make it walk more than the file holds. Only
+ * the first document is read, as kubectl does.
  *
  * Secrets (tokens, keys) are never written into error messages or logs,
  * and are wiped with OPENSSL_cleanse when freed.
@@ -27,12 +26,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/file.h"
+#include "common/ytree.h"
 
 /* Deeper nesting than this is not a kubeconfig; refusing it early keeps
  * hostile input from building deep trees. */
@@ -40,33 +39,11 @@
 /* A 1 MiB file holds at most ~500k one-character scalars; real kubeconfigs
  * have a few hundred nodes. */
 #define KC_MAX_NODES 65536
-#define KC_MAX_ANCHORS 1024
 
 #define SA_DIR_DEFAULT "/var/run/secrets/kubernetes.io/serviceaccount"
 
-enum kc_kind { KC_SCALAR, KC_SEQ, KC_MAP };
-
-struct kc_node {
-    enum kc_kind kind;
-    bool plain;  /* unquoted scalar (null and bool resolve only then) */
-    bool closed; /* container finished (an alias may point at it) */
-    unsigned line, col;
-    char *value; /* scalar text, NUL-terminated (may contain NUL) */
-    size_t len;
-    size_t *kids; /* seq: items; map: key, value, key, value ... */
-    size_t nkids, capkids;
-};
-
-struct kc_anchor {
-    char *name;
-    size_t node;
-};
-
+/* What the resolver needs to report a problem. */
 struct kc_doc {
-    struct kc_node *nodes;
-    size_t n, cap;
-    struct kc_anchor *anchors;
-    size_t nanchors;
     const char *name; /* file name for errors; borrowed */
     struct gf_kubeconfig_error *err;
 };
@@ -93,7 +70,8 @@ static void set_err(struct gf_kubeconfig_error *err, const char *file,
 }
 
 #define NODE_ERR(d, nd, ...)                                                   \
-    set_err((d)->err, (d)->name, (nd)->line, (nd)->col, __VA_ARGS__)
+    set_err((d)->err, (d)->name, (unsigned)(nd)->line, (unsigned)(nd)->col,    \
+            __VA_ARGS__)
 
 void gf_kubeconfig_error_format(const struct gf_kubeconfig_error *e, char *out,
                                 size_t cap)
@@ -165,248 +143,46 @@ static size_t trim(char *s, size_t n)
 }
 
 /* ------------------------------------------------------------------ */
-/* YAML events -> tree                                                 */
+/* YAML -> tree                                                        */
 
-static void doc_free(struct kc_doc *d)
-{
-    for (size_t i = 0; i < d->n; i++) {
-        struct kc_node *nd = &d->nodes[i];
-        if (nd->value != NULL)
-            free_secret(nd->value, nd->len + 1);
-        gf_free(nd->kids);
-    }
-    for (size_t i = 0; i < d->nanchors; i++)
-        gf_free(d->anchors[i].name);
-    gf_free(d->anchors);
-    gf_free(d->nodes);
-    d->nodes = NULL;
-    d->anchors = NULL;
-    d->n = d->nanchors = 0;
-}
-
-static int add_kid(struct kc_node *parent, size_t kid)
-{
-    if (parent->nkids == parent->capkids) {
-        size_t nc = parent->capkids ? parent->capkids * 2 : 8;
-        parent->kids = gf_realloc(parent->kids, nc * sizeof(size_t));
-        parent->capkids = nc;
-    }
-    parent->kids[parent->nkids++] = kid;
-    return 0;
-}
-
-static int new_node(struct kc_doc *d, enum kc_kind kind, yaml_mark_t m,
-                    size_t *idx)
-{
-    if (d->n >= KC_MAX_NODES) {
-        set_err(d->err, d->name, (unsigned)m.line + 1, (unsigned)m.column + 1,
-                "too many YAML nodes (more than %u)", KC_MAX_NODES);
-        return GF_ECONFIG;
-    }
-    if (d->n == d->cap) {
-        size_t nc = d->cap ? d->cap * 2 : 64;
-        d->nodes = gf_realloc(d->nodes, nc * sizeof(*d->nodes));
-        d->cap = nc;
-    }
-    struct kc_node *nd = &d->nodes[d->n];
-    memset(nd, 0, sizeof(*nd));
-    nd->kind = kind;
-    nd->line = (unsigned)m.line + 1;
-    nd->col = (unsigned)m.column + 1;
-    *idx = d->n++;
-    return 0;
-}
-
-static int add_anchor(struct kc_doc *d, const yaml_char_t *name, size_t node,
-                      yaml_mark_t m)
-{
-    if (name == NULL)
-        return 0;
-    if (d->nanchors >= KC_MAX_ANCHORS) {
-        set_err(d->err, d->name, (unsigned)m.line + 1, (unsigned)m.column + 1,
-                "too many YAML anchors");
-        return GF_ECONFIG;
-    }
-    d->anchors =
-        gf_realloc(d->anchors, (d->nanchors + 1) * sizeof(*d->anchors));
-    d->anchors[d->nanchors].name = gf_strdup((const char *)name);
-    d->anchors[d->nanchors].node = node;
-    d->nanchors++;
-    return 0;
-}
-
-/* Latest definition wins, as YAML says for redefined anchors. */
-static int find_anchor(const struct kc_doc *d, const char *name, size_t *out)
-{
-    for (size_t i = d->nanchors; i > 0; i--) {
-        if (strcmp(d->anchors[i - 1].name, name) == 0) {
-            *out = d->anchors[i - 1].node;
-            return 0;
-        }
-    }
-    return -ENOENT;
-}
-
-struct kc_builder {
-    size_t stack[KC_MAX_DEPTH];
-    size_t depth;
-    bool have_root;
-    size_t root;
-};
-
-/* Attaches a finished or started node to its parent (or as the root). */
-static int attach(struct kc_doc *d, struct kc_builder *b, size_t idx)
-{
-    if (b->depth == 0) {
-        b->root = idx;
-        b->have_root = true;
-        return 0;
-    }
-    return add_kid(&d->nodes[b->stack[b->depth - 1]], idx);
-}
-
-static int on_event(struct kc_doc *d, struct kc_builder *b,
-                    const yaml_event_t *ev)
-{
-    size_t idx;
-    int rc;
-    yaml_mark_t m = ev->start_mark;
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT:
-        rc = new_node(d, KC_SCALAR, m, &idx);
-        if (rc != 0)
-            return rc;
-        /* Copied by length: a scalar may hold "\0" (gf_strndup would
-         * stop there), and get_str() refuses those explicitly. */
-        d->nodes[idx].value = gf_malloc(ev->data.scalar.length + 1);
-        memcpy(d->nodes[idx].value, ev->data.scalar.value,
-               ev->data.scalar.length);
-        d->nodes[idx].value[ev->data.scalar.length] = '\0';
-        d->nodes[idx].len = ev->data.scalar.length;
-        d->nodes[idx].plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        d->nodes[idx].closed = true;
-        rc = add_anchor(d, ev->data.scalar.anchor, idx, m);
-        return rc != 0 ? rc : attach(d, b, idx);
-    case YAML_SEQUENCE_START_EVENT:
-    case YAML_MAPPING_START_EVENT: {
-        if (b->depth >= KC_MAX_DEPTH) {
-            set_err(d->err, d->name, (unsigned)m.line + 1,
-                    (unsigned)m.column + 1, "YAML nested deeper than %d",
-                    KC_MAX_DEPTH);
-            return GF_ECONFIG;
-        }
-        bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
-        rc = new_node(d, seq ? KC_SEQ : KC_MAP, m, &idx);
-        if (rc != 0)
-            return rc;
-        const yaml_char_t *anchor = seq ? ev->data.sequence_start.anchor
-                                        : ev->data.mapping_start.anchor;
-        rc = add_anchor(d, anchor, idx, m);
-        if (rc == 0)
-            rc = attach(d, b, idx);
-        if (rc == 0)
-            b->stack[b->depth++] = idx;
-        return rc;
-    }
-    case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-        /* libyaml guarantees balanced start/end events. */
-        d->nodes[b->stack[b->depth - 1]].closed = true;
-        b->depth--;
-        return 0;
-    case YAML_ALIAS_EVENT: {
-        const char *name = (const char *)ev->data.alias.anchor;
-        if (find_anchor(d, name, &idx) != 0) {
-            set_err(d->err, d->name, (unsigned)m.line + 1,
-                    (unsigned)m.column + 1, "unknown YAML alias");
-            return GF_ECONFIG;
-        }
-        if (!d->nodes[idx].closed) {
-            set_err(d->err, d->name, (unsigned)m.line + 1,
-                    (unsigned)m.column + 1, "recursive YAML alias");
-            return GF_ECONFIG;
-        }
-        return attach(d, b, idx);
-    }
-    default:
-        return 0;
-    }
-}
-
-/* Parses the first YAML document of data into d. 0 or GF_ECONFIG. */
+/* Parses the first YAML document of data into *root (returned-owned).
+ * 0, GF_ECONFIG or -ENOMEM. */
 static int doc_parse(struct kc_doc *d, const char *data, size_t len,
-                     size_t *root)
+                     struct gf_ynode **root)
 {
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) {
-        set_err(d->err, d->name, 0, 0, "cannot initialize YAML parser");
-        return -ENOMEM;
+    static const struct gf_yaml_opts opts = {
+        .max_depth = KC_MAX_DEPTH,
+        .max_nodes = KC_MAX_NODES,
+        .aliases = true,
+        .first_document = true,
+    };
+    struct gf_yaml_error yerr;
+    int rc = gf_yaml_load(data, len, &opts, root, &yerr);
+    if (rc != 0) {
+        set_err(d->err, d->name, (unsigned)yerr.line, (unsigned)yerr.col, "%s",
+                yerr.msg);
+        return rc == -ENOMEM ? rc : GF_ECONFIG;
     }
-    yaml_parser_set_input_string(&p, (const unsigned char *)data, len);
-    struct kc_builder b = {.depth = 0};
-    int rc = 0;
-    bool done = false;
-    while (!done && rc == 0) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            /* problem_mark is 0-based; context_mark only helps when it
-             * is set, which libyaml does for unclosed collections. */
-            set_err(d->err, d->name, (unsigned)p.problem_mark.line + 1,
-                    (unsigned)p.problem_mark.column + 1, "YAML: %s%s%s",
-                    p.problem ? p.problem : "syntax error",
-                    p.context ? " " : "", p.context ? p.context : "");
-            rc = GF_ECONFIG;
-            break;
-        }
-        if (ev.type == YAML_STREAM_END_EVENT ||
-            ev.type == YAML_DOCUMENT_END_EVENT)
-            done = true;
-        else
-            rc = on_event(d, &b, &ev);
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    if (rc != 0)
-        return rc;
-    if (!b.have_root) {
+    if (*root == NULL) {
         set_err(d->err, d->name, 1, 1, "kubeconfig is empty");
         return GF_ECONFIG;
     }
-    *root = b.root;
     return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* tree lookups                                                        */
 
-static bool is_null(const struct kc_node *nd)
-{
-    return nd->kind == KC_SCALAR && nd->plain &&
-           (nd->len == 0 || strcmp(nd->value, "null") == 0 ||
-            strcmp(nd->value, "~") == 0 || strcmp(nd->value, "Null") == 0 ||
-            strcmp(nd->value, "NULL") == 0);
-}
-
 /* Value node of `key` in mapping `map`, or NULL. Absent and null are the
  * same to a kubeconfig reader. */
-static struct kc_node *get(struct kc_doc *d, const struct kc_node *map,
-                           const char *key)
+static const struct gf_ynode *get(const struct gf_ynode *map, const char *key)
 {
-    if (map == NULL || map->kind != KC_MAP)
-        return NULL;
-    for (size_t i = 0; i + 1 < map->nkids; i += 2) {
-        const struct kc_node *k = &d->nodes[map->kids[i]];
-        if (k->kind == KC_SCALAR && strcmp(k->value, key) == 0 &&
-            strlen(k->value) == k->len) {
-            struct kc_node *v = &d->nodes[map->kids[i + 1]];
-            return is_null(v) ? NULL : v;
-        }
-    }
-    return NULL;
+    const struct gf_ynode *v = gf_ymap_get(map, key);
+    return gf_ynode_is_null(v) ? NULL : v;
 }
 
-static int want_kind(struct kc_doc *d, const struct kc_node *nd,
-                     enum kc_kind kind, const char *what)
+static int want_kind(struct kc_doc *d, const struct gf_ynode *nd,
+                     enum gf_ykind kind, const char *what)
 {
     static const char *const names[] = {"a string", "a list", "a mapping"};
     if (nd->kind == kind)
@@ -416,32 +192,32 @@ static int want_kind(struct kc_doc *d, const struct kc_node *nd,
 }
 
 /* A scalar that must be a string without NUL; *out borrowed or NULL. */
-static int get_str(struct kc_doc *d, const struct kc_node *map, const char *key,
-                   const char **out)
+static int get_str(struct kc_doc *d, const struct gf_ynode *map,
+                   const char *key, const char **out)
 {
     *out = NULL;
-    const struct kc_node *v = get(d, map, key);
+    const struct gf_ynode *v = get(map, key);
     if (v == NULL)
         return 0;
-    if (want_kind(d, v, KC_SCALAR, key) != 0)
+    if (want_kind(d, v, GF_Y_SCALAR, key) != 0)
         return GF_ECONFIG;
-    if (strlen(v->value) != v->len) {
+    if (strlen(v->str) != v->len) {
         NODE_ERR(d, v, "%s contains a NUL byte", key);
         return GF_ECONFIG;
     }
-    *out = v->value;
+    *out = v->str;
     return 0;
 }
 
-static int get_bool(struct kc_doc *d, const struct kc_node *map,
+static int get_bool(struct kc_doc *d, const struct gf_ynode *map,
                     const char *key, bool *out)
 {
     *out = false;
-    const struct kc_node *v = get(d, map, key);
+    const struct gf_ynode *v = get(map, key);
     if (v == NULL)
         return 0;
-    if (v->kind == KC_SCALAR && v->plain) {
-        const char *s = v->value;
+    if (v->kind == GF_Y_SCALAR && v->plain) {
+        const char *s = v->str;
         if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) {
             *out = true;
             return 0;
@@ -458,20 +234,20 @@ static int get_bool(struct kc_doc *d, const struct kc_node *map,
  * and returns its inner mapping under `inner_key` ("cluster"), which may
  * be NULL when the entry has none. -ENOENT when there is no such entry.
  */
-static int find_named(struct kc_doc *d, const struct kc_node *root,
+static int find_named(struct kc_doc *d, const struct gf_ynode *root,
                       const char *list_key, const char *inner_key,
-                      const char *name, const struct kc_node **entry,
-                      const struct kc_node **inner)
+                      const char *name, const struct gf_ynode **entry,
+                      const struct gf_ynode **inner)
 {
     *entry = *inner = NULL;
-    const struct kc_node *list = get(d, root, list_key);
+    const struct gf_ynode *list = get(root, list_key);
     if (list == NULL)
         return -ENOENT;
-    if (want_kind(d, list, KC_SEQ, list_key) != 0)
+    if (want_kind(d, list, GF_Y_SEQ, list_key) != 0)
         return GF_ECONFIG;
-    for (size_t i = 0; i < list->nkids; i++) {
-        const struct kc_node *it = &d->nodes[list->kids[i]];
-        if (want_kind(d, it, KC_MAP, "an entry of a kubeconfig list") != 0)
+    for (size_t i = 0; i < list->n; i++) {
+        const struct gf_ynode *it = list->kids[i];
+        if (want_kind(d, it, GF_Y_MAP, "an entry of a kubeconfig list") != 0)
             return GF_ECONFIG;
         const char *n;
         if (get_str(d, it, "name", &n) != 0)
@@ -483,8 +259,8 @@ static int find_named(struct kc_doc *d, const struct kc_node *root,
         if (strcmp(n, name) != 0)
             continue;
         *entry = it;
-        const struct kc_node *in = get(d, it, inner_key);
-        if (in != NULL && want_kind(d, in, KC_MAP, inner_key) != 0)
+        const struct gf_ynode *in = get(it, inner_key);
+        if (in != NULL && want_kind(d, in, GF_Y_MAP, inner_key) != 0)
             return GF_ECONFIG;
         *inner = in;
         return 0;
@@ -527,7 +303,7 @@ static int b64_decode(const char *in, size_t n, unsigned char **out,
  * Loads PEM material from `<key>-data` (base64) or `<key>` (a file path,
  * relative to dir). The inline data wins, as in client-go.
  */
-static int load_pem(struct kc_doc *d, const struct kc_node *map,
+static int load_pem(struct kc_doc *d, const struct gf_ynode *map,
                     const char *key, const char *dir, unsigned char **out,
                     size_t *outlen)
 {
@@ -538,8 +314,7 @@ static int load_pem(struct kc_doc *d, const struct kc_node *map,
         return GF_ECONFIG;
     if (s != NULL && s[0] != '\0') {
         if (b64_decode(s, strlen(s), out, outlen) != 0 || *outlen == 0) {
-            NODE_ERR(d, get(d, map, datakey), "%s is not valid base64",
-                     datakey);
+            NODE_ERR(d, get(map, datakey), "%s is not valid base64", datakey);
             return GF_ECONFIG;
         }
         return 0;
@@ -553,7 +328,7 @@ static int load_pem(struct kc_doc *d, const struct kc_node *map,
     size_t len;
     int rc = gf_file_read(path, GF_KUBECONFIG_MAX, &data, &len);
     if (rc != 0) {
-        NODE_ERR(d, get(d, map, key), "%s: cannot read %s: %s", key, path,
+        NODE_ERR(d, get(map, key), "%s: cannot read %s: %s", key, path,
                  io_strerror(rc));
         gf_free(path);
         return GF_ECONFIG;
@@ -591,7 +366,7 @@ static int token_err_msg(int rc, char *out, size_t cap)
     return 0;
 }
 
-static int load_cluster(struct kc_doc *d, const struct kc_node *cl,
+static int load_cluster(struct kc_doc *d, const struct gf_ynode *cl,
                         const char *dir, struct gf_kube_creds *c)
 {
     const char *server, *sni;
@@ -605,7 +380,7 @@ static int load_cluster(struct kc_doc *d, const struct kc_node *cl,
     if ((strncmp(server, "https://", 8) != 0 &&
          strncmp(server, "http://", 7) != 0) ||
         has_ctl(server, strlen(server)) || strchr(server, ' ') != NULL) {
-        NODE_ERR(d, get(d, cl, "server"),
+        NODE_ERR(d, get(cl, "server"),
                  "server must be an http:// or https:// URL");
         return GF_ECONFIG;
     }
@@ -624,12 +399,12 @@ static int load_cluster(struct kc_doc *d, const struct kc_node *cl,
 
 /* Credential kinds we cannot honour are refused rather than ignored: a
  * silently unauthenticated client would fail later and less clearly. */
-static int refuse_unsupported(struct kc_doc *d, const struct kc_node *us)
+static int refuse_unsupported(struct kc_doc *d, const struct gf_ynode *us)
 {
     static const char *const keys[] = {"exec", "auth-provider", "username",
                                        "password", "as"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-        const struct kc_node *v = get(d, us, keys[i]);
+        const struct gf_ynode *v = get(us, keys[i]);
         if (v != NULL) {
             NODE_ERR(d, v, "user field \"%s\" is not supported", keys[i]);
             return GF_ECONFIG;
@@ -638,7 +413,7 @@ static int refuse_unsupported(struct kc_doc *d, const struct kc_node *us)
     return 0;
 }
 
-static int load_user(struct kc_doc *d, const struct kc_node *us,
+static int load_user(struct kc_doc *d, const struct gf_ynode *us,
                      const char *dir, struct gf_kube_creds *c)
 {
     if (us == NULL)
@@ -664,7 +439,7 @@ static int load_user(struct kc_doc *d, const struct kc_node *us,
     if (tok != NULL && tok[0] != '\0') {
         if (has_ctl(tok, strlen(tok))) {
             /* Never echo the token itself. */
-            NODE_ERR(d, get(d, us, "token"), "token holds control characters");
+            NODE_ERR(d, get(us, "token"), "token holds control characters");
             return GF_ECONFIG;
         }
         c->token = gf_strdup(tok);
@@ -678,7 +453,7 @@ static int load_user(struct kc_doc *d, const struct kc_node *us,
             if (rc != 0) {
                 char why[128];
                 token_err_msg(rc, why, sizeof(why));
-                NODE_ERR(d, get(d, us, "tokenFile"), "tokenFile %s %s",
+                NODE_ERR(d, get(us, "tokenFile"), "tokenFile %s %s",
                          c->token_file, why);
                 return GF_ECONFIG;
             }
@@ -688,15 +463,15 @@ static int load_user(struct kc_doc *d, const struct kc_node *us,
 }
 
 /* Picks the context: the caller's, else current-context. */
-static int pick_context(struct kc_doc *d, const struct kc_node *root,
+static int pick_context(struct kc_doc *d, const struct gf_ynode *root,
                         const char *want, const char **name,
-                        const struct kc_node **where)
+                        const struct gf_ynode **where)
 {
     *where = root;
     if (want != NULL && want[0] != '\0') {
         /* The name came from the caller: the list it is missing from is
          * the most useful place to point at. */
-        const struct kc_node *list = get(d, root, "contexts");
+        const struct gf_ynode *list = get(root, "contexts");
         if (list != NULL)
             *where = list;
         *name = want;
@@ -708,18 +483,17 @@ static int pick_context(struct kc_doc *d, const struct kc_node *root,
         NODE_ERR(d, root, "no context given and no current-context set");
         return GF_ECONFIG;
     }
-    *where = get(d, root, "current-context");
+    *where = get(root, "current-context");
     return 0;
 }
 
-static int resolve(struct kc_doc *d, size_t root_idx, const char *dir,
-                   const char *want, struct gf_kube_creds *c)
+static int resolve(struct kc_doc *d, const struct gf_ynode *root,
+                   const char *dir, const char *want, struct gf_kube_creds *c)
 {
-    const struct kc_node *root = &d->nodes[root_idx];
-    if (want_kind(d, root, KC_MAP, "a kubeconfig") != 0)
+    if (want_kind(d, root, GF_Y_MAP, "a kubeconfig") != 0)
         return GF_ECONFIG;
     const char *ctxname;
-    const struct kc_node *where, *entry, *ctx, *cl, *us;
+    const struct gf_ynode *where, *entry, *ctx, *cl, *us;
     int rc = pick_context(d, root, want, &ctxname, &where);
     if (rc != 0)
         return rc;
@@ -746,7 +520,7 @@ static int resolve(struct kc_doc *d, size_t root_idx, const char *dir,
         c->namespace = gf_strdup(ns);
     rc = find_named(d, root, "clusters", "cluster", cln, &entry, &cl);
     if (rc == -ENOENT) {
-        NODE_ERR(d, get(d, ctx, "cluster"), "cluster \"%s\" not found", cln);
+        NODE_ERR(d, get(ctx, "cluster"), "cluster \"%s\" not found", cln);
         return GF_ECONFIG;
     }
     if (rc != 0)
@@ -761,7 +535,7 @@ static int resolve(struct kc_doc *d, size_t root_idx, const char *dir,
     c->user = gf_strdup(usn);
     rc = find_named(d, root, "users", "user", usn, &entry, &us);
     if (rc == -ENOENT) {
-        NODE_ERR(d, get(d, ctx, "user"), "user \"%s\" not found", usn);
+        NODE_ERR(d, get(ctx, "user"), "user \"%s\" not found", usn);
         return GF_ECONFIG;
     }
     if (rc != 0)
@@ -806,14 +580,14 @@ int gf_kubeconfig_parse(const char *name, const char *dir, const char *data,
         return GF_E2BIG;
     }
     struct kc_doc d = {.name = name, .err = err};
-    size_t root;
+    struct gf_ynode *root = NULL;
     int rc = doc_parse(&d, data, len, &root);
     struct gf_kube_creds *c = NULL;
     if (rc == 0) {
         c = gf_calloc(1, sizeof(*c));
         rc = resolve(&d, root, dir, context, c);
     }
-    doc_free(&d);
+    gf_ynode_free(root);
     if (rc != 0) {
         gf_kube_creds_free(c);
         return rc;

@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/htab.h"
+#include "common/ytree.h"
 #include "policy/internal.h"
 
 #define PATH_MAX_LEN 256
@@ -102,8 +103,8 @@ int gf_policy_diag_format(const struct gf_policy_diag *d, const char *file,
 /* A member set, kept only during parse for expansion. */
 struct mset {
     char *name;
-    const struct gf__ynode *node; /* the set's mapping */
-    const struct gf__ynode *list; /* its members sequence */
+    const struct gf_ynode *node; /* the set's mapping */
+    const struct gf_ynode *list; /* its members sequence */
     char path[PATH_MAX_LEN];
     int state;           /* 0 unvisited, 1 on stack, 2 done */
     unsigned char *bits; /* expanded members (n_members bytes) */
@@ -115,13 +116,13 @@ struct pctx {
     struct mset *sets;
     size_t n_sets;
     /* Nodes kept for pass two. */
-    const struct gf__ynode **group_nodes, **rule_nodes, **class_nodes;
+    const struct gf_ynode **group_nodes, **rule_nodes, **class_nodes;
 };
 
-static void perr(struct pctx *c, const struct gf__ynode *n, const char *path,
+static void perr(struct pctx *c, const struct gf_ynode *n, const char *path,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void perr(struct pctx *c, const struct gf__ynode *n, const char *path,
+static void perr(struct pctx *c, const struct gf_ynode *n, const char *path,
                  const char *fmt, ...)
 {
     char msg[512];
@@ -166,30 +167,27 @@ static const char *idx(char *buf, const char *path, size_t i)
     return join(buf, path, "", num);
 }
 
-static const char *kind_name(const struct gf__ynode *n)
+static const char *kind_name(const struct gf_ynode *n)
 {
     switch (n->kind) {
-    case GF__Y_MAP:
+    case GF_Y_MAP:
         return "a mapping";
-    case GF__Y_SEQ:
+    case GF_Y_SEQ:
         return "a list";
     default:
-        return n->plain && (n->len == 0 || strcmp(n->str, "null") == 0 ||
-                            strcmp(n->str, "~") == 0)
-                   ? "null"
-                   : "a scalar";
+        return gf_ynode_is_null(n) ? "null" : "a scalar";
     }
 }
 
-static bool is_kind(struct pctx *c, const struct gf__ynode *n, enum gf__ykind k,
+static bool is_kind(struct pctx *c, const struct gf_ynode *n, enum gf_ykind k,
                     const char *path)
 {
     if (n->kind == k)
         return true;
     perr(c, n, path, "wrong type: expected %s, got %s",
-         k == GF__Y_MAP   ? "a mapping"
-         : k == GF__Y_SEQ ? "a list"
-                          : "a scalar",
+         k == GF_Y_MAP   ? "a mapping"
+         : k == GF_Y_SEQ ? "a list"
+                         : "a scalar",
          kind_name(n));
     return false;
 }
@@ -221,13 +219,12 @@ static void join_allowed(char *list, size_t cap, const char *const *allowed)
 }
 
 /* The earlier key of map equal to key number i, or NULL. */
-static const struct gf__ynode *earlier_key(const struct gf__ynode *map,
-                                           size_t i)
+static const struct gf_ynode *earlier_key(const struct gf_ynode *map, size_t i)
 {
     const char *key = map->kids[i]->str;
     for (size_t j = 0; j < i; j += 2) {
-        const struct gf__ynode *prev = map->kids[j];
-        if (prev->kind == GF__Y_SCALAR && strcmp(prev->str, key) == 0)
+        const struct gf_ynode *prev = map->kids[j];
+        if (prev->kind == GF_Y_SCALAR && strcmp(prev->str, key) == 0)
             return prev;
     }
     return NULL;
@@ -237,13 +234,13 @@ static const struct gf__ynode *earlier_key(const struct gf__ynode *map,
  * Reports unknown and duplicate keys of a mapping. allowed is
  * NULL-terminated; the message lists it so the fix is obvious.
  */
-static void check_fields(struct pctx *c, const struct gf__ynode *map,
+static void check_fields(struct pctx *c, const struct gf_ynode *map,
                          const char *path, const char *const *allowed)
 {
     char cp[PATH_MAX_LEN];
     for (size_t i = 0; i + 1 < map->n; i += 2) {
-        const struct gf__ynode *k = map->kids[i];
-        if (k->kind != GF__Y_SCALAR) {
+        const struct gf_ynode *k = map->kids[i];
+        if (k->kind != GF_Y_SCALAR) {
             perr(c, k, path, "wrong type: mapping keys must be strings");
             continue;
         }
@@ -254,7 +251,7 @@ static void check_fields(struct pctx *c, const struct gf__ynode *map,
                  "unknown field \"%s\"; expected one of: %s", k->str, list);
             continue;
         }
-        const struct gf__ynode *prev = earlier_key(map, i);
+        const struct gf_ynode *prev = earlier_key(map, i);
         if (prev != NULL)
             perr(c, k, sub(cp, path, k->str),
                  "duplicate field \"%s\" (first at line %d)", k->str,
@@ -263,13 +260,12 @@ static void check_fields(struct pctx *c, const struct gf__ynode *map,
 }
 
 /* The key node of field key in map (for positions of missing values). */
-static const struct gf__ynode *field(const struct gf__ynode *map,
-                                     const char *key)
+static const struct gf_ynode *field(const struct gf_ynode *map, const char *key)
 {
-    return gf__ymap_get(map, key);
+    return gf_ymap_get(map, key);
 }
 
-static bool missing(struct pctx *c, const struct gf__ynode *map,
+static bool missing(struct pctx *c, const struct gf_ynode *map,
                     const char *path, const char *key)
 {
     if (field(map, key) != NULL)
@@ -297,19 +293,19 @@ static bool dns_name(const char *s, size_t max, bool dots)
 enum name_kind { NAME_LABEL, NAME_SUBDOMAIN, NAME_ANY };
 
 /* A required or optional string field; returns an owned copy or NULL. */
-static char *get_str(struct pctx *c, const struct gf__ynode *map,
+static char *get_str(struct pctx *c, const struct gf_ynode *map,
                      const char *path, const char *key, bool required,
                      enum name_kind nk)
 {
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *v = field(map, key);
+    const struct gf_ynode *v = field(map, key);
     if (v == NULL) {
         if (required)
             missing(c, map, path, key);
         return NULL;
     }
     sub(cp, path, key);
-    if (!is_kind(c, v, GF__Y_SCALAR, cp))
+    if (!is_kind(c, v, GF_Y_SCALAR, cp))
         return NULL;
     if (v->len == 0 || strlen(v->str) != v->len) {
         perr(c, v, cp, "expected a non-empty string");
@@ -333,10 +329,10 @@ static char *get_str(struct pctx *c, const struct gf__ynode *map,
 }
 
 /* Whole non-negative GPUs. */
-static bool get_gpus(struct pctx *c, const struct gf__ynode *v,
-                     const char *path, int64_t *out)
+static bool get_gpus(struct pctx *c, const struct gf_ynode *v, const char *path,
+                     int64_t *out)
 {
-    if (!is_kind(c, v, GF__Y_SCALAR, path))
+    if (!is_kind(c, v, GF_Y_SCALAR, path))
         return false;
     int64_t x;
     int rc = gf_parse_i64(v->str, &x);
@@ -360,10 +356,10 @@ static bool get_gpus(struct pctx *c, const struct gf__ynode *v,
 }
 
 /* A fraction in [0, 1], kept in ppm. */
-static bool get_fraction(struct pctx *c, const struct gf__ynode *v,
+static bool get_fraction(struct pctx *c, const struct gf_ynode *v,
                          const char *path, int32_t *ppm)
 {
-    if (!is_kind(c, v, GF__Y_SCALAR, path))
+    if (!is_kind(c, v, GF_Y_SCALAR, path))
         return false;
     char *end;
     errno = 0;
@@ -391,10 +387,10 @@ static bool get_fraction(struct pctx *c, const struct gf__ynode *v,
     return true;
 }
 
-static bool get_duration(struct pctx *c, const struct gf__ynode *v,
+static bool get_duration(struct pctx *c, const struct gf_ynode *v,
                          const char *path, int64_t *ms)
 {
-    if (!is_kind(c, v, GF__Y_SCALAR, path))
+    if (!is_kind(c, v, GF_Y_SCALAR, path))
         return false;
     if (v->str[0] == '-') {
         perr(c, v, path, "negative duration %s: expected a duration >= 0",
@@ -412,10 +408,10 @@ static bool get_duration(struct pctx *c, const struct gf__ynode *v,
 }
 
 /* One of names[]; returns its index or -1 (reported). */
-static int get_enum(struct pctx *c, const struct gf__ynode *v, const char *path,
+static int get_enum(struct pctx *c, const struct gf_ynode *v, const char *path,
                     const char *const *names)
 {
-    if (!is_kind(c, v, GF__Y_SCALAR, path))
+    if (!is_kind(c, v, GF_Y_SCALAR, path))
         return -1;
     char list[160] = "";
     size_t off = 0;
@@ -432,12 +428,12 @@ static int get_enum(struct pctx *c, const struct gf__ynode *v, const char *path,
 }
 
 /* A cap mapping {maxGPUs, maxFraction} (or {gpus, fraction} for reserves). */
-static void get_cap(struct pctx *c, const struct gf__ynode *map,
+static void get_cap(struct pctx *c, const struct gf_ynode *map,
                     const char *path, const char *gkey, const char *fkey,
                     struct gf_policy_cap *out)
 {
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *v;
+    const struct gf_ynode *v;
     out->gpus = GF_NO_CAP;
     out->fraction_ppm = -1;
     if ((v = field(map, gkey)) != NULL &&
@@ -448,35 +444,35 @@ static void get_cap(struct pctx *c, const struct gf__ynode *map,
         out->fraction_ppm = -1;
 }
 
-static void get_sub_cap(struct pctx *c, const struct gf__ynode *parent,
+static void get_sub_cap(struct pctx *c, const struct gf_ynode *parent,
                         const char *path, const char *key,
                         struct gf_policy_cap *out)
 {
     static const char *const allowed[] = {"maxGPUs", "maxFraction", NULL};
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *m = field(parent, key);
+    const struct gf_ynode *m = field(parent, key);
     out->gpus = GF_NO_CAP;
     out->fraction_ppm = -1;
-    if (m == NULL || !is_kind(c, m, GF__Y_MAP, sub(cp, path, key)))
+    if (m == NULL || !is_kind(c, m, GF_Y_MAP, sub(cp, path, key)))
         return;
     check_fields(c, m, cp, allowed);
     get_cap(c, m, cp, "maxGPUs", "maxFraction", out);
 }
 
 /* A list of strings; returns the count and an owned array in *out. */
-static size_t get_str_list(struct pctx *c, const struct gf__ynode *v,
+static size_t get_str_list(struct pctx *c, const struct gf_ynode *v,
                            const char *path, char ***out)
 {
     char cp[PATH_MAX_LEN];
     *out = NULL;
-    if (!is_kind(c, v, GF__Y_SEQ, path))
+    if (!is_kind(c, v, GF_Y_SEQ, path))
         return 0;
     char **arr = gf_calloc(v->n + 1, sizeof(*arr));
     size_t n = 0;
     for (size_t i = 0; i < v->n; i++) {
-        const struct gf__ynode *it = v->kids[i];
+        const struct gf_ynode *it = v->kids[i];
         idx(cp, path, i);
-        if (!is_kind(c, it, GF__Y_SCALAR, cp))
+        if (!is_kind(c, it, GF_Y_SCALAR, cp))
             continue;
         if (it->len == 0 || strlen(it->str) != it->len) {
             perr(c, it, cp, "expected a non-empty string");
@@ -513,19 +509,19 @@ static bool secret_ref_ok(const char *ref)
 }
 
 /* A member's labels mapping v (at path cp). */
-static void parse_labels(struct pctx *c, const struct gf__ynode *v,
+static void parse_labels(struct pctx *c, const struct gf_ynode *v,
                          const char *cp, struct gf_policy_member *out)
 {
     out->labels = gf_calloc(v->n / 2 + 1, sizeof(*out->labels));
     for (size_t i = 0; i + 1 < v->n; i += 2) {
-        const struct gf__ynode *k = v->kids[i], *val = v->kids[i + 1];
+        const struct gf_ynode *k = v->kids[i], *val = v->kids[i + 1];
         char lp[PATH_MAX_LEN];
-        if (k->kind != GF__Y_SCALAR) {
+        if (k->kind != GF_Y_SCALAR) {
             perr(c, k, cp, "wrong type: label keys must be strings");
             continue;
         }
         sub(lp, cp, k->str);
-        if (!is_kind(c, val, GF__Y_SCALAR, lp))
+        if (!is_kind(c, val, GF_Y_SCALAR, lp))
             continue;
         struct gf_policy_label *l = &out->labels[out->n_labels++];
         l->key = gf_strdup(k->str);
@@ -533,7 +529,7 @@ static void parse_labels(struct pctx *c, const struct gf__ynode *v,
     }
 }
 
-static void parse_member(struct pctx *c, const struct gf__ynode *m,
+static void parse_member(struct pctx *c, const struct gf_ynode *m,
                          const char *path, struct gf_policy_member *out)
 {
     static const char *const allowed[] = {
@@ -541,13 +537,13 @@ static void parse_member(struct pctx *c, const struct gf__ynode *m,
         "labels", "lending",   "borrowing",         NULL};
     static const char *const fencing[] = {"agent", "none", NULL};
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *v;
+    const struct gf_ynode *v;
 
     out->pos.line = m->line;
     out->pos.col = m->col;
     out->max_lent.gpus = out->max_borrowed.gpus = GF_NO_CAP;
     out->max_lent.fraction_ppm = out->max_borrowed.fraction_ppm = -1;
-    if (!is_kind(c, m, GF__Y_MAP, path))
+    if (!is_kind(c, m, GF_Y_MAP, path))
         return;
     check_fields(c, m, path, allowed);
     out->name = get_str(c, m, path, "name", true, NAME_LABEL);
@@ -574,23 +570,23 @@ static void parse_member(struct pctx *c, const struct gf__ynode *m,
             out->fencing = (enum gf_fencing)e;
     }
     if ((v = field(m, "labels")) != NULL &&
-        is_kind(c, v, GF__Y_MAP, sub(cp, path, "labels")))
+        is_kind(c, v, GF_Y_MAP, sub(cp, path, "labels")))
         parse_labels(c, v, cp, out);
     get_sub_cap(c, m, path, "lending", &out->max_lent);
     get_sub_cap(c, m, path, "borrowing", &out->max_borrowed);
 }
 
-static void parse_members(struct pctx *c, const struct gf__ynode *spec)
+static void parse_members(struct pctx *c, const struct gf_ynode *spec)
 {
     const char *path = "spec.members";
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *l = field(spec, "members");
+    const struct gf_ynode *l = field(spec, "members");
     struct gf_policy *p = c->p;
     if (l == NULL) {
         missing(c, spec, "spec", "members");
         return;
     }
-    if (!is_kind(c, l, GF__Y_SEQ, path))
+    if (!is_kind(c, l, GF_Y_SEQ, path))
         return;
     if (l->n == 0) {
         perr(c, l, path, "expected at least one member");
@@ -622,10 +618,10 @@ static void parse_members(struct pctx *c, const struct gf__ynode *spec)
 }
 
 /* A member reference: its index, or -1 (reported). */
-static int member_ref(struct pctx *c, const struct gf__ynode *v,
+static int member_ref(struct pctx *c, const struct gf_ynode *v,
                       const char *path)
 {
-    if (!is_kind(c, v, GF__Y_SCALAR, path))
+    if (!is_kind(c, v, GF_Y_SCALAR, path))
         return -1;
     int i = gf_policy_member_index(c->p, v->str);
     if (i < 0)
@@ -635,27 +631,27 @@ static int member_ref(struct pctx *c, const struct gf__ynode *v,
     return i;
 }
 
-static void parse_sets(struct pctx *c, const struct gf__ynode *spec)
+static void parse_sets(struct pctx *c, const struct gf_ynode *spec)
 {
     static const char *const allowed[] = {"name", "members", NULL};
     const char *path = "spec.memberSets";
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *l = field(spec, "memberSets");
-    if (l == NULL || !is_kind(c, l, GF__Y_SEQ, path))
+    const struct gf_ynode *l = field(spec, "memberSets");
+    if (l == NULL || !is_kind(c, l, GF_Y_SEQ, path))
         return;
     c->sets = gf_calloc(l->n + 1, sizeof(*c->sets));
     for (size_t i = 0; i < l->n; i++) {
-        const struct gf__ynode *s = l->kids[i];
+        const struct gf_ynode *s = l->kids[i];
         idx(cp, path, i);
-        if (!is_kind(c, s, GF__Y_MAP, cp))
+        if (!is_kind(c, s, GF_Y_MAP, cp))
             continue;
         check_fields(c, s, cp, allowed);
         char *name = get_str(c, s, cp, "name", true, NAME_LABEL);
-        const struct gf__ynode *ml = field(s, "members");
+        const struct gf_ynode *ml = field(s, "members");
         char mp[PATH_MAX_LEN];
         if (ml == NULL)
             missing(c, s, cp, "members");
-        else if (!is_kind(c, ml, GF__Y_SEQ, sub(mp, cp, "members")))
+        else if (!is_kind(c, ml, GF_Y_SEQ, sub(mp, cp, "members")))
             ml = NULL;
         if (name == NULL || ml == NULL) {
             gf_free(name);
@@ -706,10 +702,10 @@ static void expand_set(struct pctx *c, struct mset *s, struct mset **stack,
     s->bits = gf_calloc(nm + 1, 1);
     stack[depth] = s;
     for (size_t i = 0; i < s->list->n; i++) {
-        const struct gf__ynode *v = s->list->kids[i];
+        const struct gf_ynode *v = s->list->kids[i];
         char cp[PATH_MAX_LEN];
         idx(cp, s->path, i);
-        if (!is_kind(c, v, GF__Y_SCALAR, cp))
+        if (!is_kind(c, v, GF_Y_SCALAR, cp))
             continue;
         int m = gf_policy_member_index(c->p, v->str);
         if (m >= 0) {
@@ -756,16 +752,16 @@ static void expand_sets(struct pctx *c)
 }
 
 /* One {member, flavor} entry r (at rp) of flavor class ci. */
-static void parse_class_ref(struct pctx *c, const struct gf__ynode *r,
+static void parse_class_ref(struct pctx *c, const struct gf_ynode *r,
                             const char *rp, size_t ci)
 {
     static const char *const ref_allowed[] = {"member", "flavor", NULL};
     struct gf_policy *p = c->p;
     struct gf_policy_flavor_class *fc = &p->classes[ci];
-    if (!is_kind(c, r, GF__Y_MAP, rp))
+    if (!is_kind(c, r, GF_Y_MAP, rp))
         return;
     check_fields(c, r, rp, ref_allowed);
-    const struct gf__ynode *mv = field(r, "member");
+    const struct gf_ynode *mv = field(r, "member");
     char mp[PATH_MAX_LEN];
     if (mv == NULL) {
         missing(c, r, rp, "member");
@@ -794,20 +790,20 @@ static void parse_class_ref(struct pctx *c, const struct gf__ynode *r,
 }
 
 /* One flavorEquivalence entry e (at cp). */
-static void parse_class(struct pctx *c, const struct gf__ynode *e,
+static void parse_class(struct pctx *c, const struct gf_ynode *e,
                         const char *cp)
 {
     static const char *const allowed[] = {"name", "flavors", NULL};
     char fp[PATH_MAX_LEN], rp[PATH_MAX_LEN];
     struct gf_policy *p = c->p;
-    if (!is_kind(c, e, GF__Y_MAP, cp))
+    if (!is_kind(c, e, GF_Y_MAP, cp))
         return;
     check_fields(c, e, cp, allowed);
     char *name = get_str(c, e, cp, "name", true, NAME_SUBDOMAIN);
-    const struct gf__ynode *fl = field(e, "flavors");
+    const struct gf_ynode *fl = field(e, "flavors");
     if (fl == NULL)
         missing(c, e, cp, "flavors");
-    else if (!is_kind(c, fl, GF__Y_SEQ, sub(fp, cp, "flavors")))
+    else if (!is_kind(c, fl, GF_Y_SEQ, sub(fp, cp, "flavors")))
         fl = NULL;
     if (name == NULL || fl == NULL) {
         gf_free(name);
@@ -824,27 +820,27 @@ static void parse_class(struct pctx *c, const struct gf__ynode *e,
         parse_class_ref(c, fl->kids[j], idx(rp, fp, j), ci);
 }
 
-static void parse_classes(struct pctx *c, const struct gf__ynode *spec)
+static void parse_classes(struct pctx *c, const struct gf_ynode *spec)
 {
     const char *path = "spec.flavorEquivalence";
     char cp[PATH_MAX_LEN];
     struct gf_policy *p = c->p;
-    const struct gf__ynode *l = field(spec, "flavorEquivalence");
-    if (l == NULL || !is_kind(c, l, GF__Y_SEQ, path))
+    const struct gf_ynode *l = field(spec, "flavorEquivalence");
+    if (l == NULL || !is_kind(c, l, GF_Y_SEQ, path))
         return;
     p->classes = gf_calloc(l->n + 1, sizeof(*p->classes));
     for (size_t i = 0; i < l->n; i++)
         parse_class(c, l->kids[i], idx(cp, path, i));
 }
 
-static void parse_overflow(struct pctx *c, const struct gf__ynode *g,
+static void parse_overflow(struct pctx *c, const struct gf_ynode *g,
                            const char *path, struct gf_policy_group *out)
 {
     static const char *const allowed[] = {"namespaces", "jobKinds",
                                           "minPriority", NULL};
     char cp[PATH_MAX_LEN], vp[PATH_MAX_LEN];
-    const struct gf__ynode *o = field(g, "overflow"), *v;
-    if (o != NULL && is_kind(c, o, GF__Y_MAP, sub(cp, path, "overflow"))) {
+    const struct gf_ynode *o = field(g, "overflow"), *v;
+    if (o != NULL && is_kind(c, o, GF_Y_MAP, sub(cp, path, "overflow"))) {
         check_fields(c, o, cp, allowed);
         if ((v = field(o, "namespaces")) != NULL) {
             out->n_namespaces =
@@ -861,7 +857,7 @@ static void parse_overflow(struct pctx *c, const struct gf__ynode *g,
             out->n_job_kinds =
                 get_str_list(c, v, sub(vp, cp, "jobKinds"), &out->job_kinds);
         if ((v = field(o, "minPriority")) != NULL &&
-            is_kind(c, v, GF__Y_SCALAR, sub(vp, cp, "minPriority"))) {
+            is_kind(c, v, GF_Y_SCALAR, sub(vp, cp, "minPriority"))) {
             int64_t x;
             if (gf_parse_i64(v->str, &x) != 0 || x < INT32_MIN || x > INT32_MAX)
                 perr(c, v, vp,
@@ -882,7 +878,7 @@ static void parse_overflow(struct pctx *c, const struct gf__ynode *g,
     }
 }
 
-static void parse_group(struct pctx *c, const struct gf__ynode *g,
+static void parse_group(struct pctx *c, const struct gf_ynode *g,
                         const char *path, struct gf_policy_group *out)
 {
     static const char *const allowed[] = {
@@ -892,14 +888,14 @@ static void parse_group(struct pctx *c, const struct gf__ynode *g,
     static const char *const modes[] = {"redirect", "loan", "both", NULL};
     static const char *const res_allowed[] = {"gpus", "fraction", NULL};
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *v;
+    const struct gf_ynode *v;
 
     out->pos.line = g->line;
     out->pos.col = g->col;
     out->modes = GF_MODE_REDIRECT;
     out->reserve.gpus = GF_NO_CAP;
     out->reserve.fraction_ppm = -1;
-    if (!is_kind(c, g, GF__Y_MAP, path))
+    if (!is_kind(c, g, GF_Y_MAP, path))
         return;
     check_fields(c, g, path, allowed);
     out->name = get_str(c, g, path, "name", true, NAME_LABEL);
@@ -914,18 +910,18 @@ static void parse_group(struct pctx *c, const struct gf__ynode *g,
         missing(c, g, path, "clusterQueues");
     parse_overflow(c, g, path, out);
     if ((v = field(g, "reserve")) != NULL &&
-        is_kind(c, v, GF__Y_MAP, sub(cp, path, "reserve"))) {
+        is_kind(c, v, GF_Y_MAP, sub(cp, path, "reserve"))) {
         check_fields(c, v, cp, res_allowed);
         get_cap(c, v, cp, "gpus", "fraction", &out->reserve);
     }
 }
 
 /* The member named by entry e's "member" field (at ep), or -1. */
-static int entry_member(struct pctx *c, const struct gf__ynode *e,
+static int entry_member(struct pctx *c, const struct gf_ynode *e,
                         const char *ep)
 {
     char fp[PATH_MAX_LEN];
-    const struct gf__ynode *mv = field(e, "member");
+    const struct gf_ynode *mv = field(e, "member");
     if (mv == NULL) {
         missing(c, e, ep, "member");
         return -1;
@@ -934,13 +930,13 @@ static int entry_member(struct pctx *c, const struct gf__ynode *e,
 }
 
 /* One clusterQueues entry q (at qp) of group gi. */
-static void resolve_queue(struct pctx *c, const struct gf__ynode *q,
+static void resolve_queue(struct pctx *c, const struct gf_ynode *q,
                           const char *qp, size_t gi)
 {
     static const char *const q_allowed[] = {"member", "name", NULL};
     struct gf_policy *p = c->p;
     struct gf_policy_group *out = &p->groups[gi];
-    if (!is_kind(c, q, GF__Y_MAP, qp))
+    if (!is_kind(c, q, GF_Y_MAP, qp))
         return;
     check_fields(c, q, qp, q_allowed);
     int m = entry_member(c, q, qp);
@@ -971,11 +967,11 @@ static void resolve_queue(struct pctx *c, const struct gf__ynode *q,
 }
 
 /* One namespaceMapping entry e (at ep) of group out. */
-static void resolve_ns_map(struct pctx *c, const struct gf__ynode *e,
+static void resolve_ns_map(struct pctx *c, const struct gf_ynode *e,
                            const char *ep, struct gf_policy_group *out)
 {
     static const char *const m_allowed[] = {"member", "from", "to", NULL};
-    if (!is_kind(c, e, GF__Y_MAP, ep))
+    if (!is_kind(c, e, GF_Y_MAP, ep))
         return;
     check_fields(c, e, ep, m_allowed);
     int m = entry_member(c, e, ep);
@@ -998,13 +994,13 @@ static void resolve_ns_map(struct pctx *c, const struct gf__ynode *e,
 }
 
 /* Pass two for a group: member references and ClusterQueue claims. */
-static void resolve_group(struct pctx *c, const struct gf__ynode *g,
+static void resolve_group(struct pctx *c, const struct gf_ynode *g,
                           const char *path, size_t gi)
 {
     struct gf_policy_group *out = &c->p->groups[gi];
     char cp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
-    const struct gf__ynode *l = field(g, "clusterQueues");
-    if (l != NULL && is_kind(c, l, GF__Y_SEQ, sub(cp, path, "clusterQueues"))) {
+    const struct gf_ynode *l = field(g, "clusterQueues");
+    if (l != NULL && is_kind(c, l, GF_Y_SEQ, sub(cp, path, "clusterQueues"))) {
         if (l->n == 0)
             perr(c, l, cp, "expected at least one ClusterQueue");
         out->queues = gf_calloc(l->n + 1, sizeof(*out->queues));
@@ -1013,24 +1009,24 @@ static void resolve_group(struct pctx *c, const struct gf__ynode *g,
     }
     l = field(g, "namespaceMapping");
     if (l != NULL &&
-        is_kind(c, l, GF__Y_SEQ, sub(cp, path, "namespaceMapping"))) {
+        is_kind(c, l, GF_Y_SEQ, sub(cp, path, "namespaceMapping"))) {
         out->ns_map = gf_calloc(l->n + 1, sizeof(*out->ns_map));
         for (size_t i = 0; i < l->n; i++)
             resolve_ns_map(c, l->kids[i], idx(ep, cp, i), out);
     }
 }
 
-static void parse_groups(struct pctx *c, const struct gf__ynode *spec)
+static void parse_groups(struct pctx *c, const struct gf_ynode *spec)
 {
     const char *path = "spec.groups";
     char cp[PATH_MAX_LEN];
     struct gf_policy *p = c->p;
-    const struct gf__ynode *l = field(spec, "groups");
+    const struct gf_ynode *l = field(spec, "groups");
     if (l == NULL) {
         missing(c, spec, "spec", "groups");
         return;
     }
-    if (!is_kind(c, l, GF__Y_SEQ, path))
+    if (!is_kind(c, l, GF_Y_SEQ, path))
         return;
     if (l->n > GF_POLICY_MAX_GROUPS) {
         perr(c, l, path, "too many groups (%zu): at most %d", l->n,
@@ -1057,22 +1053,22 @@ static void parse_groups(struct pctx *c, const struct gf__ynode *spec)
         gf_htab_put(&p->idx->groups, g->name, strlen(g->name), (void *)(i + 1));
     }
     for (size_t i = 0; i < l->n; i++)
-        if (l->kids[i]->kind == GF__Y_MAP)
+        if (l->kids[i]->kind == GF_Y_MAP)
             resolve_group(c, l->kids[i], idx(cp, path, i), i);
 }
 
 /* Expands a lenders/borrowers list into a member bitmap. */
-static unsigned char *member_list(struct pctx *c, const struct gf__ynode *r,
+static unsigned char *member_list(struct pctx *c, const struct gf_ynode *r,
                                   const char *path, const char *key)
 {
     char cp[PATH_MAX_LEN], ip[PATH_MAX_LEN];
     size_t nm = c->p->n_members;
-    const struct gf__ynode *l = field(r, key);
+    const struct gf_ynode *l = field(r, key);
     if (l == NULL) {
         missing(c, r, path, key);
         return NULL;
     }
-    if (!is_kind(c, l, GF__Y_SEQ, sub(cp, path, key)))
+    if (!is_kind(c, l, GF_Y_SEQ, sub(cp, path, key)))
         return NULL;
     if (l->n == 0) {
         perr(c, l, cp, "expected at least one member, member set or \"*\"");
@@ -1080,9 +1076,9 @@ static unsigned char *member_list(struct pctx *c, const struct gf__ynode *r,
     }
     unsigned char *bits = gf_calloc(nm + 1, 1);
     for (size_t i = 0; i < l->n; i++) {
-        const struct gf__ynode *v = l->kids[i];
+        const struct gf_ynode *v = l->kids[i];
         idx(ip, cp, i);
-        if (!is_kind(c, v, GF__Y_SCALAR, ip))
+        if (!is_kind(c, v, GF_Y_SCALAR, ip))
             continue;
         if (strcmp(v->str, "*") == 0) {
             memset(bits, 1, nm);
@@ -1117,7 +1113,7 @@ static size_t *bits_to_list(const unsigned char *bits, size_t n, size_t *len)
     return l;
 }
 
-static void parse_rule(struct pctx *c, const struct gf__ynode *r,
+static void parse_rule(struct pctx *c, const struct gf_ynode *r,
                        const char *path, size_t ri)
 {
     static const char *const allowed[] = {"name",        "lenders", "borrowers",
@@ -1127,13 +1123,13 @@ static void parse_rule(struct pctx *c, const struct gf__ynode *r,
     struct gf_policy *p = c->p;
     struct gf_policy_rule *out = &p->rules[ri];
     char cp[PATH_MAX_LEN], ip[PATH_MAX_LEN];
-    const struct gf__ynode *v;
+    const struct gf_ynode *v;
 
     out->pos.line = r->line;
     out->pos.col = r->col;
     out->max.gpus = GF_NO_CAP;
     out->max.fraction_ppm = -1;
-    if (!is_kind(c, r, GF__Y_MAP, path))
+    if (!is_kind(c, r, GF_Y_MAP, path))
         return;
     check_fields(c, r, path, allowed);
     out->name = get_str(c, r, path, "name", false, NAME_SUBDOMAIN);
@@ -1157,12 +1153,12 @@ static void parse_rule(struct pctx *c, const struct gf__ynode *r,
         out->borrowers = bits_to_list(p->idx->rule_borrowers[ri], p->n_members,
                                       &out->n_borrowers);
     if ((v = field(r, "groups")) != NULL &&
-        is_kind(c, v, GF__Y_SEQ, sub(cp, path, "groups"))) {
+        is_kind(c, v, GF_Y_SEQ, sub(cp, path, "groups"))) {
         out->groups = gf_calloc(v->n + 1, sizeof(*out->groups));
         for (size_t i = 0; i < v->n; i++) {
-            const struct gf__ynode *gv = v->kids[i];
+            const struct gf_ynode *gv = v->kids[i];
             idx(ip, cp, i);
-            if (!is_kind(c, gv, GF__Y_SCALAR, ip))
+            if (!is_kind(c, gv, GF_Y_SCALAR, ip))
                 continue;
             int g = gf_policy_group_index(p, gv->str);
             if (g < 0) {
@@ -1230,7 +1226,7 @@ static bool common_pair(const struct gf_policy *p, size_t i, size_t j,
 }
 
 static void check_contradictions(struct pctx *c,
-                                 const struct gf__ynode *const *nodes)
+                                 const struct gf_ynode *const *nodes)
 {
     struct gf_policy *p = c->p;
     char cp[PATH_MAX_LEN];
@@ -1258,22 +1254,22 @@ static void check_contradictions(struct pctx *c,
     }
 }
 
-static void parse_sharing(struct pctx *c, const struct gf__ynode *spec)
+static void parse_sharing(struct pctx *c, const struct gf_ynode *spec)
 {
     static const char *const allowed[] = {"default", "rules", NULL};
     static const char *const defaults[] = {"allow", "deny", NULL};
     const char *path = "spec.sharing";
     char cp[PATH_MAX_LEN], rp[PATH_MAX_LEN];
     struct gf_policy *p = c->p;
-    const struct gf__ynode *s = field(spec, "sharing"), *v;
-    if (s == NULL || !is_kind(c, s, GF__Y_MAP, path))
+    const struct gf_ynode *s = field(spec, "sharing"), *v;
+    if (s == NULL || !is_kind(c, s, GF_Y_MAP, path))
         return;
     check_fields(c, s, path, allowed);
     if ((v = field(s, "default")) != NULL)
         p->default_deny =
             get_enum(c, v, sub(cp, path, "default"), defaults) == 1;
-    const struct gf__ynode *l = field(s, "rules");
-    if (l == NULL || !is_kind(c, l, GF__Y_SEQ, sub(cp, path, "rules")))
+    const struct gf_ynode *l = field(s, "rules");
+    if (l == NULL || !is_kind(c, l, GF_Y_SEQ, sub(cp, path, "rules")))
         return;
     if (l->n > GF_POLICY_MAX_RULES) {
         perr(c, l, cp, "too many rules (%zu): at most %d", l->n,
@@ -1286,7 +1282,7 @@ static void parse_sharing(struct pctx *c, const struct gf__ynode *spec)
     p->idx->rule_borrowers = gf_calloc(l->n + 1, sizeof(unsigned char *));
     for (size_t i = 0; i < l->n; i++)
         parse_rule(c, l->kids[i], idx(rp, cp, i), i);
-    check_contradictions(c, (const struct gf__ynode *const *)l->kids);
+    check_contradictions(c, (const struct gf_ynode *const *)l->kids);
 }
 
 static void timing_defaults(struct gf_policy *p)
@@ -1305,12 +1301,12 @@ static void timing_defaults(struct gf_policy *p)
 }
 
 /* The durations of spec.timing (m), and their lower bounds. */
-static void timing_durations(struct pctx *c, const struct gf__ynode *m,
+static void timing_durations(struct pctx *c, const struct gf_ynode *m,
                              const char *path)
 {
     char cp[PATH_MAX_LEN];
     struct gf_policy_timing *t = &c->p->timing;
-    const struct gf__ynode *v;
+    const struct gf_ynode *v;
     struct {
         const char *key;
         int64_t *dst;
@@ -1338,11 +1334,11 @@ static void timing_durations(struct pctx *c, const struct gf__ynode *m,
              "expected a duration greater than 0");
 }
 
-static void timing_drift(struct pctx *c, const struct gf__ynode *m,
+static void timing_drift(struct pctx *c, const struct gf_ynode *m,
                          const char *path)
 {
     char cp[PATH_MAX_LEN];
-    const struct gf__ynode *v = field(m, "clockDrift");
+    const struct gf_ynode *v = field(m, "clockDrift");
     int32_t ppm;
     if (v == NULL || !get_fraction(c, v, sub(cp, path, "clockDrift"), &ppm))
         return;
@@ -1354,8 +1350,8 @@ static void timing_drift(struct pctx *c, const struct gf__ynode *m,
 }
 
 /* Appends victim key e unless it is already there (then an error). */
-static void add_victim(struct pctx *c, const struct gf__ynode *v,
-                       const char *ip, int e, const char *const *victims)
+static void add_victim(struct pctx *c, const struct gf_ynode *v, const char *ip,
+                       int e, const char *const *victims)
 {
     struct gf_policy *p = c->p;
     for (size_t j = 0; j < p->n_victim_order; j++)
@@ -1366,15 +1362,15 @@ static void add_victim(struct pctx *c, const struct gf__ynode *v,
     p->victim_order[p->n_victim_order++] = (enum gf_victim_key)e;
 }
 
-static void timing_victims(struct pctx *c, const struct gf__ynode *m,
+static void timing_victims(struct pctx *c, const struct gf_ynode *m,
                            const char *path)
 {
     static const char *const victims[] = {
         "lowestPriority", "newest", "oldest", "largest", "smallest", NULL};
     char cp[PATH_MAX_LEN], ip[PATH_MAX_LEN];
     struct gf_policy *p = c->p;
-    const struct gf__ynode *v = field(m, "victimOrder");
-    if (v == NULL || !is_kind(c, v, GF__Y_SEQ, sub(cp, path, "victimOrder")))
+    const struct gf_ynode *v = field(m, "victimOrder");
+    if (v == NULL || !is_kind(c, v, GF_Y_SEQ, sub(cp, path, "victimOrder")))
         return;
     if (v->n == 0 || v->n > GF_VICTIM_MAX_KEYS) {
         perr(c, v, cp, "expected 1 to %d keys", GF_VICTIM_MAX_KEYS);
@@ -1392,16 +1388,16 @@ static void timing_victims(struct pctx *c, const struct gf__ynode *m,
     }
 }
 
-static void parse_timing(struct pctx *c, const struct gf__ynode *spec)
+static void parse_timing(struct pctx *c, const struct gf_ynode *spec)
 {
     static const char *const allowed[] = {
         "overflowAfter", "leaseDuration", "clockDrift",
         "fenceMargin",   "admitTimeout",  "reclaimAfter",
         "gracePeriod",   "victimOrder",   NULL};
     const char *path = "spec.timing";
-    const struct gf__ynode *m = field(spec, "timing");
+    const struct gf_ynode *m = field(spec, "timing");
     timing_defaults(c->p);
-    if (m == NULL || !is_kind(c, m, GF__Y_MAP, path))
+    if (m == NULL || !is_kind(c, m, GF_Y_MAP, path))
         return;
     check_fields(c, m, path, allowed);
     timing_durations(c, m, path);
@@ -1409,14 +1405,14 @@ static void parse_timing(struct pctx *c, const struct gf__ynode *spec)
     timing_victims(c, m, path);
 }
 
-static void parse_spec(struct pctx *c, const struct gf__ynode *spec)
+static void parse_spec(struct pctx *c, const struct gf_ynode *spec)
 {
     static const char *const allowed[] = {
         "resource", "locality", "members", "memberSets", "flavorEquivalence",
         "groups",   "sharing",  "timing",  NULL};
     char cp[PATH_MAX_LEN];
     struct gf_policy *p = c->p;
-    const struct gf__ynode *v;
+    const struct gf_ynode *v;
     check_fields(c, spec, "spec", allowed);
     p->resource = get_str(c, spec, "spec", "resource", false, NAME_ANY);
     if (p->resource == NULL)
@@ -1433,27 +1429,27 @@ static void parse_spec(struct pctx *c, const struct gf__ynode *spec)
     parse_timing(c, spec);
 }
 
-static void parse_root(struct pctx *c, const struct gf__ynode *root)
+static void parse_root(struct pctx *c, const struct gf_ynode *root)
 {
     static const char *const allowed[] = {"apiVersion", "kind", "metadata",
                                           "spec", NULL};
     static const char *const meta_allowed[] = {"name", "namespace", "labels",
                                                "annotations", NULL};
-    const struct gf__ynode *v;
-    if (!is_kind(c, root, GF__Y_MAP, ""))
+    const struct gf_ynode *v;
+    if (!is_kind(c, root, GF_Y_MAP, ""))
         return;
     check_fields(c, root, "", allowed);
     if ((v = field(root, "apiVersion")) == NULL)
         missing(c, root, "", "apiVersion");
-    else if (v->kind != GF__Y_SCALAR ||
+    else if (v->kind != GF_Y_SCALAR ||
              strcmp(v->str, GF_POLICY_API_VERSION) != 0)
         perr(c, v, "apiVersion", "expected \"%s\"", GF_POLICY_API_VERSION);
     if ((v = field(root, "kind")) == NULL)
         missing(c, root, "", "kind");
-    else if (v->kind != GF__Y_SCALAR || strcmp(v->str, GF_POLICY_KIND) != 0)
+    else if (v->kind != GF_Y_SCALAR || strcmp(v->str, GF_POLICY_KIND) != 0)
         perr(c, v, "kind", "expected \"%s\"", GF_POLICY_KIND);
     if ((v = field(root, "metadata")) != NULL &&
-        is_kind(c, v, GF__Y_MAP, "metadata")) {
+        is_kind(c, v, GF_Y_MAP, "metadata")) {
         check_fields(c, v, "metadata", meta_allowed);
         c->p->name = get_str(c, v, "metadata", "name", false, NAME_SUBDOMAIN);
     }
@@ -1461,17 +1457,17 @@ static void parse_root(struct pctx *c, const struct gf__ynode *root)
         c->p->name = gf_strdup("default");
     if ((v = field(root, "spec")) == NULL)
         missing(c, root, "", "spec");
-    else if (is_kind(c, v, GF__Y_MAP, "spec"))
+    else if (is_kind(c, v, GF_Y_MAP, "spec"))
         parse_spec(c, v);
 }
 
 int gf_policy_parse(const char *buf, size_t len, struct gf_policy **out,
                     struct gf_policy_diag *diag)
 {
-    struct gf__ynode *root = NULL;
+    struct gf_ynode *root = NULL;
+    struct gf_yaml_error yerr;
     struct pctx c;
-    int line, col, rc;
-    char msg[256];
+    int rc;
     size_t first = diag->n;
 
     *out = NULL;
@@ -1482,9 +1478,10 @@ int gf_policy_parse(const char *buf, size_t len, struct gf_policy **out,
         diag_add(diag, 0, 0, "", m);
         return GF_E2BIG;
     }
-    rc = gf__yaml_load(buf, len, &root, &line, &col, msg, sizeof(msg));
+    /* The defaults: no aliases, one document, the hard caps. */
+    rc = gf_yaml_load(buf, len, NULL, &root, &yerr);
     if (rc != 0) {
-        diag_add(diag, line, col, "", msg);
+        diag_add(diag, yerr.line, yerr.col, "", yerr.msg);
         return GF_ECONFIG;
     }
     if (root == NULL) {
@@ -1503,7 +1500,7 @@ int gf_policy_parse(const char *buf, size_t len, struct gf_policy **out,
     }
     gf_free(c.sets);
     gf_free(c.group_nodes);
-    gf__ynode_free(root);
+    gf_ynode_free(root);
     if (diag->n > first || diag->dropped > 0) {
         qsort(diag->errs + first, diag->n - first, sizeof(*diag->errs),
               err_cmp);

@@ -350,7 +350,7 @@ static void reclaim(struct pass *ps, struct gf_actions *out)
     struct gf_htab demand;
     gf_htab_init(&demand, GF_HTAB_OWN_KEYS);
     for (const struct gf_ledger_wl *w = gf_ledger_pending_first(ps->l);
-         w != NULL; w = w->next) {
+         w != NULL; w = gf_ledger_pending_next(ps->l, w)) {
         if (w->cq == NULL || w->cq->member->fresh != GF_FRESH_SYNCED ||
             ps->now - w->pending_since_ms < ps->p->timing.reclaim_after_ms)
             continue;
@@ -647,7 +647,7 @@ static void starts(struct pass *ps, struct gf_actions *out)
     size_t n = gf_ledger_n_pending(ps->l), k = 0;
     const struct gf_ledger_wl **v = gf_calloc(n + 1, sizeof(*v));
     for (const struct gf_ledger_wl *w = gf_ledger_pending_first(ps->l);
-         w != NULL && k < n; w = w->next)
+         w != NULL && k < n; w = gf_ledger_pending_next(ps->l, w))
         v[k++] = w;
     qsort(v, k, sizeof(*v), cmp_pending);
     for (size_t i = 0; i < k; i++) {

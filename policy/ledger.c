@@ -40,7 +40,7 @@ struct gf_ledger {
     struct gf_htab leases;    /* name -> gf_ledger_lease */
     struct gf_htab pairs;     /* lender\0borrower -> pair */
     struct gf_htab wl_leases; /* member\0ns\0name -> wl_leases */
-    struct gf_ledger_wl *pending;
+    struct gf_list pending;   /* of gf_ledger_wl.pending_link */
     size_t n_pending;
 };
 
@@ -253,20 +253,10 @@ static void contrib(struct gf_ledger *l, struct gf_ledger_wl *w, int sign)
         w->cq->pending += g;
         w->cq->n_pending += (size_t)(ptrdiff_t)sign;
         if (sign > 0) {
-            w->prev = NULL;
-            w->next = l->pending;
-            if (l->pending != NULL)
-                l->pending->prev = w;
-            l->pending = w;
+            gf_list_push_front(&l->pending, &w->pending_link);
             l->n_pending++;
         } else {
-            if (w->prev != NULL)
-                w->prev->next = w->next;
-            else
-                l->pending = w->next;
-            if (w->next != NULL)
-                w->next->prev = w->prev;
-            w->prev = w->next = NULL;
+            gf_list_remove(&w->pending_link);
             l->n_pending--;
         }
         return;
@@ -499,7 +489,15 @@ void gf_ledger_workload_leases(const struct gf_ledger *l, const char *member,
 
 const struct gf_ledger_wl *gf_ledger_pending_first(const struct gf_ledger *l)
 {
-    return l->pending;
+    const struct gf_list *n = gf_list_first(&l->pending);
+    return n ? GF_LIST_ENTRY(n, const struct gf_ledger_wl, pending_link) : NULL;
+}
+
+const struct gf_ledger_wl *gf_ledger_pending_next(const struct gf_ledger *l,
+                                                  const struct gf_ledger_wl *w)
+{
+    const struct gf_list *n = gf_list_next(&l->pending, &w->pending_link);
+    return n ? GF_LIST_ENTRY(n, const struct gf_ledger_wl, pending_link) : NULL;
 }
 
 size_t gf_ledger_n_pending(const struct gf_ledger *l)
@@ -711,7 +709,8 @@ static int verify_members(const struct gf_ledger *l, struct gf_htab *t,
 static int verify_pending(const struct gf_ledger *l, char *why, size_t cap)
 {
     size_t n = 0;
-    for (const struct gf_ledger_wl *w = l->pending; w != NULL; w = w->next) {
+    for (const struct gf_ledger_wl *w = gf_ledger_pending_first(l); w != NULL;
+         w = gf_ledger_pending_next(l, w)) {
         CHECK(w->state == GF_WL_PENDING && w->cq != NULL,
               "non-pending workload %s/%s on the pending list", w->namespace,
               w->name);
@@ -719,6 +718,20 @@ static int verify_pending(const struct gf_ledger *l, char *why, size_t cap)
     }
     CHECK(n == l->n_pending, "pending list has %zu entries, count %zu", n,
           l->n_pending);
+    /* And every pending Workload is on it. */
+    struct gf_htab_iter it;
+    void *v;
+    const struct gf_ledger_wl *off = NULL;
+    gf_htab_iter_init(&it, &l->wls);
+    while (off == NULL && gf_htab_next(&it, NULL, NULL, &v)) {
+        const struct gf_ledger_wl *w = v;
+        if (w->state == GF_WL_PENDING && w->cq != NULL &&
+            !gf_list_linked(&w->pending_link))
+            off = w;
+    }
+    gf_htab_iter_end(&it);
+    CHECK(off == NULL, "pending workload %s/%s is not on the pending list",
+          off ? off->namespace : "", off ? off->name : "");
     return 0;
 }
 

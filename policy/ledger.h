@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/list.h"
 #include "policy/lease.h"
 
 /* A borrowingLimit or lendingLimit that is not set. */
@@ -123,8 +124,9 @@ struct gf_ledger_wl {
     int32_t priority;
     enum gf_wl_state state;
     int64_t pending_since_ms;
-    /* Intrusive list of PENDING Workloads (unordered). */
-    struct gf_ledger_wl *prev, *next;
+    /* The ledger's list of PENDING Workloads with a known ClusterQueue.
+     * Private to the ledger: walk it with gf_ledger_pending_first/next. */
+    struct gf_list pending_link;
 };
 
 struct gf_ledger_lease {
@@ -190,8 +192,14 @@ void gf_ledger_workload_leases(const struct gf_ledger *l, const char *member,
                                const char *ns, const char *name, size_t *live,
                                uint64_t *max_epoch);
 
-/* Iteration (order unspecified; sort when order matters). */
+/*
+ * Iteration (order unspecified; sort when order matters). The pending
+ * Workloads (PENDING, with a known ClusterQueue): first, then next of the
+ * previous one, NULL at the end; any update of the ledger ends the walk.
+ */
 const struct gf_ledger_wl *gf_ledger_pending_first(const struct gf_ledger *l);
+const struct gf_ledger_wl *gf_ledger_pending_next(const struct gf_ledger *l,
+                                                  const struct gf_ledger_wl *w);
 size_t gf_ledger_n_pending(const struct gf_ledger *l);
 size_t gf_ledger_n_workloads(const struct gf_ledger *l);
 /* Fills out[0..n) with up to cap leases; returns the total count. */

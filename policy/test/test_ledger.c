@@ -255,6 +255,97 @@ static struct gf_lease mk_lease(const char *name, enum gf_lease_phase ph,
     return x;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names on the pending list, sorted, as "a b c"; each at most once. */
+static const char *pending_names(const struct gf_ledger *l)
+{
+    static char out[256];
+    const char *names[16] = {0};
+    size_t n = 0, off = 0;
+    for (const struct gf_ledger_wl *w = gf_ledger_pending_first(l); w != NULL;
+         w = gf_ledger_pending_next(l, w)) {
+        assert_true(n < 16);
+        names[n++] = w->name;
+    }
+    assert_int_equal(n, gf_ledger_n_pending(l));
+    qsort(names, n, sizeof(names[0]), cmp_str);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            assert_int_not_equal(strcmp(names[i - 1], names[i]), 0);
+        off += (size_t)snprintf(out + off, sizeof(out) - off, "%s%s",
+                                i ? " " : "", names[i]);
+    }
+    return out;
+}
+
+/* The pending list through gf_ledger_pending_first/next, as decide walks
+ * it: removal from its front, middle and back, a Workload pending again,
+ * a replaced pending Workload (on the list once), and one whose
+ * ClusterQueue is unknown (never on it). */
+static void test_pending_walk(void **state)
+{
+    (void)state;
+    struct gf_ledger *l = gf_ledger_new(GPU);
+    struct gf_cq_quota q = {"a100", GPU, 8, GF_NO_LIMIT, GF_NO_LIMIT};
+    assert_int_equal(gf_ledger_member_set(l, "m", GF_FRESH_SYNCED, 0), 0);
+    assert_int_equal(gf_ledger_cq_set(l, "m", "cq", &q, 1), 0);
+    assert_null(gf_ledger_pending_first(l));
+    assert_string_equal(pending_names(l), "");
+
+    static const char *const names[] = {"w0", "w1", "w2", "w3", "w4"};
+    struct gf_workload w = {"m",         "ns", NULL, "uid",         "cq", NULL,
+                            "batch/Job", 1,    0,    GF_WL_PENDING, 0};
+    for (size_t i = 0; i < 5; i++) {
+        w.name = names[i];
+        assert_int_equal(gf_ledger_workload_set(l, &w), 0);
+    }
+    struct gf_workload lost = w;
+    lost.name = "lost";
+    lost.cluster_queue = NULL;
+    assert_int_equal(gf_ledger_workload_set(l, &lost), 0);
+    assert_string_equal(pending_names(l), "w0 w1 w2 w3 w4");
+    assert_verified(l);
+
+    /* Replacing a pending Workload keeps it on the list once. */
+    w.name = "w1";
+    w.gpus = 2;
+    assert_int_equal(gf_ledger_workload_set(l, &w), 0);
+    assert_string_equal(pending_names(l), "w0 w1 w2 w3 w4");
+
+    /* Off the list from both ends and the middle. */
+    w.name = "w4";
+    w.state = GF_WL_ADMITTED;
+    w.flavor = "a100";
+    assert_int_equal(gf_ledger_workload_set(l, &w), 0);
+    w.name = "w0";
+    w.state = GF_WL_RESERVED;
+    assert_int_equal(gf_ledger_workload_set(l, &w), 0);
+    assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w2"), 0);
+    assert_string_equal(pending_names(l), "w1 w3");
+    assert_verified(l);
+
+    /* Evicted: pending again. */
+    w.name = "w0";
+    w.state = GF_WL_PENDING;
+    w.flavor = NULL;
+    assert_int_equal(gf_ledger_workload_set(l, &w), 0);
+    assert_string_equal(pending_names(l), "w0 w1 w3");
+    assert_int_equal(gf_ledger_cq(l, "m", "cq")->n_pending, 3);
+    assert_verified(l);
+
+    assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w1"), 0);
+    assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w3"), 0);
+    assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w0"), 0);
+    assert_null(gf_ledger_pending_first(l));
+    assert_verified(l);
+    gf_ledger_free(l);
+}
+
 static void test_lease_phases(void **state)
 {
     (void)state;
@@ -440,6 +531,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_workload_transitions, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_pending_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_phases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_detects_drift, setup,
