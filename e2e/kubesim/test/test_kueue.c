@@ -173,8 +173,7 @@ static void check_borrowed(struct ks_kqtk *t, const char *spec)
 static void run_case(const struct kq_case *c)
 {
     struct ks_kqtk t;
-    if (!ks_kqtk_start(&t))
-        skip();
+    ks_kqtk_start(&t);
     ks_kqtk_apply(&t, c->setup);
     ks_kqtk_settle(&t);
     for (size_t i = 0; i < 6 && c->first[i].name != NULL; i++)
