@@ -223,6 +223,28 @@ static void test_pods_wait_for_gpu_capacity(void **s)
     renv_stop(&e);
 }
 
+/*
+ * Capacity is per node: with two nodes of 4 GPUs, pods of 3 GPUs run one
+ * per node, and a third waits although 2 GPUs are free in all.
+ */
+static void test_gpu_capacity_is_counted_per_node(void **s)
+{
+    (void)s;
+    struct renv e;
+    renv_start(&e, 2, 4, 1.0);
+    create_job(&e, "j", 3, 3, "kubesim.gpufed.io/duration: 10s", 6);
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(pods(&e, "Running", true), 2);
+    assert_int_equal(pods(&e, "Pending", false), 1);
+    struct gf_ks_runner_stats st;
+    gf_ks_runner_stats(e.r, &st);
+    assert_int_equal(st.free_gpus, 2);
+    advance(&e, 10000);
+    assert_int_equal(pods(&e, "Succeeded", true), 2);
+    assert_int_equal(pods(&e, "Running", true), 1);
+    renv_stop(&e);
+}
+
 static void test_suspend_deletes_pods_and_logs_stop(void **s)
 {
     (void)s;
@@ -272,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_default_duration_and_time_scale),
         cmocka_unit_test(test_fail_annotation_fails_until_backoffLimit),
         cmocka_unit_test(test_pods_wait_for_gpu_capacity),
+        cmocka_unit_test(test_gpu_capacity_is_counted_per_node),
         cmocka_unit_test(test_suspend_deletes_pods_and_logs_stop),
         cmocka_unit_test(test_frozen_runner_makes_no_progress),
     };
