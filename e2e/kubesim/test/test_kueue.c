@@ -201,7 +201,7 @@ static void check_cq(struct ks_kqtk *t, const char *spec, const char *list,
 /* The setup with RES replaced by res. Returned-owned (gf_free). */
 static char *setup_for(const char *setup, const char *res)
 {
-    struct gf_buf b = GF_BUF_INIT(64 * 1024);
+    struct gf_buf b = GF_BUF_INIT((size_t)64 * 1024);
     const char *p = setup, *m;
     while ((m = strstr(p, RES)) != NULL) {
         gf_buf_append(&b, p, (size_t)(m - p));
