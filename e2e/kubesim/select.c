@@ -325,13 +325,17 @@ struct field_def {
     {                                                                          \
         a "." b, {a, b}, k                                                     \
     }
+#define FIELDS_END                                                             \
+    {                                                                          \
+        NULL, {NULL}, F_STR                                                    \
+    }
 
-static const struct field_def meta_fields[] = {META_NAME, META_NS, {NULL}};
-static const struct field_def cluster_cr_fields[] = {META_NAME, {NULL}};
+static const struct field_def meta_fields[] = {META_NAME, META_NS, FIELDS_END};
+static const struct field_def cluster_cr_fields[] = {META_NAME, FIELDS_END};
 static const struct field_def namespace_fields[] = {
-    META_NAME, FIELD2("status", "phase", F_STR), {NULL}};
+    META_NAME, FIELD2("status", "phase", F_STR), FIELDS_END};
 static const struct field_def node_fields[] = {
-    META_NAME, FIELD2("spec", "unschedulable", F_BOOL), {NULL}};
+    META_NAME, FIELD2("spec", "unschedulable", F_BOOL), FIELDS_END};
 static const struct field_def pod_fields[] = {
     META_NAME,
     META_NS,
@@ -343,9 +347,9 @@ static const struct field_def pod_fields[] = {
     FIELD2("status", "phase", F_STR),
     FIELD2("status", "podIP", F_STR),
     FIELD2("status", "nominatedNodeName", F_STR),
-    {NULL}};
+    FIELDS_END};
 static const struct field_def secret_fields[] = {
-    META_NAME, META_NS, {"type", {"type"}, F_STR}, {NULL}};
+    META_NAME, META_NS, {"type", {"type"}, F_STR}, FIELDS_END};
 static const struct field_def event_fields[] = {
     META_NAME,
     META_NS,
@@ -360,7 +364,7 @@ static const struct field_def event_fields[] = {
     {"reportingComponent", {"reportingComponent"}, F_STR},
     {"source", {"source", "component"}, F_STR},
     {"type", {"type"}, F_STR},
-    {NULL}};
+    FIELDS_END};
 static const struct field_def event2_fields[] = {
     META_NAME,
     META_NS,
@@ -374,9 +378,9 @@ static const struct field_def event2_fields[] = {
     {"reason", {"reason"}, F_STR},
     {"reportingController", {"reportingController"}, F_STR},
     {"type", {"type"}, F_STR},
-    {NULL}};
+    FIELDS_END};
 static const struct field_def job_fields[] = {
-    META_NAME, META_NS, FIELD2("status", "successful", F_INT), {NULL}};
+    META_NAME, META_NS, FIELD2("status", "successful", F_INT), FIELDS_END};
 
 /* How the server words a field it does not support, by type family. */
 enum field_msg {
