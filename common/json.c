@@ -13,19 +13,27 @@
 
 #define PATH_SEGMENT_MAX 256
 
-const cJSON *gf_json_path(const cJSON *root, const char *path)
+const cJSON *gf__json_path(const cJSON *root, const char *path)
 {
     const cJSON *node = root;
     const char *p = path;
     char key[PATH_SEGMENT_MAX];
-    while (node != NULL && *p != '\0') {
+    /*
+     * Every segment is checked, found or not: paths are literals (see
+     * json.h), so an over-long one is a typo that must fail on every
+     * input, not only on objects that happen to hold its prefix.
+     */
+    while (*p != '\0') {
         const char *dot = strchr(p, '.');
         size_t n = dot != NULL ? (size_t)(dot - p) : strlen(p);
-        if (n >= sizeof(key) || !cJSON_IsObject(node))
-            return NULL;
-        memcpy(key, p, n);
-        key[n] = '\0';
-        node = cJSON_GetObjectItemCaseSensitive(node, key);
+        GF_BUG_ON(n >= sizeof(key));
+        if (node != NULL) {
+            memcpy(key, p, n);
+            key[n] = '\0';
+            node = cJSON_IsObject(node)
+                       ? cJSON_GetObjectItemCaseSensitive(node, key)
+                       : NULL;
+        }
         p += n;
         if (*p == '.')
             p++;
@@ -33,20 +41,29 @@ const cJSON *gf_json_path(const cJSON *root, const char *path)
     return node;
 }
 
-const char *gf_json_str(const cJSON *root, const char *path)
+const cJSON *gf_json_at(const cJSON *root, const char *const *keys, size_t n)
 {
-    const cJSON *n = gf_json_path(root, path);
-    return cJSON_IsString(n) ? n->valuestring : NULL;
+    const cJSON *node = root;
+    for (size_t i = 0; i < n && node != NULL; i++) {
+        if (!cJSON_IsObject(node))
+            return NULL;
+        node = cJSON_GetObjectItemCaseSensitive(node, keys[i]);
+    }
+    return node;
 }
 
-int gf_json_int(const cJSON *root, const char *path, int64_t *out)
+const char *gf_json_as_str(const cJSON *node)
 {
-    const cJSON *n = gf_json_path(root, path);
-    if (n == NULL)
+    return cJSON_IsString(node) ? node->valuestring : NULL;
+}
+
+int gf_json_as_int(const cJSON *node, int64_t *out)
+{
+    if (node == NULL)
         return -ENOENT;
-    if (!cJSON_IsNumber(n))
+    if (!cJSON_IsNumber(node))
         return -EINVAL;
-    double v = n->valuedouble;
+    double v = node->valuedouble;
     /* Integers beyond 2^53 cannot be told apart in a double. */
     if (v != floor(v) || fabs(v) > 9007199254740992.0)
         return -EINVAL;
@@ -54,34 +71,24 @@ int gf_json_int(const cJSON *root, const char *path, int64_t *out)
     return 0;
 }
 
-int gf_json_bool(const cJSON *root, const char *path, bool *out)
+int gf_json_as_bool(const cJSON *node, bool *out)
 {
-    const cJSON *n = gf_json_path(root, path);
-    if (n == NULL)
+    if (node == NULL)
         return -ENOENT;
-    if (!cJSON_IsBool(n))
+    if (!cJSON_IsBool(node))
         return -EINVAL;
-    *out = cJSON_IsTrue(n);
+    *out = cJSON_IsTrue(node);
     return 0;
-}
-
-static const char *meta_map_get(const cJSON *obj, const char *map,
-                                const char *key)
-{
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, map);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
 const char *gf_json_label(const cJSON *obj, const char *key)
 {
-    return meta_map_get(obj, "labels", key);
+    return gf_json_as_str(GF_JSON_AT(obj, "metadata", "labels", key));
 }
 
 const char *gf_json_annotation(const cJSON *obj, const char *key)
 {
-    return meta_map_get(obj, "annotations", key);
+    return gf_json_as_str(GF_JSON_AT(obj, "metadata", "annotations", key));
 }
 
 static int pow10_u64(unsigned e, uint64_t *out)

@@ -1,27 +1,69 @@
 /*
  * json: small helpers over cJSON for reading API objects.
  *
- * Paths are dot-separated object keys ("metadata.name",
- * "status.admission.clusterQueue"). Keys containing dots cannot be
- * addressed this way; use cJSON directly for those (labels/annotations
- * have gf_json_label()).
+ * Two ways to address a field, for two kinds of key:
+ *
+ *  - gf_json_path/str/int/bool(root, "status.admission.clusterQueue"):
+ *    a dot-separated path of field names written in the code. These are
+ *    macros that accept only a string literal (a variable does not
+ *    compile), because a key that comes from data may itself contain
+ *    dots: resource names (nvidia.com/gpu), label and annotation keys
+ *    (kueue.x-k8s.io/queue-name). Reading such a key through a dotted
+ *    path silently finds nothing.
+ *  - GF_JSON_AT(root, "metadata", "labels", key): key by key, each
+ *    argument one object key taken as it is, dots and all. Use it for
+ *    every key that is not a literal; gf_json_as_str/int/bool type the
+ *    node it returns.
+ *
+ * All returned nodes and strings are returned-borrowed from root.
  */
 #ifndef GF_JSON_H
 #define GF_JSON_H
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-/* Returned-borrowed; NULL if absent or not of that type. */
-const cJSON *gf_json_path(const cJSON *root, const char *path);
-const char *gf_json_str(const cJSON *root, const char *path);
-/* 0, -ENOENT (absent) or -EINVAL (wrong type / out of range). */
-int gf_json_int(const cJSON *root, const char *path, int64_t *out);
-int gf_json_bool(const cJSON *root, const char *path, bool *out);
+/*
+ * The node at a literal dotted path, or NULL if absent (or if a step is
+ * not an object). A segment longer than 255 bytes is a programmer error
+ * and stops the process (GF_BUG_ON), since it can only come from code.
+ */
+#define gf_json_path(root, path) gf__json_path((root), "" path "")
+/* The string at a literal dotted path; NULL if absent or not a string. */
+#define gf_json_str(root, path) gf_json_as_str(gf_json_path(root, path))
+/* 0, -ENOENT (absent) or -EINVAL (wrong type / not an exact integer). */
+#define gf_json_int(root, path, out)                                           \
+    gf_json_as_int(gf_json_path(root, path), out)
+/* 0, -ENOENT (absent) or -EINVAL (not a boolean). */
+#define gf_json_bool(root, path, out)                                          \
+    gf_json_as_bool(gf_json_path(root, path), out)
+
+/*
+ * The node reached from root by the object keys given, one key per
+ * argument (at least one), each used verbatim; NULL if any is absent or a
+ * step is not an object. root may be NULL.
+ */
+#define GF_JSON_AT(root, ...)                                                  \
+    gf_json_at((root), (const char *const[]){__VA_ARGS__},                     \
+               sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *))
+/* The same with the keys in an array of n (tables of field locations). */
+const cJSON *gf_json_at(const cJSON *root, const char *const *keys, size_t n);
+
+/* Typed views of a node (node may be NULL). */
+const char *gf_json_as_str(const cJSON *node);
+/* 0, -ENOENT (NULL node) or -EINVAL (not a number, not an exact integer). */
+int gf_json_as_int(const cJSON *node, int64_t *out);
+/* 0, -ENOENT (NULL node) or -EINVAL (not a boolean). */
+int gf_json_as_bool(const cJSON *node, bool *out);
+
 /* metadata.labels[key] / metadata.annotations[key], or NULL. */
 const char *gf_json_label(const cJSON *obj, const char *key);
 const char *gf_json_annotation(const cJSON *obj, const char *key);
+
+/* The implementation behind the macros above; call the macros. */
+const cJSON *gf__json_path(const cJSON *root, const char *path);
 
 /*
  * Conditions ([{"type":..,"status":"True"|"False",..}], as in

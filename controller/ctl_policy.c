@@ -204,7 +204,11 @@ static int explain_one(const struct explain_args *a, const struct gf_ledger *l,
                 a->workload);
         return 1;
     }
-    char *s = a->json ? cJSON_Print(ex) : gf_explain_words(ex);
+    char *s = NULL;
+    if (a->json)
+        s = cJSON_Print(ex);
+    else
+        gf_explain_words(l, p, now, buf, ns, name, &s);
     fputs(s, stdout);
     if (a->json)
         fputs("\n", stdout);

@@ -3,8 +3,10 @@
 # single-cluster samples are applied, the sample Job gets a Workload that
 # is admitted, runs its Pods and completes (`kubectl wait` on the
 # conditions Kueue and the Job controller write); a second Job that does
-# not fit waits suspended until quota frees; the execution log records
-# every Pod start and stop.
+# not fit waits suspended until quota frees; a ClusterQueue with
+# nvidia.com/gpu nominal 8 runs only two 4-GPU Jobs at once and reports 8
+# GPUs in status.flavorsUsage; the execution log records every Pod start
+# and stop.
 #
 # Needs GF_BIN (the programs) and GF_SHARED (the shared folder with
 # kueue/). Every process started here is stopped on any exit.
@@ -102,6 +104,75 @@ done
 KUBESIM_DIR="$work/sim" "$GF_BIN/kubesim" fault clear east >/dev/null
 k wait --for=condition=Admitted "$(workload_of "$frozen")" \
     --timeout=20s >/dev/null || fail "not admitted after the fault ended"
+
+step "nvidia.com/gpu quota: nominal 8 runs two 4-GPU Jobs at once"
+k apply -f - >/dev/null <<'YAML'
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: gpu-flavor}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: gpu-cq}
+spec:
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [nvidia.com/gpu]
+    flavors:
+    - name: gpu-flavor
+      resources:
+      - {name: nvidia.com/gpu, nominalQuota: 8}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {name: gpu-queue, namespace: default}
+spec: {clusterQueue: gpu-cq}
+YAML
+gpu_job() {
+    k create -o name -f - <<YAML
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $1
+  namespace: default
+  labels: {kueue.x-k8s.io/queue-name: gpu-queue}
+  annotations: {kubesim.gpufed.io/duration: 120s}
+spec:
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: train
+        image: busybox
+        resources: {limits: {nvidia.com/gpu: 4}}
+YAML
+}
+g1=$(gpu_job gpu-1)
+g2=$(gpu_job gpu-2)
+g3=$(gpu_job gpu-3)
+for j in "$g1" "$g2" "$g3"; do workload_of "$j" >/dev/null; done
+# Two of the three are admitted; wait for both before looking at usage.
+for _ in $(seq 1 100); do
+    n=$(k get workloads -o jsonpath='{range .items[?(@.spec.queueName=="gpu-queue")]}{.status.admission.clusterQueue}{"\n"}{end}' |
+        grep -c gpu-cq || true)
+    [ "$n" -ge 2 ] && break
+    sleep 0.1
+done
+[ "$n" -eq 2 ] || fail "expected 2 GPU Jobs admitted, got $n"
+used=$(k get clusterqueue gpu-cq \
+    -o jsonpath='{.status.flavorsUsage[0].resources[?(@.name=="nvidia.com/gpu")].total}')
+[ "$used" = "8" ] || fail "flavorsUsage shows $used GPUs, want 8"
+suspended=0
+for j in "$g1" "$g2" "$g3"; do
+    [ "$(k get "$j" -o jsonpath='{.spec.suspend}')" = "true" ] &&
+        suspended=$((suspended + 1))
+done
+[ "$suspended" -eq 1 ] || fail "expected 1 suspended GPU Job, got $suspended"
+# A label key with dots, as kubectl custom-columns address it.
+k get jobs -o custom-columns='N:.metadata.name,Q:.metadata.labels.kueue\.x-k8s\.io/queue-name' \
+    --no-headers | grep -q '^gpu-1 *gpu-queue$' || fail "custom-columns queue-name"
+k delete "$g1" "$g2" "$g3" --wait=false >/dev/null
 
 step "execution log: one JSON line per pod start and stop"
 log="$work/sim/exec.log"

@@ -1,6 +1,7 @@
 #include "policy/explain.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -15,39 +16,90 @@ static void add_str(cJSON *o, const char *k, const char *v)
         cJSON_AddStringToObject(o, k, v);
 }
 
-static cJSON *workload_json(const struct gf_ledger_wl *w,
-                            const struct gf_policy *p, int64_t now_ms)
+/*
+ * One explanation, computed once from the ledger and the policy; the JSON
+ * and the words are two renderings of it, so neither reads the other.
+ */
+struct expl {
+    const struct gf_ledger_wl *w;
+    const char *cq, *group;         /* NULL if unknown / in no group */
+    int64_t pending_ms;             /* PENDING only */
+    const struct gf_lease **leases; /* the Workload's, in name order */
+    size_t n_leases;
+    struct gf_action a;
+    int starts;
+};
+
+static int lease_name_cmp(const void *x, const void *y)
 {
+    const struct gf_lease *const *a = x, *const *b = y;
+    return strcmp((*a)->name, (*b)->name);
+}
+
+static int expl_build(struct expl *e, const struct gf_ledger *l,
+                      const struct gf_policy *p, int64_t now_ms,
+                      const char *member, const char *ns, const char *name)
+{
+    memset(e, 0, sizeof(*e));
+    const struct gf_ledger_wl *w = gf_ledger_workload(l, member, ns, name);
+    if (w == NULL)
+        return GF_ENOTFOUND;
+    e->w = w;
+    e->cq = w->cq != NULL ? w->cq->name : NULL;
+    int g = w->cq != NULL ? gf_policy_group_of(p, w->member, w->cq->name) : -1;
+    e->group = g >= 0 ? p->groups[g].name : NULL;
+    e->pending_ms = now_ms - w->pending_since_ms;
+    size_t n = gf_ledger_leases(l, NULL, 0);
+    const struct gf_ledger_lease **v = gf_calloc(n + 1, sizeof(*v));
+    n = gf_ledger_leases(l, v, n);
+    e->leases = gf_calloc(n + 1, sizeof(*e->leases));
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *s = &v[i]->l;
+        if (strcmp(s->origin_member, w->member) == 0 &&
+            strcmp(s->origin_namespace, w->namespace) == 0 &&
+            strcmp(s->origin_name, w->name) == 0)
+            e->leases[e->n_leases++] = s;
+    }
+    gf_free(v);
+    /* Name order: the ledger's order is a hash's. */
+    qsort(e->leases, e->n_leases, sizeof(*e->leases), lease_name_cmp);
+    gf_decide_workload(l, p, now_ms, member, ns, name, &e->a, &e->starts);
+    return 0;
+}
+
+static void expl_clear(struct expl *e)
+{
+    gf_free(e->leases);
+    gf_action_clear(&e->a);
+}
+
+static const char *expl_action(const struct expl *e)
+{
+    return e->starts ? "start" : e->w->state == GF_WL_PENDING ? "wait" : "none";
+}
+
+static cJSON *workload_json(const struct expl *e)
+{
+    const struct gf_ledger_wl *w = e->w;
     cJSON *o = cJSON_CreateObject();
     add_str(o, "member", w->member);
     add_str(o, "namespace", w->namespace);
     add_str(o, "name", w->name);
-    add_str(o, "clusterQueue", w->cq != NULL ? w->cq->name : NULL);
-    int g = w->cq != NULL ? gf_policy_group_of(p, w->member, w->cq->name) : -1;
-    add_str(o, "group", g >= 0 ? p->groups[g].name : NULL);
+    add_str(o, "clusterQueue", e->cq);
+    add_str(o, "group", e->group);
     cJSON_AddNumberToObject(o, "gpus", (double)w->gpus);
     cJSON_AddNumberToObject(o, "priority", w->priority);
     add_str(o, "state", gf_wl_state_name(w->state));
     if (w->state == GF_WL_PENDING)
-        cJSON_AddNumberToObject(o, "pendingMs",
-                                (double)(now_ms - w->pending_since_ms));
+        cJSON_AddNumberToObject(o, "pendingMs", (double)e->pending_ms);
     return o;
 }
 
-/* The leases whose origin is this Workload, in name order. */
-static cJSON *leases_json(const struct gf_ledger *l,
-                          const struct gf_ledger_wl *w)
+static cJSON *leases_json(const struct expl *e)
 {
     cJSON *arr = cJSON_CreateArray();
-    size_t n = gf_ledger_leases(l, NULL, 0);
-    const struct gf_ledger_lease **v = gf_calloc(n + 1, sizeof(*v));
-    n = gf_ledger_leases(l, v, n);
-    for (size_t i = 0; i < n; i++) {
-        const struct gf_lease *s = &v[i]->l;
-        if (strcmp(s->origin_member, w->member) != 0 ||
-            strcmp(s->origin_namespace, w->namespace) != 0 ||
-            strcmp(s->origin_name, w->name) != 0)
-            continue;
+    for (size_t i = 0; i < e->n_leases; i++) {
+        const struct gf_lease *s = e->leases[i];
         cJSON *o = cJSON_CreateObject();
         add_str(o, "name", s->name);
         add_str(o, "phase", gf_lease_phase_name(s->phase));
@@ -57,32 +109,21 @@ static cJSON *leases_json(const struct gf_ledger *l,
         cJSON_AddNumberToObject(o, "epoch", (double)s->epoch);
         cJSON_AddNumberToObject(o, "gpus", (double)s->gpus);
         add_str(o, "reason", s->reason);
-        /* Insert in name order: the ledger's order is a hash's. */
-        cJSON *it = arr->child;
-        int pos = 0;
-        while (it != NULL && strcmp(gf_json_str(it, "name"), s->name) < 0) {
-            it = it->next;
-            pos++;
-        }
-        cJSON_InsertItemInArray(arr, pos, o);
+        cJSON_AddItemToArray(arr, o);
     }
-    gf_free(v);
     return arr;
 }
 
-static cJSON *decision_json(const struct gf_action *a, int starts,
-                            const struct gf_ledger_wl *w)
+static cJSON *decision_json(const struct expl *e)
 {
+    const struct gf_action *a = &e->a;
     cJSON *o = cJSON_CreateObject();
-    const char *action = starts                      ? "start"
-                         : w->state == GF_WL_PENDING ? "wait"
-                                                     : "none";
-    cJSON_AddStringToObject(o, "action", action);
+    cJSON_AddStringToObject(o, "action", expl_action(e));
     add_str(o, "rule", a->why.rule);
     add_str(o, "text", a->why.text);
     cJSON_AddNumberToObject(o, "have", (double)a->why.have);
     cJSON_AddNumberToObject(o, "need", (double)a->why.need);
-    if (starts) {
+    if (e->starts) {
         add_str(o, "lender", a->lender);
         add_str(o, "clusterQueue", a->lender_cq);
         add_str(o, "flavor", a->flavor);
@@ -97,77 +138,85 @@ int gf_explain(const struct gf_ledger *l, const struct gf_policy *p,
                const char *name, cJSON **out)
 {
     *out = NULL;
-    const struct gf_ledger_wl *w = gf_ledger_workload(l, member, ns, name);
-    if (w == NULL)
-        return GF_ENOTFOUND;
-    struct gf_action a;
-    int starts = 0;
-    gf_decide_workload(l, p, now_ms, member, ns, name, &a, &starts);
+    struct expl e;
+    int rc = expl_build(&e, l, p, now_ms, member, ns, name);
+    if (rc != 0)
+        return rc;
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddItemToObject(root, "workload", workload_json(w, p, now_ms));
-    cJSON_AddItemToObject(root, "leases", leases_json(l, w));
-    cJSON_AddItemToObject(root, "decision", decision_json(&a, starts, w));
-    gf_action_clear(&a);
+    cJSON_AddItemToObject(root, "workload", workload_json(&e));
+    cJSON_AddItemToObject(root, "leases", leases_json(&e));
+    cJSON_AddItemToObject(root, "decision", decision_json(&e));
+    expl_clear(&e);
     *out = root;
     return 0;
 }
 
-static const char *s_or(const cJSON *o, const char *k, const char *dflt)
+static const char *or_str(const char *s, const char *dflt)
 {
-    const char *s = gf_json_str(o, k);
     return s != NULL ? s : dflt;
 }
 
-static long long num(const cJSON *o, const char *k)
+static void words_workload(struct gf_buf *b, const struct expl *e)
 {
-    int64_t v = 0;
-    gf_json_int(o, k, &v);
-    return (long long)v;
-}
-
-static void words_workload(struct gf_buf *b, const cJSON *w)
-{
+    const struct gf_ledger_wl *w = e->w;
     gf_buf_printf(b, "%s/%s in %s (ClusterQueue %s, group %s): %s",
-                  s_or(w, "namespace", "?"), s_or(w, "name", "?"),
-                  s_or(w, "member", "?"), s_or(w, "clusterQueue", "unknown"),
-                  s_or(w, "group", "none"), s_or(w, "state", "?"));
-    if (cJSON_GetObjectItemCaseSensitive(w, "pendingMs") != NULL)
-        gf_buf_printf(b, " for %llds", num(w, "pendingMs") / 1000);
-    gf_buf_printf(b, ", %lld GPUs, priority %lld\n", num(w, "gpus"),
-                  num(w, "priority"));
+                  w->namespace, w->name, w->member, or_str(e->cq, "unknown"),
+                  or_str(e->group, "none"), gf_wl_state_name(w->state));
+    if (w->state == GF_WL_PENDING)
+        gf_buf_printf(b, " for %llds", (long long)(e->pending_ms / 1000));
+    gf_buf_printf(b, ", %lld GPUs, priority %lld\n", (long long)w->gpus,
+                  (long long)w->priority);
 }
 
-char *gf_explain_words(const cJSON *ex)
+static void words_leases(struct gf_buf *b, const struct expl *e)
 {
-    struct gf_buf b = GF_BUF_INIT(1 << 20);
-    words_workload(&b, cJSON_GetObjectItemCaseSensitive(ex, "workload"));
-    const cJSON *it;
-    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(ex, "leases"))
-    {
+    for (size_t i = 0; i < e->n_leases; i++) {
+        const struct gf_lease *s = e->leases[i];
         gf_buf_printf(
-            &b, "lease %s: %s in %s/%s (flavor %s), epoch %lld, %lld GPUs",
-            s_or(it, "name", "?"), s_or(it, "phase", "?"),
-            s_or(it, "lender", "?"), s_or(it, "clusterQueue", "?"),
-            s_or(it, "flavor", "?"), num(it, "epoch"), num(it, "gpus"));
-        if (gf_json_str(it, "reason") != NULL)
-            gf_buf_printf(&b, " (%s)", gf_json_str(it, "reason"));
-        gf_buf_puts(&b, "\n");
+            b, "lease %s: %s in %s/%s (flavor %s), epoch %lld, %lld GPUs",
+            s->name, gf_lease_phase_name(s->phase),
+            or_str(s->lender_member, "?"), or_str(s->lender_cq, "?"),
+            or_str(s->lender_flavor, "?"), (long long)s->epoch,
+            (long long)s->gpus);
+        if (s->reason != NULL)
+            gf_buf_printf(b, " (%s)", s->reason);
+        gf_buf_puts(b, "\n");
     }
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(ex, "decision");
-    const char *action = s_or(d, "action", "none");
+}
+
+static void words_decision(struct gf_buf *b, const struct expl *e)
+{
+    const struct gf_action *a = &e->a;
+    const char *action = expl_action(e);
     if (strcmp(action, "start") == 0)
         gf_buf_printf(
-            &b, "next: start a %s lease in %s/%s (flavor %s), epoch %lld: %s\n",
-            s_or(d, "mode", "?"), s_or(d, "lender", "?"),
-            s_or(d, "clusterQueue", "?"), s_or(d, "flavor", "?"),
-            num(d, "epoch"), s_or(d, "text", ""));
+            b, "next: start a %s lease in %s/%s (flavor %s), epoch %lld: %s\n",
+            gf_lease_mode_name(a->mode), or_str(a->lender, "?"),
+            or_str(a->lender_cq, "?"), or_str(a->flavor, "?"),
+            (long long)a->epoch, a->why.text);
     else if (strcmp(action, "wait") == 0)
-        gf_buf_printf(&b, "next: wait (%s: %lld of %lld): %s\n",
-                      s_or(d, "rule", "?"), num(d, "have"), num(d, "need"),
-                      s_or(d, "text", ""));
+        gf_buf_printf(b, "next: wait (%s: %lld of %lld): %s\n",
+                      or_str(a->why.rule, "?"), (long long)a->why.have,
+                      (long long)a->why.need, a->why.text);
     else
-        gf_buf_puts(&b, "next: nothing (not pending)\n");
-    char *s = gf_strdup(gf_buf_cstr(&b));
+        gf_buf_puts(b, "next: nothing (not pending)\n");
+}
+
+int gf_explain_words(const struct gf_ledger *l, const struct gf_policy *p,
+                     int64_t now_ms, const char *member, const char *ns,
+                     const char *name, char **out)
+{
+    *out = NULL;
+    struct expl e;
+    int rc = expl_build(&e, l, p, now_ms, member, ns, name);
+    if (rc != 0)
+        return rc;
+    struct gf_buf b = GF_BUF_INIT(1 << 20);
+    words_workload(&b, &e);
+    words_leases(&b, &e);
+    words_decision(&b, &e);
+    expl_clear(&e);
+    *out = gf_strdup(gf_buf_cstr(&b));
     gf_buf_free(&b);
-    return s;
+    return 0;
 }

@@ -31,7 +31,13 @@
 int gf_explain(const struct gf_ledger *l, const struct gf_policy *p,
                int64_t now_ms, const char *member, const char *ns,
                const char *name, cJSON **out);
-/* The explanation in words, one fact per line; returned-owned (gf_free). */
-char *gf_explain_words(const cJSON *ex);
+/*
+ * The same explanation in words, one fact per line, built from the
+ * ledger and the policy as gf_explain() is: 0 with *out (returned-owned,
+ * gf_free), or GF_ENOTFOUND.
+ */
+int gf_explain_words(const struct gf_ledger *l, const struct gf_policy *p,
+                     int64_t now_ms, const char *member, const char *ns,
+                     const char *name, char **out);
 
 #endif

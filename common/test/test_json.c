@@ -3,11 +3,16 @@
  * durations), common/rand and common/err.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -46,6 +51,69 @@ static void test_paths_and_typed_getters(void **state)
     assert_null(gf_json_label(o, "other"));
     assert_string_equal(gf_json_annotation(o, "a.b/c"), "d");
     cJSON_Delete(o);
+}
+
+/* Keys from data are taken whole, dots and all; paths split at dots. */
+static void test_keys_from_data_are_taken_whole(void **state)
+{
+    (void)state;
+    cJSON *o = cJSON_Parse(
+        "{\"flavors\":{\"nvidia.com/gpu\":\"a100\",\"cpu\":\"x\"},"
+        "\"nvidia\":{\"com/gpu\":\"wrong\"},"
+        "\"metadata\":{\"labels\":{\"kueue.x-k8s.io/queue-name\":\"lq\"}},"
+        "\"n\":{\"a.b\":7,\"t\":true},\"s\":\"str\"}");
+    assert_non_null(o);
+    const char *res = "nvidia.com/gpu"; /* as read from a Workload */
+    assert_string_equal(gf_json_as_str(GF_JSON_AT(o, "flavors", res)), "a100");
+    const char *key = "kueue.x-k8s.io/queue-name";
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(o, "metadata", "labels", key)), "lq");
+    /* The dotted path reads "nvidia", then "com/gpu": another field. */
+    assert_string_equal(gf_json_str(o, "nvidia.com/gpu"), "wrong");
+    assert_null(GF_JSON_AT(o, "flavors", "nvidia"));
+    assert_null(GF_JSON_AT(o, "s", "x")); /* through a non-object */
+    assert_null(GF_JSON_AT(NULL, "a"));
+    int64_t v = 0;
+    bool b = false;
+    assert_int_equal(gf_json_as_int(GF_JSON_AT(o, "n", "a.b"), &v), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(gf_json_as_int(GF_JSON_AT(o, "n", "zz"), &v), -ENOENT);
+    assert_int_equal(gf_json_as_bool(GF_JSON_AT(o, "n", "t"), &b), 0);
+    assert_true(b);
+    assert_int_equal(gf_json_as_bool(GF_JSON_AT(o, "s"), &b), -EINVAL);
+    cJSON_Delete(o);
+}
+
+/*
+ * A path segment longer than the lookup buffer can only be a typo in the
+ * code (paths are literals): it stops the process rather than reading as
+ * "absent". Checked in a child, which must die of SIGABRT.
+ */
+static void test_overlong_path_segment_is_a_bug(void **state)
+{
+    (void)state;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0)
+            dup2(fd, STDERR_FILENO);
+        cJSON *o = cJSON_CreateObject();
+        (void)gf_json_path(o, "metadata.x"
+                              "0123456789012345678901234567890123456789"
+                              "0123456789012345678901234567890123456789"
+                              "0123456789012345678901234567890123456789"
+                              "0123456789012345678901234567890123456789"
+                              "0123456789012345678901234567890123456789"
+                              "0123456789012345678901234567890123456789"
+                              "0123456789012345678901234567890123456789");
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
 }
 
 struct qcase {
@@ -222,6 +290,10 @@ int main(void)
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_paths_and_typed_getters, teardown),
+        cmocka_unit_test_teardown(test_keys_from_data_are_taken_whole,
+                                  teardown),
+        cmocka_unit_test_teardown(test_overlong_path_segment_is_a_bug,
+                                  teardown),
         cmocka_unit_test_teardown(test_quantities_as_kubernetes_reads_them,
                                   teardown),
         cmocka_unit_test_teardown(test_durations, teardown),

@@ -580,9 +580,17 @@ int gf__ks_parse_selectors(const struct gf__ks_rreq *r, struct gf__ks_sels *s,
     memset(s, 0, sizeof(*s));
     int rc = gf_ks_selector_parse(gf__ks_param(r, "labelSelector"), false,
                                   &s->label, err);
-    if (rc == 0)
-        rc = gf_ks_selector_parse(gf__ks_param(r, "fieldSelector"), true,
-                                  &s->field, err);
+    if (rc == 0) {
+        const struct gf_ks_field_type ft = {
+            .group = r->t->group,
+            .resource = r->t->resource,
+            .kind = r->t->kind,
+            .namespaced = r->t->namespaced,
+            .custom = !gf__ks_builtin(r->t),
+        };
+        rc = gf_ks_selector_parse_fields(gf__ks_param(r, "fieldSelector"), &ft,
+                                         &s->field, err);
+    }
     return rc;
 }
 

@@ -14,9 +14,8 @@
 #include "common/json.h"
 #include "e2e/kubesim/api_internal.h"
 
-static const char *or_empty(const cJSON *o, const char *key)
+static const char *or_empty(const char *s)
 {
-    const char *s = gf_json_str(o, key);
     return s != NULL ? s : "";
 }
 
@@ -31,14 +30,14 @@ static bool review(struct gf_ks_api *api, const struct gf__ks_rreq *r,
     struct gf_ks_authz_attrs a = {
         .user = r->req->user != NULL ? r->req->user : "",
         .groups = r->req->groups,
-        .verb = or_empty(ra != NULL ? ra : na, "verb"),
-        .api_group = or_empty(ra, "group"),
-        .api_version = or_empty(ra, "version"),
-        .resource = ra != NULL ? or_empty(ra, "resource") : NULL,
-        .subresource = or_empty(ra, "subresource"),
-        .ns = or_empty(ra, "namespace"),
-        .name = or_empty(ra, "name"),
-        .path = or_empty(na, "path"),
+        .verb = or_empty(gf_json_str(ra != NULL ? ra : na, "verb")),
+        .api_group = or_empty(gf_json_str(ra, "group")),
+        .api_version = or_empty(gf_json_str(ra, "version")),
+        .resource = ra != NULL ? or_empty(gf_json_str(ra, "resource")) : NULL,
+        .subresource = or_empty(gf_json_str(ra, "subresource")),
+        .ns = or_empty(gf_json_str(ra, "namespace")),
+        .name = or_empty(gf_json_str(ra, "name")),
+        .path = or_empty(gf_json_str(na, "path")),
     };
     return api->authorize(api->authorize_data, &a, reason) == 0;
 }

@@ -121,10 +121,19 @@ static const char *jp_filter(const cJSON *arr, const char *p, struct jp *out)
     snprintf(field, sizeof(field), "%.*s", (int)fl, p + 5);
     snprintf(value, sizeof(value), "%.*s", (int)(vend - v - 1), v + 1);
     const char *rest = close + 2;
+    /*
+     * The field is itself a path (@.metadata.labels.kueue\.x-k8s\.io/x),
+     * read with the same key rules as the column's path: escaped dots
+     * belong to the key.
+     */
+    char fpath[sizeof(field) + 1];
+    snprintf(fpath, sizeof(fpath), ".%s", field);
     const cJSON *e;
     cJSON_ArrayForEach(e, arr)
     {
-        const char *fv = gf_json_str(e, field);
+        struct jp fr = {0};
+        jp_eval(e, fpath, &fr);
+        const char *fv = fr.n == 1 ? gf_json_as_str(fr.res[0]) : NULL;
         if (fv != NULL && strcmp(fv, value) == 0)
             jp_eval(e, rest, out);
     }

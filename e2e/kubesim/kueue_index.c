@@ -303,7 +303,8 @@ static void parse_admission(struct gf_kq_wl *wl, const cJSON *adm)
         cJSON_ArrayForEach(
             u, cJSON_GetObjectItemCaseSensitive(psa, "resourceUsage"))
         {
-            const char *flavor = gf_json_str(fl, u->string);
+            /* The resource name is data (nvidia.com/gpu): one key. */
+            const char *flavor = gf_json_as_str(GF_JSON_AT(fl, u->string));
             if (flavor != NULL)
                 add_use(wl, flavor, u->string, qty_or(u, 0));
         }

@@ -8,6 +8,7 @@
 #include "e2e/kubesim/select.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -16,11 +17,14 @@
 
 enum op { OP_EQ, OP_NE, OP_IN, OP_NOTIN, OP_EXISTS, OP_NOTEXISTS };
 
+struct field_def;
+
 struct req {
     char *key;
     enum op op;
     char **values;
     size_t n_values;
+    const struct field_def *fd; /* field selectors: where the field is */
 };
 
 struct gf_ks_selector {
@@ -63,6 +67,7 @@ struct gf_ks_selector *gf_ks_selector_dup(const struct gf_ks_selector *sel)
         const struct req *r = &sel->reqs[i];
         d->reqs[i].key = gf_strdup(r->key);
         d->reqs[i].op = r->op;
+        d->reqs[i].fd = r->fd;
         d->reqs[i].n_values = r->n_values;
         d->reqs[i].values =
             gf_calloc(r->n_values ? r->n_values : 1, sizeof(char *));
@@ -285,8 +290,212 @@ static int parse_req(struct lexer *lx, struct req *r, const char *s,
     return 0;
 }
 
+/* ---- selectable fields ---------------------------------------------------
+ *
+ * A field selector may name only the fields the API server extracts for
+ * the type (its "selectable fields"), each at a fixed place in the object.
+ * The places are arrays of object keys, so no field name is ever read as
+ * a dotted path. The lists and the three error messages are those of
+ * kube-apiserver v1.28.
+ */
+
+enum field_kind {
+    F_STR,
+    F_BOOL, /* absent reads "false", as the server's FormatBool does */
+    F_INT,  /* absent reads "0" */
+};
+
+#define FIELD_KEYS_MAX 3
+
+struct field_def {
+    const char *name;                     /* as selectors name it */
+    const char *keys[FIELD_KEYS_MAX + 1]; /* its place; NULL-terminated */
+    enum field_kind kind;
+};
+
+#define META_NAME                                                              \
+    {                                                                          \
+        "metadata.name", {"metadata", "name"}, F_STR                           \
+    }
+#define META_NS                                                                \
+    {                                                                          \
+        "metadata.namespace", {"metadata", "namespace"}, F_STR                 \
+    }
+#define FIELD2(a, b, k)                                                        \
+    {                                                                          \
+        a "." b, {a, b}, k                                                     \
+    }
+#define FIELDS_END                                                             \
+    {                                                                          \
+        NULL, {NULL}, F_STR                                                    \
+    }
+
+static const struct field_def meta_fields[] = {META_NAME, META_NS, FIELDS_END};
+static const struct field_def cluster_cr_fields[] = {META_NAME, FIELDS_END};
+static const struct field_def namespace_fields[] = {
+    META_NAME, FIELD2("status", "phase", F_STR), FIELDS_END};
+static const struct field_def node_fields[] = {
+    META_NAME, FIELD2("spec", "unschedulable", F_BOOL), FIELDS_END};
+static const struct field_def pod_fields[] = {
+    META_NAME,
+    META_NS,
+    FIELD2("spec", "nodeName", F_STR),
+    FIELD2("spec", "restartPolicy", F_STR),
+    FIELD2("spec", "schedulerName", F_STR),
+    FIELD2("spec", "serviceAccountName", F_STR),
+    FIELD2("spec", "hostNetwork", F_BOOL),
+    FIELD2("status", "phase", F_STR),
+    FIELD2("status", "podIP", F_STR),
+    FIELD2("status", "nominatedNodeName", F_STR),
+    FIELDS_END};
+static const struct field_def secret_fields[] = {
+    META_NAME, META_NS, {"type", {"type"}, F_STR}, FIELDS_END};
+static const struct field_def event_fields[] = {
+    META_NAME,
+    META_NS,
+    FIELD2("involvedObject", "kind", F_STR),
+    FIELD2("involvedObject", "namespace", F_STR),
+    FIELD2("involvedObject", "name", F_STR),
+    FIELD2("involvedObject", "uid", F_STR),
+    FIELD2("involvedObject", "apiVersion", F_STR),
+    FIELD2("involvedObject", "resourceVersion", F_STR),
+    FIELD2("involvedObject", "fieldPath", F_STR),
+    {"reason", {"reason"}, F_STR},
+    {"reportingComponent", {"reportingComponent"}, F_STR},
+    {"source", {"source", "component"}, F_STR},
+    {"type", {"type"}, F_STR},
+    FIELDS_END};
+static const struct field_def event2_fields[] = {
+    META_NAME,
+    META_NS,
+    FIELD2("regarding", "kind", F_STR),
+    FIELD2("regarding", "namespace", F_STR),
+    FIELD2("regarding", "name", F_STR),
+    FIELD2("regarding", "uid", F_STR),
+    FIELD2("regarding", "apiVersion", F_STR),
+    FIELD2("regarding", "resourceVersion", F_STR),
+    FIELD2("regarding", "fieldPath", F_STR),
+    {"reason", {"reason"}, F_STR},
+    {"reportingController", {"reportingController"}, F_STR},
+    {"type", {"type"}, F_STR},
+    FIELDS_END};
+static const struct field_def job_fields[] = {
+    META_NAME, META_NS, FIELD2("status", "successful", F_INT), FIELDS_END};
+
+/* How the server words a field it does not support, by type family. */
+enum field_msg {
+    MSG_DEFAULT,     /* "x" is not a known field selector: only ... */
+    MSG_UNSUPPORTED, /* field label not supported: x */
+    MSG_FOR_KIND,    /* field label "x" not supported for Kind */
+};
+
+static const struct {
+    const char *group, *resource;
+    const struct field_def *fields;
+    enum field_msg msg;
+} typed_fields[] = {
+    {"", "namespaces", namespace_fields, MSG_UNSUPPORTED},
+    {"", "nodes", node_fields, MSG_UNSUPPORTED},
+    {"", "pods", pod_fields, MSG_UNSUPPORTED},
+    {"", "secrets", secret_fields, MSG_UNSUPPORTED},
+    {"", "events", event_fields, MSG_UNSUPPORTED},
+    {"events.k8s.io", "events", event2_fields, MSG_UNSUPPORTED},
+    {"batch", "jobs", job_fields, MSG_FOR_KIND},
+};
+
+static const struct field_def *field_find(const struct field_def *set,
+                                          const char *name)
+{
+    for (; set->name != NULL; set++)
+        if (strcmp(set->name, name) == 0)
+            return set;
+    return NULL;
+}
+
+/*
+ * Resolves every requirement of a field selector against set; the first
+ * unsupported field in name order is the one reported, as the server
+ * sorts requirements before converting them.
+ */
+static int resolve_fields(struct gf_ks_selector *sel,
+                          const struct field_def *set, enum field_msg msg,
+                          const char *kind, struct gf_ks_status *err)
+{
+    const char *bad_key = NULL;
+    for (size_t i = 0; i < sel->n; i++) {
+        struct req *r = &sel->reqs[i];
+        r->fd = field_find(set, r->key);
+        if (r->fd == NULL && (bad_key == NULL || strcmp(r->key, bad_key) < 0))
+            bad_key = r->key;
+    }
+    if (bad_key == NULL)
+        return 0;
+    switch (msg) {
+    case MSG_UNSUPPORTED:
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "field label not supported: %s", bad_key);
+    case MSG_FOR_KIND:
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "field label \"%s\" not supported for %s",
+                                bad_key, kind);
+    case MSG_DEFAULT:
+        break;
+    }
+    return gf_ks_status_set(err, 400, "BadRequest",
+                            "\"%s\" is not a known field selector: only "
+                            "\"metadata.name\", \"metadata.namespace\"",
+                            bad_key);
+}
+
+static int parse_any(const char *s, bool field, struct gf_ks_selector **out,
+                     struct gf_ks_status *err);
+
 int gf_ks_selector_parse(const char *s, bool field, struct gf_ks_selector **out,
                          struct gf_ks_status *err)
+{
+    int rc = parse_any(s, field, out, err);
+    if (rc == 0 && field && *out != NULL) {
+        rc = resolve_fields(*out, meta_fields, MSG_DEFAULT, NULL, err);
+        if (rc != 0) {
+            gf_ks_selector_free(*out);
+            *out = NULL;
+        }
+    }
+    return rc;
+}
+
+int gf_ks_selector_parse_fields(const char *s, const struct gf_ks_field_type *t,
+                                struct gf_ks_selector **out,
+                                struct gf_ks_status *err)
+{
+    int rc = parse_any(s, true, out, err);
+    if (rc != 0 || *out == NULL)
+        return rc;
+    const struct field_def *set = meta_fields;
+    enum field_msg msg = MSG_DEFAULT;
+    if (t->custom) {
+        /* A CRD's objects: metadata only (selectableFields is v1.30). */
+        set = t->namespaced ? meta_fields : cluster_cr_fields;
+        msg = MSG_UNSUPPORTED;
+    } else {
+        for (size_t i = 0; i < sizeof(typed_fields) / sizeof(typed_fields[0]);
+             i++)
+            if (strcmp(typed_fields[i].group, t->group) == 0 &&
+                strcmp(typed_fields[i].resource, t->resource) == 0) {
+                set = typed_fields[i].fields;
+                msg = typed_fields[i].msg;
+            }
+    }
+    rc = resolve_fields(*out, set, msg, t->kind, err);
+    if (rc != 0) {
+        gf_ks_selector_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int parse_any(const char *s, bool field, struct gf_ks_selector **out,
+                     struct gf_ks_status *err)
 {
     *out = NULL;
     if (s == NULL)
@@ -364,24 +573,45 @@ bool gf_ks_selector_match_labels(const struct gf_ks_selector *sel,
     return true;
 }
 
+/* The field's value as the server's field set holds it. */
+static const char *field_value(const struct field_def *fd, const cJSON *obj,
+                               char *buf, size_t cap)
+{
+    size_t n = 0;
+    while (n < FIELD_KEYS_MAX && fd->keys[n] != NULL)
+        n++;
+    const cJSON *v = gf_json_at(obj, fd->keys, n);
+    switch (fd->kind) {
+    case F_BOOL:
+        return cJSON_IsTrue(v) ? "true" : "false";
+    case F_INT:
+        snprintf(buf, cap, "%lld",
+                 cJSON_IsNumber(v) ? (long long)v->valuedouble : 0LL);
+        return buf;
+    case F_STR:
+        break;
+    }
+    /*
+     * A field that is absent compares as the empty string (the server
+     * compares against the field set it extracted, where an unset
+     * namespace is "").
+     */
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
 bool gf_ks_selector_match_fields(const struct gf_ks_selector *sel,
                                  const cJSON *obj)
 {
     if (sel == NULL)
         return true;
     for (size_t i = 0; i < sel->n; i++) {
-        const cJSON *n = gf_json_path(obj, sel->reqs[i].key);
-        const char *v = cJSON_IsString(n) ? n->valuestring : NULL;
-        /*
-         * A field that is absent compares as the empty string (the server
-         * compares against the field set it extracted, where an unset
-         * namespace is "").
-         */
-        if (v == NULL && !cJSON_IsBool(n))
-            v = "";
-        else if (cJSON_IsBool(n))
-            v = cJSON_IsTrue(n) ? "true" : "false";
-        if (!req_match(&sel->reqs[i], v))
+        char buf[32];
+        /* Parsing resolved every field; an unresolved one matches none. */
+        const char *v =
+            sel->reqs[i].fd != NULL
+                ? field_value(sel->reqs[i].fd, obj, buf, sizeof(buf))
+                : NULL;
+        if (v == NULL || !req_match(&sel->reqs[i], v))
             return false;
     }
     return true;

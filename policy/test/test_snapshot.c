@@ -141,7 +141,9 @@ static cJSON *explain(struct world *w, const char *name, char **words)
     cJSON *ex = NULL;
     assert_int_equal(
         gf_explain(w->l, w->p, w->now, "east", "research", name, &ex), 0);
-    *words = gf_explain_words(ex);
+    assert_int_equal(
+        gf_explain_words(w->l, w->p, w->now, "east", "research", name, words),
+        0);
     return ex;
 }
 

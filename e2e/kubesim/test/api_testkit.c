@@ -195,19 +195,41 @@ char *ks_apitk_read_file(const char *path, size_t *len)
     return gf_buf_steal(&b);
 }
 
-const char *ks_apitk_crd_dir(void)
+static bool is_dir(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+const char *ks_apitk_kueue_dir(void)
 {
     static char dir[1024];
-    struct stat sb;
-    /* The shared folder, or the project's unchanged copy of it. */
+    /*
+     * Absolute paths only, so a test finds the CRDs from any working
+     * directory. The CRDs are part of the checkout: a missing copy is a
+     * broken checkout and fails the test, never skips it.
+     */
     const char *env = getenv("GF_SHARED");
-    const char *cands[] = {env, "e2e/testdata", "../shared", "../../shared"};
-    for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++) {
-        if (cands[i] == NULL || cands[i][0] == '\0')
-            continue;
-        snprintf(dir, sizeof(dir), "%s/kueue/crds", cands[i]);
-        if (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))
-            return dir;
+    if (env != NULL && env[0] != '\0') {
+        snprintf(dir, sizeof(dir), "%s/kueue", env);
+    } else {
+#ifdef GF_TESTDATA
+        snprintf(dir, sizeof(dir), "%s/kueue", GF_TESTDATA);
+#else
+        fail_msg("GF_SHARED is not set: run the tests through make, or "
+                 "export GF_SHARED=<the shared folder>");
+#endif
     }
-    return NULL;
+    char crds[1100];
+    snprintf(crds, sizeof(crds), "%s/crds", dir);
+    if (!is_dir(crds))
+        fail_msg("no Kueue CRDs in %s: the checkout is incomplete", crds);
+    return dir;
+}
+
+const char *ks_apitk_crd_dir(void)
+{
+    static char dir[1100];
+    snprintf(dir, sizeof(dir), "%s/crds", ks_apitk_kueue_dir());
+    return dir;
 }

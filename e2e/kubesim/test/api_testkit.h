@@ -72,9 +72,14 @@ size_t ks_apitk_events(const struct ks_apitk_resp *r);
 
 /* Reads a whole file (test data); returned-owned, NULL when missing. */
 char *ks_apitk_read_file(const char *path, size_t *len);
-/* The directory holding the upstream Kueue CRDs ($GF_SHARED/kueue/crds,
- * e2e/testdata/kueue/crds or ../shared/kueue/crds), or NULL when none is
- * found. Static. */
+/*
+ * The directory of upstream Kueue files (crds/, samples/): $GF_SHARED/kueue
+ * when GF_SHARED is set (the Makefile exports it), else the project's copy
+ * in e2e/testdata/kueue, by an absolute path fixed at build time. Fails the
+ * running test when the CRDs are not there. Static storage.
+ */
+const char *ks_apitk_kueue_dir(void);
+/* ks_apitk_kueue_dir()/crds. Static storage. */
 const char *ks_apitk_crd_dir(void);
 
 #endif

@@ -40,12 +40,10 @@ static void load_crds(struct ks_kqtk *t, const char *dir)
     closedir(d);
 }
 
-bool ks_kqtk_start(struct ks_kqtk *t)
+void ks_kqtk_start(struct ks_kqtk *t)
 {
     memset(t, 0, sizeof(*t));
     const char *dir = ks_apitk_crd_dir();
-    if (dir == NULL)
-        return false;
     ks_apitk_start(&t->k, NULL);
     load_crds(t, dir);
     t->st = gf_ks_api_store(t->k.api);
@@ -58,7 +56,6 @@ bool ks_kqtk_start(struct ks_kqtk *t)
     };
     t->kueue = gf_ks_kueue_new(&o);
     ks_kqtk_settle(t);
-    return true;
 }
 
 void ks_kqtk_stop(struct ks_kqtk *t)

@@ -119,11 +119,12 @@ static cJSON *post(struct ks_apitk_cluster *k, const char *path,
     return j;
 }
 
-static const char *str(const cJSON *j, const char *path)
+static const char *or_null(const char *s)
 {
-    const char *s = gf_json_str(j, path);
     return s != NULL ? s : "(null)";
 }
+/* A macro, so gf_json_str's literal-only check reaches every call. */
+#define str(j, path) or_null(gf_json_str(j, path))
 
 static void test_kubectl_bodies(void **state)
 {

@@ -6,6 +6,10 @@
  * pod-less Workloads (admitted in one pass, so priority and FIFO order
  * decide), then a second batch, and checks which Workloads hold quota,
  * which wait, and which were preempted with which reason.
+ *
+ * Every case runs twice: with nvidia.com/gpu, the resource that matters
+ * (its name has a dot, so it is read key by key everywhere), and with cpu.
+ * The setups name the resource as RES, replaced when a case runs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +21,7 @@
 #include <cmocka.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 #include "common/json.h"
 #include "e2e/kubesim/kueue.h"
 #include "e2e/kubesim/test/kueue_testkit.h"
@@ -27,7 +32,7 @@
 struct wl_spec {
     const char *name, *queue;
     int prio;
-    const char *cpu; /* per pod */
+    const char *q; /* per pod, of the case's resource */
     int count;
 };
 
@@ -39,8 +44,13 @@ struct kq_case {
     const char *preempted; /* Evicted by preemption */
     const char *preempted_reason;
     const char *flavor_of;   /* "name=flavor" assignment to check */
-    const char *cq_borrowed; /* "cq=quantity" borrowed cpu to check */
+    const char *cq_borrowed; /* "cq=quantity" borrowed to check */
+    const char *cq_used;     /* "cq=quantity" in status.flavorsUsage */
 };
+
+#define GPU "nvidia.com/gpu"
+/* Stands for the resource in setups; replaced by run_case. */
+#define RES "@RES@"
 
 #define FLAVOR(n)                                                              \
     "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"               \
@@ -49,16 +59,17 @@ struct kq_case {
     "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"                   \
     "metadata: {name: " n ", namespace: default}\n"                            \
     "spec: {clusterQueue: " cq "}\n---\n"
-/* A ClusterQueue with one cpu flavor; extra is spliced into spec. */
+/* A ClusterQueue with one flavor of RES; extra is spliced into spec. */
 #define CQ(n, extra, quota)                                                    \
     "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"                 \
     "metadata: {name: " n "}\n"                                                \
     "spec:\n  namespaceSelector: {}\n" extra                                   \
-    "  resourceGroups:\n  - coveredResources: [cpu]\n    flavors:\n"           \
+    "  resourceGroups:\n  - coveredResources: [\"" RES "\"]\n    flavors:\n"   \
     "    - name: default-flavor\n      resources:\n"                           \
-    "      - {name: cpu, " quota "}\n---\n"
+    "      - {name: \"" RES "\", " quota "}\n---\n"
 
-static void create_wl(struct ks_kqtk *t, const struct wl_spec *w)
+static void create_wl(struct ks_kqtk *t, const struct wl_spec *w,
+                      const char *res)
 {
     char y[1024];
     snprintf(y, sizeof(y),
@@ -68,8 +79,10 @@ static void create_wl(struct ks_kqtk *t, const struct wl_spec *w)
              "  - name: main\n    count: %d\n    template:\n      spec:\n"
              "        restartPolicy: Never\n        containers:\n"
              "        - name: c\n          image: busybox\n"
-             "          resources: {requests: {cpu: \"%s\"}}\n",
-             w->name, w->queue, w->prio, w->count > 0 ? w->count : 1, w->cpu);
+             "          resources: {requests: {\"%s\": \"%s\"}, "
+             "limits: {\"%s\": \"%s\"}}\n",
+             w->name, w->queue, w->prio, w->count > 0 ? w->count : 1, res, w->q,
+             res, w->q);
     ks_kqtk_apply(t, y);
 }
 
@@ -147,52 +160,86 @@ static void split_pair(const char *spec, char *name, char *value, size_t cap)
     memcpy(value, eq + 1, strlen(eq + 1) + 1);
 }
 
-static void check_flavor(struct ks_kqtk *t, const char *spec)
+static void check_flavor(struct ks_kqtk *t, const char *spec, const char *res)
 {
     char name[64], flavor[64];
     split_pair(spec, name, flavor, sizeof(name));
     cJSON *o = get_wl(t, name);
     const cJSON *psa = cJSON_GetArrayItem(
         gf_json_path(o, "status.admission.podSetAssignments"), 0);
-    assert_string_equal(gf_json_str(psa, "flavors.cpu"), flavor);
+    assert_string_equal(gf_json_as_str(GF_JSON_AT(psa, "flavors", res)),
+                        flavor);
     cJSON_Delete(o);
 }
 
-static void check_borrowed(struct ks_kqtk *t, const char *spec)
+/* The entry for res in a ClusterQueue's status list (first flavor). */
+static const cJSON *cq_res(const cJSON *cq, const char *list, const char *res)
+{
+    const cJSON *fl = cJSON_GetArrayItem(GF_JSON_AT(cq, "status", list), 0);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, GF_JSON_AT(fl, "resources"))
+    {
+        const char *n = gf_json_str(r, "name");
+        if (n != NULL && strcmp(n, res) == 0)
+            return r;
+    }
+    fail_msg("no %s in status.%s", res, list);
+    return NULL;
+}
+
+static void check_cq(struct ks_kqtk *t, const char *spec, const char *list,
+                     const char *field, const char *res)
 {
     char name[64], q[64];
     split_pair(spec, name, q, sizeof(name));
     cJSON *o = ks_kqtk_get(t, KQ, "clusterqueues", "", name);
     assert_non_null(o);
-    const cJSON *fr =
-        cJSON_GetArrayItem(gf_json_path(o, "status.flavorsReservation"), 0);
-    const cJSON *r = cJSON_GetArrayItem(gf_json_path(fr, "resources"), 0);
-    assert_string_equal(gf_json_str(r, "borrowed"), q);
+    const cJSON *r = cq_res(o, list, res);
+    assert_string_equal(gf_json_as_str(GF_JSON_AT(r, field)), q);
     cJSON_Delete(o);
 }
 
-static void run_case(const struct kq_case *c)
+/* The setup with RES replaced by res. Returned-owned (gf_free). */
+static char *setup_for(const char *setup, const char *res)
+{
+    struct gf_buf b = GF_BUF_INIT((size_t)64 * 1024);
+    const char *p = setup, *m;
+    while ((m = strstr(p, RES)) != NULL) {
+        gf_buf_append(&b, p, (size_t)(m - p));
+        gf_buf_puts(&b, res);
+        p = m + strlen(RES);
+    }
+    gf_buf_puts(&b, p);
+    char *out = gf_strdup(gf_buf_cstr(&b));
+    gf_buf_free(&b);
+    return out;
+}
+
+static void run_case(const struct kq_case *c, const char *res)
 {
     struct ks_kqtk t;
-    if (!ks_kqtk_start(&t))
-        skip();
-    ks_kqtk_apply(&t, c->setup);
+    ks_kqtk_start(&t);
+    char *setup = setup_for(c->setup, res);
+    ks_kqtk_apply(&t, setup);
+    gf_free(setup);
     ks_kqtk_settle(&t);
     for (size_t i = 0; i < 6 && c->first[i].name != NULL; i++)
-        create_wl(&t, &c->first[i]);
+        create_wl(&t, &c->first[i], res);
     ks_kqtk_settle(&t);
     /* Later Workloads are newer: FIFO order is by creation time. */
     gf_clock_advance(&t.k.clock, 1000);
     for (size_t i = 0; i < 6 && c->then[i].name != NULL; i++)
-        create_wl(&t, &c->then[i]);
+        create_wl(&t, &c->then[i], res);
     ks_kqtk_settle(&t);
     each(c->admitted, want_admitted, &t, c);
     each(c->pending, want_pending, &t, c);
     each(c->preempted, want_preempted, &t, c);
     if (c->flavor_of != NULL)
-        check_flavor(&t, c->flavor_of);
+        check_flavor(&t, c->flavor_of, res);
     if (c->cq_borrowed != NULL)
-        check_borrowed(&t, c->cq_borrowed);
+        check_cq(&t, c->cq_borrowed, "flavorsReservation", "borrowed", res);
+    if (c->cq_used != NULL)
+        check_cq(&t, c->cq_used, "flavorsUsage", "total", res);
     /* Idempotent: another pass with nothing changed writes nothing. */
     struct gf_ks_kueue_stats before, after;
     gf_ks_kueue_stats(t.kueue, &before);
@@ -223,20 +270,23 @@ static const struct kq_case cases[] = {
     {.setup = ONE_CQ("", "nominalQuota: 9"),
      .first = {{"a", "lq", 0, "5", 1}, {"b", "lq", 0, "5", 1}},
      .admitted = "a",
-     .pending = "b"},
+     .pending = "b",
+     .cq_used = "cq=5"},
     /* 1: pending Workloads are admitted by priority, then FIFO. */
     {.setup = ONE_CQ("", "nominalQuota: 4"),
      .first = {{"low-old", "lq", 0, "4", 1},
                {"high", "lq", 10, "4", 1},
                {"low-new", "lq", 0, "4", 1}},
      .admitted = "high",
-     .pending = "low-old,low-new"},
+     .pending = "low-old,low-new",
+     .cq_used = "cq=4"},
     /* 2: BestEffortFIFO: a Workload that does not fit does not block
      * smaller ones behind it. */
     {.setup = ONE_CQ("", "nominalQuota: 4"),
      .first = {{"big", "lq", 0, "6", 1}, {"small", "lq", 0, "2", 1}},
      .admitted = "small",
-     .pending = "big"},
+     .pending = "big",
+     .cq_used = "cq=2"},
     /* 3: StrictFIFO: the head blocks the queue. */
     {.setup = ONE_CQ("  queueingStrategy: StrictFIFO\n", "nominalQuota: 4"),
      .first = {{"big", "lq", 0, "6", 1}, {"small", "lq", 0, "2", 1}},
@@ -306,11 +356,11 @@ static const struct kq_case cases[] = {
     {.setup = FLAVOR("small") FLAVOR(
          "large") "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
                   "metadata: {name: cq}\nspec:\n  resourceGroups:\n"
-                  "  - coveredResources: [cpu]\n    flavors:\n"
-                  "    - {name: small, resources: [{name: cpu, nominalQuota: "
-                  "2}]}\n"
-                  "    - {name: large, resources: [{name: cpu, nominalQuota: "
-                  "10}]}\n"
+                  "  - coveredResources: [\"" RES "\"]\n    flavors:\n"
+                  "    - {name: small, resources: [{name: \"" RES "\", "
+                  "nominalQuota: 2}]}\n"
+                  "    - {name: large, resources: [{name: \"" RES "\", "
+                  "nominalQuota: 10}]}\n"
                   "---\n" LQ("lq", "cq"),
      .first = {{"w3", "lq", 0, "3", 1}},
      .then = {{"w2", "lq", 0, "2", 1}},
@@ -325,49 +375,41 @@ static const struct kq_case cases[] = {
      .pending = "a1"},
 };
 
+/* Each case with nvidia.com/gpu and with cpu. */
 #define CASE(fn, i)                                                            \
-    static void fn(void **state)                                               \
+    static void fn##_gpu(void **state)                                         \
     {                                                                          \
         (void)state;                                                           \
-        run_case(&cases[i]);                                                   \
+        run_case(&cases[i], GPU);                                              \
+    }                                                                          \
+    static void fn##_cpu(void **state)                                         \
+    {                                                                          \
+        (void)state;                                                           \
+        run_case(&cases[i], "cpu");                                            \
     }
 
-CASE(test_nominalQuota_caps_usage_without_cohort, 0)
-CASE(test_admission_orders_by_priority_then_creation_fifo, 1)
-CASE(test_BestEffortFIFO_lets_smaller_workloads_past_the_head, 2)
-CASE(test_StrictFIFO_head_blocks_the_queue, 3)
-CASE(test_borrowingLimit_caps_usage_above_nominal, 4)
-CASE(test_lendingLimit_caps_what_a_member_lends, 5)
-CASE(test_cohort_of_three_shares_unused_nominal_quota, 6)
-CASE(test_withinClusterQueue_LowerPriority_preempts_lower_priority, 7)
-CASE(test_withinClusterQueue_LowerPriority_spares_equal_priority, 8)
-CASE(test_reclaimWithinCohort_Any_evicts_only_needed_borrowers, 9)
-CASE(test_reclaimWithinCohort_LowerPriority_spares_higher_priority, 10)
-CASE(test_flavors_are_tried_in_the_order_listed, 11)
-CASE(test_reclaim_takes_back_only_borrowed_quota, 12)
+#define CASES(X)                                                               \
+    X(test_nominalQuota_caps_usage_without_cohort, 0)                          \
+    X(test_admission_orders_by_priority_then_creation_fifo, 1)                 \
+    X(test_BestEffortFIFO_lets_smaller_workloads_past_the_head, 2)             \
+    X(test_StrictFIFO_head_blocks_the_queue, 3)                                \
+    X(test_borrowingLimit_caps_usage_above_nominal, 4)                         \
+    X(test_lendingLimit_caps_what_a_member_lends, 5)                           \
+    X(test_cohort_of_three_shares_unused_nominal_quota, 6)                     \
+    X(test_withinClusterQueue_LowerPriority_preempts_lower_priority, 7)        \
+    X(test_withinClusterQueue_LowerPriority_spares_equal_priority, 8)          \
+    X(test_reclaimWithinCohort_Any_evicts_only_needed_borrowers, 9)            \
+    X(test_reclaimWithinCohort_LowerPriority_spares_higher_priority, 10)       \
+    X(test_flavors_are_tried_in_the_order_listed, 11)                          \
+    X(test_reclaim_takes_back_only_borrowed_quota, 12)
+
+CASES(CASE)
+
+#define ENTRIES(fn, i) cmocka_unit_test(fn##_gpu), cmocka_unit_test(fn##_cpu),
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nominalQuota_caps_usage_without_cohort),
-        cmocka_unit_test(test_admission_orders_by_priority_then_creation_fifo),
-        cmocka_unit_test(
-            test_BestEffortFIFO_lets_smaller_workloads_past_the_head),
-        cmocka_unit_test(test_StrictFIFO_head_blocks_the_queue),
-        cmocka_unit_test(test_borrowingLimit_caps_usage_above_nominal),
-        cmocka_unit_test(test_lendingLimit_caps_what_a_member_lends),
-        cmocka_unit_test(test_cohort_of_three_shares_unused_nominal_quota),
-        cmocka_unit_test(
-            test_withinClusterQueue_LowerPriority_preempts_lower_priority),
-        cmocka_unit_test(
-            test_withinClusterQueue_LowerPriority_spares_equal_priority),
-        cmocka_unit_test(
-            test_reclaimWithinCohort_Any_evicts_only_needed_borrowers),
-        cmocka_unit_test(
-            test_reclaimWithinCohort_LowerPriority_spares_higher_priority),
-        cmocka_unit_test(test_flavors_are_tried_in_the_order_listed),
-        cmocka_unit_test(test_reclaim_takes_back_only_borrowed_quota),
-    };
+    const struct CMUnitTest tests[] = {CASES(ENTRIES)};
     gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_kube_global_cleanup();

@@ -45,10 +45,9 @@ struct env {
     struct gf_ks_runner *r;
 };
 
-static bool env_start(struct env *e)
+static void env_start(struct env *e)
 {
-    if (!ks_kqtk_start(&e->t))
-        return false;
+    ks_kqtk_start(&e->t);
     ks_kqtk_apply(&e->t, setup);
     struct gf_ks_runner_opts o = {
         .store = e->t.st,
@@ -62,13 +61,31 @@ static bool env_start(struct env *e)
     };
     e->r = gf_ks_runner_new(&o);
     ks_kqtk_settle(&e->t);
-    return true;
 }
 
 static void env_stop(struct env *e)
 {
     gf_ks_runner_free(e->r);
     ks_kqtk_stop(&e->t);
+}
+
+/* A Job whose pods each ask for q of resource res (requests = limits). */
+static void create_job_of(struct env *e, const char *name, const char *res,
+                          const char *q, int par)
+{
+    char y[1536];
+    snprintf(y, sizeof(y),
+             "apiVersion: batch/v1\nkind: Job\n"
+             "metadata:\n  name: %s\n  namespace: default\n"
+             "  labels: {kueue.x-k8s.io/queue-name: lq}\n"
+             "  annotations: {kubesim.gpufed.io/duration: 10s}\n"
+             "spec:\n  parallelism: %d\n  completions: %d\n"
+             "  template:\n    spec:\n      restartPolicy: Never\n"
+             "      containers:\n      - name: c\n        image: busybox\n"
+             "        resources: {requests: {\"%s\": \"%s\"}, "
+             "limits: {\"%s\": \"%s\"}}\n",
+             name, par, par, res, q, res, q);
+    ks_kqtk_apply(&e->t, y);
 }
 
 static void create_job(struct env *e, const char *name, const char *cpu,
@@ -171,8 +188,7 @@ static void test_job_is_suspended_until_its_workload_is_admitted(void **s)
 {
     (void)s;
     struct env e;
-    if (!env_start(&e))
-        skip();
+    env_start(&e);
     create_job(&e, "first", "1", 3, "");
     create_job(&e, "second", "2", 1, "");
     ks_kqtk_settle(&e.t);
@@ -223,12 +239,73 @@ static void test_job_is_suspended_until_its_workload_is_admitted(void **s)
     env_stop(&e);
 }
 
+/* The total of res in the ClusterQueue's status list (first flavor). */
+static const char *cq_total(struct env *e, const char *list, const char *res)
+{
+    static char out[32];
+    cJSON *cq = ks_kqtk_get(&e->t, KQ, "clusterqueues", "", "cq");
+    assert_non_null(cq);
+    const cJSON *fl = cJSON_GetArrayItem(GF_JSON_AT(cq, "status", list), 0);
+    const cJSON *r;
+    snprintf(out, sizeof(out), "(none)");
+    cJSON_ArrayForEach(r, GF_JSON_AT(fl, "resources"))
+    {
+        const char *n = gf_json_str(r, "name");
+        const char *t = gf_json_str(r, "total");
+        if (n != NULL && t != NULL && strcmp(n, res) == 0)
+            snprintf(out, sizeof(out), "%s", t);
+    }
+    cJSON_Delete(cq);
+    return out;
+}
+
+/*
+ * nvidia.com/gpu nominal 8: of three Jobs of 4 GPUs only two run at once,
+ * and the ClusterQueue's status counts 8 GPUs in use. The third runs when
+ * the first two finish.
+ */
+static void test_gpu_quota_admits_only_what_fits(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    /* A second apart, so FIFO order is g1, g2, g3. */
+    create_job_of(&e, "g1", "nvidia.com/gpu", "4", 1);
+    gf_clock_advance(&e.t.k.clock, 1000);
+    create_job_of(&e, "g2", "nvidia.com/gpu", "4", 1);
+    gf_clock_advance(&e.t.k.clock, 1000);
+    create_job_of(&e, "g3", "nvidia.com/gpu", "4", 1);
+    ks_kqtk_settle(&e.t);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "g1", "Admitted", reason), "True");
+    assert_string_equal(cond_of(&e, "g2", "Admitted", reason), "True");
+    assert_string_equal(cond_of(&e, "g3", "QuotaReserved", reason), "False");
+    assert_string_equal(reason, "Pending");
+    assert_true(suspended(&e, "g3"));
+    assert_int_equal(count_pods(&e, "Running"), 2);
+    assert_string_equal(cq_total(&e, "flavorsUsage", "nvidia.com/gpu"), "8");
+    assert_string_equal(cq_total(&e, "flavorsReservation", "nvidia.com/gpu"),
+                        "8");
+    /* The Workload's admission names the flavor of the GPUs. */
+    cJSON *w = wl_of(&e, "g1");
+    const cJSON *psa = cJSON_GetArrayItem(
+        gf_json_path(w, "status.admission.podSetAssignments"), 0);
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(psa, "flavors", "nvidia.com/gpu")),
+        "default-flavor");
+    cJSON_Delete(w);
+    gf_clock_advance(&e.t.k.clock, 10000);
+    ks_kqtk_settle(&e.t);
+    assert_false(suspended(&e, "g3"));
+    assert_string_equal(cq_total(&e, "flavorsUsage", "nvidia.com/gpu"), "4");
+    env_stop(&e);
+}
+
 static void test_active_false_evicts_and_stops_the_job(void **s)
 {
     (void)s;
     struct env e;
-    if (!env_start(&e))
-        skip();
+    env_start(&e);
     create_job(&e, "j", "1", 2, "");
     ks_kqtk_settle(&e.t);
     assert_int_equal(count_pods(&e, "Running"), 2);
@@ -267,8 +344,7 @@ static void test_preempted_job_is_suspended_and_its_pods_deleted(void **s)
 {
     (void)s;
     struct env e;
-    if (!env_start(&e))
-        skip();
+    env_start(&e);
     create_job(&e, "low", "4", 1, "");
     ks_kqtk_settle(&e.t);
     assert_false(suspended(&e, "low"));
@@ -297,8 +373,7 @@ static void test_kueue_frozen_fault_stops_admission_until_it_ends(void **s)
 {
     (void)s;
     struct env e;
-    if (!env_start(&e))
-        skip();
+    env_start(&e);
     struct gf_ks_fault_spec f = {.kind = GF_KS_FAULT_KUEUE_FROZEN,
                                  .for_ms = 5000};
     assert_true(gf_ks_faults_add(e.t.faults, &f) > 0);
@@ -329,8 +404,7 @@ static void test_upstream_sample_job_runs_to_completion(void **s)
 {
     (void)s;
     struct ks_kqtk t;
-    if (!ks_kqtk_start(&t))
-        skip();
+    ks_kqtk_start(&t);
     const char *dir = ks_apitk_crd_dir();
     char path[2048];
     size_t len;
@@ -379,6 +453,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_is_suspended_until_its_workload_is_admitted),
+        cmocka_unit_test(test_gpu_quota_admits_only_what_fits),
         cmocka_unit_test(test_active_false_evicts_and_stops_the_job),
         cmocka_unit_test(test_preempted_job_is_suspended_and_its_pods_deleted),
         cmocka_unit_test(test_kueue_frozen_fault_stops_admission_until_it_ends),

@@ -23,9 +23,8 @@
 #include "common/json.h"
 #include "e2e/kubesim/patch.h"
 #include "e2e/kubesim/schema.h"
+#include "e2e/kubesim/test/api_testkit.h"
 #include "kubeclient/global.h"
-
-#define KUEUE_DIR "e2e/testdata/kueue"
 
 static int64_t baseline;
 
@@ -91,11 +90,14 @@ static cJSON *yaml_node(yaml_document_t *doc, const yaml_node_t *n, int depth)
 }
 
 /* Every document of a YAML file, as a JSON array (empty docs skipped). */
-static cJSON *load_yaml(const char *path)
+/* rel: a file under the upstream Kueue folder (ks_apitk_kueue_dir). */
+static cJSON *load_yaml(const char *rel)
 {
+    char path[2048];
+    snprintf(path, sizeof(path), "%s/%s", ks_apitk_kueue_dir(), rel);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
-        fail_msg("cannot open %s (tests run from the repository root)", path);
+        fail_msg("cannot open %s", path);
     yaml_parser_t parser;
     assert_true(yaml_parser_initialize(&parser));
     yaml_parser_set_input_file(&parser, f);
@@ -146,7 +148,7 @@ static void crdset_load(struct crdset *cs)
     cs->cache = gf_ks_schema_cache_new();
     for (size_t i = 0; i < sizeof(crd_files) / sizeof(crd_files[0]); i++) {
         char path[256];
-        snprintf(path, sizeof(path), KUEUE_DIR "/crds/kueue.x-k8s.io_%s.yaml",
+        snprintf(path, sizeof(path), "crds/kueue.x-k8s.io_%s.yaml",
                  crd_files[i]);
         cJSON *docs = load_yaml(path);
         const cJSON *crd = cJSON_GetArrayItem(docs, 0);
@@ -211,7 +213,7 @@ static void test_interning(void **state)
     size_t n = gf_ks_schema_cache_size(cs.cache);
     assert_true(n >= 10);
     /* A second cluster installing the same CRDs shares every schema. */
-    cJSON *docs = load_yaml(KUEUE_DIR "/crds/kueue.x-k8s.io_workloads.yaml");
+    cJSON *docs = load_yaml("crds/kueue.x-k8s.io_workloads.yaml");
     const cJSON *v;
     cJSON_ArrayForEach(
         v, gf_json_path(cJSON_GetArrayItem(docs, 0), "spec.versions"))
@@ -230,10 +232,14 @@ static void test_interning(void **state)
     assert_int_equal(gf_alloc_live(), baseline);
 }
 
+/* dir: relative to the upstream Kueue folder, as load_yaml takes it. */
 static int validate_samples_in(const struct crdset *cs, const char *dir)
 {
-    DIR *d = opendir(dir);
-    assert_non_null(d);
+    char abs[2048];
+    snprintf(abs, sizeof(abs), "%s/%s", ks_apitk_kueue_dir(), dir);
+    DIR *d = opendir(abs);
+    if (d == NULL)
+        fail_msg("cannot open %s", abs);
     int checked = 0;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
@@ -274,7 +280,7 @@ static void test_upstream_samples_validate(void **state)
     int checked = 0;
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
         char dir[256];
-        snprintf(dir, sizeof(dir), KUEUE_DIR "/samples/%s", dirs[i]);
+        snprintf(dir, sizeof(dir), "samples/%s", dirs[i]);
         checked += validate_samples_in(&cs, dir);
     }
     print_message("validated %d upstream Kueue objects\n", checked);
@@ -313,8 +319,8 @@ static cJSON *base_object(const struct crdset *cs, const char *kind)
     if (strcmp(kind, "Workload") == 0)
         return cJSON_Parse(workload_json);
     /* ClusterQueue and LocalQueue come from the upstream setup sample. */
-    cJSON *docs = load_yaml(KUEUE_DIR "/samples/single-cluster/"
-                                      "single-clusterqueue-setup.yaml");
+    cJSON *docs = load_yaml("samples/single-cluster/"
+                            "single-clusterqueue-setup.yaml");
     cJSON *obj;
     cJSON_ArrayForEach(obj, docs)
     {

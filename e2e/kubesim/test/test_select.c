@@ -1,7 +1,8 @@
 /*
  * Tests for kubesim/select: the label selector grammar (equality and
- * set-based requirements, existence), field selectors on metadata.name
- * and metadata.namespace, and the 400 errors for malformed selectors.
+ * set-based requirements, existence), field selectors on the fields each
+ * type lets clients select on (with kube-apiserver v1.28's messages for the
+ * others), and the 400 errors for malformed selectors.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,9 +91,9 @@ static void test_selectors(void **state)
         {"metadata.namespace=team-b", true, 0},
         {"metadata.name=web-1,metadata.namespace=team-a", true, 1},
         {"metadata.name=web-1,metadata.namespace!=team-a", true, 0},
-        {"spec.nodeName=n1", true, 1},
-        {"spec.suspend=true", true, 1},
-        {"status.phase=", true, 1}, /* an absent field reads as "" */
+        /* Without a type, only the fields every type has. */
+        {"spec.nodeName=n1", true, -1},
+        {"metadata.labels.app=web", true, -1},
         {"metadata.name", true, -1},
         {"metadata.name in (a)", true, -1},
         {"=web-1", true, -1},
@@ -119,6 +120,96 @@ static void test_selectors(void **state)
             /* A copy behaves the same. */
             struct gf_ks_selector *d = gf_ks_selector_dup(sel);
             assert_int_equal(gf_ks_selector_match(d, obj), cases[i].match == 1);
+            gf_ks_selector_free(d);
+        }
+        gf_ks_selector_free(sel);
+        gf_ks_status_clear(&err);
+    }
+    cJSON_Delete(obj);
+    assert_int_equal(gf_alloc_live(), baseline);
+}
+
+struct fcase {
+    const struct gf_ks_field_type *t;
+    const char *sel;
+    int match;           /* 1 match, 0 no match, -1 400 */
+    const char *message; /* the 400's message */
+};
+
+/* A Pod, a Job and a Workload, each with dotted label keys. */
+static const char pod_json[] =
+    "{\"metadata\":{\"name\":\"p\",\"namespace\":\"team-a\","
+    "\"labels\":{\"kueue.x-k8s.io/queue-name\":\"lq\"}},"
+    "\"spec\":{\"nodeName\":\"node-1\",\"restartPolicy\":\"Never\"},"
+    "\"status\":{\"phase\":\"Running\"}}";
+
+static void test_field_selectors_per_type(void **state)
+{
+    (void)state;
+    static const struct gf_ks_field_type pods = {"", "pods", "Pod", true,
+                                                 false};
+    static const struct gf_ks_field_type jobs = {"batch", "jobs", "Job", true,
+                                                 false};
+    static const struct gf_ks_field_type cms = {"", "configmaps", "ConfigMap",
+                                                true, false};
+    static const struct gf_ks_field_type wls = {"kueue.x-k8s.io", "workloads",
+                                                "Workload", true, true};
+    static const struct gf_ks_field_type cqs = {
+        "kueue.x-k8s.io", "clusterqueues", "ClusterQueue", false, true};
+    static const struct gf_ks_field_type nss = {"", "namespaces", "Namespace",
+                                                false, false};
+    static const struct fcase cases[] = {
+        {&pods, "spec.nodeName=node-1", 1, NULL},
+        {&pods, "spec.nodeName=node-2", 0, NULL},
+        {&pods, "status.phase=Running,metadata.namespace=team-a", 1, NULL},
+        {&pods, "spec.restartPolicy!=Always", 1, NULL},
+        {&pods, "spec.hostNetwork=false", 1, NULL}, /* absent is false */
+        {&pods, "status.podIP=", 1, NULL},          /* absent is "" */
+        /* A label is not a field, however it is spelled. */
+        {&pods, "metadata.labels.kueue.x-k8s.io/queue-name=lq", -1,
+         "field label not supported: "
+         "metadata.labels.kueue.x-k8s.io/queue-name"},
+        /* The first unsupported field in name order is named. */
+        {&pods, "zz=1,spec.nodeName=node-1,aa=2", -1,
+         "field label not supported: aa"},
+        {&jobs, "status.successful=0", 1, NULL},
+        {&jobs, "spec.suspend=true", -1,
+         "field label \"spec.suspend\" not supported for Job"},
+        {&cms, "metadata.name=p", 1, NULL},
+        {&cms, "spec.nodeName=node-1", -1,
+         "\"spec.nodeName\" is not a known field selector: only "
+         "\"metadata.name\", \"metadata.namespace\""},
+        {&wls, "metadata.namespace=team-a", 1, NULL},
+        {&wls, "spec.queueName=lq", -1,
+         "field label not supported: spec.queueName"},
+        {&cqs, "metadata.name=p", 1, NULL},
+        {&cqs, "metadata.namespace=", -1,
+         "field label not supported: metadata.namespace"},
+        {&nss, "status.phase=Running", 1, NULL},
+        {&nss, "metadata.namespace=x", -1,
+         "field label not supported: metadata.namespace"},
+    };
+    cJSON *obj = cJSON_Parse(pod_json);
+    assert_non_null(obj);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct fcase *c = &cases[i];
+        struct gf_ks_selector *sel = NULL;
+        struct gf_ks_status err;
+        gf_ks_status_init(&err);
+        int rc = gf_ks_selector_parse_fields(c->sel, c->t, &sel, &err);
+        print_message("case %zu %s \"%s\": rc=%d %s\n", i, c->t->resource,
+                      c->sel, rc, err.message);
+        if (c->match < 0) {
+            assert_int_equal(rc, GF_EINVALID);
+            assert_int_equal(err.code, 400);
+            assert_string_equal(err.reason, "BadRequest");
+            assert_string_equal(err.message, c->message);
+            assert_null(sel);
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(gf_ks_selector_match(sel, obj), c->match == 1);
+            struct gf_ks_selector *d = gf_ks_selector_dup(sel);
+            assert_int_equal(gf_ks_selector_match(d, obj), c->match == 1);
             gf_ks_selector_free(d);
         }
         gf_ks_selector_free(sel);
@@ -172,6 +263,7 @@ int main(void)
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_selectors),
+        cmocka_unit_test(test_field_selectors_per_type),
         cmocka_unit_test(test_match_helpers_and_limits),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
