@@ -271,10 +271,8 @@ static int find_named(struct kc_doc *d, const struct gf_ynode *root,
 /* ------------------------------------------------------------------ */
 /* field loaders                                                       */
 
-/* Decodes standard base64 (newlines and spaces allowed) with OpenSSL's
- * EVP decoder. 0 or -EINVAL; *out returned-owned. */
-static int b64_decode(const char *in, size_t n, unsigned char **out,
-                      size_t *outlen)
+int gf_kube_base64_decode(const char *in, size_t n, unsigned char **out,
+                          size_t *outlen)
 {
     if (n > INT_MAX / 2)
         return -EINVAL;
@@ -313,7 +311,7 @@ static int load_pem(struct kc_doc *d, const struct gf_ynode *map,
     if (get_str(d, map, datakey, &s) != 0)
         return GF_ECONFIG;
     if (s != NULL && s[0] != '\0') {
-        if (b64_decode(s, strlen(s), out, outlen) != 0 || *outlen == 0) {
+        if (gf_kube_base64_decode(s, strlen(s), out, outlen) != 0 || *outlen == 0) {
             NODE_ERR(d, get(map, datakey), "%s is not valid base64", datakey);
             return GF_ECONFIG;
         }

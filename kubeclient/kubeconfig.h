@@ -82,6 +82,15 @@ int gf_kube_creds_reload_token(struct gf_kube_creds *c);
 struct gf_kube_creds *gf_kube_creds_dup(const struct gf_kube_creds *c);
 void gf_kube_creds_free(struct gf_kube_creds *c);
 
+/*
+ * Decodes standard base64 (newlines and spaces allowed; Secret data and
+ * kubeconfig *-data fields) with OpenSSL's EVP decoder. 0, -EINVAL or
+ * -ENOMEM; *out is returned-owned (gf_free), NUL-terminated after
+ * *outlen bytes; wipe it first when it held a secret.
+ */
+int gf_kube_base64_decode(const char *in, size_t n, unsigned char **out,
+                          size_t *outlen);
+
 /* Formats "file:line:col: msg" into out. */
 void gf_kubeconfig_error_format(const struct gf_kubeconfig_error *e, char *out,
                                 size_t cap);

@@ -1,0 +1,426 @@
+/*
+ * hub: wiring. The hub cluster's watches (QuotaLeases, the members'
+ * kubeconfig Secrets), the members, and the workqueue that serialises
+ * every piece of work by key. Decisions are in pass.c, the protocol in
+ * lease_reconcile.c, the member clusters in member.c.
+ */
+#include "controller/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "kubeclient/uvclock.h"
+
+#define DEFAULT_NS "gpufed-system"
+#define DEFAULT_PASS_MS 1000
+#define DEFAULT_COPY_TTL_MS (10 * 60 * 1000)
+
+/* --- per-lease memory -------------------------------------------------- */
+
+struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name)
+{
+    struct gf__lease_mem *m = gf_htab_get_str(&h->lease_mem, name);
+    if (m == NULL) {
+        m = gf_calloc(1, sizeof(*m));
+        m->name = gf_strdup(name);
+        m->phase_seen = GF_LEASE_PHASE_COUNT;
+        gf_htab_put_str(&h->lease_mem, m->name, m);
+    }
+    return m;
+}
+
+static void lease_mem_drop(struct gf_hub *h, const char *name)
+{
+    struct gf__lease_mem *m = gf_htab_del_str(&h->lease_mem, name);
+    if (m != NULL) {
+        gf_free(m->name);
+        gf_free(m);
+    }
+}
+
+void gf__hub_enqueue_lease(struct gf_hub *h, const char *name)
+{
+    char key[300];
+    snprintf(key, sizeof(key), "lease/%s", name);
+    gf_wq_add(h->wq, key);
+}
+
+void gf__hub_kick_pass(struct gf_hub *h)
+{
+    /* Coalesced: many events in one turn are one pass. A short delay
+     * gathers the events of one burst (a relist) into one pass. */
+    gf_wq_add_after(h->wq, "pass", 50);
+}
+
+struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_members; i++)
+        if (strcmp(h->members[i]->name, name) == 0)
+            return h->members[i];
+    return NULL;
+}
+
+/* --- hub watches ------------------------------------------------------ */
+
+
+static int lease_project(void *data, const cJSON *obj, void **out)
+{
+    (void)data;
+    struct gf__lease_proj *p = gf_calloc(1, sizeof(*p));
+    char why[160];
+    int rc = gf_obs_lease_from_json(obj, &p->l, why, sizeof(why));
+    if (rc != 0) {
+        gf_free(p);
+        return rc;
+    }
+    if (p->l.reason == NULL || gf_lm_reason_parse(p->l.reason, &p->reason) != 0)
+        p->reason = GF_LM_R_NONE;
+    *out = p;
+    return 0;
+}
+
+static void lease_proj_free(void *v)
+{
+    struct gf__lease_proj *p = v;
+    if (p == NULL)
+        return;
+    gf_lease_clear(&p->l);
+    gf_free(p);
+}
+
+static void lease_changed(struct gf_hub *h, const struct gf_store_entry *old,
+                          const struct gf_store_entry *cur)
+{
+    if (cur != NULL) {
+        const struct gf__lease_proj *p = cur->proj;
+        gf_ledger_lease_set(h->ledger, &p->l);
+        gf__hub_enqueue_lease(h, p->l.name);
+    } else {
+        const struct gf__lease_proj *p = old->proj;
+        gf_ledger_lease_delete(h->ledger, p->l.name);
+        lease_mem_drop(h, p->l.name);
+    }
+    gf__hub_kick_pass(h);
+}
+
+static void lease_add(void *data, const struct gf_store_entry *e)
+{
+    lease_changed(data, NULL, e);
+}
+
+static void lease_upd(void *data, const struct gf_store_entry *o,
+                      const struct gf_store_entry *e)
+{
+    lease_changed(data, o, e);
+}
+
+static void lease_del(void *data, const struct gf_store_entry *o)
+{
+    lease_changed(data, o, NULL);
+}
+
+/* A member kubeconfig Secret, decoded. */
+struct secret_proj {
+    unsigned char *kubeconfig;
+    size_t len;
+};
+
+static int secret_project(void *data, const cJSON *obj, void **out)
+{
+    (void)data;
+    const cJSON *d = GF_JSON_AT(obj, "data", "kubeconfig");
+    if (!cJSON_IsString(d))
+        return 1; /* not a member Secret: skip */
+    struct secret_proj *p = gf_calloc(1, sizeof(*p));
+    int rc = gf_kube_base64_decode(d->valuestring, strlen(d->valuestring),
+                                   &p->kubeconfig, &p->len);
+    if (rc != 0) {
+        gf_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+static void secret_proj_free(void *v)
+{
+    struct secret_proj *p = v;
+    if (p == NULL)
+        return;
+    gf_wipe(p->kubeconfig, p->len);
+    gf_free(p->kubeconfig);
+    gf_free(p);
+}
+
+/* The Secret a member's credentialsSecret names ("namespace/name"). */
+static void secret_key(const struct gf_hub *h, size_t i, char *out,
+                       size_t cap)
+{
+    const char *ref = h->policy->members[i].credentials_secret;
+    if (ref != NULL)
+        snprintf(out, cap, "%s", ref);
+    else
+        snprintf(out, cap, "%s/%s-kubeconfig", h->ns,
+                 h->policy->members[i].name);
+}
+
+static void secret_changed(void *data, const struct gf_store_entry *e)
+{
+    struct gf_hub *h = data;
+    for (size_t i = 0; i < h->n_members; i++) {
+        char k[300];
+        secret_key(h, i, k, sizeof(k));
+        if (strcmp(k, e->key) == 0) {
+            char key[160];
+            snprintf(key, sizeof(key), "member/%s", h->members[i]->name);
+            gf_wq_add(h->wq, key);
+        }
+    }
+}
+
+static void secret_add(void *data, const struct gf_store_entry *e)
+{
+    secret_changed(data, e);
+}
+
+static void secret_upd(void *data, const struct gf_store_entry *o,
+                       const struct gf_store_entry *e)
+{
+    (void)o;
+    secret_changed(data, e);
+}
+
+static void secret_del(void *data, const struct gf_store_entry *o)
+{
+    /* The member keeps its connection: removing a member is a policy
+     * change, not a Secret deletion. */
+    (void)data;
+    (void)o;
+}
+
+/* --- member keys ------------------------------------------------------- */
+
+static void member_reconcile(struct gf_hub *h, const char *key,
+                             const char *name)
+{
+    struct gf__member *m = gf__hub_member(h, name);
+    if (m == NULL) {
+        gf_wq_done(h->wq, key, GF_WQ_OK, 0);
+        return;
+    }
+    char sk[300];
+    secret_key(h, m->index, sk, sizeof(sk));
+    const struct gf_store_entry *e = gf_store_get(h->secrets, sk);
+    if (e == NULL) {
+        GF_LOG(&m->lc, GF_LOG_WARN, "member Secret not found", "secret=%s",
+               sk);
+        gf_wq_done(h->wq, key, GF_WQ_REQUEUE_AFTER, 10000);
+        return;
+    }
+    const struct secret_proj *p = e->proj;
+    int rc = gf__member_connect(m, (const char *)p->kubeconfig, p->len, e->rv);
+    if (rc == -EAGAIN)
+        gf_wq_done(h->wq, key, GF_WQ_REQUEUE_AFTER, 200);
+    else
+        gf_wq_done(h->wq, key, rc == 0 ? GF_WQ_OK : GF_WQ_ERROR, 0);
+}
+
+/* --- the queue -------------------------------------------------------- */
+
+static void process(struct gf_workqueue *wq, const char *key, void *data)
+{
+    struct gf_hub *h = data;
+    if (h->stopping) {
+        gf_wq_done(wq, key, GF_WQ_OK, 0);
+        return;
+    }
+    if (strcmp(key, "pass") == 0)
+        gf__pass_run(h);
+    else if (strncmp(key, "lease/", 6) == 0)
+        gf__lease_reconcile(h, key, key + 6);
+    else if (strncmp(key, "member/", 7) == 0)
+        member_reconcile(h, key, key + 7);
+    else
+        gf_wq_done(wq, key, GF_WQ_TERMINAL, 0);
+}
+
+/* --- lifecycle ---------------------------------------------------------- */
+
+static int start_hub_watch(struct gf_hub *h, const char *resource,
+                           gf_store_project_fn project, gf_store_free_fn fr,
+                           const struct gf_store_handlers *hs,
+                           struct gf_store **store, struct gf_reflector **refl)
+{
+    struct gf_store_opts so = {
+        .project = project, .free_proj = fr, .handlers = hs};
+    *store = gf_store_new(&so);
+    struct gf_reflector_opts ro = {.client = h->hubc,
+                                   .store = *store,
+                                   .rng = &h->rng,
+                                   .ns = h->ns,
+                                   .page_limit = 500,
+                                   .lc = &h->lc};
+    int rc = gf_kube_resource_parse(resource, &ro.res);
+    if (rc == 0)
+        rc = gf_reflector_new(&ro, refl);
+    if (rc == 0)
+        rc = gf_reflector_start(*refl);
+    return rc;
+}
+
+static const struct gf_store_handlers lease_handlers = {
+    .on_add = lease_add, .on_update = lease_upd, .on_delete = lease_del};
+static const struct gf_store_handlers secret_handlers = {
+    .on_add = secret_add, .on_update = secret_upd, .on_delete = secret_del};
+
+int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
+{
+    struct gf_hub *h = gf_calloc(1, sizeof(*h));
+    h->loop = o->loop;
+    h->policy = o->policy;
+    h->ns = gf_strdup(o->ns != NULL ? o->ns : DEFAULT_NS);
+    h->pass_period_ms = o->pass_period_ms ? o->pass_period_ms : DEFAULT_PASS_MS;
+    h->copy_ttl_ms = o->copy_ttl_ms ? o->copy_ttl_ms : DEFAULT_COPY_TTL_MS;
+    h->lc = (struct gf_log_ctx){.comp = "hub"};
+    gf_rand_seed_os(&h->rng);
+    gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
+    gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
+    int rc = gf_clock_init_uv(&h->clk, h->loop);
+    if (rc == 0)
+        rc = gf_http_new(h->loop, &h->clk, &h->http);
+    struct gf_kube_client_opts co = {.user_agent = "gpufed-hub",
+                                     .name = "hub"};
+    if (rc == 0)
+        rc = gf_kube_client_new(h->http, &h->clk, o->hub_creds, &co, &h->hubc);
+    if (rc != 0) {
+        GF_LOG(&h->lc, GF_LOG_ERROR, "hub not started", "err=%s",
+               gf_strerror(rc));
+        /* What exists is closed by the caller's loop run. */
+        if (h->http != NULL)
+            gf_http_close(h->http, NULL, NULL);
+        gf_clock_close(&h->clk);
+        gf_free(h->ns);
+        gf_free(h);
+        return rc;
+    }
+    h->ledger = gf_ledger_new(h->policy->resource);
+    h->wq = gf_wq_new(&h->clk, NULL, process, h);
+    h->n_members = h->policy->n_members;
+    h->members = gf_calloc(h->n_members ? h->n_members : 1,
+                           sizeof(*h->members));
+    for (size_t i = 0; i < h->n_members; i++) {
+        gf__member_new(h, i, &h->members[i]);
+        gf_ledger_member_set(h->ledger, h->members[i]->name, GF_FRESH_UNKNOWN,
+                             0);
+    }
+    struct gf_store_handlers lh = lease_handlers, sh = secret_handlers;
+    lh.data = sh.data = h;
+    rc = start_hub_watch(h, "quotaleases.gpufed.io", lease_project,
+                         lease_proj_free, &lh, &h->leases, &h->lease_refl);
+    if (rc == 0)
+        rc = start_hub_watch(h, "secrets", secret_project, secret_proj_free,
+                             &sh, &h->secrets, &h->secret_refl);
+    gf__hub_kick_pass(h);
+    GF_LOG(&h->lc, GF_LOG_INFO, "hub started", "namespace=%s members=%zu",
+           h->ns, h->n_members);
+    *out = h;
+    return rc;
+}
+
+static void finish_stop(struct gf_hub *h)
+{
+    gf_wq_free(h->wq);
+    gf_store_free(h->leases);
+    gf_store_free(h->secrets);
+    gf_ledger_free(h->ledger);
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &h->lease_mem);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
+        struct gf__lease_mem *m = v;
+        gf_free(m->name);
+        gf_free(m);
+    }
+    gf_htab_free(&h->lease_mem);
+    gf_htab_free(&h->starting);
+    gf_kube_client_free(h->hubc);
+    gf_http_close(h->http, NULL, NULL);
+    gf_clock_close(&h->clk);
+    void (*cb)(void *) = h->stop_cb;
+    void *d = h->stop_data;
+    gf_free(h->members);
+    gf_free(h->ns);
+    gf_free(h);
+    if (cb != NULL)
+        cb(d);
+}
+
+static void on_closed(void *data)
+{
+    struct gf_hub *h = data;
+    if (--h->closing == 0)
+        finish_stop(h);
+}
+
+static void close_all(struct gf_hub *h)
+{
+    h->closing = 1; /* held until everything has been asked to close */
+    for (size_t i = 0; i < h->n_members; i++) {
+        h->closing++;
+        gf__member_close(h->members[i], on_closed, h);
+    }
+    if (h->lease_refl != NULL) {
+        h->closing++;
+        gf_reflector_close(h->lease_refl, on_closed, h);
+    }
+    if (h->secret_refl != NULL) {
+        h->closing++;
+        gf_reflector_close(h->secret_refl, on_closed, h);
+    }
+    on_closed(h);
+}
+
+static void on_drain(struct gf_timer *t)
+{
+    struct gf_hub *h = t->data;
+    struct gf_wq_stats st;
+    gf_wq_stats(h->wq, &st);
+    /* Writes in flight finish (STYLE: drain, 30 s at most). */
+    if (st.inflight > 0 && gf_clock_now_ms(&h->clk) < h->drain_deadline) {
+        gf_timer_start(t, 20, on_drain);
+        return;
+    }
+    close_all(h);
+}
+
+void gf_hub_stop(struct gf_hub *h, void (*cb)(void *data), void *data)
+{
+    h->stopping = true;
+    h->stop_cb = cb;
+    h->stop_data = data;
+    gf_wq_shutdown(h->wq);
+    GF_LOG(&h->lc, GF_LOG_INFO, "hub stopping", "");
+    struct gf_timer *t = &h->drain;
+    gf_timer_init(&h->clk, t);
+    t->data = h;
+    h->drain_deadline = gf_clock_now_ms(&h->clk) + 30000;
+    gf_timer_start(t, 0, on_drain);
+}
+
+void gf_hub_stats(const struct gf_hub *h, struct gf_hub_stats *out)
+{
+    *out = (struct gf_hub_stats){
+        .passes = h->n_passes,
+        .starts = h->n_starts,
+        .writes = h->n_writes,
+        .write_errors = h->n_write_errors,
+        .leases = gf_store_len(h->leases),
+        .pending = gf_ledger_n_pending(h->ledger),
+    };
+    for (size_t i = 0; i < h->n_members; i++)
+        out->members_synced += gf__member_synced(h->members[i]);
+}

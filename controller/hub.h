@@ -1,0 +1,55 @@
+/*
+ * hub: `gpufed hub`, the controller that runs in the hub cluster.
+ *
+ * It watches the hub's QuotaLeases and the members' kubeconfig Secrets,
+ * connects to every member of the policy, keeps the ledger from what it
+ * observes, runs decision passes (policy/decide) and the lease machine
+ * (DESIGN.md §3) for every lease, all on one libuv loop. Nothing is
+ * decided before every member has listed everything once; a member that
+ * cannot be reached is never read as empty. Nothing lives only in memory:
+ * a hub that restarts rebuilds the ledger and continues every lease from
+ * what it observes. docs/controller.md describes the loop and the keys.
+ *
+ * Loop thread only.
+ */
+#ifndef GF_CONTROLLER_HUB_H
+#define GF_CONTROLLER_HUB_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "kubeclient/kubeconfig.h"
+#include "policy/config.h"
+
+struct gf_hub;
+
+struct gf_hub_opts {
+    uv_loop_t *loop;
+    const struct gf_kube_creds *hub_creds; /* borrowed for the call */
+    const struct gf_policy *policy;        /* borrowed; outlives the hub */
+    const char *ns;                        /* NULL: gpufed-system */
+    uint64_t pass_period_ms;               /* 0: 1000 */
+    uint64_t copy_ttl_ms;                  /* 0: 10 min */
+};
+
+/*
+ * Creates the hub on o->loop and starts it: hub watches at once, members
+ * as their Secrets arrive. *out is returned-owned: gf_hub_stop() frees
+ * it. Returns 0 or a negative error (nothing is left running).
+ */
+int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out);
+
+/*
+ * Stops taking work, lets writes in flight finish, closes every watch and
+ * frees the hub; cb fires once afterwards, later, from the loop.
+ */
+void gf_hub_stop(struct gf_hub *h, void (*cb)(void *data), void *data);
+
+/* Counters for logs and tests. */
+struct gf_hub_stats {
+    uint64_t passes, starts, writes, write_errors;
+    size_t members_synced, leases, pending;
+};
+void gf_hub_stats(const struct gf_hub *h, struct gf_hub_stats *out);
+
+#endif

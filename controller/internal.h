@@ -1,0 +1,167 @@
+/*
+ * internal: the hub's pieces, shared by the files of controller/ that make
+ * up `gpufed hub` (hub.c, member.c, lease_reconcile.c, pass.c) and by
+ * nothing else.
+ *
+ * One struct gf_hub per process holds the loop's machinery (clock, HTTP
+ * engine, workqueue), the hub cluster's client and caches (QuotaLeases,
+ * the members' kubeconfig Secrets), one struct gf__member per member
+ * cluster, the ledger, and per-lease memory the lease machine needs
+ * (commands from decide, the API servers' confirmations).
+ *
+ * Workqueue keys (never payloads, STYLE §7):
+ *   "lease/NAME"    run the lease machine for QuotaLease NAME
+ *   "pass"          one decision pass (policy/decide) over the ledger
+ *   "member/NAME"   (re)connect member NAME from its Secret
+ *
+ * Loop thread only.
+ */
+#ifndef GF_CONTROLLER_INTERNAL_H
+#define GF_CONTROLLER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/clock.h"
+#include "common/htab.h"
+#include "common/log.h"
+#include "common/rand.h"
+#include "controller/hub.h"
+#include "controller/lease_machine.h"
+#include "controller/observe.h"
+#include "controller/workqueue.h"
+#include "kubeclient/http.h"
+#include "kubeclient/reflector.h"
+#include "kubeclient/request.h"
+#include "kubeclient/store.h"
+#include "policy/config.h"
+#include "policy/ledger.h"
+
+struct gf_hub;
+
+/* The kinds a member is watched for, each a store fed by a reflector. */
+enum gf__mkind {
+    GF__M_CQ,  /* kueue ClusterQueues */
+    GF__M_LQ,  /* kueue LocalQueues */
+    GF__M_WL,  /* kueue Workloads */
+    GF__M_JOB, /* batch Jobs */
+    GF__M_NS,  /* Namespaces (the accept-overflow label) */
+    GF__M_KINDS
+};
+
+struct gf__member {
+    struct gf_hub *hub;
+    char *name;
+    size_t index; /* in the policy's members */
+    struct gf_log_ctx lc;
+    struct gf_kube_client *client; /* NULL until its Secret is read */
+    char *secret_rv;               /* the Secret version it was built from */
+    struct gf_store *stores[GF__M_KINDS];
+    struct gf_reflector *refl[GF__M_KINDS];
+    /* Copy Workloads by their owner Job ("ns/job" -> Workload key). */
+    struct gf_htab wl_by_job;
+    unsigned closing; /* reflectors still closing */
+    struct gf_timer defer;
+    bool stopped;
+    void (*stop_cb)(void *data);
+    void *stop_data;
+};
+
+/* A QuotaLease as the hub's store keeps it. */
+struct gf__lease_proj {
+    struct gf_lease l;
+    enum gf_lm_reason reason; /* status.reason, parsed */
+};
+
+/* What the hub remembers about one lease between reconciles: the command
+ * decide gave it and what API servers confirmed. Lost on restart, which
+ * only costs a repeated confirmation. */
+struct gf__lease_mem {
+    char *name;
+    enum gf_lm_cmd cmd;
+    bool confirmed_gone, confirmed_free, create_refused;
+    char refused_why[160];
+    enum gf_lease_phase phase_seen; /* confirmations are per phase */
+    /* The copy's last outcome seen (kept through a partition). */
+    enum gf_lm_outcome last_outcome;
+    int64_t finished_ms;
+    /* The lease's resourceVersion we last wrote over: until the cache
+     * moves past it, a reconcile would act on what we already changed. */
+    char stale_rv[32];
+};
+
+struct gf_hub {
+    uv_loop_t *loop;
+    struct gf_clock clk;
+    struct gf_http *http;
+    struct gf_rand rng;
+    struct gf_log_ctx lc;
+    const struct gf_policy *policy;
+    char *ns;
+    uint64_t pass_period_ms, copy_ttl_ms;
+    struct gf_kube_client *hubc;
+    struct gf_store *leases, *secrets;
+    struct gf_reflector *lease_refl, *secret_refl;
+    struct gf_ledger *ledger;
+    struct gf_workqueue *wq;
+    struct gf__member **members;
+    size_t n_members;
+    struct gf_htab lease_mem;   /* name -> struct gf__lease_mem */
+    struct gf_htab starting;    /* origin "member/ns/name" being recorded */
+    unsigned inflight_writes;
+    bool stopping;
+    struct gf_timer drain; /* stop: waits for writes in flight */
+    uint64_t drain_deadline;
+    unsigned closing;
+    void (*stop_cb)(void *data);
+    void *stop_data;
+    /* Counters for /metrics and the summary. */
+    uint64_t n_passes, n_starts, n_writes, n_write_errors;
+};
+
+/* member.c */
+int gf__member_new(struct gf_hub *h, size_t index, struct gf__member **out);
+/* (Re)connects with a kubeconfig (bytes of the Secret); the policy's
+ * apiServer wins over the kubeconfig's server. */
+int gf__member_connect(struct gf__member *m, const char *kubeconfig,
+                       size_t len, const char *secret_rv);
+/* Closes reflectors and frees; cb fires later from the loop. */
+void gf__member_close(struct gf__member *m, void (*cb)(void *data),
+                      void *data);
+/* Every store listed and every reflector watching. */
+bool gf__member_synced(const struct gf__member *m);
+struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name);
+/* Returned-borrowed projections (valid this loop turn), or NULL. */
+const struct gf_obs_workload *gf__member_wl(const struct gf__member *m,
+                                           const char *ns, const char *name);
+const struct gf_obs_job *gf__member_job(const struct gf__member *m,
+                                        const char *ns, const char *name);
+const struct gf_obs_workload *gf__member_job_wl(const struct gf__member *m,
+                                               const char *ns,
+                                               const char *job);
+const struct gf_obs_lq *gf__member_lq(const struct gf__member *m,
+                                      const char *ns, const char *name);
+const struct gf_obs_cq *gf__member_cq(const struct gf__member *m,
+                                      const char *name);
+const struct gf_obs_ns *gf__member_ns(const struct gf__member *m,
+                                      const char *name);
+
+/* hub.c */
+struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name);
+void gf__hub_enqueue_lease(struct gf_hub *h, const char *name);
+void gf__hub_kick_pass(struct gf_hub *h);
+
+/* lease_reconcile.c: runs the lease machine for one lease; calls
+ * gf_wq_done for key when its write (if any) has finished. */
+void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name);
+
+/* pass.c: one decision pass; calls gf_wq_done for "pass". */
+void gf__pass_run(struct gf_hub *h);
+/* The lease's name: origin member and Workload, a hash of the origin uid
+ * and the epoch, at most 63 characters (controller/copy.h's rule). */
+int gf__lease_name(const char *member, const char *wl, const char *uid,
+                   uint64_t epoch, char out[64]);
+
+#endif

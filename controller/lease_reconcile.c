@@ -1,0 +1,819 @@
+/*
+ * lease_reconcile: one reconcile of one QuotaLease. It builds the lease
+ * machine's view from the caches (unknown where a member is not synced),
+ * asks the machine for the next step, and carries that one write out with
+ * its precondition. The write's effect comes back through the watches and
+ * wakes the key again; the API servers' own answers that the machine
+ * relies on (a copy confirmed gone, an origin confirmed free) are kept in
+ * the lease's memory.
+ */
+#include "controller/internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/json.h"
+#include "controller/copy.h"
+
+
+/* One write in flight: everything its callbacks need, owned. */
+struct wctx {
+    struct gf_hub *h;
+    char key[300];
+    char lease[64];
+    struct gf_lm_step step;
+    struct gf_lease l; /* deep copy */
+    char lender_ns[64], copy[64], lq[64], cq[64];
+    char origin_job[254], origin_job_uid[64];
+    char copy_uid[64];
+    char origin_rv[32], lease_rv[32];
+    int stage;
+};
+
+static struct gf_kube_resource resource(const char *name)
+{
+    struct gf_kube_resource r;
+    gf_kube_resource_parse(name, &r);
+    return r;
+}
+
+static struct gf_kube_resource res_of_lease(void)
+{
+    return resource("quotaleases.gpufed.io");
+}
+
+/* The namespace a copy runs in: the group's namespaceMapping for that
+ * lender, else the origin's own. */
+static const char *lender_ns(const struct gf_hub *h, const struct gf_lease *l)
+{
+    const struct gf_policy *p = h->policy;
+    for (size_t g = 0; g < p->n_groups; g++) {
+        const struct gf_policy_group *gr = &p->groups[g];
+        if (strcmp(gr->name, l->group) != 0)
+            continue;
+        for (size_t i = 0; i < gr->n_ns_map; i++) {
+            const struct gf_policy_ns_map *m = &gr->ns_map[i];
+            if (strcmp(p->members[m->member].name, l->lender_member) == 0 &&
+                strcmp(m->from, l->origin_namespace) == 0)
+                return m->to;
+        }
+    }
+    return l->origin_namespace;
+}
+
+/* Named after the submitter's Job where the lease knows it (people
+ * recognise it), else the Workload; either way unique by uid and epoch. */
+static void copy_name(const struct gf_lease *l, char out[GF_COPY_NAME_MAX])
+{
+    const char *base = l->origin_job != NULL ? l->origin_job : l->origin_name;
+    if (gf_copy_name(base, l->origin_uid, l->epoch, out) != 0)
+        out[0] = '\0';
+}
+
+/* --- the view --------------------------------------------------------- */
+
+static void view_origin(struct gf_hub *h, const struct gf_lease *l,
+                        const struct gf__lease_mem *mem,
+                        struct gf_lm_origin *o, struct wctx *c)
+{
+    struct gf__member *m = gf__hub_member(h, l->origin_member);
+    if (m == NULL || !gf__member_synced(m)) {
+        o->wl = o->job = GF_LM_UNKNOWN;
+        return;
+    }
+    char key[600];
+    snprintf(key, sizeof(key), "%s/%s", l->origin_namespace, l->origin_name);
+    const struct gf_store_entry *e = gf_store_get(m->stores[GF__M_WL], key);
+    const struct gf_obs_workload *w = e != NULL ? e->proj : NULL;
+    const struct gf_obs_job *j =
+        w != NULL && w->owner_name != NULL
+            ? gf__member_job(m, w->ns, w->owner_name)
+            : NULL;
+    o->wl = w != NULL ? GF_LM_PRESENT : GF_LM_ABSENT;
+    o->job = j != NULL ? GF_LM_PRESENT : GF_LM_ABSENT;
+    if (w != NULL) {
+        o->held_by_us = !w->active && w->lease != NULL &&
+                        strcmp(w->lease, l->name) == 0;
+        o->reserved = (w->quota_reserved || w->admitted) && !w->finished;
+        o->finished = w->finished;
+        snprintf(c->origin_rv, sizeof(c->origin_rv), "%s", e->rv);
+    }
+    if (j == NULL && l->origin_job != NULL)
+        snprintf(c->origin_job, sizeof(c->origin_job), "%s", l->origin_job);
+    if (j != NULL) {
+        o->outcome_marked = j->outcome != NULL;
+        snprintf(c->origin_job, sizeof(c->origin_job), "%s", j->name);
+        snprintf(c->origin_job_uid, sizeof(c->origin_job_uid), "%s", j->uid);
+    }
+    o->confirmed_free = mem->confirmed_free;
+}
+
+static void view_copy(struct gf_hub *h, const struct gf_lease *l,
+                      struct gf__lease_mem *mem, struct gf_lm_copy *cp,
+                      struct wctx *c)
+{
+    cp->outcome = mem->last_outcome;
+    cp->finished_ms = mem->finished_ms;
+    cp->create_refused = mem->create_refused;
+    cp->confirmed_gone = mem->confirmed_gone;
+    struct gf__member *m = gf__hub_member(h, l->lender_member);
+    if (m == NULL || !gf__member_synced(m)) {
+        cp->job = GF_LM_UNKNOWN;
+        return;
+    }
+    const struct gf_obs_job *j = gf__member_job(m, c->lender_ns, c->copy);
+    cp->job = j != NULL ? GF_LM_PRESENT : GF_LM_ABSENT;
+    if (j == NULL)
+        return;
+    snprintf(c->copy_uid, sizeof(c->copy_uid), "%s", j->uid);
+    cp->ours = j->lease != NULL && strcmp(j->lease, l->name) == 0 &&
+               j->epoch == l->epoch;
+    cp->deleting = j->deleting;
+    const struct gf_obs_workload *w =
+        gf__member_job_wl(m, c->lender_ns, c->copy);
+    if (w != NULL) {
+        cp->reserved = (w->quota_reserved || w->admitted) && !w->finished;
+        cp->evicted = w->evicted;
+        cp->deactivated = !w->active;
+    }
+    if (cp->ours && (j->complete || j->failed)) {
+        /* A finished Job stays finished: remember it past a partition. */
+        mem->last_outcome = j->complete ? GF_LM_SUCCEEDED : GF_LM_FAILED;
+        mem->finished_ms = j->finished_ms;
+        cp->outcome = mem->last_outcome;
+        cp->finished_ms = mem->finished_ms;
+    }
+}
+
+/* --- events ----------------------------------------------------------- */
+
+static void ignore(void *data, const struct gf_kube_result *r)
+{
+    (void)r;
+    struct gf_hub *h = data;
+    h->inflight_writes--;
+}
+
+static const char *event_message(const struct wctx *c, char *out, size_t cap)
+{
+    const struct gf_lease *l = &c->l;
+    const char *ev = c->step.event;
+    if (strcmp(ev, "Redirected") == 0)
+        snprintf(out, cap,
+                 "Redirected to member %s (ClusterQueue %s, flavor %s): "
+                 "%" PRId64 " GPUs idle there; lease %s",
+                 l->lender_member, l->lender_cq, l->lender_flavor, l->gpus,
+                 l->name);
+    else if (strcmp(ev, "CopyAdmitted") == 0)
+        snprintf(out, cap, "Copy %s admitted in member %s; lease %s",
+                 c->copy, l->lender_member, l->name);
+    else if (strcmp(ev, "CopySucceeded") == 0 || strcmp(ev, "CopyFailed") == 0)
+        snprintf(out, cap, "Copy %s in member %s %s", c->copy,
+                 l->lender_member,
+                 ev[4] == 'S' ? "succeeded" : "failed");
+    else
+        snprintf(out, cap, "%s: %s; lease %s", ev, c->step.rule, l->name);
+    return out;
+}
+
+/* Records the step's Event on the origin Job (best effort). */
+static void emit_event(struct wctx *c)
+{
+    struct gf_hub *h = c->h;
+    struct gf__member *m = gf__hub_member(h, c->l.origin_member);
+    if (c->step.event == NULL || m == NULL || m->client == NULL ||
+        c->origin_job[0] == '\0')
+        return;
+    char msg[512], ts[32];
+    gf_time_rfc3339(gf_clock_wall_ms(&h->clk), ts);
+    bool warn = strcmp(c->step.event, "CopyFailed") == 0 ||
+                strcmp(c->step.event, "CopyLost") == 0 ||
+                strcmp(c->step.event, "Preempted") == 0;
+    cJSON *e = cJSON_CreateObject();
+    cJSON *md = cJSON_AddObjectToObject(e, "metadata");
+    char gen[300];
+    snprintf(gen, sizeof(gen), "%s.", c->origin_job);
+    cJSON_AddStringToObject(md, "generateName", gen);
+    cJSON_AddStringToObject(md, "namespace", c->l.origin_namespace);
+    cJSON *io = cJSON_AddObjectToObject(e, "involvedObject");
+    cJSON_AddStringToObject(io, "apiVersion", "batch/v1");
+    cJSON_AddStringToObject(io, "kind", "Job");
+    cJSON_AddStringToObject(io, "namespace", c->l.origin_namespace);
+    cJSON_AddStringToObject(io, "name", c->origin_job);
+    cJSON_AddStringToObject(io, "uid", c->origin_job_uid);
+    cJSON_AddStringToObject(e, "reason", c->step.event);
+    cJSON_AddStringToObject(e, "message",
+                            event_message(c, msg, sizeof(msg)));
+    cJSON_AddStringToObject(e, "type", warn ? "Warning" : "Normal");
+    cJSON *src = cJSON_AddObjectToObject(e, "source");
+    cJSON_AddStringToObject(src, "component", "gpufed");
+    cJSON_AddStringToObject(e, "firstTimestamp", ts);
+    cJSON_AddStringToObject(e, "lastTimestamp", ts);
+    cJSON_AddNumberToObject(e, "count", 1);
+    char *body = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    struct gf_kube_resource r = resource("events");
+    if (gf_kube_create(m->client, &r, c->l.origin_namespace, body,
+                       strlen(body), ignore, h, NULL) == 0)
+        h->inflight_writes++;
+    cJSON_free(body);
+}
+
+/* --- finishing a write ------------------------------------------------ */
+
+static void finish(struct wctx *c, enum gf_wq_result r, uint64_t after)
+{
+    struct gf_hub *h = c->h;
+    h->inflight_writes--;
+    if (r == GF_WQ_ERROR)
+        h->n_write_errors++;
+    gf_wq_done(h->wq, c->key, r, after);
+    gf_lease_clear(&c->l);
+    gf_free(c);
+}
+
+static void log_fail(struct wctx *c, const struct gf_kube_result *res)
+{
+    struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+    GF_LOG(&lc, GF_LOG_WARN, "write failed", "write=%s err=%s message=%s",
+           gf_lm_write_name(c->step.write), gf_strerror(res->err),
+           res->status->message);
+}
+
+/* The common ending: success, or a retry with backoff. */
+static void done_simple(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    emit_event(c);
+    finish(c, GF_WQ_OK, 0);
+}
+
+static struct gf_kube_client *member_client(struct wctx *c, const char *name)
+{
+    struct gf__member *m = gf__hub_member(c->h, name);
+    return m != NULL ? m->client : NULL;
+}
+
+/* --- set-phase: GET the lease, append a transition, PATCH /status ------ */
+
+static void phase_patched(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err == 0) {
+        struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+        /* The cache still shows the version we wrote over: wait for the
+         * watch instead of writing the same transition twice. */
+        snprintf(mem->stale_rv, sizeof(mem->stale_rv), "%s", c->lease_rv);
+        struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+        GF_LOG(&lc, GF_LOG_INFO, "lease phase",
+               "phase=%s reason=%s rule=%s",
+               gf_lease_phase_name(c->step.phase),
+               gf_lm_reason_name(c->step.reason), c->step.rule);
+    }
+    done_simple(data, res);
+}
+
+static void phase_got(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        done_simple(data, res);
+        return;
+    }
+    struct gf_hub *h = c->h;
+    const cJSON *st = GF_JSON_AT(res->json, "status");
+    const char *rv = gf_json_str(res->json, "metadata.resourceVersion");
+    int64_t now = gf_clock_wall_ms(&h->clk);
+    int64_t started =
+        c->step.phase == GF_LEASE_ACTIVE && c->l.started_ms == 0 ? now : 0;
+    char *patch = gf_obs_lease_status_patch(
+        st, gf_lease_phase_name(c->step.phase),
+        gf_lm_reason_name(c->step.reason), c->step.rule, c->l.epoch, now,
+        started, 0);
+    struct gf_kube_resource r = res_of_lease();
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
+                                    .subresource = "status",
+                                    .resource_version = rv};
+    int rc = patch == NULL ? -EINVAL
+                           : gf_kube_patch(h->hubc, &r, h->ns, c->lease, &po,
+                                           patch, strlen(patch), phase_patched,
+                                           c, NULL);
+    cJSON_free(patch);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+static void set_phase(struct wctx *c)
+{
+    struct gf_kube_resource r = res_of_lease();
+    if (gf_kube_get(c->h->hubc, &r, c->h->ns, c->lease, phase_got, c,
+                    NULL) != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+/* --- hold-origin -------------------------------------------------------- */
+
+static void hold_job_done(void *data, const struct gf_kube_result *res)
+{
+    /* The Job's placement annotation is for people; the Workload's hold
+     * is what counts, and it is done. */
+    (void)res;
+    struct wctx *c = data;
+    emit_event(c);
+    finish(c, GF_WQ_OK, 0);
+}
+
+static void hold_done(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        /* 409: Kueue changed it (maybe admitted it) since we looked;
+         * re-observe. */
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    struct gf_kube_client *cl = member_client(c, c->l.origin_member);
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"metadata\":{\"annotations\":{\"" GF_ANN_PLACEMENT
+             "\":\"%s\"}}}",
+             c->l.lender_member);
+    struct gf_kube_resource r = resource("jobs.batch");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
+    if (cl == NULL || c->origin_job[0] == '\0' ||
+        gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job, &po, body,
+                      strlen(body), hold_job_done, c, NULL) != 0)
+        finish(c, GF_WQ_OK, 0);
+}
+
+static void hold(struct wctx *c)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.origin_member);
+    char *body =
+        gf_copy_hold_patch(c->origin_rv, c->lease, c->l.lender_member);
+    struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
+    int rc = cl == NULL ? -ENOTCONN
+                        : gf_kube_patch(cl, &r, c->l.origin_namespace,
+                                        c->l.origin_name, &po, body,
+                                        strlen(body), hold_done, c, NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+/* --- create-copy: overflow queues, the origin Job, the copy ------------- */
+
+static void refuse(struct wctx *c, const char *why)
+{
+    struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    mem->create_refused = true;
+    snprintf(mem->refused_why, sizeof(mem->refused_why), "%s", why);
+    struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+    GF_LOG(&lc, GF_LOG_WARN, "copy refused", "why=%s", why);
+    /* The machine moves on from the refusal at once. */
+    finish(c, GF_WQ_REQUEUE_AFTER, 1);
+}
+
+static void create_step(struct wctx *c);
+
+static void create_stage_done(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (c->stage == 100 && res->err == GF_EEXIST) {
+        /* Adopted: a create repeated from a cache that had not seen the
+         * first one yet. The first one had its Event. */
+        finish(c, GF_WQ_OK, 0);
+        return;
+    }
+    if (res->err != 0 && res->err != GF_EEXIST) {
+        log_fail(c, res);
+        if (res->status->cls == GF_API_TERMINAL) {
+            char why[600];
+            snprintf(why, sizeof(why), "the lender refused it: %s",
+                     res->status->message);
+            refuse(c, why);
+        } else {
+            finish(c, GF_WQ_ERROR, 0);
+        }
+        return;
+    }
+    c->stage++;
+    create_step(c);
+}
+
+/* gpufed's own ClusterQueue in the lender's cohort: nominal 0 for every
+ * flavor and resource the lending ClusterQueue covers, so Kueue admits a
+ * copy only by borrowing what the cohort has idle, and every limit of the
+ * lender still holds. */
+static char *overflow_cq(const struct gf__member *m, const char *lender_cq,
+                         const char *name)
+{
+    const struct gf_obs_cq *q = gf__member_cq(m, lender_cq);
+    if (q == NULL || q->cohort == NULL)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "apiVersion", "kueue.x-k8s.io/v1beta2");
+    cJSON_AddStringToObject(o, "kind", "ClusterQueue");
+    cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+    cJSON_AddStringToObject(md, "name", name);
+    cJSON *lb = cJSON_AddObjectToObject(md, "labels");
+    cJSON_AddStringToObject(lb, "app.kubernetes.io/managed-by", "gpufed");
+    cJSON *sp = cJSON_AddObjectToObject(o, "spec");
+    cJSON_AddStringToObject(sp, "cohortName", q->cohort);
+    cJSON *ns = cJSON_AddObjectToObject(sp, "namespaceSelector");
+    cJSON *ml = cJSON_AddObjectToObject(ns, "matchLabels");
+    cJSON_AddStringToObject(ml, "gpufed.io/accept-overflow", "true");
+    cJSON *rgs = cJSON_AddArrayToObject(sp, "resourceGroups");
+    cJSON *rg = cJSON_CreateObject();
+    cJSON_AddItemToArray(rgs, rg);
+    cJSON *cov = cJSON_AddArrayToObject(rg, "coveredResources");
+    cJSON *fls = cJSON_AddArrayToObject(rg, "flavors");
+    for (size_t i = 0; i < q->n_quotas; i++) {
+        const struct gf_cq_quota *qq = &q->quotas[i];
+        bool seen = false;
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cov) seen =
+            seen || strcmp(x->valuestring, qq->resource) == 0;
+        if (!seen)
+            cJSON_AddItemToArray(cov, cJSON_CreateString(qq->resource));
+        cJSON *fl = NULL;
+        cJSON_ArrayForEach(x, fls)
+        {
+            const cJSON *n = GF_JSON_AT(x, "name");
+            if (strcmp(n->valuestring, qq->flavor) == 0)
+                fl = (cJSON *)x;
+        }
+        if (fl == NULL) {
+            fl = cJSON_CreateObject();
+            cJSON_AddStringToObject(fl, "name", qq->flavor);
+            cJSON_AddArrayToObject(fl, "resources");
+            cJSON_AddItemToArray(fls, fl);
+        }
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "name", qq->resource);
+        cJSON_AddNumberToObject(r, "nominalQuota", 0);
+        cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(fl, "resources"),
+                             r);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *overflow_lq(const char *ns, const char *name, const char *cq)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "apiVersion", "kueue.x-k8s.io/v1beta2");
+    cJSON_AddStringToObject(o, "kind", "LocalQueue");
+    cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+    cJSON_AddStringToObject(md, "name", name);
+    cJSON_AddStringToObject(md, "namespace", ns);
+    cJSON *lb = cJSON_AddObjectToObject(md, "labels");
+    cJSON_AddStringToObject(lb, "app.kubernetes.io/managed-by", "gpufed");
+    cJSON *sp = cJSON_AddObjectToObject(o, "spec");
+    cJSON_AddStringToObject(sp, "clusterQueue", cq);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static void origin_job_got(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    struct gf_copy_spec s = {
+        .name = c->copy,
+        .namespace = c->lender_ns,
+        .local_queue = c->lq,
+        .lease = c->lease,
+        .origin_member = c->l.origin_member,
+        .origin_namespace = c->l.origin_namespace,
+        .origin_uid = c->l.origin_uid,
+        .epoch = c->l.epoch,
+    };
+    cJSON *copy = NULL;
+    char why[160];
+    int rc = gf_copy_job_build(res->json, &s, &copy, why, sizeof(why));
+    if (rc != 0) {
+        refuse(c, why);
+        return;
+    }
+    char *body = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+    struct gf_kube_client *cl = member_client(c, c->l.lender_member);
+    struct gf_kube_resource r = resource("jobs.batch");
+    c->stage = 100; /* the copy itself: its answer ends the write */
+    rc = cl == NULL ? -ENOTCONN
+                    : gf_kube_create(cl, &r, c->lender_ns, body, strlen(body),
+                                     create_stage_done, c, NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+static void create_step(struct wctx *c)
+{
+    struct gf__member *lm = gf__hub_member(c->h, c->l.lender_member);
+    struct gf__member *om = gf__hub_member(c->h, c->l.origin_member);
+    if (lm == NULL || lm->client == NULL || om == NULL || om->client == NULL) {
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    int rc = 0;
+    char *body = NULL;
+    if (c->stage == 0 && gf__member_cq(lm, c->cq) == NULL) {
+        body = overflow_cq(lm, c->l.lender_cq, c->cq);
+        if (body == NULL) {
+            refuse(c, "the lending ClusterQueue has no cohort to borrow from");
+            return;
+        }
+        struct gf_kube_resource r = resource("clusterqueues.kueue.x-k8s.io");
+        rc = gf_kube_create(lm->client, &r, NULL, body, strlen(body),
+                            create_stage_done, c, NULL);
+    } else if (c->stage <= 1 && gf__member_lq(lm, c->lender_ns, c->lq) ==
+                                    NULL) {
+        c->stage = 1;
+        body = overflow_lq(c->lender_ns, c->lq, c->cq);
+        struct gf_kube_resource r = resource("localqueues.kueue.x-k8s.io");
+        rc = gf_kube_create(lm->client, &r, c->lender_ns, body, strlen(body),
+                            create_stage_done, c, NULL);
+    } else if (c->stage < 100) {
+        c->stage = 2;
+        struct gf_kube_resource r = resource("jobs.batch");
+        rc = gf_kube_get(om->client, &r, c->l.origin_namespace,
+                         c->origin_job, origin_job_got, c, NULL);
+    } else {
+        emit_event(c);
+        finish(c, GF_WQ_OK, 0);
+        return;
+    }
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+static void create_copy(struct wctx *c)
+{
+    struct gf__member *lm = gf__hub_member(c->h, c->l.lender_member);
+    const struct gf_obs_ns *ns =
+        lm != NULL ? gf__member_ns(lm, c->lender_ns) : NULL;
+    if (ns == NULL || !ns->accept_overflow) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "namespace %s in member %s does not accept overflow "
+                 "(label gpufed.io/accept-overflow=true)",
+                 c->lender_ns, c->l.lender_member);
+        refuse(c, why);
+        return;
+    }
+    if (c->origin_job[0] == '\0') {
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    c->stage = 0;
+    create_step(c);
+}
+
+/* --- delete-copy, confirm-gone ----------------------------------------- */
+
+static void gone_answer(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err == GF_ENOTFOUND) {
+        gf__lease_mem(c->h, c->lease)->confirmed_gone = true;
+        finish(c, GF_WQ_REQUEUE_AFTER, 1);
+        return;
+    }
+    if (res->err != 0 && c->step.write == GF_LM_DELETE_COPY) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    /* Still there (deleting, or a cache behind): the watch wakes us. */
+    finish(c, GF_WQ_REQUEUE_AFTER, 2000);
+}
+
+static void delete_copy(struct gf_hub *h, struct wctx *c)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.lender_member);
+    struct gf_kube_resource r = resource("jobs.batch");
+    struct gf_kube_delete_opts o = {.propagation = "Foreground",
+                                    .precondition_uid = c->copy_uid[0]
+                                                            ? c->copy_uid
+                                                            : NULL};
+    (void)h;
+    if (cl == NULL || gf_kube_delete(cl, &r, c->lender_ns, c->copy, &o,
+                                     gone_answer, c, NULL) != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+static void confirm_gone(struct wctx *c)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.lender_member);
+    struct gf_kube_resource r = resource("jobs.batch");
+    if (cl == NULL || gf_kube_get(cl, &r, c->lender_ns, c->copy, gone_answer,
+                                  c, NULL) != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+/* --- reactivate-origin -------------------------------------------------- */
+
+static void free_confirmed(struct wctx *c)
+{
+    gf__lease_mem(c->h, c->lease)->confirmed_free = true;
+    finish(c, GF_WQ_REQUEUE_AFTER, 1);
+}
+
+static void reactivate_job_done(void *data, const struct gf_kube_result *res)
+{
+    (void)res;
+    struct wctx *c = data;
+    emit_event(c);
+    free_confirmed(c);
+}
+
+static void reactivate_checked(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    const char *ann =
+        res->err == 0 ? gf_json_annotation(res->json, GF_ANN_LEASE) : NULL;
+    if (res->err == GF_ENOTFOUND ||
+        (res->err == 0 && (ann == NULL || strcmp(ann, c->lease) != 0))) {
+        free_confirmed(c);
+        return;
+    }
+    log_fail(c, res);
+    finish(c, GF_WQ_ERROR, 0);
+}
+
+static void reactivated(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    struct gf_kube_client *cl = member_client(c, c->l.origin_member);
+    if (res->err == GF_ENOTFOUND) {
+        free_confirmed(c);
+        return;
+    }
+    if (res->err == GF_EINVALID && cl != NULL) {
+        /* The test op failed, or the patch was refused for another
+         * reason: a kube-apiserver words both alike, so look. */
+        struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
+        if (gf_kube_get(cl, &r, c->l.origin_namespace, c->l.origin_name,
+                        reactivate_checked, c, NULL) == 0)
+            return;
+    }
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    /* Take the placement off the Job too (people read it there). */
+    const char *body =
+        "{\"metadata\":{\"annotations\":{\"" GF_ANN_PLACEMENT "\":null}}}";
+    struct gf_kube_resource r = resource("jobs.batch");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
+    if (cl == NULL || c->origin_job[0] == '\0' ||
+        gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job, &po, body,
+                      strlen(body), reactivate_job_done, c, NULL) != 0) {
+        emit_event(c);
+        free_confirmed(c);
+    }
+}
+
+static void reactivate(struct wctx *c)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.origin_member);
+    char *body = gf_copy_reactivate_patch(c->lease);
+    struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_JSON};
+    int rc = cl == NULL ? -ENOTCONN
+                        : gf_kube_patch(cl, &r, c->l.origin_namespace,
+                                        c->l.origin_name, &po, body,
+                                        strlen(body), reactivated, c, NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+/* --- mark-outcome ------------------------------------------------------- */
+
+static void mark_outcome(struct wctx *c, bool succeeded)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.origin_member);
+    char *body = gf_copy_outcome_patch(succeeded);
+    struct gf_kube_resource r = resource("jobs.batch");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
+    int rc = cl == NULL || c->origin_job[0] == '\0'
+                 ? -ENOTCONN
+                 : gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job,
+                                 &po, body, strlen(body), done_simple, c,
+                                 NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+/* --- the reconcile ------------------------------------------------------ */
+
+static const char *lease_key(const struct gf_hub *h, const char *name,
+                             char *buf)
+{
+    snprintf(buf, 320, "%s/%s", h->ns, name);
+    return buf;
+}
+
+void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
+{
+    char keybuf[320];
+    const struct gf_store_entry *e =
+        h->leases != NULL ? gf_store_get(h->leases, lease_key(h, name, keybuf)) : NULL;
+    if (e == NULL) {
+        gf_wq_done(h->wq, key, GF_WQ_OK, 0);
+        return;
+    }
+    const struct gf__lease_proj *lp = e->proj;
+    struct gf__lease_mem *mem = gf__lease_mem(h, name);
+    if (mem->stale_rv[0] != '\0' && strcmp(mem->stale_rv, e->rv) == 0) {
+        gf_wq_done(h->wq, key, GF_WQ_OK, 0); /* the watch brings ours */
+        return;
+    }
+    mem->stale_rv[0] = '\0';
+    if (mem->phase_seen != lp->l.phase) {
+        /* Confirmations hold for one phase. */
+        mem->phase_seen = lp->l.phase;
+        mem->confirmed_gone = mem->confirmed_free = false;
+    }
+    struct wctx *c = gf_calloc(1, sizeof(*c));
+    c->h = h;
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    snprintf(c->lease, sizeof(c->lease), "%s", name);
+    snprintf(c->lease_rv, sizeof(c->lease_rv), "%s", e->rv);
+    gf_lease_copy(&c->l, &lp->l);
+    snprintf(c->lender_ns, sizeof(c->lender_ns), "%s", lender_ns(h, &c->l));
+    copy_name(&c->l, c->copy);
+    /* One overflow queue per lending ClusterQueue; its LocalQueue's name
+     * is a label value on copies, so 63 characters at most. */
+    snprintf(c->cq, sizeof(c->cq), "gpufed-%.56s", c->l.lender_cq);
+    memcpy(c->lq, c->cq, sizeof(c->lq));
+
+    struct gf_lm_view v = {
+        .phase = lp->l.phase,
+        .reason = lp->reason,
+        .cmd = mem->cmd,
+        .now_ms = gf_clock_wall_ms(&h->clk),
+        .copy_ttl_ms = (int64_t)h->copy_ttl_ms,
+    };
+    view_origin(h, &c->l, mem, &v.origin, c);
+    view_copy(h, &c->l, mem, &v.copy, c);
+    c->step = gf_lm_next(&v);
+    struct gf_log_ctx lc = {.comp = "lease", .key = name};
+    GF_LOG(&lc, GF_LOG_DEBUG, "step", "phase=%s write=%s rule=%s",
+           gf_lease_phase_name(v.phase), gf_lm_write_name(c->step.write),
+           c->step.rule);
+    h->inflight_writes++;
+    if (c->step.write != GF_LM_WAIT)
+        h->n_writes++;
+    switch (c->step.write) {
+    case GF_LM_WAIT:
+        /* Level-triggered: the watches wake us; the requeue is a resync
+         * for what only time changes (a copy's TTL). */
+        finish(c, GF_WQ_REQUEUE_AFTER, 30000);
+        break;
+    case GF_LM_SET_PHASE:
+        set_phase(c);
+        break;
+    case GF_LM_HOLD_ORIGIN:
+        hold(c);
+        break;
+    case GF_LM_CREATE_COPY:
+        create_copy(c);
+        break;
+    case GF_LM_DELETE_COPY:
+        delete_copy(h, c);
+        break;
+    case GF_LM_CONFIRM_GONE:
+        confirm_gone(c);
+        break;
+    case GF_LM_REACTIVATE_ORIGIN:
+        reactivate(c);
+        break;
+    case GF_LM_MARK_OUTCOME:
+        mark_outcome(c, v.copy.outcome == GF_LM_SUCCEEDED);
+        break;
+    }
+}

@@ -1,0 +1,224 @@
+/*
+ * gpufed: the controller's program. `gpufed hub` runs in the hub cluster
+ * (controller/hub.h). Only main() parses arguments, installs signal
+ * handlers and exits.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "controller/hub.h"
+#include "kubeclient/global.h"
+#include "kubeclient/kubeconfig.h"
+#include "policy/config.h"
+
+struct hub_args {
+    const char *kubeconfig, *context, *policy, *listen, *ns, *id;
+    const char *log_level;
+};
+
+static void hub_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: gpufed hub --policy FILE [--kubeconfig FILE]\n"
+            "                  [--context NAME] [--namespace NS]\n"
+            "                  [--listen ADDR] [--id NAME] [--log-level L]\n"
+            "\n"
+            "Runs the hub: watches every member named in the policy, keeps\n"
+            "the ledger of idle GPU quota and redirects Workloads that wait\n"
+            "for longer than overflowAfter to members with idle quota,\n"
+            "under QuotaLeases in the hub.\n"
+            "\n"
+            "  --policy FILE      the FederationPolicy (required)\n"
+            "  --kubeconfig FILE  the hub cluster; without it, the Pod's\n"
+            "                     service account (in-cluster)\n"
+            "  --context NAME     a kubeconfig context (default: current)\n"
+            "  --namespace NS     where QuotaLeases and member Secrets live\n"
+            "                     (default gpufed-system)\n"
+            "  --listen ADDR      /metrics, /healthz, /readyz (e.g. :8080)\n"
+            "  --id NAME          this replica's name (leader election)\n"
+            "  --log-level L      debug, info (default), warn, error\n");
+}
+
+static int parse_args(int argc, char **argv, struct hub_args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        const char **dst = NULL;
+        if (strcmp(k, "-h") == 0 || strcmp(k, "--help") == 0)
+            return 1;
+        if (strcmp(k, "--kubeconfig") == 0)
+            dst = &a->kubeconfig;
+        else if (strcmp(k, "--context") == 0)
+            dst = &a->context;
+        else if (strcmp(k, "--policy") == 0)
+            dst = &a->policy;
+        else if (strcmp(k, "--listen") == 0)
+            dst = &a->listen;
+        else if (strcmp(k, "--namespace") == 0)
+            dst = &a->ns;
+        else if (strcmp(k, "--id") == 0)
+            dst = &a->id;
+        else if (strcmp(k, "--log-level") == 0)
+            dst = &a->log_level;
+        if (dst == NULL || i + 1 >= argc) {
+            fprintf(stderr, "gpufed hub: %s '%s'\n",
+                    dst == NULL ? "unknown option" : "missing value for", k);
+            return -EINVAL;
+        }
+        *dst = argv[++i];
+    }
+    if (a->policy == NULL) {
+        fprintf(stderr, "gpufed hub: --policy is required\n");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int load_policy(const char *file, struct gf_policy **out)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = gf_file_read(file, GF_POLICY_MAX_BYTES, &data, &len);
+    if (rc != 0) {
+        fprintf(stderr, "gpufed hub: %s: %s\n", file, gf_strerror(rc));
+        return rc;
+    }
+    struct gf_policy_diag diag;
+    gf_policy_diag_init(&diag);
+    rc = gf_policy_parse(data, len, out, &diag);
+    gf_free(data);
+    if (rc != 0) {
+        struct gf_buf b = GF_BUF_INIT(1 << 20);
+        gf_policy_diag_format(&diag, file, &b);
+        fputs(gf_buf_cstr(&b), stderr);
+        fprintf(stderr, "gpufed hub: %s: invalid: %zu error(s)\n", file,
+                diag.n + diag.dropped);
+        gf_buf_free(&b);
+    }
+    gf_policy_diag_free(&diag);
+    return rc;
+}
+
+static int load_creds(const struct hub_args *a, struct gf_kube_creds **out)
+{
+    struct gf_kubeconfig_error err;
+    int rc = a->kubeconfig != NULL
+                 ? gf_kubeconfig_load(a->kubeconfig, a->context, out, &err)
+                 : gf_kubeconfig_in_cluster(NULL, out, &err);
+    if (rc != 0) {
+        char line[600];
+        gf_kubeconfig_error_format(&err, line, sizeof(line));
+        fprintf(stderr, "gpufed hub: %s\n", line);
+    }
+    return rc;
+}
+
+struct run {
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    struct gf_hub *hub;
+    bool stopping;
+};
+
+static void on_stopped(void *data)
+{
+    struct run *r = data;
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct run *r = s->data;
+    (void)signum;
+    if (r->stopping)
+        return;
+    r->stopping = true;
+    gf_hub_stop(r->hub, on_stopped, r);
+}
+
+static int hub_main(int argc, char **argv)
+{
+    struct hub_args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc != 0) {
+        hub_usage(rc > 0 ? stdout : stderr);
+        return rc > 0 ? 0 : 2;
+    }
+    enum gf_log_level lvl = GF_LOG_INFO;
+    if (a.log_level != NULL && gf_log_parse_level(a.log_level, &lvl) != 0) {
+        fprintf(stderr, "gpufed hub: bad --log-level '%s'\n", a.log_level);
+        return 2;
+    }
+    gf_log_set_level(lvl);
+    struct gf_policy *policy = NULL;
+    if (load_policy(a.policy, &policy) != 0)
+        return 1;
+    struct gf_kube_creds *creds = NULL;
+    if (load_creds(&a, &creds) != 0) {
+        gf_policy_free(policy);
+        return 2;
+    }
+    struct run r = {0};
+    uv_loop_init(&r.loop);
+    struct gf_hub_opts o = {
+        .loop = &r.loop, .hub_creds = creds, .policy = policy, .ns = a.ns};
+    rc = gf_hub_start(&o, &r.hub);
+    gf_kube_creds_free(creds);
+    int status = 0;
+    if (rc == 0) {
+        uv_signal_init(&r.loop, &r.sigint);
+        uv_signal_init(&r.loop, &r.sigterm);
+        r.sigint.data = r.sigterm.data = &r;
+        uv_signal_start(&r.sigint, on_signal, SIGINT);
+        uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+        uv_run(&r.loop, UV_RUN_DEFAULT);
+    } else {
+        status = 2;
+        if (r.hub != NULL)
+            gf_hub_stop(r.hub, NULL, NULL);
+        uv_run(&r.loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&r.loop) != 0)
+        status = status ? status : 3;
+    gf_policy_free(policy);
+    return status;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: gpufed COMMAND [ARGS...]\n\ncommands:\n"
+               "  hub      run the controller in the hub cluster\n"
+               "\nRun 'gpufed COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "hub") != 0) {
+        fprintf(stderr, "gpufed: unknown command '%s'\n\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    if (gf_kube_global_init() != 0)
+        return 2;
+    int rc = hub_main(argc - 1, argv + 1);
+    gf_kube_global_cleanup();
+    return rc;
+}

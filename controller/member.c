@@ -1,0 +1,436 @@
+/*
+ * member: one member cluster as the hub sees it — a client built from its
+ * kubeconfig Secret, a reflector and a projected store per kind, and the
+ * feed: every change goes into the ledger at once (incremental, pure
+ * calls into policy/) and wakes the keys that depend on it.
+ *
+ * A member that has not listed everything yet, or whose watches are
+ * down, is never read as empty: the ledger's freshness for it stays
+ * UNKNOWN or STALE (set by the decision pass from reflector health), and
+ * the lease machine sees its objects as unknown.
+ */
+#include "controller/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "controller/copy.h"
+
+static const char *const kind_names[GF__M_KINDS] = {
+    [GF__M_CQ] = "clusterqueues.kueue.x-k8s.io",
+    [GF__M_LQ] = "localqueues.kueue.x-k8s.io",
+    [GF__M_WL] = "workloads.kueue.x-k8s.io",
+    [GF__M_JOB] = "jobs.batch",
+    [GF__M_NS] = "namespaces",
+};
+
+/* --- lookups ------------------------------------------------------- */
+
+static const void *proj(const struct gf__member *m, enum gf__mkind k,
+                        const char *ns, const char *name)
+{
+    if (m->stores[k] == NULL)
+        return NULL;
+    char key[600];
+    if (ns != NULL)
+        snprintf(key, sizeof(key), "%s/%s", ns, name);
+    else
+        snprintf(key, sizeof(key), "%s", name);
+    const struct gf_store_entry *e = gf_store_get(m->stores[k], key);
+    return e != NULL ? e->proj : NULL;
+}
+
+const struct gf_obs_workload *gf__member_wl(const struct gf__member *m,
+                                           const char *ns, const char *name)
+{
+    return proj(m, GF__M_WL, ns, name);
+}
+
+const struct gf_obs_job *gf__member_job(const struct gf__member *m,
+                                        const char *ns, const char *name)
+{
+    return proj(m, GF__M_JOB, ns, name);
+}
+
+const struct gf_obs_lq *gf__member_lq(const struct gf__member *m,
+                                      const char *ns, const char *name)
+{
+    return proj(m, GF__M_LQ, ns, name);
+}
+
+const struct gf_obs_cq *gf__member_cq(const struct gf__member *m,
+                                      const char *name)
+{
+    return proj(m, GF__M_CQ, NULL, name);
+}
+
+const struct gf_obs_ns *gf__member_ns(const struct gf__member *m,
+                                      const char *name)
+{
+    return proj(m, GF__M_NS, NULL, name);
+}
+
+const struct gf_obs_workload *gf__member_job_wl(const struct gf__member *m,
+                                               const char *ns,
+                                               const char *job)
+{
+    char key[600];
+    snprintf(key, sizeof(key), "%s/%s", ns, job);
+    const char *wl = gf_htab_get_str(&m->wl_by_job, key);
+    if (wl == NULL || m->stores[GF__M_WL] == NULL)
+        return NULL;
+    const struct gf_store_entry *e = gf_store_get(m->stores[GF__M_WL], wl);
+    return e != NULL ? e->proj : NULL;
+}
+
+bool gf__member_synced(const struct gf__member *m)
+{
+    for (int k = 0; k < GF__M_KINDS; k++) {
+        if (m->refl[k] == NULL)
+            return false;
+        struct gf_reflector_health hl;
+        gf_reflector_health(m->refl[k], &hl);
+        if (!hl.synced || hl.state != GF_REFLECTOR_WATCHING)
+            return false;
+    }
+    return true;
+}
+
+/* --- feed ------------------------------------------------------------ */
+
+/* The ClusterQueue of a Workload, through its LocalQueue. */
+static const struct gf_obs_cq *wl_cq(const struct gf__member *m,
+                                     const struct gf_obs_workload *w)
+{
+    if (w->local_queue == NULL)
+        return NULL;
+    const struct gf_obs_lq *lq = gf__member_lq(m, w->ns, w->local_queue);
+    return lq != NULL && lq->cluster_queue != NULL
+               ? gf__member_cq(m, lq->cluster_queue)
+               : NULL;
+}
+
+static void feed_wl(struct gf__member *m, const struct gf_obs_workload *w)
+{
+    struct gf_hub *h = m->hub;
+    const struct gf_obs_cq *cq = wl_cq(m, w);
+    /* Copies run in gpufed's own overflow queues: their quota is the
+     * lease's, already counted against the lender. */
+    if (cq != NULL && cq->managed_by_gpufed) {
+        gf_ledger_workload_delete(h->ledger, m->name, w->ns, w->name);
+        return;
+    }
+    struct gf_workload lw;
+    gf_obs_workload_to_ledger(w, m->name, cq != NULL ? cq->name : NULL, &lw);
+    int rc = gf_ledger_workload_set(h->ledger, &lw);
+    if (rc != 0)
+        GF_LOG(&m->lc, GF_LOG_WARN, "workload not counted",
+               "key=%s/%s err=%s", w->ns, w->name, gf_strerror(rc));
+}
+
+/* The lease a Workload or Job belongs to: the origin's annotation, or a
+ * copy's owner Job's label. */
+static void wake_leases_of_wl(struct gf__member *m,
+                              const struct gf_obs_workload *w)
+{
+    if (w->lease != NULL)
+        gf__hub_enqueue_lease(m->hub, w->lease);
+    if (w->owner_name != NULL) {
+        const struct gf_obs_job *j = gf__member_job(m, w->ns, w->owner_name);
+        if (j != NULL && j->lease != NULL)
+            gf__hub_enqueue_lease(m->hub, j->lease);
+    }
+}
+
+static void index_owner(struct gf__member *m, const struct gf_obs_workload *w,
+                        bool add)
+{
+    if (w->owner_name == NULL)
+        return;
+    char key[600];
+    snprintf(key, sizeof(key), "%s/%s", w->ns, w->owner_name);
+    char *old = add ? NULL : gf_htab_get_str(&m->wl_by_job, key);
+    if (add) {
+        char wk[600];
+        snprintf(wk, sizeof(wk), "%s/%s", w->ns, w->name);
+        old = gf_htab_put_str(&m->wl_by_job, key, gf_strdup(wk));
+        gf_free(old);
+    } else if (old != NULL) {
+        char wk[600];
+        snprintf(wk, sizeof(wk), "%s/%s", w->ns, w->name);
+        if (strcmp(old, wk) == 0)
+            gf_free(gf_htab_del_str(&m->wl_by_job, key));
+    }
+}
+
+/* Which kind a store is, from the handler data. */
+struct feed_ctx {
+    struct gf__member *m;
+    enum gf__mkind kind;
+};
+
+static void on_change(struct feed_ctx *c, const struct gf_store_entry *old,
+                      const struct gf_store_entry *cur)
+{
+    struct gf__member *m = c->m;
+    struct gf_hub *h = m->hub;
+    switch (c->kind) {
+    case GF__M_CQ: {
+        if (cur != NULL) {
+            const struct gf_obs_cq *q = cur->proj;
+            gf_ledger_cq_set(h->ledger, m->name, q->name, q->quotas,
+                             q->n_quotas);
+        } else {
+            gf_ledger_cq_delete(h->ledger, m->name,
+                                ((const struct gf_obs_cq *)old->proj)->name);
+        }
+        break;
+    }
+    case GF__M_WL:
+        if (old != NULL)
+            index_owner(m, old->proj, false);
+        if (cur != NULL) {
+            index_owner(m, cur->proj, true);
+            feed_wl(m, cur->proj);
+            wake_leases_of_wl(m, cur->proj);
+        } else {
+            const struct gf_obs_workload *w = old->proj;
+            gf_ledger_workload_delete(h->ledger, m->name, w->ns, w->name);
+            wake_leases_of_wl(m, w);
+        }
+        break;
+    case GF__M_JOB: {
+        const struct gf_obs_job *j = (cur != NULL ? cur : old)->proj;
+        if (j->lease != NULL)
+            gf__hub_enqueue_lease(h, j->lease);
+        /* An origin Job: its Workload's lease, if it has one. */
+        const struct gf_obs_workload *w = gf__member_job_wl(m, j->ns, j->name);
+        if (w != NULL && w->lease != NULL)
+            gf__hub_enqueue_lease(h, w->lease);
+        break;
+    }
+    case GF__M_LQ:
+    case GF__M_NS:
+    case GF__M_KINDS:
+        break;
+    }
+    gf__hub_kick_pass(h);
+}
+
+static void on_add(void *data, const struct gf_store_entry *e)
+{
+    on_change(data, NULL, e);
+}
+
+static void on_update(void *data, const struct gf_store_entry *old,
+                      const struct gf_store_entry *cur)
+{
+    on_change(data, old, cur);
+}
+
+static void on_delete(void *data, const struct gf_store_entry *old)
+{
+    on_change(data, old, NULL);
+}
+
+/* --- lifecycle ------------------------------------------------------- */
+
+struct member_extra {
+    struct feed_ctx ctx[GF__M_KINDS];
+};
+
+int gf__member_new(struct gf_hub *h, size_t index, struct gf__member **out)
+{
+    struct gf__member *m = gf_calloc(1, sizeof(*m) + sizeof(struct member_extra));
+    m->hub = h;
+    m->index = index;
+    m->name = gf_strdup(h->policy->members[index].name);
+    m->lc = (struct gf_log_ctx){.comp = "member", .cluster = m->name};
+    gf_htab_init(&m->wl_by_job, GF_HTAB_OWN_KEYS);
+    gf_timer_init(&h->clk, &m->defer);
+    m->defer.data = m;
+    *out = m;
+    return 0;
+}
+
+static struct member_extra *extra(struct gf__member *m)
+{
+    return (struct member_extra *)(m + 1);
+}
+
+static const gf_store_project_fn projections[GF__M_KINDS] = {
+    [GF__M_CQ] = gf_obs_cq_project,   [GF__M_LQ] = gf_obs_lq_project,
+    [GF__M_WL] = gf_obs_workload_project, [GF__M_JOB] = gf_obs_job_project,
+    [GF__M_NS] = gf_obs_ns_project,
+};
+static const gf_store_free_fn frees[GF__M_KINDS] = {
+    [GF__M_CQ] = gf_obs_cq_free,   [GF__M_LQ] = gf_obs_lq_free,
+    [GF__M_WL] = gf_obs_workload_free, [GF__M_JOB] = gf_obs_job_free,
+    [GF__M_NS] = gf_obs_ns_free,
+};
+
+static int start_kind(struct gf__member *m, enum gf__mkind k)
+{
+    struct feed_ctx *c = &extra(m)->ctx[k];
+    c->m = m;
+    c->kind = k;
+    struct gf_store_handlers hs = {.on_add = on_add,
+                                   .on_update = on_update,
+                                   .on_delete = on_delete,
+                                   .data = c};
+    struct gf_store_opts so = {
+        .project = projections[k],
+        .free_proj = frees[k],
+        /* Workloads count the policy's resource (nvidia.com/gpu). */
+        .project_data = (void *)m->hub->policy->resource,
+        .handlers = &hs,
+    };
+    m->stores[k] = gf_store_new(&so);
+    struct gf_reflector_opts ro = {
+        .client = m->client,
+        .store = m->stores[k],
+        .rng = &m->hub->rng,
+        .page_limit = 500,
+        .lc = &m->lc,
+    };
+    int rc = gf_kube_resource_parse(kind_names[k], &ro.res);
+    if (rc == 0)
+        rc = gf_reflector_new(&ro, &m->refl[k]);
+    if (rc == 0)
+        rc = gf_reflector_start(m->refl[k]);
+    return rc;
+}
+
+static void member_free(struct gf__member *m)
+{
+    void (*cb)(void *) = m->stop_cb;
+    void *d = m->stop_data;
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &m->wl_by_job);
+    while (gf_htab_next(&it, NULL, NULL, &v))
+        gf_free(v);
+    gf_htab_free(&m->wl_by_job);
+    gf_timer_stop(&m->defer);
+    gf_free(m->secret_rv);
+    gf_free(m->name);
+    gf_free(m);
+    if (cb != NULL)
+        cb(d);
+}
+
+static void on_refl_closed(void *data)
+{
+    struct gf__member *m = data;
+    if (--m->closing > 0)
+        return;
+    for (int k = 0; k < GF__M_KINDS; k++) {
+        gf_store_free(m->stores[k]);
+        m->stores[k] = NULL;
+    }
+    gf_kube_client_free(m->client);
+    m->client = NULL;
+    if (m->stopped) {
+        member_free(m);
+        return;
+    }
+    /* Closed for new credentials: connect again with them. */
+    char key[160];
+    snprintf(key, sizeof(key), "member/%s", m->name);
+    gf_wq_add(m->hub->wq, key);
+}
+
+static void on_defer(struct gf_timer *t)
+{
+    member_free(t->data);
+}
+
+static void close_reflectors(struct gf__member *m)
+{
+    for (int k = 0; k < GF__M_KINDS; k++) {
+        if (m->refl[k] != NULL) {
+            m->closing++;
+            gf_reflector_close(m->refl[k], on_refl_closed, m);
+            m->refl[k] = NULL;
+        }
+    }
+}
+
+int gf__member_connect(struct gf__member *m, const char *kubeconfig,
+                       size_t len, const char *secret_rv)
+{
+    struct gf_hub *h = m->hub;
+    if (m->client != NULL && m->secret_rv != NULL && secret_rv != NULL &&
+        strcmp(m->secret_rv, secret_rv) == 0)
+        return 0;
+    if (m->closing > 0)
+        return -EAGAIN; /* the previous connection is still closing */
+    struct gf_kube_creds *creds = NULL;
+    struct gf_kubeconfig_error kerr;
+    char name[128];
+    snprintf(name, sizeof(name), "secret for member %s", m->name);
+    int rc = gf_kubeconfig_parse(name, NULL, kubeconfig, len, NULL, &creds,
+                                 &kerr);
+    if (rc != 0) {
+        char why[600];
+        gf_kubeconfig_error_format(&kerr, why, sizeof(why));
+        GF_LOG(&m->lc, GF_LOG_ERROR, "member kubeconfig refused", "why=%s",
+               why);
+        return rc;
+    }
+    if (m->client != NULL) {
+        /* Credentials rotated: close this connection; on_refl_closed
+         * requeues the member, which then connects with the new ones. */
+        GF_LOG(&m->lc, GF_LOG_INFO, "member credentials changed", "");
+        gf_kube_creds_free(creds);
+        GF_FREE(m->secret_rv);
+        close_reflectors(m);
+        if (m->closing > 0)
+            return -EAGAIN;
+        gf_kube_client_free(m->client);
+        m->client = NULL;
+        return -EAGAIN;
+    }
+    /* The policy names the API server; the Secret gives trust and
+     * identity. */
+    const char *api = h->policy->members[m->index].api_server;
+    if (api != NULL) {
+        gf_free(creds->server);
+        creds->server = gf_strdup(api);
+    }
+    struct gf_kube_client_opts co = {.user_agent = "gpufed-hub",
+                                     .name = m->name};
+    rc = gf_kube_client_new(h->http, &h->clk, creds, &co, &m->client);
+    gf_kube_creds_free(creds);
+    if (rc != 0)
+        return rc;
+    m->secret_rv = gf_strdup(secret_rv != NULL ? secret_rv : "");
+    for (int k = 0; k < GF__M_KINDS && rc == 0; k++)
+        rc = start_kind(m, (enum gf__mkind)k);
+    if (rc == 0)
+        GF_LOG(&m->lc, GF_LOG_INFO, "member engaged", "server=%s",
+               gf_kube_client_server(m->client));
+    else
+        GF_LOG(&m->lc, GF_LOG_ERROR, "member not engaged", "err=%s",
+               gf_strerror(rc));
+    return rc;
+}
+
+void gf__member_close(struct gf__member *m, void (*cb)(void *data),
+                      void *data)
+{
+    m->stopped = true;
+    m->stop_cb = cb;
+    m->stop_data = data;
+    close_reflectors(m);
+    if (m->closing == 0) {
+        /* Nothing to wait for: finish from the loop all the same, never
+         * before this returns. */
+        gf_kube_client_free(m->client);
+        m->client = NULL;
+        gf_timer_start(&m->defer, 0, on_defer);
+    }
+}

@@ -1,0 +1,276 @@
+/*
+ * pass: one decision pass. It refreshes each member's freshness in the
+ * ledger from its reflectors, waits until every member has synced (no
+ * decision rests on a member that was never listed), runs policy/decide
+ * and turns its actions into work: a new lease is recorded in the hub
+ * (the write-ahead record of DESIGN.md §3 step 2), commands go to the
+ * leases' memory and their keys, renewals are written.
+ *
+ * The pass requeues itself every pass_period_ms: overflowAfter and
+ * admitTimeout are times, and nothing else would wake them.
+ */
+#include "controller/internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "controller/copy.h"
+#include "policy/decide.h"
+
+static int64_t wall(const struct gf_hub *h)
+{
+    return gf_clock_wall_ms(&h->clk);
+}
+
+/* Lease names: the origin member and Workload, a hash of its uid and the
+ * epoch, cut to 63 characters like the copy's name. */
+int gf__lease_name(const char *member, const char *wl, const char *uid,
+                   uint64_t epoch, char out[GF_COPY_NAME_MAX])
+{
+    char prefix[320];
+    snprintf(prefix, sizeof(prefix), "%s-%s", member, wl);
+    return gf_copy_name(prefix, uid, epoch, out);
+}
+
+/* --- start: record a lease ------------------------------------------- */
+
+struct start_ctx {
+    struct gf_hub *h;
+    char key[400]; /* "member/ns/name" in h->starting */
+    struct gf_lease l;
+};
+
+static void start_done(void *data, const struct gf_kube_result *res)
+{
+    struct start_ctx *c = data;
+    struct gf_hub *h = c->h;
+    h->inflight_writes--;
+    if (res->err == 0 || res->err == GF_EEXIST) {
+        /* Write-through: the next pass sees the lease before the watch
+         * delivers it, so it never starts a second one (S1). */
+        gf_ledger_lease_set(h->ledger, &c->l);
+        gf__hub_enqueue_lease(h, c->l.name);
+        h->n_starts += res->err == 0;
+        GF_LOG(&h->lc, GF_LOG_INFO, "lease recorded",
+               "lease=%s origin=%s/%s/%s lender=%s cq=%s flavor=%s gpus=%lld "
+               "epoch=%llu",
+               c->l.name, c->l.origin_member, c->l.origin_namespace,
+               c->l.origin_name, c->l.lender_member, c->l.lender_cq,
+               c->l.lender_flavor, (long long)c->l.gpus,
+               (unsigned long long)c->l.epoch);
+    } else {
+        h->n_write_errors++;
+        GF_LOG(&h->lc, GF_LOG_WARN, "lease not recorded",
+               "lease=%s err=%s message=%s", c->l.name,
+               gf_strerror(res->err), res->status->message);
+    }
+    gf_free(gf_htab_del_str(&h->starting, c->key));
+    gf_lease_clear(&c->l);
+    gf_free(c);
+}
+
+static void start_lease(struct gf_hub *h, const struct gf_action *a,
+                        int64_t now)
+{
+    char key[400];
+    snprintf(key, sizeof(key), "%s/%s/%s", a->member, a->namespace, a->name);
+    if (gf_htab_get_str(&h->starting, key) != NULL)
+        return; /* already being recorded */
+    const struct gf_ledger_wl *w =
+        gf_ledger_workload(h->ledger, a->member, a->namespace, a->name);
+    if (w == NULL || w->uid == NULL)
+        return;
+    struct start_ctx *c = gf_calloc(1, sizeof(*c));
+    c->h = h;
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    /* The submitter's Job names the lease where it is known. */
+    struct gf__member *om = gf__hub_member(h, a->member);
+    const struct gf_obs_workload *ow =
+        om != NULL ? gf__member_wl(om, a->namespace, a->name) : NULL;
+    const char *job = ow != NULL ? ow->owner_name : NULL;
+    char name[GF_COPY_NAME_MAX];
+    if (gf__lease_name(a->member, job != NULL ? job : a->name, w->uid,
+                       a->epoch, name) != 0) {
+        gf_free(c);
+        return;
+    }
+    struct gf_lease l = {
+        .name = name,
+        .group = a->group,
+        .mode = a->mode,
+        .phase = GF_LEASE_PENDING,
+        .epoch = a->epoch,
+        .origin_member = a->member,
+        .origin_namespace = a->namespace,
+        .origin_name = a->name,
+        .origin_uid = w->uid,
+        .origin_job = (char *)job,
+        .origin_cq = w->cq != NULL ? w->cq->name : NULL,
+        .lender_member = a->lender,
+        .lender_cq = a->lender_cq,
+        .lender_flavor = a->flavor,
+        .gpus = a->gpus,
+        .priority = w->priority,
+        .created_ms = now,
+        .expires_ms = now + h->policy->timing.lease_duration_ms,
+    };
+    gf_lease_copy(&c->l, &l);
+    cJSON *obj = gf_obs_lease_to_json(&c->l, h->ns, h->policy->resource);
+    char *body = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("quotaleases.gpufed.io", &r);
+    int rc = gf_kube_create(h->hubc, &r, h->ns, body, strlen(body),
+                            start_done, c, NULL);
+    cJSON_free(body);
+    if (rc != 0) {
+        gf_lease_clear(&c->l);
+        gf_free(c);
+        return;
+    }
+    h->inflight_writes++;
+    h->n_writes++;
+    gf_htab_put_str(&h->starting, key, gf_strdup(key));
+    GF_LOG(&h->lc, GF_LOG_INFO, "redirect decided",
+           "origin=%s/%s/%s lender=%s cq=%s flavor=%s gpus=%lld why=%s",
+           a->member, a->namespace, a->name, a->lender, a->lender_cq,
+           a->flavor, (long long)a->gpus, a->why.text);
+}
+
+/* --- renew ------------------------------------------------------------ */
+
+static void renew_done(void *data, const struct gf_kube_result *res)
+{
+    struct gf_hub *h = data;
+    h->inflight_writes--;
+    if (res->err != 0)
+        h->n_write_errors++;
+}
+
+static void renew(struct gf_hub *h, const struct gf_action *a)
+{
+    char ts[32];
+    gf_time_rfc3339(a->until_ms, ts);
+    char body[128];
+    snprintf(body, sizeof(body), "{\"status\":{\"expiresAt\":\"%s\"}}", ts);
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("quotaleases.gpufed.io", &r);
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
+                                    .subresource = "status"};
+    if (gf_kube_patch(h->hubc, &r, h->ns, a->lease, &po, body, strlen(body),
+                      renew_done, h, NULL) == 0) {
+        h->inflight_writes++;
+        h->n_writes++;
+    }
+}
+
+/* --- the pass --------------------------------------------------------- */
+
+/* Freshness from reflector health; true when every member is synced. */
+static bool refresh_members(struct gf_hub *h, int64_t now)
+{
+    bool all = true;
+    for (size_t i = 0; i < h->n_members; i++) {
+        struct gf__member *m = h->members[i];
+        bool synced = gf__member_synced(m);
+        const struct gf_ledger_member *lm =
+            gf_ledger_member(h->ledger, m->name);
+        enum gf_freshness f = synced ? GF_FRESH_SYNCED
+                              : lm != NULL && lm->fresh != GF_FRESH_UNKNOWN
+                                  ? GF_FRESH_STALE
+                                  : GF_FRESH_UNKNOWN;
+        /* Heartbeats come with fencing; until then a synced member's
+         * last contact is now. */
+        int64_t hb = synced ? now : lm != NULL ? lm->last_heartbeat_ms : 0;
+        if (lm == NULL || lm->fresh != f || synced)
+            gf_ledger_member_set(h->ledger, m->name, f, hb);
+        all = all && synced;
+    }
+    return all;
+}
+
+static void set_cmd(struct gf_hub *h, const char *lease, enum gf_lm_cmd cmd)
+{
+    struct gf__lease_mem *m = gf__lease_mem(h, lease);
+    if (m->cmd != cmd) {
+        m->cmd = cmd;
+        gf__hub_enqueue_lease(h, lease);
+    }
+}
+
+/* Commands hold for one pass: a lease decide says nothing about has
+ * none. */
+static void clear_cmds(struct gf_hub *h, const struct gf_actions *acts)
+{
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &h->lease_mem);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
+        struct gf__lease_mem *m = v;
+        if (m->cmd == GF_LM_CMD_NONE)
+            continue;
+        bool still = false;
+        for (size_t i = 0; i < acts->n && !still; i++)
+            still = acts->v[i].lease != NULL &&
+                    strcmp(acts->v[i].lease, m->name) == 0;
+        if (!still) {
+            m->cmd = GF_LM_CMD_NONE;
+            gf__hub_enqueue_lease(h, m->name);
+        }
+    }
+}
+
+static void act(struct gf_hub *h, const struct gf_action *a, int64_t now)
+{
+    switch (a->kind) {
+    case GF_ACT_START:
+        start_lease(h, a, now);
+        break;
+    case GF_ACT_WITHDRAW:
+        set_cmd(h, a->lease, GF_LM_CMD_WITHDRAW);
+        break;
+    case GF_ACT_SUSPECT:
+        set_cmd(h, a->lease, GF_LM_CMD_SUSPECT);
+        break;
+    case GF_ACT_FENCE:
+        set_cmd(h, a->lease, GF_LM_CMD_FENCE);
+        break;
+    case GF_ACT_RENEW:
+        renew(h, a);
+        break;
+    case GF_ACT_RECLAIM:
+        /* Victim marking and eviction come with reclaim; the lender's own
+         * Kueue still reclaims within its cohort meanwhile. */
+        GF_LOG(&h->lc, GF_LOG_DEBUG, "reclaim wanted", "lender=%s cq=%s",
+               a->lender, a->lender_cq);
+        break;
+    }
+}
+
+void gf__pass_run(struct gf_hub *h)
+{
+    h->n_passes++;
+    int64_t now = wall(h);
+    bool ready = refresh_members(h, now) && gf_store_has_synced(h->leases);
+    if (!ready) {
+        /* The gate: nothing is decided on a partial view. */
+        gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, h->pass_period_ms);
+        return;
+    }
+    struct gf_actions acts = {0};
+    int rc = gf_decide(h->ledger, h->policy, now, &acts);
+    if (rc != 0) {
+        GF_LOG(&h->lc, GF_LOG_ERROR, "decide failed", "err=%s",
+               gf_strerror(rc));
+    } else {
+        clear_cmds(h, &acts);
+        for (size_t i = 0; i < acts.n; i++)
+            act(h, &acts.v[i], now);
+    }
+    gf_actions_free(&acts);
+    gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, h->pass_period_ms);
+}
