@@ -7,7 +7,9 @@
 #include "controller/internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -18,6 +20,33 @@
 #define DEFAULT_NS "gpufed-system"
 #define DEFAULT_PASS_MS 1000
 #define DEFAULT_COPY_TTL_MS (10 * 60 * 1000)
+
+/* --- the crash hook --------------------------------------------------- */
+
+static void parse_crash(struct gf_hub *h, const char *spec)
+{
+    const char *colon = spec != NULL ? strchr(spec, ':') : NULL;
+    if (colon == NULL || (size_t)(colon - spec) >= sizeof(h->crash_write))
+        return;
+    memcpy(h->crash_write, spec, (size_t)(colon - spec));
+    h->crash_write[colon - spec] = '\0';
+    char *end = NULL;
+    long n = strtol(colon + 1, &end, 10);
+    h->crash_n = end != colon + 1 && *end == '\0' && n > 0 ? (unsigned)n : 0;
+}
+
+void gf__hub_wrote(struct gf_hub *h, const char *write)
+{
+    if (h->crash_n == 0 || strcmp(write, h->crash_write) != 0)
+        return;
+    if (--h->crash_n > 0)
+        return;
+    GF_LOG(&h->lc, GF_LOG_WARN, "crash hook: killing the hub", "after=%s",
+           write);
+    /* Rule zero: tests need the hub to die exactly as under SIGKILL, with
+     * no cleanup, between two protocol steps. */
+    raise(SIGKILL);
+}
 
 /* --- per-lease memory -------------------------------------------------- */
 
@@ -286,6 +315,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     h->pass_period_ms = o->pass_period_ms ? o->pass_period_ms : DEFAULT_PASS_MS;
     h->copy_ttl_ms = o->copy_ttl_ms ? o->copy_ttl_ms : DEFAULT_COPY_TTL_MS;
     h->lc = (struct gf_log_ctx){.comp = "hub"};
+    parse_crash(h, o->crash_after);
     gf_rand_seed_os(&h->rng);
     gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
     gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);

@@ -30,6 +30,13 @@ struct gf_hub_opts {
     const char *ns;                        /* NULL: gpufed-system */
     uint64_t pass_period_ms;               /* 0: 1000 */
     uint64_t copy_ttl_ms;                  /* 0: 10 min */
+    /*
+     * Fault hook for crash-recovery tests: "WRITE:N" kills the process
+     * with SIGKILL right after the N-th successful write of that kind
+     * (record, set-phase, hold-origin, create-copy, delete-copy,
+     * confirm-gone, reactivate-origin, mark-outcome). NULL: none.
+     */
+    const char *crash_after;
 };
 
 /*

@@ -117,6 +117,8 @@ struct gf_hub {
     unsigned closing;
     void (*stop_cb)(void *data);
     void *stop_data;
+    char crash_write[32]; /* gf_hub_opts.crash_after, parsed */
+    unsigned crash_n;
     /* Counters for /metrics and the summary. */
     uint64_t n_passes, n_starts, n_writes, n_write_errors;
 };
@@ -149,6 +151,9 @@ const struct gf_obs_ns *gf__member_ns(const struct gf__member *m,
                                       const char *name);
 
 /* hub.c */
+/* The crash hook (gf_hub_opts.crash_after): called after each successful
+ * write; kills the process when it is the one named. */
+void gf__hub_wrote(struct gf_hub *h, const char *write);
 struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name);
 void gf__hub_enqueue_lease(struct gf_hub *h, const char *name);
 void gf__hub_kick_pass(struct gf_hub *h);

@@ -229,6 +229,8 @@ static void finish(struct wctx *c, enum gf_wq_result r, uint64_t after)
 {
     struct gf_hub *h = c->h;
     h->inflight_writes--;
+    if (r != GF_WQ_ERROR && c->step.write != GF_LM_WAIT)
+        gf__hub_wrote(h, gf_lm_write_name(c->step.write));
     if (r == GF_WQ_ERROR)
         h->n_write_errors++;
     gf_wq_done(h->wq, c->key, r, after);
@@ -496,6 +498,9 @@ static void origin_job_got(void *data, const struct gf_kube_result *res)
         finish(c, GF_WQ_ERROR, 0);
         return;
     }
+    /* gpufed.io/origin-uid names the submitter's Job (what a user and a
+     * checker find copies by), not its Workload. */
+    const char *job_uid = gf_json_str(res->json, "metadata.uid");
     struct gf_copy_spec s = {
         .name = c->copy,
         .namespace = c->lender_ns,
@@ -503,7 +508,7 @@ static void origin_job_got(void *data, const struct gf_kube_result *res)
         .lease = c->lease,
         .origin_member = c->l.origin_member,
         .origin_namespace = c->l.origin_namespace,
-        .origin_uid = c->l.origin_uid,
+        .origin_uid = job_uid != NULL ? job_uid : c->l.origin_uid,
         .epoch = c->l.epoch,
     };
     cJSON *copy = NULL;
@@ -790,9 +795,10 @@ void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
         h->n_writes++;
     switch (c->step.write) {
     case GF_LM_WAIT:
-        /* Level-triggered: the watches wake us; the requeue is a resync
-         * for what only time changes (a copy's TTL). */
-        finish(c, GF_WQ_REQUEUE_AFTER, 30000);
+        /* Level-triggered: the watches (and a member syncing) wake us;
+         * the requeue is a resync for what only time changes (a copy's
+         * TTL) and for anything a watch could not tell us. */
+        finish(c, GF_WQ_REQUEUE_AFTER, 10000);
         break;
     case GF_LM_SET_PHASE:
         set_phase(c);

@@ -171,7 +171,13 @@ static int hub_main(int argc, char **argv)
     struct run r = {0};
     uv_loop_init(&r.loop);
     struct gf_hub_opts o = {
-        .loop = &r.loop, .hub_creds = creds, .policy = policy, .ns = a.ns};
+        .loop = &r.loop,
+        .hub_creds = creds,
+        .policy = policy,
+        .ns = a.ns,
+        /* Tests only: see gf_hub_opts.crash_after. */
+        .crash_after = getenv("GPUFED_CRASH_AFTER"),
+    };
     rc = gf_hub_start(&o, &r.hub);
     gf_kube_creds_free(creds);
     int status = 0;

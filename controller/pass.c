@@ -55,6 +55,8 @@ static void start_done(void *data, const struct gf_kube_result *res)
         gf_ledger_lease_set(h->ledger, &c->l);
         gf__hub_enqueue_lease(h, c->l.name);
         h->n_starts += res->err == 0;
+        if (res->err == 0)
+            gf__hub_wrote(h, "record");
         GF_LOG(&h->lc, GF_LOG_INFO, "lease recorded",
                "lease=%s origin=%s/%s/%s lender=%s cq=%s flavor=%s gpus=%lld "
                "epoch=%llu",
@@ -73,9 +75,44 @@ static void start_done(void *data, const struct gf_kube_result *res)
     gf_free(c);
 }
 
+/* Where the copy would run: the group's namespaceMapping for the lender,
+ * else the origin's namespace. */
+static const char *target_ns(const struct gf_hub *h, const struct gf_action *a)
+{
+    const struct gf_policy *p = h->policy;
+    for (size_t g = 0; g < p->n_groups; g++) {
+        const struct gf_policy_group *gr = &p->groups[g];
+        if (strcmp(gr->name, a->group) != 0)
+            continue;
+        for (size_t i = 0; i < gr->n_ns_map; i++)
+            if (strcmp(p->members[gr->ns_map[i].member].name, a->lender) ==
+                    0 &&
+                strcmp(gr->ns_map[i].from, a->namespace) == 0)
+                return gr->ns_map[i].to;
+    }
+    return a->namespace;
+}
+
+/* A lender namespace that has not opted in would refuse the copy every
+ * time: do not record a lease that can only fail. (decide does not see
+ * namespaces; the cost is that such a Workload waits at home.) */
+static bool lender_accepts(const struct gf_hub *h, const struct gf_action *a)
+{
+    const struct gf__member *m = gf__hub_member(h, a->lender);
+    const struct gf_obs_ns *ns =
+        m != NULL ? gf__member_ns(m, target_ns(h, a)) : NULL;
+    return ns != NULL && ns->accept_overflow;
+}
+
 static void start_lease(struct gf_hub *h, const struct gf_action *a,
                         int64_t now)
 {
+    if (!lender_accepts(h, a)) {
+        GF_LOG(&h->lc, GF_LOG_DEBUG, "lender namespace does not accept overflow",
+               "origin=%s/%s/%s lender=%s namespace=%s", a->member,
+               a->namespace, a->name, a->lender, target_ns(h, a));
+        return;
+    }
     char key[400];
     snprintf(key, sizeof(key), "%s/%s/%s", a->member, a->namespace, a->name);
     if (gf_htab_get_str(&h->starting, key) != NULL)
@@ -170,7 +207,16 @@ static void renew(struct gf_hub *h, const struct gf_action *a)
 
 /* --- the pass --------------------------------------------------------- */
 
-/* Freshness from reflector health; true when every member is synced. */
+static int enqueue_one(void *data, const struct gf_store_entry *e)
+{
+    const struct gf__lease_proj *p = e->proj;
+    gf__hub_enqueue_lease(data, p->l.name);
+    return 0;
+}
+
+/* Freshness from reflector health; true when every member is synced. A
+ * member that has just synced wakes every lease: what waited on it being
+ * unknown may move now. */
 static bool refresh_members(struct gf_hub *h, int64_t now)
 {
     bool all = true;
@@ -186,6 +232,8 @@ static bool refresh_members(struct gf_hub *h, int64_t now)
         /* Heartbeats come with fencing; until then a synced member's
          * last contact is now. */
         int64_t hb = synced ? now : lm != NULL ? lm->last_heartbeat_ms : 0;
+        if (synced && (lm == NULL || lm->fresh != GF_FRESH_SYNCED))
+            gf_store_foreach(h->leases, enqueue_one, h);
         if (lm == NULL || lm->fresh != f || synced)
             gf_ledger_member_set(h->ledger, m->name, f, hb);
         all = all && synced;

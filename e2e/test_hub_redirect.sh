@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# gpufed hub, the redirect protocol end to end on kubesim (DESIGN.md §3):
+# a hub and two members, east (no GPU quota of its own: every GPU Job there
+# overflows) and west (8 idle GPUs). Each scenario asserts on the objects in
+# every cluster and on kubesim's execution log:
+#   overflow        a Job that waits in east runs once, in west; the origin
+#                   shows placement, outcome and Events; the lease ends
+#                   Released(Completed)
+#   no lender       a Job larger than any lender's idle quota stays home
+#   copy fails      the failure is mirrored (outcome Failed), no retry
+#   origin deleted  the copy goes too: Released(Cancelled)
+#   not allowed     a namespace the policy does not let overflow stays home;
+#                   a lender namespace that has not opted in gets no copy
+#   not admitted    the lender's Kueue is frozen: the copy is withdrawn
+#                   after admitTimeout and the origin runs again (and then
+#                   elsewhere, or later, exactly once)
+#   rotation        new credentials in a member's Secret: the hub
+#                   reconnects and keeps working
+#   crash           the hub killed (SIGKILL) right after each protocol step
+#                   and restarted: the Job still runs exactly once
+# Needs GF_BIN and GF_SHARED, kubectl and jq.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/lib/kubesim.sh"
+SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
+for c in kubectl jq; do
+    command -v $c >/dev/null || fail "'$c' not found (make deps)"
+done
+
+work=$(mktemp -d)
+hub_pid=""
+cleanup() {
+    local rc=$?
+    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
+    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
+        echo "--- hub log (last 40 lines)"
+        tail -n 40 "$work/hub.log"
+    fi
+    sim_cleanup $rc
+    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+D="$work/sim"
+EXEC="$work/exec.jsonl"
+sim_start "$D" --clusters hub,east,west --crds "$SHARED/kueue/crds" \
+    --time-scale 10 --exec-log "$EXEC"
+H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
+E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
+W() { kubectl --kubeconfig "$D/west/kubeconfig-admin.yaml" "$@"; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s.
+wait_for() {
+    local t=$1 what=$2
+    shift 2
+    local n=$((t * 5))
+    for _ in $(seq 1 $n); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    fail "timed out after ${t}s: $what"
+}
+
+step "world: QuotaLease CRD, member Secrets, queues (east has no GPUs)"
+H apply -f "$root/manifests/hub/crd-quotalease.yaml" >/dev/null
+H create namespace gpufed-system >/dev/null
+for m in east west; do
+    H -n gpufed-system create secret generic "$m-kubeconfig" \
+        --from-file=kubeconfig="$D/$m/kubeconfig-admin.yaml" >/dev/null
+done
+queues() { # member gpus
+    cat <<EOF
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: a100}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: ml-gpu}
+spec:
+  cohortName: ml
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [cpu, memory, nvidia.com/gpu]
+    flavors:
+    - name: a100
+      resources:
+      - {name: cpu, nominalQuota: 64}
+      - {name: memory, nominalQuota: 256Gi}
+      - {name: nvidia.com/gpu, nominalQuota: $2}
+EOF
+    for ns in ml private ml2; do
+        cat <<EOF
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $ns
+  labels: {gpufed.io/accept-overflow: "$([ $ns = ml ] && echo true || echo false)"}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {name: ml, namespace: $ns}
+spec: {clusterQueue: ml-gpu}
+EOF
+    done
+}
+queues east 0 | E apply -f - >/dev/null
+queues west 8 | W apply -f - >/dev/null
+port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
+cat >"$work/policy.yaml" <<EOF
+apiVersion: gpufed.io/v1alpha1
+kind: FederationPolicy
+metadata: {name: e2e}
+spec:
+  resource: nvidia.com/gpu
+  members:
+  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
+  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
+  flavorEquivalence:
+  - name: a100
+    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}]
+  groups:
+  - name: ml
+    mode: redirect
+    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}]
+    overflow: {namespaces: [ml, ml2]}
+  timing: {overflowAfter: 2s, admitTimeout: 4s, leaseDuration: 30s}
+EOF
+"$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
+
+hub_start() { # [env...]
+    env "$@" "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-admin.yaml" \
+        --policy "$work/policy.yaml" >>"$work/hub.log" 2>&1 &
+    hub_pid=$!
+}
+hub_stop() {
+    [ -n "$hub_pid" ] || return 0
+    kill -TERM "$hub_pid" 2>/dev/null || true
+    local rc=0
+    wait "$hub_pid" || rc=$?
+    hub_pid=""
+    [ $rc -eq 0 ] || fail "gpufed hub exited with $rc on SIGTERM"
+}
+
+job() { # name gpus [ns] [duration] [extra annotation]
+    local ns=${3:-ml} dur=${4:-30s} extra=${5:-}
+    E create -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $1
+  namespace: $ns
+  labels: {kueue.x-k8s.io/queue-name: ml}
+  annotations: {kubesim.gpufed.io/duration: "$dur"${extra:+, $extra}}
+spec:
+  parallelism: 1
+  completions: 1
+  backoffLimit: 0
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: trainer
+        resources:
+          requests: {cpu: "1", nvidia.com/gpu: "$2"}
+          limits: {nvidia.com/gpu: "$2"}
+EOF
+}
+uid_of() { E -n "${2:-ml}" get job "$1" -o jsonpath='{.metadata.uid}'; }
+# The lease of an origin Job, by the origin Workload's name prefix.
+leases_of() { # job
+    H -n gpufed-system get ql -o json |
+        jq -r --arg j "$1" '.items[] | select(.spec.origin.jobName==$j) |
+            "\(.metadata.name) \(.status.phase // "Pending") \(.status.reason // "")"'
+}
+lease_is() { # job phase [reason]
+    leases_of "$1" | grep -q "^[^ ]* $2 ${3:-}"
+}
+ann() { # ns job key
+    E -n "$1" get job "$2" -o json | jq -r --arg k "$3" '.metadata.annotations[$k] // ""'
+}
+# Runs of a Job: starts in the execution log of the origin (by uid) and of
+# its copies (Jobs labelled with its origin uid).
+runs() { # job [ns]
+    local uid
+    uid=$(uid_of "$1" "${2:-ml}")
+    local copies
+    copies=$(W get jobs -A -l "gpufed.io/origin-uid=$uid" -o jsonpath='{range .items[*]}{.metadata.uid} {end}')
+    jq -r --arg u "$uid" --arg c "$copies" \
+        'select(.event=="start") | . as $e | ($c | split(" ")) as $cs
+         | select($e.job_uid == $u or ($cs | any(. == $e.job_uid))) | .cluster' \
+        "$EXEC" 2>/dev/null | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
+}
+succeeded_in() { # cluster job-prefix: a Job in that cluster completed
+    local K=E
+    [ "$1" = west ] && K=W
+    $K get jobs -A -o json | jq -e --arg p "$2" \
+        '[.items[] | select(.metadata.name|startswith($p)) |
+          select(any(.status.conditions[]?; .type=="Complete" and .status=="True"))] | length > 0'
+}
+
+hub_start
+
+step "overflow: a Job waiting in east runs in west, exactly once"
+job train-1 4
+wait_for 30 "train-1 lease Released(Completed)" lease_is train-1 Released Completed
+[ "$(ann ml train-1 gpufed.io/outcome)" = Succeeded ] || fail "outcome: $(ann ml train-1 gpufed.io/outcome)"
+[ "$(ann ml train-1 gpufed.io/placement)" = west ] || fail "placement: $(ann ml train-1 gpufed.io/placement)"
+r=$(runs train-1)
+[ "$r" = "west=1 " ] || fail "train-1 runs: '$r'"
+ev=$(E -n ml get events --field-selector involvedObject.name=train-1 -o jsonpath='{range .items[*]}{.reason} {end}')
+for want in Redirected CopyAdmitted CopySucceeded; do
+    [[ " $ev" == *" $want "* ]] || fail "train-1 events lack $want: $ev"
+done
+[ "$(echo "$ev" | tr ' ' '\n' | grep -c '^Redirected$')" = 1 ] || fail "Redirected twice: $ev"
+# The origin stays held: its Kueue neither counts it nor runs it.
+[ "$(E -n ml get job train-1 -o jsonpath='{.spec.suspend}')" = true ] || fail "origin unsuspended"
+# The lease's status recorded every transition.
+H -n gpufed-system get ql -o json | jq -e '.items[] | select(.spec.origin.jobName=="train-1") |
+    [.status.transitions[].phase] | index("Active") != null and index("Released") != null' >/dev/null ||
+    fail "transitions: $(H -n gpufed-system get ql -o json | jq -c '.items[].status.transitions')"
+
+step "no lender: a Job larger than west's idle quota stays home"
+job huge-1 16
+sleep 4
+[ -z "$(leases_of huge-1)" ] || fail "huge-1 got a lease: $(leases_of huge-1)"
+E -n ml delete job huge-1 --wait=false >/dev/null
+
+step "copy fails: the failure is mirrored once, no retry"
+job fail-1 2 ml 10s '"kubesim.gpufed.io/fail": "true"'
+wait_for 30 "fail-1 Released(Completed)" lease_is fail-1 Released Completed
+[ "$(ann ml fail-1 gpufed.io/outcome)" = Failed ] || fail "fail-1 outcome: $(ann ml fail-1 gpufed.io/outcome)"
+sleep 3
+[ "$(leases_of fail-1 | wc -l)" = 1 ] || fail "fail-1 retried: $(leases_of fail-1)"
+
+step "origin deleted: the copy goes too"
+job cancel-1 2 ml 600s
+wait_for 30 "cancel-1 Active" lease_is cancel-1 Active
+uid=$(uid_of cancel-1)
+E -n ml delete job cancel-1 >/dev/null
+wait_for 30 "cancel-1 Released(Cancelled)" lease_is cancel-1 Released Cancelled
+[ -z "$(W get jobs -A -l "gpufed.io/origin-uid=$uid" -o name)" ] || fail "copy of cancel-1 left behind"
+
+step "not allowed: a namespace outside overflow.namespaces stays home"
+job private-1 2 private
+step "not opted in: ml2 is allowed by the policy but not labelled in west"
+job optin-1 2 ml2
+sleep 4
+[ -z "$(leases_of private-1)" ] || fail "private-1 got a lease"
+[ -z "$(leases_of optin-1)" ] || fail "optin-1 got a lease"
+E -n private delete job private-1 --wait=false >/dev/null
+E -n ml2 delete job optin-1 --wait=false >/dev/null
+
+step "not admitted: west's Kueue frozen, the copy is withdrawn and the origin runs again"
+"$GF_BIN/kubesim" fault west kueue-frozen --for 9s --dir "$D" >/dev/null
+job frozen-1 2 ml 10s
+wait_for 30 "frozen-1 Released(NotAdmitted)" lease_is frozen-1 Released NotAdmitted
+wait_for 60 "frozen-1 done" lease_is frozen-1 Released Completed
+r=$(runs frozen-1)
+[ "$r" = "west=1 " ] || fail "frozen-1 runs: '$r'"
+
+step "rotation: new credentials in east's Secret, the hub reconnects"
+H -n gpufed-system create secret generic east-kubeconfig \
+    --from-file=kubeconfig="$D/east/kubeconfig-admin.yaml" \
+    --dry-run=client -o yaml | sed 's/^metadata:/metadata:\n  labels: {rotated: "1"}/' |
+    H apply -f - >/dev/null
+wait_for 20 "member credentials changed" grep -q 'member credentials changed' "$work/hub.log"
+job rotate-1 2
+wait_for 30 "rotate-1 Released(Completed)" lease_is rotate-1 Released Completed
+
+hub_stop
+
+step "crash: SIGKILL after each protocol step, restart, still exactly once"
+for w in record hold-origin create-copy set-phase mark-outcome; do
+    j="crash-${w}"
+    hub_start GPUFED_CRASH_AFTER="$w:1"
+    job "$j" 2
+    wait_for 30 "hub killed after $w" bash -c "! kill -0 $hub_pid 2>/dev/null"
+    wait "$hub_pid" 2>/dev/null || true
+    hub_pid=""
+    grep -q "crash hook: killing the hub\" after=$w" "$work/hub.log" ||
+        fail "the hook did not fire after $w"
+    hub_start
+    wait_for 40 "$j Released(Completed) after a crash after $w" lease_is "$j" Released Completed
+    r=$(runs "$j")
+    [ "$r" = "west=1 " ] || fail "$j runs: '$r'"
+    [ "$(leases_of "$j" | wc -l)" = 1 ] || fail "$j leases: $(leases_of "$j")"
+    uid=$(uid_of "$j")
+    [ "$(W get jobs -A -l "gpufed.io/origin-uid=$uid" -o name | wc -l)" = 1 ] ||
+        fail "$j copies: $(W get jobs -A -l "gpufed.io/origin-uid=$uid" -o name)"
+    hub_stop
+done
+
+echo "PASS"
