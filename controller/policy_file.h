@@ -19,22 +19,24 @@
  * one is refused and the last good policy stays. Polling is the source of
  * truth: an inotify watch on the file follows the old inode that the swap
  * leaves behind, and one on the directory sees ..data renamed, never
- * policy.yaml; a stat() of the path sees what a reader would open. stat, read
- * and parse run on libuv's thread pool (uv_queue_work), so a slow volume or a 1
- * MiB policy never blocks the loop; at most one poll is in flight, and the next
- * is timed from its end.
+ * policy.yaml; a stat() of the path sees what a reader would open.
+ *
+ * Off the loop. The stat, read and parse of a poll run on libuv's thread
+ * pool (uv_queue_work), so a slow volume or a policy of 1 MiB never blocks
+ * the loop; at most one poll is in flight, and the next one is timed from
+ * its end.
  *
  * Reporting. Each accepted change is logged at info (comp=policy,
  * generation, path) and reported through the callback with diag NULL. Each
- * refusal is logged at error, one line per error with FILE:LINE:COL, the
- * field path and the message (never the file's contents), and reported
- * with the diagnostics so the hub can show an Event or a condition. A file
- * that vanishes or cannot be read keeps the last good policy and is
- * reported once, with one file-level error (0:0), not at every poll; a bad
- * file is reported once per version. When the file comes back to the
- * bytes of the policy in force after a refusal, the callback runs with
- * diag NULL and the generation unchanged, so that a refusal the hub shows
- * can be cleared.
+ * refusal is logged at error, one line per error with the file, LINE:COL,
+ * the field path and the message (never the file's contents), and
+ * reported with the diagnostics so the hub can show an Event or a
+ * condition. A file that vanishes or cannot be read keeps the last good
+ * policy and is reported once, with one file-level error (0:0), not at
+ * every poll; a refused text is reported once, however often it is
+ * written again. When the file comes back to the bytes of the policy in
+ * force after a refusal, the callback runs with diag NULL and the
+ * generation unchanged, so that a refusal the hub shows can be cleared.
  *
  * Lifetime of a policy. Policies are immutable and refcounted: a decision
  * pass takes a ref on the policy it starts with and keeps using it across

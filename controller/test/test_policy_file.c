@@ -541,6 +541,31 @@ static void test_a_deleted_file_keeps_the_policy_and_reports_once(void **state)
     fx_free(x);
 }
 
+/* A file over the cap is refused from its size, before any read, and
+ * like a vanished one is reported once. */
+static void test_a_file_over_the_cap_is_refused_once(void **state)
+{
+    (void)state;
+    struct fx *x = fx_new();
+    write_bytes(x->path, x->example, x->example_len);
+    fx_open(x);
+    size_t big = GF_POLICY_MAX_BYTES + 1;
+    char *huge = gf_malloc(big);
+    memset(huge, '#', big);
+    write_bytes(x->path, huge, big);
+    poll_once(x);
+    poll_once(x);
+    assert_int_equal(x->rec.calls, 1);
+    assert_int_equal(x->rec.refused, 1);
+    assert_int_equal(x->rec.n_errs, 1);
+    assert_int_equal(x->rec.line[0], 0);
+    assert_non_null(strstr(x->rec.msg[0], "larger than 1 MiB"));
+    assert_string_equal(gf_policy_file_get(x->f)->name, "gpu-federation");
+    assert_int_equal(gf_policy_file_generation(x->f), 1);
+    gf_free(huge);
+    fx_free(x);
+}
+
 static void test_refs_keep_an_old_policy_alive_across_a_reload(void **state)
 {
     (void)state;
@@ -677,6 +702,7 @@ int main(void)
         cmocka_unit_test(test_configmap_symlink_swap),
         cmocka_unit_test(test_an_unchanged_rewrite_is_not_a_change),
         cmocka_unit_test(test_a_deleted_file_keeps_the_policy_and_reports_once),
+        cmocka_unit_test(test_a_file_over_the_cap_is_refused_once),
         cmocka_unit_test(test_refs_keep_an_old_policy_alive_across_a_reload),
         cmocka_unit_test(test_open_refuses_what_it_cannot_use),
         cmocka_unit_test(test_close_cancels_a_poll_in_flight),
