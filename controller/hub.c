@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/buf.h"
 #include "common/err.h"
 #include "common/json.h"
 #include "kubeclient/uvclock.h"
@@ -46,6 +47,104 @@ void gf__hub_wrote(struct gf_hub *h, const char *write)
     /* Rule zero: tests need the hub to die exactly as under SIGKILL, with
      * no cleanup, between two protocol steps. */
     raise(SIGKILL);
+}
+
+/* --- the policy --------------------------------------------------------- */
+
+/* Members are connections: a policy that adds, removes or moves one is
+ * applied by a restart (the Deployment's rollout), not in place. */
+static bool same_members(const struct gf_policy *a, const struct gf_policy *b)
+{
+    if (a->n_members != b->n_members || strcmp(a->resource, b->resource) != 0)
+        return false;
+    for (size_t i = 0; i < a->n_members; i++) {
+        const struct gf_policy_member *x = &a->members[i], *y = &b->members[i];
+        if (strcmp(x->name, y->name) != 0 ||
+            strcmp(x->api_server ? x->api_server : "",
+                   y->api_server ? y->api_server : "") != 0 ||
+            strcmp(x->credentials_secret ? x->credentials_secret : "",
+                   y->credentials_secret ? y->credentials_secret : "") != 0)
+            return false;
+    }
+    return true;
+}
+
+static void policy_event(struct gf_hub *h, const char *reason,
+                         const char *msg, bool warn);
+
+static void on_policy(void *data, const struct gf_policy *now,
+                      const struct gf_policy_diag *diag)
+{
+    struct gf_hub *h = data;
+    if (diag != NULL) {
+        char msg[512];
+        snprintf(msg, sizeof(msg),
+                 "policy refused (%zu error(s)), the last good one stays: "
+                 "%s:%d:%d: %s: %s",
+                 diag->n + diag->dropped, "policy",
+                 diag->n > 0 ? diag->errs[0].line : 0,
+                 diag->n > 0 ? diag->errs[0].col : 0,
+                 diag->n > 0 ? diag->errs[0].path : "",
+                 diag->n > 0 ? diag->errs[0].msg : "");
+        policy_event(h, "PolicyRefused", msg, true);
+        return;
+    }
+    if (now == h->policy)
+        return;
+    if (!same_members(h->policy, now)) {
+        GF_LOG(&h->lc, GF_LOG_ERROR,
+               "policy changes members: restart the hub to apply it", "");
+        policy_event(h, "PolicyNeedsRestart",
+                     "the new policy changes members; it applies after a "
+                     "restart, the running policy stays",
+                     true);
+        return;
+    }
+    gf_policy_file_unref(h->pf, h->policy);
+    h->policy = gf_policy_file_ref(h->pf);
+    policy_event(h, "PolicyApplied", "a new policy is in force", false);
+    gf__hub_kick_pass(h);
+}
+
+static void event_done(void *data, const struct gf_kube_result *r)
+{
+    (void)r;
+    struct gf_hub *h = data;
+    h->inflight_writes--;
+}
+
+/* An Event on the policy's ConfigMap in the hub (best effort): where an
+ * admin who edited it looks. */
+static void policy_event(struct gf_hub *h, const char *reason,
+                         const char *msg, bool warn)
+{
+    char ts[32];
+    gf_time_rfc3339(gf_clock_wall_ms(&h->clk), ts);
+    cJSON *e = cJSON_CreateObject();
+    cJSON *md = cJSON_AddObjectToObject(e, "metadata");
+    cJSON_AddStringToObject(md, "generateName", "gpufed-policy.");
+    cJSON_AddStringToObject(md, "namespace", h->ns);
+    cJSON *io = cJSON_AddObjectToObject(e, "involvedObject");
+    cJSON_AddStringToObject(io, "apiVersion", "v1");
+    cJSON_AddStringToObject(io, "kind", "ConfigMap");
+    cJSON_AddStringToObject(io, "namespace", h->ns);
+    cJSON_AddStringToObject(io, "name", "gpufed-policy");
+    cJSON_AddStringToObject(e, "reason", reason);
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", warn ? "Warning" : "Normal");
+    cJSON *src = cJSON_AddObjectToObject(e, "source");
+    cJSON_AddStringToObject(src, "component", "gpufed-hub");
+    cJSON_AddStringToObject(e, "firstTimestamp", ts);
+    cJSON_AddStringToObject(e, "lastTimestamp", ts);
+    cJSON_AddNumberToObject(e, "count", 1);
+    char *body = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("events", &r);
+    if (gf_kube_create(h->hubc, &r, h->ns, body, strlen(body), event_done, h,
+                       NULL) == 0)
+        h->inflight_writes++;
+    cJSON_free(body);
 }
 
 /* --- per-lease memory -------------------------------------------------- */
@@ -306,11 +405,45 @@ static const struct gf_store_handlers lease_handlers = {
 static const struct gf_store_handlers secret_handlers = {
     .on_add = secret_add, .on_update = secret_upd, .on_delete = secret_del};
 
+static int open_policy(struct gf_hub *h, const char *path)
+{
+    struct gf_policy_diag diag;
+    gf_policy_diag_init(&diag);
+    struct gf_policy_file_opts po = {
+        .loop = h->loop, .clk = &h->clk, .path = path, .cb = on_policy,
+        .data = h};
+    int rc = gf_policy_file_open(&po, &h->pf, &diag);
+    if (rc == GF_ECONFIG) {
+        struct gf_buf b = GF_BUF_INIT(1 << 20);
+        gf_policy_diag_format(&diag, path, &b);
+        GF_LOG(&h->lc, GF_LOG_ERROR, "policy invalid", "path=%s errors=%zu",
+               path, diag.n + diag.dropped);
+        /* One line per error, file:line:col first. */
+        const char *line = gf_buf_cstr(&b);
+        while (line != NULL && *line != '\0') {
+            const char *nl = strchr(line, '\n');
+            char one[600];
+            snprintf(one, sizeof(one), "%.*s",
+                     (int)(nl != NULL ? nl - line : (long)strlen(line)), line);
+            GF_LOG(&h->lc, GF_LOG_ERROR, "policy error", "error=%s", one);
+            line = nl != NULL ? nl + 1 : NULL;
+        }
+        gf_buf_free(&b);
+    } else if (rc != 0) {
+        GF_LOG(&h->lc, GF_LOG_ERROR, "policy unreadable", "path=%s err=%s",
+               path, gf_strerror(rc));
+    }
+    gf_policy_diag_free(&diag);
+    if (rc == 0)
+        h->policy = gf_policy_file_ref(h->pf);
+    return rc;
+}
+
 int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
 {
+    *out = NULL;
     struct gf_hub *h = gf_calloc(1, sizeof(*h));
     h->loop = o->loop;
-    h->policy = o->policy;
     h->ns = gf_strdup(o->ns != NULL ? o->ns : DEFAULT_NS);
     h->pass_period_ms = o->pass_period_ms ? o->pass_period_ms : DEFAULT_PASS_MS;
     h->copy_ttl_ms = o->copy_ttl_ms ? o->copy_ttl_ms : DEFAULT_COPY_TTL_MS;
@@ -320,6 +453,8 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
     gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
     int rc = gf_clock_init_uv(&h->clk, h->loop);
+    if (rc == 0)
+        rc = open_policy(h, o->policy_path);
     if (rc == 0)
         rc = gf_http_new(h->loop, &h->clk, &h->http);
     struct gf_kube_client_opts co = {.user_agent = "gpufed-hub",
@@ -332,12 +467,19 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
         /* What exists is closed by the caller's loop run. */
         if (h->http != NULL)
             gf_http_close(h->http, NULL, NULL);
+        if (h->pf != NULL) {
+            gf_policy_file_unref(h->pf, h->policy);
+            gf_policy_file_close(h->pf, NULL, NULL);
+        }
         gf_clock_close(&h->clk);
+        gf_htab_free(&h->lease_mem);
+        gf_htab_free(&h->starting);
         gf_free(h->ns);
         gf_free(h);
         return rc;
     }
-    h->ledger = gf_ledger_new(h->policy->resource);
+    h->resource = gf_strdup(h->policy->resource);
+    h->ledger = gf_ledger_new(h->resource);
     h->wq = gf_wq_new(&h->clk, NULL, process, h);
     h->n_members = h->policy->n_members;
     h->members = gf_calloc(h->n_members ? h->n_members : 1,
@@ -379,7 +521,10 @@ static void finish_stop(struct gf_hub *h)
     gf_htab_free(&h->starting);
     gf_kube_client_free(h->hubc);
     gf_http_close(h->http, NULL, NULL);
+    gf_policy_file_unref(h->pf, h->policy);
+    gf_policy_file_close(h->pf, NULL, NULL);
     gf_clock_close(&h->clk);
+    gf_free(h->resource);
     void (*cb)(void *) = h->stop_cb;
     void *d = h->stop_data;
     gf_free(h->members);

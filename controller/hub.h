@@ -26,7 +26,10 @@ struct gf_hub;
 struct gf_hub_opts {
     uv_loop_t *loop;
     const struct gf_kube_creds *hub_creds; /* borrowed for the call */
-    const struct gf_policy *policy;        /* borrowed; outlives the hub */
+    /* The FederationPolicy file, reloaded when it changes (also through
+     * a ConfigMap's symlink swap); a file that fails validation keeps the
+     * last good policy. */
+    const char *policy_path;
     const char *ns;                        /* NULL: gpufed-system */
     uint64_t pass_period_ms;               /* 0: 1000 */
     uint64_t copy_ttl_ms;                  /* 0: 10 min */
@@ -42,7 +45,9 @@ struct gf_hub_opts {
 /*
  * Creates the hub on o->loop and starts it: hub watches at once, members
  * as their Secrets arrive. *out is returned-owned: gf_hub_stop() frees
- * it. Returns 0 or a negative error (nothing is left running).
+ * it. Returns 0, GF_ECONFIG for a policy that fails validation (every
+ * error logged with file:line:col), or another negative error; on
+ * failure *out is NULL and only closing handles are left on the loop.
  */
 int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out);
 

@@ -31,6 +31,7 @@
 #include "controller/hub.h"
 #include "controller/lease_machine.h"
 #include "controller/observe.h"
+#include "controller/policy_file.h"
 #include "controller/workqueue.h"
 #include "kubeclient/http.h"
 #include "kubeclient/reflector.h"
@@ -98,7 +99,9 @@ struct gf_hub {
     struct gf_http *http;
     struct gf_rand rng;
     struct gf_log_ctx lc;
-    const struct gf_policy *policy;
+    struct gf_policy_file *pf;
+    const struct gf_policy *policy; /* a ref on the policy in force */
+    char *resource;                 /* the policy's, copied at start */
     char *ns;
     uint64_t pass_period_ms, copy_ttl_ms;
     struct gf_kube_client *hubc;

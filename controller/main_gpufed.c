@@ -11,14 +11,11 @@
 #include <uv.h>
 
 #include "common/alloc.h"
-#include "common/buf.h"
 #include "common/err.h"
-#include "common/file.h"
 #include "common/log.h"
 #include "controller/hub.h"
 #include "kubeclient/global.h"
 #include "kubeclient/kubeconfig.h"
-#include "policy/config.h"
 
 struct hub_args {
     const char *kubeconfig, *context, *policy, *listen, *ns, *id;
@@ -83,31 +80,6 @@ static int parse_args(int argc, char **argv, struct hub_args *a)
     return 0;
 }
 
-static int load_policy(const char *file, struct gf_policy **out)
-{
-    char *data = NULL;
-    size_t len = 0;
-    int rc = gf_file_read(file, GF_POLICY_MAX_BYTES, &data, &len);
-    if (rc != 0) {
-        fprintf(stderr, "gpufed hub: %s: %s\n", file, gf_strerror(rc));
-        return rc;
-    }
-    struct gf_policy_diag diag;
-    gf_policy_diag_init(&diag);
-    rc = gf_policy_parse(data, len, out, &diag);
-    gf_free(data);
-    if (rc != 0) {
-        struct gf_buf b = GF_BUF_INIT(1 << 20);
-        gf_policy_diag_format(&diag, file, &b);
-        fputs(gf_buf_cstr(&b), stderr);
-        fprintf(stderr, "gpufed hub: %s: invalid: %zu error(s)\n", file,
-                diag.n + diag.dropped);
-        gf_buf_free(&b);
-    }
-    gf_policy_diag_free(&diag);
-    return rc;
-}
-
 static int load_creds(const struct hub_args *a, struct gf_kube_creds **out)
 {
     struct gf_kubeconfig_error err;
@@ -160,20 +132,15 @@ static int hub_main(int argc, char **argv)
         return 2;
     }
     gf_log_set_level(lvl);
-    struct gf_policy *policy = NULL;
-    if (load_policy(a.policy, &policy) != 0)
-        return 1;
     struct gf_kube_creds *creds = NULL;
-    if (load_creds(&a, &creds) != 0) {
-        gf_policy_free(policy);
+    if (load_creds(&a, &creds) != 0)
         return 2;
-    }
     struct run r = {0};
     uv_loop_init(&r.loop);
     struct gf_hub_opts o = {
         .loop = &r.loop,
         .hub_creds = creds,
-        .policy = policy,
+        .policy_path = a.policy,
         .ns = a.ns,
         /* Tests only: see gf_hub_opts.crash_after. */
         .crash_after = getenv("GPUFED_CRASH_AFTER"),
@@ -189,14 +156,12 @@ static int hub_main(int argc, char **argv)
         uv_signal_start(&r.sigterm, on_signal, SIGTERM);
         uv_run(&r.loop, UV_RUN_DEFAULT);
     } else {
-        status = 2;
-        if (r.hub != NULL)
-            gf_hub_stop(r.hub, NULL, NULL);
+        /* An invalid policy is the admin's to fix (1); anything else, 2. */
+        status = rc == GF_ECONFIG ? 1 : 2;
         uv_run(&r.loop, UV_RUN_DEFAULT);
     }
     if (uv_loop_close(&r.loop) != 0)
         status = status ? status : 3;
-    gf_policy_free(policy);
     return status;
 }
 

@@ -285,7 +285,7 @@ static int start_kind(struct gf__member *m, enum gf__mkind k)
         .project = projections[k],
         .free_proj = frees[k],
         /* Workloads count the policy's resource (nvidia.com/gpu). */
-        .project_data = (void *)m->hub->policy->resource,
+        .project_data = m->hub->resource,
         .handlers = &hs,
     };
     m->stores[k] = gf_store_new(&so);

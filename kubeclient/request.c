@@ -779,6 +779,29 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     call_free(k);
 }
 
+/* The call's URL: server, path, then limit first in the query (so that a
+ * page over the body cap can be asked for again with another limit).
+ * *path_len is where the query starts. */
+static int build_url(const struct gf_kube_client *c,
+                     const struct gf_kube_op *op, unsigned limit,
+                     struct gf_buf *url, size_t *path_len)
+{
+    int rc = gf_buf_puts(url, c->creds->server);
+    if (rc == 0 && op->path != NULL)
+        rc = gf_buf_puts(url, op->path);
+    else if (rc == 0)
+        rc = gf_kube_path(url, op->res, op->ns, op->name, op->subresource);
+    *path_len = url->len;
+    bool has_query = op->query != NULL && *op->query != '\0';
+    if (rc == 0 && limit > 0)
+        rc = gf_buf_printf(url, "?limit=%u%s", limit, has_query ? "&" : "");
+    else if (rc == 0 && has_query)
+        rc = gf_buf_putc(url, '?');
+    if (rc == 0 && has_query)
+        rc = gf_buf_puts(url, op->query);
+    return rc;
+}
+
 /* gf__kube_call_start(), and for lists the page size (0: none). */
 static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
                       const struct gf__kube_stream *st, unsigned limit,
@@ -790,23 +813,13 @@ static int call_start(struct gf_kube_client *c, const struct gf_kube_op *op,
         (op->res == NULL && (op->path == NULL || op->path[0] != '/')))
         return -EINVAL;
     struct gf_buf url = GF_BUF_INIT(16 << 10);
-    int rc = gf_buf_puts(&url, c->creds->server);
-    if (rc == 0 && op->path != NULL)
-        rc = gf_buf_puts(&url, op->path);
-    else if (rc == 0)
-        rc = gf_kube_path(&url, op->res, op->ns, op->name, op->subresource);
-    size_t path_len = url.len;
-    bool has_query = op->query != NULL && *op->query != '\0';
-    if (rc == 0 && limit > 0)
-        rc = gf_buf_printf(&url, "?limit=%u%s", limit, has_query ? "&" : "");
-    else if (rc == 0 && has_query)
-        rc = gf_buf_putc(&url, '?');
-    if (rc == 0 && has_query)
-        rc = gf_buf_puts(&url, op->query);
+    size_t path_len = 0;
+    int rc = build_url(c, op, limit, &url, &path_len);
     if (rc != 0) {
         gf_buf_free(&url);
         return rc;
     }
+    bool has_query = op->query != NULL && *op->query != '\0';
     struct gf_kube_call *k = gf_calloc(1, sizeof(*k));
     k->c = c;
     gf__kube_client_ref(c);
