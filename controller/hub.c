@@ -81,7 +81,7 @@ static void on_policy(void *data, const struct gf_policy *now,
         snprintf(msg, sizeof(msg),
                  "policy refused (%zu error(s)), the last good one stays: "
                  "%s:%d:%d: %s: %s",
-                 diag->n + diag->dropped, "policy",
+                 diag->n + diag->dropped, h->policy_path,
                  diag->n > 0 ? diag->errs[0].line : 0,
                  diag->n > 0 ? diag->errs[0].col : 0,
                  diag->n > 0 ? diag->errs[0].path : "",
@@ -452,6 +452,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     gf_rand_seed_os(&h->rng);
     gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
     gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
+    h->policy_path = gf_strdup(o->policy_path);
     int rc = gf_clock_init_uv(&h->clk, h->loop);
     if (rc == 0)
         rc = open_policy(h, o->policy_path);
@@ -474,6 +475,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
         gf_clock_close(&h->clk);
         gf_htab_free(&h->lease_mem);
         gf_htab_free(&h->starting);
+        gf_free(h->policy_path);
         gf_free(h->ns);
         gf_free(h);
         return rc;
@@ -525,6 +527,7 @@ static void finish_stop(struct gf_hub *h)
     gf_policy_file_close(h->pf, NULL, NULL);
     gf_clock_close(&h->clk);
     gf_free(h->resource);
+    gf_free(h->policy_path);
     void (*cb)(void *) = h->stop_cb;
     void *d = h->stop_data;
     gf_free(h->members);

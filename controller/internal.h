@@ -102,6 +102,7 @@ struct gf_hub {
     struct gf_policy_file *pf;
     const struct gf_policy *policy; /* a ref on the policy in force */
     char *resource;                 /* the policy's, copied at start */
+    char *policy_path;
     char *ns;
     uint64_t pass_period_ms, copy_ttl_ms;
     struct gf_kube_client *hubc;

@@ -32,6 +32,7 @@ struct wctx {
     char copy_uid[64];
     char origin_rv[32], lease_rv[32];
     int stage;
+    bool wrote; /* the API server accepted the step's write */
 };
 
 static struct gf_kube_resource resource(const char *name)
@@ -229,7 +230,7 @@ static void finish(struct wctx *c, enum gf_wq_result r, uint64_t after)
 {
     struct gf_hub *h = c->h;
     h->inflight_writes--;
-    if (r != GF_WQ_ERROR && c->step.write != GF_LM_WAIT)
+    if (c->wrote)
         gf__hub_wrote(h, gf_lm_write_name(c->step.write));
     if (r == GF_WQ_ERROR)
         h->n_write_errors++;
@@ -255,6 +256,7 @@ static void done_simple(void *data, const struct gf_kube_result *res)
         finish(c, GF_WQ_ERROR, 0);
         return;
     }
+    c->wrote = true;
     emit_event(c);
     finish(c, GF_WQ_OK, 0);
 }
@@ -330,6 +332,7 @@ static void hold_job_done(void *data, const struct gf_kube_result *res)
      * is what counts, and it is done. */
     (void)res;
     struct wctx *c = data;
+    c->wrote = true;
     emit_event(c);
     finish(c, GF_WQ_OK, 0);
 }
@@ -344,6 +347,7 @@ static void hold_done(void *data, const struct gf_kube_result *res)
         finish(c, GF_WQ_ERROR, 0);
         return;
     }
+    c->wrote = true;
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
     char body[256];
     snprintf(body, sizeof(body),
@@ -392,6 +396,8 @@ static void create_step(struct wctx *c);
 static void create_stage_done(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
+    if (c->stage == 100 && res->err == 0)
+        c->wrote = true;
     if (c->stage == 100 && res->err == GF_EEXIST) {
         /* Adopted: a create repeated from a cache that had not seen the
          * first one yet. The first one had its Event. */
@@ -599,6 +605,9 @@ static void create_copy(struct wctx *c)
 static void gone_answer(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
+    if (res->err == GF_ENOTFOUND || (res->err == 0 &&
+                                     c->step.write == GF_LM_DELETE_COPY))
+        c->wrote = true;
     if (res->err == GF_ENOTFOUND) {
         gf__lease_mem(c->h, c->lease)->confirmed_gone = true;
         finish(c, GF_WQ_REQUEUE_AFTER, 1);
@@ -640,6 +649,7 @@ static void confirm_gone(struct wctx *c)
 
 static void free_confirmed(struct wctx *c)
 {
+    c->wrote = true;
     gf__lease_mem(c->h, c->lease)->confirmed_free = true;
     finish(c, GF_WQ_REQUEUE_AFTER, 1);
 }

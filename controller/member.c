@@ -166,6 +166,22 @@ static void index_owner(struct gf__member *m, const struct gf_obs_workload *w,
     }
 }
 
+static int refeed_one(void *data, const struct gf_store_entry *e)
+{
+    feed_wl(data, e->proj);
+    return 0;
+}
+
+/* A Workload's ClusterQueue comes through its LocalQueue, and the kinds
+ * are listed in no particular order: when a LocalQueue or ClusterQueue
+ * appears or changes, every Workload is fed again. They change rarely;
+ * Workloads change all the time. */
+static void refeed_all(struct gf__member *m)
+{
+    if (m->stores[GF__M_WL] != NULL)
+        gf_store_foreach(m->stores[GF__M_WL], refeed_one, m);
+}
+
 /* Which kind a store is, from the handler data. */
 struct feed_ctx {
     struct gf__member *m;
@@ -187,6 +203,7 @@ static void on_change(struct feed_ctx *c, const struct gf_store_entry *old,
             gf_ledger_cq_delete(h->ledger, m->name,
                                 ((const struct gf_obs_cq *)old->proj)->name);
         }
+        refeed_all(m);
         break;
     }
     case GF__M_WL:
@@ -213,6 +230,8 @@ static void on_change(struct feed_ctx *c, const struct gf_store_entry *old,
         break;
     }
     case GF__M_LQ:
+        refeed_all(m);
+        break;
     case GF__M_NS:
     case GF__M_KINDS:
         break;

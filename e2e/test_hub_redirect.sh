@@ -16,6 +16,9 @@
 #                   elsewhere, or later, exactly once)
 #   rotation        new credentials in a member's Secret: the hub
 #                   reconnects and keeps working
+#   reload          a policy that narrows sharing applies without a
+#                   restart; an invalid one is refused with file:line:col
+#                   and an Event, and the last good one stays
 #   crash           the hub killed (SIGKILL) right after each protocol step
 #                   and restarted: the Job still runs exactly once
 # Needs GF_BIN and GF_SHARED, kubectl and jq.
@@ -273,6 +276,29 @@ H -n gpufed-system create secret generic east-kubeconfig \
 wait_for 20 "member credentials changed" grep -q 'member credentials changed' "$work/hub.log"
 job rotate-1 2
 wait_for 30 "rotate-1 Released(Completed)" lease_is rotate-1 Released Completed
+
+step "policy reload narrows sharing; an invalid file is refused and the last good one stays"
+cp "$work/policy.yaml" "$work/policy.good"
+# Written next to it and renamed: the file changes in one step, as the
+# kubelet's ConfigMap swap does.
+sed 's/^  timing:/  sharing: {default: deny}\n  timing:/' "$work/policy.good" >"$work/policy.new"
+mv "$work/policy.new" "$work/policy.yaml"
+wait_for 20 "narrowed policy reloaded" grep -q 'msg="policy reloaded"' "$work/hub.log"
+job narrow-1 2
+sleep 4
+[ -z "$(leases_of narrow-1)" ] || fail "narrow-1 got a lease under default deny"
+printf 'apiVersion: gpufed.io/v1alpha1\nkind: FederationPolicy\nspec:\n  members: 7\n' >"$work/policy.new"
+mv "$work/policy.new" "$work/policy.yaml"
+wait_for 20 "invalid policy refused" grep -q 'policy file refused' "$work/hub.log"
+grep -q 'msg="policy error" path=[^ ]*policy.yaml at=4:' "$work/hub.log" ||
+    fail "the refusal does not name file:line:col: $(grep 'policy error' "$work/hub.log" | tail -2)"
+H -n gpufed-system get events -o jsonpath='{range .items[*]}{.reason} {end}' |
+    grep -q PolicyRefused || fail "no PolicyRefused Event in the hub"
+sleep 3
+[ -z "$(leases_of narrow-1)" ] || fail "narrow-1 got a lease under the refused file"
+cp "$work/policy.good" "$work/policy.new"
+mv "$work/policy.new" "$work/policy.yaml"
+wait_for 30 "narrow-1 redirected once sharing is back" lease_is narrow-1 Released Completed
 
 hub_stop
 
