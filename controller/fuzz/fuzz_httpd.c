@@ -1,0 +1,99 @@
+/*
+ * Fuzz target for the request path of controller/httpd: whatever a client
+ * sends on a connection, without a socket (httpd_proto.h).
+ *
+ * Input: the first byte picks how the stream is cut (pieces of 1 to 256
+ * bytes, as reads arrive); the rest is the client's byte stream. Checks:
+ * the answers do not depend on how the stream was cut (the same bytes fed
+ * at once give the same output), every answer starts a status line, a
+ * closed connection takes no more input, and nothing leaks (the replayer
+ * checks the allocation counter after each input).
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/htab.h"
+#include "controller/httpd_proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int metrics(void *data, struct gf_buf *body, const char **ctype)
+{
+    (void)data;
+    *ctype = "text/plain; version=0.0.4; charset=utf-8";
+    return gf_buf_puts(body, "# TYPE gpufed_up gauge\ngpufed_up 1\n") == 0
+               ? 200
+               : 500;
+}
+
+static int healthz(void *data, struct gf_buf *body, const char **ctype)
+{
+    (void)data;
+    (void)ctype;
+    return gf_buf_puts(body, "ok\n") == 0 ? 200 : 500;
+}
+
+/* Feeds one piece; false once the connection is closed. */
+static bool feed_piece(struct gf_httpd_proto *p, const char *in, size_t len,
+                       struct gf_buf *out)
+{
+    size_t done = 0;
+    while (done < len && !gf_httpd_proto_closed(p)) {
+        size_t before = out->len;
+        size_t k = gf_httpd_proto_step(p, in + done, len - done, out);
+        /* Progress until the end: no caller can loop forever. */
+        GF_BUG_ON(k > len - done || (k == 0 && !gf_httpd_proto_closed(p)));
+        /* What was added is whole answers, each a status line first. */
+        GF_BUG_ON(out->len > before &&
+                  strncmp(out->data + before, "HTTP/1.1 ", 9) != 0);
+        done += k;
+    }
+    return !gf_httpd_proto_closed(p);
+}
+
+/* Feeds the stream in pieces of chunk bytes; returns answers written. */
+static unsigned long run(const struct gf_htab *routes, const char *in, size_t n,
+                         size_t chunk, struct gf_buf *out)
+{
+    struct gf_httpd_proto p;
+    gf_httpd_proto_init(&p, routes);
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t len = n - off < chunk ? n - off : chunk;
+        if (!feed_piece(&p, in + off, len, out)) {
+            /* A closed connection takes nothing more. */
+            GF_BUG_ON(gf_httpd_proto_step(&p, in, n, out) != 0);
+            break;
+        }
+    }
+    unsigned long answered = p.answered;
+    gf_httpd_proto_free(&p);
+    return answered;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    size_t chunk = (size_t)data[0] + 1;
+    const char *in = (const char *)data + 1;
+    size_t n = size - 1;
+    struct gf_htab routes;
+    gf_htab_init(&routes, GF_HTAB_OWN_KEYS);
+    struct gf_httpd_route rm = {metrics, NULL}, rh = {healthz, NULL};
+    gf_htab_put_str(&routes, "/metrics", &rm);
+    gf_htab_put_str(&routes, "/healthz", &rh);
+    struct gf_buf cut = GF_BUF_INIT(64u << 20);
+    struct gf_buf whole = GF_BUF_INIT(64u << 20);
+    unsigned long a = run(&routes, in, n, chunk, &cut);
+    unsigned long b = run(&routes, in, n, n != 0 ? n : 1, &whole);
+    GF_BUG_ON(a != b || cut.len != whole.len ||
+              memcmp(gf_buf_cstr(&cut), gf_buf_cstr(&whole), cut.len) != 0);
+    gf_buf_free(&cut);
+    gf_buf_free(&whole);
+    gf_htab_free(&routes);
+    return 0;
+}
