@@ -55,6 +55,7 @@ struct conn {
     struct gf_timer idle;
     uv_shutdown_t shutdown;
     bool reading, shutting, closing;
+    bool peer_done; /* the client sent EOF (a half-close) */
 };
 
 struct gf_httpd {
@@ -87,6 +88,7 @@ struct wreq {
 static void conn_close(struct conn *c);
 static void conn_pump(struct conn *c);
 static void on_idle_timeout(struct gf_timer *t);
+static void set_reading(struct conn *c, bool on);
 static void maybe_finish(struct gf_httpd *h);
 
 /* ---- address ----------------------------------------------------------- */
@@ -255,9 +257,18 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
     struct conn *c = stream->data;
     if (n == 0 || c->closing)
         return;
+    if (n == UV_EOF) {
+        /*
+         * A half-close ("printf 'GET /healthz ...' | nc"): the requests
+         * already sent are still answered, then the connection ends.
+         */
+        c->peer_done = true;
+        set_reading(c, false);
+        conn_pump(c);
+        return;
+    }
     if (n < 0) {
-        /* EOF: the client is done (a half-close is not worth serving). */
-        conn_close(c);
+        conn_close(c); /* a reset: nobody is left to answer */
         return;
     }
     if (gf_buf_append(&c->in, buf->base, (size_t)n) != 0) {
@@ -293,12 +304,12 @@ static void conn_pump(struct conn *c)
         conn_close(c);
         return;
     }
-    if (gf_httpd_proto_closed(&c->proto)) {
+    if (gf_httpd_proto_closed(&c->proto) || (c->peer_done && c->in.len == 0)) {
         conn_shutdown(c);
         return;
     }
     bool blocked = c->queued >= OUT_HIGH || c->in.len >= READ_CHUNK;
-    set_reading(c, !blocked);
+    set_reading(c, !blocked && !c->peer_done);
 }
 
 static void on_refused_closed(uv_handle_t *hd)

@@ -18,7 +18,9 @@
  *     bytes: 431; a request body over GF_HTTPD_MAX_BODY: 413; anything
  *     http-parser refuses, or a request target without a path: 400.
  *     These three end the connection ("Connection: close"), because the
- *     rest of the stream cannot be framed any more;
+ *     rest of the stream cannot be framed any more. A request that is both
+ *     malformed and over the cap gets 400 or 431, whichever http-parser
+ *     meets first, which can depend on where the reads cut it;
  *   - a request that asks for it (Connection: close, HTTP/1.0 without
  *     keep-alive) or an upgrade also ends the connection after its answer.
  * Once the connection is to end, gf_httpd_proto_closed() is true and no

@@ -223,7 +223,7 @@ static void client_start(struct fx *f, struct client *c)
     http_parser_init(&c->rp, HTTP_RESPONSE);
     c->rp.data = c;
     gf_buf_init(&c->hval, 1u << 20);
-    assert_int_equal(uv_tcp_init(&f->loop, &c->tcp), 0);
+    assert_int_equal(uv_tcp_init_ex(&f->loop, &c->tcp, AF_INET), 0);
     c->tcp.data = c;
     c->creq.data = c;
     struct sockaddr_in sa;
@@ -756,6 +756,77 @@ static void test_slow_reader_bounded_and_others_served(void **state)
     fx_free(f, all, 2);
 }
 
+static void on_client_shutdown(uv_shutdown_t *req, int status)
+{
+    assert_int_equal(status, 0);
+    *(bool *)req->data = true;
+}
+
+static bool flag_set(const void *b)
+{
+    return *(const bool *)b;
+}
+
+/*
+ * "printf 'GET ...' | nc": a request sent before a half-close is answered
+ * in full (the client reads nothing until the server has read its EOF).
+ */
+static void test_half_close_still_answered(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    f->metrics.body = "gpufed_up 1 # padding padding padding padding\n";
+    f->metrics.repeat = 20000; /* 900 KB: under the 1 MiB pause */
+    struct client c;
+    memset(&c, 0, sizeof(c));
+    client_start(f, &c);
+    c.no_read = true;
+    run_until(f, is_connected, &c);
+    client_send(&c, "GET", "/metrics");
+    bool shut = false;
+    uv_shutdown_t sreq;
+    sreq.data = &shut;
+    assert_int_equal(
+        uv_shutdown(&sreq, (uv_stream_t *)&c.tcp, on_client_shutdown), 0);
+    run_until(f, flag_set, &shut);
+    run_ready(f); /* the server reads the EOF */
+    assert_int_equal(f->metrics.calls, 1);
+    uv_read_start((uv_stream_t *)&c.tcp, on_client_alloc, on_client_read);
+    run_until(f, got_eof, &c);
+    assert_int_equal(c.nresp, 1);
+    assert_int_equal(c.resp[0].body.len, 20000 * strlen(f->metrics.body));
+    wait_conns(f, 0);
+    struct client *all[] = {&c};
+    fx_free(f, all, 1);
+}
+
+/* A client that resets with answers queued: the failed write or read
+ * closes that connection, and the server serves on. */
+static void test_reset_with_answers_queued(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    f->metrics.body = "gpufed_up 1 # padding padding padding padding\n";
+    f->metrics.repeat = 100000; /* about 5 MB */
+    struct client hog, other;
+    client_start(f, &hog);
+    hog.no_read = true;
+    client_start(f, &other);
+    run_until(f, is_connected, &hog);
+    run_until(f, is_connected, &other);
+    for (int i = 0; i < 3; i++)
+        client_send(&hog, "GET", "/metrics");
+    run_ready(f);
+    assert_true(f->metrics.calls >= 1);
+    assert_int_equal(uv_tcp_close_reset(&hog.tcp, on_client_closed), 0);
+    wait_conns(f, 1);
+    client_send(&other, "GET", "/healthz");
+    run_until(f, got1, &other);
+    assert_int_equal(other.resp[0].code, 200);
+    struct client *all[] = {&hog, &other};
+    fx_free(f, all, 2);
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 static void test_close_with_clients_connected(void **state)
@@ -953,6 +1024,8 @@ int main(void)
         cmocka_unit_test(test_idle_connection_closed_after_30s),
         cmocka_unit_test(test_idle_deadline_reset_by_answers_not_by_bytes),
         cmocka_unit_test(test_slow_reader_bounded_and_others_served),
+        cmocka_unit_test(test_half_close_still_answered),
+        cmocka_unit_test(test_reset_with_answers_queued),
         cmocka_unit_test(test_close_with_clients_connected),
         cmocka_unit_test(test_default_clock_and_close_without_clients),
         cmocka_unit_test(test_bad_addresses_and_routes),
