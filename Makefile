@@ -45,7 +45,7 @@ TEST_DEPS_kubeclient := e2e/kubesim
 LIBS_common := -lcjson -lyaml -lm
 LIBS_kubeclient := -luv -lcurl -lyaml -lcrypto
 LIBS_policy := -lyaml -lm
-LIBS_controller := -luv
+LIBS_controller := -luv -lhttp_parser
 LIBS_e2e/kubesim := -luv -lcurl -lhttp_parser -lssl -lcrypto -lyaml -lm
 LIBS_e2e/bench := -luv -lcurl
 
