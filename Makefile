@@ -244,10 +244,10 @@ lint: fmt-check layering
 # however they were installed.
 DEB_DEPS := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
             libcjson-dev libyaml-dev libssl-dev libhttp-parser-dev \
-            libcmocka-dev python3-kubernetes etcd-server kubectl clang valgrind
+            libcmocka-dev python3-kubernetes etcd-server kubectl clang valgrind curl jq
 deps:
 	@missing=""; for p in $(DEB_DEPS); do \
-	  case $$p in kubectl|clang|valgrind) \
+	  case $$p in kubectl|clang|valgrind|curl|jq) \
 	    command -v $$p >/dev/null 2>&1 && continue;; esac; \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
 	    || missing="$$missing $$p"; done; \

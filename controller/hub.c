@@ -498,6 +498,8 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     if (rc == 0)
         rc = start_hub_watch(h, "secrets", secret_project, secret_proj_free,
                              &sh, &h->secrets, &h->secret_refl);
+    if (rc == 0 && o->listen != NULL)
+        rc = gf__hub_http_start(h, o->listen);
     gf__hub_kick_pass(h);
     GF_LOG(&h->lc, GF_LOG_INFO, "hub started", "namespace=%s members=%zu",
            h->ns, h->n_members);
@@ -558,6 +560,10 @@ static void close_all(struct gf_hub *h)
     if (h->secret_refl != NULL) {
         h->closing++;
         gf_reflector_close(h->secret_refl, on_closed, h);
+    }
+    if (h->http_srv != NULL) {
+        h->closing++;
+        gf__hub_http_close(h, on_closed, h);
     }
     on_closed(h);
 }

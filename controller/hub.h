@@ -40,6 +40,9 @@ struct gf_hub_opts {
      * confirm-gone, reactivate-origin, mark-outcome). NULL: none.
      */
     const char *crash_after;
+    /* /metrics, /healthz, /readyz on this address ("HOST:PORT", ":PORT");
+     * NULL: not served. */
+    const char *listen;
 };
 
 /*

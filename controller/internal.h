@@ -41,6 +41,7 @@
 #include "policy/ledger.h"
 
 struct gf_hub;
+struct gf__hub_http;
 
 /* The kinds a member is watched for, each a store fed by a reflector. */
 enum gf__mkind {
@@ -121,6 +122,7 @@ struct gf_hub {
     unsigned closing;
     void (*stop_cb)(void *data);
     void *stop_data;
+    struct gf__hub_http *http_srv; /* NULL without --listen */
     char crash_write[32]; /* gf_hub_opts.crash_after, parsed */
     unsigned crash_n;
     /* Counters for /metrics and the summary. */
@@ -161,6 +163,10 @@ void gf__hub_wrote(struct gf_hub *h, const char *write);
 struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name);
 void gf__hub_enqueue_lease(struct gf_hub *h, const char *name);
 void gf__hub_kick_pass(struct gf_hub *h);
+
+/* hub_http.c: /healthz, /readyz, /metrics on addr ("HOST:PORT"). */
+int gf__hub_http_start(struct gf_hub *h, const char *addr);
+void gf__hub_http_close(struct gf_hub *h, void (*cb)(void *), void *data);
 
 /* lease_reconcile.c: runs the lease machine for one lease; calls
  * gf_wq_done for key when its write (if any) has finished. */

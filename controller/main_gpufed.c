@@ -141,6 +141,7 @@ static int hub_main(int argc, char **argv)
         .loop = &r.loop,
         .hub_creds = creds,
         .policy_path = a.policy,
+        .listen = a.listen,
         .ns = a.ns,
         /* Tests only: see gf_hub_opts.crash_after. */
         .crash_after = getenv("GPUFED_CRASH_AFTER"),

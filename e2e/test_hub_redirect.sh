@@ -27,7 +27,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
 SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq; do
+for c in kubectl jq curl; do
     command -v $c >/dev/null || fail "'$c' not found (make deps)"
 done
 
@@ -137,7 +137,7 @@ EOF
 
 hub_start() { # [env...]
     env "$@" "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-admin.yaml" \
-        --policy "$work/policy.yaml" >>"$work/hub.log" 2>&1 &
+        --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
     hub_pid=$!
 }
 hub_stop() {
@@ -228,6 +228,17 @@ done
 H -n gpufed-system get ql -o json | jq -e '.items[] | select(.spec.origin.jobName=="train-1") |
     [.status.transitions[].phase] | index("Active") != null and index("Released") != null' >/dev/null ||
     fail "transitions: $(H -n gpufed-system get ql -o json | jq -c '.items[].status.transitions')"
+
+step "/healthz, /readyz, /metrics"
+hport=$(grep 'msg=serving' "$work/hub.log" | tail -1 | sed 's/.*port=//')
+[ "$(curl -s "http://127.0.0.1:$hport/healthz")" = ok ] || fail "/healthz"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/readyz")" = 200 ] || fail "/readyz"
+curl -s "http://127.0.0.1:$hport/metrics" >"$work/metrics.txt"
+grep -q '^gpufed_leases{phase="Released"} 1$' "$work/metrics.txt" || fail "metrics: leases $(grep gpufed_leases "$work/metrics.txt")"
+grep -q '^gpufed_quota{member="west",cluster_queue="ml-gpu",flavor="a100",resource="nvidia.com/gpu",kind="nominal"} 8$' "$work/metrics.txt" ||
+    fail "metrics: quota $(grep 'gpufed_quota.*nvidia' "$work/metrics.txt")"
+grep -q '^gpufed_member_synced{member="east"} 1$' "$work/metrics.txt" || fail "metrics: synced"
+grep -q '^gpufed_leases_started_total [1-9]' "$work/metrics.txt" || fail "metrics: started"
 
 step "no lender: a Job larger than west's idle quota stays home"
 job huge-1 16

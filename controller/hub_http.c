@@ -1,0 +1,212 @@
+/*
+ * hub_http: the hub's /healthz, /readyz and /metrics (controller/httpd.h,
+ * controller/metrics.h). The figures are read from the hub when they are
+ * scraped, so nothing on the hot paths pays for them.
+ *
+ *   /healthz  200 while the loop turns (the process is alive and serving)
+ *   /readyz   200 once every member and the hub's QuotaLeases have synced
+ *             (the gate of the decision pass); 503 with what is missing
+ *   /metrics  Prometheus text: members synced, leases by phase, pending
+ *             Workloads, quota per member and ClusterQueue, the workqueue,
+ *             and totals of passes, leases started, writes and failures
+ */
+#include "controller/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "controller/httpd.h"
+#include "controller/metrics.h"
+
+struct gf__hub_http {
+    struct gf_httpd *httpd;
+    struct gf_metrics *m;
+    struct gf_metric *synced, *leases, *pending, *quota, *wq_depth,
+        *wq_inflight;
+    struct gf_metric *passes, *starts, *writes, *write_errors;
+    uint64_t last_passes, last_starts, last_writes, last_write_errors;
+    void (*cb)(void *);
+    void *cb_data;
+};
+
+static int healthz(void *data, struct gf_buf *body, const char **ct)
+{
+    (void)data;
+    *ct = "text/plain; charset=utf-8";
+    gf_buf_puts(body, "ok\n");
+    return 200;
+}
+
+static int readyz(void *data, struct gf_buf *body, const char **ct)
+{
+    struct gf_hub *h = data;
+    *ct = "text/plain; charset=utf-8";
+    bool ready = h->leases != NULL && gf_store_has_synced(h->leases);
+    if (!ready)
+        gf_buf_puts(body, "quotaleases: not synced\n");
+    for (size_t i = 0; i < h->n_members; i++) {
+        if (!gf__member_synced(h->members[i])) {
+            gf_buf_printf(body, "member %s: not synced\n",
+                          h->members[i]->name);
+            ready = false;
+        }
+    }
+    if (ready)
+        gf_buf_puts(body, "ok\n");
+    return ready ? 200 : 503;
+}
+
+static void add_delta(struct gf_metric *c, uint64_t now, uint64_t *last)
+{
+    if (now > *last)
+        gf_metric_add(c, (double)(now - *last), NULL);
+    *last = now;
+}
+
+static void quota_of(struct gf__hub_http *x, const struct gf_ledger_cq *cq)
+{
+    for (size_t i = 0; i < cq->n_cells; i++) {
+        const struct gf_ledger_cell *c = cq->cells[i];
+        if (!c->in_spec)
+            continue;
+        struct {
+            const char *kind;
+            int64_t v;
+        } rows[] = {
+            {"nominal", c->nominal},
+            {"used", c->used + c->reserved},
+            {"lent", c->lease_out},
+            {"borrowed", gf_ledger_cell_borrowed(c)},
+        };
+        for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+            const char *v[] = {cq->member->name, cq->name, c->flavor,
+                               c->resource, rows[r].kind};
+            gf_metric_set(x->quota, (double)rows[r].v, v);
+        }
+    }
+}
+
+static int count_phase(void *data, const struct gf_store_entry *e)
+{
+    size_t *n = data;
+    const struct gf__lease_proj *p = e->proj;
+    if ((unsigned)p->l.phase < GF_LEASE_PHASE_COUNT)
+        n[p->l.phase]++;
+    return 0;
+}
+
+static int metrics(void *data, struct gf_buf *body, const char **ct)
+{
+    struct gf_hub *h = data;
+    struct gf__hub_http *x = h->http_srv;
+    *ct = GF_METRICS_CONTENT_TYPE;
+    for (size_t i = 0; i < h->n_members; i++) {
+        const char *v[] = {h->members[i]->name};
+        gf_metric_set(x->synced, gf__member_synced(h->members[i]) ? 1 : 0, v);
+    }
+    size_t phases[GF_LEASE_PHASE_COUNT] = {0};
+    if (h->leases != NULL)
+        gf_store_foreach(h->leases, count_phase, phases);
+    for (int p = 0; p < GF_LEASE_PHASE_COUNT; p++) {
+        const char *v[] = {gf_lease_phase_name((enum gf_lease_phase)p)};
+        gf_metric_set(x->leases, (double)phases[p], v);
+    }
+    gf_metric_set(x->pending, (double)gf_ledger_n_pending(h->ledger), NULL);
+    gf_metric_clear(x->quota);
+    size_t n = gf_ledger_cqs(h->ledger, NULL, 0);
+    const struct gf_ledger_cq **cqs = gf_calloc(n ? n : 1, sizeof(*cqs));
+    n = gf_ledger_cqs(h->ledger, cqs, n);
+    for (size_t i = 0; i < n; i++)
+        quota_of(x, cqs[i]);
+    gf_free(cqs);
+    struct gf_wq_stats st;
+    gf_wq_stats(h->wq, &st);
+    gf_metric_set(x->wq_depth, (double)st.depth, NULL);
+    gf_metric_set(x->wq_inflight, (double)st.inflight, NULL);
+    add_delta(x->passes, h->n_passes, &x->last_passes);
+    add_delta(x->starts, h->n_starts, &x->last_starts);
+    add_delta(x->writes, h->n_writes, &x->last_writes);
+    add_delta(x->write_errors, h->n_write_errors, &x->last_write_errors);
+    return gf_metrics_render(x->m, body) == 0 ? 200 : 500;
+}
+
+static void registry(struct gf__hub_http *x)
+{
+    static const char *const member[] = {"member", NULL};
+    static const char *const phase[] = {"phase", NULL};
+    static const char *const quota[] = {"member", "cluster_queue", "flavor",
+                                        "resource", "kind", NULL};
+    static const char *const none[] = {NULL};
+    x->m = gf_metrics_new();
+    x->synced = gf_metrics_gauge(x->m, "gpufed_member_synced",
+                                 "1 when every watch of the member has "
+                                 "listed and is watching",
+                                 member);
+    x->leases = gf_metrics_gauge(x->m, "gpufed_leases",
+                                 "QuotaLeases in the hub, by phase", phase);
+    x->pending = gf_metrics_gauge(x->m, "gpufed_pending_workloads",
+                                  "Workloads waiting for quota, all members",
+                                  none);
+    x->quota = gf_metrics_gauge(
+        x->m, "gpufed_quota",
+        "Quota per member, ClusterQueue, flavor and resource: nominal, used "
+        "(admitted or reserved), lent and borrowed",
+        quota);
+    x->wq_depth = gf_metrics_gauge(x->m, "gpufed_workqueue_depth",
+                                   "keys ready for a worker", none);
+    x->wq_inflight = gf_metrics_gauge(x->m, "gpufed_workqueue_inflight",
+                                      "keys being reconciled", none);
+    x->passes = gf_metrics_counter(x->m, "gpufed_decision_passes_total",
+                                   "decision passes run", none);
+    x->starts = gf_metrics_counter(x->m, "gpufed_leases_started_total",
+                                   "QuotaLeases recorded", none);
+    x->writes = gf_metrics_counter(x->m, "gpufed_writes_total",
+                                   "writes to API servers", none);
+    x->write_errors =
+        gf_metrics_counter(x->m, "gpufed_write_errors_total",
+                           "writes that failed and were retried", none);
+}
+
+int gf__hub_http_start(struct gf_hub *h, const char *addr)
+{
+    struct gf__hub_http *x = gf_calloc(1, sizeof(*x));
+    int rc = gf_httpd_new(h->loop, addr, &x->httpd);
+    if (rc != 0) {
+        GF_LOG(&h->lc, GF_LOG_ERROR, "cannot listen", "addr=%s err=%s", addr,
+               gf_strerror(rc));
+        gf_free(x);
+        return rc;
+    }
+    gf_httpd_set_clock(x->httpd, &h->clk);
+    registry(x);
+    gf_httpd_route(x->httpd, "/healthz", healthz, h);
+    gf_httpd_route(x->httpd, "/readyz", readyz, h);
+    gf_httpd_route(x->httpd, "/metrics", metrics, h);
+    h->http_srv = x;
+    GF_LOG(&h->lc, GF_LOG_INFO, "serving", "addr=%s port=%d", addr,
+           gf_httpd_port(x->httpd));
+    return 0;
+}
+
+static void on_httpd_closed(void *data)
+{
+    struct gf__hub_http *x = data;
+    void (*cb)(void *) = x->cb;
+    void *d = x->cb_data;
+    gf_metrics_free(x->m);
+    gf_free(x);
+    if (cb != NULL)
+        cb(d);
+}
+
+void gf__hub_http_close(struct gf_hub *h, void (*cb)(void *), void *data)
+{
+    struct gf__hub_http *x = h->http_srv;
+    h->http_srv = NULL;
+    x->cb = cb;
+    x->cb_data = data;
+    gf_httpd_close(x->httpd, on_httpd_closed, x);
+}
