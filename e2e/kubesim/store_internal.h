@@ -173,8 +173,7 @@ struct gf_ks_store {
     size_t nwatches;
 };
 
-/* ---- small inline helpers --------------------------------------------------
- */
+/* ---- small inline helpers ----------------------------------------------- */
 
 /*
  * "namespace/name" into out (GF__KS_KEY_MAX bytes). Returns false when it does
