@@ -21,7 +21,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_handlers.h"
 #include "e2e/kubesim/patch.h"
 
 #define CRD_KIND "CustomResourceDefinition.apiextensions.k8s.io"

@@ -16,7 +16,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_handlers.h"
 
 /* ---- version priority --------------------------------------------------- */
 

@@ -22,7 +22,7 @@
 
 #include "common/alloc.h"
 #include "common/htab.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_toolkit.h"
 
 struct gv_ctx {
     const char *group, *version;

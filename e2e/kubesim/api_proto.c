@@ -24,7 +24,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_toolkit.h"
 
 #define PROTO_MAX_DEPTH 16
 

@@ -12,7 +12,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_handlers.h"
 
 static const char *or_empty(const char *s)
 {

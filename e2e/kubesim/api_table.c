@@ -19,7 +19,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_toolkit.h"
 
 /* ---- ages --------------------------------------------------------------- */
 

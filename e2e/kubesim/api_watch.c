@@ -26,7 +26,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/list.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_handlers.h"
 
 /* One watch event is at most one object plus framing. */
 #define EVENT_MAX (64u << 20)

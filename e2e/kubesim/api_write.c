@@ -13,7 +13,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_handlers.h"
 #include "e2e/kubesim/patch.h"
 #include "e2e/kubesim/select.h"
 

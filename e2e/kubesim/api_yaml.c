@@ -19,7 +19,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_toolkit.h"
 
 /* The Workload CRD alone is 1.4 MB of YAML. */
 #define YAML_MAX (16u << 20)

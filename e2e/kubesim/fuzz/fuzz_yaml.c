@@ -12,7 +12,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_toolkit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,7 +21,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
-#include "e2e/kubesim/api_internal.h"
+#include "e2e/kubesim/api_toolkit.h"
 #include "e2e/kubesim/schema.h"
 #include "e2e/kubesim/test/api_testkit.h"
 #include "kubeclient/global.h"

@@ -1,22 +1,24 @@
 /*
- * api_internal: what the files of the REST layer (api*.c) share.
+ * api_toolkit: what every handler of the REST layer (api_*.c) may use.
  *
- * api.c parses a request into a struct gf__ks_rreq (the API server's
- * RequestInfo plus the query), authorizes it and dispatches it:
- *   - api_discovery.c: discovery (legacy and aggregated), /version, health;
- *     api_openapi.c: the minimal /openapi/v3 kubectl's validation needs;
- *   - api.c: get and list; api_write.c: create, update, patch, delete,
- *     deletecollection, with api_apply.c for server-side apply merges and
- *     api_proto.c / api_yaml.c for non-JSON bodies;
- *   - api_watch.c: watch streams; api_table.c: Table output;
- *   - api_review.c: SelfSubjectAccessReview.
- * api_builtin.c registers the built-in types and api_crd.c turns
- * CustomResourceDefinition objects into types.
+ * The REST layer is layered router -> handlers -> toolkit:
+ *   - api.c, the router, parses, authorizes, resolves and dispatches a
+ *     request to a handler (api_handlers.h);
+ *   - the handlers answer one verb or path each: api_read.c (get, list),
+ *     api_write.c (create, update, patch, delete, deletecollection),
+ *     api_watch.c, api_discovery.c, api_review.c; api_builtin.c and
+ *     api_crd.c register types;
+ *   - the toolkit, declared here: request parsing (api_req.c) and replies
+ *     (api_reply.c), plus the services handlers share, each implemented
+ *     next to the handler it belongs to (body decoding, tables, CRD
+ *     checks).
+ * The toolkit includes no handler header, so it cannot call up; handlers
+ * call no other handler's entry point; .ci/layering checks both.
  *
  * Everything here is loop-thread only and internal to the module.
  */
-#ifndef GF_KS_API_INTERNAL_H
-#define GF_KS_API_INTERNAL_H
+#ifndef GF_KS_API_TOOLKIT_H
+#define GF_KS_API_TOOLKIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -76,12 +78,35 @@ struct gf__ks_rreq {
     bool table; /* Accept asks for meta.k8s.io Table */
 };
 
+/* ---- request (api_req.c) ---------------------------------------------- */
+
+/*
+ * Fills r (r->req and r->out set, the rest zero) from its request: the
+ * query, the RequestInfo of the path and whether a Table is asked for.
+ * Returns 0, or a negative code with err filled (400 for a bad escape,
+ * 414 for an over-long query, 404 for a malformed resource path).
+ */
+int gf__ks_req_parse(struct gf__ks_rreq *r, struct gf_ks_status *err);
+/* Frees what gf__ks_req_parse allocated (r itself is the caller's). */
+void gf__ks_req_done(struct gf__ks_rreq *r);
 /* Value of a query parameter, or NULL. */
 const char *gf__ks_param(const struct gf__ks_rreq *r, const char *key);
 /* True for what Go's ParseBool takes as true ("true", "True", "1"...). */
 bool gf__ks_param_true(const struct gf__ks_rreq *r, const char *key);
 
-/* ---- replies (api.c) ---------------------------------------------------- */
+/* The served version of t named version, or NULL. */
+const struct gf_ks_version *gf__ks_find_version(const struct gf_ks_rtype *t,
+                                                const char *version);
+
+/* labelSelector and fieldSelector of a request (owned, may be NULL). */
+struct gf__ks_sels {
+    struct gf_ks_selector *label, *field;
+};
+int gf__ks_parse_selectors(const struct gf__ks_rreq *r, struct gf__ks_sels *s,
+                           struct gf_ks_status *err);
+void gf__ks_sels_free(struct gf__ks_sels *s);
+
+/* ---- replies (api_reply.c) -------------------------------------------- */
 
 /* Replies with the Status in err (its code is the HTTP code). */
 void gf__ks_reply_status(const struct gf_ks_api_out *out,
@@ -111,68 +136,24 @@ void gf__ks_reply_obj(const struct gf__ks_rreq *r, int code,
 /* Fills err with the server's 404 for a path it does not serve. */
 int gf__ks_not_found_path(struct gf_ks_status *err);
 
-/* labelSelector and fieldSelector of a request (owned, may be NULL). */
-struct gf__ks_sels {
-    struct gf_ks_selector *label, *field;
-};
-int gf__ks_parse_selectors(const struct gf__ks_rreq *r, struct gf__ks_sels *s,
-                           struct gf_ks_status *err);
-void gf__ks_sels_free(struct gf__ks_sels *s);
 /* Appends a List of l's items (kind, apiVersion, metadata) to b. */
 int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
                      const struct gf_ks_list *l);
 
-/* ---- writes (api_write.c) ------------------------------------------------ */
+/* ---- shared by handlers ----------------------------------------------- */
 
-/* Each answers the request through r->out; err is scratch space. */
-void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                      struct gf_ks_status *err);
-void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                      struct gf_ks_status *err);
-void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                     struct gf_ks_status *err);
-void gf__ks_do_delete(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                      struct gf_ks_status *err);
-void gf__ks_do_deletecollection(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                                struct gf_ks_status *err);
-
-/* ---- discovery (api_discovery.c) ---------------------------------------- */
-
-/* Answers a non-resource path; returns false when the path is unknown. */
-bool gf__ks_discovery(struct gf_ks_api *api, const struct gf__ks_rreq *r);
-/* True when group/version is served by some type. */
-bool gf__ks_gv_served(struct gf_ks_api *api, const char *group,
-                      const char *version);
-
-/*
- * The /openapi/v3 index or one group/version document (api_openapi.c);
- * NULL when path names none. Returned-owned.
- */
-cJSON *gf__ks_openapi(struct gf_ks_api *api, const char *path);
-
-/* ---- types (api_builtin.c, api_crd.c) ------------------------------------ */
-
-/* Registers the built-in types and creates the default namespaces. */
-void gf__ks_builtin_register(struct gf_ks_api *api);
+/* Types (api_builtin.c, api_crd.c). */
+/* True for a type that api_builtin.c registered. */
+bool gf__ks_builtin(const struct gf_ks_rtype *t);
 /*
  * True for SelfSubjectAccessReview: a create-only type that answers from
  * the authorizer and stores nothing (api_review.c).
  */
 bool gf__ks_review(const struct gf_ks_rtype *t);
-void gf__ks_do_review(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                      struct gf_ks_status *err);
-/* Decodes a create/update body (JSON, YAML, protobuf); *out owned. */
-int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
-                      struct gf_ks_status *err);
+/* True when group/version is served by some type. */
+bool gf__ks_gv_served(struct gf_ks_api *api, const char *group,
+                      const char *version);
 
-/* True for a type that api_builtin.c registered. */
-bool gf__ks_builtin(const struct gf_ks_rtype *t);
-/* Resolves a resource name or short name of a group (discovery). */
-const struct gf_ks_version *gf__ks_find_version(const struct gf_ks_rtype *t,
-                                                const char *version);
-
-/* Starts following CRD objects (observer). */
-void gf__ks_crd_start(struct gf_ks_api *api);
 /*
  * Checks a CRD about to be created or replaced (422 when malformed or
  * when it would take a built-in's name). Returns 0 or GF_EINVALID.
@@ -189,7 +170,10 @@ void gf__ks_crd_cleanup(struct gf_ks_api *api, const char *crd_name);
 /* Sets the status of a newly created CRD (Established, accepted names). */
 void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
 
-/* ---- writes shared by api.c and apply_yaml ------------------------------- */
+/* Bodies (api_write.c, api_yaml.c, api_proto.c, api_apply.c). */
+/* Decodes a create/update body (JSON, YAML, protobuf); *out owned. */
+int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
+                      struct gf_ks_status *err);
 
 /*
  * Creates obj (owned, taken) as a client's POST would: apiVersion and
@@ -201,8 +185,6 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
                   bool strict, struct gf_ks_obj **out,
                   struct gf_ks_status *err);
-
-/* ---- YAML (api_yaml.c) -------------------------------------------------- */
 
 /*
  * Converts a single YAML (or JSON) document to cJSON; *out is
@@ -228,15 +210,11 @@ int gf__ks_apply_merge(const struct gf_ks_rtype *t,
                        const struct gf_ks_version *ver, cJSON **doc,
                        const cJSON *cfg, struct gf_ks_status *err);
 
-/* ---- watch (api_watch.c) ------------------------------------------------- */
-
-/* Serves a watch request (the verb is "watch"). */
-void gf__ks_watch(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                  struct gf_ks_api_call **call);
-/* Frees every call without callbacks (api free). */
-void gf__ks_watch_free_all(struct gf_ks_api *api);
-
-/* ---- tables (api_table.c) ------------------------------------------------ */
+/*
+ * The /openapi/v3 index or one group/version document (api_openapi.c);
+ * NULL when path names none. Returned-owned.
+ */
+cJSON *gf__ks_openapi(struct gf_ks_api *api, const char *path);
 
 /*
  * Appends a meta.k8s.io/v1 Table of the objects to b. include is the
