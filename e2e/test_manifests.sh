@@ -543,4 +543,4 @@ no $AGENT_USER gpufed-system get secrets
 no $AGENT_USER - list namespaces
 EOF
 
-echo "PASS"
+echo "PASS test_manifests"
