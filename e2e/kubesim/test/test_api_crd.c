@@ -128,6 +128,30 @@ static void test_discovery_builtin(void **state)
     assert_non_null(resource(j, "jobs"));
     assert_non_null(resource(j, "jobs/status"));
     cJSON_Delete(j);
+    /* The types of the shipped manifests (manifests/hub, manifests/member)
+     * with the real server's names, so that `kubectl apply -k` maps them. */
+    j = get(&k, "/api/v1", 200);
+    const cJSON *svc = resource(j, "services");
+    assert_non_null(svc);
+    assert_true(has_str(gf_json_path(svc, "shortNames"), "svc"));
+    assert_true(has_str(gf_json_path(svc, "categories"), "all"));
+    assert_non_null(resource(j, "services/status"));
+    cJSON_Delete(j);
+    j = get(&k, "/apis/apps/v1", 200);
+    const cJSON *deploy = resource(j, "deployments");
+    assert_non_null(deploy);
+    assert_string_equal(str(deploy, "kind"), "Deployment");
+    assert_true(cJSON_IsTrue(gf_json_path(deploy, "namespaced")));
+    assert_true(has_str(gf_json_path(deploy, "shortNames"), "deploy"));
+    assert_true(has_str(gf_json_path(deploy, "categories"), "all"));
+    assert_non_null(resource(j, "deployments/status"));
+    cJSON_Delete(j);
+    j = get(&k, "/apis/policy/v1", 200);
+    const cJSON *pdb = resource(j, "poddisruptionbudgets");
+    assert_non_null(pdb);
+    assert_string_equal(str(pdb, "kind"), "PodDisruptionBudget");
+    assert_true(has_str(gf_json_path(pdb, "shortNames"), "pdb"));
+    cJSON_Delete(j);
     j = get(&k, "/apis/authorization.k8s.io/v1", 200);
     const cJSON *ssar = resource(j, "selfsubjectaccessreviews");
     assert_int_equal(cJSON_GetArraySize(gf_json_path(ssar, "verbs")), 1);
