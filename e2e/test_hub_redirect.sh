@@ -21,7 +21,9 @@
 #                   and an Event, and the last good one stays
 #   crash           the hub killed (SIGKILL) right after each protocol step
 #                   and restarted: the Job still runs exactly once
-# Needs GF_BIN and GF_SHARED, kubectl and jq.
+# The hub runs as the gpufed-hub identity under manifests/hub and
+# manifests/member (kubesim enforces their RBAC). Needs GF_BIN and
+# GF_SHARED, kubectl, jq and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -67,12 +69,14 @@ wait_for() {
     fail "timed out after ${t}s: $what"
 }
 
-step "world: QuotaLease CRD, member Secrets, queues (east has no GPUs)"
-H apply -f "$root/manifests/hub/crd-quotalease.yaml" >/dev/null
-H create namespace gpufed-system >/dev/null
+step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"
+# The hub runs as gpufed-hub under the RBAC of manifests/ (kubesim
+# enforces it), exactly as the contract's commands install it.
+H apply -k "$root/manifests/hub" >/dev/null
 for m in east west; do
+    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" apply -k "$root/manifests/member" >/dev/null
     H -n gpufed-system create secret generic "$m-kubeconfig" \
-        --from-file=kubeconfig="$D/$m/kubeconfig-admin.yaml" >/dev/null
+        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
 done
 queues() { # member gpus
     cat <<EOF
@@ -136,7 +140,7 @@ EOF
 "$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
 
 hub_start() { # [env...]
-    env "$@" "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-admin.yaml" \
+    env "$@" "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
         --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
     hub_pid=$!
 }
@@ -281,7 +285,7 @@ r=$(runs frozen-1)
 
 step "rotation: new credentials in east's Secret, the hub reconnects"
 H -n gpufed-system create secret generic east-kubeconfig \
-    --from-file=kubeconfig="$D/east/kubeconfig-admin.yaml" \
+    --from-file=kubeconfig="$D/east/kubeconfig-gpufed-hub.yaml" \
     --dry-run=client -o yaml | sed 's/^metadata:/metadata:\n  labels: {rotated: "1"}/' |
     H apply -f - >/dev/null
 wait_for 20 "member credentials changed" grep -q 'member credentials changed' "$work/hub.log"
