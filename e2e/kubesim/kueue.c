@@ -47,7 +47,7 @@ struct gf_ks_kueue {
     struct gf_ks_observer *obs;
     struct gf_timer timer;
     bool dirty, in_reconcile;
-    struct gf_htab cqs, lqs, wls, jobs, flavors;
+    struct gf_htab cqs, lqs, wls, jobs, flavors, cohorts;
     struct gf_kq_wl **grave; /* deleted during a reconcile, freed after */
     size_t n_grave;
     struct gf_ks_kueue_stats stats;
@@ -630,7 +630,7 @@ static void step_usage(struct gf_ks_kueue *k)
                 for (size_t r = 0; r < cq->groups[g].n_res; r++)
                     cq->groups[g].fl[f].cells[r].usage = 0;
     }
-    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors};
+    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
     pos = 0;
     while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
         struct gf_kq_wl *wl = v;
@@ -751,7 +751,7 @@ static bool blocked_by_queue(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
 static void admit_with(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
                        struct gf_kq_cq *cq, struct gf_kq_assign *a)
 {
-    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors};
+    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
     for (size_t i = 0; i < a->n_victims; i++) {
         struct evict_why why;
         preempt_why(wl, a->victims[i], cq, a->while_borrowing[i], &why);
@@ -837,7 +837,7 @@ static void step_admit(struct gf_ks_kueue *k)
     }
     qsort(v, n, sizeof(*v), pending_cmp);
     struct head *h = gf_calloc(k->cqs.len + 1, sizeof(*h));
-    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors};
+    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
     pos = 0;
     while (gf_htab_scan(&k->cqs, &pos, NULL, &p))
         ((struct gf_kq_cq *)p)->head = 0;
@@ -1189,6 +1189,28 @@ static void on_cq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
     schedule(k);
 }
 
+/* Cohort objects: their own quota, shared by the members. */
+static void on_cohort(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
+{
+    struct gf_kq_cq *co = gf_htab_get_str(&k->cohorts, ev->obj->name);
+    if (ev->type == GF_KS_EV_DELETED) {
+        gf__kq_cq_free(gf_htab_del_str(&k->cohorts, ev->obj->name));
+        schedule(k);
+        return;
+    }
+    int64_t gen = 0;
+    gf_json_int(ev->obj_json, "metadata.generation", &gen);
+    if (co != NULL && co->generation == gen)
+        return;
+    if (co == NULL) {
+        co = gf_calloc(1, sizeof(*co));
+        co->name = gf_strdup(ev->obj->name);
+        gf_htab_put_str(&k->cohorts, co->name, co);
+    }
+    gf__kq_cq_load(co, ev->obj_json);
+    schedule(k);
+}
+
 static void on_lq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
     char *key = key_of(ev->obj->ns, ev->obj->name);
@@ -1285,6 +1307,8 @@ static void dispatch(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
         on_lq(k, ev);
     else if (strcmp(gr, KQ_GROUP "/resourceflavors") == 0)
         on_flavor(k, ev);
+    else if (strcmp(gr, KQ_GROUP "/cohorts") == 0)
+        on_cohort(k, ev);
     else if (strcmp(gr, "batch/jobs") == 0)
         on_job(k, ev, initial);
     else if (strcmp(gr, "/namespaces") == 0)
@@ -1337,6 +1361,7 @@ struct gf_ks_kueue *gf_ks_kueue_new(const struct gf_ks_kueue_opts *o)
     k->timer.data = k;
     /* Flavors and queues first, so Workloads resolve on the first pass. */
     index_type(k, KQ_GROUP, "resourceflavors");
+    index_type(k, KQ_GROUP, "cohorts");
     index_type(k, KQ_GROUP, "clusterqueues");
     index_type(k, KQ_GROUP, "localqueues");
     index_type(k, KQ_GROUP, "workloads");
@@ -1376,6 +1401,7 @@ void gf_ks_kueue_free(struct gf_ks_kueue *k)
     gf_timer_stop(&k->timer);
     gf_htab_free_all(&k->wls, wl_free_v);
     gf_htab_free_all(&k->cqs, cq_free_v);
+    gf_htab_free_all(&k->cohorts, cq_free_v);
     gf_htab_free_all(&k->lqs, lq_free_v);
     gf_htab_free_all(&k->jobs, job_free_v);
     gf_htab_free_all(&k->flavors, json_free_v);

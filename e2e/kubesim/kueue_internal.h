@@ -132,6 +132,9 @@ struct gf_kq_world {
     struct gf_htab *cqs;     /* name -> struct gf_kq_cq */
     struct gf_htab *wls;     /* key -> struct gf_kq_wl */
     struct gf_htab *flavors; /* name -> cJSON spec.nodeLabels ({} if none) */
+    /* name -> struct gf_kq_cq: Cohort objects, their quota in cells (a
+     * flat cohort: parentName is not followed); may be NULL. */
+    struct gf_htab *cohorts;
 };
 
 /* The cell of cq for [flavor, res], or NULL. */

@@ -72,11 +72,26 @@ static int64_t guaranteed(const struct gf_kq_cell *c)
     return c->lend == GF_KQ_UNSET ? 0 : max64(0, c->nominal - c->lend);
 }
 
+/*
+ * A Cohort object's own quota of [flavor, res]: "nominalQuota defined at
+ * the Cohort level represents additional resources on top of those
+ * defined by ClusterQueues within the Cohort" (cohort.md).
+ */
+static int64_t cohort_own(const struct gf_kq_world *w, const char *cohort,
+                          const char *flavor, const char *res)
+{
+    const struct gf_kq_cq *co =
+        w->cohorts != NULL ? gf_htab_get_str(w->cohorts, cohort) : NULL;
+    const struct gf_kq_cell *c =
+        co != NULL ? gf__kq_cell(co, flavor, res) : NULL;
+    return c != NULL ? c->nominal : 0;
+}
+
 /* Free lendable quota of the cohort for [flavor, res]. */
 static int64_t cohort_free(const struct gf_kq_world *w, const char *cohort,
                            const char *flavor, const char *res)
 {
-    int64_t pool = 0, used = 0;
+    int64_t pool = cohort_own(w, cohort, flavor, res), used = 0;
     size_t pos = 0;
     void *v;
     while (gf_htab_scan(w->cqs, &pos, NULL, &v)) {
@@ -123,7 +138,7 @@ static int64_t potential(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
         return 0;
     if (cq->cohort == NULL)
         return c->nominal;
-    int64_t pool = 0;
+    int64_t pool = cohort_own(w, cq->cohort, flavor, res);
     size_t pos = 0;
     void *v;
     while (gf_htab_scan(w->cqs, &pos, NULL, &v)) {

@@ -658,6 +658,22 @@ static const struct kq_case cases[] = {
                     "unused quota for " RES " in flavor f1, 2 more needed, "
                     "insufficient unused quota for " RES
                     " in flavor f2, 1 more needed"},
+    /* 30: "nominalQuota defined at the Cohort level represents
+     * additional resources on top of those defined by ClusterQueues
+     * within the Cohort ... a shared pool" (cohort.md). */
+    {.setup = FLAVOR("default-flavor")
+         "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Cohort\n"
+         "metadata: {name: hello}\nspec:\n  resourceGroups:\n"
+         "  - coveredResources: [\"" RES "\"]\n    flavors:\n"
+         "    - {name: default-flavor, resources: [{name: \"" RES "\","
+         " nominalQuota: 6}]}\n---\n"
+         CQ("cq-a", "  cohortName: hello\n", "nominalQuota: 0")
+             LQ("lq-a", "cq-a"),
+     .first = {{"a", "lq-a", 0, "6", 1}},
+     .then = {{"b", "lq-a", 0, "1", 1}},
+     .admitted = "a",
+     .pending = "b",
+     .cq_borrowed = "cq-a=6"},
 };
 
 /* Each case with nvidia.com/gpu and with cpu. */
@@ -703,7 +719,8 @@ static const struct kq_case cases[] = {
     X(test_whenCanPreempt_TryNextFlavor_prefers_a_flavor_that_fits, 26)        \
     X(test_whenCanPreempt_MayStopSearch_preempts_in_first_flavor, 27)          \
     X(test_message_says_request_exceeds_maximum_capacity_per_flavor, 28)       \
-    X(test_message_keeps_every_flavors_reason, 29)
+    X(test_message_keeps_every_flavors_reason, 29)                             \
+    X(test_cohort_object_quota_is_a_shared_pool, 30)
 
 CASES(CASE)
 
