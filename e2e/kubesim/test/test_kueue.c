@@ -674,6 +674,21 @@ static const struct kq_case cases[] = {
      .admitted = "a",
      .pending = "b",
      .cq_borrowed = "cq-a=6"},
+    /* 31: Kueue's "Should be able to preempt when lending limit
+     * enabled": prod keeps 1 of its 5 and lends 4; reclaiming them takes
+     * the lower-priority borrower of dev only. */
+    {.setup = FLAVOR("default-flavor")
+         CQ("prod-cq",
+            "  cohortName: all\n  preemption: {reclaimWithinCohort: Any}\n",
+            "nominalQuota: 5, lendingLimit: 4")
+             CQ("dev-cq", "  cohortName: all\n", "nominalQuota: 5")
+                 LQ("prod-queue", "prod-cq") LQ("dev-queue", "dev-cq"),
+     .first = {{"wl-1", "dev-queue", 0, "4", 1},
+               {"wl-2", "dev-queue", 1, "5", 1}},
+     .then = {{"wl-3", "prod-queue", 0, "4", 1}},
+     .admitted = "wl-2,wl-3",
+     .preempted = "wl-1",
+     .preempted_reason = "InCohortReclamation"},
 };
 
 /* Each case with nvidia.com/gpu and with cpu. */
@@ -720,7 +735,8 @@ static const struct kq_case cases[] = {
     X(test_whenCanPreempt_MayStopSearch_preempts_in_first_flavor, 27)          \
     X(test_message_says_request_exceeds_maximum_capacity_per_flavor, 28)       \
     X(test_message_keeps_every_flavors_reason, 29)                             \
-    X(test_cohort_object_quota_is_a_shared_pool, 30)
+    X(test_cohort_object_quota_is_a_shared_pool, 30)                           \
+    X(test_upstream_preempt_when_lending_limit_enabled, 31)
 
 CASES(CASE)
 
