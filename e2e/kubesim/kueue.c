@@ -10,8 +10,11 @@
  *   3. eviction of deactivated Workloads and of those in queues stopped
  *      with HoldAndDrain;
  *   4. the usage of every ClusterQueue, from the admitted Workloads;
- *   5. admission, in priority then creation order, with preemption;
- *   6. the Jobs' spec.suspend, from their Workloads' admission;
+ *   5. admission in scheduling cycles: the heads of every ClusterQueue,
+ *      those that fit nominal quota first, then priority and FIFO, with
+ *      preemption;
+ *   6. the Jobs' spec.suspend (and flavor nodeLabels in their
+ *      nodeSelector), from their Workloads' admission;
  *   7. ClusterQueue and LocalQueue status.
  * Writes made by the reconcile are delivered back to the observer at
  * once (they are not made from a store callback), which updates the
@@ -437,8 +440,7 @@ static cJSON *node_selector_patch(const struct gf_ks_kueue *k,
     const cJSON *orig = wl->n_ps > 0 ? wl->ps[0].node_sel : NULL;
     cJSON *sel = cJSON_CreateObject();
     const cJSON *it;
-    cJSON_ArrayForEach(
-        it, gf_json_path(job, "spec.template.spec.nodeSelector"))
+    cJSON_ArrayForEach(it, gf_json_path(job, "spec.template.spec.nodeSelector"))
     {
         if (cJSON_GetObjectItemCaseSensitive(orig, it->string) == NULL)
             cJSON_AddNullToObject(sel, it->string);
@@ -729,7 +731,7 @@ static bool blocked_by_queue(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
         snprintf(msg, sizeof(msg), "ClusterQueue %s doesn't exist", lq->cq);
     else if (!cq_active(k, cq))
         snprintf(msg, sizeof(msg), "ClusterQueue %s is inactive", cq->name);
-    if (msg[0] == '\0') {
+    if (msg[0] == '\0' && cq != NULL) {
         /* cluster_queue.md: "To allow workloads from all namespaces, set
          * the empty selector {}"; a null selector selects none. */
         cJSON *labels = ns_labels(k, wl->ns);

@@ -164,7 +164,8 @@ void gf__kq_cq_load(struct gf_kq_cq *cq, const cJSON *obj)
                    ? GF_KQ_PREEMPT_OVER_BORROW
                    : GF_KQ_BORROW_OVER_PREEMPT;
     /* A null or absent namespaceSelector admits from no namespace. */
-    const cJSON *nss = cJSON_GetObjectItemCaseSensitive(spec, "namespaceSelector");
+    const cJSON *nss =
+        cJSON_GetObjectItemCaseSensitive(spec, "namespaceSelector");
     cq->ns_sel = cJSON_IsObject(nss) ? cJSON_Duplicate(nss, true) : NULL;
     const char *qs = gf_json_str(spec, "queueingStrategy");
     cq->strict_fifo = qs != NULL && strcmp(qs, "StrictFIFO") == 0;
@@ -343,7 +344,8 @@ void gf__kq_podset_reqs(struct gf_kq_podset *ps, const cJSON *pod_spec)
     for (size_t i = 0; i < init.n; i++)
         rl_add(&sum, init.v[i].res, init.v[i].milli, true);
     const cJSON *q;
-    cJSON_ArrayForEach(q, cJSON_GetObjectItemCaseSensitive(pod_spec, "overhead"))
+    cJSON_ArrayForEach(q,
+                       cJSON_GetObjectItemCaseSensitive(pod_spec, "overhead"))
     {
         rl_add(&sum, q->string, qty_or(q, 0), false);
     }

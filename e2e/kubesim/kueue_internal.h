@@ -123,7 +123,7 @@ struct gf_kq_wl {
     bool deactivated_requeue; /* Requeued False by deactivation */
     /* The owner Job ("namespace/name" and uid), NULL for pod-less ones. */
     char *job_key, *job_uid;
-    bool victim; /* per reconcile: chosen for preemption */
+    bool victim;          /* per reconcile: chosen for preemption */
     struct gf_kq_cq *qcq; /* per reconcile: the queue it is pending in */
 };
 
@@ -165,9 +165,9 @@ enum gf_kq_fit { GF_KQ_FIT = 0, GF_KQ_PREEMPT, GF_KQ_NOFIT };
 /* The outcome of trying a Workload on a ClusterQueue. */
 struct gf_kq_assign {
     enum gf_kq_fit fit;
-    bool borrows;      /* the admission would use more than nominal quota */
-    size_t n_groups;   /* of the ClusterQueue */
-    const char **psfl; /* [podset * n_groups + group]: flavor; owned array */
+    bool borrows;         /* the admission would use more than nominal quota */
+    size_t n_groups;      /* of the ClusterQueue */
+    const char **psfl;    /* [podset * n_groups + group]: flavor; owned array */
     struct gf_kq_fr *tot; /* owned; the Workload's quota per cell */
     size_t n_tot;
     struct gf_kq_wl **victims; /* owned array, borrowed Workloads */

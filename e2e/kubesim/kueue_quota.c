@@ -4,19 +4,21 @@
  *
  * The rules, as Kueue's documentation states them:
  *   - a ClusterQueue may use its nominalQuota; in a cohort it may also
- *     borrow what other members leave unused, up to its borrowingLimit
- *     ("how much over nominal the ClusterQueue may use");
+ *     borrow what other members (and the Cohort object's own quota)
+ *     leave unused, up to its borrowingLimit ("how much over nominal the
+ *     ClusterQueue may use");
  *   - a member lends at most its lendingLimit of its nominal quota; the
  *     rest (nominal - lendingLimit) is kept for its own use;
- *   - flavors are tried in the order the ClusterQueue lists them, and the
- *     first one where every resource of the group fits is taken;
- *   - preemption: withinClusterQueue evicts lower-priority Workloads of
- *     the same ClusterQueue; reclaimWithinCohort lets a ClusterQueue that
- *     is under its nominal quota take back what others borrowed, evicting
- *     their Workloads (Any, or only LowerPriority ones). Candidates from
- *     other ClusterQueues go first, then lower priorities, then the most
- *     recently admitted; a final pass keeps every candidate that turns
- *     out not to be needed.
+ *   - flavors are assigned per pod set, per resource group, in the order
+ *     the ClusterQueue lists them, as flavorFungibility says; a flavor
+ *     whose nodeLabels contradict the pod set's nodeSelector is skipped;
+ *   - classic preemption: eligible only when the request is within the
+ *     flavor's nominal quota or borrowWithinCohort is on; candidates of
+ *     the same queue (withinClusterQueue) and of borrowing cohort
+ *     members (reclaimWithinCohort, borrowWithinCohort), other queues
+ *     first, then lower priorities, then the most recently admitted;
+ *     taken greedily (without borrowing first when the queue is under
+ *     nominal), then the unneeded ones given back, newest first.
  */
 #include "e2e/kubesim/kueue_internal.h"
 
@@ -143,10 +145,10 @@ static int64_t potential(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
     void *v;
     while (gf_htab_scan(w->cqs, &pos, NULL, &v)) {
         const struct gf_kq_cq *m = v;
-        const struct gf_kq_cell *mc = m->cohort != NULL &&
-                                              strcmp(m->cohort, cq->cohort) == 0
-                                          ? gf__kq_cell(m, flavor, res)
-                                          : NULL;
+        const struct gf_kq_cell *mc =
+            m->cohort != NULL && strcmp(m->cohort, cq->cohort) == 0
+                ? gf__kq_cell(m, flavor, res)
+                : NULL;
         if (mc != NULL)
             pool += mc->nominal - guaranteed(mc);
     }
@@ -211,13 +213,13 @@ bool gf__kq_label_selector_match(const cJSON *sel, const cJSON *labels)
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(sel, "matchLabels"))
     {
         /* Label keys are data (kubernetes.io/metadata.name): one key. */
-        const char *v =
-            gf_json_as_str(cJSON_GetObjectItemCaseSensitive(labels, it->string));
+        const char *v = gf_json_as_str(
+            cJSON_GetObjectItemCaseSensitive(labels, it->string));
         if (v == NULL || !cJSON_IsString(it) || strcmp(v, it->valuestring) != 0)
             return false;
     }
-    cJSON_ArrayForEach(it,
-                       cJSON_GetObjectItemCaseSensitive(sel, "matchExpressions"))
+    cJSON_ArrayForEach(
+        it, cJSON_GetObjectItemCaseSensitive(sel, "matchExpressions"))
     {
         const char *key = gf_json_str(it, "key");
         const char *op = gf_json_str(it, "operator");
@@ -319,9 +321,9 @@ static void reasons_flush(struct reasons *rs, const char *ps,
 {
     qsort(rs->v, rs->n, sizeof(rs->v[0]), str_cmp);
     size_t len = strlen(a->msg);
-    len += (size_t)snprintf(a->msg + len, sizeof(a->msg) - len,
-                            "%scouldn't assign flavors to pod set %s: ",
-                            len > 0 ? "; " : "", ps);
+    len += (size_t)snprintf(
+        a->msg + len, sizeof(a->msg) - len,
+        "%scouldn't assign flavors to pod set %s: ", len > 0 ? "; " : "", ps);
     for (size_t i = 0; i < rs->n && len < sizeof(a->msg); i++)
         len += (size_t)snprintf(a->msg + len, sizeof(a->msg) - len, "%s%s",
                                 i > 0 ? ", " : "", rs->v[i]);
@@ -371,9 +373,9 @@ static bool policy_allows(enum gf_kq_policy p, const struct gf_kq_wl *cand,
 
 /* What a candidate may be preempted as (Kueue's preemption variants). */
 enum cand_kind {
-    CAND_SAME,          /* same ClusterQueue, withinClusterQueue */
-    CAND_NO_BORROW,     /* cohort: only if the preemptor will not borrow */
-    CAND_WHILE_BORROW,  /* cohort: even if the preemptor borrows */
+    CAND_SAME,         /* same ClusterQueue, withinClusterQueue */
+    CAND_NO_BORROW,    /* cohort: only if the preemptor will not borrow */
+    CAND_WHILE_BORROW, /* cohort: even if the preemptor borrows */
 };
 
 struct cand {
@@ -482,7 +484,8 @@ static size_t attempt(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
             if (borrow && c[i].kind == CAND_NO_BORROW)
                 continue;
             /* Only what other queues borrow is taken back from them. */
-            const struct gf_kq_cq *ocq = gf_htab_get_str(w->cqs, c[i].wl->adm_cq);
+            const struct gf_kq_cq *ocq =
+                gf_htab_get_str(w->cqs, c[i].wl->adm_cq);
             if (ocq == NULL || !over_nominal(ocq, nd))
                 continue;
         }
@@ -642,6 +645,72 @@ static bool can_preempt(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
     return ok;
 }
 
+/* Whether request r of a pod set counts in resource group g. */
+static bool in_group(const struct gf_kq_cq *cq, const struct gf_kq_req *r,
+                     int g)
+{
+    return counted(cq, r) && gf__kq_group_idx(cq, r->res) == g;
+}
+
+/*
+ * How one request of ps does in flavor f: GF_KQ_FIT, GF_KQ_PREEMPT (it
+ * does not fit now, and may preempt) or GF_KQ_NOFIT, with the reason.
+ */
+static enum gf_kq_fit try_request(const struct gf_kq_world *w,
+                                  const struct gf_kq_cq *cq,
+                                  const struct gf_kq_assign *a,
+                                  const struct gf_kq_podset *ps,
+                                  const struct gf_kq_req *q, const char *f,
+                                  bool *borrow, struct reasons *rs)
+{
+    const struct gf_kq_cell *c = gf__kq_cell(cq, f, q->res);
+    int64_t before = tot_get(a, f, q->res);
+    int64_t val = before + ps->count * q->milli;
+    int64_t max = potential(w, cq, f, q->res);
+    char s1[32], s2[32], s3[32];
+    if (c == NULL || val > max) {
+        gf__kq_qty(q->res, before, s1);
+        gf__kq_qty(q->res, ps->count * q->milli, s2);
+        gf__kq_qty(q->res, max, s3);
+        reason_add(rs,
+                   "insufficient quota for %s in flavor %s, previously "
+                   "considered podsets requests (%s) + current podset "
+                   "request (%s) > maximum capacity (%s)",
+                   q->res, f, s1, s2, s3);
+        return GF_KQ_NOFIT;
+    }
+    int64_t avail = gf__kq_available(w, cq, f, q->res);
+    *borrow |= c->usage + val > c->nominal;
+    if (val <= avail)
+        return GF_KQ_FIT;
+    gf__kq_qty(q->res, val - max64(0, avail), s1);
+    reason_add(rs,
+               "insufficient unused quota for %s in flavor %s, %s more "
+               "needed",
+               q->res, f, s1);
+    /* Classic preemption: only below nominal, or borrowWithinCohort. */
+    if (val > c->nominal && cq->bwc == GF_KQ_NEVER)
+        return GF_KQ_NOFIT;
+    return GF_KQ_PREEMPT;
+}
+
+/* Whether ps in f, after its targets are gone, uses more than nominal. */
+static bool borrows_after(const struct gf_kq_cq *cq,
+                          const struct gf_kq_assign *a,
+                          const struct gf_kq_podset *ps, int g, const char *f)
+{
+    for (size_t r = 0; r < ps->n_req; r++) {
+        const struct gf_kq_req *q = &ps->req[r];
+        if (!in_group(cq, q, g))
+            continue;
+        const struct gf_kq_cell *c = gf__kq_cell(cq, f, q->res);
+        if (c != NULL &&
+            tot_get(a, f, q->res) + ps->count * q->milli > c->nominal)
+            return true;
+    }
+    return false;
+}
+
 /* How ps does in flavor f of group g, with reasons when it does not fit. */
 static struct option try_flavor(const struct gf_kq_world *w,
                                 const struct gf_kq_cq *cq,
@@ -650,67 +719,33 @@ static struct option try_flavor(const struct gf_kq_world *w,
                                 const struct gf_kq_podset *ps, int g,
                                 const char *f, struct reasons *rs)
 {
+    const struct option nofit = {GF_KQ_NOFIT, false};
     struct option o = {GF_KQ_FIT, false};
-    const cJSON *labels = w->flavors != NULL ? gf_htab_get_str(w->flavors, f)
-                                             : NULL;
+    const cJSON *labels =
+        w->flavors != NULL ? gf_htab_get_str(w->flavors, f) : NULL;
     if (labels == NULL) {
         reason_add(rs, "flavor %s not found", f);
-        return (struct option){GF_KQ_NOFIT, false};
+        return nofit;
     }
     if (!flavor_matches(labels, ps->node_sel)) {
         reason_add(rs, "flavor %s doesn't match node affinity", f);
-        return (struct option){GF_KQ_NOFIT, false};
+        return nofit;
     }
-    bool bwc = cq->bwc != GF_KQ_NEVER;
     for (size_t r = 0; r < ps->n_req; r++) {
-        const struct gf_kq_req *q = &ps->req[r];
-        if (!counted(cq, q) || gf__kq_group_idx(cq, q->res) != g)
+        if (!in_group(cq, &ps->req[r], g))
             continue;
-        const struct gf_kq_cell *c = gf__kq_cell(cq, f, q->res);
-        int64_t before = tot_get(a, f, q->res);
-        int64_t val = before + ps->count * q->milli;
-        int64_t max = potential(w, cq, f, q->res);
-        char s1[32], s2[32], s3[32];
-        if (c == NULL || val > max) {
-            gf__kq_qty(q->res, before, s1);
-            gf__kq_qty(q->res, ps->count * q->milli, s2);
-            gf__kq_qty(q->res, max, s3);
-            reason_add(rs,
-                       "insufficient quota for %s in flavor %s, previously "
-                       "considered podsets requests (%s) + current podset "
-                       "request (%s) > maximum capacity (%s)",
-                       q->res, f, s1, s2, s3);
-            return (struct option){GF_KQ_NOFIT, false};
-        }
-        int64_t avail = gf__kq_available(w, cq, f, q->res);
-        if (c->usage + val > c->nominal)
-            o.borrow = true;
-        if (val <= avail)
-            continue;
-        gf__kq_qty(q->res, val - max64(0, avail), s1);
-        reason_add(rs,
-                   "insufficient unused quota for %s in flavor %s, %s more "
-                   "needed",
-                   q->res, f, s1);
-        /* Classic preemption: only below nominal, or borrowWithinCohort. */
-        if (val > c->nominal && !bwc)
-            return (struct option){GF_KQ_NOFIT, false};
-        o.mode = GF_KQ_PREEMPT;
+        enum gf_kq_fit m =
+            try_request(w, cq, a, ps, &ps->req[r], f, &o.borrow, rs);
+        if (m == GF_KQ_NOFIT)
+            return nofit;
+        if (m > o.mode)
+            o.mode = m;
     }
-    if (o.mode == GF_KQ_PREEMPT && !can_preempt(w, cq, wl, a, ps, g, f))
-        return (struct option){GF_KQ_NOFIT, false};
-    if (o.mode == GF_KQ_PREEMPT) {
-        /* After its targets are gone it borrows only beyond nominal. */
-        o.borrow = false;
-        for (size_t r = 0; r < ps->n_req; r++) {
-            const struct gf_kq_req *q = &ps->req[r];
-            if (!counted(cq, q) || gf__kq_group_idx(cq, q->res) != g)
-                continue;
-            const struct gf_kq_cell *c = gf__kq_cell(cq, f, q->res);
-            if (tot_get(a, f, q->res) + ps->count * q->milli > c->nominal)
-                o.borrow = true;
-        }
-    }
+    if (o.mode != GF_KQ_PREEMPT)
+        return o;
+    if (!can_preempt(w, cq, wl, a, ps, g, f))
+        return nofit;
+    o.borrow = borrows_after(cq, a, ps, g, f);
     return o;
 }
 
@@ -753,6 +788,51 @@ static enum gf_kq_fit pick_flavor(const struct gf_kq_world *w,
     return best.mode;
 }
 
+/*
+ * Assigns the flavors of pod set p, adding its quota to a->tot; the
+ * worst mode over its groups, GF_KQ_NOFIT with the reasons in a->msg.
+ */
+static enum gf_kq_fit assign_podset(const struct gf_kq_world *w,
+                                    const struct gf_kq_cq *cq,
+                                    const struct gf_kq_wl *wl,
+                                    struct gf_kq_assign *a, size_t p)
+{
+    const struct gf_kq_podset *ps = &wl->ps[p];
+    struct reasons rs = {.n = 0};
+    enum gf_kq_fit worst = GF_KQ_FIT;
+    for (size_t r = 0; r < ps->n_req && worst != GF_KQ_NOFIT; r++)
+        if (counted(cq, &ps->req[r]) &&
+            gf__kq_group_idx(cq, ps->req[r].res) < 0) {
+            reason_add(&rs, "resource %s unavailable in ClusterQueue",
+                       ps->req[r].res);
+            worst = GF_KQ_NOFIT;
+        }
+    for (size_t g = 0; g < cq->n_groups && worst != GF_KQ_NOFIT; g++) {
+        bool used = false;
+        for (size_t r = 0; r < ps->n_req; r++)
+            used |= in_group(cq, &ps->req[r], (int)g);
+        if (!used)
+            continue;
+        const char *f = NULL;
+        enum gf_kq_fit m = pick_flavor(w, cq, wl, a, ps, (int)g, &f, &rs);
+        if (m > worst)
+            worst = m;
+        if (m == GF_KQ_NOFIT)
+            break;
+        a->psfl[p * cq->n_groups + g] = f;
+        /* Pod sets after this one see its quota as assumed usage. */
+        for (size_t r = 0; r < ps->n_req; r++)
+            if (in_group(cq, &ps->req[r], (int)g))
+                tot_add(a, f, ps->req[r].res, ps->count * ps->req[r].milli);
+    }
+    /* Kueue's message names the pod sets that did not simply fit. */
+    if (worst != GF_KQ_FIT)
+        reasons_flush(&rs, ps->name, a);
+    for (size_t i = 0; i < rs.n; i++)
+        gf_free(rs.v[i]);
+    return worst;
+}
+
 void gf__kq_try(const struct gf_kq_world *w, struct gf_kq_cq *cq,
                 const struct gf_kq_wl *wl, struct gf_kq_assign *a)
 {
@@ -761,54 +841,17 @@ void gf__kq_try(const struct gf_kq_world *w, struct gf_kq_cq *cq,
     a->psfl = gf_calloc(wl->n_ps * cq->n_groups + 1, sizeof(*a->psfl));
     enum gf_kq_fit worst = GF_KQ_FIT;
     for (size_t p = 0; p < wl->n_ps; p++) {
-        const struct gf_kq_podset *ps = &wl->ps[p];
-        struct reasons rs = {.n = 0};
-        bool ok = true, ps_preempt = false;
-        for (size_t r = 0; r < ps->n_req && ok; r++)
-            if (counted(cq, &ps->req[r]) &&
-                gf__kq_group_idx(cq, ps->req[r].res) < 0) {
-                reason_add(&rs, "resource %s unavailable in ClusterQueue",
-                           ps->req[r].res);
-                ok = false;
-            }
-        for (size_t g = 0; g < cq->n_groups && ok; g++) {
-            bool used = false;
-            for (size_t r = 0; r < ps->n_req; r++)
-                used |= counted(cq, &ps->req[r]) &&
-                        gf__kq_group_idx(cq, ps->req[r].res) == (int)g;
-            if (!used)
-                continue;
-            const char *f = NULL;
-            enum gf_kq_fit m = pick_flavor(w, cq, wl, a, ps, (int)g, &f, &rs);
-            if (m == GF_KQ_NOFIT) {
-                ok = false;
-                break;
-            }
-            a->psfl[p * cq->n_groups + g] = f;
-            ps_preempt |= m == GF_KQ_PREEMPT;
-            if (m > worst)
-                worst = m;
-            /* Pod sets after this one see its quota as assumed usage. */
-            for (size_t r = 0; r < ps->n_req; r++)
-                if (counted(cq, &ps->req[r]) &&
-                    gf__kq_group_idx(cq, ps->req[r].res) == (int)g)
-                    tot_add(a, f, ps->req[r].res,
-                            ps->count * ps->req[r].milli);
-        }
-        if (!ok)
-            worst = GF_KQ_NOFIT;
-        /* Kueue's message names the pod sets that did not simply fit. */
-        if (!ok || ps_preempt)
-            reasons_flush(&rs, ps->name, a);
-        for (size_t i = 0; i < rs.n; i++)
-            gf_free(rs.v[i]);
+        enum gf_kq_fit m = assign_podset(w, cq, wl, a, p);
+        if (m > worst)
+            worst = m;
     }
     if (worst == GF_KQ_PREEMPT && !find_targets(w, cq, wl, a))
         worst = GF_KQ_NOFIT;
     a->fit = worst;
-    if (worst != GF_KQ_NOFIT)
-        a->msg[0] = '\0';
-    for (size_t i = 0; i < a->n_tot && worst != GF_KQ_NOFIT; i++) {
+    if (worst == GF_KQ_NOFIT)
+        return;
+    a->msg[0] = '\0';
+    for (size_t i = 0; i < a->n_tot; i++) {
         const struct gf_kq_cell *c =
             gf__kq_cell(cq, a->tot[i].flavor, a->tot[i].res);
         if (c != NULL && c->usage + a->tot[i].q > c->nominal)

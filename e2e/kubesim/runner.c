@@ -38,8 +38,8 @@ static const char *const rn_res[RN_NRES] = {RN_GPU, "cpu", "memory", "pods"};
 
 struct rnode {
     char name[32];
-    cJSON *labels;          /* owned: the Node's labels, from the store */
-    int64_t free[RN_NRES];  /* allocatable minus bound Pods, milli-units */
+    cJSON *labels;         /* owned: the Node's labels, from the store */
+    int64_t free[RN_NRES]; /* allocatable minus bound Pods, milli-units */
 };
 
 struct rjob;
@@ -50,11 +50,11 @@ struct rpod {
     char *name;
     cJSON *labels; /* owned copy, for the execution log */
     char *workload;
-    int node; /* -1 while Pending */
-    unsigned gpus;              /* whole GPUs, for the execution log */
-    int64_t req[RN_NRES];       /* effective requests, milli-units */
-    cJSON *node_sel;            /* spec.nodeSelector; owned; may be NULL */
-    char *unsched;              /* the PodScheduled=False message written */
+    int node;             /* -1 while Pending */
+    unsigned gpus;        /* whole GPUs, for the execution log */
+    int64_t req[RN_NRES]; /* effective requests, milli-units */
+    cJSON *node_sel;      /* spec.nodeSelector; owned; may be NULL */
+    char *unsched;        /* the PodScheduled=False message written */
     uint64_t duration_ms;
     bool fail;
     struct gf_timer timer;
@@ -468,8 +468,8 @@ static int str_cmp(const void *a, const void *b)
  * the scheduler's message ("0/4 nodes are available: 4 Insufficient
  * nvidia.com/gpu."), written when it changes.
  */
-static void unschedulable(struct gf_ks_runner *r, struct rpod *p,
-                          size_t n_sel, const size_t n_res[RN_NRES])
+static void unschedulable(struct gf_ks_runner *r, struct rpod *p, size_t n_sel,
+                          const size_t n_res[RN_NRES])
 {
     char parts[RN_NRES + 1][96];
     const char *v[RN_NRES + 1];
@@ -490,8 +490,8 @@ static void unschedulable(struct gf_ks_runner *r, struct rpod *p,
     }
     qsort(v, n, sizeof(v[0]), str_cmp);
     char msg[512];
-    size_t len = (size_t)snprintf(msg, sizeof(msg), "0/%u nodes are available: ",
-                                  r->n_nodes);
+    size_t len = (size_t)snprintf(msg, sizeof(msg),
+                                  "0/%u nodes are available: ", r->n_nodes);
     for (size_t i = 0; i < n && len < sizeof(msg); i++)
         len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s",
                                 i > 0 ? ", " : "", v[i]);
@@ -933,9 +933,9 @@ struct gf_ks_runner *gf_ks_runner_new(const struct gf_ks_runner_opts *o)
         /* Named even without a Node type (a bare store). */
         snprintf(r->nodes[i].name, sizeof(r->nodes[i].name), "node-%u", i + 1);
         r->nodes[i].free[RN_R_GPU] = (int64_t)r->gpus_per_node * 1000;
-        r->nodes[i].free[RN_R_CPU] = 64 * 1000;
+        r->nodes[i].free[RN_R_CPU] = (int64_t)64 * 1000;
         r->nodes[i].free[RN_R_MEM] = (int64_t)512 * 1024 * 1024 * 1024 * 1000;
-        r->nodes[i].free[RN_R_PODS] = 110 * 1000;
+        r->nodes[i].free[RN_R_PODS] = (int64_t)110 * 1000;
     }
     gf_timer_init(r->clk, &r->timer);
     r->timer.data = r;

@@ -74,8 +74,8 @@ struct kq_case {
 #define CQ_NOSEL(n, extra, quota)                                              \
     "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"                 \
     "metadata: {name: " n "}\n"                                                \
-    "spec:\n" extra                                                            \
-    "  resourceGroups:\n  - coveredResources: [\"" RES "\"]\n    flavors:\n"   \
+    "spec:\n" extra "  resourceGroups:\n  - coveredResources: [\"" RES         \
+    "\"]\n    flavors:\n"                                                      \
     "    - name: default-flavor\n      resources:\n"                           \
     "      - {name: \"" RES "\", " quota "}\n---\n"
 /* A ClusterQueue with two flavors f1 and f2 of RES, each its own quota. */
@@ -84,7 +84,7 @@ struct kq_case {
     "metadata: {name: " n "}\n"                                                \
     "spec:\n  namespaceSelector: {}\n" extra                                   \
     "  resourceGroups:\n  - coveredResources: [\"" RES "\"]\n    flavors:\n"   \
-    "    - {name: f1, resources: [{name: \"" RES "\", " q1 "}]}\n"            \
+    "    - {name: f1, resources: [{name: \"" RES "\", " q1 "}]}\n"             \
     "    - {name: f2, resources: [{name: \"" RES "\", " q2 "}]}\n---\n"
 
 static void create_wl(struct ks_kqtk *t, const struct wl_spec *w,
@@ -169,8 +169,7 @@ static void want_preempted(struct ks_kqtk *t, const char *item,
     const char *ev = ks_kqtk_cond(o, "Evicted", &reason, NULL);
     const char *pr = ks_kqtk_cond(o, "Preempted", &preason, NULL);
     if (ev == NULL || strcmp(ev, "True") != 0 || pr == NULL ||
-        strcmp(reason, "Preempted") != 0 ||
-        strcmp(preason, want) != 0)
+        strcmp(reason, "Preempted") != 0 || strcmp(preason, want) != 0)
         fail_msg("%s not preempted (%s)", name, want);
     assert_null(gf_json_path(o, "status.admission"));
     cJSON_Delete(o);
@@ -195,9 +194,9 @@ static void delete_wl(struct ks_kqtk *t, const char *name,
 {
     (void)c;
     const struct gf_ks_rtype *ty = gf_ks_store_type(t->st, KQ, "workloads");
-    assert_int_equal(gf_ks_store_delete(t->st, ty, "default", name, NULL, NULL,
-                                        NULL, NULL),
-                     0);
+    assert_int_equal(
+        gf_ks_store_delete(t->st, ty, "default", name, NULL, NULL, NULL, NULL),
+        0);
 }
 
 /* "name=text": the Workload waits, and its message contains text. */
@@ -462,8 +461,7 @@ static const struct kq_case cases[] = {
          LQ("lq", "cq"),
      .first = {{"a", "lq", 0, "1", 1}},
      .pending = "a",
-     .pending_msg =
-         "a=workload namespace doesn't match ClusterQueue selector"},
+     .pending_msg = "a=workload namespace doesn't match ClusterQueue selector"},
     /* 15: matchLabels on "kubernetes.io/metadata.name ... that the
      * Kubernetes control plane sets on all namespaces". */
     {.setup = FLAVOR("default-flavor")
@@ -555,19 +553,18 @@ static const struct kq_case cases[] = {
      * of beta, not beta's larger higher-priority one ("Kueue greedily
      * qualifies the candidates, until the preemptor Workload can fit,
      * disallowing for borrowing", preemption.md). */
-    {.setup = FLAVOR("default-flavor")
-         CQ("alpha",
+    {.setup = FLAVOR("default-flavor") CQ(
+         "alpha",
+         "  cohortName: all\n"
+         "  preemption: {withinClusterQueue: LowerPriority,"
+         " reclaimWithinCohort: Any}\n",
+         "nominalQuota: 2") CQ("beta", "  cohortName: all\n", "nominalQuota: 2")
+         CQ("gamma",
             "  cohortName: all\n"
             "  preemption: {withinClusterQueue: LowerPriority,"
             " reclaimWithinCohort: Any}\n",
-            "nominalQuota: 2")
-             CQ("beta", "  cohortName: all\n", "nominalQuota: 2")
-                 CQ("gamma",
-                    "  cohortName: all\n"
-                    "  preemption: {withinClusterQueue: LowerPriority,"
-                    " reclaimWithinCohort: Any}\n",
-                    "nominalQuota: 2") LQ("alpha-q", "alpha")
-                     LQ("beta-q", "beta") LQ("gamma-q", "gamma"),
+            "nominalQuota: 2") LQ("alpha-q", "alpha") LQ("beta-q", "beta")
+             LQ("gamma-q", "gamma"),
      .first = {{"alpha-low", "alpha-q", 1, "1", 1},
                {"beta-mid", "beta-q", 5, "1", 1},
                {"beta-high", "beta-q", 10, "4", 1}},
@@ -576,15 +573,14 @@ static const struct kq_case cases[] = {
      .preempted = "alpha-low:InClusterQueue,beta-mid:InCohortReclamation"},
     /* 23: Kueue's "Should not preempt Workloads in the cohort, if the
      * ClusterQueue requires borrowing". */
-    {.setup = FLAVOR("default-flavor")
-         CQ("alpha",
-            "  cohortName: all\n"
-            "  preemption: {withinClusterQueue: LowerPriority,"
-            " reclaimWithinCohort: Any}\n",
-            "nominalQuota: 2")
-             CQ("beta", "  cohortName: all\n", "nominalQuota: 2")
-                 CQ("gamma", "  cohortName: all\n", "nominalQuota: 2")
-                     LQ("alpha-q", "alpha") LQ("beta-q", "beta"),
+    {.setup = FLAVOR("default-flavor") CQ(
+         "alpha",
+         "  cohortName: all\n"
+         "  preemption: {withinClusterQueue: LowerPriority,"
+         " reclaimWithinCohort: Any}\n",
+         "nominalQuota: 2") CQ("beta", "  cohortName: all\n", "nominalQuota: 2")
+         CQ("gamma", "  cohortName: all\n", "nominalQuota: 2")
+             LQ("alpha-q", "alpha") LQ("beta-q", "beta"),
      .first = {{"alpha-high-1", "alpha-q", 10, "2", 1},
                {"beta-low", "beta-q", 1, "4", 1}},
      .then = {{"alpha-high-2", "alpha-q", 10, "2", 1}},
@@ -592,11 +588,10 @@ static const struct kq_case cases[] = {
      .pending = "alpha-high-2"},
     /* 24: flavorFungibility "whenCanBorrow ... MayStopSearch (default):
      * Kueue stops looking for a better assignment": f1 by borrowing. */
-    {.setup = FLAVOR("f1") FLAVOR("f2")
-         CQ2("cq-a", "  cohortName: pool\n", "nominalQuota: 2",
-             "nominalQuota: 4")
-             CQ2("cq-b", "  cohortName: pool\n", "nominalQuota: 4",
-                 "nominalQuota: 0") LQ("lq-a", "cq-a"),
+    {.setup = FLAVOR("f1") FLAVOR("f2") CQ2(
+         "cq-a", "  cohortName: pool\n", "nominalQuota: 2", "nominalQuota: 4")
+         CQ2("cq-b", "  cohortName: pool\n", "nominalQuota: 4",
+             "nominalQuota: 0") LQ("lq-a", "cq-a"),
      .first = {{"w", "lq-a", 0, "3", 1}},
      .admitted = "w",
      .flavor_of = "w=f1"},
@@ -617,8 +612,7 @@ static const struct kq_case cases[] = {
     /* 26: whenCanPreempt TryNextFlavor (the default) takes a later
      * flavor where it fits over preempting in the first. */
     {.setup = FLAVOR("f1") FLAVOR("f2")
-         CQ2("cq",
-             "  preemption: {withinClusterQueue: LowerPriority}\n",
+         CQ2("cq", "  preemption: {withinClusterQueue: LowerPriority}\n",
              "nominalQuota: 2", "nominalQuota: 4") LQ("lq", "cq"),
      .first = {{"low", "lq", 0, "2", 1}},
      .then = {{"high", "lq", 10, "2", 1}},
@@ -642,8 +636,9 @@ static const struct kq_case cases[] = {
      .first = {{"w", "lq", 0, "5", 1}},
      .pending = "w",
      .pending_msg =
-         "w=couldn't assign flavors to pod set main: insufficient quota for "
-         RES " in flavor f1, previously considered podsets requests (0) + "
+         "w=couldn't assign flavors to pod set main: insufficient quota "
+         "for " RES
+         " in flavor f1, previously considered podsets requests (0) + "
          "current podset request (5) > maximum capacity (2), insufficient "
          "quota for " RES " in flavor f2, previously considered podsets "
          "requests (0) + current podset request (5) > maximum capacity (4)"},
@@ -654,21 +649,22 @@ static const struct kq_case cases[] = {
      .then = {{"w", "lq", 0, "2", 1}},
      .admitted = "a,b",
      .pending = "w",
-     .pending_msg = "w=couldn't assign flavors to pod set main: insufficient "
-                    "unused quota for " RES " in flavor f1, 2 more needed, "
-                    "insufficient unused quota for " RES
-                    " in flavor f2, 1 more needed"},
+     .pending_msg =
+         "w=couldn't assign flavors to pod set main: insufficient "
+         "unused quota for " RES " in flavor f1, 2 more needed, "
+         "insufficient unused quota for " RES " in flavor f2, 1 more needed"},
     /* 30: "nominalQuota defined at the Cohort level represents
      * additional resources on top of those defined by ClusterQueues
      * within the Cohort ... a shared pool" (cohort.md). */
-    {.setup = FLAVOR("default-flavor")
-         "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Cohort\n"
-         "metadata: {name: hello}\nspec:\n  resourceGroups:\n"
-         "  - coveredResources: [\"" RES "\"]\n    flavors:\n"
-         "    - {name: default-flavor, resources: [{name: \"" RES "\","
-         " nominalQuota: 6}]}\n---\n"
-         CQ("cq-a", "  cohortName: hello\n", "nominalQuota: 0")
-             LQ("lq-a", "cq-a"),
+    {.setup = FLAVOR(
+         "default-flavor") "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Cohort\n"
+                           "metadata: {name: hello}\nspec:\n  resourceGroups:\n"
+                           "  - coveredResources: [\"" RES "\"]\n    flavors:\n"
+                           "    - {name: default-flavor, resources: [{name: "
+                           "\"" RES "\","
+                           " nominalQuota: 6}]}\n---\n" CQ(
+                               "cq-a", "  cohortName: hello\n",
+                               "nominalQuota: 0") LQ("lq-a", "cq-a"),
      .first = {{"a", "lq-a", 0, "6", 1}},
      .then = {{"b", "lq-a", 0, "1", 1}},
      .admitted = "a",

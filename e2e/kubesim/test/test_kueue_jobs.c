@@ -475,12 +475,12 @@ static void test_job_pod_count_is_min_of_parallelism_and_completions(void **s)
     ks_kqtk_settle(&e.t);
     cJSON *w = wl_of(&e, "j");
     int64_t count = 0;
-    gf_json_int(cJSON_GetArrayItem(gf_json_path(w, "spec.podSets"), 0),
-                "count", &count);
+    gf_json_int(cJSON_GetArrayItem(gf_json_path(w, "spec.podSets"), 0), "count",
+                &count);
     assert_int_equal(count, 2);
-    assert_string_equal(gf_json_as_str(GF_JSON_AT(psa0(w), "resourceUsage",
-                                                  "nvidia.com/gpu")),
-                        "2");
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(psa0(w), "resourceUsage", "nvidia.com/gpu")),
+        "2");
     cJSON_Delete(w);
     env_stop(&e);
 }
@@ -507,9 +507,9 @@ static void test_effective_requests_count_init_containers(void **s)
                         " limits: {nvidia.com/gpu: 1}}\n");
     ks_kqtk_settle(&e.t);
     cJSON *w = wl_of(&e, "j");
-    assert_string_equal(gf_json_as_str(GF_JSON_AT(psa0(w), "resourceUsage",
-                                                  "nvidia.com/gpu")),
-                        "4");
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(psa0(w), "resourceUsage", "nvidia.com/gpu")),
+        "4");
     cJSON_Delete(w);
     env_stop(&e);
 }
@@ -547,8 +547,7 @@ static void test_pods_resource_counts_one_per_pod(void **s)
     char reason[64];
     assert_string_equal(cond_of(&e, "p1", "Admitted", reason), "True");
     assert_string_equal(cond_of(&e, "p2", "Admitted", reason), "True");
-    assert_string_not_equal(cond_of(&e, "p3", "QuotaReserved", reason),
-                            "True");
+    assert_string_not_equal(cond_of(&e, "p3", "QuotaReserved", reason), "True");
     assert_true(suspended(&e, "p3"));
     env_stop(&e);
 }
@@ -581,15 +580,15 @@ static void test_flavor_nodeLabels_match_and_are_injected(void **s)
         "metadata: {name: glq, namespace: default}\n"
         "spec: {clusterQueue: gpu-cq}\n");
 #define GPU_JOB                                                                \
-    "apiVersion: batch/v1\nkind: Job\n" \
-                      "metadata:\n  name: %s\n  namespace: default\n" \
-                      "  labels: {kueue.x-k8s.io/queue-name: glq}\n" \
-                      "spec:\n  template:\n    spec:\n%s" \
-                      "      restartPolicy: Never\n" \
-                      "      containers:\n      - name: c\n" \
-                      "        image: busybox\n" \
-                      "        resources: {requests: {nvidia.com/gpu: 1}," \
-                      " limits: {nvidia.com/gpu: 1}}\n"
+    "apiVersion: batch/v1\nkind: Job\n"                                        \
+    "metadata:\n  name: %s\n  namespace: default\n"                            \
+    "  labels: {kueue.x-k8s.io/queue-name: glq}\n"                             \
+    "spec:\n  template:\n    spec:\n%s"                                        \
+    "      restartPolicy: Never\n"                                             \
+    "      containers:\n      - name: c\n"                                     \
+    "        image: busybox\n"                                                 \
+    "        resources: {requests: {nvidia.com/gpu: 1},"                       \
+    " limits: {nvidia.com/gpu: 1}}\n"
     char y[1024];
     snprintf(y, sizeof(y), GPU_JOB, "any", "");
     ks_kqtk_apply(&e.t, y);
@@ -603,10 +602,10 @@ static void test_flavor_nodeLabels_match_and_are_injected(void **s)
         "h100");
     cJSON_Delete(w);
     cJSON *j = job(&e, "any");
-    assert_string_equal(gf_json_as_str(GF_JSON_AT(j, "spec", "template", "spec",
-                                                  "nodeSelector",
-                                                  "gpu.example.com/type")),
-                        "a100");
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(j, "spec", "template", "spec", "nodeSelector",
+                                  "gpu.example.com/type")),
+        "a100");
     cJSON_Delete(j);
     /* Suspended again (deactivated), the injected label goes away. */
     cJSON *wa = wl_of(&e, "any");
@@ -631,37 +630,36 @@ static void test_pod_sets_get_flavors_of_their_own(void **s)
      * workers (with the launcher's quota assumed) only "large"; a pod
      * set of count 0 gets a flavor and a usage of 0. */
     ks_kqtk_apply(
-        &e.t,
-        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
-        "metadata: {name: small}\n---\n"
-        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
-        "metadata: {name: large}\n---\n"
-        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
-        "metadata: {name: mp-cq}\nspec:\n  namespaceSelector: {}\n"
-        "  resourceGroups:\n  - coveredResources: [nvidia.com/gpu]\n"
-        "    flavors:\n"
-        "    - {name: small, resources: [{name: nvidia.com/gpu,"
-        " nominalQuota: 2}]}\n"
-        "    - {name: large, resources: [{name: nvidia.com/gpu,"
-        " nominalQuota: 16}]}\n---\n"
-        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"
-        "metadata: {name: mlq, namespace: default}\n"
-        "spec: {clusterQueue: mp-cq}\n---\n"
-        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Workload\n"
-        "metadata: {name: mpi, namespace: default}\n"
-        "spec:\n  queueName: mlq\n  podSets:\n"
-        "  - name: launcher\n    count: 1\n    template:\n      spec:\n"
-        "        restartPolicy: Never\n        containers:\n"
-        "        - {name: c, image: busybox, resources: {requests:"
-        " {nvidia.com/gpu: 2}}}\n"
-        "  - name: worker\n    count: 3\n    template:\n      spec:\n"
-        "        restartPolicy: Never\n        containers:\n"
-        "        - {name: c, image: busybox, resources: {requests:"
-        " {nvidia.com/gpu: 2}}}\n"
-        "  - name: spare\n    count: 0\n    template:\n      spec:\n"
-        "        restartPolicy: Never\n        containers:\n"
-        "        - {name: c, image: busybox, resources: {requests:"
-        " {nvidia.com/gpu: 2}}}\n");
+        &e.t, "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
+              "metadata: {name: small}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
+              "metadata: {name: large}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
+              "metadata: {name: mp-cq}\nspec:\n  namespaceSelector: {}\n"
+              "  resourceGroups:\n  - coveredResources: [nvidia.com/gpu]\n"
+              "    flavors:\n"
+              "    - {name: small, resources: [{name: nvidia.com/gpu,"
+              " nominalQuota: 2}]}\n"
+              "    - {name: large, resources: [{name: nvidia.com/gpu,"
+              " nominalQuota: 16}]}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"
+              "metadata: {name: mlq, namespace: default}\n"
+              "spec: {clusterQueue: mp-cq}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Workload\n"
+              "metadata: {name: mpi, namespace: default}\n"
+              "spec:\n  queueName: mlq\n  podSets:\n"
+              "  - name: launcher\n    count: 1\n    template:\n      spec:\n"
+              "        restartPolicy: Never\n        containers:\n"
+              "        - {name: c, image: busybox, resources: {requests:"
+              " {nvidia.com/gpu: 2}}}\n"
+              "  - name: worker\n    count: 3\n    template:\n      spec:\n"
+              "        restartPolicy: Never\n        containers:\n"
+              "        - {name: c, image: busybox, resources: {requests:"
+              " {nvidia.com/gpu: 2}}}\n"
+              "  - name: spare\n    count: 0\n    template:\n      spec:\n"
+              "        restartPolicy: Never\n        containers:\n"
+              "        - {name: c, image: busybox, resources: {requests:"
+              " {nvidia.com/gpu: 2}}}\n");
     ks_kqtk_settle(&e.t);
     cJSON *w = ks_kqtk_get(&e.t, KQ, "workloads", "default", "mpi");
     assert_non_null(w);
