@@ -10,8 +10,11 @@
  *   3. eviction of deactivated Workloads and of those in queues stopped
  *      with HoldAndDrain;
  *   4. the usage of every ClusterQueue, from the admitted Workloads;
- *   5. admission, in priority then creation order, with preemption;
- *   6. the Jobs' spec.suspend, from their Workloads' admission;
+ *   5. admission in scheduling cycles: the heads of every ClusterQueue,
+ *      those that fit nominal quota first, then priority and FIFO, with
+ *      preemption;
+ *   6. the Jobs' spec.suspend (and flavor nodeLabels in their
+ *      nodeSelector), from their Workloads' admission;
  *   7. ClusterQueue and LocalQueue status.
  * Writes made by the reconcile are delivered back to the observer at
  * once (they are not made from a store callback), which updates the
@@ -47,7 +50,7 @@ struct gf_ks_kueue {
     struct gf_ks_observer *obs;
     struct gf_timer timer;
     bool dirty, in_reconcile;
-    struct gf_htab cqs, lqs, wls, jobs, flavors;
+    struct gf_htab cqs, lqs, wls, jobs, flavors, cohorts;
     struct gf_kq_wl **grave; /* deleted during a reconcile, freed after */
     size_t n_grave;
     struct gf_ks_kueue_stats stats;
@@ -166,11 +169,12 @@ static void cond_previously(const struct gf_ks_kueue *k, cJSON *conds,
     cond_set(k, conds, type, false, "QuotaReserved", buf, gen);
 }
 
-static cJSON *admission_json(const struct gf_kq_wl *wl, const char *cq,
+static cJSON *admission_json(const struct gf_kq_wl *wl,
+                             const struct gf_kq_cq *cq,
                              const struct gf_kq_assign *a)
 {
     cJSON *adm = cJSON_CreateObject();
-    cJSON_AddStringToObject(adm, "clusterQueue", cq);
+    cJSON_AddStringToObject(adm, "clusterQueue", cq->name);
     cJSON *psas = cJSON_AddArrayToObject(adm, "podSetAssignments");
     for (size_t p = 0; p < wl->n_ps; p++) {
         const struct gf_kq_podset *ps = &wl->ps[p];
@@ -179,13 +183,16 @@ static cJSON *admission_json(const struct gf_kq_wl *wl, const char *cq,
         cJSON_AddStringToObject(psa, "name", ps->name);
         cJSON *fl = cJSON_AddObjectToObject(psa, "flavors");
         cJSON *ru = cJSON_AddObjectToObject(psa, "resourceUsage");
+        /* Flavors per pod set; a pod set of count 0 gets its flavor and a
+         * usage of 0, as Kueue records it. */
         for (size_t r = 0; r < ps->n_req; r++) {
-            if (ps->req[r].milli <= 0 || ps->count <= 0)
+            int g = gf__kq_group_idx(cq, ps->req[r].res);
+            const char *f = g >= 0 && ps->req[r].milli > 0
+                                ? a->psfl[p * a->n_groups + (size_t)g]
+                                : NULL;
+            if (f == NULL)
                 continue;
-            for (size_t i = 0; i < a->n_tot; i++)
-                if (strcmp(a->tot[i].res, ps->req[r].res) == 0)
-                    cJSON_AddStringToObject(fl, ps->req[r].res,
-                                            a->tot[i].flavor);
+            cJSON_AddStringToObject(fl, ps->req[r].res, f);
             char q[32];
             gf__kq_qty(ps->req[r].res, ps->count * ps->req[r].milli, q);
             cJSON_AddStringToObject(ru, ps->req[r].res, q);
@@ -211,7 +218,7 @@ static void admit(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
     cond_previously(k, conds, "Evicted", gen);
     cond_previously(k, conds, "Preempted", gen);
     cJSON *status = cJSON_CreateObject();
-    cJSON_AddItemToObject(status, "admission", admission_json(wl, cq->name, a));
+    cJSON_AddItemToObject(status, "admission", admission_json(wl, cq, a));
     cJSON_AddItemToObject(status, "conditions", conds);
     char key[512];
     write_wl_status(k, wl, status, key, sizeof(key));
@@ -374,9 +381,14 @@ static cJSON *workload_for(struct gf_ks_kueue *k, const cJSON *job,
     cJSON *ps = cJSON_CreateObject();
     cJSON_AddItemToArray(pss, ps);
     cJSON_AddStringToObject(ps, "name", "main");
-    int64_t par = 1;
+    /* Kueue's count: min(parallelism, completions), parallelism 1 by
+     * default (the Job API's default) and no completions bound when
+     * unset. */
+    int64_t par = 1, comp = -1;
     gf_json_int(job, "spec.parallelism", &par);
-    cJSON_AddNumberToObject(ps, "count", (double)par);
+    if (gf_json_int(job, "spec.completions", &comp) == 0 && comp < par)
+        par = comp;
+    cJSON_AddNumberToObject(ps, "count", (double)(par < 0 ? 0 : par));
     const cJSON *tmpl = gf_json_path(job, "spec.template");
     cJSON_AddItemToObject(ps, "template",
                           tmpl != NULL ? cJSON_Duplicate(tmpl, true)
@@ -413,19 +425,75 @@ static void ensure_workload(struct gf_ks_kueue *k, const char *job_key)
     cJSON_Delete(job);
 }
 
-static void patch_suspend(struct gf_ks_kueue *k, const char *job_key,
+/*
+ * The Job's template nodeSelector as Kueue's job integration sets it:
+ * when the Job starts, the Workload's own nodeSelector plus the nodeLabels
+ * of the flavors it was admitted with (resource_flavor.md: Kueue adds
+ * them "to the nodeSelector of the underlying Workload's Pod templates");
+ * when it is suspended again, the original one back (keys that were
+ * injected are removed with null, as a merge patch does).
+ */
+static cJSON *node_selector_patch(const struct gf_ks_kueue *k,
+                                  const struct gf_kq_wl *wl, bool run,
+                                  const cJSON *job)
+{
+    const cJSON *orig = wl->n_ps > 0 ? wl->ps[0].node_sel : NULL;
+    cJSON *sel = cJSON_CreateObject();
+    const cJSON *it;
+    cJSON_ArrayForEach(it, gf_json_path(job, "spec.template.spec.nodeSelector"))
+    {
+        if (cJSON_GetObjectItemCaseSensitive(orig, it->string) == NULL)
+            cJSON_AddNullToObject(sel, it->string);
+    }
+    for (size_t u = 0; run && u < wl->n_uses; u++) {
+        const cJSON *labels = gf_htab_get_str(&k->flavors, wl->uses[u].flavor);
+        cJSON_ArrayForEach(it, labels)
+        {
+            cJSON_DeleteItemFromObjectCaseSensitive(sel, it->string);
+            cJSON_AddItemToObject(sel, it->string, cJSON_Duplicate(it, true));
+        }
+    }
+    cJSON_ArrayForEach(it, orig)
+    {
+        if (cJSON_GetObjectItemCaseSensitive(sel, it->string) != NULL &&
+            !cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(sel, it->string)))
+            continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(sel, it->string);
+        cJSON_AddItemToObject(sel, it->string, cJSON_Duplicate(it, true));
+    }
+    return sel;
+}
+
+static void patch_suspend(struct gf_ks_kueue *k, const struct gf_kq_wl *wl,
                           bool suspend)
 {
-    const char *slash = strchr(job_key, '/');
+    const char *slash = strchr(wl->job_key, '/');
     char ns[254];
-    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - job_key), job_key);
-    const char *body = suspend ? "{\"spec\":{\"suspend\":true}}"
-                               : "{\"spec\":{\"suspend\":false}}";
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - wl->job_key), wl->job_key);
+    struct gf_ks_obj *o = gf_ks_store_get(k->st, k->t_job, ns, slash + 1);
+    if (o == NULL)
+        return;
+    cJSON *job = gf_ks_obj_parse(o);
+    cJSON *body = cJSON_CreateObject();
+    cJSON *spec = cJSON_AddObjectToObject(body, "spec");
+    cJSON_AddBoolToObject(spec, "suspend", suspend);
+    cJSON *sel = node_selector_patch(k, wl, !suspend, job);
+    if (cJSON_GetArraySize(sel) > 0) {
+        cJSON *tspec = cJSON_AddObjectToObject(
+            cJSON_AddObjectToObject(spec, "template"), "spec");
+        cJSON_AddItemToObject(tspec, "nodeSelector", sel);
+    } else {
+        cJSON_Delete(sel);
+    }
+    char *text = cJSON_PrintUnformatted(body);
     int rc =
         gf_ks_store_patch(k->st, k->t_job, ns, slash + 1, GF_KS_PATCH_MERGE,
-                          body, strlen(body), GF_KS_MAIN, NULL, NULL);
+                          text, strlen(text), GF_KS_MAIN, NULL, NULL);
     if (rc == 0)
         k->stats.writes++;
+    cJSON_free(text);
+    cJSON_Delete(body);
+    cJSON_Delete(job);
 }
 
 /* ---- reconcile steps ---------------------------------------------------- */
@@ -564,7 +632,7 @@ static void step_usage(struct gf_ks_kueue *k)
                 for (size_t r = 0; r < cq->groups[g].n_res; r++)
                     cq->groups[g].fl[f].cells[r].usage = 0;
     }
-    struct gf_kq_world w = {&k->cqs, &k->wls};
+    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
     pos = 0;
     while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
         struct gf_kq_wl *wl = v;
@@ -611,62 +679,144 @@ static int pending_cmp(const void *pa, const void *pb)
 }
 
 static void preempt_why(const struct gf_kq_wl *by, const struct gf_kq_wl *v,
-                        const struct gf_kq_cq *cq, struct evict_why *why)
+                        const struct gf_kq_cq *cq, bool while_borrowing,
+                        struct evict_why *why)
 {
     bool same = strcmp(v->adm_cq, cq->name) == 0;
     why->reason = "Preempted";
-    why->preempted = same ? "InClusterQueue" : "InCohortReclamation";
+    why->preempted = same              ? "InClusterQueue"
+                     : while_borrowing ? "InCohortReclaimWhileBorrowing"
+                                       : "InCohortReclamation";
     why->requeue = true;
     snprintf(why->msg, sizeof(why->msg),
              "Preempted to accommodate a workload (UID: %s, JobUID: %s) due "
              "to %s",
              by->uid != NULL ? by->uid : "UNKNOWN",
              by->job_uid != NULL ? by->job_uid : "UNKNOWN",
-             same ? "prioritization in the ClusterQueue"
-                  : "reclamation within the cohort");
+             same              ? "prioritization in the ClusterQueue"
+             : while_borrowing ? "reclamation within the cohort while borrowing"
+                               : "reclamation within the cohort");
 }
 
-/* Tries one pending Workload. */
-static void admit_one(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
+/* The labels of a namespace (returned-owned copy, NULL when none). */
+static cJSON *ns_labels(struct gf_ks_kueue *k, const char *ns)
+{
+    const struct gf_ks_rtype *t = gf_ks_store_type(k->st, "", "namespaces");
+    struct gf_ks_obj *o = t != NULL ? gf_ks_store_get(k->st, t, "", ns) : NULL;
+    if (o == NULL)
+        return NULL;
+    cJSON *obj = gf_ks_obj_parse(o);
+    cJSON *md = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
+    cJSON *l = cJSON_DetachItemFromObjectCaseSensitive(md, "labels");
+    cJSON_Delete(obj);
+    return l;
+}
+
+/*
+ * Why wl cannot be tried on its queue at all (Kueue's queue blockers and
+ * the scheduler's namespace check), or NULL with *cq_out set.
+ */
+static bool blocked_by_queue(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
+                             struct gf_kq_cq **cq_out)
 {
     struct gf_kq_lq *lq = NULL;
     struct gf_kq_cq *cq = cq_of_queue(k, wl, &lq);
     char msg[600];
-    if (lq == NULL || cq == NULL) {
-        snprintf(msg, sizeof(msg),
-                 lq == NULL ? "LocalQueue %s doesn't exist"
-                            : "ClusterQueue %s doesn't exist",
-                 lq == NULL ? wl->queue : lq->cq);
-        set_pending(k, wl, "Inadmissible", msg);
-        return;
-    }
-    if (!cq_active(k, cq) || lq->stop != GF_KQ_RUN) {
+    msg[0] = '\0';
+    if (lq == NULL)
+        snprintf(msg, sizeof(msg), "LocalQueue %s doesn't exist", wl->queue);
+    else if (lq->stop != GF_KQ_RUN)
+        snprintf(msg, sizeof(msg), "LocalQueue %s is stopped", wl->queue);
+    else if (cq == NULL)
+        snprintf(msg, sizeof(msg), "ClusterQueue %s doesn't exist", lq->cq);
+    else if (!cq_active(k, cq))
         snprintf(msg, sizeof(msg), "ClusterQueue %s is inactive", cq->name);
+    if (msg[0] == '\0' && cq != NULL) {
+        /* cluster_queue.md: "To allow workloads from all namespaces, set
+         * the empty selector {}"; a null selector selects none. */
+        cJSON *labels = ns_labels(k, wl->ns);
+        bool match = gf__kq_label_selector_match(cq->ns_sel, labels);
+        cJSON_Delete(labels);
+        if (!match)
+            snprintf(msg, sizeof(msg),
+                     "workload namespace doesn't match ClusterQueue selector");
+    }
+    if (msg[0] != '\0') {
         set_pending(k, wl, "Inadmissible", msg);
-        return;
+        return true;
     }
-    if (cq->blocked)
-        return;
-    struct gf_kq_world w = {&k->cqs, &k->wls};
-    struct gf_kq_assign a;
-    gf__kq_try(&w, cq, wl, &a);
-    if (a.fit == GF_KQ_NOFIT) {
-        cq->blocked = cq->strict_fifo;
-        set_pending(k, wl, "Pending", a.msg);
-        gf__kq_assign_free(&a);
-        return;
-    }
-    for (size_t i = 0; i < a.n_victims; i++) {
-        struct evict_why why;
-        preempt_why(wl, a.victims[i], cq, &why);
-        evict(k, a.victims[i], &why);
-    }
-    admit(k, wl, cq, &a);
-    /* Account the new reservation for the Workloads after it. */
-    gf__kq_account(&w, wl, 1);
-    gf__kq_assign_free(&a);
+    *cq_out = cq;
+    return false;
 }
 
+/* Admits wl with assignment a, evicting its targets. */
+static void admit_with(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
+                       struct gf_kq_cq *cq, struct gf_kq_assign *a)
+{
+    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
+    for (size_t i = 0; i < a->n_victims; i++) {
+        struct evict_why why;
+        preempt_why(wl, a->victims[i], cq, a->while_borrowing[i], &why);
+        evict(k, a->victims[i], &why);
+    }
+    admit(k, wl, cq, a);
+    /* Account the new reservation for the Workloads after it. */
+    gf__kq_account(&w, wl, 1);
+}
+
+/* A head of a ClusterQueue in one scheduling cycle. */
+struct head {
+    struct gf_kq_wl *wl;
+    struct gf_kq_cq *cq;
+    bool borrows;
+};
+
+static int head_cmp(const void *pa, const void *pb)
+{
+    const struct head *a = pa, *b = pb;
+    /* "Within a Cohort, Kueue prioritizes scheduling workloads that will
+     * fit under nominalQuota" (cluster_queue.md), then priority, FIFO. */
+    if (a->borrows != b->borrows)
+        return a->borrows ? 1 : -1;
+    return pending_cmp(&a->wl, &b->wl);
+}
+
+/*
+ * Takes the next head of every ClusterQueue into h (by priority then
+ * FIFO: v is sorted), skipping Workloads whose queue blocks them.
+ */
+static size_t take_heads(struct gf_ks_kueue *k, struct gf_kq_wl **v, size_t n,
+                         struct head *h)
+{
+    size_t nh = 0;
+    size_t pos = 0;
+    void *p;
+    while (gf_htab_scan(&k->cqs, &pos, NULL, &p)) {
+        struct gf_kq_cq *cq = p;
+        while (!cq->blocked && cq->head < n) {
+            struct gf_kq_wl *wl = v[cq->head];
+            struct gf_kq_cq *wcq = NULL;
+            if (wl->adm_cq != NULL || wl->qcq != cq) {
+                cq->head++;
+                continue;
+            }
+            cq->head++;
+            if (blocked_by_queue(k, wl, &wcq))
+                continue;
+            h[nh++] = (struct head){wl, cq, false};
+            break;
+        }
+    }
+    return nh;
+}
+
+/*
+ * Admission in scheduling cycles, as Kueue's scheduler runs them: each
+ * cycle takes the head of every ClusterQueue, tries them all, and admits
+ * those that fit under nominal quota first, then those that borrow (by
+ * priority, then FIFO, within each). A head that does not fit waits; in
+ * a StrictFIFO queue it blocks the rest.
+ */
 static void step_admit(struct gf_ks_kueue *k)
 {
     struct gf_kq_wl **v = gf_calloc(k->wls.len + 1, sizeof(*v));
@@ -674,14 +824,51 @@ static void step_admit(struct gf_ks_kueue *k)
     void *p;
     while (gf_htab_scan(&k->wls, &pos, NULL, &p)) {
         struct gf_kq_wl *wl = p;
-        if (wl->adm_cq == NULL && wl->active && !wl->finished &&
-            wl->queue != NULL)
-            v[n++] = wl;
+        wl->qcq = NULL;
+        if (wl->adm_cq != NULL || !wl->active || wl->finished ||
+            wl->queue == NULL)
+            continue;
+        struct gf_kq_cq *cq = cq_of_queue(k, wl, NULL);
+        if (cq == NULL) {
+            struct gf_kq_cq *none = NULL;
+            blocked_by_queue(k, wl, &none); /* writes why it waits */
+            continue;
+        }
+        wl->qcq = cq;
+        v[n++] = wl;
     }
     qsort(v, n, sizeof(*v), pending_cmp);
-    for (size_t i = 0; i < n; i++)
-        if (v[i]->adm_cq == NULL)
-            admit_one(k, v[i]);
+    struct head *h = gf_calloc(k->cqs.len + 1, sizeof(*h));
+    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
+    pos = 0;
+    while (gf_htab_scan(&k->cqs, &pos, NULL, &p))
+        ((struct gf_kq_cq *)p)->head = 0;
+    size_t nh;
+    while ((nh = take_heads(k, v, n, h)) > 0) {
+        for (size_t i = 0; i < nh; i++) {
+            struct gf_kq_assign a;
+            gf__kq_try(&w, h[i].cq, h[i].wl, &a);
+            h[i].borrows = a.fit != GF_KQ_NOFIT && a.borrows;
+            gf__kq_assign_undo(&w, &a);
+            gf__kq_assign_free(&a);
+        }
+        if (nh > 1)
+            qsort(h, nh, sizeof(*h), head_cmp);
+        for (size_t i = 0; i < nh; i++) {
+            struct gf_kq_assign a;
+            /* Again: an admission earlier in the cycle may have used the
+             * cohort's quota. */
+            gf__kq_try(&w, h[i].cq, h[i].wl, &a);
+            if (a.fit == GF_KQ_NOFIT) {
+                h[i].cq->blocked = h[i].cq->strict_fifo;
+                set_pending(k, h[i].wl, "Pending", a.msg);
+            } else {
+                admit_with(k, h[i].wl, h[i].cq, &a);
+            }
+            gf__kq_assign_free(&a);
+        }
+    }
+    gf_free(h);
     gf_free(v);
 }
 
@@ -697,7 +884,7 @@ static void step_suspend(struct gf_ks_kueue *k)
             continue;
         bool run = wl->adm_cq != NULL && wl->active && !wl->finished;
         if (run == j->suspended)
-            patch_suspend(k, wl->job_key, !run);
+            patch_suspend(k, wl, !run);
     }
 }
 
@@ -855,6 +1042,9 @@ static void lq_status(struct gf_ks_kueue *k, const struct gf_kq_lq *lq)
     else if (lq->stop != GF_KQ_RUN)
         cond_set(k, conds, "Active", false, "Stopped", "LocalQueue is stopped",
                  gen);
+    else if (!cq_active(k, cq))
+        cond_set(k, conds, "Active", false, "ClusterQueueIsInactive",
+                 "Can't submit new workloads to clusterQueue", gen);
     else
         cond_set(k, conds, "Active", true, "Ready",
                  "Can submit new workloads to localQueue", gen);
@@ -1001,6 +1191,28 @@ static void on_cq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
     schedule(k);
 }
 
+/* Cohort objects: their own quota, shared by the members. */
+static void on_cohort(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
+{
+    struct gf_kq_cq *co = gf_htab_get_str(&k->cohorts, ev->obj->name);
+    if (ev->type == GF_KS_EV_DELETED) {
+        gf__kq_cq_free(gf_htab_del_str(&k->cohorts, ev->obj->name));
+        schedule(k);
+        return;
+    }
+    int64_t gen = 0;
+    gf_json_int(ev->obj_json, "metadata.generation", &gen);
+    if (co != NULL && co->generation == gen)
+        return;
+    if (co == NULL) {
+        co = gf_calloc(1, sizeof(*co));
+        co->name = gf_strdup(ev->obj->name);
+        gf_htab_put_str(&k->cohorts, co->name, co);
+    }
+    gf__kq_cq_load(co, ev->obj_json);
+    schedule(k);
+}
+
 static void on_lq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
     char *key = key_of(ev->obj->ns, ev->obj->name);
@@ -1029,14 +1241,24 @@ static void on_lq(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
     schedule(k);
 }
 
+/* Flavors: their nodeLabels ({} when none), matched against nodeSelectors. */
 static void on_flavor(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
-    if (ev->type == GF_KS_EV_DELETED)
-        gf_htab_del_str(&k->flavors, ev->obj->name);
-    else if (gf_htab_get_str(&k->flavors, ev->obj->name) == NULL)
-        gf_htab_put_str(&k->flavors, ev->obj->name, k);
-    else
+    cJSON *old = gf_htab_get_str(&k->flavors, ev->obj->name);
+    if (ev->type == GF_KS_EV_DELETED) {
+        cJSON_Delete(gf_htab_del_str(&k->flavors, ev->obj->name));
+        schedule(k);
         return;
+    }
+    const cJSON *nl = gf_json_path(ev->obj_json, "spec.nodeLabels");
+    cJSON *labels =
+        cJSON_IsObject(nl) ? cJSON_Duplicate(nl, true) : cJSON_CreateObject();
+    if (old != NULL && gf_json_equal(old, labels)) {
+        cJSON_Delete(labels);
+        return;
+    }
+    cJSON_Delete(gf_htab_del_str(&k->flavors, ev->obj->name));
+    gf_htab_put_str(&k->flavors, ev->obj->name, labels);
     schedule(k);
 }
 
@@ -1087,8 +1309,12 @@ static void dispatch(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
         on_lq(k, ev);
     else if (strcmp(gr, KQ_GROUP "/resourceflavors") == 0)
         on_flavor(k, ev);
+    else if (strcmp(gr, KQ_GROUP "/cohorts") == 0)
+        on_cohort(k, ev);
     else if (strcmp(gr, "batch/jobs") == 0)
         on_job(k, ev, initial);
+    else if (strcmp(gr, "/namespaces") == 0)
+        schedule(k); /* labels decide namespaceSelector matches */
 }
 
 static void on_event(void *data, const struct gf_ks_event *ev)
@@ -1137,6 +1363,7 @@ struct gf_ks_kueue *gf_ks_kueue_new(const struct gf_ks_kueue_opts *o)
     k->timer.data = k;
     /* Flavors and queues first, so Workloads resolve on the first pass. */
     index_type(k, KQ_GROUP, "resourceflavors");
+    index_type(k, KQ_GROUP, "cohorts");
     index_type(k, KQ_GROUP, "clusterqueues");
     index_type(k, KQ_GROUP, "localqueues");
     index_type(k, KQ_GROUP, "workloads");
@@ -1163,6 +1390,10 @@ static void job_free_v(void *v)
 {
     gf__kq_job_free(v);
 }
+static void json_free_v(void *v)
+{
+    cJSON_Delete(v);
+}
 
 void gf_ks_kueue_free(struct gf_ks_kueue *k)
 {
@@ -1172,9 +1403,10 @@ void gf_ks_kueue_free(struct gf_ks_kueue *k)
     gf_timer_stop(&k->timer);
     gf_htab_free_all(&k->wls, wl_free_v);
     gf_htab_free_all(&k->cqs, cq_free_v);
+    gf_htab_free_all(&k->cohorts, cq_free_v);
     gf_htab_free_all(&k->lqs, lq_free_v);
     gf_htab_free_all(&k->jobs, job_free_v);
-    gf_htab_free(&k->flavors);
+    gf_htab_free_all(&k->flavors, json_free_v);
     gf_free(k->cluster);
     gf_free(k);
 }

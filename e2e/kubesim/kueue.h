@@ -2,16 +2,22 @@
  * kueue: Kueue-lite, the in-process Kueue of one simulated cluster.
  *
  * It behaves as Kueue does for the fields of the upstream CRDs (storage
- * version v1beta2): ResourceFlavors; ClusterQueues with resourceGroups
- * (nominalQuota, borrowingLimit, lendingLimit), cohortName, preemption
- * (withinClusterQueue, reclaimWithinCohort), queueingStrategy and
- * stopPolicy; LocalQueues; Workloads, one created for every batch/v1 Job
- * carrying the kueue.x-k8s.io/queue-name label (the Job is kept suspended
- * until its Workload is admitted), or created directly (pod-less
- * Workloads are admitted as quota holds). It writes the status Kueue
- * writes: Workload admission and conditions, ClusterQueue and LocalQueue
- * usage, counts and Active conditions. docs/kubesim.md lists where it
- * differs from Kueue.
+ * version v1beta2): ResourceFlavors (nodeLabels); ClusterQueues with
+ * resourceGroups (nominalQuota, borrowingLimit, lendingLimit),
+ * cohortName, namespaceSelector, preemption (withinClusterQueue,
+ * reclaimWithinCohort, borrowWithinCohort), flavorFungibility,
+ * queueingStrategy and stopPolicy; Cohorts with their own quota (flat:
+ * parentName is not followed); LocalQueues; Workloads, one created for
+ * every batch/v1 Job carrying the kueue.x-k8s.io/queue-name label (the
+ * Job is kept suspended until its Workload is admitted, and gets its
+ * flavors' nodeLabels in its nodeSelector when it starts), or created
+ * directly (pod-less Workloads are admitted as quota holds). Admission
+ * runs in Kueue's scheduling cycles (the heads of all ClusterQueues,
+ * those fitting nominal quota first), with flavors per pod set and
+ * Kueue's classic preemption. It writes the status Kueue writes:
+ * Workload admission and conditions, ClusterQueue and LocalQueue usage,
+ * counts and Active conditions. docs/kubesim.md lists where it differs
+ * from Kueue.
  *
  * It works as a controller: it observes the cluster's store (store.h),
  * keeps an index of what it needs, and writes through the store, so every

@@ -40,6 +40,8 @@ static void cq_clear(struct gf_kq_cq *cq)
     GF_FREE(cq->groups);
     cq->n_groups = 0;
     GF_FREE(cq->cohort);
+    cJSON_Delete(cq->ns_sel);
+    cq->ns_sel = NULL;
 }
 
 void gf__kq_cq_free(struct gf_kq_cq *cq)
@@ -141,6 +143,30 @@ void gf__kq_cq_load(struct gf_kq_cq *cq, const cJSON *obj)
     cq->within = policy_of(gf_json_str(spec, "preemption.withinClusterQueue"));
     cq->reclaim =
         policy_of(gf_json_str(spec, "preemption.reclaimWithinCohort"));
+    /* borrowWithinCohort is "only supported when reclaimWithinCohort is
+     * enabled" (cluster_queue.md); its one policy is LowerPriority. */
+    const char *bwc = gf_json_str(spec, "preemption.borrowWithinCohort.policy");
+    cq->bwc = bwc != NULL && strcmp(bwc, "LowerPriority") == 0 &&
+                      cq->reclaim != GF_KQ_NEVER
+                  ? GF_KQ_LOWER
+                  : GF_KQ_NEVER;
+    cq->bwc_max = 0;
+    cq->bwc_has_max =
+        gf_json_int(spec, "preemption.borrowWithinCohort.maxPriorityThreshold",
+                    &cq->bwc_max) == 0;
+    const char *wb = gf_json_str(spec, "flavorFungibility.whenCanBorrow");
+    const char *wp = gf_json_str(spec, "flavorFungibility.whenCanPreempt");
+    const char *pref = gf_json_str(spec, "flavorFungibility.preference");
+    cq->borrow_try_next = wb != NULL && strcmp(wb, "TryNextFlavor") == 0;
+    cq->preempt_stop = wp != NULL && (strcmp(wp, "MayStopSearch") == 0 ||
+                                      strcmp(wp, "Preempt") == 0);
+    cq->pref = pref != NULL && strcmp(pref, "PreemptionOverBorrowing") == 0
+                   ? GF_KQ_PREEMPT_OVER_BORROW
+                   : GF_KQ_BORROW_OVER_PREEMPT;
+    /* A null or absent namespaceSelector admits from no namespace. */
+    const cJSON *nss =
+        cJSON_GetObjectItemCaseSensitive(spec, "namespaceSelector");
+    cq->ns_sel = cJSON_IsObject(nss) ? cJSON_Duplicate(nss, true) : NULL;
     const char *qs = gf_json_str(spec, "queueingStrategy");
     cq->strict_fifo = qs != NULL && strcmp(qs, "StrictFIFO") == 0;
     cq->stop = stop_of(gf_json_str(spec, "stopPolicy"));
@@ -177,6 +203,7 @@ static void podsets_free(struct gf_kq_wl *wl)
             gf_free(wl->ps[p].req[r].res);
         gf_free(wl->ps[p].req);
         gf_free(wl->ps[p].name);
+        cJSON_Delete(wl->ps[p].node_sel);
     }
     GF_FREE(wl->ps);
     wl->n_ps = 0;
@@ -227,34 +254,106 @@ static void add_req(struct gf_kq_podset *ps, const char *res, int64_t milli)
     ps->req[ps->n_req++] = (struct gf_kq_req){gf_strdup(res), milli};
 }
 
+/* One resource list of a pod: name -> milli-units. */
+struct rlist {
+    struct gf_kq_req *v;
+    size_t n;
+};
+
+static void rl_add(struct rlist *l, const char *res, int64_t milli, bool max)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i].res, res) == 0) {
+            if (!max)
+                l->v[i].milli += milli;
+            else if (milli > l->v[i].milli)
+                l->v[i].milli = milli;
+            return;
+        }
+    l->v = gf_realloc(l->v, (l->n + 1) * sizeof(*l->v));
+    l->v[l->n++] = (struct gf_kq_req){gf_strdup(res), milli};
+}
+
+static void rl_free(struct rlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        gf_free(l->v[i].res);
+    GF_FREE(l->v);
+    l->n = 0;
+}
+
 /*
  * A container's requests, falling back to its limits for resources it
- * does not request (what the API server defaults requests to).
+ * does not request (what the API server defaults requests to), added to
+ * (or, max, raised to) l.
  */
-static void container_reqs(struct gf_kq_podset *ps, const cJSON *c)
+static void container_reqs(struct rlist *l, const cJSON *c, bool max)
 {
     const cJSON *req = gf_json_path(c, "resources.requests");
     const cJSON *lim = gf_json_path(c, "resources.limits");
     const cJSON *q;
     cJSON_ArrayForEach(q, req)
     {
-        add_req(ps, q->string, qty_or(q, 0));
+        rl_add(l, q->string, qty_or(q, 0), max);
     }
     cJSON_ArrayForEach(q, lim)
     {
         if (cJSON_GetObjectItemCaseSensitive(req, q->string) == NULL)
-            add_req(ps, q->string, qty_or(q, 0));
+            rl_add(l, q->string, qty_or(q, 0), max);
     }
 }
 
+static bool is_sidecar(const cJSON *c)
+{
+    const char *rp = gf_json_str(c, "restartPolicy");
+    return rp != NULL && strcmp(rp, "Always") == 0;
+}
+
+/*
+ * The pod's effective requests, as Kueue and the scheduler count them:
+ * the larger of the sum of the containers (with the sidecars, init
+ * containers with restartPolicy Always, that keep running) and each
+ * init container (with the sidecars started before it), plus the pod's
+ * overhead.
+ */
 void gf__kq_podset_reqs(struct gf_kq_podset *ps, const cJSON *pod_spec)
 {
+    struct rlist sum = {0}, side = {0}, init = {0}, one = {0};
     const cJSON *c;
     cJSON_ArrayForEach(c,
                        cJSON_GetObjectItemCaseSensitive(pod_spec, "containers"))
     {
-        container_reqs(ps, c);
+        container_reqs(&sum, c, false);
     }
+    cJSON_ArrayForEach(
+        c, cJSON_GetObjectItemCaseSensitive(pod_spec, "initContainers"))
+    {
+        if (is_sidecar(c)) {
+            container_reqs(&side, c, false);
+            continue;
+        }
+        container_reqs(&one, c, false);
+        for (size_t i = 0; i < side.n; i++)
+            rl_add(&one, side.v[i].res, side.v[i].milli, false);
+        for (size_t i = 0; i < one.n; i++)
+            rl_add(&init, one.v[i].res, one.v[i].milli, true);
+        rl_free(&one);
+    }
+    for (size_t i = 0; i < side.n; i++)
+        rl_add(&sum, side.v[i].res, side.v[i].milli, false);
+    for (size_t i = 0; i < init.n; i++)
+        rl_add(&sum, init.v[i].res, init.v[i].milli, true);
+    const cJSON *q;
+    cJSON_ArrayForEach(q,
+                       cJSON_GetObjectItemCaseSensitive(pod_spec, "overhead"))
+    {
+        rl_add(&sum, q->string, qty_or(q, 0), false);
+    }
+    for (size_t i = 0; i < sum.n; i++)
+        add_req(ps, sum.v[i].res, sum.v[i].milli);
+    rl_free(&sum);
+    rl_free(&side);
+    rl_free(&init);
 }
 
 static void parse_podsets(struct gf_kq_wl *wl, const cJSON *spec)
@@ -270,7 +369,13 @@ static void parse_podsets(struct gf_kq_wl *wl, const cJSON *spec)
         ps->name = gf_strdup(name != NULL ? name : "main");
         ps->count = 1;
         gf_json_int(p, "count", &ps->count);
-        gf__kq_podset_reqs(ps, gf_json_path(p, "template.spec"));
+        const cJSON *pod = gf_json_path(p, "template.spec");
+        gf__kq_podset_reqs(ps, pod);
+        /* One "pods" per pod: counted when a ClusterQueue covers it. */
+        if (ps->count >= 0)
+            add_req(ps, "pods", 1000);
+        const cJSON *ns = cJSON_GetObjectItemCaseSensitive(pod, "nodeSelector");
+        ps->node_sel = cJSON_IsObject(ns) ? cJSON_Duplicate(ns, true) : NULL;
     }
 }
 

@@ -46,17 +46,32 @@ enum gf_kq_policy {
 
 enum gf_kq_stop { GF_KQ_RUN = 0, GF_KQ_HOLD, GF_KQ_HOLD_AND_DRAIN };
 
+/* flavorFungibility.preference: how feasible flavors are ranked. */
+enum gf_kq_pref { GF_KQ_BORROW_OVER_PREEMPT = 0, GF_KQ_PREEMPT_OVER_BORROW };
+
 struct gf_kq_cq {
     char *name;
     char *cohort; /* NULL = none */
     struct gf_kq_group *groups;
     size_t n_groups;
     enum gf_kq_policy within, reclaim;
+    /* borrowWithinCohort: policy (NEVER or LOWER) and maxPriorityThreshold. */
+    enum gf_kq_policy bwc;
+    bool bwc_has_max;
+    int64_t bwc_max;
+    /* flavorFungibility: whenCanBorrow TryNextFlavor, whenCanPreempt
+     * MayStopSearch (both the non-default values), preference. */
+    bool borrow_try_next, preempt_stop;
+    enum gf_kq_pref pref;
+    /* spec.namespaceSelector (a LabelSelector); NULL: the field is absent
+     * or null, which matches no namespace. Owned. */
+    cJSON *ns_sel;
     bool strict_fifo;
     enum gf_kq_stop stop;
     int64_t generation;
     /* Per reconcile. */
     bool blocked; /* StrictFIFO: the head could not be admitted */
+    size_t head;  /* step_admit: next pending Workload of the queue */
     size_t n_pending, n_reserving;
 };
 
@@ -76,8 +91,9 @@ struct gf_kq_req {
 struct gf_kq_podset {
     char *name;
     int64_t count;
-    struct gf_kq_req *req;
+    struct gf_kq_req *req; /* the pod's effective requests, and "pods" */
     size_t n_req;
+    cJSON *node_sel; /* template.spec.nodeSelector; owned; NULL when none */
 };
 
 /* Quota held by an admitted Workload on one [flavor, resource]. */
@@ -107,13 +123,18 @@ struct gf_kq_wl {
     bool deactivated_requeue; /* Requeued False by deactivation */
     /* The owner Job ("namespace/name" and uid), NULL for pod-less ones. */
     char *job_key, *job_uid;
-    bool victim; /* per reconcile: chosen for preemption */
+    bool victim;          /* per reconcile: chosen for preemption */
+    struct gf_kq_cq *qcq; /* per reconcile: the queue it is pending in */
 };
 
 /* The quota view the pure functions work on. */
 struct gf_kq_world {
-    struct gf_htab *cqs; /* name -> struct gf_kq_cq */
-    struct gf_htab *wls; /* key -> struct gf_kq_wl */
+    struct gf_htab *cqs;     /* name -> struct gf_kq_cq */
+    struct gf_htab *wls;     /* key -> struct gf_kq_wl */
+    struct gf_htab *flavors; /* name -> cJSON spec.nodeLabels ({} if none) */
+    /* name -> struct gf_kq_cq: Cohort objects, their quota in cells (a
+     * flat cohort: parentName is not followed); may be NULL. */
+    struct gf_htab *cohorts;
 };
 
 /* The cell of cq for [flavor, res], or NULL. */
@@ -133,12 +154,10 @@ int64_t gf__kq_available(const struct gf_kq_world *w, const struct gf_kq_cq *cq,
 void gf__kq_account(const struct gf_kq_world *w, const struct gf_kq_wl *wl,
                     int sign);
 
-/* Total request of a Workload per resource, summed over pod sets. */
-struct gf_kq_total {
-    const char *res; /* borrowed from the Workload */
+/* A Workload's quota on one [flavor, resource]; strings are borrowed. */
+struct gf_kq_fr {
+    const char *flavor, *res;
     int64_t q;
-    const struct gf_kq_group *group;
-    const char *flavor; /* the assignment; borrowed from the cq */
 };
 
 enum gf_kq_fit { GF_KQ_FIT = 0, GF_KQ_PREEMPT, GF_KQ_NOFIT };
@@ -146,23 +165,40 @@ enum gf_kq_fit { GF_KQ_FIT = 0, GF_KQ_PREEMPT, GF_KQ_NOFIT };
 /* The outcome of trying a Workload on a ClusterQueue. */
 struct gf_kq_assign {
     enum gf_kq_fit fit;
-    struct gf_kq_total *tot; /* owned */
+    bool borrows;         /* the admission would use more than nominal quota */
+    size_t n_groups;      /* of the ClusterQueue */
+    const char **psfl;    /* [podset * n_groups + group]: flavor; owned array */
+    struct gf_kq_fr *tot; /* owned; the Workload's quota per cell */
     size_t n_tot;
     struct gf_kq_wl **victims; /* owned array, borrowed Workloads */
+    bool *while_borrowing;     /* per victim: InCohortReclaimWhileBorrowing */
     size_t n_victims;
-    char msg[512]; /* why it does not fit (Kueue's wording) */
+    char msg[1024]; /* why it does not fit (Kueue's wording) */
 };
 
 /*
- * Assigns flavors to wl in cq, in the order the flavors are listed,
- * borrowing within the cohort when allowed, else looks for preemption
- * targets by cq's policies. For GF_KQ_PREEMPT the targets' usage has
- * already been removed from the cells (they are to be evicted). Free
- * with gf__kq_assign_free.
+ * Assigns a flavor to every pod set of wl for each resource group, in the
+ * order the ClusterQueue lists them and as its flavorFungibility says,
+ * borrowing within the cohort when allowed, and looks for preemption
+ * targets by cq's policies (Kueue's classic preemption) when it does not
+ * fit. For GF_KQ_PREEMPT the targets' usage has already been removed from
+ * the cells (they are to be evicted). Free with gf__kq_assign_free.
  */
 void gf__kq_try(const struct gf_kq_world *w, struct gf_kq_cq *cq,
                 const struct gf_kq_wl *wl, struct gf_kq_assign *a);
+/* Gives the victims' usage back to the cells (an attempt not acted on). */
+void gf__kq_assign_undo(const struct gf_kq_world *w, struct gf_kq_assign *a);
 void gf__kq_assign_free(struct gf_kq_assign *a);
+/* The index of the resource group of cq covering res, or -1. */
+int gf__kq_group_idx(const struct gf_kq_cq *cq, const char *res);
+
+/*
+ * Whether labels (an object, may be NULL) match a metav1.LabelSelector
+ * (matchLabels and matchExpressions with In, NotIn, Exists and
+ * DoesNotExist). The empty selector {} matches everything; sel NULL
+ * matches nothing (Kueue's null namespaceSelector).
+ */
+bool gf__kq_label_selector_match(const cJSON *sel, const cJSON *labels);
 
 /* Formats a quantity as Kubernetes prints it ("3", "500m", "36Gi"). */
 void gf__kq_qty(const char *res, int64_t milli, char out[32]);

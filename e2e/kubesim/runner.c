@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,11 +22,25 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/htab.h"
+#include "e2e/kubesim/kueue_index.h"
 
 #define RN_DURATION "kubesim.gpufed.io/duration"
 #define RN_FAIL "kubesim.gpufed.io/fail"
 #define RN_GPU "nvidia.com/gpu"
 #define RN_FROZEN_RETRY_MS 100
+/* The Job controller's pod failure back-off: 10 s doubling, 6 min cap. */
+#define RN_BACKOFF_MS 10000
+#define RN_BACKOFF_MAX_MS 360000
+
+/* The resources a node's capacity is checked for, as the scheduler does. */
+enum { RN_R_GPU, RN_R_CPU, RN_R_MEM, RN_R_PODS, RN_NRES };
+static const char *const rn_res[RN_NRES] = {RN_GPU, "cpu", "memory", "pods"};
+
+struct rnode {
+    char name[32];
+    cJSON *labels;         /* owned: the Node's labels, from the store */
+    int64_t free[RN_NRES]; /* allocatable minus bound Pods, milli-units */
+};
 
 struct rjob;
 
@@ -35,8 +50,11 @@ struct rpod {
     char *name;
     cJSON *labels; /* owned copy, for the execution log */
     char *workload;
-    int node; /* -1 while Pending */
-    unsigned gpus;
+    int node;             /* -1 while Pending */
+    unsigned gpus;        /* whole GPUs, for the execution log */
+    int64_t req[RN_NRES]; /* effective requests, milli-units */
+    cJSON *node_sel;      /* spec.nodeSelector; owned; may be NULL */
+    char *unsched;        /* the PodScheduled=False message written */
     uint64_t duration_ms;
     bool fail;
     struct gf_timer timer;
@@ -50,6 +68,8 @@ struct rjob {
     size_t active, running;
     int64_t succeeded, failed;
     bool dirty;
+    uint64_t backoff_until; /* no replacement Pod before (clock ms) */
+    struct gf_timer timer;  /* wakes the Job when its back-off ends */
 };
 
 struct gf_ks_runner {
@@ -64,7 +84,7 @@ struct gf_ks_runner {
     struct gf_htab jobs; /* key -> struct rjob */
     struct gf_htab pods; /* key -> struct rpod */
     unsigned n_nodes, gpus_per_node;
-    unsigned *free_gpus;
+    struct rnode *nodes;
     uint64_t default_ms;
     double scale;
     int fd;
@@ -107,11 +127,8 @@ static void exec_log(struct gf_ks_runner *r, const struct rpod *p,
     cJSON_AddStringToObject(j, "job_uid", p->job->uid);
     cJSON_AddStringToObject(j, "workload", p->workload ? p->workload : "");
     cJSON_AddStringToObject(j, "pod", p->name);
-    if (p->node >= 0) {
-        char node[32];
-        snprintf(node, sizeof(node), "node-%d", p->node + 1);
-        cJSON_AddStringToObject(j, "node", node);
-    }
+    if (p->node >= 0)
+        cJSON_AddStringToObject(j, "node", r->nodes[p->node].name);
     cJSON_AddItemToObject(j, "labels",
                           p->labels != NULL ? cJSON_Duplicate(p->labels, true)
                                             : cJSON_CreateObject());
@@ -213,7 +230,15 @@ static void rpod_free(void *v)
     gf_free(p->name);
     gf_free(p->workload);
     cJSON_Delete(p->labels);
+    cJSON_Delete(p->node_sel);
+    gf_free(p->unsched);
     gf_free(p);
+}
+
+static void node_give(struct gf_ks_runner *r, const struct rpod *p, int sign)
+{
+    for (int i = 0; i < RN_NRES; i++)
+        r->nodes[p->node].free[i] += sign * p->req[i];
 }
 
 /* Unlinks a Pod from its Job and the index, gives back its GPUs. */
@@ -227,7 +252,7 @@ static void rpod_detach(struct gf_ks_runner *r, struct rpod *p)
         }
     j->active--;
     if (p->node >= 0) {
-        r->free_gpus[p->node] += p->gpus;
+        node_give(r, p, 1);
         j->running--;
     }
     gf_htab_del_str(&r->pods, p->key);
@@ -264,6 +289,16 @@ static void on_pod_end(struct gf_timer *t)
     if (p->fail) {
         j->failed++;
         r->stats.failed++;
+        /* "Failed Pods ... are recreated by the Job controller with an
+         * exponential back-off delay (10s, 20s, 40s ...) capped at six
+         * minutes" (the Job documentation). */
+        uint64_t d = RN_BACKOFF_MS;
+        for (int64_t i = 1; i < j->failed && d < RN_BACKOFF_MAX_MS; i++)
+            d *= 2;
+        if (d > RN_BACKOFF_MAX_MS)
+            d = RN_BACKOFF_MAX_MS;
+        j->backoff_until =
+            gf_clock_now_ms(r->clk) + (uint64_t)((double)d / r->scale);
     } else {
         j->succeeded++;
         r->stats.succeeded++;
@@ -289,23 +324,27 @@ static void on_pod_end(struct gf_timer *t)
     schedule(r);
 }
 
-/* The GPUs a pod spec asks for (requests, else limits), whole units. */
-static unsigned pod_gpus(const cJSON *spec)
+/*
+ * The pod's effective requests (Kueue-lite's reading: containers, init
+ * containers and overhead) of the resources nodes are checked for, and
+ * its whole GPUs for the execution log.
+ */
+static void pod_reqs(struct rpod *p, const cJSON *spec)
 {
-    int64_t total = 0;
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(spec, "containers"))
-    {
-        const cJSON *q = cJSON_GetObjectItemCaseSensitive(
-            gf_json_path(c, "resources.requests"), RN_GPU);
-        if (q == NULL)
-            q = cJSON_GetObjectItemCaseSensitive(
-                gf_json_path(c, "resources.limits"), RN_GPU);
-        int64_t m;
-        if (q != NULL && gf_json_quantity_milli(q, &m) == 0 && m > 0)
-            total += (m + 999) / 1000;
+    struct gf_kq_podset ps = {.count = 1};
+    gf__kq_podset_reqs(&ps, spec);
+    for (size_t i = 0; i < ps.n_req; i++) {
+        for (int k = 0; k < RN_NRES; k++)
+            if (strcmp(ps.req[i].res, rn_res[k]) == 0 && ps.req[i].milli > 0)
+                p->req[k] = ps.req[i].milli;
+        gf_free(ps.req[i].res);
     }
-    return total > 1000000 ? 1000000 : (unsigned)total;
+    gf_free(ps.req);
+    p->req[RN_R_PODS] = 1000;
+    /* Extended resources are whole units: round a fraction up. */
+    p->req[RN_R_GPU] = (p->req[RN_R_GPU] + 999) / 1000 * 1000;
+    int64_t g = p->req[RN_R_GPU] / 1000;
+    p->gpus = g > 1000000 ? 1000000 : (unsigned)g;
 }
 
 /* The Workload that owns nothing but is owned by the Job, if any. */
@@ -388,7 +427,9 @@ static void rpod_create(struct gf_ks_runner *r, struct rjob *j,
     p->key = key_of(j->ns, o->name);
     p->labels = cJSON_DetachItemFromObjectCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "labels");
-    p->gpus = pod_gpus(gf_json_path(pod, "spec"));
+    pod_reqs(p, gf_json_path(pod, "spec"));
+    const cJSON *sel = gf_json_path(pod, "spec.nodeSelector");
+    p->node_sel = cJSON_IsObject(sel) ? cJSON_Duplicate(sel, true) : NULL;
     p->node = -1;
     p->duration_ms = cfg->duration_ms;
     p->fail = cfg->fail;
@@ -402,23 +443,108 @@ static void rpod_create(struct gf_ks_runner *r, struct rjob *j,
     cJSON_Delete(pod);
 }
 
-/* Binds a Pending Pod to the first node with room; false if none. */
+/* Whether every key of the Pod's nodeSelector is a label of the node. */
+static bool selector_matches(const cJSON *sel, const cJSON *labels)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, sel)
+    {
+        /* Label keys are data (kubernetes.io/hostname): one key each. */
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(labels, it->string);
+        if (!cJSON_IsString(l) || !cJSON_IsString(it) ||
+            strcmp(l->valuestring, it->valuestring) != 0)
+            return false;
+    }
+    return true;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * Marks a Pod that no node can take PodScheduled=False/Unschedulable with
+ * the scheduler's message ("0/4 nodes are available: 4 Insufficient
+ * nvidia.com/gpu."), written when it changes.
+ */
+static void unschedulable(struct gf_ks_runner *r, struct rpod *p, size_t n_sel,
+                          const size_t n_res[RN_NRES])
+{
+    char parts[RN_NRES + 1][96];
+    const char *v[RN_NRES + 1];
+    size_t n = 0;
+    for (int k = 0; k < RN_NRES; k++)
+        if (n_res[k] > 0) {
+            snprintf(parts[n], sizeof(parts[n]), "%zu Insufficient %s",
+                     n_res[k], rn_res[k]);
+            v[n] = parts[n];
+            n++;
+        }
+    if (n_sel > 0) {
+        snprintf(parts[n], sizeof(parts[n]),
+                 "%zu node(s) didn't match Pod's node affinity/selector",
+                 n_sel);
+        v[n] = parts[n];
+        n++;
+    }
+    qsort(v, n, sizeof(v[0]), str_cmp);
+    char msg[512];
+    size_t len = (size_t)snprintf(msg, sizeof(msg),
+                                  "0/%u nodes are available: ", r->n_nodes);
+    for (size_t i = 0; i < n && len < sizeof(msg); i++)
+        len += (size_t)snprintf(msg + len, sizeof(msg) - len, "%s%s",
+                                i > 0 ? ", " : "", v[i]);
+    if (len < sizeof(msg))
+        snprintf(msg + len, sizeof(msg) - len, ".");
+    if (p->unsched != NULL && strcmp(p->unsched, msg) == 0)
+        return;
+    gf_free(p->unsched);
+    p->unsched = gf_strdup(msg);
+    cJSON *st = cJSON_CreateObject();
+    cJSON_AddStringToObject(st, "phase", "Pending");
+    cJSON *conds = cJSON_AddArrayToObject(st, "conditions");
+    cond_set(r, conds, "PodScheduled", false, "Unschedulable", msg);
+    gf_ks_store_patch_status(r->st, r->t_pod, p->job->ns, p->name, st, NULL,
+                             NULL);
+    cJSON_Delete(st);
+}
+
+/*
+ * Binds a Pending Pod to the first node whose labels match its
+ * nodeSelector and that has room for its GPU, cpu, memory and pod
+ * requests; false if none.
+ */
 static bool rpod_bind(struct gf_ks_runner *r, struct rpod *p)
 {
     int node = -1;
-    for (unsigned i = 0; i < r->n_nodes && node < 0; i++)
-        if (r->free_gpus[i] >= p->gpus)
+    size_t n_sel = 0, n_res[RN_NRES] = {0};
+    for (unsigned i = 0; i < r->n_nodes && node < 0; i++) {
+        if (!selector_matches(p->node_sel, r->nodes[i].labels)) {
+            n_sel++;
+            continue;
+        }
+        bool fit = true;
+        for (int k = 0; k < RN_NRES; k++)
+            if (p->req[k] > r->nodes[i].free[k]) {
+                n_res[k]++;
+                fit = false;
+            }
+        if (fit)
             node = (int)i;
-    if (node < 0)
+    }
+    if (node < 0) {
+        unschedulable(r, p, n_sel, n_res);
         return false;
-    r->free_gpus[node] -= p->gpus;
+    }
     p->node = node;
+    node_give(r, p, -1);
     p->job->running++;
     p->job->dirty = true;
     const char *ns = p->job->ns;
     char body[128];
-    snprintf(body, sizeof(body), "{\"spec\":{\"nodeName\":\"node-%d\"}}",
-             node + 1);
+    snprintf(body, sizeof(body), "{\"spec\":{\"nodeName\":\"%s\"}}",
+             r->nodes[node].name);
     gf_ks_store_patch(r->st, r->t_pod, ns, p->name, GF_KS_PATCH_MERGE, body,
                       strlen(body), GF_KS_MAIN, NULL, NULL);
     char ts[32];
@@ -456,6 +582,7 @@ static void rjob_stop_all(struct gf_ks_runner *r, struct rjob *j,
 static void rjob_release(void *v)
 {
     struct rjob *j = v;
+    gf_timer_stop(&j->timer);
     gf_free(j->key);
     gf_free(j->ns);
     gf_free(j->name);
@@ -528,6 +655,13 @@ static void jobspec_of(const cJSON *job, struct jobspec *s)
     gf_json_int(job, "spec.backoffLimit", &s->backoff);
 }
 
+static void on_backoff_end(struct gf_timer *t)
+{
+    struct rjob *j = t->data;
+    j->dirty = true;
+    schedule(j->r);
+}
+
 static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
 {
     struct gf_ks_obj *o = gf_ks_store_get(r->st, r->t_job, j->ns, j->name);
@@ -567,6 +701,12 @@ static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
             cond_set(r, conds, "Suspended", false, "JobResumed", "Job resumed");
         struct podcfg cfg;
         podcfg_of(r, job, &cfg);
+        uint64_t now = gf_clock_now_ms(r->clk);
+        if (j->backoff_until > now) {
+            /* Replacements wait out the failure back-off. */
+            gf_timer_start(&j->timer, j->backoff_until - now, on_backoff_end);
+            s.parallelism = 0;
+        }
         while ((int64_t)j->active < s.parallelism &&
                j->succeeded + (int64_t)j->active < s.target) {
             size_t before = j->active;
@@ -655,6 +795,8 @@ static void on_job(struct gf_ks_runner *r, const struct gf_ks_event *ev)
         if (j == NULL) {
             j = gf_calloc(1, sizeof(*j));
             j->r = r;
+            gf_timer_init(r->clk, &j->timer);
+            j->timer.data = j;
             j->key = gf_strdup(key);
             j->ns = gf_strdup(ev->obj->ns);
             j->name = gf_strdup(ev->obj->name);
@@ -686,6 +828,27 @@ static void on_pod(struct gf_ks_runner *r, const struct gf_ks_event *ev)
     schedule(r);
 }
 
+/* A Node's labels changed (kubectl label node): Pods may fit it now. */
+static void on_node(struct gf_ks_runner *r, const struct gf_ks_event *ev)
+{
+    for (unsigned i = 0; i < r->n_nodes; i++) {
+        struct rnode *n = &r->nodes[i];
+        if (strcmp(n->name, ev->obj->name) != 0)
+            continue;
+        const cJSON *l = gf_json_path(ev->obj_json, "metadata.labels");
+        cJSON *labels =
+            cJSON_IsObject(l) ? cJSON_Duplicate(l, true) : cJSON_CreateObject();
+        if (n->labels != NULL && gf_json_equal(n->labels, labels)) {
+            cJSON_Delete(labels);
+            return;
+        }
+        cJSON_Delete(n->labels);
+        n->labels = labels;
+        schedule(r);
+        return;
+    }
+}
+
 static void on_event(void *data, const struct gf_ks_event *ev)
 {
     struct gf_ks_runner *r = data;
@@ -695,6 +858,9 @@ static void on_event(void *data, const struct gf_ks_event *ev)
         on_job(r, ev);
     else if (strcmp(ev->rtype->gr, "/pods") == 0)
         on_pod(r, ev);
+    else if (strcmp(ev->rtype->gr, "/nodes") == 0 &&
+             ev->type == GF_KS_EV_MODIFIED)
+        on_node(r, ev);
 }
 
 static bool index_job(void *data, struct gf_ks_obj *o)
@@ -731,6 +897,7 @@ static void create_nodes(struct gf_ks_runner *r)
         cJSON *l = cJSON_AddObjectToObject(md, "labels");
         cJSON_AddStringToObject(l, "kubernetes.io/hostname", name);
         cJSON_AddStringToObject(l, "kubesim.gpufed.io/cluster", r->cluster);
+        r->nodes[i].labels = cJSON_Duplicate(l, true);
         cJSON *st = cJSON_AddObjectToObject(n, "status");
         cJSON *cap = cJSON_AddObjectToObject(st, "capacity");
         char g[16];
@@ -761,9 +928,15 @@ struct gf_ks_runner *gf_ks_runner_new(const struct gf_ks_runner_opts *o)
     r->default_ms = o->default_ms > 0 ? o->default_ms : 60000;
     r->fd = o->exec_log_fd;
     r->scale = o->time_scale > 0 ? o->time_scale : 1.0;
-    r->free_gpus = gf_calloc(r->n_nodes, sizeof(*r->free_gpus));
-    for (unsigned i = 0; i < r->n_nodes; i++)
-        r->free_gpus[i] = r->gpus_per_node;
+    r->nodes = gf_calloc(r->n_nodes, sizeof(*r->nodes));
+    for (unsigned i = 0; i < r->n_nodes; i++) {
+        /* Named even without a Node type (a bare store). */
+        snprintf(r->nodes[i].name, sizeof(r->nodes[i].name), "node-%u", i + 1);
+        r->nodes[i].free[RN_R_GPU] = (int64_t)r->gpus_per_node * 1000;
+        r->nodes[i].free[RN_R_CPU] = (int64_t)64 * 1000;
+        r->nodes[i].free[RN_R_MEM] = (int64_t)512 * 1024 * 1024 * 1024 * 1000;
+        r->nodes[i].free[RN_R_PODS] = (int64_t)110 * 1000;
+    }
     gf_timer_init(r->clk, &r->timer);
     r->timer.data = r;
     create_nodes(r);
@@ -783,7 +956,9 @@ void gf_ks_runner_free(struct gf_ks_runner *r)
     gf_timer_stop(&r->timer);
     gf_htab_free_all(&r->pods, rpod_free);
     gf_htab_free_all(&r->jobs, rjob_release);
-    gf_free(r->free_gpus);
+    for (unsigned i = 0; i < r->n_nodes; i++)
+        cJSON_Delete(r->nodes[i].labels);
+    gf_free(r->nodes);
     gf_free(r->cluster);
     gf_free(r);
 }
@@ -794,5 +969,5 @@ void gf_ks_runner_stats(const struct gf_ks_runner *r,
     *out = r->stats;
     out->free_gpus = 0;
     for (unsigned i = 0; i < r->n_nodes; i++)
-        out->free_gpus += r->free_gpus[i];
+        out->free_gpus += (uint64_t)(r->nodes[i].free[RN_R_GPU] / 1000);
 }

@@ -3,19 +3,24 @@
  * Job controller, the scheduler and the kubelets.
  *
  * The cluster gets `nodes` Node objects with `gpus_per_node` GPUs each
- * (nvidia.com/gpu). A batch/v1 Job that is not suspended runs up to
- * spec.parallelism Pods at a time until spec.completions Pods (default:
- * parallelism) have succeeded. Pods are real objects in the store, so
- * `kubectl get pods` shows them: created Pending, bound to the first node
- * with enough free GPUs (they wait while none has), Running, then
+ * (nvidia.com/gpu), 64 cpu, 512Gi of memory and 110 pods. A batch/v1 Job
+ * that is not suspended runs up to spec.parallelism Pods at a time until
+ * spec.completions Pods (default: parallelism) have succeeded. Pods are
+ * real objects in the store, so `kubectl get pods` shows them: created
+ * Pending, bound to the first node whose labels match the Pod's
+ * nodeSelector and that has room for its effective GPU, cpu, memory and
+ * pod requests (Node label changes are followed), Running, then
  * Succeeded (or Failed) after the duration in the Job's annotation
  * kubesim.gpufed.io/duration ("90s"; the default otherwise), or at once
- * with kubesim.gpufed.io/fail: "true". Failed Pods are replaced until
- * spec.backoffLimit (default 6) is exceeded. The Job's status follows the
- * Job controller's: startTime, completionTime, active/ready/succeeded/
- * failed, conditions SuccessCriteriaMet and Complete, or FailureTarget
- * and Failed, and Suspended while suspended. Suspending a Job (Kueue's
- * eviction) or deleting it deletes its Pods.
+ * with kubesim.gpufed.io/fail: "true". A Pod no node can take gets
+ * PodScheduled=False, reason Unschedulable, with the scheduler's message
+ * ("0/4 nodes are available: 4 Insufficient nvidia.com/gpu."). Failed
+ * Pods are replaced after the Job controller's back-off (10 s, doubling,
+ * at most 6 min) until spec.backoffLimit (default 6) is exceeded. The
+ * Job's status follows the Job controller's: startTime, completionTime,
+ * active/ready/succeeded/failed, conditions SuccessCriteriaMet and
+ * Complete, or FailureTarget and Failed, and Suspended while suspended.
+ * Suspending a Job (Kueue's eviction) or deleting it deletes its Pods.
  *
  * Every Pod start (bound and Running) and stop (finished or deleted) is
  * one JSON line in the execution log, written with a single write(2) so

@@ -46,6 +46,8 @@ struct kq_case {
     const char *flavor_of;   /* "name=flavor" assignment to check */
     const char *cq_borrowed; /* "cq=quantity" borrowed to check */
     const char *cq_used;     /* "cq=quantity" in status.flavorsUsage */
+    const char *remove;      /* deleted after the second batch */
+    const char *pending_msg; /* "name=text" in its QuotaReserved message */
 };
 
 #define GPU "nvidia.com/gpu"
@@ -67,6 +69,23 @@ struct kq_case {
     "  resourceGroups:\n  - coveredResources: [\"" RES "\"]\n    flavors:\n"   \
     "    - name: default-flavor\n      resources:\n"                           \
     "      - {name: \"" RES "\", " quota "}\n---\n"
+
+/* A ClusterQueue as CQ, with no namespaceSelector of its own. */
+#define CQ_NOSEL(n, extra, quota)                                              \
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"                 \
+    "metadata: {name: " n "}\n"                                                \
+    "spec:\n" extra "  resourceGroups:\n  - coveredResources: [\"" RES         \
+    "\"]\n    flavors:\n"                                                      \
+    "    - name: default-flavor\n      resources:\n"                           \
+    "      - {name: \"" RES "\", " quota "}\n---\n"
+/* A ClusterQueue with two flavors f1 and f2 of RES, each its own quota. */
+#define CQ2(n, extra, q1, q2)                                                  \
+    "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"                 \
+    "metadata: {name: " n "}\n"                                                \
+    "spec:\n  namespaceSelector: {}\n" extra                                   \
+    "  resourceGroups:\n  - coveredResources: [\"" RES "\"]\n    flavors:\n"   \
+    "    - {name: f1, resources: [{name: \"" RES "\", " q1 "}]}\n"             \
+    "    - {name: f2, resources: [{name: \"" RES "\", " q2 "}]}\n---\n"
 
 static void create_wl(struct ks_kqtk *t, const struct wl_spec *w,
                       const char *res)
@@ -133,17 +152,25 @@ static void want_pending(struct ks_kqtk *t, const char *name,
     cJSON_Delete(o);
 }
 
-static void want_preempted(struct ks_kqtk *t, const char *name,
+static void want_preempted(struct ks_kqtk *t, const char *item,
                            const struct kq_case *c)
 {
+    /* "name" (the case's reason) or "name:Reason". */
+    char name[64];
+    const char *want = c->preempted_reason;
+    const char *colon = strchr(item, ':');
+    snprintf(name, sizeof(name), "%.*s",
+             (int)(colon != NULL ? (size_t)(colon - item) : strlen(item)),
+             item);
+    if (colon != NULL)
+        want = colon + 1;
     cJSON *o = get_wl(t, name);
     const char *reason = NULL, *preason = NULL;
     const char *ev = ks_kqtk_cond(o, "Evicted", &reason, NULL);
     const char *pr = ks_kqtk_cond(o, "Preempted", &preason, NULL);
     if (ev == NULL || strcmp(ev, "True") != 0 || pr == NULL ||
-        strcmp(reason, "Preempted") != 0 ||
-        strcmp(preason, c->preempted_reason) != 0)
-        fail_msg("%s not preempted (%s)", name, c->preempted_reason);
+        strcmp(reason, "Preempted") != 0 || strcmp(preason, want) != 0)
+        fail_msg("%s not preempted (%s)", name, want);
     assert_null(gf_json_path(o, "status.admission"));
     cJSON_Delete(o);
 }
@@ -158,6 +185,39 @@ static void split_pair(const char *spec, char *name, char *value, size_t cap)
     memcpy(name, spec, n);
     name[n] = '\0';
     memcpy(value, eq + 1, strlen(eq + 1) + 1);
+}
+
+static char *setup_for(const char *setup, const char *res);
+
+static void delete_wl(struct ks_kqtk *t, const char *name,
+                      const struct kq_case *c)
+{
+    (void)c;
+    const struct gf_ks_rtype *ty = gf_ks_store_type(t->st, KQ, "workloads");
+    assert_int_equal(
+        gf_ks_store_delete(t->st, ty, "default", name, NULL, NULL, NULL, NULL),
+        0);
+}
+
+/* "name=text": the Workload waits, and its message contains text. */
+static void check_pending_msg(struct ks_kqtk *t, const char *spec,
+                              const char *res)
+{
+    char name[64];
+    const char *eq = strchr(spec, '=');
+    assert_non_null(eq);
+    snprintf(name, sizeof(name), "%.*s", (int)(eq - spec), spec);
+    /* RES in the text stands for the case's resource. */
+    char *want = setup_for(eq + 1, res);
+    cJSON *o = get_wl(t, name);
+    const char *msg = NULL;
+    const char *qr = ks_kqtk_cond(o, "QuotaReserved", NULL, &msg);
+    if (qr == NULL || strcmp(qr, "False") != 0 || msg == NULL ||
+        strstr(msg, want) == NULL)
+        fail_msg("%s: message \"%s\", want \"%s\"", name,
+                 msg != NULL ? msg : "(none)", want);
+    gf_free(want);
+    cJSON_Delete(o);
 }
 
 static void check_flavor(struct ks_kqtk *t, const char *spec, const char *res)
@@ -231,6 +291,12 @@ static void run_case(const struct kq_case *c, const char *res)
     for (size_t i = 0; i < 6 && c->then[i].name != NULL; i++)
         create_wl(&t, &c->then[i], res);
     ks_kqtk_settle(&t);
+    if (c->remove != NULL) {
+        each(c->remove, delete_wl, &t, c);
+        ks_kqtk_settle(&t);
+    }
+    if (c->pending_msg != NULL)
+        check_pending_msg(&t, c->pending_msg, res);
     each(c->admitted, want_admitted, &t, c);
     each(c->pending, want_pending, &t, c);
     each(c->preempted, want_preempted, &t, c);
@@ -352,10 +418,13 @@ static const struct kq_case cases[] = {
      .then = {{"a1", "lq-a", 0, "2", 1}},
      .admitted = "c1",
      .pending = "a1"},
-    /* 11: flavors are tried in the order the ClusterQueue lists them. */
+    /* 11: flavors are tried in the order the ClusterQueue lists them.
+     * (With namespaceSelector: {}: "To allow workloads from all
+     * namespaces, set the empty selector {}", cluster_queue.md.) */
     {.setup = FLAVOR("small") FLAVOR(
          "large") "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
-                  "metadata: {name: cq}\nspec:\n  resourceGroups:\n"
+                  "metadata: {name: cq}\nspec:\n  namespaceSelector: {}\n"
+                  "  resourceGroups:\n"
                   "  - coveredResources: [\"" RES "\"]\n    flavors:\n"
                   "    - {name: small, resources: [{name: \"" RES "\", "
                   "nominalQuota: 2}]}\n"
@@ -373,6 +442,249 @@ static const struct kq_case cases[] = {
      .then = {{"a1", "lq-a", 0, "4", 1}},
      .admitted = "c1,b1",
      .pending = "a1"},
+    /* 13: "Within a Cohort, Kueue prioritizes scheduling workloads that
+     * will fit under nominalQuota" (cluster_queue.md): when b1 ends, b2
+     * fits cq-b's nominal quota and goes before the older a2, which would
+     * have to borrow. */
+    {.setup = FLAVOR("default-flavor")
+         CQ("cq-a", "  cohortName: pool\n", "nominalQuota: 4")
+             CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 4")
+                 LQ("lq-a", "cq-a") LQ("lq-b", "cq-b"),
+     .first = {{"a1", "lq-a", 0, "4", 1}, {"b1", "lq-b", 0, "4", 1}},
+     .then = {{"a2", "lq-a", 0, "4", 1}, {"b2", "lq-b", 0, "4", 1}},
+     .remove = "b1",
+     .admitted = "a1,b2",
+     .pending = "a2"},
+    /* 14: "To allow workloads from all namespaces, set the empty
+     * selector {}" (cluster_queue.md); without it none is eligible. */
+    {.setup = FLAVOR("default-flavor") CQ_NOSEL("cq", "", "nominalQuota: 4")
+         LQ("lq", "cq"),
+     .first = {{"a", "lq", 0, "1", 1}},
+     .pending = "a",
+     .pending_msg = "a=workload namespace doesn't match ClusterQueue selector"},
+    /* 15: matchLabels on "kubernetes.io/metadata.name ... that the
+     * Kubernetes control plane sets on all namespaces". */
+    {.setup = FLAVOR("default-flavor")
+         CQ_NOSEL("cq",
+                  "  namespaceSelector:\n    matchLabels:\n"
+                  "      kubernetes.io/metadata.name: default\n",
+                  "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"a", "lq", 0, "1", 1}},
+     .admitted = "a"},
+    /* 16: a matchLabels selector for another namespace. */
+    {.setup = FLAVOR("default-flavor")
+         CQ_NOSEL("cq",
+                  "  namespaceSelector:\n    matchLabels:\n"
+                  "      kubernetes.io/metadata.name: team-a\n",
+                  "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"a", "lq", 0, "1", 1}},
+     .pending = "a"},
+    /* 17: "Another way to configure namespaceSelector is using
+     * matchExpressions": In. */
+    {.setup = FLAVOR("default-flavor")
+         CQ_NOSEL("cq",
+                  "  namespaceSelector:\n    matchExpressions:\n"
+                  "    - {key: kubernetes.io/metadata.name, operator: In,"
+                  " values: [team-a, default]}\n",
+                  "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"a", "lq", 0, "1", 1}},
+     .admitted = "a"},
+    /* 18: matchExpressions NotIn. */
+    {.setup = FLAVOR("default-flavor")
+         CQ_NOSEL("cq",
+                  "  namespaceSelector:\n    matchExpressions:\n"
+                  "    - {key: kubernetes.io/metadata.name, operator: NotIn,"
+                  " values: [default]}\n",
+                  "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"a", "lq", 0, "1", 1}},
+     .pending = "a"},
+    /* 19: "An incoming Workload, which does not fit within the unused
+     * quota, is eligible to issue preemptions when ... the requests of
+     * the Workload are below the flavor's nominal quota, or
+     * borrowWithinCohort is enabled" (preemption.md): 3 > nominal 2, so
+     * withinClusterQueue does not preempt a-low. */
+    {.setup = FLAVOR("default-flavor")
+         CQ("cq-a",
+            "  cohortName: pool\n"
+            "  preemption: {withinClusterQueue: LowerPriority}\n",
+            "nominalQuota: 2")
+             CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 2")
+                 LQ("lq-a", "cq-a") LQ("lq-b", "cq-b"),
+     .first = {{"a-low", "lq-a", 0, "3", 1}, {"b1", "lq-b", 0, "1", 1}},
+     .then = {{"a-high", "lq-a", 10, "3", 1}},
+     .admitted = "a-low,b1",
+     .pending = "a-high"},
+    /* 20: borrowWithinCohort LowerPriority: "if the pending Workload
+     * requires borrowing, only preempt Workloads in the cohort that have
+     * lower priority" (cluster_queue.md). */
+    {.setup = FLAVOR("default-flavor")
+         CQ("cq-a",
+            "  cohortName: pool\n"
+            "  preemption:\n    reclaimWithinCohort: Any\n"
+            "    borrowWithinCohort: {policy: LowerPriority}\n",
+            "nominalQuota: 2")
+             CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 2")
+                 CQ("cq-c", "  cohortName: pool\n", "nominalQuota: 2")
+                     LQ("lq-a", "cq-a") LQ("lq-b", "cq-b") LQ("lq-c", "cq-c"),
+     .first = {{"b-low", "lq-b", 0, "4", 1}, {"c1", "lq-c", 0, "2", 1}},
+     .then = {{"a-high", "lq-a", 10, "3", 1}},
+     .admitted = "a-high,c1",
+     .preempted = "b-low",
+     .preempted_reason = "InCohortReclaimWhileBorrowing"},
+    /* 21: "only workloads up to the priority indicated by
+     * maxPriorityThreshold can be preempted in that scenario". */
+    {.setup = FLAVOR("default-flavor")
+         CQ("cq-a",
+            "  cohortName: pool\n"
+            "  preemption:\n    reclaimWithinCohort: Any\n"
+            "    borrowWithinCohort: {policy: LowerPriority,"
+            " maxPriorityThreshold: 1}\n",
+            "nominalQuota: 2")
+             CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 2")
+                 CQ("cq-c", "  cohortName: pool\n", "nominalQuota: 2")
+                     LQ("lq-a", "cq-a") LQ("lq-b", "cq-b") LQ("lq-c", "cq-c"),
+     .first = {{"b-mid", "lq-b", 5, "4", 1}, {"c1", "lq-c", 0, "2", 1}},
+     .then = {{"a-high", "lq-a", 10, "3", 1}},
+     .admitted = "b-mid,c1",
+     .pending = "a-high"},
+    /* 22: Kueue's "Should preempt Workloads in the cohort borrowing
+     * quota, when the ClusterQueue is using less than nominal quota": the
+     * targets are one lower-priority Workload of alpha and one borrower
+     * of beta, not beta's larger higher-priority one ("Kueue greedily
+     * qualifies the candidates, until the preemptor Workload can fit,
+     * disallowing for borrowing", preemption.md). */
+    {.setup = FLAVOR("default-flavor") CQ(
+         "alpha",
+         "  cohortName: all\n"
+         "  preemption: {withinClusterQueue: LowerPriority,"
+         " reclaimWithinCohort: Any}\n",
+         "nominalQuota: 2") CQ("beta", "  cohortName: all\n", "nominalQuota: 2")
+         CQ("gamma",
+            "  cohortName: all\n"
+            "  preemption: {withinClusterQueue: LowerPriority,"
+            " reclaimWithinCohort: Any}\n",
+            "nominalQuota: 2") LQ("alpha-q", "alpha") LQ("beta-q", "beta")
+             LQ("gamma-q", "gamma"),
+     .first = {{"alpha-low", "alpha-q", 1, "1", 1},
+               {"beta-mid", "beta-q", 5, "1", 1},
+               {"beta-high", "beta-q", 10, "4", 1}},
+     .then = {{"alpha-mid", "alpha-q", 5, "2", 1}},
+     .admitted = "alpha-mid,beta-high",
+     .preempted = "alpha-low:InClusterQueue,beta-mid:InCohortReclamation"},
+    /* 23: Kueue's "Should not preempt Workloads in the cohort, if the
+     * ClusterQueue requires borrowing". */
+    {.setup = FLAVOR("default-flavor") CQ(
+         "alpha",
+         "  cohortName: all\n"
+         "  preemption: {withinClusterQueue: LowerPriority,"
+         " reclaimWithinCohort: Any}\n",
+         "nominalQuota: 2") CQ("beta", "  cohortName: all\n", "nominalQuota: 2")
+         CQ("gamma", "  cohortName: all\n", "nominalQuota: 2")
+             LQ("alpha-q", "alpha") LQ("beta-q", "beta"),
+     .first = {{"alpha-high-1", "alpha-q", 10, "2", 1},
+               {"beta-low", "beta-q", 1, "4", 1}},
+     .then = {{"alpha-high-2", "alpha-q", 10, "2", 1}},
+     .admitted = "alpha-high-1,beta-low",
+     .pending = "alpha-high-2"},
+    /* 24: flavorFungibility "whenCanBorrow ... MayStopSearch (default):
+     * Kueue stops looking for a better assignment": f1 by borrowing. */
+    {.setup = FLAVOR("f1") FLAVOR("f2") CQ2(
+         "cq-a", "  cohortName: pool\n", "nominalQuota: 2", "nominalQuota: 4")
+         CQ2("cq-b", "  cohortName: pool\n", "nominalQuota: 4",
+             "nominalQuota: 0") LQ("lq-a", "cq-a"),
+     .first = {{"w", "lq-a", 0, "3", 1}},
+     .admitted = "w",
+     .flavor_of = "w=f1"},
+    /* 25: "TryNextFlavor: Kueue tries the next ResourceFlavor", and "if
+     * ... Kueue finds some ResourceFlavor in which it can fit without
+     * preemption or borrowing, such ResourceFlavor is immediately
+     * selected". */
+    {.setup = FLAVOR("f1") FLAVOR("f2")
+         CQ2("cq-a",
+             "  cohortName: pool\n"
+             "  flavorFungibility: {whenCanBorrow: TryNextFlavor}\n",
+             "nominalQuota: 2", "nominalQuota: 4")
+             CQ2("cq-b", "  cohortName: pool\n", "nominalQuota: 4",
+                 "nominalQuota: 0") LQ("lq-a", "cq-a"),
+     .first = {{"w", "lq-a", 0, "3", 1}},
+     .admitted = "w",
+     .flavor_of = "w=f2"},
+    /* 26: whenCanPreempt TryNextFlavor (the default) takes a later
+     * flavor where it fits over preempting in the first. */
+    {.setup = FLAVOR("f1") FLAVOR("f2")
+         CQ2("cq", "  preemption: {withinClusterQueue: LowerPriority}\n",
+             "nominalQuota: 2", "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"low", "lq", 0, "2", 1}},
+     .then = {{"high", "lq", 10, "2", 1}},
+     .admitted = "low,high",
+     .flavor_of = "high=f2"},
+    /* 27: whenCanPreempt MayStopSearch preempts in the first flavor (the
+     * preempted low is requeued and then fits f2). */
+    {.setup = FLAVOR("f1") FLAVOR("f2")
+         CQ2("cq",
+             "  preemption: {withinClusterQueue: LowerPriority}\n"
+             "  flavorFungibility: {whenCanPreempt: MayStopSearch}\n",
+             "nominalQuota: 2", "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"low", "lq", 0, "2", 1}},
+     .then = {{"high", "lq", 10, "2", 1}},
+     .admitted = "high,low",
+     .flavor_of = "high=f1"},
+    /* 28: every flavor's reason is kept, with Kueue's "request > maximum
+     * capacity" wording when no amount of waiting could make it fit. */
+    {.setup = FLAVOR("f1") FLAVOR("f2")
+         CQ2("cq", "", "nominalQuota: 2", "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"w", "lq", 0, "5", 1}},
+     .pending = "w",
+     .pending_msg =
+         "w=couldn't assign flavors to pod set main: insufficient quota "
+         "for " RES
+         " in flavor f1, previously considered podsets requests (0) + "
+         "current podset request (5) > maximum capacity (2), insufficient "
+         "quota for " RES " in flavor f2, previously considered podsets "
+         "requests (0) + current podset request (5) > maximum capacity (4)"},
+    /* 29: both flavors' "insufficient unused quota" reasons. */
+    {.setup = FLAVOR("f1") FLAVOR("f2")
+         CQ2("cq", "", "nominalQuota: 2", "nominalQuota: 4") LQ("lq", "cq"),
+     .first = {{"a", "lq", 0, "2", 1}, {"b", "lq", 0, "3", 1}},
+     .then = {{"w", "lq", 0, "2", 1}},
+     .admitted = "a,b",
+     .pending = "w",
+     .pending_msg =
+         "w=couldn't assign flavors to pod set main: insufficient "
+         "unused quota for " RES " in flavor f1, 2 more needed, "
+         "insufficient unused quota for " RES " in flavor f2, 1 more needed"},
+    /* 30: "nominalQuota defined at the Cohort level represents
+     * additional resources on top of those defined by ClusterQueues
+     * within the Cohort ... a shared pool" (cohort.md). */
+    {.setup = FLAVOR(
+         "default-flavor") "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Cohort\n"
+                           "metadata: {name: hello}\nspec:\n  resourceGroups:\n"
+                           "  - coveredResources: [\"" RES "\"]\n    flavors:\n"
+                           "    - {name: default-flavor, resources: [{name: "
+                           "\"" RES "\","
+                           " nominalQuota: 6}]}\n---\n" CQ(
+                               "cq-a", "  cohortName: hello\n",
+                               "nominalQuota: 0") LQ("lq-a", "cq-a"),
+     .first = {{"a", "lq-a", 0, "6", 1}},
+     .then = {{"b", "lq-a", 0, "1", 1}},
+     .admitted = "a",
+     .pending = "b",
+     .cq_borrowed = "cq-a=6"},
+    /* 31: Kueue's "Should be able to preempt when lending limit
+     * enabled": prod keeps 1 of its 5 and lends 4; reclaiming them takes
+     * the lower-priority borrower of dev only. */
+    {.setup = FLAVOR("default-flavor")
+         CQ("prod-cq",
+            "  cohortName: all\n  preemption: {reclaimWithinCohort: Any}\n",
+            "nominalQuota: 5, lendingLimit: 4")
+             CQ("dev-cq", "  cohortName: all\n", "nominalQuota: 5")
+                 LQ("prod-queue", "prod-cq") LQ("dev-queue", "dev-cq"),
+     .first = {{"wl-1", "dev-queue", 0, "4", 1},
+               {"wl-2", "dev-queue", 1, "5", 1}},
+     .then = {{"wl-3", "prod-queue", 0, "4", 1}},
+     .admitted = "wl-2,wl-3",
+     .preempted = "wl-1",
+     .preempted_reason = "InCohortReclamation"},
 };
 
 /* Each case with nvidia.com/gpu and with cpu. */
@@ -401,7 +713,26 @@ static const struct kq_case cases[] = {
     X(test_reclaimWithinCohort_Any_evicts_only_needed_borrowers, 9)            \
     X(test_reclaimWithinCohort_LowerPriority_spares_higher_priority, 10)       \
     X(test_flavors_are_tried_in_the_order_listed, 11)                          \
-    X(test_reclaim_takes_back_only_borrowed_quota, 12)
+    X(test_reclaim_takes_back_only_borrowed_quota, 12)                         \
+    X(test_cohort_admits_nominal_fitting_workloads_first, 13)                  \
+    X(test_null_namespaceSelector_admits_from_no_namespace, 14)                \
+    X(test_namespaceSelector_matchLabels_selects_namespace, 15)                \
+    X(test_namespaceSelector_matchLabels_rejects_other_namespace, 16)          \
+    X(test_namespaceSelector_matchExpressions_In, 17)                          \
+    X(test_namespaceSelector_matchExpressions_NotIn, 18)                       \
+    X(test_withinClusterQueue_needs_request_within_nominal, 19)                \
+    X(test_borrowWithinCohort_preempts_lower_priority_while_borrowing, 20)     \
+    X(test_borrowWithinCohort_maxPriorityThreshold_spares_above, 21)           \
+    X(test_upstream_preempt_own_low_and_cohort_borrower, 22)                   \
+    X(test_upstream_no_cohort_preemption_when_borrowing_required, 23)          \
+    X(test_whenCanBorrow_MayStopSearch_borrows_in_first_flavor, 24)            \
+    X(test_whenCanBorrow_TryNextFlavor_prefers_flavor_without_borrowing, 25)   \
+    X(test_whenCanPreempt_TryNextFlavor_prefers_a_flavor_that_fits, 26)        \
+    X(test_whenCanPreempt_MayStopSearch_preempts_in_first_flavor, 27)          \
+    X(test_message_says_request_exceeds_maximum_capacity_per_flavor, 28)       \
+    X(test_message_keeps_every_flavors_reason, 29)                             \
+    X(test_cohort_object_quota_is_a_shared_pool, 30)                           \
+    X(test_upstream_preempt_when_lending_limit_enabled, 31)
 
 CASES(CASE)
 

@@ -449,6 +449,266 @@ static void test_upstream_sample_job_runs_to_completion(void **s)
     ks_kqtk_stop(&t);
 }
 
+/* A Job from its YAML; its Workload's first pod set assignment. */
+static const cJSON *psa0(const cJSON *wl)
+{
+    return cJSON_GetArrayItem(
+        gf_json_path(wl, "status.admission.podSetAssignments"), 0);
+}
+
+static void test_job_pod_count_is_min_of_parallelism_and_completions(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    /* workload.md: Kueue counts a Job's pods as min(parallelism,
+     * completions); 4 parallel pods for 2 completions are 2 pods. */
+    ks_kqtk_apply(&e.t, "apiVersion: batch/v1\nkind: Job\n"
+                        "metadata:\n  name: j\n  namespace: default\n"
+                        "  labels: {kueue.x-k8s.io/queue-name: lq}\n"
+                        "spec:\n  parallelism: 4\n  completions: 2\n"
+                        "  template:\n    spec:\n      restartPolicy: Never\n"
+                        "      containers:\n      - name: c\n"
+                        "        image: busybox\n"
+                        "        resources: {requests: {nvidia.com/gpu: 1},"
+                        " limits: {nvidia.com/gpu: 1}}\n");
+    ks_kqtk_settle(&e.t);
+    cJSON *w = wl_of(&e, "j");
+    int64_t count = 0;
+    gf_json_int(cJSON_GetArrayItem(gf_json_path(w, "spec.podSets"), 0), "count",
+                &count);
+    assert_int_equal(count, 2);
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(psa0(w), "resourceUsage", "nvidia.com/gpu")),
+        "2");
+    cJSON_Delete(w);
+    env_stop(&e);
+}
+
+static void test_effective_requests_count_init_containers(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    /* Kueue uses the pod's effective requests: the larger of the
+     * containers' sum and any init container (4 GPUs here, not 1). */
+    ks_kqtk_apply(&e.t, "apiVersion: batch/v1\nkind: Job\n"
+                        "metadata:\n  name: j\n  namespace: default\n"
+                        "  labels: {kueue.x-k8s.io/queue-name: lq}\n"
+                        "spec:\n  template:\n    spec:\n"
+                        "      restartPolicy: Never\n"
+                        "      initContainers:\n      - name: warm\n"
+                        "        image: busybox\n"
+                        "        resources: {requests: {nvidia.com/gpu: 4},"
+                        " limits: {nvidia.com/gpu: 4}}\n"
+                        "      containers:\n      - name: c\n"
+                        "        image: busybox\n"
+                        "        resources: {requests: {nvidia.com/gpu: 1},"
+                        " limits: {nvidia.com/gpu: 1}}\n");
+    ks_kqtk_settle(&e.t);
+    cJSON *w = wl_of(&e, "j");
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(psa0(w), "resourceUsage", "nvidia.com/gpu")),
+        "4");
+    cJSON_Delete(w);
+    env_stop(&e);
+}
+
+static void test_pods_resource_counts_one_per_pod(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    /* A ClusterQueue that covers "pods" caps the number of pods. */
+    ks_kqtk_apply(&e.t,
+                  "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
+                  "metadata: {name: pods-cq}\nspec:\n"
+                  "  namespaceSelector: {}\n"
+                  "  resourceGroups:\n  - coveredResources: [pods]\n"
+                  "    flavors:\n    - name: default-flavor\n"
+                  "      resources: [{name: pods, nominalQuota: 2}]\n---\n"
+                  "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"
+                  "metadata: {name: plq, namespace: default}\n"
+                  "spec: {clusterQueue: pods-cq}\n");
+    const char *names[] = {"p1", "p2", "p3"};
+    for (int i = 0; i < 3; i++) {
+        char y[768];
+        snprintf(y, sizeof(y),
+                 "apiVersion: batch/v1\nkind: Job\n"
+                 "metadata:\n  name: %s\n  namespace: default\n"
+                 "  labels: {kueue.x-k8s.io/queue-name: plq}\n"
+                 "spec:\n  template:\n    spec:\n"
+                 "      restartPolicy: Never\n"
+                 "      containers: [{name: c, image: busybox}]\n",
+                 names[i]);
+        ks_kqtk_apply(&e.t, y);
+    }
+    ks_kqtk_settle(&e.t);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "p1", "Admitted", reason), "True");
+    assert_string_equal(cond_of(&e, "p2", "Admitted", reason), "True");
+    assert_string_not_equal(cond_of(&e, "p3", "QuotaReserved", reason), "True");
+    assert_true(suspended(&e, "p3"));
+    env_stop(&e);
+}
+
+static void test_flavor_nodeLabels_match_and_are_injected(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    /* resource_flavor.md: a flavor's nodeLabels are matched against the
+     * pod's nodeSelector, and added to the nodeSelector of the admitted
+     * Job's pod template. */
+    ks_kqtk_apply(
+        &e.t,
+        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
+        "metadata: {name: a100}\nspec: {nodeLabels: {gpu.example.com/type:"
+        " a100}}\n---\n"
+        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
+        "metadata: {name: h100}\nspec: {nodeLabels: {gpu.example.com/type:"
+        " h100}}\n---\n"
+        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
+        "metadata: {name: gpu-cq}\nspec:\n  namespaceSelector: {}\n"
+        "  resourceGroups:\n  - coveredResources: [nvidia.com/gpu]\n"
+        "    flavors:\n"
+        "    - {name: a100, resources: [{name: nvidia.com/gpu,"
+        " nominalQuota: 8}]}\n"
+        "    - {name: h100, resources: [{name: nvidia.com/gpu,"
+        " nominalQuota: 8}]}\n---\n"
+        "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"
+        "metadata: {name: glq, namespace: default}\n"
+        "spec: {clusterQueue: gpu-cq}\n");
+#define GPU_JOB                                                                \
+    "apiVersion: batch/v1\nkind: Job\n"                                        \
+    "metadata:\n  name: %s\n  namespace: default\n"                            \
+    "  labels: {kueue.x-k8s.io/queue-name: glq}\n"                             \
+    "spec:\n  template:\n    spec:\n%s"                                        \
+    "      restartPolicy: Never\n"                                             \
+    "      containers:\n      - name: c\n"                                     \
+    "        image: busybox\n"                                                 \
+    "        resources: {requests: {nvidia.com/gpu: 1},"                       \
+    " limits: {nvidia.com/gpu: 1}}\n"
+    char y[1024];
+    snprintf(y, sizeof(y), GPU_JOB, "any", "");
+    ks_kqtk_apply(&e.t, y);
+    snprintf(y, sizeof(y), GPU_JOB, "wants-h100",
+             "      nodeSelector: {gpu.example.com/type: h100}\n");
+    ks_kqtk_apply(&e.t, y);
+    ks_kqtk_settle(&e.t);
+    cJSON *w = wl_of(&e, "wants-h100");
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(psa0(w), "flavors", "nvidia.com/gpu")),
+        "h100");
+    cJSON_Delete(w);
+    cJSON *j = job(&e, "any");
+    assert_string_equal(
+        gf_json_as_str(GF_JSON_AT(j, "spec", "template", "spec", "nodeSelector",
+                                  "gpu.example.com/type")),
+        "a100");
+    cJSON_Delete(j);
+    /* Suspended again (deactivated), the injected label goes away. */
+    cJSON *wa = wl_of(&e, "any");
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default",
+                  gf_json_str(wa, "metadata.name"),
+                  "{\"spec\":{\"active\":false}}");
+    cJSON_Delete(wa);
+    ks_kqtk_settle(&e.t);
+    j = job(&e, "any");
+    assert_null(GF_JSON_AT(j, "spec", "template", "spec", "nodeSelector",
+                           "gpu.example.com/type"));
+    cJSON_Delete(j);
+    env_stop(&e);
+}
+
+static void test_pod_sets_get_flavors_of_their_own(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    /* Kueue assigns flavors per pod set: the launcher fits "small", the
+     * workers (with the launcher's quota assumed) only "large"; a pod
+     * set of count 0 gets a flavor and a usage of 0. */
+    ks_kqtk_apply(
+        &e.t, "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
+              "metadata: {name: small}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ResourceFlavor\n"
+              "metadata: {name: large}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: ClusterQueue\n"
+              "metadata: {name: mp-cq}\nspec:\n  namespaceSelector: {}\n"
+              "  resourceGroups:\n  - coveredResources: [nvidia.com/gpu]\n"
+              "    flavors:\n"
+              "    - {name: small, resources: [{name: nvidia.com/gpu,"
+              " nominalQuota: 2}]}\n"
+              "    - {name: large, resources: [{name: nvidia.com/gpu,"
+              " nominalQuota: 16}]}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: LocalQueue\n"
+              "metadata: {name: mlq, namespace: default}\n"
+              "spec: {clusterQueue: mp-cq}\n---\n"
+              "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Workload\n"
+              "metadata: {name: mpi, namespace: default}\n"
+              "spec:\n  queueName: mlq\n  podSets:\n"
+              "  - name: launcher\n    count: 1\n    template:\n      spec:\n"
+              "        restartPolicy: Never\n        containers:\n"
+              "        - {name: c, image: busybox, resources: {requests:"
+              " {nvidia.com/gpu: 2}}}\n"
+              "  - name: worker\n    count: 3\n    template:\n      spec:\n"
+              "        restartPolicy: Never\n        containers:\n"
+              "        - {name: c, image: busybox, resources: {requests:"
+              " {nvidia.com/gpu: 2}}}\n"
+              "  - name: spare\n    count: 0\n    template:\n      spec:\n"
+              "        restartPolicy: Never\n        containers:\n"
+              "        - {name: c, image: busybox, resources: {requests:"
+              " {nvidia.com/gpu: 2}}}\n");
+    ks_kqtk_settle(&e.t);
+    cJSON *w = ks_kqtk_get(&e.t, KQ, "workloads", "default", "mpi");
+    assert_non_null(w);
+    const cJSON *psas = gf_json_path(w, "status.admission.podSetAssignments");
+    const char *want[] = {"small", "large", "small"};
+    const char *usage[] = {"2", "6", "0"};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *p = cJSON_GetArrayItem(psas, i);
+        assert_string_equal(
+            gf_json_as_str(GF_JSON_AT(p, "flavors", "nvidia.com/gpu")),
+            want[i]);
+        assert_string_equal(
+            gf_json_as_str(GF_JSON_AT(p, "resourceUsage", "nvidia.com/gpu")),
+            usage[i]);
+    }
+    cJSON_Delete(w);
+    env_stop(&e);
+}
+
+static void test_stopped_queues_are_reported_as_kueue_does(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    /* A stopped LocalQueue: "LocalQueue lq is stopped" (not "ClusterQueue
+     * ... is inactive"); a stopped ClusterQueue makes its LocalQueue
+     * inactive too (ClusterQueueIsInactive). */
+    ks_kqtk_patch(&e.t, KQ, "localqueues", "default", "lq",
+                  "{\"spec\":{\"stopPolicy\":\"Hold\"}}");
+    create_job(&e, "held", "1", 1, "");
+    ks_kqtk_settle(&e.t);
+    cJSON *w = wl_of(&e, "held");
+    const char *msg = NULL;
+    ks_kqtk_cond(w, "QuotaReserved", NULL, &msg);
+    assert_string_equal(msg, "LocalQueue lq is stopped");
+    cJSON_Delete(w);
+    ks_kqtk_patch(&e.t, KQ, "localqueues", "default", "lq",
+                  "{\"spec\":{\"stopPolicy\":null}}");
+    ks_kqtk_patch(&e.t, KQ, "clusterqueues", "", "cq",
+                  "{\"spec\":{\"stopPolicy\":\"Hold\"}}");
+    ks_kqtk_settle(&e.t);
+    cJSON *lq = ks_kqtk_get(&e.t, KQ, "localqueues", "default", "lq");
+    const char *reason = NULL;
+    assert_string_equal(ks_kqtk_cond(lq, "Active", &reason, NULL), "False");
+    assert_string_equal(reason, "ClusterQueueIsInactive");
+    cJSON_Delete(lq);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +718,13 @@ int main(void)
         cmocka_unit_test(test_preempted_job_is_suspended_and_its_pods_deleted),
         cmocka_unit_test(test_kueue_frozen_fault_stops_admission_until_it_ends),
         cmocka_unit_test(test_upstream_sample_job_runs_to_completion),
+        cmocka_unit_test(
+            test_job_pod_count_is_min_of_parallelism_and_completions),
+        cmocka_unit_test(test_effective_requests_count_init_containers),
+        cmocka_unit_test(test_pods_resource_counts_one_per_pod),
+        cmocka_unit_test(test_flavor_nodeLabels_match_and_are_injected),
+        cmocka_unit_test(test_pod_sets_get_flavors_of_their_own),
+        cmocka_unit_test(test_stopped_queues_are_reported_as_kueue_does),
     };
     gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

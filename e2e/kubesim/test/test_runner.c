@@ -193,8 +193,15 @@ static void test_fail_annotation_fails_until_backoffLimit(void **s)
                1);
     ks_kqtk_settle(&e.t);
     advance(&e, 10000);
-    /* One failure is within backoffLimit 1: a replacement runs. */
+    /* One failure is within backoffLimit 1: a replacement runs, but
+     * "Failed Pods associated with the Job are recreated by the Job
+     * controller with an exponential back-off delay (10s, 20s, 40s ...)"
+     * (the Job documentation): not before 10 s. */
     assert_int_equal(pods(&e, "Failed", true), 1);
+    assert_int_equal(pods(&e, "Running", true), 0);
+    advance(&e, 9999);
+    assert_int_equal(pods(&e, "Running", true), 0);
+    advance(&e, 1);
     assert_int_equal(pods(&e, "Running", true), 1);
     assert_string_equal(job_cond(&e, "j", "Failed", NULL), "");
     advance(&e, 10000);
@@ -288,6 +295,109 @@ static void test_frozen_runner_makes_no_progress(void **s)
     renv_stop(&e);
 }
 
+/* The node each Pod of the store is bound to, in creation order. */
+static void nodes_of_pods(struct renv *e, char out[][32], size_t n)
+{
+    struct gf_ks_list l;
+    struct gf_ks_list_opts o = {0};
+    assert_int_equal(gf_ks_store_list(e->t.st,
+                                      gf_ks_store_type(e->t.st, "", "pods"), &o,
+                                      &l, NULL),
+                     0);
+    assert_int_equal(l.n, n);
+    for (size_t i = 0; i < l.n; i++) {
+        cJSON *p = gf_ks_obj_parse(l.items[i]);
+        const char *node = gf_json_str(p, "spec.nodeName");
+        snprintf(out[i], 32, "%s", node != NULL ? node : "");
+        cJSON_Delete(p);
+    }
+    gf_ks_list_free(&l);
+}
+
+static void create_pod_job(struct renv *e, const char *name, int par,
+                           const char *pod_extra, const char *res)
+{
+    char y[1536];
+    snprintf(y, sizeof(y),
+             "apiVersion: batch/v1\nkind: Job\n"
+             "metadata:\n  name: %s\n  namespace: default\n"
+             "  annotations: {kubesim.gpufed.io/duration: 10s}\n"
+             "spec:\n  parallelism: %d\n  completions: %d\n"
+             "  template:\n    metadata: {labels: {team: a}}\n"
+             "    spec:\n%s      restartPolicy: Never\n"
+             "      containers:\n      - name: c\n        image: busybox\n"
+             "        resources: {requests: {%s}}\n",
+             name, par, par, pod_extra, res);
+    ks_kqtk_apply(&e->t, y);
+}
+
+static void test_pods_bind_by_nodeSelector(void **s)
+{
+    (void)s;
+    struct renv e;
+    renv_start(&e, 2, 8, 1.0);
+    create_pod_job(&e, "j", 1,
+                   "      nodeSelector: {kubernetes.io/hostname: node-2}\n",
+                   "nvidia.com/gpu: 1");
+    ks_kqtk_settle(&e.t);
+    char nodes[1][32];
+    nodes_of_pods(&e, nodes, 1);
+    assert_string_equal(nodes[0], "node-2");
+    renv_stop(&e);
+}
+
+static void test_pods_bind_by_cpu_capacity(void **s)
+{
+    (void)s;
+    struct renv e;
+    renv_start(&e, 2, 8, 1.0);
+    /* Nodes have 64 cpu: two pods of 40 cpu cannot share one. */
+    create_pod_job(&e, "j", 2, "", "cpu: 40");
+    ks_kqtk_settle(&e.t);
+    char nodes[2][32];
+    nodes_of_pods(&e, nodes, 2);
+    assert_string_not_equal(nodes[0], nodes[1]);
+    assert_int_equal(pods(&e, "Running", true), 2);
+    renv_stop(&e);
+}
+
+static void test_unbindable_pod_is_unschedulable_until_a_node_matches(void **s)
+{
+    (void)s;
+    struct renv e;
+    renv_start(&e, 2, 8, 1.0);
+    create_pod_job(&e, "j", 1,
+                   "      nodeSelector: {gpu.example.com/type: h100}\n",
+                   "nvidia.com/gpu: 1");
+    ks_kqtk_settle(&e.t);
+    struct gf_ks_list l;
+    struct gf_ks_list_opts o = {0};
+    assert_int_equal(gf_ks_store_list(e.t.st,
+                                      gf_ks_store_type(e.t.st, "", "pods"), &o,
+                                      &l, NULL),
+                     0);
+    assert_int_equal(l.n, 1);
+    cJSON *p = gf_ks_obj_parse(l.items[0]);
+    gf_ks_list_free(&l);
+    const char *reason = NULL, *msg = NULL;
+    assert_string_equal(ks_kqtk_cond(p, "PodScheduled", &reason, &msg),
+                        "False");
+    assert_string_equal(reason, "Unschedulable");
+    assert_string_equal(msg, "0/2 nodes are available: 2 node(s) didn't "
+                             "match Pod's node affinity/selector.");
+    cJSON_Delete(p);
+    /* kubectl label node node-1 gpu.example.com/type=h100 */
+    ks_kqtk_patch(&e.t, "", "nodes", "", "node-1",
+                  "{\"metadata\":{\"labels\":"
+                  "{\"gpu.example.com/type\":\"h100\"}}}");
+    ks_kqtk_settle(&e.t);
+    char nodes[1][32];
+    nodes_of_pods(&e, nodes, 1);
+    assert_string_equal(nodes[0], "node-1");
+    assert_int_equal(pods(&e, "Running", true), 1);
+    renv_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +408,10 @@ int main(void)
         cmocka_unit_test(test_gpu_capacity_is_counted_per_node),
         cmocka_unit_test(test_suspend_deletes_pods_and_logs_stop),
         cmocka_unit_test(test_frozen_runner_makes_no_progress),
+        cmocka_unit_test(test_pods_bind_by_nodeSelector),
+        cmocka_unit_test(test_pods_bind_by_cpu_capacity),
+        cmocka_unit_test(
+            test_unbindable_pod_is_unschedulable_until_a_node_matches),
     };
     gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
