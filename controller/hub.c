@@ -20,7 +20,7 @@
 
 #define DEFAULT_NS "gpufed-system"
 #define DEFAULT_PASS_MS 1000
-#define DEFAULT_COPY_TTL_MS (10 * 60 * 1000)
+#define DEFAULT_COPY_TTL_MS ((uint64_t)10 * 60 * 1000)
 
 /* --- the crash hook --------------------------------------------------- */
 
@@ -69,8 +69,8 @@ static bool same_members(const struct gf_policy *a, const struct gf_policy *b)
     return true;
 }
 
-static void policy_event(struct gf_hub *h, const char *reason,
-                         const char *msg, bool warn);
+static void policy_event(struct gf_hub *h, const char *reason, const char *msg,
+                         bool warn);
 
 static void on_policy(void *data, const struct gf_policy *now,
                       const struct gf_policy_diag *diag)
@@ -115,8 +115,8 @@ static void event_done(void *data, const struct gf_kube_result *r)
 
 /* An Event on the policy's ConfigMap in the hub (best effort): where an
  * admin who edited it looks. */
-static void policy_event(struct gf_hub *h, const char *reason,
-                         const char *msg, bool warn)
+static void policy_event(struct gf_hub *h, const char *reason, const char *msg,
+                         bool warn)
 {
     char ts[32];
     gf_time_rfc3339(gf_clock_wall_ms(&h->clk), ts);
@@ -194,7 +194,6 @@ struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name)
 
 /* --- hub watches ------------------------------------------------------ */
 
-
 static int lease_project(void *data, const cJSON *obj, void **out)
 {
     (void)data;
@@ -220,35 +219,29 @@ static void lease_proj_free(void *v)
     gf_free(p);
 }
 
-static void lease_changed(struct gf_hub *h, const struct gf_store_entry *old,
-                          const struct gf_store_entry *cur)
-{
-    if (cur != NULL) {
-        const struct gf__lease_proj *p = cur->proj;
-        gf_ledger_lease_set(h->ledger, &p->l);
-        gf__hub_enqueue_lease(h, p->l.name);
-    } else {
-        const struct gf__lease_proj *p = old->proj;
-        gf_ledger_lease_delete(h->ledger, p->l.name);
-        lease_mem_drop(h, p->l.name);
-    }
-    gf__hub_kick_pass(h);
-}
-
 static void lease_add(void *data, const struct gf_store_entry *e)
 {
-    lease_changed(data, NULL, e);
+    struct gf_hub *h = data;
+    const struct gf__lease_proj *p = e->proj;
+    gf_ledger_lease_set(h->ledger, &p->l);
+    gf__hub_enqueue_lease(h, p->l.name);
+    gf__hub_kick_pass(h);
 }
 
 static void lease_upd(void *data, const struct gf_store_entry *o,
                       const struct gf_store_entry *e)
 {
-    lease_changed(data, o, e);
+    (void)o;
+    lease_add(data, e);
 }
 
 static void lease_del(void *data, const struct gf_store_entry *o)
 {
-    lease_changed(data, o, NULL);
+    struct gf_hub *h = data;
+    const struct gf__lease_proj *p = o->proj;
+    gf_ledger_lease_delete(h->ledger, p->l.name);
+    lease_mem_drop(h, p->l.name);
+    gf__hub_kick_pass(h);
 }
 
 /* A member kubeconfig Secret, decoded. */
@@ -285,8 +278,7 @@ static void secret_proj_free(void *v)
 }
 
 /* The Secret a member's credentialsSecret names ("namespace/name"). */
-static void secret_key(const struct gf_hub *h, size_t i, char *out,
-                       size_t cap)
+static void secret_key(const struct gf_hub *h, size_t i, char *out, size_t cap)
 {
     const char *ref = h->policy->members[i].credentials_secret;
     if (ref != NULL)
@@ -344,8 +336,7 @@ static void member_reconcile(struct gf_hub *h, const char *key,
     secret_key(h, m->index, sk, sizeof(sk));
     const struct gf_store_entry *e = gf_store_get(h->secrets, sk);
     if (e == NULL) {
-        GF_LOG(&m->lc, GF_LOG_WARN, "member Secret not found", "secret=%s",
-               sk);
+        GF_LOG(&m->lc, GF_LOG_WARN, "member Secret not found", "secret=%s", sk);
         gf_wq_done(h->wq, key, GF_WQ_REQUEUE_AFTER, 10000);
         return;
     }
@@ -405,34 +396,42 @@ static const struct gf_store_handlers lease_handlers = {
 static const struct gf_store_handlers secret_handlers = {
     .on_add = secret_add, .on_update = secret_upd, .on_delete = secret_del};
 
+/* Every error of a refused policy, one log line each, file:line:col
+ * first (the format of `gpufedctl policy check`). */
+static void log_diag(struct gf_hub *h, const char *path,
+                     const struct gf_policy_diag *diag)
+{
+    struct gf_buf b = GF_BUF_INIT(1 << 20);
+    gf_policy_diag_format(diag, path, &b);
+    GF_LOG(&h->lc, GF_LOG_ERROR, "policy invalid", "path=%s errors=%zu", path,
+           diag->n + diag->dropped);
+    const char *line = gf_buf_cstr(&b);
+    while (line != NULL && *line != '\0') {
+        const char *nl = strchr(line, '\n');
+        int n = (int)(nl != NULL ? (size_t)(nl - line) : strlen(line));
+        char one[600];
+        snprintf(one, sizeof(one), "%.*s", n, line);
+        GF_LOG(&h->lc, GF_LOG_ERROR, "policy error", "error=%s", one);
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    gf_buf_free(&b);
+}
+
 static int open_policy(struct gf_hub *h, const char *path)
 {
     struct gf_policy_diag diag;
     gf_policy_diag_init(&diag);
-    struct gf_policy_file_opts po = {
-        .loop = h->loop, .clk = &h->clk, .path = path, .cb = on_policy,
-        .data = h};
+    struct gf_policy_file_opts po = {.loop = h->loop,
+                                     .clk = &h->clk,
+                                     .path = path,
+                                     .cb = on_policy,
+                                     .data = h};
     int rc = gf_policy_file_open(&po, &h->pf, &diag);
-    if (rc == GF_ECONFIG) {
-        struct gf_buf b = GF_BUF_INIT(1 << 20);
-        gf_policy_diag_format(&diag, path, &b);
-        GF_LOG(&h->lc, GF_LOG_ERROR, "policy invalid", "path=%s errors=%zu",
-               path, diag.n + diag.dropped);
-        /* One line per error, file:line:col first. */
-        const char *line = gf_buf_cstr(&b);
-        while (line != NULL && *line != '\0') {
-            const char *nl = strchr(line, '\n');
-            char one[600];
-            snprintf(one, sizeof(one), "%.*s",
-                     (int)(nl != NULL ? nl - line : (long)strlen(line)), line);
-            GF_LOG(&h->lc, GF_LOG_ERROR, "policy error", "error=%s", one);
-            line = nl != NULL ? nl + 1 : NULL;
-        }
-        gf_buf_free(&b);
-    } else if (rc != 0) {
+    if (rc == GF_ECONFIG)
+        log_diag(h, path, &diag);
+    else if (rc != 0)
         GF_LOG(&h->lc, GF_LOG_ERROR, "policy unreadable", "path=%s err=%s",
                path, gf_strerror(rc));
-    }
     gf_policy_diag_free(&diag);
     if (rc == 0)
         h->policy = gf_policy_file_ref(h->pf);
@@ -458,8 +457,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
         rc = open_policy(h, o->policy_path);
     if (rc == 0)
         rc = gf_http_new(h->loop, &h->clk, &h->http);
-    struct gf_kube_client_opts co = {.user_agent = "gpufed-hub",
-                                     .name = "hub"};
+    struct gf_kube_client_opts co = {.user_agent = "gpufed-hub", .name = "hub"};
     if (rc == 0)
         rc = gf_kube_client_new(h->http, &h->clk, o->hub_creds, &co, &h->hubc);
     if (rc != 0) {
@@ -484,8 +482,8 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     h->ledger = gf_ledger_new(h->resource);
     h->wq = gf_wq_new(&h->clk, NULL, process, h);
     h->n_members = h->policy->n_members;
-    h->members = gf_calloc(h->n_members ? h->n_members : 1,
-                           sizeof(*h->members));
+    h->members =
+        gf_calloc(h->n_members ? h->n_members : 1, sizeof(*h->members));
     for (size_t i = 0; i < h->n_members; i++) {
         gf__member_new(h, i, &h->members[i]);
         gf_ledger_member_set(h->ledger, h->members[i]->name, GF_FRESH_UNKNOWN,

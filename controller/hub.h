@@ -30,9 +30,9 @@ struct gf_hub_opts {
      * a ConfigMap's symlink swap); a file that fails validation keeps the
      * last good policy. */
     const char *policy_path;
-    const char *ns;                        /* NULL: gpufed-system */
-    uint64_t pass_period_ms;               /* 0: 1000 */
-    uint64_t copy_ttl_ms;                  /* 0: 10 min */
+    const char *ns;          /* NULL: gpufed-system */
+    uint64_t pass_period_ms; /* 0: 1000 */
+    uint64_t copy_ttl_ms;    /* 0: 10 min */
     /*
      * Fault hook for crash-recovery tests: "WRITE:N" kills the process
      * with SIGKILL right after the N-th successful write of that kind

@@ -49,8 +49,7 @@ static int readyz(void *data, struct gf_buf *body, const char **ct)
         gf_buf_puts(body, "quotaleases: not synced\n");
     for (size_t i = 0; i < h->n_members; i++) {
         if (!gf__member_synced(h->members[i])) {
-            gf_buf_printf(body, "member %s: not synced\n",
-                          h->members[i]->name);
+            gf_buf_printf(body, "member %s: not synced\n", h->members[i]->name);
             ready = false;
         }
     }
@@ -137,8 +136,8 @@ static void registry(struct gf__hub_http *x)
 {
     static const char *const member[] = {"member", NULL};
     static const char *const phase[] = {"phase", NULL};
-    static const char *const quota[] = {"member", "cluster_queue", "flavor",
-                                        "resource", "kind", NULL};
+    static const char *const quota[] = {"member",   "cluster_queue", "flavor",
+                                        "resource", "kind",          NULL};
     static const char *const none[] = {NULL};
     x->m = gf_metrics_new();
     x->synced = gf_metrics_gauge(x->m, "gpufed_member_synced",
@@ -147,9 +146,9 @@ static void registry(struct gf__hub_http *x)
                                  member);
     x->leases = gf_metrics_gauge(x->m, "gpufed_leases",
                                  "QuotaLeases in the hub, by phase", phase);
-    x->pending = gf_metrics_gauge(x->m, "gpufed_pending_workloads",
-                                  "Workloads waiting for quota, all members",
-                                  none);
+    x->pending =
+        gf_metrics_gauge(x->m, "gpufed_pending_workloads",
+                         "Workloads waiting for quota, all members", none);
     x->quota = gf_metrics_gauge(
         x->m, "gpufed_quota",
         "Quota per member, ClusterQueue, flavor and resource: nominal, used "

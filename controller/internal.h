@@ -113,8 +113,8 @@ struct gf_hub {
     struct gf_workqueue *wq;
     struct gf__member **members;
     size_t n_members;
-    struct gf_htab lease_mem;   /* name -> struct gf__lease_mem */
-    struct gf_htab starting;    /* origin "member/ns/name" being recorded */
+    struct gf_htab lease_mem; /* name -> struct gf__lease_mem */
+    struct gf_htab starting;  /* origin "member/ns/name" being recorded */
     unsigned inflight_writes;
     bool stopping;
     struct gf_timer drain; /* stop: waits for writes in flight */
@@ -123,7 +123,7 @@ struct gf_hub {
     void (*stop_cb)(void *data);
     void *stop_data;
     struct gf__hub_http *http_srv; /* NULL without --listen */
-    char crash_write[32]; /* gf_hub_opts.crash_after, parsed */
+    char crash_write[32];          /* gf_hub_opts.crash_after, parsed */
     unsigned crash_n;
     /* Counters for /metrics and the summary. */
     uint64_t n_passes, n_starts, n_writes, n_write_errors;
@@ -133,22 +133,20 @@ struct gf_hub {
 int gf__member_new(struct gf_hub *h, size_t index, struct gf__member **out);
 /* (Re)connects with a kubeconfig (bytes of the Secret); the policy's
  * apiServer wins over the kubeconfig's server. */
-int gf__member_connect(struct gf__member *m, const char *kubeconfig,
-                       size_t len, const char *secret_rv);
+int gf__member_connect(struct gf__member *m, const char *kubeconfig, size_t len,
+                       const char *secret_rv);
 /* Closes reflectors and frees; cb fires later from the loop. */
-void gf__member_close(struct gf__member *m, void (*cb)(void *data),
-                      void *data);
+void gf__member_close(struct gf__member *m, void (*cb)(void *data), void *data);
 /* Every store listed and every reflector watching. */
 bool gf__member_synced(const struct gf__member *m);
 struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name);
 /* Returned-borrowed projections (valid this loop turn), or NULL. */
 const struct gf_obs_workload *gf__member_wl(const struct gf__member *m,
-                                           const char *ns, const char *name);
+                                            const char *ns, const char *name);
 const struct gf_obs_job *gf__member_job(const struct gf__member *m,
                                         const char *ns, const char *name);
-const struct gf_obs_workload *gf__member_job_wl(const struct gf__member *m,
-                                               const char *ns,
-                                               const char *job);
+const struct gf_obs_workload *
+gf__member_job_wl(const struct gf__member *m, const char *ns, const char *job);
 const struct gf_obs_lq *gf__member_lq(const struct gf__member *m,
                                       const char *ns, const char *name);
 const struct gf_obs_cq *gf__member_cq(const struct gf__member *m,

@@ -19,7 +19,6 @@
 #include "common/json.h"
 #include "controller/copy.h"
 
-
 /* One write in flight: everything its callbacks need, owned. */
 struct wctx {
     struct gf_hub *h;
@@ -78,8 +77,8 @@ static void copy_name(const struct gf_lease *l, char out[GF_COPY_NAME_MAX])
 /* --- the view --------------------------------------------------------- */
 
 static void view_origin(struct gf_hub *h, const struct gf_lease *l,
-                        const struct gf__lease_mem *mem,
-                        struct gf_lm_origin *o, struct wctx *c)
+                        const struct gf__lease_mem *mem, struct gf_lm_origin *o,
+                        struct wctx *c)
 {
     struct gf__member *m = gf__hub_member(h, l->origin_member);
     if (m == NULL || !gf__member_synced(m)) {
@@ -90,15 +89,14 @@ static void view_origin(struct gf_hub *h, const struct gf_lease *l,
     snprintf(key, sizeof(key), "%s/%s", l->origin_namespace, l->origin_name);
     const struct gf_store_entry *e = gf_store_get(m->stores[GF__M_WL], key);
     const struct gf_obs_workload *w = e != NULL ? e->proj : NULL;
-    const struct gf_obs_job *j =
-        w != NULL && w->owner_name != NULL
-            ? gf__member_job(m, w->ns, w->owner_name)
-            : NULL;
+    const struct gf_obs_job *j = w != NULL && w->owner_name != NULL
+                                     ? gf__member_job(m, w->ns, w->owner_name)
+                                     : NULL;
     o->wl = w != NULL ? GF_LM_PRESENT : GF_LM_ABSENT;
     o->job = j != NULL ? GF_LM_PRESENT : GF_LM_ABSENT;
     if (w != NULL) {
-        o->held_by_us = !w->active && w->lease != NULL &&
-                        strcmp(w->lease, l->name) == 0;
+        o->held_by_us =
+            !w->active && w->lease != NULL && strcmp(w->lease, l->name) == 0;
         o->reserved = (w->quota_reserved || w->admitted) && !w->finished;
         o->finished = w->finished;
         snprintf(c->origin_rv, sizeof(c->origin_rv), "%s", e->rv);
@@ -170,11 +168,10 @@ static const char *event_message(const struct wctx *c, char *out, size_t cap)
                  l->lender_member, l->lender_cq, l->lender_flavor, l->gpus,
                  l->name);
     else if (strcmp(ev, "CopyAdmitted") == 0)
-        snprintf(out, cap, "Copy %s admitted in member %s; lease %s",
-                 c->copy, l->lender_member, l->name);
+        snprintf(out, cap, "Copy %s admitted in member %s; lease %s", c->copy,
+                 l->lender_member, l->name);
     else if (strcmp(ev, "CopySucceeded") == 0 || strcmp(ev, "CopyFailed") == 0)
-        snprintf(out, cap, "Copy %s in member %s %s", c->copy,
-                 l->lender_member,
+        snprintf(out, cap, "Copy %s in member %s %s", c->copy, l->lender_member,
                  ev[4] == 'S' ? "succeeded" : "failed");
     else
         snprintf(out, cap, "%s: %s; lease %s", ev, c->step.rule, l->name);
@@ -207,8 +204,7 @@ static void emit_event(struct wctx *c)
     cJSON_AddStringToObject(io, "name", c->origin_job);
     cJSON_AddStringToObject(io, "uid", c->origin_job_uid);
     cJSON_AddStringToObject(e, "reason", c->step.event);
-    cJSON_AddStringToObject(e, "message",
-                            event_message(c, msg, sizeof(msg)));
+    cJSON_AddStringToObject(e, "message", event_message(c, msg, sizeof(msg)));
     cJSON_AddStringToObject(e, "type", warn ? "Warning" : "Normal");
     cJSON *src = cJSON_AddObjectToObject(e, "source");
     cJSON_AddStringToObject(src, "component", "gpufed");
@@ -218,8 +214,8 @@ static void emit_event(struct wctx *c)
     char *body = cJSON_PrintUnformatted(e);
     cJSON_Delete(e);
     struct gf_kube_resource r = resource("events");
-    if (gf_kube_create(m->client, &r, c->l.origin_namespace, body,
-                       strlen(body), ignore, h, NULL) == 0)
+    if (gf_kube_create(m->client, &r, c->l.origin_namespace, body, strlen(body),
+                       ignore, h, NULL) == 0)
         h->inflight_writes++;
     cJSON_free(body);
 }
@@ -278,8 +274,7 @@ static void phase_patched(void *data, const struct gf_kube_result *res)
          * watch instead of writing the same transition twice. */
         snprintf(mem->stale_rv, sizeof(mem->stale_rv), "%s", c->lease_rv);
         struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
-        GF_LOG(&lc, GF_LOG_INFO, "lease phase",
-               "phase=%s reason=%s rule=%s",
+        GF_LOG(&lc, GF_LOG_INFO, "lease phase", "phase=%s reason=%s rule=%s",
                gf_lease_phase_name(c->step.phase),
                gf_lm_reason_name(c->step.reason), c->step.rule);
     }
@@ -299,18 +294,18 @@ static void phase_got(void *data, const struct gf_kube_result *res)
     int64_t now = gf_clock_wall_ms(&h->clk);
     int64_t started =
         c->step.phase == GF_LEASE_ACTIVE && c->l.started_ms == 0 ? now : 0;
-    char *patch = gf_obs_lease_status_patch(
-        st, gf_lease_phase_name(c->step.phase),
-        gf_lm_reason_name(c->step.reason), c->step.rule, c->l.epoch, now,
-        started, 0);
+    char *patch =
+        gf_obs_lease_status_patch(st, gf_lease_phase_name(c->step.phase),
+                                  gf_lm_reason_name(c->step.reason),
+                                  c->step.rule, c->l.epoch, now, started, 0);
     struct gf_kube_resource r = res_of_lease();
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
                                     .subresource = "status",
                                     .resource_version = rv};
-    int rc = patch == NULL ? -EINVAL
-                           : gf_kube_patch(h->hubc, &r, h->ns, c->lease, &po,
-                                           patch, strlen(patch), phase_patched,
-                                           c, NULL);
+    int rc = patch == NULL
+                 ? -EINVAL
+                 : gf_kube_patch(h->hubc, &r, h->ns, c->lease, &po, patch,
+                                 strlen(patch), phase_patched, c, NULL);
     cJSON_free(patch);
     if (rc != 0)
         finish(c, GF_WQ_ERROR, 0);
@@ -319,8 +314,8 @@ static void phase_got(void *data, const struct gf_kube_result *res)
 static void set_phase(struct wctx *c)
 {
     struct gf_kube_resource r = res_of_lease();
-    if (gf_kube_get(c->h->hubc, &r, c->h->ns, c->lease, phase_got, c,
-                    NULL) != 0)
+    if (gf_kube_get(c->h->hubc, &r, c->h->ns, c->lease, phase_got, c, NULL) !=
+        0)
         finish(c, GF_WQ_ERROR, 0);
 }
 
@@ -365,8 +360,7 @@ static void hold_done(void *data, const struct gf_kube_result *res)
 static void hold(struct wctx *c)
 {
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
-    char *body =
-        gf_copy_hold_patch(c->origin_rv, c->lease, c->l.lender_member);
+    char *body = gf_copy_hold_patch(c->origin_rv, c->lease, c->l.lender_member);
     struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
     int rc = cl == NULL ? -ENOTCONN
@@ -556,8 +550,8 @@ static void create_step(struct wctx *c)
         struct gf_kube_resource r = resource("clusterqueues.kueue.x-k8s.io");
         rc = gf_kube_create(lm->client, &r, NULL, body, strlen(body),
                             create_stage_done, c, NULL);
-    } else if (c->stage <= 1 && gf__member_lq(lm, c->lender_ns, c->lq) ==
-                                    NULL) {
+    } else if (c->stage <= 1 &&
+               gf__member_lq(lm, c->lender_ns, c->lq) == NULL) {
         c->stage = 1;
         body = overflow_lq(c->lender_ns, c->lq, c->cq);
         struct gf_kube_resource r = resource("localqueues.kueue.x-k8s.io");
@@ -566,8 +560,8 @@ static void create_step(struct wctx *c)
     } else if (c->stage < 100) {
         c->stage = 2;
         struct gf_kube_resource r = resource("jobs.batch");
-        rc = gf_kube_get(om->client, &r, c->l.origin_namespace,
-                         c->origin_job, origin_job_got, c, NULL);
+        rc = gf_kube_get(om->client, &r, c->l.origin_namespace, c->origin_job,
+                         origin_job_got, c, NULL);
     } else {
         emit_event(c);
         finish(c, GF_WQ_OK, 0);
@@ -605,8 +599,8 @@ static void create_copy(struct wctx *c)
 static void gone_answer(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
-    if (res->err == GF_ENOTFOUND || (res->err == 0 &&
-                                     c->step.write == GF_LM_DELETE_COPY))
+    if (res->err == GF_ENOTFOUND ||
+        (res->err == 0 && c->step.write == GF_LM_DELETE_COPY))
         c->wrote = true;
     if (res->err == GF_ENOTFOUND) {
         gf__lease_mem(c->h, c->lease)->confirmed_gone = true;
@@ -627,9 +621,8 @@ static void delete_copy(struct gf_hub *h, struct wctx *c)
     struct gf_kube_client *cl = member_client(c, c->l.lender_member);
     struct gf_kube_resource r = resource("jobs.batch");
     struct gf_kube_delete_opts o = {.propagation = "Foreground",
-                                    .precondition_uid = c->copy_uid[0]
-                                                            ? c->copy_uid
-                                                            : NULL};
+                                    .precondition_uid =
+                                        c->copy_uid[0] ? c->copy_uid : NULL};
     (void)h;
     if (cl == NULL || gf_kube_delete(cl, &r, c->lender_ns, c->copy, &o,
                                      gone_answer, c, NULL) != 0)
@@ -640,8 +633,8 @@ static void confirm_gone(struct wctx *c)
 {
     struct gf_kube_client *cl = member_client(c, c->l.lender_member);
     struct gf_kube_resource r = resource("jobs.batch");
-    if (cl == NULL || gf_kube_get(cl, &r, c->lender_ns, c->copy, gone_answer,
-                                  c, NULL) != 0)
+    if (cl == NULL ||
+        gf_kube_get(cl, &r, c->lender_ns, c->copy, gone_answer, c, NULL) != 0)
         finish(c, GF_WQ_ERROR, 0);
 }
 
@@ -736,8 +729,7 @@ static void mark_outcome(struct wctx *c, bool succeeded)
     int rc = cl == NULL || c->origin_job[0] == '\0'
                  ? -ENOTCONN
                  : gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job,
-                                 &po, body, strlen(body), done_simple, c,
-                                 NULL);
+                                 &po, body, strlen(body), done_simple, c, NULL);
     cJSON_free(body);
     if (rc != 0)
         finish(c, GF_WQ_ERROR, 0);
@@ -756,7 +748,8 @@ void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
 {
     char keybuf[320];
     const struct gf_store_entry *e =
-        h->leases != NULL ? gf_store_get(h->leases, lease_key(h, name, keybuf)) : NULL;
+        h->leases != NULL ? gf_store_get(h->leases, lease_key(h, name, keybuf))
+                          : NULL;
     if (e == NULL) {
         gf_wq_done(h->wq, key, GF_WQ_OK, 0);
         return;

@@ -44,7 +44,7 @@ static const void *proj(const struct gf__member *m, enum gf__mkind k,
 }
 
 const struct gf_obs_workload *gf__member_wl(const struct gf__member *m,
-                                           const char *ns, const char *name)
+                                            const char *ns, const char *name)
 {
     return proj(m, GF__M_WL, ns, name);
 }
@@ -74,8 +74,7 @@ const struct gf_obs_ns *gf__member_ns(const struct gf__member *m,
 }
 
 const struct gf_obs_workload *gf__member_job_wl(const struct gf__member *m,
-                                               const char *ns,
-                                               const char *job)
+                                                const char *ns, const char *job)
 {
     char key[600];
     snprintf(key, sizeof(key), "%s/%s", ns, job);
@@ -127,8 +126,8 @@ static void feed_wl(struct gf__member *m, const struct gf_obs_workload *w)
     gf_obs_workload_to_ledger(w, m->name, cq != NULL ? cq->name : NULL, &lw);
     int rc = gf_ledger_workload_set(h->ledger, &lw);
     if (rc != 0)
-        GF_LOG(&m->lc, GF_LOG_WARN, "workload not counted",
-               "key=%s/%s err=%s", w->ns, w->name, gf_strerror(rc));
+        GF_LOG(&m->lc, GF_LOG_WARN, "workload not counted", "key=%s/%s err=%s",
+               w->ns, w->name, gf_strerror(rc));
 }
 
 /* The lease a Workload or Job belongs to: the origin's annotation, or a
@@ -263,7 +262,8 @@ struct member_extra {
 
 int gf__member_new(struct gf_hub *h, size_t index, struct gf__member **out)
 {
-    struct gf__member *m = gf_calloc(1, sizeof(*m) + sizeof(struct member_extra));
+    struct gf__member *m =
+        gf_calloc(1, sizeof(*m) + sizeof(struct member_extra));
     m->hub = h;
     m->index = index;
     m->name = gf_strdup(h->policy->members[index].name);
@@ -281,12 +281,12 @@ static struct member_extra *extra(struct gf__member *m)
 }
 
 static const gf_store_project_fn projections[GF__M_KINDS] = {
-    [GF__M_CQ] = gf_obs_cq_project,   [GF__M_LQ] = gf_obs_lq_project,
+    [GF__M_CQ] = gf_obs_cq_project,       [GF__M_LQ] = gf_obs_lq_project,
     [GF__M_WL] = gf_obs_workload_project, [GF__M_JOB] = gf_obs_job_project,
     [GF__M_NS] = gf_obs_ns_project,
 };
 static const gf_store_free_fn frees[GF__M_KINDS] = {
-    [GF__M_CQ] = gf_obs_cq_free,   [GF__M_LQ] = gf_obs_lq_free,
+    [GF__M_CQ] = gf_obs_cq_free,       [GF__M_LQ] = gf_obs_lq_free,
     [GF__M_WL] = gf_obs_workload_free, [GF__M_JOB] = gf_obs_job_free,
     [GF__M_NS] = gf_obs_ns_free,
 };
@@ -378,8 +378,47 @@ static void close_reflectors(struct gf__member *m)
     }
 }
 
-int gf__member_connect(struct gf__member *m, const char *kubeconfig,
-                       size_t len, const char *secret_rv)
+/* The member's credentials from its Secret's kubeconfig, with the
+ * policy's apiServer as the URL: the Secret gives trust and identity, the
+ * policy says where. */
+static int member_creds(struct gf__member *m, const char *kubeconfig,
+                        size_t len, struct gf_kube_creds **out)
+{
+    struct gf_kubeconfig_error kerr;
+    char name[128];
+    snprintf(name, sizeof(name), "secret for member %s", m->name);
+    int rc = gf_kubeconfig_parse(name, NULL, kubeconfig, len, NULL, out, &kerr);
+    if (rc != 0) {
+        char why[600];
+        gf_kubeconfig_error_format(&kerr, why, sizeof(why));
+        GF_LOG(&m->lc, GF_LOG_ERROR, "member kubeconfig refused", "why=%s",
+               why);
+        return rc;
+    }
+    const char *api = m->hub->policy->members[m->index].api_server;
+    if (api != NULL) {
+        gf_free((*out)->server);
+        (*out)->server = gf_strdup(api);
+    }
+    return 0;
+}
+
+/* Credentials rotated: close this connection; on_refl_closed requeues
+ * the member, which then connects with the new ones. */
+static int reconnect(struct gf__member *m)
+{
+    GF_LOG(&m->lc, GF_LOG_INFO, "member credentials changed", "");
+    GF_FREE(m->secret_rv);
+    close_reflectors(m);
+    if (m->closing == 0) {
+        gf_kube_client_free(m->client);
+        m->client = NULL;
+    }
+    return -EAGAIN;
+}
+
+int gf__member_connect(struct gf__member *m, const char *kubeconfig, size_t len,
+                       const char *secret_rv)
 {
     struct gf_hub *h = m->hub;
     if (m->client != NULL && m->secret_rv != NULL && secret_rv != NULL &&
@@ -388,37 +427,12 @@ int gf__member_connect(struct gf__member *m, const char *kubeconfig,
     if (m->closing > 0)
         return -EAGAIN; /* the previous connection is still closing */
     struct gf_kube_creds *creds = NULL;
-    struct gf_kubeconfig_error kerr;
-    char name[128];
-    snprintf(name, sizeof(name), "secret for member %s", m->name);
-    int rc = gf_kubeconfig_parse(name, NULL, kubeconfig, len, NULL, &creds,
-                                 &kerr);
-    if (rc != 0) {
-        char why[600];
-        gf_kubeconfig_error_format(&kerr, why, sizeof(why));
-        GF_LOG(&m->lc, GF_LOG_ERROR, "member kubeconfig refused", "why=%s",
-               why);
+    int rc = member_creds(m, kubeconfig, len, &creds);
+    if (rc != 0)
         return rc;
-    }
     if (m->client != NULL) {
-        /* Credentials rotated: close this connection; on_refl_closed
-         * requeues the member, which then connects with the new ones. */
-        GF_LOG(&m->lc, GF_LOG_INFO, "member credentials changed", "");
         gf_kube_creds_free(creds);
-        GF_FREE(m->secret_rv);
-        close_reflectors(m);
-        if (m->closing > 0)
-            return -EAGAIN;
-        gf_kube_client_free(m->client);
-        m->client = NULL;
-        return -EAGAIN;
-    }
-    /* The policy names the API server; the Secret gives trust and
-     * identity. */
-    const char *api = h->policy->members[m->index].api_server;
-    if (api != NULL) {
-        gf_free(creds->server);
-        creds->server = gf_strdup(api);
+        return reconnect(m);
     }
     struct gf_kube_client_opts co = {.user_agent = "gpufed-hub",
                                      .name = m->name};
@@ -438,8 +452,7 @@ int gf__member_connect(struct gf__member *m, const char *kubeconfig,
     return rc;
 }
 
-void gf__member_close(struct gf__member *m, void (*cb)(void *data),
-                      void *data)
+void gf__member_close(struct gf__member *m, void (*cb)(void *data), void *data)
 {
     m->stopped = true;
     m->stop_cb = cb;

@@ -67,8 +67,8 @@ static void start_done(void *data, const struct gf_kube_result *res)
     } else {
         h->n_write_errors++;
         GF_LOG(&h->lc, GF_LOG_WARN, "lease not recorded",
-               "lease=%s err=%s message=%s", c->l.name,
-               gf_strerror(res->err), res->status->message);
+               "lease=%s err=%s message=%s", c->l.name, gf_strerror(res->err),
+               res->status->message);
     }
     gf_free(gf_htab_del_str(&h->starting, c->key));
     gf_lease_clear(&c->l);
@@ -85,8 +85,7 @@ static const char *target_ns(const struct gf_hub *h, const struct gf_action *a)
         if (strcmp(gr->name, a->group) != 0)
             continue;
         for (size_t i = 0; i < gr->n_ns_map; i++)
-            if (strcmp(p->members[gr->ns_map[i].member].name, a->lender) ==
-                    0 &&
+            if (strcmp(p->members[gr->ns_map[i].member].name, a->lender) == 0 &&
                 strcmp(gr->ns_map[i].from, a->namespace) == 0)
                 return gr->ns_map[i].to;
     }
@@ -108,7 +107,8 @@ static void start_lease(struct gf_hub *h, const struct gf_action *a,
                         int64_t now)
 {
     if (!lender_accepts(h, a)) {
-        GF_LOG(&h->lc, GF_LOG_DEBUG, "lender namespace does not accept overflow",
+        GF_LOG(&h->lc, GF_LOG_DEBUG,
+               "lender namespace does not accept overflow",
                "origin=%s/%s/%s lender=%s namespace=%s", a->member,
                a->namespace, a->name, a->lender, target_ns(h, a));
         return;
@@ -130,8 +130,8 @@ static void start_lease(struct gf_hub *h, const struct gf_action *a,
         om != NULL ? gf__member_wl(om, a->namespace, a->name) : NULL;
     const char *job = ow != NULL ? ow->owner_name : NULL;
     char name[GF_COPY_NAME_MAX];
-    if (gf__lease_name(a->member, job != NULL ? job : a->name, w->uid,
-                       a->epoch, name) != 0) {
+    if (gf__lease_name(a->member, job != NULL ? job : a->name, w->uid, a->epoch,
+                       name) != 0) {
         gf_free(c);
         return;
     }
@@ -161,8 +161,8 @@ static void start_lease(struct gf_hub *h, const struct gf_action *a,
     cJSON_Delete(obj);
     struct gf_kube_resource r;
     gf_kube_resource_parse("quotaleases.gpufed.io", &r);
-    int rc = gf_kube_create(h->hubc, &r, h->ns, body, strlen(body),
-                            start_done, c, NULL);
+    int rc = gf_kube_create(h->hubc, &r, h->ns, body, strlen(body), start_done,
+                            c, NULL);
     cJSON_free(body);
     if (rc != 0) {
         gf_lease_clear(&c->l);
@@ -174,8 +174,8 @@ static void start_lease(struct gf_hub *h, const struct gf_action *a,
     gf_htab_put_str(&h->starting, key, gf_strdup(key));
     GF_LOG(&h->lc, GF_LOG_INFO, "redirect decided",
            "origin=%s/%s/%s lender=%s cq=%s flavor=%s gpus=%lld why=%s",
-           a->member, a->namespace, a->name, a->lender, a->lender_cq,
-           a->flavor, (long long)a->gpus, a->why.text);
+           a->member, a->namespace, a->name, a->lender, a->lender_cq, a->flavor,
+           (long long)a->gpus, a->why.text);
 }
 
 /* --- renew ------------------------------------------------------------ */

@@ -311,7 +311,8 @@ static int load_pem(struct kc_doc *d, const struct gf_ynode *map,
     if (get_str(d, map, datakey, &s) != 0)
         return GF_ECONFIG;
     if (s != NULL && s[0] != '\0') {
-        if (gf_kube_base64_decode(s, strlen(s), out, outlen) != 0 || *outlen == 0) {
+        if (gf_kube_base64_decode(s, strlen(s), out, outlen) != 0 ||
+            *outlen == 0) {
             NODE_ERR(d, get(map, datakey), "%s is not valid base64", datakey);
             return GF_ECONFIG;
         }
