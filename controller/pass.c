@@ -205,6 +205,59 @@ static void renew(struct gf_hub *h, const struct gf_action *a)
     }
 }
 
+/* --- orphans ---------------------------------------------------------- */
+
+struct orphan_ctx {
+    struct gf_hub *h;
+    struct gf__member *m;
+};
+
+static void orphan_deleted(void *data, const struct gf_kube_result *res)
+{
+    struct gf_hub *h = data;
+    h->inflight_writes--;
+    if (res->err != 0 && res->err != GF_ENOTFOUND)
+        h->n_write_errors++;
+}
+
+/* A copy whose QuotaLease does not exist (deleted by hand, or a hub that
+ * died between creating a copy and anything else can leave none: the
+ * lease is written first) is removed by rule: no lease, no copy. */
+static int orphan_one(void *data, const struct gf_store_entry *e)
+{
+    struct orphan_ctx *c = data;
+    const struct gf_obs_job *j = e->proj;
+    if (j->lease == NULL || j->deleting)
+        return 0;
+    char key[320];
+    snprintf(key, sizeof(key), "%s/%s", c->h->ns, j->lease);
+    if (gf_store_get(c->h->leases, key) != NULL)
+        return 0;
+    GF_LOG(&c->m->lc, GF_LOG_WARN, "orphan copy deleted",
+           "job=%s/%s lease=%s", j->ns, j->name, j->lease);
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("jobs.batch", &r);
+    struct gf_kube_delete_opts o = {.propagation = "Foreground",
+                                    .precondition_uid = j->uid};
+    if (gf_kube_delete(c->m->client, &r, j->ns, j->name, &o, orphan_deleted,
+                       c->h, NULL) == 0) {
+        c->h->inflight_writes++;
+        c->h->n_writes++;
+    }
+    return 0;
+}
+
+/* Runs with the pass, once everything has synced (an unsynced lease
+ * store would make every copy look orphaned). */
+static void resolve_orphans(struct gf_hub *h)
+{
+    for (size_t i = 0; i < h->n_members; i++) {
+        struct orphan_ctx c = {.h = h, .m = h->members[i]};
+        if (c.m->client != NULL && c.m->stores[GF__M_JOB] != NULL)
+            gf_store_foreach(c.m->stores[GF__M_JOB], orphan_one, &c);
+    }
+}
+
 /* --- the pass --------------------------------------------------------- */
 
 static int enqueue_one(void *data, const struct gf_store_entry *e)
@@ -309,6 +362,7 @@ void gf__pass_run(struct gf_hub *h)
         gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, h->pass_period_ms);
         return;
     }
+    resolve_orphans(h);
     struct gf_actions acts = {0};
     int rc = gf_decide(h->ledger, h->policy, now, &acts);
     if (rc != 0) {

@@ -7,6 +7,7 @@
 #                   shows placement, outcome and Events; the lease ends
 #                   Released(Completed)
 #   no lender       a Job larger than any lender's idle quota stays home
+#   orphan          a copy whose QuotaLease does not exist is deleted
 #   copy fails      the failure is mirrored (outcome Failed), no retry
 #   origin deleted  the copy goes too: Released(Cancelled)
 #   not allowed     a namespace the policy does not let overflow stays home;
@@ -249,6 +250,24 @@ job huge-1 16
 sleep 4
 [ -z "$(leases_of huge-1)" ] || fail "huge-1 got a lease: $(leases_of huge-1)"
 E -n ml delete job huge-1 --wait=false >/dev/null
+
+step "orphan: a copy whose lease does not exist is deleted by rule"
+W create -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: orphan-1
+  namespace: ml
+  labels: {gpufed.io/lease: no-such-lease, gpufed.io/epoch: "1"}
+spec:
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: trainer}]
+EOF
+wait_for 20 "orphan-1 deleted" bash -c "! kubectl --kubeconfig '$D/west/kubeconfig-admin.yaml' -n ml get job orphan-1"
+grep -q 'msg="orphan copy deleted" job=ml/orphan-1' "$work/hub.log" || fail "orphan not logged"
 
 step "copy fails: the failure is mirrored once, no retry"
 job fail-1 2 ml 10s '"kubesim.gpufed.io/fail": "true"'

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# gpufed hub with its hub cluster on a real kube-apiserver v1.28 (from
+# $GF_SHARED/realk8s): the real server validates the QuotaLease CRD, the
+# leases the hub writes (spec and status, through the status
+# subresource) and the hub's least-privilege RBAC from manifests/hub. The
+# members stay on kubesim (the real server runs no Kueue). One Job
+# overflows from east to west and runs there exactly once.
+#
+# Needs GF_BIN, GF_SHARED, etcd (Debian: etcd-server), kubectl and jq. A
+# missing one fails the test: this is never a silent pass.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/lib/kubesim.sh"
+SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
+REALK8S="$SHARED/realk8s"
+for c in etcd kubectl jq; do
+    command -v $c >/dev/null ||
+        fail "'$c' not found: this test needs a real kube-apiserver on etcd (make deps)"
+done
+[ -x "$REALK8S/kube-apiserver" ] || fail "no kube-apiserver in $REALK8S"
+
+work=$(mktemp -d)
+hub_pid=""
+cleanup() {
+    local rc=$?
+    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
+    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
+        echo "--- hub log (last 30 lines)"
+        tail -n 30 "$work/hub.log"
+    fi
+    sim_cleanup $rc
+    "$REALK8S/down.sh" "$work/srv" >/dev/null 2>&1 || true
+    rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "hub: a real kube-apiserver with manifests/hub"
+"$REALK8S/up.sh" "$work/srv" >/dev/null || fail "kube-apiserver did not start"
+H() { kubectl --kubeconfig "$work/srv/kubeconfig-admin.yaml" --cache-dir "$work/kc" "$@"; }
+H apply -k "$root/manifests/hub" >/dev/null
+H wait --for condition=established crd/quotaleases.gpufed.io --timeout 30s >/dev/null
+
+step "members: east (no GPU quota) and west (8 idle GPUs) on kubesim"
+D="$work/sim"
+sim_start "$D" --clusters east,west --crds "$SHARED/kueue/crds" --time-scale 10
+for m in east west; do
+    K="kubectl --kubeconfig $D/$m/kubeconfig-admin.yaml"
+    $K apply -k "$root/manifests/member" >/dev/null
+    H -n gpufed-system create secret generic "$m-kubeconfig" \
+        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
+    gpus=0
+    [ $m = west ] && gpus=8
+    $K apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Namespace
+metadata: {name: ml, labels: {gpufed.io/accept-overflow: "true"}}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: a100}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: ml-gpu}
+spec:
+  cohortName: ml
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [cpu, nvidia.com/gpu]
+    flavors:
+    - name: a100
+      resources:
+      - {name: cpu, nominalQuota: 64}
+      - {name: nvidia.com/gpu, nominalQuota: $gpus}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {name: ml, namespace: ml}
+spec: {clusterQueue: ml-gpu}
+EOF
+done
+port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
+cat >"$work/policy.yaml" <<EOF
+apiVersion: gpufed.io/v1alpha1
+kind: FederationPolicy
+metadata: {name: realk8s}
+spec:
+  members:
+  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
+  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
+  flavorEquivalence:
+  - name: a100
+    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}]
+  groups:
+  - name: ml
+    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}]
+  timing: {overflowAfter: 2s}
+EOF
+
+step "gpufed hub as gpufed-hub on the real server: one Job overflows"
+"$GF_BIN/gpufed" hub --kubeconfig "$work/srv/kubeconfig-gpufed-hub.yaml" \
+    --policy "$work/policy.yaml" >"$work/hub.log" 2>&1 &
+hub_pid=$!
+kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" create -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: train-1
+  namespace: ml
+  labels: {kueue.x-k8s.io/queue-name: ml}
+  annotations: {kubesim.gpufed.io/duration: "20s"}
+spec:
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: trainer
+        resources:
+          requests: {cpu: "1", nvidia.com/gpu: "4"}
+          limits: {nvidia.com/gpu: "4"}
+EOF
+released() {
+    H -n gpufed-system get ql -o json |
+        jq -e '.items[] | select(.spec.origin.jobName=="train-1") |
+               select(.status.phase=="Released" and .status.reason=="Completed")' >/dev/null
+}
+for _ in $(seq 1 150); do released && break; sleep 0.2; done
+released || fail "train-1's lease did not end Released(Completed) on the real server: $(H -n gpufed-system get ql -o json | jq -c '.items[].status')"
+H -n gpufed-system get ql -o json | jq -e '.items[0].status.transitions | length >= 2' >/dev/null ||
+    fail "no transitions recorded: $(H -n gpufed-system get ql -o json | jq -c '.items[0].status')"
+if grep -q 'level=error\|Forbidden' "$work/hub.log"; then
+    fail "errors in the hub log: $(grep -m3 'level=error\|Forbidden' "$work/hub.log")"
+fi
+kill -TERM "$hub_pid"
+rc=0
+wait "$hub_pid" || rc=$?
+hub_pid=""
+[ $rc -eq 0 ] || fail "gpufed hub exited with $rc"
+echo "PASS"
