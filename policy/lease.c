@@ -17,6 +17,7 @@ void gf_lease_copy(struct gf_lease *dst, const struct gf_lease *src)
     dst->origin_namespace = gf_strdup(src->origin_namespace);
     dst->origin_name = gf_strdup(src->origin_name);
     dst->origin_uid = gf_strdup(src->origin_uid);
+    dst->origin_job = gf_strdup(src->origin_job);
     dst->origin_cq = gf_strdup(src->origin_cq);
     dst->lender_member = gf_strdup(src->lender_member);
     dst->lender_cq = gf_strdup(src->lender_cq);
@@ -32,6 +33,7 @@ void gf_lease_clear(struct gf_lease *l)
     gf_free(l->origin_namespace);
     gf_free(l->origin_name);
     gf_free(l->origin_uid);
+    gf_free(l->origin_job);
     gf_free(l->origin_cq);
     gf_free(l->lender_member);
     gf_free(l->lender_cq);

@@ -40,6 +40,7 @@ struct gf_lease {
     enum gf_lease_phase phase;
     uint64_t epoch; /* one higher for each new lease of the same Workload */
     char *origin_member, *origin_namespace, *origin_name, *origin_uid;
+    char *origin_job; /* the Job that owns the origin Workload, or NULL */
     char *origin_cq;
     char *lender_member, *lender_cq, *lender_flavor;
     int64_t gpus;

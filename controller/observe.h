@@ -1,0 +1,208 @@
+/*
+ * observe: what the hub keeps of the objects it watches, projected from
+ * JSON as the API server returns it into small owned structs, and the
+ * QuotaLease <-> struct gf_lease mapping.
+ *
+ * The hub's stores (kubeclient/store.h) never keep JSON: each watched
+ * object passes once through a projection here and only the fields the
+ * protocol reads survive. That is what keeps a tracked Workload near its
+ * 2 KB budget, and it puts every reading of Kueue's API in one place, so
+ * that a rule such as "how many GPUs does this Workload ask for" has one
+ * answer in the hub, written down next to the Kueue document it follows.
+ *
+ * Rules that matter (docs/controller.md, "Observation", has the details):
+ * - GPUs of a Workload are counted as Kueue counts them: per pod,
+ *   max(sum of containers (+ sidecars), max of init containers (+ the
+ *   sidecars started before each)) + overhead, a request defaulting to
+ *   the limit; times count; over all podSets; milli-units rounded up to
+ *   whole units (a pod that asks for 500m of a GPU holds a whole one).
+ * - ClusterQueue quotas are in whole units rounded down (a quota of 1500m
+ *   lends 1, never 2); a quantity too large to count saturates.
+ * - pending_since is the latest of creation, the last eviction and the
+ *   last requeue (see gf_obs_workload).
+ * - Keys with dots (nvidia.com/gpu, kueue.x-k8s.io/queue-name) are read
+ *   key by key, never through a dotted path.
+ *
+ * Malformed input (a wrong type, an unparsable quantity or time, a sum
+ * that overflows) is refused with a negative errno and never crashes or
+ * aborts: the projections are fuzzed (controller/fuzz/fuzz_observe.c).
+ *
+ * Ownership: projections return owned structs (free with the matching
+ * _free, which accepts NULL); every string in them is owned. JSON inputs
+ * are borrowed. Pure: no I/O, no clock, loop thread only.
+ */
+#ifndef GF_CONTROLLER_OBSERVE_H
+#define GF_CONTROLLER_OBSERVE_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/ledger.h"
+#include "policy/lease.h"
+
+/* Label of the queues gpufed creates and owns in a lender. */
+#define GF_LABEL_MANAGED_BY "app.kubernetes.io/managed-by"
+#define GF_MANAGED_BY_GPUFED "gpufed"
+/* Namespace label: a lender namespace that accepts copies. */
+#define GF_LABEL_ACCEPT_OVERFLOW "gpufed.io/accept-overflow"
+/* More flavor x resource cells than Kueue's CRD allows: -E2BIG. */
+#define GF_OBS_MAX_QUOTAS 4096
+/* Transitions kept in a QuotaLease status (the CRD's maxItems). */
+#define GF_OBS_MAX_TRANSITIONS 32
+
+/* A kueue.x-k8s.io Workload, projected. */
+struct gf_obs_workload {
+    char *ns, *name, *uid; /* uid NULL when absent */
+    char *local_queue;     /* spec.queueName, or NULL */
+    /* The controller ownerReference: "batch/Job" (apiVersion group + "/" +
+     * kind; the core group as "Kind"), or NULL. */
+    char *owner_kind;
+    char *owner_name, *owner_uid;
+    /* status.admission: the flavor assigned to the federated resource (the
+     * first podSet that has one), or NULL. */
+    char *flavor;
+    char *lease; /* annotation gpufed.io/lease, or NULL */
+    int64_t gpus; /* federated resource requested, whole units */
+    int32_t priority; /* spec.priority, 0 when unset */
+    bool active;      /* spec.active, default true */
+    /* Conditions QuotaReserved, Admitted, Finished, Evicted are True. */
+    bool quota_reserved, admitted, finished, evicted;
+    bool succeeded; /* Finished with reason Succeeded */
+    int64_t created_ms;
+    /*
+     * When it last started waiting: the latest of creationTimestamp, the
+     * lastTransitionTime of Evicted=True, that of Requeued=True and
+     * status.requeueState.requeueAt. This is Kueue's queue-order
+     * timestamp with its default requeuing strategy (Eviction): a
+     * Workload that was evicted, deactivated and reactivated, or backed
+     * off after PodsReadyTimeout (Kueue's Workload concept page,
+     * "Exponential Backoff Requeueing") queues again from that moment, so
+     * overflowAfter counts from there and not from its creation.
+     */
+    int64_t pending_since_ms;
+};
+
+/* A ClusterQueue, projected. */
+struct gf_obs_cq {
+    char *name;
+    char *cohort; /* spec.cohortName (v1beta2), or NULL */
+    /* Every flavor x resource of spec.resourceGroups, in spec order;
+     * flavor and resource strings are owned by this struct. */
+    struct gf_cq_quota *quotas;
+    size_t n_quotas;
+    bool managed_by_gpufed; /* label app.kubernetes.io/managed-by=gpufed */
+    bool stopped;           /* spec.stopPolicy set and not None */
+};
+
+/* A LocalQueue, projected. */
+struct gf_obs_lq {
+    char *ns, *name, *cluster_queue;
+};
+
+/* A batch/v1 Job, projected. */
+struct gf_obs_job {
+    char *ns, *name, *uid;
+    char *queue_name; /* label kueue.x-k8s.io/queue-name */
+    /* Labels gpufed.io/lease, origin-uid, origin-cluster (copies only). */
+    char *lease, *origin_uid, *origin_cluster;
+    uint64_t epoch;  /* label gpufed.io/epoch, 0 absent or malformed */
+    char *outcome;   /* annotation gpufed.io/outcome */
+    bool suspended;  /* spec.suspend */
+    bool complete;   /* condition Complete True */
+    bool failed;     /* condition Failed True */
+    bool deleting;   /* metadata.deletionTimestamp set */
+    /* completionTime, else the Complete/Failed condition's
+     * lastTransitionTime (the API server sets completionTime only on
+     * success); 0 while running. */
+    int64_t finished_ms;
+};
+
+/* A Namespace: accept_overflow is label gpufed.io/accept-overflow ==
+ * "true". */
+struct gf_obs_ns {
+    char *name;
+    bool accept_overflow;
+};
+
+/*
+ * Store projections (gf_store_project_fn). data is the federated resource
+ * name (const char *, "nvidia.com/gpu") for Workloads and ignored for the
+ * others. 0 with *out, or a negative error for a malformed object (*out
+ * untouched, nothing allocated): -EINVAL (wrong type, unparsable
+ * quantity or time, missing name), -ERANGE (a GPU sum that overflows),
+ * -E2BIG (more quota cells than Kueue allows).
+ */
+int gf_obs_workload_project(void *data, const cJSON *obj, void **out);
+int gf_obs_cq_project(void *data, const cJSON *obj, void **out);
+int gf_obs_lq_project(void *data, const cJSON *obj, void **out);
+int gf_obs_job_project(void *data, const cJSON *obj, void **out);
+int gf_obs_ns_project(void *data, const cJSON *obj, void **out);
+/* QuotaLeases: *out is a struct gf_lease (gf_obs_lease_from_json). */
+int gf_obs_lease_project(void *data, const cJSON *obj, void **out);
+void gf_obs_workload_free(void *p);
+void gf_obs_cq_free(void *p);
+void gf_obs_lq_free(void *p);
+void gf_obs_job_free(void *p);
+void gf_obs_ns_free(void *p);
+void gf_obs_lease_free(void *p);
+
+/*
+ * The ledger's view of a Workload; strings are borrowed from w and the
+ * arguments. state: FINISHED (Finished), else INACTIVE (active=false),
+ * ADMITTED, RESERVED (QuotaReserved, not yet Admitted), else PENDING.
+ * flavor only when it holds quota; kind from owner_kind ("batch/Job" when
+ * unknown).
+ */
+void gf_obs_workload_to_ledger(const struct gf_obs_workload *w,
+                               const char *member, const char *cluster_queue,
+                               struct gf_workload *out);
+enum gf_wl_state gf_obs_workload_state(const struct gf_obs_workload *w);
+
+/*
+ * A QuotaLease object into *out (zeroed first; free with
+ * gf_lease_clear()). The object must follow the CRD
+ * (manifests/hub/crd-quotalease.yaml): every required spec field with its
+ * type, bounds (epoch >= 1, gpus >= 1, string lengths) and enums, times
+ * in RFC 3339. status may be absent: a lease just created is Pending.
+ * Returns 0, or -EINVAL with why (one sentence naming the field) and *out
+ * zeroed. origin_job is spec.origin.jobName (NULL when absent).
+ */
+int gf_obs_lease_from_json(const cJSON *ql, struct gf_lease *out, char *why,
+                           size_t why_cap);
+
+/*
+ * The QuotaLease to create for l in namespace ns: apiVersion
+ * gpufed.io/v1alpha1, kind QuotaLease, metadata (name, namespace, the
+ * labels app.kubernetes.io/managed-by=gpufed and gpufed.io/origin-uid),
+ * spec from the lease with resource, and a status with the phase, reason
+ * and times. The server drops status on create (status subresource): the
+ * writer follows with gf_obs_lease_status_patch. The status is there so
+ * that to_json and from_json are inverse (times to the second, as
+ * Kubernetes keeps them). Returned-owned (cJSON_Delete).
+ */
+cJSON *gf_obs_lease_to_json(const struct gf_lease *l, const char *ns,
+                            const char *resource);
+
+/*
+ * A merge patch for the status subresource ({"status":{...}}): phase,
+ * reason and message (removed when NULL), startedAt and expiresAt when
+ * nonzero, and transitions: those of cur_status (the QuotaLease's current
+ * status, may be NULL) plus {phase, reason, epoch, time = now}, keeping
+ * the last GF_OBS_MAX_TRANSITIONS. A merge patch replaces arrays whole,
+ * hence the copy. Returned-owned string (cJSON_free).
+ */
+char *gf_obs_lease_status_patch(const cJSON *cur_status, const char *phase,
+                                const char *reason, const char *message,
+                                uint64_t epoch, int64_t now_wall_ms,
+                                int64_t started_ms, int64_t expires_ms);
+
+/*
+ * GPUs of one pod template spec (a v1 PodSpec) for resource, in
+ * milli-units, by Kueue's rule above. 0, -EINVAL, -ERANGE.
+ */
+int gf_obs_pod_milli(const cJSON *pod_spec, const char *resource,
+                     int64_t *milli);
+
+#endif
