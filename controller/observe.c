@@ -818,6 +818,10 @@ static int64_t ql_time(struct ql_reader *r, const cJSON *parent,
     int64_t ms = 0;
     if (opt_time(parent, key, &ms) != 0)
         ql_fail(r, field, "is not an RFC 3339 time");
+    /* 0 means "not set" in struct gf_lease, and gpufed never wrote a time
+     * before 1970: such a time was not written by us. */
+    else if (ms < 0)
+        ql_fail(r, field, "is before 1970");
     return ms;
 }
 

@@ -927,6 +927,8 @@ static void test_malformed_leases_are_refused_with_a_reason(void **state)
         {"status.phase", "\"Bogus\"", "status.phase is not a QuotaLease phase"},
         {"status.expiresAt", "\"soon\"",
          "status.expiresAt is not an RFC 3339 time"},
+        {"status.startedAt", "\"0506-12-06T03:00:07Z\"",
+         "status.startedAt is before 1970"},
         {"status", "\"Active\"", "status must be an object"},
         {"kind", "\"Lease\"", "kind is not QuotaLease"},
     };
