@@ -158,7 +158,7 @@ static const cJSON *cond_true(const cJSON *conds, const char *type)
     const cJSON *c = gf_json_cond(conds, type);
     const cJSON *st = item(c, "status");
     return cJSON_IsString(st) && strcmp(st->valuestring, "True") == 0 ? c
-                                                                       : NULL;
+                                                                      : NULL;
 }
 
 /* The lastTransitionTime of a True condition, 0 when none. */
@@ -311,7 +311,8 @@ static int workload_gpus(const cJSON *spec, const char *res, int64_t *gpus)
     return 0;
 }
 
-/* ---- Workloads ------------------------------------------------------------ */
+/* ---- Workloads ------------------------------------------------------------
+ */
 
 /*
  * The controller ownerReference as "group/Kind" ("batch/Job"), or "Kind"
@@ -337,8 +338,8 @@ static int read_owner(const cJSON *obj, struct gf_obs_workload *w)
         size_t len = glen + 1 + strlen(kind->valuestring) + 1;
         w->owner_kind = gf_malloc(len);
         if (glen > 0)
-            snprintf(w->owner_kind, len, "%.*s/%s", (int)glen,
-                     api->valuestring, kind->valuestring);
+            snprintf(w->owner_kind, len, "%.*s/%s", (int)glen, api->valuestring,
+                     kind->valuestring);
         else
             snprintf(w->owner_kind, len, "%s", kind->valuestring);
         if (opt_str(o, "name", &w->owner_name) != 0 ||
@@ -392,15 +393,15 @@ static int read_wl_status(const cJSON *obj, const char *res,
     const cJSON *fin = cond_true(conds, "Finished");
     w->finished = fin != NULL;
     const cJSON *reason = item(fin, "reason");
-    w->succeeded = cJSON_IsString(reason) &&
-                   strcmp(reason->valuestring, "Succeeded") == 0;
+    w->succeeded =
+        cJSON_IsString(reason) && strcmp(reason->valuestring, "Succeeded") == 0;
     int64_t evicted_ms, requeued_ms, requeue_at = 0;
     if (cond_time(conds, "Evicted", &evicted_ms) != 0 ||
         cond_time(conds, "Requeued", &requeued_ms) != 0 ||
         opt_time(rq, "requeueAt", &requeue_at) != 0)
         return -EINVAL;
-    w->pending_since_ms = max64(max64(w->created_ms, evicted_ms),
-                                max64(requeued_ms, requeue_at));
+    w->pending_since_ms =
+        max64(max64(w->created_ms, evicted_ms), max64(requeued_ms, requeue_at));
     return res != NULL ? admitted_flavor(st, res, &w->flavor) : 0;
 }
 
@@ -492,7 +493,8 @@ void gf_obs_workload_to_ledger(const struct gf_obs_workload *w,
     out->pending_since_ms = w->pending_since_ms;
 }
 
-/* ---- ClusterQueues, LocalQueues, Namespaces ------------------------------- */
+/* ---- ClusterQueues, LocalQueues, Namespaces -------------------------------
+ */
 
 /* A quota in whole units, rounded down; too large to count saturates. */
 static int quota_units(const cJSON *q, int64_t *out)
@@ -540,6 +542,20 @@ static int add_quota(struct gf_obs_cq *cq, size_t *cap, const char *flavor,
     return 0;
 }
 
+static int read_flavor(struct gf_obs_cq *cq, size_t *cap, const cJSON *fl)
+{
+    const cJSON *fname = item(fl, "name"), *rs, *r;
+    if (!cJSON_IsString(fname) || opt_arr(fl, "resources", &rs) != 0)
+        return -EINVAL;
+    cJSON_ArrayForEach(r, rs)
+    {
+        int rc = add_quota(cq, cap, fname->valuestring, r);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int read_groups(const cJSON *spec, struct gf_obs_cq *cq)
 {
     const cJSON *rgs, *rg;
@@ -553,15 +569,9 @@ static int read_groups(const cJSON *spec, struct gf_obs_cq *cq)
             return -EINVAL;
         cJSON_ArrayForEach(fl, fls)
         {
-            const cJSON *fname = item(fl, "name"), *rs, *r;
-            if (!cJSON_IsString(fname) || opt_arr(fl, "resources", &rs) != 0)
-                return -EINVAL;
-            cJSON_ArrayForEach(r, rs)
-            {
-                int rc = add_quota(cq, &cap, fname->valuestring, r);
-                if (rc != 0)
-                    return rc;
-            }
+            int rc = read_flavor(cq, &cap, fl);
+            if (rc != 0)
+                return rc;
         }
     }
     return 0;
@@ -660,7 +670,8 @@ void gf_obs_ns_free(void *p)
     gf_free(ns);
 }
 
-/* ---- Jobs ----------------------------------------------------------------- */
+/* ---- Jobs -----------------------------------------------------------------
+ */
 
 /* A decimal epoch label; 0 for anything else (a hand-made label must not
  * stop the Job from being observed). */
@@ -737,7 +748,8 @@ void gf_obs_job_free(void *p)
     gf_free(j);
 }
 
-/* ---- QuotaLeases ------------------------------------------------------------ */
+/* ---- QuotaLeases ------------------------------------------------------------
+ */
 
 /* Reading a QuotaLease: the first error's sentence goes to why. */
 struct ql_reader {
@@ -778,9 +790,9 @@ static char *ql_str(struct ql_reader *r, const cJSON *parent, const char *key,
     return r->rc == 0 ? gf_strdup(n->valuestring) : NULL;
 }
 
-static int64_t ql_int(struct ql_reader *r, const cJSON *parent,
-                      const char *key, const char *field, bool required,
-                      int64_t min, int64_t max)
+static int64_t ql_int(struct ql_reader *r, const cJSON *parent, const char *key,
+                      const char *field, bool required, int64_t min,
+                      int64_t max)
 {
     int64_t v = 0;
     const cJSON *n = item(parent, key);
@@ -887,8 +899,8 @@ int gf_obs_lease_from_json(const cJSON *ql, struct gf_lease *out, char *why,
     const cJSON *api = item(ql, "apiVersion"), *kind = item(ql, "kind");
     /* List items from some servers omit them; when there they must
      * match. */
-    if (api != NULL && (!cJSON_IsString(api) ||
-                        strcmp(api->valuestring, QL_API_VERSION) != 0))
+    if (api != NULL &&
+        (!cJSON_IsString(api) || strcmp(api->valuestring, QL_API_VERSION) != 0))
         ql_fail(&r, "apiVersion", "is not " QL_API_VERSION);
     if (kind != NULL &&
         (!cJSON_IsString(kind) || strcmp(kind->valuestring, QL_KIND) != 0))
@@ -1007,8 +1019,7 @@ char *gf_obs_lease_status_patch(const cJSON *cur_status, const char *phase,
     cJSON *tr = cJSON_AddArrayToObject(st, "transitions");
     const cJSON *old = item(cur_status, "transitions"), *t;
     int n = cJSON_IsArray(old) ? cJSON_GetArraySize(old) : 0;
-    int skip = n >= GF_OBS_MAX_TRANSITIONS ? n - GF_OBS_MAX_TRANSITIONS + 1
-                                           : 0;
+    int skip = n >= GF_OBS_MAX_TRANSITIONS ? n - GF_OBS_MAX_TRANSITIONS + 1 : 0;
     int i = 0;
     const cJSON *arr = n > 0 ? old : NULL;
     cJSON_ArrayForEach(t, arr)

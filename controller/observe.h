@@ -63,8 +63,8 @@ struct gf_obs_workload {
     /* status.admission: the flavor assigned to the federated resource (the
      * first podSet that has one), or NULL. */
     char *flavor;
-    char *lease; /* annotation gpufed.io/lease, or NULL */
-    int64_t gpus; /* federated resource requested, whole units */
+    char *lease;      /* annotation gpufed.io/lease, or NULL */
+    int64_t gpus;     /* federated resource requested, whole units */
     int32_t priority; /* spec.priority, 0 when unset */
     bool active;      /* spec.active, default true */
     /* Conditions QuotaReserved, Admitted, Finished, Evicted are True. */
@@ -107,12 +107,12 @@ struct gf_obs_job {
     char *queue_name; /* label kueue.x-k8s.io/queue-name */
     /* Labels gpufed.io/lease, origin-uid, origin-cluster (copies only). */
     char *lease, *origin_uid, *origin_cluster;
-    uint64_t epoch;  /* label gpufed.io/epoch, 0 absent or malformed */
-    char *outcome;   /* annotation gpufed.io/outcome */
-    bool suspended;  /* spec.suspend */
-    bool complete;   /* condition Complete True */
-    bool failed;     /* condition Failed True */
-    bool deleting;   /* metadata.deletionTimestamp set */
+    uint64_t epoch; /* label gpufed.io/epoch, 0 absent or malformed */
+    char *outcome;  /* annotation gpufed.io/outcome */
+    bool suspended; /* spec.suspend */
+    bool complete;  /* condition Complete True */
+    bool failed;    /* condition Failed True */
+    bool deleting;  /* metadata.deletionTimestamp set */
     /* completionTime, else the Complete/Failed condition's
      * lastTransitionTime (the API server sets completionTime only on
      * success); 0 while running. */

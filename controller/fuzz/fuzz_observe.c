@@ -135,10 +135,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (root != NULL) {
         check_all(root);
         const cJSON *it;
-        const cJSON *items = cJSON_IsObject(root)
-                                 ? cJSON_GetObjectItemCaseSensitive(root,
-                                                                    "items")
-                                 : NULL;
+        const cJSON *items =
+            cJSON_IsObject(root)
+                ? cJSON_GetObjectItemCaseSensitive(root, "items")
+                : NULL;
         const cJSON *arr = cJSON_IsArray(items) ? items : NULL;
         cJSON_ArrayForEach(it, arr)
         {

@@ -71,6 +71,18 @@ static cJSON *parse(const char *text)
     return j;
 }
 
+/* JSON written with single quotes, for tables that stay readable. */
+static cJSON *parse_sq(const char *text)
+{
+    char buf[1024];
+    size_t n = strlen(text);
+    assert_true(n < sizeof(buf));
+    memcpy(buf, text, n + 1);
+    for (char *q = strchr(buf, '\''); q != NULL; q = strchr(q, '\''))
+        *q = '"';
+    return parse(buf);
+}
+
 /* The item of a List with metadata.name == name. */
 static const cJSON *find(const cJSON *list, const char *name)
 {
@@ -95,8 +107,8 @@ static int64_t ts(const char *s)
 static struct gf_obs_workload *wl_of(const cJSON *list, const char *name)
 {
     void *p = NULL;
-    assert_int_equal(
-        gf_obs_workload_project((void *)GPU, find(list, name), &p), 0);
+    assert_int_equal(gf_obs_workload_project((void *)GPU, find(list, name), &p),
+                     0);
     return p;
 }
 
@@ -242,69 +254,67 @@ struct pod_case {
 static void test_pod_requests_as_kueue_counts_them(void **state)
 {
     (void)state;
-#define C(r) "{\"resources\":" r "}"
+    /* Single quotes stand for double quotes (see parse_sq). */
     static const struct pod_case cases[] = {
-        {"requests", "{\"containers\":[" C("{\"requests\":{\"" GPU
-                                           "\":\"2\"}}") "]}",
+        {"requests",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'2'}}}]}",
          0, 2000},
-        {"limits only", "{\"containers\":[" C("{\"limits\":{\"" GPU
-                                              "\":2}}") "]}",
-         0, 2000},
+        {"limits only",
+         "{'containers':[{'resources':{'limits':{'nvidia.com/gpu':2}}}]}", 0,
+         2000},
         {"the request wins over the limit",
-         "{\"containers\":[" C("{\"requests\":{\"" GPU "\":\"1\"},"
-                               "\"limits\":{\"" GPU "\":\"2\"}}") "]}",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'1'},"
+         "'limits':{'nvidia.com/gpu':'2'}}}]}",
          0, 1000},
         {"containers add up",
-         "{\"containers\":[" C("{\"requests\":{\"" GPU
-                               "\":\"1\"}}") "," C("{\"limits\":{\"" GPU
-                                                   "\":\"250m\"}}") "]}",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'1'}}},"
+         "{'resources':{'limits':{'nvidia.com/gpu':'250m'}}}]}",
          0, 1250},
         {"the largest init container, when larger",
-         "{\"containers\":[" C("{\"requests\":{\"" GPU "\":\"1\"}}") "],"
-         "\"initContainers\":[" C("{\"requests\":{\"" GPU "\":\"3\"}}") "," C(
-             "{\"requests\":{\"" GPU "\":\"2\"}}") "]}",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'1'}}}],"
+         "'initContainers':[{'resources':{'requests':{'nvidia.com/gpu':'3'}}},"
+         "{'resources':{'requests':{'nvidia.com/gpu':'2'}}}]}",
          0, 3000},
         {"init containers run one at a time",
-         "{\"containers\":[" C("{\"requests\":{\"" GPU "\":\"4\"}}") "],"
-         "\"initContainers\":[" C("{\"requests\":{\"" GPU "\":\"3\"}}") "," C(
-             "{\"requests\":{\"" GPU "\":\"3\"}}") "]}",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'4'}}}],"
+         "'initContainers':[{'resources':{'requests':{'nvidia.com/gpu':'3'}}},"
+         "{'resources':{'requests':{'nvidia.com/gpu':'3'}}}]}",
          0, 4000},
         {"a sidecar runs beside the containers and later init containers",
-         "{\"containers\":[" C("{\"requests\":{\"" GPU "\":\"1\"}}") "],"
-         "\"initContainers\":[{\"restartPolicy\":\"Always\",\"resources\":"
-         "{\"requests\":{\"" GPU "\":\"1\"}}}," C("{\"requests\":{\"" GPU
-                                                  "\":\"3\"}}") "]}",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'1'}}}],"
+         "'initContainers':[{'restartPolicy':'Always','resources':"
+         "{'requests':{'nvidia.com/gpu':'1'}}},"
+         "{'resources':{'requests':{'nvidia.com/gpu':'3'}}}]}",
          0, 4000},
         {"overhead on top",
-         "{\"overhead\":{\"" GPU "\":\"500m\"},\"containers\":[" C(
-             "{\"requests\":{\"" GPU "\":\"1\"}}") "]}",
+         "{'overhead':{'nvidia.com/gpu':'500m'},"
+         "'containers':[{'resources':{'requests':{'nvidia.com/gpu':'1'}}}]}",
          0, 1500},
         {"no containers", "{}", 0, 0},
         {"other resources do not count",
-         "{\"containers\":[" C("{\"requests\":{\"cpu\":\"8\"}}") "]}", 0, 0},
+         "{'containers':[{'resources':{'requests':{'cpu':'8'}}}]}", 0, 0},
         /* A dotted path would read this as nvidia -> com/gpu. */
         {"dots in the key are one key",
-         "{\"containers\":[" C("{\"requests\":{\"nvidia\":{\"com/gpu\":"
-                               "\"9\"}}}") "]}",
+         "{'containers':[{'resources':{'requests':{'nvidia':{'com/gpu':'9'}}}}"
+         "]}",
          0, 0},
-        {"a bad quantity", "{\"containers\":[" C("{\"requests\":{\"" GPU
-                                                 "\":\"two\"}}") "]}",
+        {"a bad quantity",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'two'}}}]}",
          -EINVAL, 0},
-        {"a negative quantity", "{\"containers\":[" C("{\"requests\":{\"" GPU
-                                                      "\":\"-1\"}}") "]}",
+        {"a negative quantity",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':'-1'}}}]}",
          -EINVAL, 0},
-        {"containers not an array", "{\"containers\":{}}", -EINVAL, 0},
-        {"resources not an object", "{\"containers\":[{\"resources\":3}]}",
-         -EINVAL, 0},
+        {"containers not an array", "{'containers':{}}", -EINVAL, 0},
+        {"resources not an object", "{'containers':[{'resources':3}]}", -EINVAL,
+         0},
         {"a sum that overflows",
-         "{\"containers\":[" C("{\"requests\":{\"" GPU
-                               "\":\"5000000000000000000m\"}}") "," C(
-             "{\"requests\":{\"" GPU "\":\"5000000000000000000m\"}}") "]}",
+         "{'containers':[{'resources':{'requests':{'nvidia.com/gpu':"
+         "'5000000000000000000m'}}},{'resources':{'requests':{"
+         "'nvidia.com/gpu':'5000000000000000000m'}}}]}",
          -ERANGE, 0},
     };
-#undef C
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cJSON *pod = parse(cases[i].pod);
+        cJSON *pod = parse_sq(cases[i].pod);
         int64_t m = -1;
         int rc = gf_obs_pod_milli(pod, GPU, &m);
         if (rc != cases[i].rc || (rc == 0 && m != cases[i].milli))
@@ -478,8 +488,7 @@ static void test_cluster_queues_from_the_upstream_samples(void **state)
     q = quota(a, "default-flavor", "cpu");
     assert_int_equal(q->nominal, 9);
     assert_int_equal(q->borrowing_limit, 1);
-    assert_int_equal(quota(a, "default-flavor", "memory")->nominal,
-                     36LL << 30);
+    assert_int_equal(quota(a, "default-flavor", "memory")->nominal, 36LL << 30);
     /* Spec order is kept. */
     assert_string_equal(a->quotas[0].resource, "cpu");
     assert_string_equal(a->quotas[2].resource, GPU);
@@ -503,8 +512,7 @@ static void test_cluster_queues_from_the_upstream_samples(void **state)
 
     /* What the ledger makes of team-a-cq with the admitted Workloads. */
     struct gf_ledger *l = gf_ledger_new(GPU);
-    assert_int_equal(
-        gf_ledger_member_set(l, "east", GF_FRESH_SYNCED, 0), 0);
+    assert_int_equal(gf_ledger_member_set(l, "east", GF_FRESH_SYNCED, 0), 0);
     assert_int_equal(
         gf_ledger_cq_set(l, "east", "team-a-cq", a->quotas, a->n_quotas), 0);
     cJSON *wls = load(TESTDATA "workloads-east.json");
@@ -559,8 +567,8 @@ static void test_malformed_cluster_queues_are_refused(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char buf[512];
-        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"q\"},\"spec\":%s}",
-                 cases[i].spec);
+        snprintf(buf, sizeof(buf),
+                 "{\"metadata\":{\"name\":\"q\"},\"spec\":%s}", cases[i].spec);
         cJSON *o = parse(buf);
         void *p = NULL;
         int rc = gf_obs_cq_project(NULL, o, &p);
@@ -690,7 +698,8 @@ static void test_job_as_the_real_server_stores_it(void **state)
     gf_obs_job_free(j);
 
     /* A hand-made epoch label never stops the Job from being seen. */
-    static const char *const bad[] = {"x", "-2", "", "3.0", "99999999999999999999"};
+    static const char *const bad[] = {"x", "-2", "", "3.0",
+                                      "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         gf_json_set_str(labels, "gpufed.io/epoch", bad[i]);
         j = job_of(o);
@@ -812,8 +821,7 @@ static void test_lease_round_trip(void **state)
     for (int p = 0; p < GF_LEASE_PHASE_COUNT; p++) {
         l.phase = (enum gf_lease_phase)p;
         o = gf_obs_lease_to_json(&l, "gpufed-system", GPU);
-        assert_int_equal(gf_obs_lease_from_json(o, &back, why, sizeof(why)),
-                         0);
+        assert_int_equal(gf_obs_lease_from_json(o, &back, why, sizeof(why)), 0);
         assert_lease_equal(&l, &back);
         gf_lease_clear(&back);
         cJSON_Delete(o);
@@ -858,8 +866,9 @@ static void test_status_patch(void **state)
 
     /* The next one keeps the history: a merge patch replaces arrays. */
     cJSON *st = cJSON_GetObjectItemCaseSensitive(p, "status");
-    s = gf_obs_lease_status_patch(st, "Active", "CopyAdmitted", "admitted in west",
-                                  1, now + 2000, now + 2000, 0);
+    s = gf_obs_lease_status_patch(st, "Active", "CopyAdmitted",
+                                  "admitted in west", 1, now + 2000, now + 2000,
+                                  0);
     cJSON *p2 = parse(s);
     cJSON_free(s);
     /* The committed patch e2e/test_quotalease_crd.sh sends to both
@@ -901,7 +910,7 @@ static void test_malformed_leases_are_refused_with_a_reason(void **state)
 {
     (void)state;
     static const struct {
-        const char *path; /* "a.b": parent path; key after the last dot */
+        const char *path;  /* "a.b": parent path; key after the last dot */
         const char *value; /* JSON, or NULL to delete */
         const char *why;
     } cases[] = {
@@ -941,8 +950,8 @@ static void test_malformed_leases_are_refused_with_a_reason(void **state)
         cJSON *at = o;
         const char *key = cases[i].path;
         if (dot != NULL) {
-            snprintf(parent, sizeof(parent), "%.*s",
-                     (int)(dot - cases[i].path), cases[i].path);
+            snprintf(parent, sizeof(parent), "%.*s", (int)(dot - cases[i].path),
+                     cases[i].path);
             at = (cJSON *)gf_json_path(o, parent);
             key = dot + 1;
         }
@@ -1014,23 +1023,36 @@ int main(void)
 {
     gf_alloc_global_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_workloads_as_kueue_lite_writes_them, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_requeued_workload_waits_from_its_requeue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workload_from_the_kueue_docs_without_status, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_pod_requests_as_kueue_counts_them, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_workload_gpus_round_up, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_workloads_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_workloads_as_kueue_lite_writes_them, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_requeued_workload_waits_from_its_requeue, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_workload_from_the_kueue_docs_without_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pod_requests_as_kueue_counts_them,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_workload_gpus_round_up, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_workloads_are_refused,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_owner_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ledger_states, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cluster_queues_from_the_upstream_samples, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_cluster_queues_are_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_local_queues_and_namespaces, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_job_as_the_real_server_stores_it, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_jobs_that_ended_on_kubesim, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cluster_queues_from_the_upstream_samples, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_malformed_cluster_queues_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_queues_and_namespaces, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_job_as_the_real_server_stores_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jobs_that_ended_on_kubesim, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lease_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lease_object_is_the_one_the_crd_accepts, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_lease_object_is_the_one_the_crd_accepts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_patch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_leases_are_refused_with_a_reason, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_malformed_leases_are_refused_with_a_reason, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_as_the_real_server_serves_it,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_projection, setup, teardown),
