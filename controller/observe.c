@@ -542,6 +542,20 @@ static int add_quota(struct gf_obs_cq *cq, size_t *cap, const char *flavor,
     return 0;
 }
 
+static int read_flavor(struct gf_obs_cq *cq, size_t *cap, const cJSON *fl)
+{
+    const cJSON *fname = item(fl, "name"), *rs, *r;
+    if (!cJSON_IsString(fname) || opt_arr(fl, "resources", &rs) != 0)
+        return -EINVAL;
+    cJSON_ArrayForEach(r, rs)
+    {
+        int rc = add_quota(cq, cap, fname->valuestring, r);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int read_groups(const cJSON *spec, struct gf_obs_cq *cq)
 {
     const cJSON *rgs, *rg;
@@ -555,15 +569,9 @@ static int read_groups(const cJSON *spec, struct gf_obs_cq *cq)
             return -EINVAL;
         cJSON_ArrayForEach(fl, fls)
         {
-            const cJSON *fname = item(fl, "name"), *rs, *r;
-            if (!cJSON_IsString(fname) || opt_arr(fl, "resources", &rs) != 0)
-                return -EINVAL;
-            cJSON_ArrayForEach(r, rs)
-            {
-                int rc = add_quota(cq, &cap, fname->valuestring, r);
-                if (rc != 0)
-                    return rc;
-            }
+            int rc = read_flavor(cq, &cap, fl);
+            if (rc != 0)
+                return rc;
         }
     }
     return 0;
@@ -822,6 +830,10 @@ static int64_t ql_time(struct ql_reader *r, const cJSON *parent,
     int64_t ms = 0;
     if (opt_time(parent, key, &ms) != 0)
         ql_fail(r, field, "is not an RFC 3339 time");
+    /* 0 means "not set" in struct gf_lease, and gpufed never wrote a time
+     * before 1970: such a time was not written by us. */
+    else if (ms < 0)
+        ql_fail(r, field, "is before 1970");
     return ms;
 }
 

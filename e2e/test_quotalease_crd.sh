@@ -4,8 +4,11 @@
 # printer columns and short name, its status is written through the
 # status subresource, a JSON patch carrying a stale resourceVersion is a
 # 409 Conflict (how kubeclient writes preconditions), a phase outside the
-# enum is refused, and (on the
-# real kube-apiserver, which enforces CEL) its spec is immutable.
+# enum is refused, the lease gpufed's writer builds and its status patch
+# (controller/test/testdata, pinned to gf_obs_lease_to_json and
+# gf_obs_lease_status_patch by controller/test/test_observe.c) are
+# accepted, and (on the real kube-apiserver, which enforces CEL) its spec
+# is immutable.
 # Runs on kubesim and on the real server in $GF_SHARED/realk8s.
 #
 # Needs GF_BIN, GF_SHARED, etcd (Debian: etcd-server) and kubectl. A
@@ -34,6 +37,8 @@ trap 'exit 130' INT TERM
 
 CRD="$root/manifests/hub/crd-quotalease.yaml"
 SAMPLE="$root/e2e/testdata/quotalease-sample.yaml"
+BUILT="$root/controller/test/testdata/quotalease-built.json"
+BUILT_PATCH="$root/controller/test/testdata/quotalease-status-patch.json"
 NAME=east-ml-train-1-e1
 
 # check KUBECONFIG STRICT: the checks on one server; STRICT=1 where the
@@ -76,6 +81,15 @@ check() {
         fail "stale resourceVersion accepted"
     fi
     grep -q 'Operation cannot be fulfilled' "$work/err" || fail "$(cat "$work/err")"
+
+    step "the lease gpufed builds, and its status patch, pass the CRD"
+    k create -f "$BUILT" >/dev/null
+    k -n gpufed-system patch ql east-train-resnet-2 --subresource=status \
+        --type=merge --patch-file "$BUILT_PATCH" >/dev/null
+    out=$(k -n gpufed-system get ql east-train-resnet-2 -o \
+        jsonpath='{.spec.resource}/{.spec.origin.jobName}/{.status.phase}/{.status.transitions[1].reason}')
+    [ "$out" = "nvidia.com/gpu/train-resnet/Active/CopyAdmitted" ] ||
+        fail "built lease read back as $out"
 
     step "a phase outside the enum is refused"
     if k -n gpufed-system patch ql $NAME --subresource=status --type=merge \
