@@ -233,8 +233,8 @@ static int orphan_one(void *data, const struct gf_store_entry *e)
     snprintf(key, sizeof(key), "%s/%s", c->h->ns, j->lease);
     if (gf_store_get(c->h->leases, key) != NULL)
         return 0;
-    GF_LOG(&c->m->lc, GF_LOG_WARN, "orphan copy deleted",
-           "job=%s/%s lease=%s", j->ns, j->name, j->lease);
+    GF_LOG(&c->m->lc, GF_LOG_WARN, "orphan copy deleted", "job=%s/%s lease=%s",
+           j->ns, j->name, j->lease);
     struct gf_kube_resource r;
     gf_kube_resource_parse("jobs.batch", &r);
     struct gf_kube_delete_opts o = {.propagation = "Foreground",
