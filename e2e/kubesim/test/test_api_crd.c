@@ -849,6 +849,57 @@ static void test_crd_lifecycle(void **state)
     ks_apitk_stop(&k);
 }
 
+/*
+ * Printer columns whose JSONPath names keys with dots, as Kueue's and
+ * gpufed's keys all have: escaped dots belong to the key, in a column's
+ * path and in a filter's field alike.
+ */
+static void test_printer_columns_with_dotted_keys(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    static const char crd[] =
+        "{\"apiVersion\":\"apiextensions.k8s.io/v1\",\"kind\":"
+        "\"CustomResourceDefinition\",\"metadata\":{\"name\":"
+        "\"racks.example.io\"},\"spec\":{\"group\":\"example.io\","
+        "\"scope\":\"Cluster\",\"names\":{\"plural\":\"racks\","
+        "\"kind\":\"Rack\"},\"versions\":[{\"name\":\"v1\",\"served\":true,"
+        "\"storage\":true,\"additionalPrinterColumns\":["
+        "{\"name\":\"A100\",\"type\":\"string\",\"jsonPath\":"
+        "\".spec.slots[?(@.labels.nvidia\\\\.com/gpu==\\\"a100\\\")].name\"},"
+        "{\"name\":\"Queue\",\"type\":\"string\",\"jsonPath\":"
+        "\".metadata.labels.kueue\\\\.x-k8s\\\\.io/queue-name\"}],"
+        "\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\","
+        "\"x-kubernetes-preserve-unknown-fields\":true}}}]}}";
+    int code;
+    cJSON *j = ks_apitk_json(
+        &k, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        NULL, crd, &code);
+    assert_int_equal(code, 201);
+    cJSON_Delete(j);
+    j = ks_apitk_json(
+        &k, "POST", "/apis/example.io/v1/racks", NULL,
+        "{\"metadata\":{\"name\":\"r1\",\"labels\":"
+        "{\"kueue.x-k8s.io/queue-name\":\"ml\"}},\"spec\":{\"slots\":["
+        "{\"name\":\"s1\",\"labels\":{\"nvidia.com/gpu\":\"h100\"}},"
+        "{\"name\":\"s2\",\"labels\":{\"nvidia.com/gpu\":\"a100\"}}]}}",
+        &code);
+    assert_int_equal(code, 201);
+    cJSON_Delete(j);
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    ks_apitk_do(&k, &r, "GET", "/apis/example.io/v1/racks/r1", NULL,
+                TABLE_ACCEPT, NULL);
+    j = cJSON_Parse(gf_buf_cstr(&r.body));
+    ks_apitk_resp_free(&r);
+    assert_non_null(j);
+    assert_string_equal(cell(j, 0, 1)->valuestring, "s2");
+    assert_string_equal(cell(j, 0, 2)->valuestring, "ml");
+    cJSON_Delete(j);
+    ks_apitk_stop(&k);
+}
+
 /* A changed CRD re-registers its type: versions, columns, schema. */
 static void test_crd_update(void **state)
 {
@@ -1006,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_builtin_tables),
         cmocka_unit_test(test_table_ages),
         cmocka_unit_test(test_crd_lifecycle),
+        cmocka_unit_test(test_printer_columns_with_dotted_keys),
         cmocka_unit_test(test_crd_update),
         cmocka_unit_test(test_catalog_shares_schemas),
         cmocka_unit_test(test_yaml_errors),
