@@ -27,13 +27,14 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "common/list.h"
 #include "common/log.h"
 
 struct gf_http_sock {
     uv_poll_t poll;
     curl_socket_t fd;
     struct gf_http *h;
-    struct gf_http_sock *prev, *next;
+    struct gf_list link; /* in gf_http.socks */
 };
 
 struct gf_http_req {
@@ -58,8 +59,8 @@ struct gf_http_req {
     /* Our words when we ended the transfer (cap, cancel, timers): curl
      * would otherwise write its generic "Failure writing output". */
     char local[CURL_ERROR_SIZE];
-    struct gf_http_req *prev, *next; /* all live requests */
-    struct gf_http_req *qnext;       /* add queue or done queue */
+    struct gf_list link;       /* in gf_http.reqs: all live requests */
+    struct gf_http_req *qnext; /* add queue or done queue */
 };
 
 struct gf_http {
@@ -73,10 +74,10 @@ struct gf_http {
     bool flushing;
     bool closing;
     bool cleaned;
-    struct gf_http_req *reqs;
+    struct gf_list reqs; /* struct gf_http_req, all live */
     struct gf_http_req *add_head, *add_tail;
     struct gf_http_req *done_head, *done_tail;
-    struct gf_http_sock *socks;
+    struct gf_list socks; /* struct gf_http_sock */
     size_t active;
     gf_http_close_cb close_cb;
     void *close_data;
@@ -120,13 +121,7 @@ static void sock_closed(uv_handle_t *hd)
 
 static void sock_unlink_close(struct gf_http_sock *s)
 {
-    struct gf_http *h = s->h;
-    if (s->prev != NULL)
-        s->prev->next = s->next;
-    else
-        h->socks = s->next;
-    if (s->next != NULL)
-        s->next->prev = s->prev;
+    gf_list_remove(&s->link);
     uv_poll_stop(&s->poll);
     uv_close((uv_handle_t *)&s->poll, sock_closed);
 }
@@ -196,10 +191,7 @@ static int curl_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
         }
         s->poll.data = s;
         h->open_handles++;
-        s->next = h->socks;
-        if (h->socks != NULL)
-            h->socks->prev = s;
-        h->socks = s;
+        gf_list_push_front(&h->socks, &s->link);
         curl_multi_assign(h->multi, fd, s);
     }
     int ev = 0;
@@ -375,12 +367,7 @@ static void deliver(struct gf_http *h, struct gf_http_req *r)
         h->stats.timeouts++;
     h->stats.completed++;
 
-    if (r->prev != NULL)
-        r->prev->next = r->next;
-    else
-        h->reqs = r->next;
-    if (r->next != NULL)
-        r->next->prev = r->prev;
+    gf_list_remove(&r->link);
     h->active--;
 
     r->on_done(r->data, &resp);
@@ -625,10 +612,7 @@ int gf_http_start(struct gf_http *h, const struct gf_http_req_opts *o,
         gf_timer_start(&r->idle, r->idle_ms, on_idle_timeout);
     }
 
-    r->next = h->reqs;
-    if (h->reqs != NULL)
-        h->reqs->prev = r;
-    h->reqs = r;
+    gf_list_push_front(&h->reqs, &r->link);
     h->active++;
     h->stats.started++;
     if (h->in_curl > 0) {
@@ -690,8 +674,9 @@ static void maybe_finish_close(struct gf_http *h)
     curl_multi_cleanup(h->multi);
     h->in_curl--;
     h->multi = NULL;
-    while (h->socks != NULL)
-        sock_unlink_close(h->socks);
+    struct gf_list *n;
+    while ((n = gf_list_first(&h->socks)) != NULL)
+        sock_unlink_close(GF_LIST_ENTRY(n, struct gf_http_sock, link));
     uv_timer_stop(&h->timer);
     uv_idle_stop(&h->idle);
     uv_close((uv_handle_t *)&h->timer, handle_closed);
@@ -704,7 +689,10 @@ void gf_http_close(struct gf_http *h, gf_http_close_cb cb, void *data)
     h->closing = true;
     h->close_cb = cb;
     h->close_data = data;
-    for (struct gf_http_req *r = h->reqs; r != NULL; r = r->next) {
+    struct gf_list *n;
+    for (n = gf_list_first(&h->reqs); n != NULL;
+         n = gf_list_next(&h->reqs, n)) {
+        struct gf_http_req *r = GF_LIST_ENTRY(n, struct gf_http_req, link);
         if (!r->queued_done) {
             snprintf(r->local, sizeof(r->local), "canceled");
             queue_done(r, GF_ECANCELED);
