@@ -104,8 +104,9 @@ cleanup() {
     [ -t 1 ] && printf '\033[?25h'
     stop_submitter
     stop_hub
-    sim_cleanup $rc
-    if [ $rc -ne 0 ] && [ -f "$work/fed/hub.log" ]; then
+    # Logs help after a failure, not after Ctrl-C.
+    if [ $rc -eq 130 ]; then sim_cleanup 0; else sim_cleanup $rc; fi
+    if [ $rc -ne 0 ] && [ $rc -ne 130 ] && [ -f "$work/fed/hub.log" ]; then
         echo "--- gpufed hub log (last 20 lines)"
         tail -n 20 "$work/fed/hub.log"
     fi

@@ -294,7 +294,8 @@ def cmd_frame(a):
         out.append("leases (kubectl get ql -A): %d %s" % (
             len(leases), " ".join("%s=%d" % kv for kv in sorted(
                 phases.items()))))
-        # Live leases first, then the most recently ended ones.
+        # The last rows: every live lease, after the most recently
+        # created of those that have ended.
         leases.sort(key=lambda q: (
             (q.get("status") or {}).get("phase") in LIVE,
             q["metadata"].get("creationTimestamp", "")))
