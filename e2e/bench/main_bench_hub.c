@@ -37,6 +37,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -887,21 +888,42 @@ static int parse_uint(const char *s, unsigned *out)
     return 0;
 }
 
+static unsigned *num_flag(struct opts *o, const char *a)
+{
+    static const struct {
+        const char *flag;
+        size_t off;
+    } flags[] = {
+        {"--members", offsetof(struct opts, members)},
+        {"--background", offsetof(struct opts, background)},
+        {"--probes", offsetof(struct opts, probes)},
+        {"--early", offsetof(struct opts, early)},
+        {"--rate", offsetof(struct opts, rate)},
+    };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (strcmp(a, flags[i].flag) == 0)
+            return (unsigned *)(void *)((char *)o + flags[i].off);
+    return NULL;
+}
+
+static const char **str_flag(struct opts *o, const char *a)
+{
+    if (strcmp(a, "--gpufed") == 0)
+        return &o->gpufed;
+    if (strcmp(a, "--kubesim") == 0)
+        return &o->kubesim;
+    if (strcmp(a, "--crds") == 0)
+        return &o->crds;
+    return NULL;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        unsigned *num = strcmp(a, "--members") == 0      ? &o->members
-                        : strcmp(a, "--background") == 0 ? &o->background
-                        : strcmp(a, "--probes") == 0     ? &o->probes
-                        : strcmp(a, "--early") == 0      ? &o->early
-                        : strcmp(a, "--rate") == 0       ? &o->rate
-                                                         : NULL;
-        const char **str = strcmp(a, "--gpufed") == 0    ? &o->gpufed
-                           : strcmp(a, "--kubesim") == 0 ? &o->kubesim
-                           : strcmp(a, "--crds") == 0    ? &o->crds
-                                                         : NULL;
+        unsigned *num = num_flag(o, a);
+        const char **str = str_flag(o, a);
         if (strcmp(a, "--quick") == 0) {
             o->members = 3;
             o->background = 10;
@@ -918,6 +940,40 @@ static int parse_args(int argc, char **argv, struct opts *o)
     if (o->members < 2 || o->rate == 0 || o->rate > 1000)
         return -EINVAL;
     return 0;
+}
+
+static void refl_closed(void *data)
+{
+    (*(size_t *)data)--;
+}
+
+/* Closes the watches and the clients, stops kubesim, frees. */
+static void teardown(struct hb *x)
+{
+    gf_timer_stop(&x->tail);
+    gf_timer_stop(&x->pace);
+    if (x->log != NULL)
+        fclose(x->log);
+    size_t closing = 0;
+    for (size_t i = 0; i < x->n_refls; i++) {
+        if (x->refls[i] != NULL) {
+            closing++;
+            gf_reflector_close(x->refls[i], refl_closed, &closing);
+        }
+    }
+    while (closing > 0)
+        uv_run(&x->k.loop, UV_RUN_ONCE);
+    for (size_t i = 0; i < x->n_refls; i++)
+        gf_store_free(x->stores[i]);
+    gf_free(x->stores);
+    gf_free(x->refls);
+    gf_bench_close(&x->k);
+    gf_bench_sim_stop(&x->sim);
+    gf_htab_free_all(&x->wls, gf_free);
+    gf_htab_free_all(&x->copies, gf_free);
+    gf_htab_free_all(&x->decided, gf_free);
+    gf_free(x->wctx);
+    gf_free(x->probes);
 }
 
 int main(int argc, char **argv)
@@ -1005,27 +1061,7 @@ int main(int argc, char **argv)
         if (posix_spawnp(&pid, "tail", NULL, NULL, tail, environ) == 0)
             waitpid(pid, NULL, 0);
     }
-    gf_timer_stop(&x.tail);
-    gf_timer_stop(&x.pace);
-    if (x.log != NULL)
-        fclose(x.log);
-    for (size_t i = 0; i < x.n_refls; i++)
-        if (x.refls[i] != NULL)
-            gf_reflector_close(x.refls[i], NULL, NULL);
-    /* Reflectors free themselves from the loop. */
-    for (int i = 0; i < 100; i++)
-        uv_run(&x.k.loop, UV_RUN_NOWAIT);
-    for (size_t i = 0; i < x.n_refls; i++)
-        gf_store_free(x.stores[i]);
-    gf_free(x.stores);
-    gf_free(x.refls);
-    gf_bench_close(&x.k);
-    gf_bench_sim_stop(&x.sim);
-    gf_htab_free_all(&x.wls, gf_free);
-    gf_htab_free_all(&x.copies, gf_free);
-    gf_htab_free_all(&x.decided, gf_free);
-    gf_free(x.wctx);
-    gf_free(x.probes);
+    teardown(&x);
     curl_global_cleanup();
     gf_kube_global_cleanup();
     if (rc != 0) {
