@@ -54,9 +54,9 @@ static int wait_ready(struct gf_bench_sim *s)
     return GF_ETIMEDOUT;
 }
 
-int gf_bench_sim_start(struct gf_bench_sim *s, const char *kubesim,
-                       const char *crds, unsigned clusters,
-                       const char *const *extra)
+static int sim_start(struct gf_bench_sim *s, const char *kubesim,
+                     const char *crds, unsigned clusters,
+                     const char *const *extra, bool kueue)
 {
     s->pid = 0;
     snprintf(s->dir, sizeof(s->dir), "/tmp/gf-bench.XXXXXX");
@@ -66,12 +66,14 @@ int gf_bench_sim_start(struct gf_bench_sim *s, const char *kubesim,
     }
     char nclusters[16];
     snprintf(nclusters, sizeof(nclusters), "%u", clusters);
-    /* --no-kueue: benchmarks measure the API server; Kueue-lite would add
-     * its own status writes to every Workload created. */
-    const char *argv[MAX_SIM_ARGS] = {
-        kubesim, "--no-kueue", "--clusters", nclusters,     "--dir",
-        s->dir,  "--crds",     crds,         "--log-level", "warn"};
-    size_t n = 10;
+    const char *argv[MAX_SIM_ARGS] = {kubesim, "--clusters",  nclusters,
+                                      "--dir", s->dir,        "--crds",
+                                      crds,    "--log-level", "warn"};
+    size_t n = 9;
+    /* --no-kueue: most benchmarks measure the API server; Kueue-lite would
+     * add its own status writes to every Workload created. */
+    if (!kueue)
+        argv[n++] = "--no-kueue";
     for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
         if (n + 1 < MAX_SIM_ARGS)
             argv[n++] = extra[i];
@@ -84,6 +86,20 @@ int gf_bench_sim_start(struct gf_bench_sim *s, const char *kubesim,
         return -rc;
     }
     return wait_ready(s);
+}
+
+int gf_bench_sim_start(struct gf_bench_sim *s, const char *kubesim,
+                       const char *crds, unsigned clusters,
+                       const char *const *extra)
+{
+    return sim_start(s, kubesim, crds, clusters, extra, false);
+}
+
+int gf_bench_sim_start_kueue(struct gf_bench_sim *s, const char *kubesim,
+                             const char *crds, unsigned clusters,
+                             const char *const *extra)
+{
+    return sim_start(s, kubesim, crds, clusters, extra, true);
 }
 
 void gf_bench_sim_stop(struct gf_bench_sim *s)
@@ -106,8 +122,13 @@ void gf_bench_sim_stop(struct gf_bench_sim *s)
 
 long gf_bench_sim_rss_kb(const struct gf_bench_sim *s)
 {
+    return gf_bench_rss_kb(s->pid);
+}
+
+long gf_bench_rss_kb(pid_t pid)
+{
     char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)s->pid);
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;

@@ -42,10 +42,17 @@ struct gf_bench_sim {
 int gf_bench_sim_start(struct gf_bench_sim *s, const char *kubesim,
                        const char *crds, unsigned clusters,
                        const char *const *extra);
+/* The same with Kueue-lite running in every cluster (benchmarks of the
+ * controller, which needs Workloads made from Jobs and admitted). */
+int gf_bench_sim_start_kueue(struct gf_bench_sim *s, const char *kubesim,
+                             const char *crds, unsigned clusters,
+                             const char *const *extra);
 /* SIGTERM, wait, remove the directory. Accepts a sim never started. */
 void gf_bench_sim_stop(struct gf_bench_sim *s);
 /* The child's resident memory (VmRSS), KB, or -1. */
 long gf_bench_sim_rss_kb(const struct gf_bench_sim *s);
+/* Any process's resident memory (VmRSS), KB, or -1. */
+long gf_bench_rss_kb(pid_t pid);
 /* DIR/cI/kubeconfig-admin.yaml of cluster i (1-based). */
 void gf_bench_sim_kubeconfig(const struct gf_bench_sim *s, unsigned i,
                              char *out, size_t cap);
