@@ -571,8 +571,10 @@ static void on_drain(struct gf_timer *t)
     struct gf_hub *h = t->data;
     struct gf_wq_stats st;
     gf_wq_stats(h->wq, &st);
-    /* Writes in flight finish (STYLE: drain, 30 s at most). */
-    if (st.inflight > 0 && gf_clock_now_ms(&h->clk) < h->drain_deadline) {
+    /* Reconciles and writes in flight finish (STYLE: drain, 30 s at
+     * most): their callbacks hold the hub. */
+    if ((st.inflight > 0 || h->inflight_writes > 0) &&
+        gf_clock_now_ms(&h->clk) < h->drain_deadline) {
         gf_timer_start(t, 20, on_drain);
         return;
     }

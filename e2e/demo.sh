@@ -63,18 +63,12 @@ else
     DEADLINE=200
 fi
 
-# --- how gpufed is installed: the one place to switch -------------------------
-# With the shipped kustomizations (manifests/hub and manifests/member), the
+# --- how gpufed is installed --------------------------------------------------
+# With the shipped kustomizations (manifests/hub and manifests/member): the
 # hub runs as its own least-privilege identity, gpufed-hub, everywhere:
 # its kubeconfig in the hub and the member Secrets it reads are kubesim's
 # kubeconfig-gpufed-hub.yaml, and kubesim enforces the manifests' RBAC.
-# Without them (only the CRD is shipped) it runs as the clusters' admin.
-if [ -f "$root/manifests/hub/kustomization.yaml" ] &&
-    [ -f "$root/manifests/member/kustomization.yaml" ]; then
-    IDENTITY=gpufed-hub
-else
-    IDENTITY=admin
-fi
+IDENTITY=gpufed-hub
 
 # --- processes and cleanup ---------------------------------------------------
 
@@ -186,16 +180,11 @@ YAML
 hub_side() {
     local d=$1 m
     local H=(kubectl --kubeconfig "$d/hub/kubeconfig-admin.yaml")
-    if [ "$IDENTITY" = gpufed-hub ]; then
-        "${H[@]}" apply -k "$root/manifests/hub" >/dev/null
-        for m in "${MEMBERS[@]}"; do
-            kubectl --kubeconfig "$d/$m/kubeconfig-admin.yaml" \
-                apply -k "$root/manifests/member" >/dev/null
-        done
-    else
-        "${H[@]}" apply -f "$root/manifests/hub/crd-quotalease.yaml" >/dev/null
-        "${H[@]}" create namespace gpufed-system >/dev/null
-    fi
+    "${H[@]}" apply -k "$root/manifests/hub" >/dev/null
+    for m in "${MEMBERS[@]}"; do
+        kubectl --kubeconfig "$d/$m/kubeconfig-admin.yaml" \
+            apply -k "$root/manifests/member" >/dev/null
+    done
     for m in "${MEMBERS[@]}"; do
         "${H[@]}" -n gpufed-system create secret generic "$m-kubeconfig" \
             --from-file=kubeconfig="$d/$m/kubeconfig-$IDENTITY.yaml" \
