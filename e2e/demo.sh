@@ -172,6 +172,11 @@ YAML
             done
         } | kubectl --kubeconfig "$d/$m/kubeconfig-admin.yaml" apply -f - \
             >/dev/null
+        # The nodes carry the GPU product label that the a100 flavor's
+        # nodeLabels select: Kueue puts them in each admitted Job's
+        # nodeSelector, as GPU Operator labels real nodes.
+        kubectl --kubeconfig "$d/$m/kubeconfig-admin.yaml" label nodes --all \
+            nvidia.com/gpu.product=A100-SXM4-80GB >/dev/null
     done
 }
 
