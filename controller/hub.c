@@ -106,45 +106,20 @@ static void on_policy(void *data, const struct gf_policy *now,
     gf__hub_kick_pass(h);
 }
 
-static void event_done(void *data, const struct gf_kube_result *r)
-{
-    (void)r;
-    struct gf_hub *h = data;
-    h->inflight_writes--;
-}
-
-/* An Event on the policy's ConfigMap in the hub (best effort): where an
- * admin who edited it looks. */
+/* An Event on the policy's ConfigMap in the hub: where an admin who
+ * edited it looks. */
 static void policy_event(struct gf_hub *h, const char *reason, const char *msg,
                          bool warn)
 {
-    char ts[32];
-    gf_time_rfc3339(gf_clock_wall_ms(&h->clk), ts);
-    cJSON *e = cJSON_CreateObject();
-    cJSON *md = cJSON_AddObjectToObject(e, "metadata");
-    cJSON_AddStringToObject(md, "generateName", "gpufed-policy.");
-    cJSON_AddStringToObject(md, "namespace", h->ns);
-    cJSON *io = cJSON_AddObjectToObject(e, "involvedObject");
-    cJSON_AddStringToObject(io, "apiVersion", "v1");
-    cJSON_AddStringToObject(io, "kind", "ConfigMap");
-    cJSON_AddStringToObject(io, "namespace", h->ns);
-    cJSON_AddStringToObject(io, "name", "gpufed-policy");
-    cJSON_AddStringToObject(e, "reason", reason);
-    cJSON_AddStringToObject(e, "message", msg);
-    cJSON_AddStringToObject(e, "type", warn ? "Warning" : "Normal");
-    cJSON *src = cJSON_AddObjectToObject(e, "source");
-    cJSON_AddStringToObject(src, "component", "gpufed-hub");
-    cJSON_AddStringToObject(e, "firstTimestamp", ts);
-    cJSON_AddStringToObject(e, "lastTimestamp", ts);
-    cJSON_AddNumberToObject(e, "count", 1);
-    char *body = cJSON_PrintUnformatted(e);
-    cJSON_Delete(e);
-    struct gf_kube_resource r;
-    gf_kube_resource_parse("events", &r);
-    if (gf_kube_create(h->hubc, &r, h->ns, body, strlen(body), event_done, h,
-                       NULL) == 0)
-        h->inflight_writes++;
-    cJSON_free(body);
+    const struct gf__event ev = {.ns = h->ns,
+                                 .api_version = "v1",
+                                 .kind = "ConfigMap",
+                                 .name = "gpufed-policy",
+                                 .reason = reason,
+                                 .message = msg,
+                                 .component = "gpufed-hub",
+                                 .warning = warn};
+    gf__event_post(h, h->hubc, &ev);
 }
 
 /* --- per-lease memory -------------------------------------------------- */

@@ -162,6 +162,15 @@ struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name);
 void gf__hub_enqueue_lease(struct gf_hub *h, const char *name);
 void gf__hub_kick_pass(struct gf_hub *h);
 
+/* event.c: a core/v1 Event about one object (best effort). */
+struct gf__event {
+    const char *ns, *api_version, *kind, *name, *uid; /* the object */
+    const char *reason, *message, *component;
+    bool warning;
+};
+void gf__event_post(struct gf_hub *h, struct gf_kube_client *c,
+                    const struct gf__event *ev);
+
 /* hub_http.c: /healthz, /readyz, /metrics on addr ("HOST:PORT"). */
 int gf__hub_http_start(struct gf_hub *h, const char *addr);
 void gf__hub_http_close(struct gf_hub *h, void (*cb)(void *), void *data);

@@ -150,13 +150,6 @@ static void view_copy(struct gf_hub *h, const struct gf_lease *l,
 
 /* --- events ----------------------------------------------------------- */
 
-static void ignore(void *data, const struct gf_kube_result *r)
-{
-    (void)r;
-    struct gf_hub *h = data;
-    h->inflight_writes--;
-}
-
 static const char *event_message(const struct wctx *c, char *out, size_t cap)
 {
     const struct gf_lease *l = &c->l;
@@ -181,43 +174,24 @@ static const char *event_message(const struct wctx *c, char *out, size_t cap)
 /* Records the step's Event on the origin Job (best effort). */
 static void emit_event(struct wctx *c)
 {
-    struct gf_hub *h = c->h;
-    struct gf__member *m = gf__hub_member(h, c->l.origin_member);
-    if (c->step.event == NULL || m == NULL || m->client == NULL ||
-        c->origin_job[0] == '\0')
+    struct gf__member *m = gf__hub_member(c->h, c->l.origin_member);
+    if (c->step.event == NULL || m == NULL)
         return;
-    char msg[512], ts[32];
-    gf_time_rfc3339(gf_clock_wall_ms(&h->clk), ts);
-    bool warn = strcmp(c->step.event, "CopyFailed") == 0 ||
-                strcmp(c->step.event, "CopyLost") == 0 ||
-                strcmp(c->step.event, "Preempted") == 0;
-    cJSON *e = cJSON_CreateObject();
-    cJSON *md = cJSON_AddObjectToObject(e, "metadata");
-    char gen[300];
-    snprintf(gen, sizeof(gen), "%s.", c->origin_job);
-    cJSON_AddStringToObject(md, "generateName", gen);
-    cJSON_AddStringToObject(md, "namespace", c->l.origin_namespace);
-    cJSON *io = cJSON_AddObjectToObject(e, "involvedObject");
-    cJSON_AddStringToObject(io, "apiVersion", "batch/v1");
-    cJSON_AddStringToObject(io, "kind", "Job");
-    cJSON_AddStringToObject(io, "namespace", c->l.origin_namespace);
-    cJSON_AddStringToObject(io, "name", c->origin_job);
-    cJSON_AddStringToObject(io, "uid", c->origin_job_uid);
-    cJSON_AddStringToObject(e, "reason", c->step.event);
-    cJSON_AddStringToObject(e, "message", event_message(c, msg, sizeof(msg)));
-    cJSON_AddStringToObject(e, "type", warn ? "Warning" : "Normal");
-    cJSON *src = cJSON_AddObjectToObject(e, "source");
-    cJSON_AddStringToObject(src, "component", "gpufed");
-    cJSON_AddStringToObject(e, "firstTimestamp", ts);
-    cJSON_AddStringToObject(e, "lastTimestamp", ts);
-    cJSON_AddNumberToObject(e, "count", 1);
-    char *body = cJSON_PrintUnformatted(e);
-    cJSON_Delete(e);
-    struct gf_kube_resource r = resource("events");
-    if (gf_kube_create(m->client, &r, c->l.origin_namespace, body, strlen(body),
-                       ignore, h, NULL) == 0)
-        h->inflight_writes++;
-    cJSON_free(body);
+    char msg[512];
+    const char *ev = c->step.event;
+    const struct gf__event e = {
+        .ns = c->l.origin_namespace,
+        .api_version = "batch/v1",
+        .kind = "Job",
+        .name = c->origin_job,
+        .uid = c->origin_job_uid,
+        .reason = ev,
+        .message = event_message(c, msg, sizeof(msg)),
+        .component = "gpufed",
+        .warning = strcmp(ev, "CopyFailed") == 0 ||
+                   strcmp(ev, "CopyLost") == 0 || strcmp(ev, "Preempted") == 0,
+    };
+    gf__event_post(c->h, m->client, &e);
 }
 
 /* --- finishing a write ------------------------------------------------ */
