@@ -86,7 +86,7 @@ set -e
 [ "$(g get cq cluster-queue -A)" = clusterqueue.kueue.x-k8s.io/cluster-queue ] ||
     fail "get NAME -A of a cluster-scoped resource"
 for v in get watch; do
-    "$GF_BIN/gpufedctl" kube $v --help | grep -q '^usage: gpufedctl kube get' ||
+    grep -q '^usage: gpufedctl kube get' < <("$GF_BIN/gpufedctl" kube $v --help) ||
         fail "kube $v --help"
 done
 

@@ -188,7 +188,8 @@ leases_of() { # job
             "\(.metadata.name) \(.status.phase // "Pending") \(.status.reason // "")"'
 }
 lease_is() { # job phase [reason]
-    leases_of "$1" | grep -q "^[^ ]* $2 ${3:-}"
+    # Not a pipe: grep -q stops early, and pipefail would see SIGPIPE.
+    grep -q "^[^ ]* $2 ${3:-}" < <(leases_of "$1")
 }
 ann() { # ns job key
     E -n "$1" get job "$2" -o json | jq -r --arg k "$3" '.metadata.annotations[$k] // ""'

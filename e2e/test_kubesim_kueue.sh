@@ -170,8 +170,11 @@ for j in "$g1" "$g2" "$g3"; do
 done
 [ "$suspended" -eq 1 ] || fail "expected 1 suspended GPU Job, got $suspended"
 # A label key with dots, as kubectl custom-columns address it.
-k get jobs -o custom-columns='N:.metadata.name,Q:.metadata.labels.kueue\.x-k8s\.io/queue-name' \
-    --no-headers | grep -q '^gpu-1 *gpu-queue$' || fail "custom-columns queue-name"
+# (Read whole first: `grep -q` would stop reading early and, under
+# pipefail, kubectl's SIGPIPE would fail the pipeline at random.)
+cols=$(k get jobs -o custom-columns='N:.metadata.name,Q:.metadata.labels.kueue\.x-k8s\.io/queue-name' \
+    --no-headers)
+grep -q '^gpu-1 *gpu-queue$' <<<"$cols" || fail "custom-columns queue-name: $cols"
 k delete "$g1" "$g2" "$g3" --wait=false >/dev/null
 
 step "execution log: one JSON line per pod start and stop"

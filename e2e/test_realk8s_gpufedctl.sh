@@ -99,11 +99,14 @@ set -e
 step "-o json: an int64 past 2^53 stays exact; list items carry apiVersion and kind"
 k patch cq cluster-queue --subresource=status --type=merge \
     -p '{"status":{"fairSharing":{"weightedShare":9007199254740993}}}' >/dev/null
-k get cq cluster-queue -o json | grep -q '"weightedShare": 9007199254740993' ||
+# grep reads from a process substitution, not a pipe: `grep -q` stops
+# at the first match, and under pipefail the writer's SIGPIPE would fail
+# the pipeline at random.
+grep -q '"weightedShare": 9007199254740993' < <(k get cq cluster-queue -o json) ||
     fail "kubectl does not show the value (test setup)"
-g get cq cluster-queue -o json | grep -q '"weightedShare":.9007199254740993$' ||
+grep -q '"weightedShare":.9007199254740993$' < <(g get cq cluster-queue -o json) ||
     fail "get NAME -o json rounded the int64"
-g get cq -o json | grep -q '"weightedShare":.9007199254740993$' ||
+grep -q '"weightedShare":.9007199254740993$' < <(g get cq -o json) ||
     fail "get -o json (a list) rounded the int64"
 # jq reads numbers as doubles, the same on both sides.
 diff <(g get cq -o json | jq -S .) <(k get cq -o json | jq -S .) >&2 ||
