@@ -352,6 +352,27 @@ static void act(struct gf_hub *h, const struct gf_action *a, int64_t now)
     }
 }
 
+/*
+ * When the next pass is due: at the period, or sooner when a pending
+ * Workload reaches overflowAfter before that, so that it is decided the
+ * moment it becomes eligible rather than up to a period later. One walk
+ * of the pending list, next to decide's own.
+ */
+static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
+{
+    int64_t after = h->policy->timing.overflow_after_ms;
+    int64_t due = now + (int64_t)h->pass_period_ms;
+    const struct gf_ledger_wl *w;
+    for (w = gf_ledger_pending_first(h->ledger); w != NULL;
+         w = gf_ledger_pending_next(h->ledger, w)) {
+        int64_t at = w->pending_since_ms + after;
+        if (at > now && at < due)
+            due = at;
+    }
+    /* 1 ms past the instant: decide compares with >=. */
+    return (uint64_t)(due - now) + 1;
+}
+
 void gf__pass_run(struct gf_hub *h)
 {
     h->n_passes++;
@@ -374,5 +395,5 @@ void gf__pass_run(struct gf_hub *h)
             act(h, &acts.v[i], now);
     }
     gf_actions_free(&acts);
-    gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, h->pass_period_ms);
+    gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, next_pass_ms(h, now));
 }
