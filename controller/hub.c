@@ -159,6 +159,23 @@ void gf__hub_kick_pass(struct gf_hub *h)
     gf_wq_add_after(h->wq, "pass", 50);
 }
 
+const char *gf__copy_namespace(const struct gf_hub *h, const char *group,
+                               const char *lender, const char *origin_ns)
+{
+    const struct gf_policy *p = h->policy;
+    int g = gf_policy_group_index(p, group);
+    if (g < 0)
+        return origin_ns;
+    const struct gf_policy_group *gr = &p->groups[g];
+    for (size_t i = 0; i < gr->n_ns_map; i++) {
+        const struct gf_policy_ns_map *m = &gr->ns_map[i];
+        if (strcmp(p->members[m->member].name, lender) == 0 &&
+            strcmp(m->from, origin_ns) == 0)
+            return m->to;
+    }
+    return origin_ns;
+}
+
 struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name)
 {
     for (size_t i = 0; i < h->n_members; i++)

@@ -155,6 +155,10 @@ const struct gf_obs_ns *gf__member_ns(const struct gf__member *m,
                                       const char *name);
 
 /* hub.c */
+/* The namespace a copy of a Workload of origin_ns runs in, in lender: the
+ * group's namespaceMapping, else origin_ns (returned-borrowed). */
+const char *gf__copy_namespace(const struct gf_hub *h, const char *group,
+                               const char *lender, const char *origin_ns);
 /* The crash hook (gf_hub_opts.crash_after): called after each successful
  * write; kills the process when it is the one named. */
 void gf__hub_wrote(struct gf_hub *h, const char *write);

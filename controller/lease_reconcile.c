@@ -46,25 +46,6 @@ static struct gf_kube_resource res_of_lease(void)
     return resource("quotaleases.gpufed.io");
 }
 
-/* The namespace a copy runs in: the group's namespaceMapping for that
- * lender, else the origin's own. */
-static const char *lender_ns(const struct gf_hub *h, const struct gf_lease *l)
-{
-    const struct gf_policy *p = h->policy;
-    for (size_t g = 0; g < p->n_groups; g++) {
-        const struct gf_policy_group *gr = &p->groups[g];
-        if (strcmp(gr->name, l->group) != 0)
-            continue;
-        for (size_t i = 0; i < gr->n_ns_map; i++) {
-            const struct gf_policy_ns_map *m = &gr->ns_map[i];
-            if (strcmp(p->members[m->member].name, l->lender_member) == 0 &&
-                strcmp(m->from, l->origin_namespace) == 0)
-                return m->to;
-        }
-    }
-    return l->origin_namespace;
-}
-
 /* Named after the submitter's Job where the lease knows it (people
  * recognise it), else the Workload; either way unique by uid and epoch. */
 static void copy_name(const struct gf_lease *l, char out[GF_COPY_NAME_MAX])
@@ -746,7 +727,9 @@ void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
     snprintf(c->lease, sizeof(c->lease), "%s", name);
     snprintf(c->lease_rv, sizeof(c->lease_rv), "%s", e->rv);
     gf_lease_copy(&c->l, &lp->l);
-    snprintf(c->lender_ns, sizeof(c->lender_ns), "%s", lender_ns(h, &c->l));
+    snprintf(c->lender_ns, sizeof(c->lender_ns), "%s",
+             gf__copy_namespace(h, c->l.group, c->l.lender_member,
+                                c->l.origin_namespace));
     copy_name(&c->l, c->copy);
     /* One overflow queue per lending ClusterQueue; its LocalQueue's name
      * is a label value on copies, so 63 characters at most. */

@@ -75,23 +75,6 @@ static void start_done(void *data, const struct gf_kube_result *res)
     gf_free(c);
 }
 
-/* Where the copy would run: the group's namespaceMapping for the lender,
- * else the origin's namespace. */
-static const char *target_ns(const struct gf_hub *h, const struct gf_action *a)
-{
-    const struct gf_policy *p = h->policy;
-    for (size_t g = 0; g < p->n_groups; g++) {
-        const struct gf_policy_group *gr = &p->groups[g];
-        if (strcmp(gr->name, a->group) != 0)
-            continue;
-        for (size_t i = 0; i < gr->n_ns_map; i++)
-            if (strcmp(p->members[gr->ns_map[i].member].name, a->lender) == 0 &&
-                strcmp(gr->ns_map[i].from, a->namespace) == 0)
-                return gr->ns_map[i].to;
-    }
-    return a->namespace;
-}
-
 /* A lender namespace that has not opted in would refuse the copy every
  * time: do not record a lease that can only fail. (decide does not see
  * namespaces; the cost is that such a Workload waits at home.) */
@@ -99,7 +82,9 @@ static bool lender_accepts(const struct gf_hub *h, const struct gf_action *a)
 {
     const struct gf__member *m = gf__hub_member(h, a->lender);
     const struct gf_obs_ns *ns =
-        m != NULL ? gf__member_ns(m, target_ns(h, a)) : NULL;
+        m != NULL ? gf__member_ns(m, gf__copy_namespace(h, a->group, a->lender,
+                                                        a->namespace))
+                  : NULL;
     return ns != NULL && ns->accept_overflow;
 }
 
@@ -110,7 +95,8 @@ static void start_lease(struct gf_hub *h, const struct gf_action *a,
         GF_LOG(&h->lc, GF_LOG_DEBUG,
                "lender namespace does not accept overflow",
                "origin=%s/%s/%s lender=%s namespace=%s", a->member,
-               a->namespace, a->name, a->lender, target_ns(h, a));
+               a->namespace, a->name, a->lender,
+               gf__copy_namespace(h, a->group, a->lender, a->namespace));
         return;
     }
     char key[400];
