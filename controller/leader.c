@@ -38,8 +38,8 @@ enum gf_leader_step gf_leader_decide(const struct gf_leader_view *v)
         return GF_LEADER_ACQUIRE;
     if (mine)
         return GF_LEADER_RENEW;
-    uint64_t lease = r->duration_s > 0 ? (uint64_t)r->duration_s * 1000
-                                       : v->lease_ms;
+    uint64_t lease =
+        r->duration_s > 0 ? (uint64_t)r->duration_s * 1000 : v->lease_ms;
     /* The holder's promise is its lease: it stops writing within its
      * renew deadline, which is shorter. Our own clock times it. */
     if (v->now_ms < v->changed_ms + lease)
@@ -79,7 +79,8 @@ void gf_leader_micro_time(int64_t wall_ms, char out[40])
     gf_time_rfc3339(wall_ms, s);
     /* "YYYY-MM-DDTHH:MM:SSZ" -> the same with ".mmm000" before the Z. */
     size_t n = strlen(s);
-    int64_t frac = wall_ms >= 0 ? wall_ms % 1000 : (1000 + wall_ms % 1000) % 1000;
+    int64_t frac =
+        wall_ms >= 0 ? wall_ms % 1000 : (1000 + wall_ms % 1000) % 1000;
     snprintf(out, 40, "%.*s.%03lld000Z", (int)(n > 0 ? n - 1 : 0), s,
              (long long)frac);
 }
@@ -252,8 +253,8 @@ static void write_record(struct gf_leader *l, enum gf_leader_step step)
         r.transitions = l->have_rec ? l->rec.transitions + 1 : 0;
     }
     l->sent_ms = gf_clock_now_ms(l->clk);
-    int rc = l->api.put(l->api.ctx, &r, l->have_rec ? l->rv : NULL,
-                        l->retry_ms, put_done, l);
+    int rc = l->api.put(l->api.ctx, &r, l->have_rec ? l->rv : NULL, l->retry_ms,
+                        put_done, l);
     if (rc == 0)
         l->busy = true;
     else
@@ -359,7 +360,8 @@ static void kube_done(void *data, const struct gf_kube_result *res)
     struct gf_leader_record r;
     const char *rv = NULL;
     int err = res->err;
-    if (err == 0 && (res->json == NULL || parse_record(res->json, &r, &rv) != 0))
+    if (err == 0 &&
+        (res->json == NULL || parse_record(res->json, &r, &rv) != 0))
         err = GF_EPARSE;
     cb(l, err, err == 0 ? &r : NULL, err == 0 ? rv : NULL);
 }
@@ -398,9 +400,8 @@ static cJSON *spec_json(const struct gf_leader_record *r)
     return spec;
 }
 
-static int kube_put(void *ctx, const struct gf_leader_record *r,
-                    const char *rv, uint64_t timeout_ms, gf_leader_api_cb cb,
-                    void *data)
+static int kube_put(void *ctx, const struct gf_leader_record *r, const char *rv,
+                    uint64_t timeout_ms, gf_leader_api_cb cb, void *data)
 {
     struct gf_leader *l = ctx;
     (void)data;
@@ -472,10 +473,8 @@ int gf_leader_start(const struct gf_leader_opts *o, struct gf_leader **out)
     if (o->api != NULL)
         l->api = *o->api;
     else
-        l->api = (struct gf_leader_api){.get = kube_get,
-                                        .put = kube_put,
-                                        .cancel = kube_cancel,
-                                        .ctx = l};
+        l->api = (struct gf_leader_api){
+            .get = kube_get, .put = kube_put, .cancel = kube_cancel, .ctx = l};
     l->on_change = o->on_change;
     l->data = o->data;
     l->lc = (struct gf_log_ctx){.comp = "leader"};

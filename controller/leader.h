@@ -114,8 +114,7 @@ typedef void (*gf_leader_api_cb)(void *data, int err,
 
 struct gf_leader_api {
     /* Reads the Lease. */
-    int (*get)(void *ctx, uint64_t timeout_ms, gf_leader_api_cb cb,
-               void *data);
+    int (*get)(void *ctx, uint64_t timeout_ms, gf_leader_api_cb cb, void *data);
     /* Creates the Lease (rv NULL) or updates it with rv as a
      * precondition. */
     int (*put)(void *ctx, const struct gf_leader_record *rec, const char *rv,

@@ -34,8 +34,7 @@ static struct gf_leader_record rec_of(const char *holder)
 }
 
 static enum gf_leader_step dec(const struct gf_leader_record *r, bool leading,
-                               uint64_t now, uint64_t changed,
-                               uint64_t renewed)
+                               uint64_t now, uint64_t changed, uint64_t renewed)
 {
     struct gf_leader_view v = {.me = "a",
                                .rec = r,
@@ -59,20 +58,16 @@ static void test_decide_rules(void **state)
     assert_int_equal(dec(&a, true, 5000, 4000, 4000), GF_LEADER_RENEW);
     assert_int_equal(dec(&a, false, 5000, 5000, 0), GF_LEADER_RENEW);
     /* Another holder: wait for one full lease of no change, no less. */
-    assert_int_equal(dec(&b, false, 1000 + LEASE - 1, 1000, 0),
-                     GF_LEADER_WAIT);
-    assert_int_equal(dec(&b, false, 1000 + LEASE, 1000, 0),
-                     GF_LEADER_ACQUIRE);
+    assert_int_equal(dec(&b, false, 1000 + LEASE - 1, 1000, 0), GF_LEADER_WAIT);
+    assert_int_equal(dec(&b, false, 1000 + LEASE, 1000, 0), GF_LEADER_ACQUIRE);
     /* The record's own duration wins over ours. */
     struct gf_leader_record b4 = rec_of("b");
     b4.duration_s = 4;
     assert_int_equal(dec(&b4, false, 1000 + 3999, 1000, 0), GF_LEADER_WAIT);
-    assert_int_equal(dec(&b4, false, 1000 + 4000, 1000, 0),
-                     GF_LEADER_ACQUIRE);
+    assert_int_equal(dec(&b4, false, 1000 + 4000, 1000, 0), GF_LEADER_ACQUIRE);
     /* Leading: another holder, or the deadline passed, is a loss. */
     assert_int_equal(dec(&b, true, 5000, 5000, 4000), GF_LEADER_LOST);
-    assert_int_equal(dec(&a, true, 4000 + RD - 1, 4000, 4000),
-                     GF_LEADER_RENEW);
+    assert_int_equal(dec(&a, true, 4000 + RD - 1, 4000, 4000), GF_LEADER_RENEW);
     assert_int_equal(dec(&a, true, 4000 + RD, 4000, 4000), GF_LEADER_LOST);
     assert_int_equal(dec(NULL, true, 4000 + RD, 4000, 4000), GF_LEADER_LOST);
     assert_string_equal(gf_leader_step_name(GF_LEADER_LOST), "lost");
@@ -91,9 +86,8 @@ static void test_timing_and_micro_time(void **state)
     gf_leader_micro_time(1796534496000, s);
     assert_string_equal(s, "2026-12-06T05:21:36.000000Z");
     int64_t back = 0;
-    assert_int_equal(gf_time_parse_rfc3339("2026-12-06T05:21:36.123000Z",
-                                           &back),
-                     0);
+    assert_int_equal(
+        gf_time_parse_rfc3339("2026-12-06T05:21:36.123000Z", &back), 0);
     assert_int_equal(back, 1796534496123);
 }
 
@@ -331,8 +325,7 @@ static void test_acquires_an_empty_lease_then_renews(void **state)
     fx_done(f);
 }
 
-static void test_standby_never_takes_over_while_the_record_changes(
-    void **state)
+static void test_standby_never_takes_over_while_the_record_changes(void **state)
 {
     (void)state;
     struct fx *f = fx_new();
@@ -519,7 +512,8 @@ int main(void)
         cmocka_unit_test(test_decide_rules),
         cmocka_unit_test(test_timing_and_micro_time),
         cmocka_unit_test(test_acquires_an_empty_lease_then_renews),
-        cmocka_unit_test(test_standby_never_takes_over_while_the_record_changes),
+        cmocka_unit_test(
+            test_standby_never_takes_over_while_the_record_changes),
         cmocka_unit_test(test_takes_over_after_exactly_one_lease_of_no_change),
         cmocka_unit_test(test_leader_stops_at_the_deadline_before_a_takeover),
         cmocka_unit_test(test_hung_renewal_is_cancelled_at_the_deadline),
