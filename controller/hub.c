@@ -403,6 +403,18 @@ static void on_leader_change(void *data, bool leading)
     GF_LOG(&h->lc, GF_LOG_WARN, "not leading: writes stopped", "");
 }
 
+static int start_leader(struct gf_hub *h, const struct gf_hub_opts *o)
+{
+    struct gf_leader_opts lo = {.clk = &h->clk,
+                                .id = o->id != NULL ? o->id : "gpufed-hub",
+                                .lease_ms = o->leader_lease_ms,
+                                .client = h->hubc,
+                                .ns = h->ns,
+                                .on_change = on_leader_change,
+                                .data = h};
+    return gf_leader_start(&lo, &h->leader);
+}
+
 /* --- the queue -------------------------------------------------------- */
 
 static void process(struct gf_workqueue *wq, const char *key, void *data)
@@ -558,15 +570,8 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     if (rc == 0)
         rc = start_hub_watch(h, "secrets", secret_project, secret_proj_free,
                              &sh, &h->secrets, &h->secret_refl);
-    struct gf_leader_opts lo = {.clk = &h->clk,
-                                .id = o->id != NULL ? o->id : "gpufed-hub",
-                                .lease_ms = o->leader_lease_ms,
-                                .client = h->hubc,
-                                .ns = h->ns,
-                                .on_change = on_leader_change,
-                                .data = h};
     if (rc == 0)
-        rc = gf_leader_start(&lo, &h->leader);
+        rc = start_leader(h, o);
     if (rc == 0 && o->listen != NULL)
         rc = gf__hub_http_start(h, o->listen);
     gf__hub_kick_pass(h);

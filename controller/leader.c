@@ -198,6 +198,25 @@ static void observe(struct gf_leader *l, const struct gf_leader_record *r,
     l->seen_any = true;
 }
 
+/* A write acknowledged: it counts from its send time, if that is still
+ * within the renew deadline. */
+static void renewed(struct gf_leader *l, const struct gf_leader_record *rec)
+{
+    uint64_t now = gf_clock_now_ms(l->clk);
+    if (now >= l->sent_ms + l->rd_ms)
+        return; /* acknowledged too late to count; the next round renews */
+    l->renewed_ms = l->sent_ms;
+    gf_timer_start(&l->deadline, l->renewed_ms + l->rd_ms - now, deadline_cb);
+    if (l->leading)
+        return;
+    l->leading = true;
+    GF_LOG(&l->lc, GF_LOG_INFO, "became leader",
+           "id=%s lease_ms=%llu transitions=%lld", l->id,
+           (unsigned long long)l->lease_ms, (long long)rec->transitions);
+    if (l->on_change != NULL)
+        l->on_change(l->data, true);
+}
+
 static void put_done(void *data, int err, const struct gf_leader_record *rec,
                      const char *rv)
 {
@@ -209,7 +228,6 @@ static void put_done(void *data, int err, const struct gf_leader_record *rec,
     }
     if (err == GF_ECANCELED)
         return; /* lose() has rescheduled */
-    uint64_t now = gf_clock_now_ms(l->clk);
     if (err != 0) {
         bool raced = err == GF_ECONFLICT || err == GF_EEXIST;
         GF_LOG(&l->lc, raced ? GF_LOG_INFO : GF_LOG_WARN,
@@ -220,21 +238,7 @@ static void put_done(void *data, int err, const struct gf_leader_record *rec,
         return;
     }
     observe(l, rec, rv);
-    if (now < l->sent_ms + l->rd_ms) {
-        l->renewed_ms = l->sent_ms;
-        gf_timer_start(&l->deadline, l->renewed_ms + l->rd_ms - now,
-                       deadline_cb);
-        if (!l->leading) {
-            l->leading = true;
-            GF_LOG(&l->lc, GF_LOG_INFO, "became leader",
-                   "id=%s lease_ms=%llu transitions=%lld", l->id,
-                   (unsigned long long)l->lease_ms,
-                   (long long)rec->transitions);
-            if (l->on_change != NULL)
-                l->on_change(l->data, true);
-        }
-    }
-    /* else: acknowledged too late to count; the next round renews. */
+    renewed(l, rec);
     schedule(l, l->retry_ms);
 }
 

@@ -315,7 +315,8 @@ static void test_acquires_an_empty_lease_then_renews(void **state)
     for (int i = 1; i <= 20; i++) {
         gf_clock_advance(&f->clk, RETRY);
         assert_true(gf_leader_leading(a.l));
-        assert_int_equal(f->srv.rec.renew_ms, 1796534496000 + i * RETRY);
+        assert_int_equal(f->srv.rec.renew_ms,
+                         1796534496000 + (int64_t)i * RETRY);
         assert_int_equal(f->srv.rec.acquire_ms, 1796534496000);
         assert_int_equal(f->srv.rec.transitions, 0);
     }
