@@ -20,7 +20,10 @@ static void event_done(void *data, const struct gf_kube_result *res)
 void gf__event_post(struct gf_hub *h, struct gf_kube_client *c,
                     const struct gf__event *ev)
 {
-    if (c == NULL || ev->name == NULL || ev->name[0] == '\0')
+    /* A write like any other: only the leader records Events (a
+     * reconcile's callback may end after leadership was lost). */
+    if (c == NULL || ev->name == NULL || ev->name[0] == '\0' ||
+        !gf__hub_writing(h))
         return;
     char ts[32], gen[300];
     gf_time_rfc3339(gf_clock_wall_ms(&h->clk), ts);

@@ -111,6 +111,8 @@ static void on_policy(void *data, const struct gf_policy *now,
 static void policy_event(struct gf_hub *h, const char *reason, const char *msg,
                          bool warn)
 {
+    if (!gf__hub_writing(h))
+        return; /* the leader records it; the log has it here */
     const struct gf__event ev = {.ns = h->ns,
                                  .api_version = "v1",
                                  .kind = "ConfigMap",
@@ -134,6 +136,25 @@ struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name)
         gf_htab_put_str(&h->lease_mem, m->name, m);
     }
     return m;
+}
+
+/* Forgets every lease's memory: at stop, and at each change of
+ * leadership (what a previous term saw confirmed may have changed while
+ * another replica led; confirmations are cheap to obtain again). Nothing
+ * holds a struct gf__lease_mem across a loop turn: reconciles look theirs
+ * up by name in each callback. */
+static void lease_mem_clear(struct gf_hub *h)
+{
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &h->lease_mem);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
+        struct gf__lease_mem *m = v;
+        gf_free(m->name);
+        gf_free(m);
+    }
+    gf_htab_free(&h->lease_mem);
+    gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
 }
 
 static void lease_mem_drop(struct gf_hub *h, const char *name)
@@ -340,12 +361,73 @@ static void member_reconcile(struct gf_hub *h, const char *key,
         gf_wq_done(h->wq, key, rc == 0 ? GF_WQ_OK : GF_WQ_ERROR, 0);
 }
 
+/* --- leadership ------------------------------------------------------- */
+
+bool gf__hub_writing(const struct gf_hub *h)
+{
+    /* Not h->stopping: a stopping leader lets the writes of reconciles in
+     * flight finish (the drain), and takes no new keys anyway. */
+    return h->leading;
+}
+
+static int enqueue_lease(void *data, const struct gf_store_entry *e)
+{
+    const struct gf__lease_proj *p = e->proj;
+    gf__hub_enqueue_lease(data, p->l.name);
+    return 0;
+}
+
+void gf__hub_on_lead(struct gf_hub *h)
+{
+    lease_mem_clear(h);
+    /* Keys dropped while standing by come back: every lease, and a pass
+     * (both wait until every cache has synced, the rule at start). */
+    if (h->leases != NULL)
+        gf_store_foreach(h->leases, enqueue_lease, h);
+    gf__hub_kick_pass(h);
+}
+
+static void on_leader_change(void *data, bool leading)
+{
+    struct gf_hub *h = data;
+    h->leading = leading;
+    if (leading) {
+        GF_LOG(&h->lc, GF_LOG_INFO, "leading: writes resume", "");
+        gf__hub_on_lead(h);
+        return;
+    }
+    /* Stop at once: process() drops lease and pass keys from now on,
+     * Events are not posted, and what a write in flight confirms is
+     * forgotten with the rest; the next leader rebuilds by observation. */
+    lease_mem_clear(h);
+    GF_LOG(&h->lc, GF_LOG_WARN, "not leading: writes stopped", "");
+}
+
+static int start_leader(struct gf_hub *h, const struct gf_hub_opts *o)
+{
+    struct gf_leader_opts lo = {.clk = &h->clk,
+                                .id = o->id != NULL ? o->id : "gpufed-hub",
+                                .lease_ms = o->leader_lease_ms,
+                                .client = h->hubc,
+                                .ns = h->ns,
+                                .on_change = on_leader_change,
+                                .data = h};
+    return gf_leader_start(&lo, &h->leader);
+}
+
 /* --- the queue -------------------------------------------------------- */
 
 static void process(struct gf_workqueue *wq, const char *key, void *data)
 {
     struct gf_hub *h = data;
     if (h->stopping) {
+        gf_wq_done(wq, key, GF_WQ_OK, 0);
+        return;
+    }
+    /* The gate of a replica that does not lead: member keys (connecting
+     * reflectors, which only read) run, so its caches stay warm; lease
+     * and pass keys are dropped and come back with gf__hub_on_lead. */
+    if (!h->leading && strncmp(key, "member/", 7) != 0) {
         gf_wq_done(wq, key, GF_WQ_OK, 0);
         return;
     }
@@ -488,6 +570,8 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     if (rc == 0)
         rc = start_hub_watch(h, "secrets", secret_project, secret_proj_free,
                              &sh, &h->secrets, &h->secret_refl);
+    if (rc == 0)
+        rc = start_leader(h, o);
     if (rc == 0 && o->listen != NULL)
         rc = gf__hub_http_start(h, o->listen);
     gf__hub_kick_pass(h);
@@ -503,14 +587,7 @@ static void finish_stop(struct gf_hub *h)
     gf_store_free(h->leases);
     gf_store_free(h->secrets);
     gf_ledger_free(h->ledger);
-    struct gf_htab_iter it;
-    void *v;
-    gf_htab_iter_init(&it, &h->lease_mem);
-    while (gf_htab_next(&it, NULL, NULL, &v)) {
-        struct gf__lease_mem *m = v;
-        gf_free(m->name);
-        gf_free(m);
-    }
+    lease_mem_clear(h);
     gf_htab_free(&h->lease_mem);
     gf_htab_free(&h->starting);
     gf_kube_client_free(h->hubc);
@@ -555,6 +632,14 @@ static void close_all(struct gf_hub *h)
         h->closing++;
         gf__hub_http_close(h, on_closed, h);
     }
+    if (h->leader != NULL) {
+        /* No release: a restart with the same id takes the Lease back at
+         * once, another replica after one lease. */
+        h->closing++;
+        gf_leader_close(h->leader, on_closed, h);
+        h->leader = NULL;
+        h->leading = false;
+    }
     on_closed(h);
 }
 
@@ -596,6 +681,7 @@ void gf_hub_stats(const struct gf_hub *h, struct gf_hub_stats *out)
         .write_errors = h->n_write_errors,
         .leases = gf_store_len(h->leases),
         .pending = gf_ledger_n_pending(h->ledger),
+        .leading = h->leading,
     };
     for (size_t i = 0; i < h->n_members; i++)
         out->members_synced += gf__member_synced(h->members[i]);

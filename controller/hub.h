@@ -15,6 +15,7 @@
 #ifndef GF_CONTROLLER_HUB_H
 #define GF_CONTROLLER_HUB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -43,6 +44,14 @@ struct gf_hub_opts {
     /* /metrics, /healthz, /readyz on this address ("HOST:PORT", ":PORT");
      * NULL: not served. */
     const char *listen;
+    /*
+     * Leader election (controller/leader.h): this replica's identity in
+     * the Lease gpufed-hub-leader of ns (replicas need distinct ids; NULL:
+     * "gpufed-hub"), and the lease (0: 15 s). A replica that does not lead
+     * keeps its caches warm and writes nothing.
+     */
+    const char *id;
+    uint64_t leader_lease_ms;
 };
 
 /*
@@ -64,6 +73,7 @@ void gf_hub_stop(struct gf_hub *h, void (*cb)(void *data), void *data);
 struct gf_hub_stats {
     uint64_t passes, starts, writes, write_errors;
     size_t members_synced, leases, pending;
+    bool leading;
 };
 void gf_hub_stats(const struct gf_hub *h, struct gf_hub_stats *out);
 

@@ -5,7 +5,10 @@
  *
  *   /healthz  200 while the loop turns (the process is alive and serving)
  *   /readyz   200 once every member and the hub's QuotaLeases have synced
- *             (the gate of the decision pass); 503 with what is missing
+ *             (the gate of the decision pass); 503 with what is missing.
+ *             Leader or standby alike: a synced standby is ready to take
+ *             over, which is what a readiness probe should say. The body
+ *             names the leader and whether this replica is it.
  *   /metrics  Prometheus text: members synced, leases by phase, pending
  *             Workloads, quota per member and ClusterQueue, the workqueue,
  *             and totals of passes, leases started, writes and failures
@@ -28,6 +31,8 @@ struct gf__hub_http {
         *wq_inflight;
     struct gf_metric *passes, *starts, *writes, *write_errors;
     uint64_t last_passes, last_starts, last_writes, last_write_errors;
+    struct gf_metric *leader, *leader_holder, *leader_transitions;
+    uint64_t last_transitions;
     void (*cb)(void *);
     void *cb_data;
 };
@@ -55,6 +60,9 @@ static int readyz(void *data, struct gf_buf *body, const char **ct)
     }
     if (ready)
         gf_buf_puts(body, "ok\n");
+    gf_buf_printf(body, "leader=%s\nleading=%s\n",
+                  h->leader != NULL ? gf_leader_holder(h->leader) : "",
+                  h->leading ? "true" : "false");
     return ready ? 200 : 503;
 }
 
@@ -129,6 +137,16 @@ static int metrics(void *data, struct gf_buf *body, const char **ct)
     add_delta(x->starts, h->n_starts, &x->last_starts);
     add_delta(x->writes, h->n_writes, &x->last_writes);
     add_delta(x->write_errors, h->n_write_errors, &x->last_write_errors);
+    if (h->leader != NULL) {
+        const char *self[] = {gf_leader_id(h->leader)};
+        gf_metric_set(x->leader, h->leading ? 1 : 0, self);
+        gf_metric_clear(x->leader_holder);
+        const char *holder[] = {gf_leader_holder(h->leader)};
+        if (holder[0][0] != '\0')
+            gf_metric_set(x->leader_holder, 1, holder);
+        add_delta(x->leader_transitions, gf_leader_transitions(h->leader),
+                  &x->last_transitions);
+    }
     return gf_metrics_render(x->m, body) == 0 ? 200 : 500;
 }
 
@@ -139,6 +157,8 @@ static void registry(struct gf__hub_http *x)
     static const char *const quota[] = {"member",   "cluster_queue", "flavor",
                                         "resource", "kind",          NULL};
     static const char *const none[] = {NULL};
+    static const char *const id[] = {"id", NULL};
+    static const char *const holder[] = {"holder", NULL};
     x->m = gf_metrics_new();
     x->synced = gf_metrics_gauge(x->m, "gpufed_member_synced",
                                  "1 when every watch of the member has "
@@ -167,6 +187,18 @@ static void registry(struct gf__hub_http *x)
     x->write_errors =
         gf_metrics_counter(x->m, "gpufed_write_errors_total",
                            "writes that failed and were retried", none);
+    x->leader = gf_metrics_gauge(x->m, "gpufed_leader",
+                                 "1 while this replica (id) leads and "
+                                 "writes, 0 while it stands by",
+                                 id);
+    x->leader_holder =
+        gf_metrics_gauge(x->m, "gpufed_leader_holder",
+                         "the leader as this replica last saw the "
+                         "gpufed-hub-leader Lease",
+                         holder);
+    x->leader_transitions = gf_metrics_counter(
+        x->m, "gpufed_leader_transitions_total",
+        "changes of leader this replica has seen (its own included)", none);
 }
 
 int gf__hub_http_start(struct gf_hub *h, const char *addr)

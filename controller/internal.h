@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/rand.h"
 #include "controller/hub.h"
+#include "controller/leader.h"
 #include "controller/lease_machine.h"
 #include "controller/observe.h"
 #include "controller/policy_file.h"
@@ -123,7 +124,10 @@ struct gf_hub {
     void (*stop_cb)(void *data);
     void *stop_data;
     struct gf__hub_http *http_srv; /* NULL without --listen */
-    char crash_write[32];          /* gf_hub_opts.crash_after, parsed */
+    /* Leader election: only the leader writes (gf__hub_writing). */
+    struct gf_leader *leader;
+    bool leading;
+    char crash_write[32]; /* gf_hub_opts.crash_after, parsed */
     unsigned crash_n;
     /* Counters for /metrics and the summary. */
     uint64_t n_passes, n_starts, n_writes, n_write_errors;
@@ -163,6 +167,21 @@ const char *gf__copy_namespace(const struct gf_hub *h, const char *group,
  * write; kills the process when it is the one named. */
 void gf__hub_wrote(struct gf_hub *h, const char *write);
 struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name);
+/*
+ * True while this replica leads: every write to an API server that does
+ * not come from a lease or pass key (Events, heartbeats) checks it first;
+ * those keys are not processed at all by a replica that does not lead. A
+ * replica that does not lead runs its reflectors and nothing else.
+ */
+bool gf__hub_writing(const struct gf_hub *h);
+/*
+ * Called once each time this replica gains leadership, before any write:
+ * forgets what a previous term remembered, enqueues every lease and a
+ * pass (which wait for every cache to sync, as at start). Whatever else
+ * must start afresh with a new term (the members' heartbeat clocks) is
+ * reset here.
+ */
+void gf__hub_on_lead(struct gf_hub *h);
 void gf__hub_enqueue_lease(struct gf_hub *h, const char *name);
 void gf__hub_kick_pass(struct gf_hub *h);
 

@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "controller/hub.h"
 #include "kubeclient/global.h"
@@ -19,7 +21,7 @@
 
 struct hub_args {
     const char *kubeconfig, *context, *policy, *listen, *ns, *id;
-    const char *log_level;
+    const char *log_level, *leader_lease;
 };
 
 static void hub_usage(FILE *f)
@@ -27,7 +29,8 @@ static void hub_usage(FILE *f)
     fprintf(f,
             "usage: gpufed hub --policy FILE [--kubeconfig FILE]\n"
             "                  [--context NAME] [--namespace NS]\n"
-            "                  [--listen ADDR] [--id NAME] [--log-level L]\n"
+            "                  [--listen ADDR] [--id NAME]\n"
+            "                  [--leader-lease DUR] [--log-level L]\n"
             "\n"
             "Runs the hub: watches every member named in the policy, keeps\n"
             "the ledger of idle GPU quota and redirects Workloads that wait\n"
@@ -41,7 +44,14 @@ static void hub_usage(FILE *f)
             "  --namespace NS     where QuotaLeases and member Secrets live\n"
             "                     (default gpufed-system)\n"
             "  --listen ADDR      /metrics, /healthz, /readyz (e.g. :8080)\n"
-            "  --id NAME          this replica's name (leader election)\n"
+            "  --id NAME          this replica's identity in the leader\n"
+            "                     election (default: the host name);\n"
+            "                     replicas need distinct ids (the\n"
+            "                     manifests pass the Pod's name)\n"
+            "  --leader-lease DUR the leader Lease's duration (default\n"
+            "                     15s): a standby takes over after DUR\n"
+            "                     without renewal; the leader stops\n"
+            "                     writing after 2/3 of it without one\n"
             "  --log-level L      debug, info (default), warn, error\n");
 }
 
@@ -66,6 +76,8 @@ static int parse_args(int argc, char **argv, struct hub_args *a)
             dst = &a->id;
         else if (strcmp(k, "--log-level") == 0)
             dst = &a->log_level;
+        else if (strcmp(k, "--leader-lease") == 0)
+            dst = &a->leader_lease;
         if (dst == NULL || i + 1 >= argc) {
             fprintf(stderr, "gpufed hub: %s '%s'\n",
                     dst == NULL ? "unknown option" : "missing value for", k);
@@ -132,6 +144,25 @@ static int hub_main(int argc, char **argv)
         return 2;
     }
     gf_log_set_level(lvl);
+    int64_t lease_ms = 15000;
+    if (a.leader_lease != NULL &&
+        (gf_duration_parse_ms(a.leader_lease, &lease_ms) != 0 ||
+         lease_ms < 1000)) {
+        fprintf(stderr,
+                "gpufed hub: bad --leader-lease '%s' (a duration, 1s at "
+                "least)\n",
+                a.leader_lease);
+        return 2;
+    }
+    /* Replicas must not share an id: two holders of one identity would
+     * both believe they lead. The host name is distinct per Pod. */
+    char host[256] = "gpufed-hub";
+    if (a.id == NULL) {
+        if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+            snprintf(host, sizeof(host), "gpufed-hub");
+        host[sizeof(host) - 1] = '\0';
+        a.id = host;
+    }
     struct gf_kube_creds *creds = NULL;
     if (load_creds(&a, &creds) != 0)
         return 2;
@@ -143,6 +174,8 @@ static int hub_main(int argc, char **argv)
         .policy_path = a.policy,
         .listen = a.listen,
         .ns = a.ns,
+        .id = a.id,
+        .leader_lease_ms = (uint64_t)lease_ms,
         /* Tests only: see gf_hub_opts.crash_after. */
         .crash_after = getenv("GPUFED_CRASH_AFTER"),
     };
