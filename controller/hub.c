@@ -401,10 +401,16 @@ static void on_leader_change(void *data, bool leading)
      * forgotten with the rest; the next leader rebuilds by observation. */
     lease_mem_clear(h);
     GF_LOG(&h->lc, GF_LOG_WARN, "not leading: writes stopped", "");
+    if (h->on_lost != NULL && !h->stopping) {
+        GF_LOG(&h->lc, GF_LOG_WARN, "lost leadership: stopping", "");
+        h->on_lost(h->on_lost_data);
+    }
 }
 
 static int start_leader(struct gf_hub *h, const struct gf_hub_opts *o)
 {
+    h->on_lost = o->on_leadership_lost;
+    h->on_lost_data = o->on_leadership_lost_data;
     struct gf_leader_opts lo = {.clk = &h->clk,
                                 .id = o->id != NULL ? o->id : "gpufed-hub",
                                 .lease_ms = o->leader_lease_ms,

@@ -52,6 +52,14 @@ struct gf_hub_opts {
      */
     const char *id;
     uint64_t leader_lease_ms;
+    /*
+     * Called once when this replica, having led, loses the lease; writes
+     * have already stopped. `gpufed hub` stops and exits on it (STYLE: a
+     * deposed leader exits, and starts again as a candidate under its
+     * Deployment). NULL: go back to being a candidate in this process.
+     */
+    void (*on_leadership_lost)(void *data);
+    void *on_leadership_lost_data;
 };
 
 /*

@@ -127,6 +127,8 @@ struct gf_hub {
     /* Leader election: only the leader writes (gf__hub_writing). */
     struct gf_leader *leader;
     bool leading;
+    void (*on_lost)(void *data); /* gf_hub_opts.on_leadership_lost */
+    void *on_lost_data;
     char crash_write[32]; /* gf_hub_opts.crash_after, parsed */
     unsigned crash_n;
     /* Counters for /metrics and the summary. */

@@ -51,8 +51,13 @@ static void hub_usage(FILE *f)
             "  --leader-lease DUR the leader Lease's duration (default\n"
             "                     15s): a standby takes over after DUR\n"
             "                     without renewal; the leader stops\n"
-            "                     writing after 2/3 of it without one\n"
-            "  --log-level L      debug, info (default), warn, error\n");
+            "                     writing after 2/3 of it without one,\n"
+            "                     and exits (status 1) to start again\n"
+            "                     as a candidate\n"
+            "  --log-level L      debug, info (default), warn, error\n"
+            "\n"
+            "Exit status: 0 on SIGINT/SIGTERM, 1 when the policy is invalid\n"
+            "or leadership was lost, 2 on other errors.\n");
 }
 
 static int parse_args(int argc, char **argv, struct hub_args *a)
@@ -111,6 +116,7 @@ struct run {
     uv_signal_t sigint, sigterm;
     struct gf_hub *hub;
     bool stopping;
+    bool deposed;
 };
 
 static void on_stopped(void *data)
@@ -126,6 +132,18 @@ static void on_signal(uv_signal_t *s, int signum)
     (void)signum;
     if (r->stopping)
         return;
+    r->stopping = true;
+    gf_hub_stop(r->hub, on_stopped, r);
+}
+
+/* STYLE: a leader that loses its lease stops writing (the hub has) and
+ * exits; its Deployment starts it again as a candidate with fresh state. */
+static void on_deposed(void *data)
+{
+    struct run *r = data;
+    if (r->stopping)
+        return;
+    r->deposed = true;
     r->stopping = true;
     gf_hub_stop(r->hub, on_stopped, r);
 }
@@ -178,6 +196,8 @@ static int hub_main(int argc, char **argv)
         .leader_lease_ms = (uint64_t)lease_ms,
         /* Tests only: see gf_hub_opts.crash_after. */
         .crash_after = getenv("GPUFED_CRASH_AFTER"),
+        .on_leadership_lost = on_deposed,
+        .on_leadership_lost_data = &r,
     };
     rc = gf_hub_start(&o, &r.hub);
     gf_kube_creds_free(creds);
@@ -194,6 +214,8 @@ static int hub_main(int argc, char **argv)
         status = rc == GF_ECONFIG ? 1 : 2;
         uv_run(&r.loop, UV_RUN_DEFAULT);
     }
+    if (r.deposed)
+        status = 1;
     if (uv_loop_close(&r.loop) != 0)
         status = status ? status : 3;
     return status;

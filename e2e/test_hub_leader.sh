@@ -288,10 +288,17 @@ echo "partition: $L stopped leading at +$((t_stop - t_fault)) ms, $S became lead
 wait_for 60 "part-1 Released(Completed)" lease_is part-1 Released Completed
 r=$(runs part-1)
 [ "$r" = "west=1 " ] || fail "part-1 runs: '$r'"
-# The fault over, the old leader sees the new one and stays standby; it
-# was never asked to exit.
+# A deposed leader exits (status 1), as client-go's do; its Deployment
+# starts it again, and it comes back as a standby behind the new leader.
+rc=0
+wait "${pid[$L]}" || rc=$?
+pid[$L]=""
+[ $rc -eq 1 ] || fail "$L exited with $rc after losing leadership, not 1"
+grep -q "lost leadership: stopping" "$work/$L.log" || fail "$L did not log why it stopped"
+n_serving=$(grep -c msg=serving "$work/$L.log")
+hub_start "$L"
+wait_for 30 "$L serving again" bash -c "[ \"\$(grep -c msg=serving '$work/$L.log')\" -gt $n_serving ]"
 wait_for 30 "$L back and standing by" bash -c "curl -s http://127.0.0.1:$(hport "$L")/readyz | grep -q '^leader=$S\$'"
-kill -0 "${pid[$L]}" || fail "$L exited"
 ! leading "$L" || fail "$L leads again"
 
 for r in a b; do
