@@ -87,8 +87,8 @@ static void on_due(struct gf_timer *t);
 
 static bool ready(const struct gf_agent *a)
 {
-    return a->answered && a->jobs != NULL && gf_store_has_synced(a->jobs) &&
-           gf_store_has_synced(a->wls);
+    return a->answered && a->jobs != NULL && a->wls != NULL &&
+           gf_store_has_synced(a->jobs) && gf_store_has_synced(a->wls);
 }
 
 static void fatal(struct gf_agent *a, const char *what,
@@ -515,9 +515,9 @@ static int readyz(void *data, struct gf_buf *body, const char **ct)
     }
     if (!a->answered)
         gf_buf_puts(body, "heartbeat: no read answered yet\n");
-    if (!gf_store_has_synced(a->jobs))
+    if (a->jobs == NULL || !gf_store_has_synced(a->jobs))
         gf_buf_puts(body, "jobs: not synced\n");
-    if (!gf_store_has_synced(a->wls))
+    if (a->wls == NULL || !gf_store_has_synced(a->wls))
         gf_buf_puts(body, "workloads: not synced\n");
     return 503;
 }
@@ -561,6 +561,52 @@ static void registry(struct gf_agent *a)
 
 /* --- lifecycle ------------------------------------------------------------ */
 
+/* The clock, the transfer engine, the client and the listener. */
+static int open_io(struct gf_agent *a, const struct gf_agent_opts *o)
+{
+    int rc = gf_clock_init_uv(&a->clk, a->loop);
+    if (rc == 0)
+        rc = gf_http_new(a->loop, &a->clk, &a->http);
+    struct gf_kube_client_opts co = {.user_agent = "gpufed-agent",
+                                     .name = a->member};
+    if (rc == 0)
+        rc = gf_kube_client_new(a->http, &a->clk, o->creds, &co, &a->c);
+    if (rc == 0 && o->listen != NULL) {
+        rc = gf_httpd_new(a->loop, o->listen, &a->httpd);
+        if (rc != 0)
+            GF_LOG(&a->lc, GF_LOG_ERROR, "cannot listen", "addr=%s err=%s",
+                   o->listen, gf_strerror(rc));
+    }
+    return rc;
+}
+
+/* Undoes open_io and frees a; what has handles closes when the loop runs. */
+static void start_failed(struct gf_agent *a, int rc)
+{
+    GF_LOG(&a->lc, GF_LOG_ERROR, "agent not started", "err=%s",
+           gf_strerror(rc));
+    gf_kube_client_free(a->c);
+    if (a->http != NULL)
+        gf_http_close(a->http, NULL, NULL);
+    gf_clock_close(&a->clk);
+    gf_metrics_free(a->m);
+    gf_htab_free(&a->idx);
+    gf_htab_free(&a->inflight);
+    gf_htab_free(&a->patched_rv);
+    gf_free(a->member);
+    gf_free(a);
+}
+
+static void serve(struct gf_agent *a, const char *listen)
+{
+    gf_httpd_set_clock(a->httpd, &a->clk);
+    gf_httpd_route(a->httpd, "/healthz", healthz, a);
+    gf_httpd_route(a->httpd, "/readyz", readyz, a);
+    gf_httpd_route(a->httpd, "/metrics", metrics, a);
+    GF_LOG(&a->lc, GF_LOG_INFO, "serving", "addr=%s port=%d", listen,
+           gf_httpd_port(a->httpd));
+}
+
 int gf_agent_start(const struct gf_agent_opts *o, struct gf_agent **out)
 {
     *out = NULL;
@@ -576,32 +622,9 @@ int gf_agent_start(const struct gf_agent_opts *o, struct gf_agent **out)
     gf_htab_init(&a->inflight, GF_HTAB_OWN_KEYS);
     gf_htab_init(&a->patched_rv, GF_HTAB_OWN_KEYS);
     registry(a);
-    int rc = gf_clock_init_uv(&a->clk, a->loop);
-    if (rc == 0)
-        rc = gf_http_new(a->loop, &a->clk, &a->http);
-    struct gf_kube_client_opts co = {.user_agent = "gpufed-agent",
-                                     .name = a->member};
-    if (rc == 0)
-        rc = gf_kube_client_new(a->http, &a->clk, o->creds, &co, &a->c);
-    if (rc == 0 && o->listen != NULL) {
-        rc = gf_httpd_new(a->loop, o->listen, &a->httpd);
-        if (rc != 0)
-            GF_LOG(&a->lc, GF_LOG_ERROR, "cannot listen", "addr=%s err=%s",
-                   o->listen, gf_strerror(rc));
-    }
+    int rc = open_io(a, o);
     if (rc != 0) {
-        GF_LOG(&a->lc, GF_LOG_ERROR, "agent not started", "err=%s",
-               gf_strerror(rc));
-        gf_kube_client_free(a->c);
-        if (a->http != NULL)
-            gf_http_close(a->http, NULL, NULL);
-        gf_clock_close(&a->clk);
-        gf_metrics_free(a->m);
-        gf_htab_free(&a->idx);
-        gf_htab_free(&a->inflight);
-        gf_htab_free(&a->patched_rv);
-        gf_free(a->member);
-        gf_free(a);
+        start_failed(a, rc);
         return rc;
     }
     struct gf_timer *timers[] = {&a->poll, &a->due, &a->sweep, &a->drain};
@@ -609,14 +632,8 @@ int gf_agent_start(const struct gf_agent_opts *o, struct gf_agent **out)
         gf_timer_init(&a->clk, timers[i]);
         timers[i]->data = a;
     }
-    if (a->httpd != NULL) {
-        gf_httpd_set_clock(a->httpd, &a->clk);
-        gf_httpd_route(a->httpd, "/healthz", healthz, a);
-        gf_httpd_route(a->httpd, "/readyz", readyz, a);
-        gf_httpd_route(a->httpd, "/metrics", metrics, a);
-        GF_LOG(&a->lc, GF_LOG_INFO, "serving", "addr=%s port=%d", o->listen,
-               gf_httpd_port(a->httpd));
-    }
+    if (a->httpd != NULL)
+        serve(a, o->listen);
     const struct gf_store_handlers jh = {
         .on_add = job_add, .on_update = job_upd, .data = a};
     const struct gf_store_handlers wh = {
