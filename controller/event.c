@@ -1,32 +1,31 @@
 /*
- * event: core/v1 Events the hub records, on an origin Job for each step of
- * a redirect a submitter cares about, and on the policy ConfigMap for a
- * refused or applied policy. Best effort: an Event that cannot be written
- * is not retried (the lease's status and the log carry the same facts).
+ * event: core/v1 Events (controller/event.h), and the hub's use of them:
+ * it counts each one as a write in flight, so a stopping hub waits for
+ * them like for its other writes.
  */
-#include "controller/internal.h"
+#include "controller/event.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
+#include "controller/internal.h"
 
-static void event_done(void *data, const struct gf_kube_result *res)
+static void ignore_done(void *data, const struct gf_kube_result *res)
 {
+    (void)data;
     (void)res;
-    struct gf_hub *h = data;
-    h->inflight_writes--;
 }
 
-void gf__event_post(struct gf_hub *h, struct gf_kube_client *c,
-                    const struct gf__event *ev)
+int gf_event_post(struct gf_kube_client *c, int64_t wall_ms,
+                  const struct gf_event *ev, gf_kube_cb done, void *data)
 {
-    /* A write like any other: only the leader records Events (a
-     * reconcile's callback may end after leadership was lost). */
-    if (c == NULL || ev->name == NULL || ev->name[0] == '\0' ||
-        !gf__hub_writing(h))
-        return;
+    if (c == NULL || ev->name == NULL || ev->name[0] == '\0')
+        return -EINVAL;
     char ts[32], gen[300];
-    gf_time_rfc3339(gf_clock_wall_ms(&h->clk), ts);
+    gf_time_rfc3339(wall_ms, ts);
     snprintf(gen, sizeof(gen), "%s.", ev->name);
     cJSON *e = cJSON_CreateObject();
     cJSON *md = cJSON_AddObjectToObject(e, "metadata");
@@ -51,8 +50,35 @@ void gf__event_post(struct gf_hub *h, struct gf_kube_client *c,
     cJSON_Delete(e);
     struct gf_kube_resource r;
     gf_kube_resource_parse("events", &r);
-    if (gf_kube_create(c, &r, ev->ns, body, strlen(body), event_done, h,
-                       NULL) == 0)
-        h->inflight_writes++;
+    int rc = gf_kube_create(c, &r, ev->ns, body, strlen(body),
+                            done != NULL ? done : ignore_done, data, NULL);
     cJSON_free(body);
+    return rc;
+}
+
+static void hub_event_done(void *data, const struct gf_kube_result *res)
+{
+    (void)res;
+    struct gf_hub *h = data;
+    h->inflight_writes--;
+}
+
+void gf__event_post(struct gf_hub *h, struct gf_kube_client *c,
+                    const struct gf__event *ev)
+{
+    /* A write like any other: only the leader records Events (a
+     * reconcile's callback may end after leadership was lost). */
+    if (!gf__hub_writing(h))
+        return;
+    const struct gf_event e = {.ns = ev->ns,
+                               .api_version = ev->api_version,
+                               .kind = ev->kind,
+                               .name = ev->name,
+                               .uid = ev->uid,
+                               .reason = ev->reason,
+                               .message = ev->message,
+                               .component = ev->component,
+                               .warning = ev->warning};
+    if (gf_event_post(c, gf_clock_wall_ms(&h->clk), &e, hub_event_done, h) == 0)
+        h->inflight_writes++;
 }

@@ -1,7 +1,7 @@
 /*
  * gpufed: the controller's program. `gpufed hub` runs in the hub cluster
- * (controller/hub.h). Only main() parses arguments, installs signal
- * handlers and exits.
+ * (controller/hub.h), `gpufed agent` in each member (controller/agent.h).
+ * Only main() parses arguments, installs signal handlers and exits.
  */
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "controller/agent.h"
 #include "controller/hub.h"
 #include "kubeclient/global.h"
 #include "kubeclient/kubeconfig.h"
@@ -97,16 +98,17 @@ static int parse_args(int argc, char **argv, struct hub_args *a)
     return 0;
 }
 
-static int load_creds(const struct hub_args *a, struct gf_kube_creds **out)
+static int load_creds(const char *cmd, const char *kubeconfig,
+                      const char *context, struct gf_kube_creds **out)
 {
     struct gf_kubeconfig_error err;
-    int rc = a->kubeconfig != NULL
-                 ? gf_kubeconfig_load(a->kubeconfig, a->context, out, &err)
+    int rc = kubeconfig != NULL
+                 ? gf_kubeconfig_load(kubeconfig, context, out, &err)
                  : gf_kubeconfig_in_cluster(NULL, out, &err);
     if (rc != 0) {
         char line[600];
         gf_kubeconfig_error_format(&err, line, sizeof(line));
-        fprintf(stderr, "gpufed hub: %s\n", line);
+        fprintf(stderr, "gpufed %s: %s\n", cmd, line);
     }
     return rc;
 }
@@ -115,8 +117,8 @@ struct run {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     struct gf_hub *hub;
-    bool stopping;
-    bool deposed;
+    struct gf_agent *agent;
+    bool stopping, fatal, deposed;
 };
 
 static void on_stopped(void *data)
@@ -133,7 +135,10 @@ static void on_signal(uv_signal_t *s, int signum)
     if (r->stopping)
         return;
     r->stopping = true;
-    gf_hub_stop(r->hub, on_stopped, r);
+    if (r->agent != NULL)
+        gf_agent_stop(r->agent, on_stopped, r);
+    else
+        gf_hub_stop(r->hub, on_stopped, r);
 }
 
 /* STYLE: a leader that loses its lease stops writing (the hub has) and
@@ -182,7 +187,7 @@ static int hub_main(int argc, char **argv)
         a.id = host;
     }
     struct gf_kube_creds *creds = NULL;
-    if (load_creds(&a, &creds) != 0)
+    if (load_creds("hub", a.kubeconfig, a.context, &creds) != 0)
         return 2;
     struct run r = {0};
     uv_loop_init(&r.loop);
@@ -221,10 +226,135 @@ static int hub_main(int argc, char **argv)
     return status;
 }
 
+/* --- agent --------------------------------------------------------------- */
+
+struct agent_args {
+    const char *kubeconfig, *context, *member, *listen, *log_level, *offset;
+};
+
+static void agent_usage(FILE *f)
+{
+    fprintf(
+        f, "usage: gpufed agent --member NAME [--kubeconfig FILE]\n"
+           "                    [--context NAME] [--listen ADDR]\n"
+           "                    [--max-clock-offset DUR] [--log-level L]\n"
+           "\n"
+           "Runs the fencing agent in a member: when the hub's heartbeat\n"
+           "(Lease gpufed-system/gpufed-heartbeat) has not moved for its\n"
+           "lease duration, deactivates every borrowed copy's Workload.\n"
+           "\n"
+           "  --member NAME           this member's name in the policy\n"
+           "  --kubeconfig FILE       this member's API server; without it,\n"
+           "                          the Pod's service account (in-cluster)\n"
+           "  --context NAME          a kubeconfig context (default: current)\n"
+           "  --listen ADDR           /metrics, /healthz, /readyz (:8081)\n"
+           "  --max-clock-offset DUR  how far this cluster's clock may be\n"
+           "                          behind the hub's (default 1s)\n"
+           "  --log-level L           debug, info (default), warn, error\n");
+}
+
+static int parse_agent_args(int argc, char **argv, struct agent_args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        const char **dst = NULL;
+        if (strcmp(k, "-h") == 0 || strcmp(k, "--help") == 0)
+            return 1;
+        if (strcmp(k, "--kubeconfig") == 0)
+            dst = &a->kubeconfig;
+        else if (strcmp(k, "--context") == 0)
+            dst = &a->context;
+        else if (strcmp(k, "--member") == 0)
+            dst = &a->member;
+        else if (strcmp(k, "--listen") == 0)
+            dst = &a->listen;
+        else if (strcmp(k, "--max-clock-offset") == 0)
+            dst = &a->offset;
+        else if (strcmp(k, "--log-level") == 0)
+            dst = &a->log_level;
+        if (dst == NULL || i + 1 >= argc) {
+            fprintf(stderr, "gpufed agent: %s '%s'\n",
+                    dst == NULL ? "unknown option" : "missing value for", k);
+            return -EINVAL;
+        }
+        *dst = argv[++i];
+    }
+    if (a->member == NULL || a->member[0] == '\0') {
+        fprintf(stderr, "gpufed agent: --member is required\n");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static void on_agent_fatal(void *data)
+{
+    struct run *r = data;
+    r->fatal = true;
+    on_signal(&r->sigterm, SIGTERM);
+}
+
+static int agent_main(int argc, char **argv)
+{
+    struct agent_args a = {0};
+    int rc = parse_agent_args(argc, argv, &a);
+    if (rc != 0) {
+        agent_usage(rc > 0 ? stdout : stderr);
+        return rc > 0 ? 0 : 2;
+    }
+    enum gf_log_level lvl = GF_LOG_INFO;
+    int64_t offset_ms = 1000;
+    if (a.log_level != NULL && gf_log_parse_level(a.log_level, &lvl) != 0) {
+        fprintf(stderr, "gpufed agent: bad --log-level '%s'\n", a.log_level);
+        return 2;
+    }
+    if (a.offset != NULL &&
+        (gf_duration_parse_ms(a.offset, &offset_ms) != 0 || offset_ms < 0)) {
+        fprintf(stderr, "gpufed agent: bad --max-clock-offset '%s'\n",
+                a.offset);
+        return 2;
+    }
+    gf_log_set_level(lvl);
+    struct gf_kube_creds *creds = NULL;
+    if (load_creds("agent", a.kubeconfig, a.context, &creds) != 0)
+        return 2;
+    struct run r = {0};
+    uv_loop_init(&r.loop);
+    uv_signal_init(&r.loop, &r.sigint);
+    uv_signal_init(&r.loop, &r.sigterm);
+    r.sigint.data = r.sigterm.data = &r;
+    struct gf_agent_opts o = {.loop = &r.loop,
+                              .creds = creds,
+                              .member = a.member,
+                              .listen = a.listen,
+                              .max_clock_offset_ms = (uint64_t)offset_ms,
+                              .on_fatal = on_agent_fatal,
+                              .data = &r};
+    rc = gf_agent_start(&o, &r.agent);
+    gf_kube_creds_free(creds);
+    int status = 0;
+    if (r.agent == NULL) {
+        on_stopped(&r);
+        status = 2;
+    } else {
+        uv_signal_start(&r.sigint, on_signal, SIGINT);
+        uv_signal_start(&r.sigterm, on_signal, SIGTERM);
+        if (rc != 0)
+            on_agent_fatal(&r);
+    }
+    uv_run(&r.loop, UV_RUN_DEFAULT);
+    /* The agent stopped by itself: it cannot run (it logged why). */
+    if (r.fatal)
+        status = 2;
+    if (uv_loop_close(&r.loop) != 0)
+        status = status ? status : 3;
+    return status;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: gpufed COMMAND [ARGS...]\n\ncommands:\n"
                "  hub      run the controller in the hub cluster\n"
+               "  agent    run the fencing agent in a member cluster\n"
                "\nRun 'gpufed COMMAND --help' for a command's options.\n");
 }
 
@@ -238,14 +368,16 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "hub") != 0) {
+    bool agent = strcmp(argv[1], "agent") == 0;
+    if (!agent && strcmp(argv[1], "hub") != 0) {
         fprintf(stderr, "gpufed: unknown command '%s'\n\n", argv[1]);
         usage(stderr);
         return 2;
     }
     if (gf_kube_global_init() != 0)
         return 2;
-    int rc = hub_main(argc - 1, argv + 1);
+    int rc =
+        agent ? agent_main(argc - 1, argv + 1) : hub_main(argc - 1, argv + 1);
     gf_kube_global_cleanup();
     return rc;
 }

@@ -1,0 +1,727 @@
+/*
+ * agent: the wiring of `gpufed agent` (controller/agent.h). The decisions
+ * (when to fence, which copies) are controller/fence.c; this file reads
+ * the heartbeat, watches copies and Workloads, carries out the patches,
+ * writes the Events and serves /healthz, /readyz and /metrics.
+ */
+#include "controller/agent.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/err.h"
+#include "common/htab.h"
+#include "common/log.h"
+#include "common/rand.h"
+#include "controller/copy.h"
+#include "controller/event.h"
+#include "controller/fence.h"
+#include "controller/httpd.h"
+#include "controller/metrics.h"
+#include "kubeclient/http.h"
+#include "kubeclient/reflector.h"
+#include "kubeclient/request.h"
+#include "kubeclient/store.h"
+#include "kubeclient/uvclock.h"
+
+/* A 409 is re-read and sent again at most this many times per sweep. */
+#define MAX_CONFLICTS 5
+/* A stopping agent waits this long for its writes in flight. */
+#define DRAIN_MS 5000
+
+struct gf_agent {
+    uv_loop_t *loop;
+    struct gf_clock clk;
+    struct gf_http *http;
+    struct gf_rand rng;
+    struct gf_log_ctx lc;
+    char *member;
+    struct gf_kube_client *c;
+    struct gf_store *jobs, *wls;
+    struct gf_reflector *job_refl, *wl_refl;
+    struct gf_htab idx;      /* owner Job uid -> Workload key (owned) */
+    struct gf_htab inflight; /* Workload key -> struct patch */
+    /* Workload key -> the resourceVersion we deactivated (owned): until
+     * the watch shows the change, the cache still says active. */
+    struct gf_htab patched_rv;
+    struct gf_fence fence;
+    struct gf_timer poll, due, sweep, drain;
+    struct gf_kube_call *hb_call;
+    uint64_t hb_sent_ms;
+    bool answered; /* the first heartbeat read has been answered */
+    bool ready_logged;
+    /* The last read that parsed: for messages when no credit exists. */
+    bool last_valid, last_absent;
+    int64_t last_renew_wall_ms;
+    char why[300];  /* why the agent is fenced, for logs and Events */
+    unsigned calls; /* patches, re-reads and Events in flight */
+    struct gf_httpd *httpd;
+    struct gf_metrics *m;
+    struct gf_metric *m_fenced, *m_fences, *m_copies, *m_age, *m_reads;
+    bool fatal, stopping;
+    unsigned closing;
+    uint64_t drain_deadline;
+    void (*on_fatal)(void *data);
+    void *fatal_data;
+    void (*stop_cb)(void *data);
+    void *stop_data;
+};
+
+/* One copy being fenced: a patch, or the re-read after a 409. */
+struct patch {
+    struct gf_agent *a;
+    char *wl_key, *wl_ns, *wl_name;
+    char *job_ns, *job_name, *job_uid;
+    char *rv;
+    unsigned conflicts;
+    struct gf_kube_call *call;
+};
+
+static void sweep_soon(struct gf_agent *a);
+static void on_due(struct gf_timer *t);
+
+/* --- helpers ------------------------------------------------------------ */
+
+static bool ready(const struct gf_agent *a)
+{
+    return a->answered && a->jobs != NULL && a->wls != NULL &&
+           gf_store_has_synced(a->jobs) && gf_store_has_synced(a->wls);
+}
+
+static void fatal(struct gf_agent *a, const char *what,
+                  const struct gf_api_status *st)
+{
+    if (a->fatal || a->stopping)
+        return;
+    a->fatal = true;
+    GF_LOG(&a->lc, GF_LOG_ERROR, "cannot run: refused by the API server",
+           "what=%s status=%ld reason=%s message=%s hint=%s", what, st->code,
+           st->reason, st->message,
+           "the agent needs the RBAC of manifests/member (rbac-agent.yaml) "
+           "and the gpufed-agent service account, in a cluster with Kueue");
+    if (a->on_fatal != NULL)
+        a->on_fatal(a->fatal_data);
+}
+
+/* Refusals that no retry will fix, before the agent was ever ready. */
+static bool refused(const struct gf_api_status *st)
+{
+    return st->code == 401 || st->code == 403 || st->code == 404;
+}
+
+static void describe(struct gf_agent *a, char *out, size_t cap)
+{
+    int64_t age = gf_fence_age_ms(&a->fence, gf_clock_now_ms(&a->clk));
+    double d = (double)a->fence.d_ms / 1000.0;
+    if (age >= 0)
+        snprintf(out, cap,
+                 "the hub's heartbeat (Lease %s/%s) has not moved for %.1fs "
+                 "(lease duration %.0fs)",
+                 GF_HEARTBEAT_NS, GF_HEARTBEAT_NAME, (double)age / 1000.0, d);
+    else if (a->last_absent)
+        snprintf(out, cap,
+                 "the hub's heartbeat Lease %s/%s does not exist (the hub "
+                 "never reached this cluster, or it was deleted)",
+                 GF_HEARTBEAT_NS, GF_HEARTBEAT_NAME);
+    else if (a->last_valid)
+        snprintf(out, cap,
+                 "the hub's heartbeat (Lease %s/%s) was last renewed %.1fs "
+                 "ago by this cluster's clock (lease duration %.0fs)",
+                 GF_HEARTBEAT_NS, GF_HEARTBEAT_NAME,
+                 (double)(gf_clock_wall_ms(&a->clk) - a->last_renew_wall_ms) /
+                     1000.0,
+                 d);
+    else
+        snprintf(out, cap,
+                 "the hub's heartbeat Lease %s/%s has no valid renewTime or "
+                 "leaseDurationSeconds",
+                 GF_HEARTBEAT_NS, GF_HEARTBEAT_NAME);
+}
+
+/* --- fencing copies ------------------------------------------------------ */
+
+static void patch_free(struct patch *p)
+{
+    gf_free(p->wl_key);
+    gf_free(p->wl_ns);
+    gf_free(p->wl_name);
+    gf_free(p->job_ns);
+    gf_free(p->job_name);
+    gf_free(p->job_uid);
+    gf_free(p->rv);
+    gf_free(p);
+}
+
+static void patch_end(struct patch *p)
+{
+    struct gf_agent *a = p->a;
+    gf_htab_del_str(&a->inflight, p->wl_key);
+    patch_free(p);
+    a->calls--;
+}
+
+static void event_done(void *data, const struct gf_kube_result *res)
+{
+    struct gf_agent *a = data;
+    if (res->err != 0 && res->err != GF_ECANCELED)
+        GF_LOG(&a->lc, GF_LOG_WARN, "event not written", "err=%s message=%s",
+               gf_strerror(res->err), res->status->message);
+    a->calls--;
+}
+
+static void fenced_one(struct patch *p)
+{
+    struct gf_agent *a = p->a;
+    gf_metric_add(a->m_copies, 1, NULL);
+    gf_free(gf_htab_put_str(&a->patched_rv, p->wl_key, gf_strdup(p->rv)));
+    char msg[700];
+    describe(a, a->why, sizeof(a->why));
+    snprintf(msg, sizeof(msg),
+             "gpufed agent fenced this borrowed copy: %s. Its Workload "
+             "%s/%s was deactivated (spec.active=false), so Kueue stops "
+             "its pods. Nothing here reactivates it: the hub decides what "
+             "happens to the job once it reaches this cluster again.",
+             a->why, p->wl_ns, p->wl_name);
+    GF_LOG(&a->lc, GF_LOG_WARN, "copy fenced", "job=%s/%s workload=%s",
+           p->job_ns, p->job_name, p->wl_key);
+    const struct gf_event ev = {.ns = p->job_ns,
+                                .api_version = "batch/v1",
+                                .kind = "Job",
+                                .name = p->job_name,
+                                .uid = p->job_uid,
+                                .reason = "Fenced",
+                                .message = msg,
+                                .component = "gpufed-agent",
+                                .warning = true};
+    if (gf_event_post(a->c, gf_clock_wall_ms(&a->clk), &ev, event_done, a) == 0)
+        a->calls++;
+}
+
+static void send_patch(struct patch *p);
+
+static void reread_done(void *data, const struct gf_kube_result *res)
+{
+    struct patch *p = data;
+    struct gf_agent *a = p->a;
+    p->call = NULL;
+    void *proj = NULL;
+    const char *rv = NULL;
+    if (res->err == 0 && res->json != NULL && !a->stopping &&
+        gf_fence_wl_project(NULL, res->json, &proj) == 0) {
+        const struct gf_fence_wl *w = proj;
+        rv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(res->json, "metadata"),
+            "resourceVersion"));
+        if (w->active && !w->finished && rv != NULL) {
+            gf_free(p->rv);
+            p->rv = gf_strdup(rv);
+            gf_fence_wl_free(proj);
+            send_patch(p);
+            return;
+        }
+    }
+    gf_fence_wl_free(proj);
+    patch_end(p);
+}
+
+static void patch_done(void *data, const struct gf_kube_result *res)
+{
+    struct patch *p = data;
+    struct gf_agent *a = p->a;
+    p->call = NULL;
+    if (res->err == 0) {
+        fenced_one(p);
+    } else if (res->err != GF_ECANCELED && !a->stopping &&
+               res->status->cls == GF_API_REQUEUE &&
+               ++p->conflicts <= MAX_CONFLICTS) {
+        /* Kueue wrote the Workload since we read it: read it again and
+         * patch what is there now, unless it is no longer active. */
+        struct gf_kube_resource r;
+        gf_kube_resource_parse("workloads.kueue.x-k8s.io", &r);
+        if (gf_kube_get(a->c, &r, p->wl_ns, p->wl_name, reread_done, p,
+                        &p->call) == 0)
+            return;
+    } else if (res->err != GF_ECANCELED && res->http_code != 404) {
+        GF_LOG(&a->lc, GF_LOG_WARN, "fencing a copy failed; retried",
+               "workload=%s status=%ld message=%s", p->wl_key,
+               res->status->code, res->status->message);
+    }
+    patch_end(p);
+}
+
+static void send_patch(struct patch *p)
+{
+    struct gf_agent *a = p->a;
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("workloads.kueue.x-k8s.io", &r);
+    char *body = gf_fence_patch_body(gf_clock_wall_ms(&a->clk));
+    const struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
+                                          .field_manager = "gpufed-agent",
+                                          .resource_version = p->rv};
+    int rc = gf_kube_patch(a->c, &r, p->wl_ns, p->wl_name, &po, body,
+                           strlen(body), patch_done, p, &p->call);
+    cJSON_free(body);
+    if (rc != 0) {
+        GF_LOG(&a->lc, GF_LOG_WARN, "fencing a copy failed; retried",
+               "workload=%s err=%s", p->wl_key, gf_strerror(rc));
+        patch_end(p);
+    }
+}
+
+static void fence_copy(void *data, const struct gf_store_entry *job,
+                       const struct gf_store_entry *wl)
+{
+    struct gf_agent *a = data;
+    if (gf_htab_get_str(&a->inflight, wl->key) != NULL)
+        return;
+    const char *done = gf_htab_get_str(&a->patched_rv, wl->key);
+    if (done != NULL && strcmp(done, wl->rv) == 0)
+        return;
+    struct patch *p = gf_calloc(1, sizeof(*p));
+    p->a = a;
+    p->wl_key = gf_strdup(wl->key);
+    p->wl_ns = gf_strdup(wl->ns);
+    p->wl_name = gf_strdup(wl->name);
+    p->job_ns = gf_strdup(job->ns);
+    p->job_name = gf_strdup(job->name);
+    p->job_uid = gf_strdup(job->uid);
+    p->rv = gf_strdup(wl->rv);
+    gf_htab_put_str(&a->inflight, p->wl_key, p);
+    a->calls++;
+    send_patch(p);
+}
+
+static size_t sweep(struct gf_agent *a, size_t *waiting)
+{
+    if (!a->fence.fenced || a->stopping || a->jobs == NULL)
+        return 0;
+    return gf_fence_plan(a->jobs, a->wls, &a->idx, fence_copy, a, waiting);
+}
+
+static void on_sweep(struct gf_timer *t)
+{
+    sweep(t->data, NULL);
+}
+
+static void sweep_soon(struct gf_agent *a)
+{
+    /* Coalesces a burst of watch events into one pass over the copies. */
+    if (a->fence.fenced && !a->stopping && !gf_timer_active(&a->sweep))
+        gf_timer_start(&a->sweep, 0, on_sweep);
+}
+
+/* --- the fenced state ----------------------------------------------------- */
+
+static void apply(struct gf_agent *a, enum gf_fence_change ch)
+{
+    uint64_t now = gf_clock_now_ms(&a->clk);
+    if (ch == GF_FENCE_ENTER) {
+        gf_metric_add(a->m_fences, 1, NULL);
+        describe(a, a->why, sizeof(a->why));
+        size_t waiting = 0;
+        size_t n = sweep(a, &waiting);
+        GF_LOG(&a->lc, GF_LOG_WARN, "fencing",
+               "member=%s heartbeat_age_ms=%lld d_ms=%llu copies=%zu "
+               "waiting_for_workload=%zu why=%s",
+               a->member, (long long)gf_fence_age_ms(&a->fence, now),
+               (unsigned long long)a->fence.d_ms, n, waiting, a->why);
+    } else if (ch == GF_FENCE_LEAVE) {
+        GF_LOG(&a->lc, GF_LOG_INFO, "heartbeat moved again",
+               "member=%s fenced_for_ms=%llu d_ms=%llu", a->member,
+               (unsigned long long)(now - a->fence.fenced_since_ms),
+               (unsigned long long)a->fence.d_ms);
+    }
+    uint64_t due = gf_fence_deadline(&a->fence);
+    if (due == UINT64_MAX)
+        gf_timer_stop(&a->due);
+    else
+        gf_timer_start(&a->due, due > now ? due - now : 0, on_due);
+}
+
+static void on_due(struct gf_timer *t)
+{
+    struct gf_agent *a = t->data;
+    apply(a, gf_fence_tick(&a->fence, gf_clock_now_ms(&a->clk)));
+}
+
+/* --- heartbeat ------------------------------------------------------------ */
+
+static void poll_fire(struct gf_timer *t);
+
+static void read_answered(struct gf_agent *a, const struct gf_hb_read *r)
+{
+    const char *res[] = {"ok"};
+    gf_metric_add(a->m_reads, 1, res);
+    a->last_absent = !r->present;
+    a->last_valid = r->valid;
+    if (r->valid)
+        a->last_renew_wall_ms = r->renew_wall_ms;
+    if (!a->answered)
+        GF_LOG(&a->lc, GF_LOG_INFO, "heartbeat read",
+               "present=%d valid=%d renew_time=%s d_ms=%llu", r->present,
+               r->valid, r->renew, (unsigned long long)r->d_ms);
+    a->answered = true;
+    apply(a, gf_fence_on_read(&a->fence, r, a->hb_sent_ms,
+                              gf_clock_now_ms(&a->clk),
+                              gf_clock_wall_ms(&a->clk)));
+}
+
+static void hb_done(void *data, const struct gf_kube_result *res)
+{
+    struct gf_agent *a = data;
+    a->hb_call = NULL;
+    if (res->err == GF_ECANCELED || a->stopping)
+        return;
+    if (res->err == 0 && res->json != NULL) {
+        struct gf_hb_read r;
+        gf_fence_lease_parse(res->json, &r);
+        read_answered(a, &r);
+    } else if (res->http_code == 404) {
+        const struct gf_hb_read r = {.present = false};
+        read_answered(a, &r);
+    } else {
+        const char *v[] = {"error"};
+        gf_metric_add(a->m_reads, 1, v);
+        if (!ready(a) && refused(res->status)) {
+            fatal(a, "get lease " GF_HEARTBEAT_NS "/" GF_HEARTBEAT_NAME,
+                  res->status);
+            return;
+        }
+        GF_LOG(&a->lc, GF_LOG_WARN, "heartbeat read failed",
+               "status=%ld message=%s", res->status->code,
+               res->status->message);
+    }
+    if (a->fence.fenced)
+        sweep(a, NULL);
+    if (!a->ready_logged && ready(a)) {
+        a->ready_logged = true;
+        GF_LOG(&a->lc, GF_LOG_INFO, "ready", "member=%s", a->member);
+    }
+    /* Reads every P from the previous send, not from its answer, so a
+     * slow server does not stretch the period. */
+    uint64_t now = gf_clock_now_ms(&a->clk);
+    uint64_t next = a->hb_sent_ms + gf_fence_poll_ms(&a->fence);
+    gf_timer_start(&a->poll, next > now ? next - now : 0, poll_fire);
+}
+
+static void poll_fire(struct gf_timer *t)
+{
+    struct gf_agent *a = t->data;
+    if (a->stopping || a->fatal)
+        return;
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("leases.coordination.k8s.io", &r);
+    uint64_t p = gf_fence_poll_ms(&a->fence);
+    const struct gf_kube_op op = {.method = "GET",
+                                  .res = &r,
+                                  .ns = GF_HEARTBEAT_NS,
+                                  .name = GF_HEARTBEAT_NAME,
+                                  .timeout_ms = p};
+    a->hb_sent_ms = gf_clock_now_ms(&a->clk);
+    if (gf_kube_call(a->c, &op, hb_done, a, &a->hb_call) != 0)
+        gf_timer_start(&a->poll, p, poll_fire);
+}
+
+/* --- watches -------------------------------------------------------------- */
+
+static void job_add(void *data, const struct gf_store_entry *e)
+{
+    (void)e;
+    sweep_soon(data);
+}
+static void job_upd(void *data, const struct gf_store_entry *old,
+                    const struct gf_store_entry *cur)
+{
+    (void)old;
+    (void)cur;
+    sweep_soon(data);
+}
+static void wl_add(void *data, const struct gf_store_entry *e)
+{
+    struct gf_agent *a = data;
+    gf_fence_index_update(&a->idx, NULL, e);
+    sweep_soon(a);
+}
+static void wl_upd(void *data, const struct gf_store_entry *old,
+                   const struct gf_store_entry *cur)
+{
+    struct gf_agent *a = data;
+    gf_fence_index_update(&a->idx, old, cur);
+    /* The watch caught up with our patch (or someone else's write). */
+    const char *done = gf_htab_get_str(&a->patched_rv, cur->key);
+    if (done != NULL && strcmp(done, cur->rv) != 0)
+        gf_free(gf_htab_del_str(&a->patched_rv, cur->key));
+    sweep_soon(a);
+}
+static void wl_del(void *data, const struct gf_store_entry *old)
+{
+    struct gf_agent *a = data;
+    gf_fence_index_update(&a->idx, old, NULL);
+    gf_free(gf_htab_del_str(&a->patched_rv, old->key));
+}
+
+static void on_terminal(void *data, int err, const struct gf_api_status *st)
+{
+    struct gf_agent *a = data;
+    (void)err;
+    if (!ready(a) && refused(st))
+        fatal(a, "watch jobs and workloads", st);
+}
+
+static int start_watch(struct gf_agent *a, const char *resource,
+                       const char *selector, gf_store_project_fn project,
+                       gf_store_free_fn fr, const struct gf_store_handlers *hs,
+                       struct gf_store **store, struct gf_reflector **refl)
+{
+    struct gf_store_opts so = {
+        .project = project, .free_proj = fr, .handlers = hs};
+    *store = gf_store_new(&so);
+    struct gf_reflector_opts ro = {.client = a->c,
+                                   .store = *store,
+                                   .rng = &a->rng,
+                                   .label_selector = selector,
+                                   .page_limit = 500,
+                                   .lc = &a->lc,
+                                   .on_terminal = on_terminal,
+                                   .data = a};
+    int rc = gf_kube_resource_parse(resource, &ro.res);
+    if (rc == 0)
+        rc = gf_reflector_new(&ro, refl);
+    if (rc == 0)
+        rc = gf_reflector_start(*refl);
+    return rc;
+}
+
+/* --- HTTP ----------------------------------------------------------------- */
+
+static int healthz(void *data, struct gf_buf *body, const char **ct)
+{
+    (void)data;
+    *ct = "text/plain; charset=utf-8";
+    gf_buf_puts(body, "ok\n");
+    return 200;
+}
+
+static int readyz(void *data, struct gf_buf *body, const char **ct)
+{
+    struct gf_agent *a = data;
+    *ct = "text/plain; charset=utf-8";
+    if (ready(a)) {
+        gf_buf_puts(body, "ok\n");
+        return 200;
+    }
+    if (!a->answered)
+        gf_buf_puts(body, "heartbeat: no read answered yet\n");
+    if (a->jobs == NULL || !gf_store_has_synced(a->jobs))
+        gf_buf_puts(body, "jobs: not synced\n");
+    if (a->wls == NULL || !gf_store_has_synced(a->wls))
+        gf_buf_puts(body, "workloads: not synced\n");
+    return 503;
+}
+
+static int metrics(void *data, struct gf_buf *body, const char **ct)
+{
+    struct gf_agent *a = data;
+    *ct = GF_METRICS_CONTENT_TYPE;
+    gf_metric_set(a->m_fenced, a->fence.fenced ? 1 : 0, NULL);
+    int64_t age = gf_fence_age_ms(&a->fence, gf_clock_now_ms(&a->clk));
+    gf_metric_set(a->m_age, age >= 0 ? (double)age / 1000.0 : NAN, NULL);
+    return gf_metrics_render(a->m, body) == 0 ? 200 : 500;
+}
+
+static void registry(struct gf_agent *a)
+{
+    static const char *const none[] = {NULL};
+    static const char *const result[] = {"result", NULL};
+    a->m = gf_metrics_new();
+    a->m_fenced =
+        gf_metrics_gauge(a->m, "gpufed_agent_fenced",
+                         "1 while the agent fences borrowed copies", none);
+    a->m_fences =
+        gf_metrics_counter(a->m, "gpufed_agent_fences_total",
+                           "times the agent entered the fenced state", none);
+    a->m_copies =
+        gf_metrics_counter(a->m, "gpufed_agent_copies_fenced_total",
+                           "copy Workloads the agent deactivated", none);
+    a->m_age = gf_metrics_gauge(
+        a->m, "gpufed_agent_heartbeat_age_seconds",
+        "time since the heartbeat was last known to move, on the agent's "
+        "clock (NaN when it never moved since the agent started)",
+        none);
+    a->m_reads = gf_metrics_counter(
+        a->m, "gpufed_agent_heartbeat_reads_total",
+        "heartbeat reads: ok (answered, a 404 included) or error", result);
+    const char *ok[] = {"ok"}, *err[] = {"error"};
+    gf_metric_add(a->m_reads, 0, ok);
+    gf_metric_add(a->m_reads, 0, err);
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+/* The clock, the transfer engine, the client and the listener. */
+static int open_io(struct gf_agent *a, const struct gf_agent_opts *o)
+{
+    int rc = gf_clock_init_uv(&a->clk, a->loop);
+    if (rc == 0)
+        rc = gf_http_new(a->loop, &a->clk, &a->http);
+    struct gf_kube_client_opts co = {.user_agent = "gpufed-agent",
+                                     .name = a->member};
+    if (rc == 0)
+        rc = gf_kube_client_new(a->http, &a->clk, o->creds, &co, &a->c);
+    if (rc == 0 && o->listen != NULL) {
+        rc = gf_httpd_new(a->loop, o->listen, &a->httpd);
+        if (rc != 0)
+            GF_LOG(&a->lc, GF_LOG_ERROR, "cannot listen", "addr=%s err=%s",
+                   o->listen, gf_strerror(rc));
+    }
+    return rc;
+}
+
+/* Undoes open_io and frees a; what has handles closes when the loop runs. */
+static void start_failed(struct gf_agent *a, int rc)
+{
+    GF_LOG(&a->lc, GF_LOG_ERROR, "agent not started", "err=%s",
+           gf_strerror(rc));
+    gf_kube_client_free(a->c);
+    if (a->http != NULL)
+        gf_http_close(a->http, NULL, NULL);
+    gf_clock_close(&a->clk);
+    gf_metrics_free(a->m);
+    gf_htab_free(&a->idx);
+    gf_htab_free(&a->inflight);
+    gf_htab_free(&a->patched_rv);
+    gf_free(a->member);
+    gf_free(a);
+}
+
+static void serve(struct gf_agent *a, const char *listen)
+{
+    gf_httpd_set_clock(a->httpd, &a->clk);
+    gf_httpd_route(a->httpd, "/healthz", healthz, a);
+    gf_httpd_route(a->httpd, "/readyz", readyz, a);
+    gf_httpd_route(a->httpd, "/metrics", metrics, a);
+    GF_LOG(&a->lc, GF_LOG_INFO, "serving", "addr=%s port=%d", listen,
+           gf_httpd_port(a->httpd));
+}
+
+int gf_agent_start(const struct gf_agent_opts *o, struct gf_agent **out)
+{
+    *out = NULL;
+    struct gf_agent *a = gf_calloc(1, sizeof(*a));
+    a->loop = o->loop;
+    a->member = gf_strdup(o->member != NULL ? o->member : "");
+    a->lc = (struct gf_log_ctx){.comp = "agent", .cluster = a->member};
+    a->on_fatal = o->on_fatal;
+    a->fatal_data = o->data;
+    gf_rand_seed_os(&a->rng);
+    gf_fence_init(&a->fence, o->max_clock_offset_ms);
+    gf_htab_init(&a->idx, GF_HTAB_OWN_KEYS);
+    gf_htab_init(&a->inflight, GF_HTAB_OWN_KEYS);
+    gf_htab_init(&a->patched_rv, GF_HTAB_OWN_KEYS);
+    registry(a);
+    int rc = open_io(a, o);
+    if (rc != 0) {
+        start_failed(a, rc);
+        return rc;
+    }
+    struct gf_timer *timers[] = {&a->poll, &a->due, &a->sweep, &a->drain};
+    for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
+        gf_timer_init(&a->clk, timers[i]);
+        timers[i]->data = a;
+    }
+    if (a->httpd != NULL)
+        serve(a, o->listen);
+    const struct gf_store_handlers jh = {
+        .on_add = job_add, .on_update = job_upd, .data = a};
+    const struct gf_store_handlers wh = {
+        .on_add = wl_add, .on_update = wl_upd, .on_delete = wl_del, .data = a};
+    rc = start_watch(a, "jobs.batch", GF_LABEL_LEASE, gf_fence_job_project,
+                     gf_fence_job_free, &jh, &a->jobs, &a->job_refl);
+    if (rc == 0)
+        rc = start_watch(a, "workloads.kueue.x-k8s.io", NULL,
+                         gf_fence_wl_project, gf_fence_wl_free, &wh, &a->wls,
+                         &a->wl_refl);
+    gf_timer_start(&a->poll, 0, poll_fire);
+    GF_LOG(&a->lc, GF_LOG_INFO, "agent started",
+           "member=%s max_clock_offset_ms=%llu", a->member,
+           (unsigned long long)o->max_clock_offset_ms);
+    *out = a;
+    return rc;
+}
+
+static void finish_stop(void *data)
+{
+    struct gf_agent *a = data;
+    gf_store_free(a->jobs);
+    gf_store_free(a->wls);
+    gf_fence_index_free(&a->idx);
+    gf_htab_free(&a->inflight);
+    gf_htab_free_all(&a->patched_rv, gf_free);
+    gf_metrics_free(a->m);
+    gf_clock_close(&a->clk);
+    void (*cb)(void *) = a->stop_cb;
+    void *d = a->stop_data;
+    gf_free(a->member);
+    gf_free(a);
+    if (cb != NULL)
+        cb(d);
+}
+
+static void on_closed(void *data)
+{
+    struct gf_agent *a = data;
+    if (--a->closing > 0)
+        return;
+    /* Last: the transfer engine, whose close cancels what is left (an
+     * Event still in flight); its callbacks only count down. */
+    gf_kube_client_free(a->c);
+    a->c = NULL;
+    gf_http_close(a->http, finish_stop, a);
+}
+
+static void close_all(struct gf_agent *a)
+{
+    a->closing = 1;
+    if (a->job_refl != NULL) {
+        a->closing++;
+        gf_reflector_close(a->job_refl, on_closed, a);
+    }
+    if (a->wl_refl != NULL) {
+        a->closing++;
+        gf_reflector_close(a->wl_refl, on_closed, a);
+    }
+    if (a->httpd != NULL) {
+        a->closing++;
+        gf_httpd_close(a->httpd, on_closed, a);
+    }
+    on_closed(a);
+}
+
+static void on_drain(struct gf_timer *t)
+{
+    struct gf_agent *a = t->data;
+    if (a->calls > 0 && gf_clock_now_ms(&a->clk) < a->drain_deadline) {
+        gf_timer_start(t, 20, on_drain);
+        return;
+    }
+    close_all(a);
+}
+
+void gf_agent_stop(struct gf_agent *a, void (*cb)(void *data), void *data)
+{
+    a->stopping = true;
+    a->stop_cb = cb;
+    a->stop_data = data;
+    GF_LOG(&a->lc, GF_LOG_INFO, "agent stopping", "");
+    gf_timer_stop(&a->poll);
+    gf_timer_stop(&a->due);
+    gf_timer_stop(&a->sweep);
+    gf_kube_call_cancel(a->hb_call);
+    /* Patches in flight finish (a fence half sent is worth finishing);
+     * the drain gives them DRAIN_MS. */
+    a->drain_deadline = gf_clock_now_ms(&a->clk) + DRAIN_MS;
+    gf_timer_start(&a->drain, 0, on_drain);
+}

@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# gpufed agent, fencing end to end on kubesim (DESIGN.md §4): a member,
+# east, with the shipped manifests/member (so the agent runs as
+# gpufed-agent under its real RBAC), borrowed copies running there, and the
+# hub's heartbeat Lease renewed by this script (every second,
+# leaseDurationSeconds 3) in place of a hub:
+#   wrong RBAC     an agent given the hub's kubeconfig exits 2, saying why
+#   renewing       nothing is fenced while the heartbeat moves
+#   lapse          renewals stop: within a deadline every running copy's
+#                  Workload is spec.active=false with gpufed.io/fenced-at,
+#                  its pods stop (execution log), an Event Fenced is on the
+#                  copy, /metrics says fenced; a finished copy is left alone
+#   late copy      a copy created while fenced is fenced too
+#   heal           renewals resume: the agent leaves the fenced state,
+#                  nothing is reactivated, new copies are left alone (also
+#                  by a restarted agent that finds a fresh heartbeat)
+#   restart        an agent started on a stale heartbeat fences at once
+# Prints the time from the last renewal to the fence (about D) and from
+# the fence to the copies' pods stopping. Needs GF_BIN and GF_SHARED,
+# kubectl, jq and curl.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/lib/kubesim.sh"
+SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
+for c in kubectl jq curl; do
+    command -v $c >/dev/null || fail "'$c' not found (make deps)"
+done
+
+work=$(mktemp -d)
+agent_pid=""
+renew_pid=""
+cleanup() {
+    local rc=$?
+    [ -n "$renew_pid" ] && kill "$renew_pid" 2>/dev/null || true
+    [ -n "$agent_pid" ] && kill -KILL "$agent_pid" 2>/dev/null || true
+    if [ $rc -ne 0 ] && [ -f "$work/agent.log" ]; then
+        echo "--- agent log (last 40 lines)"
+        tail -n 40 "$work/agent.log"
+    fi
+    sim_cleanup $rc
+    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+D="$work/sim"
+EXEC="$work/exec.jsonl"
+LEASE_S=3
+sim_start "$D" --clusters hub,east --crds "$SHARED/kueue/crds" --exec-log "$EXEC"
+H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
+E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s.
+wait_for() {
+    local t=$1 what=$2
+    shift 2
+    local n=$((t * 5))
+    for _ in $(seq 1 $n); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    fail "timed out after ${t}s: $what"
+}
+now_ms() { date +%s%3N; }
+micro_now() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
+
+agent_start() { # kubeconfig
+    "$GF_BIN/gpufed" agent --kubeconfig "$1" --member east \
+        --listen 127.0.0.1:0 >>"$work/agent.log" 2>&1 &
+    agent_pid=$!
+}
+agent_stop() {
+    [ -n "$agent_pid" ] || return 0
+    kill -TERM "$agent_pid" 2>/dev/null || true
+    local rc=0
+    wait "$agent_pid" || rc=$?
+    agent_pid=""
+    [ $rc -eq 0 ] || fail "gpufed agent exited with $rc on SIGTERM"
+}
+aport() { grep 'comp=agent.*msg=serving' "$work/agent.log" | tail -1 | sed 's/.*port=//'; }
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(aport)/readyz")" = 200 ]; }
+metric() { curl -s "http://127.0.0.1:$(aport)/metrics" | awk -v m="$1" '$1==m{print $2}'; }
+# The logfmt ts of the last line with msg, in ms since the epoch.
+log_ms() { # msg
+    local ts
+    ts=$(grep "msg=\"$1\"\|msg=$1 " "$work/agent.log" | tail -1 | sed 's/^ts=\([^ ]*\).*/\1/')
+    [ -n "$ts" ] && date -d "$ts" +%s%3N
+}
+
+step "wrong RBAC: the hub's kubeconfig is refused, the agent says why and exits 2"
+H apply -k "$root/manifests/hub" >/dev/null
+rc=0
+timeout 30 "$GF_BIN/gpufed" agent --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
+    --member east >"$work/wrong.log" 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "agent with the hub's kubeconfig exited $rc: $(tail -3 "$work/wrong.log")"
+grep -q 'level=error comp=agent.*msg="cannot run: refused by the API server".*status=403' "$work/wrong.log" ||
+    fail "no clear refusal: $(grep level=error "$work/wrong.log" | head -3)"
+grep -q 'gpufed-hub' "$work/wrong.log" || fail "the refusal does not name the identity"
+
+step "world: manifests/member, queues, the heartbeat renewed every second"
+E apply -k "$root/manifests/member" >/dev/null
+E apply -f - >/dev/null <<EOF
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: a100}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: gpufed-ml-gpu, labels: {app.kubernetes.io/managed-by: gpufed}}
+spec:
+  cohortName: ml
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [cpu, nvidia.com/gpu]
+    flavors:
+    - name: a100
+      resources:
+      - {name: cpu, nominalQuota: 64}
+      - {name: nvidia.com/gpu, nominalQuota: 8}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: ml
+  labels: {gpufed.io/accept-overflow: "true"}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {name: gpufed-ml-gpu, namespace: ml}
+spec: {clusterQueue: gpufed-ml-gpu}
+EOF
+E apply -f - >/dev/null <<EOF
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: gpufed-heartbeat, namespace: gpufed-system}
+spec:
+  holderIdentity: hub-0
+  leaseDurationSeconds: $LEASE_S
+  acquireTime: "$(micro_now)"
+  renewTime: "$(micro_now)"
+EOF
+# The renewals go through curl, not kubectl: a kubectl start can take
+# longer than a second on a loaded machine, and a renewal period near D
+# would fence for real. The token stays in a header file, off argv.
+kc="$D/east/kubeconfig-admin.yaml"
+server=$(kubectl config view --raw --kubeconfig "$kc" -o jsonpath='{.clusters[0].cluster.server}')
+kubectl config view --raw --kubeconfig "$kc" \
+    -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d >"$work/ca.pem"
+printf 'Authorization: Bearer %s\n' \
+    "$(kubectl config view --raw --kubeconfig "$kc" -o jsonpath='{.users[0].user.token}')" >"$work/auth.hdr"
+renew_once() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$work/ca.pem" \
+        -H @"$work/auth.hdr" -H 'Content-Type: application/merge-patch+json' -X PATCH \
+        -d "{\"spec\":{\"renewTime\":\"$(micro_now)\"}}" \
+        "$server/apis/coordination.k8s.io/v1/namespaces/gpufed-system/leases/gpufed-heartbeat") || true
+    [ "$code" = 200 ]
+}
+renew_once || fail "cannot renew the heartbeat with curl"
+renew_start() {
+    (
+        while true; do
+            if renew_once; then
+                now_ms >"$work/last_renew.tmp"
+                mv "$work/last_renew.tmp" "$work/last_renew"
+            fi
+            sleep 1
+        done
+    ) &
+    renew_pid=$!
+}
+renew_stop() {
+    kill "$renew_pid" 2>/dev/null || true
+    wait "$renew_pid" 2>/dev/null || true
+    renew_pid=""
+}
+renew_start
+
+# A copy as the hub makes it (controller/copy.h): gpufed labels, the
+# overflow queue, suspended until Kueue admits it.
+copy() { # name duration
+    E create -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $1
+  namespace: ml
+  labels:
+    gpufed.io/lease: west-$1-1
+    gpufed.io/origin-cluster: west
+    gpufed.io/origin-uid: 00000000-0000-0000-0000-$(printf '%012d' "${#1}")
+    gpufed.io/epoch: "1"
+    kueue.x-k8s.io/queue-name: gpufed-ml-gpu
+  annotations: {kubesim.gpufed.io/duration: "$2"}
+spec:
+  parallelism: 1
+  completions: 1
+  backoffLimit: 0
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: trainer
+        resources:
+          requests: {cpu: "1", nvidia.com/gpu: "1"}
+          limits: {nvidia.com/gpu: "1"}
+EOF
+}
+uid_of() { E -n ml get job "$1" -o jsonpath='{.metadata.uid}'; }
+# The copy's Workload, by its controller ownerReference.
+wl_of() { # job -> "name active fenced-at"
+    local uid
+    uid=$(uid_of "$1")
+    E -n ml get workloads -o json | jq -r --arg u "$uid" '.items[] |
+        select(any(.metadata.ownerReferences[]?; .uid == $u and .controller)) |
+        "\(.metadata.name) \(.spec.active != false) \(.metadata.annotations["gpufed.io/fenced-at"] // "-")"'
+}
+fenced() { # job
+    local w
+    w=$(wl_of "$1")
+    [[ "$w" =~ ^[^\ ]+\ false\ [0-9]{4}- ]]
+}
+active() { # job
+    local w
+    w=$(wl_of "$1")
+    [[ "$w" =~ ^[^\ ]+\ true\ -$ ]]
+}
+running() { # job: a pod of it started and has not stopped
+    local uid
+    uid=$(uid_of "$1")
+    jq -e -s --arg u "$uid" '[.[] | select(.job_uid == $u)] |
+        (map(select(.event == "start")) | length) > (map(select(.event == "stop")) | length)' \
+        "$EXEC" >/dev/null 2>&1
+}
+stopped() { # job: every pod of it that started has stopped
+    ! running "$1"
+}
+complete() {
+    [ "$(E -n ml get job "$1" -o jsonpath='{.status.conditions[?(@.type=="Complete")].status}')" = True ]
+}
+
+copy done-1 2s
+copy run-1 600s
+copy run-2 600s
+wait_for 30 "done-1 complete" complete done-1
+wait_for 30 "run-1 running" running run-1
+wait_for 30 "run-2 running" running run-2
+
+step "renewing: the agent starts, is ready, and fences nothing"
+agent_start "$D/east/kubeconfig-member-agent.yaml"
+wait_for 20 "agent serving" grep -q 'msg=serving' "$work/agent.log"
+wait_for 20 "agent ready" ready
+[ "$(metric gpufed_agent_fenced)" = 0 ] || fail "fenced at start: $(metric gpufed_agent_fenced)"
+# Longer than D plus the clock offset: a fence would have happened.
+sleep $((LEASE_S * 2))
+! grep -q 'msg=fencing' "$work/agent.log" || fail "fenced while renewals continue"
+for j in run-1 run-2 done-1; do active $j || fail "$j touched: $(wl_of $j)"; done
+reads=$(metric 'gpufed_agent_heartbeat_reads_total{result="ok"}')
+[ "${reads%.*}" -ge 8 ] || fail "heartbeat reads: $reads"
+
+step "lapse: renewals stop; every running copy is fenced within a deadline"
+renew_stop
+last=$(cat "$work/last_renew")
+for j in run-1 run-2; do wait_for 15 "$j fenced" fenced $j; done
+fence_ms=$(log_ms fencing)
+[ -n "$fence_ms" ] || fail "no fencing line"
+grep -q 'msg=fencing member=east heartbeat_age_ms=[0-9]* d_ms=3000 copies=2' "$work/agent.log" ||
+    fail "fencing line: $(grep msg=fencing "$work/agent.log")"
+for j in run-1 run-2; do wait_for 15 "$j pods stopped" stopped $j; done
+stop_ms=$(jq -s --arg a "$(uid_of run-1)" --arg b "$(uid_of run-2)" \
+    '[.[] | select(.event == "stop" and (.job_uid == $a or .job_uid == $b)) | .ts_ms] | max' "$EXEC")
+reasons=$(jq -r -s --arg a "$(uid_of run-1)" '.[] | select(.event == "stop" and .job_uid == $a) | .reason' "$EXEC")
+[ "$reasons" = Suspended ] || fail "run-1 stop reason: $reasons"
+active done-1 || fail "finished copy done-1 touched: $(wl_of done-1)"
+ev=$(E -n ml get events --field-selector involvedObject.name=run-1 -o json)
+msg=$(jq -r '.items[] | select(.reason == "Fenced") | .message' <<<"$ev")
+[ -n "$msg" ] || fail "no Fenced Event on run-1: $(jq -c '[.items[].reason]' <<<"$ev")"
+[[ "$msg" == *"has not moved for"*"lease duration 3s"* ]] || fail "Event message: $msg"
+[ "$(jq -r '.items[] | select(.reason == "Fenced") | .type' <<<"$ev")" = Warning ] || fail "Event type"
+[ "$(metric gpufed_agent_fenced)" = 1 ] || fail "metric fenced: $(metric gpufed_agent_fenced)"
+[ "$(metric gpufed_agent_fences_total)" = 1 ] || fail "fences_total: $(metric gpufed_agent_fences_total)"
+[ "$(metric gpufed_agent_copies_fenced_total)" = 2 ] || fail "copies: $(metric gpufed_agent_copies_fenced_total)"
+age=$(metric gpufed_agent_heartbeat_age_seconds)
+awk -v a="$age" 'BEGIN{exit !(a >= 3)}' || fail "heartbeat age: $age"
+echo "figure: last renewal -> fence decision: $((fence_ms - last)) ms (D = ${LEASE_S}000 ms, agent polls every 500 ms)"
+echo "figure: fence decision -> copies' pods stopped (execution log): $((stop_ms - fence_ms)) ms"
+
+step "late copy: created while fenced, fenced too"
+copy late-1 600s
+wait_for 15 "late-1 fenced" fenced late-1
+[ "$(metric gpufed_agent_copies_fenced_total)" = 3 ] || fail "copies: $(metric gpufed_agent_copies_fenced_total)"
+[ "$(metric gpufed_agent_fences_total)" = 1 ] || fail "fences_total: $(metric gpufed_agent_fences_total)"
+
+step "heal: renewals resume; nothing reactivated, new copies left alone"
+renew_start
+wait_for 15 "heartbeat moved again" grep -q 'msg="heartbeat moved again"' "$work/agent.log"
+[ "$(metric gpufed_agent_fenced)" = 0 ] || fail "still fenced"
+copy new-1 600s
+wait_for 30 "new-1 running" running new-1
+agent_stop
+agent_start "$D/east/kubeconfig-member-agent.yaml"
+wait_for 20 "restarted agent ready" ready
+copy new-2 600s
+wait_for 30 "new-2 running" running new-2
+sleep $((LEASE_S * 2))
+for j in run-1 run-2 late-1; do fenced $j || fail "$j reactivated: $(wl_of $j)"; done
+for j in new-1 new-2; do
+    active $j || fail "$j touched after the heal: $(wl_of $j)"
+    running $j || fail "$j stopped after the heal"
+done
+[ "$(grep -c 'msg=fencing' "$work/agent.log")" = 1 ] || fail "fenced again: $(grep msg=fencing "$work/agent.log")"
+
+step "restart: an agent that starts on a stale heartbeat fences at once"
+agent_stop
+renew_stop
+last=$(cat "$work/last_renew")
+# Stale by the agent's rule: older than D minus the clock offset (1 s).
+while [ $(($(now_ms) - last)) -lt $((LEASE_S * 1000)) ]; do sleep 0.2; done
+t0=$(now_ms)
+agent_start "$D/east/kubeconfig-member-agent.yaml"
+wait_for 15 "new-1 fenced by the restarted agent" fenced new-1
+wait_for 15 "new-2 fenced by the restarted agent" fenced new-2
+fence_ms=$(log_ms fencing)
+echo "figure: agent start on a stale heartbeat -> fence decision: $((fence_ms - t0)) ms"
+[ "$(metric gpufed_agent_fenced)" = 1 ] || fail "metric fenced after restart"
+for j in new-1 new-2; do wait_for 15 "$j pods stopped" stopped $j; done
+agent_stop
+
+echo "PASS"
