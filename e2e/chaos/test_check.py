@@ -38,6 +38,8 @@ class World:
         self.leases = []
         self.metrics = ""
         self.cq_used = {"east": 0, "west": 0}
+        self.extra_cq = {}
+        self.converged_ms = 120
 
     def submit(self, jid, member="east", gpus=4, at=0.0):
         uid = "uid-" + jid
@@ -99,10 +101,11 @@ class World:
     def write(self):
         d = self.dir
         world = {"members": MEMBERS, "t0_ms": T0, "end_ms": ms(100),
-                 "converged_ms": 120,
+                 "converged_ms": self.converged_ms,
                  "member": {m: {"capacity": 8, "cohort_nominal": 8}
                             for m in MEMBERS},
                  "timing": {"overflow_after_ms": 2000, "period_ms": 1000,
+                            "lease_duration_ms": 3000, "poll_ms": 1000,
                             "slack_ms": 2000, "heal_ms": 2000}}
         with open(os.path.join(d, "world.json"), "w") as f:
             json.dump(world, f)
@@ -124,8 +127,14 @@ class World:
                 "flavorsUsage": [{"name": "a100", "resources": [
                     {"name": "nvidia.com/gpu",
                      "total": str(self.cq_used[m])}]}]}}
+            items = [cq]
+            if m in self.extra_cq:
+                name, used = self.extra_cq[m]
+                items.append({"metadata": {"name": name}, "status": {
+                    "flavorsUsage": [{"name": "a100", "resources": [
+                        {"name": "nvidia.com/gpu", "total": str(used)}]}]}})
             with open(os.path.join(fin, "cq-%s.json" % m), "w") as f:
-                json.dump({"items": [cq]}, f)
+                json.dump({"items": items}, f)
         with open(os.path.join(fin, "leases.json"), "w") as f:
             json.dump({"items": self.leases}, f)
         with open(os.path.join(fin, "metrics.txt"), "w") as f:
@@ -274,6 +283,21 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(bad, ["L2"])
         self.assertIn("west/ml-gpu/a100 ledger used 0, ClusterQueue 4",
                       rep.violations[0][1])
+
+    def test_slow_convergence_fails_l2(self):
+        self.clean()
+        self.w.converged_ms = 14000
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["L2"])
+        self.assertIn("14000 ms after the final heal; the bound is two "
+                      "heartbeat periods + the poll interval = 3000 ms",
+                      rep.violations[0][1])
+
+    def test_overflow_queues_are_not_ledger_cells(self):
+        self.clean()
+        self.w.extra_cq["west"] = ("gpufed-ml-gpu", 4)
+        bad, _ = self.w.check()
+        self.assertEqual(bad, [])
 
     def test_reclaim_makes_s4_fail_until_checked(self):
         self.clean()
