@@ -40,6 +40,7 @@ JOB_LABEL = "chaos.gpufed.io/job"
 ORIGIN_UID = "gpufed.io/origin-uid"
 LEASE_LABEL = "gpufed.io/lease"
 OUTCOME = "gpufed.io/outcome"
+MANAGED_BY = "app.kubernetes.io/managed-by"
 GPU = "nvidia.com/gpu"
 FINAL_PHASES = ("Released", "Failed")
 # Faults that make a member unreachable to the hub, or slow, for L1.
@@ -427,48 +428,76 @@ def check_s4(run, rep):
 # --- L1, L2 -----------------------------------------------------------------
 
 def parse_quota_metrics(text):
-    """{(member, cq, flavor): used} for nvidia.com/gpu from gpufed_quota."""
+    """{(member, cq, flavor, kind): value} for nvidia.com/gpu, from the
+    hub's gpufed_quota gauge."""
     out = {}
     rx = re.compile(r'^gpufed_quota\{member="([^"]*)",cluster_queue="([^"]*)"'
-                    r',flavor="([^"]*)",resource="([^"]*)",kind="used"\} '
+                    r',flavor="([^"]*)",resource="([^"]*)",kind="([^"]*)"\} '
                     r'(\S+)$')
     for line in text.splitlines():
         m = rx.match(line)
         if m and m.group(4) == GPU:
-            out[(m.group(1), m.group(2), m.group(3))] = int(float(m.group(5)))
+            out[(m.group(1), m.group(2), m.group(3), m.group(5))] = \
+                int(float(m.group(6)))
     return out
 
 
+def managed_by_gpufed(cq):
+    labels = cq.get("metadata", {}).get("labels") or {}
+    return labels.get(MANAGED_BY) == "gpufed"
+
+
 def observed_usage(cqs_by_member, members):
-    """The same cells from the ClusterQueues' status.flavorsUsage."""
-    out = {}
+    """{(member, cq, flavor): GPUs in use} from the ClusterQueues'
+    status.flavorsUsage, and {member: GPUs in use} in gpufed's overflow
+    queues (labelled app.kubernetes.io/managed-by=gpufed)."""
+    out, overflow = {}, {}
     for m in members:
         for cq in cqs_by_member.get(m, []):
             for fu in cq.get("status", {}).get("flavorsUsage", []) or []:
                 for r in fu.get("resources", []) or []:
-                    if r.get("name") == GPU:
-                        out[(m, cq["metadata"]["name"], fu.get("name"))] = \
-                            gpus_of(r.get("total", 0))
-    return out
+                    if r.get("name") != GPU:
+                        continue
+                    n = gpus_of(r.get("total", 0))
+                    if managed_by_gpufed(cq):
+                        overflow[m] = overflow.get(m, 0) + n
+                    else:
+                        out[(m, cq["metadata"]["name"], fu.get("name"))] = n
+    return out, overflow
 
 
 def ledger_diffs(metrics_text, cqs_by_member, members):
-    """Cells where the hub's ledger and the ClusterQueues disagree."""
-    led = parse_quota_metrics(metrics_text)
-    obs = observed_usage(cqs_by_member, members)
+    """Where the hub's ledger and the ClusterQueues disagree.
+
+    A member's own queues: the ledger's used (admitted + reserved) must
+    equal Kueue's usage. gpufed's overflow queues: the ledger leaves the
+    copies' Workloads out of them on purpose (a copy is counted once, as
+    quota lent by the lender's queue through its lease), so what the
+    copies hold there must not exceed what the ledger counts as lent by
+    that member (a lease counts from the moment it is recorded, before its
+    copy is admitted, so lent may be larger)."""
+    q = parse_quota_metrics(metrics_text)
+    obs, overflow = observed_usage(cqs_by_member, members)
+    led = {k[:3]: v for k, v in q.items() if k[3] == "used"}
+    lent = {}
+    for k, v in q.items():
+        if k[3] == "lent":
+            lent[k[0]] = lent.get(k[0], 0) + v
     diffs = []
     for k in sorted(set(led) & set(obs)):
         if led[k] != obs[k]:
             diffs.append("%s/%s/%s ledger used %d, ClusterQueue %d" % (
                 k[0], k[1], k[2], led[k], obs[k]))
-    # Only the policy's ClusterQueues are in the ledger; the overflow
-    # queues gpufed keeps in lenders (gpufed-*) are accounted for as lent
-    # quota of the lender's queue, not cell by cell.
     names = {k[1] for k in led}
     for k in sorted(set(obs) - set(led)):
         if k[1] in names and obs[k] != 0:
             diffs.append("%s/%s/%s missing from the ledger (ClusterQueue "
                          "%d)" % (k[0], k[1], k[2], obs[k]))
+    for m in sorted(overflow):
+        if overflow[m] > lent.get(m, 0):
+            diffs.append("%s: copies hold %d GPUs in gpufed's overflow "
+                         "queues, the ledger counts %d lent" % (
+                             m, overflow[m], lent.get(m, 0)))
     return diffs
 
 

@@ -130,7 +130,8 @@ class World:
             items = [cq]
             if m in self.extra_cq:
                 name, used = self.extra_cq[m]
-                items.append({"metadata": {"name": name}, "status": {
+                items.append({"metadata": {"name": name, "labels": {
+                    "app.kubernetes.io/managed-by": "gpufed"}}, "status": {
                     "flavorsUsage": [{"name": "a100", "resources": [
                         {"name": "nvidia.com/gpu", "total": str(used)}]}]}})
             with open(os.path.join(fin, "cq-%s.json" % m), "w") as f:
@@ -293,11 +294,26 @@ class CheckerTest(unittest.TestCase):
                       "heartbeat periods + the poll interval = 3000 ms",
                       rep.violations[0][1])
 
-    def test_overflow_queues_are_not_ledger_cells(self):
+    def test_overflow_queues_count_as_lent(self):
+        # Copies hold 4 GPUs in west's overflow queue: the ledger leaves
+        # them out of that queue and counts them as lent by ml-gpu.
         self.clean()
         self.w.extra_cq["west"] = ("gpufed-ml-gpu", 4)
+        self.w.metrics = "".join(
+            'gpufed_quota{member="%s",cluster_queue="%s",flavor="a100",'
+            'resource="nvidia.com/gpu",kind="%s"} %d\n' % row for row in (
+                ("east", "ml-gpu", "used", 0), ("west", "ml-gpu", "used", 0),
+                ("west", "gpufed-ml-gpu", "used", 0),
+                ("west", "ml-gpu", "lent", 4)))
         bad, _ = self.w.check()
         self.assertEqual(bad, [])
+        # Nothing lent in the ledger while copies hold quota: a mismatch.
+        self.w.metrics = self.w.metrics.replace('kind="lent"} 4',
+                                                'kind="lent"} 0')
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["L2"])
+        self.assertIn("west: copies hold 4 GPUs in gpufed's overflow queues, "
+                      "the ledger counts 0 lent", rep.violations[0][1])
 
     def test_reclaim_makes_s4_fail_until_checked(self):
         self.clean()
