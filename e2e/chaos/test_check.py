@@ -198,6 +198,21 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("exec  +8.000s start east/b", out)
         self.assertIn("exec  +4.000s start west/b-c-1", out)
 
+    def test_not_enforced_is_printed_and_passes(self):
+        self.clean()
+        self.w.converged_ms = 14000
+        self.w.write()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = check.main(["run", self.w.dir, "--enforce", "S1,S2,S3"])
+        self.assertEqual(rc, 0)
+        self.assertIn("VIOLATION (not enforced in this run) L2:",
+                      out.getvalue())
+        self.assertIn("violated but not enforced: L2", out.getvalue())
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = check.main(["run", self.w.dir, "--enforce", "L2"])
+        self.assertEqual(rc, 1)
+
     def test_back_to_back_runs_pass_s1(self):
         self.clean()
         # The home run of a stopped at 10 s exactly when a retry starts:
