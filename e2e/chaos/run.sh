@@ -441,7 +441,7 @@ DRAINED=$(now_ms)
 for _ in $(seq 1 50); do
     n=$(K hub -n gpufed-system get quotaleases -o json |
         jq '[.items[] | select((.status.phase // "Pending") as $p |
-             $p != "Released" and $p != "Failed")] | length')
+             $p != "Released" and $p != "Failed")] | length') || n=unknown
     [ "$n" = 0 ] && break
     sleep 0.2
 done
