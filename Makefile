@@ -98,7 +98,7 @@ REPLAYS := $(patsubst %.c,$(B)/replay/%,$(fuzz_srcs))
 all: $(BINS)
 
 .PHONY: all deps check test unit asan valgrind fuzz fuzz-build fmt fmt-check \
-        lint layering replay-corpus e2e demo bench clean help
+        lint layering replay-corpus e2e demo bench chaos clean help
 
 help:
 	@echo "make deps      install missing Debian build dependencies"
@@ -112,6 +112,7 @@ help:
 	@echo "make layering  include check: DEPS/TEST_DEPS, common/ without libuv/libcurl, policy/ pure"
 	@echo "make demo      hub + three simulated members, jobs, a partition, a summary"
 	@echo "make bench     benchmarks under e2e/bench (figures, not assertions)"
+	@echo "make chaos     the chaos suite: SEEDS='1 2 ..' (or SEED=N) x EVENTS faults each"
 
 # --- compile -----------------------------------------------------------------
 $(B)/%.o: %.c
@@ -204,7 +205,7 @@ e2e: $(BINS)
 # (a watch left quiet past the old 150 s idle limit), the manifests' RBAC
 # on both servers, and the demo's fast mode. `make e2e` runs everything.
 E2E_ASAN_ONLY := e2e/test_realk8s_kubeclient.sh e2e/test_manifests.sh \
-                 e2e/test_demo_quick.sh
+                 e2e/test_demo_quick.sh e2e/test_chaos_quick.sh
 test: check
 	$(MAKE) asan
 	$(MAKE) e2e E2E_SKIP="$(E2E_ASAN_ONLY)"
@@ -272,6 +273,18 @@ demo: deps
 
 bench: all
 	@set -e; for s in $(sort $(wildcard e2e/bench/bench_*.sh)); do echo "== $$s"; bash $$s; done
+
+# The chaos suite (docs/chaos.md): one seeded run per seed, each with
+# EVENTS fault events; the default is 20 seeds x 50 = 1,000 fault events
+# (about an hour on 2 cores). SEED=N replays one seed's schedule. Every
+# seed runs; the failing ones are named at the end.
+SEEDS ?= $(shell seq 1 20)
+EVENTS ?= 50
+chaos: $(BINS)
+	@failed=""; for s in $(or $(SEED),$(SEEDS)); do \
+	  echo "== chaos seed $$s ($(EVENTS) fault events)"; \
+	  bash e2e/chaos/run.sh --seed $$s --events $(EVENTS) || failed="$$failed $$s"; \
+	done; if [ -n "$$failed" ]; then echo "chaos: FAILED seeds:$$failed"; exit 1; fi
 
 clean:
 	rm -rf build

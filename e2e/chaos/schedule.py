@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""The chaos suite's seeded schedule: which Jobs are submitted where and
+when, and which faults are injected where and when.
+
+The same seed and arguments always give the same schedule, so a failing
+run is replayed with `make chaos SEED=N`. Output, one event a line,
+sorted by time (ms from the run's start):
+
+  OFF job ID MEMBER GPUS DURATION_S
+  OFF fault KIND MEMBER FOR_MS [ARG]
+  OFF restore WHAT MEMBER          (after hub-kill / agent-kill: restart)
+
+The fault list (FAULTS) names every kind the suite knows, with a weight
+and what it needs: kinds whose processes do not exist yet (agents, a
+second hub replica, a clock hook) are left out of the draw until the
+driver says they are available, so adding them later changes no
+schedule of a run without them. Python 3, standard library only.
+"""
+
+import argparse
+import random
+import sys
+
+MEMBERS = ["east", "west", "north"]
+# Weight, and what a kind needs ("" = today's hub).
+FAULTS = [
+    # hub <-> member partition: the hub's connections fall silent.
+    ("partition", 3.0, ""),
+    # member <-> its agent partition (the agent cannot read the heartbeat).
+    ("agent-partition", 2.0, "agent"),
+    # API server restart: connections cut, watch caches lost.
+    ("restart", 1.5, ""),
+    ("latency", 1.0, ""),
+    ("5xx", 1.5, ""),
+    ("429", 0.5, ""),
+    ("reset", 1.0, ""),
+    ("watch-drop", 1.0, ""),
+    ("kueue-frozen", 1.0, ""),
+    # SIGKILL of the hub (the leader with two replicas), restarted later.
+    ("hub-kill", 1.5, ""),
+    ("agent-kill", 1.0, "agent"),
+    # Clock-rate drift within rho: needs a hook in gpufed to skew its
+    # monotonic clock (none yet). The named slot for it.
+    ("clock-drift", 1.0, "clock-hook"),
+]
+
+
+def build(a):
+    rng = random.Random(a.seed)
+    # Separate streams: the jobs stay the same whatever the fault list.
+    jr = random.Random(rng.random())
+    fr = random.Random(rng.random())
+    out = []
+    window_ms = int(a.window * 1000)
+    for i in range(a.jobs):
+        off = int(jr.uniform(0, window_ms))
+        m = MEMBERS[0] if jr.random() < a.skew else jr.choice(MEMBERS[1:])
+        gpus = jr.choice([1, 2, 2, 4, 4, 4, 8])
+        dur = jr.randint(a.min_duration, a.max_duration)
+        out.append((off, "job j%03d %s %d %d" % (i, m, gpus, dur)))
+    have = set(x for x in a.have.split(",") if x) | {""}
+    kinds = [(k, w) for k, w, need in FAULTS if need in have]
+    total = sum(w for _, w in kinds)
+    # Processes killed stay down until restored; one kill of each at a
+    # time, so that the restore always finds what it restarts.
+    down_until = {}
+    for _ in range(a.events):
+        off = int(fr.uniform(1000, window_ms))
+        x = fr.uniform(0, total)
+        for k, w in kinds:
+            x -= w
+            if x <= 0:
+                break
+        m = fr.choice(MEMBERS)
+        if k == "partition" or k == "agent-partition":
+            out.append((off, "fault %s %s %d" % (k, m, fr.randint(1000, 8000))))
+        elif k == "restart":
+            down = fr.choice([0, 0, 500, 2000])
+            out.append((off, "fault restart %s %d" % (m, down)))
+        elif k == "latency":
+            out.append((off, "fault latency %s %d %dms" % (
+                m, fr.randint(2000, 6000), fr.choice([100, 300, 800]))))
+        elif k == "5xx":
+            out.append((off, "fault 5xx %s 4000 %d" % (
+                m, fr.choice([3, 10, 30]))))
+        elif k == "429":
+            out.append((off, "fault 429 %s 4000 %d" % (m, fr.choice([3, 10]))))
+        elif k in ("reset", "watch-drop"):
+            out.append((off, "fault %s %s %d" % (k, m, fr.randint(200, 2000))))
+        elif k == "kueue-frozen":
+            out.append((off, "fault kueue-frozen %s %d" % (
+                m, fr.randint(1000, 5000))))
+        elif k in ("hub-kill", "agent-kill"):
+            key = k if k == "hub-kill" else k + "/" + m
+            down = fr.randint(200, 3000)
+            if down_until.get(key, -1) >= off:
+                off = down_until[key] + 100
+            down_until[key] = off + down
+            out.append((off, "fault %s %s %d" % (k, m, down)))
+            what = "hub" if k == "hub-kill" else "agent"
+            out.append((off + down, "restore %s %s" % (what, m)))
+        elif k == "clock-drift":
+            out.append((off, "fault clock-drift %s %d" % (
+                m, fr.randint(2000, 8000))))
+    out.sort(key=lambda x: x[0])
+    return ["%d %s" % x for x in out]
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--events", type=int, required=True,
+                    help="fault events to inject")
+    ap.add_argument("--jobs", type=int, required=True)
+    ap.add_argument("--window", type=float, required=True,
+                    help="seconds over which jobs and faults are spread")
+    ap.add_argument("--skew", type=float, default=0.7,
+                    help="share of the jobs submitted to east")
+    ap.add_argument("--min-duration", type=int, default=60,
+                    help="simulated seconds")
+    ap.add_argument("--max-duration", type=int, default=180)
+    ap.add_argument("--have", default="",
+                    help="what is available: agent, ha, clock-hook")
+    a = ap.parse_args(argv)
+    for line in build(a):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,363 @@
+#!/usr/bin/python3
+"""Tests of the invariant checker (check.py) on small hand-made runs.
+
+Each test writes a run directory as the driver would (world.json,
+exec.log, submits.jsonl, faults.jsonl, final/) and asserts which
+invariants the checker reports as violated. Run by e2e/test_chaos_check.sh
+in `make test`.
+"""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check  # noqa: E402
+
+T0 = 1_800_000_000_000
+MEMBERS = ["east", "west"]
+
+
+def ms(s):
+    return T0 + int(s * 1000)
+
+
+class World:
+    """A run directory under construction."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="chaos-check-")
+        self.exec, self.submits, self.faults = [], [], []
+        self.jobs = {m: [] for m in MEMBERS}
+        self.wls = {m: [] for m in MEMBERS}
+        self.leases = []
+        self.metrics = ""
+        self.cq_used = {"east": 0, "west": 0}
+        self.extra_cq = {}
+        self.converged_ms = 120
+
+    def submit(self, jid, member="east", gpus=4, at=0.0):
+        uid = "uid-" + jid
+        self.submits.append({"id": jid, "member": member, "namespace": "ml",
+                             "name": jid, "uid": uid, "gpus": gpus,
+                             "ts_ms": ms(at)})
+        self.jobs[member].append({
+            "metadata": {"name": jid, "namespace": "ml", "uid": uid,
+                         "annotations": {}},
+            "status": {"conditions": []}})
+        return uid
+
+    def complete(self, member, jid, outcome=True):
+        for j in self.jobs[member]:
+            if j["metadata"]["name"] == jid:
+                if outcome:
+                    j["metadata"]["annotations"]["gpufed.io/outcome"] = \
+                        "Succeeded"
+                else:
+                    j["status"]["conditions"].append(
+                        {"type": "Complete", "status": "True"})
+
+    def copy(self, lender, jid, lease, epoch=1):
+        uid = "copy-%s-%d" % (jid, epoch)
+        self.jobs[lender].append({
+            "metadata": {"name": "%s-c-%d" % (jid, epoch), "namespace": "ml",
+                         "uid": uid,
+                         "labels": {"gpufed.io/lease": lease,
+                                    "gpufed.io/origin-uid": "uid-" + jid,
+                                    "gpufed.io/epoch": str(epoch)}},
+            "status": {"conditions": [{"type": "Complete",
+                                       "status": "True"}]}})
+        return uid
+
+    def lease(self, name, jid, origin, lender, phase="Released",
+              transitions=()):
+        self.leases.append({
+            "metadata": {"name": name,
+                         "creationTimestamp": "2027-01-15T08:00:00Z"},
+            "spec": {"gpus": 4, "origin": {"member": origin,
+                                           "namespace": "ml",
+                                           "name": "job-" + jid,
+                                           "jobName": jid},
+                     "lender": {"member": lender}},
+            "status": {"phase": phase, "transitions": list(transitions)}})
+
+    def run(self, cluster, jid, job_uid, start, stop, gpus=4,
+            reason="Succeeded", pod=None, label=None):
+        # A copy's Pods carry its origin's template label.
+        base = {"cluster": cluster, "namespace": "ml", "job": jid,
+                "job_uid": job_uid, "pod": pod or (jid + "-" + cluster),
+                "gpus": gpus, "labels": {check.JOB_LABEL: label or jid}}
+        self.exec.append(dict(base, event="start", ts_ms=ms(start),
+                              reason="Started"))
+        if stop is not None:
+            self.exec.append(dict(base, event="stop", ts_ms=ms(stop),
+                                  reason=reason))
+
+    def write(self):
+        d = self.dir
+        world = {"members": MEMBERS, "t0_ms": T0, "end_ms": ms(100),
+                 "converged_ms": self.converged_ms,
+                 "member": {m: {"capacity": 8, "cohort_nominal": 8}
+                            for m in MEMBERS},
+                 "timing": {"overflow_after_ms": 2000, "period_ms": 1000,
+                            "lease_duration_ms": 3000, "poll_ms": 1000,
+                            "slack_ms": 2000, "heal_ms": 2000}}
+        with open(os.path.join(d, "world.json"), "w") as f:
+            json.dump(world, f)
+        for name, rows in (("exec.log", self.exec),
+                           ("submits.jsonl", self.submits),
+                           ("faults.jsonl", self.faults)):
+            with open(os.path.join(d, name), "w") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+        fin = os.path.join(d, "final")
+        os.makedirs(fin, exist_ok=True)
+        for m in MEMBERS:
+            for name, items in (("jobs", self.jobs[m]),
+                                ("workloads", self.wls[m])):
+                with open(os.path.join(fin, "%s-%s.json" % (name, m)),
+                          "w") as f:
+                    json.dump({"items": items}, f)
+            cq = {"metadata": {"name": "ml-gpu"}, "status": {
+                "flavorsUsage": [{"name": "a100", "resources": [
+                    {"name": "nvidia.com/gpu",
+                     "total": str(self.cq_used[m])}]}]}}
+            items = [cq]
+            if m in self.extra_cq:
+                name, used = self.extra_cq[m]
+                items.append({"metadata": {"name": name, "labels": {
+                    "app.kubernetes.io/managed-by": "gpufed"}}, "status": {
+                    "flavorsUsage": [{"name": "a100", "resources": [
+                        {"name": "nvidia.com/gpu", "total": str(used)}]}]}})
+            with open(os.path.join(fin, "cq-%s.json" % m), "w") as f:
+                json.dump({"items": items}, f)
+        with open(os.path.join(fin, "leases.json"), "w") as f:
+            json.dump({"items": self.leases}, f)
+        with open(os.path.join(fin, "metrics.txt"), "w") as f:
+            f.write(self.metrics or "".join(
+                'gpufed_quota{member="%s",cluster_queue="ml-gpu",'
+                'flavor="a100",resource="nvidia.com/gpu",kind="used"} %d\n'
+                % (m, self.cq_used[m]) for m in MEMBERS))
+
+    def check(self):
+        self.write()
+        _, rep = check.check(self.dir)
+        return sorted({v[0] for v in rep.violations}), rep
+
+    def main(self):
+        """The command line's exit status and output."""
+        self.write()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = check.main(["run", self.dir])
+        return rc, out.getvalue()
+
+
+class CheckerTest(unittest.TestCase):
+    def setUp(self):
+        self.w = World()
+
+    def tearDown(self):
+        shutil.rmtree(self.w.dir)
+
+    def clean(self):
+        """Two jobs: one at home, one redirected east -> west."""
+        w = self.w
+        u1 = w.submit("a", at=0)
+        w.run("east", "a", u1, 1, 10)
+        w.complete("east", "a", outcome=False)
+        w.submit("b", at=1)
+        cu = w.copy("west", "b", "lease-b")
+        w.lease("lease-b", "b", "east", "west")
+        w.run("west", "b-c-1", cu, 4, 12, label="b")
+        w.complete("east", "b")
+
+    def test_clean_run_passes(self):
+        self.clean()
+        bad, _ = self.w.check()
+        self.assertEqual(bad, [])
+        rc, out = self.w.main()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("finished exactly once: 2", out)
+        self.assertIn("S4 bounded reclaim: vacuous", out)
+
+    def test_overlap_in_two_clusters_fails_s1(self):
+        self.clean()
+        # b starts at home while its copy still runs in west.
+        self.w.run("east", "b", "uid-b", 8, 9, reason="Suspended")
+        rc, out = self.w.main()
+        self.assertEqual(rc, 1)
+        self.assertIn("VIOLATION S1: job b runs at overlapping times in "
+                      "clusters west and east", out)
+        # The minimal trace names both runs.
+        self.assertIn("exec  +8.000s start east/b", out)
+        self.assertIn("exec  +4.000s start west/b-c-1", out)
+
+    def test_not_enforced_is_printed_and_passes(self):
+        self.clean()
+        self.w.converged_ms = 14000
+        self.w.write()
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = check.main(["run", self.w.dir, "--enforce", "S1,S2,S3"])
+        self.assertEqual(rc, 0)
+        self.assertIn("VIOLATION (not enforced in this run) L2:",
+                      out.getvalue())
+        self.assertIn("violated but not enforced: L2", out.getvalue())
+        with contextlib.redirect_stdout(io.StringIO()):
+            rc = check.main(["run", self.w.dir, "--enforce", "L2"])
+        self.assertEqual(rc, 1)
+
+    def test_back_to_back_runs_pass_s1(self):
+        self.clean()
+        # The home run of a stopped at 10 s exactly when a retry starts:
+        # a handover, not an overlap (still one success).
+        self.w.run("east", "a", "uid-a", 10, 11, reason="Failed",
+                   pod="a-east-2")
+        bad, _ = self.w.check()
+        self.assertNotIn("S1", bad)
+
+    def test_copy_known_only_by_its_job_labels(self):
+        # A Pod without the driver's template label is mapped through the
+        # copy Job's gpufed.io/origin-uid.
+        self.clean()
+        self.w.exec.append({"event": "start", "cluster": "west",
+                            "job": "b-c-2", "job_uid": "copy-b-2",
+                            "pod": "p2", "gpus": 4, "ts_ms": ms(5),
+                            "labels": {}})
+        self.w.copy("west", "b", "lease-b", epoch=2)
+        bad, _ = self.w.check()
+        self.assertIn("S1", bad)
+
+    def test_double_completion_fails_s3(self):
+        self.clean()
+        self.w.run("east", "b", "uid-b", 20, 30)
+        bad, rep = self.w.check()
+        self.assertIn("S3", bad)
+        self.assertTrue(any("finished 2 times" in v[1]
+                            for v in rep.violations))
+        self.assertNotIn("S1", bad)
+
+    def test_lost_job_fails_s3(self):
+        self.clean()
+        self.w.submit("c", at=2)
+        bad, rep = self.w.check()
+        # It also waited while west was idle (L1).
+        self.assertEqual(bad, ["L1", "S3"])
+        self.assertTrue(any(v[0] == "S3" and "job c" in v[1] and
+                            "never finished" in v[1]
+                            for v in rep.violations))
+
+    def test_origin_without_outcome_fails_s3(self):
+        self.clean()
+        for j in self.w.jobs["east"]:
+            if j["metadata"]["name"] == "b":
+                j["metadata"]["annotations"] = {}
+        bad, _ = self.w.check()
+        self.assertEqual(bad, ["S3"])
+
+    def test_orphans_fail_s3(self):
+        self.clean()
+        self.w.copy("west", "a", "no-such-lease")
+        self.w.lease("lease-x", "x", "east", "west", phase="Suspect")
+        self.w.wls["east"].append({
+            "metadata": {"name": "job-z", "namespace": "ml",
+                         "ownerReferences": [{"uid": "uid-z"}]},
+            "spec": {"active": False}})
+        self.w.jobs["east"].append({
+            "metadata": {"name": "z", "namespace": "ml", "uid": "uid-z"}})
+        _, rep = self.w.check()
+        msgs = " | ".join(v[1] for v in rep.violations)
+        self.assertIn("orphan copy west/ml/a-c-1: lease no-such-lease", msgs)
+        self.assertIn("lease lease-x left in Suspect", msgs)
+        self.assertIn("origin east/ml/z held", msgs)
+
+    def test_over_capacity_fails_s2(self):
+        self.clean()
+        u = self.w.submit("d", member="west", gpus=6, at=0)
+        # 4 GPUs of b's copy run in west from 4 s to 12 s; 6 more is 10.
+        self.w.run("west", "d", u, 5, 6, gpus=6)
+        self.w.complete("west", "d", outcome=False)
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["S2"])
+        self.assertIn("member west", rep.violations[0][1])
+        self.assertIn("10 GPUs running at +5.000s, limit 8",
+                      rep.violations[0][1])
+
+    def test_ledger_mismatch_fails_l2(self):
+        self.clean()
+        self.w.cq_used["west"] = 4
+        self.w.metrics = (
+            'gpufed_quota{member="west",cluster_queue="ml-gpu",'
+            'flavor="a100",resource="nvidia.com/gpu",kind="used"} 0\n')
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["L2"])
+        self.assertIn("west/ml-gpu/a100 ledger used 0, ClusterQueue 4",
+                      rep.violations[0][1])
+
+    def test_slow_convergence_fails_l2(self):
+        self.clean()
+        self.w.converged_ms = 14000
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["L2"])
+        self.assertIn("14000 ms after the final heal; the bound is two "
+                      "heartbeat periods + the poll interval = 3000 ms",
+                      rep.violations[0][1])
+
+    def test_overflow_queues_count_as_lent(self):
+        # Copies hold 4 GPUs in west's overflow queue: the ledger leaves
+        # them out of that queue and counts them as lent by ml-gpu.
+        self.clean()
+        self.w.extra_cq["west"] = ("gpufed-ml-gpu", 4)
+        self.w.metrics = "".join(
+            'gpufed_quota{member="%s",cluster_queue="%s",flavor="a100",'
+            'resource="nvidia.com/gpu",kind="%s"} %d\n' % row for row in (
+                ("east", "ml-gpu", "used", 0), ("west", "ml-gpu", "used", 0),
+                ("west", "gpufed-ml-gpu", "used", 0),
+                ("west", "ml-gpu", "lent", 4)))
+        bad, _ = self.w.check()
+        self.assertEqual(bad, [])
+        # Nothing lent in the ledger while copies hold quota: a mismatch.
+        self.w.metrics = self.w.metrics.replace('kind="lent"} 4',
+                                                'kind="lent"} 0')
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["L2"])
+        self.assertIn("west: copies hold 4 GPUs in gpufed's overflow queues, "
+                      "the ledger counts 0 lent", rep.violations[0][1])
+
+    def test_reclaim_makes_s4_fail_until_checked(self):
+        self.clean()
+        self.w.leases[0]["status"]["transitions"] = [
+            {"phase": "Reclaiming", "time": "2027-01-15T08:00:01Z"}]
+        bad, _ = self.w.check()
+        self.assertEqual(bad, ["S4"])
+
+    def test_idle_lender_unused_fails_l1(self):
+        # c waits in east from 0 s to 20 s while west is idle.
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 20, 30)
+        w.complete("east", "c", outcome=False)
+        bad, rep = w.check()
+        self.assertEqual(bad, ["L1"])
+        self.assertIn("west had 8 idle GPUs", rep.violations[0][1])
+
+    def test_idle_lender_behind_a_fault_is_skipped(self):
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 20, 30)
+        w.complete("east", "c", outcome=False)
+        w.faults.append({"kind": "blackhole", "member": "west",
+                         "identity": "gpufed-hub", "ts_ms": ms(1),
+                         "for_ms": 18000})
+        bad, _ = w.check()
+        self.assertEqual(bad, [])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The chaos suite, short (docs/chaos.md): one fixed seed, 16 fault events
+# and 20 GPU Jobs over 30 s against a hub and three members, then the
+# invariant checker. About 1.5 minutes.
+#
+# The safety invariants (S1 at most once, S2 conservation, S3 nothing
+# lost, S4) fail the test. The liveness ones (L1, L2) are checked and
+# printed but not enforced here: with today's hub the ledger converges
+# only after the reflectors' backoff (up to 30 s), not within two
+# heartbeat periods, and the hub may pick a lender whose watches are down
+# (docs/chaos.md, "Findings"). `make chaos` enforces everything.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+CHAOS_ENFORCE=${CHAOS_ENFORCE:-S1,S2,S3,S4} \
+    exec bash "$here/chaos/run.sh" --seed "${CHAOS_SEED:-7}" --events 16 \
+    --window 30 --drain 90
