@@ -445,6 +445,14 @@ static char *overflow_lq(const char *ns, const char *name, const char *cq)
     return s;
 }
 
+/* The group's overflow.allowHostAccess in the policy in force now (a
+ * reload that narrows it applies to the next copy). */
+static bool allow_host_access(const struct gf_hub *h, const char *group)
+{
+    int g = group != NULL ? gf_policy_group_index(h->policy, group) : -1;
+    return g >= 0 && h->policy->groups[g].allow_host_access;
+}
+
 static void origin_job_got(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
@@ -465,6 +473,7 @@ static void origin_job_got(void *data, const struct gf_kube_result *res)
         .origin_namespace = c->l.origin_namespace,
         .origin_uid = job_uid != NULL ? job_uid : c->l.origin_uid,
         .epoch = c->l.epoch,
+        .allow_host_access = allow_host_access(c->h, c->l.group),
     };
     cJSON *copy = NULL;
     char why[160];

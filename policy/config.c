@@ -836,8 +836,8 @@ static void parse_classes(struct pctx *c, const struct gf_ynode *spec)
 static void parse_overflow(struct pctx *c, const struct gf_ynode *g,
                            const char *path, struct gf_policy_group *out)
 {
-    static const char *const allowed[] = {"namespaces", "jobKinds",
-                                          "minPriority", NULL};
+    static const char *const allowed[] = {
+        "namespaces", "jobKinds", "minPriority", "allowHostAccess", NULL};
     char cp[PATH_MAX_LEN], vp[PATH_MAX_LEN];
     const struct gf_ynode *o = field(g, "overflow"), *v;
     if (o != NULL && is_kind(c, o, GF_Y_MAP, sub(cp, path, "overflow"))) {
@@ -868,6 +868,16 @@ static void parse_overflow(struct pctx *c, const struct gf_ynode *g,
                 out->has_min_priority = true;
                 out->min_priority = (int32_t)x;
             }
+        }
+        if ((v = field(o, "allowHostAccess")) != NULL &&
+            is_kind(c, v, GF_Y_SCALAR, sub(vp, cp, "allowHostAccess"))) {
+            /* YAML 1.2's core schema spelling only: a typo must not open
+             * host access by accident. */
+            if (strcmp(v->str, "true") == 0)
+                out->allow_host_access = true;
+            else if (strcmp(v->str, "false") != 0)
+                perr(c, v, vp, "wrong type: expected true or false, got \"%s\"",
+                     v->str);
         }
     }
     if (out->job_kinds == NULL || out->n_job_kinds == 0) {

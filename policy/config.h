@@ -136,6 +136,9 @@ struct gf_policy_group {
     size_t n_job_kinds;
     bool has_min_priority;
     int32_t min_priority;
+    /* Copies may keep host access (hostPath volumes, privileged
+     * containers, host namespaces); default false: such Jobs stay home. */
+    bool allow_host_access;
     /* Kept free in every lender ClusterQueue x flavor for local bursts;
      * the larger of gpus and fraction x nominal applies. */
     struct gf_policy_cap reserve;

@@ -228,6 +228,10 @@ static const struct vcase cases[] = {
      HEAD GROUP_OK "  timing: {victimOrder: [newest, newest, random]}\n",
      {{17, 34, "spec.timing.victimOrder[1]", "duplicate key \"newest\""},
       {17, 42, "spec.timing.victimOrder[2]", "invalid value \"random\""}}},
+    {"allowHostAccess not a boolean",
+     HEAD GROUP_OK "    overflow: {allowHostAccess: yes}\n",
+     {{17, 33, "spec.groups[0].overflow.allowHostAccess",
+       "expected true or false, got \"yes\""}}},
     {"empty document", "", {{1, 1, "", "empty document"}}},
     {"not a mapping", "- 1\n", {{1, 1, "", "expected a mapping"}}},
     {"two documents",
@@ -433,7 +437,7 @@ static void test_full_fields(void **state)
         "    clusterQueues: [{member: a, name: q}, {member: b, name: q},\n"
         "                    {member: c, name: q}]\n"
         "    overflow: {namespaces: [train], jobKinds: ['*'],\n"
-        "               minPriority: -5}\n"
+        "               minPriority: -5, allowHostAccess: true}\n"
         "    reserve: {gpus: 1, fraction: 0.1}\n"
         "    namespaceMapping: [{member: b, from: train, to: ov}]\n"
         "  sharing:\n"
@@ -463,6 +467,7 @@ static void test_full_fields(void **state)
     assert_int_equal(g->modes, GF_MODE_REDIRECT | GF_MODE_LOAN);
     assert_true(g->has_min_priority);
     assert_int_equal(g->min_priority, -5);
+    assert_true(g->allow_host_access);
     assert_int_equal(gf_policy_reserve(&g->reserve, 5), 1);
     assert_int_equal(gf_policy_reserve(&g->reserve, 40), 4);
     assert_int_equal(gf_policy_reserve(&g->reserve, 41), 5); /* ceil */
