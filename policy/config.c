@@ -833,6 +833,25 @@ static void parse_classes(struct pctx *c, const struct gf_ynode *spec)
         parse_class(c, l->kids[i], idx(cp, path, i));
 }
 
+/* An optional boolean field of map m. YAML 1.2's core spelling only
+ * (true, false): a "yes" that YAML 1.1 would read as true must not open
+ * something by accident. */
+static void get_bool(struct pctx *c, const struct gf_ynode *m, const char *path,
+                     const char *key, bool *out)
+{
+    char vp[PATH_MAX_LEN];
+    const struct gf_ynode *v = field(m, key);
+    if (v == NULL || !is_kind(c, v, GF_Y_SCALAR, sub(vp, path, key)))
+        return;
+    if (strcmp(v->str, "true") == 0)
+        *out = true;
+    else if (strcmp(v->str, "false") == 0)
+        *out = false;
+    else
+        perr(c, v, vp, "wrong type: expected true or false, got \"%s\"",
+             v->str);
+}
+
 static void parse_overflow(struct pctx *c, const struct gf_ynode *g,
                            const char *path, struct gf_policy_group *out)
 {
@@ -869,16 +888,7 @@ static void parse_overflow(struct pctx *c, const struct gf_ynode *g,
                 out->min_priority = (int32_t)x;
             }
         }
-        if ((v = field(o, "allowHostAccess")) != NULL &&
-            is_kind(c, v, GF_Y_SCALAR, sub(vp, cp, "allowHostAccess"))) {
-            /* YAML 1.2's core schema spelling only: a typo must not open
-             * host access by accident. */
-            if (strcmp(v->str, "true") == 0)
-                out->allow_host_access = true;
-            else if (strcmp(v->str, "false") != 0)
-                perr(c, v, vp, "wrong type: expected true or false, got \"%s\"",
-                     v->str);
-        }
+        get_bool(c, o, cp, "allowHostAccess", &out->allow_host_access);
     }
     if (out->job_kinds == NULL || out->n_job_kinds == 0) {
         gf_free(out->job_kinds);
