@@ -481,6 +481,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
         gf_ledger_member_set(h->ledger, h->members[i]->name, GF_FRESH_UNKNOWN,
                              0);
     }
+    gf__heartbeat_start(h, NULL);
     struct gf_store_handlers lh = lease_handlers, sh = secret_handlers;
     lh.data = sh.data = h;
     rc = start_hub_watch(h, "quotaleases.gpufed.io", lease_project,
@@ -499,6 +500,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
 
 static void finish_stop(struct gf_hub *h)
 {
+    gf__heartbeat_free(h);
     gf_wq_free(h->wq);
     gf_store_free(h->leases);
     gf_store_free(h->secrets);
@@ -579,6 +581,7 @@ void gf_hub_stop(struct gf_hub *h, void (*cb)(void *data), void *data)
     h->stop_cb = cb;
     h->stop_data = data;
     gf_wq_shutdown(h->wq);
+    gf__heartbeat_stop(h);
     GF_LOG(&h->lc, GF_LOG_INFO, "hub stopping", "");
     struct gf_timer *t = &h->drain;
     gf_timer_init(&h->clk, t);

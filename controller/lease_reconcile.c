@@ -62,7 +62,7 @@ static void view_origin(struct gf_hub *h, const struct gf_lease *l,
                         struct wctx *c)
 {
     struct gf__member *m = gf__hub_member(h, l->origin_member);
-    if (m == NULL || !gf__member_synced(m)) {
+    if (m == NULL || !gf__member_observed(m)) {
         o->wl = o->job = GF_LM_UNKNOWN;
         return;
     }
@@ -101,7 +101,7 @@ static void view_copy(struct gf_hub *h, const struct gf_lease *l,
     cp->create_refused = mem->create_refused;
     cp->confirmed_gone = mem->confirmed_gone;
     struct gf__member *m = gf__hub_member(h, l->lender_member);
-    if (m == NULL || !gf__member_synced(m)) {
+    if (m == NULL || !gf__member_observed(m)) {
         cp->job = GF_LM_UNKNOWN;
         return;
     }
