@@ -237,7 +237,8 @@ int64_t gf__hb_sent_wall_ms(const struct gf__hb *hb)
 
 static void keep_rv(struct gf__hb *hb, const cJSON *json)
 {
-    const char *rv = gf_json_as_str(GF_JSON_AT(json, "metadata", "resourceVersion"));
+    const char *rv =
+        gf_json_as_str(GF_JSON_AT(json, "metadata", "resourceVersion"));
     if (rv != NULL)
         snprintf(hb->rv, sizeof(hb->rv), "%s", rv);
 }
@@ -337,8 +338,8 @@ static void kube_answer(void *data, const struct gf_kube_result *res)
     gf_free(c);
 }
 
-static int kube_send(struct gf__hb *hb, enum gf__hb_call call,
-                     const char *body, size_t len, uint64_t timeout_ms)
+static int kube_send(struct gf__hb *hb, enum gf__hb_call call, const char *body,
+                     size_t len, uint64_t timeout_ms)
 {
     struct gf__member *m = hb_member(hb);
     if (m->client == NULL)
@@ -348,10 +349,8 @@ static int kube_send(struct gf__hb *hb, enum gf__hb_call call,
     char query[48];
     snprintf(query, sizeof(query), "timeout=%" PRIu64 "ms", timeout_ms);
     struct gf_buf b = GF_BUF_INIT(1 << 16);
-    struct gf_kube_op op = {.res = &r,
-                            .ns = HB_NS,
-                            .query = query,
-                            .timeout_ms = timeout_ms};
+    struct gf_kube_op op = {
+        .res = &r, .ns = HB_NS, .query = query, .timeout_ms = timeout_ms};
     int rc = 0;
     switch (call) {
     case GF__HB_GET:
@@ -398,8 +397,7 @@ static bool kube_synced(struct gf__hb *hb)
 bool gf__member_observed(const struct gf__member *m)
 {
     const struct gf_hub *h = m->hub;
-    return gf__member_synced(m) &&
-           (h->hb == NULL || !h->hb[m->index].suspect);
+    return gf__member_synced(m) && (h->hb == NULL || !h->hb[m->index].suspect);
 }
 
 static const struct gf__hb_io kube_io = {.send = kube_send,

@@ -20,6 +20,8 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/file.h"
+#include "common/json.h"
 #include "controller/internal.h"
 
 #define D_MS 3000 /* D/3 = 1000, Tw = min(500, M/2 = 1000) = 500 */
@@ -45,8 +47,8 @@ struct fake {
 
 static struct fake F;
 
-static int fake_send(struct gf__hb *hb, enum gf__hb_call call,
-                     const char *body, size_t len, uint64_t timeout_ms)
+static int fake_send(struct gf__hb *hb, enum gf__hb_call call, const char *body,
+                     size_t len, uint64_t timeout_ms)
 {
     (void)hb;
     if (F.refuse_send != 0)
@@ -101,8 +103,7 @@ static void restart(void **state)
 static void answer_ok(const char *rv)
 {
     char js[128];
-    snprintf(js, sizeof(js), "{\"metadata\":{\"resourceVersion\":\"%s\"}}",
-             rv);
+    snprintf(js, sizeof(js), "{\"metadata\":{\"resourceVersion\":\"%s\"}}", rv);
     cJSON *o = cJSON_Parse(js);
     gf__hb_answer(&F.hb, 0, 200, o);
     cJSON_Delete(o);
@@ -141,6 +142,29 @@ static void test_microtime_has_six_fractional_digits(void **state)
     assert_string_equal(s, "2026-12-06T05:21:36.000000Z");
     gf__hb_microtime(5, s);
     assert_string_equal(s, "1970-01-01T00:00:00.005000Z");
+}
+
+/* The Lease a first renewal creates, pinned to
+ * testdata/heartbeat-lease.json, which e2e/test_hub_realk8s.sh creates
+ * and renews on a real kube-apiserver (it validates MicroTime). */
+static void test_created_lease_is_the_pinned_one(void **state)
+{
+    (void)state;
+    gf_clock_advance(&F.clk, 123); /* a fraction of a second */
+    healthy_with_rv("1");
+    char *want = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        gf_file_read("controller/test/testdata/heartbeat-lease.json", 1 << 16,
+                     &want, &len),
+        0);
+    cJSON *a = cJSON_Parse(F.calls[0].body);
+    cJSON *b = cJSON_ParseWithLength(want, len);
+    if (!gf_json_equal(a, b))
+        fail_msg("built %s", F.calls[0].body);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    gf_free(want);
 }
 
 static void test_renews_every_third_of_d_with_create_then_patch(void **state)
@@ -344,6 +368,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_microtime_has_six_fractional_digits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_created_lease_is_the_pinned_one,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_renews_every_third_of_d_with_create_then_patch, setup,
             teardown),
