@@ -28,7 +28,8 @@ struct gf__hub_http {
         *wq_inflight;
     struct gf_metric *passes, *starts, *writes, *write_errors;
     uint64_t last_passes, last_starts, last_writes, last_write_errors;
-    struct gf_metric *hb_age, *suspect, *renewals;
+    struct gf_metric *hb_age, *suspect, *renewals, *twice;
+    uint64_t last_twice;
     void (*cb)(void *);
     void *cb_data;
 };
@@ -152,6 +153,7 @@ static int metrics(void *data, struct gf_buf *body, const char **ct)
     add_delta(x->starts, h->n_starts, &x->last_starts);
     add_delta(x->writes, h->n_writes, &x->last_writes);
     add_delta(x->write_errors, h->n_write_errors, &x->last_write_errors);
+    add_delta(x->twice, h->n_double_completions, &x->last_twice);
     return gf_metrics_render(x->m, body) == 0 ? 200 : 500;
 }
 
@@ -172,6 +174,11 @@ static void registry(struct gf__hub_http *x)
                                   "1 while the member is suspect: a renewal "
                                   "failed or its watches stopped",
                                   member);
+    x->twice = gf_metrics_counter(
+        x->m, "gpufed_double_completions_total",
+        "jobs that ran to their end twice: a copy finished unseen before its "
+        "lender's agent fenced it, and the origin ran again meanwhile",
+        none);
     x->renewals = gf_metrics_counter(x->m, "gpufed_heartbeat_renewals_total",
                                      "heartbeat Lease renewals, by result",
                                      member_result);

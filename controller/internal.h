@@ -206,6 +206,8 @@ struct gf_hub {
     unsigned crash_n;
     /* Counters for /metrics and the summary. */
     uint64_t n_passes, n_starts, n_writes, n_write_errors;
+    /* Jobs that ran to their end twice (the blind window). */
+    uint64_t n_double_completions;
 };
 
 /* member.c */

@@ -78,6 +78,7 @@ static void view_origin(struct gf_hub *h, const struct gf_lease *l,
     if (w != NULL) {
         o->held_by_us =
             !w->active && w->lease != NULL && strcmp(w->lease, l->name) == 0;
+        o->active = w->active;
         o->reserved = (w->quota_reserved || w->admitted) && !w->finished;
         o->finished = w->finished;
         snprintf(c->origin_rv, sizeof(c->origin_rv), "%s", e->rv);
@@ -232,6 +233,16 @@ static void phase_patched(void *data, const struct gf_kube_result *res)
         GF_LOG(&lc, GF_LOG_INFO, "lease phase", "phase=%s reason=%s rule=%s",
                gf_lease_phase_name(c->step.phase),
                gf_lm_reason_name(c->step.reason), c->step.rule);
+        if (c->step.ran_twice) {
+            /* The phase changes once: this is counted once. */
+            c->h->n_double_completions++;
+            GF_LOG(&lc, GF_LOG_ERROR, "job ran to its end twice",
+                   "origin=%s/%s/%s lender=%s epoch=%llu why=\"its copy "
+                   "finished unseen before the fence, and the origin ran "
+                   "again at home\"",
+                   c->l.origin_member, c->l.origin_namespace, c->l.origin_name,
+                   c->l.lender_member, (unsigned long long)c->l.epoch);
+        }
     }
     done_simple(data, res);
 }
