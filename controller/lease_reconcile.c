@@ -686,16 +686,33 @@ static void reactivate(struct wctx *c)
 
 /* --- mark-outcome ------------------------------------------------------- */
 
+/* The origin's watch wakes the lease its gpufed.io/lease annotation
+ * names; after a re-dispatch (the blind window) that is a later epoch's,
+ * so the lease that marked comes back by itself to take its next step. */
+static void outcome_marked(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    c->wrote = true;
+    emit_event(c);
+    finish(c, GF_WQ_REQUEUE_AFTER, 500);
+}
+
 static void mark_outcome(struct wctx *c, bool succeeded)
 {
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
     char *body = gf_copy_outcome_patch(succeeded);
     struct gf_kube_resource r = resource("jobs.batch");
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    int rc = cl == NULL || c->origin_job[0] == '\0'
-                 ? -ENOTCONN
-                 : gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job,
-                                 &po, body, strlen(body), done_simple, c, NULL);
+    int rc =
+        cl == NULL || c->origin_job[0] == '\0'
+            ? -ENOTCONN
+            : gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job, &po,
+                            body, strlen(body), outcome_marked, c, NULL);
     cJSON_free(body);
     if (rc != 0)
         finish(c, GF_WQ_ERROR, 0);

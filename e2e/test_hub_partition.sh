@@ -15,6 +15,11 @@
 #                  time the lease is Fenced, the origin runs again (in
 #                  north) after the first run stopped, and on the heal the
 #                  stale copy in west is deleted
+#   blind window   the copy finishes after the partition began and before
+#                  the fence: the hub fences the lease and runs the Job
+#                  again in north (epoch 2); on the heal the first outcome
+#                  stands (mirrored on the origin), the second run is
+#                  withdrawn (Superseded) and the Job completed once
 # Prints the time from the heal to convergence (never asserted). Needs
 # GF_BIN and GF_SHARED, kubectl, jq and curl.
 set -euo pipefail
@@ -314,6 +319,38 @@ echo "   heal -> stale copy deleted: $(( $(now_ms) - t_heal )) ms"
 wait_for 30 "epoch 1 lease Released(Fenced)" lease_line fence-1 " Released Fenced west 1$"
 wait_for 60 "fence-1 done in north" completed_once fence-1
 [ "$(runs fence-1 | wc -l)" = 2 ] || fail "fence-1 runs: $(runs fence-1)"
+
+step "blind window: the copy finished unseen before the fence; on the heal its outcome stands and the second run is withdrawn"
+job blind-1 4 30s
+wait_for 30 "blind-1 Active in west" lease_line blind-1 " Active - west 1$"
+blackhole_west 14
+t_fault=$(now_ms)
+# A second run would take long (the copy of epoch 2 is made from the
+# origin as it is then).
+E -n ml annotate job blind-1 --overwrite kubesim.gpufed.io/duration=600s >/dev/null
+copy_complete() {
+    W get jobs -A -l "gpufed.io/origin-uid=$(uid_of blind-1),gpufed.io/epoch=1" -o json |
+        jq -e '[.items[] | select(any(.status.conditions[]?; .type=="Complete" and .status=="True"))] | length == 1'
+}
+wait_for 10 "blind-1's copy finished in west, unseen by the hub" copy_complete
+# The agent's fence comes after the copy's end: the blind window.
+fence_copies_in W
+wait_for 20 "blind-1 epoch 1 Fenced" lease_line blind-1 " Fenced Fenced west 1$"
+wait_for 30 "blind-1 runs again in north (epoch 2)" runs_match blind-1 "^north [0-9]+ 0$"
+left=$(( 14000 - ($(now_ms) - t_fault) ))
+[ $left -gt 0 ] || fail "the second run began after the heal: the window was not blind"
+sleep $(( left / 1000 + 1 ))
+t_heal=$(now_ms)
+wait_for 30 "blind-1 epoch 1 Released(Completed)" lease_line blind-1 " Released Completed west 1$"
+wait_for 30 "blind-1 epoch 2 Released(Superseded)" lease_line blind-1 " Released Superseded north 2$"
+echo "   heal -> second run withdrawn: $(( $(now_ms) - t_heal )) ms"
+[ "$(E -n ml get job blind-1 -o json | jq -r '.metadata.annotations["gpufed.io/outcome"] // ""')" = Succeeded ] ||
+    fail "blind-1's outcome not mirrored: $(E -n ml get job blind-1 -o json | jq -c .metadata.annotations)"
+wait_for 20 "the second run stopped" runs_match blind-1 "^north [0-9]+ [1-9][0-9]*$"
+[ -z "$(N get jobs -A -l "gpufed.io/origin-uid=$(uid_of blind-1)" -o name)" ] || fail "blind-1's epoch 2 copy left in north"
+completed_once blind-1 || fail "blind-1 completed more or less than once"
+metric_is gpufed_double_completions_total 0 || fail "double completions: $(metric gpufed_double_completions_total)"
+runs blind-1 | sed 's/^/   run: /'
 
 kill -TERM "$hub_pid"
 rc=0
