@@ -106,8 +106,9 @@ static void hb_send(struct gf__hb *hb, enum gf__hb_call call)
         o = cJSON_CreateObject();
         cJSON *spec = cJSON_AddObjectToObject(o, "spec");
         cJSON_AddStringToObject(spec, "holderIdentity", hb->holder);
-        cJSON_AddNumberToObject(spec, "leaseDurationSeconds",
-                                (double)((hb->d_ms + 999) / 1000));
+        /* Whole seconds, rounded up: the agent must not fence early. */
+        int64_t secs = (hb->d_ms + 999) / 1000;
+        cJSON_AddNumberToObject(spec, "leaseDurationSeconds", (double)secs);
         if (call == GF__HB_CREATE) {
             cJSON_AddStringToObject(o, "apiVersion", "coordination.k8s.io/v1");
             cJSON_AddStringToObject(o, "kind", "Lease");

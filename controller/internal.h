@@ -95,9 +95,10 @@ struct gf__lease_mem {
 };
 
 /*
- * heartbeat.c: the hub's heartbeat Lease `gpufed-heartbeat` in one
- * member's gpufed-system (DESIGN.md §4), renewed every D/3 while the
- * member is healthy. Times are monotonic ms except where named wall.
+ * heartbeat.c: the hub's heartbeat Lease `gpufed-heartbeat` in the
+ * namespace gpufed-system of one member (DESIGN.md §4), renewed every
+ * D/3 while the member is healthy. Times are monotonic ms except where named
+ * wall.
  */
 #define GF__HB_TIME_MAX 32
 enum gf__hb_call { GF__HB_GET, GF__HB_CREATE, GF__HB_PATCH };
