@@ -261,8 +261,12 @@ static void probe_answer(struct gf__hb *hb, int err, const cJSON *json)
 void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
 {
     hb->inflight = false;
-    if (err == GF_ECANCELED)
+    if (err == GF_ECANCELED) {
+        /* Stopped or paused: a renewal cut off may still have landed. */
+        if (hb->call != GF__HB_GET)
+            hb->sent_ms = hb->call_sent_ms;
         return;
+    }
     uint64_t now = gf_clock_now_ms(hb->clk);
     if (hb->call == GF__HB_GET) {
         if (hb->suspect) {

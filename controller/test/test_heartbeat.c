@@ -351,6 +351,19 @@ static void test_pause_writes_nothing_and_resume_resets_sent(void **state)
                      gf_clock_wall_ms(&F.clk) - 250);
 }
 
+static void test_cancelled_renewal_may_have_landed(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    gf_clock_advance(&F.clk, 1000);
+    uint64_t at = last()->at;
+    gf__hb_pause(&F.hb);
+    gf_clock_advance(&F.clk, 100);
+    answer_err(GF_ECANCELED, 0); /* the pause cut it off */
+    assert_int_equal(F.hb.sent_ms, at);
+    assert_false(F.hb.suspect); /* not a failure of the member */
+}
+
 static void test_unsent_renewal_is_not_sent(void **state)
 {
     (void)state;
@@ -385,6 +398,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_pause_writes_nothing_and_resume_resets_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_renewal_may_have_landed,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsent_renewal_is_not_sent, setup,
                                         teardown),
     };
