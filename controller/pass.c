@@ -352,7 +352,8 @@ static void act(struct gf_hub *h, const struct gf_action *a, int64_t now)
 /*
  * When the next pass is due: at the period, or sooner when a pending
  * Workload reaches overflowAfter before that, so that it is decided the
- * moment it becomes eligible rather than up to a period later. One walk
+ * moment it becomes eligible rather than up to a period later, or when a
+ * silent member's leases become fenceable. One walk
  * of the pending list, next to decide's own.
  */
 static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
@@ -366,21 +367,11 @@ static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
         if (at > now && at < due)
             due = at;
     }
-    /* A suspect member's fencing instant (decide's rule): its leases are
-     * released the moment the agent has certainly stopped the copies. */
-    const struct gf_policy_timing *t = &h->policy->timing;
-    for (size_t i = 0; i < h->n_members; i++) {
-        const struct gf_ledger_member *lm =
-            gf_ledger_member(h->ledger, h->members[i]->name);
-        if (lm == NULL || lm->fresh != GF_FRESH_SUSPECT ||
-            h->policy->members[i].fencing != GF_FENCING_AGENT)
-            continue;
-        int64_t d = t->lease_duration_ms;
-        int64_t at = lm->last_heartbeat_ms + d +
-                     d * t->clock_drift_ppm / GF_PPM + t->fence_margin_ms;
-        if (at > now && at < due)
-            due = at;
-    }
+    /* A silent member's fencing instant: its leases are released the
+     * moment the agent has certainly stopped the copies. */
+    int64_t fence = gf_decide_next_fence_ms(h->ledger, h->policy, now);
+    if (fence < due)
+        due = fence;
     /* 1 ms past the instant: decide compares with >=. */
     return (uint64_t)(due - now) + 1;
 }
