@@ -258,6 +258,47 @@ static void probe_answer(struct gf__hb *hb, int err, const cJSON *json)
     hb->probe_ok = false;
 }
 
+/* A GET: a probe of a suspect member, or the re-read after a conflict. */
+static void read_answer(struct gf__hb *hb, int err, const cJSON *json)
+{
+    if (hb->suspect) {
+        probe_answer(hb, err, json);
+        return;
+    }
+    /* The re-read after a conflict: renew on what it showed. */
+    if (err == 0 || err == GF_ENOTFOUND) {
+        hb->rv[0] = '\0';
+        if (err == 0)
+            keep_rv(hb, json);
+        if (hb->running && !hb->paused)
+            renew(hb);
+        return;
+    }
+    hb->n_err++;
+    char why[96];
+    snprintf(why, sizeof(why), "heartbeat read failed: %s", gf_strerror(err));
+    turn_suspect(hb, why);
+}
+
+/* A stale resourceVersion (another writer, or a previous process), or a
+ * Lease deleted by hand: read or create once, then renew. These are
+ * refusals: nothing landed. True when that was started. */
+static bool retry_once(struct gf__hb *hb, int err)
+{
+    bool stale = err == GF_ECONFLICT || err == GF_EEXIST;
+    bool gone = err == GF_ENOTFOUND && hb->call == GF__HB_PATCH;
+    if (hb->retried || !hb->running || hb->paused || !(stale || gone))
+        return false;
+    hb->retried = true;
+    if (gone) {
+        hb->rv[0] = '\0';
+        hb_send(hb, GF__HB_CREATE);
+    } else {
+        hb_send(hb, GF__HB_GET);
+    }
+    return true;
+}
+
 void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
 {
     hb->inflight = false;
@@ -267,50 +308,19 @@ void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
             hb->sent_ms = hb->call_sent_ms;
         return;
     }
-    uint64_t now = gf_clock_now_ms(hb->clk);
     if (hb->call == GF__HB_GET) {
-        if (hb->suspect) {
-            probe_answer(hb, err, json);
-            return;
-        }
-        /* The re-read after a conflict: renew on what it showed. */
-        if (err == 0 || err == GF_ENOTFOUND) {
-            hb->rv[0] = '\0';
-            if (err == 0)
-                keep_rv(hb, json);
-            if (hb->running && !hb->paused)
-                renew(hb);
-            return;
-        }
-        hb->n_err++;
-        char why[96];
-        snprintf(why, sizeof(why), "heartbeat read failed: %s",
-                 gf_strerror(err));
-        turn_suspect(hb, why);
+        read_answer(hb, err, json);
         return;
     }
     if (err == 0) {
         hb->sent_ms = hb->call_sent_ms;
-        hb->ok_ms = now;
+        hb->ok_ms = gf_clock_now_ms(hb->clk);
         hb->n_ok++;
         keep_rv(hb, json);
         return;
     }
-    /* A stale resourceVersion (another writer, or a previous process), or
-     * a Lease deleted by hand: read or create once, then renew. These are
-     * refusals: nothing landed. */
-    if (!hb->retried && hb->running && !hb->paused &&
-        (err == GF_ECONFLICT || err == GF_EEXIST ||
-         (err == GF_ENOTFOUND && hb->call == GF__HB_PATCH))) {
-        hb->retried = true;
-        if (err == GF_ENOTFOUND) {
-            hb->rv[0] = '\0';
-            hb_send(hb, GF__HB_CREATE);
-        } else {
-            hb_send(hb, GF__HB_GET);
-        }
+    if (retry_once(hb, err))
         return;
-    }
     hb->n_err++;
     /* A 4xx is a definite refusal; anything else (a timeout, a reset, a
      * 5xx) may have landed and counts as sent. */
