@@ -380,6 +380,9 @@ static int enqueue_lease(void *data, const struct gf_store_entry *e)
 void gf__hub_on_lead(struct gf_hub *h)
 {
     lease_mem_clear(h);
+    /* hb_sent := now for every member (the previous leader may have
+     * renewed just before it stopped), then renew. */
+    gf__heartbeat_resume(h);
     /* Keys dropped while standing by come back: every lease, and a pass
      * (both wait until every cache has synced, the rule at start). */
     if (h->leases != NULL)
@@ -396,6 +399,7 @@ static void on_leader_change(void *data, bool leading)
         gf__hub_on_lead(h);
         return;
     }
+    gf__heartbeat_pause(h);
     /* Stop at once: process() drops lease and pass keys from now on,
      * Events are not posted, and what a write in flight confirms is
      * forgotten with the rest; the next leader rebuilds by observation. */
@@ -569,6 +573,10 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
         gf_ledger_member_set(h->ledger, h->members[i]->name, GF_FRESH_UNKNOWN,
                              0);
     }
+    /* The Lease names the replica that renews it; only the leader does
+     * (resumed when it gains the lead). */
+    gf__heartbeat_start(h, o->id != NULL ? o->id : "gpufed-hub");
+    gf__heartbeat_pause(h);
     struct gf_store_handlers lh = lease_handlers, sh = secret_handlers;
     lh.data = sh.data = h;
     rc = start_hub_watch(h, "quotaleases.gpufed.io", lease_project,
@@ -589,6 +597,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
 
 static void finish_stop(struct gf_hub *h)
 {
+    gf__heartbeat_free(h);
     gf_wq_free(h->wq);
     gf_store_free(h->leases);
     gf_store_free(h->secrets);
@@ -670,6 +679,7 @@ void gf_hub_stop(struct gf_hub *h, void (*cb)(void *data), void *data)
     h->stop_cb = cb;
     h->stop_data = data;
     gf_wq_shutdown(h->wq);
+    gf__heartbeat_stop(h);
     GF_LOG(&h->lc, GF_LOG_INFO, "hub stopping", "");
     struct gf_timer *t = &h->drain;
     gf_timer_init(&h->clk, t);

@@ -33,6 +33,8 @@ struct gf__hub_http {
     uint64_t last_passes, last_starts, last_writes, last_write_errors;
     struct gf_metric *leader, *leader_holder, *leader_transitions;
     uint64_t last_transitions;
+    struct gf_metric *hb_age, *suspect, *renewals, *twice;
+    uint64_t last_twice;
     void (*cb)(void *);
     void *cb_data;
 };
@@ -105,6 +107,27 @@ static int count_phase(void *data, const struct gf_store_entry *e)
     return 0;
 }
 
+/* Per member: heartbeat age (since the last acknowledged renewal; since
+ * the start when none was), suspect, renewals by result. */
+static void heartbeat_metrics(struct gf_hub *h, struct gf__hub_http *x)
+{
+    uint64_t now = gf_clock_now_ms(&h->clk);
+    for (size_t i = 0; h->hb != NULL && i < h->n_members; i++) {
+        struct gf__hb *hb = &h->hb[i];
+        const char *v[] = {h->members[i]->name};
+        uint64_t since = hb->ok_ms != 0 ? hb->ok_ms : hb->sent_ms;
+        gf_metric_set(x->hb_age,
+                      now > since ? (double)(now - since) / 1000.0 : 0, v);
+        gf_metric_set(x->suspect, hb->suspect ? 1 : 0, v);
+        const char *ok[] = {h->members[i]->name, "ok"};
+        const char *err[] = {h->members[i]->name, "error"};
+        gf_metric_add(x->renewals, (double)(hb->n_ok - hb->last_ok), ok);
+        gf_metric_add(x->renewals, (double)(hb->n_err - hb->last_err), err);
+        hb->last_ok = hb->n_ok;
+        hb->last_err = hb->n_err;
+    }
+}
+
 static int metrics(void *data, struct gf_buf *body, const char **ct)
 {
     struct gf_hub *h = data;
@@ -114,6 +137,7 @@ static int metrics(void *data, struct gf_buf *body, const char **ct)
         const char *v[] = {h->members[i]->name};
         gf_metric_set(x->synced, gf__member_synced(h->members[i]) ? 1 : 0, v);
     }
+    heartbeat_metrics(h, x);
     size_t phases[GF_LEASE_PHASE_COUNT] = {0};
     if (h->leases != NULL)
         gf_store_foreach(h->leases, count_phase, phases);
@@ -147,6 +171,7 @@ static int metrics(void *data, struct gf_buf *body, const char **ct)
         add_delta(x->leader_transitions, gf_leader_transitions(h->leader),
                   &x->last_transitions);
     }
+    add_delta(x->twice, h->n_double_completions, &x->last_twice);
     return gf_metrics_render(x->m, body) == 0 ? 200 : 500;
 }
 
@@ -159,7 +184,24 @@ static void registry(struct gf__hub_http *x)
     static const char *const none[] = {NULL};
     static const char *const id[] = {"id", NULL};
     static const char *const holder[] = {"holder", NULL};
+    static const char *const member_result[] = {"member", "result", NULL};
     x->m = gf_metrics_new();
+    x->hb_age = gf_metrics_gauge(x->m, "gpufed_member_heartbeat_age_seconds",
+                                 "seconds since the member's heartbeat Lease "
+                                 "was last renewed (acknowledged)",
+                                 member);
+    x->suspect = gf_metrics_gauge(x->m, "gpufed_member_suspect",
+                                  "1 while the member is suspect: a renewal "
+                                  "failed or its watches stopped",
+                                  member);
+    x->twice = gf_metrics_counter(
+        x->m, "gpufed_double_completions_total",
+        "jobs that ran to their end twice: a copy finished unseen before its "
+        "lender's agent fenced it, and the origin ran again meanwhile",
+        none);
+    x->renewals = gf_metrics_counter(x->m, "gpufed_heartbeat_renewals_total",
+                                     "heartbeat Lease renewals, by result",
+                                     member_result);
     x->synced = gf_metrics_gauge(x->m, "gpufed_member_synced",
                                  "1 when every watch of the member has "
                                  "listed and is watching",

@@ -95,6 +95,85 @@ struct gf__lease_mem {
     char stale_rv[32];
 };
 
+/*
+ * heartbeat.c: the hub's heartbeat Lease `gpufed-heartbeat` in the
+ * namespace gpufed-system of one member (DESIGN.md §4), renewed every
+ * D/3 while the member is healthy. Times are monotonic ms except where named
+ * wall.
+ */
+#define GF__HB_TIME_MAX 32
+enum gf__hb_call { GF__HB_GET, GF__HB_CREATE, GF__HB_PATCH };
+struct gf__hb;
+/* How a heartbeat reaches its member (the member's client; scripted in
+ * tests). send: 0, then gf__hb_answer() exactly once, later; or -errno
+ * and no answer. body (a Lease, or a merge patch of its spec) is
+ * borrowed. synced: every watch of the member listed and watching. */
+struct gf__hb_io {
+    int (*send)(struct gf__hb *hb, enum gf__hb_call call, const char *body,
+                size_t len, uint64_t timeout_ms);
+    bool (*synced)(struct gf__hb *hb);
+};
+struct gf__hb {
+    struct gf_clock *clk;
+    const struct gf__hb_io *io;
+    void *data; /* the io's: the member */
+    const struct gf_log_ctx *lc;
+    char holder[64];
+    int64_t d_ms, tw_ms; /* D, and Tw = min(D/6, fenceMargin/2) */
+    struct gf_timer timer;
+    bool running, paused, inflight, retried;
+    bool ever_synced; /* the member's watches have all synced once */
+    bool suspect;
+    bool probe_ok;         /* suspect: the last probe GET was answered */
+    enum gf__hb_call call; /* the one in flight */
+    struct gf_kube_call *call_handle;
+    uint64_t call_sent_ms;
+    /* Send time of the latest renewal that may have landed, and the time
+     * the latest renewal was acknowledged (0: never). */
+    uint64_t sent_ms, ok_ms;
+    char rv[64];          /* the Lease's resourceVersion in the last answer */
+    char why[96];         /* why suspect */
+    uint64_t n_ok, n_err; /* renewals */
+    uint64_t last_ok, last_err; /* as last exported (/metrics) */
+};
+/* RFC 3339 with exactly 6 fractional digits and Z (MicroTime). */
+void gf__hb_microtime(int64_t wall_ms, char out[GF__HB_TIME_MAX]);
+/* hb_sent := now; holder is copied. Not started. */
+void gf__hb_init(struct gf__hb *hb, struct gf_clock *clk,
+                 const struct gf__hb_io *io, void *data,
+                 const struct gf_log_ctx *lc, const char *holder);
+void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms);
+/* Ticks every D/3; stop: no more ticks (an answer in flight arrives). */
+void gf__hb_start(struct gf__hb *hb);
+void gf__hb_stop(struct gf__hb *hb);
+/* Looks at the member's watches now: the first sync renews at once,
+ * losing them makes the member suspect, a suspect member whose last
+ * probe was answered and whose watches are synced is healthy again. */
+void gf__hb_check(struct gf__hb *hb);
+void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json);
+/* Writes nothing while paused; resume sets hb_sent := now. */
+void gf__hb_pause(struct gf__hb *hb);
+void gf__hb_resume(struct gf__hb *hb, uint64_t now_ms);
+void gf__hb_reset(struct gf__hb *hb, uint64_t now_ms);
+bool gf__hb_healthy(const struct gf__hb *hb);
+/* What the caches show of a member may be read: every watch synced, and
+ * its heartbeat not suspect (a silent connection can look like a quiet
+ * watch for minutes). */
+bool gf__member_observed(const struct gf__member *m);
+/* hb_sent on the wall clock (the ledger's and decide's time base). */
+int64_t gf__hb_sent_wall_ms(const struct gf__hb *hb);
+
+/* The hub's heartbeats, one per member (h->hb[i] for h->members[i]).
+ * holder: the Lease's holderIdentity, NULL for the host name. Leader
+ * election gates them with pause/resume and calls reset when it gains
+ * the lead (the previous leader may have renewed just before). */
+void gf__heartbeat_start(struct gf_hub *h, const char *holder);
+void gf__heartbeat_stop(struct gf_hub *h);
+void gf__heartbeat_free(struct gf_hub *h);
+void gf__heartbeat_reset(struct gf_hub *h, int64_t now_ms);
+void gf__heartbeat_pause(struct gf_hub *h);
+void gf__heartbeat_resume(struct gf_hub *h);
+
 struct gf_hub {
     uv_loop_t *loop;
     struct gf_clock clk;
@@ -114,6 +193,7 @@ struct gf_hub {
     struct gf_workqueue *wq;
     struct gf__member **members;
     size_t n_members;
+    struct gf__hb *hb;        /* one per member (heartbeat.c) */
     struct gf_htab lease_mem; /* name -> struct gf__lease_mem */
     struct gf_htab starting;  /* origin "member/ns/name" being recorded */
     unsigned inflight_writes;
@@ -133,6 +213,8 @@ struct gf_hub {
     unsigned crash_n;
     /* Counters for /metrics and the summary. */
     uint64_t n_passes, n_starts, n_writes, n_write_errors;
+    /* Jobs that ran to their end twice (the blind window). */
+    uint64_t n_double_completions;
 };
 
 /* member.c */

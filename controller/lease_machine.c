@@ -21,6 +21,7 @@ static const char *const reason_names[GF_LM_R_COUNT] = {
     [GF_LM_R_NAME_TAKEN] = "NameTaken",
     [GF_LM_R_CREATE_REFUSED] = "CreateRefused",
     [GF_LM_R_FENCED] = "Fenced",
+    [GF_LM_R_SUPERSEDED] = "Superseded",
 };
 
 const char *gf_lm_reason_name(enum gf_lm_reason r)
@@ -88,6 +89,19 @@ static bool origin_gone(const struct gf_lm_origin *o)
     return o->job == GF_LM_ABSENT;
 }
 
+/*
+ * The blind window's heal rule, seen from a later epoch: the origin
+ * carries an outcome while this lease's copy has none, so an earlier
+ * epoch's copy had finished (the hub saw it only on a heal, after it had
+ * fenced that lease and dispatched the origin again). This run is
+ * withdrawn; the earlier outcome stands.
+ */
+static bool superseded(const struct gf_lm_view *v)
+{
+    return v->origin.job == GF_LM_PRESENT && v->origin.outcome_marked &&
+           v->copy.outcome == GF_LM_RUNNING;
+}
+
 /* A copy this lease made and may remove. Another object that happens to
  * carry the name is never touched. */
 static bool copy_ours(const struct gf_lm_copy *c)
@@ -107,6 +121,9 @@ static struct gf_lm_step pending(const struct gf_lm_view *v)
     if (c->outcome != GF_LM_RUNNING)
         return set_phase(GF_LEASE_ACTIVE, GF_LM_R_NONE, "CopyAdmitted",
                          "copy seen finished");
+    if (superseded(v))
+        return set_phase(GF_LEASE_RELEASING, GF_LM_R_SUPERSEDED, "Withdrawn",
+                         "an earlier epoch's outcome stands");
     if (v->cmd == GF_LM_CMD_SUSPECT)
         return set_phase(GF_LEASE_SUSPECT, GF_LM_R_NONE, NULL,
                          "lender unreachable");
@@ -183,6 +200,9 @@ static struct gf_lm_step active(const struct gf_lm_view *v)
         return set_phase(GF_LEASE_RELEASED, GF_LM_R_COMPLETED, NULL,
                          "copy finished");
     }
+    if (superseded(v))
+        return set_phase(GF_LEASE_RELEASING, GF_LM_R_SUPERSEDED, "Withdrawn",
+                         "an earlier epoch's outcome stands");
     if (v->cmd == GF_LM_CMD_SUSPECT)
         return set_phase(GF_LEASE_SUSPECT, GF_LM_R_NONE, NULL,
                          "lender unreachable");
@@ -242,20 +262,52 @@ static bool copy_not_gone(const struct gf_lm_copy *c, struct gf_lm_step *st)
  * time guarantees), so the origin may run again before the lender is
  * reachable, and the copy is removed once it is.
  */
+/*
+ * A release (or a fence) of a copy that is known to have finished: seen
+ * when the lender came back after the hub had fenced the lease (the
+ * blind window: it finished before the agent's fence, unseen), or seen
+ * while a withdrawal was under way. Its outcome stands: mirror it on the
+ * origin, and stop a second run the origin may have begun at home since
+ * (hold it again; a later epoch's lease sees the outcome and withdraws).
+ * If the origin has finished at home too, nothing can undo it: it is
+ * logged and counted.
+ */
+static struct gf_lm_step copy_finished(const struct gf_lm_view *v)
+{
+    const struct gf_lm_origin *o = &v->origin;
+    bool ok = v->copy.outcome == GF_LM_SUCCEEDED;
+    if (o->job == GF_LM_UNKNOWN || o->wl == GF_LM_UNKNOWN)
+        return wait("origin not observed");
+    if (!origin_gone(o) && !o->outcome_marked)
+        return write(GF_LM_MARK_OUTCOME, ok ? "CopySucceeded" : "CopyFailed",
+                     "released copy had finished: mirror its outcome");
+    if (!origin_gone(o) && o->wl == GF_LM_PRESENT && o->active && !o->finished)
+        return write(GF_LM_HOLD_ORIGIN, NULL,
+                     "released copy had finished: stop the second run");
+    struct gf_lm_step st = set_phase(GF_LEASE_RELEASED, GF_LM_R_COMPLETED, NULL,
+                                     "released copy had finished");
+    st.ran_twice = !origin_gone(o) && o->finished;
+    return st;
+}
+
 static struct gf_lm_step releasing(const struct gf_lm_view *v)
 {
     const struct gf_lm_origin *o = &v->origin;
     bool fenced = v->phase == GF_LEASE_FENCED;
     enum gf_lm_reason r = fenced ? GF_LM_R_FENCED : v->reason;
     struct gf_lm_step st;
+    if (v->copy.outcome != GF_LM_RUNNING)
+        return copy_finished(v);
     if (!fenced && copy_not_gone(&v->copy, &st))
         return st;
     if (o->job == GF_LM_UNKNOWN || o->wl == GF_LM_UNKNOWN)
         return wait("origin not observed");
     /* Even a cached "not held" needs the server's word: the cache may not
      * show our hold yet. The patch's test op makes this a no-op on an
-     * origin that is not ours. */
-    if (!o->confirmed_free && !origin_gone(o))
+     * origin that is not ours. An origin that carries an outcome has run
+     * to its end somewhere (an earlier epoch's copy): it never runs
+     * again. */
+    if (!o->confirmed_free && !origin_gone(o) && !o->outcome_marked)
         return write(GF_LM_REACTIVATE_ORIGIN, o->held_by_us ? "Requeued" : NULL,
                      "origin runs at home again");
     if (fenced && copy_not_gone(&v->copy, &st))

@@ -56,6 +56,9 @@ enum gf_lm_reason {
     GF_LM_R_NAME_TAKEN,      /* the copy's name is used by another object */
     GF_LM_R_CREATE_REFUSED,  /* the lender refused the copy for good */
     GF_LM_R_FENCED,          /* the lender's agent has stopped the copy */
+    /* an earlier epoch's copy had finished (seen on a heal): its outcome
+     * stands, this run is withdrawn */
+    GF_LM_R_SUPERSEDED,
     GF_LM_R_COUNT
 };
 
@@ -72,9 +75,13 @@ struct gf_lm_origin {
     enum gf_lm_seen job; /* the submitter's Job */
     /* spec.active=false and gpufed.io/lease names this lease */
     bool held_by_us;
-    bool reserved;       /* holds quota at home (QuotaReserved) */
-    bool finished;       /* ran at home to its end (Finished) */
-    bool outcome_marked; /* gpufed.io/outcome is written */
+    /* spec.active is true: Kueue at home may run it (nobody holds it) */
+    bool active;
+    bool reserved; /* holds quota at home (QuotaReserved) */
+    bool finished; /* ran at home to its end (Finished) */
+    /* gpufed.io/outcome is written (by this lease, or by an earlier
+     * epoch's whose copy had finished: then no later run may go on) */
+    bool outcome_marked;
     /*
      * The origin's API server itself said this lease no longer holds the
      * origin, since the lease last changed phase: the reactivation patch
@@ -143,6 +150,10 @@ struct gf_lm_step {
     const char *event;
     /* Static text: the rule that chose this step (logs, explain). */
     const char *rule;
+    /* The job ran to its end twice (the blind window of
+     * docs/controller.md): the writer logs and counts it once, with this
+     * step. Nothing can undo it. */
+    bool ran_twice;
 };
 
 /* The next step for one lease. Pure and total: every view has one. */

@@ -62,7 +62,7 @@ static void view_origin(struct gf_hub *h, const struct gf_lease *l,
                         struct wctx *c)
 {
     struct gf__member *m = gf__hub_member(h, l->origin_member);
-    if (m == NULL || !gf__member_synced(m)) {
+    if (m == NULL || !gf__member_observed(m)) {
         o->wl = o->job = GF_LM_UNKNOWN;
         return;
     }
@@ -78,6 +78,7 @@ static void view_origin(struct gf_hub *h, const struct gf_lease *l,
     if (w != NULL) {
         o->held_by_us =
             !w->active && w->lease != NULL && strcmp(w->lease, l->name) == 0;
+        o->active = w->active;
         o->reserved = (w->quota_reserved || w->admitted) && !w->finished;
         o->finished = w->finished;
         snprintf(c->origin_rv, sizeof(c->origin_rv), "%s", e->rv);
@@ -101,7 +102,7 @@ static void view_copy(struct gf_hub *h, const struct gf_lease *l,
     cp->create_refused = mem->create_refused;
     cp->confirmed_gone = mem->confirmed_gone;
     struct gf__member *m = gf__hub_member(h, l->lender_member);
-    if (m == NULL || !gf__member_synced(m)) {
+    if (m == NULL || !gf__member_observed(m)) {
         cp->job = GF_LM_UNKNOWN;
         return;
     }
@@ -232,6 +233,16 @@ static void phase_patched(void *data, const struct gf_kube_result *res)
         GF_LOG(&lc, GF_LOG_INFO, "lease phase", "phase=%s reason=%s rule=%s",
                gf_lease_phase_name(c->step.phase),
                gf_lm_reason_name(c->step.reason), c->step.rule);
+        if (c->step.ran_twice) {
+            /* The phase changes once: this is counted once. */
+            c->h->n_double_completions++;
+            GF_LOG(&lc, GF_LOG_ERROR, "job ran to its end twice",
+                   "origin=%s/%s/%s lender=%s epoch=%llu why=\"its copy "
+                   "finished unseen before the fence, and the origin ran "
+                   "again at home\"",
+                   c->l.origin_member, c->l.origin_namespace, c->l.origin_name,
+                   c->l.lender_member, (unsigned long long)c->l.epoch);
+        }
     }
     done_simple(data, res);
 }
@@ -684,16 +695,33 @@ static void reactivate(struct wctx *c)
 
 /* --- mark-outcome ------------------------------------------------------- */
 
+/* The origin's watch wakes the lease its gpufed.io/lease annotation
+ * names; after a re-dispatch (the blind window) that is a later epoch's,
+ * so the lease that marked comes back by itself to take its next step. */
+static void outcome_marked(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    c->wrote = true;
+    emit_event(c);
+    finish(c, GF_WQ_REQUEUE_AFTER, 500);
+}
+
 static void mark_outcome(struct wctx *c, bool succeeded)
 {
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
     char *body = gf_copy_outcome_patch(succeeded);
     struct gf_kube_resource r = resource("jobs.batch");
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    int rc = cl == NULL || c->origin_job[0] == '\0'
-                 ? -ENOTCONN
-                 : gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job,
-                                 &po, body, strlen(body), done_simple, c, NULL);
+    int rc =
+        cl == NULL || c->origin_job[0] == '\0'
+            ? -ENOTCONN
+            : gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job, &po,
+                            body, strlen(body), outcome_marked, c, NULL);
     cJSON_free(body);
     if (rc != 0)
         finish(c, GF_WQ_ERROR, 0);

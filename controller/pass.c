@@ -239,7 +239,8 @@ static void resolve_orphans(struct gf_hub *h)
 {
     for (size_t i = 0; i < h->n_members; i++) {
         struct orphan_ctx c = {.h = h, .m = h->members[i]};
-        if (c.m->client != NULL && c.m->stores[GF__M_JOB] != NULL)
+        if (c.m->client != NULL && c.m->stores[GF__M_JOB] != NULL &&
+            gf__member_observed(c.m))
             gf_store_foreach(c.m->stores[GF__M_JOB], orphan_one, &c);
     }
 }
@@ -253,29 +254,39 @@ static int enqueue_one(void *data, const struct gf_store_entry *e)
     return 0;
 }
 
-/* Freshness from reflector health; true when every member is synced. A
- * member that has just synced wakes every lease: what waited on it being
- * unknown may move now. */
+/*
+ * Freshness from the heartbeat (heartbeat.c): SYNCED while the member is
+ * healthy (renewals answered, every watch synced), SUSPECT once it has
+ * synced and then lost either, UNKNOWN before its first sync. The
+ * ledger's last heartbeat is the send time of the latest renewal that
+ * may have landed: decide fences from it. True when every member has
+ * synced at least once (the gate: a member never listed is never read
+ * as empty; one that is suspect counts as used, not as zero). A member
+ * that has just become healthy wakes every lease: what waited on it
+ * being unknown may move now.
+ */
 static bool refresh_members(struct gf_hub *h, int64_t now)
 {
+    (void)now;
     bool all = true;
     for (size_t i = 0; i < h->n_members; i++) {
         struct gf__member *m = h->members[i];
-        bool synced = gf__member_synced(m);
+        struct gf__hb *hb = &h->hb[i];
+        gf__hb_set_timing(hb, h->policy->timing.lease_duration_ms,
+                          h->policy->timing.fence_margin_ms);
+        gf__hb_check(hb);
         const struct gf_ledger_member *lm =
             gf_ledger_member(h->ledger, m->name);
-        enum gf_freshness f = synced ? GF_FRESH_SYNCED
-                              : lm != NULL && lm->fresh != GF_FRESH_UNKNOWN
-                                  ? GF_FRESH_STALE
-                                  : GF_FRESH_UNKNOWN;
-        /* Heartbeats come with fencing; until then a synced member's
-         * last contact is now. */
-        int64_t hb = synced ? now : lm != NULL ? lm->last_heartbeat_ms : 0;
-        if (synced && (lm == NULL || lm->fresh != GF_FRESH_SYNCED))
+        enum gf_freshness f = !hb->ever_synced     ? GF_FRESH_UNKNOWN
+                              : gf__hb_healthy(hb) ? GF_FRESH_SYNCED
+                                                   : GF_FRESH_SUSPECT;
+        int64_t sent = gf__hb_sent_wall_ms(hb);
+        if (f == GF_FRESH_SYNCED &&
+            (lm == NULL || lm->fresh != GF_FRESH_SYNCED))
             gf_store_foreach(h->leases, enqueue_one, h);
-        if (lm == NULL || lm->fresh != f || synced)
-            gf_ledger_member_set(h->ledger, m->name, f, hb);
-        all = all && synced;
+        if (lm == NULL || lm->fresh != f || lm->last_heartbeat_ms != sent)
+            gf_ledger_member_set(h->ledger, m->name, f, sent);
+        all = all && hb->ever_synced;
     }
     return all;
 }
@@ -341,7 +352,8 @@ static void act(struct gf_hub *h, const struct gf_action *a, int64_t now)
 /*
  * When the next pass is due: at the period, or sooner when a pending
  * Workload reaches overflowAfter before that, so that it is decided the
- * moment it becomes eligible rather than up to a period later. One walk
+ * moment it becomes eligible rather than up to a period later, or when a
+ * silent member's leases become fenceable. One walk
  * of the pending list, next to decide's own.
  */
 static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
@@ -355,6 +367,11 @@ static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
         if (at > now && at < due)
             due = at;
     }
+    /* A silent member's fencing instant: its leases are released the
+     * moment the agent has certainly stopped the copies. */
+    int64_t fence = gf_decide_next_fence_ms(h->ledger, h->policy, now);
+    if (fence < due)
+        due = fence;
     /* 1 ms past the instant: decide compares with >=. */
     return (uint64_t)(due - now) + 1;
 }

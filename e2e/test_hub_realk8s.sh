@@ -43,6 +43,21 @@ H() { kubectl --kubeconfig "$work/srv/kubeconfig-admin.yaml" --cache-dir "$work/
 H apply -k "$root/manifests/hub" >/dev/null
 H wait --for condition=established crd/quotaleases.gpufed.io --timeout 30s >/dev/null
 
+step "heartbeat Lease: the hub's MicroTime format is what a real server accepts"
+# The Lease the hub creates in each member (pinned by test_heartbeat.c),
+# then a renewal in the same format; a real server refuses other formats.
+H -n gpufed-system create -f "$root/controller/test/testdata/heartbeat-lease.json" >/dev/null ||
+    fail "the real server refused the heartbeat Lease"
+rv=$(H -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.metadata.resourceVersion}')
+H -n gpufed-system patch lease gpufed-heartbeat --type merge -p \
+    "{\"metadata\":{\"resourceVersion\":\"$rv\"},\"spec\":{\"renewTime\":\"2026-12-06T05:21:36.123456Z\"}}" >/dev/null ||
+    fail "the real server refused a heartbeat renewal"
+if H -n gpufed-system patch lease gpufed-heartbeat --type merge \
+    -p '{"spec":{"renewTime":"2026-12-06T05:21:36Z"}}' >/dev/null 2>&1; then
+    fail "the real server took a renewTime without microseconds: this check proves nothing"
+fi
+H -n gpufed-system delete lease gpufed-heartbeat >/dev/null
+
 step "members: east (no GPU quota) and west (8 idle GPUs) on kubesim"
 D="$work/sim"
 sim_start "$D" --clusters east,west --crds "$SHARED/kueue/crds" --time-scale 10

@@ -311,6 +311,11 @@ H -n gpufed-system create secret generic east-kubeconfig \
 wait_for 20 "member credentials changed" grep -q 'member credentials changed' "$work/hub.log"
 job rotate-1 2
 wait_for 30 "rotate-1 Released(Completed)" lease_is rotate-1 Released Completed
+# The heartbeat goes on with the new client (renewed every 10 s here).
+hb_east() { E -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.renewTime}'; }
+hb_was=$(hb_east)
+hb_moved() { [ "$(hb_east)" != "$hb_was" ]; }
+wait_for 25 "east's heartbeat renewed after the rotation" hb_moved
 
 step "policy reload narrows sharing; an invalid file is refused and the last good one stays"
 cp "$work/policy.yaml" "$work/policy.good"

@@ -174,6 +174,24 @@ static int64_t fence_time(const struct gf_policy *p,
            t->fence_margin_ms;
 }
 
+int64_t gf_decide_next_fence_ms(const struct gf_ledger *l,
+                                const struct gf_policy *p, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < p->n_members; i++) {
+        if (p->members[i].fencing != GF_FENCING_AGENT)
+            continue;
+        const struct gf_ledger_member *m =
+            gf_ledger_member(l, p->members[i].name);
+        if (m == NULL || m->fresh == GF_FRESH_SYNCED)
+            continue;
+        int64_t at = fence_time(p, m);
+        if (at > now_ms && at < next)
+            next = at;
+    }
+    return next;
+}
+
 static void upkeep_suspect(struct pass *ps, const struct gf_ledger_lease *ll,
                            struct gf_actions *out)
 {

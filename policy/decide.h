@@ -97,6 +97,16 @@ void gf_actions_free(struct gf_actions *a);
 const char *gf_action_kind_name(enum gf_action_kind k);
 
 /*
+ * The earliest fencing instant after now_ms: for every member with
+ * `fencing: agent` that is not SYNCED, its last heartbeat + D*(1+rho) +
+ * fenceMargin, the instant from which gf_decide() FENCEs its Suspect
+ * leases. INT64_MAX when none is still to come. The controller runs a
+ * pass then rather than up to a period later.
+ */
+int64_t gf_decide_next_fence_ms(const struct gf_ledger *l,
+                                const struct gf_policy *p, int64_t now_ms);
+
+/*
  * Why a pending Workload would or would not start a lease now, with the
  * best lender if it would: the same checks as gf_decide() for that one
  * Workload, against the ledger as it is. Returns 0 with *out filled

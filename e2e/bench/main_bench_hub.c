@@ -218,6 +218,10 @@ static int setup_members(struct hb *x)
         gf_buf_printf(&b, "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\","
                           "\"metadata\":{\"name\":\"" GF_BENCH_NS "\"}}");
         add_item(x, m, &x->ns, NULL, &b);
+        /* The hub's heartbeat Lease lives there (manifests/member). */
+        gf_buf_printf(&b, "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\","
+                          "\"metadata\":{\"name\":\"gpufed-system\"}}");
+        add_item(x, m, &x->ns, NULL, &b);
         gf_buf_printf(&b, "{\"apiVersion\":\"kueue.x-k8s.io/v1beta2\","
                           "\"kind\":\"ResourceFlavor\","
                           "\"metadata\":{\"name\":\"a100\"}}");

@@ -526,6 +526,10 @@ static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
     lease(&f, "s", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
     /* last heartbeat at 100s; D 30s, rho 0.1, margin 5s: fence at 138s */
     gf_ledger_member_set(f.l, "west", GF_FRESH_SUSPECT, 100000);
+    /* The controller's next pass is due at that instant, not later. */
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 100000), 138000);
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 137999), 138000);
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 138000), INT64_MAX);
     decide(&f, 137999);
     assert_int_equal(count(&f, GF_ACT_FENCE), 0);
     decide(&f, 138000);
@@ -537,6 +541,7 @@ static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
     gf_ledger_member_set(f.l, "west", GF_FRESH_SYNCED, 140000);
     decide(&f, 200000);
     assert_int_equal(count(&f, GF_ACT_FENCE), 0);
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 140000), INT64_MAX);
     fx_done(&f);
 
     /* fencing: none is never assumed fenced */
@@ -563,6 +568,7 @@ static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
     lease(&f, "s", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
     decide(&f, 1000 * MIN);
     assert_int_equal(count(&f, GF_ACT_FENCE), 0);
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 0), INT64_MAX);
     fx_done(&f);
 }
 

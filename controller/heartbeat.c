@@ -1,0 +1,473 @@
+/*
+ * heartbeat: the hub's heartbeat Lease in each member (DESIGN.md §4).
+ *
+ * The hub renews `gpufed-heartbeat` in every member's gpufed-system every
+ * D/3; the member's agent fences borrowed work when it has not moved for
+ * D. What the hub must know to fence safely is when its last renewal MAY
+ * have landed (hb_sent): the agent's timer can only have been reset by a
+ * renewal the hub sent, and each is sent with a client timeout and the
+ * API server's `?timeout=` of Tw, so it lands within Tw of being sent or
+ * never. A definite refusal (any 4xx) cannot have landed and does not
+ * move hb_sent; a timeout, a reset or a 5xx might have.
+ *
+ * A member whose renewal fails, or whose watches stop after they had
+ * synced, is suspect: no more renewals (one landing late would reset the
+ * agent's timer without the hub knowing), only a plain GET of the Lease
+ * every D/3. It is healthy again when a probe has succeeded and its
+ * watches are all synced, and is renewed at once.
+ *
+ * The per-member part (struct gf__hb) reaches its member only through
+ * struct gf__hb_io, so controller/test/test_heartbeat.c drives it with
+ * scripted answers on the manual clock; the hub's io (at the end of this
+ * file) is the member's kube client. Loop thread only.
+ */
+#include "controller/internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/json.h"
+
+#define HB_NAME "gpufed-heartbeat"
+#define HB_NS "gpufed-system"
+
+void gf__hb_microtime(int64_t wall_ms, char out[GF__HB_TIME_MAX])
+{
+    int64_t s = wall_ms >= 0 ? wall_ms / 1000 : (wall_ms - 999) / 1000;
+    time_t secs = (time_t)s;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* MicroTime: a real API server refuses anything but six digits. */
+    snprintf(out, GF__HB_TIME_MAX, "%s.%06dZ", base,
+             (int)(wall_ms - s * 1000) * 1000);
+}
+
+/* --- the per-member machine --------------------------------------------- */
+
+static uint64_t period(const struct gf__hb *hb)
+{
+    return (uint64_t)(hb->d_ms / 3 > 0 ? hb->d_ms / 3 : 1);
+}
+
+void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms)
+{
+    hb->d_ms = d_ms > 0 ? d_ms : 30000;
+    int64_t tw = hb->d_ms / 6;
+    if (margin_ms > 0 && margin_ms / 2 < tw)
+        tw = margin_ms / 2;
+    hb->tw_ms = tw > 0 ? tw : 1;
+}
+
+static void on_tick(struct gf_timer *t);
+
+void gf__hb_init(struct gf__hb *hb, struct gf_clock *clk,
+                 const struct gf__hb_io *io, void *data,
+                 const struct gf_log_ctx *lc, const char *holder)
+{
+    memset(hb, 0, sizeof(*hb));
+    hb->clk = clk;
+    hb->io = io;
+    hb->data = data;
+    hb->lc = lc;
+    snprintf(hb->holder, sizeof(hb->holder), "%s", holder);
+    gf__hb_set_timing(hb, 30000, 0);
+    gf_timer_init(clk, &hb->timer);
+    hb->timer.data = hb;
+    /* The previous process may have renewed just before it stopped. */
+    hb->sent_ms = gf_clock_now_ms(clk);
+}
+
+static void turn_suspect(struct gf__hb *hb, const char *why)
+{
+    if (hb->suspect)
+        return;
+    hb->suspect = true;
+    hb->probe_ok = false;
+    snprintf(hb->why, sizeof(hb->why), "%s", why);
+    GF_LOG(hb->lc, hb->ok_ms != 0 ? GF_LOG_WARN : GF_LOG_DEBUG,
+           "member suspect", "why=%s", why);
+}
+
+static void hb_send(struct gf__hb *hb, enum gf__hb_call call)
+{
+    char now_s[GF__HB_TIME_MAX];
+    gf__hb_microtime(gf_clock_wall_ms(hb->clk), now_s);
+    cJSON *o = NULL;
+    if (call != GF__HB_GET) {
+        o = cJSON_CreateObject();
+        cJSON *spec = cJSON_AddObjectToObject(o, "spec");
+        cJSON_AddStringToObject(spec, "holderIdentity", hb->holder);
+        /* Whole seconds, rounded up: the agent must not fence early. */
+        int64_t secs = (hb->d_ms + 999) / 1000;
+        cJSON_AddNumberToObject(spec, "leaseDurationSeconds", (double)secs);
+        if (call == GF__HB_CREATE) {
+            cJSON_AddStringToObject(o, "apiVersion", "coordination.k8s.io/v1");
+            cJSON_AddStringToObject(o, "kind", "Lease");
+            cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+            cJSON_AddStringToObject(md, "name", HB_NAME);
+            cJSON_AddStringToObject(md, "namespace", HB_NS);
+            cJSON *lb = cJSON_AddObjectToObject(md, "labels");
+            cJSON_AddStringToObject(lb, "app.kubernetes.io/managed-by",
+                                    "gpufed");
+            cJSON_AddStringToObject(spec, "acquireTime", now_s);
+        }
+        cJSON_AddStringToObject(spec, "renewTime", now_s);
+    }
+    char *body = o != NULL ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    hb->call = call;
+    hb->call_sent_ms = gf_clock_now_ms(hb->clk);
+    int rc = hb->io->send(hb, call, body, body != NULL ? strlen(body) : 0,
+                          (uint64_t)hb->tw_ms);
+    cJSON_free(body);
+    if (rc == 0) {
+        hb->inflight = true;
+        return;
+    }
+    /* Not sent (no client yet, or a bad request): it cannot have landed. */
+    if (call != GF__HB_GET) {
+        hb->n_err++;
+        char why[96];
+        snprintf(why, sizeof(why), "renewal not sent: %s", gf_strerror(rc));
+        if (hb->ever_synced)
+            turn_suspect(hb, why);
+    } else {
+        hb->probe_ok = false;
+    }
+}
+
+static void renew(struct gf__hb *hb)
+{
+    hb_send(hb, hb->rv[0] != '\0' ? GF__HB_PATCH : GF__HB_CREATE);
+}
+
+void gf__hb_check(struct gf__hb *hb)
+{
+    if (hb->paused || !hb->running)
+        return;
+    bool synced = hb->io->synced(hb);
+    if (synced && !hb->ever_synced) {
+        hb->ever_synced = true;
+        /* The first renewal need not wait for the next tick. */
+        if (!hb->suspect && !hb->inflight)
+            renew(hb);
+        return;
+    }
+    if (!synced && hb->ever_synced && !hb->suspect) {
+        turn_suspect(hb, "watches not synced");
+        return;
+    }
+    if (synced && hb->suspect && hb->probe_ok && !hb->inflight) {
+        hb->suspect = false;
+        hb->why[0] = '\0';
+        GF_LOG(hb->lc, GF_LOG_INFO, "member healthy again", "");
+        renew(hb);
+    }
+}
+
+static void tick(struct gf__hb *hb)
+{
+    hb->retried = false;
+    if (hb->inflight)
+        return; /* still out: it answers within Tw, well before D/3 */
+    gf__hb_check(hb);
+    if (hb->inflight)
+        return; /* check renewed */
+    if (hb->suspect)
+        hb_send(hb, GF__HB_GET);
+    else
+        renew(hb);
+}
+
+static void on_tick(struct gf_timer *t)
+{
+    struct gf__hb *hb = t->data;
+    gf_timer_start(&hb->timer, period(hb), on_tick);
+    if (!hb->paused)
+        tick(hb);
+}
+
+void gf__hb_start(struct gf__hb *hb)
+{
+    hb->running = true;
+    gf_timer_start(&hb->timer, period(hb), on_tick);
+}
+
+void gf__hb_stop(struct gf__hb *hb)
+{
+    hb->running = false;
+    gf_timer_stop(&hb->timer);
+}
+
+void gf__hb_pause(struct gf__hb *hb)
+{
+    hb->paused = true;
+}
+
+void gf__hb_resume(struct gf__hb *hb, uint64_t now_ms)
+{
+    hb->paused = false;
+    gf__hb_reset(hb, now_ms);
+}
+
+void gf__hb_reset(struct gf__hb *hb, uint64_t now_ms)
+{
+    hb->sent_ms = now_ms;
+}
+
+bool gf__hb_healthy(const struct gf__hb *hb)
+{
+    return hb->ever_synced && !hb->suspect;
+}
+
+int64_t gf__hb_sent_wall_ms(const struct gf__hb *hb)
+{
+    uint64_t now = gf_clock_now_ms(hb->clk);
+    uint64_t ago = now > hb->sent_ms ? now - hb->sent_ms : 0;
+    return gf_clock_wall_ms(hb->clk) - (int64_t)ago;
+}
+
+static void keep_rv(struct gf__hb *hb, const cJSON *json)
+{
+    const char *rv =
+        gf_json_as_str(GF_JSON_AT(json, "metadata", "resourceVersion"));
+    if (rv != NULL)
+        snprintf(hb->rv, sizeof(hb->rv), "%s", rv);
+}
+
+static void probe_answer(struct gf__hb *hb, int err, const cJSON *json)
+{
+    if (err == 0 || err == GF_ENOTFOUND) {
+        /* The API server answered: reachable. Absent: create next. */
+        hb->rv[0] = '\0';
+        if (err == 0)
+            keep_rv(hb, json);
+        hb->probe_ok = true;
+        gf__hb_check(hb);
+        return;
+    }
+    hb->probe_ok = false;
+}
+
+/* A GET: a probe of a suspect member, or the re-read after a conflict. */
+static void read_answer(struct gf__hb *hb, int err, const cJSON *json)
+{
+    if (hb->suspect) {
+        probe_answer(hb, err, json);
+        return;
+    }
+    /* The re-read after a conflict: renew on what it showed. */
+    if (err == 0 || err == GF_ENOTFOUND) {
+        hb->rv[0] = '\0';
+        if (err == 0)
+            keep_rv(hb, json);
+        if (hb->running && !hb->paused)
+            renew(hb);
+        return;
+    }
+    hb->n_err++;
+    char why[96];
+    snprintf(why, sizeof(why), "heartbeat read failed: %s", gf_strerror(err));
+    turn_suspect(hb, why);
+}
+
+/* A stale resourceVersion (another writer, or a previous process), or a
+ * Lease deleted by hand: read or create once, then renew. These are
+ * refusals: nothing landed. True when that was started. */
+static bool retry_once(struct gf__hb *hb, int err)
+{
+    bool stale = err == GF_ECONFLICT || err == GF_EEXIST;
+    bool gone = err == GF_ENOTFOUND && hb->call == GF__HB_PATCH;
+    if (hb->retried || !hb->running || hb->paused || !(stale || gone))
+        return false;
+    hb->retried = true;
+    if (gone) {
+        hb->rv[0] = '\0';
+        hb_send(hb, GF__HB_CREATE);
+    } else {
+        hb_send(hb, GF__HB_GET);
+    }
+    return true;
+}
+
+void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
+{
+    hb->inflight = false;
+    if (err == GF_ECANCELED) {
+        /* Stopped or paused: a renewal cut off may still have landed. */
+        if (hb->call != GF__HB_GET)
+            hb->sent_ms = hb->call_sent_ms;
+        return;
+    }
+    if (hb->call == GF__HB_GET) {
+        read_answer(hb, err, json);
+        return;
+    }
+    if (err == 0) {
+        hb->sent_ms = hb->call_sent_ms;
+        hb->ok_ms = gf_clock_now_ms(hb->clk);
+        hb->n_ok++;
+        keep_rv(hb, json);
+        return;
+    }
+    if (retry_once(hb, err))
+        return;
+    hb->n_err++;
+    /* A 4xx is a definite refusal; anything else (a timeout, a reset, a
+     * 5xx) may have landed and counts as sent. */
+    if (!(code >= 400 && code < 500))
+        hb->sent_ms = hb->call_sent_ms;
+    char why[96];
+    snprintf(why, sizeof(why), "renewal failed: %s", gf_strerror(err));
+    turn_suspect(hb, why);
+}
+
+/* --- the hub's members --------------------------------------------------- */
+
+/* One call on the wire: the answer goes to its heartbeat. */
+struct hb_call {
+    struct gf_hub *h;
+    struct gf__hb *hb;
+};
+
+static struct gf__member *hb_member(const struct gf__hb *hb)
+{
+    return hb->data;
+}
+
+static void kube_answer(void *data, const struct gf_kube_result *res)
+{
+    struct hb_call *c = data;
+    c->h->inflight_writes--;
+    c->hb->call_handle = NULL;
+    gf__hb_answer(c->hb, res->err, res->http_code, res->json);
+    gf_free(c);
+}
+
+static int kube_send(struct gf__hb *hb, enum gf__hb_call call, const char *body,
+                     size_t len, uint64_t timeout_ms)
+{
+    struct gf__member *m = hb_member(hb);
+    if (m->client == NULL)
+        return -ENOTCONN;
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("leases.coordination.k8s.io", &r);
+    char query[48];
+    snprintf(query, sizeof(query), "timeout=%" PRIu64 "ms", timeout_ms);
+    struct gf_buf b = GF_BUF_INIT(1 << 16);
+    struct gf_kube_op op = {
+        .res = &r, .ns = HB_NS, .query = query, .timeout_ms = timeout_ms};
+    int rc = 0;
+    switch (call) {
+    case GF__HB_GET:
+        op.method = "GET";
+        op.name = HB_NAME;
+        break;
+    case GF__HB_CREATE:
+        op.method = "POST";
+        op.content_type = "application/json";
+        op.body = body;
+        op.body_len = len;
+        break;
+    case GF__HB_PATCH:
+        /* A merge patch of the fields we own, with the resourceVersion of
+         * the last answer: a second writer makes it fail with 409. */
+        rc = gf_kube_patch_body(&b, GF_PATCH_MERGE, body, len, hb->rv);
+        op.method = "PATCH";
+        op.name = HB_NAME;
+        op.content_type = "application/merge-patch+json";
+        op.body = gf_buf_cstr(&b);
+        op.body_len = strlen(gf_buf_cstr(&b));
+        break;
+    }
+    struct hb_call *c = gf_calloc(1, sizeof(*c));
+    c->h = m->hub;
+    c->hb = hb;
+    if (rc == 0)
+        rc = gf_kube_call(m->client, &op, kube_answer, c, &hb->call_handle);
+    gf_buf_free(&b);
+    if (rc != 0) {
+        hb->call_handle = NULL;
+        gf_free(c);
+        return rc;
+    }
+    m->hub->inflight_writes++;
+    return 0;
+}
+
+static bool kube_synced(struct gf__hb *hb)
+{
+    return gf__member_synced(hb_member(hb));
+}
+
+bool gf__member_observed(const struct gf__member *m)
+{
+    const struct gf_hub *h = m->hub;
+    return gf__member_synced(m) && (h->hb == NULL || !h->hb[m->index].suspect);
+}
+
+static const struct gf__hb_io kube_io = {.send = kube_send,
+                                         .synced = kube_synced};
+
+void gf__heartbeat_start(struct gf_hub *h, const char *holder)
+{
+    char host[64] = "gpufed-hub";
+    if (holder == NULL) {
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "gpufed-hub");
+        host[sizeof(host) - 1] = '\0';
+        holder = host;
+    }
+    h->hb = gf_calloc(h->n_members ? h->n_members : 1, sizeof(*h->hb));
+    for (size_t i = 0; i < h->n_members; i++) {
+        struct gf__hb *hb = &h->hb[i];
+        gf__hb_init(hb, &h->clk, &kube_io, h->members[i], &h->members[i]->lc,
+                    holder);
+        gf__hb_set_timing(hb, h->policy->timing.lease_duration_ms,
+                          h->policy->timing.fence_margin_ms);
+        gf__hb_start(hb);
+    }
+}
+
+void gf__heartbeat_stop(struct gf_hub *h)
+{
+    for (size_t i = 0; h->hb != NULL && i < h->n_members; i++) {
+        gf__hb_stop(&h->hb[i]);
+        gf_kube_call_cancel(h->hb[i].call_handle);
+    }
+}
+
+void gf__heartbeat_free(struct gf_hub *h)
+{
+    GF_FREE(h->hb);
+}
+
+void gf__heartbeat_reset(struct gf_hub *h, int64_t now_ms)
+{
+    for (size_t i = 0; h->hb != NULL && i < h->n_members; i++)
+        gf__hb_reset(&h->hb[i], (uint64_t)now_ms);
+}
+
+void gf__heartbeat_pause(struct gf_hub *h)
+{
+    for (size_t i = 0; h->hb != NULL && i < h->n_members; i++) {
+        gf__hb_pause(&h->hb[i]);
+        gf_kube_call_cancel(h->hb[i].call_handle);
+    }
+}
+
+void gf__heartbeat_resume(struct gf_hub *h)
+{
+    uint64_t now = gf_clock_now_ms(&h->clk);
+    for (size_t i = 0; h->hb != NULL && i < h->n_members; i++)
+        gf__hb_resume(&h->hb[i], now);
+}

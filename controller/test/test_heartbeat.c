@@ -1,0 +1,407 @@
+/*
+ * Tests for controller/heartbeat: the per-member heartbeat on the manual
+ * clock, with a scripted member. A fake io records every call (and its
+ * body) and the test answers it as an API server would: the cadence of
+ * D/3, create then patch with the last resourceVersion, suspect on a
+ * failure, no renewal while suspect but a probe every D/3, healthy again
+ * only when a probe was answered and the watches are synced, and the
+ * rules for hb_sent (a renewal that may have landed counts; a refusal
+ * does not).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/file.h"
+#include "common/json.h"
+#include "controller/internal.h"
+
+#define D_MS 3000 /* D/3 = 1000, Tw = min(500, M/2 = 1000) = 500 */
+#define M_MS 2000
+#define MAX_CALLS 64
+
+struct call {
+    enum gf__hb_call kind;
+    uint64_t at, timeout;
+    char body[512];
+};
+
+struct fake {
+    struct gf_clock clk;
+    struct gf__hb hb;
+    struct gf_log_ctx lc;
+    bool synced;
+    int refuse_send; /* send returns this when non-zero */
+    struct call calls[MAX_CALLS];
+    size_t n;
+    int64_t live;
+};
+
+static struct fake F;
+
+static int fake_send(struct gf__hb *hb, enum gf__hb_call call, const char *body,
+                     size_t len, uint64_t timeout_ms)
+{
+    (void)hb;
+    if (F.refuse_send != 0)
+        return F.refuse_send;
+    assert_true(F.n < MAX_CALLS);
+    struct call *c = &F.calls[F.n++];
+    c->kind = call;
+    c->at = gf_clock_now_ms(&F.clk);
+    c->timeout = timeout_ms;
+    snprintf(c->body, sizeof(c->body), "%.*s", (int)len, body ? body : "");
+    return 0;
+}
+
+static bool fake_synced(struct gf__hb *hb)
+{
+    (void)hb;
+    return F.synced;
+}
+
+static const struct gf__hb_io io = {.send = fake_send, .synced = fake_synced};
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&F, 0, sizeof(F));
+    F.live = gf_alloc_live();
+    gf_clock_init_manual(&F.clk, 1000, 1700000000000);
+    F.lc = (struct gf_log_ctx){.comp = "test", .cluster = "west"};
+    gf__hb_init(&F.hb, &F.clk, &io, NULL, &F.lc, "hub-0");
+    gf__hb_set_timing(&F.hb, D_MS, M_MS);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    gf__hb_stop(&F.hb);
+    assert_int_equal(gf_clock_active_timers(&F.clk), 0);
+    gf_clock_close(&F.clk);
+    assert_int_equal(gf_alloc_live(), F.live);
+    return 0;
+}
+
+/* A fresh fixture within one test. */
+static void restart(void **state)
+{
+    teardown(state);
+    setup(state);
+}
+
+/* Answers the last call: 2xx with a Lease at resourceVersion rv. */
+static void answer_ok(const char *rv)
+{
+    char js[128];
+    snprintf(js, sizeof(js), "{\"metadata\":{\"resourceVersion\":\"%s\"}}", rv);
+    cJSON *o = cJSON_Parse(js);
+    gf__hb_answer(&F.hb, 0, 200, o);
+    cJSON_Delete(o);
+}
+
+static void answer_err(int err, long code)
+{
+    gf__hb_answer(&F.hb, err, code, NULL);
+}
+
+static const struct call *last(void)
+{
+    assert_true(F.n > 0);
+    return &F.calls[F.n - 1];
+}
+
+/* Started and synced: the first renewal (a create), answered. */
+static void healthy_with_rv(const char *rv)
+{
+    F.synced = true;
+    gf__hb_start(&F.hb);
+    gf__hb_check(&F.hb);
+    assert_int_equal(F.n, 1);
+    assert_int_equal(last()->kind, GF__HB_CREATE);
+    answer_ok(rv);
+    assert_true(gf__hb_healthy(&F.hb));
+}
+
+static void test_microtime_has_six_fractional_digits(void **state)
+{
+    (void)state;
+    char s[GF__HB_TIME_MAX];
+    gf__hb_microtime(1796534496123, s);
+    assert_string_equal(s, "2026-12-06T05:21:36.123000Z");
+    gf__hb_microtime(1796534496000, s);
+    assert_string_equal(s, "2026-12-06T05:21:36.000000Z");
+    gf__hb_microtime(5, s);
+    assert_string_equal(s, "1970-01-01T00:00:00.005000Z");
+}
+
+/* The Lease a first renewal creates, pinned to
+ * testdata/heartbeat-lease.json, which e2e/test_hub_realk8s.sh creates
+ * and renews on a real kube-apiserver (it validates MicroTime). */
+static void test_created_lease_is_the_pinned_one(void **state)
+{
+    (void)state;
+    gf_clock_advance(&F.clk, 123); /* a fraction of a second */
+    healthy_with_rv("1");
+    char *want = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        gf_file_read("controller/test/testdata/heartbeat-lease.json", 1 << 16,
+                     &want, &len),
+        0);
+    cJSON *a = cJSON_Parse(F.calls[0].body);
+    cJSON *b = cJSON_ParseWithLength(want, len);
+    if (!gf_json_equal(a, b))
+        fail_msg("built %s", F.calls[0].body);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    gf_free(want);
+}
+
+static void test_renews_every_third_of_d_with_create_then_patch(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    const struct call *c = last();
+    /* The whole Lease: holder, D in seconds, MicroTimes. */
+    assert_non_null(strstr(c->body, "\"holderIdentity\":\"hub-0\""));
+    assert_non_null(strstr(c->body, "\"leaseDurationSeconds\":3"));
+    assert_non_null(strstr(c->body, "\"name\":\"gpufed-heartbeat\""));
+    assert_non_null(strstr(c->body, "\"namespace\":\"gpufed-system\""));
+    assert_non_null(strstr(c->body, "\"acquireTime\":\"2023-11-14T22:13:"));
+    assert_non_null(strstr(c->body, ".000000Z\""));
+    assert_int_equal(c->timeout, 500); /* Tw = min(D/6, M/2) */
+    uint64_t t0 = gf_clock_now_ms(&F.clk);
+    for (int i = 1; i <= 5; i++) {
+        gf_clock_advance(&F.clk, 1000);
+        assert_int_equal(F.n, (size_t)i + 1);
+        assert_int_equal(last()->kind, GF__HB_PATCH);
+        assert_int_equal(last()->at - t0, (uint64_t)i * 1000);
+        assert_null(strstr(last()->body, "acquireTime"));
+        assert_non_null(strstr(last()->body, "\"renewTime\":"));
+        answer_ok("8");
+        assert_int_equal(F.hb.sent_ms, last()->at);
+        assert_int_equal(F.hb.ok_ms, last()->at);
+    }
+    assert_int_equal(F.hb.n_ok, 6);
+    assert_int_equal(F.hb.n_err, 0);
+    assert_string_equal(F.hb.rv, "8");
+}
+
+static void test_conflict_rereads_then_renews(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    uint64_t sent_before = F.hb.sent_ms;
+    answer_err(GF_ECONFLICT, 409);
+    /* A refusal: nothing landed. */
+    assert_int_equal(F.hb.sent_ms, sent_before);
+    assert_int_equal(last()->kind, GF__HB_GET);
+    answer_ok("12");
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    assert_string_equal(F.hb.rv, "12");
+    answer_ok("13");
+    assert_true(gf__hb_healthy(&F.hb));
+    assert_int_equal(F.hb.n_err, 0);
+    /* A create that finds the Lease there reads it, then patches. */
+    restart(state);
+    F.synced = true;
+    gf__hb_start(&F.hb);
+    gf__hb_check(&F.hb);
+    assert_int_equal(last()->kind, GF__HB_CREATE);
+    answer_err(GF_EEXIST, 409);
+    assert_int_equal(last()->kind, GF__HB_GET);
+    answer_ok("3");
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    answer_ok("4");
+    assert_true(gf__hb_healthy(&F.hb));
+}
+
+static void test_failure_makes_suspect_and_stops_renewals(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    gf_clock_advance(&F.clk, 1000);
+    uint64_t sent = last()->at;
+    answer_err(GF_ETIMEDOUT, 0);
+    assert_true(F.hb.suspect);
+    assert_false(gf__hb_healthy(&F.hb));
+    /* A timeout may have landed: it counts as sent. */
+    assert_int_equal(F.hb.sent_ms, sent);
+    assert_int_equal(F.hb.n_err, 1);
+    /* Suspect: only probes, one each D/3, never a renewal. */
+    size_t n0 = F.n;
+    for (int i = 1; i <= 4; i++) {
+        gf_clock_advance(&F.clk, 1000);
+        assert_int_equal(F.n, n0 + (size_t)i);
+        assert_int_equal(last()->kind, GF__HB_GET);
+        assert_int_equal(last()->timeout, 500);
+        answer_err(GF_ETIMEDOUT, 0);
+    }
+    assert_true(F.hb.suspect);
+    assert_int_equal(F.hb.sent_ms, sent); /* probes are not renewals */
+}
+
+static void test_refusal_does_not_count_as_sent(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    uint64_t first = F.hb.sent_ms;
+    gf_clock_advance(&F.clk, 1000);
+    answer_err(GF_EFORBIDDEN, 403);
+    assert_true(F.hb.suspect);
+    assert_int_equal(F.hb.sent_ms, first);
+    /* A 5xx may have been applied before the server failed. */
+    restart(state);
+    healthy_with_rv("7");
+    gf_clock_advance(&F.clk, 1000);
+    uint64_t at = last()->at;
+    gf_clock_advance(&F.clk, 400);
+    answer_err(GF_ESERVER, 503);
+    assert_int_equal(F.hb.sent_ms, at);
+}
+
+static void test_probe_and_sync_make_healthy_again(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    gf_clock_advance(&F.clk, 1000);
+    answer_err(GF_ETRANSPORT, 0);
+    assert_true(F.hb.suspect);
+    /* The probe is answered, but the watches have not synced again. */
+    F.synced = false;
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(last()->kind, GF__HB_GET);
+    size_t n = F.n;
+    answer_ok("9");
+    assert_true(F.hb.suspect);
+    assert_int_equal(F.n, n); /* no renewal yet */
+    /* The watches sync: healthy, renewed at once with what the probe
+     * read. */
+    F.synced = true;
+    gf__hb_check(&F.hb);
+    assert_false(F.hb.suspect);
+    assert_int_equal(F.n, n + 1);
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    answer_ok("10");
+    assert_true(gf__hb_healthy(&F.hb));
+    assert_int_equal(F.hb.sent_ms, last()->at);
+}
+
+static void test_watches_lost_make_suspect(void **state)
+{
+    (void)state;
+    /* Before the first sync the member is not suspect, only unknown. */
+    gf__hb_start(&F.hb);
+    gf__hb_check(&F.hb);
+    assert_false(F.hb.suspect);
+    assert_false(gf__hb_healthy(&F.hb));
+    F.n = 0;
+    gf_clock_advance(&F.clk, 1000);
+    answer_ok("1"); /* the tick's renewal */
+    F.synced = true;
+    gf__hb_check(&F.hb);
+    /* first sync: renewed at once */
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    answer_ok("2");
+    assert_true(gf__hb_healthy(&F.hb));
+    F.synced = false;
+    gf__hb_check(&F.hb);
+    assert_true(F.hb.suspect);
+    assert_string_equal(F.hb.why, "watches not synced");
+    size_t n = F.n;
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n + 1);
+    assert_int_equal(last()->kind, GF__HB_GET);
+    answer_ok("2");
+    F.synced = true;
+    gf__hb_check(&F.hb);
+    assert_true(gf__hb_healthy(&F.hb));
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    answer_ok("3");
+}
+
+static void test_pause_writes_nothing_and_resume_resets_sent(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    gf__hb_pause(&F.hb);
+    size_t n = F.n;
+    gf_clock_advance(&F.clk, 5000);
+    assert_int_equal(F.n, n);
+    gf__hb_resume(&F.hb, gf_clock_now_ms(&F.clk));
+    assert_int_equal(F.hb.sent_ms, gf_clock_now_ms(&F.clk));
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n + 1);
+    answer_ok("8");
+    /* hb_sent on the wall clock follows the monotonic one. */
+    gf_clock_advance(&F.clk, 250);
+    assert_int_equal(gf__hb_sent_wall_ms(&F.hb),
+                     gf_clock_wall_ms(&F.clk) - 250);
+}
+
+static void test_cancelled_renewal_may_have_landed(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    gf_clock_advance(&F.clk, 1000);
+    uint64_t at = last()->at;
+    gf__hb_pause(&F.hb);
+    gf_clock_advance(&F.clk, 100);
+    answer_err(GF_ECANCELED, 0); /* the pause cut it off */
+    assert_int_equal(F.hb.sent_ms, at);
+    assert_false(F.hb.suspect); /* not a failure of the member */
+}
+
+static void test_unsent_renewal_is_not_sent(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    uint64_t sent = F.hb.sent_ms;
+    F.refuse_send = -ENOTCONN;
+    gf_clock_advance(&F.clk, 1000);
+    assert_true(F.hb.suspect);
+    assert_int_equal(F.hb.sent_ms, sent);
+    F.refuse_send = 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_microtime_has_six_fractional_digits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_created_lease_is_the_pinned_one,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_renews_every_third_of_d_with_create_then_patch, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_rereads_then_renews,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_failure_makes_suspect_and_stops_renewals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_does_not_count_as_sent,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_probe_and_sync_make_healthy_again,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watches_lost_make_suspect, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_pause_writes_nothing_and_resume_resets_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_renewal_may_have_landed,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsent_renewal_is_not_sent, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
