@@ -54,9 +54,16 @@ static int readyz(void *data, struct gf_buf *body, const char **ct)
     bool ready = h->leases != NULL && gf_store_has_synced(h->leases);
     if (!ready)
         gf_buf_puts(body, "quotaleases: not synced\n");
+    /* Ready once every member has synced once (the pass's gate): a
+     * member partitioned later is reported, not a reason to take the hub
+     * out of its Service; its leases are Suspect and the hub goes on. */
     for (size_t i = 0; i < h->n_members; i++) {
-        if (!gf__member_synced(h->members[i])) {
-            gf_buf_printf(body, "member %s: not synced\n", h->members[i]->name);
+        const struct gf__member *m = h->members[i];
+        const struct gf__hb *hb = h->hb != NULL ? &h->hb[i] : NULL;
+        if (hb != NULL && hb->ever_synced && hb->suspect)
+            gf_buf_printf(body, "member %s: suspect: %s\n", m->name, hb->why);
+        else if ((hb == NULL || !hb->ever_synced) && !gf__member_synced(m)) {
+            gf_buf_printf(body, "member %s: not synced\n", m->name);
             ready = false;
         }
     }

@@ -263,6 +263,11 @@ metric_is 'gpufed_member_suspect{member="west"}' 1 || fail "west not suspect in 
 lent=$(metric 'gpufed_quota{member="west",cluster_queue="ml-gpu",flavor="a100",resource="nvidia.com/gpu",kind="lent"}')
 [ "$lent" = 4 ] || fail "west lent during the partition: '$lent'"
 grep -q 'cluster=west msg="member suspect"' "$work/hub.log" || fail "suspect not logged"
+# /readyz names the suspect member and stays 200: one partitioned member
+# does not take the hub out of service.
+rz_code=$(curl -s -o "$work/readyz" -w '%{http_code}' "http://127.0.0.1:$hport/readyz")
+[ "$rz_code" = 200 ] || fail "/readyz $rz_code during the partition: $(cat "$work/readyz")"
+grep -q '^member west: suspect: ' "$work/readyz" || fail "/readyz does not name west: $(cat "$work/readyz")"
 # A Job that would prefer west (8 GPUs) goes elsewhere or waits.
 job part-2 2 10s
 hb_frozen=$(hb_time)
