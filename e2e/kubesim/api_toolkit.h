@@ -162,6 +162,14 @@ int gf__ks_crd_check(struct gf_ks_api *api, const cJSON *crd,
                      struct gf_ks_status *err);
 
 /*
+ * The checks of built-in types' registry strategies (api_rules.c): 0, or
+ * the server's 400/422 in err. patched: obj is the result of a PATCH.
+ */
+int gf__ks_builtin_check(const struct gf_ks_rtype *t, const cJSON *obj,
+                         const char *name, bool patched,
+                         struct gf_ks_status *err);
+
+/*
  * Deletes every object of the type a CRD defines, before the CRD itself
  * is deleted, so that watchers see them go (the cleanup finalizer's job).
  */

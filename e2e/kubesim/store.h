@@ -92,6 +92,14 @@ struct gf_ks_rtype {
      * (batch/v1 Job keeps this legacy default), false is background.
      */
     bool default_orphan;
+    /*
+     * The registry strategies' choices, false for custom resources:
+     * no_generation for types without metadata.generation (ConfigMaps,
+     * Leases, ...); unconditional_update for types whose PUT may omit
+     * metadata.resourceVersion (not custom resources, Leases or CRDs).
+     */
+    bool no_generation;
+    bool unconditional_update;
     /* "group/resource" ("/namespaces" for core), the registry key. */
     char *gr;
 };

@@ -442,7 +442,9 @@ static void init_meta(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                                           "resourceVersion", "selfLink"};
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
         cJSON_DeleteItemFromObjectCaseSensitive(m, dropped[i]);
-    set_item(m, "generation", cJSON_CreateNumber(1));
+    /* Only strategies that track spec changes set a generation. */
+    if (!t->no_generation)
+        set_item(m, "generation", cJSON_CreateNumber(1));
     if (t->has_status && sub == GF_KS_MAIN)
         cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
     if (strcmp(t->gr, NS_GR) == 0)
@@ -607,7 +609,7 @@ static int merge_main(const struct gf_ks_rtype *t, const char *name,
         copy_key(obj, old, "spec");
         copy_key(obj, old, "status");
     }
-    if (spec_changed(old, obj, t->has_status)) {
+    if (!t->no_generation && spec_changed(old, obj, t->has_status)) {
         int64_t g = 1;
         gf_json_int(old, "metadata.generation", &g);
         set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
@@ -872,23 +874,26 @@ int gf_ks_store_delete(struct gf_ks_store *st, const struct gf_ks_rtype *t,
         rc = not_found(tab, name, err);
         return gf__ks_st_leave(st, rc);
     }
+    /* The storage layer's words; it names the kind, not the resource. */
     char why[256];
     if (o->uid != NULL && o->uid[0] != '\0' && strcmp(o->uid, e->uid) != 0) {
         snprintf(why, sizeof(why),
-                 "Precondition failed: UID in precondition: %s, UID in "
-                 "object meta: %s",
+                 "the UID in the precondition (%s) does not match the UID "
+                 "in record (%s). The object might have been deleted and "
+                 "then recreated",
                  o->uid, e->uid);
-        rc = gf_ks_status_conflict(err, t->group, t->resource, name, why);
+        rc = gf_ks_status_conflict(err, t->group, t->kind, name, why);
         return gf__ks_st_leave(st, rc);
     }
     char cur[24];
     fmt_rv(e->obj, cur);
     if (o->rv != NULL && o->rv[0] != '\0' && strcmp(o->rv, cur) != 0) {
         snprintf(why, sizeof(why),
-                 "Precondition failed: ResourceVersion in precondition: %s, "
-                 "ResourceVersion in object meta: %s",
+                 "the ResourceVersion in the precondition (%s) does not "
+                 "match the ResourceVersion in record (%s). The object "
+                 "might have been modified",
                  o->rv, cur);
-        rc = gf_ks_status_conflict(err, t->group, t->resource, name, why);
+        rc = gf_ks_status_conflict(err, t->group, t->kind, name, why);
         return gf__ks_st_leave(st, rc);
     }
     bool g = false;

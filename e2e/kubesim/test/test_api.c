@@ -475,7 +475,12 @@ static void test_delete_options(void **state)
             "\"preconditions\":{\"uid\":\"other\"}}",
             409);
     assert_status(o, 409, "Conflict");
-    assert_non_null(strstr(str(o, "message"), "Precondition failed"));
+    /* The storage layer's words, naming the kind (not the resource). */
+    assert_non_null(strstr(str(o, "message"),
+                           "Operation cannot be fulfilled on ConfigMap \"f\": "
+                           "the UID in the precondition (other) does not "
+                           "match the UID in record"));
+    assert_string_equal(str(o, "details.kind"), "ConfigMap");
     cJSON_Delete(o);
     o = req(&k, "DELETE", CM_PATH "/f?propagationPolicy=Sideways", NULL, 422);
     assert_status(o, 422, "Invalid");
