@@ -223,6 +223,14 @@ bool gf__ks_builtin(const struct gf_ks_rtype *t)
     return false;
 }
 
+bool gf__ks_builtin_group(const char *group)
+{
+    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+        if (strcmp(builtins[i].group, group) == 0)
+            return true;
+    return false;
+}
+
 bool gf__ks_review(const struct gf_ks_rtype *t)
 {
     return strcmp(t->group, "authorization.k8s.io") == 0 &&

@@ -59,9 +59,9 @@ static bool micro_time_ok(const char *v, char *why, size_t cap)
     const char *elem = NULL;
     for (size_t i = 0; i < sizeof(micro_elems) / sizeof(micro_elems[0]); i++) {
         const struct elem *e = &micro_elems[i];
-        bool ok = e->digits > 0 ? strlen(p) >= (size_t)e->digits &&
-                                      digits(p, e->digits)
-                                : p[0] == e->layout[0];
+        bool ok = e->digits > 0
+                      ? strlen(p) >= (size_t)e->digits && digits(p, e->digits)
+                      : p[0] == e->layout[0];
         if (!ok) {
             elem = e->layout;
             break;
@@ -81,8 +81,10 @@ static bool micro_time_ok(const char *v, char *why, size_t cap)
         }
         elem = "Z07:00";
     }
-    snprintf(why, cap, "parsing time \"%s\" as \"%s\": cannot parse \"%s\" "
-             "as \"%s\"", v, MICRO_LAYOUT, p, elem);
+    snprintf(why, cap,
+             "parsing time \"%s\" as \"%s\": cannot parse \"%s\" "
+             "as \"%s\"",
+             v, MICRO_LAYOUT, p, elem);
     return false;
 }
 
@@ -123,17 +125,16 @@ static int invalid_int(const struct gf_ks_rtype *t, const char *name,
 {
     char msg[160];
     snprintf(msg, sizeof(msg), "Invalid value: %lld: %s", v, rule);
-    int rc = gf_ks_status_set(err, 422, "Invalid",
-                              "%s.%s \"%s\" is invalid: %s: %s", t->kind,
-                              t->group, name, field, msg);
+    int rc =
+        gf_ks_status_set(err, 422, "Invalid", "%s.%s \"%s\" is invalid: %s: %s",
+                         t->kind, t->group, name, field, msg);
     gf_ks_status_details(err, name, t->group, t->kind);
     gf_ks_status_cause(err, "FieldValueInvalid", msg, field);
     return rc;
 }
 
 static int lease_check(const struct gf_ks_rtype *t, const cJSON *obj,
-                       const char *name, bool patched,
-                       struct gf_ks_status *err)
+                       const char *name, bool patched, struct gf_ks_status *err)
 {
     static const char *const times[] = {"acquireTime", "renewTime"};
     char why[512];

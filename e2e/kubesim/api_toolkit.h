@@ -135,6 +135,12 @@ void gf__ks_reply_obj(const struct gf__ks_rreq *r, int code,
                       const struct gf_ks_obj *o);
 /* Fills err with the server's 404 for a path it does not serve. */
 int gf__ks_not_found_path(struct gf_ks_status *err);
+/*
+ * The plain-text 404 of a path no API group serves (an unknown group or
+ * version, a discovery path that does not exist): Go's http.NotFound,
+ * not a Status.
+ */
+void gf__ks_reply_not_found_text(const struct gf_ks_api_out *out);
 
 /* Appends a List of l's items (kind, apiVersion, metadata) to b. */
 int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
@@ -145,6 +151,8 @@ int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
 /* Types (api_builtin.c, api_crd.c). */
 /* True for a type that api_builtin.c registered. */
 bool gf__ks_builtin(const struct gf_ks_rtype *t);
+/* True for a group that some built-in type belongs to ("" for core). */
+bool gf__ks_builtin_group(const char *group);
 /*
  * True for SelfSubjectAccessReview: a create-only type that answers from
  * the authorizer and stores nothing (api_review.c).

@@ -199,12 +199,19 @@ struct gf_ks_list_opts {
     const struct gf_ks_selector *field; /* metadata.name/.namespace */
     size_t limit;                       /* 0 = no limit */
     const char *cont;                   /* continue token from a page */
+    /*
+     * 0: the current state. Otherwise the state at exactly this
+     * resourceVersion, rebuilt from the watch cache (410 Expired once
+     * it has left it, 504 when it is in the future). A continue token
+     * carries the version of its first page, which its pages keep.
+     */
+    uint64_t at_rv;
 };
 
 struct gf_ks_list {
     struct gf_ks_obj **items; /* refs held; sorted by namespace, name */
     size_t n;
-    uint64_t rv;      /* the store's resourceVersion at the list */
+    uint64_t rv;      /* the resourceVersion the list was served at */
     char *cont;       /* owned; NULL when this is the last page */
     size_t remaining; /* items after this page (remainingItemCount) */
 };

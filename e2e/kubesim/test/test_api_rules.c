@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "common/buf.h"
 #include "common/json.h"
 #include "e2e/kubesim/test/api_testkit.h"
 #include "kubeclient/global.h"
@@ -86,11 +87,11 @@ static void test_lease_microtime(void **state)
           "time \"yesterday\" as \"2006-01-02T15:04:05.000000Z07:00\": "
           "cannot parse \"yesterday\" as \"2006\"");
     /* A patch that leaves a bad time: 422 naming "patch". */
-    cJSON *j = ks_apitk_json(&k, "PATCH", LEASES "/ok",
-                             "application/merge-patch+json",
-                             "{\"spec\":{\"renewTime\":\"2026-12-06T05:21:"
-                             "56Z\"}}",
-                             NULL);
+    cJSON *j =
+        ks_apitk_json(&k, "PATCH", LEASES "/ok", "application/merge-patch+json",
+                      "{\"spec\":{\"renewTime\":\"2026-12-06T05:21:"
+                      "56Z\"}}",
+                      NULL);
     assert_string_equal(str(j, "reason"), "Invalid");
     assert_string_equal(cause_field(j), "patch");
     assert_non_null(strstr(str(j, "message"), "cannot parse \"Z\" as"));
@@ -153,9 +154,9 @@ static void test_write_rules(void **state)
     struct ks_apitk_cluster k;
     ks_apitk_start(&k, NULL);
     widget_crd(&k);
-    cJSON *j = req(&k, "POST", WIDGETS,
-                   "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"size\":1}}",
-                   201);
+    cJSON *j =
+        req(&k, "POST", WIDGETS,
+            "{\"metadata\":{\"name\":\"w\"},\"spec\":{\"size\":1}}", 201);
     int64_t gen = 0;
     assert_int_equal(gf_json_int(j, "metadata.generation", &gen), 0);
     assert_int_equal(gen, 1); /* custom resources keep one */
@@ -225,6 +226,50 @@ static void test_write_rules(void **state)
     ks_apitk_stop(&k);
 }
 
+static void test_list_rules(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    cJSON *j = req(&k, "POST", CMS, "{\"metadata\":{\"name\":\"a\"}}", 201);
+    char target[256];
+    snprintf(target, sizeof(target), CMS "?limit=1&resourceVersion=%s",
+             str(j, "metadata.resourceVersion"));
+    char rv_a[24];
+    snprintf(rv_a, sizeof(rv_a), "%s", str(j, "metadata.resourceVersion"));
+    cJSON_Delete(j);
+    cJSON_Delete(req(&k, "POST", CMS, "{\"metadata\":{\"name\":\"b\"}}", 201));
+    /* limit with a version: served exactly there, as etcd serves it. */
+    j = req(&k, "GET", target, NULL, 200);
+    assert_string_equal(str(j, "metadata.resourceVersion"), rv_a);
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(j, "items")), 1);
+    assert_null(gf_json_path(j, "metadata.continue"));
+    cJSON_Delete(j);
+    /* Without limit, a lower bound: the current state. */
+    snprintf(target, sizeof(target), CMS "?resourceVersion=%s", rv_a);
+    j = req(&k, "GET", target, NULL, 200);
+    assert_int_equal(cJSON_GetArraySize(gf_json_path(j, "items")), 2);
+    cJSON_Delete(j);
+    j = req(&k, "GET", CMS "?resourceVersionMatch=Exact", NULL, 422);
+    assert_string_equal(cause_field(j), "resourceVersionMatch");
+    assert_string_equal(str(j, "details.kind"), "ListOptions");
+    cJSON_Delete(j);
+    /* Paths no built-in group serves: the mux's plain-text 404. */
+    struct ks_apitk_resp r;
+    ks_apitk_resp_init(&r);
+    assert_int_equal(
+        ks_apitk_do(&k, &r, "GET", "/apis/nope.io/v1/things", NULL, NULL, NULL),
+        404);
+    assert_string_equal(gf_buf_cstr(&r.body), "404 page not found\n");
+    assert_string_equal(r.ctype, "text/plain; charset=utf-8");
+    ks_apitk_resp_free(&r);
+    /* The built-in groups' router: a Status with empty details. */
+    j = req(&k, "GET", "/api/v1/namespaces/default/gizmos", NULL, 404);
+    assert_non_null(gf_json_path(j, "details"));
+    cJSON_Delete(j);
+    ks_apitk_stop(&k);
+}
+
 int main(void)
 {
     gf_kube_global_init();
@@ -232,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_lease_microtime),
         cmocka_unit_test(test_lease_fields),
         cmocka_unit_test(test_write_rules),
+        cmocka_unit_test(test_list_rules),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_kube_global_cleanup();
