@@ -617,13 +617,21 @@ static int parse_propagation(const char *s, enum gf_ks_propagation *p,
         *p = GF_KS_PROP_BACKGROUND;
     else if (strcmp(s, "Orphan") == 0)
         *p = GF_KS_PROP_ORPHAN;
-    else
-        return gf_ks_status_set(err, 422, "Invalid",
-                                "DeleteOptions.meta.k8s.io \"\" is invalid: "
-                                "propagationPolicy: Unsupported value: "
-                                "\"%s\": supported values: \"Foreground\", "
-                                "\"Background\", \"Orphan\", \"nil\"",
-                                s);
+    else {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "Unsupported value: \"%s\": supported values: "
+                 "\"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                 s);
+        int rc = gf_ks_status_set(err, 422, "Invalid",
+                                  "DeleteOptions.meta.k8s.io \"\" is invalid: "
+                                  "propagationPolicy: %s",
+                                  msg);
+        gf_ks_status_details(err, "", "meta.k8s.io", "DeleteOptions");
+        gf_ks_status_cause(err, "FieldValueNotSupported", msg,
+                           "propagationPolicy");
+        return rc;
+    }
     return 0;
 }
 

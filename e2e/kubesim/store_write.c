@@ -777,7 +777,7 @@ void gf__ks_st_drop_owner_ref(struct gf_ks_store *st, struct gf__ks_st_entry *d,
 }
 
 /* Removes the ownerReference to owner_uid from every dependent. */
-static void orphan_dependents(struct gf_ks_store *st, const char *owner_uid)
+void gf__ks_st_orphan_dependents(struct gf_ks_store *st, const char *owner_uid)
 {
     for (;;) {
         struct gf__ks_st_uidrec *u = gf__ks_st_uid_find(st, owner_uid);
@@ -795,10 +795,20 @@ static enum gf_ks_propagation resolve_prop(const struct gf_ks_rtype *t,
     return t->default_orphan ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
 }
 
+static void add_finalizer(cJSON *m, const char *f)
+{
+    cJSON *fins = cJSON_GetObjectItemCaseSensitive(m, "finalizers");
+    if (!cJSON_IsArray(fins)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "finalizers");
+        fins = cJSON_AddArrayToObject(m, "finalizers");
+    }
+    cJSON_AddItemToArray(fins, cJSON_CreateString(f));
+}
+
 struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
                                          struct gf__ks_st_entry *e,
                                          enum gf_ks_propagation prop,
-                                         bool *gone)
+                                         bool requested, bool *gone)
 {
     cJSON *j = gf_ks_obj_parse(e->obj);
     if (gf_json_path(j, "metadata.deletionTimestamp") != NULL) {
@@ -807,11 +817,13 @@ struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
         gf__ks_st_keep(st, e->obj);
         return e->obj;
     }
-    if (prop == GF_KS_PROP_ORPHAN)
-        orphan_dependents(st, e->uid);
+    bool orphan = prop == GF_KS_PROP_ORPHAN && requested;
+    if (prop == GF_KS_PROP_ORPHAN && !requested)
+        gf__ks_st_orphan_dependents(st, e->uid);
     bool is_ns = strcmp(e->tab->t->gr, NS_GR) == 0;
-    bool fg = prop == GF_KS_PROP_FOREGROUND && has_dependents(st, e->uid);
-    if (!gf__ks_st_has_finalizers(j) && !fg && !is_ns) {
+    bool fg = prop == GF_KS_PROP_FOREGROUND &&
+              (requested || has_dependents(st, e->uid));
+    if (!gf__ks_st_has_finalizers(j) && !fg && !orphan && !is_ns) {
         *gone = true;
         return gf__ks_st_remove_now(st, e, j, prop);
     }
@@ -825,14 +837,10 @@ struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
     int64_t g = 0;
     if (gf_json_int(m, "generation", &g) == 0 && g > 0)
         set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
-    if (fg) {
-        cJSON *fins = cJSON_GetObjectItemCaseSensitive(m, "finalizers");
-        if (!cJSON_IsArray(fins)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(m, "finalizers");
-            fins = cJSON_AddArrayToObject(m, "finalizers");
-        }
-        cJSON_AddItemToArray(fins, cJSON_CreateString(GF__KS_FG_FINALIZER));
-    }
+    if (fg)
+        add_finalizer(m, GF__KS_FG_FINALIZER);
+    if (orphan)
+        add_finalizer(m, GF__KS_ORPHAN_FINALIZER);
     if (is_ns) {
         cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
         if (cJSON_IsObject(status))
@@ -845,6 +853,8 @@ struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
     if (fg)
         gf__ks_st_gc_queue(st, GF__KS_GC_DEPENDENTS, GF_KS_PROP_FOREGROUND,
                            uid);
+    if (orphan)
+        gf__ks_st_gc_queue(st, GF__KS_GC_ORPHAN, GF_KS_PROP_DEFAULT, uid);
     if (is_ns)
         gf__ks_st_gc_queue(st, GF__KS_GC_NAMESPACE, GF_KS_PROP_DEFAULT, name);
     gf_free(uid);
@@ -897,8 +907,8 @@ int gf_ks_store_delete(struct gf_ks_store *st, const struct gf_ks_rtype *t,
         return gf__ks_st_leave(st, rc);
     }
     bool g = false;
-    struct gf_ks_obj *res =
-        gf__ks_st_delete_entry(st, e, resolve_prop(t, o->propagation), &g);
+    struct gf_ks_obj *res = gf__ks_st_delete_entry(
+        st, e, resolve_prop(t, o->propagation), true, &g);
     if (out != NULL)
         *out = res;
     if (gone != NULL)

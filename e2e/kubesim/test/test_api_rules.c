@@ -270,6 +270,40 @@ static void test_list_rules(void **state)
     ks_apitk_stop(&k);
 }
 
+static void test_delete_policies(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    static const struct {
+        const char *policy, *finalizer;
+    } cases[] = {{"Foreground", "foregroundDeletion"}, {"Orphan", "orphan"}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON_Delete(
+            req(&k, "POST", CMS, "{\"metadata\":{\"name\":\"c\"}}", 201));
+        char body[128];
+        snprintf(body, sizeof(body), "{\"propagationPolicy\":\"%s\"}",
+                 cases[i].policy);
+        /* The answer is the object, marked with the policy's finalizer. */
+        cJSON *j = req(&k, "DELETE", CMS "/c", body, 200);
+        assert_string_equal(str(j, "kind"), "ConfigMap");
+        assert_non_null(gf_json_path(j, "metadata.deletionTimestamp"));
+        const cJSON *f = gf_json_path(j, "metadata.finalizers");
+        assert_int_equal(cJSON_GetArraySize(f), 1);
+        assert_string_equal(cJSON_GetArrayItem(f, 0)->valuestring,
+                            cases[i].finalizer);
+        cJSON_Delete(j);
+        /* Then the collector finishes. */
+        cJSON_Delete(req(&k, "GET", CMS "/c", NULL, 404));
+    }
+    cJSON *j =
+        req(&k, "DELETE", CMS "/c?propagationPolicy=Sideways", NULL, 422);
+    assert_string_equal(cause_field(j), "propagationPolicy");
+    assert_string_equal(str(j, "details.kind"), "DeleteOptions");
+    cJSON_Delete(j);
+    ks_apitk_stop(&k);
+}
+
 int main(void)
 {
     gf_kube_global_init();
@@ -278,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_lease_fields),
         cmocka_unit_test(test_write_rules),
         cmocka_unit_test(test_list_rules),
+        cmocka_unit_test(test_delete_policies),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_kube_global_cleanup();
