@@ -207,6 +207,8 @@ static void handle(struct gf_ks_api *api, struct gf__ks_rreq *r,
                    struct gf_ks_api_call **call, struct gf_ks_status *err)
 {
     int rc = gf__ks_req_parse(r, err);
+    const char *fv = gf__ks_param(r, "fieldValidation");
+    api->warn_unknown = fv == NULL || fv[0] == '\0' || strcmp(fv, "Warn") == 0;
     /* An unknown method on a resource has no verb to authorize. */
     if (rc == 0 && r->resource_request && r->verb == NULL)
         rc = gf_ks_status_set(err, 405, "MethodNotAllowed",
@@ -246,7 +248,9 @@ void gf_ks_api_handle(struct gf_ks_api *api, const struct gf_ks_api_req *req,
     r->out = out;
     struct gf_ks_status err;
     gf_ks_status_init(&err);
+    api->out_now = out;
     handle(api, r, call, &err);
+    api->out_now = NULL;
     gf_ks_status_clear(&err);
     gf__ks_req_done(r);
     gf_free(r);

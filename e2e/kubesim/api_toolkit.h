@@ -54,6 +54,13 @@ struct gf_ks_api {
     struct gf_ks_observer *crd_observer;
     struct gf_list calls; /* open watches (struct gf_ks_api_call) */
     size_t ncalls;
+    /*
+     * The request being served (requests are served one at a time, on
+     * the loop): where warnings go, and whether unknown fields get one
+     * (fieldValidation Warn, the server's default).
+     */
+    const struct gf_ks_api_out *out_now;
+    bool warn_unknown;
 };
 
 /* One query parameter, percent-decoded. */
@@ -147,6 +154,12 @@ int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
                      const struct gf_ks_list *l);
 
 /* ---- shared by handlers ----------------------------------------------- */
+
+/*
+ * Adds a Warning header (code 299, as the API server writes them) to the
+ * answer of the request being served.
+ */
+void gf__ks_warn(struct gf_ks_api *api, const char *text);
 
 /* Types (api_builtin.c, api_crd.c). */
 /* True for a type that api_builtin.c registered. */

@@ -132,11 +132,11 @@ static int fix_type_meta(const struct gf_ks_rtype *t,
     return 0;
 }
 
-/* Appends `unknown field "PATH"` for each field of a that b lacks. */
+/* Adds the path of each field of a that b lacks to the array out. */
 static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
-                          struct gf_buf *out, int depth)
+                          cJSON *out, int depth)
 {
-    if (depth > 64 || out->len > 900)
+    if (depth > 64 || cJSON_GetArraySize(out) >= 32)
         return;
     char sub[512];
     int i = 0;
@@ -154,8 +154,7 @@ static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
         }
         i++;
         if (y == NULL && !cJSON_IsNull(x))
-            gf_buf_printf(out, "%sunknown field \"%s\"",
-                          out->len > 0 ? ", " : "", sub);
+            cJSON_AddItemToArray(out, cJSON_CreateString(sub));
         else if (y != NULL && (cJSON_IsObject(x) || cJSON_IsArray(x)))
             pruned_fields(x, y, sub, out, depth + 1);
     }
@@ -166,25 +165,43 @@ static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
  * Unknown fields are pruned, or with fieldValidation=Strict refused as the
  * server's strict decoder refuses them (400).
  */
-static int validate(const struct gf_ks_rtype *t,
+static int validate(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                     const struct gf_ks_version *ver, cJSON *obj,
                     const char *name, bool strict, struct gf_ks_status *err)
 {
     if (ver->schema == NULL)
         return 0;
-    cJSON *before = strict ? cJSON_Duplicate(obj, true) : NULL;
+    bool warn = !strict && api->warn_unknown;
+    cJSON *before = strict || warn ? cJSON_Duplicate(obj, true) : NULL;
     int rc = gf_ks_schema_validate(ver->schema, obj, t->kind, t->group,
                                    name != NULL ? name : "", err);
-    if (rc == 0 && before != NULL) {
-        struct gf_buf b = GF_BUF_INIT(4096);
-        pruned_fields(before, obj, "", &b, 0);
-        if (b.len > 0)
-            rc = gf_ks_status_set(err, 400, "BadRequest",
-                                  "%s in version \"%s\" cannot be handled as "
-                                  "a %s: strict decoding error: %s",
-                                  t->kind, ver->name, t->kind, gf_buf_cstr(&b));
-        gf_buf_free(&b);
+    cJSON *pruned = cJSON_CreateArray();
+    if (rc == 0 && before != NULL)
+        pruned_fields(before, obj, "", pruned, 0);
+    struct gf_buf b = GF_BUF_INIT(4096);
+    const cJSON *p;
+    cJSON_ArrayForEach(p, pruned)
+    {
+        gf_buf_reset(&b);
+        gf_buf_printf(&b, "unknown field \"%s\"", p->valuestring);
+        /* The server's default (Warn): one Warning per field, stored. */
+        if (warn)
+            gf__ks_warn(api, gf_buf_cstr(&b));
     }
+    if (strict && cJSON_GetArraySize(pruned) > 0) {
+        gf_buf_reset(&b);
+        cJSON_ArrayForEach(p, pruned)
+        {
+            gf_buf_printf(&b, "%sunknown field \"%s\"", b.len > 0 ? ", " : "",
+                          p->valuestring);
+        }
+        rc = gf_ks_status_set(err, 400, "BadRequest",
+                              "%s in version \"%s\" cannot be handled as a "
+                              "%s: strict decoding error: %s",
+                              t->kind, ver->name, t->kind, gf_buf_cstr(&b));
+    }
+    gf_buf_free(&b);
+    cJSON_Delete(pruned);
     cJSON_Delete(before);
     return rc;
 }
@@ -212,7 +229,7 @@ static int check_write_patched(struct gf_ks_api *api,
     if (rc == 0)
         rc = gf__ks_builtin_check(t, obj, name, patched, err);
     if (rc == 0)
-        rc = validate(t, ver, obj, name, strict, err);
+        rc = validate(api, t, ver, obj, name, strict, err);
     if (rc == 0 && is_crd_type(t))
         rc = gf__ks_crd_check(api, obj, err);
     return rc;

@@ -304,6 +304,50 @@ static void test_delete_policies(void **state)
     ks_apitk_stop(&k);
 }
 
+static void test_unknown_field_warnings(void **state)
+{
+    (void)state;
+    struct ks_apitk_cluster k;
+    ks_apitk_start(&k, NULL);
+    cJSON_Delete(req(
+        &k, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        "{\"metadata\":{\"name\":\"widgets.example.io\"},\"spec\":{\"group\":"
+        "\"example.io\",\"scope\":\"Namespaced\",\"names\":{\"plural\":"
+        "\"widgets\",\"singular\":\"widget\",\"kind\":\"Widget\"},"
+        "\"versions\":[{\"name\":\"v1\",\"served\":true,\"storage\":true,"
+        "\"schema\":{\"openAPIV3Schema\":{\"type\":\"object\",\"properties\":"
+        "{\"spec\":{\"type\":\"object\",\"properties\":{\"size\":{\"type\":"
+        "\"integer\"}}}}}}}]}}",
+        201));
+    static const struct {
+        const char *query, *headers;
+    } cases[] = {
+        /* The default is Warn: pruned, and one Warning per field. */
+        {"", "Warning: 299 - \"unknown field \\\"spec.colour\\\"\"\n"
+             "Warning: 299 - \"unknown field \\\"spec.shade\\\"\"\n"},
+        {"?fieldValidation=Warn",
+         "Warning: 299 - \"unknown field \\\"spec.colour\\\"\"\n"
+         "Warning: 299 - \"unknown field \\\"spec.shade\\\"\"\n"},
+        {"?fieldValidation=Ignore", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char target[128], body[256];
+        snprintf(target, sizeof(target), WIDGETS "%s", cases[i].query);
+        snprintf(body, sizeof(body),
+                 "{\"metadata\":{\"name\":\"w%zu\"},\"spec\":{\"size\":1,"
+                 "\"colour\":\"red\",\"shade\":\"dark\"}}",
+                 i);
+        struct ks_apitk_resp r;
+        ks_apitk_resp_init(&r);
+        assert_int_equal(ks_apitk_do(&k, &r, "POST", target, NULL, NULL, body),
+                         201);
+        assert_string_equal(gf_buf_cstr(&r.headers), cases[i].headers);
+        assert_null(strstr(gf_buf_cstr(&r.body), "colour"));
+        ks_apitk_resp_free(&r);
+    }
+    ks_apitk_stop(&k);
+}
+
 int main(void)
 {
     gf_kube_global_init();
@@ -313,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_write_rules),
         cmocka_unit_test(test_list_rules),
         cmocka_unit_test(test_delete_policies),
+        cmocka_unit_test(test_unknown_field_warnings),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_kube_global_cleanup();
