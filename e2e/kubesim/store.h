@@ -441,6 +441,12 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
  */
 void gf_ks_watch_bookmark(struct gf_ks_watch *w);
 /*
+ * The periodic bookmark: as gf_ks_watch_bookmark(), but only once the
+ * type has changed since the watch began (the API server's watch cache
+ * sends none before).
+ */
+void gf_ks_watch_bookmark_periodic(struct gf_ks_watch *w);
+/*
  * Flow control, for a consumer that cannot take more now (a client whose
  * connection is full). After gf_ks_watch_pause (callable from cb) cb does
  * not fire; nothing is lost: what the watch misses waits in the watch

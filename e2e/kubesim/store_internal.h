@@ -104,13 +104,15 @@ struct gf_ks_watch {
     bool init_bookmark;     /* a BOOKMARK follows them */
     struct gf_ks_list init; /* their snapshot (refs) */
     size_t init_pos;
-    uint64_t init_rv; /* the snapshot's resourceVersion */
+    uint64_t init_rv;  /* the snapshot's resourceVersion */
+    uint64_t start_rv; /* the version the watch began at */
 };
 
 struct gf__ks_st_table {
     struct gf__ks_st_table *next; /* registration order */
     struct gf_ks_rtype *t;
     struct gf_htab map; /* key -> struct gf__ks_st_entry */
+    uint64_t write_rv;  /* the version of the type's latest change */
     struct gf__ks_st_cached_ev *ring;
     size_t ring_cap, ring_head, ring_len;
     size_t ring_max;       /* the watch cache size; ring_cap grows up to it */
