@@ -219,6 +219,32 @@ static bool list_match(const struct gf_ks_list_opts *o,
     return ok;
 }
 
+/* One page of the sorted objects v[0..n) into out (items, token). */
+static void fill_page(const struct gf_ks_list_opts *o, const struct kv *v,
+                      size_t n, struct gf_ks_list *out)
+{
+    out->items = gf_malloc(GF__KS_PTRS(n ? n : 1));
+    size_t i = 0;
+    for (; i < n; i++) {
+        if (!list_match(o, v[i].obj))
+            continue;
+        if (o->limit > 0 && out->n == o->limit)
+            break;
+        out->items[out->n++] = gf_ks_obj_ref(v[i].obj);
+    }
+    if (i == n || out->n == 0)
+        return;
+    /*
+     * The server counts the rest only when no selector filters them (it
+     * cannot know how many would match); so does this.
+     */
+    out->remaining = (o->label == NULL && o->field == NULL) ? n - i : 0;
+    struct gf_ks_obj *last = out->items[out->n - 1];
+    char key[GF__KS_KEY_MAX];
+    gf__ks_st_make_key(key, last->ns, last->name);
+    out->cont = continue_encode(out->rv, key);
+}
+
 /* 0 when the table's state at rv can be rebuilt, else the server's error. */
 static int check_at(const struct gf_ks_store *st,
                     const struct gf__ks_st_table *tab, uint64_t rv,
@@ -285,26 +311,7 @@ int gf_ks_store_list(const struct gf_ks_store *st, const struct gf_ks_rtype *t,
     struct kv *v = out->rv != st->rv
                        ? kvs_at(tab, out->rv, ns, after, &snap, &n)
                        : current_kvs(tab, ns, after, &n);
-    out->items = gf_malloc(GF__KS_PTRS(n ? n : 1));
-    size_t i = 0;
-    for (; i < n; i++) {
-        if (!list_match(o, v[i].obj))
-            continue;
-        if (o->limit > 0 && out->n == o->limit)
-            break;
-        out->items[out->n++] = gf_ks_obj_ref(v[i].obj);
-    }
-    if (i < n && out->n > 0) {
-        /*
-         * The server counts the rest only when no selector filters them
-         * (it cannot know how many would match); so does this.
-         */
-        out->remaining = (o->label == NULL && o->field == NULL) ? n - i : 0;
-        struct gf_ks_obj *last = out->items[out->n - 1];
-        char key[GF__KS_KEY_MAX];
-        gf__ks_st_make_key(key, last->ns, last->name);
-        out->cont = continue_encode(out->rv, key);
-    }
+    fill_page(o, v, n, out);
     gf_free(v);
     gf_htab_free(&snap);
     return 0;
