@@ -11,10 +11,11 @@
 # Every process and server started here is stopped on any exit.
 set -euo pipefail
 
-BIN=${GF_BIN:?GF_BIN must name the directory with kubesim}
+: "${GF_BIN:?GF_BIN must name the directory with kubesim}"
 SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
 RK=$SHARED/realk8s
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=e2e/lib/kubesim.sh
 . "$HERE/lib/kubesim.sh"
 
 command -v etcd >/dev/null ||
@@ -27,7 +28,9 @@ work=$(mktemp -d)
 cleanup() {
     local rc=$?
     sim_cleanup $rc
-    [ -d "$work/real" ] && "$RK/down.sh" "$work/real" >/dev/null 2>&1 || true
+    if [ -d "$work/real" ]; then
+        "$RK/down.sh" "$work/real" >/dev/null 2>&1 || true
+    fi
     rm -rf "$work"
     exit $rc
 }
@@ -49,4 +52,7 @@ t0=$SECONDS
     --real "$work/real/kubeconfig-admin.yaml" \
     "$HERE"/diff/cases/*.yaml || fail "kubesim answers differently"
 echo "   cases took $((SECONDS - t0)) s"
+# Under ASan a leak shows as kubesim's exit status.
+sim_stop
+[ "$STOP_RC" = 0 ] || fail "kubesim exited with $STOP_RC on SIGTERM"
 echo "PASS test_realk8s_diff"
