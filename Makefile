@@ -200,11 +200,13 @@ e2e: $(BINS)
 
 # The end-to-end scripts run twice: on the debug programs, then on the
 # ASan+UBSan ones (kubesim, gpufedctl, gpufed and the benches under real
-# clients). Three long scripts run once, on the ASan build, to keep `make
+# clients). Some scripts run once, on the ASan build, to keep `make
 # test` within its 25 minutes on 2 cores: the real-server kubeclient test
 # (a watch left quiet past the old 150 s idle limit), the manifests' RBAC
-# on both servers, and the demo's fast mode. `make e2e` runs everything.
+# on both servers, the differential cases against the real server, the
+# demo's fast mode and the quick chaos run. `make e2e` runs everything.
 E2E_ASAN_ONLY := e2e/test_realk8s_kubeclient.sh e2e/test_manifests.sh \
+                 e2e/test_realk8s_diff.sh \
                  e2e/test_demo_quick.sh e2e/test_chaos_quick.sh
 test: check
 	$(MAKE) asan

@@ -120,6 +120,14 @@ static int authorize(struct gf_ks_api *api, const struct gf__ks_rreq *r,
     return rc < 0 ? rc : 0;
 }
 
+/*
+ * What resolve() answers for a resource that no built-in group serves:
+ * the built-in groups' handlers answer a Status, but an unknown group,
+ * and an unknown resource or version of a custom resource group, fall
+ * through to the server's mux and its plain-text 404.
+ */
+#define NOT_FOUND_TEXT 1
+
 /* Finds the type and version a resource request addresses (404). */
 static int resolve(struct gf_ks_api *api, struct gf__ks_rreq *r,
                    struct gf_ks_status *err)
@@ -129,9 +137,9 @@ static int resolve(struct gf_ks_api *api, struct gf__ks_rreq *r,
                                 "the server does not allow this method on "
                                 "the requested resource");
     r->t = gf_ks_store_type(api->store, r->group, r->resource);
-    if (r->t == NULL)
-        return gf__ks_not_found_path(err);
-    r->ver = gf__ks_find_version(r->t, r->version);
+    r->ver = r->t != NULL ? gf__ks_find_version(r->t, r->version) : NULL;
+    if (r->ver == NULL && !gf__ks_builtin_group(r->group))
+        return NOT_FOUND_TEXT;
     if (r->ver == NULL)
         return gf__ks_not_found_path(err);
     /* /api/v1/namespaces/NAME[/status|/finalize] names the namespace. */
@@ -199,6 +207,8 @@ static void handle(struct gf_ks_api *api, struct gf__ks_rreq *r,
                    struct gf_ks_api_call **call, struct gf_ks_status *err)
 {
     int rc = gf__ks_req_parse(r, err);
+    const char *fv = gf__ks_param(r, "fieldValidation");
+    api->warn_unknown = fv == NULL || fv[0] == '\0' || strcmp(fv, "Warn") == 0;
     /* An unknown method on a resource has no verb to authorize. */
     if (rc == 0 && r->resource_request && r->verb == NULL)
         rc = gf_ks_status_set(err, 405, "MethodNotAllowed",
@@ -215,13 +225,15 @@ static void handle(struct gf_ks_api *api, struct gf__ks_rreq *r,
                                   "the server does not allow this method on "
                                   "the requested resource");
         else if (!gf__ks_discovery(api, r))
-            rc = gf__ks_not_found_path(err);
+            rc = NOT_FOUND_TEXT;
     } else if (rc == 0) {
         rc = resolve(api, r, err);
         if (rc == 0)
             serve_resource(api, r, call, err);
     }
-    if (rc < 0)
+    if (rc == NOT_FOUND_TEXT)
+        gf__ks_reply_not_found_text(r->out);
+    else if (rc < 0)
         gf__ks_reply_status(r->out, err);
 }
 
@@ -236,7 +248,9 @@ void gf_ks_api_handle(struct gf_ks_api *api, const struct gf_ks_api_req *req,
     r->out = out;
     struct gf_ks_status err;
     gf_ks_status_init(&err);
+    api->out_now = out;
     handle(api, r, call, &err);
+    api->out_now = NULL;
     gf_ks_status_clear(&err);
     gf__ks_req_done(r);
     gf_free(r);

@@ -166,6 +166,11 @@ struct gf_ks_api_out {
      * the watch and calls stream_end).
      */
     void (*stream_begin)(void *ctx, int code, const char *content_type);
+    /*
+     * Optional (may be NULL): one more header of the response about to
+     * be sent (Warning), called before reply() or stream_begin().
+     */
+    void (*header)(void *ctx, const char *name, const char *value);
     int (*stream_write)(void *ctx, const char *data, size_t len);
     void (*stream_end)(void *ctx);
 };

@@ -16,11 +16,13 @@
 
 /* What a built-in type is, as flags: a row names only what holds. */
 enum {
-    BI_NAMESPACED = 1u << 0, /* objects live in a namespace */
-    BI_STATUS = 1u << 1,     /* has the status subresource */
-    BI_READ_ONLY = 1u << 2,  /* clients may read, never write (405) */
-    BI_ORPHAN = 1u << 3,     /* deletion orphans dependents by default */
-    BI_ALL = 1u << 4,        /* in the "all" category (kubectl get all) */
+    BI_NAMESPACED = 1u << 0,  /* objects live in a namespace */
+    BI_STATUS = 1u << 1,      /* has the status subresource */
+    BI_READ_ONLY = 1u << 2,   /* clients may read, never write (405) */
+    BI_ORPHAN = 1u << 3,      /* deletion orphans dependents by default */
+    BI_ALL = 1u << 4,         /* in the "all" category (kubectl get all) */
+    BI_GENERATION = 1u << 5,  /* keeps metadata.generation */
+    BI_RV_REQUIRED = 1u << 6, /* a PUT must name metadata.resourceVersion */
 };
 
 struct builtin {
@@ -95,26 +97,26 @@ static const struct builtin builtins[] = {
      .kind = "Deployment",
      .singular = "deployment",
      .short_names = {"deploy"},
-     .flags = BI_NAMESPACED | BI_STATUS | BI_ALL},
+     .flags = BI_NAMESPACED | BI_STATUS | BI_ALL | BI_GENERATION},
     {.group = "policy",
      .version = "v1",
      .resource = "poddisruptionbudgets",
      .kind = "PodDisruptionBudget",
      .singular = "poddisruptionbudget",
      .short_names = {"pdb"},
-     .flags = BI_NAMESPACED | BI_STATUS},
+     .flags = BI_NAMESPACED | BI_STATUS | BI_GENERATION},
     {.group = "batch",
      .version = "v1",
      .resource = "jobs",
      .kind = "Job",
      .singular = "job",
-     .flags = BI_NAMESPACED | BI_STATUS | BI_ORPHAN | BI_ALL},
+     .flags = BI_NAMESPACED | BI_STATUS | BI_ORPHAN | BI_ALL | BI_GENERATION},
     {.group = "coordination.k8s.io",
      .version = "v1",
      .resource = "leases",
      .kind = "Lease",
      .singular = "lease",
-     .flags = BI_NAMESPACED},
+     .flags = BI_NAMESPACED | BI_RV_REQUIRED},
     {.group = "rbac.authorization.k8s.io",
      .version = "v1",
      .resource = "clusterroles",
@@ -143,7 +145,7 @@ static const struct builtin builtins[] = {
      .kind = "CustomResourceDefinition",
      .singular = "customresourcedefinition",
      .short_names = {"crd", "crds"},
-     .flags = BI_STATUS},
+     .flags = BI_STATUS | BI_GENERATION | BI_RV_REQUIRED},
     {.group = "authorization.k8s.io",
      .version = "v1",
      .resource = "selfsubjectaccessreviews",
@@ -207,6 +209,8 @@ static struct gf_ks_rtype *builtin_type(const struct builtin *b)
     t->has_status = (b->flags & BI_STATUS) != 0;
     t->read_only = (b->flags & BI_READ_ONLY) != 0;
     t->default_orphan = (b->flags & BI_ORPHAN) != 0;
+    t->no_generation = (b->flags & BI_GENERATION) == 0;
+    t->unconditional_update = (b->flags & BI_RV_REQUIRED) == 0;
     return t;
 }
 
@@ -215,6 +219,14 @@ bool gf__ks_builtin(const struct gf_ks_rtype *t)
     for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
         if (strcmp(builtins[i].group, t->group) == 0 &&
             strcmp(builtins[i].resource, t->resource) == 0)
+            return true;
+    return false;
+}
+
+bool gf__ks_builtin_group(const char *group)
+{
+    for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
+        if (strcmp(builtins[i].group, group) == 0)
             return true;
     return false;
 }

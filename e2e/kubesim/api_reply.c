@@ -156,9 +156,36 @@ void gf__ks_reply_obj(const struct gf__ks_rreq *r, int code,
 
 int gf__ks_not_found_path(struct gf_ks_status *err)
 {
-    return gf_ks_status_set(err, 404, "NotFound",
-                            "the server could not find the requested "
-                            "resource");
+    int rc = gf_ks_status_set(err, 404, "NotFound",
+                              "the server could not find the requested "
+                              "resource");
+    /* The API server's router answers with empty details. */
+    if (err != NULL)
+        err->details = true;
+    return rc;
+}
+
+void gf__ks_warn(struct gf_ks_api *api, const char *text)
+{
+    const struct gf_ks_api_out *out = api->out_now;
+    if (out == NULL || out->header == NULL)
+        return;
+    /* 299 - "text", the text quoted as a Go %q would (the server's form). */
+    cJSON *s = cJSON_CreateString(text);
+    char *q = cJSON_PrintUnformatted(s);
+    struct gf_buf v = GF_BUF_INIT(8192);
+    gf_buf_printf(&v, "299 - %s", q != NULL ? q : "\"\"");
+    out->header(out->ctx, "Warning", gf_buf_cstr(&v));
+    gf_buf_free(&v);
+    cJSON_free(q);
+    cJSON_Delete(s);
+}
+
+void gf__ks_reply_not_found_text(const struct gf_ks_api_out *out)
+{
+    static const char text[] = "404 page not found\n";
+    out->reply(out->ctx, 404, "text/plain; charset=utf-8", text,
+               sizeof(text) - 1);
 }
 
 /* Writes {"kind":..,"apiVersion":..,"metadata":{..},"items":[ into b. */

@@ -54,6 +54,13 @@ struct gf_ks_api {
     struct gf_ks_observer *crd_observer;
     struct gf_list calls; /* open watches (struct gf_ks_api_call) */
     size_t ncalls;
+    /*
+     * The request being served (requests are served one at a time, on
+     * the loop): where warnings go, and whether unknown fields get one
+     * (fieldValidation Warn, the server's default).
+     */
+    const struct gf_ks_api_out *out_now;
+    bool warn_unknown;
 };
 
 /* One query parameter, percent-decoded. */
@@ -135,6 +142,12 @@ void gf__ks_reply_obj(const struct gf__ks_rreq *r, int code,
                       const struct gf_ks_obj *o);
 /* Fills err with the server's 404 for a path it does not serve. */
 int gf__ks_not_found_path(struct gf_ks_status *err);
+/*
+ * The plain-text 404 of a path no API group serves (an unknown group or
+ * version, a discovery path that does not exist): Go's http.NotFound,
+ * not a Status.
+ */
+void gf__ks_reply_not_found_text(const struct gf_ks_api_out *out);
 
 /* Appends a List of l's items (kind, apiVersion, metadata) to b. */
 int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
@@ -142,9 +155,17 @@ int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
 
 /* ---- shared by handlers ----------------------------------------------- */
 
+/*
+ * Adds a Warning header (code 299, as the API server writes them) to the
+ * answer of the request being served.
+ */
+void gf__ks_warn(struct gf_ks_api *api, const char *text);
+
 /* Types (api_builtin.c, api_crd.c). */
 /* True for a type that api_builtin.c registered. */
 bool gf__ks_builtin(const struct gf_ks_rtype *t);
+/* True for a group that some built-in type belongs to ("" for core). */
+bool gf__ks_builtin_group(const char *group);
 /*
  * True for SelfSubjectAccessReview: a create-only type that answers from
  * the authorizer and stores nothing (api_review.c).
@@ -160,6 +181,14 @@ bool gf__ks_gv_served(struct gf_ks_api *api, const char *group,
  */
 int gf__ks_crd_check(struct gf_ks_api *api, const cJSON *crd,
                      struct gf_ks_status *err);
+
+/*
+ * The checks of built-in types' registry strategies (api_rules.c): 0, or
+ * the server's 400/422 in err. patched: obj is the result of a PATCH.
+ */
+int gf__ks_builtin_check(const struct gf_ks_rtype *t, const cJSON *obj,
+                         const char *name, bool patched,
+                         struct gf_ks_status *err);
 
 /*
  * Deletes every object of the type a CRD defines, before the CRD itself

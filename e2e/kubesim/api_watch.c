@@ -219,7 +219,7 @@ static void on_bookmark(struct gf_timer *t)
     struct gf_ks_api_call *c = t->data;
     gf_timer_start(&c->bookmark, (uint64_t)c->api->bookmark_s * 1000,
                    on_bookmark);
-    gf_ks_watch_bookmark(c->w);
+    gf_ks_watch_bookmark_periodic(c->w);
 }
 
 static void on_timeout(struct gf_timer *t)

@@ -74,12 +74,42 @@ int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
 }
 
 /*
+ * A kind other than the URL's: the built-in decoder cannot convert it
+ * (400); a custom resource fails validation of its kind (422).
+ */
+static int kind_mismatch(const struct gf_ks_rtype *t,
+                         const struct gf_ks_version *ver, const char *kind,
+                         const char *name, struct gf_ks_status *err)
+{
+    if (gf__ks_builtin(t)) {
+        /* The internal package is the group's first label ("core"). */
+        size_t n = strcspn(t->group, ".");
+        return gf_ks_status_set(err, 400, "BadRequest",
+                                "%s in version \"%s\" cannot be handled as "
+                                "a %s: converting (%s.%s) to (%.*s.%s): "
+                                "unknown conversion",
+                                kind, ver->name, t->kind, ver->name, kind,
+                                n > 0 ? (int)n : 4, n > 0 ? t->group : "core",
+                                t->kind);
+    }
+    char msg[300];
+    snprintf(msg, sizeof(msg), "Invalid value: \"%s\": must be %s", kind,
+             t->kind);
+    int rc = gf_ks_status_set(err, 422, "Invalid",
+                              "%s.%s \"%s\" is invalid: kind: %s", kind,
+                              t->group, name != NULL ? name : "", msg);
+    gf_ks_status_details(err, name, t->group, kind);
+    gf_ks_status_cause(err, "FieldValueInvalid", msg, "kind");
+    return rc;
+}
+
+/*
  * Checks apiVersion and kind of a written object against the type and
  * version of the URL, then sets them to the storage version.
  */
 static int fix_type_meta(const struct gf_ks_rtype *t,
                          const struct gf_ks_version *ver, cJSON *obj,
-                         struct gf_ks_status *err)
+                         const char *name, struct gf_ks_status *err)
 {
     char want[256];
     gf__ks_gv(t->group, ver->name, want, sizeof(want));
@@ -91,10 +121,7 @@ static int fix_type_meta(const struct gf_ks_rtype *t,
                                 av, want);
     const char *kind = gf_json_str(obj, "kind");
     if (kind != NULL && kind[0] != '\0' && strcmp(kind, t->kind) != 0)
-        return gf_ks_status_set(err, 400, "BadRequest",
-                                "the kind in the data (%s) does not match "
-                                "the expected kind (%s)",
-                                kind, t->kind);
+        return kind_mismatch(t, ver, kind, name, err);
     char stor[256];
     gf__ks_gv(t->group, t->versions[t->storage].name, stor, sizeof(stor));
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");
@@ -105,11 +132,11 @@ static int fix_type_meta(const struct gf_ks_rtype *t,
     return 0;
 }
 
-/* Appends `unknown field "PATH"` for each field of a that b lacks. */
+/* Adds the path of each field of a that b lacks to the array out. */
 static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
-                          struct gf_buf *out, int depth)
+                          cJSON *out, int depth)
 {
-    if (depth > 64 || out->len > 900)
+    if (depth > 64 || cJSON_GetArraySize(out) >= 32)
         return;
     char sub[512];
     int i = 0;
@@ -127,8 +154,7 @@ static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
         }
         i++;
         if (y == NULL && !cJSON_IsNull(x))
-            gf_buf_printf(out, "%sunknown field \"%s\"",
-                          out->len > 0 ? ", " : "", sub);
+            cJSON_AddItemToArray(out, cJSON_CreateString(sub));
         else if (y != NULL && (cJSON_IsObject(x) || cJSON_IsArray(x)))
             pruned_fields(x, y, sub, out, depth + 1);
     }
@@ -139,25 +165,43 @@ static void pruned_fields(const cJSON *a, const cJSON *b, const char *path,
  * Unknown fields are pruned, or with fieldValidation=Strict refused as the
  * server's strict decoder refuses them (400).
  */
-static int validate(const struct gf_ks_rtype *t,
+static int validate(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                     const struct gf_ks_version *ver, cJSON *obj,
                     const char *name, bool strict, struct gf_ks_status *err)
 {
     if (ver->schema == NULL)
         return 0;
-    cJSON *before = strict ? cJSON_Duplicate(obj, true) : NULL;
+    bool warn = !strict && api->warn_unknown;
+    cJSON *before = strict || warn ? cJSON_Duplicate(obj, true) : NULL;
     int rc = gf_ks_schema_validate(ver->schema, obj, t->kind, t->group,
                                    name != NULL ? name : "", err);
-    if (rc == 0 && before != NULL) {
-        struct gf_buf b = GF_BUF_INIT(4096);
-        pruned_fields(before, obj, "", &b, 0);
-        if (b.len > 0)
-            rc = gf_ks_status_set(err, 400, "BadRequest",
-                                  "%s in version \"%s\" cannot be handled as "
-                                  "a %s: strict decoding error: %s",
-                                  t->kind, ver->name, t->kind, gf_buf_cstr(&b));
-        gf_buf_free(&b);
+    cJSON *pruned = cJSON_CreateArray();
+    if (rc == 0 && before != NULL)
+        pruned_fields(before, obj, "", pruned, 0);
+    struct gf_buf b = GF_BUF_INIT(4096);
+    const cJSON *p;
+    cJSON_ArrayForEach(p, pruned)
+    {
+        gf_buf_reset(&b);
+        gf_buf_printf(&b, "unknown field \"%s\"", p->valuestring);
+        /* The server's default (Warn): one Warning per field, stored. */
+        if (warn)
+            gf__ks_warn(api, gf_buf_cstr(&b));
     }
+    if (strict && cJSON_GetArraySize(pruned) > 0) {
+        gf_buf_reset(&b);
+        cJSON_ArrayForEach(p, pruned)
+        {
+            gf_buf_printf(&b, "%sunknown field \"%s\"", b.len > 0 ? ", " : "",
+                          p->valuestring);
+        }
+        rc = gf_ks_status_set(err, 400, "BadRequest",
+                              "%s in version \"%s\" cannot be handled as a "
+                              "%s: strict decoding error: %s",
+                              t->kind, ver->name, t->kind, gf_buf_cstr(&b));
+    }
+    gf_buf_free(&b);
+    cJSON_Delete(pruned);
     cJSON_Delete(before);
     return rc;
 }
@@ -175,16 +219,27 @@ static bool is_crd_type(const struct gf_ks_rtype *t)
            strcmp(t->resource, "customresourcedefinitions") == 0;
 }
 
+static int check_write_patched(struct gf_ks_api *api,
+                               const struct gf_ks_rtype *t,
+                               const struct gf_ks_version *ver, cJSON *obj,
+                               const char *name, bool strict, bool patched,
+                               struct gf_ks_status *err)
+{
+    int rc = fix_type_meta(t, ver, obj, name, err);
+    if (rc == 0)
+        rc = gf__ks_builtin_check(t, obj, name, patched, err);
+    if (rc == 0)
+        rc = validate(api, t, ver, obj, name, strict, err);
+    if (rc == 0 && is_crd_type(t))
+        rc = gf__ks_crd_check(api, obj, err);
+    return rc;
+}
+
 static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                        const struct gf_ks_version *ver, cJSON *obj,
                        const char *name, bool strict, struct gf_ks_status *err)
 {
-    int rc = fix_type_meta(t, ver, obj, err);
-    if (rc == 0)
-        rc = validate(t, ver, obj, name, strict, err);
-    if (rc == 0 && is_crd_type(t))
-        rc = gf__ks_crd_check(api, obj, err);
-    return rc;
+    return check_write_patched(api, t, ver, obj, name, strict, false, err);
 }
 
 /* Defaults the registries apply on create (only those clients notice). */
@@ -207,6 +262,12 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
     char nm[254];
     snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
     int rc = check_write(api, t, ver, obj, nm, strict, err);
+    const char *rv = gf_json_str(obj, "metadata.resourceVersion");
+    /* The storage layer's refusal: a 500 without a reason. */
+    if (rc == 0 && rv != NULL && rv[0] != '\0')
+        rc = gf_ks_status_set(err, 500, NULL,
+                              "resourceVersion should not be set on objects "
+                              "to be created");
     enum gf_ks_subres sub = GF_KS_MAIN;
     if (rc == 0)
         defaults(t, obj);
@@ -325,6 +386,29 @@ static void store_and_reply(struct gf_ks_api *api, struct gf__ks_rreq *r,
         gf__ks_reply_obj(r, 200, o);
 }
 
+/*
+ * A PUT of a type whose strategy does not allow unconditional updates
+ * (custom resources, Leases, CRDs) must name the version it replaces.
+ */
+static int rv_required(const struct gf_ks_rtype *t, const char *name,
+                       const cJSON *obj, struct gf_ks_status *err)
+{
+    const char *rv = gf_json_str(obj, "metadata.resourceVersion");
+    if (rv != NULL && rv[0] != '\0')
+        return 0;
+    static const char msg[] = "Invalid value: 0x0: must be specified for an "
+                              "update";
+    int rc = gf_ks_status_set(err, 422, "Invalid",
+                              "%s%s%s \"%s\" is invalid: "
+                              "metadata.resourceVersion: %s",
+                              t->resource, t->group[0] ? "." : "", t->group,
+                              name, msg);
+    gf_ks_status_details(err, name, t->group, t->resource);
+    gf_ks_status_cause(err, "FieldValueInvalid", msg,
+                       "metadata.resourceVersion");
+    return rc;
+}
+
 void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
                       struct gf_ks_status *err)
 {
@@ -333,11 +417,14 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     int rc = dry_run(r, &dry, err);
     if (rc == 0)
         rc = gf__ks_parse_body(r, &obj, err);
+    struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
+    /* Before validation, as the registry's BeforeUpdate checks it. */
+    if (rc == 0 && cur != NULL && !r->t->unconditional_update)
+        rc = rv_required(r->t, r->name, obj, err);
     if (rc == 0)
         rc = check_write(api, r->t, r->ver, obj, r->name, strict_of(r), err);
     if (rc < 0)
         goto fail;
-    struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
     if (cur == NULL && create_on_update(r->t) && subres(r) == GF_KS_MAIN) {
         struct gf_ks_obj *o = NULL;
         if (!dry) {
@@ -516,7 +603,8 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         rc = gf_ks_status_set(err, 422, "Invalid",
                               "the patched object is not an object");
     if (rc == 0)
-        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
+        rc = check_write_patched(api, r->t, r->ver, doc, r->name, strict_of(r),
+                                 true, err);
     if (rc < 0)
         goto fail;
     store_and_reply(api, r, doc, dry, err);
@@ -546,13 +634,21 @@ static int parse_propagation(const char *s, enum gf_ks_propagation *p,
         *p = GF_KS_PROP_BACKGROUND;
     else if (strcmp(s, "Orphan") == 0)
         *p = GF_KS_PROP_ORPHAN;
-    else
-        return gf_ks_status_set(err, 422, "Invalid",
-                                "DeleteOptions.meta.k8s.io \"\" is invalid: "
-                                "propagationPolicy: Unsupported value: "
-                                "\"%s\": supported values: \"Foreground\", "
-                                "\"Background\", \"Orphan\", \"nil\"",
-                                s);
+    else {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "Unsupported value: \"%s\": supported values: "
+                 "\"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                 s);
+        int rc = gf_ks_status_set(err, 422, "Invalid",
+                                  "DeleteOptions.meta.k8s.io \"\" is invalid: "
+                                  "propagationPolicy: %s",
+                                  msg);
+        gf_ks_status_details(err, "", "meta.k8s.io", "DeleteOptions");
+        gf_ks_status_cause(err, "FieldValueNotSupported", msg,
+                           "propagationPolicy");
+        return rc;
+    }
     return 0;
 }
 
@@ -612,23 +708,24 @@ static int parse_delete(const struct gf__ks_rreq *r, struct del_opts *d,
 }
 
 /*
- * The answer to a delete. Built-in registries answer an immediate removal
- * with a Success Status naming the object; custom resources, and objects
- * kept by finalizers, answer with the object. The code is 200 even when
+ * The answer to a delete. An immediate removal is answered with a
+ * Success Status naming the object (custom resources too); objects kept
+ * by finalizers are answered with the object. The code is 200 even when
  * finalizers hold the object, except that orphanDependents=false asks for
  * 202 (the API server keeps this for old clients).
  */
 static void reply_deleted(const struct gf__ks_rreq *r, struct gf_ks_obj *o,
                           bool gone, bool no_orphan)
 {
-    if (!gone || !gf__ks_builtin(r->t)) {
-        gf__ks_reply_obj(r, !gone && no_orphan ? 202 : 200, o);
+    if (!gone) {
+        gf__ks_reply_obj(r, no_orphan ? 202 : 200, o);
         return;
     }
     cJSON *s = gf_ks_status_success();
     cJSON *d = cJSON_AddObjectToObject(s, "details");
     cJSON_AddStringToObject(d, "name", o->name);
-    cJSON_AddStringToObject(d, "group", r->t->group);
+    if (r->t->group[0] != '\0')
+        cJSON_AddStringToObject(d, "group", r->t->group);
     cJSON_AddStringToObject(d, "kind", r->t->resource);
     cJSON *j = gf_ks_obj_parse(o);
     const char *uid = gf_json_str(j, "metadata.uid");

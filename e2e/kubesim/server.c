@@ -89,6 +89,7 @@ struct conn {
     bool keep_alive;
     /* The request being parsed; reset after each response. */
     struct gf_buf url, body, in;
+    struct gf_buf xhdr;  /* extra headers of the next response */
     struct gf_buf plain; /* TLS plaintext not yet sealed into records */
     char *hname;         /* the header whose value is being read */
     struct gf_buf hval;
@@ -404,6 +405,16 @@ static void put_header(struct conn *c, struct gf_buf *h, int code,
         gf_buf_printf(h, "Retry-After: %d\r\n", retry_after);
     if (!c->keep_alive)
         gf_buf_puts(h, "Connection: close\r\n");
+    gf_buf_append(h, c->xhdr.data, c->xhdr.len);
+    gf_buf_reset(&c->xhdr);
+}
+
+static void out_header(void *ctx, const char *name, const char *value)
+{
+    struct conn *c = ctx;
+    /* Values come from the API layer; a CR or LF would split the header. */
+    if (strpbrk(value, "\r\n") == NULL)
+        gf_buf_printf(&c->xhdr, "%s: %s\r\n", name, value);
 }
 
 /* Request-scoped state goes; the connection stays. */
@@ -1084,6 +1095,7 @@ static void on_conn_closed(uv_handle_t *h)
     request_reset(c);
     gf_buf_free(&c->url);
     gf_buf_free(&c->body);
+    gf_buf_free(&c->xhdr);
     gf_buf_free(&c->hval);
     gf_buf_free(&c->in);
     gf_buf_free(&c->plain);
@@ -1163,6 +1175,7 @@ static struct conn *conn_new(struct gf_ks_server *s)
     gf_buf_init(&c->url, s->o.max_header);
     gf_buf_init(&c->hval, s->o.max_header);
     gf_buf_init(&c->body, s->o.max_body);
+    gf_buf_init(&c->xhdr, 64 << 10);
     gf_buf_init(&c->in, in_limit(s) + READ_CHUNK);
     gf_buf_init(&c->plain, TLS_RECORD);
     http_parser_init(&c->parser, HTTP_REQUEST);
@@ -1176,6 +1189,7 @@ static struct conn *conn_new(struct gf_ks_server *s)
         .stream_begin = out_stream_begin,
         .stream_write = out_stream_write,
         .stream_end = out_stream_end,
+        .header = out_header,
     };
     return c;
 }

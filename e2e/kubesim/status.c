@@ -82,7 +82,7 @@ cJSON *gf_ks_status_to_json(const struct gf_ks_status *st)
     if (st->reason != NULL && st->reason[0] != '\0')
         cJSON_AddStringToObject(o, "reason", st->reason);
     if (st->name[0] != '\0' || st->group[0] != '\0' || st->kind[0] != '\0' ||
-        st->causes != NULL || st->retry_after > 0) {
+        st->causes != NULL || st->retry_after > 0 || st->details) {
         cJSON *d = cJSON_AddObjectToObject(o, "details");
         if (st->name[0] != '\0')
             cJSON_AddStringToObject(d, "name", st->name);

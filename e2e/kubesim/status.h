@@ -17,6 +17,7 @@
 #define GF_KS_STATUS_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,6 +30,7 @@ struct gf_ks_status {
     char kind[64];   /* details.kind (the resource, as the server does) */
     cJSON *causes;   /* owned: details.causes array, or NULL */
     int retry_after; /* details.retryAfterSeconds, 0 = none */
+    bool details;    /* "details":{} even when nothing above is set */
 };
 
 /* Zeroes st (frees causes first when st was used). */

@@ -92,6 +92,14 @@ struct gf_ks_rtype {
      * (batch/v1 Job keeps this legacy default), false is background.
      */
     bool default_orphan;
+    /*
+     * The registry strategies' choices, false for custom resources:
+     * no_generation for types without metadata.generation (ConfigMaps,
+     * Leases, ...); unconditional_update for types whose PUT may omit
+     * metadata.resourceVersion (not custom resources, Leases or CRDs).
+     */
+    bool no_generation;
+    bool unconditional_update;
     /* "group/resource" ("/namespaces" for core), the registry key. */
     char *gr;
 };
@@ -191,12 +199,19 @@ struct gf_ks_list_opts {
     const struct gf_ks_selector *field; /* metadata.name/.namespace */
     size_t limit;                       /* 0 = no limit */
     const char *cont;                   /* continue token from a page */
+    /*
+     * 0: the current state. Otherwise the state at exactly this
+     * resourceVersion, rebuilt from the watch cache (410 Expired once
+     * it has left it, 504 when it is in the future). A continue token
+     * carries the version of its first page, which its pages keep.
+     */
+    uint64_t at_rv;
 };
 
 struct gf_ks_list {
     struct gf_ks_obj **items; /* refs held; sorted by namespace, name */
     size_t n;
-    uint64_t rv;      /* the store's resourceVersion at the list */
+    uint64_t rv;      /* the resourceVersion the list was served at */
     char *cont;       /* owned; NULL when this is the last page */
     size_t remaining; /* items after this page (remainingItemCount) */
 };
@@ -425,6 +440,12 @@ int gf_ks_watch_start(struct gf_ks_store *st, const struct gf_ks_rtype *t,
  * decides when, e.g. on a timer). The watch has seen every event up to it.
  */
 void gf_ks_watch_bookmark(struct gf_ks_watch *w);
+/*
+ * The periodic bookmark: as gf_ks_watch_bookmark(), but only once the
+ * type has changed since the watch began (the API server's watch cache
+ * sends none before).
+ */
+void gf_ks_watch_bookmark_periodic(struct gf_ks_watch *w);
 /*
  * Flow control, for a consumer that cannot take more now (a client whose
  * connection is full). After gf_ks_watch_pause (callable from cb) cb does

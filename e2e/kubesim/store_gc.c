@@ -1,7 +1,8 @@
 /*
  * store_gc: garbage collection in the object store. Work is queued by
  * writes and run by dispatch once no event is pending: dependents of a
- * removed owner, the end of a foreground deletion, and namespace cleanup.
+ * removed owner, the end of a foreground or orphaning deletion, and
+ * namespace cleanup.
  */
 #include "e2e/kubesim/store.h"
 
@@ -79,7 +80,7 @@ static void gc_dependents(struct gf_ks_store *st, const char *owner_uid,
                                        prop == GF_KS_PROP_FOREGROUND
                                            ? GF_KS_PROP_FOREGROUND
                                            : GF_KS_PROP_BACKGROUND,
-                                       &gone);
+                                       false, &gone);
             }
         }
         gf_free(keys[i]);
@@ -117,6 +118,28 @@ static void gc_foreground_done(struct gf_ks_store *st, const char *uid)
     cJSON_Delete(old);
 }
 
+/* The end of an orphaning deletion: dependents let go, then the owner. */
+static void gc_orphan(struct gf_ks_store *st, const char *uid)
+{
+    gf__ks_st_orphan_dependents(st, uid);
+    struct gf__ks_st_uidrec *u = gf__ks_st_uid_find(st, uid);
+    if (u == NULL || u->e == NULL)
+        return;
+    struct gf__ks_st_entry *e = u->e;
+    cJSON *j = gf_ks_obj_parse(e->obj);
+    if (!gf__ks_st_has_finalizer(j, GF__KS_ORPHAN_FINALIZER)) {
+        cJSON_Delete(j);
+        return;
+    }
+    cJSON *old = cJSON_Duplicate(j, true);
+    gf__ks_st_remove_finalizer(j, GF__KS_ORPHAN_FINALIZER);
+    if (!gf__ks_st_has_finalizers(j))
+        gf__ks_st_remove_now(st, e, j, GF_KS_PROP_ORPHAN);
+    else
+        gf__ks_st_replace_now(st, e, j, old);
+    cJSON_Delete(old);
+}
+
 static void gc_namespace(struct gf_ks_store *st, const char *ns)
 {
     struct gf__ks_st_table *nt = gf__ks_st_find_table(st, "", "namespaces");
@@ -145,7 +168,8 @@ static void gc_namespace(struct gf_ks_store *st, const char *ns)
             struct gf__ks_st_entry *e = gf__ks_st_tab_find(tab, keys[i]);
             if (e != NULL) {
                 bool gone;
-                gf__ks_st_delete_entry(st, e, GF_KS_PROP_BACKGROUND, &gone);
+                gf__ks_st_delete_entry(st, e, GF_KS_PROP_BACKGROUND, false,
+                                       &gone);
                 left += !gone;
             }
             gf_free(keys[i]);
@@ -178,6 +202,9 @@ void gf__ks_st_gc_run(struct gf_ks_store *st, struct gf__ks_st_gcwork *g)
         break;
     case GF__KS_GC_NAMESPACE:
         gc_namespace(st, g->arg);
+        break;
+    case GF__KS_GC_ORPHAN:
+        gc_orphan(st, g->arg);
         break;
     }
 }

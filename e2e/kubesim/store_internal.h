@@ -46,6 +46,7 @@
 #include "e2e/kubesim/store.h"
 
 #define GF__KS_FG_FINALIZER "foregroundDeletion"
+#define GF__KS_ORPHAN_FINALIZER "orphan"
 /* Object names: the API server's limit for DNS subdomains. */
 #define GF__KS_NAME_MAX 253
 #define GF__KS_KEY_MAX (2 * GF__KS_NAME_MAX + 2)
@@ -103,13 +104,15 @@ struct gf_ks_watch {
     bool init_bookmark;     /* a BOOKMARK follows them */
     struct gf_ks_list init; /* their snapshot (refs) */
     size_t init_pos;
-    uint64_t init_rv; /* the snapshot's resourceVersion */
+    uint64_t init_rv;  /* the snapshot's resourceVersion */
+    uint64_t start_rv; /* the version the watch began at */
 };
 
 struct gf__ks_st_table {
     struct gf__ks_st_table *next; /* registration order */
     struct gf_ks_rtype *t;
     struct gf_htab map; /* key -> struct gf__ks_st_entry */
+    uint64_t write_rv;  /* the version of the type's latest change */
     struct gf__ks_st_cached_ev *ring;
     size_t ring_cap, ring_head, ring_len;
     size_t ring_max;       /* the watch cache size; ring_cap grows up to it */
@@ -137,7 +140,8 @@ struct gf__ks_st_pending {
 enum gf__ks_st_gc_kind {
     GF__KS_GC_DEPENDENTS,
     GF__KS_GC_FOREGROUND_DONE,
-    GF__KS_GC_NAMESPACE
+    GF__KS_GC_NAMESPACE,
+    GF__KS_GC_ORPHAN /* orphan the dependents, then drop the finalizer */
 };
 
 struct gf__ks_st_gcwork {
@@ -287,10 +291,18 @@ struct gf__ks_st_entry *gf__ks_st_lookup(const struct gf_ks_store *st,
 void gf__ks_st_drop_owner_ref(struct gf_ks_store *st, struct gf__ks_st_entry *d,
                               const char *owner_uid);
 
+/*
+ * Deletes e, or marks it deleted when finalizers hold it. requested: a
+ * client's delete, which the API server marks with the finalizer of its
+ * policy (foregroundDeletion, orphan) for the collector to finish; the
+ * collector's own deletions mark only what has dependents to wait for.
+ */
 struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
                                          struct gf__ks_st_entry *e,
                                          enum gf_ks_propagation prop,
-                                         bool *gone);
+                                         bool requested, bool *gone);
+/* Orphans the dependents of owner_uid (drops their references to it). */
+void gf__ks_st_orphan_dependents(struct gf_ks_store *st, const char *owner_uid);
 
 /* ---- garbage collection (store_gc.c) ------------------------------------- */
 void gf__ks_st_gc_queue(struct gf_ks_store *st, enum gf__ks_st_gc_kind kind,

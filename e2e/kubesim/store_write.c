@@ -442,7 +442,9 @@ static void init_meta(struct gf_ks_store *st, const struct gf_ks_rtype *t,
                                           "resourceVersion", "selfLink"};
     for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
         cJSON_DeleteItemFromObjectCaseSensitive(m, dropped[i]);
-    set_item(m, "generation", cJSON_CreateNumber(1));
+    /* Only strategies that track spec changes set a generation. */
+    if (!t->no_generation)
+        set_item(m, "generation", cJSON_CreateNumber(1));
     if (t->has_status && sub == GF_KS_MAIN)
         cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
     if (strcmp(t->gr, NS_GR) == 0)
@@ -607,7 +609,7 @@ static int merge_main(const struct gf_ks_rtype *t, const char *name,
         copy_key(obj, old, "spec");
         copy_key(obj, old, "status");
     }
-    if (spec_changed(old, obj, t->has_status)) {
+    if (!t->no_generation && spec_changed(old, obj, t->has_status)) {
         int64_t g = 1;
         gf_json_int(old, "metadata.generation", &g);
         set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
@@ -775,7 +777,7 @@ void gf__ks_st_drop_owner_ref(struct gf_ks_store *st, struct gf__ks_st_entry *d,
 }
 
 /* Removes the ownerReference to owner_uid from every dependent. */
-static void orphan_dependents(struct gf_ks_store *st, const char *owner_uid)
+void gf__ks_st_orphan_dependents(struct gf_ks_store *st, const char *owner_uid)
 {
     for (;;) {
         struct gf__ks_st_uidrec *u = gf__ks_st_uid_find(st, owner_uid);
@@ -793,10 +795,20 @@ static enum gf_ks_propagation resolve_prop(const struct gf_ks_rtype *t,
     return t->default_orphan ? GF_KS_PROP_ORPHAN : GF_KS_PROP_BACKGROUND;
 }
 
+static void add_finalizer(cJSON *m, const char *f)
+{
+    cJSON *fins = cJSON_GetObjectItemCaseSensitive(m, "finalizers");
+    if (!cJSON_IsArray(fins)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "finalizers");
+        fins = cJSON_AddArrayToObject(m, "finalizers");
+    }
+    cJSON_AddItemToArray(fins, cJSON_CreateString(f));
+}
+
 struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
                                          struct gf__ks_st_entry *e,
                                          enum gf_ks_propagation prop,
-                                         bool *gone)
+                                         bool requested, bool *gone)
 {
     cJSON *j = gf_ks_obj_parse(e->obj);
     if (gf_json_path(j, "metadata.deletionTimestamp") != NULL) {
@@ -805,11 +817,13 @@ struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
         gf__ks_st_keep(st, e->obj);
         return e->obj;
     }
-    if (prop == GF_KS_PROP_ORPHAN)
-        orphan_dependents(st, e->uid);
+    bool orphan = prop == GF_KS_PROP_ORPHAN && requested;
+    if (prop == GF_KS_PROP_ORPHAN && !requested)
+        gf__ks_st_orphan_dependents(st, e->uid);
     bool is_ns = strcmp(e->tab->t->gr, NS_GR) == 0;
-    bool fg = prop == GF_KS_PROP_FOREGROUND && has_dependents(st, e->uid);
-    if (!gf__ks_st_has_finalizers(j) && !fg && !is_ns) {
+    bool fg = prop == GF_KS_PROP_FOREGROUND &&
+              (requested || has_dependents(st, e->uid));
+    if (!gf__ks_st_has_finalizers(j) && !fg && !orphan && !is_ns) {
         *gone = true;
         return gf__ks_st_remove_now(st, e, j, prop);
     }
@@ -823,14 +837,10 @@ struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
     int64_t g = 0;
     if (gf_json_int(m, "generation", &g) == 0 && g > 0)
         set_item(m, "generation", cJSON_CreateNumber((double)(g + 1)));
-    if (fg) {
-        cJSON *fins = cJSON_GetObjectItemCaseSensitive(m, "finalizers");
-        if (!cJSON_IsArray(fins)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(m, "finalizers");
-            fins = cJSON_AddArrayToObject(m, "finalizers");
-        }
-        cJSON_AddItemToArray(fins, cJSON_CreateString(GF__KS_FG_FINALIZER));
-    }
+    if (fg)
+        add_finalizer(m, GF__KS_FG_FINALIZER);
+    if (orphan)
+        add_finalizer(m, GF__KS_ORPHAN_FINALIZER);
     if (is_ns) {
         cJSON *status = cJSON_GetObjectItemCaseSensitive(j, "status");
         if (cJSON_IsObject(status))
@@ -843,6 +853,8 @@ struct gf_ks_obj *gf__ks_st_delete_entry(struct gf_ks_store *st,
     if (fg)
         gf__ks_st_gc_queue(st, GF__KS_GC_DEPENDENTS, GF_KS_PROP_FOREGROUND,
                            uid);
+    if (orphan)
+        gf__ks_st_gc_queue(st, GF__KS_GC_ORPHAN, GF_KS_PROP_DEFAULT, uid);
     if (is_ns)
         gf__ks_st_gc_queue(st, GF__KS_GC_NAMESPACE, GF_KS_PROP_DEFAULT, name);
     gf_free(uid);
@@ -872,28 +884,31 @@ int gf_ks_store_delete(struct gf_ks_store *st, const struct gf_ks_rtype *t,
         rc = not_found(tab, name, err);
         return gf__ks_st_leave(st, rc);
     }
+    /* The storage layer's words; it names the kind, not the resource. */
     char why[256];
     if (o->uid != NULL && o->uid[0] != '\0' && strcmp(o->uid, e->uid) != 0) {
         snprintf(why, sizeof(why),
-                 "Precondition failed: UID in precondition: %s, UID in "
-                 "object meta: %s",
+                 "the UID in the precondition (%s) does not match the UID "
+                 "in record (%s). The object might have been deleted and "
+                 "then recreated",
                  o->uid, e->uid);
-        rc = gf_ks_status_conflict(err, t->group, t->resource, name, why);
+        rc = gf_ks_status_conflict(err, t->group, t->kind, name, why);
         return gf__ks_st_leave(st, rc);
     }
     char cur[24];
     fmt_rv(e->obj, cur);
     if (o->rv != NULL && o->rv[0] != '\0' && strcmp(o->rv, cur) != 0) {
         snprintf(why, sizeof(why),
-                 "Precondition failed: ResourceVersion in precondition: %s, "
-                 "ResourceVersion in object meta: %s",
+                 "the ResourceVersion in the precondition (%s) does not "
+                 "match the ResourceVersion in record (%s). The object "
+                 "might have been modified",
                  o->rv, cur);
-        rc = gf_ks_status_conflict(err, t->group, t->resource, name, why);
+        rc = gf_ks_status_conflict(err, t->group, t->kind, name, why);
         return gf__ks_st_leave(st, rc);
     }
     bool g = false;
-    struct gf_ks_obj *res =
-        gf__ks_st_delete_entry(st, e, resolve_prop(t, o->propagation), &g);
+    struct gf_ks_obj *res = gf__ks_st_delete_entry(
+        st, e, resolve_prop(t, o->propagation), true, &g);
     if (out != NULL)
         *out = res;
     if (gone != NULL)

@@ -26,6 +26,13 @@ static void tk_reply(void *ctx, int code, const char *ctype, const char *body,
     assert_int_equal(gf_buf_append(&r->body, body, len), 0);
 }
 
+static void tk_header(void *ctx, const char *name, const char *value)
+{
+    struct ks_apitk_resp *r = ctx;
+    assert_int_equal(r->code, 0); /* before the answer */
+    assert_int_equal(gf_buf_printf(&r->headers, "%s: %s\n", name, value), 0);
+}
+
 static void tk_begin(void *ctx, int code, const char *ctype)
 {
     struct ks_apitk_resp *r = ctx;
@@ -60,6 +67,8 @@ void ks_apitk_resp_init(struct ks_apitk_resp *r)
 {
     memset(r, 0, sizeof(*r));
     gf_buf_init(&r->body, (size_t)256 << 20);
+    gf_buf_init(&r->headers, 1 << 20);
+    r->out.header = tk_header;
     r->out.ctx = r;
     r->out.reply = tk_reply;
     r->out.stream_begin = tk_begin;
@@ -72,6 +81,7 @@ void ks_apitk_resp_free(struct ks_apitk_resp *r)
     gf_ks_api_call_cancel(r->call);
     r->call = NULL;
     gf_buf_free(&r->body);
+    gf_buf_free(&r->headers);
 }
 
 void ks_apitk_start(struct ks_apitk_cluster *k, struct gf_ks_api_opts *opts)

@@ -23,7 +23,8 @@
 struct ks_apitk_resp {
     int code;
     char ctype[128];
-    struct gf_buf body; /* the reply, or every stream chunk concatenated */
+    struct gf_buf body;    /* the reply, or every stream chunk concatenated */
+    struct gf_buf headers; /* extra headers, "Name: value\n" each */
     size_t chunks;
     bool streaming, ended;
     int fail_writes; /* stream_write fails once this many chunks are in */

@@ -154,10 +154,17 @@ static void test_gc_orphan(void **state)
     char r[256];
     ks_sttk_owner_ref(r, sizeof(r), "Job", job);
     ks_sttk_mk_owned(&f, "p1", r);
-    bool gone = false;
+    struct ks_sttk_olog log = {0};
+    struct ks_sttk_obs ob = {.log = &log, .tag = "o"};
+    gf_ks_store_observe(f.st, f.job, ks_sttk_obs_cb, &ob);
+    bool gone = true;
     assert_int_equal(
         ks_sttk_del(&f, f.job, "a", "j", GF_KS_PROP_DEFAULT, &gone), 0);
-    assert_true(gone);
+    /* As the API server does, the delete marks the Job with the orphan
+     * finalizer; the collector orphans its dependents, then removes it. */
+    assert_false(gone);
+    assert_null(gf_ks_store_get(f.st, f.job, "a", "j"));
+    ks_sttk_before(&log, "o MODIFIED Job a/j", "o DELETED Job a/j");
     struct gf_ks_obj *p1 = gf_ks_store_get(f.st, f.cm, "a", "p1");
     assert_non_null(p1);
     assert_false(ks_sttk_has(p1, "metadata.ownerReferences"));

@@ -1,6 +1,7 @@
 /*
  * Tests for kubesim/store's reads (store_read.c): list paging with
- * continue tokens, and label and field selectors.
+ * continue tokens, label and field selectors, and lists served at an
+ * exact resourceVersion from the watch cache.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -85,11 +86,97 @@ static void test_list_paging_and_selectors(void **state)
     ks_sttk_done(&f);
 }
 
+/* The names of a list, comma separated, into a static buffer. */
+static const char *names_of(const struct gf_ks_list *l)
+{
+    static char out[256];
+    out[0] = '\0';
+    for (size_t i = 0; i < l->n; i++)
+        snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s",
+                 i ? "," : "", l->items[i]->name);
+    return out;
+}
+
+static void test_list_at_version(void **state)
+{
+    (void)state;
+    struct ks_sttk_fx f;
+    ks_sttk_init(&f, 8);
+    ks_sttk_mk_ns(&f, "a");
+    ks_sttk_mk(&f, f.cm, "a",
+               "{\"metadata\":{\"name\":\"x\"},\"data\":"
+               "{\"v\":\"1\"}}");
+    uint64_t rv_x = gf_ks_store_rv(f.st);
+    ks_sttk_mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"y\"}}");
+    uint64_t rv_y = gf_ks_store_rv(f.st);
+    /* Changes after rv_y: a modification, a deletion, an addition. */
+    assert_int_equal(ks_sttk_upd(&f, f.cm, "a", "x",
+                                 "{\"metadata\":{\"name\":\"x\"},\"data\":"
+                                 "{\"v\":\"2\"}}",
+                                 GF_KS_MAIN, NULL, NULL),
+                     0);
+    assert_int_equal(ks_sttk_del(&f, f.cm, "a", "y", GF_KS_PROP_DEFAULT, NULL),
+                     0);
+    ks_sttk_mk(&f, f.cm, "a", "{\"metadata\":{\"name\":\"z\"}}");
+    struct gf_ks_list l;
+    struct gf_ks_list_opts lo = {.at_rv = rv_y};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    assert_string_equal(names_of(&l), "x,y");
+    assert_int_equal(l.rv, rv_y);
+    assert_string_equal(ks_sttk_field_str(l.items[0], "data.v"), "1");
+    gf_ks_list_free(&l);
+    lo = (struct gf_ks_list_opts){.at_rv = rv_x, .limit = 1};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    assert_string_equal(names_of(&l), "x");
+    assert_null(l.cont);
+    gf_ks_list_free(&l);
+    /* A page of an old list: the next page keeps its version. */
+    lo = (struct gf_ks_list_opts){.at_rv = rv_y, .limit = 1};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    char *cont = gf_strdup(l.cont);
+    gf_ks_list_free(&l);
+    lo = (struct gf_ks_list_opts){.cont = cont, .limit = 5};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    assert_string_equal(names_of(&l), "y");
+    assert_int_equal(l.rv, rv_y);
+    gf_ks_list_free(&l);
+    /* The current state, and the future. */
+    lo = (struct gf_ks_list_opts){.at_rv = gf_ks_store_rv(f.st)};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, NULL), 0);
+    assert_string_equal(names_of(&l), "x,z");
+    gf_ks_list_free(&l);
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    lo = (struct gf_ks_list_opts){.at_rv = gf_ks_store_rv(f.st) + 5};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, &err), GF_ESERVER);
+    assert_int_equal(err.code, 504);
+    gf_ks_list_free(&l);
+    /* Once the watch cache (8 events) has moved past: 410 Expired. */
+    for (int i = 0; i < 10; i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "{\"metadata\":{\"name\":\"n%d\"}}", i);
+        ks_sttk_mk(&f, f.cm, "a", buf);
+    }
+    lo = (struct gf_ks_list_opts){.at_rv = rv_y, .limit = 1};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, &err), GF_EGONE);
+    assert_int_equal(err.code, 410);
+    assert_string_equal(err.reason, "Expired");
+    gf_ks_list_free(&l);
+    lo = (struct gf_ks_list_opts){.cont = cont, .limit = 5};
+    assert_int_equal(gf_ks_store_list(f.st, f.cm, &lo, &l, &err), GF_EGONE);
+    assert_non_null(strstr(err.message, "continue parameter is too old"));
+    gf_ks_list_free(&l);
+    gf_free(cont);
+    gf_ks_status_clear(&err);
+    ks_sttk_done(&f);
+}
+
 int main(void)
 {
     gf_kube_global_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_paging_and_selectors),
+        cmocka_unit_test(test_list_at_version),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_kube_global_cleanup();
