@@ -19,6 +19,7 @@
 #include "controller/hub.h"
 #include "kubeclient/global.h"
 #include "kubeclient/kubeconfig.h"
+#include "kubeclient/uvclock.h"
 
 struct hub_args {
     const char *kubeconfig, *context, *policy, *listen, *ns, *id;
@@ -98,6 +99,35 @@ static int parse_args(int argc, char **argv, struct hub_args *a)
     return 0;
 }
 
+/*
+ * Tests only: GPUFED_CLOCK_RATE_PPM=N runs this process's monotonic clock
+ * at (1 + N/1e6) times real time, the clock-rate drift the lease protocol
+ * bounds by rho (the chaos suite's clock-drift fault). Like
+ * GPUFED_CRASH_AFTER it is an environment variable, not a flag, so that
+ * no Deployment grows it by accident. Logged at warn so that a skewed
+ * process is never mistaken for a healthy one. 0 or -EINVAL (said why).
+ */
+static int clock_rate_from_env(const char *cmd, int32_t *ppm)
+{
+    *ppm = 0;
+    const char *v = getenv("GPUFED_CLOCK_RATE_PPM");
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (gf_clock_rate_parse(v, ppm) != 0) {
+        fprintf(stderr,
+                "gpufed %s: bad GPUFED_CLOCK_RATE_PPM '%s' (an integer "
+                "within +-%d)\n",
+                cmd, v, GF_CLOCK_RATE_MAX_PPM);
+        return -EINVAL;
+    }
+    if (*ppm != 0) {
+        struct gf_log_ctx lc = {.comp = cmd};
+        GF_LOG(&lc, GF_LOG_WARN, "clock rate skewed for testing", "ppm=%ld",
+               (long)*ppm);
+    }
+    return 0;
+}
+
 static int load_creds(const char *cmd, const char *kubeconfig,
                       const char *context, struct gf_kube_creds **out)
 {
@@ -167,6 +197,9 @@ static int hub_main(int argc, char **argv)
         return 2;
     }
     gf_log_set_level(lvl);
+    int32_t ppm = 0;
+    if (clock_rate_from_env("hub", &ppm) != 0)
+        return 2;
     int64_t lease_ms = 15000;
     if (a.leader_lease != NULL &&
         (gf_duration_parse_ms(a.leader_lease, &lease_ms) != 0 ||
@@ -201,6 +234,7 @@ static int hub_main(int argc, char **argv)
         .leader_lease_ms = (uint64_t)lease_ms,
         /* Tests only: see gf_hub_opts.crash_after. */
         .crash_after = getenv("GPUFED_CRASH_AFTER"),
+        .clock_rate_ppm = ppm,
         .on_leadership_lost = on_deposed,
         .on_leadership_lost_data = &r,
     };
@@ -314,6 +348,9 @@ static int agent_main(int argc, char **argv)
         return 2;
     }
     gf_log_set_level(lvl);
+    int32_t ppm = 0;
+    if (clock_rate_from_env("agent", &ppm) != 0)
+        return 2;
     struct gf_kube_creds *creds = NULL;
     if (load_creds("agent", a.kubeconfig, a.context, &creds) != 0)
         return 2;
@@ -327,6 +364,7 @@ static int agent_main(int argc, char **argv)
                               .member = a.member,
                               .listen = a.listen,
                               .max_clock_offset_ms = (uint64_t)offset_ms,
+                              .clock_rate_ppm = ppm,
                               .on_fatal = on_agent_fatal,
                               .data = &r};
     rc = gf_agent_start(&o, &r.agent);
