@@ -58,6 +58,10 @@ static void hub_usage(FILE *f)
             "                     as a candidate\n"
             "  --log-level L      debug, info (default), warn, error\n"
             "\n"
+            "Environment, for fault tests only: GPUFED_CLOCK_RATE_PPM=N\n"
+            "runs the monotonic clock at (1 + N/1e6) times real time\n"
+            "(|N| <= 500000).\n"
+            "\n"
             "Exit status: 0 on SIGINT/SIGTERM, 1 when the policy is invalid\n"
             "or leadership was lost, 2 on other errors.\n");
 }
@@ -284,7 +288,10 @@ static void agent_usage(FILE *f)
            "  --listen ADDR           /metrics, /healthz, /readyz (:8081)\n"
            "  --max-clock-offset DUR  how far this cluster's clock may be\n"
            "                          behind the hub's (default 1s)\n"
-           "  --log-level L           debug, info (default), warn, error\n");
+           "  --log-level L           debug, info (default), warn, error\n"
+           "\n"
+           "Environment, for fault tests only: GPUFED_CLOCK_RATE_PPM=N runs\n"
+           "the monotonic clock at (1 + N/1e6) times real time.\n");
 }
 
 static int parse_agent_args(int argc, char **argv, struct agent_args *a)
