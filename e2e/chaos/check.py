@@ -655,7 +655,10 @@ def figures(run):
     rates = {}
     for f in run.faults:
         if f.get("kind") == "clock-drift" and f.get("process"):
-            rates[f["process"]] = "%+d ppm%s" % (
+            who = f["process"]
+            if who == "agent":
+                who += "/" + f.get("member", "?")
+            rates[who] = "%+d ppm%s" % (
                 f.get("ppm", 0), " (beyond rho)" if f.get("beyond_rho")
                 else "")
     if rates:

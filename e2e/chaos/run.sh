@@ -16,7 +16,7 @@
 #          [--out DIR]
 #
 # What runs depends on what the gpufed binary supports, detected from its
-# --help (or forced with CHAOS_AGENT=0|1, CHAOS_HA=0|1):
+# --help (or forced with CHAOS_AGENT=0|1, CHAOS_HA=0|1, CHAOS_HEARTBEAT=0|1):
 #   agents    `gpufed agent --help` succeeds and `gpufed hub --help` names
 #             its heartbeat (an agent fences every copy when no hub renews
 #             the heartbeat): one `gpufed agent` per member (identity
@@ -84,7 +84,7 @@ detect() { # what [0|1|auto]
     esac
     case $1 in
     agent) "$GF_BIN/gpufed" agent --help >/dev/null 2>&1 &&
-        detect heartbeat auto ;;
+        detect heartbeat "${CHAOS_HEARTBEAT:-auto}" ;;
     heartbeat) grep -qi heartbeat < <("$GF_BIN/gpufed" hub --help 2>&1) ;;
     ha) grep -q -- --leader-lease < <("$GF_BIN/gpufed" hub --help 2>&1) ;;
     clock) grep -q GPUFED_CLOCK_RATE_PPM < <("$GF_BIN/gpufed" hub --help 2>&1) ;;
@@ -93,7 +93,7 @@ detect() { # what [0|1|auto]
 AGENT=0 HA=0 HB=0 CLOCK=0
 if detect agent "${CHAOS_AGENT:-auto}"; then AGENT=1; have+="agent,"; fi
 if detect ha "${CHAOS_HA:-auto}"; then HA=1; have+="ha,"; fi
-if detect heartbeat auto; then HB=1; fi
+if detect heartbeat "${CHAOS_HEARTBEAT:-auto}"; then HB=1; fi
 if detect clock auto; then CLOCK=1; have+="clock-hook,"; fi
 REPLICAS=(hub)
 [ $HA = 1 ] && REPLICAS=(a b)

@@ -386,7 +386,7 @@ class CheckerTest(unittest.TestCase):
         bad, _ = w.check()
         self.assertEqual(bad, ["L1"])
         run, _ = check.check(w.dir)
-        self.assertIn("clock rates at the end: agent +9000 ppm",
+        self.assertIn("clock rates at the end: agent/west +9000 ppm",
                       check.figures(run))
 
 if __name__ == "__main__":
