@@ -373,8 +373,14 @@ fault_beyond_rho() {
     done
     echo "chaos: beyond rho: $best's agent at -500000 ppm ($most copies" \
         "running), the hub cut off from $best for 15 s"
+    # The agent must be running, and must have seen the heartbeat move on
+    # its skewed clock before the cut: a freshly started agent dates its
+    # credit from the Lease's renewTime by the wall clock, which the skew
+    # leaves alone. Two seconds is more than two renewals (D/3 = 1 s).
+    [ -n "${agent_pid[$best]:-}" ] || agent_start "$best"
     fault_clock_drift "$best" "agent=-500000" \
         "{\"beyond_rho\":true,\"copies\":$most}"
+    sleep 2
     sim_fault "$best" blackhole --identity gpufed-hub --for 15000ms
     log_fault blackhole "$best" 15000 gpufed-hub '{"beyond_rho":true}'
 }
