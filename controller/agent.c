@@ -564,7 +564,7 @@ static void registry(struct gf_agent *a)
 /* The clock, the transfer engine, the client and the listener. */
 static int open_io(struct gf_agent *a, const struct gf_agent_opts *o)
 {
-    int rc = gf_clock_init_uv(&a->clk, a->loop);
+    int rc = gf_clock_init_uv_rate(&a->clk, a->loop, o->clock_rate_ppm);
     if (rc == 0)
         rc = gf_http_new(a->loop, &a->clk, &a->http);
     struct gf_kube_client_opts co = {.user_agent = "gpufed-agent",

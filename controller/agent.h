@@ -44,6 +44,9 @@ struct gf_agent_opts {
     /* How far this cluster's wall clock may be behind the hub's: added to
      * the heartbeat's age at start. */
     uint64_t max_clock_offset_ms;
+    /* Fault hook for clock-drift tests: the monotonic clock runs at
+     * (1 + ppm/1e6) times real time (kubeclient/uvclock.h); 0: real. */
+    int32_t clock_rate_ppm;
     /* Fires once, from the loop, when the agent cannot run at all (its
      * RBAC or its cluster refuses it); the caller then stops it. */
     void (*on_fatal)(void *data);

@@ -536,7 +536,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
     gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
     h->policy_path = gf_strdup(o->policy_path);
-    int rc = gf_clock_init_uv(&h->clk, h->loop);
+    int rc = gf_clock_init_uv_rate(&h->clk, h->loop, o->clock_rate_ppm);
     if (rc == 0)
         rc = open_policy(h, o->policy_path);
     if (rc == 0)

@@ -41,6 +41,9 @@ struct gf_hub_opts {
      * confirm-gone, reactivate-origin, mark-outcome). NULL: none.
      */
     const char *crash_after;
+    /* Fault hook for clock-drift tests: the monotonic clock runs at
+     * (1 + ppm/1e6) times real time (kubeclient/uvclock.h); 0: real. */
+    int32_t clock_rate_ppm;
     /* /metrics, /healthz, /readyz on this address ("HOST:PORT", ":PORT");
      * NULL: not served. */
     const char *listen;

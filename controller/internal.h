@@ -227,6 +227,12 @@ int gf__member_connect(struct gf__member *m, const char *kubeconfig, size_t len,
 void gf__member_close(struct gf__member *m, void (*cb)(void *data), void *data);
 /* Every store listed and every reflector watching. */
 bool gf__member_synced(const struct gf__member *m);
+/*
+ * The member's API server answered (a heartbeat probe succeeded): every
+ * reflector of it that waits out a backoff retries now, keeping its
+ * backoff step (gf_reflector_retry_now). Returns how many retried.
+ */
+size_t gf__member_retry_now(struct gf__member *m);
 struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name);
 /* Returned-borrowed projections (valid this loop turn), or NULL. */
 const struct gf_obs_workload *gf__member_wl(const struct gf__member *m,

@@ -19,6 +19,7 @@
 #include "controller/hub.h"
 #include "kubeclient/global.h"
 #include "kubeclient/kubeconfig.h"
+#include "kubeclient/uvclock.h"
 
 struct hub_args {
     const char *kubeconfig, *context, *policy, *listen, *ns, *id;
@@ -59,6 +60,10 @@ static void hub_usage(FILE *f)
             "                     as a candidate\n"
             "  --log-level L      debug, info (default), warn, error\n"
             "\n"
+            "Environment, for fault tests only: GPUFED_CLOCK_RATE_PPM=N\n"
+            "runs the monotonic clock at (1 + N/1e6) times real time\n"
+            "(|N| <= 500000).\n"
+            "\n"
             "Exit status: 0 on SIGINT/SIGTERM, 1 when the policy is invalid\n"
             "or leadership was lost, 2 on other errors.\n");
 }
@@ -96,6 +101,35 @@ static int parse_args(int argc, char **argv, struct hub_args *a)
     if (a->policy == NULL) {
         fprintf(stderr, "gpufed hub: --policy is required\n");
         return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Tests only: GPUFED_CLOCK_RATE_PPM=N runs this process's monotonic clock
+ * at (1 + N/1e6) times real time, the clock-rate drift the lease protocol
+ * bounds by rho (the chaos suite's clock-drift fault). Like
+ * GPUFED_CRASH_AFTER it is an environment variable, not a flag, so that
+ * no Deployment grows it by accident. Logged at warn so that a skewed
+ * process is never mistaken for a healthy one. 0 or -EINVAL (said why).
+ */
+static int clock_rate_from_env(const char *cmd, int32_t *ppm)
+{
+    *ppm = 0;
+    const char *v = getenv("GPUFED_CLOCK_RATE_PPM");
+    if (v == NULL || *v == '\0')
+        return 0;
+    if (gf_clock_rate_parse(v, ppm) != 0) {
+        fprintf(stderr,
+                "gpufed %s: bad GPUFED_CLOCK_RATE_PPM '%s' (an integer "
+                "within +-%d)\n",
+                cmd, v, GF_CLOCK_RATE_MAX_PPM);
+        return -EINVAL;
+    }
+    if (*ppm != 0) {
+        struct gf_log_ctx lc = {.comp = cmd};
+        GF_LOG(&lc, GF_LOG_WARN, "clock rate skewed for testing", "ppm=%ld",
+               (long)*ppm);
     }
     return 0;
 }
@@ -169,6 +203,9 @@ static int hub_main(int argc, char **argv)
         return 2;
     }
     gf_log_set_level(lvl);
+    int32_t ppm = 0;
+    if (clock_rate_from_env("hub", &ppm) != 0)
+        return 2;
     int64_t lease_ms = 15000;
     if (a.leader_lease != NULL &&
         (gf_duration_parse_ms(a.leader_lease, &lease_ms) != 0 ||
@@ -203,6 +240,7 @@ static int hub_main(int argc, char **argv)
         .leader_lease_ms = (uint64_t)lease_ms,
         /* Tests only: see gf_hub_opts.crash_after. */
         .crash_after = getenv("GPUFED_CRASH_AFTER"),
+        .clock_rate_ppm = ppm,
         .on_leadership_lost = on_deposed,
         .on_leadership_lost_data = &r,
     };
@@ -252,7 +290,10 @@ static void agent_usage(FILE *f)
            "  --listen ADDR           /metrics, /healthz, /readyz (:8081)\n"
            "  --max-clock-offset DUR  how far this cluster's clock may be\n"
            "                          behind the hub's (default 1s)\n"
-           "  --log-level L           debug, info (default), warn, error\n");
+           "  --log-level L           debug, info (default), warn, error\n"
+           "\n"
+           "Environment, for fault tests only: GPUFED_CLOCK_RATE_PPM=N runs\n"
+           "the monotonic clock at (1 + N/1e6) times real time.\n");
 }
 
 static int parse_agent_args(int argc, char **argv, struct agent_args *a)
@@ -316,6 +357,9 @@ static int agent_main(int argc, char **argv)
         return 2;
     }
     gf_log_set_level(lvl);
+    int32_t ppm = 0;
+    if (clock_rate_from_env("agent", &ppm) != 0)
+        return 2;
     struct gf_kube_creds *creds = NULL;
     if (load_creds("agent", a.kubeconfig, a.context, &creds) != 0)
         return 2;
@@ -329,6 +373,7 @@ static int agent_main(int argc, char **argv)
                               .member = a.member,
                               .listen = a.listen,
                               .max_clock_offset_ms = (uint64_t)offset_ms,
+                              .clock_rate_ppm = ppm,
                               .on_fatal = on_agent_fatal,
                               .data = &r};
     rc = gf_agent_start(&o, &r.agent);

@@ -308,6 +308,17 @@ static int start_kind(struct gf__member *m, enum gf__mkind k)
         .handlers = &hs,
     };
     m->stores[k] = gf_store_new(&so);
+    /*
+     * The reflectors keep client-go's backoff (0.8 s doubling to a 30 s
+     * cap). A lower cap for member watches would shorten how long a member
+     * that is back stays unsynced, but only by retrying blindly and more
+     * often, against a server that may be the one recovering (five
+     * paginated lists per member at once). The hub knows better when to
+     * try: its heartbeat probe of a suspect member (every D/3) succeeding
+     * calls gf__member_retry_now, which bounds the stall by the probe
+     * period instead of the cap while the cap keeps protecting a server
+     * that keeps failing.
+     */
     struct gf_reflector_opts ro = {
         .client = m->client,
         .store = m->stores[k],
@@ -321,6 +332,18 @@ static int start_kind(struct gf__member *m, enum gf__mkind k)
     if (rc == 0)
         rc = gf_reflector_start(m->refl[k]);
     return rc;
+}
+
+size_t gf__member_retry_now(struct gf__member *m)
+{
+    size_t n = 0;
+    for (int k = 0; k < GF__M_KINDS; k++)
+        if (m->refl[k] != NULL && gf_reflector_retry_now(m->refl[k]))
+            n++;
+    if (n > 0)
+        GF_LOG(&m->lc, GF_LOG_INFO, "member reachable, watches retry now",
+               "reflectors=%zu", n);
+    return n;
 }
 
 static void member_free(struct gf__member *m)

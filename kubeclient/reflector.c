@@ -526,6 +526,19 @@ static void do_watch(struct gf_reflector *r)
 
 /* ------------------------------------------------------------------ */
 
+/* See reflector.h for the rule: the wait goes, the step stays (step_ms
+ * is untouched, and healthy_since_ms stays 0 until a watch opens). */
+bool gf_reflector_retry_now(struct gf_reflector *r)
+{
+    if (r->closing || r->state != GF_REFLECTOR_BACKOFF)
+        return false;
+    gf_timer_stop(&r->backoff_timer);
+    GF_LOG(&r->lc, GF_LOG_INFO, "retrying now", "resource=%s step_ms=%llu",
+           r->res.plural, (unsigned long long)r->step_ms);
+    on_backoff(&r->backoff_timer);
+    return true;
+}
+
 int gf_reflector_start(struct gf_reflector *r)
 {
     if (r->state != GF_REFLECTOR_STOPPED || r->closing)

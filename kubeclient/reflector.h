@@ -17,7 +17,8 @@
  * after 2 minutes of healthy watching. A terminal answer (400, 403, 404,
  * 422 ...) is logged with the server's message, counted, reported to
  * on_terminal and puts the reflector in FAILED, from which it tries again
- * only every GF_REFLECTOR_TERMINAL_RETRY_MS.
+ * only every GF_REFLECTOR_TERMINAL_RETRY_MS. An owner that learns the
+ * server is back (gf_reflector_retry_now) cuts a backoff wait short.
  *
  * A quiet watch is not an error: there is no idle timer (a real API
  * server sends nothing, not even bookmarks, on a resource that does not
@@ -117,6 +118,23 @@ int gf_reflector_start(struct gf_reflector *r);
  */
 void gf_reflector_close(struct gf_reflector *r, void (*cb)(void *data),
                         void *data);
+/*
+ * The caller has evidence that the server is reachable again (the hub: a
+ * heartbeat probe of that member succeeded). If the reflector is waiting
+ * out a backoff (state BACKOFF), the wait is cut short: the list or watch
+ * it was waiting to start starts now. Returns true then, false (and does
+ * nothing) in every other state: a list or watch already in flight, or
+ * FAILED, whose cause (RBAC, a missing CRD) reachability does not fix.
+ *
+ * The rule: only the wait is skipped, never the backoff step. The next
+ * failure waits the step after the current one, as it would have after
+ * the wait, so a server that flaps (reachable for the caller's probe,
+ * failing for the list) is tried at most once more per call, and the
+ * caller's own period (the hub probes every D/3) paces those calls. A
+ * Retry-After the server sent is skipped too: the probe that succeeded
+ * is newer than it.
+ */
+bool gf_reflector_retry_now(struct gf_reflector *r);
 void gf_reflector_health(const struct gf_reflector *r,
                          struct gf_reflector_health *out);
 /* "stopped", "listing", "watching", "backoff", "failed". */

@@ -190,11 +190,15 @@ class Run:
         for f in self.faults:
             ts = f.get("ts_ms", 0)
             if lo <= ts <= hi:
-                out.append((ts, "fault %s %s %s%s%s" % (
+                out.append((ts, "fault %s %s %s%s%s%s" % (
                     self.rel(ts), f.get("kind"), f.get("member", "-"),
                     " for=%dms" % f["for_ms"] if f.get("for_ms") else "",
                     " identity=" + f["identity"] if f.get("identity")
-                    else "")))
+                    else "",
+                    " process=%s ppm=%+d%s" % (
+                        f["process"], f.get("ppm", 0),
+                        " (beyond rho)" if f.get("beyond_rho") else "")
+                    if f.get("process") else "")))
         names = {(s["member"], s["name"]) for s in self.submits
                  if s["id"] in ids}
         for le in self.leases:
@@ -537,6 +541,12 @@ def fault_windows(run, heal_ms):
         if kind == "hub-kill":
             hi = f.get("restart_ts_ms") or ts + f.get("for_ms", 0)
             w.setdefault("*", []).append((ts, hi + heal_ms))
+        elif kind == "clock-drift" and f.get("process", "").startswith("hub"):
+            # The replica was stopped and started again with the new rate:
+            # as a hub-kill for as long as that took (the leader takes its
+            # Lease back at once under the same id).
+            hi = f.get("restart_ts_ms") or ts
+            w.setdefault("*", []).append((ts, hi + heal_ms))
         elif kind in HUB_FAULTS:
             dur = f.get("for_ms") or 1000
             w.setdefault(f.get("member"), []).append((ts, ts + dur + heal_ms))
@@ -641,6 +651,19 @@ def figures(run):
     out.append("faults injected: %d (%s)" % (
         len(run.faults), ", ".join("%s=%d" % kv for kv in sorted(
             kinds.items())) or "none"))
+    # Clock rates: the last one each process was started with.
+    rates = {}
+    for f in run.faults:
+        if f.get("kind") == "clock-drift" and f.get("process"):
+            who = f["process"]
+            if who == "agent":
+                who += "/" + f.get("member", "?")
+            rates[who] = "%+d ppm%s" % (
+                f.get("ppm", 0), " (beyond rho)" if f.get("beyond_rho")
+                else "")
+    if rates:
+        out.append("clock rates at the end: " + ", ".join(
+            "%s %s" % kv for kv in sorted(rates.items())))
     # GPU-seconds held by Suspect leases, from the transition history.
     held = 0.0
     for le in run.leases:

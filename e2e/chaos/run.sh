@@ -16,14 +16,24 @@
 #          [--out DIR]
 #
 # What runs depends on what the gpufed binary supports, detected from its
-# --help (or forced with CHAOS_AGENT=0|1, CHAOS_HA=0|1):
-#   agents    `gpufed agent --help` succeeds: one `gpufed agent` per member
-#             (identity member-agent), `fencing: agent` in the policy, and
-#             the faults agent-partition and agent-kill
+# --help (or forced with CHAOS_AGENT=0|1, CHAOS_HA=0|1, CHAOS_HEARTBEAT=0|1):
+#   agents    `gpufed agent --help` succeeds and `gpufed hub --help` names
+#             its heartbeat (an agent fences every copy when no hub renews
+#             the heartbeat): one `gpufed agent` per member (identity
+#             member-agent), `fencing: agent` in the policy, and the faults
+#             agent-partition and agent-kill. CHAOS_AGENT=1 runs agents
+#             without heartbeats, with `fencing: none`.
 #   two hubs  `gpufed hub --help` names --leader-lease: replicas a and b
 #             (--id a / --id b); hub-kill kills the one that leads
-# A clock hook (clock-drift faults) is a named slot in schedule.py and
-# fault_clock_drift below, off until gpufed offers one.
+#   clocks    `gpufed hub --help` names GPUFED_CLOCK_RATE_PPM: clock-drift
+#             faults restart a hub replica or an agent with a clock rate
+#             within +-rho (the policy's clockDrift)
+# CHAOS_DRIFT_BEYOND_RHO=1 is a negative mode, never in `make test`: at
+# mid-window the agent of the member that lends the most is restarted at
+# half speed (-500000 ppm, fifty times rho) and the hub is cut off from
+# that member for 15 s, so that the hub's fencing deadline passes before
+# the agent fences: the checker should catch S1 (it needs agents and a hub
+# that renews heartbeats).
 # CHAOS_ENFORCE=S1,S2,.. makes only those invariants fail the run; the
 # others are still checked and printed (default: all fail it).
 #
@@ -73,17 +83,39 @@ detect() { # what [0|1|auto]
     0) return 1 ;;
     esac
     case $1 in
-    agent) "$GF_BIN/gpufed" agent --help >/dev/null 2>&1 ;;
+    agent) "$GF_BIN/gpufed" agent --help >/dev/null 2>&1 &&
+        detect heartbeat "${CHAOS_HEARTBEAT:-auto}" ;;
+    heartbeat) grep -qi heartbeat < <("$GF_BIN/gpufed" hub --help 2>&1) ;;
     ha) grep -q -- --leader-lease < <("$GF_BIN/gpufed" hub --help 2>&1) ;;
+    clock) grep -q GPUFED_CLOCK_RATE_PPM < <("$GF_BIN/gpufed" hub --help 2>&1) ;;
     esac
 }
-AGENT=0 HA=0
+AGENT=0 HA=0 HB=0 CLOCK=0
 if detect agent "${CHAOS_AGENT:-auto}"; then AGENT=1; have+="agent,"; fi
 if detect ha "${CHAOS_HA:-auto}"; then HA=1; have+="ha,"; fi
+if detect heartbeat "${CHAOS_HEARTBEAT:-auto}"; then HB=1; fi
+if detect clock auto; then CLOCK=1; have+="clock-hook,"; fi
 REPLICAS=(hub)
 [ $HA = 1 ] && REPLICAS=(a b)
+# With `fencing: agent` the hub treats a partitioned member's leases as
+# fenced once the heartbeat deadline passes: only safe when it renews
+# heartbeats (without them every agent fences every copy at once).
 FENCING=none
-[ $AGENT = 1 ] && FENCING=agent
+[ $AGENT = 1 ] && [ $HB = 1 ] && FENCING=agent
+# rho, the policy's clockDrift (the default, written out), in ppm.
+RHO=0.01 RHO_PPM=10000
+BEYOND=${CHAOS_DRIFT_BEYOND_RHO:-0}
+if [ "$BEYOND" = 1 ] && [ $FENCING != agent ]; then
+    fail "CHAOS_DRIFT_BEYOND_RHO=1 needs agents and a hub that renews" \
+        "heartbeats (fencing: agent); this gpufed has agents=$AGENT" \
+        "heartbeat=$HB"
+fi
+if [ "$BEYOND" = 1 ] && [ $CLOCK != 1 ]; then
+    fail "CHAOS_DRIFT_BEYOND_RHO=1 needs gpufed's clock hook"
+fi
+# The clock rate each process slot starts with (hub-a, agent-east ...):
+# a drift fault is a property of the machine, kept across restarts.
+declare -A RATE=()
 
 if [ -n "$OUT" ]; then
     mkdir -p "$OUT"
@@ -126,9 +158,16 @@ now_ms() { date +%s%3N; }
 K() { kubectl --kubeconfig "$D/$1/kubeconfig-admin.yaml" "${@:2}"; }
 
 step "seed $SEED: $JOBS jobs and $EVENTS fault events over ${WINDOW}s" \
-    "(agents=$AGENT, hub replicas=${#REPLICAS[@]}, fencing=$FENCING)"
+    "(agents=$AGENT, hub replicas=${#REPLICAS[@]}, fencing=$FENCING," \
+    "clock hook=$CLOCK${BEYOND:+, beyond rho=$BEYOND})"
 $PY "$here/schedule.py" --seed "$SEED" --events "$EVENTS" --jobs "$JOBS" \
-    --window "$WINDOW" --have "$have" >"$RUN/schedule"
+    --window "$WINDOW" --have "$have" --rho-ppm $RHO_PPM >"$RUN/schedule"
+if [ "$BEYOND" = 1 ]; then
+    # One more line, outside the seeded draw: the schedule of a normal run
+    # stays as it was.
+    echo "$((WINDOW * 1000 / 2)) beyond - -" >>"$RUN/schedule"
+    sort -n -s -k1,1 -o "$RUN/schedule" "$RUN/schedule"
+fi
 
 # --- the world -------------------------------------------------------------
 sim_start "$D" --clusters "hub,$(IFS=,; echo "${MEMBERS[*]}")" \
@@ -194,7 +233,7 @@ EOF
     mode: redirect
     clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}, {member: north, name: ml-gpu}]
     overflow: {namespaces: [ml]}
-  timing: {overflowAfter: 2s, admitTimeout: 5s, leaseDuration: 3s, fenceMargin: 2s}
+  timing: {overflowAfter: 2s, admitTimeout: 5s, leaseDuration: 3s, fenceMargin: 2s, clockDrift: $RHO}
 EOF
 } >"$RUN/policy.yaml"
 "$GF_BIN/gpufedctl" policy check "$RUN/policy.yaml" >/dev/null
@@ -204,7 +243,8 @@ hub_start() { # replica
     local id=$1 args=()
     [ $HA = 1 ] && args=(--id "$id")
     echo "--- started at $(now_ms)" >>"$RUN/hub-$id.log"
-    "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
+    GPUFED_CLOCK_RATE_PPM=${RATE[hub-$id]:-0} \
+        "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
         --policy "$RUN/policy.yaml" --listen 127.0.0.1:0 "${args[@]}" \
         >>"$RUN/hub-$id.log" 2>&1 &
     hub_pid[$id]=$!
@@ -231,7 +271,8 @@ hub_victim() {
 }
 agent_start() { # member
     # The agent's command line follows manifests/member/agent.yaml.
-    "$GF_BIN/gpufed" agent --member "$1" \
+    GPUFED_CLOCK_RATE_PPM=${RATE[agent-$1]:-0} \
+        "$GF_BIN/gpufed" agent --member "$1" \
         --kubeconfig "$D/$1/kubeconfig-member-agent.yaml" \
         --listen 127.0.0.1:0 >>"$RUN/agent-$1.log" 2>&1 &
     agent_pid[$1]=$!
@@ -263,10 +304,85 @@ sim_fault() { # member kind [args...]
     "$GF_BIN/kubesim" fault "$@" --dir "$D" >/dev/null ||
         echo "chaos: kubesim fault $* failed" >&2
 }
-fault_clock_drift() { # member for_ms
-    # The slot for clock-rate drift within rho: needs a hook in gpufed
-    # (none yet); schedule.py draws this kind only with --have clock-hook.
-    fail "clock-drift scheduled but gpufed has no clock hook"
+# Stops a process gracefully (SIGTERM: a hub finishes its writes in
+# flight), with SIGKILL after 5 s.
+stop_now() { # pid
+    local i
+    kill -TERM "$1" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill_now "$1"
+}
+# "This process now runs with rate r": the rate is kept for the slot and
+# a running process is restarted with it (a stopped one gets it when it is
+# restored). [extra json] is merged into the fault's record.
+fault_clock_drift() { # member process=ppm [extra json]
+    local m=$1 proc=${2%%=*} ppm=${2#*=} slot id="" pid="" restarted=false
+    case $proc in
+    hub) slot=hub-hub id=hub ;;
+    hub-a | hub-b) slot=$proc id=${proc#hub-} ;;
+    agent) slot=agent-$m ;;
+    *) fail "unknown clock-drift process '$proc'" ;;
+    esac
+    RATE[$slot]=$ppm
+    if [ -n "$id" ]; then pid=${hub_pid[$id]:-}; else pid=${agent_pid[$m]:-}; fi
+    local ts
+    ts=$(now_ms)
+    if [ -n "$pid" ]; then
+        local log n i
+        if [ -n "$id" ]; then log=$RUN/hub-$id.log; else log=$RUN/agent-$m.log; fi
+        stop_now "$pid"
+        n=$(wc -l <"$log")
+        if [ -n "$id" ]; then hub_start "$id"; else agent_start "$m"; fi
+        restarted=true
+        # The new process must say it runs skewed: a hook that silently
+        # did nothing would make every drift run a plain restart.
+        for i in $(seq 1 50); do
+            [ "$ppm" != 0 ] || break
+            grep -q "clock rate skewed for testing\" ppm=$ppm\$" \
+                < <(tail -n +"$((n + 1))" "$log") && break
+            [ "$i" -lt 50 ] ||
+                fail "$proc restarted with GPUFED_CLOCK_RATE_PPM=$ppm" \
+                    "but did not log its skew: $(tail -3 "$log")"
+            sleep 0.1
+        done
+    fi
+    local x extra=${3:-}
+    [ -n "$extra" ] || extra='{}'
+    # The record's time is when the process was stopped; restart_ts_ms
+    # when it ran again.
+    x=$(jq -cn --arg p "$proc" --argjson ppm "$ppm" --argjson r $restarted \
+        --argjson ts "$ts" --argjson t0 "$T0" --argjson rts "$(now_ms)" \
+        --argjson x "$extra" \
+        '{t_ms: ($ts - $t0), ts_ms: $ts, process: $p, ppm: $ppm,
+          restarted: $r, restart_ts_ms: $rts} + $x')
+    [ -z "$id" ] || m=""
+    log_fault clock-drift "$m" 0 "" "$x"
+}
+# The negative mode's action (CHAOS_DRIFT_BEYOND_RHO=1): the member with
+# the most copies not yet finished is the lender whose agent goes slow.
+fault_beyond_rho() {
+    local m best="" n most=-1
+    for m in "${MEMBERS[@]}"; do
+        n=$(K "$m" get jobs -A -l gpufed.io/lease -o json 2>/dev/null |
+            jq '[.items[] | select(.status.completionTime == null)] | length') ||
+            n=0
+        [ "$n" -gt "$most" ] && { most=$n; best=$m; }
+    done
+    echo "chaos: beyond rho: $best's agent at -500000 ppm ($most copies" \
+        "running), the hub cut off from $best for 15 s"
+    # The agent must be running, and must have seen the heartbeat move on
+    # its skewed clock before the cut: a freshly started agent dates its
+    # credit from the Lease's renewTime by the wall clock, which the skew
+    # leaves alone. Two seconds is more than two renewals (D/3 = 1 s).
+    [ -n "${agent_pid[$best]:-}" ] || agent_start "$best"
+    fault_clock_drift "$best" "agent=-500000" \
+        "{\"beyond_rho\":true,\"copies\":$most}"
+    sleep 2
+    sim_fault "$best" blackhole --identity gpufed-hub --for 15000ms
+    log_fault blackhole "$best" 15000 gpufed-hub '{"beyond_rho":true}'
 }
 do_fault() { # kind member for_ms [arg]
     local k=$1 m=$2 f=$3 a=${4:-} id
@@ -304,7 +420,7 @@ do_fault() { # kind member for_ms [arg]
         kill_now "${agent_pid[$m]}"
         agent_pid[$m]=""
         log_fault agent-kill "$m" "$f" ;;
-    clock-drift) fault_clock_drift "$m" "$f" ;;
+    clock-drift) fault_clock_drift "$m" "$a" ;;
     *) fail "unknown fault kind '$k' in the schedule" ;;
     esac
 }
@@ -380,6 +496,7 @@ while read -r -u 3 off what a1 a2 a3 a4 a5; do
     job) submit "$a1" "$a2" "$a3" "$a4" ;;
     fault) do_fault "$a1" "$a2" "$a3" "${a4:-}" ;;
     restore) restore "$a1" "$a2" ;;
+    beyond) fault_beyond_rho ;;
     esac
     : "${a5:-}"
 done 3<"$RUN/schedule"

@@ -10,6 +10,13 @@ sorted by time (ms from the run's start):
   OFF fault KIND MEMBER FOR_MS [ARG]
   OFF restore WHAT MEMBER          (after hub-kill / agent-kill: restart)
 
+A clock-drift fault is `OFF fault clock-drift MEMBER 0 PROCESS=PPM`: from
+then on PROCESS (hub, hub-a or hub-b for a replica, or agent for
+MEMBER's agent) runs with its monotonic clock at (1 + PPM/1e6) times real
+time, PPM uniform within +-rho (--rho-ppm, the policy's clockDrift). It
+lasts (0: no end): the process is restarted with the rate, and so is
+every later start of it.
+
 The fault list (FAULTS) names every kind the suite knows, with a weight
 and what it needs: kinds whose processes do not exist yet (agents, a
 second hub replica, a clock hook) are left out of the draw until the
@@ -39,8 +46,8 @@ FAULTS = [
     # SIGKILL of the hub (the leader with two replicas), restarted later.
     ("hub-kill", 1.5, ""),
     ("agent-kill", 1.0, "agent"),
-    # Clock-rate drift within rho: needs a hook in gpufed to skew its
-    # monotonic clock (none yet). The named slot for it.
+    # Clock-rate drift within rho: a hub replica or an agent restarted
+    # with GPUFED_CLOCK_RATE_PPM (gpufed's clock hook).
     ("clock-drift", 1.0, "clock-hook"),
 ]
 
@@ -100,8 +107,12 @@ def build(a):
             what = "hub" if k == "hub-kill" else "agent"
             out.append((off + down, "restore %s %s" % (what, m)))
         elif k == "clock-drift":
-            out.append((off, "fault clock-drift %s %d" % (
-                m, fr.randint(2000, 8000))))
+            procs = ["hub-a", "hub-b"] if "ha" in have else ["hub"]
+            if "agent" in have:
+                procs.append("agent")
+            p = fr.choice(procs)
+            ppm = fr.randint(-a.rho_ppm, a.rho_ppm)
+            out.append((off, "fault clock-drift %s 0 %s=%d" % (m, p, ppm)))
     out.sort(key=lambda x: x[0])
     return ["%d %s" % x for x in out]
 
@@ -121,6 +132,8 @@ def main(argv):
     ap.add_argument("--max-duration", type=int, default=180)
     ap.add_argument("--have", default="",
                     help="what is available: agent, ha, clock-hook")
+    ap.add_argument("--rho-ppm", type=int, default=10000,
+                    help="clock-drift rates are drawn within +-this")
     a = ap.parse_args(argv)
     for line in build(a):
         print(line)

@@ -358,6 +358,36 @@ class CheckerTest(unittest.TestCase):
         bad, _ = w.check()
         self.assertEqual(bad, [])
 
+    def test_hub_clock_drift_restart_is_a_hub_outage(self):
+        # The replica restarted with a skewed clock from 1 s to 16 s: the
+        # hub could not act, so c's wait is not an L1 violation.
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 20, 30)
+        w.complete("east", "c", outcome=False)
+        w.faults.append({"kind": "clock-drift", "member": "",
+                         "process": "hub-a", "ppm": -8000,
+                         "ts_ms": ms(1), "restart_ts_ms": ms(16),
+                         "for_ms": 0})
+        bad, _ = w.check()
+        self.assertEqual(bad, [])
+
+    def test_agent_clock_drift_is_no_hub_outage(self):
+        # An agent restarted with a skewed clock does not stop the hub:
+        # c's wait stays an L1 violation.
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 20, 30)
+        w.complete("east", "c", outcome=False)
+        w.faults.append({"kind": "clock-drift", "member": "west",
+                         "process": "agent", "ppm": 9000,
+                         "ts_ms": ms(1), "restart_ts_ms": ms(16),
+                         "for_ms": 0})
+        bad, _ = w.check()
+        self.assertEqual(bad, ["L1"])
+        run, _ = check.check(w.dir)
+        self.assertIn("clock rates at the end: agent/west +9000 ppm",
+                      check.figures(run))
 
 if __name__ == "__main__":
     unittest.main()

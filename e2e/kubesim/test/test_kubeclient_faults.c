@@ -5,7 +5,8 @@
  * byte: a watch event split at every offset, many events in one chunk,
  * bookmarks, 410 as an ERROR event and as an HTTP status, 429 with
  * Retry-After, a 500 burst, a connection cut mid-event, a server that
- * stops answering, a rotated token file and a wrong CA.
+ * stops answering, a rotated token file and a wrong CA; and the owner
+ * cutting a backoff short when it knows the server is back.
  *
  * The reflector's timers (backoff, idle) run on the manual clock, so
  * waits are clock advances; only socket I/O runs on the loop. Every test
@@ -838,6 +839,74 @@ static void test_500_burst_backs_off_doubling(void **state)
     assert_int_equal(health(f).failures, 3);
 }
 
+/*
+ * The server is reachable again while the reflector waits out a long
+ * backoff (the burst of faults the chaos suite found: up to 30 s of a
+ * member unsynced after it came back). gf_reflector_retry_now lists at
+ * once, with no clock advance, but keeps the step: each failure after a
+ * retry waits the next, doubled step, so a flapping server is not
+ * hammered.
+ */
+static void test_retry_now_cuts_backoff_short(void **state)
+{
+    struct fx *f = *state;
+    f->list_code = 500;
+    f->list_fails = 3;
+    start_reflector(f);
+    for (size_t i = 1; i <= 3; i++) {
+        wait_count(f, &f->nlist, i);
+        gf_kst_run_until(&f->loop, in_backoff, f);
+        uint64_t step = (uint64_t)GF_REFLECTOR_BACKOFF_MIN_MS << (i - 1);
+        assert_in_range(health(f).backoff_ms, step * 8 / 10, step * 12 / 10);
+        /* Without a retry nothing happens before the wait is over. */
+        gf_kst_spin(&f->loop, 20);
+        assert_int_equal(f->nlist, i);
+        assert_true(gf_reflector_retry_now(f->refl));
+    }
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(f->nlist, 4);
+    assert_true(health(f).synced);
+    /* Watching: nothing to cut short. */
+    assert_false(gf_reflector_retry_now(f->refl));
+    gf_kst_spin(&f->loop, 20);
+    assert_int_equal(f->nlist, 4);
+    assert_int_equal(f->nwatch, 1);
+}
+
+/* After a broken watch the retry resumes the watch from the last RV; it
+ * does not relist. */
+static void test_retry_now_resumes_the_watch(void **state)
+{
+    struct fx *f = *state;
+    start_watching(f);
+    char ev[512];
+    int n = event(ev, sizeof(ev), "ADDED", "b", 41);
+    push(f, ev, (size_t)n);
+    wait_events(f, 1);
+    assert_true(gf_ks_server_cut(f->srv, NULL, true, false) >= 1);
+    gf_kst_run_until(&f->loop, in_backoff, f);
+    assert_true(gf_reflector_retry_now(f->refl));
+    gf_kst_run_until(&f->loop, watching, f);
+    assert_int_equal(f->nwatch, 2);
+    assert_int_equal(f->nlist, 1);
+    assert_non_null(strstr(f->reqs[f->nreq - 1].query, "resourceVersion=41"));
+}
+
+/* FAILED (a 403) is not a backoff: reachability does not fix RBAC, so a
+ * retry does nothing and the slow terminal retry stays the only one. */
+static void test_retry_now_leaves_terminal_alone(void **state)
+{
+    struct fx *f = *state;
+    f->list_code = 403;
+    f->list_fails = 1000;
+    start_reflector(f);
+    gf_kst_run_until(&f->loop, in_failed, f);
+    assert_false(gf_reflector_retry_now(f->refl));
+    gf_kst_spin(&f->loop, 20);
+    assert_int_equal(f->nlist, 1);
+    assert_int_equal(health(f).state, GF_REFLECTOR_FAILED);
+}
+
 /* The connection is cut in the middle of an event: the half event is
  * never applied and the watch resumes from the last whole one. */
 static void test_connection_cut_mid_event(void **state)
@@ -982,6 +1051,9 @@ int main(void)
         T(test_429_waits_retry_after),
         T(test_500_burst_backs_off_doubling),
         T(test_connection_cut_mid_event),
+        T(test_retry_now_cuts_backoff_short),
+        T(test_retry_now_resumes_the_watch),
+        T(test_retry_now_leaves_terminal_alone),
         T(test_quiet_watch_not_torn_down),
         T(test_silent_server_deadline),
         T(test_rotated_token_file),
