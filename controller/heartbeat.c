@@ -252,6 +252,8 @@ static void probe_answer(struct gf__hb *hb, int err, const cJSON *json)
         if (err == 0)
             keep_rv(hb, json);
         hb->probe_ok = true;
+        if (hb->io->reachable != NULL)
+            hb->io->reachable(hb);
         gf__hb_check(hb);
         return;
     }
@@ -415,8 +417,15 @@ bool gf__member_observed(const struct gf__member *m)
     return gf__member_synced(m) && (h->hb == NULL || !h->hb[m->index].suspect);
 }
 
-static const struct gf__hb_io kube_io = {.send = kube_send,
-                                         .synced = kube_synced};
+/* The watches grew their backoff through the partition (up to 30 s);
+ * the probe's answer is better evidence than the backoff's guess. */
+static void kube_reachable(struct gf__hb *hb)
+{
+    gf__member_retry_now(hb_member(hb));
+}
+
+static const struct gf__hb_io kube_io = {
+    .send = kube_send, .synced = kube_synced, .reachable = kube_reachable};
 
 void gf__heartbeat_start(struct gf_hub *h, const char *holder)
 {

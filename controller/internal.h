@@ -112,6 +112,9 @@ struct gf__hb_io {
     int (*send)(struct gf__hb *hb, enum gf__hb_call call, const char *body,
                 size_t len, uint64_t timeout_ms);
     bool (*synced)(struct gf__hb *hb);
+    /* A probe of a suspect member was answered: it is reachable again, so
+     * its watches need not wait out their backoff (NULL: nothing). */
+    void (*reachable)(struct gf__hb *hb);
 };
 struct gf__hb {
     struct gf_clock *clk;

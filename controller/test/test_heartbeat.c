@@ -43,6 +43,7 @@ struct fake {
     struct call calls[MAX_CALLS];
     size_t n;
     int64_t live;
+    int reachable; /* io->reachable calls */
 };
 
 static struct fake F;
@@ -68,7 +69,14 @@ static bool fake_synced(struct gf__hb *hb)
     return F.synced;
 }
 
-static const struct gf__hb_io io = {.send = fake_send, .synced = fake_synced};
+static void fake_reachable(struct gf__hb *hb)
+{
+    (void)hb;
+    F.reachable++;
+}
+
+static const struct gf__hb_io io = {
+    .send = fake_send, .synced = fake_synced, .reachable = fake_reachable};
 
 static int setup(void **state)
 {
@@ -284,7 +292,11 @@ static void test_probe_and_sync_make_healthy_again(void **state)
     gf_clock_advance(&F.clk, 1000);
     assert_int_equal(last()->kind, GF__HB_GET);
     size_t n = F.n;
+    assert_int_equal(F.reachable, 0);
     answer_ok("9");
+    /* Reachable again: the member's watches are told to stop waiting
+     * out their backoff. */
+    assert_int_equal(F.reachable, 1);
     assert_true(F.hb.suspect);
     assert_int_equal(F.n, n); /* no renewal yet */
     /* The watches sync: healthy, renewed at once with what the probe
