@@ -206,7 +206,7 @@ e2e: $(BINS)
 # on both servers, the differential cases against the real server, the
 # demo's fast mode and the quick chaos run. `make e2e` runs everything.
 E2E_ASAN_ONLY := e2e/test_realk8s_kubeclient.sh e2e/test_manifests.sh \
-                 e2e/test_realk8s_diff.sh \
+                 e2e/test_realk8s_diff.sh e2e/test_hub_partition.sh \
                  e2e/test_demo_quick.sh e2e/test_chaos_quick.sh
 test: check
 	$(MAKE) asan
