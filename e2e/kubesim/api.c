@@ -80,6 +80,11 @@ size_t gf_ks_api_calls(const struct gf_ks_api *api)
     return api->ncalls;
 }
 
+size_t gf_ks_api_cel_unsupported(const struct gf_ks_api *api)
+{
+    return api->cel_unsupported;
+}
+
 static const char *nonresource_verb(const char *m)
 {
     static const char *const map[][2] = {

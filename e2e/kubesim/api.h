@@ -197,6 +197,14 @@ void gf_ks_api_call_writable(struct gf_ks_api_call *call);
 size_t gf_ks_api_calls(const struct gf_ks_api *api);
 
 /*
+ * CRD validation rules (x-kubernetes-validations) installed in this
+ * cluster that kubesim cannot evaluate and therefore does not enforce,
+ * counted per CRD version each time a CRD is (re)installed; each one is
+ * also logged as a warning naming the CRD, the path and the rule.
+ */
+size_t gf_ks_api_cel_unsupported(const struct gf_ks_api *api);
+
+/*
  * The "API server restart" fault: ends every watch stream (stream_end)
  * and empties the watch caches (gf_ks_store_restart); data is kept.
  */

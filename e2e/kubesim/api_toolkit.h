@@ -54,6 +54,9 @@ struct gf_ks_api {
     struct gf_ks_observer *crd_observer;
     struct gf_list calls; /* open watches (struct gf_ks_api_call) */
     size_t ncalls;
+    /* CRD validation rules kubesim cannot evaluate, over every CRD
+     * version installed (api_crd.c logs each one). */
+    size_t cel_unsupported;
 };
 
 /* One query parameter, percent-decoded. */

@@ -175,13 +175,59 @@ static bool is_crd_type(const struct gf_ks_rtype *t)
            strcmp(t->resource, "customresourcedefinitions") == 0;
 }
 
+/* Replaces (or removes) obj's key with a copy of from's. */
+static void copy_over(cJSON *obj, const cJSON *from, const char *key)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+    if (v != NULL)
+        cJSON_AddItemToObject(obj, key, cJSON_Duplicate(v, true));
+}
+
+/*
+ * The CRD's validation rules (x-kubernetes-validations), run on the object
+ * the store would keep: with a status subresource, a write of the main
+ * resource keeps the stored status (a create has none) and a /status
+ * write keeps everything else. old is the stored object on an update
+ * (transition rules run only then), NULL on a create.
+ */
+static int check_rules(const struct gf_ks_rtype *t,
+                       const struct gf_ks_version *ver, const cJSON *obj,
+                       const cJSON *old, enum gf_ks_subres sub,
+                       const char *name, struct gf_ks_status *err)
+{
+    const struct gf_ks_cel_rules *rules =
+        ver->schema != NULL ? gf_ks_schema_rules(ver->schema) : NULL;
+    if (rules == NULL)
+        return 0;
+    cJSON *eff = NULL;
+    if (t->has_status && sub == GF_KS_STATUS && old != NULL) {
+        eff = cJSON_Duplicate(old, true);
+        copy_over(eff, obj, "status");
+    } else if (t->has_status) {
+        eff = cJSON_Duplicate(obj, true);
+        copy_over(eff, old, "status");
+    }
+    int rc = gf_ks_cel_rules_validate(rules, eff != NULL ? eff : obj, old,
+                                      t->kind, t->group, name, err);
+    cJSON_Delete(eff);
+    return rc;
+}
+
+/*
+ * What every write is checked against, in the server's order. old is the
+ * stored object for an update or a patch, NULL for a create.
+ */
 static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                        const struct gf_ks_version *ver, cJSON *obj,
+                       const cJSON *old, enum gf_ks_subres sub,
                        const char *name, bool strict, struct gf_ks_status *err)
 {
     int rc = fix_type_meta(t, ver, obj, err);
     if (rc == 0)
         rc = validate(t, ver, obj, name, strict, err);
+    if (rc == 0)
+        rc = check_rules(t, ver, obj, old, sub, name != NULL ? name : "", err);
     if (rc == 0 && is_crd_type(t))
         rc = gf__ks_crd_check(api, obj, err);
     return rc;
@@ -206,7 +252,7 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
     const char *name = gf_json_str(obj, "metadata.name");
     char nm[254];
     snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
-    int rc = check_write(api, t, ver, obj, nm, strict, err);
+    int rc = check_write(api, t, ver, obj, NULL, GF_KS_MAIN, nm, strict, err);
     enum gf_ks_subres sub = GF_KS_MAIN;
     if (rc == 0)
         defaults(t, obj);
@@ -268,7 +314,8 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
         goto fail;
     if (dry) {
         const char *name = gf_json_str(obj, "metadata.name");
-        rc = check_write(api, r->t, r->ver, obj, name, strict_of(r), err);
+        rc = check_write(api, r->t, r->ver, obj, NULL, GF_KS_MAIN, name,
+                         strict_of(r), err);
         if (rc < 0)
             goto fail;
         reply_cjson_obj(r, 201, obj);
@@ -333,11 +380,15 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     int rc = dry_run(r, &dry, err);
     if (rc == 0)
         rc = gf__ks_parse_body(r, &obj, err);
-    if (rc == 0)
-        rc = check_write(api, r->t, r->ver, obj, r->name, strict_of(r), err);
     if (rc < 0)
         goto fail;
     struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
+    cJSON *old = cur != NULL ? gf_ks_obj_parse(cur) : NULL;
+    rc = check_write(api, r->t, r->ver, obj, old, subres(r), r->name,
+                     strict_of(r), err);
+    cJSON_Delete(old);
+    if (rc < 0)
+        goto fail;
     if (cur == NULL && create_on_update(r->t) && subres(r) == GF_KS_MAIN) {
         struct gf_ks_obj *o = NULL;
         if (!dry) {
@@ -464,7 +515,8 @@ static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
                               "the name on the URL (%s)",
                               name != NULL ? name : "", r->name);
     if (rc == 0 && dry) {
-        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
+        rc = check_write(api, r->t, r->ver, doc, NULL, GF_KS_MAIN, r->name,
+                         strict_of(r), err);
         if (rc == 0) {
             reply_cjson_obj(r, 201, doc);
             cJSON_Delete(doc);
@@ -515,8 +567,12 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
     if (rc == 0 && !cJSON_IsObject(doc))
         rc = gf_ks_status_set(err, 422, "Invalid",
                               "the patched object is not an object");
-    if (rc == 0)
-        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
+    if (rc == 0) {
+        cJSON *old = gf_ks_obj_parse(cur);
+        rc = check_write(api, r->t, r->ver, doc, old, subres(r), r->name,
+                         strict_of(r), err);
+        cJSON_Delete(old);
+    }
     if (rc < 0)
         goto fail;
     store_and_reply(api, r, doc, dry, err);
