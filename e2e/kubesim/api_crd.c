@@ -262,9 +262,9 @@ static void log_unsupported(void *data, const char *path, const char *rule,
 
 static void report_rules(struct gf_ks_api *api, const cJSON *crd)
 {
-    const struct gf_ks_rtype *t = gf_ks_store_type(
-        gf_ks_api_store(api), gf_json_str(crd, "spec.group"),
-        gf_json_str(crd, "spec.names.plural"));
+    const struct gf_ks_rtype *t =
+        gf_ks_store_type(gf_ks_api_store(api), gf_json_str(crd, "spec.group"),
+                         gf_json_str(crd, "spec.names.plural"));
     if (t == NULL)
         return;
     for (size_t i = 0; i < t->n_versions; i++) {

@@ -54,8 +54,22 @@ enum node_kind {
     N_COND /* a ? b : c */
 };
 
-enum bin_op { B_OR, B_AND, B_EQ, B_NE, B_LT, B_LE, B_GT, B_GE, B_IN,
-              B_ADD, B_SUB, B_MUL, B_DIV, B_MOD };
+enum bin_op {
+    B_OR,
+    B_AND,
+    B_EQ,
+    B_NE,
+    B_LT,
+    B_LE,
+    B_GT,
+    B_GE,
+    B_IN,
+    B_ADD,
+    B_SUB,
+    B_MUL,
+    B_DIV,
+    B_MOD
+};
 
 struct node {
     enum node_kind kind;
@@ -154,12 +168,24 @@ static void lex_string(struct parser *ps)
         if (c == '\\') {
             char e = *ps->p++;
             switch (e) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case '\\': c = '\\'; break;
-            case '\'': c = '\''; break;
-            case '"': c = '"'; break;
+            case 'n':
+                c = '\n';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case '\\':
+                c = '\\';
+                break;
+            case '\'':
+                c = '\'';
+                break;
+            case '"':
+                c = '"';
+                break;
             default:
                 fail(ps, -ENOTSUP, "unsupported escape in a string");
                 ps->tk = T_BAD;
@@ -233,8 +259,7 @@ static void lex_number(struct parser *ps)
 
 static void next(struct parser *ps)
 {
-    while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' ||
-           *ps->p == '\r')
+    while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')
         ps->p++;
     char c = *ps->p;
     if (c == '\0') {
@@ -261,10 +286,9 @@ static void next(struct parser *ps)
         lex_string(ps);
         return;
     }
-    static const char *const ops[] = {"==", "!=", "<=", ">=", "&&", "||",
-                                      "<",  ">",  "!",  "?",  ":",  "(",
-                                      ")",  "[",  "]",  ",",  ".",  "+",
-                                      "-",  "*",  "/",  "%",  "{",  "}"};
+    static const char *const ops[] = {
+        "==", "!=", "<=", ">=", "&&", "||", "<", ">", "!", "?", ":", "(",
+        ")",  "[",  "]",  ",",  ".",  "+",  "-", "*", "/", "%", "{", "}"};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         size_t n = strlen(ops[i]);
         if (strncmp(ps->p, ops[i], n) == 0) {
@@ -742,8 +766,7 @@ static double num(const struct val *v)
 static bool equal(const struct val *a, const struct val *b)
 {
     if (is_num(a) && is_num(b))
-        return a->k == V_INT && b->k == V_INT ? a->i == b->i
-                                              : num(a) == num(b);
+        return a->k == V_INT && b->k == V_INT ? a->i == b->i : num(a) == num(b);
     if (a->k != b->k)
         return false;
     switch (a->k) {
@@ -857,6 +880,64 @@ static struct val eval_call(struct ectx *e, const struct node *n)
     return vbool(strstr(t.s, arg.s) != NULL);
 }
 
+/* A comprehension's running state. */
+struct compre {
+    enum { C_ALL, C_EXISTS, C_ONE, C_FILTER, C_MAP } m;
+    cJSON *out; /* filter and map: the list built */
+    struct val err;
+    int64_t count;
+};
+
+/*
+ * One item's result r (x the item). Returns true when the comprehension
+ * is decided, with *res its value.
+ */
+static bool compre_step(struct ectx *e, struct compre *c, const struct val *x,
+                        const struct val *r, struct val *res)
+{
+    if (r->k == V_ERR) {
+        if (c->m == C_ALL || c->m == C_EXISTS) {
+            c->err = *r;
+            return false;
+        }
+        *res = *r;
+        return true;
+    }
+    if (c->m == C_MAP) {
+        cJSON_AddItemToArray(c->out, to_json(r));
+        return false;
+    }
+    if (r->k != V_BOOL) {
+        *res = verr(e, "no such overload");
+        return true;
+    }
+    if ((c->m == C_ALL && !r->b) || (c->m == C_EXISTS && r->b)) {
+        *res = *r;
+        return true;
+    }
+    if (c->m == C_ONE && r->b)
+        c->count++;
+    if (c->m == C_FILTER && r->b)
+        cJSON_AddItemToArray(c->out, to_json(x));
+    return false;
+}
+
+static struct val compre_result(const struct compre *c)
+{
+    if (c->err.k == V_ERR)
+        return c->err;
+    switch (c->m) {
+    case C_ALL:
+        return vbool(true);
+    case C_EXISTS:
+        return vbool(false);
+    case C_ONE:
+        return vbool(c->count == 1);
+    default:
+        return (struct val){.k = V_LIST, .j = c->out};
+    }
+}
+
 /*
  * all/exists/exists_one/filter/map over a list's items or a map's keys.
  * all is false when any item is false, even if another one fails, and
@@ -871,63 +952,30 @@ static struct val eval_compre(struct ectx *e, const struct node *n)
         return verr(e, "no such overload");
     if (e->n_vars >= MAX_VARS)
         return verr(e, "comprehensions nested too deeply");
-    const char *m = n->s;
-    bool all = strcmp(m, "all") == 0, exists = strcmp(m, "exists") == 0;
-    bool one = strcmp(m, "exists_one") == 0;
-    bool filter = strcmp(m, "filter") == 0;
-    cJSON *out = all || exists || one ? NULL : new_list(e);
-    struct val err = {.k = V_NULL};
-    int64_t count = 0;
+    static const char *const names[] = {"all", "exists", "exists_one", "filter",
+                                        "map"};
+    struct compre c = {.m = C_MAP, .err = {.k = V_NULL}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(n->s, names[i]) == 0)
+            c.m = i;
+    if (c.m == C_FILTER || c.m == C_MAP)
+        c.out = new_list(e);
     size_t slot = e->n_vars++;
     e->var_name[slot] = n->var;
+    struct val res;
+    bool decided = false;
     const cJSON *it;
-    struct val res = {.k = V_NULL};
     cJSON_ArrayForEach(it, t.j)
     {
         struct val x = t.k == V_MAP ? (struct val){.k = V_STR, .s = it->string}
                                     : of_json(it);
         e->var_val[slot] = x;
         struct val r = eval(e, n->b2);
-        if (r.k == V_ERR) {
-            if (all || exists) {
-                err = r;
-                continue;
-            }
-            res = r;
-            goto done;
-        }
-        if (out != NULL && !filter) {
-            cJSON_AddItemToArray(out, to_json(&r));
-            continue;
-        }
-        if (r.k != V_BOOL) {
-            res = verr(e, "no such overload");
-            goto done;
-        }
-        if (all && !r.b) {
-            res = vbool(false);
-            goto done;
-        }
-        if (exists && r.b) {
-            res = vbool(true);
-            goto done;
-        }
-        if (one && r.b)
-            count++;
-        if (filter && r.b)
-            cJSON_AddItemToArray(out, to_json(&x));
+        if ((decided = compre_step(e, &c, &x, &r, &res)))
+            break;
     }
-    if (err.k == V_ERR)
-        res = err;
-    else if (all || exists)
-        res = vbool(all);
-    else if (one)
-        res = vbool(count == 1);
-    else
-        res = (struct val){.k = V_LIST, .j = out};
-done:
     e->n_vars--;
-    return res;
+    return decided ? res : compre_result(&c);
 }
 
 /* && and ||: an error on one side is absorbed by the deciding value. */
@@ -949,10 +997,39 @@ static struct val eval_logic(struct ectx *e, const struct node *n)
     return b;
 }
 
-static struct val arith(struct ectx *e, enum bin_op op, const struct val *a,
-                        const struct val *b)
+static struct val arith_int(struct ectx *e, enum bin_op op, int64_t x,
+                            int64_t y)
 {
-    if (op == B_ADD && a->k == V_STR && b->k == V_STR) {
+    int64_t r = 0;
+    bool over = false;
+    switch (op) {
+    case B_ADD:
+        over = __builtin_add_overflow(x, y, &r);
+        break;
+    case B_SUB:
+        over = __builtin_sub_overflow(x, y, &r);
+        break;
+    case B_MUL:
+        over = __builtin_mul_overflow(x, y, &r);
+        break;
+    default:
+        if (y == 0)
+            return verr(e,
+                        op == B_DIV ? "division by zero" : "modulus by zero");
+        over = x == INT64_MIN && y == -1;
+        if (!over)
+            r = op == B_DIV ? x / y : x % y;
+    }
+    if (over)
+        return verr(e, "integer overflow");
+    return (struct val){.k = V_INT, .i = r};
+}
+
+/* + on strings and on lists: a new value in the arena. */
+static struct val concat(struct ectx *e, const struct val *a,
+                         const struct val *b)
+{
+    if (a->k == V_STR) {
         size_t la = strlen(a->s), lb = strlen(b->s);
         char *s = gf_malloc(la + lb + 1);
         memcpy(s, a->s, la);
@@ -962,43 +1039,29 @@ static struct val arith(struct ectx *e, enum bin_op op, const struct val *a,
         cJSON_AddItemToArray(e->arena, j);
         return (struct val){.k = V_STR, .s = j->valuestring};
     }
-    if (op == B_ADD && a->k == V_LIST && b->k == V_LIST) {
-        cJSON *l = new_list(e);
-        const cJSON *it;
-        cJSON_ArrayForEach(it, a->j)
+    cJSON *l = new_list(e);
+    const cJSON *it;
+    cJSON_ArrayForEach(it, a->j)
+    {
         cJSON_AddItemToArray(l, cJSON_Duplicate(it, true));
-        cJSON_ArrayForEach(it, b->j)
+    }
+    cJSON_ArrayForEach(it, b->j)
+    {
         cJSON_AddItemToArray(l, cJSON_Duplicate(it, true));
-        return (struct val){.k = V_LIST, .j = l};
     }
-    if (a->k == V_INT && b->k == V_INT) {
-        int64_t x = a->i, y = b->i, r = 0;
-        switch (op) {
-        case B_ADD:
-            if (__builtin_add_overflow(x, y, &r))
-                return verr(e, "integer overflow");
-            break;
-        case B_SUB:
-            if (__builtin_sub_overflow(x, y, &r))
-                return verr(e, "integer overflow");
-            break;
-        case B_MUL:
-            if (__builtin_mul_overflow(x, y, &r))
-                return verr(e, "integer overflow");
-            break;
-        default:
-            if (y == 0)
-                return verr(e, op == B_DIV ? "division by zero"
-                                           : "modulus by zero");
-            if (x == INT64_MIN && y == -1)
-                return verr(e, "integer overflow");
-            r = op == B_DIV ? x / y : x % y;
-        }
-        return (struct val){.k = V_INT, .i = r};
-    }
+    return (struct val){.k = V_LIST, .j = l};
+}
+
+static struct val arith(struct ectx *e, enum bin_op op, const struct val *a,
+                        const struct val *b)
+{
+    if (op == B_ADD && a->k == b->k && (a->k == V_STR || a->k == V_LIST))
+        return concat(e, a, b);
+    if (a->k == V_INT && b->k == V_INT)
+        return arith_int(e, op, a->i, b->i);
     if (a->k == V_DBL && b->k == V_DBL && op != B_MOD) {
         double x = a->d, y = b->d;
-        double r = op == B_ADD ? x + y
+        double r = op == B_ADD   ? x + y
                    : op == B_SUB ? x - y
                    : op == B_MUL ? x * y
                                  : x / y;
@@ -1053,9 +1116,10 @@ static struct val eval_bin(struct ectx *e, const struct node *n)
         return vbool(!equal(&a, &b));
     case B_IN:
         if (b.k == V_MAP)
-            return a.k == V_STR ? vbool(cJSON_GetObjectItemCaseSensitive(
-                                            b.j, a.s) != NULL)
-                                : verr(e, "no such overload");
+            return a.k == V_STR
+                       ? vbool(cJSON_GetObjectItemCaseSensitive(b.j, a.s) !=
+                               NULL)
+                       : verr(e, "no such overload");
         if (b.k == V_LIST) {
             const cJSON *it;
             cJSON_ArrayForEach(it, b.j)
@@ -1153,8 +1217,7 @@ int gf_ks_cel_eval(const struct gf_ks_cel *c, const cJSON *self,
     if (v.k == V_BOOL) {
         rc = v.b ? 1 : 0;
     } else {
-        snprintf(why, why_len, "%s",
-                 v.k == V_ERR ? v.s : "no such overload");
+        snprintf(why, why_len, "%s", v.k == V_ERR ? v.s : "no such overload");
         rc = -EINVAL;
     }
     cJSON_Delete(e.arena);

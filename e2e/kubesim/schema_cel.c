@@ -256,9 +256,48 @@ static const cJSON *old_map_item(const cJSON *schema, const cJSON *old,
 
 static const cJSON *child(const cJSON *o, const char *key)
 {
-    const cJSON *c = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key)
-                                       : NULL;
+    const cJSON *c =
+        cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
     return cJSON_IsNull(c) ? NULL : c;
+}
+
+static void walk(struct vctx *v, const cJSON *schema, const cJSON *self,
+                 const cJSON *old, const char *path, int depth);
+
+static void walk_object(struct vctx *v, const cJSON *schema, const cJSON *self,
+                        const cJSON *old, const char *path, int depth)
+{
+    const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+    const cJSON *ap =
+        cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties");
+    char sub[1024];
+    const cJSON *f;
+    cJSON_ArrayForEach(f, self)
+    {
+        const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, f->string);
+        if (ps != NULL)
+            snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "",
+                     f->string);
+        else if (cJSON_IsObject(ap))
+            snprintf(sub, sizeof(sub), "%s[%s]", path, f->string);
+        else
+            continue;
+        walk(v, ps != NULL ? ps : ap, f, child(old, f->string), sub, depth + 1);
+    }
+}
+
+static void walk_array(struct vctx *v, const cJSON *schema, const cJSON *self,
+                       const cJSON *old, const char *path, int depth)
+{
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
+    char sub[1024];
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, self)
+    {
+        snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
+        walk(v, items, it, old_map_item(schema, old, it), sub, depth + 1);
+    }
 }
 
 static void walk(struct vctx *v, const cJSON *schema, const cJSON *self,
@@ -268,36 +307,10 @@ static void walk(struct vctx *v, const cJSON *schema, const cJSON *self,
     if (e == NULL || self == NULL || cJSON_IsNull(self) || depth > MAX_DEPTH)
         return;
     run_rules(v, e, self, old, path);
-    char sub[1024];
-    if (cJSON_IsObject(self)) {
-        const cJSON *props =
-            cJSON_GetObjectItemCaseSensitive(schema, "properties");
-        const cJSON *ap =
-            cJSON_GetObjectItemCaseSensitive(schema, "additionalProperties");
-        const cJSON *f;
-        cJSON_ArrayForEach(f, self)
-        {
-            const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, f->string);
-            if (ps != NULL)
-                snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "",
-                         f->string);
-            else if (cJSON_IsObject(ap))
-                snprintf(sub, sizeof(sub), "%s[%s]", path, f->string);
-            else
-                continue;
-            walk(v, ps != NULL ? ps : ap, f, child(old, f->string), sub,
-                 depth + 1);
-        }
-    } else if (cJSON_IsArray(self)) {
-        const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
-        int i = 0;
-        const cJSON *it;
-        cJSON_ArrayForEach(it, self)
-        {
-            snprintf(sub, sizeof(sub), "%s[%d]", path, i++);
-            walk(v, items, it, old_map_item(schema, old, it), sub, depth + 1);
-        }
-    }
+    if (cJSON_IsObject(self))
+        walk_object(v, schema, self, old, path, depth);
+    else if (cJSON_IsArray(self))
+        walk_array(v, schema, self, old, path, depth);
 }
 
 int gf_ks_cel_rules_validate(const struct gf_ks_cel_rules *r, const cJSON *obj,
@@ -325,9 +338,8 @@ int gf_ks_cel_rules_validate(const struct gf_ks_cel_rules *r, const cJSON *obj,
         rc = gf_ks_status_set(err, 422, "Invalid", "%s \"%s\" is invalid: %s",
                               q, name, gf_buf_cstr(&v.msg));
     else
-        rc = gf_ks_status_set(err, 422, "Invalid",
-                              "%s \"%s\" is invalid: [%s]", q, name,
-                              gf_buf_cstr(&v.msg));
+        rc = gf_ks_status_set(err, 422, "Invalid", "%s \"%s\" is invalid: [%s]",
+                              q, name, gf_buf_cstr(&v.msg));
     if (err != NULL) {
         err->causes = causes;
         gf_ks_status_details(err, name, group, kind);
