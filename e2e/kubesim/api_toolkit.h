@@ -173,6 +173,22 @@ void gf__ks_crd_cleanup(struct gf_ks_api *api, const char *crd_name);
 /* Sets the status of a newly created CRD (Established, accepted names). */
 void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
 
+/* The batch/v1 Job registry (api_job.c). True for batch/v1 jobs. */
+bool gf__ks_is_job(const struct gf_ks_rtype *t);
+/* Applies the API defaults of a Job and its pod template to job. */
+void gf__ks_job_defaults(cJSON *job);
+/*
+ * Registers the Job's create step with the store: the selector and the
+ * template labels that name the new uid, and an empty status.
+ */
+void gf__ks_job_register(struct gf_ks_store *st);
+/*
+ * Validates a defaulted Job; old is the stored Job on an update (NULL on
+ * a create). Returns 0 or GF_EINVALID with err as the server's 422.
+ */
+int gf__ks_job_validate(const cJSON *job, const cJSON *old, const char *name,
+                        struct gf_ks_status *err);
+
 /* Bodies (api_write.c, api_yaml.c, api_proto.c, api_apply.c). */
 /* Decodes a create/update body (JSON, YAML, protobuf); *out owned. */
 int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,

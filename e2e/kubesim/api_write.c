@@ -224,10 +224,15 @@ static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                        const char *name, bool strict, struct gf_ks_status *err)
 {
     int rc = fix_type_meta(t, ver, obj, err);
+    bool job = gf__ks_is_job(t) && sub == GF_KS_MAIN;
+    if (rc == 0 && job)
+        gf__ks_job_defaults(obj);
     if (rc == 0)
         rc = validate(t, ver, obj, name, strict, err);
     if (rc == 0)
         rc = check_rules(t, ver, obj, old, sub, name != NULL ? name : "", err);
+    if (rc == 0 && job)
+        rc = gf__ks_job_validate(obj, old, name != NULL ? name : "", err);
     if (rc == 0 && is_crd_type(t))
         rc = gf__ks_crd_check(api, obj, err);
     return rc;
