@@ -148,6 +148,13 @@ struct gf_ks_api_req {
     size_t body_len;
     const char *user;          /* authenticated user name */
     const char *const *groups; /* NULL-terminated, may be NULL */
+    /*
+     * Impersonate-User and Impersonate-Group headers (kubectl --as,
+     * --as-group), or NULL: the request runs as that identity once the
+     * authenticated user may "impersonate" it (api_impersonate.c).
+     */
+    const char *impersonate_user;
+    const char *const *impersonate_groups; /* NULL-terminated */
 };
 
 /* Provided by the server for one request; all pointers borrowed. */

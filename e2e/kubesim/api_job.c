@@ -280,7 +280,8 @@ int gf__ks_job_validate(const cJSON *job, const cJSON *old, const char *name,
     struct verr v = {.err = err, .msg = GF_BUF_INIT(8192)};
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(job, "spec");
     const char *rp = gf_json_str(spec, "template.spec.restartPolicy");
-    if (rp == NULL || (strcmp(rp, "OnFailure") != 0 && strcmp(rp, "Never")))
+    if (rp == NULL ||
+        (strcmp(rp, "OnFailure") != 0 && strcmp(rp, "Never") != 0))
         field_err(&v, "FieldValueRequired", "spec.template.spec.restartPolicy",
                   "Required value: valid values: \"OnFailure\", \"Never\"");
     non_negative(&v, spec, "parallelism");

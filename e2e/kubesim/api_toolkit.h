@@ -143,6 +143,29 @@ int gf__ks_not_found_path(struct gf_ks_status *err);
 int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
                      const struct gf_ks_list *l);
 
+/* ---- impersonation (api_impersonate.c) -------------------------------- */
+
+/* The identity a request runs as, after impersonation. */
+struct gf__ks_acting {
+    struct gf_ks_api_req req; /* a copy of the request, user/groups set */
+    char **groups;            /* owned, NULL-terminated, or NULL */
+};
+
+/*
+ * Resolves Impersonate-User/Impersonate-Group of q: each impersonated
+ * user (or service account) and group is authorized with the verb
+ * "impersonate" for the authenticated user, then acting->req is q running
+ * as that identity (plus system:authenticated, and a service account's
+ * groups when none are asked for). Without the headers acting->req is q.
+ * Returns 0; or a negative code after answering through out (403 naming
+ * what may not be impersonated; 500 for groups without a user, as the
+ * server does). Release with gf__ks_acting_done() either way.
+ */
+int gf__ks_impersonate(struct gf_ks_api *api, const struct gf_ks_api_req *q,
+                       const struct gf_ks_api_out *out,
+                       struct gf__ks_acting *acting);
+void gf__ks_acting_done(struct gf__ks_acting *acting);
+
 /* ---- shared by handlers ----------------------------------------------- */
 
 /* Types (api_builtin.c, api_crd.c). */
