@@ -9,7 +9,8 @@
  * terminationGracePeriodSeconds 30, dnsPolicy ClusterFirst,
  * securityContext {}, schedulerName default-scheduler, and per container
  * terminationMessagePath/Policy and imagePullPolicy (Always for an
- * untagged or :latest image, IfNotPresent otherwise). Defaults apply to
+ * untagged or :latest image, IfNotPresent otherwise) and resources {};
+ * a Job without labels takes its template's. Defaults apply to
  * updates too, as the server defaults every decoded body: a PUT of a Job
  * without them changes nothing.
  *
@@ -97,6 +98,8 @@ static void default_containers(cJSON *spec, const char *key)
         default_str(c, "terminationMessagePath", "/dev/termination-log");
         default_str(c, "terminationMessagePolicy", "File");
         default_str(c, "imagePullPolicy", pull_policy(gf_json_str(c, "image")));
+        /* The server's Go type always writes it, empty or not. */
+        obj_at(c, "resources");
         cJSON *p;
         cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(c, "ports"))
         {
@@ -104,6 +107,23 @@ static void default_containers(cJSON *spec, const char *key)
                 default_str(p, "protocol", "TCP");
         }
     }
+}
+
+/*
+ * A Job without labels of its own takes its template's (SetDefaults_Job).
+ * The server applies this on every decode, the read of its own storage
+ * included, so a created Job shows the generated template labels too.
+ */
+static void default_labels(cJSON *job)
+{
+    const cJSON *tl = gf_json_path(job, "spec.template.metadata.labels");
+    const cJSON *l = gf_json_path(job, "metadata.labels");
+    if (!cJSON_IsObject(tl) || cJSON_GetArraySize(tl) == 0 ||
+        cJSON_GetArraySize(l) > 0)
+        return;
+    cJSON *m = obj_at(job, "metadata");
+    cJSON_DeleteItemFromObjectCaseSensitive(m, "labels");
+    cJSON_AddItemToObject(m, "labels", cJSON_Duplicate(tl, true));
 }
 
 void gf__ks_job_defaults(cJSON *job)
@@ -134,6 +154,7 @@ void gf__ks_job_defaults(cJSON *job)
     obj_at(ps, "securityContext");
     default_containers(ps, "initContainers");
     default_containers(ps, "containers");
+    default_labels(job);
 }
 
 /* ---- create: the generated selector ------------------------------------- */
@@ -167,6 +188,7 @@ static void prepare_create(void *data, const struct gf_ks_rtype *t, cJSON *job)
     set_label(labels, "job-name", name);
     cJSON *ml = obj_at(obj_at(spec, "selector"), "matchLabels");
     set_label(ml, UID_LABEL, uid);
+    default_labels(job);
 }
 
 void gf__ks_job_register(struct gf_ks_store *st)

@@ -168,6 +168,18 @@ static void test_runs_as_the_impersonated_user(void **state)
     assert_int_equal(code, 201);
     assert_true(cJSON_IsTrue(gf_json_path(j, "status.allowed")));
     cJSON_Delete(j);
+    /* Denied by RBAC: no reason, as the server answers (kubectl auth can-i
+     * prints a bare "no"). */
+    j = ks_apitk_json(
+        &k, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        NULL,
+        "{\"spec\":{\"resourceAttributes\":{\"namespace\":\"default\","
+        "\"verb\":\"list\",\"resource\":\"secrets\"}}}",
+        &code);
+    assert_int_equal(code, 201);
+    assert_true(cJSON_IsFalse(gf_json_path(j, "status.allowed")));
+    assert_null(gf_json_path(j, "status.reason"));
+    cJSON_Delete(j);
     teardown(&k, &z);
 }
 
