@@ -109,6 +109,10 @@ static void test_create_defaults(void **state)
     assert_string_equal(str(c, "terminationMessagePolicy"), "File");
     /* Template requests are not defaulted from limits (only Pods are). */
     assert_null(gf_json_path(c, "resources.requests"));
+    /* A Job without labels of its own shows its template's. */
+    assert_string_equal(gf_json_label(j, "batch.kubernetes.io/controller-uid"),
+                        uid);
+    assert_string_equal(gf_json_label(j, "job-name"), "j1");
     assert_true(cJSON_IsObject(gf_json_path(j, "status")));
     assert_int_equal(cJSON_GetArraySize(gf_json_path(j, "status")), 0);
     cJSON_Delete(j);
@@ -127,6 +131,10 @@ static void test_create_defaults(void **state)
                                0),
             "imagePullPolicy"),
         "IfNotPresent");
+    /* Containers always show resources, empty or not. */
+    assert_true(cJSON_IsObject(gf_json_path(
+        cJSON_GetArrayItem(gf_json_path(j, "spec.template.spec.containers"), 0),
+        "resources")));
     cJSON_Delete(j);
     ks_apitk_stop(&k);
 }
@@ -228,12 +236,16 @@ static void test_kueue_webhook_suspends_on_create(void **state)
                     201);
     /* In the answer itself, at the object's first resourceVersion. */
     assert_true(cJSON_IsTrue(gf_json_path(j, "spec.suspend")));
+    /* Its own labels stay its own. */
+    assert_null(gf_json_label(j, "job-name"));
     char rv[32];
     snprintf(rv, sizeof(rv), "%s", str(j, "metadata.resourceVersion"));
     cJSON_Delete(j);
     ks_kqtk_settle(&t);
     j = ks_kqtk_get(&t, "batch", "jobs", "default", "q");
     assert_true(cJSON_IsTrue(gf_json_path(j, "spec.suspend")));
+    /* No second write to suspend it: the stored Job is the answered one. */
+    assert_string_equal(str(j, "metadata.resourceVersion"), rv);
     cJSON_Delete(j);
     /* A Job without the label is left alone. */
     j = call(&t.k, "POST", JOBS, NULL,
