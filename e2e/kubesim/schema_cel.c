@@ -70,8 +70,22 @@ static void compile_rules(struct gf_ks_cel_rules *r, struct entry *e,
         ru->text = text;
         ru->message = gf_json_str(v, "message");
         r->n_rules++;
-        if (gf_ks_cel_compile(text, &ru->cel, ru->why, sizeof(ru->why)) < 0)
+        /* Parts of a rule that change how it runs or how its failure
+         * reads: a rule using one is reported, not half-enforced. */
+        static const char *const unsupported[] = {
+            "messageExpression", "reason", "fieldPath", "optionalOldSelf"};
+        const char *part = NULL;
+        for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]);
+             i++)
+            if (cJSON_GetObjectItemCaseSensitive(v, unsupported[i]) != NULL)
+                part = unsupported[i];
+        if (part != NULL) {
+            snprintf(ru->why, sizeof(ru->why), "%s is not supported", part);
             r->n_unsupported++;
+        } else if (gf_ks_cel_compile(text, &ru->cel, ru->why, sizeof(ru->why)) <
+                   0) {
+            r->n_unsupported++;
+        }
     }
 }
 

@@ -15,9 +15,11 @@
  *   spec: Invalid value: "object": no such key: nodeLabels evaluating
  *   rule: <message or rule>
  *
- * A rule outside kubesim's CEL subset (cel.h) is kept as unsupported: it
- * is never evaluated, and gf_ks_cel_rules_unsupported() lists it so the
- * CRD's installer can report it.
+ * A rule outside kubesim's CEL subset (cel.h), or one with
+ * messageExpression, reason, fieldPath or optionalOldSelf (which none of
+ * the shipped CRDs use), is kept as unsupported: it is never evaluated,
+ * and gf_ks_cel_rules_each_unsupported() lists it so the CRD's installer
+ * can report it.
  *
  * Immutable after creation; loop thread only.
  */

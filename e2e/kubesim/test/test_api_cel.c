@@ -316,11 +316,13 @@ static void test_unsupported_rule_reported(void **state)
               "                type: string\n"
               "                x-kubernetes-validations:\n"
               "                - rule: self.matches('^[a-z]+$')\n"
-              "                - rule: size(self) < 5\n");
+              "                - rule: size(self) < 5\n"
+              "                - rule: size(self) > 0\n"
+              "                  messageExpression: \"'too short'\"\n");
     gf_log_set_sink(NULL, NULL);
     gf_log_set_level(lvl);
-    assert_int_equal(gf_ks_api_cel_unsupported(k.api), 1);
-    assert_int_equal(warnings, 1);
+    assert_int_equal(gf_ks_api_cel_unsupported(k.api), 2);
+    assert_int_equal(warnings, 2);
     /* The unsupported rule is not enforced; the supported one is. */
     cJSON *j = call(&k, "POST",
                     "/apis/example.com/v1/namespaces/default/"
