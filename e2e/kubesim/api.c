@@ -80,6 +80,11 @@ size_t gf_ks_api_calls(const struct gf_ks_api *api)
     return api->ncalls;
 }
 
+size_t gf_ks_api_cel_unsupported(const struct gf_ks_api *api)
+{
+    return api->cel_unsupported;
+}
+
 static const char *nonresource_verb(const char *m)
 {
     static const char *const map[][2] = {
@@ -243,8 +248,13 @@ void gf_ks_api_handle(struct gf_ks_api *api, const struct gf_ks_api_req *req,
 {
     *call = NULL;
     GF_BUG_ON(req->method == NULL); /* the server always sets it */
+    struct gf__ks_acting acting;
+    if (gf__ks_impersonate(api, req, out, &acting) < 0) {
+        gf__ks_acting_done(&acting);
+        return;
+    }
     struct gf__ks_rreq *r = gf_calloc(1, sizeof(*r));
-    r->req = req;
+    r->req = &acting.req;
     r->out = out;
     struct gf_ks_status err;
     gf_ks_status_init(&err);
@@ -254,4 +264,5 @@ void gf_ks_api_handle(struct gf_ks_api *api, const struct gf_ks_api_req *req,
     gf_ks_status_clear(&err);
     gf__ks_req_done(r);
     gf_free(r);
+    gf__ks_acting_done(&acting);
 }

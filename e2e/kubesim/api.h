@@ -148,6 +148,13 @@ struct gf_ks_api_req {
     size_t body_len;
     const char *user;          /* authenticated user name */
     const char *const *groups; /* NULL-terminated, may be NULL */
+    /*
+     * Impersonate-User and Impersonate-Group headers (kubectl --as,
+     * --as-group), or NULL: the request runs as that identity once the
+     * authenticated user may "impersonate" it (api_impersonate.c).
+     */
+    const char *impersonate_user;
+    const char *const *impersonate_groups; /* NULL-terminated */
 };
 
 /* Provided by the server for one request; all pointers borrowed. */
@@ -200,6 +207,14 @@ void gf_ks_api_call_writable(struct gf_ks_api_call *call);
 
 /* Open streaming calls of this cluster (tests, metrics). */
 size_t gf_ks_api_calls(const struct gf_ks_api *api);
+
+/*
+ * CRD validation rules (x-kubernetes-validations) installed in this
+ * cluster that kubesim cannot evaluate and therefore does not enforce,
+ * counted per CRD version each time a CRD is (re)installed; each one is
+ * also logged as a warning naming the CRD, the path and the rule.
+ */
+size_t gf_ks_api_cel_unsupported(const struct gf_ks_api *api);
 
 /*
  * The "API server restart" fault: ends every watch stream (stream_end)

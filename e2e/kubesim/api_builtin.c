@@ -244,6 +244,7 @@ void gf__ks_builtin_register(struct gf_ks_api *api)
         int rc = gf_ks_store_register(st, builtin_type(&builtins[i]));
         GF_BUG_ON(rc != 0);
     }
+    gf__ks_job_register(st);
     const struct gf_ks_rtype *ns = gf_ks_store_type(st, "", "namespaces");
     static const char *const names[] = {"default", "kube-system", "kube-public",
                                         "kube-node-lease"};

@@ -13,7 +13,9 @@
  *
  * CRDs are checked before they are stored: the fields the server requires
  * and the name rule (metadata.name = plural.group); a CRD may not take
- * the name of a built-in type.
+ * the name of a built-in type. Validation rules (x-kubernetes-validations)
+ * that kubesim's CEL subset cannot evaluate are reported when the CRD is
+ * registered: a warning per rule and a counter, never a silent skip.
  */
 #include <stdio.h>
 #include <string.h>
@@ -240,6 +242,41 @@ static void establish(struct gf_ks_api *api, const struct gf_ks_rtype *crdt,
     cJSON_Delete(st);
 }
 
+struct unsupported_ctx {
+    struct gf_ks_api *api;
+    const char *crd, *version;
+};
+
+static void log_unsupported(void *data, const char *path, const char *rule,
+                            const char *why)
+{
+    struct unsupported_ctx *u = data;
+    u->api->cel_unsupported++;
+    char qr[600], qw[200];
+    gf_log_quote(qr, sizeof(qr), rule);
+    gf_log_quote(qw, sizeof(qw), why);
+    GF_LOG(&u->api->lc, GF_LOG_WARN, "crd rule not evaluated",
+           "crd=%s version=%s path=%s rule=%s reason=%s", u->crd, u->version,
+           path, qr, qw);
+}
+
+static void report_rules(struct gf_ks_api *api, const cJSON *crd)
+{
+    const struct gf_ks_rtype *t =
+        gf_ks_store_type(gf_ks_api_store(api), gf_json_str(crd, "spec.group"),
+                         gf_json_str(crd, "spec.names.plural"));
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->n_versions; i++) {
+        if (t->versions[i].schema == NULL)
+            continue;
+        struct unsupported_ctx u = {api, gf_json_str(crd, "metadata.name"),
+                                    t->versions[i].name};
+        gf_ks_cel_rules_each_unsupported(
+            gf_ks_schema_rules(t->versions[i].schema), log_unsupported, &u);
+    }
+}
+
 static void crd_changed(struct gf_ks_api *api, const struct gf_ks_event *ev)
 {
     const cJSON *crd = ev->obj_json;
@@ -274,6 +311,7 @@ static void crd_changed(struct gf_ks_api *api, const struct gf_ks_event *ev)
     if (cur == NULL)
         GF_LOG(&api->lc, GF_LOG_DEBUG, "crd registered", "group=%s resource=%s",
                group, plural);
+    report_rules(api, crd);
     establish(api, ev->rtype, crd);
 }
 

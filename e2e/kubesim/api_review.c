@@ -73,7 +73,16 @@ void gf__ks_do_review(struct gf_ks_api *api, struct gf__ks_rreq *r,
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "status");
     cJSON *st = cJSON_AddObjectToObject(obj, "status");
     cJSON_AddBoolToObject(st, "allowed", allowed);
-    if (!allowed && reason.message[0] != '\0')
+    /*
+     * The RBAC authorizer has no opinion when no rule matches and gives no
+     * reason: the server then says only allowed: false (kubectl auth can-i
+     * prints a bare "no"). Its denial here is the 403 message a request
+     * would get, which restates the question: not a reason. An
+     * authorizer's own words are.
+     */
+    if (!allowed && reason.message[0] != '\0' &&
+        strstr(reason.message, " is forbidden: User \"") == NULL &&
+        strncmp(reason.message, "forbidden: User \"", 17) != 0)
         cJSON_AddStringToObject(st, "reason", reason.message);
     gf_ks_status_clear(&reason);
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "apiVersion");

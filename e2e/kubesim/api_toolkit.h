@@ -61,6 +61,9 @@ struct gf_ks_api {
      */
     const struct gf_ks_api_out *out_now;
     bool warn_unknown;
+    /* CRD validation rules kubesim cannot evaluate, over every CRD
+     * version installed (api_crd.c logs each one). */
+    size_t cel_unsupported;
 };
 
 /* One query parameter, percent-decoded. */
@@ -153,6 +156,29 @@ void gf__ks_reply_not_found_text(const struct gf_ks_api_out *out);
 int gf__ks_list_body(struct gf_buf *b, const struct gf__ks_rreq *r,
                      const struct gf_ks_list *l);
 
+/* ---- impersonation (api_impersonate.c) -------------------------------- */
+
+/* The identity a request runs as, after impersonation. */
+struct gf__ks_acting {
+    struct gf_ks_api_req req; /* a copy of the request, user/groups set */
+    char **groups;            /* owned, NULL-terminated, or NULL */
+};
+
+/*
+ * Resolves Impersonate-User/Impersonate-Group of q: each impersonated
+ * user (or service account) and group is authorized with the verb
+ * "impersonate" for the authenticated user, then acting->req is q running
+ * as that identity (plus system:authenticated, and a service account's
+ * groups when none are asked for). Without the headers acting->req is q.
+ * Returns 0; or a negative code after answering through out (403 naming
+ * what may not be impersonated; 500 for groups without a user, as the
+ * server does). Release with gf__ks_acting_done() either way.
+ */
+int gf__ks_impersonate(struct gf_ks_api *api, const struct gf_ks_api_req *q,
+                       const struct gf_ks_api_out *out,
+                       struct gf__ks_acting *acting);
+void gf__ks_acting_done(struct gf__ks_acting *acting);
+
 /* ---- shared by handlers ----------------------------------------------- */
 
 /*
@@ -198,6 +224,22 @@ void gf__ks_crd_cleanup(struct gf_ks_api *api, const char *crd_name);
 
 /* Sets the status of a newly created CRD (Established, accepted names). */
 void gf__ks_crd_initial_status(struct gf_ks_api *api, cJSON *crd);
+
+/* The batch/v1 Job registry (api_job.c). True for batch/v1 jobs. */
+bool gf__ks_is_job(const struct gf_ks_rtype *t);
+/* Applies the API defaults of a Job and its pod template to job. */
+void gf__ks_job_defaults(cJSON *job);
+/*
+ * Registers the Job's create step with the store: the selector and the
+ * template labels that name the new uid, and an empty status.
+ */
+void gf__ks_job_register(struct gf_ks_store *st);
+/*
+ * Validates a defaulted Job; old is the stored Job on an update (NULL on
+ * a create). Returns 0 or GF_EINVALID with err as the server's 422.
+ */
+int gf__ks_job_validate(const cJSON *job, const cJSON *old, const char *name,
+                        struct gf_ks_status *err);
 
 /* Bodies (api_write.c, api_yaml.c, api_proto.c, api_apply.c). */
 /* Decodes a create/update body (JSON, YAML, protobuf); *out owned. */

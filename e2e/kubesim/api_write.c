@@ -219,17 +219,85 @@ static bool is_crd_type(const struct gf_ks_rtype *t)
            strcmp(t->resource, "customresourcedefinitions") == 0;
 }
 
+/* Replaces (or removes) obj's key with a copy of from's. */
+static void copy_over(cJSON *obj, const cJSON *from, const char *key)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(from, key);
+    if (v != NULL)
+        cJSON_AddItemToObject(obj, key, cJSON_Duplicate(v, true));
+}
+
+/*
+ * The CRD's validation rules (x-kubernetes-validations), run on the object
+ * the store would keep: with a status subresource, a write of the main
+ * resource keeps the stored status (a create has none) and a /status
+ * write keeps everything else. old is the stored object on an update
+ * (transition rules run only then), NULL on a create.
+ */
+static int check_rules(const struct gf_ks_rtype *t,
+                       const struct gf_ks_version *ver, const cJSON *obj,
+                       const cJSON *old, enum gf_ks_subres sub,
+                       const char *name, struct gf_ks_status *err)
+{
+    const struct gf_ks_cel_rules *rules =
+        ver->schema != NULL ? gf_ks_schema_rules(ver->schema) : NULL;
+    if (rules == NULL)
+        return 0;
+    cJSON *eff = NULL;
+    if (t->has_status && sub == GF_KS_STATUS && old != NULL) {
+        eff = cJSON_Duplicate(old, true);
+        copy_over(eff, obj, "status");
+    } else if (t->has_status) {
+        eff = cJSON_Duplicate(obj, true);
+        copy_over(eff, old, "status");
+    }
+    int rc = gf_ks_cel_rules_validate(rules, eff != NULL ? eff : obj, old,
+                                      t->kind, t->group, name, err);
+    cJSON_Delete(eff);
+    return rc;
+}
+
+/*
+ * The stored object, parsed, when the checks of t need it (CRD rules or
+ * the Job registry's update rules); NULL otherwise, so that other writes
+ * pay no parse. Returned-owned.
+ */
+static cJSON *old_for_checks(const struct gf_ks_rtype *t,
+                             const struct gf_ks_version *ver,
+                             const struct gf_ks_obj *cur)
+{
+    bool rules = ver->schema != NULL && gf_ks_schema_rules(ver->schema);
+    if (cur == NULL || (!rules && !gf__ks_is_job(t)))
+        return NULL;
+    return gf_ks_obj_parse(cur);
+}
+
+/*
+ * What every write is checked against, in the server's order. old is the
+ * stored object for an update or a patch, NULL for a create; patched: the
+ * object is the result of a patch (some registry messages say so).
+ */
 static int check_write_patched(struct gf_ks_api *api,
                                const struct gf_ks_rtype *t,
                                const struct gf_ks_version *ver, cJSON *obj,
+                               const cJSON *old, enum gf_ks_subres sub,
                                const char *name, bool strict, bool patched,
                                struct gf_ks_status *err)
 {
-    int rc = fix_type_meta(t, ver, obj, name, err);
+    const char *nm = name != NULL ? name : "";
+    int rc = fix_type_meta(t, ver, obj, nm, err);
+    bool job = gf__ks_is_job(t) && sub == GF_KS_MAIN;
+    if (rc == 0 && job)
+        gf__ks_job_defaults(obj);
     if (rc == 0)
-        rc = gf__ks_builtin_check(t, obj, name, patched, err);
+        rc = gf__ks_builtin_check(t, obj, nm, patched, err);
     if (rc == 0)
-        rc = validate(api, t, ver, obj, name, strict, err);
+        rc = validate(api, t, ver, obj, nm, strict, err);
+    if (rc == 0)
+        rc = check_rules(t, ver, obj, old, sub, nm, err);
+    if (rc == 0 && job)
+        rc = gf__ks_job_validate(obj, old, nm, err);
     if (rc == 0 && is_crd_type(t))
         rc = gf__ks_crd_check(api, obj, err);
     return rc;
@@ -237,9 +305,11 @@ static int check_write_patched(struct gf_ks_api *api,
 
 static int check_write(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                        const struct gf_ks_version *ver, cJSON *obj,
+                       const cJSON *old, enum gf_ks_subres sub,
                        const char *name, bool strict, struct gf_ks_status *err)
 {
-    return check_write_patched(api, t, ver, obj, name, strict, false, err);
+    return check_write_patched(api, t, ver, obj, old, sub, name, strict, false,
+                               err);
 }
 
 /* Defaults the registries apply on create (only those clients notice). */
@@ -261,7 +331,7 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
     const char *name = gf_json_str(obj, "metadata.name");
     char nm[254];
     snprintf(nm, sizeof(nm), "%s", name != NULL ? name : "");
-    int rc = check_write(api, t, ver, obj, nm, strict, err);
+    int rc = check_write(api, t, ver, obj, NULL, GF_KS_MAIN, nm, strict, err);
     const char *rv = gf_json_str(obj, "metadata.resourceVersion");
     /* The storage layer's refusal: a 500 without a reason. */
     if (rc == 0 && rv != NULL && rv[0] != '\0')
@@ -329,7 +399,8 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
         goto fail;
     if (dry) {
         const char *name = gf_json_str(obj, "metadata.name");
-        rc = check_write(api, r->t, r->ver, obj, name, strict_of(r), err);
+        rc = check_write(api, r->t, r->ver, obj, NULL, GF_KS_MAIN, name,
+                         strict_of(r), err);
         if (rc < 0)
             goto fail;
         reply_cjson_obj(r, 201, obj);
@@ -421,8 +492,12 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     /* Before validation, as the registry's BeforeUpdate checks it. */
     if (rc == 0 && cur != NULL && !r->t->unconditional_update)
         rc = rv_required(r->t, r->name, obj, err);
-    if (rc == 0)
-        rc = check_write(api, r->t, r->ver, obj, r->name, strict_of(r), err);
+    if (rc < 0)
+        goto fail;
+    cJSON *old = old_for_checks(r->t, r->ver, cur);
+    rc = check_write(api, r->t, r->ver, obj, old, subres(r), r->name,
+                     strict_of(r), err);
+    cJSON_Delete(old);
     if (rc < 0)
         goto fail;
     if (cur == NULL && create_on_update(r->t) && subres(r) == GF_KS_MAIN) {
@@ -551,7 +626,8 @@ static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
                               "the name on the URL (%s)",
                               name != NULL ? name : "", r->name);
     if (rc == 0 && dry) {
-        rc = check_write(api, r->t, r->ver, doc, r->name, strict_of(r), err);
+        rc = check_write(api, r->t, r->ver, doc, NULL, GF_KS_MAIN, r->name,
+                         strict_of(r), err);
         if (rc == 0) {
             reply_cjson_obj(r, 201, doc);
             cJSON_Delete(doc);
@@ -602,9 +678,12 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
     if (rc == 0 && !cJSON_IsObject(doc))
         rc = gf_ks_status_set(err, 422, "Invalid",
                               "the patched object is not an object");
-    if (rc == 0)
-        rc = check_write_patched(api, r->t, r->ver, doc, r->name, strict_of(r),
-                                 true, err);
+    if (rc == 0) {
+        cJSON *old = old_for_checks(r->t, r->ver, cur);
+        rc = check_write_patched(api, r->t, r->ver, doc, old, subres(r),
+                                 r->name, strict_of(r), true, err);
+        cJSON_Delete(old);
+    }
     if (rc < 0)
         goto fail;
     store_and_reply(api, r, doc, dry, err);

@@ -48,6 +48,7 @@ struct gf_ks_kueue {
     char *cluster;
     struct gf_log_ctx lc;
     struct gf_ks_observer *obs;
+    struct gf_ks_mutator *webhook; /* the Job webhook, on create */
     struct gf_timer timer;
     bool dirty, in_reconcile;
     struct gf_htab cqs, lqs, wls, jobs, flavors, cohorts;
@@ -1263,11 +1264,32 @@ static void on_flavor(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 }
 
 /*
- * Jobs: Kueue's webhook suspends a new Job with the queue-name label;
- * the index remembers what the reconcile needs.
+ * Kueue's Job webhook: a new Job with the queue-name label is suspended
+ * before it is stored, so the create's answer already shows
+ * `suspend: true` and no watcher (the job runner included) ever sees it
+ * unsuspended. The webhook is a separate deployment from the controller:
+ * a frozen Kueue-lite still suspends new Jobs.
  */
-static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
-                   bool initial)
+static void job_webhook(void *data, const struct gf_ks_rtype *t, cJSON *job)
+{
+    struct gf_ks_kueue *k = data;
+    (void)t;
+    if (gf_json_label(job, KQ_QUEUE_LABEL) == NULL)
+        return;
+    cJSON *spec = cJSON_GetObjectItemCaseSensitive(job, "spec");
+    if (!cJSON_IsObject(spec)) {
+        cJSON_DeleteItemFromObjectCaseSensitive(job, "spec");
+        spec = cJSON_AddObjectToObject(job, "spec");
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "suspend")))
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(spec, "suspend");
+    cJSON_AddTrueToObject(spec, "suspend");
+    k->stats.writes++;
+}
+
+/* Jobs: the index remembers what the reconcile needs. */
+static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
     char *key = key_of(ev->obj->ns, ev->obj->name);
     struct gf_kq_job *j = gf_htab_get_str(&k->jobs, key);
@@ -1283,20 +1305,12 @@ static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
         gf_htab_put_str(&k->jobs, key, j);
     }
     bool changed = gf__kq_job_load(j, ev->obj_json);
-    if (ev->type == GF_KS_EV_ADDED && !initial && !j->suspended && !j->done) {
-        const char *body = "{\"spec\":{\"suspend\":true}}";
-        if (gf_ks_store_patch(k->st, ev->rtype, ev->obj->ns, ev->obj->name,
-                              GF_KS_PATCH_MERGE, body, strlen(body), GF_KS_MAIN,
-                              NULL, NULL) == 0)
-            k->stats.writes++;
-    }
     gf_free(key);
     if (changed)
         schedule(k);
 }
 
-static void dispatch(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
-                     bool initial)
+static void dispatch(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
 {
     const char *gr = ev->rtype->gr;
     if (ev->type > GF_KS_EV_DELETED || ev->obj == NULL)
@@ -1312,14 +1326,14 @@ static void dispatch(struct gf_ks_kueue *k, const struct gf_ks_event *ev,
     else if (strcmp(gr, KQ_GROUP "/cohorts") == 0)
         on_cohort(k, ev);
     else if (strcmp(gr, "batch/jobs") == 0)
-        on_job(k, ev, initial);
+        on_job(k, ev);
     else if (strcmp(gr, "/namespaces") == 0)
         schedule(k); /* labels decide namespaceSelector matches */
 }
 
 static void on_event(void *data, const struct gf_ks_event *ev)
 {
-    dispatch(data, ev, false);
+    dispatch(data, ev);
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -1338,7 +1352,7 @@ static bool index_one(void *data, struct gf_ks_obj *o)
                              .obj = o,
                              .obj_json = j,
                              .rv = o->rv};
-    dispatch(in->k, &ev, true);
+    dispatch(in->k, &ev);
     cJSON_Delete(j);
     return true;
 }
@@ -1369,6 +1383,7 @@ struct gf_ks_kueue *gf_ks_kueue_new(const struct gf_ks_kueue_opts *o)
     index_type(k, KQ_GROUP, "workloads");
     index_type(k, "batch", "jobs");
     k->obs = gf_ks_store_observe(k->st, NULL, on_event, k);
+    k->webhook = gf_ks_store_mutate(k->st, "batch", "jobs", job_webhook, k);
     schedule(k);
     return k;
 }
@@ -1400,6 +1415,7 @@ void gf_ks_kueue_free(struct gf_ks_kueue *k)
     if (k == NULL)
         return;
     gf_ks_store_unobserve(k->st, k->obs);
+    gf_ks_store_unmutate(k->st, k->webhook);
     gf_timer_stop(&k->timer);
     gf_htab_free_all(&k->wls, wl_free_v);
     gf_htab_free_all(&k->cqs, cq_free_v);

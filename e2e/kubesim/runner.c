@@ -371,8 +371,13 @@ static cJSON *pod_json(const struct rjob *j, const cJSON *job)
     cJSON *labels =
         cJSON_IsObject(tl) ? cJSON_Duplicate(tl, true) : cJSON_CreateObject();
     cJSON_AddItemToObject(md, "labels", labels);
+    /* The API server put these in the template already; set them once. */
     cJSON_DeleteItemFromObjectCaseSensitive(labels, "job-name");
     cJSON_DeleteItemFromObjectCaseSensitive(labels, "controller-uid");
+    cJSON_DeleteItemFromObjectCaseSensitive(labels,
+                                            "batch.kubernetes.io/job-name");
+    cJSON_DeleteItemFromObjectCaseSensitive(
+        labels, "batch.kubernetes.io/controller-uid");
     cJSON_AddStringToObject(labels, "batch.kubernetes.io/job-name", j->name);
     cJSON_AddStringToObject(labels, "job-name", j->name);
     cJSON_AddStringToObject(labels, "batch.kubernetes.io/controller-uid",

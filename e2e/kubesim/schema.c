@@ -26,6 +26,7 @@ struct gf_ks_schema {
     uint32_t refs;
     uint32_t hash;
     cJSON *root;
+    struct gf_ks_cel_rules *rules; /* compiled CEL rules, NULL = none */
 };
 
 struct gf_ks_schema_cache {
@@ -71,6 +72,7 @@ struct gf_ks_schema *gf_ks_schema_intern(struct gf_ks_schema_cache *c,
     s->refs = 1;
     s->hash = h;
     s->root = cJSON_Duplicate(schema, true);
+    s->rules = gf_ks_cel_rules_new(s->root);
     s->next = c->list;
     c->list = s;
     c->n++;
@@ -92,6 +94,7 @@ void gf_ks_schema_unref(struct gf_ks_schema *s)
         pp = &(*pp)->next;
     *pp = s->next;
     s->cache->n--;
+    gf_ks_cel_rules_free(s->rules);
     cJSON_Delete(s->root);
     gf_free(s);
 }
@@ -99,6 +102,11 @@ void gf_ks_schema_unref(struct gf_ks_schema *s)
 const cJSON *gf_ks_schema_root(const struct gf_ks_schema *s)
 {
     return s->root;
+}
+
+const struct gf_ks_cel_rules *gf_ks_schema_rules(const struct gf_ks_schema *s)
+{
+    return s->rules;
 }
 
 /* ---- validation ------------------------------------------------------ */

@@ -12,9 +12,11 @@
  * enum, nullable, x-kubernetes-int-or-string,
  * x-kubernetes-preserve-unknown-fields, and items/properties/
  * additionalProperties recursion. Unknown fields are pruned as the server
- * does (not rejected), and absent fields get the schema's defaults. CEL
- * rules (x-kubernetes-validations), formats and
- * numeric/length bounds are not evaluated.
+ * does (not rejected), and absent fields get the schema's defaults.
+ * Formats and numeric/length bounds are not evaluated. CEL rules
+ * (x-kubernetes-validations) are compiled when the schema is interned and
+ * run by the API layer after this validation (schema_cel.h), because
+ * transition rules need the stored object.
  *
  * Loop thread only (the intern cache is not locked).
  */
@@ -26,6 +28,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "e2e/kubesim/schema_cel.h"
 #include "e2e/kubesim/status.h"
 
 struct gf_ks_schema_cache;
@@ -47,6 +50,8 @@ struct gf_ks_schema *gf_ks_schema_ref(struct gf_ks_schema *s);
 void gf_ks_schema_unref(struct gf_ks_schema *s);
 /* Returned-borrowed root of the schema. */
 const cJSON *gf_ks_schema_root(const struct gf_ks_schema *s);
+/* Returned-borrowed compiled CEL rules of the schema; NULL when none. */
+const struct gf_ks_cel_rules *gf_ks_schema_rules(const struct gf_ks_schema *s);
 
 /*
  * Validates obj, pruning unknown fields and setting defaults in place, as

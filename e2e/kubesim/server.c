@@ -37,6 +37,8 @@
 #define DEFAULT_MAX_HEADER (1u << 20)
 #define DEFAULT_MAX_QUEUED (8u << 20)
 #define READ_CHUNK (64u << 10)
+/* Impersonate-Group headers kept per request (kubectl sends one each). */
+#define MAX_IMP_GROUPS 32
 /*
  * Output buffers hold what the handler gave us (already bounded by the
  * store); the cap only has to be finite. Not SIZE_MAX: gf_buf computes
@@ -94,6 +96,9 @@ struct conn {
     char *hname;         /* the header whose value is being read */
     struct gf_buf hval;
     char *authz, *ctype, *accept; /* owned header values */
+    char *imp_user;               /* Impersonate-User, owned */
+    char **imp_groups; /* Impersonate-Group values, owned, NULL-ended */
+    size_t n_imp_groups;
     bool expect_continue;
     size_t header_bytes;
     bool in_value, too_big, msg_done;
@@ -440,6 +445,11 @@ static void request_reset(struct conn *c)
     GF_FREE(c->hname);
     GF_FREE(c->authz);
     GF_FREE(c->ctype);
+    GF_FREE(c->imp_user);
+    for (size_t i = 0; i < c->n_imp_groups; i++)
+        gf_free(c->imp_groups[i]);
+    GF_FREE(c->imp_groups);
+    c->n_imp_groups = 0;
     GF_FREE(c->accept);
     c->expect_continue = false;
     c->header_bytes = 0;
@@ -624,6 +634,8 @@ static void call_handler(struct conn *c)
         .body_len = c->body.len,
         .user = c->who != NULL ? c->who->user : "system:anonymous",
         .groups = c->who != NULL ? (const char *const *)c->who->groups : NULL,
+        .impersonate_user = c->imp_user,
+        .impersonate_groups = (const char *const *)c->imp_groups,
     };
     struct gf_ks_api_call *call = NULL;
     s->stats.requests++;
@@ -761,7 +773,16 @@ static void end_header(struct conn *c)
         slot = &c->ctype;
     else if (strcasecmp(c->hname, "Accept") == 0)
         slot = &c->accept;
-    else if (strcasecmp(c->hname, "Expect") == 0)
+    else if (strcasecmp(c->hname, "Impersonate-User") == 0)
+        slot = &c->imp_user;
+    else if (strcasecmp(c->hname, "Impersonate-Group") == 0 &&
+             c->n_imp_groups < MAX_IMP_GROUPS) {
+        /* One header per group, as kubectl sends them. */
+        c->imp_groups = gf_realloc(c->imp_groups, (c->n_imp_groups + 2) *
+                                                      sizeof(*c->imp_groups));
+        c->imp_groups[c->n_imp_groups++] = gf_strdup(gf_buf_cstr(&c->hval));
+        c->imp_groups[c->n_imp_groups] = NULL;
+    } else if (strcasecmp(c->hname, "Expect") == 0)
         c->expect_continue =
             strcasecmp(gf_buf_cstr(&c->hval), "100-continue") == 0;
     if (slot != NULL) {

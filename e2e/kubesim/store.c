@@ -375,6 +375,7 @@ void gf_ks_store_free(struct gf_ks_store *st)
     for (size_t i = 0; i < st->nkeep; i++)
         gf_ks_obj_unref(st->keep[i]);
     gf_free(st->keep);
+    gf__ks_st_mutators_free(st);
     gf_htab_free(&st->uids);
     gf_free(st->cluster);
     gf_free(st);

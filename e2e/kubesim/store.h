@@ -390,6 +390,33 @@ struct gf_ks_observer *gf_ks_store_observe(struct gf_ks_store *st,
                                            gf_ks_observer_fn fn, void *data);
 void gf_ks_store_unobserve(struct gf_ks_store *st, struct gf_ks_observer *o);
 
+/* ---- admission: create mutators ---------------------------------------- */
+
+/*
+ * A change made to every new object of one type before it is stored,
+ * whoever creates it: a registry's PrepareForCreate (a Job's selector
+ * names its uid) or a mutating admission webhook (Kueue's suspends a
+ * queued Job). obj is the object about to be stored, with its metadata
+ * (name, namespace, uid, creationTimestamp) set; fn may change anything
+ * but those. The create's answer and its ADDED event show the result.
+ */
+typedef void (*gf_ks_mutator_fn)(void *data, const struct gf_ks_rtype *t,
+                                 cJSON *obj);
+struct gf_ks_mutator;
+
+/*
+ * Registers fn for creates of group/resource (the type need not be
+ * registered yet; a CRD type keeps its mutators when it is re-registered).
+ * Mutators run in registration order. Returns a handle owned by the store;
+ * remove it with gf_ks_store_unmutate() (never from inside fn).
+ */
+struct gf_ks_mutator *gf_ks_store_mutate(struct gf_ks_store *st,
+                                         const char *group,
+                                         const char *resource,
+                                         gf_ks_mutator_fn fn, void *data);
+/* Removes m. Accepts NULL. */
+void gf_ks_store_unmutate(struct gf_ks_store *st, struct gf_ks_mutator *m);
+
 /* ---- events: watches --------------------------------------------------- */
 
 struct gf_ks_watch;

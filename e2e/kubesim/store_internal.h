@@ -161,6 +161,7 @@ struct gf_ks_store {
     struct gf__ks_st_table *tables, *dead_tables;
     struct gf_htab uids; /* uid -> struct gf__ks_st_uidrec */
     struct gf_ks_observer *observers;
+    struct gf_ks_mutator *mutators; /* store_admit.c */
     struct gf__ks_st_pending *pq_head, *pq_tail;
     struct gf__ks_st_gcwork *gc_head, *gc_tail;
     bool dispatching;
@@ -176,6 +177,15 @@ struct gf_ks_store {
     size_t bytes;
     size_t nwatches;
 };
+
+/*
+ * Runs the create mutators of t on obj (store_admit.c), in registration
+ * order, after the store has set obj's metadata.
+ */
+void gf__ks_st_admit_create(struct gf_ks_store *st, const struct gf_ks_rtype *t,
+                            cJSON *obj);
+/* Frees every mutator (gf_ks_store_free). */
+void gf__ks_st_mutators_free(struct gf_ks_store *st);
 
 /* ---- small inline helpers ----------------------------------------------- */
 

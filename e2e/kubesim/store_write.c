@@ -495,6 +495,8 @@ int gf_ks_store_create(struct gf_ks_store *st, const struct gf_ks_rtype *t,
     }
     char uid[37];
     init_meta(st, t, obj, m, ns, name, sub, uid);
+    if (sub == GF_KS_MAIN)
+        gf__ks_st_admit_create(st, t, obj);
     char key[GF__KS_KEY_MAX];
     gf__ks_st_make_key(key, ns, name);
     struct gf__ks_st_entry *e = gf__ks_st_tab_insert(st, tab, key, uid);

@@ -140,6 +140,8 @@ int ks_apitk_do_len(struct ks_apitk_cluster *k, struct ks_apitk_resp *r,
         .body_len = len,
         .user = k->user,
         .groups = k->groups,
+        .impersonate_user = k->as_user,
+        .impersonate_groups = k->as_groups,
     };
     gf_ks_api_handle(k->api, &req, &r->out, &r->call);
     if (r->call == NULL)

@@ -39,6 +39,9 @@ struct ks_apitk_cluster {
     struct gf_ks_api *api;
     const char *user;
     const char *const *groups;
+    /* Impersonate-User / Impersonate-Group of every request; NULL = none. */
+    const char *as_user;
+    const char *const *as_groups;
     int64_t baseline;
 };
 

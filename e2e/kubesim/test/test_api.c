@@ -351,8 +351,10 @@ static void test_status_subresource(void **state)
     struct ks_apitk_cluster k;
     ks_apitk_start(&k, NULL);
     cJSON *o = req(&k, "POST", JOB_PATH,
-                   "{\"metadata\":{\"name\":\"j\"},\"spec\":{\"suspend\":true},"
-                   "\"status\":{\"active\":9}}",
+                   "{\"metadata\":{\"name\":\"j\"},\"spec\":{\"suspend\":true,"
+                   "\"template\":{\"spec\":{\"restartPolicy\":\"Never\","
+                   "\"containers\":[{\"name\":\"c\",\"image\":\"busybox:1.36\"}"
+                   "]}}},\"status\":{\"active\":9}}",
                    201);
     /* Status is dropped on create of a type with /status. */
     assert_null(gf_json_path(o, "status.active"));
@@ -529,8 +531,12 @@ static void test_owner_propagation(void **state)
     ks_apitk_start(&k, NULL);
     static const char *const policies[] = {"Foreground", "Background", NULL};
     for (size_t i = 0; i < 3; i++) {
-        cJSON *o = req(&k, "POST", JOB_PATH,
-                       "{\"metadata\":{\"name\":\"owner\"},\"spec\":{}}", 201);
+        cJSON *o = req(
+            &k, "POST", JOB_PATH,
+            "{\"metadata\":{\"name\":\"owner\"},\"spec\":{"
+            "\"template\":{\"spec\":{\"restartPolicy\":\"Never\","
+            "\"containers\":[{\"name\":\"c\",\"image\":\"busybox:1.36\"}]}}}}",
+            201);
         char *uid = uid_of(o);
         cJSON_Delete(o);
         char body[512];

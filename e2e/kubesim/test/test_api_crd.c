@@ -638,9 +638,12 @@ static void test_apply_list_semantics(void **state)
     assert_string_equal(gf_json_label(o, "l2"), "2");
     cJSON_Delete(o);
     /* Built-ins merge by their strategic keys: Job conditions by type. */
-    o = ks_apitk_json(&k, "POST", "/apis/batch/v1/namespaces/default/jobs",
-                      NULL, "{\"metadata\":{\"name\":\"j\"},\"spec\":{}}",
-                      &code);
+    o = ks_apitk_json(
+        &k, "POST", "/apis/batch/v1/namespaces/default/jobs", NULL,
+        "{\"metadata\":{\"name\":\"j\"},\"spec\":{"
+        "\"template\":{\"spec\":{\"restartPolicy\":\"Never\",\"containers\":[{"
+        "\"name\":\"c\",\"image\":\"busybox:1.36\"}]}}}}",
+        &code);
     cJSON_Delete(o);
     const char *js = "/apis/batch/v1/namespaces/default/jobs/j/status";
     cJSON_Delete(ks_apitk_json(
@@ -684,7 +687,8 @@ static void test_builtin_tables(void **state)
     cJSON_Delete(ks_apitk_json(
         &k, "POST", "/apis/batch/v1/namespaces/default/jobs", NULL,
         "{\"metadata\":{\"name\":\"j\"},\"spec\":{\"completions\":3,"
-        "\"suspend\":true}}",
+        "\"suspend\":true,\"template\":{\"spec\":{\"restartPolicy\":\"Never\","
+        "\"containers\":[{\"name\":\"c\",\"image\":\"busybox:1.36\"}]}}}}",
         &code));
     ks_apitk_resp_init(&r);
     ks_apitk_do(&k, &r, "GET",
