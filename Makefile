@@ -258,7 +258,8 @@ lint: fmt-check layering
 # however they were installed.
 DEB_DEPS := build-essential pkg-config libuv1-dev libcurl4-openssl-dev \
             libcjson-dev libyaml-dev libssl-dev libhttp-parser-dev \
-            libcmocka-dev python3-kubernetes etcd-server kubectl clang valgrind curl jq
+            libcmocka-dev python3-kubernetes python3-yaml etcd-server kubectl clang \
+            valgrind curl jq
 deps:
 	@missing=""; for p in $(DEB_DEPS); do \
 	  case $$p in kubectl|clang|valgrind|curl|jq) \
