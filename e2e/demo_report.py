@@ -765,16 +765,23 @@ def cmd_summary(a):
     return 0 if ok else 1
 
 
+def origin_of(key):
+    """A lease's name without its epoch: the same for every lease of one
+    origin Workload."""
+    return key.rsplit("-", 1)[0]
+
+
 def converged_ms(part, hub_log):
     """When the hub had converged after the partition's heal: the lender
-    healthy again and none of the leases the partition touched still
-    Suspect or Fenced (from the hub's log). None while it has not, or
-    before the heal."""
+    healthy again, none of the leases the partition touched still
+    Suspect or Fenced, and the last change after the heal to a lease of
+    their origins made (a second run withdrawn counts), from the hub's
+    log. None while it has not, or before the heal."""
     lender, start, dur = part
     heal = start + dur
     healthy = None
     phase = {}
-    touched_at = {}
+    changes = []
     for d in log_lines(hub_log, ('msg="member healthy again"',
                                  'msg="lease phase"')):
         t = ts_ms(d.get("ts"))
@@ -788,12 +795,14 @@ def converged_ms(part, hub_log):
             ph = d.get("phase", "")
             if ph in ("Suspect", "Fenced") or key in phase:
                 phase[key] = ph
-                touched_at[key] = t
+            changes.append((origin_of(key), t))
     if healthy is None:
         return None
     if any(ph in ("Suspect", "Fenced") for ph in phase.values()):
         return None
-    return max([healthy] + [t for t in touched_at.values() if t >= heal])
+    touched = {origin_of(k) for k in phase}
+    return max([healthy] + [t for o, t in changes
+                            if o in touched and t >= heal])
 
 
 def cmd_done(a):
