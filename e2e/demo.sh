@@ -56,7 +56,6 @@ MEMBERS=(east west north)
 TEAMS=(vision nlp)
 # Nominal nvidia.com/gpu per member and team: east's teams are the busy
 # ones; west and north have as much again, mostly idle.
-declare -A AGENT_PORT=()
 declare -A QUOTA=([east/vision]=16 [east/nlp]=8 [west/vision]=8
     [west/nlp]=8 [north/vision]=8 [north/nlp]=8)
 CAPACITY=56
@@ -116,6 +115,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gpufed-demo.XXXXXX")
 hub_pid=""
 sub_pid=""
 agent_pids=()
+declare -A AGENT_PORT=()   # each member's agent's /metrics port
 stop_hub() {
     [ -n "$hub_pid" ] || return 0
     kill -TERM "$hub_pid" 2>/dev/null || true
@@ -155,6 +155,11 @@ cleanup() {
     if [ $rc -ne 0 ] && [ $rc -ne 130 ] && [ -f "$work/fed/hub.log" ]; then
         echo "--- gpufed hub log (last 20 lines)"
         tail -n 20 "$work/fed/hub.log"
+        for m in "${MEMBERS[@]}"; do
+            [ -f "$work/fed/agent-$m.log" ] || continue
+            echo "--- gpufed agent in $m (last 5 lines)"
+            tail -n 5 "$work/fed/agent-$m.log"
+        done
     fi
     if [ "${DEMO_KEEP:-0}" = 1 ]; then
         echo "work directory kept: $work"

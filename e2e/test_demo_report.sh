@@ -113,17 +113,17 @@ l() { report lender --trace "$tmp/trace" --exec-log "$e" --now-ms $((T + 1000)) 
 
 step "done: only once the hub has converged after the heal"
 { cat "$d/exec.base"; ev east p2 stop 17800 Deleted j001; } >"$d/exec.log"
-report done --trace "$tmp/trace" --exec-log "$d/exec.log" \
+report "done" --trace "$tmp/trace" --exec-log "$d/exec.log" \
     --partition "$d/partition" --hub-log "$d/hub.log" || fail "not done"
 sed -i '/member healthy again/d' "$d/hub.log"
-! report done --trace "$tmp/trace" --exec-log "$d/exec.log" \
+! report "done" --trace "$tmp/trace" --exec-log "$d/exec.log" \
     --partition "$d/partition" --hub-log "$d/hub.log" ||
     fail "done before the lender was healthy again"
 echo "ts=$(ts 17000) level=info comp=heartbeat cluster=north msg=\"member healthy again\"" \
     >>"$d/hub.log"
 echo "ts=$(ts 18000) level=info comp=lease key=$L-3 msg=\"lease phase\" phase=Suspect reason= rule=x" \
     >>"$d/hub.log"
-! report done --trace "$tmp/trace" --exec-log "$d/exec.log" \
+! report "done" --trace "$tmp/trace" --exec-log "$d/exec.log" \
     --partition "$d/partition" --hub-log "$d/hub.log" ||
     fail "done while a lease was Suspect"
 echo PASS
