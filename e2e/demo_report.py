@@ -772,11 +772,11 @@ def origin_of(key):
 
 
 def converged_ms(part, hub_log):
-    """When the hub had converged after the partition's heal: the lender
-    healthy again, none of the leases the partition touched still
-    Suspect or Fenced, and the last change after the heal to a lease of
-    their origins made (a second run withdrawn counts), from the hub's
-    log. None while it has not, or before the heal."""
+    """When the hub had converged after the partition's heal, from the
+    hub's log: the lender healthy again, none of the leases the
+    partition touched still Suspect or Fenced, their last change after
+    the heal made, and so the withdrawal of a second run of their
+    origins (Superseded). None while it has not, or before the heal."""
     lender, start, dur = part
     heal = start + dur
     healthy = None
@@ -795,14 +795,16 @@ def converged_ms(part, hub_log):
             ph = d.get("phase", "")
             if ph in ("Suspect", "Fenced") or key in phase:
                 phase[key] = ph
-            changes.append((origin_of(key), t))
+                changes.append((key, t))
+            elif d.get("reason") == "Superseded":
+                changes.append((key, t))
     if healthy is None:
         return None
     if any(ph in ("Suspect", "Fenced") for ph in phase.values()):
         return None
     touched = {origin_of(k) for k in phase}
-    return max([healthy] + [t for o, t in changes
-                            if o in touched and t >= heal])
+    return max([healthy] + [t for k, t in changes
+                            if origin_of(k) in touched and t >= heal])
 
 
 def cmd_done(a):

@@ -97,6 +97,12 @@ grep -q '^    blind window: 1 copies had finished unseen before the fence' <<<"$
 grep -q '^    heal to convergence (north healthy again, no lease Suspect or Fenced): 1.6s$' \
     <<<"$out" || fail "convergence: $out"
 ! grep -q 'VIOLATED\|FAILED' <<<"$out" || fail "a clean run failed: $out"
+# A later lease of the same origin is progress, not convergence.
+cat >>"$d/hub.log" <<EOF
+ts=$(ts 25000) level=info comp=lease key=$L-3 msg="lease phase" phase=Released reason=Completed rule="copy finished"
+EOF
+grep -q '^    heal to convergence (north healthy again, no lease Suspect or Fenced): 1.6s$' \
+    < <(summary) || fail "convergence counts a later lease: $(summary)"
 
 step "lender: the most running copies, none of them about to end"
 e=$tmp/exec-lender.log
@@ -121,7 +127,7 @@ sed -i '/member healthy again/d' "$d/hub.log"
     fail "done before the lender was healthy again"
 echo "ts=$(ts 17000) level=info comp=heartbeat cluster=north msg=\"member healthy again\"" \
     >>"$d/hub.log"
-echo "ts=$(ts 18000) level=info comp=lease key=$L-3 msg=\"lease phase\" phase=Suspect reason= rule=x" \
+echo "ts=$(ts 18000) level=info comp=lease key=$L-4 msg=\"lease phase\" phase=Suspect reason= rule=x" \
     >>"$d/hub.log"
 ! report "done" --trace "$tmp/trace" --exec-log "$d/exec.log" \
     --partition "$d/partition" --hub-log "$d/hub.log" ||
