@@ -76,7 +76,7 @@ if [ "${DEMO_FAST:-0}" = 1 ]; then
     DEADLINE=60 PART_AT=3 LEASE_S=3 MARGIN_S=2
 else
     # 50 s of submissions; the run without gpufed drains in about 110 s,
-    # the whole demo takes about 4 minutes. The partition comes 40% into
+    # the whole demo takes about 3.5 minutes. The partition comes 40% into
     # the submissions, when east has overflowed into both lenders.
     JOBS=46 WINDOW=50 SKEW=0.75 MIN_DUR=60 MAX_DUR=270 OVERFLOW_AFTER=3s
     DEADLINE=200 PART_AT=20 LEASE_S=6 MARGIN_S=3
