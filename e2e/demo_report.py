@@ -54,6 +54,11 @@ def quantity(s):
     return float(s)
 
 
+def plural(n, one, many):
+    """'1 copy', '2 copies'."""
+    return "%d %s" % (n, one if n == 1 else many)
+
+
 def percentile(xs, p):
     """Nearest-rank percentile of a non-empty list."""
     ys = sorted(xs)
@@ -288,8 +293,10 @@ def hub_decisions(path, n, agent_logs=()):
             msg = d.get("msg", "")
             who = d.get("member") or d.get("cluster", "")
             if msg == "fencing":
-                lines.append((ts, "%s agent %s FENCING %s copies: %s" % (
-                    ts[11:19], who, d.get("copies", "?"), d.get("why", ""))))
+                lines.append((ts, "%s agent %s FENCING %s: %s" % (
+                    ts[11:19], who,
+                    plural(int(d.get("copies", 0)), "copy", "copies"),
+                    d.get("why", ""))))
             elif msg == "copy fenced":
                 lines.append((ts, "%s agent %s fenced copy %s" % (
                     ts[11:19], who, d.get("job", ""))))
@@ -416,7 +423,7 @@ def failure_rows(a):
         if fenced is None:
             agent = "(no answer)"
         elif fenced:
-            agent = "FENCED, %d copies fenced" % n
+            agent = "FENCED, %s fenced" % plural(n, "copy", "copies")
         else:
             agent = "watching, heartbeat %s old" % (
                 "?" if aage is None else "%.1fs" % aage)
@@ -674,13 +681,15 @@ class Partition:
         jids = sorted({m.group(1) for m in map(JOB_ID.search, fenced) if m})
         where = ", ".join("%s in %s" % (j, run.where.get(j, "nowhere"))
                           for j in jids)
-        self.lines.append("  run again after the fence: %d Jobs%s" % (
-            len(jids), (" (finished: %s)" % where) if where else ""))
+        self.lines.append("  run again after the fence: %s%s" % (
+            plural(len(jids), "Job", "Jobs"),
+            (" (finished: %s)" % where) if where else ""))
         if superseded:
             self.lines.append(
-                "  blind window: %d copies had finished unseen before the "
-                "fence; on the heal their outcome stood and the second run "
-                "was withdrawn (Superseded)" % len(superseded))
+                "  blind window: %s finished unseen before the fence; on "
+                "the heal the first outcome stood and the second run was "
+                "withdrawn (Superseded)" % plural(len(superseded), "copy",
+                                                  "copies"))
         if conv is None:
             self.errors.append("the hub had not converged after the heal")
         else:
