@@ -13,6 +13,15 @@
 # once and no Job ran in two places at overlapping times (read from
 # kubesim's execution log).
 #
+# In the run with gpufed every member runs `gpufed agent` (fencing: agent)
+# and, once copies run in a lender, the demo cuts that lender off from the
+# hub (kubesim's blackhole for the hub's identity) and heals it: its
+# leases go Suspect, then Fenced (the agent has deactivated the copies by
+# then), the origins run again elsewhere, and on the heal the stale copies
+# are deleted. The summary says how long each step took. A Job that ran
+# to its end twice (the blind window of docs/failure-semantics.md, lost)
+# fails the demo.
+#
 # Without a terminal it prints plain frames one after another, with no
 # escape codes; on a terminal it redraws in place. It stops everything it
 # started on any exit, Ctrl-C included.
@@ -33,7 +42,7 @@ SHARED=${GF_SHARED:-$(cd "$root/.." && pwd)/shared}
 . "$here/lib/kubesim.sh"
 report() { python3 "$here/demo_report.py" "$@"; }
 
-for c in kubectl python3; do
+for c in kubectl python3 curl; do
     command -v $c >/dev/null || fail "'$c' not found (make deps installs it)"
 done
 for p in kubesim gpufed; do
@@ -52,16 +61,46 @@ declare -A QUOTA=([east/vision]=16 [east/nlp]=8 [west/vision]=8
 CAPACITY=56
 SCALE=10            # simulated seconds per real second
 SEED=${DEMO_SEED:-15}
+# The failure timings (DESIGN.md §4) are short, so that the partition's
+# story fits the demo: the hub renews every member's heartbeat every
+# D/3; an agent fences its member's copies once the heartbeat has not
+# moved for D; the hub counts a lender's copies as fenced D(1+rho) + M
+# after its last renewal that may have landed.
+RHO=0.01
 if [ "${DEMO_FAST:-0}" = 1 ]; then
-    # 4 s of submissions; with the setup and both runs about 45 s.
-    JOBS=16 WINDOW=4 SKEW=0.85 MIN_DUR=60 MAX_DUR=100 OVERFLOW_AFTER=2s
-    DEADLINE=60
+    # 4 s of submissions; with the setup, the partition and both runs
+    # about 50 s. The partition comes once the first copies run
+    # (redirects begin after overflowAfter). D = 3 s and M = 2 s, as in
+    # e2e/test_hub_partition.sh, so that a partition fits these Jobs.
+    JOBS=20 WINDOW=4 SKEW=0.85 MIN_DUR=60 MAX_DUR=100 OVERFLOW_AFTER=2s
+    DEADLINE=60 PART_AT=3 LEASE_S=3 MARGIN_S=2
 else
     # 50 s of submissions; the run without gpufed drains in about 110 s,
-    # the whole demo takes about 3.5 minutes.
+    # the whole demo takes about 3.5 minutes. The partition comes 40% into
+    # the submissions, when east has overflowed into both lenders.
     JOBS=46 WINDOW=50 SKEW=0.75 MIN_DUR=60 MAX_DUR=270 OVERFLOW_AFTER=3s
-    DEADLINE=200
+    DEADLINE=200 PART_AT=20 LEASE_S=6 MARGIN_S=3
 fi
+
+# The hub's fence comes D(1+rho) + M to D/3 + D(1+rho) + M into a
+# partition (9.06 to 11.06 s with D = 6 s, M = 3 s): its last renewal
+# that may have landed was sent up to one period after the partition
+# began (a renewal that timed out counts). The partition lasts one
+# renewal period beyond the latest fence, so that the hub has fenced the
+# lender's leases and re-dispatched their origins before the heal:
+# ceil(2 + 9.06) + 2 = 14 s (8 s in the fast run).
+PART_S=$(awk -v d="$LEASE_S" -v m="$MARGIN_S" -v r="$RHO" 'BEGIN {
+    f = d / 3 + d * (1 + r) + m; c = int(f); if (c < f) c++; print c + d / 3 }')
+# The blind window: a copy that finishes after the partition began but
+# before the agent's fence (at most D later) has finished unseen, and its
+# origin runs again after the hub's fence. The hub withdraws that second
+# run when it sees the heal, but a second run shorter than the time from
+# the fence to the heal plus the reflectors' backoff would finish first:
+# the Job would finish twice, which the demo reports as the failure it
+# is. So the demo cuts off a lender only when none of its running copies
+# is due to end within D + 1 s: every copy is then still running when
+# the agent fences it.
+AVOID_MS=$(((LEASE_S + 1) * 1000))
 
 # --- how gpufed is installed --------------------------------------------------
 # With the shipped kustomizations (manifests/hub and manifests/member): the
@@ -75,6 +114,8 @@ IDENTITY=gpufed-hub
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpufed-demo.XXXXXX")
 hub_pid=""
 sub_pid=""
+agent_pids=()
+declare -A AGENT_PORT=()   # each member's agent's /metrics port
 stop_hub() {
     [ -n "$hub_pid" ] || return 0
     kill -TERM "$hub_pid" 2>/dev/null || true
@@ -85,6 +126,16 @@ stop_hub() {
     kill -KILL "$hub_pid" 2>/dev/null || true
     wait "$hub_pid" 2>/dev/null || true
     hub_pid=""
+}
+stop_agents() {
+    local p
+    for p in "${agent_pids[@]}"; do
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${agent_pids[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    agent_pids=()
 }
 stop_submitter() {
     [ -n "$sub_pid" ] || return 0
@@ -98,11 +149,17 @@ cleanup() {
     [ -t 1 ] && printf '\033[?25h'
     stop_submitter
     stop_hub
+    stop_agents
     # Logs help after a failure, not after Ctrl-C.
     if [ $rc -eq 130 ]; then sim_cleanup 0; else sim_cleanup $rc; fi
     if [ $rc -ne 0 ] && [ $rc -ne 130 ] && [ -f "$work/fed/hub.log" ]; then
         echo "--- gpufed hub log (last 20 lines)"
         tail -n 20 "$work/fed/hub.log"
+        for m in "${MEMBERS[@]}"; do
+            [ -f "$work/fed/agent-$m.log" ] || continue
+            echo "--- gpufed agent in $m (last 5 lines)"
+            tail -n 5 "$work/fed/agent-$m.log"
+        done
     fi
     if [ "${DEMO_KEEP:-0}" = 1 ]; then
         echo "work directory kept: $work"
@@ -211,7 +268,7 @@ YAML
   - name: $m
     apiServer: https://127.0.0.1:$port
     credentialsSecret: gpufed-system/$m-kubeconfig
-    fencing: none
+    fencing: agent
 YAML
         done
         echo "  groups:"
@@ -225,19 +282,62 @@ YAML
             echo "    overflow: {namespaces: [$t]}"
         done
         cat <<YAML
-  timing: {overflowAfter: $OVERFLOW_AFTER, admitTimeout: 60s}
+  timing:
+    overflowAfter: $OVERFLOW_AFTER
+    admitTimeout: 60s
+    leaseDuration: ${LEASE_S}s
+    fenceMargin: ${MARGIN_S}s
+    clockDrift: "$RHO"
 YAML
     } >"$d/policy.yaml"
     "$GF_BIN/gpufedctl" policy check "$d/policy.yaml" >/dev/null
     "$GF_BIN/gpufed" hub --kubeconfig "$d/hub/kubeconfig-$IDENTITY.yaml" \
-        --policy "$d/policy.yaml" >"$d/hub.log" 2>&1 &
+        --policy "$d/policy.yaml" --listen 127.0.0.1:0 --id hub-0 \
+        >"$d/hub.log" 2>&1 &
     hub_pid=$!
+    HUB_PORT=""
     for _ in $(seq 1 100); do
-        grep -q 'msg="hub started"' "$d/hub.log" && return 0
+        if grep -q 'msg="hub started"' "$d/hub.log"; then
+            HUB_PORT=$(sed -n 's/.*msg=serving.*port=//p' "$d/hub.log" |
+                tail -n 1)
+            [ -n "$HUB_PORT" ] && break
+        fi
         kill -0 "$hub_pid" 2>/dev/null || fail "gpufed hub exited at start"
         sleep 0.1
     done
-    fail "gpufed hub did not start in 10 s"
+    [ -n "$HUB_PORT" ] || fail "gpufed hub did not start in 10 s"
+    # One agent per member, as manifests/member deploys it, under its own
+    # identity (kubesim's member-agent, the gpufed-agent ServiceAccount).
+    # Each starts once the hub's heartbeat Lease exists in its member: an
+    # agent that finds none fences at once (the hub never reached it) and
+    # would fence the first copies too.
+    for m in "${MEMBERS[@]}"; do
+        for _ in $(seq 1 100); do
+            kubectl --kubeconfig "$d/$m/kubeconfig-admin.yaml" \
+                -n gpufed-system get lease gpufed-heartbeat \
+                >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        "$GF_BIN/gpufed" agent --member "$m" \
+            --kubeconfig "$d/$m/kubeconfig-member-agent.yaml" \
+            --listen 127.0.0.1:0 >"$d/agent-$m.log" 2>&1 &
+        agent_pids+=($!)
+    done
+    for m in "${MEMBERS[@]}"; do
+        AGENT_PORT[$m]=""
+        for _ in $(seq 1 100); do
+            if grep -q 'msg=ready' "$d/agent-$m.log"; then
+                AGENT_PORT[$m]=$(sed -n 's/.*msg=serving.*port=//p' \
+                    "$d/agent-$m.log" | tail -n 1)
+                break
+            fi
+            sleep 0.1
+        done
+        [ -n "${AGENT_PORT[$m]}" ] ||
+            fail "gpufed agent in $m not ready in 10 s"
+        ! grep -q 'msg=fencing' "$d/agent-$m.log" ||
+            fail "gpufed agent in $m fenced at start"
+    done
 }
 
 # submit DIR: the trace's Jobs, each at its offset, with kubectl. Writes
@@ -293,7 +393,15 @@ show() {
         kubectl --kubeconfig "$d/hub/kubeconfig-admin.yaml" \
             get quotaleases -A -o json >"$d/leases.json" 2>/dev/null ||
             rm -f "$d/leases.json"
-        args+=(--leases "$d/leases.json" --hub-log "$d/hub.log")
+        curl -s -m 1 "http://127.0.0.1:$HUB_PORT/metrics" \
+            >"$d/hub-metrics.txt" || rm -f "$d/hub-metrics.txt"
+        args+=(--leases "$d/leases.json" --hub-log "$d/hub.log"
+            --hub-metrics "$d/hub-metrics.txt" --partition "$d/partition")
+        for m in "${MEMBERS[@]}"; do
+            curl -s -m 1 "http://127.0.0.1:${AGENT_PORT[$m]}/metrics" \
+                >"$d/agent-$m-metrics.txt" || rm -f "$d/agent-$m-metrics.txt"
+            args+=(--agent "$m=$d/agent-$m-metrics.txt")
+        done
     fi
     [ -t 1 ] && args+=(--tty)
     report frame --title "$title" --trace "$work/trace" \
@@ -311,12 +419,30 @@ show() {
     fi
 }
 
+# partition DIR: once copies run in a lender, cut the lender with the
+# most running copies off from the hub for PART_S seconds (kubesim heals
+# it by itself). Writes `lender start_ms duration_ms` to DIR/partition.
+partition() {
+    local d=$1 lender t
+    [ ! -s "$d/partition" ] || return 0
+    [ "$(now_ms)" -ge $((T0 + PART_AT * 1000)) ] || return 0
+    lender=$(report lender --trace "$work/trace" --exec-log "$d/exec.log" \
+        --now-ms "$(now_ms)" --scale "$SCALE" --avoid-ms "$AVOID_MS")
+    [ -n "$lender" ] || return 0
+    t=$(now_ms)
+    "$GF_BIN/kubesim" fault "$lender" blackhole --identity "$IDENTITY" \
+        --for "${PART_S}s" --dir "$d" >/dev/null
+    echo "$lender $t $((PART_S * 1000))" >"$d/partition"
+}
+
 # run DIR TITLE WITH_HUB: one run of the trace, shown live every 2 s
-# until every Job has finished (or the deadline passes).
+# until every Job has finished (or the deadline passes); with the hub,
+# also until the partition has healed and the hub has converged.
 run() {
-    local d=$1 title=$2 with_hub=$3 deadline
+    local d=$1 title=$2 with_hub=$3 deadline done_args=()
     mkdir -p "$d"
     : >"$d/submits"
+    : >"$d/partition"
     step "$title: starting kubesim (hub, ${MEMBERS[*]}) and the queues"
     world "$d"
     if [ "$with_hub" = 1 ]; then
@@ -325,18 +451,29 @@ run() {
     fi
     step "$title: submitting $JOBS Jobs over ${WINDOW}s"
     T0=$(now_ms)
+    echo "$T0" >"$d/t0"
     submit "$d" &
     sub_pid=$!
     deadline=$((T0 + DEADLINE * 1000))
+    [ "$with_hub" = 1 ] && done_args=(--partition "$d/partition"
+        --hub-log "$d/hub.log")
     [ -t 1 ] && printf '\033[2J\033[?25l'
     while :; do
+        [ "$with_hub" = 1 ] && partition "$d"
         show "$d" "$title"
-        report done --trace "$work/trace" --exec-log "$d/exec.log" && break
+        report done --trace "$work/trace" --exec-log "$d/exec.log" \
+            "${done_args[@]}" && break
         [ "$(now_ms)" -lt $deadline ] || {
-            echo "$title: not every Job finished within ${DEADLINE}s"
+            echo "$title: not over within ${DEADLINE}s (a Job unfinished," \
+                "or the hub not converged after the heal)"
             break
         }
-        sleep 2
+        # A lender qualifies for the partition only for a while after a
+        # copy starts there (see AVOID_MS): look every half second.
+        for _ in 1 2 3 4; do
+            [ "$with_hub" = 1 ] && partition "$d"
+            sleep 0.5
+        done
     done
     [ -t 1 ] && printf '\033[?25h'
     wait "$sub_pid" || fail "the submitter failed"
@@ -344,6 +481,7 @@ run() {
     if [ "$with_hub" = 1 ]; then
         outcomes "$d"
         stop_hub
+        stop_agents
     fi
     sim_stop
 }
@@ -375,4 +513,5 @@ run "$work/solo" "without federation" 0
 report summary --trace "$work/trace" --members "$(IFS=,; echo "${MEMBERS[*]}")" \
     --capacity "$CAPACITY" --scale "$SCALE" \
     --run "with federation|$work/fed/submits|$work/fed/exec.log" \
-    --run "without federation|$work/solo/submits|$work/solo/exec.log"
+    --run "without federation|$work/solo/submits|$work/solo/exec.log" \
+    --partition "with federation|$work/fed"

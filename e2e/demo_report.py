@@ -7,20 +7,32 @@ arithmetic it would be unwise to do in bash:
   trace    the seeded, skewed stream of GPU Jobs (one line per Job), so
            that the run with gpufed and the run without it submit exactly
            the same work at the same offsets;
+  lender   the member with the most running copies, to be cut off from
+           the hub (nothing while no copy runs);
   frame    one live frame: each member's GPU quota from its ClusterQueues'
-           status, the QuotaLeases, the hub's latest decisions with their
-           reasons, and progress from the execution log;
-  summary  per run, where every Job ran and its queue wait, and the checks
-           the demo's exit status rests on: every Job finished exactly
-           once and no Job ran in two places at overlapping times.
+           status, its heartbeat and agent, the partition, the
+           QuotaLeases, the hub's and the agents' latest decisions with
+           their reasons, and progress from the execution log;
+  done     whether the run is over: every Job finished, and the
+           partition healed and the hub converged;
+  summary  per run, where every Job ran and its queue wait, the partition
+           (when, how long, what was suspected, fenced and run again, how
+           fast), and the checks the demo's exit status rests on: every
+           Job finished exactly once and no Job ran in two places at
+           overlapping times.
 
-Every input is JSON (kubectl -o json, kubesim's execution log) or the
-hub's logfmt lines; the standard library parses them.
+Every input is JSON (kubectl -o json, kubesim's execution log), the
+Prometheus text of /metrics, or the hub's and agents' logfmt lines; the
+standard library parses them.
 """
 
 import argparse
+import datetime
+import glob
 import json
+import os
 import random
+import re
 import shlex
 import sys
 
@@ -40,6 +52,11 @@ def quantity(s):
     if s.endswith("m"):
         return float(s[:-1]) / 1000.0
     return float(s)
+
+
+def plural(n, one, many):
+    """'1 copy', '2 copies'."""
+    return "%d %s" % (n, one if n == 1 else many)
 
 
 def percentile(xs, p):
@@ -200,34 +217,154 @@ def logfmt(line):
     return out
 
 
-def hub_decisions(path, n):
-    """The hub's decisions, as its log states them: every redirect with
-    its reason, and every lease that ends other than by its copy
-    finishing (preempted, withdrawn, refused...), with the rule that
-    moved it. Returns (redirects, the last n as display lines)."""
-    lines = []
-    redirects = 0
+def log_lines(path, needles):
+    """The logfmt lines of a log that contain one of needles, parsed."""
+    out = []
     try:
         with open(path, errors="replace") as f:
             for line in f:
-                if 'msg="redirect decided"' in line:
-                    d = logfmt(line)
-                    redirects += 1
-                    lines.append("%s redirect %s -> %s/%s, %s GPUs: %s" % (
-                        d.get("ts", "")[11:19], d.get("origin", ""),
-                        d.get("lender", ""), d.get("cq", ""),
-                        d.get("gpus", ""), d.get("why", "")))
-                elif 'msg="lease phase"' in line:
-                    d = logfmt(line)
-                    if d.get("phase") in ("Active", "Released"):
-                        continue
-                    lines.append("%s lease %s %s %s: %s" % (
-                        d.get("ts", "")[11:19], d.get("key", ""),
-                        d.get("phase", ""), d.get("reason", ""),
-                        d.get("rule", "")))
+                if any(x in line for x in needles):
+                    out.append(logfmt(line))
     except FileNotFoundError:
         pass
-    return redirects, lines[-n:]
+    return out
+
+
+def ts_ms(ts):
+    """A log line's ts (RFC 3339, milliseconds, Z) in ms since the epoch;
+    None if it is not one."""
+    try:
+        t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except (TypeError, ValueError):
+        return None
+    return int(t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
+
+
+# Lease phases that end a lease normally or start it: not news.
+QUIET = {("Active", ""), ("Released", "Completed"), ("Pending", "")}
+
+
+def hub_decisions(path, n, agent_logs=()):
+    """The hub's decisions, as its log states them: every redirect with
+    its reason; every lease that ends other than by its copy finishing
+    (preempted, withdrawn, refused, suspected, fenced, superseded...)
+    with the rule that moved it, and a Suspect lease back to Active; a
+    member turning suspect or healthy again; a Job that ran to its end
+    twice. With the agents' logs, their fences and heals too. Returns
+    (redirects, the last n as display lines)."""
+    lines = []
+    redirects = 0
+    last = {}
+    for d in log_lines(path, ('msg="redirect decided"', 'msg="lease phase"',
+                              'msg="member suspect"',
+                              'msg="member healthy again"',
+                              'msg="job ran to its end twice"')):
+        ts = d.get("ts", "")
+        msg = d.get("msg", "")
+        if msg == "redirect decided":
+            redirects += 1
+            lines.append((ts, "%s redirect %s -> %s/%s, %s GPUs: %s" % (
+                ts[11:19], d.get("origin", ""), d.get("lender", ""),
+                d.get("cq", ""), d.get("gpus", ""), d.get("why", ""))))
+        elif msg == "lease phase":
+            key = d.get("key", "")
+            ph, why = d.get("phase", ""), d.get("reason", "")
+            was = last.get(key)
+            last[key] = ph
+            if (ph, why) in QUIET and not (ph == "Active" and
+                                           was == "Suspect"):
+                continue
+            lines.append((ts, "%s lease %s %s: %s" % (
+                ts[11:19], key, ph + (" " + why if why else ""),
+                d.get("rule", ""))))
+        elif msg == "member suspect":
+            lines.append((ts, "%s member %s SUSPECT: %s" % (
+                ts[11:19], d.get("cluster", ""), d.get("why", ""))))
+        elif msg == "member healthy again":
+            lines.append((ts, "%s member %s healthy again" % (
+                ts[11:19], d.get("cluster", ""))))
+        else:
+            lines.append((ts, "%s JOB RAN TO ITS END TWICE: %s (%s)" % (
+                ts[11:19], d.get("origin", ""), d.get("why", ""))))
+    for path_a in agent_logs:
+        for d in log_lines(path_a, ('msg=fencing', 'msg="copy fenced"',
+                                    'msg="heartbeat moved again"')):
+            ts = d.get("ts", "")
+            msg = d.get("msg", "")
+            who = d.get("member") or d.get("cluster", "")
+            if msg == "fencing":
+                lines.append((ts, "%s agent %s FENCING %s: %s" % (
+                    ts[11:19], who,
+                    plural(int(d.get("copies", 0)), "copy", "copies"),
+                    d.get("why", ""))))
+            elif msg == "copy fenced":
+                lines.append((ts, "%s agent %s fenced copy %s" % (
+                    ts[11:19], who, d.get("job", ""))))
+            else:
+                lines.append((ts, "%s agent %s: heartbeat moved again after "
+                              "%.1fs fenced" % (
+                                  ts[11:19], who,
+                                  int(d.get("fenced_for_ms", 0)) / 1000.0)))
+    lines.sort(key=lambda x: x[0])
+    return redirects, [x[1] for x in lines[-n:]]
+
+
+def metrics(path):
+    """Prometheus text as {series: value}, the series exactly as written
+    (name with its labels)."""
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("#"):
+                    continue
+                k, _, v = line.rstrip("\n").rpartition(" ")
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    pass
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def read_partition(path):
+    """(lender, start_ms, duration_ms) from the demo's partition file, or
+    None before the partition."""
+    try:
+        with open(path) as f:
+            parts = f.read().split()
+    except (FileNotFoundError, TypeError):
+        return None
+    if len(parts) != 3:
+        return None
+    return parts[0], int(parts[1]), int(parts[2])
+
+
+def running_copies(jobs, runs):
+    """Per member, the copies running there now (runs of Jobs submitted
+    to another member that have not stopped), as (job id, start_ms)."""
+    out = {}
+    for jid, rs in runs.items():
+        home = jobs.get(jid, {}).get("member")
+        for r in rs:
+            if r[2] is None and home is not None and r[0] != home:
+                out.setdefault(r[0], []).append((jid, r[1]))
+    return out
+
+
+def cmd_lender(a):
+    """The member with the most running copies, among those where none is
+    due to end within avoid_ms (it would end in the blind window)."""
+    jobs = read_trace(a.trace)
+    copies = running_copies(jobs, runs_of(read_exec(a.exec_log)))
+    ok = {}
+    for m, cs in copies.items():
+        ends = [t + jobs[j]["duration"] * 1000.0 / a.scale for j, t in cs]
+        if min(ends) - a.now_ms > a.avoid_ms:
+            ok[m] = len(cs)
+    if ok:
+        print(max(sorted(ok), key=lambda m: ok[m]))
 
 
 LIVE = ("Pending", "Active", "Releasing", "Reclaiming", "Suspect")
@@ -235,7 +372,6 @@ LIVE = ("Pending", "Active", "Releasing", "Reclaiming", "Suspect")
 
 def age(now_ms, ts):
     """Seconds since an RFC 3339 timestamp, as kubectl prints ages."""
-    import datetime
     try:
         t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ")
     except (TypeError, ValueError):
@@ -243,6 +379,66 @@ def age(now_ms, ts):
     t = t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
     s = max(0, int((now_ms - t) / 1000))
     return "%ds" % s if s < 120 else "%dm%ds" % (s // 60, s % 60)
+
+
+def series(ms, name, member=None):
+    """The value of metric name (for member, if given) or None."""
+    for k, v in ms.items():
+        if k == name or k.startswith(name + "{"):
+            if member is None or ('member="%s"' % member) in k:
+                return v
+    return None
+
+
+def failure_rows(a):
+    """The failure detector, per member: the age of the heartbeat the hub
+    renews there, whether the hub holds the member suspect, its agent's
+    state, and the partition while it lasts (and a while after)."""
+    hub = metrics(a.hub_metrics)
+    agents = dict(x.split("=", 1) for x in a.agent)
+    part = read_partition(a.partition)
+    out = []
+    if part:
+        lender, start, dur = part
+        el = a.now_ms - start
+        if el < dur:
+            out.append("PARTITION: %s cut off from the hub at +%.1fs for "
+                       "%ds, %ds in" % (lender, (start - a.t0_ms) / 1000.0,
+                                        dur // 1000, el // 1000))
+        else:
+            out.append("partition: %s was cut off from the hub at +%.1fs "
+                       "for %ds, healed %ds ago" % (
+                           lender, (start - a.t0_ms) / 1000.0, dur // 1000,
+                           (el - dur) // 1000))
+    out.append("%-8s %9s  %-9s %-28s %s" % (
+        "MEMBER", "HEARTBEAT", "HUB SEES", "AGENT (fencing)", ""))
+    for spec in a.member:
+        name = spec.split("=", 1)[0]
+        hb = series(hub, "gpufed_member_heartbeat_age_seconds", name)
+        sus = series(hub, "gpufed_member_suspect", name)
+        am = metrics(agents.get(name, ""))
+        fenced = series(am, "gpufed_agent_fenced")
+        n = series(am, "gpufed_agent_copies_fenced_total") or 0
+        aage = series(am, "gpufed_agent_heartbeat_age_seconds")
+        if fenced is None:
+            agent = "(no answer)"
+        elif fenced:
+            agent = "FENCED, %s fenced" % plural(n, "copy", "copies")
+        else:
+            agent = "watching, heartbeat %s old" % (
+                "?" if aage is None else "%.1fs" % aage)
+            if n:
+                agent = "watching (%d fenced)" % n
+        mark = ""
+        if part and part[0] == name:
+            el = a.now_ms - part[1]
+            mark = ("PARTITIONED (hub cut off) %ds" % (el // 1000)
+                    if el < part[2] else "healed")
+        out.append("%-8s %9s  %-9s %-28s %s" % (
+            name, "-" if hb is None else "%.1fs" % hb,
+            "-" if sus is None else ("SUSPECT" if sus else "healthy"),
+            agent, mark))
+    return out
 
 
 def cmd_frame(a):
@@ -285,6 +481,9 @@ def cmd_frame(a):
             name, nominal, used, lent, borrowed.get(name, 0), pending, bar))
     out.append("%-8s %s" % ("", "# own jobs  + lent to another member  . idle"))
     out.append("")
+    if a.hub_log:
+        out.extend(failure_rows(a))
+        out.append("")
 
     if a.hub_log:
         phases = {}
@@ -314,8 +513,12 @@ def cmd_frame(a):
                 sp["lender"]["member"], sp.get("gpus", 0),
                 age(a.now_ms, ql["metadata"].get("creationTimestamp"))))
         out.append("")
-        total, last = hub_decisions(a.hub_log, a.rows)
-        out.append("decisions (the hub's log): %d redirects" % total)
+        total, last = hub_decisions(
+            a.hub_log, a.rows + 2,
+            [os.path.join(os.path.dirname(a.hub_log), "agent-%s.log" % m)
+             for m in (x.split("=", 1)[0] for x in a.agent)])
+        out.append("decisions (the hub's and the agents' logs): %d redirects"
+                   % total)
         out.extend("  " + x for x in last)
     else:
         out.append("no gpufed in this run: each member's Kueue on its own")
@@ -410,6 +613,105 @@ class Run:
             self.span())
 
 
+JOB_ID = re.compile(r"-(j[0-9]+)-")
+
+
+class Partition:
+    """What the partition of one run did, from the demo's partition file,
+    the hub's and the lender's agent's logs and the run's execution
+    log."""
+
+    def __init__(self, label, d, run):
+        self.label = label
+        self.part = read_partition(os.path.join(d, "partition"))
+        self.errors = []
+        self.lines = []
+        if self.part is None:
+            self.lines.append("%s: no partition (no copy ran in another "
+                              "member while the demo looked for one)" % label)
+            return
+        try:
+            with open(os.path.join(d, "t0")) as f:
+                t0 = int(f.read())
+        except (FileNotFoundError, ValueError):
+            t0 = self.part[1]
+        lender, start, dur = self.part
+        heal = start + dur
+        hub_log = os.path.join(d, "hub.log")
+        suspect, fenced, superseded, twice = set(), set(), set(), []
+        t_fenced = None
+        for x in log_lines(hub_log, ('msg="lease phase"',
+                                     'msg="job ran to its end twice"')):
+            t = ts_ms(x.get("ts"))
+            if t is None or t < start:
+                continue
+            if x.get("msg") != "lease phase":
+                twice.append(x.get("origin", "?"))
+                continue
+            key, ph = x.get("key", ""), x.get("phase", "")
+            if ph == "Suspect":
+                suspect.add(key)
+            elif ph == "Fenced":
+                fenced.add(key)
+                t_fenced = t if t_fenced is None else min(t_fenced, t)
+            elif x.get("reason") == "Superseded":
+                superseded.add(key)
+        t_agent = None
+        for x in log_lines(os.path.join(d, "agent-%s.log" % lender),
+                           ("msg=fencing",)):
+            t = ts_ms(x.get("ts"))
+            if t is not None and t >= start and t_agent is None:
+                t_agent = t
+        conv = converged_ms(self.part, hub_log)
+
+        def sec(t):
+            return "never" if t is None else "%.1fs" % ((t - start) / 1000.0)
+
+        el = (start - t0) / 1000.0
+        self.lines.append(
+            "%s: %s cut off from the hub (blackhole for gpufed-hub) at "
+            "+%.1fs (simulated %dm%02ds) for %ds" % (
+                label, lender, el, int(el * run.scale) // 60,
+                int(el * run.scale) % 60, dur // 1000))
+        self.lines.append(
+            "  leases: %d Suspect, %d Fenced; the agent in %s fenced after "
+            "%s, the hub counted them fenced after %s" % (
+                len(suspect), len(fenced), lender, sec(t_agent),
+                sec(t_fenced)))
+        jids = sorted({m.group(1) for m in map(JOB_ID.search, fenced) if m})
+        where = ", ".join("%s in %s" % (j, run.where.get(j, "nowhere"))
+                          for j in jids)
+        self.lines.append("  run again after the fence: %s%s" % (
+            plural(len(jids), "Job", "Jobs"),
+            (" (finished: %s)" % where) if where else ""))
+        if superseded:
+            self.lines.append(
+                "  blind window: %s finished unseen before the fence; on "
+                "the heal the first outcome stood and the second run was "
+                "withdrawn (Superseded)" % plural(len(superseded), "copy",
+                                                  "copies"))
+        if conv is None:
+            self.errors.append("the hub had not converged after the heal")
+        else:
+            self.lines.append(
+                "  heal to convergence (%s healthy again, no lease Suspect "
+                "or Fenced): %.1fs" % (lender, (conv - heal) / 1000.0))
+        ran_twice = sorted(set(
+            j for j, rs in run.runs.items()
+            if len([r for r in rs if r[3] == "Succeeded"]) > 1))
+        for j in ran_twice:
+            self.errors.append(
+                "S3 VIOLATED: %s ran to its end twice (the blind window: "
+                "its copy in %s finished unseen before the fence, and its "
+                "second run finished before the hub saw the heal)" % (
+                    j, lender))
+        for o in twice:
+            self.errors.append("S3 VIOLATED: the hub saw %s run to its "
+                               "end twice" % o)
+        if not fenced:
+            self.errors.append("no lease was fenced in the partition")
+
+
 def cmd_summary(a):
     runs = []
     for spec in a.run:
@@ -438,7 +740,26 @@ def cmd_summary(a):
         out.append("  idle GPU-seconds while a Job waited: %.0f"
                    % r.idle_while_waiting(a.capacity))
         out.append("")
+    parts = {}
+    for spec in a.partition:
+        label, d = spec.split("|", 1)
+        run = next((r for r in runs if r.label == label), None)
+        if run is not None:
+            parts[label] = Partition(label, d, run)
+    out.append("the partition (a lender cut off from the hub, then healed):")
+    for r in runs:
+        if r.label in parts:
+            out.extend("  " + x for x in parts[r.label].lines)
+        else:
+            out.append("  %s: no partition (no gpufed: nothing to cut off "
+                       "from)" % r.label)
+    out.append("")
     ok = True
+    for p in parts.values():
+        if p.errors:
+            ok = False
+            out.append("%s: FAILED partition checks:" % p.label)
+            out.extend("  " + e for e in p.errors)
     for r in runs:
         if r.errors:
             ok = False
@@ -453,13 +774,64 @@ def cmd_summary(a):
     return 0 if ok else 1
 
 
+def origin_of(key):
+    """A lease's name without its epoch: the same for every lease of one
+    origin Workload."""
+    return key.rsplit("-", 1)[0]
+
+
+def converged_ms(part, hub_log):
+    """When the hub had converged after the partition's heal, from the
+    hub's log: the lender healthy again, none of the leases the
+    partition touched still Suspect or Fenced, their last change after
+    the heal made, and so the withdrawal of a second run of their
+    origins (Superseded). None while it has not, or before the heal."""
+    lender, start, dur = part
+    heal = start + dur
+    healthy = None
+    phase = {}
+    changes = []
+    for d in log_lines(hub_log, ('msg="member healthy again"',
+                                 'msg="lease phase"')):
+        t = ts_ms(d.get("ts"))
+        if t is None or t < start:
+            continue
+        if d.get("msg") == "member healthy again":
+            if d.get("cluster") == lender and t >= heal:
+                healthy = t
+        else:
+            key = d.get("key", "")
+            ph = d.get("phase", "")
+            if ph in ("Suspect", "Fenced") or key in phase:
+                phase[key] = ph
+                changes.append((key, t))
+            elif d.get("reason") == "Superseded":
+                changes.append((key, t))
+    if healthy is None:
+        return None
+    if any(ph in ("Suspect", "Fenced") for ph in phase.values()):
+        return None
+    touched = {origin_of(k) for k in phase}
+    return max([healthy] + [t for k, t in changes
+                            if origin_of(k) in touched and t >= heal])
+
+
 def cmd_done(a):
-    """Exit 0 when every Job of the trace has finished once."""
+    """Exit 0 when every Job of the trace has finished once and, with a
+    partition, it has healed and the hub has converged."""
     jobs = read_trace(a.trace)
     runs = runs_of(read_exec(a.exec_log))
     done = sum(1 for jid in jobs
                if any(r[3] == "Succeeded" for r in runs.get(jid, [])))
-    return 0 if done == len(jobs) else 1
+    if done != len(jobs):
+        return 1
+    if a.partition:
+        part = read_partition(a.partition)
+        # Every Job finished and no partition: no copy ran while the demo
+        # looked for one, and none will now.
+        if part is not None and converged_ms(part, a.hub_log) is None:
+            return 1
+    return 0
 
 
 def main():
@@ -486,6 +858,12 @@ def main():
                    help="NAME=FILE with its ClusterQueues as JSON")
     f.add_argument("--leases", default="")
     f.add_argument("--hub-log", default="")
+    f.add_argument("--hub-metrics", default="",
+                   help="the hub's /metrics, as text")
+    f.add_argument("--agent", action="append", default=[],
+                   help="MEMBER=FILE with its agent's /metrics")
+    f.add_argument("--partition", default="",
+                   help="the demo's partition file")
     f.add_argument("--t0-ms", type=int, required=True)
     f.add_argument("--now-ms", type=int, required=True)
     f.add_argument("--scale", type=float, required=True)
@@ -500,10 +878,23 @@ def main():
     s.add_argument("--capacity", type=float, required=True,
                    help="nominal GPUs of every member together")
     s.add_argument("--scale", type=float, required=True)
+    s.add_argument("--partition", action="append", default=[],
+                   help="LABEL|DIR: the run's partition, from DIR's "
+                   "partition file, hub.log and agent-MEMBER.log")
 
     d = sub.add_parser("done")
     d.add_argument("--trace", required=True)
     d.add_argument("--exec-log", required=True)
+    d.add_argument("--partition", default="")
+    d.add_argument("--hub-log", default="")
+
+    n = sub.add_parser("lender")
+    n.add_argument("--trace", required=True)
+    n.add_argument("--exec-log", required=True)
+    n.add_argument("--now-ms", type=int, required=True)
+    n.add_argument("--scale", type=float, required=True)
+    n.add_argument("--avoid-ms", type=int, required=True,
+                   help="skip a member whose copy ends within this")
 
     a = p.parse_args()
     if a.cmd == "trace":
@@ -514,6 +905,9 @@ def main():
         return 0
     if a.cmd == "summary":
         return cmd_summary(a)
+    if a.cmd == "lender":
+        cmd_lender(a)
+        return 0
     return cmd_done(a)
 
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# `make demo` in its fast mode (DEMO_FAST=1: 16 short Jobs), without a
+# `make demo` in its fast mode (DEMO_FAST=1: 20 short Jobs), without a
 # terminal: it must exit 0, print plain frames with no escape codes, show
-# the hub's redirects and leases live, say in its summary that every Job
-# finished exactly once in both runs with at least one run in another
-# member, and leave none of its processes behind.
+# the hub's redirects and leases live, show the partition live (the
+# lender marked, the hub holding it suspect, its agent fencing, its
+# leases Suspect then Fenced, the heal), say in its summary what the
+# partition did and that every Job finished exactly once in both runs
+# with at least one run in another member, and leave none of its
+# processes behind.
 #
 # Needs GF_BIN and GF_SHARED (make e2e sets both).
 set -euo pipefail
@@ -41,11 +44,35 @@ fed=$(grep -E '^with federation: [0-9]+/[0-9]+ jobs finished exactly once' "$out
 [[ $fed =~ ^with\ federation:\ ([0-9]+)/([0-9]+)\ jobs\ finished\ exactly\ once,\ ([0-9]+)\ ran\ in\ another\ member ]] ||
     fail "verdict: $fed"
 [ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ] || fail "$fed"
-[ "${BASH_REMATCH[1]}" = 16 ] || fail "expected 16 Jobs: $fed"
+[ "${BASH_REMATCH[1]}" = 20 ] || fail "expected 20 Jobs: $fed"
 [ "${BASH_REMATCH[3]}" -ge 1 ] || fail "nothing redirected: $fed"
-grep -Eq '^without federation: 16/16 jobs finished exactly once, 0 ran in another member' \
+grep -Eq '^without federation: 20/20 jobs finished exactly once, 0 ran in another member' \
     "$out" || fail "no clean verdict for the run without gpufed"
 grep -q 'FAILED' "$out" && fail "a check failed"
+
+step "the partition, live and in the summary"
+part=$(grep -E '^  with federation: (west|north) cut off from the hub' "$out") ||
+    fail "no partition in the summary: $(grep -A3 '^the partition' "$out")"
+lender=$(awk '{print $3}' <<<"$part")
+grep -Eq "^$lender +[0-9.]+s +SUSPECT +FENCED, [1-9][0-9]* cop(y|ies) fenced +PARTITIONED \(hub cut off\) [0-9]+s\$" \
+    "$out" || fail "no frame with $lender partitioned, suspect and fenced by its agent"
+grep -Eq "^$lender +[0-9.]+s +healthy .* healed\$" "$out" ||
+    fail "no frame with $lender healed"
+grep -Eq "^  [0-9:]{8} member $lender SUSPECT: " "$out" ||
+    fail "the hub's suspicion not in the decisions"
+grep -Eq "^  [0-9:]{8} agent $lender FENCING [1-9][0-9]* cop(y|ies): the hub's heartbeat" \
+    "$out" || fail "the agent's fence not in the decisions"
+grep -Eq "^  [0-9:]{8} lease east-[a-z]+-train-j[0-9]+-[0-9a-f]+-[0-9]+ Fenced Fenced: " \
+    "$out" || fail "no lease Fenced in the decisions"
+grep -Eq "^  [0-9:]{8} lease east-[a-z]+-train-j[0-9]+-[0-9a-f]+-[0-9]+ Released Fenced: " \
+    "$out" || fail "no fenced lease released on the heal"
+grep -Eq '^    leases: [1-9][0-9]* Suspect, [1-9][0-9]* Fenced; ' "$out" ||
+    fail "summary: $(grep '^    leases:' "$out")"
+grep -Eq '^    run again after the fence: [1-9][0-9]* Jobs? \(finished: ' "$out" ||
+    fail "summary: nothing run again after the fence"
+grep -Eq '^  without federation: no partition' "$out" ||
+    fail "summary: the run without gpufed"
+grep -E '^    leases: |^    heal to convergence' "$out" | sed 's/^   /  measured:/'
 
 # Everything the demo started is gone: no kubesim or gpufed serving from
 # its work directory.
