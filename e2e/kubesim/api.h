@@ -144,7 +144,10 @@ struct gf_ks_api_req {
     const char *query;        /* raw query string without '?', or NULL */
     const char *content_type; /* NULL when absent */
     const char *accept;       /* NULL when absent */
-    const char *body;         /* len bytes, may be NULL when len == 0 */
+    /* User-Agent, or NULL: names the field manager of a write without
+     * fieldManager, as the server derives it (managed.h). */
+    const char *user_agent;
+    const char *body; /* len bytes, may be NULL when len == 0 */
     size_t body_len;
     const char *user;          /* authenticated user name */
     const char *const *groups; /* NULL-terminated, may be NULL */
