@@ -1017,6 +1017,45 @@ static int conflict_error(const struct entries *es, cJSON *const *sets,
     return rc;
 }
 
+/*
+ * kubectl's move from client-side to server-side apply: for the manager
+ * "kubectl", a conflict on a field that the last-applied-configuration
+ * annotation names (and the object has) is allowed, so the first
+ * `kubectl apply --server-side` after `kubectl apply` takes over the
+ * fields it applied before. Returned-owned set; NULL when the object has
+ * no annotation.
+ */
+static cJSON *last_applied_fields(const struct gf_ks_managed_op *op,
+                                  const cJSON *live)
+{
+    const cJSON *ann = gf_json_path(live, "metadata.annotations");
+    const cJSON *la = cJSON_GetObjectItemCaseSensitive(
+        ann, "kubectl.kubernetes.io/last-applied-configuration");
+    if (strcmp(op->manager, "kubectl") != 0 || !cJSON_IsString(la) ||
+        la->valuestring[0] == '\0')
+        return NULL;
+    cJSON *cfg = cJSON_Parse(la->valuestring);
+    if (!cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return NULL;
+    }
+    struct walk w = {0};
+    w.builtin = op->schema == NULL;
+    cJSON *t = tracked(op, cfg), *l = tracked(op, live);
+    w.added = set_new();
+    to_set(&w, t, root_ty(op), false);
+    cJSON *a = w.added;
+    w.added = set_new();
+    to_set(&w, l, root_ty(op), false);
+    cJSON *out = set_inter(a, w.added);
+    cJSON_Delete(w.added);
+    cJSON_Delete(a);
+    cJSON_Delete(t);
+    cJSON_Delete(l);
+    cJSON_Delete(cfg);
+    return out;
+}
+
 /* Other managers in the order the server lists conflicts: by name. */
 static int by_manager(const void *a, const void *b)
 {
@@ -1086,6 +1125,21 @@ int gf_ks_managed_apply(const struct gf_ks_managed_op *op, const cJSON *live,
         }
         conf[i] = x;
         any = true;
+    }
+    cJSON *allowed = any && !force ? last_applied_fields(op, live) : NULL;
+    if (allowed != NULL) {
+        any = false;
+        for (size_t i = 0; i < es->n; i++) {
+            if (conf[i] == NULL)
+                continue;
+            set_diff(conf[i], allowed);
+            if (set_empty(conf[i])) {
+                cJSON_Delete(conf[i]);
+                conf[i] = NULL;
+            } else
+                any = true;
+        }
+        cJSON_Delete(allowed);
     }
     if (any && !force) {
         rc = conflict_error(es, conf, err);

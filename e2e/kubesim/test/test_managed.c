@@ -229,6 +229,37 @@ static void test_apply(void **state)
     assert_int_equal(gf_alloc_live(), baseline);
 }
 
+/*
+ * After `kubectl apply`, `kubectl apply --server-side` may take the
+ * fields the last-applied annotation names; any other manager conflicts.
+ */
+static void test_apply_after_client_side(void **state)
+{
+    (void)state;
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    int rc;
+    cJSON *v0 = cJSON_Parse(CFG("{}"));
+    cJSON *v1 = cJSON_Parse(
+        "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{"
+        "\"name\":\"s\",\"annotations\":{\"kubectl.kubernetes.io/"
+        "last-applied-configuration\":\"{\\\"data\\\":{\\\"a\\\":"
+        "\\\"1\\\"}}\"}},\"data\":{\"a\":\"1\"}}");
+    struct gf_ks_managed_op csa = op_of("kubectl-client-side-apply");
+    gf_ks_managed_update(&csa, v0, v1);
+    cJSON *v2 = apply("other", v1, CFG("{\"a\":\"2\"}"), false, &err, &rc);
+    assert_int_equal(rc, GF_ECONFLICT);
+    cJSON *v3 = apply("kubectl", v1, CFG("{\"a\":\"2\"}"), false, &err, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(gf_json_str(v3, "data.a"), "2");
+    cJSON_Delete(v0);
+    cJSON_Delete(v1);
+    cJSON_Delete(v2);
+    cJSON_Delete(v3);
+    gf_ks_status_clear(&err);
+    assert_int_equal(gf_alloc_live(), baseline);
+}
+
 /* A Job: containers by name, ports by containerPort and protocol. */
 static void test_job_keys(void **state)
 {
@@ -297,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_update),
         cmocka_unit_test(test_update_nothing),
         cmocka_unit_test(test_apply),
+        cmocka_unit_test(test_apply_after_client_side),
         cmocka_unit_test(test_job_keys),
         cmocka_unit_test(test_crd_list_map),
     };
