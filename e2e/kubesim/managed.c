@@ -847,8 +847,14 @@ void gf_ks_managed_update(const struct gf_ks_managed_op *op, const cJSON *live,
     gf_free(es);
 }
 
-/* Removes the members of s from v (the object, at the same place). */
-static void remove_items(cJSON *v, const cJSON *s, struct ty t, int depth)
+/*
+ * Removes the members of s from v (the object, at the same place), but
+ * not an item that a manager still owns something inside of (own, the
+ * union of every manager's set, at the same place): the server removes
+ * the manager's last set and adds back every item still owned.
+ */
+static void remove_items(cJSON *v, const cJSON *s, const cJSON *own,
+                         struct ty t, int depth)
 {
     const cJSON *c;
     if (depth > MAX_DEPTH)
@@ -876,10 +882,11 @@ static void remove_items(cJSON *v, const cJSON *s, struct ty t, int depth)
         }
         if (x == NULL)
             continue;
-        if (is_member(c))
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(own, c->string);
+        if (is_member(c) && set_empty(o))
             cJSON_Delete(cJSON_DetachItemViaPointer(v, x));
         else
-            remove_items(x, c, ct, depth + 1);
+            remove_items(x, c, o, ct, depth + 1);
     }
 }
 
@@ -1097,11 +1104,12 @@ int gf_ks_managed_apply(const struct gf_ks_managed_op *op, const cJSON *live,
      */
     cJSON *gone = me->set;
     me->set = set;
-    set_diff(gone, set);
+    cJSON *own = set_new();
     for (size_t i = 0; i < es->n; i++)
-        if (&es->e[i] != me)
-            set_diff(gone, es->e[i].set);
-    remove_items(obj, gone, root_ty(op), 0);
+        set_union(own, es->e[i].set);
+    set_diff(gone, own);
+    remove_items(obj, gone, own, root_ty(op), 0);
+    cJSON_Delete(own);
     cJSON_Delete(gone);
     cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
     static const char *const maps[] = {"labels", "annotations", "finalizers"};

@@ -260,6 +260,33 @@ static void test_apply_after_client_side(void **state)
     assert_int_equal(gf_alloc_live(), baseline);
 }
 
+/*
+ * An item the manager owned itself and still owns something inside of
+ * (after kubectl moved its client-side fields to the Apply manager,
+ * which owns maps as items) stays.
+ */
+static void test_apply_keeps_owned_parents(void **state)
+{
+    (void)state;
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    int rc;
+    cJSON *v1 = cJSON_Parse(
+        "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{"
+        "\"name\":\"s\",\"managedFields\":[{\"manager\":\"kubectl\","
+        "\"operation\":\"Apply\",\"apiVersion\":\"v1\",\"fieldsType\":"
+        "\"FieldsV1\",\"fieldsV1\":{\"f:data\":{\".\":{},\"f:a\":{},"
+        "\"f:b\":{}}}}]},\"data\":{\"a\":\"1\",\"b\":\"2\"}}");
+    cJSON *v2 = apply("kubectl", v1, CFG("{\"a\":\"1\"}"), false, &err, &rc);
+    assert_int_equal(rc, 0);
+    assert_string_equal(gf_json_str(v2, "data.a"), "1");
+    assert_null(gf_json_path(v2, "data.b"));
+    cJSON_Delete(v1);
+    cJSON_Delete(v2);
+    gf_ks_status_clear(&err);
+    assert_int_equal(gf_alloc_live(), baseline);
+}
+
 /* A Job: containers by name, ports by containerPort and protocol. */
 static void test_job_keys(void **state)
 {
@@ -329,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_update_nothing),
         cmocka_unit_test(test_apply),
         cmocka_unit_test(test_apply_after_client_side),
+        cmocka_unit_test(test_apply_keeps_owned_parents),
         cmocka_unit_test(test_job_keys),
         cmocka_unit_test(test_crd_list_map),
     };
