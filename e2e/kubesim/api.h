@@ -24,8 +24,9 @@
  *     nothing is stored (the answer has no uid or resourceVersion);
  *   - server-side apply creates or merges with apply's list semantics
  *     (list-type map/set from the CRD schema; strategic merge keys for
- *     built-ins) but keeps no managedFields, so fields dropped from a
- *     later apply are not removed;
+ *     built-ins), and metadata.managedFields are kept for every write
+ *     (managed.h): an apply removes the fields its manager no longer
+ *     applies and is a 409 on another manager's fields unless forced;
  *   - request bodies are JSON or YAML, plus protobuf for the kinds
  *     kubectl's typed `create` subcommands send (api_proto.c); others 415;
  *   - a watch from a compacted resourceVersion is answered as the watch
