@@ -847,6 +847,31 @@ void gf_ks_managed_update(const struct gf_ks_managed_op *op, const cJSON *live,
     gf_free(es);
 }
 
+/* The item of v that the path element pe names, and its type in *ct. */
+static cJSON *item_at(cJSON *v, const char *pe, struct ty t, int depth,
+                      struct ty *ct)
+{
+    *ct = t;
+    if (strncmp(pe, "f:", 2) == 0 && cJSON_IsObject(v)) {
+        *ct = field_ty(t, pe + 2, depth);
+        return cJSON_GetObjectItemCaseSensitive(v, pe + 2);
+    }
+    if (strncmp(pe, "k:", 2) == 0 && cJSON_IsArray(v)) {
+        *ct = item_ty(t);
+        return (cJSON *)find_keyed(t, v, pe);
+    }
+    if (strncmp(pe, "v:", 2) != 0 || !cJSON_IsArray(v))
+        return NULL;
+    cJSON *e, *x = NULL, *want = cJSON_Parse(pe + 2);
+    cJSON_ArrayForEach(e, v)
+    {
+        if (x == NULL && want != NULL && gf_json_equal(e, want))
+            x = e;
+    }
+    cJSON_Delete(want);
+    return x;
+}
+
 /*
  * Removes the members of s from v (the object, at the same place), but
  * not an item that a manager still owns something inside of (own, the
@@ -861,25 +886,10 @@ static void remove_items(cJSON *v, const cJSON *s, const cJSON *own,
         return;
     cJSON_ArrayForEach(c, s)
     {
-        if (strcmp(c->string, MEMBER) == 0)
-            continue;
-        cJSON *x = NULL;
-        struct ty ct = t;
-        if (strncmp(c->string, "f:", 2) == 0 && cJSON_IsObject(v)) {
-            x = cJSON_GetObjectItemCaseSensitive(v, c->string + 2);
-            ct = field_ty(t, c->string + 2, depth);
-        } else if (strncmp(c->string, "k:", 2) == 0 && cJSON_IsArray(v)) {
-            x = (cJSON *)find_keyed(t, v, c->string);
-            ct = item_ty(t);
-        } else if (strncmp(c->string, "v:", 2) == 0 && cJSON_IsArray(v)) {
-            cJSON *e, *want = cJSON_Parse(c->string + 2);
-            cJSON_ArrayForEach(e, v)
-            {
-                if (x == NULL && want != NULL && gf_json_equal(e, want))
-                    x = e;
-            }
-            cJSON_Delete(want);
-        }
+        struct ty ct;
+        cJSON *x = strcmp(c->string, MEMBER) == 0
+                       ? NULL
+                       : item_at(v, c->string, t, depth, &ct);
         if (x == NULL)
             continue;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(own, c->string);
@@ -890,39 +900,40 @@ static void remove_items(cJSON *v, const cJSON *s, const cJSON *own,
     }
 }
 
+/* [name="main"] for k:{"name":"main"}. */
+static void key_str(struct gf_buf *b, const char *json)
+{
+    cJSON *k = cJSON_Parse(json);
+    const cJSON *f;
+    gf_buf_putc(b, '[');
+    cJSON_ArrayForEach(f, k)
+    {
+        char *v = cJSON_PrintUnformatted(f);
+        gf_buf_printf(b, "%s%s=%s", f == k->child ? "" : ",", f->string, v);
+        gf_free(v);
+    }
+    gf_buf_putc(b, ']');
+    cJSON_Delete(k);
+}
+
 /* ".spec.containers[name=\"main\"].image", as conflicts name a field. */
 static void path_str(const char *const *pe, int n, char *out, size_t cap)
 {
-    size_t len = 0;
-    out[0] = '\0';
-    for (int i = 0; i < n && len < cap; i++) {
+    struct gf_buf b;
+    gf_buf_init(&b, cap);
+    for (int i = 0; i < n; i++) {
         const char *p = pe[i];
-        int w = 0;
-        if (strncmp(p, "f:", 2) == 0) {
-            w = snprintf(out + len, cap - len, ".%s", p + 2);
-        } else if (strncmp(p, "v:", 2) == 0) {
-            w = snprintf(out + len, cap - len, "[=%s]", p + 2);
-        } else if (strncmp(p, "k:", 2) == 0) {
-            cJSON *k = cJSON_Parse(p + 2);
-            const cJSON *f;
-            w = snprintf(out + len, cap - len, "[");
-            cJSON_ArrayForEach(f, k)
-            {
-                char *v = cJSON_PrintUnformatted(f);
-                size_t at = len + (size_t)w;
-                if (at < cap)
-                    w += snprintf(out + at, cap - at, "%s%s=%s",
-                                  f == k->child ? "" : ",", f->string, v);
-                gf_free(v);
-            }
-            cJSON_Delete(k);
-            if (len + (size_t)w < cap)
-                w += snprintf(out + len + w, cap - len - (size_t)w, "]");
-        } else {
-            w = snprintf(out + len, cap - len, "[%s]", p + 2);
-        }
-        len += (size_t)w;
+        if (strncmp(p, "f:", 2) == 0)
+            gf_buf_printf(&b, ".%s", p + 2);
+        else if (strncmp(p, "v:", 2) == 0)
+            gf_buf_printf(&b, "[=%s]", p + 2);
+        else if (strncmp(p, "k:", 2) == 0)
+            key_str(&b, p + 2);
+        else
+            gf_buf_printf(&b, "[%s]", p + 2);
     }
+    snprintf(out, cap, "%s", gf_buf_cstr(&b));
+    gf_buf_free(&b);
 }
 
 struct conflicts {
@@ -1073,35 +1084,26 @@ static int by_manager(const void *a, const void *b)
     return c;
 }
 
-int gf_ks_managed_apply(const struct gf_ks_managed_op *op, const cJSON *live,
-                        const cJSON *cfg, bool force, cJSON *obj,
-                        struct gf_ks_status *err)
+/* The fields of an applied configuration (to_set), returned-owned. */
+static cJSON *config_set(const struct gf_ks_managed_op *op, const cJSON *cfg)
 {
-    struct entries *es = gf_calloc(1, sizeof(*es));
-    entries_read(es, gf_json_path(live, "metadata.managedFields"));
-    qsort(es->e, es->n, sizeof(es->e[0]), by_manager);
     struct walk w = {0};
-    /* The configuration's own fields. */
     cJSON *c = tracked(op, cfg);
     w.added = set_new();
     w.builtin = op->schema == NULL;
     to_set(&w, c, root_ty(op), false);
     cJSON_Delete(c);
     unown_meta(w.added);
-    cJSON *set = w.added;
-    w.added = NULL;
-    struct entry *me = entry_of(es, op, true);
-    int rc = 0;
-    if (me == NULL) {
-        cJSON_Delete(set);
-        rc = gf_ks_status_set(err, 500, "InternalError",
-                              "too many field managers");
-        goto out;
-    }
-    /*
-     * What this manager applied last time and no longer applies goes,
-     * unless another manager owns it too.
-     */
+    return w.added;
+}
+
+/*
+ * me's new set is set: what it applied last time and no longer applies
+ * goes from obj, unless a manager still owns it or something inside it.
+ */
+static void prune(struct entries *es, struct entry *me, cJSON *set,
+                  const struct gf_ks_managed_op *op, cJSON *obj)
+{
     cJSON *gone = me->set;
     me->set = set;
     cJSON *own = set_new();
@@ -1111,19 +1113,24 @@ int gf_ks_managed_apply(const struct gf_ks_managed_op *op, const cJSON *live,
     remove_items(obj, gone, own, root_ty(op), 0);
     cJSON_Delete(own);
     cJSON_Delete(gone);
+    /* ObjectMeta's maps and lists are omitted when empty. */
     cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
     static const char *const maps[] = {"labels", "annotations", "finalizers"};
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
         if (empty_or_absent(cJSON_GetObjectItemCaseSensitive(m, maps[i])))
             cJSON_DeleteItemFromObjectCaseSensitive(m, maps[i]);
+}
 
-    compare(op, live, obj, &w);
-    cJSON *changed = set_new();
-    set_union(changed, w.added);
-    set_union(changed, w.modified);
-    cJSON *conf[MAX_ENTRIES] = {0};
+/*
+ * conf[i]: the fields of other manager i that this apply changes, NULL
+ * when none. Returns whether there is any.
+ */
+static bool find_conflicts(const struct entries *es, const struct entry *me,
+                           const cJSON *changed, cJSON **conf)
+{
     bool any = false;
     for (size_t i = 0; i < es->n; i++) {
+        conf[i] = NULL;
         if (&es->e[i] == me)
             continue;
         cJSON *x = set_inter(es->e[i].set, changed);
@@ -1134,21 +1141,55 @@ int gf_ks_managed_apply(const struct gf_ks_managed_op *op, const cJSON *live,
         conf[i] = x;
         any = true;
     }
-    cJSON *allowed = any && !force ? last_applied_fields(op, live) : NULL;
-    if (allowed != NULL) {
-        any = false;
-        for (size_t i = 0; i < es->n; i++) {
-            if (conf[i] == NULL)
-                continue;
-            set_diff(conf[i], allowed);
-            if (set_empty(conf[i])) {
-                cJSON_Delete(conf[i]);
-                conf[i] = NULL;
-            } else
-                any = true;
-        }
-        cJSON_Delete(allowed);
+    return any;
+}
+
+/* Drops the conflicts allowed; returns whether any are left. */
+static bool allow(const struct entries *es, cJSON **conf, cJSON *allowed)
+{
+    bool any = false;
+    for (size_t i = 0; i < es->n; i++) {
+        if (conf[i] == NULL)
+            continue;
+        set_diff(conf[i], allowed);
+        if (set_empty(conf[i])) {
+            cJSON_Delete(conf[i]);
+            conf[i] = NULL;
+        } else
+            any = true;
     }
+    cJSON_Delete(allowed);
+    return any;
+}
+
+int gf_ks_managed_apply(const struct gf_ks_managed_op *op, const cJSON *live,
+                        const cJSON *cfg, bool force, cJSON *obj,
+                        struct gf_ks_status *err)
+{
+    struct entries *es = gf_calloc(1, sizeof(*es));
+    entries_read(es, gf_json_path(live, "metadata.managedFields"));
+    qsort(es->e, es->n, sizeof(es->e[0]), by_manager);
+    cJSON *set = config_set(op, cfg);
+    struct entry *me = entry_of(es, op, true);
+    int rc = 0;
+    if (me == NULL) {
+        cJSON_Delete(set);
+        rc = gf_ks_status_set(err, 500, "InternalError",
+                              "too many field managers");
+        goto out;
+    }
+    prune(es, me, set, op, obj);
+    struct walk w = {0};
+    compare(op, live, obj, &w);
+    cJSON *changed = set_new();
+    set_union(changed, w.added);
+    set_union(changed, w.modified);
+    cJSON *conf[MAX_ENTRIES];
+    bool any = find_conflicts(es, me, changed, conf);
+    size_t n = es->n; /* entries_write drops emptied entries */
+    cJSON *allowed = any && !force ? last_applied_fields(op, live) : NULL;
+    if (allowed != NULL)
+        any = allow(es, conf, allowed);
     if (any && !force) {
         rc = conflict_error(es, conf, err);
     } else {
@@ -1161,7 +1202,7 @@ int gf_ks_managed_apply(const struct gf_ks_managed_op *op, const cJSON *live,
         entry_stamp(me, op);
         entries_write(es, obj);
     }
-    for (size_t i = 0; i < es->n; i++)
+    for (size_t i = 0; i < n; i++)
         cJSON_Delete(conf[i]);
     cJSON_Delete(changed);
     walk_free(&w);
