@@ -24,8 +24,9 @@
  *     nothing is stored (the answer has no uid or resourceVersion);
  *   - server-side apply creates or merges with apply's list semantics
  *     (list-type map/set from the CRD schema; strategic merge keys for
- *     built-ins) but keeps no managedFields, so fields dropped from a
- *     later apply are not removed;
+ *     built-ins), and metadata.managedFields are kept for every write
+ *     (managed.h): an apply removes the fields its manager no longer
+ *     applies and is a 409 on another manager's fields unless forced;
  *   - request bodies are JSON or YAML, plus protobuf for the kinds
  *     kubectl's typed `create` subcommands send (api_proto.c); others 415;
  *   - a watch from a compacted resourceVersion is answered as the watch
@@ -144,7 +145,10 @@ struct gf_ks_api_req {
     const char *query;        /* raw query string without '?', or NULL */
     const char *content_type; /* NULL when absent */
     const char *accept;       /* NULL when absent */
-    const char *body;         /* len bytes, may be NULL when len == 0 */
+    /* User-Agent, or NULL: names the field manager of a write without
+     * fieldManager, as the server derives it (managed.h). */
+    const char *user_agent;
+    const char *body; /* len bytes, may be NULL when len == 0 */
     size_t body_len;
     const char *user;          /* authenticated user name */
     const char *const *groups; /* NULL-terminated, may be NULL */

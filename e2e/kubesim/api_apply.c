@@ -3,10 +3,11 @@
  * stored object.
  *
  * Real server-side apply merges by the schema's list semantics and tracks
- * field ownership per manager (managedFields). kubesim keeps no ownership,
- * so a field dropped from a later apply is not removed, but it does merge
- * the way apply merges, which is what matters to a controller that applies
- * only the fields it owns next to fields other controllers write:
+ * field ownership per manager (managedFields). The merge is here; the
+ * ownership, with the removal of fields a manager no longer applies and
+ * conflicts, is managed.c's, which runs on the merged object. The merge
+ * is what matters to a controller that applies only the fields it owns
+ * next to fields other controllers write:
  *   - objects merge key by key;
  *   - lists with x-kubernetes-list-type: map merge element by element,
  *     matched on x-kubernetes-list-map-keys (status.conditions by type);

@@ -249,13 +249,16 @@ int gf__ks_parse_body(const struct gf__ks_rreq *r, cJSON **out,
 /*
  * Creates obj (owned, taken) as a client's POST would: apiVersion and
  * kind checked and set, schema validation for CRD types (strict: unknown
- * fields are a 400 instead of being pruned), CRD checks.
+ * fields are a 400 instead of being pruned), CRD checks. mf, when not
+ * NULL, records the create as its manager's Update in managedFields
+ * (managed.h); kubesim's own objects pass NULL.
  * *out is returned-borrowed (see gf_ks_store_create).
  */
+struct gf_ks_managed_op;
 int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
-                  bool strict, struct gf_ks_obj **out,
-                  struct gf_ks_status *err);
+                  bool strict, const struct gf_ks_managed_op *mf,
+                  struct gf_ks_obj **out, struct gf_ks_status *err);
 
 /*
  * Converts a single YAML (or JSON) document to cJSON; *out is

@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "e2e/kubesim/api_handlers.h"
+#include "e2e/kubesim/managed.h"
 #include "e2e/kubesim/patch.h"
 #include "e2e/kubesim/select.h"
 
@@ -326,7 +327,8 @@ static void defaults(const struct gf_ks_rtype *t, cJSON *obj)
 
 int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
                   const struct gf_ks_version *ver, const char *ns, cJSON *obj,
-                  bool strict, struct gf_ks_obj **out, struct gf_ks_status *err)
+                  bool strict, const struct gf_ks_managed_op *mf,
+                  struct gf_ks_obj **out, struct gf_ks_status *err)
 {
     const char *name = gf_json_str(obj, "metadata.name");
     char nm[254];
@@ -341,6 +343,9 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
     enum gf_ks_subres sub = GF_KS_MAIN;
     if (rc == 0)
         defaults(t, obj);
+    /* After API defaults, before the registry's own (as the server). */
+    if (rc == 0 && mf != NULL)
+        gf_ks_managed_update(mf, NULL, obj);
     if (rc == 0 && is_crd_type(t)) {
         /* Established from the start: no status write follows. */
         gf__ks_crd_initial_status(api, obj);
@@ -350,6 +355,64 @@ int gf__ks_create(struct gf_ks_api *api, const struct gf_ks_rtype *t,
         rc = gf_ks_store_create(api->store, t, ns, obj, sub, out, err);
     cJSON_Delete(obj);
     return rc;
+}
+
+/* ---- field managers ---------------------------------------------------- */
+
+/*
+ * The field manager of a write (managed.h) and what it needs, in *op;
+ * name and gv are op's storage. A fieldManager over 128 bytes is the
+ * server's 422 on the request's options.
+ */
+static int managed_op(struct gf_ks_api *api, const struct gf__ks_rreq *r,
+                      struct gf_ks_managed_op *op, char *name, size_t cap,
+                      char *gv, size_t gv_cap, char now[32],
+                      struct gf_ks_status *err)
+{
+    const char *fm = gf__ks_param(r, "fieldManager");
+    const char *m = r->req->method;
+    if (fm != NULL && strlen(fm) > GF_KS_MANAGER_MAX) {
+        static const char msg[] = "Too long: must have at most 128 bytes";
+        const char *kind = strcmp(m, "POST") == 0  ? "CreateOptions"
+                           : strcmp(m, "PUT") == 0 ? "UpdateOptions"
+                                                   : "PatchOptions";
+        int rc = gf_ks_status_set(err, 422, "Invalid",
+                                  "%s.meta.k8s.io \"\" is invalid: "
+                                  "fieldManager: %s",
+                                  kind, msg);
+        gf_ks_status_details(err, "", "meta.k8s.io", kind);
+        gf_ks_status_cause(err, "FieldValueTooLong", msg, "fieldManager");
+        return rc;
+    }
+    gf_ks_managed_name(fm, r->req->user_agent, name, cap);
+    gf__ks_gv(r->t->group, r->ver->name, gv, gv_cap);
+    gf_time_rfc3339(gf_clock_wall_ms(api->clock), now);
+    *op = (struct gf_ks_managed_op){
+        .manager = name,
+        .api_version = gv,
+        .status = strcmp(r->sub, "status") == 0,
+        .schema =
+            r->ver->schema != NULL ? gf_ks_schema_root(r->ver->schema) : NULL,
+        .has_status = r->t->has_status,
+        .kind = r->t->kind,
+        .now = now,
+    };
+    return 0;
+}
+
+/* Storage for managed_op's strings, one per request. */
+struct mf_ctx {
+    struct gf_ks_managed_op op;
+    char name[GF_KS_MANAGER_MAX + 1];
+    char gv[256];
+    char now[32];
+};
+
+static int mf_init(struct gf_ks_api *api, const struct gf__ks_rreq *r,
+                   struct mf_ctx *c, struct gf_ks_status *err)
+{
+    return managed_op(api, r, &c->op, c->name, sizeof(c->name), c->gv,
+                      sizeof(c->gv), c->now, err);
 }
 
 /* ---- dry run ------------------------------------------------------------ */
@@ -392,7 +455,10 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
 {
     cJSON *obj = NULL;
     bool dry = false;
+    struct mf_ctx mf;
     int rc = dry_run(r, &dry, err);
+    if (rc == 0)
+        rc = mf_init(api, r, &mf, err);
     if (rc == 0)
         rc = gf__ks_parse_body(r, &obj, err);
     if (rc < 0)
@@ -403,12 +469,14 @@ void gf__ks_do_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
                          strict_of(r), err);
         if (rc < 0)
             goto fail;
+        gf_ks_managed_update(&mf.op, NULL, obj);
         reply_cjson_obj(r, 201, obj);
         cJSON_Delete(obj);
         return;
     }
     struct gf_ks_obj *o = NULL;
-    rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r), &o, err);
+    rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r), &mf.op, &o,
+                       err);
     obj = NULL;
     if (rc < 0)
         goto fail;
@@ -485,7 +553,10 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
 {
     cJSON *obj = NULL;
     bool dry = false;
+    struct mf_ctx mf;
     int rc = dry_run(r, &dry, err);
+    if (rc == 0)
+        rc = mf_init(api, r, &mf, err);
     if (rc == 0)
         rc = gf__ks_parse_body(r, &obj, err);
     struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
@@ -503,13 +574,14 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     if (cur == NULL && create_on_update(r->t) && subres(r) == GF_KS_MAIN) {
         struct gf_ks_obj *o = NULL;
         if (!dry) {
-            rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r), &o,
-                               err);
+            rc = gf__ks_create(api, r->t, r->ver, r->ns, obj, strict_of(r),
+                               &mf.op, &o, err);
             obj = NULL;
             if (rc < 0)
                 goto fail;
             gf__ks_reply_obj(r, 201, o);
         } else {
+            gf_ks_managed_update(&mf.op, NULL, obj);
             reply_cjson_obj(r, 201, obj);
         }
         cJSON_Delete(obj);
@@ -518,6 +590,11 @@ void gf__ks_do_update(struct gf_ks_api *api, struct gf__ks_rreq *r,
     if (dry && cur == NULL) {
         rc = gf_ks_status_not_found(err, r->t->group, r->t->resource, r->name);
         goto fail;
+    }
+    if (cur != NULL) {
+        cJSON *live = gf_ks_obj_parse(cur);
+        gf_ks_managed_update(&mf.op, live, obj);
+        cJSON_Delete(live);
     }
     store_and_reply(api, r, obj, dry, err);
     return;
@@ -569,16 +646,29 @@ static int unsupported_patch(const struct gf_ks_rtype *t,
 }
 
 /*
- * Server-side apply, approximated: the applied configuration is created
- * when the object is missing and merged into it otherwise, with apply's
- * list semantics (api_apply.c). There are no managedFields, so fields
- * dropped from a later apply stay.
+ * Server-side apply: the applied configuration is created when the object
+ * is missing and merged into it otherwise, with apply's list semantics
+ * (api_apply.c); then field ownership (managed.c) removes what this
+ * manager no longer applies and refuses changes to other managers' fields
+ * (409) unless force=true. live is the stored object, NULL on a create.
  */
-static int apply_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                       cJSON **doc, struct gf_ks_status *err)
+static int apply_patch(struct gf__ks_rreq *r, const struct mf_ctx *mf,
+                       const cJSON *live, cJSON **doc, struct gf_ks_status *err)
 {
     cJSON *cfg = NULL;
     const struct gf_ks_api_req *q = r->req;
+    const char *fm = gf__ks_param(r, "fieldManager");
+    if (fm == NULL || fm[0] == '\0') {
+        static const char msg[] = "Required value: is required for apply "
+                                  "patch";
+        int rc = gf_ks_status_set(err, 422, "Invalid",
+                                  "PatchOptions.meta.k8s.io \"\" is "
+                                  "invalid: fieldManager: %s",
+                                  msg);
+        gf_ks_status_details(err, "", "meta.k8s.io", "PatchOptions");
+        gf_ks_status_cause(err, "FieldValueRequired", msg, "fieldManager");
+        return rc;
+    }
     if (q->body_len > GF__KS_BODY_MAX)
         return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
                                 "the request body is too large");
@@ -591,34 +681,46 @@ static int apply_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
         return gf_ks_status_set(err, 400, "BadRequest",
                                 "the body of the request was not an object");
     }
-    (void)api;
-    rc = gf__ks_apply_merge(r->t, r->ver, doc, cfg, err);
+    if (gf_json_path(cfg, "metadata.managedFields") != NULL &&
+        !cJSON_IsNull(gf_json_path(cfg, "metadata.managedFields")))
+        rc = gf_ks_status_set(err, 400, "BadRequest",
+                              "metadata.managedFields must be nil");
+    if (rc == 0)
+        rc = gf__ks_apply_merge(r->t, r->ver, doc, cfg, err);
+    if (rc == 0 && cJSON_IsObject(*doc))
+        rc = gf_ks_managed_apply(&mf->op, live, cfg,
+                                 gf__ks_param_true(r, "force"), *doc, err);
     cJSON_Delete(cfg);
     return rc;
 }
 
-static int patch_doc(struct gf_ks_api *api, struct gf__ks_rreq *r,
-                     enum patch_kind k, cJSON **doc, struct gf_ks_status *err)
+static int patch_doc(struct gf__ks_rreq *r, const struct mf_ctx *mf,
+                     const cJSON *live, enum patch_kind k, cJSON **doc,
+                     struct gf_ks_status *err)
 {
     const struct gf_ks_api_req *q = r->req;
     if (k == PK_APPLY)
-        return apply_patch(api, r, doc, err);
+        return apply_patch(r, mf, live, doc, err);
     if (q->body_len > GF_KS_PATCH_MAX)
         return gf_ks_status_set(err, 413, "RequestEntityTooLarge",
                                 "the request body is too large");
     enum gf_ks_patch_type pt = k == PK_JSON        ? GF_KS_PATCH_JSON
                                : k == PK_STRATEGIC ? GF_KS_PATCH_STRATEGIC
                                                    : GF_KS_PATCH_MERGE;
-    return gf_ks_patch_apply(pt, doc, q->body != NULL ? q->body : "",
-                             q->body_len, err);
+    int rc = gf_ks_patch_apply(pt, doc, q->body != NULL ? q->body : "",
+                               q->body_len, err);
+    if (rc == 0 && cJSON_IsObject(*doc))
+        gf_ks_managed_update(&mf->op, live, *doc);
+    return rc;
 }
 
 /* A server-side apply of a missing object creates it. */
-static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
+static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r,
+                         const struct mf_ctx *mf, bool dry,
                          struct gf_ks_status *err)
 {
     cJSON *doc = cJSON_CreateObject();
-    int rc = apply_patch(api, r, &doc, err);
+    int rc = apply_patch(r, mf, NULL, &doc, err);
     const char *name = gf_json_str(doc, "metadata.name");
     if (rc == 0 && (name == NULL || strcmp(name, r->name) != 0))
         rc = gf_ks_status_set(err, 400, "BadRequest",
@@ -636,8 +738,8 @@ static void apply_create(struct gf_ks_api *api, struct gf__ks_rreq *r, bool dry,
     }
     struct gf_ks_obj *o = NULL;
     if (rc == 0) {
-        rc =
-            gf__ks_create(api, r->t, r->ver, r->ns, doc, strict_of(r), &o, err);
+        rc = gf__ks_create(api, r->t, r->ver, r->ns, doc, strict_of(r), NULL,
+                           &o, err);
         doc = NULL;
     }
     cJSON_Delete(doc);
@@ -652,16 +754,19 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
 {
     enum patch_kind k = patch_kind(r->req->content_type);
     bool dry = false;
+    struct mf_ctx mf;
     int rc = dry_run(r, &dry, err);
-    cJSON *doc = NULL;
+    cJSON *doc = NULL, *live = NULL;
     if (rc == 0 &&
         (k == PK_UNKNOWN || (k == PK_STRATEGIC && !gf__ks_builtin(r->t))))
         rc = unsupported_patch(r->t, err);
+    if (rc == 0)
+        rc = mf_init(api, r, &mf, err);
     if (rc < 0)
         goto fail;
     struct gf_ks_obj *cur = gf_ks_store_get(api->store, r->t, r->ns, r->name);
     if (cur == NULL && k == PK_APPLY && subres(r) == GF_KS_MAIN) {
-        apply_create(api, r, dry, err);
+        apply_create(api, r, &mf, dry, err);
         return;
     }
     if (cur == NULL) {
@@ -674,7 +779,8 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
     gf__ks_gv(r->t->group, r->ver->name, gv, sizeof(gv));
     cJSON_DeleteItemFromObjectCaseSensitive(doc, "apiVersion");
     cJSON_AddStringToObject(doc, "apiVersion", gv);
-    rc = patch_doc(api, r, k, &doc, err);
+    live = cJSON_Duplicate(doc, true);
+    rc = patch_doc(r, &mf, live, k, &doc, err);
     if (rc == 0 && !cJSON_IsObject(doc))
         rc = gf_ks_status_set(err, 422, "Invalid",
                               "the patched object is not an object");
@@ -684,11 +790,14 @@ void gf__ks_do_patch(struct gf_ks_api *api, struct gf__ks_rreq *r,
                                  r->name, strict_of(r), true, err);
         cJSON_Delete(old);
     }
+    cJSON_Delete(live);
+    live = NULL;
     if (rc < 0)
         goto fail;
     store_and_reply(api, r, doc, dry, err);
     return;
 fail:
+    cJSON_Delete(live);
     cJSON_Delete(doc);
     gf__ks_reply_status(r->out, err);
 }

@@ -285,7 +285,7 @@ static int create_one(struct gf_ks_api *api, cJSON *obj,
     snprintf(nsbuf, sizeof(nsbuf), "%s",
              ns != NULL && ns[0] != '\0' ? ns : "default");
     return gf__ks_create(api, f.found, gf__ks_find_version(f.found, version),
-                         nsbuf, obj, false, NULL, err);
+                         nsbuf, obj, false, NULL, NULL, err);
 }
 
 static int apply_doc(void *data, cJSON *doc, struct gf_ks_status *err)

@@ -95,8 +95,8 @@ struct conn {
     struct gf_buf plain; /* TLS plaintext not yet sealed into records */
     char *hname;         /* the header whose value is being read */
     struct gf_buf hval;
-    char *authz, *ctype, *accept; /* owned header values */
-    char *imp_user;               /* Impersonate-User, owned */
+    char *authz, *ctype, *accept, *agent; /* owned header values */
+    char *imp_user;                       /* Impersonate-User, owned */
     char **imp_groups; /* Impersonate-Group values, owned, NULL-ended */
     size_t n_imp_groups;
     bool expect_continue;
@@ -451,6 +451,7 @@ static void request_reset(struct conn *c)
     GF_FREE(c->imp_groups);
     c->n_imp_groups = 0;
     GF_FREE(c->accept);
+    GF_FREE(c->agent);
     c->expect_continue = false;
     c->header_bytes = 0;
     c->in_value = c->too_big = c->msg_done = false;
@@ -630,6 +631,7 @@ static void call_handler(struct conn *c)
         .query = q != NULL ? q + 1 : NULL,
         .content_type = c->ctype,
         .accept = c->accept,
+        .user_agent = c->agent,
         .body = c->body.data,
         .body_len = c->body.len,
         .user = c->who != NULL ? c->who->user : "system:anonymous",
@@ -773,6 +775,8 @@ static void end_header(struct conn *c)
         slot = &c->ctype;
     else if (strcasecmp(c->hname, "Accept") == 0)
         slot = &c->accept;
+    else if (strcasecmp(c->hname, "User-Agent") == 0)
+        slot = &c->agent;
     else if (strcasecmp(c->hname, "Impersonate-User") == 0)
         slot = &c->imp_user;
     else if (strcasecmp(c->hname, "Impersonate-Group") == 0 &&

@@ -644,9 +644,12 @@ static int update_obj(struct gf_ks_store *st, struct gf__ks_st_table *tab,
     if (rc < 0)
         goto out;
     if (sub == GF_KS_STATUS) {
-        /* /status takes only status; everything else stays as stored. */
+        /* /status takes only status; everything else stays as stored,
+         * but for the field ownership the write recorded (managed.c). */
         obj = cJSON_Duplicate(old, true);
         copy_key(obj, in, "status");
+        if (gf_json_path(in, "metadata.managedFields") != NULL)
+            copy_key(meta_of(obj), meta_of(in), "managedFields");
     } else {
         rc = merge_main(t, e->obj->name, old, in, &obj, err);
         if (rc < 0)

@@ -606,8 +606,10 @@ static void test_apply_list_semantics(void **state)
     assert_int_equal(cJSON_GetArraySize(gf_json_path(o, "status.conditions")),
                      3);
     cJSON_Delete(o);
+    /* Admitted was set by another manager's patch: force takes it. */
     o = ks_apitk_json(
-        &k, "PATCH", KQ "/namespaces/default/workloads/w/status?fieldManager=t",
+        &k, "PATCH",
+        KQ "/namespaces/default/workloads/w/status?fieldManager=t&force=true",
         "application/apply-patch+yaml",
         "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Workload\nmetadata:\n"
         "  name: w\nstatus:\n  conditions:\n  - type: Admitted\n"
@@ -626,7 +628,8 @@ static void test_apply_list_semantics(void **state)
                       "{\"l1\":\"1\"}}}",
                       &code);
     cJSON_Delete(o);
-    o = ks_apitk_json(&k, "PATCH", KQ "/namespaces/default/workloads/w",
+    o = ks_apitk_json(&k, "PATCH",
+                      KQ "/namespaces/default/workloads/w?fieldManager=t",
                       "application/apply-patch+yaml",
                       "{\"metadata\":{\"name\":\"w\",\"finalizers\":[\"b/y\","
                       "\"a/x\"],\"labels\":{\"l2\":\"2\"}}}",
@@ -637,7 +640,7 @@ static void test_apply_list_semantics(void **state)
     assert_string_equal(gf_json_label(o, "l1"), "1");
     assert_string_equal(gf_json_label(o, "l2"), "2");
     cJSON_Delete(o);
-    /* Built-ins merge by their strategic keys: Job conditions by type. */
+    /* Built-ins merge by their strategic keys. */
     o = ks_apitk_json(
         &k, "POST", "/apis/batch/v1/namespaces/default/jobs", NULL,
         "{\"metadata\":{\"name\":\"j\"},\"spec\":{"
@@ -645,7 +648,8 @@ static void test_apply_list_semantics(void **state)
         "\"name\":\"c\",\"image\":\"busybox:1.36\"}]}}}}",
         &code);
     cJSON_Delete(o);
-    const char *js = "/apis/batch/v1/namespaces/default/jobs/j/status";
+    const char *js =
+        "/apis/batch/v1/namespaces/default/jobs/j/status?fieldManager=t";
     cJSON_Delete(ks_apitk_json(
         &k, "PATCH", js, "application/apply-patch+yaml",
         "{\"status\":{\"conditions\":[" COND("Suspended", "True") "]}}",
@@ -655,7 +659,9 @@ static void test_apply_list_semantics(void **state)
         &k, "PATCH", js, "application/apply-patch+yaml",
         "{\"status\":{\"conditions\":[" COND("Complete", "True") "]}}", &code);
     assert_int_equal(code, 200);
-    assert_int_equal(cond_count(o, "Suspended", "True"), 1);
+    /* The manager no longer applies Suspended, so it goes, as a 1.28
+     * server (where Job conditions are atomic) replaces the list. */
+    assert_int_equal(cond_count(o, "Suspended", NULL), 0);
     assert_int_equal(cond_count(o, "Complete", "True"), 1);
     cJSON_Delete(o);
     ks_apitk_stop(&k);
