@@ -14,7 +14,9 @@
  * synced, is suspect: no more renewals (one landing late would reset the
  * agent's timer without the hub knowing), only a plain GET of the Lease
  * every D/3. It is healthy again when a probe has succeeded and its
- * watches are all synced, and is renewed at once.
+ * watches are all synced, and is renewed at once. A replica standing by
+ * renews nothing, but probes a member whose watches are down the same way
+ * (standby_probe) to keep its caches warm.
  *
  * The per-member part (struct gf__hb) reaches its member only through
  * struct gf__hb_io, so controller/test/test_heartbeat.c drives it with
@@ -188,11 +190,34 @@ static void tick(struct gf__hb *hb)
         renew(hb);
 }
 
+/*
+ * A replica standing by writes nothing, but its caches are the ones a
+ * failover starts from and its /metrics show its ledger: they must stay
+ * warm. Its watches of a member that was cut off back off like the
+ * leader's (up to 30 s), and only a probe's answer cuts that short, so it
+ * reads the Lease (a GET) while the member's watches are not all up. The
+ * answer is evidence of reachability only: it neither makes the member
+ * suspect nor healthy nor counts as sent; that is the leader's business.
+ */
+static void standby_probe(struct gf__hb *hb)
+{
+    if (hb->inflight || hb->io->synced(hb))
+        return;
+    hb->call = GF__HB_GET;
+    hb->call_sent_ms = gf_clock_now_ms(hb->clk);
+    if (hb->io->send(hb, GF__HB_GET, NULL, 0, (uint64_t)hb->tw_ms) == 0) {
+        hb->inflight = true;
+        hb->standby_call = true;
+    }
+}
+
 static void on_tick(struct gf_timer *t)
 {
     struct gf__hb *hb = t->data;
     gf_timer_start(&hb->timer, period(hb), on_tick);
-    if (!hb->paused)
+    if (hb->paused)
+        standby_probe(hb);
+    else
         tick(hb);
 }
 
@@ -304,6 +329,13 @@ static bool retry_once(struct gf__hb *hb, int err)
 void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
 {
     hb->inflight = false;
+    if (hb->standby_call) {
+        /* Sent while standing by (we may lead by now): reachability only. */
+        hb->standby_call = false;
+        if ((err == 0 || err == GF_ENOTFOUND) && hb->io->reachable != NULL)
+            hb->io->reachable(hb);
+        return;
+    }
     if (err == GF_ECANCELED) {
         /* Stopped or paused: a renewal cut off may still have landed. */
         if (hb->call != GF__HB_GET)

@@ -112,8 +112,9 @@ struct gf__hb_io {
     int (*send)(struct gf__hb *hb, enum gf__hb_call call, const char *body,
                 size_t len, uint64_t timeout_ms);
     bool (*synced)(struct gf__hb *hb);
-    /* A probe of a suspect member was answered: it is reachable again, so
-     * its watches need not wait out their backoff (NULL: nothing). */
+    /* A probe of a suspect member (or, standing by, of a member whose
+     * watches are down) was answered: it is reachable again, so its
+     * watches need not wait out their backoff (NULL: nothing). */
     void (*reachable)(struct gf__hb *hb);
 };
 struct gf__hb {
@@ -128,6 +129,7 @@ struct gf__hb {
     bool ever_synced; /* the member's watches have all synced once */
     bool suspect;
     bool probe_ok;         /* suspect: the last probe GET was answered */
+    bool standby_call;     /* the call in flight is a standby's probe */
     enum gf__hb_call call; /* the one in flight */
     struct gf_kube_call *call_handle;
     uint64_t call_sent_ms;
@@ -154,7 +156,8 @@ void gf__hb_stop(struct gf__hb *hb);
  * probe was answered and whose watches are synced is healthy again. */
 void gf__hb_check(struct gf__hb *hb);
 void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json);
-/* Writes nothing while paused; resume sets hb_sent := now. */
+/* Writes nothing while paused (standing by), only probes a member whose
+ * watches are down; resume sets hb_sent := now. */
 void gf__hb_pause(struct gf__hb *hb);
 void gf__hb_resume(struct gf__hb *hb, uint64_t now_ms);
 void gf__hb_reset(struct gf__hb *hb, uint64_t now_ms);

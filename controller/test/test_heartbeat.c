@@ -363,6 +363,62 @@ static void test_pause_writes_nothing_and_resume_resets_sent(void **state)
                      gf_clock_wall_ms(&F.clk) - 250);
 }
 
+/* A replica standing by writes nothing but keeps its caches warm: while
+ * a member's watches are down it reads the heartbeat Lease (a GET, never
+ * a write) every D/3, and an answer cuts the watches' backoff short, as
+ * the leader's probe does. Without it a standby's watches of a restarted
+ * member waited out their backoff (up to 30 s): its ledger, and the
+ * caches a failover starts from, lagged that long (chaos seed 5). */
+static void test_standby_probes_a_member_whose_watches_are_down(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    gf__hb_pause(&F.hb);
+    size_t n = F.n;
+    uint64_t sent = F.hb.sent_ms;
+    /* Watches up: nothing at all. */
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n);
+    /* The member's API server restarts: its watches back off. */
+    F.synced = false;
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n + 1);
+    assert_int_equal(last()->kind, GF__HB_GET);
+    assert_int_equal(last()->timeout, 500);
+    answer_ok("8");
+    assert_int_equal(F.reachable, 1);
+    /* A standby judges nothing: not suspect, nothing counts as sent. */
+    assert_false(F.hb.suspect);
+    assert_int_equal(F.hb.sent_ms, sent);
+    /* Still down: again a period later; a probe that fails is only not
+     * evidence. */
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n + 2);
+    answer_err(GF_ETRANSPORT, 0);
+    assert_int_equal(F.reachable, 1);
+    assert_false(F.hb.suspect);
+    assert_int_equal(F.hb.n_err, 0);
+    /* One at a time. */
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n + 3);
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n + 3);
+    for (size_t i = n; i < F.n; i++)
+        assert_int_equal(F.calls[i].kind, GF__HB_GET);
+    /* Leading again with the probe still out: its answer only says
+     * reachable, then the ticks renew. */
+    F.synced = true;
+    gf__hb_resume(&F.hb, gf_clock_now_ms(&F.clk));
+    answer_ok("8");
+    assert_int_equal(F.reachable, 2);
+    assert_int_equal(F.n, n + 3);
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(F.n, n + 4);
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    answer_ok("9");
+    assert_true(gf__hb_healthy(&F.hb));
+}
+
 static void test_cancelled_renewal_may_have_landed(void **state)
 {
     (void)state;
@@ -410,6 +466,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_pause_writes_nothing_and_resume_resets_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_standby_probes_a_member_whose_watches_are_down, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_renewal_may_have_landed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsent_renewal_is_not_sent, setup,
