@@ -522,6 +522,46 @@ static int open_policy(struct gf_hub *h, const char *path)
     return rc;
 }
 
+/* A start that failed before anything watched: frees what exists; the
+ * caller's loop run closes the handles. */
+static void abandon_start(struct gf_hub *h, int rc)
+{
+    GF_LOG(&h->lc, GF_LOG_ERROR, "hub not started", "err=%s", gf_strerror(rc));
+    if (h->http != NULL)
+        gf_http_close(h->http, NULL, NULL);
+    if (h->pf != NULL) {
+        gf_policy_file_unref(h->pf, h->policy);
+        gf_policy_file_close(h->pf, NULL, NULL);
+    }
+    gf_clock_close(&h->clk);
+    gf_htab_free(&h->lease_mem);
+    gf_htab_free(&h->starting);
+    gf_free(h->policy_path);
+    gf_free(h->ns);
+    gf_free(h);
+}
+
+/* The ledger, the workqueue and one member per policy member, with their
+ * heartbeats (paused until this replica leads). */
+static void start_members(struct gf_hub *h, const struct gf_hub_opts *o)
+{
+    h->resource = gf_strdup(h->policy->resource);
+    h->ledger = gf_ledger_new(h->resource);
+    h->wq = gf_wq_new(&h->clk, NULL, process, h);
+    h->n_members = h->policy->n_members;
+    h->members =
+        gf_calloc(h->n_members ? h->n_members : 1, sizeof(*h->members));
+    for (size_t i = 0; i < h->n_members; i++) {
+        gf__member_new(h, i, &h->members[i]);
+        gf_ledger_member_set(h->ledger, h->members[i]->name, GF_FRESH_UNKNOWN,
+                             0);
+    }
+    /* The Lease names the replica that renews it; only the leader does
+     * (resumed when it gains the lead). */
+    gf__heartbeat_start(h, o->id != NULL ? o->id : "gpufed-hub");
+    gf__heartbeat_pause(h);
+}
+
 int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
 {
     *out = NULL;
@@ -545,38 +585,10 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     if (rc == 0)
         rc = gf_kube_client_new(h->http, &h->clk, o->hub_creds, &co, &h->hubc);
     if (rc != 0) {
-        GF_LOG(&h->lc, GF_LOG_ERROR, "hub not started", "err=%s",
-               gf_strerror(rc));
-        /* What exists is closed by the caller's loop run. */
-        if (h->http != NULL)
-            gf_http_close(h->http, NULL, NULL);
-        if (h->pf != NULL) {
-            gf_policy_file_unref(h->pf, h->policy);
-            gf_policy_file_close(h->pf, NULL, NULL);
-        }
-        gf_clock_close(&h->clk);
-        gf_htab_free(&h->lease_mem);
-        gf_htab_free(&h->starting);
-        gf_free(h->policy_path);
-        gf_free(h->ns);
-        gf_free(h);
+        abandon_start(h, rc);
         return rc;
     }
-    h->resource = gf_strdup(h->policy->resource);
-    h->ledger = gf_ledger_new(h->resource);
-    h->wq = gf_wq_new(&h->clk, NULL, process, h);
-    h->n_members = h->policy->n_members;
-    h->members =
-        gf_calloc(h->n_members ? h->n_members : 1, sizeof(*h->members));
-    for (size_t i = 0; i < h->n_members; i++) {
-        gf__member_new(h, i, &h->members[i]);
-        gf_ledger_member_set(h->ledger, h->members[i]->name, GF_FRESH_UNKNOWN,
-                             0);
-    }
-    /* The Lease names the replica that renews it; only the leader does
-     * (resumed when it gains the lead). */
-    gf__heartbeat_start(h, o->id != NULL ? o->id : "gpufed-hub");
-    gf__heartbeat_pause(h);
+    start_members(h, o);
     struct gf_store_handlers lh = lease_handlers, sh = secret_handlers;
     lh.data = sh.data = h;
     rc = start_hub_watch(h, "quotaleases.gpufed.io", lease_project,
