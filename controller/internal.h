@@ -65,6 +65,11 @@ struct gf__member {
     struct gf_reflector *refl[GF__M_KINDS];
     /* Copy Workloads by their owner Job ("ns/job" -> Workload key). */
     struct gf_htab wl_by_job;
+    /* Workloads fed without a ClusterQueue (their LocalQueue, or its
+     * ClusterQueue, not seen yet), by "ns/queue" -> set of names: what
+     * an arriving queue feeds again. Empty in a settled cluster. */
+    struct gf_htab unresolved;
+    uint64_t n_fed;   /* Workloads fed into the ledger (tests, profiling) */
     unsigned closing; /* reflectors still closing */
     struct gf_timer defer;
     bool stopped;
@@ -225,6 +230,9 @@ int gf__member_connect(struct gf__member *m, const char *kubeconfig, size_t len,
                        const char *secret_rv);
 /* Closes reflectors and frees; cb fires later from the loop. */
 void gf__member_close(struct gf__member *m, void (*cb)(void *data), void *data);
+/* The member's stores and their feed into the ledger, without
+ * reflectors (connect adds them; tests upsert into the stores). */
+void gf__member_stores_new(struct gf__member *m);
 /* Every store listed and every reflector watching. */
 bool gf__member_synced(const struct gf__member *m);
 struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name);

@@ -730,43 +730,6 @@ static int phase_background(struct hb *x)
     return 0;
 }
 
-static void nudged(void *data, const struct gf_kube_result *res)
-{
-    (void)data;
-    if (res->err != 0)
-        fprintf(stderr, "bench_hub: nudge failed: %s\n", res->status->message);
-}
-
-/*
- * The hub feeds a Workload into the ledger with the ClusterQueue its
- * LocalQueue names at that moment; a Workload listed before its
- * LocalQueue (list order across one member's reflectors is a race) gets
- * none and is not fed again until it changes itself, so it is never
- * redirected (docs/bench.md, Hub). The bench counts such early probes
- * and touches them (an annotation) so that the run can go on.
- */
-static size_t nudge_undecided(struct hb *x)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < x->n_probes; i++) {
-        const struct probe *p = &x->probes[i];
-        const struct wl_seen *w = gf_htab_get_str(&x->wls, p->uid);
-        if (w == NULL || gf_htab_get_str(&x->copies, p->uid) != NULL ||
-            gf_htab_get_str(&x->decided, w->key) != NULL)
-            continue;
-        const char *name = strrchr(w->key, '/');
-        static const char body[] =
-            "{\"metadata\":{\"annotations\":{\"bench.gpufed.io/nudge\":"
-            "\"1\"}}}";
-        struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-        if (name != NULL &&
-            gf_kube_patch(x->k.clients[p->origin], &x->wl, "ml", name + 1, &po,
-                          body, sizeof(body) - 1, nudged, x, NULL) == 0)
-            n++;
-    }
-    return n;
-}
-
 static int phase_cold_start(struct hb *x, const char *policy)
 {
     for (unsigned i = 0; i < x->o.early; i++)
@@ -784,8 +747,7 @@ static int phase_cold_start(struct hb *x, const char *policy)
         return rc;
     gf_timer_start(&x->tail, 20, on_tail);
     size_t tracked = (size_t)x->o.members * x->o.background + x->n_probes;
-    /* Lists take a while at 100k; a minute without any decision is the
-     * hub's listing-order issue (nudge_undecided). */
+    /* Lists take a while at 100k. */
     if (run_until(x, first_decided, 60))
         printf("%-40s %8.3f s  (%zu Workloads in %u members)\n",
                "cold start to first decision",
@@ -794,12 +756,10 @@ static int phase_cold_start(struct hb *x, const char *policy)
     else
         printf("%-40s %8s    (%zu Workloads in %u members)\n",
                "cold start to first decision", "n/a", tracked, x->o.members);
-    /* Every early probe is eligible now: those not decided in another
-     * 10 s were fed without their ClusterQueue. */
-    run_until(x, all_copies, 10);
-    size_t stuck = all_copies(x) ? 0 : nudge_undecided(x);
-    printf("%-40s %8zu of %zu\n", "early Workloads never decided (nudged)",
-           stuck, x->n_probes);
+    /* Every early probe is eligible now, whatever order the hub's
+     * reflectors listed their kinds in (a Workload listed before its
+     * LocalQueue is fed again when the queue arrives): each gets a copy,
+     * untouched. */
     if (!run_until(x, all_copies, WAIT_COPIES_S)) {
         fprintf(stderr, "bench_hub: %zu of %zu early copies seen\n",
                 gf_htab_len(&x->copies), x->n_probes);
