@@ -712,6 +712,100 @@ static void test_same_inputs_same_actions(void **state)
     fx_done(&fwd);
 }
 
+/* ---- a pass in slices ------------------------------------------------------
+ */
+
+/* Runs a pass in slices of `budget`; returns how many steps it took. */
+static size_t sliced(struct fx *f, int64_t now, size_t budget)
+{
+    gf_actions_free(&f->a);
+    struct gf_decide_pass *dp;
+    assert_int_equal(gf_decide_begin(f->l, f->p, now, &f->a, &dp), 0);
+    size_t steps = 0, seen = 0;
+    int done = 0;
+    while (!done) {
+        done = gf_decide_step(dp, f->l, f->p, budget, &f->a);
+        steps++;
+        /* Never more than the budget in one step. */
+        assert_true(gf_decide_pass_considered(dp) - seen <= budget);
+        seen = gf_decide_pass_considered(dp);
+    }
+    assert_int_equal(seen, gf_ledger_n_pending(f->l));
+    gf_decide_pass_free(dp);
+    return steps;
+}
+
+/* The same actions in the same order, whatever the slice size. */
+static void test_a_pass_in_slices_is_the_same_pass(void **state)
+{
+    (void)state;
+    struct fx f;
+    tie_world(&f, false);
+    decide(&f, 5 * MIN);
+    struct gf_actions whole = f.a;
+    f.a = (struct gf_actions){0};
+    size_t n = gf_ledger_n_pending(f.l);
+    assert_true(n > 4);
+    for (size_t b = 1; b <= n + 1; b++) {
+        size_t steps = sliced(&f, 5 * MIN, b);
+        assert_int_equal(steps, (n + b - 1) / b);
+        assert_int_equal(f.a.n, whole.n);
+        for (size_t i = 0; i < whole.n; i++)
+            assert_same_action(&f.a.v[i], &whole.v[i]);
+    }
+    gf_actions_free(&whole);
+    fx_done(&f);
+}
+
+/*
+ * 1,000 pending Workloads, slices of 64: ceil(1000/64) = 16 steps, and
+ * the caps hold across them (west lends 300 GPUs, and the 300 STARTs of
+ * the pass are what fits, though no lease reached the ledger between
+ * steps). Changes between steps are taken as they come: a Workload
+ * deleted after the cursor passed it, and one deleted before it was
+ * reached, end nothing.
+ */
+static void test_slices_are_bounded_and_keep_the_caps(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 300, 0);
+    for (int i = 0; i < 1000; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%04d", i);
+        wl(&f, "east", name, "ml", 1, 0, GF_WL_PENDING, NULL, i);
+    }
+    assert_int_equal(sliced(&f, 5 * MIN, 64), 16);
+    assert_int_equal(count(&f, GF_ACT_START), 300);
+    /* Oldest first, across the slices. */
+    assert_string_equal(f.a.v[0].name, "w0000");
+    assert_string_equal(f.a.v[299].name, "w0299");
+
+    gf_actions_free(&f.a);
+    struct gf_decide_pass *dp;
+    assert_int_equal(gf_decide_begin(f.l, f.p, 5 * MIN, &f.a, &dp), 0);
+    assert_int_equal(gf_decide_step(dp, f.l, f.p, 100, &f.a), 0);
+    assert_int_equal(count(&f, GF_ACT_START), 100);
+    assert_int_equal(gf_ledger_workload_delete(f.l, "east", "team", "w0050"),
+                     0);
+    assert_int_equal(gf_ledger_workload_delete(f.l, "east", "team", "w0150"),
+                     0);
+    int done = 0;
+    size_t steps = 1;
+    while (!done) {
+        done = gf_decide_step(dp, f.l, f.p, 100, &f.a);
+        steps++;
+    }
+    assert_int_equal(steps, 10);
+    assert_int_equal(gf_decide_pass_considered(dp), 999);
+    assert_int_equal(count(&f, GF_ACT_START), 300);
+    for (size_t i = 0; i < f.a.n; i++)
+        assert_string_not_equal(f.a.v[i].name, "w0150");
+    gf_decide_pass_free(dp);
+    fx_done(&f);
+}
+
 /* ---- property ---------------------------------------------------------------
  */
 
@@ -875,6 +969,8 @@ int main(void)
         cmocka_unit_test(test_fence_after_D_rho_margin_only_with_an_agent),
         cmocka_unit_test(test_reclaim_marks_victims_in_policy_order),
         cmocka_unit_test(test_same_inputs_same_actions),
+        cmocka_unit_test(test_a_pass_in_slices_is_the_same_pass),
+        cmocka_unit_test(test_slices_are_bounded_and_keep_the_caps),
         cmocka_unit_test(test_property_never_exceeds_a_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
