@@ -380,6 +380,7 @@ static int enqueue_lease(void *data, const struct gf_store_entry *e)
 void gf__hub_on_lead(struct gf_hub *h)
 {
     lease_mem_clear(h);
+    gf__pass_abandon(h); /* a pass of an earlier term starts afresh */
     /* hb_sent := now for every member (the previous leader may have
      * renewed just before it stopped), then renew. */
     gf__heartbeat_resume(h);
@@ -598,6 +599,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
 static void finish_stop(struct gf_hub *h)
 {
     gf__heartbeat_free(h);
+    gf__pass_abandon(h);
     gf_wq_free(h->wq);
     gf_store_free(h->leases);
     gf_store_free(h->secrets);

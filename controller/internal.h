@@ -39,6 +39,7 @@
 #include "kubeclient/request.h"
 #include "kubeclient/store.h"
 #include "policy/config.h"
+#include "policy/decide.h"
 #include "policy/ledger.h"
 
 struct gf_hub;
@@ -201,6 +202,12 @@ struct gf_hub {
     struct gf__hb *hb;        /* one per member (heartbeat.c) */
     struct gf_htab lease_mem; /* name -> struct gf__lease_mem */
     struct gf_htab starting;  /* origin "member/ns/name" being recorded */
+    /* The decision pass under way, one slice per loop turn (pass.c), with
+     * its time and the policy it began with; NULL between passes. */
+    struct gf_decide_pass *dpass;
+    int64_t dpass_now;
+    const struct gf_policy *dpass_policy;
+    size_t pass_budget; /* pending Workloads per slice; 0: the default */
     unsigned inflight_writes;
     bool stopping;
     struct gf_timer drain; /* stop: waits for writes in flight */
@@ -218,6 +225,7 @@ struct gf_hub {
     unsigned crash_n;
     /* Counters for /metrics and the summary. */
     uint64_t n_passes, n_starts, n_writes, n_write_errors;
+    uint64_t n_pass_slices;
     /* Jobs that ran to their end twice (the blind window). */
     uint64_t n_double_completions;
 };
@@ -233,6 +241,12 @@ void gf__member_close(struct gf__member *m, void (*cb)(void *data), void *data);
 /* The member's stores and their feed into the ledger, without
  * reflectors (connect adds them; tests upsert into the stores). */
 void gf__member_stores_new(struct gf__member *m);
+/* A write's answer into the member's cache of kind k, when newer than
+ * what its watch has brought (gf_store_write_through): the handlers feed
+ * the ledger and wake the leases at once. obj is borrowed; NULL, or a
+ * member without stores, does nothing. */
+void gf__member_write_through(struct gf__member *m, enum gf__mkind k,
+                              const cJSON *obj);
 /* Every store listed and every reflector watching. */
 bool gf__member_synced(const struct gf__member *m);
 struct gf__member *gf__hub_member(const struct gf_hub *h, const char *name);
@@ -294,8 +308,13 @@ void gf__hub_http_close(struct gf_hub *h, void (*cb)(void *), void *data);
  * gf_wq_done for key when its write (if any) has finished. */
 void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name);
 
-/* pass.c: one decision pass; calls gf_wq_done for "pass". */
+/* pass.c: one slice of a decision pass (at most pass_budget pending
+ * Workloads); calls gf_wq_done for "pass", requeued at once (the next
+ * loop turn) while the pass goes on. */
+#define GF__PASS_BUDGET 256
 void gf__pass_run(struct gf_hub *h);
+/* Drops the pass under way (leadership gained or lost, stop). */
+void gf__pass_abandon(struct gf_hub *h);
 /* The lease's name: origin member and Workload, a hash of the origin uid
  * and the epoch, at most 63 characters (controller/copy.h's rule). */
 int gf__lease_name(const char *member, const char *wl, const char *uid,

@@ -226,9 +226,12 @@ static void phase_patched(void *data, const struct gf_kube_result *res)
     struct wctx *c = data;
     if (res->err == 0) {
         struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
-        /* The cache still shows the version we wrote over: wait for the
-         * watch instead of writing the same transition twice. */
+        /* Unless the answer moves the cache past the version we wrote
+         * over, wait for the watch instead of writing the same transition
+         * twice. */
         snprintf(mem->stale_rv, sizeof(mem->stale_rv), "%s", c->lease_rv);
+        if (res->json != NULL)
+            gf_store_write_through(c->h->leases, res->json);
         struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
         GF_LOG(&lc, GF_LOG_INFO, "lease phase", "phase=%s reason=%s rule=%s",
                gf_lease_phase_name(c->step.phase),
@@ -287,15 +290,13 @@ static void set_phase(struct wctx *c)
 
 /* --- hold-origin -------------------------------------------------------- */
 
-static void hold_job_done(void *data, const struct gf_kube_result *res)
+static void placement_done(void *data, const struct gf_kube_result *res)
 {
     /* The Job's placement annotation is for people; the Workload's hold
-     * is what counts, and it is done. */
+     * is what counts. */
     (void)res;
-    struct wctx *c = data;
-    c->wrote = true;
-    emit_event(c);
-    finish(c, GF_WQ_OK, 0);
+    struct gf_hub *h = data;
+    h->inflight_writes--;
 }
 
 static void hold_done(void *data, const struct gf_kube_result *res)
@@ -309,6 +310,13 @@ static void hold_done(void *data, const struct gf_kube_result *res)
         return;
     }
     c->wrote = true;
+    /* The held Workload as the server answered (the resourceVersion
+     * precondition made it the version we saw, plus our hold): the next
+     * step (the copy) is taken on it without waiting for the watch. */
+    gf__member_write_through(gf__hub_member(c->h, c->l.origin_member), GF__M_WL,
+                             res->json);
+    /* The placement on the Job goes out beside the next step rather than
+     * before it: nothing waits for it. */
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
     char body[256];
     snprintf(body, sizeof(body),
@@ -317,10 +325,14 @@ static void hold_done(void *data, const struct gf_kube_result *res)
              c->l.lender_member);
     struct gf_kube_resource r = resource("jobs.batch");
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    if (cl == NULL || c->origin_job[0] == '\0' ||
+    if (cl != NULL && c->origin_job[0] != '\0' &&
         gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job, &po, body,
-                      strlen(body), hold_job_done, c, NULL) != 0)
-        finish(c, GF_WQ_OK, 0);
+                      strlen(body), placement_done, c->h, NULL) == 0) {
+        c->h->inflight_writes++;
+        c->h->n_writes++;
+    }
+    emit_event(c);
+    finish(c, GF_WQ_OK, 0);
 }
 
 static void hold(struct wctx *c)
@@ -358,6 +370,15 @@ static void create_stage_done(void *data, const struct gf_kube_result *res)
     struct wctx *c = data;
     if (c->stage == 100 && res->err == 0)
         c->wrote = true;
+    if (res->err == 0) {
+        /* What we created, in the lender's cache at once: the overflow
+         * queues (the next lease's copy needs no second create) and the
+         * copy (its admission is bound on the next reconcile). */
+        static const enum gf__mkind kinds[] = {GF__M_CQ, GF__M_LQ};
+        gf__member_write_through(gf__hub_member(c->h, c->l.lender_member),
+                                 c->stage < 2 ? kinds[c->stage] : GF__M_JOB,
+                                 res->json);
+    }
     if (c->stage == 100 && res->err == GF_EEXIST) {
         /* Adopted: a create repeated from a cache that had not seen the
          * first one yet. The first one had its Event. */
@@ -538,6 +559,11 @@ static void create_step(struct wctx *c)
         rc = gf_kube_get(om->client, &r, c->l.origin_namespace, c->origin_job,
                          origin_job_got, c, NULL);
     } else {
+        struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+        GF_LOG(&lc, GF_LOG_INFO, "copy created",
+               "origin=%s/%s/%s lender=%s copy=%s/%s", c->l.origin_member,
+               c->l.origin_namespace, c->l.origin_name, c->l.lender_member,
+               c->lender_ns, c->copy);
         emit_event(c);
         finish(c, GF_WQ_OK, 0);
         return;

@@ -85,6 +85,13 @@ const struct gf_obs_workload *gf__member_job_wl(const struct gf__member *m,
     return e != NULL ? e->proj : NULL;
 }
 
+void gf__member_write_through(struct gf__member *m, enum gf__mkind k,
+                              const cJSON *obj)
+{
+    if (m != NULL && m->stores[k] != NULL && obj != NULL)
+        gf_store_write_through(m->stores[k], obj);
+}
+
 bool gf__member_synced(const struct gf__member *m)
 {
     for (int k = 0; k < GF__M_KINDS; k++) {
@@ -291,7 +298,7 @@ static bool str_eq(const char *a, const char *b)
 static void cq_changed(struct gf__member *m, const struct gf_obs_cq *old,
                        const struct gf_obs_cq *cur)
 {
-    if (old == NULL) {
+    if (old == NULL && cur != NULL) {
         struct cq_arrived c = {.m = m, .cq = cur->name};
         if (m->stores[GF__M_LQ] != NULL && gf_htab_len(&m->unresolved) > 0)
             gf_store_foreach(m->stores[GF__M_LQ], refeed_lq_of_cq, &c);
@@ -304,7 +311,7 @@ static void cq_changed(struct gf__member *m, const struct gf_obs_cq *old,
 static void lq_changed(struct gf__member *m, const struct gf_obs_lq *old,
                        const struct gf_obs_lq *cur)
 {
-    if (old == NULL)
+    if (old == NULL && cur != NULL)
         refeed_queue(m, cur->ns, cur->name);
     else if (cur == NULL || !str_eq(old->cluster_queue, cur->cluster_queue))
         refeed_all(m);
