@@ -208,6 +208,7 @@ struct gf_hub {
     int64_t dpass_now;
     const struct gf_policy *dpass_policy;
     size_t pass_budget; /* pending Workloads per slice; 0: the default */
+    bool heap_trimmed;  /* free heap pages returned after the first lists */
     unsigned inflight_writes;
     bool stopping;
     struct gf_timer drain; /* stop: waits for writes in flight */

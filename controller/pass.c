@@ -13,6 +13,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -432,6 +435,15 @@ void gf__pass_run(struct gf_hub *h)
         gf__pass_abandon(h);
         gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, h->pass_period_ms);
         return;
+    }
+    if (!h->heap_trimmed) {
+        /* The first lists went through megabytes of JSON, freed in an
+         * order that leaves the heap fragmented: give the free pages back
+         * once, so that what stays resident is what is tracked. */
+        h->heap_trimmed = true;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
     }
     if (h->dpass != NULL && h->dpass_policy != h->policy)
         gf__pass_abandon(h);

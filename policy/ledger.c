@@ -61,14 +61,55 @@ const char *gf_ledger_resource(const struct gf_ledger *l)
     return l->resource;
 }
 
+/* A Workload record and its strings are one allocation: the hub keeps
+ * one per tracked Workload, and five small blocks cost more in headers
+ * than the strings themselves. */
 static void free_wl(struct gf_ledger_wl *w)
 {
-    gf_free(w->member);
-    gf_free(w->namespace);
-    gf_free(w->name);
-    gf_free(w->uid);
-    gf_free(w->kind);
     gf_free(w);
+}
+
+static size_t len0(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static char *put_str(char **at, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = memcpy(*at, s, n);
+    *at += n;
+    return d;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* A record for w with its strings, the other fields copied from old (or
+ * zero). */
+static struct gf_ledger_wl *wl_new(const struct gf_ledger_wl *old,
+                                   const struct gf_workload *w)
+{
+    size_t n = len0(w->member) + len0(w->namespace) + len0(w->name) +
+               len0(w->uid) + len0(w->kind);
+    struct gf_ledger_wl *r = gf_malloc(sizeof(*r) + n);
+    if (old != NULL)
+        *r = *old;
+    else
+        memset(r, 0, sizeof(*r));
+    /* Not on the pending list (a copied link would point into old). */
+    gf_list_init(&r->pending_link);
+    char *at = (char *)(r + 1);
+    r->member = put_str(&at, w->member);
+    r->namespace = put_str(&at, w->namespace);
+    r->name = put_str(&at, w->name);
+    r->uid = put_str(&at, w->uid);
+    r->kind = put_str(&at, w->kind);
+    return r;
 }
 
 void gf_ledger_free(struct gf_ledger *l)
@@ -273,18 +314,6 @@ static void contrib(struct gf_ledger *l, struct gf_ledger_wl *w, int sign)
     }
 }
 
-static void set_str(char **dst, const char *src)
-{
-    if (src == NULL) {
-        GF_FREE(*dst);
-        return;
-    }
-    if (*dst != NULL && strcmp(*dst, src) == 0)
-        return;
-    gf_free(*dst);
-    *dst = gf_strdup(src);
-}
-
 int gf_ledger_workload_set(struct gf_ledger *l, const struct gf_workload *w)
 {
     char key[KEY_CAP];
@@ -298,16 +327,19 @@ int gf_ledger_workload_set(struct gf_ledger *l, const struct gf_workload *w)
         gf__key(key, sizeof(key), w->member, w->namespace, w->name, NULL);
     struct gf_ledger_wl *r = gf_htab_get(&l->wls, key, kl);
     if (r == NULL) {
-        r = gf_calloc(1, sizeof(*r));
-        r->member = gf_strdup(w->member);
-        r->namespace = gf_strdup(w->namespace);
-        r->name = gf_strdup(w->name);
+        r = wl_new(NULL, w);
         gf_htab_put(&l->wls, key, kl, r);
     } else {
         contrib(l, r, -1);
+        if (!same_str(r->uid, w->uid) || !same_str(r->kind, w->kind)) {
+            /* Out of the pending list while it moves (contrib put it
+             * back below). */
+            struct gf_ledger_wl *n = wl_new(r, w);
+            gf_htab_put(&l->wls, key, kl, n);
+            free_wl(r);
+            r = n;
+        }
     }
-    set_str(&r->uid, w->uid);
-    set_str(&r->kind, w->kind);
     r->cq = w->cluster_queue != NULL ? get_cq(l, w->member, w->cluster_queue)
                                      : NULL;
     r->cell = NULL;
