@@ -150,6 +150,7 @@ static void lease_mem_clear(struct gf_hub *h)
     gf_htab_iter_init(&it, &h->lease_mem);
     while (gf_htab_next(&it, NULL, NULL, &v)) {
         struct gf__lease_mem *m = v;
+        cJSON_Delete(m->origin_job);
         gf_free(m->name);
         gf_free(m);
     }
@@ -161,6 +162,7 @@ static void lease_mem_drop(struct gf_hub *h, const char *name)
 {
     struct gf__lease_mem *m = gf_htab_del_str(&h->lease_mem, name);
     if (m != NULL) {
+        cJSON_Delete(m->origin_job);
         gf_free(m->name);
         gf_free(m);
     }

@@ -99,6 +99,10 @@ struct gf__lease_mem {
     /* The lease's resourceVersion we last wrote over: until the cache
      * moves past it, a reconcile would act on what we already changed. */
     char stale_rv[32];
+    /* The origin Job, read beside the hold for the copy that follows
+     * (lease_reconcile.c); owned, NULL when none is wanted or held. */
+    bool job_wanted;
+    cJSON *origin_job;
 };
 
 /*

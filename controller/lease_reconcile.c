@@ -335,9 +335,68 @@ static void hold_done(void *data, const struct gf_kube_result *res)
     finish(c, GF_WQ_OK, 0);
 }
 
+/* The origin Job read beside the hold: the copy is built from it, and
+ * reading it after the hold would put one more round trip between the
+ * hold and the copy. Reading before the hold is as good as after: the
+ * hold's precondition is on the Workload, and the Job's template is the
+ * submitter's either way. */
+struct job_read {
+    struct gf_hub *h;
+    char lease[64];
+};
+
+static void job_read_done(void *data, const struct gf_kube_result *res)
+{
+    struct job_read *jr = data;
+    struct gf_hub *h = jr->h;
+    h->inflight_writes--;
+    struct gf__lease_mem *mem = gf_htab_get_str(&h->lease_mem, jr->lease);
+    if (res->err == 0 && res->json != NULL && mem != NULL && mem->job_wanted) {
+        cJSON_Delete(mem->origin_job);
+        mem->origin_job = cJSON_Duplicate(res->json, true);
+    }
+    gf_free(jr);
+}
+
+static void read_job_ahead(struct wctx *c, struct gf_kube_client *cl)
+{
+    if (cl == NULL || c->origin_job[0] == '\0')
+        return;
+    struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    struct job_read *jr = gf_calloc(1, sizeof(*jr));
+    jr->h = c->h;
+    snprintf(jr->lease, sizeof(jr->lease), "%s", c->lease);
+    struct gf_kube_resource r = resource("jobs.batch");
+    if (gf_kube_get(cl, &r, c->l.origin_namespace, c->origin_job, job_read_done,
+                    jr, NULL) != 0) {
+        gf_free(jr);
+        return;
+    }
+    mem->job_wanted = true;
+    c->h->inflight_writes++;
+}
+
+/* The Job read ahead, if it is the one wanted now (else NULL); the
+ * caller takes it. No read is wanted after this. */
+static cJSON *job_read_ahead(struct wctx *c)
+{
+    struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    cJSON *j = mem->origin_job;
+    mem->origin_job = NULL;
+    mem->job_wanted = false;
+    const char *uid = gf_json_str(j, "metadata.uid");
+    if (j != NULL && (uid == NULL || (c->origin_job_uid[0] != '\0' &&
+                                      strcmp(uid, c->origin_job_uid) != 0))) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
 static void hold(struct wctx *c)
 {
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
+    read_job_ahead(c, cl);
     char *body = gf_copy_hold_patch(c->origin_rv, c->lease, c->l.lender_member);
     struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
@@ -485,17 +544,11 @@ static bool allow_host_access(const struct gf_hub *h, const char *group)
     return g >= 0 && h->policy->groups[g].allow_host_access;
 }
 
-static void origin_job_got(void *data, const struct gf_kube_result *res)
+static void build_copy(struct wctx *c, const cJSON *job)
 {
-    struct wctx *c = data;
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
-        return;
-    }
     /* gpufed.io/origin-uid names the submitter's Job (what a user and a
      * checker find copies by), not its Workload. */
-    const char *job_uid = gf_json_str(res->json, "metadata.uid");
+    const char *job_uid = gf_json_str(job, "metadata.uid");
     struct gf_copy_spec s = {
         .name = c->copy,
         .namespace = c->lender_ns,
@@ -509,7 +562,7 @@ static void origin_job_got(void *data, const struct gf_kube_result *res)
     };
     cJSON *copy = NULL;
     char why[160];
-    int rc = gf_copy_job_build(res->json, &s, &copy, why, sizeof(why));
+    int rc = gf_copy_job_build(job, &s, &copy, why, sizeof(why));
     if (rc != 0) {
         refuse(c, why);
         return;
@@ -525,6 +578,17 @@ static void origin_job_got(void *data, const struct gf_kube_result *res)
     cJSON_free(body);
     if (rc != 0)
         finish(c, GF_WQ_ERROR, 0);
+}
+
+static void origin_job_got(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    build_copy(c, res->json);
 }
 
 static void create_step(struct wctx *c)
@@ -555,6 +619,12 @@ static void create_step(struct wctx *c)
                             create_stage_done, c, NULL);
     } else if (c->stage < 100) {
         c->stage = 2;
+        cJSON *job = job_read_ahead(c);
+        if (job != NULL) {
+            build_copy(c, job);
+            cJSON_Delete(job);
+            return;
+        }
         struct gf_kube_resource r = resource("jobs.batch");
         rc = gf_kube_get(om->client, &r, c->l.origin_namespace, c->origin_job,
                          origin_job_got, c, NULL);
