@@ -323,59 +323,79 @@ struct feed_ctx {
     enum gf__mkind kind;
 };
 
+/* Each kind's change, with old or cur NULL for an add or a delete. */
+static void cq_event(struct gf__member *m, const struct gf_obs_cq *old,
+                     const struct gf_obs_cq *cur)
+{
+    struct gf_ledger *l = m->hub->ledger;
+    if (cur != NULL)
+        gf_ledger_cq_set(l, m->name, cur->name, cur->quotas, cur->n_quotas);
+    else
+        gf_ledger_cq_delete(l, m->name, old->name);
+    cq_changed(m, old, cur);
+}
+
+static void wl_event(struct gf__member *m, const struct gf_obs_workload *old,
+                     const struct gf_obs_workload *cur)
+{
+    if (old != NULL) {
+        index_owner(m, old, false);
+        unresolved_set(m, old, false);
+    }
+    if (cur != NULL) {
+        index_owner(m, cur, true);
+        feed_wl(m, cur);
+        wake_leases_of_wl(m, cur);
+    } else {
+        gf_ledger_workload_delete(m->hub->ledger, m->name, old->ns, old->name);
+        wake_leases_of_wl(m, old);
+    }
+}
+
+static void job_event(struct gf__member *m, const struct gf_obs_job *j)
+{
+    if (j->lease != NULL)
+        gf__hub_enqueue_lease(m->hub, j->lease);
+    /* An origin Job: its Workload's lease, if it has one. */
+    const struct gf_obs_workload *w = gf__member_job_wl(m, j->ns, j->name);
+    if (w != NULL && w->lease != NULL)
+        gf__hub_enqueue_lease(m->hub, w->lease);
+}
+
+/* decide picks only lenders whose namespace has opted in. */
+static void ns_event(struct gf__member *m, const struct gf_obs_ns *ns,
+                     bool present)
+{
+    gf_ledger_ns_set(m->hub->ledger, m->name, ns->name,
+                     present && ns->accept_overflow);
+}
+
 static void on_change(struct feed_ctx *c, const struct gf_store_entry *old,
                       const struct gf_store_entry *cur)
 {
     struct gf__member *m = c->m;
-    struct gf_hub *h = m->hub;
+    const void *o = old != NULL ? old->proj : NULL;
+    const void *n = cur != NULL ? cur->proj : NULL;
     switch (c->kind) {
-    case GF__M_CQ: {
-        if (cur != NULL) {
-            const struct gf_obs_cq *q = cur->proj;
-            gf_ledger_cq_set(h->ledger, m->name, q->name, q->quotas,
-                             q->n_quotas);
-        } else {
-            gf_ledger_cq_delete(h->ledger, m->name,
-                                ((const struct gf_obs_cq *)old->proj)->name);
-        }
-        cq_changed(m, old != NULL ? old->proj : NULL,
-                   cur != NULL ? cur->proj : NULL);
+    case GF__M_CQ:
+        cq_event(m, o, n);
         break;
-    }
     case GF__M_WL:
-        if (old != NULL) {
-            index_owner(m, old->proj, false);
-            unresolved_set(m, old->proj, false);
-        }
-        if (cur != NULL) {
-            index_owner(m, cur->proj, true);
-            feed_wl(m, cur->proj);
-            wake_leases_of_wl(m, cur->proj);
-        } else {
-            const struct gf_obs_workload *w = old->proj;
-            gf_ledger_workload_delete(h->ledger, m->name, w->ns, w->name);
-            wake_leases_of_wl(m, w);
-        }
+        wl_event(m, o, n);
         break;
-    case GF__M_JOB: {
-        const struct gf_obs_job *j = (cur != NULL ? cur : old)->proj;
-        if (j->lease != NULL)
-            gf__hub_enqueue_lease(h, j->lease);
-        /* An origin Job: its Workload's lease, if it has one. */
-        const struct gf_obs_workload *w = gf__member_job_wl(m, j->ns, j->name);
-        if (w != NULL && w->lease != NULL)
-            gf__hub_enqueue_lease(h, w->lease);
+    case GF__M_JOB:
+        job_event(m, n != NULL ? n : o);
         break;
-    }
     case GF__M_LQ:
-        lq_changed(m, old != NULL ? old->proj : NULL,
-                   cur != NULL ? cur->proj : NULL);
+        lq_changed(m, o, n);
         break;
     case GF__M_NS:
+        ns_event(m, n != NULL ? n : o, n != NULL);
+        break;
     case GF__M_KINDS:
         break;
     }
-    gf__hub_kick_pass(h);
+    gf__hub_kick_pass(m->hub);
 }
 
 static void on_add(void *data, const struct gf_store_entry *e)

@@ -84,8 +84,9 @@ static void start_done(void *data, const struct gf_kube_result *res)
 }
 
 /* A lender namespace that has not opted in would refuse the copy every
- * time: do not record a lease that can only fail. (decide does not see
- * namespaces; the cost is that such a Workload waits at home.) */
+ * time: do not record a lease that can only fail. decide already skips
+ * such lenders (the ledger has the opt-ins); this is the last look at
+ * the cache before the write. */
 static bool lender_accepts(const struct gf_hub *h, const struct gf_action *a)
 {
     const struct gf__member *m = gf__hub_member(h, a->lender);

@@ -523,6 +523,18 @@ static void consider_queue(const struct pass *ps, struct eval *e,
         gf_ledger_cq(ps->l, lname, q->cluster_queue);
     if (lq == NULL || !lq->known)
         return;
+    /* The copy goes into the lender's namespace after namespaceMapping,
+     * and only one that has opted in takes it. */
+    const char *lns = gf_policy_map_namespace(&p->groups[e->group], q->member,
+                                              e->w->namespace);
+    if (!gf_ledger_ns_accepts(ps->l, lname, lns)) {
+        if (e->why.rule == NULL)
+            why_set(&e->why, "acceptOverflow", 0, 0,
+                    "namespace %s in member %s does not accept overflow "
+                    "(label gpufed.io/accept-overflow=true)",
+                    lns, lname);
+        return;
+    }
     for (size_t i = 0; i < lq->n_cells; i++) {
         const struct gf_ledger_cell *c = lq->cells[i];
         if (!c->in_spec ||

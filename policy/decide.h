@@ -25,7 +25,10 @@
  * (namespace, job kind, priority), its origin is SYNCED, and it holds no
  * live lease (S1: at most one copy). A lender cell qualifies if its
  * member is SYNCED (unknown is never read as zero), the sharing rules
- * allow the pair for the group, its flavor is equivalent to one of the
+ * allow the pair for the group, the lender's namespace for the copy (the
+ * group's namespaceMapping of the Workload's) has opted in
+ * (gf_ledger_ns_accepts; why rule "acceptOverflow" when none has), its
+ * flavor is equivalent to one of the
  * origin ClusterQueue's flavors, and the Workload's GPUs fit under every
  * cap at once (S2): the cell's Kueue lendable quota minus the group's
  * reserve, the lender's lending cap, the borrower's borrowing cap and the

@@ -40,6 +40,7 @@ struct gf_ledger {
     struct gf_htab leases;    /* name -> gf_ledger_lease */
     struct gf_htab pairs;     /* lender\0borrower -> pair */
     struct gf_htab wl_leases; /* member\0ns\0name -> wl_leases */
+    struct gf_htab ns_ok;     /* member\0ns -> the ledger (present: opted in) */
     struct gf_list pending;   /* of gf_ledger_wl.pending_link */
     size_t n_pending;
 };
@@ -144,6 +145,7 @@ void gf_ledger_free(struct gf_ledger *l)
     }
     gf_htab_free_all(&l->pairs, gf_free);
     gf_htab_free_all(&l->wl_leases, gf_free);
+    gf_htab_free(&l->ns_ok);
     gf_htab_free(&l->members);
     gf_htab_free(&l->cqs);
     gf_htab_free(&l->cells);
@@ -365,6 +367,36 @@ int gf_ledger_workload_delete(struct gf_ledger *l, const char *member,
     contrib(l, r, -1);
     free_wl(r);
     return 0;
+}
+
+/* ---- lender namespaces --------------------------------------------------- */
+
+int gf_ledger_ns_set(struct gf_ledger *l, const char *member, const char *ns,
+                     bool accepts)
+{
+    if (!name_ok(member) || !name_ok(ns))
+        return -EINVAL;
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, ns, NULL, NULL);
+    if (kl == 0)
+        return -ENAMETOOLONG;
+    get_member(l, member)->ns_known = true;
+    if (accepts)
+        gf_htab_put(&l->ns_ok, key, kl, l);
+    else
+        gf_htab_del(&l->ns_ok, key, kl);
+    return 0;
+}
+
+bool gf_ledger_ns_accepts(const struct gf_ledger *l, const char *member,
+                          const char *ns)
+{
+    const struct gf_ledger_member *m = gf_ledger_member(l, member);
+    if (m == NULL || !m->ns_known)
+        return true; /* no namespace of it told: not checked */
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, ns, NULL, NULL);
+    return kl != 0 && gf_htab_get(&l->ns_ok, key, kl) != NULL;
 }
 
 /* ---- leases ------------------------------------------------------------- */

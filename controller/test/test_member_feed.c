@@ -270,6 +270,33 @@ static void test_queues_that_go_or_change_refeed(void **state)
     fx_free(f);
 }
 
+static void ns(struct fx *f, const char *name, int rv, bool accepts)
+{
+    char j[512];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"%s\",\"resourceVersion\":\"%d\","
+             "\"labels\":{%s}}}",
+             name, rv, accepts ? "\"gpufed.io/accept-overflow\":\"true\"" : "");
+    upsert(f, GF__M_NS, j);
+}
+
+/* A namespace's opt-in reaches the ledger, where decide reads it. */
+static void test_namespace_opt_in_reaches_the_ledger(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    ns(f, "default", 1, false);
+    ns(f, "ml", 1, true);
+    assert_true(gf_ledger_ns_accepts(f->h.ledger, "east", "ml"));
+    assert_false(gf_ledger_ns_accepts(f->h.ledger, "east", "default"));
+    ns(f, "ml", 2, false); /* the label taken off */
+    assert_false(gf_ledger_ns_accepts(f->h.ledger, "east", "ml"));
+    ns(f, "ml", 3, true);
+    removed(f, GF__M_NS, "{\"metadata\":{\"name\":\"ml\"}}");
+    assert_false(gf_ledger_ns_accepts(f->h.ledger, "east", "ml"));
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -277,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_queue_status_changes_feed_no_workload),
         cmocka_unit_test(test_arriving_queue_feeds_only_its_workloads),
         cmocka_unit_test(test_queues_that_go_or_change_refeed),
+        cmocka_unit_test(test_namespace_opt_in_reaches_the_ledger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,9 +81,11 @@ static void fx_init(struct fx *f, const char *groups, const char *extra)
                   extra != NULL ? extra : "");
     f->l = gf_ledger_new(GPU);
     const char *m[] = {"east", "west", "north"};
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 3; i++) {
         assert_int_equal(gf_ledger_member_set(f->l, m[i], GF_FRESH_SYNCED, 0),
                          0);
+        assert_int_equal(gf_ledger_ns_set(f->l, m[i], "team", true), 0);
+    }
 }
 
 static void fx_done(struct fx *f)
@@ -322,8 +324,10 @@ static void test_member_caps_and_reserve(void **state)
     gf_policy_diag_free(&d);
     f.l = gf_ledger_new(GPU);
     const char *m[] = {"east", "west", "north"};
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 3; i++) {
         gf_ledger_member_set(f.l, m[i], GF_FRESH_SYNCED, 0);
+        gf_ledger_ns_set(f.l, m[i], "team", true);
+    }
     cq(&f, "east", "ml", "a100", 0, GF_NO_LIMIT);
     cq(&f, "west", "ml", "a100", 16, GF_NO_LIMIT);
     cq(&f, "north", "ml", "a100", 4, GF_NO_LIMIT);
@@ -618,6 +622,7 @@ static void tie_step(struct fx *f, int k)
     if (k < 3) {
         assert_int_equal(gf_ledger_member_set(f->l, m[k], GF_FRESH_SYNCED, 0),
                          0);
+        assert_int_equal(gf_ledger_ns_set(f->l, m[k], "team", true), 0);
     } else if (k < 6) {
         /* west borrows; east and north have the same room for it */
         static const int64_t nominal[] = {9, 2, 9};
@@ -714,6 +719,50 @@ static void test_same_inputs_same_actions(void **state)
 
 /* ---- a pass in slices ------------------------------------------------------
  */
+
+/* A lender namespace that has not opted in is never picked: the next
+ * lender is, or none with the reason; namespaceMapping names the
+ * namespace that must have opted in. */
+static void test_lender_namespace_must_accept_overflow(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 4);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    /* west has the most idle quota, but its namespace has not opted in. */
+    assert_int_equal(gf_ledger_ns_set(f.l, "west", "team", false), 0);
+    decide(&f, MIN);
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "north");
+    assert_int_equal(gf_ledger_ns_set(f.l, "north", "team", false), 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "a", MIN, text, sizeof(text)),
+                        "acceptOverflow");
+    assert_non_null(strstr(text, "namespace team in member"));
+    assert_false(gf_ledger_ns_accepts(f.l, "west", "team"));
+    assert_true(gf_ledger_ns_accepts(f.l, "east", "team"));
+    fx_done(&f);
+
+    /* Mapped: team -> overflow in west; it is that one that must accept. */
+    fx_init(&f,
+            "  groups:\n"
+            "  - name: ml\n"
+            "    clusterQueues: [{member: east, name: ml}, {member: west, "
+            "name: ml}]\n"
+            "    namespaceMapping: [{member: west, from: team, to: "
+            "overflow}]\n",
+            NULL);
+    cqs(&f, 0, 8, 0);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    assert_int_equal(gf_ledger_ns_set(f.l, "west", "overflow", true), 0);
+    decide(&f, MIN);
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "west");
+    fx_done(&f);
+}
 
 /* Runs a pass in slices of `budget`; returns how many steps it took. */
 static size_t sliced(struct fx *f, int64_t now, size_t budget)
@@ -969,6 +1018,7 @@ int main(void)
         cmocka_unit_test(test_fence_after_D_rho_margin_only_with_an_agent),
         cmocka_unit_test(test_reclaim_marks_victims_in_policy_order),
         cmocka_unit_test(test_same_inputs_same_actions),
+        cmocka_unit_test(test_lender_namespace_must_accept_overflow),
         cmocka_unit_test(test_a_pass_in_slices_is_the_same_pass),
         cmocka_unit_test(test_slices_are_bounded_and_keep_the_caps),
         cmocka_unit_test(test_property_never_exceeds_a_cap),
