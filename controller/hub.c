@@ -525,14 +525,20 @@ static int open_policy(struct gf_hub *h, const char *path)
     return rc;
 }
 
-int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
+/* The options' values, or their defaults where unset. */
+static void apply_opts(struct gf_hub *h, const struct gf_hub_opts *o)
 {
-    *out = NULL;
-    struct gf_hub *h = gf_calloc(1, sizeof(*h));
     h->loop = o->loop;
     h->ns = gf_strdup(o->ns != NULL ? o->ns : DEFAULT_NS);
     h->pass_period_ms = o->pass_period_ms ? o->pass_period_ms : DEFAULT_PASS_MS;
     h->copy_ttl_ms = o->copy_ttl_ms ? o->copy_ttl_ms : DEFAULT_COPY_TTL_MS;
+}
+
+int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
+{
+    *out = NULL;
+    struct gf_hub *h = gf_calloc(1, sizeof(*h));
+    apply_opts(h, o);
     h->lc = (struct gf_log_ctx){.comp = "hub"};
     parse_crash(h, o->crash_after);
     gf_rand_seed_os(&h->rng);

@@ -21,12 +21,37 @@
 
 #define MAX_CLASSES 64
 
+/* A group queue's ledger records, looked up once per pass: the ledger
+ * never frees members or ClusterQueues, so the pointers hold across the
+ * slices of a pass (a record not there yet is looked up again). */
+struct qres {
+    const struct gf_ledger_member *lm;
+    const struct gf_ledger_cq *lq;
+};
+
 struct pass {
     const struct gf_ledger *l;
     const struct gf_policy *p;
     int64_t now;
     struct gf_htab taken; /* key -> int64_t* GPUs promised this pass */
+    /* Per group, its queues' records (qc + qoff[g] + i); NULL: no cache
+     * (a one-Workload decision). */
+    struct qres *qc;
+    size_t *qoff;
 };
+
+/* A pass's queue cache, for every queue of every group. */
+static void qcache_init(struct pass *ps)
+{
+    const struct gf_policy *p = ps->p;
+    ps->qoff = gf_calloc(p->n_groups + 1, sizeof(*ps->qoff));
+    size_t n = 0;
+    for (size_t g = 0; g < p->n_groups; g++) {
+        ps->qoff[g] = n;
+        n += p->groups[g].n_queues;
+    }
+    ps->qc = gf_calloc(n + 1, sizeof(*ps->qc));
+}
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -94,6 +119,8 @@ static void take(struct pass *ps, char tag, const void *a, const void *b,
 static void pass_free(struct pass *ps)
 {
     gf_htab_free_all(&ps->taken, gf_free);
+    gf_free(ps->qc);
+    gf_free(ps->qoff);
 }
 
 static struct gf_action *push(struct gf_actions *a, enum gf_action_kind k)
@@ -508,19 +535,24 @@ static void note_miss(struct eval *e, const char *lname,
 }
 
 static void consider_queue(const struct pass *ps, struct eval *e,
-                           const struct gf_policy_queue *q)
+                           const struct gf_policy_queue *q, size_t qi)
 {
     const struct gf_policy *p = ps->p;
     const char *lname = p->members[q->member].name;
-    const struct gf_ledger_member *lm = gf_ledger_member(ps->l, lname);
+    struct qres none = {0};
+    struct qres *qr = ps->qc != NULL ? &ps->qc[ps->qoff[e->group] + qi] : &none;
+    if (qr->lm == NULL)
+        qr->lm = gf_ledger_member(ps->l, lname);
+    const struct gf_ledger_member *lm = qr->lm;
     if (lm == NULL || lm->fresh != GF_FRESH_SYNCED)
         return; /* unknown is never read as zero */
     struct gf_policy_pair pc;
     gf_policy_pair(p, q->member, (size_t)e->borrower, (size_t)e->group, &pc);
     if (!pc.allowed)
         return;
-    const struct gf_ledger_cq *lq =
-        gf_ledger_cq(ps->l, lname, q->cluster_queue);
+    if (qr->lq == NULL)
+        qr->lq = gf_ledger_cq(ps->l, lname, q->cluster_queue);
+    const struct gf_ledger_cq *lq = qr->lq;
     if (lq == NULL || !lq->known)
         return;
     /* The copy goes into the lender's namespace after namespaceMapping,
@@ -622,7 +654,7 @@ static void evaluate(const struct pass *ps, struct eval *e)
     const struct gf_policy_group *g = &ps->p->groups[e->group];
     for (size_t i = 0; i < g->n_queues; i++)
         if (g->queues[i].member != (size_t)e->borrower)
-            consider_queue(ps, e, &g->queues[i]);
+            consider_queue(ps, e, &g->queues[i], i);
     if (!e->found && e->why.rule == NULL)
         why_set(&e->why, "lenders", 0, e->w->gpus,
                 "no member of group %s may lend to %s now (sharing rules, "
@@ -793,6 +825,7 @@ int gf_decide_begin(const struct gf_ledger *l, const struct gf_policy *p,
         return -EINVAL;
     struct gf_decide_pass *dp = gf_calloc(1, sizeof(*dp));
     dp->ps = (struct pass){.l = l, .p = p, .now = now_ms};
+    qcache_init(&dp->ps);
     gf_htab_init(&dp->ps.taken, GF_HTAB_OWN_KEYS);
     upkeep(&dp->ps, out);
     reclaim(&dp->ps, out);
