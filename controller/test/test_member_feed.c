@@ -29,9 +29,15 @@ struct fx {
     int64_t live;
 };
 
+/* The keys the workqueue ran, space-separated (the last 1 KB). */
+static char ran[1024];
+
 static void process(struct gf_workqueue *wq, const char *key, void *data)
 {
     (void)data;
+    size_t n = strlen(ran);
+    if (n + strlen(key) + 2 < sizeof(ran))
+        snprintf(ran + n, sizeof(ran) - n, "%s ", key);
     gf_wq_done(wq, key, GF_WQ_OK, 0);
 }
 
@@ -39,6 +45,7 @@ static struct fx *fx_new(void)
 {
     static struct fx f;
     memset(&f, 0, sizeof(f));
+    ran[0] = '\0';
     f.live = gf_alloc_live();
     gf_clock_init_manual(&f.h.clk, 1000, 1700000000000);
     f.pm.name = "east";
@@ -297,6 +304,60 @@ static void test_namespace_opt_in_reaches_the_ledger(void **state)
     fx_free(f);
 }
 
+/* A held Workload at rv, as a write's answer or a watch event would
+ * bring it (held: spec.active false and the lease annotation). */
+static cJSON *wl_at(int rv, bool held)
+{
+    char j[1024];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"train\",\"namespace\":\"ml\","
+             "\"uid\":\"u-train\",\"resourceVersion\":\"%d\","
+             "\"creationTimestamp\":\"2026-01-01T00:00:00Z\"%s},"
+             "\"spec\":{\"active\":%s,\"queueName\":\"team-a\","
+             "\"podSets\":[{\"count\":1,\"name\":\"main\",\"template\":"
+             "{\"spec\":{\"containers\":[{\"name\":\"c\",\"resources\":"
+             "{\"requests\":{\"" GPU "\":\"2\"}}}]}}}]}}",
+             rv,
+             held ? ",\"annotations\":{\"gpufed.io/lease\":\"east-train-1\"}"
+                  : "",
+             held ? "false" : "true");
+    cJSON *o = cJSON_Parse(j);
+    assert_non_null(o);
+    return o;
+}
+
+/* The answer to the hold goes into the cache and the ledger at once, and
+ * wakes the lease, before the watch brings it; an older event still on
+ * its way does not take it back. */
+static void test_a_write_answer_is_seen_before_its_watch_event(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    cq(f, "team-a", 1, false);
+    lq(f, "ml", "team-a", "team-a", 1);
+    cJSON *v2 = wl_at(2, false), *v5 = wl_at(5, true), *v4 = wl_at(4, false);
+    assert_int_equal(gf_store_upsert(f->m->stores[GF__M_WL], v2), 0);
+    assert_int_equal(
+        gf_ledger_workload(f->h.ledger, "east", "ml", "train")->state,
+        GF_WL_PENDING);
+    gf__member_write_through(f->m, GF__M_WL, v5);
+    assert_int_equal(
+        gf_ledger_workload(f->h.ledger, "east", "ml", "train")->state,
+        GF_WL_INACTIVE);
+    gf_clock_advance(&f->h.clk, 0);
+    assert_non_null(strstr(ran, "lease/east-train-1 "));
+    /* Kueue's change at 4, before our hold at 5, arrives late. */
+    assert_int_equal(gf_store_upsert(f->m->stores[GF__M_WL], v4), 0);
+    assert_int_equal(
+        gf_ledger_workload(f->h.ledger, "east", "ml", "train")->state,
+        GF_WL_INACTIVE);
+    assert_true(gf__member_wl(f->m, "ml", "train")->lease != NULL);
+    cJSON_Delete(v2);
+    cJSON_Delete(v5);
+    cJSON_Delete(v4);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_arriving_queue_feeds_only_its_workloads),
         cmocka_unit_test(test_queues_that_go_or_change_refeed),
         cmocka_unit_test(test_namespace_opt_in_reaches_the_ledger),
+        cmocka_unit_test(test_a_write_answer_is_seen_before_its_watch_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
