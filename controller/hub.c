@@ -150,6 +150,7 @@ static void lease_mem_clear(struct gf_hub *h)
     gf_htab_iter_init(&it, &h->lease_mem);
     while (gf_htab_next(&it, NULL, NULL, &v)) {
         struct gf__lease_mem *m = v;
+        cJSON_Delete(m->origin_job);
         gf_free(m->name);
         gf_free(m);
     }
@@ -161,6 +162,7 @@ static void lease_mem_drop(struct gf_hub *h, const char *name)
 {
     struct gf__lease_mem *m = gf_htab_del_str(&h->lease_mem, name);
     if (m != NULL) {
+        cJSON_Delete(m->origin_job);
         gf_free(m->name);
         gf_free(m);
     }
@@ -380,6 +382,7 @@ static int enqueue_lease(void *data, const struct gf_store_entry *e)
 void gf__hub_on_lead(struct gf_hub *h)
 {
     lease_mem_clear(h);
+    gf__pass_abandon(h); /* a pass of an earlier term starts afresh */
     /* hb_sent := now for every member (the previous leader may have
      * renewed just before it stopped), then renew. */
     gf__heartbeat_resume(h);
@@ -610,6 +613,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
 static void finish_stop(struct gf_hub *h)
 {
     gf__heartbeat_free(h);
+    gf__pass_abandon(h);
     gf_wq_free(h->wq);
     gf_store_free(h->leases);
     gf_store_free(h->secrets);

@@ -39,6 +39,7 @@
 #include "kubeclient/request.h"
 #include "kubeclient/store.h"
 #include "policy/config.h"
+#include "policy/decide.h"
 #include "policy/ledger.h"
 
 struct gf_hub;
@@ -65,6 +66,11 @@ struct gf__member {
     struct gf_reflector *refl[GF__M_KINDS];
     /* Copy Workloads by their owner Job ("ns/job" -> Workload key). */
     struct gf_htab wl_by_job;
+    /* Workloads fed without a ClusterQueue (their LocalQueue, or its
+     * ClusterQueue, not seen yet), by "ns/queue" -> set of names: what
+     * an arriving queue feeds again. Empty in a settled cluster. */
+    struct gf_htab unresolved;
+    uint64_t n_fed;   /* Workloads fed into the ledger (tests, profiling) */
     unsigned closing; /* reflectors still closing */
     struct gf_timer defer;
     bool stopped;
@@ -93,6 +99,10 @@ struct gf__lease_mem {
     /* The lease's resourceVersion we last wrote over: until the cache
      * moves past it, a reconcile would act on what we already changed. */
     char stale_rv[32];
+    /* The origin Job, read beside the hold for the copy that follows
+     * (lease_reconcile.c); owned, NULL when none is wanted or held. */
+    bool job_wanted;
+    cJSON *origin_job;
 };
 
 /*
@@ -202,6 +212,13 @@ struct gf_hub {
     struct gf__hb *hb;        /* one per member (heartbeat.c) */
     struct gf_htab lease_mem; /* name -> struct gf__lease_mem */
     struct gf_htab starting;  /* origin "member/ns/name" being recorded */
+    /* The decision pass under way, one slice per loop turn (pass.c), with
+     * its time and the policy it began with; NULL between passes. */
+    struct gf_decide_pass *dpass;
+    int64_t dpass_now;
+    const struct gf_policy *dpass_policy;
+    size_t pass_budget; /* pending Workloads per slice; 0: the default */
+    bool heap_trimmed;  /* free heap pages returned after the first lists */
     unsigned inflight_writes;
     bool stopping;
     struct gf_timer drain; /* stop: waits for writes in flight */
@@ -219,6 +236,7 @@ struct gf_hub {
     unsigned crash_n;
     /* Counters for /metrics and the summary. */
     uint64_t n_passes, n_starts, n_writes, n_write_errors;
+    uint64_t n_pass_slices;
     /* Jobs that ran to their end twice (the blind window). */
     uint64_t n_double_completions;
 };
@@ -231,6 +249,15 @@ int gf__member_connect(struct gf__member *m, const char *kubeconfig, size_t len,
                        const char *secret_rv);
 /* Closes reflectors and frees; cb fires later from the loop. */
 void gf__member_close(struct gf__member *m, void (*cb)(void *data), void *data);
+/* The member's stores and their feed into the ledger, without
+ * reflectors (connect adds them; tests upsert into the stores). */
+void gf__member_stores_new(struct gf__member *m);
+/* A write's answer into the member's cache of kind k, when newer than
+ * what its watch has brought (gf_store_write_through): the handlers feed
+ * the ledger and wake the leases at once. obj is borrowed; NULL, or a
+ * member without stores, does nothing. */
+void gf__member_write_through(struct gf__member *m, enum gf__mkind k,
+                              const cJSON *obj);
 /* Every store listed and every reflector watching. */
 bool gf__member_synced(const struct gf__member *m);
 /*
@@ -298,8 +325,13 @@ void gf__hub_http_close(struct gf_hub *h, void (*cb)(void *), void *data);
  * gf_wq_done for key when its write (if any) has finished. */
 void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name);
 
-/* pass.c: one decision pass; calls gf_wq_done for "pass". */
+/* pass.c: one slice of a decision pass (at most pass_budget pending
+ * Workloads); calls gf_wq_done for "pass", requeued at once (the next
+ * loop turn) while the pass goes on. */
+#define GF__PASS_BUDGET 256
 void gf__pass_run(struct gf_hub *h);
+/* Drops the pass under way (leadership gained or lost, stop). */
+void gf__pass_abandon(struct gf_hub *h);
 /* The lease's name: origin member and Workload, a hash of the origin uid
  * and the epoch, at most 63 characters (controller/copy.h's rule). */
 int gf__lease_name(const char *member, const char *wl, const char *uid,

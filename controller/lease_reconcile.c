@@ -226,9 +226,12 @@ static void phase_patched(void *data, const struct gf_kube_result *res)
     struct wctx *c = data;
     if (res->err == 0) {
         struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
-        /* The cache still shows the version we wrote over: wait for the
-         * watch instead of writing the same transition twice. */
+        /* Unless the answer moves the cache past the version we wrote
+         * over, wait for the watch instead of writing the same transition
+         * twice. */
         snprintf(mem->stale_rv, sizeof(mem->stale_rv), "%s", c->lease_rv);
+        if (res->json != NULL)
+            gf_store_write_through(c->h->leases, res->json);
         struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
         GF_LOG(&lc, GF_LOG_INFO, "lease phase", "phase=%s reason=%s rule=%s",
                gf_lease_phase_name(c->step.phase),
@@ -287,15 +290,13 @@ static void set_phase(struct wctx *c)
 
 /* --- hold-origin -------------------------------------------------------- */
 
-static void hold_job_done(void *data, const struct gf_kube_result *res)
+static void placement_done(void *data, const struct gf_kube_result *res)
 {
     /* The Job's placement annotation is for people; the Workload's hold
-     * is what counts, and it is done. */
+     * is what counts. */
     (void)res;
-    struct wctx *c = data;
-    c->wrote = true;
-    emit_event(c);
-    finish(c, GF_WQ_OK, 0);
+    struct gf_hub *h = data;
+    h->inflight_writes--;
 }
 
 static void hold_done(void *data, const struct gf_kube_result *res)
@@ -309,6 +310,13 @@ static void hold_done(void *data, const struct gf_kube_result *res)
         return;
     }
     c->wrote = true;
+    /* The held Workload as the server answered (the resourceVersion
+     * precondition made it the version we saw, plus our hold): the next
+     * step (the copy) is taken on it without waiting for the watch. */
+    gf__member_write_through(gf__hub_member(c->h, c->l.origin_member), GF__M_WL,
+                             res->json);
+    /* The placement on the Job goes out beside the next step rather than
+     * before it: nothing waits for it. */
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
     char body[256];
     snprintf(body, sizeof(body),
@@ -317,15 +325,78 @@ static void hold_done(void *data, const struct gf_kube_result *res)
              c->l.lender_member);
     struct gf_kube_resource r = resource("jobs.batch");
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    if (cl == NULL || c->origin_job[0] == '\0' ||
+    if (cl != NULL && c->origin_job[0] != '\0' &&
         gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job, &po, body,
-                      strlen(body), hold_job_done, c, NULL) != 0)
-        finish(c, GF_WQ_OK, 0);
+                      strlen(body), placement_done, c->h, NULL) == 0) {
+        c->h->inflight_writes++;
+        c->h->n_writes++;
+    }
+    emit_event(c);
+    finish(c, GF_WQ_OK, 0);
+}
+
+/* The origin Job read beside the hold: the copy is built from it, and
+ * reading it after the hold would put one more round trip between the
+ * hold and the copy. Reading before the hold is as good as after: the
+ * hold's precondition is on the Workload, and the Job's template is the
+ * submitter's either way. */
+struct job_read {
+    struct gf_hub *h;
+    char lease[64];
+};
+
+static void job_read_done(void *data, const struct gf_kube_result *res)
+{
+    struct job_read *jr = data;
+    struct gf_hub *h = jr->h;
+    h->inflight_writes--;
+    struct gf__lease_mem *mem = gf_htab_get_str(&h->lease_mem, jr->lease);
+    if (res->err == 0 && res->json != NULL && mem != NULL && mem->job_wanted) {
+        cJSON_Delete(mem->origin_job);
+        mem->origin_job = cJSON_Duplicate(res->json, true);
+    }
+    gf_free(jr);
+}
+
+static void read_job_ahead(struct wctx *c, struct gf_kube_client *cl)
+{
+    if (cl == NULL || c->origin_job[0] == '\0')
+        return;
+    struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    struct job_read *jr = gf_calloc(1, sizeof(*jr));
+    jr->h = c->h;
+    snprintf(jr->lease, sizeof(jr->lease), "%s", c->lease);
+    struct gf_kube_resource r = resource("jobs.batch");
+    if (gf_kube_get(cl, &r, c->l.origin_namespace, c->origin_job, job_read_done,
+                    jr, NULL) != 0) {
+        gf_free(jr);
+        return;
+    }
+    mem->job_wanted = true;
+    c->h->inflight_writes++;
+}
+
+/* The Job read ahead, if it is the one wanted now (else NULL); the
+ * caller takes it. No read is wanted after this. */
+static cJSON *job_read_ahead(struct wctx *c)
+{
+    struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    cJSON *j = mem->origin_job;
+    mem->origin_job = NULL;
+    mem->job_wanted = false;
+    const char *uid = gf_json_str(j, "metadata.uid");
+    if (j != NULL && (uid == NULL || (c->origin_job_uid[0] != '\0' &&
+                                      strcmp(uid, c->origin_job_uid) != 0))) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
 }
 
 static void hold(struct wctx *c)
 {
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
+    read_job_ahead(c, cl);
     char *body = gf_copy_hold_patch(c->origin_rv, c->lease, c->l.lender_member);
     struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
@@ -358,6 +429,15 @@ static void create_stage_done(void *data, const struct gf_kube_result *res)
     struct wctx *c = data;
     if (c->stage == 100 && res->err == 0)
         c->wrote = true;
+    if (res->err == 0) {
+        /* What we created, in the lender's cache at once: the overflow
+         * queues (the next lease's copy needs no second create) and the
+         * copy (its admission is bound on the next reconcile). */
+        static const enum gf__mkind kinds[] = {GF__M_CQ, GF__M_LQ};
+        gf__member_write_through(gf__hub_member(c->h, c->l.lender_member),
+                                 c->stage < 2 ? kinds[c->stage] : GF__M_JOB,
+                                 res->json);
+    }
     if (c->stage == 100 && res->err == GF_EEXIST) {
         /* Adopted: a create repeated from a cache that had not seen the
          * first one yet. The first one had its Event. */
@@ -464,17 +544,11 @@ static bool allow_host_access(const struct gf_hub *h, const char *group)
     return g >= 0 && h->policy->groups[g].allow_host_access;
 }
 
-static void origin_job_got(void *data, const struct gf_kube_result *res)
+static void build_copy(struct wctx *c, const cJSON *job)
 {
-    struct wctx *c = data;
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
-        return;
-    }
     /* gpufed.io/origin-uid names the submitter's Job (what a user and a
      * checker find copies by), not its Workload. */
-    const char *job_uid = gf_json_str(res->json, "metadata.uid");
+    const char *job_uid = gf_json_str(job, "metadata.uid");
     struct gf_copy_spec s = {
         .name = c->copy,
         .namespace = c->lender_ns,
@@ -488,7 +562,7 @@ static void origin_job_got(void *data, const struct gf_kube_result *res)
     };
     cJSON *copy = NULL;
     char why[160];
-    int rc = gf_copy_job_build(res->json, &s, &copy, why, sizeof(why));
+    int rc = gf_copy_job_build(job, &s, &copy, why, sizeof(why));
     if (rc != 0) {
         refuse(c, why);
         return;
@@ -504,6 +578,17 @@ static void origin_job_got(void *data, const struct gf_kube_result *res)
     cJSON_free(body);
     if (rc != 0)
         finish(c, GF_WQ_ERROR, 0);
+}
+
+static void origin_job_got(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    build_copy(c, res->json);
 }
 
 static void create_step(struct wctx *c)
@@ -534,10 +619,21 @@ static void create_step(struct wctx *c)
                             create_stage_done, c, NULL);
     } else if (c->stage < 100) {
         c->stage = 2;
+        cJSON *job = job_read_ahead(c);
+        if (job != NULL) {
+            build_copy(c, job);
+            cJSON_Delete(job);
+            return;
+        }
         struct gf_kube_resource r = resource("jobs.batch");
         rc = gf_kube_get(om->client, &r, c->l.origin_namespace, c->origin_job,
                          origin_job_got, c, NULL);
     } else {
+        struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+        GF_LOG(&lc, GF_LOG_INFO, "copy created",
+               "origin=%s/%s/%s lender=%s copy=%s/%s", c->l.origin_member,
+               c->l.origin_namespace, c->l.origin_name, c->l.lender_member,
+               c->lender_ns, c->copy);
         emit_event(c);
         finish(c, GF_WQ_OK, 0);
         return;

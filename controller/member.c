@@ -85,6 +85,13 @@ const struct gf_obs_workload *gf__member_job_wl(const struct gf__member *m,
     return e != NULL ? e->proj : NULL;
 }
 
+void gf__member_write_through(struct gf__member *m, enum gf__mkind k,
+                              const cJSON *obj)
+{
+    if (m != NULL && m->stores[k] != NULL && obj != NULL)
+        gf_store_write_through(m->stores[k], obj);
+}
+
 bool gf__member_synced(const struct gf__member *m)
 {
     for (int k = 0; k < GF__M_KINDS; k++) {
@@ -112,10 +119,60 @@ static const struct gf_obs_cq *wl_cq(const struct gf__member *m,
                : NULL;
 }
 
+/* "ns/queue", the unresolved index's key. */
+static void queue_key(char *key, size_t cap, const char *ns, const char *q)
+{
+    snprintf(key, cap, "%s/%s", ns, q);
+}
+
+/* Adds a Workload to, or removes it from, those waiting for queue q. */
+static void unresolved_put(struct gf__member *m, const char *ns, const char *q,
+                           const char *name, bool on)
+{
+    char key[600];
+    queue_key(key, sizeof(key), ns, q);
+    struct gf_htab *set = gf_htab_get_str(&m->unresolved, key);
+    if (on) {
+        if (set == NULL) {
+            set = gf_calloc(1, sizeof(*set));
+            gf_htab_init(set, GF_HTAB_OWN_KEYS);
+            gf_htab_put_str(&m->unresolved, key, set);
+        }
+        gf_htab_put_str(set, name, set);
+    } else if (set != NULL && gf_htab_del_str(set, name) != NULL &&
+               gf_htab_len(set) == 0) {
+        gf_htab_del_str(&m->unresolved, key);
+        gf_htab_free(set);
+        gf_free(set);
+    }
+}
+
+static void unresolved_set(struct gf__member *m,
+                           const struct gf_obs_workload *w, bool on)
+{
+    if (w->local_queue != NULL)
+        unresolved_put(m, w->ns, w->local_queue, w->name, on);
+}
+
+static void unresolved_clear(struct gf__member *m)
+{
+    struct gf_htab_iter it;
+    void *v;
+    gf_htab_iter_init(&it, &m->unresolved);
+    while (gf_htab_next(&it, NULL, NULL, &v)) {
+        gf_htab_free(v);
+        gf_free(v);
+    }
+    gf_htab_free(&m->unresolved);
+    gf_htab_init(&m->unresolved, GF_HTAB_OWN_KEYS);
+}
+
 static void feed_wl(struct gf__member *m, const struct gf_obs_workload *w)
 {
     struct gf_hub *h = m->hub;
     const struct gf_obs_cq *cq = wl_cq(m, w);
+    m->n_fed++;
+    unresolved_set(m, w, cq == NULL);
     /* Copies run in gpufed's own overflow queues: their quota is the
      * lease's, already counted against the lender. */
     if (cq != NULL && cq->managed_by_gpufed) {
@@ -171,14 +228,93 @@ static int refeed_one(void *data, const struct gf_store_entry *e)
     return 0;
 }
 
-/* A Workload's ClusterQueue comes through its LocalQueue, and the kinds
- * are listed in no particular order: when a LocalQueue or ClusterQueue
- * appears or changes, every Workload is fed again. They change rarely;
- * Workloads change all the time. */
+/* Every Workload again: when a queue that Workloads already resolved
+ * through goes away or points elsewhere, which is rare (Kueue makes a
+ * LocalQueue's clusterQueue immutable). */
 static void refeed_all(struct gf__member *m)
 {
     if (m->stores[GF__M_WL] != NULL)
         gf_store_foreach(m->stores[GF__M_WL], refeed_one, m);
+}
+
+/*
+ * The Workloads of ns/queue that were fed without a ClusterQueue, again:
+ * a Workload's ClusterQueue comes through its LocalQueue, and one
+ * member's kinds list in no particular order, so at a cold start a
+ * Workload often arrives before its queues. Only those are fed again:
+ * queues' status changes with every admission, and feeding every
+ * Workload each time would cost O(Workloads) per change.
+ */
+static void refeed_queue(struct gf__member *m, const char *ns, const char *q)
+{
+    char key[600];
+    queue_key(key, sizeof(key), ns, q);
+    struct gf_htab *set = gf_htab_get_str(&m->unresolved, key);
+    if (set == NULL)
+        return;
+    /* feed_wl edits the set: walk a copy of its names. */
+    size_t n = gf_htab_len(set), i = 0;
+    char **names = gf_calloc(n, sizeof(*names));
+    struct gf_htab_iter it;
+    const char *k;
+    gf_htab_iter_init(&it, set);
+    while (i < n && gf_htab_next(&it, &k, NULL, NULL))
+        names[i++] = gf_strdup(k);
+    gf_htab_iter_end(&it);
+    for (i = 0; i < n; i++) {
+        const struct gf_obs_workload *w = gf__member_wl(m, ns, names[i]);
+        if (w != NULL)
+            feed_wl(m, w);
+        else
+            unresolved_put(m, ns, q, names[i], false);
+        gf_free(names[i]);
+    }
+    gf_free(names);
+}
+
+struct cq_arrived {
+    struct gf__member *m;
+    const char *cq;
+};
+
+static int refeed_lq_of_cq(void *data, const struct gf_store_entry *e)
+{
+    const struct cq_arrived *c = data;
+    const struct gf_obs_lq *lq = e->proj;
+    if (lq->cluster_queue != NULL && strcmp(lq->cluster_queue, c->cq) == 0)
+        refeed_queue(c->m, lq->ns, lq->name);
+    return 0;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* What a ClusterQueue change means for the Workloads: one that arrives
+ * resolves those waiting behind its LocalQueues; one that goes, or
+ * becomes gpufed's own or stops being, changes how its Workloads count.
+ * Quota and status changes reach the ledger through cq_set alone. */
+static void cq_changed(struct gf__member *m, const struct gf_obs_cq *old,
+                       const struct gf_obs_cq *cur)
+{
+    if (old == NULL && cur != NULL) {
+        struct cq_arrived c = {.m = m, .cq = cur->name};
+        if (m->stores[GF__M_LQ] != NULL && gf_htab_len(&m->unresolved) > 0)
+            gf_store_foreach(m->stores[GF__M_LQ], refeed_lq_of_cq, &c);
+    } else if (cur == NULL ||
+               old->managed_by_gpufed != cur->managed_by_gpufed) {
+        refeed_all(m);
+    }
+}
+
+static void lq_changed(struct gf__member *m, const struct gf_obs_lq *old,
+                       const struct gf_obs_lq *cur)
+{
+    if (old == NULL && cur != NULL)
+        refeed_queue(m, cur->ns, cur->name);
+    else if (cur == NULL || !str_eq(old->cluster_queue, cur->cluster_queue))
+        refeed_all(m);
 }
 
 /* Which kind a store is, from the handler data. */
@@ -187,55 +323,79 @@ struct feed_ctx {
     enum gf__mkind kind;
 };
 
+/* Each kind's change, with old or cur NULL for an add or a delete. */
+static void cq_event(struct gf__member *m, const struct gf_obs_cq *old,
+                     const struct gf_obs_cq *cur)
+{
+    struct gf_ledger *l = m->hub->ledger;
+    if (cur != NULL)
+        gf_ledger_cq_set(l, m->name, cur->name, cur->quotas, cur->n_quotas);
+    else
+        gf_ledger_cq_delete(l, m->name, old->name);
+    cq_changed(m, old, cur);
+}
+
+static void wl_event(struct gf__member *m, const struct gf_obs_workload *old,
+                     const struct gf_obs_workload *cur)
+{
+    if (old != NULL) {
+        index_owner(m, old, false);
+        unresolved_set(m, old, false);
+    }
+    if (cur != NULL) {
+        index_owner(m, cur, true);
+        feed_wl(m, cur);
+        wake_leases_of_wl(m, cur);
+    } else {
+        gf_ledger_workload_delete(m->hub->ledger, m->name, old->ns, old->name);
+        wake_leases_of_wl(m, old);
+    }
+}
+
+static void job_event(struct gf__member *m, const struct gf_obs_job *j)
+{
+    if (j->lease != NULL)
+        gf__hub_enqueue_lease(m->hub, j->lease);
+    /* An origin Job: its Workload's lease, if it has one. */
+    const struct gf_obs_workload *w = gf__member_job_wl(m, j->ns, j->name);
+    if (w != NULL && w->lease != NULL)
+        gf__hub_enqueue_lease(m->hub, w->lease);
+}
+
+/* decide picks only lenders whose namespace has opted in. */
+static void ns_event(struct gf__member *m, const struct gf_obs_ns *ns,
+                     bool present)
+{
+    gf_ledger_ns_set(m->hub->ledger, m->name, ns->name,
+                     present && ns->accept_overflow);
+}
+
 static void on_change(struct feed_ctx *c, const struct gf_store_entry *old,
                       const struct gf_store_entry *cur)
 {
     struct gf__member *m = c->m;
-    struct gf_hub *h = m->hub;
+    const void *o = old != NULL ? old->proj : NULL;
+    const void *n = cur != NULL ? cur->proj : NULL;
     switch (c->kind) {
-    case GF__M_CQ: {
-        if (cur != NULL) {
-            const struct gf_obs_cq *q = cur->proj;
-            gf_ledger_cq_set(h->ledger, m->name, q->name, q->quotas,
-                             q->n_quotas);
-        } else {
-            gf_ledger_cq_delete(h->ledger, m->name,
-                                ((const struct gf_obs_cq *)old->proj)->name);
-        }
-        refeed_all(m);
+    case GF__M_CQ:
+        cq_event(m, o, n);
         break;
-    }
     case GF__M_WL:
-        if (old != NULL)
-            index_owner(m, old->proj, false);
-        if (cur != NULL) {
-            index_owner(m, cur->proj, true);
-            feed_wl(m, cur->proj);
-            wake_leases_of_wl(m, cur->proj);
-        } else {
-            const struct gf_obs_workload *w = old->proj;
-            gf_ledger_workload_delete(h->ledger, m->name, w->ns, w->name);
-            wake_leases_of_wl(m, w);
-        }
+        wl_event(m, o, n);
         break;
-    case GF__M_JOB: {
-        const struct gf_obs_job *j = (cur != NULL ? cur : old)->proj;
-        if (j->lease != NULL)
-            gf__hub_enqueue_lease(h, j->lease);
-        /* An origin Job: its Workload's lease, if it has one. */
-        const struct gf_obs_workload *w = gf__member_job_wl(m, j->ns, j->name);
-        if (w != NULL && w->lease != NULL)
-            gf__hub_enqueue_lease(h, w->lease);
+    case GF__M_JOB:
+        job_event(m, n != NULL ? n : o);
         break;
-    }
     case GF__M_LQ:
-        refeed_all(m);
+        lq_changed(m, o, n);
         break;
     case GF__M_NS:
+        ns_event(m, n != NULL ? n : o, n != NULL);
+        break;
     case GF__M_KINDS:
         break;
     }
-    gf__hub_kick_pass(h);
+    gf__hub_kick_pass(m->hub);
 }
 
 static void on_add(void *data, const struct gf_store_entry *e)
@@ -269,6 +429,7 @@ int gf__member_new(struct gf_hub *h, size_t index, struct gf__member **out)
     m->name = gf_strdup(h->policy->members[index].name);
     m->lc = (struct gf_log_ctx){.comp = "member", .cluster = m->name};
     gf_htab_init(&m->wl_by_job, GF_HTAB_OWN_KEYS);
+    gf_htab_init(&m->unresolved, GF_HTAB_OWN_KEYS);
     gf_timer_init(&h->clk, &m->defer);
     m->defer.data = m;
     *out = m;
@@ -291,7 +452,7 @@ static const gf_store_free_fn frees[GF__M_KINDS] = {
     [GF__M_NS] = gf_obs_ns_free,
 };
 
-static int start_kind(struct gf__member *m, enum gf__mkind k)
+static struct gf_store *store_new(struct gf__member *m, enum gf__mkind k)
 {
     struct feed_ctx *c = &extra(m)->ctx[k];
     c->m = m;
@@ -307,7 +468,30 @@ static int start_kind(struct gf__member *m, enum gf__mkind k)
         .project_data = m->hub->resource,
         .handlers = &hs,
     };
-    m->stores[k] = gf_store_new(&so);
+    return gf_store_new(&so);
+}
+
+void gf__member_stores_new(struct gf__member *m)
+{
+    for (int k = 0; k < GF__M_KINDS; k++)
+        if (m->stores[k] == NULL)
+            m->stores[k] = store_new(m, (enum gf__mkind)k);
+}
+
+static void stores_free(struct gf__member *m)
+{
+    for (int k = 0; k < GF__M_KINDS; k++) {
+        gf_store_free(m->stores[k]);
+        m->stores[k] = NULL;
+    }
+    /* The next stores list everything again and resolve it afresh. */
+    unresolved_clear(m);
+}
+
+static int start_kind(struct gf__member *m, enum gf__mkind k)
+{
+    if (m->stores[k] == NULL)
+        m->stores[k] = store_new(m, k);
     /*
      * The reflectors keep client-go's backoff (0.8 s doubling to a 30 s
      * cap). A lower cap for member watches would shorten how long a member
@@ -356,6 +540,8 @@ static void member_free(struct gf__member *m)
     while (gf_htab_next(&it, NULL, NULL, &v))
         gf_free(v);
     gf_htab_free(&m->wl_by_job);
+    stores_free(m);
+    gf_htab_free(&m->unresolved);
     gf_timer_stop(&m->defer);
     gf_free(m->secret_rv);
     gf_free(m->name);
@@ -369,10 +555,7 @@ static void on_refl_closed(void *data)
     struct gf__member *m = data;
     if (--m->closing > 0)
         return;
-    for (int k = 0; k < GF__M_KINDS; k++) {
-        gf_store_free(m->stores[k]);
-        m->stores[k] = NULL;
-    }
+    stores_free(m);
     gf_kube_client_free(m->client);
     m->client = NULL;
     if (m->stopped) {

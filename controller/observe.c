@@ -405,6 +405,43 @@ static int read_wl_status(const cJSON *obj, const char *res,
     return res != NULL ? admitted_flavor(st, res, &w->flavor) : 0;
 }
 
+static size_t len0(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static void pack_str(char **field, char **at)
+{
+    if (*field == NULL)
+        return;
+    size_t n = strlen(*field) + 1;
+    memcpy(*at, *field, n);
+    *field = *at;
+    *at += n;
+}
+
+/* w with its strings in one block; w's own pieces are freed. The hub
+ * keeps one per tracked Workload: nine small blocks cost more in
+ * allocator headers than the strings themselves. */
+static struct gf_obs_workload *pack_workload(struct gf_obs_workload *w)
+{
+    size_t n = len0(w->ns) + len0(w->name) + len0(w->uid) +
+               len0(w->local_queue) + len0(w->owner_kind) +
+               len0(w->owner_name) + len0(w->owner_uid) + len0(w->flavor) +
+               len0(w->lease);
+    struct gf_obs_workload *p = gf_malloc(sizeof(*p) + n);
+    *p = *w;
+    char *at = (char *)(p + 1);
+    char **fields[] = {&p->ns,          &p->name,       &p->uid,
+                       &p->local_queue, &p->owner_kind, &p->owner_name,
+                       &p->owner_uid,   &p->flavor,     &p->lease};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        pack_str(fields[i], &at);
+    p->packed = true;
+    gf_obs_workload_free(w);
+    return p;
+}
+
 int gf_obs_workload_project(void *data, const cJSON *obj, void **out)
 {
     const char *res = data;
@@ -432,7 +469,7 @@ int gf_obs_workload_project(void *data, const cJSON *obj, void **out)
         goto fail;
     if ((rc = read_wl_status(obj, res, w)) != 0)
         goto fail;
-    *out = w;
+    *out = pack_workload(w);
     return 0;
 fail:
     gf_obs_workload_free(w);
@@ -444,6 +481,10 @@ void gf_obs_workload_free(void *p)
     struct gf_obs_workload *w = p;
     if (w == NULL)
         return;
+    if (w->packed) {
+        gf_free(w);
+        return;
+    }
     gf_free(w->ns);
     gf_free(w->name);
     gf_free(w->uid);

@@ -82,6 +82,9 @@ struct gf_obs_workload {
      * overflowAfter counts from there and not from its creation.
      */
     int64_t pending_since_ms;
+    /* The strings live in the struct's own block (what the projection
+     * returns: one allocation per tracked Workload, not ten). */
+    bool packed;
 };
 
 /* A ClusterQueue, projected. */

@@ -13,6 +13,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +56,11 @@ static void start_done(void *data, const struct gf_kube_result *res)
         /* Write-through: the next pass sees the lease before the watch
          * delivers it, so it never starts a second one (S1). */
         gf_ledger_lease_set(h->ledger, &c->l);
+        /* And the lease's reconcile sees it now (the server's answer, in
+         * the cache if the watch has not brought it yet): the hold
+         * follows the record without waiting for the watch. */
+        if (res->err == 0 && res->json != NULL)
+            gf_store_write_through(h->leases, res->json);
         gf__hub_enqueue_lease(h, c->l.name);
         h->n_starts += res->err == 0;
         if (res->err == 0)
@@ -76,8 +84,9 @@ static void start_done(void *data, const struct gf_kube_result *res)
 }
 
 /* A lender namespace that has not opted in would refuse the copy every
- * time: do not record a lease that can only fail. (decide does not see
- * namespaces; the cost is that such a Workload waits at home.) */
+ * time: do not record a lease that can only fail. decide already skips
+ * such lenders (the ledger has the opt-ins); this is the last look at
+ * the cache before the write. */
 static bool lender_accepts(const struct gf_hub *h, const struct gf_action *a)
 {
     const struct gf__member *m = gf__hub_member(h, a->lender);
@@ -376,27 +385,97 @@ static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
     return (uint64_t)(due - now) + 1;
 }
 
-void gf__pass_run(struct gf_hub *h)
+void gf__pass_abandon(struct gf_hub *h)
+{
+    gf_decide_pass_free(h->dpass);
+    h->dpass = NULL;
+    h->dpass_policy = NULL;
+}
+
+static void act_all(struct gf_hub *h, const struct gf_actions *acts)
+{
+    /* A lease is recorded with the time it is written, not the time its
+     * pass began. */
+    int64_t now = wall(h);
+    for (size_t i = 0; i < acts->n; i++)
+        act(h, &acts->v[i], now);
+}
+
+/* A new pass: orphans, then decide's lease upkeep and reclaim, whose
+ * commands replace the last pass's. */
+static int pass_begin(struct gf_hub *h, int64_t now)
 {
     h->n_passes++;
+    resolve_orphans(h);
+    struct gf_actions acts = {0};
+    int rc = gf_decide_begin(h->ledger, h->policy, now, &acts, &h->dpass);
+    if (rc == 0) {
+        h->dpass_now = now;
+        h->dpass_policy = h->policy;
+        clear_cmds(h, &acts);
+        act_all(h, &acts);
+    }
+    gf_actions_free(&acts);
+    return rc;
+}
+
+/*
+ * One slice of the pass: at most pass_budget pending Workloads considered
+ * for START, then the key is requeued for the next loop turn, so that
+ * watches, write answers and timers run between slices (a cold pass over
+ * 33k pending Workloads takes seconds of decide). The pass's time is the
+ * time it began; the gate is checked at every slice, and a pass whose
+ * policy was reloaded begins anew.
+ */
+void gf__pass_run(struct gf_hub *h)
+{
     int64_t now = wall(h);
     bool ready = refresh_members(h, now) && gf_store_has_synced(h->leases);
     if (!ready) {
         /* The gate: nothing is decided on a partial view. */
+        gf__pass_abandon(h);
         gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, h->pass_period_ms);
         return;
     }
-    resolve_orphans(h);
-    struct gf_actions acts = {0};
-    int rc = gf_decide(h->ledger, h->policy, now, &acts);
-    if (rc != 0) {
-        GF_LOG(&h->lc, GF_LOG_ERROR, "decide failed", "err=%s",
-               gf_strerror(rc));
-    } else {
-        clear_cmds(h, &acts);
-        for (size_t i = 0; i < acts.n; i++)
-            act(h, &acts.v[i], now);
+    if (!h->heap_trimmed) {
+        /* The first lists went through megabytes of JSON, freed in an
+         * order that leaves the heap fragmented: give the free pages back
+         * once, so that what stays resident is what is tracked. */
+        h->heap_trimmed = true;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
     }
+    if (h->dpass != NULL && h->dpass_policy != h->policy)
+        gf__pass_abandon(h);
+    if (h->dpass == NULL) {
+        int rc = pass_begin(h, now);
+        if (rc != 0) {
+            GF_LOG(&h->lc, GF_LOG_ERROR, "decide failed", "err=%s",
+                   gf_strerror(rc));
+            gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, h->pass_period_ms);
+            return;
+        }
+    }
+    struct gf_actions acts = {0};
+    size_t budget = h->pass_budget != 0 ? h->pass_budget : GF__PASS_BUDGET;
+    int done = gf_decide_step(h->dpass, h->ledger, h->policy, budget, &acts);
+    h->n_pass_slices++;
+    act_all(h, &acts);
     gf_actions_free(&acts);
-    gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, next_pass_ms(h, now));
+    if (!done) {
+        /* 1 ms, not 0: a delayed key goes back through the loop's timers,
+         * where a ready one could run again in the same dispatch batch. */
+        gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER, 1);
+        return;
+    }
+    /* The next pass is due at an instant reckoned from this pass's time
+     * (a Workload that became eligible while the slices ran is due at
+     * once). */
+    int64_t began = h->dpass_now;
+    gf__pass_abandon(h);
+    int64_t at = began + (int64_t)next_pass_ms(h, began);
+    int64_t later = wall(h);
+    gf_wq_done(h->wq, "pass", GF_WQ_REQUEUE_AFTER,
+               at > later ? (uint64_t)(at - later) : 1);
 }

@@ -24,14 +24,21 @@ struct entry {
     gf_store_free_fn free_proj;
     /* Generation of the last upsert while the entry was in its store:
      * bookkeeping of the store, never read through pub. */
-    uint64_t mark;
+    uint32_t mark;
+    /* Applied from a write's answer (gf_store_write_through), not yet
+     * overtaken by the watch. */
+    bool written;
     char strs[]; /* key, ns, name, rv, uid */
 };
 
 struct gf_store {
     struct gf_htab map; /* key -> struct entry; keys borrowed from it */
-    uint64_t gen;
+    uint32_t gen;
     bool synced;
+    /* The highest resourceVersion the list and watch have delivered: the
+     * stream is in resourceVersion order, so every change up to it has
+     * been applied. */
+    uint64_t seen_rv;
     gf_store_project_fn project;
     gf_store_free_fn free_proj;
     void *project_data;
@@ -149,7 +156,31 @@ static void remove_entry(struct gf_store *s, struct entry *e)
     gf_store_entry_unref(&e->pub);
 }
 
-static int upsert(struct gf_store *s, const cJSON *obj)
+/* A resourceVersion as a number, 0 when it is not one. Kubernetes calls
+ * them opaque, yet they are etcd revisions, ordered within a cluster;
+ * client-go's mutation cache compares them the same way. Only
+ * write-through relies on the order, and it does nothing on 0. */
+static uint64_t rv_num(const char *rv)
+{
+    uint64_t n = 0;
+    if (rv == NULL || *rv == '\0' || strlen(rv) > 19)
+        return 0;
+    for (const char *p = rv; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return 0;
+        n = n * 10 + (uint64_t)(*p - '0');
+    }
+    return n;
+}
+
+static void saw_rv(struct gf_store *s, const cJSON *obj)
+{
+    uint64_t n = rv_num(gf_json_str(obj, "metadata.resourceVersion"));
+    if (n > s->seen_rv)
+        s->seen_rv = n;
+}
+
+static int upsert(struct gf_store *s, const cJSON *obj, bool written)
 {
     const char *ns, *name;
     if (obj_key(obj, &ns, &name) != 0)
@@ -166,6 +197,14 @@ static int upsert(struct gf_store *s, const cJSON *obj)
         n->mark = s->gen; /* unchanged since we last saw it */
         return 0;
     }
+    uint64_t rvn = rv_num(rv);
+    if (n != NULL && n->written && strcmp(n->pub.uid, uid) == 0 && rvn != 0 &&
+        rvn < rv_num(n->pub.rv)) {
+        /* The watch is still behind a version we wrote ourselves: keep
+         * ours (it brings it, or a later one, next). */
+        n->mark = s->gen;
+        return 0;
+    }
     void *proj = NULL;
     int rc = s->project != NULL ? s->project(s->project_data, obj, &proj) : 0;
     if (rc != 0) {
@@ -180,6 +219,7 @@ static int upsert(struct gf_store *s, const cJSON *obj)
     }
     struct entry *e = entry_new(s, key, ns, name, rv, uid, proj);
     e->mark = s->gen;
+    e->written = written;
     /* The map takes e's copy of the key along with e. */
     gf_htab_put_str(&s->map, e->pub.key, e);
     if (n != NULL) {
@@ -197,11 +237,33 @@ static int upsert(struct gf_store *s, const cJSON *obj)
 
 int gf_store_upsert(struct gf_store *s, const cJSON *obj)
 {
-    return upsert(s, obj);
+    saw_rv(s, obj);
+    return upsert(s, obj, false);
+}
+
+int gf_store_write_through(struct gf_store *s, const cJSON *obj)
+{
+    const char *rv = gf_json_str(obj, "metadata.resourceVersion");
+    uint64_t n = rv_num(rv);
+    if (n == 0 || n <= s->seen_rv)
+        return 1; /* the watch has delivered it, or something newer */
+    const char *ns, *name;
+    if (obj_key(obj, &ns, &name) != 0)
+        return -EINVAL;
+    char key[512];
+    make_key(key, sizeof(key), ns, name);
+    const struct entry *e = gf_htab_get_str(&s->map, key);
+    if (e != NULL && rv_num(e->pub.rv) >= n)
+        return 1;
+    int rc = upsert(s, obj, true);
+    if (rc == 0)
+        s->stats.written++;
+    return rc;
 }
 
 int gf_store_remove(struct gf_store *s, const cJSON *obj)
 {
+    saw_rv(s, obj);
     const char *ns, *name;
     if (obj_key(obj, &ns, &name) != 0)
         return -EINVAL;
@@ -220,7 +282,8 @@ void gf_store_replace_begin(struct gf_store *s)
 
 int gf_store_replace_add(struct gf_store *s, const cJSON *obj)
 {
-    return upsert(s, obj);
+    saw_rv(s, obj);
+    return upsert(s, obj, false);
 }
 
 void gf_store_replace_end(struct gf_store *s)

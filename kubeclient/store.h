@@ -76,6 +76,21 @@ int gf_store_upsert(struct gf_store *s, const cJSON *obj);
 int gf_store_remove(struct gf_store *s, const cJSON *obj);
 
 /*
+ * Write-through (client-go's mutation cache): obj is what the API server
+ * answered to one of our own writes (a create, update or patch). It is
+ * applied, with the handlers, only when it is newer than everything the
+ * list and watch have delivered (its resourceVersion above the highest
+ * they brought, and above the cached object's), so the cache only ever
+ * moves forward through versions the server really had; the watch event
+ * for the same version is then a no-op, and a watch event older than it
+ * (someone else's change before ours, still on its way) does not take
+ * the object back. A writer reconciles on the result at once instead of
+ * waiting for its watch. Returns 0 (applied), 1 (not newer: nothing
+ * done), or an error as gf_store_upsert.
+ */
+int gf_store_write_through(struct gf_store *s, const cJSON *obj);
+
+/*
  * Replacing the whole content after a LIST: begin, upsert every listed
  * object, end. gf_store_replace_end() deletes (with on_delete) every key
  * not upserted since begin and marks the store synced.
@@ -105,6 +120,7 @@ bool gf_store_has_synced(const struct gf_store *s);
 
 struct gf_store_stats {
     uint64_t adds, updates, deletes, skipped, proj_errors;
+    uint64_t written; /* write-throughs applied */
 };
 void gf_store_stats(const struct gf_store *s, struct gf_store_stats *out);
 

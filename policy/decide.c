@@ -21,12 +21,37 @@
 
 #define MAX_CLASSES 64
 
+/* A group queue's ledger records, looked up once per pass: the ledger
+ * never frees members or ClusterQueues, so the pointers hold across the
+ * slices of a pass (a record not there yet is looked up again). */
+struct qres {
+    const struct gf_ledger_member *lm;
+    const struct gf_ledger_cq *lq;
+};
+
 struct pass {
     const struct gf_ledger *l;
     const struct gf_policy *p;
     int64_t now;
     struct gf_htab taken; /* key -> int64_t* GPUs promised this pass */
+    /* Per group, its queues' records (qc + qoff[g] + i); NULL: no cache
+     * (a one-Workload decision). */
+    struct qres *qc;
+    size_t *qoff;
 };
+
+/* A pass's queue cache, for every queue of every group. */
+static void qcache_init(struct pass *ps)
+{
+    const struct gf_policy *p = ps->p;
+    ps->qoff = gf_calloc(p->n_groups + 1, sizeof(*ps->qoff));
+    size_t n = 0;
+    for (size_t g = 0; g < p->n_groups; g++) {
+        ps->qoff[g] = n;
+        n += p->groups[g].n_queues;
+    }
+    ps->qc = gf_calloc(n + 1, sizeof(*ps->qc));
+}
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -94,6 +119,8 @@ static void take(struct pass *ps, char tag, const void *a, const void *b,
 static void pass_free(struct pass *ps)
 {
     gf_htab_free_all(&ps->taken, gf_free);
+    gf_free(ps->qc);
+    gf_free(ps->qoff);
 }
 
 static struct gf_action *push(struct gf_actions *a, enum gf_action_kind k)
@@ -508,21 +535,38 @@ static void note_miss(struct eval *e, const char *lname,
 }
 
 static void consider_queue(const struct pass *ps, struct eval *e,
-                           const struct gf_policy_queue *q)
+                           const struct gf_policy_queue *q, size_t qi)
 {
     const struct gf_policy *p = ps->p;
     const char *lname = p->members[q->member].name;
-    const struct gf_ledger_member *lm = gf_ledger_member(ps->l, lname);
+    struct qres none = {0};
+    struct qres *qr = ps->qc != NULL ? &ps->qc[ps->qoff[e->group] + qi] : &none;
+    if (qr->lm == NULL)
+        qr->lm = gf_ledger_member(ps->l, lname);
+    const struct gf_ledger_member *lm = qr->lm;
     if (lm == NULL || lm->fresh != GF_FRESH_SYNCED)
         return; /* unknown is never read as zero */
     struct gf_policy_pair pc;
     gf_policy_pair(p, q->member, (size_t)e->borrower, (size_t)e->group, &pc);
     if (!pc.allowed)
         return;
-    const struct gf_ledger_cq *lq =
-        gf_ledger_cq(ps->l, lname, q->cluster_queue);
+    if (qr->lq == NULL)
+        qr->lq = gf_ledger_cq(ps->l, lname, q->cluster_queue);
+    const struct gf_ledger_cq *lq = qr->lq;
     if (lq == NULL || !lq->known)
         return;
+    /* The copy goes into the lender's namespace after namespaceMapping,
+     * and only one that has opted in takes it. */
+    const char *lns = gf_policy_map_namespace(&p->groups[e->group], q->member,
+                                              e->w->namespace);
+    if (!gf_ledger_ns_accepts(ps->l, lname, lns)) {
+        if (e->why.rule == NULL)
+            why_set(&e->why, "acceptOverflow", 0, 0,
+                    "namespace %s in member %s does not accept overflow "
+                    "(label gpufed.io/accept-overflow=true)",
+                    lns, lname);
+        return;
+    }
     for (size_t i = 0; i < lq->n_cells; i++) {
         const struct gf_ledger_cell *c = lq->cells[i];
         if (!c->in_spec ||
@@ -610,7 +654,7 @@ static void evaluate(const struct pass *ps, struct eval *e)
     const struct gf_policy_group *g = &ps->p->groups[e->group];
     for (size_t i = 0; i < g->n_queues; i++)
         if (g->queues[i].member != (size_t)e->borrower)
-            consider_queue(ps, e, &g->queues[i]);
+            consider_queue(ps, e, &g->queues[i], i);
     if (!e->found && e->why.rule == NULL)
         why_set(&e->why, "lenders", 0, e->w->gpus,
                 "no member of group %s may lend to %s now (sharing rules, "
@@ -660,40 +704,184 @@ static int cmp_pending(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->name, y->name);
 }
 
-static void starts(struct pass *ps, struct gf_actions *out)
+/* Considers one pending Workload for a START. */
+static void start_one(struct pass *ps, const struct gf_ledger_wl *w,
+                      struct gf_actions *out)
 {
-    size_t n = gf_ledger_n_pending(ps->l), k = 0;
-    const struct gf_ledger_wl **v = gf_calloc(n + 1, sizeof(*v));
-    for (const struct gf_ledger_wl *w = gf_ledger_pending_first(ps->l);
-         w != NULL && k < n; w = gf_ledger_pending_next(ps->l, w))
-        v[k++] = w;
-    qsort(v, k, sizeof(*v), cmp_pending);
-    for (size_t i = 0; i < k; i++) {
-        struct eval e = {.w = v[i], .group = -1};
-        evaluate(ps, &e);
-        if (!e.found)
-            continue;
-        struct gf_action *a = push(out, GF_ACT_START);
-        start_action(ps, &e, a);
-        take(ps, 'c', e.best.cell, NULL, v[i]->gpus);
-        take(ps, 'l', e.best.lender, NULL, v[i]->gpus);
-        take(ps, 'b', e.origin, NULL, v[i]->gpus);
-        take(ps, 'p', e.best.lender, e.origin, v[i]->gpus);
+    struct eval e = {.w = w, .group = -1};
+    evaluate(ps, &e);
+    if (!e.found)
+        return;
+    struct gf_action *a = push(out, GF_ACT_START);
+    start_action(ps, &e, a);
+    take(ps, 'c', e.best.cell, NULL, w->gpus);
+    take(ps, 'l', e.best.lender, NULL, w->gpus);
+    take(ps, 'b', e.origin, NULL, w->gpus);
+    take(ps, 'p', e.best.lender, e.origin, w->gpus);
+}
+
+/* A pass in slices (decide.h). The cursor is the sort key of the last
+ * Workload considered, copied: the ledger changes between slices, and a
+ * pointer into it would not survive. Ledger members, ClusterQueues and
+ * cells are never freed while the ledger lives, so the pass's taken
+ * counters (keyed by their addresses) stay valid across slices. */
+struct gf_decide_pass {
+    struct pass ps;
+    bool started; /* a slice has run: the cursor is set */
+    struct gf_ledger_wl cursor;
+    size_t considered;
+};
+
+/* Sorts strictly after the cursor. */
+static bool after_cursor(const struct gf_decide_pass *dp,
+                         const struct gf_ledger_wl *w)
+{
+    const struct gf_ledger_wl *c = &dp->cursor;
+    return !dp->started || cmp_pending(&c, &w) < 0;
+}
+
+/* A max-heap (by decide's order) of the `cap` first pending Workloads
+ * after the cursor: one walk of the pending list, O(n log cap). */
+static void heap_sift_down(const struct gf_ledger_wl **h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && cmp_pending(&h[l], &h[m]) > 0)
+            m = l;
+        if (r < n && cmp_pending(&h[r], &h[m]) > 0)
+            m = r;
+        if (m == i)
+            return;
+        const struct gf_ledger_wl *t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
     }
+}
+
+static void heap_sift_up(const struct gf_ledger_wl **h, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (cmp_pending(&h[p], &h[i]) >= 0)
+            return;
+        const struct gf_ledger_wl *t = h[i];
+        h[i] = h[p];
+        h[p] = t;
+        i = p;
+    }
+}
+
+/* The next (up to cap) Workloads after the cursor, in decide's order, into
+ * v; *more: some remain after them. Returns how many. */
+static size_t next_slice(const struct gf_decide_pass *dp,
+                         const struct gf_ledger_wl **v, size_t cap, bool *more)
+{
+    size_t n = 0;
+    *more = false;
+    /* Room for every pending Workload: no heap, one sort. */
+    bool all = cap >= gf_ledger_n_pending(dp->ps.l);
+    for (const struct gf_ledger_wl *w = gf_ledger_pending_first(dp->ps.l);
+         w != NULL; w = gf_ledger_pending_next(dp->ps.l, w)) {
+        if (!after_cursor(dp, w))
+            continue;
+        if (n < cap && all) {
+            v[n++] = w;
+        } else if (n < cap) {
+            v[n] = w;
+            heap_sift_up(v, n++);
+        } else {
+            *more = true;
+            if (cmp_pending(&w, &v[0]) < 0) {
+                v[0] = w;
+                heap_sift_down(v, n, 0);
+            }
+        }
+    }
+    qsort(v, n, sizeof(*v), cmp_pending);
+    return n;
+}
+
+static void cursor_set(struct gf_decide_pass *dp, const struct gf_ledger_wl *w)
+{
+    struct gf_ledger_wl *c = &dp->cursor;
+    gf_free(c->member);
+    gf_free(c->namespace);
+    gf_free(c->name);
+    c->member = gf_strdup(w->member);
+    c->namespace = gf_strdup(w->namespace);
+    c->name = gf_strdup(w->name);
+    c->priority = w->priority;
+    c->pending_since_ms = w->pending_since_ms;
+    dp->started = true;
+}
+
+int gf_decide_begin(const struct gf_ledger *l, const struct gf_policy *p,
+                    int64_t now_ms, struct gf_actions *out,
+                    struct gf_decide_pass **dpp)
+{
+    *dpp = NULL;
+    if (strcmp(gf_ledger_resource(l), p->resource) != 0)
+        return -EINVAL;
+    struct gf_decide_pass *dp = gf_calloc(1, sizeof(*dp));
+    dp->ps = (struct pass){.l = l, .p = p, .now = now_ms};
+    qcache_init(&dp->ps);
+    gf_htab_init(&dp->ps.taken, GF_HTAB_OWN_KEYS);
+    upkeep(&dp->ps, out);
+    reclaim(&dp->ps, out);
+    *dpp = dp;
+    return 0;
+}
+
+int gf_decide_step(struct gf_decide_pass *dp, const struct gf_ledger *l,
+                   const struct gf_policy *p, size_t budget,
+                   struct gf_actions *out)
+{
+    dp->ps.l = l;
+    dp->ps.p = p;
+    size_t cap = budget;
+    size_t n_pending = gf_ledger_n_pending(l);
+    if (cap > n_pending)
+        cap = n_pending;
+    const struct gf_ledger_wl **v = gf_calloc(cap + 1, sizeof(*v));
+    bool more = false;
+    size_t n = next_slice(dp, v, cap, &more);
+    for (size_t i = 0; i < n; i++)
+        start_one(&dp->ps, v[i], out);
+    if (n > 0)
+        cursor_set(dp, v[n - 1]);
+    dp->considered += n;
     gf_free(v);
+    /* A zero budget over a non-empty remainder would never end. */
+    return more && n > 0 ? 0 : 1;
+}
+
+size_t gf_decide_pass_considered(const struct gf_decide_pass *dp)
+{
+    return dp->considered;
+}
+
+void gf_decide_pass_free(struct gf_decide_pass *dp)
+{
+    if (dp == NULL)
+        return;
+    pass_free(&dp->ps);
+    gf_free(dp->cursor.member);
+    gf_free(dp->cursor.namespace);
+    gf_free(dp->cursor.name);
+    gf_free(dp);
 }
 
 int gf_decide(const struct gf_ledger *l, const struct gf_policy *p,
               int64_t now_ms, struct gf_actions *out)
 {
-    if (strcmp(gf_ledger_resource(l), p->resource) != 0)
-        return -EINVAL;
-    struct pass ps = {.l = l, .p = p, .now = now_ms};
-    gf_htab_init(&ps.taken, GF_HTAB_OWN_KEYS);
-    upkeep(&ps, out);
-    reclaim(&ps, out);
-    starts(&ps, out);
-    pass_free(&ps);
+    struct gf_decide_pass *dp;
+    int rc = gf_decide_begin(l, p, now_ms, out, &dp);
+    if (rc != 0)
+        return rc;
+    while (gf_decide_step(dp, l, p, SIZE_MAX, out) == 0)
+        ;
+    gf_decide_pass_free(dp);
     return 0;
 }
 

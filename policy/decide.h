@@ -25,7 +25,10 @@
  * (namespace, job kind, priority), its origin is SYNCED, and it holds no
  * live lease (S1: at most one copy). A lender cell qualifies if its
  * member is SYNCED (unknown is never read as zero), the sharing rules
- * allow the pair for the group, its flavor is equivalent to one of the
+ * allow the pair for the group, the lender's namespace for the copy (the
+ * group's namespaceMapping of the Workload's) has opted in
+ * (gf_ledger_ns_accepts; why rule "acceptOverflow" when none has), its
+ * flavor is equivalent to one of the
  * origin ClusterQueue's flavors, and the Workload's GPUs fit under every
  * cap at once (S2): the cell's Kueue lendable quota minus the group's
  * reserve, the lender's lending cap, the borrower's borrowing cap and the
@@ -93,6 +96,36 @@ struct gf_actions {
 int gf_decide(const struct gf_ledger *l, const struct gf_policy *p,
               int64_t now_ms, struct gf_actions *out);
 void gf_actions_free(struct gf_actions *a);
+
+/*
+ * The same pass in slices, so that a caller on an event loop never holds
+ * it for a whole pass (33k pending Workloads past overflowAfter take
+ * seconds): gf_decide_begin appends the lease upkeep and reclaim actions
+ * (one walk of the leases) and returns the pass; each gf_decide_step then
+ * considers at most `budget` pending Workloads for START, the next ones in
+ * decide's order after those of the previous step, against the ledger and
+ * policy as they are at that step, and returns 1 once none is left (0:
+ * call again). A pass over n pending Workloads takes ceil(n / budget)
+ * steps when nothing changes in between. The caps of S2 hold across
+ * steps: the pass keeps what its earlier STARTs took, net of the ledger
+ * (once the ledger shows those leases too, they count twice until the
+ * pass ends, which only ever errs toward starting less). A Workload whose
+ * place in the order moves before the cursor, or that arrives there,
+ * waits for the next pass. The ledger must be the same one throughout;
+ * a caller whose policy is reloaded meanwhile frees the pass and begins
+ * anew.
+ * gf_decide() is begin, steps with no budget, free.
+ */
+struct gf_decide_pass;
+int gf_decide_begin(const struct gf_ledger *l, const struct gf_policy *p,
+                    int64_t now_ms, struct gf_actions *out,
+                    struct gf_decide_pass **dp);
+int gf_decide_step(struct gf_decide_pass *dp, const struct gf_ledger *l,
+                   const struct gf_policy *p, size_t budget,
+                   struct gf_actions *out);
+/* Pending Workloads considered so far. */
+size_t gf_decide_pass_considered(const struct gf_decide_pass *dp);
+void gf_decide_pass_free(struct gf_decide_pass *dp);
 
 const char *gf_action_kind_name(enum gf_action_kind k);
 

@@ -40,6 +40,7 @@ struct gf_ledger {
     struct gf_htab leases;    /* name -> gf_ledger_lease */
     struct gf_htab pairs;     /* lender\0borrower -> pair */
     struct gf_htab wl_leases; /* member\0ns\0name -> wl_leases */
+    struct gf_htab ns_ok;     /* member\0ns -> the ledger (present: opted in) */
     struct gf_list pending;   /* of gf_ledger_wl.pending_link */
     size_t n_pending;
 };
@@ -61,14 +62,55 @@ const char *gf_ledger_resource(const struct gf_ledger *l)
     return l->resource;
 }
 
+/* A Workload record and its strings are one allocation: the hub keeps
+ * one per tracked Workload, and five small blocks cost more in headers
+ * than the strings themselves. */
 static void free_wl(struct gf_ledger_wl *w)
 {
-    gf_free(w->member);
-    gf_free(w->namespace);
-    gf_free(w->name);
-    gf_free(w->uid);
-    gf_free(w->kind);
     gf_free(w);
+}
+
+static size_t len0(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
+static char *put_str(char **at, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = memcpy(*at, s, n);
+    *at += n;
+    return d;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* A record for w with its strings, the other fields copied from old (or
+ * zero). */
+static struct gf_ledger_wl *wl_new(const struct gf_ledger_wl *old,
+                                   const struct gf_workload *w)
+{
+    size_t n = len0(w->member) + len0(w->namespace) + len0(w->name) +
+               len0(w->uid) + len0(w->kind);
+    struct gf_ledger_wl *r = gf_malloc(sizeof(*r) + n);
+    if (old != NULL)
+        *r = *old;
+    else
+        memset(r, 0, sizeof(*r));
+    /* Not on the pending list (a copied link would point into old). */
+    gf_list_init(&r->pending_link);
+    char *at = (char *)(r + 1);
+    r->member = put_str(&at, w->member);
+    r->namespace = put_str(&at, w->namespace);
+    r->name = put_str(&at, w->name);
+    r->uid = put_str(&at, w->uid);
+    r->kind = put_str(&at, w->kind);
+    return r;
 }
 
 void gf_ledger_free(struct gf_ledger *l)
@@ -103,6 +145,7 @@ void gf_ledger_free(struct gf_ledger *l)
     }
     gf_htab_free_all(&l->pairs, gf_free);
     gf_htab_free_all(&l->wl_leases, gf_free);
+    gf_htab_free(&l->ns_ok);
     gf_htab_free(&l->members);
     gf_htab_free(&l->cqs);
     gf_htab_free(&l->cells);
@@ -273,18 +316,6 @@ static void contrib(struct gf_ledger *l, struct gf_ledger_wl *w, int sign)
     }
 }
 
-static void set_str(char **dst, const char *src)
-{
-    if (src == NULL) {
-        GF_FREE(*dst);
-        return;
-    }
-    if (*dst != NULL && strcmp(*dst, src) == 0)
-        return;
-    gf_free(*dst);
-    *dst = gf_strdup(src);
-}
-
 int gf_ledger_workload_set(struct gf_ledger *l, const struct gf_workload *w)
 {
     char key[KEY_CAP];
@@ -298,16 +329,19 @@ int gf_ledger_workload_set(struct gf_ledger *l, const struct gf_workload *w)
         gf__key(key, sizeof(key), w->member, w->namespace, w->name, NULL);
     struct gf_ledger_wl *r = gf_htab_get(&l->wls, key, kl);
     if (r == NULL) {
-        r = gf_calloc(1, sizeof(*r));
-        r->member = gf_strdup(w->member);
-        r->namespace = gf_strdup(w->namespace);
-        r->name = gf_strdup(w->name);
+        r = wl_new(NULL, w);
         gf_htab_put(&l->wls, key, kl, r);
     } else {
         contrib(l, r, -1);
+        if (!same_str(r->uid, w->uid) || !same_str(r->kind, w->kind)) {
+            /* Out of the pending list while it moves (contrib put it
+             * back below). */
+            struct gf_ledger_wl *n = wl_new(r, w);
+            gf_htab_put(&l->wls, key, kl, n);
+            free_wl(r);
+            r = n;
+        }
     }
-    set_str(&r->uid, w->uid);
-    set_str(&r->kind, w->kind);
     r->cq = w->cluster_queue != NULL ? get_cq(l, w->member, w->cluster_queue)
                                      : NULL;
     r->cell = NULL;
@@ -333,6 +367,36 @@ int gf_ledger_workload_delete(struct gf_ledger *l, const char *member,
     contrib(l, r, -1);
     free_wl(r);
     return 0;
+}
+
+/* ---- lender namespaces --------------------------------------------------- */
+
+int gf_ledger_ns_set(struct gf_ledger *l, const char *member, const char *ns,
+                     bool accepts)
+{
+    if (!name_ok(member) || !name_ok(ns))
+        return -EINVAL;
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, ns, NULL, NULL);
+    if (kl == 0)
+        return -ENAMETOOLONG;
+    get_member(l, member)->ns_known = true;
+    if (accepts)
+        gf_htab_put(&l->ns_ok, key, kl, l);
+    else
+        gf_htab_del(&l->ns_ok, key, kl);
+    return 0;
+}
+
+bool gf_ledger_ns_accepts(const struct gf_ledger *l, const char *member,
+                          const char *ns)
+{
+    const struct gf_ledger_member *m = gf_ledger_member(l, member);
+    if (m == NULL || !m->ns_known)
+        return true; /* no namespace of it told: not checked */
+    char key[KEY_CAP];
+    size_t kl = gf__key(key, sizeof(key), member, ns, NULL, NULL);
+    return kl != 0 && gf_htab_get(&l->ns_ok, key, kl) != NULL;
 }
 
 /* ---- leases ------------------------------------------------------------- */

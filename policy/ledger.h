@@ -88,6 +88,7 @@ struct gf_ledger_member {
     int64_t lent, borrowed;    /* through leases that hold quota */
     size_t leases_out;         /* leases that hold quota, as lender */
     size_t n_cqs;
+    bool ns_known; /* its namespaces' opt-ins are fed (gf_ledger_ns_set) */
 };
 
 struct gf_ledger_cq;
@@ -165,6 +166,20 @@ int gf_ledger_workload_delete(struct gf_ledger *l, const char *member,
 /* Adds or replaces a lease (keyed by name); the ledger copies it. */
 int gf_ledger_lease_set(struct gf_ledger *l, const struct gf_lease *lease);
 int gf_ledger_lease_delete(struct gf_ledger *l, const char *name);
+
+/*
+ * Lender namespaces that accept copies (label gpufed.io/accept-overflow:
+ * "true"), per member: accepts=true adds one, false removes it. Once any
+ * namespace of a member has been set, a namespace of it never set does
+ * not accept; a member none was ever set for is not checked (a ledger
+ * built without namespaces, as from a snapshot: every cluster has
+ * namespaces, so the hub's feed sets some of each member). 0, -EINVAL
+ * or -ENAMETOOLONG.
+ */
+int gf_ledger_ns_set(struct gf_ledger *l, const char *member, const char *ns,
+                     bool accepts);
+bool gf_ledger_ns_accepts(const struct gf_ledger *l, const char *member,
+                          const char *ns);
 
 /* Lookups: returned-borrowed, NULL when absent. */
 const struct gf_ledger_member *gf_ledger_member(const struct gf_ledger *l,

@@ -110,7 +110,7 @@ void gf_bench_sim_stop(struct gf_bench_sim *s)
         waitpid(s->pid, &status, 0);
         s->pid = 0;
     }
-    if (s->dir[0] != '\0') {
+    if (s->dir[0] != '\0' && getenv("GF_BENCH_KEEP") == NULL) {
         /* The child wrote certificates and kubeconfigs here. */
         char *const argv[] = {"rm", "-rf", s->dir, NULL};
         pid_t pid;

@@ -119,6 +119,9 @@ static struct gf_ledger *make_ledger(const struct opts *o)
     for (unsigned m = 0; m < o->members; m++) {
         snprintf(member, sizeof(member), "m%03u", m);
         gf_ledger_member_set(l, member, GF_FRESH_SYNCED, 0);
+        /* Every lender's namespace accepts copies (the hub's check, too). */
+        gf_ledger_ns_set(l, member, "default", false);
+        gf_ledger_ns_set(l, member, "team", true);
         for (unsigned q = 0; q < o->queues; q++) {
             snprintf(cq, sizeof(cq), "cq%02u", q);
             struct gf_cq_quota quota = {"a100", GPU, 64, GF_NO_LIMIT,
@@ -204,6 +207,35 @@ static void bench_pass(const struct gf_ledger *l, const struct gf_policy *p)
            actions);
 }
 
+/* The same pass in slices of the hub's budget (one per loop turn in the
+ * hub): how many, the longest, and the total against the whole pass. */
+static void bench_sliced_pass(const struct gf_ledger *l,
+                              const struct gf_policy *p, size_t budget)
+{
+    struct gf_actions acts = {0};
+    struct gf_decide_pass *dp;
+    double t0 = now_us(), longest = 0;
+    if (gf_decide_begin(l, p, 10 * MIN_MS, &acts, &dp) != 0)
+        return;
+    double first = now_us() - t0;
+    size_t slices = 0;
+    int done = 0;
+    while (!done) {
+        double s0 = now_us();
+        done = gf_decide_step(dp, l, p, budget, &acts);
+        double dt = now_us() - s0;
+        longest = dt > longest ? dt : longest;
+        slices++;
+    }
+    double total = now_us() - t0;
+    gf_decide_pass_free(dp);
+    printf("%-36s %9.1f ms in %zu slices of %zu (longest %.1f ms, upkeep "
+           "%.1f ms), %zu actions\n",
+           "sliced decision pass", total / 1000.0, slices, budget,
+           longest / 1000.0, first / 1000.0, acts.n);
+    gf_actions_free(&acts);
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     for (int i = 1; i < argc; i++) {
@@ -254,6 +286,8 @@ int main(int argc, char **argv)
     gf_rand_seed(&rng, 42);
     bench_decisions(l, p, &o, &rng);
     bench_pass(l, p);
+    bench_sliced_pass(l, p, 256);
+    bench_sliced_pass(l, p, 64);
     bench_updates(l, &o, &rng);
     char why[256];
     int rc = gf_ledger_verify(l, why, sizeof(why));

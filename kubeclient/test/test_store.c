@@ -256,6 +256,82 @@ static void test_replace_deletes_vanished_and_syncs(void **state)
     assert_int_equal(gf_alloc_live(), baseline);
 }
 
+static int write_through(struct gf_store *s, const char *name, const char *rv,
+                         int gpus)
+{
+    cJSON *j = obj("ns", name, rv, "q", gpus);
+    int rc = gf_store_write_through(s, j);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static int64_t gpus_of(const struct gf_store *s, const char *key)
+{
+    const struct gf_store_entry *e = gf_store_get(s, key);
+    assert_non_null(e);
+    return ((const struct proj *)e->proj)->gpus;
+}
+
+/* A write's answer goes in at once when it is newer than what the watch
+ * has brought, and the cache never goes back: not to the watch's own
+ * event for it, nor to an older event still on its way. */
+static void test_write_through_only_moves_forward(void **state)
+{
+    (void)state;
+    int calls = 0;
+    struct seen seen = {0};
+    struct gf_store_handlers h = {on_add, on_update, on_delete, &seen};
+    struct gf_store_opts o = {project, free_proj, &calls, &h};
+    struct gf_store *s = gf_store_new(&o);
+    gf_store_replace_begin(s);
+    cJSON *j = obj("ns", "w", "10", "q", 1);
+    assert_int_equal(gf_store_replace_add(s, j), 0);
+    cJSON_Delete(j);
+    gf_store_replace_end(s);
+
+    /* Our patch answered at 12; the watch is at 10. */
+    assert_int_equal(write_through(s, "w", "12", 2), 0);
+    assert_int_equal(seen.updates, 1);
+    assert_string_equal(seen.last, "update ns/w 10->12");
+    assert_int_equal(gpus_of(s, "ns/w"), 2);
+    /* Someone else's change at 11, still on its way: not applied. */
+    assert_int_equal(apply(s, "ns", "w", "11", "q", 7), 0);
+    assert_int_equal(gpus_of(s, "ns/w"), 2);
+    assert_int_equal(seen.updates, 1);
+    /* The watch's event for our own version: a no-op. */
+    assert_int_equal(apply(s, "ns", "w", "12", "q", 2), 0);
+    assert_int_equal(seen.updates, 1);
+    /* Later changes pass as ever. */
+    assert_int_equal(apply(s, "ns", "w", "13", "q", 3), 0);
+    assert_int_equal(gpus_of(s, "ns/w"), 3);
+    assert_int_equal(seen.updates, 2);
+
+    /* An answer the watch has already gone past (13 seen): nothing. */
+    assert_int_equal(write_through(s, "w", "13", 9), 1);
+    assert_int_equal(write_through(s, "w", "12", 9), 1);
+    assert_int_equal(gpus_of(s, "ns/w"), 3);
+    /* Nor for an object the watch has created and deleted since (its
+     * delete event at 15 came first): not brought back. */
+    assert_int_equal(apply(s, "ns", "v", "14", "q", 1), 0);
+    cJSON *d = obj("ns", "v", "15", "q", 1);
+    assert_int_equal(gf_store_remove(s, d), 0);
+    cJSON_Delete(d);
+    assert_int_equal(write_through(s, "v", "14", 1), 1);
+    assert_null(gf_store_get(s, "ns/v"));
+    /* A create's answer: added, with the handler, before its event. */
+    assert_int_equal(write_through(s, "c", "20", 4), 0);
+    assert_string_equal(seen.last, "add ns/c");
+    assert_int_equal(apply(s, "ns", "c", "20", "q", 4), 0);
+    assert_int_equal(seen.adds, 3);
+    /* A resourceVersion that is not a number is never compared. */
+    assert_int_equal(write_through(s, "w", "x7", 5), 1);
+    struct gf_store_stats st;
+    gf_store_stats(s, &st);
+    assert_int_equal(st.written, 2);
+    gf_store_free(s);
+    assert_int_equal(gf_alloc_live(), baseline);
+}
+
 int main(void)
 {
     gf_alloc_global_init();
@@ -263,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_projection_handlers_and_refs),
         cmocka_unit_test(test_replace_deletes_vanished_and_syncs),
+        cmocka_unit_test(test_write_through_only_moves_forward),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();

@@ -81,9 +81,11 @@ static void fx_init(struct fx *f, const char *groups, const char *extra)
                   extra != NULL ? extra : "");
     f->l = gf_ledger_new(GPU);
     const char *m[] = {"east", "west", "north"};
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 3; i++) {
         assert_int_equal(gf_ledger_member_set(f->l, m[i], GF_FRESH_SYNCED, 0),
                          0);
+        assert_int_equal(gf_ledger_ns_set(f->l, m[i], "team", true), 0);
+    }
 }
 
 static void fx_done(struct fx *f)
@@ -322,8 +324,10 @@ static void test_member_caps_and_reserve(void **state)
     gf_policy_diag_free(&d);
     f.l = gf_ledger_new(GPU);
     const char *m[] = {"east", "west", "north"};
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < 3; i++) {
         gf_ledger_member_set(f.l, m[i], GF_FRESH_SYNCED, 0);
+        gf_ledger_ns_set(f.l, m[i], "team", true);
+    }
     cq(&f, "east", "ml", "a100", 0, GF_NO_LIMIT);
     cq(&f, "west", "ml", "a100", 16, GF_NO_LIMIT);
     cq(&f, "north", "ml", "a100", 4, GF_NO_LIMIT);
@@ -618,6 +622,7 @@ static void tie_step(struct fx *f, int k)
     if (k < 3) {
         assert_int_equal(gf_ledger_member_set(f->l, m[k], GF_FRESH_SYNCED, 0),
                          0);
+        assert_int_equal(gf_ledger_ns_set(f->l, m[k], "team", true), 0);
     } else if (k < 6) {
         /* west borrows; east and north have the same room for it */
         static const int64_t nominal[] = {9, 2, 9};
@@ -710,6 +715,144 @@ static void test_same_inputs_same_actions(void **state)
     gf_actions_free(&fwd.a);
     fx_done(&rev);
     fx_done(&fwd);
+}
+
+/* ---- a pass in slices ------------------------------------------------------
+ */
+
+/* A lender namespace that has not opted in is never picked: the next
+ * lender is, or none with the reason; namespaceMapping names the
+ * namespace that must have opted in. */
+static void test_lender_namespace_must_accept_overflow(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 4);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    /* west has the most idle quota, but its namespace has not opted in. */
+    assert_int_equal(gf_ledger_ns_set(f.l, "west", "team", false), 0);
+    decide(&f, MIN);
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "north");
+    assert_int_equal(gf_ledger_ns_set(f.l, "north", "team", false), 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "a", MIN, text, sizeof(text)),
+                        "acceptOverflow");
+    assert_non_null(strstr(text, "namespace team in member"));
+    assert_false(gf_ledger_ns_accepts(f.l, "west", "team"));
+    assert_true(gf_ledger_ns_accepts(f.l, "east", "team"));
+    fx_done(&f);
+
+    /* Mapped: team -> overflow in west; it is that one that must accept. */
+    fx_init(&f,
+            "  groups:\n"
+            "  - name: ml\n"
+            "    clusterQueues: [{member: east, name: ml}, {member: west, "
+            "name: ml}]\n"
+            "    namespaceMapping: [{member: west, from: team, to: "
+            "overflow}]\n",
+            NULL);
+    cqs(&f, 0, 8, 0);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    assert_int_equal(gf_ledger_ns_set(f.l, "west", "overflow", true), 0);
+    decide(&f, MIN);
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "west");
+    fx_done(&f);
+}
+
+/* Runs a pass in slices of `budget`; returns how many steps it took. */
+static size_t sliced(struct fx *f, int64_t now, size_t budget)
+{
+    gf_actions_free(&f->a);
+    struct gf_decide_pass *dp;
+    assert_int_equal(gf_decide_begin(f->l, f->p, now, &f->a, &dp), 0);
+    size_t steps = 0, seen = 0;
+    int done = 0;
+    while (!done) {
+        done = gf_decide_step(dp, f->l, f->p, budget, &f->a);
+        steps++;
+        /* Never more than the budget in one step. */
+        assert_true(gf_decide_pass_considered(dp) - seen <= budget);
+        seen = gf_decide_pass_considered(dp);
+    }
+    assert_int_equal(seen, gf_ledger_n_pending(f->l));
+    gf_decide_pass_free(dp);
+    return steps;
+}
+
+/* The same actions in the same order, whatever the slice size. */
+static void test_a_pass_in_slices_is_the_same_pass(void **state)
+{
+    (void)state;
+    struct fx f;
+    tie_world(&f, false);
+    decide(&f, 5 * MIN);
+    struct gf_actions whole = f.a;
+    f.a = (struct gf_actions){0};
+    size_t n = gf_ledger_n_pending(f.l);
+    assert_true(n > 4);
+    for (size_t b = 1; b <= n + 1; b++) {
+        size_t steps = sliced(&f, 5 * MIN, b);
+        assert_int_equal(steps, (n + b - 1) / b);
+        assert_int_equal(f.a.n, whole.n);
+        for (size_t i = 0; i < whole.n; i++)
+            assert_same_action(&f.a.v[i], &whole.v[i]);
+    }
+    gf_actions_free(&whole);
+    fx_done(&f);
+}
+
+/*
+ * 1,000 pending Workloads, slices of 64: ceil(1000/64) = 16 steps, and
+ * the caps hold across them (west lends 300 GPUs, and the 300 STARTs of
+ * the pass are what fits, though no lease reached the ledger between
+ * steps). Changes between steps are taken as they come: a Workload
+ * deleted after the cursor passed it, and one deleted before it was
+ * reached, end nothing.
+ */
+static void test_slices_are_bounded_and_keep_the_caps(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 300, 0);
+    for (int i = 0; i < 1000; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%04d", i);
+        wl(&f, "east", name, "ml", 1, 0, GF_WL_PENDING, NULL, i);
+    }
+    assert_int_equal(sliced(&f, 5 * MIN, 64), 16);
+    assert_int_equal(count(&f, GF_ACT_START), 300);
+    /* Oldest first, across the slices. */
+    assert_string_equal(f.a.v[0].name, "w0000");
+    assert_string_equal(f.a.v[299].name, "w0299");
+
+    gf_actions_free(&f.a);
+    struct gf_decide_pass *dp;
+    assert_int_equal(gf_decide_begin(f.l, f.p, 5 * MIN, &f.a, &dp), 0);
+    assert_int_equal(gf_decide_step(dp, f.l, f.p, 100, &f.a), 0);
+    assert_int_equal(count(&f, GF_ACT_START), 100);
+    assert_int_equal(gf_ledger_workload_delete(f.l, "east", "team", "w0050"),
+                     0);
+    assert_int_equal(gf_ledger_workload_delete(f.l, "east", "team", "w0150"),
+                     0);
+    int done = 0;
+    size_t steps = 1;
+    while (!done) {
+        done = gf_decide_step(dp, f.l, f.p, 100, &f.a);
+        steps++;
+    }
+    assert_int_equal(steps, 10);
+    assert_int_equal(gf_decide_pass_considered(dp), 999);
+    assert_int_equal(count(&f, GF_ACT_START), 300);
+    for (size_t i = 0; i < f.a.n; i++)
+        assert_string_not_equal(f.a.v[i].name, "w0150");
+    gf_decide_pass_free(dp);
+    fx_done(&f);
 }
 
 /* ---- property ---------------------------------------------------------------
@@ -875,6 +1018,9 @@ int main(void)
         cmocka_unit_test(test_fence_after_D_rho_margin_only_with_an_agent),
         cmocka_unit_test(test_reclaim_marks_victims_in_policy_order),
         cmocka_unit_test(test_same_inputs_same_actions),
+        cmocka_unit_test(test_lender_namespace_must_accept_overflow),
+        cmocka_unit_test(test_a_pass_in_slices_is_the_same_pass),
+        cmocka_unit_test(test_slices_are_bounded_and_keep_the_caps),
         cmocka_unit_test(test_property_never_exceeds_a_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -338,9 +338,26 @@ static void test_pending_walk(void **state)
     assert_int_equal(gf_ledger_cq(l, "m", "cq")->n_pending, 3);
     assert_verified(l);
 
+    /* A new uid or kind (the record and its strings are one block, made
+     * anew): pending or not, it keeps its place and its strings. */
+    w.name = "w1";
+    w.uid = "uid-2";
+    assert_int_equal(gf_ledger_workload_set(l, &w), 0);
+    w.name = "w4";
+    w.kind = "v1/Pod";
+    w.state = GF_WL_ADMITTED;
+    w.flavor = "a100";
+    assert_int_equal(gf_ledger_workload_set(l, &w), 0);
+    assert_string_equal(pending_names(l), "w0 w1 w3");
+    assert_string_equal(gf_ledger_workload(l, "m", "ns", "w1")->uid, "uid-2");
+    assert_string_equal(gf_ledger_workload(l, "m", "ns", "w4")->kind, "v1/Pod");
+    assert_string_equal(gf_ledger_workload(l, "m", "ns", "w4")->name, "w4");
+    assert_verified(l);
+
     assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w1"), 0);
     assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w3"), 0);
     assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w0"), 0);
+    assert_int_equal(gf_ledger_workload_delete(l, "m", "ns", "w4"), 0);
     assert_null(gf_ledger_pending_first(l));
     assert_verified(l);
     gf_ledger_free(l);

@@ -1,0 +1,180 @@
+/*
+ * Tests for the decision pass (controller/pass.c) on the manual clock: a
+ * pass over N pending Workloads runs in slices of the budget, one slice
+ * per loop turn, and timers (a watch's callbacks, write answers) run
+ * between the slices. A hub without members or clients: the ledger is
+ * filled directly, and a START finds no lender namespace, so nothing is
+ * written.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/alloc.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "controller/internal.h"
+
+#define GPU "nvidia.com/gpu"
+
+static const char policy_yaml[] =
+    "apiVersion: gpufed.io/v1alpha1\n"
+    "kind: FederationPolicy\n"
+    "spec:\n"
+    "  members:\n"
+    "  - {name: east, apiServer: 'https://e:6443', credentialsSecret: s/e}\n"
+    "  - {name: west, apiServer: 'https://w:6443', credentialsSecret: s/w}\n"
+    "  timing: {overflowAfter: 1s}\n"
+    "  groups:\n"
+    "  - name: ml\n"
+    "    clusterQueues: [{member: east, name: ml}, {member: west, name: ml}]\n";
+
+struct fx {
+    struct gf_hub h;
+    struct gf_policy *pol;
+    struct gf_timer watch;
+    /* n_pass_slices each time the watch timer ran */
+    uint64_t seen[4096];
+    size_t n_seen;
+    int64_t live;
+};
+
+static void process(struct gf_workqueue *wq, const char *key, void *data)
+{
+    struct gf_hub *h = data;
+    if (strcmp(key, "pass") == 0)
+        gf__pass_run(h);
+    else
+        gf_wq_done(wq, key, GF_WQ_OK, 0);
+}
+
+/* Stands for the loop's other work: runs every millisecond. */
+static void on_watch(struct gf_timer *t)
+{
+    struct fx *f = t->data;
+    if (f->n_seen < sizeof(f->seen) / sizeof(f->seen[0]))
+        f->seen[f->n_seen++] = f->h.n_pass_slices;
+    gf_timer_start(t, 1, on_watch);
+}
+
+static struct fx *fx_new(size_t pending, size_t budget)
+{
+    static struct fx f;
+    memset(&f, 0, sizeof(f));
+    f.live = gf_alloc_live();
+    struct gf_policy_diag d;
+    gf_policy_diag_init(&d);
+    assert_int_equal(
+        gf_policy_parse(policy_yaml, strlen(policy_yaml), &f.pol, &d), 0);
+    gf_policy_diag_free(&d);
+    struct gf_hub *h = &f.h;
+    gf_clock_init_manual(&h->clk, 1000, 1700000000000);
+    h->policy = f.pol;
+    h->lc = (struct gf_log_ctx){.comp = "hub"};
+    h->pass_period_ms = 1000;
+    h->pass_budget = budget;
+    h->ledger = gf_ledger_new(GPU);
+    h->wq = gf_wq_new(&h->clk, NULL, process, h);
+    h->leases = gf_store_new(NULL);
+    gf_store_replace_begin(h->leases);
+    gf_store_replace_end(h->leases); /* listed: no leases */
+    gf_htab_init(&h->lease_mem, GF_HTAB_OWN_KEYS);
+    gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
+    const char *members[] = {"east", "west"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(
+            gf_ledger_member_set(h->ledger, members[i], GF_FRESH_SYNCED, 0), 0);
+        struct gf_cq_quota q = {"a100", GPU, i == 0 ? 0 : 100000, GF_NO_LIMIT,
+                                GF_NO_LIMIT};
+        assert_int_equal(gf_ledger_cq_set(h->ledger, members[i], "ml", &q, 1),
+                         0);
+    }
+    for (size_t i = 0; i < pending; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%zu", i);
+        struct gf_workload w = {.member = "east",
+                                .namespace = "team",
+                                .name = name,
+                                .uid = name,
+                                .cluster_queue = "ml",
+                                .kind = "batch/Job",
+                                .gpus = 1,
+                                .state = GF_WL_PENDING,
+                                .pending_since_ms = 1000};
+        assert_int_equal(gf_ledger_workload_set(h->ledger, &w), 0);
+    }
+    gf_timer_init(&h->clk, &f.watch);
+    f.watch.data = &f;
+    gf_timer_start(&f.watch, 1, on_watch);
+    return &f;
+}
+
+static void fx_free(struct fx *f)
+{
+    struct gf_hub *h = &f->h;
+    gf_timer_stop(&f->watch);
+    gf__pass_abandon(h);
+    gf_wq_free(h->wq);
+    gf_store_free(h->leases);
+    gf_htab_free(&h->lease_mem);
+    gf_htab_free(&h->starting);
+    gf_ledger_free(h->ledger);
+    gf_policy_free(f->pol);
+    assert_int_equal(gf_clock_active_timers(&h->clk), 0);
+    gf_clock_close(&h->clk);
+    assert_int_equal(gf_alloc_live(), f->live);
+}
+
+/* Runs the loop a millisecond at a time until one pass has ended. */
+static void run_one_pass(struct fx *f)
+{
+    gf_wq_add(f->h.wq, "pass");
+    for (int ms = 0; ms < 100000; ms++) {
+        gf_clock_advance(&f->h.clk, 1);
+        if (f->h.n_passes == 1 && f->h.dpass == NULL)
+            return;
+    }
+    fail_msg("the pass did not end");
+}
+
+/* 1,000 pending Workloads, slices of 64: ceil(1000/64) = 16 turns, and
+ * the other timer ran between every two of them. */
+static void test_a_pass_runs_in_bounded_slices(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(1000, 64);
+    run_one_pass(f);
+    assert_int_equal(f->h.n_pass_slices, 16);
+    assert_int_equal(f->h.n_passes, 1);
+    for (uint64_t k = 1; k < 16; k++) {
+        bool between = false;
+        for (size_t i = 0; i < f->n_seen && !between; i++)
+            between = f->seen[i] == k;
+        assert_true(between); /* the timer ran after slice k, before k+1 */
+    }
+    fx_free(f);
+}
+
+/* The default budget: a small pass is one slice. */
+static void test_a_small_pass_is_one_slice(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(GF__PASS_BUDGET, 0);
+    run_one_pass(f);
+    assert_int_equal(f->h.n_pass_slices, 1);
+    fx_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_pass_runs_in_bounded_slices),
+        cmocka_unit_test(test_a_small_pass_is_one_slice),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
