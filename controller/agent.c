@@ -20,6 +20,7 @@
 #include "controller/event.h"
 #include "controller/fence.h"
 #include "controller/httpd.h"
+#include "controller/internal.h"
 #include "controller/metrics.h"
 #include "kubeclient/http.h"
 #include "kubeclient/reflector.h"
@@ -31,9 +32,12 @@
 #define MAX_CONFLICTS 5
 /* A stopping agent waits this long for its writes in flight. */
 #define DRAIN_MS 5000
+/* Objects per page of the fence's LIST. */
+#define LIST_PAGE 500
 
 struct gf_agent {
     uv_loop_t *loop;
+    const struct gf__agent_io *io;
     struct gf_clock clk;
     struct gf_http *http;
     struct gf_rand rng;
@@ -48,6 +52,14 @@ struct gf_agent {
      * the watch shows the change, the cache still says active. */
     struct gf_htab patched_rv;
     struct gf_fence fence;
+    /* The fence's fresh LIST (copy Jobs, then all Workloads), while one
+     * runs: the objects read so far, the next page's token. */
+    struct gf_store *lj, *lw;
+    struct gf_kube_call *list_call;
+    bool list_wls;   /* reading the Workload pages */
+    bool list_again; /* a poll came while it ran: list again after */
+    uint64_t list_sent_ms;
+    char *list_cont;
     struct gf_timer poll, due, sweep, drain;
     struct gf_kube_call *hb_call;
     uint64_t hb_sent_ms;
@@ -61,6 +73,7 @@ struct gf_agent {
     struct gf_httpd *httpd;
     struct gf_metrics *m;
     struct gf_metric *m_fenced, *m_fences, *m_copies, *m_age, *m_reads;
+    struct gf_metric *m_lists;
     bool fatal, stopping;
     unsigned closing;
     uint64_t drain_deadline;
@@ -196,7 +209,7 @@ static void fenced_one(struct patch *p)
                                 .message = msg,
                                 .component = "gpufed-agent",
                                 .warning = true};
-    if (gf_event_post(a->c, gf_clock_wall_ms(&a->clk), &ev, event_done, a) == 0)
+    if (a->io->event(a->c, gf_clock_wall_ms(&a->clk), &ev, event_done, a) == 0)
         a->calls++;
 }
 
@@ -241,8 +254,8 @@ static void patch_done(void *data, const struct gf_kube_result *res)
          * patch what is there now, unless it is no longer active. */
         struct gf_kube_resource r;
         gf_kube_resource_parse("workloads.kueue.x-k8s.io", &r);
-        if (gf_kube_get(a->c, &r, p->wl_ns, p->wl_name, reread_done, p,
-                        &p->call) == 0)
+        if (a->io->get(a->c, &r, p->wl_ns, p->wl_name, reread_done, p,
+                       &p->call) == 0)
             return;
     } else if (res->err != GF_ECANCELED && res->http_code != 404) {
         GF_LOG(&a->lc, GF_LOG_WARN, "fencing a copy failed; retried",
@@ -261,8 +274,8 @@ static void send_patch(struct patch *p)
     const struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
                                           .field_manager = "gpufed-agent",
                                           .resource_version = p->rv};
-    int rc = gf_kube_patch(a->c, &r, p->wl_ns, p->wl_name, &po, body,
-                           strlen(body), patch_done, p, &p->call);
+    int rc = a->io->patch(a->c, &r, p->wl_ns, p->wl_name, &po, body,
+                          strlen(body), patch_done, p, &p->call);
     cJSON_free(body);
     if (rc != 0) {
         GF_LOG(&a->lc, GF_LOG_WARN, "fencing a copy failed; retried",
@@ -313,6 +326,165 @@ static void sweep_soon(struct gf_agent *a)
         gf_timer_start(&a->sweep, 0, on_sweep);
 }
 
+/* --- the fence's fresh LIST ----------------------------------------------- */
+
+/*
+ * The caches alone are not enough to fence from: after a watch failure
+ * (the API server restarted, a reflector in backoff) a copy the hub
+ * created meanwhile is in the API server but not in the cache, and would
+ * keep running while the hub reactivates its origin. So at the fence and
+ * at every poll while fenced the agent reads the copies and Workloads
+ * afresh (no resourceVersion: a quorum read) and fences what that read
+ * shows as well as what the caches show. A copy created after a LIST
+ * was served is in the next one, one poll (D/6) later.
+ */
+
+static void fence_list(struct gf_agent *a);
+
+static void list_free(struct gf_agent *a)
+{
+    gf_store_free(a->lj);
+    gf_store_free(a->lw);
+    a->lj = a->lw = NULL;
+    gf_free(a->list_cont);
+    a->list_cont = NULL;
+    a->list_wls = false;
+}
+
+/* The LIST ended (read, failed or cancelled): a poll that came while it
+ * ran asked for a fresher one. */
+static void list_end(struct gf_agent *a)
+{
+    list_free(a);
+    if (a->list_again && !a->stopping)
+        fence_list(a);
+}
+
+static void list_failed(struct gf_agent *a, int err,
+                        const struct gf_api_status *st)
+{
+    const char *v[] = {"error"};
+    gf_metric_add(a->m_lists, 1, v);
+    GF_LOG(&a->lc, GF_LOG_WARN, "fence list failed; retried at the next poll",
+           "what=%s err=%s status=%ld message=%s",
+           a->list_wls ? "workloads" : "jobs", gf_strerror(err),
+           st != NULL ? st->code : 0L, st != NULL ? st->message : "");
+    list_end(a);
+}
+
+static int index_one(void *data, const struct gf_store_entry *e)
+{
+    gf_fence_index_update(data, NULL, e);
+    return 0;
+}
+
+/* Both lists are read: fence what they show. */
+static void list_fence(struct gf_agent *a)
+{
+    const char *v[] = {"ok"};
+    gf_metric_add(a->m_lists, 1, v);
+    struct gf_htab idx;
+    gf_htab_init(&idx, GF_HTAB_OWN_KEYS);
+    gf_store_foreach(a->lw, index_one, &idx);
+    size_t waiting = 0, n = 0;
+    /* A poll's read may have ended the fenced state meanwhile: from then
+     * on new copies are left alone. */
+    if (a->fence.fenced)
+        n = gf_fence_plan(a->lj, a->lw, &idx, fence_copy, a, &waiting);
+    gf_fence_index_free(&idx);
+    GF_LOG(&a->lc, n > 0 ? GF_LOG_WARN : GF_LOG_DEBUG, "fence list read",
+           "member=%s copies_listed=%zu copies=%zu waiting_for_workload=%zu "
+           "took_ms=%llu",
+           a->member, gf_store_len(a->lj), n, waiting,
+           (unsigned long long)(gf_clock_now_ms(&a->clk) - a->list_sent_ms));
+    list_end(a);
+}
+
+static void list_page(struct gf_agent *a);
+
+static void list_done(void *data, const struct gf_kube_result *res)
+{
+    struct gf_agent *a = data;
+    a->list_call = NULL;
+    if (a->stopping) {
+        list_free(a);
+        return;
+    }
+    if (res->err != 0 || res->json == NULL) {
+        list_failed(a, res->err != 0 ? res->err : -EPROTO, res->status);
+        return;
+    }
+    struct gf_store *s = a->list_wls ? a->lw : a->lj;
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(res->json, "items");
+    if (!cJSON_IsArray(items))
+        items = NULL;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, items)
+    {
+        /* One object we cannot read does not hide the others. */
+        (void)gf_store_upsert(s, it);
+    }
+    const char *rv = NULL, *cont = NULL;
+    gf_kube_list_meta(res->json, &rv, &cont);
+    gf_free(a->list_cont);
+    a->list_cont = cont != NULL && cont[0] != '\0' ? gf_strdup(cont) : NULL;
+    if (a->list_cont == NULL) {
+        if (a->list_wls) {
+            list_fence(a);
+            return;
+        }
+        /* Jobs first: a Workload Kueue creates for a listed copy after
+         * its LIST was served is in the Workload LIST that follows. */
+        a->list_wls = true;
+    }
+    list_page(a);
+}
+
+static void list_page(struct gf_agent *a)
+{
+    struct gf_kube_resource r;
+    gf_kube_resource_parse(
+        a->list_wls ? "workloads.kueue.x-k8s.io" : "jobs.batch", &r);
+    const struct gf_kube_list_opts o = {.label_selector =
+                                            a->list_wls ? NULL : GF_LABEL_LEASE,
+                                        .continue_token = a->list_cont,
+                                        .limit = LIST_PAGE};
+    int rc = a->io->list(a->c, &r, &o, list_done, a, &a->list_call);
+    if (rc != 0)
+        list_failed(a, rc, NULL);
+}
+
+static struct gf_store *list_store(gf_store_project_fn project,
+                                   gf_store_free_fn fr)
+{
+    const struct gf_store_opts so = {.project = project, .free_proj = fr};
+    return gf_store_new(&so);
+}
+
+/* At the fence and at every poll while fenced. */
+static void fence_list(struct gf_agent *a)
+{
+    if (!a->fence.fenced || a->stopping || a->fatal)
+        return;
+    uint64_t now = gf_clock_now_ms(&a->clk);
+    if (a->lj != NULL && now == a->list_sent_ms)
+        return; /* the fence and a poll at the same instant */
+    if (a->lj != NULL) {
+        /* One LIST at a time; one that takes longer than a poll period
+         * is given up for a fresh one (the client's own timeout is
+         * longer than the margin the fence has). */
+        a->list_again = true;
+        if (now - a->list_sent_ms >= gf_fence_poll_ms(&a->fence))
+            a->io->cancel(a->list_call);
+        return;
+    }
+    a->list_again = false;
+    a->lj = list_store(gf_fence_job_project, gf_fence_job_free);
+    a->lw = list_store(gf_fence_wl_project, gf_fence_wl_free);
+    a->list_sent_ms = now;
+    list_page(a);
+}
+
 /* --- the fenced state ----------------------------------------------------- */
 
 static void apply(struct gf_agent *a, enum gf_fence_change ch)
@@ -328,6 +500,8 @@ static void apply(struct gf_agent *a, enum gf_fence_change ch)
                "waiting_for_workload=%zu why=%s",
                a->member, (long long)gf_fence_age_ms(&a->fence, now),
                (unsigned long long)a->fence.d_ms, n, waiting, a->why);
+        /* copies= counts the caches; the LIST fences the rest. */
+        fence_list(a);
     } else if (ch == GF_FENCE_LEAVE) {
         GF_LOG(&a->lc, GF_LOG_INFO, "heartbeat moved again",
                "member=%s fenced_for_ms=%llu d_ms=%llu", a->member,
@@ -369,12 +543,25 @@ static void read_answered(struct gf_agent *a, const struct gf_hb_read *r)
                               gf_clock_wall_ms(&a->clk)));
 }
 
+/* The API server answered a read: watches waiting out a backoff need not
+ * (their caches are what the fence sweeps first, and stale ones are what
+ * the fence's LIST has to make up for). */
+static void reachable(struct gf_agent *a)
+{
+    size_t n = a->io->retry_now(a);
+    if (n > 0)
+        GF_LOG(&a->lc, GF_LOG_INFO, "watches retried now",
+               "member=%s watches=%zu", a->member, n);
+}
+
 static void hb_done(void *data, const struct gf_kube_result *res)
 {
     struct gf_agent *a = data;
     a->hb_call = NULL;
     if (res->err == GF_ECANCELED || a->stopping)
         return;
+    if (res->err == 0 || res->http_code == 404)
+        reachable(a);
     if (res->err == 0 && res->json != NULL) {
         struct gf_hb_read r;
         gf_fence_lease_parse(res->json, &r);
@@ -421,8 +608,11 @@ static void poll_fire(struct gf_timer *t)
                                   .name = GF_HEARTBEAT_NAME,
                                   .timeout_ms = p};
     a->hb_sent_ms = gf_clock_now_ms(&a->clk);
-    if (gf_kube_call(a->c, &op, hb_done, a, &a->hb_call) != 0)
+    if (a->io->call(a->c, &op, hb_done, a, &a->hb_call) != 0)
         gf_timer_start(&a->poll, p, poll_fire);
+    /* Whatever this read shows, the copies are read afresh every poll
+     * while fenced; a LIST that failed is retried here. */
+    fence_list(a);
 }
 
 /* --- watches -------------------------------------------------------------- */
@@ -554,10 +744,35 @@ static void registry(struct gf_agent *a)
     a->m_reads = gf_metrics_counter(
         a->m, "gpufed_agent_heartbeat_reads_total",
         "heartbeat reads: ok (answered, a 404 included) or error", result);
+    a->m_lists = gf_metrics_counter(
+        a->m, "gpufed_agent_fence_lists_total",
+        "fresh LISTs of copies and Workloads read while fenced: ok or error "
+        "(an error is retried at the next poll)",
+        result);
     const char *ok[] = {"ok"}, *err[] = {"error"};
     gf_metric_add(a->m_reads, 0, ok);
     gf_metric_add(a->m_reads, 0, err);
+    gf_metric_add(a->m_lists, 0, ok);
+    gf_metric_add(a->m_lists, 0, err);
 }
+
+static size_t retry_watches(struct gf_agent *a)
+{
+    size_t n = 0;
+    if (a->job_refl != NULL && gf_reflector_retry_now(a->job_refl))
+        n++;
+    if (a->wl_refl != NULL && gf_reflector_retry_now(a->wl_refl))
+        n++;
+    return n;
+}
+
+static const struct gf__agent_io kube_io = {.call = gf_kube_call,
+                                            .get = gf_kube_get,
+                                            .list = gf_kube_list,
+                                            .patch = gf_kube_patch,
+                                            .cancel = gf_kube_call_cancel,
+                                            .event = gf_event_post,
+                                            .retry_now = retry_watches};
 
 /* --- lifecycle ------------------------------------------------------------ */
 
@@ -607,37 +822,99 @@ static void serve(struct gf_agent *a, const char *listen)
            gf_httpd_port(a->httpd));
 }
 
-int gf_agent_start(const struct gf_agent_opts *o, struct gf_agent **out)
+static struct gf_agent *agent_alloc(const struct gf__agent_io *io,
+                                    const char *member,
+                                    uint64_t max_clock_offset_ms)
 {
-    *out = NULL;
     struct gf_agent *a = gf_calloc(1, sizeof(*a));
-    a->loop = o->loop;
-    a->member = gf_strdup(o->member != NULL ? o->member : "");
+    a->io = io;
+    a->member = gf_strdup(member != NULL ? member : "");
     a->lc = (struct gf_log_ctx){.comp = "agent", .cluster = a->member};
-    a->on_fatal = o->on_fatal;
-    a->fatal_data = o->data;
     gf_rand_seed_os(&a->rng);
-    gf_fence_init(&a->fence, o->max_clock_offset_ms);
+    gf_fence_init(&a->fence, max_clock_offset_ms);
     gf_htab_init(&a->idx, GF_HTAB_OWN_KEYS);
     gf_htab_init(&a->inflight, GF_HTAB_OWN_KEYS);
     gf_htab_init(&a->patched_rv, GF_HTAB_OWN_KEYS);
     registry(a);
-    int rc = open_io(a, o);
-    if (rc != 0) {
-        start_failed(a, rc);
-        return rc;
-    }
+    return a;
+}
+
+static void init_timers(struct gf_agent *a)
+{
     struct gf_timer *timers[] = {&a->poll, &a->due, &a->sweep, &a->drain};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         gf_timer_init(&a->clk, timers[i]);
         timers[i]->data = a;
     }
+}
+
+static struct gf_store_handlers job_handlers(struct gf_agent *a)
+{
+    return (struct gf_store_handlers){
+        .on_add = job_add, .on_update = job_upd, .data = a};
+}
+
+static struct gf_store_handlers wl_handlers(struct gf_agent *a)
+{
+    return (struct gf_store_handlers){
+        .on_add = wl_add, .on_update = wl_upd, .on_delete = wl_del, .data = a};
+}
+
+int gf__agent_new(const struct gf__agent_io *io, uint64_t start_ms,
+                  int64_t wall_ms, const char *member,
+                  uint64_t max_clock_offset_ms, struct gf_agent **out)
+{
+    struct gf_agent *a = agent_alloc(io, member, max_clock_offset_ms);
+    gf_clock_init_manual(&a->clk, start_ms, wall_ms);
+    init_timers(a);
+    const struct gf_store_handlers jh = job_handlers(a), wh = wl_handlers(a);
+    const struct gf_store_opts jo = {.project = gf_fence_job_project,
+                                     .free_proj = gf_fence_job_free,
+                                     .handlers = &jh};
+    const struct gf_store_opts wo = {.project = gf_fence_wl_project,
+                                     .free_proj = gf_fence_wl_free,
+                                     .handlers = &wh};
+    a->jobs = gf_store_new(&jo);
+    a->wls = gf_store_new(&wo);
+    gf_timer_start(&a->poll, 0, poll_fire);
+    *out = a;
+    return 0;
+}
+
+struct gf_clock *gf__agent_clock(struct gf_agent *a)
+{
+    return &a->clk;
+}
+
+void gf__agent_caches(struct gf_agent *a, struct gf_store **jobs,
+                      struct gf_store **wls)
+{
+    *jobs = a->jobs;
+    *wls = a->wls;
+}
+
+bool gf__agent_fenced(const struct gf_agent *a)
+{
+    return a->fence.fenced;
+}
+
+int gf_agent_start(const struct gf_agent_opts *o, struct gf_agent **out)
+{
+    *out = NULL;
+    struct gf_agent *a =
+        agent_alloc(&kube_io, o->member, o->max_clock_offset_ms);
+    a->loop = o->loop;
+    a->on_fatal = o->on_fatal;
+    a->fatal_data = o->data;
+    int rc = open_io(a, o);
+    if (rc != 0) {
+        start_failed(a, rc);
+        return rc;
+    }
+    init_timers(a);
     if (a->httpd != NULL)
         serve(a, o->listen);
-    const struct gf_store_handlers jh = {
-        .on_add = job_add, .on_update = job_upd, .data = a};
-    const struct gf_store_handlers wh = {
-        .on_add = wl_add, .on_update = wl_upd, .on_delete = wl_del, .data = a};
+    const struct gf_store_handlers jh = job_handlers(a), wh = wl_handlers(a);
     rc = start_watch(a, "jobs.batch", GF_LABEL_LEASE, gf_fence_job_project,
                      gf_fence_job_free, &jh, &a->jobs, &a->job_refl);
     if (rc == 0)
@@ -652,9 +929,9 @@ int gf_agent_start(const struct gf_agent_opts *o, struct gf_agent **out)
     return rc;
 }
 
-static void finish_stop(void *data)
+static void agent_free(struct gf_agent *a)
 {
-    struct gf_agent *a = data;
+    list_free(a);
     gf_store_free(a->jobs);
     gf_store_free(a->wls);
     gf_fence_index_free(&a->idx);
@@ -662,12 +939,30 @@ static void finish_stop(void *data)
     gf_htab_free_all(&a->patched_rv, gf_free);
     gf_metrics_free(a->m);
     gf_clock_close(&a->clk);
-    void (*cb)(void *) = a->stop_cb;
-    void *d = a->stop_data;
     gf_free(a->member);
     gf_free(a);
+}
+
+static void finish_stop(void *data)
+{
+    struct gf_agent *a = data;
+    void (*cb)(void *) = a->stop_cb;
+    void *d = a->stop_data;
+    agent_free(a);
     if (cb != NULL)
         cb(d);
+}
+
+void gf__agent_free(struct gf_agent *a)
+{
+    a->stopping = true;
+    a->io->cancel(a->hb_call);
+    a->io->cancel(a->list_call);
+    gf_timer_stop(&a->poll);
+    gf_timer_stop(&a->due);
+    gf_timer_stop(&a->sweep);
+    gf_timer_stop(&a->drain);
+    agent_free(a);
 }
 
 static void on_closed(void *data)
@@ -719,7 +1014,8 @@ void gf_agent_stop(struct gf_agent *a, void (*cb)(void *data), void *data)
     gf_timer_stop(&a->poll);
     gf_timer_stop(&a->due);
     gf_timer_stop(&a->sweep);
-    gf_kube_call_cancel(a->hb_call);
+    a->io->cancel(a->hb_call);
+    a->io->cancel(a->list_call);
     /* Patches in flight finish (a fence half sent is worth finishing);
      * the drain gives them DRAIN_MS. */
     a->drain_deadline = gf_clock_now_ms(&a->clk) + DRAIN_MS;

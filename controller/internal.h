@@ -1,7 +1,8 @@
 /*
  * internal: the hub's pieces, shared by the files of controller/ that make
  * up `gpufed hub` (hub.c, member.c, lease_reconcile.c, pass.c) and by
- * nothing else.
+ * nothing else; plus, at the end, the seam through which the tests drive
+ * `gpufed agent` (agent.c).
  *
  * One struct gf_hub per process holds the loop's machinery (clock, HTTP
  * engine, workqueue), the hub cluster's client and caches (QuotaLeases,
@@ -336,5 +337,47 @@ void gf__pass_abandon(struct gf_hub *h);
  * and the epoch, at most 63 characters (controller/copy.h's rule). */
 int gf__lease_name(const char *member, const char *wl, const char *uid,
                    uint64_t epoch, char out[64]);
+
+/*
+ * agent.c: how `gpufed agent` reaches its API server (kubeclient's calls;
+ * scripted in controller/test/test_agent.c). Each has the signature of
+ * the kubeclient function it stands for: 0, then cb exactly once, later;
+ * or an error and no cb. cancel makes a call in flight answer
+ * GF_ECANCELED (accepts NULL). retry_now ends the watches' backoff wait
+ * (gf_reflector_retry_now) and says how many were waiting.
+ */
+struct gf_agent;
+struct gf_event;
+struct gf__agent_io {
+    int (*call)(struct gf_kube_client *c, const struct gf_kube_op *op,
+                gf_kube_cb cb, void *data, struct gf_kube_call **out);
+    int (*get)(struct gf_kube_client *c, const struct gf_kube_resource *r,
+               const char *ns, const char *name, gf_kube_cb cb, void *data,
+               struct gf_kube_call **out);
+    int (*list)(struct gf_kube_client *c, const struct gf_kube_resource *r,
+                const struct gf_kube_list_opts *o, gf_kube_cb cb, void *data,
+                struct gf_kube_call **out);
+    int (*patch)(struct gf_kube_client *c, const struct gf_kube_resource *r,
+                 const char *ns, const char *name,
+                 const struct gf_kube_patch_opts *o, const char *body,
+                 size_t len, gf_kube_cb cb, void *data,
+                 struct gf_kube_call **out);
+    void (*cancel)(struct gf_kube_call *call);
+    int (*event)(struct gf_kube_client *c, int64_t wall_ms,
+                 const struct gf_event *ev, gf_kube_cb done, void *data);
+    size_t (*retry_now)(struct gf_agent *a);
+};
+/* An agent on a manual clock (start_ms, wall_ms) that reaches its API
+ * server only through io: no client, listener or watches; its caches are
+ * empty stores the test fills (gf__agent_caches). Its first poll is due
+ * at once. Free with gf__agent_free once nothing is in flight. */
+int gf__agent_new(const struct gf__agent_io *io, uint64_t start_ms,
+                  int64_t wall_ms, const char *member,
+                  uint64_t max_clock_offset_ms, struct gf_agent **out);
+struct gf_clock *gf__agent_clock(struct gf_agent *a);
+void gf__agent_caches(struct gf_agent *a, struct gf_store **jobs,
+                      struct gf_store **wls);
+bool gf__agent_fenced(const struct gf_agent *a);
+void gf__agent_free(struct gf_agent *a);
 
 #endif

@@ -15,8 +15,12 @@
 #                  nothing is reactivated, new copies are left alone (also
 #                  by a restarted agent that finds a fresh heartbeat)
 #   restart        an agent started on a stale heartbeat fences at once
+#   stale cache    with the agent's Job watch refused (its role loses
+#                  "watch", kubesim watch-drop cuts the open one), a copy
+#                  its caches never saw is fenced from the fence's LIST
 # Prints the time from the last renewal to the fence (about D) and from
-# the fence to the copies' pods stopping. Needs GF_BIN and GF_SHARED,
+# the fence to the copies' pods stopping, and from the fence to the
+# patch of a copy only the LIST saw. Needs GF_BIN and GF_SHARED,
 # kubectl, jq and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -328,6 +332,45 @@ fence_ms=$(log_ms fencing)
 echo "figure: agent start on a stale heartbeat -> fence decision: $((fence_ms - t0)) ms"
 [ "$(metric gpufed_agent_fenced)" = 1 ] || fail "metric fenced after restart"
 for j in new-1 new-2; do wait_for 15 "$j pods stopped" stopped $j; done
+agent_stop
+
+step "stale cache: a copy the agent's watches never saw is fenced from a fresh LIST"
+renew_start
+agent_start "$D/east/kubeconfig-member-agent.yaml"
+wait_for 20 "agent ready (stale-cache step)" ready
+fences0=$(grep -c 'msg=fencing' "$work/agent.log" || true)
+refused0=$(grep -c 'msg="watch refused" resource=jobs' "$work/agent.log" || true)
+# The agent's Job cache goes stale for good: its role loses "watch" on
+# Jobs (it keeps "list") and its open watches are cut, so the Job watch
+# is refused (the reflector retries only after 5 minutes). Only a fresh
+# LIST can see a copy created from now on.
+E patch clusterrole gpufed-agent --type=json \
+    -p '[{"op":"replace","path":"/rules/1/verbs","value":["get","list"]}]' >/dev/null
+"$GF_BIN/kubesim" fault east watch-drop --identity member-agent --dir "$D" >/dev/null
+job_watch_refused() {
+    [ "$(grep -c 'msg="watch refused" resource=jobs' "$work/agent.log" || true)" -gt "$refused0" ]
+}
+wait_for 20 "the agent's Job watch refused" job_watch_refused
+"$GF_BIN/kubesim" fault clear east --dir "$D" >/dev/null
+copy stale-1 600s
+wait_for 30 "stale-1 running" running stale-1
+renew_stop
+wait_for 15 "stale-1 fenced" fenced stale-1
+[ "$(grep -c 'msg=fencing' "$work/agent.log")" = $((fences0 + 1)) ] || fail "fencing lines"
+fline=$(grep 'msg=fencing' "$work/agent.log" | tail -1)
+# The caches had nothing to fence (new-1 and new-2 were fenced earlier,
+# stale-1 is not in the Job cache): only the LIST can have found it.
+[[ "$fline" == *" copies=0 "* ]] || fail "the cache saw stale-1: $fline"
+grep -q 'msg="fence list read" member=east copies_listed=[0-9]* copies=1 ' "$work/agent.log" ||
+    fail "no LIST fenced stale-1: $(grep 'fence list' "$work/agent.log" | tail -3)"
+fence_ms=$(log_ms fencing)
+fenced_ms=$(date -d "$(grep 'msg="copy fenced" job=ml/stale-1 ' "$work/agent.log" | tail -1 |
+    sed 's/^ts=\([^ ]*\).*/\1/')" +%s%3N)
+lists=$(metric 'gpufed_agent_fence_lists_total{result="ok"}')
+[ "${lists%.*}" -ge 1 ] || fail "fence lists: $lists"
+echo "figure: fence decision -> stale-1 (not in the agent's cache) patched: $((fenced_ms - fence_ms)) ms (one poll is 500 ms)"
+wait_for 15 "stale-1 pods stopped" stopped stale-1
+E apply -k "$root/manifests/member" >/dev/null
 agent_stop
 
 echo "PASS"
