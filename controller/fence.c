@@ -139,6 +139,13 @@ uint64_t gf_fence_deadline(const struct gf_fence *f)
 uint64_t gf_fence_poll_ms(const struct gf_fence *f)
 {
     uint64_t p = f->d_ms / 6;
+    /* While fenced, every poll also LISTs the copies afresh: a copy whose
+     * create landed after the fence's LIST runs until the next one, and
+     * the fencing margin must cover that (F in docs/failure-semantics.md).
+     * A second bounds it whatever D is; the cost is one LIST a second,
+     * only while fenced. */
+    if (f->fenced && p > GF_FENCE_FENCED_POLL_MS)
+        p = GF_FENCE_FENCED_POLL_MS;
     return p < 50 ? 50 : p;
 }
 

@@ -103,7 +103,10 @@ enum gf_fence_change gf_fence_tick(struct gf_fence *f, uint64_t now_ms);
 /* When the fence is due (credit + D), or UINT64_MAX when fenced or when
  * no credit is known. */
 uint64_t gf_fence_deadline(const struct gf_fence *f);
-/* The poll period D/6 (at least 50 ms). */
+/* While fenced, the copies are listed afresh at least this often. */
+#define GF_FENCE_FENCED_POLL_MS 1000
+/* The poll period: D/6 (at least 50 ms), and at most
+ * GF_FENCE_FENCED_POLL_MS while fenced. */
 uint64_t gf_fence_poll_ms(const struct gf_fence *f);
 /* now - credit, or -1 when no credit is known. */
 int64_t gf_fence_age_ms(const struct gf_fence *f, uint64_t now_ms);

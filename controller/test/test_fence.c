@@ -63,6 +63,22 @@ static void start(struct gf_clock *clk, struct gf_fence *f)
     gf_fence_init(f, OFFSET_MS);
 }
 
+/* While fenced the copies are listed afresh every poll: at most a second
+ * apart whatever D is, so a copy whose create landed after the fence's
+ * LIST runs for at most that long. */
+static void test_fenced_poll_is_at_most_a_second(void **state)
+{
+    (void)state;
+    struct gf_fence f;
+    gf_fence_init(&f, OFFSET_MS);
+    f.d_ms = 30000;
+    assert_int_equal(gf_fence_poll_ms(&f), 5000);
+    f.fenced = true;
+    assert_int_equal(gf_fence_poll_ms(&f), GF_FENCE_FENCED_POLL_MS);
+    f.d_ms = 3000; /* D/6 is shorter than the bound: kept */
+    assert_int_equal(gf_fence_poll_ms(&f), 500);
+}
+
 static void test_steady_renewals_never_fence(void **state)
 {
     (void)state;
@@ -473,6 +489,7 @@ int main(void)
 {
     gf_alloc_global_init();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fenced_poll_is_at_most_a_second),
         cmocka_unit_test(test_steady_renewals_never_fence),
         cmocka_unit_test(test_a_lapse_fences_at_exactly_credit_plus_d),
         cmocka_unit_test(test_failed_reads_use_the_earlier_reads_send_time),
