@@ -687,16 +687,84 @@ static void gone_answer(void *data, const struct gf_kube_result *res)
     finish(c, GF_WQ_REQUEUE_AFTER, 2000);
 }
 
-static void delete_copy(struct gf_hub *h, struct wctx *c)
+static void delete_now(struct wctx *c)
 {
     struct gf_kube_client *cl = member_client(c, c->l.lender_member);
     struct gf_kube_resource r = resource("jobs.batch");
     struct gf_kube_delete_opts o = {.propagation = "Foreground",
                                     .precondition_uid =
                                         c->copy_uid[0] ? c->copy_uid : NULL};
-    (void)h;
     if (cl == NULL || gf_kube_delete(cl, &r, c->lender_ns, c->copy, &o,
                                      gone_answer, c, NULL) != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+/* A condition of the copy Job's status that is True, or NULL. */
+static const cJSON *job_condition(const cJSON *job, const char *type)
+{
+    const cJSON *cs = GF_JSON_AT(job, "status", "conditions"), *x;
+    cJSON_ArrayForEach(x, cs)
+    {
+        const char *t = gf_json_str(x, "type");
+        const char *st = gf_json_str(x, "status");
+        if (t != NULL && st != NULL && strcmp(t, type) == 0 &&
+            strcmp(st, "True") == 0)
+            return x;
+    }
+    return NULL;
+}
+
+/*
+ * The copy as its API server has it, read before it is deleted. After a
+ * partition the hub's cache can still show a copy running that finished
+ * meanwhile (a watch resumed from its resourceVersion has not replayed
+ * the change yet): deleting it then would lose its outcome, and the job
+ * would run again (the blind window's heal rule needs the outcome). So
+ * the outcome comes from the server: a finished copy the hub had not
+ * seen finish is not deleted, its outcome is kept for the machine, which
+ * decides again with it.
+ */
+static void copy_read(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err == GF_ENOTFOUND) {
+        gone_answer(c, res);
+        return;
+    }
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    bool ok = job_condition(res->json, "Complete") != NULL;
+    bool failed = job_condition(res->json, "Failed") != NULL;
+    if ((ok || failed) && mem->last_outcome == GF_LM_RUNNING) {
+        mem->last_outcome = ok ? GF_LM_SUCCEEDED : GF_LM_FAILED;
+        /* The TTL counts on the wall clock, from when it was seen. */
+        mem->finished_ms = gf_clock_wall_ms(&c->h->clk);
+        struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+        GF_LOG(&lc, GF_LOG_INFO, "copy found finished before its delete",
+               "copy=%s/%s outcome=%s", c->lender_ns, c->copy,
+               ok ? "Succeeded" : "Failed");
+        finish(c, GF_WQ_REQUEUE_AFTER, 1);
+        return;
+    }
+    if (c->copy_uid[0] == '\0') {
+        const char *uid = gf_json_str(res->json, "metadata.uid");
+        if (uid != NULL)
+            snprintf(c->copy_uid, sizeof(c->copy_uid), "%s", uid);
+    }
+    delete_now(c);
+}
+
+static void delete_copy(struct gf_hub *h, struct wctx *c)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.lender_member);
+    struct gf_kube_resource r = resource("jobs.batch");
+    (void)h;
+    if (cl == NULL ||
+        gf_kube_get(cl, &r, c->lender_ns, c->copy, copy_read, c, NULL) != 0)
         finish(c, GF_WQ_ERROR, 0);
 }
 
