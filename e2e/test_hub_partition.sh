@@ -56,17 +56,6 @@ E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
 W() { kubectl --kubeconfig "$D/west/kubeconfig-admin.yaml" "$@"; }
 N() { kubectl --kubeconfig "$D/north/kubeconfig-admin.yaml" "$@"; }
 
-# wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s.
-wait_for() {
-    local t=$1 what=$2
-    shift 2
-    local n=$((t * 5))
-    for _ in $(seq 1 $n); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    fail "timed out after ${t}s: $what"
-}
 now_ms() { date +%s%3N; }
 
 step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"

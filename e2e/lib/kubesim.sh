@@ -57,3 +57,16 @@ sim_cleanup() {
         tail -n 30 "$SIM_LOG"
     fi
 }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s until
+# COMMAND succeeds; fails with DESCRIPTION after SECONDS.
+wait_for() {
+    local t=$1 what=$2
+    shift 2
+    local n=$((t * 5))
+    for _ in $(seq 1 $n); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    fail "timed out after ${t}s: $what"
+}
