@@ -344,7 +344,12 @@ static int64_t cq_free(const struct gf_ledger *l, const struct gf_ledger_cq *q)
     return free_gpus;
 }
 
-/* Marks victims among the Active leases lent out of cq until `need`. */
+/*
+ * Marks victims among the Active leases lent out of cq until `need`. The
+ * GPUs of leases already Reclaiming out of cq are on their way back: they
+ * count toward the need, so that a reclaim in its grace period is not
+ * answered by a second round of victims on every pass.
+ */
 static void reclaim_cq(struct pass *ps, const struct gf_ledger_cq *q,
                        int64_t need, struct gf_actions *out)
 {
@@ -353,10 +358,14 @@ static void reclaim_cq(struct pass *ps, const struct gf_ledger_cq *q,
     n = gf_ledger_leases(ps->l, all, n);
     struct victim *v = gf_calloc(n + 1, sizeof(*v));
     size_t nv = 0;
-    for (size_t i = 0; i < n; i++)
-        if (all[i]->holds && all[i]->cell != NULL && all[i]->cell->cq == q &&
-            all[i]->l.phase == GF_LEASE_ACTIVE)
+    for (size_t i = 0; i < n; i++) {
+        if (!all[i]->holds || all[i]->cell == NULL || all[i]->cell->cq != q)
+            continue;
+        if (all[i]->l.phase == GF_LEASE_RECLAIMING)
+            need -= all[i]->l.gpus;
+        else if (all[i]->l.phase == GF_LEASE_ACTIVE)
             v[nv++] = (struct victim){all[i], ps->p};
+    }
     qsort(v, nv, sizeof(*v), cmp_victims);
     int64_t freed = 0;
     size_t k = 0;

@@ -224,6 +224,15 @@ int gf_ledger_member_set(struct gf_ledger *l, const char *member,
     return 0;
 }
 
+int gf_ledger_member_drain(struct gf_ledger *l, const char *member,
+                           bool drained)
+{
+    if (!name_ok(member))
+        return member == NULL ? -EINVAL : -ENAMETOOLONG;
+    get_member(l, member)->drained = drained;
+    return 0;
+}
+
 static bool counted(const struct gf_ledger *l, const struct gf_ledger_cell *c)
 {
     return strcmp(c->resource, l->resource) == 0;

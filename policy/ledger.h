@@ -89,6 +89,8 @@ struct gf_ledger_member {
     size_t leases_out;         /* leases that hold quota, as lender */
     size_t n_cqs;
     bool ns_known; /* its namespaces' opt-ins are fed (gf_ledger_ns_set) */
+    /* `gpufedctl drain`: it lends nothing new and gets back what it lent */
+    bool drained;
 };
 
 struct gf_ledger_cq;
@@ -149,6 +151,10 @@ const char *gf_ledger_resource(const struct gf_ledger *l);
 /* Creates the member if needed. 0 or -EINVAL/-ENAMETOOLONG. */
 int gf_ledger_member_set(struct gf_ledger *l, const char *member,
                          enum gf_freshness fresh, int64_t last_heartbeat_ms);
+/* Drains a member (or undoes it); creates it if needed. 0, -EINVAL or
+ * -ENAMETOOLONG. */
+int gf_ledger_member_drain(struct gf_ledger *l, const char *member,
+                           bool drained);
 /*
  * Replaces a ClusterQueue's quota: cells not listed drop out of the spec
  * (nominal 0) but keep their usage. O(n + previous cells).

@@ -605,6 +605,31 @@ static void test_reclaim_marks_victims_in_policy_order(void **state)
     fx_done(&f);
 }
 
+/* A reclaim in its grace period is not answered by more victims: the
+ * GPUs of Reclaiming leases count toward the need. */
+static void test_reclaim_counts_leases_already_reclaiming(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 0);
+    lease(&f, "v-low", "a", "west", 2, GF_LEASE_RECLAIMING, 1000, 60 * MIN, 1);
+    lease(&f, "v-mid", "b", "west", 2, GF_LEASE_ACTIVE, 2000, 60 * MIN, 5);
+    lease(&f, "v-high", "c", "west", 2, GF_LEASE_ACTIVE, 3000, 60 * MIN, 9);
+    wl(&f, "west", "own", "ml", 5, 0, GF_WL_PENDING, NULL, 0);
+    /* free 2, need 5: v-low's 2 are on their way back, 1 more -> v-mid */
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_RECLAIM);
+    assert_non_null(a);
+    assert_int_equal(a->n_victims, 1);
+    assert_string_equal(a->victims[0], "v-mid");
+    /* once v-mid is Reclaiming too, nothing more is taken */
+    lease(&f, "v-mid", "b", "west", 2, GF_LEASE_RECLAIMING, 2000, 60 * MIN, 5);
+    decide(&f, MIN + 1000);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 0);
+    fx_done(&f);
+}
+
 /*
  * The determinism world: ties everywhere (two lenders with equal room and
  * no shared region with the borrower, pending Workloads with equal
@@ -1017,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_lease_upkeep),
         cmocka_unit_test(test_fence_after_D_rho_margin_only_with_an_agent),
         cmocka_unit_test(test_reclaim_marks_victims_in_policy_order),
+        cmocka_unit_test(test_reclaim_counts_leases_already_reclaiming),
         cmocka_unit_test(test_same_inputs_same_actions),
         cmocka_unit_test(test_lender_namespace_must_accept_overflow),
         cmocka_unit_test(test_a_pass_in_slices_is_the_same_pass),
