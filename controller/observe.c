@@ -913,6 +913,29 @@ static void ql_spec(struct ql_reader *r, const cJSON *spec, struct gf_lease *l)
     l->gpus = ql_int(r, spec, "gpus", "spec.gpus", true, 1, INT64_MAX);
 }
 
+/*
+ * When a final lease ended: the time of its last transition into the
+ * phase it is in. The status carries no separate field for it; the
+ * transitions are the record (the writer appends one per phase change).
+ * 0 when none is there (an older writer, or history trimmed to the cap).
+ */
+static int64_t ql_ended(struct ql_reader *r, const cJSON *st,
+                        enum gf_lease_phase phase)
+{
+    const cJSON *tr = item(st, "transitions"), *t;
+    if (tr == NULL || !cJSON_IsArray(tr))
+        return 0;
+    const char *want = gf_lease_phase_name(phase);
+    int64_t ended = 0;
+    cJSON_ArrayForEach(t, tr)
+    {
+        const cJSON *ph = item(t, "phase");
+        if (cJSON_IsString(ph) && strcmp(ph->valuestring, want) == 0)
+            ended = ql_time(r, t, "time", "status.transitions[].time");
+    }
+    return ended;
+}
+
 static void ql_status(struct ql_reader *r, const cJSON *st, struct gf_lease *l)
 {
     char *phase = ql_str(r, st, "phase", "status.phase", 0, 32);
@@ -924,6 +947,10 @@ static void ql_status(struct ql_reader *r, const cJSON *st, struct gf_lease *l)
     l->expires_ms = ql_time(r, st, "expiresAt", "status.expiresAt");
     l->reclaim_deadline_ms =
         ql_time(r, st, "reclaimDeadline", "status.reclaimDeadline");
+    l->reclaim_started_ms =
+        ql_time(r, st, "reclaimStarted", "status.reclaimStarted");
+    if (l->phase == GF_LEASE_RELEASED || l->phase == GF_LEASE_FAILED)
+        l->ended_ms = ql_ended(r, st, l->phase);
 }
 
 int gf_obs_lease_from_json(const cJSON *ql, struct gf_lease *out, char *why,
@@ -1034,6 +1061,7 @@ cJSON *gf_obs_lease_to_json(const struct gf_lease *l, const char *ns,
     add_time(st, "startedAt", l->started_ms);
     add_time(st, "expiresAt", l->expires_ms);
     add_time(st, "reclaimDeadline", l->reclaim_deadline_ms);
+    add_time(st, "reclaimStarted", l->reclaim_started_ms);
     return o;
 }
 

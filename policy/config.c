@@ -355,6 +355,22 @@ static bool get_gpus(struct pctx *c, const struct gf_ynode *v, const char *path,
     return true;
 }
 
+/* A whole count >= 0 (maxReclaimsPerHour). */
+static bool get_count(struct pctx *c, const struct gf_ynode *v,
+                      const char *path, int64_t *out)
+{
+    if (!is_kind(c, v, GF_Y_SCALAR, path))
+        return false;
+    int64_t x;
+    if (gf_parse_i64(v->str, &x) != 0 || x < 0) {
+        perr(c, v, path, "wrong type: expected a whole number >= 0, got \"%s\"",
+             v->str);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
 /* A fraction in [0, 1], kept in ppm. */
 static bool get_fraction(struct pctx *c, const struct gf_ynode *v,
                          const char *path, int32_t *ppm)
@@ -901,10 +917,14 @@ static void parse_overflow(struct pctx *c, const struct gf_ynode *g,
 static void parse_group(struct pctx *c, const struct gf_ynode *g,
                         const char *path, struct gf_policy_group *out)
 {
-    static const char *const allowed[] = {
-        "name",     "mode",    "clusterQueues",
-        "overflow", "reserve", "namespaceMapping",
-        NULL};
+    static const char *const allowed[] = {"name",
+                                          "mode",
+                                          "clusterQueues",
+                                          "overflow",
+                                          "reserve",
+                                          "namespaceMapping",
+                                          "maxReclaimsPerHour",
+                                          NULL};
     static const char *const modes[] = {"redirect", "loan", "both", NULL};
     static const char *const res_allowed[] = {"gpus", "fraction", NULL};
     char cp[PATH_MAX_LEN];
@@ -915,6 +935,7 @@ static void parse_group(struct pctx *c, const struct gf_ynode *g,
     out->modes = GF_MODE_REDIRECT;
     out->reserve.gpus = GF_NO_CAP;
     out->reserve.fraction_ppm = -1;
+    out->max_reclaims_per_hour = GF_NO_CAP;
     if (!is_kind(c, g, GF_Y_MAP, path))
         return;
     check_fields(c, g, path, allowed);
@@ -934,6 +955,9 @@ static void parse_group(struct pctx *c, const struct gf_ynode *g,
         check_fields(c, v, cp, res_allowed);
         get_cap(c, v, cp, "gpus", "fraction", &out->reserve);
     }
+    if ((v = field(g, "maxReclaimsPerHour")) != NULL)
+        get_count(c, v, sub(cp, path, "maxReclaimsPerHour"),
+                  &out->max_reclaims_per_hour);
 }
 
 /* The member named by entry e's "member" field (at ep), or -1. */
@@ -1315,6 +1339,7 @@ static void timing_defaults(struct gf_policy *p)
     t->admit_timeout_ms = GF_POLICY_DEFAULT_ADMIT_TIMEOUT_MS;
     t->reclaim_after_ms = GF_POLICY_DEFAULT_RECLAIM_AFTER_MS;
     t->grace_period_ms = GF_POLICY_DEFAULT_GRACE_PERIOD_MS;
+    t->min_run_time_ms = GF_POLICY_DEFAULT_MIN_RUN_TIME_MS;
     p->victim_order[0] = GF_VICTIM_LOWEST_PRIORITY;
     p->victim_order[1] = GF_VICTIM_NEWEST;
     p->n_victim_order = 2;
@@ -1335,7 +1360,8 @@ static void timing_durations(struct pctx *c, const struct gf_ynode *m,
                 {"fenceMargin", &t->fence_margin_ms},
                 {"admitTimeout", &t->admit_timeout_ms},
                 {"reclaimAfter", &t->reclaim_after_ms},
-                {"gracePeriod", &t->grace_period_ms}};
+                {"gracePeriod", &t->grace_period_ms},
+                {"minRunTime", &t->min_run_time_ms}};
     for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
         int64_t ms;
         if ((v = field(m, durs[i].key)) != NULL &&
@@ -1410,10 +1436,11 @@ static void timing_victims(struct pctx *c, const struct gf_ynode *m,
 
 static void parse_timing(struct pctx *c, const struct gf_ynode *spec)
 {
-    static const char *const allowed[] = {
-        "overflowAfter", "leaseDuration", "clockDrift",
-        "fenceMargin",   "admitTimeout",  "reclaimAfter",
-        "gracePeriod",   "victimOrder",   NULL};
+    static const char *const allowed[] = {"overflowAfter", "leaseDuration",
+                                          "clockDrift",    "fenceMargin",
+                                          "admitTimeout",  "reclaimAfter",
+                                          "gracePeriod",   "victimOrder",
+                                          "minRunTime",    NULL};
     const char *path = "spec.timing";
     const struct gf_ynode *m = field(spec, "timing");
     timing_defaults(c->p);

@@ -52,6 +52,7 @@
 #define GF_POLICY_DEFAULT_ADMIT_TIMEOUT_MS ((int64_t)5 * 60 * 1000)
 #define GF_POLICY_DEFAULT_RECLAIM_AFTER_MS ((int64_t)60 * 1000)
 #define GF_POLICY_DEFAULT_GRACE_PERIOD_MS ((int64_t)2 * 60 * 1000)
+#define GF_POLICY_DEFAULT_MIN_RUN_TIME_MS ((int64_t)0)
 #define GF_POLICY_DEFAULT_JOB_KIND "batch/Job"
 
 enum gf_fencing {
@@ -144,6 +145,9 @@ struct gf_policy_group {
     struct gf_policy_cap reserve;
     struct gf_policy_ns_map *ns_map;
     size_t n_ns_map;
+    /* Victims whose reclaim may start in the group per rolling hour;
+     * GF_NO_CAP when unset (no limit). */
+    int64_t max_reclaims_per_hour;
     struct gf_policy_pos pos;
 };
 
@@ -168,6 +172,9 @@ struct gf_policy_timing {
     int64_t admit_timeout_ms;
     int64_t reclaim_after_ms;
     int64_t grace_period_ms;
+    /* An Active copy that started less than this ago is not a victim:
+     * a borrower is not evicted before it got some work done. */
+    int64_t min_run_time_ms;
 };
 
 struct gf__policy_index;

@@ -20,6 +20,8 @@
 #include "policy/internal.h"
 
 #define MAX_CLASSES 64
+/* The window of maxReclaimsPerHour. */
+#define HOUR_MS ((int64_t)3600 * 1000)
 
 /* A group queue's ledger records, looked up once per pass: the ledger
  * never frees members or ClusterQueues, so the pointers hold across the
@@ -34,6 +36,10 @@ struct pass {
     const struct gf_policy *p;
     int64_t now;
     struct gf_htab taken; /* key -> int64_t* GPUs promised this pass */
+    /* Workload x lender ClusterQueue -> int64_t* the instant until which
+     * the Workload may not go back there (rule recentlyReclaimed); only
+     * entries still in force at the pass's now. */
+    struct gf_htab recent;
     /* Per group, its queues' records (qc + qoff[g] + i); NULL: no cache
      * (a one-Workload decision). */
     struct qres *qc;
@@ -119,6 +125,7 @@ static void take(struct pass *ps, char tag, const void *a, const void *b,
 static void pass_free(struct pass *ps)
 {
     gf_htab_free_all(&ps->taken, gf_free);
+    gf_htab_free_all(&ps->recent, gf_free);
     gf_free(ps->qc);
     gf_free(ps->qoff);
 }
@@ -182,6 +189,91 @@ static void from_lease(struct gf_action *a, const struct gf_lease *l)
     a->epoch = l->epoch;
 }
 
+/* ---- the retry-storm guard ------------------------------------------- */
+
+/* Key of a Workload x lender ClusterQueue; 0 when a name is too long. */
+static size_t recent_key(char *out, size_t cap, const char *member,
+                         const char *ns, const char *name, const char *lender,
+                         const char *lender_cq)
+{
+    size_t a = gf__key(out, cap, member, ns, name, NULL);
+    if (a == 0)
+        return 0;
+    size_t b = gf__key(out + a, cap - a, lender, lender_cq, NULL, NULL);
+    return b == 0 ? 0 : a + b;
+}
+
+/* The last lease of one Workload from one lender ClusterQueue. */
+struct last_lease {
+    uint64_t epoch;
+    int64_t until; /* blocked until; 0 when that lease does not block */
+};
+
+/* Whether a lease ended because its lender took the quota back. */
+static bool ended_by_reclaim(const struct gf_lease *s)
+{
+    return s->phase == GF_LEASE_RELEASED && s->reason != NULL &&
+           (strcmp(s->reason, "Reclaimed") == 0 ||
+            strcmp(s->reason, "Preempted") == 0);
+}
+
+/*
+ * Builds ps->recent: for each Workload and lender ClusterQueue whose last
+ * lease there ended Reclaimed or Preempted less than reclaimAfter ago,
+ * the instant it may go back. Without it a Workload reclaimed from a
+ * lender whose demand has just been met looks, to the next pass, like
+ * any other overflow, and goes straight back to be reclaimed again. The
+ * index keeps values, not pointers: a sliced pass outlives ledger
+ * updates. A final lease with no end time (an older writer) blocks
+ * nothing: its end cannot be placed.
+ */
+static void recent_build(struct pass *ps)
+{
+    gf_htab_init(&ps->recent, GF_HTAB_OWN_KEYS);
+    size_t n = gf_ledger_leases(ps->l, NULL, 0);
+    if (n == 0)
+        return;
+    const struct gf_ledger_lease **v = gf_calloc(n, sizeof(*v));
+    n = gf_ledger_leases(ps->l, v, n);
+    struct gf_htab last;
+    gf_htab_init(&last, GF_HTAB_OWN_KEYS);
+    char key[5 * (GF_LEDGER_MAX_NAME + 1)];
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *s = &v[i]->l;
+        size_t kl =
+            recent_key(key, sizeof(key), s->origin_member, s->origin_namespace,
+                       s->origin_name, s->lender_member, s->lender_cq);
+        if (kl == 0)
+            continue;
+        struct last_lease *x = gf_htab_get(&last, key, kl);
+        if (x == NULL) {
+            x = gf_calloc(1, sizeof(*x));
+            gf_htab_put(&last, key, kl, x);
+        } else if (s->epoch < x->epoch) {
+            continue;
+        }
+        x->epoch = s->epoch;
+        x->until = ended_by_reclaim(s) && s->ended_ms > 0
+                       ? s->ended_ms + ps->p->timing.reclaim_after_ms
+                       : 0;
+    }
+    struct gf_htab_iter it;
+    const char *k;
+    size_t klen;
+    void *val;
+    gf_htab_iter_init(&it, &last);
+    while (gf_htab_next(&it, &k, &klen, &val)) {
+        const struct last_lease *x = val;
+        if (x->until <= ps->now)
+            continue;
+        int64_t *u = gf_calloc(1, sizeof(*u));
+        *u = x->until;
+        gf_htab_put(&ps->recent, k, klen, u);
+    }
+    gf_htab_free_all(&last, gf_free);
+    gf_free(v);
+}
+
 /* ---- 1. lease upkeep -------------------------------------------------- */
 
 static int cmp_lease_name(const void *a, const void *b)
@@ -216,6 +308,52 @@ int64_t gf_decide_next_fence_ms(const struct gf_ledger *l,
         if (at > now_ms && at < next)
             next = at;
     }
+    return next;
+}
+
+/* Whether any cell of q lends through a lease that holds quota. */
+static bool cq_lends(const struct gf_ledger_cq *q)
+{
+    for (size_t i = 0; i < q->n_cells; i++)
+        if (q->cells[i]->n_leases_out > 0)
+            return true;
+    return false;
+}
+
+int64_t gf_decide_next_reclaim_ms(const struct gf_ledger *l,
+                                  const struct gf_policy *p, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    /* A lender's own Workload reaching reclaimAfter, where borrowers hold
+     * quota (elsewhere there is nothing to reclaim). */
+    for (const struct gf_ledger_wl *w = gf_ledger_pending_first(l); w != NULL;
+         w = gf_ledger_pending_next(l, w)) {
+        int64_t at = w->pending_since_ms + p->timing.reclaim_after_ms;
+        if (at > now_ms && at < next && w->cq != NULL && cq_lends(w->cq))
+            next = at;
+    }
+    /* A copy spared by minRunTime becoming a victim, where its lender's
+     * own Workloads wait; a reclaim leaving the hour's window of a group
+     * with maxReclaimsPerHour. */
+    size_t n = gf_ledger_leases(l, NULL, 0);
+    const struct gf_ledger_lease **v = gf_calloc(n + 1, sizeof(*v));
+    n = gf_ledger_leases(l, v, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *s = &v[i]->l;
+        int64_t at = INT64_MAX;
+        if (s->phase == GF_LEASE_ACTIVE && v[i]->cell != NULL &&
+            v[i]->cell->cq->n_pending > 0 && p->timing.min_run_time_ms > 0)
+            at = s->started_ms + p->timing.min_run_time_ms;
+        int g = gf_policy_group_of(p, s->lender_member, s->lender_cq);
+        if (s->reclaim_started_ms > 0 && g >= 0 &&
+            p->groups[g].max_reclaims_per_hour != GF_NO_CAP &&
+            s->reclaim_started_ms + HOUR_MS > now_ms &&
+            s->reclaim_started_ms + HOUR_MS < at)
+            at = s->reclaim_started_ms + HOUR_MS;
+        if (at > now_ms && at < next)
+            next = at;
+    }
+    gf_free(v);
     return next;
 }
 
@@ -259,6 +397,18 @@ static void upkeep_lease(struct pass *ps, const struct gf_ledger_lease *ll,
     }
     if (l->phase == GF_LEASE_SUSPECT) {
         upkeep_suspect(ps, ll, out);
+        return;
+    }
+    if (l->phase == GF_LEASE_PENDING && ll->lender->drained) {
+        /* An admin drains the lender: a copy not yet admitted there is
+         * withdrawn at once rather than left to take quota it must give
+         * back. */
+        struct gf_action *a = push(out, GF_ACT_WITHDRAW);
+        from_lease(a, l);
+        why_set(&a->why, "drain", 0, 0,
+                "lender %s is drained: the copy not yet admitted there is "
+                "withdrawn",
+                l->lender_member);
         return;
     }
     if (l->phase == GF_LEASE_PENDING &&
@@ -344,50 +494,135 @@ static int64_t cq_free(const struct gf_ledger *l, const struct gf_ledger_cq *q)
     return free_gpus;
 }
 
-/*
- * Marks victims among the Active leases lent out of cq until `need`. The
- * GPUs of leases already Reclaiming out of cq are on their way back: they
- * count toward the need, so that a reclaim in its grace period is not
- * answered by a second round of victims on every pass.
- */
-static void reclaim_cq(struct pass *ps, const struct gf_ledger_cq *q,
-                       int64_t need, struct gf_actions *out)
+/* The Active leases that hold quota out of cq, in victim order, into v
+ * (room for every lease); the GPUs of those already Reclaiming out of cq
+ * in *reclaiming. With min_run, copies that started less than the
+ * policy's minRunTime ago are left out. Returns how many. */
+static size_t victims_of(const struct pass *ps, const struct gf_ledger_cq *q,
+                         bool min_run, struct victim *v, int64_t *reclaiming)
 {
     size_t n = gf_ledger_leases(ps->l, NULL, 0);
     const struct gf_ledger_lease **all = gf_calloc(n + 1, sizeof(*all));
     n = gf_ledger_leases(ps->l, all, n);
-    struct victim *v = gf_calloc(n + 1, sizeof(*v));
     size_t nv = 0;
+    *reclaiming = 0;
     for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *s = &all[i]->l;
         if (!all[i]->holds || all[i]->cell == NULL || all[i]->cell->cq != q)
             continue;
-        if (all[i]->l.phase == GF_LEASE_RECLAIMING)
-            need -= all[i]->l.gpus;
-        else if (all[i]->l.phase == GF_LEASE_ACTIVE)
+        if (s->phase == GF_LEASE_RECLAIMING)
+            *reclaiming += s->gpus;
+        else if (s->phase == GF_LEASE_ACTIVE &&
+                 (!min_run ||
+                  ps->now - s->started_ms >= ps->p->timing.min_run_time_ms))
             v[nv++] = (struct victim){all[i], ps->p};
     }
+    gf_free(all);
     qsort(v, nv, sizeof(*v), cmp_victims);
+    return nv;
+}
+
+static struct gf_action *reclaim_action(struct pass *ps,
+                                        const struct gf_ledger_cq *q,
+                                        const struct victim *v, size_t k,
+                                        int64_t freed, struct gf_actions *out)
+{
+    struct gf_action *a = push(out, GF_ACT_RECLAIM);
+    a->lender = gf_strdup(q->member->name);
+    a->lender_cq = gf_strdup(q->name);
+    int g = gf_policy_group_of(ps->p, q->member->name, q->name);
+    if (g >= 0)
+        a->group = gf_strdup(ps->p->groups[g].name);
+    a->until_ms = ps->now + ps->p->timing.grace_period_ms;
+    a->gpus = freed;
+    a->victims = gf_calloc(k, sizeof(*a->victims));
+    for (size_t i = 0; i < k; i++)
+        a->victims[a->n_victims++] = gf_strdup(v[i].ll->l.name);
+    return a;
+}
+
+/*
+ * Marks victims among the Active leases lent out of cq until `need`. The
+ * GPUs of leases already Reclaiming out of cq are on their way back: they
+ * count toward the need, so that a reclaim in its grace period is not
+ * answered by a second round of victims on every pass. Copies younger
+ * than minRunTime are spared (a borrower evicted as soon as it starts
+ * gets nothing done: thrash), and at most `left` victims are taken (the
+ * group's maxReclaimsPerHour, net of the last hour's). Returns how many
+ * were taken.
+ */
+static size_t reclaim_cq(struct pass *ps, const struct gf_ledger_cq *q,
+                         int64_t need, int64_t left, struct gf_actions *out)
+{
+    size_t n = gf_ledger_leases(ps->l, NULL, 0);
+    struct victim *v = gf_calloc(n + 1, sizeof(*v));
+    int64_t reclaiming;
+    size_t nv = victims_of(ps, q, true, v, &reclaiming);
+    need -= reclaiming;
     int64_t freed = 0;
     size_t k = 0;
-    while (k < nv && freed < need)
+    while (k < nv && freed < need && (int64_t)k < left)
         freed += v[k++].ll->l.gpus;
     if (k > 0) {
-        struct gf_action *a = push(out, GF_ACT_RECLAIM);
-        a->lender = gf_strdup(q->member->name);
-        a->lender_cq = gf_strdup(q->name);
-        a->until_ms = ps->now + ps->p->timing.grace_period_ms;
-        a->gpus = freed;
-        a->victims = gf_calloc(k, sizeof(*a->victims));
-        for (size_t i = 0; i < k; i++)
-            a->victims[a->n_victims++] = gf_strdup(v[i].ll->l.name);
+        struct gf_action *a = reclaim_action(ps, q, v, k, freed, out);
         why_set(&a->why, "reclaimAfter", freed, need,
                 "%s/%s: its own Workloads have waited reclaimAfter for %lld "
                 "GPUs that borrowers hold; %zu lease(s) freeing %lld GPUs "
-                "get until now + gracePeriod",
-                q->member->name, q->name, (long long)need, k, (long long)freed);
+                "get until now + gracePeriod%s",
+                q->member->name, q->name, (long long)need, k, (long long)freed,
+                freed < need && (int64_t)k == left
+                    ? " (the group's maxReclaimsPerHour is reached)"
+                    : "");
     }
     gf_free(v);
+    return k;
+}
+
+/*
+ * A drained member gets back everything it lent out of cq: every Active
+ * lease, in victim order, with the same grace period, whatever the
+ * demand, reclaimAfter, minRunTime and maxReclaimsPerHour say (an admin
+ * asked for it). Leases already Reclaiming keep their deadline.
+ */
+static void drain_cq(struct pass *ps, const struct gf_ledger_cq *q,
+                     struct gf_actions *out)
+{
+    size_t n = gf_ledger_leases(ps->l, NULL, 0);
+    struct victim *v = gf_calloc(n + 1, sizeof(*v));
+    int64_t reclaiming;
+    size_t nv = victims_of(ps, q, false, v, &reclaiming);
+    if (nv > 0) {
+        int64_t freed = 0;
+        for (size_t i = 0; i < nv; i++)
+            freed += v[i].ll->l.gpus;
+        struct gf_action *a = reclaim_action(ps, q, v, nv, freed, out);
+        why_set(&a->why, "drain", freed, freed,
+                "%s is drained: %zu lease(s) out of %s/%s freeing %lld GPUs "
+                "get until now + gracePeriod",
+                q->member->name, nv, q->member->name, q->name,
+                (long long)freed);
+    }
+    gf_free(v);
+}
+
+/* Per group, victims whose reclaim started in the last hour. */
+static int64_t *reclaims_last_hour(const struct pass *ps)
+{
+    int64_t *cnt = gf_calloc(ps->p->n_groups + 1, sizeof(*cnt));
+    size_t n = gf_ledger_leases(ps->l, NULL, 0);
+    const struct gf_ledger_lease **all = gf_calloc(n + 1, sizeof(*all));
+    n = gf_ledger_leases(ps->l, all, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *s = &all[i]->l;
+        if (s->reclaim_started_ms <= 0 ||
+            s->reclaim_started_ms <= ps->now - HOUR_MS)
+            continue;
+        int g = gf_policy_group_of(ps->p, s->lender_member, s->lender_cq);
+        if (g >= 0)
+            cnt[g]++;
+    }
     gf_free(all);
+    return cnt;
 }
 
 static int cmp_cq(const void *a, const void *b)
@@ -421,14 +656,31 @@ static void reclaim(struct pass *ps, struct gf_actions *out)
     const struct gf_ledger_cq **qs = gf_calloc(n + 1, sizeof(*qs));
     n = gf_ledger_cqs(ps->l, qs, n);
     qsort(qs, n, sizeof(*qs), cmp_cq);
+    int64_t *recent = reclaims_last_hour(ps);
     for (size_t i = 0; i < n; i++) {
-        const int64_t *d = gf_htab_get(&demand, &qs[i], sizeof(qs[i]));
+        const struct gf_ledger_cq *q = qs[i];
+        if (q->member->drained) {
+            /* One RECLAIM per ClusterQueue and pass: the drain's, which
+             * takes everything, stands in for a demand reclaim. */
+            if (q->member->fresh == GF_FRESH_SYNCED)
+                drain_cq(ps, q, out);
+            continue;
+        }
+        const int64_t *d = gf_htab_get(&demand, &q, sizeof(q));
         if (d == NULL)
             continue;
-        int64_t need = *d - cq_free(ps->l, qs[i]);
-        if (need > 0)
-            reclaim_cq(ps, qs[i], need, out);
+        int64_t need = *d - cq_free(ps->l, q);
+        int g = gf_policy_group_of(ps->p, q->member->name, q->name);
+        int64_t left = INT64_MAX;
+        if (g >= 0 && ps->p->groups[g].max_reclaims_per_hour != GF_NO_CAP)
+            left = ps->p->groups[g].max_reclaims_per_hour - recent[g];
+        if (need > 0 && left > 0) {
+            size_t k = reclaim_cq(ps, q, need, left, out);
+            if (g >= 0)
+                recent[g] += (int64_t)k;
+        }
     }
+    gf_free(recent);
     gf_free(qs);
     gf_htab_free_all(&demand, gf_free);
 }
@@ -543,6 +795,42 @@ static void note_miss(struct eval *e, const char *lname,
             (long long)e->w->gpus, rule);
 }
 
+/* A drained lender lends nothing new: true (with e->why) when lm is. */
+static bool drained(struct eval *e, const struct gf_ledger_member *lm)
+{
+    if (!lm->drained)
+        return false;
+    if (e->why.rule == NULL)
+        why_set(&e->why, "drained", 0, 0,
+                "member %s is drained (gpufedctl drain): it lends nothing "
+                "new",
+                lm->name);
+    return true;
+}
+
+/* Whether e's Workload may not go back to lender/cq yet (rule
+ * recentlyReclaimed, with e->why). */
+static bool recently_reclaimed(const struct pass *ps, struct eval *e,
+                               const char *lender, const char *cq)
+{
+    if (gf_htab_len(&ps->recent) == 0)
+        return false; /* the common case: no lookup on the hot path */
+    const struct gf_ledger_wl *w = e->w;
+    char key[5 * (GF_LEDGER_MAX_NAME + 1)];
+    size_t kl = recent_key(key, sizeof(key), w->member, w->namespace, w->name,
+                           lender, cq);
+    const int64_t *u = kl > 0 ? gf_htab_get(&ps->recent, key, kl) : NULL;
+    if (u == NULL)
+        return false;
+    if (e->why.rule == NULL)
+        why_set(&e->why, "recentlyReclaimed", ps->now, *u,
+                "its last lease from %s/%s ended Reclaimed or Preempted less "
+                "than reclaimAfter ago: not sent back there for another "
+                "%lldms",
+                lender, cq, (long long)(*u - ps->now));
+    return true;
+}
+
 static void consider_queue(const struct pass *ps, struct eval *e,
                            const struct gf_policy_queue *q, size_t qi)
 {
@@ -555,6 +843,8 @@ static void consider_queue(const struct pass *ps, struct eval *e,
     const struct gf_ledger_member *lm = qr->lm;
     if (lm == NULL || lm->fresh != GF_FRESH_SYNCED)
         return; /* unknown is never read as zero */
+    if (drained(e, lm))
+        return;
     struct gf_policy_pair pc;
     gf_policy_pair(p, q->member, (size_t)e->borrower, (size_t)e->group, &pc);
     if (!pc.allowed)
@@ -563,6 +853,8 @@ static void consider_queue(const struct pass *ps, struct eval *e,
         qr->lq = gf_ledger_cq(ps->l, lname, q->cluster_queue);
     const struct gf_ledger_cq *lq = qr->lq;
     if (lq == NULL || !lq->known)
+        return;
+    if (recently_reclaimed(ps, e, lname, q->cluster_queue))
         return;
     /* The copy goes into the lender's namespace after namespaceMapping,
      * and only one that has opted in takes it. */
@@ -836,6 +1128,7 @@ int gf_decide_begin(const struct gf_ledger *l, const struct gf_policy *p,
     dp->ps = (struct pass){.l = l, .p = p, .now = now_ms};
     qcache_init(&dp->ps);
     gf_htab_init(&dp->ps.taken, GF_HTAB_OWN_KEYS);
+    recent_build(&dp->ps);
     upkeep(&dp->ps, out);
     reclaim(&dp->ps, out);
     *dpp = dp;
@@ -905,6 +1198,7 @@ int gf_decide_workload(const struct gf_ledger *l, const struct gf_policy *p,
         return GF_ENOTFOUND;
     struct pass ps = {.l = l, .p = p, .now = now_ms};
     gf_htab_init(&ps.taken, GF_HTAB_OWN_KEYS);
+    recent_build(&ps);
     struct eval e = {.w = w, .group = -1};
     evaluate(&ps, &e);
     if (e.found) {

@@ -140,6 +140,19 @@ int64_t gf_decide_next_fence_ms(const struct gf_ledger *l,
                                 const struct gf_policy *p, int64_t now_ms);
 
 /*
+ * The earliest instant after now_ms at which a reclaim may become due
+ * without any other change: a pending Workload of a ClusterQueue that
+ * lends through leases reaching reclaimAfter, a copy spared by minRunTime
+ * outgrowing it while its lender ClusterQueue has pending Workloads, or a
+ * reclaim leaving the hour window of a group with maxReclaimsPerHour.
+ * INT64_MAX when none. The controller runs a pass then, so that a lender
+ * waits reclaimAfter and not reclaimAfter plus up to a period. O(pending
+ * Workloads + leases).
+ */
+int64_t gf_decide_next_reclaim_ms(const struct gf_ledger *l,
+                                  const struct gf_policy *p, int64_t now_ms);
+
+/*
  * Why a pending Workload would or would not start a lease now, with the
  * best lender if it would: the same checks as gf_decide() for that one
  * Workload, against the ledger as it is. Returns 0 with *out filled

@@ -22,7 +22,8 @@ static void add_str(cJSON *o, const char *k, const char *v)
  */
 struct expl {
     const struct gf_ledger_wl *w;
-    const char *cq, *group;         /* NULL if unknown / in no group */
+    const char *cq, *group; /* NULL if unknown / in no group */
+    int64_t now_ms;
     int64_t pending_ms;             /* PENDING only */
     const struct gf_lease **leases; /* the Workload's, in name order */
     size_t n_leases;
@@ -48,6 +49,7 @@ static int expl_build(struct expl *e, const struct gf_ledger *l,
     e->cq = w->cq != NULL ? w->cq->name : NULL;
     int g = w->cq != NULL ? gf_policy_group_of(p, w->member, w->cq->name) : -1;
     e->group = g >= 0 ? p->groups[g].name : NULL;
+    e->now_ms = now_ms;
     e->pending_ms = now_ms - w->pending_since_ms;
     size_t n = gf_ledger_leases(l, NULL, 0);
     const struct gf_ledger_lease **v = gf_calloc(n + 1, sizeof(*v));
@@ -109,6 +111,16 @@ static cJSON *leases_json(const struct expl *e)
         cJSON_AddNumberToObject(o, "epoch", (double)s->epoch);
         cJSON_AddNumberToObject(o, "gpus", (double)s->gpus);
         add_str(o, "reason", s->reason);
+        /* The reclaim's times, and the end a retry waits on
+         * (recentlyReclaimed): only when set. */
+        if (s->reclaim_started_ms > 0)
+            cJSON_AddNumberToObject(o, "reclaimStartedMs",
+                                    (double)s->reclaim_started_ms);
+        if (s->reclaim_deadline_ms > 0)
+            cJSON_AddNumberToObject(o, "reclaimDeadlineMs",
+                                    (double)s->reclaim_deadline_ms);
+        if (s->ended_ms > 0)
+            cJSON_AddNumberToObject(o, "endedMs", (double)s->ended_ms);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;
@@ -180,6 +192,13 @@ static void words_leases(struct gf_buf *b, const struct expl *e)
             (long long)s->gpus);
         if (s->reason != NULL)
             gf_buf_printf(b, " (%s)", s->reason);
+        if (s->reclaim_deadline_ms > 0 && s->phase == GF_LEASE_RECLAIMING)
+            gf_buf_printf(
+                b, ", reclaim deadline in %llds",
+                (long long)((s->reclaim_deadline_ms - e->now_ms) / 1000));
+        if (s->ended_ms > 0)
+            gf_buf_printf(b, ", ended %llds ago",
+                          (long long)((e->now_ms - s->ended_ms) / 1000));
         gf_buf_puts(b, "\n");
     }
 }

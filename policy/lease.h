@@ -49,7 +49,12 @@ struct gf_lease {
     int64_t started_ms;          /* became Active; 0 if never */
     int64_t expires_ms;          /* end of the current term */
     int64_t reclaim_deadline_ms; /* victims are evicted after it; 0 none */
-    char *reason;                /* reason of the last transition, or NULL */
+    int64_t reclaim_started_ms;  /* turned Reclaiming; 0 if never */
+    /* Reached its final phase (Released, Failed); 0 while live. With the
+     * reason it tells decide when a Workload may go back to the same
+     * lender after a reclaim (rule recentlyReclaimed). */
+    int64_t ended_ms;
+    char *reason; /* reason of the last transition, or NULL */
 };
 
 /* Deep copy: dst is overwritten (not freed first) and owns its strings. */

@@ -256,6 +256,10 @@ static void load_lease(struct sctx *c, const cJSON *it, const char *path,
     s.expires_ms = int_field(c, it, "expiresMs", path, 0, false, 0);
     s.reclaim_deadline_ms =
         int_field(c, it, "reclaimDeadlineMs", path, 0, false, 0);
+    s.reclaim_started_ms =
+        int_field(c, it, "reclaimStartedMs", path, 0, false, 0);
+    s.ended_ms = int_field(c, it, "endedMs", path, 0, false, 0);
+    s.reason = (char *)str_field(c, it, "reason", path, false);
     if (!c->failed && gf_ledger_lease_set(l, &s) != 0)
         fail(c, "%s: rejected by the ledger", path);
 }
@@ -461,6 +465,10 @@ static cJSON *dump_lease(const struct gf_lease *s)
     cJSON_AddNumberToObject(o, "expiresMs", (double)s->expires_ms);
     cJSON_AddNumberToObject(o, "reclaimDeadlineMs",
                             (double)s->reclaim_deadline_ms);
+    cJSON_AddNumberToObject(o, "reclaimStartedMs",
+                            (double)s->reclaim_started_ms);
+    cJSON_AddNumberToObject(o, "endedMs", (double)s->ended_ms);
+    add_str(o, "reason", s->reason);
     return o;
 }
 

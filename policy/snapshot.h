@@ -16,7 +16,8 @@
  *                "epoch", "origin": {"member", "namespace", "name", "uid",
  *                "clusterQueue"}, "lender": {"member", "clusterQueue",
  *                "flavor"}, "gpus", "priority"?, "createdMs"?,
- *                "startedMs"?, "expiresMs"?, "reclaimDeadlineMs"?}]}
+ *                "startedMs"?, "expiresMs"?, "reclaimDeadlineMs"?,
+ *                "reclaimStartedMs"?, "endedMs"?, "reason"?}]}
  *
  * Quantities are whole numbers of the federated resource; times are
  * milliseconds on the controller's clock (nowMs is when the snapshot was

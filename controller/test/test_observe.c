@@ -757,6 +757,7 @@ static void sample_lease(struct gf_lease *l)
     l->started_ms = 1796526003000;
     l->expires_ms = 1796526303000;
     l->reclaim_deadline_ms = 1796526100000;
+    l->reclaim_started_ms = 1796525980000;
     l->reason = "CopyAdmitted";
 }
 
@@ -791,6 +792,8 @@ static void assert_lease_equal(const struct gf_lease *a,
     assert_int_equal(a->started_ms, b->started_ms);
     assert_int_equal(a->expires_ms, b->expires_ms);
     assert_int_equal(a->reclaim_deadline_ms, b->reclaim_deadline_ms);
+    assert_int_equal(a->reclaim_started_ms, b->reclaim_started_ms);
+    assert_int_equal(a->ended_ms, b->ended_ms);
     assert_str_eq_or_null(a->reason, b->reason);
 }
 
@@ -818,6 +821,7 @@ static void test_lease_round_trip(void **state)
     l.origin_cq = NULL;
     l.reason = NULL;
     l.started_ms = l.expires_ms = l.reclaim_deadline_ms = 0;
+    l.reclaim_started_ms = 0;
     for (int p = 0; p < GF_LEASE_PHASE_COUNT; p++) {
         l.phase = (enum gf_lease_phase)p;
         o = gf_obs_lease_to_json(&l, "gpufed-system", GPU);
@@ -837,6 +841,7 @@ static void test_lease_object_is_the_one_the_crd_accepts(void **state)
     sample_lease(&l);
     l.phase = GF_LEASE_PENDING;
     l.created_ms = l.started_ms = l.reclaim_deadline_ms = 0;
+    l.reclaim_started_ms = 0;
     l.reason = NULL;
     cJSON *o = gf_obs_lease_to_json(&l, "gpufed-system", GPU);
     cJSON *want = load(TESTDATA "quotalease-built.json");
@@ -996,8 +1001,65 @@ static void test_lease_as_the_real_server_serves_it(void **state)
     want.started_ms = ts("2026-12-06T03:00:07Z");
     want.expires_ms = 0;
     want.reclaim_deadline_ms = 0;
+    want.reclaim_started_ms = 0;
     assert_lease_equal(&l, &want);
     gf_lease_clear(&l);
+    cJSON_Delete(o);
+}
+
+/* What decide needs of a reclaim, read back from the status: when it
+ * started (status.reclaimStarted), and for a final lease when it ended
+ * (its last transition into the final phase) and why (status.reason). */
+static void test_lease_reclaim_and_end_times(void **state)
+{
+    (void)state;
+    struct gf_lease l, out;
+    char why[128];
+    sample_lease(&l);
+    l.phase = GF_LEASE_RELEASED;
+    l.reason = "Reclaimed";
+    cJSON *o = gf_obs_lease_to_json(&l, "gpufed-system", GPU);
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
+    assert_string_equal(gf_json_str(o, "status.reclaimStarted"),
+                        "2026-12-06T02:59:40Z");
+    /* the lease machine writes fractional seconds */
+    cJSON_ReplaceItemInObjectCaseSensitive(
+        st, "reclaimStarted", cJSON_CreateString("2026-12-06T02:59:40.5Z"));
+    cJSON_AddItemToObject(
+        st, "transitions",
+        parse("[{\"phase\":\"Active\",\"time\":\"2026-12-06T03:00:07Z\"},"
+              "{\"phase\":\"Released\",\"reason\":\"Fenced\","
+              "\"time\":\"2026-12-06T03:01:00Z\"},"
+              "{\"phase\":\"Reclaiming\",\"time\":\"2026-12-06T03:02:00Z\"},"
+              "{\"phase\":\"Released\",\"reason\":\"Reclaimed\","
+              "\"time\":\"2026-12-06T03:04:30.25Z\"}]"));
+    assert_int_equal(gf_obs_lease_from_json(o, &out, why, sizeof(why)), 0);
+    assert_int_equal(out.reclaim_started_ms, ts("2026-12-06T02:59:40Z") + 500);
+    assert_int_equal(out.ended_ms, ts("2026-12-06T03:04:30Z") + 250);
+    assert_string_equal(out.reason, "Reclaimed");
+    gf_lease_clear(&out);
+    /* a live lease has not ended, whatever its history says */
+    cJSON_ReplaceItemInObjectCaseSensitive(st, "phase",
+                                           cJSON_CreateString("Active"));
+    assert_int_equal(gf_obs_lease_from_json(o, &out, why, sizeof(why)), 0);
+    assert_int_equal(out.ended_ms, 0);
+    gf_lease_clear(&out);
+    /* a malformed time is refused with its field */
+    cJSON_ReplaceItemInObjectCaseSensitive(st, "phase",
+                                           cJSON_CreateString("Released"));
+    cJSON_ReplaceItemInObjectCaseSensitive(
+        st, "transitions",
+        parse("[{\"phase\":\"Released\",\"time\":\"later\"}]"));
+    assert_int_equal(gf_obs_lease_from_json(o, &out, why, sizeof(why)),
+                     -EINVAL);
+    assert_string_equal(why,
+                        "status.transitions[].time is not an RFC 3339 time");
+    cJSON_ReplaceItemInObjectCaseSensitive(st, "reclaimStarted",
+                                           cJSON_CreateString("soon"));
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "transitions");
+    assert_int_equal(gf_obs_lease_from_json(o, &out, why, sizeof(why)),
+                     -EINVAL);
+    assert_string_equal(why, "status.reclaimStarted is not an RFC 3339 time");
     cJSON_Delete(o);
 }
 
@@ -1050,6 +1112,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_jobs_that_ended_on_kubesim, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_lease_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_reclaim_and_end_times, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_lease_object_is_the_one_the_crd_accepts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_patch, setup, teardown),

@@ -163,6 +163,12 @@ static const struct vcase cases[] = {
                    "    gracePeriod: -5s\n",
      {{18, 20, "spec.timing.overflowAfter", "expected a duration"},
       {19, 18, "spec.timing.gracePeriod", "negative duration -5s"}}},
+    {"bad reclaim limits",
+     HEAD GROUP_OK "    maxReclaimsPerHour: -1\n"
+                   "  timing: {minRunTime: 5 minutes}\n",
+     {{17, 25, "spec.groups[0].maxReclaimsPerHour",
+       "expected a whole number >= 0"},
+      {18, 24, "spec.timing.minRunTime", "expected a duration"}}},
     {"lease too short",
      HEAD GROUP_OK "  timing: {leaseDuration: 1s}\n",
      {{17, 27, "spec.timing.leaseDuration", "too short"}}},
@@ -396,6 +402,8 @@ static void test_defaults(void **state)
     assert_int_equal(p->timing.admit_timeout_ms, 300000);
     assert_int_equal(p->timing.reclaim_after_ms, 60000);
     assert_int_equal(p->timing.grace_period_ms, 120000);
+    assert_int_equal(p->timing.min_run_time_ms, 0);
+    assert_int_equal(p->groups[0].max_reclaims_per_hour, GF_NO_CAP);
     assert_int_equal(p->n_victim_order, 2);
     assert_int_equal(p->victim_order[0], GF_VICTIM_LOWEST_PRIORITY);
     assert_int_equal(p->victim_order[1], GF_VICTIM_NEWEST);
@@ -440,6 +448,7 @@ static void test_full_fields(void **state)
         "               minPriority: -5, allowHostAccess: true}\n"
         "    reserve: {gpus: 1, fraction: 0.1}\n"
         "    namespaceMapping: [{member: b, from: train, to: ov}]\n"
+        "    maxReclaimsPerHour: 6\n"
         "  sharing:\n"
         "    default: deny\n"
         "    rules:\n"
@@ -448,7 +457,8 @@ static void test_full_fields(void **state)
         "    - {name: r3, lenders: [c], borrowers: [b], action: deny}\n"
         "  timing: {overflowAfter: 30s, leaseDuration: 1m, clockDrift: 0.05,\n"
         "           fenceMargin: 2s, admitTimeout: 1m, reclaimAfter: 10s,\n"
-        "           gracePeriod: 45s, victimOrder: [largest, oldest]}\n";
+        "           gracePeriod: 45s, victimOrder: [largest, oldest],\n"
+        "           minRunTime: 10m}\n";
     struct gf_policy *p = must_parse(y);
     assert_string_equal(p->name, "prod");
     assert_string_equal(p->resource, "example.com/gpu");
@@ -500,6 +510,8 @@ static void test_full_fields(void **state)
     assert_int_equal(p->timing.lease_duration_ms, 60000);
     assert_int_equal(p->timing.clock_drift_ppm, 50000);
     assert_int_equal(p->timing.grace_period_ms, 45000);
+    assert_int_equal(p->timing.min_run_time_ms, 600000);
+    assert_int_equal(g->max_reclaims_per_hour, 6);
     assert_int_equal(p->victim_order[0], GF_VICTIM_LARGEST);
     assert_int_equal(p->victim_order[1], GF_VICTIM_OLDEST);
     gf_policy_free(p);

@@ -630,6 +630,308 @@ static void test_reclaim_counts_leases_already_reclaiming(void **state)
     fx_done(&f);
 }
 
+/* A lease with the reclaim and end fields set (times in ms). */
+static void lease_at(struct fx *f, const char *name, const char *origin_wl,
+                     const char *lender, int64_t gpus, enum gf_lease_phase ph,
+                     int64_t started, int32_t prio, int64_t reclaim_started,
+                     int64_t ended, const char *reason)
+{
+    struct gf_lease l = {.name = (char *)name,
+                         .group = "ml",
+                         .phase = ph,
+                         .epoch = 1,
+                         .origin_member = "east",
+                         .origin_namespace = "team",
+                         .origin_name = (char *)origin_wl,
+                         .origin_uid = (char *)origin_wl,
+                         .origin_cq = "ml",
+                         .lender_member = (char *)lender,
+                         .lender_cq = "ml",
+                         .lender_flavor = "a100",
+                         .gpus = gpus,
+                         .priority = prio,
+                         .created_ms = started,
+                         .started_ms = started,
+                         .expires_ms = 600 * MIN,
+                         .reclaim_started_ms = reclaim_started,
+                         .ended_ms = ended,
+                         .reason = (char *)reason};
+    assert_int_equal(gf_ledger_lease_set(f->l, &l), 0);
+}
+
+/* A copy that started less than minRunTime ago is not a victim; the next
+ * in victim order goes instead, and the hub is woken when the young one
+ * outgrows the rule. */
+static void test_minRunTime_spares_young_copies(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    f.p->timing.min_run_time_ms = 10 * MIN;
+    cqs(&f, 0, 8, 0);
+    /* v-low is the first victim by priority, but started 5m ago */
+    lease_at(&f, "v-low", "a", "west", 2, GF_LEASE_ACTIVE, 15 * MIN, 1, 0, 0,
+             NULL);
+    lease_at(&f, "v-mid", "b", "west", 2, GF_LEASE_ACTIVE, 1000, 5, 0, 0, NULL);
+    lease_at(&f, "v-high", "c", "west", 2, GF_LEASE_ACTIVE, 2000, 9, 0, 0,
+             NULL);
+    wl(&f, "west", "own", "ml", 5, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, 20 * MIN);
+    const struct gf_action *a = only(&f, GF_ACT_RECLAIM);
+    assert_non_null(a);
+    assert_int_equal(a->n_victims, 2);
+    assert_string_equal(a->victims[0], "v-mid");
+    assert_string_equal(a->victims[1], "v-high");
+    assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, 20 * MIN), 25 * MIN);
+    /* once it has run 10m it is the first victim again */
+    decide(&f, 25 * MIN);
+    a = only(&f, GF_ACT_RECLAIM);
+    assert_non_null(a);
+    assert_string_equal(a->victims[0], "v-low");
+    fx_done(&f);
+}
+
+static const char limited_groups[] =
+    "  groups:\n"
+    "  - name: ml\n"
+    "    maxReclaimsPerHour: 2\n"
+    "    clusterQueues: [{member: east, name: ml}, {member: west, name: ml},"
+    " {member: north, name: ml}]\n";
+
+/* The group's reclaims of the last hour, from the leases' reclaimStarted,
+ * count against maxReclaimsPerHour; a RECLAIM takes at most what is
+ * left, and nothing once it is used up. */
+static void test_maxReclaimsPerHour_limits_victims(void **state)
+{
+    (void)state;
+    struct fx f;
+    int64_t now = 100 * MIN;
+    fx_init(&f, limited_groups, NULL);
+    cqs(&f, 0, 8, 0);
+    lease_at(&f, "v-low", "a", "west", 2, GF_LEASE_ACTIVE, 1000, 1, 0, 0, NULL);
+    lease_at(&f, "v-mid", "b", "west", 2, GF_LEASE_ACTIVE, 2000, 5, 0, 0, NULL);
+    lease_at(&f, "v-high", "c", "west", 2, GF_LEASE_ACTIVE, 3000, 9, 0, 0,
+             NULL);
+    /* one reclaim 30m ago counts; one 61m ago does not */
+    lease_at(&f, "old-1", "d", "west", 1, GF_LEASE_RELEASED, 1000, 0,
+             now - 30 * MIN, now - 28 * MIN, "Reclaimed");
+    lease_at(&f, "old-2", "e", "west", 1, GF_LEASE_RELEASED, 1000, 0,
+             now - 61 * MIN, now - 59 * MIN, "Reclaimed");
+    wl(&f, "west", "own", "ml", 5, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, now);
+    const struct gf_action *a = only(&f, GF_ACT_RECLAIM);
+    assert_non_null(a);
+    /* need 3 (two victims), but only 2 - 1 = 1 is left this hour */
+    assert_int_equal(a->n_victims, 1);
+    assert_string_equal(a->victims[0], "v-low");
+    assert_int_equal(a->why.need, 3);
+    assert_non_null(strstr(a->why.text, "maxReclaimsPerHour"));
+    /* once v-low is Reclaiming (started now) the hour is used up */
+    lease_at(&f, "v-low", "a", "west", 2, GF_LEASE_RECLAIMING, 1000, 1, now, 0,
+             NULL);
+    decide(&f, now + 1000);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 0);
+    /* the hub wakes when old-1 leaves the window, and may take one more */
+    assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, now + 1000),
+                     now + 30 * MIN);
+    decide(&f, now + 30 * MIN);
+    a = only(&f, GF_ACT_RECLAIM);
+    assert_non_null(a);
+    assert_int_equal(a->n_victims, 1);
+    assert_string_equal(a->victims[0], "v-mid");
+    fx_done(&f);
+}
+
+/* One RECLAIM per lender ClusterQueue and pass, whatever the number of
+ * waiting Workloads, and never more GPUs than needed net of what is free
+ * and already on its way back. */
+static void test_one_reclaim_per_lender_cq_never_more_than_needed(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 8);
+    for (int i = 0; i < 4; i++) {
+        char n[8], o[8];
+        snprintf(n, sizeof(n), "w%d", i);
+        snprintf(o, sizeof(o), "ow%d", i);
+        lease_at(&f, n, o, "west", 2, GF_LEASE_ACTIVE, (int64_t)1000 * (i + 1),
+                 i, 0, 0, NULL);
+        snprintf(n, sizeof(n), "n%d", i);
+        snprintf(o, sizeof(o), "on%d", i);
+        lease_at(&f, n, o, "north", 2, GF_LEASE_ACTIVE, (int64_t)1000 * (i + 1),
+                 i, 0, 0, NULL);
+    }
+    /* west: three own Workloads need 1 + 1 + 1 = 3 of 0 free: 2 leases */
+    wl(&f, "west", "o1", "ml", 1, 0, GF_WL_PENDING, NULL, 0);
+    wl(&f, "west", "o2", "ml", 1, 0, GF_WL_PENDING, NULL, 0);
+    wl(&f, "west", "o3", "ml", 1, 0, GF_WL_PENDING, NULL, 0);
+    /* north: one own Workload needs 2: 1 lease */
+    wl(&f, "north", "o4", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 2);
+    for (size_t i = 0; i < f.a.n; i++) {
+        const struct gf_action *a = &f.a.v[i];
+        if (a->kind != GF_ACT_RECLAIM)
+            continue;
+        bool west = strcmp(a->lender, "west") == 0;
+        assert_int_equal(a->n_victims, west ? 2 : 1);
+        assert_int_equal(a->gpus, west ? 4 : 2);
+        assert_string_equal(a->victims[0], west ? "w0" : "n0");
+    }
+    fx_done(&f);
+}
+
+/* A Workload whose last lease from a lender ClusterQueue ended Reclaimed
+ * or Preempted less than reclaimAfter ago goes elsewhere, or waits. */
+static void test_recentlyReclaimed_is_not_sent_straight_back(void **state)
+{
+    (void)state;
+    struct fx f;
+    char text[320];
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 4);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    int64_t ended = 10 * MIN;
+    lease_at(&f, "a-1", "a", "west", 2, GF_LEASE_RELEASED, MIN, 0, 8 * MIN,
+             ended, "Reclaimed");
+    /* west is the most idle, but reclaimed it 30s ago: north */
+    decide(&f, ended + 30000);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "north");
+    assert_int_equal(a->epoch, 2);
+    /* with north out of reach it waits, and says why */
+    assert_int_equal(gf_ledger_member_set(f.l, "north", GF_FRESH_STALE, 0), 0);
+    decide(&f, ended + 30000);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    assert_string_equal(
+        blocked_rule(&f, "a", ended + 30000, text, sizeof(text)),
+        "recentlyReclaimed");
+    assert_non_null(strstr(text, "west/ml"));
+    /* reclaimAfter (1m) after the end it may go back */
+    decide(&f, ended + MIN);
+    a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west");
+    assert_int_equal(a->epoch, 2);
+    /* Kueue's own preemption counts the same; other endings do not */
+    lease_at(&f, "a-1", "a", "west", 2, GF_LEASE_RELEASED, MIN, 0, 0, ended,
+             "Preempted");
+    decide(&f, ended + 30000);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    lease_at(&f, "a-1", "a", "west", 2, GF_LEASE_RELEASED, MIN, 0, 0, ended,
+             "NotAdmitted");
+    decide(&f, ended + 30000);
+    assert_non_null(only(&f, GF_ACT_START));
+    fx_done(&f);
+}
+
+/* A drained member lends nothing new, withdraws its Pending copies and
+ * gets back every Active one in one RECLAIM per ClusterQueue, with no
+ * demand and regardless of minRunTime and maxReclaimsPerHour; it may
+ * still borrow. */
+static void test_drain_reclaims_everything_and_lends_nothing(void **state)
+{
+    (void)state;
+    struct fx f;
+    char text[320];
+    static const char groups[] = "  groups:\n"
+                                 "  - name: ml\n"
+                                 "    maxReclaimsPerHour: 0\n"
+                                 "    clusterQueues: [{member: east, name: "
+                                 "ml}, {member: west, name: ml},"
+                                 " {member: north, name: ml}]\n";
+    fx_init(&f, groups, NULL);
+    f.p->timing.min_run_time_ms = 60 * MIN;
+    int64_t now = 10 * MIN;
+    cqs(&f, 0, 16, 0);
+    lease_at(&f, "p1", "a", "west", 2, GF_LEASE_PENDING, now - MIN, 0, 0, 0,
+             NULL);
+    lease_at(&f, "a1", "b", "west", 2, GF_LEASE_ACTIVE, now - MIN, 9, 0, 0,
+             NULL);
+    lease_at(&f, "a2", "c", "west", 2, GF_LEASE_ACTIVE, now - 2 * MIN, 1, 0, 0,
+             NULL);
+    lease_at(&f, "r1", "d", "west", 2, GF_LEASE_RECLAIMING, now - 3 * MIN, 1,
+             now - MIN, 0, NULL);
+    wl(&f, "east", "e", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    /* before the drain: nothing to reclaim, and e goes to west */
+    decide(&f, now);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 0);
+    assert_int_equal(count(&f, GF_ACT_WITHDRAW), 0);
+    assert_string_equal(only(&f, GF_ACT_START)->lender, "west");
+    assert_int_equal(gf_ledger_member_drain(f.l, "west", true), 0);
+    decide(&f, now);
+    const struct gf_action *w = only(&f, GF_ACT_WITHDRAW);
+    assert_non_null(w);
+    assert_string_equal(w->lease, "p1");
+    assert_string_equal(w->why.rule, "drain");
+    const struct gf_action *r = only(&f, GF_ACT_RECLAIM);
+    assert_non_null(r);
+    assert_string_equal(r->why.rule, "drain");
+    assert_string_equal(r->lender, "west");
+    assert_int_equal(r->until_ms, now + 2 * MIN);
+    /* victim order; r1 keeps its own deadline */
+    assert_int_equal(r->n_victims, 2);
+    assert_string_equal(r->victims[0], "a2");
+    assert_string_equal(r->victims[1], "a1");
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    /* the only other lender out of reach, the drain is what blocks */
+    assert_int_equal(gf_ledger_member_set(f.l, "north", GF_FRESH_STALE, 0), 0);
+    assert_string_equal(blocked_rule(&f, "e", now, text, sizeof(text)),
+                        "drained");
+    assert_int_equal(gf_ledger_member_set(f.l, "north", GF_FRESH_SYNCED, 0), 0);
+    /* a drained member may still borrow: west's own Workload goes east */
+    cq(&f, "east", "ml", "a100", 8, GF_NO_LIMIT);
+    wl(&f, "west", "own", "ml", 20, 0, GF_WL_PENDING, NULL, 0);
+    wl(&f, "west", "small", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    decide(&f, now);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 1);
+    const struct gf_action *st = only(&f, GF_ACT_START);
+    assert_non_null(st);
+    assert_string_equal(st->name, "small");
+    assert_string_equal(st->lender, "east");
+    /* uncordoned: west lends again and the drain reclaims stop */
+    assert_int_equal(gf_ledger_member_drain(f.l, "west", false), 0);
+    decide(&f, now);
+    assert_int_equal(count(&f, GF_ACT_WITHDRAW), 0);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 0);
+    bool e_to_west = false;
+    for (size_t i = 0; i < f.a.n; i++)
+        e_to_west |= f.a.v[i].kind == GF_ACT_START &&
+                     strcmp(f.a.v[i].name, "e") == 0 &&
+                     strcmp(f.a.v[i].lender, "west") == 0;
+    assert_true(e_to_west);
+    fx_done(&f);
+}
+
+/* The hub wakes when a lender's own Workload reaches reclaimAfter where
+ * borrowers hold quota, and not for a queue that lends nothing. */
+static void test_next_reclaim_is_the_oldest_own_workload(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 0);
+    assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, 0), INT64_MAX);
+    lease_at(&f, "v", "a", "west", 8, GF_LEASE_ACTIVE, 0, 0, 0, 0, NULL);
+    wl(&f, "west", "own1", "ml", 1, 0, GF_WL_PENDING, NULL, 20000);
+    wl(&f, "west", "own2", "ml", 1, 0, GF_WL_PENDING, NULL, 10000);
+    /* north lends nothing: its waiting Workload reclaims nothing */
+    wl(&f, "north", "own3", "ml", 1, 0, GF_WL_PENDING, NULL, 0);
+    assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, 0), 10000 + MIN);
+    /* a reclaim then is due, not before */
+    decide(&f, 10000 + MIN - 1);
+    assert_int_equal(count(&f, GF_ACT_RECLAIM), 0);
+    decide(&f, 10000 + MIN);
+    assert_non_null(only(&f, GF_ACT_RECLAIM));
+    assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, 10000 + MIN),
+                     20000 + MIN);
+    assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, 20000 + MIN),
+                     INT64_MAX);
+    fx_done(&f);
+}
+
 /*
  * The determinism world: ties everywhere (two lenders with equal room and
  * no shared region with the borrower, pending Workloads with equal
@@ -1043,6 +1345,12 @@ int main(void)
         cmocka_unit_test(test_fence_after_D_rho_margin_only_with_an_agent),
         cmocka_unit_test(test_reclaim_marks_victims_in_policy_order),
         cmocka_unit_test(test_reclaim_counts_leases_already_reclaiming),
+        cmocka_unit_test(test_minRunTime_spares_young_copies),
+        cmocka_unit_test(test_maxReclaimsPerHour_limits_victims),
+        cmocka_unit_test(test_one_reclaim_per_lender_cq_never_more_than_needed),
+        cmocka_unit_test(test_recentlyReclaimed_is_not_sent_straight_back),
+        cmocka_unit_test(test_drain_reclaims_everything_and_lends_nothing),
+        cmocka_unit_test(test_next_reclaim_is_the_oldest_own_workload),
         cmocka_unit_test(test_same_inputs_same_actions),
         cmocka_unit_test(test_lender_namespace_must_accept_overflow),
         cmocka_unit_test(test_a_pass_in_slices_is_the_same_pass),

@@ -101,6 +101,11 @@ static void test_manifest_is_valid_and_complete(void **state)
     assert_int_equal(p->timing.lease_duration_ms, 30000);
     assert_int_equal(p->timing.clock_drift_ppm, 10000);
     assert_int_equal(p->n_victim_order, 2);
+    assert_int_equal(p->timing.min_run_time_ms, 600000);
+    assert_int_equal(p->groups[ml].max_reclaims_per_hour, 6);
+    assert_int_equal(
+        p->groups[gf_policy_group_index(p, "inference")].max_reclaims_per_hour,
+        GF_NO_CAP);
     gf_policy_free(p);
     assert_int_equal(gf_alloc_live(), live);
 }

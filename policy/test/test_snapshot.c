@@ -52,7 +52,14 @@ static void test_roundtrip_is_stable_and_consistent(void **state)
     assert_non_null(c);
     assert_int_equal(c->lending_limit, 24);
     assert_int_equal(c->used, 10);
+    /* the reclaim fields of a lease load, and dump back below */
+    const struct gf_ledger_lease *ll = gf_ledger_lease(l, "train-e-1");
+    assert_non_null(ll);
+    assert_int_equal(ll->l.reclaim_started_ms, 400000);
+    assert_int_equal(ll->l.reclaim_deadline_ms, 520000);
+    assert_string_equal(ll->l.reason, "LenderUnreachable");
     char *a = gf_snapshot_dump(l, now);
+    assert_non_null(strstr(a, "\"reclaimStartedMs\":400000"));
     struct gf_ledger *l2;
     int64_t now2;
     assert_int_equal(
@@ -185,6 +192,36 @@ static void test_explain_every_answer(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ex, "leases")), 1);
     assert_non_null(
         strstr(words, "lease train-e-1: Suspect in north/research"));
+    gf_free(words);
+    cJSON_Delete(ex);
+    /* reclaimed from west 20s ago: not sent straight back there */
+    struct gf_lease rl = {.name = "train-b-1",
+                          .group = "ml-research",
+                          .phase = GF_LEASE_RELEASED,
+                          .epoch = 1,
+                          .origin_member = "east",
+                          .origin_namespace = "research",
+                          .origin_name = "train-b",
+                          .lender_member = "west",
+                          .lender_cq = "research-gpu",
+                          .lender_flavor = "gpu-a100-80gb",
+                          .gpus = 4,
+                          .reclaim_started_ms = w.now - 140000,
+                          .ended_ms = w.now - 20000,
+                          .reason = "Reclaimed"};
+    assert_int_equal(gf_ledger_lease_set(w.l, &rl), 0);
+    ex = explain(&w, "train-b", &words);
+    assert_string_equal(gf_json_str(ex, "decision.action"), "wait");
+    assert_string_equal(gf_json_str(ex, "decision.rule"), "recentlyReclaimed");
+    int64_t ended = 0;
+    gf_json_int(cJSON_GetArrayItem(cJSON_GetObjectItem(ex, "leases"), 0),
+                "endedMs", &ended);
+    assert_int_equal(ended, w.now - 20000);
+    assert_non_null(strstr(words,
+                           "lease train-b-1: Released in "
+                           "west/research-gpu (flavor gpu-a100-80gb), "
+                           "epoch 1, 4 GPUs (Reclaimed), ended 20s ago"));
+    assert_non_null(strstr(words, "next: wait (recentlyReclaimed"));
     gf_free(words);
     cJSON_Delete(ex);
     assert_int_equal(
