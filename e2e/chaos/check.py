@@ -411,22 +411,128 @@ def check_s3(run, rep):
 
 # --- S4 ---------------------------------------------------------------------
 
+# Kubernetes' default terminationGracePeriodSeconds.
+DEFAULT_TERMINATION_S = 30
+# One observation: the hub sees the deadline pass and writes the
+# deactivation, Kueue evicts, the runner stops the Pods.
+S4_SLACK_MS = 2000
+# Lease times the hub writes may be cut to whole seconds.
+LEASE_TIME_RES_MS = 1000
+
+
+def termination_s(run, le):
+    """The copy's termination allowance: the pod template's
+    terminationGracePeriodSeconds (the copy keeps its origin's template),
+    from the copy Job when it is still there, else the origin Job."""
+    name = le["metadata"]["name"]
+    o = le["spec"]["origin"]
+    cands = [j for j in run.jobs.get(le["spec"]["lender"]["member"], [])
+             if (j["metadata"].get("labels") or {}).get(LEASE_LABEL) == name]
+    cands += [j for j in run.jobs.get(o["member"], [])
+              if j["metadata"].get("uid") == o.get("uid")]
+    for j in cands:
+        v = (((j.get("spec") or {}).get("template") or {}).get("spec")
+             or {}).get("terminationGracePeriodSeconds")
+        if isinstance(v, int) and v >= 0:
+            return v
+    return DEFAULT_TERMINATION_S
+
+
+def copy_pods(run, le):
+    """The Pods of a lease's copy, from the execution log: in the lender,
+    of the origin's job (the copy keeps its template labels), and of the
+    copy Job of this epoch (by uid when the copy Job is still there, else
+    by its deterministic name, which ends in -HASH-EPOCH)."""
+    spec = le["spec"]
+    lender = spec["lender"]["member"]
+    o = spec["origin"]
+    jid = run.uid_to_id.get(o.get("uid"), o.get("uid"))
+    uids = {j["metadata"].get("uid") for j in run.jobs.get(lender, [])
+            if (j["metadata"].get("labels") or {}).get(LEASE_LABEL) ==
+            le["metadata"]["name"]}
+    rx = re.compile(r"^(.*)-[0-9a-f]{8}-%d$" % int(spec.get("epoch", 0)))
+    out = []
+    for p in run.pods:
+        if p["cluster"] != lender or p["id"] != jid:
+            continue
+        m = rx.match(p["job"] or "")
+        if p["key"][2] in uids or (
+                m and (o.get("jobName") or "").startswith(m.group(1))):
+            out.append(p)
+    return out
+
+
 def check_s4(run, rep):
-    """Bounded reclaim is a later issue: vacuous only without reclaims."""
-    n = 0
-    for le in run.leases:
-        st = le.get("status", {})
-        if any(t.get("phase") == "Reclaiming" or
-               t.get("reason") == "Reclaimed"
-               for t in st.get("transitions", []) or []):
-            n += 1
-    if n:
-        rep.violation("S4", "%d leases went through a reclaim, and S4 "
-                      "(bounded reclaim) is not checked yet: the run "
-                      "cannot be called clean" % n)
-    else:
-        rep.note("S4 bounded reclaim: vacuous (no lease was reclaimed; the "
-                 "bound itself is not checked yet)")
+    """Bounded reclaim: for every lease that went Reclaiming, the copy's
+    Pods stopped no later than its reclaimDeadline + the Pods'
+    termination allowance + one observation (S4_SLACK_MS), and the
+    deadline is no later than reclaimStarted + gracePeriod."""
+    grace = (run.world.get("timing") or {}).get("grace_period_ms")
+    lags, n = [], 0
+    for le in sorted(run.leases, key=lambda x: x["metadata"]["name"]):
+        st = le.get("status", {}) or {}
+        trs = st.get("transitions", []) or []
+        marked = [parse_time_ms(t.get("time")) for t in trs
+                  if t.get("phase") == "Reclaiming"]
+        if not marked and not st.get("reclaimStarted"):
+            continue
+        n += 1
+        name = le["metadata"]["name"]
+        lender = le["spec"]["lender"]["member"]
+        started = parse_time_ms(st.get("reclaimStarted")) or \
+            next((t for t in marked if t is not None), None)
+        deadline = parse_time_ms(st.get("reclaimDeadline"))
+        if started is None or deadline is None:
+            rep.violation("S4", "lease %s went Reclaiming but carries no "
+                          "%s: the bound cannot be placed" % (
+                              name, "status.reclaimDeadline"
+                              if deadline is None else
+                              "status.reclaimStarted"))
+            continue
+        ids = {run.uid_to_id.get(le["spec"]["origin"].get("uid"))}
+        if grace is not None and \
+                deadline > started + grace + LEASE_TIME_RES_MS:
+            rep.violation("S4", "lease %s (lender %s): reclaimDeadline %s is "
+                          "%d ms after reclaimStarted %s; gracePeriod is %d "
+                          "ms" % (name, lender, run.rel(deadline),
+                                  deadline - started, run.rel(started),
+                                  grace),
+                          run.trace(ids, started, deadline))
+        term_ms = termination_s(run, le) * 1000
+        bound = deadline + term_ms + S4_SLACK_MS
+        last = None
+        for p in copy_pods(run, le):
+            if p["stop"] <= started:
+                continue  # an earlier run of the copy, done before
+            stop = p["stop"] if p["stop"] != INF else None
+            if stop is None and run.end_ms <= bound:
+                continue  # the run ended before the bound: not decided
+            if stop is None or stop > bound:
+                rep.violation(
+                    "S4", "lease %s (lender %s): copy pod %s/%s %s, "
+                    "reclaimStarted %s, deadline %s + termination %d ms + "
+                    "slack %d ms = %s (%s ms late)" % (
+                        name, lender, p["cluster"], p["job"],
+                        "still running at the end" if stop is None else
+                        "stopped at %s" % run.rel(stop),
+                        run.rel(started), run.rel(deadline), term_ms,
+                        S4_SLACK_MS, run.rel(bound),
+                        "%d" % ((stop if stop is not None else run.end_ms)
+                                - bound)),
+                    run.trace(ids, started, stop if stop else run.end_ms))
+            if stop is not None and (last is None or stop > last):
+                last = stop
+        if last is not None:
+            lags.append(last - started)
+    if n == 0:
+        rep.note("S4 bounded reclaim: vacuous (no lease was reclaimed)")
+        return
+    lags.sort()
+    rep.note("S4 bounded reclaim: %d lease(s) went Reclaiming; copy stopped "
+             "after reclaimStarted: %s" % (
+                 n, "n=%d median %d ms max %d ms" % (
+                     len(lags), lags[len(lags) // 2], lags[-1])
+                 if lags else "no copy was running"))
 
 
 # --- L1, L2 -----------------------------------------------------------------

@@ -13,7 +13,11 @@
 # invariant checker (check.py) on what it saw.
 #
 #   run.sh --seed N [--events N] [--jobs N] [--window S] [--drain S]
-#          [--out DIR]
+#          [--waves N] [--out DIR]
+#
+# --waves (default 2): bursts of the lenders' own Jobs in west or north
+# (schedule.py), so that reclaims happen (reclaimAfter 3s, gracePeriod 4s
+# in the policy); the checker bounds each one (S4).
 #
 # What runs depends on what the gpufed binary supports, detected from its
 # --help (or forced with CHAOS_AGENT=0|1, CHAOS_HA=0|1, CHAOS_HEARTBEAT=0|1):
@@ -52,7 +56,8 @@ for c in kubectl jq curl $PY; do
     command -v $c >/dev/null || fail "'$c' not found (make deps)"
 done
 
-SEED="" EVENTS=20 JOBS="" WINDOW="" DRAIN=150 OUT=""
+SEED="" EVENTS=20 JOBS="" WINDOW="" DRAIN=150 OUT="" WAVES=2
+RECLAIM_AFTER_MS=3000 GRACE_MS=4000
 while [ $# -gt 0 ]; do
     case $1 in
     --seed) SEED=$2; shift 2 ;;
@@ -60,6 +65,7 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS=$2; shift 2 ;;
     --window) WINDOW=$2; shift 2 ;;
     --drain) DRAIN=$2; shift 2 ;;
+    --waves) WAVES=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     *) fail "unknown argument '$1'" ;;
     esac
@@ -161,7 +167,8 @@ step "seed $SEED: $JOBS jobs and $EVENTS fault events over ${WINDOW}s" \
     "(agents=$AGENT, hub replicas=${#REPLICAS[@]}, fencing=$FENCING," \
     "clock hook=$CLOCK${BEYOND:+, beyond rho=$BEYOND})"
 $PY "$here/schedule.py" --seed "$SEED" --events "$EVENTS" --jobs "$JOBS" \
-    --window "$WINDOW" --have "$have" --rho-ppm $RHO_PPM >"$RUN/schedule"
+    --window "$WINDOW" --have "$have" --rho-ppm $RHO_PPM \
+    --waves "$WAVES" --wave-gpus "${NOMINAL[west]}" >"$RUN/schedule"
 if [ "$BEYOND" = 1 ]; then
     # One more line, outside the seeded draw: the schedule of a normal run
     # stays as it was.
@@ -233,7 +240,8 @@ EOF
     mode: redirect
     clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}, {member: north, name: ml-gpu}]
     overflow: {namespaces: [ml]}
-  timing: {overflowAfter: 2s, admitTimeout: 5s, leaseDuration: 3s, fenceMargin: 2s, clockDrift: $RHO}
+  timing: {overflowAfter: 2s, admitTimeout: 5s, leaseDuration: 3s, fenceMargin: 2s, clockDrift: $RHO,
+           reclaimAfter: $((RECLAIM_AFTER_MS / 1000))s, gracePeriod: $((GRACE_MS / 1000))s}
 EOF
 } >"$RUN/policy.yaml"
 "$GF_BIN/gpufedctl" policy check "$RUN/policy.yaml" >/dev/null
@@ -585,11 +593,13 @@ jq -n --argjson seed "$SEED" --argjson t0 "$T0" --argjson endt "$(now_ms)" \
     --argjson members "$(printf '%s\n' "${MEMBERS[@]}" | jq -R . | jq -cs .)" \
     --argjson d "$D_MS" --argjson p "$PERIOD_MS" \
     --argjson agent "$AGENT" --argjson ha "$HA" \
+    --argjson ra "$RECLAIM_AFTER_MS" --argjson grace "$GRACE_MS" \
     '{seed: $seed, t0_ms: $t0, end_ms: $endt, heal_ms: $heal,
       drained_ms: $drained, converged_ms: $conv, members: $members,
       member: $member, agents: ($agent == 1), replicas: (if $ha == 1 then 2 else 1 end),
       timing: {overflow_after_ms: 2000, period_ms: $p, lease_duration_ms: $d,
-               slack_ms: 3000, heal_ms: 3000, poll_ms: 1000}}' >"$RUN/world.json"
+               slack_ms: 3000, heal_ms: 3000, poll_ms: 1000,
+               reclaim_after_ms: $ra, grace_period_ms: $grace}}' >"$RUN/world.json"
 
 step "checking the invariants"
 echo "chaos: drain took $(( (DRAINED - HEAL) / 1000 ))s after the heal"

@@ -10,6 +10,15 @@ sorted by time (ms from the run's start):
   OFF fault KIND MEMBER FOR_MS [ARG]
   OFF restore WHAT MEMBER          (after hub-kill / agent-kill: restart)
 
+Reclaims: besides the stream of Jobs skewed to east (which overflow to
+west and north), --waves bursts of the lenders' own Jobs arrive, each in
+one lender (west or north), at a seeded time in the middle of the window,
+within 2 s, with at least --wave-gpus GPUs in all: enough to need back
+the quota that copies borrowed there, so that reclaims happen (wave jobs
+are named rWNN). The waves come from their own random stream, drawn after
+the jobs' and the faults': --waves 0 gives the schedule of a run without
+them, line for line.
+
 A clock-drift fault is `OFF fault clock-drift MEMBER 0 PROCESS=PPM`: from
 then on PROCESS (hub, hub-a or hub-b for a replica, or agent for
 MEMBER's agent) runs with its monotonic clock at (1 + PPM/1e6) times real
@@ -113,8 +122,26 @@ def build(a):
             p = fr.choice(procs)
             ppm = fr.randint(-a.rho_ppm, a.rho_ppm)
             out.append((off, "fault clock-drift %s 0 %s=%d" % (m, p, ppm)))
+    out.extend(waves(a, random.Random(rng.random()), window_ms))
     out.sort(key=lambda x: x[0])
     return ["%d %s" % x for x in out]
+
+
+def waves(a, wr, window_ms):
+    """The lenders' own Jobs, in bursts that reclaim borrowed quota."""
+    out = []
+    for w in range(a.waves):
+        off = int(wr.uniform(0.3 * window_ms, 0.7 * window_ms))
+        m = wr.choice(MEMBERS[1:])
+        total, i = 0, 0
+        while total < a.wave_gpus:
+            gpus = wr.choice([2, 4, 4, 8])
+            dur = wr.randint(a.min_duration, a.max_duration)
+            at = off + int(wr.uniform(0, 2000))
+            out.append((at, "job r%d%02d %s %d %d" % (w, i, m, gpus, dur)))
+            total += gpus
+            i += 1
+    return out
 
 
 def main(argv):
@@ -130,6 +157,10 @@ def main(argv):
     ap.add_argument("--min-duration", type=int, default=60,
                     help="simulated seconds")
     ap.add_argument("--max-duration", type=int, default=180)
+    ap.add_argument("--waves", type=int, default=0,
+                    help="bursts of lenders' own Jobs (reclaims)")
+    ap.add_argument("--wave-gpus", type=int, default=16,
+                    help="GPUs of one burst, at least")
     ap.add_argument("--have", default="",
                     help="what is available: agent, ha, clock-hook")
     ap.add_argument("--rho-ppm", type=int, default=10000,

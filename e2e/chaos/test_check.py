@@ -330,12 +330,99 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("west: copies hold 4 GPUs in gpufed's overflow queues, "
                       "the ledger counts 0 lent", rep.violations[0][1])
 
-    def test_reclaim_makes_s4_fail_until_checked(self):
-        self.clean()
-        self.w.leases[0]["status"]["transitions"] = [
-            {"phase": "Reclaiming", "time": "2027-01-15T08:00:01Z"}]
+    def reclaimed(self, stop, deadline=10, termination=None):
+        """b redirected east -> west is reclaimed: Reclaiming at 6 s with
+        its deadline; its copy's Pod stops at `stop`; b runs again at home
+        and finishes there."""
+        w = self.w
+        u1 = w.submit("a", at=0)
+        w.run("east", "a", u1, 1, 3)
+        w.complete("east", "a", outcome=False)
+        w.submit("b", at=1)
+        if termination is not None:
+            for j in w.jobs["east"]:
+                if j["metadata"]["name"] == "b":
+                    j["spec"] = {"template": {"spec": {
+                        "terminationGracePeriodSeconds": termination}}}
+        w.lease("lease-b", "b", "east", "west", transitions=[
+            {"phase": "Active", "time": "2027-01-15T08:00:04Z"},
+            {"phase": "Reclaiming", "time": "2027-01-15T08:00:06Z"},
+            {"phase": "Releasing", "reason": "Reclaimed",
+             "time": "2027-01-15T08:00:11Z"},
+            {"phase": "Released", "reason": "Reclaimed",
+             "time": "2027-01-15T08:00:12Z"}])
+        le = w.leases[-1]
+        le["spec"]["epoch"] = 1
+        le["spec"]["origin"]["uid"] = "uid-b"
+        le["status"]["reason"] = "Reclaimed"
+        le["status"]["reclaimStarted"] = "2027-01-15T08:00:06.250Z"
+        le["status"]["reclaimDeadline"] = "2027-01-15T08:00:%02d.250Z" % \
+            deadline
+        # The copy Job is gone (deleted on release): its Pods are found by
+        # the deterministic name, NAME-HASH-EPOCH.
+        w.run("west", "b-0a1b2c3d-1", "copy-b-1", 4, stop, label="b",
+              reason="Evicted")
+        w.run("east", "b", "uid-b", 25, 35)
+        w.complete("east", "b", outcome=False)
+
+    def test_clean_reclaim_passes_s4(self):
+        self.reclaimed(stop=10.5)
         bad, _ = self.w.check()
+        self.assertEqual(bad, [])
+        rc, out = self.w.main()
+        self.assertEqual(rc, 0, out)
+        # deadline 10.25 s after t0's 8:00:00; the figure is stop - start
+        self.assertIn("S4 bounded reclaim: 1 lease(s) went Reclaiming; copy "
+                      "stopped after reclaimStarted: n=1", out)
+
+    def test_stop_within_termination_passes_s4(self):
+        # The Pod's own terminationGracePeriodSeconds (5 s) is allowed.
+        self.reclaimed(stop=16.5, termination=5)
+        bad, _ = self.w.check()
+        self.assertEqual(bad, [])
+
+    def test_late_reclaim_fails_s4(self):
+        # Stopped 10 s after the deadline with a termination allowance of
+        # 5 s and 2 s of slack: 3 s late, named with its figures.
+        self.reclaimed(stop=20.25, termination=5)
+        rc, out = self.w.main()
+        self.assertEqual(rc, 1)
+        self.assertIn("VIOLATION S4: lease lease-b (lender west): copy pod "
+                      "west/b-0a1b2c3d-1 stopped at ", out)
+        self.assertIn("termination 5000 ms + slack 2000 ms", out)
+        self.assertIn("(3000 ms late)", out)
+        self.assertIn("checker: FAIL (S4)\n", out)
+
+    def test_copy_still_running_fails_s4(self):
+        self.reclaimed(stop=None, termination=0)
+        # b also ran at home meanwhile: S1 too; S4 names the running copy.
+        bad, rep = self.w.check()
+        self.assertIn("S4", bad)
+        self.assertTrue(any(v[0] == "S4" and "still running at the end"
+                            in v[1] for v in rep.violations))
+
+    def test_deadline_past_grace_fails_s4(self):
+        self.reclaimed(stop=10.5, deadline=30)
+        self.w.write()
+        with open(os.path.join(self.w.dir, "world.json")) as f:
+            world = json.load(f)
+        world["timing"]["grace_period_ms"] = 4000
+        with open(os.path.join(self.w.dir, "world.json"), "w") as f:
+            json.dump(world, f)
+        _, rep = check.check(self.w.dir)
+        msgs = [v[1] for v in rep.violations if v[0] == "S4"]
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertIn("reclaimDeadline +30.250s is 24000 ms after "
+                      "reclaimStarted +6.250s; gracePeriod is 4000 ms",
+                      msgs[0])
+
+    def test_reclaiming_without_deadline_fails_s4(self):
+        self.reclaimed(stop=10.5)
+        del self.w.leases[-1]["status"]["reclaimDeadline"]
+        bad, rep = self.w.check()
         self.assertEqual(bad, ["S4"])
+        self.assertIn("carries no status.reclaimDeadline",
+                      rep.violations[0][1])
 
     def test_idle_lender_unused_fails_l1(self):
         # c waits in east from 0 s to 20 s while west is idle.
@@ -388,6 +475,38 @@ class CheckerTest(unittest.TestCase):
         run, _ = check.check(w.dir)
         self.assertIn("clock rates at the end: agent/west +9000 ppm",
                       check.figures(run))
+
+class ScheduleTest(unittest.TestCase):
+    """The lenders' waves of schedule.py: seeded, and additive."""
+
+    def draw(self, *extra):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import schedule
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            schedule.main(["--seed", "7", "--events", "12", "--jobs", "20",
+                           "--window", "30"] + list(extra))
+        return out.getvalue().splitlines()
+
+    def test_waves_reclaim_and_change_nothing_else(self):
+        base = self.draw()
+        with_waves = self.draw("--waves", "2", "--wave-gpus", "16")
+        self.assertEqual(with_waves, self.draw("--waves", "2"))
+        waves = [x for x in with_waves if " job r" in x]
+        # Everything else is the schedule without waves, in its order.
+        self.assertEqual([x for x in with_waves if x not in waves], base)
+        per = {}
+        for x in waves:
+            off, _, jid, member, gpus, _ = x.split()
+            self.assertIn(member, ("west", "north"))
+            self.assertTrue(9000 <= int(off) <= 23000, x)
+            per.setdefault(jid[1], set()).add(member)
+            per.setdefault((jid[1], "gpus"), 0)
+            per[(jid[1], "gpus")] += int(gpus)
+        for w in ("0", "1"):
+            self.assertEqual(len(per[w]), 1)  # one lender per wave
+            self.assertGreaterEqual(per[(w, "gpus")], 16)
+
 
 if __name__ == "__main__":
     unittest.main()
