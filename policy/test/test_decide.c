@@ -752,7 +752,7 @@ static void test_one_reclaim_per_lender_cq_never_more_than_needed(void **state)
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 8);
     for (int i = 0; i < 4; i++) {
-        char n[8], o[8];
+        char n[16], o[16];
         snprintf(n, sizeof(n), "w%d", i);
         snprintf(o, sizeof(o), "ow%d", i);
         lease_at(&f, n, o, "west", 2, GF_LEASE_ACTIVE, (int64_t)1000 * (i + 1),
