@@ -640,6 +640,9 @@ int gf_obs_cq_project(void *data, const cJSON *obj, void **out)
     gf_free(stop);
     const char *mb = gf_json_label(obj, GF_LABEL_MANAGED_BY);
     cq->managed_by_gpufed = mb != NULL && strcmp(mb, GF_MANAGED_BY_GPUFED) == 0;
+    cq->loan_grant =
+        cq->managed_by_gpufed &&
+        strncmp(cq->name, GF_LOAN_CQ_PREFIX, strlen(GF_LOAN_CQ_PREFIX)) == 0;
     *out = cq;
     return 0;
 }

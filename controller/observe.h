@@ -47,6 +47,15 @@
 #define GF_MANAGED_BY_GPUFED "gpufed"
 /* Namespace label: a lender namespace that accepts copies. */
 #define GF_LABEL_ACCEPT_OVERFLOW "gpufed.io/accept-overflow"
+/*
+ * Loans (docs/controller.md, "Loans"). The borrower's grant is gpufed's
+ * ClusterQueue GF_LOAN_CQ_PREFIX + the borrowing ClusterQueue's name in
+ * the borrower; the lender's hold is the Workload GF_HOLD_PREFIX + the
+ * lease's name in GF_LOAN_NS, labelled and annotated gpufed.io/lease.
+ */
+#define GF_LOAN_CQ_PREFIX "gpufed-loan-"
+#define GF_HOLD_PREFIX "gpufed-hold-"
+#define GF_LOAN_NS "gpufed-system"
 /* More flavor x resource cells than Kueue's CRD allows: -E2BIG. */
 #define GF_OBS_MAX_QUOTAS 4096
 /* Transitions kept in a QuotaLease status (the CRD's maxItems). */
@@ -96,7 +105,9 @@ struct gf_obs_cq {
     struct gf_cq_quota *quotas;
     size_t n_quotas;
     bool managed_by_gpufed; /* label app.kubernetes.io/managed-by=gpufed */
-    bool stopped;           /* spec.stopPolicy set and not None */
+    /* managed_by_gpufed and named GF_LOAN_CQ_PREFIX...: a loan's grant */
+    bool loan_grant;
+    bool stopped; /* spec.stopPolicy set and not None */
 };
 
 /* A LocalQueue, projected. */
