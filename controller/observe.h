@@ -56,6 +56,9 @@
 #define GF_LOAN_CQ_PREFIX "gpufed-loan-"
 #define GF_HOLD_PREFIX "gpufed-hold-"
 #define GF_LOAN_NS "gpufed-system"
+#define GF_ANN_LOANS "gpufed.io/loans"
+#define GF_ANN_LOAN_REVOKED_AT "gpufed.io/loan-revoked-at"
+#define GF_ANN_RECLAIM_DEADLINE "gpufed.io/reclaim-deadline"
 /* More flavor x resource cells than Kueue's CRD allows: -E2BIG. */
 #define GF_OBS_MAX_QUOTAS 4096
 /* Transitions kept in a QuotaLease status (the CRD's maxItems). */
@@ -79,6 +82,11 @@ struct gf_obs_workload {
     /* Conditions QuotaReserved, Admitted, Finished, Evicted are True. */
     bool quota_reserved, admitted, finished, evicted;
     bool succeeded; /* Finished with reason Succeeded */
+    /* A loan's notes on its origin: gpufed.io/loan-revoked-at is set,
+     * and gpufed.io/reclaim-deadline parsed (0 when absent or not a
+     * time). */
+    bool loan_revoked;
+    int64_t reclaim_deadline_ms;
     int64_t created_ms;
     /*
      * When it last started waiting: the latest of creationTimestamp, the
@@ -107,6 +115,9 @@ struct gf_obs_cq {
     bool managed_by_gpufed; /* label app.kubernetes.io/managed-by=gpufed */
     /* managed_by_gpufed and named GF_LOAN_CQ_PREFIX...: a loan's grant */
     bool loan_grant;
+    /* A grant's annotation gpufed.io/loans: the leases counted in its
+     * nominal quota, comma-separated; NULL when absent. */
+    char *loans;
     bool stopped; /* spec.stopPolicy set and not None */
 };
 
