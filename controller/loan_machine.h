@@ -142,14 +142,18 @@ enum gf_ln_write {
     GF_LN_DELETE_HOLD,       /* uid precondition */
     GF_LN_CONFIRM_HOLD_GONE, /* ask B's API server whether it exists */
     /* gpufed-loan-<Q_A>: create it if absent; nominal += g and this lease
-     * added to gpufed.io/loans, in one guarded update */
+     * added to gpufed.io/loans, in one guarded update; nothing if the
+     * annotation lists this lease already (a repeated raise is a no-op) */
     GF_LN_RAISE_GRANT,
-    /* nominal -= g and this lease removed from gpufed.io/loans, guarded */
+    /* nominal -= g and this lease removed from gpufed.io/loans, guarded;
+     * nothing if the annotation does not list it */
     GF_LN_LOWER_GRANT,
     /* W: gpufed.io/reclaim-deadline = now + gracePeriod (the same hint
      * as a reclaim's victims get) */
     GF_LN_MARK_DEADLINE,
-    /* W: spec.active=false with gpufed.io/loan-revoked-at */
+    /* W: spec.active=false with gpufed.io/loan-revoked-at, with W's
+     * resourceVersion precondition (a W that finished or left the quota
+     * since the cache saw it is left alone) */
     GF_LN_DEACTIVATE_ORIGIN,
     /* W: spec.active=true and our notes off, only if our
      * gpufed.io/loan-revoked-at is there (JSON patch test op) */
