@@ -106,7 +106,7 @@ static bool list_has(const char *list, const char *lease)
 /* list with lease added (add) or taken out; returned-owned (gf_free). */
 static char *list_with(const char *list, const char *lease, bool add)
 {
-    struct gf_buf b = GF_BUF_INIT(64 * 1024);
+    struct gf_buf b = GF_BUF_INIT((size_t)64 * 1024);
     for (const char *p = list; p != NULL && *p != '\0';) {
         const char *end = strchr(p, ',');
         size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
