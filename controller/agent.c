@@ -14,6 +14,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "common/htab.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/rand.h"
 #include "controller/copy.h"
@@ -57,6 +58,7 @@ struct gf_agent {
     struct gf_store *lj, *lw;
     struct gf_kube_call *list_call;
     bool list_wls;   /* reading the Workload pages */
+    bool list_cqs;   /* then gpufed's ClusterQueues (loans to revert) */
     bool list_again; /* a poll came while it ran: list again after */
     uint64_t list_sent_ms;
     char *list_cont;
@@ -340,6 +342,7 @@ static void sweep_soon(struct gf_agent *a)
  */
 
 static void fence_list(struct gf_agent *a);
+static void list_page(struct gf_agent *a);
 
 static void list_free(struct gf_agent *a)
 {
@@ -349,6 +352,7 @@ static void list_free(struct gf_agent *a)
     gf_free(a->list_cont);
     a->list_cont = NULL;
     a->list_wls = false;
+    a->list_cqs = false;
 }
 
 /* The LIST ended (read, failed or cancelled): a poll that came while it
@@ -367,8 +371,11 @@ static void list_failed(struct gf_agent *a, int err,
     gf_metric_add(a->m_lists, 1, v);
     GF_LOG(&a->lc, GF_LOG_WARN, "fence list failed; retried at the next poll",
            "what=%s err=%s status=%ld message=%s",
-           a->list_wls ? "workloads" : "jobs", gf_strerror(err),
-           st != NULL ? st->code : 0L, st != NULL ? st->message : "");
+           a->list_cqs   ? "clusterqueues"
+           : a->list_wls ? "workloads"
+                         : "jobs",
+           gf_strerror(err), st != NULL ? st->code : 0L,
+           st != NULL ? st->message : "");
     list_end(a);
 }
 
@@ -397,10 +404,88 @@ static void list_fence(struct gf_agent *a)
            "took_ms=%llu",
            a->member, gf_store_len(a->lj), n, waiting,
            (unsigned long long)(gf_clock_now_ms(&a->clk) - a->list_sent_ms));
-    list_end(a);
+    if (!a->fence.fenced) {
+        list_end(a);
+        return;
+    }
+    /* Then the loans granted here: after the copies, whose fence the
+     * margin is counted for. */
+    gf_free(a->list_cont);
+    a->list_cont = NULL;
+    a->list_cqs = true;
+    list_page(a);
 }
 
-static void list_page(struct gf_agent *a);
+struct grant_patch {
+    struct gf_agent *a;
+    struct gf_kube_call *call;
+    char name[254];
+};
+
+static void grant_reverted(void *data, const struct gf_kube_result *res)
+{
+    struct grant_patch *g = data;
+    struct gf_agent *a = g->a;
+    if (res->err != 0) {
+        /* A 409 (the hub raised or lowered it meanwhile) or a failure:
+         * the next poll's LIST, within a second, sees it again. */
+        if (res->err != GF_ECANCELED)
+            GF_LOG(&a->lc, GF_LOG_WARN, "reverting a loan failed; retried",
+                   "cq=%s status=%ld message=%s", g->name,
+                   res->status != NULL ? res->status->code : 0L,
+                   res->status != NULL ? res->status->message : "");
+    } else {
+        char msg[600];
+        snprintf(msg, sizeof(msg),
+                 "gpufed agent reverted the quota this ClusterQueue lent to "
+                 "its cohort (nominalQuota 0): %s. Workloads that borrowed "
+                 "it keep running until Kueue needs the quota back; the hub "
+                 "releases the loan once it reaches this cluster again.",
+                 a->why);
+        GF_LOG(&a->lc, GF_LOG_WARN, "loan reverted", "cq=%s", g->name);
+        const struct gf_event ev = {.ns = "default",
+                                    .api_version = "kueue.x-k8s.io/v1beta2",
+                                    .kind = "ClusterQueue",
+                                    .name = g->name,
+                                    .reason = "LoanReverted",
+                                    .message = msg,
+                                    .component = "gpufed-agent",
+                                    .warning = true};
+        if (a->io->event(a->c, gf_clock_wall_ms(&a->clk), &ev, event_done, a) ==
+            0)
+            a->calls++;
+    }
+    gf_free(g);
+    a->calls--;
+}
+
+/* One listed ClusterQueue: a grant that still lends is set to 0. */
+static void revert_grant(struct gf_agent *a, const cJSON *cq)
+{
+    char *body = gf_fence_grant_patch(cq);
+    const char *rv =
+        gf_json_as_str(GF_JSON_AT(cq, "metadata", "resourceVersion"));
+    const char *name = gf_json_as_str(GF_JSON_AT(cq, "metadata", "name"));
+    if (body == NULL || rv == NULL || name == NULL) {
+        cJSON_free(body);
+        return;
+    }
+    struct grant_patch *g = gf_calloc(1, sizeof(*g));
+    g->a = a;
+    snprintf(g->name, sizeof(g->name), "%s", name);
+    struct gf_kube_resource r;
+    gf_kube_resource_parse("clusterqueues.kueue.x-k8s.io", &r);
+    const struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
+                                          .field_manager = "gpufed-agent",
+                                          .resource_version = rv};
+    a->calls++;
+    if (a->io->patch(a->c, &r, NULL, name, &po, body, strlen(body),
+                     grant_reverted, g, &g->call) != 0) {
+        gf_free(g);
+        a->calls--;
+    }
+    cJSON_free(body);
+}
 
 static void list_done(void *data, const struct gf_kube_result *res)
 {
@@ -422,12 +507,19 @@ static void list_done(void *data, const struct gf_kube_result *res)
     cJSON_ArrayForEach(it, items)
     {
         /* One object we cannot read does not hide the others. */
-        (void)gf_store_upsert(s, it);
+        if (a->list_cqs)
+            revert_grant(a, it);
+        else
+            (void)gf_store_upsert(s, it);
     }
     const char *rv = NULL, *cont = NULL;
     gf_kube_list_meta(res->json, &rv, &cont);
     gf_free(a->list_cont);
     a->list_cont = cont != NULL && cont[0] != '\0' ? gf_strdup(cont) : NULL;
+    if (a->list_cont == NULL && a->list_cqs) {
+        list_end(a);
+        return;
+    }
     if (a->list_cont == NULL) {
         if (a->list_wls) {
             list_fence(a);
@@ -443,12 +535,16 @@ static void list_done(void *data, const struct gf_kube_result *res)
 static void list_page(struct gf_agent *a)
 {
     struct gf_kube_resource r;
-    gf_kube_resource_parse(
-        a->list_wls ? "workloads.kueue.x-k8s.io" : "jobs.batch", &r);
-    const struct gf_kube_list_opts o = {.label_selector =
-                                            a->list_wls ? NULL : GF_LABEL_LEASE,
-                                        .continue_token = a->list_cont,
-                                        .limit = LIST_PAGE};
+    gf_kube_resource_parse(a->list_cqs   ? "clusterqueues.kueue.x-k8s.io"
+                           : a->list_wls ? "workloads.kueue.x-k8s.io"
+                                         : "jobs.batch",
+                           &r);
+    const struct gf_kube_list_opts o = {
+        .label_selector = a->list_cqs   ? GF_FENCE_GRANT_SELECTOR
+                          : a->list_wls ? NULL
+                                        : GF_LABEL_LEASE,
+        .continue_token = a->list_cont,
+        .limit = LIST_PAGE};
     int rc = a->io->list(a->c, &r, &o, list_done, a, &a->list_call);
     if (rc != 0)
         list_failed(a, rc, NULL);

@@ -311,3 +311,54 @@ char *gf_fence_patch_body(int64_t wall_ms)
     cJSON_Delete(p);
     return s;
 }
+
+/* --- loans ------------------------------------------------------------- */
+
+/* An absent quantity lends nothing; one we cannot read is reverted. */
+static bool quantity_zero(const cJSON *q)
+{
+    int64_t milli = 0;
+    return q == NULL || (gf_json_quantity_milli(q, &milli) == 0 && milli == 0);
+}
+
+char *gf_fence_grant_patch(const cJSON *cq)
+{
+    const char *name = gf_json_as_str(GF_JSON_AT(cq, "metadata", "name"));
+    const char *mb = gf_json_label(cq, "app.kubernetes.io/managed-by");
+    if (name == NULL || mb == NULL || strcmp(mb, "gpufed") != 0 ||
+        strncmp(name, GF_FENCE_GRANT_PREFIX, strlen(GF_FENCE_GRANT_PREFIX)) !=
+            0)
+        return NULL;
+    const cJSON *rgs = GF_JSON_AT(cq, "spec", "resourceGroups");
+    bool lends = gf_json_annotation(cq, GF_FENCE_ANN_LOANS) != NULL;
+    cJSON *groups =
+        cJSON_IsArray(rgs) ? cJSON_Duplicate(rgs, true) : cJSON_CreateArray();
+    const cJSON *rg, *fl;
+    cJSON *r;
+    cJSON_ArrayForEach(rg, groups)
+    {
+        cJSON_ArrayForEach(fl, GF_JSON_AT(rg, "flavors"))
+        {
+            cJSON_ArrayForEach(r, GF_JSON_AT(fl, "resources"))
+            {
+                const cJSON *q = GF_JSON_AT(r, "nominalQuota");
+                lends = lends || !quantity_zero(q);
+                cJSON_DeleteItemFromObjectCaseSensitive(r, "nominalQuota");
+                cJSON_AddStringToObject(r, "nominalQuota", "0");
+            }
+        }
+    }
+    if (!lends) {
+        cJSON_Delete(groups);
+        return NULL;
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(p, "metadata"),
+                                         "annotations");
+    cJSON_AddNullToObject(ann, GF_FENCE_ANN_LOANS);
+    cJSON_AddItemToObject(cJSON_AddObjectToObject(p, "spec"), "resourceGroups",
+                          groups);
+    char *s = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    return s;
+}

@@ -166,6 +166,27 @@ size_t gf_fence_plan(const struct gf_store *jobs, const struct gf_store *wls,
                                 const struct gf_store_entry *wl),
                      void *data, size_t *waiting);
 
+/* --- loans ------------------------------------------------------------- */
+
+/* What the agent lists to find loans granted in its cluster. */
+#define GF_FENCE_GRANT_SELECTOR "app.kubernetes.io/managed-by=gpufed"
+#define GF_FENCE_GRANT_PREFIX "gpufed-loan-"
+#define GF_FENCE_ANN_LOANS "gpufed.io/loans"
+
+/*
+ * The revert of a loan's grant (docs/controller.md, "Loans"): for a
+ * ClusterQueue gpufed-loan-* labelled managed-by gpufed that still lends
+ * anything (a nominalQuota other than 0, or leases in gpufed.io/loans), a
+ * merge patch that sets every nominalQuota of its resourceGroups to 0 and
+ * removes gpufed.io/loans. The quota it lent is the lender's, backed by a
+ * hold the hub keeps only until the borrower is certainly fenced; once
+ * the borrower cannot hear the hub it must stop using it. The caller adds
+ * the resourceVersion precondition. NULL when there is nothing to revert
+ * (another ClusterQueue, or a grant already at 0). Returned-owned
+ * (cJSON_free).
+ */
+char *gf_fence_grant_patch(const cJSON *cq);
+
 /* The merge patch that fences a Workload: spec.active=false and the
  * annotation gpufed.io/fenced-at (RFC 3339 of wall_ms). The caller adds
  * the resourceVersion precondition. Returned-owned (cJSON_free). */

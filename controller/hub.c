@@ -221,6 +221,13 @@ static int lease_project(void *data, const cJSON *obj, void **out)
     }
     if (p->l.reason == NULL || gf_lm_reason_parse(p->l.reason, &p->reason) != 0)
         p->reason = GF_LM_R_NONE;
+    if (p->l.reason == NULL ||
+        gf_ln_reason_parse(p->l.reason, &p->ln_reason) != 0)
+        p->ln_reason = GF_LN_R_NONE;
+    bool granted = false;
+    p->granted =
+        gf_json_as_bool(GF_JSON_AT(obj, "status", "granted"), &granted) == 0 &&
+        granted;
     *out = p;
     return 0;
 }

@@ -32,6 +32,7 @@
 #include "controller/hub.h"
 #include "controller/leader.h"
 #include "controller/lease_machine.h"
+#include "controller/loan_machine.h"
 #include "controller/observe.h"
 #include "controller/policy_file.h"
 #include "controller/workqueue.h"
@@ -83,6 +84,10 @@ struct gf__member {
 struct gf__lease_proj {
     struct gf_lease l;
     enum gf_lm_reason reason; /* status.reason, parsed */
+    /* Loans: status.reason as the loan machine names it, and
+     * status.granted (this lease's share was seen in the grant). */
+    enum gf_ln_reason ln_reason;
+    bool granted;
 };
 
 /* What the hub remembers about one lease between reconciles: the command
@@ -325,6 +330,23 @@ void gf__hub_http_close(struct gf_hub *h, void (*cb)(void *), void *data);
 /* lease_reconcile.c: runs the lease machine for one lease; calls
  * gf_wq_done for key when its write (if any) has finished. */
 void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name);
+
+/* loan_reconcile.c: lease_reconcile's part for a lease of mode Loan
+ * (after its stale and phase checks): runs the loan machine and carries
+ * out its one write; calls gf_wq_done for key when it has finished. */
+void gf__loan_reconcile(struct gf_hub *h, const char *key,
+                        const struct gf__lease_proj *lp, const char *lease_rv);
+/* The hold's name in the lender for lease (GF_HOLD_PREFIX + the lease's
+ * name, with a hash when that would pass 63 characters). */
+void gf__hold_name(const char *lease, char out[64]);
+/* lease_reconcile.c: gpufed's overflow queues in a lender, shared by
+ * copies and holds: the ClusterQueue `name` in the cohort of lender_cq
+ * with nominal 0 for each of its cells (NULL when lender_cq is unknown or
+ * has no cohort), and a LocalQueue ns/name pointing at cq. Returned-owned
+ * strings (cJSON_free). */
+char *gf__overflow_cq_body(const struct gf__member *m, const char *lender_cq,
+                           const char *name);
+char *gf__overflow_lq_body(const char *ns, const char *name, const char *cq);
 
 /* pass.c: one slice of a decision pass (at most pass_budget pending
  * Workloads); calls gf_wq_done for "pass", requeued at once (the next

@@ -464,8 +464,8 @@ static void create_stage_done(void *data, const struct gf_kube_result *res)
  * flavor and resource the lending ClusterQueue covers, so Kueue admits a
  * copy only by borrowing what the cohort has idle, and every limit of the
  * lender still holds. */
-static char *overflow_cq(const struct gf__member *m, const char *lender_cq,
-                         const char *name)
+char *gf__overflow_cq_body(const struct gf__member *m, const char *lender_cq,
+                           const char *name)
 {
     const struct gf_obs_cq *q = gf__member_cq(m, lender_cq);
     if (q == NULL || q->cohort == NULL)
@@ -519,7 +519,7 @@ static char *overflow_cq(const struct gf__member *m, const char *lender_cq,
     return s;
 }
 
-static char *overflow_lq(const char *ns, const char *name, const char *cq)
+char *gf__overflow_lq_body(const char *ns, const char *name, const char *cq)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "apiVersion", "kueue.x-k8s.io/v1beta2");
@@ -602,7 +602,7 @@ static void create_step(struct wctx *c)
     int rc = 0;
     char *body = NULL;
     if (c->stage == 0 && gf__member_cq(lm, c->cq) == NULL) {
-        body = overflow_cq(lm, c->l.lender_cq, c->cq);
+        body = gf__overflow_cq_body(lm, c->l.lender_cq, c->cq);
         if (body == NULL) {
             refuse(c, "the lending ClusterQueue has no cohort to borrow from");
             return;
@@ -613,7 +613,7 @@ static void create_step(struct wctx *c)
     } else if (c->stage <= 1 &&
                gf__member_lq(lm, c->lender_ns, c->lq) == NULL) {
         c->stage = 1;
-        body = overflow_lq(c->lender_ns, c->lq, c->cq);
+        body = gf__overflow_lq_body(c->lender_ns, c->lq, c->cq);
         struct gf_kube_resource r = resource("localqueues.kueue.x-k8s.io");
         rc = gf_kube_create(lm->client, &r, c->lender_ns, body, strlen(body),
                             create_stage_done, c, NULL);
@@ -921,6 +921,10 @@ void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
         /* Confirmations hold for one phase. */
         mem->phase_seen = lp->l.phase;
         mem->confirmed_gone = mem->confirmed_free = false;
+    }
+    if (lp->l.mode == GF_LEASE_LOAN) {
+        gf__loan_reconcile(h, key, lp, e->rv);
+        return;
     }
     struct wctx *c = gf_calloc(1, sizeof(*c));
     c->h = h;

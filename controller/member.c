@@ -323,11 +323,50 @@ struct feed_ctx {
     enum gf__mkind kind;
 };
 
+struct loan_wake {
+    struct gf__member *m;
+    const char *origin_cq; /* the borrowing ClusterQueue */
+};
+
+static int wake_loan(void *data, const struct gf_store_entry *e)
+{
+    const struct loan_wake *w = data;
+    const struct gf__lease_proj *lp = e->proj;
+    const struct gf_lease *l = &lp->l;
+    if (l->mode == GF_LEASE_LOAN && l->phase != GF_LEASE_RELEASED &&
+        l->phase != GF_LEASE_FAILED && str_eq(l->origin_member, w->m->name) &&
+        str_eq(l->origin_cq, w->origin_cq))
+        gf__hub_enqueue_lease(w->m->hub, l->name);
+    return 0;
+}
+
+/* A grant changed (its nominal raised or lowered, or it appeared or
+ * went): every loan of its borrowing ClusterQueue that is not over
+ * reconciles, since each waits to see the grant at the value its next
+ * step needs. A handful of loans per queue, so a walk of the leases. */
+static void wake_loans(struct gf__member *m, const struct gf_obs_cq *grant)
+{
+    struct gf_hub *h = m->hub;
+    struct loan_wake w = {.m = m,
+                          .origin_cq = grant->name + strlen(GF_LOAN_CQ_PREFIX)};
+    if (h->leases != NULL)
+        gf_store_foreach(h->leases, wake_loan, &w);
+}
+
 /* Each kind's change, with old or cur NULL for an add or a delete. */
 static void cq_event(struct gf__member *m, const struct gf_obs_cq *old,
                      const struct gf_obs_cq *cur)
 {
     struct gf_ledger *l = m->hub->ledger;
+    const struct gf_obs_cq *any = cur != NULL ? cur : old;
+    if (any->loan_grant) {
+        /* A grant's quota is the lender's, already counted there through
+         * the lease (the hold): counted here too it would show as the
+         * borrower's own idle quota, and decide could lend it again. */
+        gf_ledger_cq_delete(l, m->name, any->name);
+        wake_loans(m, any);
+        return;
+    }
     if (cur != NULL)
         gf_ledger_cq_set(l, m->name, cur->name, cur->quotas, cur->n_quotas);
     else

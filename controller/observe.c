@@ -456,6 +456,10 @@ int gf_obs_workload_project(void *data, const cJSON *obj, void **out)
     if (rc != 0)
         goto fail;
     w->lease = dup_or_null(gf_json_annotation(obj, GF_ANN_LEASE));
+    w->loan_revoked = gf_json_annotation(obj, GF_ANN_LOAN_REVOKED_AT) != NULL;
+    const char *dl = gf_json_annotation(obj, GF_ANN_RECLAIM_DEADLINE);
+    if (dl == NULL || gf_time_parse_rfc3339(dl, &w->reclaim_deadline_ms) != 0)
+        w->reclaim_deadline_ms = 0;
     w->active = true;
     if (opt_str(spec, "queueName", &w->local_queue) != 0 ||
         opt_int(spec, "priority", INT32_MIN, INT32_MAX, &prio) != 0 ||
@@ -640,6 +644,10 @@ int gf_obs_cq_project(void *data, const cJSON *obj, void **out)
     gf_free(stop);
     const char *mb = gf_json_label(obj, GF_LABEL_MANAGED_BY);
     cq->managed_by_gpufed = mb != NULL && strcmp(mb, GF_MANAGED_BY_GPUFED) == 0;
+    cq->loan_grant =
+        cq->managed_by_gpufed &&
+        strncmp(cq->name, GF_LOAN_CQ_PREFIX, strlen(GF_LOAN_CQ_PREFIX)) == 0;
+    cq->loans = dup_or_null(gf_json_annotation(obj, GF_ANN_LOANS));
     *out = cq;
     return 0;
 }
@@ -654,6 +662,7 @@ void gf_obs_cq_free(void *p)
         gf_free((char *)cq->quotas[i].resource);
     }
     gf_free(cq->quotas);
+    gf_free(cq->loans);
     gf_free(cq->name);
     gf_free(cq->cohort);
     gf_free(cq);

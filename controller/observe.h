@@ -47,6 +47,18 @@
 #define GF_MANAGED_BY_GPUFED "gpufed"
 /* Namespace label: a lender namespace that accepts copies. */
 #define GF_LABEL_ACCEPT_OVERFLOW "gpufed.io/accept-overflow"
+/*
+ * Loans (docs/controller.md, "Loans"). The borrower's grant is gpufed's
+ * ClusterQueue GF_LOAN_CQ_PREFIX + the borrowing ClusterQueue's name in
+ * the borrower; the lender's hold is the Workload GF_HOLD_PREFIX + the
+ * lease's name in GF_LOAN_NS, labelled and annotated gpufed.io/lease.
+ */
+#define GF_LOAN_CQ_PREFIX "gpufed-loan-"
+#define GF_HOLD_PREFIX "gpufed-hold-"
+#define GF_LOAN_NS "gpufed-system"
+#define GF_ANN_LOANS "gpufed.io/loans"
+#define GF_ANN_LOAN_REVOKED_AT "gpufed.io/loan-revoked-at"
+#define GF_ANN_RECLAIM_DEADLINE "gpufed.io/reclaim-deadline"
 /* More flavor x resource cells than Kueue's CRD allows: -E2BIG. */
 #define GF_OBS_MAX_QUOTAS 4096
 /* Transitions kept in a QuotaLease status (the CRD's maxItems). */
@@ -70,6 +82,11 @@ struct gf_obs_workload {
     /* Conditions QuotaReserved, Admitted, Finished, Evicted are True. */
     bool quota_reserved, admitted, finished, evicted;
     bool succeeded; /* Finished with reason Succeeded */
+    /* A loan's notes on its origin: gpufed.io/loan-revoked-at is set,
+     * and gpufed.io/reclaim-deadline parsed (0 when absent or not a
+     * time). */
+    bool loan_revoked;
+    int64_t reclaim_deadline_ms;
     int64_t created_ms;
     /*
      * When it last started waiting: the latest of creationTimestamp, the
@@ -96,7 +113,12 @@ struct gf_obs_cq {
     struct gf_cq_quota *quotas;
     size_t n_quotas;
     bool managed_by_gpufed; /* label app.kubernetes.io/managed-by=gpufed */
-    bool stopped;           /* spec.stopPolicy set and not None */
+    /* managed_by_gpufed and named GF_LOAN_CQ_PREFIX...: a loan's grant */
+    bool loan_grant;
+    /* A grant's annotation gpufed.io/loans: the leases counted in its
+     * nominal quota, comma-separated; NULL when absent. */
+    char *loans;
+    bool stopped; /* spec.stopPolicy set and not None */
 };
 
 /* A LocalQueue, projected. */

@@ -118,9 +118,9 @@ static int fake_patch(struct gf_kube_client *c,
                       struct gf_kube_call **out)
 {
     (void)c;
-    assert_string_equal(r->plural, "workloads");
     struct call *k = record(PATCH, cb, data);
-    snprintf(k->ns, sizeof(k->ns), "%s", ns);
+    snprintf(k->res, sizeof(k->res), "%s", r->plural);
+    snprintf(k->ns, sizeof(k->ns), "%s", ns != NULL ? ns : "");
     snprintf(k->name, sizeof(k->name), "%s", name);
     snprintf(k->rv, sizeof(k->rv), "%s", o->resource_version);
     snprintf(k->body, sizeof(k->body), "%.*s", (int)len, body);
@@ -267,8 +267,9 @@ static void answer_list(struct call *k, const char *items, const char *cont)
     answer(k, 0, 200, js);
 }
 
-/* Answers the fence's LIST: the copy Jobs, then all Workloads. */
-static void answer_lists(const char *jobs, const char *wls)
+/* Answers the fence's LIST: the copy Jobs, then all Workloads, then
+ * (while fenced) gpufed's ClusterQueues, the loans to revert. */
+static void answer_lists3(const char *jobs, const char *wls, const char *cqs)
 {
     struct call *j = open_call(LIST);
     assert_string_equal(j->res, "jobs");
@@ -278,6 +279,19 @@ static void answer_lists(const char *jobs, const char *wls)
     assert_string_equal(w->res, "workloads");
     assert_string_equal(w->selector, "");
     answer_list(w, wls, "");
+    if (count_open(LIST) == 0) {
+        assert_false(gf__agent_fenced(F.a));
+        return;
+    }
+    struct call *q = open_call(LIST);
+    assert_string_equal(q->res, "clusterqueues");
+    assert_string_equal(q->selector, GF_FENCE_GRANT_SELECTOR);
+    answer_list(q, cqs, "");
+}
+
+static void answer_lists(const char *jobs, const char *wls)
+{
+    answer_lists3(jobs, wls, "");
 }
 
 static int setup(void **state)
@@ -507,6 +521,73 @@ static void test_the_heartbeat_moving_again_ends_the_lists(void **state)
     assert_int_equal(count(LIST), lists);
 }
 
+/* gpufed's ClusterQueue named cq at rv, lending nominal with the
+ * leases loans (NULL: no annotation). */
+static void grant_json(char *out, size_t cap, const char *cq, const char *rv,
+                       const char *nominal, const char *loans)
+{
+    char ann[128] = "";
+    if (loans != NULL)
+        snprintf(ann, sizeof(ann),
+                 ",\"annotations\":{\"" GF_FENCE_ANN_LOANS "\":\"%s\"}", loans);
+    snprintf(out, cap,
+             "{\"metadata\":{\"name\":\"%s\",\"resourceVersion\":\"%s\","
+             "\"labels\":{\"app.kubernetes.io/managed-by\":\"gpufed\"}%s},"
+             "\"spec\":{\"cohortName\":\"pool\",\"resourceGroups\":[{"
+             "\"coveredResources\":[\"nvidia.com/gpu\"],\"flavors\":[{"
+             "\"name\":\"a100\",\"resources\":[{\"name\":\"nvidia.com/gpu\","
+             "\"nominalQuota\":%s}]}]}]}}",
+             cq, rv, ann, nominal);
+}
+
+/* Fenced, the agent reverts the loans granted in its cluster: every
+ * gpufed-loan-* ClusterQueue still lending is set to 0 (with its
+ * resourceVersion), with an Event; overflow queues and grants already
+ * at 0 are left alone, and a revert that conflicts is done again from
+ * the next poll's LIST. */
+static void test_fenced_the_agent_reverts_loans(void **state)
+{
+    (void)state;
+    started_fenced();
+    char g1[1024], g2[1024], ov[1024], g3[1024], items[4096];
+    grant_json(g1, sizeof(g1), "gpufed-loan-team-a", "41", "\"4\"",
+               "east-a-1,east-a-2");
+    grant_json(g2, sizeof(g2), "gpufed-loan-team-b", "42", "0", NULL);
+    grant_json(ov, sizeof(ov), "gpufed-team-c", "43", "0", NULL);
+    grant_json(g3, sizeof(g3), "gpufed-loan-team-d", "44", "0", "east-d-1");
+    snprintf(items, sizeof(items), "%s,%s,%s,%s", g1, g2, ov, g3);
+    answer_lists3("", "", items);
+    assert_int_equal(count(PATCH), 2);
+    struct call *p = (struct call *)patch_of("gpufed-loan-team-a");
+    assert_non_null(p);
+    assert_string_equal(p->res, "clusterqueues");
+    assert_string_equal(p->rv, "41");
+    assert_non_null(strstr(p->body, "\"nominalQuota\":\"0\""));
+    assert_null(strstr(p->body, "\"4\""));
+    assert_non_null(strstr(p->body, "\"" GF_FENCE_ANN_LOANS "\":null"));
+    assert_non_null(patch_of("gpufed-loan-team-d"));
+    answer(p, 0, 200, "{}");
+    assert_int_equal(count(EVENT), 1);
+    /* The hub raised team-d meanwhile: 409; the next poll lists it
+     * again and reverts what is there now. */
+    answer((struct call *)patch_of("gpufed-loan-team-d"), GF_ECONFLICT, 409,
+           NULL);
+    assert_int_equal(count(EVENT), 1);
+    run_for(P_MS, STALE);
+    grant_json(g3, sizeof(g3), "gpufed-loan-team-d", "45", "\"2\"",
+               "east-d-1,east-d-2");
+    answer_lists3("", "", g3);
+    const struct call *again = NULL;
+    for (size_t i = 0; i < F.n; i++)
+        if (F.calls[i].kind == PATCH && F.calls[i].open)
+            again = &F.calls[i];
+    assert_non_null(again);
+    assert_string_equal(again->name, "gpufed-loan-team-d");
+    assert_string_equal(again->rv, "45");
+    answer((struct call *)again, 0, 200, "{}");
+    assert_int_equal(count(EVENT), 2);
+}
+
 static void test_an_answered_read_ends_the_watches_backoff(void **state)
 {
     (void)state;
@@ -541,6 +622,8 @@ int main(void)
             test_the_heartbeat_moving_again_ends_the_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_an_answered_read_ends_the_watches_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fenced_the_agent_reverts_loans,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

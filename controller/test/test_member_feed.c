@@ -358,6 +358,78 @@ static void test_a_write_answer_is_seen_before_its_watch_event(void **state)
     fx_free(f);
 }
 
+/* The hub's lease cache, reduced to what the feed reads: name, mode,
+ * phase, origin member and ClusterQueue. */
+static int lease_proj(void *data, const cJSON *obj, void **out)
+{
+    (void)data;
+    struct gf__lease_proj *p = gf_calloc(1, sizeof(*p));
+    p->l.name = gf_strdup(gf_json_str(obj, "metadata.name"));
+    p->l.origin_member = gf_strdup("east");
+    p->l.origin_cq = gf_strdup(gf_json_str(obj, "cq"));
+    p->l.mode = strcmp(gf_json_str(obj, "mode"), "Loan") == 0
+                    ? GF_LEASE_LOAN
+                    : GF_LEASE_REDIRECT;
+    assert_int_equal(
+        gf_lease_phase_parse(gf_json_str(obj, "phase"), &p->l.phase), 0);
+    *out = p;
+    return 0;
+}
+
+static void lease_proj_free(void *v)
+{
+    struct gf__lease_proj *p = v;
+    gf_lease_clear(&p->l);
+    gf_free(p);
+}
+
+static void lease(struct fx *f, const char *name, const char *mode,
+                  const char *cq_name, const char *phase)
+{
+    char j[512];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"gpufed-system\","
+             "\"resourceVersion\":\"1\"},\"mode\":\"%s\",\"cq\":\"%s\","
+             "\"phase\":\"%s\"}",
+             name, mode, cq_name, phase);
+    cJSON *o = cJSON_Parse(j);
+    assert_int_equal(gf_store_upsert(f->h.leases, o), 0);
+    cJSON_Delete(o);
+}
+
+/* A loan's grant (gpufed-loan-<queue>) is the lender's quota: it never
+ * reaches the ledger as the borrower's own, and a change of it wakes the
+ * loans of its queue that are not over, and nothing else. */
+static void test_a_grant_is_not_quota_and_wakes_its_loans(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    struct gf_store_opts so = {.project = lease_proj,
+                               .free_proj = lease_proj_free};
+    f->h.leases = gf_store_new(&so);
+    lease(f, "loan-a", "Loan", "team-a", "Active");
+    lease(f, "loan-b", "Loan", "team-b", "Active");
+    lease(f, "loan-old", "Loan", "team-a", "Released");
+    lease(f, "redirect-a", "Redirect", "team-a", "Active");
+    cq(f, "team-a", 1, false);
+    gf_clock_advance(&f->h.clk, 0);
+    ran[0] = '\0';
+    cq(f, "gpufed-loan-team-a", 2, true);
+    const struct gf_ledger_cq *g =
+        gf_ledger_cq(f->h.ledger, "east", "gpufed-loan-team-a");
+    assert_true(g == NULL || !g->known);
+    assert_true(gf_ledger_cq(f->h.ledger, "east", "team-a")->known);
+    gf_clock_advance(&f->h.clk, 0);
+    assert_string_equal(ran, "lease/loan-a ");
+    ran[0] = '\0';
+    removed(f, GF__M_CQ, "{\"metadata\":{\"name\":\"gpufed-loan-team-a\"}}");
+    gf_clock_advance(&f->h.clk, 0);
+    assert_string_equal(ran, "lease/loan-a ");
+    gf_store_free(f->h.leases);
+    f->h.leases = NULL;
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +439,7 @@ int main(void)
         cmocka_unit_test(test_queues_that_go_or_change_refeed),
         cmocka_unit_test(test_namespace_opt_in_reaches_the_ledger),
         cmocka_unit_test(test_a_write_answer_is_seen_before_its_watch_event),
+        cmocka_unit_test(test_a_grant_is_not_quota_and_wakes_its_loans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -641,6 +641,54 @@ static void test_local_queues_and_namespaces(void **state)
     cJSON_Delete(o);
 }
 
+/* A loan's objects: the grant (gpufed's, named gpufed-loan-*, with the
+ * leases it counts) and the notes a loan writes on its origin. */
+static void test_loan_grant_and_origin_notes(void **state)
+{
+    (void)state;
+    void *p = NULL;
+    cJSON *o = parse(
+        "{\"metadata\":{\"name\":\"gpufed-loan-team-a\",\"labels\":{"
+        "\"app.kubernetes.io/managed-by\":\"gpufed\"},\"annotations\":{"
+        "\"gpufed.io/loans\":\"l-1,l-2\"}},\"spec\":{\"cohortName\":\"c\"}}");
+    assert_int_equal(gf_obs_cq_project(NULL, o, &p), 0);
+    struct gf_obs_cq *g = p;
+    assert_true(g->loan_grant);
+    assert_string_equal(g->loans, "l-1,l-2");
+    gf_obs_cq_free(g);
+    cJSON_Delete(o);
+    /* Not ours, whatever its name: not a grant. */
+    o = parse("{\"metadata\":{\"name\":\"gpufed-loan-team-a\"},"
+              "\"spec\":{}}");
+    assert_int_equal(gf_obs_cq_project(NULL, o, &p), 0);
+    assert_false(((struct gf_obs_cq *)p)->loan_grant);
+    assert_null(((struct gf_obs_cq *)p)->loans);
+    gf_obs_cq_free(p);
+    cJSON_Delete(o);
+
+    o = parse("{\"metadata\":{\"name\":\"w\",\"namespace\":\"ml\","
+              "\"annotations\":{\"gpufed.io/loan-revoked-at\":"
+              "\"2026-01-01T00:00:00Z\",\"gpufed.io/reclaim-deadline\":"
+              "\"2026-01-01T00:01:00Z\"}},\"spec\":{\"active\":false}}");
+    assert_int_equal(gf_obs_workload_project(GPU, o, &p), 0);
+    struct gf_obs_workload *w = p;
+    assert_true(w->loan_revoked);
+    int64_t want = 0;
+    assert_int_equal(gf_time_parse_rfc3339("2026-01-01T00:01:00Z", &want), 0);
+    assert_int_equal(w->reclaim_deadline_ms, want);
+    gf_obs_workload_free(w);
+    cJSON_Delete(o);
+    o = parse("{\"metadata\":{\"name\":\"w\",\"namespace\":\"ml\","
+              "\"annotations\":{\"gpufed.io/reclaim-deadline\":\"soon\"}},"
+              "\"spec\":{}}");
+    assert_int_equal(gf_obs_workload_project(GPU, o, &p), 0);
+    w = p;
+    assert_false(w->loan_revoked);
+    assert_int_equal(w->reclaim_deadline_ms, 0);
+    gf_obs_workload_free(w);
+    cJSON_Delete(o);
+}
+
 static struct gf_obs_job *job_of(const cJSON *obj)
 {
     void *p = NULL;
@@ -1122,6 +1170,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_as_the_real_server_serves_it,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_projection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loan_grant_and_origin_notes, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -685,6 +685,33 @@ static const struct kq_case cases[] = {
      .admitted = "wl-2,wl-3",
      .preempted = "wl-1",
      .preempted_reason = "InCohortReclamation"},
+    /* 32: a loan's grant (docs/controller.md, "Loans"): gpufed's
+     * ClusterQueue with a namespaceSelector no namespace matches and no
+     * LocalQueue only lends to its cohort. cq-a may use its own 2 and
+     * the grant's 2, once: a fifth GPU waits. */
+    {.setup = FLAVOR("default-flavor") CQ_NOSEL(
+         "gpufed-loan-cq-a",
+         "  cohortName: pool\n"
+         "  namespaceSelector: {matchLabels: {gpufed.io/none: \"true\"}}\n",
+         "nominalQuota: 2") CQ("cq-a", "  cohortName: pool\n",
+                               "nominalQuota: 2") LQ("lq-a", "cq-a"),
+     .first = {{"a", "lq-a", 0, "2", 1}, {"b", "lq-a", 0, "2", 1}},
+     .then = {{"c", "lq-a", 0, "1", 1}},
+     .admitted = "a,b",
+     .pending = "c",
+     .cq_borrowed = "cq-a=2"},
+    /* 33: a loan's hold: an ownerless Workload in gpufed's overflow
+     * ClusterQueue (nominal 0) is admitted by borrowing the lender's idle
+     * quota, and that quota is then not the lender's to use. */
+    {.setup = FLAVOR("default-flavor")
+         CQ("cq-b", "  cohortName: pool\n", "nominalQuota: 4")
+             CQ("gpufed-cq-b", "  cohortName: pool\n", "nominalQuota: 0")
+                 LQ("lq-b", "cq-b") LQ("gpufed-cq-b", "gpufed-cq-b"),
+     .first = {{"hold", "gpufed-cq-b", 0, "3", 1}},
+     .then = {{"b1", "lq-b", 0, "2", 1}},
+     .admitted = "hold",
+     .pending = "b1",
+     .cq_borrowed = "gpufed-cq-b=3"},
 };
 
 /* Each case with nvidia.com/gpu and with cpu. */
@@ -732,7 +759,9 @@ static const struct kq_case cases[] = {
     X(test_message_says_request_exceeds_maximum_capacity_per_flavor, 28)       \
     X(test_message_keeps_every_flavors_reason, 29)                             \
     X(test_cohort_object_quota_is_a_shared_pool, 30)                           \
-    X(test_upstream_preempt_when_lending_limit_enabled, 31)
+    X(test_upstream_preempt_when_lending_limit_enabled, 31)                    \
+    X(test_loan_grant_lends_to_its_cohort_once, 32)                            \
+    X(test_loan_hold_without_owner_reserves_idle_quota, 33)
 
 CASES(CASE)
 
