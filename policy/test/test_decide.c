@@ -446,6 +446,7 @@ static void test_overflow_filters(void **state)
         "  groups:\n"
         "  - name: ml\n"
         "    mode: both\n"
+        "    budgetFlavors: [a100]\n"
         "    overflow: {namespaces: [team], minPriority: 10}\n"
         "    clusterQueues: [{member: east, name: ml}, {member: west, name: "
         "ml},"
