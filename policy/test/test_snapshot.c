@@ -164,6 +164,14 @@ static void test_explain_every_answer(void **state)
     assert_int_equal(have, 18); /* min(lendable 22, free 22 - reserve 4) */
     assert_non_null(
         strstr(words, "next: start a loan lease in west/research-gpu"));
+    /* the mode chosen and why: the group allows both, the flavor is a
+     * budget and the origin's ClusterQueue is in a cohort */
+    assert_string_equal(gf_json_str(ex, "decision.rule"), "loan");
+    assert_string_equal(gf_json_str(ex, "workload.groupMode"), "both");
+    assert_string_equal(gf_json_str(ex, "workload.cohort"), "research");
+    assert_non_null(strstr(words, "(ClusterQueue research-gpu in cohort "
+                                  "research, group ml-research, mode both)"));
+    assert_non_null(strstr(words, "into cohort research"));
     gf_free(words);
     cJSON_Delete(ex);
     /* waits: too early */
@@ -184,7 +192,7 @@ static void test_explain_every_answer(void **state)
     assert_string_equal(gf_json_str(ex, "decision.action"), "none");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ex, "leases")), 1);
     assert_non_null(
-        strstr(words, "lease train-e-1: Suspect in north/research"));
+        strstr(words, "lease train-e-1 (redirect): Suspect in north/research"));
     gf_free(words);
     cJSON_Delete(ex);
     assert_int_equal(
