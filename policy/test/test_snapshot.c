@@ -52,6 +52,10 @@ static void test_roundtrip_is_stable_and_consistent(void **state)
     assert_non_null(c);
     assert_int_equal(c->lending_limit, 24);
     assert_int_equal(c->used, 10);
+    /* the cohort a loan's grant joins */
+    assert_string_equal(gf_ledger_cq(l, "east", "research-gpu")->cohort,
+                        "research");
+    assert_null(gf_ledger_cq(l, "west", "research-gpu")->cohort);
     char *a = gf_snapshot_dump(l, now);
     struct gf_ledger *l2;
     int64_t now2;
@@ -93,6 +97,10 @@ static void test_bad_fields_are_named(void **state)
          "\"group\":\"g\",\"mode\":\"teleport\",\"phase\":\"Active\","
          "\"epoch\":1}]}",
          "leases[0].mode: \"teleport\": expected redirect or loan"},
+        {"{\"kind\":\"LedgerSnapshot\",\"members\":[{\"name\":\"e\","
+         "\"freshness\":\"synced\"}],\"clusterQueues\":[{\"member\":\"e\","
+         "\"name\":\"q\",\"cohort\":7,\"quota\":[]}]}",
+         "clusterQueues[0].cohort: expected a non-empty string"},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct gf_ledger *l = (struct gf_ledger *)1;
