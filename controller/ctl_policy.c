@@ -225,11 +225,19 @@ static const char *or_empty(const char *s)
     return s != NULL ? s : "";
 }
 
+/* A START says which mode it chose; the why says why. */
+static const char *start_mode(const struct gf_action *x)
+{
+    return x->kind == GF_ACT_START ? gf_lease_mode_name(x->mode) : "";
+}
+
 static void print_action(const struct gf_action *x)
 {
-    printf("%-8s %-32s -> %s/%s %s: %s [%s]\n", gf_action_kind_name(x->kind),
+    printf("%-8s %-32s -> %s/%s %s%s%s: %s [%s]\n",
+           gf_action_kind_name(x->kind),
            or_empty(x->lease != NULL ? x->lease : x->name), or_empty(x->lender),
-           or_empty(x->lender_cq), or_empty(x->flavor), x->why.text,
+           or_empty(x->lender_cq), or_empty(x->flavor),
+           x->kind == GF_ACT_START ? " " : "", start_mode(x), x->why.text,
            or_empty(x->why.rule));
 }
 
@@ -242,6 +250,8 @@ static cJSON *action_json(const struct gf_action *x)
     cJSON_AddStringToObject(o, "lender", or_empty(x->lender));
     cJSON_AddStringToObject(o, "clusterQueue", or_empty(x->lender_cq));
     cJSON_AddStringToObject(o, "flavor", or_empty(x->flavor));
+    if (x->kind == GF_ACT_START)
+        cJSON_AddStringToObject(o, "mode", start_mode(x));
     cJSON_AddStringToObject(o, "rule", or_empty(x->why.rule));
     cJSON_AddStringToObject(o, "text", x->why.text);
     cJSON_AddNumberToObject(o, "gpus", (double)x->gpus);

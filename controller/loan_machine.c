@@ -159,8 +159,10 @@ static struct gf_ln_step pending(const struct gf_ln_view *v)
     if (v->cmd == GF_LN_CMD_WITHDRAW)
         return release(v, GF_LN_R_NOT_ADMITTED, "Withdrawn",
                        "admitTimeout passed");
-    if (origin_unknown(&v->origin))
-        return wait("origin not observed");
+    /* The grant too: after a raise whose answer was lost, W may hold
+     * quota through this very loan, which only the grant can tell. */
+    if (origin_unknown(&v->origin) || g->cq == GF_LM_UNKNOWN)
+        return wait("borrower not observed");
     if (origin_done(v, &st))
         return st;
     if (v->origin.reserved)
@@ -188,8 +190,6 @@ static struct gf_ln_step pending(const struct gf_ln_view *v)
     if (!h->reserved)
         return wait("hold waiting for the lender's Kueue");
     /* S2: the raise comes only now, with the hold reserved in B. */
-    if (g->cq == GF_LM_UNKNOWN)
-        return wait("borrower's grant not observed");
     return write(GF_LN_RAISE_GRANT, NULL, "hold reserved: raise the grant");
 }
 

@@ -914,17 +914,54 @@ static void parse_overflow(struct pctx *c, const struct gf_ynode *g,
     }
 }
 
+/*
+ * budgetFlavors: the flavor classes whose quota is a budget rather than
+ * hardware, the only ones a loan may move (a loan of hardware quota would
+ * admit Jobs in a cluster whose nodes cannot run them). A group that may
+ * lend by loan must name at least one: with none, its loans could never
+ * start, and a silent redirect-only group is not what its author meant.
+ */
+static void parse_budget_flavors(struct pctx *c, const struct gf_ynode *g,
+                                 const char *path, struct gf_policy_group *out)
+{
+    char cp[PATH_MAX_LEN], ep[PATH_MAX_LEN];
+    const struct gf_ynode *v = field(g, "budgetFlavors");
+    if (v != NULL)
+        out->n_budget_flavors = get_str_list(
+            c, v, sub(cp, path, "budgetFlavors"), &out->budget_flavors);
+    for (size_t i = 0; i < out->n_budget_flavors; i++) {
+        /* get_str_list drops the entries it reports: positions then only
+         * point at the list. */
+        const struct gf_ynode *at =
+            out->n_budget_flavors == v->n ? v->kids[i] : v;
+        idx(ep, cp, i);
+        if (!dns_name(out->budget_flavors[i], 253, true))
+            perr(c, at, ep,
+                 "invalid flavor class \"%s\": expected a DNS-1123 "
+                 "subdomain (a spec.flavorEquivalence name or a "
+                 "ResourceFlavor name)",
+                 out->budget_flavors[i]);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(out->budget_flavors[i], out->budget_flavors[j]) == 0)
+                perr(c, at, ep, "duplicate flavor class \"%s\"",
+                     out->budget_flavors[i]);
+    }
+    if ((out->modes & GF_MODE_LOAN) && out->n_budget_flavors == 0) {
+        const struct gf_ynode *at = field(g, "mode");
+        perr(c, v != NULL ? v : at, sub(cp, path, v ? "budgetFlavors" : "mode"),
+             "mode %s needs budgetFlavors: the flavor classes whose quota is "
+             "a budget that a loan may move (at least one)",
+             out->modes & GF_MODE_REDIRECT ? "both" : "loan");
+    }
+}
+
 static void parse_group(struct pctx *c, const struct gf_ynode *g,
                         const char *path, struct gf_policy_group *out)
 {
-    static const char *const allowed[] = {"name",
-                                          "mode",
-                                          "clusterQueues",
-                                          "overflow",
-                                          "reserve",
-                                          "namespaceMapping",
-                                          "maxReclaimsPerHour",
-                                          NULL};
+    static const char *const allowed[] = {
+        "name",     "mode",    "budgetFlavors",    "clusterQueues",
+        "overflow", "reserve", "namespaceMapping", "maxReclaimsPerHour",
+        NULL};
     static const char *const modes[] = {"redirect", "loan", "both", NULL};
     static const char *const res_allowed[] = {"gpus", "fraction", NULL};
     char cp[PATH_MAX_LEN];
@@ -947,6 +984,7 @@ static void parse_group(struct pctx *c, const struct gf_ynode *g,
                          : e == 1 ? GF_MODE_LOAN
                                   : GF_MODE_REDIRECT | GF_MODE_LOAN;
     }
+    parse_budget_flavors(c, g, path, out);
     if (field(g, "clusterQueues") == NULL)
         missing(c, g, path, "clusterQueues");
     parse_overflow(c, g, path, out);
@@ -1589,6 +1627,7 @@ void gf_policy_free(struct gf_policy *p)
         gf_free(g->queues);
         free_str_list(g->namespaces, g->n_namespaces);
         free_str_list(g->job_kinds, g->n_job_kinds);
+        free_str_list(g->budget_flavors, g->n_budget_flavors);
         for (size_t j = 0; j < g->n_ns_map; j++) {
             gf_free(g->ns_map[j].from);
             gf_free(g->ns_map[j].to);
@@ -1732,6 +1771,17 @@ int64_t gf_policy_reserve(const struct gf_policy_cap *c, int64_t nominal)
             r = f;
     }
     return r;
+}
+
+bool gf_policy_budget_flavor(const struct gf_policy *p,
+                             const struct gf_policy_group *g,
+                             const char *member, const char *flavor)
+{
+    const char *cls = gf_policy_flavor_class(p, member, flavor);
+    for (size_t i = 0; i < g->n_budget_flavors; i++)
+        if (strcmp(g->budget_flavors[i], cls) == 0)
+            return true;
+    return false;
 }
 
 bool gf_policy_may_overflow(const struct gf_policy_group *g, const char *ns,

@@ -148,6 +148,11 @@ struct gf_policy_group {
     /* Victims whose reclaim may start in the group per rolling hour;
      * GF_NO_CAP when unset (no limit). */
     int64_t max_reclaims_per_hour;
+    /* Flavor classes (gf_policy_flavor_class names) whose quota is a
+     * budget: the only ones a loan may move. At least one when modes has
+     * GF_MODE_LOAN. */
+    char **budget_flavors;
+    size_t n_budget_flavors;
     struct gf_policy_pos pos;
 };
 
@@ -266,6 +271,12 @@ void gf_policy_pair(const struct gf_policy *p, size_t lender, size_t borrower,
 int64_t gf_policy_cap_limit(const struct gf_policy_cap *c, int64_t nominal);
 /* max(gpus, ceil(ppm x nominal)) for reserves; 0 when unset. */
 int64_t gf_policy_reserve(const struct gf_policy_cap *c, int64_t nominal);
+
+/* Whether flavor of member is budget-like in group g: its equivalence
+ * class is one of g's budgetFlavors. */
+bool gf_policy_budget_flavor(const struct gf_policy *p,
+                             const struct gf_policy_group *g,
+                             const char *member, const char *flavor);
 
 /* Does group g let a Workload of this namespace, kind and priority
  * overflow? why (may be NULL) gets a static reason when it does not. */

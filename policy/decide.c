@@ -283,9 +283,9 @@ static int cmp_lease_name(const void *a, const void *b)
     return strcmp(x->l.name, y->l.name);
 }
 
-/* When the hub may treat a silent lender's leases as fenced. */
-static int64_t fence_time(const struct gf_policy *p,
-                          const struct gf_ledger_member *m)
+/* When the hub may treat a silent member's leases as fenced. */
+int64_t gf__fence_time(const struct gf_policy *p,
+                       const struct gf_ledger_member *m)
 {
     const struct gf_policy_timing *t = &p->timing;
     int64_t d = t->lease_duration_ms;
@@ -304,7 +304,7 @@ int64_t gf_decide_next_fence_ms(const struct gf_ledger *l,
             gf_ledger_member(l, p->members[i].name);
         if (m == NULL || m->fresh == GF_FRESH_SYNCED)
             continue;
-        int64_t at = fence_time(p, m);
+        int64_t at = gf__fence_time(p, m);
         if (at > now_ms && at < next)
             next = at;
     }
@@ -366,7 +366,7 @@ static void upkeep_suspect(struct pass *ps, const struct gf_ledger_lease *ll,
     int pm = gf_policy_member_index(ps->p, m->name);
     if (pm < 0 || ps->p->members[pm].fencing != GF_FENCING_AGENT)
         return; /* without an agent it is never assumed fenced */
-    int64_t at = fence_time(ps->p, m);
+    int64_t at = gf__fence_time(ps->p, m);
     if (ps->now < at)
         return;
     struct gf_action *a = push(out, GF_ACT_FENCE);
@@ -379,6 +379,21 @@ static void upkeep_suspect(struct pass *ps, const struct gf_ledger_lease *ll,
             (long long)(at - m->last_heartbeat_ms));
 }
 
+/* Loans have their own upkeep rules (decide_loan.c). */
+static void upkeep_loan(struct pass *ps, const struct gf_ledger_lease *ll,
+                        struct gf_actions *out)
+{
+    enum gf_action_kind kind;
+    int64_t until = 0;
+    struct gf_why why = {0};
+    if (!gf__loan_upkeep(ps->l, ps->p, ps->now, ll, &kind, &until, &why))
+        return;
+    struct gf_action *a = push(out, kind);
+    from_lease(a, &ll->l);
+    a->until_ms = until;
+    a->why = why;
+}
+
 static void upkeep_lease(struct pass *ps, const struct gf_ledger_lease *ll,
                          struct gf_actions *out)
 {
@@ -386,6 +401,10 @@ static void upkeep_lease(struct pass *ps, const struct gf_ledger_lease *ll,
     const struct gf_policy_timing *t = &ps->p->timing;
     bool live = l->phase == GF_LEASE_PENDING || l->phase == GF_LEASE_ACTIVE ||
                 l->phase == GF_LEASE_RECLAIMING;
+    if (l->mode == GF_LEASE_LOAN) {
+        upkeep_loan(ps, ll, out);
+        return;
+    }
     if (live && ll->lender->fresh != GF_FRESH_SYNCED) {
         struct gf_action *a = push(out, GF_ACT_SUSPECT);
         from_lease(a, l);
@@ -693,6 +712,7 @@ struct cand {
     const struct gf_ledger_member *lender;
     int64_t room;
     uint64_t locality;
+    bool loan; /* backs a loan (else a copy) */
 };
 
 /* What a Workload's evaluation found. */
@@ -704,8 +724,9 @@ struct eval {
     size_t n_classes;
     struct cand best;
     bool found;
-    struct gf_why why; /* the first block, or the closest miss */
-    int64_t best_miss; /* the largest room of a cell that did not fit */
+    struct gf_why why;      /* the first block, or the closest miss */
+    struct gf_why loan_why; /* why no loan (decide_loan.c), first block */
+    int64_t best_miss;      /* the largest room of a cell that did not fit */
 };
 
 static uint64_t locality(const struct gf_policy *p, int a, int b)
@@ -720,9 +741,12 @@ static uint64_t locality(const struct gf_policy *p, int a, int b)
     return score;
 }
 
-/* Whether c beats best: most idle, closest, fewest leases, then names. */
+/* Whether c beats best: a loan (tried first where the group allows both),
+ * then most idle, closest, fewest leases, then names. */
 static bool better(const struct cand *c, const struct cand *best)
 {
+    if (c->loan != best->loan)
+        return c->loan;
     if (c->room != best->room)
         return c->room > best->room;
     if (c->locality != best->locality)
@@ -831,6 +855,27 @@ static bool recently_reclaimed(const struct pass *ps, struct eval *e,
     return true;
 }
 
+/* Whether the group may send e's Workload to lender lname as a copy: the
+ * copy goes into the lender's namespace after namespaceMapping, and only
+ * one that has opted in takes it. (A loan runs nothing in the lender, so
+ * the opt-in does not bind it.) */
+static bool copy_allowed(const struct pass *ps, struct eval *e,
+                         const struct gf_policy_queue *q, const char *lname)
+{
+    const struct gf_policy_group *g = &ps->p->groups[e->group];
+    if (!(g->modes & GF_MODE_REDIRECT))
+        return false;
+    const char *lns = gf_policy_map_namespace(g, q->member, e->w->namespace);
+    if (gf_ledger_ns_accepts(ps->l, lname, lns))
+        return true;
+    if (e->why.rule == NULL)
+        why_set(&e->why, "acceptOverflow", 0, 0,
+                "namespace %s in member %s does not accept overflow "
+                "(label gpufed.io/accept-overflow=true)",
+                lns, lname);
+    return false;
+}
+
 static void consider_queue(const struct pass *ps, struct eval *e,
                            const struct gf_policy_queue *q, size_t qi)
 {
@@ -856,23 +901,19 @@ static void consider_queue(const struct pass *ps, struct eval *e,
         return;
     if (recently_reclaimed(ps, e, lname, q->cluster_queue))
         return;
-    /* The copy goes into the lender's namespace after namespaceMapping,
-     * and only one that has opted in takes it. */
-    const char *lns = gf_policy_map_namespace(&p->groups[e->group], q->member,
-                                              e->w->namespace);
-    if (!gf_ledger_ns_accepts(ps->l, lname, lns)) {
-        if (e->why.rule == NULL)
-            why_set(&e->why, "acceptOverflow", 0, 0,
-                    "namespace %s in member %s does not accept overflow "
-                    "(label gpufed.io/accept-overflow=true)",
-                    lns, lname);
+    const struct gf_policy_group *g = &p->groups[e->group];
+    bool copy = copy_allowed(ps, e, q, lname);
+    if (!copy && !(g->modes & GF_MODE_LOAN))
         return;
-    }
     for (size_t i = 0; i < lq->n_cells; i++) {
         const struct gf_ledger_cell *c = lq->cells[i];
         if (!c->in_spec ||
             strcmp(c->resource, gf_ledger_resource(ps->l)) != 0 ||
             !class_ok(e, gf_policy_flavor_class(p, lname, c->flavor)))
+            continue;
+        bool loan = (g->modes & GF_MODE_LOAN) &&
+                    gf__loan_cell_ok(ps->l, p, g, e->w, lname, c, &e->loan_why);
+        if (!loan && !copy)
             continue;
         const char *rule;
         int64_t r = cell_room(ps, e, c, lm, (int)q->member, &pc, &rule);
@@ -880,7 +921,8 @@ static void consider_queue(const struct pass *ps, struct eval *e,
             note_miss(e, lname, c, r, rule);
             continue;
         }
-        struct cand cd = {c, lm, r, locality(p, (int)q->member, e->borrower)};
+        struct cand cd = {c, lm, r, locality(p, (int)q->member, e->borrower),
+                          loan};
         if (!e->found || better(&cd, &e->best)) {
             e->best = cd;
             e->found = true;
@@ -956,6 +998,11 @@ static void evaluate(const struct pass *ps, struct eval *e)
     for (size_t i = 0; i < g->n_queues; i++)
         if (g->queues[i].member != (size_t)e->borrower)
             consider_queue(ps, e, &g->queues[i], i);
+    /* A loan-only group that no cell could back: the loan rule says why
+     * (a cap that bound a cell that could is the closer miss). */
+    if (!e->found && g->modes == GF_MODE_LOAN && e->loan_why.rule != NULL &&
+        (e->why.rule == NULL || e->best_miss < 0))
+        e->why = e->loan_why;
     if (!e->found && e->why.rule == NULL)
         why_set(&e->why, "lenders", 0, e->w->gpus,
                 "no member of group %s may lend to %s now (sharing rules, "
@@ -982,13 +1029,20 @@ static void start_action(const struct pass *ps, const struct eval *e,
     a->lender_cq = gf_strdup(e->best.cell->cq->name);
     a->flavor = gf_strdup(e->best.cell->flavor);
     a->gpus = w->gpus;
-    a->mode = (g->modes & GF_MODE_LOAN) ? GF_LEASE_LOAN : GF_LEASE_REDIRECT;
+    a->mode = e->best.loan ? GF_LEASE_LOAN : GF_LEASE_REDIRECT;
     a->epoch = epoch + 1;
+    if (e->best.loan) {
+        gf__loan_start_why(w, e->best.cell, a->lender, e->best.room, ps->now,
+                           &a->why);
+        return;
+    }
     why_set(&a->why, "fit", e->best.room, w->gpus,
-            "pending %lldms >= overflowAfter; %s/%s flavor %s has room for "
-            "%lld GPUs (the most idle that fits %lld)",
+            "%spending %lldms >= overflowAfter; %s/%s flavor %s has room for "
+            "%lld GPUs (the most idle that fits %lld)%s%s",
+            (g->modes & GF_MODE_LOAN) ? "mode redirect: " : "",
             (long long)(ps->now - w->pending_since_ms), a->lender, a->lender_cq,
-            a->flavor, (long long)e->best.room, (long long)w->gpus);
+            a->flavor, (long long)e->best.room, (long long)w->gpus,
+            e->loan_why.rule != NULL ? "; " : "", e->loan_why.text);
 }
 
 static int cmp_pending(const void *a, const void *b)

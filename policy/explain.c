@@ -23,6 +23,8 @@ static void add_str(cJSON *o, const char *k, const char *v)
 struct expl {
     const struct gf_ledger_wl *w;
     const char *cq, *group; /* NULL if unknown / in no group */
+    const char *cohort;     /* the ClusterQueue's, or NULL */
+    const char *mode;       /* the group's: redirect, loan, both */
     int64_t now_ms;
     int64_t pending_ms;             /* PENDING only */
     const struct gf_lease **leases; /* the Workload's, in name order */
@@ -35,6 +37,14 @@ static int lease_name_cmp(const void *x, const void *y)
 {
     const struct gf_lease *const *a = x, *const *b = y;
     return strcmp((*a)->name, (*b)->name);
+}
+
+/* As spec.groups[].mode spells it. */
+static const char *group_mode(const struct gf_policy_group *g)
+{
+    if (g->modes == (GF_MODE_REDIRECT | GF_MODE_LOAN))
+        return "both";
+    return g->modes == GF_MODE_LOAN ? "loan" : "redirect";
 }
 
 static int expl_build(struct expl *e, const struct gf_ledger *l,
@@ -50,6 +60,8 @@ static int expl_build(struct expl *e, const struct gf_ledger *l,
     int g = w->cq != NULL ? gf_policy_group_of(p, w->member, w->cq->name) : -1;
     e->group = g >= 0 ? p->groups[g].name : NULL;
     e->now_ms = now_ms;
+    e->cohort = w->cq != NULL ? w->cq->cohort : NULL;
+    e->mode = g >= 0 ? group_mode(&p->groups[g]) : NULL;
     e->pending_ms = now_ms - w->pending_since_ms;
     size_t n = gf_ledger_leases(l, NULL, 0);
     const struct gf_ledger_lease **v = gf_calloc(n + 1, sizeof(*v));
@@ -88,7 +100,9 @@ static cJSON *workload_json(const struct expl *e)
     add_str(o, "namespace", w->namespace);
     add_str(o, "name", w->name);
     add_str(o, "clusterQueue", e->cq);
+    add_str(o, "cohort", e->cohort);
     add_str(o, "group", e->group);
+    add_str(o, "groupMode", e->mode);
     cJSON_AddNumberToObject(o, "gpus", (double)w->gpus);
     cJSON_AddNumberToObject(o, "priority", w->priority);
     add_str(o, "state", gf_wl_state_name(w->state));
@@ -104,6 +118,7 @@ static cJSON *leases_json(const struct expl *e)
         const struct gf_lease *s = e->leases[i];
         cJSON *o = cJSON_CreateObject();
         add_str(o, "name", s->name);
+        add_str(o, "mode", gf_lease_mode_name(s->mode));
         add_str(o, "phase", gf_lease_phase_name(s->phase));
         add_str(o, "lender", s->lender_member);
         add_str(o, "clusterQueue", s->lender_cq);
@@ -171,9 +186,14 @@ static const char *or_str(const char *s, const char *dflt)
 static void words_workload(struct gf_buf *b, const struct expl *e)
 {
     const struct gf_ledger_wl *w = e->w;
-    gf_buf_printf(b, "%s/%s in %s (ClusterQueue %s, group %s): %s",
-                  w->namespace, w->name, w->member, or_str(e->cq, "unknown"),
-                  or_str(e->group, "none"), gf_wl_state_name(w->state));
+    gf_buf_printf(b, "%s/%s in %s (ClusterQueue %s", w->namespace, w->name,
+                  w->member, or_str(e->cq, "unknown"));
+    if (e->cohort != NULL)
+        gf_buf_printf(b, " in cohort %s", e->cohort);
+    gf_buf_printf(b, ", group %s", or_str(e->group, "none"));
+    if (e->mode != NULL)
+        gf_buf_printf(b, ", mode %s", e->mode);
+    gf_buf_printf(b, "): %s", gf_wl_state_name(w->state));
     if (w->state == GF_WL_PENDING)
         gf_buf_printf(b, " for %llds", (long long)(e->pending_ms / 1000));
     gf_buf_printf(b, ", %lld GPUs, priority %lld\n", (long long)w->gpus,
@@ -185,8 +205,8 @@ static void words_leases(struct gf_buf *b, const struct expl *e)
     for (size_t i = 0; i < e->n_leases; i++) {
         const struct gf_lease *s = e->leases[i];
         gf_buf_printf(
-            b, "lease %s: %s in %s/%s (flavor %s), epoch %lld, %lld GPUs",
-            s->name, gf_lease_phase_name(s->phase),
+            b, "lease %s (%s): %s in %s/%s (flavor %s), epoch %lld, %lld GPUs",
+            s->name, gf_lease_mode_name(s->mode), gf_lease_phase_name(s->phase),
             or_str(s->lender_member, "?"), or_str(s->lender_cq, "?"),
             or_str(s->lender_flavor, "?"), (long long)s->epoch,
             (long long)s->gpus);

@@ -5,12 +5,16 @@
  * The explanation is a JSON document (for tools) and the same in words
  * (for people): the Workload as the ledger sees it, its leases (where it
  * ran or runs, in which phase), and what gf_decide() would do for it now,
- * with the rule that decides and the numbers compared:
+ * with the rule that decides and the numbers compared. For a group in
+ * mode loan or both, the decision's mode says which way it goes and its
+ * text why (rule "loan"; or, for a redirect, why no loan: notBudget,
+ * noCohort, borrowingLimit):
  *
- *   {"workload": {"member", "namespace", "name", "clusterQueue", "group",
- *                 "gpus", "priority", "state", "pendingMs"},
- *    "leases": [{"name", "phase", "lender", "clusterQueue", "flavor",
- *                "epoch", "gpus", "reason"}],
+ *   {"workload": {"member", "namespace", "name", "clusterQueue", "cohort",
+ *                 "group", "groupMode": "redirect"|"loan"|"both", "gpus",
+ *                 "priority", "state", "pendingMs"},
+ *    "leases": [{"name", "mode": "redirect"|"loan", "phase", "lender",
+ *                "clusterQueue", "flavor", "epoch", "gpus", "reason"}],
  *    "decision": {"action": "start"|"wait"|"none", "rule", "text", "have",
  *                 "need", "lender", "clusterQueue", "flavor", "mode",
  *                 "epoch"}}

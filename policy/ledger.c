@@ -135,6 +135,7 @@ void gf_ledger_free(struct gf_ledger *l)
     for (pos = 0; gf_htab_scan(&l->cqs, &pos, NULL, &v);) {
         struct gf_ledger_cq *q = v;
         gf_free(q->name);
+        gf_free(q->cohort);
         gf_free(q->cells);
         gf_free(q);
     }
@@ -276,6 +277,24 @@ int gf_ledger_cq_set(struct gf_ledger *l, const char *member, const char *cq,
         if (counted(l, c))
             rec->member->nominal += c->nominal;
     }
+    return 0;
+}
+
+int gf_ledger_cq_cohort_set(struct gf_ledger *l, const char *member,
+                            const char *cq, const char *cohort)
+{
+    if (cohort != NULL && cohort[0] == '\0')
+        cohort = NULL;
+    if (!name_ok(member) || !name_ok(cq) ||
+        (cohort != NULL && !name_ok(cohort)))
+        return -EINVAL;
+    struct gf_ledger_cq *rec = get_cq(l, member, cq);
+    if (rec->cohort != NULL && cohort != NULL &&
+        strcmp(rec->cohort, cohort) == 0)
+        return 0;
+    GF_FREE(rec->cohort);
+    if (cohort != NULL)
+        rec->cohort = gf_strdup(cohort);
     return 0;
 }
 

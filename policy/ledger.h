@@ -116,6 +116,9 @@ struct gf_ledger_cq {
     size_t n_pending; /* number of PENDING Workloads */
     int64_t lease_in; /* borrowed via holding leases */
     size_t n_workloads;
+    /* spec.cohortName, or NULL outside a cohort: a loan's grant reaches
+     * a Workload of this ClusterQueue only through its cohort. */
+    char *cohort;
 };
 
 /* The ledger's record of a Workload. */
@@ -161,6 +164,13 @@ int gf_ledger_member_drain(struct gf_ledger *l, const char *member,
  */
 int gf_ledger_cq_set(struct gf_ledger *l, const char *member, const char *cq,
                      const struct gf_cq_quota *q, size_t n);
+/*
+ * Sets a ClusterQueue's cohort (spec.cohortName; NULL or "" for none),
+ * creating the record if needed; kept across gf_ledger_cq_set. 0 or
+ * -EINVAL.
+ */
+int gf_ledger_cq_cohort_set(struct gf_ledger *l, const char *member,
+                            const char *cq, const char *cohort);
 /* The ClusterQueue was deleted: all its cells leave the spec. */
 int gf_ledger_cq_delete(struct gf_ledger *l, const char *member,
                         const char *cq);

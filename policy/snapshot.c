@@ -172,6 +172,9 @@ static void load_cqs(struct sctx *c, const cJSON *root, struct gf_ledger *l)
         if (!c->failed && gf_ledger_cq_set(l, member, name, q, n) != 0)
             fail(c, "%s: rejected by the ledger (unknown member \"%s\"?)", path,
                  member);
+        const char *cohort = str_field(c, it, "cohort", path, false);
+        if (!c->failed && gf_ledger_cq_cohort_set(l, member, name, cohort) != 0)
+            fail(c, "%s.cohort: invalid name", path);
     }
 }
 
@@ -389,6 +392,8 @@ static cJSON *dump_cqs(const struct gf_ledger *l)
         cJSON *o = cJSON_CreateObject();
         add_str(o, "member", v[i]->member->name);
         add_str(o, "name", v[i]->name);
+        if (v[i]->cohort != NULL)
+            add_str(o, "cohort", v[i]->cohort);
         cJSON *q = cJSON_AddArrayToObject(o, "quota");
         for (size_t k = 0; k < v[i]->n_cells; k++) {
             const struct gf_ledger_cell *c = v[i]->cells[k];

@@ -6,8 +6,9 @@
  *    "resource": "nvidia.com/gpu", "nowMs": 600000,
  *    "members": [{"name", "freshness": "synced|stale|suspect|unknown",
  *                 "lastHeartbeatMs"}],
- *    "clusterQueues": [{"member", "name", "quota": [{"flavor", "resource",
- *                       "nominal", "borrowingLimit"?, "lendingLimit"?}]}],
+ *    "clusterQueues": [{"member", "name", "cohort"?, "quota": [{"flavor",
+ *                       "resource", "nominal", "borrowingLimit"?,
+ *                       "lendingLimit"?}]}],
  *    "workloads": [{"member", "namespace", "name", "uid"?, "clusterQueue"?,
  *                   "flavor"?, "kind"?, "gpus", "priority"?,
  *                   "state": "Pending|QuotaReserved|Admitted|Inactive|

@@ -203,6 +203,14 @@ test_crash_after_raise_goes_active_without_second_raise(void **state)
     v.grant = (struct gf_ln_grant){
         .cq = GF_LM_PRESENT, .nominal = 4, .share_in = true};
     EXPECT_PHASE(v, GF_LEASE_ACTIVE, GF_LN_R_NONE);
+    /* Before A's API server has answered, W admitted through the loan is
+     * not taken for W admitted without it. */
+    v.grant = (struct gf_ln_grant){.cq = GF_LM_UNKNOWN};
+    v.origin.reserved = true;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    v.grant = (struct gf_ln_grant){
+        .cq = GF_LM_PRESENT, .nominal = 4, .share_in = true};
+    EXPECT_PHASE(v, GF_LEASE_ACTIVE, GF_LN_R_NONE);
     /* Even with a WITHDRAW from decide: Active's rules take over. */
     v.cmd = GF_LN_CMD_WITHDRAW;
     EXPECT_PHASE(v, GF_LEASE_ACTIVE, GF_LN_R_NONE);

@@ -28,6 +28,7 @@ static const char policy_yaml[] =
     "  groups:\n"
     "  - name: ml\n"
     "    mode: both\n"
+    "    budgetFlavors: [a100]\n"
     "    reserve: {gpus: 1}\n"
     "    clusterQueues: [{member: east, name: ml}, {member: west, name: ml},"
     " {member: north, name: ml}]\n"

@@ -149,10 +149,25 @@ static const struct vcase cases[] = {
           "    credentialsSecret: a/b\n" GROUP_OK,
      {{12, 5, "spec.members[2]", "missing required field \"apiServer\""}}},
     {"duplicate field",
-     HEAD GROUP_OK "    mode: loan\n"
+     HEAD GROUP_OK "    mode: redirect\n"
                    "    mode: both\n",
      {{18, 5, "spec.groups[0].mode",
        "duplicate field \"mode\" (first at line 17)"}}},
+    {"loan without budgetFlavors",
+     HEAD GROUP_OK "    mode: loan\n",
+     {{17, 11, "spec.groups[0].mode", "mode loan needs budgetFlavors"}}},
+    {"both with an empty budgetFlavors",
+     HEAD GROUP_OK "    mode: both\n"
+                   "    budgetFlavors: []\n",
+     {{18, 20, "spec.groups[0].budgetFlavors",
+       "mode both needs budgetFlavors"}}},
+    {"budgetFlavors: invalid and duplicate names",
+     HEAD GROUP_OK "    mode: loan\n"
+                   "    budgetFlavors: [a100, A_100, a100]\n",
+     {{18, 27, "spec.groups[0].budgetFlavors[1]",
+       "invalid flavor class \"A_100\""},
+      {18, 34, "spec.groups[0].budgetFlavors[2]",
+       "duplicate flavor class \"a100\""}}},
     {"invalid enum",
      HEAD GROUP_OK "    mode: borrow\n",
      {{17, 11, "spec.groups[0].mode",
@@ -442,6 +457,7 @@ static void test_full_fields(void **state)
         "  groups:\n"
         "  - name: ml\n"
         "    mode: both\n"
+        "    budgetFlavors: [a100]\n"
         "    clusterQueues: [{member: a, name: q}, {member: b, name: q},\n"
         "                    {member: c, name: q}]\n"
         "    overflow: {namespaces: [train], jobKinds: ['*'],\n"
@@ -475,6 +491,12 @@ static void test_full_fields(void **state)
     assert_string_equal(gf_policy_flavor_class(p, "c", "big"), "big");
     const struct gf_policy_group *g = &p->groups[0];
     assert_int_equal(g->modes, GF_MODE_REDIRECT | GF_MODE_LOAN);
+    assert_int_equal(g->n_budget_flavors, 1);
+    /* A budget class covers each member's flavor of it, whatever its
+     * name; a flavor outside the class is not budget-like. */
+    assert_true(gf_policy_budget_flavor(p, g, "a", "gpu-a"));
+    assert_true(gf_policy_budget_flavor(p, g, "b", "big"));
+    assert_false(gf_policy_budget_flavor(p, g, "c", "big"));
     assert_true(g->has_min_priority);
     assert_int_equal(g->min_priority, -5);
     assert_true(g->allow_host_access);

@@ -446,6 +446,7 @@ static void test_overflow_filters(void **state)
         "  groups:\n"
         "  - name: ml\n"
         "    mode: both\n"
+        "    budgetFlavors: [a100]\n"
         "    overflow: {namespaces: [team], minPriority: 10}\n"
         "    clusterQueues: [{member: east, name: ml}, {member: west, name: "
         "ml},"
@@ -460,6 +461,8 @@ static void test_overflow_filters(void **state)
     assert_string_equal(blocked_rule(&f, "low", MIN, text, sizeof(text)),
                         "overflow");
     wl(&f, "east", "high", "ml", 1, 10, GF_WL_PENDING, NULL, 0);
+    /* a loan needs the origin ClusterQueue in a cohort */
+    assert_int_equal(gf_ledger_cq_cohort_set(f.l, "east", "ml", "ml"), 0);
     decide(&f, MIN);
     const struct gf_action *a = only(&f, GF_ACT_START);
     assert_string_equal(a->name, "high");

@@ -74,6 +74,11 @@ static void test_manifest_is_valid_and_complete(void **state)
     assert_true(ml >= 0);
     const struct gf_policy_group *g = &p->groups[ml];
     assert_int_equal(g->modes, GF_MODE_REDIRECT | GF_MODE_LOAN);
+    /* loans move only the budget class, in every member's own name */
+    assert_int_equal(g->n_budget_flavors, 1);
+    assert_true(gf_policy_budget_flavor(p, g, "west", "gpu-a100-80gb"));
+    assert_true(gf_policy_budget_flavor(p, g, "east", "a100"));
+    assert_false(gf_policy_budget_flavor(p, g, "east", "h100"));
     assert_int_equal(gf_policy_group_of(p, "north", "research"), ml);
     assert_int_equal(gf_policy_group_of(p, "east", "serving"),
                      gf_policy_group_index(p, "inference"));

@@ -58,6 +58,10 @@ static void test_roundtrip_is_stable_and_consistent(void **state)
     assert_int_equal(ll->l.reclaim_started_ms, 400000);
     assert_int_equal(ll->l.reclaim_deadline_ms, 520000);
     assert_string_equal(ll->l.reason, "LenderUnreachable");
+    /* the cohort a loan's grant joins */
+    assert_string_equal(gf_ledger_cq(l, "east", "research-gpu")->cohort,
+                        "research");
+    assert_null(gf_ledger_cq(l, "west", "research-gpu")->cohort);
     char *a = gf_snapshot_dump(l, now);
     assert_non_null(strstr(a, "\"reclaimStartedMs\":400000"));
     struct gf_ledger *l2;
@@ -100,6 +104,10 @@ static void test_bad_fields_are_named(void **state)
          "\"group\":\"g\",\"mode\":\"teleport\",\"phase\":\"Active\","
          "\"epoch\":1}]}",
          "leases[0].mode: \"teleport\": expected redirect or loan"},
+        {"{\"kind\":\"LedgerSnapshot\",\"members\":[{\"name\":\"e\","
+         "\"freshness\":\"synced\"}],\"clusterQueues\":[{\"member\":\"e\","
+         "\"name\":\"q\",\"cohort\":7,\"quota\":[]}]}",
+         "clusterQueues[0].cohort: expected a non-empty string"},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         struct gf_ledger *l = (struct gf_ledger *)1;
@@ -171,6 +179,14 @@ static void test_explain_every_answer(void **state)
     assert_int_equal(have, 18); /* min(lendable 22, free 22 - reserve 4) */
     assert_non_null(
         strstr(words, "next: start a loan lease in west/research-gpu"));
+    /* the mode chosen and why: the group allows both, the flavor is a
+     * budget and the origin's ClusterQueue is in a cohort */
+    assert_string_equal(gf_json_str(ex, "decision.rule"), "loan");
+    assert_string_equal(gf_json_str(ex, "workload.groupMode"), "both");
+    assert_string_equal(gf_json_str(ex, "workload.cohort"), "research");
+    assert_non_null(strstr(words, "(ClusterQueue research-gpu in cohort "
+                                  "research, group ml-research, mode both)"));
+    assert_non_null(strstr(words, "into cohort research"));
     gf_free(words);
     cJSON_Delete(ex);
     /* waits: too early */
@@ -191,7 +207,7 @@ static void test_explain_every_answer(void **state)
     assert_string_equal(gf_json_str(ex, "decision.action"), "none");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(ex, "leases")), 1);
     assert_non_null(
-        strstr(words, "lease train-e-1: Suspect in north/research"));
+        strstr(words, "lease train-e-1 (redirect): Suspect in north/research"));
     gf_free(words);
     cJSON_Delete(ex);
     /* reclaimed from west 20s ago: not sent straight back there */
@@ -218,7 +234,7 @@ static void test_explain_every_answer(void **state)
                 "endedMs", &ended);
     assert_int_equal(ended, w.now - 20000);
     assert_non_null(strstr(words,
-                           "lease train-b-1: Released in "
+                           "lease train-b-1 (redirect): Released in "
                            "west/research-gpu (flavor gpu-a100-80gb), "
                            "epoch 1, 4 GPUs (Reclaimed), ended 20s ago"));
     assert_non_null(strstr(words, "next: wait (recentlyReclaimed"));
