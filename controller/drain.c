@@ -82,8 +82,8 @@ static void add_entry(cJSON *data, const char *member, int64_t since_ms)
     cJSON_AddStringToObject(data, member, when);
 }
 
-int gf_drain_create_body(struct gf_buf *out, const char *ns,
-                         const char *member, int64_t since_ms)
+int gf_drain_create_body(struct gf_buf *out, const char *ns, const char *member,
+                         int64_t since_ms)
 {
     if (!name_ok(member) || ns == NULL || *ns == '\0')
         return -EINVAL;

@@ -70,8 +70,8 @@ const struct gf_drain_entry *gf_drain_find(const struct gf_drain_set *s,
  * Returns 0, -EINVAL (member empty or longer than GF_DRAIN_NAME_MAX) or
  * GF_E2BIG.
  */
-int gf_drain_create_body(struct gf_buf *out, const char *ns,
-                         const char *member, int64_t since_ms);
+int gf_drain_create_body(struct gf_buf *out, const char *ns, const char *member,
+                         int64_t since_ms);
 int gf_drain_patch_body(struct gf_buf *out, const char *member, bool drained,
                         int64_t since_ms);
 
