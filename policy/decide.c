@@ -555,6 +555,13 @@ static void consider_queue(const struct pass *ps, struct eval *e,
     const struct gf_ledger_member *lm = qr->lm;
     if (lm == NULL || lm->fresh != GF_FRESH_SYNCED)
         return; /* unknown is never read as zero */
+    if (lm->drained) {
+        /* An admin took it out of lending (gpufedctl drain). */
+        if (e->why.rule == NULL)
+            why_set(&e->why, "drained", 0, 0,
+                    "member %s is drained: it lends nothing new", lname);
+        return;
+    }
     struct gf_policy_pair pc;
     gf_policy_pair(p, q->member, (size_t)e->borrower, (size_t)e->group, &pc);
     if (!pc.allowed)
