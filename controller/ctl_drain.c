@@ -174,9 +174,9 @@ static void on_leases(void *data, const struct gf_kube_result *res)
         char why[160];
         if (gf_obs_lease_from_json(it, &l, why, sizeof(why)) != 0)
             continue;
-        bool live =
-            l.phase != GF_LEASE_RELEASED && l.phase != GF_LEASE_FAILED &&
-            l.lender_member != NULL && strcmp(l.lender_member, r->member) == 0;
+        bool live = l.phase != GF_LEASE_RELEASED &&
+                    l.phase != GF_LEASE_FAILED && l.lender_member != NULL &&
+                    strcmp(l.lender_member, r->member) == 0;
         if (live) {
             if (n++ == 0)
                 printf("leases lent by %s that the hub takes back:\n",
@@ -245,9 +245,9 @@ static void write_cm(struct drain_run *r, bool exists)
         rc = gf_drain_patch_body(&b, r->member, r->drain, now);
         struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
         if (rc == 0)
-            rc = gf_kube_patch(r->client, &r->cm, r->ns, GF_DRAIN_CONFIGMAP,
-                               &po, gf_buf_cstr(&b), b.len, on_written, r,
-                               NULL);
+            rc =
+                gf_kube_patch(r->client, &r->cm, r->ns, GF_DRAIN_CONFIGMAP, &po,
+                              gf_buf_cstr(&b), b.len, on_written, r, NULL);
     }
     gf_buf_free(&b);
     if (rc != 0) {
@@ -288,8 +288,8 @@ static void on_cm(void *data, const struct gf_kube_result *res)
 
 static void read_cm(struct drain_run *r)
 {
-    int rc = gf_kube_get(r->client, &r->cm, r->ns, GF_DRAIN_CONFIGMAP, on_cm,
-                         r, NULL);
+    int rc = gf_kube_get(r->client, &r->cm, r->ns, GF_DRAIN_CONFIGMAP, on_cm, r,
+                         NULL);
     if (rc != 0) {
         fprintf(stderr, "error: %s\n", gf_strerror(rc));
         r->status = 1;

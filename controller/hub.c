@@ -374,6 +374,23 @@ bool gf__hub_synced(const struct gf_hub *h)
            h->drain_cm != NULL && gf_store_has_synced(h->drain_cm);
 }
 
+/* Names in the drained set that are no member, logged once each: a typo
+ * stays in the ConfigMap until someone uncordons it, and every resync
+ * would repeat it. */
+static void drain_warn_unknown(struct gf_hub *h, const struct gf_drain_set *s)
+{
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        const char *name = s->e[i].member;
+        if (gf_policy_member_index(h->policy, name) >= 0 ||
+            gf_htab_get_str(&h->drain_warned, name) != NULL)
+            continue;
+        gf_htab_put_str(&h->drain_warned, name, h);
+        GF_LOG(&h->lc, GF_LOG_WARN,
+               "drained name is not a member of the policy; ignored",
+               "configmap=%s member=%s", GF_DRAIN_CONFIGMAP, name);
+    }
+}
+
 /* The drained set s (NULL: nothing drained) into the ledger, for every
  * member of the policy. Level-triggered: each change of the ConfigMap
  * sets every member's flag from the whole set. */
@@ -395,18 +412,7 @@ static void drain_apply(struct gf_hub *h, const struct gf_drain_set *s)
         }
         gf_ledger_member_drain(h->ledger, name, e != NULL);
     }
-    for (size_t i = 0; s != NULL && i < s->n; i++) {
-        const char *name = s->e[i].member;
-        if (gf_policy_member_index(p, name) >= 0 ||
-            gf_htab_get_str(&h->drain_warned, name) != NULL)
-            continue;
-        /* Once per name: a typo stays in the ConfigMap until someone
-         * uncordons it, and every resync would repeat it. */
-        gf_htab_put_str(&h->drain_warned, name, h);
-        GF_LOG(&h->lc, GF_LOG_WARN,
-               "drained name is not a member of the policy; ignored",
-               "configmap=%s member=%s", GF_DRAIN_CONFIGMAP, name);
-    }
+    drain_warn_unknown(h, s);
     gf__hub_kick_pass(h);
 }
 

@@ -56,7 +56,7 @@ static void test_served_configmap_drains_each_key(void **state)
     assert_int_equal(w->since_ms, t);
     const struct gf_drain_entry *e = gf_drain_find(&s, "east");
     assert_non_null(e);
-    assert_int_equal(e->since_ms, t + 90 * 60 * 1000 + 250);
+    assert_int_equal(e->since_ms, t + (int64_t)90 * 60 * 1000 + 250);
     /* A value that is no time still drains: the key is the admin's
      * word, the time only informs. */
     const struct gf_drain_entry *n = gf_drain_find(&s, "north");
