@@ -84,20 +84,20 @@ static void test_list_by_name_is_checked_against_resource_names(void **state)
     /* A list is a list of everything unless the selector names one. */
     assert_int_equal(call(&k, "GET", CMS, NULL), 403);
     int code = 0;
-    cJSON *j = ks_apitk_json(
-        &k, "GET", CMS "?fieldSelector=metadata.name%3Dgpufed-drain", NULL,
-        NULL, &code);
+    cJSON *j = ks_apitk_json(&k, "GET",
+                             CMS "?fieldSelector=metadata.name%3Dgpufed-drain",
+                             NULL, NULL, &code);
     assert_int_equal(code, 200);
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(j, "items");
     assert_int_equal(cJSON_GetArraySize(items), 1);
-    assert_string_equal(gf_json_str(cJSON_GetArrayItem(items, 0),
-                                    "metadata.name"),
-                        "gpufed-drain");
+    assert_string_equal(
+        gf_json_str(cJSON_GetArrayItem(items, 0), "metadata.name"),
+        "gpufed-drain");
     cJSON_Delete(j);
-    assert_int_equal(
-        call(&k, "GET", CMS "?fieldSelector=metadata.name%3D%3Dgpufed-drain",
-             NULL),
-        200);
+    assert_int_equal(call(&k, "GET",
+                          CMS "?fieldSelector=metadata.name%3D%3Dgpufed-drain",
+                          NULL),
+                     200);
     assert_int_equal(call(&k, "GET",
                           CMS "?fieldSelector=metadata.namespace%3D"
                               "gpufed-system%2Cmetadata.name%3Dgpufed-drain",
