@@ -10,6 +10,8 @@
 #ifndef GF_CTL_H
 #define GF_CTL_H
 
+/* drain and uncordon (argv[0] says which): ctl_drain.c */
+int gf_ctl_drain_main(int argc, char **argv);
 int gf_ctl_kube_main(int argc, char **argv);
 int gf_ctl_policy_main(int argc, char **argv);
 

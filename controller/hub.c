@@ -1,8 +1,8 @@
 /*
  * hub: wiring. The hub cluster's watches (QuotaLeases, the members'
- * kubeconfig Secrets), the members, and the workqueue that serialises
- * every piece of work by key. Decisions are in pass.c, the protocol in
- * lease_reconcile.c, the member clusters in member.c.
+ * kubeconfig Secrets, the drain ConfigMap), the members, and the workqueue that
+ * serialises every piece of work by key. Decisions are in pass.c, the protocol
+ * in lease_reconcile.c, the member clusters in member.c.
  */
 #include "controller/internal.h"
 
@@ -344,6 +344,103 @@ static void secret_del(void *data, const struct gf_store_entry *o)
     (void)o;
 }
 
+/* --- the drain ConfigMap ------------------------------------------------ */
+
+static int drain_project(void *data, const cJSON *obj, void **out)
+{
+    (void)data;
+    struct gf_drain_set *s = gf_calloc(1, sizeof(*s));
+    int rc = gf_drain_parse(obj, s);
+    if (rc != 0) {
+        gf_drain_set_free(s);
+        gf_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+static void drain_proj_free(void *v)
+{
+    gf_drain_set_free(v);
+    gf_free(v);
+}
+
+const struct gf_drain_set *gf__hub_drained(const struct gf_hub *h)
+{
+    char key[300];
+    snprintf(key, sizeof(key), "%s/%s", h->ns, GF_DRAIN_CONFIGMAP);
+    const struct gf_store_entry *e =
+        h->drain_cm != NULL ? gf_store_get(h->drain_cm, key) : NULL;
+    return e != NULL ? e->proj : NULL;
+}
+
+bool gf__hub_synced(const struct gf_hub *h)
+{
+    return h->leases != NULL && gf_store_has_synced(h->leases) &&
+           h->drain_cm != NULL && gf_store_has_synced(h->drain_cm);
+}
+
+/* Names in the drained set that are no member, logged once each: a typo
+ * stays in the ConfigMap until someone uncordons it, and every resync
+ * would repeat it. */
+static void drain_warn_unknown(struct gf_hub *h, const struct gf_drain_set *s)
+{
+    for (size_t i = 0; s != NULL && i < s->n; i++) {
+        const char *name = s->e[i].member;
+        if (gf_policy_member_index(h->policy, name) >= 0 ||
+            gf_htab_get_str(&h->drain_warned, name) != NULL)
+            continue;
+        gf_htab_put_str(&h->drain_warned, name, h);
+        GF_LOG(&h->lc, GF_LOG_WARN,
+               "drained name is not a member of the policy; ignored",
+               "configmap=%s member=%s", GF_DRAIN_CONFIGMAP, name);
+    }
+}
+
+/* The drained set s (NULL: nothing drained) into the ledger, for every
+ * member of the policy. Level-triggered: each change of the ConfigMap
+ * sets every member's flag from the whole set. */
+static void drain_apply(struct gf_hub *h, const struct gf_drain_set *s)
+{
+    const struct gf_policy *p = h->policy;
+    for (size_t i = 0; i < p->n_members; i++) {
+        const char *name = p->members[i].name;
+        const struct gf_drain_entry *e = gf_drain_find(s, name);
+        const struct gf_ledger_member *lm = gf_ledger_member(h->ledger, name);
+        bool was = lm != NULL && lm->drained;
+        if (was != (e != NULL)) {
+            char since[32] = "";
+            if (e != NULL && e->since_ms > 0)
+                gf_time_rfc3339(e->since_ms, since);
+            GF_LOG(&h->lc, GF_LOG_INFO,
+                   e != NULL ? "member drained" : "member uncordoned",
+                   "member=%s since=%s", name, since);
+        }
+        gf_ledger_member_drain(h->ledger, name, e != NULL);
+    }
+    drain_warn_unknown(h, s);
+    gf__hub_kick_pass(h);
+}
+
+static void drain_add(void *data, const struct gf_store_entry *e)
+{
+    drain_apply(data, e->proj);
+}
+
+static void drain_upd(void *data, const struct gf_store_entry *o,
+                      const struct gf_store_entry *e)
+{
+    (void)o;
+    drain_apply(data, e->proj);
+}
+
+static void drain_del(void *data, const struct gf_store_entry *o)
+{
+    (void)o;
+    drain_apply(data, NULL);
+}
+
 /* --- member keys ------------------------------------------------------- */
 
 static void member_reconcile(struct gf_hub *h, const char *key,
@@ -463,18 +560,16 @@ static void process(struct gf_workqueue *wq, const char *key, void *data)
 
 /* --- lifecycle ---------------------------------------------------------- */
 
-static int start_hub_watch(struct gf_hub *h, const char *resource,
-                           gf_store_project_fn project, gf_store_free_fn fr,
-                           const struct gf_store_handlers *hs,
-                           struct gf_store **store, struct gf_reflector **refl)
+/* A reflector on resource in the hub's namespace, into store. */
+static int start_refl(struct gf_hub *h, const char *resource,
+                      const char *field_selector, struct gf_store *store,
+                      struct gf_reflector **refl)
 {
-    struct gf_store_opts so = {
-        .project = project, .free_proj = fr, .handlers = hs};
-    *store = gf_store_new(&so);
     struct gf_reflector_opts ro = {.client = h->hubc,
-                                   .store = *store,
+                                   .store = store,
                                    .rng = &h->rng,
                                    .ns = h->ns,
+                                   .field_selector = field_selector,
                                    .page_limit = 500,
                                    .lc = &h->lc};
     int rc = gf_kube_resource_parse(resource, &ro.res);
@@ -485,10 +580,33 @@ static int start_hub_watch(struct gf_hub *h, const char *resource,
     return rc;
 }
 
+static int start_hub_watch(struct gf_hub *h, const char *resource,
+                           gf_store_project_fn project, gf_store_free_fn fr,
+                           const struct gf_store_handlers *hs,
+                           struct gf_store **store, struct gf_reflector **refl)
+{
+    struct gf_store_opts so = {
+        .project = project, .free_proj = fr, .handlers = hs};
+    *store = gf_store_new(&so);
+    return start_refl(h, resource, NULL, *store, refl);
+}
+
 static const struct gf_store_handlers lease_handlers = {
     .on_add = lease_add, .on_update = lease_upd, .on_delete = lease_del};
 static const struct gf_store_handlers secret_handlers = {
     .on_add = secret_add, .on_update = secret_upd, .on_delete = secret_del};
+static const struct gf_store_handlers drain_handlers = {
+    .on_add = drain_add, .on_update = drain_upd, .on_delete = drain_del};
+
+void gf__hub_drain_store_new(struct gf_hub *h)
+{
+    struct gf_store_handlers dh = drain_handlers;
+    dh.data = h;
+    struct gf_store_opts so = {.project = drain_project,
+                               .free_proj = drain_proj_free,
+                               .handlers = &dh};
+    h->drain_cm = gf_store_new(&so);
+}
 
 /* Every error of a refused policy, one log line each, file:line:col
  * first (the format of `gpufedctl policy check`). */
@@ -546,6 +664,7 @@ static void abandon_start(struct gf_hub *h, int rc)
     gf_clock_close(&h->clk);
     gf_htab_free(&h->lease_mem);
     gf_htab_free(&h->starting);
+    gf_htab_free(&h->drain_warned);
     gf_free(h->policy_path);
     gf_free(h->ns);
     gf_free(h);
@@ -585,6 +704,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     gf_rand_seed_os(&h->rng);
     gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
     gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
+    gf_htab_init(&h->drain_warned, GF_HTAB_OWN_KEYS);
     h->policy_path = gf_strdup(o->policy_path);
     int rc = gf_clock_init_uv_rate(&h->clk, h->loop, o->clock_rate_ppm);
     if (rc == 0)
@@ -606,6 +726,12 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     if (rc == 0)
         rc = start_hub_watch(h, "secrets", secret_project, secret_proj_free,
                              &sh, &h->secrets, &h->secret_refl);
+    /* One ConfigMap by name: the hub caches no other ConfigMap of the
+     * namespace. */
+    gf__hub_drain_store_new(h);
+    if (rc == 0)
+        rc = start_refl(h, "configmaps", "metadata.name=" GF_DRAIN_CONFIGMAP,
+                        h->drain_cm, &h->drain_cm_refl);
     if (rc == 0)
         rc = start_leader(h, o);
     if (rc == 0 && o->listen != NULL)
@@ -624,10 +750,12 @@ static void finish_stop(struct gf_hub *h)
     gf_wq_free(h->wq);
     gf_store_free(h->leases);
     gf_store_free(h->secrets);
+    gf_store_free(h->drain_cm);
     gf_ledger_free(h->ledger);
     lease_mem_clear(h);
     gf_htab_free(&h->lease_mem);
     gf_htab_free(&h->starting);
+    gf_htab_free(&h->drain_warned);
     gf_kube_client_free(h->hubc);
     gf_http_close(h->http, NULL, NULL);
     gf_policy_file_unref(h->pf, h->policy);
@@ -665,6 +793,10 @@ static void close_all(struct gf_hub *h)
     if (h->secret_refl != NULL) {
         h->closing++;
         gf_reflector_close(h->secret_refl, on_closed, h);
+    }
+    if (h->drain_cm_refl != NULL) {
+        h->closing++;
+        gf_reflector_close(h->drain_cm_refl, on_closed, h);
     }
     if (h->http_srv != NULL) {
         h->closing++;

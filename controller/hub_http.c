@@ -4,14 +4,16 @@
  * scraped, so nothing on the hot paths pays for them.
  *
  *   /healthz  200 while the loop turns (the process is alive and serving)
- *   /readyz   200 once every member and the hub's QuotaLeases have synced
- *             (the gate of the decision pass); 503 with what is missing.
+ *   /readyz   200 once every member, the hub's QuotaLeases and the drain
+ *             ConfigMap have synced (the gate of the decision pass); 503
+ *             with what is missing. Drained members are listed.
  *             Leader or standby alike: a synced standby is ready to take
  *             over, which is what a readiness probe should say. The body
  *             names the leader and whether this replica is it.
- *   /metrics  Prometheus text: members synced, leases by phase, pending
- *             Workloads, quota per member and ClusterQueue, the workqueue,
- *             and totals of passes, leases started, writes and failures
+ *   /metrics  Prometheus text: members synced and drained, leases by
+ *             phase, pending Workloads, quota per member and ClusterQueue,
+ *             the workqueue, and totals of passes, leases started, writes
+ *             and failures
  */
 #include "controller/internal.h"
 
@@ -33,7 +35,7 @@ struct gf__hub_http {
     uint64_t last_passes, last_starts, last_writes, last_write_errors;
     struct gf_metric *leader, *leader_holder, *leader_transitions;
     uint64_t last_transitions;
-    struct gf_metric *hb_age, *suspect, *renewals, *twice;
+    struct gf_metric *hb_age, *suspect, *renewals, *twice, *drained;
     uint64_t last_twice;
     void (*cb)(void *);
     void *cb_data;
@@ -51,9 +53,11 @@ static int readyz(void *data, struct gf_buf *body, const char **ct)
 {
     struct gf_hub *h = data;
     *ct = "text/plain; charset=utf-8";
-    bool ready = h->leases != NULL && gf_store_has_synced(h->leases);
-    if (!ready)
+    bool ready = gf__hub_synced(h);
+    if (h->leases == NULL || !gf_store_has_synced(h->leases))
         gf_buf_puts(body, "quotaleases: not synced\n");
+    if (h->drain_cm == NULL || !gf_store_has_synced(h->drain_cm))
+        gf_buf_puts(body, "configmap " GF_DRAIN_CONFIGMAP ": not synced\n");
     /* Ready once every member has synced once (the pass's gate): a
      * member partitioned later is reported, not a reason to take the hub
      * out of its Service; its leases are Suspect and the hub goes on. */
@@ -66,6 +70,19 @@ static int readyz(void *data, struct gf_buf *body, const char **ct)
             gf_buf_printf(body, "member %s: not synced\n", m->name);
             ready = false;
         }
+    }
+    /* Drained members are not a reason to be unready, but whoever looks
+     * at a hub should see them (an admin's drain is easy to forget). */
+    const struct gf_drain_set *ds = gf__hub_drained(h);
+    for (size_t i = 0; ds != NULL && i < ds->n; i++) {
+        char since[32] = "";
+        if (ds->e[i].since_ms > 0)
+            gf_time_rfc3339(ds->e[i].since_ms, since);
+        gf_buf_printf(body, "member %s: drained%s%s%s\n", ds->e[i].member,
+                      since[0] ? " since " : "", since,
+                      gf__hub_member(h, ds->e[i].member) != NULL
+                          ? ""
+                          : " (not a member of the policy: ignored)");
     }
     if (ready)
         gf_buf_puts(body, "ok\n");
@@ -145,6 +162,12 @@ static int metrics(void *data, struct gf_buf *body, const char **ct)
         gf_metric_set(x->synced, gf__member_synced(h->members[i]) ? 1 : 0, v);
     }
     heartbeat_metrics(h, x);
+    for (size_t i = 0; i < h->n_members; i++) {
+        const char *v[] = {h->members[i]->name};
+        const struct gf_ledger_member *lm =
+            gf_ledger_member(h->ledger, h->members[i]->name);
+        gf_metric_set(x->drained, lm != NULL && lm->drained ? 1 : 0, v);
+    }
     size_t phases[GF_LEASE_PHASE_COUNT] = {0};
     if (h->leases != NULL)
         gf_store_foreach(h->leases, count_phase, phases);
@@ -200,6 +223,10 @@ static void registry(struct gf__hub_http *x)
     x->suspect = gf_metrics_gauge(x->m, "gpufed_member_suspect",
                                   "1 while the member is suspect: a renewal "
                                   "failed or its watches stopped",
+                                  member);
+    x->drained = gf_metrics_gauge(x->m, "gpufed_member_drained",
+                                  "1 while the member is drained (gpufedctl "
+                                  "drain): it lends nothing new",
                                   member);
     x->twice = gf_metrics_counter(
         x->m, "gpufed_double_completions_total",

@@ -29,6 +29,7 @@
 #include "common/htab.h"
 #include "common/log.h"
 #include "common/rand.h"
+#include "controller/drain.h"
 #include "controller/hub.h"
 #include "controller/leader.h"
 #include "controller/lease_machine.h"
@@ -211,6 +212,13 @@ struct gf_hub {
     struct gf_kube_client *hubc;
     struct gf_store *leases, *secrets;
     struct gf_reflector *lease_refl, *secret_refl;
+    /* The ConfigMap gpufed-drain (controller/drain.h), one object at most:
+     * its first list is part of the gate (a restarted hub must not lend
+     * from a member it drained). drain_warned: names in it that are no
+     * member, logged once each. */
+    struct gf_store *drain_cm;
+    struct gf_reflector *drain_cm_refl;
+    struct gf_htab drain_warned;
     struct gf_ledger *ledger;
     struct gf_workqueue *wq;
     struct gf__member **members;
@@ -322,6 +330,18 @@ struct gf__event {
 };
 void gf__event_post(struct gf_hub *h, struct gf_kube_client *c,
                     const struct gf__event *ev);
+
+/* hub.c: the drained set in force (the ConfigMap's projection), or NULL
+ * when the ConfigMap is absent or not listed yet. Returned-borrowed,
+ * valid this loop turn. */
+const struct gf_drain_set *gf__hub_drained(const struct gf_hub *h);
+/* The drain ConfigMap's store and its feed into the ledger, without a
+ * reflector (gf_hub_start adds it; tests upsert into h->drain_cm). Needs
+ * h->policy, h->ledger and h->drain_warned. */
+void gf__hub_drain_store_new(struct gf_hub *h);
+/* Every store of the hub cluster has listed once (QuotaLeases, the
+ * drain ConfigMap): part of the pass's gate and of /readyz. */
+bool gf__hub_synced(const struct gf_hub *h);
 
 /* hub_http.c: /healthz, /readyz, /metrics on addr ("HOST:PORT"). */
 int gf__hub_http_start(struct gf_hub *h, const char *addr);

@@ -17,8 +17,11 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+    {"drain", "a member lends nothing new; its leases are taken back",
+     gf_ctl_drain_main},
     {"kube", "talk to any API server: get, watch", gf_ctl_kube_main},
     {"policy", "check or explain a FederationPolicy", gf_ctl_policy_main},
+    {"uncordon", "a drained member lends again", gf_ctl_drain_main},
 };
 
 static void usage(FILE *f)

@@ -430,7 +430,7 @@ static int pass_begin(struct gf_hub *h, int64_t now)
 void gf__pass_run(struct gf_hub *h)
 {
     int64_t now = wall(h);
-    bool ready = refresh_members(h, now) && gf_store_has_synced(h->leases);
+    bool ready = refresh_members(h, now) && gf__hub_synced(h);
     if (!ready) {
         /* The gate: nothing is decided on a partial view. */
         gf__pass_abandon(h);

@@ -228,6 +228,11 @@ denied "create secret" hh -n gpufed-system create secret generic x \
     --from-literal=a=b
 denied "edit policy" hh -n gpufed-system patch configmap gpufed-policy \
     --type=merge -p '{"data":{"x":"y"}}'
+ok "watch drain by name" hh -n gpufed-system get configmaps \
+    --field-selector metadata.name=gpufed-drain -o name
+denied "every ConfigMap" hh -n gpufed-system get configmaps
+denied "write drain" hh -n gpufed-system create configmap gpufed-drain \
+    --from-literal=east=2026-12-06T08:00:00Z
 denied "quotaleases cluster-wide" hh get quotaleases -A
 denied "jobs in the hub" hh -n default get jobs
 denied "delete a namespace" hh delete namespace scratch
@@ -431,7 +436,8 @@ can() {
 }
 
 step "real kube-apiserver: the hub's exact rights in the hub cluster"
-HUB_RULES='configmaps [] [get list watch]
+HUB_RULES='configmaps [gpufed-drain] [get list watch]
+configmaps [gpufed-policy] [get list watch]
 events [] [create patch]
 events.events.k8s.io [] [create patch]
 leases.coordination.k8s.io [] [get list watch create update patch]
@@ -452,6 +458,11 @@ ok "patch status" rh -n gpufed-system patch ql $QL --subresource=status \
 ok "list secrets" rh -n gpufed-system get secrets
 ok "leader lease" rh create -f - < <(lease gpufed-hub gpufed-system hub-0)
 denied "real: secrets elsewhere" rh -n default get secrets
+# A list by name is authorized for that name (resourceNames), a list of
+# every ConfigMap is not: the hub's watch of gpufed-drain works.
+ok "real: drain by name" rh -n gpufed-system get configmaps \
+    --field-selector metadata.name=gpufed-drain -o name
+denied "real: every ConfigMap" rh -n gpufed-system get configmaps
 denied "real: quotaleases cluster-wide" rh get quotaleases -A
 
 step "real kube-apiserver: the member kustomization alone"

@@ -62,7 +62,7 @@ static void on_watch(struct gf_timer *t)
     gf_timer_start(t, 1, on_watch);
 }
 
-static struct fx *fx_new(size_t pending, size_t budget)
+static struct fx *fx_new_drain(size_t pending, size_t budget, bool drain_listed)
 {
     static struct fx f;
     memset(&f, 0, sizeof(f));
@@ -85,6 +85,13 @@ static struct fx *fx_new(size_t pending, size_t budget)
     gf_store_replace_end(h->leases); /* listed: no leases */
     gf_htab_init(&h->lease_mem, GF_HTAB_OWN_KEYS);
     gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
+    gf_htab_init(&h->drain_warned, GF_HTAB_OWN_KEYS);
+    h->ns = "gpufed-system";
+    gf__hub_drain_store_new(h);
+    if (drain_listed) {
+        gf_store_replace_begin(h->drain_cm);
+        gf_store_replace_end(h->drain_cm); /* listed: no ConfigMap */
+    }
     const char *members[] = {"east", "west"};
     for (size_t i = 0; i < 2; i++) {
         assert_int_equal(
@@ -114,6 +121,11 @@ static struct fx *fx_new(size_t pending, size_t budget)
     return &f;
 }
 
+static struct fx *fx_new(size_t pending, size_t budget)
+{
+    return fx_new_drain(pending, budget, true);
+}
+
 static void fx_free(struct fx *f)
 {
     struct gf_hub *h = &f->h;
@@ -121,8 +133,10 @@ static void fx_free(struct fx *f)
     gf__pass_abandon(h);
     gf_wq_free(h->wq);
     gf_store_free(h->leases);
+    gf_store_free(h->drain_cm);
     gf_htab_free(&h->lease_mem);
     gf_htab_free(&h->starting);
+    gf_htab_free(&h->drain_warned);
     gf_ledger_free(h->ledger);
     gf_policy_free(f->pol);
     assert_int_equal(gf_clock_active_timers(&h->clk), 0);
@@ -170,11 +184,84 @@ static void test_a_small_pass_is_one_slice(void **state)
     fx_free(f);
 }
 
+static void upsert_cm(struct gf_hub *h, const char *data)
+{
+    static unsigned long long rv = 100; /* a new version each time */
+    char js[512];
+    snprintf(js, sizeof(js),
+             "{\"metadata\":{\"name\":\"gpufed-drain\",\"namespace\":"
+             "\"gpufed-system\",\"resourceVersion\":\"%llu\"},"
+             "\"data\":%s}",
+             ++rv, data);
+    cJSON *cm = cJSON_Parse(js);
+    assert_non_null(cm);
+    assert_int_equal(gf_store_upsert(h->drain_cm, cm), 0);
+    cJSON_Delete(cm);
+}
+
+static bool drained(const struct gf_hub *h, const char *m)
+{
+    const struct gf_ledger_member *lm = gf_ledger_member(h->ledger, m);
+    return lm != NULL && lm->drained;
+}
+
+/* Until the drain ConfigMap has listed, no pass decides anything: a
+ * restarted hub must not lend from a member an admin drained. Then its
+ * keys drain the members they name, and only those; a deleted
+ * ConfigMap (or a removed key) undrains. */
+static void test_the_drain_configmap_gates_and_feeds_the_ledger(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new_drain(3, 0, false);
+    struct gf_hub *h = &f->h;
+    gf_wq_add(h->wq, "pass");
+    gf_clock_advance(&h->clk, 5000);
+    assert_int_equal(h->n_pass_slices, 0);
+    assert_int_equal(h->n_passes, 0);
+    assert_false(gf__hub_synced(h));
+
+    gf_store_replace_begin(h->drain_cm);
+    char js[] = "{\"metadata\":{\"name\":\"gpufed-drain\",\"namespace\":"
+                "\"gpufed-system\",\"resourceVersion\":\"1\"},\"data\":{"
+                "\"west\":\"2026-12-06T08:00:00Z\",\"nowhere\":\"x\"}}";
+    cJSON *cm = cJSON_Parse(js);
+    assert_int_equal(gf_store_replace_add(h->drain_cm, cm), 0);
+    cJSON_Delete(cm);
+    gf_store_replace_end(h->drain_cm);
+    assert_true(gf__hub_synced(h));
+    assert_true(drained(h, "west"));
+    assert_false(drained(h, "east"));
+    /* A name that is no member is reported, not added to the ledger. */
+    assert_null(gf_ledger_member(h->ledger, "nowhere"));
+    assert_non_null(gf_htab_get_str(&h->drain_warned, "nowhere"));
+    const struct gf_drain_set *ds = gf__hub_drained(h);
+    assert_non_null(ds);
+    assert_int_equal(ds->n, 2);
+    for (int ms = 0; ms < 5000 && h->n_passes == 0; ms++)
+        gf_clock_advance(&h->clk, 1);
+    assert_true(h->n_passes >= 1);
+
+    upsert_cm(h, "{\"east\":\"2026-12-06T09:00:00Z\"}");
+    assert_true(drained(h, "east"));
+    assert_false(drained(h, "west"));
+    upsert_cm(h, "{}");
+    assert_false(drained(h, "east"));
+    upsert_cm(h, "{\"west\":\"2026-12-06T09:00:00Z\"}");
+    assert_true(drained(h, "west"));
+    cm = cJSON_Parse(js);
+    assert_int_equal(gf_store_remove(h->drain_cm, cm), 0);
+    cJSON_Delete(cm);
+    assert_false(drained(h, "west"));
+    assert_null(gf__hub_drained(h));
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_pass_runs_in_bounded_slices),
         cmocka_unit_test(test_a_small_pass_is_one_slice),
+        cmocka_unit_test(test_the_drain_configmap_gates_and_feeds_the_ledger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,9 +98,51 @@ static const char *nonresource_verb(const char *m)
     return "get";
 }
 
+/*
+ * The name a request is authorized for. kube-apiserver's RequestInfo gives
+ * a list or watch without a name the name its fieldSelector requires
+ * exactly (metadata.name=X or ==X, among other terms), when X is a valid
+ * path segment: a Role's resourceNames can then grant a watch of one
+ * object (the hub's watch of its drain ConfigMap). Returns r->name, or
+ * buf holding that name.
+ */
+static const char *authz_name(const struct gf__ks_rreq *r, char *buf,
+                              size_t cap)
+{
+    if (r->name[0] != '\0' || !r->resource_request || r->verb == NULL ||
+        (strcmp(r->verb, "list") != 0 && strcmp(r->verb, "watch") != 0))
+        return r->name;
+    const char *fs = gf__ks_param(r, "fieldSelector");
+    static const char key[] = "metadata.name=";
+    for (const char *t = fs; t != NULL && *t != '\0';) {
+        const char *end = strchr(t, ',');
+        size_t n = end != NULL ? (size_t)(end - t) : strlen(t);
+        if (n > sizeof(key) - 1 && strncmp(t, key, sizeof(key) - 1) == 0) {
+            const char *v = t + sizeof(key) - 1;
+            size_t vn = n - (sizeof(key) - 1);
+            if (*v == '=') { /* "==" */
+                v++;
+                vn--;
+            }
+            bool valid = vn > 0 && vn < cap && memchr(v, '/', vn) == NULL &&
+                         memchr(v, '%', vn) == NULL &&
+                         !(vn == 1 && v[0] == '.') &&
+                         !(vn == 2 && v[0] == '.' && v[1] == '.');
+            if (valid) {
+                memcpy(buf, v, vn);
+                buf[vn] = '\0';
+                return buf;
+            }
+        }
+        t = end != NULL ? end + 1 : NULL;
+    }
+    return r->name;
+}
+
 static int authorize(struct gf_ks_api *api, const struct gf__ks_rreq *r,
                      struct gf_ks_status *err)
 {
+    char by_field[254];
     if (api->authorize == NULL)
         return 0;
     const struct gf_ks_api_req *q = r->req;
@@ -113,7 +155,7 @@ static int authorize(struct gf_ks_api *api, const struct gf__ks_rreq *r,
         .resource = r->resource_request ? r->resource : NULL,
         .subresource = r->sub,
         .ns = r->ns,
-        .name = r->name,
+        .name = authz_name(r, by_field, sizeof(by_field)),
         .path = q->path,
     };
     int rc = api->authorize(api->authorize_data, &a, err);

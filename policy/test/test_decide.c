@@ -417,6 +417,42 @@ static void test_unknown_is_never_lent(void **state)
     }
 }
 
+/* A drained member lends nothing new: the next lender takes the job, or
+ * none (rule drained); undrained, it lends again. A drained member may
+ * still borrow. */
+static void test_a_drained_member_is_never_a_lender(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 6);
+    wl(&f, "east", "w", "ml", 4, 0, GF_WL_PENDING, NULL, 0);
+    assert_int_equal(gf_ledger_member_drain(f.l, "west", true), 0);
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "north"); /* west's 8 idle are out */
+    assert_int_equal(gf_ledger_member_drain(f.l, "north", true), 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    assert_string_equal(blocked_rule(&f, "w", MIN, text, sizeof(text)),
+                        "drained");
+    assert_non_null(strstr(text, "drained"));
+    assert_int_equal(gf_ledger_member_drain(f.l, "west", false), 0);
+    decide(&f, MIN);
+    a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west");
+    /* The origin drained: it still borrows. */
+    assert_int_equal(gf_ledger_member_drain(f.l, "east", true), 0);
+    decide(&f, MIN);
+    a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west");
+    fx_done(&f);
+}
+
 static void test_S1_one_live_lease_per_workload(void **state)
 {
     (void)state;
@@ -1335,6 +1371,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_overflowAfter_then_the_most_idle_lender),
+        cmocka_unit_test(test_a_drained_member_is_never_a_lender),
         cmocka_unit_test(test_ties_go_to_locality_then_fewest_leases),
         cmocka_unit_test(test_every_cap_binds),
         cmocka_unit_test(test_member_caps_and_reserve),

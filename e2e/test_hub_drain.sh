@@ -1,0 +1,361 @@
+#!/usr/bin/env bash
+# gpufed hub, drain and uncordon end to end on kubesim (`gpufedctl drain
+# MEMBER` / `gpufedctl uncordon MEMBER`, the ConfigMap gpufed-drain): a hub
+# and three members, east (no GPU quota: its GPU Jobs overflow), west (8
+# idle GPUs) and north (4).
+#   commands        idempotent, clear words, exit status; the ConfigMap is
+#                   created, patched one key at a time, emptied
+#   drain stops     a drained west lends nothing new: a Job that north can
+#   lending         take goes to north, one only west could take stays
+#                   home; /metrics and /readyz say west is drained
+#   restart         a restarted hub still lends nothing from west (its
+#                   first list of the ConfigMap gates every decision)
+#   uncordon        west lends again: the Job that stayed home goes there
+#   withdraw        (DRAIN_WITHDRAW=1) a Pending lease out of west is
+#                   withdrawn at once when west is drained, long before
+#                   admitTimeout; needs decide's drain rules (WITHDRAW)
+#   reclaim         (DRAIN_RECLAIM=1) every Active lease out of west goes
+#                   Reclaiming with the policy's gracePeriod, its copy is
+#                   marked with the deadline, the lease ends
+#                   Released(Reclaimed) and the Job finishes exactly once,
+#                   elsewhere or at home; needs the reclaim path of the
+#                   lease machine and decide's drain rules (RECLAIM)
+# The hub runs as the gpufed-hub identity under manifests/hub and
+# manifests/member (kubesim enforces their RBAC); gpufedctl runs as the
+# cluster admin. Needs GF_BIN and GF_SHARED, kubectl, jq and curl.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+. "$here/lib/kubesim.sh"
+SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
+for c in kubectl jq curl; do
+    command -v $c >/dev/null || fail "'$c' not found (make deps)"
+done
+# The parts that need the rest of the reclaim work (see above).
+DRAIN_WITHDRAW=${DRAIN_WITHDRAW:-1}
+DRAIN_RECLAIM=${DRAIN_RECLAIM:-0}
+
+work=$(mktemp -d)
+hub_pid=""
+cleanup() {
+    local rc=$?
+    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
+    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
+        echo "--- hub log (last 40 lines)"
+        tail -n 40 "$work/hub.log"
+    fi
+    sim_cleanup $rc
+    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+D="$work/sim"
+EXEC="$work/exec.jsonl"
+sim_start "$D" --clusters hub,east,west,north --crds "$SHARED/kueue/crds" \
+    --time-scale 10 --exec-log "$EXEC"
+H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
+E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
+K() { # member kubectl-args...
+    local m=$1
+    shift
+    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" "$@"
+}
+CTL() { "$GF_BIN/gpufedctl" "$@" --kubeconfig "$D/hub/kubeconfig-admin.yaml"; }
+
+step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"
+H apply -k "$root/manifests/hub" >/dev/null
+for m in east west north; do
+    K $m apply -k "$root/manifests/member" >/dev/null
+    H -n gpufed-system create secret generic "$m-kubeconfig" \
+        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
+done
+queues() { # gpus
+    cat <<EOF
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ResourceFlavor
+metadata: {name: a100}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: ml-gpu}
+spec:
+  cohortName: ml
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [cpu, memory, nvidia.com/gpu]
+    flavors:
+    - name: a100
+      resources:
+      - {name: cpu, nominalQuota: 64}
+      - {name: memory, nominalQuota: 256Gi}
+      - {name: nvidia.com/gpu, nominalQuota: $1}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: ml
+  labels: {gpufed.io/accept-overflow: "true"}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {name: ml, namespace: ml}
+spec: {clusterQueue: ml-gpu}
+EOF
+}
+queues 0 | E apply -f - >/dev/null
+queues 8 | K west apply -f - >/dev/null
+queues 4 | K north apply -f - >/dev/null
+port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
+member() { # name
+    echo "  - {name: $1, apiServer: \"https://127.0.0.1:$(port "$1")\", credentialsSecret: gpufed-system/$1-kubeconfig, fencing: none}"
+}
+# admitTimeout is long so that a withdrawal seen soon after a drain is the
+# drain's, not the timeout's; gracePeriod is short so that a reclaim ends
+# within the test.
+cat >"$work/policy.yaml" <<EOF
+apiVersion: gpufed.io/v1alpha1
+kind: FederationPolicy
+metadata: {name: e2e}
+spec:
+  resource: nvidia.com/gpu
+  members:
+$(member east)
+$(member west)
+$(member north)
+  flavorEquivalence:
+  - name: a100
+    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}, {member: north, flavor: a100}]
+  groups:
+  - name: ml
+    mode: redirect
+    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}, {member: north, name: ml-gpu}]
+    overflow: {namespaces: [ml]}
+  timing: {overflowAfter: 2s, admitTimeout: 60s, leaseDuration: 30s, gracePeriod: 10s}
+EOF
+"$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
+
+hub_start() {
+    "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
+        --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
+    hub_pid=$!
+}
+hub_stop() {
+    [ -n "$hub_pid" ] || return 0
+    kill -TERM "$hub_pid" 2>/dev/null || true
+    local rc=0
+    wait "$hub_pid" || rc=$?
+    hub_pid=""
+    [ $rc -eq 0 ] || fail "gpufed hub exited with $rc on SIGTERM"
+}
+hport() { grep 'msg=serving' "$work/hub.log" | tail -1 | sed 's/.*port=//'; }
+ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(hport)/readyz")" = 200 ]; }
+
+job() { # name gpus [duration]
+    E create -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $1
+  namespace: ml
+  labels: {kueue.x-k8s.io/queue-name: ml}
+  annotations: {kubesim.gpufed.io/duration: "${3:-30s}"}
+spec:
+  parallelism: 1
+  completions: 1
+  backoffLimit: 0
+  suspend: true
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: trainer
+        resources:
+          requests: {cpu: "1", nvidia.com/gpu: "$2"}
+          limits: {nvidia.com/gpu: "$2"}
+EOF
+}
+uid_of() { E -n ml get job "$1" -o jsonpath='{.metadata.uid}'; }
+# Leases of an origin Job: name, phase, reason, lender.
+leases_of() { # job
+    H -n gpufed-system get ql -o json |
+        jq -r --arg j "$1" '.items[] | select(.spec.origin.jobName==$j) |
+            "\(.metadata.name) \(.status.phase // "Pending") \(if (.status.reason // "") == "" then "-" else .status.reason end) \(.spec.lender.member)"'
+}
+lease_is() { # job phase [reason] [lender]: some lease of job matches
+    grep -q "^[^ ]* $2 ${3:-[^ ]*} ${4:-[^ ]*}$" < <(leases_of "$1")
+}
+# Leases lent by a member (any phase), created after a time (RFC 3339).
+lent_after() { # member time
+    H -n gpufed-system get ql -o json |
+        jq -r --arg m "$1" --arg t "$2" '.items[] | select(.spec.lender.member==$m) |
+            select(.metadata.creationTimestamp > $t) | .metadata.name'
+}
+drain_data() { H -n gpufed-system get configmap gpufed-drain -o json | jq -c '.data // {}'; }
+metric() { curl -s "http://127.0.0.1:$(hport)/metrics" | grep "^$1 " | awk '{print $2}'; }
+# Completions of a Job: successful stops in the execution log of the
+# origin (by uid) and of its copies in any member.
+finished() { # job
+    local uid copies=""
+    uid=$(uid_of "$1")
+    for m in west north; do
+        copies+=$(K $m get jobs -A -l "gpufed.io/origin-uid=$uid" -o jsonpath='{range .items[*]}{.metadata.uid} {end}')
+    done
+    jq -r --arg u "$uid" --arg c "$copies" \
+        'select(.event=="stop" and .reason=="Succeeded") | . as $e | ($c | split(" ")) as $cs
+         | select($e.job_uid == $u or ($cs | any(. == $e.job_uid))) | .cluster' \
+        "$EXEC" 2>/dev/null | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
+}
+
+step "commands: usage, and uncordon of a member never drained"
+rc=0
+"$GF_BIN/gpufedctl" drain >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "drain without a member: exit $rc, want 2"
+"$GF_BIN/gpufedctl" drain --help >"$work/help.txt"
+grep -q 'gpufedctl uncordon MEMBER' "$work/help.txt" || fail "drain --help: $(cat "$work/help.txt")"
+out=$(CTL uncordon west)
+[ "$out" = "member west is not drained; nothing changed" ] || fail "uncordon before any drain: '$out'"
+H -n gpufed-system get configmap gpufed-drain >/dev/null 2>&1 && fail "uncordon created the ConfigMap"
+# The hub's identity may read the ConfigMap but not write it.
+HUBK() { kubectl --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" "$@"; }
+[ "$(HUBK -n gpufed-system auth can-i patch configmaps/gpufed-drain)" = no ] || fail "the hub may patch gpufed-drain"
+[ "$(HUBK -n gpufed-system auth can-i watch configmaps/gpufed-drain)" = yes ] || fail "the hub may not watch gpufed-drain"
+
+hub_start
+wait_for 30 "hub ready" ready
+[ "$(metric 'gpufed_member_drained{member="west"}')" = 0 ] || fail "west drained before any drain"
+
+if [ "$DRAIN_RECLAIM" = 1 ]; then
+    step "reclaim (setup): two long Jobs run as copies in west"
+    job long-1 3 300s
+    job long-2 3 300s
+    for j in long-1 long-2; do
+        wait_for 30 "$j Active in west" lease_is $j Active - west
+    done
+fi
+
+if [ "$DRAIN_WITHDRAW" = 1 ]; then
+    step "withdraw (setup): west's Kueue frozen, a lease to west stays Pending"
+    "$GF_BIN/kubesim" fault west kueue-frozen --for 40s --dir "$D" >/dev/null
+    job pend-1 6 10s # only west has 6 idle
+    wait_for 30 "pend-1 Pending in west" lease_is pend-1 Pending - west
+fi
+
+step "drain west: the ConfigMap is created; a second drain changes nothing"
+t_drain=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+CTL drain west >"$work/drain.txt"
+grep -q '^member west drained: it lends nothing new$' "$work/drain.txt" || fail "drain: $(cat "$work/drain.txt")"
+if [ "$DRAIN_RECLAIM" = 1 ]; then
+    for j in long-1 long-2; do
+        grep -q "origin east/ml/.*: reclaimed after the grace period" "$work/drain.txt" ||
+            fail "drain does not list $j: $(cat "$work/drain.txt")"
+    done
+elif [ "$DRAIN_WITHDRAW" = 1 ]; then
+    grep -q "  [^ ]*pend-1[^ ]*  Pending  6 GPU(s)  origin east/ml/.*: withdrawn" "$work/drain.txt" ||
+        fail "drain does not list pend-1: $(cat "$work/drain.txt")"
+else
+    grep -q '^no live leases lent by west$' "$work/drain.txt" || fail "drain: $(cat "$work/drain.txt")"
+fi
+d1=$(drain_data)
+jq -e '.west | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")' <<<"$d1" >/dev/null || fail "ConfigMap data: $d1"
+out=$(CTL drain west | head -1)
+[[ "$out" == "member west already drained since "*"; nothing changed" ]] || fail "second drain: '$out'"
+[ "$(drain_data)" = "$d1" ] || fail "a second drain changed the ConfigMap: $(drain_data)"
+wait_for 10 "gpufed_member_drained west 1" bash -c "[ \"\$(curl -s http://127.0.0.1:$(hport)/metrics | grep '^gpufed_member_drained{member=\"west\"} ')\" = 'gpufed_member_drained{member=\"west\"} 1' ]"
+[ "$(metric 'gpufed_member_drained{member="north"}')" = 0 ] || fail "north drained"
+rz=$(curl -s "http://127.0.0.1:$(hport)/readyz")
+grep -q "^member west: drained since ${d1:9:20}" <<<"$rz" || fail "/readyz: $rz"
+grep -q '^ok$' <<<"$rz" || fail "/readyz not ok while west is drained: $rz"
+grep -q 'msg="member drained" member=west' "$work/hub.log" || fail "no 'member drained' log line"
+
+if [ "$DRAIN_RECLAIM" = 1 ]; then
+    step "reclaim: every Active lease out of west goes Reclaiming with gracePeriod"
+    for j in long-1 long-2; do
+        wait_for 10 "$j Reclaiming" lease_is $j Reclaiming '[^ ]*' west
+        uid=$(uid_of $j)
+        marked() {
+            [ -n "$(K west get jobs -A -l "gpufed.io/origin-uid=$1" -o json |
+                jq -r '.items[0].metadata.annotations["gpufed.io/reclaim-deadline"] // ""')" ]
+        }
+        wait_for 10 "$j's copy marked with gpufed.io/reclaim-deadline" marked "$uid"
+    done
+fi
+
+if [ "$DRAIN_WITHDRAW" = 1 ]; then
+    step "withdraw: pend-1's Pending lease out of west is withdrawn, long before admitTimeout"
+    wait_for 20 "pend-1 withdrawn" lease_is pend-1 Released NotAdmitted west
+    "$GF_BIN/kubesim" fault clear west --dir "$D" >/dev/null
+fi
+
+step "drain stops lending: north takes what it can, the rest stays home"
+job small-1 2 10s
+wait_for 30 "small-1 lent by north" lease_is small-1 '[A-Za-z]*' '[^ ]*' north
+job big-1 6 10s # only west has 6 idle
+sleep 4
+[ -z "$(leases_of big-1)" ] || fail "big-1 got a lease while west is drained: $(leases_of big-1)"
+[ -z "$(lent_after west "$t_drain")" ] || fail "west lent while drained: $(lent_after west "$t_drain")"
+grep -q 'msg="drained name is not a member' "$work/hub.log" && fail "a member was reported unknown"
+
+step "a name that is no member: drained in the ConfigMap, reported once by the hub"
+CTL drain nowhere >/dev/null
+wait_for 10 "unknown name reported" grep -q 'msg="drained name is not a member of the policy; ignored" configmap=gpufed-drain member=nowhere' "$work/hub.log"
+CTL uncordon nowhere >/dev/null
+[ "$(drain_data | jq -c 'keys')" = '["west"]' ] || fail "ConfigMap after nowhere: $(drain_data)"
+
+step "restart: the restarted hub still lends nothing from west"
+hub_stop
+hub_start
+wait_for 30 "hub ready after the restart" ready
+sleep 4
+[ -z "$(leases_of big-1)" ] || fail "big-1 got a lease after a restart: $(leases_of big-1)"
+[ -z "$(lent_after west "$t_drain")" ] || fail "west lent after a restart: $(lent_after west "$t_drain")"
+
+if [ "$DRAIN_RECLAIM" = 1 ]; then
+    step "reclaim: the leases end Released(Reclaimed) after the grace period"
+    for j in long-1 long-2; do
+        wait_for 60 "$j Released(Reclaimed)" lease_is $j Released Reclaimed west
+        st=$(H -n gpufed-system get ql -o json | jq -c --arg j $j '.items[] |
+            select(.spec.origin.jobName==$j and .spec.lender.member=="west") | .status')
+        g=$(jq -r '((.reclaimDeadline | sub("\\.[0-9]+Z$";"Z") | fromdate) -
+                    (.reclaimStarted | sub("\\.[0-9]+Z$";"Z") | fromdate))' <<<"$st")
+        echo "   $j: reclaimStarted $(jq -r .reclaimStarted <<<"$st") deadline $(jq -r .reclaimDeadline <<<"$st") (${g}s)"
+        [ "$g" -ge 9 ] && [ "$g" -le 11 ] || fail "$j: deadline - started = ${g}s, want gracePeriod 10s: $st"
+        jq -e '[.transitions[].phase] | index("Reclaiming") != null' <<<"$st" >/dev/null ||
+            fail "$j: no Reclaiming transition: $st"
+    done
+    step "reclaim: the Jobs finish exactly once, elsewhere or at home; nothing new in west"
+    E -n ml delete job big-1 --wait=false >/dev/null # leaves north's room to them
+    fin() { [ -n "$(finished "$1")" ]; }
+    for j in long-1 long-2; do
+        wait_for 120 "$j finished" fin $j
+        f=$(finished $j)
+        [[ "$f" =~ ^[a-z]+=1\ $ ]] || fail "$j finished: '$f'"
+        [[ "$f" != west=* ]] || fail "$j finished in drained west: '$f'"
+        echo "   $j: finished $f"
+    done
+    [ -z "$(lent_after west "$t_drain")" ] || fail "west lent while drained: $(lent_after west "$t_drain")"
+    nonfinal=$(H -n gpufed-system get ql -o json | jq -r '.items[] | select(.spec.lender.member=="west") |
+        select((.status.phase // "Pending") != "Released" and .status.phase != "Failed") | .metadata.name')
+    [ -z "$nonfinal" ] || fail "leases out of west left non-final: $nonfinal"
+fi
+
+step "uncordon west: it lends again"
+out=$(CTL uncordon west)
+[ "$out" = "member west uncordoned: it lends again" ] || fail "uncordon: '$out'"
+[ "$(drain_data)" = "{}" ] || fail "ConfigMap after uncordon: $(drain_data)"
+out=$(CTL uncordon west)
+[ "$out" = "member west is not drained; nothing changed" ] || fail "second uncordon: '$out'"
+if [ "$DRAIN_RECLAIM" != 1 ]; then
+    wait_for 30 "big-1 lent by west" lease_is big-1 '[A-Za-z]*' '[^ ]*' west
+    wait_for 60 "big-1 Released(Completed)" lease_is big-1 Released Completed west
+else
+    job big-2 6 10s
+    wait_for 60 "big-2 Released(Completed) in west" lease_is big-2 Released Completed west
+fi
+[ "$(metric 'gpufed_member_drained{member="west"}')" = 0 ] || fail "west still drained in /metrics"
+grep -q 'msg="member uncordoned" member=west' "$work/hub.log" || fail "no 'member uncordoned' log line"
+
+hub_stop
+echo "PASS"
