@@ -49,6 +49,7 @@ struct gf_lease {
     int64_t started_ms;          /* became Active; 0 if never */
     int64_t expires_ms;          /* end of the current term */
     int64_t reclaim_deadline_ms; /* victims are evicted after it; 0 none */
+    int64_t reclaim_started_ms;  /* turned Reclaiming; 0 never */
     char *reason;                /* reason of the last transition, or NULL */
 };
 
