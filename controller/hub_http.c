@@ -172,7 +172,7 @@ static void reclaim_histogram(const struct gf_hub *h, struct gf_buf *body)
                       (unsigned long long)h->reclaim_secs_buckets[i]);
     gf_buf_printf(body,
                   "gpufed_reclaim_seconds_bucket{le=\"+Inf\"} %llu\n"
-                  "gpufed_reclaim_seconds_sum %.17g\n"
+                  "gpufed_reclaim_seconds_sum %.3f\n"
                   "gpufed_reclaim_seconds_count %llu\n",
                   (unsigned long long)h->reclaim_secs_count,
                   h->reclaim_secs_sum,

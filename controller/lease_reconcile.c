@@ -269,38 +269,46 @@ static struct gf_kube_client *member_client(struct wctx *c, const char *name)
  * preempts a copy (cause kueue), and a reclaim ends with the copy's
  * quota free (Releasing from Reclaiming): its duration.
  */
+static void reclaim_begun(struct wctx *c)
+{
+    const struct gf_lease *l = &c->l;
+    const struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    const char *cause =
+        mem->reclaim_cause != NULL ? mem->reclaim_cause : "reclaim";
+    gf__hub_count_reclaim(c->h, l->lender_member, cause);
+    struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+    char dl[GF_OBS_TIME_MAX];
+    gf_obs_time_ms(c->deadline_ms, dl);
+    GF_LOG(&lc, GF_LOG_INFO, "reclaim begun",
+           "lender=%s cq=%s copy=%s/%s deadline=%s cause=%s", l->lender_member,
+           l->lender_cq, c->lender_ns, c->copy, dl, cause);
+}
+
+static void reclaim_ended(struct wctx *c)
+{
+    const struct gf_lease *l = &c->l;
+    int64_t took = gf_clock_wall_ms(&c->h->clk) - l->reclaim_started_ms;
+    double secs = took > 0 ? (double)took / 1000.0 : 0.0;
+    gf__hub_observe_reclaim(c->h, secs);
+    struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+    GF_LOG(&lc, GF_LOG_INFO, "reclaim done",
+           "lender=%s copy=%s/%s seconds=%.3f reason=%s", l->lender_member,
+           c->lender_ns, c->copy, secs, gf_lm_reason_name(c->step.reason));
+}
+
 static void count_reclaim(struct wctx *c)
 {
-    struct gf_hub *h = c->h;
     const struct gf_lease *l = &c->l;
-    if (c->step.phase == GF_LEASE_RECLAIMING && c->step.event != NULL) {
-        const struct gf__lease_mem *mem = gf__lease_mem(h, c->lease);
-        gf__hub_count_reclaim(h, l->lender_member,
-                              mem->reclaim_cause != NULL ? mem->reclaim_cause
-                                                         : "reclaim");
-        struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
-        char dl[GF_OBS_TIME_MAX];
-        gf_obs_time_ms(c->deadline_ms, dl);
-        GF_LOG(&lc, GF_LOG_INFO, "reclaim begun",
-               "lender=%s cq=%s copy=%s/%s deadline=%s cause=%s",
-               l->lender_member, l->lender_cq, c->lender_ns, c->copy, dl,
-               mem->reclaim_cause != NULL ? mem->reclaim_cause : "reclaim");
-    }
+    enum gf_lm_reason r = c->step.reason;
+    if (c->step.phase == GF_LEASE_RECLAIMING && c->step.event != NULL)
+        reclaim_begun(c);
     if (c->step.phase != GF_LEASE_RELEASING)
         return;
-    if (c->step.reason == GF_LM_R_PREEMPTED)
-        gf__hub_count_reclaim(h, l->lender_member, "kueue");
+    if (r == GF_LM_R_PREEMPTED)
+        gf__hub_count_reclaim(c->h, l->lender_member, "kueue");
     if (l->phase == GF_LEASE_RECLAIMING && l->reclaim_started_ms != 0 &&
-        (c->step.reason == GF_LM_R_RECLAIMED ||
-         c->step.reason == GF_LM_R_PREEMPTED)) {
-        int64_t took = gf_clock_wall_ms(&h->clk) - l->reclaim_started_ms;
-        gf__hub_observe_reclaim(h, took > 0 ? (double)took / 1000.0 : 0.0);
-        struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
-        GF_LOG(&lc, GF_LOG_INFO, "reclaim done",
-               "lender=%s copy=%s/%s seconds=%.3f reason=%s", l->lender_member,
-               c->lender_ns, c->copy, took > 0 ? (double)took / 1000.0 : 0.0,
-               gf_lm_reason_name(c->step.reason));
-    }
+        (r == GF_LM_R_RECLAIMED || r == GF_LM_R_PREEMPTED))
+        reclaim_ended(c);
 }
 
 static void phase_patched(void *data, const struct gf_kube_result *res)
@@ -1026,7 +1034,6 @@ static void mark_wl_done(void *data, const struct gf_kube_result *res)
     struct wctx *c = data;
     if (res->err != 0)
         log_fail(c, res);
-    copy_event(c, "Reclaiming", true);
     finish(c, GF_WQ_REQUEUE_AFTER, 1);
 }
 
@@ -1051,10 +1058,8 @@ static void mark_job_done(void *data, const struct gf_kube_result *res)
                  : gf_kube_patch(m->client, &r, c->lender_ns, c->copy_wl, &po,
                                  body, strlen(body), mark_wl_done, c, NULL);
     cJSON_free(body);
-    if (rc != 0) {
-        copy_event(c, "Reclaiming", true);
+    if (rc != 0)
         finish(c, GF_WQ_REQUEUE_AFTER, 1);
-    }
 }
 
 /* The checkpoint hint: gpufed.io/reclaim-deadline on the copy Job (and
@@ -1063,6 +1068,11 @@ static void mark_job_done(void *data, const struct gf_kube_result *res)
 static void mark_reclaim(struct wctx *c)
 {
     struct gf_kube_client *cl = member_client(c, c->l.lender_member);
+    /* The Event goes out before the mark: once the mark is there the
+     * machine does not mark again, so an Event sent after it would be
+     * lost with a hub that died in between (the mark is what lasts; an
+     * Event repeated by a retried mark is harmless). */
+    copy_event(c, "Reclaiming", true);
     char dl[GF_OBS_TIME_MAX];
     gf_obs_time_ms(c->deadline_ms, dl);
     char *body = gf_copy_reclaim_mark_patch(dl);
