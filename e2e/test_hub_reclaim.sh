@@ -413,7 +413,7 @@ done
 # sent to that lender again within reclaimAfter; why rule
 # recentlyReclaimed). The times are the API server's, to the second.
 [ $gap -ge 9000 ] ||
-    fail "$pj sent back to west ${gap} ms after Kueue preempted it (recentlyReclaimed)"
+    fail "$pj sent back to west ${gap} ms after Kueue preempted it (policy/decide rule recentlyReclaimed)"
 
 hub_stop
 echo "PASS"
