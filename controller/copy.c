@@ -220,6 +220,27 @@ char *gf_copy_hold_patch(const char *rv, const char *lease, const char *lender)
     return print(p);
 }
 
+char *gf_copy_reclaim_mark_patch(const char *deadline)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(p, "metadata");
+    cJSON *ann = cJSON_AddObjectToObject(meta, "annotations");
+    cJSON_AddStringToObject(ann, GF_ANN_RECLAIM_DEADLINE, deadline);
+    return print(p);
+}
+
+char *gf_copy_reclaim_stop_patch(const char *rv, const char *at)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON *meta = cJSON_AddObjectToObject(p, "metadata");
+    cJSON_AddStringToObject(meta, "resourceVersion", rv);
+    cJSON *ann = cJSON_AddObjectToObject(meta, "annotations");
+    cJSON_AddStringToObject(ann, GF_ANN_RECLAIMED_AT, at);
+    cJSON *spec = cJSON_AddObjectToObject(p, "spec");
+    cJSON_AddFalseToObject(spec, "active");
+    return print(p);
+}
+
 int gf_json_pointer_escape(const char *key, char *out, size_t cap)
 {
     size_t o = 0;

@@ -39,6 +39,10 @@
 #define GF_ANN_PLACEMENT "gpufed.io/placement"
 #define GF_ANN_OUTCOME "gpufed.io/outcome"
 #define GF_ANN_ORIGIN "gpufed.io/origin"
+/* On a reclaimed copy Job and its Workload: when it will be stopped (the
+ * checkpoint hint), then, on the Workload, when it was. */
+#define GF_ANN_RECLAIM_DEADLINE "gpufed.io/reclaim-deadline"
+#define GF_ANN_RECLAIMED_AT "gpufed.io/reclaimed-at"
 #define GF_KUEUE_QUEUE_LABEL "kueue.x-k8s.io/queue-name"
 
 /* Room for a Job name (a DNS-1123 label: it becomes the job-name label). */
@@ -93,6 +97,20 @@ char *gf_copy_reactivate_patch(const char *lease);
 
 /* A merge patch that sets gpufed.io/outcome (Succeeded or Failed). */
 char *gf_copy_outcome_patch(bool succeeded);
+
+/* The reclaim's checkpoint hint on a copy Job or its Workload: a merge
+ * patch that sets gpufed.io/reclaim-deadline to deadline (RFC 3339).
+ * Returned-owned string. */
+char *gf_copy_reclaim_mark_patch(const char *deadline);
+
+/*
+ * The reclaim's stop, on the copy Workload: a merge patch that sets
+ * spec.active=false and gpufed.io/reclaimed-at = at, with
+ * metadata.resourceVersion = rv (a Workload that changed since it was
+ * observed, say finished, is looked at again first). The lender's Kueue
+ * evicts a deactivated Workload and its pods stop. Returned-owned.
+ */
+char *gf_copy_reclaim_stop_patch(const char *rv, const char *at);
 
 /* Escapes a key for a JSON pointer (RFC 6901: ~ as ~0, / as ~1). Returns
  * 0, or -ENAMETOOLONG when out (cap bytes) is too small. */

@@ -168,6 +168,35 @@ static void lease_mem_drop(struct gf_hub *h, const char *name)
     }
 }
 
+/* --- reclaim figures (/metrics) ----------------------------------------- */
+
+/* From a second (a reclaim that finds its copy already gone) to ten
+ * minutes (a long grace period). */
+const double gf__reclaim_bounds[GF__RECLAIM_BUCKETS] = {
+    1, 5, 15, 30, 60, 120, 300, 600, 1200, 3600};
+
+void gf__hub_count_reclaim(struct gf_hub *h, const char *lender,
+                           const char *cause)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "%s\n%s", lender, cause);
+    uint64_t *n = gf_htab_get_str(&h->reclaims, key);
+    if (n == NULL) {
+        n = gf_calloc(1, sizeof(*n));
+        gf_htab_put_str(&h->reclaims, key, n);
+    }
+    (*n)++;
+}
+
+void gf__hub_observe_reclaim(struct gf_hub *h, double seconds)
+{
+    for (size_t i = 0; i < GF__RECLAIM_BUCKETS; i++)
+        if (seconds <= gf__reclaim_bounds[i])
+            h->reclaim_secs_buckets[i]++;
+    h->reclaim_secs_count++;
+    h->reclaim_secs_sum += seconds;
+}
+
 void gf__hub_enqueue_lease(struct gf_hub *h, const char *name)
 {
     char key[300];
@@ -665,6 +694,7 @@ static void abandon_start(struct gf_hub *h, int rc)
     gf_htab_free(&h->lease_mem);
     gf_htab_free(&h->starting);
     gf_htab_free(&h->drain_warned);
+    gf_htab_free(&h->reclaims);
     gf_free(h->policy_path);
     gf_free(h->ns);
     gf_free(h);
@@ -705,6 +735,7 @@ int gf_hub_start(const struct gf_hub_opts *o, struct gf_hub **out)
     gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
     gf_htab_init(&h->starting, GF_HTAB_OWN_KEYS);
     gf_htab_init(&h->drain_warned, GF_HTAB_OWN_KEYS);
+    gf_htab_init(&h->reclaims, GF_HTAB_OWN_KEYS);
     h->policy_path = gf_strdup(o->policy_path);
     int rc = gf_clock_init_uv_rate(&h->clk, h->loop, o->clock_rate_ppm);
     if (rc == 0)
@@ -756,6 +787,7 @@ static void finish_stop(struct gf_hub *h)
     gf_htab_free(&h->lease_mem);
     gf_htab_free(&h->starting);
     gf_htab_free(&h->drain_warned);
+    gf_htab_free_all(&h->reclaims, gf_free);
     gf_kube_client_free(h->hubc);
     gf_http_close(h->http, NULL, NULL);
     gf_policy_file_unref(h->pf, h->policy);

@@ -37,6 +37,7 @@ struct gf__hub_http {
     uint64_t last_transitions;
     struct gf_metric *hb_age, *suspect, *renewals, *twice, *drained;
     uint64_t last_twice;
+    struct gf_metric *reclaims;
     void (*cb)(void *);
     void *cb_data;
 };
@@ -152,6 +153,49 @@ static void heartbeat_metrics(struct gf_hub *h, struct gf__hub_http *x)
     }
 }
 
+/* The hub's totals, "lender\ncause" -> count, as the family's series
+ * (set afresh: a counter's series is its total). */
+static void reclaim_counts(const struct gf_hub *h, struct gf__hub_http *x)
+{
+    gf_metric_clear(x->reclaims);
+    struct gf_htab_iter it;
+    const char *k;
+    void *v;
+    gf_htab_iter_init(&it, &h->reclaims);
+    while (gf_htab_next(&it, &k, NULL, &v)) {
+        char lender[160];
+        snprintf(lender, sizeof(lender), "%s", k);
+        char *nl = strchr(lender, '\n');
+        if (nl == NULL)
+            continue;
+        *nl = '\0';
+        const char *vals[] = {lender, nl + 1};
+        gf_metric_add(x->reclaims, (double)*(const uint64_t *)v, vals);
+    }
+}
+
+/* gpufed_reclaim_seconds, a Prometheus histogram (the registry has
+ * counters and gauges only; the exposition format lets a family follow
+ * the others). */
+static void reclaim_histogram(const struct gf_hub *h, struct gf_buf *body)
+{
+    gf_buf_puts(body,
+                "# HELP gpufed_reclaim_seconds seconds from a lease turning "
+                "Reclaiming to its copy's quota being free in the lender\n"
+                "# TYPE gpufed_reclaim_seconds histogram\n");
+    for (size_t i = 0; i < GF__RECLAIM_BUCKETS; i++)
+        gf_buf_printf(body, "gpufed_reclaim_seconds_bucket{le=\"%g\"} %llu\n",
+                      gf__reclaim_bounds[i],
+                      (unsigned long long)h->reclaim_secs_buckets[i]);
+    gf_buf_printf(body,
+                  "gpufed_reclaim_seconds_bucket{le=\"+Inf\"} %llu\n"
+                  "gpufed_reclaim_seconds_sum %.3f\n"
+                  "gpufed_reclaim_seconds_count %llu\n",
+                  (unsigned long long)h->reclaim_secs_count,
+                  h->reclaim_secs_sum,
+                  (unsigned long long)h->reclaim_secs_count);
+}
+
 static int metrics(void *data, struct gf_buf *body, const char **ct)
 {
     struct gf_hub *h = data;
@@ -202,11 +246,16 @@ static int metrics(void *data, struct gf_buf *body, const char **ct)
                   &x->last_transitions);
     }
     add_delta(x->twice, h->n_double_completions, &x->last_twice);
-    return gf_metrics_render(x->m, body) == 0 ? 200 : 500;
+    reclaim_counts(h, x);
+    if (gf_metrics_render(x->m, body) != 0)
+        return 500;
+    reclaim_histogram(h, body);
+    return 200;
 }
 
 static void registry(struct gf__hub_http *x)
 {
+    static const char *const lender_cause[] = {"lender", "cause", NULL};
     static const char *const member[] = {"member", NULL};
     static const char *const phase[] = {"phase", NULL};
     static const char *const quota[] = {"member",   "cluster_queue", "flavor",
@@ -272,6 +321,11 @@ static void registry(struct gf__hub_http *x)
                          "the leader as this replica last saw the "
                          "gpufed-hub-leader Lease",
                          holder);
+    x->reclaims = gf_metrics_counter(
+        x->m, "gpufed_reclaims_total",
+        "copies reclaimed by their lender, by cause: reclaim (gpufed's, after "
+        "reclaimAfter), drain, kueue (the lender's Kueue preempted the copy)",
+        lender_cause);
     x->leader_transitions = gf_metrics_counter(
         x->m, "gpufed_leader_transitions_total",
         "changes of leader this replica has seen (its own included)", none);

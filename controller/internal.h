@@ -97,6 +97,10 @@ struct gf__lease_proj {
 struct gf__lease_mem {
     char *name;
     enum gf_lm_cmd cmd;
+    /* GF_LM_CMD_RECLAIM: the deadline and why ("reclaim" or "drain",
+     * static); once the lease is Reclaiming its status keeps both. */
+    int64_t reclaim_deadline_ms;
+    const char *reclaim_cause;
     bool confirmed_gone, confirmed_free, create_refused;
     char refused_why[160];
     enum gf_lease_phase phase_seen; /* confirmations are per phase */
@@ -197,6 +201,9 @@ void gf__heartbeat_reset(struct gf_hub *h, int64_t now_ms);
 void gf__heartbeat_pause(struct gf_hub *h);
 void gf__heartbeat_resume(struct gf_hub *h);
 
+/* gpufed_reclaim_seconds' upper bounds (le), seconds. */
+#define GF__RECLAIM_BUCKETS 10
+
 struct gf_hub {
     uv_loop_t *loop;
     struct gf_clock clk;
@@ -253,7 +260,21 @@ struct gf_hub {
     uint64_t n_pass_slices;
     /* Jobs that ran to their end twice (the blind window). */
     uint64_t n_double_completions;
+    /* Reclaims begun, "lender\ncause" -> uint64_t count (cause reclaim,
+     * drain or kueue), and how long each took from Reclaiming to the
+     * copy's quota being free (hub_http.c renders both). */
+    struct gf_htab reclaims;
+    uint64_t reclaim_secs_buckets[GF__RECLAIM_BUCKETS];
+    uint64_t reclaim_secs_count;
+    double reclaim_secs_sum;
 };
+
+extern const double gf__reclaim_bounds[GF__RECLAIM_BUCKETS];
+/* Counts a reclaim begun out of lender for cause (reclaim, drain, kueue). */
+void gf__hub_count_reclaim(struct gf_hub *h, const char *lender,
+                           const char *cause);
+/* Observes one reclaim's duration, Reclaiming to the quota free. */
+void gf__hub_observe_reclaim(struct gf_hub *h, double seconds);
 
 /* member.c */
 int gf__member_new(struct gf_hub *h, size_t index, struct gf__member **out);

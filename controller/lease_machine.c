@@ -22,6 +22,7 @@ static const char *const reason_names[GF_LM_R_COUNT] = {
     [GF_LM_R_CREATE_REFUSED] = "CreateRefused",
     [GF_LM_R_FENCED] = "Fenced",
     [GF_LM_R_SUPERSEDED] = "Superseded",
+    [GF_LM_R_RECLAIMED] = "Reclaimed",
 };
 
 const char *gf_lm_reason_name(enum gf_lm_reason r)
@@ -59,6 +60,10 @@ const char *gf_lm_write_name(enum gf_lm_write w)
         return "reactivate-origin";
     case GF_LM_MARK_OUTCOME:
         return "mark-outcome";
+    case GF_LM_MARK_RECLAIM:
+        return "mark-reclaim";
+    case GF_LM_DEACTIVATE_COPY:
+        return "deactivate-copy";
     }
     return "?";
 }
@@ -180,10 +185,13 @@ static struct gf_lm_step pending(const struct gf_lm_view *v)
 }
 
 /*
- * Active (and Reclaiming, whose victim marking belongs to the reclaim
- * controller): mirror the copy until it ends, or notice that it cannot.
+ * Active: mirror the copy until it ends, or notice that it cannot; a
+ * victim of a reclaim turns Reclaiming. The rules before the reclaim's
+ * own hold for Reclaiming too (reclaiming() runs them first): a copy
+ * that ends in its grace period (it checkpointed and finished) is a
+ * success like any other.
  */
-static struct gf_lm_step active(const struct gf_lm_view *v)
+static bool active_common(const struct gf_lm_view *v, struct gf_lm_step *st)
 {
     const struct gf_lm_origin *o = &v->origin;
     const struct gf_lm_copy *c = &v->copy;
@@ -192,39 +200,94 @@ static struct gf_lm_step active(const struct gf_lm_view *v)
     if (c->outcome != GF_LM_RUNNING) {
         bool ok = c->outcome == GF_LM_SUCCEEDED;
         if (o->job == GF_LM_UNKNOWN)
-            return wait("origin not observed");
-        if (!origin_gone(o) && !o->outcome_marked)
-            return write(GF_LM_MARK_OUTCOME,
-                         ok ? "CopySucceeded" : "CopyFailed",
-                         "mirror the copy's outcome");
-        return set_phase(GF_LEASE_RELEASED, GF_LM_R_COMPLETED, NULL,
-                         "copy finished");
+            *st = wait("origin not observed");
+        else if (!origin_gone(o) && !o->outcome_marked)
+            *st = write(GF_LM_MARK_OUTCOME, ok ? "CopySucceeded" : "CopyFailed",
+                        "mirror the copy's outcome");
+        else
+            *st = set_phase(GF_LEASE_RELEASED, GF_LM_R_COMPLETED, NULL,
+                            "copy finished");
+    } else if (superseded(v)) {
+        *st = set_phase(GF_LEASE_RELEASING, GF_LM_R_SUPERSEDED, "Withdrawn",
+                        "an earlier epoch's outcome stands");
+    } else if (v->cmd == GF_LM_CMD_SUSPECT) {
+        *st = set_phase(GF_LEASE_SUSPECT, GF_LM_R_NONE, NULL,
+                        "lender unreachable");
+    } else if (o->job == GF_LM_UNKNOWN || c->job == GF_LM_UNKNOWN) {
+        *st = wait("origin or lender not observed");
+    } else if (origin_gone(o)) {
+        *st = set_phase(GF_LEASE_RELEASING, GF_LM_R_CANCELLED, NULL,
+                        "origin Job deleted");
+    } else if (c->job == GF_LM_ABSENT || !c->ours) {
+        *st = set_phase(GF_LEASE_RELEASING, GF_LM_R_COPY_LOST, "CopyLost",
+                        "copy vanished without an outcome");
+    } else if (c->deleting) {
+        *st = wait("copy being deleted");
+    } else if (c->deactivated && !c->reclaim_deactivated) {
+        /* Fenced by the lender's agent in a partition the hub did not
+         * notice (or healed before the hub acted): it will not run
+         * again. */
+        *st = set_phase(GF_LEASE_RELEASING, GF_LM_R_FENCED, NULL,
+                        "lender's agent fenced the copy");
+    } else if (c->evicted && !c->reserved && !c->deactivated) {
+        /* The lender's Kueue took the quota back first (its own
+         * reclaimWithinCohort): the same release, Kueue's reason. */
+        *st = set_phase(GF_LEASE_RELEASING, GF_LM_R_PREEMPTED, "Preempted",
+                        "lender's Kueue evicted the copy");
+    } else {
+        return false;
     }
-    if (superseded(v))
-        return set_phase(GF_LEASE_RELEASING, GF_LM_R_SUPERSEDED, "Withdrawn",
-                         "an earlier epoch's outcome stands");
-    if (v->cmd == GF_LM_CMD_SUSPECT)
-        return set_phase(GF_LEASE_SUSPECT, GF_LM_R_NONE, NULL,
-                         "lender unreachable");
-    if (o->job == GF_LM_UNKNOWN || c->job == GF_LM_UNKNOWN)
-        return wait("origin or lender not observed");
-    if (origin_gone(o))
-        return set_phase(GF_LEASE_RELEASING, GF_LM_R_CANCELLED, NULL,
-                         "origin Job deleted");
-    if (c->job == GF_LM_ABSENT || !c->ours)
-        return set_phase(GF_LEASE_RELEASING, GF_LM_R_COPY_LOST, "CopyLost",
-                         "copy vanished without an outcome");
-    if (c->deleting)
-        return wait("copy being deleted");
-    /* Fenced by the lender's agent in a partition the hub did not notice
-     * (or healed before the hub acted): it will not run again. */
-    if (c->deactivated)
-        return set_phase(GF_LEASE_RELEASING, GF_LM_R_FENCED, NULL,
-                         "lender's agent fenced the copy");
-    if (c->evicted && !c->reserved)
-        return set_phase(GF_LEASE_RELEASING, GF_LM_R_PREEMPTED, "Preempted",
-                         "lender's Kueue evicted the copy");
+    return true;
+}
+
+static struct gf_lm_step active(const struct gf_lm_view *v)
+{
+    struct gf_lm_step st;
+    if (active_common(v, &st))
+        return st;
+    /* A copy we deactivated for a reclaim whose lease came back to
+     * Active (through Suspect): the reclaim finishes. */
+    if (v->copy.reclaim_deactivated)
+        return set_phase(GF_LEASE_RECLAIMING, GF_LM_R_NONE, NULL,
+                         "copy already stopped for a reclaim");
+    if (v->cmd == GF_LM_CMD_RECLAIM)
+        return set_phase(GF_LEASE_RECLAIMING, GF_LM_R_NONE, "Reclaiming",
+                         "the lender reclaims its quota");
     return wait("copy running in lender");
+}
+
+/*
+ * Reclaiming: tell the copy when it stops (the checkpoint hint), wait
+ * for the deadline, stop it (spec.active=false: the lender's Kueue
+ * evicts it and its pods), and release once its quota is free. The
+ * release then removes the copy and requeues the origin at home, which
+ * keeps its creation time and priority (nothing is recreated).
+ */
+static struct gf_lm_step reclaiming(const struct gf_lm_view *v)
+{
+    const struct gf_lm_copy *c = &v->copy;
+    struct gf_lm_step st;
+    if (active_common(v, &st))
+        return st;
+    if (v->reclaim_deadline_ms == 0) {
+        /* No deadline to honour (a status written by hand): the grace
+         * period is not cut short; decide marks it again. */
+        return set_phase(GF_LEASE_ACTIVE, GF_LM_R_NONE, NULL,
+                         "reclaim without a deadline");
+    }
+    if (c->deactivated)
+        return c->reserved ? wait("stopped copy still holds quota")
+                           : set_phase(GF_LEASE_RELEASING, GF_LM_R_RECLAIMED,
+                                       NULL, "copy stopped, quota free");
+    if (!c->reclaim_marked)
+        return write(GF_LM_MARK_RECLAIM, NULL,
+                     "tell the copy its reclaim deadline");
+    if (v->now_ms < v->reclaim_deadline_ms) {
+        st = wait("grace period");
+        st.wake_ms = v->reclaim_deadline_ms;
+        return st;
+    }
+    return write(GF_LM_DEACTIVATE_COPY, NULL, "reclaim deadline passed");
 }
 
 /* The phase a release ends in. */
@@ -308,7 +371,10 @@ static struct gf_lm_step releasing(const struct gf_lm_view *v)
      * to its end somewhere (an earlier epoch's copy): it never runs
      * again. */
     if (!o->confirmed_free && !origin_gone(o) && !o->outcome_marked)
-        return write(GF_LM_REACTIVATE_ORIGIN, o->held_by_us ? "Requeued" : NULL,
+        return write(GF_LM_REACTIVATE_ORIGIN,
+                     !o->held_by_us           ? NULL
+                     : r == GF_LM_R_RECLAIMED ? "Reclaimed"
+                                              : "Requeued",
                      "origin runs at home again");
     if (fenced && copy_not_gone(&v->copy, &st))
         return st;
@@ -328,6 +394,12 @@ static struct gf_lm_step suspect(const struct gf_lm_view *v)
                          "fencing time passed");
     if (c->job == GF_LM_UNKNOWN || v->cmd == GF_LM_CMD_SUSPECT)
         return wait("lender unreachable");
+    /* A reclaim that had stopped the copy before the lender went quiet
+     * finishes; one that had not yet is dropped (back to Active), and
+     * decide marks the victim again with a new deadline. */
+    if (copy_ours(c) && c->reclaim_deactivated)
+        return set_phase(GF_LEASE_RECLAIMING, GF_LM_R_NONE, NULL,
+                         "lender back: copy stopped for a reclaim");
     if (copy_ours(c) && (c->reserved || c->outcome != GF_LM_RUNNING))
         return set_phase(GF_LEASE_ACTIVE, GF_LM_R_NONE, NULL,
                          "lender back: copy admitted");
@@ -355,8 +427,9 @@ struct gf_lm_step gf_lm_next(const struct gf_lm_view *v)
     case GF_LEASE_PENDING:
         return pending(v);
     case GF_LEASE_ACTIVE:
-    case GF_LEASE_RECLAIMING:
         return active(v);
+    case GF_LEASE_RECLAIMING:
+        return reclaiming(v);
     case GF_LEASE_RELEASING:
     case GF_LEASE_FENCED:
         return releasing(v);

@@ -59,6 +59,9 @@ enum gf_lm_reason {
     /* an earlier epoch's copy had finished (seen on a heal): its outcome
      * stands, this run is withdrawn */
     GF_LM_R_SUPERSEDED,
+    /* the lender took its quota back: the copy was stopped at the reclaim
+     * deadline (gpufed's reclaim, or a drain) */
+    GF_LM_R_RECLAIMED,
     GF_LM_R_COUNT
 };
 
@@ -68,6 +71,8 @@ enum gf_lm_cmd {
     GF_LM_CMD_WITHDRAW, /* admitTimeout passed for a Pending lease */
     GF_LM_CMD_SUSPECT,  /* the lender cannot be reached */
     GF_LM_CMD_FENCE,    /* fencing time passed; the agent stopped it */
+    /* the lender wants its quota back: a victim, stopped at a deadline */
+    GF_LM_CMD_RECLAIM,
 };
 
 struct gf_lm_origin {
@@ -101,8 +106,15 @@ struct gf_lm_copy {
     bool deleting; /* metadata.deletionTimestamp is set */
     bool reserved; /* its Workload holds quota in the lender */
     bool evicted;  /* its Workload was evicted after holding quota */
-    /* its Workload has spec.active=false: the lender's agent fenced it */
+    /* its Workload has spec.active=false: the lender's agent fenced it,
+     * or the hub stopped it for a reclaim (then reclaim_deactivated) */
     bool deactivated;
+    /* the copy Job carries gpufed.io/reclaim-deadline equal to the view's
+     * reclaim_deadline_ms: the job has been told when it stops */
+    bool reclaim_marked;
+    /* its Workload carries gpufed.io/reclaimed-at: the hub deactivated it
+     * at the reclaim deadline (not the agent's fence) */
+    bool reclaim_deactivated;
     /* The last outcome observed for this lease's copy. Kept while the
      * lender is unknown: a finished Job stays finished, so what the hub
      * saw before a partition is still true during it. */
@@ -127,6 +139,9 @@ struct gf_lm_view {
     struct gf_lm_copy copy;
     int64_t now_ms;
     int64_t copy_ttl_ms; /* how long a finished copy is kept */
+    /* Reclaiming: when the copy is stopped (status.reclaimDeadline, or
+     * the command's while the status does not have it yet); 0 unknown. */
+    int64_t reclaim_deadline_ms;
 };
 
 enum gf_lm_write {
@@ -140,6 +155,12 @@ enum gf_lm_write {
      * gpufed.io/lease annotation is there (JSON patch test op) */
     GF_LM_REACTIVATE_ORIGIN,
     GF_LM_MARK_OUTCOME, /* origin Job and Workload: gpufed.io/outcome */
+    /* copy Job and Workload: gpufed.io/reclaim-deadline (the checkpoint
+     * hint), and the Reclaiming Event on the copy Job */
+    GF_LM_MARK_RECLAIM,
+    /* copy Workload: spec.active=false and gpufed.io/reclaimed-at, with a
+     * resourceVersion precondition (the lender's Kueue evicts it) */
+    GF_LM_DEACTIVATE_COPY,
 };
 
 struct gf_lm_step {
@@ -150,6 +171,9 @@ struct gf_lm_step {
     const char *event;
     /* Static text: the rule that chose this step (logs, explain). */
     const char *rule;
+    /* WAIT: the instant the answer changes by time alone (a reclaim
+     * deadline), for a delayed requeue; 0 none. */
+    int64_t wake_ms;
     /* The job ran to its end twice (the blind window of
      * docs/controller.md): the writer logs and counts it once, with this
      * step. Nothing can undo it. */

@@ -29,7 +29,11 @@ struct wctx {
     char lender_ns[64], copy[64], lq[64], cq[64];
     char origin_job[254], origin_job_uid[64];
     char copy_uid[64];
+    char copy_wl[254], copy_wl_rv[32]; /* the copy's Workload, if seen */
     char origin_rv[32], lease_rv[32];
+    int64_t origin_created_ms;
+    int64_t deadline_ms;           /* the view's reclaim deadline */
+    enum gf_obs_preempt preempted; /* Kueue's reason, on the copy */
     int stage;
     bool wrote; /* the API server accepted the step's write */
 };
@@ -81,6 +85,7 @@ static void view_origin(struct gf_hub *h, const struct gf_lease *l,
         o->active = w->active;
         o->reserved = (w->quota_reserved || w->admitted) && !w->finished;
         o->finished = w->finished;
+        c->origin_created_ms = w->created_ms;
         snprintf(c->origin_rv, sizeof(c->origin_rv), "%s", e->rv);
     }
     if (j == NULL && l->origin_job != NULL)
@@ -114,12 +119,23 @@ static void view_copy(struct gf_hub *h, const struct gf_lease *l,
     cp->ours = j->lease != NULL && strcmp(j->lease, l->name) == 0 &&
                j->epoch == l->epoch;
     cp->deleting = j->deleting;
+    cp->reclaim_marked =
+        c->deadline_ms != 0 && j->reclaim_deadline_ms == c->deadline_ms;
     const struct gf_obs_workload *w =
         gf__member_job_wl(m, c->lender_ns, c->copy);
     if (w != NULL) {
         cp->reserved = (w->quota_reserved || w->admitted) && !w->finished;
         cp->evicted = w->evicted;
         cp->deactivated = !w->active;
+        cp->reclaim_deactivated = !w->active && w->reclaimed;
+        c->preempted = w->preempted;
+        char key[600];
+        snprintf(key, sizeof(key), "%s/%s", w->ns, w->name);
+        const struct gf_store_entry *we =
+            gf_store_get(m->stores[GF__M_WL], key);
+        snprintf(c->copy_wl, sizeof(c->copy_wl), "%s", w->name);
+        snprintf(c->copy_wl_rv, sizeof(c->copy_wl_rv), "%s",
+                 we != NULL ? we->rv : "");
     }
     if (cp->ours && (j->complete || j->failed)) {
         /* A finished Job stays finished: remember it past a partition. */
@@ -148,6 +164,32 @@ static const char *event_message(const struct wctx *c, char *out, size_t cap)
     else if (strcmp(ev, "CopySucceeded") == 0 || strcmp(ev, "CopyFailed") == 0)
         snprintf(out, cap, "Copy %s in member %s %s", c->copy, l->lender_member,
                  ev[4] == 'S' ? "succeeded" : "failed");
+    else if (strcmp(ev, "Reclaiming") == 0) {
+        char dl[GF_OBS_TIME_MAX];
+        gf_obs_time_ms(c->deadline_ms, dl);
+        snprintf(out, cap,
+                 "Member %s needs its quota back (ClusterQueue %s): copy "
+                 "%s/%s there is stopped at %s; checkpoint now. It then "
+                 "runs again here or elsewhere; lease %s",
+                 l->lender_member, l->lender_cq, c->lender_ns, c->copy, dl,
+                 l->name);
+    } else if (strcmp(ev, "Reclaimed") == 0) {
+        char created[32];
+        gf_time_rfc3339(c->origin_created_ms, created);
+        snprintf(out, cap,
+                 "Member %s took its quota back: copy %s stopped and removed; "
+                 "requeued here, keeping its place in the queue (created %s, "
+                 "priority %d); lease %s",
+                 l->lender_member, c->copy, created, (int)l->priority, l->name);
+    } else if (strcmp(ev, "Preempted") == 0)
+        snprintf(out, cap,
+                 "The lender's Kueue preempted copy %s in member %s "
+                 "(Preempted: %s); it runs again here or elsewhere; lease %s",
+                 c->copy, l->lender_member,
+                 c->preempted != GF_OBS_PREEMPT_NONE
+                     ? gf_obs_preempt_name(c->preempted)
+                     : "evicted",
+                 l->name);
     else
         snprintf(out, cap, "%s: %s; lease %s", ev, c->step.rule, l->name);
     return out;
@@ -221,6 +263,54 @@ static struct gf_kube_client *member_client(struct wctx *c, const char *name)
 
 /* --- set-phase: GET the lease, append a transition, PATCH /status ------ */
 
+/*
+ * The reclaim figures, once per transition: a reclaim begins (a victim
+ * turns Reclaiming: gpufed's reclaim or a drain), the lender's Kueue
+ * preempts a copy (cause kueue), and a reclaim ends with the copy's
+ * quota free (Releasing from Reclaiming): its duration.
+ */
+static void reclaim_begun(struct wctx *c)
+{
+    const struct gf_lease *l = &c->l;
+    const struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
+    const char *cause =
+        mem->reclaim_cause != NULL ? mem->reclaim_cause : "reclaim";
+    gf__hub_count_reclaim(c->h, l->lender_member, cause);
+    struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+    char dl[GF_OBS_TIME_MAX];
+    gf_obs_time_ms(c->deadline_ms, dl);
+    GF_LOG(&lc, GF_LOG_INFO, "reclaim begun",
+           "lender=%s cq=%s copy=%s/%s deadline=%s cause=%s", l->lender_member,
+           l->lender_cq, c->lender_ns, c->copy, dl, cause);
+}
+
+static void reclaim_ended(struct wctx *c)
+{
+    const struct gf_lease *l = &c->l;
+    int64_t took = gf_clock_wall_ms(&c->h->clk) - l->reclaim_started_ms;
+    double secs = took > 0 ? (double)took / 1000.0 : 0.0;
+    gf__hub_observe_reclaim(c->h, secs);
+    struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+    GF_LOG(&lc, GF_LOG_INFO, "reclaim done",
+           "lender=%s copy=%s/%s seconds=%.3f reason=%s", l->lender_member,
+           c->lender_ns, c->copy, secs, gf_lm_reason_name(c->step.reason));
+}
+
+static void count_reclaim(struct wctx *c)
+{
+    const struct gf_lease *l = &c->l;
+    enum gf_lm_reason r = c->step.reason;
+    if (c->step.phase == GF_LEASE_RECLAIMING && c->step.event != NULL)
+        reclaim_begun(c);
+    if (c->step.phase != GF_LEASE_RELEASING)
+        return;
+    if (r == GF_LM_R_PREEMPTED)
+        gf__hub_count_reclaim(c->h, l->lender_member, "kueue");
+    if (l->phase == GF_LEASE_RECLAIMING && l->reclaim_started_ms != 0 &&
+        (r == GF_LM_R_RECLAIMED || r == GF_LM_R_PREEMPTED))
+        reclaim_ended(c);
+}
+
 static void phase_patched(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
@@ -236,6 +326,7 @@ static void phase_patched(void *data, const struct gf_kube_result *res)
         GF_LOG(&lc, GF_LOG_INFO, "lease phase", "phase=%s reason=%s rule=%s",
                gf_lease_phase_name(c->step.phase),
                gf_lm_reason_name(c->step.reason), c->step.rule);
+        count_reclaim(c);
         if (c->step.ran_twice) {
             /* The phase changes once: this is counted once. */
             c->h->n_double_completions++;
@@ -263,10 +354,24 @@ static void phase_got(void *data, const struct gf_kube_result *res)
     int64_t now = gf_clock_wall_ms(&h->clk);
     int64_t started =
         c->step.phase == GF_LEASE_ACTIVE && c->l.started_ms == 0 ? now : 0;
-    char *patch =
-        gf_obs_lease_status_patch(st, gf_lease_phase_name(c->step.phase),
-                                  gf_lm_reason_name(c->step.reason),
-                                  c->step.rule, c->l.epoch, now, started, 0);
+    /* Turning Reclaiming: when, and until when (the command's deadline).
+     * A reclaim that resumes (its copy already stopped) keeps what the
+     * status has. */
+    int64_t rc_started = 0, rc_deadline = 0;
+    if (c->step.phase == GF_LEASE_RECLAIMING) {
+        bool fresh = c->deadline_ms != 0 && c->step.event != NULL;
+        rc_started = fresh || c->l.reclaim_started_ms == 0
+                         ? now
+                         : c->l.reclaim_started_ms;
+        rc_deadline = fresh                           ? c->deadline_ms
+                      : c->l.reclaim_deadline_ms != 0 ? c->l.reclaim_deadline_ms
+                                                      : now;
+        c->deadline_ms = rc_deadline;
+    }
+    char *patch = gf_obs_lease_status_patch(
+        st, gf_lease_phase_name(c->step.phase),
+        gf_lm_reason_name(c->step.reason), c->step.rule, c->l.epoch, now,
+        started, 0, rc_started, rc_deadline);
     struct gf_kube_resource r = res_of_lease();
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
                                     .subresource = "status",
@@ -891,6 +996,140 @@ static void mark_outcome(struct wctx *c, bool succeeded)
         finish(c, GF_WQ_ERROR, 0);
 }
 
+/* --- mark-reclaim, deactivate-copy -------------------------------------- */
+
+/* The reclaim told to whoever watches the copy in the lender: an Event
+ * on the copy Job (best effort). */
+static void copy_event(struct wctx *c, const char *reason, bool warning)
+{
+    struct gf__member *m = gf__hub_member(c->h, c->l.lender_member);
+    if (m == NULL)
+        return;
+    char dl[GF_OBS_TIME_MAX], msg[512];
+    gf_obs_time_ms(c->deadline_ms, dl);
+    snprintf(msg, sizeof(msg),
+             "Member %s needs its quota back (ClusterQueue %s): this job is "
+             "stopped at %s; checkpoint now. It then runs again in member %s "
+             "or elsewhere; lease %s",
+             c->l.lender_member, c->l.lender_cq, dl, c->l.origin_member,
+             c->lease);
+    const struct gf__event e = {
+        .ns = c->lender_ns,
+        .api_version = "batch/v1",
+        .kind = "Job",
+        .name = c->copy,
+        .uid = c->copy_uid,
+        .reason = reason,
+        .message = msg,
+        .component = "gpufed",
+        .warning = warning,
+    };
+    gf__event_post(c->h, m->client, &e);
+}
+
+static void mark_wl_done(void *data, const struct gf_kube_result *res)
+{
+    /* The Workload's copy of the hint is for tools that look there; the
+     * Job's is the one the machine reads. */
+    struct wctx *c = data;
+    if (res->err != 0)
+        log_fail(c, res);
+    finish(c, GF_WQ_REQUEUE_AFTER, 1);
+}
+
+static void mark_job_done(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    c->wrote = true;
+    struct gf__member *m = gf__hub_member(c->h, c->l.lender_member);
+    gf__member_write_through(m, GF__M_JOB, res->json);
+    char dl[GF_OBS_TIME_MAX];
+    gf_obs_time_ms(c->deadline_ms, dl);
+    char *body = gf_copy_reclaim_mark_patch(dl);
+    struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
+    int rc = m == NULL || m->client == NULL || c->copy_wl[0] == '\0'
+                 ? -ENOENT
+                 : gf_kube_patch(m->client, &r, c->lender_ns, c->copy_wl, &po,
+                                 body, strlen(body), mark_wl_done, c, NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_REQUEUE_AFTER, 1);
+}
+
+/* The checkpoint hint: gpufed.io/reclaim-deadline on the copy Job (and
+ * then its Workload), where the job's own code can read it through the
+ * downward API or the API server. */
+static void mark_reclaim(struct wctx *c)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.lender_member);
+    /* The Event goes out before the mark: once the mark is there the
+     * machine does not mark again, so an Event sent after it would be
+     * lost with a hub that died in between (the mark is what lasts; an
+     * Event repeated by a retried mark is harmless). */
+    copy_event(c, "Reclaiming", true);
+    char dl[GF_OBS_TIME_MAX];
+    gf_obs_time_ms(c->deadline_ms, dl);
+    char *body = gf_copy_reclaim_mark_patch(dl);
+    struct gf_kube_resource r = resource("jobs.batch");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
+    int rc = cl == NULL
+                 ? -ENOTCONN
+                 : gf_kube_patch(cl, &r, c->lender_ns, c->copy, &po, body,
+                                 strlen(body), mark_job_done, c, NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+static void deactivated_done(void *data, const struct gf_kube_result *res)
+{
+    struct wctx *c = data;
+    if (res->err != 0) {
+        /* 409: the Workload changed since we looked (finished, or Kueue
+         * evicted it): the machine looks again. */
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    c->wrote = true;
+    gf__member_write_through(gf__hub_member(c->h, c->l.lender_member), GF__M_WL,
+                             res->json);
+    struct gf_log_ctx lc = {.comp = "lease", .key = c->lease};
+    GF_LOG(&lc, GF_LOG_INFO, "copy stopped for a reclaim",
+           "lender=%s copy=%s/%s workload=%s", c->l.lender_member, c->lender_ns,
+           c->copy, c->copy_wl);
+    finish(c, GF_WQ_REQUEUE_AFTER, 1);
+}
+
+/* The deadline has passed: the copy's Workload is deactivated (the
+ * lender's Kueue evicts it and its pods stop), conditional on the
+ * version seen. */
+static void deactivate_copy(struct wctx *c)
+{
+    struct gf_kube_client *cl = member_client(c, c->l.lender_member);
+    if (cl == NULL || c->copy_wl[0] == '\0' || c->copy_wl_rv[0] == '\0') {
+        /* Its Workload is not in the cache yet: the watch brings it. */
+        finish(c, GF_WQ_REQUEUE_AFTER, 1000);
+        return;
+    }
+    char at[GF_OBS_TIME_MAX];
+    gf_obs_time_ms(gf_clock_wall_ms(&c->h->clk), at);
+    char *body = gf_copy_reclaim_stop_patch(c->copy_wl_rv, at);
+    struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
+    int rc = gf_kube_patch(cl, &r, c->lender_ns, c->copy_wl, &po, body,
+                           strlen(body), deactivated_done, c, NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
 /* --- the reconcile ------------------------------------------------------ */
 
 static const char *lease_key(const struct gf_hub *h, const char *name,
@@ -941,12 +1180,20 @@ void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
     snprintf(c->cq, sizeof(c->cq), "gpufed-%.56s", c->l.lender_cq);
     memcpy(c->lq, c->cq, sizeof(c->lq));
 
+    /* Reclaiming: the status's deadline (it survives a restart), or the
+     * command's until the status shows it. */
+    if (lp->l.phase == GF_LEASE_RECLAIMING && lp->l.reclaim_deadline_ms != 0)
+        c->deadline_ms = lp->l.reclaim_deadline_ms;
+    else if (mem->cmd == GF_LM_CMD_RECLAIM ||
+             lp->l.phase == GF_LEASE_RECLAIMING)
+        c->deadline_ms = mem->reclaim_deadline_ms;
     struct gf_lm_view v = {
         .phase = lp->l.phase,
         .reason = lp->reason,
         .cmd = mem->cmd,
         .now_ms = gf_clock_wall_ms(&h->clk),
         .copy_ttl_ms = (int64_t)h->copy_ttl_ms,
+        .reclaim_deadline_ms = c->deadline_ms,
     };
     view_origin(h, &c->l, mem, &v.origin, c);
     view_copy(h, &c->l, mem, &v.copy, c);
@@ -959,12 +1206,18 @@ void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
     if (c->step.write != GF_LM_WAIT)
         h->n_writes++;
     switch (c->step.write) {
-    case GF_LM_WAIT:
+    case GF_LM_WAIT: {
         /* Level-triggered: the watches (and a member syncing) wake us;
          * the requeue is a resync for what only time changes (a copy's
-         * TTL) and for anything a watch could not tell us. */
-        finish(c, GF_WQ_REQUEUE_AFTER, 10000);
+         * TTL) and for anything a watch could not tell us. A reclaim
+         * deadline is woken for on the millisecond (1 past it: the
+         * machine compares with <). */
+        uint64_t after = 10000;
+        if (c->step.wake_ms > v.now_ms && c->step.wake_ms - v.now_ms < 10000)
+            after = (uint64_t)(c->step.wake_ms - v.now_ms) + 1;
+        finish(c, GF_WQ_REQUEUE_AFTER, after);
         break;
+    }
     case GF_LM_SET_PHASE:
         set_phase(c);
         break;
@@ -985,6 +1238,12 @@ void gf__lease_reconcile(struct gf_hub *h, const char *key, const char *name)
         break;
     case GF_LM_MARK_OUTCOME:
         mark_outcome(c, v.copy.outcome == GF_LM_SUCCEEDED);
+        break;
+    case GF_LM_MARK_RECLAIM:
+        mark_reclaim(c);
+        break;
+    case GF_LM_DEACTIVATE_COPY:
+        deactivate_copy(c);
         break;
     }
 }

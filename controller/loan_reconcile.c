@@ -366,10 +366,10 @@ static void phase_got(void *data, const struct gf_kube_result *res)
     int64_t now = gf_clock_wall_ms(&h->clk);
     int64_t started =
         c->step.phase == GF_LEASE_ACTIVE && c->l.started_ms == 0 ? now : 0;
-    char *patch =
-        gf_obs_lease_status_patch(st, gf_lease_phase_name(c->step.phase),
-                                  gf_ln_reason_name(c->step.reason),
-                                  c->step.rule, c->l.epoch, now, started, 0);
+    char *patch = gf_obs_lease_status_patch(
+        st, gf_lease_phase_name(c->step.phase),
+        gf_ln_reason_name(c->step.reason), c->step.rule, c->l.epoch, now,
+        started, 0, 0, 0);
     /* status.granted goes with the phase, in the same patch. */
     cJSON *p = patch != NULL ? cJSON_Parse(patch) : NULL;
     cJSON_free(patch);
@@ -784,10 +784,26 @@ static enum gf_ln_cmd loan_cmd(enum gf_lm_cmd cmd)
         return GF_LN_CMD_SUSPECT;
     case GF_LM_CMD_FENCE:
         return GF_LN_CMD_FENCE;
+    case GF_LM_CMD_RECLAIM:
+        /* A loan has no copy to warn and stop: the lender gets its quota
+         * back by the loan's own release (grant lowered, W stopped after
+         * gracePeriod if it must, then the hold deleted). */
+        return GF_LN_CMD_RELEASE;
     case GF_LM_CMD_NONE:
         break;
     }
     return GF_LN_CMD_NONE;
+}
+
+/* Why decide asked for a loan's release: a drain or a reclaim. */
+static enum gf_ln_reason loan_cmd_reason(const struct gf__lease_mem *mem)
+{
+    if (mem->cmd != GF_LM_CMD_RECLAIM)
+        return GF_LN_R_NONE;
+    return mem->reclaim_cause != NULL &&
+                   strcmp(mem->reclaim_cause, "drain") == 0
+               ? GF_LN_R_DRAINED
+               : GF_LN_R_RECLAIMED;
 }
 
 static void dispatch(struct lctx *c)
@@ -845,6 +861,7 @@ void gf__loan_reconcile(struct gf_hub *h, const char *key,
         .phase = lp->l.phase,
         .reason = lp->ln_reason,
         .cmd = loan_cmd(mem->cmd),
+        .cmd_reason = loan_cmd_reason(mem),
         .now_ms = gf_clock_wall_ms(&h->clk),
         .expires_ms = lp->l.expires_ms,
     };

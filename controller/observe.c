@@ -379,6 +379,34 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
+static const char *const preempt_names[] = {
+    [GF_OBS_PREEMPT_NONE] = "",
+    [GF_OBS_PREEMPT_IN_CLUSTER_QUEUE] = "InClusterQueue",
+    [GF_OBS_PREEMPT_IN_COHORT_RECLAMATION] = "InCohortReclamation",
+    [GF_OBS_PREEMPT_IN_COHORT_FAIR_SHARING] = "InCohortFairSharing",
+    [GF_OBS_PREEMPT_IN_COHORT_RECLAIM_WHILE_BORROWING] =
+        "InCohortReclaimWhileBorrowing",
+    [GF_OBS_PREEMPT_OTHER] = "Preempted",
+};
+
+const char *gf_obs_preempt_name(enum gf_obs_preempt p)
+{
+    return (unsigned)p <= GF_OBS_PREEMPT_OTHER ? preempt_names[p] : "";
+}
+
+/* Kept as a small number: the hub holds one projection per Workload. */
+static enum gf_obs_preempt preempt_parse(const cJSON *cond)
+{
+    const cJSON *reason = item(cond, "reason");
+    if (cond == NULL)
+        return GF_OBS_PREEMPT_NONE;
+    for (int p = GF_OBS_PREEMPT_IN_CLUSTER_QUEUE; p < GF_OBS_PREEMPT_OTHER; p++)
+        if (cJSON_IsString(reason) &&
+            strcmp(reason->valuestring, preempt_names[p]) == 0)
+            return (enum gf_obs_preempt)p;
+    return GF_OBS_PREEMPT_OTHER;
+}
+
 static int read_wl_status(const cJSON *obj, const char *res,
                           struct gf_obs_workload *w)
 {
@@ -390,6 +418,7 @@ static int read_wl_status(const cJSON *obj, const char *res,
     w->quota_reserved = cond_true(conds, "QuotaReserved") != NULL;
     w->admitted = cond_true(conds, "Admitted") != NULL;
     w->evicted = cond_true(conds, "Evicted") != NULL;
+    w->preempted = preempt_parse(cond_true(conds, "Preempted"));
     const cJSON *fin = cond_true(conds, "Finished");
     w->finished = fin != NULL;
     const cJSON *reason = item(fin, "reason");
@@ -460,6 +489,7 @@ int gf_obs_workload_project(void *data, const cJSON *obj, void **out)
     const char *dl = gf_json_annotation(obj, GF_ANN_RECLAIM_DEADLINE);
     if (dl == NULL || gf_time_parse_rfc3339(dl, &w->reclaim_deadline_ms) != 0)
         w->reclaim_deadline_ms = 0;
+    w->reclaimed = gf_json_annotation(obj, GF_ANN_RECLAIMED_AT) != NULL;
     w->active = true;
     if (opt_str(spec, "queueName", &w->local_queue) != 0 ||
         opt_int(spec, "priority", INT32_MIN, INT32_MAX, &prio) != 0 ||
@@ -778,6 +808,9 @@ int gf_obs_job_project(void *data, const cJSON *obj, void **out)
         dup_or_null(gf_json_label(obj, GF_LABEL_ORIGIN_CLUSTER));
     j->epoch = parse_epoch(gf_json_label(obj, GF_LABEL_EPOCH));
     j->outcome = dup_or_null(gf_json_annotation(obj, GF_ANN_OUTCOME));
+    const char *dl = gf_json_annotation(obj, GF_ANN_RECLAIM_DEADLINE);
+    if (dl == NULL || gf_time_parse_rfc3339(dl, &j->reclaim_deadline_ms) != 0)
+        j->reclaim_deadline_ms = 0;
     *out = j;
     return 0;
 }
@@ -1031,6 +1064,29 @@ static void add_time(cJSON *obj, const char *key, int64_t ms)
     cJSON_AddStringToObject(obj, key, ts);
 }
 
+void gf_obs_time_ms(int64_t wall_ms, char out[GF_OBS_TIME_MAX])
+{
+    /* gf_time_rfc3339's seconds, then the milliseconds before its Z. */
+    char ts[32];
+    int64_t ms = ((wall_ms % 1000) + 1000) % 1000;
+    gf_time_rfc3339(wall_ms - ms, ts);
+    size_t n = strlen(ts);
+    if (n > 0)
+        ts[n - 1] = '\0';
+    snprintf(out, GF_OBS_TIME_MAX, "%s.%03dZ", ts, (int)ms);
+}
+
+/* A reclaim's instants keep their milliseconds: the deadline is a
+ * promise to the job, and a second's rounding either way breaks it. */
+static void add_time_ms(cJSON *obj, const char *key, int64_t ms)
+{
+    char ts[GF_OBS_TIME_MAX];
+    if (ms == 0)
+        return;
+    gf_obs_time_ms(ms, ts);
+    cJSON_AddStringToObject(obj, key, ts);
+}
+
 cJSON *gf_obs_lease_to_json(const struct gf_lease *l, const char *ns,
                             const char *resource)
 {
@@ -1069,15 +1125,17 @@ cJSON *gf_obs_lease_to_json(const struct gf_lease *l, const char *ns,
     add_str(st, "reason", l->reason);
     add_time(st, "startedAt", l->started_ms);
     add_time(st, "expiresAt", l->expires_ms);
-    add_time(st, "reclaimDeadline", l->reclaim_deadline_ms);
-    add_time(st, "reclaimStarted", l->reclaim_started_ms);
+    add_time_ms(st, "reclaimStarted", l->reclaim_started_ms);
+    add_time_ms(st, "reclaimDeadline", l->reclaim_deadline_ms);
     return o;
 }
 
 char *gf_obs_lease_status_patch(const cJSON *cur_status, const char *phase,
                                 const char *reason, const char *message,
                                 uint64_t epoch, int64_t now_wall_ms,
-                                int64_t started_ms, int64_t expires_ms)
+                                int64_t started_ms, int64_t expires_ms,
+                                int64_t reclaim_started_ms,
+                                int64_t reclaim_deadline_ms)
 {
     cJSON *p = cJSON_CreateObject();
     cJSON *st = cJSON_AddObjectToObject(p, "status");
@@ -1094,6 +1152,8 @@ char *gf_obs_lease_status_patch(const cJSON *cur_status, const char *phase,
         cJSON_AddNullToObject(st, "message");
     add_time(st, "startedAt", started_ms);
     add_time(st, "expiresAt", expires_ms);
+    add_time_ms(st, "reclaimStarted", reclaim_started_ms);
+    add_time_ms(st, "reclaimDeadline", reclaim_deadline_ms);
     cJSON *tr = cJSON_AddArrayToObject(st, "transitions");
     const cJSON *old = item(cur_status, "transitions"), *t;
     int n = cJSON_IsArray(old) ? cJSON_GetArraySize(old) : 0;

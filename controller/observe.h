@@ -65,6 +65,18 @@
 #define GF_OBS_MAX_TRANSITIONS 32
 
 /* A kueue.x-k8s.io Workload, projected. */
+/* Kueue's reasons for condition Preempted (Workload status). */
+enum gf_obs_preempt {
+    GF_OBS_PREEMPT_NONE,
+    GF_OBS_PREEMPT_IN_CLUSTER_QUEUE,
+    GF_OBS_PREEMPT_IN_COHORT_RECLAMATION,
+    GF_OBS_PREEMPT_IN_COHORT_FAIR_SHARING,
+    GF_OBS_PREEMPT_IN_COHORT_RECLAIM_WHILE_BORROWING,
+    GF_OBS_PREEMPT_OTHER, /* a reason this build does not know */
+};
+/* "InClusterQueue", ...; "" for NONE, "Preempted" for OTHER. */
+const char *gf_obs_preempt_name(enum gf_obs_preempt p);
+
 struct gf_obs_workload {
     char *ns, *name, *uid; /* uid NULL when absent */
     char *local_queue;     /* spec.queueName, or NULL */
@@ -87,6 +99,11 @@ struct gf_obs_workload {
      * time). */
     bool loan_revoked;
     int64_t reclaim_deadline_ms;
+    /* annotation gpufed.io/reclaimed-at is set: the hub deactivated it
+     * for a reclaim (a copy) */
+    bool reclaimed;
+    /* The reason of condition Preempted=True (Kueue's), or NONE. */
+    enum gf_obs_preempt preempted;
     int64_t created_ms;
     /*
      * When it last started waiting: the latest of creationTimestamp, the
@@ -134,6 +151,8 @@ struct gf_obs_job {
     char *lease, *origin_uid, *origin_cluster;
     uint64_t epoch; /* label gpufed.io/epoch, 0 absent or malformed */
     char *outcome;  /* annotation gpufed.io/outcome */
+    /* annotation gpufed.io/reclaim-deadline, 0 absent or malformed */
+    int64_t reclaim_deadline_ms;
     bool suspended; /* spec.suspend */
     bool complete;  /* condition Complete True */
     bool failed;    /* condition Failed True */
@@ -212,8 +231,9 @@ cJSON *gf_obs_lease_to_json(const struct gf_lease *l, const char *ns,
 
 /*
  * A merge patch for the status subresource ({"status":{...}}): phase,
- * reason and message (removed when NULL), startedAt and expiresAt when
- * nonzero, and transitions: those of cur_status (the QuotaLease's current
+ * reason and message (removed when NULL), startedAt, expiresAt,
+ * reclaimStarted and reclaimDeadline when nonzero (the last two with
+ * milliseconds), and transitions: those of cur_status (the QuotaLease's current
  * status, may be NULL) plus {phase, reason, epoch, time = now}, keeping
  * the last GF_OBS_MAX_TRANSITIONS. A merge patch replaces arrays whole,
  * hence the copy. Returned-owned string (cJSON_free).
@@ -221,7 +241,15 @@ cJSON *gf_obs_lease_to_json(const struct gf_lease *l, const char *ns,
 char *gf_obs_lease_status_patch(const cJSON *cur_status, const char *phase,
                                 const char *reason, const char *message,
                                 uint64_t epoch, int64_t now_wall_ms,
-                                int64_t started_ms, int64_t expires_ms);
+                                int64_t started_ms, int64_t expires_ms,
+                                int64_t reclaim_started_ms,
+                                int64_t reclaim_deadline_ms);
+
+/* RFC 3339 UTC with milliseconds ("2026-12-06T08:33:50.123Z"): a
+ * reclaim's instants (status.reclaimStarted and reclaimDeadline, the
+ * copies' gpufed.io/reclaim-deadline and reclaimed-at). */
+#define GF_OBS_TIME_MAX 40
+void gf_obs_time_ms(int64_t wall_ms, char out[GF_OBS_TIME_MAX]);
 
 /*
  * GPUs of one pod template spec (a v1 PodSpec) for resource, in

@@ -309,6 +309,35 @@ static void set_cmd(struct gf_hub *h, const char *lease, enum gf_lm_cmd cmd)
     }
 }
 
+/* A victim of a RECLAIM action: the command, with the action's deadline
+ * and its cause (a drain's rule is "drain"; every other is gpufed's own
+ * reclaim after reclaimAfter). */
+static void set_reclaim(struct gf_hub *h, const char *lease,
+                        const struct gf_action *a)
+{
+    struct gf__lease_mem *m = gf__lease_mem(h, lease);
+    m->reclaim_deadline_ms = a->until_ms;
+    m->reclaim_cause = a->why.rule != NULL && strcmp(a->why.rule, "drain") == 0
+                           ? "drain"
+                           : "reclaim";
+    set_cmd(h, lease, GF_LM_CMD_RECLAIM);
+}
+
+/* Whether an action of this pass names the lease (as its lease, or as
+ * one of a reclaim's victims). */
+static bool acted_on(const struct gf_actions *acts, const char *lease)
+{
+    for (size_t i = 0; i < acts->n; i++) {
+        const struct gf_action *a = &acts->v[i];
+        if (a->lease != NULL && strcmp(a->lease, lease) == 0)
+            return true;
+        for (size_t k = 0; k < a->n_victims; k++)
+            if (strcmp(a->victims[k], lease) == 0)
+                return true;
+    }
+    return false;
+}
+
 /* Commands hold for one pass: a lease decide says nothing about has
  * none. */
 static void clear_cmds(struct gf_hub *h, const struct gf_actions *acts)
@@ -320,12 +349,9 @@ static void clear_cmds(struct gf_hub *h, const struct gf_actions *acts)
         struct gf__lease_mem *m = v;
         if (m->cmd == GF_LM_CMD_NONE)
             continue;
-        bool still = false;
-        for (size_t i = 0; i < acts->n && !still; i++)
-            still = acts->v[i].lease != NULL &&
-                    strcmp(acts->v[i].lease, m->name) == 0;
-        if (!still) {
+        if (!acted_on(acts, m->name)) {
             m->cmd = GF_LM_CMD_NONE;
+            m->reclaim_deadline_ms = 0;
             gf__hub_enqueue_lease(h, m->name);
         }
     }
@@ -350,10 +376,13 @@ static void act(struct gf_hub *h, const struct gf_action *a, int64_t now)
         renew(h, a);
         break;
     case GF_ACT_RECLAIM:
-        /* Victim marking and eviction come with reclaim; the lender's own
-         * Kueue still reclaims within its cohort meanwhile. */
-        GF_LOG(&h->lc, GF_LOG_DEBUG, "reclaim wanted", "lender=%s cq=%s",
-               a->lender, a->lender_cq);
+        /* Each victim turns Reclaiming with this deadline; from then on
+         * its status keeps the deadline (the command lasts one pass). */
+        GF_LOG(&h->lc, GF_LOG_INFO, "reclaim decided",
+               "lender=%s cq=%s victims=%zu gpus=%lld why=%s", a->lender,
+               a->lender_cq, a->n_victims, (long long)a->gpus, a->why.text);
+        for (size_t i = 0; i < a->n_victims; i++)
+            set_reclaim(h, a->victims[i], a);
         break;
     }
 }
@@ -381,6 +410,12 @@ static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
     int64_t fence = gf_decide_next_fence_ms(h->ledger, h->policy, now);
     if (fence < due)
         due = fence;
+    /* The instant a reclaim becomes due: an own Workload of a lender
+     * reaching reclaimAfter, a copy outgrowing minRunTime, a reclaim
+     * leaving the hourly window. */
+    int64_t reclaim = gf_decide_next_reclaim_ms(h->ledger, h->policy, now);
+    if (reclaim < due)
+        due = reclaim;
     /* 1 ms past the instant: decide compares with >=. */
     return (uint64_t)(due - now) + 1;
 }

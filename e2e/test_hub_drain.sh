@@ -33,7 +33,7 @@ for c in kubectl jq curl; do
 done
 # The parts that need the rest of the reclaim work (see above).
 DRAIN_WITHDRAW=${DRAIN_WITHDRAW:-1}
-DRAIN_RECLAIM=${DRAIN_RECLAIM:-0}
+DRAIN_RECLAIM=${DRAIN_RECLAIM:-1}
 
 work=$(mktemp -d)
 hub_pid=""

@@ -4,8 +4,9 @@
 # printer columns and short name, its status is written through the
 # status subresource, a JSON patch carrying a stale resourceVersion is a
 # 409 Conflict (how kubeclient writes preconditions), a phase outside the
-# enum is refused, the lease gpufed's writer builds and its status patch
-# (controller/test/testdata, pinned to gf_obs_lease_to_json and
+# enum is refused, the lease gpufed's writer builds and its status patches
+# (Active, then Reclaiming with its millisecond instants;
+# controller/test/testdata, pinned to gf_obs_lease_to_json and
 # gf_obs_lease_status_patch by controller/test/test_observe.c) are
 # accepted, and its spec is immutable (a CEL rule, with the server's
 # message on both).
@@ -39,6 +40,7 @@ CRD="$root/manifests/hub/crd-quotalease.yaml"
 SAMPLE="$root/e2e/testdata/quotalease-sample.yaml"
 BUILT="$root/controller/test/testdata/quotalease-built.json"
 BUILT_PATCH="$root/controller/test/testdata/quotalease-status-patch.json"
+RECLAIM_PATCH="$root/controller/test/testdata/quotalease-reclaim-patch.json"
 NAME=east-ml-train-1-e1
 
 # check KUBECONFIG STRICT: the checks on one server; STRICT=1 where the
@@ -90,6 +92,12 @@ check() {
         jsonpath='{.spec.resource}/{.spec.origin.jobName}/{.status.phase}/{.status.transitions[1].reason}')
     [ "$out" = "nvidia.com/gpu/train-resnet/Active/CopyAdmitted" ] ||
         fail "built lease read back as $out"
+    k -n gpufed-system patch ql east-train-resnet-2 --subresource=status \
+        --type=merge --patch-file "$RECLAIM_PATCH" >/dev/null
+    out=$(k -n gpufed-system get ql east-train-resnet-2 -o \
+        jsonpath='{.status.phase}/{.status.reclaimStarted}/{.status.reclaimDeadline}')
+    [ "$out" = "Reclaiming/2026-12-06T03:00:05.125Z/2026-12-06T03:00:35.250Z" ] ||
+        fail "reclaim status read back as $out"
 
     step "a phase outside the enum is refused"
     if k -n gpufed-system patch ql $NAME --subresource=status --type=merge \

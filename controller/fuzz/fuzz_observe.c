@@ -108,7 +108,7 @@ static void check_status_patch(const cJSON *obj)
                           ? cJSON_GetObjectItemCaseSensitive(obj, "status")
                           : NULL;
     char *s = gf_obs_lease_status_patch(st, "Active", "CopyAdmitted", NULL, 3,
-                                        1796526000000, 1796526000000, 0);
+                                        1796526000000, 1796526000000, 0, 0, 0);
     cJSON *p = cJSON_Parse(s);
     GF_BUG_ON(p == NULL);
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(

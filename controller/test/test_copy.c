@@ -232,6 +232,18 @@ static void test_patches(void **state)
     assert_string_equal(out, "{\"metadata\":{\"annotations\":"
                              "{\"gpufed.io/outcome\":\"Failed\"}}}");
     cJSON_free(out);
+    char *mark = gf_copy_reclaim_mark_patch("2026-12-06T03:05:00.250Z");
+    assert_string_equal(mark, "{\"metadata\":{\"annotations\":"
+                              "{\"gpufed.io/reclaim-deadline\":"
+                              "\"2026-12-06T03:05:00.250Z\"}}}");
+    cJSON_free(mark);
+    /* The stop is conditional on the version seen, like the hold. */
+    char *stop = gf_copy_reclaim_stop_patch("77", "2026-12-06T03:05:00.251Z");
+    assert_string_equal(
+        stop, "{\"metadata\":{\"resourceVersion\":\"77\",\"annotations\":"
+              "{\"gpufed.io/reclaimed-at\":\"2026-12-06T03:05:00.251Z\"}},"
+              "\"spec\":{\"active\":false}}");
+    cJSON_free(stop);
     char p[16];
     assert_int_equal(gf_json_pointer_escape("a~b/c", p, sizeof(p)), 0);
     assert_string_equal(p, "a~0b~1c");

@@ -221,6 +221,203 @@ static void test_preempted_copy_requeues_the_origin(void **state)
     EXPECT_WRITE(v, GF_LM_DELETE_COPY);
 }
 
+/* --- reclaim ------------------------------------------------------------ */
+
+#define GRACE_MS 30000
+
+/* An Active lease whose copy runs in the lender. */
+static struct gf_lm_view running(void)
+{
+    struct gf_lm_view v = fresh();
+    v.phase = GF_LEASE_ACTIVE;
+    v.origin.held_by_us = true;
+    v.copy = (struct gf_lm_copy){
+        .job = GF_LM_PRESENT, .ours = true, .reserved = true};
+    return v;
+}
+
+/* The same lease a victim: Reclaiming, its deadline in the status. */
+static struct gf_lm_view victim(void)
+{
+    struct gf_lm_view v = running();
+    v.phase = GF_LEASE_RECLAIMING;
+    v.reclaim_deadline_ms = v.now_ms + GRACE_MS;
+    return v;
+}
+
+static void test_reclaim_in_order(void **state)
+{
+    (void)state;
+    struct gf_lm_view v = running();
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    /* decide names it a victim: Reclaiming, the origin told. */
+    v.cmd = GF_LM_CMD_RECLAIM;
+    v.reclaim_deadline_ms = v.now_ms + GRACE_MS;
+    EXPECT_PHASE(v, GF_LEASE_RECLAIMING, GF_LM_R_NONE);
+    assert_string_equal(gf_lm_next(&v).event, "Reclaiming");
+    /* The command lasts one pass; the status has the deadline. */
+    v.phase = GF_LEASE_RECLAIMING;
+    v.cmd = GF_LM_CMD_NONE;
+    /* First the copy is told (the checkpoint hint)... */
+    EXPECT_WRITE(v, GF_LM_MARK_RECLAIM);
+    v.copy.reclaim_marked = true;
+    /* ...then nothing until the deadline, woken for at the deadline. */
+    struct gf_lm_step st = gf_lm_next(&v);
+    assert_int_equal(st.write, GF_LM_WAIT);
+    assert_int_equal(st.wake_ms, v.reclaim_deadline_ms);
+    v.now_ms = v.reclaim_deadline_ms - 1;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    /* At the deadline the copy is stopped. */
+    v.now_ms = v.reclaim_deadline_ms;
+    EXPECT_WRITE(v, GF_LM_DEACTIVATE_COPY);
+    /* Stopped but still holding quota (Kueue has not evicted it yet). */
+    v.copy.deactivated = v.copy.reclaim_deactivated = true;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    /* Evicted: the lender has its quota; the release begins. */
+    v.copy.reserved = false;
+    v.copy.evicted = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LM_R_RECLAIMED);
+    /* The release: the copy goes, then the origin is requeued with the
+     * Reclaimed event, then the lease ends Released(Reclaimed). */
+    v.phase = GF_LEASE_RELEASING;
+    v.reason = GF_LM_R_RECLAIMED;
+    EXPECT_WRITE(v, GF_LM_DELETE_COPY);
+    v.copy = (struct gf_lm_copy){.job = GF_LM_ABSENT, .confirmed_gone = true};
+    st = gf_lm_next(&v);
+    assert_int_equal(st.write, GF_LM_REACTIVATE_ORIGIN);
+    assert_string_equal(st.event, "Reclaimed");
+    v.origin.confirmed_free = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LM_R_RECLAIMED);
+    assert_string_equal(gf_lm_reason_name(GF_LM_R_RECLAIMED), "Reclaimed");
+    enum gf_lm_reason r;
+    assert_int_equal(gf_lm_reason_parse("Reclaimed", &r), 0);
+    assert_int_equal(r, GF_LM_R_RECLAIMED);
+}
+
+static void test_reclaim_never_stops_before_the_deadline(void **state)
+{
+    (void)state;
+    /* A deadline passed while unmarked (a hub down through the grace
+     * period): the mark still comes first, then the stop. */
+    struct gf_lm_view v = victim();
+    v.now_ms = v.reclaim_deadline_ms + 5000;
+    EXPECT_WRITE(v, GF_LM_MARK_RECLAIM);
+    v.copy.reclaim_marked = true;
+    EXPECT_WRITE(v, GF_LM_DEACTIVATE_COPY);
+    /* Every instant before the deadline waits. */
+    v = victim();
+    v.copy.reclaim_marked = true;
+    for (int64_t t = v.now_ms; t < v.reclaim_deadline_ms; t += 997) {
+        v.now_ms = t;
+        EXPECT_WRITE(v, GF_LM_WAIT);
+    }
+    /* No deadline known (a status written by hand): back to Active, and
+     * decide marks it again with a full grace period. */
+    v = victim();
+    v.reclaim_deadline_ms = 0;
+    EXPECT_PHASE(v, GF_LEASE_ACTIVE, GF_LM_R_NONE);
+}
+
+static void test_reclaim_copy_finishing_in_its_grace_is_a_success(void **state)
+{
+    (void)state;
+    struct gf_lm_view v = victim();
+    v.copy.reclaim_marked = true;
+    v.copy.reserved = false;
+    v.copy.outcome = GF_LM_SUCCEEDED;
+    v.copy.finished_ms = v.now_ms;
+    EXPECT_WRITE(v, GF_LM_MARK_OUTCOME);
+    v.origin.outcome_marked = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LM_R_COMPLETED);
+    /* Even after the deadline, once stopped: it finished first. */
+    v.now_ms = v.reclaim_deadline_ms + 1;
+    v.copy.deactivated = v.copy.reclaim_deactivated = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LM_R_COMPLETED);
+}
+
+static void test_reclaim_kueue_preempts_first(void **state)
+{
+    (void)state;
+    /* The lender's Kueue (reclaimWithinCohort) evicts the copy in the
+     * grace period: Kueue's reason, the origin told. */
+    struct gf_lm_view v = victim();
+    v.copy.reclaim_marked = true;
+    v.copy.reserved = false;
+    v.copy.evicted = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LM_R_PREEMPTED);
+    assert_string_equal(gf_lm_next(&v).event, "Preempted");
+    /* The same in Active, with a reclaim command given meanwhile. */
+    v = running();
+    v.cmd = GF_LM_CMD_RECLAIM;
+    v.reclaim_deadline_ms = v.now_ms + GRACE_MS;
+    v.copy.reserved = false;
+    v.copy.evicted = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LM_R_PREEMPTED);
+}
+
+static void test_reclaim_fenced_by_the_agent_first(void **state)
+{
+    (void)state;
+    /* Deactivated without our reclaimed-at: the lender's agent fenced
+     * it in the grace period; the release is the fence's. */
+    struct gf_lm_view v = victim();
+    v.copy.reclaim_marked = true;
+    v.copy.deactivated = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LM_R_FENCED);
+    /* Ours: the reclaim's. */
+    v.copy.reclaim_deactivated = true;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+}
+
+static void test_reclaim_through_a_partition(void **state)
+{
+    (void)state;
+    /* The lender goes quiet in the grace period: Suspect, as from
+     * Active (nothing is written where nothing can be seen). */
+    struct gf_lm_view v = victim();
+    v.copy.reclaim_marked = true;
+    v.cmd = GF_LM_CMD_SUSPECT;
+    EXPECT_PHASE(v, GF_LEASE_SUSPECT, GF_LM_R_NONE);
+    /* Back before the stop: the reclaim is dropped (Active); decide
+     * marks it again with a new deadline. */
+    v.phase = GF_LEASE_SUSPECT;
+    v.cmd = GF_LM_CMD_NONE;
+    EXPECT_PHASE(v, GF_LEASE_ACTIVE, GF_LM_R_NONE);
+    /* Back after the stop: the reclaim finishes. */
+    v.copy.deactivated = v.copy.reclaim_deactivated = true;
+    v.copy.reserved = false;
+    EXPECT_PHASE(v, GF_LEASE_RECLAIMING, GF_LM_R_NONE);
+    /* And an Active lease whose copy we stopped (a restart that read
+     * an older phase) finishes the reclaim too, not a fence. */
+    v = running();
+    v.copy.deactivated = v.copy.reclaim_deactivated = true;
+    v.copy.reserved = false;
+    EXPECT_PHASE(v, GF_LEASE_RECLAIMING, GF_LM_R_NONE);
+}
+
+static void test_reclaim_resumes_after_a_restart(void **state)
+{
+    (void)state;
+    /* A restarted hub has no command and no memory: the status's
+     * deadline and what the lender shows decide. Before the mark: */
+    struct gf_lm_view v = victim();
+    EXPECT_WRITE(v, GF_LM_MARK_RECLAIM);
+    /* After the mark, before the deadline: waits, no second mark. */
+    v.copy.reclaim_marked = true;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    /* After the stop: no second stop; the release once evicted. */
+    v.now_ms = v.reclaim_deadline_ms + 1;
+    v.copy.deactivated = v.copy.reclaim_deactivated = true;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    v.copy.reserved = false;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LM_R_RECLAIMED);
+    /* The lender not observed: nothing is done on a guess. */
+    v = victim();
+    v.copy.job = GF_LM_UNKNOWN;
+    v.now_ms = v.reclaim_deadline_ms + 1;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+}
+
 static void test_name_taken_fails_without_touching_the_object(void **state)
 {
     (void)state;
@@ -567,6 +764,12 @@ static bool apply(struct world *w, const struct gf_lm_step *st)
             return false;
         w->confirmed = 1;
         return true;
+    case GF_LM_MARK_RECLAIM:
+    case GF_LM_DEACTIVATE_COPY:
+        /* The model gives no RECLAIM command: the reclaim's rows are
+         * checked step by step above. */
+        fail_msg("a reclaim write without a reclaim: %s",
+                 gf_lm_write_name(st->write));
     }
     return false;
 }
@@ -948,6 +1151,13 @@ int main(void)
         cmocka_unit_test(test_copy_failed_is_mirrored_once),
         cmocka_unit_test(test_origin_deleted_takes_the_copy),
         cmocka_unit_test(test_preempted_copy_requeues_the_origin),
+        cmocka_unit_test(test_reclaim_in_order),
+        cmocka_unit_test(test_reclaim_never_stops_before_the_deadline),
+        cmocka_unit_test(test_reclaim_copy_finishing_in_its_grace_is_a_success),
+        cmocka_unit_test(test_reclaim_kueue_preempts_first),
+        cmocka_unit_test(test_reclaim_fenced_by_the_agent_first),
+        cmocka_unit_test(test_reclaim_through_a_partition),
+        cmocka_unit_test(test_reclaim_resumes_after_a_restart),
         cmocka_unit_test(test_name_taken_fails_without_touching_the_object),
         cmocka_unit_test(test_partition_suspect_then_heal_by_observation),
         cmocka_unit_test(test_fenced_reactivates_before_the_lender_returns),

@@ -804,8 +804,9 @@ static void sample_lease(struct gf_lease *l)
     l->created_ms = 1796526000000; /* whole seconds: Kubernetes' precision */
     l->started_ms = 1796526003000;
     l->expires_ms = 1796526303000;
-    l->reclaim_deadline_ms = 1796526100000;
-    l->reclaim_started_ms = 1796525980000;
+    /* A reclaim's instants keep their milliseconds. */
+    l->reclaim_started_ms = 1796526070125;
+    l->reclaim_deadline_ms = 1796526100250;
     l->reason = "CopyAdmitted";
 }
 
@@ -843,6 +844,66 @@ static void assert_lease_equal(const struct gf_lease *a,
     assert_int_equal(a->reclaim_started_ms, b->reclaim_started_ms);
     assert_int_equal(a->ended_ms, b->ended_ms);
     assert_str_eq_or_null(a->reason, b->reason);
+}
+
+/* A reclaimed copy: the Job's checkpoint hint, the Workload's stop, and
+ * Kueue's reason when it preempted the copy first. */
+static void test_reclaim_marks_and_kueue_preemption(void **state)
+{
+    (void)state;
+    cJSON *o =
+        parse("{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"metadata\":{"
+              "\"name\":\"train-resnet-5f2c-1\",\"namespace\":\"ml\","
+              "\"uid\":\"u1\",\"annotations\":{\"gpufed.io/reclaim-deadline\":"
+              "\"2026-12-06T03:05:00.250Z\"}},\"spec\":{}}");
+    struct gf_obs_job *j = job_of(o);
+    assert_int_equal(j->reclaim_deadline_ms, ts("2026-12-06T03:05:00Z") + 250);
+    gf_obs_job_free(j);
+    cJSON_Delete(o);
+    /* Malformed: no deadline (the hub marks it again). */
+    o = parse("{\"metadata\":{\"name\":\"a\",\"namespace\":\"ml\","
+              "\"annotations\":{\"gpufed.io/reclaim-deadline\":\"soon\"}},"
+              "\"spec\":{}}");
+    j = job_of(o);
+    assert_int_equal(j->reclaim_deadline_ms, 0);
+    gf_obs_job_free(j);
+    cJSON_Delete(o);
+
+#define RECLAIM_WL                                                             \
+    "{\"metadata\":{\"name\":\"job-a\",\"namespace\":\"ml\","                  \
+    "\"annotations\":{%s}},\"spec\":{\"active\":%s,\"podSets\":[]},"           \
+    "\"status\":{\"conditions\":[%s]}}"
+    const char *preempted =
+        "{\"type\":\"Evicted\",\"status\":\"True\",\"reason\":"
+        "\"Preempted\",\"lastTransitionTime\":\"2026-12-06T03:05:00Z\"},"
+        "{\"type\":\"Preempted\",\"status\":\"True\",\"reason\":"
+        "\"InCohortReclaimWhileBorrowing\","
+        "\"lastTransitionTime\":\"2026-12-06T03:05:00Z\"}";
+    char buf[1024];
+    snprintf(buf, sizeof(buf), RECLAIM_WL, "", "true", preempted);
+    o = parse(buf);
+    void *p = NULL;
+    assert_int_equal(gf_obs_workload_project((void *)GPU, o, &p), 0);
+    struct gf_obs_workload *w = p;
+    assert_int_equal(w->preempted,
+                     GF_OBS_PREEMPT_IN_COHORT_RECLAIM_WHILE_BORROWING);
+    assert_string_equal(gf_obs_preempt_name(w->preempted),
+                        "InCohortReclaimWhileBorrowing");
+    assert_false(w->reclaimed);
+    gf_obs_workload_free(w);
+    cJSON_Delete(o);
+    snprintf(buf, sizeof(buf), RECLAIM_WL,
+             "\"gpufed.io/reclaimed-at\":\"2026-12-06T03:05:00.251Z\"", "false",
+             "");
+    o = parse(buf);
+    assert_int_equal(gf_obs_workload_project((void *)GPU, o, &p), 0);
+    w = p;
+    assert_true(w->reclaimed);
+    assert_false(w->active);
+    assert_int_equal(w->preempted, GF_OBS_PREEMPT_NONE);
+    gf_obs_workload_free(w);
+    cJSON_Delete(o);
+#undef RECLAIM_WL
 }
 
 static void test_lease_round_trip(void **state)
@@ -906,7 +967,7 @@ static void test_status_patch(void **state)
     (void)state;
     int64_t now = ts("2026-12-06T03:00:05Z");
     char *s = gf_obs_lease_status_patch(NULL, "Pending", NULL, NULL, 1, now, 0,
-                                        ts("2026-12-06T03:05:00Z"));
+                                        ts("2026-12-06T03:05:00Z"), 0, 0);
     cJSON *p = parse(s);
     cJSON_free(s);
     cJSON *want =
@@ -921,7 +982,7 @@ static void test_status_patch(void **state)
     cJSON *st = cJSON_GetObjectItemCaseSensitive(p, "status");
     s = gf_obs_lease_status_patch(st, "Active", "CopyAdmitted",
                                   "admitted in west", 1, now + 2000, now + 2000,
-                                  0);
+                                  0, 0, 0);
     cJSON *p2 = parse(s);
     cJSON_free(s);
     /* The committed patch e2e/test_quotalease_crd.sh sends to both
@@ -930,6 +991,20 @@ static void test_status_patch(void **state)
     assert_true(gf_json_equal(p2, want));
     cJSON_Delete(want);
     cJSON_Delete(p2);
+    cJSON_Delete(p);
+
+    /* Turning Reclaiming: when, and the deadline, to the millisecond. */
+    s = gf_obs_lease_status_patch(NULL, "Reclaiming", NULL,
+                                  "the lender reclaims its quota", 1, now, 0, 0,
+                                  now + 125, now + 30250);
+    p = parse(s);
+    cJSON_free(s);
+    assert_string_equal(gf_json_str(p, "status.reclaimStarted"),
+                        "2026-12-06T03:00:05.125Z");
+    /* e2e/test_quotalease_crd.sh sends it to both servers. */
+    want = load(TESTDATA "quotalease-reclaim-patch.json");
+    assert_true(gf_json_equal(p, want));
+    cJSON_Delete(want);
     cJSON_Delete(p);
 
     /* The CRD keeps 32: the oldest goes. */
@@ -943,7 +1018,7 @@ static void test_status_patch(void **state)
         cJSON_AddItemToArray(tr, t);
     }
     s = gf_obs_lease_status_patch(cur, "Released", "Completed", NULL, 99, now,
-                                  0, 0);
+                                  0, 0, 0, 0);
     p = parse(s);
     cJSON_free(s);
     const cJSON *got = gf_json_path(p, "status.transitions");
@@ -1048,8 +1123,7 @@ static void test_lease_as_the_real_server_serves_it(void **state)
     want.created_ms = ts("2026-12-06T03:12:50Z");
     want.started_ms = ts("2026-12-06T03:00:07Z");
     want.expires_ms = 0;
-    want.reclaim_deadline_ms = 0;
-    want.reclaim_started_ms = 0;
+    want.reclaim_deadline_ms = want.reclaim_started_ms = 0;
     assert_lease_equal(&l, &want);
     gf_lease_clear(&l);
     cJSON_Delete(o);
@@ -1068,9 +1142,9 @@ static void test_lease_reclaim_and_end_times(void **state)
     l.reason = "Reclaimed";
     cJSON *o = gf_obs_lease_to_json(&l, "gpufed-system", GPU);
     cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "status");
+    /* reclaim instants keep their milliseconds */
     assert_string_equal(gf_json_str(o, "status.reclaimStarted"),
-                        "2026-12-06T02:59:40Z");
-    /* the lease machine writes fractional seconds */
+                        "2026-12-06T03:01:10.125Z");
     cJSON_ReplaceItemInObjectCaseSensitive(
         st, "reclaimStarted", cJSON_CreateString("2026-12-06T02:59:40.5Z"));
     cJSON_AddItemToObject(
@@ -1159,6 +1233,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_jobs_that_ended_on_kubesim, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_reclaim_marks_and_kueue_preemption,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_reclaim_and_end_times, setup,
                                         teardown),

@@ -92,6 +92,7 @@ static struct fx *fx_new_drain(size_t pending, size_t budget, bool drain_listed)
         gf_store_replace_begin(h->drain_cm);
         gf_store_replace_end(h->drain_cm); /* listed: no ConfigMap */
     }
+    gf_htab_init(&h->reclaims, GF_HTAB_OWN_KEYS);
     const char *members[] = {"east", "west"};
     for (size_t i = 0; i < 2; i++) {
         assert_int_equal(
@@ -137,6 +138,7 @@ static void fx_free(struct fx *f)
     gf_htab_free(&h->lease_mem);
     gf_htab_free(&h->starting);
     gf_htab_free(&h->drain_warned);
+    gf_htab_free_all(&h->reclaims, gf_free);
     gf_ledger_free(h->ledger);
     gf_policy_free(f->pol);
     assert_int_equal(gf_clock_active_timers(&h->clk), 0);
@@ -253,6 +255,70 @@ static void test_the_drain_configmap_gates_and_feeds_the_ledger(void **state)
     cJSON_Delete(cm);
     assert_false(drained(h, "west"));
     assert_null(gf__hub_drained(h));
+}
+
+/*
+ * A reclaim: west lent all of its 4 GPUs and its own Workload has waited
+ * reclaimAfter. The pass gives the victim the RECLAIM command with the
+ * action's deadline (the pass's time + gracePeriod) and its cause; the
+ * next pass, where decide no longer names it, takes the command back.
+ */
+static void test_a_reclaim_commands_its_victims(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0, 0);
+    struct gf_hub *h = &f->h;
+    struct gf_cq_quota q = {"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT};
+    assert_int_equal(gf_ledger_cq_set(h->ledger, "west", "ml", &q, 1), 0);
+    int64_t now = gf_clock_wall_ms(&h->clk);
+    struct gf_lease l = {.name = "east-train-1",
+                         .group = "ml",
+                         .phase = GF_LEASE_ACTIVE,
+                         .epoch = 1,
+                         .origin_member = "east",
+                         .origin_namespace = "team",
+                         .origin_name = "train",
+                         .origin_uid = "u-train",
+                         .origin_cq = "ml",
+                         .lender_member = "west",
+                         .lender_cq = "ml",
+                         .lender_flavor = "a100",
+                         .gpus = 4,
+                         .created_ms = now - 600000,
+                         .started_ms = now - 600000,
+                         .expires_ms = now + 600000};
+    assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
+    struct gf_workload w = {.member = "west",
+                            .namespace = "team",
+                            .name = "own",
+                            .uid = "u-own",
+                            .cluster_queue = "ml",
+                            .kind = "batch/Job",
+                            .gpus = 2,
+                            .state = GF_WL_PENDING,
+                            .pending_since_ms = 1000};
+    assert_int_equal(gf_ledger_workload_set(h->ledger, &w), 0);
+    run_one_pass(f);
+    struct gf__lease_mem *m = gf_htab_get_str(&h->lease_mem, "east-train-1");
+    assert_non_null(m);
+    assert_int_equal(m->cmd, GF_LM_CMD_RECLAIM);
+    assert_string_equal(m->reclaim_cause, "reclaim");
+    int64_t grace = h->policy->timing.grace_period_ms;
+    assert_true(m->reclaim_deadline_ms >= now + grace);
+    assert_true(m->reclaim_deadline_ms <= gf_clock_wall_ms(&h->clk) + grace);
+    /* The lease turned Reclaiming (its GPUs count toward the need): the
+     * next pass names no victim, and the command is taken back. */
+    l.phase = GF_LEASE_RECLAIMING;
+    assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
+    uint64_t passes = h->n_passes;
+    gf_wq_add(h->wq, "pass");
+    for (int ms = 0; ms < 100000 && h->n_passes == passes; ms++)
+        gf_clock_advance(&h->clk, 1);
+    assert_int_equal(m->cmd, GF_LM_CMD_NONE);
+    assert_int_equal(m->reclaim_deadline_ms, 0);
+    gf_htab_del_str(&h->lease_mem, "east-train-1");
+    gf_free(m->name);
+    gf_free(m);
     fx_free(f);
 }
 
@@ -262,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_a_pass_runs_in_bounded_slices),
         cmocka_unit_test(test_a_small_pass_is_one_slice),
         cmocka_unit_test(test_the_drain_configmap_gates_and_feeds_the_ledger),
+        cmocka_unit_test(test_a_reclaim_commands_its_victims),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
