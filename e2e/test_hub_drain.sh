@@ -105,7 +105,11 @@ spec: {clusterQueue: ml-gpu}
 EOF
 }
 queues 0 | E apply -f - >/dev/null
-queues 8 | K west apply -f - >/dev/null
+# With the reclaim part on, west's two long copies take 6 of its GPUs and
+# pend-1 still needs 6 idle there: west gets 12.
+west_gpus=8
+[ "$DRAIN_RECLAIM" = 1 ] && west_gpus=12
+queues "$west_gpus" | K west apply -f - >/dev/null
 queues 4 | K north apply -f - >/dev/null
 port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
 member() { # name
