@@ -71,7 +71,10 @@ struct gf__member {
      * ClusterQueue, not seen yet), by "ns/queue" -> set of names: what
      * an arriving queue feeds again. Empty in a settled cluster. */
     struct gf_htab unresolved;
-    uint64_t n_fed;   /* Workloads fed into the ledger (tests, profiling) */
+    uint64_t n_fed; /* Workloads fed into the ledger (tests, profiling) */
+    /* The reflectors' list and relist counts last added to /metrics: the
+     * counters export the growth since, so they never go backwards. */
+    uint64_t exported_lists[GF__M_KINDS], exported_relists[GF__M_KINDS];
     unsigned closing; /* reflectors still closing */
     struct gf_timer defer;
     bool stopped;
@@ -261,6 +264,9 @@ void gf__member_write_through(struct gf__member *m, enum gf__mkind k,
                               const cJSON *obj);
 /* Every store listed and every reflector watching. */
 bool gf__member_synced(const struct gf__member *m);
+/* The resource a member's kind k is watched as ("workloads.kueue.x-k8s.io"):
+ * returned-borrowed, static. */
+const char *gf__member_kind_name(enum gf__mkind k);
 /*
  * The member's API server answered (a heartbeat probe succeeded): every
  * reflector of it that waits out a backoff retries now, keeping its
