@@ -142,6 +142,11 @@ struct gf__hb {
     bool running, paused, inflight, retried;
     bool ever_synced; /* the member's watches have all synced once */
     bool suspect;
+    /* Suspect only because the member's watches are down while its API
+     * server answers: the caches are not to be read, but renewals go on
+     * (each one that succeeds shows the member reachable). A renewal that
+     * fails ends this: renewals stop, and the probes begin. */
+    bool stale_only;
     bool probe_ok;         /* suspect: the last probe GET was answered */
     bool standby_call;     /* the call in flight is a standby's probe */
     enum gf__hb_call call; /* the one in flight */
@@ -166,8 +171,9 @@ void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms);
 void gf__hb_start(struct gf__hb *hb);
 void gf__hb_stop(struct gf__hb *hb);
 /* Looks at the member's watches now: the first sync renews at once,
- * losing them makes the member suspect, a suspect member whose last
- * probe was answered and whose watches are synced is healthy again. */
+ * losing them makes the member suspect (stale_only: still renewed), a
+ * suspect member whose last probe or renewal was answered and whose
+ * watches are synced is healthy again. */
 void gf__hb_check(struct gf__hb *hb);
 void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json);
 /* Writes nothing while paused (standing by), only probes a member whose
