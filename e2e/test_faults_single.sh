@@ -334,7 +334,7 @@ settle a-1
     fail "renewals failed while only the agent was cut off"
 [ "$(runs a-1 | wc -l)" = 1 ] || fail "a-1 runs: $(runs a-1)"
 
-step "agent-partition: cut off for 4 s (> D): it fences only once it reaches its API server again"
+step "agent-partition: cut off for 4 s (> D): its fence lands only once it reaches its API server again"
 job a-2 4 80s
 wait_for 30 "a-2 Active in west" lease_line a-2 " Active - west 1$"
 wait_for 10 "a-2 running in west" runs_match a-2 "^west [0-9]+ 0 "
@@ -355,7 +355,8 @@ runs_match a-2 "^west [0-9]+ 0 " || fail "a-2 stopped during the cut: $(runs a-2
 # after it): that deadline has passed, and it fences.
 fenced_more() { [ "$(agent_fences west)" -gt "$fences0" ]; }
 wait_for 10 "the agent fences after the heal" fenced_more
-echo "   cut -> agent's fence: $(($(agent_fence_ms west) - t_fault)) ms"
+echo "   cut -> agent's fence decided: $(($(agent_fence_ms west) - t_fault)) ms," \
+    "copy fenced: $(($(log_ms "$work/agent-west.log" 'msg="copy fenced" job=ml/a-2-') - t_fault)) ms (the cut ends at 4000 ms)"
 wait_for 20 "a-2 epoch 1 Released(Fenced)" lease_line a-2 " Released Fenced west 1$"
 [[ "$(trans a-2 1)" != *Suspect* ]] || fail "the hub suspected west: $(trans a-2 1)"
 settle a-2
