@@ -206,13 +206,14 @@ e2e: $(BINS)
 # limit), the manifests' RBAC on both servers, the differential cases
 # against the real server (API, CEL, Jobs, impersonation), the partition
 # test (its figures are timing), the demo's fast mode, the quick chaos
-# run and the reclaim test (three minutes of Jobs running out their
-# durations). `make e2e` runs everything.
+# run, the reclaim test and each fault alone (about six minutes of Jobs
+# running out their durations). `make e2e` runs everything.
 E2E_ASAN_ONLY := e2e/test_realk8s_kubeclient.sh e2e/test_manifests.sh \
                  e2e/test_realk8s_diff.sh e2e/test_hub_partition.sh \
                  e2e/test_demo_quick.sh e2e/test_chaos_quick.sh \
                  e2e/test_realk8s_kubesim_diff_cel_jobs.sh \
-                 e2e/test_hub_reclaim.sh
+                 e2e/test_hub_reclaim.sh \
+                 e2e/test_faults_single.sh
 test: check
 	$(MAKE) asan
 	$(MAKE) e2e E2E_SKIP="$(E2E_ASAN_ONLY)"

@@ -88,11 +88,27 @@ void gf__hb_init(struct gf__hb *hb, struct gf_clock *clk,
     hb->sent_ms = gf_clock_now_ms(clk);
 }
 
-static void turn_suspect(struct gf__hb *hb, const char *why)
+/*
+ * stale: only the member's watches are down. The hub must not read its
+ * caches, but its API server still answers, and stopping the renewals
+ * would make the agent fence every copy there after D although nothing
+ * is partitioned (an API server restart of a second, whose relists wait
+ * out a grown backoff, came close to D). Renewals go on, and each sets
+ * sent as usual; the first that fails stops them (sent then covers it),
+ * so the fencing argument is unchanged.
+ */
+static void turn_suspect(struct gf__hb *hb, const char *why, bool stale)
 {
-    if (hb->suspect)
+    if (hb->suspect) {
+        if (!stale && hb->stale_only) {
+            hb->stale_only = false;
+            snprintf(hb->why, sizeof(hb->why), "%s", why);
+            GF_LOG(hb->lc, GF_LOG_WARN, "member suspect", "why=%s", why);
+        }
         return;
+    }
     hb->suspect = true;
+    hb->stale_only = stale;
     hb->probe_ok = false;
     snprintf(hb->why, sizeof(hb->why), "%s", why);
     GF_LOG(hb->lc, hb->ok_ms != 0 ? GF_LOG_WARN : GF_LOG_DEBUG,
@@ -141,7 +157,7 @@ static void hb_send(struct gf__hb *hb, enum gf__hb_call call)
         char why[96];
         snprintf(why, sizeof(why), "renewal not sent: %s", gf_strerror(rc));
         if (hb->ever_synced)
-            turn_suspect(hb, why);
+            turn_suspect(hb, why, false);
     } else {
         hb->probe_ok = false;
     }
@@ -165,11 +181,12 @@ void gf__hb_check(struct gf__hb *hb)
         return;
     }
     if (!synced && hb->ever_synced && !hb->suspect) {
-        turn_suspect(hb, "watches not synced");
+        turn_suspect(hb, "watches not synced", true);
         return;
     }
     if (synced && hb->suspect && hb->probe_ok && !hb->inflight) {
         hb->suspect = false;
+        hb->stale_only = false;
         hb->why[0] = '\0';
         GF_LOG(hb->lc, GF_LOG_INFO, "member healthy again", "");
         renew(hb);
@@ -184,7 +201,7 @@ static void tick(struct gf__hb *hb)
     gf__hb_check(hb);
     if (hb->inflight)
         return; /* check renewed */
-    if (hb->suspect)
+    if (hb->suspect && !hb->stale_only)
         hb_send(hb, GF__HB_GET);
     else
         renew(hb);
@@ -288,7 +305,7 @@ static void probe_answer(struct gf__hb *hb, int err, const cJSON *json)
 /* A GET: a probe of a suspect member, or the re-read after a conflict. */
 static void read_answer(struct gf__hb *hb, int err, const cJSON *json)
 {
-    if (hb->suspect) {
+    if (hb->suspect && !hb->stale_only) {
         probe_answer(hb, err, json);
         return;
     }
@@ -304,7 +321,7 @@ static void read_answer(struct gf__hb *hb, int err, const cJSON *json)
     hb->n_err++;
     char why[96];
     snprintf(why, sizeof(why), "heartbeat read failed: %s", gf_strerror(err));
-    turn_suspect(hb, why);
+    turn_suspect(hb, why, false);
 }
 
 /* A stale resourceVersion (another writer, or a previous process), or a
@@ -351,6 +368,13 @@ void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
         hb->ok_ms = gf_clock_now_ms(hb->clk);
         hb->n_ok++;
         keep_rv(hb, json);
+        if (hb->suspect) {
+            /* stale_only: the renewal is the probe. */
+            hb->probe_ok = true;
+            if (hb->io->reachable != NULL)
+                hb->io->reachable(hb);
+            gf__hb_check(hb);
+        }
         return;
     }
     if (retry_once(hb, err))
@@ -362,7 +386,7 @@ void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
         hb->sent_ms = hb->call_sent_ms;
     char why[96];
     snprintf(why, sizeof(why), "renewal failed: %s", gf_strerror(err));
-    turn_suspect(hb, why);
+    turn_suspect(hb, why, false);
 }
 
 /* --- the hub's members --------------------------------------------------- */

@@ -36,6 +36,7 @@ struct gf__hub_http {
     struct gf_metric *leader, *leader_holder, *leader_transitions;
     uint64_t last_transitions;
     struct gf_metric *hb_age, *suspect, *renewals, *twice, *drained;
+    struct gf_metric *watch_lists, *watch_relists;
     uint64_t last_twice;
     struct gf_metric *reclaims;
     void (*cb)(void *);
@@ -196,6 +197,41 @@ static void reclaim_histogram(const struct gf_hub *h, struct gf_buf *body)
                   (unsigned long long)h->reclaim_secs_count);
 }
 
+/* The growth of a reflector counter since it was last exported. A
+ * reflector made anew (the member's client rebuilt) starts again from 0. */
+static uint64_t grown(uint64_t now, uint64_t *last)
+{
+    uint64_t d = now >= *last ? now - *last : now;
+    *last = now;
+    return d;
+}
+
+/*
+ * Lists and relists per member and resource. A relist is a list forced
+ * by 410 Gone (a compacted resourceVersion, or an API server restart that
+ * lost its watch cache): an operator reads a restart of a member's API
+ * server here, and the e2e fault tests assert it.
+ */
+static void watch_metrics(struct gf_hub *h, struct gf__hub_http *x)
+{
+    for (size_t i = 0; i < h->n_members; i++) {
+        struct gf__member *m = h->members[i];
+        for (int k = 0; k < GF__M_KINDS; k++) {
+            if (m->refl[k] == NULL)
+                continue;
+            struct gf_reflector_health hl;
+            gf_reflector_health(m->refl[k], &hl);
+            const char *v[] = {m->name,
+                               gf__member_kind_name((enum gf__mkind)k)};
+            gf_metric_add(x->watch_lists,
+                          (double)grown(hl.lists, &m->exported_lists[k]), v);
+            gf_metric_add(x->watch_relists,
+                          (double)grown(hl.relists, &m->exported_relists[k]),
+                          v);
+        }
+    }
+}
+
 static int metrics(void *data, struct gf_buf *body, const char **ct)
 {
     struct gf_hub *h = data;
@@ -212,6 +248,7 @@ static int metrics(void *data, struct gf_buf *body, const char **ct)
             gf_ledger_member(h->ledger, h->members[i]->name);
         gf_metric_set(x->drained, lm != NULL && lm->drained ? 1 : 0, v);
     }
+    watch_metrics(h, x);
     size_t phases[GF_LEASE_PHASE_COUNT] = {0};
     if (h->leases != NULL)
         gf_store_foreach(h->leases, count_phase, phases);
@@ -264,6 +301,7 @@ static void registry(struct gf__hub_http *x)
     static const char *const id[] = {"id", NULL};
     static const char *const holder[] = {"holder", NULL};
     static const char *const member_result[] = {"member", "result", NULL};
+    static const char *const member_res[] = {"member", "resource", NULL};
     x->m = gf_metrics_new();
     x->hb_age = gf_metrics_gauge(x->m, "gpufed_member_heartbeat_age_seconds",
                                  "seconds since the member's heartbeat Lease "
@@ -285,6 +323,14 @@ static void registry(struct gf__hub_http *x)
     x->renewals = gf_metrics_counter(x->m, "gpufed_heartbeat_renewals_total",
                                      "heartbeat Lease renewals, by result",
                                      member_result);
+    x->watch_lists = gf_metrics_counter(
+        x->m, "gpufed_watch_lists_total",
+        "complete LISTs of a member's resource by its reflector", member_res);
+    x->watch_relists = gf_metrics_counter(
+        x->m, "gpufed_watch_relists_total",
+        "LISTs forced by 410 Gone: the resourceVersion was compacted or the "
+        "API server lost its watch cache (a restart)",
+        member_res);
     x->synced = gf_metrics_gauge(x->m, "gpufed_member_synced",
                                  "1 when every watch of the member has "
                                  "listed and is watching",

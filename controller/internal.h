@@ -73,7 +73,10 @@ struct gf__member {
      * ClusterQueue, not seen yet), by "ns/queue" -> set of names: what
      * an arriving queue feeds again. Empty in a settled cluster. */
     struct gf_htab unresolved;
-    uint64_t n_fed;   /* Workloads fed into the ledger (tests, profiling) */
+    uint64_t n_fed; /* Workloads fed into the ledger (tests, profiling) */
+    /* The reflectors' list and relist counts last added to /metrics: the
+     * counters export the growth since, so they never go backwards. */
+    uint64_t exported_lists[GF__M_KINDS], exported_relists[GF__M_KINDS];
     unsigned closing; /* reflectors still closing */
     struct gf_timer defer;
     bool stopped;
@@ -149,6 +152,11 @@ struct gf__hb {
     bool running, paused, inflight, retried;
     bool ever_synced; /* the member's watches have all synced once */
     bool suspect;
+    /* Suspect only because the member's watches are down while its API
+     * server answers: the caches are not to be read, but renewals go on
+     * (each one that succeeds shows the member reachable). A renewal that
+     * fails ends this: renewals stop, and the probes begin. */
+    bool stale_only;
     bool probe_ok;         /* suspect: the last probe GET was answered */
     bool standby_call;     /* the call in flight is a standby's probe */
     enum gf__hb_call call; /* the one in flight */
@@ -173,8 +181,9 @@ void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms);
 void gf__hb_start(struct gf__hb *hb);
 void gf__hb_stop(struct gf__hb *hb);
 /* Looks at the member's watches now: the first sync renews at once,
- * losing them makes the member suspect, a suspect member whose last
- * probe was answered and whose watches are synced is healthy again. */
+ * losing them makes the member suspect (stale_only: still renewed), a
+ * suspect member whose last probe or renewal was answered and whose
+ * watches are synced is healthy again. */
 void gf__hb_check(struct gf__hb *hb);
 void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json);
 /* Writes nothing while paused (standing by), only probes a member whose
@@ -295,6 +304,9 @@ void gf__member_write_through(struct gf__member *m, enum gf__mkind k,
                               const cJSON *obj);
 /* Every store listed and every reflector watching. */
 bool gf__member_synced(const struct gf__member *m);
+/* The resource a member's kind k is watched as ("workloads.kueue.x-k8s.io"):
+ * returned-borrowed, static. */
+const char *gf__member_kind_name(enum gf__mkind k);
 /*
  * The member's API server answered (a heartbeat probe succeeded): every
  * reflector of it that waits out a backoff retries now, keeping its

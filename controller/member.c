@@ -92,6 +92,11 @@ void gf__member_write_through(struct gf__member *m, enum gf__mkind k,
         gf_store_write_through(m->stores[k], obj);
 }
 
+const char *gf__member_kind_name(enum gf__mkind k)
+{
+    return k < GF__M_KINDS ? kind_names[k] : "";
+}
+
 bool gf__member_synced(const struct gf__member *m)
 {
     for (int k = 0; k < GF__M_KINDS; k++) {

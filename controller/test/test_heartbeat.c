@@ -3,7 +3,8 @@
  * clock, with a scripted member. A fake io records every call (and its
  * body) and the test answers it as an API server would: the cadence of
  * D/3, create then patch with the last resourceVersion, suspect on a
- * failure, no renewal while suspect but a probe every D/3, healthy again
+ * failure, no renewal while suspect (unless only the watches are down)
+ * but a probe every D/3, healthy again
  * only when a probe was answered and the watches are synced, and the
  * rules for hb_sent (a renewal that may have landed counts; a refusal
  * does not).
@@ -311,6 +312,12 @@ static void test_probe_and_sync_make_healthy_again(void **state)
     assert_int_equal(F.hb.sent_ms, last()->at);
 }
 
+/*
+ * Watches that stop while the API server answers (it restarted and lost
+ * its watch cache: the relists wait out a backoff) make the member
+ * suspect, so its caches are not read, but do not stop the renewals:
+ * stopping them would make the agent fence every copy there after D.
+ */
 static void test_watches_lost_make_suspect(void **state)
 {
     (void)state;
@@ -331,17 +338,63 @@ static void test_watches_lost_make_suspect(void **state)
     F.synced = false;
     gf__hb_check(&F.hb);
     assert_true(F.hb.suspect);
+    assert_true(F.hb.stale_only);
+    assert_false(gf__hb_healthy(&F.hb));
     assert_string_equal(F.hb.why, "watches not synced");
-    size_t n = F.n;
-    gf_clock_advance(&F.clk, 1000);
-    assert_int_equal(F.n, n + 1);
-    assert_int_equal(last()->kind, GF__HB_GET);
-    answer_ok("2");
+    /* Still renewed every D/3, and each success counts as sent and cuts
+     * the watches' backoff short, as a probe's answer does. */
+    for (int i = 0; i < 3; i++) {
+        size_t n = F.n;
+        int r = F.reachable;
+        gf_clock_advance(&F.clk, 1000);
+        assert_int_equal(F.n, n + 1);
+        assert_int_equal(last()->kind, GF__HB_PATCH);
+        answer_ok("3");
+        assert_int_equal(F.hb.sent_ms, last()->at);
+        assert_int_equal(F.reachable, r + 1);
+        assert_true(F.hb.suspect);
+    }
+    /* The watches sync: healthy again, renewed at once. */
     F.synced = true;
     gf__hb_check(&F.hb);
     assert_true(gf__hb_healthy(&F.hb));
+    assert_false(F.hb.stale_only);
     assert_int_equal(last()->kind, GF__HB_PATCH);
-    answer_ok("3");
+    answer_ok("4");
+}
+
+/* A renewal that fails while only the watches were down ends the
+ * renewals: from then on the member is probed, and sent stays at the
+ * failed renewal (it may have landed), as for a healthy member. */
+static void test_failure_while_watches_down_stops_renewals(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    F.synced = false;
+    gf__hb_check(&F.hb);
+    assert_true(F.hb.stale_only);
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    uint64_t sent = last()->at;
+    answer_err(GF_ETIMEDOUT, 0);
+    assert_true(F.hb.suspect);
+    assert_false(F.hb.stale_only);
+    assert_int_equal(F.hb.sent_ms, sent);
+    assert_string_equal(F.hb.why, "renewal failed: timed out");
+    for (int i = 0; i < 3; i++) {
+        gf_clock_advance(&F.clk, 1000);
+        assert_int_equal(last()->kind, GF__HB_GET);
+        answer_err(GF_ETIMEDOUT, 0);
+    }
+    assert_int_equal(F.hb.sent_ms, sent);
+    /* A probe answered and the watches synced: healthy again. */
+    gf_clock_advance(&F.clk, 1000);
+    answer_ok("8");
+    assert_true(F.hb.suspect);
+    F.synced = true;
+    gf__hb_check(&F.hb);
+    assert_true(gf__hb_healthy(&F.hb));
+    answer_ok("9");
 }
 
 static void test_pause_writes_nothing_and_resume_resets_sent(void **state)
@@ -462,6 +515,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_and_sync_make_healthy_again,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_failure_while_watches_down_stops_renewals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watches_lost_make_suspect, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
