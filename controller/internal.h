@@ -97,6 +97,10 @@ struct gf__lease_mem {
     char *name;
     enum gf_lm_cmd cmd;
     bool confirmed_gone, confirmed_free, create_refused;
+    /* A loan's raise of its grant got no answer (transport error, 5xx):
+     * it may have landed unseen, so the grant is unknown until the
+     * borrower's API server answers a GET of it (loan_reconcile.c). */
+    bool grant_unsure;
     char refused_why[160];
     enum gf_lease_phase phase_seen; /* confirmations are per phase */
     /* The copy's last outcome seen (kept through a partition). */
