@@ -830,11 +830,23 @@ static enum gf_ln_cmd loan_cmd(enum gf_lm_cmd cmd)
     return GF_LN_CMD_NONE;
 }
 
+/* A waiting loan looks again in 10 s, or just after its term ends if
+ * sooner: nothing else wakes an Active loan whose W stopped using it, and
+ * such a loan is released within one term. */
+static uint64_t wait_ms(const struct lctx *c)
+{
+    int64_t left = c->l.expires_ms - gf_clock_wall_ms(&c->h->clk);
+    if (c->l.phase == GF_LEASE_ACTIVE && c->l.expires_ms > 0 && left >= 0 &&
+        left < 10000)
+        return (uint64_t)left + 1;
+    return 10000;
+}
+
 static void dispatch(struct lctx *c)
 {
     switch (c->step.write) {
     case GF_LN_WAIT:
-        finish(c, GF_WQ_REQUEUE_AFTER, 10000);
+        finish(c, GF_WQ_REQUEUE_AFTER, wait_ms(c));
         break;
     case GF_LN_SET_PHASE:
         set_phase(c);

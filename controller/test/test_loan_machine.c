@@ -245,6 +245,22 @@ static void test_unrenewed_term_releases(void **state)
     EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_UNUSED);
 }
 
+/* A term that ran out while W holds quota under the loan (a partition or
+ * a hub restart kept decide from renewing it) is no reason to take the
+ * loan back: W is using it, and decide renews it on its next pass. */
+static void test_missed_renewal_of_a_used_loan_keeps_it(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = active_loan();
+    v.origin.reserved = true;
+    v.now_ms = v.expires_ms + 5000;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    /* Nor while W cannot be seen. */
+    v.origin.reserved = false;
+    v.origin.wl = GF_LM_UNKNOWN;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+}
+
 static void test_hold_lost_releases_grant(void **state)
 {
     (void)state;
@@ -947,6 +963,7 @@ int main(void)
             test_crash_after_raise_goes_active_without_second_raise),
         cmocka_unit_test(test_finished_or_deleted_origin_releases_at_once),
         cmocka_unit_test(test_unrenewed_term_releases),
+        cmocka_unit_test(test_missed_renewal_of_a_used_loan_keeps_it),
         cmocka_unit_test(test_hold_lost_releases_grant),
         cmocka_unit_test(test_grant_reverted_by_the_agent),
         cmocka_unit_test(test_release_stops_borrowing_before_the_hold_goes),
