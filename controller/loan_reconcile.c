@@ -594,9 +594,7 @@ static void confirm_hold_gone(struct lctx *c)
 
 /* --- the grant ---------------------------------------------------------- */
 
-/* An answer that does not say whether the write landed: none at all
- * (transport, timeout) or a server error. A 4xx says it did not. */
-static bool answer_lost(const struct gf_kube_result *res)
+bool gf__loan_answer_lost(const struct gf_kube_result *res)
 {
     return res->err != 0 && res->err != GF_ECANCELED &&
            (res->status == NULL || res->status->code < 400 ||
@@ -609,7 +607,7 @@ static void grant_done(void *data, const struct gf_kube_result *res)
     /* A raise that may have landed unseen: W could be admitted through
      * it while the cache still shows the grant without this lease, and a
      * release would delete the hold that backs it. */
-    if (c->step.write == GF_LN_RAISE_GRANT && answer_lost(res))
+    if (c->step.write == GF_LN_RAISE_GRANT && gf__loan_answer_lost(res))
         gf__lease_mem(c->h, c->lease)->grant_unsure = true;
     /* 409: another loan of the queue (or the agent's revert) changed the
      * grant since we looked; the next reconcile sees its change. */
@@ -878,6 +876,19 @@ static void dispatch(struct lctx *c)
     }
 }
 
+struct gf_ln_step gf__loan_step(struct gf_ln_view *v, bool grant_unsure,
+                                bool *get)
+{
+    /* After a raise whose answer was lost the cache may not show it yet:
+     * the machine sees the grant unknown (and acts only where that is
+     * safe), and a wait becomes a GET that settles it. */
+    if (grant_unsure)
+        v->grant.cq = GF_LM_UNKNOWN;
+    struct gf_ln_step st = gf_ln_next(v);
+    *get = grant_unsure && st.write == GF_LN_WAIT;
+    return st;
+}
+
 void gf__loan_reconcile(struct gf_hub *h, const char *key,
                         const struct gf__lease_proj *lp, const char *lease_rv)
 {
@@ -902,12 +913,8 @@ void gf__loan_reconcile(struct gf_hub *h, const char *key,
     };
     view_grant(h, lp, &v, c);
     view_hold(h, &c->l, mem, &v.hold, c);
-    /* After a raise whose answer was lost the cache may not show it yet:
-     * the machine sees the grant unknown (and acts only where that is
-     * safe), and a wait becomes a GET that settles it. */
-    if (mem->grant_unsure)
-        v.grant.cq = GF_LM_UNKNOWN;
-    c->step = gf_ln_next(&v);
+    bool get = false;
+    c->step = gf__loan_step(&v, mem->grant_unsure, &get);
     struct gf_log_ctx lc = {.comp = "loan", .key = c->lease};
     GF_LOG(&lc, GF_LOG_DEBUG, "step", "phase=%s write=%s rule=%s unsure=%d",
            gf_lease_phase_name(v.phase), gf_ln_write_name(c->step.write),
@@ -915,7 +922,7 @@ void gf__loan_reconcile(struct gf_hub *h, const char *key,
     h->inflight_writes++;
     if (c->step.write != GF_LN_WAIT)
         h->n_writes++;
-    if (c->step.write == GF_LN_WAIT && mem->grant_unsure)
+    if (get)
         get_grant(c);
     else
         dispatch(c);
