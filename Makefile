@@ -205,11 +205,13 @@ e2e: $(BINS)
 # real-server kubeclient test (a watch left quiet past the old 150 s idle
 # limit), the manifests' RBAC on both servers, the differential cases
 # against the real server (API, CEL, Jobs, impersonation), the partition
-# test (its figures are timing), the demo's fast mode, the quick chaos
-# run, the reclaim test and each fault alone (about six minutes of Jobs
-# running out their durations). `make e2e` runs everything.
+# test and the loans' term and partitions (their figures are timing), the
+# demo's fast mode, the quick chaos run, the reclaim test and each fault
+# alone (about seven minutes of Jobs running out their durations).
+# `make e2e` runs everything.
 E2E_ASAN_ONLY := e2e/test_realk8s_kubeclient.sh e2e/test_manifests.sh \
                  e2e/test_realk8s_diff.sh e2e/test_hub_partition.sh \
+                 e2e/test_hub_loan_faults.sh \
                  e2e/test_demo_quick.sh e2e/test_chaos_quick.sh \
                  e2e/test_realk8s_kubesim_diff_cel_jobs.sh \
                  e2e/test_hub_reclaim.sh \

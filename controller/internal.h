@@ -105,6 +105,10 @@ struct gf__lease_mem {
     int64_t reclaim_deadline_ms;
     const char *reclaim_cause;
     bool confirmed_gone, confirmed_free, create_refused;
+    /* A loan's raise of its grant got no answer (transport error, 5xx):
+     * it may have landed unseen, so the grant is unknown until the
+     * borrower's API server answers a GET of it (loan_reconcile.c). */
+    bool grant_unsure;
     char refused_why[160];
     enum gf_lease_phase phase_seen; /* confirmations are per phase */
     /* The copy's last outcome seen (kept through a partition). */
@@ -392,6 +396,16 @@ void gf__loan_reconcile(struct gf_hub *h, const char *key,
 /* The hold's name in the lender for lease (GF_HOLD_PREFIX + the lease's
  * name, with a hash when that would pass 63 characters). */
 void gf__hold_name(const char *lease, char out[64]);
+/* An answer that does not say whether the write landed: none at all
+ * (transport, timeout) or a 5xx. A 4xx says it did not; success says it
+ * did. */
+bool gf__loan_answer_lost(const struct gf_kube_result *res);
+/* The loan machine's step for view v (which it may change) when the
+ * borrower's grant is unsure (a raise whose answer was lost): the grant
+ * is shown as unknown, and *get is set when the step is a wait that a
+ * GET of the grant must settle instead. */
+struct gf_ln_step gf__loan_step(struct gf_ln_view *v, bool grant_unsure,
+                                bool *get);
 /* lease_reconcile.c: gpufed's overflow queues in a lender, shared by
  * copies and holds: the ClusterQueue `name` in the cohort of lender_cq
  * with nominal 0 for each of its cells (NULL when lender_cq is unknown or

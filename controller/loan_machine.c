@@ -217,8 +217,11 @@ static struct gf_ln_step active(const struct gf_ln_view *v)
         return release(v, GF_LN_R_HOLD_LOST, "LoanLost",
                        "the hold in the lender is gone");
     /* decide renews a loan only while W holds quota: an unused loan runs
-     * out within one term. */
-    if (v->expires_ms > 0 && v->now_ms >= v->expires_ms)
+     * out within one term. A term that ran out while W holds quota is a
+     * renewal missed (a member was silent, the hub was down), not an
+     * unused loan: decide renews it on its next pass. */
+    if (v->expires_ms > 0 && v->now_ms >= v->expires_ms &&
+        !origin_unknown(&v->origin) && !v->origin.reserved)
         return release(v, GF_LN_R_UNUSED, NULL, "term ran out unrenewed");
     return wait("origin runs under the loan");
 }

@@ -594,12 +594,50 @@ static void confirm_hold_gone(struct lctx *c)
 
 /* --- the grant ---------------------------------------------------------- */
 
+bool gf__loan_answer_lost(const struct gf_kube_result *res)
+{
+    return res->err != 0 && res->err != GF_ECANCELED &&
+           (res->status == NULL || res->status->code < 400 ||
+            res->status->code >= 500);
+}
+
 static void grant_done(void *data, const struct gf_kube_result *res)
 {
     struct lctx *c = data;
+    /* A raise that may have landed unseen: W could be admitted through
+     * it while the cache still shows the grant without this lease, and a
+     * release would delete the hold that backs it. */
+    if (c->step.write == GF_LN_RAISE_GRANT && gf__loan_answer_lost(res))
+        gf__lease_mem(c->h, c->lease)->grant_unsure = true;
     /* 409: another loan of the queue (or the agent's revert) changed the
      * grant since we looked; the next reconcile sees its change. */
     done_into(c, res, c->l.origin_member, GF__M_CQ);
+}
+
+static void grant_got(void *data, const struct gf_kube_result *res)
+{
+    struct lctx *c = data;
+    if (res->err != 0 && res->err != GF_ENOTFOUND) {
+        log_fail(c, res);
+        finish(c, GF_WQ_ERROR, 0);
+        return;
+    }
+    /* The borrower's API server answered: what it holds now is the
+     * grant (into the cache when newer than the watch's). */
+    if (res->err == 0)
+        gf__member_write_through(gf__hub_member(c->h, c->l.origin_member),
+                                 GF__M_CQ, res->json);
+    gf__lease_mem(c->h, c->lease)->grant_unsure = false;
+    finish(c, GF_WQ_REQUEUE_AFTER, 1);
+}
+
+static void get_grant(struct lctx *c)
+{
+    struct gf_kube_client *cl = client_of(c->h, c->l.origin_member);
+    struct gf_kube_resource r = resource(CQ_RES);
+    if (cl == NULL ||
+        gf_kube_get(cl, &r, NULL, c->grant, grant_got, c, NULL) != 0)
+        finish(c, GF_WQ_ERROR, 0);
 }
 
 /* The grant as a whole object (create) or as a merge patch guarded by the
@@ -806,11 +844,23 @@ static enum gf_ln_reason loan_cmd_reason(const struct gf__lease_mem *mem)
                : GF_LN_R_RECLAIMED;
 }
 
+/* A waiting loan looks again in 10 s, or just after its term ends if
+ * sooner: nothing else wakes an Active loan whose W stopped using it, and
+ * such a loan is released within one term. */
+static uint64_t wait_ms(const struct lctx *c)
+{
+    int64_t left = c->l.expires_ms - gf_clock_wall_ms(&c->h->clk);
+    if (c->l.phase == GF_LEASE_ACTIVE && c->l.expires_ms > 0 && left >= 0 &&
+        left < 10000)
+        return (uint64_t)left + 1;
+    return 10000;
+}
+
 static void dispatch(struct lctx *c)
 {
     switch (c->step.write) {
     case GF_LN_WAIT:
-        finish(c, GF_WQ_REQUEUE_AFTER, 10000);
+        finish(c, GF_WQ_REQUEUE_AFTER, wait_ms(c));
         break;
     case GF_LN_SET_PHASE:
         set_phase(c);
@@ -842,6 +892,19 @@ static void dispatch(struct lctx *c)
     }
 }
 
+struct gf_ln_step gf__loan_step(struct gf_ln_view *v, bool grant_unsure,
+                                bool *get)
+{
+    /* After a raise whose answer was lost the cache may not show it yet:
+     * the machine sees the grant unknown (and acts only where that is
+     * safe), and a wait becomes a GET that settles it. */
+    if (grant_unsure)
+        v->grant.cq = GF_LM_UNKNOWN;
+    struct gf_ln_step st = gf_ln_next(v);
+    *get = grant_unsure && st.write == GF_LN_WAIT;
+    return st;
+}
+
 void gf__loan_reconcile(struct gf_hub *h, const char *key,
                         const struct gf__lease_proj *lp, const char *lease_rv)
 {
@@ -867,13 +930,17 @@ void gf__loan_reconcile(struct gf_hub *h, const char *key,
     };
     view_grant(h, lp, &v, c);
     view_hold(h, &c->l, mem, &v.hold, c);
-    c->step = gf_ln_next(&v);
+    bool get = false;
+    c->step = gf__loan_step(&v, mem->grant_unsure, &get);
     struct gf_log_ctx lc = {.comp = "loan", .key = c->lease};
-    GF_LOG(&lc, GF_LOG_DEBUG, "step", "phase=%s write=%s rule=%s",
+    GF_LOG(&lc, GF_LOG_DEBUG, "step", "phase=%s write=%s rule=%s unsure=%d",
            gf_lease_phase_name(v.phase), gf_ln_write_name(c->step.write),
-           c->step.rule);
+           c->step.rule, mem->grant_unsure);
     h->inflight_writes++;
     if (c->step.write != GF_LN_WAIT)
         h->n_writes++;
-    dispatch(c);
+    if (get)
+        get_grant(c);
+    else
+        dispatch(c);
 }

@@ -372,10 +372,15 @@ static void cq_event(struct gf__member *m, const struct gf_obs_cq *old,
         wake_loans(m, any);
         return;
     }
-    if (cur != NULL)
+    if (cur != NULL) {
         gf_ledger_cq_set(l, m->name, cur->name, cur->quotas, cur->n_quotas);
-    else
+        /* decide lends into a ClusterQueue only through its cohort, so
+         * the cohort goes with the quota (and goes away with it). */
+        gf_ledger_cq_cohort_set(l, m->name, cur->name, cur->cohort);
+    } else {
         gf_ledger_cq_delete(l, m->name, old->name);
+        gf_ledger_cq_cohort_set(l, m->name, old->name, NULL);
+    }
     cq_changed(m, old, cur);
 }
 

@@ -100,7 +100,9 @@ static bool lender_accepts(const struct gf_hub *h, const struct gf_action *a)
 static void start_lease(struct gf_hub *h, const struct gf_action *a,
                         int64_t now)
 {
-    if (!lender_accepts(h, a)) {
+    /* A loan runs nothing in the lender: its namespaces need not opt in
+     * (the hold goes to gpufed-system, checked when it is created). */
+    if (a->mode != GF_LEASE_LOAN && !lender_accepts(h, a)) {
         GF_LOG(&h->lc, GF_LOG_DEBUG,
                "lender namespace does not accept overflow",
                "origin=%s/%s/%s lender=%s namespace=%s", a->member,
@@ -167,7 +169,8 @@ static void start_lease(struct gf_hub *h, const struct gf_action *a,
     h->inflight_writes++;
     h->n_writes++;
     gf_htab_put_str(&h->starting, key, gf_strdup(key));
-    GF_LOG(&h->lc, GF_LOG_INFO, "redirect decided",
+    GF_LOG(&h->lc, GF_LOG_INFO,
+           a->mode == GF_LEASE_LOAN ? "loan decided" : "redirect decided",
            "origin=%s/%s/%s lender=%s cq=%s flavor=%s gpus=%lld why=%s",
            a->member, a->namespace, a->name, a->lender, a->lender_cq, a->flavor,
            (long long)a->gpus, a->why.text);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end demo (`make demo`): a hub and three member clusters on
-# kubesim (east, west, north), each with two teams' GPU ClusterQueues in
-# one cohort; `gpufed hub`; a seeded, skewed stream of GPU Jobs submitted
+# kubesim (east, west, north), each with two teams' GPU ClusterQueues (a
+# cohort per team); `gpufed hub`; a seeded, skewed stream of GPU Jobs submitted
 # with kubectl, most of them to east, whose quota overflows while west
 # and north sit mostly idle.
 #
@@ -12,6 +12,11 @@
 # federation. It exits 0 only if, in both runs, every Job finished exactly
 # once and no Job ran in two places at overlapping times (read from
 # kubesim's execution log).
+#
+# Team nlp's group is in mode both: its Jobs that wait in east first try
+# a loan (they run at home, on quota a lender reserves for them, since
+# east's nodes have GPUs beyond its quota), then a redirect; the summary
+# says how many ran on loans and east/nlp's peak over its own quota.
 #
 # In the run with gpufed every member runs `gpufed agent` (fencing: agent)
 # and, once copies run in a lender, the demo cuts that lender off from the
@@ -56,9 +61,13 @@ MEMBERS=(east west north)
 TEAMS=(vision nlp)
 # Nominal nvidia.com/gpu per member and team: east's teams are the busy
 # ones; west and north have as much again, mostly idle.
-declare -A QUOTA=([east/vision]=16 [east/nlp]=8 [west/vision]=8
+declare -A QUOTA=([east/vision]=8 [east/nlp]=8 [west/vision]=8
     [west/nlp]=8 [north/vision]=8 [north/nlp]=8)
-CAPACITY=56
+CAPACITY=48
+# Each member has 4 nodes of 8 GPUs (32) for 16 of quota: east's spare 16
+# GPUs can run nlp's Jobs on quota lent by west or north (a loan), while
+# vision's overflow is redirected.
+LOAN_TEAM=nlp
 SCALE=10            # simulated seconds per real second
 SEED=${DEMO_SEED:-15}
 # The failure timings (DESIGN.md §4) are short, so that the partition's
@@ -205,7 +214,9 @@ apiVersion: kueue.x-k8s.io/v1beta2
 kind: ClusterQueue
 metadata: {name: $t}
 spec:
-  cohortName: research
+  # One cohort per team: a loan's grant lends to its whole cohort, and
+  # nlp's loans are for nlp.
+  cohortName: research-$t
   namespaceSelector: {}
   queueingStrategy: BestEffortFIFO
   # A team takes back, by preemption, what others borrowed from its
@@ -246,6 +257,10 @@ hub_side() {
     for m in "${MEMBERS[@]}"; do
         kubectl --kubeconfig "$d/$m/kubeconfig-admin.yaml" \
             apply -k "$root/manifests/member" >/dev/null
+        # A loan's hold waits in the lender's gpufed-system, in gpufed's
+        # overflow queue, which selects namespaces by this label.
+        kubectl --kubeconfig "$d/$m/kubeconfig-admin.yaml" label namespace \
+            gpufed-system gpufed.io/accept-overflow=true >/dev/null
     done
     for m in "${MEMBERS[@]}"; do
         "${H[@]}" -n gpufed-system create secret generic "$m-kubeconfig" \
@@ -274,7 +289,15 @@ YAML
         echo "  groups:"
         for t in "${TEAMS[@]}"; do
             echo "  - name: $t"
-            echo "    mode: redirect"
+            # nlp's quota is a budget that east's spare nodes can back: a
+            # loan first (the Job runs at home on quota a lender holds
+            # for it), a redirect when no loan fits.
+            if [ "$t" = "$LOAN_TEAM" ]; then
+                echo "    mode: both"
+                echo "    budgetFlavors: [a100]"
+            else
+                echo "    mode: redirect"
+            fi
             echo "    clusterQueues:"
             for m in "${MEMBERS[@]}"; do
                 echo "    - {member: $m, name: $t}"
@@ -514,4 +537,6 @@ report summary --trace "$work/trace" --members "$(IFS=,; echo "${MEMBERS[*]}")" 
     --capacity "$CAPACITY" --scale "$SCALE" \
     --run "with federation|$work/fed/submits|$work/fed/exec.log" \
     --run "without federation|$work/solo/submits|$work/solo/exec.log" \
-    --partition "with federation|$work/fed"
+    --partition "with federation|$work/fed" \
+    --loans "with federation|$work/fed/hub.log|$work/fed/exec.log" \
+    --loan-quota "east/$LOAN_TEAM=${QUOTA[east/$LOAN_TEAM]}"

@@ -255,7 +255,8 @@ def hub_decisions(path, n, agent_logs=()):
     lines = []
     redirects = 0
     last = {}
-    for d in log_lines(path, ('msg="redirect decided"', 'msg="lease phase"',
+    for d in log_lines(path, ('msg="redirect decided"', 'msg="loan decided"',
+                              'msg="lease phase"',
                               'msg="member suspect"',
                               'msg="member healthy again"',
                               'msg="job ran to its end twice"')):
@@ -264,6 +265,10 @@ def hub_decisions(path, n, agent_logs=()):
         if msg == "redirect decided":
             redirects += 1
             lines.append((ts, "%s redirect %s -> %s/%s, %s GPUs: %s" % (
+                ts[11:19], d.get("origin", ""), d.get("lender", ""),
+                d.get("cq", ""), d.get("gpus", ""), d.get("why", ""))))
+        elif msg == "loan decided":
+            lines.append((ts, "%s loan %s <- %s/%s, %s GPUs: %s" % (
                 ts[11:19], d.get("origin", ""), d.get("lender", ""),
                 d.get("cq", ""), d.get("gpus", ""), d.get("why", ""))))
         elif msg == "lease phase":
@@ -753,6 +758,11 @@ def cmd_summary(a):
         else:
             out.append("  %s: no partition (no gpufed: nothing to cut off "
                        "from)" % r.label)
+    for spec in a.loans:
+        label, hub_log, exec_log = spec.split("|")
+        out.append("loans (%s):" % label)
+        out.extend("  " + x for x in loan_lines(hub_log, exec_log,
+                                                 a.loan_quota))
     out.append("")
     ok = True
     for p in parts.values():
@@ -772,6 +782,35 @@ def cmd_summary(a):
                                   r.redirected()))
     print("\n".join(out))
     return 0 if ok else 1
+
+
+def loan_lines(hub_log, exec_log, quotas):
+    """What loans did in one run: the Jobs whose loan was granted
+    (a loan lease of theirs turned Active in the hub's log), and for each
+    queue given as MEMBER/NAMESPACE=GPUS the peak GPUs its Jobs used at
+    once against that nominal quota (a sweep over the execution log; in a
+    cohort, borrowing from the other teams counts too)."""
+    jobs = set()
+    for d in log_lines(hub_log, ('comp=loan',)):
+        if d.get("msg") == "lease phase" and d.get("phase") == "Active":
+            m = JOB_ID.search(d.get("key", ""))
+            if m:
+                jobs.add(m.group(1))
+    out = ["%s ran at home on quota lent by another member" %
+           plural(len(jobs), "Job", "Jobs")]
+    evs = read_exec(exec_log)
+    for spec in quotas:
+        queue, g = spec.split("=")
+        member, ns = queue.split("/")
+        used = peak = 0
+        for e in sorted((e for e in evs if e["cluster"] == member and
+                         e["namespace"] == ns),
+                        key=lambda e: (e["ts_ms"], e["event"] == "start")):
+            used += e.get("gpus", 0) * (1 if e["event"] == "start" else -1)
+            peak = max(peak, used)
+        out.append("peak GPUs in use in %s: %d, %d over its own quota of %s"
+                   % (queue, peak, max(0, peak - int(g)), g))
+    return out
 
 
 def origin_of(key):
@@ -881,6 +920,11 @@ def main():
     s.add_argument("--partition", action="append", default=[],
                    help="LABEL|DIR: the run's partition, from DIR's "
                    "partition file, hub.log and agent-MEMBER.log")
+    s.add_argument("--loans", action="append", default=[],
+                   help="LABEL|HUB_LOG|EXEC_LOG: the run's loans")
+    s.add_argument("--loan-quota", action="append", default=[],
+                   help="MEMBER/NAMESPACE=GPUS: a borrowing queue's own "
+                   "nominal quota, for the peak over it")
 
     d = sub.add_parser("done")
     d.add_argument("--trace", required=True)

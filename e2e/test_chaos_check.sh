@@ -2,7 +2,9 @@
 # The chaos suite's invariant checker, on small hand-made runs: a clean
 # run passes; an overlap, a double completion, a lost job, an orphan, a
 # GPU over capacity, a ledger that disagrees and an idle lender left unused
-# each fail; a reclaim whose copy stops by its deadline + termination +
+# each fail; loan grants within the reserved holds pass S2 (and let the
+# borrower run beyond its nominal), grants beyond them fail it at each
+# sample; a reclaim whose copy stops by its deadline + termination +
 # slack passes S4, a late one (or a copy still running, a deadline past
 # gracePeriod, a missing deadline) fails it (e2e/chaos/test_check.py).
 set -euo pipefail

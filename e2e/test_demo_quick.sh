@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # `make demo` in its fast mode (DEMO_FAST=1: 20 short Jobs), without a
 # terminal: it must exit 0, print plain frames with no escape codes, show
-# the hub's redirects and leases live, show the partition live (the
+# the hub's redirects, loans and leases live, show the partition live (the
 # lender marked, the hub holding it suspect, its agent fencing, its
 # leases Suspect then Fenced, the heal), say in its summary what the
-# partition did and that every Job finished exactly once in both runs
+# partition did, how many Jobs ran on loans and east/nlp's peak over its
+# own quota, and that every Job finished exactly once in both runs
 # with at least one run in another member, and leave none of its
 # processes behind.
 #
@@ -49,6 +50,15 @@ fed=$(grep -E '^with federation: [0-9]+/[0-9]+ jobs finished exactly once' "$out
 grep -Eq '^without federation: 20/20 jobs finished exactly once, 0 ran in another member' \
     "$out" || fail "no clean verdict for the run without gpufed"
 grep -q 'FAILED' "$out" && fail "a check failed"
+
+step "loans: nlp's group is in mode both"
+grep -Eq '^  [0-9:]{8} loan east/nlp/[^ ]+ <- (west|north)/nlp, [0-9]+ GPUs: mode loan: ' \
+    "$out" || fail "no loan decision with its reason shown"
+grep -Eq '^  [1-9][0-9]* Jobs? ran at home on quota lent by another member$' "$out" ||
+    fail "summary: no Job ran on a loan: $(grep -A2 '^loans' "$out")"
+grep -Eq '^  peak GPUs in use in east/nlp: [0-9]+, [1-9][0-9]* over its own quota of 8$' \
+    "$out" || fail "summary: east/nlp never above its own quota: $(grep -A2 '^loans' "$out")"
+grep -E '^  peak GPUs|ran at home on quota' "$out" | sed 's/^ */  measured: /'
 
 step "the partition, live and in the summary"
 part=$(grep -E '^  with federation: (west|north) cut off from the hub' "$out") ||

@@ -85,10 +85,10 @@ EOF
 }
 queues 2 | E apply -f - >/dev/null
 queues 8 | W apply -f - >/dev/null
-# Holds live in the lender's gpufed-system, which opts in as copies'
-# namespaces do.
+# Holds live in the lender's gpufed-system, whose overflow queue selects
+# it by this label. ml in west does not opt in: nothing runs in the
+# lender for a loan.
 W label namespace gpufed-system gpufed.io/accept-overflow=true >/dev/null
-W label namespace ml gpufed.io/accept-overflow=true >/dev/null
 port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
 cat >"$work/policy.yaml" <<EOF
 apiVersion: gpufed.io/v1alpha1
@@ -110,12 +110,7 @@ spec:
     overflow: {namespaces: [ml]}
   timing: {overflowAfter: 2s, admitTimeout: 6s, leaseDuration: 30s}
 EOF
-if ! "$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null 2>&1; then
-    # A policy reader without budgetFlavors (mode loan moves every
-    # flavor): the same group without it.
-    sed -i '/budgetFlavors/d' "$work/policy.yaml"
-    "$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
-fi
+"$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
 
 hub_start() { # [env...]
     env "$@" "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \

@@ -23,6 +23,8 @@
 #include <cmocka.h>
 
 #include "common/alloc.h"
+#include "common/err.h"
+#include "controller/internal.h"
 #include "controller/loan_machine.h"
 
 /* --- step by step ------------------------------------------------------ */
@@ -243,6 +245,86 @@ static void test_unrenewed_term_releases(void **state)
     EXPECT_WRITE(v, GF_LN_WAIT);
     v.now_ms = v.expires_ms;
     EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_UNUSED);
+}
+
+/* A term that ran out while W holds quota under the loan (a partition or
+ * a hub restart kept decide from renewing it) is no reason to take the
+ * loan back: W is using it, and decide renews it on its next pass. */
+static void test_missed_renewal_of_a_used_loan_keeps_it(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = active_loan();
+    v.origin.reserved = true;
+    v.now_ms = v.expires_ms + 5000;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    /* Nor while W cannot be seen. */
+    v.origin.reserved = false;
+    v.origin.wl = GF_LM_UNKNOWN;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+}
+
+/*
+ * A raise whose answer was lost may have landed unseen: the cache then
+ * shows the grant without this lease's share while it is in. The hub
+ * must not act on that (a release would delete the hold that backs the
+ * grant): the grant is unknown, and the wait becomes a GET of it.
+ */
+static void test_a_lost_raise_leaves_the_grant_unknown(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = active_loan();
+    v.phase = GF_LEASE_RELEASING;
+    v.reason = GF_LN_R_COMPLETED;
+    v.origin.reserved = false;
+    v.origin.finished = true;
+    v.grant.share_in = false; /* what the lagging cache shows */
+    bool get = true;
+    struct gf_ln_view w = v;
+    assert_int_equal(gf__loan_step(&w, false, &get).write, GF_LN_DELETE_HOLD);
+    assert_false(get);
+    w = v;
+    assert_int_equal(gf__loan_step(&w, true, &get).write, GF_LN_WAIT);
+    assert_true(get);
+    /* Pending, W admitted through the unseen raise is not W admitted
+     * without the loan. */
+    v = active_loan();
+    v.phase = GF_LEASE_PENDING;
+    v.grant.share_in = false;
+    w = v;
+    assert_int_equal(gf__loan_step(&w, false, &get).write, GF_LN_SET_PHASE);
+    w = v;
+    assert_int_equal(gf__loan_step(&w, true, &get).write, GF_LN_WAIT);
+    assert_true(get);
+    /* Where the machine may act with the grant unknown it does: a fenced
+     * borrower's agent has reverted its grants, so the hold may go. */
+    v = active_loan();
+    v.phase = GF_LEASE_FENCED;
+    w = v;
+    assert_int_equal(gf__loan_step(&w, true, &get).write, GF_LN_DELETE_HOLD);
+    assert_false(get);
+}
+
+/* Which answers leave a raise's outcome unknown. */
+static void test_which_answers_are_lost(void **state)
+{
+    (void)state;
+    struct gf_api_status st = {0};
+    struct gf_kube_result r = {.status = &st};
+    assert_false(gf__loan_answer_lost(&r)); /* 200 */
+    r.err = st.err = GF_ETRANSPORT;         /* no answer at all */
+    assert_true(gf__loan_answer_lost(&r));
+    st.code = 503;
+    r.err = st.err = GF_ESERVER;
+    assert_true(gf__loan_answer_lost(&r));
+    st.code = 409;
+    r.err = st.err = GF_ECONFLICT;
+    assert_false(gf__loan_answer_lost(&r));
+    st.code = 422;
+    r.err = st.err = GF_EINVALID;
+    assert_false(gf__loan_answer_lost(&r));
+    r.err = GF_ECANCELED;
+    st.code = 0;
+    assert_false(gf__loan_answer_lost(&r));
 }
 
 static void test_hold_lost_releases_grant(void **state)
@@ -947,6 +1029,9 @@ int main(void)
             test_crash_after_raise_goes_active_without_second_raise),
         cmocka_unit_test(test_finished_or_deleted_origin_releases_at_once),
         cmocka_unit_test(test_unrenewed_term_releases),
+        cmocka_unit_test(test_missed_renewal_of_a_used_loan_keeps_it),
+        cmocka_unit_test(test_a_lost_raise_leaves_the_grant_unknown),
+        cmocka_unit_test(test_which_answers_are_lost),
         cmocka_unit_test(test_hold_lost_releases_grant),
         cmocka_unit_test(test_grant_reverted_by_the_agent),
         cmocka_unit_test(test_release_stops_borrowing_before_the_hold_goes),

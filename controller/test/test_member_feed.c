@@ -430,6 +430,30 @@ static void test_a_grant_is_not_quota_and_wakes_its_loans(void **state)
     fx_free(f);
 }
 
+/* decide lends into a ClusterQueue only through its cohort: the feed
+ * carries spec.cohortName to the ledger with the quota, and takes it
+ * away with the ClusterQueue. */
+static void test_the_cohort_reaches_the_ledger(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new();
+    cq(f, "team-a", 1, false);
+    const struct gf_ledger_cq *q = gf_ledger_cq(f->h.ledger, "east", "team-a");
+    assert_non_null(q);
+    assert_non_null(q->cohort);
+    assert_string_equal(q->cohort, "pool");
+    upsert(f, GF__M_CQ,
+           "{\"metadata\":{\"name\":\"team-a\",\"resourceVersion\":\"2\"},"
+           "\"spec\":{\"resourceGroups\":[]}}");
+    assert_null(gf_ledger_cq(f->h.ledger, "east", "team-a")->cohort);
+    cq(f, "team-a", 3, false);
+    removed(f, GF__M_CQ, "{\"metadata\":{\"name\":\"team-a\"}}");
+    q = gf_ledger_cq(f->h.ledger, "east", "team-a");
+    assert_true(q == NULL || q->cohort == NULL);
+    gf_clock_advance(&f->h.clk, 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -440,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_namespace_opt_in_reaches_the_ledger),
         cmocka_unit_test(test_a_write_answer_is_seen_before_its_watch_event),
         cmocka_unit_test(test_a_grant_is_not_quota_and_wakes_its_loans),
+        cmocka_unit_test(test_the_cohort_reaches_the_ledger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -40,6 +40,11 @@
 # that renews heartbeats).
 # CHAOS_ENFORCE=S1,S2,.. makes only those invariants fail the run; the
 # others are still checked and printed (default: all fail it).
+# CHAOS_MODE (default both): the group's mode. With loans (both, loan),
+# east's pending Jobs first try a loan (east's nodes have 24 GPUs beyond
+# its quota; its ClusterQueue may borrow 8), then a redirect; a sampler reads every member's loan grants
+# and reserved holds all along (s2.jsonl) and the checker holds S2 on
+# quota at every sample.
 #
 # Everything goes to the run directory (kept when the run fails, or with
 # --out): exec.log, faults.jsonl, submits.jsonl, schedule, world.json,
@@ -76,6 +81,7 @@ WINDOW=${WINDOW:-$(( EVENTS * 3 / 2 > 30 ? EVENTS * 3 / 2 : 30 ))}
 JOBS=${JOBS:-$(( WINDOW * 2 / 3 ))}
 
 MEMBERS=(east west north)
+MODE=${CHAOS_MODE:-both}
 declare -A NOMINAL=([east]=8 [west]=16 [north]=16)
 NODES=4 GPUS_PER_NODE=8
 SCALE=10
@@ -131,6 +137,7 @@ else
 fi
 D="$RUN/sim"
 declare -A hub_pid=() agent_pid=()
+s2_pid=""
 keep=0
 [ -n "$OUT" ] && keep=1
 
@@ -142,7 +149,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     local p
-    for p in "${hub_pid[@]}" "${agent_pid[@]}"; do
+    for p in "${hub_pid[@]}" "${agent_pid[@]}" "$s2_pid"; do
         [ -n "$p" ] && kill_now "$p"
     done
     sim_cleanup $rc
@@ -183,6 +190,8 @@ sim_start "$D" --clusters "hub,$(IFS=,; echo "${MEMBERS[*]}")" \
 K hub apply -k "$root/manifests/hub" >/dev/null
 for m in "${MEMBERS[@]}"; do
     K "$m" apply -k "$root/manifests/member" >/dev/null
+    # Loans' holds wait in gpufed-system, in gpufed's overflow queue.
+    K "$m" label namespace gpufed-system gpufed.io/accept-overflow=true >/dev/null
     K hub -n gpufed-system create secret generic "$m-kubeconfig" \
         --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
     K "$m" apply -f - >/dev/null <<EOF
@@ -203,7 +212,9 @@ spec:
       resources:
       - {name: cpu, nominalQuota: 512}
       - {name: memory, nominalQuota: 4Ti}
-      - {name: nvidia.com/gpu, nominalQuota: ${NOMINAL[$m]}}
+      # At most 8 GPUs borrowed, so that with loans (east's nodes have 24
+      # GPUs beyond its quota) east's overflow is also redirected.
+      - {name: nvidia.com/gpu, nominalQuota: ${NOMINAL[$m]}, borrowingLimit: 8}
 ---
 apiVersion: v1
 kind: Namespace
@@ -237,7 +248,8 @@ EOF
     flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}, {member: north, flavor: a100}]
   groups:
   - name: ml
-    mode: redirect
+    mode: $MODE
+    budgetFlavors: [a100]
     clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}, {member: north, name: ml-gpu}]
     overflow: {namespaces: [ml]}
   timing: {overflowAfter: 2s, admitTimeout: 5s, leaseDuration: 3s, fenceMargin: 2s, clockDrift: $RHO,
@@ -299,6 +311,43 @@ fi
 
 # --- the schedule's actions --------------------------------------------------
 T0=$(now_ms)
+
+# S2 on quota, sampled all along: per member the loan grants' nominal
+# quota (gpufed-loan-*) and the reserved holds, read before and after the
+# grants of every member (a read is not a snapshot). A sample whose reads
+# fail (an API server restarting) is skipped.
+holds_of() { # member: [[name, gpus], ...] reserved
+    K "$1" -n gpufed-system get workloads -l gpufed.io/lease -o json | jq -c '[.items[] |
+        select(any(.status.conditions[]?; .type=="QuotaReserved" and .status=="True")) |
+        [.metadata.name, (.spec.podSets[0].template.spec.containers[0].resources.requests["nvidia.com/gpu"] // "0" | tonumber)]]'
+}
+grant_of() { # member: the loan grants' nominal nvidia.com/gpu
+    K "$1" get clusterqueues -o json | jq '[.items[] | select(.metadata.name | startswith("gpufed-loan-")) |
+        .spec.resourceGroups[]?.flavors[]?.resources[]? | select(.name=="nvidia.com/gpu") |
+        (.nominalQuota | tonumber)] | add // 0'
+}
+s2_sampler() {
+    local m ts line ok
+    local -A h1 g h3
+    while :; do
+        ts=$(now_ms) ok=1
+        for m in "${MEMBERS[@]}"; do h1[$m]=$(holds_of "$m" 2>/dev/null) || ok=0; done
+        for m in "${MEMBERS[@]}"; do g[$m]=$(grant_of "$m" 2>/dev/null) || ok=0; done
+        for m in "${MEMBERS[@]}"; do h3[$m]=$(holds_of "$m" 2>/dev/null) || ok=0; done
+        if [ $ok = 1 ]; then
+            line="{\"ts_ms\":$ts,\"members\":{"
+            for m in "${MEMBERS[@]}"; do
+                line+="\"$m\":{\"grant\":${g[$m]},\"holds\":$(jq -cn --argjson a "${h1[$m]}" --argjson b "${h3[$m]}" '$a + $b')},"
+            done
+            echo "${line%,}}}" >>"$RUN/s2.jsonl"
+        fi
+        sleep 0.3
+    done
+}
+if [ "$MODE" != redirect ]; then
+    s2_sampler &
+    s2_pid=$!
+fi
 log_fault() { # kind member for_ms [identity] [extra json]
     local x=${5:-}
     [ -n "$x" ] || x='{}'
@@ -570,6 +619,11 @@ for _ in $(seq 1 50); do
     [ "$n" = 0 ] && break
     sleep 0.2
 done
+# The sampler stops with the traffic: what follows only reads.
+if [ -n "$s2_pid" ]; then
+    kill_now "$s2_pid"
+    s2_pid=""
+fi
 # L2 at the end: two heartbeat periods to match, then what is seen is final.
 fin="$RUN/final"
 end_deadline=$(($(now_ms) + 2 * D_MS / 3))

@@ -40,6 +40,8 @@ class World:
         self.cq_used = {"east": 0, "west": 0}
         self.extra_cq = {}
         self.converged_ms = 120
+        self.capacity = 8
+        self.s2 = []
 
     def submit(self, jid, member="east", gpus=4, at=0.0):
         uid = "uid-" + jid
@@ -102,7 +104,8 @@ class World:
         d = self.dir
         world = {"members": MEMBERS, "t0_ms": T0, "end_ms": ms(100),
                  "converged_ms": self.converged_ms,
-                 "member": {m: {"capacity": 8, "cohort_nominal": 8}
+                 "member": {m: {"capacity": self.capacity,
+                                "cohort_nominal": 8}
                             for m in MEMBERS},
                  "timing": {"overflow_after_ms": 2000, "period_ms": 1000,
                             "lease_duration_ms": 3000, "poll_ms": 1000,
@@ -111,7 +114,8 @@ class World:
             json.dump(world, f)
         for name, rows in (("exec.log", self.exec),
                            ("submits.jsonl", self.submits),
-                           ("faults.jsonl", self.faults)):
+                           ("faults.jsonl", self.faults),
+                           ("s2.jsonl", self.s2)):
             with open(os.path.join(d, name), "w") as f:
                 for r in rows:
                     f.write(json.dumps(r) + "\n")
@@ -288,6 +292,47 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("member west", rep.violations[0][1])
         self.assertIn("10 GPUs running at +5.000s, limit 8",
                       rep.violations[0][1])
+
+    def loan_sample(self, at, grant, holds):
+        self.w.s2.append({"ts_ms": ms(at), "members": {
+            "east": {"grant": grant, "holds": []},
+            "west": {"grant": 0, "holds": holds}}})
+
+    def test_loan_within_its_hold_passes_s2(self):
+        # East (16 GPUs of nodes, nominal 8) runs 12 at once while west's
+        # hold reserves 4 and east's grant is 4.
+        self.clean()
+        self.w.capacity = 16
+        u = self.w.submit("e", member="east", gpus=8, at=0)
+        self.w.run("east", "e", u, 5, 6, gpus=8)
+        self.w.complete("east", "e", outcome=False)
+        self.loan_sample(4, 0, [["hold-e", 4]])
+        self.loan_sample(5, 4, [["hold-e", 4], ["hold-e", 4]])
+        self.loan_sample(7, 0, [])
+        bad, rep = self.w.check()
+        self.assertEqual(bad, [])
+        self.assertIn("S2: 3 loan samples, largest grant east 4, west 0",
+                      rep.notes)
+        # Without the loan, the same 12 GPUs are over east's nominal.
+        self.w.s2 = []
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["S2"])
+        self.assertIn("member east", rep.violations[0][1])
+
+    def test_grant_beyond_holds_fails_s2(self):
+        self.clean()
+        # A hold read twice counts once: 4 reserved, 8 granted.
+        self.loan_sample(6, 8, [["hold-e", 4], ["hold-e", 4]])
+        self.loan_sample(7, 4, [])
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["S2"])
+        msgs = [v[1] for v in rep.violations]
+        self.assertEqual(len(msgs), 2)
+        self.assertIn("at +6.000s: loan grants 8 GPUs, reserved holds 4: "
+                      "quota usable across members 20, sum of budgets 16",
+                      msgs[0])
+        self.assertIn("at +7.000s: loan grants 4 GPUs, reserved holds 0",
+                      msgs[1])
 
     def test_ledger_mismatch_fails_l2(self):
         self.clean()
