@@ -166,6 +166,17 @@ class Run:
                 p["stop"] = e["ts_ms"]
                 p["reason"] = e.get("reason")
 
+    def lease_job_id(self, le):
+        """The logical id of a lease's job. spec.origin.uid is the origin
+        Workload's uid, not the Job's: the Job is found by its member,
+        namespace and name among the submits."""
+        o = le["spec"]["origin"]
+        for s in self.submits:
+            if (s["member"], s.get("namespace"), s["name"]) == (
+                    o.get("member"), o.get("namespace"), o.get("jobName")):
+                return s["id"]
+        return self.uid_to_id.get(o.get("uid"), o.get("uid"))
+
     def logical_id(self, e):
         labels = e.get("labels") or {}
         if ORIGIN_UID in labels:
@@ -472,7 +483,8 @@ def termination_s(run, le):
     cands = [j for j in run.jobs.get(le["spec"]["lender"]["member"], [])
              if (j["metadata"].get("labels") or {}).get(LEASE_LABEL) == name]
     cands += [j for j in run.jobs.get(o["member"], [])
-              if j["metadata"].get("uid") == o.get("uid")]
+              if (j["metadata"].get("namespace"), j["metadata"].get("name"))
+              == (o.get("namespace"), o.get("jobName"))]
     for j in cands:
         v = (((j.get("spec") or {}).get("template") or {}).get("spec")
              or {}).get("terminationGracePeriodSeconds")
@@ -489,7 +501,7 @@ def copy_pods(run, le):
     spec = le["spec"]
     lender = spec["lender"]["member"]
     o = spec["origin"]
-    jid = run.uid_to_id.get(o.get("uid"), o.get("uid"))
+    jid = run.lease_job_id(le)
     uids = {j["metadata"].get("uid") for j in run.jobs.get(lender, [])
             if (j["metadata"].get("labels") or {}).get(LEASE_LABEL) ==
             le["metadata"]["name"]}
@@ -532,7 +544,7 @@ def check_s4(run, rep):
                               if deadline is None else
                               "status.reclaimStarted"))
             continue
-        ids = {run.uid_to_id.get(le["spec"]["origin"].get("uid"))}
+        ids = {run.lease_job_id(le)}
         if grace is not None and \
                 deadline > started + grace + LEASE_TIME_RES_MS:
             rep.violation("S4", "lease %s (lender %s): reclaimDeadline %s is "

@@ -398,7 +398,8 @@ class CheckerTest(unittest.TestCase):
              "time": "2027-01-15T08:00:12Z"}])
         le = w.leases[-1]
         le["spec"]["epoch"] = 1
-        le["spec"]["origin"]["uid"] = "uid-b"
+        # spec.origin.uid is the origin Workload's uid, not the Job's
+        le["spec"]["origin"]["uid"] = "wl-uid-b"
         le["status"]["reason"] = "Reclaimed"
         le["status"]["reclaimStarted"] = "2027-01-15T08:00:06.250Z"
         le["status"]["reclaimDeadline"] = "2027-01-15T08:00:%02d.250Z" % \
