@@ -470,8 +470,20 @@ DEFAULT_TERMINATION_S = 30
 # One observation: the hub sees the deadline pass and writes the
 # deactivation, Kueue evicts, the runner stops the Pods.
 S4_SLACK_MS = 2000
-# Lease times the hub writes may be cut to whole seconds.
+# Lease times the hub writes may be cut to whole seconds (transitions'
+# times are; reclaimStarted and reclaimDeadline carry milliseconds).
 LEASE_TIME_RES_MS = 1000
+# gpufed hub's --leader-lease default, and client-go's retry period: a
+# standby takes over at most one lease duration after the leader's last
+# renewal, seen at its next retry.
+LEADER_LEASE_MS = 15000
+LEADER_RETRY_MS = 2000
+# The workqueue's per-key backoff starts at 5 ms and doubles.
+WQ_BASE_MS = 5
+# Faults on the lender's API server that fail or delay the hub's
+# requests: the stop is written again after them.
+S4_REQUEST_FAULTS = ("restart", "5xx", "429", "reset", "watch-drop",
+                     "latency")
 
 
 def termination_s(run, le):
@@ -517,77 +529,231 @@ def copy_pods(run, le):
     return out
 
 
+def s4_timing(run):
+    """The protocol's figures S4's extensions are derived from."""
+    t = run.world.get("timing") or {}
+    d = t.get("lease_duration_ms", 3000)
+    margin = t.get("fence_margin_ms", 2000)
+    agents = run.world.get("fencing", "agent" if run.world.get("agents")
+                           else "none") == "agent"
+    return {
+        "grace": t.get("grace_period_ms"),
+        "d": d,
+        "rho": t.get("clock_drift", 0.01),
+        # A2: a renewal lands within Tw = min(D/6, M/2) or never.
+        "tw": min(d / 6.0, margin / 2.0),
+        # The agent reads the heartbeat every D/6.
+        "poll": d / 6.0,
+        # L2: a member is healthy again, and its leases reconciled,
+        # within two heartbeat periods of a heal.
+        "heal": 2 * d / 3.0,
+        "leader": t.get("leader_lease_ms", LEADER_LEASE_MS),
+        "agents": agents,
+    }
+
+
+def s4_fault_stop(run, f, lender, tm):
+    """(rule, instant) when fault f, if it overlaps a reclaim in lender,
+    lets the protocol stop the copy as late as instant (before
+    termination and slack), or None when f does not delay that stop.
+    Each rule is derived in docs/failure-semantics.md, "S4 under faults".
+    Returns (rule, lo, hi, instant): the fault's window [lo, hi)."""
+    kind, ts = f.get("kind"), f.get("ts_ms", 0)
+    if kind == "hub-kill" or (kind == "clock-drift" and
+                              (f.get("process") or "").startswith("hub")):
+        # The leader is gone: a standby (or the replica restarted under
+        # the same id) leads within one leader lease and a retry period;
+        # it then resumes the reclaim from the lease's status.
+        return ("hub failover (%s at %s: + leader lease %d ms + retry "
+                "%d ms)" % (kind, run.rel(ts), tm["leader"],
+                            LEADER_RETRY_MS),
+                ts, ts + 1, ts + tm["leader"] + LEADER_RETRY_MS)
+    if f.get("member") != lender:
+        return None
+    end = ts + (f.get("for_ms") or 0)
+    if kind == "blackhole" and f.get("identity") == "gpufed-hub":
+        # The hub cannot write there. The lender's agent fences at most
+        # Tw + D(1+rho) + its poll after the last renewal that landed
+        # (sent before the cut); the hub stops the copy once the lender
+        # is healthy again, within two heartbeat periods of the heal.
+        healed = end + tm["heal"]
+        if tm["agents"]:
+            fence = ts + tm["tw"] + tm["d"] * (1 + tm["rho"]) + tm["poll"]
+            if fence < healed:
+                return ("hub<->lender partition (%s-%s: the agent fences "
+                        "%d ms in)" % (run.rel(ts), run.rel(end),
+                                       fence - ts), ts, end, fence)
+        return ("hub<->lender partition (%s-%s: the hub stops it %d ms "
+                "after the heal)" % (run.rel(ts), run.rel(end), tm["heal"]),
+                ts, end, healed)
+    if kind == "kueue-frozen":
+        # The deactivation is written, but the quota is free only when
+        # Kueue evicts: at the freeze's end.
+        return ("frozen Kueue in the lender (%s-%s: until its end)" % (
+            run.rel(ts), run.rel(end)), ts, end, end)
+    if kind in S4_REQUEST_FAULTS and f.get("identity") in (None,
+                                                          "gpufed-hub"):
+        # The stop's write fails or waits. It is retried by the earlier
+        # of the member turning healthy (two heartbeat periods) and the
+        # key's backoff, which doubles from 5 ms: a key that failed
+        # throughout [ts, end) waits at most end - ts + 5 ms more.
+        wait = max(tm["heal"], end - ts + WQ_BASE_MS)
+        return ("%s on the lender (%s-%s: its end + %d ms)" % (
+            kind, run.rel(ts), run.rel(end), wait),
+                ts, max(end, ts + 1), end + wait)
+    return None
+
+
+def s4_bound(run, lender, started, stop, base, extra, tm):
+    """The latest instant the copy may stop: base (deadline + termination
+    + slack), extended by each fault that overlaps the reclaim's window
+    [started, min(bound, stop)) to its own bound + extra (termination +
+    slack). The window grows with each extension, so a fault during an
+    extension counts too; a fault after the copy stopped cannot have
+    delayed it. Returns (bound, [rules applied])."""
+    bound, applied = base, []
+    faults = sorted(run.faults, key=lambda f: f.get("ts_ms", 0))
+    used = set()
+    changed = True
+    while changed:
+        changed = False
+        for i, f in enumerate(faults):
+            if i in used:
+                continue
+            r = s4_fault_stop(run, f, lender, tm)
+            if r is None:
+                continue
+            rule, lo, hi, latest = r
+            if not (lo < min(bound, stop) and hi > started):
+                continue
+            used.add(i)
+            if latest + extra > bound:
+                bound = latest + extra
+                applied.append(rule)
+                changed = True
+    return bound, applied
+
+
+def s4_started(le):
+    """(first start, deadline of that first mark, re-marked?): a reclaim
+    dropped and marked again (a status overwritten by a later mark) is
+    measured from its first Reclaiming transition, whose deadline was at
+    most gracePeriod later (the transition's time is cut to the second)."""
+    st = le.get("status", {}) or {}
+    marked = [parse_time_ms(t.get("time"))
+              for t in st.get("transitions", []) or []
+              if t.get("phase") == "Reclaiming"]
+    marked = [t for t in marked if t is not None]
+    started = parse_time_ms(st.get("reclaimStarted"))
+    deadline = parse_time_ms(st.get("reclaimDeadline"))
+    if started is None:
+        return (marked[0] if marked else None), deadline, False
+    if marked and started >= marked[0] + LEASE_TIME_RES_MS:
+        return marked[0], None, True
+    return started, deadline, False
+
+
 def check_s4(run, rep):
     """Bounded reclaim: for every lease that went Reclaiming, the copy's
     Pods stopped no later than its reclaimDeadline + the Pods'
-    termination allowance + one observation (S4_SLACK_MS), and the
-    deadline is no later than reclaimStarted + gracePeriod."""
-    grace = (run.world.get("timing") or {}).get("grace_period_ms")
-    lags, n = [], 0
+    termination allowance + one observation (S4_SLACK_MS), extended only
+    by the faults that the protocol says delay the stop, each to its own
+    bound (s4_fault_stop); the deadline is no later than reclaimStarted
+    + gracePeriod. Measured from the first Reclaiming: a reclaim marked
+    again is the lender's one wait."""
+    tm = s4_timing(run)
+    grace = tm["grace"]
+    lags, n, why = [], 0, {}
     for le in sorted(run.leases, key=lambda x: x["metadata"]["name"]):
         st = le.get("status", {}) or {}
         trs = st.get("transitions", []) or []
-        marked = [parse_time_ms(t.get("time")) for t in trs
-                  if t.get("phase") == "Reclaiming"]
-        if not marked and not st.get("reclaimStarted"):
+        if not any(t.get("phase") == "Reclaiming" for t in trs) and \
+                not st.get("reclaimStarted"):
             continue
         n += 1
         name = le["metadata"]["name"]
         lender = le["spec"]["lender"]["member"]
-        started = parse_time_ms(st.get("reclaimStarted")) or \
-            next((t for t in marked if t is not None), None)
-        deadline = parse_time_ms(st.get("reclaimDeadline"))
-        if started is None or deadline is None:
+        started, deadline, remarked = s4_started(le)
+        last_deadline = parse_time_ms(st.get("reclaimDeadline"))
+        if started is None or last_deadline is None:
             rep.violation("S4", "lease %s went Reclaiming but carries no "
                           "%s: the bound cannot be placed" % (
                               name, "status.reclaimDeadline"
-                              if deadline is None else
+                              if last_deadline is None else
                               "status.reclaimStarted"))
             continue
         ids = {run.lease_job_id(le)}
+        last_started = parse_time_ms(st.get("reclaimStarted")) or started
         if grace is not None and \
-                deadline > started + grace + LEASE_TIME_RES_MS:
+                last_deadline > last_started + grace + LEASE_TIME_RES_MS:
             rep.violation("S4", "lease %s (lender %s): reclaimDeadline %s is "
                           "%d ms after reclaimStarted %s; gracePeriod is %d "
-                          "ms" % (name, lender, run.rel(deadline),
-                                  deadline - started, run.rel(started),
-                                  grace),
-                          run.trace(ids, started, deadline))
+                          "ms" % (name, lender, run.rel(last_deadline),
+                                  last_deadline - last_started,
+                                  run.rel(last_started), grace),
+                          run.trace(ids, last_started, last_deadline))
+        if deadline is None:
+            # Marked again: the first mark's deadline is not kept; it was
+            # at most gracePeriod after the first Reclaiming.
+            deadline = started + LEASE_TIME_RES_MS + (grace or 0)
         term_ms = termination_s(run, le) * 1000
-        bound = deadline + term_ms + S4_SLACK_MS
+        extra = term_ms + S4_SLACK_MS
+        # An earlier run of the copy, done before, does not count.
+        pods = [p for p in copy_pods(run, le) if p["stop"] > started]
+        latest = max([min(p["stop"], run.end_ms) for p in pods] or [started])
+        bound, applied = s4_bound(run, lender, started, latest,
+                                  deadline + extra, extra, tm)
         last = None
-        for p in copy_pods(run, le):
-            if p["stop"] <= started:
-                continue  # an earlier run of the copy, done before
+        for p in pods:
             stop = p["stop"] if p["stop"] != INF else None
             if stop is None and run.end_ms <= bound:
                 continue  # the run ended before the bound: not decided
             if stop is None or stop > bound:
                 rep.violation(
                     "S4", "lease %s (lender %s): copy pod %s/%s %s, "
-                    "reclaimStarted %s, deadline %s + termination %d ms + "
-                    "slack %d ms = %s (%s ms late)" % (
+                    "reclaim started %s%s, deadline %s + termination %d ms "
+                    "+ slack %d ms%s = %s (%s ms late)" % (
                         name, lender, p["cluster"], p["job"],
                         "still running at the end" if stop is None else
                         "stopped at %s" % run.rel(stop),
-                        run.rel(started), run.rel(deadline), term_ms,
-                        S4_SLACK_MS, run.rel(bound),
+                        run.rel(started),
+                        " (marked again at %s)" % run.rel(last_started)
+                        if remarked else "",
+                        run.rel(deadline), term_ms, S4_SLACK_MS,
+                        ", extended by " + "; ".join(applied)
+                        if applied else ", no fault extends it",
+                        run.rel(bound),
                         "%d" % ((stop if stop is not None else run.end_ms)
                                 - bound)),
                     run.trace(ids, started, stop if stop else run.end_ms))
             if stop is not None and (last is None or stop > last):
                 last = stop
+        # Name only the extensions this stop needed.
+        if last is None or last <= deadline + extra:
+            applied = []
         if last is not None:
             lags.append(last - started)
+            if applied or remarked:
+                rep.note("S4 %s: copy stopped %d ms after the reclaim "
+                         "started (deadline + %d ms)%s%s" % (
+                             name, last - started, last - deadline,
+                             "; marked again" if remarked else "",
+                             "; extended by " + "; ".join(applied)
+                             if applied else ""))
+            for r in applied:
+                k = r.split(" (")[0]
+                why[k] = why.get(k, 0) + 1
     if n == 0:
         rep.note("S4 bounded reclaim: vacuous (no lease was reclaimed)")
         return
     lags.sort()
     rep.note("S4 bounded reclaim: %d lease(s) went Reclaiming; copy stopped "
-             "after reclaimStarted: %s" % (
+             "after the reclaim started: %s; bounds extended: %s" % (
                  n, "n=%d median %d ms max %d ms" % (
                      len(lags), lags[len(lags) // 2], lags[-1])
-                 if lags else "no copy was running"))
+                 if lags else "no copy was running",
+                 ", ".join("%s x%d" % kv for kv in sorted(why.items()))
+                 or "none"))
 
 
 # --- L1, L2 -----------------------------------------------------------------

@@ -510,6 +510,10 @@ spec:
       labels: {chaos.gpufed.io/job: $1}
     spec:
       restartPolicy: Never
+      # A small grace period: S4's bound allows the Pods' termination
+      # time, and Kubernetes' default (30 s) would hide a late stop.
+      # kubesim stops Pods at once; the checker reads this value.
+      terminationGracePeriodSeconds: 1
       containers:
       - name: train
         image: nvcr.io/nvidia/pytorch:24.05-py3

@@ -42,6 +42,8 @@ class World:
         self.converged_ms = 120
         self.capacity = 8
         self.s2 = []
+        self.agents = False
+        self.timing = {}
 
     def submit(self, jid, member="east", gpus=4, at=0.0):
         uid = "uid-" + jid
@@ -103,13 +105,14 @@ class World:
     def write(self):
         d = self.dir
         world = {"members": MEMBERS, "t0_ms": T0, "end_ms": ms(100),
-                 "converged_ms": self.converged_ms,
+                 "converged_ms": self.converged_ms, "agents": self.agents,
                  "member": {m: {"capacity": self.capacity,
                                 "cohort_nominal": 8}
                             for m in MEMBERS},
                  "timing": {"overflow_after_ms": 2000, "period_ms": 1000,
                             "lease_duration_ms": 3000, "poll_ms": 1000,
                             "slack_ms": 2000, "heal_ms": 2000}}
+        world["timing"].update(self.timing)
         with open(os.path.join(d, "world.json"), "w") as f:
             json.dump(world, f)
         for name, rows in (("exec.log", self.exec),
@@ -419,7 +422,8 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         # deadline 10.25 s after t0's 8:00:00; the figure is stop - start
         self.assertIn("S4 bounded reclaim: 1 lease(s) went Reclaiming; copy "
-                      "stopped after reclaimStarted: n=1", out)
+                      "stopped after the reclaim started: n=1 median 4250 ms "
+                      "max 4250 ms; bounds extended: none", out)
 
     def test_stop_within_termination_passes_s4(self):
         # The Pod's own terminationGracePeriodSeconds (5 s) is allowed.
@@ -469,6 +473,124 @@ class CheckerTest(unittest.TestCase):
         self.assertEqual(bad, ["S4"])
         self.assertIn("carries no status.reclaimDeadline",
                       rep.violations[0][1])
+
+    # S4 under faults: the reclaim starts at +6.25 s, its deadline is
+    # +10.25 s, the Pods' grace 1 s and the slack 2 s, so the bound
+    # without a fault is +13.25 s. Each fault the protocol says delays
+    # the stop extends it to its own bound, and no further.
+
+    def s4(self, stop, *faults, agents=False):
+        self.w.faults = []
+        self.w.agents = agents
+        self.w.timing = {"grace_period_ms": 4000, "lease_duration_ms": 3000}
+        self.w.exec, self.w.submits, self.w.leases = [], [], []
+        self.w.jobs = {m: [] for m in MEMBERS}
+        self.reclaimed(stop=stop, termination=1)
+        for kind, member, at, dur, extra in faults:
+            f = {"kind": kind, "member": member, "ts_ms": ms(at),
+                 "for_ms": int(dur * 1000)}
+            f.update(extra)
+            self.w.faults.append(f)
+        bad, rep = self.w.check()
+        return "S4" in bad, [v[1] for v in rep.violations if v[0] == "S4"]
+
+    def test_s4_late_without_a_fault_fails(self):
+        self.assertFalse(self.s4(13.2)[0])
+        late, msgs = self.s4(13.5)
+        self.assertTrue(late)
+        self.assertIn("no fault extends it", msgs[0])
+        self.assertIn("(250 ms late)", msgs[0])
+        # A fault that does not delay the stop extends nothing: the
+        # lender's agent cut off, a partition of the origin, a hub killed
+        # before the reclaim began.
+        self.assertTrue(self.s4(13.5, ("blackhole", "west", 7, 8, {
+            "identity": "member-agent"}))[0])
+        self.assertTrue(self.s4(13.5, ("blackhole", "east", 7, 8, {
+            "identity": "gpufed-hub"}))[0])
+        self.assertTrue(self.s4(13.5, ("hub-kill", "", 5, 1, {}))[0])
+        self.assertTrue(self.s4(13.5, ("agent-kill", "west", 7, 1, {}))[0])
+
+    def test_s4_hub_failover_extends_by_the_leader_lease(self):
+        # Seed 3's case: the leader killed 55 ms after the reclaim began,
+        # the copy stopped 8.07 s after it: within 6.305 + 15 + 2 + 3.
+        kill = ("hub-kill", "", 6.305, 1.2, {"replica": "a"})
+        self.assertFalse(self.s4(14.32, kill)[0])
+        self.assertFalse(self.s4(26.2, kill)[0])
+        late, msgs = self.s4(26.5, kill)
+        self.assertTrue(late)
+        self.assertIn("extended by hub failover (hub-kill at +6.305s: + "
+                      "leader lease 15000 ms + retry 2000 ms)", msgs[0])
+        # A hub replica restarted with another clock rate is a failover.
+        drift = ("clock-drift", "", 8, 0, {"process": "hub-b", "ppm": 900})
+        self.assertFalse(self.s4(27.9, drift)[0])
+        self.assertTrue(self.s4(28.1, drift)[0])
+
+    def test_s4_partition_ends_at_the_agents_fence_or_the_heal(self):
+        cut = ("blackhole", "west", 7, 8, {"identity": "gpufed-hub"})
+        # With agents: the fence at 7 + Tw 0.5 + D(1+rho) 3.03 + poll 0.5
+        # = 11.03 s, sooner than the heal (15 s) + 2 s.
+        self.assertFalse(self.s4(14.0, cut, agents=True)[0])
+        late, msgs = self.s4(14.1, cut, agents=True)
+        self.assertTrue(late)
+        self.assertIn("hub<->lender partition (+7.000s-+15.000s: the agent "
+                      "fences 4030 ms in)", msgs[0])
+        # Without agents the hub stops it two heartbeat periods after the
+        # heal: 15 + 2 + 3.
+        self.assertFalse(self.s4(19.9, cut)[0])
+        late, msgs = self.s4(20.1, cut)
+        self.assertTrue(late)
+        self.assertIn("the hub stops it 2000 ms after the heal", msgs[0])
+        # A short cut healed before the agent's fence: the heal bounds it.
+        short = ("blackhole", "west", 7, 1, {"identity": "gpufed-hub"})
+        self.assertFalse(self.s4(12.9, short, agents=True)[0])
+        self.assertTrue(self.s4(13.5, short, agents=True)[0])
+
+    def test_s4_frozen_kueue_extends_to_its_end(self):
+        frozen = ("kueue-frozen", "west", 9, 7, {})
+        self.assertFalse(self.s4(18.9, frozen)[0])
+        late, msgs = self.s4(19.1, frozen)
+        self.assertTrue(late)
+        self.assertIn("frozen Kueue in the lender (+9.000s-+16.000s: until "
+                      "its end)", msgs[0])
+        # In the origin, it does not delay the lender's quota.
+        self.assertTrue(self.s4(13.5, ("kueue-frozen", "east", 9, 7, {}))[0])
+
+    def test_s4_api_server_faults_extend_by_the_retry(self):
+        # A restart refusing connections for 2 s: its end + max(two
+        # heartbeat periods, the key's backoff 2 s + 5 ms) + 3 s.
+        restart = ("restart", "west", 9, 2, {})
+        self.assertFalse(self.s4(15.9, restart)[0])
+        late, msgs = self.s4(16.1, restart)
+        self.assertTrue(late)
+        self.assertIn("restart on the lender (+9.000s-+11.000s: its end + "
+                      "2005 ms)", msgs[0])
+        # 30 answers 503 over 4 s: the backoff bound, 4005 ms, wins.
+        burst = ("5xx", "west", 8, 4, {"identity": "gpufed-hub",
+                                        "count": 30})
+        self.assertFalse(self.s4(18.9, burst)[0])
+        self.assertTrue(self.s4(19.1, burst)[0])
+        # The same burst on the origin's API server delays nothing here.
+        self.assertTrue(self.s4(13.5, ("5xx", "east", 8, 4, {
+            "identity": "gpufed-hub", "count": 30}))[0])
+
+    def test_s4_a_reclaim_marked_again_counts_from_its_first_mark(self):
+        # Reclaiming at +6 s, dropped and marked again at +12 s (status
+        # overwritten: started +12.25 s, deadline +16.25 s). The lender
+        # has waited since +6 s: the first deadline was at most +11 s
+        # (the transition's second + gracePeriod), the bound +14 s.
+        self.s4(16.5)
+        le = self.w.leases[-1]
+        le["status"]["transitions"][2:2] = [
+            {"phase": "Suspect", "time": "2027-01-15T08:00:07Z"},
+            {"phase": "Active", "time": "2027-01-15T08:00:09Z"},
+            {"phase": "Reclaiming", "time": "2027-01-15T08:00:12Z"}]
+        le["status"]["reclaimStarted"] = "2027-01-15T08:00:12.250Z"
+        le["status"]["reclaimDeadline"] = "2027-01-15T08:00:16.250Z"
+        bad, rep = self.w.check()
+        msgs = [v[1] for v in rep.violations if v[0] == "S4"]
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertIn("reclaim started +6.000s (marked again at +12.250s), "
+                      "deadline +11.000s", msgs[0])
 
     def test_idle_lender_unused_fails_l1(self):
         # c waits in east from 0 s to 20 s while west is idle.
