@@ -267,8 +267,20 @@ static struct gf_lm_step reclaiming(const struct gf_lm_view *v)
 {
     const struct gf_lm_copy *c = &v->copy;
     struct gf_lm_step st;
-    if (active_common(v, &st))
+    if (v->origin.job == GF_LM_UNKNOWN && v->cmd != GF_LM_CMD_SUSPECT &&
+        c->outcome == GF_LM_RUNNING) {
+        /* The lender's quota does not wait on the origin: with the
+         * origin's member cut off, the copy is still marked and stopped
+         * at its deadline (only the lender is written; stopping a copy
+         * can never make a job run twice). Anything else waits for the
+         * origin, as in Active. */
+        if (!copy_ours(c) || c->deleting ||
+            (c->deactivated && !c->reclaim_deactivated) ||
+            (c->evicted && !c->reserved && !c->deactivated))
+            return wait("origin not observed");
+    } else if (active_common(v, &st)) {
         return st;
+    }
     if (v->reclaim_deadline_ms == 0) {
         /* No deadline to honour (a status written by hand): the grace
          * period is not cut short; decide marks it again. */

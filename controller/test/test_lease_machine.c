@@ -395,6 +395,53 @@ static void test_reclaim_through_a_partition(void **state)
     EXPECT_PHASE(v, GF_LEASE_RECLAIMING, GF_LM_R_NONE);
 }
 
+static void test_reclaim_stops_with_the_origin_cut_off(void **state)
+{
+    (void)state;
+    /* The origin's member is cut off (its caches read as unknown) while
+     * the lender is seen: the lender still gets its quota back at the
+     * deadline. Seen in a chaos run (seed 3): the copy ran 6 s past its
+     * deadline until the origin's partition healed. */
+    struct gf_lm_view v = victim();
+    v.origin.job = v.origin.wl = GF_LM_UNKNOWN;
+    EXPECT_WRITE(v, GF_LM_MARK_RECLAIM);
+    v.copy.reclaim_marked = true;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    v.now_ms = v.reclaim_deadline_ms;
+    EXPECT_WRITE(v, GF_LM_DEACTIVATE_COPY);
+    /* Stopped and evicted: the release goes on (it waits for the origin
+     * before it reactivates anything). */
+    v.copy.deactivated = v.copy.reclaim_deactivated = true;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    v.copy.reserved = false;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LM_R_RECLAIMED);
+    /* What the lender shows that the origin must settle still waits:
+     * an agent's fence, Kueue's eviction, a copy gone or finished. */
+    v = victim();
+    v.origin.job = GF_LM_UNKNOWN;
+    v.now_ms = v.reclaim_deadline_ms;
+    v.copy.reclaim_marked = v.copy.deactivated = true;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    v.copy.deactivated = false;
+    v.copy.evicted = true;
+    v.copy.reserved = false;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    v = victim();
+    v.origin.job = GF_LM_UNKNOWN;
+    v.copy.job = GF_LM_ABSENT;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    v = victim();
+    v.origin.job = GF_LM_UNKNOWN;
+    v.copy.outcome = GF_LM_SUCCEEDED;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+    /* The lender unknown too: nothing is written. */
+    v = victim();
+    v.origin.job = GF_LM_UNKNOWN;
+    v.copy.job = GF_LM_UNKNOWN;
+    v.now_ms = v.reclaim_deadline_ms;
+    EXPECT_WRITE(v, GF_LM_WAIT);
+}
+
 static void test_reclaim_resumes_after_a_restart(void **state)
 {
     (void)state;
@@ -1157,6 +1204,7 @@ int main(void)
         cmocka_unit_test(test_reclaim_kueue_preempts_first),
         cmocka_unit_test(test_reclaim_fenced_by_the_agent_first),
         cmocka_unit_test(test_reclaim_through_a_partition),
+        cmocka_unit_test(test_reclaim_stops_with_the_origin_cut_off),
         cmocka_unit_test(test_reclaim_resumes_after_a_restart),
         cmocka_unit_test(test_name_taken_fails_without_touching_the_object),
         cmocka_unit_test(test_partition_suspect_then_heal_by_observation),
