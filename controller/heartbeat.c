@@ -113,6 +113,8 @@ static void turn_suspect(struct gf__hb *hb, const char *why, bool stale)
     snprintf(hb->why, sizeof(hb->why), "%s", why);
     GF_LOG(hb->lc, hb->ok_ms != 0 ? GF_LOG_WARN : GF_LOG_DEBUG,
            "member suspect", "why=%s", why);
+    if (hb->io->changed != NULL)
+        hb->io->changed(hb);
 }
 
 static void hb_send(struct gf__hb *hb, enum gf__hb_call call)
@@ -190,6 +192,11 @@ void gf__hb_check(struct gf__hb *hb)
         hb->why[0] = '\0';
         GF_LOG(hb->lc, GF_LOG_INFO, "member healthy again", "");
         renew(hb);
+        /* Often a probe's answer, not a pass, finds the member healthy
+         * (its watches relisted first): without a word the leases that
+         * wait on it would sit out the rest of the pass period. */
+        if (hb->io->changed != NULL)
+            hb->io->changed(hb);
     }
 }
 
@@ -480,8 +487,18 @@ static void kube_reachable(struct gf__hb *hb)
     gf__member_retry_now(hb_member(hb));
 }
 
-static const struct gf__hb_io kube_io = {
-    .send = kube_send, .synced = kube_synced, .reachable = kube_reachable};
+/* A pass now: it records the member's freshness in the ledger and, when
+ * the member is healthy again, wakes every lease (pass.c,
+ * refresh_members). */
+static void kube_changed(struct gf__hb *hb)
+{
+    gf__hub_kick_pass(hb_member(hb)->hub);
+}
+
+static const struct gf__hb_io kube_io = {.send = kube_send,
+                                         .synced = kube_synced,
+                                         .reachable = kube_reachable,
+                                         .changed = kube_changed};
 
 void gf__heartbeat_start(struct gf_hub *h, const char *holder)
 {

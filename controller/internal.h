@@ -144,6 +144,10 @@ struct gf__hb_io {
      * watches are down) was answered: it is reachable again, so its
      * watches need not wait out their backoff (NULL: nothing). */
     void (*reachable)(struct gf__hb *hb);
+    /* The member turned suspect, or healthy again: what the hub derives
+     * from that (the ledger's freshness, the leases that wait on it) is
+     * due now, not at the next periodic pass (NULL: nothing). */
+    void (*changed)(struct gf__hb *hb);
 };
 struct gf__hb {
     struct gf_clock *clk;

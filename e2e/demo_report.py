@@ -822,13 +822,21 @@ def origin_of(key):
 def converged_ms(part, hub_log):
     """When the hub had converged after the partition's heal, from the
     hub's log: the lender healthy again, none of the leases the
-    partition touched still Suspect or Fenced, their last change after
-    the heal made, and so the withdrawal of a second run of their
-    origins (Superseded). None while it has not, or before the heal."""
+    partition touched still Suspect or Fenced, the change that settled
+    each of them (back to Active, or Released) made after the heal, and
+    so the withdrawal of a second run of their origins (Superseded).
+    None while it has not, or before the heal.
+
+    A lease that is Active again has converged: what it does later is
+    its ordinary life. A loan's Job runs at home, untouched by a cut-off
+    lender, so its lease goes Suspect and back to Active on the heal,
+    and its release when the Job ends, maybe minutes later, is not the
+    heal's doing."""
     lender, start, dur = part
     heal = start + dur
     healthy = None
     phase = {}
+    unsettled = set()
     changes = []
     for d in log_lines(hub_log, ('msg="member healthy again"',
                                  'msg="lease phase"')):
@@ -841,9 +849,13 @@ def converged_ms(part, hub_log):
         else:
             key = d.get("key", "")
             ph = d.get("phase", "")
-            if ph in ("Suspect", "Fenced") or key in phase:
+            if ph in ("Suspect", "Fenced"):
+                unsettled.add(key)
+            if key in unsettled:
                 phase[key] = ph
                 changes.append((key, t))
+                if ph in ("Active", "Released"):
+                    unsettled.discard(key)
             elif d.get("reason") == "Superseded":
                 changes.append((key, t))
     if healthy is None:

@@ -104,6 +104,19 @@ EOF
 out=$(summary)
 grep -q '^    heal to convergence (north healthy again, no lease Suspect or Fenced): 1.6s$' \
     <<<"$out" || fail "convergence counts a later lease: $out"
+# A loan whose lender was cut off: its Job runs on at home, its lease
+# goes Suspect and is Active again on the heal, which settles it; the
+# release when the Job ends, 13 s later, is not convergence.
+N=east-nlp-train-j002-4e5f6a7b-1
+cat >>"$d/hub.log" <<EOF
+ts=$(ts 3200) level=info comp=loan key=$N msg="lease phase" phase=Suspect reason="" granted=1 rule="member unreachable"
+ts=$(ts 17300) level=info comp=loan key=$N msg="lease phase" phase=Active reason="" granted=1 rule="members back: loan granted"
+ts=$(ts 30000) level=info comp=loan key=$N msg="lease phase" phase=Releasing reason=Completed granted=1 rule="origin finished"
+ts=$(ts 30010) level=info comp=loan key=$N msg="lease phase" phase=Released reason=Completed granted=0 rule=released
+EOF
+out=$(summary)
+grep -q '^    heal to convergence (north healthy again, no lease Suspect or Fenced): 1.6s$' \
+    <<<"$out" || fail "convergence counts a loan's later release: $out"
 
 step "lender: the most running copies, none of them about to end"
 e=$tmp/exec-lender.log

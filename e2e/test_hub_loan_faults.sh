@@ -298,6 +298,7 @@ job lend-1 4 150s
 sample_until 30 "lend-1's loan Active" lease_is lend-1 Active
 sample_until 10 "lend-1 holds quota in east" wl_reserved lend-1
 g0=$(grant)
+t_fault=$(now_ms)
 "$GF_BIN/kubesim" fault west blackhole --identity gpufed-hub --for 8s --dir "$D" >/dev/null
 sample_until 15 "lend-1's loan Suspect" lease_is lend-1 Suspect
 deadline=$((SECONDS + 6))
@@ -307,6 +308,14 @@ while [ $SECONDS -lt $deadline ]; do
     [ -n "$(holds)" ] || fail "the hold in west is not reserved while west is silent"
 done
 sample_until 20 "lend-1's loan Active again after the heal" lease_is lend-1 Active
+# The heal to the loan Active again, from the hub's log (the fault ends
+# 8 s after it was set, give or take the command's start): L2's bound is
+# two heartbeat periods, 2 s here.
+lease=$(leases_of lend-1 | awk '{print $1}' | head -1)
+active_ts=$(grep "msg=\"lease phase\"" "$work/hub.log" | grep "key=$lease " |
+    grep "phase=Active" | tail -1 | sed 's/^ts=\([^ ]*\).*/\1/')
+[ -n "$active_ts" ] || fail "no Active line for $lease in the hub's log"
+echo "   heal -> lend-1's loan Active again: $(( $(iso_ms "$active_ts") - t_fault - 8000 )) ms (two heartbeat periods: 2000 ms)"
 sample_until 60 "lend-1 done" done_ok lend-1
 [ "$(starts lend-1)" = 1 ] || fail "lend-1 runs: $(runs lend-1 | tr '\n' ';')"
 sample_until 20 "lend-1's loan Released(Completed)" lease_is lend-1 Released Completed

@@ -45,6 +45,7 @@ struct fake {
     size_t n;
     int64_t live;
     int reachable; /* io->reachable calls */
+    int changed;   /* io->changed calls */
 };
 
 static struct fake F;
@@ -76,8 +77,16 @@ static void fake_reachable(struct gf__hb *hb)
     F.reachable++;
 }
 
-static const struct gf__hb_io io = {
-    .send = fake_send, .synced = fake_synced, .reachable = fake_reachable};
+static void fake_changed(struct gf__hb *hb)
+{
+    (void)hb;
+    F.changed++;
+}
+
+static const struct gf__hb_io io = {.send = fake_send,
+                                    .synced = fake_synced,
+                                    .reachable = fake_reachable,
+                                    .changed = fake_changed};
 
 static int setup(void **state)
 {
@@ -313,6 +322,41 @@ static void test_probe_and_sync_make_healthy_again(void **state)
 }
 
 /*
+ * The heal as a partition ends it: the watches relist first (their
+ * backoff is cut short by nothing but time), and the probe's answer then
+ * finds the member healthy, outside any pass. The hub is told at once,
+ * and told once per change: the ledger's freshness and the leases that
+ * wait on the member (Suspect ones, loans) must not sit out the rest of
+ * the pass period.
+ */
+static void test_heal_by_a_probe_is_told_at_once(void **state)
+{
+    (void)state;
+    healthy_with_rv("7");
+    assert_int_equal(F.changed, 0);
+    gf_clock_advance(&F.clk, 1000);
+    answer_err(GF_ETIMEDOUT, 0);
+    assert_true(F.hb.suspect);
+    assert_int_equal(F.changed, 1);
+    /* Probes that fail change nothing. */
+    gf_clock_advance(&F.clk, 1000);
+    answer_err(GF_ETIMEDOUT, 0);
+    assert_int_equal(F.changed, 1);
+    /* The watches are synced before the probe is answered. */
+    F.synced = true;
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(last()->kind, GF__HB_GET);
+    answer_ok("9");
+    assert_false(F.hb.suspect);
+    assert_int_equal(F.changed, 2);
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    answer_ok("10");
+    assert_true(gf__hb_healthy(&F.hb));
+    gf__hb_check(&F.hb);
+    assert_int_equal(F.changed, 2);
+}
+
+/*
  * Watches that stop while the API server answers (it restarted and lost
  * its watch cache: the relists wait out a backoff) make the member
  * suspect, so its caches are not read, but do not stop the renewals:
@@ -512,6 +556,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_failure_makes_suspect_and_stops_renewals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusal_does_not_count_as_sent,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heal_by_a_probe_is_told_at_once,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_probe_and_sync_make_healthy_again,
                                         setup, teardown),
