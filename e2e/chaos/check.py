@@ -946,6 +946,17 @@ def check_l1(run, rep):
     for p in run.pods:
         if p["id"] not in first_start or p["start"] < first_start[p["id"]]:
             first_start[p["id"]] = p["start"]
+    # A loan granted to a job ends its wait for gpufed: the grant is
+    # quota in its home cohort, and which of the cohort's Workloads Kueue
+    # admits on it first is Kueue's order (it may admit others ahead).
+    for le in run.leases:
+        if le.get("spec", {}).get("mode") != "Loan":
+            continue
+        jid = run.lease_job_id(le)
+        for tr in le.get("status", {}).get("transitions", []) or []:
+            ts = parse_time_ms(tr.get("time"))
+            if tr.get("phase") == "Active" and ts is not None:
+                first_start[jid] = min(first_start.get(jid, INF), ts)
     waits = []
     for s in run.submits:
         end = first_start.get(s["id"], run.end_ms)
@@ -967,7 +978,8 @@ def check_l1(run, rep):
                         run.rel(end), lender, idle, run.rel(a), run.rel(b)),
                     run.trace({s["id"]}, lo, end))
                 break
-    rep.note("L1 liveness (approximate): idle = cohort nominal minus running "
+    rep.note("L1 liveness (approximate): a wait ends at the job's first "
+             "Pod or its loan's grant; idle = cohort nominal minus running "
              "GPUs from the execution log and loans' holds in the lender; "
              "admitted-but-not-started copies "
              "and the lender's policy reserves are not modelled; windows "

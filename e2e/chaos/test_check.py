@@ -672,6 +672,18 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("west had 4 idle GPUs",
                       [v for v in rep.violations if v[0] == "L1"][0][1])
 
+    def test_a_granted_loan_ends_the_wait_l1(self):
+        # c's loan is granted at +2 s; Kueue in east admits others on it
+        # first and c starts only at +20 s, while west is idle: gpufed did
+        # its part (the loan), the rest is Kueue's order in east.
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 20, 30)
+        w.complete("east", "c", outcome=False)
+        w.loan("loan-c", "c", "east", "north", 4, 2, 30)
+        bad, _ = w.check()
+        self.assertNotIn("L1", bad)
+
     def test_ledger_between_two_reads_matches(self):
         # A Job finishes between the poll's two reads of the ClusterQueues
         # (4, then 0): the ledger read in between may show either.
