@@ -255,6 +255,12 @@ static bool grant_not_lowered(const struct gf_ln_grant *g,
  * hold goes: if A's cohort is now over its quota of F' and W still holds
  * quota, W is deactivated (after the grace period, announced on W as a
  * reclaim's is), and the hold waits until W holds none.
+ *
+ * Kueue pools a cohort's quota: the grant raised for W may have admitted
+ * other Workloads of A's cohort ahead of W, which then never held quota.
+ * A cohort still over its quota without W is that borrowing, and deleting
+ * the hold would hand B's quota back while A still uses it (S2): the hold
+ * stays until A's cohort fits within its quota again.
  */
 static bool origin_still_borrows(const struct gf_ln_view *v,
                                  struct gf_ln_step *st)
@@ -264,8 +270,12 @@ static bool origin_still_borrows(const struct gf_ln_view *v,
         *st = wait("origin not observed");
         return true;
     }
-    if (origin_gone(o) || o->finished || !o->reserved)
-        return false;
+    if (origin_gone(o) || o->finished || !o->reserved) {
+        if (!v->cohort_over || !hold_ours(&v->hold))
+            return false;
+        *st = wait("cohort over quota without the origin: others borrow");
+        return true;
+    }
     if (o->revoked)
         *st = wait("revoked origin still holds quota");
     else if (!v->cohort_over)

@@ -409,6 +409,40 @@ static void test_release_leaves_w_alone_when_the_cohort_has_room(void **state)
     EXPECT_WRITE(v, GF_LN_DELETE_HOLD);
 }
 
+/* Kueue pools A's cohort: the grant admitted other Workloads ahead of W,
+ * so W holds nothing while the cohort runs over its quota on the loan.
+ * Chaos seeds 2 and 5 found the hold deleted at that moment and B's own
+ * Workloads admitted on it: more GPUs ran across members than budgets. */
+static void test_release_keeps_the_hold_while_others_borrow(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = active_loan();
+    v.origin.reserved = false; /* W still pends at home */
+    v.phase = GF_LEASE_RECLAIMING;
+    EXPECT_WRITE(v, GF_LN_LOWER_GRANT);
+    v.grant.share_in = false;
+    v.grant.nominal = 0;
+    v.cohort_over = true;
+    struct gf_ln_step st = gf_ln_next(&v);
+    assert_int_equal(st.write, GF_LN_WAIT);
+    assert_string_equal(st.rule,
+                        "cohort over quota without the origin: others borrow");
+    /* W finished or deleted meanwhile: the others still borrow. */
+    v.origin.finished = true;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    v.origin.finished = false;
+    v.origin.wl = GF_LM_ABSENT;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    v.origin.wl = GF_LM_PRESENT;
+    /* The others finished: the cohort fits, the hold goes. */
+    v.cohort_over = false;
+    EXPECT_WRITE(v, GF_LN_DELETE_HOLD);
+    /* A hold already gone (a fenced borrower's) has nothing to wait for. */
+    v.cohort_over = true;
+    v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT, .confirmed_gone = true};
+    EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_RECLAIMED);
+}
+
 static void test_reclaiming_phase_is_a_release(void **state)
 {
     (void)state;
@@ -1036,6 +1070,7 @@ int main(void)
         cmocka_unit_test(test_grant_reverted_by_the_agent),
         cmocka_unit_test(test_release_stops_borrowing_before_the_hold_goes),
         cmocka_unit_test(test_release_leaves_w_alone_when_the_cohort_has_room),
+        cmocka_unit_test(test_release_keeps_the_hold_while_others_borrow),
         cmocka_unit_test(test_reclaiming_phase_is_a_release),
         cmocka_unit_test(test_partition_keeps_hold_and_grant_then_heals),
         cmocka_unit_test(test_fenced_borrower_frees_the_hold_while_silent),

@@ -275,35 +275,44 @@ def check_s1(run, rep):
 
 # --- S2 ---------------------------------------------------------------------
 
-def sweep(pods, limit, label, run, rep):
-    """Reports each stretch of time where the running GPUs exceed limit."""
+def sweep(pods, limit, label, run, rep, extra=()):
+    """Reports each stretch of time where the running GPUs exceed the
+    limit: limit plus the GPUs of the extra windows ((lo, hi, gpus), the
+    loans a borrower runs on) open at that instant."""
     ev = []
     for p in pods:
         if p["gpus"] <= 0:
             continue
-        ev.append((p["start"], 1, p))
+        ev.append((p["start"], 2, p))
         if p["stop"] != INF:
             ev.append((p["stop"], 0, p))
-    # Stops before starts at the same instant: a slot handed over is not
-    # an overlap.
+    for lo, hi, g in extra:
+        ev.append((lo, 1, g))
+        if hi != INF:
+            ev.append((hi, 3, -g))
+    # At one instant: stops, then loans raised, then starts, then loans
+    # ended. A slot handed over is not an overlap, and a loan's window is
+    # already as wide as its lease's times allow.
     ev.sort(key=lambda e: (e[0], e[1]))
-    used, over_since, live = 0, None, set()
-    for ts, is_start, p in ev:
-        if is_start:
-            used += p["gpus"]
-            live.add(id(p))
-            if used > limit and over_since is None:
-                over_since = ts
-                ids = {q["id"] for q in pods if id(q) in live}
-                rep.violation(
-                    "S2", "%s: %d GPUs running at %s, limit %d" % (
-                        label, used, run.rel(ts), limit),
-                    run.trace(ids, ts, ts))
-        else:
+    used, allowed, over_since, live = 0, limit, None, set()
+    for ts, kind, p in ev:
+        if kind == 0:
             used -= p["gpus"]
             live.discard(id(p))
-            if used <= limit:
-                over_since = None
+        elif kind == 2:
+            used += p["gpus"]
+            live.add(id(p))
+        else:
+            allowed += p
+        if used <= allowed:
+            over_since = None
+        elif over_since is None:
+            over_since = ts
+            ids = {q["id"] for q in pods if id(q) in live}
+            rep.violation(
+                "S2", "%s: %d GPUs running at %s, limit %d" % (
+                    label, used, run.rel(ts), allowed),
+                run.trace(ids, ts, ts))
 
 
 def check_s2_samples(run, rep):
@@ -340,21 +349,50 @@ def check_s2_samples(run, rep):
     return most
 
 
+def loan_windows(run, side):
+    """{member: [(lo, hi, gpus)]}: when each loan may have been in force,
+    per borrower (side "origin") or lender (side "lender"), from its
+    QuotaLease: from its creation (the write-ahead record comes before the
+    hold and the grant) to its final transition (written after the grant
+    is lowered and the hold deleted) plus 1 s, since lease times are
+    written to the second; never ended, to the end of the run."""
+    out = {}
+    for le in run.leases:
+        sp = le.get("spec", {})
+        if sp.get("mode") != "Loan":
+            continue
+        lo = parse_time_ms(le["metadata"].get("creationTimestamp"))
+        if lo is None:
+            continue
+        hi = INF
+        for t in le.get("status", {}).get("transitions", []) or []:
+            ts = parse_time_ms(t.get("time"))
+            if t.get("phase") in FINAL_PHASES and ts is not None:
+                hi = ts + 1000
+        m = sp.get(side, {}).get("member")
+        out.setdefault(m, []).append((lo, hi, int(sp.get("gpus", 0))))
+    return out
+
+
 def check_s2(run, rep):
-    """Conservation, in the simple form docs/chaos.md describes; a
-    member that borrows through loans may run up to its nominal plus the
-    largest grant sampled there."""
+    """Conservation, in the simple form docs/chaos.md describes. A member
+    that borrows through loans may run up to its nominal plus the loans in
+    force at that instant, from the QuotaLeases (the sampler reads grants
+    only every second or more, and misses short loans)."""
     most = check_s2_samples(run, rep)
+    loans = loan_windows(run, "origin")
     total = 0
     for m in run.members:
         w = run.world["member"][m]
         cap, nominal = w["capacity"], w["cohort_nominal"]
         total += nominal
         pods = [p for p in run.pods if p["cluster"] == m]
-        lent = most.get(m, 0)
-        sweep(pods, min(cap, nominal + lent), "member %s (capacity %d, "
-              "cohort nominal %d, loans up to %d)" % (m, cap, nominal, lent),
-              run, rep)
+        mine = loans.get(m, [])
+        sweep(pods, nominal, "member %s (capacity %d, cohort nominal %d, "
+              "%d loan(s) to it, largest grant sampled %d)" % (
+                  m, cap, nominal, len(mine), most.get(m, 0)),
+              run, rep, mine)
+        sweep(pods, cap, "member %s (node capacity %d)" % (m, cap), run, rep)
     sweep([p for p in run.pods if p["cluster"] in run.members], total,
           "group across members (sum of nominal %d)" % total, run, rep)
 
@@ -797,7 +835,7 @@ def observed_usage(cqs_by_member, members):
     return out, overflow
 
 
-def ledger_diffs(metrics_text, cqs_by_member, members):
+def ledger_diffs(metrics_text, cqs_by_member, members, cqs_before=None):
     """Where the hub's ledger and the ClusterQueues disagree.
 
     A member's own queues: the ledger's used (admitted + reserved) must
@@ -809,6 +847,12 @@ def ledger_diffs(metrics_text, cqs_by_member, members):
     copy is admitted, so lent may be larger)."""
     q = parse_quota_metrics(metrics_text)
     obs, overflow = observed_usage(cqs_by_member, members)
+    # While Jobs run, the ClusterQueues change between the reads: with a
+    # read before /metrics too, a ledger value between the two reads is
+    # what the ClusterQueue showed at some instant in between.
+    obs0, overflow0 = obs, overflow
+    if cqs_before is not None:
+        obs0, overflow0 = observed_usage(cqs_before, members)
     led = {k[:3]: v for k, v in q.items() if k[3] == "used"}
     lent = {}
     for k, v in q.items():
@@ -816,19 +860,23 @@ def ledger_diffs(metrics_text, cqs_by_member, members):
             lent[k[0]] = lent.get(k[0], 0) + v
     diffs = []
     for k in sorted(set(led) & set(obs)):
-        if led[k] != obs[k]:
-            diffs.append("%s/%s/%s ledger used %d, ClusterQueue %d" % (
-                k[0], k[1], k[2], led[k], obs[k]))
+        lo, hi = sorted((obs0.get(k, obs[k]), obs[k]))
+        if not lo <= led[k] <= hi:
+            diffs.append("%s/%s/%s ledger used %d, ClusterQueue %s" % (
+                k[0], k[1], k[2], led[k],
+                obs[k] if lo == hi else "%d then %d" % (
+                    obs0.get(k, obs[k]), obs[k])))
     names = {k[1] for k in led}
     for k in sorted(set(obs) - set(led)):
         if k[1] in names and obs[k] != 0:
             diffs.append("%s/%s/%s missing from the ledger (ClusterQueue "
                          "%d)" % (k[0], k[1], k[2], obs[k]))
     for m in sorted(overflow):
-        if overflow[m] > lent.get(m, 0):
+        held_ = min(overflow[m], overflow0.get(m, overflow[m]))
+        if held_ > lent.get(m, 0):
             diffs.append("%s: copies hold %d GPUs in gpufed's overflow "
                          "queues, the ledger counts %d lent" % (
-                             m, overflow[m], lent.get(m, 0)))
+                             m, held_, lent.get(m, 0)))
     return diffs
 
 
@@ -898,6 +946,17 @@ def check_l1(run, rep):
     for p in run.pods:
         if p["id"] not in first_start or p["start"] < first_start[p["id"]]:
             first_start[p["id"]] = p["start"]
+    # A loan granted to a job ends its wait for gpufed: the grant is
+    # quota in its home cohort, and which of the cohort's Workloads Kueue
+    # admits on it first is Kueue's order (it may admit others ahead).
+    for le in run.leases:
+        if le.get("spec", {}).get("mode") != "Loan":
+            continue
+        jid = run.lease_job_id(le)
+        for tr in le.get("status", {}).get("transitions", []) or []:
+            ts = parse_time_ms(tr.get("time"))
+            if tr.get("phase") == "Active" and ts is not None:
+                first_start[jid] = min(first_start.get(jid, INF), ts)
     waits = []
     for s in run.submits:
         end = first_start.get(s["id"], run.end_ms)
@@ -919,8 +978,10 @@ def check_l1(run, rep):
                         run.rel(end), lender, idle, run.rel(a), run.rel(b)),
                     run.trace({s["id"]}, lo, end))
                 break
-    rep.note("L1 liveness (approximate): idle = cohort nominal minus running "
-             "GPUs from the execution log; admitted-but-not-started copies "
+    rep.note("L1 liveness (approximate): a wait ends at the job's first "
+             "Pod or its loan's grant; idle = cohort nominal minus running "
+             "GPUs from the execution log and loans' holds in the lender; "
+             "admitted-but-not-started copies "
              "and the lender's policy reserves are not modelled; windows "
              "with a fault on the origin, the lender or the hub (plus "
              "heal time) are skipped")
@@ -933,6 +994,7 @@ def idle_window(run, win, waits, s, lender, lo, end, span):
     every instant a Pod stopped in lender."""
     lw = run.world["member"][lender]
     limit = min(lw["capacity"], lw["cohort_nominal"])
+    holds = loan_windows(run, "lender")
     pts = sorted({lo} | {p["stop"] for p in run.pods
                          if p["cluster"] == lender and lo < p["stop"] < end})
     for a in pts:
@@ -941,12 +1003,19 @@ def idle_window(run, win, waits, s, lender, lo, end, span):
             break
         if touched(win, lender, a, b) or touched(win, s["member"], a, b):
             continue
-        idle = limit - max_running(run, lender, a, b)
+        idle = limit - max_running(run, lender, a, b) - \
+            held(holds.get(lender, []), a, b)
         own_wait = any(o["member"] == lender and ol < b and a < oe
                        for o, ol, oe in waits)
         if idle >= s["gpus"] and not own_wait:
             return a, b, idle
     return None
+
+
+def held(windows, a, b):
+    """The GPUs of the loans' holds in force at some instant of [a, b):
+    a hold reserves the lender's quota with no Pod, so it is not idle."""
+    return sum(g for lo, hi, g in windows if lo < b and a < hi)
 
 
 def max_running(run, member, a, b):
@@ -1084,6 +1153,9 @@ def main(argv):
     lg.add_argument("--metrics", required=True)
     lg.add_argument("--cq", action="append", default=[],
                     metavar="MEMBER=FILE")
+    lg.add_argument("--cq-before", action="append", default=[],
+                    metavar="MEMBER=FILE",
+                    help="the ClusterQueues read before /metrics")
     dn = sub.add_parser("done", help="exit 0 when every submitted job has "
                         "succeeded once in the execution log; prints how "
                         "many have")
@@ -1103,8 +1175,13 @@ def main(argv):
         for spec in a.cq:
             m, _, f = spec.partition("=")
             cqs[m] = read_json(f)["items"]
+        before = None
+        for spec in a.cq_before:
+            m, _, f = spec.partition("=")
+            before = before or {}
+            before[m] = read_json(f)["items"]
         with open(a.metrics, encoding="utf-8") as f:
-            diffs = ledger_diffs(f.read(), cqs, list(cqs))
+            diffs = ledger_diffs(f.read(), cqs, list(cqs), before)
         for x in diffs:
             print(x)
         return 1 if diffs else 0

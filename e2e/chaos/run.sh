@@ -572,10 +572,18 @@ if [ $AGENT = 1 ]; then
 fi
 HEAL=$(now_ms)
 
-# The ledger against the ClusterQueues, now: 0 when they match.
+# The ledger against the ClusterQueues, now: 0 when they match. The
+# ClusterQueues are read before /metrics and again after it: Jobs still
+# run, and a ledger value between the two reads is what the ClusterQueue
+# showed at some instant in between (each read takes a while on a loaded
+# machine, and one Job finishing between them is no divergence).
 ledger_matches() { # out-dir
     local d=$1 id p args=() m
     mkdir -p "$d"
+    for m in "${MEMBERS[@]}"; do
+        K "$m" get clusterqueues -o json >"$d/cq-$m.before.json" || return 1
+        args+=(--cq-before "$m=$d/cq-$m.before.json")
+    done
     for id in "${REPLICAS[@]}"; do
         p=$(hub_port "$id")
         [ -n "$p" ] || continue

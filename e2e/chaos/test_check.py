@@ -90,6 +90,26 @@ class World:
                      "lender": {"member": lender}},
             "status": {"phase": phase, "transitions": list(transitions)}})
 
+    def loan(self, name, jid, origin, lender, gpus, start, end):
+        """A loan's QuotaLease: recorded at start, Released at end (times
+        written to the second, as the hub writes them)."""
+        def iso(s):
+            import datetime
+            t = datetime.datetime.fromtimestamp(ms(s) // 1000,
+                                                datetime.timezone.utc)
+            return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.leases.append({
+            "metadata": {"name": name, "creationTimestamp": iso(start)},
+            "spec": {"gpus": gpus, "mode": "Loan",
+                     "origin": {"member": origin, "namespace": "ml",
+                                "name": "job-" + jid, "jobName": jid},
+                     "lender": {"member": lender}},
+            "status": {"phase": "Released", "reason": "Completed",
+                       "transitions": [
+                           {"phase": "Active", "time": iso(start)},
+                           {"phase": "Released", "reason": "Completed",
+                            "time": iso(end)}]}})
+
     def run(self, cluster, jid, job_uid, start, stop, gpus=4,
             reason="Succeeded", pod=None, label=None):
         # A copy's Pods carry its origin's template label.
@@ -312,15 +332,48 @@ class CheckerTest(unittest.TestCase):
         self.loan_sample(4, 0, [["hold-e", 4]])
         self.loan_sample(5, 4, [["hold-e", 4], ["hold-e", 4]])
         self.loan_sample(7, 0, [])
+        self.w.loan("loan-e", "e", "east", "west", 4, 4, 6)
         bad, rep = self.w.check()
         self.assertEqual(bad, [])
         self.assertIn("S2: 3 loan samples, largest grant east 4, west 0",
                       rep.notes)
         # Without the loan, the same 12 GPUs are over east's nominal.
-        self.w.s2 = []
+        self.w.leases.pop()
         bad, rep = self.w.check()
         self.assertEqual(bad, ["S2"])
         self.assertIn("member east", rep.violations[0][1])
+
+    def test_loan_the_sampler_missed_passes_s2(self):
+        # A sample takes a second or more under load: a short loan may
+        # never be sampled. Its QuotaLease still says it was in force (the
+        # old check, on the largest grant sampled, failed seeds 1 and 8).
+        self.clean()
+        self.w.capacity = 16
+        u = self.w.submit("e", member="east", gpus=8, at=0)
+        self.w.run("east", "e", u, 5, 6, gpus=8)
+        self.w.complete("east", "e", outcome=False)
+        self.loan_sample(3, 0, [])
+        self.loan_sample(8, 0, [])
+        self.w.loan("loan-e", "e", "east", "west", 4, 5, 6)
+        bad, _ = self.w.check()
+        self.assertEqual(bad, [])
+
+    def test_running_past_the_loan_fails_s2(self):
+        # The loan ends at +6 s (its hold may go at once): the 12 GPUs that
+        # still run in east at +7.5 s are over its nominal. The largest
+        # grant sampled (the old allowance) would have hidden it.
+        self.clean()
+        self.w.capacity = 16
+        u = self.w.submit("e", member="east", gpus=8, at=0)
+        self.w.run("east", "e", u, 5, 9, gpus=8)
+        self.w.complete("east", "e", outcome=False)
+        self.loan_sample(5, 4, [["hold-e", 4]])
+        self.w.loan("loan-e", "e", "east", "west", 4, 4, 6)
+        bad, rep = self.w.check()
+        self.assertEqual(bad, ["S2"])
+        self.assertIn("member east", rep.violations[0][1])
+        self.assertIn("12 GPUs running at +7.000s, limit 8",
+                      rep.violations[0][1])
 
     def test_grant_beyond_holds_fails_s2(self):
         self.clean()
@@ -601,6 +654,55 @@ class CheckerTest(unittest.TestCase):
         bad, rep = w.check()
         self.assertEqual(bad, ["L1"])
         self.assertIn("west had 8 idle GPUs", rep.violations[0][1])
+
+    def test_lender_holding_a_loan_is_not_idle_l1(self):
+        # West runs nothing, but a loan's hold reserves all its 8 GPUs
+        # (pod-less) while c waits: nothing idle to redirect c to.
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 20, 30)
+        w.complete("east", "c", outcome=False)
+        w.loan("loan-x", "x", "east", "west", 8, 0, 25)
+        bad, _ = w.check()
+        self.assertNotIn("L1", bad)
+        # A hold of 4 leaves 4 idle, enough for c's 4 GPUs.
+        w.leases[-1]["spec"]["gpus"] = 4
+        bad, rep = w.check()
+        self.assertIn("L1", bad)
+        self.assertIn("west had 4 idle GPUs",
+                      [v for v in rep.violations if v[0] == "L1"][0][1])
+
+    def test_a_granted_loan_ends_the_wait_l1(self):
+        # c's loan is granted at +2 s; Kueue in east admits others on it
+        # first and c starts only at +20 s, while west is idle: gpufed did
+        # its part (the loan), the rest is Kueue's order in east.
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 20, 30)
+        w.complete("east", "c", outcome=False)
+        w.loan("loan-c", "c", "east", "north", 4, 2, 30)
+        bad, _ = w.check()
+        self.assertNotIn("L1", bad)
+
+    def test_ledger_between_two_reads_matches(self):
+        # A Job finishes between the poll's two reads of the ClusterQueues
+        # (4, then 0): the ledger read in between may show either.
+        def cqs(n):
+            return {"west": [{"metadata": {"name": "ml-gpu"}, "status": {
+                "flavorsUsage": [{"name": "a100", "resources": [
+                    {"name": "nvidia.com/gpu", "total": str(n)}]}]}}]}
+        metrics = ('gpufed_quota{member="west",cluster_queue="ml-gpu",'
+                   'flavor="a100",resource="nvidia.com/gpu",kind="used"} %d\n')
+        for led in (4, 0):
+            self.assertEqual(check.ledger_diffs(
+                metrics % led, cqs(0), ["west"], cqs(4)), [])
+        self.assertEqual(check.ledger_diffs(metrics % 8, cqs(0), ["west"],
+                                            cqs(4)),
+                         ["west/ml-gpu/a100 ledger used 8, ClusterQueue 4 "
+                          "then 0"])
+        # One read (or two that agree) must match exactly.
+        self.assertEqual(check.ledger_diffs(metrics % 4, cqs(0), ["west"]),
+                         ["west/ml-gpu/a100 ledger used 4, ClusterQueue 0"])
 
     def test_idle_lender_behind_a_fault_is_skipped(self):
         w = self.w
