@@ -39,8 +39,9 @@
 #   metric SERIES [PORT]   a series' value by exact name and labels ("" when
 #                          absent), written out in full
 #   job_yaml NAME GPUS DURATION [NS] [ANNOTATIONS]  a suspended Kueue Job
-#                          in LocalQueue ml (JOB_IMAGE, JOB_TERM_S and
-#                          JOB_POD_LABELS shape its Pod template)
+#                          in LocalQueue JOB_QUEUE (ml), with JOB_LABELS
+#                          (JOB_IMAGE, JOB_TERM_S and JOB_POD_LABELS shape
+#                          its Pod template)
 #   uid_of JOB [NS]        the uid of an origin Job in east
 #   leases_json, leases_of JOB, lease_is JOB PHASE [REASON] [LENDER],
 #   latest_lease_is JOB PHASE [REASON], exec_counts JOB COND MEMBER...,
@@ -253,7 +254,7 @@ kind: Job
 metadata:
   name: $1
   namespace: ${4:-ml}
-  labels: {kueue.x-k8s.io/queue-name: ml}
+  labels: {kueue.x-k8s.io/queue-name: ${JOB_QUEUE:-ml}${JOB_LABELS:+, $JOB_LABELS}}
   annotations: {kubesim.gpufed.io/duration: "$3"${5:+, $5}}
 spec:
   parallelism: 1
