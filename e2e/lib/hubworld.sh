@@ -2,12 +2,12 @@
 # after lib/kubesim.sh (which gives fail, step, wait_for, sim_*).
 #
 #   hw_begin [TAIL]        checks GF_SHARED, kubectl, jq and curl (and
-#                          HW_NEEDS), makes $work and installs the EXIT
-#                          trap: it kills $hub_pid (and what hw_on_exit, if
-#                          the script defines it, kills), on failure prints
-#                          the last TAIL (40) lines of every log in HW_LOGS
-#                          ("title=path"; the hub's by default), stops
-#                          kubesim, and removes $work unless KEEP is set
+#                          HW_NEEDS), and makes $work and the EXIT trap
+#                          (sim_scratch); on exit it kills $hub_pid (and
+#                          what hw_on_exit, if the script defines it,
+#                          kills) and, on failure, prints the last TAIL
+#                          (40) lines of every log in HW_LOGS ("title=path";
+#                          the hub's by default)
 #   hw_sim MEMBER... [-- KUBESIM-FLAGS]
 #                          kubesim serving hub and the members (time scale
 #                          10, execution log $EXEC, $work/exec.jsonl unless
@@ -20,7 +20,9 @@
 #                          ml-gpu (cohort ml, preemption.reclaimWithinCohort
 #                          RECLAIM when given and not "-"), and per NS (ml
 #                          by default) a Namespace, opted in to overflow
-#                          when it is ml, with LocalQueue ml
+#                          when it is ml, with LocalQueue ml (QUEUE_CQ,
+#                          QUEUE_CQ_LABELS and QUEUE_LQ name and label
+#                          them otherwise)
 #   policy_yaml TIMING OVERFLOW MEMBER[=FENCING]...  a FederationPolicy
 #                          with one ml group over the members' ml-gpu
 #                          queues (fencing none by default); TIMING and
@@ -32,7 +34,8 @@
 #                          environment, appending to $work/hub.log; sets
 #                          hub_pid (hub_serve also waits until it serves
 #                          and sets hport)
-#   hub_stop               SIGTERM; fails unless it exits 0
+#   hub_stop               SIGTERM; fails unless it exits 0 (term_wait PID
+#                          WHAT does that for any process)
 #   logged_port [LOG]      the port the latest run logged in LOG (a hub's
 #                          or an agent's; $work/hub.log by default)
 #   hub_ready [PORT]       /readyz answers 200
@@ -65,20 +68,17 @@ E() { K east "$@"; }
 W() { K west "$@"; }
 N() { K north "$@"; }
 
-hw_cleanup() {
-    local rc=$? entry
+# The hub scripts' part of sim_exit.
+sim_on_exit() { # rc
+    local entry
     [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
     if declare -F hw_on_exit >/dev/null; then hw_on_exit || true; fi
-    if [ $rc -ne 0 ]; then
-        for entry in "${HW_LOGS[@]}"; do
-            [ -f "${entry#*=}" ] || continue
-            echo "--- ${entry%%=*} (last $HW_TAIL lines)"
-            tail -n "$HW_TAIL" "${entry#*=}"
-        done
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
+    [ "$1" -ne 0 ] || return 0
+    for entry in "${HW_LOGS[@]}"; do
+        [ -f "${entry#*=}" ] || continue
+        echo "--- ${entry%%=*} (last $HW_TAIL lines)"
+        tail -n "$HW_TAIL" "${entry#*=}"
+    done
 }
 
 hw_begin() { # [tail]
@@ -88,10 +88,8 @@ hw_begin() { # [tail]
         command -v "$c" >/dev/null || fail "'$c' not found (make deps)"
     done
     HW_TAIL=${1:-40}
-    work=$(mktemp -d)
+    sim_scratch
     HW_LOGS=("hub log=$work/hub.log")
-    trap hw_cleanup EXIT
-    trap 'exit 130' INT TERM
 }
 
 hw_sim() { # member... [-- kubesim flags]
@@ -118,7 +116,7 @@ metadata: {name: a100}
 ---
 apiVersion: kueue.x-k8s.io/v1beta2
 kind: ClusterQueue
-metadata: {name: ml-gpu}
+metadata: {name: ${QUEUE_CQ:-ml-gpu}${QUEUE_CQ_LABELS:+, labels: {$QUEUE_CQ_LABELS\}}}
 spec:
   cohortName: ml
   namespaceSelector: {}
@@ -145,8 +143,8 @@ metadata:
 ---
 apiVersion: kueue.x-k8s.io/v1beta2
 kind: LocalQueue
-metadata: {name: ml, namespace: $ns}
-spec: {clusterQueue: ml-gpu}
+metadata: {name: ${QUEUE_LQ:-ml}, namespace: $ns}
+spec: {clusterQueue: ${QUEUE_CQ:-ml-gpu}}
 EOF
     done
 }
@@ -211,13 +209,18 @@ hub_start() { # [VAR=VALUE...]
     hub_pid=$!
 }
 
+# SIGTERM to PID; fails unless it exits 0.
+term_wait() { # pid what
+    local rc=0
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" || rc=$?
+    [ $rc -eq 0 ] || fail "$2 exited with $rc on SIGTERM"
+}
+
 hub_stop() {
     [ -n "$hub_pid" ] || return 0
-    kill -TERM "$hub_pid" 2>/dev/null || true
-    local rc=0
-    wait "$hub_pid" || rc=$?
+    term_wait "$hub_pid" "gpufed hub"
     hub_pid=""
-    [ $rc -eq 0 ] || fail "gpufed hub exited with $rc on SIGTERM"
 }
 
 # The port the latest run logged in a log that several runs append to
