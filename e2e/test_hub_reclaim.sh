@@ -80,6 +80,12 @@ first_exec_ms() { # cluster job-name-regex event
         'select(.cluster==$c and .event==$ev and (.job|test($re))) | .ts_ms' \
         "$EXEC" | sort -n | head -n 1
 }
+finished_once() { # job: exactly one of its runs succeeded
+    local r n
+    r=$(execs "$1" stop Succeeded)
+    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
+    [ "$n" = 1 ] || fail "$1 finished $n times: '$r'"
+}
 all_final() {
     [ -z "$(leases_json | jq -r '.items[] | select(.status.phase != "Released"
         and .status.phase != "Failed") | .metadata.name')" ]
@@ -163,9 +169,7 @@ for i in 1 2 3 4; do
 done
 wait_for 20 "all leases final" all_final
 for i in 1 2 3 4; do
-    r=$(execs "vic-$i" stop Succeeded)
-    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
-    [ "$n" = 1 ] || fail "vic-$i finished $n times: '$r'"
+    finished_once "vic-$i"
 done
 echo "   vic-3 runs: $(execs vic-3 start); vic-4 runs: $(execs vic-4 start)"
 
@@ -211,9 +215,7 @@ for j in cr-1 cr-2; do
 done
 wait_for 20 "all leases final" all_final
 for j in cr-1 cr-2; do
-    r=$(execs "$j" stop Succeeded)
-    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
-    [ "$n" = 1 ] || fail "$j finished $n times: '$r'"
+    finished_once "$j"
 done
 wait_for 20 "hub serving" has_port
 hport=$(logged_port)
@@ -256,9 +258,7 @@ wait_for 90 "kq jobs done" bash -c 'for i in 1 2 3 4; do
     jq -e --arg j "kq-$i" "[.items[] | select(.spec.origin.jobName==\$j and .status.reason==\"Completed\")] | length == 1" >/dev/null || exit 1; done'
 wait_for 20 "all leases final" all_final
 for i in 1 2 3 4; do
-    r=$(execs "kq-$i" stop Succeeded)
-    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
-    [ "$n" = 1 ] || fail "kq-$i finished $n times: '$r'"
+    finished_once "kq-$i"
 done
 # Last, after everything else: this one is policy/decide's rule (a
 # Workload whose lease from a lender ended Reclaimed or Preempted is not
