@@ -26,37 +26,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq curl; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
-
-work=$(mktemp -d)
+. "$here/lib/hubworld.sh"
+hw_begin
+HW_LOGS=("agent log=$work/agent.log")
 agent_pid=""
 renew_pid=""
-cleanup() {
-    local rc=$?
+hw_on_exit() {
     [ -n "$renew_pid" ] && kill "$renew_pid" 2>/dev/null || true
     [ -n "$agent_pid" ] && kill -KILL "$agent_pid" 2>/dev/null || true
-    if [ $rc -ne 0 ] && [ -f "$work/agent.log" ]; then
-        echo "--- agent log (last 40 lines)"
-        tail -n 40 "$work/agent.log"
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 D="$work/sim"
 EXEC="$work/exec.jsonl"
 LEASE_S=3
 sim_start "$D" --clusters hub,east --crds "$SHARED/kueue/crds" --exec-log "$EXEC"
-H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
-E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
-
-now_ms() { date +%s%3N; }
 micro_now() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 
 agent_start() { # kubeconfig
@@ -66,21 +49,14 @@ agent_start() { # kubeconfig
 }
 agent_stop() {
     [ -n "$agent_pid" ] || return 0
-    kill -TERM "$agent_pid" 2>/dev/null || true
-    local rc=0
-    wait "$agent_pid" || rc=$?
+    term_wait "$agent_pid" "gpufed agent"
     agent_pid=""
-    [ $rc -eq 0 ] || fail "gpufed agent exited with $rc on SIGTERM"
 }
 aport() { grep 'comp=agent.*msg=serving' "$work/agent.log" | tail -1 | sed 's/.*port=//'; }
-ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(aport)/readyz")" = 200 ]; }
-metric() { curl -s "http://127.0.0.1:$(aport)/metrics" | awk -v m="$1" '$1==m{print $2}'; }
-# The logfmt ts of the last line with msg, in ms since the epoch.
-log_ms() { # msg
-    local ts
-    ts=$(grep "msg=\"$1\"\|msg=$1 " "$work/agent.log" | tail -1 | sed 's/^ts=\([^ ]*\).*/\1/')
-    [ -n "$ts" ] && date -d "$ts" +%s%3N
-}
+ready() { hub_ready "$(aport)"; }
+ametric() { metric "$1" "$(aport)"; } # series
+# The logfmt ts of the agent's last line with msg, in ms since the epoch.
+agent_log_ms() { log_ms "$work/agent.log" "msg=\"$1\"|msg=$1 "; } # msg
 
 step "wrong RBAC: the hub's kubeconfig is refused, the agent says why and exits 2"
 H apply -k "$root/manifests/hub" >/dev/null
@@ -94,36 +70,10 @@ grep -q 'gpufed-hub' "$work/wrong.log" || fail "the refusal does not name the id
 
 step "world: manifests/member, queues, the heartbeat renewed every second"
 E apply -k "$root/manifests/member" >/dev/null
-E apply -f - >/dev/null <<EOF
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: gpufed-ml-gpu, labels: {app.kubernetes.io/managed-by: gpufed}}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: nvidia.com/gpu, nominalQuota: 8}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: ml
-  labels: {gpufed.io/accept-overflow: "true"}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: gpufed-ml-gpu, namespace: ml}
-spec: {clusterQueue: gpufed-ml-gpu}
-EOF
+# The lender's overflow queue as the hub makes it (managed by gpufed).
+QUEUE_CQ=gpufed-ml-gpu QUEUE_LQ=gpufed-ml-gpu \
+    QUEUE_CQ_LABELS="app.kubernetes.io/managed-by: gpufed" queues_yaml 8 |
+    E apply -f - >/dev/null
 E apply -f - >/dev/null <<EOF
 apiVersion: coordination.k8s.io/v1
 kind: Lease
@@ -174,36 +124,12 @@ renew_start
 # A copy as the hub makes it (controller/copy.h): gpufed labels, the
 # overflow queue, suspended until Kueue admits it.
 copy() { # name duration
-    E create -f - >/dev/null <<EOF
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-  namespace: ml
-  labels:
-    gpufed.io/lease: west-$1-1
-    gpufed.io/origin-cluster: west
-    gpufed.io/origin-uid: 00000000-0000-0000-0000-$(printf '%012d' "${#1}")
-    gpufed.io/epoch: "1"
-    kueue.x-k8s.io/queue-name: gpufed-ml-gpu
-  annotations: {kubesim.gpufed.io/duration: "$2"}
-spec:
-  parallelism: 1
-  completions: 1
-  backoffLimit: 0
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "1"}
-          limits: {nvidia.com/gpu: "1"}
-EOF
+    local labels="gpufed.io/lease: west-$1-1, gpufed.io/origin-cluster: west"
+    labels+=", gpufed.io/origin-uid: 00000000-0000-0000-0000-$(printf '%012d' "${#1}")"
+    labels+=', gpufed.io/epoch: "1"'
+    JOB_QUEUE=gpufed-ml-gpu JOB_LABELS=$labels job_yaml "$1" 1 "$2" |
+        E create -f - >/dev/null
 }
-uid_of() { E -n ml get job "$1" -o jsonpath='{.metadata.uid}'; }
 # The copy's Workload, by its controller ownerReference.
 wl_of() { # job -> "name active fenced-at"
     local uid
@@ -247,19 +173,19 @@ step "renewing: the agent starts, is ready, and fences nothing"
 agent_start "$D/east/kubeconfig-member-agent.yaml"
 wait_for 20 "agent serving" grep -q 'msg=serving' "$work/agent.log"
 wait_for 20 "agent ready" ready
-[ "$(metric gpufed_agent_fenced)" = 0 ] || fail "fenced at start: $(metric gpufed_agent_fenced)"
+[ "$(ametric gpufed_agent_fenced)" = 0 ] || fail "fenced at start: $(ametric gpufed_agent_fenced)"
 # Longer than D plus the clock offset: a fence would have happened.
 sleep $((LEASE_S * 2))
 ! grep -q 'msg=fencing' "$work/agent.log" || fail "fenced while renewals continue"
 for j in run-1 run-2 done-1; do active $j || fail "$j touched: $(wl_of $j)"; done
-reads=$(metric 'gpufed_agent_heartbeat_reads_total{result="ok"}')
+reads=$(ametric 'gpufed_agent_heartbeat_reads_total{result="ok"}')
 [ "${reads%.*}" -ge 8 ] || fail "heartbeat reads: $reads"
 
 step "lapse: renewals stop; every running copy is fenced within a deadline"
 renew_stop
 last=$(cat "$work/last_renew")
 for j in run-1 run-2; do wait_for 15 "$j fenced" fenced $j; done
-fence_ms=$(log_ms fencing)
+fence_ms=$(agent_log_ms fencing)
 [ -n "$fence_ms" ] || fail "no fencing line"
 grep -q 'msg=fencing member=east heartbeat_age_ms=[0-9]* d_ms=3000 copies=2' "$work/agent.log" ||
     fail "fencing line: $(grep msg=fencing "$work/agent.log")"
@@ -274,10 +200,10 @@ msg=$(jq -r '.items[] | select(.reason == "Fenced") | .message' <<<"$ev")
 [ -n "$msg" ] || fail "no Fenced Event on run-1: $(jq -c '[.items[].reason]' <<<"$ev")"
 [[ "$msg" == *"has not moved for"*"lease duration 3s"* ]] || fail "Event message: $msg"
 [ "$(jq -r '.items[] | select(.reason == "Fenced") | .type' <<<"$ev")" = Warning ] || fail "Event type"
-[ "$(metric gpufed_agent_fenced)" = 1 ] || fail "metric fenced: $(metric gpufed_agent_fenced)"
-[ "$(metric gpufed_agent_fences_total)" = 1 ] || fail "fences_total: $(metric gpufed_agent_fences_total)"
-[ "$(metric gpufed_agent_copies_fenced_total)" = 2 ] || fail "copies: $(metric gpufed_agent_copies_fenced_total)"
-age=$(metric gpufed_agent_heartbeat_age_seconds)
+[ "$(ametric gpufed_agent_fenced)" = 1 ] || fail "metric fenced: $(ametric gpufed_agent_fenced)"
+[ "$(ametric gpufed_agent_fences_total)" = 1 ] || fail "fences_total: $(ametric gpufed_agent_fences_total)"
+[ "$(ametric gpufed_agent_copies_fenced_total)" = 2 ] || fail "copies: $(ametric gpufed_agent_copies_fenced_total)"
+age=$(ametric gpufed_agent_heartbeat_age_seconds)
 awk -v a="$age" 'BEGIN{exit !(a >= 3)}' || fail "heartbeat age: $age"
 echo "figure: last renewal -> fence decision: $((fence_ms - last)) ms (D = ${LEASE_S}000 ms, agent polls every 500 ms)"
 echo "figure: fence decision -> copies' pods stopped (execution log): $((stop_ms - fence_ms)) ms"
@@ -285,13 +211,13 @@ echo "figure: fence decision -> copies' pods stopped (execution log): $((stop_ms
 step "late copy: created while fenced, fenced too"
 copy late-1 600s
 wait_for 15 "late-1 fenced" fenced late-1
-[ "$(metric gpufed_agent_copies_fenced_total)" = 3 ] || fail "copies: $(metric gpufed_agent_copies_fenced_total)"
-[ "$(metric gpufed_agent_fences_total)" = 1 ] || fail "fences_total: $(metric gpufed_agent_fences_total)"
+[ "$(ametric gpufed_agent_copies_fenced_total)" = 3 ] || fail "copies: $(ametric gpufed_agent_copies_fenced_total)"
+[ "$(ametric gpufed_agent_fences_total)" = 1 ] || fail "fences_total: $(ametric gpufed_agent_fences_total)"
 
 step "heal: renewals resume; nothing reactivated, new copies left alone"
 renew_start
 wait_for 15 "heartbeat moved again" grep -q 'msg="heartbeat moved again"' "$work/agent.log"
-[ "$(metric gpufed_agent_fenced)" = 0 ] || fail "still fenced"
+[ "$(ametric gpufed_agent_fenced)" = 0 ] || fail "still fenced"
 copy new-1 600s
 wait_for 30 "new-1 running" running new-1
 agent_stop
@@ -317,9 +243,9 @@ t0=$(now_ms)
 agent_start "$D/east/kubeconfig-member-agent.yaml"
 wait_for 15 "new-1 fenced by the restarted agent" fenced new-1
 wait_for 15 "new-2 fenced by the restarted agent" fenced new-2
-fence_ms=$(log_ms fencing)
+fence_ms=$(agent_log_ms fencing)
 echo "figure: agent start on a stale heartbeat -> fence decision: $((fence_ms - t0)) ms"
-[ "$(metric gpufed_agent_fenced)" = 1 ] || fail "metric fenced after restart"
+[ "$(ametric gpufed_agent_fenced)" = 1 ] || fail "metric fenced after restart"
 for j in new-1 new-2; do wait_for 15 "$j pods stopped" stopped $j; done
 agent_stop
 
@@ -352,10 +278,10 @@ fline=$(grep 'msg=fencing' "$work/agent.log" | tail -1)
 [[ "$fline" == *" copies=0 "* ]] || fail "the cache saw stale-1: $fline"
 grep -q 'msg="fence list read" member=east copies_listed=[0-9]* copies=1 ' "$work/agent.log" ||
     fail "no LIST fenced stale-1: $(grep 'fence list' "$work/agent.log" | tail -3)"
-fence_ms=$(log_ms fencing)
+fence_ms=$(agent_log_ms fencing)
 fenced_ms=$(date -d "$(grep 'msg="copy fenced" job=ml/stale-1 ' "$work/agent.log" | tail -1 |
     sed 's/^ts=\([^ ]*\).*/\1/')" +%s%3N)
-lists=$(metric 'gpufed_agent_fence_lists_total{result="ok"}')
+lists=$(ametric 'gpufed_agent_fence_lists_total{result="ok"}')
 [ "${lists%.*}" -ge 1 ] || fail "fence lists: $lists"
 echo "figure: fence decision -> stale-1 (not in the agent's cache) patched: $((fenced_ms - fence_ms)) ms (one poll is 500 ms)"
 wait_for 15 "stale-1 pods stopped" stopped stale-1

@@ -77,21 +77,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/kubesim.sh"
 . "$here/lib/fedworld.sh"
-: "${GF_SHARED:?GF_SHARED must name the shared folder}"
-for c in kubectl jq curl /usr/bin/python3; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
-
-work=$(mktemp -d)
-cleanup() {
-    local rc=$?
-    fed_cleanup $rc
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+HW_NEEDS=/usr/bin/python3 hw_begin 60
 
 WEST_GPU='gpufed_quota{member="west",cluster_queue="ml-gpu",flavor="a100",resource="nvidia.com/gpu",kind="lent"}'
 # D(1+rho) + M, in ms: the hub's fencing time after the last renewal
@@ -113,7 +99,6 @@ fed_agent_start north
 wait_for 20 "heartbeat in west" hb_renew_ms west
 t=$(hb_renew_ms west)
 wait_for 5 "heartbeat moves" hb_moves west "$t"
-hub_ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/readyz")" = 200 ]; }
 wait_for 20 "hub ready" hub_ready
 
 # The phases a lease may go through when nothing is fenced.
@@ -284,7 +269,7 @@ settle k-run n-fill
 
 # --- 5. clock drift ----------------------------------------------------------
 step "clock drift within rho: the hub at +10000 ppm, west's agent at -10000 ppm"
-fed_hub_stop
+hub_stop
 fed_hub_start $RHO_PPM
 grep -q 'clock rate skewed for testing" ppm=10000$' < <(sed -n '/^--- started/h; //!H; ${x; p}' "$work/hub.log") ||
     fail "the hub does not run skewed"
@@ -410,5 +395,5 @@ settle g-1
 
 step "the chaos checker on the whole run"
 fed_check S1,S2,S3,L2
-fed_hub_stop
+hub_stop
 echo "PASS"

@@ -15,17 +15,12 @@ set -euo pipefail
 SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
 . "$(dirname "$0")/lib/kubesim.sh"
 
-work=$(mktemp -d)
+sim_scratch
 watch_pids=()
-cleanup() {
-    local rc=$?
+sim_on_exit() {
+    local p
     for p in "${watch_pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    sim_cleanup $rc
-    rm -rf "$work"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 sim_start "$work/sim" --clusters east --crds "$SHARED/kueue/crds" --seed 5 \
     --no-kueue

@@ -25,193 +25,42 @@
 # cluster admin. Needs GF_BIN and GF_SHARED, kubectl, jq and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq curl; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
+. "$here/lib/hubworld.sh"
 # The parts that need the rest of the reclaim work (see above).
 DRAIN_WITHDRAW=${DRAIN_WITHDRAW:-1}
 DRAIN_RECLAIM=${DRAIN_RECLAIM:-1}
-
-work=$(mktemp -d)
-hub_pid=""
-cleanup() {
-    local rc=$?
-    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
-    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
-        echo "--- hub log (last 40 lines)"
-        tail -n 40 "$work/hub.log"
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-D="$work/sim"
-EXEC="$work/exec.jsonl"
-sim_start "$D" --clusters hub,east,west,north --crds "$SHARED/kueue/crds" \
-    --time-scale 10 --exec-log "$EXEC"
-H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
-E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
-K() { # member kubectl-args...
-    local m=$1
-    shift
-    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" "$@"
-}
+hw_begin
+hw_sim east west north
 CTL() { "$GF_BIN/gpufedctl" "$@" --kubeconfig "$D/hub/kubeconfig-admin.yaml"; }
 
 step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"
-H apply -k "$root/manifests/hub" >/dev/null
-for m in east west north; do
-    K $m apply -k "$root/manifests/member" >/dev/null
-    H -n gpufed-system create secret generic "$m-kubeconfig" \
-        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
-done
-queues() { # gpus
-    cat <<EOF
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: ml-gpu}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu, memory, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: memory, nominalQuota: 256Gi}
-      - {name: nvidia.com/gpu, nominalQuota: $1}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: ml
-  labels: {gpufed.io/accept-overflow: "true"}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: ml, namespace: ml}
-spec: {clusterQueue: ml-gpu}
-EOF
-}
-queues 0 | E apply -f - >/dev/null
 # With the reclaim part on, west's two long copies take 6 of its GPUs and
 # pend-1 still needs 6 idle there: west gets 12.
 west_gpus=8
 [ "$DRAIN_RECLAIM" = 1 ] && west_gpus=12
-queues "$west_gpus" | K west apply -f - >/dev/null
-queues 4 | K north apply -f - >/dev/null
-port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
-member() { # name
-    echo "  - {name: $1, apiServer: \"https://127.0.0.1:$(port "$1")\", credentialsSecret: gpufed-system/$1-kubeconfig, fencing: none}"
-}
+hw_world east=0 west=$west_gpus north=4
 # admitTimeout is long so that a withdrawal seen soon after a drain is the
 # drain's, not the timeout's; gracePeriod is short so that a reclaim ends
 # within the test.
-cat >"$work/policy.yaml" <<EOF
-apiVersion: gpufed.io/v1alpha1
-kind: FederationPolicy
-metadata: {name: e2e}
-spec:
-  resource: nvidia.com/gpu
-  members:
-$(member east)
-$(member west)
-$(member north)
-  flavorEquivalence:
-  - name: a100
-    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}, {member: north, flavor: a100}]
-  groups:
-  - name: ml
-    mode: redirect
-    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}, {member: north, name: ml-gpu}]
-    overflow: {namespaces: [ml]}
-  timing: {overflowAfter: 2s, admitTimeout: 60s, leaseDuration: 30s, gracePeriod: 10s}
-EOF
-"$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
+policy_yaml "{overflowAfter: 2s, admitTimeout: 60s, leaseDuration: 30s, gracePeriod: 10s}" \
+    "[ml]" east west north | policy_install
 
-hub_start() {
-    "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
-        --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
-    hub_pid=$!
-}
-hub_stop() {
-    [ -n "$hub_pid" ] || return 0
-    kill -TERM "$hub_pid" 2>/dev/null || true
-    local rc=0
-    wait "$hub_pid" || rc=$?
-    hub_pid=""
-    [ $rc -eq 0 ] || fail "gpufed hub exited with $rc on SIGTERM"
-}
-hport() { grep 'msg=serving' "$work/hub.log" | tail -1 | sed 's/.*port=//'; }
-ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$(hport)/readyz")" = 200 ]; }
+# The hub's port once it is ready (hport).
+ready() { hport=$(logged_port) && hub_ready; }
 
 job() { # name gpus [duration]
-    E create -f - >/dev/null <<EOF
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-  namespace: ml
-  labels: {kueue.x-k8s.io/queue-name: ml}
-  annotations: {kubesim.gpufed.io/duration: "${3:-30s}"}
-spec:
-  parallelism: 1
-  completions: 1
-  backoffLimit: 0
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "$2"}
-          limits: {nvidia.com/gpu: "$2"}
-EOF
+    job_yaml "$1" "$2" "${3:-30s}" | E create -f - >/dev/null
 }
-uid_of() { E -n ml get job "$1" -o jsonpath='{.metadata.uid}'; }
-# Leases of an origin Job: name, phase, reason, lender.
-leases_of() { # job
-    H -n gpufed-system get ql -o json |
-        jq -r --arg j "$1" '.items[] | select(.spec.origin.jobName==$j) |
-            "\(.metadata.name) \(.status.phase // "Pending") \(if (.status.reason // "") == "" then "-" else .status.reason end) \(.spec.lender.member)"'
-}
-lease_is() { # job phase [reason] [lender]: some lease of job matches
-    grep -q "^[^ ]* $2 ${3:-[^ ]*} ${4:-[^ ]*}$" < <(leases_of "$1")
-}
-# Leases lent by a member (any phase), created after a time (RFC 3339).
 lent_after() { # member time
-    H -n gpufed-system get ql -o json |
+    leases_json |
         jq -r --arg m "$1" --arg t "$2" '.items[] | select(.spec.lender.member==$m) |
             select(.metadata.creationTimestamp > $t) | .metadata.name'
 }
 drain_data() { H -n gpufed-system get configmap gpufed-drain -o json | jq -c '.data // {}'; }
-metric() { curl -s "http://127.0.0.1:$(hport)/metrics" | grep "^$1 " | awk '{print $2}'; }
-# Completions of a Job: successful stops in the execution log of the
-# origin (by uid) and of its copies in any member.
-finished() { # job
-    local uid copies=""
-    uid=$(uid_of "$1")
-    for m in west north; do
-        copies+=$(K $m get jobs -A -l "gpufed.io/origin-uid=$uid" -o jsonpath='{range .items[*]}{.metadata.uid} {end}')
-    done
-    jq -r --arg u "$uid" --arg c "$copies" \
-        'select(.event=="stop" and .reason=="Succeeded") | . as $e | ($c | split(" ")) as $cs
-         | select($e.job_uid == $u or ($cs | any(. == $e.job_uid))) | .cluster' \
-        "$EXEC" 2>/dev/null | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
-}
+# Completions of a Job (successful stops) by cluster, its copies' in any
+# member counted.
+finished() { exec_counts "$1" '.event=="stop" and .reason=="Succeeded"' west north; }
 
 step "commands: usage, and uncordon of a member never drained"
 rc=0
@@ -267,9 +116,9 @@ jq -e '.west | test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$")' <<<"$d1" >/dev/n
 out=$(CTL drain west | head -1)
 [[ "$out" == "member west already drained since "*"; nothing changed" ]] || fail "second drain: '$out'"
 [ "$(drain_data)" = "$d1" ] || fail "a second drain changed the ConfigMap: $(drain_data)"
-wait_for 10 "gpufed_member_drained west 1" bash -c "[ \"\$(curl -s http://127.0.0.1:$(hport)/metrics | grep '^gpufed_member_drained{member=\"west\"} ')\" = 'gpufed_member_drained{member=\"west\"} 1' ]"
+wait_for 10 "gpufed_member_drained west 1" metric_is 'gpufed_member_drained{member="west"}' 1
 [ "$(metric 'gpufed_member_drained{member="north"}')" = 0 ] || fail "north drained"
-rz=$(curl -s "http://127.0.0.1:$(hport)/readyz")
+rz=$(curl -s "http://127.0.0.1:$hport/readyz")
 grep -q "^member west: drained since ${d1:9:20}" <<<"$rz" || fail "/readyz: $rz"
 grep -q '^ok$' <<<"$rz" || fail "/readyz not ok while west is drained: $rz"
 grep -q 'msg="member drained" member=west' "$work/hub.log" || fail "no 'member drained' log line"

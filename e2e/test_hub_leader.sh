@@ -15,111 +15,28 @@
 # Replica a talks to the hub as identity hub-a (bound to the manifests'
 # Role of the hub), b as gpufed-hub, so that a fault can cut off one
 # replica alone. Needs GF_BIN and GF_SHARED,
-# kubectl, jq, curl and python3.
+# kubectl, jq and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq curl python3; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
-
-work=$(mktemp -d)
+. "$here/lib/hubworld.sh"
+hw_begin 30
+HW_LOGS=("hub a log=$work/a.log" "hub b log=$work/b.log")
 declare -A pid=()
-cleanup() {
-    local rc=$?
+hw_on_exit() {
+    local r
     for r in "${!pid[@]}"; do
         [ -n "${pid[$r]}" ] && kill -KILL "${pid[$r]}" 2>/dev/null || true
     done
-    if [ $rc -ne 0 ]; then
-        for r in a b; do
-            [ -f "$work/$r.log" ] || continue
-            echo "--- hub $r log (last 30 lines)"
-            tail -n 30 "$work/$r.log"
-        done
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-D="$work/sim"
-EXEC="$work/exec.jsonl"
-sim_start "$D" --clusters hub,east,west --crds "$SHARED/kueue/crds" \
-    --time-scale 10 --exec-log "$EXEC" \
-    --identity hub-a=hub-a
-H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
-E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
-W() { kubectl --kubeconfig "$D/west/kubeconfig-admin.yaml" "$@"; }
-
+hw_sim east west -- --identity hub-a=hub-a
 
 step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"
-H apply -k "$root/manifests/hub" >/dev/null
+hw_world east=0 west=8
 # hub-a gets exactly the hub's Role (the service account's).
 H -n gpufed-system create rolebinding gpufed-hub-a --role gpufed-hub --user hub-a >/dev/null
-for m in east west; do
-    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" apply -k "$root/manifests/member" >/dev/null
-    H -n gpufed-system create secret generic "$m-kubeconfig" \
-        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
-done
-queues() { # gpus
-    cat <<YAML
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: ml-gpu}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu, memory, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: memory, nominalQuota: 256Gi}
-      - {name: nvidia.com/gpu, nominalQuota: $1}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: ml
-  labels: {gpufed.io/accept-overflow: "true"}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: ml, namespace: ml}
-spec: {clusterQueue: ml-gpu}
-YAML
-}
-queues 0 | E apply -f - >/dev/null
-queues 8 | W apply -f - >/dev/null
-port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
-cat >"$work/policy.yaml" <<YAML
-apiVersion: gpufed.io/v1alpha1
-kind: FederationPolicy
-metadata: {name: e2e}
-spec:
-  resource: nvidia.com/gpu
-  members:
-  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
-  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
-  flavorEquivalence:
-  - name: a100
-    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}]
-  groups:
-  - name: ml
-    mode: redirect
-    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}]
-    overflow: {namespaces: [ml]}
-  timing: {overflowAfter: 2s, admitTimeout: 10s, leaseDuration: 30s}
-YAML
+policy_yaml "{overflowAfter: 2s, admitTimeout: 10s, leaseDuration: 30s}" \
+    "[ml]" east west | policy_install
 
 kcfg() { # replica
     if [ "$1" = a ]; then echo "$D/hub/kubeconfig-hub-a.yaml"; else echo "$D/hub/kubeconfig-gpufed-hub.yaml"; fi
@@ -130,71 +47,20 @@ hub_start() { # replica
         --listen 127.0.0.1:0 --id "$1" --leader-lease 4s >>"$work/$1.log" 2>&1 &
     pid[$1]=$!
 }
-hport() { grep 'msg=serving' "$work/$1.log" | tail -1 | sed 's/.*port=//'; }
+hport() { logged_port "$work/$1.log"; }
 readyz() { curl -s "http://127.0.0.1:$(hport "$1")/readyz"; }
-metric() { # replica name-with-labels: its value, 0 when absent
-    local m
-    m=$(curl -s "http://127.0.0.1:$(hport "$1")/metrics")
-    awk -v k="$2" '$1==k{print $2; f=1} END{if(!f) print 0}' <<<"$m"
+rmetric() { # replica name-with-labels: its value, 0 when absent
+    local v
+    v=$(metric "$2" "$(hport "$1")")
+    echo "${v:-0}"
 }
 leading() { grep -q '^leading=true$' < <(readyz "$1"); }
-# Milliseconds since the epoch of a log line's ts= field.
-ts_ms() {
-    python3 -c 'import sys,datetime
-t=sys.argv[1]
-d=datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
-print(int(d.timestamp()*1000))' "$1"
-}
-log_ts() { # replica message: ts of its last such line, in ms
-    local l
-    l=$(grep "msg=\"$2\"" "$work/$1.log" | tail -1 | sed 's/^ts=\([^ ]*\) .*/\1/')
-    [ -n "$l" ] && ts_ms "$l"
-}
-now_ms() { python3 -c 'import time; print(int(time.time()*1000))'; }
+log_ts() { log_ms "$work/$1.log" "msg=\"$2\""; } # replica message
 
 job() { # name gpus duration
-    E create -f - >/dev/null <<YAML
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-  namespace: ml
-  labels: {kueue.x-k8s.io/queue-name: ml}
-  annotations: {kubesim.gpufed.io/duration: "$3"}
-spec:
-  parallelism: 1
-  completions: 1
-  backoffLimit: 0
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "$2"}
-          limits: {nvidia.com/gpu: "$2"}
-YAML
+    job_yaml "$1" "$2" "$3" | E create -f - >/dev/null
 }
-leases_of() { # job
-    H -n gpufed-system get ql -o json |
-        jq -r --arg j "$1" '.items[] | select(.spec.origin.jobName==$j) |
-            "\(.metadata.name) \(.status.phase // "Pending") \(.status.reason // "")"'
-}
-lease_is() { grep -q "^[^ ]* $2 ${3:-}" < <(leases_of "$1"); }
-uid_of() { E -n ml get job "$1" -o jsonpath='{.metadata.uid}'; }
-# Runs of a Job (its origin and its copies) by cluster, from the
-# execution log.
-runs() { # job
-    local uid copies
-    uid=$(uid_of "$1")
-    copies=$(W get jobs -A -l "gpufed.io/origin-uid=$uid" -o jsonpath='{range .items[*]}{.metadata.uid} {end}')
-    jq -r --arg u "$uid" --arg c "$copies" \
-        'select(.event=="start") | . as $e | ($c | split(" ")) as $cs
-         | select($e.job_uid == $u or ($cs | any(. == $e.job_uid))) | .cluster' \
-        "$EXEC" 2>/dev/null | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
-}
+runs() { starts_by_cluster "$1" west; }
 
 step "one leader: a and b start, exactly one leads, both are ready"
 hub_start a
@@ -212,17 +78,17 @@ if leading a; then L=a S=b; else L=b S=a; fi
 ra=$(readyz a) rb=$(readyz b)
 grep -q "^leader=$L$" <<<"$ra" || fail "a's /readyz: $ra"
 grep -q "^leader=$L$" <<<"$rb" || fail "b's /readyz: $rb"
-[ "$(metric "$L" "gpufed_leader{id=\"$L\"}")" = 1 ] || fail "gpufed_leader of $L"
-[ "$(metric "$S" "gpufed_leader{id=\"$S\"}")" = 0 ] || fail "gpufed_leader of $S"
-[ "$(metric "$S" "gpufed_leader_holder{holder=\"$L\"}")" = 1 ] || fail "gpufed_leader_holder on $S"
+[ "$(rmetric "$L" "gpufed_leader{id=\"$L\"}")" = 1 ] || fail "gpufed_leader of $L"
+[ "$(rmetric "$S" "gpufed_leader{id=\"$S\"}")" = 0 ] || fail "gpufed_leader of $S"
+[ "$(rmetric "$S" "gpufed_leader_holder{holder=\"$L\"}")" = 1 ] || fail "gpufed_leader_holder on $S"
 echo "leader $L, standby $S"
 
 step "the standby writes nothing while Jobs are redirected"
 for i in 1 2 3; do job "long-$i" 2 100s; done
 for i in 1 2 3; do wait_for 40 "long-$i Active" lease_is "long-$i" Active; done
-[ "$(metric "$L" gpufed_writes_total)" != 0 ] || fail "the leader made no write"
-[ "$(metric "$S" gpufed_writes_total)" = 0 ] || fail "the standby wrote: $(metric "$S" gpufed_writes_total)"
-[ "$(metric "$S" gpufed_decision_passes_total)" = 0 ] || fail "the standby ran passes"
+[ "$(rmetric "$L" gpufed_writes_total)" != 0 ] || fail "the leader made no write"
+[ "$(rmetric "$S" gpufed_writes_total)" = 0 ] || fail "the standby wrote: $(rmetric "$S" gpufed_writes_total)"
+[ "$(rmetric "$S" gpufed_decision_passes_total)" = 0 ] || fail "the standby ran passes"
 
 step "failover: SIGKILL the leader mid-run"
 # Two more Jobs, eligible (overflowAfter 2 s) just after the kill: the
@@ -234,7 +100,7 @@ t_kill=$(now_ms)
 kill -KILL "${pid[$L]}"
 wait "${pid[$L]}" 2>/dev/null || true
 pid[$L]=""
-first_write() { [ "$(metric "$S" gpufed_writes_total)" != 0 ]; }
+first_write() { [ "$(rmetric "$S" gpufed_writes_total)" != 0 ]; }
 wait_for 30 "$S writes" first_write
 t_write=$(now_ms)
 t_lead=$(log_ts "$S" "became leader")

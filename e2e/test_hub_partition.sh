@@ -24,161 +24,22 @@
 # GF_BIN and GF_SHARED, kubectl, jq and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq curl; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
-
-work=$(mktemp -d)
-hub_pid=""
-cleanup() {
-    local rc=$?
-    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
-    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
-        echo "--- hub log (last 60 lines)"
-        tail -n 60 "$work/hub.log"
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-D="$work/sim"
-EXEC="$work/exec.jsonl"
-sim_start "$D" --clusters hub,east,west,north --crds "$SHARED/kueue/crds" \
-    --time-scale 10 --exec-log "$EXEC"
-H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
-E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
-W() { kubectl --kubeconfig "$D/west/kubeconfig-admin.yaml" "$@"; }
-N() { kubectl --kubeconfig "$D/north/kubeconfig-admin.yaml" "$@"; }
-
-now_ms() { date +%s%3N; }
+. "$here/lib/hubworld.sh"
+hw_begin 60
+hw_sim east west north
 
 step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"
-H apply -k "$root/manifests/hub" >/dev/null
-for m in east west north; do
-    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" apply -k "$root/manifests/member" >/dev/null
-    H -n gpufed-system create secret generic "$m-kubeconfig" \
-        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
-done
-queues() { # gpus
-    cat <<EOF
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: ml-gpu}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu, memory, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: memory, nominalQuota: 256Gi}
-      - {name: nvidia.com/gpu, nominalQuota: $1}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: ml
-  labels: {gpufed.io/accept-overflow: "true"}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: ml, namespace: ml}
-spec: {clusterQueue: ml-gpu}
-EOF
-}
-queues 0 | E apply -f - >/dev/null
-queues 8 | W apply -f - >/dev/null
-queues 4 | N apply -f - >/dev/null
-port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
+hw_world east=0 west=8 north=4
 policy() { # west's fencing
-    cat >"$work/policy.yaml.new" <<EOF
-apiVersion: gpufed.io/v1alpha1
-kind: FederationPolicy
-metadata: {name: e2e}
-spec:
-  resource: nvidia.com/gpu
-  members:
-  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
-  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: $1}
-  - {name: north, apiServer: "https://127.0.0.1:$(port north)", credentialsSecret: gpufed-system/north-kubeconfig, fencing: none}
-  flavorEquivalence:
-  - name: a100
-    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}, {member: north, flavor: a100}]
-  groups:
-  - name: ml
-    mode: redirect
-    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}, {member: north, name: ml-gpu}]
-    overflow: {namespaces: [ml]}
-  timing: {overflowAfter: 1s, admitTimeout: 10s, leaseDuration: 3s, fenceMargin: 2s}
-EOF
-    "$GF_BIN/gpufedctl" policy check "$work/policy.yaml.new" >/dev/null
-    mv "$work/policy.yaml.new" "$work/policy.yaml"
+    policy_yaml "{overflowAfter: 1s, admitTimeout: 10s, leaseDuration: 3s, fenceMargin: 2s}" \
+        "[ml]" east "west=$1" north | policy_install
 }
 policy none
-
-"$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
-    --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
-hub_pid=$!
-wait_for 10 "hub serving" grep -q 'msg=serving' "$work/hub.log"
-hport=$(grep 'msg=serving' "$work/hub.log" | tail -1 | sed 's/.*port=//')
-metric() { # exact series name with labels: its value
-    local m
-    m=$(curl -s "http://127.0.0.1:$hport/metrics")
-    awk -v k="$1" '$1==k{print $2}' <<<"$m"
-}
-metric_is() { [ "$(metric "$1")" = "$2" ]; }
+hub_serve
 
 job() { # name gpus duration
-    E create -f - >/dev/null <<EOF
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-  namespace: ml
-  labels: {kueue.x-k8s.io/queue-name: ml}
-  annotations: {kubesim.gpufed.io/duration: "$3"}
-spec:
-  parallelism: 1
-  completions: 1
-  backoffLimit: 0
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "$2"}
-          limits: {nvidia.com/gpu: "$2"}
-EOF
-}
-uid_of() { E -n ml get job "$1" -o jsonpath='{.metadata.uid}'; }
-leases_of() { # job: "name phase reason lender epoch" per lease
-    H -n gpufed-system get ql -o json |
-        jq -r --arg j "$1" '.items[] | select(.spec.origin.jobName==$j) |
-            "\(.metadata.name) \(.status.phase // "Pending") \(if (.status.reason // "") == "" then "-" else .status.reason end) \(.spec.lender.member) \(.spec.epoch)"'
-}
-lease_is() { # job phase [reason]
-    grep -q "^[^ ]* $2 ${3:-}" < <(leases_of "$1")
-}
-lease_line() { # job regex: a lease of the job matches
-    grep -qE "$2" < <(leases_of "$1")
-}
-runs_match() { # job regex: a run matches
-    grep -qE "$2" < <(runs "$1")
+    job_yaml "$1" "$2" "$3" | E create -f - >/dev/null
 }
 copies_in() { # K job: the uids of the Job's copies in that member
     local uid
@@ -206,10 +67,6 @@ completed_once() { # job: exactly one Job (origin or copy) of it completed
     done
     [ "$n" = 1 ]
 }
-hb_time() { W -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.renewTime}'; }
-hb_moves() { # from
-    [ "$(hb_time)" != "$1" ]
-}
 blackhole_west() { # seconds
     "$GF_BIN/kubesim" fault west blackhole --identity gpufed-hub --for "${1}s" --dir "$D" >/dev/null
 }
@@ -230,14 +87,14 @@ fence_copies_in() { # K
 }
 
 step "heartbeat: the hub renews gpufed-heartbeat in every member"
-wait_for 20 "heartbeat Lease in west" hb_time
+wait_for 20 "heartbeat Lease in west" hb_renew_ms west
 for K in E N; do
     $K -n gpufed-system get lease gpufed-heartbeat -o json | jq -e \
         '.spec.leaseDurationSeconds == 3 and (.spec.renewTime | test("\\.[0-9]{6}Z$"))' >/dev/null ||
         fail "heartbeat Lease: $($K -n gpufed-system get lease gpufed-heartbeat -o json | jq -c .spec)"
 done
-t=$(hb_time)
-wait_for 5 "heartbeat moves" hb_moves "$t"
+t=$(hb_renew_ms west)
+wait_for 5 "heartbeat moves" hb_moves west "$t"
 wait_for 10 "renewals counted" metric_is 'gpufed_member_suspect{member="west"}' 0
 
 step "fencing none: a partition makes the lease Suspect, the heal makes it Active again"
@@ -259,9 +116,9 @@ rz_code=$(curl -s -o "$work/readyz" -w '%{http_code}' "http://127.0.0.1:$hport/r
 grep -q '^member west: suspect: ' "$work/readyz" || fail "/readyz does not name west: $(cat "$work/readyz")"
 # A Job that would prefer west (8 GPUs) goes elsewhere or waits.
 job part-2 2 10s
-hb_frozen=$(hb_time)
+hb_frozen=$(hb_renew_ms west)
 sleep 8
-[ "$(hb_time)" = "$hb_frozen" ] || fail "heartbeat moved during the partition"
+[ "$(hb_renew_ms west)" = "$hb_frozen" ] || fail "heartbeat moved during the partition"
 if grep -q " west " < <(leases_of part-2); then fail "part-2 went to west while partitioned: $(leases_of part-2)"; fi
 lease_is part-1 Suspect || fail "part-1 left Suspect during the partition: $(leases_of part-1)"
 left=$(( 20000 - ($(now_ms) - t_fault) ))
@@ -270,7 +127,7 @@ sleep $(( left / 1000 + 1 ))
 t_heal=$(now_ms)
 wait_for 30 "part-1 Active again" lease_is part-1 Active
 echo "   heal -> lease Active: $(( $(now_ms) - t_heal )) ms"
-wait_for 10 "heartbeat moves again" hb_moves "$hb_frozen"
+wait_for 10 "heartbeat moves again" hb_moves west "$hb_frozen"
 wait_for 10 "west healthy in /metrics" metric_is 'gpufed_member_suspect{member="west"}' 0
 echo "   heal -> heartbeat moving, member healthy: $(( $(now_ms) - t_heal )) ms"
 grep -q 'cluster=west msg="member healthy again"' "$work/hub.log" || fail "heal not logged"
@@ -346,9 +203,5 @@ completed_once blind-1 || fail "blind-1 completed more or less than once"
 metric_is gpufed_double_completions_total 0 || fail "double completions: $(metric gpufed_double_completions_total)"
 runs blind-1 | sed 's/^/   run: /'
 
-kill -TERM "$hub_pid"
-rc=0
-wait "$hub_pid" || rc=$?
-hub_pid=""
-[ $rc -eq 0 ] || fail "gpufed hub exited with $rc on SIGTERM"
+hub_stop
 echo "PASS"

@@ -12,30 +12,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-REALK8S="$SHARED/realk8s"
-for c in etcd kubectl jq; do
-    command -v $c >/dev/null ||
-        fail "'$c' not found: this test needs a real kube-apiserver on etcd (make deps)"
-done
+. "$here/lib/hubworld.sh"
+REALK8S="${GF_SHARED:?GF_SHARED must name the shared folder}/realk8s"
+HW_NEEDS=etcd hw_begin 30
+hw_on_exit() { "$REALK8S/down.sh" "$work/srv" >/dev/null 2>&1 || true; }
 [ -x "$REALK8S/kube-apiserver" ] || fail "no kube-apiserver in $REALK8S"
-
-work=$(mktemp -d)
-hub_pid=""
-cleanup() {
-    local rc=$?
-    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
-    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
-        echo "--- hub log (last 30 lines)"
-        tail -n 30 "$work/hub.log"
-    fi
-    sim_cleanup $rc
-    "$REALK8S/down.sh" "$work/srv" >/dev/null 2>&1 || true
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 step "hub: a real kube-apiserver with manifests/hub"
 "$REALK8S/up.sh" "$work/srv" >/dev/null || fail "kube-apiserver did not start"
@@ -62,50 +43,20 @@ step "members: east (no GPU quota) and west (8 idle GPUs) on kubesim"
 D="$work/sim"
 sim_start "$D" --clusters east,west --crds "$SHARED/kueue/crds" --time-scale 10
 for m in east west; do
-    K="kubectl --kubeconfig $D/$m/kubeconfig-admin.yaml"
-    $K apply -k "$root/manifests/member" >/dev/null
+    K "$m" apply -k "$root/manifests/member" >/dev/null
     H -n gpufed-system create secret generic "$m-kubeconfig" \
         --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
-    gpus=0
-    [ $m = west ] && gpus=8
-    $K apply -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Namespace
-metadata: {name: ml, labels: {gpufed.io/accept-overflow: "true"}}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: ml-gpu}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: nvidia.com/gpu, nominalQuota: $gpus}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: ml, namespace: ml}
-spec: {clusterQueue: ml-gpu}
-EOF
 done
-port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
+queues_yaml 0 | E apply -f - >/dev/null
+queues_yaml 8 | W apply -f - >/dev/null
 cat >"$work/policy.yaml" <<EOF
 apiVersion: gpufed.io/v1alpha1
 kind: FederationPolicy
 metadata: {name: realk8s}
 spec:
   members:
-  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
-  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
+  - {name: east, apiServer: "https://127.0.0.1:$(sim_port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
+  - {name: west, apiServer: "https://127.0.0.1:$(sim_port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
   flavorEquivalence:
   - name: a100
     flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}]
@@ -119,26 +70,7 @@ step "gpufed hub as gpufed-hub on the real server: one Job overflows"
 "$GF_BIN/gpufed" hub --kubeconfig "$work/srv/kubeconfig-gpufed-hub.yaml" \
     --policy "$work/policy.yaml" >"$work/hub.log" 2>&1 &
 hub_pid=$!
-kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" create -f - >/dev/null <<EOF
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: train-1
-  namespace: ml
-  labels: {kueue.x-k8s.io/queue-name: ml}
-  annotations: {kubesim.gpufed.io/duration: "20s"}
-spec:
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "4"}
-          limits: {nvidia.com/gpu: "4"}
-EOF
+job_yaml train-1 4 20s | E create -f - >/dev/null
 released() {
     H -n gpufed-system get ql -o json |
         jq -e '.items[] | select(.spec.origin.jobName=="train-1") |
@@ -151,9 +83,5 @@ H -n gpufed-system get ql -o json | jq -e '.items[0].status.transitions | length
 if grep -q 'level=error\|Forbidden' "$work/hub.log"; then
     fail "errors in the hub log: $(grep -m3 'level=error\|Forbidden' "$work/hub.log")"
 fi
-kill -TERM "$hub_pid"
-rc=0
-wait "$hub_pid" || rc=$?
-hub_pid=""
-[ $rc -eq 0 ] || fail "gpufed hub exited with $rc"
+hub_stop
 echo "PASS"

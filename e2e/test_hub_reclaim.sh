@@ -27,160 +27,28 @@
 # kubectl, jq, curl and python3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq curl python3; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
-
-work=$(mktemp -d)
-hub_pid=""
-cleanup() {
-    local rc=$?
-    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
-    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
-        echo "--- hub log (last 40 lines)"
-        tail -n 40 "$work/hub.log"
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-D="$work/sim"
-EXEC="$work/exec.jsonl"
-sim_start "$D" --clusters hub,east,west --crds "$SHARED/kueue/crds" \
-    --time-scale 10 --exec-log "$EXEC"
-H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
-E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
-W() { kubectl --kubeconfig "$D/west/kubeconfig-admin.yaml" "$@"; }
+. "$here/lib/hubworld.sh"
+HW_NEEDS=python3 hw_begin
+hw_sim east west
 GRACE_S=5
 RECLAIM_AFTER_S=3
 TERM_S=1 # the Jobs' terminationGracePeriodSeconds
 SLACK_S=2
 
 step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"
-H apply -k "$root/manifests/hub" >/dev/null
-for m in east west; do
-    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" apply -k "$root/manifests/member" >/dev/null
-    H -n gpufed-system create secret generic "$m-kubeconfig" \
-        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
-done
-queues() { # gpus [reclaimWithinCohort]
-    cat <<EOF
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: ml-gpu}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  preemption: {reclaimWithinCohort: ${2:-Never}}
-  resourceGroups:
-  - coveredResources: [cpu, memory, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: memory, nominalQuota: 256Gi}
-      - {name: nvidia.com/gpu, nominalQuota: $1}
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: ml
-  labels: {gpufed.io/accept-overflow: "true"}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: ml, namespace: ml}
-spec: {clusterQueue: ml-gpu}
-EOF
-}
+hw_world east=- west=-
+queues() { queues_yaml "$1" "${2:-Never}"; } # gpus [reclaimWithinCohort]
 queues 0 | E apply -f - >/dev/null
 queues 8 | W apply -f - >/dev/null
-port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
 policy() { # reclaimAfter
-    cat <<EOF
-apiVersion: gpufed.io/v1alpha1
-kind: FederationPolicy
-metadata: {name: e2e}
-spec:
-  resource: nvidia.com/gpu
-  members:
-  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
-  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
-  flavorEquivalence:
-  - name: a100
-    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}]
-  groups:
-  - name: ml
-    mode: redirect
-    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}]
-    overflow: {namespaces: [ml]}
-  timing: {overflowAfter: 2s, admitTimeout: 20s, leaseDuration: 30s, reclaimAfter: $1, gracePeriod: ${GRACE_S}s}
-EOF
+    policy_yaml "{overflowAfter: 2s, admitTimeout: 20s, leaseDuration: 30s, reclaimAfter: $1, gracePeriod: ${GRACE_S}s}" \
+        "[ml]" east west
 }
-policy "${RECLAIM_AFTER_S}s" >"$work/policy.yaml"
-"$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
-
-hub_start() { # [env...]
-    env "$@" "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
-        --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
-    hub_pid=$!
-}
-hub_stop() {
-    [ -n "$hub_pid" ] || return 0
-    kill -TERM "$hub_pid" 2>/dev/null || true
-    local rc=0
-    wait "$hub_pid" || rc=$?
-    hub_pid=""
-    [ $rc -eq 0 ] || fail "gpufed hub exited with $rc on SIGTERM"
-}
+policy "${RECLAIM_AFTER_S}s" | policy_install
 
 job() { # E|W name gpus duration
-    $1 create -f - >/dev/null <<EOF
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $2
-  namespace: ml
-  labels: {kueue.x-k8s.io/queue-name: ml}
-  annotations: {kubesim.gpufed.io/duration: "$4"}
-spec:
-  parallelism: 1
-  completions: 1
-  backoffLimit: 0
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      terminationGracePeriodSeconds: $TERM_S
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "$3"}
-          limits: {nvidia.com/gpu: "$3"}
-EOF
-}
-uid_of() { E -n ml get job "$1" -o jsonpath='{.metadata.uid}'; }
-leases_json() { H -n gpufed-system get ql -o json; }
-leases_of() { # job: "name phase reason" per lease, oldest epoch first
-    leases_json | jq -r --arg j "$1" '[.items[] | select(.spec.origin.jobName==$j)]
-        | sort_by(.spec.epoch)[] |
-        "\(.metadata.name) \(.status.phase // "Pending") \(.status.reason // "")"'
-}
-lease_is() { # job phase [reason]: its latest lease
-    local last
-    last=$(leases_of "$1" | tail -n 1)
-    [[ "$last" == *" $2 ${3:-}"* ]]
+    JOB_TERM_S=$TERM_S job_yaml "$2" "$3" "$4" | $1 create -f - >/dev/null
 }
 lease_field() { # lease jsonpath
     H -n gpufed-system get ql "$1" -o jsonpath="$2"
@@ -191,14 +59,6 @@ in_phase() { # phase: origins of the leases in it
 }
 count_in() { # phase n
     [ "$(in_phase "$1" | wc -w)" = "$2" ]
-}
-events_of() { # E|W name
-    $1 -n ml get events --field-selector "involvedObject.name=$2" \
-        -o jsonpath='{range .items[*]}{.reason} {end}'
-}
-event_msg() { # E|W name reason
-    $1 -n ml get events --field-selector "involvedObject.name=$2" -o json |
-        jq -r --arg r "$3" '[.items[] | select(.reason==$r) | .message] | first // ""'
 }
 ms() { # RFC 3339 (fractional seconds optional) -> epoch ms
     python3 -c 'import sys, datetime as d
@@ -220,24 +80,23 @@ first_exec_ms() { # cluster job-name-regex event
         'select(.cluster==$c and .event==$ev and (.job|test($re))) | .ts_ms' \
         "$EXEC" | sort -n | head -n 1
 }
+finished_once() { # job: exactly one of its runs succeeded
+    local r n
+    r=$(execs "$1" stop Succeeded)
+    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
+    [ "$n" = 1 ] || fail "$1 finished $n times: '$r'"
+}
 all_final() {
     [ -z "$(leases_json | jq -r '.items[] | select(.status.phase != "Released"
         and .status.phase != "Failed") | .metadata.name')" ]
 }
-metric() { # pattern
-    curl -s "http://127.0.0.1:$hport/metrics" | grep -E "$1" || true
-}
-
 hub_dead() { ! kill -0 "$hub_pid" 2>/dev/null; }
-serving() { [ "$(grep -c 'msg=serving' "$work/hub.log")" -ge "$1" ]; }
-hub_start
-wait_for 20 "hub serving" serving 1
-hport=$(grep 'msg=serving' "$work/hub.log" | tail -1 | sed 's/.*port=//')
+hub_serve
 
 step "copies fill west: vic-1..vic-4 (2 GPUs each), started one by one"
 for i in 1 2 3 4; do
     job E "vic-$i" 2 300s
-    wait_for 30 "vic-$i Active in west" lease_is "vic-$i" Active
+    wait_for 30 "vic-$i Active in west" latest_lease_is "vic-$i" Active
     # Distinct startedAt seconds: victimOrder's newest is unambiguous.
     sleep 1.1
 done
@@ -269,7 +128,7 @@ for j in vic-3 vic-4; do
         bash -c "[ \"\$(kubectl --kubeconfig '$D/west/kubeconfig-admin.yaml' -n ml get job '${copy[$j]}' -o jsonpath='{.metadata.annotations.gpufed\.io/reclaim-deadline}')\" = '${deadline[$j]}' ]"
     wait_for 10 "$j's copy got a Reclaiming Event" \
         bash -c "kubectl --kubeconfig '$D/west/kubeconfig-admin.yaml' -n ml get events --field-selector involvedObject.name='${copy[$j]}' -o jsonpath='{.items[*].reason}' | grep -qw Reclaiming"
-    [[ " $(events_of E $j)" == *" Reclaiming "* ]] || fail "$j origin events: $(events_of E $j)"
+    [[ " $(event_reasons E $j)" == *" Reclaiming "* ]] || fail "$j origin events: $(event_reasons E $j)"
 done
 echo "   victims vic-3 vic-4, deadline ${deadline[vic-3]} (${GRACE_S}s grace)"
 
@@ -278,13 +137,13 @@ wait_for 40 "vic-3 and vic-4 Released(Reclaimed)" \
     bash -c "[ \"\$(kubectl --kubeconfig '$D/hub/kubeconfig-admin.yaml' -n gpufed-system get ql -o json |
         jq '[.items[] | select(.status.reason==\"Reclaimed\")] | length')\" = 2 ]"
 for j in vic-3 vic-4; do
-    [ "$(leases_of $j | head -n 1 | cut -d' ' -f2-)" = "Released Reclaimed" ] ||
+    [ "$(leases_of $j | head -n 1 | cut -d' ' -f2,3)" = "Released Reclaimed" ] ||
         fail "$j first lease: $(leases_of $j | head -n 1)"
     stop=$(first_exec_ms west "^${copy[$j]}\$" stop)
     [ -n "$stop" ] || fail "$j's copy never stopped"
     early=$(($(ms "${deadline[$j]}") - stop))
     [ $early -le 0 ] || fail "$j's copy stopped ${early} ms before its deadline"
-    ev=$(events_of E $j)
+    ev=$(event_reasons E $j)
     [[ " $ev" == *" Reclaimed "* ]] || fail "$j origin events lack Reclaimed: $ev"
     [[ "$(event_msg E $j Reclaimed)" == *"keeping its place"* ]] ||
         fail "$j Reclaimed message: $(event_msg E $j Reclaimed)"
@@ -298,21 +157,19 @@ t0=$(ms "${started[vic-3]}")
 took=$((own_start - t0))
 echo "   west's own Job started ${took} ms after reclaimStarted (bound $(((GRACE_S + TERM_S + SLACK_S) * 1000)) ms = grace + termination + slack)"
 [ $took -le $(((GRACE_S + TERM_S + SLACK_S) * 1000)) ] || fail "own-1 waited ${took} ms"
-m=$(metric '^gpufed_reclaims_total\{lender="west",cause="reclaim"\}')
-[ "$m" = 'gpufed_reclaims_total{lender="west",cause="reclaim"} 2' ] || fail "metrics: '$m'"
-m=$(metric '^gpufed_reclaim_seconds_(count|sum)')
-[[ "$m" == *"gpufed_reclaim_seconds_count 2"* ]] || fail "metrics: '$m'"
-echo "   $(echo "$m" | tr '\n' ' ')"
+m=$(metric 'gpufed_reclaims_total{lender="west",cause="reclaim"}')
+[ "$m" = 2 ] || fail "metrics: reclaims '$m'"
+m=$(metric gpufed_reclaim_seconds_count)
+[ "$m" = 2 ] || fail "metrics: reclaim_seconds_count '$m'"
+echo "   gpufed_reclaim_seconds_sum $(metric gpufed_reclaim_seconds_sum) gpufed_reclaim_seconds_count $m"
 
 step "every job finishes exactly once; no lease left non-final"
 for i in 1 2 3 4; do
-    wait_for 90 "vic-$i done" lease_is "vic-$i" Released Completed
+    wait_for 90 "vic-$i done" latest_lease_is "vic-$i" Released Completed
 done
 wait_for 20 "all leases final" all_final
 for i in 1 2 3 4; do
-    r=$(execs "vic-$i" stop Succeeded)
-    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
-    [ "$n" = 1 ] || fail "vic-$i finished $n times: '$r'"
+    finished_once "vic-$i"
 done
 echo "   vic-3 runs: $(execs vic-3 start); vic-4 runs: $(execs vic-4 start)"
 
@@ -323,7 +180,7 @@ hub_stop
 hub_start GPUFED_CRASH_AFTER=mark-reclaim:1
 for i in 1 2; do
     job E "cr-$i" 2 200s
-    wait_for 30 "cr-$i Active in west" lease_is "cr-$i" Active
+    wait_for 30 "cr-$i Active in west" latest_lease_is "cr-$i" Active
 done
 job W own-3 8 10s
 for w in mark-reclaim deactivate-copy; do
@@ -354,17 +211,14 @@ own_start=$(first_exec_ms west '^own-3$' start)
 echo "   with two restarts, west's own Job started $((own_start - $(ms "$(lease_field \
     "$(leases_of cr-1 | head -n 1 | cut -d' ' -f1)" '{.status.reclaimStarted}')"))) ms after reclaimStarted"
 for j in cr-1 cr-2; do
-    wait_for 60 "$j done" lease_is "$j" Released Completed
+    wait_for 60 "$j done" latest_lease_is "$j" Released Completed
 done
 wait_for 20 "all leases final" all_final
 for j in cr-1 cr-2; do
-    r=$(execs "$j" stop Succeeded)
-    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
-    [ "$n" = 1 ] || fail "$j finished $n times: '$r'"
+    finished_once "$j"
 done
-n=$(grep -c 'msg=serving' "$work/hub.log")
-wait_for 20 "hub serving" serving "$n"
-hport=$(grep 'msg=serving' "$work/hub.log" | tail -1 | sed 's/.*port=//')
+wait_for 20 "hub serving" has_port
+hport=$(logged_port)
 
 step "Kueue's reclaim: west's ClusterQueue reclaims within its cohort itself"
 cp "$work/policy.yaml" "$work/policy.old"
@@ -374,14 +228,14 @@ wait_for 20 "policy reloaded" grep -q 'msg="policy reloaded"' "$work/hub.log"
 queues 8 Any | W apply -f - >/dev/null
 for i in 1 2 3 4; do
     job E "kq-$i" 2 300s
-    wait_for 30 "kq-$i Active in west" lease_is "kq-$i" Active
+    wait_for 30 "kq-$i Active in west" latest_lease_is "kq-$i" Active
 done
 job W own-2 2 10s
 wait_for 30 "a copy preempted by west's Kueue" \
     bash -c "kubectl --kubeconfig '$D/hub/kubeconfig-admin.yaml' -n gpufed-system get ql -o json |
         jq -e '[.items[] | select(.status.reason==\"Preempted\")] | length == 1' >/dev/null"
 pj=$(leases_json | jq -r '.items[] | select(.status.reason=="Preempted") | .spec.origin.jobName')
-wait_for 20 "$pj's lease Released(Preempted)" lease_is "$pj" Released Preempted
+wait_for 20 "$pj's lease Released(Preempted)" latest_lease_is "$pj" Released Preempted
 released_at=$(leases_json | jq -r --arg j "$pj" '.items[] | select(.spec.origin.jobName==$j and
     .status.reason=="Preempted") | [.status.transitions[] | select(.phase=="Released")][0].time')
 msg=$(event_msg E "$pj" Preempted)
@@ -389,12 +243,12 @@ msg=$(event_msg E "$pj" Preempted)
 [[ "$msg" =~ InCohortReclamation|InCohortReclaimWhileBorrowing ]] ||
     fail "$pj Preempted message: '$msg'"
 echo "   $pj: $msg"
-m=$(metric '^gpufed_reclaims_total\{lender="west",cause="kueue"\}')
-[ "$m" = 'gpufed_reclaims_total{lender="west",cause="kueue"} 1' ] || fail "metrics: '$m'"
+m=$(metric 'gpufed_reclaims_total{lender="west",cause="kueue"}')
+[ "$m" = 1 ] || fail "metrics: kueue reclaims '$m'"
 # own-2 ends in a second; west has room again, but the hub waits
 # reclaimAfter before sending the same Workload back to the same lender.
 wait_for 30 "own-2 done" bash -c "[ -n \"\$(jq -r 'select(.job==\"own-2\" and .event==\"stop\")' '$EXEC')\" ]"
-wait_for 60 "$pj runs again" lease_is "$pj" Released Completed
+wait_for 60 "$pj runs again" latest_lease_is "$pj" Released Completed
 second=$(leases_json | jq -r --arg j "$pj" '[.items[] | select(.spec.origin.jobName==$j)]
     | sort_by(.spec.epoch) | .[1].metadata.creationTimestamp')
 gap=$(($(ms "$second") - $(ms "$released_at")))
@@ -404,9 +258,7 @@ wait_for 90 "kq jobs done" bash -c 'for i in 1 2 3 4; do
     jq -e --arg j "kq-$i" "[.items[] | select(.spec.origin.jobName==\$j and .status.reason==\"Completed\")] | length == 1" >/dev/null || exit 1; done'
 wait_for 20 "all leases final" all_final
 for i in 1 2 3 4; do
-    r=$(execs "kq-$i" stop Succeeded)
-    n=$(echo "$r" | tr ' ' '\n' | awk -F= '{s+=$2} END {print s+0}')
-    [ "$n" = 1 ] || fail "kq-$i finished $n times: '$r'"
+    finished_once "kq-$i"
 done
 # Last, after everything else: this one is policy/decide's rule (a
 # Workload whose lease from a lender ended Reclaimed or Preempted is not

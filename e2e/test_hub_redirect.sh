@@ -27,181 +27,25 @@
 # GF_SHARED, kubectl, jq and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq curl; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
-
-work=$(mktemp -d)
-hub_pid=""
-cleanup() {
-    local rc=$?
-    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
-    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
-        echo "--- hub log (last 40 lines)"
-        tail -n 40 "$work/hub.log"
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-D="$work/sim"
-EXEC="$work/exec.jsonl"
-sim_start "$D" --clusters hub,east,west --crds "$SHARED/kueue/crds" \
-    --time-scale 10 --exec-log "$EXEC"
-H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
-E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
-W() { kubectl --kubeconfig "$D/west/kubeconfig-admin.yaml" "$@"; }
-
+. "$here/lib/hubworld.sh"
+hw_begin
+hw_sim east west
 
 step "world: the shipped manifests, member Secrets, queues (east has no GPUs)"
-# The hub runs as gpufed-hub under the RBAC of manifests/ (kubesim
-# enforces it), exactly as the contract's commands install it.
-H apply -k "$root/manifests/hub" >/dev/null
-for m in east west; do
-    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" apply -k "$root/manifests/member" >/dev/null
-    H -n gpufed-system create secret generic "$m-kubeconfig" \
-        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
-done
-queues() { # member gpus
-    cat <<EOF
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: ml-gpu}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu, memory, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: memory, nominalQuota: 256Gi}
-      - {name: nvidia.com/gpu, nominalQuota: $2}
-EOF
-    for ns in ml private ml2; do
-        cat <<EOF
----
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $ns
-  labels: {gpufed.io/accept-overflow: "$([ $ns = ml ] && echo true || echo false)"}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: ml, namespace: $ns}
-spec: {clusterQueue: ml-gpu}
-EOF
-    done
-}
-queues east 0 | E apply -f - >/dev/null
-queues west 8 | W apply -f - >/dev/null
-port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
-cat >"$work/policy.yaml" <<EOF
-apiVersion: gpufed.io/v1alpha1
-kind: FederationPolicy
-metadata: {name: e2e}
-spec:
-  resource: nvidia.com/gpu
-  members:
-  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: none}
-  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
-  flavorEquivalence:
-  - name: a100
-    flavors: [{member: east, flavor: a100}, {member: west, flavor: a100}]
-  groups:
-  - name: ml
-    mode: redirect
-    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}]
-    overflow: {namespaces: [ml, ml2]}
-  timing: {overflowAfter: 2s, admitTimeout: 4s, leaseDuration: 30s}
-EOF
-"$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
-
-hub_start() { # [env...]
-    env "$@" "$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
-        --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
-    hub_pid=$!
-}
-hub_stop() {
-    [ -n "$hub_pid" ] || return 0
-    kill -TERM "$hub_pid" 2>/dev/null || true
-    local rc=0
-    wait "$hub_pid" || rc=$?
-    hub_pid=""
-    [ $rc -eq 0 ] || fail "gpufed hub exited with $rc on SIGTERM"
-}
+hw_world east=- west=-
+queues_yaml 0 - ml private ml2 | E apply -f - >/dev/null
+queues_yaml 8 - ml private ml2 | W apply -f - >/dev/null
+policy_yaml "{overflowAfter: 2s, admitTimeout: 4s, leaseDuration: 30s}" \
+    "[ml, ml2]" east west | policy_install
 
 job() { # name gpus [ns] [duration] [extra annotation]
-    local ns=${3:-ml} dur=${4:-30s} extra=${5:-}
-    E create -f - >/dev/null <<EOF
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-  namespace: $ns
-  labels: {kueue.x-k8s.io/queue-name: ml}
-  annotations: {kubesim.gpufed.io/duration: "$dur"${extra:+, $extra}}
-spec:
-  parallelism: 1
-  completions: 1
-  backoffLimit: 0
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "$2"}
-          limits: {nvidia.com/gpu: "$2"}
-EOF
-}
-uid_of() { E -n "${2:-ml}" get job "$1" -o jsonpath='{.metadata.uid}'; }
-# The lease of an origin Job, by the origin Workload's name prefix.
-leases_of() { # job
-    H -n gpufed-system get ql -o json |
-        jq -r --arg j "$1" '.items[] | select(.spec.origin.jobName==$j) |
-            "\(.metadata.name) \(.status.phase // "Pending") \(.status.reason // "")"'
-}
-lease_is() { # job phase [reason]
-    # Not a pipe: grep -q stops early, and pipefail would see SIGPIPE.
-    grep -q "^[^ ]* $2 ${3:-}" < <(leases_of "$1")
+    job_yaml "$1" "$2" "${4:-30s}" "${3:-ml}" "${5:-}" | E create -f - >/dev/null
 }
 ann() { # ns job key
     E -n "$1" get job "$2" -o json | jq -r --arg k "$3" '.metadata.annotations[$k] // ""'
 }
-# Runs of a Job: starts in the execution log of the origin (by uid) and of
-# its copies (Jobs labelled with its origin uid).
-runs() { # job [ns]
-    local uid
-    uid=$(uid_of "$1" "${2:-ml}")
-    local copies
-    copies=$(W get jobs -A -l "gpufed.io/origin-uid=$uid" -o jsonpath='{range .items[*]}{.metadata.uid} {end}')
-    jq -r --arg u "$uid" --arg c "$copies" \
-        'select(.event=="start") | . as $e | ($c | split(" ")) as $cs
-         | select($e.job_uid == $u or ($cs | any(. == $e.job_uid))) | .cluster' \
-        "$EXEC" 2>/dev/null | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
-}
-succeeded_in() { # cluster job-prefix: a Job in that cluster completed
-    local K=E
-    [ "$1" = west ] && K=W
-    $K get jobs -A -o json | jq -e --arg p "$2" \
-        '[.items[] | select(.metadata.name|startswith($p)) |
-          select(any(.status.conditions[]?; .type=="Complete" and .status=="True"))] | length > 0'
-}
+runs() { starts_by_cluster "$1" west; }
 
 hub_start
 
@@ -212,7 +56,7 @@ wait_for 30 "train-1 lease Released(Completed)" lease_is train-1 Released Comple
 [ "$(ann ml train-1 gpufed.io/placement)" = west ] || fail "placement: $(ann ml train-1 gpufed.io/placement)"
 r=$(runs train-1)
 [ "$r" = "west=1 " ] || fail "train-1 runs: '$r'"
-ev=$(E -n ml get events --field-selector involvedObject.name=train-1 -o jsonpath='{range .items[*]}{.reason} {end}')
+ev=$(event_reasons E train-1)
 for want in Redirected CopyAdmitted CopySucceeded; do
     [[ " $ev" == *" $want "* ]] || fail "train-1 events lack $want: $ev"
 done
@@ -225,7 +69,7 @@ H -n gpufed-system get ql -o json | jq -e '.items[] | select(.spec.origin.jobNam
     fail "transitions: $(H -n gpufed-system get ql -o json | jq -c '.items[].status.transitions')"
 
 step "/healthz, /readyz, /metrics"
-hport=$(grep 'msg=serving' "$work/hub.log" | tail -1 | sed 's/.*port=//')
+hport=$(logged_port)
 [ "$(curl -s "http://127.0.0.1:$hport/healthz")" = ok ] || fail "/healthz"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/readyz")" = 200 ] || fail "/readyz"
 curl -s "http://127.0.0.1:$hport/metrics" >"$work/metrics.txt"

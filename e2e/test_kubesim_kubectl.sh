@@ -14,19 +14,13 @@ SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
 KUEUE=$SHARED/kueue
 . "$(dirname "$0")/lib/kubesim.sh"
 
-work=$(mktemp -d)
+sim_scratch
 watch_pid=""
 patch_pid=""
-cleanup() {
-    local rc=$?
+sim_on_exit() {
     [ -n "$watch_pid" ] && kill "$watch_pid" 2>/dev/null || true
     [ -n "$patch_pid" ] && kill "$patch_pid" 2>/dev/null || true
-    sim_cleanup $rc
-    rm -rf "$work"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 sim_start "$work/sim" --clusters hub,east --seed 7 --no-kueue
 grep -q '^hub [0-9]' "$work/sim/ready" || fail "ready file lists no hub"

@@ -18,15 +18,7 @@ CRDS=$SHARED/kueue/crds
 
 . "$(dirname "$0")/lib/kubesim.sh"
 
-work=$(mktemp -d)
-cleanup() {
-    local rc=$?
-    sim_cleanup $rc
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+sim_scratch
 
 # Simulated time runs 20x: the default 60 s job takes 3 s.
 sim_start "$work/sim" --clusters east --crds "$CRDS" --seed 3 \

@@ -12,15 +12,7 @@ BIN=${GF_BIN:?GF_BIN must name the directory with kubesim}
 PY=/usr/bin/python3
 . "$(dirname "$0")/lib/kubesim.sh"
 
-work=$(mktemp -d)
-cleanup() {
-    local rc=$?
-    sim_cleanup $rc
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+sim_scratch
 
 # A small watch cache makes compaction (and so 410) easy to reach; short
 # bookmarks make them observable within the test.

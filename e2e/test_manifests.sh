@@ -33,19 +33,13 @@ python3 -c 'import yaml' 2>/dev/null || fail "python3 has no yaml module (make d
 HUB_USER=system:serviceaccount:gpufed-system:gpufed-hub
 AGENT_USER=system:serviceaccount:gpufed-system:gpufed-agent
 
-work=$(mktemp -d)
-cleanup() {
-    local rc=$?
-    sim_cleanup $rc
-    if [ $rc -ne 0 ] && [ -f "$work/srv/kube-apiserver.log" ]; then
+sim_scratch
+sim_on_exit() { # rc
+    if [ "$1" -ne 0 ] && [ -f "$work/srv/kube-apiserver.log" ]; then
         tail -20 "$work/srv/kube-apiserver.log" >&2
     fi
     "$REALK8S/down.sh" "$work/srv" >/dev/null 2>&1 || true
-    rm -rf "$work"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 # ok DESC CMD...: CMD must succeed.
 ok() {

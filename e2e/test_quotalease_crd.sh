@@ -25,16 +25,8 @@ for c in etcd kubectl; do
         fail "'$c' not found: this test needs a real kube-apiserver on etcd (make deps)"
 done
 
-work=$(mktemp -d)
-cleanup() {
-    local rc=$?
-    sim_cleanup $rc
-    "$REALK8S/down.sh" "$work/srv" >/dev/null 2>&1 || true
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+sim_scratch
+sim_on_exit() { "$REALK8S/down.sh" "$work/srv" >/dev/null 2>&1 || true; }
 
 CRD="$root/manifests/hub/crd-quotalease.yaml"
 SAMPLE="$root/e2e/testdata/quotalease-sample.yaml"

@@ -24,18 +24,12 @@ command -v etcd >/dev/null ||
 [ -x "$RK/kube-apiserver" ] || fail "no kube-apiserver in $RK"
 /usr/bin/python3 -c 'import yaml' || fail "python3 has no PyYAML"
 
-work=$(mktemp -d)
-cleanup() {
-    local rc=$?
-    sim_cleanup $rc
+sim_scratch
+sim_on_exit() {
     if [ -d "$work/real" ]; then
         "$RK/down.sh" "$work/real" >/dev/null 2>&1 || true
     fi
-    rm -rf "$work"
-    exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 step "a real API server and kubesim"
 t0=$SECONDS

@@ -39,16 +39,8 @@ command -v kubectl >/dev/null || fail "kubectl not found (make deps)"
 [ -x "$RK/kube-apiserver" ] || fail "no kube-apiserver in $RK"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-work=$(mktemp -d)
-cleanup() {
-    local rc=$?
-    [ -d "$work/real" ] && "$RK/down.sh" "$work/real" >/dev/null 2>&1 || true
-    sim_cleanup $rc
-    rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+sim_scratch
+sim_on_exit() { [ -d "$work/real" ] && "$RK/down.sh" "$work/real" >/dev/null 2>&1 || true; }
 
 t0=$SECONDS
 step "a real API server and kubesim, with the same CRDs"

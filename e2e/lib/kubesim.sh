@@ -4,8 +4,12 @@
 #   sim_stop                           SIGTERM, then SIGKILL after 5 s; leaves
 #                                      kubesim's exit status in STOP_RC
 #   fail MSG / step MSG                report
+#   sim_scratch                        makes the scratch directory $work
+#                                      and the EXIT trap (sim_exit)
 # The caller's EXIT trap must call sim_cleanup, which stops kubesim and, on
-# failure, prints the tail of its log (SIM_LOG).
+# failure, prints the tail of its log (SIM_LOG); sim_exit does, after
+# sim_on_exit RC when the script defines it (to stop what it started and
+# show its logs), and then removes $work unless KEEP is set.
 # Needs GF_BIN (the directory with kubesim).
 
 SIM_BIN=${GF_BIN:?GF_BIN must name the directory with kubesim}
@@ -56,6 +60,20 @@ sim_cleanup() {
         echo "--- kubesim log (last 30 lines)"
         tail -n 30 "$SIM_LOG"
     fi
+}
+
+sim_exit() {
+    local rc=$?
+    if declare -F sim_on_exit >/dev/null; then sim_on_exit $rc || true; fi
+    sim_cleanup $rc
+    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+    exit $rc
+}
+
+sim_scratch() {
+    work=$(mktemp -d)
+    trap sim_exit EXIT
+    trap 'exit 130' INT TERM
 }
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s until
