@@ -370,7 +370,12 @@ denied "agent: renew heartbeat" eg -n gpufed-system patch lease \
     gpufed-heartbeat --type=merge -p '{"spec":{"holderIdentity":"agent"}}'
 denied "agent: leases elsewhere" eg -n default get leases
 denied "agent: secrets" eg -n gpufed-system get secrets
-denied "agent: queues" eg get clusterqueues.kueue.x-k8s.io
+# Loans: the agent lists ClusterQueues and patches gpufed's loan ones to
+# nominal 0 when it fences; it may not create, delete or watch them.
+ok "agent: list queues" eg get clusterqueues.kueue.x-k8s.io
+denied "agent: delete a queue" eg delete clusterqueue.kueue.x-k8s.io \
+    gpufed-overflow-research --wait=false
+cannot "agent: watch queues" eg auth can-i watch clusterqueues.kueue.x-k8s.io
 denied "agent: namespaces" eg get namespaces
 ok "hub: delete copy" eh -n research delete job train-1-copy-e1 --wait=false
 ok "hub: delete LQ" eh -n research delete localqueue.kueue.x-k8s.io \
@@ -486,12 +491,14 @@ diff <(can_list research $HUB_USER) <(echo "$MEMBER_RULES") >&2 ||
     fail "hub rights in a member namespace"
 diff <(can_list gpufed-system $HUB_USER) <(
     {
-        echo "$MEMBER_RULES"
+        # Loans: the hub creates and deletes its hold Workloads here only.
+        sed 's/^\(workloads.kueue.x-k8s.io \[\] \[get list watch patch update\)\]$/\1 create delete]/' <<<"$MEMBER_RULES"
         echo 'leases.coordination.k8s.io [] [get list watch create]'
         echo 'leases.coordination.k8s.io [gpufed-heartbeat] [update patch]'
     } | sort
 ) >&2 || fail "hub rights in a member's gpufed-system"
-AGENT_RULES='events [] [create patch]
+AGENT_RULES='clusterqueues.kueue.x-k8s.io [] [list patch]
+events [] [create patch]
 events.events.k8s.io [] [create patch]
 jobs.batch [] [get list watch]
 workloads.kueue.x-k8s.io [] [get list watch patch]'
@@ -543,7 +550,8 @@ no $HUB_USER gpufed-system update configmaps
 no $AGENT_USER research create jobs.batch
 no $AGENT_USER research delete workloads.kueue.x-k8s.io
 no $AGENT_USER gpufed-system patch leases.coordination.k8s.io
-no $AGENT_USER - list clusterqueues.kueue.x-k8s.io
+no $AGENT_USER - delete clusterqueues.kueue.x-k8s.io
+no $AGENT_USER - watch clusterqueues.kueue.x-k8s.io
 no $AGENT_USER gpufed-system get secrets
 no $AGENT_USER - list namespaces
 EOF
