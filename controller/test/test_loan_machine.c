@@ -816,6 +816,31 @@ static void apply_grant(struct world *w, int i, bool raise)
     w->sa.loans = w->a.loans;
 }
 
+/* The mark and the agent's fences, as A's API server takes them. */
+static void apply_notes(struct world *w, int i, enum gf_ln_write wr)
+{
+    struct obj_w *t = &w->a.w[i], *c = &w->sa.w[i];
+    if (!w->a_up)
+        return;
+    if (wr == GF_LN_MARK_ORIGIN) {
+        /* W's resourceVersion precondition */
+        if (w_cache_fresh(w, i))
+            t->marked = c->marked = true;
+    } else if (wr == GF_LN_REACTIVATE_OTHER) {
+        for (int j = 0; j < NL; j++) {
+            if (w->a.w[j].fenced_for != i)
+                continue;
+            w->a.w[j].fenced_for = w->sa.w[j].fenced_for = -1;
+            return;
+        }
+    } else if (t->exists && t->marked) {
+        /* the test op on the mark */
+        t->marked = c->marked = false;
+        if (wr == GF_LN_REACTIVATE_FENCED)
+            t->fenced = c->fenced = false;
+    }
+}
+
 /* Carries out one write as the API servers would. The answer reaches
  * the cache unless the hub crashes right after the write landed. */
 static void apply(struct world *w, int i, const struct gf_ln_step *st)
@@ -871,25 +896,10 @@ static void apply(struct world *w, int i, const struct gf_ln_step *st)
         w->sa.w[i].revoked = false;
         return;
     case GF_LN_MARK_ORIGIN:
-        if (!w->a_up || !w_cache_fresh(w, i))
-            return;
-        w->a.w[i].marked = w->sa.w[i].marked = true;
-        return;
     case GF_LN_UNMARK_ORIGIN:
     case GF_LN_REACTIVATE_FENCED:
-        if (!w->a_up || !w->a.w[i].exists || !w->a.w[i].marked)
-            return;
-        w->a.w[i].marked = w->sa.w[i].marked = false;
-        if (st->write == GF_LN_REACTIVATE_FENCED)
-            w->a.w[i].fenced = w->sa.w[i].fenced = false;
-        return;
     case GF_LN_REACTIVATE_OTHER:
-        for (int j = 0; w->a_up && j < NL; j++) {
-            if (w->a.w[j].fenced_for == i) {
-                w->a.w[j].fenced_for = w->sa.w[j].fenced_for = -1;
-                return;
-            }
-        }
+        apply_notes(w, i, st->write);
         return;
     }
 }
