@@ -823,6 +823,19 @@ static void reactivated(void *data, const struct gf_kube_result *res)
         finish(c, GF_WQ_REQUEUE_AFTER, 1);
         return;
     }
+    /* The mark's writes change nothing the lease is woken by once they
+     * land (the Workload may be finished, its watch event no news): the
+     * loan looks again at once for its next step. */
+    if (res->err == 0 && (c->step.write == GF_LN_UNMARK_ORIGIN ||
+                          c->step.write == GF_LN_REACTIVATE_FENCED ||
+                          c->step.write == GF_LN_REACTIVATE_OTHER)) {
+        c->wrote = true;
+        gf__member_write_through(gf__hub_member(c->h, c->l.origin_member),
+                                 GF__M_WL, res->json);
+        emit_event(c);
+        finish(c, GF_WQ_REQUEUE_AFTER, 1);
+        return;
+    }
     done_into(c, res, c->l.origin_member, GF__M_WL);
 }
 
