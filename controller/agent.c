@@ -187,13 +187,44 @@ static void event_done(void *data, const struct gf_kube_result *res)
     a->calls--;
 }
 
+/* A Workload that ran on a loan (no copy Job): the Event goes on it. */
+static void loan_fenced_one(struct patch *p)
+{
+    struct gf_agent *a = p->a;
+    char msg[700];
+    snprintf(msg, sizeof(msg),
+             "gpufed agent fenced this Workload, which may use quota lent "
+             "to its cohort: %s. It was deactivated (spec.active=false), so "
+             "Kueue stops its pods before the lender can hand the quota out "
+             "again. Nothing here reactivates it: the hub ends the loan and "
+             "queues it at home again once it reaches this cluster.",
+             a->why);
+    GF_LOG(&a->lc, GF_LOG_WARN, "loan workload fenced", "workload=%s",
+           p->wl_key);
+    const struct gf_event ev = {.ns = p->wl_ns,
+                                .api_version = "kueue.x-k8s.io/v1beta2",
+                                .kind = "Workload",
+                                .name = p->wl_name,
+                                .uid = p->job_uid,
+                                .reason = "Fenced",
+                                .message = msg,
+                                .component = "gpufed-agent",
+                                .warning = true};
+    if (a->io->event(a->c, gf_clock_wall_ms(&a->clk), &ev, event_done, a) == 0)
+        a->calls++;
+}
+
 static void fenced_one(struct patch *p)
 {
     struct gf_agent *a = p->a;
-    gf_metric_add(a->m_copies, 1, NULL);
     gf_free(gf_htab_put_str(&a->patched_rv, p->wl_key, gf_strdup(p->rv)));
-    char msg[700];
     describe(a, a->why, sizeof(a->why));
+    if (p->job_name == NULL) {
+        loan_fenced_one(p);
+        return;
+    }
+    gf_metric_add(a->m_copies, 1, NULL);
+    char msg[700];
     snprintf(msg, sizeof(msg),
              "gpufed agent fenced this borrowed copy: %s. Its Workload "
              "%s/%s was deactivated (spec.active=false), so Kueue stops "
@@ -286,10 +317,14 @@ static void send_patch(struct patch *p)
     }
 }
 
-static void fence_copy(void *data, const struct gf_store_entry *job,
-                       const struct gf_store_entry *wl)
+/*
+ * Deactivates one Workload: a copy's (job set) or one that runs on a loan
+ * (job NULL; the uid kept for the Event is then the Workload's). The same
+ * patch, precondition and re-read after a 409 for both.
+ */
+static void fence_wl(struct gf_agent *a, const struct gf_store_entry *job,
+                     const struct gf_store_entry *wl)
 {
-    struct gf_agent *a = data;
     if (gf_htab_get_str(&a->inflight, wl->key) != NULL)
         return;
     const char *done = gf_htab_get_str(&a->patched_rv, wl->key);
@@ -300,20 +335,34 @@ static void fence_copy(void *data, const struct gf_store_entry *job,
     p->wl_key = gf_strdup(wl->key);
     p->wl_ns = gf_strdup(wl->ns);
     p->wl_name = gf_strdup(wl->name);
-    p->job_ns = gf_strdup(job->ns);
-    p->job_name = gf_strdup(job->name);
-    p->job_uid = gf_strdup(job->uid);
+    if (job != NULL) {
+        p->job_ns = gf_strdup(job->ns);
+        p->job_name = gf_strdup(job->name);
+    }
+    p->job_uid = gf_strdup(job != NULL ? job->uid : wl->uid);
     p->rv = gf_strdup(wl->rv);
     gf_htab_put_str(&a->inflight, p->wl_key, p);
     a->calls++;
     send_patch(p);
 }
 
+static void fence_copy(void *data, const struct gf_store_entry *job,
+                       const struct gf_store_entry *wl)
+{
+    fence_wl(data, job, wl);
+}
+
+static void fence_loan(void *data, const struct gf_store_entry *wl)
+{
+    fence_wl(data, NULL, wl);
+}
+
 static size_t sweep(struct gf_agent *a, size_t *waiting)
 {
     if (!a->fence.fenced || a->stopping || a->jobs == NULL)
         return 0;
-    return gf_fence_plan(a->jobs, a->wls, &a->idx, fence_copy, a, waiting);
+    size_t n = gf_fence_plan(a->jobs, a->wls, &a->idx, fence_copy, a, waiting);
+    return n + gf_fence_loan_plan(a->wls, fence_loan, a);
 }
 
 static void on_sweep(struct gf_timer *t)
@@ -396,8 +445,10 @@ static void list_fence(struct gf_agent *a)
     size_t waiting = 0, n = 0;
     /* A poll's read may have ended the fenced state meanwhile: from then
      * on new copies are left alone. */
-    if (a->fence.fenced)
+    if (a->fence.fenced) {
         n = gf_fence_plan(a->lj, a->lw, &idx, fence_copy, a, &waiting);
+        n += gf_fence_loan_plan(a->lw, fence_loan, a);
+    }
     gf_fence_index_free(&idx);
     GF_LOG(&a->lc, n > 0 ? GF_LOG_WARN : GF_LOG_DEBUG, "fence list read",
            "member=%s copies_listed=%zu copies=%zu waiting_for_workload=%zu "
@@ -438,9 +489,9 @@ static void grant_reverted(void *data, const struct gf_kube_result *res)
         char msg[600];
         snprintf(msg, sizeof(msg),
                  "gpufed agent reverted the quota this ClusterQueue lent to "
-                 "its cohort (nominalQuota 0): %s. Workloads that borrowed "
-                 "it keep running until Kueue needs the quota back; the hub "
-                 "releases the loan once it reaches this cluster again.",
+                 "its cohort (nominalQuota 0): %s. The Workloads marked "
+                 "gpufed.io/loan are deactivated; the hub releases the loan "
+                 "once it reaches this cluster again.",
                  a->why);
         GF_LOG(&a->lc, GF_LOG_WARN, "loan reverted", "cq=%s", g->name);
         const struct gf_event ev = {.ns = "default",

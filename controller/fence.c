@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/json.h"
 #include "controller/copy.h"
+#include "controller/observe.h"
 
 int gf_fence_lease_parse(const cJSON *lease, struct gf_hb_read *out)
 {
@@ -185,6 +186,7 @@ int gf_fence_wl_project(void *data, const cJSON *obj, void **out)
         w->active = active;
     w->finished =
         gf_json_cond_true(GF_JSON_AT(obj, "status", "conditions"), "Finished");
+    w->loan = gf_json_annotation(obj, GF_ANN_LOAN) != NULL;
     const cJSON *refs = GF_JSON_AT(obj, "metadata", "ownerReferences");
     if (!cJSON_IsArray(refs))
         refs = NULL;
@@ -313,6 +315,35 @@ char *gf_fence_patch_body(int64_t wall_ms)
 }
 
 /* --- loans ------------------------------------------------------------- */
+
+struct loan_plan {
+    void (*fn)(void *data, const struct gf_store_entry *wl);
+    void *data;
+    size_t calls;
+};
+
+static int loan_one(void *data, const struct gf_store_entry *e)
+{
+    struct loan_plan *p = data;
+    const struct gf_fence_wl *w = e->proj;
+    /* Pending ones too: Kueue may admit a marked W on the grant at any
+     * moment before the revert lands. */
+    if (w->loan && w->active && !w->finished) {
+        p->fn(p->data, e);
+        p->calls++;
+    }
+    return 0;
+}
+
+size_t gf_fence_loan_plan(const struct gf_store *wls,
+                          void (*fn)(void *data,
+                                     const struct gf_store_entry *wl),
+                          void *data)
+{
+    struct loan_plan p = {.fn = fn, .data = data};
+    gf_store_foreach(wls, loan_one, &p);
+    return p.calls;
+}
 
 /* An absent quantity lends nothing; one we cannot read is reverted. */
 static bool quantity_zero(const cJSON *q)

@@ -26,6 +26,14 @@
  * a copy whose Workload does not exist yet waits for it. Nothing is ever
  * reactivated here: what happens next is the hub's decision.
  *
+ * Loans. The hub marks a loan's origin Workload with gpufed.io/loan before
+ * it raises the grant (docs/controller.md, "Loans"). While fenced every
+ * marked Workload that is active and not finished is deactivated the same
+ * way as a copy's, and the grants are reverted: Kueue does not evict what
+ * it admitted when a nominal quota drops, and the hub deletes the hold
+ * that backs the grant at its own fencing time, which comes after the
+ * agent's by construction.
+ *
  * Pure: times are arguments, no clock reads, no I/O. Projections return
  * owned structs (free with the matching _free, which accepts NULL).
  * Loop thread only.
@@ -125,6 +133,7 @@ struct gf_fence_wl {
     char *owner_uid; /* the controller ownerReference of kind Job, or NULL */
     bool active;     /* spec.active, default true */
     bool finished;   /* condition Finished is True */
+    bool loan;       /* the loan mark gpufed.io/loan is set */
 };
 
 /* Store projections (kubeclient/store.h); data is ignored. */
@@ -167,6 +176,16 @@ size_t gf_fence_plan(const struct gf_store *jobs, const struct gf_store *wls,
                      void *data, size_t *waiting);
 
 /* --- loans ------------------------------------------------------------- */
+
+/*
+ * Calls fn for every Workload carrying the loan mark that is active and
+ * not finished (the entry borrowed for the call). Returns the number of
+ * calls. fn must not change the store.
+ */
+size_t gf_fence_loan_plan(const struct gf_store *wls,
+                          void (*fn)(void *data,
+                                     const struct gf_store_entry *wl),
+                          void *data);
 
 /* What the agent lists to find loans granted in its cluster. */
 #define GF_FENCE_GRANT_SELECTOR "app.kubernetes.io/managed-by=gpufed"

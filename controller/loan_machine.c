@@ -65,6 +65,14 @@ const char *gf_ln_write_name(enum gf_ln_write w)
         return "deactivate-origin";
     case GF_LN_REACTIVATE_ORIGIN:
         return "reactivate-origin";
+    case GF_LN_MARK_ORIGIN:
+        return "mark-origin";
+    case GF_LN_UNMARK_ORIGIN:
+        return "unmark-origin";
+    case GF_LN_REACTIVATE_FENCED:
+        return "reactivate-fenced";
+    case GF_LN_REACTIVATE_OTHER:
+        return "reactivate-other";
     }
     return "?";
 }
@@ -110,6 +118,12 @@ static bool origin_gone(const struct gf_ln_origin *o)
 static bool origin_unknown(const struct gf_ln_origin *o)
 {
     return o->job == GF_LM_UNKNOWN || o->wl == GF_LM_UNKNOWN;
+}
+
+/* The borrower's agent deactivated W for this loan: observed, present. */
+static bool origin_fenced(const struct gf_ln_origin *o)
+{
+    return !origin_unknown(o) && !origin_gone(o) && o->fenced && !o->finished;
 }
 
 static struct gf_ln_step release(const struct gf_ln_view *v,
@@ -165,6 +179,9 @@ static struct gf_ln_step pending(const struct gf_ln_view *v)
         return wait("borrower not observed");
     if (origin_done(v, &st))
         return st;
+    if (origin_fenced(&v->origin))
+        return release(v, GF_LN_R_FENCED, NULL,
+                       "origin fenced by the borrower's agent");
     if (v->origin.reserved)
         return release(v, GF_LN_R_ORIGIN_ADMITTED, NULL,
                        "origin admitted at home without the loan");
@@ -189,6 +206,11 @@ static struct gf_ln_step pending(const struct gf_ln_view *v)
                        "lender's Kueue evicted the hold");
     if (!h->reserved)
         return wait("hold waiting for the lender's Kueue");
+    /* The mark first: once the grant stands, the borrower's agent must be
+     * able to find what it serves without the hub. */
+    if (!v->origin.marked)
+        return write(GF_LN_MARK_ORIGIN, NULL,
+                     "hold reserved: mark the origin before the raise");
     /* S2: the raise comes only now, with the hold reserved in B. */
     return write(GF_LN_RAISE_GRANT, NULL, "hold reserved: raise the grant");
 }
@@ -209,6 +231,11 @@ static struct gf_ln_step active(const struct gf_ln_view *v)
     if (v->cmd == GF_LN_CMD_SUSPECT)
         return set_phase(v, GF_LEASE_SUSPECT, GF_LN_R_NONE, NULL,
                          "member unreachable");
+    /* Before the reverted rule: the agent that fenced W reverted the
+     * grant as well, and the loan ends for the fence. */
+    if (origin_fenced(&v->origin))
+        return release(v, GF_LN_R_FENCED, "LoanFenced",
+                       "origin fenced by the borrower's agent");
     if (g->cq != GF_LM_UNKNOWN && !g->share_in)
         return release(v, GF_LN_R_REVERTED, "LoanReverted",
                        "grant lowered by someone else");
@@ -276,8 +303,8 @@ static bool origin_still_borrows(const struct gf_ln_view *v,
         *st = wait("cohort over quota without the origin: others borrow");
         return true;
     }
-    if (o->revoked)
-        *st = wait("revoked origin still holds quota");
+    if (o->revoked || o->fenced)
+        *st = wait("deactivated origin still holds quota");
     else if (!v->cohort_over)
         return false;
     else if (o->deadline_ms == 0)
@@ -312,6 +339,29 @@ static bool hold_not_gone(const struct gf_ln_hold *h, struct gf_ln_step *st)
 }
 
 /*
+ * What the agent's fence and the mark left on the borrower's Workloads,
+ * cleared once the grant is lowered and the hold gone: W fenced runs
+ * again at home (once: it was stopped, and queues like any Workload),
+ * the cohort's other Workloads fenced for this loan likewise, and the
+ * mark goes last. True, with *st set, while something is left.
+ */
+static bool origin_notes(const struct gf_ln_view *v, struct gf_ln_step *st)
+{
+    const struct gf_ln_origin *o = &v->origin;
+    if (origin_fenced(o))
+        *st = write(GF_LN_REACTIVATE_FENCED, "Requeued",
+                    "fenced origin queues at home again");
+    else if (v->others_fenced)
+        *st = write(GF_LN_REACTIVATE_OTHER, NULL,
+                    "a Workload fenced for this loan queues again");
+    else if (!origin_unknown(o) && !origin_gone(o) && o->marked)
+        *st = write(GF_LN_UNMARK_ORIGIN, NULL, "loan ends: unmark the origin");
+    else
+        return false;
+    return true;
+}
+
+/*
  * Releasing (and Reclaiming, for a loan): lower, stop W's borrowing if the
  * cohort is over, delete the hold, let W queue again, then Released.
  */
@@ -328,6 +378,8 @@ static struct gf_ln_step releasing(const struct gf_ln_view *v,
     if (!origin_gone(o) && o->revoked && !o->finished)
         return write(GF_LN_REACTIVATE_ORIGIN, "Requeued",
                      "origin queues at home again");
+    if (origin_notes(v, &st))
+        return st;
     return set_phase(v, final_phase(r), r, NULL, "released");
 }
 
@@ -367,6 +419,9 @@ static struct gf_ln_step suspect(const struct gf_ln_view *v)
     if (v->cmd == GF_LN_CMD_SUSPECT || h->wl == GF_LM_UNKNOWN ||
         g->cq == GF_LM_UNKNOWN || origin_unknown(&v->origin))
         return wait("member unreachable");
+    if (origin_fenced(&v->origin))
+        return release(v, GF_LN_R_FENCED, "LoanFenced",
+                       "members back: origin fenced by the agent");
     if (g->share_in)
         return set_phase(v, GF_LEASE_ACTIVE, GF_LN_R_NONE, NULL,
                          "members back: loan granted");
@@ -387,6 +442,13 @@ static struct gf_ln_step final(const struct gf_ln_view *v)
     if (v->grant.cq != GF_LM_UNKNOWN && hold_ours(&v->hold) &&
         !v->hold.deleting)
         return write(GF_LN_DELETE_HOLD, NULL, "stray hold after the end");
+    /* A mark or a fence that landed after the end (a write in flight
+     * when the lease ended): with the grant and the hold gone, cleared. */
+    struct gf_ln_step st;
+    if (v->grant.cq != GF_LM_UNKNOWN && !v->grant.share_in &&
+        v->hold.wl != GF_LM_UNKNOWN && !hold_ours(&v->hold) &&
+        origin_notes(v, &st))
+        return st;
     return wait("final");
 }
 

@@ -115,6 +115,14 @@ struct gf_ln_origin {
     /* gpufed.io/reclaim-deadline on W, in ms on the caller's clock; 0 if
      * not written. W is deactivated only once it has passed. */
     int64_t deadline_ms;
+    /* The mark gpufed.io/loan names this lease: the borrower's agent, when
+     * it fences, deactivates W by it. Written before the grant is raised,
+     * so every W a grant may serve carries it; removed when the loan
+     * ends. It grants nothing by itself. */
+    bool marked;
+    /* marked, and the agent's gpufed.io/fenced-at is on W: the agent
+     * deactivated it while the borrower could not hear the hub. */
+    bool fenced;
 };
 
 struct gf_ln_view {
@@ -131,6 +139,13 @@ struct gf_ln_view {
      * that this loan backed must stop (W is deactivated).
      */
     bool cohort_over;
+    /*
+     * Another Workload of the borrower carries gpufed.io/fenced-for-loan
+     * naming this lease: the agent deactivated it because the cohort was
+     * still over its quota without the reverted grant. The hub
+     * reactivates it when the loan ends, as it does W.
+     */
+    bool others_fenced;
     int64_t now_ms;
     int64_t expires_ms; /* the end of the lease's current term */
 };
@@ -158,6 +173,19 @@ enum gf_ln_write {
     /* W: spec.active=true and our notes off, only if our
      * gpufed.io/loan-revoked-at is there (JSON patch test op) */
     GF_LN_REACTIVATE_ORIGIN,
+    /* W: gpufed.io/loan = this lease, with W's resourceVersion
+     * precondition; before the raise */
+    GF_LN_MARK_ORIGIN,
+    /* W: the mark removed, only if it names this lease (JSON patch test
+     * op) */
+    GF_LN_UNMARK_ORIGIN,
+    /* W, fenced by the agent: spec.active=true, gpufed.io/fenced-at and
+     * the mark removed, only if the mark names this lease */
+    GF_LN_REACTIVATE_FENCED,
+    /* one other Workload carrying gpufed.io/fenced-for-loan = this lease:
+     * spec.active=true, that note and gpufed.io/fenced-at removed, only if
+     * the note names this lease */
+    GF_LN_REACTIVATE_OTHER,
 };
 
 struct gf_ln_step {

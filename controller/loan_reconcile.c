@@ -27,6 +27,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "controller/copy.h"
+#include "controller/fence.h"
 
 #define WL_RES "workloads.kueue.x-k8s.io"
 #define CQ_RES "clusterqueues.kueue.x-k8s.io"
@@ -50,6 +51,8 @@ struct lctx {
     char hold_uid[64];
     char origin_rv[32], lease_rv[32];
     char origin_job[254], origin_job_uid[64];
+    /* A Workload the agent fenced for this loan (reactivate-other). */
+    char other_ns[254], other_name[254];
     int stage;
     bool wrote;
 };
@@ -242,6 +245,45 @@ static void view_grant(struct gf_hub *h, const struct gf__lease_proj *lp,
     v->origin.revoked = !w->active && w->loan_revoked && w->lease != NULL &&
                         strcmp(w->lease, l->name) == 0;
     v->origin.deadline_ms = w->reclaim_deadline_ms;
+    v->origin.marked = w->loan != NULL && strcmp(w->loan, l->name) == 0;
+    v->origin.fenced = v->origin.marked && w->fenced;
+}
+
+struct other_find {
+    const char *lease;
+    struct lctx *c;
+    bool found;
+};
+
+static int find_other(void *data, const struct gf_store_entry *e)
+{
+    struct other_find *f = data;
+    const struct gf_obs_workload *w = e->proj;
+    if (w->fenced_for == NULL || !w->fenced ||
+        strcmp(w->fenced_for, f->lease) != 0)
+        return 0;
+    snprintf(f->c->other_ns, sizeof(f->c->other_ns), "%s", w->ns);
+    snprintf(f->c->other_name, sizeof(f->c->other_name), "%s", w->name);
+    f->found = true;
+    return 1;
+}
+
+/* Workloads the borrower's agent fenced for this loan (the cohort was
+ * over its quota without the grant): looked for only once the loan is
+ * on its way out, the only time they matter, so that a running loan does
+ * not scan the borrower's Workloads on every reconcile. */
+static void view_others(struct gf_hub *h, const struct gf_lease *l,
+                        struct gf_ln_view *v, struct lctx *c)
+{
+    if (v->phase == GF_LEASE_PENDING || v->phase == GF_LEASE_ACTIVE ||
+        v->phase == GF_LEASE_SUSPECT || v->phase == GF_LEASE_EXPIRED)
+        return;
+    struct gf__member *m = gf__hub_member(h, l->origin_member);
+    if (m == NULL || !gf__member_observed(m))
+        return;
+    struct other_find f = {.lease = l->name, .c = c};
+    gf_store_foreach(m->stores[GF__M_WL], find_other, &f);
+    v->others_fenced = f.found;
 }
 
 static void view_hold(struct gf_hub *h, const struct gf_lease *l,
@@ -781,7 +823,91 @@ static void reactivated(void *data, const struct gf_kube_result *res)
         finish(c, GF_WQ_REQUEUE_AFTER, 1);
         return;
     }
+    /* The mark's writes change nothing the lease is woken by once they
+     * land (the Workload may be finished, its watch event no news): the
+     * loan looks again at once for its next step. */
+    if (res->err == 0 && (c->step.write == GF_LN_UNMARK_ORIGIN ||
+                          c->step.write == GF_LN_REACTIVATE_FENCED ||
+                          c->step.write == GF_LN_REACTIVATE_OTHER)) {
+        c->wrote = true;
+        gf__member_write_through(gf__hub_member(c->h, c->l.origin_member),
+                                 GF__M_WL, res->json);
+        emit_event(c);
+        finish(c, GF_WQ_REQUEUE_AFTER, 1);
+        return;
+    }
     done_into(c, res, c->l.origin_member, GF__M_WL);
+}
+
+/* A JSON patch of a Workload in the borrower; reactivated() ends it. */
+static void json_patch_wl(struct lctx *c, const char *ns, const char *name,
+                          const char *body)
+{
+    struct gf_kube_client *cl = client_of(c->h, c->l.origin_member);
+    struct gf_kube_resource r = resource(WL_RES);
+    struct gf_kube_patch_opts po = {.type = GF_PATCH_JSON};
+    int rc = cl == NULL ? -ENOTCONN
+                        : gf_kube_patch(cl, &r, ns, name, &po, body,
+                                        strlen(body), reactivated, c, NULL);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
+}
+
+static void mark_origin(struct lctx *c)
+{
+    cJSON *p = cJSON_CreateObject();
+    cJSON *md = cJSON_AddObjectToObject(p, "metadata");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"),
+                            GF_ANN_LOAN, c->lease);
+    patch_origin(c, p);
+}
+
+/*
+ * The mark off W (unmark-origin), and with it the agent's fence
+ * (reactivate-fenced): every op after the test, which requires the mark
+ * to name this lease, so a W marked since for another loan is left alone.
+ */
+static void clear_origin(struct lctx *c, bool reactivate)
+{
+    char loan_ptr[128], fenced_ptr[128];
+    gf_json_pointer_escape(GF_ANN_LOAN, loan_ptr, sizeof(loan_ptr));
+    gf_json_pointer_escape(GF_ANN_FENCED_AT, fenced_ptr, sizeof(fenced_ptr));
+    char body[1024];
+    int n =
+        snprintf(body, sizeof(body),
+                 "[{\"op\":\"test\",\"path\":\"/metadata/annotations/%s\","
+                 "\"value\":\"%s\"},"
+                 "{\"op\":\"remove\",\"path\":\"/metadata/annotations/%s\"}",
+                 loan_ptr, c->lease, loan_ptr);
+    if (reactivate && n > 0 && (size_t)n < sizeof(body))
+        snprintf(body + n, sizeof(body) - (size_t)n,
+                 ",{\"op\":\"remove\",\"path\":\"/metadata/annotations/%s\"},"
+                 "{\"op\":\"replace\",\"path\":\"/spec/active\","
+                 "\"value\":true}]",
+                 fenced_ptr);
+    else if (n > 0 && (size_t)n < sizeof(body))
+        snprintf(body + n, sizeof(body) - (size_t)n, "]");
+    json_patch_wl(c, c->l.origin_namespace, c->l.origin_name, body);
+}
+
+/* Another Workload the agent fenced for this loan queues again. */
+static void reactivate_other(struct lctx *c)
+{
+    char for_ptr[128], fenced_ptr[128];
+    gf_json_pointer_escape(GF_ANN_FENCED_FOR_LOAN, for_ptr, sizeof(for_ptr));
+    gf_json_pointer_escape(GF_ANN_FENCED_AT, fenced_ptr, sizeof(fenced_ptr));
+    char body[1024];
+    snprintf(body, sizeof(body),
+             "[{\"op\":\"test\",\"path\":\"/metadata/annotations/%s\","
+             "\"value\":\"%s\"},"
+             "{\"op\":\"remove\",\"path\":\"/metadata/annotations/%s\"},"
+             "{\"op\":\"remove\",\"path\":\"/metadata/annotations/%s\"},"
+             "{\"op\":\"replace\",\"path\":\"/spec/active\",\"value\":true}]",
+             for_ptr, c->lease, for_ptr, fenced_ptr);
+    struct gf_log_ctx lc = {.comp = "loan", .key = c->lease};
+    GF_LOG(&lc, GF_LOG_INFO, "reactivating a Workload fenced for the loan",
+           "workload=%s/%s", c->other_ns, c->other_name);
+    json_patch_wl(c, c->other_ns, c->other_name, body);
 }
 
 static void reactivate_origin(struct lctx *c)
@@ -889,6 +1015,18 @@ static void dispatch(struct lctx *c)
     case GF_LN_REACTIVATE_ORIGIN:
         reactivate_origin(c);
         break;
+    case GF_LN_MARK_ORIGIN:
+        mark_origin(c);
+        break;
+    case GF_LN_UNMARK_ORIGIN:
+        clear_origin(c, false);
+        break;
+    case GF_LN_REACTIVATE_FENCED:
+        clear_origin(c, true);
+        break;
+    case GF_LN_REACTIVATE_OTHER:
+        reactivate_other(c);
+        break;
     }
 }
 
@@ -930,6 +1068,7 @@ void gf__loan_reconcile(struct gf_hub *h, const char *key,
     };
     view_grant(h, lp, &v, c);
     view_hold(h, &c->l, mem, &v.hold, c);
+    view_others(h, &c->l, &v, c);
     bool get = false;
     c->step = gf__loan_step(&v, mem->grant_unsure, &get);
     struct gf_log_ctx lc = {.comp = "loan", .key = c->lease};

@@ -199,6 +199,12 @@ static void wake_leases_of_wl(struct gf__member *m,
 {
     if (w->lease != NULL)
         gf__hub_enqueue_lease(m->hub, w->lease);
+    /* A loan's mark, and the note of a Workload the agent fenced for a
+     * loan: the loan clears both when it ends. */
+    if (w->loan != NULL)
+        gf__hub_enqueue_lease(m->hub, w->loan);
+    if (w->fenced_for != NULL)
+        gf__hub_enqueue_lease(m->hub, w->fenced_for);
     if (w->owner_name != NULL) {
         const struct gf_obs_job *j = gf__member_job(m, w->ns, w->owner_name);
         if (j != NULL && j->lease != NULL)

@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/json.h"
 #include "controller/copy.h"
+#include "controller/fence.h"
 
 #define QL_API_VERSION "gpufed.io/v1alpha1"
 #define QL_KIND "QuotaLease"
@@ -457,13 +458,14 @@ static struct gf_obs_workload *pack_workload(struct gf_obs_workload *w)
     size_t n = len0(w->ns) + len0(w->name) + len0(w->uid) +
                len0(w->local_queue) + len0(w->owner_kind) +
                len0(w->owner_name) + len0(w->owner_uid) + len0(w->flavor) +
-               len0(w->lease);
+               len0(w->lease) + len0(w->loan) + len0(w->fenced_for);
     struct gf_obs_workload *p = gf_malloc(sizeof(*p) + n);
     *p = *w;
     char *at = (char *)(p + 1);
     char **fields[] = {&p->ns,          &p->name,       &p->uid,
                        &p->local_queue, &p->owner_kind, &p->owner_name,
-                       &p->owner_uid,   &p->flavor,     &p->lease};
+                       &p->owner_uid,   &p->flavor,     &p->lease,
+                       &p->loan,        &p->fenced_for};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         pack_str(fields[i], &at);
     p->packed = true;
@@ -486,6 +488,10 @@ int gf_obs_workload_project(void *data, const cJSON *obj, void **out)
         goto fail;
     w->lease = dup_or_null(gf_json_annotation(obj, GF_ANN_LEASE));
     w->loan_revoked = gf_json_annotation(obj, GF_ANN_LOAN_REVOKED_AT) != NULL;
+    w->loan = dup_or_null(gf_json_annotation(obj, GF_ANN_LOAN));
+    w->fenced_for =
+        dup_or_null(gf_json_annotation(obj, GF_ANN_FENCED_FOR_LOAN));
+    w->fenced = gf_json_annotation(obj, GF_ANN_FENCED_AT) != NULL;
     const char *dl = gf_json_annotation(obj, GF_ANN_RECLAIM_DEADLINE);
     if (dl == NULL || gf_time_parse_rfc3339(dl, &w->reclaim_deadline_ms) != 0)
         w->reclaim_deadline_ms = 0;
@@ -528,6 +534,8 @@ void gf_obs_workload_free(void *p)
     gf_free(w->owner_uid);
     gf_free(w->flavor);
     gf_free(w->lease);
+    gf_free(w->loan);
+    gf_free(w->fenced_for);
     gf_free(w);
 }
 

@@ -58,6 +58,13 @@
 #define GF_LOAN_NS "gpufed-system"
 #define GF_ANN_LOANS "gpufed.io/loans"
 #define GF_ANN_LOAN_REVOKED_AT "gpufed.io/loan-revoked-at"
+/* On a loan's origin W: the lease, written before its grant is raised and
+ * removed when the loan ends; the borrower's agent fences W by it. */
+#define GF_ANN_LOAN "gpufed.io/loan"
+/* On another Workload of the borrowing cohort that the agent deactivated
+ * because the cohort was over its quota without the reverted grant: the
+ * lease whose release reactivates it. */
+#define GF_ANN_FENCED_FOR_LOAN "gpufed.io/fenced-for-loan"
 #define GF_ANN_RECLAIM_DEADLINE "gpufed.io/reclaim-deadline"
 /* More flavor x resource cells than Kueue's CRD allows: -E2BIG. */
 #define GF_OBS_MAX_QUOTAS 4096
@@ -99,6 +106,10 @@ struct gf_obs_workload {
      * time). */
     bool loan_revoked;
     int64_t reclaim_deadline_ms;
+    /* annotations gpufed.io/loan and gpufed.io/fenced-for-loan (or NULL),
+     * and whether the agent's gpufed.io/fenced-at is set */
+    char *loan, *fenced_for;
+    bool fenced;
     /* annotation gpufed.io/reclaimed-at is set: the hub deactivated it
      * for a reclaim (a copy) */
     bool reclaimed;

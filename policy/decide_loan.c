@@ -12,7 +12,11 @@
  * - the origin ClusterQueue is in a cohort, since the grant reaches its
  *   Workloads only by borrowing (rule noCohort);
  * - the origin ClusterQueue may borrow the Workload's GPUs of the
- *   equivalent flavor under its borrowingLimit (rule borrowingLimit);
+ *   equivalent flavor under its borrowingLimit (rule borrowingLimit),
+ *   counting besides what it borrows already every live loan of it whose
+ *   Workload does not hold quota yet: a loan granted or recorded is
+ *   borrowing to come, and without it a burst of decisions raised one
+ *   grant past the limit;
  * and the same S2 caps as a redirect hold (decide.c's cell_room). The
  * lender's namespace opt-in does not apply: nothing runs in the lender.
  * Whether the origin's nodes have room is left to its Kueue and
@@ -30,6 +34,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "policy/internal.h"
 
 static void why_put(struct gf_why *w, const char *rule, int64_t have,
@@ -64,6 +69,47 @@ static const struct gf_ledger_cell *origin_cell(const struct gf_ledger *l,
     return NULL;
 }
 
+/* The origin Workload holds quota at home: the loan is in use. */
+static bool in_use(const struct gf_ledger *l, const struct gf_lease *ls)
+{
+    const struct gf_ledger_wl *w = gf_ledger_workload(
+        l, ls->origin_member, ls->origin_namespace, ls->origin_name);
+    return w != NULL &&
+           (w->state == GF_WL_RESERVED || w->state == GF_WL_ADMITTED);
+}
+
+/*
+ * GPUs of flavor class cls that live loans of w's ClusterQueue will let it
+ * borrow but it does not yet (their Workload holds no quota). A loan in use
+ * is in the cell's borrowed quota already; counting it here too would
+ * count it twice.
+ */
+static int64_t loans_to_come(const struct gf_ledger *l,
+                             const struct gf_policy *p,
+                             const struct gf_ledger_wl *w, const char *cls)
+{
+    size_t n = gf_ledger_leases(l, NULL, 0);
+    if (n == 0)
+        return 0;
+    const struct gf_ledger_lease **all = gf_malloc(n * sizeof(*all));
+    n = gf_ledger_leases(l, all, n);
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *ls = &all[i]->l;
+        if (ls->mode != GF_LEASE_LOAN || ls->phase == GF_LEASE_RELEASED ||
+            ls->phase == GF_LEASE_FAILED || ls->origin_cq == NULL ||
+            strcmp(ls->origin_member, w->member) != 0 ||
+            strcmp(ls->origin_cq, w->cq->name) != 0 || in_use(l, ls))
+            continue;
+        const char *lc =
+            gf_policy_flavor_class(p, ls->lender_member, ls->lender_flavor);
+        if (lc != NULL && strcmp(lc, cls) == 0)
+            sum += ls->gpus;
+    }
+    gf_free(all);
+    return sum;
+}
+
 bool gf__loan_cell_ok(const struct gf_ledger *l, const struct gf_policy *p,
                       const struct gf_policy_group *g,
                       const struct gf_ledger_wl *w, const char *lender,
@@ -88,6 +134,9 @@ bool gf__loan_cell_ok(const struct gf_ledger *l, const struct gf_policy *p,
     const char *cls = gf_policy_flavor_class(p, lender, c->flavor);
     const struct gf_ledger_cell *oc = origin_cell(l, p, w, cls);
     int64_t head = oc != NULL ? gf_ledger_cell_borrow_headroom(oc) : 0;
+    head -= loans_to_come(l, p, w, cls);
+    if (head < 0)
+        head = 0;
     if (head < w->gpus) {
         why_put(out, "borrowingLimit", head, w->gpus,
                 "no loan: ClusterQueue %s/%s may borrow %lld more GPUs of "
@@ -111,15 +160,6 @@ void gf__loan_start_why(const struct gf_ledger_wl *w,
             (long long)(now_ms - w->pending_since_ms), lender, c->cq->name,
             (long long)w->gpus, c->flavor, (long long)room, w->cq->cohort,
             w->member, w->cq->name);
-}
-
-/* The origin Workload holds quota at home: the loan is in use. */
-static bool in_use(const struct gf_ledger *l, const struct gf_lease *ls)
-{
-    const struct gf_ledger_wl *w = gf_ledger_workload(
-        l, ls->origin_member, ls->origin_namespace, ls->origin_name);
-    return w != NULL &&
-           (w->state == GF_WL_RESERVED || w->state == GF_WL_ADMITTED);
 }
 
 /* The member whose silence makes a loan Suspect: the lender, else the

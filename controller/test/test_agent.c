@@ -588,6 +588,58 @@ static void test_fenced_the_agent_reverts_loans(void **state)
     assert_int_equal(count(EVENT), 2);
 }
 
+/* A Workload of team-a's own, marked (or not) with a loan's lease. */
+static void loan_wl_json(char *out, size_t cap, const char *name,
+                         const char *rv, const char *loan)
+{
+    char ann[128] = "";
+    if (loan != NULL)
+        snprintf(ann, sizeof(ann),
+                 ",\"annotations\":{\"gpufed.io/loan\":\"%s\"}", loan);
+    snprintf(out, cap,
+             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"team-a\","
+             "\"uid\":\"w-%s\",\"resourceVersion\":\"%s\"%s},"
+             "\"spec\":{\"active\":true,\"queueName\":\"gpu\"},"
+             "\"status\":{\"conditions\":[{\"type\":\"QuotaReserved\","
+             "\"status\":\"True\"}]}}",
+             name, name, rv, ann);
+}
+
+/* Fenced, the agent also stops what runs on the loans it reverts: every
+ * Workload marked gpufed.io/loan is deactivated (resourceVersion
+ * precondition, Event Fenced on it), at the fence instant from the cache
+ * and from the LIST; an unmarked Workload is left alone. */
+static void test_fenced_the_agent_stops_workloads_on_loans(void **state)
+{
+    (void)state;
+    char w1[1024], w2[1024], w3[1024], wls[4096];
+    loan_wl_json(w1, sizeof(w1), "on-loan", "51", "east-a-1");
+    loan_wl_json(w2, sizeof(w2), "own", "52", NULL);
+    loan_wl_json(w3, sizeof(w3), "listed-only", "53", "east-a-2");
+    cache_add(false, w1);
+    cache_add(false, w2);
+    uint64_t fence_at = gf_clock_now_ms(F.clk);
+    started_fenced();
+    const struct call *p = patch_of("on-loan");
+    assert_non_null(p);
+    assert_int_equal(p->at, fence_at);
+    assert_string_equal(p->res, "workloads");
+    assert_string_equal(p->ns, "team-a");
+    assert_string_equal(p->rv, "51");
+    assert_non_null(strstr(p->body, "\"active\":false"));
+    assert_non_null(strstr(p->body, GF_ANN_FENCED_AT));
+    snprintf(wls, sizeof(wls), "%s,%s,%s", w1, w2, w3);
+    answer_lists("", wls);
+    const struct call *p3 = patch_of("listed-only");
+    assert_non_null(p3);
+    assert_int_equal(p3->at, fence_at);
+    assert_null(patch_of("own"));
+    assert_int_equal(count(PATCH), 2);
+    answer((struct call *)p, 0, 200, "{}");
+    answer((struct call *)p3, 0, 200, "{}");
+    assert_int_equal(count(EVENT), 2);
+}
+
 static void test_an_answered_read_ends_the_watches_backoff(void **state)
 {
     (void)state;
@@ -622,6 +674,8 @@ int main(void)
             test_the_heartbeat_moving_again_ends_the_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_an_answered_read_ends_the_watches_backoff, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_fenced_the_agent_stops_workloads_on_loans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fenced_the_agent_reverts_loans,
                                         setup, teardown),
     };

@@ -475,6 +475,54 @@ static void test_a_copy_that_appears_while_fenced_is_fenced(void **state)
     assert_int_equal(gf_alloc_live(), live);
 }
 
+static void marked_wl(struct world *w, const char *name, bool active,
+                      bool finished, bool marked)
+{
+    static unsigned rv = 100;
+    rv++;
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"metadata\":{\"namespace\":\"nlp\",\"name\":\"%s\","
+             "\"uid\":\"wl-%s\",\"resourceVersion\":\"%u\"%s},"
+             "\"spec\":{\"active\":%s,\"queueName\":\"nlp\"},"
+             "\"status\":{\"conditions\":[{\"type\":\"%s\","
+             "\"status\":\"True\"}]}}",
+             name, name, rv,
+             marked ? ",\"annotations\":{\"gpufed.io/loan\":\"l-1\"}" : "",
+             active ? "true" : "false", finished ? "Finished" : "Admitted");
+    upsert(w->wls, json);
+}
+
+static void record_loan(void *data, const struct gf_store_entry *e)
+{
+    struct world *w = data;
+    assert_true(w->n_patched < 8);
+    snprintf(w->patched[w->n_patched++], 64, "%s", e->name);
+}
+
+/* Every active, unfinished Workload with the loan mark is fenced, pending
+ * or admitted; unmarked, finished or already inactive ones are not. */
+static void test_marked_loan_workloads_are_fenced(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    struct world w;
+    world_init(&w);
+    marked_wl(&w, "runs-on-loan", true, false, true);
+    marked_wl(&w, "own-quota", true, false, false);
+    marked_wl(&w, "done", true, true, true);
+    marked_wl(&w, "already", false, false, true);
+    w.n_patched = 0;
+    assert_int_equal(gf_fence_loan_plan(w.wls, record_loan, &w), 1);
+    assert_string_equal(w.patched[0], "runs-on-loan");
+    /* Once the patch shows, nothing is left to do (idempotent). */
+    marked_wl(&w, "runs-on-loan", false, false, true);
+    w.n_patched = 0;
+    assert_int_equal(gf_fence_loan_plan(w.wls, record_loan, &w), 0);
+    world_free(&w);
+    assert_int_equal(gf_alloc_live(), live);
+}
+
 static void test_patch_body(void **state)
 {
     (void)state;
@@ -501,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_no_unfence_without_a_newer_renewal),
         cmocka_unit_test(test_copies_fenced_finished_left_alone),
         cmocka_unit_test(test_a_copy_that_appears_while_fenced_is_fenced),
+        cmocka_unit_test(test_marked_loan_workloads_are_fenced),
         cmocka_unit_test(test_patch_body),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,6 +78,7 @@ static struct gf_ln_view active_loan(void)
     v.grant = (struct gf_ln_grant){
         .cq = GF_LM_PRESENT, .nominal = 4, .share_in = true, .granted = true};
     v.origin.reserved = true;
+    v.origin.marked = true;
     return v;
 }
 
@@ -91,7 +92,10 @@ static void test_loan_happy_path_in_protocol_order(void **state)
     /* 2. no raise before B's Kueue has reserved it (S2) */
     EXPECT_WRITE(v, GF_LN_WAIT);
     v.hold.reserved = true;
-    /* 3. raise the grant in A */
+    /* 3. mark W, so that A's agent can find it without the hub, and only
+     * then raise the grant in A */
+    EXPECT_WRITE(v, GF_LN_MARK_ORIGIN);
+    v.origin.marked = true;
     EXPECT_WRITE(v, GF_LN_RAISE_GRANT);
     v.grant = (struct gf_ln_grant){
         .cq = GF_LM_PRESENT, .nominal = 4, .share_in = true};
@@ -118,6 +122,9 @@ static void test_loan_happy_path_in_protocol_order(void **state)
     v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT};
     EXPECT_WRITE(v, GF_LN_CONFIRM_HOLD_GONE);
     v.hold.confirmed_gone = true;
+    /* 6. the mark goes last */
+    EXPECT_WRITE(v, GF_LN_UNMARK_ORIGIN);
+    v.origin.marked = false;
     st = gf_ln_next(&v);
     assert_false(st.granted);
     EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_COMPLETED);
@@ -395,6 +402,8 @@ static void test_release_stops_borrowing_before_the_hold_goes(void **state)
     assert_int_equal(st.write, GF_LN_REACTIVATE_ORIGIN);
     assert_string_equal(st.event, "Requeued");
     v.origin.revoked = false;
+    EXPECT_WRITE(v, GF_LN_UNMARK_ORIGIN);
+    v.origin.marked = false;
     EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_RECLAIMED);
 }
 
@@ -440,6 +449,8 @@ static void test_release_keeps_the_hold_while_others_borrow(void **state)
     /* A hold already gone (a fenced borrower's) has nothing to wait for. */
     v.cohort_over = true;
     v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT, .confirmed_gone = true};
+    EXPECT_WRITE(v, GF_LN_UNMARK_ORIGIN);
+    v.origin.marked = false;
     EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_RECLAIMED);
 }
 
@@ -452,6 +463,8 @@ static void test_reclaiming_phase_is_a_release(void **state)
     v.grant.share_in = false;
     v.origin.reserved = false;
     v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT, .confirmed_gone = true};
+    EXPECT_WRITE(v, GF_LN_UNMARK_ORIGIN);
+    v.origin.marked = false;
     EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_RECLAIMED);
 }
 
@@ -507,7 +520,116 @@ static void test_fenced_borrower_frees_the_hold_while_silent(void **state)
     v.origin.wl = v.origin.job = GF_LM_PRESENT;
     EXPECT_WRITE(v, GF_LN_LOWER_GRANT);
     v.grant = (struct gf_ln_grant){.cq = GF_LM_PRESENT};
+    EXPECT_WRITE(v, GF_LN_UNMARK_ORIGIN);
+    v.origin.marked = false;
     EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_FENCED);
+}
+
+static void test_mark_comes_before_the_raise_and_grants_nothing(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = fresh();
+    /* Marked, hold not yet reserved: no raise (the mark grants nothing) */
+    v.origin.marked = true;
+    v.hold = (struct gf_ln_hold){.wl = GF_LM_PRESENT, .ours = true};
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    /* Reserved but unmarked (a mark lost, another lease's mark): mark
+     * first, never raise a grant the agent could not trace to W. */
+    v.hold.reserved = true;
+    v.origin.marked = false;
+    EXPECT_WRITE(v, GF_LN_MARK_ORIGIN);
+    v.origin.marked = true;
+    EXPECT_WRITE(v, GF_LN_RAISE_GRANT);
+    /* A loan released before its raise takes its mark off too. */
+    v.cmd = GF_LN_CMD_WITHDRAW;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_NOT_ADMITTED);
+    take(&v);
+    EXPECT_WRITE(v, GF_LN_DELETE_HOLD);
+    v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT, .confirmed_gone = true};
+    EXPECT_WRITE(v, GF_LN_UNMARK_ORIGIN);
+    v.origin.marked = false;
+    EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_NOT_ADMITTED);
+}
+
+/* The agent fenced W (the borrower lost the hub): the loan ends Fenced,
+ * and W runs again at home once, after the grant is lowered and the hold
+ * is gone. */
+static void test_fenced_origin_ends_the_loan_and_runs_once_after(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = active_loan();
+    /* The agent reverted the grant and fenced W; Kueue has not yet
+     * evicted W. Fenced, not Reverted. */
+    v.grant.share_in = false;
+    v.grant.nominal = 0;
+    v.origin.fenced = true;
+    struct gf_ln_step st = gf_ln_next(&v);
+    assert_string_equal(st.event, "LoanFenced");
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_FENCED);
+    take(&v);
+    /* W still holds quota: the hold waits, cohort over or not. */
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    v.origin.reserved = false;
+    EXPECT_WRITE(v, GF_LN_DELETE_HOLD);
+    v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT, .confirmed_gone = true};
+    /* Only now W queues at home again, fence and mark off in one write. */
+    st = gf_ln_next(&v);
+    assert_int_equal(st.write, GF_LN_REACTIVATE_FENCED);
+    assert_string_equal(st.event, "Requeued");
+    v.origin.fenced = false;
+    v.origin.marked = false;
+    EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_FENCED);
+    take(&v);
+    /* Once: W admitted at home again is not touched. */
+    v.origin.reserved = true;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+
+    /* A heal before the hub's own fencing time: Suspect sees W fenced
+     * and releases, instead of going back to Pending and raising again. */
+    v = active_loan();
+    v.phase = GF_LEASE_SUSPECT;
+    v.grant.share_in = false;
+    v.origin.fenced = true;
+    v.origin.reserved = false;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_FENCED);
+    /* The same in Pending (fenced between the mark and the raise). */
+    v = fresh();
+    v.hold = (struct gf_ln_hold){
+        .wl = GF_LM_PRESENT, .ours = true, .reserved = true};
+    v.origin.marked = v.origin.fenced = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_FENCED);
+    /* A W that finished before the fence is simply complete. */
+    v.origin.finished = true;
+    EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_COMPLETED);
+}
+
+/* The cohort's other Workloads the agent fenced for this loan queue again
+ * when it ends, after the hold is gone, even after the lease is final. */
+static void test_others_fenced_for_the_loan_are_reactivated(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = active_loan();
+    v.phase = GF_LEASE_RELEASING;
+    v.reason = GF_LN_R_FENCED;
+    v.grant.share_in = false;
+    v.origin.reserved = false;
+    v.origin.fenced = true;
+    v.others_fenced = true;
+    EXPECT_WRITE(v, GF_LN_DELETE_HOLD);
+    v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT, .confirmed_gone = true};
+    EXPECT_WRITE(v, GF_LN_REACTIVATE_FENCED);
+    v.origin.fenced = v.origin.marked = false;
+    EXPECT_WRITE(v, GF_LN_REACTIVATE_OTHER);
+    v.others_fenced = false;
+    EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_FENCED);
+    take(&v);
+    /* One fenced after the end (the agent's patch landed late). */
+    v.others_fenced = true;
+    EXPECT_WRITE(v, GF_LN_REACTIVATE_OTHER);
+    /* ...but never while a stray hold of ours may still back a grant. */
+    v.hold = (struct gf_ln_hold){
+        .wl = GF_LM_PRESENT, .ours = true, .reserved = true};
+    EXPECT_WRITE(v, GF_LN_DELETE_HOLD);
 }
 
 static void test_failures_end_failed_without_touching_others(void **state)
@@ -557,7 +679,7 @@ static void test_reason_names_round_trip(void **state)
     }
     enum gf_ln_reason out;
     assert_int_equal(gf_ln_reason_parse("Nope", &out), -EINVAL);
-    for (int w = GF_LN_WAIT; w <= GF_LN_REACTIVATE_ORIGIN; w++)
+    for (int w = GF_LN_WAIT; w <= GF_LN_REACTIVATE_OTHER; w++)
         assert_string_not_equal(gf_ln_write_name((enum gf_ln_write)w), "?");
 }
 
@@ -584,6 +706,10 @@ struct obj_hold {
 struct obj_w {
     bool exists, reserved, finished, revoked;
     int64_t deadline_ms;
+    /* the mark, the agent's fence of a marked W, and the agent's fence of
+     * another Workload for loan fenced_for (-1: none) */
+    bool marked, fenced;
+    int fenced_for;
 };
 
 struct member_a {
@@ -676,7 +802,11 @@ static struct gf_ln_view view_of(const struct world *w, int i,
         v.origin.finished = o->finished;
         v.origin.revoked = o->revoked;
         v.origin.deadline_ms = o->deadline_ms;
+        v.origin.marked = o->marked;
+        v.origin.fenced = o->marked && o->fenced;
         v.cohort_over = cohort_usage(&w->sa, w) > w->sa.nominal;
+        for (int j = 0; j < NL; j++)
+            v.others_fenced |= w->sa.w[j].fenced_for == i;
     }
     if (!w->b_synced) {
         v.hold.wl = GF_LM_UNKNOWN;
@@ -696,7 +826,8 @@ static bool w_cache_fresh(const struct world *w, int i)
     const struct obj_w *t = &w->a.w[i], *c = &w->sa.w[i];
     return t->exists && c->exists == t->exists && c->reserved == t->reserved &&
            c->finished == t->finished && c->revoked == t->revoked &&
-           c->deadline_ms == t->deadline_ms;
+           c->deadline_ms == t->deadline_ms && c->marked == t->marked &&
+           c->fenced == t->fenced && c->fenced_for == t->fenced_for;
 }
 
 /* RAISE_GRANT or LOWER_GRANT, as the writer does them. */
@@ -719,6 +850,31 @@ static void apply_grant(struct world *w, int i, bool raise)
     w->sa.cq_exists = true;
     w->sa.nominal = w->a.nominal;
     w->sa.loans = w->a.loans;
+}
+
+/* The mark and the agent's fences, as A's API server takes them. */
+static void apply_notes(struct world *w, int i, enum gf_ln_write wr)
+{
+    struct obj_w *t = &w->a.w[i], *c = &w->sa.w[i];
+    if (!w->a_up)
+        return;
+    if (wr == GF_LN_MARK_ORIGIN) {
+        /* W's resourceVersion precondition */
+        if (w_cache_fresh(w, i))
+            t->marked = c->marked = true;
+    } else if (wr == GF_LN_REACTIVATE_OTHER) {
+        for (int j = 0; j < NL; j++) {
+            if (w->a.w[j].fenced_for != i)
+                continue;
+            w->a.w[j].fenced_for = w->sa.w[j].fenced_for = -1;
+            return;
+        }
+    } else if (t->exists && t->marked) {
+        /* the test op on the mark */
+        t->marked = c->marked = false;
+        if (wr == GF_LN_REACTIVATE_FENCED)
+            t->fenced = c->fenced = false;
+    }
 }
 
 /* Carries out one write as the API servers would. The answer reaches
@@ -775,6 +931,12 @@ static void apply(struct world *w, int i, const struct gf_ln_step *st)
         w->a.w[i].revoked = false;
         w->sa.w[i].revoked = false;
         return;
+    case GF_LN_MARK_ORIGIN:
+    case GF_LN_UNMARK_ORIGIN:
+    case GF_LN_REACTIVATE_FENCED:
+    case GF_LN_REACTIVATE_OTHER:
+        apply_notes(w, i, st->write);
+        return;
     }
 }
 
@@ -820,12 +982,13 @@ static void kueue(struct world *w)
             *h = (struct obj_hold){0};
         break;
     case 2:
-        if (o->exists && !o->revoked && !o->reserved && !o->finished &&
+        if (o->exists && !o->revoked && !o->fenced && o->fenced_for < 0 &&
+            !o->reserved && !o->finished &&
             cohort_usage(&w->a, w) + w->l[i].g <= w->a.nominal)
             o->reserved = true;
         break;
     case 3:
-        if (o->revoked && o->reserved)
+        if ((o->revoked || o->fenced || o->fenced_for >= 0) && o->reserved)
             o->reserved = false;
         else if (o->reserved && chance(w, 30)) {
             o->reserved = false;
@@ -837,6 +1000,31 @@ static void kueue(struct world *w)
             w->l[i].expires_ms = w->now_ms + 100;
         break;
     }
+}
+
+/* The borrower's agent fences: every marked W is deactivated, every
+ * other W that holds quota (the cohort is over once the grant is 0) is
+ * deactivated for the first loan the grant names, and the grant is
+ * reverted. With no loan named, the agent knows no lease to name and
+ * leaves the cohort alone. */
+static void agent_fences(struct world *w)
+{
+    int first = -1;
+    for (int i = 0; i < NL && first < 0; i++)
+        if ((w->a.loans >> i) & 1U)
+            first = i;
+    for (int i = 0; i < NL; i++) {
+        struct obj_w *o = &w->a.w[i];
+        if (!o->exists || o->finished)
+            continue;
+        if (o->marked)
+            o->fenced = true;
+        else if (o->reserved && !o->revoked && first >= 0)
+            o->fenced_for = first;
+    }
+    w->a.nominal = 0;
+    w->a.loans = 0;
+    w->reverted = true;
 }
 
 /* A partition of either member, a heal, the borrower's agent fencing once
@@ -851,16 +1039,13 @@ static void fault(struct world *w)
         w->b_up = w->b_synced = false;
         break;
     case 2:
-        if (!w->a_up && !w->reverted) {
-            w->a.nominal = 0;
-            w->a.loans = 0;
-            w->reverted = true;
-        }
+        if (!w->a_up && !w->reverted)
+            agent_fences(w);
         break;
     case 3: {
         int i = (int)(rnd(w) % NL);
         if (w->a_up && w->a.w[i].exists && !w->a.w[i].finished)
-            w->a.w[i] = (struct obj_w){0};
+            w->a.w[i] = (struct obj_w){.fenced_for = -1};
         break;
     }
     case 4:
@@ -935,6 +1120,7 @@ static void world_init(struct world *w, uint64_t seed)
         w->l[i].g = 2 + (int64_t)(rnd(w) % 3);
         w->l[i].expires_ms = 300;
         w->a.w[i].exists = true;
+        w->a.w[i].fenced_for = -1;
     }
     w->sa = w->a;
     w->sb = w->b;
@@ -1004,13 +1190,16 @@ static void check_nothing_left(const struct world *w, uint64_t seed,
                                struct s2_figures *f)
 {
     for (int i = 0; i < NL; i++) {
-        if (w->b.hold[i].exists || w->a.w[i].revoked)
+        const struct obj_w *o = &w->a.w[i];
+        bool left = o->revoked || o->fenced || o->fenced_for >= 0 ||
+                    (o->exists && o->marked);
+        if (w->b.hold[i].exists || left)
             print_message("seed %llu loan %d: %s %s\n",
                           (unsigned long long)seed, i,
                           gf_lease_phase_name(w->l[i].phase),
                           gf_ln_reason_name(w->l[i].reason));
         assert_false(w->b.hold[i].exists);
-        assert_false(w->a.w[i].revoked);
+        assert_false(left);
         f->ended[w->l[i].reason]++;
     }
     assert_int_equal(w->a.nominal, 0);
@@ -1036,7 +1225,6 @@ static void test_s2_holds_over_random_interleavings(void **state)
     assert_true(f.ended[GF_LN_R_CANCELLED] > 0);
     assert_true(f.ended[GF_LN_R_RECLAIMED] > 0);
     assert_true(f.ended[GF_LN_R_FENCED] > 0);
-    assert_true(f.ended[GF_LN_R_REVERTED] > 0);
     print_message("S2: %d seeds x %d steps, %ld states with a grant; longest "
                   "settle %ld steps; ends: completed %ld, notAdmitted %ld, "
                   "cancelled %ld, reclaimed %ld, drained %ld, fenced %ld, "
@@ -1074,6 +1262,9 @@ int main(void)
         cmocka_unit_test(test_reclaiming_phase_is_a_release),
         cmocka_unit_test(test_partition_keeps_hold_and_grant_then_heals),
         cmocka_unit_test(test_fenced_borrower_frees_the_hold_while_silent),
+        cmocka_unit_test(test_mark_comes_before_the_raise_and_grants_nothing),
+        cmocka_unit_test(test_fenced_origin_ends_the_loan_and_runs_once_after),
+        cmocka_unit_test(test_others_fenced_for_the_loan_are_reactivated),
         cmocka_unit_test(test_failures_end_failed_without_touching_others),
         cmocka_unit_test(test_strays_after_the_end_go_in_s2_order),
         cmocka_unit_test(test_reason_names_round_trip),

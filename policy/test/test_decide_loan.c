@@ -359,6 +359,46 @@ static void test_loan_renewed_only_while_used(void **state)
     fx_done(&f);
 }
 
+/* Live loans of the origin ClusterQueue whose Workloads do not hold quota
+ * yet count toward its borrowingLimit: without them a burst of decisions
+ * raised a grant past the limit. A loan in use counts once, in what the
+ * ClusterQueue borrows. */
+static void test_borrowing_limit_counts_loans_not_yet_used(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, "loan", NULL);
+    struct gf_cq_quota e = {"a100", GPU, 4, 4, GF_NO_LIMIT};
+    assert_int_equal(gf_ledger_cq_set(f.l, "east", "ml", &e, 1), 0);
+    int64_t now = 10 * MIN;
+    loan_lease(&f, "l1", "east", "west", GF_LEASE_ACTIVE, now, now + 30000);
+    loan_lease(&f, "l2", "east", "west", GF_LEASE_PENDING, now, now + 30000);
+    /* A loan that ended and one of another ClusterQueue do not count. */
+    loan_lease(&f, "l3", "east", "west", GF_LEASE_RELEASED, now, now + 30000);
+    pending(&f, "l1", 1, GF_WL_PENDING);
+    pending(&f, "l2", 1, GF_WL_PENDING);
+    pending(&f, "w", 3, GF_WL_PENDING);
+    bool start;
+    enum gf_lease_mode mode;
+    char text[320];
+    /* 4 - 2 granted or recorded = 2 < 3 */
+    const char *rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
+    assert_false(start);
+    assert_string_equal(rule, "borrowingLimit");
+    assert_non_null(strstr(text, "may borrow 2 more"));
+    pending(&f, "two", 2, GF_WL_PENDING);
+    decide_one(&f, "two", &start, &mode, text, sizeof(text));
+    assert_true(start);
+    /* l1 in use: borrowed 1, one loan to come: still 2 of room, not 1. */
+    pending(&f, "l1", 1, GF_WL_ADMITTED);
+    decide_one(&f, "two", &start, &mode, text, sizeof(text));
+    assert_true(start);
+    rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
+    assert_false(start);
+    assert_non_null(strstr(text, "may borrow 2 more"));
+    fx_done(&f);
+}
+
 static void test_loan_suspect_and_fence_follow_the_borrower(void **state)
 {
     (void)state;
@@ -424,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_loan_obeys_the_caps_not_the_opt_in),
         cmocka_unit_test(test_loan_renewed_only_while_used),
         cmocka_unit_test(test_loan_suspect_and_fence_follow_the_borrower),
+        cmocka_unit_test(test_borrowing_limit_counts_loans_not_yet_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
