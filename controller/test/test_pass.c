@@ -255,6 +255,7 @@ static void test_the_drain_configmap_gates_and_feeds_the_ledger(void **state)
     cJSON_Delete(cm);
     assert_false(drained(h, "west"));
     assert_null(gf__hub_drained(h));
+    fx_free(f);
 }
 
 /*
