@@ -297,6 +297,12 @@ static bool origin_still_borrows(const struct gf_ln_view *v,
         *st = wait("origin not observed");
         return true;
     }
+    /* Unknown is not zero: a usage Kueue wrote before it saw the lowered
+     * grant says nothing about whether the cohort fits without it. */
+    if (v->cohort_stale && hold_ours(&v->hold)) {
+        *st = wait("cohort's usage not yet written since the lowering");
+        return true;
+    }
     if (origin_gone(o) || o->finished || !o->reserved) {
         if (!v->cohort_over || !hold_ours(&v->hold))
             return false;

@@ -140,6 +140,12 @@ struct gf_ln_view {
      */
     bool cohort_over;
     /*
+     * Kueue has not yet written the status of one of the cohort's
+     * ClusterQueues (the lowered grant's among them) since its spec last
+     * changed: cohort_over may predate the lowering and is not known.
+     */
+    bool cohort_stale;
+    /*
      * Another Workload of the borrower carries gpufed.io/fenced-for-loan
      * naming this lease: the agent deactivated it because the cohort was
      * still over its quota without the reverted grant. The hub

@@ -163,35 +163,33 @@ static int64_t cq_nominal(const struct gf_obs_cq *q, const char *flavor,
     return 0;
 }
 
-struct cohort_sum {
-    const struct gf_hub *h;
-    const char *member, *cohort, *flavor;
-    int64_t nominal, used;
-};
-
 static int sum_cq(void *data, const struct gf_store_entry *e)
 {
-    struct cohort_sum *s = data;
-    const struct gf_obs_cq *q = e->proj;
-    if (q->cohort == NULL || strcmp(q->cohort, s->cohort) != 0)
-        return 0;
-    s->nominal += cq_nominal(q, s->flavor, s->h->resource);
-    const struct gf_ledger_cell *c = gf_ledger_cell(
-        s->h->ledger, s->member, q->name, s->flavor, s->h->resource);
-    if (c != NULL && !q->loan_grant)
-        s->used += c->used;
+    gf_obs_cohort_add(data, e->proj);
     return 0;
 }
 
-/* The cohort's usage of F' in the borrower above the sum of its nominal
- * quotas (the grant's as observed): what the loan backed is still used. */
-static bool cohort_over(const struct gf_hub *h, const struct gf__member *m,
-                        const struct lctx *c)
+/*
+ * Whether the cohort's usage of F' in the borrower is above the sum of
+ * its nominal quotas (the grant's as observed): what the loan backed is
+ * still used. Both come from Kueue's ClusterQueue status, not from the
+ * ledger: the status counts every Workload holding the cohort's quota
+ * (copies in gpufed's overflow queue, holds of other loans, Workloads
+ * admitted on the grant), and it comes through the same watch as the
+ * lowered grant, so whatever Kueue admitted before the lowering is seen
+ * with it. The Workload watch is not ordered with that one: the ledger
+ * may not yet know of a Workload the grant admitted (chaos S2). The
+ * sums are stale until Kueue has written every queue's status since its
+ * last spec change, the lowered grant's among them.
+ */
+static void cohort_state(const struct gf_hub *h, const struct gf__member *m,
+                         const struct lctx *c, struct gf_ln_view *v)
 {
-    struct cohort_sum s = {
-        .h = h, .member = m->name, .cohort = c->cohort, .flavor = c->flavor};
+    struct gf_obs_cohort s = {
+        .cohort = c->cohort, .flavor = c->flavor, .resource = h->resource};
     gf_store_foreach(m->stores[GF__M_CQ], sum_cq, &s);
-    return s.used > s.nominal;
+    v->cohort_over = s.usage > s.nominal;
+    v->cohort_stale = s.stale;
 }
 
 static void view_grant(struct gf_hub *h, const struct gf__lease_proj *lp,
@@ -221,7 +219,7 @@ static void view_grant(struct gf_hub *h, const struct gf__lease_proj *lp,
         v->grant.share_in = list_has(g->loans, l->name);
     }
     if (c->cohort[0] != '\0' && c->flavor[0] != '\0')
-        v->cohort_over = cohort_over(h, m, c);
+        cohort_state(h, m, c, v);
 
     char key[600];
     snprintf(key, sizeof(key), "%s/%s", l->origin_namespace, l->origin_name);

@@ -364,6 +364,51 @@ static void wake_loans(struct gf__member *m, const struct gf_obs_cq *grant)
         gf_store_foreach(h->leases, wake_loan, &w);
 }
 
+struct cohort_wake {
+    struct gf__member *m;
+    const char *cohort;
+};
+
+static int wake_cohort_loan(void *data, const struct gf_store_entry *e)
+{
+    const struct cohort_wake *w = data;
+    const struct gf_lease *l = &((const struct gf__lease_proj *)e->proj)->l;
+    if (l->mode != GF_LEASE_LOAN || l->phase == GF_LEASE_RELEASED ||
+        l->phase == GF_LEASE_FAILED || !str_eq(l->origin_member, w->m->name))
+        return 0;
+    const struct gf_obs_cq *q = gf__member_cq(w->m, l->origin_cq);
+    if (q != NULL && str_eq(q->cohort, w->cohort))
+        gf__hub_enqueue_lease(w->m->hub, l->name);
+    return 0;
+}
+
+/* Whether Kueue's status of a queue says something new about its usage. */
+static bool usage_changed(const struct gf_obs_cq *old,
+                          const struct gf_obs_cq *cur)
+{
+    if (old == NULL || cur == NULL || old->n_quotas != cur->n_quotas ||
+        old->status_current != cur->status_current)
+        return true;
+    for (size_t i = 0; i < cur->n_quotas; i++)
+        if (old->usage[i] != cur->usage[i])
+            return true;
+    return false;
+}
+
+/* A queue's usage in a cohort changed: a loan of the cohort releasing
+ * waits for the cohort to fit its quota again (loan_reconcile's
+ * cohort_state), and this is the change it waits for. */
+static void wake_cohort_loans(struct gf__member *m, const struct gf_obs_cq *old,
+                              const struct gf_obs_cq *cur)
+{
+    const struct gf_obs_cq *any = cur != NULL ? cur : old;
+    if (any->cohort == NULL || m->hub->leases == NULL ||
+        !usage_changed(old, cur))
+        return;
+    struct cohort_wake w = {.m = m, .cohort = any->cohort};
+    gf_store_foreach(m->hub->leases, wake_cohort_loan, &w);
+}
+
 /* Each kind's change, with old or cur NULL for an add or a delete. */
 static void cq_event(struct gf__member *m, const struct gf_obs_cq *old,
                      const struct gf_obs_cq *cur)
@@ -378,6 +423,7 @@ static void cq_event(struct gf__member *m, const struct gf_obs_cq *old,
         wake_loans(m, any);
         return;
     }
+    wake_cohort_loans(m, old, cur);
     if (cur != NULL) {
         gf_ledger_cq_set(l, m->name, cur->name, cur->quotas, cur->n_quotas);
         /* decide lends into a ClusterQueue only through its cohort, so

@@ -660,6 +660,77 @@ static int read_groups(const cJSON *spec, struct gf_obs_cq *cq)
     return 0;
 }
 
+/* The usage of one quota cell: whole units, rounded up, so that a
+ * fraction in use is never read as free. */
+static int usage_units(const cJSON *q, int64_t *out)
+{
+    int64_t milli;
+    int rc = gf_json_quantity_milli(q, &milli);
+    if (rc == -ERANGE) {
+        *out = INT64_MAX / 1000;
+        return 0;
+    }
+    if (rc != 0 || milli < 0)
+        return -EINVAL;
+    *out = milli / 1000 + (milli % 1000 != 0);
+    return 0;
+}
+
+static struct gf_cq_quota *quota_of(struct gf_obs_cq *cq, const char *flavor,
+                                    const char *res)
+{
+    for (size_t i = 0; i < cq->n_quotas; i++)
+        if (strcmp(cq->quotas[i].flavor, flavor) == 0 &&
+            strcmp(cq->quotas[i].resource, res) == 0)
+            return &cq->quotas[i];
+    return NULL;
+}
+
+/* status.flavorsUsage into cq->usage; -EINVAL if unreadable. Cells the
+ * spec does not have (a flavor just removed) are left out with it. */
+static int read_usage(const cJSON *status, struct gf_obs_cq *cq)
+{
+    const cJSON *fus, *fu;
+    if (opt_arr(status, "flavorsUsage", &fus) != 0)
+        return -EINVAL;
+    cJSON_ArrayForEach(fu, fus)
+    {
+        const cJSON *fname = item(fu, "name"), *rs, *r;
+        if (!cJSON_IsString(fname) || opt_arr(fu, "resources", &rs) != 0)
+            return -EINVAL;
+        cJSON_ArrayForEach(r, rs)
+        {
+            const cJSON *rname = item(r, "name"), *tot = item(r, "total");
+            if (!cJSON_IsString(rname))
+                return -EINVAL;
+            const struct gf_cq_quota *q =
+                quota_of(cq, fname->valuestring, rname->valuestring);
+            if (q == NULL || unset(tot))
+                continue;
+            if (usage_units(tot, &cq->usage[q - cq->quotas]) != 0)
+                return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Whether Kueue's status is of the current spec, and its usage. */
+static void read_cq_status(const cJSON *obj, struct gf_obs_cq *cq)
+{
+    cq->usage = gf_calloc(cq->n_quotas + 1, sizeof(*cq->usage));
+    const cJSON *status = item(obj, "status");
+    int64_t gen = 0, seen = 0;
+    const cJSON *act = gf_json_cond(item(status, "conditions"), "Active");
+    if (gf_json_int(obj, "metadata.generation", &gen) != 0 || act == NULL ||
+        gf_json_as_int(item(act, "observedGeneration"), &seen) != 0)
+        return;
+    if (read_usage(status, cq) != 0) {
+        memset(cq->usage, 0, cq->n_quotas * sizeof(*cq->usage));
+        return;
+    }
+    cq->status_current = gen > 0 && seen >= gen;
+}
+
 int gf_obs_cq_project(void *data, const cJSON *obj, void **out)
 {
     (void)data;
@@ -686,8 +757,23 @@ int gf_obs_cq_project(void *data, const cJSON *obj, void **out)
         cq->managed_by_gpufed &&
         strncmp(cq->name, GF_LOAN_CQ_PREFIX, strlen(GF_LOAN_CQ_PREFIX)) == 0;
     cq->loans = dup_or_null(gf_json_annotation(obj, GF_ANN_LOANS));
+    read_cq_status(obj, cq);
     *out = cq;
     return 0;
+}
+
+void gf_obs_cohort_add(struct gf_obs_cohort *s, const struct gf_obs_cq *q)
+{
+    if (q->cohort == NULL || strcmp(q->cohort, s->cohort) != 0)
+        return;
+    if (!q->status_current)
+        s->stale = true;
+    for (size_t i = 0; i < q->n_quotas; i++)
+        if (strcmp(q->quotas[i].flavor, s->flavor) == 0 &&
+            strcmp(q->quotas[i].resource, s->resource) == 0) {
+            s->nominal += q->quotas[i].nominal;
+            s->usage += q->usage[i];
+        }
 }
 
 void gf_obs_cq_free(void *p)
@@ -700,6 +786,7 @@ void gf_obs_cq_free(void *p)
         gf_free((char *)cq->quotas[i].resource);
     }
     gf_free(cq->quotas);
+    gf_free(cq->usage);
     gf_free(cq->loans);
     gf_free(cq->name);
     gf_free(cq->cohort);

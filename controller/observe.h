@@ -147,6 +147,21 @@ struct gf_obs_cq {
      * nominal quota, comma-separated; NULL when absent. */
     char *loans;
     bool stopped; /* spec.stopPolicy set and not None */
+    /*
+     * status.flavorsUsage[].resources[].total of quotas[i], in whole
+     * units rounded up (0 where the status names none), parallel to
+     * quotas. Kueue writes it from its own cache with every admission, so
+     * it counts every Workload that holds this queue's quota: gpufed's
+     * copies and holds as well as the members' own.
+     */
+    int64_t *usage;
+    /*
+     * Kueue has written the status since the spec last changed: the
+     * Active condition's observedGeneration is metadata.generation. Until
+     * then usage may predate a quota change (a lowered grant), and an
+     * unreadable flavorsUsage leaves it false too (unknown is not zero).
+     */
+    bool status_current;
 };
 
 /* A LocalQueue, projected. */
@@ -202,6 +217,22 @@ void gf_obs_lq_free(void *p);
 void gf_obs_job_free(void *p);
 void gf_obs_ns_free(void *p);
 void gf_obs_lease_free(void *p);
+
+/*
+ * One cohort's quota and usage of one flavor and resource, as Kueue's
+ * ClusterQueue status reports it: gf_obs_cohort_add over every
+ * ClusterQueue of a member (those of other cohorts are skipped) sums
+ * their nominal quota and their status usage, gpufed's own overflow and
+ * grant queues included. stale is set when one of the cohort's queues
+ * has a status older than its spec: the sums are then not to be trusted.
+ * The strings are borrowed; set them and zero the rest before the walk.
+ */
+struct gf_obs_cohort {
+    const char *cohort, *flavor, *resource;
+    int64_t nominal, usage;
+    bool stale;
+};
+void gf_obs_cohort_add(struct gf_obs_cohort *s, const struct gf_obs_cq *q);
 
 /*
  * The ledger's view of a Workload; strings are borrowed from w and the

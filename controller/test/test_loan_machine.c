@@ -454,6 +454,40 @@ static void test_release_keeps_the_hold_while_others_borrow(void **state)
     EXPECT_PHASE(v, GF_LEASE_RELEASED, GF_LN_R_RECLAIMED);
 }
 
+/* Chaos S2 (quick run): north reclaimed west's loan 50 ms after the
+ * grant admitted W, and the hold went 20 ms later. Until Kueue has
+ * written the cohort's ClusterQueue status since the lowering, the usage
+ * that says whether the cohort fits is older than the lowered grant:
+ * unknown, and the hold stays whatever the stale figures say. */
+static void
+test_release_waits_for_usage_written_after_the_lowering(void **state)
+{
+    (void)state;
+    struct gf_ln_view v = active_loan();
+    v.phase = GF_LEASE_RECLAIMING;
+    v.grant.share_in = false;
+    v.grant.nominal = 0;
+    v.cohort_over = false;
+    v.cohort_stale = true;
+    struct gf_ln_step st = gf_ln_next(&v);
+    assert_int_equal(st.write, GF_LN_WAIT);
+    assert_string_equal(st.rule,
+                        "cohort's usage not yet written since the lowering");
+    /* Neither does a stale "over" revoke W: W is left alone until known. */
+    v.cohort_over = true;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    v.origin.reserved = false;
+    v.cohort_over = false;
+    EXPECT_WRITE(v, GF_LN_WAIT);
+    /* Written: the cohort fits without the loan, the hold goes. */
+    v.cohort_stale = false;
+    EXPECT_WRITE(v, GF_LN_DELETE_HOLD);
+    /* A hold already gone has nothing to protect. */
+    v.cohort_stale = true;
+    v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT, .confirmed_gone = true};
+    EXPECT_WRITE(v, GF_LN_UNMARK_ORIGIN);
+}
+
 static void test_reclaiming_phase_is_a_release(void **state)
 {
     (void)state;
@@ -1259,6 +1293,8 @@ int main(void)
         cmocka_unit_test(test_release_stops_borrowing_before_the_hold_goes),
         cmocka_unit_test(test_release_leaves_w_alone_when_the_cohort_has_room),
         cmocka_unit_test(test_release_keeps_the_hold_while_others_borrow),
+        cmocka_unit_test(
+            test_release_waits_for_usage_written_after_the_lowering),
         cmocka_unit_test(test_reclaiming_phase_is_a_release),
         cmocka_unit_test(test_partition_keeps_hold_and_grant_then_heals),
         cmocka_unit_test(test_fenced_borrower_frees_the_hold_while_silent),

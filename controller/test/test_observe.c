@@ -641,6 +641,95 @@ static void test_local_queues_and_namespaces(void **state)
     cJSON_Delete(o);
 }
 
+/* A ClusterQueue as Kueue-lite serves it: spec quota of flavor gpu, and
+ * a status of generation seen with that usage. */
+static struct gf_obs_cq *cq_with_status(const char *name, const char *cohort,
+                                        int nominal, int generation, int seen,
+                                        const char *usage)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "{\"metadata\":{\"name\":\"%s\",\"generation\":%d},"
+             "\"spec\":{\"cohortName\":\"%s\",\"resourceGroups\":[{"
+             "\"coveredResources\":[\"" GPU "\"],\"flavors\":[{\"name\":"
+             "\"gpu\",\"resources\":[{\"name\":\"" GPU "\","
+             "\"nominalQuota\":%d}]}]}]},\"status\":{\"conditions\":[{"
+             "\"type\":\"Active\",\"status\":\"True\",\"reason\":"
+             "\"Ready\",\"observedGeneration\":%d}],\"flavorsUsage\":[{"
+             "\"name\":\"gpu\",\"resources\":[{\"name\":\"" GPU "\","
+             "\"total\":%s,\"borrowed\":\"0\"}]}]}}",
+             name, generation, cohort, nominal, seen, usage);
+    cJSON *o = parse(buf);
+    void *p = NULL;
+    assert_int_equal(gf_obs_cq_project(NULL, o, &p), 0);
+    cJSON_Delete(o);
+    return p;
+}
+
+static struct gf_obs_cohort cohort_of(struct gf_obs_cq *const *q, size_t n)
+{
+    struct gf_obs_cohort s = {
+        .cohort = "west", .flavor = "gpu", .resource = GPU};
+    for (size_t i = 0; i < n; i++)
+        gf_obs_cohort_add(&s, q[i]);
+    return s;
+}
+
+/* The loan release's cohort test (chaos S2): Kueue's ClusterQueue
+ * status counts every Workload on the cohort's quota, gpufed's copies in
+ * its overflow queue and W admitted on the grant included, and says
+ * whether it was written after the grant was lowered. */
+static void test_cohort_usage_from_cluster_queue_status(void **state)
+{
+    (void)state;
+    struct gf_obs_cq *q[4];
+    /* West's queue: 7 GPUs of its own and W's 4, on 16. */
+    q[0] = cq_with_status("team-a", "west", 16, 1, 1, "\"11\"");
+    /* gpufed's overflow queue: 9 GPUs of redirected copies. */
+    q[1] = cq_with_status("gpufed-team-a", "west", 0, 1, 1, "\"9\"");
+    /* The grant, lowered from 4 to 0 (generation 2) and seen so. */
+    q[2] = cq_with_status("gpufed-loan-team-a", "west", 0, 2, 2, "\"0\"");
+    /* Another cohort's queue counts for nothing here. */
+    q[3] = cq_with_status("other", "east", 40, 1, 1, "\"2\"");
+    assert_true(q[0]->status_current);
+    assert_int_equal(q[0]->usage[0], 11);
+    assert_int_equal(q[1]->usage[0], 9);
+    struct gf_obs_cohort s = cohort_of(q, 4);
+    assert_int_equal(s.nominal, 16);
+    assert_int_equal(s.usage, 20);
+    assert_false(s.stale);
+    gf_obs_cq_free(q[2]);
+
+    /* The grant's status is of generation 1 (4 GPUs): not written since
+     * the lowering, so the cohort's figures are stale. */
+    q[2] = cq_with_status("gpufed-loan-team-a", "west", 0, 2, 1, "\"0\"");
+    assert_false(q[2]->status_current);
+    assert_true(cohort_of(q, 4).stale);
+    gf_obs_cq_free(q[2]);
+
+    /* A fraction in use is not free: 500m counts as 1. An unreadable
+     * usage, or none written yet, is unknown, never zero. */
+    q[2] = cq_with_status("x", "west", 0, 1, 1, "\"500m\"");
+    assert_int_equal(q[2]->usage[0], 1);
+    gf_obs_cq_free(q[2]);
+    q[2] = cq_with_status("x", "west", 0, 1, 1, "\"lots\"");
+    assert_false(q[2]->status_current);
+    assert_int_equal(q[2]->usage[0], 0);
+    gf_obs_cq_free(q[2]);
+    cJSON *o = parse("{\"metadata\":{\"name\":\"x\",\"generation\":1},"
+                     "\"spec\":{\"cohortName\":\"west\"}}");
+    void *p = NULL;
+    assert_int_equal(gf_obs_cq_project(NULL, o, &p), 0);
+    q[2] = p;
+    assert_false(q[2]->status_current);
+    assert_true(cohort_of(q, 3).stale);
+    gf_obs_cq_free(q[2]);
+    cJSON_Delete(o);
+    gf_obs_cq_free(q[0]);
+    gf_obs_cq_free(q[1]);
+    gf_obs_cq_free(q[3]);
+}
+
 /* A loan's objects: the grant (gpufed's, named gpufed-loan-*, with the
  * leases it counts) and the notes a loan writes on its origin. */
 static void test_loan_grant_and_origin_notes(void **state)
@@ -1248,6 +1337,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_projection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loan_grant_and_origin_notes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_cohort_usage_from_cluster_queue_status, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
