@@ -103,6 +103,9 @@ struct gf__lease_mem {
     /* GF_LM_CMD_RECLAIM: the deadline and why ("reclaim" or "drain",
      * static); once the lease is Reclaiming its status keeps both. */
     int64_t reclaim_deadline_ms;
+    /* A reclaim marked again that resumes an earlier mark: when that
+     * mark started (0: a fresh reclaim, it starts now). */
+    int64_t reclaim_started_ms;
     const char *reclaim_cause;
     bool confirmed_gone, confirmed_free, create_refused;
     /* A loan's raise of its grant got no answer (transport error, 5xx):

@@ -360,7 +360,10 @@ static void phase_got(void *data, const struct gf_kube_result *res)
     int64_t rc_started = 0, rc_deadline = 0;
     if (c->step.phase == GF_LEASE_RECLAIMING) {
         bool fresh = c->deadline_ms != 0 && c->step.event != NULL;
-        rc_started = fresh || c->l.reclaim_started_ms == 0
+        const struct gf__lease_mem *mem = gf__lease_mem(h, c->lease);
+        rc_started = fresh && mem->reclaim_started_ms != 0
+                         ? mem->reclaim_started_ms /* a resumed mark */
+                     : fresh || c->l.reclaim_started_ms == 0
                          ? now
                          : c->l.reclaim_started_ms;
         rc_deadline = fresh                           ? c->deadline_ms

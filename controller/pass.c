@@ -320,6 +320,26 @@ static void set_reclaim(struct gf_hub *h, const char *lease,
 {
     struct gf__lease_mem *m = gf__lease_mem(h, lease);
     m->reclaim_deadline_ms = a->until_ms;
+    m->reclaim_started_ms = 0;
+    /*
+     * A reclaim marked again after a blip (its lender turned Suspect for a
+     * moment, which drops the Reclaiming phase) resumes the first mark: the
+     * copy was told its deadline then, and the lender has waited since
+     * (S4). A deadline already past stops the copy now. A mark older than
+     * gracePeriod + D is an earlier reclaim that was dropped for good: this
+     * one gets a full grace period.
+     */
+    const struct gf_ledger_lease *ll = gf_ledger_lease(h->ledger, lease);
+    int64_t now = gf_clock_wall_ms(&h->clk);
+    const struct gf_policy_timing *t = &h->policy->timing;
+    if (ll != NULL && ll->l.reclaim_started_ms != 0 &&
+        ll->l.reclaim_deadline_ms != 0 &&
+        now - ll->l.reclaim_started_ms <=
+            t->grace_period_ms + t->lease_duration_ms) {
+        m->reclaim_started_ms = ll->l.reclaim_started_ms;
+        m->reclaim_deadline_ms =
+            ll->l.reclaim_deadline_ms > now ? ll->l.reclaim_deadline_ms : now;
+    }
     m->reclaim_cause = a->why.rule != NULL && strcmp(a->why.rule, "drain") == 0
                            ? "drain"
                            : "reclaim";
@@ -355,6 +375,7 @@ static void clear_cmds(struct gf_hub *h, const struct gf_actions *acts)
         if (!acted_on(acts, m->name)) {
             m->cmd = GF_LM_CMD_NONE;
             m->reclaim_deadline_ms = 0;
+            m->reclaim_started_ms = 0;
             gf__hub_enqueue_lease(h, m->name);
         }
     }

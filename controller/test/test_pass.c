@@ -323,6 +323,76 @@ static void test_a_reclaim_commands_its_victims(void **state)
     fx_free(f);
 }
 
+/*
+ * A reclaim marked again after its lender was Suspect for a moment (which
+ * drops the Reclaiming phase; the status keeps the first mark's instants)
+ * resumes the first mark's deadline: the copy was told then, and the
+ * lender has waited since (S4; chaos seed 13 saw a full new grace). A mark
+ * older than gracePeriod + D belongs to a reclaim dropped for good: the
+ * new one gets a full grace period.
+ */
+static void test_a_reclaim_marked_again_keeps_its_first_deadline(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0, 0);
+    struct gf_hub *h = &f->h;
+    struct gf_cq_quota q = {"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT};
+    assert_int_equal(gf_ledger_cq_set(h->ledger, "west", "ml", &q, 1), 0);
+    int64_t now = gf_clock_wall_ms(&h->clk);
+    const struct gf_policy_timing *t = &h->policy->timing;
+    struct gf_lease l = {.name = "east-train-1",
+                         .group = "ml",
+                         .phase = GF_LEASE_ACTIVE,
+                         .epoch = 1,
+                         .origin_member = "east",
+                         .origin_namespace = "team",
+                         .origin_name = "train",
+                         .origin_uid = "u-train",
+                         .origin_cq = "ml",
+                         .lender_member = "west",
+                         .lender_cq = "ml",
+                         .lender_flavor = "a100",
+                         .gpus = 4,
+                         .created_ms = now - 600000,
+                         .started_ms = now - 600000,
+                         .expires_ms = now + 600000,
+                         .reclaim_started_ms = now - 1000,
+                         .reclaim_deadline_ms = now + 500};
+    assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
+    struct gf_workload w = {.member = "west",
+                            .namespace = "team",
+                            .name = "own",
+                            .uid = "u-own",
+                            .cluster_queue = "ml",
+                            .kind = "batch/Job",
+                            .gpus = 2,
+                            .state = GF_WL_PENDING,
+                            .pending_since_ms = 1000};
+    assert_int_equal(gf_ledger_workload_set(h->ledger, &w), 0);
+    run_one_pass(f);
+    struct gf__lease_mem *m = gf_htab_get_str(&h->lease_mem, "east-train-1");
+    assert_non_null(m);
+    assert_int_equal(m->cmd, GF_LM_CMD_RECLAIM);
+    assert_int_equal(m->reclaim_deadline_ms, now + 500);
+    assert_int_equal(m->reclaim_started_ms, now - 1000);
+    /* The first mark long gone: a fresh reclaim, a full grace period. */
+    now = gf_clock_wall_ms(&h->clk);
+    l.reclaim_started_ms = now - t->grace_period_ms - t->lease_duration_ms - 1;
+    l.reclaim_deadline_ms = now - t->lease_duration_ms - 1;
+    assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
+    uint64_t passes = h->n_passes;
+    gf_wq_add(h->wq, "pass");
+    for (int ms = 0; ms < 100000 && h->n_passes == passes; ms++)
+        gf_clock_advance(&h->clk, 1);
+    assert_int_equal(m->cmd, GF_LM_CMD_RECLAIM);
+    assert_int_equal(m->reclaim_started_ms, 0);
+    assert_true(m->reclaim_deadline_ms >= now + t->grace_period_ms);
+    gf_htab_del_str(&h->lease_mem, "east-train-1");
+    gf_free(m->name);
+    gf_free(m);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_a_small_pass_is_one_slice),
         cmocka_unit_test(test_the_drain_configmap_gates_and_feeds_the_ledger),
         cmocka_unit_test(test_a_reclaim_commands_its_victims),
+        cmocka_unit_test(test_a_reclaim_marked_again_keeps_its_first_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
