@@ -60,6 +60,17 @@ struct gf_agent {
     bool list_wls;   /* reading the Workload pages */
     bool list_cqs;   /* then gpufed's ClusterQueues (loans to revert) */
     bool list_again; /* a poll came while it ran: list again after */
+    /*
+     * The grants are known reverted: the last LIST of gpufed's
+     * ClusterQueues while fenced showed none lending, or every revert it
+     * sent has been answered. Only then are the Workloads marked with a
+     * loan deactivated: while a grant stands, Kueue admits the cohort's
+     * pending Workloads into the room a deactivated one frees, and
+     * lowering the grant afterwards evicts none of them.
+     */
+    bool grants_clear;
+    bool revert_failed; /* a revert of this LIST's failed */
+    unsigned reverts;   /* reverts in flight */
     uint64_t list_sent_ms;
     char *list_cont;
     struct gf_timer poll, due, sweep, drain;
@@ -362,7 +373,9 @@ static size_t sweep(struct gf_agent *a, size_t *waiting)
     if (!a->fence.fenced || a->stopping || a->jobs == NULL)
         return 0;
     size_t n = gf_fence_plan(a->jobs, a->wls, &a->idx, fence_copy, a, waiting);
-    return n + gf_fence_loan_plan(a->wls, fence_loan, a);
+    if (a->grants_clear)
+        n += gf_fence_loan_plan(a->wls, fence_loan, a);
+    return n;
 }
 
 static void on_sweep(struct gf_timer *t)
@@ -447,7 +460,8 @@ static void list_fence(struct gf_agent *a)
      * on new copies are left alone. */
     if (a->fence.fenced) {
         n = gf_fence_plan(a->lj, a->lw, &idx, fence_copy, a, &waiting);
-        n += gf_fence_loan_plan(a->lw, fence_loan, a);
+        if (a->grants_clear)
+            n += gf_fence_loan_plan(a->lw, fence_loan, a);
     }
     gf_fence_index_free(&idx);
     GF_LOG(&a->lc, n > 0 ? GF_LOG_WARN : GF_LOG_DEBUG, "fence list read",
@@ -464,6 +478,7 @@ static void list_fence(struct gf_agent *a)
     gf_free(a->list_cont);
     a->list_cont = NULL;
     a->list_cqs = true;
+    a->revert_failed = false;
     list_page(a);
 }
 
@@ -477,7 +492,9 @@ static void grant_reverted(void *data, const struct gf_kube_result *res)
 {
     struct grant_patch *g = data;
     struct gf_agent *a = g->a;
+    a->reverts--;
     if (res->err != 0) {
+        a->revert_failed = true;
         /* A 409 (the hub raised or lowered it meanwhile) or a failure:
          * the next poll's LIST, within a second, sees it again. */
         if (res->err != GF_ECANCELED)
@@ -505,6 +522,12 @@ static void grant_reverted(void *data, const struct gf_kube_result *res)
         if (a->io->event(a->c, gf_clock_wall_ms(&a->clk), &ev, event_done, a) ==
             0)
             a->calls++;
+        if (a->reverts == 0 && !a->revert_failed && !a->stopping) {
+            /* The cache now; a fresh LIST for what the cache misses. */
+            a->grants_clear = true;
+            sweep_soon(a);
+            fence_list(a);
+        }
     }
     gf_free(g);
     a->calls--;
@@ -530,12 +553,28 @@ static void revert_grant(struct gf_agent *a, const cJSON *cq)
                                           .field_manager = "gpufed-agent",
                                           .resource_version = rv};
     a->calls++;
+    a->reverts++;
+    a->grants_clear = false;
     if (a->io->patch(a->c, &r, NULL, name, &po, body, strlen(body),
                      grant_reverted, g, &g->call) != 0) {
         gf_free(g);
         a->calls--;
+        a->reverts--;
+        a->revert_failed = true;
     }
     cJSON_free(body);
+}
+
+/* The ClusterQueue LIST is read: with no grant left lending, what the
+ * loans served is deactivated, from this LIST and from the cache. */
+static void grants_listed(struct gf_agent *a)
+{
+    if (a->reverts > 0 || a->revert_failed || !a->fence.fenced)
+        return;
+    a->grants_clear = true;
+    gf_fence_loan_plan(a->lw, fence_loan, a);
+    if (a->wls != NULL)
+        gf_fence_loan_plan(a->wls, fence_loan, a);
 }
 
 static void list_done(void *data, const struct gf_kube_result *res)
@@ -568,6 +607,7 @@ static void list_done(void *data, const struct gf_kube_result *res)
     gf_free(a->list_cont);
     a->list_cont = cont != NULL && cont[0] != '\0' ? gf_strdup(cont) : NULL;
     if (a->list_cont == NULL && a->list_cqs) {
+        grants_listed(a);
         list_end(a);
         return;
     }
@@ -639,6 +679,8 @@ static void apply(struct gf_agent *a, enum gf_fence_change ch)
     uint64_t now = gf_clock_now_ms(&a->clk);
     if (ch == GF_FENCE_ENTER) {
         gf_metric_add(a->m_fences, 1, NULL);
+        /* Known again only from this fence's LIST of the grants. */
+        a->grants_clear = false;
         describe(a, a->why, sizeof(a->why));
         size_t waiting = 0;
         size_t n = sweep(a, &waiting);

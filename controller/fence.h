@@ -27,12 +27,14 @@
  * reactivated here: what happens next is the hub's decision.
  *
  * Loans. The hub marks a loan's origin Workload with gpufed.io/loan before
- * it raises the grant (docs/controller.md, "Loans"). While fenced every
- * marked Workload that is active and not finished is deactivated the same
- * way as a copy's, and the grants are reverted: Kueue does not evict what
- * it admitted when a nominal quota drops, and the hub deletes the hold
- * that backs the grant at its own fencing time, which comes after the
- * agent's by construction.
+ * it raises the grant (docs/controller.md, "Loans"). While fenced the
+ * grants are reverted, and then every marked Workload that is active and
+ * not finished is deactivated the same way as a copy's: Kueue does not
+ * evict what it admitted when a nominal quota drops, and the hub deletes
+ * the hold that backs the grant at its own fencing time, which comes
+ * after the agent's by construction. The revert comes first because a
+ * grant that still stands lets Kueue admit others into the quota a
+ * deactivated Workload frees.
  *
  * Pure: times are arguments, no clock reads, no I/O. Projections return
  * owned structs (free with the matching _free, which accepts NULL).
