@@ -23,6 +23,15 @@
 #                     then right after stopping one, and restarted: the
 #                     reclaims complete from the leases' status, nothing
 #                     stops before its deadline, each job finishes once
+#   partition         fencing: agent, D = 3 s, an agent in west: west's own
+#                     Job starts a reclaim, and before its deadline the hub
+#                     is cut off from west (blackhole for gpufed-hub) for
+#                     longer than D(1+rho) + M: the victim's copy stops no
+#                     earlier than the agent's fence and within termination
+#                     + slack after it, west's own Job runs during the cut,
+#                     the victim's lease ends Released(Fenced), no two runs
+#                     of a Job overlap (S1), and each finishes exactly once
+#                     after the heal (figures printed)
 # Each ends with no lease left non-final. Needs GF_BIN and GF_SHARED,
 # kubectl, jq, curl and python3.
 set -euo pipefail
@@ -266,6 +275,136 @@ done
 # recentlyReclaimed). The times are the API server's, to the second.
 [ $gap -ge 9000 ] ||
     fail "$pj sent back to west ${gap} ms after Kueue preempted it (policy/decide rule recentlyReclaimed)"
+
+step "reclaim racing a partition: fencing agent, D = 3 s, west's agent up"
+# The world kept small: D = 3 s, fenceMargin M = 2 s, rho = 0.01, so the
+# hub fences D(1+rho) + M = 5.03 s after the last renewal that may have
+# landed, and the agent at most Tw + D(1+rho) + P = 4.03 s after it (Tw
+# = P = D/6); the grace period (8 s) outlasts the agent's bound.
+hub_stop
+queues 8 | W apply -f - >/dev/null # Kueue reclaims nothing itself again
+RP_GRACE_S=8
+policy_yaml "{overflowAfter: 2s, admitTimeout: 20s, leaseDuration: 3s, fenceMargin: 2s, clockDrift: 0.01, reclaimAfter: ${RECLAIM_AFTER_S}s, gracePeriod: ${RP_GRACE_S}s}" \
+    "[ml]" east west=agent | policy_install
+hub_serve
+# The agent starts once the heartbeat carries D = 3 s. An agent whose
+# first read shows the old D (30 s) polls D/6 = 5 s later, and a move
+# seen then gives credit only from the read before, which the new D has
+# already outlived: it would fence every copy, nothing being cut off.
+hb_d_is() { [ "$(W -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.leaseDurationSeconds}')" = "$1" ]; }
+wait_for 10 "heartbeat with D = 3 s" hb_d_is 3
+agent_pid=""
+hw_on_exit() { [ -z "$agent_pid" ] || kill -KILL "$agent_pid" 2>/dev/null || true; }
+alog="$work/agent-west.log"
+HW_LOGS+=("agent west log=$alog")
+# The command line of manifests/member/agent.yaml.
+"$GF_BIN/gpufed" agent --member west \
+    --kubeconfig "$D/west/kubeconfig-member-agent.yaml" \
+    --listen 127.0.0.1:0 >>"$alog" 2>&1 &
+agent_pid=$!
+wait_for 10 "agent serving" has_port "$alog"
+aport=$(logged_port "$alog")
+wait_for 20 "agent ready" hub_ready "$aport"
+t=$(hb_renew_ms west)
+wait_for 5 "heartbeat moves" hb_moves west "$t"
+fences() { metric gpufed_agent_fences_total "$aport"; }
+# A job's runs (the origin in east, its copies in west), one per Pod:
+# "cluster start_ms stop_ms reason" in start order; stop 0 while running.
+runs_of() { # job
+    jq -r --arg u "$(uid_of "$1")" --arg re "^$1-[0-9a-f]{8}-[0-9]+\$" \
+        'select(.job_uid==$u or (.cluster=="west" and (.job|test($re)))) |
+        "\(.pod) \(.cluster) \(.event) \(.ts_ms) \(.reason // "-")"' "$EXEC" |
+        awk '{ k = $1 " " $2
+               if ($3 == "start") { s[k] = $4; c[k] = $2; o[n++] = k }
+               else if (!(k in e)) { e[k] = $4; r[k] = $5 } }
+             END { for (i = 0; i < n; i++) printf "%s %s %s %s\n", c[o[i]], s[o[i]],
+                   (o[i] in e) ? e[o[i]] : 0, (o[i] in r) ? r[o[i]] : "-" }'
+}
+running_in_west() { grep -qE '^west [0-9]+ 0 ' < <(runs_of "$1"); } # job
+# S1: no run of the job starts before the one before it stopped.
+no_overlap() { # job
+    local r
+    r=$(runs_of "$1")
+    awk '{ if (NR > 1 && (stop == 0 || $2 < stop)) bad = 1; stop = $3 }
+         END { exit bad }' <<<"$r" || fail "$1 ran twice at once: $r"
+}
+trans() { # job epoch: "Phase(Reason) ..." of that epoch's lease
+    leases_json | jq -r --arg j "$1" --argjson e "$2" '.items[] |
+        select(.spec.origin.jobName==$j and .spec.epoch==$e) |
+        [.status.transitions[]? | "\(.phase)(\(.reason // ""))"] | join(" ")'
+}
+
+step "copies rp-1 and rp-2 (4 GPUs each) fill west; west's own Job makes rp-2 the victim"
+for j in rp-1 rp-2; do
+    job E $j 4 200s
+    wait_for 30 "$j Active in west" latest_lease_is $j Active
+    wait_for 10 "$j running in west" running_in_west $j
+    sleep 1.1 # distinct startedAt seconds: rp-2 is the newest
+done
+fences0=$(fences)
+[ "${fences0:-0}" = 0 ] || fail "west's agent fenced before the cut: $fences0"
+job W own-4 4 20s
+wait_for 30 "rp-2 Reclaiming" latest_lease_is rp-2 Reclaiming
+[ "$(in_phase Reclaiming)" = "rp-2 " ] || fail "victims: '$(in_phase Reclaiming)', want rp-2"
+rl=$(leases_of rp-2 | tail -n 1 | cut -d' ' -f1)
+rstart=$(ms "$(lease_field "$rl" '{.status.reclaimStarted}')")
+rdead=$(ms "$(lease_field "$rl" '{.status.reclaimDeadline}')")
+rcopy=$(W -n ml get jobs -l "gpufed.io/origin-uid=$(uid_of rp-2)" -o jsonpath='{.items[0].metadata.name}')
+marked() { [ -n "$(W -n ml get job "$rcopy" -o jsonpath='{.metadata.annotations.gpufed\.io/reclaim-deadline}')" ]; }
+wait_for 10 "rp-2's copy marked" marked
+
+step "before the deadline, the hub cut off from west for 10 s (> the fencing bound)"
+t_cut=$(now_ms)
+[ $t_cut -lt $rdead ] || fail "the cut came $((t_cut - rdead)) ms after the deadline"
+"$GF_BIN/kubesim" fault west blackhole --identity gpufed-hub --for 10s --dir "$D" >/dev/null
+wait_for 15 "west's agent fenced" bash -c "[ \"\$(curl -s http://127.0.0.1:$aport/metrics |
+    awk '\$1==\"gpufed_agent_fences_total\"{printf \"%d\", \$2}')\" = $((${fences0%.*} + 1)) ]"
+# Read while the hub is still cut off: the last renewal that landed.
+last_hb=$(hb_renew_ms west)
+fence_ms=$(log_ms "$alog" 'msg=fencing ')
+wait_for 10 "rp-2's copy stopped" bash -c "[ -n \"\$(jq -r --arg j '$rcopy' \
+    'select(.job==\$j and .event==\"stop\") | .ts_ms' '$EXEC')\" ]"
+stop=$(first_exec_ms west "^$rcopy\$" stop)
+[ "$(now_ms)" -lt $((t_cut + 10000)) ] ||
+    fail "rp-2's copy stopped only after the heal (cut at $t_cut, stop $stop)"
+echo "   cut $((t_cut - rstart)) ms after reclaimStarted; deadline +$((rdead - rstart)) ms"
+echo "   agent fenced $((fence_ms - last_hb)) ms after the last renewal (+$((fence_ms - rstart)) ms after reclaimStarted)"
+echo "   reclaimStarted -> copy stop $((stop - rstart)) ms; agent fence -> copy stop $((stop - fence_ms)) ms"
+# Only the agent can stop the copy while the hub is cut off (its
+# deadline was still ahead at the cut): no earlier than the fence, and
+# within the pods' termination and the observation slack after it.
+[ "$stop" -ge "$fence_ms" ] || fail "rp-2's copy stopped $((fence_ms - stop)) ms before the agent fenced"
+[ $((stop - fence_ms)) -le $(((TERM_S + SLACK_S) * 1000)) ] ||
+    fail "rp-2's copy stopped $((stop - fence_ms)) ms after the agent's fence"
+wait_for 20 "own-4 started in west" bash -c "[ -n \"\$(jq -r 'select(.job==\"own-4\" and .event==\"start\")' '$EXEC')\" ]"
+own_start=$(first_exec_ms west '^own-4$' start)
+# Kueue-lite frees the quota at the eviction, as the copy's Pods stop:
+# the two instants are printed, not ordered.
+echo "   reclaimStarted -> own-4 start $((own_start - rstart)) ms (copy stop $((stop - rstart)) ms), the hub cut off from west"
+[ "$own_start" -lt $((t_cut + 10000)) ] || fail "own-4 started only after the heal"
+
+step "after the heal: each job finishes exactly once, never two runs at once"
+for j in rp-1 rp-2; do
+    wait_for 90 "$j done" latest_lease_is $j Released Completed
+done
+wait_for 20 "all leases final" all_final
+for j in rp-1 rp-2; do
+    finished_once $j
+    no_overlap $j
+    echo "   $j runs: $(runs_of $j | tr '\n' ';')"
+done
+tr2=$(trans rp-2 1)
+echo "   rp-2 epoch 1: $tr2"
+[[ "$tr2" == *"Reclaiming("* ]] || fail "rp-2 epoch 1 never Reclaiming: $tr2"
+[[ "$tr2" == *"Released(Fenced)" ]] || fail "rp-2 epoch 1 did not end Released(Fenced): $tr2"
+hub_fenced=$(leases_json | jq -r --arg n "$rl" '.items[] | select(.metadata.name==$n) |
+    [.status.transitions[] | select(.phase=="Fenced")][0].time // empty')
+[ -z "$hub_fenced" ] || echo "   hub's Fenced $(($(ms "$hub_fenced") - last_hb)) ms after the last renewal"
+own_done=$(jq -r 'select(.job=="own-4" and .event=="stop") | .reason' "$EXEC")
+[ "$own_done" = Succeeded ] || fail "own-4: '$own_done'"
+kill -TERM "$agent_pid"
+wait "$agent_pid" || fail "the agent exited with $? on SIGTERM"
+agent_pid=""
 
 hub_stop
 echo "PASS"
