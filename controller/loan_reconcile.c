@@ -816,9 +816,12 @@ static void reactivated(void *data, const struct gf_kube_result *res)
     struct lctx *c = data;
     if (res->err == GF_ENOTFOUND || res->err == GF_EINVALID) {
         /* Gone, or no longer revoked by this lease (the test op): either
-         * way nothing of ours is left on it. */
+         * way nothing of ours is left on it. An unmark's failed test may
+         * also be a cache behind W: look again once it may have caught
+         * up, not at once. */
         c->wrote = true;
-        finish(c, GF_WQ_REQUEUE_AFTER, 1);
+        finish(c, GF_WQ_REQUEUE_AFTER,
+               c->step.write == GF_LN_UNMARK_ORIGIN ? 250 : 1);
         return;
     }
     /* The mark's writes change nothing the lease is woken by once they
@@ -871,12 +874,23 @@ static void clear_origin(struct lctx *c, bool reactivate)
     gf_json_pointer_escape(GF_ANN_LOAN, loan_ptr, sizeof(loan_ptr));
     gf_json_pointer_escape(GF_ANN_FENCED_AT, fenced_ptr, sizeof(fenced_ptr));
     char body[1024];
+    /* An unmark also tests the resourceVersion the view was built from: a
+     * cache that lags the agent's fence (the borrower's watches still
+     * relisting after a heal) shows W active, and unmarking a fenced W
+     * would leave it inactive with nothing to wake its loan. The failed
+     * test is retried once the cache has caught up. */
+    char rv_test[96] = "";
+    if (!reactivate && c->origin_rv[0] != '\0')
+        snprintf(rv_test, sizeof(rv_test),
+                 "{\"op\":\"test\",\"path\":\"/metadata/resourceVersion\","
+                 "\"value\":\"%s\"},",
+                 c->origin_rv);
     int n =
         snprintf(body, sizeof(body),
-                 "[{\"op\":\"test\",\"path\":\"/metadata/annotations/%s\","
+                 "[%s{\"op\":\"test\",\"path\":\"/metadata/annotations/%s\","
                  "\"value\":\"%s\"},"
                  "{\"op\":\"remove\",\"path\":\"/metadata/annotations/%s\"}",
-                 loan_ptr, c->lease, loan_ptr);
+                 rv_test, loan_ptr, c->lease, loan_ptr);
     if (reactivate && n > 0 && (size_t)n < sizeof(body))
         snprintf(body + n, sizeof(body) - (size_t)n,
                  ",{\"op\":\"remove\",\"path\":\"/metadata/annotations/%s\"},"
