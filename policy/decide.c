@@ -288,9 +288,39 @@ int64_t gf__fence_time(const struct gf_policy *p,
                        const struct gf_ledger_member *m)
 {
     const struct gf_policy_timing *t = &p->timing;
-    int64_t d = t->lease_duration_ms;
+    /* While the hub lowers leaseDuration, the agent may still believe a
+     * longer term than the policy's (heartbeat.c): the hub never counts
+     * a member fenced before its agent would be under the term it may
+     * believe. */
+    int64_t d =
+        t->lease_duration_ms > m->term_ms ? t->lease_duration_ms : m->term_ms;
     return m->last_heartbeat_ms + d + d * t->clock_drift_ppm / GF_PPM +
            t->fence_margin_ms;
+}
+
+/* Whether a member's heal is recent enough that its agent may still be
+ * fenced: only members with `fencing: agent` have one. */
+static bool member_recovering(const struct gf_policy *p,
+                              const struct gf_ledger_member *m, int64_t now)
+{
+    if (m->recovering_until_ms <= now)
+        return false;
+    int pm = gf_policy_member_index(p, m->name);
+    return pm >= 0 && p->members[pm].fencing == GF_FENCING_AGENT;
+}
+
+int64_t gf_decide_next_recovered_ms(const struct gf_ledger *l,
+                                    const struct gf_policy *p, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < p->n_members; i++) {
+        const struct gf_ledger_member *m =
+            gf_ledger_member(l, p->members[i].name);
+        if (m != NULL && m->fresh == GF_FRESH_SYNCED &&
+            member_recovering(p, m, now_ms) && m->recovering_until_ms < next)
+            next = m->recovering_until_ms;
+    }
+    return next;
 }
 
 int64_t gf_decide_next_fence_ms(const struct gf_ledger *l,
@@ -832,6 +862,25 @@ static bool drained(struct eval *e, const struct gf_ledger_member *lm)
     return true;
 }
 
+/*
+ * A member that has just healed lends nothing new until its agent can
+ * have seen the heartbeat move (rule recovering): a still-fenced agent
+ * would stop a copy the moment it started, and the lease would end
+ * Fenced for nothing.
+ */
+static bool recovering(const struct pass *ps, struct eval *e,
+                       const struct gf_ledger_member *lm)
+{
+    if (!member_recovering(ps->p, lm, ps->now))
+        return false;
+    if (e->why.rule == NULL)
+        why_set(&e->why, "recovering", ps->now, lm->recovering_until_ms,
+                "member %s has just healed and its agent may still be "
+                "fenced: it lends nothing new for another %lldms",
+                lm->name, (long long)(lm->recovering_until_ms - ps->now));
+    return true;
+}
+
 /* Whether e's Workload may not go back to lender/cq yet (rule
  * recentlyReclaimed, with e->why). */
 static bool recently_reclaimed(const struct pass *ps, struct eval *e,
@@ -888,7 +937,7 @@ static void consider_queue(const struct pass *ps, struct eval *e,
     const struct gf_ledger_member *lm = qr->lm;
     if (lm == NULL || lm->fresh != GF_FRESH_SYNCED)
         return; /* unknown is never read as zero */
-    if (drained(e, lm))
+    if (drained(e, lm) || recovering(ps, e, lm))
         return;
     struct gf_policy_pair pc;
     gf_policy_pair(p, q->member, (size_t)e->borrower, (size_t)e->group, &pc);

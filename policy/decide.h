@@ -10,7 +10,8 @@
  *   1. lease upkeep, by lease name: WITHDRAW a Pending lease whose copy was
  *      not admitted within admitTimeout; SUSPECT a lease whose lender is
  *      not SYNCED; FENCE a Suspect lease once its lender (with an agent)
- *      has been silent for D*(1+rho) + fenceMargin (never for
+ *      has been silent for D*(1+rho) + fenceMargin, D the longer of the
+ *      policy's and the member's term_ms (never for
  *      `fencing: none`); RENEW an Active lease when less than 2D/3 of its
  *      term is left (the heartbeat runs every D/3);
  *   2. RECLAIM: a lender ClusterQueue whose own Workloads have waited
@@ -24,7 +25,9 @@
  * ClusterQueue is in a group whose overflow filter lets it through
  * (namespace, job kind, priority), its origin is SYNCED, and it holds no
  * live lease (S1: at most one copy). A lender cell qualifies if its
- * member is SYNCED (unknown is never read as zero), the sharing rules
+ * member is SYNCED (unknown is never read as zero), neither drained (rule
+ * "drained") nor recovering from a heal while it has an agent (rule
+ * "recovering": until its recovering_until_ms), the sharing rules
  * allow the pair for the group, the lender's namespace for the copy (the
  * group's namespaceMapping of the Workload's) has opted in
  * (gf_ledger_ns_accepts; why rule "acceptOverflow" when none has), its
@@ -151,6 +154,16 @@ int64_t gf_decide_next_fence_ms(const struct gf_ledger *l,
  */
 int64_t gf_decide_next_reclaim_ms(const struct gf_ledger *l,
                                   const struct gf_policy *p, int64_t now_ms);
+
+/*
+ * The earliest instant after now_ms at which a member with `fencing:
+ * agent` that has just healed may lend again (its recovering_until_ms;
+ * rule `recovering`). INT64_MAX when none. The controller runs a pass
+ * then, so that the lender is used the moment its agent can have seen
+ * the heartbeat move.
+ */
+int64_t gf_decide_next_recovered_ms(const struct gf_ledger *l,
+                                    const struct gf_policy *p, int64_t now_ms);
 
 /*
  * Why a pending Workload would or would not start a lease now, with the

@@ -225,6 +225,17 @@ int gf_ledger_member_set(struct gf_ledger *l, const char *member,
     return 0;
 }
 
+int gf_ledger_member_heartbeat(struct gf_ledger *l, const char *member,
+                               int64_t term_ms, int64_t recovering_until_ms)
+{
+    if (!name_ok(member))
+        return member == NULL ? -EINVAL : -ENAMETOOLONG;
+    struct gf_ledger_member *m = get_member(l, member);
+    m->term_ms = term_ms;
+    m->recovering_until_ms = recovering_until_ms;
+    return 0;
+}
+
 int gf_ledger_member_drain(struct gf_ledger *l, const char *member,
                            bool drained)
 {

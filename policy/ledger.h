@@ -84,9 +84,18 @@ struct gf_ledger_member {
     char *name;
     enum gf_freshness fresh;
     int64_t last_heartbeat_ms; /* last successful heartbeat renewal */
-    int64_t nominal;           /* sum of nominal of the resource */
-    int64_t lent, borrowed;    /* through leases that hold quota */
-    size_t leases_out;         /* leases that hold quota, as lender */
+    /* The heartbeat term D the hub's fencing bound counts for this member:
+     * the longest one its agent may still believe while the hub lowers
+     * leaseDuration in steps (0: the policy's). The bound uses the larger
+     * of this and the policy's. */
+    int64_t term_ms;
+    /* Until then (same clock as last_heartbeat_ms) the member has just
+     * healed and its agent may still be fenced: it lends nothing new
+     * (decide's rule `recovering`). 0: not recovering. */
+    int64_t recovering_until_ms;
+    int64_t nominal;        /* sum of nominal of the resource */
+    int64_t lent, borrowed; /* through leases that hold quota */
+    size_t leases_out;      /* leases that hold quota, as lender */
     size_t n_cqs;
     bool ns_known; /* its namespaces' opt-ins are fed (gf_ledger_ns_set) */
     /* `gpufedctl drain`: it lends nothing new and gets back what it lent */
@@ -154,6 +163,13 @@ const char *gf_ledger_resource(const struct gf_ledger *l);
 /* Creates the member if needed. 0 or -EINVAL/-ENAMETOOLONG. */
 int gf_ledger_member_set(struct gf_ledger *l, const char *member,
                          enum gf_freshness fresh, int64_t last_heartbeat_ms);
+/*
+ * The member's heartbeat term and recovery (gf_ledger_member's term_ms
+ * and recovering_until_ms); creates it if needed. 0, -EINVAL or
+ * -ENAMETOOLONG.
+ */
+int gf_ledger_member_heartbeat(struct gf_ledger *l, const char *member,
+                               int64_t term_ms, int64_t recovering_until_ms);
 /* Drains a member (or undoes it); creates it if needed. 0, -EINVAL or
  * -ENAMETOOLONG. */
 int gf_ledger_member_drain(struct gf_ledger *l, const char *member,

@@ -124,13 +124,16 @@ static void load_members(struct sctx *c, const cJSON *root, struct gf_ledger *l)
         const char *name = str_field(c, it, "name", path, true);
         const char *fr = str_field(c, it, "freshness", path, true);
         int64_t hb = int_field(c, it, "lastHeartbeatMs", path, 0, false, 0);
+        int64_t term = int_field(c, it, "termMs", path, 0, false, 0);
+        int64_t rec = int_field(c, it, "recoveringUntilMs", path, 0, false, 0);
         enum gf_freshness f = GF_FRESH_UNKNOWN;
         if (fr != NULL && parse_freshness(fr, &f) != 0)
             fail(c,
                  "%s.freshness: \"%s\": expected synced, stale, suspect "
                  "or unknown",
                  path, fr);
-        if (!c->failed && gf_ledger_member_set(l, name, f, hb) != 0)
+        if (!c->failed && (gf_ledger_member_set(l, name, f, hb) != 0 ||
+                           gf_ledger_member_heartbeat(l, name, term, rec) != 0))
             fail(c, "%s.name: invalid name", path);
     }
 }
@@ -373,6 +376,11 @@ static cJSON *dump_members(const struct gf_ledger *l)
         add_str(o, "freshness", gf_freshness_name(v[i]->fresh));
         cJSON_AddNumberToObject(o, "lastHeartbeatMs",
                                 (double)v[i]->last_heartbeat_ms);
+        if (v[i]->term_ms != 0)
+            cJSON_AddNumberToObject(o, "termMs", (double)v[i]->term_ms);
+        if (v[i]->recovering_until_ms != 0)
+            cJSON_AddNumberToObject(o, "recoveringUntilMs",
+                                    (double)v[i]->recovering_until_ms);
         cJSON_AddItemToArray(arr, o);
     }
     gf_free(v);

@@ -5,7 +5,7 @@
  *   {"apiVersion": "gpufed.io/v1alpha1", "kind": "LedgerSnapshot",
  *    "resource": "nvidia.com/gpu", "nowMs": 600000,
  *    "members": [{"name", "freshness": "synced|stale|suspect|unknown",
- *                 "lastHeartbeatMs"}],
+ *                 "lastHeartbeatMs", "termMs"?, "recoveringUntilMs"?}],
  *    "clusterQueues": [{"member", "name", "cohort"?, "quota": [{"flavor",
  *                       "resource", "nominal", "borrowingLimit"?,
  *                       "lendingLimit"?}]}],

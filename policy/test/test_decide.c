@@ -453,6 +453,66 @@ static void test_a_drained_member_is_never_a_lender(void **state)
     fx_done(&f);
 }
 
+/* A member that has just healed lends nothing new until its agent can
+ * have seen the heartbeat move (rule recovering), and the pass is woken
+ * at that instant; then it lends again. */
+static void test_a_recovering_member_is_never_a_lender(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 8);
+    wl(&f, "east", "w", "ml", 4, 0, GF_WL_PENDING, NULL, 0);
+    /* north out of the way: west is the only lender. */
+    assert_int_equal(gf_ledger_member_drain(f.l, "north", true), 0);
+    const int64_t until = MIN + 700;
+    assert_int_equal(gf_ledger_member_heartbeat(f.l, "west", 0, until), 0);
+    decide(&f, MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    char text[320];
+    const char *r = blocked_rule(&f, "w", MIN, text, sizeof(text));
+    assert_string_equal(r, "recovering");
+    assert_non_null(strstr(text, "west has just healed"));
+    assert_non_null(strstr(text, "700ms"));
+    assert_int_equal(gf_decide_next_recovered_ms(f.l, f.p, MIN), until);
+    assert_int_equal(gf_decide_next_recovered_ms(f.l, f.p, until - 1), until);
+    decide(&f, until - 1);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    /* At the instant it may lend again. */
+    assert_int_equal(gf_decide_next_recovered_ms(f.l, f.p, until), INT64_MAX);
+    decide(&f, until);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west");
+    /* A member that is not synced wakes nothing (it is no lender at all). */
+    assert_int_equal(gf_ledger_member_set(f.l, "west", GF_FRESH_SUSPECT, 0), 0);
+    assert_int_equal(gf_decide_next_recovered_ms(f.l, f.p, MIN), INT64_MAX);
+    fx_done(&f);
+}
+
+/* While the hub lowers leaseDuration the agent may still believe the
+ * longer term (the member's term_ms): the hub fences no earlier than that
+ * term allows; a term shorter than the policy's changes nothing. */
+static void test_fence_counts_the_term_the_agent_may_believe(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 8);
+    lease(&f, "s", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
+    gf_ledger_member_set(f.l, "west", GF_FRESH_SUSPECT, 100000);
+    /* term 60s, rho 0.1, margin 5s: 100 + 66 + 5 = 171s, not 138s. */
+    assert_int_equal(gf_ledger_member_heartbeat(f.l, "west", 60000, 0), 0);
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 100000), 171000);
+    decide(&f, 170999);
+    assert_int_equal(count(&f, GF_ACT_FENCE), 0);
+    decide(&f, 171000);
+    assert_non_null(only(&f, GF_ACT_FENCE));
+    assert_int_equal(gf_ledger_member_heartbeat(f.l, "west", 10000, 0), 0);
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 100000), 138000);
+    fx_done(&f);
+}
+
 static void test_S1_one_live_lease_per_workload(void **state)
 {
     (void)state;
@@ -1372,6 +1432,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_overflowAfter_then_the_most_idle_lender),
         cmocka_unit_test(test_a_drained_member_is_never_a_lender),
+        cmocka_unit_test(test_a_recovering_member_is_never_a_lender),
+        cmocka_unit_test(test_fence_counts_the_term_the_agent_may_believe),
         cmocka_unit_test(test_ties_go_to_locality_then_fewest_leases),
         cmocka_unit_test(test_every_cap_binds),
         cmocka_unit_test(test_member_caps_and_reserve),
