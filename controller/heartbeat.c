@@ -36,6 +36,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/json.h"
+#include "controller/fence.h"
 
 #define HB_NAME "gpufed-heartbeat"
 #define HB_NS "gpufed-system"
@@ -60,13 +61,122 @@ static uint64_t period(const struct gf__hb *hb)
     return (uint64_t)(hb->d_ms / 3 > 0 ? hb->d_ms / 3 : 1);
 }
 
-void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms)
+/* d * (1 + rho), rounded up: a bound must not come out short. */
+static int64_t drifted(int64_t d, int32_t ppm)
 {
-    hb->d_ms = d_ms > 0 ? d_ms : 30000;
-    int64_t tw = hb->d_ms / 6;
+    return d + (d * ppm + GF_PPM - 1) / GF_PPM;
+}
+
+/* What the Lease carries: whole seconds, rounded up. */
+static int64_t whole_secs_ms(int64_t d)
+{
+    return (d + 999) / 1000 * 1000;
+}
+
+/*
+ * One step of a lowered term (gf__hb_set_timing). Why steps: the agent
+ * polls every D/6 of the term it last read and, when it sees the
+ * heartbeat move, gives credit only from its read before; with the term
+ * lowered from D to D' in one go, its first read of D' comes up to D/6
+ * after its last one and fences at once when D/6 >= D' (30 s to 3 s).
+ * A step at most 3 times shorter leaves it D/6 of slack for its read.
+ * Why hold each step for a term: an agent that has not read the new term
+ * yet fences by the old one, so the hub's bound keeps the old term until
+ * every agent has either read the new one or fenced (docs/failure-
+ * semantics.md, "Changing D").
+ */
+static void step(struct gf__hb *hb)
+{
+    int64_t want = hb->want_d_ms;
+    if (!hb->term_known) {
+        hb->d_ms = want;
+        return;
+    }
+    if (hb->old_d_ms != 0 && hb->step_ack_ms != 0) {
+        uint64_t held = (uint64_t)drifted(drifted(hb->old_d_ms, hb->drift_ppm),
+                                          hb->drift_ppm);
+        if (hb->sent_ms >= hb->step_ack_ms + held) {
+            hb->old_d_ms = 0; /* every agent has read d_ms, or fenced */
+            hb->step_ack_ms = 0;
+        }
+    }
+    if (want >= hb->d_ms) {
+        /* Longer: at once, and the bound is the longer term anyway. */
+        if (want != hb->d_ms) {
+            GF_LOG(hb->lc, GF_LOG_INFO, "heartbeat term raised",
+                   "from_ms=%lld to_ms=%lld", (long long)hb->d_ms,
+                   (long long)want);
+            hb->d_ms = want;
+            hb->step_ack_ms = 0;
+        }
+        if (hb->old_d_ms <= want)
+            hb->old_d_ms = 0;
+        return;
+    }
+    if (hb->old_d_ms != 0)
+        return; /* the step under way is not over */
+    int64_t next = whole_secs_ms(hb->d_ms / 3);
+    if (next < want)
+        next = want;
+    GF_LOG(hb->lc, GF_LOG_INFO, "heartbeat term lowered a step",
+           "from_ms=%lld to_ms=%lld want_ms=%lld", (long long)hb->d_ms,
+           (long long)next, (long long)want);
+    hb->old_d_ms = hb->d_ms;
+    hb->d_ms = next;
+    hb->step_ack_ms = 0;
+}
+
+void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms,
+                       int32_t drift_ppm)
+{
+    hb->want_d_ms = d_ms > 0 ? d_ms : 30000;
+    hb->drift_ppm = drift_ppm > 0 ? drift_ppm : 0;
+    step(hb);
+    /* Tw from the shorter term: a shorter timeout is always safe. */
+    int64_t d = hb->d_ms < hb->want_d_ms ? hb->d_ms : hb->want_d_ms;
+    int64_t tw = d / 6;
     if (margin_ms > 0 && margin_ms / 2 < tw)
         tw = margin_ms / 2;
     hb->tw_ms = tw > 0 ? tw : 1;
+}
+
+int64_t gf__hb_bound_d_ms(const struct gf__hb *hb)
+{
+    if (!hb->term_known)
+        return GF__HB_MAX_TERM_MS;
+    int64_t d = hb->old_d_ms > hb->d_ms ? hb->old_d_ms : hb->d_ms;
+    /* The agent reads the term in whole seconds, rounded up. */
+    return whole_secs_ms(d);
+}
+
+int64_t gf__hb_recovering_until_wall_ms(const struct gf__hb *hb)
+{
+    if (hb->recovering)
+        return INT64_MAX;
+    uint64_t now = gf_clock_now_ms(hb->clk);
+    if (hb->recover_until_ms <= now)
+        return 0;
+    return gf_clock_wall_ms(hb->clk) + (int64_t)(hb->recover_until_ms - now);
+}
+
+/*
+ * The first renewal after a heal was acknowledged at now: a still-fenced
+ * agent polls at least every min(D/6, 1 s) (fence.h), so it has read
+ * that renewal and left the fenced state by one poll, drifted, plus Tw
+ * for its read's round trip. D is the longest term it may believe.
+ */
+static void recovered(struct gf__hb *hb, uint64_t now)
+{
+    int64_t poll = gf__hb_bound_d_ms(hb) / 6;
+    if (poll > GF_FENCE_FENCED_POLL_MS)
+        poll = GF_FENCE_FENCED_POLL_MS;
+    if (poll < 50)
+        poll = 50;
+    hb->recovering = false;
+    hb->recover_until_ms =
+        now + (uint64_t)drifted(poll, hb->drift_ppm) + (uint64_t)hb->tw_ms;
+    if (hb->io->changed != NULL)
+        hb->io->changed(hb);
 }
 
 static void on_tick(struct gf_timer *t);
@@ -81,7 +191,7 @@ void gf__hb_init(struct gf__hb *hb, struct gf_clock *clk,
     hb->data = data;
     hb->lc = lc;
     snprintf(hb->holder, sizeof(hb->holder), "%s", holder);
-    gf__hb_set_timing(hb, 30000, 0);
+    gf__hb_set_timing(hb, 30000, 0, 0);
     gf_timer_init(clk, &hb->timer);
     hb->timer.data = hb;
     /* The previous process may have renewed just before it stopped. */
@@ -110,6 +220,8 @@ static void turn_suspect(struct gf__hb *hb, const char *why, bool stale)
     hb->suspect = true;
     hb->stale_only = stale;
     hb->probe_ok = false;
+    hb->recovering = false;
+    hb->recover_until_ms = 0;
     snprintf(hb->why, sizeof(hb->why), "%s", why);
     GF_LOG(hb->lc, hb->ok_ms != 0 ? GF_LOG_WARN : GF_LOG_DEBUG,
            "member suspect", "why=%s", why);
@@ -145,6 +257,7 @@ static void hb_send(struct gf__hb *hb, enum gf__hb_call call)
     char *body = o != NULL ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     hb->call = call;
+    hb->call_d_ms = hb->d_ms;
     hb->call_sent_ms = gf_clock_now_ms(hb->clk);
     int rc = hb->io->send(hb, call, body, body != NULL ? strlen(body) : 0,
                           (uint64_t)hb->tw_ms);
@@ -187,6 +300,11 @@ void gf__hb_check(struct gf__hb *hb)
         return;
     }
     if (synced && hb->suspect && hb->probe_ok && !hb->inflight) {
+        /* The renewals stopped: the agent may have fenced, and leaves
+         * that state only once it has read one of the renewals that
+         * start now (gf__hb_recovering_until_wall_ms). */
+        hb->recovering = !hb->stale_only;
+        hb->recover_until_ms = 0;
         hb->suspect = false;
         hb->stale_only = false;
         hb->why[0] = '\0';
@@ -293,6 +411,35 @@ static void keep_rv(struct gf__hb *hb, const cJSON *json)
         snprintf(hb->rv, sizeof(hb->rv), "%s", rv);
 }
 
+/*
+ * A read of the Lease: its term is what the agent may believe. One longer
+ * than this process's was written by another (a previous leader with a
+ * longer leaseDuration): go on writing it, and step down from there.
+ */
+static void learn_term(struct gf__hb *hb, int err, const cJSON *json)
+{
+    if (err == GF_ENOTFOUND) {
+        hb->term_known = true; /* no Lease: the agent believes nothing */
+        return;
+    }
+    int64_t secs = 0;
+    if (err != 0 ||
+        gf_json_as_int(GF_JSON_AT(json, "spec", "leaseDurationSeconds"),
+                       &secs) != 0 ||
+        secs < 1 || secs > GF__HB_MAX_TERM_MS / 1000)
+        return;
+    int64_t seen = secs * 1000;
+    int64_t mine = hb->term_known ? gf__hb_bound_d_ms(hb) : 0;
+    hb->term_known = true;
+    if (seen <= mine)
+        return;
+    GF_LOG(hb->lc, GF_LOG_INFO, "heartbeat term found longer",
+           "found_ms=%lld ours_ms=%lld", (long long)seen, (long long)hb->d_ms);
+    hb->d_ms = seen;
+    hb->old_d_ms = 0;
+    hb->step_ack_ms = 0;
+}
+
 static void probe_answer(struct gf__hb *hb, int err, const cJSON *json)
 {
     if (err == 0 || err == GF_ENOTFOUND) {
@@ -312,6 +459,7 @@ static void probe_answer(struct gf__hb *hb, int err, const cJSON *json)
 /* A GET: a probe of a suspect member, or the re-read after a conflict. */
 static void read_answer(struct gf__hb *hb, int err, const cJSON *json)
 {
+    learn_term(hb, err, json);
     if (hb->suspect && !hb->stale_only) {
         probe_answer(hb, err, json);
         return;
@@ -375,6 +523,13 @@ void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json)
         hb->ok_ms = gf_clock_now_ms(hb->clk);
         hb->n_ok++;
         keep_rv(hb, json);
+        /* Acknowledged: the Lease carries the term we wrote. */
+        hb->term_known = true;
+        if (hb->old_d_ms != 0 && hb->step_ack_ms == 0 &&
+            hb->call_d_ms == hb->d_ms)
+            hb->step_ack_ms = hb->call_sent_ms;
+        if (hb->recovering && !hb->suspect)
+            recovered(hb, hb->ok_ms);
         if (hb->suspect) {
             /* stale_only: the renewal is the probe. */
             hb->probe_ok = true;
@@ -515,7 +670,8 @@ void gf__heartbeat_start(struct gf_hub *h, const char *holder)
         gf__hb_init(hb, &h->clk, &kube_io, h->members[i], &h->members[i]->lc,
                     holder);
         gf__hb_set_timing(hb, h->policy->timing.lease_duration_ms,
-                          h->policy->timing.fence_margin_ms);
+                          h->policy->timing.fence_margin_ms,
+                          h->policy->timing.clock_drift_ppm);
         gf__hb_start(hb);
     }
 }

@@ -133,6 +133,8 @@ struct gf__lease_mem {
  * wall.
  */
 #define GF__HB_TIME_MAX 32
+/* The longest term an agent accepts from a Lease (controller/fence.c). */
+#define GF__HB_MAX_TERM_MS (86400 * (int64_t)1000)
 enum gf__hb_call { GF__HB_GET, GF__HB_CREATE, GF__HB_PATCH };
 struct gf__hb;
 /* How a heartbeat reaches its member (the member's client; scripted in
@@ -158,7 +160,29 @@ struct gf__hb {
     void *data; /* the io's: the member */
     const struct gf_log_ctx *lc;
     char holder[64];
-    int64_t d_ms, tw_ms; /* D, and Tw = min(D/6, fenceMargin/2) */
+    /* d_ms: the term D the renewals carry (leaseDurationSeconds) and
+     * are sent by, every D/3; tw_ms: Tw = min(D/6, fenceMargin/2) of the
+     * smaller of d_ms and want_d_ms, the policy's D. The two differ
+     * while a lowered D is being stepped down (gf__hb_set_timing). */
+    int64_t d_ms, tw_ms, want_d_ms;
+    int32_t drift_ppm; /* rho */
+    /* A step down under way: the longer term the agent may still believe
+     * (0: none), and the send time of the first acknowledged renewal
+     * that carried d_ms (0: none yet). */
+    int64_t old_d_ms;
+    uint64_t step_ack_ms;
+    int64_t call_d_ms; /* the term the renewal in flight carries */
+    /* The term the agent may believe is known to this process: it has
+     * read the Lease or had a renewal acknowledged. Until then a previous
+     * leader may have written any term, and the bound counts the longest
+     * an agent accepts (GF__HB_MAX_TERM_MS). */
+    bool term_known;
+    /* Healed from a suspicion that stopped the renewals: the agent may be
+     * fenced until it has read a renewal. recovering: set at the heal,
+     * until the first renewal after it is acknowledged, which sets
+     * recover_until_ms (monotonic; 0: not recovering). */
+    bool recovering;
+    uint64_t recover_until_ms;
     struct gf_timer timer;
     bool running, paused, inflight, retried;
     bool ever_synced; /* the member's watches have all synced once */
@@ -187,7 +211,28 @@ void gf__hb_microtime(int64_t wall_ms, char out[GF__HB_TIME_MAX]);
 void gf__hb_init(struct gf__hb *hb, struct gf_clock *clk,
                  const struct gf__hb_io *io, void *data,
                  const struct gf_log_ctx *lc, const char *holder);
-void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms);
+/*
+ * The policy's timing (D, fenceMargin, rho). A longer D is written at
+ * once. A shorter one is reached in steps, each at most 3 times shorter
+ * than the last (whole seconds), and each held until one term of the
+ * previous step, (1+rho)^2 * old D, has passed between the first
+ * acknowledged renewal that carried it and the latest renewal that may
+ * have landed (hb_sent): the agent polls at the term it last read, D/6,
+ * and gives credit only from the read before a move, so a term shorter
+ * than its poll would make it fence although nothing is cut off; and
+ * until that term has passed it may still believe the old one
+ * (gf__hb_bound_d_ms). Before this process has written a renewal D is
+ * taken as given.
+ */
+void gf__hb_set_timing(struct gf__hb *hb, int64_t d_ms, int64_t margin_ms,
+                       int32_t drift_ppm);
+/* The term the hub's fencing bound counts for this member: the longest
+ * one its agent may still believe (d_ms, or old_d_ms during a step). */
+int64_t gf__hb_bound_d_ms(const struct gf__hb *hb);
+/* While a member that has just healed may still have a fenced agent, the
+ * wall-clock instant it may lend again (INT64_MAX until the first
+ * renewal after the heal is acknowledged), else 0. */
+int64_t gf__hb_recovering_until_wall_ms(const struct gf__hb *hb);
 /* Ticks every D/3; stop: no more ticks (an answer in flight arrives). */
 void gf__hb_start(struct gf__hb *hb);
 void gf__hb_stop(struct gf__hb *hb);

@@ -285,7 +285,8 @@ static bool refresh_members(struct gf_hub *h, int64_t now)
         struct gf__member *m = h->members[i];
         struct gf__hb *hb = &h->hb[i];
         gf__hb_set_timing(hb, h->policy->timing.lease_duration_ms,
-                          h->policy->timing.fence_margin_ms);
+                          h->policy->timing.fence_margin_ms,
+                          h->policy->timing.clock_drift_ppm);
         gf__hb_check(hb);
         const struct gf_ledger_member *lm =
             gf_ledger_member(h->ledger, m->name);
@@ -298,6 +299,13 @@ static bool refresh_members(struct gf_hub *h, int64_t now)
             gf_store_foreach(h->leases, enqueue_one, h);
         if (lm == NULL || lm->fresh != f || lm->last_heartbeat_ms != sent)
             gf_ledger_member_set(h->ledger, m->name, f, sent);
+        /* The term the agent may believe (a lowered D is stepped down)
+         * and a heal its agent may not have seen yet. */
+        int64_t term = gf__hb_bound_d_ms(hb);
+        int64_t rec = gf__hb_recovering_until_wall_ms(hb);
+        lm = gf_ledger_member(h->ledger, m->name);
+        if (lm == NULL || lm->term_ms != term || lm->recovering_until_ms != rec)
+            gf_ledger_member_heartbeat(h->ledger, m->name, term, rec);
         all = all && hb->ever_synced;
     }
     return all;
@@ -440,6 +448,11 @@ static uint64_t next_pass_ms(const struct gf_hub *h, int64_t now)
     int64_t reclaim = gf_decide_next_reclaim_ms(h->ledger, h->policy, now);
     if (reclaim < due)
         due = reclaim;
+    /* A member that has just healed may lend from the instant its agent
+     * can have seen the heartbeat move. */
+    int64_t lend = gf_decide_next_recovered_ms(h->ledger, h->policy, now);
+    if (lend < due)
+        due = lend;
     /* 1 ms past the instant: decide compares with >=. */
     return (uint64_t)(due - now) + 1;
 }

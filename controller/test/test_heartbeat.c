@@ -23,6 +23,7 @@
 #include "common/err.h"
 #include "common/file.h"
 #include "common/json.h"
+#include "controller/fence.h"
 #include "controller/internal.h"
 
 #define D_MS 3000 /* D/3 = 1000, Tw = min(500, M/2 = 1000) = 500 */
@@ -42,7 +43,7 @@ struct fake {
     bool synced;
     int refuse_send; /* send returns this when non-zero */
     struct call calls[MAX_CALLS];
-    size_t n;
+    size_t n, total; /* calls kept, calls made */
     int64_t live;
     int reachable; /* io->reachable calls */
     int changed;   /* io->changed calls */
@@ -56,7 +57,12 @@ static int fake_send(struct gf__hb *hb, enum gf__hb_call call, const char *body,
     (void)hb;
     if (F.refuse_send != 0)
         return F.refuse_send;
-    assert_true(F.n < MAX_CALLS);
+    if (F.n == MAX_CALLS) {
+        /* Long runs (the simulations) keep the last call only. */
+        F.calls[0] = F.calls[F.n - 1];
+        F.n = 1;
+    }
+    F.total++;
     struct call *c = &F.calls[F.n++];
     c->kind = call;
     c->at = gf_clock_now_ms(&F.clk);
@@ -96,7 +102,7 @@ static int setup(void **state)
     gf_clock_init_manual(&F.clk, 1000, 1700000000000);
     F.lc = (struct gf_log_ctx){.comp = "test", .cluster = "west"};
     gf__hb_init(&F.hb, &F.clk, &io, NULL, &F.lc, "hub-0");
-    gf__hb_set_timing(&F.hb, D_MS, M_MS);
+    gf__hb_set_timing(&F.hb, D_MS, M_MS, 0);
     return 0;
 }
 
@@ -352,8 +358,11 @@ static void test_heal_by_a_probe_is_told_at_once(void **state)
     assert_int_equal(last()->kind, GF__HB_PATCH);
     answer_ok("10");
     assert_true(gf__hb_healthy(&F.hb));
+    /* The first renewal after the heal is told too: from it the hub
+     * reckons when the agent can have left its fence (recovering). */
+    assert_int_equal(F.changed, 3);
     gf__hb_check(&F.hb);
-    assert_int_equal(F.changed, 2);
+    assert_int_equal(F.changed, 3);
 }
 
 /*
@@ -541,6 +550,261 @@ static void test_unsent_renewal_is_not_sent(void **state)
     F.refuse_send = 0;
 }
 
+/* --- a heal, and the agent that may still be fenced --------------------- */
+
+/* Renewals stopped by a failure: after the heal the member is recovering
+ * until the first renewal after it is acknowledged, then for one fenced
+ * agent poll, min(D/6, 1 s) drifted, plus Tw. */
+static void test_recovering_after_a_heal_until_the_agent_can_poll(void **state)
+{
+    (void)state;
+    gf__hb_set_timing(&F.hb, D_MS, M_MS, 10000); /* rho = 1% */
+    healthy_with_rv("7");
+    assert_int_equal(gf__hb_recovering_until_wall_ms(&F.hb), 0);
+    gf_clock_advance(&F.clk, 1000);
+    answer_err(GF_ETIMEDOUT, 0);
+    assert_true(F.hb.suspect);
+    gf_clock_advance(&F.clk, 1000);
+    answer_ok("8"); /* the probe */
+    assert_false(F.hb.suspect);
+    /* Healed, the renewal not answered yet: not before it is. */
+    assert_int_equal(gf__hb_recovering_until_wall_ms(&F.hb), INT64_MAX);
+    gf_clock_advance(&F.clk, 40);
+    int changed = F.changed;
+    answer_ok("9");
+    assert_int_equal(F.changed, changed + 1);
+    /* poll = min(3000/6, 1000) = 500, drifted 505; Tw = 500. */
+    int64_t want = gf_clock_wall_ms(&F.clk) + 505 + 500;
+    assert_int_equal(gf__hb_recovering_until_wall_ms(&F.hb), want);
+    gf_clock_advance(&F.clk, 1004);
+    assert_int_equal(gf__hb_recovering_until_wall_ms(&F.hb), want);
+    gf_clock_advance(&F.clk, 1);
+    assert_int_equal(gf__hb_recovering_until_wall_ms(&F.hb), 0);
+
+    /* Only the watches were down: the renewals went on, so the agent
+     * never lost the heartbeat and nothing is recovering. */
+    restart(state);
+    healthy_with_rv("7");
+    F.synced = false;
+    gf__hb_check(&F.hb);
+    assert_true(F.hb.suspect && F.hb.stale_only);
+    gf_clock_advance(&F.clk, 1000);
+    answer_ok("8");
+    F.synced = true;
+    gf__hb_check(&F.hb);
+    assert_false(F.hb.suspect);
+    assert_int_equal(gf__hb_recovering_until_wall_ms(&F.hb), 0);
+}
+
+/* --- lowering D ------------------------------------------------------------
+ */
+
+/* The D the body of the last renewal carries, in seconds. */
+static int body_d_secs(const struct call *c)
+{
+    cJSON *o = cJSON_Parse(c->body);
+    int64_t secs = -1;
+    if (gf_json_as_int(GF_JSON_AT(o, "spec", "leaseDurationSeconds"), &secs) !=
+        0)
+        secs = -1;
+    cJSON_Delete(o);
+    return (int)secs;
+}
+
+/* 30 s to 3 s: 10 s at once (at most 3 times shorter), then 4 s, then
+ * 3 s, each once the previous term has passed after its first
+ * acknowledged renewal; the bound keeps the previous term until then. A
+ * longer D is written at once. */
+static void test_lowered_d_is_stepped_and_the_bound_kept(void **state)
+{
+    (void)state;
+    gf__hb_set_timing(&F.hb, 30000, M_MS, 0);
+    healthy_with_rv("1");
+    assert_int_equal(body_d_secs(last()), 30);
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), 30000);
+    const int steps[][2] = {{10, 30000}, {4, 10000}, {3, 4000}};
+    for (size_t i = 0; i < 3; i++) {
+        gf__hb_set_timing(&F.hb, 3000, M_MS, 0);
+        assert_int_equal(F.hb.d_ms, steps[i][0] * 1000);
+        assert_int_equal(gf__hb_bound_d_ms(&F.hb), steps[i][1]);
+        /* The step holds for the old term after its first renewal. */
+        gf_clock_advance(&F.clk, (uint64_t)steps[i][1] / 3);
+        assert_int_equal(body_d_secs(last()), steps[i][0]);
+        uint64_t ack = last()->at;
+        answer_ok("2");
+        while (F.hb.sent_ms < ack + (uint64_t)steps[i][1]) {
+            gf__hb_set_timing(&F.hb, 3000, M_MS, 0);
+            assert_int_equal(F.hb.d_ms, steps[i][0] * 1000);
+            assert_int_equal(gf__hb_bound_d_ms(&F.hb), steps[i][1]);
+            gf_clock_advance(&F.clk, (uint64_t)F.hb.d_ms / 3);
+            answer_ok("3");
+        }
+    }
+    gf__hb_set_timing(&F.hb, 3000, M_MS, 0);
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), 3000);
+    /* Longer: at once. */
+    gf__hb_set_timing(&F.hb, 20000, M_MS, 0);
+    assert_int_equal(F.hb.d_ms, 20000);
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), 20000);
+    gf_clock_advance(&F.clk, 1000);
+    assert_int_equal(body_d_secs(last()), 20);
+    answer_ok("4");
+}
+
+/* A restarted hub finds the Lease written by its predecessor with a
+ * longer term: it goes on writing that term and steps down from there;
+ * before it knows, its bound is the longest term an agent accepts. */
+static void test_a_longer_term_found_in_the_lease_is_kept(void **state)
+{
+    (void)state;
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), GF__HB_MAX_TERM_MS);
+    F.synced = true;
+    gf__hb_start(&F.hb);
+    gf__hb_check(&F.hb);
+    assert_int_equal(last()->kind, GF__HB_CREATE);
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), GF__HB_MAX_TERM_MS);
+    answer_err(GF_EEXIST, 409);
+    assert_int_equal(last()->kind, GF__HB_GET);
+    cJSON *o = cJSON_Parse("{\"metadata\":{\"resourceVersion\":\"5\"},"
+                           "\"spec\":{\"leaseDurationSeconds\":30}}");
+    gf__hb_answer(&F.hb, 0, 200, o);
+    cJSON_Delete(o);
+    assert_int_equal(last()->kind, GF__HB_PATCH);
+    assert_int_equal(body_d_secs(last()), 30);
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), 30000);
+    answer_ok("6");
+    gf__hb_set_timing(&F.hb, D_MS, M_MS, 0);
+    assert_int_equal(F.hb.d_ms, 10000);
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), 30000);
+}
+
+/*
+ * The hub and a real agent rule (controller/fence.c) on one manual clock:
+ * the hub's renewals land on a simulated Lease 5 ms after they are sent,
+ * the agent reads it every poll of the term it last read. D is lowered
+ * from 30 s to 3 s while nothing is cut off: the agent must never fence.
+ * Then, for a cut of the hub at instants across the change, the agent
+ * must fence no later than the hub's own fencing instant (S1).
+ */
+struct sim {
+    struct gf_fence fence;
+    char lease[512]; /* the last renewal that landed ("" none) */
+    size_t answered; /* hub calls answered */
+    uint64_t next_read, fenced_at;
+    bool cut;
+    int lease_d; /* leaseDurationSeconds on the Lease */
+};
+
+static void sim_step(struct sim *S, int64_t want_d)
+{
+    gf_clock_advance(&F.clk, 5);
+    uint64_t now = gf_clock_now_ms(&F.clk);
+    if (now % 1000 == 0) /* the pass, every second */
+        gf__hb_set_timing(&F.hb, want_d, M_MS, 10000);
+    if (F.total > S->answered && now >= F.calls[F.n - 1].at + 5) {
+        S->answered = F.total;
+        const struct call *c = &F.calls[F.n - 1];
+        if (S->cut) {
+            answer_err(GF_ETIMEDOUT, 0);
+        } else if (c->kind == GF__HB_GET) {
+            answer_ok("1");
+        } else {
+            snprintf(S->lease, sizeof(S->lease), "%s", c->body);
+            S->lease_d = body_d_secs(c);
+            answer_ok("1");
+        }
+    }
+    if (now >= S->next_read) {
+        struct gf_hb_read r = {0};
+        cJSON *o = S->lease[0] != '\0' ? cJSON_Parse(S->lease) : NULL;
+        if (o != NULL)
+            gf_fence_lease_parse(o, &r);
+        cJSON_Delete(o);
+        if (gf_fence_on_read(&S->fence, &r, now, now,
+                             gf_clock_wall_ms(&F.clk)) == GF_FENCE_ENTER &&
+            S->fenced_at == 0)
+            S->fenced_at = now;
+        S->next_read = now + gf_fence_poll_ms(&S->fence);
+    }
+    if (gf_fence_tick(&S->fence, now) == GF_FENCE_ENTER && S->fenced_at == 0)
+        S->fenced_at = now;
+}
+
+/* The hub's fencing instant on its clock, as policy/decide reckons it. */
+static uint64_t hub_fence_at(void)
+{
+    int64_t d = gf__hb_bound_d_ms(&F.hb);
+    return F.hb.sent_ms + (uint64_t)(d + d * 10000 / 1000000 + M_MS);
+}
+
+static void sim_start(struct sim *S)
+{
+    memset(S, 0, sizeof(*S));
+    gf_fence_init(&S->fence, 0);
+    gf__hb_set_timing(&F.hb, 30000, M_MS, 10000);
+    F.synced = true;
+    gf__hb_start(&F.hb);
+    gf__hb_check(&F.hb);
+    /* Both settle on D = 30 s for a minute. */
+    for (int i = 0; i < 12000; i++)
+        sim_step(S, 30000);
+    assert_int_equal(S->lease_d, 30);
+    assert_int_equal(S->fenced_at, 0);
+}
+
+static void test_lowering_d_never_fences_an_agent(void **state)
+{
+    (void)state;
+    struct sim S;
+    sim_start(&S);
+    uint64_t t0 = gf_clock_now_ms(&F.clk), at3 = 0, bound3 = 0;
+    for (int i = 0; i < 24000; i++) {
+        sim_step(&S, 3000);
+        if (at3 == 0 && S.lease_d == 3)
+            at3 = gf_clock_now_ms(&F.clk);
+        if (bound3 == 0 && gf__hb_bound_d_ms(&F.hb) == 3000)
+            bound3 = gf_clock_now_ms(&F.clk);
+    }
+    assert_int_equal(S.fenced_at, 0);
+    assert_int_equal(S.fence.fences, 0);
+    assert_int_equal(S.fence.d_ms, 3000);
+    assert_true(at3 != 0 && bound3 != 0);
+    printf("# 30 s -> 3 s: the Lease carries 3 s after %llu ms, the hub's "
+           "bound after %llu ms\n",
+           (unsigned long long)(at3 - t0), (unsigned long long)(bound3 - t0));
+    gf__hb_stop(&F.hb);
+    while (F.total > S.answered)
+        sim_step(&S, 3000);
+}
+
+static void test_lowering_d_the_hub_fences_after_the_agent(void **state)
+{
+    for (uint64_t cut = 0; cut <= 60000; cut += 1370) {
+        restart(state);
+        struct sim S;
+        sim_start(&S);
+        for (uint64_t t = 0; t < cut; t += 5)
+            sim_step(&S, 3000);
+        S.cut = true;
+        uint64_t t_cut = gf_clock_now_ms(&F.clk);
+        while (S.fenced_at == 0) {
+            sim_step(&S, 3000);
+            assert_true(gf_clock_now_ms(&F.clk) < t_cut + 120000);
+        }
+        assert_true(F.hb.suspect);
+        uint64_t hub = hub_fence_at();
+        if (S.fenced_at > hub)
+            fail_msg("cut %llu ms after lowering D: the agent fenced at "
+                     "%llu, after the hub's fencing instant %llu (bound %lld)",
+                     (unsigned long long)cut, (unsigned long long)S.fenced_at,
+                     (unsigned long long)hub,
+                     (long long)gf__hb_bound_d_ms(&F.hb));
+        gf__hb_stop(&F.hb);
+        while (F.total > S.answered)
+            sim_step(&S, 3000);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -572,6 +836,17 @@ int main(void)
             teardown),
         cmocka_unit_test_setup_teardown(test_cancelled_renewal_may_have_landed,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_recovering_after_a_heal_until_the_agent_can_poll, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_lowered_d_is_stepped_and_the_bound_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_longer_term_found_in_the_lease_is_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lowering_d_never_fences_an_agent,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_lowering_d_the_hub_fences_after_the_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsent_renewal_is_not_sent, setup,
                                         teardown),
     };
