@@ -36,6 +36,7 @@ struct gf__hub_http {
     struct gf_metric *leader, *leader_holder, *leader_transitions;
     uint64_t last_transitions;
     struct gf_metric *hb_age, *suspect, *renewals, *twice, *drained;
+    struct gf_metric *hb_term, *fence_term, *recovering;
     struct gf_metric *watch_lists, *watch_relists;
     uint64_t last_twice;
     struct gf_metric *reclaims;
@@ -145,6 +146,10 @@ static void heartbeat_metrics(struct gf_hub *h, struct gf__hub_http *x)
         gf_metric_set(x->hb_age,
                       now > since ? (double)(now - since) / 1000.0 : 0, v);
         gf_metric_set(x->suspect, hb->suspect ? 1 : 0, v);
+        gf_metric_set(x->hb_term, (double)hb->d_ms / 1000.0, v);
+        gf_metric_set(x->fence_term, (double)gf__hb_bound_d_ms(hb) / 1000.0, v);
+        gf_metric_set(x->recovering,
+                      gf__hb_recovering_until_wall_ms(hb) != 0 ? 1 : 0, v);
         const char *ok[] = {h->members[i]->name, "ok"};
         const char *err[] = {h->members[i]->name, "error"};
         gf_metric_add(x->renewals, (double)(hb->n_ok - hb->last_ok), ok);
@@ -311,6 +316,21 @@ static void registry(struct gf__hub_http *x)
                                   "1 while the member is suspect: a renewal "
                                   "failed or its watches stopped",
                                   member);
+    x->hb_term = gf_metrics_gauge(
+        x->m, "gpufed_member_heartbeat_term_seconds",
+        "the term D the member's heartbeat Lease carries; while a lowered "
+        "leaseDuration is stepped down, longer than the policy's",
+        member);
+    x->fence_term = gf_metrics_gauge(
+        x->m, "gpufed_member_fence_term_seconds",
+        "the term D the hub's fencing bound counts for the member: the "
+        "longest its agent may still believe",
+        member);
+    x->recovering = gf_metrics_gauge(
+        x->m, "gpufed_member_recovering",
+        "1 while the member has just healed and its agent may still be "
+        "fenced: it lends nothing new",
+        member);
     x->drained = gf_metrics_gauge(x->m, "gpufed_member_drained",
                                   "1 while the member is drained (gpufedctl "
                                   "drain): it lends nothing new",

@@ -276,7 +276,7 @@ done
 [ $gap -ge 9000 ] ||
     fail "$pj sent back to west ${gap} ms after Kueue preempted it (policy/decide rule recentlyReclaimed)"
 
-step "reclaim racing a partition: fencing agent, D = 3 s, west's agent up"
+step "reclaim racing a partition: fencing agent, D lowered from 30 s to 3 s, west's agent up"
 # The world kept small: D = 3 s, fenceMargin M = 2 s, rho = 0.01, so the
 # hub fences D(1+rho) + M = 5.03 s after the last renewal that may have
 # landed, and the agent at most Tw + D(1+rho) + P = 4.03 s after it (Tw
@@ -287,12 +287,13 @@ RP_GRACE_S=8
 policy_yaml "{overflowAfter: 2s, admitTimeout: 20s, leaseDuration: 3s, fenceMargin: 2s, clockDrift: 0.01, reclaimAfter: ${RECLAIM_AFTER_S}s, gracePeriod: ${RP_GRACE_S}s}" \
     "[ml]" east west=agent | policy_install
 hub_serve
-# The agent starts once the heartbeat carries D = 3 s. An agent whose
-# first read shows the old D (30 s) polls D/6 = 5 s later, and a move
-# seen then gives credit only from the read before, which the new D has
-# already outlived: it would fence every copy, nothing being cut off.
+# The agent starts at once, on the heartbeat the earlier hub left with
+# D = 30 s: the hub finds that term in the Lease and steps it down (30,
+# 10, 4, then 3 s, each held for the term before it) while the copies
+# below run, so the agent never sees a term shorter than twice its poll
+# and fences nothing; the hub's fencing bound reaches 3 s only then.
 hb_d_is() { [ "$(W -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.leaseDurationSeconds}')" = "$1" ]; }
-wait_for 10 "heartbeat with D = 3 s" hb_d_is 3
+t_policy=$(now_ms)
 agent_pid=""
 hw_on_exit() { [ -z "$agent_pid" ] || kill -KILL "$agent_pid" 2>/dev/null || true; }
 alog="$work/agent-west.log"
@@ -306,7 +307,7 @@ wait_for 10 "agent serving" has_port "$alog"
 aport=$(logged_port "$alog")
 wait_for 20 "agent ready" hub_ready "$aport"
 t=$(hb_renew_ms west)
-wait_for 5 "heartbeat moves" hb_moves west "$t"
+wait_for 15 "heartbeat moves" hb_moves west "$t"
 fences() { metric gpufed_agent_fences_total "$aport"; }
 # A job's runs (the origin in east, its copies in west), one per Pod:
 # "cluster start_ms stop_ms reason" in start order; stop 0 while running.
@@ -341,8 +342,18 @@ for j in rp-1 rp-2; do
     wait_for 10 "$j running in west" running_in_west $j
     sleep 1.1 # distinct startedAt seconds: rp-2 is the newest
 done
+step "the heartbeat's term steps down from 30 s to 3 s while rp-1 and rp-2 run: no fence"
+term_is() { [ "$(metric 'gpufed_member_fence_term_seconds{member="west"}')" = "$1" ]; }
+wait_for 90 "the hub's fencing bound counts D = 3 s" term_is 3
+hb_d_is 3 || fail "the heartbeat does not carry D = 3 s once the bound does"
+echo "   D = 3 s in the hub's bound $(($(now_ms) - t_policy)) ms after the hub started (the Lease carried 30 s)"
 fences0=$(fences)
-[ "${fences0:-0}" = 0 ] || fail "west's agent fenced before the cut: $fences0"
+[ "${fences0:-0}" = 0 ] || fail "west's agent fenced while D was lowered: $fences0"
+for j in rp-1 rp-2; do
+    running_in_west $j || fail "$j no longer runs in west after D was lowered"
+done
+nf=$(leases_json | jq '[.items[] | select([.status.transitions[]?.phase] | index("Fenced"))] | length')
+[ "$nf" = 0 ] || fail "$nf lease(s) went Fenced while D was lowered"
 job W own-4 4 20s
 wait_for 30 "rp-2 Reclaiming" latest_lease_is rp-2 Reclaiming
 [ "$(in_phase Reclaiming)" = "rp-2 " ] || fail "victims: '$(in_phase Reclaiming)', want rp-2"
@@ -395,6 +406,12 @@ for j in rp-1 rp-2; do
 done
 tr2=$(trans rp-2 1)
 echo "   rp-2 epoch 1: $tr2"
+# No epoch wasted at the heal: west lends again only once its agent can
+# have seen the heartbeat move (decide's rule recovering), so epoch 2
+# runs to its end and no copy is stopped by a still-fenced agent.
+n_ep=$(leases_of rp-2 | wc -l)
+echo "   rp-2 epochs: $n_ep"
+[ "$n_ep" = 2 ] || fail "rp-2 took $n_ep epochs, want 2: $(leases_of rp-2 | tr '\n' ';')"
 [[ "$tr2" == *"Reclaiming("* ]] || fail "rp-2 epoch 1 never Reclaiming: $tr2"
 [[ "$tr2" == *"Released(Fenced)" ]] || fail "rp-2 epoch 1 did not end Released(Fenced): $tr2"
 hub_fenced=$(leases_json | jq -r --arg n "$rl" '.items[] | select(.metadata.name==$n) |
