@@ -881,6 +881,13 @@ static bool recovering(const struct pass *ps, struct eval *e,
     return true;
 }
 
+/* A lender drained or recovering lends nothing new (with e->why). */
+static bool lends_nothing_new(const struct pass *ps, struct eval *e,
+                              const struct gf_ledger_member *lm)
+{
+    return drained(e, lm) || recovering(ps, e, lm);
+}
+
 /* Whether e's Workload may not go back to lender/cq yet (rule
  * recentlyReclaimed, with e->why). */
 static bool recently_reclaimed(const struct pass *ps, struct eval *e,
@@ -937,7 +944,7 @@ static void consider_queue(const struct pass *ps, struct eval *e,
     const struct gf_ledger_member *lm = qr->lm;
     if (lm == NULL || lm->fresh != GF_FRESH_SYNCED)
         return; /* unknown is never read as zero */
-    if (drained(e, lm) || recovering(ps, e, lm))
+    if (lends_nothing_new(ps, e, lm))
         return;
     struct gf_policy_pair pc;
     gf_policy_pair(p, q->member, (size_t)e->borrower, (size_t)e->group, &pc);
