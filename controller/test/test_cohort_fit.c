@@ -194,6 +194,7 @@ static void test_the_same_plan_whatever_the_input_order(void **state)
 
 int main(void)
 {
+    gf_alloc_global_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unmarked_workload_on_the_grant_is_stopped),
         cmocka_unit_test(test_newest_admitted_stopped_first_until_it_fits),
