@@ -220,13 +220,14 @@ static void loan_fenced_one(struct patch *p)
                  "when loan %s ends, once it reaches this cluster again.",
                  a->why, p->why, p->for_lease);
     else
-        snprintf(msg, sizeof(msg),
-             "gpufed agent fenced this Workload, which may use quota lent "
-             "to its cohort: %s. It was deactivated (spec.active=false), so "
-             "Kueue stops its pods before the lender can hand the quota out "
-             "again. Nothing here reactivates it: the hub ends the loan and "
-             "queues it at home again once it reaches this cluster.",
-             a->why);
+        snprintf(
+            msg, sizeof(msg),
+            "gpufed agent fenced this Workload, which may use quota lent "
+            "to its cohort: %s. It was deactivated (spec.active=false), so "
+            "Kueue stops its pods before the lender can hand the quota out "
+            "again. Nothing here reactivates it: the hub ends the loan and "
+            "queues it at home again once it reaches this cluster.",
+            a->why);
     GF_LOG(&a->lc, GF_LOG_WARN,
            p->for_lease != NULL ? "workload fenced for its cohort's quota"
                                 : "loan workload fenced",
@@ -238,9 +239,8 @@ static void loan_fenced_one(struct patch *p)
                                 .kind = "Workload",
                                 .name = p->wl_name,
                                 .uid = p->job_uid,
-                                .reason = p->for_lease != NULL
-                                              ? "FencedForLoan"
-                                              : "Fenced",
+                                .reason = p->for_lease != NULL ? "FencedForLoan"
+                                                               : "Fenced",
                                 .message = msg,
                                 .component = "gpufed-agent",
                                 .warning = true};

@@ -85,8 +85,8 @@ static bool cohort_of(const struct gf_fit_cq *cqs, size_t n_cqs, size_t g,
     for (size_t i = 0; i < n_cqs; i++)
         if (same(cqs[i].cohort, name))
             for (size_t c = 0; c < co->n_cells; c++)
-                co->cells[c].nominal += amount_of(
-                    cqs[i].nominal, cqs[i].n_nominal, &co->cells[c]);
+                co->cells[c].nominal +=
+                    amount_of(cqs[i].nominal, cqs[i].n_nominal, &co->cells[c]);
     return true;
 }
 
@@ -106,8 +106,8 @@ static bool newer(const struct gf_fit_wl *a, const struct gf_fit_wl *b)
 {
     if (a->admitted_ms != b->admitted_ms)
         return a->admitted_ms > b->admitted_ms;
-    return strcmp(a->key != NULL ? a->key : "",
-                  b->key != NULL ? b->key : "") > 0;
+    return strcmp(a->key != NULL ? a->key : "", b->key != NULL ? b->key : "") >
+           0;
 }
 
 static size_t fit_cohort(struct cohort *co, const struct gf_fit_wl *wls,

@@ -223,16 +223,16 @@ static void admission(struct gf_fence_wl *w, const cJSON *status)
         cJSON_ArrayForEach(
             u, cJSON_GetObjectItemCaseSensitive(psa, "resourceUsage"))
         {
-            const char *f = gf_json_as_str(
-                cJSON_GetObjectItemCaseSensitive(fl, u->string));
+            const char *f =
+                gf_json_as_str(cJSON_GetObjectItemCaseSensitive(fl, u->string));
             int64_t milli = 0;
             if (f != NULL && u->string != NULL &&
                 gf_json_quantity_milli(u, &milli) == 0 && milli > 0)
                 amount_add(&w->uses, &w->n_uses, f, u->string, milli);
         }
     }
-    const cJSON *rc = gf_json_cond(GF_JSON_AT(status, "conditions"),
-                                   "QuotaReserved");
+    const cJSON *rc =
+        gf_json_cond(GF_JSON_AT(status, "conditions"), "QuotaReserved");
     const char *t = gf_json_as_str(GF_JSON_AT(rc, "lastTransitionTime"));
     if (t != NULL && gf_time_parse_rfc3339(t, &w->admitted_ms) != 0)
         w->admitted_ms = 0;
@@ -309,6 +309,31 @@ static bool is_grant(const cJSON *cq, const char *name)
                    strlen(GF_FENCE_GRANT_PREFIX)) == 0;
 }
 
+/* spec.resourceGroups' nominalQuota per flavor and resource into q; an
+ * unreadable quantity is left out (the sum never grows from a guess). */
+static void cq_quota(struct gf_fence_cq *q, const cJSON *obj)
+{
+    const cJSON *rg, *fl, *r;
+    cJSON_ArrayForEach(rg, GF_JSON_AT(obj, "spec", "resourceGroups"))
+    {
+        cJSON_ArrayForEach(fl, GF_JSON_AT(rg, "flavors"))
+        {
+            const char *f = gf_json_as_str(GF_JSON_AT(fl, "name"));
+            cJSON_ArrayForEach(r, GF_JSON_AT(fl, "resources"))
+            {
+                const char *res = gf_json_as_str(GF_JSON_AT(r, "name"));
+                const cJSON *nq = GF_JSON_AT(r, "nominalQuota");
+                int64_t milli = 0;
+                if (f == NULL || res == NULL ||
+                    (nq != NULL && gf_json_quantity_milli(nq, &milli) != 0))
+                    continue;
+                q->lends = q->lends || milli != 0;
+                amount_add(&q->nominal, &q->n_nominal, f, res, milli);
+            }
+        }
+    }
+}
+
 int gf_fence_cq_project(void *data, const cJSON *obj, void **out)
 {
     (void)data;
@@ -319,35 +344,15 @@ int gf_fence_cq_project(void *data, const cJSON *obj, void **out)
     q->name = gf_strdup(name);
     const char *cohort = gf_json_as_str(GF_JSON_AT(obj, "spec", "cohortName"));
     q->cohort = cohort != NULL ? gf_strdup(cohort) : NULL;
-    const cJSON *rg, *fl, *r;
-    cJSON_ArrayForEach(rg, GF_JSON_AT(obj, "spec", "resourceGroups"))
-    {
-        cJSON_ArrayForEach(fl, GF_JSON_AT(rg, "flavors"))
-        {
-            const char *f = gf_json_as_str(GF_JSON_AT(fl, "name"));
-            cJSON_ArrayForEach(r, GF_JSON_AT(fl, "resources"))
-            {
-                const char *res = gf_json_as_str(GF_JSON_AT(r, "name"));
-                int64_t milli = 0;
-                const cJSON *nq = GF_JSON_AT(r, "nominalQuota");
-                if (f == NULL || res == NULL ||
-                    (nq != NULL && gf_json_quantity_milli(nq, &milli) != 0))
-                    continue;
-                q->lends = q->lends || milli != 0;
-                amount_add(&q->nominal, &q->n_nominal, f, res, milli);
-            }
-        }
-    }
+    cq_quota(q, obj);
     q->grant = is_grant(obj, name);
     const char *loans = gf_json_annotation(obj, GF_FENCE_ANN_LOANS);
-    if (q->grant) {
-        q->lends = q->lends || loans != NULL;
-        q->lease = first_lease(
-            loans != NULL ? loans
-                          : gf_json_annotation(obj, GF_FENCE_ANN_REVERTED_LOANS));
-    } else {
-        q->lends = false;
-    }
+    const char *reverted = gf_json_annotation(obj, GF_FENCE_ANN_REVERTED_LOANS);
+    /* Only a grant lends to the cohort for a loan; any other queue's
+     * nominal quota is the cohort's own. */
+    q->lends = q->grant && (q->lends || loans != NULL);
+    if (q->grant)
+        q->lease = first_lease(loans != NULL ? loans : reverted);
     *out = q;
     return 0;
 }

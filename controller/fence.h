@@ -34,7 +34,10 @@
  * the hold that backs the grant at its own fencing time, which comes
  * after the agent's by construction. The revert comes first because a
  * grant that still stands lets Kueue admit others into the quota a
- * deactivated Workload frees.
+ * deactivated Workload frees. Then the per-cohort rule
+ * (controller/cohort_fit.h) stops what the grant admitted ahead of the
+ * marked Workloads, with gpufed.io/fenced-for-loan naming the lease whose
+ * release reactivates it.
  *
  * Pure: times are arguments, no clock reads, no I/O. Projections return
  * owned structs (free with the matching _free, which accepts NULL).
@@ -227,11 +230,11 @@ size_t gf_fence_loan_plan(const struct gf_store *wls,
  * ClusterQueue gpufed-loan-* labelled managed-by gpufed that still lends
  * anything (a nominalQuota other than 0, or leases in gpufed.io/loans), a
  * merge patch that sets every nominalQuota of its resourceGroups to 0 and
- * moves gpufed.io/loans to gpufed.io/reverted-loans. The quota it lent is the lender's, backed by a
- * hold the hub keeps only until the borrower is certainly fenced; once
- * the borrower cannot hear the hub it must stop using it. The caller adds
- * the resourceVersion precondition. NULL when there is nothing to revert
- * (another ClusterQueue, or a grant already at 0). Returned-owned
+ * moves gpufed.io/loans to gpufed.io/reverted-loans. The quota it lent is the
+ * lender's, backed by a hold the hub keeps only until the borrower is certainly
+ * fenced; once the borrower cannot hear the hub it must stop using it. The
+ * caller adds the resourceVersion precondition. NULL when there is nothing to
+ * revert (another ClusterQueue, or a grant already at 0). Returned-owned
  * (cJSON_free).
  */
 char *gf_fence_grant_patch(const cJSON *cq);
