@@ -23,6 +23,7 @@
 #include "controller/httpd.h"
 #include "controller/internal.h"
 #include "controller/metrics.h"
+#include "controller/observe.h"
 #include "kubeclient/http.h"
 #include "kubeclient/reflector.h"
 #include "kubeclient/request.h"
@@ -56,6 +57,9 @@ struct gf_agent {
     /* The fence's fresh LIST (copy Jobs, then all Workloads), while one
      * runs: the objects read so far, the next page's token. */
     struct gf_store *lj, *lw;
+    /* and every ClusterQueue (the grants, and the per-cohort rule's
+     * quotas) */
+    struct gf_store *lq;
     struct gf_kube_call *list_call;
     bool list_wls;   /* reading the Workload pages */
     bool list_cqs;   /* then gpufed's ClusterQueues (loans to revert) */
@@ -102,6 +106,9 @@ struct patch {
     char *wl_key, *wl_ns, *wl_name;
     char *job_ns, *job_name, *job_uid;
     char *rv;
+    /* The per-cohort rule's stop: the lease whose release reactivates it,
+     * and what the Event says; NULL for the other rules. */
+    char *for_lease, *why;
     unsigned conflicts;
     struct gf_kube_call *call;
 };
@@ -178,6 +185,8 @@ static void patch_free(struct patch *p)
     gf_free(p->job_name);
     gf_free(p->job_uid);
     gf_free(p->rv);
+    gf_free(p->for_lease);
+    gf_free(p->why);
     gf_free(p);
 }
 
@@ -202,22 +211,36 @@ static void event_done(void *data, const struct gf_kube_result *res)
 static void loan_fenced_one(struct patch *p)
 {
     struct gf_agent *a = p->a;
-    char msg[700];
-    snprintf(msg, sizeof(msg),
-             "gpufed agent fenced this Workload, which may use quota lent "
-             "to its cohort: %s. It was deactivated (spec.active=false), so "
-             "Kueue stops its pods before the lender can hand the quota out "
-             "again. Nothing here reactivates it: the hub ends the loan and "
-             "queues it at home again once it reaches this cluster.",
-             a->why);
-    GF_LOG(&a->lc, GF_LOG_WARN, "loan workload fenced", "workload=%s",
-           p->wl_key);
+    char msg[1000];
+    if (p->for_lease != NULL)
+        snprintf(msg, sizeof(msg),
+                 "gpufed agent deactivated this Workload (spec.active=false): "
+                 "%s. With the loans' grants reverted, %s; it is the newest "
+                 "admitted there. Nothing here reactivates it: the hub does "
+                 "when loan %s ends, once it reaches this cluster again.",
+                 a->why, p->why, p->for_lease);
+    else
+        snprintf(
+            msg, sizeof(msg),
+            "gpufed agent fenced this Workload, which may use quota lent "
+            "to its cohort: %s. It was deactivated (spec.active=false), so "
+            "Kueue stops its pods before the lender can hand the quota out "
+            "again. Nothing here reactivates it: the hub ends the loan and "
+            "queues it at home again once it reaches this cluster.",
+            a->why);
+    GF_LOG(&a->lc, GF_LOG_WARN,
+           p->for_lease != NULL ? "workload fenced for its cohort's quota"
+                                : "loan workload fenced",
+           "workload=%s for_loan=%s why=%s", p->wl_key,
+           p->for_lease != NULL ? p->for_lease : "",
+           p->why != NULL ? p->why : "");
     const struct gf_event ev = {.ns = p->wl_ns,
                                 .api_version = "kueue.x-k8s.io/v1beta2",
                                 .kind = "Workload",
                                 .name = p->wl_name,
                                 .uid = p->job_uid,
-                                .reason = "Fenced",
+                                .reason = p->for_lease != NULL ? "FencedForLoan"
+                                                               : "Fenced",
                                 .message = msg,
                                 .component = "gpufed-agent",
                                 .warning = true};
@@ -292,7 +315,7 @@ static void patch_done(void *data, const struct gf_kube_result *res)
     if (res->err == 0) {
         fenced_one(p);
     } else if (res->err != GF_ECANCELED && !a->stopping &&
-               res->status->cls == GF_API_REQUEUE &&
+               res->status->cls == GF_API_REQUEUE && p->for_lease == NULL &&
                ++p->conflicts <= MAX_CONFLICTS) {
         /* Kueue wrote the Workload since we read it: read it again and
          * patch what is there now, unless it is no longer active. */
@@ -314,7 +337,7 @@ static void send_patch(struct patch *p)
     struct gf_agent *a = p->a;
     struct gf_kube_resource r;
     gf_kube_resource_parse("workloads.kueue.x-k8s.io", &r);
-    char *body = gf_fence_patch_body(gf_clock_wall_ms(&a->clk));
+    char *body = gf_fence_patch_body(gf_clock_wall_ms(&a->clk), p->for_lease);
     const struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE,
                                           .field_manager = "gpufed-agent",
                                           .resource_version = p->rv};
@@ -333,14 +356,15 @@ static void send_patch(struct patch *p)
  * (job NULL; the uid kept for the Event is then the Workload's). The same
  * patch, precondition and re-read after a 409 for both.
  */
-static void fence_wl(struct gf_agent *a, const struct gf_store_entry *job,
-                     const struct gf_store_entry *wl)
+static struct patch *fence_wl(struct gf_agent *a,
+                              const struct gf_store_entry *job,
+                              const struct gf_store_entry *wl)
 {
     if (gf_htab_get_str(&a->inflight, wl->key) != NULL)
-        return;
+        return NULL;
     const char *done = gf_htab_get_str(&a->patched_rv, wl->key);
     if (done != NULL && strcmp(done, wl->rv) == 0)
-        return;
+        return NULL;
     struct patch *p = gf_calloc(1, sizeof(*p));
     p->a = a;
     p->wl_key = gf_strdup(wl->key);
@@ -354,18 +378,22 @@ static void fence_wl(struct gf_agent *a, const struct gf_store_entry *job,
     p->rv = gf_strdup(wl->rv);
     gf_htab_put_str(&a->inflight, p->wl_key, p);
     a->calls++;
-    send_patch(p);
+    return p;
 }
 
 static void fence_copy(void *data, const struct gf_store_entry *job,
                        const struct gf_store_entry *wl)
 {
-    fence_wl(data, job, wl);
+    struct patch *p = fence_wl(data, job, wl);
+    if (p != NULL)
+        send_patch(p);
 }
 
 static void fence_loan(void *data, const struct gf_store_entry *wl)
 {
-    fence_wl(data, NULL, wl);
+    struct patch *p = fence_wl(data, NULL, wl);
+    if (p != NULL)
+        send_patch(p);
 }
 
 static size_t sweep(struct gf_agent *a, size_t *waiting)
@@ -405,12 +433,15 @@ static void sweep_soon(struct gf_agent *a)
 
 static void fence_list(struct gf_agent *a);
 static void list_page(struct gf_agent *a);
+static struct gf_store *list_store(gf_store_project_fn project,
+                                   gf_store_free_fn fr);
 
 static void list_free(struct gf_agent *a)
 {
     gf_store_free(a->lj);
     gf_store_free(a->lw);
-    a->lj = a->lw = NULL;
+    gf_store_free(a->lq);
+    a->lj = a->lw = a->lq = NULL;
     gf_free(a->list_cont);
     a->list_cont = NULL;
     a->list_wls = false;
@@ -479,6 +510,7 @@ static void list_fence(struct gf_agent *a)
     a->list_cont = NULL;
     a->list_cqs = true;
     a->revert_failed = false;
+    a->lq = list_store(gf_fence_cq_project, gf_fence_cq_free);
     list_page(a);
 }
 
@@ -565,6 +597,115 @@ static void revert_grant(struct gf_agent *a, const cJSON *cq)
     cJSON_free(body);
 }
 
+/* --- the per-cohort rule -------------------------------------------------- */
+
+/*
+ * The inputs of controller/cohort_fit.h, from one fenced LIST: every
+ * ClusterQueue (a grant that lends nothing names its lease), and every
+ * Workload with what it holds. Copies and loan-marked Workloads are being
+ * stopped by the other rules: their quota counts as gone.
+ */
+struct fit_in {
+    struct gf_fit_cq *cqs;
+    size_t n_cqs;
+    struct gf_fit_wl *wls;
+    const struct gf_store_entry **ents;
+    size_t n_wls;
+    struct gf_htab copies; /* uids of copy Jobs (values unused) */
+};
+
+static int fit_cq(void *data, const struct gf_store_entry *e)
+{
+    struct fit_in *in = data;
+    const struct gf_fence_cq *q = e->proj;
+    in->cqs[in->n_cqs++] =
+        (struct gf_fit_cq){.name = q->name,
+                           .cohort = q->cohort,
+                           .nominal = q->nominal,
+                           .n_nominal = q->n_nominal,
+                           .lease = q->grant && !q->lends ? q->lease : NULL};
+    return 0;
+}
+
+static int fit_copy(void *data, const struct gf_store_entry *e)
+{
+    struct fit_in *in = data;
+    const struct gf_fence_job *j = e->proj;
+    gf_htab_put_str(&in->copies, j->uid, in);
+    return 0;
+}
+
+static int fit_wl(void *data, const struct gf_store_entry *e)
+{
+    struct fit_in *in = data;
+    const struct gf_fence_wl *w = e->proj;
+    bool copy = w->owner_uid != NULL &&
+                gf_htab_get_str(&in->copies, w->owner_uid) != NULL;
+    bool hold = strcmp(e->ns, GF_LOAN_NS) == 0 &&
+                strncmp(e->name, GF_HOLD_PREFIX, strlen(GF_HOLD_PREFIX)) == 0;
+    in->ents[in->n_wls] = e;
+    in->wls[in->n_wls++] = (struct gf_fit_wl){
+        .key = e->key,
+        .cq = w->cq,
+        .uses = w->uses,
+        .n_uses = w->n_uses,
+        .admitted_ms = w->admitted_ms,
+        .leaving = !w->active || w->finished || w->loan || copy,
+        .keep = hold};
+    return 0;
+}
+
+static void fit_why(const struct gf_fit_stop *s, char *out, size_t cap)
+{
+    snprintf(out, cap,
+             "cohort %s uses %.3g %s of flavor %s on a nominal quota of %.3g",
+             s->cohort, (double)s->used_milli / 1000.0, s->resource, s->flavor,
+             (double)s->nominal_milli / 1000.0);
+}
+
+/*
+ * After the grants are reverted and the marked Workloads stopped: Kueue
+ * pools a cohort's quota, so a grant may have admitted other Workloads of
+ * the cohort ahead of the loan's. Each cohort that held a reverted grant
+ * is brought within its own nominal quota again by stopping its newest
+ * admissions (controller/cohort_fit.h), each marked with the lease whose
+ * release reactivates it. From the fresh LIST only: the caches may lag
+ * an admission the grant made just before the revert.
+ */
+static void cohort_rule(struct gf_agent *a)
+{
+    if (a->lq == NULL || a->lw == NULL || a->lj == NULL)
+        return;
+    struct fit_in in = {0};
+    gf_htab_init(&in.copies, GF_HTAB_OWN_KEYS);
+    in.cqs = gf_calloc(gf_store_len(a->lq) + 1, sizeof(*in.cqs));
+    in.wls = gf_calloc(gf_store_len(a->lw) + 1, sizeof(*in.wls));
+    in.ents = gf_calloc(gf_store_len(a->lw) + 1, sizeof(*in.ents));
+    gf_store_foreach(a->lq, fit_cq, &in);
+    gf_store_foreach(a->lj, fit_copy, &in);
+    gf_store_foreach(a->lw, fit_wl, &in);
+    struct gf_fit_stop *stops = gf_calloc(in.n_wls + 1, sizeof(*stops));
+    size_t n = gf_fit_plan(in.cqs, in.n_cqs, in.wls, in.n_wls, stops);
+    for (size_t i = 0; i < n; i++) {
+        struct patch *p = fence_wl(a, NULL, in.ents[stops[i].wl]);
+        if (p == NULL)
+            continue;
+        char why[600];
+        fit_why(&stops[i], why, sizeof(why));
+        p->for_lease = gf_strdup(stops[i].lease);
+        p->why = gf_strdup(why);
+        send_patch(p);
+    }
+    if (n > 0)
+        GF_LOG(&a->lc, GF_LOG_WARN, "cohort over its quota after the revert",
+               "member=%s stops=%zu", a->member, n);
+    gf_free(stops);
+    gf_free(in.ents);
+    gf_free(in.wls);
+    gf_free(in.cqs);
+    gf_htab_free(&in.copies);
+}
+
 /* The ClusterQueue LIST is read: with no grant left lending, what the
  * loans served is deactivated, from this LIST and from the cache. */
 static void grants_listed(struct gf_agent *a)
@@ -575,6 +716,7 @@ static void grants_listed(struct gf_agent *a)
     gf_fence_loan_plan(a->lw, fence_loan, a);
     if (a->wls != NULL)
         gf_fence_loan_plan(a->wls, fence_loan, a);
+    cohort_rule(a);
 }
 
 static void list_done(void *data, const struct gf_kube_result *res)
@@ -597,9 +739,10 @@ static void list_done(void *data, const struct gf_kube_result *res)
     cJSON_ArrayForEach(it, items)
     {
         /* One object we cannot read does not hide the others. */
-        if (a->list_cqs)
+        if (a->list_cqs) {
             revert_grant(a, it);
-        else
+            (void)gf_store_upsert(a->lq, it);
+        } else
             (void)gf_store_upsert(s, it);
     }
     const char *rv = NULL, *cont = NULL;
@@ -630,10 +773,10 @@ static void list_page(struct gf_agent *a)
                            : a->list_wls ? "workloads.kueue.x-k8s.io"
                                          : "jobs.batch",
                            &r);
+    /* Every ClusterQueue: the per-cohort rule sums the nominal quota of
+     * each cohort that held a grant. */
     const struct gf_kube_list_opts o = {
-        .label_selector = a->list_cqs   ? GF_FENCE_GRANT_SELECTOR
-                          : a->list_wls ? NULL
-                                        : GF_LABEL_LEASE,
+        .label_selector = a->list_cqs || a->list_wls ? NULL : GF_LABEL_LEASE,
         .continue_token = a->list_cont,
         .limit = LIST_PAGE};
     int rc = a->io->list(a->c, &r, &o, list_done, a, &a->list_call);

@@ -176,6 +176,68 @@ int gf_fence_job_project(void *data, const cJSON *obj, void **out)
     return 0;
 }
 
+/* Adds q milli of (flavor, res) to *v (n entries, strings owned). */
+static void amount_add(struct gf_fit_amount **v, size_t *n, const char *flavor,
+                       const char *res, int64_t q)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i].flavor, flavor) == 0 &&
+            strcmp((*v)[i].resource, res) == 0) {
+            (*v)[i].milli += q;
+            return;
+        }
+    *v = gf_realloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = (struct gf_fit_amount){
+        .flavor = gf_strdup(flavor), .resource = gf_strdup(res), .milli = q};
+}
+
+static void amounts_free(struct gf_fit_amount *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        gf_free((char *)v[i].flavor);
+        gf_free((char *)v[i].resource);
+    }
+    gf_free(v);
+}
+
+/*
+ * status.admission as Kueue writes it: the ClusterQueue, and per podSet
+ * the flavor of each resource (flavors) and the podSet's total
+ * (resourceUsage). Resource names are data (nvidia.com/gpu): read key by
+ * key. A quantity that cannot be read is skipped, so a Workload never
+ * looks bigger than it is; the ClusterQueue status cross-checks nothing
+ * here, the hub's release reads that.
+ */
+static void admission(struct gf_fence_wl *w, const cJSON *status)
+{
+    const cJSON *adm = cJSON_GetObjectItemCaseSensitive(status, "admission");
+    const char *cq = gf_json_as_str(GF_JSON_AT(adm, "clusterQueue"));
+    if (cq == NULL)
+        return;
+    w->cq = gf_strdup(cq);
+    const cJSON *psa;
+    cJSON_ArrayForEach(psa, GF_JSON_AT(adm, "podSetAssignments"))
+    {
+        const cJSON *fl = cJSON_GetObjectItemCaseSensitive(psa, "flavors");
+        const cJSON *u;
+        cJSON_ArrayForEach(
+            u, cJSON_GetObjectItemCaseSensitive(psa, "resourceUsage"))
+        {
+            const char *f =
+                gf_json_as_str(cJSON_GetObjectItemCaseSensitive(fl, u->string));
+            int64_t milli = 0;
+            if (f != NULL && u->string != NULL &&
+                gf_json_quantity_milli(u, &milli) == 0 && milli > 0)
+                amount_add(&w->uses, &w->n_uses, f, u->string, milli);
+        }
+    }
+    const cJSON *rc =
+        gf_json_cond(GF_JSON_AT(status, "conditions"), "QuotaReserved");
+    const char *t = gf_json_as_str(GF_JSON_AT(rc, "lastTransitionTime"));
+    if (t != NULL && gf_time_parse_rfc3339(t, &w->admitted_ms) != 0)
+        w->admitted_ms = 0;
+}
+
 int gf_fence_wl_project(void *data, const cJSON *obj, void **out)
 {
     (void)data;
@@ -187,6 +249,7 @@ int gf_fence_wl_project(void *data, const cJSON *obj, void **out)
     w->finished =
         gf_json_cond_true(GF_JSON_AT(obj, "status", "conditions"), "Finished");
     w->loan = gf_json_annotation(obj, GF_ANN_LOAN) != NULL;
+    admission(w, GF_JSON_AT(obj, "status"));
     const cJSON *refs = GF_JSON_AT(obj, "metadata", "ownerReferences");
     if (!cJSON_IsArray(refs))
         refs = NULL;
@@ -221,7 +284,89 @@ void gf_fence_wl_free(void *p)
     if (w == NULL)
         return;
     gf_free(w->owner_uid);
+    gf_free(w->cq);
+    amounts_free(w->uses, w->n_uses);
     gf_free(w);
+}
+
+/* The first lease of a comma-separated list, owned; NULL when empty. */
+static char *first_lease(const char *list)
+{
+    if (list == NULL || list[0] == '\0' || list[0] == ',')
+        return NULL;
+    size_t n = strcspn(list, ",");
+    char *s = gf_malloc(n + 1);
+    memcpy(s, list, n);
+    s[n] = '\0';
+    return s;
+}
+
+static bool is_grant(const cJSON *cq, const char *name)
+{
+    const char *mb = gf_json_label(cq, "app.kubernetes.io/managed-by");
+    return name != NULL && mb != NULL && strcmp(mb, "gpufed") == 0 &&
+           strncmp(name, GF_FENCE_GRANT_PREFIX,
+                   strlen(GF_FENCE_GRANT_PREFIX)) == 0;
+}
+
+/* spec.resourceGroups' nominalQuota per flavor and resource into q; an
+ * unreadable quantity is left out (the sum never grows from a guess). */
+static void cq_quota(struct gf_fence_cq *q, const cJSON *obj)
+{
+    const cJSON *rg, *fl, *r;
+    cJSON_ArrayForEach(rg, GF_JSON_AT(obj, "spec", "resourceGroups"))
+    {
+        cJSON_ArrayForEach(fl, GF_JSON_AT(rg, "flavors"))
+        {
+            const char *f = gf_json_as_str(GF_JSON_AT(fl, "name"));
+            cJSON_ArrayForEach(r, GF_JSON_AT(fl, "resources"))
+            {
+                const char *res = gf_json_as_str(GF_JSON_AT(r, "name"));
+                const cJSON *nq = GF_JSON_AT(r, "nominalQuota");
+                int64_t milli = 0;
+                if (f == NULL || res == NULL ||
+                    (nq != NULL && gf_json_quantity_milli(nq, &milli) != 0))
+                    continue;
+                q->lends = q->lends || milli != 0;
+                amount_add(&q->nominal, &q->n_nominal, f, res, milli);
+            }
+        }
+    }
+}
+
+int gf_fence_cq_project(void *data, const cJSON *obj, void **out)
+{
+    (void)data;
+    const char *name = gf_json_as_str(GF_JSON_AT(obj, "metadata", "name"));
+    if (name == NULL)
+        return -EINVAL;
+    struct gf_fence_cq *q = gf_calloc(1, sizeof(*q));
+    q->name = gf_strdup(name);
+    const char *cohort = gf_json_as_str(GF_JSON_AT(obj, "spec", "cohortName"));
+    q->cohort = cohort != NULL ? gf_strdup(cohort) : NULL;
+    cq_quota(q, obj);
+    q->grant = is_grant(obj, name);
+    const char *loans = gf_json_annotation(obj, GF_FENCE_ANN_LOANS);
+    const char *reverted = gf_json_annotation(obj, GF_FENCE_ANN_REVERTED_LOANS);
+    /* Only a grant lends to the cohort for a loan; any other queue's
+     * nominal quota is the cohort's own. */
+    q->lends = q->grant && (q->lends || loans != NULL);
+    if (q->grant)
+        q->lease = first_lease(loans != NULL ? loans : reverted);
+    *out = q;
+    return 0;
+}
+
+void gf_fence_cq_free(void *p)
+{
+    struct gf_fence_cq *q = p;
+    if (q == NULL)
+        return;
+    gf_free(q->name);
+    gf_free(q->cohort);
+    gf_free(q->lease);
+    amounts_free(q->nominal, q->n_nominal);
+    gf_free(q);
 }
 
 void gf_fence_index_update(struct gf_htab *idx,
@@ -300,7 +445,7 @@ size_t gf_fence_plan(const struct gf_store *jobs, const struct gf_store *wls,
     return p.calls;
 }
 
-char *gf_fence_patch_body(int64_t wall_ms)
+char *gf_fence_patch_body(int64_t wall_ms, const char *for_lease)
 {
     char ts[32];
     gf_time_rfc3339(wall_ms, ts);
@@ -308,6 +453,8 @@ char *gf_fence_patch_body(int64_t wall_ms)
     cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(p, "metadata"),
                                          "annotations");
     cJSON_AddStringToObject(ann, GF_ANN_FENCED_AT, ts);
+    if (for_lease != NULL)
+        cJSON_AddStringToObject(ann, GF_FENCE_ANN_FENCED_FOR_LOAN, for_lease);
     cJSON_AddFalseToObject(cJSON_AddObjectToObject(p, "spec"), "active");
     char *s = cJSON_PrintUnformatted(p);
     cJSON_Delete(p);
@@ -355,13 +502,11 @@ static bool quantity_zero(const cJSON *q)
 char *gf_fence_grant_patch(const cJSON *cq)
 {
     const char *name = gf_json_as_str(GF_JSON_AT(cq, "metadata", "name"));
-    const char *mb = gf_json_label(cq, "app.kubernetes.io/managed-by");
-    if (name == NULL || mb == NULL || strcmp(mb, "gpufed") != 0 ||
-        strncmp(name, GF_FENCE_GRANT_PREFIX, strlen(GF_FENCE_GRANT_PREFIX)) !=
-            0)
+    if (!is_grant(cq, name))
         return NULL;
     const cJSON *rgs = GF_JSON_AT(cq, "spec", "resourceGroups");
-    bool lends = gf_json_annotation(cq, GF_FENCE_ANN_LOANS) != NULL;
+    const char *loans = gf_json_annotation(cq, GF_FENCE_ANN_LOANS);
+    bool lends = loans != NULL;
     cJSON *groups =
         cJSON_IsArray(rgs) ? cJSON_Duplicate(rgs, true) : cJSON_CreateArray();
     const cJSON *rg, *fl;
@@ -387,6 +532,10 @@ char *gf_fence_grant_patch(const cJSON *cq)
     cJSON *ann = cJSON_AddObjectToObject(cJSON_AddObjectToObject(p, "metadata"),
                                          "annotations");
     cJSON_AddNullToObject(ann, GF_FENCE_ANN_LOANS);
+    /* Kept for the per-cohort rule, which names a lease on what it stops
+     * (the revert has removed it from gpufed.io/loans). */
+    if (loans != NULL)
+        cJSON_AddStringToObject(ann, GF_FENCE_ANN_REVERTED_LOANS, loans);
     cJSON_AddItemToObject(cJSON_AddObjectToObject(p, "spec"), "resourceGroups",
                           groups);
     char *s = cJSON_PrintUnformatted(p);

@@ -34,7 +34,10 @@
  * the hold that backs the grant at its own fencing time, which comes
  * after the agent's by construction. The revert comes first because a
  * grant that still stands lets Kueue admit others into the quota a
- * deactivated Workload frees.
+ * deactivated Workload frees. Then the per-cohort rule
+ * (controller/cohort_fit.h) stops what the grant admitted ahead of the
+ * marked Workloads, with gpufed.io/fenced-for-loan naming the lease whose
+ * release reactivates it.
  *
  * Pure: times are arguments, no clock reads, no I/O. Projections return
  * owned structs (free with the matching _free, which accepts NULL).
@@ -49,6 +52,7 @@
 #include <stdint.h>
 
 #include "common/htab.h"
+#include "controller/cohort_fit.h"
 #include "kubeclient/store.h"
 
 #define GF_HEARTBEAT_NS "gpufed-system"
@@ -136,13 +140,35 @@ struct gf_fence_wl {
     bool active;     /* spec.active, default true */
     bool finished;   /* condition Finished is True */
     bool loan;       /* the loan mark gpufed.io/loan is set */
+    /* status.admission (the per-cohort rule, controller/cohort_fit.h):
+     * its ClusterQueue (NULL when it holds no quota) and its
+     * resourceUsage per flavor, strings owned; QuotaReserved's
+     * lastTransitionTime (0 when unknown). */
+    char *cq;
+    struct gf_fit_amount *uses;
+    size_t n_uses;
+    int64_t admitted_ms;
+};
+
+/* A ClusterQueue, projected for the per-cohort rule. */
+struct gf_fence_cq {
+    char *name, *cohort;
+    struct gf_fit_amount *nominal; /* strings owned */
+    size_t n_nominal;
+    /* A grant (gpufed-loan-*, managed-by gpufed): the first lease of
+     * gpufed.io/loans, else of gpufed.io/reverted-loans; NULL otherwise. */
+    char *lease;
+    bool grant;
+    bool lends; /* a grant with a nominalQuota other than 0, or loans */
 };
 
 /* Store projections (kubeclient/store.h); data is ignored. */
 int gf_fence_job_project(void *data, const cJSON *obj, void **out);
 int gf_fence_wl_project(void *data, const cJSON *obj, void **out);
+int gf_fence_cq_project(void *data, const cJSON *obj, void **out);
 void gf_fence_job_free(void *p);
 void gf_fence_wl_free(void *p);
+void gf_fence_cq_free(void *p);
 
 /*
  * The index of Workloads by owner Job uid: an htab (owning its keys)
@@ -189,28 +215,35 @@ size_t gf_fence_loan_plan(const struct gf_store *wls,
                                      const struct gf_store_entry *wl),
                           void *data);
 
-/* What the agent lists to find loans granted in its cluster. */
-#define GF_FENCE_GRANT_SELECTOR "app.kubernetes.io/managed-by=gpufed"
 #define GF_FENCE_GRANT_PREFIX "gpufed-loan-"
 #define GF_FENCE_ANN_LOANS "gpufed.io/loans"
+/* On a grant the agent reverted: the leases gpufed.io/loans named, so
+ * that the per-cohort rule can name one even after an agent restart. The
+ * hub's next raise removes it. */
+#define GF_FENCE_ANN_REVERTED_LOANS "gpufed.io/reverted-loans"
+/* On a Workload the per-cohort rule stopped: the lease whose release
+ * reactivates it (the hub's GF_ANN_FENCED_FOR_LOAN). */
+#define GF_FENCE_ANN_FENCED_FOR_LOAN "gpufed.io/fenced-for-loan"
 
 /*
  * The revert of a loan's grant (docs/controller.md, "Loans"): for a
  * ClusterQueue gpufed-loan-* labelled managed-by gpufed that still lends
  * anything (a nominalQuota other than 0, or leases in gpufed.io/loans), a
  * merge patch that sets every nominalQuota of its resourceGroups to 0 and
- * removes gpufed.io/loans. The quota it lent is the lender's, backed by a
- * hold the hub keeps only until the borrower is certainly fenced; once
- * the borrower cannot hear the hub it must stop using it. The caller adds
- * the resourceVersion precondition. NULL when there is nothing to revert
- * (another ClusterQueue, or a grant already at 0). Returned-owned
+ * moves gpufed.io/loans to gpufed.io/reverted-loans. The quota it lent is the
+ * lender's, backed by a hold the hub keeps only until the borrower is certainly
+ * fenced; once the borrower cannot hear the hub it must stop using it. The
+ * caller adds the resourceVersion precondition. NULL when there is nothing to
+ * revert (another ClusterQueue, or a grant already at 0). Returned-owned
  * (cJSON_free).
  */
 char *gf_fence_grant_patch(const cJSON *cq);
 
 /* The merge patch that fences a Workload: spec.active=false and the
- * annotation gpufed.io/fenced-at (RFC 3339 of wall_ms). The caller adds
- * the resourceVersion precondition. Returned-owned (cJSON_free). */
-char *gf_fence_patch_body(int64_t wall_ms);
+ * annotation gpufed.io/fenced-at (RFC 3339 of wall_ms), and with
+ * for_lease (NULL: none) gpufed.io/fenced-for-loan = for_lease, which the
+ * per-cohort rule writes. The caller adds the resourceVersion
+ * precondition. Returned-owned (cJSON_free). */
+char *gf_fence_patch_body(int64_t wall_ms, const char *for_lease);
 
 #endif

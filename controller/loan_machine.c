@@ -109,6 +109,12 @@ static bool hold_ours(const struct gf_ln_hold *h)
     return h->wl == GF_LM_PRESENT && h->ours;
 }
 
+/* The hold still reserves the lender's quota behind the grant. */
+static bool hold_backs(const struct gf_ln_hold *h)
+{
+    return hold_ours(h) && h->reserved && !h->deleting;
+}
+
 /* W's Job or W itself was deleted: nothing is left to run the loan. */
 static bool origin_gone(const struct gf_ln_origin *o)
 {
@@ -313,6 +319,13 @@ static bool origin_still_borrows(const struct gf_ln_view *v,
         *st = wait("deactivated origin still holds quota");
     else if (!v->cohort_over)
         return false;
+    else if (v->hold.wl != GF_LM_UNKNOWN && !hold_backs(&v->hold))
+        /* The lender has its quota back already (its Kueue preempted or
+         * evicted the hold, or it is gone): every moment W runs on above
+         * the cohort's quota is S2 broken, so no grace period. */
+        *st = write(GF_LN_DEACTIVATE_ORIGIN, "LoanRevoked",
+                    "hold lost and cohort over quota: deactivate the origin "
+                    "at once");
     else if (o->deadline_ms == 0)
         *st = write(GF_LN_MARK_DEADLINE, "LoanRevoking",
                     "cohort over quota: announce the deadline");

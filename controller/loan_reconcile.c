@@ -683,7 +683,7 @@ static void get_grant(struct lctx *c)
 /* The grant as a whole object (create) or as a merge patch guarded by the
  * resourceVersion seen (update): nominal quota and the leases counted. */
 static char *grant_body(const struct lctx *c, int64_t nominal,
-                        const char *loans, bool create)
+                        const char *loans, bool create, bool raise)
 {
     cJSON *o = cJSON_CreateObject();
     if (create) {
@@ -698,8 +698,13 @@ static char *grant_body(const struct lctx *c, int64_t nominal,
     } else {
         cJSON_AddStringToObject(md, "resourceVersion", c->grant_rv);
     }
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "annotations"),
-                            GF_ANN_LOANS, loans);
+    cJSON *an = cJSON_AddObjectToObject(md, "annotations");
+    cJSON_AddStringToObject(an, GF_ANN_LOANS, loans);
+    /* A raise lends anew: the agent's record of the leases of an earlier
+     * revert (for the Workloads its per-cohort rule stops) no longer
+     * applies to this grant. */
+    if (raise && !create)
+        cJSON_AddNullToObject(an, GF_FENCE_ANN_REVERTED_LOANS);
     cJSON *sp = cJSON_AddObjectToObject(o, "spec");
     if (create) {
         cJSON_AddStringToObject(sp, "cohortName", c->cohort);
@@ -746,7 +751,7 @@ static void change_grant(struct lctx *c, bool raise)
     if (nominal < 0)
         nominal = 0;
     char *loans = list_with(c->grant_loans, c->lease, raise);
-    char *body = grant_body(c, nominal, loans, create);
+    char *body = grant_body(c, nominal, loans, create, raise);
     gf_free(loans);
     struct gf_kube_resource r = resource(CQ_RES);
     struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};

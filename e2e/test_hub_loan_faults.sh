@@ -14,10 +14,20 @@
 #              after D(1+rho)+margin from east's last heartbeat (asserted
 #              from the heartbeat's renewTime and the hub's Fenced line);
 #              the grant is 0 before the hold goes
+#   cohort     a Workload of east's cohort (another ClusterQueue, higher
+#              priority, no loan mark) is admitted on a loan's grant
+#              ahead of the loan's own; east cut off: the agent reverts
+#              the grant and, the cohort being over its quota, stops that
+#              Workload too (gpufed.io/fenced-for-loan, Event
+#              FencedForLoan), so east never uses more than its quota of
+#              2 once the hold is gone; after the heal the hub reactivates
+#              it and every Job ends once, never two runs at once
 #   lender     west cut off from the hub: the hold stays reserved and the
 #              grant stays; after the heal the loan is Active and ends
 # Sampled all along (S2 on quota): east's grant never exceeds what west's
-# holds reserve. Needs GF_BIN and GF_SHARED, kubectl, jq.
+# holds reserve; from the cohort step on, neither does what east's
+# Workloads hold beyond its quota of 2. Needs GF_BIN and GF_SHARED,
+# kubectl, jq.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -130,14 +140,14 @@ wait_for 20 "the hub's heartbeat in east" hb_time
 agent_pid=$!
 wait_for 10 "east's agent ready" grep -q 'msg=ready' "$work/agent.log"
 
-job() { # name gpus duration
+job() { # name gpus duration [queue [priority class]]
     E create -f - >/dev/null <<EOF
 apiVersion: batch/v1
 kind: Job
 metadata:
   name: $1
   namespace: ml
-  labels: {kueue.x-k8s.io/queue-name: ml}
+  labels: {kueue.x-k8s.io/queue-name: ${4:-ml}${5:+, kueue.x-k8s.io/priority-class: $5}}
   annotations: {kubesim.gpufed.io/duration: "$3"}
 spec:
   parallelism: 1
@@ -178,15 +188,28 @@ grant() { # the grant's nominal quota in east, 0 when absent
 # S2 on quota: the grant read between two reads of west's reserved holds
 # never exceeds what they reserve (raised only after a hold is reserved,
 # lowered or reverted before it goes).
+# GPUs held by east's Workloads (QuotaReserved, not Finished: Kueue keeps
+# a finished one's admission), from their admission.
+east_used() {
+    E -n ml get workloads -o json | jq '[.items[] |
+        select(any(.status.conditions[]?; .type=="QuotaReserved" and .status=="True")) |
+        select(all(.status.conditions[]?; .type!="Finished" or .status!="True")) |
+        .status.admission.podSetAssignments[]?.resourceUsage["nvidia.com/gpu"] // "0" |
+        tonumber] | add // 0'
+}
 samples=0
+check_use=""
 sample() {
-    local h1 h3 g cover
+    local h1 h3 g u cover
     h1=$(holds)
     g=$(grant)
+    [ -z "$check_use" ] || u=$(east_used)
     h3=$(holds)
     cover=$(printf '%s\n%s\n' "$h1" "$h3" | awk 'NF==2 && !s[$1]++ {t+=$2} END {print t+0}')
     samples=$((samples + 1))
     [ "$g" -le "$cover" ] || fail "S2: the grant is $g, west's holds reserve $cover"
+    [ -z "$check_use" ] || [ "$u" -le $((2 + cover)) ] ||
+        fail "S2: east's Workloads hold $u GPUs on a quota of 2, west's holds reserve $cover"
 }
 sample_until() { # secs what cmd...: samples until cmd succeeds
     local secs=$1 what=$2 deadline
@@ -292,6 +315,71 @@ printf '%s\n' "$r" | awk '$1=="start"{n++; if (n>1) exit 1} $1=="stop"||$1=="fin
     fail "part-1 ran twice at once: $(printf '%s' "$r" | tr '\n' ';')"
 echo "   part-1 starts: $(starts part-1)"
 sample_until 20 "nothing lent after part-1" nothing_lent
+
+step "cohort: a Workload admitted on the grant ahead of the loan's is stopped at the fence"
+E apply -f - >/dev/null <<EOF
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: WorkloadPriorityClass
+metadata: {name: high}
+value: 1000
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: ClusterQueue
+metadata: {name: ml-other}
+spec:
+  cohortName: ml
+  namespaceSelector: {}
+  resourceGroups:
+  - coveredResources: [cpu, nvidia.com/gpu]
+    flavors:
+    - name: a100
+      resources:
+      - {name: cpu, nominalQuota: 0}
+      - {name: nvidia.com/gpu, nominalQuota: 0}
+---
+apiVersion: kueue.x-k8s.io/v1beta2
+kind: LocalQueue
+metadata: {name: other, namespace: ml}
+spec: {clusterQueue: ml-other}
+EOF
+check_use=1
+grant_is() { [ "$(grant)" = "$1" ]; }
+# ml-other is in no group: the hub never lends for it, but its Workloads
+# borrow whatever the cohort has, the grant included. Higher priority:
+# Kueue admits it first when part-2's grant is raised.
+job sneak-1 4 100s other high
+job part-2 4 40s
+sample_until 30 "part-2's loan raises the grant" grant_is 4
+"$GF_BIN/kubesim" fault east blackhole --identity gpufed-hub --for 12s --dir "$D" >/dev/null
+t_fault=$(now_ms)
+wl_reserved sneak-1 || fail "sneak-1 was not admitted on the grant (the scenario needs it)"
+! wl_reserved part-2 || fail "part-2 was admitted ahead of sneak-1 (the scenario needs the opposite)"
+lease=$(leases_of part-2 | awk '{print $1}' | head -1)
+sneak_fenced() {
+    E -n ml get workloads -o json | jq -e --arg j sneak-1 --arg l "$lease" '.items[] |
+        select(.metadata.ownerReferences[]?.name==$j) |
+        select(.spec.active==false and .metadata.annotations["gpufed.io/fenced-for-loan"]==$l)' >/dev/null
+}
+sample_until 20 "east's agent reverts the grant" grant_zero
+sample_until 10 "east's agent stops sneak-1 for loan $lease" sneak_fenced
+t_stop=$(now_ms)
+sample_until 20 "the hold in west deleted" no_hold
+t_gone=$(now_ms)
+u=$(east_used)
+echo "   fault -> sneak-1 stopped $(( t_stop - t_fault )) ms, -> hold gone $(( t_gone - t_fault )) ms; east holds $u GPUs (quota 2)"
+[ "$u" -le 2 ] || fail "east's Workloads hold $u GPUs on a quota of 2 with no hold left"
+grep -q '^FencedForLoan$' < <(E -n ml get events -o json | jq -r '.items[].reason') ||
+    fail "no FencedForLoan Event in east"
+sample_until 40 "part-2's first loan Released(Fenced) after the heal" lease_is part-2 Released Fenced
+sample_until 90 "sneak-1 done" done_ok sneak-1
+sample_until 90 "part-2 done" done_ok part-2
+for j in sneak-1 part-2; do
+    r=$(runs $j)
+    printf '%s\n' "$r" | awk '$1=="start"{n++; if (n>1) exit 1} $1=="stop"||$1=="finish"{n--}' ||
+        fail "$j ran twice at once: $(printf '%s' "$r" | tr '\n' ';')"
+    echo "   $j starts: $(starts $j)"
+done
+sample_until 30 "nothing lent after the cohort step" nothing_lent
 
 step "lender: west cut off; the hold and the grant stay; after the heal the loan goes on"
 job lend-1 4 150s

@@ -268,7 +268,8 @@ static void answer_list(struct call *k, const char *items, const char *cont)
 }
 
 /* Answers the fence's LIST: the copy Jobs, then all Workloads, then
- * (while fenced) gpufed's ClusterQueues, the loans to revert. */
+ * (while fenced) every ClusterQueue: the loans to revert among them, and
+ * the quotas of their cohorts. */
 static void answer_lists3(const char *jobs, const char *wls, const char *cqs)
 {
     struct call *j = open_call(LIST);
@@ -285,7 +286,7 @@ static void answer_lists3(const char *jobs, const char *wls, const char *cqs)
     }
     struct call *q = open_call(LIST);
     assert_string_equal(q->res, "clusterqueues");
-    assert_string_equal(q->selector, GF_FENCE_GRANT_SELECTOR);
+    assert_string_equal(q->selector, "");
     answer_list(q, cqs, "");
 }
 

@@ -526,11 +526,96 @@ static void test_marked_loan_workloads_are_fenced(void **state)
 static void test_patch_body(void **state)
 {
     (void)state;
-    char *b = gf_fence_patch_body(WALL0);
+    char *b = gf_fence_patch_body(WALL0, NULL);
     assert_string_equal(b, "{\"metadata\":{\"annotations\":{\"gpufed.io/"
                            "fenced-at\":\"2026-09-21T14:13:20Z\"}},"
                            "\"spec\":{\"active\":false}}");
     cJSON_free(b);
+    /* The per-cohort rule's: the lease whose release reactivates it. */
+    b = gf_fence_patch_body(WALL0, "loan-1");
+    assert_string_equal(b, "{\"metadata\":{\"annotations\":{\"gpufed.io/"
+                           "fenced-at\":\"2026-09-21T14:13:20Z\","
+                           "\"gpufed.io/fenced-for-loan\":\"loan-1\"}},"
+                           "\"spec\":{\"active\":false}}");
+    cJSON_free(b);
+}
+
+/* What the per-cohort rule reads of a Workload: status.admission, with
+ * dotted resource names read as one key. */
+static void test_admission_projected(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    cJSON *o = cJSON_Parse(
+        "{\"metadata\":{\"namespace\":\"ml\",\"name\":\"w\"},"
+        "\"status\":{\"admission\":{\"clusterQueue\":\"ml-other\","
+        "\"podSetAssignments\":[{\"name\":\"main\",\"count\":2,"
+        "\"flavors\":{\"nvidia.com/gpu\":\"a100\",\"cpu\":\"a100\"},"
+        "\"resourceUsage\":{\"nvidia.com/gpu\":\"4\",\"cpu\":\"500m\"}}]},"
+        "\"conditions\":[{\"type\":\"QuotaReserved\",\"status\":\"True\","
+        "\"lastTransitionTime\":\"2026-09-21T14:13:20Z\"}]}}");
+    void *p = NULL;
+    assert_int_equal(gf_fence_wl_project(NULL, o, &p), 0);
+    const struct gf_fence_wl *w = p;
+    assert_string_equal(w->cq, "ml-other");
+    assert_int_equal(w->n_uses, 2);
+    assert_string_equal(w->uses[0].resource, "nvidia.com/gpu");
+    assert_string_equal(w->uses[0].flavor, "a100");
+    assert_int_equal(w->uses[0].milli, 4000);
+    assert_int_equal(w->uses[1].milli, 500);
+    assert_int_equal(w->admitted_ms, WALL0);
+    gf_fence_wl_free(p);
+    cJSON_Delete(o);
+    assert_int_equal(gf_alloc_live(), live);
+}
+
+/* A grant: its cohort, its quota, and the lease it lent for, before and
+ * after the revert (which keeps the leases in gpufed.io/reverted-loans). */
+static void test_grant_projected_and_reverted(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live();
+    cJSON *o = cJSON_Parse(
+        "{\"metadata\":{\"name\":\"gpufed-loan-ml-gpu\",\"labels\":{"
+        "\"app.kubernetes.io/managed-by\":\"gpufed\"},\"annotations\":{"
+        "\"gpufed.io/loans\":\"loan-1,loan-2\"}},\"spec\":{\"cohortName\":"
+        "\"ml\",\"resourceGroups\":[{\"flavors\":[{\"name\":\"a100\","
+        "\"resources\":[{\"name\":\"nvidia.com/gpu\",\"nominalQuota\":"
+        "\"4\"}]}]}]}}");
+    void *p = NULL;
+    assert_int_equal(gf_fence_cq_project(NULL, o, &p), 0);
+    const struct gf_fence_cq *q = p;
+    assert_true(q->grant);
+    assert_true(q->lends);
+    assert_string_equal(q->cohort, "ml");
+    assert_string_equal(q->lease, "loan-1");
+    assert_int_equal(q->n_nominal, 1);
+    assert_int_equal(q->nominal[0].milli, 4000);
+    gf_fence_cq_free(p);
+    char *b = gf_fence_grant_patch(o);
+    assert_non_null(strstr(b, "\"gpufed.io/loans\":null"));
+    assert_non_null(
+        strstr(b, "\"gpufed.io/reverted-loans\":\"loan-1,loan-2\""));
+    cJSON_Delete(o);
+    /* The grant as the revert left it: lends nothing, still names the
+     * lease. */
+    o = cJSON_Parse(b);
+    cJSON_free(b);
+    cJSON *md = cJSON_GetObjectItemCaseSensitive(o, "metadata");
+    cJSON_AddStringToObject(md, "name", "gpufed-loan-ml-gpu");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(md, "labels"),
+                            "app.kubernetes.io/managed-by", "gpufed");
+    cJSON *an = cJSON_GetObjectItemCaseSensitive(md, "annotations");
+    cJSON_DeleteItemFromObjectCaseSensitive(an, "gpufed.io/loans");
+    assert_int_equal(gf_fence_cq_project(NULL, o, &p), 0);
+    q = p;
+    assert_false(q->lends);
+    assert_string_equal(q->lease, "loan-1");
+    assert_int_equal(q->nominal[0].milli, 0);
+    gf_fence_cq_free(p);
+    assert_null(gf_fence_grant_patch(o));
+    cJSON_Delete(o);
+    assert_int_equal(gf_alloc_live(), live);
 }
 
 int main(void)
@@ -551,6 +636,8 @@ int main(void)
         cmocka_unit_test(test_a_copy_that_appears_while_fenced_is_fenced),
         cmocka_unit_test(test_marked_loan_workloads_are_fenced),
         cmocka_unit_test(test_patch_body),
+        cmocka_unit_test(test_admission_projected),
+        cmocka_unit_test(test_grant_projected_and_reverted),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     gf_alloc_global_cleanup();

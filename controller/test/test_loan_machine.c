@@ -344,6 +344,19 @@ static void test_hold_lost_releases_grant(void **state)
     EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_HOLD_LOST);
     take(&v);
     EXPECT_WRITE(v, GF_LN_LOWER_GRANT);
+    /* Lowered, and W still over the cohort's quota: the lender's Kueue
+     * took its quota back (reclaimWithinCohort preempted the hold), so W
+     * is deactivated at once, with no grace period. */
+    v.grant.share_in = false;
+    v.grant.nominal = 0;
+    v.cohort_over = true;
+    EXPECT_WRITE(v, GF_LN_DEACTIVATE_ORIGIN);
+    assert_int_equal(v.origin.deadline_ms, 0);
+    /* With the hold still reserved (any other release) the grace period
+     * comes first, announced on W. */
+    v.hold.evicted = false;
+    v.hold.reserved = true;
+    EXPECT_WRITE(v, GF_LN_MARK_DEADLINE);
     v = active_loan();
     v.hold = (struct gf_ln_hold){.wl = GF_LM_ABSENT};
     EXPECT_PHASE(v, GF_LEASE_RELEASING, GF_LN_R_HOLD_LOST);
