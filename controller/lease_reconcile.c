@@ -241,15 +241,24 @@ static void log_fail(struct wctx *c, const struct gf_kube_result *res)
            res->status->message);
 }
 
+/* An answer that is an error: logged, and the reconcile ends with ERROR
+ * (a retry with backoff; after a 409 the machine looks again at what
+ * changed). True when it was; c is then freed. */
+static bool write_failed(struct wctx *c, const struct gf_kube_result *res)
+{
+    if (res->err == 0)
+        return false;
+    log_fail(c, res);
+    finish(c, GF_WQ_ERROR, 0);
+    return true;
+}
+
 /* The common ending: success, or a retry with backoff. */
 static void done_simple(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    if (write_failed(c, res))
         return;
-    }
     c->wrote = true;
     emit_event(c);
     finish(c, GF_WQ_OK, 0);
@@ -259,6 +268,23 @@ static struct gf_kube_client *member_client(struct wctx *c, const char *name)
 {
     struct gf__member *m = gf__hub_member(c->h, name);
     return m != NULL ? m->client : NULL;
+}
+
+/* Sends the write as a patch of type to name in ns of res through cl, and
+ * frees body (cJSON's). cb runs with c unless the patch cannot be sent
+ * (no client, or a refused call): then the reconcile ends with ERROR. */
+static void patch_or_error(struct wctx *c, struct gf_kube_client *cl,
+                           const char *res, const char *ns, const char *name,
+                           enum gf_patch_type type, char *body, gf_kube_cb cb)
+{
+    struct gf_kube_resource r = resource(res);
+    struct gf_kube_patch_opts po = {.type = type};
+    int rc = cl == NULL ? -ENOTCONN
+                        : gf_kube_patch(cl, &r, ns, name, &po, body,
+                                        strlen(body), cb, c, NULL);
+    cJSON_free(body);
+    if (rc != 0)
+        finish(c, GF_WQ_ERROR, 0);
 }
 
 /* --- set-phase: GET the lease, append a transition, PATCH /status ------ */
@@ -410,13 +436,10 @@ static void placement_done(void *data, const struct gf_kube_result *res)
 static void hold_done(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
-    if (res->err != 0) {
-        /* 409: Kueue changed it (maybe admitted it) since we looked;
-         * re-observe. */
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    /* 409: Kueue changed it (maybe admitted it) since we looked;
+     * re-observe. */
+    if (write_failed(c, res))
         return;
-    }
     c->wrote = true;
     /* The held Workload as the server answered (the resourceVersion
      * precondition made it the version we saw, plus our hold): the next
@@ -505,16 +528,11 @@ static void hold(struct wctx *c)
 {
     struct gf_kube_client *cl = member_client(c, c->l.origin_member);
     read_job_ahead(c, cl);
-    char *body = gf_copy_hold_patch(c->origin_rv, c->lease, c->l.lender_member);
-    struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
-    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    int rc = cl == NULL ? -ENOTCONN
-                        : gf_kube_patch(cl, &r, c->l.origin_namespace,
-                                        c->l.origin_name, &po, body,
-                                        strlen(body), hold_done, c, NULL);
-    cJSON_free(body);
-    if (rc != 0)
-        finish(c, GF_WQ_ERROR, 0);
+    patch_or_error(
+        c, cl, "workloads.kueue.x-k8s.io", c->l.origin_namespace,
+        c->l.origin_name, GF_PATCH_MERGE,
+        gf_copy_hold_patch(c->origin_rv, c->lease, c->l.lender_member),
+        hold_done);
 }
 
 /* --- create-copy: overflow queues, the origin Job, the copy ------------- */
@@ -691,11 +709,8 @@ static void build_copy(struct wctx *c, const cJSON *job)
 static void origin_job_got(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    if (write_failed(c, res))
         return;
-    }
     build_copy(c, res->json);
 }
 
@@ -839,11 +854,8 @@ static void copy_read(void *data, const struct gf_kube_result *res)
         gone_answer(c, res);
         return;
     }
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    if (write_failed(c, res))
         return;
-    }
     struct gf__lease_mem *mem = gf__lease_mem(c->h, c->lease);
     bool ok = job_condition(res->json, "Complete") != NULL;
     bool failed = job_condition(res->json, "Failed") != NULL;
@@ -932,11 +944,8 @@ static void reactivated(void *data, const struct gf_kube_result *res)
                         reactivate_checked, c, NULL) == 0)
             return;
     }
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    if (write_failed(c, res))
         return;
-    }
     /* Take the placement off the Job too (people read it there). */
     const char *body =
         "{\"metadata\":{\"annotations\":{\"" GF_ANN_PLACEMENT "\":null}}}";
@@ -952,17 +961,10 @@ static void reactivated(void *data, const struct gf_kube_result *res)
 
 static void reactivate(struct wctx *c)
 {
-    struct gf_kube_client *cl = member_client(c, c->l.origin_member);
-    char *body = gf_copy_reactivate_patch(c->lease);
-    struct gf_kube_resource r = resource("workloads.kueue.x-k8s.io");
-    struct gf_kube_patch_opts po = {.type = GF_PATCH_JSON};
-    int rc = cl == NULL ? -ENOTCONN
-                        : gf_kube_patch(cl, &r, c->l.origin_namespace,
-                                        c->l.origin_name, &po, body,
-                                        strlen(body), reactivated, c, NULL);
-    cJSON_free(body);
-    if (rc != 0)
-        finish(c, GF_WQ_ERROR, 0);
+    patch_or_error(c, member_client(c, c->l.origin_member),
+                   "workloads.kueue.x-k8s.io", c->l.origin_namespace,
+                   c->l.origin_name, GF_PATCH_JSON,
+                   gf_copy_reactivate_patch(c->lease), reactivated);
 }
 
 /* --- mark-outcome ------------------------------------------------------- */
@@ -973,11 +975,8 @@ static void reactivate(struct wctx *c)
 static void outcome_marked(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    if (write_failed(c, res))
         return;
-    }
     c->wrote = true;
     emit_event(c);
     finish(c, GF_WQ_REQUEUE_AFTER, 500);
@@ -985,18 +984,12 @@ static void outcome_marked(void *data, const struct gf_kube_result *res)
 
 static void mark_outcome(struct wctx *c, bool succeeded)
 {
-    struct gf_kube_client *cl = member_client(c, c->l.origin_member);
-    char *body = gf_copy_outcome_patch(succeeded);
-    struct gf_kube_resource r = resource("jobs.batch");
-    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    int rc =
-        cl == NULL || c->origin_job[0] == '\0'
-            ? -ENOTCONN
-            : gf_kube_patch(cl, &r, c->l.origin_namespace, c->origin_job, &po,
-                            body, strlen(body), outcome_marked, c, NULL);
-    cJSON_free(body);
-    if (rc != 0)
-        finish(c, GF_WQ_ERROR, 0);
+    /* An origin whose Job is unknown has nothing to mark: as unreachable. */
+    struct gf_kube_client *cl =
+        c->origin_job[0] == '\0' ? NULL : member_client(c, c->l.origin_member);
+    patch_or_error(c, cl, "jobs.batch", c->l.origin_namespace, c->origin_job,
+                   GF_PATCH_MERGE, gf_copy_outcome_patch(succeeded),
+                   outcome_marked);
 }
 
 /* --- mark-reclaim, deactivate-copy -------------------------------------- */
@@ -1043,11 +1036,8 @@ static void mark_wl_done(void *data, const struct gf_kube_result *res)
 static void mark_job_done(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
-    if (res->err != 0) {
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    if (write_failed(c, res))
         return;
-    }
     c->wrote = true;
     struct gf__member *m = gf__hub_member(c->h, c->l.lender_member);
     gf__member_write_through(m, GF__M_JOB, res->json);
@@ -1078,28 +1068,17 @@ static void mark_reclaim(struct wctx *c)
     copy_event(c, "Reclaiming", true);
     char dl[GF_OBS_TIME_MAX];
     gf_obs_time_ms(c->deadline_ms, dl);
-    char *body = gf_copy_reclaim_mark_patch(dl);
-    struct gf_kube_resource r = resource("jobs.batch");
-    struct gf_kube_patch_opts po = {.type = GF_PATCH_MERGE};
-    int rc = cl == NULL
-                 ? -ENOTCONN
-                 : gf_kube_patch(cl, &r, c->lender_ns, c->copy, &po, body,
-                                 strlen(body), mark_job_done, c, NULL);
-    cJSON_free(body);
-    if (rc != 0)
-        finish(c, GF_WQ_ERROR, 0);
+    patch_or_error(c, cl, "jobs.batch", c->lender_ns, c->copy, GF_PATCH_MERGE,
+                   gf_copy_reclaim_mark_patch(dl), mark_job_done);
 }
 
 static void deactivated_done(void *data, const struct gf_kube_result *res)
 {
     struct wctx *c = data;
-    if (res->err != 0) {
-        /* 409: the Workload changed since we looked (finished, or Kueue
-         * evicted it): the machine looks again. */
-        log_fail(c, res);
-        finish(c, GF_WQ_ERROR, 0);
+    /* 409: the Workload changed since we looked (finished, or Kueue
+     * evicted it): the machine looks again. */
+    if (write_failed(c, res))
         return;
-    }
     c->wrote = true;
     gf__member_write_through(gf__hub_member(c->h, c->l.lender_member), GF__M_WL,
                              res->json);

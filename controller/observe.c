@@ -579,8 +579,10 @@ void gf_obs_workload_to_ledger(const struct gf_obs_workload *w,
 /* ---- ClusterQueues, LocalQueues, Namespaces -------------------------------
  */
 
-/* A quota in whole units, rounded down; too large to count saturates. */
-static int quota_units(const cJSON *q, int64_t *out)
+/* A quantity in whole units; too large to count saturates. A quota is
+ * rounded down and a usage up, so that a fraction in use is never read
+ * as free. */
+static int whole_units(const cJSON *q, bool round_up, int64_t *out)
 {
     int64_t milli;
     int rc = gf_json_quantity_milli(q, &milli);
@@ -590,7 +592,7 @@ static int quota_units(const cJSON *q, int64_t *out)
     }
     if (rc != 0 || milli < 0)
         return -EINVAL;
-    *out = milli / 1000;
+    *out = milli / 1000 + (round_up && milli % 1000 != 0);
     return 0;
 }
 
@@ -598,7 +600,7 @@ static int opt_limit(const cJSON *r, const char *key, int64_t *out)
 {
     const cJSON *q = item(r, key);
     *out = GF_NO_LIMIT;
-    return unset(q) ? 0 : quota_units(q, out);
+    return unset(q) ? 0 : whole_units(q, false, out);
 }
 
 static int add_quota(struct gf_obs_cq *cq, size_t *cap, const char *flavor,
@@ -611,7 +613,7 @@ static int add_quota(struct gf_obs_cq *cq, size_t *cap, const char *flavor,
         return GF_E2BIG;
     struct gf_cq_quota q = {0};
     const cJSON *nom = item(r, "nominalQuota");
-    if (nom == NULL || quota_units(nom, &q.nominal) != 0 ||
+    if (nom == NULL || whole_units(nom, false, &q.nominal) != 0 ||
         opt_limit(r, "borrowingLimit", &q.borrowing_limit) != 0 ||
         opt_limit(r, "lendingLimit", &q.lending_limit) != 0)
         return -EINVAL;
@@ -660,22 +662,6 @@ static int read_groups(const cJSON *spec, struct gf_obs_cq *cq)
     return 0;
 }
 
-/* The usage of one quota cell: whole units, rounded up, so that a
- * fraction in use is never read as free. */
-static int usage_units(const cJSON *q, int64_t *out)
-{
-    int64_t milli;
-    int rc = gf_json_quantity_milli(q, &milli);
-    if (rc == -ERANGE) {
-        *out = INT64_MAX / 1000;
-        return 0;
-    }
-    if (rc != 0 || milli < 0)
-        return -EINVAL;
-    *out = milli / 1000 + (milli % 1000 != 0);
-    return 0;
-}
-
 static struct gf_cq_quota *quota_of(struct gf_obs_cq *cq, const char *flavor,
                                     const char *res)
 {
@@ -707,7 +693,7 @@ static int read_usage(const cJSON *status, struct gf_obs_cq *cq)
                 quota_of(cq, fname->valuestring, rname->valuestring);
             if (q == NULL || unset(tot))
                 continue;
-            if (usage_units(tot, &cq->usage[q - cq->quotas]) != 0)
+            if (whole_units(tot, true, &cq->usage[q - cq->quotas]) != 0)
                 return -EINVAL;
         }
     }

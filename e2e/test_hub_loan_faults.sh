@@ -26,204 +26,34 @@
 #              grant stays; after the heal the loan is Active and ends
 # Sampled all along (S2 on quota): east's grant never exceeds what west's
 # holds reserve; from the cohort step on, neither does what east's
-# Workloads hold beyond its quota of 2. Needs GF_BIN and GF_SHARED,
-# kubectl, jq.
+# ClusterQueues hold beyond its quota of 2. Needs GF_BIN and GF_SHARED,
+# kubectl, jq and curl.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 . "$here/lib/kubesim.sh"
-SHARED=${GF_SHARED:?GF_SHARED must name the shared folder}
-for c in kubectl jq python3; do
-    command -v $c >/dev/null || fail "'$c' not found (make deps)"
-done
-
-work=$(mktemp -d)
-hub_pid=""
+. "$here/lib/hubworld.sh"
 agent_pid=""
-cleanup() {
-    local rc=$?
-    [ -n "$hub_pid" ] && kill -KILL "$hub_pid" 2>/dev/null || true
-    [ -n "$agent_pid" ] && kill -KILL "$agent_pid" 2>/dev/null || true
-    if [ $rc -ne 0 ] && [ -f "$work/hub.log" ]; then
-        echo "--- hub log (last 60 lines)"
-        tail -n 60 "$work/hub.log"
-        echo "--- agent log (last 20 lines)"
-        tail -n 20 "$work/agent.log" 2>/dev/null || true
-    fi
-    sim_cleanup $rc
-    [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-D="$work/sim"
-EXEC="$work/exec.jsonl"
-sim_start "$D" --clusters hub,east,west --crds "$SHARED/kueue/crds" \
-    --time-scale 10 --exec-log "$EXEC" --nodes 2 --gpus-per-node 4
-H() { kubectl --kubeconfig "$D/hub/kubeconfig-admin.yaml" "$@"; }
-E() { kubectl --kubeconfig "$D/east/kubeconfig-admin.yaml" "$@"; }
-W() { kubectl --kubeconfig "$D/west/kubeconfig-admin.yaml" "$@"; }
-now_ms() { date +%s%3N; }
-iso_ms() { # RFC 3339 time (any fraction) -> ms since the epoch
-    python3 -c 'import sys, datetime as d
-print(int(d.datetime.fromisoformat(sys.argv[1].replace("Z", "+00:00")).timestamp() * 1000))' "$1"
-}
+hw_on_exit() { [ -z "$agent_pid" ] || kill -KILL "$agent_pid" 2>/dev/null || true; }
+hw_begin 60
+HW_LOGS+=("agent log=$work/agent.log")
+hw_sim east west -- --nodes 2 --gpus-per-node 4
 
 step "world: east has 8 GPUs on its nodes and a quota of 2; west's 8 are idle"
-H apply -k "$root/manifests/hub" >/dev/null
-for m in east west; do
-    kubectl --kubeconfig "$D/$m/kubeconfig-admin.yaml" apply -k "$root/manifests/member" >/dev/null
-    H -n gpufed-system create secret generic "$m-kubeconfig" \
-        --from-file=kubeconfig="$D/$m/kubeconfig-gpufed-hub.yaml" >/dev/null
-done
-queues() { # gpus
-    cat <<EOF
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ResourceFlavor
-metadata: {name: a100}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: ClusterQueue
-metadata: {name: ml-gpu}
-spec:
-  cohortName: ml
-  namespaceSelector: {}
-  resourceGroups:
-  - coveredResources: [cpu, nvidia.com/gpu]
-    flavors:
-    - name: a100
-      resources:
-      - {name: cpu, nominalQuota: 64}
-      - {name: nvidia.com/gpu, nominalQuota: $1}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: ml}
----
-apiVersion: kueue.x-k8s.io/v1beta2
-kind: LocalQueue
-metadata: {name: ml, namespace: ml}
-spec: {clusterQueue: ml-gpu}
-EOF
-}
-queues 2 | E apply -f - >/dev/null
-queues 8 | W apply -f - >/dev/null
-W label namespace gpufed-system gpufed.io/accept-overflow=true >/dev/null
-port() { awk -v m="$1" '$1==m{print $2}' "$D/ready"; }
-cat >"$work/policy.yaml" <<EOF
-apiVersion: gpufed.io/v1alpha1
-kind: FederationPolicy
-metadata: {name: e2e-loan-faults}
-spec:
-  resource: nvidia.com/gpu
-  members:
-  - {name: east, apiServer: "https://127.0.0.1:$(port east)", credentialsSecret: gpufed-system/east-kubeconfig, fencing: agent}
-  - {name: west, apiServer: "https://127.0.0.1:$(port west)", credentialsSecret: gpufed-system/west-kubeconfig, fencing: none}
-  groups:
-  - name: ml
-    mode: loan
-    budgetFlavors: [a100]
-    clusterQueues: [{member: east, name: ml-gpu}, {member: west, name: ml-gpu}]
-  timing: {overflowAfter: 1s, admitTimeout: 6s, leaseDuration: 3s, fenceMargin: 2s, gracePeriod: 1s}
-EOF
-"$GF_BIN/gpufedctl" policy check "$work/policy.yaml" >/dev/null
-"$GF_BIN/gpufed" hub --kubeconfig "$D/hub/kubeconfig-gpufed-hub.yaml" \
-    --policy "$work/policy.yaml" --listen 127.0.0.1:0 >>"$work/hub.log" 2>&1 &
-hub_pid=$!
+loan_world "{overflowAfter: 1s, admitTimeout: 6s, leaseDuration: 3s, fenceMargin: 2s, gracePeriod: 1s}" agent
+hub_start
 # The agent starts once the hub's heartbeat is in east (without one it
 # would fence at once).
-hb_time() { E -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.renewTime}' 2>/dev/null; }
-wait_for 20 "the hub's heartbeat in east" hb_time
+wait_for 20 "the hub's heartbeat in east" hb_renew_ms east
 "$GF_BIN/gpufed" agent --kubeconfig "$D/east/kubeconfig-member-agent.yaml" \
     --member east --listen 127.0.0.1:0 >>"$work/agent.log" 2>&1 &
 agent_pid=$!
 wait_for 10 "east's agent ready" grep -q 'msg=ready' "$work/agent.log"
 
-job() { # name gpus duration [queue [priority class]]
-    E create -f - >/dev/null <<EOF
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: $1
-  namespace: ml
-  labels: {kueue.x-k8s.io/queue-name: ${4:-ml}${5:+, kueue.x-k8s.io/priority-class: $5}}
-  annotations: {kubesim.gpufed.io/duration: "$3"}
-spec:
-  parallelism: 1
-  completions: 1
-  backoffLimit: 0
-  suspend: true
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: main
-        image: trainer
-        resources:
-          requests: {cpu: "1", nvidia.com/gpu: "$2"}
-          limits: {nvidia.com/gpu: "$2"}
-EOF
+job() { # name gpus duration
+    job_yaml "$1" "$2" "$3" | E create -f - >/dev/null
 }
-leases_of() { # job: "name phase reason expiresAt" per lease
-    H -n gpufed-system get ql -o json | jq -r --arg j "$1" '.items[] |
-        select(.spec.origin.jobName==$j) |
-        "\(.metadata.name) \(.status.phase // "-") \(if (.status.reason // "") == "" then "-" else .status.reason end) \(.status.expiresAt // "-")"'
-}
-lease_is() { # job phase [reason]
-    grep -q "^[^ ]* $2 ${3:-}" < <(leases_of "$1")
-}
-# Reserved holds in west, "name gpus" per line.
-holds() {
-    W -n gpufed-system get workloads -l gpufed.io/lease -o json | jq -r '.items[] |
-        select(any(.status.conditions[]?; .type=="QuotaReserved" and .status=="True")) |
-        "\(.metadata.name) \(.spec.podSets[0].template.spec.containers[0].resources.requests["nvidia.com/gpu"])"'
-}
-any_hold() { [ -n "$(W -n gpufed-system get workloads -l gpufed.io/lease -o name)" ]; }
-grant() { # the grant's nominal quota in east, 0 when absent
-    E get clusterqueues -o json | jq '[.items[] | select(.metadata.name=="gpufed-loan-ml-gpu") |
-        .spec.resourceGroups[].flavors[].resources[] | select(.name=="nvidia.com/gpu") |
-        (.nominalQuota | tonumber)] | add // 0'
-}
-# S2 on quota: the grant read between two reads of west's reserved holds
-# never exceeds what they reserve (raised only after a hold is reserved,
-# lowered or reverted before it goes).
-# GPUs held by east's Workloads (QuotaReserved, not Finished: Kueue keeps
-# a finished one's admission), from their admission.
-east_used() {
-    E -n ml get workloads -o json | jq '[.items[] |
-        select(any(.status.conditions[]?; .type=="QuotaReserved" and .status=="True")) |
-        select(all(.status.conditions[]?; .type!="Finished" or .status!="True")) |
-        .status.admission.podSetAssignments[]?.resourceUsage["nvidia.com/gpu"] // "0" |
-        tonumber] | add // 0'
-}
-samples=0
-check_use=""
-sample() {
-    local h1 h3 g u cover
-    h1=$(holds)
-    g=$(grant)
-    [ -z "$check_use" ] || u=$(east_used)
-    h3=$(holds)
-    cover=$(printf '%s\n%s\n' "$h1" "$h3" | awk 'NF==2 && !s[$1]++ {t+=$2} END {print t+0}')
-    samples=$((samples + 1))
-    [ "$g" -le "$cover" ] || fail "S2: the grant is $g, west's holds reserve $cover"
-    [ -z "$check_use" ] || [ "$u" -le $((2 + cover)) ] ||
-        fail "S2: east's Workloads hold $u GPUs on a quota of 2, west's holds reserve $cover"
-}
-sample_until() { # secs what cmd...: samples until cmd succeeds
-    local secs=$1 what=$2 deadline
-    shift 2
-    deadline=$((SECONDS + secs))
-    until "$@"; do
-        [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for: $what"
-        sample
-    done
-}
-runs() { # job: "cluster start stop" per run
-    local uid
-    uid=$(E -n ml get job "$1" -o jsonpath='{.metadata.uid}')
-    jq -r --arg u "$uid" 'select(.job_uid==$u and (.event=="start" or .event=="stop" or .event=="finish")) |
+runs() { # job: "event cluster" per start, stop and finish
+    jq -r --arg u "$(uid_of "$1")" 'select(.job_uid==$u and (.event=="start" or .event=="stop" or .event=="finish")) |
         "\(.event) \(.cluster)"' "$EXEC"
 }
 starts() { runs "$1" | grep -c '^start ' || true; }
@@ -238,12 +68,24 @@ wl_reserved() { # job
         select(.metadata.ownerReferences[]?.name==$j) |
         select(any(.status.conditions[]?; .type=="QuotaReserved" and .status=="True"))' >/dev/null
 }
-nothing_lent() { ! any_hold && [ "$(grant)" = 0 ]; }
-expires() { leases_of "$1" | awk '$2=="Active"{print $4}' | head -1; }
+# The expiresAt of the job's Active lease.
+expires() {
+    leases_json | jq -r --arg j "$1" '.items[] | select(.spec.origin.jobName==$j and
+        .status.phase=="Active") | .status.expiresAt // "-"' | head -1
+}
 moved() { # job from
     local e
     e=$(expires "$1")
     [ -n "$e" ] && [ "$e" != "$2" ]
+}
+lease_name() { leases_of "$1" | awk '{print $1}' | head -1; } # job
+# When the hub's log turned LEASE to PHASE (its first such line with
+# head, its last with tail), in ms.
+phase_ms() { # lease phase head|tail
+    local ts
+    ts=$(grep "msg=\"lease phase\"" "$work/hub.log" | grep "key=$1 " |
+        grep "phase=$2" | "$3" -1 | sed 's/^ts=\([^ ]*\).*/\1/')
+    [ -n "$ts" ] && iso_ms "$ts"
 }
 
 step "renewal: a loan in use is renewed past several terms and ends Completed"
@@ -294,17 +136,14 @@ t_gone=$(now_ms)
 # The heartbeat east last got from the hub (frozen by the partition), and
 # the instant the hub turned the loan Fenced, which its hold's delete
 # follows: at least D(1+rho)+margin = 5030 ms apart.
-renew=$(E -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.renewTime}')
-renew_ms=$(iso_ms "$renew")
-lease=$(leases_of part-1 | awk '{print $1}' | head -1)
-fenced_ts=$(grep "msg=\"lease phase\"" "$work/hub.log" | grep "key=$lease " |
-    grep "phase=Fenced" | head -1 | sed 's/^ts=\([^ ]*\).*/\1/')
-[ -n "$fenced_ts" ] || fail "no Fenced line for $lease in the hub's log"
-fenced_ms=$(iso_ms "$fenced_ts")
+renew_ms=$(hb_renew_ms east)
+lease=$(lease_name part-1)
+fenced_ms=$(phase_ms "$lease" Fenced head) ||
+    fail "no Fenced line for $lease in the hub's log"
 echo "   fault -> grant reverted $(( t_revert - t_fault )) ms, -> hold gone $(( t_gone - t_fault )) ms;" \
     "last heartbeat -> Fenced $(( fenced_ms - renew_ms )) ms (>= 5030)"
 [ $(( fenced_ms - renew_ms )) -ge 5030 ] ||
-    fail "the hub fenced the loan $(( fenced_ms - renew_ms )) ms after east's last heartbeat ($renew)"
+    fail "the hub fenced the loan $(( fenced_ms - renew_ms )) ms after east's last heartbeat"
 grep -q 'reason=LoanReverted\|LoanReverted' < <(E get events -A -o json | jq -r '.items[].reason') ||
     fail "no LoanReverted Event in east"
 sample_until 40 "part-1's loan Released(Fenced) after the heal" lease_is part-1 Released Fenced
@@ -342,12 +181,12 @@ kind: LocalQueue
 metadata: {name: other, namespace: ml}
 spec: {clusterQueue: ml-other}
 EOF
-check_use=1
+LOAN_QUOTA=2
 grant_is() { [ "$(grant)" = "$1" ]; }
 # ml-other is in no group: the hub never lends for it, but its Workloads
 # borrow whatever the cohort has, the grant included. Higher priority:
 # Kueue admits it first when part-2's grant is raised.
-job sneak-1 4 100s other high
+JOB_QUEUE=other JOB_LABELS="kueue.x-k8s.io/priority-class: high" job sneak-1 4 100s
 job part-2 4 40s
 sample_until 30 "part-2's loan raises the grant" grant_is 4
 "$GF_BIN/kubesim" fault east blackhole --identity gpufed-hub --for 12s --dir "$D" >/dev/null
@@ -391,7 +230,7 @@ t_fault=$(now_ms)
 sample_until 15 "lend-1's loan Suspect" lease_is lend-1 Suspect
 deadline=$((SECONDS + 6))
 while [ $SECONDS -lt $deadline ]; do
-    sample
+    loan_sample
     [ "$(grant)" = "$g0" ] || fail "the grant changed while west was silent: $(grant), was $g0"
     [ -n "$(holds)" ] || fail "the hold in west is not reserved while west is silent"
 done
@@ -399,22 +238,16 @@ sample_until 20 "lend-1's loan Active again after the heal" lease_is lend-1 Acti
 # The heal to the loan Active again, from the hub's log (the fault ends
 # 8 s after it was set, give or take the command's start): L2's bound is
 # two heartbeat periods, 2 s here.
-lease=$(leases_of lend-1 | awk '{print $1}' | head -1)
-active_ts=$(grep "msg=\"lease phase\"" "$work/hub.log" | grep "key=$lease " |
-    grep "phase=Active" | tail -1 | sed 's/^ts=\([^ ]*\).*/\1/')
-[ -n "$active_ts" ] || fail "no Active line for $lease in the hub's log"
-echo "   heal -> lend-1's loan Active again: $(( $(iso_ms "$active_ts") - t_fault - 8000 )) ms (two heartbeat periods: 2000 ms)"
+lease=$(lease_name lend-1)
+active_ms=$(phase_ms "$lease" Active tail) ||
+    fail "no Active line for $lease in the hub's log"
+echo "   heal -> lend-1's loan Active again: $(( active_ms - t_fault - 8000 )) ms (two heartbeat periods: 2000 ms)"
 sample_until 60 "lend-1 done" done_ok lend-1
 [ "$(starts lend-1)" = 1 ] || fail "lend-1 runs: $(runs lend-1 | tr '\n' ';')"
 sample_until 20 "lend-1's loan Released(Completed)" lease_is lend-1 Released Completed
 sample_until 20 "nothing lent after lend-1" nothing_lent
 echo "   samples=$samples"
-for p in hub agent; do
-    eval "pid=\$${p}_pid"
-    kill -TERM "$pid" 2>/dev/null || true
-    rc=0
-    wait "$pid" || rc=$?
-    eval "${p}_pid="
-    [ $rc -eq 0 ] || fail "gpufed $p exited with $rc on SIGTERM"
-done
+hub_stop
+term_wait "$agent_pid" "gpufed agent"
+agent_pid=""
 echo "PASS"

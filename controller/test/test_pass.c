@@ -259,87 +259,18 @@ static void test_the_drain_configmap_gates_and_feeds_the_ledger(void **state)
 }
 
 /*
- * A reclaim: west lent all of its 4 GPUs and its own Workload has waited
- * reclaimAfter. The pass gives the victim the RECLAIM command with the
- * action's deadline (the pass's time + gracePeriod) and its cause; the
- * next pass, where decide no longer names it, takes the command back.
+ * The reclaim world: west lent all of its 4 GPUs to east's train (lease
+ * east-train-1, Active for 10 minutes, with the reclaim instants given),
+ * and west's own 2-GPU Workload has waited since the start. Returns the
+ * lease, for a test to change and set again.
  */
-static void test_a_reclaim_commands_its_victims(void **state)
+static struct gf_lease lend_all_of_west(struct fx *f, int64_t reclaim_started,
+                                        int64_t reclaim_deadline)
 {
-    (void)state;
-    struct fx *f = fx_new(0, 0);
     struct gf_hub *h = &f->h;
     struct gf_cq_quota q = {"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT};
     assert_int_equal(gf_ledger_cq_set(h->ledger, "west", "ml", &q, 1), 0);
     int64_t now = gf_clock_wall_ms(&h->clk);
-    struct gf_lease l = {.name = "east-train-1",
-                         .group = "ml",
-                         .phase = GF_LEASE_ACTIVE,
-                         .epoch = 1,
-                         .origin_member = "east",
-                         .origin_namespace = "team",
-                         .origin_name = "train",
-                         .origin_uid = "u-train",
-                         .origin_cq = "ml",
-                         .lender_member = "west",
-                         .lender_cq = "ml",
-                         .lender_flavor = "a100",
-                         .gpus = 4,
-                         .created_ms = now - 600000,
-                         .started_ms = now - 600000,
-                         .expires_ms = now + 600000};
-    assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
-    struct gf_workload w = {.member = "west",
-                            .namespace = "team",
-                            .name = "own",
-                            .uid = "u-own",
-                            .cluster_queue = "ml",
-                            .kind = "batch/Job",
-                            .gpus = 2,
-                            .state = GF_WL_PENDING,
-                            .pending_since_ms = 1000};
-    assert_int_equal(gf_ledger_workload_set(h->ledger, &w), 0);
-    run_one_pass(f);
-    struct gf__lease_mem *m = gf_htab_get_str(&h->lease_mem, "east-train-1");
-    assert_non_null(m);
-    assert_int_equal(m->cmd, GF_LM_CMD_RECLAIM);
-    assert_string_equal(m->reclaim_cause, "reclaim");
-    int64_t grace = h->policy->timing.grace_period_ms;
-    assert_true(m->reclaim_deadline_ms >= now + grace);
-    assert_true(m->reclaim_deadline_ms <= gf_clock_wall_ms(&h->clk) + grace);
-    /* The lease turned Reclaiming (its GPUs count toward the need): the
-     * next pass names no victim, and the command is taken back. */
-    l.phase = GF_LEASE_RECLAIMING;
-    assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
-    uint64_t passes = h->n_passes;
-    gf_wq_add(h->wq, "pass");
-    for (int ms = 0; ms < 100000 && h->n_passes == passes; ms++)
-        gf_clock_advance(&h->clk, 1);
-    assert_int_equal(m->cmd, GF_LM_CMD_NONE);
-    assert_int_equal(m->reclaim_deadline_ms, 0);
-    gf_htab_del_str(&h->lease_mem, "east-train-1");
-    gf_free(m->name);
-    gf_free(m);
-    fx_free(f);
-}
-
-/*
- * A reclaim marked again after its lender was Suspect for a moment (which
- * drops the Reclaiming phase; the status keeps the first mark's instants)
- * resumes the first mark's deadline: the copy was told then, and the
- * lender has waited since (S4; chaos seed 13 saw a full new grace). A mark
- * older than gracePeriod + D belongs to a reclaim dropped for good: the
- * new one gets a full grace period.
- */
-static void test_a_reclaim_marked_again_keeps_its_first_deadline(void **state)
-{
-    (void)state;
-    struct fx *f = fx_new(0, 0);
-    struct gf_hub *h = &f->h;
-    struct gf_cq_quota q = {"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(h->ledger, "west", "ml", &q, 1), 0);
-    int64_t now = gf_clock_wall_ms(&h->clk);
-    const struct gf_policy_timing *t = &h->policy->timing;
     struct gf_lease l = {.name = "east-train-1",
                          .group = "ml",
                          .phase = GF_LEASE_ACTIVE,
@@ -356,8 +287,8 @@ static void test_a_reclaim_marked_again_keeps_its_first_deadline(void **state)
                          .created_ms = now - 600000,
                          .started_ms = now - 600000,
                          .expires_ms = now + 600000,
-                         .reclaim_started_ms = now - 1000,
-                         .reclaim_deadline_ms = now + 500};
+                         .reclaim_started_ms = reclaim_started,
+                         .reclaim_deadline_ms = reclaim_deadline};
     assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
     struct gf_workload w = {.member = "west",
                             .namespace = "team",
@@ -369,6 +300,74 @@ static void test_a_reclaim_marked_again_keeps_its_first_deadline(void **state)
                             .state = GF_WL_PENDING,
                             .pending_since_ms = 1000};
     assert_int_equal(gf_ledger_workload_set(h->ledger, &w), 0);
+    return l;
+}
+
+/* Runs the loop a millisecond at a time until one more pass has ended. */
+static void run_next_pass(struct fx *f)
+{
+    uint64_t passes = f->h.n_passes;
+    gf_wq_add(f->h.wq, "pass");
+    for (int ms = 0; ms < 100000 && f->h.n_passes == passes; ms++)
+        gf_clock_advance(&f->h.clk, 1);
+}
+
+/* Frees the lease's memory the passes kept (no lease reconcile runs). */
+static void drop_lease_mem(struct gf_hub *h, struct gf__lease_mem *m)
+{
+    gf_htab_del_str(&h->lease_mem, m->name);
+    gf_free(m->name);
+    gf_free(m);
+}
+
+/*
+ * A reclaim: west lent all of its 4 GPUs and its own Workload has waited
+ * reclaimAfter. The pass gives the victim the RECLAIM command with the
+ * action's deadline (the pass's time + gracePeriod) and its cause; the
+ * next pass, where decide no longer names it, takes the command back.
+ */
+static void test_a_reclaim_commands_its_victims(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0, 0);
+    struct gf_hub *h = &f->h;
+    int64_t now = gf_clock_wall_ms(&h->clk);
+    struct gf_lease l = lend_all_of_west(f, 0, 0);
+    run_one_pass(f);
+    struct gf__lease_mem *m = gf_htab_get_str(&h->lease_mem, "east-train-1");
+    assert_non_null(m);
+    assert_int_equal(m->cmd, GF_LM_CMD_RECLAIM);
+    assert_string_equal(m->reclaim_cause, "reclaim");
+    int64_t grace = h->policy->timing.grace_period_ms;
+    assert_true(m->reclaim_deadline_ms >= now + grace);
+    assert_true(m->reclaim_deadline_ms <= gf_clock_wall_ms(&h->clk) + grace);
+    /* The lease turned Reclaiming (its GPUs count toward the need): the
+     * next pass names no victim, and the command is taken back. */
+    l.phase = GF_LEASE_RECLAIMING;
+    assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
+    run_next_pass(f);
+    assert_int_equal(m->cmd, GF_LM_CMD_NONE);
+    assert_int_equal(m->reclaim_deadline_ms, 0);
+    drop_lease_mem(h, m);
+    fx_free(f);
+}
+
+/*
+ * A reclaim marked again after its lender was Suspect for a moment (which
+ * drops the Reclaiming phase; the status keeps the first mark's instants)
+ * resumes the first mark's deadline: the copy was told then, and the
+ * lender has waited since (S4; chaos seed 13 saw a full new grace). A mark
+ * older than gracePeriod + D belongs to a reclaim dropped for good: the
+ * new one gets a full grace period.
+ */
+static void test_a_reclaim_marked_again_keeps_its_first_deadline(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0, 0);
+    struct gf_hub *h = &f->h;
+    int64_t now = gf_clock_wall_ms(&h->clk);
+    const struct gf_policy_timing *t = &h->policy->timing;
+    struct gf_lease l = lend_all_of_west(f, now - 1000, now + 500);
     run_one_pass(f);
     struct gf__lease_mem *m = gf_htab_get_str(&h->lease_mem, "east-train-1");
     assert_non_null(m);
@@ -380,16 +379,11 @@ static void test_a_reclaim_marked_again_keeps_its_first_deadline(void **state)
     l.reclaim_started_ms = now - t->grace_period_ms - t->lease_duration_ms - 1;
     l.reclaim_deadline_ms = now - t->lease_duration_ms - 1;
     assert_int_equal(gf_ledger_lease_set(h->ledger, &l), 0);
-    uint64_t passes = h->n_passes;
-    gf_wq_add(h->wq, "pass");
-    for (int ms = 0; ms < 100000 && h->n_passes == passes; ms++)
-        gf_clock_advance(&h->clk, 1);
+    run_next_pass(f);
     assert_int_equal(m->cmd, GF_LM_CMD_RECLAIM);
     assert_int_equal(m->reclaim_started_ms, 0);
     assert_true(m->reclaim_deadline_ms >= now + t->grace_period_ms);
-    gf_htab_del_str(&h->lease_mem, "east-train-1");
-    gf_free(m->name);
-    gf_free(m);
+    drop_lease_mem(h, m);
     fx_free(f);
 }
 

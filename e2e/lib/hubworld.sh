@@ -26,7 +26,9 @@
 #   policy_yaml TIMING OVERFLOW MEMBER[=FENCING]...  a FederationPolicy
 #                          with one ml group over the members' ml-gpu
 #                          queues (fencing none by default); TIMING and
-#                          OVERFLOW (the namespaces) are YAML flow values
+#                          OVERFLOW (the namespaces) are YAML flow values;
+#                          the group's mode is POLICY_MODE (redirect; with
+#                          loan or both, a100 is its budget flavor)
 #   policy_install         writes stdin to $work/policy.yaml once
 #                          `gpufedctl policy check` accepts it (renamed
 #                          into place, as the kubelet swaps a ConfigMap)
@@ -51,8 +53,16 @@
 #   starts_by_cluster JOB MEMBER...,
 #   lease_line JOB ERE, runs_match JOB ERE, hb_renew_ms M, hb_moves M FROM,
 #   log_ms FILE ERE,
-#   event_reasons K NAME [NS], event_msg K NAME REASON [NS]
+#   event_reasons K NAME [NS], event_msg K NAME REASON [NS], iso_ms TIME
 #                          observations, described where they are defined
+#   loan_world TIMING [EAST_FENCING]  the loan scripts' world on hw_sim
+#                          east west: east, the borrower, has 8 GPUs on its
+#                          nodes and a quota of 2, west's 8 are idle; one
+#                          group in mode loan (POLICY_MODE=loan)
+#   holds, grant, nothing_lent, loan_sample, sample_until SECS WHAT CMD...
+#                          the loan's objects, and S2 on quota sampled
+#                          (samples, max_used; LOAN_QUOTA also checks
+#                          east's usage), described where they are defined
 # Needs GF_BIN and GF_SHARED.
 
 HW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -188,7 +198,10 @@ EOF
     flavors: [$flavors]
   groups:
   - name: ml
-    mode: redirect
+    mode: ${POLICY_MODE:-redirect}
+EOF
+    [ "${POLICY_MODE:-redirect}" = redirect ] || echo "    budgetFlavors: [a100]"
+    cat <<EOF
     clusterQueues: [$queues]
     overflow: {namespaces: $overflow}
   timing: $timing
@@ -304,11 +317,14 @@ latest_lease_is() { # job phase [reason]
     [[ "$last" == *" $2 ${3:-}"* ]]
 }
 
+# An RFC 3339 time (any fraction) in ms since the epoch.
+iso_ms() { date -d "$1" +%s%3N; } # time
+
 # The logfmt ts of the last line of FILE matching ERE, in ms.
 log_ms() { # file ere
     local ts
     ts=$(grep -E "$2" "$1" | tail -1 | sed 's/^ts=\([^ ]*\).*/\1/')
-    [ -n "$ts" ] && date -d "$ts" +%s%3N
+    [ -n "$ts" ] && iso_ms "$ts"
 }
 
 # Pod events of a Job that pass a jq condition (default: starts), by
@@ -336,7 +352,7 @@ runs_match() { grep -qE "$2" < <(runs "$1"); } # job ere
 hb_renew_ms() { # member
     local t
     t=$(K "$1" -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.renewTime}') &&
-        [ -n "$t" ] && date -d "$t" +%s%3N
+        [ -n "$t" ] && iso_ms "$t"
 }
 hb_moves() { [ "$(hb_renew_ms "$1")" != "$2" ]; } # member from-ms
 
@@ -349,4 +365,71 @@ event_reasons() { # K name [namespace]
 event_msg() { # K name reason [namespace]
     $1 -n "${4:-ml}" get events --field-selector "involvedObject.name=$2" -o json |
         jq -r --arg r "$3" '[.items[] | select(.reason==$r) | .message] | first // ""'
+}
+
+# The loan scripts' world, on hw_sim east west -- --nodes 2 --gpus-per-node
+# 4: east (the borrower) has 8 GPUs on its nodes and a quota of 2; west's
+# 8 are idle. One group in mode loan over both, a100 its budget flavor.
+loan_world() { # timing [east-fencing]
+    POLICY_MODE=loan
+    hw_world east=2 west=8
+    # Holds live in the lender's gpufed-system, whose overflow queue
+    # selects it by this label. ml in west does not opt in: nothing runs
+    # in the lender for a loan.
+    W label namespace gpufed-system gpufed.io/accept-overflow=true >/dev/null
+    W label --overwrite namespace ml gpufed.io/accept-overflow=false >/dev/null
+    policy_yaml "$1" "[ml]" "east${2:+=$2}" west | policy_install
+}
+
+# Reserved holds in west, "name gpus" per line.
+holds() {
+    W -n gpufed-system get workloads -l gpufed.io/lease -o json | jq -r '.items[] |
+        select(any(.status.conditions[]?; .type=="QuotaReserved" and .status=="True")) |
+        "\(.metadata.name) \(.spec.podSets[0].template.spec.containers[0].resources.requests["nvidia.com/gpu"])"'
+}
+any_hold() { [ -n "$(W -n gpufed-system get workloads -l gpufed.io/lease -o name)" ]; }
+# The grant's nominal quota in east, 0 when absent.
+grant() {
+    E get clusterqueues -o json | jq '[.items[] | select(.metadata.name=="gpufed-loan-ml-gpu") |
+        .spec.resourceGroups[].flavors[].resources[] | select(.name=="nvidia.com/gpu") |
+        (.nominalQuota | tonumber)] | add // 0'
+}
+nothing_lent() { ! any_hold && [ "$(grant)" = 0 ]; }
+# GPUs east's cohort uses now (its ClusterQueues' reserved usage).
+east_used() {
+    E get clusterqueues -o json | jq '[.items[] | .status.flavorsReservation[]?.resources[]? |
+        select(.name=="nvidia.com/gpu") | (.total | tonumber)] | add // 0'
+}
+
+# One sample of S2 on quota: west's reserved holds, then the grant (and,
+# with LOAN_QUOTA set to east's own quota, east's usage), then the holds
+# again. The grant is raised only once a hold is reserved and lowered or
+# reverted before the hold goes, and Kueue in east keeps its usage within
+# its quota plus the grant: what the grant (and east's usage beyond its
+# quota) comes to is covered by the holds seen around the read. Counts
+# samples and keeps east's highest usage in max_used.
+samples=0
+max_used=0
+loan_sample() {
+    local h1 h3 used=0 g cover
+    h1=$(holds)
+    [ -z "${LOAN_QUOTA:-}" ] || used=$(east_used)
+    g=$(grant)
+    h3=$(holds)
+    cover=$(printf '%s\n%s\n' "$h1" "$h3" | awk 'NF==2 && !s[$1]++ {t+=$2} END {print t+0}')
+    samples=$((samples + 1))
+    [ "$used" -le "$max_used" ] || max_used=$used
+    [ -z "${LOAN_QUOTA:-}" ] || [ "$used" -le $((LOAN_QUOTA + cover)) ] ||
+        fail "S2: east uses $used GPUs, its quota is $LOAN_QUOTA and west's holds reserve $cover (grant $g)"
+    [ "$g" -le "$cover" ] || fail "S2: the grant is $g, west's holds reserve $cover"
+}
+# Samples S2 until CMD succeeds; fails with WHAT after SECS.
+sample_until() { # secs what cmd...
+    local secs=$1 what=$2 deadline
+    shift 2
+    deadline=$((SECONDS + secs))
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || fail "timed out after ${secs}s waiting for: $what"
+        loan_sample
+    done
 }

@@ -23,16 +23,10 @@
 #include "policy/config.h"
 #include "policy/decide.h"
 #include "policy/ledger.h"
+#include "policy/test/decide_testkit.h"
 
 #define GPU "nvidia.com/gpu"
 #define MIN ((int64_t)60000)
-
-struct fx {
-    struct gf_policy *p;
-    struct gf_ledger *l;
-    struct gf_actions a;
-    int64_t baseline;
-};
 
 /* Three members in one group "ml" (ClusterQueue "ml" in each), sharing
  * allowed by default; extra YAML is appended to spec (at 2 spaces). */
@@ -57,54 +51,25 @@ static const char default_groups[] =
     "    clusterQueues: [{member: east, name: ml}, {member: west, name: ml},"
     " {member: north, name: ml}]\n";
 
-static struct gf_policy *policy(const char *groups, const char *extra)
+/* The policy of head, groups (default_groups when NULL) and extra. */
+static void fx_init(struct gf_dtk *f, const char *groups, const char *extra)
 {
     char buf[4096];
-    snprintf(buf, sizeof(buf), "%s%s%s", head, groups, extra);
-    struct gf_policy *p = NULL;
-    struct gf_policy_diag d;
-    gf_policy_diag_init(&d);
-    if (gf_policy_parse(buf, strlen(buf), &p, &d) != 0) {
-        struct gf_buf out = GF_BUF_INIT(1 << 16);
-        gf_policy_diag_format(&d, "test", &out);
-        fail_msg("%s", gf_buf_cstr(&out));
-    }
-    gf_policy_diag_free(&d);
-    return p;
-}
-
-static void fx_init(struct fx *f, const char *groups, const char *extra)
-{
-    memset(f, 0, sizeof(*f));
-    f->baseline = gf_alloc_live();
-    f->p = policy(groups != NULL ? groups : default_groups,
-                  extra != NULL ? extra : "");
-    f->l = gf_ledger_new(GPU);
-    const char *m[] = {"east", "west", "north"};
-    for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(gf_ledger_member_set(f->l, m[i], GF_FRESH_SYNCED, 0),
-                         0);
-        assert_int_equal(gf_ledger_ns_set(f->l, m[i], "team", true), 0);
-    }
-}
-
-static void fx_done(struct fx *f)
-{
-    gf_actions_free(&f->a);
-    gf_ledger_free(f->l);
-    gf_policy_free(f->p);
-    assert_int_equal(gf_alloc_live(), f->baseline);
+    snprintf(buf, sizeof(buf), "%s%s%s", head,
+             groups != NULL ? groups : default_groups,
+             extra != NULL ? extra : "");
+    gf_dtk_init(f, buf);
 }
 
 /* ClusterQueue `cq` of member with one GPU flavor. */
-static void cq(struct fx *f, const char *member, const char *name,
+static void cq(struct gf_dtk *f, const char *member, const char *name,
                const char *flavor, int64_t nominal, int64_t lending_limit)
 {
     struct gf_cq_quota q = {flavor, GPU, nominal, GF_NO_LIMIT, lending_limit};
     assert_int_equal(gf_ledger_cq_set(f->l, member, name, &q, 1), 0);
 }
 
-static void wl(struct fx *f, const char *member, const char *name,
+static void wl(struct gf_dtk *f, const char *member, const char *name,
                const char *cqn, int64_t gpus, int32_t prio, enum gf_wl_state st,
                const char *flavor, int64_t since)
 {
@@ -123,44 +88,33 @@ static void wl(struct fx *f, const char *member, const char *name,
 }
 
 /* Three ClusterQueues "ml" with flavor a100 and these nominals. */
-static void cqs(struct fx *f, int64_t e, int64_t w, int64_t n)
+static void cqs(struct gf_dtk *f, int64_t e, int64_t w, int64_t n)
 {
     cq(f, "east", "ml", "a100", e, GF_NO_LIMIT);
     cq(f, "west", "ml", "a100", w, GF_NO_LIMIT);
     cq(f, "north", "ml", "a100", n, GF_NO_LIMIT);
 }
 
-static void lease(struct fx *f, const char *name, const char *origin_wl,
+static void lease(struct gf_dtk *f, const char *name, const char *origin_wl,
                   const char *lender, int64_t gpus, enum gf_lease_phase ph,
                   int64_t created, int64_t expires, int32_t prio)
 {
-    struct gf_lease l = {.name = (char *)name,
-                         .group = "ml",
-                         .phase = ph,
-                         .epoch = 1,
-                         .origin_member = "east",
-                         .origin_namespace = "team",
-                         .origin_name = (char *)origin_wl,
-                         .origin_uid = (char *)origin_wl,
-                         .origin_cq = "ml",
-                         .lender_member = (char *)lender,
-                         .lender_cq = "ml",
-                         .lender_flavor = "a100",
-                         .gpus = gpus,
-                         .priority = prio,
-                         .created_ms = created,
-                         .started_ms = created,
-                         .expires_ms = expires};
+    struct gf_lease l = gf_dtk_lease(name, origin_wl, lender, ph);
+    l.gpus = gpus;
+    l.priority = prio;
+    l.created_ms = l.started_ms = created;
+    l.expires_ms = expires;
     assert_int_equal(gf_ledger_lease_set(f->l, &l), 0);
 }
 
-static void decide(struct fx *f, int64_t now)
+static void decide(struct gf_dtk *f, int64_t now)
 {
     gf_actions_free(&f->a);
     assert_int_equal(gf_decide(f->l, f->p, now, &f->a), 0);
 }
 
-static const struct gf_action *only(const struct fx *f, enum gf_action_kind k)
+static const struct gf_action *only(const struct gf_dtk *f,
+                                    enum gf_action_kind k)
 {
     const struct gf_action *hit = NULL;
     for (size_t i = 0; i < f->a.n; i++)
@@ -171,7 +125,7 @@ static const struct gf_action *only(const struct fx *f, enum gf_action_kind k)
     return hit;
 }
 
-static int count(const struct fx *f, enum gf_action_kind k)
+static int count(const struct gf_dtk *f, enum gf_action_kind k)
 {
     int n = 0;
     for (size_t i = 0; i < f->a.n; i++)
@@ -180,7 +134,7 @@ static int count(const struct fx *f, enum gf_action_kind k)
 }
 
 /* Why a Workload of east does not start now. */
-static const char *blocked_rule(struct fx *f, const char *name, int64_t now,
+static const char *blocked_rule(struct gf_dtk *f, const char *name, int64_t now,
                                 char *text, size_t cap)
 {
     struct gf_action a;
@@ -200,7 +154,7 @@ static const char *blocked_rule(struct fx *f, const char *name, int64_t now,
 static void test_overflowAfter_then_the_most_idle_lender(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 4, 8, 6);
     wl(&f, "east", "big", "ml", 4, 0, GF_WL_ADMITTED, "a100", 0);
@@ -221,20 +175,20 @@ static void test_overflowAfter_then_the_most_idle_lender(void **state)
     assert_int_equal(a->mode, GF_LEASE_REDIRECT);
     assert_string_equal(a->why.rule, "fit");
     assert_int_equal(a->why.have, 8);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_ties_go_to_locality_then_fewest_leases(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 6, 6);
     wl(&f, "east", "w1", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
     decide(&f, MIN);
     /* west and north both have 6: north shares east's region. */
     assert_string_equal(only(&f, GF_ACT_START)->lender, "north");
-    fx_done(&f);
+    gf_dtk_done(&f);
 
     /* A borrower in west shares no region with east or north: equal
      * room goes to the lender with fewer leases out, then by name. */
@@ -250,7 +204,7 @@ static void test_ties_go_to_locality_then_fewest_leases(void **state)
     cq(&f, "east", "ml", "a100", 8, GF_NO_LIMIT);
     decide(&f, MIN);
     assert_string_equal(only(&f, GF_ACT_START)->lender, "east");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_every_cap_binds(void **state)
@@ -273,7 +227,7 @@ static void test_every_cap_binds(void **state)
          NULL, 3, NULL, "pairCap"},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        struct fx f;
+        struct gf_dtk f;
         fx_init(&f, t[i].groups, t[i].extra);
         cqs(&f, 0, 8, 3);
         wl(&f, "east", "w1", "ml", t[i].gpus, 0, GF_WL_PENDING, NULL, 0);
@@ -288,7 +242,7 @@ static void test_every_cap_binds(void **state)
             assert_string_equal(blocked_rule(&f, "w1", MIN, text, sizeof(text)),
                                 t[i].rule);
         }
-        fx_done(&f);
+        gf_dtk_done(&f);
     }
 }
 
@@ -296,7 +250,7 @@ static void test_member_caps_and_reserve(void **state)
 {
     (void)state;
     /* west lends at most a quarter of its nominal 16 = 4, and has lent 2. */
-    struct fx f;
+    struct gf_dtk f;
     static const char members[] =
         "  members:\n"
         "  - {name: east, apiServer: 'https://e:6443', credentialsSecret: "
@@ -353,13 +307,13 @@ static void test_member_caps_and_reserve(void **state)
     wl(&f, "north", "n2", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
     decide(&f, 3 * MIN);
     assert_int_equal(count(&f, GF_ACT_START), 0);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_one_pass_never_overcommits(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 4, 0);
     /* Two Workloads of 3: only one fits west's 4 in the same pass. */
@@ -369,13 +323,13 @@ static void test_one_pass_never_overcommits(void **state)
     const struct gf_action *a = only(&f, GF_ACT_START);
     assert_non_null(a);
     assert_string_equal(a->name, "b"); /* higher priority first */
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_kueue_lendingLimit_is_respected(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cq(&f, "east", "ml", "a100", 0, GF_NO_LIMIT);
     cq(&f, "west", "ml", "a100", 8, 2); /* lends at most 2 of 8 */
@@ -386,7 +340,7 @@ static void test_kueue_lendingLimit_is_respected(void **state)
     char text[320];
     assert_string_equal(blocked_rule(&f, "w", MIN, text, sizeof(text)),
                         "lendable");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_unknown_is_never_lent(void **state)
@@ -395,7 +349,7 @@ static void test_unknown_is_never_lent(void **state)
     static const enum gf_freshness bad[] = {GF_FRESH_UNKNOWN, GF_FRESH_STALE,
                                             GF_FRESH_SUSPECT};
     for (size_t i = 0; i < 3; i++) {
-        struct fx f;
+        struct gf_dtk f;
         fx_init(&f, NULL, NULL);
         cqs(&f, 0, 8, 8);
         gf_ledger_member_set(f.l, "west", bad[i], 0);
@@ -413,7 +367,7 @@ static void test_unknown_is_never_lent(void **state)
         assert_int_equal(count(&f, GF_ACT_START), 0);
         assert_string_equal(blocked_rule(&f, "w", MIN, text, sizeof(text)),
                             "originFreshness");
-        fx_done(&f);
+        gf_dtk_done(&f);
     }
 }
 
@@ -423,7 +377,7 @@ static void test_unknown_is_never_lent(void **state)
 static void test_a_drained_member_is_never_a_lender(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 6);
     wl(&f, "east", "w", "ml", 4, 0, GF_WL_PENDING, NULL, 0);
@@ -450,7 +404,7 @@ static void test_a_drained_member_is_never_a_lender(void **state)
     a = only(&f, GF_ACT_START);
     assert_non_null(a);
     assert_string_equal(a->lender, "west");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* A member that has just healed lends nothing new until its agent can
@@ -516,7 +470,7 @@ static void test_fence_counts_the_term_the_agent_may_believe(void **state)
 static void test_S1_one_live_lease_per_workload(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 8);
     wl(&f, "east", "w", "ml", 1, 0, GF_WL_PENDING, NULL, 0);
@@ -532,7 +486,7 @@ static void test_S1_one_live_lease_per_workload(void **state)
     const struct gf_action *a = only(&f, GF_ACT_START);
     assert_non_null(a);
     assert_int_equal(a->epoch, 2);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_overflow_filters(void **state)
@@ -547,7 +501,7 @@ static void test_overflow_filters(void **state)
         "    clusterQueues: [{member: east, name: ml}, {member: west, name: "
         "ml},"
         " {member: north, name: ml}]\n";
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, groups, NULL);
     cqs(&f, 0, 8, 0);
     wl(&f, "east", "low", "ml", 1, 5, GF_WL_PENDING, NULL, 0);
@@ -563,7 +517,7 @@ static void test_overflow_filters(void **state)
     const struct gf_action *a = only(&f, GF_ACT_START);
     assert_string_equal(a->name, "high");
     assert_int_equal(a->mode, GF_LEASE_LOAN); /* both: loan first */
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_flavor_equivalence(void **state)
@@ -574,7 +528,7 @@ static void test_flavor_equivalence(void **state)
         "  - name: a100-80g\n"
         "    flavors: [{member: east, flavor: a100}, {member: west, flavor: "
         "gpu-a100}]\n";
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, extra);
     cq(&f, "east", "ml", "a100", 0, GF_NO_LIMIT);
     cq(&f, "west", "ml", "gpu-a100", 4, GF_NO_LIMIT);
@@ -584,7 +538,7 @@ static void test_flavor_equivalence(void **state)
     const struct gf_action *a = only(&f, GF_ACT_START);
     assert_string_equal(a->lender, "west");
     assert_string_equal(a->flavor, "gpu-a100");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* ---- lease upkeep ------------------------------------------------------- */
@@ -592,7 +546,7 @@ static void test_flavor_equivalence(void **state)
 static void test_lease_upkeep(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 8);
     /* a Pending lease past admitTimeout (5m) */
@@ -612,7 +566,7 @@ static void test_lease_upkeep(void **state)
     assert_int_equal(f.a.v[1].until_ms, 6 * MIN + 30000);
     assert_int_equal(f.a.v[2].kind, GF_ACT_SUSPECT);
     assert_string_equal(f.a.v[2].lease, "c-north");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
@@ -623,7 +577,7 @@ static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
                                        "    clusterQueues: [{member: east, "
                                        "name: ml}, {member: west, name: ml},"
                                        " {member: north, name: ml}]\n";
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, members_none, NULL);
     cqs(&f, 0, 8, 8);
     lease(&f, "s", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
@@ -645,7 +599,7 @@ static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
     decide(&f, 200000);
     assert_int_equal(count(&f, GF_ACT_FENCE), 0);
     assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 140000), INT64_MAX);
-    fx_done(&f);
+    gf_dtk_done(&f);
 
     /* fencing: none is never assumed fenced */
     static const char none[] =
@@ -672,7 +626,7 @@ static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
     decide(&f, 1000 * MIN);
     assert_int_equal(count(&f, GF_ACT_FENCE), 0);
     assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 0), INT64_MAX);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* ---- reclaim ----------------------------------------------------------------
@@ -681,7 +635,7 @@ static void test_fence_after_D_rho_margin_only_with_an_agent(void **state)
 static void test_reclaim_marks_victims_in_policy_order(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 0);
     /* west lent 6 of its 8 to east's Workloads (3 leases). */
@@ -701,7 +655,7 @@ static void test_reclaim_marks_victims_in_policy_order(void **state)
     assert_string_equal(a->victims[1], "v-mid");
     assert_int_equal(a->until_ms, MIN + 2 * MIN);
     assert_int_equal(a->why.need, 3);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* A reclaim in its grace period is not answered by more victims: the
@@ -709,7 +663,7 @@ static void test_reclaim_marks_victims_in_policy_order(void **state)
 static void test_reclaim_counts_leases_already_reclaiming(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 0);
     lease(&f, "v-low", "a", "west", 2, GF_LEASE_RECLAIMING, 1000, 60 * MIN, 1);
@@ -726,35 +680,23 @@ static void test_reclaim_counts_leases_already_reclaiming(void **state)
     lease(&f, "v-mid", "b", "west", 2, GF_LEASE_RECLAIMING, 2000, 60 * MIN, 5);
     decide(&f, MIN + 1000);
     assert_int_equal(count(&f, GF_ACT_RECLAIM), 0);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* A lease with the reclaim and end fields set (times in ms). */
-static void lease_at(struct fx *f, const char *name, const char *origin_wl,
+static void lease_at(struct gf_dtk *f, const char *name, const char *origin_wl,
                      const char *lender, int64_t gpus, enum gf_lease_phase ph,
                      int64_t started, int32_t prio, int64_t reclaim_started,
                      int64_t ended, const char *reason)
 {
-    struct gf_lease l = {.name = (char *)name,
-                         .group = "ml",
-                         .phase = ph,
-                         .epoch = 1,
-                         .origin_member = "east",
-                         .origin_namespace = "team",
-                         .origin_name = (char *)origin_wl,
-                         .origin_uid = (char *)origin_wl,
-                         .origin_cq = "ml",
-                         .lender_member = (char *)lender,
-                         .lender_cq = "ml",
-                         .lender_flavor = "a100",
-                         .gpus = gpus,
-                         .priority = prio,
-                         .created_ms = started,
-                         .started_ms = started,
-                         .expires_ms = 600 * MIN,
-                         .reclaim_started_ms = reclaim_started,
-                         .ended_ms = ended,
-                         .reason = (char *)reason};
+    struct gf_lease l = gf_dtk_lease(name, origin_wl, lender, ph);
+    l.gpus = gpus;
+    l.priority = prio;
+    l.created_ms = l.started_ms = started;
+    l.expires_ms = 600 * MIN;
+    l.reclaim_started_ms = reclaim_started;
+    l.ended_ms = ended;
+    l.reason = (char *)reason;
     assert_int_equal(gf_ledger_lease_set(f->l, &l), 0);
 }
 
@@ -764,7 +706,7 @@ static void lease_at(struct fx *f, const char *name, const char *origin_wl,
 static void test_minRunTime_spares_young_copies(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     f.p->timing.min_run_time_ms = 10 * MIN;
     cqs(&f, 0, 8, 0);
@@ -787,7 +729,7 @@ static void test_minRunTime_spares_young_copies(void **state)
     a = only(&f, GF_ACT_RECLAIM);
     assert_non_null(a);
     assert_string_equal(a->victims[0], "v-low");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static const char limited_groups[] =
@@ -803,7 +745,7 @@ static const char limited_groups[] =
 static void test_maxReclaimsPerHour_limits_victims(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     int64_t now = 100 * MIN;
     fx_init(&f, limited_groups, NULL);
     cqs(&f, 0, 8, 0);
@@ -838,7 +780,7 @@ static void test_maxReclaimsPerHour_limits_victims(void **state)
     assert_non_null(a);
     assert_int_equal(a->n_victims, 1);
     assert_string_equal(a->victims[0], "v-mid");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* One RECLAIM per lender ClusterQueue and pass, whatever the number of
@@ -847,7 +789,7 @@ static void test_maxReclaimsPerHour_limits_victims(void **state)
 static void test_one_reclaim_per_lender_cq_never_more_than_needed(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 8);
     for (int i = 0; i < 4; i++) {
@@ -878,7 +820,7 @@ static void test_one_reclaim_per_lender_cq_never_more_than_needed(void **state)
         assert_int_equal(a->gpus, west ? 4 : 2);
         assert_string_equal(a->victims[0], west ? "w0" : "n0");
     }
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* A Workload whose last lease from a lender ClusterQueue ended Reclaimed
@@ -886,7 +828,7 @@ static void test_one_reclaim_per_lender_cq_never_more_than_needed(void **state)
 static void test_recentlyReclaimed_is_not_sent_straight_back(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     char text[320];
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 4);
@@ -923,7 +865,7 @@ static void test_recentlyReclaimed_is_not_sent_straight_back(void **state)
              "NotAdmitted");
     decide(&f, ended + 30000);
     assert_non_null(only(&f, GF_ACT_START));
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* A drained member lends nothing new, withdraws its Pending copies and
@@ -933,7 +875,7 @@ static void test_recentlyReclaimed_is_not_sent_straight_back(void **state)
 static void test_drain_reclaims_everything_and_lends_nothing(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     char text[320];
     static const char groups[] = "  groups:\n"
                                  "  - name: ml\n"
@@ -1001,7 +943,7 @@ static void test_drain_reclaims_everything_and_lends_nothing(void **state)
                      strcmp(f.a.v[i].name, "e") == 0 &&
                      strcmp(f.a.v[i].lender, "west") == 0;
     assert_true(e_to_west);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* The hub wakes when a lender's own Workload reaches reclaimAfter where
@@ -1009,7 +951,7 @@ static void test_drain_reclaims_everything_and_lends_nothing(void **state)
 static void test_next_reclaim_is_the_oldest_own_workload(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 0);
     assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, 0), INT64_MAX);
@@ -1028,7 +970,7 @@ static void test_next_reclaim_is_the_oldest_own_workload(void **state)
                      20000 + MIN);
     assert_int_equal(gf_decide_next_reclaim_ms(f.l, f.p, 20000 + MIN),
                      INT64_MAX);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /*
@@ -1041,7 +983,7 @@ static void test_next_reclaim_is_the_oldest_own_workload(void **state)
  */
 #define TIE_STEPS 36
 
-static void tie_step(struct fx *f, int k)
+static void tie_step(struct gf_dtk *f, int k)
 {
     static const char *const m[] = {"east", "west", "north"};
     char n[16];
@@ -1074,11 +1016,13 @@ static void tie_step(struct fx *f, int k)
     }
 }
 
-static void tie_world(struct fx *f, bool reversed)
+static void tie_world(struct gf_dtk *f, bool reversed)
 {
     memset(f, 0, sizeof(*f));
     f->baseline = gf_alloc_live();
-    f->p = policy(default_groups, "");
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s%s", head, default_groups);
+    f->p = gf_dtk_policy(buf);
     f->l = gf_ledger_new(GPU);
     for (int i = 0; i < TIE_STEPS; i++)
         tie_step(f, reversed ? TIE_STEPS - 1 - i : i);
@@ -1123,7 +1067,7 @@ static void assert_same_action(const struct gf_action *x,
 static void test_same_inputs_same_actions(void **state)
 {
     (void)state;
-    struct fx fwd, rev;
+    struct gf_dtk fwd, rev;
     tie_world(&fwd, false);
     tie_world(&rev, true);
     decide(&fwd, 5 * MIN);
@@ -1139,8 +1083,8 @@ static void test_same_inputs_same_actions(void **state)
     /* rev was built on top of fwd: release in reverse so that each
      * fixture finds its own baseline. */
     gf_actions_free(&fwd.a);
-    fx_done(&rev);
-    fx_done(&fwd);
+    gf_dtk_done(&rev);
+    gf_dtk_done(&fwd);
 }
 
 /* ---- a pass in slices ------------------------------------------------------
@@ -1152,7 +1096,7 @@ static void test_same_inputs_same_actions(void **state)
 static void test_lender_namespace_must_accept_overflow(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 4);
     wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
@@ -1169,7 +1113,7 @@ static void test_lender_namespace_must_accept_overflow(void **state)
     assert_non_null(strstr(text, "namespace team in member"));
     assert_false(gf_ledger_ns_accepts(f.l, "west", "team"));
     assert_true(gf_ledger_ns_accepts(f.l, "east", "team"));
-    fx_done(&f);
+    gf_dtk_done(&f);
 
     /* Mapped: team -> overflow in west; it is that one that must accept. */
     fx_init(&f,
@@ -1187,11 +1131,11 @@ static void test_lender_namespace_must_accept_overflow(void **state)
     assert_int_equal(gf_ledger_ns_set(f.l, "west", "overflow", true), 0);
     decide(&f, MIN);
     assert_string_equal(only(&f, GF_ACT_START)->lender, "west");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* Runs a pass in slices of `budget`; returns how many steps it took. */
-static size_t sliced(struct fx *f, int64_t now, size_t budget)
+static size_t sliced(struct gf_dtk *f, int64_t now, size_t budget)
 {
     gf_actions_free(&f->a);
     struct gf_decide_pass *dp;
@@ -1214,7 +1158,7 @@ static size_t sliced(struct fx *f, int64_t now, size_t budget)
 static void test_a_pass_in_slices_is_the_same_pass(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     tie_world(&f, false);
     decide(&f, 5 * MIN);
     struct gf_actions whole = f.a;
@@ -1229,7 +1173,7 @@ static void test_a_pass_in_slices_is_the_same_pass(void **state)
             assert_same_action(&f.a.v[i], &whole.v[i]);
     }
     gf_actions_free(&whole);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /*
@@ -1243,7 +1187,7 @@ static void test_a_pass_in_slices_is_the_same_pass(void **state)
 static void test_slices_are_bounded_and_keep_the_caps(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 300, 0);
     for (int i = 0; i < 1000; i++) {
@@ -1278,7 +1222,7 @@ static void test_slices_are_bounded_and_keep_the_caps(void **state)
     for (size_t i = 0; i < f.a.n; i++)
         assert_string_not_equal(f.a.v[i].name, "w0150");
     gf_decide_pass_free(dp);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* ---- property ---------------------------------------------------------------
@@ -1295,7 +1239,7 @@ static const char *const pm[] = {"east", "west", "north"};
 
 /* One random world: a pair cap, a reserve, three ClusterQueues with
  * random quota, limits and freshness, and twelve Workloads. */
-static void random_world(struct fx *f, struct gf_rand *rng, int *cap_pair,
+static void random_world(struct gf_dtk *f, struct gf_rand *rng, int *cap_pair,
                          int *reserve)
 {
     char extra[512], groups[512];
@@ -1335,7 +1279,8 @@ static void random_world(struct fx *f, struct gf_rand *rng, int *cap_pair,
 }
 
 /* What each member's cell could lend before the pass (0 when unknown). */
-static void lendable_before(const struct fx *f, int reserve, int64_t avail[3])
+static void lendable_before(const struct gf_dtk *f, int reserve,
+                            int64_t avail[3])
 {
     for (int i = 0; i < 3; i++) {
         const struct gf_ledger_cell *c =
@@ -1358,8 +1303,8 @@ static int member_of(const char *name)
 /* Every START of the pass, added up, stays under every cap. Returns the
  * number of STARTs and sets *stacked when one lender took two or more
  * (so the caps were checked net of earlier STARTs of the pass). */
-static int check_pass(const struct fx *f, const int64_t avail[3], int cap_pair,
-                      uint64_t seed, int round, bool *stacked)
+static int check_pass(const struct gf_dtk *f, const int64_t avail[3],
+                      int cap_pair, uint64_t seed, int round, bool *stacked)
 {
     int64_t used[3] = {0}, pair[3][3] = {{0}};
     int starts = 0, per_lender[3] = {0};
@@ -1406,7 +1351,7 @@ static void test_property_never_exceeds_a_cap(void **state)
     gf_rand_seed(&rng, seed);
     int worlds_starting = 0, worlds_stacked = 0;
     for (int round = 0; round < 2000; round++) {
-        struct fx f;
+        struct gf_dtk f;
         int cap_pair, reserve;
         random_world(&f, &rng, &cap_pair, &reserve);
         int64_t avail[3];
@@ -1416,7 +1361,7 @@ static void test_property_never_exceeds_a_cap(void **state)
         int starts = check_pass(&f, avail, cap_pair, seed, round, &stacked);
         worlds_starting += starts > 0;
         worlds_stacked += stacked;
-        fx_done(&f);
+        gf_dtk_done(&f);
     }
     /* Not vacuous: in these worlds (quota 0-12, members now and then
      * STALE, twelve Workloads of 1-5 GPUs) 1378 of the 2000 start a lease

@@ -16,20 +16,13 @@
 #include <cmocka.h>
 
 #include "common/alloc.h"
-#include "common/buf.h"
 #include "policy/config.h"
 #include "policy/decide.h"
 #include "policy/ledger.h"
+#include "policy/test/decide_testkit.h"
 
 #define GPU "nvidia.com/gpu"
 #define MIN ((int64_t)60000)
-
-struct fx {
-    struct gf_policy *p;
-    struct gf_ledger *l;
-    struct gf_actions a;
-    int64_t baseline;
-};
 
 /* east borrows; west lends budget flavor a100 and hardware flavor h100;
  * north has no agent. */
@@ -52,56 +45,7 @@ static const char queues[] =
     "    clusterQueues: [{member: east, name: ml}, {member: west, name: ml},"
     " {member: north, name: ml}]\n";
 
-static void fx_init(struct fx *f, const char *mode, const char *extra)
-{
-    memset(f, 0, sizeof(*f));
-    f->baseline = gf_alloc_live();
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s    mode: %s\n%s%s", head, mode, queues,
-             extra != NULL ? extra : "");
-    struct gf_policy_diag d;
-    gf_policy_diag_init(&d);
-    if (gf_policy_parse(buf, strlen(buf), &f->p, &d) != 0) {
-        struct gf_buf out = GF_BUF_INIT(1 << 16);
-        gf_policy_diag_format(&d, "test", &out);
-        fail_msg("%s", gf_buf_cstr(&out));
-    }
-    gf_policy_diag_free(&d);
-    f->l = gf_ledger_new(GPU);
-    const char *m[] = {"east", "west", "north"};
-    for (size_t i = 0; i < 3; i++) {
-        assert_int_equal(gf_ledger_member_set(f->l, m[i], GF_FRESH_SYNCED, 0),
-                         0);
-        assert_int_equal(gf_ledger_ns_set(f->l, m[i], "team", true), 0);
-    }
-    /* east's ClusterQueue is full, in cohort "ml-cohort"; west lends */
-    struct gf_cq_quota e = {"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(f->l, "east", "ml", &e, 1), 0);
-    assert_int_equal(gf_ledger_cq_cohort_set(f->l, "east", "ml", "ml-cohort"),
-                     0);
-    struct gf_cq_quota w = {"a100", GPU, 8, GF_NO_LIMIT, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(f->l, "west", "ml", &w, 1), 0);
-    struct gf_workload full = {.member = "east",
-                               .namespace = "team",
-                               .name = "running",
-                               .uid = "running",
-                               .cluster_queue = "ml",
-                               .flavor = "a100",
-                               .kind = "batch/Job",
-                               .gpus = 4,
-                               .state = GF_WL_ADMITTED};
-    assert_int_equal(gf_ledger_workload_set(f->l, &full), 0);
-}
-
-static void fx_done(struct fx *f)
-{
-    gf_actions_free(&f->a);
-    gf_ledger_free(f->l);
-    gf_policy_free(f->p);
-    assert_int_equal(gf_alloc_live(), f->baseline);
-}
-
-static void pending(struct fx *f, const char *name, int64_t gpus,
+static void pending(struct gf_dtk *f, const char *name, int64_t gpus,
                     enum gf_wl_state st)
 {
     struct gf_workload w = {.member = "east",
@@ -116,161 +60,169 @@ static void pending(struct fx *f, const char *name, int64_t gpus,
     assert_int_equal(gf_ledger_workload_set(f->l, &w), 0);
 }
 
-/* The START for east/team/name, or the rule that blocks it (*start
- * false); text gets the explanation. */
-static const char *decide_one(struct fx *f, const char *name, bool *start,
-                              enum gf_lease_mode *mode, char *text, size_t cap)
+/* ClusterQueue ml of member with one GPU flavor. */
+static void quota(struct gf_dtk *f, const char *member, const char *flavor,
+                  int64_t nominal, int64_t borrowing_limit)
+{
+    struct gf_cq_quota q = {flavor, GPU, nominal, borrowing_limit, GF_NO_LIMIT};
+    assert_int_equal(gf_ledger_cq_set(f->l, member, "ml", &q, 1), 0);
+}
+
+static void fx_init(struct gf_dtk *f, const char *mode, const char *extra)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s    mode: %s\n%s%s", head, mode, queues,
+             extra != NULL ? extra : "");
+    gf_dtk_init(f, buf);
+    /* east's ClusterQueue is full, in cohort "ml-cohort"; west lends */
+    quota(f, "east", "a100", 4, GF_NO_LIMIT);
+    assert_int_equal(gf_ledger_cq_cohort_set(f->l, "east", "ml", "ml-cohort"),
+                     0);
+    quota(f, "west", "a100", 8, GF_NO_LIMIT);
+    pending(f, "running", 4, GF_WL_ADMITTED);
+}
+
+/* What decide says of east/team/name now: a START (start, in mode), or
+ * the rule that blocks it; text is the explanation. */
+struct verdict {
+    bool start;
+    enum gf_lease_mode mode;
+    const char *rule;
+    char text[320];
+};
+
+static struct verdict decide_one(struct gf_dtk *f, const char *name)
 {
     struct gf_action a;
     int starts = 0;
     assert_int_equal(
         gf_decide_workload(f->l, f->p, MIN, "east", "team", name, &a, &starts),
         0);
-    *start = starts != 0;
-    *mode = a.mode;
-    snprintf(text, cap, "%s", a.why.text);
-    const char *rule = a.why.rule;
+    struct verdict v = {
+        .start = starts != 0, .mode = a.mode, .rule = a.why.rule};
+    snprintf(v.text, sizeof(v.text), "%s", a.why.text);
     gf_action_clear(&a);
-    return rule;
+    return v;
 }
 
 static void test_loan_start_says_mode_and_why(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan", NULL);
     pending(&f, "w", 2, GF_WL_PENDING);
-    bool start;
-    enum gf_lease_mode mode;
-    char text[320];
-    const char *rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_true(start);
-    assert_int_equal(mode, GF_LEASE_LOAN);
-    assert_string_equal(rule, "loan");
-    assert_non_null(strstr(text, "mode loan"));
-    assert_non_null(strstr(text, "into cohort ml-cohort"));
+    struct verdict v = decide_one(&f, "w");
+    assert_true(v.start);
+    assert_int_equal(v.mode, GF_LEASE_LOAN);
+    assert_string_equal(v.rule, "loan");
+    assert_non_null(strstr(v.text, "mode loan"));
+    assert_non_null(strstr(v.text, "into cohort ml-cohort"));
     /* the pass agrees */
     assert_int_equal(gf_decide(f.l, f.p, MIN, &f.a), 0);
     assert_int_equal(f.a.n, 1);
     assert_int_equal(f.a.v[0].mode, GF_LEASE_LOAN);
     assert_string_equal(f.a.v[0].lender, "west");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_hardware_flavor_is_not_lent(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan", NULL);
     /* west has only h100 quota, and h100 is hardware. */
     struct gf_cq_quota e[2] = {{"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT},
                                {"h100", GPU, 0, GF_NO_LIMIT, GF_NO_LIMIT}};
     assert_int_equal(gf_ledger_cq_set(f.l, "east", "ml", e, 2), 0);
-    struct gf_cq_quota w = {"h100", GPU, 8, GF_NO_LIMIT, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(f.l, "west", "ml", &w, 1), 0);
+    quota(&f, "west", "h100", 8, GF_NO_LIMIT);
     pending(&f, "w", 2, GF_WL_PENDING);
-    bool start;
-    enum gf_lease_mode mode;
-    char text[320];
-    const char *rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_false(start);
-    assert_string_equal(rule, "notBudget");
-    assert_non_null(strstr(text, "flavor h100"));
-    fx_done(&f);
+    struct verdict v = decide_one(&f, "w");
+    assert_false(v.start);
+    assert_string_equal(v.rule, "notBudget");
+    assert_non_null(strstr(v.text, "flavor h100"));
+    gf_dtk_done(&f);
 }
 
 static void test_origin_outside_a_cohort_gets_no_loan(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan", NULL);
     assert_int_equal(gf_ledger_cq_cohort_set(f.l, "east", "ml", NULL), 0);
     pending(&f, "w", 2, GF_WL_PENDING);
-    bool start;
-    enum gf_lease_mode mode;
-    char text[320];
-    const char *rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_false(start);
-    assert_string_equal(rule, "noCohort");
+    struct verdict v = decide_one(&f, "w");
+    assert_false(v.start);
+    assert_string_equal(v.rule, "noCohort");
     /* The cohort survives a quota update; "" clears it like NULL. */
     assert_int_equal(gf_ledger_cq_cohort_set(f.l, "east", "ml", "c"), 0);
-    struct gf_cq_quota e = {"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(f.l, "east", "ml", &e, 1), 0);
+    quota(&f, "east", "a100", 4, GF_NO_LIMIT);
     assert_string_equal(gf_ledger_cq(f.l, "east", "ml")->cohort, "c");
     assert_int_equal(gf_ledger_cq_cohort_set(f.l, "east", "ml", ""), 0);
     assert_null(gf_ledger_cq(f.l, "east", "ml")->cohort);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_origin_borrowing_limit_binds(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan", NULL);
-    struct gf_cq_quota e = {"a100", GPU, 4, 1, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(f.l, "east", "ml", &e, 1), 0);
+    quota(&f, "east", "a100", 4, 1);
     pending(&f, "w", 2, GF_WL_PENDING);
-    bool start;
-    enum gf_lease_mode mode;
-    char text[320];
-    const char *rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_false(start);
-    assert_string_equal(rule, "borrowingLimit");
+    struct verdict v = decide_one(&f, "w");
+    assert_false(v.start);
+    assert_string_equal(v.rule, "borrowingLimit");
     pending(&f, "one", 1, GF_WL_PENDING);
-    rule = decide_one(&f, "one", &start, &mode, text, sizeof(text));
-    assert_true(start);
-    fx_done(&f);
+    v = decide_one(&f, "one");
+    assert_true(v.start);
+    gf_dtk_done(&f);
 }
 
 static void test_both_falls_back_to_a_redirect_and_says_why(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "both", NULL);
     pending(&f, "w", 2, GF_WL_PENDING);
-    bool start;
-    enum gf_lease_mode mode;
-    char text[320];
     /* With a cohort: a loan first. */
-    const char *rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_true(start);
-    assert_int_equal(mode, GF_LEASE_LOAN);
+    struct verdict v = decide_one(&f, "w");
+    assert_true(v.start);
+    assert_int_equal(v.mode, GF_LEASE_LOAN);
     /* Without: a copy, and the text says why no loan. */
     assert_int_equal(gf_ledger_cq_cohort_set(f.l, "east", "ml", NULL), 0);
-    rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_true(start);
-    assert_int_equal(mode, GF_LEASE_REDIRECT);
-    assert_string_equal(rule, "fit");
-    assert_non_null(strstr(text, "mode redirect"));
-    assert_non_null(strstr(text, "no loan: ClusterQueue east/ml is in no "
-                                 "cohort"));
-    fx_done(&f);
+    v = decide_one(&f, "w");
+    assert_true(v.start);
+    assert_int_equal(v.mode, GF_LEASE_REDIRECT);
+    assert_string_equal(v.rule, "fit");
+    assert_non_null(strstr(v.text, "mode redirect"));
+    assert_non_null(strstr(v.text, "no loan: ClusterQueue east/ml is in no "
+                                   "cohort"));
+    gf_dtk_done(&f);
 }
 
 static void test_both_prefers_a_loan_to_a_more_idle_copy(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "both", NULL);
     /* north has more idle hardware quota, west some budget quota. */
     struct gf_cq_quota e[2] = {{"a100", GPU, 4, GF_NO_LIMIT, GF_NO_LIMIT},
                                {"h100", GPU, 0, GF_NO_LIMIT, GF_NO_LIMIT}};
     assert_int_equal(gf_ledger_cq_set(f.l, "east", "ml", e, 2), 0);
-    struct gf_cq_quota n = {"h100", GPU, 16, GF_NO_LIMIT, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(f.l, "north", "ml", &n, 1), 0);
+    quota(&f, "north", "h100", 16, GF_NO_LIMIT);
     pending(&f, "w", 2, GF_WL_PENDING);
     assert_int_equal(gf_decide(f.l, f.p, MIN, &f.a), 0);
     assert_int_equal(f.a.n, 1);
     assert_int_equal(f.a.v[0].mode, GF_LEASE_LOAN);
     assert_string_equal(f.a.v[0].lender, "west");
     assert_string_equal(f.a.v[0].flavor, "a100");
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_loan_obeys_the_caps_not_the_opt_in(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan",
             "  sharing:\n"
             "    rules: [{name: small, lenders: [west], borrowers: [east],"
@@ -279,52 +231,38 @@ static void test_loan_obeys_the_caps_not_the_opt_in(void **state)
     assert_int_equal(gf_ledger_ns_set(f.l, "west", "team", false), 0);
     pending(&f, "one", 1, GF_WL_PENDING);
     pending(&f, "two", 2, GF_WL_PENDING);
-    bool start;
-    enum gf_lease_mode mode;
-    char text[320];
-    const char *rule = decide_one(&f, "one", &start, &mode, text, sizeof(text));
-    assert_true(start);
-    assert_int_equal(mode, GF_LEASE_LOAN);
+    struct verdict v = decide_one(&f, "one");
+    assert_true(v.start);
+    assert_int_equal(v.mode, GF_LEASE_LOAN);
     /* The pair's cap binds a loan as it binds a copy (S2). */
-    rule = decide_one(&f, "two", &start, &mode, text, sizeof(text));
-    assert_false(start);
-    assert_string_equal(rule, "pairCap");
+    v = decide_one(&f, "two");
+    assert_false(v.start);
+    assert_string_equal(v.rule, "pairCap");
     /* A redirect-only group still needs the opt-in. */
-    fx_done(&f);
+    gf_dtk_done(&f);
     fx_init(&f, "redirect", NULL);
     assert_int_equal(gf_ledger_ns_set(f.l, "west", "team", false), 0);
     pending(&f, "one", 1, GF_WL_PENDING);
-    rule = decide_one(&f, "one", &start, &mode, text, sizeof(text));
-    assert_false(start);
-    assert_string_equal(rule, "acceptOverflow");
-    fx_done(&f);
+    v = decide_one(&f, "one");
+    assert_false(v.start);
+    assert_string_equal(v.rule, "acceptOverflow");
+    gf_dtk_done(&f);
 }
 
-static void loan_lease(struct fx *f, const char *name, const char *origin,
+static void loan_lease(struct gf_dtk *f, const char *name, const char *origin,
                        const char *lender, enum gf_lease_phase ph,
                        int64_t created, int64_t expires)
 {
-    struct gf_lease l = {.name = (char *)name,
-                         .group = "ml",
-                         .mode = GF_LEASE_LOAN,
-                         .phase = ph,
-                         .epoch = 1,
-                         .origin_member = (char *)origin,
-                         .origin_namespace = "team",
-                         .origin_name = (char *)name,
-                         .origin_uid = (char *)name,
-                         .origin_cq = "ml",
-                         .lender_member = (char *)lender,
-                         .lender_cq = "ml",
-                         .lender_flavor = "a100",
-                         .gpus = 1,
-                         .created_ms = created,
-                         .started_ms = created,
-                         .expires_ms = expires};
+    struct gf_lease l = gf_dtk_lease(name, name, lender, ph);
+    l.mode = GF_LEASE_LOAN;
+    l.origin_member = (char *)origin;
+    l.gpus = 1;
+    l.created_ms = l.started_ms = created;
+    l.expires_ms = expires;
     assert_int_equal(gf_ledger_lease_set(f->l, &l), 0);
 }
 
-static const struct gf_action *action_for(const struct fx *f, const char *l)
+static const struct gf_action *action_for(const struct gf_dtk *f, const char *l)
 {
     for (size_t i = 0; i < f->a.n; i++)
         if (f->a.v[i].lease != NULL && strcmp(f->a.v[i].lease, l) == 0)
@@ -335,7 +273,7 @@ static const struct gf_action *action_for(const struct fx *f, const char *l)
 static void test_loan_renewed_only_while_used(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan", NULL);
     int64_t now = 10 * MIN;
     loan_lease(&f, "used", "east", "west", GF_LEASE_ACTIVE, 0, now + 10000);
@@ -356,7 +294,7 @@ static void test_loan_renewed_only_while_used(void **state)
     assert_non_null(a);
     assert_int_equal(a->kind, GF_ACT_WITHDRAW);
     assert_non_null(strstr(a->why.text, "hold was not reserved"));
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* Live loans of the origin ClusterQueue whose Workloads do not hold quota
@@ -366,10 +304,9 @@ static void test_loan_renewed_only_while_used(void **state)
 static void test_borrowing_limit_counts_loans_not_yet_used(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan", NULL);
-    struct gf_cq_quota e = {"a100", GPU, 4, 4, GF_NO_LIMIT};
-    assert_int_equal(gf_ledger_cq_set(f.l, "east", "ml", &e, 1), 0);
+    quota(&f, "east", "a100", 4, 4);
     int64_t now = 10 * MIN;
     loan_lease(&f, "l1", "east", "west", GF_LEASE_ACTIVE, now, now + 30000);
     loan_lease(&f, "l2", "east", "west", GF_LEASE_PENDING, now, now + 30000);
@@ -378,31 +315,28 @@ static void test_borrowing_limit_counts_loans_not_yet_used(void **state)
     pending(&f, "l1", 1, GF_WL_PENDING);
     pending(&f, "l2", 1, GF_WL_PENDING);
     pending(&f, "w", 3, GF_WL_PENDING);
-    bool start;
-    enum gf_lease_mode mode;
-    char text[320];
     /* 4 - 2 granted or recorded = 2 < 3 */
-    const char *rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_false(start);
-    assert_string_equal(rule, "borrowingLimit");
-    assert_non_null(strstr(text, "may borrow 2 more"));
+    struct verdict v = decide_one(&f, "w");
+    assert_false(v.start);
+    assert_string_equal(v.rule, "borrowingLimit");
+    assert_non_null(strstr(v.text, "may borrow 2 more"));
     pending(&f, "two", 2, GF_WL_PENDING);
-    decide_one(&f, "two", &start, &mode, text, sizeof(text));
-    assert_true(start);
+    v = decide_one(&f, "two");
+    assert_true(v.start);
     /* l1 in use: borrowed 1, one loan to come: still 2 of room, not 1. */
     pending(&f, "l1", 1, GF_WL_ADMITTED);
-    decide_one(&f, "two", &start, &mode, text, sizeof(text));
-    assert_true(start);
-    rule = decide_one(&f, "w", &start, &mode, text, sizeof(text));
-    assert_false(start);
-    assert_non_null(strstr(text, "may borrow 2 more"));
-    fx_done(&f);
+    v = decide_one(&f, "two");
+    assert_true(v.start);
+    v = decide_one(&f, "w");
+    assert_false(v.start);
+    assert_non_null(strstr(v.text, "may borrow 2 more"));
+    gf_dtk_done(&f);
 }
 
 static void test_loan_suspect_and_fence_follow_the_borrower(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, "loan", NULL);
     /* D(1+rho)+margin = 30s + 3s + 5s = 38s after the last heartbeat */
     int64_t hb = MIN, late = hb + 38000;
@@ -449,7 +383,7 @@ static void test_loan_suspect_and_fence_follow_the_borrower(void **state)
     gf_actions_free(&f.a);
     assert_int_equal(gf_decide(f.l, f.p, late + 10 * MIN, &f.a), 0);
     assert_null(action_for(&f, "no-agent"));
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 int main(void)
