@@ -413,7 +413,7 @@ static void test_a_drained_member_is_never_a_lender(void **state)
 static void test_a_recovering_member_is_never_a_lender(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 8);
     wl(&f, "east", "w", "ml", 4, 0, GF_WL_PENDING, NULL, 0);
@@ -441,7 +441,7 @@ static void test_a_recovering_member_is_never_a_lender(void **state)
     /* A member that is not synced wakes nothing (it is no lender at all). */
     assert_int_equal(gf_ledger_member_set(f.l, "west", GF_FRESH_SUSPECT, 0), 0);
     assert_int_equal(gf_decide_next_recovered_ms(f.l, f.p, MIN), INT64_MAX);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 /* While the hub lowers leaseDuration the agent may still believe the
@@ -450,7 +450,7 @@ static void test_a_recovering_member_is_never_a_lender(void **state)
 static void test_fence_counts_the_term_the_agent_may_believe(void **state)
 {
     (void)state;
-    struct fx f;
+    struct gf_dtk f;
     fx_init(&f, NULL, NULL);
     cqs(&f, 0, 8, 8);
     lease(&f, "s", "w", "west", 1, GF_LEASE_SUSPECT, 0, MIN, 0);
@@ -464,7 +464,7 @@ static void test_fence_counts_the_term_the_agent_may_believe(void **state)
     assert_non_null(only(&f, GF_ACT_FENCE));
     assert_int_equal(gf_ledger_member_heartbeat(f.l, "west", 10000, 0), 0);
     assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 100000), 138000);
-    fx_done(&f);
+    gf_dtk_done(&f);
 }
 
 static void test_S1_one_live_lease_per_workload(void **state)
