@@ -109,8 +109,14 @@ for i in 1 2 3 4; do
     # Distinct startedAt seconds: victimOrder's newest is unambiguous.
     sleep 1.1
 done
-declare -A uid0
-for i in 1 2 3 4; do uid0[vic-$i]=$(uid_of "vic-$i"); done
+declare -A uid0 copy
+# The copies' names, read now: a reclaimed copy is deleted once stopped,
+# which on a loaded machine can come before the checks below read it.
+for i in 1 2 3 4; do
+    uid0[vic-$i]=$(uid_of "vic-$i")
+    copy[vic-$i]=$(W -n ml get jobs -l "gpufed.io/origin-uid=${uid0[vic-$i]}" -o jsonpath='{.items[0].metadata.name}')
+    [ -n "${copy[vic-$i]}" ] || fail "vic-$i has no copy in west"
+done
 
 step "west's own Job needs 4 GPUs: after reclaimAfter the 2 newest copies are reclaimed"
 job W own-1 4 20s
@@ -120,7 +126,7 @@ victims=$(in_phase Reclaiming)
 sleep 1
 [ "$(in_phase Reclaiming)" = "vic-3 vic-4 " ] || fail "more victims: $(in_phase Reclaiming)"
 [ "$(in_phase Active)" = "vic-1 vic-2 " ] || fail "Active: $(in_phase Active)"
-declare -A started deadline lease copy
+declare -A started deadline lease
 for j in vic-3 vic-4; do
     lease[$j]=$(leases_of $j | tail -n 1 | cut -d' ' -f1)
     started[$j]=$(lease_field "${lease[$j]}" '{.status.reclaimStarted}')
@@ -132,7 +138,6 @@ for j in vic-3 vic-4; do
     g=$(($(ms "${deadline[$j]}") - $(ms "${started[$j]}")))
     [ $g -le $((GRACE_S * 1000)) ] && [ $g -ge $((GRACE_S * 1000 - 1000)) ] ||
         fail "$j: deadline ${g} ms after reclaimStarted, want gracePeriod less one write"
-    copy[$j]=$(W -n ml get jobs -l "gpufed.io/origin-uid=${uid0[$j]}" -o jsonpath='{.items[0].metadata.name}')
     wait_for 10 "$j's copy carries the checkpoint hint" \
         bash -c "[ \"\$(kubectl --kubeconfig '$D/west/kubeconfig-admin.yaml' -n ml get job '${copy[$j]}' -o jsonpath='{.metadata.annotations.gpufed\.io/reclaim-deadline}')\" = '${deadline[$j]}' ]"
     wait_for 10 "$j's copy got a Reclaiming Event" \
