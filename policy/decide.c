@@ -40,6 +40,9 @@ struct pass {
      * the Workload may not go back there (rule recentlyReclaimed); only
      * entries still in force at the pass's now. */
     struct gf_htab recent;
+    /* Lender ClusterQueue -> int64_t* GPUs its own Workloads have waited
+     * for at least reclaimAfter (what a reclaim would take back). */
+    struct gf_htab demand;
     /* Per group, its queues' records (qc + qoff[g] + i); NULL: no cache
      * (a one-Workload decision). */
     struct qres *qc;
@@ -126,6 +129,7 @@ static void pass_free(struct pass *ps)
 {
     gf_htab_free_all(&ps->taken, gf_free);
     gf_htab_free_all(&ps->recent, gf_free);
+    gf_htab_free_all(&ps->demand, gf_free);
     gf_free(ps->qc);
     gf_free(ps->qoff);
 }
@@ -682,24 +686,62 @@ static int cmp_cq(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->name, y->name);
 }
 
-static void reclaim(struct pass *ps, struct gf_actions *out)
+/*
+ * Demand per ClusterQueue from its own Workloads that waited reclaimAfter:
+ * what a reclaim takes back, and what a START may not lend (rule
+ * ownDemand), so that the pass never lends what the next one reclaims.
+ */
+/* The queue's own GPUs (in the spec), what its Workloads may use
+ * without borrowing. */
+static int64_t cq_nominal(const struct gf_ledger *l,
+                          const struct gf_ledger_cq *q)
 {
-    /* Demand per ClusterQueue from Workloads that waited reclaimAfter. */
-    struct gf_htab demand;
-    gf_htab_init(&demand, GF_HTAB_OWN_KEYS);
+    int64_t n = 0;
+    for (size_t i = 0; i < q->n_cells; i++)
+        if (q->cells[i]->in_spec &&
+            strcmp(q->cells[i]->resource, gf_ledger_resource(l)) == 0)
+            n += q->cells[i]->nominal;
+    return n;
+}
+
+/* A Workload of the queue that has waited reclaimAfter and that the
+ * queue's own quota can hold: one larger than the queue's nominal quota
+ * is not served by taking lent quota back. */
+static bool is_demand(const struct pass *ps, const struct gf_ledger_wl *w)
+{
+    return w->cq != NULL && w->cq->member->fresh == GF_FRESH_SYNCED &&
+           ps->now - w->pending_since_ms >= ps->p->timing.reclaim_after_ms &&
+           w->gpus <= cq_nominal(ps->l, w->cq);
+}
+
+static void demand_build(struct pass *ps)
+{
+    struct gf_htab *demand = &ps->demand;
+    gf_htab_init(demand, GF_HTAB_OWN_KEYS);
     for (const struct gf_ledger_wl *w = gf_ledger_pending_first(ps->l);
          w != NULL; w = gf_ledger_pending_next(ps->l, w)) {
-        if (w->cq == NULL || w->cq->member->fresh != GF_FRESH_SYNCED ||
-            ps->now - w->pending_since_ms < ps->p->timing.reclaim_after_ms)
+        if (!is_demand(ps, w))
             continue;
         const struct gf_ledger_cq *q = w->cq;
-        int64_t *d = gf_htab_get(&demand, &q, sizeof(q));
+        int64_t *d = gf_htab_get(demand, &q, sizeof(q));
         if (d == NULL) {
             d = gf_calloc(1, sizeof(*d));
-            gf_htab_put(&demand, &q, sizeof(q), d);
+            gf_htab_put(demand, &q, sizeof(q), d);
         }
         *d += w->gpus;
     }
+}
+
+static int64_t own_demand(const struct pass *ps, const struct gf_ledger_cq *q)
+{
+    if (ps->demand.len == 0)
+        return 0;
+    const int64_t *d = gf_htab_get(&ps->demand, &q, sizeof(q));
+    return d != NULL ? *d : 0;
+}
+
+static void reclaim(struct pass *ps, struct gf_actions *out)
+{
     /* In ClusterQueue order, so the actions come out deterministically. */
     size_t n = gf_ledger_cqs(ps->l, NULL, 0);
     const struct gf_ledger_cq **qs = gf_calloc(n + 1, sizeof(*qs));
@@ -715,10 +757,10 @@ static void reclaim(struct pass *ps, struct gf_actions *out)
                 drain_cq(ps, q, out);
             continue;
         }
-        const int64_t *d = gf_htab_get(&demand, &q, sizeof(q));
-        if (d == NULL)
+        int64_t d = own_demand(ps, q);
+        if (d == 0)
             continue;
-        int64_t need = *d - cq_free(ps->l, q);
+        int64_t need = d - cq_free(ps->l, q);
         int g = gf_policy_group_of(ps->p, q->member->name, q->name);
         int64_t left = INT64_MAX;
         if (g >= 0 && ps->p->groups[g].max_reclaims_per_hour != GF_NO_CAP)
@@ -731,7 +773,6 @@ static void reclaim(struct pass *ps, struct gf_actions *out)
     }
     gf_free(recent);
     gf_free(qs);
-    gf_htab_free_all(&demand, gf_free);
 }
 
 /* ---- 3. starting leases ----------------------------------------------------
@@ -812,7 +853,10 @@ static int64_t cell_room(const struct pass *ps, const struct eval *e,
     int64_t lend = 0;
     gf_ledger_lendable(c, &lend);
     int64_t reserve = gf_policy_reserve(&g->reserve, c->nominal);
-    int64_t r[4] = {
+    /* The lender's own waiting Workloads come first: what they need of the
+     * queue's free GPUs is not idle. */
+    int64_t own = own_demand(ps, c->cq);
+    int64_t r[5] = {
         min64(lend, gf_ledger_cell_free(c) - reserve) - taken(ps, 'c', c, NULL),
         room(&p->members[li].max_lent, lm->nominal, lm->lent) -
             taken(ps, 'l', lm, NULL),
@@ -821,11 +865,13 @@ static int64_t cell_room(const struct pass *ps, const struct eval *e,
         room(&pc->max, lm->nominal,
              gf_ledger_pair_lent(ps->l, lm->name, bm->name)) -
             taken(ps, 'p', lm, bm),
+        own > 0 ? cq_free(ps->l, c->cq) - own - taken(ps, 'c', c, NULL)
+                : INT64_MAX,
     };
-    static const char *const names[4] = {"lendable", "lenderCap", "borrowerCap",
-                                         "pairCap"};
+    static const char *const names[5] = {"lendable", "lenderCap", "borrowerCap",
+                                         "pairCap", "ownDemand"};
     size_t k = 0;
-    for (size_t i = 1; i < 4; i++)
+    for (size_t i = 1; i < 5; i++)
         if (r[i] < r[k])
             k = i;
     *rule = names[k];
@@ -1129,6 +1175,12 @@ static void start_one(struct pass *ps, const struct gf_ledger_wl *w,
     take(ps, 'l', e.best.lender, NULL, w->gpus);
     take(ps, 'b', e.origin, NULL, w->gpus);
     take(ps, 'p', e.best.lender, e.origin, w->gpus);
+    /* Started elsewhere: no longer a demand on its own queue. */
+    int64_t *d = is_demand(ps, w) ? gf_htab_get(&ps->demand, &w->cq,
+                                                 sizeof(w->cq))
+                                  : NULL;
+    if (d != NULL)
+        *d -= w->gpus;
 }
 
 /* A pass in slices (decide.h). The cursor is the sort key of the last
@@ -1239,6 +1291,7 @@ int gf_decide_begin(const struct gf_ledger *l, const struct gf_policy *p,
     qcache_init(&dp->ps);
     gf_htab_init(&dp->ps.taken, GF_HTAB_OWN_KEYS);
     recent_build(&dp->ps);
+    demand_build(&dp->ps);
     upkeep(&dp->ps, out);
     reclaim(&dp->ps, out);
     *dpp = dp;
@@ -1309,6 +1362,7 @@ int gf_decide_workload(const struct gf_ledger *l, const struct gf_policy *p,
     struct pass ps = {.l = l, .p = p, .now = now_ms};
     gf_htab_init(&ps.taken, GF_HTAB_OWN_KEYS);
     recent_build(&ps);
+    demand_build(&ps);
     struct eval e = {.w = w, .group = -1};
     evaluate(&ps, &e);
     if (e.found) {

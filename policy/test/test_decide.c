@@ -823,6 +823,43 @@ static void test_one_reclaim_per_lender_cq_never_more_than_needed(void **state)
     gf_dtk_done(&f);
 }
 
+/* A lender's free GPUs that its own Workloads have waited reclaimAfter for
+ * are not idle (rule ownDemand): lending them would only be reclaimed by
+ * the next pass. Before reclaimAfter they may be lent, as before. */
+static void test_ownDemand_is_not_lent(void **state)
+{
+    (void)state;
+    struct gf_dtk f;
+    char text[320];
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 0);
+    /* west: 4 of 8 in use, its own Workload waits for 6 (does not fit) */
+    wl(&f, "west", "run", "ml", 4, 0, GF_WL_ADMITTED, "a100", 0);
+    wl(&f, "west", "own", "ml", 6, 0, GF_WL_PENDING, NULL, 30000);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    /* north out of reach: west is the only lender */
+    assert_int_equal(gf_ledger_member_set(f.l, "north", GF_FRESH_STALE, 0), 0);
+    /* own has waited 30s of reclaimAfter's 1m: west's 4 free are idle */
+    decide(&f, MIN);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west");
+    /* once it has waited reclaimAfter, what it needs is not lent */
+    decide(&f, MIN + 30000);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    assert_string_equal(blocked_rule(&f, "a", MIN + 30000, text, sizeof(text)),
+                        "ownDemand");
+    assert_non_null(strstr(text, "west/ml"));
+    /* a smaller own demand leaves room: 4 free - 2 = 2 for a */
+    wl(&f, "west", "own", "ml", 2, 0, GF_WL_PENDING, NULL, 30000);
+    decide(&f, MIN + 30000);
+    a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west");
+    assert_int_equal(a->gpus, 2);
+    gf_dtk_done(&f);
+}
+
 /* A Workload whose last lease from a lender ClusterQueue ended Reclaimed
  * or Preempted less than reclaimAfter ago goes elsewhere, or waits. */
 static void test_recentlyReclaimed_is_not_sent_straight_back(void **state)
@@ -974,8 +1011,7 @@ static void test_next_reclaim_is_the_oldest_own_workload(void **state)
 }
 
 /*
- * The determinism world: ties everywhere (two lenders with equal room and
- * no shared region with the borrower, pending Workloads with equal
+ * The determinism world: ties everywhere (pending Workloads with equal
  * priority and waiting time, leases of equal priority and age), built
  * step by step. Step k is one update of the ledger; a restart relists
  * members, ClusterQueues, Workloads and leases in whatever order the
@@ -992,14 +1028,17 @@ static void tie_step(struct gf_dtk *f, int k)
                          0);
         assert_int_equal(gf_ledger_ns_set(f->l, m[k], "team", true), 0);
     } else if (k < 6) {
-        /* west borrows; east and north have the same room for it */
-        static const int64_t nominal[] = {9, 2, 9};
+        /* west borrows from east; north's own Workloads wait, so north
+         * lends nothing new (rule ownDemand) */
+        static const int64_t nominal[] = {20, 2, 9};
         cq(f, m[k - 3], "ml", "a100", nominal[k - 3], GF_NO_LIMIT);
     } else if (k < 26) {
         int i = k - 6;
         snprintf(n, sizeof(n), "w%02d", i);
-        wl(f, i % 3 == 2 ? "east" : "west", n, "ml", 1 + i % 2, i % 2,
-           GF_WL_PENDING, NULL, (int64_t)(i / 4) * 1000);
+        /* All in west: a lender's own waiting Workloads would keep its
+         * free GPUs from being lent (rule ownDemand). */
+        wl(f, "west", n, "ml", 1 + i % 2, i % 2, GF_WL_PENDING, NULL,
+           (int64_t)(i / 4) * 1000);
     } else if (k < 32) {
         /* west borrows from north under three pairs of equal leases: some
          * due for renewal, all candidates for reclaim */
@@ -1255,6 +1294,11 @@ static void random_world(struct gf_dtk *f, struct gf_rand *rng, int *cap_pair,
              " name: ml}, {member: north, name: ml}]\n",
              *reserve);
     fx_init(f, groups, extra);
+    /* In half the worlds the waiting Workloads have not yet waited
+     * reclaimAfter: only there may a lender with waiting Workloads of its
+     * own lend (rule ownDemand). */
+    if (gf_rand_range(rng, 0, 1) == 0)
+        f->p->timing.reclaim_after_ms = 60 * MIN;
     for (int i = 0; i < 3; i++) {
         int64_t nominal = (int64_t)gf_rand_range(rng, 0, 12);
         int64_t limit = gf_rand_range(rng, 0, 2)
@@ -1271,8 +1315,8 @@ static void random_world(struct gf_dtk *f, struct gf_rand *rng, int *cap_pair,
         snprintf(n, sizeof(n), "w%d", i);
         int mi = (int)gf_rand_range(rng, 0, 2); /* inclusive */
         bool admitted = gf_rand_range(rng, 0, 3) == 0;
-        wl(f, pm[mi], n, "ml", (int64_t)gf_rand_range(rng, 1, 5),
-           (int32_t)gf_rand_range(rng, 0, 5),
+        int64_t gpus = (int64_t)gf_rand_range(rng, 1, 5);
+        wl(f, pm[mi], n, "ml", gpus, (int32_t)gf_rand_range(rng, 0, 5),
            admitted ? GF_WL_ADMITTED : GF_WL_PENDING, admitted ? "a100" : NULL,
            0);
     }
@@ -1364,10 +1408,12 @@ static void test_property_never_exceeds_a_cap(void **state)
         gf_dtk_done(&f);
     }
     /* Not vacuous: in these worlds (quota 0-12, members now and then
-     * STALE, twelve Workloads of 1-5 GPUs) 1378 of the 2000 start a lease
-     * and 705 stack several STARTs on one lender, where the caps net of
-     * the pass matter. A decide that started nothing, or a generator with
-     * no lendable quota, would pass every check above. */
+     * STALE, twelve Workloads of 1-5 GPUs, half of them past reclaimAfter
+     * so that a lender's own waiting Workloads bind, rule ownDemand) 1008
+     * of the 2000 start a lease and 448 stack several STARTs on one
+     * lender, where the caps net of the pass matter. A decide that started
+     * nothing, or a generator with no lendable quota, would pass every
+     * check above. */
     assert_true(worlds_starting >= 2000 / 2);
     assert_true(worlds_stacked >= 2000 / 5);
 }
@@ -1396,6 +1442,7 @@ int main(void)
         cmocka_unit_test(test_maxReclaimsPerHour_limits_victims),
         cmocka_unit_test(test_one_reclaim_per_lender_cq_never_more_than_needed),
         cmocka_unit_test(test_recentlyReclaimed_is_not_sent_straight_back),
+        cmocka_unit_test(test_ownDemand_is_not_lent),
         cmocka_unit_test(test_drain_reclaims_everything_and_lends_nothing),
         cmocka_unit_test(test_next_reclaim_is_the_oldest_own_workload),
         cmocka_unit_test(test_same_inputs_same_actions),
