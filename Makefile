@@ -200,12 +200,13 @@ E2E_SKIP ?=
 # in either list: each adds CPU load to the other. The real-server
 # kubeclient test sits idle for most of its 155 s quiet watch; beside it
 # run the other real-server scripts (RBAC, the differential cases,
-# gpufedctl, the hub's leases), each as long as it takes on a busy
-# machine. The background script's output is printed when it ends; a
+# gpufedctl, the QuotaLease CRD, the hub's leases), each as long as it
+# takes on a busy machine. The background script's output is printed when it ends; a
 # failure in the foreground stops it (SIGTERM: it cleans up) and fails.
 E2E_BACKGROUND := e2e/test_realk8s_kubeclient.sh
 E2E_BESIDE := e2e/test_hub_realk8s.sh e2e/test_manifests.sh \
-              e2e/test_realk8s_diff.sh e2e/test_realk8s_gpufedctl.sh \
+              e2e/test_quotalease_crd.sh e2e/test_realk8s_diff.sh \
+              e2e/test_realk8s_gpufedctl.sh \
               e2e/test_realk8s_kubesim_diff_cel_jobs.sh
 e2e_all = $(filter-out $(E2E_SKIP),$(sort $(wildcard e2e/test_*.sh)))
 e2e_bg = $(filter $(E2E_BACKGROUND),$(e2e_all))

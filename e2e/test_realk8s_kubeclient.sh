@@ -171,7 +171,7 @@ step "B: restart with etcd compacting past the stopped watcher's RV"
 kill -STOP $wpid
 kill_b
 REALK8S_EXTRA_ARGS="--etcd-compaction-interval=1s" up b ||
-    fail "server B did not restart with compaction"
+    fail "server B did not restart with compaction: $(tail -3 "$work/up-b.log")"
 rv_c1=$(kb -n r create configmap c-1 -o jsonpath='{.metadata.resourceVersion}')
 for i in $(seq 2 5); do kb -n r create configmap c-$i >/dev/null; done
 # The watcher's RV is older than c-1's: it is compacted away once a list
