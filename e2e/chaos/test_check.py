@@ -646,6 +646,42 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("reclaim started +6.000s (marked again at +12.250s), "
                       "deadline +11.000s", msgs[0])
 
+    def remarked_after_its_deadline(self, stop, deadline):
+        # Reclaiming at +6 s (deadline +10.25 s), the lender Suspect at
+        # +7 s and back at +9 s, marked again at +11 s: the hub resumes
+        # the first mark, whose deadline has passed, so it writes the
+        # re-mark's instant as the deadline (stop now; seed 12 of the
+        # chaos suite: 6.2 s after reclaimStarted, grace 4 s).
+        self.s4(stop)
+        le = self.w.leases[-1]
+        le["status"]["transitions"][2:2] = [
+            {"phase": "Suspect", "time": "2027-01-15T08:00:07Z"},
+            {"phase": "Active", "time": "2027-01-15T08:00:09Z"},
+            {"phase": "Reclaiming", "time": "2027-01-15T08:00:11Z"}]
+        le["status"]["reclaimDeadline"] = "2027-01-15T08:00:%s" % deadline
+        bad, rep = self.w.check()
+        return bad, [v[1] for v in rep.violations if v[0] == "S4"]
+
+    def test_s4_a_resumed_mark_past_its_deadline_stops_now(self):
+        bad, msgs = self.remarked_after_its_deadline(12.0, "11.300Z")
+        self.assertEqual(msgs, [])
+        self.assertEqual(bad, [])
+
+    def test_s4_a_resumed_mark_is_held_to_the_first_deadline(self):
+        # Stopped at +13.8 s: within the written deadline + 3 s, but past
+        # the first mark's (+10.25 s + 1 s + 2 s).
+        bad, msgs = self.remarked_after_its_deadline(13.8, "11.300Z")
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertIn("deadline +10.250s", msgs[0])
+
+    def test_s4_a_resumed_mark_granting_time_fails(self):
+        # Marked again at +11 s with a deadline of +15.3 s: more than the
+        # grace period after the first mark, and not "stop now".
+        bad, msgs = self.remarked_after_its_deadline(12.0, "15.300Z")
+        self.assertTrue(any("reclaimDeadline +15.300s is 9050 ms after "
+                            "reclaimStarted +6.250s" in m for m in msgs),
+                        msgs)
+
     def test_idle_lender_unused_fails_l1(self):
         # c waits in east from 0 s to 20 s while west is idle.
         w = self.w
