@@ -702,7 +702,7 @@ def stop_now(trs, deadline):
         ts = parse_time_ms(t.get("time"))
         if t.get("phase") == "Reclaiming":
             if seen and after and ts is not None and \
-                    ts - LEASE_TIME_RES_MS <= deadline < ts + LEASE_TIME_RES_MS:
+                    abs(deadline - ts) < LEASE_TIME_RES_MS:
                 return True
             seen, after = True, False
         elif seen:
