@@ -691,6 +691,25 @@ def s4_started(le):
     return started, deadline, False
 
 
+def stop_now(trs, deadline):
+    """Whether a deadline is the instant of a mark that resumed a reclaim
+    (a Reclaiming after another phase that followed a Reclaiming): the hub
+    writes max(the first deadline, now) then, so a first deadline that
+    passed while the lender was away becomes "stop now", later than
+    reclaimStarted + gracePeriod but granting nothing."""
+    seen, after = False, False
+    for t in trs:
+        ts = parse_time_ms(t.get("time"))
+        if t.get("phase") == "Reclaiming":
+            if seen and after and ts is not None and \
+                    abs(deadline - ts) < LEASE_TIME_RES_MS:
+                return True
+            seen, after = True, False
+        elif seen:
+            after = True
+    return False
+
+
 def check_s4(run, rep):
     """Bounded reclaim: for every lease that went Reclaiming, the copy's
     Pods stopped no later than its reclaimDeadline + the Pods'
@@ -722,8 +741,17 @@ def check_s4(run, rep):
             continue
         ids = {run.lease_job_id(le)}
         last_started = parse_time_ms(st.get("reclaimStarted")) or started
-        if grace is not None and \
-                last_deadline > last_started + grace + LEASE_TIME_RES_MS:
+        cap = None if grace is None else \
+            last_started + grace + LEASE_TIME_RES_MS
+        if cap is not None and last_deadline > cap and \
+                stop_now(trs, last_deadline):
+            # A resumed mark whose first deadline passed while the lender
+            # was Suspect: "stop now", no time granted. The stop is held
+            # to the first mark's deadline: at most gracePeriod after
+            # reclaimStarted (written to the millisecond).
+            if deadline is not None:
+                deadline = min(deadline, last_started + grace)
+        elif cap is not None and last_deadline > cap:
             rep.violation("S4", "lease %s (lender %s): reclaimDeadline %s is "
                           "%d ms after reclaimStarted %s; gracePeriod is %d "
                           "ms" % (name, lender, run.rel(last_deadline),

@@ -18,6 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check  # noqa: E402
+import schedule  # noqa: E402
 
 T0 = 1_800_000_000_000
 MEMBERS = ["east", "west"]
@@ -645,6 +646,42 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("reclaim started +6.000s (marked again at +12.250s), "
                       "deadline +11.000s", msgs[0])
 
+    def remarked_after_its_deadline(self, stop, deadline):
+        # Reclaiming at +6 s (deadline +10.25 s), the lender Suspect at
+        # +7 s and back at +9 s, marked again at +11 s: the hub resumes
+        # the first mark, whose deadline has passed, so it writes the
+        # re-mark's instant as the deadline (stop now; seed 12 of the
+        # chaos suite: 6.2 s after reclaimStarted, grace 4 s).
+        self.s4(stop)
+        le = self.w.leases[-1]
+        le["status"]["transitions"][2:2] = [
+            {"phase": "Suspect", "time": "2027-01-15T08:00:07Z"},
+            {"phase": "Active", "time": "2027-01-15T08:00:09Z"},
+            {"phase": "Reclaiming", "time": "2027-01-15T08:00:11Z"}]
+        le["status"]["reclaimDeadline"] = "2027-01-15T08:00:%s" % deadline
+        bad, rep = self.w.check()
+        return bad, [v[1] for v in rep.violations if v[0] == "S4"]
+
+    def test_s4_a_resumed_mark_past_its_deadline_stops_now(self):
+        bad, msgs = self.remarked_after_its_deadline(12.0, "11.300Z")
+        self.assertEqual(msgs, [])
+        self.assertEqual(bad, [])
+
+    def test_s4_a_resumed_mark_is_held_to_the_first_deadline(self):
+        # Stopped at +13.8 s: within the written deadline + 3 s, but past
+        # the first mark's (+10.25 s + 1 s + 2 s).
+        bad, msgs = self.remarked_after_its_deadline(13.8, "11.300Z")
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertIn("deadline +10.250s", msgs[0])
+
+    def test_s4_a_resumed_mark_granting_time_fails(self):
+        # Marked again at +11 s with a deadline of +15.3 s: more than the
+        # grace period after the first mark, and not "stop now".
+        bad, msgs = self.remarked_after_its_deadline(12.0, "15.300Z")
+        self.assertTrue(any("reclaimDeadline +15.300s is 9050 ms after "
+                            "reclaimStarted +6.250s" in m for m in msgs),
+                        msgs)
+
     def test_idle_lender_unused_fails_l1(self):
         # c waits in east from 0 s to 20 s while west is idle.
         w = self.w
@@ -776,6 +813,63 @@ class ScheduleTest(unittest.TestCase):
         for w in ("0", "1"):
             self.assertEqual(len(per[w]), 1)  # one lender per wave
             self.assertGreaterEqual(per[(w, "gpus")], 16)
+
+    HUB_SIDE = ("partition", "latency", "5xx", "429", "reset", "restart")
+
+    def windows(self, lines, guard):
+        hub, cuts = [], []
+        for x in lines:
+            f = x.split()
+            if f[1] != "fault":
+                continue
+            lo, hi = int(f[0]), int(f[0]) + int(f[4])
+            if f[2] in self.HUB_SIDE:
+                hub.append((f[3], lo, hi + guard, x))
+            elif f[2] == "agent-partition":
+                cuts.append((f[3], lo, hi, x))
+        return hub, cuts
+
+    def test_agent_partitions_keep_off_the_hubs_faults(self):
+        # Seed 15 drew east's agent cut off from its API server (7.5 s)
+        # while the hub was cut off from east: A3 broken, the hub fenced
+        # east's loans and deleted their holds while the agent could not
+        # revert the grants. Such a cut must never overlap a hub-side
+        # fault of its member, widened by the guard after its end.
+        agents = ["--have", "agent,ha,clock-hook", "--waves", "2"]
+        for seed in range(1, 21):
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                schedule.main(["--seed", str(seed), "--events", "50",
+                               "--jobs", "50", "--window", "75"] + agents)
+            lines = out.getvalue().splitlines()
+            hub, cuts = self.windows(lines, 3000)
+            self.assertTrue(cuts, "seed %d drew no agent-partition" % seed)
+            for m, lo, hi, x in cuts:
+                for hm, hlo, hhi, y in hub:
+                    self.assertFalse(m == hm and lo < hhi and hi > hlo,
+                                     "seed %d: %s overlaps %s" % (seed, x, y))
+
+    def test_agent_partitions_are_moved_not_dropped(self):
+        # Only agent-partition lines change: every other line is as drawn,
+        # and the cuts keep their number and durations.
+        args = ["--events", "50", "--jobs", "50", "--window", "75"]
+        for seed in (1, 15):
+            lines = self.draw_seed(seed, args + ["--have", "agent"])
+            raw = self.draw_seed(seed, args + ["--have", "agent",
+                                               "--a3-guard-ms", "-1"])
+            cut = [x for x in lines if " agent-partition " in x]
+            cut_raw = [x for x in raw if " agent-partition " in x]
+            self.assertEqual([x for x in lines if x not in cut],
+                             [x for x in raw if x not in cut_raw])
+            self.assertEqual(sorted(x.split()[-1] for x in cut),
+                             sorted(x.split()[-1] for x in cut_raw))
+            self.assertNotEqual(cut, cut_raw)  # seed 1 and 15 had clashes
+
+    def draw_seed(self, seed, args):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            schedule.main(["--seed", str(seed)] + args)
+        return out.getvalue().splitlines()
 
 
 if __name__ == "__main__":
