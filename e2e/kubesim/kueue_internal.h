@@ -124,13 +124,15 @@ struct gf_kq_wl {
     /* The owner Job ("namespace/name" and uid), NULL for pod-less ones. */
     char *job_key, *job_uid;
     bool victim;          /* per reconcile: chosen for preemption */
+    bool dead;            /* deleted; freed when the reconcile ends */
     struct gf_kq_cq *qcq; /* per reconcile: the queue it is pending in */
 };
 
 /* The quota view the pure functions work on. */
 struct gf_kq_world {
-    struct gf_htab *cqs;     /* name -> struct gf_kq_cq */
-    struct gf_htab *wls;     /* key -> struct gf_kq_wl */
+    struct gf_htab *cqs; /* name -> struct gf_kq_cq */
+    /* key -> struct gf_kq_wl: at least every Workload holding quota. */
+    struct gf_htab *wls;
     struct gf_htab *flavors; /* name -> cJSON spec.nodeLabels ({} if none) */
     /* name -> struct gf_kq_cq: Cohort objects, their quota in cells (a
      * flat cohort: parentName is not followed); may be NULL. */
