@@ -68,6 +68,9 @@ struct gf_ks_kueue_stats {
      * it may act on (not finished, deactivated ones), so a change costs
      * what it touches, not the size of the cluster. */
     uint64_t walked;
+    /* Queue status writes tried: a pass that changes nothing a queue's
+     * status says makes none. */
+    uint64_t queue_writes;
 };
 void gf_ks_kueue_stats(const struct gf_ks_kueue *k,
                        struct gf_ks_kueue_stats *out);

@@ -73,6 +73,10 @@ struct gf_kq_cq {
     bool blocked; /* StrictFIFO: the head could not be admitted */
     size_t head;  /* step_admit: next pending Workload of the queue */
     size_t n_pending, n_reserving;
+    /* The last status write: its fingerprint (owned) and the object's
+     * resourceVersion after it (kueue.c, queue_status). */
+    char *st_fp;
+    uint64_t st_rv;
 };
 
 struct gf_kq_lq {
@@ -80,6 +84,8 @@ struct gf_kq_lq {
     char *cq; /* spec.clusterQueue */
     enum gf_kq_stop stop;
     size_t n_pending, n_reserving; /* per reconcile */
+    char *st_fp;                   /* as in struct gf_kq_cq */
+    uint64_t st_rv;
 };
 
 /* A request of one pod of a pod set. */

@@ -805,6 +805,48 @@ static void test_job_ending_finishes_its_deactivated_workload(void **s)
     env_stop(&e);
 }
 
+/*
+ * A pass that changes nothing a queue's status says does not write it
+ * (nor read the stored queue); one made after someone else wrote the
+ * status writes it again.
+ */
+static void test_queue_status_is_written_only_when_it_changes(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    create_inactive_wl(&e, 0);
+    create_job(&e, "j", "1", 1, "");
+    ks_kqtk_settle(&e.t);
+    struct gf_ks_kueue_stats before, after;
+    gf_ks_kueue_stats(e.t.kueue, &before);
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", "idle-0",
+                  "{\"metadata\":{\"labels\":{\"touched\":\"yes\"}}}");
+    ks_kqtk_settle(&e.t);
+    gf_ks_kueue_stats(e.t.kueue, &after);
+    assert_true(after.reconciles > before.reconciles);
+    assert_int_equal(after.queue_writes, before.queue_writes);
+    /* Someone else's write: the next pass puts Kueue's figures back. */
+    cJSON *st = cJSON_Parse("{\"pendingWorkloads\":99}");
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    assert_int_equal(gf_ks_store_patch_status(
+                         e.t.st, gf_ks_store_type(e.t.st, KQ, "localqueues"),
+                         "default", "lq", st, NULL, &err),
+                     0);
+    gf_ks_status_clear(&err);
+    cJSON_Delete(st);
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", "idle-0",
+                  "{\"metadata\":{\"labels\":{\"touched\":\"again\"}}}");
+    ks_kqtk_settle(&e.t);
+    cJSON *lq = ks_kqtk_get(&e.t, KQ, "localqueues", "default", "lq");
+    int64_t pending = -1;
+    gf_json_int(lq, "status.pendingWorkloads", &pending);
+    assert_int_equal(pending, 0);
+    cJSON_Delete(lq);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -823,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_stopped_queues_are_reported_as_kueue_does),
         cmocka_unit_test(test_reconcile_walks_only_workloads_it_may_act_on),
         cmocka_unit_test(test_job_ending_finishes_its_deactivated_workload),
+        cmocka_unit_test(test_queue_status_is_written_only_when_it_changes),
     };
     gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
