@@ -44,7 +44,12 @@ void gf_free(void *ptr);
         (p) = NULL;                                                            \
     } while (0)
 
-/* Number of blocks currently allocated, and their total size in bytes. */
+/*
+ * Number of blocks currently allocated, and their total size in bytes.
+ * Read them on the thread that called gf_alloc_global_init (the loop
+ * thread), whose own allocations are counted without atomics; any thread
+ * may allocate and free.
+ */
 int64_t gf_alloc_live(void);
 int64_t gf_alloc_live_bytes(void);
 /* Total number of allocations ever made (a cheap activity counter). */
@@ -55,7 +60,8 @@ uint64_t gf_alloc_total(void);
  * top of main(). Programs and tests that use libuv or libcurl call
  * gf_kube_global_init() (kubeclient/global.h) instead, which does this and
  * hooks those two as well: common/ links neither. Returns 0 or a negative
- * error. After gf_alloc_global_cleanup() arenas are no longer used.
+ * error. After gf_alloc_global_cleanup() arenas are no longer used. The
+ * calling thread becomes the loop thread (see gf_alloc_live).
  */
 int gf_alloc_global_init(void);
 void gf_alloc_global_cleanup(void);

@@ -26,6 +26,7 @@
 
 #include "common/alloc.h"
 #include "common/err.h"
+#include "common/htab.h"
 #include "common/json.h"
 #include "common/list.h"
 #include "common/log.h"
@@ -59,8 +60,14 @@ struct gf_http_req {
     /* Our words when we ended the transfer (cap, cancel, timers): curl
      * would otherwise write its generic "Failure writing output". */
     char local[CURL_ERROR_SIZE];
-    struct gf_list link;       /* in gf_http.reqs: all live requests */
-    struct gf_http_req *qnext; /* add queue or done queue */
+    struct gf_list link;           /* in gf_http.reqs: all live requests */
+    struct gf_http_origin *origin; /* its server's connection count */
+    struct gf_http_req *qnext;     /* add queue or done queue */
+};
+
+/* One server (scheme://host:port): its requests live now and at most. */
+struct gf_http_origin {
+    size_t active, peak;
 };
 
 struct gf_http {
@@ -79,6 +86,9 @@ struct gf_http {
     struct gf_http_req *done_head, *done_tail;
     struct gf_list socks; /* struct gf_http_sock */
     size_t active;
+    struct gf_htab origins; /* "scheme://host:port" -> gf_http_origin */
+    size_t conns_kept;      /* the sum of the origins' peaks */
+    bool want_maxconnects;  /* conns_kept grew: tell curl, outside it */
     gf_http_close_cb close_cb;
     void *close_data;
     struct gf_http_stats stats;
@@ -101,6 +111,7 @@ static void handle_released(struct gf_http *h)
         return;
     gf_http_close_cb cb = h->close_cb;
     void *data = h->close_data;
+    gf_htab_free_all(&h->origins, gf_free);
     gf_free(h);
     if (cb != NULL)
         cb(data);
@@ -369,6 +380,7 @@ static void deliver(struct gf_http *h, struct gf_http_req *r)
 
     gf_list_remove(&r->link);
     h->active--;
+    r->origin->active--;
 
     r->on_done(r->data, &resp);
 
@@ -380,6 +392,11 @@ static void deliver(struct gf_http *h, struct gf_http_req *r)
 
 static void add_now(struct gf_http *h, struct gf_http_req *r)
 {
+    /* Set here, where no curl function is on the stack (count_origin). */
+    if (h->want_maxconnects) {
+        h->want_maxconnects = false;
+        curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)h->conns_kept);
+    }
     CURLMcode mc = curl_multi_add_handle(h->multi, r->easy);
     if (mc != CURLM_OK) {
         snprintf(r->local, sizeof(r->local), "%s", curl_multi_strerror(mc));
@@ -544,6 +561,39 @@ static int setup_method(CURL *e, const struct gf_http_req_opts *o)
     return 0;
 }
 
+/*
+ * Counts r against its server. Over HTTP/1.1 (an API server without
+ * HTTP/2, kubesim) a connection carries one request at a time, so n
+ * writes at once to one server open n connections to it. curl's default
+ * cache keeps 4 per transfer in the multi handle at the moment one ends:
+ * as a burst drained, it closed the connections the burst had opened,
+ * and the next burst paid a TCP and TLS handshake per request again
+ * (about 30 new connections a second in a hub redirecting 20 Jobs a
+ * second into 3 members). The cache is sized instead to what each server
+ * ever had in use at once, summed over the servers (the peaks of
+ * different servers come at different times, and a connection serves one
+ * server only). curl still closes connections idle for
+ * CURLOPT_MAXAGE_CONN (118 s); over HTTP/2 there is one per server.
+ */
+static void count_origin(struct gf_http *h, struct gf_http_req *r,
+                         const char *url)
+{
+    const char *host = strstr(url, "://");
+    host = host != NULL ? host + 3 : url;
+    size_t len = (size_t)(host - url) + strcspn(host, "/?#");
+    struct gf_http_origin *og = gf_htab_get(&h->origins, url, len);
+    if (og == NULL) {
+        og = gf_calloc(1, sizeof(*og));
+        gf_htab_put(&h->origins, url, len, og);
+    }
+    r->origin = og;
+    if (++og->active <= og->peak)
+        return;
+    og->peak = og->active;
+    h->conns_kept++;
+    h->want_maxconnects = true;
+}
+
 int gf_http_start(struct gf_http *h, const struct gf_http_req_opts *o,
                   struct gf_http_req **out)
 {
@@ -614,6 +664,7 @@ int gf_http_start(struct gf_http *h, const struct gf_http_req_opts *o,
 
     gf_list_push_front(&h->reqs, &r->link);
     h->active++;
+    count_origin(h, r, o->url);
     h->stats.started++;
     if (h->in_curl > 0) {
         if (h->add_tail != NULL)

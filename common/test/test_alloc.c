@@ -3,6 +3,7 @@
  * cJSON's hooks really route through it (libuv's and libcurl's are tested
  * with kubeclient/global.c, which installs them).
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +39,45 @@ static void test_counts_every_entry_point(void **state)
     gf_free(c);
     gf_free(d);
     gf_free(NULL);
+    assert_int_equal(gf_alloc_live(), live);
+    assert_int_equal(gf_alloc_live_bytes(), bytes);
+}
+
+/* What another thread (libuv's pool, curl's resolver) does. */
+struct other {
+    void *take;  /* allocated on the loop thread, freed here */
+    void *given; /* allocated here, freed on the loop thread */
+    size_t n;
+};
+
+static void *other_thread(void *arg)
+{
+    struct other *o = arg;
+    gf_free(o->take);
+    o->given = gf_malloc(o->n);
+    void *own = gf_realloc(gf_malloc(8), 64);
+    gf_free(own);
+    return NULL;
+}
+
+/*
+ * The loop thread counts without atomics and other threads with them; a
+ * block allocated on one and freed on the other still leaves the sums
+ * exact.
+ */
+static void test_counts_across_threads(void **state)
+{
+    (void)state;
+    int64_t live = gf_alloc_live(), bytes = gf_alloc_live_bytes();
+    uint64_t total = gf_alloc_total();
+    struct other o = {.take = gf_malloc(100), .n = 40};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, other_thread, &o), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(gf_alloc_live(), live + 1);
+    assert_int_equal(gf_alloc_live_bytes(), bytes + 40);
+    assert_int_equal(gf_alloc_total(), total + 3);
+    gf_free(o.given);
     assert_int_equal(gf_alloc_live(), live);
     assert_int_equal(gf_alloc_live_bytes(), bytes);
 }
@@ -196,6 +236,7 @@ int main(void)
     baseline = gf_alloc_live();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counts_every_entry_point),
+        cmocka_unit_test(test_counts_across_threads),
         cmocka_unit_test(test_realloc_null_is_malloc_and_keeps_alignment),
         cmocka_unit_test(test_strdup_null_is_null),
         cmocka_unit_test(test_cjson_goes_through_the_counter),

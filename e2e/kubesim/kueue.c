@@ -2,9 +2,11 @@
  * kueue: Kueue-lite's controller (see kueue.h): store events in, one
  * reconcile per loop turn, store writes out.
  *
- * A reconcile runs these steps, each a scan of the index (cheap at 1k
- * Workloads; only the JSON writes cost, and each is made only when the
- * stored object differs from what Kueue would write):
+ * A reconcile runs these steps, each a walk of the Workloads it may act
+ * on (the live index: not the finished or deactivated ones, which a
+ * cluster holds by the thousand), so a change costs what it touches; each
+ * JSON write is made only when the stored object differs from what Kueue
+ * would write:
  *   1. Workloads for new Jobs with the queue-name label;
  *   2. Finished for Workloads whose Job completed or failed;
  *   3. eviction of deactivated Workloads and of those in queues stopped
@@ -52,6 +54,18 @@ struct gf_ks_kueue {
     struct gf_timer timer;
     bool dirty, in_reconcile;
     struct gf_htab cqs, lqs, wls, jobs, flavors, cohorts;
+    /*
+     * The indexes that make a reconcile cost what it touches rather than
+     * every Workload of the cluster (a cluster holds thousands of
+     * finished or deactivated ones that no step acts on):
+     *   live: key -> Workload, every Workload some step may act on
+     *         (wl_idle() says which may not); keys borrowed from the
+     *         Workload;
+     *   by_job: Job key -> struct kq_owned, the Workloads that name the
+     *         Job as owner, so a Job's change refreshes theirs;
+     *   need_wl: Job key -> Job, the Jobs whose Workload is to be made.
+     */
+    struct gf_htab live, by_job, need_wl;
     struct gf_kq_wl **grave; /* deleted during a reconcile, freed after */
     size_t n_grave;
     struct gf_ks_kueue_stats stats;
@@ -120,8 +134,8 @@ static cJSON *stored_conds(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
     return out;
 }
 
-static void patch_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
-                         const char *ns, const char *name, const cJSON *status)
+static int patch_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
+                        const char *ns, const char *name, const cJSON *status)
 {
     struct gf_ks_status err;
     gf_ks_status_init(&err);
@@ -135,6 +149,7 @@ static void patch_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
     if (gf_ks_store_rv(k->st) != rv)
         k->stats.writes++;
     gf_ks_status_clear(&err);
+    return rc;
 }
 
 /* ---- Workload writes ---------------------------------------------------- */
@@ -521,10 +536,8 @@ static void step_jobs(struct gf_ks_kueue *k)
     size_t n = 0, cap = 0, pos = 0;
     const char *key;
     void *p;
-    while (gf_htab_scan(&k->jobs, &pos, &key, &p)) {
-        struct gf_kq_job *j = p;
-        if (!j->need_wl)
-            continue;
+    while (gf_htab_scan(&k->need_wl, &pos, &key, &p)) {
+        const struct gf_kq_job *j = p;
         if (n == cap) {
             cap = cap == 0 ? 16 : cap * 2;
             v = gf_realloc(v, cap * sizeof(*v));
@@ -538,6 +551,7 @@ static void step_jobs(struct gf_ks_kueue *k)
      * map: each Job is looked up again. */
     for (size_t i = 0; i < n; i++) {
         struct gf_kq_job *j = gf_htab_get_str(&k->jobs, v[i].key);
+        gf_htab_del_str(&k->need_wl, v[i].key);
         if (j != NULL && j->need_wl) {
             j->need_wl = false;
             ensure_workload(k, v[i].key);
@@ -558,6 +572,107 @@ static struct gf_kq_job *job_of(const struct gf_ks_kueue *k,
         strcmp(j->uid, wl->job_uid) != 0)
         return NULL;
     return j;
+}
+
+/* ---- the indexes ----------------------------------------------------------
+ */
+
+/* The Workloads that name one Job as owner (one, unless someone made more). */
+struct kq_owned {
+    struct gf_kq_wl **v;
+    size_t n;
+};
+
+/*
+ * Whether no reconcile step can act on wl, whatever the queues, the quota
+ * and the namespaces say: it finished (and its Job, if any, ended or is
+ * suspended), or it was deactivated and evicted and holds no quota (and
+ * its Job, if any, is suspended and has not ended). Every step's own test
+ * fails for such a Workload: nothing to finish, evict, reactivate, count,
+ * admit, preempt or suspend. A cluster holds thousands of them (finished
+ * Jobs' Workloads, deactivated ones), which is why the steps walk only
+ * the others.
+ */
+static bool wl_idle(const struct gf_ks_kueue *k, const struct gf_kq_wl *wl)
+{
+    const struct gf_kq_job *j = job_of(k, wl);
+    if (wl->finished)
+        return j == NULL || j->done != 0 || j->suspended;
+    return wl->adm_cq == NULL && !wl->active && wl->deactivated_requeue &&
+           (j == NULL || (j->done == 0 && j->suspended));
+}
+
+/* Puts wl in the live index or takes it out, after it or its Job changed. */
+static void live_refresh(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
+{
+    if (!wl_idle(k, wl)) {
+        gf_htab_put_str(&k->live, wl->key, wl);
+        return;
+    }
+    /* Only a Workload holding quota can be a victim; step_usage clears
+     * the flag on live ones only, so one leaving leaves it clear. */
+    if (gf_htab_del_str(&k->live, wl->key) != NULL)
+        wl->victim = false;
+}
+
+static void by_job_add(struct gf_ks_kueue *k, struct gf_kq_wl *wl)
+{
+    if (wl->job_key == NULL)
+        return;
+    struct kq_owned *o = gf_htab_get_str(&k->by_job, wl->job_key);
+    if (o == NULL) {
+        o = gf_calloc(1, sizeof(*o));
+        gf_htab_put_str(&k->by_job, wl->job_key, o);
+    }
+    o->v = gf_realloc(o->v, (o->n + 1) * sizeof(*o->v));
+    o->v[o->n++] = wl;
+}
+
+static void owned_free(void *v)
+{
+    struct kq_owned *o = v;
+    if (o != NULL)
+        gf_free(o->v);
+    gf_free(o);
+}
+
+static void by_job_remove(struct gf_ks_kueue *k, const struct gf_kq_wl *wl)
+{
+    if (wl->job_key == NULL)
+        return;
+    struct kq_owned *o = gf_htab_get_str(&k->by_job, wl->job_key);
+    for (size_t i = 0; o != NULL && i < o->n; i++)
+        if (o->v[i] == wl) {
+            o->v[i] = o->v[--o->n];
+            break;
+        }
+    if (o != NULL && o->n == 0)
+        owned_free(gf_htab_del_str(&k->by_job, wl->job_key));
+}
+
+/* After a Job changed: its Workloads' place in the live index. */
+static void job_changed(struct gf_ks_kueue *k, const char *job_key)
+{
+    struct kq_owned *o = gf_htab_get_str(&k->by_job, job_key);
+    for (size_t i = 0; o != NULL && i < o->n; i++)
+        live_refresh(k, o->v[i]);
+}
+
+/*
+ * A copy of the live Workloads for a step to walk: the step's own writes
+ * come back through on_wl at once and update the index meanwhile (a
+ * gf_htab may not grow while iterated). Free with gf_free.
+ */
+static struct gf_kq_wl **live_snapshot(struct gf_ks_kueue *k, size_t *n)
+{
+    k->stats.walked += k->live.len;
+    struct gf_kq_wl **v = gf_calloc(k->live.len + 1, sizeof(*v));
+    size_t i = 0, pos = 0;
+    void *p;
+    while (gf_htab_scan(&k->live, &pos, NULL, &p))
+        v[i++] = p;
+    *n = i;
+    return v;
 }
 
 static struct gf_kq_cq *cq_of_queue(const struct gf_ks_kueue *k,
@@ -591,11 +706,12 @@ static const char *drained(const struct gf_ks_kueue *k,
 
 static void step_finish_and_evict(struct gf_ks_kueue *k)
 {
-    struct gf_htab_iter it;
-    void *v;
-    gf_htab_iter_init(&it, &k->wls);
-    while (gf_htab_next(&it, NULL, NULL, &v)) {
-        struct gf_kq_wl *wl = v;
+    size_t n;
+    struct gf_kq_wl **v = live_snapshot(k, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct gf_kq_wl *wl = v[i];
+        if (wl->dead)
+            continue;
         const struct gf_kq_job *j = job_of(k, wl);
         if (j != NULL && j->done != 0 && !wl->finished) {
             finish(k, wl, j);
@@ -619,6 +735,7 @@ static void step_finish_and_evict(struct gf_ks_kueue *k)
             evict(k, wl, &why);
         }
     }
+    gf_free(v);
 }
 
 static void step_usage(struct gf_ks_kueue *k)
@@ -633,9 +750,10 @@ static void step_usage(struct gf_ks_kueue *k)
                 for (size_t r = 0; r < cq->groups[g].n_res; r++)
                     cq->groups[g].fl[f].cells[r].usage = 0;
     }
-    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
+    struct gf_kq_world w = {&k->cqs, &k->live, &k->flavors, &k->cohorts};
+    k->stats.walked += k->live.len;
     pos = 0;
-    while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
+    while (gf_htab_scan(&k->live, &pos, NULL, &v)) {
         struct gf_kq_wl *wl = v;
         wl->victim = false;
         if (wl->adm_cq != NULL && !wl->finished)
@@ -754,7 +872,7 @@ static bool blocked_by_queue(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
 static void admit_with(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
                        struct gf_kq_cq *cq, struct gf_kq_assign *a)
 {
-    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
+    struct gf_kq_world w = {&k->cqs, &k->live, &k->flavors, &k->cohorts};
     for (size_t i = 0; i < a->n_victims; i++) {
         struct evict_why why;
         preempt_why(wl, a->victims[i], cq, a->while_borrowing[i], &why);
@@ -820,13 +938,15 @@ static size_t take_heads(struct gf_ks_kueue *k, struct gf_kq_wl **v, size_t n,
  */
 static void step_admit(struct gf_ks_kueue *k)
 {
-    struct gf_kq_wl **v = gf_calloc(k->wls.len + 1, sizeof(*v));
+    size_t n_live;
+    struct gf_kq_wl **live = live_snapshot(k, &n_live);
+    struct gf_kq_wl **v = gf_calloc(n_live + 1, sizeof(*v));
     size_t n = 0, pos = 0;
     void *p;
-    while (gf_htab_scan(&k->wls, &pos, NULL, &p)) {
-        struct gf_kq_wl *wl = p;
+    for (size_t i = 0; i < n_live; i++) {
+        struct gf_kq_wl *wl = live[i];
         wl->qcq = NULL;
-        if (wl->adm_cq != NULL || !wl->active || wl->finished ||
+        if (wl->dead || wl->adm_cq != NULL || !wl->active || wl->finished ||
             wl->queue == NULL)
             continue;
         struct gf_kq_cq *cq = cq_of_queue(k, wl, NULL);
@@ -838,9 +958,10 @@ static void step_admit(struct gf_ks_kueue *k)
         wl->qcq = cq;
         v[n++] = wl;
     }
+    gf_free(live);
     qsort(v, n, sizeof(*v), pending_cmp);
     struct head *h = gf_calloc(k->cqs.len + 1, sizeof(*h));
-    struct gf_kq_world w = {&k->cqs, &k->wls, &k->flavors, &k->cohorts};
+    struct gf_kq_world w = {&k->cqs, &k->live, &k->flavors, &k->cohorts};
     pos = 0;
     while (gf_htab_scan(&k->cqs, &pos, NULL, &p))
         ((struct gf_kq_cq *)p)->head = 0;
@@ -875,18 +996,18 @@ static void step_admit(struct gf_ks_kueue *k)
 
 static void step_suspend(struct gf_ks_kueue *k)
 {
-    struct gf_htab_iter it;
-    void *v;
-    gf_htab_iter_init(&it, &k->wls);
-    while (gf_htab_next(&it, NULL, NULL, &v)) {
-        const struct gf_kq_wl *wl = v;
-        const struct gf_kq_job *j = job_of(k, wl);
+    size_t n;
+    struct gf_kq_wl **v = live_snapshot(k, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_kq_wl *wl = v[i];
+        const struct gf_kq_job *j = wl->dead ? NULL : job_of(k, wl);
         if (j == NULL || j->done != 0)
             continue;
         bool run = wl->adm_cq != NULL && wl->active && !wl->finished;
         if (run == j->suspended)
             patch_suspend(k, wl, !run);
     }
+    gf_free(v);
 }
 
 /* ---- queue status -------------------------------------------------------- */
@@ -902,8 +1023,9 @@ static void count_queues(struct gf_ks_kueue *k)
     while (gf_htab_scan(&k->lqs, &pos, NULL, &v))
         ((struct gf_kq_lq *)v)->n_pending =
             ((struct gf_kq_lq *)v)->n_reserving = 0;
+    k->stats.walked += k->live.len;
     pos = 0;
-    while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
+    while (gf_htab_scan(&k->live, &pos, NULL, &v)) {
         const struct gf_kq_wl *wl = v;
         if (wl->finished)
             continue;
@@ -949,25 +1071,73 @@ static cJSON *cq_flavors_json(const struct gf_kq_cq *cq)
     return arr;
 }
 
-static void cq_status(struct gf_ks_kueue *k, const struct gf_kq_cq *cq)
+/* The Active condition a queue's status is to carry. */
+struct active_cond {
+    bool status;
+    const char *reason;
+    char msg[400];
+};
+
+/*
+ * Writes a queue's status: st (taken; every field but the conditions)
+ * plus the Active condition, merged into the stored conditions. Kueue-lite
+ * writes every queue's status at every pass, and the stored object's
+ * parse and the patch were a tenth of kubesim's CPU under a stream of
+ * Jobs; so when the stored object is still the one the last write left
+ * (its resourceVersion) and the status computed is the same (*fp, the
+ * fingerprint of st and the condition), the write, which would change
+ * nothing, is skipped. *fp and *rv are the queue's memory of that write.
+ */
+static void queue_status(struct gf_ks_kueue *k, const struct gf_ks_rtype *t,
+                         const char *ns, const char *name, cJSON *st,
+                         const struct active_cond *ac, char **fp, uint64_t *rv)
 {
-    int64_t gen;
-    cJSON *conds = stored_conds(k, k->t_cq, "", cq->name, &gen);
-    if (conds == NULL)
+    char *body = cJSON_PrintUnformatted(st);
+    size_t len = strlen(body) + strlen(ac->reason) + strlen(ac->msg) + 8;
+    char *now = gf_malloc(len);
+    snprintf(now, len, "%d|%s|%s|%s", ac->status, ac->reason, ac->msg, body);
+    cJSON_free(body);
+    const struct gf_ks_obj *o = gf_ks_store_get(k->st, t, ns, name);
+    if (o == NULL || (*fp != NULL && *rv == o->rv && strcmp(*fp, now) == 0)) {
+        gf_free(now);
+        cJSON_Delete(st);
         return;
-    char missing[256], msg[400];
+    }
+    int64_t gen;
+    cJSON *conds = stored_conds(k, t, ns, name, &gen);
+    cond_set(k, conds, "Active", ac->status, ac->reason, ac->msg, gen);
+    cJSON_AddItemToObject(st, "conditions", conds);
+    /* The write runs the observers: name and ns may be the queue's. */
+    char *n = gf_strdup(name), *s_ns = gf_strdup(ns);
+    k->stats.queue_writes++;
+    int rc = patch_status(k, t, s_ns, n, st);
+    o = rc == 0 ? gf_ks_store_get(k->st, t, s_ns, n) : NULL;
+    gf_free(n);
+    gf_free(s_ns);
+    cJSON_Delete(st);
+    gf_free(*fp);
+    *fp = NULL;
+    if (o != NULL) {
+        *fp = now; /* a failed write is made again next pass */
+        *rv = o->rv;
+    } else {
+        gf_free(now);
+    }
+}
+
+static void cq_status(struct gf_ks_kueue *k, struct gf_kq_cq *cq)
+{
+    struct active_cond ac = {true, "Ready", "Can admit new workloads"};
+    char missing[256];
     if (!flavors_found(k, cq, missing, sizeof(missing))) {
-        snprintf(msg, sizeof(msg),
+        ac = (struct active_cond){false, "FlavorNotFound", ""};
+        snprintf(ac.msg, sizeof(ac.msg),
                  "Can't admit new workloads: references missing "
                  "ResourceFlavor(s): %s.",
                  missing);
-        cond_set(k, conds, "Active", false, "FlavorNotFound", msg, gen);
     } else if (cq->stop != GF_KQ_RUN) {
-        cond_set(k, conds, "Active", false, "Stopped",
-                 "Can't admit new workloads: is stopped.", gen);
-    } else {
-        cond_set(k, conds, "Active", true, "Ready", "Can admit new workloads",
-                 gen);
+        ac = (struct active_cond){false, "Stopped",
+                                  "Can't admit new workloads: is stopped."};
     }
     cJSON *st = cJSON_CreateObject();
     cJSON_AddItemToObject(st, "flavorsReservation", cq_flavors_json(cq));
@@ -975,11 +1145,7 @@ static void cq_status(struct gf_ks_kueue *k, const struct gf_kq_cq *cq)
     cJSON_AddNumberToObject(st, "pendingWorkloads", (double)cq->n_pending);
     cJSON_AddNumberToObject(st, "reservingWorkloads", (double)cq->n_reserving);
     cJSON_AddNumberToObject(st, "admittedWorkloads", (double)cq->n_reserving);
-    cJSON_AddItemToObject(st, "conditions", conds);
-    char *name = gf_strdup(cq->name);
-    patch_status(k, k->t_cq, "", name, st);
-    gf_free(name);
-    cJSON_Delete(st);
+    queue_status(k, k->t_cq, "", cq->name, st, &ac, &cq->st_fp, &cq->st_rv);
 }
 
 /* What a LocalQueue's admitted Workloads use of one flavor and resource. */
@@ -989,7 +1155,7 @@ static int64_t lq_usage(const struct gf_ks_kueue *k, const struct gf_kq_lq *lq,
     int64_t tot = 0;
     size_t pos = 0;
     void *v;
-    while (gf_htab_scan(&k->wls, &pos, NULL, &v)) {
+    while (gf_htab_scan(&k->live, &pos, NULL, &v)) {
         const struct gf_kq_wl *wl = v;
         if (wl->adm_cq == NULL || wl->finished || wl->queue == NULL ||
             strcmp(wl->ns, lq->ns) != 0 || strcmp(wl->queue, lq->name) != 0)
@@ -1029,26 +1195,20 @@ static cJSON *lq_flavors_json(const struct gf_ks_kueue *k,
     return arr;
 }
 
-static void lq_status(struct gf_ks_kueue *k, const struct gf_kq_lq *lq)
+static void lq_status(struct gf_ks_kueue *k, struct gf_kq_lq *lq)
 {
-    int64_t gen;
-    cJSON *conds = stored_conds(k, k->t_lq, lq->ns, lq->name, &gen);
-    if (conds == NULL)
-        return;
     struct gf_kq_cq *cq =
         lq->cq != NULL ? gf_htab_get_str(&k->cqs, lq->cq) : NULL;
+    struct active_cond ac = {true, "Ready",
+                             "Can submit new workloads to localQueue"};
     if (cq == NULL)
-        cond_set(k, conds, "Active", false, "ClusterQueueDoesNotExist",
-                 "Can't submit new workloads to clusterQueue", gen);
+        ac = (struct active_cond){false, "ClusterQueueDoesNotExist",
+                                  "Can't submit new workloads to clusterQueue"};
     else if (lq->stop != GF_KQ_RUN)
-        cond_set(k, conds, "Active", false, "Stopped", "LocalQueue is stopped",
-                 gen);
+        ac = (struct active_cond){false, "Stopped", "LocalQueue is stopped"};
     else if (!cq_active(k, cq))
-        cond_set(k, conds, "Active", false, "ClusterQueueIsInactive",
-                 "Can't submit new workloads to clusterQueue", gen);
-    else
-        cond_set(k, conds, "Active", true, "Ready",
-                 "Can submit new workloads to localQueue", gen);
+        ac = (struct active_cond){false, "ClusterQueueIsInactive",
+                                  "Can't submit new workloads to clusterQueue"};
     cJSON *st = cJSON_CreateObject();
     cJSON_AddNumberToObject(st, "pendingWorkloads", (double)lq->n_pending);
     cJSON_AddNumberToObject(st, "reservingWorkloads", (double)lq->n_reserving);
@@ -1056,12 +1216,7 @@ static void lq_status(struct gf_ks_kueue *k, const struct gf_kq_lq *lq)
     cJSON *fr = lq_flavors_json(k, lq);
     cJSON_AddItemToObject(st, "flavorsReservation", fr);
     cJSON_AddItemToObject(st, "flavorsUsage", cJSON_Duplicate(fr, true));
-    cJSON_AddItemToObject(st, "conditions", conds);
-    char *ns = gf_strdup(lq->ns), *name = gf_strdup(lq->name);
-    patch_status(k, k->t_lq, ns, name, st);
-    gf_free(ns);
-    gf_free(name);
-    cJSON_Delete(st);
+    queue_status(k, k->t_lq, lq->ns, lq->name, st, &ac, &lq->st_fp, &lq->st_rv);
 }
 
 static void step_status(struct gf_ks_kueue *k)
@@ -1147,6 +1302,9 @@ static void on_wl(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
     if (ev->type == GF_KS_EV_DELETED) {
         if (wl != NULL) {
             gf_htab_del_str(&k->wls, key);
+            gf_htab_del_str(&k->live, key);
+            by_job_remove(k, wl);
+            wl->dead = true;
             if (k->in_reconcile) {
                 k->grave =
                     gf_realloc(k->grave, (k->n_grave + 1) * sizeof(*k->grave));
@@ -1159,13 +1317,18 @@ static void on_wl(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
         if (wl == NULL) {
             /*
              * Only step_jobs creates Workloads during a reconcile, and it
-             * iterates the Job map: this map never grows while iterated
-             * (which common/htab.h forbids).
+             * walks a copy of the Jobs it serves: no map grows while
+             * iterated (which common/htab.h forbids), and the steps walk
+             * copies of the live index, which grows here.
              */
             wl = gf__kq_wl_new(ev->obj->ns, ev->obj->name, ev->obj->rv);
             gf_htab_put_str(&k->wls, key, wl);
         }
+        /* The owner may change with the object. */
+        by_job_remove(k, wl);
         gf__kq_wl_load(wl, ev->obj_json);
+        by_job_add(k, wl);
+        live_refresh(k, wl);
     }
     gf_free(key);
     schedule(k);
@@ -1295,7 +1458,9 @@ static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
     struct gf_kq_job *j = gf_htab_get_str(&k->jobs, key);
     bool managed = gf_json_label(ev->obj_json, KQ_QUEUE_LABEL) != NULL;
     if (ev->type == GF_KS_EV_DELETED || !managed) {
+        gf_htab_del_str(&k->need_wl, key);
         gf__kq_job_free(gf_htab_del_str(&k->jobs, key));
+        job_changed(k, key);
         gf_free(key);
         return;
     }
@@ -1305,6 +1470,9 @@ static void on_job(struct gf_ks_kueue *k, const struct gf_ks_event *ev)
         gf_htab_put_str(&k->jobs, key, j);
     }
     bool changed = gf__kq_job_load(j, ev->obj_json);
+    if (j->need_wl)
+        gf_htab_put_str(&k->need_wl, key, j);
+    job_changed(k, key);
     gf_free(key);
     if (changed)
         schedule(k);
@@ -1375,6 +1543,8 @@ struct gf_ks_kueue *gf_ks_kueue_new(const struct gf_ks_kueue_opts *o)
     k->lc = (struct gf_log_ctx){.comp = "kueue", .cluster = k->cluster};
     gf_timer_init(k->clk, &k->timer);
     k->timer.data = k;
+    /* Keys live in the Workloads and Jobs (kept until their entry goes). */
+    gf_htab_init(&k->live, GF_HTAB_BORROW_KEYS);
     /* Flavors and queues first, so Workloads resolve on the first pass. */
     index_type(k, KQ_GROUP, "resourceflavors");
     index_type(k, KQ_GROUP, "cohorts");
@@ -1417,6 +1587,9 @@ void gf_ks_kueue_free(struct gf_ks_kueue *k)
     gf_ks_store_unobserve(k->st, k->obs);
     gf_ks_store_unmutate(k->st, k->webhook);
     gf_timer_stop(&k->timer);
+    gf_htab_free(&k->live);
+    gf_htab_free(&k->need_wl);
+    gf_htab_free_all(&k->by_job, owned_free);
     gf_htab_free_all(&k->wls, wl_free_v);
     gf_htab_free_all(&k->cqs, cq_free_v);
     gf_htab_free_all(&k->cohorts, cq_free_v);

@@ -64,6 +64,13 @@ struct gf_ks_kueue_stats {
     uint64_t admitted;   /* admissions */
     uint64_t evicted;    /* evictions (preemption, deactivation, drain) */
     uint64_t frozen;     /* passes skipped by the kueue-frozen fault */
+    /* Workloads the passes' steps looked at: a step walks the Workloads
+     * it may act on (not finished, deactivated ones), so a change costs
+     * what it touches, not the size of the cluster. */
+    uint64_t walked;
+    /* Queue status writes tried: a pass that changes nothing a queue's
+     * status says makes none. */
+    uint64_t queue_writes;
 };
 void gf_ks_kueue_stats(const struct gf_ks_kueue *k,
                        struct gf_ks_kueue_stats *out);

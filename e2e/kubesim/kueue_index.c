@@ -50,6 +50,7 @@ void gf__kq_cq_free(struct gf_kq_cq *cq)
         return;
     cq_clear(cq);
     gf_free(cq->name);
+    gf_free(cq->st_fp);
     gf_free(cq);
 }
 
@@ -184,6 +185,7 @@ void gf__kq_lq_free(struct gf_kq_lq *lq)
     gf_free(lq->ns);
     gf_free(lq->name);
     gf_free(lq->cq);
+    gf_free(lq->st_fp);
     gf_free(lq);
 }
 

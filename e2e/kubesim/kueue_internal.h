@@ -73,6 +73,10 @@ struct gf_kq_cq {
     bool blocked; /* StrictFIFO: the head could not be admitted */
     size_t head;  /* step_admit: next pending Workload of the queue */
     size_t n_pending, n_reserving;
+    /* The last status write: its fingerprint (owned) and the object's
+     * resourceVersion after it (kueue.c, queue_status). */
+    char *st_fp;
+    uint64_t st_rv;
 };
 
 struct gf_kq_lq {
@@ -80,6 +84,8 @@ struct gf_kq_lq {
     char *cq; /* spec.clusterQueue */
     enum gf_kq_stop stop;
     size_t n_pending, n_reserving; /* per reconcile */
+    char *st_fp;                   /* as in struct gf_kq_cq */
+    uint64_t st_rv;
 };
 
 /* A request of one pod of a pod set. */
@@ -124,13 +130,15 @@ struct gf_kq_wl {
     /* The owner Job ("namespace/name" and uid), NULL for pod-less ones. */
     char *job_key, *job_uid;
     bool victim;          /* per reconcile: chosen for preemption */
+    bool dead;            /* deleted; freed when the reconcile ends */
     struct gf_kq_cq *qcq; /* per reconcile: the queue it is pending in */
 };
 
 /* The quota view the pure functions work on. */
 struct gf_kq_world {
-    struct gf_htab *cqs;     /* name -> struct gf_kq_cq */
-    struct gf_htab *wls;     /* key -> struct gf_kq_wl */
+    struct gf_htab *cqs; /* name -> struct gf_kq_cq */
+    /* key -> struct gf_kq_wl: at least every Workload holding quota. */
+    struct gf_htab *wls;
     struct gf_htab *flavors; /* name -> cJSON spec.nodeLabels ({} if none) */
     /* name -> struct gf_kq_cq: Cohort objects, their quota in cells (a
      * flat cohort: parentName is not followed); may be NULL. */

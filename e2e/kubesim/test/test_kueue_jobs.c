@@ -709,6 +709,144 @@ static void test_stopped_queues_are_reported_as_kueue_does(void **s)
     env_stop(&e);
 }
 
+/* A pod-less Workload in lq, deactivated from the start. */
+static void create_inactive_wl(struct env *e, int i)
+{
+    char y[1024];
+    snprintf(y, sizeof(y),
+             "apiVersion: kueue.x-k8s.io/v1beta2\nkind: Workload\n"
+             "metadata: {name: idle-%d, namespace: default}\n"
+             "spec:\n  active: false\n  queueName: lq\n  podSets:\n"
+             "  - name: main\n    count: 1\n    template:\n      spec:\n"
+             "        restartPolicy: Never\n        containers:\n"
+             "        - name: c\n          image: busybox\n"
+             "          resources: {requests: {cpu: \"1\"}}\n",
+             i);
+    ks_kqtk_apply(&e->t, y);
+}
+
+/*
+ * A cluster's deactivated Workloads are evicted once, then no reconcile
+ * step walks them again: a new Job costs what it touches, not the
+ * number of Workloads in the cluster (before, every step of every pass
+ * walked all of them, O(n) per change).
+ */
+static void test_reconcile_walks_only_workloads_it_may_act_on(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    enum { N = 200 };
+    for (int i = 0; i < N; i++)
+        create_inactive_wl(&e, i);
+    ks_kqtk_settle(&e.t);
+    cJSON *w = ks_kqtk_get(&e.t, KQ, "workloads", "default", "idle-7");
+    assert_string_equal(ks_kqtk_cond(w, "Requeued", NULL, NULL), "False");
+    cJSON_Delete(w);
+    struct gf_ks_kueue_stats before, after;
+    gf_ks_kueue_stats(e.t.kueue, &before);
+    create_job(&e, "j", "1", 2, "");
+    ks_kqtk_settle(&e.t);
+    gf_ks_kueue_stats(e.t.kueue, &after);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "j", "Admitted", reason), "True");
+    assert_false(suspended(&e, "j"));
+    assert_true(after.reconciles > before.reconciles);
+    /* The Job's one Workload, a few steps, a few passes. */
+    uint64_t walked = after.walked - before.walked;
+    print_message("walked %llu Workloads in %llu passes\n",
+                  (unsigned long long)walked,
+                  (unsigned long long)(after.reconciles - before.reconciles));
+    assert_true(walked < N);
+    env_stop(&e);
+}
+
+/*
+ * A deactivated Workload is left alone until it or its Job changes: its
+ * Job ending (here: marked Complete while suspended) finishes it, as
+ * Kueue's job reconciler does.
+ */
+static void test_job_ending_finishes_its_deactivated_workload(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    create_job(&e, "j", "1", 1, "");
+    ks_kqtk_settle(&e.t);
+    cJSON *w = wl_of(&e, "j");
+    char name[254];
+    snprintf(name, sizeof(name), "%s", gf_json_str(w, "metadata.name"));
+    cJSON_Delete(w);
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", name,
+                  "{\"spec\":{\"active\":false}}");
+    ks_kqtk_settle(&e.t);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "j", "Requeued", reason), "False");
+    assert_string_equal(reason, "Deactivated");
+    assert_true(suspended(&e, "j"));
+    /* Any change of the Workload now finds it idle (deactivated, its Job
+     * suspended): only the Job's change can wake it. */
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", name,
+                  "{\"metadata\":{\"labels\":{\"touched\":\"yes\"}}}");
+    ks_kqtk_settle(&e.t);
+    cJSON *st = cJSON_Parse("{\"conditions\":[{\"type\":\"Complete\","
+                            "\"status\":\"True\"}]}");
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    assert_int_equal(gf_ks_store_patch_status(
+                         e.t.st, gf_ks_store_type(e.t.st, "batch", "jobs"),
+                         "default", "j", st, NULL, &err),
+                     0);
+    gf_ks_status_clear(&err);
+    cJSON_Delete(st);
+    ks_kqtk_settle(&e.t);
+    assert_string_equal(cond_of(&e, "j", "Finished", reason), "True");
+    assert_string_equal(reason, "Succeeded");
+    env_stop(&e);
+}
+
+/*
+ * A pass that changes nothing a queue's status says does not write it
+ * (nor read the stored queue); one made after someone else wrote the
+ * status writes it again.
+ */
+static void test_queue_status_is_written_only_when_it_changes(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    create_inactive_wl(&e, 0);
+    create_job(&e, "j", "1", 1, "");
+    ks_kqtk_settle(&e.t);
+    struct gf_ks_kueue_stats before, after;
+    gf_ks_kueue_stats(e.t.kueue, &before);
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", "idle-0",
+                  "{\"metadata\":{\"labels\":{\"touched\":\"yes\"}}}");
+    ks_kqtk_settle(&e.t);
+    gf_ks_kueue_stats(e.t.kueue, &after);
+    assert_true(after.reconciles > before.reconciles);
+    assert_int_equal(after.queue_writes, before.queue_writes);
+    /* Someone else's write: the next pass puts Kueue's figures back. */
+    cJSON *st = cJSON_Parse("{\"pendingWorkloads\":99}");
+    struct gf_ks_status err;
+    gf_ks_status_init(&err);
+    assert_int_equal(gf_ks_store_patch_status(
+                         e.t.st, gf_ks_store_type(e.t.st, KQ, "localqueues"),
+                         "default", "lq", st, NULL, &err),
+                     0);
+    gf_ks_status_clear(&err);
+    cJSON_Delete(st);
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", "idle-0",
+                  "{\"metadata\":{\"labels\":{\"touched\":\"again\"}}}");
+    ks_kqtk_settle(&e.t);
+    cJSON *lq = ks_kqtk_get(&e.t, KQ, "localqueues", "default", "lq");
+    int64_t pending = -1;
+    gf_json_int(lq, "status.pendingWorkloads", &pending);
+    assert_int_equal(pending, 0);
+    cJSON_Delete(lq);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -725,6 +863,9 @@ int main(void)
         cmocka_unit_test(test_flavor_nodeLabels_match_and_are_injected),
         cmocka_unit_test(test_pod_sets_get_flavors_of_their_own),
         cmocka_unit_test(test_stopped_queues_are_reported_as_kueue_does),
+        cmocka_unit_test(test_reconcile_walks_only_workloads_it_may_act_on),
+        cmocka_unit_test(test_job_ending_finishes_its_deactivated_workload),
+        cmocka_unit_test(test_queue_status_is_written_only_when_it_changes),
     };
     gf_kube_global_init();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,7 +52,25 @@ struct fx {
     int handled;
     char last_user[128];
     int64_t baseline;
+    /* /ctl: a controller's turn, queued by the handler as Kueue-lite's
+     * reconcile is by a write, and whether the answer was on the wire
+     * when it ran. */
+    uv_timer_t ctl;
+    struct gf_kst_client *ctl_client;
+    int ctl_turns;
+    bool ctl_answer_sent;
 };
+
+static void on_ctl_turn(uv_timer_t *t)
+{
+    struct fx *f = t->data;
+    uv_os_fd_t fd;
+    char b;
+    f->ctl_turns++;
+    f->ctl_answer_sent =
+        uv_fileno((const uv_handle_t *)&f->ctl_client->tcp, &fd) == 0 &&
+        recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+}
 
 static void fake_handle(void *data, const struct gf_ks_api_req *req,
                         const struct gf_ks_api_out *out,
@@ -77,6 +96,11 @@ static void fake_handle(void *data, const struct gf_ks_api_req *req,
         static char big[256 << 10];
         memset(big, 'b', sizeof(big));
         out->reply(out->ctx, 200, "text/plain", big, sizeof(big));
+        return;
+    }
+    if (strcmp(req->path, "/ctl") == 0) {
+        out->reply(out->ctx, 200, "text/plain", "written", 7);
+        uv_timer_start(&f->ctl, on_ctl_turn, 0, 0);
         return;
     }
     if (strcmp(req->path, "/a b") == 0) {
@@ -148,6 +172,8 @@ static int setup(void **state)
     assert_int_equal(gf_ks_auth_add_defaults(f->auth), 0);
     f->faults = gf_ks_faults_new(&f->clk);
     start_server(f, true, 1024, 1 << 20);
+    uv_timer_init(&f->loop, &f->ctl);
+    f->ctl.data = f;
     *state = f;
     return 0;
 }
@@ -156,6 +182,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     gf_ks_server_close(f->srv);
+    uv_close((uv_handle_t *)&f->ctl, NULL);
     /* Closing cancels a live stream synchronously. */
     assert_null(f->call);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
@@ -262,6 +289,26 @@ static void test_tls_verified_and_keepalive_pipelined(void **state)
     assert_string_equal(body_of(&c, 4), "GET /api?");
     assert_int_equal(gf_ks_server_stats(f->srv)->accepted, 1);
     assert_string_equal(f->last_user, "kubesim-admin");
+    finish(f, &c);
+}
+
+/*
+ * An answer goes out in the loop turn its request was read, before the
+ * next turn's timers run the simulated controllers (Kueue-lite's
+ * reconcile after a write): a real API server's answer never waits for
+ * them. It used to be flushed from an idle handle, after those timers.
+ */
+static void test_answer_is_sent_before_the_controllers_turn(void **state)
+{
+    struct fx *f = *state;
+    struct gf_kst_client c;
+    connect_tls(f, &c);
+    f->ctl_client = &c;
+    send_req(f, &c, "PATCH", "/ctl", "admin", NULL);
+    wait_responses(f, &c, 1);
+    assert_string_equal(body_of(&c, 0), "written");
+    assert_int_equal(f->ctl_turns, 1);
+    assert_true(f->ctl_answer_sent);
     finish(f, &c);
 }
 
@@ -1146,6 +1193,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(
             test_tls_verified_and_keepalive_pipelined, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_answer_is_sent_before_the_controllers_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unauthenticated_gets_401_status,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked_stream_then_keepalive,
