@@ -158,7 +158,7 @@ static void lease_mem_clear(struct gf_hub *h)
     gf_htab_init(&h->lease_mem, GF_HTAB_BORROW_KEYS);
 }
 
-static void lease_mem_drop(struct gf_hub *h, const char *name)
+void gf__lease_mem_drop(struct gf_hub *h, const char *name)
 {
     struct gf__lease_mem *m = gf_htab_del_str(&h->lease_mem, name);
     if (m != NULL) {
@@ -291,7 +291,7 @@ static void lease_del(void *data, const struct gf_store_entry *o)
     struct gf_hub *h = data;
     const struct gf__lease_proj *p = o->proj;
     gf_ledger_lease_delete(h->ledger, p->l.name);
-    lease_mem_drop(h, p->l.name);
+    gf__lease_mem_drop(h, p->l.name);
     gf__hub_kick_pass(h);
 }
 

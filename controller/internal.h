@@ -393,6 +393,9 @@ const char *gf__copy_namespace(const struct gf_hub *h, const char *group,
  * write; kills the process when it is the one named. */
 void gf__hub_wrote(struct gf_hub *h, const char *write);
 struct gf__lease_mem *gf__lease_mem(struct gf_hub *h, const char *name);
+/* Forgets one lease's memory (a lease gone, or one whose create failed
+ * before it ever reached the store). Accepts a name with none. */
+void gf__lease_mem_drop(struct gf_hub *h, const char *name);
 /*
  * True while this replica leads: every write to an API server that does
  * not come from a lease or pass key (Events, heartbeats) checks it first;

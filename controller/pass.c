@@ -53,10 +53,7 @@ static void start_done(void *data, const struct gf_kube_result *res)
     struct gf_hub *h = c->h;
     h->inflight_writes--;
     if (res->err == 0 || res->err == GF_EEXIST) {
-        /* Write-through: the next pass sees the lease before the watch
-         * delivers it, so it never starts a second one (S1). */
-        gf_ledger_lease_set(h->ledger, &c->l);
-        /* And the lease's reconcile sees it now (the server's answer, in
+        /* The lease's reconcile sees it now (the server's answer, in
          * the cache if the watch has not brought it yet): the hold
          * follows the record without waiting for the watch. */
         if (res->err == 0 && res->json != NULL)
@@ -77,6 +74,21 @@ static void start_done(void *data, const struct gf_kube_result *res)
         GF_LOG(&h->lc, GF_LOG_WARN, "lease not recorded",
                "lease=%s err=%s message=%s", c->l.name, gf_strerror(res->err),
                res->status->message);
+        /*
+         * The reservation made with the create goes, and with it any
+         * command a pass gave it meanwhile, unless the watch has brought
+         * the lease (an answer lost after the write landed): then the
+         * ledger holds the server's. A create that landed unseen and is
+         * not in the cache yet is safe too: the retraction gives the
+         * epoch back, so the next START of the Workload has the same
+         * name, and its AlreadyExists counts as recorded.
+         */
+        char key[320];
+        snprintf(key, sizeof(key), "%s/%s", h->ns, c->l.name);
+        if (gf_store_get(h->leases, key) == NULL) {
+            gf_ledger_lease_retract(h->ledger, c->l.name);
+            gf__lease_mem_drop(h, c->l.name);
+        }
     }
     gf_free(gf_htab_del_str(&h->starting, c->key));
     gf_lease_clear(&c->l);
@@ -169,6 +181,18 @@ static void start_lease(struct gf_hub *h, const struct gf_action *a,
     h->inflight_writes++;
     h->n_writes++;
     gf_htab_put_str(&h->starting, key, gf_strdup(key));
+    /*
+     * The ledger counts the lease from the moment its create is sent, not
+     * answered: a pass that runs before the answer then neither promises
+     * the same idle quota to another Workload nor starts a second lease
+     * for this one (S1). A create that fails takes it back (start_done).
+     * Until the lease reaches the store, decide's upkeep may give it a
+     * command (SUSPECT, WITHDRAW): its memory keeps it for the lease's
+     * first reconcile, which finds nothing to do before then. It is
+     * Pending, so it is never a reclaim's victim, and the store's relists
+     * generate no delete for a key they never had.
+     */
+    gf_ledger_lease_set(h->ledger, &c->l);
     GF_LOG(&h->lc, GF_LOG_INFO,
            a->mode == GF_LEASE_LOAN ? "loan decided" : "redirect decided",
            "origin=%s/%s/%s lender=%s cq=%s flavor=%s gpus=%lld why=%s",

@@ -9,6 +9,9 @@
 #   no lender       a Job larger than any lender's idle quota stays home
 #   orphan          a copy whose QuotaLease does not exist is deleted
 #   copy fails      the failure is mirrored (outcome Failed), no retry
+#   copy refused    host access the group does not allow: the lease ends
+#                   Failed(CreateRefused), the Job is given back to its
+#                   home, and no second lease is made (rule copyRefused)
 #   origin deleted  the copy goes too: Released(Cancelled)
 #   not allowed     a namespace the policy does not let overflow stays home;
 #                   a lender namespace that has not opted in gets no copy
@@ -109,6 +112,29 @@ wait_for 30 "fail-1 Released(Completed)" lease_is fail-1 Released Completed
 [ "$(ann ml fail-1 gpufed.io/outcome)" = Failed ] || fail "fail-1 outcome: $(ann ml fail-1 gpufed.io/outcome)"
 sleep 3
 [ "$(leases_of fail-1 | wc -l)" = 1 ] || fail "fail-1 retried: $(leases_of fail-1)"
+
+step "copy refused: host access the group does not allow, the Job stays home, no second lease"
+job_yaml refuse-1 2 10s | sed 's/^      restartPolicy: Never$/&\n      hostNetwork: true/' |
+    E create -f - >/dev/null
+wait_for 30 "refuse-1 Failed(CreateRefused)" lease_is refuse-1 Failed CreateRefused
+grep -q 'msg="copy refused".*hostNetwork' "$work/hub.log" ||
+    fail "the refusal is not logged with its reason: $(grep 'copy refused' "$work/hub.log" | tail -1)"
+wl_active() { # job: its Workload in east is active (given back, or never held)
+    local a
+    a=$(E -n ml get workloads -o json | jq -r --arg j "$1" \
+        '[.items[] | select(.metadata.ownerReferences[0].name==$j) | .spec.active != false] | first // ""')
+    [ "$a" = true ]
+}
+wait_for 20 "refuse-1 given back to east" wl_active refuse-1
+# Decide has looked at it again: past overflowAfter (2 s) since it came
+# home, and over more passes than that takes (one a second at least).
+p0=$(metric gpufed_decision_passes_total)
+t0=$(now_ms)
+looked_again() { [ "$(metric gpufed_decision_passes_total)" -ge $((p0 + 4)) ] && [ $(($(now_ms) - t0)) -ge 3000 ]; }
+wait_for 30 "four passes and 3 s since refuse-1 came home" looked_again
+[ "$(leases_of refuse-1 | wc -l)" = 1 ] || fail "refuse-1 redirected again: $(leases_of refuse-1)"
+echo "refuse-1: one lease after $(($(metric gpufed_decision_passes_total) - p0)) passes in $(($(now_ms) - t0)) ms at home"
+E -n ml delete job refuse-1 --wait=false >/dev/null
 
 step "origin deleted: the copy goes too"
 job cancel-1 2 ml 600s

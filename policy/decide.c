@@ -40,6 +40,9 @@ struct pass {
      * the Workload may not go back there (rule recentlyReclaimed); only
      * entries still in force at the pass's now. */
     struct gf_htab recent;
+    /* Workload ("member\0ns\0name") -> the uid (owned) it had when its
+     * last lease ended Failed(CreateRefused) (rule copyRefused). */
+    struct gf_htab refused;
     /* Lender ClusterQueue -> int64_t* GPUs its own Workloads have waited
      * for at least reclaimAfter (what a reclaim would take back). */
     struct gf_htab demand;
@@ -129,6 +132,7 @@ static void pass_free(struct pass *ps)
 {
     gf_htab_free_all(&ps->taken, gf_free);
     gf_htab_free_all(&ps->recent, gf_free);
+    gf_htab_free_all(&ps->refused, gf_free);
     gf_htab_free_all(&ps->demand, gf_free);
     gf_free(ps->qc);
     gf_free(ps->qoff);
@@ -273,6 +277,76 @@ static void recent_build(struct pass *ps)
         int64_t *u = gf_calloc(1, sizeof(*u));
         *u = x->until;
         gf_htab_put(&ps->recent, k, klen, u);
+    }
+    gf_htab_free_all(&last, gf_free);
+    gf_free(v);
+}
+
+/* ---- the refusal memory ---------------------------------------------- */
+
+/* Whether a lease ended because its copy (or a loan's hold) could not be
+ * made at all: the lender's API server refused it (400, 403, 422), or the
+ * hub would not build it (host access the group does not allow). */
+static bool ended_refused(const struct gf_lease *s)
+{
+    return s->phase == GF_LEASE_FAILED && s->reason != NULL &&
+           strcmp(s->reason, "CreateRefused") == 0;
+}
+
+/* The last lease of one Workload; pointers into the ledger, used only
+ * while the index is built. */
+struct last_of_wl {
+    uint64_t epoch;
+    const struct gf_lease *s;
+};
+
+/*
+ * Builds ps->refused: each Workload whose last lease (the highest epoch)
+ * ended Failed(CreateRefused), with the uid that lease was made for.
+ * The refusal is about the Job as submitted, and the next copy would be
+ * refused the same way: without this the Workload, requeued at home,
+ * would start a lease again after every overflowAfter (a loan's origin,
+ * never held, at every pass). A recreated Workload (another uid) is a
+ * new submission and may overflow again. Values are copies: a sliced
+ * pass outlives ledger updates.
+ */
+static void refused_build(struct pass *ps)
+{
+    gf_htab_init(&ps->refused, GF_HTAB_OWN_KEYS);
+    size_t n = gf_ledger_leases(ps->l, NULL, 0);
+    if (n == 0)
+        return;
+    const struct gf_ledger_lease **v = gf_calloc(n, sizeof(*v));
+    n = gf_ledger_leases(ps->l, v, n);
+    struct gf_htab last;
+    gf_htab_init(&last, GF_HTAB_OWN_KEYS);
+    char key[3 * (GF_LEDGER_MAX_NAME + 1)];
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *s = &v[i]->l;
+        size_t kl = gf__key(key, sizeof(key), s->origin_member,
+                            s->origin_namespace, s->origin_name, NULL);
+        if (kl == 0)
+            continue;
+        struct last_of_wl *x = gf_htab_get(&last, key, kl);
+        if (x == NULL) {
+            x = gf_calloc(1, sizeof(*x));
+            gf_htab_put(&last, key, kl, x);
+        } else if (s->epoch < x->epoch) {
+            continue;
+        }
+        x->epoch = s->epoch;
+        x->s = s;
+    }
+    struct gf_htab_iter it;
+    const char *k;
+    size_t klen;
+    void *val;
+    gf_htab_iter_init(&it, &last);
+    while (gf_htab_next(&it, &k, &klen, &val)) {
+        const struct gf_lease *s = ((const struct last_of_wl *)val)->s;
+        if (ended_refused(s))
+            gf_htab_put(&ps->refused, k, klen,
+                        gf_strdup(s->origin_uid != NULL ? s->origin_uid : ""));
     }
     gf_htab_free_all(&last, gf_free);
     gf_free(v);
@@ -1043,6 +1117,28 @@ static void origin_classes(const struct pass *ps, struct eval *e)
                 ps->p, e->w->member, q->cells[i]->flavor);
 }
 
+/* Whether e's Workload, as it is now, had its last lease refused (rule
+ * copyRefused, with e->why). A uid unknown on either side counts as the
+ * same Workload: not knowing is no reason to try again. */
+static bool copy_refused(const struct pass *ps, struct eval *e)
+{
+    if (gf_htab_len(&ps->refused) == 0)
+        return false; /* the common case: no lookup on the hot path */
+    const struct gf_ledger_wl *w = e->w;
+    char key[3 * (GF_LEDGER_MAX_NAME + 1)];
+    size_t kl =
+        gf__key(key, sizeof(key), w->member, w->namespace, w->name, NULL);
+    const char *uid = kl > 0 ? gf_htab_get(&ps->refused, key, kl) : NULL;
+    if (uid == NULL ||
+        (uid[0] != '\0' && w->uid != NULL && strcmp(uid, w->uid) != 0))
+        return false;
+    why_set(&e->why, "copyRefused", 0, 0,
+            "its last lease ended Failed(CreateRefused): its copy cannot be "
+            "made (the hub's log says why, msg=\"copy refused\"), so it runs "
+            "at home; submitted again (a new uid) it may overflow");
+    return true;
+}
+
 /* The checks on the Workload itself; false with e->why when blocked. */
 static bool eligible(const struct pass *ps, struct eval *e)
 {
@@ -1081,11 +1177,13 @@ static bool eligible(const struct pass *ps, struct eval *e)
     else {
         gf_ledger_workload_leases(ps->l, w->member, w->namespace, w->name,
                                   &live, &epoch);
-        if (live == 0)
+        if (live > 0)
+            why_set(&e->why, "S1", (int64_t)live, 0,
+                    "it already holds %zu live lease(s): at most one copy "
+                    "runs",
+                    live);
+        else if (!copy_refused(ps, e))
             return true;
-        why_set(&e->why, "S1", (int64_t)live, 0,
-                "it already holds %zu live lease(s): at most one copy runs",
-                live);
     }
     return false;
 }
@@ -1176,9 +1274,9 @@ static void start_one(struct pass *ps, const struct gf_ledger_wl *w,
     take(ps, 'b', e.origin, NULL, w->gpus);
     take(ps, 'p', e.best.lender, e.origin, w->gpus);
     /* Started elsewhere: no longer a demand on its own queue. */
-    int64_t *d = is_demand(ps, w) ? gf_htab_get(&ps->demand, &w->cq,
-                                                 sizeof(w->cq))
-                                  : NULL;
+    int64_t *d = is_demand(ps, w)
+                     ? gf_htab_get(&ps->demand, &w->cq, sizeof(w->cq))
+                     : NULL;
     if (d != NULL)
         *d -= w->gpus;
 }
@@ -1291,6 +1389,7 @@ int gf_decide_begin(const struct gf_ledger *l, const struct gf_policy *p,
     qcache_init(&dp->ps);
     gf_htab_init(&dp->ps.taken, GF_HTAB_OWN_KEYS);
     recent_build(&dp->ps);
+    refused_build(&dp->ps);
     demand_build(&dp->ps);
     upkeep(&dp->ps, out);
     reclaim(&dp->ps, out);
@@ -1362,6 +1461,7 @@ int gf_decide_workload(const struct gf_ledger *l, const struct gf_policy *p,
     struct pass ps = {.l = l, .p = p, .now = now_ms};
     gf_htab_init(&ps.taken, GF_HTAB_OWN_KEYS);
     recent_build(&ps);
+    refused_build(&ps);
     demand_build(&ps);
     struct eval e = {.w = w, .group = -1};
     evaluate(&ps, &e);

@@ -23,8 +23,10 @@
  *
  * A Workload may start a lease only if it has waited overflowAfter, its
  * ClusterQueue is in a group whose overflow filter lets it through
- * (namespace, job kind, priority), its origin is SYNCED, and it holds no
- * live lease (S1: at most one copy). A lender cell qualifies if its
+ * (namespace, job kind, priority), its origin is SYNCED, it holds no
+ * live lease (S1: at most one copy), and its last lease did not end
+ * Failed(CreateRefused) while it had the same uid (rule "copyRefused": the
+ * next copy would be refused the same way). A lender cell qualifies if its
  * member is SYNCED (unknown is never read as zero), neither drained (rule
  * "drained") nor recovering from a heal while it has an agent (rule
  * "recovering": until its recovering_until_ms), the sharing rules

@@ -529,6 +529,20 @@ int gf_ledger_lease_delete(struct gf_ledger *l, const char *name)
     return 0;
 }
 
+int gf_ledger_lease_retract(struct gf_ledger *l, const char *name)
+{
+    const struct gf_ledger_lease *ll =
+        name != NULL ? gf_htab_get(&l->leases, name, strlen(name)) : NULL;
+    if (ll == NULL)
+        return GF_ENOTFOUND;
+    /* The epoch was one above the highest when the lease was decided;
+     * a higher one seen since belongs to another lease and stays. */
+    struct wl_leases *wl = get_wl_leases(l, &ll->l);
+    if (wl->max_epoch == ll->l.epoch && ll->l.epoch > 0)
+        wl->max_epoch--;
+    return gf_ledger_lease_delete(l, name);
+}
+
 /* ---- lookups ------------------------------------------------------------ */
 
 const struct gf_ledger_member *gf_ledger_member(const struct gf_ledger *l,

@@ -197,7 +197,20 @@ int gf_ledger_workload_delete(struct gf_ledger *l, const char *member,
                               const char *ns, const char *name);
 /* Adds or replaces a lease (keyed by name); the ledger copies it. */
 int gf_ledger_lease_set(struct gf_ledger *l, const struct gf_lease *lease);
+/* 0, or GF_ENOTFOUND. The Workload's highest epoch stays: a lease that
+ * is gone (deleted by hand, say) may have left a copy named after its
+ * epoch, which no later lease must reuse. */
 int gf_ledger_lease_delete(struct gf_ledger *l, const char *name);
+/*
+ * Takes back a lease set ahead of its record (the controller counts a
+ * lease from the moment its create is sent) whose create failed: deletes
+ * it and, if it carried the Workload's highest epoch, lowers that by one,
+ * so that the next lease of the Workload has the same epoch and name. A
+ * create that landed although its answer was lost then meets its own
+ * lease (AlreadyExists) instead of a second lease being made. 0, or
+ * GF_ENOTFOUND.
+ */
+int gf_ledger_lease_retract(struct gf_ledger *l, const char *name);
 
 /*
  * Lender namespaces that accept copies (label gpufed.io/accept-overflow:

@@ -4,7 +4,8 @@
  * per loop turn, and timers (a watch's callbacks, write answers) run
  * between the slices. A hub without members or clients: the ledger is
  * filled directly, and a START finds no lender namespace, so nothing is
- * written.
+ * written. The test of a QuotaLease create in flight adds the members'
+ * stores and a hub client on a loop that runs only to end its calls.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "common/buf.h"
 #include "common/clock.h"
 #include "controller/internal.h"
+#include "kubeclient/global.h"
 
 #define GPU "nvidia.com/gpu"
 
@@ -37,6 +39,7 @@ static const char policy_yaml[] =
 struct fx {
     struct gf_hub h;
     struct gf_policy *pol;
+    uv_loop_t loop; /* the hub client's; run only to end its calls */
     struct gf_timer watch;
     /* n_pass_slices each time the watch timer ran */
     uint64_t seen[4096];
@@ -131,6 +134,11 @@ static void fx_free(struct fx *f)
 {
     struct gf_hub *h = &f->h;
     gf_timer_stop(&f->watch);
+    for (size_t i = 0; i < h->n_members; i++)
+        gf__member_close(h->members[i], NULL, NULL);
+    gf_clock_advance(&h->clk, 0); /* members are freed from the loop */
+    gf_free(h->members);
+    gf_free(h->hb);
     gf__pass_abandon(h);
     gf_wq_free(h->wq);
     gf_store_free(h->leases);
@@ -387,6 +395,170 @@ static void test_a_reclaim_marked_again_keeps_its_first_deadline(void **state)
     fx_free(f);
 }
 
+/* --- a QuotaLease create in flight ------------------------------------ */
+
+/*
+ * Both policy members with stores, synced and healthy, and west's
+ * namespace "team" opted in: what start_lease looks at before it writes.
+ */
+static void add_members(struct fx *f)
+{
+    struct gf_hub *h = &f->h;
+    h->resource = (char *)GPU;
+    h->n_members = f->pol->n_members;
+    h->members = gf_calloc(h->n_members, sizeof(*h->members));
+    h->hb = gf_calloc(h->n_members, sizeof(*h->hb));
+    for (size_t i = 0; i < h->n_members; i++) {
+        assert_int_equal(gf__member_new(h, i, &h->members[i]), 0);
+        gf__member_stores_new(h->members[i]);
+        /* Listed once and healthy; not running, so it sends nothing. */
+        h->hb[i].clk = &h->clk;
+        h->hb[i].ever_synced = true;
+    }
+    cJSON *ns = cJSON_Parse(
+        "{\"metadata\":{\"name\":\"team\",\"resourceVersion\":\"1\","
+        "\"labels\":{\"gpufed.io/accept-overflow\":\"true\"}}}");
+    assert_non_null(ns);
+    assert_int_equal(gf_store_upsert(h->members[1]->stores[GF__M_NS], ns), 0);
+    cJSON_Delete(ns);
+    assert_true(gf_ledger_ns_accepts(h->ledger, "west", "team"));
+}
+
+/* The hub's client, on a loop the test does not run: a create it sends
+ * stays in flight. */
+static void hub_client_open(struct fx *f)
+{
+    struct gf_hub *h = &f->h;
+    assert_int_equal(gf_http_new(&f->loop, &h->clk, &h->http), 0);
+    struct gf_kube_creds creds = {.context = "t",
+                                  .cluster = "t",
+                                  .user = "t",
+                                  .server = "https://127.0.0.1:1"};
+    struct gf_kube_client_opts co = {.name = "hub"};
+    assert_int_equal(
+        gf_kube_client_new(h->http, &h->clk, &creds, &co, &h->hubc), 0);
+}
+
+/* Cancels every call in flight (each answers GF_ECANCELED, a create that
+ * failed) and runs the loop until they have answered and all is closed. */
+static void hub_client_cancel(struct fx *f)
+{
+    struct gf_hub *h = &f->h;
+    gf_kube_client_free(h->hubc);
+    h->hubc = NULL;
+    gf_http_close(h->http, NULL, NULL);
+    h->http = NULL;
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+}
+
+static void pending_wl(struct fx *f, const char *name, int64_t gpus,
+                       int32_t priority)
+{
+    struct gf_workload w = {.member = "east",
+                            .namespace = "team",
+                            .name = name,
+                            .uid = name,
+                            .cluster_queue = "ml",
+                            .kind = "batch/Job",
+                            .gpus = gpus,
+                            .priority = priority,
+                            .state = GF_WL_PENDING,
+                            .pending_since_ms = 1000};
+    assert_int_equal(gf_ledger_workload_set(f->h.ledger, &w), 0);
+}
+
+/* How many leases of the Workload hold quota, and its highest epoch. */
+static size_t live_leases(const struct fx *f, const char *wl, uint64_t *epoch)
+{
+    size_t live;
+    gf_ledger_workload_leases(f->h.ledger, "east", "team", wl, &live, epoch);
+    return live;
+}
+
+static bool starting(const struct fx *f, const char *wl)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "east/team/%s", wl);
+    return gf_htab_get_str(&f->h.starting, key) != NULL;
+}
+
+/* The only lease in the ledger (the test makes one at a time). */
+static const struct gf_lease *the_lease(const struct fx *f)
+{
+    const struct gf_ledger_lease *v[2];
+    assert_int_equal(gf_ledger_leases(f->h.ledger, v, 2), 1);
+    return &v[0]->l;
+}
+
+/*
+ * West lends 8 GPUs. A pass STARTs Workload a (8 GPUs) and its QuotaLease
+ * create stays in flight; then b (8 GPUs, a higher priority, so first in
+ * decide's order) is pending too. The next pass must not promise west's
+ * 8 GPUs to b: the ledger counts a's lease from the moment its create
+ * was sent (without that, b got a lease too, whose copy west's Kueue
+ * could never admit, withdrawn after admitTimeout). The create fails:
+ * the ledger lets the lease go and gives its epoch back (a retried
+ * create has the same name), and a later pass STARTs b. A create that
+ * fails after the watch has brought its lease (the write landed, its
+ * answer was lost) leaves the server's lease in the ledger.
+ */
+static void test_a_lease_in_flight_is_counted_before_its_answer(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(0, 0);
+    struct gf_hub *h = &f->h;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    struct gf_cq_quota q = {"a100", GPU, 8, GF_NO_LIMIT, GF_NO_LIMIT};
+    assert_int_equal(gf_ledger_cq_set(h->ledger, "west", "ml", &q, 1), 0);
+    add_members(f);
+    hub_client_open(f);
+    uint64_t epoch;
+
+    pending_wl(f, "a", 8, 0);
+    run_next_pass(f);
+    assert_true(starting(f, "a"));
+    assert_int_equal(h->n_writes, 1);
+    assert_int_equal(live_leases(f, "a", &epoch), 1);
+    assert_int_equal(epoch, 1);
+
+    pending_wl(f, "b", 8, 10);
+    run_next_pass(f);
+    assert_true(starting(f, "a")); /* still in flight */
+    assert_false(starting(f, "b"));
+    assert_int_equal(h->n_writes, 1);
+    assert_int_equal(live_leases(f, "b", &epoch), 0);
+
+    hub_client_cancel(f);
+    assert_false(starting(f, "a"));
+    assert_int_equal(h->n_write_errors, 1);
+    assert_int_equal(live_leases(f, "a", &epoch), 0);
+    assert_int_equal(epoch, 0);
+    assert_int_equal(gf_ledger_leases(h->ledger, NULL, 0), 0);
+    assert_int_equal(gf_htab_len(&h->lease_mem), 0);
+
+    /* West's GPUs are free again: b is STARTed. */
+    hub_client_open(f);
+    run_next_pass(f);
+    assert_true(starting(f, "b"));
+    assert_false(starting(f, "a"));
+    assert_int_equal(h->n_writes, 2);
+    assert_string_equal(the_lease(f)->origin_name, "b");
+    /* The watch brings the lease before the create's answer, which then
+     * fails: the ledger keeps it. */
+    cJSON *obj = gf_obs_lease_to_json(the_lease(f), h->ns, GPU);
+    cJSON_AddItemToObject(cJSON_GetObjectItem(obj, "metadata"),
+                          "resourceVersion", cJSON_CreateString("7"));
+    assert_int_equal(gf_store_upsert(h->leases, obj), 0);
+    cJSON_Delete(obj);
+    hub_client_cancel(f);
+    assert_int_equal(h->n_write_errors, 2);
+    assert_int_equal(live_leases(f, "b", &epoch), 1);
+    assert_int_equal(epoch, 1);
+
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -395,6 +567,10 @@ int main(void)
         cmocka_unit_test(test_the_drain_configmap_gates_and_feeds_the_ledger),
         cmocka_unit_test(test_a_reclaim_commands_its_victims),
         cmocka_unit_test(test_a_reclaim_marked_again_keeps_its_first_deadline),
+        cmocka_unit_test(test_a_lease_in_flight_is_counted_before_its_answer),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    assert_int_equal(gf_kube_global_init(), 0);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    gf_kube_global_cleanup();
+    return rc;
 }

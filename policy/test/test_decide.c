@@ -905,6 +905,64 @@ static void test_recentlyReclaimed_is_not_sent_straight_back(void **state)
     gf_dtk_done(&f);
 }
 
+/* A Workload whose last lease ended Failed(CreateRefused) (a copy with
+ * host access the group does not allow, or one the lender refused) runs
+ * at home: it is not redirected again after overflowAfter, from any
+ * lender, until it is submitted again (a new uid). Other ends, and a
+ * refusal followed by a later lease, do not block. */
+static void test_copyRefused_is_not_retried(void **state)
+{
+    (void)state;
+    struct gf_dtk f;
+    char text[320];
+    fx_init(&f, NULL, NULL);
+    cqs(&f, 0, 8, 4);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0);
+    int64_t now = 10 * MIN;
+    lease_at(&f, "a-1", "a", "west", 2, GF_LEASE_FAILED, MIN, 0, 0, 2 * MIN,
+             "CreateRefused");
+    decide(&f, now);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    assert_string_equal(blocked_rule(&f, "a", now, text, sizeof(text)),
+                        "copyRefused");
+    assert_non_null(strstr(text, "CreateRefused"));
+    /* an hour later still not: time does not change the Job */
+    decide(&f, now + 60 * MIN);
+    assert_int_equal(count(&f, GF_ACT_START), 0);
+    /* the Job submitted again: the same name, another uid */
+    struct gf_workload w = {.member = "east",
+                            .namespace = "team",
+                            .name = "a",
+                            .uid = "a-again",
+                            .cluster_queue = "ml",
+                            .kind = "batch/Job",
+                            .gpus = 2,
+                            .state = GF_WL_PENDING};
+    assert_int_equal(gf_ledger_workload_set(f.l, &w), 0);
+    decide(&f, now);
+    const struct gf_action *a = only(&f, GF_ACT_START);
+    assert_non_null(a);
+    assert_string_equal(a->lender, "west");
+    assert_int_equal(a->epoch, 2);
+    wl(&f, "east", "a", "ml", 2, 0, GF_WL_PENDING, NULL, 0); /* uid a */
+    /* only the last lease counts: a later one that ended otherwise */
+    struct gf_lease l2 = gf_dtk_lease("a-2", "a", "north", GF_LEASE_RELEASED);
+    l2.epoch = 2;
+    l2.gpus = 2;
+    l2.ended_ms = 4 * MIN;
+    l2.reason = "NotAdmitted";
+    assert_int_equal(gf_ledger_lease_set(f.l, &l2), 0);
+    decide(&f, now);
+    assert_non_null(only(&f, GF_ACT_START));
+    assert_int_equal(gf_ledger_lease_delete(f.l, "a-2"), 0);
+    /* other ends of the last lease do not block */
+    lease_at(&f, "a-1", "a", "west", 2, GF_LEASE_FAILED, MIN, 0, 0, 2 * MIN,
+             "NameTaken");
+    decide(&f, now);
+    assert_non_null(only(&f, GF_ACT_START));
+    gf_dtk_done(&f);
+}
+
 /* A drained member lends nothing new, withdraws its Pending copies and
  * gets back every Active one in one RECLAIM per ClusterQueue, with no
  * demand and regardless of minRunTime and maxReclaimsPerHour; it may
@@ -1442,6 +1500,7 @@ int main(void)
         cmocka_unit_test(test_maxReclaimsPerHour_limits_victims),
         cmocka_unit_test(test_one_reclaim_per_lender_cq_never_more_than_needed),
         cmocka_unit_test(test_recentlyReclaimed_is_not_sent_straight_back),
+        cmocka_unit_test(test_copyRefused_is_not_retried),
         cmocka_unit_test(test_ownDemand_is_not_lent),
         cmocka_unit_test(test_drain_reclaims_everything_and_lends_nothing),
         cmocka_unit_test(test_next_reclaim_is_the_oldest_own_workload),

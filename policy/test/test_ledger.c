@@ -416,6 +416,41 @@ static void test_lease_phases(void **state)
     gf_ledger_free(l);
 }
 
+/* A deleted lease leaves the Workload's highest epoch (its copy's name
+ * must not be reused); a retracted one, set ahead of a create that
+ * failed, gives its epoch back so the next lease has the same name. */
+static void test_retract_gives_the_epoch_back(void **state)
+{
+    (void)state;
+    struct gf_ledger *l = gf_ledger_new(GPU);
+    struct gf_cq_quota q = {"a100", GPU, 10, GF_NO_LIMIT, GF_NO_LIMIT};
+    gf_ledger_cq_set(l, "west", "ml", &q, 1);
+    size_t live;
+    uint64_t epoch;
+    struct gf_lease x = mk_lease("l1", GF_LEASE_FAILED, 4);
+    x.epoch = 1;
+    assert_int_equal(gf_ledger_lease_set(l, &x), 0);
+    assert_int_equal(gf_ledger_lease_delete(l, "l1"), 0);
+    gf_ledger_workload_leases(l, "east", "ns", "job", &live, &epoch);
+    assert_int_equal(epoch, 1);
+
+    x = mk_lease("l2", GF_LEASE_PENDING, 4);
+    x.epoch = 2;
+    assert_int_equal(gf_ledger_lease_set(l, &x), 0);
+    gf_ledger_workload_leases(l, "east", "ns", "job", &live, &epoch);
+    assert_int_equal(live, 1);
+    assert_int_equal(epoch, 2);
+    assert_int_equal(gf_ledger_lease_retract(l, "l2"), 0);
+    gf_ledger_workload_leases(l, "east", "ns", "job", &live, &epoch);
+    assert_int_equal(live, 0);
+    assert_int_equal(epoch, 1);
+    assert_int_equal(gf_ledger_lease_retract(l, "l2"), GF_ENOTFOUND);
+    assert_int_equal(gf_ledger_cell(l, "west", "ml", "a100", GPU)->lease_out,
+                     0);
+    assert_verified(l);
+    gf_ledger_free(l);
+}
+
 static void test_invalid_input(void **state)
 {
     (void)state;
@@ -550,6 +585,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pending_walk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_phases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retract_gives_the_epoch_back,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_detects_drift, setup,
                                         teardown),
