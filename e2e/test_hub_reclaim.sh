@@ -23,8 +23,11 @@
 #                     then right after stopping one, and restarted: the
 #                     reclaims complete from the leases' status, nothing
 #                     stops before its deadline, each job finishes once
-#   partition         fencing: agent, D = 3 s, an agent in west: west's own
-#                     Job starts a reclaim, and before its deadline the hub
+#   partition         fencing: agent, an agent in west started on the
+#                     heartbeat the earlier parts left (D = 18 s) while the
+#                     policy lowers D to 3 s: the hub steps the term down
+#                     and the agent fences nothing; then west's own Job
+#                     starts a reclaim, and before its deadline the hub
 #                     is cut off from west (blackhole for gpufed-hub) for
 #                     longer than D(1+rho) + M: the victim's copy stops no
 #                     earlier than the agent's fence and within termination
