@@ -248,19 +248,56 @@ struct evict_why {
     const char *preempted; /* Preempted reason, NULL when not preempted */
     char msg[512];
     bool requeue; /* Requeued True (back in the queue) or False */
+    /* Release the quota now, whatever the Job's pods: a preemption, whose
+     * preemptor is admitted in the same cycle (see evict). */
+    bool at_once;
 };
 
+static const struct gf_kq_job *job_of(const struct gf_ks_kueue *k,
+                                      const struct gf_kq_wl *wl);
+
+/* The Job of wl still has pods that have not stopped (status.active). */
+static bool pods_active(const struct gf_ks_kueue *k, const struct gf_kq_wl *wl)
+{
+    const struct gf_kq_job *j = job_of(k, wl);
+    return j != NULL && j->active > 0;
+}
+
+/*
+ * Evicts wl in Kueue's two steps: Evicted first, which suspends its Job
+ * (step_suspend), and only once the Job has no active pods is the quota
+ * reservation cleared (Kueue's job reconciler, "handle eviction": the
+ * admission is cleared when the job is no longer active). Until then the
+ * quota stays reserved and counted in the ClusterQueue's usage: a
+ * controller that waits for the usage to drop (gpufed's loan release, its
+ * reclaim) must not see it drop while the pods still run. A pod-less
+ * Workload, or a Job whose pods are gone, is released at once. Preemption
+ * victims are released at once too (at_once): Kueue-lite admits the
+ * preemptor in the same cycle, where Kueue waits for the victims.
+ */
 static void evict(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
                   const struct evict_why *why)
 {
+    bool had = wl->adm_cq != NULL;
+    bool wait = had && !why->at_once && pods_active(k, wl);
+    if (wait && wl->evicted)
+        return; /* evicted already; released when the pods are gone */
     int64_t gen;
     cJSON *conds = stored_conds(k, k->t_wl, wl->ns, wl->name, &gen);
     if (conds == NULL)
         return;
-    bool had = wl->adm_cq != NULL;
     cond_set(k, conds, "Evicted", true, why->reason, why->msg, gen);
     if (why->preempted != NULL)
         cond_set(k, conds, "Preempted", true, why->preempted, why->msg, gen);
+    if (wait) {
+        cJSON *st = cJSON_CreateObject();
+        cJSON_AddItemToObject(st, "conditions", conds);
+        char key[512];
+        write_wl_status(k, wl, st, key, sizeof(key));
+        GF_LOG(&k->lc, GF_LOG_INFO, "evicting", "key=%s reason=%s", key,
+               why->reason);
+        return;
+    }
     if (had || gf_json_cond(conds, "QuotaReserved") != NULL)
         cond_set(k, conds, "QuotaReserved", false, "Pending", why->msg, gen);
     if (had || gf_json_cond(conds, "Admitted") != NULL)
@@ -562,8 +599,8 @@ static void step_jobs(struct gf_ks_kueue *k)
 }
 
 /* The Job of a Workload, if it is the one the Workload belongs to. */
-static struct gf_kq_job *job_of(const struct gf_ks_kueue *k,
-                                const struct gf_kq_wl *wl)
+static const struct gf_kq_job *job_of(const struct gf_ks_kueue *k,
+                                      const struct gf_kq_wl *wl)
 {
     if (wl->job_key == NULL)
         return NULL;
@@ -733,6 +770,13 @@ static void step_finish_and_evict(struct gf_ks_kueue *k)
                      stopped[0] == 'C' ? "ClusterQueue" : "LocalQueue");
             why.requeue = true;
             evict(k, wl, &why);
+        } else if (wl->evicted && wl->adm_cq != NULL) {
+            /* Evicted, then reactivated or its queue resumed before its
+             * pods stopped: the reservation still goes when they have. */
+            why.reason = wl->ev_reason != NULL ? wl->ev_reason : "Evicted";
+            snprintf(why.msg, sizeof(why.msg), "The workload was evicted");
+            why.requeue = true;
+            evict(k, wl, &why);
         }
     }
     gf_free(v);
@@ -876,6 +920,7 @@ static void admit_with(struct gf_ks_kueue *k, struct gf_kq_wl *wl,
     for (size_t i = 0; i < a->n_victims; i++) {
         struct evict_why why;
         preempt_why(wl, a->victims[i], cq, a->while_borrowing[i], &why);
+        why.at_once = true;
         evict(k, a->victims[i], &why);
     }
     admit(k, wl, cq, a);
@@ -1003,7 +1048,8 @@ static void step_suspend(struct gf_ks_kueue *k)
         const struct gf_kq_job *j = wl->dead ? NULL : job_of(k, wl);
         if (j == NULL || j->done != 0)
             continue;
-        bool run = wl->adm_cq != NULL && wl->active && !wl->finished;
+        bool run =
+            wl->adm_cq != NULL && wl->active && !wl->finished && !wl->evicted;
         if (run == j->suspended)
             patch_suspend(k, wl, !run);
     }

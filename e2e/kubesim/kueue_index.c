@@ -230,6 +230,7 @@ static void wl_clear(struct gf_kq_wl *wl)
     GF_FREE(wl->adm_cq);
     GF_FREE(wl->qr_reason);
     GF_FREE(wl->qr_msg);
+    GF_FREE(wl->ev_reason);
     GF_FREE(wl->job_key);
     GF_FREE(wl->job_uid);
 }
@@ -442,6 +443,10 @@ static void parse_conditions(struct gf_kq_wl *wl, const cJSON *conds)
             const char *ltt = gf_json_str(c, "lastTransitionTime");
             if (ltt != NULL)
                 gf_time_parse_rfc3339(ltt, &wl->admitted_ms);
+        } else if (strcmp(type, "Evicted") == 0) {
+            wl->evicted = cond_true(c);
+            GF_FREE(wl->ev_reason);
+            wl->ev_reason = gf_strdup(reason);
         } else if (strcmp(type, "Requeued") == 0) {
             wl->deactivated_requeue = !cond_true(c) && reason != NULL &&
                                       strcmp(reason, "Deactivated") == 0;
@@ -472,6 +477,7 @@ void gf__kq_wl_load(struct gf_kq_wl *wl, const cJSON *obj)
 {
     wl_clear(wl);
     wl->finished = wl->qr_true = wl->deactivated_requeue = false;
+    wl->evicted = false;
     wl->admitted_ms = 0;
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(obj, "spec");
     wl->uid = gf_strdup(gf_json_str(obj, "metadata.uid"));
@@ -517,6 +523,8 @@ bool gf__kq_job_load(struct gf_kq_job *j, const cJSON *obj)
     const char *uid = gf_json_str(obj, "metadata.uid");
     bool suspended = false;
     gf_json_bool(obj, "spec.suspend", &suspended);
+    int64_t active = 0;
+    gf_json_int(obj, "status.active", &active);
     int done = 0;
     const char *msg = NULL;
     const cJSON *c;
@@ -533,7 +541,8 @@ bool gf__kq_job_load(struct gf_kq_job *j, const cJSON *obj)
         }
     }
     bool changed = j->uid == NULL || uid == NULL || strcmp(j->uid, uid) != 0 ||
-                   j->suspended != suspended || j->done != done;
+                   j->suspended != suspended || j->done != done ||
+                   j->active != active;
     if (j->uid == NULL || (uid != NULL && strcmp(j->uid, uid) != 0)) {
         GF_FREE(j->uid);
         j->uid = gf_strdup(uid);
@@ -541,6 +550,7 @@ bool gf__kq_job_load(struct gf_kq_job *j, const cJSON *obj)
     }
     j->suspended = suspended;
     j->done = done;
+    j->active = active;
     GF_FREE(j->fail_msg);
     j->fail_msg = gf_strdup(msg);
     return changed;

@@ -18,6 +18,7 @@ struct gf_kq_job {
     char *uid;
     bool suspended; /* spec.suspend */
     int done;       /* 0 running or waiting, 1 Complete, 2 Failed */
+    int64_t active; /* status.active: its pods not yet stopped */
     char *fail_msg; /* the Failed condition's message */
     bool need_wl;   /* its Workload has not been checked for yet */
     uint64_t seq;   /* resourceVersion when first seen: creation order */

@@ -127,6 +127,10 @@ struct gf_kq_wl {
     bool qr_true;             /* QuotaReserved is True */
     char *qr_reason, *qr_msg; /* the QuotaReserved condition */
     bool deactivated_requeue; /* Requeued False by deactivation */
+    /* Evicted is True, and its reason: with adm_cq still set, the quota
+     * stays reserved until the Job's pods have stopped. */
+    bool evicted;
+    char *ev_reason;
     /* The owner Job ("namespace/name" and uid), NULL for pod-less ones. */
     char *job_key, *job_uid;
     bool victim;          /* per reconcile: chosen for preemption */

@@ -301,6 +301,66 @@ static void test_gpu_quota_admits_only_what_fits(void **s)
     env_stop(&e);
 }
 
+/*
+ * Kueue clears an evicted Workload's admission only once its Job is no
+ * longer active: until its pods have stopped, the quota stays reserved
+ * and counted in the ClusterQueue's usage, so nothing else is admitted
+ * on it (here or, through a controller that waits for the usage to
+ * drop, in another cluster) while the pods still run. The runner is
+ * taken away so that the pods outlive the eviction, as they do while a
+ * kubelet is slow to stop them.
+ */
+static void test_evicted_workload_keeps_quota_until_pods_stop(void **s)
+{
+    (void)s;
+    struct env e;
+    env_start(&e);
+    create_job_of(&e, "j", "nvidia.com/gpu", "4", 2);
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(count_pods(&e, "Running"), 2);
+    gf_ks_runner_free(e.r);
+    e.r = NULL;
+    cJSON *w = wl_of(&e, "j");
+    char name[254];
+    snprintf(name, sizeof(name), "%s", gf_json_str(w, "metadata.name"));
+    cJSON_Delete(w);
+    ks_kqtk_patch(&e.t, KQ, "workloads", "default", name,
+                  "{\"spec\":{\"active\":false}}");
+    ks_kqtk_settle(&e.t);
+    char reason[64];
+    assert_string_equal(cond_of(&e, "j", "Evicted", reason), "True");
+    assert_string_equal(reason, "Deactivated");
+    assert_true(suspended(&e, "j"));
+    /* The pods still run: the quota is still reserved. */
+    assert_string_equal(cond_of(&e, "j", "QuotaReserved", reason), "True");
+    w = wl_of(&e, "j");
+    assert_non_null(gf_json_path(w, "status.admission"));
+    cJSON_Delete(w);
+    assert_string_equal(cq_total(&e, "flavorsUsage", "nvidia.com/gpu"), "8");
+    /* Another Workload waits for that quota. */
+    create_job_of(&e, "k", "nvidia.com/gpu", "4", 1);
+    ks_kqtk_settle(&e.t);
+    assert_string_equal(cond_of(&e, "k", "QuotaReserved", reason), "False");
+    /* The pods have stopped (what the Job controller writes then): the
+     * reservation goes, and the waiting Workload gets the quota. */
+    const struct gf_ks_rtype *tj = gf_ks_store_type(e.t.st, "batch", "jobs");
+    cJSON *st = cJSON_Parse("{\"active\":0,\"ready\":0}");
+    assert_int_equal(
+        gf_ks_store_patch_status(e.t.st, tj, "default", "j", st, NULL, NULL),
+        0);
+    cJSON_Delete(st);
+    ks_kqtk_settle(&e.t);
+    assert_string_equal(cond_of(&e, "j", "QuotaReserved", reason), "False");
+    assert_string_equal(cond_of(&e, "j", "Requeued", reason), "False");
+    assert_string_equal(reason, "Deactivated");
+    w = wl_of(&e, "j");
+    assert_null(gf_json_path(w, "status.admission"));
+    cJSON_Delete(w);
+    assert_string_equal(cond_of(&e, "k", "QuotaReserved", reason), "True");
+    assert_string_equal(cq_total(&e, "flavorsUsage", "nvidia.com/gpu"), "4");
+    env_stop(&e);
+}
+
 static void test_active_false_evicts_and_stops_the_job(void **s)
 {
     (void)s;
@@ -853,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_job_is_suspended_until_its_workload_is_admitted),
         cmocka_unit_test(test_gpu_quota_admits_only_what_fits),
         cmocka_unit_test(test_active_false_evicts_and_stops_the_job),
+        cmocka_unit_test(test_evicted_workload_keeps_quota_until_pods_stop),
         cmocka_unit_test(test_preempted_job_is_suspended_and_its_pods_deleted),
         cmocka_unit_test(test_kueue_frozen_fault_stops_admission_until_it_ends),
         cmocka_unit_test(test_upstream_sample_job_runs_to_completion),
