@@ -1065,6 +1065,43 @@ def max_running(run, member, a, b):
 
 # --- figures ----------------------------------------------------------------
 
+def agent_fences(run, member):
+    """The instants (epoch ms) the member's agent logged a fence."""
+    out = []
+    try:
+        with open(os.path.join(run.dir, "agent-%s.log" % member)) as f:
+            for line in f:
+                if " msg=fencing " not in line:
+                    continue
+                m = re.match(r"^ts=(\S+) ", line)
+                t = parse_time_ms(m.group(1)) if m else None
+                if t is not None:
+                    out.append(t)
+    except OSError:
+        pass
+    return out
+
+
+def agent_fence_lags(run):
+    """For each cut of the hub from a member (blackhole for gpufed-hub)
+    longer than D, from the cut to the member's agent's first fence in it
+    (up to D after its end): what a partition costs before the copies
+    stop. The heartbeat's last renewal came up to D/3 before the cut."""
+    d_ms = run.world.get("timing", {}).get("lease_duration_ms", 3000)
+    lags = []
+    for f in run.faults:
+        if f.get("kind") != "blackhole" or f.get("identity") != "gpufed-hub" \
+                or f.get("for_ms", 0) <= d_ms:
+            continue
+        start = f["ts_ms"]
+        end = start + f["for_ms"] + d_ms
+        hits = [t for t in agent_fences(run, f["member"])
+                if start <= t <= end]
+        if hits:
+            lags.append(min(hits) - start)
+    return lags
+
+
 def figures(run):
     out = []
     out.append("jobs submitted: %d, finished exactly once: %d" % (
@@ -1149,6 +1186,15 @@ def figures(run):
                    "(depends on demand): n=%d median %d ms max %d ms "
                    "(lease times have 1 s resolution)" % (
                        len(lags), lags[len(lags) // 2], lags[-1]))
+    fences = agent_fence_lags(run)
+    if fences:
+        fences.sort()
+        out.append("time to fence (a hub<->member cut longer than D to its "
+                   "agent's first fence): n=%d median %d ms max %d ms" % (
+                       len(fences), fences[len(fences) // 2], fences[-1]))
+    else:
+        out.append("time to fence: no hub<->member cut longer than D with "
+                   "an agent")
     conv = run.world.get("converged_ms")
     out.append("ledger convergence after the final heal: %s" % (
         "%d ms" % conv if conv is not None else "not reached"))

@@ -783,6 +783,37 @@ class CheckerTest(unittest.TestCase):
         self.assertIn("clock rates at the end: agent/west +9000 ppm",
                       check.figures(run))
 
+    def test_time_to_fence_from_the_cut_to_the_agents_fence(self):
+        # A cut of the hub from west longer than D: the figure is the
+        # agent's first fence after the cut began; a fence outside the cut
+        # (and D after it) and a cut shorter than D count for nothing.
+        import datetime
+        w = self.w
+        u = w.submit("c", at=0)
+        w.run("east", "c", u, 1, 2)
+        w.complete("east", "c")
+        w.faults.append({"kind": "blackhole", "member": "west",
+                         "identity": "gpufed-hub", "ts_ms": ms(10),
+                         "for_ms": 8000})
+        w.faults.append({"kind": "blackhole", "member": "west",
+                         "identity": "gpufed-hub", "ts_ms": ms(40),
+                         "for_ms": 1000})
+
+        def line(t):
+            ts = datetime.datetime.fromtimestamp(
+                t / 1000, datetime.timezone.utc).strftime(
+                    "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            return ("ts=%s level=warn comp=agent cluster=west msg=fencing "
+                    "member=west heartbeat_age_ms=3000\n" % ts)
+        w.write()
+        with open(os.path.join(w.dir, "agent-west.log"), "w") as f:
+            f.write(line(ms(5)) + line(ms(12.5)) + line(ms(14))
+                    + line(ms(40.5)))
+        run, _ = check.check(w.dir)
+        self.assertIn("time to fence (a hub<->member cut longer than D to "
+                      "its agent's first fence): n=1 median 2500 ms max "
+                      "2500 ms", check.figures(run))
+
 class ScheduleTest(unittest.TestCase):
     """The lenders' waves of schedule.py: seeded, and additive."""
 
