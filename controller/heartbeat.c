@@ -437,7 +437,12 @@ static void keep_rv(struct gf__hb *hb, const cJSON *json)
 static void learn_term(struct gf__hb *hb, int err, const cJSON *json)
 {
     if (err == GF_ENOTFOUND) {
-        hb->term_known = true; /* no Lease: the agent believes nothing */
+        /* No Lease: an agent that reads it absent fences at once (a
+         * deleted Lease, fence.c), as one that never read it does; one
+         * whose reads fail keeps a term no one here can know, a stated
+         * residual (docs/failure-semantics.md, "Changing D"): counting
+         * a day for it would leave a first install unable to fence. */
+        hb->term_known = true;
         return;
     }
     int64_t secs = 0;
