@@ -318,7 +318,7 @@ hub_serve
 # then steps it down (6, then 3 s, each held for the term before it)
 # while the copies below run, so the agent never sees a term shorter
 # than twice its poll and fences nothing; the hub's fencing bound reaches
-# 3 s only then, about 80 s after the hub started.
+# 3 s only then, 80 to 100 s after the hub started.
 hb_d_is() { [ "$(W -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.leaseDurationSeconds}')" = "$1" ]; }
 t_policy=$(now_ms)
 agent_pid=""
@@ -364,7 +364,9 @@ trans() { # job epoch: "Phase(Reason) ..." of that epoch's lease
 
 step "copies rp-1 and rp-2 (4 GPUs each) fill west; west's own Job makes rp-2 the victim"
 for j in rp-1 rp-2; do
-    job E $j 4 500s # outlasts the term stepping down (about 80 s)
+    # Outlasts the term stepping down (about 100 s on a loaded machine;
+    # kubesim runs Jobs 10 times faster).
+    job E $j 4 1500s
     wait_for 30 "$j Active in west" latest_lease_is $j Active
     wait_for 10 "$j running in west" running_in_west $j
     sleep 1.1 # distinct startedAt seconds: rp-2 is the newest
@@ -423,7 +425,7 @@ echo "   reclaimStarted -> own-4 start $((own_start - rstart)) ms (copy stop $((
 
 step "after the heal: each job finishes exactly once, never two runs at once"
 for j in rp-1 rp-2; do
-    wait_for 120 "$j done" latest_lease_is $j Released Completed
+    wait_for 240 "$j done" latest_lease_is $j Released Completed
 done
 wait_for 20 "all leases final" all_final
 for j in rp-1 rp-2; do
