@@ -99,6 +99,15 @@ enum gf_fence_change gf_fence_on_read(struct gf_fence *f,
      * failed read, it neither gives credit nor replaces the last value. */
     if (r->present && !r->valid)
         return gf_fence_tick(f, now_ms);
+    if (!r->present && f->has_prev && f->prev_present) {
+        /* The Lease was there and is gone: the hub never deletes it, so
+         * someone did by hand. Whoever creates it next cannot know what
+         * this agent believed, and would count only the term it writes:
+         * fence at once, as at start with no Lease. The cost is a re-run
+         * of the copies; the creation is a move that lets us out. */
+        remember(f, r, sent_ms);
+        return enter(f, now_ms);
+    }
     bool moved = false;
     if (r->present) {
         f->d_ms = r->d_ms;

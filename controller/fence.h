@@ -14,7 +14,10 @@
  *     a Lease that is absent, unparsable or older than D by the agent's
  *     wall clock (max_clock_offset added to its age) fences at once;
  *     otherwise credit := now - age - max_clock_offset;
- *   - the agent fences when now - credit >= D.
+ *   - the agent fences when now - credit >= D;
+ *   - a read that finds the Lease absent after one that found it present
+ *     fences at once: it was deleted by hand, and whoever creates it
+ *     next does not know the term this agent believed.
  * While fenced it stays fenced until the heartbeat moves again (a
  * renewTime newer than the one it last saw, with a credit that is not
  * itself lapsed). Failed or unparsable reads never give credit.

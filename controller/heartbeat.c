@@ -93,8 +93,10 @@ static void step(struct gf__hb *hb)
         return;
     }
     if (hb->old_d_ms != 0 && hb->step_ack_ms != 0) {
-        uint64_t held = (uint64_t)drifted(drifted(hb->old_d_ms, hb->drift_ppm),
-                                          hb->drift_ppm);
+        /* The agent counts the old term as the Lease carried it. */
+        int64_t old = whole_secs_ms(hb->old_d_ms);
+        uint64_t held =
+            (uint64_t)drifted(drifted(old, hb->drift_ppm), hb->drift_ppm);
         if (hb->sent_ms >= hb->step_ack_ms + held) {
             hb->old_d_ms = 0; /* every agent has read d_ms, or fenced */
             hb->step_ack_ms = 0;
@@ -383,6 +385,12 @@ void gf__hb_pause(struct gf__hb *hb)
 void gf__hb_resume(struct gf__hb *hb, uint64_t now_ms)
 {
     hb->paused = false;
+    /* Another leader may have written any term while this one stood by:
+     * what it knew is no longer known (learn_term). */
+    hb->term_known = false;
+    hb->old_d_ms = 0;
+    hb->step_ack_ms = 0;
+    hb->d_ms = hb->want_d_ms;
     gf__hb_reset(hb, now_ms);
 }
 
@@ -412,14 +420,29 @@ static void keep_rv(struct gf__hb *hb, const cJSON *json)
 }
 
 /*
- * A read of the Lease: its term is what the agent may believe. One longer
- * than this process's was written by another (a previous leader with a
- * longer leaseDuration): go on writing it, and step down from there.
+ * A read of the Lease: its term is what the agent may believe, but not
+ * all of it. The writer of a term this process did not write itself (a
+ * predecessor: the same --id restarted, or a leader a standby took over
+ * from; or such a one's renewal landing late) may have been holding a
+ * longer one while it stepped down to it, and an agent whose reads fail
+ * still fences by that longer term. Steps are at most 3 times shorter,
+ * rounded up to whole seconds, so that term is at most 3 times the one
+ * found; after a raise it is shorter, so assuming 3 times is never short.
+ * So the found term is held as a step under way from 3 times it: written
+ * on, counted at 3 times, until (1+rho)^2 of that after this process's
+ * own first acknowledged renewal of it (step), and only then stepped down
+ * from. The cost: after a restart or a failover the hub may take up to 3
+ * times longer to count a cut-off member fenced, for one such hold.
  */
 static void learn_term(struct gf__hb *hb, int err, const cJSON *json)
 {
     if (err == GF_ENOTFOUND) {
-        hb->term_known = true; /* no Lease: the agent believes nothing */
+        /* No Lease: an agent that reads it absent fences at once (a
+         * deleted Lease, fence.c), as one that never read it does; one
+         * whose reads fail keeps a term no one here can know, a stated
+         * residual (docs/failure-semantics.md, "Changing D"): counting
+         * a day for it would leave a first install unable to fence. */
+        hb->term_known = true;
         return;
     }
     int64_t secs = 0;
@@ -429,14 +452,18 @@ static void learn_term(struct gf__hb *hb, int err, const cJSON *json)
         secs < 1 || secs > GF__HB_MAX_TERM_MS / 1000)
         return;
     int64_t seen = secs * 1000;
-    int64_t mine = hb->term_known ? gf__hb_bound_d_ms(hb) : 0;
+    if (hb->term_known && seen <= gf__hb_bound_d_ms(hb))
+        return; /* ours, or covered by what we count */
+    int64_t held = 3 * seen;
+    if (held > GF__HB_MAX_TERM_MS)
+        held = GF__HB_MAX_TERM_MS; /* no agent believes longer */
+    GF_LOG(hb->lc, GF_LOG_INFO, "heartbeat term found",
+           "found_ms=%lld ours_ms=%lld held_ms=%lld", (long long)seen,
+           (long long)hb->d_ms, (long long)held);
     hb->term_known = true;
-    if (seen <= mine)
-        return;
-    GF_LOG(hb->lc, GF_LOG_INFO, "heartbeat term found longer",
-           "found_ms=%lld ours_ms=%lld", (long long)seen, (long long)hb->d_ms);
     hb->d_ms = seen;
-    hb->old_d_ms = 0;
+    if (hb->old_d_ms < held)
+        hb->old_d_ms = held;
     hb->step_ack_ms = 0;
 }
 

@@ -175,7 +175,9 @@ struct gf__hb {
     /* The term the agent may believe is known to this process: it has
      * read the Lease or had a renewal acknowledged. Until then a previous
      * leader may have written any term, and the bound counts the longest
-     * an agent accepts (GF__HB_MAX_TERM_MS). */
+     * an agent accepts (GF__HB_MAX_TERM_MS). A term read that this
+     * process did not write is held as a step from 3 times it
+     * (learn_term in heartbeat.c). */
     bool term_known;
     /* Healed from a suspicion that stopped the renewals: the agent may be
      * fenced until it has read a renewal. recovering: set at the heal,
@@ -243,7 +245,8 @@ void gf__hb_stop(struct gf__hb *hb);
 void gf__hb_check(struct gf__hb *hb);
 void gf__hb_answer(struct gf__hb *hb, int err, long code, const cJSON *json);
 /* Writes nothing while paused (standing by), only probes a member whose
- * watches are down; resume sets hb_sent := now. */
+ * watches are down; resume sets hb_sent := now and forgets the term (the
+ * Lease is read again, learn_term in heartbeat.c). */
 void gf__hb_pause(struct gf__hb *hb);
 void gf__hb_resume(struct gf__hb *hb, uint64_t now_ms);
 void gf__hb_reset(struct gf__hb *hb, uint64_t now_ms);

@@ -372,8 +372,10 @@ int64_t gf__fence_time(const struct gf_policy *p,
      * believe. */
     int64_t d =
         t->lease_duration_ms > m->term_ms ? t->lease_duration_ms : m->term_ms;
-    return m->last_heartbeat_ms + d + d * t->clock_drift_ppm / GF_PPM +
-           t->fence_margin_ms;
+    /* The drift rounded up, as the hub's heartbeat rounds it: a bound
+     * that comes out a millisecond short is early. */
+    int64_t drift = (d * t->clock_drift_ppm + GF_PPM - 1) / GF_PPM;
+    return m->last_heartbeat_ms + d + drift + t->fence_margin_ms;
 }
 
 /* Whether a member's heal is recent enough that its agent may still be

@@ -219,6 +219,32 @@ static void test_start_with_an_absent_lease_fences_at_once(void **state)
     gf_clock_close(&clk);
 }
 
+/* A Lease deleted by hand after the agent had read it: the next hub to
+ * create it cannot know the term the agent believed (it counts the one
+ * it writes), so the agent does not wait out its credit. */
+static void test_a_lease_deleted_after_a_read_fences_at_once(void **state)
+{
+    (void)state;
+    struct gf_clock clk;
+    struct gf_fence f;
+    start(&clk, &f);
+    struct gf_hb_read a = lease_at(&clk, gf_clock_wall_ms(&clk));
+    assert_int_equal(read_now(&f, &clk, &a), GF_FENCE_SAME);
+    assert_true(f.has_credit);
+    gf_clock_advance(&clk, POLL_MS);
+    const struct gf_hb_read absent = {.present = false};
+    /* Well inside the credit: only the absence fences. */
+    assert_true(gf_fence_age_ms(&f, gf_clock_now_ms(&clk)) < (int64_t)D_MS);
+    assert_int_equal(read_now(&f, &clk, &absent), GF_FENCE_ENTER);
+    assert_true(f.fenced);
+    /* Recreated: a renewal after the read that saw it absent. */
+    gf_clock_advance(&clk, 100);
+    struct gf_hb_read b = lease_at(&clk, gf_clock_wall_ms(&clk));
+    gf_clock_advance(&clk, POLL_MS - 110);
+    assert_int_equal(read_now(&f, &clk, &b), GF_FENCE_LEAVE);
+    gf_clock_close(&clk);
+}
+
 static void test_start_with_an_unparsable_lease_fences_at_once(void **state)
 {
     (void)state;
@@ -628,6 +654,7 @@ int main(void)
         cmocka_unit_test(test_failed_reads_use_the_earlier_reads_send_time),
         cmocka_unit_test(test_failed_reads_past_d_fence),
         cmocka_unit_test(test_start_with_an_absent_lease_fences_at_once),
+        cmocka_unit_test(test_a_lease_deleted_after_a_read_fences_at_once),
         cmocka_unit_test(test_start_with_an_unparsable_lease_fences_at_once),
         cmocka_unit_test(test_start_with_a_stale_lease_fences_at_once),
         cmocka_unit_test(test_start_with_a_fresh_lease_gets_credit),

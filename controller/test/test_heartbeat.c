@@ -652,7 +652,9 @@ static void test_lowered_d_is_stepped_and_the_bound_kept(void **state)
 }
 
 /* A restarted hub finds the Lease written by its predecessor with a
- * longer term: it goes on writing that term and steps down from there;
+ * longer term: it goes on writing that term, counts 3 times it (the
+ * predecessor may have been stepping down to it) until that has passed
+ * since its own first acknowledged renewal, and only then steps down;
  * before it knows, its bound is the longest term an agent accepts. */
 static void test_a_longer_term_found_in_the_lease_is_kept(void **state)
 {
@@ -671,8 +673,18 @@ static void test_a_longer_term_found_in_the_lease_is_kept(void **state)
     cJSON_Delete(o);
     assert_int_equal(last()->kind, GF__HB_PATCH);
     assert_int_equal(body_d_secs(last()), 30);
-    assert_int_equal(gf__hb_bound_d_ms(&F.hb), 30000);
+    assert_int_equal(gf__hb_bound_d_ms(&F.hb), 90000);
+    uint64_t ack = last()->at;
     answer_ok("6");
+    /* Held: 30 s written, 90 s counted, for 90 s after that renewal. */
+    while (F.hb.sent_ms < ack + 90000) {
+        gf__hb_set_timing(&F.hb, D_MS, M_MS, 0);
+        assert_int_equal(F.hb.d_ms, 30000);
+        assert_int_equal(gf__hb_bound_d_ms(&F.hb), 90000);
+        gf_clock_advance(&F.clk, 10000);
+        assert_int_equal(body_d_secs(last()), 30);
+        answer_ok("7");
+    }
     gf__hb_set_timing(&F.hb, D_MS, M_MS, 0);
     assert_int_equal(F.hb.d_ms, 10000);
     assert_int_equal(gf__hb_bound_d_ms(&F.hb), 30000);
@@ -805,9 +817,478 @@ static void test_lowering_d_the_hub_fences_after_the_agent(void **state)
     }
 }
 
+/* --- a new hub process, and a Lease that was absent --------------------- */
+
+#define RV_M 5000 /* the default fenceMargin */
+
+/*
+ * A Lease store answering as an API server (CREATE 409 when present, PATCH
+ * 404 when absent, GET returns the Lease with its spec); renewals land 5 ms
+ * after they are sent. The agent runs the real rule (fence.c) and reads
+ * every poll of the term it last read; while blind its reads fail (no
+ * answer; the next is sent a poll later, as agent.c does).
+ */
+struct rsim {
+    struct gf_fence fence;
+    char lease[512]; /* {"spec":...} ("" absent) */
+    size_t answered;
+    uint64_t next_read, fenced_at;
+    bool cut;
+    uint64_t blind_from, blind_until;
+    int lease_d;
+    int64_t want;
+};
+
+/* The hub's fencing instant as policy/decide reckons it (rho 1%). */
+static uint64_t rsim_hub_fence_at(void)
+{
+    int64_t d = gf__hb_bound_d_ms(&F.hb);
+    return F.hb.sent_ms + (uint64_t)(d + d * 10000 / 1000000 + RV_M);
+}
+
+static void rsim_answer(struct rsim *S)
+{
+    const struct call *c = &F.calls[F.n - 1];
+    if (S->cut) {
+        answer_err(GF_ETIMEDOUT, 0);
+        return;
+    }
+    bool present = S->lease[0] != '\0';
+    if (c->kind == GF__HB_GET) {
+        if (!present) {
+            answer_err(GF_ENOTFOUND, 404);
+            return;
+        }
+        cJSON *o = cJSON_Parse(S->lease);
+        cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+        cJSON_AddStringToObject(md, "resourceVersion", "1");
+        gf__hb_answer(&F.hb, 0, 200, o);
+        cJSON_Delete(o);
+        return;
+    }
+    if (c->kind == GF__HB_CREATE && present) {
+        answer_err(GF_EEXIST, 409);
+        return;
+    }
+    if (c->kind == GF__HB_PATCH && !present) {
+        answer_err(GF_ENOTFOUND, 404);
+        return;
+    }
+    cJSON *o = cJSON_Parse(c->body);
+    cJSON *spec = cJSON_DetachItemFromObject(o, "spec");
+    cJSON *l = cJSON_CreateObject();
+    cJSON_AddItemToObject(l, "spec", spec);
+    char *s = cJSON_PrintUnformatted(l);
+    snprintf(S->lease, sizeof(S->lease), "%s", s);
+    cJSON_free(s);
+    cJSON_Delete(l);
+    cJSON_Delete(o);
+    S->lease_d = body_d_secs(c);
+    answer_ok("1");
+}
+
+static void rsim_step(struct rsim *S)
+{
+    gf_clock_advance(&F.clk, 5);
+    uint64_t now = gf_clock_now_ms(&F.clk);
+    if (now % 1000 == 0) /* the pass */
+        gf__hb_set_timing(&F.hb, S->want, RV_M, 10000);
+    if (F.total > S->answered && now >= F.calls[F.n - 1].at + 5) {
+        S->answered = F.total;
+        rsim_answer(S);
+    }
+    if (now >= S->next_read) {
+        if (!(now >= S->blind_from && now < S->blind_until)) {
+            struct gf_hb_read r = {0};
+            cJSON *o = S->lease[0] != '\0' ? cJSON_Parse(S->lease) : NULL;
+            if (o != NULL)
+                gf_fence_lease_parse(o, &r);
+            cJSON_Delete(o);
+            if (gf_fence_on_read(&S->fence, &r, now, now,
+                                 gf_clock_wall_ms(&F.clk)) == GF_FENCE_ENTER &&
+                S->fenced_at == 0)
+                S->fenced_at = now;
+        }
+        S->next_read = now + gf_fence_poll_ms(&S->fence);
+    }
+    if (gf_fence_tick(&S->fence, now) == GF_FENCE_ENTER && S->fenced_at == 0)
+        S->fenced_at = now;
+}
+
+static void rsim_start(struct rsim *S, uint64_t phase)
+{
+    memset(S, 0, sizeof(*S));
+    S->blind_from = S->blind_until = UINT64_MAX;
+    gf_fence_init(&S->fence, 0);
+    S->want = 30000;
+    S->next_read = gf_clock_now_ms(&F.clk) + phase;
+    gf__hb_set_timing(&F.hb, 30000, RV_M, 10000);
+    F.synced = true;
+    gf__hb_start(&F.hb);
+    gf__hb_check(&F.hb);
+    for (int i = 0; i < 12000; i++)
+        rsim_step(S);
+    assert_int_equal(S->lease_d, 30);
+    assert_int_equal(S->fenced_at, 0);
+}
+
+/* The process goes (nothing in flight) and a new one with the policy's
+ * D = want leads at once (the same --id, or a standby given the lead). */
+static void rsim_new_hub(struct rsim *S, int64_t want)
+{
+    while (F.total > S->answered)
+        rsim_step(S);
+    gf__hb_stop(&F.hb);
+    gf__hb_init(&F.hb, &F.clk, &io, NULL, &F.lc, "hub-0");
+    S->want = want;
+    gf__hb_set_timing(&F.hb, want, RV_M, 10000);
+    gf__hb_start(&F.hb);
+    gf__hb_check(&F.hb);
+    while (gf__hb_bound_d_ms(&F.hb) == GF__HB_MAX_TERM_MS)
+        rsim_step(S);
+}
+
+/* Cut now; runs until both have fenced; hub - agent (ms). */
+static int64_t rsim_race(struct rsim *S)
+{
+    S->cut = true;
+    uint64_t t_cut = gf_clock_now_ms(&F.clk);
+    while (S->fenced_at == 0 || gf_clock_now_ms(&F.clk) < rsim_hub_fence_at()) {
+        rsim_step(S);
+        assert_true(gf_clock_now_ms(&F.clk) < t_cut + 200000);
+    }
+    return (int64_t)rsim_hub_fence_at() - (int64_t)S->fenced_at;
+}
+
+static void rsim_end(struct rsim *S)
+{
+    S->cut = true;
+    gf__hb_stop(&F.hb);
+    while (F.total > S->answered)
+        rsim_step(S);
+}
+
+/*
+ * D lowered 30 s -> 3 s. The agent's heartbeat reads fail from the 10 s
+ * step's landing on (e.g. they take longer than their poll-long timeout;
+ * its fence's LIST/PATCH, with the client's 30 s, still land). restarts:
+ * 0, the hub keeps running; 1, a new process leads 1 s after the landing;
+ * 2, and another one 1 s after the first one's own step (4 s) landed.
+ * The hub is cut off once the last one knows the term.
+ */
+static int64_t rv_mid_step(void **state, int restarts, uint64_t phase,
+                           int64_t *bound, uint64_t *agent_rel,
+                           uint64_t *hub_rel)
+{
+    restart(state);
+    struct rsim S;
+    rsim_start(&S, phase);
+    S.want = 3000;
+    uint64_t t0 = gf_clock_now_ms(&F.clk);
+    while (S.lease_d != 10) {
+        rsim_step(&S);
+        assert_true(gf_clock_now_ms(&F.clk) < t0 + 60000);
+    }
+    uint64_t t_land = gf_clock_now_ms(&F.clk);
+    S.blind_from = t_land;
+    for (int r = 0; r < restarts; r++) {
+        for (int i = 0; i < 200; i++)
+            rsim_step(&S);
+        rsim_new_hub(&S, 3000);
+        if (r + 1 < restarts) /* until its own next step lands */
+            while (S.lease_d == 10)
+                rsim_step(&S);
+    }
+    *bound = gf__hb_bound_d_ms(&F.hb);
+    int64_t slack = rsim_race(&S);
+    *agent_rel = S.fenced_at - t_land;
+    *hub_rel = rsim_hub_fence_at() - t_land;
+    rsim_end(&S);
+    return slack;
+}
+
+static void test_a_new_hub_mid_step_counts_the_held_term(void **state)
+{
+    bool bad = false;
+    for (int restarts = 0; restarts <= 2; restarts++) {
+        int64_t worst = INT64_MAX, wb = 0;
+        uint64_t wa = 0, wh = 0;
+        for (uint64_t phase = 0; phase < 5000; phase += 500) {
+            int64_t b;
+            uint64_t a, h;
+            int64_t s = rv_mid_step(state, restarts, phase, &b, &a, &h);
+            if (s < worst) {
+                worst = s;
+                wb = b;
+                wa = a;
+                wh = h;
+            }
+        }
+        printf("# 30 s -> 3 s, %d new hub process(es), agent blind from "
+               "the 10 s landing: worst over the read phase: bound %lld s, "
+               "agent fences at landing+%.2f s, hub at landing+%.2f s "
+               "(hub - agent %+.2f s; must be >= F)\n",
+               restarts, (long long)wb / 1000, (double)wa / 1000,
+               (double)wh / 1000, (double)worst / 1000);
+        if (restarts == 0)
+            assert_true(worst >= RV_M / 2);
+        else if (worst < 0)
+            bad = true;
+    }
+    if (bad)
+        fail_msg("S1: a new hub process fences before the agent");
+}
+
+/*
+ * The Lease deleted by hand while the agent believes 30 s; absent_ms
+ * later a new hub process with D = 3 s creates it: acknowledged, so
+ * term_known, bound 3 s and no step. Cut off right after. lost: the
+ * agent's reads fail for that many polls after the create. Returns hub -
+ * agent at worst over the agent's read phase.
+ */
+static int64_t rv_absent(void **state, uint64_t absent_ms, int lost)
+{
+    int64_t worst = INT64_MAX;
+    for (uint64_t phase = 0; phase < 5000; phase += 250) {
+        restart(state);
+        struct rsim S;
+        rsim_start(&S, phase);
+        while (F.total > S.answered)
+            rsim_step(&S);
+        S.lease[0] = '\0'; /* kubectl delete lease gpufed-heartbeat */
+        for (uint64_t t = 0; t < absent_ms; t += 5)
+            rsim_step(&S);
+        rsim_new_hub(&S, 3000);
+        while (F.total > S.answered)
+            rsim_step(&S);
+        assert_int_equal(S.lease_d, 3);
+        assert_int_equal(gf__hb_bound_d_ms(&F.hb), 3000);
+        uint64_t t = gf_clock_now_ms(&F.clk);
+        if (lost > 0) {
+            S.blind_from = t;
+            S.blind_until = S.next_read + (uint64_t)(lost - 1) * 5000 + 1;
+        }
+        int64_t slack = rsim_race(&S);
+        if (slack < worst)
+            worst = slack;
+        rsim_end(&S);
+    }
+    return worst;
+}
+
+/* The agent has read the Lease absent before it is created again: it
+ * fenced then (fence.c), so the new hub's short term is safe whatever
+ * the agent's reads do after the create. */
+static void test_an_agent_that_read_the_lease_absent_fences_first(void **state)
+{
+    for (int lost = 0; lost <= 2; lost++) {
+        int64_t worst = rv_absent(state, 5100, lost);
+        printf("# Lease deleted for 5.1 s, new hub creates it with 3 s "
+               "(agent believed 30 s), %d agent read(s) lost: hub - agent "
+               "at worst %+.2f s\n",
+               lost, (double)worst / 1000);
+        assert_true(worst >= 0);
+    }
+}
+
+/*
+ * Deleted and created again within one poll, so the agent never read it
+ * absent: an agent that reads on adopts the new term at its next read,
+ * one old poll at most after the create, and is first. One whose reads
+ * fail keeps the old term, which no hub can know without counting a day
+ * (docs/failure-semantics.md, "Changing D"): the residual, printed.
+ */
+static void
+test_a_lease_recreated_between_two_reads_is_the_residual(void **state)
+{
+    for (int lost = 0; lost <= 2; lost++) {
+        int64_t worst = rv_absent(state, 5, lost);
+        printf("# Lease deleted and created again within a poll with 3 s "
+               "(agent believed 30 s), %d agent read(s) lost: hub - agent "
+               "at worst %+.2f s\n",
+               lost, (double)worst / 1000);
+        if (lost == 0)
+            assert_true(worst >= 0);
+    }
+}
+
+/* Liveness: a new hub process right after a step landed must not write
+ * the next step at once (it holds the term it found, learn_term): an
+ * agent that has not read the first yet would jump 30 -> 4 and fence with
+ * nothing cut off. */
+static void test_a_new_hub_right_after_a_step_does_not_step_again(void **state)
+{
+    int fenced = 0, runs = 0;
+    for (uint64_t phase = 0; phase < 5000; phase += 250) {
+        restart(state);
+        struct rsim S;
+        rsim_start(&S, phase);
+        S.want = 3000;
+        while (S.lease_d != 10)
+            rsim_step(&S);
+        for (int i = 0; i < 40; i++) /* 200 ms */
+            rsim_step(&S);
+        rsim_new_hub(&S, 3000);
+        for (int i = 0; i < 12000; i++)
+            rsim_step(&S);
+        runs++;
+        fenced += S.fence.fences > 0;
+        rsim_end(&S);
+    }
+    printf("# new hub 200 ms after the 10 s step landed, nothing cut off: "
+           "the agent fenced in %d of %d read phases\n",
+           fenced, runs);
+    assert_int_equal(fenced, 0);
+}
+
+/* Liveness: one lost agent read right after a step lands (no restart,
+ * nothing cut off) makes the agent's next read come a whole old term
+ * after its credit, and it fences: a step 3 times shorter leaves room for
+ * no lost read (docs/failure-semantics.md, "Changing D"). The figure is
+ * printed; what must hold is that the agent leaves the fenced state on
+ * the renewals that follow, with nothing else done. */
+static void test_an_agent_fenced_by_a_lost_read_mid_step_recovers(void **state)
+{
+    int fenced = 0, runs = 0;
+    for (uint64_t phase = 0; phase < 5000; phase += 250) {
+        restart(state);
+        struct rsim S;
+        rsim_start(&S, phase);
+        S.want = 3000;
+        while (S.lease_d != 10)
+            rsim_step(&S);
+        S.blind_from = gf_clock_now_ms(&F.clk);
+        S.blind_until = S.next_read + 1; /* its next read fails */
+        for (int i = 0; i < 12000; i++)
+            rsim_step(&S);
+        runs++;
+        fenced += S.fence.fences > 0;
+        assert_false(S.fence.fenced);
+        rsim_end(&S);
+    }
+    printf("# one agent read lost after the 10 s step landed, nothing cut "
+           "off: the agent fenced in %d of %d read phases\n",
+           fenced, runs);
+}
+
+/* Random reloads of D (lowered, raised, lowered again mid-step), one hub
+ * process, the agent possibly blind from a random instant, cut at a
+ * random instant: the hub never fences before the agent. */
+static void test_random_reloads_of_d_never_fence_the_hub_first(void **state)
+{
+    static const int64_t ds[] = {3000,  4000,  5500,  9000, 10000,
+                                 20000, 30000, 60000, 10500};
+    uint64_t seed = 12345;
+    int64_t worst = INT64_MAX;
+    int fences_uncut = 0, raced = 0;
+    for (int run = 0; run < 400; run++) {
+        restart(state);
+        struct rsim S;
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        rsim_start(&S, (seed >> 33) % 5000);
+        uint64_t t0 = gf_clock_now_ms(&F.clk);
+        uint64_t dur = 5000 + (seed >> 20) % 120000;
+        bool blind = (seed >> 10) & 1;
+        if (blind)
+            S.blind_from = t0 + (seed >> 40) % dur;
+        uint64_t next_change = t0;
+        while (gf_clock_now_ms(&F.clk) < t0 + dur) {
+            if (gf_clock_now_ms(&F.clk) >= next_change) {
+                seed = seed * 6364136223846793005ULL + 1;
+                S.want = ds[(seed >> 33) % (sizeof(ds) / sizeof(ds[0]))];
+                next_change += 1000 + (seed >> 45) % 20000;
+            }
+            rsim_step(&S);
+        }
+        if (S.fenced_at != 0 && !blind)
+            fences_uncut++;
+        if (S.fenced_at == 0) {
+            raced++;
+            int64_t s = rsim_race(&S);
+            if (s < worst)
+                worst = s;
+        }
+        rsim_end(&S);
+    }
+    printf("# random reloads, one process: hub - agent at worst %+.2f s; "
+           "fences with nothing cut (reads ok): %d; %d races\n",
+           (double)worst / 1000, fences_uncut, raced);
+    assert_true(worst >= 0);
+}
+
+/* D lowered 90 s -> 10 s (step 90 -> 30); the leader dies right after the
+ * 30 s step landed and a standby takes over after the leader lease (L =
+ * 15 s); the agent's reads fail from the landing on. */
+static void test_a_standby_leading_mid_step_fences_after_the_agent(void **state)
+{
+    int64_t worst = INT64_MAX;
+    uint64_t wa = 0, wh = 0;
+    for (uint64_t phase = 0; phase < 15000; phase += 1000) {
+        restart(state);
+        struct rsim S;
+        memset(&S, 0, sizeof(S));
+        S.blind_from = S.blind_until = UINT64_MAX;
+        gf_fence_init(&S.fence, 0);
+        S.want = 90000;
+        S.next_read = gf_clock_now_ms(&F.clk) + phase;
+        gf__hb_set_timing(&F.hb, 90000, RV_M, 10000);
+        F.synced = true;
+        gf__hb_start(&F.hb);
+        gf__hb_check(&F.hb);
+        for (int i = 0; i < 40000; i++)
+            rsim_step(&S);
+        assert_int_equal(S.lease_d, 90);
+        S.want = 10000;
+        while (S.lease_d != 30)
+            rsim_step(&S);
+        uint64_t t_land = gf_clock_now_ms(&F.clk);
+        S.blind_from = t_land;
+        /* The leader dies: nothing is renewed for L = 15 s. */
+        while (F.total > S.answered)
+            rsim_step(&S);
+        gf__hb_stop(&F.hb);
+        for (int i = 0; i < 3000; i++)
+            rsim_step(&S);
+        rsim_new_hub(&S, 10000);
+        int64_t s = rsim_race(&S);
+        if (s < worst) {
+            worst = s;
+            wa = S.fenced_at - t_land;
+            wh = rsim_hub_fence_at() - t_land;
+        }
+        rsim_end(&S);
+    }
+    printf("# 90 s -> 10 s, standby leads 15 s after the 30 s step landed: "
+           "agent fences at landing+%.2f s, hub at landing+%.2f s (hub - "
+           "agent %+.2f s)\n",
+           (double)wa / 1000, (double)wh / 1000, (double)worst / 1000);
+    if (worst < 0)
+        fail_msg("S1: the standby fences before the agent");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(
+            test_a_standby_leading_mid_step_fences_after_the_agent, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_random_reloads_of_d_never_fence_the_hub_first, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_agent_fenced_by_a_lost_read_mid_step_recovers, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_new_hub_right_after_a_step_does_not_step_again, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_new_hub_mid_step_counts_the_held_term, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_agent_that_read_the_lease_absent_fences_first, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_lease_recreated_between_two_reads_is_the_residual, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(
             test_microtime_has_six_fractional_digits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_created_lease_is_the_pinned_one,

@@ -464,6 +464,9 @@ static void test_fence_counts_the_term_the_agent_may_believe(void **state)
     assert_non_null(only(&f, GF_ACT_FENCE));
     assert_int_equal(gf_ledger_member_heartbeat(f.l, "west", 10000, 0), 0);
     assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 100000), 138000);
+    /* The drift of 60.001 s is 6.0001 s: rounded up, never down. */
+    assert_int_equal(gf_ledger_member_heartbeat(f.l, "west", 60001, 0), 0);
+    assert_int_equal(gf_decide_next_fence_ms(f.l, f.p, 100000), 171002);
     gf_dtk_done(&f);
 }
 
