@@ -24,7 +24,7 @@
 #                     reclaims complete from the leases' status, nothing
 #                     stops before its deadline, each job finishes once
 #   partition         fencing: agent, an agent in west started on the
-#                     heartbeat the earlier parts left (D = 18 s) while the
+#                     heartbeat the earlier parts left (D = 6 s) while the
 #                     policy lowers D to 3 s: the hub steps the term down
 #                     and the agent fences nothing; then west's own Job
 #                     starts a reclaim, and before its deadline the hub
@@ -55,7 +55,7 @@ queues() { queues_yaml "$1" "${2:-Never}"; } # gpus [reclaimWithinCohort]
 queues 0 | E apply -f - >/dev/null
 queues 8 | W apply -f - >/dev/null
 policy() { # reclaimAfter
-    policy_yaml "{overflowAfter: 1s, admitTimeout: 20s, leaseDuration: 18s, reclaimAfter: $1, gracePeriod: ${GRACE_S}s}" \
+    policy_yaml "{overflowAfter: 1s, admitTimeout: 20s, leaseDuration: 6s, reclaimAfter: $1, gracePeriod: ${GRACE_S}s}" \
         "[ml]" east west
 }
 policy "${RECLAIM_AFTER_S}s" | policy_install
@@ -301,7 +301,7 @@ done
 [ $gap -ge $(((KQ_RECLAIM_AFTER_S - 1) * 1000)) ] ||
     fail "$pj sent back to west ${gap} ms after Kueue preempted it (policy/decide rule recentlyReclaimed)"
 
-step "reclaim racing a partition: fencing agent, D lowered from 18 s to 3 s, west's agent up"
+step "reclaim racing a partition: fencing agent, D lowered from 6 s to 3 s, west's agent up"
 # The world kept small: D = 3 s, fenceMargin M = 2 s, rho = 0.01, so the
 # hub fences D(1+rho) + M = 5.03 s after the last renewal that may have
 # landed, and the agent at most Tw + D(1+rho) + P = 4.03 s after it (Tw
@@ -313,12 +313,12 @@ policy_yaml "{overflowAfter: 2s, admitTimeout: 20s, leaseDuration: 3s, fenceMarg
     "[ml]" east west=agent | policy_install
 hub_serve
 # The agent starts at once, on the heartbeat the earlier hub left with
-# D = 18 s: the hub finds that term in the Lease, holds it while counting
-# 3 times it (54 s: its predecessor may have been stepping down to it),
-# then steps it down (6, then 3 s, each held for the term before it)
-# while the copies below run, so the agent never sees a term shorter
-# than twice its poll and fences nothing; the hub's fencing bound reaches
-# 3 s only then, 80 to 100 s after the hub started.
+# D = 6 s: the hub finds that term in the Lease, holds it while counting
+# 3 times it (18 s: its predecessor may have been stepping down to it),
+# then steps it down to 3 s, held for the term before it, while the
+# copies below run, so the agent never sees a term shorter than twice its
+# poll and fences nothing; the hub's fencing bound reaches 3 s only then,
+# about 25 s after the hub started.
 hb_d_is() { [ "$(W -n gpufed-system get lease gpufed-heartbeat -o jsonpath='{.spec.leaseDurationSeconds}')" = "$1" ]; }
 t_policy=$(now_ms)
 agent_pid=""
@@ -364,18 +364,18 @@ trans() { # job epoch: "Phase(Reason) ..." of that epoch's lease
 
 step "copies rp-1 and rp-2 (4 GPUs each) fill west; west's own Job makes rp-2 the victim"
 for j in rp-1 rp-2; do
-    # Outlasts the term stepping down (about 100 s on a loaded machine;
-    # kubesim runs Jobs 10 times faster).
-    job E $j 4 1500s
+    # Outlasts the term stepping down (about 25 s, more on a loaded
+    # machine; kubesim runs Jobs 10 times faster).
+    job E $j 4 600s
     wait_for 30 "$j Active in west" latest_lease_is $j Active
     wait_for 10 "$j running in west" running_in_west $j
     sleep 1.1 # distinct startedAt seconds: rp-2 is the newest
 done
-step "the heartbeat's term steps down from 18 s to 3 s while rp-1 and rp-2 run: no fence"
+step "the heartbeat's term steps down from 6 s to 3 s while rp-1 and rp-2 run: no fence"
 term_is() { [ "$(metric 'gpufed_member_fence_term_seconds{member="west"}')" = "$1" ]; }
-wait_for 150 "the hub's fencing bound counts D = 3 s" term_is 3
+wait_for 60 "the hub's fencing bound counts D = 3 s" term_is 3
 hb_d_is 3 || fail "the heartbeat does not carry D = 3 s once the bound does"
-echo "   D = 3 s in the hub's bound $(($(now_ms) - t_policy)) ms after the hub started (the Lease carried 18 s)"
+echo "   D = 3 s in the hub's bound $(($(now_ms) - t_policy)) ms after the hub started (the Lease carried 6 s)"
 fences0=$(fences)
 [ "${fences0:-0}" = 0 ] || fail "west's agent fenced while D was lowered: $fences0"
 for j in rp-1 rp-2; do
@@ -425,7 +425,7 @@ echo "   reclaimStarted -> own-4 start $((own_start - rstart)) ms (copy stop $((
 
 step "after the heal: each job finishes exactly once, never two runs at once"
 for j in rp-1 rp-2; do
-    wait_for 240 "$j done" latest_lease_is $j Released Completed
+    wait_for 120 "$j done" latest_lease_is $j Released Completed
 done
 wait_for 20 "all leases final" all_final
 for j in rp-1 rp-2; do
