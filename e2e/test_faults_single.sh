@@ -277,6 +277,11 @@ fed_agent_kill west
 fed_agent_start west -$RHO_PPM
 grep -q 'clock rate skewed for testing" ppm=-10000$' "$work/agent-west.log" || fail "the agent does not run skewed"
 wait_for 20 "west healthy" metric_is 'gpufed_member_suspect{member="west"}' 0
+# A restarted hub counts three times the term it finds for one hold
+# (docs/failure-semantics.md, "Changing D"): the cut below is timed
+# against D itself.
+wait_for 30 "the restarted hub's fencing bound back to D" \
+    metric_is 'gpufed_member_fence_term_seconds{member="west"}' 3
 job d-1 4 80s
 wait_for 30 "d-1 Active in west" lease_line d-1 " Active - west 1$"
 wait_for 10 "d-1 running in west" runs_match d-1 "^west [0-9]+ 0 "
