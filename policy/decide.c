@@ -211,11 +211,53 @@ static size_t recent_key(char *out, size_t cap, const char *member,
     return b == 0 ? 0 : a + b;
 }
 
-/* The last lease of one Workload from one lender ClusterQueue. */
-struct last_lease {
+/* The last lease (the highest epoch) under one key; a pointer into the
+ * ledger, used only while an index is built. */
+struct last_of {
     uint64_t epoch;
-    int64_t until; /* blocked until; 0 when that lease does not block */
+    const struct gf_lease *s;
 };
+
+/* A lease's key in an index; 0 when a name is too long. */
+typedef size_t (*lease_key_fn)(char *out, size_t cap, const struct gf_lease *s);
+
+/*
+ * Fills *last (initialised by the caller, freed with gf_htab_free_all)
+ * with the last lease of each key over the ledger's leases: the walk
+ * shared by the indexes a pass builds from lease history.
+ */
+static void last_leases(const struct pass *ps, lease_key_fn keyf,
+                        struct gf_htab *last)
+{
+    size_t n = gf_ledger_leases(ps->l, NULL, 0);
+    if (n == 0)
+        return;
+    const struct gf_ledger_lease **v = gf_calloc(n, sizeof(*v));
+    n = gf_ledger_leases(ps->l, v, n);
+    char key[5 * (GF_LEDGER_MAX_NAME + 1)];
+    for (size_t i = 0; i < n; i++) {
+        const struct gf_lease *s = &v[i]->l;
+        size_t kl = keyf(key, sizeof(key), s);
+        if (kl == 0)
+            continue;
+        struct last_of *x = gf_htab_get(last, key, kl);
+        if (x == NULL) {
+            x = gf_calloc(1, sizeof(*x));
+            gf_htab_put(last, key, kl, x);
+        } else if (s->epoch < x->epoch) {
+            continue;
+        }
+        x->epoch = s->epoch;
+        x->s = s;
+    }
+    gf_free(v);
+}
+
+static size_t wl_lender_key(char *out, size_t cap, const struct gf_lease *s)
+{
+    return recent_key(out, cap, s->origin_member, s->origin_namespace,
+                      s->origin_name, s->lender_member, s->lender_cq);
+}
 
 /* Whether a lease ended because its lender took the quota back. */
 static bool ended_by_reclaim(const struct gf_lease *s)
@@ -238,48 +280,26 @@ static bool ended_by_reclaim(const struct gf_lease *s)
 static void recent_build(struct pass *ps)
 {
     gf_htab_init(&ps->recent, GF_HTAB_OWN_KEYS);
-    size_t n = gf_ledger_leases(ps->l, NULL, 0);
-    if (n == 0)
-        return;
-    const struct gf_ledger_lease **v = gf_calloc(n, sizeof(*v));
-    n = gf_ledger_leases(ps->l, v, n);
     struct gf_htab last;
     gf_htab_init(&last, GF_HTAB_OWN_KEYS);
-    char key[5 * (GF_LEDGER_MAX_NAME + 1)];
-    for (size_t i = 0; i < n; i++) {
-        const struct gf_lease *s = &v[i]->l;
-        size_t kl =
-            recent_key(key, sizeof(key), s->origin_member, s->origin_namespace,
-                       s->origin_name, s->lender_member, s->lender_cq);
-        if (kl == 0)
-            continue;
-        struct last_lease *x = gf_htab_get(&last, key, kl);
-        if (x == NULL) {
-            x = gf_calloc(1, sizeof(*x));
-            gf_htab_put(&last, key, kl, x);
-        } else if (s->epoch < x->epoch) {
-            continue;
-        }
-        x->epoch = s->epoch;
-        x->until = ended_by_reclaim(s) && s->ended_ms > 0
-                       ? s->ended_ms + ps->p->timing.reclaim_after_ms
-                       : 0;
-    }
+    last_leases(ps, wl_lender_key, &last);
     struct gf_htab_iter it;
     const char *k;
     size_t klen;
     void *val;
     gf_htab_iter_init(&it, &last);
     while (gf_htab_next(&it, &k, &klen, &val)) {
-        const struct last_lease *x = val;
-        if (x->until <= ps->now)
+        const struct gf_lease *s = ((const struct last_of *)val)->s;
+        int64_t until = ended_by_reclaim(s) && s->ended_ms > 0
+                            ? s->ended_ms + ps->p->timing.reclaim_after_ms
+                            : 0;
+        if (until <= ps->now)
             continue;
         int64_t *u = gf_calloc(1, sizeof(*u));
-        *u = x->until;
+        *u = until;
         gf_htab_put(&ps->recent, k, klen, u);
     }
     gf_htab_free_all(&last, gf_free);
-    gf_free(v);
 }
 
 /* ---- the refusal memory ---------------------------------------------- */
@@ -293,12 +313,11 @@ static bool ended_refused(const struct gf_lease *s)
            strcmp(s->reason, "CreateRefused") == 0;
 }
 
-/* The last lease of one Workload; pointers into the ledger, used only
- * while the index is built. */
-struct last_of_wl {
-    uint64_t epoch;
-    const struct gf_lease *s;
-};
+static size_t wl_key(char *out, size_t cap, const struct gf_lease *s)
+{
+    return gf__key(out, cap, s->origin_member, s->origin_namespace,
+                   s->origin_name, NULL);
+}
 
 /*
  * Builds ps->refused: each Workload whose last lease (the highest epoch)
@@ -313,43 +332,21 @@ struct last_of_wl {
 static void refused_build(struct pass *ps)
 {
     gf_htab_init(&ps->refused, GF_HTAB_OWN_KEYS);
-    size_t n = gf_ledger_leases(ps->l, NULL, 0);
-    if (n == 0)
-        return;
-    const struct gf_ledger_lease **v = gf_calloc(n, sizeof(*v));
-    n = gf_ledger_leases(ps->l, v, n);
     struct gf_htab last;
     gf_htab_init(&last, GF_HTAB_OWN_KEYS);
-    char key[3 * (GF_LEDGER_MAX_NAME + 1)];
-    for (size_t i = 0; i < n; i++) {
-        const struct gf_lease *s = &v[i]->l;
-        size_t kl = gf__key(key, sizeof(key), s->origin_member,
-                            s->origin_namespace, s->origin_name, NULL);
-        if (kl == 0)
-            continue;
-        struct last_of_wl *x = gf_htab_get(&last, key, kl);
-        if (x == NULL) {
-            x = gf_calloc(1, sizeof(*x));
-            gf_htab_put(&last, key, kl, x);
-        } else if (s->epoch < x->epoch) {
-            continue;
-        }
-        x->epoch = s->epoch;
-        x->s = s;
-    }
+    last_leases(ps, wl_key, &last);
     struct gf_htab_iter it;
     const char *k;
     size_t klen;
     void *val;
     gf_htab_iter_init(&it, &last);
     while (gf_htab_next(&it, &k, &klen, &val)) {
-        const struct gf_lease *s = ((const struct last_of_wl *)val)->s;
+        const struct gf_lease *s = ((const struct last_of *)val)->s;
         if (ended_refused(s))
             gf_htab_put(&ps->refused, k, klen,
                         gf_strdup(s->origin_uid != NULL ? s->origin_uid : ""));
     }
     gf_htab_free_all(&last, gf_free);
-    gf_free(v);
 }
 
 /* ---- 1. lease upkeep -------------------------------------------------- */
