@@ -685,11 +685,10 @@ static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
         cJSON_Delete(job);
         return;
     }
-    if (s.suspended) {
-        rjob_stop_all(r, j, "Suspended");
-        cond_set(r, conds, "Suspended", true, "JobSuspended", "Job suspended");
-        state = 1;
-    } else if (j->succeeded >= s.target) {
+    /* Completion and failure are reckoned before suspension, as the Job
+     * controller does: a last Pod that succeeded as the Job was suspended
+     * (Kueue evicting its Workload in the same instant) completes it. */
+    if (j->succeeded >= s.target) {
         rjob_stop_all(r, j, "JobFinished");
         const char *m = "Reached expected number of succeeded pods";
         cond_set(r, conds, "SuccessCriteriaMet", true, "CompletionsReached", m);
@@ -701,6 +700,10 @@ static void rjob_reconcile(struct gf_ks_runner *r, struct rjob *j)
         cond_set(r, conds, "FailureTarget", true, "BackoffLimitExceeded", m);
         cond_set(r, conds, "Failed", true, "BackoffLimitExceeded", m);
         state = 2;
+    } else if (s.suspended) {
+        rjob_stop_all(r, j, "Suspended");
+        cond_set(r, conds, "Suspended", true, "JobSuspended", "Job suspended");
+        state = 1;
     } else {
         if (gf_json_cond_true(conds, "Suspended"))
             cond_set(r, conds, "Suspended", false, "JobResumed", "Job resumed");

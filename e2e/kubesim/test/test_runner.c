@@ -278,6 +278,37 @@ static void test_suspend_deletes_pods_and_logs_stop(void **s)
     renv_stop(&e);
 }
 
+/* A Job whose last Pod succeeds as the Job is suspended (Kueue evicting
+ * its Workload in the same instant) is Complete, as the Job controller
+ * has it: completion is reckoned before suspension. Kubesim used to mark
+ * it Suspended only, so the success was lost and the job ran again. The
+ * runner frozen until 13.07 s lines the two up: the Pod's end is retried
+ * on a 100 ms grid from 10 s (13.1 s), the reconcile after the suspend
+ * on one from 11.05 s (13.15 s). */
+static void test_a_pod_succeeding_as_its_job_is_suspended_completes_it(
+    void **s)
+{
+    (void)s;
+    struct renv e;
+    renv_start(&e, 1, 8, 1.0);
+    create_job(&e, "j", 1, 1, "kubesim.gpufed.io/duration: 10s", 6);
+    ks_kqtk_settle(&e.t);
+    assert_int_equal(pods(&e, "Running", true), 1);
+    advance(&e, 1000);
+    struct gf_ks_fault_spec f = {.kind = GF_KS_FAULT_KUEUE_FROZEN,
+                                 .for_ms = 12070};
+    assert_true(gf_ks_faults_add(e.t.faults, &f) > 0);
+    advance(&e, 10050); /* 11.05 s */
+    ks_kqtk_patch(&e.t, "batch", "jobs", "default", "j",
+                  "{\"spec\":{\"suspend\":true}}");
+    ks_kqtk_settle(&e.t);
+    advance(&e, 3000); /* 14.05 s */
+    assert_int_equal(log_lines(&e, "stop", "Succeeded", 1), 1);
+    const char *reason = NULL;
+    assert_string_equal(job_cond(&e, "j", "Complete", &reason), "True");
+    renv_stop(&e);
+}
+
 static void test_frozen_runner_makes_no_progress(void **s)
 {
     (void)s;
@@ -407,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_pods_wait_for_gpu_capacity),
         cmocka_unit_test(test_gpu_capacity_is_counted_per_node),
         cmocka_unit_test(test_suspend_deletes_pods_and_logs_stop),
+        cmocka_unit_test(test_a_pod_succeeding_as_its_job_is_suspended_completes_it),
         cmocka_unit_test(test_frozen_runner_makes_no_progress),
         cmocka_unit_test(test_pods_bind_by_nodeSelector),
         cmocka_unit_test(test_pods_bind_by_cpu_capacity),
