@@ -285,8 +285,7 @@ static void test_suspend_deletes_pods_and_logs_stop(void **s)
  * runner frozen until 13.07 s lines the two up: the Pod's end is retried
  * on a 100 ms grid from 10 s (13.1 s), the reconcile after the suspend
  * on one from 11.05 s (13.15 s). */
-static void test_a_pod_succeeding_as_its_job_is_suspended_completes_it(
-    void **s)
+static void test_a_pod_done_as_its_job_suspends_completes_it(void **s)
 {
     (void)s;
     struct renv e;
@@ -438,7 +437,7 @@ int main(void)
         cmocka_unit_test(test_pods_wait_for_gpu_capacity),
         cmocka_unit_test(test_gpu_capacity_is_counted_per_node),
         cmocka_unit_test(test_suspend_deletes_pods_and_logs_stop),
-        cmocka_unit_test(test_a_pod_succeeding_as_its_job_is_suspended_completes_it),
+        cmocka_unit_test(test_a_pod_done_as_its_job_suspends_completes_it),
         cmocka_unit_test(test_frozen_runner_makes_no_progress),
         cmocka_unit_test(test_pods_bind_by_nodeSelector),
         cmocka_unit_test(test_pods_bind_by_cpu_capacity),
