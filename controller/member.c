@@ -437,8 +437,15 @@ static void cq_event(struct gf__member *m, const struct gf_obs_cq *old,
 }
 
 static void wl_event(struct gf__member *m, const struct gf_obs_workload *old,
-                     const struct gf_obs_workload *cur)
+                     struct gf_obs_workload *cur)
 {
+    /* When this wait was first seen: kept from the last version while
+     * pending_since is the same, now when it is new. */
+    if (cur != NULL)
+        cur->pending_seen_ms =
+            old != NULL && old->pending_since_ms == cur->pending_since_ms
+                ? old->pending_seen_ms
+                : gf_clock_wall_ms(&m->hub->clk);
     if (old != NULL) {
         index_owner(m, old, false);
         unresolved_set(m, old, false);
@@ -476,7 +483,7 @@ static void on_change(struct feed_ctx *c, const struct gf_store_entry *old,
 {
     struct gf__member *m = c->m;
     const void *o = old != NULL ? old->proj : NULL;
-    const void *n = cur != NULL ? cur->proj : NULL;
+    void *n = cur != NULL ? cur->proj : NULL;
     switch (c->kind) {
     case GF__M_CQ:
         cq_event(m, o, n);

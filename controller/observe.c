@@ -573,7 +573,17 @@ void gf_obs_workload_to_ledger(const struct gf_obs_workload *w,
     out->kind = w->owner_kind != NULL ? w->owner_kind : "batch/Job";
     out->gpus = w->gpus;
     out->priority = w->priority;
-    out->pending_since_ms = w->pending_since_ms;
+    out->pending_since_ms = gf_obs_workload_pending_ms(w);
+}
+
+int64_t gf_obs_workload_pending_ms(const struct gf_obs_workload *w)
+{
+    int64_t ps = w->pending_since_ms, seen = w->pending_seen_ms;
+    if (seen == 0 || ps % 1000 != 0)
+        return ps;
+    /* Clocks apart (the hub's and the API server's) can put seen before
+     * ps: the second named bounds it either way. */
+    return seen < ps ? ps : seen > ps + 999 ? ps + 999 : seen;
 }
 
 /* ---- ClusterQueues, LocalQueues, Namespaces -------------------------------

@@ -127,6 +127,16 @@ struct gf_obs_workload {
      * overflowAfter counts from there and not from its creation.
      */
     int64_t pending_since_ms;
+    /*
+     * The hub's own clock when it first saw this pending_since_ms, or 0:
+     * set by the member feed, not by the projection (which has no clock).
+     * The API's timestamps have whole seconds, so a Workload created at
+     * 12:00:00.900 reads as 12:00:00; counted from there, every Workload
+     * of one second would reach overflowAfter at the same instant, up to
+     * 999 ms early. gf_obs_workload_to_ledger counts from the moment
+     * first seen instead, kept within the second the API names.
+     */
+    int64_t pending_seen_ms;
     /* The strings live in the struct's own block (what the projection
      * returns: one allocation per tracked Workload, not ten). */
     bool packed;
@@ -241,6 +251,16 @@ void gf_obs_cohort_add(struct gf_obs_cohort *s, const struct gf_obs_cq *q);
  * flavor only when it holds quota; kind from owner_kind ("batch/Job" when
  * unknown).
  */
+/*
+ * When w started waiting, to the millisecond where the hub saw it happen:
+ * pending_seen_ms kept within the second pending_since_ms names (a
+ * sub-second pending_since_ms, or none seen, is taken as it is). Never
+ * earlier than pending_since_ms, so overflowAfter is never cut short,
+ * and at most 999 ms later (a Workload first seen long after, at a cold
+ * start, counts from the end of its second).
+ */
+int64_t gf_obs_workload_pending_ms(const struct gf_obs_workload *w);
+
 void gf_obs_workload_to_ledger(const struct gf_obs_workload *w,
                                const char *member, const char *cluster_queue,
                                struct gf_workload *out);

@@ -454,6 +454,73 @@ static void test_the_cohort_reaches_the_ledger(void **state)
     fx_free(f);
 }
 
+/* A version of train (created 2023-11-14T22:13:20Z, T0 below), with
+ * Evicted=True at evicted (NULL: never evicted). */
+static void wl_seen(struct fx *f, const char *name, int rv, const char *evicted)
+{
+    char cond[256] = "";
+    if (evicted != NULL)
+        snprintf(cond, sizeof(cond),
+                 ",\"status\":{\"conditions\":[{\"type\":\"Evicted\","
+                 "\"status\":\"True\",\"reason\":\"Preempted\","
+                 "\"lastTransitionTime\":\"%s\"}]}",
+                 evicted);
+    char j[1024];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ml\","
+             "\"uid\":\"u-%s\",\"resourceVersion\":\"%d\","
+             "\"creationTimestamp\":\"2023-11-14T22:13:20Z\"},"
+             "\"spec\":{\"queueName\":\"team-a\",\"podSets\":[{\"count\":1,"
+             "\"name\":\"main\",\"template\":{\"spec\":{\"containers\":[{"
+             "\"name\":\"c\",\"resources\":{\"requests\":{\"" GPU
+             "\":\"2\"}}}]}}}]}%s}",
+             name, name, rv, cond);
+    upsert(f, GF__M_WL, j);
+}
+
+static int64_t ledger_pending_since(const struct fx *f, const char *name)
+{
+    const struct gf_ledger_wl *w =
+        gf_ledger_workload(f->h.ledger, "east", "ml", name);
+    assert_non_null(w);
+    return w->pending_since_ms;
+}
+
+/*
+ * overflowAfter counts from the instant the hub saw a Workload start
+ * waiting, not from the start of the second its timestamp names: the
+ * Workloads of one second reach it one by one, as they came, and never
+ * before their time (the wait is kept within that second).
+ */
+static void test_a_wait_counts_from_when_it_was_seen(void **state)
+{
+    (void)state;
+    struct fx *f = fx_new(); /* wall clock at T0 */
+    const int64_t t0 = 1700000000000;
+    cq(f, "team-a", 1, false);
+    lq(f, "ml", "team-a", "team-a", 1);
+    gf_clock_advance(&f->h.clk, 400);
+    wl_seen(f, "train", 1, NULL);
+    assert_int_equal(ledger_pending_since(f, "train"), t0 + 400);
+    /* A later version that names the same wait keeps the instant. */
+    gf_clock_advance(&f->h.clk, 2000);
+    wl_seen(f, "train", 2, NULL);
+    assert_int_equal(ledger_pending_since(f, "train"), t0 + 400);
+    /* One first seen seconds after its second (a cold start's list)
+     * counts from the end of that second, never later. */
+    wl_seen(f, "old", 1, NULL);
+    assert_int_equal(ledger_pending_since(f, "old"), t0 + 999);
+    /* An eviction starts a new wait; a hub clock behind the API
+     * server's (seen at T0 + 2.4 s, evicted at T0 + 5 s) never counts
+     * it before the second named. */
+    wl_seen(f, "train", 3, "2023-11-14T22:13:25Z");
+    assert_int_equal(ledger_pending_since(f, "train"), t0 + 5000);
+    gf_clock_advance(&f->h.clk, 3000); /* T0 + 5.4 s */
+    wl_seen(f, "old", 2, "2023-11-14T22:13:25Z");
+    assert_int_equal(ledger_pending_since(f, "old"), t0 + 5400);
+    fx_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +532,7 @@ int main(void)
         cmocka_unit_test(test_a_write_answer_is_seen_before_its_watch_event),
         cmocka_unit_test(test_a_grant_is_not_quota_and_wakes_its_loans),
         cmocka_unit_test(test_the_cohort_reaches_the_ledger),
+        cmocka_unit_test(test_a_wait_counts_from_when_it_was_seen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

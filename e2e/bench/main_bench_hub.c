@@ -26,10 +26,11 @@
  *   3. P probe Jobs are submitted at R per second, round robin over the
  *      origins. The bench watches the origins' Workloads (creationTimestamp
  *      of each) and the lenders' Jobs (each copy's arrival, on this
- *      process's wall clock, in ms). A Workload is eligible at its
- *      creationTimestamp + overflowAfter, the instant the hub itself uses
- *      (the API has second resolution, so it is the second the Workload
- *      was created in); latency is eligible -> copy seen in the lender,
+ *      process's wall clock, in ms). A Workload is eligible overflowAfter
+ *      after it was created: the later of the instant its Job's create
+ *      was sent and its creationTimestamp (whole seconds), which is no
+ *      later than its real creation; the hub counts from the moment it
+ *      saw the Workload. Latency is eligible -> copy seen in the lender,
  *      split at the hub's `redirect decided` line (ms timestamps).
  *
  * Figures only: nothing here asserts a time. Exits 1 when the world could
@@ -82,6 +83,7 @@ struct probe {
     char name[32];
     unsigned origin; /* member index, 0-based */
     char uid[40];    /* the origin Job's uid */
+    int64_t sent;    /* wall ms when its create was sent */
 };
 
 /* An origin Workload of a probe, by its owner Job's uid. */
@@ -395,6 +397,7 @@ static int submit_probe(struct hb *x)
     struct probe *p = &x->probes[i]; /* preallocated: see main */
     *p = (struct probe){.origin = (unsigned)(i % x->n_origins)};
     snprintf(p->name, sizeof(p->name), "probe-%zu", i);
+    p->sent = wall_ms();
     x->n_probes++;
     struct gf_buf b = GF_BUF_INIT(1 << 14);
     gf_buf_printf(
@@ -806,8 +809,12 @@ static int phase_latency(struct hb *x)
         const int64_t *copy = gf_htab_get_str(&x->copies, p->uid);
         if (w == NULL || copy == NULL)
             continue;
-        /* The instant the hub itself deems it eligible. */
-        int64_t eligible = w->created + OVERFLOW_AFTER_MS;
+        /* Its Workload was created after the Job's create was sent and
+         * within the second its creationTimestamp names: the later of
+         * the two is the earliest it can have started waiting, so the
+         * latency counts any delay in Kueue making the Workload too. */
+        int64_t eligible =
+            (p->sent > w->created ? p->sent : w->created) + OVERFLOW_AFTER_MS;
         lat[nl++] = *copy - eligible;
         const int64_t *dc = gf_htab_get_str(&x->decided, w->key);
         if (dc != NULL) {

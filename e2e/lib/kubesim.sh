@@ -21,7 +21,7 @@ fail() {
     echo "FAIL: $*" >&2
     exit 1
 }
-step() { echo "-- $*"; }
+step() { echo "-- [${SECONDS}s] $*"; }
 
 sim_start() {
     local dir=$1
