@@ -774,7 +774,11 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
         st.cls = gf_api_status_classify(&st);
     }
     k->cb(k->data, &res);
-    cJSON_Delete(json);
+    /* A tree in the arena goes with it at once: cJSON_Delete would walk
+     * every node of a LIST page to free nothing. Without the cJSON hooks
+     * (gf_alloc_global_init not called) the tree is on the heap. */
+    if (arena == NULL || gf_arena_bytes(arena) == 0)
+        cJSON_Delete(json);
     gf_arena_free(arena);
     call_free(k);
 }
