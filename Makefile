@@ -237,9 +237,13 @@ e2e: $(BINS)
 # demo's fast mode, the quick chaos run, the reclaim, drain, loan and
 # redirect tests and each fault alone (about ten minutes of Jobs running
 # out their durations; the redirect test ran on both builds until make
-# test outgrew its budget).
+# test outgrew its budget), and the agent's, the leader election's and
+# kubesim's own kubectl and Kueue-lite scripts (about 95 s on the debug
+# build: the ASan build checks more in the same steps).
 # `make e2e` runs everything.
 E2E_ASAN_ONLY := e2e/test_realk8s_kubeclient.sh e2e/test_manifests.sh \
+                 e2e/test_agent.sh e2e/test_hub_leader.sh \
+                 e2e/test_kubesim_kubectl.sh e2e/test_kubesim_kueue.sh \
                  e2e/test_realk8s_diff.sh e2e/test_hub_partition.sh \
                  e2e/test_hub_loan_faults.sh \
                  e2e/test_demo_quick.sh e2e/test_chaos_quick.sh \

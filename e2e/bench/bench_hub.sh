@@ -38,6 +38,8 @@ if [ "${1:-}" = "--quick" ]; then
 fi
 
 run "3x0" --members 3 --probes 300 --rate 20
+# Jobs that arrive together: 100 submitted at 1000/s.
+run "3x0-burst" --members 3 --probes 100 --rate 1000
 for s in ${SIZES:-10x0 10x1000 10x5000 30x1000 100x0 100x1000}; do
     run "$s" --members "${s%x*}" --background "${s#*x}" --probes 200
 done
