@@ -125,21 +125,29 @@ static void lq(struct fx *f, const char *ns, const char *name,
     upsert(f, GF__M_LQ, j);
 }
 
-/* A pending Workload asking for 2 GPUs. */
-static void wl(struct fx *f, const char *ns, const char *name,
-               const char *queue)
+/* A pending Workload asking for 2 GPUs, at resourceVersion rv, with
+ * status the JSON that follows its spec ("" or ",\"status\":{..}"). */
+static void wl_json(struct fx *f, const char *ns, const char *name,
+                    const char *queue, int rv, const char *created,
+                    const char *status)
 {
     char j[1024];
     snprintf(j, sizeof(j),
              "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\","
-             "\"uid\":\"u-%s\",\"resourceVersion\":\"1\","
-             "\"creationTimestamp\":\"2026-01-01T00:00:00Z\"},"
+             "\"uid\":\"u-%s\",\"resourceVersion\":\"%d\","
+             "\"creationTimestamp\":\"%s\"},"
              "\"spec\":{\"queueName\":\"%s\",\"podSets\":[{\"count\":1,"
              "\"name\":\"main\",\"template\":{\"spec\":{\"containers\":[{"
              "\"name\":\"c\",\"resources\":{\"requests\":{\"" GPU
-             "\":\"2\"}}}]}}}]}}",
-             name, ns, name, queue);
+             "\":\"2\"}}}]}}}]}%s}",
+             name, ns, name, rv, created, queue, status);
     upsert(f, GF__M_WL, j);
+}
+
+static void wl(struct fx *f, const char *ns, const char *name,
+               const char *queue)
+{
+    wl_json(f, ns, name, queue, 1, "2026-01-01T00:00:00Z", "");
 }
 
 /* The ClusterQueue the ledger has the Workload in, or NULL. */
@@ -454,7 +462,7 @@ static void test_the_cohort_reaches_the_ledger(void **state)
     fx_free(f);
 }
 
-/* A version of train (created 2023-11-14T22:13:20Z, T0 below), with
+/* A version of Workload name (created 2023-11-14T22:13:20Z, T0 below), with
  * Evicted=True at evicted (NULL: never evicted). */
 static void wl_seen(struct fx *f, const char *name, int rv, const char *evicted)
 {
@@ -465,17 +473,7 @@ static void wl_seen(struct fx *f, const char *name, int rv, const char *evicted)
                  "\"status\":\"True\",\"reason\":\"Preempted\","
                  "\"lastTransitionTime\":\"%s\"}]}",
                  evicted);
-    char j[1024];
-    snprintf(j, sizeof(j),
-             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"ml\","
-             "\"uid\":\"u-%s\",\"resourceVersion\":\"%d\","
-             "\"creationTimestamp\":\"2023-11-14T22:13:20Z\"},"
-             "\"spec\":{\"queueName\":\"team-a\",\"podSets\":[{\"count\":1,"
-             "\"name\":\"main\",\"template\":{\"spec\":{\"containers\":[{"
-             "\"name\":\"c\",\"resources\":{\"requests\":{\"" GPU
-             "\":\"2\"}}}]}}}]}%s}",
-             name, name, rv, cond);
-    upsert(f, GF__M_WL, j);
+    wl_json(f, "ml", name, "team-a", rv, "2023-11-14T22:13:20Z", cond);
 }
 
 static int64_t ledger_pending_since(const struct fx *f, const char *name)
