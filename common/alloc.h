@@ -11,9 +11,12 @@
  * correct recovery. Sizes that come from untrusted input must therefore be
  * checked against a cap *before* they reach these functions.
  *
- * Thread-safety: the counters are atomic because libcurl's threaded
- * resolver may allocate from its own thread; everything else in gpufed
- * runs on the loop thread.
+ * Thread-safety: any thread may allocate and free. Threads other than
+ * the loop's (libcurl's threaded resolver, libuv's pool, where kubeclient
+ * parses large response bodies into an arena) count in atomics; the loop
+ * thread counts in plain integers. The figures below are exact when read
+ * on the loop thread after the other threads' work was handed back to it
+ * (an after-work callback), as tests do at teardown.
  */
 #ifndef GF_ALLOC_H
 #define GF_ALLOC_H

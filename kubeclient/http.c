@@ -695,6 +695,14 @@ void gf_http_cancel(struct gf_http_req *r)
     queue_done(r, GF_ECANCELED);
 }
 
+char *gf_http_body_take(struct gf_http_req *r, size_t *len)
+{
+    /* deliver() frees r->body after the callback: emptied here, that
+     * frees nothing, and the bytes are the caller's. */
+    *len = r->body.len;
+    return gf_buf_steal(&r->body);
+}
+
 uv_loop_t *gf_http_loop(const struct gf_http *h)
 {
     return h->loop;

@@ -125,7 +125,8 @@ void gf_http_close(struct gf_http *h, gf_http_close_cb cb, void *data);
 
 /*
  * Starts a request. *out (may be NULL) receives a returned-borrowed handle
- * valid until the done callback returns, usable only for gf_http_cancel().
+ * valid until the done callback returns, usable only for gf_http_cancel()
+ * and, in the done callback, gf_http_body_take().
  * Returns 0 (done fires exactly once), -EINVAL for bad options or
  * GF_ECANCELED when the engine is closing (done never fires).
  */
@@ -138,6 +139,16 @@ int gf_http_start(struct gf_http *h, const struct gf_http_req_opts *o,
  * case it fires with that result). Idempotent; accepts NULL.
  */
 void gf_http_cancel(struct gf_http_req *req);
+
+/*
+ * From inside `req`'s done callback only: moves the buffered body out of
+ * the transfer, without a copy, so that the caller may keep it past the
+ * callback (request.c parses large bodies on the thread pool). Returns the
+ * body, returned-owned (gf_free), NUL-terminated, with its length in *len;
+ * resp->body points at the same bytes, now the caller's. An empty body is
+ * returned as "" (still to be freed).
+ */
+char *gf_http_body_take(struct gf_http_req *req, size_t *len);
 
 /* Returned-borrowed: the loop the engine runs on (for deferred work). */
 uv_loop_t *gf_http_loop(const struct gf_http *h);

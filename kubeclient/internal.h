@@ -42,6 +42,18 @@ const struct gf_log_ctx *gf__kube_client_lc(const struct gf_kube_client *c);
 void gf__kube_client_ref(struct gf_kube_client *c);
 void gf__kube_client_unref(struct gf_kube_client *c);
 
+/*
+ * Tests only: fn runs on the loop thread right after a call's body was
+ * queued for the thread pool, before the parse can have completed (its
+ * after-work callback runs from a later loop turn), so a test can cancel
+ * the call, or free the client and close the engine, with the parse in
+ * flight, deterministically. NULL fn: none.
+ */
+void gf__kube_client_set_parse_hook(struct gf_kube_client *c,
+                                    void (*fn)(void *data,
+                                               struct gf_kube_call *k),
+                                    void *data);
+
 /* Copies at most cap-1 bytes of s (NULL: "") and NUL-terminates. */
 void gf__strlcpy(char *dst, const char *s, size_t cap);
 

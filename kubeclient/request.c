@@ -443,6 +443,10 @@ struct gf_kube_client {
     struct gf_kube_creds *creds;
     uint64_t token_gen; /* bumped when the token changes */
     uint64_t token_reloads;
+    uint64_t pool_parses; /* bodies parsed on the thread pool */
+    /* Tests only: see gf__kube_client_set_parse_hook(). */
+    void (*parse_hook)(void *data, struct gf_kube_call *k);
+    void *parse_hook_data;
     uint64_t timeout_ms;
     size_t max_body;
     char *user_agent;
@@ -471,6 +475,18 @@ struct gf_kube_call {
     struct gf_http_req *req;
     gf_kube_cb cb;
     void *data;
+    /* A large 2xx body on the thread pool (parse_on_pool): the call owns
+     * the body and, once the worker made it, the arena with the tree. The
+     * worker writes json and arena; the loop reads them only in the
+     * after-work callback, which libuv orders after the work. */
+    uv_work_t work;
+    char *resp_body;
+    size_t resp_len;
+    long resp_status;
+    cJSON *json;
+    struct gf_arena *arena;
+    bool parsing;  /* the work is queued or running */
+    bool canceled; /* gf_kube_call_cancel() while parsing */
 };
 
 int gf_kube_client_new(struct gf_http *http, struct gf_clock *clk,
@@ -556,6 +572,20 @@ uint64_t gf_kube_client_token_reloads(const struct gf_kube_client *c)
     return c->token_reloads;
 }
 
+uint64_t gf_kube_client_pool_parses(const struct gf_kube_client *c)
+{
+    return c->pool_parses;
+}
+
+void gf__kube_client_set_parse_hook(struct gf_kube_client *c,
+                                    void (*fn)(void *data,
+                                               struct gf_kube_call *k),
+                                    void *data)
+{
+    c->parse_hook = fn;
+    c->parse_hook_data = data;
+}
+
 const struct gf_log_ctx *gf__kube_client_lc(const struct gf_kube_client *c)
 {
     return &c->lc;
@@ -573,6 +603,7 @@ static void call_free(struct gf_kube_call *k)
     gf_free(k->accept);
     gf_free(k->body);
     gf_free(k->query);
+    gf_free(k->resp_body);
     gf_free(k);
 }
 
@@ -722,9 +753,123 @@ static bool retry_smaller_page(struct gf_kube_call *k)
     return call_send(k) == 0;
 }
 
+/*
+ * Bodies at least this large are parsed on libuv's thread pool. A LIST
+ * page of Workloads is megabytes, milliseconds of cJSON on the one loop
+ * thread (a hub's cold start is hundreds of them); the protocol's writes
+ * and their answers are a few KB, parsed in microseconds, for which the
+ * hop to a worker and back (two thread wakeups) would cost more than it
+ * saves, and their latency is what the protocol waits on.
+ */
+#define POOL_PARSE_MIN (256u << 10)
+
+/* Parses a body into a fresh arena, *arena (freed by the caller with the
+ * tree). Any thread: the arena routing of cJSON is per thread. */
+static cJSON *parse_body(const char *body, size_t len, struct gf_arena **arena)
+{
+    *arena = gf_arena_new(65536);
+    struct gf_arena *prev = gf_arena_json_begin(*arena);
+    cJSON *json = cJSON_ParseWithLength(body, len);
+    gf_arena_json_end(prev);
+    return json;
+}
+
+/* The result of a 2xx answer whose body (if any) was parsed into json. */
+static void result_2xx(struct gf_kube_result *res, struct gf_api_status *st,
+                       long code, bool parsed, const cJSON *json)
+{
+    memset(st, 0, sizeof(*st));
+    st->code = code;
+    if (parsed && json == NULL) {
+        gf_api_status_transport(GF_EPARSE, "response is not JSON", st);
+        st->code = code;
+        res->err = GF_EPARSE;
+    }
+    res->json = json;
+}
+
+/* Runs the caller's callback, then frees the tree, its arena and the call. */
+static void call_finish(struct gf_kube_call *k,
+                        const struct gf_kube_result *res, cJSON *json,
+                        struct gf_arena *arena)
+{
+    k->cb(k->data, res);
+    /* A tree in the arena goes with it at once: cJSON_Delete would walk
+     * every node of a LIST page to free nothing. Without the cJSON hooks
+     * (gf_alloc_global_init not called) the tree is on the heap. */
+    if (arena == NULL || gf_arena_bytes(arena) == 0)
+        cJSON_Delete(json);
+    gf_arena_free(arena);
+    call_free(k);
+}
+
+/*
+ * On a pool thread. cJSON may parse on several threads at once as long as
+ * nobody uses cJSON_GetErrorPtr (cJSON's README; we never do: its global
+ * is written by every parse) and the hooks were set before (main()).
+ * Nothing else of gpufed runs here: no log, no loop, no call state but the
+ * body, the tree and the arena, which only this thread touches until the
+ * after-work callback.
+ */
+static void parse_work(uv_work_t *w)
+{
+    struct gf_kube_call *k = w->data;
+    k->json = parse_body(k->resp_body, k->resp_len, &k->arena);
+}
+
+/* On the loop, after parse_work (or instead of it, status UV_ECANCELED,
+ * when a cancel came before a thread took it). */
+static void parse_done(uv_work_t *w, int status)
+{
+    struct gf_kube_call *k = w->data;
+    k->parsing = false;
+    struct gf_api_status st;
+    struct gf_kube_result res = {0};
+    res.http_code = k->resp_status;
+    res.limit = k->limit;
+    res.body = k->resp_body;
+    res.body_len = k->resp_len;
+    res.status = &st;
+    if (k->canceled || status != 0) {
+        /* As a cancel during the transfer: no code (not the server's
+         * answer as far as the caller is concerned) and no tree. */
+        gf_api_status_transport(GF_ECANCELED, "canceled", &st);
+        res.err = GF_ECANCELED;
+    } else {
+        result_2xx(&res, &st, k->resp_status, true, k->json);
+    }
+    call_finish(k, &res, k->json, k->arena);
+}
+
+/*
+ * Hands a large 2xx body to the thread pool, taking it from the transfer
+ * (no copy); the callback runs from parse_done. Pages of one list stay in
+ * order because a reflector (like any lister) asks for the next page only
+ * from the callback of the one before: there is never more than one page
+ * of a list on the pool. Pages of different clusters parse in parallel,
+ * as client-go's reflectors decode in their own goroutines.
+ */
+static void parse_on_pool(struct gf_kube_call *k, struct gf_http_req *req,
+                          long status)
+{
+    struct gf_kube_client *c = k->c;
+    k->resp_body = gf_http_body_take(req, &k->resp_len);
+    k->resp_status = status;
+    k->work.data = k;
+    k->parsing = true;
+    /* Fails only without a work callback. */
+    int rc =
+        uv_queue_work(gf_http_loop(c->http), &k->work, parse_work, parse_done);
+    GF_BUG_ON(rc != 0);
+    c->pool_parses++;
+    if (c->parse_hook != NULL)
+        c->parse_hook(c->parse_hook_data, k);
+}
+
 static void on_http_done(void *data, const struct gf_http_resp *resp)
 {
     struct gf_kube_call *k = data;
+    struct gf_http_req *req = k->req;
     k->req = NULL;
     if (resp->err == 0 && resp->status == 401 && retry_unauthorized(k))
         return;
@@ -739,6 +884,11 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     res.status = &st;
     if (resp->err == GF_E2BIG && retry_smaller_page(k))
         return;
+    bool ok = resp->err == 0 && resp->status >= 200 && resp->status < 300;
+    if (ok && !k->streaming && resp->body_len >= POOL_PARSE_MIN) {
+        parse_on_pool(k, req, resp->status);
+        return;
+    }
     if (resp->err != 0) {
         gf_api_status_transport(resp->err, resp->err_detail, &st);
         /* A 2xx whose body we did not take whole (our cap, a cut, a
@@ -747,23 +897,13 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
         if (resp->status < 200 || resp->status >= 300)
             st.code = resp->status;
         res.err = resp->err;
-    } else if (resp->status >= 200 && resp->status < 300) {
-        memset(&st, 0, sizeof(st));
-        st.code = resp->status;
-        if (!k->streaming && resp->body_len > 0) {
-            /* The tree lives only for the callback (res.json is
-             * borrowed): parse it into an arena, freed in one go. */
-            arena = gf_arena_new(65536);
-            struct gf_arena *prev = gf_arena_json_begin(arena);
-            json = cJSON_ParseWithLength(resp->body, resp->body_len);
-            gf_arena_json_end(prev);
-            if (json == NULL) {
-                gf_api_status_transport(GF_EPARSE, "response is not JSON", &st);
-                st.code = resp->status;
-                res.err = GF_EPARSE;
-            }
-        }
-        res.json = json;
+    } else if (ok) {
+        /* The tree lives only for the callback (res.json is borrowed):
+         * parse it into an arena, freed in one go. */
+        bool parse = !k->streaming && resp->body_len > 0;
+        if (parse)
+            json = parse_body(resp->body, resp->body_len, &arena);
+        result_2xx(&res, &st, resp->status, parse, json);
     } else {
         res.err = gf_api_status_decode(resp->body, resp->body_len, resp->status,
                                        resp->retry_after_ms, &st);
@@ -773,14 +913,7 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
         res.err = st.err;
         st.cls = gf_api_status_classify(&st);
     }
-    k->cb(k->data, &res);
-    /* A tree in the arena goes with it at once: cJSON_Delete would walk
-     * every node of a LIST page to free nothing. Without the cJSON hooks
-     * (gf_alloc_global_init not called) the tree is on the heap. */
-    if (arena == NULL || gf_arena_bytes(arena) == 0)
-        cJSON_Delete(json);
-    gf_arena_free(arena);
-    call_free(k);
+    call_finish(k, &res, json, arena);
 }
 
 /* The call's URL: server, path, then limit first in the query (so that a
@@ -873,8 +1006,18 @@ int gf_kube_call(struct gf_kube_client *c, const struct gf_kube_op *op,
 
 void gf_kube_call_cancel(struct gf_kube_call *call)
 {
-    if (call != NULL && call->req != NULL)
+    if (call == NULL)
+        return;
+    if (call->req != NULL) {
         gf_http_cancel(call->req);
+    } else if (call->parsing) {
+        /* The answer came but the callback has not run: it still gets
+         * GF_ECANCELED (parse_done). uv_cancel saves the parse when no
+         * thread has taken it yet; a parse already running finishes and
+         * its tree is dropped. */
+        call->canceled = true;
+        uv_cancel((uv_req_t *)&call->work);
+    }
 }
 
 /* ------------------------------------------------------------------ */

@@ -22,7 +22,13 @@
  * A 401 on a client whose credentials name a token file re-reads the file
  * once and retries the call with the new token if it changed.
  *
- * Loop thread only.
+ * A large 2xx body (a LIST page of 256 KiB or more) is parsed on libuv's
+ * thread pool, so that many clusters' pages parse in parallel and the loop
+ * stays free; the callback still runs on the loop, with the same result as
+ * an inline parse. A loop with such a parse pending stays alive until its
+ * callback has run (uv_run returns after it).
+ *
+ * Loop thread only (the pool threads run cJSON alone, nothing of this API).
  */
 #ifndef GF_REQUEST_H
 #define GF_REQUEST_H
@@ -156,6 +162,9 @@ const char *gf_kube_client_name(const struct gf_kube_client *c);
 const char *gf_kube_client_namespace(const struct gf_kube_client *c);
 /* Number of token reloads after a 401 (tests, metrics). */
 uint64_t gf_kube_client_token_reloads(const struct gf_kube_client *c);
+/* Number of response bodies parsed on libuv's thread pool rather than on
+ * the loop (2xx bodies of 256 KiB or more; tests, metrics). */
+uint64_t gf_kube_client_pool_parses(const struct gf_kube_client *c);
 
 /*
  * The result of a call, valid only during the callback.

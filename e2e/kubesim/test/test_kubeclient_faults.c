@@ -6,7 +6,9 @@
  * bookmarks, 410 as an ERROR event and as an HTTP status, 429 with
  * Retry-After, a 500 burst, a connection cut mid-event, a server that
  * stops answering, a rotated token file and a wrong CA; and the owner
- * cutting a backoff short when it knows the server is back.
+ * cutting a backoff short when it knows the server is back. Large pages
+ * are parsed on libuv's thread pool: whole, in the same result, and
+ * cancelable (or orphaned) while the parse is in flight.
  *
  * The reflector's timers (backoff, idle) run on the manual clock, so
  * waits are clock advances; only socket I/O runs on the loop. Every test
@@ -28,6 +30,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
+#include "common/json.h"
 #include "common/rand.h"
 #include "e2e/kubesim/auth.h"
 #include "e2e/kubesim/certs.h"
@@ -36,6 +39,9 @@
 #include "e2e/kubesim/test/ks_tclient.h"
 #include "kubeclient/global.h"
 #include "kubeclient/http.h"
+/* For the parse hook only: a test cancels a call, or frees the client and
+ * closes the engine, while the call's body is on the thread pool. */
+#include "kubeclient/internal.h"
 #include "kubeclient/reflector.h"
 #include "kubeclient/request.h"
 #include "kubeclient/store.h"
@@ -330,7 +336,8 @@ static int teardown(void **state)
     }
     gf_store_free(f->store);
     gf_kube_client_free(f->client);
-    gf_http_close(f->http, NULL, NULL);
+    if (f->http != NULL)
+        gf_http_close(f->http, NULL, NULL);
     gf_ks_server_close(f->srv);
     assert_null(f->watch);
     assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
@@ -853,6 +860,157 @@ static void test_object_over_cap_is_a_local_error(void **state)
     assert_int_equal(f->nlist, 3); /* limit 4, 2, 1 */
 }
 
+/* ---- bodies parsed on the thread pool ------------------------------------
+ */
+
+struct pool_call {
+    struct fx *f;
+    unsigned ncb;
+    int err;
+    long code;
+    int items;
+    char last[32];
+    char message[512];
+    /* What the parse hook does while the body is on the pool. */
+    bool cancel, orphan;
+    unsigned queued;
+};
+
+static void on_pool_call(void *data, const struct gf_kube_result *res)
+{
+    struct pool_call *p = data;
+    p->ncb++;
+    p->err = res->err;
+    p->code = res->status->code;
+    snprintf(p->message, sizeof(p->message), "%s", res->status->message);
+    const cJSON *items = cJSON_GetObjectItemCaseSensitive(res->json, "items");
+    p->items = cJSON_GetArraySize(items);
+    const cJSON *last = cJSON_GetArrayItem(items, p->items - 1);
+    const char *name = gf_json_str(last, "metadata.name");
+    snprintf(p->last, sizeof(p->last), "%s", name != NULL ? name : "");
+}
+
+static bool pool_call_done(void *arg)
+{
+    return ((struct pool_call *)arg)->ncb > 0;
+}
+
+/* Runs on the loop right after the body went to the pool: the parse
+ * cannot have been delivered yet, so what is done here happens while it
+ * is in flight, on every run. */
+static void on_parse_queued(void *data, struct gf_kube_call *k)
+{
+    struct pool_call *p = data;
+    p->queued++;
+    if (p->cancel)
+        gf_kube_call_cancel(k);
+    if (p->orphan) {
+        struct fx *f = p->f;
+        gf_kube_client_free(f->client);
+        f->client = NULL;
+        gf_http_close(f->http, NULL, NULL);
+        f->http = NULL;
+    }
+}
+
+/* One unpaged LIST of f->page_items ConfigMaps through gf_kube_list, with
+ * the parse hook on; runs the loop until its callback. */
+static void list_once(struct fx *f, struct pool_call *p)
+{
+    p->f = f;
+    make_client(f, f->certs, NULL, NULL);
+    gf__kube_client_set_parse_hook(f->client, on_parse_queued, p);
+    struct gf_kube_resource res;
+    assert_int_equal(gf_kube_resource_parse("configmaps", &res), 0);
+    struct gf_kube_list_opts lo = {.ns = "default"};
+    assert_int_equal(gf_kube_list(f->client, &res, &lo, on_pool_call, p, NULL),
+                     0);
+    gf_kst_run_until(&f->loop, pool_call_done, p);
+}
+
+/* A page over the threshold (300 objects of 1 KB, about 330 KB) is parsed
+ * off the loop and delivered whole, as an inline parse would be. */
+static void test_large_page_parsed_on_the_pool(void **state)
+{
+    struct fx *f = *state;
+    f->page_items = 300;
+    struct pool_call p = {0};
+    list_once(f, &p);
+    assert_int_equal(p.err, 0);
+    assert_int_equal(p.code, 200);
+    assert_int_equal(p.items, 300);
+    assert_string_equal(p.last, "big-299");
+    assert_int_equal(p.queued, 1);
+    assert_int_equal(gf_kube_client_pool_parses(f->client), 1);
+}
+
+/* A page under it (a write's answer, a small list) is parsed inline: no
+ * thread hop where latency matters more than the loop's CPU. */
+static void test_small_page_parsed_inline(void **state)
+{
+    struct fx *f = *state;
+    f->page_items = 20;
+    struct pool_call p = {0};
+    list_once(f, &p);
+    assert_int_equal(p.err, 0);
+    assert_int_equal(p.items, 20);
+    assert_string_equal(p.last, "big-19");
+    assert_int_equal(p.queued, 0);
+    assert_int_equal(gf_kube_client_pool_parses(f->client), 0);
+}
+
+/* A cancel while the body is being parsed: the answer has come, but the
+ * caller asked to stop first, so it gets GF_ECANCELED, once, and no tree;
+ * the body, the arena and the call are freed (teardown's counter). */
+static void test_cancel_during_parse_is_one_canceled_callback(void **state)
+{
+    struct fx *f = *state;
+    f->page_items = 300;
+    struct pool_call p = {.cancel = true};
+    list_once(f, &p);
+    gf_kst_spin(&f->loop, 20);
+    assert_int_equal(p.queued, 1);
+    assert_int_equal(p.ncb, 1);
+    assert_int_equal(p.err, GF_ECANCELED);
+    assert_int_equal(p.code, 0);
+    assert_int_equal(p.items, 0);
+}
+
+/* A body over the threshold that is not JSON fails as an inline parse
+ * does: GF_EPARSE, with the server's code, "response is not JSON". */
+static void test_large_body_not_json_is_a_parse_error(void **state)
+{
+    struct fx *f = *state;
+    size_t n = 300u << 10;
+    char *junk = malloc(n + 1);
+    memset(junk, '{', n);
+    junk[n] = '\0';
+    f->list_body = junk;
+    struct pool_call p = {0};
+    list_once(f, &p);
+    free(junk);
+    assert_int_equal(p.queued, 1);
+    assert_int_equal(p.err, GF_EPARSE);
+    assert_int_equal(p.code, 200);
+    assert_string_equal(p.message, "response is not JSON");
+}
+
+/* The owner drops the client and closes the engine while the parse is in
+ * flight (a hub shutting down): the call holds what it needs, delivers
+ * its answer from the loop, and nothing leaks or is touched after free. */
+static void test_client_freed_during_parse(void **state)
+{
+    struct fx *f = *state;
+    f->page_items = 300;
+    struct pool_call p = {.orphan = true};
+    list_once(f, &p);
+    assert_int_equal(p.queued, 1);
+    assert_int_equal(p.ncb, 1);
+    assert_int_equal(p.err, 0);
+    assert_int_equal(p.items, 300);
+    assert_null(f->client);
+}
+
 /* 429 with Retry-After: nothing is retried before the server's delay. */
 static void test_429_waits_retry_after(void **state)
 {
@@ -1107,6 +1265,11 @@ int main(void)
         T(test_list_page_over_cap_halves),
         T(test_unpaged_list_over_cap_pages),
         T(test_object_over_cap_is_a_local_error),
+        T(test_large_page_parsed_on_the_pool),
+        T(test_small_page_parsed_inline),
+        T(test_cancel_during_parse_is_one_canceled_callback),
+        T(test_large_body_not_json_is_a_parse_error),
+        T(test_client_freed_during_parse),
         T(test_429_waits_retry_after),
         T(test_500_burst_backs_off_doubling),
         T(test_connection_cut_mid_event),
