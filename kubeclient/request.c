@@ -774,6 +774,19 @@ static cJSON *parse_body(const char *body, size_t len, struct gf_arena **arena)
     return json;
 }
 
+/* What every result of a call carries: the answer's code and body. */
+static void result_init(struct gf_kube_result *res, struct gf_api_status *st,
+                        const struct gf_kube_call *k, long code,
+                        const char *body, size_t len)
+{
+    *res = (struct gf_kube_result){0};
+    res->http_code = code;
+    res->limit = k->limit;
+    res->body = body;
+    res->body_len = len;
+    res->status = st;
+}
+
 /* The result of a 2xx answer whose body (if any) was parsed into json. */
 static void result_2xx(struct gf_kube_result *res, struct gf_api_status *st,
                        long code, bool parsed, const cJSON *json)
@@ -824,12 +837,8 @@ static void parse_done(uv_work_t *w, int status)
     struct gf_kube_call *k = w->data;
     k->parsing = false;
     struct gf_api_status st;
-    struct gf_kube_result res = {0};
-    res.http_code = k->resp_status;
-    res.limit = k->limit;
-    res.body = k->resp_body;
-    res.body_len = k->resp_len;
-    res.status = &st;
+    struct gf_kube_result res;
+    result_init(&res, &st, k, k->resp_status, k->resp_body, k->resp_len);
     if (k->canceled || status != 0) {
         /* As a cancel during the transfer: no code (not the server's
          * answer as far as the caller is concerned) and no tree. */
@@ -873,15 +882,6 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
     k->req = NULL;
     if (resp->err == 0 && resp->status == 401 && retry_unauthorized(k))
         return;
-    struct gf_api_status st;
-    struct gf_kube_result res = {0};
-    cJSON *json = NULL;
-    struct gf_arena *arena = NULL;
-    res.http_code = resp->status;
-    res.limit = k->limit;
-    res.body = resp->body;
-    res.body_len = resp->body_len;
-    res.status = &st;
     if (resp->err == GF_E2BIG && retry_smaller_page(k))
         return;
     bool ok = resp->err == 0 && resp->status >= 200 && resp->status < 300;
@@ -889,6 +889,11 @@ static void on_http_done(void *data, const struct gf_http_resp *resp)
         parse_on_pool(k, req, resp->status);
         return;
     }
+    struct gf_api_status st;
+    struct gf_kube_result res;
+    cJSON *json = NULL;
+    struct gf_arena *arena = NULL;
+    result_init(&res, &st, k, resp->status, resp->body, resp->body_len);
     if (resp->err != 0) {
         gf_api_status_transport(resp->err, resp->err_detail, &st);
         /* A 2xx whose body we did not take whole (our cap, a cut, a

@@ -928,35 +928,35 @@ static void list_once(struct fx *f, struct pool_call *p)
     gf_kst_run_until(&f->loop, pool_call_done, p);
 }
 
+/* Lists one page of n objects and checks it arrived whole; queued: how
+ * many parses went to the pool (0 or 1). */
+static void list_page_whole(struct fx *f, unsigned n, unsigned queued)
+{
+    f->page_items = n;
+    struct pool_call p = {0};
+    list_once(f, &p);
+    char last[32];
+    snprintf(last, sizeof(last), "big-%u", n - 1);
+    assert_int_equal(p.err, 0);
+    assert_int_equal(p.code, 200);
+    assert_int_equal(p.items, n);
+    assert_string_equal(p.last, last);
+    assert_int_equal(p.queued, queued);
+    assert_int_equal(gf_kube_client_pool_parses(f->client), queued);
+}
+
 /* A page over the threshold (300 objects of 1 KB, about 330 KB) is parsed
  * off the loop and delivered whole, as an inline parse would be. */
 static void test_large_page_parsed_on_the_pool(void **state)
 {
-    struct fx *f = *state;
-    f->page_items = 300;
-    struct pool_call p = {0};
-    list_once(f, &p);
-    assert_int_equal(p.err, 0);
-    assert_int_equal(p.code, 200);
-    assert_int_equal(p.items, 300);
-    assert_string_equal(p.last, "big-299");
-    assert_int_equal(p.queued, 1);
-    assert_int_equal(gf_kube_client_pool_parses(f->client), 1);
+    list_page_whole(*state, 300, 1);
 }
 
 /* A page under it (a write's answer, a small list) is parsed inline: no
  * thread hop where latency matters more than the loop's CPU. */
 static void test_small_page_parsed_inline(void **state)
 {
-    struct fx *f = *state;
-    f->page_items = 20;
-    struct pool_call p = {0};
-    list_once(f, &p);
-    assert_int_equal(p.err, 0);
-    assert_int_equal(p.items, 20);
-    assert_string_equal(p.last, "big-19");
-    assert_int_equal(p.queued, 0);
-    assert_int_equal(gf_kube_client_pool_parses(f->client), 0);
+    list_page_whole(*state, 20, 0);
 }
 
 /* A cancel while the body is being parsed: the answer has come, but the
